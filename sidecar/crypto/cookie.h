@@ -1,0 +1,38 @@
+// Signed session cookies: "id.signature", signature = base64url(HMAC-SHA256(
+// secret, "stateside-cookie-v1" || 0x00 || id)) without padding. Several secrets
+// verify (rotation); the first signs. Immutable; safe for concurrent use.
+// Secrets are wiped on destruction.
+#ifndef STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
+#define STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stateside::crypto {
+
+class CookieSigner {
+ public:
+  // REQUIRES: at least one secret, each at least 32 bytes (INVALID_ARGUMENT).
+  static absl::StatusOr<std::unique_ptr<CookieSigner>> Create(
+      std::vector<std::string> secrets);
+  ~CookieSigner();
+
+  std::string Sign(std::string_view id) const;
+
+  // The id inside a well-formed cookie whose signature verifies under any
+  // secret (constant-time compare), else NOT_FOUND with a fixed message.
+  absl::StatusOr<std::string> Verify(std::string_view cookie) const;
+
+ private:
+  explicit CookieSigner(std::vector<std::string> secrets)
+      : secrets_(std::move(secrets)) {}
+  std::vector<std::string> secrets_;  // front() signs
+};
+
+}  // namespace stateside::crypto
+
+#endif  // STATESIDE_SIDECAR_CRYPTO_COOKIE_H_

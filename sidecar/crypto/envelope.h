@@ -1,0 +1,69 @@
+// Sealing and opening of stored values: AES-256-GCM under a per-message key.
+//
+// Wire format of an envelope (all of it is what the store holds):
+//   version (1 byte, 0x01) | key id length (1 byte) | key id |
+//   salt (16 bytes) | nonce (12 bytes) | ciphertext | tag (16 bytes)
+// The message key is HKDF-SHA256(master[key id], salt, "stateside aead v1"),
+// used for exactly one encryption, so the 2^32-messages-per-key limit of random
+// 96-bit GCM nonces (NIST SP 800-38D) cannot be reached. The associated data
+// binds the ciphertext to its place: version, key id, session id and attribute
+// name, each length-prefixed. A value copied to another session or attribute
+// fails to open.
+//
+// Thread-safe (the keyring is immutable, the random source thread-safe).
+#ifndef STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
+#define STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/random.h"
+
+namespace stateside::crypto {
+
+// Why an envelope did not open. Callers log and count it; they answer every
+// case the same way (no oracle).
+enum class OpenFailure {
+  kMalformed,   // too short, bad version, bad lengths
+  kUnknownKey,  // key id not in the keyring
+  kAuthFailed,  // tag mismatch: tampered, moved, or wrong key bytes
+};
+std::string_view OpenFailureName(OpenFailure failure);
+
+struct Opened {
+  std::string plaintext;
+  std::string key_id;  // which key opened it (rotation metrics)
+};
+
+class Sealer {
+ public:
+  // REQUIRES: both outlive the Sealer.
+  Sealer(const Keyring* keyring, RandomSource* random)
+      : keyring_(keyring), random_(random) {}
+
+  // Encrypts under the primary key. `place` is the session id, `name` the
+  // attribute name (or a reserved name such as "\0user" for metadata).
+  absl::StatusOr<std::string> Seal(std::string_view place, std::string_view name,
+                                   std::string_view plaintext) const;
+
+  // On failure returns DATA_LOSS with a fixed message; *failure (if given)
+  // says why.
+  absl::StatusOr<Opened> Open(std::string_view place, std::string_view name,
+                              std::string_view envelope,
+                              OpenFailure* failure = nullptr) const;
+
+  // Key id an envelope names, without opening it ("" if malformed).
+  static std::string_view KeyIdOf(std::string_view envelope);
+
+  const Keyring& keyring() const { return *keyring_; }
+
+ private:
+  const Keyring* const keyring_;
+  RandomSource* const random_;
+};
+
+}  // namespace stateside::crypto
+
+#endif  // STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_

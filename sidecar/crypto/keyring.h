@@ -1,0 +1,64 @@
+// The encryption keyring: one or more AES-256 master keys with ids. The first
+// key encrypts; every key decrypts (rotation). Also derives the keyed "blind
+// index" tags under which user ids and opt-out subjects are stored, so that no
+// identifier reaches the store in the clear.
+//
+// Immutable after construction; safe for concurrent use. Key bytes are wiped
+// from memory when the Keyring is destroyed.
+#ifndef STATESIDE_SIDECAR_CRYPTO_KEYRING_H_
+#define STATESIDE_SIDECAR_CRYPTO_KEYRING_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stateside::crypto {
+
+struct KeySpec {
+  std::string id;     // 1..32 chars of [A-Za-z0-9_-]; stored in every envelope
+  std::string bytes;  // exactly 32 raw bytes (AES-256)
+};
+
+class Keyring {
+ public:
+  struct Key {
+    std::string id;
+    std::string master;     // 32 bytes; wiped on destruction
+    std::string index_key;  // HKDF(master, "stateside index v1"); wiped too
+  };
+
+  // REQUIRES: at least one key; ids unique and valid; every key 32 bytes.
+  // Returns INVALID_ARGUMENT naming the problem otherwise.
+  static absl::StatusOr<std::unique_ptr<Keyring>> Create(std::vector<KeySpec> keys);
+
+  // Parses SESSION_ENCRYPTION_KEY (64 hex chars, key id "k0") or
+  // SESSION_ENCRYPTION_KEYS ("kid:hex,kid:hex"). Errors never echo key bytes.
+  static absl::StatusOr<std::vector<KeySpec>> ParseHexKey(std::string_view hex);
+  static absl::StatusOr<std::vector<KeySpec>> ParseKeyList(std::string_view list);
+
+  ~Keyring();
+  Keyring(const Keyring&) = delete;
+  Keyring& operator=(const Keyring&) = delete;
+
+  const Key& primary() const { return keys_.front(); }
+  // nullptr if no key has this id.
+  const Key* Find(std::string_view id) const;
+  const std::vector<Key>& keys() const { return keys_; }
+
+  // Keyed, deterministic tag of `value` for index keys: hex(HMAC-SHA256(
+  // key.index_key, purpose || 0x00 || value)) truncated to 32 hex chars.
+  // `purpose` separates domains ("user", "optout").
+  static std::string Blind(const Key& key, std::string_view purpose,
+                           std::string_view value);
+
+ private:
+  explicit Keyring(std::vector<Key> keys) : keys_(std::move(keys)) {}
+  std::vector<Key> keys_;  // front() is the primary
+};
+
+}  // namespace stateside::crypto
+
+#endif  // STATESIDE_SIDECAR_CRYPTO_KEYRING_H_

@@ -1,0 +1,35 @@
+// What the session rules report for metrics and logs (the metrics layer
+// implements it; tests count with it). Calls come from RPC threads
+// concurrently and must not block.
+#ifndef STATESIDE_SIDECAR_SESSION_SESSION_EVENTS_H_
+#define STATESIDE_SIDECAR_SESSION_SESSION_EVENTS_H_
+
+#include <string_view>
+
+namespace stateside {
+
+// Why a lookup answered NOT_FOUND. The caller never learns which.
+enum class NotFoundCause {
+  kMalformedKey,    // not a well-formed id or cookie
+  kBadSignature,    // cookie signature did not verify
+  kUnknown,         // absent, expired or destroyed in the store
+  kUndecryptable,   // an envelope failed to open
+};
+std::string_view NotFoundCauseName(NotFoundCause cause);
+
+class SessionEvents {
+ public:
+  virtual ~SessionEvents() = default;
+  virtual void SessionCreated() {}
+  virtual void SessionDestroyed() {}
+  virtual void SessionNotFound(NotFoundCause cause) {}
+  // reason: "malformed", "unknown_key", "auth_failed".
+  virtual void DecryptFailed(std::string_view reason) {}
+  // An envelope opened under this key id (reads under old keys = rotation).
+  virtual void KeyUsedForRead(std::string_view key_id) {}
+  virtual void VersionConflict() {}
+};
+
+}  // namespace stateside
+
+#endif  // STATESIDE_SIDECAR_SESSION_SESSION_EVENTS_H_

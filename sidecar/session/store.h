@@ -1,0 +1,103 @@
+// The session store seam: what the session rules need from a backend (the
+// embedded memory store, Redis). A store keeps only encrypted envelopes and
+// blinded tags; it never sees a plaintext attribute or user id.
+//
+// Every operation is atomic with respect to the others on the same session id.
+// Liveness, the same everywhere: a session is live at `now` iff it exists, is
+// not a tombstone, now < last_access + idle_ttl and now < absolute_expiry.
+// Errors: NOT_FOUND (absent, expired or tombstoned), ABORTED (expected_version
+// mismatch), INVALID_ARGUMENT (a limit of the mutation would be exceeded; the
+// message names it), ALREADY_EXISTS (Create on a used id), UNAVAILABLE (backend
+// unreachable), RESOURCE_EXHAUSTED (memory store full).
+//
+// Implementations are safe for concurrent use.
+#ifndef STATESIDE_SIDECAR_SESSION_STORE_H_
+#define STATESIDE_SIDECAR_SESSION_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace stateside {
+
+// A session as the store holds it.
+struct StoredSession {
+  std::string id;
+  std::string user_tag;       // blinded user id ("" if anonymous); index key
+  std::string user_envelope;  // sealed user id ("" if anonymous)
+  absl::Time created;
+  absl::Time last_access;
+  absl::Duration idle_ttl;
+  absl::Time absolute_expiry;
+  uint64_t version = 0;
+  // Attribute name -> sealed value. Empty when only metadata was asked for.
+  absl::flat_hash_map<std::string, std::string> attributes;
+
+  absl::Time idle_expiry() const {
+    return std::min(last_access + idle_ttl, absolute_expiry);
+  }
+  bool LiveAt(absl::Time now) const {
+    return now < last_access + idle_ttl && now < absolute_expiry;
+  }
+};
+
+struct ReadOptions {
+  absl::Time now;
+  bool touch = true;           // set last_access = now if live
+  bool metadata_only = false;  // skip the attributes
+};
+
+// Limits a mutation must keep; the store checks them against the merged
+// state atomically (INVALID_ARGUMENT naming the limit).
+struct MutationLimits {
+  size_t max_attributes = 0;
+  size_t max_total_bytes = 0;  // sum of name sizes + envelope sizes
+};
+
+struct Mutation {
+  absl::Time now;  // also the new last_access (an update is an access)
+  std::vector<std::pair<std::string, std::string>> set;  // name -> envelope
+  std::vector<std::string> remove;
+  std::optional<uint64_t> expected_version;
+  MutationLimits limits;
+};
+
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // Inserts a new session (version as given) and indexes it under user_tag.
+  virtual absl::Status Create(const StoredSession& session) = 0;
+
+  // The live session, touched if options.touch.
+  virtual absl::StatusOr<StoredSession> Get(std::string_view id,
+                                            const ReadOptions& options) = 0;
+
+  // Applies the mutation to a live session, increments the version by one and
+  // sets last_access = now. Returns the new metadata (no attributes).
+  virtual absl::StatusOr<StoredSession> Update(std::string_view id,
+                                               const Mutation& mutation) = 0;
+
+  // Replaces the session with a tombstone that lasts until `tombstone_until`
+  // (so a late Update cannot resurrect it) and removes it from its user's
+  // index. Returns whether a live session existed.
+  virtual absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
+                                       absl::Time tombstone_until) = 0;
+
+  // Metadata of the live sessions indexed under user_tag (stale index entries
+  // are pruned on the way).
+  virtual absl::StatusOr<std::vector<StoredSession>> ListByUser(
+      std::string_view user_tag, absl::Time now) = 0;
+};
+
+}  // namespace stateside
+
+#endif  // STATESIDE_SIDECAR_SESSION_STORE_H_
