@@ -1,0 +1,61 @@
+# Shared by scripts/run and scripts/test: dependency installation and the build.
+# Sourced, not executed. The Dockerfiles use the same functions (one source of
+# truth for how Stateside is built).
+
+STATESIDE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+
+# Debian 12 packages needed to build the project.
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev
+  nlohmann-json3-dev libboost-dev libboost-system-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# What the test suite starts or calls: real redis-server, nginx, promtool, curl.
+TEST_PACKAGES=(
+  redis-server redis-tools nginx-light prometheus curl openssl
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# install_packages PKG...: installs the packages not installed yet. A second
+# run finds nothing missing and touches nothing (no network needed).
+install_packages() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # Package scripts must not start system services (redis, nginx) here: the
+  # tests start their own instances on free ports.
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# configure_and_build BUILD_DIR BUILD_TYPE [extra cmake args...] [-- targets...]
+configure_and_build() {
+  local dir="$1" type="$2"
+  shift 2
+  local cmake_args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do cmake_args+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  targets=("$@")
+  cmake -S "$STATESIDE_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "${cmake_args[@]}" >/dev/null
+  if [ ${#targets[@]} -gt 0 ]; then
+    cmake --build "$dir" -j"$JOBS" --target "${targets[@]}"
+  else
+    cmake --build "$dir" -j"$JOBS"
+  fi
+}
