@@ -16,15 +16,22 @@ namespace stateside::crypto {
 
 class CookieSigner {
  public:
-  // REQUIRES: at least one secret, each at least 32 bytes (INVALID_ARGUMENT).
+  // REQUIRES: at least one secret, each at least 32 bytes (INVALID_ARGUMENT;
+  // the message names the secret by position, never by content).
   static absl::StatusOr<std::unique_ptr<CookieSigner>> Create(
       std::vector<std::string> secrets);
   ~CookieSigner();
 
+  // "id.signature" under the first secret. Verify accepts cookies of at most
+  // 256 bytes, so ids longer than 212 bytes sign but never verify (session
+  // ids are 43).
   std::string Sign(std::string_view id) const;
 
   // The id inside a well-formed cookie whose signature verifies under any
-  // secret (constant-time compare), else NOT_FOUND with a fixed message.
+  // secret (constant-time compare), else NOT_FOUND with a fixed message
+  // ("session not found") whatever the reason: empty, over 256 bytes, no
+  // '.', empty id, a signature that is not exactly 43 canonical base64url
+  // characters, or no secret matching. Every secret is tried every time.
   absl::StatusOr<std::string> Verify(std::string_view cookie) const;
 
  private:

@@ -45,11 +45,14 @@ class Sealer {
 
   // Encrypts under the primary key. `place` is the session id, `name` the
   // attribute name (or a reserved name such as "\0user" for metadata).
+  // Fails only if the random source does (its status is returned) or on
+  // inputs of 2^31 bytes and more (INVALID_ARGUMENT).
   absl::StatusOr<std::string> Seal(std::string_view place, std::string_view name,
                                    std::string_view plaintext) const;
 
-  // On failure returns DATA_LOSS with a fixed message; *failure (if given)
-  // says why.
+  // On failure returns DATA_LOSS with a fixed message ("envelope did not
+  // open"); *failure (if given) says why. An internal OpenSSL error while
+  // opening also fails closed and counts as kAuthFailed.
   absl::StatusOr<Opened> Open(std::string_view place, std::string_view name,
                               std::string_view envelope,
                               OpenFailure* failure = nullptr) const;

@@ -27,15 +27,22 @@ class Keyring {
   struct Key {
     std::string id;
     std::string master;     // 32 bytes; wiped on destruction
-    std::string index_key;  // HKDF(master, "stateside index v1"); wiped too
+    std::string index_key;  // HKDF-SHA256(master, no salt, info "stateside
+                            // index v1"), 32 bytes; wiped too
   };
 
   // REQUIRES: at least one key; ids unique and valid; every key 32 bytes.
-  // Returns INVALID_ARGUMENT naming the problem otherwise.
+  // Returns INVALID_ARGUMENT naming the problem otherwise. The key bytes of
+  // `keys` are moved in or wiped, on success and on failure alike.
   static absl::StatusOr<std::unique_ptr<Keyring>> Create(std::vector<KeySpec> keys);
 
   // Parses SESSION_ENCRYPTION_KEY (64 hex chars, key id "k0") or
-  // SESSION_ENCRYPTION_KEYS ("kid:hex,kid:hex"). Errors never echo key bytes.
+  // SESSION_ENCRYPTION_KEYS ("kid:hex,kid:hex", ids unique, first is the
+  // primary). ASCII whitespace around the value and around each entry, id and
+  // key is ignored (values read from files end in a newline). INVALID_ARGUMENT
+  // naming the problem and the entry number; errors never echo key bytes or
+  // ids. The caller should Cleanse() the returned bytes it does not hand to
+  // Create (which takes ownership and wipes them).
   static absl::StatusOr<std::vector<KeySpec>> ParseHexKey(std::string_view hex);
   static absl::StatusOr<std::vector<KeySpec>> ParseKeyList(std::string_view list);
 

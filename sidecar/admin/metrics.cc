@@ -1,0 +1,339 @@
+// The stateside_* metric families on prometheus-cpp (core only: /metrics is
+// served by our own admin listener).
+#include "sidecar/admin/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "sidecar/admin/process_stats.h"
+
+namespace stateside::admin {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+// Local RPCs over a Unix socket take tens of microseconds; a Redis round
+// trip a few hundred; anything past seconds is an incident.
+const std::vector<double> kLatencyBuckets = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+const std::vector<double> kBatchBuckets = {1,  2,   4,   8,   16,  32,
+                                           64, 128, 256, 512, 1024};
+// Drains are sized against terminationGracePeriodSeconds (30 s by default).
+const std::vector<double> kDrainBuckets = {0.1, 0.5, 1,  2,  5,  10,
+                                           15,  20,  30, 60, 120};
+
+// The children of one labelled family, cached by label values: prometheus-cpp's
+// Family::Add allocates a new metric on every call (even when it exists), so
+// the hot path looks up here under a reader lock instead. Distinct label
+// values are capped; past the cap every label reads "other".
+template <typename T>
+class Series {
+ public:
+  Series(prometheus::Family<T>& family, std::vector<std::string> label_names,
+         std::vector<double> buckets = {})
+      : family_(family),
+        label_names_(std::move(label_names)),
+        buckets_(std::move(buckets)) {}
+
+  T& Get(std::initializer_list<std::string_view> values) {
+    std::string key;
+    for (std::string_view v : values) key.append(v).push_back('\x1f');
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
+    }
+    absl::MutexLock lock(&mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
+    prometheus::Labels labels;
+    size_t i = 0;
+    bool overflow = cache_.size() >= Metrics::kMaxSeriesPerFamily;
+    for (std::string_view v : values) {
+      labels.emplace(label_names_[i++], overflow ? "other" : std::string(v));
+    }
+    if (overflow) {
+      key = "\x1f<other>";
+      if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
+    }
+    T* metric;
+    if constexpr (std::is_same_v<T, Histogram>) {
+      metric = &family_.Add(labels, buckets_);
+    } else {
+      metric = &family_.Add(labels);
+    }
+    cache_.emplace(std::move(key), metric);
+    return *metric;
+  }
+
+ private:
+  prometheus::Family<T>& family_;
+  const std::vector<std::string> label_names_;
+  const std::vector<double> buckets_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, T*> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+prometheus::Family<Counter>& CounterFamily(prometheus::Registry& r,
+                                           const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<Gauge>& GaugeFamily(prometheus::Registry& r,
+                                       const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r,
+                                               const char* name,
+                                               const char* help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
+}
+
+std::string_view CauseLabel(NotFoundCause cause) {
+  switch (cause) {
+    case NotFoundCause::kMalformedKey: return "malformed";
+    case NotFoundCause::kBadSignature: return "bad_signature";
+    case NotFoundCause::kUnknown: return "unknown";
+    case NotFoundCause::kUndecryptable: return "undecryptable";
+  }
+  return "other";
+}
+
+}  // namespace
+
+class Metrics::Impl {
+ public:
+  explicit Impl(MetricsOptions options);
+
+  const Clock* const clock_;
+  const absl::Time start_;
+  prometheus::Registry registry_;
+
+  Series<Counter> rpc_requests_;
+  Series<Histogram> rpc_duration_;
+  Gauge& rpc_in_flight_;
+
+  Histogram& redis_duration_;
+  Series<Counter> redis_errors_;
+  Counter& redis_reconnects_;
+  Gauge& redis_connected_;
+  Histogram& redis_batch_;
+
+  Counter& sessions_created_;
+  Counter& sessions_destroyed_;
+  Counter& sessions_expired_;
+  Series<Counter> not_found_;
+  Series<Counter> decrypt_failures_;
+  Counter& version_conflicts_;
+  Series<Counter> key_reads_;
+  Gauge& sessions_live_;
+  Gauge& app_connections_;
+
+  Series<Gauge> drain_state_;
+  Histogram& drain_duration_;
+  Counter& drain_timeouts_;
+  Counter& forced_exits_;
+
+  Gauge& uptime_;
+  Gauge& resident_;
+  Gauge& virtual_;
+  Gauge& open_fds_;
+  Gauge& max_fds_;
+  Counter& cpu_;
+  Gauge& start_time_;
+
+  // Makes a scrape see one drain state at a time, and serialises the /proc
+  // refresh (the CPU counter is advanced by deltas).
+  mutable absl::Mutex scrape_mu_;
+  double cpu_seen_ ABSL_GUARDED_BY(scrape_mu_) = 0;
+};
+
+Metrics::Impl::Impl(MetricsOptions options)
+    : clock_(options.clock),
+      start_(clock_ ? clock_->Now() : absl::Now()),
+      rpc_requests_(CounterFamily(registry_, "stateside_rpc_requests_total",
+                                  "gRPC calls handled, by method and status code."),
+                    {"method", "code"}),
+      rpc_duration_(HistogramFamily(registry_, "stateside_rpc_duration_seconds",
+                                    "gRPC call latency in the sidecar, by method."),
+                    {"method"}, kLatencyBuckets),
+      rpc_in_flight_(GaugeFamily(registry_, "stateside_rpc_in_flight",
+                                 "gRPC calls being handled now.").Add({})),
+      redis_duration_(
+          HistogramFamily(registry_, "stateside_redis_command_duration_seconds",
+                          "Redis command round-trip time.")
+              .Add({}, kLatencyBuckets)),
+      redis_errors_(CounterFamily(registry_, "stateside_redis_errors_total",
+                                  "Redis failures, by kind."),
+                    {"kind"}),
+      redis_reconnects_(CounterFamily(registry_, "stateside_redis_reconnects_total",
+                                      "Redis connections re-established.").Add({})),
+      redis_connected_(GaugeFamily(registry_, "stateside_redis_connected",
+                                   "1 while the Redis backend is connected.").Add({})),
+      redis_batch_(HistogramFamily(registry_, "stateside_redis_pipeline_batch_size",
+                                   "Redis commands written per pipelined batch.")
+                       .Add({}, kBatchBuckets)),
+      sessions_created_(CounterFamily(registry_, "stateside_sessions_created_total",
+                                      "Sessions created.").Add({})),
+      sessions_destroyed_(CounterFamily(registry_, "stateside_sessions_destroyed_total",
+                                        "Sessions destroyed.").Add({})),
+      sessions_expired_(CounterFamily(registry_, "stateside_sessions_expired_total",
+                                      "Sessions found expired (idle or absolute).")
+                            .Add({})),
+      not_found_(CounterFamily(registry_, "stateside_session_not_found_total",
+                               "Session lookups answered NOT_FOUND, by cause."),
+                 {"cause"}),
+      decrypt_failures_(
+          CounterFamily(registry_, "stateside_session_decrypt_failures_total",
+                        "Stored values that failed to decrypt, by reason."),
+          {"reason"}),
+      version_conflicts_(
+          CounterFamily(registry_, "stateside_session_version_conflicts_total",
+                        "Updates refused because expected_version did not match.")
+              .Add({})),
+      key_reads_(CounterFamily(registry_, "stateside_session_key_reads_total",
+                               "Values decrypted, by key id (old ids: rotation pending)."),
+                 {"key_id"}),
+      sessions_live_(GaugeFamily(registry_, "stateside_sessions_live",
+                                 "Approximate live sessions in the cluster.").Add({})),
+      app_connections_(GaugeFamily(registry_, "stateside_app_connections",
+                                   "Client connections the local app registered.")
+                           .Add({})),
+      drain_state_(GaugeFamily(registry_, "stateside_drain_state",
+                               "1 for the current drain state, 0 for the others."),
+                   {"state"}),
+      drain_duration_(HistogramFamily(registry_, "stateside_drain_duration_seconds",
+                                      "Time from drain start to drained.")
+                          .Add({}, kDrainBuckets)),
+      drain_timeouts_(CounterFamily(registry_, "stateside_drain_timeouts_total",
+                                    "Drains that ended because the app did not report in time.")
+                          .Add({})),
+      forced_exits_(CounterFamily(registry_, "stateside_forced_exits_total",
+                                  "Shutdowns cut short at the hard timeout (exit 1).")
+                        .Add({})),
+      uptime_(GaugeFamily(registry_, "stateside_uptime_seconds",
+                          "Seconds since the sidecar started.").Add({})),
+      resident_(GaugeFamily(registry_, "process_resident_memory_bytes",
+                            "Resident memory size in bytes.").Add({})),
+      virtual_(GaugeFamily(registry_, "process_virtual_memory_bytes",
+                           "Virtual memory size in bytes.").Add({})),
+      open_fds_(GaugeFamily(registry_, "process_open_fds",
+                            "Number of open file descriptors.").Add({})),
+      max_fds_(GaugeFamily(registry_, "process_max_fds",
+                           "Maximum number of open file descriptors.").Add({})),
+      cpu_(CounterFamily(registry_, "process_cpu_seconds_total",
+                         "Total user and system CPU time spent in seconds.").Add({})),
+      start_time_(GaugeFamily(registry_, "process_start_time_seconds",
+                              "Start time of the process since unix epoch in seconds.")
+                      .Add({})) {
+  GaugeFamily(registry_, "stateside_build_info",
+              "Always 1; the labels say what is running.")
+      .Add({{"version", options.version}, {"instance", options.instance_id}})
+      .Set(1);
+  // Every known label value exists from the start, so rate() and absent()
+  // work before the first event.
+  for (auto cause : {NotFoundCause::kMalformedKey, NotFoundCause::kBadSignature,
+                     NotFoundCause::kUnknown, NotFoundCause::kUndecryptable}) {
+    not_found_.Get({CauseLabel(cause)});
+  }
+  for (std::string_view reason : {"malformed", "unknown_key", "auth_failed"}) {
+    decrypt_failures_.Get({reason});
+  }
+  drain_state_.Get({"serving"}).Set(1);
+  drain_state_.Get({"draining"});
+  drain_state_.Get({"drained"});
+}
+
+Metrics::Metrics(MetricsOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+Metrics::~Metrics() = default;
+
+void Metrics::RpcStarted() { impl_->rpc_in_flight_.Increment(); }
+void Metrics::RpcFinished() { impl_->rpc_in_flight_.Decrement(); }
+void Metrics::RecordRpc(std::string_view method, std::string_view code,
+                        double seconds) {
+  impl_->rpc_requests_.Get({method, code}).Increment();
+  impl_->rpc_duration_.Get({method}).Observe(seconds);
+}
+
+void Metrics::RedisCommand(double seconds) { impl_->redis_duration_.Observe(seconds); }
+void Metrics::RedisError(std::string_view kind) {
+  impl_->redis_errors_.Get({kind}).Increment();
+}
+void Metrics::RedisReconnected() { impl_->redis_reconnects_.Increment(); }
+void Metrics::SetRedisConnected(bool connected) {
+  impl_->redis_connected_.Set(connected ? 1 : 0);
+}
+void Metrics::PipelineBatch(size_t commands) {
+  impl_->redis_batch_.Observe(static_cast<double>(commands));
+}
+
+void Metrics::SessionCreated() { impl_->sessions_created_.Increment(); }
+void Metrics::SessionDestroyed() { impl_->sessions_destroyed_.Increment(); }
+void Metrics::SessionsExpired(uint64_t n) {
+  impl_->sessions_expired_.Increment(static_cast<double>(n));
+}
+void Metrics::SessionNotFound(NotFoundCause cause) {
+  impl_->not_found_.Get({CauseLabel(cause)}).Increment();
+}
+void Metrics::DecryptFailed(std::string_view reason) {
+  impl_->decrypt_failures_.Get({reason}).Increment();
+}
+void Metrics::KeyUsedForRead(std::string_view key_id) {
+  impl_->key_reads_.Get({key_id}).Increment();
+}
+void Metrics::VersionConflict() { impl_->version_conflicts_.Increment(); }
+void Metrics::SetSessionsLive(int64_t n) {
+  impl_->sessions_live_.Set(static_cast<double>(n));
+}
+
+void Metrics::SetAppConnections(int64_t n) {
+  impl_->app_connections_.Set(static_cast<double>(n));
+}
+void Metrics::SetDrainState(DrainPhase phase) {
+  absl::MutexLock lock(&impl_->scrape_mu_);
+  impl_->drain_state_.Get({"serving"}).Set(phase == DrainPhase::kServing);
+  impl_->drain_state_.Get({"draining"}).Set(phase == DrainPhase::kDraining);
+  impl_->drain_state_.Get({"drained"}).Set(phase == DrainPhase::kDrained);
+}
+void Metrics::DrainFinished(double seconds, bool timed_out) {
+  impl_->drain_duration_.Observe(seconds);
+  if (timed_out) impl_->drain_timeouts_.Increment();
+}
+void Metrics::ForcedExit() { impl_->forced_exits_.Increment(); }
+
+std::string Metrics::Serialize() const {
+  Impl& m = *impl_;
+  absl::MutexLock lock(&m.scrape_mu_);
+  absl::Time now = m.clock_ ? m.clock_->Now() : absl::Now();
+  m.uptime_.Set(absl::ToDoubleSeconds(now - m.start_));
+  if (absl::StatusOr<ProcessStats> p = ReadProcessStats(); p.ok()) {
+    m.resident_.Set(p->resident_memory_bytes);
+    m.virtual_.Set(p->virtual_memory_bytes);
+    m.open_fds_.Set(p->open_fds);
+    m.max_fds_.Set(p->max_fds);
+    m.start_time_.Set(p->start_time_seconds);
+    if (p->cpu_seconds > m.cpu_seen_) {
+      m.cpu_.Increment(p->cpu_seconds - m.cpu_seen_);
+      m.cpu_seen_ = p->cpu_seconds;
+    }
+  }
+  return prometheus::TextSerializer().Serialize(m.registry_.Collect());
+}
+
+prometheus::Registry& Metrics::registry() { return impl_->registry_; }
+
+}  // namespace stateside::admin

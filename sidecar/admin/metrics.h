@@ -1,0 +1,123 @@
+// The sidecar's Prometheus metrics: one prometheus-cpp registry holding every
+// stateside_* family, typed methods to record into it, and Serialize() for
+// GET /metrics (text format 0.0.4). Labels are low-cardinality by design:
+// method and code names, error kinds, key ids — never session or user ids —
+// and each labelled family is capped (kMaxSeriesPerFamily; extra values are
+// counted under "other") so a misbehaving caller cannot grow it without bound.
+//
+// Thread-safe: every method may be called from any thread concurrently
+// (RPC threads, the Redis loop, the admin thread); recording never blocks on
+// a scrape for longer than a short internal lock.
+#ifndef STATESIDE_SIDECAR_ADMIN_METRICS_H_
+#define STATESIDE_SIDECAR_ADMIN_METRICS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sidecar/common/clock.h"
+#include "sidecar/session/session_events.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace stateside::admin {
+
+struct MetricsOptions {
+  std::string instance_id;  // stateside_build_info{instance}
+  std::string version;      // stateside_build_info{version}
+  // Uptime is measured on this clock from construction. Null: the system
+  // clock. REQUIRES: outlives the Metrics.
+  const Clock* clock = nullptr;
+};
+
+// What stateside_drain_state reports (STOPPED is never scraped: the process
+// is exiting).
+enum class DrainPhase { kServing, kDraining, kDrained };
+
+class Metrics {
+ public:
+  static constexpr std::string_view kContentType =
+      "text/plain; version=0.0.4; charset=utf-8";
+  static constexpr size_t kMaxSeriesPerFamily = 256;
+
+  explicit Metrics(MetricsOptions options);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // --- RPCs. method: e.g. "SessionService/Get"; code: the gRPC code name,
+  // e.g. "OK", "NOT_FOUND" (plain strings: no gRPC dependency here).
+  void RpcStarted();   // stateside_rpc_in_flight + 1
+  void RpcFinished();  // stateside_rpc_in_flight - 1
+  // stateside_rpc_requests_total{method,code} + 1 and
+  // stateside_rpc_duration_seconds{method} observes `seconds`.
+  void RecordRpc(std::string_view method, std::string_view code,
+                 double seconds);
+
+  // --- Redis.
+  void RedisCommand(double seconds);       // one command's round trip
+  void RedisError(std::string_view kind);  // e.g. "io", "timeout", "reply"
+  void RedisReconnected();
+  void SetRedisConnected(bool connected);
+  void PipelineBatch(size_t commands);     // commands written in one batch
+
+  // --- Sessions (the session rules report through MetricsSessionEvents).
+  void SessionCreated();
+  void SessionDestroyed();
+  void SessionsExpired(uint64_t n = 1);  // seen expired by a store
+  void SessionNotFound(NotFoundCause cause);
+  void DecryptFailed(std::string_view reason);
+  void KeyUsedForRead(std::string_view key_id);
+  void VersionConflict();
+  // Approximate sessions in the cluster, from whoever knows it cheaply.
+  void SetSessionsLive(int64_t n);
+
+  // --- Apps and drain.
+  void SetAppConnections(int64_t n);  // registered app connections here
+  void SetDrainState(DrainPhase phase);
+  // One drain from signal to done; timed_out: the app never reported.
+  void DrainFinished(double seconds, bool timed_out);
+  void ForcedExit();
+
+  // Prometheus text exposition of every family, with uptime and the
+  // process_* gauges refreshed first.
+  std::string Serialize() const;
+
+  // For a module that needs a family of its own. Prefer adding a typed
+  // method here, which keeps names and labels reviewed in one place.
+  prometheus::Registry& registry();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Adapts the session rules' event sink to Metrics.
+// Thread-safe as Metrics. REQUIRES: `metrics` outlives it.
+class MetricsSessionEvents final : public SessionEvents {
+ public:
+  explicit MetricsSessionEvents(Metrics* metrics) : metrics_(metrics) {}
+
+  void SessionCreated() override { metrics_->SessionCreated(); }
+  void SessionDestroyed() override { metrics_->SessionDestroyed(); }
+  void SessionNotFound(NotFoundCause cause) override {
+    metrics_->SessionNotFound(cause);
+  }
+  void DecryptFailed(std::string_view reason) override {
+    metrics_->DecryptFailed(reason);
+  }
+  void KeyUsedForRead(std::string_view key_id) override {
+    metrics_->KeyUsedForRead(key_id);
+  }
+  void VersionConflict() override { metrics_->VersionConflict(); }
+
+ private:
+  Metrics* const metrics_;
+};
+
+}  // namespace stateside::admin
+
+#endif  // STATESIDE_SIDECAR_ADMIN_METRICS_H_

@@ -1,0 +1,342 @@
+// The one file of Stateside that includes OpenSSL: AES-256-GCM, HMAC-SHA256,
+// HKDF-SHA256, constant-time comparison, wiping and the CSPRNG, behind the
+// bytes-in/bytes-out functions of primitives.h and random.h.
+//
+// Performance (every session read and write comes through here): OpenSSL 3
+// looks an algorithm up in a locked provider store whenever it is named
+// ("AES-256-GCM", "SHA256"), so the cipher and the MAC are fetched once per
+// process, and HMAC contexts are cloned from a template that already holds
+// the digest instead of naming it on every call. Contexts are per call, not
+// per thread: a reused context would keep the last key (or its schedule) in
+// memory after its owner wiped it.
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "sidecar/crypto/primitives.h"
+#include "sidecar/crypto/random.h"
+
+namespace stateside::crypto {
+namespace {
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+struct MacCtxFree {
+  void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+
+const unsigned char* U(const char* p) {
+  return reinterpret_cast<const unsigned char*>(p);
+}
+unsigned char* U(char* p) { return reinterpret_cast<unsigned char*>(p); }
+
+// OpenSSL wants a non-null pointer even for zero-length inputs in places.
+const unsigned char* DataOrEmpty(std::string_view s) {
+  static const unsigned char kEmpty = 0;
+  return s.empty() ? &kEmpty : U(s.data());
+}
+
+// Fetched once (C++ guarantees thread-safe initialisation of these statics)
+// and never freed: they live as long as the process and stay reachable, so
+// there is no teardown-order question with OpenSSL's own atexit cleanup.
+const EVP_CIPHER* Aes256Gcm() {
+  static EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+
+// An unkeyed HMAC context with SHA-256 already set. Never used directly, only
+// cloned (EVP_MAC_CTX_dup only reads it, so concurrent clones are safe). It
+// holds no key material.
+const EVP_MAC_CTX* HmacSha256Template() {
+  static EVP_MAC_CTX* const tmpl = []() -> EVP_MAC_CTX* {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) return nullptr;
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);  // the context holds its own reference
+    if (ctx == nullptr) return nullptr;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      return nullptr;
+    }
+    return ctx;
+  }();
+  return tmpl;
+}
+
+absl::Status CheckGcmInputs(std::string_view key, std::string_view nonce,
+                            std::string_view aad, std::string_view data) {
+  if (key.size() != kAes256KeySize) {
+    return absl::InvalidArgumentError("AES-256-GCM key must be 32 bytes");
+  }
+  if (nonce.size() != kGcmNonceSize) {
+    return absl::InvalidArgumentError("AES-256-GCM nonce must be 12 bytes");
+  }
+  if (aad.size() > INT_MAX || data.size() > INT_MAX) {
+    return absl::InvalidArgumentError("AES-256-GCM input too large");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Failed(const char* what) {
+  return absl::InternalError(std::string("OpenSSL failed: ") + what);
+}
+
+}  // namespace
+
+absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
+                             std::string_view aad, std::string_view plaintext,
+                             char* out) {
+  if (absl::Status s = CheckGcmInputs(key, nonce, aad, plaintext); !s.ok()) {
+    return s;
+  }
+  const EVP_CIPHER* cipher = Aes256Gcm();
+  if (cipher == nullptr) return Failed("fetch AES-256-GCM");
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return Failed("new cipher context");
+  // The default GCM IV length is 12 bytes, so no IV-length parameter.
+  if (EVP_EncryptInit_ex2(ctx.get(), cipher, U(key.data()), U(nonce.data()),
+                          nullptr) != 1) {
+    return Failed("GCM encrypt init");
+  }
+  int len = 0;
+  // A null output pointer makes this update feed the associated data.
+  if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                                        U(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
+    return Failed("GCM aad");
+  }
+  size_t written = 0;
+  if (!plaintext.empty()) {
+    if (EVP_EncryptUpdate(ctx.get(), U(out), &len, U(plaintext.data()),
+                          static_cast<int>(plaintext.size())) != 1) {
+      return Failed("GCM encrypt");
+    }
+    written = static_cast<size_t>(len);
+  }
+  if (EVP_EncryptFinal_ex(ctx.get(), U(out) + written, &len) != 1) {
+    return Failed("GCM encrypt final");
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG,
+                          static_cast<int>(kGcmTagSize),
+                          out + plaintext.size()) != 1) {
+    return Failed("GCM get tag");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
+                             std::string_view aad, std::string_view sealed,
+                             char* out) {
+  if (absl::Status s = CheckGcmInputs(key, nonce, aad, sealed); !s.ok()) {
+    return s;
+  }
+  if (sealed.size() < kGcmTagSize) {
+    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
+  }
+  const size_t ct_size = sealed.size() - kGcmTagSize;
+  const EVP_CIPHER* cipher = Aes256Gcm();
+  if (cipher == nullptr) return Failed("fetch AES-256-GCM");
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return Failed("new cipher context");
+  if (EVP_DecryptInit_ex2(ctx.get(), cipher, U(key.data()), U(nonce.data()),
+                          nullptr) != 1) {
+    return Failed("GCM decrypt init");
+  }
+  int len = 0;
+  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                                        U(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
+    return Failed("GCM aad");
+  }
+  size_t written = 0;
+  if (ct_size > 0) {
+    if (EVP_DecryptUpdate(ctx.get(), U(out), &len, U(sealed.data()),
+                          static_cast<int>(ct_size)) != 1) {
+      Cleanse(out, ct_size);
+      return Failed("GCM decrypt");
+    }
+    written = static_cast<size_t>(len);
+  }
+  // The tag is only read by OpenSSL; the ctrl API is not const-correct.
+  unsigned char tag[kGcmTagSize];
+  std::memcpy(tag, sealed.data() + ct_size, kGcmTagSize);
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG,
+                          static_cast<int>(kGcmTagSize), tag) != 1) {
+    Cleanse(out, ct_size);
+    return Failed("GCM set tag");
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), U(out) + written, &len) != 1) {
+    Cleanse(out, ct_size);
+    return absl::DataLossError("AES-256-GCM tag mismatch");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,
+                                          std::string_view nonce,
+                                          std::string_view aad,
+                                          std::string_view plaintext) {
+  std::string out(plaintext.size() + kGcmTagSize, '\0');
+  absl::Status s = Aes256GcmSealTo(key, nonce, aad, plaintext, out.data());
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key,
+                                          std::string_view nonce,
+                                          std::string_view aad,
+                                          std::string_view sealed) {
+  if (sealed.size() < kGcmTagSize) {
+    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
+  }
+  std::string out(sealed.size() - kGcmTagSize, '\0');
+  absl::Status s = Aes256GcmOpenTo(key, nonce, aad, sealed, out.data());
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status HmacSha256To(std::string_view key,
+                          std::initializer_list<std::string_view> parts,
+                          char* out) {
+  const EVP_MAC_CTX* tmpl = HmacSha256Template();
+  if (tmpl == nullptr) return Failed("fetch HMAC-SHA256");
+  // EVP_MAC_CTX_dup takes a non-const pointer but only reads its argument.
+  MacCtx ctx(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
+  if (ctx == nullptr) return Failed("clone HMAC context");
+  if (EVP_MAC_init(ctx.get(), DataOrEmpty(key), key.size(), nullptr) != 1) {
+    return Failed("HMAC init");
+  }
+  for (std::string_view part : parts) {
+    if (part.empty()) continue;
+    if (EVP_MAC_update(ctx.get(), U(part.data()), part.size()) != 1) {
+      return Failed("HMAC update");
+    }
+  }
+  size_t len = 0;
+  if (EVP_MAC_final(ctx.get(), U(out), &len, kSha256Size) != 1 ||
+      len != kSha256Size) {
+    return Failed("HMAC final");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> HmacSha256(std::string_view key,
+                                       std::string_view data) {
+  std::string out(kSha256Size, '\0');
+  absl::Status s = HmacSha256To(key, {data}, out.data());
+  if (!s.ok()) return s;
+  return out;
+}
+
+// RFC 5869 on top of HmacSha256To rather than OpenSSL's EVP_KDF "HKDF": the
+// 3.0 HKDF provider cannot clone a context, so every call would name (and
+// look up) the digest again; two cloned HMACs are about twice as fast. The
+// RFC 5869 vectors in tests/unit/crypto pin the construction.
+absl::Status HkdfSha256To(std::string_view key, std::string_view salt,
+                          std::string_view info, char* out, size_t out_len) {
+  if (key.empty()) return absl::InvalidArgumentError("HKDF key is empty");
+  if (out_len == 0 || out_len > 255 * kSha256Size) {
+    return absl::InvalidArgumentError("HKDF output length out of range");
+  }
+  // Extract: PRK = HMAC(salt, IKM); an absent salt is HashLen zero bytes.
+  static const char kZeroSalt[kSha256Size] = {};
+  if (salt.empty()) salt = std::string_view(kZeroSalt, sizeof(kZeroSalt));
+  char prk[kSha256Size];
+  absl::Status status = HmacSha256To(salt, {key}, prk);
+  // Expand: T(i) = HMAC(PRK, T(i-1) || info || i), OKM = T(1) || T(2) ...
+  char block[kSha256Size];
+  std::string_view previous;
+  unsigned char counter = 1;
+  for (size_t done = 0; status.ok() && done < out_len; ++counter) {
+    const char c = static_cast<char>(counter);
+    status = HmacSha256To(std::string_view(prk, sizeof(prk)),
+                          {previous, info, std::string_view(&c, 1)}, block);
+    if (!status.ok()) break;
+    const size_t n = std::min(kSha256Size, out_len - done);
+    std::memcpy(out + done, block, n);
+    done += n;
+    previous = std::string_view(out + done - kSha256Size, kSha256Size);
+    if (n < kSha256Size) break;
+  }
+  Cleanse(prk, sizeof(prk));
+  Cleanse(block, sizeof(block));
+  if (!status.ok()) Cleanse(out, out_len);
+  return status;
+}
+
+absl::StatusOr<std::string> HkdfSha256(std::string_view key,
+                                       std::string_view salt,
+                                       std::string_view info, size_t out_len) {
+  std::string out(out_len, '\0');
+  absl::Status s = HkdfSha256To(key, salt, info, out.data(), out_len);
+  if (!s.ok()) return s;
+  return out;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  // Lengths are public (a MAC or tag has a fixed size); contents are not.
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void Cleanse(void* data, size_t n) {
+  if (data != nullptr && n > 0) OPENSSL_cleanse(data, n);
+}
+
+void Cleanse(std::string& s) {
+  Cleanse(s.data(), s.size());
+  s.clear();
+}
+
+// --- random.h --------------------------------------------------------------
+
+namespace {
+
+// OpenSSL's DRBG (seeded from the OS, reseeded on fork) is thread-safe.
+class SecureRandom final : public RandomSource {
+ public:
+  absl::Status Fill(char* out, size_t n) override {
+    while (n > 0) {
+      const int chunk = static_cast<int>(std::min<size_t>(n, 1 << 20));
+      if (RAND_bytes(U(out), chunk) != 1) {
+        return absl::InternalError("the system CSPRNG failed (RAND_bytes)");
+      }
+      out += chunk;
+      n -= static_cast<size_t>(chunk);
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RandomSource> NewSecureRandom() {
+  return std::make_unique<SecureRandom>();
+}
+
+absl::StatusOr<std::string> RandomBytes(RandomSource& random, size_t n) {
+  std::string out(n, '\0');
+  absl::Status s = random.Fill(out.data(), n);
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace stateside::crypto

@@ -1,0 +1,81 @@
+// The cryptographic primitives, bytes in and bytes out: AES-256-GCM,
+// HMAC-SHA256, HKDF-SHA256, constant-time comparison and memory wiping.
+// Implemented in openssl.cc, the only file of the project that includes
+// OpenSSL. Internal to sidecar/crypto (and its tests); other modules use the
+// envelope, keyring and cookie APIs instead. Every function is thread-safe.
+#ifndef STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_
+#define STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace stateside::crypto {
+
+inline constexpr size_t kAes256KeySize = 32;
+inline constexpr size_t kGcmNonceSize = 12;  // 96 bits: GCM's native IV size
+inline constexpr size_t kGcmTagSize = 16;    // full 128-bit tag, never truncated
+inline constexpr size_t kSha256Size = 32;
+
+// --- AES-256-GCM -----------------------------------------------------------
+// REQUIRES (else INVALID_ARGUMENT): key of 32 bytes, nonce of 12 bytes, each
+// input shorter than 2^31 bytes.
+
+// Writes ciphertext (plaintext.size() bytes) followed by the 16-byte tag to
+// out[0, plaintext.size() + 16). `out` must not overlap the inputs.
+absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
+                             std::string_view aad, std::string_view plaintext,
+                             char* out);
+
+// Checks and decrypts `sealed` = ciphertext || tag into out[0, sealed.size()
+// - 16). DATA_LOSS if the tag does not verify (out is then wiped: GCM releases
+// plaintext before the tag is checked, and unauthenticated bytes must not
+// escape); INVALID_ARGUMENT if sealed is shorter than a tag.
+absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
+                             std::string_view aad, std::string_view sealed,
+                             char* out);
+
+// Convenience forms returning ciphertext || tag, and the plaintext.
+absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,
+                                          std::string_view nonce,
+                                          std::string_view aad,
+                                          std::string_view plaintext);
+absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key,
+                                          std::string_view nonce,
+                                          std::string_view aad,
+                                          std::string_view sealed);
+
+// --- HMAC-SHA256 -----------------------------------------------------------
+// MAC over the concatenation of `parts` (saves callers building a buffer for
+// domain-separated inputs such as purpose || 0x00 || value). Writes 32 bytes.
+absl::Status HmacSha256To(std::string_view key,
+                          std::initializer_list<std::string_view> parts,
+                          char* out);
+absl::StatusOr<std::string> HmacSha256(std::string_view key,
+                                       std::string_view data);
+
+// --- HKDF-SHA256 (RFC 5869, extract then expand) ---------------------------
+// An empty salt means RFC 5869's default (HashLen zero bytes). REQUIRES:
+// non-empty key, 1 <= out_len <= 255 * 32.
+absl::Status HkdfSha256To(std::string_view key, std::string_view salt,
+                          std::string_view info, char* out, size_t out_len);
+absl::StatusOr<std::string> HkdfSha256(std::string_view key,
+                                       std::string_view salt,
+                                       std::string_view info, size_t out_len);
+
+// --- Memory ----------------------------------------------------------------
+// Compares in time that depends only on the lengths, never on the contents.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// Overwrites memory in a way the compiler may not optimise away.
+void Cleanse(void* data, size_t n);
+// Wipes the string's bytes, then clears it.
+void Cleanse(std::string& s);
+
+}  // namespace stateside::crypto
+
+#endif  // STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_

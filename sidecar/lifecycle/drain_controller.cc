@@ -1,0 +1,201 @@
+// DrainController: the drain sequence of DESIGN.md as a clock-driven state
+// machine. See the header for the transitions.
+#include "sidecar/lifecycle/drain_controller.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace stateside {
+
+std::string_view DrainStateName(DrainState state) {
+  switch (state) {
+    case DrainState::kServing: return "serving";
+    case DrainState::kDraining: return "draining";
+    case DrainState::kDrained: return "drained";
+    case DrainState::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+struct DrainController::Effects {
+  bool not_ready = false;
+  std::vector<std::pair<WatchFn, DrainState>> notify;
+  absl::Time deadline = absl::InfinitePast();
+  std::optional<std::pair<absl::Duration, bool>> app_drain_finished;
+  std::optional<bool> begin_shutdown;  // value: fast
+  std::optional<int> force_exit;
+};
+
+DrainController::DrainController(const Clock* clock, DrainOptions options,
+                                 DrainActions* actions)
+    : clock_(clock), options_(options), actions_(actions) {}
+
+void DrainController::OnSignal(std::string_view name) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    ++signals_;
+    if (signals_ == 1 || state_ == DrainState::kServing) {
+      StartLocked(name, fx);
+    } else if (state_ == DrainState::kDraining) {
+      // A second signal: stop waiting for the app, shut down now.
+      EnterDrainedLocked(/*timed_out=*/false, /*fast=*/true, clock_->Now(), fx);
+    } else if (state_ == DrainState::kDrained && !forced_) {
+      // The shutdown work itself is stuck or too slow for the operator.
+      forced_ = true;
+      fx.force_exit = 1;
+    }
+    AdvanceLocked(clock_->Now(), fx);
+  }
+  Run(fx);
+}
+
+void DrainController::StartDrain(std::string_view reason) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    StartLocked(reason, fx);
+    AdvanceLocked(clock_->Now(), fx);
+  }
+  Run(fx);
+}
+
+void DrainController::StartLocked(std::string_view why, Effects& fx) {
+  if (state_ != DrainState::kServing) return;
+  const absl::Time now = clock_->Now();
+  state_ = DrainState::kDraining;
+  started_ = now;
+  notify_at_ = now + options_.prestop_delay;
+  hard_deadline_ = now + options_.shutdown_timeout;
+  fx.not_ready = true;
+}
+
+void DrainController::ReportDrained() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == DrainState::kServing) return;  // nothing asked for it
+    ++reports_;
+    AdvanceLocked(clock_->Now(), fx);
+  }
+  Run(fx);
+}
+
+void DrainController::ShutdownComplete() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == DrainState::kStopped) return;
+    SetStateLocked(DrainState::kStopped, fx);
+  }
+  Run(fx);
+}
+
+uint64_t DrainController::AddWatcher(WatchFn fn) {
+  Effects fx;
+  uint64_t id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_watcher_id_++;
+    watchers_.emplace(id, fn);
+    // During the pre-stop delay the app is told nothing yet: SERVING.
+    DrainState visible = state_;
+    if (state_ == DrainState::kDraining && !watchers_told_) visible = DrainState::kServing;
+    fx.notify.emplace_back(std::move(fn), visible);
+    fx.deadline = watchers_told_ ? deadline_ : absl::InfinitePast();
+  }
+  Run(fx);
+  return id;
+}
+
+void DrainController::RemoveWatcher(uint64_t id) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    watchers_.erase(id);
+    // A watcher that went away (its app exited or crashed) cannot report:
+    // with no watcher left, nobody is waited for.
+    AdvanceLocked(clock_->Now(), fx);
+  }
+  Run(fx);
+}
+
+absl::Time DrainController::Tick() {
+  Effects fx;
+  absl::Time next;
+  {
+    absl::MutexLock lock(&mu_);
+    AdvanceLocked(clock_->Now(), fx);
+    next = absl::InfiniteFuture();
+    if (state_ == DrainState::kDraining) {
+      next = watchers_told_ ? deadline_ : notify_at_;
+    }
+    if (state_ != DrainState::kServing && state_ != DrainState::kStopped && !forced_) {
+      next = std::min(next, hard_deadline_);
+    }
+  }
+  Run(fx);
+  return next;
+}
+
+void DrainController::AdvanceLocked(absl::Time now, Effects& fx) {
+  if (state_ == DrainState::kDraining && !watchers_told_ && now >= notify_at_) {
+    watchers_told_ = true;
+    deadline_ = notify_at_ + options_.drain_timeout;
+    told_count_ = static_cast<int>(watchers_.size());
+    for (const auto& [id, fn] : watchers_) fx.notify.emplace_back(fn, DrainState::kDraining);
+    fx.deadline = deadline_;
+  }
+  if (state_ == DrainState::kDraining && watchers_told_) {
+    if (reports_ >= told_count_ || watchers_.empty()) {
+      EnterDrainedLocked(/*timed_out=*/false, /*fast=*/false, now, fx);
+    } else if (now >= deadline_) {
+      EnterDrainedLocked(/*timed_out=*/true, /*fast=*/false, now, fx);
+    }
+  }
+  if (state_ != DrainState::kServing && state_ != DrainState::kStopped && !forced_ &&
+      now >= hard_deadline_) {
+    forced_ = true;
+    fx.force_exit = 1;
+  }
+}
+
+void DrainController::EnterDrainedLocked(bool timed_out, bool fast, absl::Time now,
+                                         Effects& fx) {
+  const absl::Time waited_from = watchers_told_ ? notify_at_ : started_;
+  fx.app_drain_finished.emplace(std::max(absl::ZeroDuration(), now - waited_from),
+                                timed_out);
+  SetStateLocked(DrainState::kDrained, fx);
+  fx.begin_shutdown = fast;
+}
+
+void DrainController::SetStateLocked(DrainState s, Effects& fx) {
+  state_ = s;
+  for (const auto& [id, fn] : watchers_) fx.notify.emplace_back(fn, s);
+  fx.deadline = deadline_;
+}
+
+void DrainController::Run(Effects& fx) {
+  if (fx.not_ready) actions_->SetReady(false);
+  for (auto& [fn, state] : fx.notify) fn(state, fx.deadline);
+  if (fx.app_drain_finished) {
+    actions_->AppDrainFinished(fx.app_drain_finished->first,
+                               fx.app_drain_finished->second);
+  }
+  if (fx.begin_shutdown) actions_->BeginShutdown(*fx.begin_shutdown);
+  if (fx.force_exit) actions_->ForceExit(*fx.force_exit);
+}
+
+DrainState DrainController::state() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+absl::Time DrainController::deadline() const {
+  absl::MutexLock lock(&mu_);
+  return deadline_;
+}
+
+}  // namespace stateside

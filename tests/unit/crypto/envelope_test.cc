@@ -1,0 +1,292 @@
+// Envelopes: round trips, the documented wire format, and failing closed on
+// every kind of damage (flipped bits, truncation, moved ciphertexts, unknown
+// or wrong keys), plus key rotation.
+#include "sidecar/crypto/envelope.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/primitives.h"
+#include "sidecar/crypto/random.h"
+#include "tests/unit/crypto/fake_random.h"
+
+namespace stateside::crypto {
+namespace {
+
+using ::stateside::testing::CountingRandom;
+
+constexpr char kSession[] = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg";
+constexpr size_t kSaltSize = 16;
+
+std::unique_ptr<Keyring> MakeKeyring(std::vector<KeySpec> specs) {
+  absl::StatusOr<std::unique_ptr<Keyring>> keyring =
+      Keyring::Create(std::move(specs));
+  EXPECT_TRUE(keyring.ok()) << keyring.status();
+  return keyring.ok() ? *std::move(keyring) : nullptr;
+}
+
+KeySpec Key(std::string id, char fill) {
+  return KeySpec{std::move(id), std::string(32, fill)};
+}
+
+class EnvelopeTest : public ::testing::Test {
+ protected:
+  EnvelopeTest()
+      : random_(NewSecureRandom()),
+        keyring_(MakeKeyring({Key("primary", 'a'), Key("old", 'b')})),
+        sealer_(keyring_.get(), random_.get()) {}
+
+  std::string MustSeal(std::string_view place, std::string_view name,
+                       std::string_view plaintext) {
+    absl::StatusOr<std::string> envelope = sealer_.Seal(place, name, plaintext);
+    EXPECT_TRUE(envelope.ok()) << envelope.status();
+    return envelope.ok() ? *envelope : std::string();
+  }
+
+  // The failure of opening `envelope` at (place, name); fails the test if it
+  // opened, or failed without the fixed DATA_LOSS answer.
+  OpenFailure FailureOf(std::string_view envelope,
+                        std::string_view place = kSession,
+                        std::string_view name = "cart") {
+    OpenFailure failure{};
+    absl::StatusOr<Opened> opened = sealer_.Open(place, name, envelope, &failure);
+    EXPECT_FALSE(opened.ok());
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(opened.status().message(), "envelope did not open");
+    return failure;
+  }
+
+  std::unique_ptr<RandomSource> random_;
+  std::unique_ptr<Keyring> keyring_;
+  Sealer sealer_;
+};
+
+TEST_F(EnvelopeTest, OpensWhatItSealed) {
+  const std::string envelope = MustSeal(kSession, "cart", "[1,2,3]");
+  OpenFailure failure = OpenFailure::kMalformed;
+  absl::StatusOr<Opened> opened = sealer_.Open(kSession, "cart", envelope, &failure);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->plaintext, "[1,2,3]");
+  EXPECT_EQ(opened->key_id, "primary");
+}
+
+TEST_F(EnvelopeTest, RoundTripsEmptyBinaryAndLargeValues) {
+  const std::string binary("\0\x01\xff\0zz", 6);
+  const std::string large(256 * 1024, '\x5a');
+  for (const std::string& value : {std::string(), binary, large}) {
+    const std::string envelope = MustSeal(kSession, "v", value);
+    absl::StatusOr<Opened> opened = sealer_.Open(kSession, "v", envelope);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(opened->plaintext, value);
+  }
+}
+
+TEST_F(EnvelopeTest, ReservedNamesWithNulBytesAreBound) {
+  const std::string user_name("\0user", 5);
+  const std::string envelope = MustSeal(kSession, user_name, "alice");
+  EXPECT_TRUE(sealer_.Open(kSession, user_name, envelope).ok());
+  EXPECT_EQ(FailureOf(envelope, kSession, "user"), OpenFailure::kAuthFailed);
+}
+
+TEST_F(EnvelopeTest, FollowsTheDocumentedWireFormat) {
+  CountingRandom counting;
+  Sealer sealer(keyring_.get(), &counting);
+  absl::StatusOr<std::string> envelope = sealer.Seal(kSession, "cart", "hello");
+  ASSERT_TRUE(envelope.ok());
+  const std::string id = "primary";
+  ASSERT_EQ(envelope->size(), 2 + id.size() + 16 + 12 + 5 + 16);
+  EXPECT_EQ((*envelope)[0], '\x01');
+  EXPECT_EQ(static_cast<size_t>((*envelope)[1]), id.size());
+  EXPECT_EQ(envelope->substr(2, id.size()), id);
+  // Salt then nonce, both straight from the random source.
+  for (size_t i = 0; i < 28; ++i) {
+    EXPECT_EQ(static_cast<unsigned char>((*envelope)[2 + id.size() + i]), i);
+  }
+  EXPECT_EQ(Sealer::KeyIdOf(*envelope), "primary");
+
+  // Independently rebuilt: HKDF(master, salt, info) keys AES-256-GCM over the
+  // length-prefixed associated data.
+  const std::string salt = envelope->substr(2 + id.size(), kSaltSize);
+  const std::string nonce = envelope->substr(2 + id.size() + kSaltSize, 12);
+  absl::StatusOr<std::string> message_key =
+      HkdfSha256(std::string(32, 'a'), salt, "stateside aead v1", 32);
+  ASSERT_TRUE(message_key.ok());
+  std::string aad("\x01", 1);
+  aad += std::string("\0\0\0\x07", 4) + "primary";
+  aad += std::string("\0\0\0\x2b", 4) + kSession;
+  aad += std::string("\0\0\0\x04", 4) + "cart";
+  absl::StatusOr<std::string> sealed =
+      Aes256GcmSeal(*message_key, nonce, aad, "hello");
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(envelope->substr(2 + id.size() + kSaltSize + 12), *sealed);
+}
+
+TEST_F(EnvelopeTest, TwoSealsOfTheSameValueDiffer) {
+  std::set<std::string> envelopes;
+  for (int i = 0; i < 50; ++i) envelopes.insert(MustSeal(kSession, "cart", "same"));
+  EXPECT_EQ(envelopes.size(), 50u);
+}
+
+TEST_F(EnvelopeTest, AnyFlippedBitFailsClosed) {
+  const std::string envelope = MustSeal(kSession, "cart", "hello");
+  const size_t header = 2 + std::string("primary").size();
+  for (size_t i = 0; i < envelope.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = envelope;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      const OpenFailure failure = FailureOf(bad);
+      if (i == 0) {
+        EXPECT_EQ(failure, OpenFailure::kMalformed) << i << "/" << bit;
+      } else if (i < header) {
+        // The key id length or the key id: unparseable or an unknown id.
+        EXPECT_NE(failure, OpenFailure::kAuthFailed) << i << "/" << bit;
+      } else {
+        EXPECT_EQ(failure, OpenFailure::kAuthFailed) << i << "/" << bit;
+      }
+    }
+  }
+}
+
+TEST_F(EnvelopeTest, EveryTruncationFailsClosed) {
+  const std::string envelope = MustSeal(kSession, "cart", "hello world");
+  const size_t min_size = 2 + std::string("primary").size() + 16 + 12 + 16;
+  for (size_t n = 0; n < envelope.size(); ++n) {
+    const OpenFailure failure = FailureOf(envelope.substr(0, n));
+    EXPECT_EQ(failure, n < min_size ? OpenFailure::kMalformed
+                                    : OpenFailure::kAuthFailed)
+        << n;
+  }
+  EXPECT_EQ(FailureOf(envelope + "x"), OpenFailure::kAuthFailed);
+}
+
+TEST_F(EnvelopeTest, ValueMovedToAnotherSessionOrAttributeFails) {
+  const std::string envelope = MustSeal(kSession, "cart", "hello");
+  EXPECT_EQ(FailureOf(envelope, "another-session", "cart"),
+            OpenFailure::kAuthFailed);
+  EXPECT_EQ(FailureOf(envelope, kSession, "role"), OpenFailure::kAuthFailed);
+  EXPECT_EQ(FailureOf(envelope, "", ""), OpenFailure::kAuthFailed);
+}
+
+TEST_F(EnvelopeTest, PlaceAndNameBoundariesCannotBeShifted) {
+  // Without length prefixes ("ab","c") and ("a","bc") would share AAD.
+  const std::string envelope = MustSeal("ab", "c", "hello");
+  EXPECT_EQ(FailureOf(envelope, "a", "bc"), OpenFailure::kAuthFailed);
+  EXPECT_EQ(FailureOf(envelope, "abc", ""), OpenFailure::kAuthFailed);
+}
+
+TEST_F(EnvelopeTest, UnknownKeyIdIsReportedAsSuch) {
+  std::unique_ptr<Keyring> other = MakeKeyring({Key("retired", 'c')});
+  Sealer other_sealer(other.get(), random_.get());
+  absl::StatusOr<std::string> envelope = other_sealer.Seal(kSession, "cart", "x");
+  ASSERT_TRUE(envelope.ok());
+  EXPECT_EQ(FailureOf(*envelope), OpenFailure::kUnknownKey);
+  EXPECT_EQ(Sealer::KeyIdOf(*envelope), "retired");
+}
+
+TEST_F(EnvelopeTest, SameKeyIdWithDifferentBytesFailsAuthentication) {
+  std::unique_ptr<Keyring> impostor = MakeKeyring({Key("primary", 'z')});
+  Sealer impostor_sealer(impostor.get(), random_.get());
+  absl::StatusOr<std::string> envelope = impostor_sealer.Seal(kSession, "cart", "x");
+  ASSERT_TRUE(envelope.ok());
+  EXPECT_EQ(FailureOf(*envelope), OpenFailure::kAuthFailed);
+}
+
+TEST_F(EnvelopeTest, RotationOpensOldKeysAndSealsWithTheNewPrimary) {
+  std::unique_ptr<Keyring> before = MakeKeyring({Key("a", '1')});
+  std::unique_ptr<Keyring> after = MakeKeyring({Key("b", '2'), Key("a", '1')});
+  Sealer old_sealer(before.get(), random_.get());
+  Sealer new_sealer(after.get(), random_.get());
+
+  absl::StatusOr<std::string> old_envelope = old_sealer.Seal(kSession, "cart", "v1");
+  ASSERT_TRUE(old_envelope.ok());
+  absl::StatusOr<Opened> opened = new_sealer.Open(kSession, "cart", *old_envelope);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->plaintext, "v1");
+  EXPECT_EQ(opened->key_id, "a");
+
+  absl::StatusOr<std::string> new_envelope = new_sealer.Seal(kSession, "cart", "v2");
+  ASSERT_TRUE(new_envelope.ok());
+  EXPECT_EQ(Sealer::KeyIdOf(*new_envelope), "b");
+  opened = new_sealer.Open(kSession, "cart", *new_envelope);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->key_id, "b");
+  // The retired keyring cannot read what the new primary wrote.
+  OpenFailure failure{};
+  EXPECT_FALSE(old_sealer.Open(kSession, "cart", *new_envelope, &failure).ok());
+  EXPECT_EQ(failure, OpenFailure::kUnknownKey);
+}
+
+TEST_F(EnvelopeTest, RandomSourceFailureIsPropagated) {
+  CountingRandom failing;
+  failing.set_fail(true);
+  Sealer sealer(keyring_.get(), &failing);
+  EXPECT_EQ(sealer.Seal(kSession, "cart", "x").status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(EnvelopeTest, GarbageNeverOpensOrCrashes) {
+  CountingRandom bytes;
+  std::string garbage(200, '\0');
+  for (size_t n = 0; n < garbage.size(); n += 7) {
+    ASSERT_TRUE(bytes.Fill(garbage.data(), n).ok());
+    std::string candidate = garbage.substr(0, n);
+    EXPECT_FALSE(sealer_.Open(kSession, "cart", candidate).ok());
+    if (n >= 2) {
+      // A plausible header naming a real key, with garbage behind it.
+      candidate[0] = '\x01';
+      candidate[1] = '\x07';
+      candidate.replace(2, std::min<size_t>(7, n - 2), "primary", 0,
+                        std::min<size_t>(7, n - 2));
+      EXPECT_FALSE(sealer_.Open(kSession, "cart", candidate).ok());
+    }
+  }
+}
+
+TEST_F(EnvelopeTest, KeyIdOfIsEmptyForMalformedEnvelopes) {
+  EXPECT_EQ(Sealer::KeyIdOf(""), "");
+  EXPECT_EQ(Sealer::KeyIdOf(std::string(100, '\x02')), "");  // bad version
+  EXPECT_EQ(Sealer::KeyIdOf(std::string("\x01\x00", 2) + std::string(60, 'x')),
+            "");  // empty key id
+  EXPECT_EQ(Sealer::KeyIdOf(std::string("\x01\x21", 2) + std::string(100, 'x')),
+            "");  // key id longer than 32
+  EXPECT_EQ(Sealer::KeyIdOf(std::string("\x01\x02kk", 4) + std::string(43, 'x')),
+            "");  // one byte short of salt, nonce and tag
+  EXPECT_EQ(Sealer::KeyIdOf(std::string("\x01\x02kk", 4) + std::string(44, 'x')),
+            "kk");
+}
+
+TEST_F(EnvelopeTest, ConcurrentSealsAndOpensAreIndependent) {
+  // The primitives share process-wide OpenSSL objects; a sanitizer build
+  // checks that sharing them across threads is sound.
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t, &failures] {
+      const std::string name = "attr" + std::to_string(t);
+      for (int i = 0; i < 200; ++i) {
+        const std::string value = name + ":" + std::to_string(i);
+        absl::StatusOr<std::string> envelope = sealer_.Seal(kSession, name, value);
+        absl::StatusOr<Opened> opened =
+            envelope.ok() ? sealer_.Open(kSession, name, *envelope)
+                          : absl::StatusOr<Opened>(envelope.status());
+        if (!opened.ok() || opened->plaintext != value) ++failures[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
+}
+
+TEST(OpenFailureNameTest, NamesAreStableMetricLabels) {
+  EXPECT_EQ(OpenFailureName(OpenFailure::kMalformed), "malformed");
+  EXPECT_EQ(OpenFailureName(OpenFailure::kUnknownKey), "unknown_key");
+  EXPECT_EQ(OpenFailureName(OpenFailure::kAuthFailed), "auth_failed");
+}
+
+}  // namespace
+}  // namespace stateside::crypto

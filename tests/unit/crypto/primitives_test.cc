@@ -1,0 +1,234 @@
+// The primitives against published vectors: AES-256-GCM (McGrew & Viega, "The
+// Galois/Counter Mode of Operation", test cases 13-16), HKDF-SHA256 (RFC 5869
+// A.1 and A.3) and HMAC-SHA256 (RFC 4231 test case 2).
+#include "sidecar/crypto/primitives.h"
+
+#include <set>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "gtest/gtest.h"
+#include "sidecar/crypto/random.h"
+
+namespace stateside::crypto {
+namespace {
+
+std::string Hex(const char* hex) { return absl::HexStringToBytes(hex); }
+std::string ToHex(const std::string& bytes) {
+  return absl::BytesToHexString(bytes);
+}
+
+struct GcmVector {
+  const char* name;
+  const char* key;
+  const char* nonce;
+  const char* aad;
+  const char* plaintext;
+  const char* ciphertext;
+  const char* tag;
+};
+
+constexpr char kKey1516[] =
+    "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308";
+constexpr char kPlain15[] =
+    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255";
+constexpr char kCipher15[] =
+    "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad";
+
+const GcmVector kGcmVectors[] = {
+    {"TestCase13", "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"},
+    {"TestCase14", "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", "", "00000000000000000000000000000000",
+     "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"},
+    {"TestCase15", kKey1516, "cafebabefacedbaddecaf888", "", kPlain15, kCipher15,
+     "b094dac5d93471bdec1a502270e3cc6c"},
+    // Test case 16: the plaintext of 15 less its last 4 bytes, with AAD.
+    {"TestCase16", kKey1516, "cafebabefacedbaddecaf888",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+     "76fc6ece0f4e1768cddf8853bb2d551b"},
+};
+
+class GcmVectorTest : public ::testing::TestWithParam<GcmVector> {};
+
+TEST_P(GcmVectorTest, SealProducesPublishedCiphertextAndTag) {
+  const GcmVector& v = GetParam();
+  absl::StatusOr<std::string> sealed =
+      Aes256GcmSeal(Hex(v.key), Hex(v.nonce), Hex(v.aad), Hex(v.plaintext));
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(ToHex(*sealed), std::string(v.ciphertext) + v.tag);
+}
+
+TEST_P(GcmVectorTest, OpenRecoversPublishedPlaintext) {
+  const GcmVector& v = GetParam();
+  absl::StatusOr<std::string> opened =
+      Aes256GcmOpen(Hex(v.key), Hex(v.nonce), Hex(v.aad),
+                    Hex(v.ciphertext) + Hex(v.tag));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(ToHex(*opened), v.plaintext);
+}
+
+TEST_P(GcmVectorTest, OpenRejectsAnyFlippedBitOfCiphertextOrTag) {
+  const GcmVector& v = GetParam();
+  const std::string sealed = Hex(v.ciphertext) + Hex(v.tag);
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    std::string bad = sealed;
+    bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+    absl::StatusOr<std::string> opened =
+        Aes256GcmOpen(Hex(v.key), Hex(v.nonce), Hex(v.aad), bad);
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss) << i;
+  }
+}
+
+TEST_P(GcmVectorTest, OpenRejectsOtherAssociatedData) {
+  const GcmVector& v = GetParam();
+  absl::StatusOr<std::string> opened =
+      Aes256GcmOpen(Hex(v.key), Hex(v.nonce), Hex(v.aad) + "x",
+                    Hex(v.ciphertext) + Hex(v.tag));
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
+}
+
+INSTANTIATE_TEST_SUITE_P(McGrewViega, GcmVectorTest,
+                         ::testing::ValuesIn(kGcmVectors),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(GcmTest, FailedOpenWipesTheUnauthenticatedPlaintext) {
+  const std::string key = Hex(kKey1516);
+  const std::string nonce = Hex("cafebabefacedbaddecaf888");
+  std::string sealed = Hex(kCipher15) + Hex("b094dac5d93471bdec1a502270e3cc6c");
+  sealed.back() ^= 1;
+  std::string out(sealed.size() - kGcmTagSize, 'x');
+  absl::Status status = Aes256GcmOpenTo(key, nonce, "", sealed, out.data());
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(out, std::string(out.size(), '\0'));
+}
+
+TEST(GcmTest, RejectsWrongKeyNonceAndInputSizes) {
+  const std::string key(32, 'k');
+  const std::string nonce(12, 'n');
+  EXPECT_EQ(Aes256GcmSeal(std::string(31, 'k'), nonce, "", "p").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Aes256GcmSeal(key, std::string(16, 'n'), "", "p").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Aes256GcmOpen(key, nonce, "", std::string(15, 'c')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Aes256GcmOpen(std::string(33, 'k'), nonce, "", std::string(16, 'c'))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(GcmTest, RoundTripsEveryLengthAroundTheBlockSize) {
+  const std::string key(32, '\x42');
+  const std::string nonce(12, '\x07');
+  for (size_t n = 0; n <= 40; ++n) {
+    const std::string plaintext(n, static_cast<char>('a' + n % 26));
+    absl::StatusOr<std::string> sealed = Aes256GcmSeal(key, nonce, "aad", plaintext);
+    ASSERT_TRUE(sealed.ok());
+    ASSERT_EQ(sealed->size(), n + kGcmTagSize);
+    absl::StatusOr<std::string> opened = Aes256GcmOpen(key, nonce, "aad", *sealed);
+    ASSERT_TRUE(opened.ok()) << n;
+    EXPECT_EQ(*opened, plaintext);
+  }
+}
+
+TEST(HkdfTest, Rfc5869TestCase1) {
+  absl::StatusOr<std::string> okm =
+      HkdfSha256(Hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+                 Hex("000102030405060708090a0b0c"), Hex("f0f1f2f3f4f5f6f7f8f9"), 42);
+  ASSERT_TRUE(okm.ok()) << okm.status();
+  EXPECT_EQ(ToHex(*okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+            "34007208d5b887185865");
+}
+
+TEST(HkdfTest, Rfc5869TestCase3WithEmptySaltAndInfo) {
+  absl::StatusOr<std::string> okm =
+      HkdfSha256(Hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), "", "", 42);
+  ASSERT_TRUE(okm.ok()) << okm.status();
+  EXPECT_EQ(ToHex(*okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+            "9d201395faa4b61a96c8");
+}
+
+TEST(HkdfTest, ShorterOutputIsAPrefixOfLongerOutput) {
+  absl::StatusOr<std::string> long_okm = HkdfSha256("key", "salt", "info", 100);
+  absl::StatusOr<std::string> short_okm = HkdfSha256("key", "salt", "info", 32);
+  ASSERT_TRUE(long_okm.ok() && short_okm.ok());
+  EXPECT_EQ(long_okm->substr(0, 32), *short_okm);
+}
+
+TEST(HkdfTest, RejectsEmptyKeyAndOutOfRangeLengths) {
+  EXPECT_EQ(HkdfSha256("", "s", "i", 32).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HkdfSha256("k", "s", "i", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HkdfSha256("k", "s", "i", 255 * 32 + 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(HkdfSha256("k", "s", "i", 255 * 32).ok());
+}
+
+TEST(HmacTest, Rfc4231TestCase2) {
+  absl::StatusOr<std::string> mac =
+      HmacSha256("Jefe", "what do ya want for nothing?");
+  ASSERT_TRUE(mac.ok()) << mac.status();
+  EXPECT_EQ(ToHex(*mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacTest, PartsAreMacedAsTheirConcatenation) {
+  char out[kSha256Size];
+  ASSERT_TRUE(HmacSha256To("Jefe", {"what do ", "", "ya want", " for nothing?"},
+                           out)
+                  .ok());
+  EXPECT_EQ(ToHex(std::string(out, sizeof(out))),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacTest, EmptyKeyAndMessageAreAllowed) {
+  // RFC 2104 pads an empty key with zeros; HKDF's default salt relies on it.
+  absl::StatusOr<std::string> empty = HmacSha256("", "");
+  absl::StatusOr<std::string> zeros = HmacSha256(std::string(32, '\0'), "");
+  ASSERT_TRUE(empty.ok() && zeros.ok());
+  EXPECT_EQ(*empty, *zeros);
+}
+
+TEST(ConstantTimeEqualsTest, ComparesContentsAndLengths) {
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
+  EXPECT_FALSE(ConstantTimeEquals(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+TEST(CleanseTest, WipesAndClearsAString) {
+  std::string secret = "a secret that is longer than SSO";
+  const char* data = secret.data();
+  const size_t size = secret.size();
+  Cleanse(secret);
+  EXPECT_TRUE(secret.empty());
+  // The buffer is still ours (clear() keeps the capacity): its bytes are zero.
+  EXPECT_EQ(std::string(data, size), std::string(size, '\0'));
+}
+
+TEST(SecureRandomTest, FillsWithFreshBytes) {
+  std::unique_ptr<RandomSource> random = NewSecureRandom();
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<std::string> bytes = RandomBytes(*random, 16);
+    ASSERT_TRUE(bytes.ok());
+    ASSERT_EQ(bytes->size(), 16u);
+    seen.insert(*bytes);
+  }
+  EXPECT_EQ(seen.size(), 100u);
+  EXPECT_TRUE(RandomBytes(*random, 0).ok());
+}
+
+}  // namespace
+}  // namespace stateside::crypto

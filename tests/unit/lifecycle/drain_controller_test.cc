@@ -1,0 +1,283 @@
+// The drain state machine, driven by a fake clock: every branch, no sleeping.
+#include "sidecar/lifecycle/drain_controller.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
+
+namespace stateside {
+namespace {
+
+using ::testing::ElementsAre;
+
+class RecordingActions : public DrainActions {
+ public:
+  void SetReady(bool ready) override { ready_calls.push_back(ready); }
+  void BeginShutdown(bool fast) override { shutdowns.push_back(fast); }
+  void ForceExit(int status) override { exits.push_back(status); }
+  void AppDrainFinished(absl::Duration waited, bool timed_out) override {
+    finished.push_back({waited, timed_out});
+  }
+  struct Finished {
+    absl::Duration waited;
+    bool timed_out;
+  };
+  std::vector<bool> ready_calls;
+  std::vector<bool> shutdowns;
+  std::vector<int> exits;
+  std::vector<Finished> finished;
+};
+
+struct Seen {
+  std::vector<DrainState> states;
+  absl::Time last_deadline = absl::InfinitePast();
+};
+
+// How the drain is started: a signal, or an RPC / POST /drain. Both must give
+// the same sequence.
+enum class Trigger { kSignal, kRequest };
+
+class DrainTest : public ::testing::TestWithParam<Trigger> {
+ protected:
+  DrainTest() : controller_(&clock_, Options(), &actions_) {}
+
+  static DrainOptions Options() {
+    DrainOptions o;
+    o.prestop_delay = absl::Seconds(5);
+    o.drain_timeout = absl::Seconds(10);
+    o.shutdown_timeout = absl::Seconds(30);
+    return o;
+  }
+
+  uint64_t Watch(Seen* seen) {
+    return controller_.AddWatcher([seen](DrainState s, absl::Time deadline) {
+      seen->states.push_back(s);
+      seen->last_deadline = deadline;
+    });
+  }
+
+  void Start() {
+    if (GetParam() == Trigger::kSignal) {
+      controller_.OnSignal("SIGTERM");
+    } else {
+      controller_.StartDrain("request");
+    }
+  }
+
+  void AdvanceAndTick(absl::Duration d) {
+    clock_.Advance(d);
+    controller_.Tick();
+  }
+
+  testing::FakeClock clock_;
+  RecordingActions actions_;
+  DrainController controller_;
+};
+
+TEST_P(DrainTest, ReadinessTurnsFalseAtOnceButWatchersWaitForThePrestopDelay) {
+  Seen seen;
+  Watch(&seen);
+  const absl::Time start = clock_.Now();
+  Start();
+  EXPECT_THAT(actions_.ready_calls, ElementsAre(false));
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing));
+
+  AdvanceAndTick(absl::Seconds(4));
+  EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing));
+
+  AdvanceAndTick(absl::Seconds(1));
+  EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing, DrainState::kDraining));
+  EXPECT_EQ(seen.last_deadline, start + absl::Seconds(5) + absl::Seconds(10));
+  EXPECT_TRUE(actions_.shutdowns.empty());
+}
+
+TEST_P(DrainTest, ReportDrainedEndsTheAppDrainAndStartsShutdown) {
+  Seen seen;
+  Watch(&seen);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  AdvanceAndTick(absl::Seconds(2));
+  controller_.ReportDrained();
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
+  ASSERT_EQ(actions_.finished.size(), 1u);
+  EXPECT_FALSE(actions_.finished[0].timed_out);
+  EXPECT_EQ(actions_.finished[0].waited, absl::Seconds(2));
+  controller_.ShutdownComplete();
+  EXPECT_EQ(controller_.state(), DrainState::kStopped);
+  EXPECT_EQ(seen.states.back(), DrainState::kStopped);
+  // Stopped in time: the hard timeout no longer applies.
+  AdvanceAndTick(absl::Minutes(5));
+  EXPECT_TRUE(actions_.exits.empty());
+}
+
+TEST_P(DrainTest, WithNoWatcherTheSidecarDoesNotWaitForAReport) {
+  Start();
+  EXPECT_TRUE(actions_.shutdowns.empty());  // pre-stop delay still applies
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
+}
+
+TEST_P(DrainTest, WatcherThatNeverReportsTimesOutAndIsCounted) {
+  Seen seen;
+  Watch(&seen);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  AdvanceAndTick(absl::Seconds(9));
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  AdvanceAndTick(absl::Seconds(1));
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  ASSERT_EQ(actions_.finished.size(), 1u);
+  EXPECT_TRUE(actions_.finished[0].timed_out);
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
+  EXPECT_TRUE(actions_.exits.empty());
+}
+
+TEST_P(DrainTest, WatcherThatDisconnectsIsNotWaitedFor) {
+  Seen seen;
+  const uint64_t id = Watch(&seen);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  controller_.RemoveWatcher(id);
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  EXPECT_FALSE(actions_.finished.at(0).timed_out);
+}
+
+TEST_P(DrainTest, TwoWatchersNeedTwoReports) {
+  Seen a, b;
+  Watch(&a);
+  const uint64_t b_id = Watch(&b);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  controller_.ReportDrained();
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  controller_.ReportDrained();
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  controller_.RemoveWatcher(b_id);  // leaving afterwards changes nothing
+  EXPECT_EQ(actions_.shutdowns.size(), 1u);
+}
+
+TEST_P(DrainTest, ReportedWatcherLeavingDoesNotEndTheOthersDrain) {
+  Seen a, b;
+  const uint64_t a_id = Watch(&a);
+  Watch(&b);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  controller_.ReportDrained();  // a reports
+  controller_.RemoveWatcher(a_id);
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);  // b still draining
+}
+
+TEST_P(DrainTest, ReportDuringThePrestopDelayCounts) {
+  Seen seen;
+  Watch(&seen);
+  Start();
+  controller_.ReportDrained();  // app drained on its own SIGTERM already
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+}
+
+TEST_P(DrainTest, SecondSignalSkipsToAFastShutdown) {
+  Seen seen;
+  Watch(&seen);
+  Start();
+  controller_.OnSignal("SIGTERM");
+  if (GetParam() == Trigger::kSignal) {
+    EXPECT_EQ(controller_.state(), DrainState::kDrained);
+    EXPECT_THAT(actions_.shutdowns, ElementsAre(true));
+  } else {
+    // After a request-started drain the first signal is the first signal.
+    EXPECT_EQ(controller_.state(), DrainState::kDraining);
+    controller_.OnSignal("SIGTERM");
+    EXPECT_THAT(actions_.shutdowns, ElementsAre(true));
+  }
+  EXPECT_TRUE(actions_.exits.empty());
+}
+
+TEST_P(DrainTest, SignalDuringTheShutdownWorkForcesExitOne) {
+  Start();
+  AdvanceAndTick(absl::Seconds(5));  // no watcher: shutting down
+  ASSERT_EQ(controller_.state(), DrainState::kDrained);
+  controller_.OnSignal("SIGTERM");
+  controller_.OnSignal("SIGTERM");
+  EXPECT_THAT(actions_.exits, ElementsAre(1));
+}
+
+TEST_P(DrainTest, WedgedShutdownPastTheHardTimeoutForcesExitOne) {
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  ASSERT_THAT(actions_.shutdowns, ElementsAre(false));
+  // The shutdown work never completes.
+  AdvanceAndTick(absl::Seconds(24));
+  EXPECT_TRUE(actions_.exits.empty());
+  AdvanceAndTick(absl::Seconds(1));
+  EXPECT_THAT(actions_.exits, ElementsAre(1));
+  AdvanceAndTick(absl::Seconds(60));
+  EXPECT_THAT(actions_.exits, ElementsAre(1));  // once
+}
+
+TEST_P(DrainTest, StartingTwiceIsOneDrain) {
+  Start();
+  controller_.StartDrain("again");
+  EXPECT_THAT(actions_.ready_calls, ElementsAre(false));
+}
+
+TEST_P(DrainTest, TickReportsTheNextDeadline) {
+  const absl::Time t0 = clock_.Now();
+  EXPECT_EQ(controller_.Tick(), absl::InfiniteFuture());
+  Seen seen;
+  Watch(&seen);
+  Start();
+  EXPECT_EQ(controller_.Tick(), t0 + absl::Seconds(5));
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_EQ(controller_.Tick(), t0 + absl::Seconds(15));
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(controller_.Tick(), t0 + absl::Seconds(30));  // the hard deadline
+}
+
+TEST_P(DrainTest, WatcherAddedAfterTheNoticeGetsDrainingWithTheDeadline) {
+  Seen first;
+  Watch(&first);
+  const absl::Time t0 = clock_.Now();
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  Seen late;
+  Watch(&late);
+  EXPECT_THAT(late.states, ElementsAre(DrainState::kDraining));
+  EXPECT_EQ(late.last_deadline, t0 + absl::Seconds(15));
+}
+
+TEST(DrainReportTest, ReportWithoutADrainIsIgnored) {
+  testing::FakeClock clock;
+  RecordingActions actions;
+  DrainController controller(&clock, DrainOptions{}, &actions);
+  controller.ReportDrained();
+  EXPECT_EQ(controller.state(), DrainState::kServing);
+  EXPECT_TRUE(actions.ready_calls.empty());
+}
+
+TEST(DrainReportTest, ZeroPrestopTellsWatchersImmediately) {
+  testing::FakeClock clock;
+  RecordingActions actions;
+  DrainController controller(&clock, DrainOptions{}, &actions);
+  Seen seen;
+  controller.AddWatcher([&](DrainState s, absl::Time) { seen.states.push_back(s); });
+  controller.OnSignal("SIGTERM");
+  EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing, DrainState::kDraining));
+}
+
+INSTANTIATE_TEST_SUITE_P(Triggers, DrainTest,
+                         ::testing::Values(Trigger::kSignal, Trigger::kRequest),
+                         [](const auto& info) {
+                           return info.param == Trigger::kSignal ? "Signal" : "Request";
+                         });
+
+}  // namespace
+}  // namespace stateside
