@@ -10,10 +10,10 @@ namespace stateside {
 
 // Why a lookup answered NOT_FOUND. The caller never learns which.
 enum class NotFoundCause {
-  kMalformedKey,    // not a well-formed id or cookie
-  kBadSignature,    // cookie signature did not verify
-  kUnknown,         // absent, expired or destroyed in the store
-  kUndecryptable,   // an envelope failed to open
+  kMalformedKey,   // not a well-formed id or cookie
+  kBadSignature,   // cookie signature did not verify
+  kUnknown,        // absent, expired or destroyed in the store
+  kUndecryptable,  // an envelope failed to open
 };
 std::string_view NotFoundCauseName(NotFoundCause cause);
 

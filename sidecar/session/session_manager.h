@@ -29,8 +29,8 @@ namespace stateside {
 struct SessionLimits {
   size_t max_attributes = 64;
   size_t max_attribute_name_bytes = 128;
-  size_t max_attribute_bytes = 64 * 1024;   // one plaintext value
-  size_t max_total_bytes = 256 * 1024;      // all stored bytes of a session
+  size_t max_attribute_bytes = 64 * 1024;  // one plaintext value
+  size_t max_total_bytes = 256 * 1024;     // all stored bytes of a session
   size_t max_user_id_bytes = 256;
 };
 
@@ -47,7 +47,9 @@ struct SessionKey {
   std::string value;
 
   static SessionKey Id(std::string id) { return {Kind::kId, std::move(id)}; }
-  static SessionKey Cookie(std::string c) { return {Kind::kCookie, std::move(c)}; }
+  static SessionKey Cookie(std::string c) {
+    return {Kind::kCookie, std::move(c)};
+  }
 };
 
 struct SessionInfo {
@@ -83,27 +85,74 @@ class SessionManager {
  public:
   // REQUIRES: every pointer outlives the manager; `events` may be null.
   SessionManager(SessionStore* store, const crypto::Sealer* sealer,
-                 const crypto::CookieSigner* signer, crypto::RandomSource* random,
-                 const Clock* clock, SessionPolicy policy,
-                 SessionEvents* events = nullptr);
+                 const crypto::CookieSigner* signer,
+                 crypto::RandomSource* random, const Clock* clock,
+                 SessionPolicy policy, SessionEvents* events = nullptr);
 
+  // Every lookup by key answers one NOT_FOUND ("session not found") for a
+  // malformed key, a bad cookie signature, an unknown/expired/destroyed
+  // session or an envelope that does not open; the cause goes to events_.
+  // Bad input is INVALID_ARGUMENT naming the limit; store errors
+  // (UNAVAILABLE, RESOURCE_EXHAUSTED) pass through.
+
+  // A new session, version 1 (so a defaulted 0 never matches a real version).
+  // Attribute names: 1..max_attribute_name_bytes of printable ASCII.
   absl::StatusOr<Session> Create(const CreateParams& params);
+  // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);
+  // Applies removals and sets atomically (a name may not be in both), bumps
+  // the version, counts as an access. ABORTED if expected_version differs.
   absl::StatusOr<SessionInfo> Update(const SessionKey& key,
                                      const UpdateParams& params);
   absl::StatusOr<SessionInfo> Touch(const SessionKey& key);
-  // Idempotent: OK(false) for an unknown or forged key.
+  // Idempotent: OK(false) for an unknown or forged key. The tombstone lasts
+  // policy.absolute_ttl (an upper bound of any session's remaining life while
+  // the policy is unchanged).
   absl::StatusOr<bool> Destroy(const SessionKey& key);
+  // Copies the session to a new id (same user, attributes, created, TTLs,
+  // absolute expiry and version: the data is the same, so a version read
+  // before still describes it), then destroys the old id. An Update of the
+  // old id racing with it may be lost (copy-then-delete).
   absl::StatusOr<Session> Regenerate(const SessionKey& key);
+  // Metadata of the user's live sessions, oldest first.
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
       std::string_view user_id);
+  // Destroys the user's sessions except `keep`, returning how many. A `keep`
+  // that names no session (malformed, forged) keeps nothing: logging out
+  // everywhere must not fail open because of a bad key.
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionKey>& keep);
 
   const SessionPolicy& policy() const { return policy_; }
 
  private:
-  // ... private helpers are the implementation's choice.
+  // The session id a key names, without reporting anything; on failure the
+  // cause of the NOT_FOUND that a lookup would answer.
+  absl::StatusOr<std::string> ParseKey(const SessionKey& key,
+                                       NotFoundCause* cause) const;
+  // ParseKey, reporting a failure as the uniform NOT_FOUND.
+  absl::StatusOr<std::string> ResolveKey(const SessionKey& key) const;
+  // The uniform NOT_FOUND, with the cause reported to events_.
+  absl::Status NotFound(NotFoundCause cause) const;
+  // A store read's error: NOT_FOUND becomes the uniform one, others pass.
+  absl::Status StoreReadError(const absl::Status& status) const;
+  // Opening reports DecryptFailed/KeyUsedForRead; the callers report the
+  // NOT_FOUND (a listing skips the session instead).
+  absl::StatusOr<std::string> OpenValue(std::string_view id,
+                                        std::string_view name,
+                                        std::string_view envelope) const;
+  absl::StatusOr<SessionInfo> InfoOf(const StoredSession& stored) const;
+  absl::StatusOr<Session> OpenSession(const StoredSession& stored) const;
+  // A StoredSession for `id` holding `user_id` and `attributes` sealed under
+  // it (times and version left to the caller). Checks max_total_bytes.
+  absl::StatusOr<StoredSession> SealSession(
+      const std::string& id, std::string_view user_id,
+      const absl::flat_hash_map<std::string, std::string>& attributes) const;
+  // The live sessions of a user under the tags of every key of the keyring,
+  // each checked to hold exactly this user id.
+  absl::StatusOr<std::vector<SessionInfo>> ListVerified(
+      std::string_view user_id, absl::Time now) const;
+
   SessionStore* const store_;
   const crypto::Sealer* const sealer_;
   const crypto::CookieSigner* const signer_;

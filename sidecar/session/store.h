@@ -14,6 +14,7 @@
 #ifndef STATESIDE_SIDECAR_SESSION_STORE_H_
 #define STATESIDE_SIDECAR_SESSION_STORE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -57,11 +58,13 @@ struct ReadOptions {
 
 // Limits a mutation must keep; the store checks them against the merged
 // state atomically (INVALID_ARGUMENT naming the limit).
+// A limit of 0 is not checked.
 struct MutationLimits {
   size_t max_attributes = 0;
   size_t max_total_bytes = 0;  // sum of name sizes + envelope sizes
 };
 
+// Removals apply before sets, so a name in both ends up set.
 struct Mutation {
   absl::Time now;  // also the new last_access (an update is an access)
   std::vector<std::pair<std::string, std::string>> set;  // name -> envelope
@@ -75,6 +78,7 @@ class SessionStore {
   virtual ~SessionStore() = default;
 
   // Inserts a new session (version as given) and indexes it under user_tag.
+  // session.last_access is the current time (for liveness and tombstones).
   virtual absl::Status Create(const StoredSession& session) = 0;
 
   // The live session, touched if options.touch.
@@ -87,8 +91,10 @@ class SessionStore {
                                                const Mutation& mutation) = 0;
 
   // Replaces the session with a tombstone that lasts until `tombstone_until`
-  // (so a late Update cannot resurrect it) and removes it from its user's
-  // index. Returns whether a live session existed.
+  // (so a late Update cannot resurrect it, and Create on the id answers
+  // ALREADY_EXISTS) and removes it from its user's index. Returns whether a
+  // live session existed. Destroying an id with no record at all need not
+  // write anything (so destroying random ids costs no memory).
   virtual absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                        absl::Time tombstone_until) = 0;
 

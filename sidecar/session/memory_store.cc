@@ -1,0 +1,276 @@
+// MemorySessionStore: the SessionStore contract over hash maps under a mutex.
+#include "sidecar/session/memory_store.h"
+
+#include <algorithm>
+#include <cassert>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace stateside {
+namespace {
+
+// Abseil 20220623's string_view is not std::string_view; its hash containers
+// look up heterogeneously only with absl::string_view.
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+absl::Status NotFound() { return absl::NotFoundError("session not found"); }
+
+StoredSession MetadataOf(const StoredSession& s) {
+  StoredSession out;
+  out.id = s.id;
+  out.user_tag = s.user_tag;
+  out.user_envelope = s.user_envelope;
+  out.created = s.created;
+  out.last_access = s.last_access;
+  out.idle_ttl = s.idle_ttl;
+  out.absolute_expiry = s.absolute_expiry;
+  out.version = s.version;
+  return out;
+}
+
+// Checks the attribute count and stored bytes the session would have after
+// `m`, without modifying it, so a refused mutation changes nothing.
+absl::Status CheckLimits(const StoredSession& s, const Mutation& m) {
+  const MutationLimits& limits = m.limits;
+  if (limits.max_attributes == 0 && limits.max_total_bytes == 0) {
+    return absl::OkStatus();
+  }
+  // name -> envelope after the mutation (nullptr: removed). Removals first.
+  absl::flat_hash_map<absl::string_view, const std::string*> pending;
+  for (const std::string& name : m.remove) pending[Sv(name)] = nullptr;
+  for (const auto& [name, envelope] : m.set) pending[Sv(name)] = &envelope;
+
+  size_t count = s.attributes.size();
+  size_t bytes = 0;
+  for (const auto& [name, envelope] : s.attributes) {
+    bytes += name.size() + envelope.size();
+  }
+  for (const auto& [name, envelope] : pending) {
+    auto it = s.attributes.find(name);
+    if (it != s.attributes.end()) {
+      --count;
+      bytes -= it->first.size() + it->second.size();
+    }
+    if (envelope != nullptr) {
+      ++count;
+      bytes += name.size() + envelope->size();
+    }
+  }
+  if (limits.max_attributes != 0 && count > limits.max_attributes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the session would have ", count,
+        " attributes; the limit (max_attributes) is ", limits.max_attributes));
+  }
+  if (limits.max_total_bytes != 0 && bytes > limits.max_total_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the session would hold ", bytes,
+        " bytes; the limit (max_total_bytes) is ", limits.max_total_bytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+MemorySessionStore::MemorySessionStore(size_t max_sessions)
+    : max_sessions_(max_sessions) {
+  assert(max_sessions > 0);
+}
+
+absl::Status MemorySessionStore::Create(const StoredSession& session) {
+  absl::MutexLock lock(&mu_);
+  // Creation time is the only `now` a Create carries.
+  const absl::Time now = session.last_access;
+  auto tomb = tombstones_.find(session.id);
+  if (tomb != tombstones_.end() && now < tomb->second) {
+    return absl::AlreadyExistsError("session id already used");
+  }
+  auto existing = sessions_.find(session.id);
+  if (existing != sessions_.end()) {
+    if (existing->second.LiveAt(now)) {
+      return absl::AlreadyExistsError("session id already used");
+    }
+    EraseLocked(existing);
+  }
+  if (sessions_.size() >= max_sessions_ && now >= earliest_session_expiry_) {
+    SweepSessionsLocked(now);
+  }
+  if (sessions_.size() >= max_sessions_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the memory session store is full (", max_sessions_,
+                     " live sessions; raise the session limit or use Redis)"));
+  }
+  sessions_.emplace(session.id, session);
+  if (!session.user_tag.empty()) by_user_[session.user_tag].insert(session.id);
+  earliest_session_expiry_ =
+      std::min(earliest_session_expiry_, session.idle_expiry());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredSession> MemorySessionStore::Get(
+    std::string_view id, const ReadOptions& options) {
+  absl::MutexLock lock(&mu_);
+  StoredSession* s = FindLiveLocked(id, options.now);
+  if (s == nullptr) return NotFound();
+  if (options.touch) s->last_access = std::max(s->last_access, options.now);
+  if (options.metadata_only) return MetadataOf(*s);
+  return *s;
+}
+
+absl::StatusOr<StoredSession> MemorySessionStore::Update(
+    std::string_view id, const Mutation& mutation) {
+  absl::MutexLock lock(&mu_);
+  StoredSession* s = FindLiveLocked(id, mutation.now);
+  if (s == nullptr) return NotFound();
+  if (mutation.expected_version.has_value() &&
+      *mutation.expected_version != s->version) {
+    return absl::AbortedError(absl::StrCat("session version is ", s->version,
+                                           ", expected ",
+                                           *mutation.expected_version));
+  }
+  absl::Status limits = CheckLimits(*s, mutation);
+  if (!limits.ok()) return limits;
+  for (const std::string& name : mutation.remove) s->attributes.erase(name);
+  for (const auto& [name, envelope] : mutation.set) {
+    s->attributes.insert_or_assign(name, envelope);
+  }
+  ++s->version;
+  s->last_access = std::max(s->last_access, mutation.now);
+  return MetadataOf(*s);
+}
+
+absl::StatusOr<bool> MemorySessionStore::Destroy(std::string_view id,
+                                                 absl::Time now,
+                                                 absl::Time tombstone_until) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Sv(id));
+  if (it == sessions_.end()) {
+    // Nothing to guard; a tombstone already there is kept (and extended).
+    auto tomb = tombstones_.find(Sv(id));
+    if (tomb != tombstones_.end()) {
+      tomb->second = std::max(tomb->second, tombstone_until);
+    }
+    return false;
+  }
+  const bool live = it->second.LiveAt(now);
+  std::string key = it->first;
+  EraseLocked(it);
+  AddTombstoneLocked(key, now, tombstone_until);
+  return live;
+}
+
+absl::StatusOr<std::vector<StoredSession>> MemorySessionStore::ListByUser(
+    std::string_view user_tag, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<StoredSession> out;
+  auto index = by_user_.find(Sv(user_tag));
+  if (index == by_user_.end()) return out;
+  // Copy: erasing an expired session edits the set being walked.
+  std::vector<std::string> ids(index->second.begin(), index->second.end());
+  for (const std::string& id : ids) {
+    const StoredSession* s = FindLiveLocked(id, now);
+    if (s != nullptr) out.push_back(MetadataOf(*s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const StoredSession& a, const StoredSession& b) {
+              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+            });
+  return out;
+}
+
+size_t MemorySessionStore::Sweep(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return SweepSessionsLocked(now) + SweepTombstonesLocked(now);
+}
+
+size_t MemorySessionStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return sessions_.size();
+}
+
+size_t MemorySessionStore::tombstone_count() const {
+  absl::MutexLock lock(&mu_);
+  return tombstones_.size();
+}
+
+void MemorySessionStore::EraseLocked(SessionMap::iterator it) {
+  const StoredSession& s = it->second;
+  if (!s.user_tag.empty()) {
+    auto index = by_user_.find(s.user_tag);
+    if (index != by_user_.end()) {
+      index->second.erase(s.id);
+      if (index->second.empty()) by_user_.erase(index);
+    }
+  }
+  sessions_.erase(it);
+}
+
+size_t MemorySessionStore::SweepSessionsLocked(absl::Time now) {
+  size_t dropped = 0;
+  absl::Time earliest = absl::InfiniteFuture();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    auto current = it++;  // erase() does not invalidate the others
+    if (!current->second.LiveAt(now)) {
+      EraseLocked(current);
+      ++dropped;
+    } else {
+      earliest = std::min(earliest, current->second.idle_expiry());
+    }
+  }
+  earliest_session_expiry_ = earliest;
+  return dropped;
+}
+
+size_t MemorySessionStore::SweepTombstonesLocked(absl::Time now) {
+  size_t dropped = 0;
+  absl::Time earliest = absl::InfiniteFuture();
+  for (auto it = tombstones_.begin(); it != tombstones_.end();) {
+    auto current = it++;
+    if (current->second <= now) {
+      tombstones_.erase(current);
+      ++dropped;
+    } else {
+      earliest = std::min(earliest, current->second);
+    }
+  }
+  earliest_tombstone_expiry_ = earliest;
+  return dropped;
+}
+
+StoredSession* MemorySessionStore::FindLiveLocked(std::string_view id,
+                                                  absl::Time now) {
+  auto it = sessions_.find(Sv(id));
+  if (it == sessions_.end()) return nullptr;
+  if (!it->second.LiveAt(now)) {
+    // Liveness never comes back (only a live session is touched), so an
+    // expired record can go now rather than at the next sweep.
+    EraseLocked(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+void MemorySessionStore::AddTombstoneLocked(const std::string& id,
+                                            absl::Time now, absl::Time until) {
+  if (until <= now) return;  // nothing left to guard against
+  auto existing = tombstones_.find(id);
+  if (existing != tombstones_.end()) {
+    existing->second = std::max(existing->second, until);
+    return;
+  }
+  if (tombstones_.size() >= max_sessions_ &&
+      now >= earliest_tombstone_expiry_) {
+    SweepTombstonesLocked(now);
+  }
+  if (tombstones_.size() >= max_sessions_) {
+    // Safe to drop early in this store: see the header.
+    tombstones_.erase(tombstones_.begin());
+  }
+  tombstones_.emplace(id, until);
+  earliest_tombstone_expiry_ = std::min(earliest_tombstone_expiry_, until);
+}
+
+}  // namespace stateside

@@ -1,0 +1,20 @@
+// Names of the NOT_FOUND causes, as metrics labels and log fields.
+#include "sidecar/session/session_events.h"
+
+namespace stateside {
+
+std::string_view NotFoundCauseName(NotFoundCause cause) {
+  switch (cause) {
+    case NotFoundCause::kMalformedKey:
+      return "malformed_key";
+    case NotFoundCause::kBadSignature:
+      return "bad_signature";
+    case NotFoundCause::kUnknown:
+      return "unknown";
+    case NotFoundCause::kUndecryptable:
+      return "undecryptable";
+  }
+  return "unknown";
+}
+
+}  // namespace stateside

@@ -1,0 +1,497 @@
+// SessionManager: the session rules over the SessionStore seam.
+#include "sidecar/session/session_manager.h"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "sidecar/common/status_macros.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/session_id.h"
+
+namespace stateside {
+namespace {
+
+// The one answer for every session that cannot be served (no oracle).
+constexpr char kNotFoundMessage[] = "session not found";
+// Reserved envelope name of the user id: user attribute names are printable
+// ASCII, so they cannot start with NUL and collide with it.
+constexpr std::string_view kUserEnvelopeName("\0user", 5);
+constexpr std::string_view kUserIndexPurpose = "user";
+// A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
+// malformed; refuse it before spending an HMAC on it.
+constexpr size_t kMaxCookieBytes = 256;
+// The signature part: unpadded base64url of an HMAC-SHA256 (crypto/cookie.h).
+constexpr size_t kCookieSignatureChars = 43;
+// Attempts at a fresh id before giving up (a collision of 256 random bits is
+// not expected; a second attempt only guards a broken random source).
+constexpr int kCreateAttempts = 2;
+
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+// Whether a cookie has the shape "id.signature"; only tells a malformed
+// cookie from a forged one in the metrics. The signer decides validity.
+bool LooksLikeCookie(std::string_view cookie) {
+  const size_t dot = cookie.find('.');
+  if (cookie.size() > kMaxCookieBytes || dot == std::string_view::npos ||
+      !crypto::IsWellFormedSessionId(cookie.substr(0, dot))) {
+    return false;
+  }
+  const std::string_view signature = cookie.substr(dot + 1);
+  if (signature.size() != kCookieSignatureChars) return false;
+  for (char c : signature) {
+    const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!alphabet) return false;
+  }
+  return true;
+}
+
+// A name as it may appear in an error message: escaped and shortened, since
+// it is untrusted input.
+std::string Quote(std::string_view name) {
+  constexpr size_t kShown = 64;
+  std::string out = absl::CHexEscape(Sv(name.substr(0, kShown)));
+  if (name.size() > kShown) absl::StrAppend(&out, "...");
+  return absl::StrCat("'", out, "'");
+}
+
+absl::Status ValidateName(std::string_view name, const SessionLimits& limits) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("attribute name is empty");
+  }
+  if (name.size() > limits.max_attribute_name_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attribute name ", Quote(name), " is ", name.size(),
+                     " bytes; the limit (max_attribute_name_bytes) is ",
+                     limits.max_attribute_name_bytes));
+  }
+  for (char c : name) {
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("attribute name ", Quote(name),
+                       " has a character outside printable ASCII"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateValue(std::string_view name, std::string_view value,
+                           const SessionLimits& limits) {
+  if (value.size() > limits.max_attribute_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attribute ", Quote(name), " is ", value.size(),
+                     " bytes; the limit (max_attribute_bytes) is ",
+                     limits.max_attribute_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAttributes(
+    const absl::flat_hash_map<std::string, std::string>& attributes,
+    const SessionLimits& limits) {
+  if (attributes.size() > limits.max_attributes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        attributes.size(), " attributes given; the limit (max_attributes) is ",
+        limits.max_attributes));
+  }
+  for (const auto& [name, value] : attributes) {
+    RETURN_IF_ERROR(ValidateName(name, limits));
+    RETURN_IF_ERROR(ValidateValue(name, value, limits));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUserId(std::string_view user_id,
+                            const SessionLimits& limits) {
+  if (user_id.size() > limits.max_user_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user_id is ", user_id.size(),
+        " bytes; the limit (max_user_id_bytes) is ", limits.max_user_id_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRequiredUserId(std::string_view user_id,
+                                    const SessionLimits& limits) {
+  if (user_id.empty()) return absl::InvalidArgumentError("user_id is required");
+  return ValidateUserId(user_id, limits);
+}
+
+// A requested per-session TTL: positive and no longer than the configured one.
+absl::StatusOr<absl::Duration> ChooseTtl(std::optional<absl::Duration> asked,
+                                         absl::Duration configured,
+                                         std::string_view field,
+                                         std::string_view setting) {
+  if (!asked.has_value()) return configured;
+  if (*asked <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Sv(field), " must be positive"));
+  }
+  if (*asked > configured) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Sv(field), " ", absl::FormatDuration(*asked),
+                     " exceeds the configured ", Sv(setting), " of ",
+                     absl::FormatDuration(configured)));
+  }
+  return *asked;
+}
+
+MutationLimits MutationLimitsOf(const SessionLimits& limits) {
+  MutationLimits out;
+  out.max_attributes = limits.max_attributes;
+  out.max_total_bytes = limits.max_total_bytes;
+  return out;
+}
+
+// Metadata of a stored session, all but the user id (which needs opening).
+SessionInfo BareInfo(const StoredSession& stored) {
+  SessionInfo info;
+  info.id = stored.id;
+  info.created = stored.created;
+  info.last_access = stored.last_access;
+  info.idle_expiry = stored.idle_expiry();
+  info.absolute_expiry = stored.absolute_expiry;
+  info.version = stored.version;
+  return info;
+}
+
+SessionEvents* NoEvents() {
+  static SessionEvents* const kNone = new SessionEvents();
+  return kNone;
+}
+
+}  // namespace
+
+SessionManager::SessionManager(SessionStore* store,
+                               const crypto::Sealer* sealer,
+                               const crypto::CookieSigner* signer,
+                               crypto::RandomSource* random, const Clock* clock,
+                               SessionPolicy policy, SessionEvents* events)
+    : store_(store),
+      sealer_(sealer),
+      signer_(signer),
+      random_(random),
+      clock_(clock),
+      policy_(std::move(policy)),
+      events_(events != nullptr ? events : NoEvents()) {}
+
+absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
+  const SessionLimits& limits = policy_.limits;
+  RETURN_IF_ERROR(ValidateUserId(params.user_id, limits));
+  RETURN_IF_ERROR(ValidateAttributes(params.attributes, limits));
+  ASSIGN_OR_RETURN(absl::Duration idle_ttl,
+                   ChooseTtl(params.idle_ttl, policy_.idle_ttl, "idle_ttl",
+                             "idle TTL (SESSION_IDLE_TTL)"));
+  ASSIGN_OR_RETURN(
+      absl::Duration absolute_ttl,
+      ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
+                "absolute TTL (SESSION_ABSOLUTE_TTL)"));
+  absl::Status last = absl::InternalError("no session id attempt made");
+  for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));
+    ASSIGN_OR_RETURN(StoredSession stored,
+                     SealSession(id, params.user_id, params.attributes));
+    const absl::Time now = clock_->Now();
+    stored.created = now;
+    stored.last_access = now;
+    stored.idle_ttl = idle_ttl;
+    stored.absolute_expiry = now + absolute_ttl;
+    stored.version = 1;
+    last = store_->Create(stored);
+    if (absl::IsAlreadyExists(last)) continue;
+    RETURN_IF_ERROR(last);
+    events_->SessionCreated();
+    Session session;
+    session.info = BareInfo(stored);
+    session.info.user_id = params.user_id;
+    session.attributes = params.attributes;
+    session.cookie = signer_->Sign(id);
+    return session;
+  }
+  return absl::InternalError(
+      absl::StrCat("could not allocate a session id: ", last.message()));
+}
+
+absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+  ReadOptions options;
+  options.now = clock_->Now();
+  options.touch = touch;
+  absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+  if (!stored.ok()) return StoreReadError(stored.status());
+  absl::StatusOr<Session> session = OpenSession(*stored);
+  if (!session.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  return session;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
+                                                   const UpdateParams& params) {
+  // Input checks first: they depend on nothing stored, so answer at once.
+  const SessionLimits& limits = policy_.limits;
+  RETURN_IF_ERROR(ValidateAttributes(params.set, limits));
+  for (const std::string& name : params.remove) {
+    RETURN_IF_ERROR(ValidateName(name, limits));
+    if (params.set.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("attribute ", Quote(name), " is both set and deleted"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+
+  Mutation mutation;
+  mutation.now = clock_->Now();
+  mutation.expected_version = params.expected_version;
+  mutation.limits = MutationLimitsOf(limits);
+  mutation.remove = params.remove;
+  mutation.set.reserve(params.set.size());
+  for (const auto& [name, value] : params.set) {
+    ASSIGN_OR_RETURN(std::string envelope, sealer_->Seal(id, name, value));
+    mutation.set.emplace_back(name, std::move(envelope));
+  }
+  absl::StatusOr<StoredSession> updated = store_->Update(id, mutation);
+  if (absl::IsAborted(updated.status())) {
+    events_->VersionConflict();
+    return absl::AbortedError(
+        "expected_version does not match the session's version");
+  }
+  if (!updated.ok()) return StoreReadError(updated.status());
+  absl::StatusOr<SessionInfo> info = InfoOf(*updated);
+  if (!info.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  return info;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+  ReadOptions options;
+  options.now = clock_->Now();
+  options.touch = true;
+  options.metadata_only = true;
+  absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+  if (!stored.ok()) return StoreReadError(stored.status());
+  absl::StatusOr<SessionInfo> info = InfoOf(*stored);
+  if (!info.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  return info;
+}
+
+absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
+  NotFoundCause cause;
+  absl::StatusOr<std::string> id = ParseKey(key, &cause);
+  if (!id.ok()) return false;
+  const absl::Time now = clock_->Now();
+  ASSIGN_OR_RETURN(bool existed,
+                   store_->Destroy(*id, now, now + policy_.absolute_ttl));
+  if (existed) events_->SessionDestroyed();
+  return existed;
+}
+
+absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
+  ASSIGN_OR_RETURN(std::string old_id, ResolveKey(key));
+  ReadOptions options;
+  options.now = clock_->Now();
+  options.touch = false;
+  absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
+  if (!old.ok()) return StoreReadError(old.status());
+  absl::StatusOr<Session> opened = OpenSession(*old);
+  if (!opened.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  Session session = *std::move(opened);
+
+  absl::Status created = absl::InternalError("no session id attempt made");
+  std::string new_id;
+  StoredSession fresh;
+  for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(new_id, crypto::NewSessionId(*random_));
+    // Re-sealed: the associated data binds each envelope to its session id.
+    ASSIGN_OR_RETURN(
+        fresh, SealSession(new_id, session.info.user_id, session.attributes));
+    fresh.created = old->created;
+    fresh.last_access = std::max(old->last_access, options.now);
+    fresh.idle_ttl = old->idle_ttl;
+    fresh.absolute_expiry = old->absolute_expiry;
+    fresh.version = old->version;
+    created = store_->Create(fresh);
+    if (!absl::IsAlreadyExists(created)) break;
+  }
+  RETURN_IF_ERROR(created);
+  events_->SessionCreated();
+
+  absl::StatusOr<bool> destroyed =
+      store_->Destroy(old_id, options.now, old->absolute_expiry);
+  if (!destroyed.ok()) {
+    // The old id must not outlive a regeneration (fixation defence): undo
+    // the copy, best effort, and report the failure.
+    (void)store_->Destroy(new_id, options.now, old->absolute_expiry);
+    return destroyed.status();
+  }
+  if (*destroyed) events_->SessionDestroyed();
+
+  std::string user_id = std::move(session.info.user_id);
+  session.info = BareInfo(fresh);
+  session.info.user_id = std::move(user_id);
+  session.cookie = signer_->Sign(new_id);
+  return session;
+}
+
+absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListUserSessions(
+    std::string_view user_id) {
+  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
+  return ListVerified(user_id, clock_->Now());
+}
+
+absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
+    std::string_view user_id, const std::optional<SessionKey>& keep) {
+  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
+  std::string keep_id;
+  if (keep.has_value()) {
+    NotFoundCause cause;
+    absl::StatusOr<std::string> parsed = ParseKey(*keep, &cause);
+    if (parsed.ok()) keep_id = *std::move(parsed);
+  }
+  const absl::Time now = clock_->Now();
+  ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
+                   ListVerified(user_id, now));
+  uint32_t destroyed = 0;
+  for (const SessionInfo& info : sessions) {
+    if (info.id == keep_id) continue;
+    ASSIGN_OR_RETURN(bool existed,
+                     store_->Destroy(info.id, now, info.absolute_expiry));
+    if (existed) {
+      ++destroyed;
+      events_->SessionDestroyed();
+    }
+  }
+  return destroyed;
+}
+
+absl::StatusOr<std::string> SessionManager::ParseKey(
+    const SessionKey& key, NotFoundCause* cause) const {
+  const absl::Status not_found = absl::NotFoundError(kNotFoundMessage);
+  *cause = NotFoundCause::kMalformedKey;
+  if (key.kind == SessionKey::Kind::kId) {
+    if (!crypto::IsWellFormedSessionId(key.value)) return not_found;
+    return key.value;
+  }
+  // A cookie: tell a malformed one from a forged one for the metrics only.
+  if (!LooksLikeCookie(key.value)) return not_found;
+  absl::StatusOr<std::string> id = signer_->Verify(key.value);
+  if (!id.ok() || !crypto::IsWellFormedSessionId(*id)) {
+    *cause = NotFoundCause::kBadSignature;
+    return not_found;
+  }
+  return id;
+}
+
+absl::StatusOr<std::string> SessionManager::ResolveKey(
+    const SessionKey& key) const {
+  NotFoundCause cause;
+  absl::StatusOr<std::string> id = ParseKey(key, &cause);
+  if (!id.ok()) return NotFound(cause);
+  return id;
+}
+
+absl::Status SessionManager::NotFound(NotFoundCause cause) const {
+  events_->SessionNotFound(cause);
+  return absl::NotFoundError(kNotFoundMessage);
+}
+
+absl::Status SessionManager::StoreReadError(const absl::Status& status) const {
+  if (absl::IsNotFound(status)) return NotFound(NotFoundCause::kUnknown);
+  return status;
+}
+
+absl::StatusOr<std::string> SessionManager::OpenValue(
+    std::string_view id, std::string_view name,
+    std::string_view envelope) const {
+  crypto::OpenFailure failure = crypto::OpenFailure::kMalformed;
+  absl::StatusOr<crypto::Opened> opened =
+      sealer_->Open(id, name, envelope, &failure);
+  if (!opened.ok()) {
+    events_->DecryptFailed(crypto::OpenFailureName(failure));
+    return absl::NotFoundError(kNotFoundMessage);
+  }
+  events_->KeyUsedForRead(opened->key_id);
+  return std::move(opened->plaintext);
+}
+
+absl::StatusOr<SessionInfo> SessionManager::InfoOf(
+    const StoredSession& stored) const {
+  SessionInfo info = BareInfo(stored);
+  if (!stored.user_envelope.empty()) {
+    ASSIGN_OR_RETURN(info.user_id, OpenValue(stored.id, kUserEnvelopeName,
+                                             stored.user_envelope));
+  }
+  return info;
+}
+
+absl::StatusOr<Session> SessionManager::OpenSession(
+    const StoredSession& stored) const {
+  Session session;
+  ASSIGN_OR_RETURN(session.info, InfoOf(stored));
+  session.attributes.reserve(stored.attributes.size());
+  for (const auto& [name, envelope] : stored.attributes) {
+    ASSIGN_OR_RETURN(std::string value, OpenValue(stored.id, name, envelope));
+    session.attributes.emplace(name, std::move(value));
+  }
+  session.cookie = signer_->Sign(stored.id);
+  return session;
+}
+
+absl::StatusOr<StoredSession> SessionManager::SealSession(
+    const std::string& id, std::string_view user_id,
+    const absl::flat_hash_map<std::string, std::string>& attributes) const {
+  StoredSession stored;
+  stored.id = id;
+  if (!user_id.empty()) {
+    stored.user_tag = crypto::Keyring::Blind(sealer_->keyring().primary(),
+                                             kUserIndexPurpose, user_id);
+    ASSIGN_OR_RETURN(stored.user_envelope,
+                     sealer_->Seal(id, kUserEnvelopeName, user_id));
+  }
+  size_t total = 0;
+  for (const auto& [name, value] : attributes) {
+    ASSIGN_OR_RETURN(std::string envelope, sealer_->Seal(id, name, value));
+    total += name.size() + envelope.size();
+    stored.attributes.emplace(name, std::move(envelope));
+  }
+  const size_t limit = policy_.limits.max_total_bytes;
+  if (limit != 0 && total > limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the session would hold ", total,
+                     " bytes; the limit (max_total_bytes) is ", limit));
+  }
+  return stored;
+}
+
+absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListVerified(
+    std::string_view user_id, absl::Time now) const {
+  std::vector<SessionInfo> out;
+  absl::flat_hash_set<std::string> seen;
+  // Every key's tag: sessions created before a rotation are indexed under
+  // the tag of the key that was primary then.
+  for (const crypto::Keyring::Key& key : sealer_->keyring().keys()) {
+    const std::string tag =
+        crypto::Keyring::Blind(key, kUserIndexPurpose, user_id);
+    ASSIGN_OR_RETURN(std::vector<StoredSession> found,
+                     store_->ListByUser(tag, now));
+    for (const StoredSession& stored : found) {
+      if (!seen.insert(stored.id).second) continue;
+      absl::StatusOr<SessionInfo> info = InfoOf(stored);
+      // Undecryptable (already reported) or a blind-index collision: not
+      // this user's session, so it must not be listed or destroyed.
+      if (!info.ok() || info->user_id != user_id) continue;
+      out.push_back(*std::move(info));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SessionInfo& a, const SessionInfo& b) {
+              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+            });
+  return out;
+}
+
+}  // namespace stateside

@@ -1,0 +1,593 @@
+// The conformance suites of the store seams: every SessionStore and every
+// OptOutStore (memory, Redis, ...) must pass them unchanged.
+//
+// Header-only on purpose: the TEST_P bodies must be compiled into the test
+// binary that instantiates them (a static library's unreferenced objects are
+// dropped by the linker). Include this header from exactly ONE .cc per test
+// binary, and instantiate there:
+//
+//   INSTANTIATE_TEST_SUITE_P(Memory, SessionStoreConformanceTest,
+//       ::testing::Values(SessionStoreFactory{"memory", [] {
+//         return std::make_unique<MemorySessionStore>(1000); }}),
+//       SessionStoreFactoryName);
+//
+// What the suite assumes of a store, and no more:
+//  - the factory returns a fresh, empty store (for a shared backend: a unique
+//    key prefix per call) that outlives nothing of the test;
+//  - time is only the `now` passed in ReadOptions/Mutation/Destroy (and a
+//    Create's last_access), which comes from a FakeClock starting near the
+//    real time: a backend with its own expiry (Redis PEXPIRE) may drop dead
+//    entries early, but liveness must follow the `now` it is given;
+//  - expired entries may linger physically (nothing here calls Sweep);
+//  - times and durations round-trip at millisecond precision.
+#ifndef STATESIDE_TESTS_SUPPORT_STORE_CONFORMANCE_H_
+#define STATESIDE_TESTS_SUPPORT_STORE_CONFORMANCE_H_
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "gtest/gtest.h"
+#include "sidecar/analytics/opt_out_store.h"
+#include "sidecar/session/store.h"
+#include "tests/support/fake_clock.h"
+
+namespace stateside::testing {
+
+struct SessionStoreFactory {
+  std::string name;  // a gtest name: [A-Za-z0-9_]
+  std::function<std::unique_ptr<SessionStore>()> make;
+};
+
+struct OptOutStoreFactory {
+  std::string name;
+  std::function<std::unique_ptr<OptOutStore>()> make;
+};
+
+inline std::string SessionStoreFactoryName(
+    const ::testing::TestParamInfo<SessionStoreFactory>& info) {
+  return info.param.name;
+}
+inline std::string OptOutStoreFactoryName(
+    const ::testing::TestParamInfo<OptOutStoreFactory>& info) {
+  return info.param.name;
+}
+// gtest prints parameters on failure; std::function has no printer.
+inline void PrintTo(const SessionStoreFactory& f, std::ostream* os) {
+  *os << f.name;
+}
+inline void PrintTo(const OptOutStoreFactory& f, std::ostream* os) {
+  *os << f.name;
+}
+
+// The start of the fake time: near the real time (rounded to a second), so a
+// backend that also sets real expiries sees plausible absolute times.
+inline absl::Time ConformanceStartTime() {
+  return absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+}
+
+class SessionStoreConformanceTest
+    : public ::testing::TestWithParam<SessionStoreFactory> {
+ protected:
+  void SetUp() override {
+    clock_.Set(ConformanceStartTime());
+    store_ = GetParam().make();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  absl::Time now() const { return clock_.Now(); }
+
+  // A session created now: idle TTL 30m, absolute 8h, version 1.
+  StoredSession MakeSession(std::string id, std::string user_tag = "",
+                            std::string user_envelope = "") const {
+    StoredSession s;
+    s.id = std::move(id);
+    s.user_tag = std::move(user_tag);
+    s.user_envelope = std::move(user_envelope);
+    s.created = now();
+    s.last_access = now();
+    s.idle_ttl = absl::Minutes(30);
+    s.absolute_expiry = now() + absl::Hours(8);
+    s.version = 1;
+    return s;
+  }
+
+  // 43-character ids, like the real ones (a store may check nothing, or that).
+  static std::string Id(char c) { return std::string(43, c); }
+
+  absl::StatusOr<StoredSession> Read(const std::string& id, bool touch = false,
+                                     bool metadata_only = false) {
+    ReadOptions options;
+    options.now = now();
+    options.touch = touch;
+    options.metadata_only = metadata_only;
+    return store_->Get(id, options);
+  }
+
+  Mutation Set(std::string name, std::string envelope) const {
+    Mutation m;
+    m.now = now();
+    m.set.emplace_back(std::move(name), std::move(envelope));
+    return m;
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<SessionStore> store_;
+};
+
+class OptOutStoreConformanceTest
+    : public ::testing::TestWithParam<OptOutStoreFactory> {
+ protected:
+  void SetUp() override {
+    clock_.Set(ConformanceStartTime());
+    store_ = GetParam().make();
+    ASSERT_NE(store_, nullptr);
+  }
+  absl::Time now() const { return clock_.Now(); }
+
+  FakeClock clock_;
+  std::unique_ptr<OptOutStore> store_;
+};
+
+}  // namespace stateside::testing
+
+// ---------------------------------------------------------------------------
+// The TEST_P bodies (compiled once per binary: see the top of the file).
+// ---------------------------------------------------------------------------
+namespace stateside::testing {
+
+// Expects `status` to be INVALID_ARGUMENT with a message naming `limit`.
+#define STATESIDE_EXPECT_LIMIT(status, limit)                                \
+  do {                                                                       \
+    const ::absl::Status stateside_s_ = (status);                            \
+    EXPECT_EQ(stateside_s_.code(), ::absl::StatusCode::kInvalidArgument)     \
+        << stateside_s_;                                                     \
+    EXPECT_NE(stateside_s_.message().find(limit), ::absl::string_view::npos) \
+        << stateside_s_;                                                     \
+  } while (0)
+
+TEST_P(SessionStoreConformanceTest, CreateThenGetReturnsWhatWasStored) {
+  StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
+  s.attributes = {{"cart", "env-cart"}, {"theme", "env-theme"}};
+  s.version = 7;
+  ASSERT_TRUE(store_->Create(s).ok());
+
+  absl::StatusOr<StoredSession> got = Read(s.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->id, s.id);
+  EXPECT_EQ(got->user_tag, "tag-1");
+  EXPECT_EQ(got->user_envelope, "sealed-user");
+  EXPECT_EQ(got->created, s.created);
+  EXPECT_EQ(got->last_access, s.last_access);
+  EXPECT_EQ(got->idle_ttl, s.idle_ttl);
+  EXPECT_EQ(got->absolute_expiry, s.absolute_expiry);
+  EXPECT_EQ(got->version, 7u);
+  EXPECT_EQ(got->attributes, s.attributes);
+}
+
+TEST_P(SessionStoreConformanceTest, CreateOnAnExistingIdIsAlreadyExists) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"k", "original"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  StoredSession again = MakeSession(Id('a'));
+  again.attributes = {{"k", "intruder"}};
+  EXPECT_EQ(store_->Create(again).code(), absl::StatusCode::kAlreadyExists);
+  absl::StatusOr<StoredSession> got = Read(s.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes.at("k"), "original");
+}
+
+TEST_P(SessionStoreConformanceTest, GetOfAnUnknownIdIsNotFound) {
+  EXPECT_EQ(Read(Id('z')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read("").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreConformanceTest, MetadataOnlyReadOmitsAttributes) {
+  StoredSession s = MakeSession(Id('a'), "tag", "user");
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  absl::StatusOr<StoredSession> got = Read(s.id, false, true);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->attributes.empty());
+  EXPECT_EQ(got->user_envelope, "user");
+  EXPECT_EQ(got->version, 1u);
+}
+
+TEST_P(SessionStoreConformanceTest, TouchingReadRollsTheIdleTimeout) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  clock_.Advance(absl::Minutes(20));
+  absl::StatusOr<StoredSession> got = Read(Id('a'), /*touch=*/true);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, now());
+  clock_.Advance(absl::Minutes(20));  // 40m after creation, 20m after touch
+  got = Read(Id('a'));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->idle_expiry(), now() + absl::Minutes(10));
+}
+
+TEST_P(SessionStoreConformanceTest, NonTouchingReadLeavesTheIdleTimeout) {
+  StoredSession s = MakeSession(Id('a'));
+  ASSERT_TRUE(store_->Create(s).ok());
+  clock_.Advance(absl::Minutes(20));
+  absl::StatusOr<StoredSession> got = Read(Id('a'), /*touch=*/false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, s.last_access);
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreConformanceTest, IdleExpiryIsEnforcedAtTheBoundary) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  clock_.Advance(absl::Minutes(30) - absl::Milliseconds(1));
+  EXPECT_TRUE(Read(Id('a')).ok());
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  // A touching read of a dead session does not revive it.
+  EXPECT_EQ(Read(Id('a'), true).status().code(), absl::StatusCode::kNotFound);
+  clock_.Advance(-absl::Minutes(5));
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound)
+      << "an expired session may be forgotten, but never brought back";
+}
+
+TEST_P(SessionStoreConformanceTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  const absl::Time cap = now() + absl::Hours(8);
+  while (now() + absl::Minutes(20) < cap) {
+    clock_.Advance(absl::Minutes(20));
+    ASSERT_TRUE(Read(Id('a'), true).ok()) << "at " << now();
+    ASSERT_TRUE(store_->Update(Id('a'), Set("k", "v")).ok());
+  }
+  clock_.Set(cap - absl::Milliseconds(1));
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->idle_expiry(), cap);
+  clock_.Set(cap);
+  EXPECT_EQ(Read(Id('a'), true).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "w")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreConformanceTest, UpdateSetsRemovesBumpsVersionAndTouches) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"keep", "1"}, {"drop", "2"}, {"change", "3"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  clock_.Advance(absl::Minutes(20));
+  Mutation m;
+  m.now = now();
+  m.set = {{"change", "33"}, {"new", "4"}};
+  m.remove = {"drop", "never-there"};
+  absl::StatusOr<StoredSession> meta = store_->Update(Id('a'), m);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->version, 2u);
+  EXPECT_EQ(meta->last_access, now());
+  EXPECT_EQ(meta->absolute_expiry, s.absolute_expiry);
+  EXPECT_TRUE(meta->attributes.empty()) << "Update returns metadata only";
+
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  const absl::flat_hash_map<std::string, std::string> want = {
+      {"keep", "1"}, {"change", "33"}, {"new", "4"}};
+  EXPECT_EQ(got->attributes, want);
+  EXPECT_EQ(got->version, 2u);
+  EXPECT_EQ(got->last_access, now());
+}
+
+TEST_P(SessionStoreConformanceTest, RemovalsApplyBeforeSets) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"k", "old"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  Mutation m = Set("k", "new");
+  m.remove = {"k"};
+  ASSERT_TRUE(store_->Update(Id('a'), m).ok());
+  EXPECT_EQ(Read(Id('a'))->attributes.at("k"), "new");
+}
+
+TEST_P(SessionStoreConformanceTest, MatchingExpectedVersionApplies) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  Mutation m = Set("k", "v");
+  m.expected_version = 1;
+  absl::StatusOr<StoredSession> meta = store_->Update(Id('a'), m);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->version, 2u);
+}
+
+TEST_P(SessionStoreConformanceTest, StaleExpectedVersionIsAbortedUnchanged) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"k", "v1"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  clock_.Advance(absl::Minutes(5));
+  Mutation m = Set("k", "v2");
+  m.expected_version = 0;
+  EXPECT_EQ(store_->Update(Id('a'), m).status().code(),
+            absl::StatusCode::kAborted);
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes.at("k"), "v1");
+  EXPECT_EQ(got->version, 1u);
+  EXPECT_EQ(got->last_access, s.last_access);
+}
+
+TEST_P(SessionStoreConformanceTest, UpdateOfAnUnknownIdCreatesNothing) {
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "v")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreConformanceTest, UpdateOfAnExpiredSessionDoesNotRevive) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  clock_.Advance(absl::Minutes(31));
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "v")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreConformanceTest, AttributeCountLimitIsOnTheMergedState) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"a", "1"}, {"b", "2"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  Mutation m;
+  m.now = now();
+  m.limits.max_attributes = 3;
+  m.set = {{"c", "3"}, {"d", "4"}};
+  STATESIDE_EXPECT_LIMIT(store_->Update(Id('a'), m).status(), "max_attributes");
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes, s.attributes)
+      << "a refused update changes nothing";
+  EXPECT_EQ(got->version, 1u);
+
+  m.remove = {"a"};  // makes room in the same mutation: exactly 3
+  ASSERT_TRUE(store_->Update(Id('a'), m).ok());
+  m.remove.clear();
+  m.set = {{"b", "22"}};  // replacing is not adding
+  EXPECT_TRUE(store_->Update(Id('a'), m).ok());
+}
+
+TEST_P(SessionStoreConformanceTest, TotalBytesLimitCountsNamesAndEnvelopes) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"ab", std::string(8, 'x')}};  // 10 bytes
+  ASSERT_TRUE(store_->Create(s).ok());
+  Mutation m;
+  m.now = now();
+  m.limits.max_total_bytes = 20;
+  m.set = {{"cd", std::string(9, 'y')}};  // 10 + 11 = 21
+  STATESIDE_EXPECT_LIMIT(store_->Update(Id('a'), m).status(),
+                         "max_total_bytes");
+  EXPECT_EQ(Read(Id('a'))->attributes, s.attributes);
+
+  m.set = {{"cd", std::string(8, 'y')}};  // exactly 20
+  ASSERT_TRUE(store_->Update(Id('a'), m).ok());
+  m.set = {{"ab", std::string(8, 'z')}};  // a replacement counts once
+  EXPECT_TRUE(store_->Update(Id('a'), m).ok());
+  m.set = {{"ab", std::string(9, 'z')}};
+  STATESIDE_EXPECT_LIMIT(store_->Update(Id('a'), m).status(),
+                         "max_total_bytes");
+}
+
+TEST_P(SessionStoreConformanceTest, ZeroLimitsAreNotChecked) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  Mutation m;
+  m.now = now();
+  for (int i = 0; i < 20; ++i) {
+    m.set.emplace_back("k" + std::to_string(i), std::string(100, 'v'));
+  }
+  EXPECT_TRUE(store_->Update(Id('a'), m).ok());
+}
+
+TEST_P(SessionStoreConformanceTest, DestroyReportsWhetherALiveSessionExisted) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  const absl::Time until = now() + absl::Hours(8);
+  EXPECT_EQ(store_->Destroy(Id('a'), now(), until).value_or(false), true);
+  absl::StatusOr<bool> again = store_->Destroy(Id('a'), now(), until);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  absl::StatusOr<bool> unknown = store_->Destroy(Id('u'), now(), until);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(*unknown);
+}
+
+TEST_P(SessionStoreConformanceTest, DestroyOfAnExpiredSessionReturnsFalse) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  clock_.Advance(absl::Hours(1));
+  absl::StatusOr<bool> existed =
+      store_->Destroy(Id('a'), now(), now() + absl::Hours(8));
+  ASSERT_TRUE(existed.ok());
+  EXPECT_FALSE(*existed);
+}
+
+TEST_P(SessionStoreConformanceTest, ADestroyedSessionStaysDestroyed) {
+  StoredSession s = MakeSession(Id('a'), "tag");
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), s.absolute_expiry).ok());
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  // A slow request finishing after logout:
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "late")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(Id('a'), true).status().code(), absl::StatusCode::kNotFound);
+  // The tombstone holds the id until tombstone_until.
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(store_->Create(MakeSession(Id('a'))).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->ListByUser("tag", now())->empty());
+}
+
+TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
+  for (char c : {'a', 'b', 'c', 'd'}) {
+    StoredSession s = MakeSession(Id(c), "alice", std::string("u") + c);
+    s.attributes = {{"k", "v"}};
+    ASSERT_TRUE(store_->Create(s).ok());
+    clock_.Advance(absl::Seconds(1));
+  }
+  ASSERT_TRUE(store_->Create(MakeSession(Id('e'), "bob", "ue")).ok());
+  ASSERT_TRUE(store_->Create(MakeSession(Id('f'))).ok());  // anonymous
+  ASSERT_TRUE(store_->Destroy(Id('b'), now(), now() + absl::Hours(8)).ok());
+  clock_.Advance(absl::Minutes(29));
+  ASSERT_TRUE(Read(Id('c'), true).ok());
+  ASSERT_TRUE(Read(Id('d'), true).ok());
+  ASSERT_TRUE(Read(Id('e'), true).ok());
+  clock_.Advance(absl::Minutes(2));  // 'a' is now idle-expired
+
+  absl::StatusOr<std::vector<StoredSession>> alice =
+      store_->ListByUser("alice", now());
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  ASSERT_EQ(alice->size(), 2u);
+  std::vector<std::string> ids;
+  for (const StoredSession& s : *alice) {
+    ids.push_back(s.id);
+    EXPECT_TRUE(s.attributes.empty()) << "a listing carries metadata only";
+    EXPECT_EQ(s.user_tag, "alice");
+    EXPECT_EQ(s.user_envelope, "u" + s.id.substr(0, 1));
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{Id('c'), Id('d')}));
+
+  absl::StatusOr<std::vector<StoredSession>> bob =
+      store_->ListByUser("bob", now());
+  ASSERT_TRUE(bob.ok());
+  ASSERT_EQ(bob->size(), 1u);
+  EXPECT_EQ((*bob)[0].id, Id('e'));
+  EXPECT_TRUE(store_->ListByUser("carol", now())->empty());
+}
+
+TEST_P(SessionStoreConformanceTest, ValuesAreBinarySafe) {
+  std::string every_byte;
+  for (int b = 0; b < 256; ++b) every_byte.push_back(static_cast<char>(b));
+  StoredSession s = MakeSession(Id('a'), "0123456789abcdef", every_byte);
+  s.attributes = {{"a name: with {punctuation} & spaces", every_byte},
+                  {"empty", ""}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  const std::string with_nul("\0x\0", 3);
+  ASSERT_TRUE(store_->Update(Id('a'), Set("nul", with_nul)).ok());
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->user_envelope, every_byte);
+  EXPECT_EQ(got->attributes.at("a name: with {punctuation} & spaces"),
+            every_byte);
+  EXPECT_EQ(got->attributes.at("empty"), "");
+  EXPECT_EQ(got->attributes.at("nul"), with_nul);
+}
+
+TEST_P(SessionStoreConformanceTest, LargeEnvelopesRoundTrip) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"big", std::string(200 * 1024, 'b')}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(
+      store_->Update(Id('a'), Set("big2", std::string(100 * 1024, 'c'))).ok());
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes.at("big").size(), 200u * 1024);
+  EXPECT_EQ(got->attributes.at("big2").size(), 100u * 1024);
+}
+
+TEST_P(SessionStoreConformanceTest,
+       ConcurrentUpdatesOfDifferentAttributesAllSurvive) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 16;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string name = absl::StrCat("t", t, "-", i);
+        if (!store_->Update(Id('a'), Set(name, name + "-value")).ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes.size(), size_t{kThreads * kPerThread});
+  EXPECT_EQ(got->version, 1u + kThreads * kPerThread);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const std::string name = absl::StrCat("t", t, "-", i);
+      EXPECT_EQ(got->attributes[name], name + "-value");
+    }
+  }
+}
+
+TEST_P(SessionStoreConformanceTest, RacingCompareAndSetHasExactlyOneWinner) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  constexpr int kThreads = 8;
+  std::atomic<int> won{0};
+  std::atomic<int> aborted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Mutation m = Set("k", absl::StrCat("writer-", t));
+      m.expected_version = 1;
+      absl::Status s = store_->Update(Id('a'), m).status();
+      if (s.ok()) won.fetch_add(1);
+      if (absl::IsAborted(s)) aborted.fetch_add(1);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(aborted.load(), kThreads - 1);
+  EXPECT_EQ(Read(Id('a'))->version, 2u);
+}
+
+TEST_P(OptOutStoreConformanceTest, AnUnknownTagIsNotOptedOut) {
+  absl::StatusOr<bool> got = store_->Get("nobody", now());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(*got);
+}
+
+TEST_P(OptOutStoreConformanceTest, AFlagHoldsUntilItsExpiry) {
+  const absl::Time expiry = now() + absl::Hours(1);
+  ASSERT_TRUE(store_->Set("t1", true, now(), expiry).ok());
+  EXPECT_TRUE(store_->Get("t1", now()).value_or(false));
+  EXPECT_TRUE(
+      store_->Get("t1", expiry - absl::Milliseconds(1)).value_or(false));
+  absl::StatusOr<bool> at_expiry = store_->Get("t1", expiry);
+  ASSERT_TRUE(at_expiry.ok());
+  EXPECT_FALSE(*at_expiry);
+}
+
+TEST_P(OptOutStoreConformanceTest, ClearingRemovesTheFlag) {
+  ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(store_->Set("t1", false, now(), now()).ok());
+  EXPECT_FALSE(store_->Get("t1", now()).value_or(true));
+  // Clearing what is not there is fine.
+  EXPECT_TRUE(store_->Set("t2", false, now(), now()).ok());
+}
+
+TEST_P(OptOutStoreConformanceTest, SettingAgainReplacesTheExpiry) {
+  ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Hours(3)).ok());
+  EXPECT_TRUE(store_->Get("t1", now() + absl::Hours(2)).value_or(false));
+  ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Minutes(10)).ok());
+  EXPECT_FALSE(store_->Get("t1", now() + absl::Hours(1)).value_or(true));
+}
+
+TEST_P(OptOutStoreConformanceTest, TagsAreIndependent) {
+  ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Hours(1)).ok());
+  EXPECT_FALSE(store_->Get("t2", now()).value_or(true));
+  ASSERT_TRUE(store_->Set("t2", true, now(), now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(store_->Set("t1", false, now(), now()).ok());
+  EXPECT_TRUE(store_->Get("t2", now()).value_or(false));
+}
+
+#undef STATESIDE_EXPECT_LIMIT
+
+// A binary may instantiate only one of the two suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(SessionStoreConformanceTest);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OptOutStoreConformanceTest);
+
+}  // namespace stateside::testing
+
+#endif  // STATESIDE_TESTS_SUPPORT_STORE_CONFORMANCE_H_

@@ -1,0 +1,17 @@
+// The SessionStore conformance suite on the embedded memory store.
+#include <memory>
+
+#include "sidecar/session/memory_store.h"
+#include "tests/support/store_conformance.h"
+
+namespace stateside::testing {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(
+    Memory, SessionStoreConformanceTest,
+    ::testing::Values(SessionStoreFactory{
+        "memory", [] { return std::make_unique<MemorySessionStore>(1000); }}),
+    SessionStoreFactoryName);
+
+}  // namespace
+}  // namespace stateside::testing

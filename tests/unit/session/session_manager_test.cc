@@ -1,0 +1,401 @@
+// SessionManager: the life of a session (create, get, update, touch, destroy,
+// regenerate) and its timeouts, on the memory store with a fake clock.
+#include "sidecar/session/session_manager.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "sidecar/crypto/session_id.h"
+#include "tests/unit/session/session_test_fixture.h"
+
+namespace stateside::testing {
+namespace {
+
+TEST_F(SessionManagerTest, CreateReturnsIdCookieAndMetadata) {
+  const absl::Time t0 = clock_.Now();
+  Session s = MustCreate("alice", {{"cart", "[]"}, {"theme", "dark"}});
+  EXPECT_TRUE(crypto::IsWellFormedSessionId(s.info.id)) << s.info.id;
+  EXPECT_EQ(s.cookie.substr(0, s.info.id.size() + 1), s.info.id + ".");
+  EXPECT_EQ(s.info.user_id, "alice");
+  EXPECT_EQ(s.info.created, t0);
+  EXPECT_EQ(s.info.last_access, t0);
+  EXPECT_EQ(s.info.idle_expiry, t0 + absl::Minutes(30));
+  EXPECT_EQ(s.info.absolute_expiry, t0 + absl::Hours(8));
+  EXPECT_EQ(s.info.version, 1u);
+  EXPECT_EQ(s.attributes.at("theme"), "dark");
+  EXPECT_EQ(events_.count("created"), 1);
+  EXPECT_NE(MustCreate().info.id, s.info.id);
+}
+
+TEST_F(SessionManagerTest, AnonymousSessionsHaveNoUser) {
+  Session s = MustCreate("", {});
+  absl::StatusOr<Session> got = manager_->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->info.user_id, "");
+  EXPECT_TRUE(got->attributes.empty());
+}
+
+TEST_F(SessionManagerTest, TheStoreHoldsOnlyEnvelopesAndBlindedTags) {
+  Session s = MustCreate("alice@example.com", {{"secret", "MARKER-1234"}});
+  StoredSession raw = Raw(s.info.id);
+  EXPECT_EQ(raw.user_envelope.find("alice"), std::string::npos);
+  EXPECT_EQ(raw.user_tag.find("alice"), std::string::npos);
+  EXPECT_FALSE(raw.user_tag.empty());
+  ASSERT_EQ(raw.attributes.count("secret"), 1u);
+  EXPECT_EQ(raw.attributes["secret"].find("MARKER"), std::string::npos);
+  EXPECT_GT(raw.attributes["secret"].size(), std::string("MARKER-1234").size());
+}
+
+TEST_F(SessionManagerTest, GetByIdAndByCookieReturnTheSameSession) {
+  Session s = MustCreate("alice", {{"cart", "[1,2]"}});
+  absl::StatusOr<Session> by_id = manager_->Get(SessionKey::Id(s.info.id));
+  absl::StatusOr<Session> by_cookie =
+      manager_->Get(SessionKey::Cookie(s.cookie));
+  ASSERT_TRUE(by_id.ok()) << by_id.status();
+  ASSERT_TRUE(by_cookie.ok()) << by_cookie.status();
+  EXPECT_EQ(by_id->info.id, s.info.id);
+  EXPECT_EQ(by_cookie->info.id, s.info.id);
+  EXPECT_EQ(by_id->attributes, s.attributes);
+  EXPECT_EQ(by_cookie->attributes, s.attributes);
+  EXPECT_EQ(by_cookie->info.user_id, "alice");
+  EXPECT_EQ(by_cookie->cookie, s.cookie);
+  EXPECT_EQ(events_.count("key:a"), 4) << "user id + one attribute, twice";
+}
+
+TEST_F(SessionManagerTest, GetRollsTheIdleTimeout) {
+  Session s = MustCreate();
+  clock_.Advance(absl::Minutes(20));
+  absl::StatusOr<Session> got = manager_->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->info.last_access, clock_.Now());
+  EXPECT_EQ(got->info.idle_expiry, clock_.Now() + absl::Minutes(30));
+  clock_.Advance(absl::Minutes(20));  // 40m after creation
+  EXPECT_TRUE(manager_->Get(SessionKey::Id(s.info.id)).ok());
+}
+
+TEST_F(SessionManagerTest, GetWithoutTouchDoesNotRollTheIdleTimeout) {
+  Session s = MustCreate();
+  clock_.Advance(absl::Minutes(20));
+  absl::StatusOr<Session> got =
+      manager_->Get(SessionKey::Id(s.info.id), /*touch=*/false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->info.last_access, s.info.created);
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(s.info.id)));
+}
+
+TEST_F(SessionManagerTest, IdleExpiryIsEnforced) {
+  Session s = MustCreate();
+  clock_.Advance(absl::Minutes(30) - absl::Milliseconds(1));
+  EXPECT_TRUE(GetStatus(SessionKey::Id(s.info.id)).ok());
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(s.info.id)));
+  EXPECT_SESSION_NOT_FOUND(manager_->Touch(SessionKey::Id(s.info.id)).status());
+  EXPECT_EQ(events_.not_found(NotFoundCause::kUnknown), 2);
+}
+
+TEST_F(SessionManagerTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
+  Session s = MustCreate();
+  const SessionKey key = SessionKey::Id(s.info.id);
+  for (int i = 0; i < 23; ++i) {  // a request every 20 minutes for 7h40m
+    clock_.Advance(absl::Minutes(20));
+    ASSERT_TRUE(manager_->Get(key).ok()) << "request " << i;
+  }
+  absl::StatusOr<SessionInfo> info = manager_->Touch(key);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->idle_expiry, s.info.absolute_expiry) << "capped";
+  clock_.Set(s.info.absolute_expiry);
+  EXPECT_SESSION_NOT_FOUND(manager_->Get(key).status());
+  UpdateParams update;
+  update.set = {{"k", "v"}};
+  EXPECT_SESSION_NOT_FOUND(manager_->Update(key, update).status());
+}
+
+TEST_F(SessionManagerTest, TouchRollsTheIdleTimeout) {
+  Session s = MustCreate();
+  clock_.Advance(absl::Minutes(25));
+  absl::StatusOr<SessionInfo> info =
+      manager_->Touch(SessionKey::Cookie(s.cookie));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->last_access, clock_.Now());
+  EXPECT_EQ(info->user_id, "alice");
+  clock_.Advance(absl::Minutes(25));
+  EXPECT_TRUE(GetStatus(SessionKey::Id(s.info.id)).ok());
+}
+
+TEST_F(SessionManagerTest, PerSessionShorterTimeoutsApply) {
+  CreateParams short_idle;
+  short_idle.idle_ttl = absl::Minutes(5);
+  absl::StatusOr<Session> a = manager_->Create(short_idle);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->info.idle_expiry, clock_.Now() + absl::Minutes(5));
+
+  CreateParams short_absolute;
+  short_absolute.absolute_ttl = absl::Hours(1);
+  absl::StatusOr<Session> b = manager_->Create(short_absolute);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->info.absolute_expiry, clock_.Now() + absl::Hours(1));
+
+  const absl::Time created = clock_.Now();
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a->info.id)));
+  for (int i = 0; i < 3; ++i) {  // requests at 5m, 25m and 45m
+    EXPECT_TRUE(manager_->Get(SessionKey::Id(b->info.id)).ok());
+    clock_.Advance(absl::Minutes(20));
+  }
+  clock_.Set(created + absl::Hours(1) - absl::Milliseconds(1));
+  EXPECT_TRUE(GetStatus(SessionKey::Id(b->info.id)).ok());
+  clock_.Set(created + absl::Hours(1));  // idle until 1h15m, but capped
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(b->info.id)));
+}
+
+TEST_F(SessionManagerTest, TimeoutsLongerThanThePolicyOrNotPositiveAreRefused) {
+  const std::vector<
+      std::pair<std::optional<absl::Duration>, std::optional<absl::Duration>>>
+      bad = {{absl::Minutes(31), std::nullopt},
+             {std::nullopt, absl::Hours(9)},
+             {absl::ZeroDuration(), std::nullopt},
+             {std::nullopt, absl::ZeroDuration()},
+             {-absl::Minutes(1), std::nullopt},
+             {std::nullopt, -absl::Hours(1)},
+             {absl::InfiniteDuration(), std::nullopt}};
+  for (const auto& [idle, absolute] : bad) {
+    CreateParams params;
+    params.idle_ttl = idle;
+    params.absolute_ttl = absolute;
+    absl::Status s = manager_->Create(params).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_NE(s.message().find(idle ? "idle_ttl" : "absolute_ttl"),
+              absl::string_view::npos)
+        << s;
+  }
+  EXPECT_EQ(store_.size(), 0u);
+  CreateParams equal;
+  equal.idle_ttl = absl::Minutes(30);
+  equal.absolute_ttl = absl::Hours(8);
+  EXPECT_TRUE(manager_->Create(equal).ok());
+}
+
+TEST_F(SessionManagerTest, UpdateSetsDeletesAndBumpsTheVersion) {
+  Session s = MustCreate("alice", {{"cart", "[]"}, {"theme", "dark"}});
+  clock_.Advance(absl::Minutes(20));
+  UpdateParams update;
+  update.set = {{"cart", "[42]"}, {"lang", "fr"}};
+  update.remove = {"theme"};
+  absl::StatusOr<SessionInfo> info =
+      manager_->Update(SessionKey::Cookie(s.cookie), update);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->version, 2u);
+  EXPECT_EQ(info->user_id, "alice");
+  EXPECT_EQ(info->last_access, clock_.Now()) << "an update is an access";
+
+  clock_.Advance(absl::Minutes(20));  // alive only because of the update
+  absl::StatusOr<Session> got = manager_->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok()) << got.status();
+  const absl::flat_hash_map<std::string, std::string> want = {{"cart", "[42]"},
+                                                              {"lang", "fr"}};
+  EXPECT_EQ(got->attributes, want);
+  EXPECT_EQ(got->info.version, 2u);
+}
+
+TEST_F(SessionManagerTest, MatchingExpectedVersionApplies) {
+  Session s = MustCreate();
+  UpdateParams update;
+  update.set = {{"cart", "[1]"}};
+  update.expected_version = s.info.version;
+  absl::StatusOr<SessionInfo> info =
+      manager_->Update(SessionKey::Id(s.info.id), update);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->version, s.info.version + 1);
+}
+
+TEST_F(SessionManagerTest, StaleExpectedVersionIsAbortedAndChangesNothing) {
+  Session s = MustCreate("alice", {{"cart", "[]"}});
+  UpdateParams first;
+  first.set = {{"cart", "[1]"}};
+  ASSERT_TRUE(manager_->Update(SessionKey::Id(s.info.id), first).ok());
+
+  UpdateParams stale;
+  stale.set = {{"cart", "[2]"}};
+  stale.remove = {"other"};
+  stale.expected_version = s.info.version;  // 1, now 2
+  EXPECT_EQ(manager_->Update(SessionKey::Id(s.info.id), stale).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(events_.count("conflict"), 1);
+  absl::StatusOr<Session> got = manager_->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attributes.at("cart"), "[1]");
+  EXPECT_EQ(got->info.version, 2u);
+}
+
+TEST_F(SessionManagerTest, SameAttributeIsLastWriteWins) {
+  Session s = MustCreate();
+  for (const char* value : {"one", "two", "three"}) {
+    UpdateParams update;
+    update.set = {{"cart", value}};
+    ASSERT_TRUE(manager_->Update(SessionKey::Id(s.info.id), update).ok());
+  }
+  EXPECT_EQ(manager_->Get(SessionKey::Id(s.info.id))->attributes.at("cart"),
+            "three");
+}
+
+TEST_F(SessionManagerTest, ConcurrentUpdatesOfDifferentAttributesAllSurvive) {
+  Session s = MustCreate("alice", {});
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 8;  // 64 attributes: exactly the default limit
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        UpdateParams update;
+        update.set = {
+            {absl::StrCat("a", t, "_", i), absl::StrCat(t * 100 + i)}};
+        if (!manager_->Update(SessionKey::Cookie(s.cookie), update).ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::StatusOr<Session> got = manager_->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->attributes.size(), size_t{kThreads * kPerThread});
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      EXPECT_EQ(got->attributes[absl::StrCat("a", t, "_", i)],
+                absl::StrCat(t * 100 + i));
+    }
+  }
+  EXPECT_EQ(got->info.version, 1u + kThreads * kPerThread);
+}
+
+TEST_F(SessionManagerTest, DestroyIsIdempotent) {
+  Session s = MustCreate();
+  absl::StatusOr<bool> first = manager_->Destroy(SessionKey::Cookie(s.cookie));
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  absl::StatusOr<bool> second = manager_->Destroy(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(*second);
+  EXPECT_EQ(events_.count("destroyed"), 1);
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(s.info.id)));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Cookie(s.cookie)));
+}
+
+TEST_F(SessionManagerTest, DestroyOfMalformedForgedOrUnknownKeysIsOkFalse) {
+  Session s = MustCreate();
+  const std::vector<SessionKey> keys = {
+      SessionKey::Id(""),
+      SessionKey::Id("not an id"),
+      SessionKey::Id(std::string(1 << 20, 'a')),
+      SessionKey::Id(std::string(43, 'A')),
+      SessionKey::Cookie(""),
+      SessionKey::Cookie("garbage"),
+      SessionKey::Cookie(s.info.id + ".forgedsignature"),
+      SessionKey::Cookie(s.info.id),
+  };
+  for (const SessionKey& key : keys) {
+    absl::StatusOr<bool> destroyed = manager_->Destroy(key);
+    ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+    EXPECT_FALSE(*destroyed) << key.value.substr(0, 60);
+  }
+  EXPECT_TRUE(GetStatus(SessionKey::Id(s.info.id)).ok())
+      << "a forged cookie must not destroy the session it names";
+}
+
+TEST_F(SessionManagerTest, UpdateAfterDestroyDoesNotResurrect) {
+  Session s = MustCreate();
+  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(s.info.id)).ok());
+  UpdateParams late;  // a slow request finishing after logout
+  late.set = {{"cart", "[9]"}};
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Update(SessionKey::Cookie(s.cookie), late).status());
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(s.info.id)));
+  EXPECT_SESSION_NOT_FOUND(manager_->Touch(SessionKey::Id(s.info.id)).status());
+  EXPECT_TRUE(manager_->ListUserSessions("alice")->empty());
+}
+
+TEST_F(SessionManagerTest, TheTombstoneOutlivesAnyWriteThatCouldTargetTheId) {
+  Session s = MustCreate();
+  clock_.Advance(absl::Minutes(10));
+  const absl::Time destroyed_at = clock_.Now();
+  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(s.info.id)).ok());
+  EXPECT_EQ(store_.tombstone_count(), 1u);
+  store_.Sweep(destroyed_at + absl::Hours(8) - absl::Seconds(1));
+  EXPECT_EQ(store_.tombstone_count(), 1u)
+      << "must last the configured absolute TTL";
+  store_.Sweep(destroyed_at + absl::Hours(8));
+  EXPECT_EQ(store_.tombstone_count(), 0u);
+}
+
+TEST_F(SessionManagerTest, RegenerateMovesTheDataToANewId) {
+  Session old = MustCreate("alice", {{"cart", "[7]"}, {"theme", "dark"}});
+  UpdateParams update;
+  update.set = {{"lang", "fr"}};
+  ASSERT_TRUE(manager_->Update(SessionKey::Id(old.info.id), update).ok());
+  clock_.Advance(absl::Minutes(10));
+
+  absl::StatusOr<Session> fresh =
+      manager_->Regenerate(SessionKey::Cookie(old.cookie));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_NE(fresh->info.id, old.info.id);
+  EXPECT_TRUE(crypto::IsWellFormedSessionId(fresh->info.id));
+  EXPECT_NE(fresh->cookie, old.cookie);
+  EXPECT_EQ(fresh->info.user_id, "alice");
+  EXPECT_EQ(fresh->info.created, old.info.created);
+  EXPECT_EQ(fresh->info.absolute_expiry, old.info.absolute_expiry);
+  EXPECT_EQ(fresh->info.last_access, clock_.Now());
+  EXPECT_EQ(fresh->info.version, 2u) << "same data, same version";
+  const absl::flat_hash_map<std::string, std::string> want = {
+      {"cart", "[7]"}, {"theme", "dark"}, {"lang", "fr"}};
+  EXPECT_EQ(fresh->attributes, want);
+
+  // The new id and cookie work, with the data re-sealed under the new id.
+  absl::StatusOr<Session> by_cookie =
+      manager_->Get(SessionKey::Cookie(fresh->cookie));
+  ASSERT_TRUE(by_cookie.ok()) << by_cookie.status();
+  EXPECT_EQ(by_cookie->attributes, want);
+  EXPECT_EQ(by_cookie->info.user_id, "alice");
+  // The old id and cookie are gone.
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(old.info.id)));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Cookie(old.cookie)));
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Update(SessionKey::Id(old.info.id), update).status());
+  absl::StatusOr<std::vector<SessionInfo>> listed =
+      manager_->ListUserSessions("alice");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, fresh->info.id);
+}
+
+TEST_F(SessionManagerTest, RegenerateKeepsAShorterPerSessionTimeout) {
+  CreateParams params;
+  params.idle_ttl = absl::Minutes(5);
+  absl::StatusOr<Session> old = manager_->Create(params);
+  ASSERT_TRUE(old.ok());
+  absl::StatusOr<Session> fresh =
+      manager_->Regenerate(SessionKey::Id(old->info.id));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(fresh->info.id)));
+}
+
+TEST_F(SessionManagerTest, RegenerateOfAnUnknownSessionIsNotFound) {
+  Session s = MustCreate();
+  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(s.info.id)).ok());
+  const size_t before = store_.size();
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Regenerate(SessionKey::Id(s.info.id)).status());
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Regenerate(SessionKey::Cookie("bad")).status());
+  EXPECT_EQ(store_.size(), before);
+}
+
+}  // namespace
+}  // namespace stateside::testing

@@ -1,0 +1,223 @@
+// SessionManager per-user operations (ListUserSessions, DestroyUserSessions)
+// and key rotation: sessions written under an older key stay readable,
+// listable and destroyable after the keyring becomes [new, old].
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sidecar/session/session_manager.h"
+#include "tests/unit/session/session_test_fixture.h"
+
+namespace stateside::testing {
+namespace {
+
+std::vector<std::string> IdsOf(const std::vector<SessionInfo>& infos) {
+  std::vector<std::string> ids;
+  for (const SessionInfo& info : infos) ids.push_back(info.id);
+  return ids;
+}
+
+using SessionUsersTest = SessionManagerTest;
+
+TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
+  Session a1 = MustCreate("alice");
+  clock_.Advance(absl::Seconds(1));
+  Session a2 = MustCreate("alice");
+  clock_.Advance(absl::Seconds(1));
+  Session a3 = MustCreate("alice");
+  MustCreate("bob");
+  MustCreate("");
+  MustCreate("alice2");
+  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(a2.info.id)).ok());
+
+  absl::StatusOr<std::vector<SessionInfo>> list =
+      manager_->ListUserSessions("alice");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(IdsOf(*list), (std::vector<std::string>{a1.info.id, a3.info.id}));
+  for (const SessionInfo& info : *list) {
+    EXPECT_EQ(info.user_id, "alice");
+    EXPECT_EQ(info.version, 1u);
+    EXPECT_EQ(info.absolute_expiry, info.created + absl::Hours(8));
+  }
+
+  clock_.Advance(absl::Minutes(29));
+  ASSERT_TRUE(manager_->Touch(SessionKey::Id(a3.info.id)).ok());
+  clock_.Advance(absl::Minutes(2));  // a1 idle-expired
+  list = manager_->ListUserSessions("alice");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(IdsOf(*list), std::vector<std::string>{a3.info.id});
+  EXPECT_TRUE(manager_->ListUserSessions("carol")->empty());
+}
+
+TEST_F(SessionUsersTest, UserIdsAreValidated) {
+  EXPECT_EQ(manager_->ListUserSessions("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status long_id =
+      manager_->ListUserSessions(std::string(257, 'u')).status();
+  EXPECT_EQ(long_id.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(long_id.message().find("max_user_id_bytes"), std::string::npos);
+  EXPECT_EQ(manager_->DestroyUserSessions("", std::nullopt).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->DestroyUserSessions(std::string(257, 'u'), std::nullopt)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(manager_->ListUserSessions(std::string(256, 'u')).ok());
+}
+
+TEST_F(SessionUsersTest, DestroyUserSessionsLogsOutEverywhere) {
+  Session a1 = MustCreate("alice");
+  Session a2 = MustCreate("alice");
+  Session bob = MustCreate("bob");
+  absl::StatusOr<uint32_t> n =
+      manager_->DestroyUserSessions("alice", std::nullopt);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Cookie(a2.cookie)));
+  EXPECT_TRUE(GetStatus(SessionKey::Id(bob.info.id)).ok());
+  EXPECT_TRUE(manager_->ListUserSessions("alice")->empty());
+  EXPECT_EQ(manager_->DestroyUserSessions("alice", std::nullopt).value_or(99),
+            0u);
+  // A late write to a logged-out session does not bring it back.
+  UpdateParams late;
+  late.set = {{"cart", "[1]"}};
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Update(SessionKey::Id(a1.info.id), late).status());
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
+}
+
+TEST_F(SessionUsersTest, DestroyUserSessionsCanKeepTheCurrentOne) {
+  Session a1 = MustCreate("alice");
+  Session a2 = MustCreate("alice");
+  Session a3 = MustCreate("alice");
+  absl::StatusOr<uint32_t> n =
+      manager_->DestroyUserSessions("alice", SessionKey::Cookie(a2.cookie));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
+            std::vector<std::string>{a2.info.id});
+  EXPECT_TRUE(GetStatus(SessionKey::Cookie(a2.cookie)).ok());
+
+  Session a4 = MustCreate("alice");
+  n = manager_->DestroyUserSessions("alice", SessionKey::Id(a4.info.id));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
+            std::vector<std::string>{a4.info.id});
+}
+
+TEST_F(SessionUsersTest, AForgedKeepKeepsNothing) {
+  Session a1 = MustCreate("alice");
+  std::string forged = a1.cookie;
+  forged[a1.info.id.size() + 5] ^= 0x01;
+  absl::StatusOr<uint32_t> n =
+      manager_->DestroyUserSessions("alice", SessionKey::Cookie(forged));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
+}
+
+TEST_F(SessionUsersTest, KeepingAnotherUsersSessionProtectsNothingOfIt) {
+  Session bob = MustCreate("bob");
+  MustCreate("alice");
+  EXPECT_EQ(manager_->DestroyUserSessions("alice", SessionKey::Id(bob.info.id))
+                .value_or(99),
+            1u);
+  EXPECT_TRUE(GetStatus(SessionKey::Id(bob.info.id)).ok());
+}
+
+TEST_F(SessionUsersTest, ABlindIndexCollisionDoesNotLeakAnotherUser) {
+  Session alice = MustCreate("alice");
+  // A session of mallory filed under alice's tag, as a tag collision (or a
+  // tampered index) would do.
+  Session mallory = MustCreate("mallory");
+  StoredSession forged = Raw(mallory.info.id);
+  forged.id = std::string(43, 'M');
+  forged.user_tag = Raw(alice.info.id).user_tag;
+  absl::StatusOr<std::string> env =
+      sealer_.Seal(forged.id, std::string_view("\0user", 5), "mallory");
+  ASSERT_TRUE(env.ok());
+  forged.user_envelope = *env;
+  forged.attributes.clear();
+  ASSERT_TRUE(store_.Create(forged).ok());
+
+  absl::StatusOr<std::vector<SessionInfo>> list =
+      manager_->ListUserSessions("alice");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(IdsOf(*list), std::vector<std::string>{alice.info.id});
+  EXPECT_EQ(manager_->DestroyUserSessions("alice", std::nullopt).value_or(99),
+            1u);
+  EXPECT_TRUE(GetStatus(SessionKey::Id(forged.id)).ok())
+      << "mallory's session must survive alice's logout";
+}
+
+class KeyRotationTest : public SessionManagerTest {
+ protected:
+  // The manager after a rotation: keyring [b, a] over the same store.
+  void Rotate() {
+    rotated_keys_ = MakeKeyring({"b", "a"});
+    rotated_sealer_ =
+        std::make_unique<crypto::Sealer>(rotated_keys_.get(), random_.get());
+    rotated_ = std::make_unique<SessionManager>(
+        &store_, rotated_sealer_.get(), signer_.get(), random_.get(), &clock_,
+        TestPolicy(), &events_);
+  }
+  std::unique_ptr<crypto::Keyring> rotated_keys_;
+  std::unique_ptr<crypto::Sealer> rotated_sealer_;
+  std::unique_ptr<SessionManager> rotated_;
+};
+
+TEST_F(KeyRotationTest, SessionsWrittenUnderTheOldKeyStayReadable) {
+  Session old = MustCreate("alice", {{"cart", "[1]"}});
+  Rotate();
+  events_.Reset();
+  absl::StatusOr<Session> got = rotated_->Get(SessionKey::Cookie(old.cookie));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.at("cart"), "[1]");
+  EXPECT_EQ(got->info.user_id, "alice");
+  EXPECT_EQ(events_.count("key:a"), 2);
+
+  // A write after the rotation seals under b; old and new envelopes mix.
+  UpdateParams update;
+  update.set = {{"lang", "fr"}};
+  ASSERT_TRUE(rotated_->Update(SessionKey::Id(old.info.id), update).ok());
+  events_.Reset();
+  got = rotated_->Get(SessionKey::Id(old.info.id));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.at("lang"), "fr");
+  EXPECT_EQ(events_.count("key:a"), 2);
+  EXPECT_EQ(events_.count("key:b"), 1);
+}
+
+TEST_F(KeyRotationTest, UserListingAndLogoutSpanTheRotation) {
+  Session before = MustCreate("alice");
+  clock_.Advance(absl::Seconds(1));
+  Rotate();
+  CreateParams params;
+  params.user_id = "alice";
+  absl::StatusOr<Session> after = rotated_->Create(params);
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(Raw(after->info.id).user_tag, Raw(before.info.id).user_tag)
+      << "the index tag follows the primary key";
+
+  absl::StatusOr<std::vector<SessionInfo>> list =
+      rotated_->ListUserSessions("alice");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(IdsOf(*list),
+            (std::vector<std::string>{before.info.id, after->info.id}));
+
+  // Regenerating an old session moves it to the new key's tag.
+  absl::StatusOr<Session> regenerated =
+      rotated_->Regenerate(SessionKey::Id(before.info.id));
+  ASSERT_TRUE(regenerated.ok()) << regenerated.status();
+  EXPECT_EQ(Raw(regenerated->info.id).user_tag, Raw(after->info.id).user_tag);
+
+  EXPECT_EQ(rotated_->DestroyUserSessions("alice", std::nullopt).value_or(99),
+            2u);
+  EXPECT_TRUE(rotated_->ListUserSessions("alice")->empty());
+}
+
+}  // namespace
+}  // namespace stateside::testing
