@@ -1,0 +1,81 @@
+// How to reach Redis and how the connection layer behaves: the endpoint (from
+// a URL), credentials, TLS, pool size, timeouts, reconnect backoff and the
+// bounds that keep a Redis outage from growing memory. Plain values;
+// ParseRedisUrl and BackoffDelay are pure functions (thread-safe).
+#ifndef STATESIDE_SIDECAR_REDIS_REDIS_OPTIONS_H_
+#define STATESIDE_SIDECAR_REDIS_REDIS_OPTIONS_H_
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace stateside::redis {
+
+struct RedisTlsOptions {
+  bool enabled = false;     // rediss://
+  std::string ca_file;      // PEM bundle to verify the server; "" = system store
+  std::string cert_file;    // client certificate (PEM), optional
+  std::string key_file;     // its private key (PEM), required with cert_file
+  std::string server_name;  // SNI + name the certificate must match; "" = host
+  bool verify_peer = true;  // false only for debugging; logged loudly by callers
+};
+
+struct RedisOptions {
+  // Endpoint: TCP host:port, or a Unix socket path when unix_path is set.
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_path;
+  std::string username;  // ACL user; "" = AUTH with the password only
+  std::string password;  // "" = no AUTH
+  int db = 0;            // SELECT after connecting when not 0
+  RedisTlsOptions tls;
+
+  // Connections the commands are pipelined over (each on the one I/O thread).
+  int connections = 2;
+  // From TCP connect through TLS, AUTH, SELECT and the first PING.
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // A command without a reply by then fails UNAVAILABLE and its connection is
+  // reset (FIFO reply matching cannot survive a lost reply).
+  absl::Duration command_timeout = absl::Seconds(2);
+  // A connection with no traffic for this long sends a PING, so a dead peer is
+  // found by the command timeout instead of at the next real command.
+  absl::Duration idle_ping_interval = absl::Seconds(15);
+  // Reconnect delay: min(max, initial * 2^attempt) scaled by a jitter factor
+  // in [0.5, 1.0).
+  absl::Duration backoff_initial = absl::Milliseconds(50);
+  absl::Duration backoff_max = absl::Seconds(5);
+  // Per connection: commands written or queued but not yet answered, and
+  // their encoded bytes. Past either, new commands fail UNAVAILABLE at once.
+  size_t max_pending_commands = 8192;
+  size_t max_pending_bytes = 32u << 20;
+  // Largest single reply accepted before the stream is deemed broken.
+  size_t max_reply_bytes = 64u << 20;
+  // Jitter source: returns a uniform value in [0, 1). Empty = a seeded PRNG.
+  std::function<double()> jitter;
+
+  // "redis://user:***@host:port/db", "rediss://...", "unix:///path?db=N":
+  // safe to log (the password is never included).
+  std::string Describe() const;
+};
+
+// Parses REDIS_URL into `base` (whose non-endpoint fields are kept):
+//   redis://[[user]:password@]host[:port][/db]
+//   rediss://... (TLS; server_name defaults to host)
+//   unix://[[user]:password@]/path/to/socket[?db=N]
+// user and password are percent-decoded; an IPv6 host is written [::1].
+// INVALID_ARGUMENT with a message naming the bad part; the password is never
+// echoed.
+absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url,
+                                           RedisOptions base = RedisOptions());
+
+// Reconnect delay before attempt `attempt` (0-based) with jitter01 in [0, 1).
+absl::Duration BackoffDelay(int attempt, absl::Duration initial,
+                            absl::Duration max, double jitter01);
+
+}  // namespace stateside::redis
+
+#endif  // STATESIDE_SIDECAR_REDIS_REDIS_OPTIONS_H_

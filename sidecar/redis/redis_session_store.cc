@@ -1,0 +1,285 @@
+// RedisSessionStore: the SessionStore contract over Redis hashes and Lua.
+//
+// Key layout (also in docs/REDIS_KEYS.md; <p> is the prefix, "stateside:" by
+// default; {..} is a Cluster hash tag, so every script touches one slot):
+//
+//   <p>s:{<session id>}   hash, one per session
+//       m:ver      version (decimal)           m:created  created (µs)
+//       m:last     last access (µs)            m:idle     idle TTL (µs)
+//       m:abs      absolute expiry (µs)        m:user     blinded user tag ("" = anonymous)
+//       m:uenv     sealed user id envelope     m:n, m:sz  attribute count, name+envelope bytes
+//       a:<name>   sealed attribute envelope (the "a:" prefix keeps names from
+//                  ever colliding with metadata)
+//     A destroyed session is the same key holding only
+//       m:dead     tombstone_until (µs)
+//     so a late Update or Get answers NOT_FOUND and Create answers
+//     ALREADY_EXISTS until then.
+//   <p>u:{<user tag>}     sorted set: member = session id, score = absolute
+//                         expiry (µs). Its own slot: updated by separate
+//                         commands pipelined with the session script, never
+//                         inside it. Stale members are pruned when listed.
+//   <p>o:{<subject tag>}  opt-out flag (redis_opt_out_store.cc).
+//
+// Liveness is decided from the stored times and the caller's `now`, never from
+// Redis's clock. Every key also carries a PEXPIRE of (its expiry - now) as a
+// garbage-collection backstop; relative rather than PEXPIREAT so that clock
+// skew between instances and Redis (or a test's fake clock) cannot drop a live
+// key early. No KEYS, no SCAN, no keyspace notifications: everything is found
+// from an id or a user tag.
+//
+// Values are envelopes sealed by the session rules and tags are keyed blind
+// indexes: nothing here is readable in the clear.
+#include "sidecar/redis/redis_session_store.h"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "sidecar/common/status_macros.h"
+#include "sidecar/redis/session_scripts.h"
+
+namespace stateside::redis {
+namespace {
+
+constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle",
+                                   "m:abs", "m:user",    "m:uenv", "m:dead"};
+
+std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+
+// Milliseconds for a PEXPIRE, at least 1 (0 or less would delete the key).
+std::string TtlMillis(absl::Time expiry, absl::Time now) {
+  const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(expiry - now, absl::Milliseconds(1)));
+  return std::to_string(std::max<int64_t>(1, ms));
+}
+
+absl::Status Unexpected(absl::string_view what, const Reply& reply) {
+  return absl::InternalError(absl::StrCat("redis session store: unexpected reply to ", what,
+                                          " (type ", static_cast<int>(reply.type), ")"));
+}
+
+// Integers come back as integer replies or as the decimal strings stored.
+bool ToInt(const Reply& r, int64_t* out) {
+  if (r.is_integer()) {
+    *out = r.integer;
+    return true;
+  }
+  return r.is_string() && absl::SimpleAtoi(r.str, out);
+}
+
+bool ToUint(const Reply& r, uint64_t* out) {
+  if (r.is_integer()) {
+    if (r.integer < 0) return false;
+    *out = static_cast<uint64_t>(r.integer);
+    return true;
+  }
+  return r.is_string() && absl::SimpleAtoi(r.str, out);
+}
+
+// Fills the metadata of `out` from 7 replies: ver, created, last, idle, abs,
+// user tag, user envelope.
+bool ParseMeta(const Reply* f, StoredSession* out) {
+  int64_t created, last, idle, abs;
+  if (!ToUint(f[0], &out->version) || !ToInt(f[1], &created) || !ToInt(f[2], &last) ||
+      !ToInt(f[3], &idle) || !ToInt(f[4], &abs)) {
+    return false;
+  }
+  out->created = absl::FromUnixMicros(created);
+  out->last_access = absl::FromUnixMicros(last);
+  out->idle_ttl = absl::Microseconds(idle);
+  out->absolute_expiry = absl::FromUnixMicros(abs);
+  out->user_tag = f[5].is_string() ? f[5].str : "";
+  out->user_envelope = f[6].is_string() ? f[6].str : "";
+  return true;
+}
+
+absl::Status NotFound() { return absl::NotFoundError("session not found"); }
+
+}  // namespace
+
+RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      create_(RedisScript::Create(scripts::kCreate)),
+      get_(RedisScript::Create(scripts::kGet)),
+      update_(RedisScript::Create(scripts::kUpdate)),
+      destroy_(RedisScript::Create(scripts::kDestroy)),
+      reap_(RedisScript::Create(scripts::kReap)),
+      index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
+
+std::string RedisSessionStore::SessionKey(std::string_view id) const {
+  return absl::StrCat(prefix_, "s:{", absl::string_view(id.data(), id.size()), "}");
+}
+
+std::string RedisSessionStore::UserIndexKey(std::string_view user_tag) const {
+  return absl::StrCat(prefix_, "u:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
+}
+
+absl::Status RedisSessionStore::Create(const StoredSession& s) {
+  const absl::Time now = s.last_access;
+  size_t bytes = 0;
+  std::vector<std::string> args = {
+      Micros(now),
+      TtlMillis(std::min(s.last_access + s.idle_ttl, s.absolute_expiry), now),
+      "m:ver", std::to_string(s.version),
+      "m:created", Micros(s.created),
+      "m:last", Micros(s.last_access),
+      "m:idle", std::to_string(absl::ToInt64Microseconds(s.idle_ttl)),
+      "m:abs", Micros(s.absolute_expiry),
+      "m:user", s.user_tag,
+      "m:uenv", s.user_envelope};
+  for (const auto& [name, envelope] : s.attributes) {
+    args.push_back(absl::StrCat("a:", name));
+    args.push_back(envelope);
+    bytes += name.size() + envelope.size();
+  }
+  args.insert(args.end(), {"m:n", std::to_string(s.attributes.size()), "m:sz",
+                           std::to_string(bytes)});
+  std::vector<RedisCommand> batch;
+  batch.push_back(create_->Call({SessionKey(s.id)}, std::move(args)));
+  // The index entry rides in the same round trip. Should the id turn out to
+  // be taken, the entry is harmless: a listing checks each member's record.
+  if (!s.user_tag.empty()) {
+    batch.push_back(index_add_->Call({UserIndexKey(s.user_tag)},
+                                     {Micros(now), s.id, Micros(s.absolute_expiry)}));
+  }
+  std::vector<absl::StatusOr<Reply>> results = client_->CallBatch(std::move(batch));
+  for (const auto& r : results) RETURN_IF_ERROR(r.status());
+  int64_t created = 0;
+  if (!ToInt(*results[0], &created)) return Unexpected("create", *results[0]);
+  if (created == 0) return absl::AlreadyExistsError("session id already used");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredSession> RedisSessionStore::Get(std::string_view id,
+                                                     const ReadOptions& options) {
+  ASSIGN_OR_RETURN(Reply reply,
+                   client_->Call(get_->Call({SessionKey(id)},
+                                            {Micros(options.now), options.touch ? "1" : "0",
+                                             options.metadata_only ? "1" : "0"})));
+  if (!reply.is_array() || reply.elements.empty()) return Unexpected("get", reply);
+  const std::vector<Reply>& e = reply.elements;
+  if (e[0].is_integer() && e[0].integer == 0) return NotFound();
+  StoredSession out;
+  out.id = std::string(id);
+  if (e.size() != 9 || !ParseMeta(&e[1], &out) || !e[8].is_array()) return Unexpected("get", reply);
+  const std::vector<Reply>& attrs = e[8].elements;
+  for (size_t i = 0; i + 1 < attrs.size(); i += 2) {
+    out.attributes.insert_or_assign(attrs[i].str, attrs[i + 1].str);
+  }
+  return out;
+}
+
+absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, const Mutation& m) {
+  std::vector<std::string> args = {
+      Micros(m.now),
+      m.expected_version.has_value() ? std::to_string(*m.expected_version) : "",
+      std::to_string(m.limits.max_attributes),
+      std::to_string(m.limits.max_total_bytes),
+      std::to_string(m.set.size())};
+  args.reserve(args.size() + 2 * m.set.size() + m.remove.size());
+  for (const auto& [name, envelope] : m.set) {
+    args.push_back(name);
+    args.push_back(envelope);
+  }
+  for (const std::string& name : m.remove) args.push_back(name);
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(update_->Call({SessionKey(id)}, std::move(args))));
+  if (!reply.is_array() || reply.elements.empty()) return Unexpected("update", reply);
+  const std::vector<Reply>& e = reply.elements;
+  int64_t code = -1;
+  ToInt(e[0], &code);
+  switch (code) {
+    case 0:
+      return NotFound();
+    case 2: {
+      const std::string current = e.size() > 1 ? e[1].str : "?";
+      return absl::AbortedError(absl::StrCat("session version is ", current, ", expected ",
+                                             m.expected_version.value_or(0)));
+    }
+    case 3: {
+      int64_t value = 0;
+      if (e.size() != 4 || !ToInt(e[2], &value)) return Unexpected("update", reply);
+      const bool count = e[1].str == "max_attributes";
+      return absl::InvalidArgumentError(
+          absl::StrCat(count ? "the session would have " : "the session would hold ", value,
+                       count ? " attributes; the limit (" : " bytes; the limit (", e[1].str,
+                       ") is ", e[3].str));
+    }
+    case 1:
+      break;
+    default:
+      return Unexpected("update", reply);
+  }
+  StoredSession out;
+  out.id = std::string(id);
+  if (e.size() != 8 || !ParseMeta(&e[1], &out)) return Unexpected("update", reply);
+  return out;
+}
+
+absl::StatusOr<bool> RedisSessionStore::Destroy(std::string_view id, absl::Time now,
+                                                absl::Time tombstone_until) {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call(
+                                    {SessionKey(id)}, {Micros(now), Micros(tombstone_until)})));
+  int64_t live = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &live)) {
+    return Unexpected("destroy", reply);
+  }
+  const std::string& user_tag = reply.elements[1].str;
+  if (!user_tag.empty()) {
+    // A second round trip, since the index lives in another slot. Should it
+    // fail, the session is already a tombstone and a listing prunes the entry.
+    (void)client_->Call(RedisCommand({"ZREM", UserIndexKey(user_tag), std::string(id)}));
+  }
+  return live == 1;
+}
+
+absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
+    std::string_view user_tag, absl::Time now) {
+  const std::string index = UserIndexKey(user_tag);
+  const std::string now_us = Micros(now);
+  // 1: the members whose absolute expiry is still ahead.
+  ASSIGN_OR_RETURN(Reply members, client_->Call(RedisCommand(
+                                      {"ZRANGEBYSCORE", index, absl::StrCat("(", now_us), "+inf"})));
+  if (!members.is_array()) return Unexpected("zrangebyscore", members);
+  std::vector<StoredSession> out;
+  if (members.elements.empty()) return out;
+
+  // 2: every member's metadata, pipelined.
+  std::vector<RedisCommand> reads;
+  for (const Reply& member : members.elements) {
+    RedisCommand hmget({"HMGET", SessionKey(member.str)});
+    for (const char* field : kMetaFields) hmget.args.push_back(field);
+    reads.push_back(std::move(hmget));
+  }
+  std::vector<absl::StatusOr<Reply>> metas = client_->CallBatch(std::move(reads));
+
+  // 3: prune index entries whose session is gone, dead or someone else's, and
+  // delete dead records (never tombstones) so an earlier `now` cannot revive
+  // them.
+  std::vector<RedisCommand> prune;
+  for (size_t i = 0; i < metas.size(); ++i) {
+    RETURN_IF_ERROR(metas[i].status());
+    const std::string& id = members.elements[i].str;
+    const std::vector<Reply>& f = metas[i]->elements;
+    StoredSession s;
+    s.id = id;
+    const bool is_tombstone = f.size() == 8 && !f[7].is_nil();
+    const bool parsed = f.size() == 8 && !is_tombstone && ParseMeta(f.data(), &s);
+    if (parsed && s.LiveAt(now) && s.user_tag == user_tag) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    prune.push_back(RedisCommand({"ZREM", index, id}));
+    if (parsed && !s.LiveAt(now)) prune.push_back(reap_->Call({SessionKey(id)}, {now_us}));
+  }
+  if (!prune.empty()) (void)client_->CallBatch(std::move(prune));
+  std::sort(out.begin(), out.end(), [](const StoredSession& a, const StoredSession& b) {
+    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+  });
+  return out;
+}
+
+}  // namespace stateside::redis

@@ -1,0 +1,53 @@
+// SessionStore on Redis: every store rule (liveness from the stored times and
+// the caller's `now`, touch, versions, expected_version, merged limits,
+// tombstones, the user index) holds here as in the memory store. Get and
+// Update are one EVALSHA round trip each; the key layout is documented in
+// redis_session_store.cc and docs/REDIS_KEYS.md.
+//
+// Thread-safe. Calls block the calling thread until Redis answers (bounded by
+// the client's command timeout); REQUIRES: not called on the client's I/O
+// thread. Redis unreachable -> UNAVAILABLE at once.
+#ifndef STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
+#define STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sidecar/redis/redis_client.h"
+#include "sidecar/session/store.h"
+
+namespace stateside::redis {
+
+class RedisSessionStore final : public SessionStore {
+ public:
+  // REQUIRES: client outlives the store. `prefix` starts every key.
+  explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:");
+
+  absl::Status Create(const StoredSession& session) override;
+  absl::StatusOr<StoredSession> Get(std::string_view id, const ReadOptions& options) override;
+  absl::StatusOr<StoredSession> Update(std::string_view id, const Mutation& mutation) override;
+  absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
+                               absl::Time tombstone_until) override;
+  absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
+                                                        absl::Time now) override;
+
+  // Key names, for tests and tools.
+  std::string SessionKey(std::string_view id) const;
+  std::string UserIndexKey(std::string_view user_tag) const;
+
+ private:
+  RedisClient* const client_;
+  const std::string prefix_;
+  const std::shared_ptr<const RedisScript> create_;
+  const std::shared_ptr<const RedisScript> get_;
+  const std::shared_ptr<const RedisScript> update_;
+  const std::shared_ptr<const RedisScript> destroy_;
+  const std::shared_ptr<const RedisScript> reap_;
+  const std::shared_ptr<const RedisScript> index_add_;
+};
+
+}  // namespace stateside::redis
+
+#endif  // STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_

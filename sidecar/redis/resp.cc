@@ -1,0 +1,125 @@
+// RESP2 encoding and decoding over hiredis 0.14's codec functions.
+#include "sidecar/redis/resp.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace stateside::redis {
+namespace {
+
+// Converts hiredis's reply tree into our value type. Depth is bounded by
+// hiredis itself (it rejects nesting deeper than 7).
+Reply Convert(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      return Reply::String(std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS:
+      return Reply::Status(std::string(r->str, r->len));
+    case REDIS_REPLY_ERROR:
+      return Reply::Error(std::string(r->str, r->len));
+    case REDIS_REPLY_INTEGER:
+      return Reply::Integer(r->integer);
+    case REDIS_REPLY_ARRAY: {
+      std::vector<Reply> elements;
+      elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        elements.push_back(r->element[i] ? Convert(r->element[i]) : Reply::Nil());
+      }
+      return Reply::Array(std::move(elements));
+    }
+    default:
+      return Reply::Nil();
+  }
+}
+
+}  // namespace
+
+void AppendCommand(const std::vector<std::string>& args, std::string* out) {
+  std::vector<const char*> argv;
+  std::vector<size_t> argvlen;
+  argv.reserve(args.size());
+  argvlen.reserve(args.size());
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    argvlen.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  const int len = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()),
+                                         argv.data(), argvlen.data());
+  if (len > 0 && cmd != nullptr) out->append(cmd, static_cast<size_t>(len));
+  free(cmd);  // redisFreeCommand is newer than 0.14; the buffer is malloc'd
+}
+
+std::string EncodeCommand(const std::vector<std::string>& args) {
+  std::string out;
+  AppendCommand(args, &out);
+  return out;
+}
+
+std::string Reply::DebugString() const {
+  switch (type) {
+    case Type::kNil:
+      return "(nil)";
+    case Type::kString:
+      return absl::StrCat("\"", absl::CHexEscape(str), "\"");
+    case Type::kStatus:
+      return absl::StrCat("+", str);
+    case Type::kError:
+      return absl::StrCat("-", str);
+    case Type::kInteger:
+      return absl::StrCat("(integer) ", integer);
+    case Type::kArray: {
+      std::vector<std::string> parts;
+      for (const Reply& e : elements) parts.push_back(e.DebugString());
+      return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
+    }
+  }
+  return "?";
+}
+
+RespParser::RespParser(size_t max_buffered)
+    : reader_(redisReaderCreate()), max_buffered_(max_buffered) {}
+
+RespParser::~RespParser() { redisReaderFree(reader_); }
+
+void RespParser::Feed(const char* data, size_t n) {
+  if (failed_ || reader_ == nullptr) return;
+  if (redisReaderFeed(reader_, data, n) != REDIS_OK) failed_ = true;
+}
+
+size_t RespParser::buffered() const {
+  return reader_ == nullptr ? 0 : reader_->len - reader_->pos;
+}
+
+absl::StatusOr<std::optional<Reply>> RespParser::Next() {
+  if (reader_ == nullptr) return absl::InternalError("protocol error: out of memory");
+  if (failed_) {
+    return absl::InternalError(
+        absl::StrCat("protocol error: ", reader_->errstr[0] ? reader_->errstr : "bad stream"));
+  }
+  void* raw = nullptr;
+  if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+    failed_ = true;
+    return absl::InternalError(absl::StrCat("protocol error: ", reader_->errstr));
+  }
+  if (raw == nullptr) {
+    if (buffered() > max_buffered_) {
+      failed_ = true;
+      return absl::InternalError(absl::StrCat(
+          "protocol error: reply larger than ", max_buffered_, " bytes"));
+    }
+    return std::optional<Reply>();
+  }
+  Reply reply = Convert(static_cast<redisReply*>(raw));
+  freeReplyObject(raw);
+  return std::optional<Reply>(std::move(reply));
+}
+
+}  // namespace stateside::redis

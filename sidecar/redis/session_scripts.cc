@@ -1,0 +1,159 @@
+// Lua sources of the session store's scripts. Hash fields: "m:*" metadata,
+// "a:<name>" attributes (see redis_session_store.cc). A session is live at
+// now iff now < last + idle and now < abs; a dead one is deleted when seen,
+// so an earlier `now` (another instance's clock) can never bring it back.
+#include "sidecar/redis/session_scripts.h"
+
+namespace stateside::redis::scripts {
+
+const char kCreate[] = R"lua(
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:last', 'm:idle', 'm:abs')
+if m[1] then
+  if now < tonumber(m[1]) then return 0 end
+elseif m[2] then
+  if now < tonumber(m[3]) + tonumber(m[4]) and now < tonumber(m[5]) then return 0 end
+end
+redis.call('DEL', key)
+-- HSET in chunks: unpack() of thousands of values would overflow Lua's stack.
+for i = 3, #ARGV, 200 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 199, #ARGV)))
+end
+redis.call('PEXPIRE', key, ARGV[2])
+return 1
+)lua";
+
+const char kGet[] = R"lua(
+local key = KEYS[1]
+local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
+                     'm:abs', 'm:user', 'm:uenv')
+if m[1] or not m[2] then return {0} end
+local now = tonumber(ARGV[1])
+local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+if not (now < last + idle and now < abs) then
+  redis.call('DEL', key)
+  return {0}
+end
+if ARGV[2] == '1' then
+  if now > last then
+    last = now
+    m[4] = ARGV[1]
+    redis.call('HSET', key, 'm:last', ARGV[1])
+  end
+  redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
+end
+local attrs = {}
+if ARGV[3] ~= '1' then
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'a:' then
+      attrs[#attrs + 1] = string.sub(all[i], 3)
+      attrs[#attrs + 1] = all[i + 1]
+    end
+  end
+end
+return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', attrs}
+)lua";
+
+// ARGV: now, expected version ('' = none), max_attributes, max_total_bytes
+// (0 = unchecked), number of sets, then (name, envelope) pairs, then the
+// names to remove.
+const char kUpdate[] = R"lua(
+local key = KEYS[1]
+local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
+                     'm:abs', 'm:user', 'm:uenv', 'm:n', 'm:sz')
+if m[1] or not m[2] then return {0} end
+local now = tonumber(ARGV[1])
+local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+if not (now < last + idle and now < abs) then
+  redis.call('DEL', key)
+  return {0}
+end
+if ARGV[2] ~= '' and ARGV[2] ~= m[2] then return {2, m[2]} end
+local first_remove = 6 + 2 * tonumber(ARGV[5])
+-- name -> new envelope, or false if removed. Removals first: a name in both
+-- ends up set.
+local final = {}
+for i = first_remove, #ARGV do final[ARGV[i]] = false end
+for i = 6, first_remove - 1, 2 do final[ARGV[i]] = ARGV[i + 1] end
+-- Count and size of the merged state, from the kept totals and the touched
+-- fields only (O(mutation), not O(session)).
+local n, sz = tonumber(m[9]) or 0, tonumber(m[10]) or 0
+for name, env in pairs(final) do
+  local field = 'a:' .. name
+  if redis.call('HEXISTS', key, field) == 1 then
+    n = n - 1
+    sz = sz - #name - redis.call('HSTRLEN', key, field)
+  end
+  if env then
+    n = n + 1
+    sz = sz + #name + #env
+  end
+end
+local max_n, max_sz = tonumber(ARGV[3]), tonumber(ARGV[4])
+if max_n > 0 and n > max_n then return {3, 'max_attributes', n, ARGV[3]} end
+if max_sz > 0 and sz > max_sz then return {3, 'max_total_bytes', sz, ARGV[4]} end
+for name, env in pairs(final) do
+  if env then
+    redis.call('HSET', key, 'a:' .. name, env)
+  else
+    redis.call('HDEL', key, 'a:' .. name)
+  end
+end
+local ver = redis.call('HINCRBY', key, 'm:ver', 1)
+if now > last then
+  last = now
+  m[4] = ARGV[1]
+end
+redis.call('HSET', key, 'm:last', m[4], 'm:n', n, 'm:sz', sz)
+redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
+return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or ''}
+)lua";
+
+// ARGV: now, tombstone_until. An id with no record gets no tombstone; an
+// existing tombstone is only ever extended.
+const char kDestroy[] = R"lua(
+local key = KEYS[1]
+local now, till = tonumber(ARGV[1]), tonumber(ARGV[2])
+local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:last', 'm:idle', 'm:abs', 'm:user')
+if m[1] then
+  if till > tonumber(m[1]) then
+    redis.call('HSET', key, 'm:dead', ARGV[2])
+    redis.call('PEXPIRE', key, math.ceil((till - now) / 1000))
+  end
+  return {0, ''}
+end
+if not m[2] then return {0, ''} end
+local live = 0
+if now < tonumber(m[3]) + tonumber(m[4]) and now < tonumber(m[5]) then live = 1 end
+redis.call('DEL', key)
+if till > now then
+  redis.call('HSET', key, 'm:dead', ARGV[2])
+  redis.call('PEXPIRE', key, math.ceil((till - now) / 1000))
+end
+return {live, m[6] or ''}
+)lua";
+
+const char kReap[] = R"lua(
+local m = redis.call('HMGET', KEYS[1], 'm:dead', 'm:ver', 'm:last', 'm:idle', 'm:abs')
+if m[1] or not m[2] then return 0 end
+local now = tonumber(ARGV[1])
+if now < tonumber(m[3]) + tonumber(m[4]) and now < tonumber(m[5]) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+// ARGV: now, member (session id), score (its absolute expiry).
+const char kIndexAdd[] = R"lua(
+local now = tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(top[2]) - now) / 1000))
+end
+return 1
+)lua";
+
+}  // namespace stateside::redis::scripts

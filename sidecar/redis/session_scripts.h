@@ -1,0 +1,29 @@
+// The Lua scripts of the Redis session store (see redis_session_store.cc for
+// the key layout they work on). Each touches exactly one key, so each runs in
+// one Cluster slot. Times are integer microseconds since the Unix epoch, as
+// decimal strings; every expiry is a PEXPIRE relative to the caller's `now`.
+#ifndef STATESIDE_SIDECAR_REDIS_SESSION_SCRIPTS_H_
+#define STATESIDE_SIDECAR_REDIS_SESSION_SCRIPTS_H_
+
+namespace stateside::redis::scripts {
+
+// Session hash: create unless a live session or an unexpired tombstone holds
+// the id. -> 1 created, 0 taken.
+extern const char kCreate[];
+// Session hash: liveness, optional touch (+ PEXPIRE), metadata and
+// attributes. -> {0} | {1, ver, created, last, idle, abs, user, uenv, {name, env...}}
+extern const char kGet[];
+// Session hash: liveness, expected version, merged limits, HSET/HDEL, version,
+// last access, PEXPIRE. -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}
+extern const char kUpdate[];
+// Session hash -> tombstone. -> {was_live, user_tag}
+extern const char kDestroy[];
+// Session hash: delete it if it is a dead session (never a tombstone).
+extern const char kReap[];
+// User index: ZADD, drop members past their absolute expiry, PEXPIRE to the
+// latest one.
+extern const char kIndexAdd[];
+
+}  // namespace stateside::redis::scripts
+
+#endif  // STATESIDE_SIDECAR_REDIS_SESSION_SCRIPTS_H_

@@ -1,0 +1,240 @@
+// The session rules over Redis, as two sidecars sharing one Redis would run
+// them: sessions move freely between instances, concurrent writes survive,
+// destroyed sessions stay destroyed, and nothing in Redis (keys, values,
+// MONITOR) is readable.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/common/clock.h"
+#include "sidecar/crypto/cookie.h"
+#include "sidecar/crypto/envelope.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/random.h"
+#include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_session_store.h"
+#include "sidecar/session/session_manager.h"
+#include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/wait.h"
+
+namespace stateside::testing {
+namespace {
+
+using redis::RedisClient;
+using redis::RedisSessionStore;
+
+constexpr char kMarker[] = "MARKER-7f3c9a1e-clear-text";
+constexpr char kUserId[] = "user-5d2b@example.com";
+
+// One "sidecar": its own Redis client, store and session rules; the keys and
+// secrets are the deployment's, shared.
+struct Sidecar {
+  std::unique_ptr<RedisClient> client;
+  std::unique_ptr<RedisSessionStore> store;
+  std::unique_ptr<SessionManager> sessions;
+};
+
+class RedisSessionManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(SharedRedisServer(), nullptr);
+    random_ = crypto::NewSecureRandom();
+    absl::StatusOr<std::string> key = crypto::RandomBytes(*random_, 32);
+    ASSERT_TRUE(key.ok());
+    absl::StatusOr<std::unique_ptr<crypto::Keyring>> keyring =
+        crypto::Keyring::Create({{"k1", *key}});
+    ASSERT_TRUE(keyring.ok()) << keyring.status();
+    keyring_ = *std::move(keyring);
+    sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
+    absl::StatusOr<std::unique_ptr<crypto::CookieSigner>> signer =
+        crypto::CookieSigner::Create({std::string(32, 's')});
+    ASSERT_TRUE(signer.ok()) << signer.status();
+    signer_ = *std::move(signer);
+    prefix_ = UniquePrefix();
+    a_ = MakeSidecar();
+    b_ = MakeSidecar();
+    ASSERT_NE(a_.sessions, nullptr);
+    ASSERT_NE(b_.sessions, nullptr);
+  }
+
+  Sidecar MakeSidecar() {
+    Sidecar s;
+    s.client = ConnectedClient(SharedRedisServer()->url());
+    if (s.client == nullptr) return s;
+    s.store = std::make_unique<RedisSessionStore>(s.client.get(), prefix_);
+    SessionPolicy policy;
+    policy.idle_ttl = absl::Minutes(30);
+    policy.absolute_ttl = absl::Hours(8);
+    s.sessions = std::make_unique<SessionManager>(s.store.get(), sealer_.get(), signer_.get(),
+                                                  random_.get(), &clock_, policy);
+    return s;
+  }
+
+  Session MustCreate(SessionManager& m, const std::string& user,
+                     absl::flat_hash_map<std::string, std::string> attrs = {}) {
+    CreateParams p;
+    p.user_id = user;
+    p.attributes = std::move(attrs);
+    absl::StatusOr<Session> s = m.Create(p);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *std::move(s) : Session{};
+  }
+
+  SystemClock clock_;
+  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<crypto::Sealer> sealer_;
+  std::unique_ptr<crypto::CookieSigner> signer_;
+  std::string prefix_;
+  Sidecar a_, b_;
+};
+
+TEST_F(RedisSessionManagerTest, ASessionMovesFreelyBetweenInstances) {
+  Session s = MustCreate(*a_.sessions, "alice", {{"cart", "[1,2]"}});
+  absl::StatusOr<Session> got = b_.sessions->Get(SessionKey::Cookie(s.cookie));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.at("cart"), "[1,2]");
+  EXPECT_EQ(got->info.user_id, "alice");
+  UpdateParams u;
+  u.set = {{"cart", "[1,2,3]"}};
+  ASSERT_TRUE(b_.sessions->Update(SessionKey::Id(s.info.id), u).ok());
+  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id))->attributes.at("cart"), "[1,2,3]");
+  EXPECT_TRUE(b_.sessions->Destroy(SessionKey::Cookie(s.cookie)).value_or(false));
+  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RedisSessionManagerTest, FiftyConcurrentUpdatesThroughBothInstancesAllSurvive) {
+  Session s = MustCreate(*a_.sessions, "bob");
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&, i] {
+      UpdateParams u;
+      u.set = {{absl::StrCat("attr", i), absl::StrCat("value", i)}};
+      SessionManager& m = *(i % 2 == 0 ? a_ : b_).sessions;
+      if (!m.Update(SessionKey::Id(s.info.id), u).ok()) failures.fetch_add(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::StatusOr<Session> got = a_.sessions->Get(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->attributes.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(got->attributes.at(absl::StrCat("attr", i)), absl::StrCat("value", i));
+  }
+  EXPECT_EQ(got->info.version, 51u);
+}
+
+TEST_F(RedisSessionManagerTest, AnUpdateAfterDestroyDoesNotResurrect) {
+  Session s = MustCreate(*a_.sessions, "carol", {{"k", "v"}});
+  ASSERT_TRUE(a_.sessions->Destroy(SessionKey::Id(s.info.id)).value_or(false));
+  UpdateParams late;
+  late.set = {{"k", "late"}};
+  EXPECT_EQ(b_.sessions->Update(SessionKey::Id(s.info.id), late).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(b_.sessions->Touch(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RedisSessionManagerTest, RegenerateAndLogoutEverywhereActAcrossInstances) {
+  Session s1 = MustCreate(*a_.sessions, "dave", {{"k", "1"}});
+  Session s2 = MustCreate(*b_.sessions, "dave");
+  Session s3 = MustCreate(*a_.sessions, "dave");
+  absl::StatusOr<Session> fresh = b_.sessions->Regenerate(SessionKey::Id(s1.info.id));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_NE(fresh->info.id, s1.info.id);
+  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s1.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(a_.sessions->Get(SessionKey::Cookie(fresh->cookie))->attributes.at("k"), "1");
+  EXPECT_EQ(a_.sessions->ListUserSessions("dave")->size(), 3u);
+
+  absl::StatusOr<uint32_t> destroyed =
+      a_.sessions->DestroyUserSessions("dave", SessionKey::Id(s2.info.id));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 2u);
+  absl::StatusOr<std::vector<SessionInfo>> left = b_.sessions->ListUserSessions("dave");
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].id, s2.info.id);
+  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s3.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RedisSessionManagerTest, NothingInRedisOrOnTheWireIsReadable) {
+  RedisServer* server = SharedRedisServer();
+  TempDir dir;
+  SubprocessOptions mo;
+  mo.argv = {"redis-cli", "-p", std::to_string(server->port()), "monitor"};
+  mo.log_path = dir.File("monitor.log");
+  absl::StatusOr<Subprocess> monitor = Subprocess::Start(mo);
+  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(monitor->ReadLog(), "OK"); }));
+
+  Session s = MustCreate(*a_.sessions, kUserId, {{"note", kMarker}, {"other", "plain"}});
+  UpdateParams u;
+  u.set = {{"more", absl::StrCat(kMarker, "-updated")}};
+  ASSERT_TRUE(b_.sessions->Update(SessionKey::Id(s.info.id), u).ok());
+  ASSERT_TRUE(b_.sessions->Get(SessionKey::Cookie(s.cookie)).ok());
+  ASSERT_EQ(a_.sessions->ListUserSessions(kUserId)->size(), 1u);
+  redis::RedisOptOutStore opt_out_store(a_.client.get(), prefix_);
+  OptOutManager opt_outs(&opt_out_store, keyring_.get(), &clock_, absl::Hours(24 * 365));
+  ASSERT_TRUE(opt_outs.Set(kUserId, true, std::nullopt).ok());
+  ASSERT_TRUE(opt_outs.Get(kUserId).value_or(false));
+  absl::StatusOr<Session> regenerated = a_.sessions->Regenerate(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(regenerated.ok());
+
+  // Everything stored, by every means a reader of Redis has.
+  int keys = 0;
+  const std::string dump = DumpEverything(*a_.client, prefix_, &keys);
+  EXPECT_GE(keys, 4) << "session, tombstone, user index, opt-out:\n" << dump;
+  EXPECT_TRUE(absl::StrContains(dump, "s:{" + regenerated->info.id + "}"))
+      << "the dump sees the session";
+  EXPECT_FALSE(absl::StrContains(dump, kMarker));
+  EXPECT_FALSE(absl::StrContains(dump, kUserId));
+  EXPECT_FALSE(absl::StrContains(dump, "user-5d2b"));
+  const RunResult scan = server->Cli({"--scan", "--pattern", prefix_ + "*"});
+  EXPECT_EQ(scan.exit_status, 0);
+  EXPECT_FALSE(absl::StrContains(scan.out, kUserId));
+
+  // And everything said to Redis, as MONITOR shows it.
+  ASSERT_TRUE(a_.client->Call({"ECHO", "monitor-end"}).ok());
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(monitor->ReadLog(), "monitor-end"); }));
+  monitor->Kill();
+  const std::string wire = monitor->ReadLog();
+  EXPECT_TRUE(absl::StrContains(wire, "EVALSHA")) << "MONITOR saw the traffic";
+  EXPECT_FALSE(absl::StrContains(wire, kMarker));
+  EXPECT_FALSE(absl::StrContains(wire, kUserId));
+  EXPECT_FALSE(absl::StrContains(wire, "user-5d2b"));
+}
+
+TEST_F(RedisSessionManagerTest, AValueMovedToAnotherFieldOrSessionDoesNotOpen) {
+  Session s = MustCreate(*a_.sessions, "erin", {{"note", "secret"}, {"other", "x"}});
+  Session victim = MustCreate(*a_.sessions, "frank", {{"note", "mine"}});
+  RedisClient& raw = *a_.client;
+  const std::string key = a_.store->SessionKey(s.info.id);
+  const std::string sealed = raw.Call({"HGET", key, "a:note"})->str;
+  ASSERT_FALSE(sealed.empty());
+
+  // Into another session's same attribute.
+  ASSERT_TRUE(raw.Call({"HSET", a_.store->SessionKey(victim.info.id), "a:note", sealed}).ok());
+  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(victim.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  // Into another attribute of the same session.
+  ASSERT_TRUE(raw.Call({"HSET", key, "a:other", sealed}).ok());
+  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace stateside::testing

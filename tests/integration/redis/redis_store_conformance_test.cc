@@ -1,0 +1,36 @@
+// The store conformance suites (tests/support/store_conformance.h) on a real
+// redis-server: every rule the memory store keeps, Redis keeps too.
+#include <memory>
+
+#include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_session_store.h"
+#include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/store_conformance.h"
+
+namespace stateside::testing {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(
+    Redis, SessionStoreConformanceTest,
+    ::testing::Values(SessionStoreFactory{
+        "redis",
+        []() -> std::unique_ptr<SessionStore> {
+          redis::RedisClient* client = SharedRedisClient();
+          if (client == nullptr) return nullptr;
+          return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());
+        }}),
+    SessionStoreFactoryName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Redis, OptOutStoreConformanceTest,
+    ::testing::Values(OptOutStoreFactory{
+        "redis",
+        []() -> std::unique_ptr<OptOutStore> {
+          redis::RedisClient* client = SharedRedisClient();
+          if (client == nullptr) return nullptr;
+          return std::make_unique<redis::RedisOptOutStore>(client, UniquePrefix());
+        }}),
+    OptOutStoreFactoryName);
+
+}  // namespace
+}  // namespace stateside::testing

@@ -1,0 +1,241 @@
+// Redis-specific behaviour of the Redis stores, beyond the conformance suite:
+// round trips per call, the key layout and its expiries, index pruning,
+// sharing between clients, and outages.
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_session_store.h"
+#include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/wait.h"
+
+namespace stateside::testing {
+namespace {
+
+using redis::RedisClient;
+using redis::RedisOptOutStore;
+using redis::RedisSessionStore;
+using redis::Reply;
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(SharedRedisServer(), nullptr);
+    client_ = ConnectedClient(SharedRedisServer()->url());
+    ASSERT_NE(client_, nullptr);
+    prefix_ = UniquePrefix();
+    store_ = std::make_unique<RedisSessionStore>(client_.get(), prefix_);
+    now_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  }
+
+  StoredSession Make(const std::string& id, const std::string& tag = "") const {
+    StoredSession s;
+    s.id = id;
+    s.user_tag = tag;
+    s.user_envelope = tag.empty() ? "" : "sealed-" + tag;
+    s.created = s.last_access = now_;
+    s.idle_ttl = absl::Minutes(30);
+    s.absolute_expiry = now_ + absl::Hours(8);
+    s.version = 1;
+    return s;
+  }
+
+  ReadOptions Read(bool touch = true) const {
+    ReadOptions o;
+    o.now = now_;
+    o.touch = touch;
+    return o;
+  }
+
+  Mutation Set(const std::string& name, const std::string& value) const {
+    Mutation m;
+    m.now = now_;
+    m.set = {{name, value}};
+    return m;
+  }
+
+  int64_t Pttl(const std::string& key) { return client_->Call({"PTTL", key})->integer; }
+
+  std::unique_ptr<RedisClient> client_;
+  std::string prefix_;
+  std::unique_ptr<RedisSessionStore> store_;
+  absl::Time now_;
+};
+
+TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
+  StoredSession s = Make("sess-a");
+  s.attributes = {{"cart", "env"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(store_->Get("sess-a", Read()).ok());               // loads the script
+  ASSERT_TRUE(store_->Update("sess-a", Set("k", "v")).ok());     // loads the script
+
+  redis::RedisClientStats before = client_->stats();
+  ASSERT_TRUE(store_->Get("sess-a", Read(/*touch=*/true)).ok());
+  redis::RedisClientStats after = client_->stats();
+  EXPECT_EQ(after.commands_written - before.commands_written, 1u);
+  EXPECT_EQ(after.batches_written - before.batches_written, 1u);
+
+  before = after;
+  Mutation m = Set("k2", "v2");
+  m.remove = {"cart"};
+  m.expected_version = 2;
+  m.limits.max_attributes = 10;
+  ASSERT_TRUE(store_->Update("sess-a", m).ok());
+  after = client_->stats();
+  EXPECT_EQ(after.commands_written - before.commands_written, 1u);
+  EXPECT_EQ(after.batches_written - before.batches_written, 1u);
+}
+
+TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
+  StoredSession s = Make("id1", "tag1");
+  s.attributes = {{"cart", "env-cart"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  RedisOptOutStore opt_outs(client_.get(), prefix_);
+  ASSERT_TRUE(opt_outs.Set("subj1", true, now_, now_ + absl::Hours(24 * 365)).ok());
+
+  const std::string skey = prefix_ + "s:{id1}";
+  const std::string ukey = prefix_ + "u:{tag1}";
+  const std::string okey = prefix_ + "o:{subj1}";
+  EXPECT_EQ(store_->SessionKey("id1"), skey);
+  EXPECT_EQ(store_->UserIndexKey("tag1"), ukey);
+  EXPECT_EQ(opt_outs.Key("subj1"), okey);
+
+  absl::StatusOr<Reply> fields = client_->Call({"HKEYS", skey});
+  ASSERT_TRUE(fields.ok());
+  std::vector<std::string> names;
+  for (const Reply& f : fields->elements) names.push_back(f.str);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"a:cart", "m:abs", "m:created", "m:idle", "m:last",
+                                             "m:n", "m:sz", "m:uenv", "m:user", "m:ver"}));
+  EXPECT_EQ(client_->Call({"ZSCORE", ukey, "id1"})->str,
+            std::to_string(absl::ToUnixMicros(s.absolute_expiry)));
+  // Garbage collection: idle expiry for the session, the latest absolute
+  // expiry for the index, the flag's expiry for the opt-out.
+  EXPECT_NEAR(Pttl(skey), 30 * 60 * 1000, 5000);
+  EXPECT_NEAR(Pttl(ukey), 8 * 3600 * 1000, 5000);
+  EXPECT_NEAR(Pttl(okey), int64_t{365} * 24 * 3600 * 1000, 5000);
+
+  // The tombstone: same key, one field, kept until tombstone_until.
+  ASSERT_TRUE(store_->Destroy("id1", now_, now_ + absl::Hours(2)).value_or(false));
+  fields = client_->Call({"HGETALL", skey});
+  ASSERT_EQ(fields->elements.size(), 2u);
+  EXPECT_EQ(fields->elements[0].str, "m:dead");
+  EXPECT_NEAR(Pttl(skey), 2 * 3600 * 1000, 5000);
+  EXPECT_EQ(client_->Call({"EXISTS", ukey})->integer, 0) << "ZREM emptied the index";
+}
+
+TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
+  StoredSession s = Make("short");
+  s.idle_ttl = absl::Milliseconds(200);
+  ASSERT_TRUE(store_->Create(s).ok());
+  EXPECT_EQ(client_->Call({"EXISTS", prefix_ + "s:{short}"})->integer, 1);
+  EXPECT_TRUE(WaitFor([&] { return client_->Call({"EXISTS", prefix_ + "s:{short}"})->integer == 0; },
+                      absl::Seconds(10)));
+}
+
+TEST_F(RedisStoreTest, AttributeNamesCannotCollideWithMetadata) {
+  StoredSession s = Make("id2");
+  s.attributes = {{"m:ver", "x"}, {"m:dead", "y"}, {"ver", "z"}, {"", "empty-name"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  absl::StatusOr<StoredSession> got = store_->Get("id2", Read());
+  ASSERT_TRUE(got.ok()) << got.status() << " (an attribute named m:dead is not a tombstone)";
+  EXPECT_EQ(got->attributes, s.attributes);
+  EXPECT_EQ(got->version, 1u);
+  ASSERT_TRUE(store_->Update("id2", Set("m:ver", "changed")).ok());
+  EXPECT_EQ(store_->Get("id2", Read())->version, 2u);
+}
+
+TEST_F(RedisStoreTest, ListingPrunesStaleAndForeignIndexEntries) {
+  for (const char* id : {"l1", "l2", "l3"}) ASSERT_TRUE(store_->Create(Make(id, "alice")).ok());
+  StoredSession bobs = Make("b1", "bob");
+  ASSERT_TRUE(store_->Create(bobs).ok());
+  const std::string index = store_->UserIndexKey("alice");
+  const std::string far = std::to_string(absl::ToUnixMicros(now_ + absl::Hours(1)));
+  // Entries that point nowhere or at someone else's session.
+  ASSERT_TRUE(client_->Call({"ZADD", index, far, "ghost"}).ok());
+  ASSERT_TRUE(client_->Call({"ZADD", index, far, "b1"}).ok());
+  // l2 idles out while l1 and l3 are used.
+  now_ += absl::Minutes(20);
+  ASSERT_TRUE(store_->Get("l1", Read()).ok());
+  ASSERT_TRUE(store_->Get("l3", Read()).ok());
+  ASSERT_TRUE(store_->Get("b1", Read()).ok());
+  now_ += absl::Minutes(15);
+
+  absl::StatusOr<std::vector<StoredSession>> list = store_->ListByUser("alice", now_);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, "l1");
+  EXPECT_EQ((*list)[1].id, "l3");
+  EXPECT_EQ(client_->Call({"ZCARD", index})->integer, 2) << "ghost, b1 and l2 pruned";
+  EXPECT_EQ(client_->Call({"EXISTS", store_->SessionKey("l2")})->integer, 0)
+      << "the dead record is gone too, so an earlier clock cannot revive it";
+  EXPECT_TRUE(store_->Get("b1", Read()).ok()) << "bob's session itself is untouched";
+}
+
+TEST_F(RedisStoreTest, TwoClientsShareEverything) {
+  auto other_client = ConnectedClient(SharedRedisServer()->url());
+  ASSERT_NE(other_client, nullptr);
+  RedisSessionStore a(client_.get(), prefix_), b(other_client.get(), prefix_);
+  ASSERT_TRUE(a.Create(Make("shared", "carol")).ok());
+  ASSERT_TRUE(b.Get("shared", Read()).ok());
+  Mutation m = Set("k", "from-b");
+  m.expected_version = 1;
+  ASSERT_TRUE(b.Update("shared", m).ok());
+  EXPECT_EQ(a.Get("shared", Read())->attributes.at("k"), "from-b");
+  m.expected_version = 1;
+  EXPECT_EQ(a.Update("shared", m).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(b.ListByUser("carol", now_)->size(), 1u);
+  EXPECT_TRUE(a.Destroy("shared", now_, now_ + absl::Hours(8)).value_or(false));
+  EXPECT_EQ(b.Update("shared", Set("late", "x")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(b.ListByUser("carol", now_)->empty());
+}
+
+TEST_F(RedisStoreTest, OutageIsUnavailableAndServiceResumesAfterRestart) {
+  absl::StatusOr<std::unique_ptr<RedisServer>> own = RedisServer::Start();
+  ASSERT_TRUE(own.ok()) << own.status();
+  auto client = ConnectedClient((*own)->url());
+  ASSERT_NE(client, nullptr);
+  RedisSessionStore store(client.get(), prefix_);
+  RedisOptOutStore opt_outs(client.get(), prefix_);
+  ASSERT_TRUE(store.Create(Make("o1")).ok());
+  ASSERT_TRUE(store.Get("o1", Read()).ok());
+
+  (*own)->Kill();
+  ASSERT_TRUE(WaitFor([&] { return !client->connected(); }));
+  EXPECT_EQ(store.Get("o1", Read()).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store.Create(Make("o2")).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store.Update("o1", Set("k", "v")).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store.Destroy("o1", now_, now_).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store.ListByUser("x", now_).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(opt_outs.Get("s", now_).status().code(), absl::StatusCode::kUnavailable);
+
+  ASSERT_TRUE((*own)->Restart().ok());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(10)));
+  // No persistence: the data is gone, the scripts are reloaded on demand.
+  EXPECT_EQ(store.Get("o1", Read()).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store.Create(Make("o3", "dave")).ok());
+  ASSERT_TRUE(store.Update("o3", Set("k", "v")).ok());
+  EXPECT_EQ(store.ListByUser("dave", now_)->size(), 1u);
+}
+
+TEST_F(RedisStoreTest, HugeAttributeCountsAreCreatedInChunks) {
+  StoredSession s = Make("many");
+  for (int i = 0; i < 5000; ++i) s.attributes[absl::StrCat("k", i)] = "v";
+  ASSERT_TRUE(store_->Create(s).ok());
+  absl::StatusOr<StoredSession> got = store_->Get("many", Read());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.size(), 5000u);
+  Mutation m = Set("one-more", "v");
+  m.limits.max_attributes = 5001;
+  EXPECT_TRUE(store_->Update("many", m).ok()) << "the kept count is exact";
+  m = Set("two-more", "v");
+  m.limits.max_attributes = 5001;
+  EXPECT_EQ(store_->Update("many", m).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace stateside::testing
