@@ -22,6 +22,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "sidecar/crypto/digest.h"
+#include "sidecar/crypto/encoding.h"
 #include "sidecar/crypto/primitives.h"
 #include "sidecar/crypto/random.h"
 
@@ -337,6 +339,17 @@ absl::StatusOr<std::string> RandomBytes(RandomSource& random, size_t n) {
   absl::Status s = random.Fill(out.data(), n);
   if (!s.ok()) return s;
   return out;
+}
+
+std::string Sha1Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  // EVP_Digest with the default provider cannot fail for SHA-1 on valid
+  // input; an empty result would make EVALSHA answer NOSCRIPT and reload.
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1) {
+    return std::string();
+  }
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 }  // namespace stateside::crypto

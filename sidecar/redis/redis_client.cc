@@ -11,7 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "sidecar/redis/connection.h"
 #include "sidecar/redis/resp.h"
-#include "sidecar/redis/sha1.h"
+#include "sidecar/crypto/digest.h"
 #include "sidecar/redis/transport.h"
 
 namespace stateside::redis {
@@ -34,7 +34,7 @@ absl::StatusOr<Reply> ToResult(absl::StatusOr<Reply> raw) {
 // ---- RedisScript ----------------------------------------------------------
 
 RedisScript::RedisScript(std::string source)
-    : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
+    : source_(std::move(source)), sha1_(crypto::Sha1Hex(source_)) {}
 
 std::shared_ptr<const RedisScript> RedisScript::Create(std::string source) {
   return std::make_shared<const RedisScript>(std::move(source));

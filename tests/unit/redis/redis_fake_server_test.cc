@@ -10,7 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "sidecar/redis/redis_client.h"
-#include "sidecar/redis/sha1.h"
+#include "sidecar/crypto/digest.h"
 #include "tests/support/wait.h"
 #include "tests/unit/redis/fake_redis_server.h"
 
@@ -161,7 +161,7 @@ TEST(RedisFakeServerTest, NoscriptLoadsTheScriptAndRetriesOnce) {
   FakeRedisServer server(Redisish([&](const std::vector<std::string>& c) -> std::string {
     if (c[0] == "SCRIPT" && c.size() == 3 && c[1] == "LOAD") {
       loaded = true;
-      return FakeRedisServer::Bulk(Sha1Hex(c[2]));
+      return FakeRedisServer::Bulk(crypto::Sha1Hex(c[2]));
     }
     if (c[0] == "EVALSHA") {
       if (c[1] != script->sha1()) return "-ERR wrong sha\r\n";

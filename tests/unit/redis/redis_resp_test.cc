@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/resp.h"
-#include "sidecar/redis/sha1.h"
+#include "sidecar/crypto/digest.h"
 
 namespace stateside::redis {
 namespace {
@@ -94,14 +94,14 @@ TEST(RespParserTest, AReplyLargerThanTheBoundIsRefused) {
 }
 
 TEST(Sha1Test, MatchesPublishedVectors) {
-  EXPECT_EQ(Sha1Hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-  EXPECT_EQ(Sha1Hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
-  EXPECT_EQ(Sha1Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+  EXPECT_EQ(crypto::Sha1Hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(crypto::Sha1Hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(crypto::Sha1Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
-  EXPECT_EQ(Sha1Hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  EXPECT_EQ(crypto::Sha1Hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
   // Lengths around the padding boundary (55, 56, 63, 64 bytes) all differ.
-  EXPECT_NE(Sha1Hex(std::string(55, 'a')), Sha1Hex(std::string(56, 'a')));
-  EXPECT_EQ(Sha1Hex(std::string(64, 'a')), "0098ba824b5c16427bd7a1122a5a442a25ec644d");
+  EXPECT_NE(crypto::Sha1Hex(std::string(55, 'a')), crypto::Sha1Hex(std::string(56, 'a')));
+  EXPECT_EQ(crypto::Sha1Hex(std::string(64, 'a')), "0098ba824b5c16427bd7a1122a5a442a25ec644d");
 }
 
 TEST(RedisScriptTest, CallIsEvalshaWithKeysThenArgs) {
@@ -109,7 +109,7 @@ TEST(RedisScriptTest, CallIsEvalshaWithKeysThenArgs) {
   RedisCommand c = script->Call({"k1", "k2"}, {"a"});
   EXPECT_EQ(c.args, (std::vector<std::string>{"EVALSHA", script->sha1(), "2", "k1", "k2", "a"}));
   EXPECT_EQ(c.script, script);
-  EXPECT_EQ(script->sha1(), Sha1Hex("return 1"));
+  EXPECT_EQ(script->sha1(), crypto::Sha1Hex("return 1"));
 }
 
 TEST(RedisErrorTest, RetryableErrorsAreUnavailable) {

@@ -1,0 +1,137 @@
+// stateside::Client: the application's handle on its Stateside sidecar.
+// Thread-safe: one Client is meant to be shared by every thread of the app.
+//
+// Contract
+// - Transport: gRPC over the sidecar's Unix socket (ClientOptions::socket_path,
+//   default $STATESIDE_SOCKET, else /tmp/stateside/stateside.sock).
+// - Start: Connect() waits, at most ready_timeout, until the sidecar's
+//   grpc.health.v1 status is SERVING; if it never is, Connect fails with
+//   UNAVAILABLE naming the last cause. (wait_until_ready = false skips this:
+//   Connect then does no I/O and never fails for a missing sidecar.)
+// - Deadlines: every method has one deadline, call_timeout from the moment it
+//   is called. Retries share it, so a method returns within about
+//   call_timeout whatever happens (DEADLINE_EXCEEDED when it runs out).
+// - Retries: only on UNAVAILABLE (sidecar unreachable, or its store is) and
+//   only for idempotent operations, at most max_retries times, with
+//   exponential backoff from initial_backoff (doubling, capped at max_backoff)
+//   and jitter (each wait is uniform in [cap/2, cap]) so that many clients do
+//   not retry in step. A retry that could not finish before the deadline is
+//   not attempted; the UNAVAILABLE is returned.
+//     Retried:     GetSession (touching a session twice is the same as once),
+//                  TouchSession, DestroySession, ListUserSessions,
+//                  DestroyUserSessions, SetOptOut, GetOptOut, GetInstance,
+//                  CheckHealth.
+//     Not retried: CreateSession (a lost reply + retry would make a second,
+//                  orphaned session), RegenerateSession (the first attempt
+//                  may have moved the session already; a retry would answer
+//                  NOT_FOUND for the old id), UpdateSession — even with
+//                  expected_version: if the first attempt was applied but
+//                  its reply lost, a retry answers ABORTED for a write that
+//                  succeeded; without it, a retry can re-apply an old value
+//                  over a newer concurrent write (last-write-wins reordered).
+//                  The caller, who knows its data, decides.
+//   UNAVAILABLE may arrive after the sidecar applied a request, so a retried
+//   call reports what the *last* attempt saw: DestroySession may say
+//   existed=false and DestroyUserSessions a smaller count although this call
+//   destroyed the session(s).
+// - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)
+//   with the sidecar's message: NOT_FOUND (unknown, expired, destroyed or
+//   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
+//   limit, named), ABORTED (expected_version mismatch), UNAVAILABLE,
+//   RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED. Text fields (ids, cookies, user
+//   ids, attribute names, subjects) must be valid UTF-8, else
+//   INVALID_ARGUMENT without a call.
+#ifndef STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_
+#define STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stateside/types.h"
+
+namespace stateside {
+
+// $STATESIDE_SOCKET if set and non-empty, else /tmp/stateside/stateside.sock.
+std::string DefaultSocketPath();
+
+struct ClientOptions {
+  std::string socket_path = DefaultSocketPath();
+  // Deadline of each method call, retries included. > 0.
+  absl::Duration call_timeout = absl::Seconds(2);
+  // How long Connect() waits for the sidecar to report SERVING. >= 0.
+  absl::Duration ready_timeout = absl::Seconds(10);
+  // false: Connect() returns at once; the first call finds out.
+  bool wait_until_ready = true;
+  // Retries after the first attempt (idempotent calls, UNAVAILABLE only). >= 0.
+  int max_retries = 3;
+  // First retry waits in [initial_backoff/2, initial_backoff]; then doubling.
+  absl::Duration initial_backoff = absl::Milliseconds(20);
+  absl::Duration max_backoff = absl::Seconds(1);
+};
+
+class Client {
+ public:
+  // Validates `options` (INVALID_ARGUMENT naming the field), opens the
+  // channel and, unless wait_until_ready is false, waits for SERVING.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
+
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ClientOptions& options() const;
+
+  // --- SessionService ---
+  // A new session for `user_id` (empty: anonymous) holding `attributes`.
+  absl::StatusOr<Session> CreateSession(std::string_view user_id,
+                                        const Attributes& attributes = {},
+                                        const SessionTtls& ttls = {});
+  // The session with its attributes. touch = true rolls the idle timeout.
+  absl::StatusOr<Session> GetSession(const SessionRef& ref, bool touch = true);
+  // Sets `set` and deletes `remove` (a name may not be in both). With
+  // expected_version, applies only if the version matches, else ABORTED.
+  absl::StatusOr<SessionInfo> UpdateSession(
+      const SessionRef& ref, const Attributes& set,
+      const std::vector<std::string>& remove = {},
+      std::optional<uint64_t> expected_version = std::nullopt);
+  // Rolls the idle timeout without reading the attributes.
+  absl::StatusOr<SessionInfo> TouchSession(const SessionRef& ref);
+  // true if the session existed. Destroying an unknown session is not an error.
+  absl::StatusOr<bool> DestroySession(const SessionRef& ref);
+  // New id (and cookie), same user and attributes; the old id is gone.
+  // Call on login (session fixation defence).
+  absl::StatusOr<Session> RegenerateSession(const SessionRef& ref);
+  absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
+      std::string_view user_id);
+  // Destroys every session of `user_id` except `keep`; returns how many.
+  absl::StatusOr<uint32_t> DestroyUserSessions(
+      std::string_view user_id, const std::optional<SessionRef>& keep = std::nullopt);
+
+  // --- AnalyticsService ---
+  // ttl unset: the sidecar's default (1 year).
+  absl::Status SetOptOut(std::string_view subject, bool opted_out,
+                         std::optional<absl::Duration> ttl = std::nullopt);
+  absl::StatusOr<bool> GetOptOut(std::string_view subject);
+
+  // --- LifecycleService / grpc.health.v1 ---
+  absl::StatusOr<InstanceInfo> GetInstance();
+  // The sidecar's health ("" = the server as a whole). NOT_SERVING is a
+  // value here, not an error: it is what a draining sidecar answers.
+  absl::StatusOr<ServingStatus> CheckHealth(std::string_view service = "");
+
+ private:
+  struct Impl;  // gRPC channel and stubs; keeps generated types out of here
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;  // constant after construction
+};
+
+}  // namespace stateside
+
+#endif  // STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_

@@ -1,0 +1,96 @@
+// Plain value types of the Stateside client API: sessions, their metadata,
+// instance metadata. No generated (protobuf/gRPC) types; C++17 suffices.
+// Values only: safe to copy between threads, not to mutate one object from
+// two threads at once.
+#ifndef STATESIDE_CLIENT_INCLUDE_STATESIDE_TYPES_H_
+#define STATESIDE_CLIENT_INCLUDE_STATESIDE_TYPES_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/time/time.h"
+
+namespace stateside {
+
+// A session's attributes: name → raw bytes. Names are UTF-8 text; values are
+// arbitrary bytes (std::string used as a byte buffer; NULs allowed).
+using Attributes = std::map<std::string, std::string>;
+
+// Names one session, either by its raw id or by the signed cookie value
+// "id.signature" that the browser carries. Apps normally hold the cookie.
+struct SessionRef {
+  enum class Kind { kId, kCookie };
+  Kind kind = Kind::kId;
+  std::string value;
+
+  static SessionRef Id(std::string id) { return {Kind::kId, std::move(id)}; }
+  static SessionRef Cookie(std::string cookie) {
+    return {Kind::kCookie, std::move(cookie)};
+  }
+  // Auto-detects the kind: text containing '.' is a cookie ("id.signature"),
+  // anything else an id. Unambiguous because ids are base64url, which has no
+  // '.'. Does not validate: the sidecar judges (NOT_FOUND / INVALID_ARGUMENT).
+  static SessionRef Parse(std::string_view text);
+
+  friend bool operator==(const SessionRef& a, const SessionRef& b) {
+    return a.kind == b.kind && a.value == b.value;
+  }
+  friend bool operator!=(const SessionRef& a, const SessionRef& b) { return !(a == b); }
+};
+
+// Optional per-session timeouts at creation; each must not exceed the
+// sidecar's configured SESSION_IDLE_TTL / SESSION_ABSOLUTE_TTL
+// (INVALID_ARGUMENT otherwise). Unset = the sidecar's default.
+struct SessionTtls {
+  std::optional<absl::Duration> idle;
+  std::optional<absl::Duration> absolute;
+};
+
+// A session's metadata.
+struct SessionInfo {
+  std::string id;       // 43 characters of base64url (256 random bits)
+  std::string user_id;  // empty for an anonymous session
+  absl::Time created;
+  absl::Time last_access;
+  absl::Time idle_expiry;      // last_access + idle TTL, capped by absolute_expiry
+  absl::Time absolute_expiry;  // hard end, however active the session is
+  uint64_t version = 0;        // +1 per Update; the value for expected_version
+};
+
+// A session with its attributes and its signed cookie value.
+struct Session {
+  SessionInfo info;
+  Attributes attributes;
+  std::string cookie;  // "id.signature": what to put in the Set-Cookie header
+};
+
+enum class DrainState { kUnspecified, kServing, kDraining, kDrained };
+// "SERVING", "DRAINING", "DRAINED" or "UNSPECIFIED".
+std::string_view DrainStateName(DrainState state);
+
+// The sidecar instance the client talks to (LifecycleService.GetInstance).
+struct InstanceInfo {
+  std::string id;
+  std::string hostname;
+  int64_t pid = 0;
+  absl::Time start_time;
+  absl::Duration uptime;
+  std::string version;
+  DrainState drain_state = DrainState::kUnspecified;
+  std::string backend;  // "memory", "redis" or "memory-fallback"
+  std::string admin_address;
+  bool ready = false;
+};
+
+// grpc.health.v1 serving status.
+enum class ServingStatus { kUnknown, kServing, kNotServing, kServiceUnknown };
+// "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" or "UNKNOWN".
+std::string_view ServingStatusName(ServingStatus status);
+
+}  // namespace stateside
+
+#endif  // STATESIDE_CLIENT_INCLUDE_STATESIDE_TYPES_H_

@@ -1,0 +1,410 @@
+// stateside::Client over gRPC: options, readiness wait, the retry loop and
+// one small method per RPC. The contract is in stateside/client.h.
+#include "stateside/client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/src/convert.h"
+#include "client/src/retry.h"
+#include "client/src/utf8.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "stateside/v1/analytics.grpc.pb.h"
+#include "stateside/v1/lifecycle.grpc.pb.h"
+#include "stateside/v1/session.grpc.pb.h"
+
+namespace stateside {
+
+using client_internal::Rpc;
+
+namespace {
+
+// Readiness is polled (Health.Check) rather than watched, because a sidecar
+// need not implement Health.Watch; this caps the polling interval so that a
+// sidecar becoming ready is noticed within ~200 ms.
+constexpr absl::Duration kMaxReadyPoll = absl::Milliseconds(200);
+// Replies above gRPC's 4 MiB default are legitimate (a large session, a long
+// ListUserSessions); the sidecar's limits are what bound them.
+constexpr int kMaxReceiveBytes = 64 << 20;
+
+#define STATESIDE_CLIENT_RETURN_IF_ERROR(expr)   \
+  do {                                           \
+    ::absl::Status client_status_ = (expr);      \
+    if (!client_status_.ok()) return client_status_; \
+  } while (0)
+
+// Debian's Abseil has its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0):
+// std::string_view must be converted explicitly.
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+bool Finite(absl::Duration d) {
+  return d != absl::InfiniteDuration() && d != -absl::InfiniteDuration();
+}
+
+absl::Status ValidateOptions(const ClientOptions& o) {
+  if (o.socket_path.empty()) {
+    return absl::InvalidArgumentError("socket_path: empty");
+  }
+  if (o.socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket_path: longer than ", sizeof(sockaddr_un{}.sun_path) - 1,
+        " bytes (the Unix socket limit)"));
+  }
+  if (o.call_timeout <= absl::ZeroDuration() || !Finite(o.call_timeout)) {
+    return absl::InvalidArgumentError("call_timeout: must be positive and finite");
+  }
+  if (o.ready_timeout < absl::ZeroDuration() || !Finite(o.ready_timeout)) {
+    return absl::InvalidArgumentError("ready_timeout: must be >= 0 and finite");
+  }
+  if (o.max_retries < 0) {
+    return absl::InvalidArgumentError("max_retries: must be >= 0");
+  }
+  if (o.initial_backoff <= absl::ZeroDuration() || !Finite(o.max_backoff) ||
+      o.max_backoff < o.initial_backoff) {
+    return absl::InvalidArgumentError(
+        "initial_backoff/max_backoff: need 0 < initial_backoff <= max_backoff");
+  }
+  return absl::OkStatus();
+}
+
+// Text fields travel as protobuf `string`, which must be UTF-8; checking here
+// gives a clear INVALID_ARGUMENT instead of a request the sidecar cannot parse.
+absl::Status CheckText(std::string_view field, std::string_view text) {
+  if (client_internal::IsValidUtf8(text)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is not valid UTF-8"));
+}
+
+absl::Status CheckRef(const SessionRef& ref) {
+  return CheckText(ref.kind == SessionRef::Kind::kCookie ? "cookie" : "session id",
+                   ref.value);
+}
+
+absl::Status CheckNames(const Attributes& attributes) {
+  for (const auto& [name, value] : attributes) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("attribute name", name));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string DefaultSocketPath() {
+  const char* env = std::getenv("STATESIDE_SOCKET");
+  if (env != nullptr && *env != '\0') return env;
+  return "/tmp/stateside/stateside.sock";
+}
+
+struct Client::Impl {
+  // Constant after construction. gRPC channels and stubs are thread-safe.
+  ClientOptions options;
+  std::shared_ptr<::grpc::Channel> channel;
+  std::unique_ptr<v1::SessionService::Stub> sessions;
+  std::unique_ptr<v1::AnalyticsService::Stub> analytics;
+  std::unique_ptr<v1::LifecycleService::Stub> lifecycle;
+  std::unique_ptr<::grpc::health::v1::Health::Stub> health;
+
+  absl::Mutex rng_mu;
+  absl::BitGen rng ABSL_GUARDED_BY(rng_mu);
+
+  double Jitter() {
+    absl::MutexLock lock(&rng_mu);
+    return absl::Uniform(absl::IntervalClosed, rng, 0.0, 1.0);
+  }
+
+  // Runs `attempt(context)` under one deadline, retrying per the policy.
+  // `attempt` must reset its response message: it may run several times.
+  template <typename Attempt>
+  absl::Status Call(Rpc rpc, const Attempt& attempt) {
+    const absl::Time deadline = absl::Now() + options.call_timeout;
+    for (int retries = 0;; ++retries) {
+      ::grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(deadline));
+      absl::Status status = client_internal::FromGrpcStatus(attempt(&context));
+      if (!client_internal::ShouldRetry(rpc, status.code(), retries,
+                                        options.max_retries)) {
+        return status;
+      }
+      const absl::Duration delay = client_internal::BackoffDelay(
+          retries + 1, options.initial_backoff, options.max_backoff, Jitter());
+      // A retry that cannot finish in time would only turn a meaningful
+      // UNAVAILABLE into DEADLINE_EXCEEDED.
+      if (absl::Now() + delay >= deadline) return status;
+      absl::SleepFor(delay);
+    }
+  }
+
+  absl::Status WaitUntilReady() {
+    const absl::Time deadline = absl::Now() + options.ready_timeout;
+    absl::Status last = absl::UnavailableError("no health check completed");
+    for (int attempt = 1; absl::Now() < deadline; ++attempt) {
+      ::grpc::ClientContext context;
+      // Wait for the connection (the socket may not exist yet) instead of
+      // failing at once; bounded by the deadline.
+      context.set_wait_for_ready(true);
+      context.set_deadline(
+          absl::ToChronoTime(std::min(deadline, absl::Now() + options.call_timeout)));
+      ::grpc::health::v1::HealthCheckRequest request;
+      ::grpc::health::v1::HealthCheckResponse response;
+      absl::Status status = client_internal::FromGrpcStatus(
+          health->Check(&context, request, &response));
+      if (status.ok()) {
+        const ServingStatus serving =
+            client_internal::ServingStatusFromProto(response.status());
+        if (serving == ServingStatus::kServing) return absl::OkStatus();
+        last = absl::UnavailableError(
+            absl::StrCat("health is ", Sv(ServingStatusName(serving))));
+      } else if (status.code() == absl::StatusCode::kUnavailable ||
+                 status.code() == absl::StatusCode::kDeadlineExceeded) {
+        last = status;
+      } else {
+        return status;  // e.g. UNIMPLEMENTED: waiting longer cannot help
+      }
+      const absl::Duration delay = client_internal::BackoffDelay(
+          attempt, options.initial_backoff,
+          std::min(options.max_backoff, kMaxReadyPoll), Jitter());
+      absl::SleepFor(std::min(delay, deadline - absl::Now()));
+    }
+    return absl::UnavailableError(absl::StrCat(
+        "sidecar at unix:", options.socket_path, " not ready within ",
+        absl::FormatDuration(options.ready_timeout), ": ",
+        absl::StatusCodeToString(last.code()), ": ", last.message()));
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(ValidateOptions(options));
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+
+  ::grpc::ChannelArguments args;
+  // A local socket is cheap to retry: reconnect within 50 ms..1 s instead of
+  // gRPC's 1 s..120 s (tuned for remote servers), so a restarted sidecar is
+  // found again quickly.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Each Client owns its connection (no process-wide sharing of reconnect
+  // state between clients).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  impl->channel = ::grpc::CreateCustomChannel(
+      "unix:" + impl->options.socket_path, ::grpc::InsecureChannelCredentials(),
+      args);
+  impl->sessions = v1::SessionService::NewStub(impl->channel);
+  impl->analytics = v1::AnalyticsService::NewStub(impl->channel);
+  impl->lifecycle = v1::LifecycleService::NewStub(impl->channel);
+  impl->health = ::grpc::health::v1::Health::NewStub(impl->channel);
+
+  if (impl->options.wait_until_ready) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(impl->WaitUntilReady());
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+const ClientOptions& Client::options() const { return impl_->options; }
+
+absl::StatusOr<Session> Client::CreateSession(std::string_view user_id,
+                                              const Attributes& attributes,
+                                              const SessionTtls& ttls) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(attributes));
+  v1::CreateSessionRequest request;
+  request.set_user_id(std::string(user_id));
+  for (const auto& [name, value] : attributes) {
+    (*request.mutable_attributes())[name] = value;
+  }
+  if (ttls.idle) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(
+        client_internal::DurationToProto(*ttls.idle, request.mutable_idle_ttl()));
+  }
+  if (ttls.absolute) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(client_internal::DurationToProto(
+        *ttls.absolute, request.mutable_absolute_ttl()));
+  }
+  v1::CreateSessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kCreateSession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Create(context, request, &response);
+      }));
+  return client_internal::SessionFromProto(response.session());
+}
+
+absl::StatusOr<Session> Client::GetSession(const SessionRef& ref, bool touch) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  v1::GetSessionRequest request;
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  request.set_no_touch(!touch);
+  v1::GetSessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kGetSession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Get(context, request, &response);
+      }));
+  return client_internal::SessionFromProto(response.session());
+}
+
+absl::StatusOr<SessionInfo> Client::UpdateSession(
+    const SessionRef& ref, const Attributes& set,
+    const std::vector<std::string>& remove,
+    std::optional<uint64_t> expected_version) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(set));
+  v1::UpdateSessionRequest request;
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  for (const auto& [name, value] : set) (*request.mutable_set())[name] = value;
+  for (const std::string& name : remove) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("attribute name", name));
+    request.add_delete_(name);
+  }
+  if (expected_version) request.set_expected_version(*expected_version);
+  v1::UpdateSessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kUpdateSession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Update(context, request, &response);
+      }));
+  return client_internal::SessionInfoFromProto(response.metadata());
+}
+
+absl::StatusOr<SessionInfo> Client::TouchSession(const SessionRef& ref) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  v1::TouchSessionRequest request;
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  v1::TouchSessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kTouchSession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Touch(context, request, &response);
+      }));
+  return client_internal::SessionInfoFromProto(response.metadata());
+}
+
+absl::StatusOr<bool> Client::DestroySession(const SessionRef& ref) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  v1::DestroySessionRequest request;
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  v1::DestroySessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kDestroySession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Destroy(context, request, &response);
+      }));
+  return response.existed();
+}
+
+absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  v1::RegenerateSessionRequest request;
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  v1::RegenerateSessionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kRegenerateSession, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->Regenerate(context, request, &response);
+      }));
+  return client_internal::SessionFromProto(response.session());
+}
+
+absl::StatusOr<std::vector<SessionInfo>> Client::ListUserSessions(
+    std::string_view user_id) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
+  v1::ListUserSessionsRequest request;
+  request.set_user_id(std::string(user_id));
+  v1::ListUserSessionsResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kListUserSessions, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->ListUserSessions(context, request, &response);
+      }));
+  std::vector<SessionInfo> sessions;
+  sessions.reserve(response.sessions_size());
+  for (const auto& m : response.sessions()) {
+    sessions.push_back(client_internal::SessionInfoFromProto(m));
+  }
+  return sessions;
+}
+
+absl::StatusOr<uint32_t> Client::DestroyUserSessions(
+    std::string_view user_id, const std::optional<SessionRef>& keep) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
+  v1::DestroyUserSessionsRequest request;
+  request.set_user_id(std::string(user_id));
+  if (keep) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(*keep));
+    client_internal::SessionRefToProto(*keep, request.mutable_keep());
+  }
+  v1::DestroyUserSessionsResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kDestroyUserSessions, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->sessions->DestroyUserSessions(context, request, &response);
+      }));
+  return response.destroyed();
+}
+
+absl::Status Client::SetOptOut(std::string_view subject, bool opted_out,
+                               std::optional<absl::Duration> ttl) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("subject", subject));
+  v1::SetOptOutRequest request;
+  request.set_subject(std::string(subject));
+  request.set_opted_out(opted_out);
+  if (ttl) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(
+        client_internal::DurationToProto(*ttl, request.mutable_ttl()));
+  }
+  v1::SetOptOutResponse response;
+  return impl_->Call(Rpc::kSetOptOut, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return impl_->analytics->SetOptOut(context, request, &response);
+  });
+}
+
+absl::StatusOr<bool> Client::GetOptOut(std::string_view subject) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("subject", subject));
+  v1::GetOptOutRequest request;
+  request.set_subject(std::string(subject));
+  v1::GetOptOutResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kGetOptOut, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->analytics->GetOptOut(context, request, &response);
+      }));
+  return response.opted_out();
+}
+
+absl::StatusOr<InstanceInfo> Client::GetInstance() {
+  v1::GetInstanceRequest request;
+  v1::GetInstanceResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kGetInstance, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->lifecycle->GetInstance(context, request, &response);
+      }));
+  return client_internal::InstanceFromProto(response.instance());
+}
+
+absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("service", service));
+  ::grpc::health::v1::HealthCheckRequest request;
+  request.set_service(std::string(service));
+  ::grpc::health::v1::HealthCheckResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kCheckHealth, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->health->Check(context, request, &response);
+      }));
+  return client_internal::ServingStatusFromProto(response.status());
+}
+
+}  // namespace stateside

@@ -1,0 +1,106 @@
+// Protobuf ⇄ public types (see convert.h).
+#include "client/src/convert.h"
+
+#include <string>
+
+namespace stateside::client_internal {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  // grpc::StatusCode and absl::StatusCode use the canonical numbering 0..16.
+  const int code = static_cast<int>(status.error_code());
+  const auto absl_code = (code >= 0 && code <= 16)
+                             ? static_cast<absl::StatusCode>(code)
+                             : absl::StatusCode::kUnknown;
+  return absl::Status(absl_code, status.error_message());
+}
+
+absl::Time TimeFromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+absl::Duration DurationFromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+absl::Status DurationToProto(absl::Duration d, google::protobuf::Duration* out) {
+  if (d == absl::InfiniteDuration() || d == -absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("duration must be finite");
+  }
+  // Truncation toward zero keeps seconds and nanos of the same sign, as
+  // google.protobuf.Duration requires.
+  const int64_t seconds = absl::ToInt64Seconds(d);
+  out->set_seconds(seconds);
+  out->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(seconds))));
+  return absl::OkStatus();
+}
+
+void SessionRefToProto(const SessionRef& ref, v1::SessionKey* out) {
+  if (ref.kind == SessionRef::Kind::kCookie) {
+    out->set_cookie(ref.value);
+  } else {
+    out->set_id(ref.value);
+  }
+}
+
+SessionInfo SessionInfoFromProto(const v1::SessionMetadata& m) {
+  SessionInfo info;
+  info.id = m.id();
+  info.user_id = m.user_id();
+  info.created = TimeFromProto(m.created());
+  info.last_access = TimeFromProto(m.last_access());
+  info.idle_expiry = TimeFromProto(m.idle_expiry());
+  info.absolute_expiry = TimeFromProto(m.absolute_expiry());
+  info.version = m.version();
+  return info;
+}
+
+Session SessionFromProto(const v1::Session& s) {
+  Session session;
+  session.info = SessionInfoFromProto(s.metadata());
+  for (const auto& [name, value] : s.attributes()) {
+    session.attributes.emplace(name, value);
+  }
+  session.cookie = s.cookie();
+  return session;
+}
+
+namespace {
+DrainState DrainStateFromProto(v1::DrainState s) {
+  switch (s) {
+    case v1::SERVING: return DrainState::kServing;
+    case v1::DRAINING: return DrainState::kDraining;
+    case v1::DRAINED: return DrainState::kDrained;
+    default: return DrainState::kUnspecified;
+  }
+}
+}  // namespace
+
+InstanceInfo InstanceFromProto(const v1::Instance& i) {
+  InstanceInfo info;
+  info.id = i.id();
+  info.hostname = i.hostname();
+  info.pid = i.pid();
+  info.start_time = TimeFromProto(i.start_time());
+  info.uptime = DurationFromProto(i.uptime());
+  info.version = i.version();
+  info.drain_state = DrainStateFromProto(i.drain_state());
+  info.backend = i.backend();
+  info.admin_address = i.admin_address();
+  info.ready = i.ready();
+  return info;
+}
+
+ServingStatus ServingStatusFromProto(
+    grpc::health::v1::HealthCheckResponse::ServingStatus s) {
+  using R = grpc::health::v1::HealthCheckResponse;
+  switch (s) {
+    case R::SERVING: return ServingStatus::kServing;
+    case R::NOT_SERVING: return ServingStatus::kNotServing;
+    case R::SERVICE_UNKNOWN: return ServingStatus::kServiceUnknown;
+    default: return ServingStatus::kUnknown;
+  }
+}
+
+}  // namespace stateside::client_internal

@@ -1,0 +1,37 @@
+// Conversions between the generated protobuf types and the plain types of the
+// public API, and grpc::Status → absl::Status. Pure functions: thread-safe.
+// Only the client's .cc files (and its tests) include this header.
+#ifndef STATESIDE_CLIENT_SRC_CONVERT_H_
+#define STATESIDE_CLIENT_SRC_CONVERT_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "grpc/health/v1/health.pb.h"
+#include "stateside/types.h"
+#include "stateside/v1/lifecycle.pb.h"
+#include "stateside/v1/session.pb.h"
+
+namespace stateside::client_internal {
+
+// Keeps the code (gRPC and absl share the numbering) and the message.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+absl::Time TimeFromProto(const google::protobuf::Timestamp& ts);
+absl::Duration DurationFromProto(const google::protobuf::Duration& d);
+// INVALID_ARGUMENT if `d` is infinite (not representable).
+absl::Status DurationToProto(absl::Duration d, google::protobuf::Duration* out);
+
+void SessionRefToProto(const SessionRef& ref, v1::SessionKey* out);
+SessionInfo SessionInfoFromProto(const v1::SessionMetadata& m);
+Session SessionFromProto(const v1::Session& s);
+InstanceInfo InstanceFromProto(const v1::Instance& i);
+ServingStatus ServingStatusFromProto(
+    grpc::health::v1::HealthCheckResponse::ServingStatus s);
+
+}  // namespace stateside::client_internal
+
+#endif  // STATESIDE_CLIENT_SRC_CONVERT_H_

@@ -1,0 +1,63 @@
+// The client's retry policy (see retry.h and the contract in client.h).
+#include "client/src/retry.h"
+
+#include <algorithm>
+
+namespace stateside::client_internal {
+
+std::string_view RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kCreateSession: return "CreateSession";
+    case Rpc::kGetSession: return "GetSession";
+    case Rpc::kUpdateSession: return "UpdateSession";
+    case Rpc::kTouchSession: return "TouchSession";
+    case Rpc::kDestroySession: return "DestroySession";
+    case Rpc::kRegenerateSession: return "RegenerateSession";
+    case Rpc::kListUserSessions: return "ListUserSessions";
+    case Rpc::kDestroyUserSessions: return "DestroyUserSessions";
+    case Rpc::kSetOptOut: return "SetOptOut";
+    case Rpc::kGetOptOut: return "GetOptOut";
+    case Rpc::kGetInstance: return "GetInstance";
+    case Rpc::kCheckHealth: return "CheckHealth";
+  }
+  return "?";
+}
+
+bool IsIdempotent(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kCreateSession:
+    case Rpc::kUpdateSession:
+    case Rpc::kRegenerateSession:
+      return false;
+    case Rpc::kGetSession:
+    case Rpc::kTouchSession:
+    case Rpc::kDestroySession:
+    case Rpc::kListUserSessions:
+    case Rpc::kDestroyUserSessions:
+    case Rpc::kSetOptOut:
+    case Rpc::kGetOptOut:
+    case Rpc::kGetInstance:
+    case Rpc::kCheckHealth:
+      return true;
+  }
+  return false;  // an unknown call is never retried
+}
+
+bool ShouldRetry(Rpc rpc, absl::StatusCode code, int retries_done,
+                 int max_retries) {
+  return code == absl::StatusCode::kUnavailable && IsIdempotent(rpc) &&
+         retries_done < max_retries;
+}
+
+absl::Duration BackoffDelay(int retry, absl::Duration initial_backoff,
+                            absl::Duration max_backoff, double jitter) {
+  absl::Duration cap = std::min(initial_backoff, max_backoff);
+  // Doubling step by step (not 2^n) cannot overflow for any retry count.
+  for (int i = 1; i < retry && cap < max_backoff; ++i) {
+    cap = std::min(cap * 2, max_backoff);
+  }
+  jitter = std::clamp(jitter, 0.0, 1.0);
+  return cap / 2 + (cap / 2) * jitter;
+}
+
+}  // namespace stateside::client_internal

@@ -1,0 +1,16 @@
+// UTF-8 validation for the text fields of the API. Pure: thread-safe.
+#ifndef STATESIDE_CLIENT_SRC_UTF8_H_
+#define STATESIDE_CLIENT_SRC_UTF8_H_
+
+#include <string_view>
+
+namespace stateside::client_internal {
+
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+// U+10FFFF — the same rule protobuf applies to `string` fields, so a text the
+// client accepts is one the sidecar can parse.
+bool IsValidUtf8(std::string_view text);
+
+}  // namespace stateside::client_internal
+
+#endif  // STATESIDE_CLIENT_SRC_UTF8_H_

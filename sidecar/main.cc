@@ -1,0 +1,77 @@
+// stateside: parse the configuration (exit 2 if it is bad), start logging,
+// build the Server and run it until SIGTERM/SIGINT (exit 0).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "sidecar/crypto/random.h"
+#include "sidecar/lifecycle/instance.h"
+#include "sidecar/server/config.h"
+#include "sidecar/server/logging.h"
+#include "sidecar/server/server.h"
+#include "sidecar/server/signals.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;    // bad configuration or environment
+constexpr int kExitFailure = 1;  // could not run
+
+// Configuration-class errors name a setting and mean "fix and retry".
+int ExitCodeFor(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument ||
+                 status.code() == absl::StatusCode::kFailedPrecondition
+             ? kExitUsage
+             : kExitFailure;
+}
+
+// Before logging starts: a plain line on stderr.
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "stateside: %s\n", std::string(status.message()).c_str());
+  return ExitCodeFor(status);
+}
+
+// Once logging runs: one log line (still on stderr, in the chosen format).
+int FailLogged(const absl::Status& status) {
+  spdlog::critical("{}", std::string(status.message()));
+  return ExitCodeFor(status);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask and the
+  // signals wait for the server's watcher.
+  stateside::BlockShutdownSignals();
+
+  const std::vector<std::string> args(argv, argv + argc);
+  auto command_line =
+      stateside::ParseCommandLine(args, stateside::ProcessEnvironment());
+  if (!command_line.ok()) return Fail(command_line.status());
+  if (command_line->action != stateside::CommandLine::Action::kRun) {
+    std::fputs(command_line->output.c_str(), stdout);
+    return 0;
+  }
+  stateside::Config& config = command_line->config;
+
+  auto random = stateside::crypto::NewSecureRandom();
+  auto identity = stateside::lifecycle::MakeIdentity(config.instance_id,
+                                                     *random, absl::Now());
+  if (!identity.ok()) return Fail(identity.status());
+  if (absl::Status s = stateside::InitLogging(config.log_format, config.log_level,
+                                              identity->id);
+      !s.ok()) {
+    return Fail(s);
+  }
+
+  stateside::ServerOptions options;
+  options.random = std::move(random);
+  auto server = stateside::Server::Create(std::move(config), *std::move(identity),
+                                          std::move(options));
+  if (!server.ok()) return FailLogged(server.status());
+  if (absl::Status s = (*server)->Run(); !s.ok()) return FailLogged(s);
+  return 0;
+}

@@ -1,0 +1,36 @@
+// stateside.v1.AnalyticsService over an OptOutManager (which validates the
+// subject and the ttl). Thin callback handlers over raw bytes (see
+// unary_call.h); thread-safe (no state).
+#ifndef STATESIDE_SIDECAR_RPC_ANALYTICS_SERVICE_H_
+#define STATESIDE_SIDECAR_RPC_ANALYTICS_SERVICE_H_
+
+#include "sidecar/analytics/opt_out_manager.h"
+#include "stateside/v1/analytics.grpc.pb.h"
+
+namespace stateside::rpc {
+
+namespace internal {
+using AnalyticsServiceBase = v1::AnalyticsService::WithRawCallbackMethod_SetOptOut<
+    v1::AnalyticsService::WithRawCallbackMethod_GetOptOut<
+        v1::AnalyticsService::CallbackService>>;
+}  // namespace internal
+
+class AnalyticsService final : public internal::AnalyticsServiceBase {
+ public:
+  // REQUIRES: `opt_outs` outlives the service.
+  explicit AnalyticsService(OptOutManager* opt_outs) : opt_outs_(opt_outs) {}
+
+  grpc::ServerUnaryReactor* SetOptOut(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetOptOut(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+
+ private:
+  OptOutManager* const opt_outs_;
+};
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_ANALYTICS_SERVICE_H_

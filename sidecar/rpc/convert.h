@@ -1,0 +1,47 @@
+// Proto <-> domain mapping for the RPC layer, with the input checks that
+// belong to the wire format (a key that names neither id nor cookie, a
+// malformed Duration). Rules about content (attribute names, sizes, TTL
+// bounds, subjects) belong to the managers, which answer for them.
+// Errors are INVALID_ARGUMENT naming the field. Pure functions.
+#ifndef STATESIDE_SIDECAR_RPC_CONVERT_H_
+#define STATESIDE_SIDECAR_RPC_CONVERT_H_
+
+#include <optional>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "sidecar/session/session_manager.h"
+#include "stateside/v1/session.pb.h"
+
+namespace stateside::rpc {
+
+// Longer than any id (43) or cookie (87) by far; anything longer is not a
+// key at all and is refused before it reaches the session rules.
+inline constexpr size_t kMaxKeyBytes = 512;
+
+void ToProto(absl::Time time, google::protobuf::Timestamp* out);
+void ToProto(absl::Duration duration, google::protobuf::Duration* out);
+
+// A positive, well-formed Duration (seconds >= 0, 0 <= nanos < 1e9, > 0).
+absl::StatusOr<absl::Duration> PositiveDurationFromProto(
+    const google::protobuf::Duration& duration, std::string_view field);
+
+// A key with exactly one of id/cookie set, non-empty and at most
+// kMaxKeyBytes. `present` is the has_ bit of the message field.
+absl::StatusOr<SessionKey> KeyFromProto(bool present,
+                                        const v1::SessionKey& key,
+                                        std::string_view field);
+
+absl::StatusOr<CreateParams> CreateParamsFromProto(
+    const v1::CreateSessionRequest& request);
+UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request);
+
+void ToProto(const SessionInfo& info, v1::SessionMetadata* out);
+void ToProto(const Session& session, v1::Session* out);
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_CONVERT_H_

@@ -1,0 +1,88 @@
+// Building, health and shutdown of the gRPC server.
+#include "sidecar/rpc/grpc_server.h"
+
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <climits>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "sidecar/rpc/analytics_service.h"
+#include "sidecar/rpc/lifecycle_service.h"
+#include "sidecar/rpc/session_service.h"
+
+namespace stateside::rpc {
+namespace {
+
+// Health answers for "" (the whole server) and for each of these, so a
+// client may check a single service by name.
+constexpr std::string_view kServiceNames[] = {
+    "stateside.v1.SessionService",
+    "stateside.v1.AnalyticsService",
+    "stateside.v1.LifecycleService",
+};
+
+}  // namespace
+
+GrpcServer::GrpcServer() = default;
+
+GrpcServer::~GrpcServer() { Shutdown(absl::Now()); }
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    const GrpcServerOptions& options, const GrpcServices& services) {
+  std::unique_ptr<GrpcServer> server(new GrpcServer());
+  server->session_service_ = std::make_unique<SessionService>(services.sessions);
+  server->analytics_service_ =
+      std::make_unique<AnalyticsService>(services.opt_outs);
+  server->lifecycle_service_ =
+      std::make_unique<LifecycleService>(services.instance);
+
+  // A process-wide switch that applies to servers built afterwards.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", options.socket_path),
+                           grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(options.max_receive_message_bytes, INT_MAX)));
+  builder.RegisterService(server->session_service_.get());
+  builder.RegisterService(server->analytics_service_.get());
+  builder.RegisterService(server->lifecycle_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "STATESIDE_SOCKET: cannot listen on ", options.socket_path,
+        " (see the gRPC error above)"));
+  }
+  server->SetServing(false);
+  return server;
+}
+
+void GrpcServer::SetServing(bool serving) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  for (std::string_view name : kServiceNames) {
+    health->SetServingStatus(std::string(name), serving);
+  }
+}
+
+void GrpcServer::Shutdown(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_ || server_ == nullptr) return;
+    shut_down_ = true;
+    if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
+      health->Shutdown();
+    }
+  }
+  // Outside the lock: Shutdown waits for handlers, which never take mu_,
+  // but a concurrent SetServing should not wait that long either.
+  server_->Shutdown(absl::ToChronoTime(deadline));
+}
+
+}  // namespace stateside::rpc

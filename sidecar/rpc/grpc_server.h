@@ -1,0 +1,82 @@
+// The sidecar's gRPC server on its Unix socket: SessionService,
+// AnalyticsService, LifecycleService and the standard grpc.health.v1 service
+// (grpc++'s default implementation), all on the callback API. A request
+// larger than max_receive_message_bytes is refused by gRPC itself with
+// RESOURCE_EXHAUSTED before any handler sees it. Nothing outside sidecar/rpc
+// sees a generated type: this header hides them.
+//
+// Thread-safe: SetServing and Shutdown may be called from any thread.
+#ifndef STATESIDE_SIDECAR_RPC_GRPC_SERVER_H_
+#define STATESIDE_SIDECAR_RPC_GRPC_SERVER_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/lifecycle/instance.h"
+#include "sidecar/session/session_manager.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace stateside::rpc {
+
+class SessionService;
+class AnalyticsService;
+class LifecycleService;
+
+struct GrpcServerOptions {
+  std::string socket_path;  // listened on as "unix:<path>"
+  size_t max_receive_message_bytes = 4 << 20;
+};
+
+// What the services run on. Every pointer must outlive the GrpcServer.
+struct GrpcServices {
+  SessionManager* sessions = nullptr;
+  OptOutManager* opt_outs = nullptr;
+  const lifecycle::Instance* instance = nullptr;
+};
+
+class GrpcServer {
+ public:
+  // Binds the socket and starts serving; grpc.health.v1 answers NOT_SERVING
+  // until SetServing(true). UNAVAILABLE if the socket cannot be bound.
+  // REQUIRES: the socket path is free (see server/unix_socket.h): gRPC
+  // unlinks whatever socket file it finds there.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const GrpcServerOptions& options, const GrpcServices& services);
+
+  // Shuts down at once if Shutdown was not called.
+  ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // Health of the server ("") and of each stateside service name.
+  void SetServing(bool serving);
+
+  // Health NOT_SERVING for good, no new calls; calls in flight may finish
+  // until `deadline`, then are cancelled. Blocks until all are done.
+  // Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  GrpcServer();
+
+  std::unique_ptr<SessionService> session_service_;
+  std::unique_ptr<AnalyticsService> analytics_service_;
+  std::unique_ptr<LifecycleService> lifecycle_service_;
+  std::unique_ptr<grpc::Server> server_;
+
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_GRPC_SERVER_H_

@@ -1,0 +1,92 @@
+// One unary RPC in progress, over raw bytes. grpc++ 1.51's typed callback
+// handler answers UNIMPLEMENTED (with no message) when a request does not
+// parse — a malformed protobuf, invalid UTF-8 in a string field — which
+// misleads clients. The services therefore register raw methods and parse
+// here, so an undecodable request is INVALID_ARGUMENT like any bad input.
+//
+// A UnaryCall owns the parsed request and the response from the start of the
+// handler until Finish, which serializes the response, finishes the reactor
+// and deletes the call. Finish is called exactly once, from any thread:
+// inline by a handler whose manager answers at once (the memory store), or
+// later from an asynchronous completion. The handler never blocks for it.
+#ifndef STATESIDE_SIDECAR_RPC_UNARY_CALL_H_
+#define STATESIDE_SIDECAR_RPC_UNARY_CALL_H_
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
+#include <grpcpp/support/server_callback.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "sidecar/rpc/status.h"
+
+namespace stateside::rpc {
+
+template <typename Request, typename Response>
+class UnaryCall {
+ public:
+  // Parses the request and runs handle(call), which must lead to exactly one
+  // call->Finish(...). A request that does not parse is finished at once with
+  // INVALID_ARGUMENT, without running `handle`. Returns the reactor that
+  // grpc++ expects from a callback method.
+  template <typename Handle>
+  static grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request_bytes,
+                                         grpc::ByteBuffer* response_bytes,
+                                         Handle&& handle) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    auto* call = new UnaryCall(reactor, response_bytes);
+    // Deserialize consumes its buffer; the copy shares the slices.
+    grpc::ByteBuffer buffer(*request_bytes);
+    if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, &call->request_)
+             .ok()) {
+      call->Finish(absl::InvalidArgumentError(
+          "malformed request: not a valid " + Request::descriptor()->full_name()));
+      return reactor;
+    }
+    std::forward<Handle>(handle)(call);
+    return reactor;
+  }
+
+  const Request& request() const { return request_; }
+  Response* response() { return &response_; }
+
+  // Ends the call with `status` (and the response, if OK); deletes `this`.
+  void Finish(const absl::Status& status) {
+    grpc::Status result = ToGrpcStatus(status);
+    if (result.ok()) {
+      bool own_buffer = false;
+      result = grpc::SerializationTraits<Response>::Serialize(
+          response_, response_bytes_, &own_buffer);
+    }
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    delete this;
+    reactor->Finish(std::move(result));
+  }
+
+  // On success fill(value) writes the response; then Finish as above.
+  template <typename T, typename Fill>
+  void Finish(absl::StatusOr<T> result, Fill&& fill) {
+    if (!result.ok()) return Finish(result.status());
+    std::forward<Fill>(fill)(*std::move(result), &response_);
+    Finish(absl::OkStatus());
+  }
+
+ private:
+  UnaryCall(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response_bytes)
+      : reactor_(reactor), response_bytes_(response_bytes) {}
+
+  grpc::ServerUnaryReactor* const reactor_;
+  grpc::ByteBuffer* const response_bytes_;  // owned by gRPC until Finish
+  Request request_;
+  Response response_;
+};
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_UNARY_CALL_H_

@@ -1,0 +1,116 @@
+// The sidecar's configuration: every setting of DESIGN.md (and a few more) is
+// a flag and an environment variable (`--redis-url` / REDIS_URL), parsed and
+// validated once, before anything listens, into a Config. A flag wins over
+// its variable, which wins over the default. ParseCommandLine is a pure
+// function of (argv, environment) plus reads of the *_FILE settings, so tests
+// call it directly. Config is a plain value: thread-compatible.
+#ifndef STATESIDE_SIDECAR_SERVER_CONFIG_H_
+#define STATESIDE_SIDECAR_SERVER_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "sidecar/crypto/keyring.h"
+
+namespace stateside {
+
+enum class Fallback {
+  kNone,    // Redis down: not ready, RPCs UNAVAILABLE (fail closed)
+  kMemory,  // Redis down: serve from the embedded store, announced loudly
+};
+
+enum class LogFormat { kText, kJson };
+
+struct RedisConfig {
+  std::string url;        // REDIS_URL; "" = no Redis (embedded memory store)
+  bool required = false;  // USE_REDIS_SESSIONS=true
+  Fallback fallback = Fallback::kNone;
+  std::string tls_ca_file;      // STATESIDE_REDIS_TLS_CA_FILE
+  std::string tls_cert_file;    // STATESIDE_REDIS_TLS_CERT_FILE
+  std::string tls_key_file;     // STATESIDE_REDIS_TLS_KEY_FILE
+  std::string tls_server_name;  // STATESIDE_REDIS_TLS_SERVER_NAME
+  int connections = 2;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration command_timeout = absl::Seconds(1);
+};
+
+struct Config {
+  std::string socket_path = "/tmp/stateside/stateside.sock";
+  // STATESIDE_ADMIN_ADDR, split; port 0 lets the OS choose.
+  std::string admin_host = "127.0.0.1";
+  int admin_port = 9464;
+
+  RedisConfig redis;
+  std::string key_prefix = "stateside:";
+
+  // SESSION_ENCRYPTION_KEY(S)[_FILE], validated by crypto::Keyring. Empty
+  // only in memory mode: the server then makes an ephemeral key.
+  std::vector<crypto::KeySpec> encryption_keys;
+  // SESSION_SECRET[_FILE], each >= 32 bytes. Empty only in memory mode
+  // (ephemeral, like the key).
+  std::vector<std::string> session_secrets;
+
+  absl::Duration idle_ttl = absl::Hours(24);
+  absl::Duration absolute_ttl = absl::Hours(24 * 7);
+  absl::Duration opt_out_ttl = absl::Hours(24 * 365);
+
+  // Memory-store bound (sessions; also opt-out entries) and session limits.
+  size_t max_sessions = 100000;
+  size_t max_attributes = 64;
+  size_t max_attribute_bytes = 64 * 1024;
+  size_t max_session_bytes = 256 * 1024;
+
+  std::string instance_id;  // "" = hostname-pid-random
+
+  absl::Duration prestop_delay = absl::ZeroDuration();
+  absl::Duration drain_timeout = absl::Seconds(10);
+  absl::Duration shutdown_timeout = absl::Seconds(30);
+
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";  // a spdlog level name, normalised
+
+  // For the startup log, free of secrets: one "NAME=value (source)" line per
+  // setting (secrets shown as <set>, a Redis password masked), the same for
+  // the settings given by flag or environment only, and warnings about odd
+  // but accepted combinations.
+  std::vector<std::string> summary;
+  std::vector<std::string> overrides;
+  std::vector<std::string> warnings;
+
+  bool redis_enabled() const { return !redis.url.empty(); }
+};
+
+// Overwrites the key bytes and secrets held by `config` and clears them.
+void WipeSecrets(Config& config);
+
+using Environment = std::map<std::string, std::string, std::less<>>;
+
+// The process's environment (environ) as a map.
+Environment ProcessEnvironment();
+
+struct CommandLine {
+  enum class Action { kRun, kPrintHelp, kPrintVersion };
+  Action action = Action::kRun;
+  std::string output;  // the text to print (stdout) for kPrintHelp/kPrintVersion
+  Config config;       // for kRun
+};
+
+// Parses and validates args (args[0] is the program name) and `env`. On a bad
+// or contradictory setting returns INVALID_ARGUMENT with one line that starts
+// with the setting's environment name: "SESSION_IDLE_TTL: invalid duration…".
+// Messages never contain a key or a secret.
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                             const Environment& env);
+
+// Every setting's environment variable, in --help order.
+std::vector<std::string_view> SettingNames();
+
+}  // namespace stateside
+
+#endif  // STATESIDE_SIDECAR_SERVER_CONFIG_H_

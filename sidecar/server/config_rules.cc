@@ -1,0 +1,366 @@
+// The configuration's validation rules: typed parsing and cross-checks.
+#include "sidecar/server/config_rules.h"
+
+#include <string.h>
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "sidecar/common/status_macros.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/lifecycle/instance.h"
+#include "sidecar/server/config_values.h"
+
+namespace stateside::config_rules {
+namespace {
+
+namespace cv = config_values;
+
+constexpr size_t kMaxSocketPathBytes = 107;  // sun_path is 108 with the NUL
+constexpr size_t kMaxKeyPrefixBytes = 64;
+constexpr size_t kMinSecretBytes = 32;
+constexpr int64_t kMaxBytesSetting = 64 << 20;
+
+absl::Status SettingError(absl::string_view env, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(env, ": ", message));
+}
+
+// gRPC reads the socket path as part of a URI ("unix:<path>"), where %, ?
+// and # have meanings; spaces and control characters only cause trouble.
+bool IsSocketPathChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' ||
+         c == '.' || c == '_' || c == '-' || c == '+' || c == '~' || c == '@' ||
+         c == '=' || c == ',' || c == ':';
+}
+
+absl::Status GetDuration(const RawSettings& raw, absl::string_view env,
+                         absl::Duration* out) {
+  auto d = cv::ParseDuration(raw.Get(env));
+  if (!d.ok()) return SettingError(env, d.status().message());
+  *out = *d;
+  return absl::OkStatus();
+}
+
+absl::Status GetPositiveDuration(const RawSettings& raw, absl::string_view env,
+                                 absl::Duration* out) {
+  RETURN_IF_ERROR(GetDuration(raw, env, out));
+  if (*out <= absl::ZeroDuration()) return SettingError(env, "must be positive");
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status GetInt(const RawSettings& raw, absl::string_view env, int64_t min,
+                    int64_t max, T* out) {
+  auto v = cv::ParseInt(raw.Get(env), min, max);
+  if (!v.ok()) return SettingError(env, v.status().message());
+  *out = static_cast<T>(*v);
+  return absl::OkStatus();
+}
+
+// A secret given directly or through its _FILE twin ("" if neither). Both
+// set is an error.
+absl::StatusOr<std::string> SecretOrFile(const RawSettings& raw,
+                                         absl::string_view env,
+                                         absl::string_view file_env) {
+  if (raw.IsSet(env) && raw.IsSet(file_env)) {
+    return SettingError(env, absl::StrCat("set either ", env, " or ", file_env,
+                                          ", not both"));
+  }
+  if (raw.IsSet(file_env)) {
+    auto text = cv::ReadSecretFile(raw.Get(file_env));
+    if (!text.ok()) return SettingError(file_env, text.status().message());
+    return text;
+  }
+  return raw.Get(env);
+}
+
+absl::Status ParseKeys(const RawSettings& raw, Config& config) {
+  const bool single = raw.IsSet("SESSION_ENCRYPTION_KEY") ||
+                      raw.IsSet("SESSION_ENCRYPTION_KEY_FILE");
+  const bool list = raw.IsSet("SESSION_ENCRYPTION_KEYS") ||
+                    raw.IsSet("SESSION_ENCRYPTION_KEYS_FILE");
+  if (single && list) {
+    return SettingError("SESSION_ENCRYPTION_KEY",
+                        "set either SESSION_ENCRYPTION_KEY or "
+                        "SESSION_ENCRYPTION_KEYS (or a _FILE variant), not both");
+  }
+  if (!single && !list) return absl::OkStatus();
+  const absl::string_view env =
+      single ? "SESSION_ENCRYPTION_KEY" : "SESSION_ENCRYPTION_KEYS";
+  const std::string file_env = absl::StrCat(env, "_FILE");
+  ASSIGN_OR_RETURN(std::string text, SecretOrFile(raw, env, file_env));
+  const absl::string_view named = raw.IsSet(file_env) ? file_env : env;
+  auto specs = single ? crypto::Keyring::ParseHexKey(text)
+                      : crypto::Keyring::ParseKeyList(text);
+  explicit_bzero(text.data(), text.size());
+  if (!specs.ok()) return SettingError(named, specs.status().message());
+  // Keyring::Create holds every rule (unique ids, sizes): check them now,
+  // while the error can still name the setting.
+  auto keyring = crypto::Keyring::Create(*specs);
+  if (!keyring.ok()) return SettingError(named, keyring.status().message());
+  config.encryption_keys = std::move(*specs);
+  return absl::OkStatus();
+}
+
+absl::Status ParseSecrets(const RawSettings& raw, Config& config) {
+  ASSIGN_OR_RETURN(std::string text,
+                   SecretOrFile(raw, "SESSION_SECRET", "SESSION_SECRET_FILE"));
+  if (text.empty()) return absl::OkStatus();
+  const absl::string_view named =
+      raw.IsSet("SESSION_SECRET_FILE") ? "SESSION_SECRET_FILE" : "SESSION_SECRET";
+  auto secrets = cv::SplitList(text);
+  explicit_bzero(text.data(), text.size());
+  if (!secrets.ok()) return SettingError(named, secrets.status().message());
+  for (size_t i = 0; i < secrets->size(); ++i) {
+    if ((*secrets)[i].size() < kMinSecretBytes) {
+      const std::string which =
+          secrets->size() == 1
+              ? "the secret"
+              : absl::StrCat("secret ", i + 1, " of ", secrets->size());
+      for (auto& s : *secrets) explicit_bzero(s.data(), s.size());
+      return SettingError(named, absl::StrCat(which, " is shorter than ",
+                                              kMinSecretBytes, " bytes"));
+    }
+  }
+  config.session_secrets = std::move(*secrets);
+  return absl::OkStatus();
+}
+
+absl::Status ParseRedis(const RawSettings& raw, Config& config) {
+  RedisConfig& redis = config.redis;
+  redis.url = raw.Get("REDIS_URL");
+  if (!redis.url.empty()) {
+    if (auto s = cv::CheckRedisUrl(redis.url); !s.ok()) {
+      return SettingError("REDIS_URL", s.message());
+    }
+  }
+  auto required = cv::ParseBool(raw.Get("USE_REDIS_SESSIONS"));
+  if (!required.ok()) {
+    return SettingError("USE_REDIS_SESSIONS", required.status().message());
+  }
+  redis.required = *required;
+  if (redis.required && redis.url.empty()) {
+    return SettingError("USE_REDIS_SESSIONS",
+                        "true requires REDIS_URL (Redis is mandatory)");
+  }
+  const std::string fallback = absl::AsciiStrToLower(raw.Get("STATESIDE_FALLBACK"));
+  if (fallback == "none") {
+    redis.fallback = Fallback::kNone;
+  } else if (fallback == "memory") {
+    redis.fallback = Fallback::kMemory;
+    if (redis.url.empty()) {
+      config.warnings.push_back(
+          "STATESIDE_FALLBACK=memory has no effect without REDIS_URL");
+    }
+  } else {
+    return SettingError("STATESIDE_FALLBACK",
+                        absl::StrCat("unknown value \"", raw.Get("STATESIDE_FALLBACK"),
+                                     "\": use none or memory"));
+  }
+  redis.tls_ca_file = raw.Get("STATESIDE_REDIS_TLS_CA_FILE");
+  redis.tls_cert_file = raw.Get("STATESIDE_REDIS_TLS_CERT_FILE");
+  redis.tls_key_file = raw.Get("STATESIDE_REDIS_TLS_KEY_FILE");
+  redis.tls_server_name = raw.Get("STATESIDE_REDIS_TLS_SERVER_NAME");
+  for (const auto& [env, path] :
+       {std::pair<absl::string_view, const std::string*>{
+            "STATESIDE_REDIS_TLS_CA_FILE", &redis.tls_ca_file},
+        {"STATESIDE_REDIS_TLS_CERT_FILE", &redis.tls_cert_file},
+        {"STATESIDE_REDIS_TLS_KEY_FILE", &redis.tls_key_file}}) {
+    if (path->empty()) continue;
+    if (auto s = cv::CheckReadableFile(*path); !s.ok()) {
+      return SettingError(env, s.message());
+    }
+  }
+  if (!redis.tls_cert_file.empty() && redis.tls_key_file.empty()) {
+    return SettingError("STATESIDE_REDIS_TLS_KEY_FILE",
+                        "required with STATESIDE_REDIS_TLS_CERT_FILE");
+  }
+  if (redis.tls_cert_file.empty() && !redis.tls_key_file.empty()) {
+    return SettingError("STATESIDE_REDIS_TLS_CERT_FILE",
+                        "required with STATESIDE_REDIS_TLS_KEY_FILE");
+  }
+  const bool any_tls = !redis.tls_ca_file.empty() ||
+                       !redis.tls_cert_file.empty() ||
+                       !redis.tls_server_name.empty();
+  if (any_tls && !absl::StartsWith(redis.url, "rediss://")) {
+    config.warnings.push_back(
+        "STATESIDE_REDIS_TLS_* settings are ignored: REDIS_URL is not rediss://");
+  }
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_REDIS_CONNECTIONS", 1, 64,
+                         &redis.connections));
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_REDIS_CONNECT_TIMEOUT",
+                                      &redis.connect_timeout));
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_REDIS_COMMAND_TIMEOUT",
+                                      &redis.command_timeout));
+  return absl::OkStatus();
+}
+
+absl::Status ParseListeners(const RawSettings& raw, Config& config) {
+  config.socket_path = raw.Get("STATESIDE_SOCKET");
+  if (config.socket_path.empty()) {
+    return SettingError("STATESIDE_SOCKET", "must not be empty");
+  }
+  if (config.socket_path.size() > kMaxSocketPathBytes) {
+    return SettingError(
+        "STATESIDE_SOCKET",
+        absl::StrCat("path is ", config.socket_path.size(),
+                     " bytes; a Unix socket path is at most ",
+                     kMaxSocketPathBytes));
+  }
+  if (absl::EndsWith(config.socket_path, "/")) {
+    return SettingError("STATESIDE_SOCKET", "names a directory, not a socket");
+  }
+  for (char c : config.socket_path) {
+    if (!IsSocketPathChar(c)) {
+      return SettingError("STATESIDE_SOCKET",
+                          "may contain only letters, digits and / . _ - + ~ @ = , :");
+    }
+  }
+  auto admin = cv::ParseHostPort(raw.Get("STATESIDE_ADMIN_ADDR"));
+  if (!admin.ok()) {
+    return SettingError("STATESIDE_ADMIN_ADDR", admin.status().message());
+  }
+  config.admin_host = admin->host;
+  config.admin_port = admin->port;
+  return absl::OkStatus();
+}
+
+absl::Status ParseTimes(const RawSettings& raw, Config& config) {
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "SESSION_IDLE_TTL", &config.idle_ttl));
+  RETURN_IF_ERROR(
+      GetPositiveDuration(raw, "SESSION_ABSOLUTE_TTL", &config.absolute_ttl));
+  if (config.idle_ttl > config.absolute_ttl) {
+    return SettingError(
+        "SESSION_IDLE_TTL",
+        absl::StrCat(absl::FormatDuration(config.idle_ttl),
+                     " is longer than SESSION_ABSOLUTE_TTL (",
+                     absl::FormatDuration(config.absolute_ttl), ")"));
+  }
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "OPT_OUT_TTL", &config.opt_out_ttl));
+  RETURN_IF_ERROR(
+      GetDuration(raw, "STATESIDE_PRESTOP_DELAY", &config.prestop_delay));
+  RETURN_IF_ERROR(
+      GetDuration(raw, "STATESIDE_DRAIN_TIMEOUT", &config.drain_timeout));
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_SHUTDOWN_TIMEOUT",
+                                      &config.shutdown_timeout));
+  if (config.shutdown_timeout < config.drain_timeout + config.prestop_delay) {
+    return SettingError(
+        "STATESIDE_SHUTDOWN_TIMEOUT",
+        absl::StrCat(absl::FormatDuration(config.shutdown_timeout),
+                     " is shorter than STATESIDE_DRAIN_TIMEOUT + "
+                     "STATESIDE_PRESTOP_DELAY (",
+                     absl::FormatDuration(config.drain_timeout +
+                                          config.prestop_delay),
+                     ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseLimits(const RawSettings& raw, Config& config) {
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_SESSIONS", 1, 100'000'000,
+                         &config.max_sessions));
+  RETURN_IF_ERROR(
+      GetInt(raw, "STATESIDE_MAX_ATTRIBUTES", 1, 65536, &config.max_attributes));
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_ATTRIBUTE_BYTES", 1,
+                         kMaxBytesSetting, &config.max_attribute_bytes));
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_SESSION_BYTES", 1,
+                         kMaxBytesSetting, &config.max_session_bytes));
+  if (config.max_session_bytes < config.max_attribute_bytes) {
+    return SettingError("STATESIDE_MAX_SESSION_BYTES",
+                        "is smaller than STATESIDE_MAX_ATTRIBUTE_BYTES");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseMisc(const RawSettings& raw, Config& config) {
+  config.instance_id = raw.Get("INSTANCE_ID");
+  if (!config.instance_id.empty()) {
+    if (auto s = lifecycle::ValidateInstanceId(config.instance_id); !s.ok()) {
+      return SettingError("INSTANCE_ID", s.message());
+    }
+  }
+  config.key_prefix = raw.Get("STATESIDE_KEY_PREFIX");
+  if (config.key_prefix.size() > kMaxKeyPrefixBytes) {
+    return SettingError("STATESIDE_KEY_PREFIX",
+                        absl::StrCat("longer than ", kMaxKeyPrefixBytes, " bytes"));
+  }
+  for (char c : config.key_prefix) {
+    // No braces: they would change the Redis Cluster hash tags of the keys.
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != ':' &&
+        c != '_' && c != '.' && c != '-') {
+      return SettingError("STATESIDE_KEY_PREFIX",
+                          "may contain only letters, digits and : _ . -");
+    }
+  }
+  const std::string format = absl::AsciiStrToLower(raw.Get("STATESIDE_LOG_FORMAT"));
+  if (format == "text") {
+    config.log_format = LogFormat::kText;
+  } else if (format == "json") {
+    config.log_format = LogFormat::kJson;
+  } else {
+    return SettingError("STATESIDE_LOG_FORMAT",
+                        absl::StrCat("unknown value \"", raw.Get("STATESIDE_LOG_FORMAT"),
+                                     "\": use text or json"));
+  }
+  std::string level = absl::AsciiStrToLower(raw.Get("STATESIDE_LOG_LEVEL"));
+  if (level == "warning") level = "warn";
+  if (level == "err") level = "error";
+  if (level != "trace" && level != "debug" && level != "info" &&
+      level != "warn" && level != "error" && level != "critical" &&
+      level != "off") {
+    return SettingError(
+        "STATESIDE_LOG_LEVEL",
+        absl::StrCat("unknown level \"", raw.Get("STATESIDE_LOG_LEVEL"),
+                     "\": use trace, debug, info, warn, error, critical or off"));
+  }
+  config.log_level = level;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RawSettings::~RawSettings() {
+  for (auto& [env, value] : values_) explicit_bzero(value.data(), value.size());
+}
+
+void RawSettings::Set(absl::string_view env, std::string value) {
+  values_[std::string(env)] = std::move(value);
+}
+
+const std::string& RawSettings::Get(absl::string_view env) const {
+  static const std::string* const kEmpty = new std::string();
+  auto it = values_.find(std::string(env));
+  return it == values_.end() ? *kEmpty : it->second;
+}
+
+absl::Status Validate(const RawSettings& raw, Config& config) {
+  RETURN_IF_ERROR(ParseListeners(raw, config));
+  RETURN_IF_ERROR(ParseRedis(raw, config));
+  RETURN_IF_ERROR(ParseKeys(raw, config));
+  RETURN_IF_ERROR(ParseSecrets(raw, config));
+  RETURN_IF_ERROR(ParseTimes(raw, config));
+  RETURN_IF_ERROR(ParseLimits(raw, config));
+  RETURN_IF_ERROR(ParseMisc(raw, config));
+  if (config.redis_enabled()) {
+    // Shared sessions must be readable by every instance and survive a
+    // restart: an ephemeral per-process key or secret would lose them.
+    if (config.encryption_keys.empty()) {
+      return SettingError("SESSION_ENCRYPTION_KEY",
+                          "required with REDIS_URL (set SESSION_ENCRYPTION_KEY, "
+                          "SESSION_ENCRYPTION_KEYS or a _FILE variant)");
+    }
+    if (config.session_secrets.empty()) {
+      return SettingError("SESSION_SECRET",
+                          "required with REDIS_URL (set SESSION_SECRET or "
+                          "SESSION_SECRET_FILE)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+
+}  // namespace stateside::config_rules

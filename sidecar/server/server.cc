@@ -1,0 +1,223 @@
+// Server: building the parts, starting and stopping them.
+#include "sidecar/server/server.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "sidecar/common/status_macros.h"
+#include "sidecar/rpc/grpc_server.h"
+#include "sidecar/server/signals.h"
+#include "spdlog/spdlog.h"
+
+namespace stateside {
+namespace {
+
+// gRPC's own framing and the proto's field tags on top of the largest
+// session a client may send.
+constexpr size_t kMessageOverheadBytes = 64 * 1024;
+constexpr size_t kEphemeralSecretBytes = 32;
+constexpr size_t kAes256KeyBytes = 32;
+
+absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
+    crypto::RandomSource& random) {
+  ASSIGN_OR_RETURN(std::string bytes,
+                   crypto::RandomBytes(random, kAes256KeyBytes));
+  std::vector<crypto::KeySpec> keys;
+  keys.push_back({"ephemeral", std::move(bytes)});
+  return keys;
+}
+
+SessionPolicy PolicyOf(const Config& config) {
+  SessionPolicy policy;
+  policy.idle_ttl = config.idle_ttl;
+  policy.absolute_ttl = config.absolute_ttl;
+  policy.limits.max_attributes = config.max_attributes;
+  policy.limits.max_attribute_bytes = config.max_attribute_bytes;
+  policy.limits.max_total_bytes = config.max_session_bytes;
+  return policy;
+}
+
+}  // namespace
+
+Server::Server(Config config, ServerOptions options)
+    : config_(std::move(config)),
+      sweep_interval_(options.sweep_interval),
+      clock_(options.clock != nullptr ? options.clock : &system_clock_),
+      random_(options.random != nullptr ? std::move(options.random)
+                                        : crypto::NewSecureRandom()) {}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    Config config, lifecycle::InstanceIdentity identity, ServerOptions options) {
+  std::unique_ptr<Server> server(new Server(std::move(config), std::move(options)));
+  absl::Status status = server->Build(std::move(identity));
+  WipeSecrets(server->config_);
+  if (!status.ok()) return status;
+  return server;
+}
+
+absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
+  spdlog::info("configuration: {}",
+               config_.overrides.empty()
+                   ? std::string("all defaults")
+                   : absl::StrCat(absl::StrJoin(config_.overrides, ", "),
+                                  "; the rest default"));
+  for (const std::string& line : config_.summary) spdlog::debug("setting {}", line);
+  for (const std::string& warning : config_.warnings) spdlog::warn("{}", warning);
+
+  std::vector<crypto::KeySpec> keys = std::move(config_.encryption_keys);
+  if (keys.empty()) {
+    ASSIGN_OR_RETURN(keys, EphemeralKey(*random_));
+    spdlog::warn(
+        "no SESSION_ENCRYPTION_KEY: using an ephemeral key, sessions die with "
+        "this process");
+  }
+  auto keyring = crypto::Keyring::Create(std::move(keys));
+  if (!keyring.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SESSION_ENCRYPTION_KEY: ", keyring.status().message()));
+  }
+  keyring_ = *std::move(keyring);
+  sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
+
+  std::vector<std::string> secrets = std::move(config_.session_secrets);
+  if (secrets.empty()) {
+    ASSIGN_OR_RETURN(std::string secret,
+                     crypto::RandomBytes(*random_, kEphemeralSecretBytes));
+    secrets.push_back(std::move(secret));
+    spdlog::warn(
+        "no SESSION_SECRET: using an ephemeral cookie secret, cookies die "
+        "with this process");
+  }
+  auto signer = crypto::CookieSigner::Create(std::move(secrets));
+  if (!signer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SESSION_SECRET: ", signer.status().message()));
+  }
+  signer_ = *std::move(signer);
+
+  ASSIGN_OR_RETURN(backend_, MakeBackend(config_));
+  session_manager_ = std::make_unique<SessionManager>(
+      backend_.sessions.get(), sealer_.get(), signer_.get(), random_.get(),
+      clock_, PolicyOf(config_));
+  opt_out_manager_ = std::make_unique<OptOutManager>(
+      backend_.opt_outs.get(), keyring_.get(), clock_, config_.opt_out_ttl);
+
+  instance_ = std::make_unique<lifecycle::Instance>(std::move(identity), clock_);
+  instance_->set_backend(backend_.name);
+  return absl::OkStatus();
+}
+
+Server::~Server() { Stop(absl::ZeroDuration()); }
+
+absl::Status Server::Start() {
+  RETURN_IF_ERROR(PrepareSocketPath(config_.socket_path));
+  rpc::GrpcServerOptions options;
+  options.socket_path = config_.socket_path;
+  options.max_receive_message_bytes =
+      config_.max_session_bytes + kMessageOverheadBytes;
+  rpc::GrpcServices services;
+  services.sessions = session_manager_.get();
+  services.opt_outs = opt_out_manager_.get();
+  services.instance = instance_.get();
+  // The socket is born 0660 (no window in which others could connect);
+  // chmod below makes sure whatever the library did. umask is per process,
+  // and at this point of the start no other thread creates files.
+  const mode_t old_umask = umask(0117);
+  auto grpc = rpc::GrpcServer::Start(options, services);
+  umask(old_umask);
+  if (!grpc.ok()) return grpc.status();
+  auto socket_file = RestrictSocketFile(config_.socket_path);
+  if (!socket_file.ok()) {
+    (*grpc)->Shutdown(absl::Now());
+    return socket_file.status();
+  }
+  socket_file_ = *socket_file;
+  {
+    absl::MutexLock lock(&mu_);
+    grpc_ = *std::move(grpc);
+  }
+  if (backend_.sweep) {
+    sweeper_ = std::make_unique<PeriodicTask>(
+        sweep_interval_, [sweep = backend_.sweep, clock = clock_] {
+          const size_t dropped = sweep(clock->Now());
+          if (dropped > 0) spdlog::debug("sweep dropped {} expired entries", dropped);
+        });
+  }
+  SetReady(true);
+  spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
+               instance_->identity().version, config_.socket_path,
+               backend_.name, instance_->identity().pid);
+  return absl::OkStatus();
+}
+
+absl::Status Server::Run() {
+  RETURN_IF_ERROR(Start());
+  auto watcher = SignalWatcher::Start([this](int signo) {
+    int received = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      received = ++signals_received_;
+    }
+    if (received == 1) {
+      spdlog::info("received SIG{}: shutting down", sigabbrev_np(signo));
+      RequestShutdown();
+    } else {
+      // The operator insists (a shutdown that hangs): go now. The socket
+      // file stays behind and the next start replaces it as stale.
+      spdlog::warn("received SIG{} again: exiting at once", sigabbrev_np(signo));
+      spdlog::default_logger()->flush();
+      std::_Exit(1);
+    }
+  });
+  if (!watcher.ok()) {
+    Stop(absl::ZeroDuration());
+    return watcher.status();
+  }
+  WaitForShutdownRequest();
+  Stop(config_.shutdown_timeout);
+  return absl::OkStatus();
+}
+
+void Server::RequestShutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_requested_ = true;
+}
+
+bool Server::WaitForShutdownRequest(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](bool* requested) { return *requested; }, &shutdown_requested_),
+      timeout);
+}
+
+void Server::SetReady(bool ready) {
+  absl::MutexLock lock(&mu_);
+  instance_->set_ready(ready);
+  if (grpc_ != nullptr) grpc_->SetServing(ready);
+}
+
+void Server::Stop(absl::Duration grace) {
+  std::unique_ptr<rpc::GrpcServer> grpc;
+  {
+    absl::MutexLock lock(&mu_);
+    grpc = std::move(grpc_);
+  }
+  if (grpc == nullptr) return;
+  instance_->set_ready(false);
+  grpc->Shutdown(absl::Now() + grace);
+  grpc.reset();
+  sweeper_.reset();
+  if (socket_file_.has_value()) {
+    RemoveSocketFile(config_.socket_path, *socket_file_);
+    socket_file_.reset();
+  }
+  spdlog::info("stopped; socket {} removed", config_.socket_path);
+}
+
+}  // namespace stateside

@@ -1,0 +1,211 @@
+// stateside::Client against the real sidecar: every method round-trips.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stateside/client.h"
+#include "tests/integration/client/sidecar_fixture.h"
+
+namespace stateside {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+class ClientSidecarTest : public testing::SidecarFixture {
+ protected:
+  void SetUp() override {
+    SidecarFixture::SetUp();
+    if (HasFatalFailure()) return;
+    ClientOptions options;
+    options.socket_path = socket_path();
+    auto client = Client::Connect(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+  }
+
+  std::vector<std::string> ListIds(const std::string& user) {
+    auto list = client_->ListUserSessions(user);
+    EXPECT_TRUE(list.ok()) << list.status();
+    std::vector<std::string> ids;
+    if (list.ok()) {
+      for (const SessionInfo& s : *list) ids.push_back(s.id);
+    }
+    return ids;
+  }
+
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientSidecarTest, CreateThenGetByCookieAndByIdReturnsTheSession) {
+  const std::string user = UniqueUser("alice");
+  const std::string binary("\0\xff\x01", 3);
+  auto created = client_->CreateSession(user, {{"cart", "[]"}, {"bin", binary}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->info.id.size(), 43u);
+  EXPECT_EQ(created->info.user_id, user);
+  EXPECT_THAT(created->cookie, HasSubstr(created->info.id + "."));
+  EXPECT_LE(created->info.created, absl::Now());
+  EXPECT_GT(created->info.idle_expiry, absl::Now());
+  EXPECT_GE(created->info.absolute_expiry, created->info.idle_expiry);
+
+  for (const SessionRef& ref : {SessionRef::Cookie(created->cookie),
+                                SessionRef::Id(created->info.id),
+                                SessionRef::Parse(created->cookie)}) {
+    auto got = client_->GetSession(ref);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->info.id, created->info.id);
+    EXPECT_EQ(got->attributes.at("cart"), "[]");
+    EXPECT_EQ(got->attributes.at("bin"), binary);
+  }
+}
+
+TEST_F(ClientSidecarTest, GetWithoutTouchLeavesLastAccess) {
+  auto created = client_->CreateSession(UniqueUser("u"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  const SessionRef ref = SessionRef::Id(created->info.id);
+  auto first = client_->GetSession(ref, /*touch=*/false);
+  auto second = client_->GetSession(ref, /*touch=*/false);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->info.last_access, second->info.last_access);
+}
+
+TEST_F(ClientSidecarTest, UpdateSetsDeletesAndChecksTheVersion) {
+  auto created = client_->CreateSession(UniqueUser("u"), {{"a", "1"}, {"b", "2"}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  const SessionRef ref = SessionRef::Cookie(created->cookie);
+  auto updated = client_->UpdateSession(ref, {{"c", "3"}}, {"a"});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_GT(updated->version, created->info.version);
+
+  auto conflict = client_->UpdateSession(ref, {{"d", "4"}}, {}, updated->version + 100);
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAborted) << conflict.status();
+
+  auto cas = client_->UpdateSession(ref, {{"d", "4"}}, {}, updated->version);
+  ASSERT_TRUE(cas.ok()) << cas.status();
+
+  auto got = client_->GetSession(ref);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes,
+            (Attributes{{"b", "2"}, {"c", "3"}, {"d", "4"}}));
+  EXPECT_EQ(got->info.version, cas->version);
+}
+
+TEST_F(ClientSidecarTest, TouchReturnsTheMetadata) {
+  auto created = client_->CreateSession(UniqueUser("u"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto touched = client_->TouchSession(SessionRef::Id(created->info.id));
+  ASSERT_TRUE(touched.ok()) << touched.status();
+  EXPECT_EQ(touched->id, created->info.id);
+  EXPECT_GE(touched->last_access, created->info.last_access);
+}
+
+TEST_F(ClientSidecarTest, RegenerateMovesTheSessionToANewId) {
+  auto created = client_->CreateSession(UniqueUser("u"), {{"k", "v"}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto moved = client_->RegenerateSession(SessionRef::Cookie(created->cookie));
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_NE(moved->info.id, created->info.id);
+  EXPECT_NE(moved->cookie, created->cookie);
+  EXPECT_EQ(moved->attributes.at("k"), "v");
+  EXPECT_EQ(client_->GetSession(SessionRef::Id(created->info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client_->GetSession(SessionRef::Cookie(moved->cookie)).ok());
+}
+
+TEST_F(ClientSidecarTest, DestroyIsIdempotentAndTheSessionStaysGone) {
+  auto created = client_->CreateSession(UniqueUser("u"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  const SessionRef ref = SessionRef::Id(created->info.id);
+  EXPECT_EQ(client_->DestroySession(ref).value_or(false), true);
+  EXPECT_EQ(client_->DestroySession(ref).value_or(true), false);
+  const auto got = client_->GetSession(ref);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(got.status().message().empty());
+  EXPECT_EQ(client_->UpdateSession(ref, {{"late", "write"}}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClientSidecarTest, ListAndDestroyUserSessionsKeepingOne) {
+  const std::string user = UniqueUser("multi");
+  std::vector<Session> sessions;
+  for (int i = 0; i < 3; ++i) {
+    auto s = client_->CreateSession(user);
+    ASSERT_TRUE(s.ok()) << s.status();
+    sessions.push_back(*s);
+  }
+  EXPECT_THAT(ListIds(user), UnorderedElementsAre(sessions[0].info.id, sessions[1].info.id,
+                                                  sessions[2].info.id));
+  auto destroyed =
+      client_->DestroyUserSessions(user, SessionRef::Cookie(sessions[1].cookie));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 2u);
+  EXPECT_THAT(ListIds(user), UnorderedElementsAre(sessions[1].info.id));
+  EXPECT_EQ(client_->DestroyUserSessions(user).value_or(0), 1u);
+  EXPECT_TRUE(ListIds(user).empty());
+}
+
+TEST_F(ClientSidecarTest, UnknownAndForgedSessionsAreNotFound) {
+  auto created = client_->CreateSession(UniqueUser("u"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::string forged = created->cookie;
+  forged.back() = forged.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(client_->GetSession(SessionRef::Cookie(forged)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetSession(SessionRef::Id(std::string(43, 'A'))).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClientSidecarTest, LimitsAreInvalidArgumentNamingTheLimit) {
+  // Just above the default STATESIDE_MAX_ATTRIBUTE_BYTES (64 KiB); far larger
+  // requests stop at the sidecar's gRPC message cap (RESOURCE_EXHAUSTED).
+  auto created = client_->CreateSession(UniqueUser("u"), {{"big", std::string(70'000, 'x')}});
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument) << created.status();
+  EXPECT_THAT(created.status().message(), HasSubstr("max"));
+}
+
+TEST_F(ClientSidecarTest, OptOutRoundTrips) {
+  const std::string subject = UniqueUser("subject");
+  EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
+  ASSERT_TRUE(client_->SetOptOut(subject, true).ok());
+  EXPECT_EQ(client_->GetOptOut(subject).value_or(false), true);
+  ASSERT_TRUE(client_->SetOptOut(subject, false, absl::Hours(1)).ok());
+  EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
+}
+
+TEST_F(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
+  auto instance = client_->GetInstance();
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_FALSE(instance->id.empty());
+  EXPECT_EQ(instance->pid, sidecar_pid());
+  EXPECT_EQ(instance->drain_state, DrainState::kServing);
+  EXPECT_EQ(instance->backend, "memory");
+  EXPECT_TRUE(instance->ready);
+  EXPECT_LE(instance->start_time, absl::Now());
+  EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),
+            ServingStatus::kServing);
+}
+
+TEST_F(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {
+  const std::string user = UniqueUser("threads");
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        auto s = client_->CreateSession(user, {{"i", std::to_string(i)}});
+        if (s.ok() && client_->GetSession(SessionRef::Cookie(s->cookie)).ok()) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_EQ(ListIds(user).size(), 40u);
+}
+
+}  // namespace
+}  // namespace stateside

@@ -1,0 +1,107 @@
+// The socket file: directory creation, live/stale detection, cleanup.
+#include "sidecar/server/unix_socket.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+
+namespace stateside {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A bound Unix socket at `path`; listening if `listen_too`. Returns the fd.
+int BindSocket(const std::string& path, bool listen_too) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << strerror(errno);
+  if (listen_too) EXPECT_EQ(listen(fd, 4), 0);
+  return fd;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+class UnixSocketTest : public ::testing::Test {
+ protected:
+  testing::TempDir dir_;
+};
+
+TEST_F(UnixSocketTest, MissingDirectoriesAreCreated) {
+  const std::string path = dir_.File("a/b/api.sock");
+  ASSERT_TRUE(PrepareSocketPath(path).ok());
+  struct stat st {};
+  ASSERT_EQ(stat(dir_.File("a/b").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777 & ~0750, 0u) << std::oct << st.st_mode;
+}
+
+TEST_F(UnixSocketTest, StaleSocketIsRemoved) {
+  const std::string path = dir_.File("api.sock");
+  close(BindSocket(path, /*listen_too=*/false));  // the file stays: stale
+  ASSERT_TRUE(Exists(path));
+  EXPECT_TRUE(PrepareSocketPath(path).ok());
+  EXPECT_FALSE(Exists(path));
+}
+
+TEST_F(UnixSocketTest, LiveSocketIsRefusedAndLeftAlone) {
+  const std::string path = dir_.File("api.sock");
+  const int fd = BindSocket(path, /*listen_too=*/true);
+  absl::Status status = PrepareSocketPath(path);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("STATESIDE_SOCKET: another process is listening"));
+  EXPECT_TRUE(Exists(path));
+  close(fd);
+}
+
+TEST_F(UnixSocketTest, OtherFilesAreRefusedNotDeleted) {
+  const std::string path = dir_.File("api.sock");
+  std::ofstream(path) << "precious";
+  absl::Status status = PrepareSocketPath(path);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("not a socket"));
+  EXPECT_TRUE(Exists(path));
+  EXPECT_FALSE(PrepareSocketPath(dir_.path()).ok());
+}
+
+TEST_F(UnixSocketTest, ModeIsRestrictedAndOnlyOurSocketIsRemoved) {
+  const std::string path = dir_.File("api.sock");
+  const int fd = BindSocket(path, /*listen_too=*/true);
+  auto id = RestrictSocketFile(path);
+  ASSERT_TRUE(id.ok()) << id.status();
+  struct stat st {};
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+
+  // Someone else's socket now sits at the path: not ours to remove. (`fd`
+  // stays open so that its inode number cannot be reused for `other`.)
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  const int other = BindSocket(path, /*listen_too=*/false);
+  RemoveSocketFile(path, *id);
+  EXPECT_TRUE(Exists(path));
+  close(other);
+  close(fd);
+
+  auto other_id = RestrictSocketFile(path);
+  ASSERT_TRUE(other_id.ok());
+  RemoveSocketFile(path, *other_id);
+  EXPECT_FALSE(Exists(path));
+}
+
+}  // namespace
+}  // namespace stateside
