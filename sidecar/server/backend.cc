@@ -1,29 +1,83 @@
-// Backend selection (memory now; Redis plugs in here).
+// Backend selection: the memory stores or the Redis stores.
 #include "sidecar/server/backend.h"
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "sidecar/common/status_macros.h"
+
 #include "sidecar/analytics/memory_opt_out_store.h"
+#include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_options.h"
+#include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/memory_store.h"
+#include "spdlog/spdlog.h"
 
 namespace stateside {
 
-absl::StatusOr<Backend> MakeBackend(const Config& config) {
-  if (config.redis_enabled()) {
-    return absl::FailedPreconditionError(
-        "REDIS_URL: the Redis backend is not built into this binary yet");
-  }
+namespace {
+
+Backend MakeMemoryBackend(const Config& config, std::string name) {
   auto sessions = std::make_unique<MemorySessionStore>(config.max_sessions);
   // Opt-outs share the session bound: one setting for "how much memory may
   // the embedded store take", and an opt-out entry is far smaller.
   auto opt_outs = std::make_unique<MemoryOptOutStore>(config.max_sessions);
   Backend backend;
-  backend.name = "memory";
+  backend.name = std::move(name);
   backend.sweep = [s = sessions.get(), o = opt_outs.get()](absl::Time now) {
     return s->Sweep(now) + o->Sweep(now);
   };
   backend.sessions = std::move(sessions);
   backend.opt_outs = std::move(opt_outs);
+  return backend;
+}
+
+absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
+    const RedisConfig& config) {
+  redis::RedisOptions options;
+  options.connections = config.connections;
+  options.connect_timeout = config.connect_timeout;
+  options.command_timeout = config.command_timeout;
+  options.tls.ca_file = config.tls_ca_file;
+  options.tls.cert_file = config.tls_cert_file;
+  options.tls.key_file = config.tls_key_file;
+  options.tls.server_name = config.tls_server_name;
+  auto client = redis::RedisClient::FromUrl(config.url, std::move(options));
+  if (!client.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("REDIS_URL: ", client.status().message()));
+  }
+  return client;
+}
+
+}  // namespace
+
+absl::StatusOr<Backend> MakeBackend(const Config& config) {
+  if (!config.redis_enabled()) return MakeMemoryBackend(config, "memory");
+
+  ASSIGN_OR_RETURN(auto client, MakeRedisClient(config.redis));
+  if (!client->WaitConnected(config.redis.connect_timeout)) {
+    const absl::Status why = client->last_error();
+    if (config.redis.fallback == Fallback::kMemory) {
+      spdlog::error(
+          "REDIS NOT REACHABLE ({}): STATESIDE_FALLBACK=memory, serving from "
+          "the EMBEDDED MEMORY STORE. Sessions are NOT shared with other "
+          "instances and die with this process.",
+          std::string(why.message()));
+      return MakeMemoryBackend(config, "memory-fallback");
+    }
+    spdlog::error(
+        "redis not reachable yet ({}): not ready, session calls answer "
+        "UNAVAILABLE until it is (STATESIDE_FALLBACK=none)",
+        std::string(why.message()));
+  }
+  Backend backend;
+  backend.name = "redis";
+  backend.sessions =
+      std::make_unique<redis::RedisSessionStore>(client.get(), config.key_prefix);
+  backend.opt_outs =
+      std::make_unique<redis::RedisOptOutStore>(client.get(), config.key_prefix);
+  backend.redis = std::move(client);
   return backend;
 }
 

@@ -1,8 +1,13 @@
 // Backend selection: the stores behind the session and opt-out managers,
 // chosen from the configuration. The one place that knows which backends
 // exist: no REDIS_URL → the embedded memory stores; REDIS_URL → the Redis
-// stores (not yet built into this binary: a clear error until the Redis
-// layer is wired in here). Thread-compatible; the stores are thread-safe.
+// stores. Redis unreachable at start: with STATESIDE_FALLBACK=none the Redis
+// stores are used anyway (fail closed: RPCs answer UNAVAILABLE and readiness
+// stays false until Redis answers; the client reconnects by itself); with
+// STATESIDE_FALLBACK=memory the embedded stores are taken instead, loudly.
+// The choice is made once, at start: switching stores under live traffic
+// would split the sessions between two places. Thread-compatible; the stores
+// are thread-safe.
 #ifndef STATESIDE_SIDECAR_SERVER_BACKEND_H_
 #define STATESIDE_SIDECAR_SERVER_BACKEND_H_
 
@@ -14,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sidecar/analytics/opt_out_store.h"
+#include "sidecar/redis/redis_client.h"
 #include "sidecar/server/config.h"
 #include "sidecar/session/store.h"
 
@@ -21,6 +27,9 @@ namespace stateside {
 
 struct Backend {
   std::string name;  // "memory", "redis" or "memory-fallback" (GetInstance)
+  // The Redis connection the stores below use; null for the memory stores.
+  // Declared first so it outlives them.
+  std::unique_ptr<redis::RedisClient> redis;
   std::unique_ptr<SessionStore> sessions;
   std::unique_ptr<OptOutStore> opt_outs;
   // Periodic upkeep (the memory stores' expiry sweep): drops what expired by
@@ -29,7 +38,9 @@ struct Backend {
   std::function<size_t(absl::Time now)> sweep;
 };
 
-// FAILED_PRECONDITION naming REDIS_URL while Redis is not built in (exit 2).
+// INVALID_ARGUMENT naming the setting for unusable Redis options (bad URL,
+// unreadable TLS files). Waits up to the Redis connect timeout for a first
+// connection, to decide on the fallback and to start ready when Redis is up.
 absl::StatusOr<Backend> MakeBackend(const Config& config);
 
 }  // namespace stateside

@@ -112,7 +112,12 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
   return absl::OkStatus();
 }
 
-Server::~Server() { Stop(absl::ZeroDuration()); }
+Server::~Server() {
+  Stop(absl::ZeroDuration());
+  // The Redis client's I/O thread may call back into this object (the state
+  // listener): end it while everything it touches is still alive.
+  backend_ = Backend();
+}
 
 absl::Status Server::Start() {
   RETURN_IF_ERROR(PrepareSocketPath(config_.socket_path));
@@ -148,7 +153,20 @@ absl::Status Server::Start() {
           if (dropped > 0) spdlog::debug("sweep dropped {} expired entries", dropped);
         });
   }
-  SetReady(true);
+  if (backend_.redis != nullptr) {
+    // Readiness follows Redis: not ready while no connection is usable
+    // (fail closed); the client reconnects by itself.
+    backend_.redis->SetStateListener(
+        [this](bool connected, const absl::Status& error) {
+          if (connected) {
+            spdlog::info("redis connected");
+          } else {
+            spdlog::warn("redis unavailable: {}", std::string(error.message()));
+          }
+          SetReady(connected);
+        });
+  }
+  SetReady(backend_.redis == nullptr || backend_.redis->connected());
   spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
                instance_->identity().version, config_.socket_path,
                backend_.name, instance_->identity().pid);
@@ -209,6 +227,7 @@ void Server::Stop(absl::Duration grace) {
     grpc = std::move(grpc_);
   }
   if (grpc == nullptr) return;
+  if (backend_.redis != nullptr) backend_.redis->SetStateListener(nullptr);
   instance_->set_ready(false);
   grpc->Shutdown(absl::Now() + grace);
   grpc.reset();

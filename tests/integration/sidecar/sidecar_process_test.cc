@@ -223,20 +223,6 @@ TEST_F(SidecarProcessTest, InvalidConfigurationExits2NamingTheSetting) {
   }
 }
 
-// The lead wires the Redis layer into sidecar/server/backend.cc; this case
-// then changes (it will try to connect instead).
-TEST_F(SidecarProcessTest, RedisUrlIsRefusedUntilTheBackendIsBuiltIn) {
-  const RunResult result = RunSidecar({{"STATESIDE_SOCKET", socket_},
-                                       {"REDIS_URL", "redis://127.0.0.1:1"},
-                                       {"SESSION_ENCRYPTION_KEY", kKeyHex},
-                                       {"SESSION_SECRET", kSecret}});
-  EXPECT_EQ(result.exit_status, 2) << result.err;
-  EXPECT_THAT(result.err, HasSubstr("REDIS_URL: "));
-  EXPECT_THAT(result.err, Not(HasSubstr(kKeyHex)));
-  EXPECT_THAT(result.err, Not(HasSubstr(kSecret)));
-  EXPECT_FALSE(IsSocket(socket_));
-}
-
 TEST_F(SidecarProcessTest, HelpListsEverySettingAndItsVariable) {
   const RunResult result = RunSidecar({}, {"--help"});
   ASSERT_EQ(result.exit_status, 0) << result.err;

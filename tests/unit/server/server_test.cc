@@ -16,6 +16,7 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
 namespace stateside {
@@ -201,13 +202,22 @@ TEST_F(ServerTest, OversizedRequestIsRefusedByGrpc) {
       << status.error_message();
 }
 
-TEST_F(ServerTest, RedisBackendIsNotBuiltInYet) {
-  auto server = Make({{"REDIS_URL", "redis://127.0.0.1:1"},
+TEST_F(ServerTest, UnreachableRedisFailsClosedUnlessTheMemoryFallbackIsChosen) {
+  const std::string dead = "redis://127.0.0.1:" + std::to_string(testing::PickFreePort());
+  auto closed = Make({{"REDIS_URL", dead},
+                      {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
                       {"SESSION_ENCRYPTION_KEY", std::string(64, 'a')},
                       {"SESSION_SECRET", std::string(32, 's')}});
-  ASSERT_FALSE(server.ok());
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(server.status().message()), HasSubstr("REDIS_URL: "));
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ((*closed)->instance().backend(), "redis");
+
+  auto fallback = Make({{"REDIS_URL", dead},
+                        {"STATESIDE_FALLBACK", "memory"},
+                        {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
+                        {"SESSION_ENCRYPTION_KEY", std::string(64, 'a')},
+                        {"SESSION_SECRET", std::string(32, 's')}});
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_EQ((*fallback)->instance().backend(), "memory-fallback");
 }
 
 TEST_F(ServerTest, ConfiguredKeysAndSecretsAreUsedAndWipedFromConfig) {
