@@ -1,0 +1,76 @@
+// stateside-bench's command line: what to measure and how, parsed and
+// validated once (CLI11). Scripts depend on these flags (issue 3, issue 8):
+//   --socket PATH --op OP [--inflight N] [--duration S] [--size BYTES] [--json]
+//   [--session ID] [--channels N] [--warmup S] [--transport unary|stream]
+//   [--server-pid PID] [--connect-timeout S] [--call-timeout S]
+// A plain value: thread-compatible.
+#ifndef STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_
+#define STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace stateside::bench {
+
+enum class Op {
+  kPing,           // grpc.health.v1.Health/Check: the empty-RPC floor
+  kSessionGet,     // SessionService/Get of one session
+  kSessionUpdate,  // SessionService/Update setting one attribute
+  kSessionCreate,  // SessionService/Create with one attribute
+  kOptOutGet,      // AnalyticsService/GetOptOut of one subject
+};
+
+// How calls travel. kStream (one multiplexed, batching stream, issue 8) is
+// accepted by the parser so scripts can name it; the transport factory says
+// whether this build has it.
+enum class TransportKind { kUnary, kStream };
+
+const char* OpName(Op op);                   // "session-get"
+const char* OpRpc(Op op);                    // "stateside.v1.SessionService/Get"
+const char* TransportName(TransportKind t);  // "unary"
+// True for the operations that read or write one existing session.
+bool OpUsesSession(Op op);
+// True for the operations whose payload is --size bytes.
+bool OpUsesPayload(Op op);
+
+struct BenchOptions {
+  std::string socket_path;
+  Op op = Op::kPing;
+  TransportKind transport = TransportKind::kUnary;
+  size_t inflight = 1;    // calls kept outstanding at every moment
+  size_t channels = 1;    // gRPC channels (each its own connection)
+  size_t size_bytes = 1024;  // attribute value size (session ops)
+  absl::Duration duration = absl::Seconds(10);  // measured window
+  absl::Duration warmup = absl::Seconds(1);     // before the window, not counted
+  // An existing session (raw id, or a signed cookie "id.signature") for
+  // session-get/update; empty = the bench creates (and destroys) its own.
+  std::string session;
+  std::optional<pid_t> server_pid;  // sidecar whose CPU is read from /proc
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration call_timeout = absl::Seconds(10);  // deadline of every call
+  bool json = false;
+};
+
+// Result of parsing: either options to run, or text to print and exit 0
+// (--help).
+struct ParsedCommandLine {
+  std::optional<BenchOptions> options;  // empty when help was asked for
+  std::string help;
+};
+
+// Parses args (args[0] is the program name). A bad flag, value or
+// combination is INVALID_ARGUMENT with a one-line message naming the flag.
+absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
+    const std::vector<std::string>& args);
+
+}  // namespace stateside::bench
+
+#endif  // STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_
