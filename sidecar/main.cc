@@ -1,5 +1,6 @@
 // stateside: parse the configuration (exit 2 if it is bad), start logging,
-// build the Server and run it until SIGTERM/SIGINT (exit 0).
+// build the Server and run it until its drain (SIGTERM/SIGINT, Drain, POST
+// /drain) has shut it down (exit 0; the drain's hard timeout exits 1).
 #include <cstdio>
 #include <memory>
 #include <string>

@@ -12,6 +12,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/src/channel.h"
 #include "client/src/convert.h"
 #include "client/src/retry.h"
 #include "client/src/utf8.h"
@@ -30,9 +31,6 @@ namespace {
 // need not implement Health.Watch; this caps the polling interval so that a
 // sidecar becoming ready is noticed within ~200 ms.
 constexpr absl::Duration kMaxReadyPoll = absl::Milliseconds(200);
-// Replies above gRPC's 4 MiB default are legitimate (a large session, a long
-// ListUserSessions); the sidecar's limits are what bound them.
-constexpr int kMaxReceiveBytes = 64 << 20;
 
 #define STATESIDE_CLIENT_RETURN_IF_ERROR(expr)   \
   do {                                           \
@@ -183,20 +181,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
 
-  ::grpc::ChannelArguments args;
-  // A local socket is cheap to retry: reconnect within 50 ms..1 s instead of
-  // gRPC's 1 s..120 s (tuned for remote servers), so a restarted sidecar is
-  // found again quickly.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // Each Client owns its connection (no process-wide sharing of reconnect
-  // state between clients).
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-  impl->channel = ::grpc::CreateCustomChannel(
-      "unix:" + impl->options.socket_path, ::grpc::InsecureChannelCredentials(),
-      args);
+  impl->channel = client_internal::MakeChannel(impl->options);
   impl->sessions = v1::SessionService::NewStub(impl->channel);
   impl->analytics = v1::AnalyticsService::NewStub(impl->channel);
   impl->lifecycle = v1::LifecycleService::NewStub(impl->channel);
@@ -405,6 +390,48 @@ absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service) {
         return impl_->health->Check(context, request, &response);
       }));
   return client_internal::ServingStatusFromProto(response.status());
+}
+
+absl::StatusOr<std::vector<InstanceInfo>> Client::ListInstances() {
+  v1::ListInstancesRequest request;
+  v1::ListInstancesResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      impl_->Call(Rpc::kListInstances, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return impl_->lifecycle->ListInstances(context, request, &response);
+      }));
+  std::vector<InstanceInfo> instances;
+  instances.reserve(response.instances_size());
+  for (const auto& i : response.instances()) {
+    instances.push_back(client_internal::InstanceFromProto(i));
+  }
+  return instances;
+}
+
+absl::Status Client::Drain() {
+  v1::DrainRequest request;
+  v1::DrainResponse response;
+  return impl_->Call(Rpc::kDrain, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return impl_->lifecycle->Drain(context, request, &response);
+  });
+}
+
+absl::Status Client::ReportDrained() {
+  v1::ReportDrainedRequest request;
+  v1::ReportDrainedResponse response;
+  return impl_->Call(Rpc::kReportDrained, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return impl_->lifecycle->ReportDrained(context, request, &response);
+  });
+}
+
+absl::Status Client::WatchDrain(
+    const std::function<bool(const DrainNotice&)>& on_event) {
+  // No deadline: the stream lasts as long as the sidecar runs. Not
+  // wait_for_ready: a missing sidecar is UNAVAILABLE at once.
+  ::grpc::ClientContext context;
+  return client_internal::RunDrainStream(*impl_->lifecycle, context, on_event);
 }
 
 }  // namespace stateside

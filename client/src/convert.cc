@@ -66,7 +66,6 @@ Session SessionFromProto(const v1::Session& s) {
   return session;
 }
 
-namespace {
 DrainState DrainStateFromProto(v1::DrainState s) {
   switch (s) {
     case v1::SERVING: return DrainState::kServing;
@@ -75,7 +74,13 @@ DrainState DrainStateFromProto(v1::DrainState s) {
     default: return DrainState::kUnspecified;
   }
 }
-}  // namespace
+
+DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e) {
+  DrainNotice notice;
+  notice.state = DrainStateFromProto(e.state());
+  if (e.has_deadline()) notice.deadline = TimeFromProto(e.deadline());
+  return notice;
+}
 
 InstanceInfo InstanceFromProto(const v1::Instance& i) {
   InstanceInfo info;

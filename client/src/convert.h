@@ -28,6 +28,9 @@ absl::Status DurationToProto(absl::Duration d, google::protobuf::Duration* out);
 void SessionRefToProto(const SessionRef& ref, v1::SessionKey* out);
 SessionInfo SessionInfoFromProto(const v1::SessionMetadata& m);
 Session SessionFromProto(const v1::Session& s);
+DrainState DrainStateFromProto(v1::DrainState s);
+// deadline stays InfiniteFuture() when the event carries none.
+DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e);
 InstanceInfo InstanceFromProto(const v1::Instance& i);
 ServingStatus ServingStatusFromProto(
     grpc::health::v1::HealthCheckResponse::ServingStatus s);

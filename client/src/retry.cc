@@ -19,6 +19,9 @@ std::string_view RpcName(Rpc rpc) {
     case Rpc::kGetOptOut: return "GetOptOut";
     case Rpc::kGetInstance: return "GetInstance";
     case Rpc::kCheckHealth: return "CheckHealth";
+    case Rpc::kListInstances: return "ListInstances";
+    case Rpc::kDrain: return "Drain";
+    case Rpc::kReportDrained: return "ReportDrained";
   }
   return "?";
 }
@@ -38,6 +41,11 @@ bool IsIdempotent(Rpc rpc) {
     case Rpc::kGetOptOut:
     case Rpc::kGetInstance:
     case Rpc::kCheckHealth:
+    case Rpc::kListInstances:
+    // The sidecar's drain state machine ignores a Drain or ReportDrained it
+    // has already had: a second arrival is the same as one.
+    case Rpc::kDrain:
+    case Rpc::kReportDrained:
       return true;
   }
   return false;  // an unknown call is never retried

@@ -24,12 +24,16 @@ enum class Rpc {
   kGetOptOut,
   kGetInstance,
   kCheckHealth,
+  kListInstances,
+  kDrain,
+  kReportDrained,
 };
 inline constexpr Rpc kAllRpcs[] = {
     Rpc::kCreateSession,    Rpc::kGetSession,          Rpc::kUpdateSession,
     Rpc::kTouchSession,     Rpc::kDestroySession,      Rpc::kRegenerateSession,
     Rpc::kListUserSessions, Rpc::kDestroyUserSessions, Rpc::kSetOptOut,
     Rpc::kGetOptOut,        Rpc::kGetInstance,         Rpc::kCheckHealth,
+    Rpc::kListInstances,    Rpc::kDrain,               Rpc::kReportDrained,
 };
 
 std::string_view RpcName(Rpc rpc);

@@ -12,21 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/tools/cli_format.h"
+#include "client/tools/cli_internal.h"
 #include "stateside/client.h"
 
 namespace stateside::cli {
 namespace {
-
-// Runs the chosen command against a connected client, printing to `out`.
-using Action = std::function<absl::Status(Client&, std::ostream&)>;
-
-// Options of the top-level command, valid for every subcommand.
-struct Globals {
-  std::string socket;
-  bool json = false;
-  std::string timeout = "5s";
-  std::string wait = "0s";
-};
 
 std::optional<absl::Duration> ParseNonNegativeDuration(const std::string& text) {
   absl::Duration d;
@@ -174,7 +164,7 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
     }
   };
 
-  // --- info, health ---
+  // --- info (health, instances, drain... in cli_lifecycle.cc) ---
   app.add_subcommand("info", "the sidecar instance (id, version, drain state, backend)")
       ->callback([&] {
         action = [&](Client& c, std::ostream& out) -> absl::Status {
@@ -189,22 +179,8 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
         };
       });
 
-  std::string health_service;
-  auto* health = app.add_subcommand(
-      "health", "gRPC health status; exit 1 unless SERVING");
-  health->add_option("--service", health_service, "service name (default: the server)");
-  health->callback([&] {
-    action = [&](Client& c, std::ostream& out) -> absl::Status {
-      auto status = c.CheckHealth(health_service);
-      if (!status.ok()) return status.status();
-      const std::string name(ServingStatusName(*status));
-      out << (g.json ? DumpJson(Json{{"status", name}}) : name + "\n");
-      if (*status != ServingStatus::kServing) {
-        return absl::UnavailableError(absl::StrCat("sidecar is ", name));
-      }
-      return absl::OkStatus();
-    };
-  });
+  LifecycleArgs lifecycle_args;
+  AddLifecycleCommands(app, g, lifecycle_args, action);
 
   // --- session ---
   auto* session = app.add_subcommand("session", "create, read, change and end sessions");

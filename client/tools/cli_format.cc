@@ -1,7 +1,12 @@
 // statesidectl's parsing and printing helpers (see cli_format.h).
 #include "client/tools/cli_format.h"
 
+#include <cmath>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/src/utf8.h"
 
@@ -145,6 +150,106 @@ void PrintInstance(std::ostream& out, const InstanceInfo& i) {
       << "ready:         " << (i.ready ? "yes" : "no") << "\n"
       << "backend:       " << EscapeForDisplay(i.backend) << "\n"
       << "admin address: " << EscapeForDisplay(i.admin_address) << "\n";
+}
+
+void PrintInstanceTable(std::ostream& out, const std::vector<InstanceInfo>& instances) {
+  if (instances.empty()) {
+    out << "no instances\n";
+    return;
+  }
+  out << absl::StrFormat("%-24s  %-9s  %-5s  %-15s  %-10s  %s\n", "INSTANCE", "STATE",
+                         "READY", "BACKEND", "VERSION", "ADMIN");
+  for (const InstanceInfo& i : instances) {
+    out << absl::StrFormat("%-24s  %-9s  %-5s  %-15s  %-10s  %s\n", EscapeForDisplay(i.id),
+                           DrainStateName(i.drain_state), i.ready ? "yes" : "no",
+                           EscapeForDisplay(i.backend), EscapeForDisplay(i.version),
+                           EscapeForDisplay(i.admin_address));
+  }
+}
+
+Json DrainNoticeToJson(const DrainNotice& notice) {
+  Json json{{"state", std::string(DrainStateName(notice.state))}};
+  if (notice.deadline != absl::InfiniteFuture() &&
+      notice.deadline != absl::InfinitePast()) {
+    json["deadline"] = FormatTimestamp(notice.deadline);
+  }
+  return json;
+}
+
+std::string FormatDrainNotice(const DrainNotice& notice) {
+  std::string text(DrainStateName(notice.state));
+  if (notice.deadline != absl::InfiniteFuture() &&
+      notice.deadline != absl::InfinitePast()) {
+    text += " deadline=" + FormatTimestamp(notice.deadline);
+  }
+  return text;
+}
+
+std::string DumpJsonLine(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+namespace {
+
+bool IsNameChar(char c, bool first) {
+  return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+         (!first && absl::ascii_isdigit(static_cast<unsigned char>(c)));
+}
+
+}  // namespace
+
+absl::StatusOr<Json> ParseMetricSample(std::string_view line) {
+  const auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("not a metric sample (", std::string(why), ")"));
+  };
+  size_t i = 0;
+  while (i < line.size() && IsNameChar(line[i], i == 0)) ++i;
+  if (i == 0) return bad("no name");
+  Json json{{"name", std::string(line.substr(0, i))}, {"labels", Json::object()}};
+  if (i < line.size() && line[i] == '{') {
+    ++i;
+    for (;;) {
+      if (i < line.size() && line[i] == '}') {
+        ++i;
+        break;
+      }
+      const size_t start = i;
+      while (i < line.size() && IsNameChar(line[i], i == start)) ++i;
+      if (i == start || i + 1 >= line.size() || line[i] != '=' || line[i + 1] != '"') {
+        return bad("bad label");
+      }
+      const std::string name(line.substr(start, i - start));
+      i += 2;
+      std::string value;
+      for (;; ++i) {
+        if (i >= line.size()) return bad("unterminated label value");
+        const char c = line[i];
+        if (c == '"') break;
+        if (c == '\\') {
+          if (++i >= line.size()) return bad("bad escape");
+          value += line[i] == 'n' ? '\n' : line[i];
+        } else {
+          value += c;
+        }
+      }
+      ++i;  // closing quote
+      json["labels"][name] = value;
+      if (i < line.size() && line[i] == ',') ++i;
+    }
+  }
+  if (i >= line.size() || line[i] != ' ') return bad("no value");
+  std::string_view rest = line.substr(i + 1);
+  const std::string_view value_text = rest.substr(0, rest.find(' '));
+  double value;
+  if (!absl::SimpleAtod(absl::string_view(value_text.data(), value_text.size()), &value)) {
+    return bad("bad value");
+  }
+  if (std::isfinite(value)) {
+    json["value"] = value;
+  } else {
+    json["value"] = std::string(value_text);
+  }
+  return json;
 }
 
 }  // namespace stateside::cli

@@ -50,6 +50,22 @@ void PrintSessionInfo(std::ostream& out, const SessionInfo& info);
 void PrintSession(std::ostream& out, const Session& session);
 void PrintSessionTable(std::ostream& out, const std::vector<SessionInfo>& sessions);
 void PrintInstance(std::ostream& out, const InstanceInfo& instance);
+// One line per instance: id, drain state, ready, backend, version, admin.
+void PrintInstanceTable(std::ostream& out, const std::vector<InstanceInfo>& instances);
+
+// {"state": "DRAINING", "deadline": "...Z"} ("deadline" only when finite).
+Json DrainNoticeToJson(const DrainNotice& notice);
+// "DRAINING deadline=2024-05-01T10:00:00.000Z" / "SERVING" / "DRAINED".
+std::string FormatDrainNotice(const DrainNotice& notice);
+// Compact, one line, newline-terminated: for streams (one object a line).
+std::string DumpJsonLine(const Json& json);
+
+// One sample line of the Prometheus text format:
+//   name{label="value",...} value [timestamp]
+// → {"name": ..., "labels": {...}, "value": number, or a string for NaN and
+// ±Inf, which JSON cannot hold}. INVALID_ARGUMENT for a comment, a blank or
+// a malformed line.
+absl::StatusOr<Json> ParseMetricSample(std::string_view line);
 
 }  // namespace stateside::cli
 

@@ -10,8 +10,8 @@
 //
 // The controller never sleeps and owns no thread: Tick() advances it to the
 // clock's now and returns when it next needs a Tick. Production runs a small
-// thread that calls Tick() at those times (DrainTimer); tests advance a fake
-// clock and call Tick() themselves.
+// thread that calls Tick() at those times (server/drain_ticker.h); tests
+// advance a fake clock and call Tick() themselves.
 //
 // Thread-safe. Actions and watcher callbacks run outside the lock, on the
 // thread that caused them; they must not block.

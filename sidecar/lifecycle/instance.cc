@@ -37,18 +37,6 @@ std::string Hostname() {
 
 }  // namespace
 
-std::string_view DrainStateName(DrainState state) {
-  switch (state) {
-    case DrainState::kServing:
-      return "SERVING";
-    case DrainState::kDraining:
-      return "DRAINING";
-    case DrainState::kDrained:
-      return "DRAINED";
-  }
-  return "UNKNOWN";
-}
-
 std::string_view Version() { return STATESIDE_VERSION; }
 
 absl::Status ValidateInstanceId(std::string_view id) {

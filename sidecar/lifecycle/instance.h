@@ -1,6 +1,6 @@
 // Who this sidecar is (id, hostname, pid, start time, version: fixed at start)
 // and what it is doing now (ready, drain state, backend, admin address: set
-// by the server and, later, by the drain state machine).
+// by the server and by the drain state machine).
 //
 // Instance is thread-safe: the identity is immutable, the status is guarded
 // by a mutex and read by every GetInstance / health answer.
@@ -19,12 +19,14 @@
 #include "absl/time/time.h"
 #include "sidecar/common/clock.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/lifecycle/drain_controller.h"
 
 namespace stateside::lifecycle {
 
-// Mirrors stateside.v1.DrainState without depending on the generated code.
-enum class DrainState { kServing, kDraining, kDrained };
-std::string_view DrainStateName(DrainState state);
+// The drain state is the controller's (drain_controller.h), one enum for the
+// whole sidecar.
+using ::stateside::DrainState;
+using ::stateside::DrainStateName;
 
 // The build's version, e.g. "0.1.0".
 std::string_view Version();

@@ -17,7 +17,7 @@ using GetCall = UnaryCall<v1::GetOptOutRequest, v1::GetOptOutResponse>;
 grpc::ServerUnaryReactor* AnalyticsService::SetOptOut(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  return SetCall::Start(context, request, response, [this](SetCall* call) {
+  return SetCall::Start(context, request, response, Meter("AnalyticsService/SetOptOut"), [this](SetCall* call) {
     const v1::SetOptOutRequest& r = call->request();
     std::optional<absl::Duration> ttl;
     if (r.has_ttl()) {
@@ -32,7 +32,7 @@ grpc::ServerUnaryReactor* AnalyticsService::SetOptOut(
 grpc::ServerUnaryReactor* AnalyticsService::GetOptOut(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  return GetCall::Start(context, request, response, [this](GetCall* call) {
+  return GetCall::Start(context, request, response, Meter("AnalyticsService/GetOptOut"), [this](GetCall* call) {
     call->Finish(opt_outs_->Get(call->request().subject()),
                  [](bool opted_out, v1::GetOptOutResponse* out) {
                    out->set_opted_out(opted_out);

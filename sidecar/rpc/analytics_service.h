@@ -4,7 +4,11 @@
 #ifndef STATESIDE_SIDECAR_RPC_ANALYTICS_SERVICE_H_
 #define STATESIDE_SIDECAR_RPC_ANALYTICS_SERVICE_H_
 
+#include <string_view>
+
+#include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/rpc/unary_call.h"
 #include "stateside/v1/analytics.grpc.pb.h"
 
 namespace stateside::rpc {
@@ -18,7 +22,9 @@ using AnalyticsServiceBase = v1::AnalyticsService::WithRawCallbackMethod_SetOptO
 class AnalyticsService final : public internal::AnalyticsServiceBase {
  public:
   // REQUIRES: `opt_outs` outlives the service.
-  explicit AnalyticsService(OptOutManager* opt_outs) : opt_outs_(opt_outs) {}
+  explicit AnalyticsService(OptOutManager* opt_outs,
+                            admin::Metrics* metrics = nullptr)
+      : opt_outs_(opt_outs), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* SetOptOut(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
@@ -28,7 +34,10 @@ class AnalyticsService final : public internal::AnalyticsServiceBase {
                                       grpc::ByteBuffer* response) override;
 
  private:
+  RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
+
   OptOutManager* const opt_outs_;
+  admin::Metrics* const metrics_;
 };
 
 }  // namespace stateside::rpc

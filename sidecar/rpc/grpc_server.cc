@@ -34,11 +34,12 @@ GrpcServer::~GrpcServer() { Shutdown(absl::Now()); }
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options, const GrpcServices& services) {
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  server->session_service_ = std::make_unique<SessionService>(services.sessions);
+  server->session_service_ =
+      std::make_unique<SessionService>(services.sessions, services.metrics);
   server->analytics_service_ =
-      std::make_unique<AnalyticsService>(services.opt_outs);
-  server->lifecycle_service_ =
-      std::make_unique<LifecycleService>(services.instance);
+      std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
+  server->lifecycle_service_ = std::make_unique<LifecycleService>(
+      services.instance, services.drain, services.poke, services.metrics);
 
   // A process-wide switch that applies to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);

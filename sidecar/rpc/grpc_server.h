@@ -10,6 +10,7 @@
 #define STATESIDE_SIDECAR_RPC_GRPC_SERVER_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,7 +18,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/session/session_manager.h"
 
@@ -41,6 +44,12 @@ struct GrpcServices {
   SessionManager* sessions = nullptr;
   OptOutManager* opt_outs = nullptr;
   const lifecycle::Instance* instance = nullptr;
+  // Optional: the drain RPCs answer UNIMPLEMENTED without a controller;
+  // `poke` runs after each drain event the RPCs cause (wakes the ticker).
+  DrainController* drain = nullptr;
+  std::function<void()> poke;
+  // Optional: per-RPC counts, latency and in-flight.
+  admin::Metrics* metrics = nullptr;
 };
 
 class GrpcServer {

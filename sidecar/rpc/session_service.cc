@@ -38,7 +38,7 @@ absl::StatusOr<SessionKey> KeyOf(const Request& request) {
 grpc::ServerUnaryReactor* SessionService::Create(Context* context,
                                                  const Bytes* request,
                                                  Bytes* response) {
-  return CreateCall::Start(context, request, response, [this](CreateCall* call) {
+  return CreateCall::Start(context, request, response, Meter("SessionService/Create"), [this](CreateCall* call) {
     auto params = CreateParamsFromProto(call->request());
     if (!params.ok()) return call->Finish(params.status());
     call->Finish(sessions_->Create(*params),
@@ -51,7 +51,7 @@ grpc::ServerUnaryReactor* SessionService::Create(Context* context,
 grpc::ServerUnaryReactor* SessionService::Get(Context* context,
                                               const Bytes* request,
                                               Bytes* response) {
-  return GetCall::Start(context, request, response, [this](GetCall* call) {
+  return GetCall::Start(context, request, response, Meter("SessionService/Get"), [this](GetCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
     call->Finish(sessions_->Get(*key, /*touch=*/!call->request().no_touch()),
@@ -64,7 +64,7 @@ grpc::ServerUnaryReactor* SessionService::Get(Context* context,
 grpc::ServerUnaryReactor* SessionService::Update(Context* context,
                                                  const Bytes* request,
                                                  Bytes* response) {
-  return UpdateCall::Start(context, request, response, [this](UpdateCall* call) {
+  return UpdateCall::Start(context, request, response, Meter("SessionService/Update"), [this](UpdateCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
     call->Finish(sessions_->Update(*key, UpdateParamsFromProto(call->request())),
@@ -77,7 +77,7 @@ grpc::ServerUnaryReactor* SessionService::Update(Context* context,
 grpc::ServerUnaryReactor* SessionService::Touch(Context* context,
                                                 const Bytes* request,
                                                 Bytes* response) {
-  return TouchCall::Start(context, request, response, [this](TouchCall* call) {
+  return TouchCall::Start(context, request, response, Meter("SessionService/Touch"), [this](TouchCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
     call->Finish(sessions_->Touch(*key),
@@ -90,7 +90,7 @@ grpc::ServerUnaryReactor* SessionService::Touch(Context* context,
 grpc::ServerUnaryReactor* SessionService::Destroy(Context* context,
                                                   const Bytes* request,
                                                   Bytes* response) {
-  return DestroyCall::Start(context, request, response, [this](DestroyCall* call) {
+  return DestroyCall::Start(context, request, response, Meter("SessionService/Destroy"), [this](DestroyCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
     call->Finish(sessions_->Destroy(*key),
@@ -104,7 +104,7 @@ grpc::ServerUnaryReactor* SessionService::Regenerate(Context* context,
                                                      const Bytes* request,
                                                      Bytes* response) {
   return RegenerateCall::Start(
-      context, request, response, [this](RegenerateCall* call) {
+      context, request, response, Meter("SessionService/Regenerate"), [this](RegenerateCall* call) {
         auto key = KeyOf(call->request());
         if (!key.ok()) return call->Finish(key.status());
         call->Finish(sessions_->Regenerate(*key),
@@ -117,7 +117,7 @@ grpc::ServerUnaryReactor* SessionService::Regenerate(Context* context,
 grpc::ServerUnaryReactor* SessionService::ListUserSessions(Context* context,
                                                            const Bytes* request,
                                                            Bytes* response) {
-  return ListCall::Start(context, request, response, [this](ListCall* call) {
+  return ListCall::Start(context, request, response, Meter("SessionService/ListUserSessions"), [this](ListCall* call) {
     const std::string& user_id = call->request().user_id();
     if (user_id.empty()) return call->Finish(MissingUserId());
     call->Finish(sessions_->ListUserSessions(user_id),
@@ -134,7 +134,7 @@ grpc::ServerUnaryReactor* SessionService::DestroyUserSessions(Context* context,
                                                               const Bytes* request,
                                                               Bytes* response) {
   return DestroyUserCall::Start(
-      context, request, response, [this](DestroyUserCall* call) {
+      context, request, response, Meter("SessionService/DestroyUserSessions"), [this](DestroyUserCall* call) {
         const v1::DestroyUserSessionsRequest& r = call->request();
         if (r.user_id().empty()) return call->Finish(MissingUserId());
         // An empty `keep` message (neither id nor cookie) is no keep at all,

@@ -7,6 +7,10 @@
 #ifndef STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 #define STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 
+#include <string_view>
+
+#include "sidecar/admin/metrics.h"
+#include "sidecar/rpc/unary_call.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/session.grpc.pb.h"
 
@@ -25,8 +29,10 @@ using SessionServiceBase = V1Sessions::WithRawCallbackMethod_Create<
 
 class SessionService final : public internal::SessionServiceBase {
  public:
-  // REQUIRES: `sessions` outlives the service.
-  explicit SessionService(SessionManager* sessions) : sessions_(sessions) {}
+  // REQUIRES: `sessions` (and `metrics`, if not null) outlive the service.
+  explicit SessionService(SessionManager* sessions,
+                          admin::Metrics* metrics = nullptr)
+      : sessions_(sessions), metrics_(metrics) {}
 
   using Context = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;
@@ -50,7 +56,10 @@ class SessionService final : public internal::SessionServiceBase {
                                                 Bytes* response) override;
 
  private:
+  RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
+
   SessionManager* const sessions_;
+  admin::Metrics* const metrics_;
 };
 
 }  // namespace stateside::rpc

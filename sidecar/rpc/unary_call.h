@@ -9,23 +9,52 @@
 // and deletes the call. Finish is called exactly once, from any thread:
 // inline by a handler whose manager answers at once (the memory store), or
 // later from an asynchronous completion. The handler never blocks for it.
+// Each call is metered (RpcMeter): in-flight from Start to Finish, then
+// counted by method and status code with its latency.
 #ifndef STATESIDE_SIDECAR_RPC_UNARY_CALL_H_
 #define STATESIDE_SIDECAR_RPC_UNARY_CALL_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "sidecar/admin/metrics.h"
 #include "sidecar/rpc/status.h"
 
 namespace stateside::rpc {
+
+// Where a call's metrics go: `metrics` may be null (not metered); `method`
+// is a literal like "SessionService/Create" (it must outlive the call).
+struct RpcMeter {
+  admin::Metrics* metrics = nullptr;
+  std::string_view method;
+};
+
+// The gRPC code name of an absl code ("OK", "NOT_FOUND", ...): the two
+// enumerations share numbers and names.
+inline std::string_view CodeName(absl::StatusCode code) {
+  static const std::string kNames[] = {
+      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+      "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  if (i < 0 || i >= static_cast<int>(std::size(kNames))) return "UNKNOWN";
+  return kNames[i];
+}
 
 template <typename Request, typename Response>
 class UnaryCall {
@@ -38,9 +67,10 @@ class UnaryCall {
   static grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request_bytes,
                                          grpc::ByteBuffer* response_bytes,
-                                         Handle&& handle) {
+                                         RpcMeter meter, Handle&& handle) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto* call = new UnaryCall(reactor, response_bytes);
+    auto* call = new UnaryCall(reactor, response_bytes, meter);
+    if (meter.metrics != nullptr) meter.metrics->RpcStarted();
     // Deserialize consumes its buffer; the copy shares the slices.
     grpc::ByteBuffer buffer(*request_bytes);
     if (!grpc::SerializationTraits<Request>::Deserialize(&buffer, &call->request_)
@@ -64,6 +94,12 @@ class UnaryCall {
       result = grpc::SerializationTraits<Response>::Serialize(
           response_, response_bytes_, &own_buffer);
     }
+    if (meter_.metrics != nullptr) {
+      meter_.metrics->RecordRpc(
+          meter_.method, CodeName(static_cast<absl::StatusCode>(result.error_code())),
+          absl::ToDoubleSeconds(absl::Now() - started_));
+      meter_.metrics->RpcFinished();
+    }
     grpc::ServerUnaryReactor* reactor = reactor_;
     delete this;
     reactor->Finish(std::move(result));
@@ -78,11 +114,14 @@ class UnaryCall {
   }
 
  private:
-  UnaryCall(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response_bytes)
-      : reactor_(reactor), response_bytes_(response_bytes) {}
+  UnaryCall(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response_bytes,
+            RpcMeter meter)
+      : reactor_(reactor), response_bytes_(response_bytes), meter_(meter) {}
 
   grpc::ServerUnaryReactor* const reactor_;
   grpc::ByteBuffer* const response_bytes_;  // owned by gRPC until Finish
+  const RpcMeter meter_;
+  const absl::Time started_ = absl::Now();
   Request request_;
   Response response_;
 };

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -100,19 +102,43 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
   }
   signer_ = *std::move(signer);
 
+  admin::MetricsOptions metrics_options;
+  metrics_options.instance_id = identity.id;
+  metrics_options.version = identity.version;
+  metrics_options.clock = clock_;
+  metrics_ = std::make_unique<admin::Metrics>(std::move(metrics_options));
+  session_events_ = std::make_unique<admin::MetricsSessionEvents>(metrics_.get());
+
   ASSIGN_OR_RETURN(backend_, MakeBackend(config_));
   session_manager_ = std::make_unique<SessionManager>(
       backend_.sessions.get(), sealer_.get(), signer_.get(), random_.get(),
-      clock_, PolicyOf(config_));
+      clock_, PolicyOf(config_), session_events_.get());
   opt_out_manager_ = std::make_unique<OptOutManager>(
       backend_.opt_outs.get(), keyring_.get(), clock_, config_.opt_out_ttl);
 
   instance_ = std::make_unique<lifecycle::Instance>(std::move(identity), clock_);
   instance_->set_backend(backend_.name);
+
+  DrainOptions drain_options;
+  drain_options.prestop_delay = config_.prestop_delay;
+  drain_options.drain_timeout = config_.drain_timeout;
+  drain_options.shutdown_timeout = config_.shutdown_timeout;
+  actions_ = NewDrainActions();
+  drain_ = std::make_unique<DrainController>(clock_, drain_options, actions_.get());
+  ticker_ = std::make_unique<DrainTicker>(drain_.get(), clock_);
   return absl::OkStatus();
 }
 
 Server::~Server() {
+  // No more ticks (a forced exit from a dying server would be wrong), then
+  // wait for shutdown work still running: it uses the gRPC server.
+  ticker_.reset();
+  std::thread shutdown;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown = std::move(shutdown_thread_);
+  }
+  if (shutdown.joinable()) shutdown.join();
   Stop(absl::ZeroDuration());
   // The Redis client's I/O thread may call back into this object (the state
   // listener): end it while everything it touches is still alive.
@@ -129,6 +155,9 @@ absl::Status Server::Start() {
   services.sessions = session_manager_.get();
   services.opt_outs = opt_out_manager_.get();
   services.instance = instance_.get();
+  services.drain = drain_.get();
+  services.poke = [ticker = ticker_.get()] { ticker->Poke(); };
+  services.metrics = metrics_.get();
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,
   // and at this point of the start no other thread creates files.
@@ -146,6 +175,10 @@ absl::Status Server::Start() {
     absl::MutexLock lock(&mu_);
     grpc_ = *std::move(grpc);
   }
+  if (absl::Status admin = StartAdmin(); !admin.ok()) {
+    Stop(absl::ZeroDuration());
+    return admin;
+  }
   if (backend_.sweep) {
     sweeper_ = std::make_unique<PeriodicTask>(
         sweep_interval_, [sweep = backend_.sweep, clock = clock_] {
@@ -158,13 +191,9 @@ absl::Status Server::Start() {
     // (fail closed); the client reconnects by itself.
     backend_.redis->SetStateListener(
         [this](bool connected, const absl::Status& error) {
-          if (connected) {
-            spdlog::info("redis connected");
-          } else {
-            spdlog::warn("redis unavailable: {}", std::string(error.message()));
-          }
-          SetReady(connected);
+          OnRedisState(connected, error);
         });
+    metrics_->SetRedisConnected(backend_.redis->connected());
   }
   SetReady(backend_.redis == nullptr || backend_.redis->connected());
   spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
@@ -175,35 +204,26 @@ absl::Status Server::Start() {
 
 absl::Status Server::Run() {
   RETURN_IF_ERROR(Start());
+  // The controller decides what each signal means (drain, fast shutdown,
+  // forced exit); this thread only reports them.
   auto watcher = SignalWatcher::Start([this](int signo) {
-    int received = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      received = ++signals_received_;
-    }
-    if (received == 1) {
-      spdlog::info("received SIG{}: shutting down", sigabbrev_np(signo));
-      RequestShutdown();
-    } else {
-      // The operator insists (a shutdown that hangs): go now. The socket
-      // file stays behind and the next start replaces it as stale.
-      spdlog::warn("received SIG{} again: exiting at once", sigabbrev_np(signo));
-      spdlog::default_logger()->flush();
-      std::_Exit(1);
-    }
+    const std::string name = absl::StrCat("SIG", sigabbrev_np(signo));
+    spdlog::info("received {}", name);
+    drain_->OnSignal(name);
+    ticker_->Poke();
   });
   if (!watcher.ok()) {
     Stop(absl::ZeroDuration());
     return watcher.status();
   }
-  WaitForShutdownRequest();
-  Stop(config_.shutdown_timeout);
+  WaitForStopped();
+  Stop(absl::ZeroDuration());  // gRPC is already shut down by the drain
   return absl::OkStatus();
 }
 
 void Server::RequestShutdown() {
-  absl::MutexLock lock(&mu_);
-  shutdown_requested_ = true;
+  drain_->StartDrain("shutdown requested");
+  ticker_->Poke();
 }
 
 bool Server::WaitForShutdownRequest(absl::Duration timeout) {
@@ -214,10 +234,38 @@ bool Server::WaitForShutdownRequest(absl::Duration timeout) {
       timeout);
 }
 
+bool Server::WaitForStopped(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(+[](bool* stopped) { return *stopped; }, &stopped_),
+      timeout);
+}
+
 void Server::SetReady(bool ready) {
   absl::MutexLock lock(&mu_);
+  backend_ok_ = ready;
+  ApplyReadyLocked();
+}
+
+void Server::ApplyReadyLocked() {
+  const bool ready = backend_ok_ && !draining_;
   instance_->set_ready(ready);
   if (grpc_ != nullptr) grpc_->SetServing(ready);
+}
+
+void Server::OnRedisState(bool connected, const absl::Status& error) {
+  if (connected) {
+    spdlog::info("redis connected");
+  } else {
+    spdlog::warn("redis unavailable: {}", std::string(error.message()));
+  }
+  metrics_->SetRedisConnected(connected);
+  {
+    absl::MutexLock lock(&mu_);
+    if (connected && redis_was_down_) metrics_->RedisReconnected();
+    redis_was_down_ = !connected;
+  }
+  SetReady(connected);
 }
 
 void Server::Stop(absl::Duration grace) {
@@ -231,6 +279,11 @@ void Server::Stop(absl::Duration grace) {
   instance_->set_ready(false);
   grpc->Shutdown(absl::Now() + grace);
   grpc.reset();
+  // Liveness answers until here: the process is about to end.
+  if (admin_ != nullptr) {
+    admin_->Stop();
+    admin_.reset();
+  }
   sweeper_.reset();
   if (socket_file_.has_value()) {
     RemoveSocketFile(config_.socket_path, *socket_file_);

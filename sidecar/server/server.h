@@ -4,9 +4,11 @@
 // managers, the instance, the gRPC server, the expiry sweeper). Nothing else
 // constructs these parts; nothing here is global.
 //
-// Life: Create (builds; nothing listens) → Start (socket, gRPC, sweeper,
-// ready) → Stop (not ready, in-flight calls finish up to a deadline, socket
-// removed). Run() = Start, wait for SIGTERM/SIGINT or RequestShutdown, Stop.
+// Life: Create (builds; nothing listens) → Start (socket, gRPC, admin HTTP,
+// sweeper, ready) → the drain (DrainController: SIGTERM/SIGINT, Drain RPC,
+// POST /drain, RequestShutdown) → Stop (in-flight calls finish up to a
+// deadline, socket removed). Run() = Start, wait until the drain stopped
+// the server, Stop. Readiness = not draining and the backend usable.
 //
 // Thread-safety: RequestShutdown, SetReady and the accessors may be called
 // from any thread; Start, Run and Stop from the owning thread only.
@@ -16,20 +18,26 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sidecar/admin/http_server.h"
+#include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/common/clock.h"
 #include "sidecar/crypto/cookie.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
+#include "sidecar/server/drain_ticker.h"
 #include "sidecar/server/periodic.h"
 #include "sidecar/server/unix_socket.h"
 #include "sidecar/session/session_manager.h"
@@ -64,27 +72,32 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Prepares the socket path (see unix_socket.h), starts gRPC on it (mode
-  // 0660), starts the sweeper and marks the instance ready (health SERVING).
-  // FAILED_PRECONDITION "STATESIDE_SOCKET: …" if the path is taken.
+  // 0660), the admin HTTP listener (logs "admin listening on HOST:PORT"),
+  // the sweeper, and marks the instance ready (health SERVING).
+  // FAILED_PRECONDITION "STATESIDE_SOCKET: …" if the path is taken,
+  // "STATESIDE_ADMIN_ADDR: …" if the admin address cannot be bound.
   absl::Status Start();
 
-  // Start(), then wait for SIGTERM/SIGINT (via SignalWatcher: REQUIRES
-  // BlockShutdownSignals() at the top of main) or RequestShutdown(), then
-  // Stop() with STATESIDE_SHUTDOWN_TIMEOUT as the deadline for calls in
-  // flight. A second signal while stopping exits at once (status 1).
+  // Start(), then hand SIGTERM/SIGINT (via SignalWatcher: REQUIRES
+  // BlockShutdownSignals() at the top of main) to the drain controller and
+  // wait until the drain's shutdown work is done, then Stop(). The drain
+  // itself (second signal, hard timeout with exit 1) is the controller's.
   absl::Status Run();
 
-  // Makes Run() return (stopping the server). Thread-safe, idempotent.
+  // Starts the drain, as the Drain RPC does (Run() returns once it ends).
+  // Thread-safe, idempotent.
   void RequestShutdown();
-  // Blocks until RequestShutdown() was called or `timeout` passed; true if
-  // it was called.
+  // Blocks until a drain started or `timeout` passed; true if it started.
   bool WaitForShutdownRequest(absl::Duration timeout = absl::InfiniteDuration());
+  // Blocks until the drain's shutdown work is done or `timeout` passed.
+  bool WaitForStopped(absl::Duration timeout = absl::InfiniteDuration());
 
   // Not ready, no new calls, in-flight calls may finish until now + grace
   // (then are cancelled), sweeper stopped, socket removed. Idempotent.
   void Stop(absl::Duration grace);
 
-  // Readiness, in one place: Instance::ready() and gRPC health.
+  // Whether the backend can serve; readiness (Instance::ready() and gRPC
+  // health) is this and not draining: a draining sidecar never turns ready.
   void SetReady(bool ready);
 
   // The configuration in force (keys and secrets wiped).
@@ -95,10 +108,25 @@ class Server {
   const crypto::Keyring& keyring() const { return *keyring_; }
   const Clock& clock() const { return *clock_; }
   const std::string& socket_path() const { return config_.socket_path; }
+  DrainController& drain() { return *drain_; }
+  admin::Metrics& metrics() { return *metrics_; }
+  // The admin listener's bound port (0 before Start).
+  int admin_port() const { return admin_ != nullptr ? admin_->port() : 0; }
 
  private:
+  class Actions;  // DrainActions, in server_drain.cc
+
   Server(Config config, ServerOptions options);
   absl::Status Build(lifecycle::InstanceIdentity identity);
+  absl::Status StartAdmin();
+  std::vector<admin::AdminRoute> AdminRoutes();
+  void OnRedisState(bool connected, const absl::Status& error);
+  void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The drain actions (see drain_controller.h).
+  void OnDrainStarted();
+  void BeginShutdown(bool fast);
+  void ShutdownWork(bool fast);
+  std::unique_ptr<DrainActions> NewDrainActions();
 
   // Constant after Create.
   Config config_;
@@ -113,16 +141,27 @@ class Server {
   std::unique_ptr<SessionManager> session_manager_;
   std::unique_ptr<OptOutManager> opt_out_manager_;
   std::unique_ptr<lifecycle::Instance> instance_;
+  std::unique_ptr<admin::Metrics> metrics_;
+  std::unique_ptr<admin::MetricsSessionEvents> session_events_;
+  std::unique_ptr<DrainActions> actions_;
+  std::unique_ptr<DrainController> drain_;
+  std::unique_ptr<DrainTicker> ticker_;
 
   // Set by Start, cleared by Stop (owning thread only).
+  std::unique_ptr<admin::AdminHttpServer> admin_;
   std::unique_ptr<PeriodicTask> sweeper_;
   std::optional<SocketFileId> socket_file_;
 
   absl::Mutex mu_;
   // Set by Start, moved out by Stop; SetReady reads it from any thread.
   std::unique_ptr<rpc::GrpcServer> grpc_ ABSL_GUARDED_BY(mu_);
-  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
-  int signals_received_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;  // drain started
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool backend_ok_ ABSL_GUARDED_BY(mu_) = false;
+  bool redis_was_down_ ABSL_GUARDED_BY(mu_) = false;  // for reconnect counts
+  absl::Time drain_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // real
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // shutdown work done
+  std::thread shutdown_thread_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stateside

@@ -20,7 +20,7 @@
 //     Retried:     GetSession (touching a session twice is the same as once),
 //                  TouchSession, DestroySession, ListUserSessions,
 //                  DestroyUserSessions, SetOptOut, GetOptOut, GetInstance,
-//                  CheckHealth.
+//                  CheckHealth, ListInstances, Drain, ReportDrained.
 //     Not retried: CreateSession (a lost reply + retry would make a second,
 //                  orphaned session), RegenerateSession (the first attempt
 //                  may have moved the session already; a retry would answer
@@ -45,6 +45,7 @@
 #define STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +126,22 @@ class Client {
   // The sidecar's health ("" = the server as a whole). NOT_SERVING is a
   // value here, not an error: it is what a draining sidecar answers.
   absl::StatusOr<ServingStatus> CheckHealth(std::string_view service = "");
+  // Every live instance of the cluster (the sidecar's heartbeat registry).
+  // Whatever the sidecar answers is passed through, e.g. UNIMPLEMENTED.
+  absl::StatusOr<std::vector<InstanceInfo>> ListInstances();
+  // Starts the sidecar's drain, as SIGTERM to it does. Idempotent (retried):
+  // a drain already under way goes on unchanged.
+  absl::Status Drain();
+  // Tells the sidecar this app has finished draining (after DRAINING).
+  // Idempotent (retried).
+  absl::Status ReportDrained();
+  // Blocks on one WatchDrain stream, calling `on_event` for each event in
+  // order on this thread (SERVING first). `on_event` returning false ends
+  // the stream (result OK). Otherwise returns when the sidecar ends the
+  // stream (OK, after DRAINED) or it breaks (e.g. UNAVAILABLE: the sidecar
+  // went away). No deadline and no retry: see stateside/drain_watcher.h
+  // for a watcher that re-attaches.
+  absl::Status WatchDrain(const std::function<bool(const DrainNotice&)>& on_event);
 
  private:
   struct Impl;  // gRPC channel and stubs; keeps generated types out of here

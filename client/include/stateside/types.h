@@ -72,6 +72,15 @@ enum class DrainState { kUnspecified, kServing, kDraining, kDrained };
 // "SERVING", "DRAINING", "DRAINED" or "UNSPECIFIED".
 std::string_view DrainStateName(DrainState state);
 
+// One step of the sidecar's drain (LifecycleService.WatchDrain).
+struct DrainNotice {
+  DrainState state = DrainState::kUnspecified;
+  // With kDraining: when the sidecar stops waiting for ReportDrained and
+  // shuts down anyway (the sidecar may repeat it with kDrained).
+  // InfiniteFuture() when the event carries none.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
 // The sidecar instance the client talks to (LifecycleService.GetInstance).
 struct InstanceInfo {
   std::string id;

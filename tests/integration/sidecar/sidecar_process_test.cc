@@ -70,6 +70,8 @@ class SidecarProcessTest : public ::testing::Test {
   Subprocess Start(std::map<std::string, std::string> env = {},
                    std::vector<std::string> flags = {}) {
     if (env.count("STATESIDE_SOCKET") == 0) flags.push_back("--socket=" + socket_);
+    // The admin listener on a port of its own: tests run in parallel.
+    if (env.count("STATESIDE_ADMIN_ADDR") == 0) env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
     testing::SubprocessOptions options;
     options.argv = {testing::BinPath("stateside")};
     options.argv.insert(options.argv.end(), flags.begin(), flags.end());

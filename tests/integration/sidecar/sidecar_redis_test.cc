@@ -27,6 +27,13 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::Subprocess;
+
+testing::RedisServerOptions PasswordProtected(std::string password) {
+  testing::RedisServerOptions options;
+  options.requirepass = std::move(password);
+  return options;
+}
+
 namespace v1 = ::stateside::v1;
 namespace health = ::grpc::health::v1;
 
@@ -212,7 +219,7 @@ TEST_F(SidecarRedisTest, MemoryFallbackIsTakenAndAnnounced) {
 }
 
 TEST_F(SidecarRedisTest, WrongPasswordIsAClearError) {
-  auto redis = testing::RedisServer::Start({.requirepass = "right-password"});
+  auto redis = testing::RedisServer::Start(PasswordProtected("right-password"));
   ASSERT_TRUE(redis.ok()) << redis.status();
   auto env = RedisEnv();
   env["REDIS_URL"] = "redis://:wrong-password@127.0.0.1:" + std::to_string((*redis)->port());

@@ -66,6 +66,9 @@ class ClientTest : public ::testing::Test {
       case Rpc::kGetOptOut: return c.GetOptOut("alice").status();
       case Rpc::kGetInstance: return c.GetInstance().status();
       case Rpc::kCheckHealth: return c.CheckHealth().status();
+      case Rpc::kListInstances: return c.ListInstances().status();
+      case Rpc::kDrain: return c.Drain();
+      case Rpc::kReportDrained: return c.ReportDrained();
     }
     return absl::InternalError("unknown rpc");
   }

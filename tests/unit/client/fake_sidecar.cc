@@ -131,6 +131,33 @@ class LifecycleImpl final : public v1::LifecycleService::Service {
     i->set_ready(false);
     return s;
   }
+  Status ListInstances(ServerContext* c, const v1::ListInstancesRequest*,
+                       v1::ListInstancesResponse* resp) override {
+    Status s = fake_->Enter(Rpc::kListInstances, c);
+    for (const char* id : {"fake-1", "fake-2"}) {
+      v1::Instance* i = resp->add_instances();
+      i->set_id(id);
+      i->set_drain_state(v1::SERVING);
+      i->set_ready(true);
+      i->set_backend("redis");
+      i->set_version("0.1.0");
+      i->set_admin_address("10.0.0.1:9464");
+    }
+    return s;
+  }
+  Status WatchDrain(ServerContext* c, const v1::WatchDrainRequest*,
+                    grpc::ServerWriter<v1::DrainEvent>* writer) override {
+    return fake_->ServeWatchDrain(c, writer);
+  }
+  Status Drain(ServerContext* c, const v1::DrainRequest*, v1::DrainResponse*) override {
+    Status s = fake_->Enter(Rpc::kDrain, c);
+    if (s.ok()) fake_->OnDrain();
+    return s;
+  }
+  Status ReportDrained(ServerContext* c, const v1::ReportDrainedRequest*,
+                       v1::ReportDrainedResponse*) override {
+    return fake_->Enter(Rpc::kReportDrained, c);
+  }
 
  private:
   FakeSidecar* const fake_;
@@ -161,7 +188,11 @@ struct FakeSidecar::Services {
   HealthImpl health;
 };
 
-FakeSidecar::FakeSidecar() = default;
+FakeSidecar::FakeSidecar() {
+  v1::DrainEvent serving;
+  serving.set_state(v1::SERVING);
+  drain_events_.push_back(serving);
+}
 
 absl::StatusOr<std::unique_ptr<FakeSidecar>> FakeSidecar::Start(
     const std::string& socket_path) {
@@ -262,6 +293,81 @@ v1::Session FakeSidecar::CannedSession() {
   (*s.mutable_attributes())["blob"] = std::string("\0\xff\n", 3);
   s.set_cookie(kCookie);
   return s;
+}
+
+void FakeSidecar::PushDrainEvent(v1::DrainState state, int64_t deadline_seconds) {
+  absl::MutexLock lock(&mu_);
+  v1::DrainEvent event;
+  event.set_state(state);
+  if (deadline_seconds != 0) event.mutable_deadline()->set_seconds(deadline_seconds);
+  drain_events_.push_back(event);
+  drain_cv_.SignalAll();
+}
+
+void FakeSidecar::EndDrainStreams(grpc::Status status) {
+  absl::MutexLock lock(&mu_);
+  drain_end_ = std::move(status);
+  drain_cv_.SignalAll();
+}
+
+void FakeSidecar::DrainImmediatelyOnRequest(int64_t deadline_seconds) {
+  absl::MutexLock lock(&mu_);
+  drain_on_request_ = deadline_seconds;
+}
+
+void FakeSidecar::OnDrain() {
+  std::optional<int64_t> deadline;
+  {
+    absl::MutexLock lock(&mu_);
+    deadline = drain_on_request_;
+  }
+  if (!deadline) return;
+  PushDrainEvent(v1::DRAINING, *deadline);
+  PushDrainEvent(v1::DRAINED);
+  EndDrainStreams();
+}
+
+int FakeSidecar::watch_calls() const {
+  absl::MutexLock lock(&mu_);
+  return watch_calls_;
+}
+
+int FakeSidecar::watchers() const {
+  absl::MutexLock lock(&mu_);
+  return watchers_;
+}
+
+grpc::Status FakeSidecar::ServeWatchDrain(grpc::ServerContext* context,
+                                          grpc::ServerWriter<v1::DrainEvent>* writer) {
+  absl::MutexLock lock(&mu_);
+  ++watch_calls_;
+  ++watchers_;
+  grpc::Status result = grpc::Status::OK;
+  for (size_t next = 0;;) {
+    if (context->IsCancelled()) {
+      result = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      break;
+    }
+    if (next < drain_events_.size()) {
+      const v1::DrainEvent event = drain_events_[next++];
+      mu_.Unlock();
+      const bool written = writer->Write(event);
+      mu_.Lock();
+      if (!written) {
+        result = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+        break;
+      }
+      continue;
+    }
+    if (drain_end_) {
+      result = *drain_end_;
+      break;
+    }
+    // Wake every 10 ms to notice a cancelled caller (gRPC cannot signal us).
+    drain_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(10));
+  }
+  --watchers_;
+  return result;
 }
 
 }  // namespace stateside::testing

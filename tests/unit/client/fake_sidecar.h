@@ -9,13 +9,16 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "client/src/retry.h"
 #include "grpc/health/v1/health.pb.h"
+#include "stateside/v1/lifecycle.pb.h"
 #include "stateside/v1/session.pb.h"
 
 namespace stateside::testing {
@@ -37,6 +40,19 @@ class FakeSidecar {
   // What Health.Check answers (SERVING at start).
   void SetHealth(grpc::health::v1::HealthCheckResponse::ServingStatus status);
 
+  // --- WatchDrain: every stream replays the drain events so far (SERVING
+  // first), then waits for more. ---
+  // Appends an event for every watcher (present and future).
+  void PushDrainEvent(v1::DrainState state, int64_t deadline_seconds = 0);
+  // Open and future streams end with `status` once they have sent every event.
+  void EndDrainStreams(grpc::Status status = grpc::Status::OK);
+  // A Drain call pushes DRAINING (deadline_seconds) and DRAINED, then ends
+  // the streams OK, as the real sidecar does when no app needs waiting for.
+  void DrainImmediatelyOnRequest(int64_t deadline_seconds);
+  int watch_calls() const;
+  // Streams open right now.
+  int watchers() const;
+
   // How many calls of `rpc` arrived (including failed ones).
   int calls(Rpc rpc) const;
   v1::UpdateSessionRequest last_update() const;
@@ -54,6 +70,10 @@ class FakeSidecar {
   grpc::health::v1::HealthCheckResponse::ServingStatus health() const;
   void RecordUpdate(const v1::UpdateSessionRequest& request);
   void RecordCreate(const v1::CreateSessionRequest& request);
+  grpc::Status ServeWatchDrain(grpc::ServerContext* context,
+                               grpc::ServerWriter<v1::DrainEvent>* writer);
+  // Called by the Drain implementation after Enter succeeded.
+  void OnDrain();
 
  private:
   struct Services;
@@ -68,6 +88,12 @@ class FakeSidecar {
       grpc::health::v1::HealthCheckResponse::SERVING;
   v1::UpdateSessionRequest last_update_ ABSL_GUARDED_BY(mu_);
   v1::CreateSessionRequest last_create_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar drain_cv_;  // signalled when the fields below change
+  std::vector<v1::DrainEvent> drain_events_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> drain_end_ ABSL_GUARDED_BY(mu_);
+  std::optional<int64_t> drain_on_request_ ABSL_GUARDED_BY(mu_);
+  int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int watchers_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> server_;

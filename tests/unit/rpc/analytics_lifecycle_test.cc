@@ -116,8 +116,9 @@ TEST_F(LifecycleServiceTest, GetInstanceDescribesThisInstance) {
   EXPECT_FALSE(response.instance().ready());
 }
 
-// Issue 4 implements these; until then they must say so, not hang or lie.
-TEST_F(LifecycleServiceTest, DrainRpcsAreUnimplementedForNow) {
+// Without a drain controller (and ListInstances, not yet written) they must
+// say so, not hang or lie.
+TEST_F(LifecycleServiceTest, DrainRpcsWithoutAControllerAreUnimplemented) {
   v1::ListInstancesResponse list;
   EXPECT_EQ(lifecycle_stub_->ListInstances(Context().get(), {}, &list).error_code(),
             grpc::StatusCode::UNIMPLEMENTED);

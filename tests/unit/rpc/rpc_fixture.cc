@@ -38,8 +38,14 @@ void RpcTest::SetUp() {
   GrpcServerOptions options;
   options.socket_path = socket_path_;
   options.max_receive_message_bytes = kMaxMessageBytes;
-  auto server = GrpcServer::Start(
-      options, {sessions_.get(), opt_outs_.get(), instance_.get()});
+  GrpcServices services;
+  services.sessions = sessions_.get();
+  services.opt_outs = opt_outs_.get();
+  services.instance = instance_.get();
+  services.drain = drain_;
+  services.poke = poke_;
+  services.metrics = metrics_;
+  auto server = GrpcServer::Start(options, services);
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
   server_->SetServing(true);

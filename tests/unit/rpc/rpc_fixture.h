@@ -6,18 +6,21 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/memory_opt_out_store.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/crypto/cookie.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/session/memory_store.h"
@@ -48,6 +51,12 @@ class RpcTest : public ::testing::Test {
                             std::map<std::string, std::string> attributes = {});
   static v1::SessionKey IdKey(const v1::Session& session);
   static v1::SessionKey CookieKey(const v1::Session& session);
+
+  // Set by a derived fixture before RpcTest::SetUp() to serve the drain
+  // RPCs and count calls; null: those RPCs answer UNIMPLEMENTED.
+  DrainController* drain_ = nullptr;
+  std::function<void()> poke_;
+  admin::Metrics* metrics_ = nullptr;
 
   testing::TempDir dir_;
   std::string socket_path_;

@@ -100,7 +100,7 @@ TEST(InstanceTest, UptimeFollowsTheClockAndStatusIsKept) {
   EXPECT_EQ(instance.drain_state(), DrainState::kDraining);
   EXPECT_EQ(instance.backend(), "memory");
   EXPECT_EQ(instance.admin_address(), "127.0.0.1:9464");
-  EXPECT_EQ(DrainStateName(DrainState::kDrained), "DRAINED");
+  EXPECT_EQ(DrainStateName(DrainState::kDrained), "drained");
 }
 
 }  // namespace

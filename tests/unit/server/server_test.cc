@@ -31,6 +31,8 @@ class ServerTest : public ::testing::Test {
   absl::StatusOr<std::unique_ptr<Server>> Make(Environment env = {}) {
     if (env.count("STATESIDE_SOCKET") == 0) env["STATESIDE_SOCKET"] = socket_;
     if (env.count("INSTANCE_ID") == 0) env["INSTANCE_ID"] = "test-instance";
+    // The admin listener takes a free port: tests run in parallel.
+    if (env.count("STATESIDE_ADMIN_ADDR") == 0) env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
     auto line = ParseCommandLine({"stateside"}, env);
     if (!line.ok()) return line.status();
     auto random = crypto::NewSecureRandom();
@@ -229,6 +231,20 @@ TEST_F(ServerTest, ConfiguredKeysAndSecretsAreUsedAndWipedFromConfig) {
   EXPECT_EQ((*server)->keyring().keys().size(), 2u);
   EXPECT_TRUE((*server)->config().encryption_keys.empty());
   EXPECT_TRUE((*server)->config().session_secrets.empty());
+}
+
+TEST_F(ServerTest, ADrainingServerNeverTurnsReadyAgain) {
+  auto server = Make();
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok());
+  EXPECT_TRUE((*server)->instance().ready());
+  (*server)->drain().StartDrain("test");  // no watcher: drains at once
+  EXPECT_FALSE((*server)->instance().ready());
+  // A backend that comes back (the Redis listener) does not undo a drain.
+  (*server)->SetReady(true);
+  EXPECT_FALSE((*server)->instance().ready());
+  EXPECT_TRUE((*server)->WaitForStopped(absl::Seconds(10)));
+  EXPECT_NE((*server)->admin_port(), 0);
 }
 
 TEST_F(ServerTest, RequestShutdownWakesTheWaiter) {

@@ -1,0 +1,46 @@
+// What statesidectl's command files share: the global options and the shape
+// of a command's action. Not thread-safe (one run at a time, as cli.h).
+#ifndef STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_
+#define STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_
+
+#include <functional>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "stateside/client.h"
+
+namespace CLI {
+class App;
+}
+
+namespace stateside::cli {
+
+// Runs the chosen command against a client, printing to `out`. Commands
+// that use only the admin HTTP port ignore the client (it did no I/O).
+using Action = std::function<absl::Status(Client&, std::ostream&)>;
+
+// Options of the top-level command, valid for every subcommand.
+struct Globals {
+  std::string socket;
+  bool json = false;
+  std::string timeout = "5s";
+  std::string wait = "0s";
+};
+
+// Options of the lifecycle commands (filled in by the parser).
+struct LifecycleArgs {
+  std::string health_service;
+  std::string health_admin;
+  std::string metrics_admin;
+  std::string metrics_grep;
+};
+
+// Adds health, instances, metrics, drain and watch-drain. The references
+// must outlive both the parse and the action.
+void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
+                          Action& action);
+
+}  // namespace stateside::cli
+
+#endif  // STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_

@@ -1,0 +1,117 @@
+// Server: the admin HTTP listener's routes (probes, /metrics, /info, POST
+// /drain). Handlers run on the listener's I/O thread: they read snapshots
+// (Instance, Metrics) and never block.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "sidecar/server/server.h"
+#include "spdlog/spdlog.h"
+
+namespace stateside {
+namespace {
+
+std::string UpperDrainState(DrainState state) {
+  std::string name(DrainStateName(state));
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// "host:port", with brackets for an IPv6 literal.
+std::string JoinHostPort(const std::string& host, int port) {
+  return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", port)
+                                      : absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+absl::Status Server::StartAdmin() {
+  admin::AdminHttpOptions options;
+  options.address = JoinHostPort(config_.admin_host, config_.admin_port);
+  options.instance_id = instance_->id();
+  admin_ = std::make_unique<admin::AdminHttpServer>(std::move(options), AdminRoutes());
+  if (absl::Status s = admin_->Start(); !s.ok()) {
+    admin_.reset();
+    return absl::FailedPreconditionError(
+        absl::StrCat("STATESIDE_ADMIN_ADDR: ", s.message()));
+  }
+  const std::string bound = JoinHostPort(config_.admin_host, admin_->port());
+  instance_->set_admin_address(bound);
+  spdlog::info("admin listening on {}", bound);
+  return absl::OkStatus();
+}
+
+std::vector<admin::AdminRoute> Server::AdminRoutes() {
+  std::vector<admin::AdminRoute> routes;
+  routes.push_back({"GET", "/health", "status, instance, backend, drain state (JSON)",
+                    [this](const admin::HttpRequest&) {
+                      const DrainState state = drain_->state();
+                      const bool ready = instance_->ready();
+                      nlohmann::json body = {
+                          {"status", ready ? "ok" : "not_ready"},
+                          {"instance", instance_->id()},
+                          {"backend", instance_->backend()},
+                          {"drain_state", UpperDrainState(state)},
+                          {"uptime_seconds",
+                           absl::ToInt64Seconds(instance_->Uptime())},
+                          {"ready", ready},
+                      };
+                      return admin::HttpResponse::Json(200, body.dump());
+                    }});
+  routes.push_back({"GET", "/health/live", "200 while the process runs",
+                    [](const admin::HttpRequest&) {
+                      return admin::HttpResponse::Text(200, "ok\n");
+                    }});
+  routes.push_back({"GET", "/health/ready", "200 when ready, 503 otherwise",
+                    [this](const admin::HttpRequest&) {
+                      return instance_->ready()
+                                 ? admin::HttpResponse::Text(200, "ready\n")
+                                 : admin::HttpResponse::Text(503, "not ready\n");
+                    }});
+  routes.push_back({"GET", "/metrics", "Prometheus metrics",
+                    [this](const admin::HttpRequest&) {
+                      admin::HttpResponse response;
+                      response.content_type = std::string(admin::Metrics::kContentType);
+                      response.body = metrics_->Serialize();
+                      return response;
+                    }});
+  routes.push_back({"GET", "/info", "instance metadata (JSON)",
+                    [this](const admin::HttpRequest&) {
+                      const lifecycle::InstanceIdentity& id = instance_->identity();
+                      nlohmann::json body = {
+                          {"id", id.id},
+                          {"hostname", id.hostname},
+                          {"pid", id.pid},
+                          {"start_time", absl::FormatTime(absl::RFC3339_sec,
+                                                          id.start_time,
+                                                          absl::UTCTimeZone())},
+                          {"version", id.version},
+                          {"backend", instance_->backend()},
+                          {"admin_address", instance_->admin_address()},
+                          {"socket", config_.socket_path},
+                          {"drain_state", UpperDrainState(drain_->state())},
+                          {"ready", instance_->ready()},
+                          {"uptime_seconds",
+                           absl::ToInt64Seconds(instance_->Uptime())},
+                      };
+                      return admin::HttpResponse::Json(200, body.dump());
+                    }});
+  routes.push_back({"POST", "/drain", "start the drain, as SIGTERM does (202)",
+                    [this](const admin::HttpRequest& request) {
+                      spdlog::info("drain requested by POST /drain from {}",
+                                   request.peer);
+                      drain_->StartDrain("POST /drain");
+                      ticker_->Poke();
+                      return admin::HttpResponse::Json(
+                          202, nlohmann::json{{"drain_state",
+                                               UpperDrainState(drain_->state())}}
+                                   .dump());
+                    }});
+  return routes;
+}
+
+}  // namespace stateside

@@ -1,0 +1,117 @@
+// Server: the DrainActions of the drain sequence (readiness, the shutdown
+// work on a thread of its own, the forced exit) and their metrics.
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "sidecar/rpc/grpc_server.h"
+#include "sidecar/server/server.h"
+#include "spdlog/spdlog.h"
+
+namespace stateside {
+namespace {
+
+// A fast shutdown (second signal) still lets calls in flight end, briefly.
+constexpr absl::Duration kFastGrace = absl::Seconds(1);
+// Once the app has drained, session calls still in flight are short (a
+// Redis round trip at most), but gRPC's graceful shutdown also waits for
+// idle client connections to acknowledge the GOAWAY, which an idle sync
+// client only does on its 5 s backup poll. So the graceful part is capped:
+// past this (or twice the Redis command timeout, if longer) what remains is
+// cancelled and the connections closed.
+constexpr absl::Duration kGraceCap = absl::Seconds(2);
+// gRPC cancels what is left this long before the hard deadline, so that the
+// graceful path ends (exit 0) before the forced exit (exit 1) would fire.
+constexpr absl::Duration kHardDeadlineMargin = absl::Milliseconds(500);
+
+}  // namespace
+
+class Server::Actions final : public DrainActions {
+ public:
+  explicit Actions(Server* server) : server_(server) {}
+
+  void SetReady(bool ready) override {
+    if (!ready) server_->OnDrainStarted();
+  }
+  void BeginShutdown(bool fast) override { server_->BeginShutdown(fast); }
+  void ForceExit(int status) override {
+    server_->metrics_->ForcedExit();
+    spdlog::critical(
+        "shutdown did not finish within STATESIDE_SHUTDOWN_TIMEOUT ({}) or "
+        "was interrupted: forced exit {}",
+        absl::FormatDuration(server_->config_.shutdown_timeout), status);
+    spdlog::default_logger()->flush();
+    std::_Exit(status);
+  }
+  void AppDrainFinished(absl::Duration waited, bool timed_out) override {
+    server_->metrics_->DrainFinished(absl::ToDoubleSeconds(waited), timed_out);
+    if (timed_out) {
+      spdlog::warn(
+          "app drain timed out after {} (STATESIDE_DRAIN_TIMEOUT): shutting "
+          "down anyway",
+          absl::FormatDuration(waited));
+    } else {
+      spdlog::info("app drain finished after {}", absl::FormatDuration(waited));
+    }
+  }
+
+ private:
+  Server* const server_;
+};
+
+std::unique_ptr<DrainActions> Server::NewDrainActions() {
+  return std::make_unique<Actions>(this);
+}
+
+void Server::OnDrainStarted() {
+  absl::MutexLock lock(&mu_);
+  if (draining_) return;
+  draining_ = true;
+  shutdown_requested_ = true;
+  drain_started_ = absl::Now();
+  ApplyReadyLocked();
+  metrics_->SetDrainState(admin::DrainPhase::kDraining);
+  instance_->set_drain_state(DrainState::kDraining);
+  spdlog::info(
+      "drain started: not ready; serving on; watchers told after {}",
+      absl::FormatDuration(config_.prestop_delay));
+}
+
+void Server::BeginShutdown(bool fast) {
+  metrics_->SetDrainState(admin::DrainPhase::kDrained);
+  instance_->set_drain_state(DrainState::kDrained);
+  spdlog::info("drained: shutting down{}", fast ? " (fast)" : "");
+  absl::MutexLock lock(&mu_);
+  // The controller asks once; the caller (an RPC, the admin thread, the
+  // ticker) must not block.
+  if (shutdown_thread_.joinable()) return;
+  shutdown_thread_ = std::thread([this, fast] { ShutdownWork(fast); });
+}
+
+void Server::ShutdownWork(bool fast) {
+  rpc::GrpcServer* grpc = nullptr;
+  absl::Time deadline;
+  {
+    absl::MutexLock lock(&mu_);
+    grpc = grpc_.get();  // Stop() runs only after stopped_ is set
+    const absl::Time hard =
+        drain_started_ + config_.shutdown_timeout - kHardDeadlineMargin;
+    const absl::Duration grace =
+        fast ? kFastGrace
+             : std::max(kGraceCap, 2 * config_.redis.command_timeout);
+    deadline = std::min(hard, absl::Now() + grace);
+  }
+  // No new calls; calls in flight (session calls of the app's last
+  // requests) finish, up to the deadline.
+  if (grpc != nullptr) grpc->Shutdown(deadline);
+  spdlog::info("gRPC stopped; flushing");
+  spdlog::default_logger()->flush();
+  drain_->ShutdownComplete();
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+}
+
+}  // namespace stateside

@@ -1,0 +1,217 @@
+// statesidectl's lifecycle commands in-process: drain, watch-drain,
+// instances against the fake sidecar; metrics and health --admin against a
+// tiny HTTP server.
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "client/tools/cli.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/tiny_http_server.h"
+
+namespace stateside {
+namespace {
+
+using client_internal::Rpc;
+using testing::FakeSidecar;
+using testing::TinyHttpServer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int64_t kDeadline = 1'800'000'000;  // 2027-01-15T08:00:00Z
+
+constexpr char kMetricsReply[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+    "Content-Length: 215\r\nConnection: close\r\n\r\n"
+    "# HELP stateside_rpc_requests_total RPCs.\n"
+    "# TYPE stateside_rpc_requests_total counter\n"
+    "stateside_rpc_requests_total{method=\"Get\",code=\"OK\"} 12\n"
+    "stateside_up 1\n"
+    "stateside_rpc_requests_total{method=\"Create\",code=\"OK\"} 3\n";
+
+struct Result {
+  int exit_status;
+  std::string out;
+  std::string err;
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+class StatesidectlLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto fake = FakeSidecar::Start(socket_);
+    ASSERT_TRUE(fake.ok()) << fake.status();
+    fake_ = std::move(*fake);
+  }
+
+  Result Run(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(),
+                                        out, err);
+    return {rc, out.str(), err.str()};
+  }
+
+  ::stateside::testing::TempDir dir_;
+  const std::string socket_ = dir_.File("s.sock");
+  std::unique_ptr<FakeSidecar> fake_;
+};
+
+TEST_F(StatesidectlLifecycleTest, DrainStartsTheDrainAndFollowsItToTheEnd) {
+  fake_->DrainImmediatelyOnRequest(kDeadline);
+  const Result r = Run({"drain"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\nDRAINING deadline=2027-01-15T08:00:00.000Z\nDRAINED\n");
+  EXPECT_EQ(fake_->calls(Rpc::kDrain), 1);
+}
+
+TEST_F(StatesidectlLifecycleTest, DrainJsonIsOneObjectPerLine) {
+  fake_->DrainImmediatelyOnRequest(kDeadline);
+  const Result r = Run({"drain", "--json"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  const std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(lines[0]), (nlohmann::json{{"state", "SERVING"}}));
+  EXPECT_EQ(nlohmann::json::parse(lines[1]),
+            (nlohmann::json{{"state", "DRAINING"}, {"deadline", "2027-01-15T08:00:00.000Z"}}));
+  EXPECT_EQ(nlohmann::json::parse(lines[2])["state"], "DRAINED");
+}
+
+TEST_F(StatesidectlLifecycleTest, DrainRefusedIsExitOne) {
+  fake_->FailNext(Rpc::kDrain, 1,
+                  grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "already stopped"));
+  const Result r = Run({"drain"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(r.err, "statesidectl: FAILED_PRECONDITION: already stopped\n");
+  EXPECT_EQ(fake_->watch_calls(), 0);
+}
+
+TEST_F(StatesidectlLifecycleTest, WatchDrainPrintsEachEventUntilTheStreamEnds) {
+  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAINED);
+  fake_->EndDrainStreams();
+  const Result r = Run({"watch-drain"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_THAT(Lines(r.out), ElementsAre("SERVING", "DRAINING deadline=2027-01-15T08:00:00.000Z",
+                                        "DRAINED"));
+  EXPECT_EQ(fake_->calls(Rpc::kDrain), 0);
+}
+
+TEST_F(StatesidectlLifecycleTest, WatchDrainSidecarGoneAfterDrainingIsSuccess) {
+  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->EndDrainStreams(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"));
+  const Result r = Run({"watch-drain"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_THAT(Lines(r.out).back(), "sidecar gone");
+}
+
+TEST_F(StatesidectlLifecycleTest, WatchDrainBrokenWhileServingIsExitOne) {
+  fake_->EndDrainStreams(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"));
+  const Result r = Run({"watch-drain"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(r.err, "statesidectl: UNAVAILABLE: gone\n");
+}
+
+TEST_F(StatesidectlLifecycleTest, InstancesListsEveryInstance) {
+  const Result text = Run({"instances"});
+  ASSERT_EQ(text.exit_status, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("fake-1"));
+  EXPECT_THAT(text.out, HasSubstr("fake-2"));
+  EXPECT_EQ(Lines(text.out).size(), 3u) << "header + 2 rows";
+
+  const Result json = Run({"instances", "--json"});
+  ASSERT_EQ(json.exit_status, 0) << json.err;
+  const auto parsed = nlohmann::json::parse(json.out);
+  ASSERT_EQ(parsed["instances"].size(), 2u);
+  EXPECT_EQ(parsed["instances"][1]["id"], "fake-2");
+  EXPECT_EQ(parsed["instances"][1]["drain_state"], "SERVING");
+}
+
+TEST_F(StatesidectlLifecycleTest, InstancesUnimplementedIsPrinted) {
+  fake_->FailNext(Rpc::kListInstances, 1,
+                  grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no registry"));
+  const Result r = Run({"instances"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(r.err, "statesidectl: UNIMPLEMENTED: no registry\n");
+}
+
+TEST_F(StatesidectlLifecycleTest, MetricsPrintsThePageAndGreps) {
+  TinyHttpServer server(kMetricsReply);
+  const Result all = Run({"metrics", "--admin", server.address()});
+  ASSERT_EQ(all.exit_status, 0) << all.err;
+  EXPECT_EQ(Lines(all.out).size(), 5u) << all.out;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_THAT(server.requests()[0], ::testing::StartsWith("GET /metrics HTTP/1.0\r\n"));
+
+  const Result some = Run({"metrics", "--admin", server.address(), "--grep", "Create"});
+  ASSERT_EQ(some.exit_status, 0) << some.err;
+  EXPECT_THAT(Lines(some.out),
+              ElementsAre("stateside_rpc_requests_total{method=\"Create\",code=\"OK\"} 3"));
+}
+
+TEST_F(StatesidectlLifecycleTest, MetricsJsonHasOneSamplePerLine) {
+  TinyHttpServer server(kMetricsReply);
+  const Result r = Run({"--json", "metrics", "--admin", server.address(), "--grep",
+                        "requests"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  const std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;  // the HELP/TYPE comments are not samples
+  EXPECT_EQ(nlohmann::json::parse(lines[0]),
+            (nlohmann::json{{"name", "stateside_rpc_requests_total"},
+                            {"labels", {{"method", "Get"}, {"code", "OK"}}},
+                            {"value", 12.0}}));
+}
+
+TEST_F(StatesidectlLifecycleTest, MetricsHttpErrorIsExitOne) {
+  TinyHttpServer server("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+  const Result r = Run({"metrics", "--admin", server.address()});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(r.err, HasSubstr("HTTP 503"));
+}
+
+TEST_F(StatesidectlLifecycleTest, MetricsWithNothingListeningIsExitOne) {
+  std::string address;
+  {
+    TinyHttpServer server("");
+    address = server.address();
+  }  // closed: the port now refuses connections
+  const Result r = Run({"metrics", "--admin", address});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_THAT(r.err, HasSubstr("statesidectl: UNAVAILABLE: GET http://" + address));
+}
+
+TEST_F(StatesidectlLifecycleTest, MetricsBadAddressIsRejected) {
+  const Result r = Run({"metrics", "--admin", "no-port"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+TEST_F(StatesidectlLifecycleTest, HealthWithAdminShowsBoth) {
+  const std::string body = R"({"status":"ok","drain_state":"SERVING"})";
+  TinyHttpServer server(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(),
+                                     "\r\n\r\n", body));
+  const Result text = Run({"health", "--admin", server.address()});
+  ASSERT_EQ(text.exit_status, 0) << text.err;
+  EXPECT_EQ(text.out, "SERVING\nadmin /health: " + body + "\n");
+
+  const Result json = Run({"--json", "health", "--admin", server.address()});
+  ASSERT_EQ(json.exit_status, 0) << json.err;
+  const auto parsed = nlohmann::json::parse(json.out);
+  EXPECT_EQ(parsed["status"], "SERVING");
+  EXPECT_EQ(parsed["admin"]["drain_state"], "SERVING");
+  EXPECT_THAT(server.requests()[0], ::testing::StartsWith("GET /health HTTP/1.0\r\n"));
+}
+
+}  // namespace
+}  // namespace stateside
