@@ -154,12 +154,16 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::Get(std::string_view id,
-                                                     const ReadOptions& options) {
-  ASSIGN_OR_RETURN(Reply reply,
-                   client_->Call(get_->Call({SessionKey(id)},
-                                            {Micros(options.now), options.touch ? "1" : "0",
-                                             options.metadata_only ? "1" : "0"})));
+RedisCommand RedisSessionStore::GetCommand(std::string_view id,
+                                           const ReadOptions& options) const {
+  return get_->Call({SessionKey(id)}, {Micros(options.now), options.touch ? "1" : "0",
+                                       options.metadata_only ? "1" : "0"});
+}
+
+absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
+                                                          absl::StatusOr<Reply> result) {
+  if (!result.ok()) return result.status();
+  const Reply& reply = *result;
   if (!reply.is_array() || reply.elements.empty()) return Unexpected("get", reply);
   const std::vector<Reply>& e = reply.elements;
   if (e[0].is_integer() && e[0].integer == 0) return NotFound();
@@ -173,7 +177,21 @@ absl::StatusOr<StoredSession> RedisSessionStore::Get(std::string_view id,
   return out;
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, const Mutation& m) {
+absl::StatusOr<StoredSession> RedisSessionStore::Get(std::string_view id,
+                                                     const ReadOptions& options) {
+  return ParseGet(id, client_->Call(GetCommand(id, options)));
+}
+
+void RedisSessionStore::GetAsync(std::string_view id, const ReadOptions& options,
+                                 Done<StoredSession> done) {
+  client_->Execute(GetCommand(id, options),
+                   [id = std::string(id), done = std::move(done)](
+                       absl::StatusOr<Reply> reply) mutable {
+                     std::move(done)(ParseGet(id, std::move(reply)));
+                   });
+}
+
+RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const Mutation& m) const {
   std::vector<std::string> args = {
       Micros(m.now),
       m.expected_version.has_value() ? std::to_string(*m.expected_version) : "",
@@ -186,7 +204,27 @@ absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, con
     args.push_back(envelope);
   }
   for (const std::string& name : m.remove) args.push_back(name);
-  ASSIGN_OR_RETURN(Reply reply, client_->Call(update_->Call({SessionKey(id)}, std::move(args))));
+  return update_->Call({SessionKey(id)}, std::move(args));
+}
+
+absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, const Mutation& m) {
+  return ParseUpdate(id, m.expected_version, client_->Call(UpdateCommand(id, m)));
+}
+
+void RedisSessionStore::UpdateAsync(std::string_view id, const Mutation& m,
+                                    Done<StoredSession> done) {
+  client_->Execute(UpdateCommand(id, m),
+                   [id = std::string(id), expected = m.expected_version,
+                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                     std::move(done)(ParseUpdate(id, expected, std::move(reply)));
+                   });
+}
+
+absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
+    std::string_view id, std::optional<uint64_t> expected_version,
+    absl::StatusOr<Reply> result) {
+  if (!result.ok()) return result.status();
+  const Reply& reply = *result;
   if (!reply.is_array() || reply.elements.empty()) return Unexpected("update", reply);
   const std::vector<Reply>& e = reply.elements;
   int64_t code = -1;
@@ -197,7 +235,7 @@ absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, con
     case 2: {
       const std::string current = e.size() > 1 ? e[1].str : "?";
       return absl::AbortedError(absl::StrCat("session version is ", current, ", expected ",
-                                             m.expected_version.value_or(0)));
+                                             expected_version.value_or(0)));
     }
     case 3: {
       int64_t value = 0;

@@ -11,6 +11,7 @@
 #define STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +28,11 @@ class RedisSessionStore final : public SessionStore {
 
   absl::Status Create(const StoredSession& session) override;
   absl::StatusOr<StoredSession> Get(std::string_view id, const ReadOptions& options) override;
+  void GetAsync(std::string_view id, const ReadOptions& options,
+                Done<StoredSession> done) override;
   absl::StatusOr<StoredSession> Update(std::string_view id, const Mutation& mutation) override;
+  void UpdateAsync(std::string_view id, const Mutation& mutation,
+                   Done<StoredSession> done) override;
   absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                absl::Time tombstone_until) override;
   absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
@@ -38,6 +43,16 @@ class RedisSessionStore final : public SessionStore {
   std::string UserIndexKey(std::string_view user_tag) const;
 
  private:
+  // One round trip each; the sync and async forms share the command and the
+  // reading of its reply.
+  RedisCommand GetCommand(std::string_view id, const ReadOptions& options) const;
+  static absl::StatusOr<StoredSession> ParseGet(std::string_view id,
+                                                absl::StatusOr<Reply> reply);
+  RedisCommand UpdateCommand(std::string_view id, const Mutation& mutation) const;
+  static absl::StatusOr<StoredSession> ParseUpdate(std::string_view id,
+                                                   std::optional<uint64_t> expected_version,
+                                                   absl::StatusOr<Reply> reply);
+
   RedisClient* const client_;
   const std::string prefix_;
   const std::shared_ptr<const RedisScript> create_;

@@ -54,10 +54,14 @@ grpc::ServerUnaryReactor* SessionService::Get(Context* context,
   return GetCall::Start(context, request, response, Meter("SessionService/Get"), [this](GetCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
-    call->Finish(sessions_->Get(*key, /*touch=*/!call->request().no_touch()),
-                 [](Session session, v1::GetSessionResponse* out) {
-                   ToProto(session, out->mutable_session());
-                 });
+    // Async: a gRPC thread never waits for the store (there are two).
+    sessions_->GetAsync(*key, /*touch=*/!call->request().no_touch(),
+                        [call](absl::StatusOr<Session> session) {
+                          call->Finish(std::move(session),
+                                       [](Session s, v1::GetSessionResponse* out) {
+                                         ToProto(s, out->mutable_session());
+                                       });
+                        });
   });
 }
 
@@ -67,10 +71,14 @@ grpc::ServerUnaryReactor* SessionService::Update(Context* context,
   return UpdateCall::Start(context, request, response, Meter("SessionService/Update"), [this](UpdateCall* call) {
     auto key = KeyOf(call->request());
     if (!key.ok()) return call->Finish(key.status());
-    call->Finish(sessions_->Update(*key, UpdateParamsFromProto(call->request())),
-                 [](const SessionInfo& info, v1::UpdateSessionResponse* out) {
-                   ToProto(info, out->mutable_metadata());
-                 });
+    sessions_->UpdateAsync(*key, UpdateParamsFromProto(call->request()),
+                           [call](absl::StatusOr<SessionInfo> info) {
+                             call->Finish(std::move(info),
+                                          [](const SessionInfo& i,
+                                             v1::UpdateSessionResponse* out) {
+                                            ToProto(i, out->mutable_metadata());
+                                          });
+                           });
   });
 }
 

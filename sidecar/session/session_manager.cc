@@ -218,20 +218,39 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
       absl::StrCat("could not allocate a session id: ", last.message()));
 }
 
-absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
-  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+ReadOptions SessionManager::ReadNow(bool touch) const {
   ReadOptions options;
   options.now = clock_->Now();
   options.touch = touch;
-  absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+  return options;
+}
+
+absl::StatusOr<Session> SessionManager::OpenRead(
+    absl::StatusOr<StoredSession> stored) const {
   if (!stored.ok()) return StoreReadError(stored.status());
   absl::StatusOr<Session> session = OpenSession(*stored);
   if (!session.ok()) return NotFound(NotFoundCause::kUndecryptable);
   return session;
 }
 
-absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
-                                                   const UpdateParams& params) {
+absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+  return OpenRead(store_->Get(id, ReadNow(touch)));
+}
+
+void SessionManager::GetAsync(const SessionKey& key, bool touch,
+                              Done<Session> done) {
+  absl::StatusOr<std::string> id = ResolveKey(key);
+  if (!id.ok()) return std::move(done)(id.status());
+  store_->GetAsync(*id, ReadNow(touch),
+                   [this, done = std::move(done)](
+                       absl::StatusOr<StoredSession> stored) mutable {
+                     std::move(done)(OpenRead(std::move(stored)));
+                   });
+}
+
+absl::StatusOr<SessionManager::PreparedUpdate> SessionManager::PrepareUpdate(
+    const SessionKey& key, const UpdateParams& params) const {
   // Input checks first: they depend on nothing stored, so answer at once.
   const SessionLimits& limits = policy_.limits;
   RETURN_IF_ERROR(ValidateAttributes(params.set, limits));
@@ -242,19 +261,24 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
           absl::StrCat("attribute ", Quote(name), " is both set and deleted"));
     }
   }
-  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
-
-  Mutation mutation;
+  PreparedUpdate prepared;
+  ASSIGN_OR_RETURN(prepared.id, ResolveKey(key));
+  Mutation& mutation = prepared.mutation;
   mutation.now = clock_->Now();
   mutation.expected_version = params.expected_version;
   mutation.limits = MutationLimitsOf(limits);
   mutation.remove = params.remove;
   mutation.set.reserve(params.set.size());
   for (const auto& [name, value] : params.set) {
-    ASSIGN_OR_RETURN(std::string envelope, sealer_->Seal(id, name, value));
+    ASSIGN_OR_RETURN(std::string envelope,
+                     sealer_->Seal(prepared.id, name, value));
     mutation.set.emplace_back(name, std::move(envelope));
   }
-  absl::StatusOr<StoredSession> updated = store_->Update(id, mutation);
+  return prepared;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
+    absl::StatusOr<StoredSession> updated) const {
   if (absl::IsAborted(updated.status())) {
     events_->VersionConflict();
     return absl::AbortedError(
@@ -264,6 +288,24 @@ absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
   absl::StatusOr<SessionInfo> info = InfoOf(*updated);
   if (!info.ok()) return NotFound(NotFoundCause::kUndecryptable);
   return info;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
+                                                   const UpdateParams& params) {
+  ASSIGN_OR_RETURN(PreparedUpdate prepared, PrepareUpdate(key, params));
+  return FinishUpdate(store_->Update(prepared.id, prepared.mutation));
+}
+
+void SessionManager::UpdateAsync(const SessionKey& key,
+                                 const UpdateParams& params,
+                                 Done<SessionInfo> done) {
+  absl::StatusOr<PreparedUpdate> prepared = PrepareUpdate(key, params);
+  if (!prepared.ok()) return std::move(done)(prepared.status());
+  store_->UpdateAsync(prepared->id, prepared->mutation,
+                      [this, done = std::move(done)](
+                          absl::StatusOr<StoredSession> updated) mutable {
+                        std::move(done)(FinishUpdate(std::move(updated)));
+                      });
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {

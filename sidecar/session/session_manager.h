@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sidecar/common/clock.h"
@@ -83,6 +84,11 @@ struct UpdateParams {
 
 class SessionManager {
  public:
+  // Completion of the asynchronous forms: runs exactly once, on the calling
+  // thread or on a thread of the store's (so it must not block).
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
   // REQUIRES: every pointer outlives the manager; `events` may be null.
   SessionManager(SessionStore* store, const crypto::Sealer* sealer,
                  const crypto::CookieSigner* signer,
@@ -100,10 +106,15 @@ class SessionManager {
   absl::StatusOr<Session> Create(const CreateParams& params);
   // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);
+  // Get and Update without holding the caller's thread across the store's
+  // round trip: the same rules and answers as the blocking forms.
+  void GetAsync(const SessionKey& key, bool touch, Done<Session> done);
   // Applies removals and sets atomically (a name may not be in both), bumps
   // the version, counts as an access. ABORTED if expected_version differs.
   absl::StatusOr<SessionInfo> Update(const SessionKey& key,
                                      const UpdateParams& params);
+  void UpdateAsync(const SessionKey& key, const UpdateParams& params,
+                   Done<SessionInfo> done);
   absl::StatusOr<SessionInfo> Touch(const SessionKey& key);
   // Idempotent: OK(false) for an unknown or forged key. The tombstone lasts
   // policy.absolute_ttl (an upper bound of any session's remaining life while
@@ -126,6 +137,19 @@ class SessionManager {
   const SessionPolicy& policy() const { return policy_; }
 
  private:
+  struct PreparedUpdate {
+    std::string id;
+    Mutation mutation;  // values sealed
+  };
+
+  ReadOptions ReadNow(bool touch) const;
+  // A store read's result as the answer of Get.
+  absl::StatusOr<Session> OpenRead(absl::StatusOr<StoredSession> stored) const;
+  // The checks and sealing of an Update; FinishUpdate reads the store's answer.
+  absl::StatusOr<PreparedUpdate> PrepareUpdate(const SessionKey& key,
+                                               const UpdateParams& params) const;
+  absl::StatusOr<SessionInfo> FinishUpdate(
+      absl::StatusOr<StoredSession> updated) const;
   // The session id a key names, without reporting anything; on failure the
   // cause of the NOT_FOUND that a lookup would answer.
   absl::StatusOr<std::string> ParseKey(const SessionKey& key,

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -77,6 +78,11 @@ class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
+  // Completion of the asynchronous forms. It runs exactly once, on the
+  // calling thread or on a thread of the store's; it must not block.
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
   // Inserts a new session (version as given) and indexes it under user_tag.
   // session.last_access is the current time (for liveness and tombstones).
   virtual absl::Status Create(const StoredSession& session) = 0;
@@ -85,10 +91,22 @@ class SessionStore {
   virtual absl::StatusOr<StoredSession> Get(std::string_view id,
                                             const ReadOptions& options) = 0;
 
+  // Get without holding the caller's thread for a round trip to the backend
+  // (the gRPC threads are few). The default runs Get inline.
+  virtual void GetAsync(std::string_view id, const ReadOptions& options,
+                        Done<StoredSession> done) {
+    std::move(done)(Get(id, options));
+  }
+
   // Applies the mutation to a live session, increments the version by one and
   // sets last_access = now. Returns the new metadata (no attributes).
   virtual absl::StatusOr<StoredSession> Update(std::string_view id,
                                                const Mutation& mutation) = 0;
+  // Update without holding the caller's thread; the default runs it inline.
+  virtual void UpdateAsync(std::string_view id, const Mutation& mutation,
+                           Done<StoredSession> done) {
+    std::move(done)(Update(id, mutation));
+  }
 
   // Replaces the session with a tombstone that lasts until `tombstone_until`
   // (so a late Update cannot resurrect it, and Create on the id answers

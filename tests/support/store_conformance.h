@@ -27,6 +27,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -35,6 +36,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "sidecar/analytics/opt_out_store.h"
 #include "sidecar/session/store.h"
@@ -539,6 +541,87 @@ TEST_P(SessionStoreConformanceTest, RacingCompareAndSetHasExactlyOneWinner) {
   EXPECT_EQ(won.load(), 1);
   EXPECT_EQ(aborted.load(), kThreads - 1);
   EXPECT_EQ(Read(Id('a'))->version, 2u);
+}
+
+// The asynchronous forms give the answers of the blocking ones, with many
+// outstanding at once (on Redis: pipelined on the connections), and every
+// completion runs exactly once.
+TEST_P(SessionStoreConformanceTest, AsyncFormsAnswerLikeTheBlockingOnes) {
+  StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"k", "v0"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  constexpr int kCalls = 200;
+  struct Results {
+    absl::Mutex mu;
+    int done ABSL_GUARDED_BY(mu) = 0;
+    std::vector<absl::StatusOr<StoredSession>> reads ABSL_GUARDED_BY(mu);
+    std::vector<absl::StatusOr<StoredSession>> writes ABSL_GUARDED_BY(mu);
+  } results;
+  ReadOptions read;
+  read.now = now();
+  read.touch = false;
+  for (int i = 0; i < kCalls; ++i) {
+    const bool write = i % 2 == 1;
+    const std::string id = i % 10 == 0 ? Id('z') : Id('a');  // some unknown
+    auto record = [&results, write](absl::StatusOr<StoredSession> r) {
+      absl::MutexLock lock(&results.mu);
+      (write ? results.writes : results.reads).push_back(std::move(r));
+      ++results.done;
+    };
+    if (write) {
+      store_->UpdateAsync(id, Set(absl::StrCat("a", i), "v"), std::move(record));
+    } else {
+      store_->GetAsync(id, read, std::move(record));
+    }
+  }
+  absl::MutexLock lock(&results.mu);
+  const auto all_done = [&results]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(results.mu) {
+    return results.done == kCalls;
+  };
+  ASSERT_TRUE(results.mu.AwaitWithTimeout(absl::Condition(&all_done),
+                                          absl::Seconds(30)));
+  int found = 0, not_found = 0;
+  for (const auto& group : {&results.reads, &results.writes}) {
+    for (const absl::StatusOr<StoredSession>& r : *group) {
+      if (r.ok()) {
+        EXPECT_EQ(r->id, Id('a'));
+        ++found;
+      } else {
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
+        ++not_found;
+      }
+    }
+  }
+  EXPECT_EQ(not_found, kCalls / 10);
+  EXPECT_EQ(found, kCalls - kCalls / 10);
+  // Every write landed once: version 1 + one per write to the known id.
+  int writes_to_a = 0;
+  for (int i = 1; i < kCalls; i += 2) writes_to_a += i % 10 == 0 ? 0 : 1;
+  absl::StatusOr<StoredSession> final_state = Read(Id('a'));
+  ASSERT_TRUE(final_state.ok()) << final_state.status();
+  EXPECT_EQ(final_state->version, 1u + writes_to_a);
+  EXPECT_EQ(final_state->attributes.size(), 1u + writes_to_a);
+  for (const absl::StatusOr<StoredSession>& r : results.reads) {
+    if (r.ok()) {
+      EXPECT_EQ(r->attributes.at("k"), "v0");
+    }
+  }
+}
+
+TEST_P(SessionStoreConformanceTest, AsyncUpdateReportsAStaleVersion) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  Mutation m = Set("k", "v");
+  m.expected_version = 5;
+  absl::Mutex mu;
+  std::optional<absl::Status> got;
+  store_->UpdateAsync(Id('a'), m, [&](absl::StatusOr<StoredSession> r) {
+    absl::MutexLock lock(&mu);
+    got = r.status();
+  });
+  absl::MutexLock lock(&mu);
+  const auto has_answer = [&got] { return got.has_value(); };
+  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&has_answer), absl::Seconds(30)));
+  EXPECT_EQ(got->code(), absl::StatusCode::kAborted) << *got;
 }
 
 TEST_P(OptOutStoreConformanceTest, AnUnknownTagIsNotOptedOut) {
