@@ -30,10 +30,11 @@ std::shared_ptr<::grpc::Channel> MakeChannel(const ClientOptions& options) {
                                      ::grpc::InsecureChannelCredentials(), args);
 }
 
-absl::Status RunDrainStream(v1::LifecycleService::StubInterface& stub,
+absl::Status RunDrainStream(v1::LifecycleService::StubInterface& stub, bool observer,
                             ::grpc::ClientContext& context,
                             const std::function<bool(const DrainNotice&)>& on_event) {
   v1::WatchDrainRequest request;
+  request.set_observer(observer);
   std::unique_ptr<::grpc::ClientReaderInterface<v1::DrainEvent>> reader =
       stub.WatchDrain(&context, request);
   v1::DrainEvent event;

@@ -25,8 +25,9 @@ std::shared_ptr<::grpc::Channel> MakeChannel(const ClientOptions& options);
 // Runs one WatchDrain stream on `context` (set up by the caller: deadline,
 // wait_for_ready, cancellation), calling `on_event` for each event in order.
 // `on_event` returning false cancels the stream; the result is then OK.
+// An observer is not waited for by the sidecar's drain (see lifecycle.proto).
 // Otherwise the stream's final status (OK: the sidecar ended it).
-absl::Status RunDrainStream(v1::LifecycleService::StubInterface& stub,
+absl::Status RunDrainStream(v1::LifecycleService::StubInterface& stub, bool observer,
                             ::grpc::ClientContext& context,
                             const std::function<bool(const DrainNotice&)>& on_event);
 

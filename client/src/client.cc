@@ -427,11 +427,13 @@ absl::Status Client::ReportDrained() {
 }
 
 absl::Status Client::WatchDrain(
-    const std::function<bool(const DrainNotice&)>& on_event) {
+    const std::function<bool(const DrainNotice&)>& on_event, WatchRole role) {
   // No deadline: the stream lasts as long as the sidecar runs. Not
   // wait_for_ready: a missing sidecar is UNAVAILABLE at once.
   ::grpc::ClientContext context;
-  return client_internal::RunDrainStream(*impl_->lifecycle, context, on_event);
+  return client_internal::RunDrainStream(*impl_->lifecycle,
+                                         role == WatchRole::kObserver, context,
+                                         on_event);
 }
 
 }  // namespace stateside

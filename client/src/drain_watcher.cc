@@ -63,7 +63,7 @@ class DrainWatcher::Impl {
       }
       bool first_event = true;
       const absl::Status status = client_internal::RunDrainStream(
-          *stub_, context, [&](const DrainNotice& notice) {
+          *stub_, /*observer=*/false, context, [&](const DrainNotice& notice) {
             if (first_event) {
               first_event = false;
               failures = 0;  // attached: the next break starts a new backoff

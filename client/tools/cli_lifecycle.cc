@@ -58,7 +58,7 @@ absl::Status FollowDrain(Client& c, std::ostream& out, bool json) {
     out << (json ? DumpJsonLine(DrainNoticeToJson(notice)) : FormatDrainNotice(notice) + "\n");
     out.flush();
     return true;
-  });
+  }, Client::WatchRole::kObserver);
   if (status.ok()) return status;
   const bool gone = status.code() == absl::StatusCode::kUnavailable ||
                     status.code() == absl::StatusCode::kCancelled;

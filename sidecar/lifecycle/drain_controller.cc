@@ -93,13 +93,14 @@ void DrainController::ShutdownComplete() {
   Run(fx);
 }
 
-uint64_t DrainController::AddWatcher(WatchFn fn) {
+uint64_t DrainController::AddWatcher(WatchFn fn, bool observer) {
   Effects fx;
   uint64_t id;
   {
     absl::MutexLock lock(&mu_);
     id = next_watcher_id_++;
-    watchers_.emplace(id, fn);
+    watchers_.emplace(id, Watcher{fn, observer});
+    if (!observer) ++app_watchers_;
     // During the pre-stop delay the app is told nothing yet: SERVING.
     DrainState visible = state_;
     if (state_ == DrainState::kDraining && !watchers_told_) visible = DrainState::kServing;
@@ -114,7 +115,10 @@ void DrainController::RemoveWatcher(uint64_t id) {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
-    watchers_.erase(id);
+    auto it = watchers_.find(id);
+    if (it == watchers_.end()) return;
+    if (!it->second.observer) --app_watchers_;
+    watchers_.erase(it);
     // A watcher that went away (its app exited or crashed) cannot report:
     // with no watcher left, nobody is waited for.
     AdvanceLocked(clock_->Now(), fx);
@@ -144,12 +148,12 @@ void DrainController::AdvanceLocked(absl::Time now, Effects& fx) {
   if (state_ == DrainState::kDraining && !watchers_told_ && now >= notify_at_) {
     watchers_told_ = true;
     deadline_ = notify_at_ + options_.drain_timeout;
-    told_count_ = static_cast<int>(watchers_.size());
-    for (const auto& [id, fn] : watchers_) fx.notify.emplace_back(fn, DrainState::kDraining);
+    told_count_ = app_watchers_;
+    for (const auto& [id, w] : watchers_) fx.notify.emplace_back(w.fn, DrainState::kDraining);
     fx.deadline = deadline_;
   }
   if (state_ == DrainState::kDraining && watchers_told_) {
-    if (reports_ >= told_count_ || watchers_.empty()) {
+    if (reports_ >= told_count_ || app_watchers_ == 0) {
       EnterDrainedLocked(/*timed_out=*/false, /*fast=*/false, now, fx);
     } else if (now >= deadline_) {
       EnterDrainedLocked(/*timed_out=*/true, /*fast=*/false, now, fx);
@@ -173,7 +177,7 @@ void DrainController::EnterDrainedLocked(bool timed_out, bool fast, absl::Time n
 
 void DrainController::SetStateLocked(DrainState s, Effects& fx) {
   state_ = s;
-  for (const auto& [id, fn] : watchers_) fx.notify.emplace_back(fn, s);
+  for (const auto& [id, w] : watchers_) fx.notify.emplace_back(w.fn, s);
   fx.deadline = deadline_;
 }
 

@@ -76,7 +76,9 @@ class DrainController {
   // The shutdown work requested by BeginShutdown is done.
   void ShutdownComplete();
 
-  uint64_t AddWatcher(WatchFn fn);
+  // An app watcher is waited for (its ReportDrained ends the app drain); an
+  // observer (statesidectl watch-drain, a dashboard) only follows the states.
+  uint64_t AddWatcher(WatchFn fn, bool observer = false);
   void RemoveWatcher(uint64_t id);
 
   // Applies every timed transition due at clock->Now(). Returns the next time
@@ -116,8 +118,13 @@ class DrainController {
   int told_count_ ABSL_GUARDED_BY(mu_) = 0;
   int reports_ ABSL_GUARDED_BY(mu_) = 0;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // ForceExit requested once
+  struct Watcher {
+    WatchFn fn;
+    bool observer = false;
+  };
   uint64_t next_watcher_id_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::flat_hash_map<uint64_t, WatchFn> watchers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
+  int app_watchers_ ABSL_GUARDED_BY(mu_) = 0;  // watchers_ that are not observers
 };
 
 }  // namespace stateside

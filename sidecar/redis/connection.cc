@@ -179,16 +179,19 @@ void Connection::ReadLoop() {
 
 void Connection::DrainReplies() {
   const uint64_t gen = generation_;
+  const SteadyTime now = steady_clock::now();  // the replies of one read
   while (true) {
     absl::StatusOr<std::optional<Reply>> next = parser_->Next();
     if (!next.ok()) {
       counters_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      observer_->OnError("protocol");
       return Fail(absl::UnavailableError(
           absl::StrCat("redis: ", next.status().message(), " from ", Endpoint())));
     }
     if (!next->has_value()) break;
     if (in_flight_.empty()) {
       counters_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      observer_->OnError("protocol");
       return Fail(absl::UnavailableError(
           absl::StrCat("redis: protocol error: unexpected reply from ", Endpoint())));
     }
@@ -202,6 +205,7 @@ void Connection::DrainReplies() {
       outstanding_bytes_ -= std::min(outstanding_bytes_, waiter.bytes);
     }
     counters_->replies.fetch_add(1, std::memory_order_relaxed);
+    observer_->OnReply(now - waiter.sent);
     waiter.callback(std::move(**next));
     if (gen != generation_) return;  // the callback's outcome reset us
   }
@@ -220,12 +224,17 @@ void Connection::Flush() {
     }
     bytes.swap(pending_bytes_);
     commands = pending_.size();
-    for (Waiter& w : pending_) in_flight_.push_back(std::move(w));
+    const SteadyTime sent = steady_clock::now();
+    for (Waiter& w : pending_) {
+      w.sent = sent;
+      in_flight_.push_back(std::move(w));
+    }
     pending_.clear();
   }
   writing_ = true;
   counters_->batches_written.fetch_add(1, std::memory_order_relaxed);
   counters_->commands_written.fetch_add(commands, std::memory_order_relaxed);
+  observer_->OnBatchWritten(commands);
   ArmCommandTimer();
   const uint64_t gen = generation_;
   transport_->AsyncWrite(std::move(bytes), [this, gen](absl::Status status) {
@@ -249,6 +258,7 @@ void Connection::ArmCommandTimer() {
     // FIFO: the front was written first, so its deadline is the earliest.
     if (in_flight_.front().deadline <= steady_clock::now()) {
       counters_->command_timeouts.fetch_add(1, std::memory_order_relaxed);
+      observer_->OnError("timeout");
       observer_->OnCommandTimeout();
       return Fail(absl::UnavailableError(absl::StrCat(
           "redis: no reply from ", Endpoint(), " within ",
@@ -306,9 +316,11 @@ void Connection::Fail(const absl::Status& error) {
   }
   if (was_ready) {
     counters_->disconnects.fetch_add(1, std::memory_order_relaxed);
+    observer_->OnError("disconnect");
     observer_->OnReadyChanged(false);
   } else if (!closed) {
     counters_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+    observer_->OnError("connect");
   }
   if (!closed) observer_->OnConnectionError(error);
   FailAll(std::move(lost), error);

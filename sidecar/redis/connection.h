@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -67,6 +68,12 @@ class Connection {
     // A reply did not come in time: the server may be hung, so the owner
     // probes its other connections rather than wait for their idle PINGs.
     virtual void OnCommandTimeout() = 0;
+    // For metrics: a batch went out; a reply came `rtt` after its batch was
+    // handed to the socket; a failure of `kind` ("timeout", "protocol",
+    // "connect", "disconnect").
+    virtual void OnBatchWritten(size_t commands) {}
+    virtual void OnReply(std::chrono::nanoseconds rtt) {}
+    virtual void OnError(std::string_view kind) {}
   };
 
   // REQUIRES: every pointer outlives the connection; the io_context's thread
@@ -99,6 +106,7 @@ class Connection {
     ReplyCallback callback;
     SteadyTime deadline;
     size_t bytes;  // share of the batch, for the pending-bytes bound
+    SteadyTime sent{};  // when its batch was handed to the socket
   };
 
   absl::Status SubmitLocked(Batch& batch, bool internal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

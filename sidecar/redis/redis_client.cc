@@ -74,6 +74,21 @@ class RedisClient::ObserverImpl final : public Connection::Observer {
     client_->OnConnectionError(error);
   }
   void OnCommandTimeout() override { client_->OnCommandTimeout(); }
+  void OnBatchWritten(size_t commands) override {
+    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
+      m->BatchWritten(commands);
+    }
+  }
+  void OnReply(std::chrono::nanoseconds rtt) override {
+    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
+      m->CommandDone(absl::FromChrono(rtt));
+    }
+  }
+  void OnError(std::string_view kind) override {
+    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
+      m->Error(kind);
+    }
+  }
 
  private:
   RedisClient* const client_;

@@ -91,6 +91,17 @@ struct RedisClientStats {
   int ready_connections = 0;
 };
 
+// Where the client reports for metrics (on its I/O thread: must not block).
+class RedisMetrics {
+ public:
+  virtual ~RedisMetrics() = default;
+  // A reply came `rtt` after its command's batch was handed to the socket.
+  virtual void CommandDone(absl::Duration rtt) = 0;
+  virtual void BatchWritten(size_t commands) = 0;
+  // "timeout", "protocol", "connect" (an attempt failed), "disconnect".
+  virtual void Error(std::string_view kind) = 0;
+};
+
 class RedisClient {
  public:
   // Error replies are already statuses here (see ErrorReplyToStatus).
@@ -131,6 +142,9 @@ class RedisClient {
   // The most recent connection error (OK if none yet).
   absl::Status last_error() const;
   void SetStateListener(StateListener listener);
+  // REQUIRES: `metrics` (or null: none) outlives the client or is replaced
+  // by null first.
+  void SetMetrics(RedisMetrics* metrics) { metrics_.store(metrics, std::memory_order_release); }
 
   RedisClientStats stats() const;
   const RedisOptions& options() const { return options_; }
@@ -162,6 +176,7 @@ class RedisClient {
   std::atomic<uint64_t> next_connection_{0};
   std::atomic<uint64_t> script_loads_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<RedisMetrics*> metrics_{nullptr};
 
   mutable absl::Mutex mu_;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);

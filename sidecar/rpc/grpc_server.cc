@@ -39,7 +39,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
-      services.instance, services.drain, services.poke, services.metrics);
+      services.instance, services.drain, services.poke, services.metrics,
+      services.registry);
 
   // A process-wide switch that applies to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);

@@ -22,6 +22,7 @@
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
+#include "sidecar/lifecycle/registry.h"
 #include "sidecar/session/session_manager.h"
 
 namespace grpc {
@@ -50,6 +51,9 @@ struct GrpcServices {
   std::function<void()> poke;
   // Optional: per-RPC counts, latency and in-flight.
   admin::Metrics* metrics = nullptr;
+  // Optional: the cluster registry; without it ListInstances lists only this
+  // instance (the embedded memory store).
+  lifecycle::InstanceRegistry* registry = nullptr;
 };
 
 class GrpcServer {

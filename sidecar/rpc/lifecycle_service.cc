@@ -1,9 +1,15 @@
 // LifecycleService: GetInstance and the drain RPCs.
 #include "sidecar/rpc/lifecycle_service.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "sidecar/rpc/status.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/unary_call.h"
 #include "sidecar/rpc/watch_drain.h"
+#include "spdlog/spdlog.h"
 
 namespace stateside::rpc {
 namespace {
@@ -26,18 +32,65 @@ const grpc::Status kNoDrain(grpc::StatusCode::UNIMPLEMENTED,
 
 }  // namespace
 
+void ToProto(const lifecycle::InstanceRecord& record, absl::Time now,
+             v1::Instance* out) {
+  out->set_id(record.id);
+  out->set_hostname(record.hostname);
+  out->set_pid(record.pid);
+  ToProto(record.start_time, out->mutable_start_time());
+  ToProto(std::max(absl::ZeroDuration(), now - record.start_time),
+          out->mutable_uptime());
+  out->set_version(record.version);
+  out->set_drain_state(ToProto(record.drain_state));
+  out->set_backend(record.backend);
+  out->set_admin_address(record.admin_address);
+  out->set_ready(record.ready);
+}
+
 void ToProto(const lifecycle::Instance& instance, v1::Instance* out) {
-  const lifecycle::InstanceIdentity& identity = instance.identity();
-  out->set_id(identity.id);
-  out->set_hostname(identity.hostname);
-  out->set_pid(identity.pid);
-  ToProto(identity.start_time, out->mutable_start_time());
-  ToProto(instance.Uptime(), out->mutable_uptime());
-  out->set_version(identity.version);
-  out->set_drain_state(ToProto(instance.drain_state()));
-  out->set_backend(instance.backend());
-  out->set_admin_address(instance.admin_address());
-  out->set_ready(instance.ready());
+  ToProto(lifecycle::RecordOf(instance), absl::Now(), out);
+  ToProto(instance.Uptime(), out->mutable_uptime());  // on the injected clock
+}
+
+grpc::ServerUnaryReactor* LifecycleService::ListInstances(
+    grpc::CallbackServerContext* context, const v1::ListInstancesRequest* request,
+    v1::ListInstancesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time started = absl::Now();
+  // This instance's record comes from the live Instance, not from its last
+  // heartbeat (nor missing because Redis lost it).
+  auto finish = [this, reactor, response, started,
+                 self = lifecycle::RecordOf(*instance_)](
+                    absl::StatusOr<std::vector<lifecycle::InstanceRecord>> records) mutable {
+    grpc::Status status = grpc::Status::OK;
+    if (records.ok()) {
+      std::vector<lifecycle::InstanceRecord>& all = *records;
+      all.erase(std::remove_if(all.begin(), all.end(),
+                               [&](const auto& r) { return r.id == self.id; }),
+                all.end());
+      all.push_back(std::move(self));
+      std::sort(all.begin(), all.end(),
+                [](const auto& a, const auto& b) { return a.id < b.id; });
+      const absl::Time now = absl::Now();
+      for (const lifecycle::InstanceRecord& r : all) {
+        ToProto(r, now, response->add_instances());
+      }
+    } else {
+      status = ToGrpcStatus(records.status());
+    }
+    if (metrics_ != nullptr) {
+      metrics_->RecordRpc("LifecycleService/ListInstances",
+                          CodeName(static_cast<absl::StatusCode>(status.error_code())),
+                          absl::ToDoubleSeconds(absl::Now() - started));
+    }
+    reactor->Finish(status);
+  };
+  if (registry_ == nullptr) {
+    finish(std::vector<lifecycle::InstanceRecord>());
+  } else {
+    registry_->List(std::move(finish));
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* LifecycleService::GetInstance(
@@ -78,7 +131,7 @@ grpc::ServerWriteReactor<v1::DrainEvent>* LifecycleService::WatchDrain(
   if (metrics_ != nullptr) {
     metrics_->RecordRpc("LifecycleService/WatchDrain", "OK", 0);
   }
-  return WatchDrainReactor::Start(drain_);
+  return WatchDrainReactor::Start(drain_, request->observer());
 }
 
 grpc::ServerUnaryReactor* LifecycleService::ReportDrained(
@@ -96,6 +149,7 @@ grpc::ServerUnaryReactor* LifecycleService::Drain(
     grpc::CallbackServerContext* context, const v1::DrainRequest* request,
     v1::DrainResponse* response) {
   if (drain_ == nullptr) return Answer(context, "LifecycleService/Drain", kNoDrain);
+  if (!drain_->draining()) spdlog::info("drain requested by LifecycleService.Drain");
   drain_->StartDrain("LifecycleService.Drain");
   Poke();
   return Answer(context, "LifecycleService/Drain", grpc::Status::OK);

@@ -2,8 +2,9 @@
 // identity plus the live status). WatchDrain, ReportDrained and Drain go to
 // the DrainController (without one they answer UNIMPLEMENTED); after each
 // drain event `poke` wakes the thread that ticks the controller.
-// ListInstances (the cluster registry) is not overridden yet: the generated
-// base answers UNIMPLEMENTED. Thread-safe (Instance and controller are).
+// ListInstances answers from the cluster registry (this instance's own record
+// always from the live Instance), or with this instance alone if there is no
+// registry. Thread-safe (Instance, controller and registry are).
 #ifndef STATESIDE_SIDECAR_RPC_LIFECYCLE_SERVICE_H_
 #define STATESIDE_SIDECAR_RPC_LIFECYCLE_SERVICE_H_
 
@@ -14,6 +15,7 @@
 #include "sidecar/admin/metrics.h"
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
+#include "sidecar/lifecycle/registry.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 
 namespace stateside::rpc {
@@ -26,18 +28,22 @@ using LifecycleServiceBase = v1::LifecycleService::WithRawCallbackMethod_GetInst
 
 class LifecycleService final : public internal::LifecycleServiceBase {
  public:
-  // REQUIRES: `instance`, and `drain`/`metrics` if not null, outlive the
-  // service.
+  // REQUIRES: `instance`, and `drain`/`metrics`/`registry` if not null,
+  // outlive the service.
   explicit LifecycleService(const lifecycle::Instance* instance,
                             DrainController* drain = nullptr,
                             std::function<void()> poke = nullptr,
-                            admin::Metrics* metrics = nullptr)
+                            admin::Metrics* metrics = nullptr,
+                            lifecycle::InstanceRegistry* registry = nullptr)
       : instance_(instance), drain_(drain), poke_(std::move(poke)),
-        metrics_(metrics) {}
+        metrics_(metrics), registry_(registry) {}
 
   grpc::ServerUnaryReactor* GetInstance(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListInstances(grpc::CallbackServerContext* context,
+                                          const v1::ListInstancesRequest* request,
+                                          v1::ListInstancesResponse* response) override;
   grpc::ServerWriteReactor<v1::DrainEvent>* WatchDrain(
       grpc::CallbackServerContext* context,
       const v1::WatchDrainRequest* request) override;
@@ -62,10 +68,13 @@ class LifecycleService final : public internal::LifecycleServiceBase {
   DrainController* const drain_;
   const std::function<void()> poke_;
   admin::Metrics* const metrics_;
+  lifecycle::InstanceRegistry* const registry_;
 };
 
-// The proto form of the instance (also for ListInstances later).
+// The proto form of the instance, and of a registry record (uptime from `now`).
 void ToProto(const lifecycle::Instance& instance, v1::Instance* out);
+void ToProto(const lifecycle::InstanceRecord& record, absl::Time now,
+             v1::Instance* out);
 
 }  // namespace stateside::rpc
 

@@ -26,7 +26,8 @@ v1::DrainState ToProtoState(DrainState state) {
 WatchDrainReactor::WatchDrainReactor(DrainController* controller)
     : controller_(controller), shared_(std::make_shared<Shared>()) {}
 
-WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller) {
+WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller,
+                                            bool observer) {
   auto* reactor = new WatchDrainReactor(controller);
   std::shared_ptr<Shared> shared = reactor->shared_;
   {
@@ -51,7 +52,8 @@ WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller) {
         // An action decided under the lock keeps the reactor alive: OnDone
         // comes only after our Finish, and after OnWriteDone of our write.
         self->Do(next);
-      });
+      },
+      observer);
   bool already_done = false;
   {
     absl::MutexLock lock(&shared->mu);

@@ -28,7 +28,8 @@ class WatchDrainReactor final : public grpc::ServerWriteReactor<v1::DrainEvent> 
  public:
   // Registers with `controller` (which must outlive the call) and writes
   // the current state at once.
-  static WatchDrainReactor* Start(DrainController* controller);
+  // An observer is not waited for by the drain (see lifecycle.proto).
+  static WatchDrainReactor* Start(DrainController* controller, bool observer = false);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;

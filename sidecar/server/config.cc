@@ -79,6 +79,9 @@ constexpr Spec kSpecs[] = {
     {"STATESIDE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "DURATION", "30s",
      "hard cap from signal to exit (then exit status 1); >= drain timeout + "
      "prestop delay"},
+    {"STATESIDE_HEARTBEAT_INTERVAL", "heartbeat-interval", "DURATION", "2s",
+     "how often the instance record is refreshed in the cluster registry "
+     "(Redis); a silent instance is dropped after 3 intervals"},
     {"STATESIDE_LOG_FORMAT", "log-format", "text|json", "text", "log format"},
     {"STATESIDE_LOG_LEVEL", "log-level", "LEVEL", "info",
      "trace, debug, info, warn, error, critical or off"},

@@ -71,6 +71,8 @@ struct Config {
   absl::Duration prestop_delay = absl::ZeroDuration();
   absl::Duration drain_timeout = absl::Seconds(10);
   absl::Duration shutdown_timeout = absl::Seconds(30);
+  // Cluster registry (Redis only): heartbeat period; a record lives 3 of them.
+  absl::Duration heartbeat_interval = absl::Seconds(2);
 
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";  // a spdlog level name, normalised

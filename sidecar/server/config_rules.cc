@@ -247,6 +247,12 @@ absl::Status ParseTimes(const RawSettings& raw, Config& config) {
       GetDuration(raw, "STATESIDE_DRAIN_TIMEOUT", &config.drain_timeout));
   RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_SHUTDOWN_TIMEOUT",
                                       &config.shutdown_timeout));
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_HEARTBEAT_INTERVAL",
+                                      &config.heartbeat_interval));
+  if (config.heartbeat_interval < absl::Milliseconds(100)) {
+    return SettingError("STATESIDE_HEARTBEAT_INTERVAL",
+                        "must be at least 100ms");
+  }
   if (config.shutdown_timeout < config.drain_timeout + config.prestop_delay) {
     return SettingError(
         "STATESIDE_SHUTDOWN_TIMEOUT",

@@ -11,7 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "sidecar/common/status_macros.h"
+#include "sidecar/redis/redis_instance_registry.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/server/signals.h"
 #include "spdlog/spdlog.h"
@@ -24,6 +26,9 @@ namespace {
 constexpr size_t kMessageOverheadBytes = 64 * 1024;
 constexpr size_t kEphemeralSecretBytes = 32;
 constexpr size_t kAes256KeyBytes = 32;
+// A registry record lives this many heartbeat intervals: one or two lost
+// heartbeats (a Redis blip) do not drop a live instance.
+constexpr int kHeartbeatsPerTtl = 3;
 
 absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
     crypto::RandomSource& random) {
@@ -33,6 +38,20 @@ absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
   keys.push_back({"ephemeral", std::move(bytes)});
   return keys;
 }
+
+// The Redis client's reports, as metrics.
+class RedisMetricsSink final : public redis::RedisMetrics {
+ public:
+  explicit RedisMetricsSink(admin::Metrics* metrics) : metrics_(metrics) {}
+  void CommandDone(absl::Duration rtt) override {
+    metrics_->RedisCommand(absl::ToDoubleSeconds(rtt));
+  }
+  void BatchWritten(size_t commands) override { metrics_->PipelineBatch(commands); }
+  void Error(std::string_view kind) override { metrics_->RedisError(kind); }
+
+ private:
+  admin::Metrics* const metrics_;
+};
 
 SessionPolicy PolicyOf(const Config& config) {
   SessionPolicy policy;
@@ -118,6 +137,13 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
 
   instance_ = std::make_unique<lifecycle::Instance>(std::move(identity), clock_);
   instance_->set_backend(backend_.name);
+  if (backend_.redis != nullptr) {
+    redis_metrics_ = std::make_unique<RedisMetricsSink>(metrics_.get());
+    backend_.redis->SetMetrics(redis_metrics_.get());
+    registry_ = std::make_unique<redis::RedisInstanceRegistry>(
+        backend_.redis.get(), config_.key_prefix,
+        kHeartbeatsPerTtl * config_.heartbeat_interval);
+  }
 
   DrainOptions drain_options;
   drain_options.prestop_delay = config_.prestop_delay;
@@ -158,6 +184,7 @@ absl::Status Server::Start() {
   services.drain = drain_.get();
   services.poke = [ticker = ticker_.get()] { ticker->Poke(); };
   services.metrics = metrics_.get();
+  services.registry = registry_.get();
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,
   // and at this point of the start no other thread creates files.
@@ -196,6 +223,12 @@ absl::Status Server::Start() {
     metrics_->SetRedisConnected(backend_.redis->connected());
   }
   SetReady(backend_.redis == nullptr || backend_.redis->connected());
+  if (registry_ != nullptr) {
+    Heartbeat();  // listed at once, not one interval later
+    absl::MutexLock lock(&mu_);
+    heartbeat_ = std::make_unique<PeriodicTask>(config_.heartbeat_interval,
+                                                [this] { Heartbeat(); });
+  }
   spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
                instance_->identity().version, config_.socket_path,
                backend_.name, instance_->identity().pid);
@@ -268,7 +301,39 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
   SetReady(connected);
 }
 
+void Server::Heartbeat() {
+  const absl::Status status = registry_->Heartbeat(lifecycle::RecordOf(*instance_));
+  const bool failing = !status.ok();
+  if (heartbeat_failing_.exchange(failing) == failing) return;
+  if (failing) {
+    spdlog::warn("cluster registry heartbeat failed: {} (retrying every {})",
+                 std::string(status.message()),
+                 absl::FormatDuration(config_.heartbeat_interval));
+  } else {
+    spdlog::info("cluster registry heartbeat restored");
+  }
+}
+
+void Server::Deregister() {
+  std::unique_ptr<PeriodicTask> heartbeat;
+  {
+    absl::MutexLock lock(&mu_);
+    heartbeat = std::move(heartbeat_);
+  }
+  if (heartbeat == nullptr) return;
+  heartbeat.reset();  // waits for a heartbeat in progress
+  if (absl::Status s = registry_->Remove(instance_->id()); !s.ok()) {
+    spdlog::warn("could not remove this instance from the cluster registry "
+                 "(it expires within {}): {}",
+                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
+                 std::string(s.message()));
+  } else {
+    spdlog::info("removed from the cluster registry");
+  }
+}
+
 void Server::Stop(absl::Duration grace) {
+  Deregister();
   std::unique_ptr<rpc::GrpcServer> grpc;
   {
     absl::MutexLock lock(&mu_);

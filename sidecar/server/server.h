@@ -15,6 +15,7 @@
 #ifndef STATESIDE_SIDECAR_SERVER_SERVER_H_
 #define STATESIDE_SIDECAR_SERVER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,7 @@
 #include "sidecar/crypto/random.h"
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
+#include "sidecar/lifecycle/registry.h"
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/drain_ticker.h"
@@ -126,6 +128,10 @@ class Server {
   void OnDrainStarted();
   void BeginShutdown(bool fast);
   void ShutdownWork(bool fast);
+  // One heartbeat of this instance's record into the registry.
+  void Heartbeat();
+  // Stops the heartbeats and removes the record (the drain, Stop).
+  void Deregister();
   std::unique_ptr<DrainActions> NewDrainActions();
 
   // Constant after Create.
@@ -146,6 +152,11 @@ class Server {
   std::unique_ptr<DrainActions> actions_;
   std::unique_ptr<DrainController> drain_;
   std::unique_ptr<DrainTicker> ticker_;
+  // Feeds admin::Metrics from the Redis client (Redis backend only).
+  std::unique_ptr<redis::RedisMetrics> redis_metrics_;
+  // The cluster registry (Redis backend only; null otherwise).
+  std::unique_ptr<lifecycle::InstanceRegistry> registry_;
+  std::atomic<bool> heartbeat_failing_{false};  // log state changes only
 
   // Set by Start, cleared by Stop (owning thread only).
   std::unique_ptr<admin::AdminHttpServer> admin_;
@@ -155,6 +166,8 @@ class Server {
   absl::Mutex mu_;
   // Set by Start, moved out by Stop; SetReady reads it from any thread.
   std::unique_ptr<rpc::GrpcServer> grpc_ ABSL_GUARDED_BY(mu_);
+  // Set by Start; taken out by the drain's shutdown work or by Stop.
+  std::unique_ptr<PeriodicTask> heartbeat_ ABSL_GUARDED_BY(mu_);
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;  // drain started
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool backend_ok_ ABSL_GUARDED_BY(mu_) = false;

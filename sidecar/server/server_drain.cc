@@ -104,6 +104,9 @@ void Server::ShutdownWork(bool fast) {
              : std::max(kGraceCap, 2 * config_.redis.command_timeout);
     deadline = std::min(hard, absl::Now() + grace);
   }
+  // The app has drained: leave the cluster registry at once, so that other
+  // instances stop counting this one (and its connections).
+  Deregister();
   // No new calls; calls in flight (session calls of the app's last
   // requests) finish, up to the deadline.
   if (grpc != nullptr) grpc->Shutdown(deadline);

@@ -140,8 +140,11 @@ class Client {
   // the stream (result OK). Otherwise returns when the sidecar ends the
   // stream (OK, after DRAINED) or it breaks (e.g. UNAVAILABLE: the sidecar
   // went away). No deadline and no retry: see stateside/drain_watcher.h
-  // for a watcher that re-attaches.
-  absl::Status WatchDrain(const std::function<bool(const DrainNotice&)>& on_event);
+  // for a watcher that re-attaches. An app watches as kApp: the sidecar waits
+  // for its ReportDrained. Tools that only follow the drain use kObserver.
+  enum class WatchRole { kApp, kObserver };
+  absl::Status WatchDrain(const std::function<bool(const DrainNotice&)>& on_event,
+                          WatchRole role = WatchRole::kApp);
 
  private:
   struct Impl;  // gRPC channel and stubs; keeps generated types out of here

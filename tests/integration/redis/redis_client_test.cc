@@ -103,7 +103,9 @@ TEST(RedisClientTest, ConcurrentCommandsArePipelinedIntoFewBatches) {
   std::cout << "pipelining: " << commands << " commands in " << batches << " writes\n";
   RecordProperty("batches", static_cast<int>(batches));
 
-  // Many threads with blocking calls: still far fewer writes than commands.
+  // Many threads with blocking calls: every call answered, in order per
+  // thread. How many writes they share depends on the scheduler (on a
+  // loaded machine each may go alone), so it is printed, not asserted.
   const redis::RedisClientStats mid = client->stats();
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -117,7 +119,11 @@ TEST(RedisClientTest, ConcurrentCommandsArePipelinedIntoFewBatches) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   const uint64_t threaded = client->stats().batches_written - mid.batches_written;
-  EXPECT_LT(threaded, 400u) << "16 threads x 25 calls took " << threaded << " writes";
+  for (int t = 0; t < 16; ++t) {
+    absl::StatusOr<Reply> count = client->Call({"GET", absl::StrCat("c", t)});
+    ASSERT_TRUE(count.ok()) << count.status();
+    EXPECT_EQ(count->str, "25");
+  }
   std::cout << "pipelining: 400 blocking calls from 16 threads in " << threaded << " writes\n";
 }
 

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/run_statesidectl.h"
 #include "tests/unit/client/tiny_http_server.h"
 
 namespace stateside {
@@ -34,11 +35,7 @@ constexpr char kMetricsReply[] =
     "stateside_up 1\n"
     "stateside_rpc_requests_total{method=\"Create\",code=\"OK\"} 3\n";
 
-struct Result {
-  int exit_status;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CliResult;
 
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
@@ -52,14 +49,9 @@ class StatesidectlLifecycleTest : public ::testing::Test {
     fake_ = std::move(*fake);
   }
 
+  // statesidectl --socket <fake> args...
   Result Run(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(),
-                                        out, err);
-    return {rc, out.str(), err.str()};
+    return testing::RunStatesidectl(socket_, std::move(args));
   }
 
   ::stateside::testing::TempDir dir_;

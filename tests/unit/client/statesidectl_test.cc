@@ -10,6 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/run_statesidectl.h"
 
 namespace stateside {
 namespace {
@@ -19,11 +20,7 @@ using testing::FakeSidecar;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-struct Result {
-  int exit_status;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CliResult;
 
 class StatesidectlTest : public ::testing::Test {
  protected:
@@ -35,13 +32,7 @@ class StatesidectlTest : public ::testing::Test {
 
   // statesidectl --socket <fake> args...
   Result Run(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(),
-                                        out, err);
-    return {rc, out.str(), err.str()};
+    return testing::RunStatesidectl(socket_, std::move(args));
   }
 
   int TotalCalls() const {

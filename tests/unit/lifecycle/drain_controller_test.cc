@@ -52,11 +52,13 @@ class DrainTest : public ::testing::TestWithParam<Trigger> {
     return o;
   }
 
-  uint64_t Watch(Seen* seen) {
-    return controller_.AddWatcher([seen](DrainState s, absl::Time deadline) {
-      seen->states.push_back(s);
-      seen->last_deadline = deadline;
-    });
+  uint64_t Watch(Seen* seen, bool observer = false) {
+    return controller_.AddWatcher(
+        [seen](DrainState s, absl::Time deadline) {
+          seen->states.push_back(s);
+          seen->last_deadline = deadline;
+        },
+        observer);
   }
 
   void Start() {
@@ -121,6 +123,32 @@ TEST_P(DrainTest, WithNoWatcherTheSidecarDoesNotWaitForAReport) {
   AdvanceAndTick(absl::Seconds(5));
   EXPECT_EQ(controller_.state(), DrainState::kDrained);
   EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
+}
+
+TEST_P(DrainTest, AnObserverSeesTheDrainButIsNotWaitedFor) {
+  Seen observer;
+  Watch(&observer, /*observer=*/true);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
+  EXPECT_FALSE(actions_.finished.at(0).timed_out);
+  EXPECT_THAT(observer.states, ElementsAre(DrainState::kServing, DrainState::kDraining,
+                                           DrainState::kDrained));
+}
+
+TEST_P(DrainTest, WithAnAppAndAnObserverOnlyTheAppsReportCounts) {
+  Seen app, observer;
+  Watch(&app);
+  const uint64_t observer_id = Watch(&observer, /*observer=*/true);
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  controller_.RemoveWatcher(observer_id);  // the observer leaving ends nothing
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  controller_.ReportDrained();
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  EXPECT_FALSE(actions_.finished.at(0).timed_out);
 }
 
 TEST_P(DrainTest, WatcherThatNeverReportsTimesOutAndIsCounted) {

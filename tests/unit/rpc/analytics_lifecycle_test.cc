@@ -116,12 +116,17 @@ TEST_F(LifecycleServiceTest, GetInstanceDescribesThisInstance) {
   EXPECT_FALSE(response.instance().ready());
 }
 
-// Without a drain controller (and ListInstances, not yet written) they must
-// say so, not hang or lie.
-TEST_F(LifecycleServiceTest, DrainRpcsWithoutAControllerAreUnimplemented) {
+// Without a registry (the memory backend) the cluster is this instance.
+TEST_F(LifecycleServiceTest, WithoutARegistryListInstancesIsThisInstance) {
   v1::ListInstancesResponse list;
-  EXPECT_EQ(lifecycle_stub_->ListInstances(Context().get(), {}, &list).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  ASSERT_TRUE(lifecycle_stub_->ListInstances(Context().get(), {}, &list).ok());
+  ASSERT_EQ(list.instances_size(), 1);
+  EXPECT_EQ(list.instances(0).id(), instance_->id());
+  EXPECT_EQ(list.instances(0).backend(), "memory");
+}
+
+// Without a drain controller they must say so, not hang or lie.
+TEST_F(LifecycleServiceTest, DrainRpcsWithoutAControllerAreUnimplemented) {
   v1::ReportDrainedResponse reported;
   EXPECT_EQ(lifecycle_stub_->ReportDrained(Context().get(), {}, &reported).error_code(),
             grpc::StatusCode::UNIMPLEMENTED);

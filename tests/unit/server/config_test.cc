@@ -173,7 +173,7 @@ TEST_F(ConfigTest, BadDurationNamesTheSetting) {
        {"SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "OPT_OUT_TTL",
         "STATESIDE_PRESTOP_DELAY", "STATESIDE_DRAIN_TIMEOUT",
         "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_REDIS_CONNECT_TIMEOUT",
-        "STATESIDE_REDIS_COMMAND_TIMEOUT"}) {
+        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL"}) {
     SCOPED_TRACE(setting);
     for (const std::string bad : {"10", "abc", "5x", "-5s", "1h-", "1e3s"}) {
       SCOPED_TRACE(bad);
@@ -186,10 +186,12 @@ TEST_F(ConfigTest, TimeoutsThatMustBePositiveRefuseZero) {
   for (const std::string setting :
        {"SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "OPT_OUT_TTL",
         "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_REDIS_CONNECT_TIMEOUT",
-        "STATESIDE_REDIS_COMMAND_TIMEOUT"}) {
+        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL"}) {
     SCOPED_TRACE(setting);
     ExpectError({{setting, "0s"}}, setting);
   }
+  ExpectError({{"STATESIDE_HEARTBEAT_INTERVAL", "50ms"}},
+              "STATESIDE_HEARTBEAT_INTERVAL");
   auto config = Parse({{"STATESIDE_PRESTOP_DELAY", "0"},
                        {"STATESIDE_DRAIN_TIMEOUT", "0s"}});
   ASSERT_TRUE(config.ok()) << config.status();
@@ -459,7 +461,8 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "SESSION_ENCRYPTION_KEYS_FILE", "SESSION_SECRET", "SESSION_SECRET_FILE",
         "SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "INSTANCE_ID",
         "STATESIDE_PRESTOP_DELAY", "STATESIDE_DRAIN_TIMEOUT",
-        "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_LOG_FORMAT",
+        "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL",
+        "STATESIDE_LOG_FORMAT",
         "STATESIDE_LOG_LEVEL", "STATESIDE_KEY_PREFIX", "OPT_OUT_TTL",
         "STATESIDE_MAX_SESSIONS", "STATESIDE_MAX_ATTRIBUTES",
         "STATESIDE_MAX_ATTRIBUTE_BYTES", "STATESIDE_MAX_SESSION_BYTES",
@@ -476,7 +479,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 32u);
+  EXPECT_EQ(SettingNames().size(), 33u);
 }
 
 TEST_F(ConfigTest, VersionIsPrinted) {

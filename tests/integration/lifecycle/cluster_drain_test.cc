@@ -1,0 +1,267 @@
+// The cluster registry and the drain across processes, on a real
+// redis-server started here: every sidecar lists every live instance; a
+// drained one is gone from the others' lists as soon as it has exited; a
+// killed one vanishes within three heartbeats; and SIGTERM to the *app*
+// (which forwards it with ForwardShutdownSignals) drains app and sidecar with
+// no failed call.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "stateside/v1/lifecycle.grpc.pb.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace stateside {
+namespace {
+
+namespace v1 = ::stateside::v1;
+using ::testing::HasSubstr;
+using testing::Subprocess;
+
+constexpr char kKeyHex[] =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr char kSecret[] = "cluster-test-secret-0123456789abcdef";
+constexpr absl::Duration kHeartbeat = absl::Milliseconds(200);
+
+// One sidecar process on the shared Redis.
+struct Pod {
+  std::string name;
+  std::string socket;
+  std::optional<Subprocess> process;
+  std::unique_ptr<v1::LifecycleService::Stub> lifecycle;
+};
+
+class ClusterDrainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto redis = testing::RedisServer::Start({});
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = *std::move(redis);
+  }
+
+  // Starts sidecar `name` (INSTANCE_ID = name) and waits until it serves.
+  void StartPod(Pod& pod, const std::string& name,
+                const std::map<std::string, std::string>& extra_env = {}) {
+    pod.name = name;
+    pod.socket = dir_.File(name + "/api.sock");
+    testing::SubprocessOptions options;
+    options.argv = {testing::BinPath("stateside")};
+    options.env = {{"STATESIDE_SOCKET", pod.socket},
+                   {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
+                   {"INSTANCE_ID", name},
+                   {"REDIS_URL", redis_->url()},
+                   {"SESSION_ENCRYPTION_KEY", kKeyHex},
+                   {"SESSION_SECRET", kSecret},
+                   {"STATESIDE_HEARTBEAT_INTERVAL",
+                    absl::StrCat(absl::ToInt64Milliseconds(kHeartbeat), "ms")},
+                   {"STATESIDE_DRAIN_TIMEOUT", "10s"}};
+    for (const auto& [k, v] : extra_env) options.env[k] = v;
+    options.log_path = dir_.File(name + ".log");
+    auto process = Subprocess::Start(options);
+    ASSERT_TRUE(process.ok()) << process.status();
+    pod.process.emplace(*std::move(process));
+    ASSERT_TRUE(testing::WaitFor(
+        [&] { return absl::StrContains(pod.process->ReadLog(), "serving on unix:"); },
+        absl::Seconds(15)))
+        << pod.process->ReadLog();
+    pod.lifecycle = v1::LifecycleService::NewStub(
+        grpc::CreateChannel("unix:" + pod.socket, grpc::InsecureChannelCredentials()));
+  }
+
+  // The instance ids `pod` lists (nullopt if the call failed).
+  static std::optional<std::set<std::string>> Listed(const Pod& pod) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    v1::ListInstancesResponse response;
+    if (!pod.lifecycle->ListInstances(&context, {}, &response).ok()) return std::nullopt;
+    std::set<std::string> ids;
+    for (const v1::Instance& i : response.instances()) ids.insert(i.id());
+    return ids;
+  }
+
+  // `statesidectl --socket S instances --json`: the ids, as an operator sees them.
+  static std::set<std::string> ListedByStatesidectl(const Pod& pod) {
+    testing::RunResult run = testing::Run(
+        {testing::BinPath("statesidectl"), "--socket", pod.socket, "instances", "--json"});
+    EXPECT_EQ(run.exit_status, 0) << run.err;
+    std::set<std::string> ids;
+    const nlohmann::json j = nlohmann::json::parse(run.out, nullptr, false);
+    if (!j.is_object() || !j.contains("instances")) {
+      ADD_FAILURE() << "not the expected JSON: " << run.out;
+      return ids;
+    }
+    for (const auto& i : j["instances"]) ids.insert(i.value("id", ""));
+    return ids;
+  }
+
+  // The admin port the pod logged ("admin listening on 127.0.0.1:PORT").
+  static int AdminPort(const Pod& pod) {
+    const std::string log = pod.process->ReadLog();
+    const std::string marker = "admin listening on 127.0.0.1:";
+    const size_t at = log.find(marker);
+    int port = 0;
+    if (at == std::string::npos) return 0;
+    const size_t from = at + marker.size();
+    absl::SimpleAtoi(log.substr(from, log.find_first_not_of("0123456789", from) - from), &port);
+    return port;
+  }
+
+  // The value of the unlabelled series `name` in a /metrics text.
+  static double Metric(const std::string& text, const std::string& name) {
+    const size_t at = text.find("\n" + name + " ");
+    double value = -1;
+    if (at == std::string::npos) return value;
+    const size_t from = at + name.size() + 2;
+    absl::SimpleAtod(text.substr(from, text.find('\n', from) - from), &value);
+    return value;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::RedisServer> redis_;
+};
+
+TEST_F(ClusterDrainTest, RedisClientMetricsMoveAndPassPromtool) {
+  Pod a;
+  StartPod(a, "pod-a");
+  const int port = AdminPort(a);
+  ASSERT_GT(port, 0) << a.process->ReadLog();
+  const std::string admin = absl::StrCat("127.0.0.1:", port);
+  const auto scrape = [&] {
+    testing::RunResult run = testing::Run(
+        {testing::BinPath("statesidectl"), "metrics", "--admin", admin});
+    EXPECT_EQ(run.exit_status, 0) << run.err;
+    return run.out;
+  };
+  const std::string before = scrape();
+  constexpr int kCreates = 10;
+  for (int i = 0; i < kCreates; ++i) {
+    testing::RunResult run = testing::Run(
+        {testing::BinPath("statesidectl"), "--socket", a.socket, "session", "create", "--user", "m"});
+    ASSERT_EQ(run.exit_status, 0) << run.err;
+  }
+  const std::string after = scrape();
+  // Each create is at least one Redis command, each in some batch; the
+  // heartbeats add more, so "at least".
+  EXPECT_GE(Metric(after, "stateside_redis_command_duration_seconds_count") -
+                Metric(before, "stateside_redis_command_duration_seconds_count"),
+            kCreates);
+  EXPECT_GT(Metric(after, "stateside_redis_pipeline_batch_size_count"),
+            Metric(before, "stateside_redis_pipeline_batch_size_count"));
+  EXPECT_EQ(Metric(after, "stateside_sessions_created_total") -
+                Metric(before, "stateside_sessions_created_total"),
+            kCreates);
+  EXPECT_EQ(Metric(after, "stateside_redis_connected"), 1);
+  testing::RunResult promtool =
+      testing::Run({"promtool", "check", "metrics"}, {}, absl::Seconds(30), after);
+  EXPECT_EQ(promtool.exit_status, 0) << promtool.out << promtool.err;
+}
+
+TEST_F(ClusterDrainTest, EveryInstanceIsListedAndADrainedOneIsGoneWhenItExits) {
+  Pod a, b;
+  StartPod(a, "pod-a");
+  StartPod(b, "pod-b");
+  const std::set<std::string> both = {"pod-a", "pod-b"};
+  ASSERT_TRUE(testing::WaitFor([&] { return Listed(a) == both; }, absl::Seconds(5)));
+  EXPECT_EQ(Listed(b), both);
+  EXPECT_EQ(ListedByStatesidectl(b), both);
+
+  // No app watches pod-a: SIGTERM drains it straight to its exit.
+  a.process->Signal(SIGTERM);
+  ASSERT_EQ(a.process->Wait(absl::Seconds(15)), 0) << a.process->ReadLog();
+  EXPECT_THAT(a.process->ReadLog(), HasSubstr("removed from the cluster registry"));
+  // At once: no waiting for a TTL.
+  EXPECT_EQ(ListedByStatesidectl(b), std::set<std::string>{"pod-b"});
+}
+
+TEST_F(ClusterDrainTest, AKilledInstanceVanishesWithinThreeHeartbeats) {
+  Pod a, b;
+  StartPod(a, "pod-a");
+  StartPod(b, "pod-b");
+  const std::set<std::string> both = {"pod-a", "pod-b"};
+  ASSERT_TRUE(testing::WaitFor([&] { return Listed(b) == both; }, absl::Seconds(5)));
+
+  a.process->Kill();  // no drain, no deregistration
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Listed(b) == std::set<std::string>{"pod-b"}; }, absl::Seconds(10)));
+  const absl::Duration gone_after = absl::Now() - killed;
+  // The record lives 3 heartbeats past the last one, which came before the
+  // kill; the margin covers one listing round trip on a loaded machine.
+  EXPECT_LT(gone_after, 3 * kHeartbeat + absl::Milliseconds(500)) << gone_after;
+}
+
+// A shutdown that wedges (here: Redis hangs while the sidecar deregisters,
+// and the command timeout is far longer than the hard limit) ends at
+// STATESIDE_SHUTDOWN_TIMEOUT with exit status 1, not whenever Redis answers.
+TEST_F(ClusterDrainTest, AWedgedShutdownIsCutAtTheHardTimeoutWithExitOne) {
+  Pod a;
+  StartPod(a, "pod-a",
+           {{"STATESIDE_REDIS_COMMAND_TIMEOUT", "60s"},
+            {"STATESIDE_DRAIN_TIMEOUT", "1s"},
+            {"STATESIDE_SHUTDOWN_TIMEOUT", "2s"}});
+  redis_->Pause();  // SIGSTOP: connected, but no reply will come
+  const absl::Time signalled = absl::Now();
+  a.process->Signal(SIGTERM);
+  const std::optional<int> status = a.process->Wait(absl::Seconds(20));
+  const absl::Duration took = absl::Now() - signalled;
+  redis_->Resume();
+  ASSERT_TRUE(status.has_value()) << a.process->ReadLog();
+  EXPECT_EQ(*status, 1) << a.process->ReadLog();
+  EXPECT_THAT(a.process->ReadLog(), HasSubstr("forced exit 1"));
+  EXPECT_GE(took, absl::Seconds(2));
+  EXPECT_LT(took, absl::Seconds(10));  // the 60 s command timeout did not decide
+}
+
+TEST_F(ClusterDrainTest, SigtermToTheAppFirstDrainsAppAndSidecarWithNoFailedCall) {
+  Pod a, b;
+  StartPod(a, "pod-a");
+  StartPod(b, "pod-b");
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("drain_test_app"), "--socket", a.socket, "--workers", "4"};
+  options.log_path = dir_.File("app.log");
+  auto app = Subprocess::Start(options);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE(testing::WaitFor([&] { return absl::StrContains(app->ReadLog(), "ready"); },
+                               absl::Seconds(15)))
+      << app->ReadLog();
+  // "ready" comes after the load's first 100 successful calls: the signal
+  // lands on an app under load.
+  app->Signal(SIGTERM);  // the native-sidecar order: the app hears it first
+
+  ASSERT_EQ(app->Wait(absl::Seconds(20)), 0) << app->ReadLog();
+  const std::string app_log = app->ReadLog();
+  EXPECT_THAT(app_log, HasSubstr("failed=0 first_error=OK reported=OK"));
+  long calls = 0;
+  const size_t at = app_log.find("calls=");
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_TRUE(absl::SimpleAtoi(app_log.substr(at + 6, app_log.find(' ', at) - at - 6), &calls));
+  EXPECT_GT(calls, 0);
+
+  // The sidecar followed: drain ended by the report (not the timeout), exit 0,
+  // and the other sidecar no longer lists it.
+  ASSERT_EQ(a.process->Wait(absl::Seconds(15)), 0) << a.process->ReadLog();
+  const std::string sidecar_log = a.process->ReadLog();
+  EXPECT_THAT(sidecar_log, HasSubstr("LifecycleService.Drain"));
+  EXPECT_THAT(sidecar_log, HasSubstr("app drain finished"));
+  EXPECT_THAT(sidecar_log, ::testing::Not(HasSubstr("app drain timed out")));
+  EXPECT_EQ(Listed(b), std::set<std::string>{"pod-b"});
+}
+
+}  // namespace
+}  // namespace stateside

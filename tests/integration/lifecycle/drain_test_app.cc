@@ -1,0 +1,112 @@
+// A minimal stateless "app" for the drain tests, written the way the client
+// library's docs tell an app to be: block SIGTERM/SIGINT first thing in
+// main, connect, forward its own shutdown signals to the sidecar as Drain,
+// watch the drain, keep serving (here: a closed loop of session reads and
+// writes on `--workers` threads) until DRAINING, then stop, report drained
+// and exit 0.
+//
+//   drain_test_app --socket PATH [--workers N]
+//
+// Prints "ready" once the load has made 100 successful calls, and at the end one line
+// "calls=<ok> failed=<n> first_error=<status>"; exits 0 if no call failed.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "stateside/client.h"
+#include "stateside/drain_watcher.h"
+#include "stateside/shutdown_signals.h"
+
+int main(int argc, char** argv) {
+  // Before any thread exists: every thread inherits the blocked mask, and
+  // the forwarder's signalfd is the only place the signals arrive.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  stateside::ClientOptions options;
+  int workers = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--socket") == 0) options.socket_path = argv[i + 1];
+    if (std::strcmp(argv[i], "--workers") == 0) workers = std::atoi(argv[i + 1]);
+  }
+  auto client = stateside::Client::Connect(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "connect: %s\n", client.status().ToString().c_str());
+    return 1;
+  }
+  auto forwarder = stateside::ForwardShutdownSignals(client->get());
+  if (!forwarder.ok()) {
+    std::fprintf(stderr, "signals: %s\n", forwarder.status().ToString().c_str());
+    return 1;
+  }
+  absl::Notification draining;
+  auto watcher = stateside::DrainWatcher::Start(
+      **client, [&draining](const stateside::DrainNotice& notice) {
+        if (notice.state == stateside::DrainState::kDraining &&
+            !draining.HasBeenNotified()) {
+          draining.Notify();
+        }
+      });
+  if (!watcher.ok()) {
+    std::fprintf(stderr, "watch: %s\n", watcher.status().ToString().c_str());
+    return 1;
+  }
+
+  auto session = (*client)->CreateSession("drain-app-user", {{"cart", "0"}});
+  if (!session.ok()) {
+    std::fprintf(stderr, "create: %s\n", session.status().ToString().c_str());
+    return 1;
+  }
+  const stateside::SessionRef ref = stateside::SessionRef::Cookie(session->cookie);
+
+  constexpr long kReadyAfter = 100;
+  absl::Notification under_load;
+  std::atomic<long> ok{0};
+  std::atomic<long> failed{0};
+  absl::Mutex error_mu;
+  std::string first_error = "OK";
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      for (long n = 0; !draining.HasBeenNotified(); ++n) {
+        absl::Status status =
+            n % 2 == 0 ? (*client)->GetSession(ref).status()
+                       : (*client)
+                             ->UpdateSession(ref, {{"w" + std::to_string(w),
+                                                    std::to_string(n)}})
+                             .status();
+        if (status.ok()) {
+          if (ok.fetch_add(1) + 1 == kReadyAfter) under_load.Notify();
+        } else {
+          failed.fetch_add(1);
+          absl::MutexLock lock(&error_mu);
+          if (first_error == "OK") first_error = status.ToString();
+        }
+      }
+    });
+  }
+  under_load.WaitForNotification();
+  std::printf("ready\n");
+  std::fflush(stdout);
+
+  draining.WaitForNotification();
+  for (std::thread& t : threads) t.join();
+  // The in-flight requests are answered: tell the sidecar, then leave.
+  const absl::Status reported = (*client)->ReportDrained();
+  std::printf("calls=%ld failed=%ld first_error=%s reported=%s\n", ok.load(),
+              failed.load(), first_error.c_str(), reported.ToString().c_str());
+  std::fflush(stdout);
+  return failed.load() == 0 && reported.ok() ? 0 : 1;
+}
