@@ -59,8 +59,10 @@ void WriteCrashReport(const char* data) {
   (void)!write(STDERR_FILENO, crash_trailer, std::strlen(crash_trailer));
 }
 
-// SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE: a symbolized stack trace on stderr
-// naming the instance, then the default action (core dump, exit by signal).
+// SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE (and SIGTRAP): a symbolized stack
+// trace on stderr naming the instance, then the default action (core dump,
+// exit by signal). absl hooks SIGTERM too, but SIGTERM is blocked in every
+// thread (BlockShutdownSignals) and read from a signalfd: the drain's.
 // Not under a sanitizer: its own report is the better one.
 void InstallCrashHandler(const char* argv0, const std::string& instance_id) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

@@ -42,8 +42,9 @@ bool IsIdempotent(Rpc rpc) {
     case Rpc::kGetInstance:
     case Rpc::kCheckHealth:
     case Rpc::kListInstances:
-    // The sidecar's drain state machine ignores a Drain or ReportDrained it
-    // has already had: a second arrival is the same as one.
+    // Drain is idempotent. A ReportDrained that arrives twice counts twice:
+    // with one app per pod (the supported layout) that changes nothing; with
+    // several, see "The drain" in docs/OPERATIONS.md.
     case Rpc::kDrain:
     case Rpc::kReportDrained:
       return true;

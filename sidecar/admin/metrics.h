@@ -103,6 +103,7 @@ class MetricsSessionEvents final : public SessionEvents {
 
   void SessionCreated() override { metrics_->SessionCreated(); }
   void SessionDestroyed() override { metrics_->SessionDestroyed(); }
+  void SessionExpired() override { metrics_->SessionsExpired(1); }
   void SessionNotFound(NotFoundCause cause) override {
     metrics_->SessionNotFound(cause);
   }

@@ -36,6 +36,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -118,6 +119,32 @@ std::string RedisSessionStore::UserIndexKey(std::string_view user_tag) const {
   return absl::StrCat(prefix_, "u:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
 }
 
+absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
+  samples = std::max(samples, 1);
+  std::vector<RedisCommand> sample;
+  sample.push_back(RedisCommand({"DBSIZE"}));
+  for (int i = 0; i < samples; ++i) sample.push_back(RedisCommand({"RANDOMKEY"}));
+  std::vector<absl::StatusOr<Reply>> keys = client_->CallBatch(std::move(sample));
+  for (const auto& r : keys) RETURN_IF_ERROR(r.status());
+  int64_t size = 0;
+  if (!ToInt(*keys[0], &size)) return Unexpected("DBSIZE", *keys[0]);
+  const std::string session_prefix = absl::StrCat(prefix_, "s:{");
+  std::vector<RedisCommand> checks;
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i]->is_string() && absl::StartsWith(keys[i]->str, session_prefix)) {
+      checks.push_back(RedisCommand({"HEXISTS", keys[i]->str, "m:dead"}));
+    }
+  }
+  if (size <= 0 || checks.empty()) return 0;
+  int64_t live = 0;
+  for (const auto& r : client_->CallBatch(std::move(checks))) {
+    RETURN_IF_ERROR(r.status());
+    int64_t tombstone = 1;
+    if (ToInt(*r, &tombstone) && tombstone == 0) ++live;
+  }
+  return (size * live + samples / 2) / samples;
+}
+
 absl::Status RedisSessionStore::Create(const StoredSession& s) {
   const absl::Time now = s.last_access;
   size_t bytes = 0;
@@ -167,6 +194,7 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
   if (!reply.is_array() || reply.elements.empty()) return Unexpected("get", reply);
   const std::vector<Reply>& e = reply.elements;
   if (e[0].is_integer() && e[0].integer == 0) return NotFound();
+  if (e[0].is_integer() && e[0].integer == 2) return ExpiredNotFound();
   StoredSession out;
   out.id = std::string(id);
   if (e.size() != 9 || !ParseMeta(&e[1], &out) || !e[8].is_array()) return Unexpected("get", reply);

@@ -38,6 +38,12 @@ class RedisSessionStore final : public SessionStore {
   absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
                                                         absl::Time now) override;
 
+  // An estimate of the live sessions in this Redis database: DBSIZE times the
+  // fraction of `samples` RANDOMKEYs that are session hashes (not
+  // tombstones). Two pipelined round trips, never a scan; approximate by
+  // design (the stateside_sessions_live gauge). Blocking.
+  absl::StatusOr<int64_t> EstimateLiveSessions(int samples = 64);
+
   // Key names, for tests and tools.
   std::string SessionKey(std::string_view id) const;
   std::string UserIndexKey(std::string_view user_tag) const;

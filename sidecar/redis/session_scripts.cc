@@ -33,7 +33,7 @@ local now = tonumber(ARGV[1])
 local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
 if not (now < last + idle and now < abs) then
   redis.call('DEL', key)
-  return {0}
+  return {2}
 end
 if ARGV[2] == '1' then
   if now > last then

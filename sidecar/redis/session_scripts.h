@@ -11,7 +11,8 @@ namespace stateside::redis::scripts {
 // the id. -> 1 created, 0 taken.
 extern const char kCreate[];
 // Session hash: liveness, optional touch (+ PEXPIRE), metadata and
-// attributes. -> {0} | {1, ver, created, last, idle, abs, user, uenv, {name, env...}}
+// attributes; an expired session is deleted. -> {0} absent or tombstone |
+// {2} expired | {1, ver, created, last, idle, abs, user, uenv, {name, env...}}
 extern const char kGet[];
 // Session hash: liveness, expected version, merged limits, HSET/HDEL, version,
 // last access, PEXPIRE. -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}

@@ -27,6 +27,9 @@ Backend MakeMemoryBackend(const Config& config, std::string name) {
   backend.sweep = [s = sessions.get(), o = opt_outs.get()](absl::Time now) {
     return s->Sweep(now) + o->Sweep(now);
   };
+  backend.live_sessions = [s = sessions.get()]() -> absl::StatusOr<int64_t> {
+    return static_cast<int64_t>(s->size());
+  };
   backend.sessions = std::move(sessions);
   backend.opt_outs = std::move(opt_outs);
   return backend;
@@ -73,8 +76,10 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
   }
   Backend backend;
   backend.name = "redis";
-  backend.sessions =
+  auto sessions =
       std::make_unique<redis::RedisSessionStore>(client.get(), config.key_prefix);
+  backend.live_sessions = [s = sessions.get()] { return s->EstimateLiveSessions(); };
+  backend.sessions = std::move(sessions);
   backend.opt_outs =
       std::make_unique<redis::RedisOptOutStore>(client.get(), config.key_prefix);
   backend.redis = std::move(client);

@@ -36,6 +36,9 @@ struct Backend {
   // `now` and returns how many entries went. Empty if the backend needs
   // none. Refers to the stores above: stop calling it before they go.
   std::function<size_t(absl::Time now)> sweep;
+  // The live sessions behind this backend (the memory store's count, an
+  // estimate from samples on Redis), for stateside_sessions_live. Blocking.
+  std::function<absl::StatusOr<int64_t>()> live_sessions;
 };
 
 // INVALID_ARGUMENT naming the setting for unusable Redis options (bad URL,

@@ -29,6 +29,9 @@ constexpr size_t kAes256KeyBytes = 32;
 // A registry record lives this many heartbeat intervals: one or two lost
 // heartbeats (a Redis blip) do not drop a live instance.
 constexpr int kHeartbeatsPerTtl = 3;
+// How often stateside_sessions_live is refreshed (one count, or 65 pipelined
+// sampling commands on Redis).
+constexpr absl::Duration kLiveSessionsInterval = absl::Seconds(15);
 
 absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
     crypto::RandomSource& random) {
@@ -156,16 +159,21 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
 }
 
 Server::~Server() {
-  // No more ticks (a forced exit from a dying server would be wrong), then
-  // wait for shutdown work still running: it uses the gRPC server.
-  ticker_.reset();
+  // First nothing new: no shutdown work starts from here on, and Stop ends
+  // gRPC and the admin listener (whose requests poke the ticker). Then wait
+  // for shutdown work already running, then stop ticking.
+  {
+    absl::MutexLock lock(&mu_);
+    destroying_ = true;
+  }
+  Stop(absl::ZeroDuration());
   std::thread shutdown;
   {
     absl::MutexLock lock(&mu_);
     shutdown = std::move(shutdown_thread_);
   }
   if (shutdown.joinable()) shutdown.join();
-  Stop(absl::ZeroDuration());
+  ticker_.reset();
   // The Redis client's I/O thread may call back into this object (the state
   // listener): end it while everything it touches is still alive.
   backend_ = Backend();
@@ -213,6 +221,11 @@ absl::Status Server::Start() {
           if (dropped > 0) spdlog::debug("sweep dropped {} expired entries", dropped);
         });
   }
+  if (backend_.live_sessions) {
+    UpdateLiveSessions();
+    live_sessions_ = std::make_unique<PeriodicTask>(kLiveSessionsInterval,
+                                                    [this] { UpdateLiveSessions(); });
+  }
   if (backend_.redis != nullptr) {
     // Readiness follows Redis: not ready while no connection is usable
     // (fail closed); the client reconnects by itself.
@@ -224,10 +237,18 @@ absl::Status Server::Start() {
   }
   SetReady(backend_.redis == nullptr || backend_.redis->connected());
   if (registry_ != nullptr) {
-    Heartbeat();  // listed at once, not one interval later
+    bool register_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      // A drain may already have deregistered this instance: stay out.
+      register_now = registered_ = !deregistered_;
+    }
+    if (register_now) Heartbeat();  // listed at once, not one interval later
     absl::MutexLock lock(&mu_);
-    heartbeat_ = std::make_unique<PeriodicTask>(config_.heartbeat_interval,
-                                                [this] { Heartbeat(); });
+    if (!deregistered_) {
+      heartbeat_ = std::make_unique<PeriodicTask>(config_.heartbeat_interval,
+                                                  [this] { Heartbeat(); });
+    }
   }
   spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
                instance_->identity().version, config_.socket_path,
@@ -301,6 +322,17 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
   SetReady(connected);
 }
 
+void Server::UpdateLiveSessions() {
+  absl::StatusOr<int64_t> live = backend_.live_sessions();
+  if (live.ok()) {
+    metrics_->SetSessionsLive(*live);
+    live_estimate_failing_.store(false);
+  } else if (!live_estimate_failing_.exchange(true)) {
+    spdlog::warn("stateside_sessions_live not updated: {} (keeps its last value)",
+                 std::string(live.status().message()));
+  }
+}
+
 void Server::Heartbeat() {
   const absl::Status status = registry_->Heartbeat(lifecycle::RecordOf(*instance_));
   const bool failing = !status.ok();
@@ -318,9 +350,11 @@ void Server::Deregister() {
   std::unique_ptr<PeriodicTask> heartbeat;
   {
     absl::MutexLock lock(&mu_);
+    const bool was_listed = registered_ && !deregistered_;
+    deregistered_ = true;
+    if (!was_listed) return;
     heartbeat = std::move(heartbeat_);
   }
-  if (heartbeat == nullptr) return;
   heartbeat.reset();  // waits for a heartbeat in progress
   if (absl::Status s = registry_->Remove(instance_->id()); !s.ok()) {
     spdlog::warn("could not remove this instance from the cluster registry "
@@ -334,7 +368,7 @@ void Server::Deregister() {
 
 void Server::Stop(absl::Duration grace) {
   Deregister();
-  std::unique_ptr<rpc::GrpcServer> grpc;
+  std::shared_ptr<rpc::GrpcServer> grpc;
   {
     absl::MutexLock lock(&mu_);
     grpc = std::move(grpc_);
@@ -350,6 +384,7 @@ void Server::Stop(absl::Duration grace) {
     admin_.reset();
   }
   sweeper_.reset();
+  live_sessions_.reset();
   if (socket_file_.has_value()) {
     RemoveSocketFile(config_.socket_path, *socket_file_);
     socket_file_.reset();

@@ -128,6 +128,7 @@ class Server {
   void OnDrainStarted();
   void BeginShutdown(bool fast);
   void ShutdownWork(bool fast);
+  void UpdateLiveSessions();
   // One heartbeat of this instance's record into the registry.
   void Heartbeat();
   // Stops the heartbeats and removes the record (the drain, Stop).
@@ -157,15 +158,22 @@ class Server {
   // The cluster registry (Redis backend only; null otherwise).
   std::unique_ptr<lifecycle::InstanceRegistry> registry_;
   std::atomic<bool> heartbeat_failing_{false};  // log state changes only
+  std::atomic<bool> live_estimate_failing_{false};
 
   // Set by Start, cleared by Stop (owning thread only).
   std::unique_ptr<admin::AdminHttpServer> admin_;
   std::unique_ptr<PeriodicTask> sweeper_;
+  std::unique_ptr<PeriodicTask> live_sessions_;  // stateside_sessions_live
   std::optional<SocketFileId> socket_file_;
 
   absl::Mutex mu_;
   // Set by Start, moved out by Stop; SetReady reads it from any thread.
-  std::unique_ptr<rpc::GrpcServer> grpc_ ABSL_GUARDED_BY(mu_);
+  // Shared with the drain's shutdown work, which may still be shutting it
+  // down while Stop (or the destructor) lets go of it.
+  std::shared_ptr<rpc::GrpcServer> grpc_ ABSL_GUARDED_BY(mu_);
+  bool destroying_ ABSL_GUARDED_BY(mu_) = false;    // no new shutdown work
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;    // a heartbeat was sent
+  bool deregistered_ ABSL_GUARDED_BY(mu_) = false;  // no more heartbeats
   // Set by Start; taken out by the drain's shutdown work or by Stop.
   std::unique_ptr<PeriodicTask> heartbeat_ ABSL_GUARDED_BY(mu_);
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;  // drain started

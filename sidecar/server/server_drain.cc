@@ -86,17 +86,17 @@ void Server::BeginShutdown(bool fast) {
   spdlog::info("drained: shutting down{}", fast ? " (fast)" : "");
   absl::MutexLock lock(&mu_);
   // The controller asks once; the caller (an RPC, the admin thread, the
-  // ticker) must not block.
-  if (shutdown_thread_.joinable()) return;
+  // ticker) must not block. A server being destroyed starts nothing new.
+  if (shutdown_thread_.joinable() || destroying_) return;
   shutdown_thread_ = std::thread([this, fast] { ShutdownWork(fast); });
 }
 
 void Server::ShutdownWork(bool fast) {
-  rpc::GrpcServer* grpc = nullptr;
+  std::shared_ptr<rpc::GrpcServer> grpc;
   absl::Time deadline;
   {
     absl::MutexLock lock(&mu_);
-    grpc = grpc_.get();  // Stop() runs only after stopped_ is set
+    grpc = grpc_;  // alive until this is done, whatever Stop does meanwhile
     const absl::Time hard =
         drain_started_ + config_.shutdown_timeout - kHardDeadlineMargin;
     const absl::Duration grace =

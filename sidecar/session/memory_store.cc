@@ -113,8 +113,9 @@ absl::Status MemorySessionStore::Create(const StoredSession& session) {
 absl::StatusOr<StoredSession> MemorySessionStore::Get(
     std::string_view id, const ReadOptions& options) {
   absl::MutexLock lock(&mu_);
-  StoredSession* s = FindLiveLocked(id, options.now);
-  if (s == nullptr) return NotFound();
+  bool expired = false;
+  StoredSession* s = FindLiveLocked(id, options.now, &expired);
+  if (s == nullptr) return expired ? ExpiredNotFound() : NotFound();
   if (options.touch) s->last_access = std::max(s->last_access, options.now);
   if (options.metadata_only) return MetadataOf(*s);
   return *s;
@@ -241,10 +242,11 @@ size_t MemorySessionStore::SweepTombstonesLocked(absl::Time now) {
 }
 
 StoredSession* MemorySessionStore::FindLiveLocked(std::string_view id,
-                                                  absl::Time now) {
+                                                  absl::Time now, bool* expired) {
   auto it = sessions_.find(Sv(id));
   if (it == sessions_.end()) return nullptr;
   if (!it->second.LiveAt(now)) {
+    if (expired != nullptr) *expired = true;
     // Liveness never comes back (only a live session is touched), so an
     // expired record can go now rather than at the next sweep.
     EraseLocked(it);

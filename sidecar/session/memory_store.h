@@ -74,7 +74,8 @@ class MemorySessionStore final : public SessionStore {
   size_t SweepTombstonesLocked(absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live session with this id, or nullptr (an expired one is erased).
-  StoredSession* FindLiveLocked(std::string_view id, absl::Time now)
+  StoredSession* FindLiveLocked(std::string_view id, absl::Time now,
+                                bool* expired = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddTombstoneLocked(const std::string& id, absl::Time now,
                           absl::Time until) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -22,6 +22,8 @@ class SessionEvents {
   virtual ~SessionEvents() = default;
   virtual void SessionCreated() {}
   virtual void SessionDestroyed() {}
+  // A read met the session expired (idle or absolute).
+  virtual void SessionExpired() {}
   virtual void SessionNotFound(NotFoundCause cause) {}
   // reason: "malformed", "unknown_key", "auth_failed".
   virtual void DecryptFailed(std::string_view reason) {}

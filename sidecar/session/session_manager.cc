@@ -442,6 +442,7 @@ absl::Status SessionManager::NotFound(NotFoundCause cause) const {
 }
 
 absl::Status SessionManager::StoreReadError(const absl::Status& status) const {
+  if (IsExpiredNotFound(status)) events_->SessionExpired();
   if (absl::IsNotFound(status)) return NotFound(NotFoundCause::kUnknown);
   return status;
 }

@@ -26,6 +26,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/time/time.h"
 
 namespace stateside {
@@ -74,6 +75,19 @@ struct Mutation {
   MutationLimits limits;
 };
 
+// The NOT_FOUND of a read that met the session expired (and dropped it). To
+// every caller it is the same NOT_FOUND; the payload only lets the session
+// rules count expiries (stateside_sessions_expired_total).
+inline constexpr char kExpiredPayload[] = "type.stateside/session.expired";
+inline absl::Status ExpiredNotFound() {
+  absl::Status status = absl::NotFoundError("session not found");
+  status.SetPayload(kExpiredPayload, absl::Cord("1"));
+  return status;
+}
+inline bool IsExpiredNotFound(const absl::Status& status) {
+  return absl::IsNotFound(status) && status.GetPayload(kExpiredPayload).has_value();
+}
+
 class SessionStore {
  public:
   virtual ~SessionStore() = default;
@@ -87,7 +101,9 @@ class SessionStore {
   // session.last_access is the current time (for liveness and tombstones).
   virtual absl::Status Create(const StoredSession& session) = 0;
 
-  // The live session, touched if options.touch.
+  // The live session, touched if options.touch. A session met expired is
+  // ExpiredNotFound() (a lower bound of expiries: a backend may also drop
+  // expired sessions unseen).
   virtual absl::StatusOr<StoredSession> Get(std::string_view id,
                                             const ReadOptions& options) = 0;
 

@@ -239,6 +239,20 @@ TEST_P(SessionStoreConformanceTest, IdleExpiryIsEnforcedAtTheBoundary) {
       << "an expired session may be forgotten, but never brought back";
 }
 
+// The rules count expiries from this; callers see one NOT_FOUND either way.
+TEST_P(SessionStoreConformanceTest, AReadThatMeetsAnExpiredSessionSaysSo) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  EXPECT_FALSE(IsExpiredNotFound(Read(Id('z')).status()));  // never existed
+  clock_.Advance(absl::Minutes(30));
+  const absl::Status first = Read(Id('a')).status();
+  EXPECT_EQ(first.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(IsExpiredNotFound(first)) << first;
+  // Dropped when met: a second read finds nothing.
+  const absl::Status second = Read(Id('a')).status();
+  EXPECT_EQ(second.code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(IsExpiredNotFound(second)) << second;
+}
+
 TEST_P(SessionStoreConformanceTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
   const absl::Time cap = now() + absl::Hours(8);

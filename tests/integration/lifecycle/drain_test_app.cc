@@ -7,7 +7,8 @@
 //
 //   drain_test_app --socket PATH [--workers N]
 //
-// Prints "ready" once the load has made 100 successful calls, and at the end one line
+// Prints "ready" once the load has made 100 successful calls and the drain
+// watch is attached, and at the end one line
 // "calls=<ok> failed=<n> first_error=<status>"; exits 0 if no call failed.
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "stateside/client.h"
 #include "stateside/drain_watcher.h"
 #include "stateside/shutdown_signals.h"
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
   }
   absl::Notification draining;
   auto watcher = stateside::DrainWatcher::Start(
-      **client, [&draining](const stateside::DrainNotice& notice) {
+      **client, [&](const stateside::DrainNotice& notice) {
         if (notice.state == stateside::DrainState::kDraining &&
             !draining.HasBeenNotified()) {
           draining.Notify();
@@ -98,6 +101,17 @@ int main(int argc, char** argv) {
     });
   }
   under_load.WaitForNotification();
+  // Attached (its stream has had the sidecar's first event): a signal now
+  // finds an app watcher to wait for. The watcher has no hook for this, so
+  // poll its counter, for at most 10 s.
+  const absl::Time attach_deadline = absl::Now() + absl::Seconds(10);
+  while ((*watcher)->attached_count() == 0 && absl::Now() < attach_deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  if ((*watcher)->attached_count() == 0) {
+    std::fprintf(stderr, "watch: not attached after 10 s\n");
+    return 1;
+  }
   std::printf("ready\n");
   std::fflush(stdout);
 

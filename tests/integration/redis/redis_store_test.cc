@@ -237,5 +237,49 @@ TEST_F(RedisStoreTest, HugeAttributeCountsAreCreatedInChunks) {
   EXPECT_EQ(store_->Update("many", m).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// stateside_sessions_live comes from this estimate: exact when every key is a
+// live session, about right (random samples) when other keys share the
+// database. Its own server: the shared one holds other tests' keys.
+TEST(RedisLiveEstimateTest, EstimatesLiveSessionsFromSamples) {
+  auto server = RedisServer::Start({});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectedClient((*server)->url());
+  ASSERT_NE(client, nullptr);
+  RedisSessionStore store(client.get(), "est:");
+  absl::StatusOr<int64_t> empty = store.EstimateLiveSessions();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(*empty, 0);
+
+  const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  const auto make = [&](const std::string& id) {
+    StoredSession s;
+    s.id = id;
+    s.created = s.last_access = now;
+    s.idle_ttl = absl::Minutes(30);
+    s.absolute_expiry = now + absl::Hours(8);
+    s.version = 1;
+    return s;
+  };
+  constexpr int kLive = 100;
+  for (int i = 0; i < kLive; ++i) {
+    ASSERT_TRUE(store.Create(make(absl::StrCat("live-", i))).ok());
+  }
+  absl::StatusOr<int64_t> all_live = store.EstimateLiveSessions();
+  ASSERT_TRUE(all_live.ok()) << all_live.status();
+  EXPECT_EQ(*all_live, kLive);
+
+  // 100 tombstones and 100 foreign keys: a third of the keys are live.
+  for (int i = 0; i < kLive; ++i) {
+    const std::string id = absl::StrCat("dead-", i);
+    ASSERT_TRUE(store.Create(make(id)).ok());
+    ASSERT_TRUE(store.Destroy(id, now, now + absl::Hours(1)).ok());
+    ASSERT_TRUE(client->Call({"SET", absl::StrCat("other:", i), "x"}).ok());
+  }
+  // 256 samples of 300 keys: the standard deviation is about 9.
+  absl::StatusOr<int64_t> mixed = store.EstimateLiveSessions(256);
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_NEAR(static_cast<double>(*mixed), kLive, 45);
+}
+
 }  // namespace
 }  // namespace stateside::testing

@@ -96,6 +96,8 @@ TEST_F(SessionManagerTest, IdleExpiryIsEnforced) {
   EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(s.info.id)));
   EXPECT_SESSION_NOT_FOUND(manager_->Touch(SessionKey::Id(s.info.id)).status());
   EXPECT_EQ(events_.not_found(NotFoundCause::kUnknown), 2);
+  // Met expired once (then dropped): one expiry, however often it is asked.
+  EXPECT_EQ(events_.count("expired"), 1);
 }
 
 TEST_F(SessionManagerTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {

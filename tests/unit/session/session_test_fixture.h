@@ -28,6 +28,7 @@ class RecordingEvents final : public SessionEvents {
  public:
   void SessionCreated() override { Bump("created"); }
   void SessionDestroyed() override { Bump("destroyed"); }
+  void SessionExpired() override { Bump("expired"); }
   void SessionNotFound(NotFoundCause cause) override {
     Bump(std::string("not_found:") + std::string(NotFoundCauseName(cause)));
   }
