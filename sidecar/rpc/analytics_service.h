@@ -8,6 +8,7 @@
 
 #include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/rpc/operations.h"
 #include "sidecar/rpc/unary_call.h"
 #include "stateside/v1/analytics.grpc.pb.h"
 
@@ -24,7 +25,7 @@ class AnalyticsService final : public internal::AnalyticsServiceBase {
   // REQUIRES: `opt_outs` outlives the service.
   explicit AnalyticsService(OptOutManager* opt_outs,
                             admin::Metrics* metrics = nullptr)
-      : opt_outs_(opt_outs), metrics_(metrics) {}
+      : ops_(nullptr, opt_outs), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* SetOptOut(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
@@ -36,7 +37,7 @@ class AnalyticsService final : public internal::AnalyticsServiceBase {
  private:
   RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
 
-  OptOutManager* const opt_outs_;
+  const Operations ops_;
   admin::Metrics* const metrics_;
 };
 

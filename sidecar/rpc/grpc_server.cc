@@ -35,7 +35,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options, const GrpcServices& services) {
   std::unique_ptr<GrpcServer> server(new GrpcServer());
   server->session_service_ =
-      std::make_unique<SessionService>(services.sessions, services.metrics);
+      std::make_unique<SessionService>(services.sessions, services.opt_outs,
+                                       services.metrics);
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(

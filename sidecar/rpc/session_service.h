@@ -1,15 +1,16 @@
-// stateside.v1.SessionService over a SessionManager: every RPC is a thin
-// callback-API handler that checks the wire format, converts, calls the
-// manager and finishes the call (see unary_call.h for why the methods take
-// raw bytes). Handlers do not block beyond the manager's call; a manager
-// with async completions would finish the same UnaryCall from its callback.
-// Thread-safe: no state besides the manager pointer.
+// stateside.v1.SessionService: every unary RPC is a thin callback-API
+// handler that checks the wire format and runs the shared operation
+// (operations.h), which finishes the call, possibly from the store's thread
+// (see unary_call.h for why the methods take raw bytes). Pipe carries the same
+// operations, and the opt-outs, multiplexed on one stream (pipe.h).
+// Thread-safe: no state besides the managers.
 #ifndef STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 #define STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 
 #include <string_view>
 
 #include "sidecar/admin/metrics.h"
+#include "sidecar/rpc/operations.h"
 #include "sidecar/rpc/unary_call.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/session.grpc.pb.h"
@@ -18,21 +19,26 @@ namespace stateside::rpc {
 
 namespace internal {
 using V1Sessions = v1::SessionService;
-using SessionServiceBase = V1Sessions::WithRawCallbackMethod_Create<
+// Every method raw (so the typed callback variants, whose Pipe would clash
+// with the raw one, are not in the chain): over the plain Service.
+using SessionServiceBase = V1Sessions::WithRawCallbackMethod_Pipe<
+    V1Sessions::WithRawCallbackMethod_Create<
     V1Sessions::WithRawCallbackMethod_Get<V1Sessions::WithRawCallbackMethod_Update<
         V1Sessions::WithRawCallbackMethod_Touch<V1Sessions::WithRawCallbackMethod_Destroy<
             V1Sessions::WithRawCallbackMethod_Regenerate<
                 V1Sessions::WithRawCallbackMethod_ListUserSessions<
                     V1Sessions::WithRawCallbackMethod_DestroyUserSessions<
-                        V1Sessions::CallbackService>>>>>>>>;
+                        V1Sessions::Service>>>>>>>>>;
 }  // namespace internal
 
 class SessionService final : public internal::SessionServiceBase {
  public:
-  // REQUIRES: `sessions` (and `metrics`, if not null) outlive the service.
-  explicit SessionService(SessionManager* sessions,
-                          admin::Metrics* metrics = nullptr)
-      : sessions_(sessions), metrics_(metrics) {}
+  // REQUIRES: `sessions` (and `opt_outs`, `metrics`, if not null) outlive
+  // the service. Without `opt_outs`, Pipe answers its opt-out calls
+  // UNIMPLEMENTED.
+  SessionService(SessionManager* sessions, OptOutManager* opt_outs,
+                 admin::Metrics* metrics = nullptr)
+      : ops_(sessions, opt_outs), metrics_(metrics) {}
 
   using Context = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;
@@ -54,11 +60,12 @@ class SessionService final : public internal::SessionServiceBase {
   grpc::ServerUnaryReactor* DestroyUserSessions(Context* context,
                                                 const Bytes* request,
                                                 Bytes* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Pipe(Context* context) override;
 
  private:
   RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
 
-  SessionManager* const sessions_;
+  const Operations ops_;
   admin::Metrics* const metrics_;
 };
 

@@ -126,6 +126,20 @@ class UnaryCall {
   Response response_;
 };
 
+// Starts a unary call and runs `op`, a member of `ops` with the shape
+// (const Request&, Response*, done(absl::Status)) (see operations.h), which
+// finishes it.
+template <typename Call, typename Ops, typename Op>
+grpc::ServerUnaryReactor* RunOperation(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response, RpcMeter meter,
+                                       const Ops& ops, Op op) {
+  return Call::Start(context, request, response, meter, [&ops, op](Call* call) {
+    (ops.*op)(call->request(), call->response(),
+              [call](absl::Status status) { call->Finish(status); });
+  });
+}
+
 }  // namespace stateside::rpc
 
 #endif  // STATESIDE_SIDECAR_RPC_UNARY_CALL_H_

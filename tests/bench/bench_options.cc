@@ -152,6 +152,11 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
     o.transport = TransportKind::kUnary;
   } else if (transport == "stream") {
     o.transport = TransportKind::kStream;
+    if (o.op == Op::kPing) {
+      return absl::InvalidArgumentError(
+          "--transport stream: --op ping has no stream form (the empty-call floor "
+          "is the unary Health/Check)");
+    }
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--transport: unknown transport '", transport,

@@ -89,6 +89,21 @@ TEST_F(BenchSmokeTest, EveryOperationRunsWithoutErrors) {
   }
 }
 
+// The same operations over SessionService.Pipe (ping has no stream form).
+TEST_F(BenchSmokeTest, EveryOperationRunsOverTheStreamWithoutErrors) {
+  for (const char* op : {"session-get", "session-update", "session-create", "optout-get"}) {
+    RunResult r = Bench({"--op", op, "--transport", "stream", "--inflight", "16",
+                         "--channels", "2", "--duration", "0.3", "--warmup", "0.1",
+                         "--size", "100"});
+    ASSERT_EQ(r.exit_status, 0) << op << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["op"], op);
+    EXPECT_EQ(j["transport"], "stream");
+    EXPECT_GT(j["calls"].get<int64_t>(), 0) << op;
+    EXPECT_EQ(j["errors"], 0) << op << ": " << j.dump();
+  }
+}
+
 TEST_F(BenchSmokeTest, UnknownSessionIsASetupFailure) {
   RunResult r = Bench({"--op", "session-get", "--session",
                        std::string(43, 'A'), "--duration", "0.2"});

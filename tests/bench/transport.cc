@@ -12,6 +12,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "tests/bench/stream_transport.h"
 #include "tests/bench/unary_transport.h"
 
 namespace stateside::bench {
@@ -72,11 +73,7 @@ absl::Status CheckTransport(TransportKind kind) {
     case TransportKind::kUnary:
       return absl::OkStatus();
     case TransportKind::kStream:
-      // Lands with the sidecar's multiplexed stream (issue 8): a
-      // StreamTransport implementing Transport over that stream.
-      return absl::UnimplementedError(
-          "--transport stream: the sidecar's streaming transport (issue 8) is "
-          "not built yet; use --transport unary");
+      return absl::OkStatus();
   }
   return absl::InvalidArgumentError("unknown transport");
 }
@@ -84,6 +81,7 @@ absl::Status CheckTransport(TransportKind kind) {
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     TransportKind kind, TransportParams params) {
   if (absl::Status s = CheckTransport(kind); !s.ok()) return s;
+  if (kind == TransportKind::kStream) return MakeStreamTransport(std::move(params));
   return MakeUnaryTransport(std::move(params));
 }
 

@@ -1,0 +1,147 @@
+#include "sidecar/rpc/operations.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "sidecar/rpc/convert.h"
+
+namespace stateside::rpc {
+namespace {
+
+absl::Status MissingUserId() { return absl::InvalidArgumentError("user_id: required"); }
+
+absl::Status NoManager() {
+  return absl::UnimplementedError("this server does not serve this operation");
+}
+
+// The key of a request that names one session.
+template <typename Request>
+absl::StatusOr<SessionKey> KeyOf(const Request& request) {
+  return KeyFromProto(request.has_key(), request.key(), "key");
+}
+
+// Runs `fill` on the value and reports OK, or reports the error.
+template <typename T, typename Fill>
+void Answer(absl::StatusOr<T> result, Fill&& fill, Operations::Done done) {
+  if (!result.ok()) return std::move(done)(result.status());
+  std::forward<Fill>(fill)(*std::move(result));
+  std::move(done)(absl::OkStatus());
+}
+
+}  // namespace
+
+void Operations::Create(const v1::CreateSessionRequest& request,
+                        v1::CreateSessionResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto params = CreateParamsFromProto(request);
+  if (!params.ok()) return std::move(done)(params.status());
+  Answer(sessions_->Create(*params),
+         [response](Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+}
+
+void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
+                     Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto key = KeyOf(request);
+  if (!key.ok()) return std::move(done)(key.status());
+  // Async: no gRPC thread waits for the store (there are two).
+  sessions_->GetAsync(*key, /*touch=*/!request.no_touch(),
+                      [response, done = std::move(done)](absl::StatusOr<Session> s) mutable {
+                        Answer(std::move(s),
+                               [response](Session v) { ToProto(v, response->mutable_session()); },
+                               std::move(done));
+                      });
+}
+
+void Operations::Update(const v1::UpdateSessionRequest& request,
+                        v1::UpdateSessionResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto key = KeyOf(request);
+  if (!key.ok()) return std::move(done)(key.status());
+  sessions_->UpdateAsync(
+      *key, UpdateParamsFromProto(request),
+      [response, done = std::move(done)](absl::StatusOr<SessionInfo> info) mutable {
+        Answer(std::move(info),
+               [response](const SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+               std::move(done));
+      });
+}
+
+void Operations::Touch(const v1::TouchSessionRequest& request,
+                       v1::TouchSessionResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto key = KeyOf(request);
+  if (!key.ok()) return std::move(done)(key.status());
+  Answer(sessions_->Touch(*key),
+         [response](const SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+         std::move(done));
+}
+
+void Operations::Destroy(const v1::DestroySessionRequest& request,
+                         v1::DestroySessionResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto key = KeyOf(request);
+  if (!key.ok()) return std::move(done)(key.status());
+  Answer(sessions_->Destroy(*key), [response](bool existed) { response->set_existed(existed); },
+         std::move(done));
+}
+
+void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
+                            v1::RegenerateSessionResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  auto key = KeyOf(request);
+  if (!key.ok()) return std::move(done)(key.status());
+  Answer(sessions_->Regenerate(*key),
+         [response](Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+}
+
+void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
+                                  v1::ListUserSessionsResponse* response, Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  if (request.user_id().empty()) return std::move(done)(MissingUserId());
+  Answer(sessions_->ListUserSessions(request.user_id()),
+         [response](const std::vector<SessionInfo>& infos) {
+           for (const SessionInfo& info : infos) ToProto(info, response->add_sessions());
+         },
+         std::move(done));
+}
+
+void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
+                                     v1::DestroyUserSessionsResponse* response,
+                                     Done done) const {
+  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  if (request.user_id().empty()) return std::move(done)(MissingUserId());
+  // An empty `keep` message (neither id nor cookie) is no keep at all, which
+  // is also what the manager makes of a keep naming no session.
+  std::optional<SessionKey> keep;
+  if (request.has_keep() && request.keep().kind_case() != v1::SessionKey::KIND_NOT_SET) {
+    auto key = KeyFromProto(true, request.keep(), "keep");
+    if (!key.ok()) return std::move(done)(key.status());
+    keep = *std::move(key);
+  }
+  Answer(sessions_->DestroyUserSessions(request.user_id(), keep),
+         [response](uint32_t destroyed) { response->set_destroyed(destroyed); },
+         std::move(done));
+}
+
+void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,
+                           Done done) const {
+  if (opt_outs_ == nullptr) return std::move(done)(NoManager());
+  std::optional<absl::Duration> ttl;
+  if (request.has_ttl()) {
+    auto parsed = PositiveDurationFromProto(request.ttl(), "ttl");
+    if (!parsed.ok()) return std::move(done)(parsed.status());
+    ttl = *parsed;
+  }
+  std::move(done)(opt_outs_->Set(request.subject(), request.opted_out(), ttl));
+}
+
+void Operations::GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response,
+                           Done done) const {
+  if (opt_outs_ == nullptr) return std::move(done)(NoManager());
+  Answer(opt_outs_->Get(request.subject()),
+         [response](bool opted_out) { response->set_opted_out(opted_out); }, std::move(done));
+}
+
+}  // namespace stateside::rpc

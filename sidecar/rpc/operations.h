@@ -1,0 +1,61 @@
+// One implementation of every session and opt-out operation, shared by the
+// unary handlers (session_service.cc, analytics_service.cc) and the Pipe
+// stream (pipe.cc): a proto request in, a proto response out, and the status
+// the unary RPC answers. So both transports give the same answers and codes
+// by construction.
+//
+// `done` runs exactly once: on the calling thread, or for Get and Update on
+// the store's thread when the store completes asynchronously (Redis); it must
+// not block. `response` must stay alive and untouched until then. The request
+// is only read before the call returns (what an async store needs is copied).
+// Thread-safe: no state besides the managers.
+#ifndef STATESIDE_SIDECAR_RPC_OPERATIONS_H_
+#define STATESIDE_SIDECAR_RPC_OPERATIONS_H_
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/session/session_manager.h"
+#include "stateside/v1/analytics.pb.h"
+#include "stateside/v1/session.pb.h"
+
+namespace stateside::rpc {
+
+class Operations {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // Either pointer may be null when a service needs only the other; calling
+  // an operation of a missing manager answers UNIMPLEMENTED.
+  Operations(SessionManager* sessions, OptOutManager* opt_outs)
+      : sessions_(sessions), opt_outs_(opt_outs) {}
+
+  void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
+              Done done) const;
+  void Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
+           Done done) const;
+  void Update(const v1::UpdateSessionRequest& request, v1::UpdateSessionResponse* response,
+              Done done) const;
+  void Touch(const v1::TouchSessionRequest& request, v1::TouchSessionResponse* response,
+             Done done) const;
+  void Destroy(const v1::DestroySessionRequest& request, v1::DestroySessionResponse* response,
+               Done done) const;
+  void Regenerate(const v1::RegenerateSessionRequest& request,
+                  v1::RegenerateSessionResponse* response, Done done) const;
+  void ListUserSessions(const v1::ListUserSessionsRequest& request,
+                        v1::ListUserSessionsResponse* response, Done done) const;
+  void DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
+                           v1::DestroyUserSessionsResponse* response, Done done) const;
+  void SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,
+                 Done done) const;
+  void GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response,
+                 Done done) const;
+
+ private:
+  SessionManager* const sessions_;
+  OptOutManager* const opt_outs_;
+};
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_OPERATIONS_H_

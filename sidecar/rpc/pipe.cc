@@ -1,0 +1,251 @@
+#include "sidecar/rpc/pipe.h"
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <grpcpp/impl/codegen/proto_utils.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/status.h"
+#include "sidecar/rpc/unary_call.h"
+
+namespace stateside::rpc {
+
+struct PipeReactor::Pending {
+  v1::PipeResult result;
+  std::string_view method;  // a metric label: a literal
+  absl::Time started;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+PipeReactor* PipeReactor::Start(const Operations* ops, admin::Metrics* metrics,
+                                size_t max_outstanding) {
+  auto* reactor = new PipeReactor(ops, metrics, max_outstanding);
+  Next next;
+  {
+    absl::MutexLock lock(&reactor->mu_);
+    next = reactor->NextLocked();  // the first read
+  }
+  reactor->Do(next);
+  return reactor;
+}
+
+PipeReactor::PipeReactor(const Operations* ops, admin::Metrics* metrics,
+                         size_t max_outstanding)
+    : ops_(ops), metrics_(metrics), max_outstanding_(max_outstanding == 0 ? 1 : max_outstanding) {}
+
+void PipeReactor::OnReadDone(bool ok) {
+  v1::PipeRequest request;
+  absl::Status bad;
+  if (ok && !grpc::SerializationTraits<v1::PipeRequest>::Deserialize(&read_buffer_, &request)
+                 .ok()) {
+    bad = absl::InvalidArgumentError(
+        "malformed request: not a valid stateside.v1.PipeRequest");
+  } else if (ok && request.calls_size() > kMaxCallsPerMessage) {
+    bad = absl::ResourceExhaustedError(absl::StrCat(
+        "a Pipe message carries at most ", kMaxCallsPerMessage, " calls; this one had ",
+        request.calls_size()));
+  }
+  if (!ok || !bad.ok()) {
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      read_closed_ = true;
+      if (!bad.ok() && end_status_.ok()) end_status_ = bad;
+      next = NextLocked();
+    }
+    return Do(next);
+  }
+  {
+    // Counted before any completes (a memory-store call completes inline).
+    absl::MutexLock lock(&mu_);
+    outstanding_ += static_cast<size_t>(request.calls_size());
+  }
+  for (v1::PipeCall& call : *request.mutable_calls()) Dispatch(call);
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    next = NextLocked();
+  }
+  Do(next);
+}
+
+void PipeReactor::Dispatch(v1::PipeCall& call) {
+  auto* pending = new Pending();
+  pending->result.set_id(call.id());
+  pending->started = absl::Now();
+  if (metrics_ != nullptr) metrics_->RpcStarted();
+  Operations::Done done = [this, pending](absl::Status status) {
+    Complete(pending, std::move(status));
+  };
+  if (call.has_timeout()) {
+    const absl::Duration timeout = absl::Seconds(call.timeout().seconds()) +
+                                   absl::Nanoseconds(call.timeout().nanos());
+    if (timeout < absl::ZeroDuration()) {
+      pending->method = "SessionService/Pipe";
+      return std::move(done)(absl::InvalidArgumentError("timeout: must not be negative"));
+    }
+    if (timeout > absl::ZeroDuration()) pending->deadline = pending->started + timeout;
+  }
+  v1::PipeResult& r = pending->result;
+  switch (call.op_case()) {
+    case v1::PipeCall::kCreate:
+      pending->method = "SessionService/Pipe.Create";
+      return ops_->Create(call.create(), r.mutable_create(), std::move(done));
+    case v1::PipeCall::kGet:
+      pending->method = "SessionService/Pipe.Get";
+      return ops_->Get(call.get(), r.mutable_get(), std::move(done));
+    case v1::PipeCall::kUpdate:
+      pending->method = "SessionService/Pipe.Update";
+      return ops_->Update(call.update(), r.mutable_update(), std::move(done));
+    case v1::PipeCall::kTouch:
+      pending->method = "SessionService/Pipe.Touch";
+      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done));
+    case v1::PipeCall::kDestroy:
+      pending->method = "SessionService/Pipe.Destroy";
+      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done));
+    case v1::PipeCall::kRegenerate:
+      pending->method = "SessionService/Pipe.Regenerate";
+      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done));
+    case v1::PipeCall::kListUserSessions:
+      pending->method = "SessionService/Pipe.ListUserSessions";
+      return ops_->ListUserSessions(call.list_user_sessions(), r.mutable_list_user_sessions(),
+                                    std::move(done));
+    case v1::PipeCall::kDestroyUserSessions:
+      pending->method = "SessionService/Pipe.DestroyUserSessions";
+      return ops_->DestroyUserSessions(call.destroy_user_sessions(),
+                                       r.mutable_destroy_user_sessions(), std::move(done));
+    case v1::PipeCall::kSetOptOut:
+      pending->method = "SessionService/Pipe.SetOptOut";
+      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done));
+    case v1::PipeCall::kGetOptOut:
+      pending->method = "SessionService/Pipe.GetOptOut";
+      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done));
+    case v1::PipeCall::OP_NOT_SET:
+      break;
+  }
+  pending->method = "SessionService/Pipe";
+  std::move(done)(absl::InvalidArgumentError("pipe call without an operation"));
+}
+
+void PipeReactor::Complete(Pending* pending, absl::Status status) {
+  const absl::Time now = absl::Now();
+  if (status.ok() && now > pending->deadline) {
+    // As a unary call past its deadline: the work may have been done, the
+    // answer is DEADLINE_EXCEEDED.
+    status = absl::DeadlineExceededError("deadline exceeded");
+  }
+  const grpc::Status wire = ToGrpcStatus(status);
+  v1::PipeResult& r = pending->result;
+  r.set_code(static_cast<int32_t>(wire.error_code()));
+  if (!wire.ok()) {
+    r.set_message(wire.error_message());
+    r.clear_response();
+  }
+  if (metrics_ != nullptr) {
+    metrics_->RecordRpc(pending->method, CodeName(static_cast<absl::StatusCode>(wire.error_code())),
+                        absl::ToDoubleSeconds(now - pending->started));
+    metrics_->RpcFinished();
+  }
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) {
+      --outstanding_;  // nobody to tell
+    } else {
+      ready_.push_back(std::move(r));
+    }
+    next = NextLocked();
+  }
+  delete pending;
+  Do(next);
+}
+
+void PipeReactor::OnWriteDone(bool ok) {
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    outstanding_ -= in_write_;
+    in_write_ = 0;
+    if (!ok && !cancelled_) {
+      // The stream broke under the write: the client is gone.
+      cancelled_ = true;
+      outstanding_ -= ready_.size();
+      ready_.clear();
+    }
+    next = NextLocked();
+  }
+  Do(next);
+}
+
+void PipeReactor::OnCancel() {
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!cancelled_) {
+      cancelled_ = true;
+      outstanding_ -= ready_.size();
+      ready_.clear();
+    }
+    next = NextLocked();
+  }
+  Do(next);
+}
+
+void PipeReactor::OnDone() { delete this; }
+
+PipeReactor::Next PipeReactor::NextLocked() {
+  Next next;
+  if (finished_) return next;
+  if (!writing_ && !ready_.empty() && !cancelled_) {
+    // What is ready goes in this one message, up to kMaxWriteBytes (at least
+    // one result): the client's receive limit must hold for a batch too.
+    batch_.Clear();
+    size_t bytes = 0;
+    size_t n = 0;
+    for (const v1::PipeResult& r : ready_) {
+      const size_t size = r.ByteSizeLong();
+      if (n > 0 && bytes + size > kMaxWriteBytes) break;
+      bytes += size;
+      ++n;
+    }
+    batch_.mutable_results()->Reserve(static_cast<int>(n));
+    for (size_t i = 0; i < n; ++i) *batch_.add_results() = std::move(ready_[i]);
+    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n));
+    in_write_ = n;
+    writing_ = true;  // batch_ and write_buffer_ are the caller's until OnWriteDone
+    next.write = true;
+  }
+  if (!reading_ && !read_closed_ && !cancelled_ && outstanding_ < max_outstanding_) {
+    reading_ = true;
+    next.read = true;
+  }
+  // Finish once nothing is pending in either direction and no call is owed
+  // an answer (a call still running will call back into this reactor).
+  if ((read_closed_ || cancelled_) && !reading_ && !writing_ && outstanding_ == 0) {
+    finished_ = true;
+    next.finish = true;
+    next.finish_status = cancelled_ ? grpc::Status::CANCELLED : ToGrpcStatus(end_status_);
+  }
+  return next;
+}
+
+void PipeReactor::Do(const Next& next) {
+  if (next.write) {
+    // Serialized outside the lock: completions need not wait for it.
+    bool own_buffer = false;
+    write_buffer_.Clear();  // the serializer wants an empty buffer
+    grpc::SerializationTraits<v1::PipeResponse>::Serialize(batch_, &write_buffer_, &own_buffer);
+    StartWrite(&write_buffer_);
+  }
+  if (next.read) StartRead(&read_buffer_);
+  if (next.finish) Finish(next.finish_status);
+}
+
+}  // namespace stateside::rpc

@@ -1,0 +1,21 @@
+// Calls through SessionService.Pipe: one stream per channel; slot i's calls
+// go on stream i % channels, tagged with the slot. Each write carries every
+// call issued while the previous write was in flight (the client half of the
+// batching that the sidecar does on its side).
+#ifndef STATESIDE_TESTS_BENCH_STREAM_TRANSPORT_H_
+#define STATESIDE_TESTS_BENCH_STREAM_TRANSPORT_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "tests/bench/transport.h"
+
+namespace stateside::bench {
+
+// UNIMPLEMENTED for `ping` (it has no stream form: the floor is the unary
+// Health/Check).
+absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params);
+
+}  // namespace stateside::bench
+
+#endif  // STATESIDE_TESTS_BENCH_STREAM_TRANSPORT_H_

@@ -1,0 +1,178 @@
+// SessionService.Pipe against the real binary: a client that writes calls
+// and never reads their answers meets backpressure (its writes stop being
+// accepted) and the sidecar's memory stays bounded (peak RSS, VmHWM).
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <set>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "stateside/v1/session.grpc.pb.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace stateside {
+namespace {
+
+namespace v1 = ::stateside::v1;
+using testing::Subprocess;
+
+// A /proc/PID/status field in kB (VmRSS, VmHWM); -1 if absent.
+int64_t StatusKb(int pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!absl::StartsWith(line, field + ":")) continue;
+    std::istringstream values(line.substr(field.size() + 1));
+    int64_t kb = -1;
+    values >> kb;
+    return kb;
+  }
+  return -1;
+}
+
+TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounded) {
+  testing::TempDir dir;
+  const std::string socket = dir.File("api.sock");
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("stateside")};
+  options.env = {{"STATESIDE_SOCKET", socket}, {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}};
+  options.log_path = dir.File("sidecar.log");
+  auto sidecar = Subprocess::Start(options);
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
+      absl::Seconds(15)))
+      << sidecar->ReadLog();
+  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  auto stub = v1::SessionService::NewStub(channel);
+
+  // A session whose every read answers 1 KiB.
+  v1::CreateSessionRequest create;
+  (*create.mutable_attributes())["blob"] = std::string(1024, 'b');
+  v1::CreateSessionResponse created;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Create(&context, create, &created).ok());
+  }
+  const int64_t rss_before_kb = StatusKb(sidecar->pid(), "VmRSS");
+
+  // 10 000 messages of 100 reads = a million answers, a gigabyte if the
+  // sidecar kept them all; far more than HTTP/2 windows hold. The deadline
+  // ends the stream once writes block.
+  v1::PipeRequest request;
+  for (int i = 0; i < 100; ++i) {
+    v1::PipeCall* call = request.add_calls();
+    call->set_id(static_cast<uint64_t>(i));
+    call->mutable_get()->mutable_key()->set_id(created.session().metadata().id());
+  }
+  constexpr int kMessages = 10000;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(4)));
+  auto stream = stub->Pipe(&context);
+  int written = 0;
+  while (written < kMessages && stream->Write(request)) ++written;
+  stream->Finish();
+
+  const int64_t peak_kb = StatusKb(sidecar->pid(), "VmHWM");
+  EXPECT_LT(written, kMessages) << "every write was accepted: no backpressure";
+  EXPECT_GT(written, 0);
+  EXPECT_LT(peak_kb, 64 * 1024) << "peak RSS " << peak_kb << " kB (before the stream: "
+                                << rss_before_kb << " kB)";
+  RecordProperty("messages_accepted", written);
+  RecordProperty("peak_rss_kb", static_cast<int>(peak_kb));
+
+  // Still serving.
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_id(created.session().metadata().id());
+  v1::GetSessionResponse got;
+  grpc::ClientContext after;
+  after.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  EXPECT_TRUE(stub->Get(&after, get, &got).ok());
+}
+
+// On Redis, Get and Update complete on the Redis client's thread, out of
+// order with the reads: every call of a batch is still answered once, by id.
+TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
+  auto redis = testing::RedisServer::Start({});
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  testing::TempDir dir;
+  const std::string socket = dir.File("api.sock");
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("stateside")};
+  options.env = {{"STATESIDE_SOCKET", socket},
+                 {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
+                 {"REDIS_URL", (*redis)->url()},
+                 {"SESSION_ENCRYPTION_KEY",
+                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+                 {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}};
+  options.log_path = dir.File("sidecar.log");
+  auto sidecar = Subprocess::Start(options);
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
+      absl::Seconds(15)))
+      << sidecar->ReadLog();
+  auto stub = v1::SessionService::NewStub(
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+  v1::CreateSessionResponse created;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Create(&context, v1::CreateSessionRequest(), &created).ok());
+  }
+  const std::string id = created.session().metadata().id();
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto stream = stub->Pipe(&context);
+  constexpr int kMessages = 10;
+  constexpr int kPerMessage = 40;  // 20 reads and 20 writes of distinct attributes
+  for (int m = 0; m < kMessages; ++m) {
+    v1::PipeRequest request;
+    for (int i = 0; i < kPerMessage; ++i) {
+      v1::PipeCall* call = request.add_calls();
+      call->set_id(static_cast<uint64_t>(m * kPerMessage + i));
+      if (i % 2 == 0) {
+        call->mutable_get()->mutable_key()->set_id(id);
+      } else {
+        call->mutable_update()->mutable_key()->set_id(id);
+        (*call->mutable_update()->mutable_set())[absl::StrCat("a", i % 8)] =
+            absl::StrCat(m, "-", i);
+      }
+    }
+    ASSERT_TRUE(stream->Write(request));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::set<uint64_t> answered;
+  v1::PipeResponse response;
+  int failures = 0;
+  while (stream->Read(&response)) {
+    for (const v1::PipeResult& r : response.results()) {
+      EXPECT_TRUE(answered.insert(r.id()).second) << "id " << r.id() << " twice";
+      if (r.code() != 0) ++failures;
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kMessages * kPerMessage));
+  EXPECT_EQ(failures, 0);
+  // Every update landed: version 1 + one per update.
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_id(id);
+  v1::GetSessionResponse got;
+  grpc::ClientContext after;
+  ASSERT_TRUE(stub->Get(&after, get, &got).ok());
+  EXPECT_EQ(got.session().metadata().version(), 1u + kMessages * kPerMessage / 2);
+}
+
+}  // namespace
+}  // namespace stateside

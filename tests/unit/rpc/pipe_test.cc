@@ -1,0 +1,283 @@
+// SessionService.Pipe over a real channel: the answers and codes of the
+// unary RPCs, ids echoed, many calls per message, per-call deadlines, a call
+// without an operation, a malformed message, and many concurrent streams.
+#include <grpcpp/generic/generic_stub.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sidecar/rpc/pipe.h"
+#include "tests/unit/rpc/rpc_fixture.h"
+
+namespace stateside::rpc {
+namespace {
+
+using PipeTest = RpcTest;
+
+// Sends the calls in one message, half-closes, and returns every result by
+// id (a failed stream fails the test).
+std::map<uint64_t, v1::PipeResult> RunPipe(v1::SessionService::Stub& stub,
+                                           const std::vector<v1::PipeCall>& calls,
+                                           int* messages_read = nullptr) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub.Pipe(context.get());
+  // At most 100 calls a message: the fixture's server takes 16 KiB messages.
+  for (size_t i = 0; i < calls.size(); i += 100) {
+    v1::PipeRequest request;
+    for (size_t j = i; j < std::min(calls.size(), i + 100); ++j) *request.add_calls() = calls[j];
+    EXPECT_TRUE(stream->Write(request));
+  }
+  EXPECT_TRUE(stream->WritesDone());
+  std::map<uint64_t, v1::PipeResult> results;
+  v1::PipeResponse response;
+  int messages = 0;
+  while (stream->Read(&response)) {
+    ++messages;
+    for (const v1::PipeResult& r : response.results()) {
+      EXPECT_TRUE(results.emplace(r.id(), r).second) << "id " << r.id() << " answered twice";
+    }
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  if (messages_read != nullptr) *messages_read = messages;
+  return results;
+}
+
+v1::PipeCall GetCall(uint64_t id, const v1::SessionKey& key) {
+  v1::PipeCall call;
+  call.set_id(id);
+  *call.mutable_get()->mutable_key() = key;
+  return call;
+}
+
+TEST_F(PipeTest, AnswersAndCodesAreThoseOfTheUnaryRpcs) {
+  const v1::Session session = CreateSession("alice", {{"cart", "[]"}});
+  v1::SessionKey forged = CookieKey(session);
+  forged.set_cookie(forged.cookie() + "x");
+
+  std::vector<v1::PipeCall> calls;
+  calls.push_back(GetCall(1, CookieKey(session)));
+  calls.push_back(GetCall(2, forged));
+  v1::PipeCall stale;
+  stale.set_id(3);
+  *stale.mutable_update()->mutable_key() = IdKey(session);
+  (*stale.mutable_update()->mutable_set())["cart"] = "[1]";
+  stale.mutable_update()->set_expected_version(7);
+  calls.push_back(stale);
+  v1::PipeCall too_big;
+  too_big.set_id(4);
+  *too_big.mutable_update()->mutable_key() = IdKey(session);
+  (*too_big.mutable_update()->mutable_set())["big"] = std::string(kMaxAttributeBytes + 1, 'x');
+  calls.push_back(too_big);
+  v1::PipeCall set_opt_out;
+  set_opt_out.set_id(5);
+  set_opt_out.mutable_set_opt_out()->set_subject("alice");
+  set_opt_out.mutable_set_opt_out()->set_opted_out(true);
+  calls.push_back(set_opt_out);
+  v1::PipeCall empty;
+  empty.set_id(6);
+  calls.push_back(empty);
+  v1::PipeCall negative = GetCall(7, IdKey(session));
+  negative.mutable_timeout()->set_seconds(-1);
+  calls.push_back(negative);
+
+  const auto results = RunPipe(*session_stub_, calls);
+  ASSERT_EQ(results.size(), calls.size());
+
+  // Each against its unary twin.
+  v1::GetSessionRequest get;
+  *get.mutable_key() = CookieKey(session);
+  v1::GetSessionResponse unary_get;
+  ASSERT_TRUE(session_stub_->Get(Context().get(), get, &unary_get).ok());
+  EXPECT_EQ(results.at(1).code(), 0);
+  EXPECT_EQ(results.at(1).get().session().attributes().at("cart"), "[]");
+  EXPECT_EQ(results.at(1).get().session().metadata().id(), unary_get.session().metadata().id());
+
+  *get.mutable_key() = forged;
+  const grpc::Status unary_forged = session_stub_->Get(Context().get(), get, &unary_get);
+  EXPECT_EQ(results.at(2).code(), unary_forged.error_code());
+  EXPECT_EQ(results.at(2).message(), unary_forged.error_message());
+  EXPECT_FALSE(results.at(2).has_get());
+
+  v1::UpdateSessionResponse unary_update;
+  const grpc::Status unary_stale =
+      session_stub_->Update(Context().get(), stale.update(), &unary_update);
+  EXPECT_EQ(unary_stale.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(results.at(3).code(), unary_stale.error_code());
+  EXPECT_EQ(results.at(3).message(), unary_stale.error_message());
+
+  const grpc::Status unary_big =
+      session_stub_->Update(Context().get(), too_big.update(), &unary_update);
+  EXPECT_EQ(unary_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(results.at(4).code(), unary_big.error_code());
+  EXPECT_EQ(results.at(4).message(), unary_big.error_message());
+
+  EXPECT_EQ(results.at(5).code(), 0);
+  v1::GetOptOutRequest opt_out;
+  opt_out.set_subject("alice");
+  v1::GetOptOutResponse opted;
+  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), opt_out, &opted).ok());
+  EXPECT_TRUE(opted.opted_out());
+
+  EXPECT_EQ(results.at(6).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(results.at(7).code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(PipeTest, ManyCallsInOneMessageAreEachAnsweredOnceByTheirIds) {
+  const v1::Session session = CreateSession("bob", {{"k", "v"}});
+  std::vector<v1::PipeCall> calls;
+  for (uint64_t id = 100; id < 600; ++id) calls.push_back(GetCall(id, IdKey(session)));
+  int messages = 0;
+  const auto results = RunPipe(*session_stub_, calls, &messages);
+  ASSERT_EQ(results.size(), calls.size());
+  for (const auto& [id, r] : results) {
+    EXPECT_GE(id, 100u);
+    EXPECT_LT(id, 600u);
+    EXPECT_EQ(r.code(), 0) << r.message();
+  }
+  // Results are batched: while one write is in flight the next results
+  // accumulate, so messages carry many answers each (how many depends on
+  // timing; half of the calls' count would mean hardly any sharing).
+  EXPECT_GE(messages, 1);
+  EXPECT_LT(messages, 250);
+}
+
+// Each operation goes to its own handler and its answer in its own field.
+TEST_F(PipeTest, EveryOperationIsCarriedToItsOwnHandler) {
+  const v1::Session a = CreateSession("dave", {{"k", "v"}});
+  const v1::Session b = CreateSession("dave");
+  const v1::Session c = CreateSession("dave");
+  std::vector<v1::PipeCall> calls(8);
+  for (size_t i = 0; i < calls.size(); ++i) calls[i].set_id(i);
+  (*calls[0].mutable_create()->mutable_attributes())["x"] = "1";
+  *calls[1].mutable_touch()->mutable_key() = IdKey(a);
+  *calls[2].mutable_destroy()->mutable_key() = IdKey(b);
+  *calls[3].mutable_regenerate()->mutable_key() = IdKey(c);
+  calls[4].mutable_list_user_sessions()->set_user_id("nobody");
+  calls[5].mutable_destroy_user_sessions()->set_user_id("nobody");
+  calls[6].mutable_get_opt_out()->set_subject("dave");
+  *calls[7].mutable_update()->mutable_key() = IdKey(a);
+  (*calls[7].mutable_update()->mutable_set())["k"] = "w";
+  const auto r = RunPipe(*session_stub_, calls);
+  ASSERT_EQ(r.size(), calls.size());
+  for (const auto& [id, result] : r) EXPECT_EQ(result.code(), 0) << id << ": " << result.message();
+  EXPECT_EQ(r.at(0).create().session().attributes().at("x"), "1");
+  EXPECT_EQ(r.at(1).touch().metadata().id(), a.metadata().id());
+  EXPECT_TRUE(r.at(2).destroy().existed());
+  EXPECT_NE(r.at(3).regenerate().session().metadata().id(), c.metadata().id());
+  EXPECT_EQ(r.at(4).list_user_sessions().sessions_size(), 0);
+  EXPECT_EQ(r.at(5).destroy_user_sessions().destroyed(), 0u);
+  EXPECT_FALSE(r.at(6).get_opt_out().opted_out());
+  EXPECT_TRUE(r.at(6).has_get_opt_out());
+  EXPECT_EQ(r.at(7).update().metadata().version(), 2u);
+}
+
+// More calls in one message than a stream may have unanswered: refused, so a
+// single message cannot grow the sidecar's memory past the bound.
+TEST_F(PipeTest, AMessageWithTooManyCallsEndsTheStream) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = session_stub_->Pipe(context.get());
+  v1::PipeRequest request;
+  for (int i = 0; i <= PipeReactor::kMaxCallsPerMessage; ++i) {
+    request.add_calls()->set_id(static_cast<uint64_t>(i));
+  }
+  stream->Write(request);
+  stream->WritesDone();
+  v1::PipeResponse response;
+  while (stream->Read(&response)) {
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("at most 1024 calls"));
+}
+
+TEST_F(PipeTest, AnExpiredPerCallDeadlineIsDeadlineExceededAlone) {
+  const v1::Session session = CreateSession();
+  v1::PipeCall hurried = GetCall(1, IdKey(session));
+  hurried.mutable_timeout()->set_nanos(1);  // over before any answer exists
+  const auto results = RunPipe(*session_stub_, {hurried, GetCall(2, IdKey(session))});
+  EXPECT_EQ(results.at(1).code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_FALSE(results.at(1).has_get());
+  EXPECT_EQ(results.at(2).code(), 0);
+}
+
+TEST_F(PipeTest, AMalformedMessageEndsTheStreamWithInvalidArgument) {
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  auto context = Context();
+  auto call = generic.PrepareCall(context.get(), "/stateside.v1.SessionService/Pipe", &cq);
+  auto step = [&cq](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  // Field 1, length-delimited, 255 bytes announced, none there.
+  const std::string garbage("\x0a\xff\x01", 3);
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer bytes(&slice, 1);
+  call->Write(bytes, reinterpret_cast<void*>(2));
+  step(2);
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step(3);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(step(4));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("malformed request"));
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(PipeTest, ConcurrentStreamsFromManyThreads) {
+  const v1::Session session = CreateSession("carol");  // 8 threads, 8 attributes
+  std::vector<std::thread> threads;
+  std::atomic<int> answered{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<v1::PipeCall> calls;
+      for (int i = 0; i < 50; ++i) {
+        v1::PipeCall call;
+        call.set_id(static_cast<uint64_t>(i));
+        *call.mutable_update()->mutable_key() = IdKey(session);
+        (*call.mutable_update()->mutable_set())[absl::StrCat("t", t)] = absl::StrCat(i);
+        calls.push_back(call);
+      }
+      const auto results = RunPipe(*session_stub_, calls);
+      EXPECT_EQ(results.size(), calls.size());
+      for (const auto& [id, r] : results) {
+        EXPECT_EQ(r.code(), 0) << r.message();
+        if (r.code() == 0) answered.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(answered.load(), 8 * 50);
+  // Every update landed: version 1 + 400.
+  v1::GetSessionRequest get;
+  *get.mutable_key() = IdKey(session);
+  v1::GetSessionResponse got;
+  ASSERT_TRUE(session_stub_->Get(Context().get(), get, &got).ok());
+  EXPECT_EQ(got.session().metadata().version(), 401u);
+  EXPECT_EQ(got.session().attributes().at("t3"), "49");
+}
+
+}  // namespace
+}  // namespace stateside::rpc
