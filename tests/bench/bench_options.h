@@ -28,9 +28,8 @@ enum class Op {
   kOptOutGet,      // AnalyticsService/GetOptOut of one subject
 };
 
-// How calls travel. kStream (one multiplexed, batching stream, issue 8) is
-// accepted by the parser so scripts can name it; the transport factory says
-// whether this build has it.
+// How calls travel: one unary RPC per call, or SessionService.Pipe (one
+// multiplexed, batching stream per channel; not for ping).
 enum class TransportKind { kUnary, kStream };
 
 const char* OpName(Op op);                   // "session-get"

@@ -1,10 +1,10 @@
 // How the benchmark's calls travel to the sidecar. The load loop (LoadRunner)
 // knows only this interface: it owns `slots` independent callers, each with at
 // most one call outstanding, and a transport issues a slot's next call and
-// reports its completion. Unary RPCs implement it now; the multiplexed,
-// batching stream of issue 8 will implement it too (Issue puts a request tagged
-// with the slot into the stream; the response with that tag completes it), so
-// both are measured by the same loop, with the same requests.
+// reports its completion. Unary RPCs implement it (unary_transport.cc), and so
+// does SessionService.Pipe (stream_transport.cc: Issue puts a call tagged with
+// the slot into the stream; the result with that tag completes it), so both
+// are measured by the same loop, with the same requests.
 //
 // Thread-safe: Issue may be called for different slots concurrently, from any
 // thread, including from inside a CompletionSink callback.
