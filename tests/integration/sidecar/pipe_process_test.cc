@@ -87,8 +87,14 @@ TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounde
   const int64_t peak_kb = StatusKb(sidecar->pid(), "VmHWM");
   EXPECT_LT(written, kMessages) << "every write was accepted: no backpressure";
   EXPECT_GT(written, 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer shadow memory and quarantine make RSS meaningless here (the
+  // sidecar starts above 100 MB); the release pass of the suite checks it.
+  (void)rss_before_kb;
+#else
   EXPECT_LT(peak_kb, 64 * 1024) << "peak RSS " << peak_kb << " kB (before the stream: "
                                 << rss_before_kb << " kB)";
+#endif
   RecordProperty("messages_accepted", written);
   RecordProperty("peak_rss_kb", static_cast<int>(peak_kb));
 
