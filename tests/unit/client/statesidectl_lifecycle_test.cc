@@ -12,7 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_sidecar.h"
-#include "tests/unit/client/run_statesidectl.h"
+#include "tests/unit/client/statesidectl_fixture.h"
 #include "tests/unit/client/tiny_http_server.h"
 
 namespace stateside {
@@ -41,23 +41,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-class StatesidectlLifecycleTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
-  // statesidectl --socket <fake> args...
-  Result Run(std::vector<std::string> args) const {
-    return testing::RunStatesidectl(socket_, std::move(args));
-  }
-
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
-};
+using StatesidectlLifecycleTest = testing::StatesidectlFixture;
 
 TEST_F(StatesidectlLifecycleTest, DrainStartsTheDrainAndFollowsItToTheEnd) {
   fake_->DrainImmediatelyOnRequest(kDeadline);

@@ -10,7 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_sidecar.h"
-#include "tests/unit/client/run_statesidectl.h"
+#include "tests/unit/client/statesidectl_fixture.h"
 
 namespace stateside {
 namespace {
@@ -22,28 +22,13 @@ using ::testing::StartsWith;
 
 using Result = testing::CliResult;
 
-class StatesidectlTest : public ::testing::Test {
+class StatesidectlTest : public testing::StatesidectlFixture {
  protected:
-  void SetUp() override {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
-  // statesidectl --socket <fake> args...
-  Result Run(std::vector<std::string> args) const {
-    return testing::RunStatesidectl(socket_, std::move(args));
-  }
-
   int TotalCalls() const {
     int total = 0;
     for (Rpc rpc : client_internal::kAllRpcs) total += fake_->calls(rpc);
     return total;
   }
-
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
 };
 
 TEST_F(StatesidectlTest, BadUsageExitsTwoWithoutCalling) {

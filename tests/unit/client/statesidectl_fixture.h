@@ -1,0 +1,51 @@
+// The statesidectl tests' fixture: a fake sidecar on a socket in a temp dir,
+// and statesidectl run in-process (cli::RunStatesidectl) against it with what
+// it prints captured.
+#ifndef STATESIDE_TESTS_UNIT_CLIENT_STATESIDECTL_FIXTURE_H_
+#define STATESIDE_TESTS_UNIT_CLIENT_STATESIDECTL_FIXTURE_H_
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "client/tools/cli.h"
+#include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/client/fake_sidecar.h"
+
+namespace stateside::testing {
+
+struct CliResult {
+  int exit_status;
+  std::string out;
+  std::string err;
+};
+
+class StatesidectlFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto fake = FakeSidecar::Start(socket_);
+    ASSERT_TRUE(fake.ok()) << fake.status();
+    fake_ = std::move(*fake);
+  }
+
+  // statesidectl --socket <fake> args...
+  CliResult Run(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(), out, err);
+    return {rc, out.str(), err.str()};
+  }
+
+  TempDir dir_;
+  const std::string socket_ = dir_.File("s.sock");
+  std::unique_ptr<FakeSidecar> fake_;
+};
+
+}  // namespace stateside::testing
+
+#endif  // STATESIDE_TESTS_UNIT_CLIENT_STATESIDECTL_FIXTURE_H_
