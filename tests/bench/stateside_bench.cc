@@ -40,9 +40,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   const bench::BenchOptions& options = *parsed->options;
-  if (absl::Status s = bench::CheckTransport(options.transport); !s.ok()) {
-    return Fail(kExitUsage, s.message());
-  }
   if (options.server_pid.has_value()) {
     if (auto cpu = bench::ProcessCpuTime(*options.server_pid); !cpu.ok()) {
       return Fail(kExitUsage, absl::StrCat("--server-pid: ", cpu.status().message()));

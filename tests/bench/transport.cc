@@ -68,19 +68,8 @@ absl::Status ConnectChannels(
   return absl::OkStatus();
 }
 
-absl::Status CheckTransport(TransportKind kind) {
-  switch (kind) {
-    case TransportKind::kUnary:
-      return absl::OkStatus();
-    case TransportKind::kStream:
-      return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError("unknown transport");
-}
-
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     TransportKind kind, TransportParams params) {
-  if (absl::Status s = CheckTransport(kind); !s.ok()) return s;
   if (kind == TransportKind::kStream) return MakeStreamTransport(std::move(params));
   return MakeUnaryTransport(std::move(params));
 }

@@ -66,11 +66,7 @@ absl::Status ConnectChannels(
     const std::vector<std::shared_ptr<grpc::Channel>>& channels,
     absl::Duration timeout);
 
-// OK if this build has the transport `kind`, else UNIMPLEMENTED saying so
-// (checked before connecting, so a script learns it at once).
-absl::Status CheckTransport(TransportKind kind);
-
-// The transport of `kind`. UNIMPLEMENTED for a kind this build lacks.
+// The transport of `kind` (the stream refuses `ping`: UNIMPLEMENTED).
 // REQUIRES (at destruction): no call outstanding.
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     TransportKind kind, TransportParams params);
