@@ -1,0 +1,64 @@
+// What travels between instances: one published event and its addressing,
+// plus its byte form on the wire (Redis channels and the room log). The
+// codec is a versioned, length-prefixed binary frame; the Redis broker seals
+// it before it leaves the process. Plain value types; the functions are pure
+// (thread-safe).
+#ifndef STATESIDE_SIDECAR_REALTIME_EVENT_H_
+#define STATESIDE_SIDECAR_REALTIME_EVENT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace stateside::realtime {
+
+enum class TargetKind : uint8_t { kRoom = 1, kUser = 2, kConnection = 3, kAll = 4 };
+std::string_view TargetKindName(TargetKind kind);  // "room", "user", "connection", "all"
+
+// A connection anywhere in the cluster: ids are scoped to their instance.
+struct ConnRef {
+  std::string instance;
+  std::string conn;
+  friend bool operator==(const ConnRef&, const ConnRef&) = default;
+};
+
+struct Event {
+  TargetKind target = TargetKind::kAll;
+  // The room, the user id, or the connection id (kConnection: of
+  // `to_instance`); empty for kAll.
+  std::string to;
+  std::string to_instance;
+  std::string name;     // the app's event name
+  std::string payload;  // opaque bytes
+  std::vector<ConnRef> except;
+  uint64_t sequence = 0;  // room events: set by the broker
+  absl::Time published_at = absl::UnixEpoch();
+  std::string origin;  // the publishing instance
+};
+
+// Limits of the API (realtime.proto): names are printable ASCII.
+inline constexpr size_t kMaxConnIdBytes = 128;
+inline constexpr size_t kMaxNameBytes = 256;       // user ids and rooms
+inline constexpr size_t kMaxEventNameBytes = 128;
+inline constexpr size_t kMaxPayloadBytes = 64 << 10;
+inline constexpr size_t kMaxExcept = 1024;
+inline constexpr size_t kMaxRoomsPerRequest = 256;
+
+// INVALID_ARGUMENT "<field>: …" unless `value` is min..max bytes of
+// 0x21..0x7e.
+absl::Status ValidateName(std::string_view field, std::string_view value, size_t min_bytes,
+                          size_t max_bytes);
+
+// The frame, without `sequence` (the broker assigns it and carries it beside
+// the frame). Decode refuses anything Encode did not write (INVALID_ARGUMENT).
+std::string EncodeEvent(const Event& event);
+absl::StatusOr<Event> DecodeEvent(std::string_view bytes);
+
+}  // namespace stateside::realtime
+
+#endif  // STATESIDE_SIDECAR_REALTIME_EVENT_H_

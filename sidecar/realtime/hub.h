@@ -1,0 +1,145 @@
+// The realtime hub: this instance's live client connections (registered by
+// the app), their rooms and users, and the Subscribe streams the app reads
+// events from. It keeps the broker's channel interest exactly in step with
+// the local memberships (a room is watched while it has a local member,
+// broadcasts while there is any connection), writes presence through the
+// broker, and turns each incoming event into one Delivery naming the local
+// connections it is for, queued to every subscriber.
+//
+// Writes (Register, Join, Leave, Unregister) apply locally at once and
+// answer when the broker has confirmed the presence write and the channel
+// subscriptions; if the broker is unavailable they answer UNAVAILABLE but the
+// local state stands and is written again when the broker reconnects
+// (SyncPresence), so a retry is safe and nothing is left half-done.
+//
+// Thread-safe. Callbacks run once, on a broker thread or inline.
+#ifndef STATESIDE_SIDECAR_REALTIME_HUB_H_
+#define STATESIDE_SIDECAR_REALTIME_HUB_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "sidecar/common/clock.h"
+#include "sidecar/realtime/broker.h"
+#include "sidecar/realtime/subscriber_queue.h"
+
+namespace stateside::realtime {
+
+// Where the hub reports for metrics; must not block.
+class RealtimeMetrics {
+ public:
+  virtual ~RealtimeMetrics() = default;
+  virtual void Published(TargetKind target) = 0;
+  // An event arrived from the broker (one per event per instance).
+  virtual void Received() = 0;
+  // An event was not handed to a subscriber: "overflow" (its queue was
+  // full), "no_target" (no local connection is concerned any more),
+  // "no_subscriber" (nobody reads this instance's events).
+  virtual void Dropped(std::string_view reason, uint64_t count) = 0;
+  // A loss window was signalled: "overflow" or "redis".
+  virtual void Gap(std::string_view reason) = 0;
+};
+
+struct HubOptions {
+  std::string instance_id;
+  size_t queue_events = 1024;     // per subscriber, >= 1
+  size_t queue_bytes = 16 << 20;  // per subscriber
+  size_t max_connections = 100000;
+  size_t max_rooms_per_connection = 1024;
+};
+
+struct HubStats {
+  int64_t connections = 0;
+  int64_t rooms = 0;
+  int64_t subscribers = 0;
+  int64_t queue_depth = 0;  // events queued, all subscribers
+};
+
+class RealtimeHub final : public Broker::Sink {
+ public:
+  using Done = Broker::Done;
+
+  // REQUIRES: broker, clock and metrics (may be null) outlive the hub.
+  RealtimeHub(HubOptions options, Broker* broker, const Clock* clock,
+              RealtimeMetrics* metrics = nullptr);
+  ~RealtimeHub() override;
+
+  // Starts the broker towards this hub.
+  void Start();
+
+  // A new connection (or, for a known one with the same user, more rooms).
+  // ALREADY_EXISTS if known under another user; RESOURCE_EXHAUSTED past the
+  // limits.
+  void Register(ConnPresence conn, Done done);
+  // Answers whether it was registered.
+  void Unregister(std::string_view conn, Broker::Reply<bool> done);
+  // NOT_FOUND for an unknown connection.
+  void Join(std::string_view conn, std::vector<std::string> rooms, Done done);
+  void Leave(std::string_view conn, std::vector<std::string> rooms, Done done);
+
+  // Stamps origin and time, normalises `except` (empty instance = this one)
+  // and `to_instance`, and hands the event to the broker.
+  void Publish(Event event, Broker::Reply<PublishResult> done);
+
+  // A new Subscribe stream's queue; `wake` as in SubscriberQueue.
+  std::shared_ptr<SubscriberQueue> AddSubscriber(std::function<void()> wake);
+  void RemoveSubscriber(const std::shared_ptr<SubscriberQueue>& queue);
+
+  // Heartbeat (blocking): keeps presence alive, sweeps dead instances.
+  absl::Status Refresh();
+  // The drain (blocking): removes this instance's presence from the
+  // cluster and closes every subscriber queue (streams end once drained).
+  absl::Status Shutdown();
+
+  HubStats stats() const;
+  const std::string& instance_id() const { return options_.instance_id; }
+
+  // Broker::Sink.
+  void OnEvent(Event event) override;
+  void OnGap(absl::Time from, absl::Time to) override;
+  void OnPresenceLost() override;
+
+ private:
+  struct Connection {
+    std::string user;
+    absl::flat_hash_set<std::string> rooms;
+  };
+
+  // Adds `conn` to `rooms` locally; appends the rooms it newly joined and
+  // watches the rooms that had no local member.
+  void JoinLocked(const std::string& conn, Connection& state,
+                  const std::vector<std::string>& rooms, std::vector<std::string>* added,
+                  const std::function<Done()>& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeaveLocked(const std::string& conn, Connection& state,
+                   const std::vector<std::string>& rooms, std::vector<std::string>* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> TargetsLocked(const Event& event) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::vector<ConnPresence> SnapshotLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const HubOptions options_;
+  Broker* const broker_;
+  const Clock* const clock_;
+  RealtimeMetrics* const metrics_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> rooms_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> users_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<SubscriberQueue>> subscribers_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace stateside::realtime
+
+#endif  // STATESIDE_SIDECAR_REALTIME_HUB_H_

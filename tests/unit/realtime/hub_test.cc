@@ -1,0 +1,407 @@
+// The hub's routing and presence on an in-process cluster: several hubs,
+// each with its own MemoryBroker on one MemoryCluster (the same rules the
+// Redis broker follows, without Redis).
+#include "sidecar/realtime/hub.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sidecar/realtime/memory_broker.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/wait.h"
+
+namespace stateside::realtime {
+namespace {
+
+using ::stateside::testing::WaitFor;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class CountingMetrics : public RealtimeMetrics {
+ public:
+  void Published(TargetKind) override {}
+  void Received() override { ++received; }
+  void Dropped(std::string_view reason, uint64_t count) override {
+    absl::MutexLock lock(&mu);
+    dropped[std::string(reason)] += count;
+  }
+  void Gap(std::string_view) override {}
+  uint64_t Dropped(const std::string& reason) {
+    absl::MutexLock lock(&mu);
+    return dropped[reason];
+  }
+  std::atomic<int> received{0};
+  absl::Mutex mu;
+  std::map<std::string, uint64_t> dropped;
+};
+
+// Drains a subscriber queue as soon as it is woken (unless paused).
+class Collector {
+ public:
+  explicit Collector(RealtimeHub* hub, bool paused = false) : paused_(paused) {
+    queue_ = hub->AddSubscriber([this] { Drain(); });
+  }
+  void Drain() {
+    absl::MutexLock lock(&mu_);
+    if (paused_) return;
+    while (std::optional<QueueItem> item = queue_->Pop()) items_.push_back(*std::move(item));
+  }
+  void Resume() {
+    {
+      absl::MutexLock lock(&mu_);
+      paused_ = false;
+    }
+    Drain();
+  }
+  std::vector<QueueItem> items() {
+    absl::MutexLock lock(&mu_);
+    return items_;
+  }
+  // Payloads of the deliveries received so far.
+  std::vector<std::string> payloads() {
+    std::vector<std::string> out;
+    for (const QueueItem& item : items()) {
+      if (item.delivery != nullptr) out.push_back(item.delivery->event.payload);
+    }
+    return out;
+  }
+  bool Has(const std::string& payload) {
+    for (const std::string& p : payloads()) {
+      if (p == payload) return true;
+    }
+    return false;
+  }
+  SubscriberQueue& queue() { return *queue_; }
+
+ private:
+  absl::Mutex mu_;
+  bool paused_ ABSL_GUARDED_BY(mu_);
+  std::vector<QueueItem> items_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<SubscriberQueue> queue_;
+};
+
+absl::Status Wait(const std::function<void(Broker::Done)>& op) {
+  absl::Notification done;
+  absl::Status result;
+  op([&](absl::Status s) {
+    result = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+template <typename T>
+absl::StatusOr<T> WaitFor(const std::function<void(Broker::Reply<T>)>& op) {
+  absl::Notification done;
+  absl::StatusOr<T> result = absl::UnknownError("not answered");
+  op([&](absl::StatusOr<T> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+class HubTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::unique_ptr<MemoryBroker> broker;
+    CountingMetrics metrics;
+    std::unique_ptr<RealtimeHub> hub;
+    std::unique_ptr<Collector> collector;
+  };
+
+  explicit HubTest(MemoryClusterOptions options = {}) : cluster_(&clock_, options) {}
+
+  void SetUp() override {
+    for (const char* id : {"pod-a", "pod-b", "pod-c", "pod-d"}) {
+      auto node = std::make_unique<Node>();
+      node->broker = cluster_.NewBroker(id);
+      HubOptions options;
+      options.instance_id = id;
+      options.queue_events = queue_events_;
+      node->hub = std::make_unique<RealtimeHub>(options, node->broker.get(), &clock_,
+                                                &node->metrics);
+      node->hub->Start();
+      node->collector = std::make_unique<Collector>(node->hub.get(), paused_);
+      nodes_[id] = std::move(node);
+    }
+  }
+
+  RealtimeHub& hub(const std::string& id) { return *nodes_.at(id)->hub; }
+  Collector& got(const std::string& id) { return *nodes_.at(id)->collector; }
+
+  void Register(const std::string& id, const std::string& conn, const std::string& user,
+                std::vector<std::string> rooms) {
+    ASSERT_TRUE(Wait([&](Broker::Done done) {
+                  hub(id).Register(ConnPresence{conn, user, std::move(rooms)}, std::move(done));
+                }).ok());
+  }
+
+  PublishResult Publish(const std::string& from, Event event) {
+    absl::StatusOr<PublishResult> result =
+        WaitFor<PublishResult>([&](Broker::Reply<PublishResult> done) {
+          hub(from).Publish(event, std::move(done));
+        });
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.value_or(PublishResult{});
+  }
+
+  static Event ToRoom(const std::string& room, const std::string& payload) {
+    Event e;
+    e.target = TargetKind::kRoom;
+    e.to = room;
+    e.payload = payload;
+    return e;
+  }
+
+  // Everything published before this reached every instance (one
+  // dispatcher, in publish order): publish a broadcast seen by all.
+  void Settle() {
+    static int n = 0;
+    const std::string marker = "settle-" + std::to_string(++n);
+    for (auto& [id, node] : nodes_) Register(id, "settle-" + id, "", {});
+    Event e;
+    e.target = TargetKind::kAll;
+    e.payload = marker;
+    Publish("pod-a", e);
+    for (auto& [id, node] : nodes_) {
+      ASSERT_TRUE(WaitFor([&] { return node->collector->Has(marker); }, absl::Seconds(10)));
+    }
+  }
+
+  std::vector<std::string> DeliveredTo(const std::string& id, const std::string& payload) {
+    for (const QueueItem& item : got(id).items()) {
+      if (item.delivery != nullptr && item.delivery->event.payload == payload) {
+        return item.delivery->conn_ids;
+      }
+    }
+    return {};
+  }
+
+  testing::FakeClock clock_;
+  MemoryCluster cluster_;
+  size_t queue_events_ = 1024;
+  bool paused_ = false;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(HubTest, RoomEventReachesExactlyTheMembersWithIncreasingSequences) {
+  Register("pod-a", "a1", "ann", {"lobby"});
+  Register("pod-a", "a2", "bob", {"other"});
+  Register("pod-b", "b1", "cat", {"lobby"});
+  Register("pod-c", "c1", "dan", {});
+
+  const PublishResult first = Publish("pod-c", ToRoom("lobby", "hello"));
+  const PublishResult second = Publish("pod-c", ToRoom("lobby", "again"));
+  EXPECT_EQ(first.sequence + 1, second.sequence);
+  EXPECT_EQ(first.instances, 2) << "two of four instances have members";
+
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("again"); }));
+  Settle();
+  EXPECT_THAT(DeliveredTo("pod-a", "hello"), ElementsAre("a1"));
+  EXPECT_THAT(DeliveredTo("pod-b", "hello"), ElementsAre("b1"));
+  EXPECT_THAT(DeliveredTo("pod-c", "hello"), IsEmpty());
+  EXPECT_EQ(nodes_["pod-c"]->metrics.received, 1) << "only the settle broadcast";
+  EXPECT_EQ(nodes_["pod-d"]->metrics.received, 1);
+  for (const QueueItem& item : got("pod-a").items()) {
+    if (item.delivery && item.delivery->event.payload == "again") {
+      EXPECT_EQ(item.delivery->event.sequence, second.sequence);
+      EXPECT_EQ(item.delivery->event.origin, "pod-c");
+    }
+  }
+}
+
+TEST_F(HubTest, UserEventReachesEveryConnectionOfTheUserOnEveryInstance) {
+  Register("pod-a", "a1", "ann", {});
+  Register("pod-b", "b1", "ann", {});
+  Register("pod-b", "b2", "ann", {});
+  Register("pod-b", "b3", "bob", {});
+  Event e;
+  e.target = TargetKind::kUser;
+  e.to = "ann";
+  e.payload = "for-ann";
+  EXPECT_EQ(Publish("pod-c", e).instances, 2);
+  Settle();
+  EXPECT_THAT(DeliveredTo("pod-a", "for-ann"), ElementsAre("a1"));
+  EXPECT_THAT(DeliveredTo("pod-b", "for-ann"), ElementsAre("b1", "b2"));
+  EXPECT_THAT(DeliveredTo("pod-c", "for-ann"), IsEmpty());
+}
+
+TEST_F(HubTest, ConnectionEventReachesOnlyThatConnectionOfThatInstance) {
+  Register("pod-a", "same-id", "", {});
+  Register("pod-b", "same-id", "", {});
+  Event e;
+  e.target = TargetKind::kConnection;
+  e.to = "same-id";
+  e.to_instance = "pod-b";
+  e.payload = "direct";
+  EXPECT_EQ(Publish("pod-a", e).instances, 1);
+  Event local = e;
+  local.to_instance = "";  // this instance
+  local.payload = "local";
+  Publish("pod-a", local);
+  Settle();
+  EXPECT_THAT(DeliveredTo("pod-b", "direct"), ElementsAre("same-id"));
+  EXPECT_THAT(DeliveredTo("pod-a", "direct"), IsEmpty());
+  EXPECT_THAT(DeliveredTo("pod-a", "local"), ElementsAre("same-id"));
+  EXPECT_THAT(DeliveredTo("pod-b", "local"), IsEmpty());
+}
+
+TEST_F(HubTest, BroadcastSkipsInstancesWithoutConnectionsAndHonoursExcept) {
+  Register("pod-a", "a1", "", {"r"});
+  Register("pod-a", "a2", "", {"r"});
+  Register("pod-b", "b1", "", {"r"});
+  Event e;
+  e.target = TargetKind::kAll;
+  e.payload = "everyone";
+  e.except = {{"", "a1"}, {"pod-b", "b1"}};
+  EXPECT_EQ(Publish("pod-a", e).instances, 2);
+  Event room = ToRoom("r", "room-except");
+  room.except = {{"pod-a", "a2"}};
+  Publish("pod-b", room);
+  ASSERT_TRUE(WaitFor([&] { return got("pod-a").Has("room-except"); }));
+  EXPECT_THAT(DeliveredTo("pod-a", "everyone"), ElementsAre("a2"));
+  EXPECT_THAT(DeliveredTo("pod-b", "everyone"), IsEmpty()) << "its only connection is excepted";
+  EXPECT_EQ(nodes_["pod-b"]->metrics.Dropped("no_target"), 1u);
+  EXPECT_EQ(nodes_["pod-c"]->metrics.received, 0) << "no connections: not even broadcasts";
+  EXPECT_THAT(DeliveredTo("pod-a", "room-except"), ElementsAre("a1"));
+}
+
+TEST_F(HubTest, PresenceFollowsJoinsLeavesUnregistersAndShutdown) {
+  Register("pod-a", "a1", "ann", {"lobby"});
+  Register("pod-b", "b1", "ann", {});
+  ASSERT_TRUE(Wait([&](Broker::Done d) { hub("pod-b").Join("b1", {"lobby"}, std::move(d)); }).ok());
+  auto members = [&] {
+    absl::StatusOr<MembersPage> page = WaitFor<MembersPage>(
+        [&](Broker::Reply<MembersPage> d) { nodes_["pod-c"]->broker->RoomMembers("lobby", 0, "", std::move(d)); });
+    std::vector<std::string> out;
+    for (const ConnRef& m : page->members) out.push_back(m.instance + "/" + m.conn);
+    return out;
+  };
+  EXPECT_THAT(members(), ElementsAre("pod-a/a1", "pod-b/b1"));
+
+  ASSERT_TRUE(Wait([&](Broker::Done d) { hub("pod-a").Leave("a1", {"lobby"}, std::move(d)); }).ok());
+  EXPECT_THAT(members(), ElementsAre("pod-b/b1"));
+
+  absl::StatusOr<bool> found = WaitFor<bool>(
+      [&](Broker::Reply<bool> d) { hub("pod-b").Unregister("b1", std::move(d)); });
+  EXPECT_TRUE(found.ok() && *found);
+  EXPECT_THAT(members(), IsEmpty());
+
+  absl::StatusOr<std::vector<ConnRef>> ann = WaitFor<std::vector<ConnRef>>(
+      [&](auto d) { nodes_["pod-c"]->broker->UserConnections("ann", std::move(d)); });
+  ASSERT_TRUE(ann.ok());
+  ASSERT_EQ(ann->size(), 1u);
+  EXPECT_EQ((*ann)[0], (ConnRef{"pod-a", "a1"}));
+
+  ASSERT_TRUE(hub("pod-a").Shutdown().ok());
+  ann = WaitFor<std::vector<ConnRef>>(
+      [&](auto d) { nodes_["pod-c"]->broker->UserConnections("ann", std::move(d)); });
+  EXPECT_THAT(*ann, IsEmpty()) << "a drained instance's connections go at once";
+  EXPECT_TRUE(got("pod-a").queue().closed());
+  EXPECT_EQ(Wait([&](Broker::Done d) { hub("pod-a").Register({"late", "", {}}, std::move(d)); })
+                .code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(HubTest, RefusesConflictingAndUnknownConnections) {
+  Register("pod-a", "a1", "ann", {});
+  EXPECT_EQ(Wait([&](Broker::Done d) { hub("pod-a").Register({"a1", "bob", {}}, std::move(d)); })
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(Wait([&](Broker::Done d) {
+                hub("pod-a").Register({"a1", "ann", {"more"}}, std::move(d));
+              }).ok())
+      << "registering again with the same user is a retry, and adds rooms";
+  EXPECT_EQ(Wait([&](Broker::Done d) { hub("pod-a").Join("nobody", {"r"}, std::move(d)); }).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Wait([&](Broker::Done d) { hub("pod-a").Leave("nobody", {"r"}, std::move(d)); }).code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<bool> found =
+      WaitFor<bool>([&](Broker::Reply<bool> d) { hub("pod-a").Unregister("nobody", std::move(d)); });
+  EXPECT_TRUE(found.ok() && !*found);
+}
+
+TEST_F(HubTest, BroadcastInterestEndsWithTheLastConnection) {
+  Register("pod-a", "a1", "", {"r1", "r2"});
+  EXPECT_EQ(nodes_["pod-a"]->broker->channels_held(), 3) << "two rooms + broadcasts";
+  ASSERT_TRUE(WaitFor<bool>([&](Broker::Reply<bool> d) {
+                hub("pod-a").Unregister("a1", std::move(d));
+              }).ok());
+  EXPECT_EQ(nodes_["pod-a"]->broker->channels_held(), 0);
+}
+
+TEST_F(HubTest, RedisGapReachesEverySubscriber) {
+  hub("pod-a").OnGap(absl::FromUnixSeconds(10), absl::FromUnixSeconds(12));
+  std::vector<QueueItem> items = got("pod-a").items();
+  ASSERT_EQ(items.size(), 1u);
+  ASSERT_TRUE(items[0].gap.has_value());
+  EXPECT_EQ(items[0].gap->reason, GapNotice::Reason::kRedisDisconnected);
+  EXPECT_EQ(items[0].gap->to - items[0].gap->from, absl::Seconds(2));
+}
+
+class SlowSubscriberHubTest : public HubTest {
+ protected:
+  SlowSubscriberHubTest() {
+    queue_events_ = 4;
+    paused_ = true;
+  }
+};
+
+TEST_F(SlowSubscriberHubTest, DropsPastTheQueueAndSignalsHowMany) {
+  Register("pod-a", "a1", "", {"r"});
+  for (int i = 0; i < 10; ++i) Publish("pod-b", ToRoom("r", "m" + std::to_string(i)));
+  ASSERT_TRUE(WaitFor([&] { return nodes_["pod-a"]->metrics.received == 10; }));
+  EXPECT_EQ(nodes_["pod-a"]->metrics.Dropped("overflow"), 6u);
+  EXPECT_EQ(got("pod-a").queue().depth(), 4u);
+  got("pod-a").Resume();
+  std::vector<QueueItem> items = got("pod-a").items();
+  ASSERT_EQ(items.size(), 5u);
+  EXPECT_EQ(items[3].delivery->event.payload, "m3");
+  ASSERT_TRUE(items[4].gap.has_value());
+  EXPECT_EQ(items[4].gap->dropped, 6u);
+}
+
+class HistoryHubTest : public HubTest {
+ protected:
+  HistoryHubTest() : HubTest(MemoryClusterOptions{.history_size = 5}) {}
+};
+
+TEST_F(HistoryHubTest, ServesTheWindowAndSaysWhenItNoLongerReaches) {
+  for (int i = 1; i <= 8; ++i) Publish("pod-a", ToRoom("r", "m" + std::to_string(i)));
+  auto history = [&](uint64_t after, int limit) {
+    return WaitFor<HistoryPage>([&](Broker::Reply<HistoryPage> d) {
+      nodes_["pod-b"]->broker->History("r", after, limit, std::move(d));
+    });
+  };
+  absl::StatusOr<HistoryPage> inside = history(5, 0);
+  ASSERT_TRUE(inside.ok());
+  EXPECT_TRUE(inside->complete);
+  ASSERT_EQ(inside->events.size(), 3u);
+  EXPECT_EQ(inside->events[0].sequence, 6u);
+  EXPECT_EQ(inside->events[0].payload, "m6");
+  EXPECT_EQ(inside->last_sequence, 8u);
+  EXPECT_EQ(inside->first_sequence, 4u);
+
+  absl::StatusOr<HistoryPage> outside = history(1, 0);
+  EXPECT_FALSE(outside->complete) << "events 2 and 3 were trimmed";
+  EXPECT_EQ(outside->events.size(), 5u);
+
+  absl::StatusOr<HistoryPage> paged = history(3, 2);
+  EXPECT_TRUE(paged->complete);
+  EXPECT_TRUE(paged->more);
+  EXPECT_EQ(paged->events.size(), 2u);
+
+  EXPECT_EQ(history(0, 1001).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(history(8, 0)->complete) << "nothing after the latest";
+}
+
+}  // namespace
+}  // namespace stateside::realtime

@@ -1,0 +1,95 @@
+#include "sidecar/realtime/subscriber_queue.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace stateside::realtime {
+namespace {
+
+std::shared_ptr<const Delivery> Make(const std::string& name, size_t payload_bytes = 1) {
+  auto delivery = std::make_shared<Delivery>();
+  delivery->event.name = name;
+  delivery->event.payload = std::string(payload_bytes, 'p');
+  delivery->conn_ids = {"c"};
+  return delivery;
+}
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+TEST(SubscriberQueueTest, DeliversInOrderAndWakesOnlyWhenItTurnsNonEmpty) {
+  std::atomic<int> wakes{0};
+  SubscriberQueue queue(8, 1 << 20, [&] { ++wakes; });
+  EXPECT_TRUE(queue.Push(Make("a"), kT0));
+  EXPECT_TRUE(queue.Push(Make("b"), kT0));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(queue.depth(), 2u);
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "a");
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "b");
+  EXPECT_FALSE(queue.Pop().has_value());
+  EXPECT_TRUE(queue.Push(Make("c"), kT0));
+  EXPECT_EQ(wakes, 2);
+}
+
+TEST(SubscriberQueueTest, OverflowDropsNewEventsAndReportsThemInTheirPlace) {
+  SubscriberQueue queue(2, 1 << 20, [] {});
+  EXPECT_TRUE(queue.Push(Make("a"), kT0));
+  EXPECT_TRUE(queue.Push(Make("b"), kT0));
+  EXPECT_FALSE(queue.Push(Make("lost1"), kT0 + absl::Seconds(1)));
+  EXPECT_FALSE(queue.Push(Make("lost2"), kT0 + absl::Seconds(2)));
+  EXPECT_EQ(queue.dropped_total(), 2u);
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "a");
+  EXPECT_TRUE(queue.Push(Make("c"), kT0 + absl::Seconds(3)));
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "b");
+  std::optional<QueueItem> gap = queue.Pop();
+  ASSERT_TRUE(gap.has_value() && gap->gap.has_value());
+  EXPECT_EQ(gap->gap->reason, GapNotice::Reason::kSubscriberOverflow);
+  EXPECT_EQ(gap->gap->dropped, 2u);
+  EXPECT_EQ(gap->gap->from, kT0 + absl::Seconds(1));
+  EXPECT_EQ(gap->gap->to, kT0 + absl::Seconds(2));
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "c");
+  EXPECT_FALSE(queue.Pop().has_value());
+}
+
+TEST(SubscriberQueueTest, DropsAtTheEndAreReportedWhenTheQueueEmpties) {
+  SubscriberQueue queue(1, 1 << 20, [] {});
+  EXPECT_TRUE(queue.Push(Make("a"), kT0));
+  EXPECT_FALSE(queue.Push(Make("lost"), kT0));
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "a");
+  std::optional<QueueItem> gap = queue.Pop();
+  ASSERT_TRUE(gap.has_value() && gap->gap.has_value());
+  EXPECT_EQ(gap->gap->dropped, 1u);
+  EXPECT_FALSE(queue.Pop().has_value());
+}
+
+TEST(SubscriberQueueTest, ByteBoundDropsButAnEmptyQueueTakesOneLargeEvent) {
+  SubscriberQueue queue(100, 1000, [] {});
+  EXPECT_TRUE(queue.Push(Make("big", 5000), kT0)) << "alone, any size fits";
+  EXPECT_FALSE(queue.Push(Make("small", 10), kT0)) << "past the byte bound";
+  queue.Pop();
+  EXPECT_TRUE(queue.Push(Make("small", 10), kT0));
+}
+
+TEST(SubscriberQueueTest, RedisGapsMergeAndCloseRefusesPushesButDrains) {
+  std::atomic<int> wakes{0};
+  SubscriberQueue queue(4, 1 << 20, [&] { ++wakes; });
+  queue.PushGap({GapNotice::Reason::kRedisDisconnected, 0, kT0, kT0 + absl::Seconds(1)});
+  queue.PushGap({GapNotice::Reason::kRedisDisconnected, 0, kT0 + absl::Seconds(2),
+                 kT0 + absl::Seconds(3)});
+  EXPECT_TRUE(queue.Push(Make("a"), kT0));
+  queue.Close();
+  EXPECT_TRUE(queue.closed());
+  EXPECT_EQ(wakes, 2) << "turning non-empty, then closing";
+  EXPECT_FALSE(queue.Push(Make("late"), kT0));
+  std::optional<QueueItem> gap = queue.Pop();
+  ASSERT_TRUE(gap->gap.has_value());
+  EXPECT_EQ(gap->gap->from, kT0);
+  EXPECT_EQ(gap->gap->to, kT0 + absl::Seconds(3));
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "a");
+  EXPECT_FALSE(queue.Pop().has_value());
+}
+
+}  // namespace
+}  // namespace stateside::realtime
