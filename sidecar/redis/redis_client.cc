@@ -114,24 +114,10 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
     return absl::InvalidArgumentError(absl::StrCat("redis options: ", what));
   };
   if (options.connections < 1 || options.connections > 64) return bad("connections must be 1-64");
-  if (options.connect_timeout <= absl::ZeroDuration() ||
-      options.command_timeout <= absl::ZeroDuration() ||
-      options.idle_ping_interval <= absl::ZeroDuration()) {
-    return bad("timeouts must be positive");
-  }
-  if (options.backoff_initial <= absl::ZeroDuration() ||
-      options.backoff_max < options.backoff_initial) {
-    return bad("backoff must satisfy 0 < initial <= max");
-  }
   if (options.max_pending_commands < 1 || options.max_pending_bytes < 1) {
     return bad("pending bounds must be positive");
   }
-  if (!options.unix_path.empty() && options.unix_path.size() > 107) {
-    return bad("unix socket path longer than 107 bytes");
-  }
-  if (options.unix_path.empty() && (options.port < 1 || options.port > 65535)) {
-    return bad("port must be 1-65535");
-  }
+  if (absl::Status s = ValidateConnectionOptions(options, "redis"); !s.ok()) return s;
   std::unique_ptr<RedisClient> client(new RedisClient(std::move(options)));
   if (absl::Status s = client->Init(); !s.ok()) return s;
   return client;

@@ -213,4 +213,27 @@ absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration 
   return d * (0.5 + 0.5 * jitter01);
 }
 
+absl::Status ValidateConnectionOptions(const RedisOptions& options, std::string_view who) {
+  auto bad = [who](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::string_view(who.data(), who.size()), " options: ", what));
+  };
+  if (options.connect_timeout <= absl::ZeroDuration() ||
+      options.command_timeout <= absl::ZeroDuration() ||
+      options.idle_ping_interval <= absl::ZeroDuration()) {
+    return bad("timeouts must be positive");
+  }
+  if (options.backoff_initial <= absl::ZeroDuration() ||
+      options.backoff_max < options.backoff_initial) {
+    return bad("backoff must satisfy 0 < initial <= max");
+  }
+  if (!options.unix_path.empty() && options.unix_path.size() > 107) {
+    return bad("unix socket path longer than 107 bytes");
+  }
+  if (options.unix_path.empty() && (options.port < 1 || options.port > 65535)) {
+    return bad("port must be 1-65535");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace stateside::redis

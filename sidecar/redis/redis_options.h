@@ -72,6 +72,10 @@ struct RedisOptions {
 absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url,
                                            RedisOptions base = RedisOptions());
 
+// The checks every connection owner makes (timeouts and backoff positive,
+// the endpoint usable): INVALID_ARGUMENT "<who> options: …" otherwise.
+absl::Status ValidateConnectionOptions(const RedisOptions& options, std::string_view who);
+
 // Reconnect delay before attempt `attempt` (0-based) with jitter01 in [0, 1).
 absl::Duration BackoffDelay(int attempt, absl::Duration initial,
                             absl::Duration max, double jitter01);

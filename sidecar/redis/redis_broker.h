@@ -1,0 +1,211 @@
+// RedisBroker: the realtime Broker over Redis. Events travel on pub/sub
+// channels (one per watched room, one per instance for user- and
+// connection-targeted events, one for broadcasts); presence lives in hashes
+// that heartbeats keep alive; each room has a sequence counter and a capped,
+// TTL'd stream for History. Key layout and scripts: realtime_scripts.cc and
+// docs/REDIS_KEYS.md.
+//
+// Nothing readable reaches Redis: rooms and users appear only as keyed blind
+// tags, and every frame (channel message or log entry) is sealed, bound to
+// the channel it travels on. Connection and instance ids are stored as they
+// are (presence answers need them).
+//
+// Ordering: writes (presence, publishes, Refresh, RemoveInstance) go through
+// one WriteLane, so Redis applies them in call order; reads go straight out.
+//
+// Thread-safe. Callbacks run on the Redis client's or the subscriber's I/O
+// thread, or inline when Redis refuses at once. The Sink is called under one
+// lock, one call at a time: from the subscriber thread (events, gaps) and
+// from Refresh (presence lost). Refresh and RemoveInstance block: never call
+// them from a callback.
+#ifndef STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
+#define STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "sidecar/crypto/envelope.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/realtime/broker.h"
+#include "sidecar/redis/redis_client.h"
+#include "sidecar/redis/redis_subscriber.h"
+#include "sidecar/redis/write_lane.h"
+
+namespace stateside::redis {
+
+// Inside Broker, `Reply` names its callback template.
+using RedisReply = Reply;
+
+struct RedisBrokerOptions {
+  std::string prefix = "stateside:";
+  // 1..256 printable ASCII bytes, no '/'.
+  std::string instance_id;
+  const crypto::Sealer* sealer = nullptr;    // seals and opens frames
+  const crypto::Keyring* keyring = nullptr;  // blind tags, page tokens
+  // An instance that stops refreshing drops out of every answer this long
+  // after its last presence write or Refresh.
+  absl::Duration presence_ttl = absl::Seconds(6);
+  // Per room: the log keeps about this many events (exactly below 100, see
+  // kPublishRoom) and is deleted this long after the room's last event.
+  size_t history_size = 1000;
+  absl::Duration history_ttl = absl::Hours(1);
+  // A room idle this long restarts its sequence at 1.
+  absl::Duration sequence_ttl = absl::Hours(24);
+};
+
+struct RedisBrokerStats {
+  uint64_t messages = 0;               // channel messages received
+  uint64_t dropped_undecryptable = 0;  // frames (messages, log entries) that did not open
+  uint64_t dropped_malformed = 0;      // no sequence prefix, undecodable, wrong channel
+  uint64_t presence_lost = 0;          // OnPresenceLost signalled
+  uint64_t instances_swept = 0;        // dead instances cleared by this one's Refresh
+};
+
+class RedisBroker final : public realtime::Broker {
+ public:
+  // The broker subscribes through its own RedisSubscriber (made from
+  // client->options()). INVALID_ARGUMENT for bad options.
+  // REQUIRES: client, sealer and keyring outlive the broker.
+  static absl::StatusOr<std::unique_ptr<RedisBroker>> Create(RedisClient* client,
+                                                             RedisBrokerOptions options);
+  // Stops, closes the subscription and waits for outstanding Redis replies.
+  // REQUIRES: not called from a callback; no other call runs or starts.
+  ~RedisBroker() override;
+  RedisBroker(const RedisBroker&) = delete;
+  RedisBroker& operator=(const RedisBroker&) = delete;
+
+  // The first subscription (and every one after a disconnect) reports
+  // OnGap(down since, restored) and then OnPresenceLost(): the hub writes its
+  // presence again, which also clears what an earlier process with the same
+  // instance id left behind.
+  void Start(Sink* sink) override;
+  // REQUIRES: not called from a Sink callback.
+  void Stop() override;
+
+  // Set semantics, like the channels themselves (not reference-counted).
+  void WatchRoom(std::string_view room, Done done) override;
+  void UnwatchRoom(std::string_view room) override;
+  void WatchBroadcast(bool on, Done done) override;
+
+  // Done: OK once written and this instance's channel is subscribed.
+  void AddPresence(const realtime::ConnPresence& conn, Done done) override;
+  void RemovePresence(const realtime::ConnPresence& conn, bool all, Done done) override;
+  // In scripts of at most kSyncChunk connections; the first clears this
+  // instance's old entries.
+  void SyncPresence(std::vector<realtime::ConnPresence> conns, Done done) override;
+  absl::Status Refresh() override;
+  absl::Status RemoveInstance() override;
+
+  void Publish(realtime::Event event, Reply<realtime::PublishResult> done) override;
+
+  void RoomMembers(std::string_view room, int page_size, std::string_view page_token,
+                   Reply<realtime::MembersPage> done) override;
+  void UserConnections(std::string_view user,
+                       Reply<std::vector<realtime::ConnRef>> done) override;
+  void History(std::string_view room, uint64_t after_sequence, int limit,
+               Reply<realtime::HistoryPage> done) override;
+
+  int64_t channels_held() const override;
+  RedisBrokerStats stats() const;
+
+  // Whether the pub/sub connection is up with every channel confirmed:
+  // until it is, connections cannot be registered (readiness waits for it).
+  bool subscribed() const { return subscriber_->connected(); }
+  // Called (on the subscriber's thread; must not block) when subscribed()
+  // changes. Null to stop. REQUIRES: set before the changes it must see.
+  void SetStateListener(std::function<void(bool subscribed)> listener);
+
+  // Names in Redis (for tests and operators).
+  std::string RoomChannel(std::string_view room) const;
+  std::string RoomLogKey(std::string_view room) const;
+  std::string RoomSequenceKey(std::string_view room) const;
+  const std::string& instance_channel() const { return inst_channel_; }
+  const std::string& broadcast_channel() const { return all_channel_; }
+
+  static constexpr size_t kSyncChunk = 500;
+  // Connections a Refresh clears at most (across dead instances).
+  static constexpr int kSweepBudget = 10000;
+  // Commands (and their argument bytes) waiting in the write lane while a
+  // batch is out; past either, writes fail UNAVAILABLE at once.
+  static constexpr size_t kMaxQueuedWrites = 65536;
+  static constexpr size_t kMaxQueuedBytes = 32u << 20;
+
+ private:
+  using Results = WriteLane::Results;
+  // Alive while a read's callback may still touch the broker; the
+  // destructor waits for the last reference.
+  struct InFlight {
+    std::promise<void> idle;
+    ~InFlight() { idle.set_value(); }
+  };
+
+  RedisBroker(RedisClient* client, RedisBrokerOptions options);
+
+  std::string Tag(std::string_view purpose, std::string_view name) const;
+  std::string PageMac(const crypto::Keyring::Key& key, std::string_view room_tag,
+                       std::string_view field) const;
+  std::vector<std::string> PresenceKeys() const;
+  std::vector<std::string> PresenceArgs() const;
+
+  // Presence scripts: each reply says whether this instance was still
+  // listed. `needs_channel`: done also waits for this instance's channel.
+  void WritePresence(std::vector<RedisCommand> commands, bool rewrites_all, bool needs_channel,
+                     Done done);
+  void NoteListed(const absl::StatusOr<RedisReply>& reply);
+  absl::StatusOr<realtime::HistoryPage> ParseHistory(absl::StatusOr<RedisReply> reply,
+                                                     std::string_view channel, uint64_t after,
+                                                     size_t limit);
+
+  void OnMessage(std::string_view channel, std::string_view payload);
+  void OnRestored(absl::Time since, absl::Time until);
+  // Opens and decodes a sealed frame; counts and returns an error otherwise.
+  absl::StatusOr<realtime::Event> OpenFrame(std::string_view name, std::string_view sealed);
+
+  // Constant after construction.
+  RedisClient* const client_;
+  const RedisBrokerOptions options_;
+  const std::string alive_key_, idx_key_, instances_key_;
+  const std::string inst_channel_;         // P rt:c:inst:<self>
+  const std::string inst_channel_prefix_;  // P rt:c:inst: (seal name of its frames)
+  const std::string all_channel_;          // P rt:c:all
+  const std::string room_channel_prefix_;  // P rt:c:room:
+  const std::shared_ptr<const RedisScript> add_, remove_, sync_, refresh_, remove_instance_,
+      live_fields_, publish_room_, publish_user_, history_;
+  std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create
+  std::unique_ptr<WriteLane> lane_;              // every write, in call order
+  std::shared_ptr<InFlight> inflight_;
+  std::future<void> idle_;
+
+  std::atomic<uint64_t> messages_{0}, undecryptable_{0}, malformed_{0}, presence_lost_{0},
+      swept_{0};
+  // This instance wrote presence since the last RemoveInstance; a write
+  // failed or found it unlisted (swept): the next Refresh tells the sink.
+  std::atomic<bool> presence_written_{false};
+  std::atomic<bool> lost_pending_{false};
+
+  absl::Mutex listener_mu_;
+  std::function<void(bool)> listener_ ABSL_GUARDED_BY(listener_mu_);
+  void NotifyState(bool subscribed);
+
+  // Held for every Sink call, so Stop() returns only once none runs.
+  absl::Mutex sink_mu_;
+  Sink* sink_ ABSL_GUARDED_BY(sink_mu_) = nullptr;
+  bool started_ ABSL_GUARDED_BY(sink_mu_) = false;  // Start or Stop was called
+  // A loss window reported before Start, handed to the sink by Start.
+  std::optional<std::pair<absl::Time, absl::Time>> pending_gap_ ABSL_GUARDED_BY(sink_mu_);
+};
+
+}  // namespace stateside::redis
+
+#endif  // STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_

@@ -1,0 +1,74 @@
+// WriteLane: Redis writes applied in the order they were submitted. The
+// client spreads separate commands over its pool, where two of them may
+// overtake each other; the lane keeps at most one batch in flight and sends
+// everything submitted meanwhile as the next batch (pipelined on one
+// connection), so order holds and throughput comes from batching. Bounded:
+// while the client is not connected, or past `max_commands` / `max_bytes`
+// waiting, Submit fails at once with UNAVAILABLE.
+//
+// Thread-safe. Each `done` runs once, in submission order, on the client's
+// I/O thread (or inline when refused); it must not block.
+#ifndef STATESIDE_SIDECAR_REDIS_WRITE_LANE_H_
+#define STATESIDE_SIDECAR_REDIS_WRITE_LANE_H_
+
+#include <cstddef>
+#include <future>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "sidecar/redis/redis_client.h"
+
+namespace stateside::redis {
+
+class WriteLane {
+ public:
+  using Results = std::vector<absl::StatusOr<Reply>>;  // one per command
+  using Done = absl::AnyInvocable<void(Results)>;
+
+  // REQUIRES: client outlives the lane.
+  WriteLane(RedisClient* client, size_t max_commands, size_t max_bytes);
+  // Waits until everything submitted has answered.
+  // REQUIRES: no Submit runs or starts; not on the client's I/O thread.
+  ~WriteLane();
+  WriteLane(const WriteLane&) = delete;
+  WriteLane& operator=(const WriteLane&) = delete;
+
+  void Submit(std::vector<RedisCommand> commands, Done done);
+  // Blocking form. REQUIRES: not on the client's I/O thread.
+  Results Call(std::vector<RedisCommand> commands);
+
+ private:
+  struct Item {
+    std::vector<RedisCommand> commands;
+    Done done;
+  };
+  // Alive while a batch callback may still touch the lane.
+  struct InFlight {
+    std::promise<void> idle;
+    ~InFlight() { idle.set_value(); }
+  };
+
+  // Sends queued items until none is left or a batch is out.
+  // REQUIRES: busy_ was set by this caller (or handed over by a batch).
+  void Pump();
+
+  RedisClient* const client_;
+  const size_t max_commands_;
+  const size_t max_bytes_;
+  std::shared_ptr<InFlight> inflight_;
+  std::future<void> idle_;
+
+  absl::Mutex mu_;
+  std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
+  size_t commands_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;  // someone is sending, or a batch is out
+};
+
+}  // namespace stateside::redis
+
+#endif  // STATESIDE_SIDECAR_REDIS_WRITE_LANE_H_

@@ -1,0 +1,812 @@
+// RedisBroker against a real redis-server, with 2-4 brokers (distinct
+// instance ids, each with its own client) on one Redis: targeted routing of
+// room, user, connection and broadcast events (instances without interest
+// receive nothing), presence and its expiry and sweep, paging, the room log,
+// tampered frames, nothing readable in Redis or on the wire, and a Redis
+// restart.
+#include "sidecar/redis/redis_broker.h"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "sidecar/crypto/envelope.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/random.h"
+#include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace stateside::testing {
+namespace {
+
+using realtime::Broker;
+using realtime::ConnPresence;
+using realtime::ConnRef;
+using realtime::Event;
+using realtime::TargetKind;
+using redis::RedisBroker;
+using redis::RedisBrokerOptions;
+using redis::RedisClient;
+
+// What a broker handed its sink; `log` keeps the order of gaps and losses.
+class RecordingSink : public Broker::Sink {
+ public:
+  void OnEvent(Event event) override {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(std::move(event));
+  }
+  void OnGap(absl::Time from, absl::Time to) override {
+    absl::MutexLock lock(&mu_);
+    log_.push_back("gap");
+    gaps_.emplace_back(from, to);
+  }
+  void OnPresenceLost() override {
+    absl::MutexLock lock(&mu_);
+    log_.push_back("lost");
+  }
+  std::vector<Event> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+  std::vector<Event> events(TargetKind target) {
+    std::vector<Event> out;
+    for (Event& e : events()) {
+      if (e.target == target) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  bool Got(const std::string& payload) {
+    for (const Event& e : events()) {
+      if (e.payload == payload) return true;
+    }
+    return false;
+  }
+  std::vector<std::string> log() {
+    absl::MutexLock lock(&mu_);
+    return log_;
+  }
+  std::vector<std::pair<absl::Time, absl::Time>> gaps() {
+    absl::MutexLock lock(&mu_);
+    return gaps_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<absl::Time, absl::Time>> gaps_ ABSL_GUARDED_BY(mu_);
+};
+
+// Runs an asynchronous broker call and waits for its answer.
+template <typename T>
+absl::StatusOr<T> Await(const std::function<void(Broker::Reply<T>)>& call) {
+  struct State {
+    absl::Mutex mu;
+    std::optional<absl::StatusOr<T>> result ABSL_GUARDED_BY(mu);
+  };
+  auto state = std::make_shared<State>();
+  call([state](absl::StatusOr<T> r) {
+    absl::MutexLock lock(&state->mu);
+    state->result = std::move(r);
+  });
+  absl::MutexLock lock(&state->mu);
+  auto answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+    return state->result.has_value();
+  };
+  if (!state->mu.AwaitWithTimeout(absl::Condition(&answered), absl::Seconds(15))) {
+    return absl::DeadlineExceededError("never answered");
+  }
+  return *std::move(state->result);
+}
+
+absl::Status AwaitDone(const std::function<void(Broker::Done)>& call) {
+  return Await<bool>([&](Broker::Reply<bool> reply) {
+           call([reply = std::move(reply)](absl::Status s) mutable {
+             if (s.ok()) return std::move(reply)(true);
+             std::move(reply)(std::move(s));
+           });
+         })
+      .status();
+}
+
+Event RoomEvent(std::string room, std::string payload) {
+  Event e;
+  e.target = TargetKind::kRoom;
+  e.to = std::move(room);
+  e.name = "chat";
+  e.payload = std::move(payload);
+  e.published_at = absl::Now();
+  return e;
+}
+
+Event Targeted(TargetKind target, std::string to, std::string payload, std::string inst = "") {
+  Event e = RoomEvent(std::move(to), std::move(payload));
+  e.target = target;
+  e.to_instance = std::move(inst);
+  if (target == TargetKind::kAll) e.to.clear();
+  return e;
+}
+
+std::vector<std::string> Fields(const std::vector<ConnRef>& refs) {
+  std::vector<std::string> out;
+  for (const ConnRef& r : refs) out.push_back(absl::StrCat(r.instance, "/", r.conn));
+  return out;
+}
+
+// One "sidecar": its own client, sink and broker.
+struct Node {
+  std::unique_ptr<RedisClient> client;
+  std::unique_ptr<RecordingSink> sink;
+  std::unique_ptr<RedisBroker> broker;
+  std::string id;
+
+  absl::StatusOr<realtime::PublishResult> Publish(Event e) {
+    e.origin = id;
+    return Await<realtime::PublishResult>(
+        [&](Broker::Reply<realtime::PublishResult> r) { broker->Publish(e, std::move(r)); });
+  }
+  absl::Status Watch(const std::string& room) {
+    return AwaitDone([&](Broker::Done d) { broker->WatchRoom(room, std::move(d)); });
+  }
+  absl::Status Broadcast(bool on) {
+    return AwaitDone([&](Broker::Done d) { broker->WatchBroadcast(on, std::move(d)); });
+  }
+  absl::Status Add(ConnPresence conn) {
+    return AwaitDone([&](Broker::Done d) { broker->AddPresence(conn, std::move(d)); });
+  }
+  absl::Status Remove(ConnPresence conn, bool all) {
+    return AwaitDone([&](Broker::Done d) { broker->RemovePresence(conn, all, std::move(d)); });
+  }
+  absl::Status Sync(std::vector<ConnPresence> conns) {
+    return AwaitDone(
+        [&](Broker::Done d) { broker->SyncPresence(std::move(conns), std::move(d)); });
+  }
+  absl::StatusOr<realtime::MembersPage> Members(const std::string& room, int size = 0,
+                                                const std::string& token = "") {
+    return Await<realtime::MembersPage>([&](Broker::Reply<realtime::MembersPage> r) {
+      broker->RoomMembers(room, size, token, std::move(r));
+    });
+  }
+  std::vector<std::string> MemberFields(const std::string& room) {
+    absl::StatusOr<realtime::MembersPage> page = Members(room, 1000);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? Fields(page->members) : std::vector<std::string>{"<error>"};
+  }
+  std::vector<std::string> UserFields(const std::string& user) {
+    absl::StatusOr<std::vector<ConnRef>> conns = Await<std::vector<ConnRef>>(
+        [&](Broker::Reply<std::vector<ConnRef>> r) { broker->UserConnections(user, std::move(r)); });
+    EXPECT_TRUE(conns.ok()) << conns.status();
+    return conns.ok() ? Fields(*conns) : std::vector<std::string>{"<error>"};
+  }
+  absl::StatusOr<realtime::HistoryPage> History(const std::string& room, uint64_t after,
+                                                int limit = 0) {
+    return Await<realtime::HistoryPage>([&](Broker::Reply<realtime::HistoryPage> r) {
+      broker->History(room, after, limit, std::move(r));
+    });
+  }
+};
+
+class RedisBrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(SharedRedisServer(), nullptr);
+    random_ = crypto::NewSecureRandom();
+    absl::StatusOr<std::string> key = crypto::RandomBytes(*random_, 32);
+    ASSERT_TRUE(key.ok());
+    absl::StatusOr<std::unique_ptr<crypto::Keyring>> keyring =
+        crypto::Keyring::Create({{"k1", *key}});
+    ASSERT_TRUE(keyring.ok()) << keyring.status();
+    keyring_ = *std::move(keyring);
+    sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
+    prefix_ = UniquePrefix();
+  }
+
+  RedisBrokerOptions Options(const std::string& id) {
+    RedisBrokerOptions o;
+    o.prefix = prefix_;
+    o.instance_id = id;
+    o.sealer = sealer_.get();
+    o.keyring = keyring_.get();
+    return o;
+  }
+
+  // A started broker whose first subscription is confirmed (its first gap
+  // reached the sink), so its instance channel receives.
+  std::unique_ptr<Node> Start(RedisBrokerOptions options, const std::string& url = "") {
+    auto node = std::make_unique<Node>();
+    node->id = options.instance_id;
+    node->client = ConnectedClient(url.empty() ? SharedRedisServer()->url() : url);
+    if (node->client == nullptr) return nullptr;
+    node->sink = std::make_unique<RecordingSink>();
+    absl::StatusOr<std::unique_ptr<RedisBroker>> broker =
+        RedisBroker::Create(node->client.get(), std::move(options));
+    EXPECT_TRUE(broker.ok()) << broker.status();
+    if (!broker.ok()) return nullptr;
+    node->broker = *std::move(broker);
+    node->broker->Start(node->sink.get());
+    EXPECT_TRUE(WaitFor([&] { return node->sink->gaps().size() == 1; }));
+    return node;
+  }
+
+  // N nodes "i0".."iN-1".
+  std::vector<std::unique_ptr<Node>> StartN(int n) {
+    std::vector<std::unique_ptr<Node>> nodes;
+    for (int i = 0; i < n; ++i) {
+      nodes.push_back(Start(Options(absl::StrCat("i", i))));
+      if (nodes.back() == nullptr) ADD_FAILURE() << "node " << i << " did not start";
+    }
+    return nodes;
+  }
+
+  std::string RoomTag(const std::string& room) {
+    return crypto::Keyring::Blind(keyring_->primary(), "room", room);
+  }
+
+  RedisClient& raw() { return *SharedRedisClient(); }
+
+  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<crypto::Sealer> sealer_;
+  std::string prefix_;
+};
+
+// Waits until every node received `payload` (a later marker: each broker's
+// messages arrive in publish order, so whatever was published before and
+// did not arrive never will).
+void Settle(std::vector<std::unique_ptr<Node>>& nodes, const std::string& payload) {
+  for (auto& n : nodes) {
+    ASSERT_TRUE(WaitFor([&] { return n->sink->Got(payload); })) << n->id << " missed " << payload;
+  }
+}
+
+void Marker(std::vector<std::unique_ptr<Node>>& nodes, const std::string& payload) {
+  for (auto& n : nodes) {
+    ASSERT_TRUE(nodes[0]->Publish(Targeted(TargetKind::kConnection, "x", payload, n->id)).ok());
+  }
+  Settle(nodes, payload);
+}
+
+TEST_F(RedisBrokerTest, RoomEventsReachOnlyWatchersInOrderWithIncreasingSequences) {
+  auto nodes = StartN(4);
+  ASSERT_TRUE(nodes[0]->Watch("lobby").ok());
+  ASSERT_TRUE(nodes[2]->Watch("lobby").ok());
+  EXPECT_EQ(nodes[0]->broker->channels_held(), 2) << "instance channel + room";
+  EXPECT_EQ(nodes[1]->broker->channels_held(), 1);
+
+  // Twenty publishes in flight at once: Redis still applies them in call order.
+  struct Result {
+    absl::Mutex mu;
+    std::vector<std::optional<absl::StatusOr<realtime::PublishResult>>> got ABSL_GUARDED_BY(mu);
+  } results;
+  {
+    absl::MutexLock lock(&results.mu);
+    results.got.resize(20);
+  }
+  for (int i = 0; i < 20; ++i) {
+    nodes[3]->broker->Publish(RoomEvent("lobby", absl::StrCat("m", i)),
+                              [&results, i](absl::StatusOr<realtime::PublishResult> r) {
+                                absl::MutexLock lock(&results.mu);
+                                results.got[i] = std::move(r);
+                              });
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&results.mu);
+    for (const auto& r : results.got) {
+      if (!r.has_value()) return false;
+    }
+    return true;
+  }));
+  {
+    absl::MutexLock lock(&results.mu);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(results.got[i]->ok()) << results.got[i]->status();
+      EXPECT_EQ((*results.got[i])->sequence, static_cast<uint64_t>(i + 1));
+      EXPECT_EQ((*results.got[i])->instances, 2) << "k = 2 watchers of N = 4";
+    }
+  }
+  Marker(nodes, "end");
+  for (int n : {0, 2}) {
+    std::vector<Event> got = nodes[n]->sink->events(TargetKind::kRoom);
+    ASSERT_EQ(got.size(), 20u) << "node " << n;
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(got[i].payload, absl::StrCat("m", i));
+      EXPECT_EQ(got[i].sequence, static_cast<uint64_t>(i + 1));
+      EXPECT_EQ(got[i].to, "lobby");
+      EXPECT_EQ(got[i].name, "chat");
+    }
+  }
+  EXPECT_TRUE(nodes[1]->sink->events(TargetKind::kRoom).empty());
+  EXPECT_TRUE(nodes[3]->sink->events(TargetKind::kRoom).empty());
+
+  nodes[2]->broker->UnwatchRoom("lobby");
+  // Fire and forget: wait until Redis has it (the broker drops the room's
+  // messages at once, but PUBLISH counts subscribers as Redis sees them).
+  const std::string channel = nodes[0]->broker->RoomChannel("lobby");
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<redis::Reply> n = raw().Call({"PUBSUB", "NUMSUB", channel});
+    return n.ok() && n->elements.size() == 2 && n->elements[1].integer == 1;
+  }));
+  absl::StatusOr<realtime::PublishResult> after = nodes[1]->Publish(RoomEvent("lobby", "late"));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->instances, 1);
+  EXPECT_EQ(after->sequence, 21u);
+  Marker(nodes, "end2");
+  EXPECT_FALSE(nodes[2]->sink->Got("late"));
+  EXPECT_TRUE(nodes[0]->sink->Got("late"));
+}
+
+TEST_F(RedisBrokerTest, UserEventsReachOnlyInstancesHoldingTheUser) {
+  auto nodes = StartN(3);
+  ASSERT_TRUE(nodes[0]->Add({"c1", "alice", {}}).ok());
+  ASSERT_TRUE(nodes[2]->Add({"c2", "alice", {"r"}}).ok());
+  ASSERT_TRUE(nodes[2]->Add({"c4", "alice", {}}).ok());
+  ASSERT_TRUE(nodes[1]->Add({"c3", "bob", {}}).ok());
+
+  absl::StatusOr<realtime::PublishResult> r =
+      nodes[1]->Publish(Targeted(TargetKind::kUser, "alice", "hi alice"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->instances, 2) << "two instances, one message each";
+  EXPECT_EQ(r->sequence, 0u);
+  Marker(nodes, "end");
+  for (int n : {0, 2}) {
+    std::vector<Event> got = nodes[n]->sink->events(TargetKind::kUser);
+    ASSERT_EQ(got.size(), 1u) << "node " << n;
+    EXPECT_EQ(got[0].to, "alice");
+    EXPECT_EQ(got[0].payload, "hi alice");
+    EXPECT_EQ(got[0].origin, "i1");
+  }
+  EXPECT_TRUE(nodes[1]->sink->events(TargetKind::kUser).empty());
+
+  ASSERT_TRUE(nodes[2]->Remove({"c2", "alice", {}}, /*all=*/true).ok());
+  EXPECT_EQ(nodes[1]->Publish(Targeted(TargetKind::kUser, "alice", "x"))->instances, 2)
+      << "c4 still holds alice on i2";
+  ASSERT_TRUE(nodes[2]->Remove({"c4", "alice", {}}, /*all=*/true).ok());
+  EXPECT_EQ(nodes[1]->Publish(Targeted(TargetKind::kUser, "alice", "y"))->instances, 1);
+  EXPECT_EQ(nodes[1]->Publish(Targeted(TargetKind::kUser, "nobody", "z"))->instances, 0);
+}
+
+TEST_F(RedisBrokerTest, ConnectionEventsReachTheirInstanceOnly) {
+  auto nodes = StartN(3);
+  absl::StatusOr<realtime::PublishResult> r =
+      nodes[0]->Publish(Targeted(TargetKind::kConnection, "c9", "for c9", "i1"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->instances, 1);
+  Marker(nodes, "end");
+  std::vector<Event> got = nodes[1]->sink->events(TargetKind::kConnection);
+  ASSERT_GE(got.size(), 1u);
+  EXPECT_EQ(got[0].to, "c9");
+  EXPECT_EQ(got[0].to_instance, "i1");
+  EXPECT_EQ(got[0].payload, "for c9");
+  EXPECT_FALSE(nodes[0]->sink->Got("for c9"));
+  EXPECT_FALSE(nodes[2]->sink->Got("for c9"));
+  EXPECT_EQ(nodes[0]->Publish(Targeted(TargetKind::kConnection, "c9", "lost", "gone"))->instances,
+            0);
+  // No instance named: this one.
+  EXPECT_EQ(nodes[2]->Publish(Targeted(TargetKind::kConnection, "c1", "self"))->instances, 1);
+  EXPECT_TRUE(WaitFor([&] { return nodes[2]->sink->Got("self"); }));
+}
+
+TEST_F(RedisBrokerTest, BroadcastsReachOnlyBrokersWatchingThem) {
+  auto nodes = StartN(3);
+  ASSERT_TRUE(nodes[0]->Broadcast(true).ok());
+  ASSERT_TRUE(nodes[1]->Broadcast(true).ok());
+  EXPECT_EQ(nodes[2]->Publish(Targeted(TargetKind::kAll, "", "to all"))->instances, 2);
+  Marker(nodes, "end");
+  EXPECT_TRUE(nodes[0]->sink->Got("to all"));
+  EXPECT_TRUE(nodes[1]->sink->Got("to all"));
+  EXPECT_FALSE(nodes[2]->sink->Got("to all"));
+  EXPECT_EQ(nodes[0]->sink->events(TargetKind::kAll)[0].sequence, 0u);
+
+  ASSERT_TRUE(nodes[1]->Broadcast(false).ok());
+  EXPECT_EQ(nodes[2]->Publish(Targeted(TargetKind::kAll, "", "fewer"))->instances, 1);
+  Marker(nodes, "end2");
+  EXPECT_FALSE(nodes[1]->sink->Got("fewer"));
+}
+
+TEST_F(RedisBrokerTest, PresenceFollowsAddsRemovesSyncsAndRemoveInstance) {
+  auto nodes = StartN(2);
+  Node& a = *nodes[0];
+  Node& b = *nodes[1];
+  ASSERT_TRUE(a.Add({"c1", "u1", {"r1", "r2"}}).ok());
+  ASSERT_TRUE(b.Add({"c2", "u1", {"r1"}}).ok());
+  ASSERT_TRUE(b.Add({"c3", "", {"r2"}}).ok());
+  EXPECT_EQ(b.MemberFields("r1"), (std::vector<std::string>{"i0/c1", "i1/c2"}));
+  EXPECT_EQ(a.MemberFields("r2"), (std::vector<std::string>{"i0/c1", "i1/c3"}));
+  EXPECT_EQ(a.UserFields("u1"), (std::vector<std::string>{"i0/c1", "i1/c2"}));
+  EXPECT_EQ(a.Members("r1")->count, 2);
+
+  // Extending: another room for c1.
+  ASSERT_TRUE(a.Add({"c1", "u1", {"r3"}}).ok());
+  EXPECT_EQ(b.MemberFields("r3"), (std::vector<std::string>{"i0/c1"}));
+  // Leaving one room.
+  ASSERT_TRUE(a.Remove({"c1", "u1", {"r1"}}, /*all=*/false).ok());
+  EXPECT_EQ(b.MemberFields("r1"), (std::vector<std::string>{"i1/c2"}));
+  EXPECT_EQ(b.MemberFields("r2"), (std::vector<std::string>{"i0/c1", "i1/c3"}));
+  // Unregistering: every entry, found through the index.
+  ASSERT_TRUE(a.Remove({"c1", "", {}}, /*all=*/true).ok());
+  EXPECT_EQ(b.MemberFields("r2"), (std::vector<std::string>{"i1/c3"}));
+  EXPECT_TRUE(b.MemberFields("r3").empty());
+  EXPECT_EQ(b.UserFields("u1"), (std::vector<std::string>{"i1/c2"}));
+
+  // Sync replaces everything b had.
+  ASSERT_TRUE(b.Sync({{"c5", "u2", {"r1"}}}).ok());
+  EXPECT_EQ(a.MemberFields("r1"), (std::vector<std::string>{"i1/c5"}));
+  EXPECT_TRUE(a.MemberFields("r2").empty());
+  EXPECT_TRUE(a.UserFields("u1").empty());
+  EXPECT_EQ(a.UserFields("u2"), (std::vector<std::string>{"i1/c5"}));
+
+  // The drain: gone at once, without waiting for the ttl.
+  ASSERT_TRUE(b.broker->RemoveInstance().ok());
+  EXPECT_TRUE(a.MemberFields("r1").empty());
+  EXPECT_TRUE(a.UserFields("u2").empty());
+  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:alive:i1"})->integer, 0);
+  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:idx:i1"})->integer, 0);
+  EXPECT_EQ(raw().Call({"SISMEMBER", prefix_ + "rt:instances", "i1"})->integer, 0);
+}
+
+TEST_F(RedisBrokerTest, AnInstanceThatStopsRefreshingVanishesAndIsSwept) {
+  RedisBrokerOptions short_lived = Options("dying");
+  short_lived.presence_ttl = absl::Milliseconds(300);
+  std::unique_ptr<Node> dying = Start(short_lived);
+  std::unique_ptr<Node> live = Start(Options("live"));
+  ASSERT_NE(dying, nullptr);
+  ASSERT_NE(live, nullptr);
+  ASSERT_TRUE(dying->Add({"cd", "dora", {"hall"}}).ok());
+  ASSERT_TRUE(live->Add({"cl", "dora", {"hall"}}).ok());
+  EXPECT_EQ(live->MemberFields("hall"), (std::vector<std::string>{"dying/cd", "live/cl"}));
+
+  // A crash: no RemoveInstance, no more refreshes.
+  const absl::Time died = absl::Now();
+  dying.reset();
+  ASSERT_TRUE(WaitFor([&] { return live->MemberFields("hall").size() == 1; }));
+  EXPECT_LT(absl::Now() - died, absl::Seconds(3)) << "gone within the presence ttl (+ slack)";
+  EXPECT_EQ(live->MemberFields("hall"), (std::vector<std::string>{"live/cl"}));
+  EXPECT_EQ(live->UserFields("dora"), (std::vector<std::string>{"live/cl"}));
+  EXPECT_EQ(live->Publish(Targeted(TargetKind::kUser, "dora", "x"))->instances, 1);
+  // Invisible, but still stored until a sweep.
+  const std::string room_key = prefix_ + "rt:room:" + RoomTag("hall");
+  EXPECT_EQ(raw().Call({"HEXISTS", room_key, "dying/cd"})->integer, 1);
+
+  ASSERT_TRUE(live->broker->Refresh().ok());
+  EXPECT_EQ(live->broker->stats().instances_swept, 1u);
+  EXPECT_EQ(raw().Call({"HEXISTS", room_key, "dying/cd"})->integer, 0);
+  EXPECT_EQ(raw().Call({"HEXISTS", room_key, "live/cl"})->integer, 1);
+  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:idx:dying"})->integer, 0);
+  EXPECT_EQ(raw().Call({"SISMEMBER", prefix_ + "rt:instances", "dying"})->integer, 0);
+  EXPECT_EQ(live->broker->stats().presence_lost, 1u) << "only the start-up one";
+}
+
+TEST_F(RedisBrokerTest, AnInstanceSweptWhileItWasSilentIsToldToWriteItsPresenceAgain) {
+  std::unique_ptr<Node> slow = Start(Options("slow"));
+  std::unique_ptr<Node> other = Start(Options("other"));
+  ASSERT_TRUE(slow->Add({"cs", "", {"r"}}).ok());
+  // As if slow had missed its heartbeats for longer than the ttl.
+  ASSERT_TRUE(raw().Call({"DEL", prefix_ + "rt:alive:slow"}).ok());
+  ASSERT_TRUE(other->broker->Refresh().ok());
+  EXPECT_TRUE(other->MemberFields("r").empty());
+  const size_t lost_before = slow->broker->stats().presence_lost;
+  ASSERT_TRUE(slow->broker->Refresh().ok());
+  EXPECT_EQ(slow->broker->stats().presence_lost, lost_before + 1);
+  EXPECT_EQ(slow->sink->log().back(), "lost");
+}
+
+TEST_F(RedisBrokerTest, PagingVisitsEveryMemberExactlyOnce) {
+  auto nodes = StartN(2);
+  for (int n = 0; n < 2; ++n) {
+    std::vector<ConnPresence> conns;
+    for (int i = 0; i < 125; ++i) conns.push_back({absl::StrCat("c", i), "", {"big"}});
+    ASSERT_TRUE(nodes[n]->Sync(std::move(conns)).ok());
+  }
+  std::set<std::string> seen;
+  std::vector<std::string> order;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<realtime::MembersPage> page = nodes[0]->Members("big", 100, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->count, 250);
+    for (const std::string& f : Fields(page->members)) {
+      EXPECT_TRUE(seen.insert(f).second) << "twice: " << f;
+      order.push_back(f);
+    }
+    token = page->next_page_token;
+    ASSERT_LE(++pages, 3);
+  } while (!token.empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 250u);
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+
+  // Tokens this broker did not make, or made for another room.
+  absl::StatusOr<realtime::MembersPage> first = nodes[0]->Members("big", 100);
+  ASSERT_FALSE(first->next_page_token.empty());
+  std::string tampered = first->next_page_token;
+  tampered[1] = tampered[1] == 'A' ? 'B' : 'A';
+  for (const std::string& bad : {std::string("garbage"), std::string("a.b"), tampered}) {
+    EXPECT_EQ(nodes[0]->Members("big", 100, bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(nodes[1]->Members("other", 100, first->next_page_token).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(nodes[1]->Members("big", 100, first->next_page_token).ok()) << "any instance";
+  EXPECT_EQ(nodes[0]->Members("big", 0)->members.size(), 100u) << "0 = default 100";
+  EXPECT_EQ(nodes[0]->Members("big", -1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(nodes[0]->Members("big", 1001).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // A sync larger than one script call, then a small one replacing it.
+  std::vector<ConnPresence> many;
+  for (int i = 0; i < 1200; ++i) many.push_back({absl::StrCat("h", i), "", {"huge"}});
+  ASSERT_TRUE(nodes[0]->Sync(std::move(many)).ok());
+  EXPECT_EQ(nodes[1]->Members("huge")->count, 1200);
+  EXPECT_EQ(nodes[1]->Members("big")->count, 125) << "the first chunk cleared i0's old entries";
+  ASSERT_TRUE(nodes[0]->Sync({{"s", "", {"small"}}}).ok());
+  EXPECT_EQ(nodes[1]->Members("huge")->count, 0);
+  EXPECT_EQ(nodes[1]->Members("small")->count, 1);
+}
+
+TEST_F(RedisBrokerTest, HistoryReturnsExactlyTheMissedEventsInsideTheWindow) {
+  std::unique_ptr<Node> node = Start(Options("h"));
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_EQ(node->Publish(RoomEvent("log", absl::StrCat("e", i)))->sequence,
+              static_cast<uint64_t>(i));
+  }
+  absl::StatusOr<realtime::HistoryPage> page = node->History("log", 4);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(page->events[i].sequence, 5 + i);
+    EXPECT_EQ(page->events[i].payload, absl::StrCat("e", 5 + i));
+    EXPECT_EQ(page->events[i].origin, "h");
+  }
+  EXPECT_TRUE(page->complete);
+  EXPECT_FALSE(page->more);
+  EXPECT_EQ(page->first_sequence, 1u);
+  EXPECT_EQ(page->last_sequence, 10u);
+
+  page = node->History("log", 4, 3);
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events.back().sequence, 7u);
+  EXPECT_TRUE(page->more);
+  EXPECT_TRUE(page->complete);
+  page = node->History("log", 10);
+  EXPECT_TRUE(page->events.empty());
+  EXPECT_TRUE(page->complete);
+  page = node->History("never", 0);
+  EXPECT_TRUE(page->complete);
+  EXPECT_EQ(page->last_sequence, 0u);
+  EXPECT_EQ(node->History("log", 0, 1001).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(node->History("log", 0, -5).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(node->History("log", ~uint64_t{0}).ok());
+
+  // The counter lost (the log kept): sequences continue after the log.
+  ASSERT_TRUE(raw().Call({"DEL", node->broker->RoomSequenceKey("log")}).ok());
+  EXPECT_EQ(node->Publish(RoomEvent("log", "e11"))->sequence, 11u);
+  EXPECT_EQ(node->History("log", 10)->events.at(0).payload, "e11");
+}
+
+TEST_F(RedisBrokerTest, HistoryBeyondTheWindowSaysSo) {
+  RedisBrokerOptions small = Options("h");
+  small.history_size = 5;
+  std::unique_ptr<Node> node = Start(small);
+  for (int i = 1; i <= 12; ++i) ASSERT_TRUE(node->Publish(RoomEvent("log", "e")).ok());
+  absl::StatusOr<realtime::HistoryPage> page = node->History("log", 2);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_FALSE(page->complete) << "3..7 were trimmed";
+  ASSERT_EQ(page->events.size(), 5u);
+  EXPECT_EQ(page->events.front().sequence, 8u);
+  EXPECT_EQ(page->first_sequence, 8u);
+  EXPECT_EQ(page->last_sequence, 12u);
+  page = node->History("log", 7);
+  EXPECT_TRUE(page->complete);
+  EXPECT_EQ(page->events.size(), 5u);
+  // The log expired (TTL), the counter did not.
+  ASSERT_TRUE(raw().Call({"DEL", node->broker->RoomLogKey("log")}).ok());
+  page = node->History("log", 7);
+  EXPECT_FALSE(page->complete);
+  EXPECT_TRUE(page->events.empty());
+  EXPECT_EQ(page->last_sequence, 12u);
+}
+
+TEST_F(RedisBrokerTest, TamperedFramesAreDroppedAndCountedWithoutHarm) {
+  std::unique_ptr<Node> node = Start(Options("t"));
+  ASSERT_TRUE(node->Watch("r1").ok());
+  ASSERT_TRUE(node->Watch("r2").ok());
+  ASSERT_TRUE(node->Publish(RoomEvent("r1", "genuine")).ok());
+  ASSERT_TRUE(WaitFor([&] { return node->sink->Got("genuine"); }));
+  absl::StatusOr<redis::Reply> entries =
+      raw().Call({"XRANGE", node->broker->RoomLogKey("r1"), "-", "+"});
+  ASSERT_TRUE(entries.ok());
+  const std::string frame = entries->elements.at(0).elements.at(1).elements.at(1).str;
+
+  const std::string r2 = node->broker->RoomChannel("r2");
+  for (const std::string& garbage : {std::string("no sequence"), std::string("x y"),
+                                     std::string("")}) {
+    ASSERT_TRUE(raw().Call({"PUBLISH", r2, garbage}).ok());
+  }
+  ASSERT_TRUE(raw().Call({"PUBLISH", r2, "7 not a sealed frame"}).ok());
+  ASSERT_TRUE(raw().Call({"PUBLISH", r2, "1 " + frame}).ok()) << "r1's frame replayed on r2";
+  ASSERT_TRUE(raw().Call({"PUBLISH", node->broker->instance_channel(), "0 " + frame}).ok());
+  ASSERT_TRUE(raw().Call({"PUBLISH", node->broker->RoomChannel("r1"), "0 " + frame}).ok())
+      << "a room event without a sequence";
+  ASSERT_TRUE(WaitFor([&] {
+    const redis::RedisBrokerStats s = node->broker->stats();
+    return s.dropped_malformed == 4 && s.dropped_undecryptable == 3;
+  })) << node->broker->stats().dropped_malformed << " "
+      << node->broker->stats().dropped_undecryptable;
+  ASSERT_TRUE(node->Publish(RoomEvent("r2", "still fine")).ok());
+  ASSERT_TRUE(WaitFor([&] { return node->sink->Got("still fine"); }));
+  EXPECT_EQ(node->sink->events().size(), 2u) << "nothing else reached the sink";
+
+  // A log entry copied from r1 into r2's log does not open there.
+  ASSERT_TRUE(raw().Call({"XADD", node->broker->RoomLogKey("r2"), "2-0", "e", frame}).ok());
+  ASSERT_TRUE(raw().Call({"SET", node->broker->RoomSequenceKey("r2"), "2"}).ok());
+  absl::StatusOr<realtime::HistoryPage> page = node->History("r2", 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].payload, "still fine");
+  EXPECT_FALSE(page->complete) << "sequence 2 is held but lost";
+  EXPECT_EQ(page->last_sequence, 2u);
+  EXPECT_EQ(node->broker->stats().dropped_undecryptable, 4u);
+}
+
+// Every key under `prefix` and everything in it, whatever its type.
+std::string DumpAll(RedisClient& client, const std::string& prefix, int* keys) {
+  std::string dump;
+  *keys = 0;
+  absl::StatusOr<redis::Reply> list = client.Call({"KEYS", prefix + "*"});
+  if (!list.ok()) return "<keys failed>";
+  for (const redis::Reply& key : list->elements) {
+    ++*keys;
+    absl::StrAppend(&dump, "key ", key.str, "\n");
+    const std::string type = client.Call({"TYPE", key.str})->str;
+    std::vector<std::vector<std::string>> reads = {{"DUMP", key.str}};
+    if (type == "hash") reads.push_back({"HGETALL", key.str});
+    if (type == "set") reads.push_back({"SMEMBERS", key.str});
+    if (type == "string") reads.push_back({"GET", key.str});
+    if (type == "stream") reads.push_back({"XRANGE", key.str, "-", "+"});
+    for (auto& read : reads) {
+      absl::StatusOr<redis::Reply> r = client.Call(redis::RedisCommand(read));
+      if (r.ok()) absl::StrAppend(&dump, r->DebugString(), "\n");
+    }
+  }
+  return dump;
+}
+
+TEST_F(RedisBrokerTest, NothingReadableInRedisOrOnTheWire) {
+  constexpr char kRoom[] = "Secret-Room-7f3c";
+  constexpr char kUser[] = "user-5d2b@example.com";
+  constexpr char kPayload[] = "PAYLOAD-9e1d-clear-text";
+  constexpr char kEventName[] = "EVENT-NAME-4a2b";
+  TempDir dir;
+  SubprocessOptions mo;
+  mo.argv = {"redis-cli", "-p", std::to_string(SharedRedisServer()->port()), "monitor"};
+  mo.log_path = dir.File("monitor.log");
+  absl::StatusOr<Subprocess> monitor = Subprocess::Start(mo);
+  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(monitor->ReadLog(), "OK"); }));
+
+  auto nodes = StartN(2);
+  ASSERT_TRUE(nodes[0]->Watch(kRoom).ok());
+  ASSERT_TRUE(nodes[0]->Add({"c1", kUser, {kRoom}}).ok());
+  ASSERT_TRUE(nodes[1]->Sync({{"c2", kUser, {kRoom}}}).ok());
+  Event room = RoomEvent(kRoom, kPayload);
+  room.name = kEventName;
+  ASSERT_TRUE(nodes[1]->Publish(room).ok());
+  ASSERT_TRUE(nodes[1]->Publish(Targeted(TargetKind::kUser, kUser, kPayload)).ok());
+  ASSERT_TRUE(WaitFor([&] { return nodes[0]->sink->events().size() == 2; }));
+  EXPECT_EQ(nodes[0]->sink->events()[0].payload, kPayload) << "readable where it belongs";
+  EXPECT_EQ(nodes[1]->Members(kRoom)->count, 2);
+  EXPECT_EQ(nodes[1]->UserFields(kUser).size(), 2u);
+  EXPECT_EQ(nodes[1]->History(kRoom, 0)->events.size(), 1u);
+  ASSERT_TRUE(nodes[1]->broker->Refresh().ok());
+
+  int keys = 0;
+  const std::string dump = DumpAll(raw(), prefix_, &keys);
+  EXPECT_GE(keys, 8) << "alive x2, idx x2, instances, room, user, seq, log:\n" << dump;
+  EXPECT_TRUE(absl::StrContains(dump, "i0/c1")) << "the dump sees the presence";
+  for (const char* secret : {kRoom, kUser, "user-5d2b", kPayload, kEventName}) {
+    EXPECT_FALSE(absl::StrContains(dump, secret)) << secret;
+  }
+  ASSERT_TRUE(raw().Call({"ECHO", "monitor-end"}).ok());
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(monitor->ReadLog(), "monitor-end"); }));
+  monitor->Kill();
+  const std::string wire = monitor->ReadLog();
+  EXPECT_TRUE(absl::StrContains(wire, "EVALSHA")) << "MONITOR saw the traffic";
+  for (const char* secret : {kRoom, kUser, "user-5d2b", kPayload, kEventName}) {
+    EXPECT_FALSE(absl::StrContains(wire, secret)) << secret;
+  }
+}
+
+TEST_F(RedisBrokerTest, StopEndsSinkCalls) {
+  std::unique_ptr<Node> node = Start(Options("s"));
+  ASSERT_TRUE(node->Watch("r").ok());
+  node->broker->Stop();
+  const uint64_t before = node->broker->stats().messages;
+  EXPECT_EQ(node->Publish(RoomEvent("r", "after stop"))->instances, 1);
+  ASSERT_TRUE(WaitFor([&] { return node->broker->stats().messages > before; }));
+  EXPECT_TRUE(node->sink->events().empty());
+}
+
+TEST_F(RedisBrokerTest, BadOptionsAreRefused) {
+  RedisClient* client = SharedRedisClient();
+  RedisBrokerOptions o = Options("");
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("a/b");
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("a b");
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("ok");
+  o.sealer = nullptr;
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("ok");
+  o.presence_ttl = absl::ZeroDuration();
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("ok");
+  o.history_size = 0;
+  EXPECT_EQ(RedisBroker::Create(client, o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RedisBroker::Create(nullptr, Options("ok")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RedisBrokerTest, ARedisRestartReportsTheGapThenPresenceLossAndEventsFlowAgain) {
+  absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Node> a = Start(Options("a"), (*server)->url());
+  std::unique_ptr<Node> b = Start(Options("b"), (*server)->url());
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(a->Watch("r").ok());
+  ASSERT_TRUE(a->Add({"ca", "", {"r"}}).ok());
+  ASSERT_TRUE(b->Publish(RoomEvent("r", "before")).ok());
+  ASSERT_TRUE(WaitFor([&] { return a->sink->Got("before"); }));
+  EXPECT_EQ(a->sink->log(), (std::vector<std::string>{"gap", "lost"})) << "the start-up window";
+
+  const absl::Time killed = absl::Now();
+  (*server)->Kill();
+  ASSERT_TRUE(WaitFor([&] { return !b->client->connected() && !a->client->connected(); }));
+  EXPECT_EQ(b->Publish(RoomEvent("r", "lost")).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(a->Add({"ca2", "", {"r"}}).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(a->broker->Refresh().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE((*server)->Restart().ok());
+  ASSERT_TRUE(WaitFor([&] { return a->sink->log().size() == 4; }));
+  EXPECT_EQ(a->sink->log(), (std::vector<std::string>{"gap", "lost", "gap", "lost"}));
+  const auto [from, to] = a->sink->gaps().back();
+  EXPECT_LE(from, to);
+  EXPECT_GE(from, killed - absl::Seconds(1));
+
+  // Subscriptions are back by themselves; presence was lost with the data.
+  ASSERT_TRUE(b->client->WaitConnected(absl::Seconds(10)));
+  absl::StatusOr<realtime::PublishResult> r = b->Publish(RoomEvent("r", "after"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->instances, 1);
+  EXPECT_EQ(r->sequence, 1u) << "a fresh Redis starts the room again";
+  ASSERT_TRUE(WaitFor([&] { return a->sink->Got("after"); }));
+  EXPECT_FALSE(a->sink->Got("lost"));
+  EXPECT_EQ(b->Members("r")->count, 0);
+  // The hub's SyncPresence at that moment may have failed (the command
+  // connections come back on their own schedule); so did the Add above.
+  // The next Refresh asks again.
+  ASSERT_TRUE(a->client->WaitConnected(absl::Seconds(10)));
+  ASSERT_TRUE(a->broker->Refresh().ok());
+  EXPECT_EQ(a->sink->log().size(), 5u);
+  EXPECT_EQ(a->sink->log().back(), "lost");
+  ASSERT_TRUE(a->Sync({{"ca", "", {"r"}}, {"ca2", "", {"r"}}}).ok())
+      << "what the hub does on presence loss";
+  EXPECT_EQ(b->MemberFields("r"), (std::vector<std::string>{"a/ca", "a/ca2"}));
+  ASSERT_TRUE(a->broker->Refresh().ok());
+  EXPECT_EQ(a->sink->log().size(), 5u) << "once written again, nothing more to ask";
+}
+
+}  // namespace
+}  // namespace stateside::testing
