@@ -147,6 +147,16 @@ class Metrics::Impl {
   Counter& drain_timeouts_;
   Counter& forced_exits_;
 
+  Series<Counter> rt_published_;
+  Counter& rt_received_;
+  Counter& rt_delivered_;
+  Histogram& rt_latency_;
+  Series<Counter> rt_dropped_;
+  Series<Counter> rt_gaps_;
+  Gauge& rt_rooms_;
+  Gauge& rt_subscribers_;
+  Gauge& rt_queue_depth_;
+  Gauge& rt_channels_;
   Gauge& uptime_;
   Gauge& resident_;
   Gauge& virtual_;
@@ -210,7 +220,7 @@ Metrics::Impl::Impl(MetricsOptions options)
       sessions_live_(GaugeFamily(registry_, "stateside_sessions_live",
                                  "Approximate live sessions in the cluster.").Add({})),
       app_connections_(GaugeFamily(registry_, "stateside_app_connections",
-                                   "Client connections the local app registered.")
+                                   "Client connections the local app registered (RealtimeService).")
                            .Add({})),
       drain_state_(GaugeFamily(registry_, "stateside_drain_state",
                                "1 for the current drain state, 0 for the others."),
@@ -224,6 +234,33 @@ Metrics::Impl::Impl(MetricsOptions options)
       forced_exits_(CounterFamily(registry_, "stateside_forced_exits_total",
                                   "Shutdowns cut short at the hard timeout (exit 1).")
                         .Add({})),
+      rt_published_(CounterFamily(registry_, "stateside_realtime_published_total",
+                                  "Realtime events published from this instance, by target."),
+                    {"target"}),
+      rt_received_(CounterFamily(registry_, "stateside_realtime_received_total",
+                                 "Realtime events this instance received from the broker.")
+                       .Add({})),
+      rt_delivered_(CounterFamily(registry_, "stateside_realtime_delivered_total",
+                                  "Realtime events written to Subscribe streams.")
+                        .Add({})),
+      rt_latency_(HistogramFamily(registry_, "stateside_realtime_delivery_latency_seconds",
+                                  "Publish to Subscribe-stream write, across instances.")
+                      .Add({}, kLatencyBuckets)),
+      rt_dropped_(CounterFamily(registry_, "stateside_realtime_dropped_total",
+                                "Realtime events not delivered, by reason."),
+                  {"reason"}),
+      rt_gaps_(CounterFamily(registry_, "stateside_realtime_gaps_total",
+                             "Loss windows signalled to subscribers, by reason."),
+               {"reason"}),
+      rt_rooms_(GaugeFamily(registry_, "stateside_realtime_rooms",
+                            "Rooms with a member on this instance.").Add({})),
+      rt_subscribers_(GaugeFamily(registry_, "stateside_realtime_subscribers",
+                                  "Open Subscribe streams.").Add({})),
+      rt_queue_depth_(GaugeFamily(registry_, "stateside_realtime_queue_depth",
+                                  "Events queued for Subscribe streams, all streams.")
+                          .Add({})),
+      rt_channels_(GaugeFamily(registry_, "stateside_realtime_redis_channels",
+                               "Pub/sub channels this instance holds.").Add({})),
       uptime_(GaugeFamily(registry_, "stateside_uptime_seconds",
                           "Seconds since the sidecar started.").Add({})),
       resident_(GaugeFamily(registry_, "process_resident_memory_bytes",
@@ -252,6 +289,15 @@ Metrics::Impl::Impl(MetricsOptions options)
   for (std::string_view reason : {"malformed", "unknown_key", "auth_failed"}) {
     decrypt_failures_.Get({reason});
   }
+  for (std::string_view target : {"room", "user", "connection", "all"}) {
+    rt_published_.Get({target});
+  }
+  for (std::string_view reason :
+       {"overflow", "no_target", "no_subscriber", "undecryptable", "malformed"}) {
+    rt_dropped_.Get({reason});
+  }
+  rt_gaps_.Get({"overflow"});
+  rt_gaps_.Get({"redis"});
   drain_state_.Get({"serving"}).Set(1);
   drain_state_.Get({"draining"});
   drain_state_.Get({"drained"});
@@ -314,6 +360,26 @@ void Metrics::DrainFinished(double seconds, bool timed_out) {
   if (timed_out) impl_->drain_timeouts_.Increment();
 }
 void Metrics::ForcedExit() { impl_->forced_exits_.Increment(); }
+
+void Metrics::RealtimePublished(std::string_view target) {
+  impl_->rt_published_.Get({target}).Increment();
+}
+void Metrics::RealtimeReceived() { impl_->rt_received_.Increment(); }
+void Metrics::RealtimeDelivered(double seconds) {
+  impl_->rt_delivered_.Increment();
+  impl_->rt_latency_.Observe(seconds);
+}
+void Metrics::RealtimeDropped(std::string_view reason, uint64_t n) {
+  impl_->rt_dropped_.Get({reason}).Increment(static_cast<double>(n));
+}
+void Metrics::RealtimeGap(std::string_view reason) { impl_->rt_gaps_.Get({reason}).Increment(); }
+void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
+  impl_->app_connections_.Set(static_cast<double>(gauges.connections));
+  impl_->rt_rooms_.Set(static_cast<double>(gauges.rooms));
+  impl_->rt_subscribers_.Set(static_cast<double>(gauges.subscribers));
+  impl_->rt_queue_depth_.Set(static_cast<double>(gauges.queue_depth));
+  impl_->rt_channels_.Set(static_cast<double>(gauges.channels));
+}
 
 std::string Metrics::Serialize() const {
   Impl& m = *impl_;

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "sidecar/common/clock.h"
+#include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_events.h"
 
 namespace prometheus {
@@ -82,6 +83,24 @@ class Metrics {
   void DrainFinished(double seconds, bool timed_out);
   void ForcedExit();
 
+  // --- Realtime. target: "room", "user", "connection", "all"; drop
+  // reasons: "overflow", "no_target", "no_subscriber", "undecryptable",
+  // "malformed"; gap reasons: "overflow", "redis".
+  void RealtimePublished(std::string_view target);
+  void RealtimeReceived();  // an event arrived from the broker
+  // An event was written to a Subscribe stream, `seconds` after publish.
+  void RealtimeDelivered(double seconds);
+  void RealtimeDropped(std::string_view reason, uint64_t n = 1);
+  void RealtimeGap(std::string_view reason);
+  struct RealtimeGauges {
+    int64_t connections = 0;  // stateside_app_connections
+    int64_t rooms = 0;
+    int64_t subscribers = 0;
+    int64_t queue_depth = 0;
+    int64_t channels = 0;
+  };
+  void SetRealtimeGauges(const RealtimeGauges& gauges);
+
   // Prometheus text exposition of every family, with uptime and the
   // process_* gauges refreshed first.
   std::string Serialize() const;
@@ -114,6 +133,25 @@ class MetricsSessionEvents final : public SessionEvents {
     metrics_->KeyUsedForRead(key_id);
   }
   void VersionConflict() override { metrics_->VersionConflict(); }
+
+ private:
+  Metrics* const metrics_;
+};
+
+// Adapts the realtime hub's reports to Metrics.
+// Thread-safe as Metrics. REQUIRES: `metrics` outlives it.
+class MetricsRealtimeEvents final : public realtime::RealtimeMetrics {
+ public:
+  explicit MetricsRealtimeEvents(Metrics* metrics) : metrics_(metrics) {}
+
+  void Published(realtime::TargetKind target) override {
+    metrics_->RealtimePublished(realtime::TargetKindName(target));
+  }
+  void Received() override { metrics_->RealtimeReceived(); }
+  void Dropped(std::string_view reason, uint64_t count) override {
+    metrics_->RealtimeDropped(reason, count);
+  }
+  void Gap(std::string_view reason) override { metrics_->RealtimeGap(reason); }
 
  private:
   Metrics* const metrics_;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/analytics_service.h"
 #include "sidecar/rpc/lifecycle_service.h"
+#include "sidecar/rpc/realtime_service.h"
 #include "sidecar/rpc/session_service.h"
 
 namespace stateside::rpc {
@@ -23,6 +24,7 @@ constexpr std::string_view kServiceNames[] = {
     "stateside.v1.SessionService",
     "stateside.v1.AnalyticsService",
     "stateside.v1.LifecycleService",
+    "stateside.v1.RealtimeService",
 };
 
 }  // namespace
@@ -43,6 +45,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
       services.instance, services.drain, services.poke, services.metrics,
       services.registry);
 
+  if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {
+    server->realtime_service_ = std::make_unique<RealtimeService>(
+        services.realtime_hub, services.realtime_broker, services.metrics);
+  }
+
   // A process-wide switch that applies to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -53,6 +60,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.RegisterService(server->session_service_.get());
   builder.RegisterService(server->analytics_service_.get());
   builder.RegisterService(server->lifecycle_service_.get());
+  if (server->realtime_service_ != nullptr) {
+    builder.RegisterService(server->realtime_service_.get());
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat(

@@ -1,5 +1,5 @@
 // The sidecar's gRPC server on its Unix socket: SessionService,
-// AnalyticsService, LifecycleService and the standard grpc.health.v1 service
+// AnalyticsService, LifecycleService, RealtimeService and the standard grpc.health.v1 service
 // (grpc++'s default implementation), all on the callback API. A request
 // larger than max_receive_message_bytes is refused by gRPC itself with
 // RESOURCE_EXHAUSTED before any handler sees it. Nothing outside sidecar/rpc
@@ -23,6 +23,8 @@
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/lifecycle/registry.h"
+#include "sidecar/realtime/broker.h"
+#include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_manager.h"
 
 namespace grpc {
@@ -34,6 +36,7 @@ namespace stateside::rpc {
 class SessionService;
 class AnalyticsService;
 class LifecycleService;
+class RealtimeService;
 
 struct GrpcServerOptions {
   std::string socket_path;  // listened on as "unix:<path>"
@@ -54,6 +57,9 @@ struct GrpcServices {
   // Optional: the cluster registry; without it ListInstances lists only this
   // instance (the embedded memory store).
   lifecycle::InstanceRegistry* registry = nullptr;
+  // Optional: RealtimeService (UNIMPLEMENTED without them).
+  realtime::RealtimeHub* realtime_hub = nullptr;
+  realtime::Broker* realtime_broker = nullptr;
 };
 
 class GrpcServer {
@@ -84,6 +90,7 @@ class GrpcServer {
   std::unique_ptr<SessionService> session_service_;
   std::unique_ptr<AnalyticsService> analytics_service_;
   std::unique_ptr<LifecycleService> lifecycle_service_;
+  std::unique_ptr<RealtimeService> realtime_service_;
   std::unique_ptr<grpc::Server> server_;
 
   absl::Mutex mu_;

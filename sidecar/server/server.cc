@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "sidecar/common/status_macros.h"
+#include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/redis_instance_registry.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/server/signals.h"
@@ -24,6 +25,10 @@ namespace {
 // gRPC's own framing and the proto's field tags on top of the largest
 // session a client may send.
 constexpr size_t kMessageOverheadBytes = 64 * 1024;
+// The largest valid Publish: the payload plus 1024 `except` entries of a
+// 128-byte instance id and a 128-byte connection id with their framing.
+constexpr size_t kMaxPublishBytes =
+    realtime::kMaxPayloadBytes + realtime::kMaxExcept * (2 * 128 + 8);
 constexpr size_t kEphemeralSecretBytes = 32;
 constexpr size_t kAes256KeyBytes = 32;
 // A registry record lives this many heartbeat intervals: one or two lost
@@ -148,6 +153,29 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
         kHeartbeatsPerTtl * config_.heartbeat_interval);
   }
 
+  if (backend_.redis != nullptr) {
+    redis::RedisBrokerOptions broker_options;
+    broker_options.prefix = config_.key_prefix;
+    broker_options.instance_id = instance_->id();
+    broker_options.sealer = sealer_.get();
+    broker_options.keyring = keyring_.get();
+    // Presence dies with the instance record: both are refreshed by the
+    // heartbeat and live for the same number of heartbeats.
+    broker_options.presence_ttl = kHeartbeatsPerTtl * config_.heartbeat_interval;
+    ASSIGN_OR_RETURN(std::unique_ptr<redis::RedisBroker> broker,
+                     redis::RedisBroker::Create(backend_.redis.get(), broker_options));
+    redis_broker_ = broker.get();
+    broker_ = std::move(broker);
+  } else {
+    realtime_cluster_ = std::make_unique<realtime::MemoryCluster>(clock_);
+    broker_ = realtime_cluster_->NewBroker(instance_->id());
+  }
+  realtime_events_ = std::make_unique<admin::MetricsRealtimeEvents>(metrics_.get());
+  realtime::HubOptions hub_options;
+  hub_options.instance_id = instance_->id();
+  hub_ = std::make_unique<realtime::RealtimeHub>(hub_options, broker_.get(), clock_,
+                                                 realtime_events_.get());
+
   DrainOptions drain_options;
   drain_options.prestop_delay = config_.prestop_delay;
   drain_options.drain_timeout = config_.drain_timeout;
@@ -174,6 +202,10 @@ Server::~Server() {
   }
   if (shutdown.joinable()) shutdown.join();
   ticker_.reset();
+  // The hub stops its broker; the broker uses the Redis client.
+  hub_.reset();
+  broker_.reset();
+  realtime_cluster_.reset();
   // The Redis client's I/O thread may call back into this object (the state
   // listener): end it while everything it touches is still alive.
   backend_ = Backend();
@@ -184,7 +216,7 @@ absl::Status Server::Start() {
   rpc::GrpcServerOptions options;
   options.socket_path = config_.socket_path;
   options.max_receive_message_bytes =
-      config_.max_session_bytes + kMessageOverheadBytes;
+      std::max(config_.max_session_bytes, kMaxPublishBytes) + kMessageOverheadBytes;
   rpc::GrpcServices services;
   services.sessions = session_manager_.get();
   services.opt_outs = opt_out_manager_.get();
@@ -193,6 +225,9 @@ absl::Status Server::Start() {
   services.poke = [ticker = ticker_.get()] { ticker->Poke(); };
   services.metrics = metrics_.get();
   services.registry = registry_.get();
+  services.realtime_hub = hub_.get();
+  services.realtime_broker = broker_.get();
+  hub_->Start();
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,
   // and at this point of the start no other thread creates files.
@@ -234,6 +269,13 @@ absl::Status Server::Start() {
           OnRedisState(connected, error);
         });
     metrics_->SetRedisConnected(backend_.redis->connected());
+  }
+  if (redis_broker_ != nullptr) {
+    // Readiness also waits for the realtime subscription: until it is up,
+    // connections cannot be registered.
+    redis_broker_->SetStateListener([this](bool subscribed) { OnRealtimeState(subscribed); });
+    absl::MutexLock lock(&mu_);
+    realtime_ok_ = redis_broker_->subscribed();
   }
   SetReady(backend_.redis == nullptr || backend_.redis->connected());
   if (registry_ != nullptr) {
@@ -302,7 +344,7 @@ void Server::SetReady(bool ready) {
 }
 
 void Server::ApplyReadyLocked() {
-  const bool ready = backend_ok_ && !draining_;
+  const bool ready = backend_ok_ && realtime_ok_ && !draining_;
   instance_->set_ready(ready);
   if (grpc_ != nullptr) grpc_->SetServing(ready);
 }
@@ -322,6 +364,17 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
   SetReady(connected);
 }
 
+void Server::OnRealtimeState(bool subscribed) {
+  if (subscribed) {
+    spdlog::info("realtime subscription up");
+  } else {
+    spdlog::warn("realtime subscription lost: not ready until it is back");
+  }
+  absl::MutexLock lock(&mu_);
+  realtime_ok_ = subscribed;
+  ApplyReadyLocked();
+}
+
 void Server::UpdateLiveSessions() {
   absl::StatusOr<int64_t> live = backend_.live_sessions();
   if (live.ok()) {
@@ -334,6 +387,15 @@ void Server::UpdateLiveSessions() {
 }
 
 void Server::Heartbeat() {
+  // Realtime presence lives as long as the instance record does.
+  const absl::Status refreshed = hub_->Refresh();
+  if (refresh_failing_.exchange(!refreshed.ok()) != !refreshed.ok()) {
+    if (!refreshed.ok()) {
+      spdlog::warn("realtime presence refresh failed: {}", std::string(refreshed.message()));
+    } else {
+      spdlog::info("realtime presence refresh restored");
+    }
+  }
   const absl::Status status = registry_->Heartbeat(lifecycle::RecordOf(*instance_));
   const bool failing = !status.ok();
   if (heartbeat_failing_.exchange(failing) == failing) return;
@@ -366,8 +428,21 @@ void Server::Deregister() {
   }
 }
 
+void Server::ShutdownRealtime() {
+  if (realtime_shut_down_.exchange(true)) return;
+  if (absl::Status s = hub_->Shutdown(); !s.ok()) {
+    spdlog::warn("could not remove this instance's realtime presence (other instances "
+                 "drop it within {}): {}",
+                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
+                 std::string(s.message()));
+  } else {
+    spdlog::info("realtime connections removed from the cluster");
+  }
+}
+
 void Server::Stop(absl::Duration grace) {
   Deregister();
+  ShutdownRealtime();
   std::shared_ptr<rpc::GrpcServer> grpc;
   {
     absl::MutexLock lock(&mu_);
@@ -375,6 +450,7 @@ void Server::Stop(absl::Duration grace) {
   }
   if (grpc == nullptr) return;
   if (backend_.redis != nullptr) backend_.redis->SetStateListener(nullptr);
+  if (redis_broker_ != nullptr) redis_broker_->SetStateListener(nullptr);
   instance_->set_ready(false);
   grpc->Shutdown(absl::Now() + grace);
   grpc.reset();

@@ -37,6 +37,9 @@
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/lifecycle/registry.h"
+#include "sidecar/realtime/broker.h"
+#include "sidecar/realtime/hub.h"
+#include "sidecar/realtime/memory_broker.h"
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/drain_ticker.h"
@@ -49,6 +52,9 @@ namespace stateside {
 namespace rpc {
 class GrpcServer;
 }  // namespace rpc
+namespace redis {
+class RedisBroker;
+}  // namespace redis
 
 // Seams for tests; production passes the defaults.
 struct ServerOptions {
@@ -123,16 +129,22 @@ class Server {
   absl::Status StartAdmin();
   std::vector<admin::AdminRoute> AdminRoutes();
   void OnRedisState(bool connected, const absl::Status& error);
+  void OnRealtimeState(bool subscribed);
   void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The drain actions (see drain_controller.h).
   void OnDrainStarted();
   void BeginShutdown(bool fast);
   void ShutdownWork(bool fast);
   void UpdateLiveSessions();
+  // Realtime gauges and the broker's drop counts, before a scrape.
+  void UpdateRealtimeMetrics();
   // One heartbeat of this instance's record into the registry.
   void Heartbeat();
   // Stops the heartbeats and removes the record (the drain, Stop).
   void Deregister();
+  // Ends the Subscribe streams and removes this instance's realtime
+  // presence from the cluster (the drain, Stop). Idempotent.
+  void ShutdownRealtime();
   std::unique_ptr<DrainActions> NewDrainActions();
 
   // Constant after Create.
@@ -157,7 +169,21 @@ class Server {
   std::unique_ptr<redis::RedisMetrics> redis_metrics_;
   // The cluster registry (Redis backend only; null otherwise).
   std::unique_ptr<lifecycle::InstanceRegistry> registry_;
+  // Realtime: the in-process cluster (memory backend only), the broker and
+  // the hub. Reset before the backend in ~Server (the broker uses its Redis
+  // client).
+  std::unique_ptr<realtime::MemoryCluster> realtime_cluster_;
+  std::unique_ptr<realtime::Broker> broker_;
+  std::unique_ptr<admin::MetricsRealtimeEvents> realtime_events_;
+  std::unique_ptr<realtime::RealtimeHub> hub_;
+  redis::RedisBroker* redis_broker_ = nullptr;  // broker_, on Redis
+  // The broker's drop counts already added to the metrics (scrapes run one
+  // at a time on the admin thread).
+  uint64_t seen_undecryptable_ = 0;
+  uint64_t seen_malformed_ = 0;
+  std::atomic<bool> realtime_shut_down_{false};
   std::atomic<bool> heartbeat_failing_{false};  // log state changes only
+  std::atomic<bool> refresh_failing_{false};
   std::atomic<bool> live_estimate_failing_{false};
 
   // Set by Start, cleared by Stop (owning thread only).
@@ -179,6 +205,8 @@ class Server {
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;  // drain started
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool backend_ok_ ABSL_GUARDED_BY(mu_) = false;
+  // The realtime subscription is up (always true without a Redis broker).
+  bool realtime_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool redis_was_down_ ABSL_GUARDED_BY(mu_) = false;  // for reconnect counts
   absl::Time drain_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // real
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // shutdown work done

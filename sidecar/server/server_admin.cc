@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "sidecar/redis/redis_broker.h"
 #include "sidecar/server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -76,6 +77,7 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                     [this](const admin::HttpRequest&) {
                       admin::HttpResponse response;
                       response.content_type = std::string(admin::Metrics::kContentType);
+                      UpdateRealtimeMetrics();
                       response.body = metrics_->Serialize();
                       return response;
                     }});
@@ -112,6 +114,22 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                                    .dump());
                     }});
   return routes;
+}
+
+void Server::UpdateRealtimeMetrics() {
+  const realtime::HubStats hub = hub_->stats();
+  metrics_->SetRealtimeGauges(
+      {hub.connections, hub.rooms, hub.subscribers, hub.queue_depth, broker_->channels_held()});
+  if (redis_broker_ == nullptr) return;
+  const redis::RedisBrokerStats stats = redis_broker_->stats();
+  if (stats.dropped_undecryptable > seen_undecryptable_) {
+    metrics_->RealtimeDropped("undecryptable", stats.dropped_undecryptable - seen_undecryptable_);
+    seen_undecryptable_ = stats.dropped_undecryptable;
+  }
+  if (stats.dropped_malformed > seen_malformed_) {
+    metrics_->RealtimeDropped("malformed", stats.dropped_malformed - seen_malformed_);
+    seen_malformed_ = stats.dropped_malformed;
+  }
 }
 
 }  // namespace stateside

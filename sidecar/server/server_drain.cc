@@ -107,6 +107,9 @@ void Server::ShutdownWork(bool fast) {
   // The app has drained: leave the cluster registry at once, so that other
   // instances stop counting this one (and its connections).
   Deregister();
+  // Subscribe streams end (after writing what they hold) and this
+  // instance's connections leave the cluster's presence.
+  ShutdownRealtime();
   // No new calls; calls in flight (session calls of the app's last
   // requests) finish, up to the deadline.
   if (grpc != nullptr) grpc->Shutdown(deadline);

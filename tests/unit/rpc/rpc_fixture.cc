@@ -45,6 +45,8 @@ void RpcTest::SetUp() {
   services.drain = drain_;
   services.poke = poke_;
   services.metrics = metrics_;
+  services.realtime_hub = realtime_hub_;
+  services.realtime_broker = realtime_broker_;
   auto server = GrpcServer::Start(options, services);
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);

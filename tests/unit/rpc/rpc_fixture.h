@@ -57,6 +57,9 @@ class RpcTest : public ::testing::Test {
   DrainController* drain_ = nullptr;
   std::function<void()> poke_;
   admin::Metrics* metrics_ = nullptr;
+  // Set by a derived fixture to serve RealtimeService.
+  realtime::RealtimeHub* realtime_hub_ = nullptr;
+  realtime::Broker* realtime_broker_ = nullptr;
 
   testing::TempDir dir_;
   std::string socket_path_;

@@ -192,7 +192,9 @@ TEST_F(ServerTest, OversizedRequestIsRefusedByGrpc) {
   ASSERT_TRUE((*server)->Start().ok());
   auto sessions = v1::SessionService::NewStub(Channel());
   v1::CreateSessionRequest create;
-  (*create.mutable_attributes())["big"] = std::string(70 * 1024, 'x');
+  // The gRPC limit is the larger of the session limit and the largest valid
+  // Publish (about 330 KiB), plus framing: 512 KiB is past it.
+  (*create.mutable_attributes())["big"] = std::string(512 * 1024, 'x');
   v1::CreateSessionResponse created;
   grpc::Status status = sessions->Create(Context().get(), create, &created);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)

@@ -1,0 +1,303 @@
+// RealtimeService handlers: validate, call the hub or the broker, finish
+// when it answers (never blocking a gRPC thread).
+#include "sidecar/rpc/realtime_service.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/subscribe_reactor.h"
+
+namespace stateside::rpc {
+namespace {
+
+using realtime::ConnRef;
+using realtime::Event;
+using realtime::TargetKind;
+
+using RegisterCall = UnaryCall<v1::RegisterConnectionRequest, v1::RegisterConnectionResponse>;
+using UnregisterCall =
+    UnaryCall<v1::UnregisterConnectionRequest, v1::UnregisterConnectionResponse>;
+using JoinCall = UnaryCall<v1::JoinRequest, v1::JoinResponse>;
+using LeaveCall = UnaryCall<v1::LeaveRequest, v1::LeaveResponse>;
+using PublishCall = UnaryCall<v1::PublishRequest, v1::PublishResponse>;
+using MembersCall = UnaryCall<v1::RoomMembersRequest, v1::RoomMembersResponse>;
+using UserCall = UnaryCall<v1::UserConnectionsRequest, v1::UserConnectionsResponse>;
+using HistoryCall = UnaryCall<v1::HistoryRequest, v1::HistoryResponse>;
+
+constexpr size_t kMaxPageTokenBytes = 1024;
+
+absl::Status ValidateConnId(std::string_view conn) {
+  return realtime::ValidateName("conn_id", conn, 1, realtime::kMaxConnIdBytes);
+}
+absl::Status ValidateRoom(std::string_view room) {
+  return realtime::ValidateName("room", room, 1, realtime::kMaxNameBytes);
+}
+absl::Status ValidateUser(std::string_view user) {
+  return realtime::ValidateName("user_id", user, 1, realtime::kMaxNameBytes);
+}
+
+absl::StatusOr<ConnRef> ToConnRef(const v1::ConnectionRef& ref, const std::string& field) {
+  if (!ref.instance_id().empty()) {
+    if (absl::Status s = realtime::ValidateName(absl::StrCat(field, ".instance_id"),
+                                                ref.instance_id(), 1, 128);
+        !s.ok()) {
+      return s;
+    }
+    if (ref.instance_id().find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".instance_id: contains '/'"));
+    }
+  }
+  if (absl::Status s = realtime::ValidateName(absl::StrCat(field, ".conn_id"), ref.conn_id(), 1,
+                                              realtime::kMaxConnIdBytes);
+      !s.ok()) {
+    return s;
+  }
+  return ConnRef{ref.instance_id(), ref.conn_id()};
+}
+
+std::vector<std::string> Rooms(const google::protobuf::RepeatedPtrField<std::string>& rooms) {
+  return {rooms.begin(), rooms.end()};
+}
+
+void ToProto(const ConnRef& ref, v1::ConnectionRef* out) {
+  out->set_instance_id(ref.instance);
+  out->set_conn_id(ref.conn);
+}
+
+}  // namespace
+
+absl::Status ValidateRooms(const google::protobuf::RepeatedPtrField<std::string>& rooms) {
+  if (static_cast<size_t>(rooms.size()) > realtime::kMaxRoomsPerRequest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rooms: at most ", realtime::kMaxRoomsPerRequest, " per request"));
+  }
+  for (const std::string& room : rooms) {
+    if (absl::Status s = realtime::ValidateName("rooms", room, 1, realtime::kMaxNameBytes);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<realtime::ConnPresence> ToConnPresence(
+    const v1::RegisterConnectionRequest& request) {
+  if (absl::Status s = ValidateConnId(request.conn_id()); !s.ok()) return s;
+  if (!request.user_id().empty()) {
+    if (absl::Status s = ValidateUser(request.user_id()); !s.ok()) return s;
+  }
+  if (absl::Status s = ValidateRooms(request.rooms()); !s.ok()) return s;
+  return realtime::ConnPresence{request.conn_id(), request.user_id(), Rooms(request.rooms())};
+}
+
+absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {
+  Event event;
+  switch (request.target_case()) {
+    case v1::PublishRequest::kRoom:
+      if (absl::Status s = ValidateRoom(request.room()); !s.ok()) return s;
+      event.target = TargetKind::kRoom;
+      event.to = request.room();
+      break;
+    case v1::PublishRequest::kUserId:
+      if (absl::Status s = ValidateUser(request.user_id()); !s.ok()) return s;
+      event.target = TargetKind::kUser;
+      event.to = request.user_id();
+      break;
+    case v1::PublishRequest::kConnection: {
+      absl::StatusOr<ConnRef> ref = ToConnRef(request.connection(), "connection");
+      if (!ref.ok()) return ref.status();
+      event.target = TargetKind::kConnection;
+      event.to = ref->conn;
+      event.to_instance = ref->instance;
+      break;
+    }
+    case v1::PublishRequest::kAll:
+      if (!request.all()) {
+        return absl::InvalidArgumentError("all: must be true when set");
+      }
+      event.target = TargetKind::kAll;
+      break;
+    case v1::PublishRequest::TARGET_NOT_SET:
+      return absl::InvalidArgumentError("target: one of room, user_id, connection, all");
+  }
+  if (absl::Status s = realtime::ValidateName("event", request.event(), 0,
+                                              realtime::kMaxEventNameBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (request.payload().size() > realtime::kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("payload: at most ", realtime::kMaxPayloadBytes,
+                                                   " bytes, got ", request.payload().size()));
+  }
+  if (static_cast<size_t>(request.except_size()) > realtime::kMaxExcept) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("except: at most ", realtime::kMaxExcept, " connections"));
+  }
+  for (const v1::ConnectionRef& ref : request.except()) {
+    absl::StatusOr<ConnRef> except = ToConnRef(ref, "except");
+    if (!except.ok()) return except.status();
+    event.except.push_back(*std::move(except));
+  }
+  event.name = request.event();
+  event.payload = request.payload();
+  return event;
+}
+
+void ToProto(const Event& event, const std::vector<std::string>& conn_ids, v1::Delivery* out) {
+  out->set_target(static_cast<v1::Target>(event.target));
+  out->set_to(event.to);
+  out->set_event(event.name);
+  out->set_payload(event.payload);
+  for (const std::string& conn : conn_ids) out->add_conn_ids(conn);
+  out->set_sequence(event.sequence);
+  ToProto(event.published_at, out->mutable_published_at());
+  out->set_origin_instance(event.origin);
+}
+
+grpc::ServerUnaryReactor* RealtimeService::RegisterConnection(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return RegisterCall::Start(
+      context, request, response, Meter("RealtimeService/RegisterConnection"),
+      [this](RegisterCall* call) {
+        absl::StatusOr<realtime::ConnPresence> conn = ToConnPresence(call->request());
+        if (!conn.ok()) return call->Finish(conn.status());
+        hub_->Register(*std::move(conn), [call](absl::Status status) { call->Finish(status); });
+      });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::UnregisterConnection(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return UnregisterCall::Start(
+      context, request, response, Meter("RealtimeService/UnregisterConnection"),
+      [this](UnregisterCall* call) {
+        if (absl::Status s = ValidateConnId(call->request().conn_id()); !s.ok()) {
+          return call->Finish(s);
+        }
+        hub_->Unregister(call->request().conn_id(), [call](absl::StatusOr<bool> found) {
+          call->Finish(std::move(found), [](bool found, v1::UnregisterConnectionResponse* out) {
+            out->set_found(found);
+          });
+        });
+      });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::Join(grpc::CallbackServerContext* context,
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
+  return JoinCall::Start(context, request, response, Meter("RealtimeService/Join"),
+                         [this](JoinCall* call) {
+                           const v1::JoinRequest& r = call->request();
+                           absl::Status s = ValidateConnId(r.conn_id());
+                           if (s.ok()) s = ValidateRooms(r.rooms());
+                           if (!s.ok()) return call->Finish(s);
+                           hub_->Join(r.conn_id(), Rooms(r.rooms()),
+                                      [call](absl::Status status) { call->Finish(status); });
+                         });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::Leave(grpc::CallbackServerContext* context,
+                                                 const grpc::ByteBuffer* request,
+                                                 grpc::ByteBuffer* response) {
+  return LeaveCall::Start(context, request, response, Meter("RealtimeService/Leave"),
+                          [this](LeaveCall* call) {
+                            const v1::LeaveRequest& r = call->request();
+                            absl::Status s = ValidateConnId(r.conn_id());
+                            if (s.ok()) s = ValidateRooms(r.rooms());
+                            if (!s.ok()) return call->Finish(s);
+                            hub_->Leave(r.conn_id(), Rooms(r.rooms()),
+                                        [call](absl::Status status) { call->Finish(status); });
+                          });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request,
+                                                   grpc::ByteBuffer* response) {
+  return PublishCall::Start(
+      context, request, response, Meter("RealtimeService/Publish"), [this](PublishCall* call) {
+        absl::StatusOr<Event> event = ToEvent(call->request());
+        if (!event.ok()) return call->Finish(event.status());
+        hub_->Publish(*std::move(event), [call](absl::StatusOr<realtime::PublishResult> result) {
+          call->Finish(std::move(result),
+                       [](const realtime::PublishResult& r, v1::PublishResponse* out) {
+                         out->set_sequence(r.sequence);
+                         out->set_instances(r.instances);
+                       });
+        });
+      });
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* RealtimeService::Subscribe(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  return SubscribeReactor::Start(hub_, metrics_, request);
+}
+
+grpc::ServerUnaryReactor* RealtimeService::RoomMembers(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return MembersCall::Start(
+      context, request, response, Meter("RealtimeService/RoomMembers"),
+      [this](MembersCall* call) {
+        const v1::RoomMembersRequest& r = call->request();
+        if (absl::Status s = ValidateRoom(r.room()); !s.ok()) return call->Finish(s);
+        if (r.page_token().size() > kMaxPageTokenBytes) {
+          return call->Finish(absl::InvalidArgumentError("page_token: not a token of this API"));
+        }
+        broker_->RoomMembers(
+            r.room(), r.page_size(), r.page_token(),
+            [call](absl::StatusOr<realtime::MembersPage> page) {
+              call->Finish(std::move(page),
+                           [](realtime::MembersPage page, v1::RoomMembersResponse* out) {
+                             out->set_count(page.count);
+                             for (const ConnRef& m : page.members) ToProto(m, out->add_members());
+                             out->set_next_page_token(std::move(page.next_page_token));
+                           });
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::UserConnections(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return UserCall::Start(
+      context, request, response, Meter("RealtimeService/UserConnections"),
+      [this](UserCall* call) {
+        if (absl::Status s = ValidateUser(call->request().user_id()); !s.ok()) {
+          return call->Finish(s);
+        }
+        broker_->UserConnections(
+            call->request().user_id(), [call](absl::StatusOr<std::vector<ConnRef>> conns) {
+              call->Finish(std::move(conns),
+                           [](std::vector<ConnRef> conns, v1::UserConnectionsResponse* out) {
+                             for (const ConnRef& c : conns) ToProto(c, out->add_connections());
+                           });
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::History(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request,
+                                                   grpc::ByteBuffer* response) {
+  return HistoryCall::Start(
+      context, request, response, Meter("RealtimeService/History"), [this](HistoryCall* call) {
+        const v1::HistoryRequest& r = call->request();
+        if (absl::Status s = ValidateRoom(r.room()); !s.ok()) return call->Finish(s);
+        broker_->History(
+            r.room(), r.after_sequence(), r.limit(),
+            [call](absl::StatusOr<realtime::HistoryPage> page) {
+              call->Finish(std::move(page), [](realtime::HistoryPage page, v1::HistoryResponse* out) {
+                for (const Event& e : page.events) ToProto(e, {}, out->add_events());
+                out->set_complete(page.complete);
+                out->set_more(page.more);
+                out->set_first_sequence(page.first_sequence);
+                out->set_last_sequence(page.last_sequence);
+              });
+            });
+      });
+}
+
+}  // namespace stateside::rpc

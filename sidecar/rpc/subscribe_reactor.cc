@@ -1,0 +1,233 @@
+// SubscribeReactor: registration, then the queue, one write at a time.
+#include "sidecar/rpc/subscribe_reactor.h"
+
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/status.h>
+
+#include <atomic>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/realtime_service.h"
+#include "sidecar/rpc/status.h"
+#include "stateside/v1/realtime.pb.h"
+
+namespace stateside::rpc {
+namespace {
+
+grpc::ByteBuffer Serialize(const v1::RealtimeEvent& event) {
+  grpc::ByteBuffer buffer;
+  bool own = false;
+  // Serializing a message we built cannot fail short of memory exhaustion.
+  (void)grpc::SerializationTraits<v1::RealtimeEvent>::Serialize(event, &buffer, &own);
+  return buffer;
+}
+
+v1::RealtimeEvent EventOf(const realtime::QueueItem& item) {
+  v1::RealtimeEvent out;
+  if (item.delivery != nullptr) {
+    rpc::ToProto(item.delivery->event, item.delivery->conn_ids, out.mutable_delivery());
+    return out;
+  }
+  v1::Gap* gap = out.mutable_gap();
+  gap->set_reason(item.gap->reason == realtime::GapNotice::Reason::kSubscriberOverflow
+                      ? v1::Gap::SUBSCRIBER_OVERFLOW
+                      : v1::Gap::REDIS_DISCONNECTED);
+  gap->set_dropped(item.gap->dropped);
+  rpc::ToProto(item.gap->from, gap->mutable_from());
+  rpc::ToProto(item.gap->to, gap->mutable_to());
+  return out;
+}
+
+}  // namespace
+
+SubscribeReactor::SubscribeReactor(realtime::RealtimeHub* hub, admin::Metrics* metrics)
+    : hub_(hub), metrics_(metrics), shared_(std::make_shared<Shared>()) {}
+
+SubscribeReactor* SubscribeReactor::Start(realtime::RealtimeHub* hub, admin::Metrics* metrics,
+                                          const grpc::ByteBuffer* request) {
+  auto* reactor = new SubscribeReactor(hub, metrics);
+  {
+    absl::MutexLock lock(&reactor->shared_->mu);
+    reactor->shared_->reactor = reactor;
+  }
+  reactor->Begin(request);
+  return reactor;
+}
+
+void SubscribeReactor::Begin(const grpc::ByteBuffer* request_bytes) {
+  v1::SubscribeRequest request;
+  grpc::ByteBuffer buffer(*request_bytes);
+  absl::Status status;
+  std::vector<realtime::ConnPresence> conns;
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&buffer, &request).ok()) {
+    status = absl::InvalidArgumentError(
+        "malformed request: not a valid stateside.v1.SubscribeRequest");
+  } else if (static_cast<size_t>(request.connections_size()) > realtime::kMaxRoomsPerRequest) {
+    status = absl::InvalidArgumentError("connections: at most 256 per stream");
+  }
+  for (int i = 0; status.ok() && i < request.connections_size(); ++i) {
+    absl::StatusOr<realtime::ConnPresence> conn = ToConnPresence(request.connections(i));
+    if (!conn.ok()) {
+      status = conn.status();
+    } else {
+      conns.push_back(*std::move(conn));
+    }
+  }
+  std::shared_ptr<Shared> shared = shared_;
+  queue_ = hub_->AddSubscriber([shared] { Wake(shared); });
+  if (!status.ok()) return OnRegistered(status);
+  if (queue_->closed()) {
+    return OnRegistered(absl::UnavailableError("realtime: the sidecar is shutting down"));
+  }
+  if (conns.empty()) return OnRegistered(absl::OkStatus());
+
+  struct Pending {
+    std::atomic<size_t> left;
+    absl::Mutex mu;
+    absl::Status first_error ABSL_GUARDED_BY(mu);
+    // What this stream registered, and OnDone unregisters: never a
+    // connection whose registration was refused (e.g. the app's own one,
+    // registered under another user).
+    std::vector<std::string> registered ABSL_GUARDED_BY(mu);
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = conns.size();
+  for (auto& conn : conns) {
+    std::string id = conn.conn;
+    // The reactor stays alive until OnDone, which cannot come before the
+    // stream is finished, and it is finished only in OnRegistered or later.
+    hub_->Register(std::move(conn), [this, pending, id = std::move(id)](absl::Status s) {
+      {
+        absl::MutexLock lock(&pending->mu);
+        if (s.ok()) {
+          pending->registered.push_back(id);
+        } else if (pending->first_error.ok()) {
+          pending->first_error = s;
+        }
+      }
+      if (pending->left.fetch_sub(1) != 1) return;
+      absl::Status result;
+      {
+        absl::MutexLock lock(&pending->mu);
+        result = pending->first_error;
+        owned_conns_ = std::move(pending->registered);
+      }
+      OnRegistered(result);
+    });
+  }
+}
+
+void SubscribeReactor::OnRegistered(absl::Status status) {
+  Next next;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    registered_ = true;
+    if (!status.ok()) {
+      end_ = std::move(status);
+      cancelled_ = true;  // finish with end_ instead of writing
+    }
+    next = NextLocked();
+  }
+  Do(next);
+}
+
+void SubscribeReactor::Wake(const std::shared_ptr<Shared>& shared) {
+  SubscribeReactor* self;
+  Next next;
+  {
+    absl::MutexLock lock(&shared->mu);
+    self = shared->reactor;
+    if (self == nullptr) return;
+    next = self->NextLocked();
+  }
+  self->Do(next);
+}
+
+SubscribeReactor::Next SubscribeReactor::NextLocked() {
+  if (writing_ || finished_ || !registered_) return Next::kNothing;
+  if (cancelled_) {
+    finished_ = true;
+    return Next::kFinish;
+  }
+  if (!subscribed_sent_) {
+    subscribed_sent_ = true;
+    v1::RealtimeEvent event;
+    event.set_subscribed(true);
+    current_ = Serialize(event);
+    writing_ = true;
+    return Next::kWrite;
+  }
+  if (std::optional<realtime::QueueItem> item = queue_->Pop(); item.has_value()) {
+    if (metrics_ != nullptr) {
+      if (item->delivery != nullptr) {
+        metrics_->RealtimeDelivered(
+            absl::ToDoubleSeconds(absl::Now() - item->delivery->event.published_at));
+      } else if (item->gap->reason == realtime::GapNotice::Reason::kSubscriberOverflow) {
+        metrics_->RealtimeGap("overflow");
+      }
+    }
+    current_ = Serialize(EventOf(*item));
+    writing_ = true;
+    return Next::kWrite;
+  }
+  if (queue_->closed()) {
+    end_ = absl::UnavailableError("realtime: the sidecar is shutting down");
+    finished_ = true;
+    return Next::kFinish;
+  }
+  return Next::kNothing;
+}
+
+void SubscribeReactor::Do(Next next) {
+  switch (next) {
+    case Next::kNothing:
+      return;
+    case Next::kWrite:
+      return StartWrite(&current_);
+    case Next::kFinish: {
+      absl::Status end;
+      {
+        absl::MutexLock lock(&shared_->mu);
+        end = end_.ok() ? absl::CancelledError("subscriber went away") : end_;
+      }
+      return Finish(ToGrpcStatus(end));
+    }
+  }
+}
+
+void SubscribeReactor::OnWriteDone(bool ok) {
+  Next next;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    writing_ = false;
+    if (!ok) cancelled_ = true;  // the stream is broken: end it
+    next = NextLocked();
+  }
+  Do(next);
+}
+
+void SubscribeReactor::OnCancel() {
+  Next next;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    cancelled_ = true;
+    next = NextLocked();  // finishes now, or after the write in flight
+  }
+  Do(next);
+}
+
+void SubscribeReactor::OnDone() {
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->reactor = nullptr;
+  }
+  if (queue_ != nullptr) hub_->RemoveSubscriber(queue_);
+  for (const std::string& conn : owned_conns_) {
+    hub_->Unregister(conn, [](absl::StatusOr<bool>) {});
+  }
+  delete this;
+}
+
+}  // namespace stateside::rpc
