@@ -14,7 +14,9 @@
 #include "absl/synchronization/mutex.h"
 #include "client/src/channel.h"
 #include "client/src/convert.h"
+#include "client/src/realtime_internal.h"
 #include "client/src/retry.h"
+#include "client/src/retrying_call.h"
 #include "client/src/utf8.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "stateside/v1/analytics.grpc.pb.h"
@@ -24,6 +26,7 @@
 namespace stateside {
 
 using client_internal::Rpc;
+using client_internal::Sv;
 
 namespace {
 
@@ -31,16 +34,6 @@ namespace {
 // need not implement Health.Watch; this caps the polling interval so that a
 // sidecar becoming ready is noticed within ~200 ms.
 constexpr absl::Duration kMaxReadyPoll = absl::Milliseconds(200);
-
-#define STATESIDE_CLIENT_RETURN_IF_ERROR(expr)   \
-  do {                                           \
-    ::absl::Status client_status_ = (expr);      \
-    if (!client_status_.ok()) return client_status_; \
-  } while (0)
-
-// Debian's Abseil has its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0):
-// std::string_view must be converted explicitly.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 bool Finite(absl::Duration d) {
   return d != absl::InfiniteDuration() && d != -absl::InfiniteDuration();
@@ -107,6 +100,7 @@ struct Client::Impl {
   std::unique_ptr<v1::AnalyticsService::Stub> analytics;
   std::unique_ptr<v1::LifecycleService::Stub> lifecycle;
   std::unique_ptr<::grpc::health::v1::Health::Stub> health;
+  std::unique_ptr<client_internal::RealtimeCalls> realtime;
 
   absl::Mutex rng_mu;
   absl::BitGen rng ABSL_GUARDED_BY(rng_mu);
@@ -116,26 +110,10 @@ struct Client::Impl {
     return absl::Uniform(absl::IntervalClosed, rng, 0.0, 1.0);
   }
 
-  // Runs `attempt(context)` under one deadline, retrying per the policy.
-  // `attempt` must reset its response message: it may run several times.
+  // CallWithRetries (retrying_call.h) with this client's jitter.
   template <typename Attempt>
   absl::Status Call(Rpc rpc, const Attempt& attempt) {
-    const absl::Time deadline = absl::Now() + options.call_timeout;
-    for (int retries = 0;; ++retries) {
-      ::grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(deadline));
-      absl::Status status = client_internal::FromGrpcStatus(attempt(&context));
-      if (!client_internal::ShouldRetry(rpc, status.code(), retries,
-                                        options.max_retries)) {
-        return status;
-      }
-      const absl::Duration delay = client_internal::BackoffDelay(
-          retries + 1, options.initial_backoff, options.max_backoff, Jitter());
-      // A retry that cannot finish in time would only turn a meaningful
-      // UNAVAILABLE into DEADLINE_EXCEEDED.
-      if (absl::Now() + delay >= deadline) return status;
-      absl::SleepFor(delay);
-    }
+    return client_internal::CallWithRetries(rpc, options, [this] { return Jitter(); }, attempt);
   }
 
   absl::Status WaitUntilReady() {
@@ -186,6 +164,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   impl->analytics = v1::AnalyticsService::NewStub(impl->channel);
   impl->lifecycle = v1::LifecycleService::NewStub(impl->channel);
   impl->health = ::grpc::health::v1::Health::NewStub(impl->channel);
+  impl->realtime =
+      std::make_unique<client_internal::RealtimeCalls>(impl->channel, impl->options);
 
   if (impl->options.wait_until_ready) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(impl->WaitUntilReady());
@@ -434,6 +414,53 @@ absl::Status Client::WatchDrain(
   return client_internal::RunDrainStream(*impl_->lifecycle,
                                          role == WatchRole::kObserver, context,
                                          on_event);
+}
+
+// --- RealtimeService: implemented in realtime.cc ---
+
+absl::Status Client::RegisterConnection(std::string_view conn_id,
+                                        std::string_view user_id,
+                                        const std::vector<std::string>& rooms) {
+  return impl_->realtime->RegisterConnection(conn_id, user_id, rooms);
+}
+
+absl::StatusOr<bool> Client::UnregisterConnection(std::string_view conn_id) {
+  return impl_->realtime->UnregisterConnection(conn_id);
+}
+
+absl::Status Client::Join(std::string_view conn_id, const std::vector<std::string>& rooms) {
+  return impl_->realtime->Join(conn_id, rooms);
+}
+
+absl::Status Client::Leave(std::string_view conn_id, const std::vector<std::string>& rooms) {
+  return impl_->realtime->Leave(conn_id, rooms);
+}
+
+absl::StatusOr<PublishResult> Client::Publish(const PublishTarget& target,
+                                              std::string_view event,
+                                              std::string_view payload,
+                                              const std::vector<ConnectionRef>& except) {
+  return impl_->realtime->Publish(target, event, payload, except);
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
+    const std::vector<ConnectionRegistration>& connections) {
+  return impl_->realtime->Subscribe(connections);
+}
+
+absl::StatusOr<RoomMembersPage> Client::RoomMembers(std::string_view room, int page_size,
+                                                    std::string_view page_token) {
+  return impl_->realtime->RoomMembers(room, page_size, page_token);
+}
+
+absl::StatusOr<std::vector<ConnectionRef>> Client::UserConnections(
+    std::string_view user_id) {
+  return impl_->realtime->UserConnections(user_id);
+}
+
+absl::StatusOr<RoomHistory> Client::History(std::string_view room,
+                                            uint64_t after_sequence, int limit) {
+  return impl_->realtime->History(room, after_sequence, limit);
 }
 
 }  // namespace stateside

@@ -6,7 +6,10 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string_view>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -15,7 +18,18 @@
 #include "stateside/v1/lifecycle.pb.h"
 #include "stateside/v1/session.pb.h"
 
+// Returns the status of `expr` from the enclosing function unless it is OK.
+#define STATESIDE_CLIENT_RETURN_IF_ERROR(expr)           \
+  do {                                                   \
+    ::absl::Status client_status_ = (expr);              \
+    if (!client_status_.ok()) return client_status_;     \
+  } while (0)
+
 namespace stateside::client_internal {
+
+// Debian's Abseil has its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0):
+// std::string_view must be converted explicitly.
+inline absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 // Keeps the code (gRPC and absl share the numbering) and the message.
 absl::Status FromGrpcStatus(const grpc::Status& status);

@@ -22,6 +22,15 @@ std::string_view RpcName(Rpc rpc) {
     case Rpc::kListInstances: return "ListInstances";
     case Rpc::kDrain: return "Drain";
     case Rpc::kReportDrained: return "ReportDrained";
+    case Rpc::kRegisterConnection: return "RegisterConnection";
+    case Rpc::kUnregisterConnection: return "UnregisterConnection";
+    case Rpc::kJoin: return "Join";
+    case Rpc::kLeave: return "Leave";
+    case Rpc::kPublish: return "Publish";
+    case Rpc::kSubscribe: return "Subscribe";
+    case Rpc::kRoomMembers: return "RoomMembers";
+    case Rpc::kUserConnections: return "UserConnections";
+    case Rpc::kHistory: return "History";
   }
   return "?";
 }
@@ -31,6 +40,8 @@ bool IsIdempotent(Rpc rpc) {
     case Rpc::kCreateSession:
     case Rpc::kUpdateSession:
     case Rpc::kRegenerateSession:
+    // A retry after a lost reply would deliver the event twice.
+    case Rpc::kPublish:
       return false;
     case Rpc::kGetSession:
     case Rpc::kTouchSession:
@@ -47,6 +58,16 @@ bool IsIdempotent(Rpc rpc) {
     // several, see "The drain" in docs/OPERATIONS.md.
     case Rpc::kDrain:
     case Rpc::kReportDrained:
+    case Rpc::kRegisterConnection:
+    case Rpc::kUnregisterConnection:
+    case Rpc::kJoin:
+    case Rpc::kLeave:
+    // A stream that failed before `subscribed` delivered nothing, and the
+    // sidecar unregisters its connections when it ends.
+    case Rpc::kSubscribe:
+    case Rpc::kRoomMembers:
+    case Rpc::kUserConnections:
+    case Rpc::kHistory:
       return true;
   }
   return false;  // an unknown call is never retried

@@ -27,13 +27,29 @@ enum class Rpc {
   kListInstances,
   kDrain,
   kReportDrained,
+  kRegisterConnection,
+  kUnregisterConnection,
+  kJoin,
+  kLeave,
+  kPublish,
+  kSubscribe,
+  kRoomMembers,
+  kUserConnections,
+  kHistory,
 };
+// The session, analytics, lifecycle and health calls.
 inline constexpr Rpc kAllRpcs[] = {
     Rpc::kCreateSession,    Rpc::kGetSession,          Rpc::kUpdateSession,
     Rpc::kTouchSession,     Rpc::kDestroySession,      Rpc::kRegenerateSession,
     Rpc::kListUserSessions, Rpc::kDestroyUserSessions, Rpc::kSetOptOut,
     Rpc::kGetOptOut,        Rpc::kGetInstance,         Rpc::kCheckHealth,
     Rpc::kListInstances,    Rpc::kDrain,               Rpc::kReportDrained,
+};
+// The RealtimeService calls.
+inline constexpr Rpc kRealtimeRpcs[] = {
+    Rpc::kRegisterConnection, Rpc::kUnregisterConnection, Rpc::kJoin,
+    Rpc::kLeave,              Rpc::kPublish,              Rpc::kSubscribe,
+    Rpc::kRoomMembers,        Rpc::kUserConnections,      Rpc::kHistory,
 };
 
 std::string_view RpcName(Rpc rpc);

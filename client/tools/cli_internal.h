@@ -41,6 +41,12 @@ struct LifecycleArgs {
 void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
                           Action& action);
 
+// Adds publish, subscribe, presence and history (cli_realtime.cc). `g`,
+// `action` and `err` (where presence prints its count line) must outlive
+// both the parse and the action.
+void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
+                         std::ostream& err);
+
 }  // namespace stateside::cli
 
 #endif  // STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_

@@ -20,7 +20,11 @@
 //     Retried:     GetSession (touching a session twice is the same as once),
 //                  TouchSession, DestroySession, ListUserSessions,
 //                  DestroyUserSessions, SetOptOut, GetOptOut, GetInstance,
-//                  CheckHealth, ListInstances, Drain, ReportDrained.
+//                  CheckHealth, ListInstances, Drain, ReportDrained,
+//                  RegisterConnection, UnregisterConnection, Join, Leave,
+//                  RoomMembers, UserConnections, History, and Subscribe
+//                  until the stream says `subscribed` (a failed attempt
+//                  delivered nothing; its connections end with it).
 //     Not retried: CreateSession (a lost reply + retry would make a second,
 //                  orphaned session), RegenerateSession (the first attempt
 //                  may have moved the session already; a retry would answer
@@ -30,10 +34,13 @@
 //                  succeeded; without it, a retry can re-apply an old value
 //                  over a newer concurrent write (last-write-wins reordered).
 //                  The caller, who knows its data, decides.
+//                  Publish: if the first attempt was applied but its reply
+//                  lost, a retry would deliver the event twice (and take a
+//                  second room sequence number).
 //   UNAVAILABLE may arrive after the sidecar applied a request, so a retried
 //   call reports what the *last* attempt saw: DestroySession may say
 //   existed=false and DestroyUserSessions a smaller count although this call
-//   destroyed the session(s).
+//   destroyed the session(s), and UnregisterConnection found=false.
 // - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)
 //   with the sidecar's message: NOT_FOUND (unknown, expired, destroyed or
 //   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
@@ -55,6 +62,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "stateside/realtime.h"
 #include "stateside/types.h"
 
 namespace stateside {
@@ -145,6 +153,33 @@ class Client {
   enum class WatchRole { kApp, kObserver };
   absl::Status WatchDrain(const std::function<bool(const DrainNotice&)>& on_event,
                           WatchRole role = WatchRole::kApp);
+
+  // --- RealtimeService (types and Subscription in stateside/realtime.h) ---
+  // Names must be non-empty UTF-8 (INVALID_ARGUMENT without a call); the
+  // sidecar enforces the exact limits (realtime.proto) and names the field.
+  // RegisterConnection returns once the connection's presence is written:
+  // an event published afterwards reaches it.
+  absl::Status RegisterConnection(std::string_view conn_id, std::string_view user_id = "",
+                                  const std::vector<std::string>& rooms = {});
+  // false if the connection was not registered.
+  absl::StatusOr<bool> UnregisterConnection(std::string_view conn_id);
+  absl::Status Join(std::string_view conn_id, const std::vector<std::string>& rooms);
+  absl::Status Leave(std::string_view conn_id, const std::vector<std::string>& rooms);
+  // Not retried (see above). `payload` is raw bytes.
+  absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
+                                        std::string_view event, std::string_view payload,
+                                        const std::vector<ConnectionRef>& except = {});
+  // Opens this instance's event stream, registering `connections` for its
+  // life; returns once the sidecar confirmed it (within call_timeout).
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
+      const std::vector<ConnectionRegistration>& connections = {});
+  // page_size 0: the sidecar's default; page_token "" for the first page.
+  absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size = 0,
+                                              std::string_view page_token = "");
+  absl::StatusOr<std::vector<ConnectionRef>> UserConnections(std::string_view user_id);
+  // Events after `after_sequence`; limit 0: the sidecar's default.
+  absl::StatusOr<RoomHistory> History(std::string_view room, uint64_t after_sequence = 0,
+                                      int limit = 0);
 
  private:
   struct Impl;  // gRPC channel and stubs; keeps generated types out of here

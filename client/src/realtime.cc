@@ -1,0 +1,334 @@
+// The client's RealtimeService calls: validation, request mapping, the retry
+// loop, and conversions (see realtime_internal.h; contract in client.h).
+#include <grpcpp/grpcpp.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/src/convert.h"
+#include "client/src/realtime_internal.h"
+#include "client/src/retrying_call.h"
+#include "client/src/realtime_subscription.h"
+#include "client/src/retry.h"
+#include "client/src/utf8.h"
+
+namespace stateside {
+
+std::string_view TargetName(Target target) {
+  switch (target) {
+    case Target::kRoom: return "room";
+    case Target::kUser: return "user";
+    case Target::kConnection: return "connection";
+    case Target::kAll: return "all";
+    case Target::kUnspecified: break;
+  }
+  return "unspecified";
+}
+
+std::string_view GapReasonName(Gap::Reason reason) {
+  switch (reason) {
+    case Gap::Reason::kSubscriberOverflow: return "subscriber-overflow";
+    case Gap::Reason::kRedisDisconnected: return "redis-disconnected";
+    case Gap::Reason::kUnspecified: break;
+  }
+  return "unspecified";
+}
+
+namespace client_internal {
+namespace {
+
+
+// The client checks only what protobuf needs (UTF-8) and what is plainly
+// wrong (an empty name); the sidecar enforces the exact limits (lengths,
+// printable ASCII, counts) and names the field.
+absl::Status CheckText(std::string_view field, std::string_view text) {
+  if (IsValidUtf8(text)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is not valid UTF-8"));
+}
+
+absl::Status CheckName(std::string_view field, std::string_view text) {
+  if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is empty"));
+  return CheckText(field, text);
+}
+
+absl::Status CheckRooms(const std::vector<std::string>& rooms) {
+  for (const std::string& room : rooms) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", room));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRef(std::string_view field, const ConnectionRef& ref) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      CheckText(absl::StrCat(Sv(field), ".instance_id"), ref.instance_id));
+  return CheckName(absl::StrCat(Sv(field), ".conn_id"), ref.conn_id);
+}
+
+absl::Status RegistrationToProto(const ConnectionRegistration& c,
+                                 v1::RegisterConnectionRequest* out) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", c.conn_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", c.user_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(c.rooms));
+  out->set_conn_id(c.conn_id);
+  out->set_user_id(c.user_id);
+  for (const std::string& room : c.rooms) out->add_rooms(room);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ConnectionRefToProto(const ConnectionRef& ref, v1::ConnectionRef* out) {
+  out->set_instance_id(ref.instance_id);
+  out->set_conn_id(ref.conn_id);
+}
+
+ConnectionRef ConnectionRefFromProto(const v1::ConnectionRef& ref) {
+  return {ref.instance_id(), ref.conn_id()};
+}
+
+Target TargetFromProto(v1::Target target) {
+  switch (target) {
+    case v1::TARGET_ROOM: return Target::kRoom;
+    case v1::TARGET_USER: return Target::kUser;
+    case v1::TARGET_CONNECTION: return Target::kConnection;
+    case v1::TARGET_ALL: return Target::kAll;
+    default: return Target::kUnspecified;
+  }
+}
+
+Delivery DeliveryFromProto(const v1::Delivery& d) {
+  Delivery delivery;
+  delivery.target = TargetFromProto(d.target());
+  delivery.to = d.to();
+  delivery.event = d.event();
+  delivery.payload = d.payload();
+  delivery.conn_ids.assign(d.conn_ids().begin(), d.conn_ids().end());
+  delivery.sequence = d.sequence();
+  delivery.published_at = TimeFromProto(d.published_at());
+  delivery.origin_instance = d.origin_instance();
+  return delivery;
+}
+
+Gap GapFromProto(const v1::Gap& g) {
+  Gap gap;
+  switch (g.reason()) {
+    case v1::Gap::SUBSCRIBER_OVERFLOW: gap.reason = Gap::Reason::kSubscriberOverflow; break;
+    case v1::Gap::REDIS_DISCONNECTED: gap.reason = Gap::Reason::kRedisDisconnected; break;
+    default: gap.reason = Gap::Reason::kUnspecified; break;
+  }
+  gap.dropped = g.dropped();
+  if (g.has_from()) gap.from = TimeFromProto(g.from());
+  if (g.has_to()) gap.to = TimeFromProto(g.to());
+  return gap;
+}
+
+std::optional<RealtimeEvent> EventFromProto(const v1::RealtimeEvent& e) {
+  switch (e.kind_case()) {
+    case v1::RealtimeEvent::kDelivery: return RealtimeEvent(DeliveryFromProto(e.delivery()));
+    case v1::RealtimeEvent::kGap: return RealtimeEvent(GapFromProto(e.gap()));
+    default: return std::nullopt;
+  }
+}
+
+RealtimeCalls::RealtimeCalls(std::shared_ptr<::grpc::Channel> channel,
+                             const ClientOptions& options)
+    : options_(options),
+      channel_(std::move(channel)),
+      stub_(v1::RealtimeService::NewStub(channel_)) {}
+
+RealtimeCalls::~RealtimeCalls() = default;
+
+double RealtimeCalls::Jitter() {
+  absl::MutexLock lock(&rng_mu_);
+  return absl::Uniform(absl::IntervalClosed, rng_, 0.0, 1.0);
+}
+
+template <typename Attempt>
+absl::Status RealtimeCalls::Call(Rpc rpc, const Attempt& attempt) {
+  return CallWithRetries(rpc, options_, [this] { return Jitter(); }, attempt);
+}
+
+absl::Status RealtimeCalls::RegisterConnection(std::string_view conn_id,
+                                               std::string_view user_id,
+                                               const std::vector<std::string>& rooms) {
+  v1::RegisterConnectionRequest request;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(RegistrationToProto(
+      {std::string(conn_id), std::string(user_id), rooms}, &request));
+  v1::RegisterConnectionResponse response;
+  return Call(Rpc::kRegisterConnection, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return stub_->RegisterConnection(context, request, &response);
+  });
+}
+
+absl::StatusOr<bool> RealtimeCalls::UnregisterConnection(std::string_view conn_id) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
+  v1::UnregisterConnectionRequest request;
+  request.set_conn_id(std::string(conn_id));
+  v1::UnregisterConnectionResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      Call(Rpc::kUnregisterConnection, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return stub_->UnregisterConnection(context, request, &response);
+      }));
+  return response.found();
+}
+
+absl::Status RealtimeCalls::Join(std::string_view conn_id,
+                                 const std::vector<std::string>& rooms) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(rooms));
+  v1::JoinRequest request;
+  request.set_conn_id(std::string(conn_id));
+  for (const std::string& room : rooms) request.add_rooms(room);
+  v1::JoinResponse response;
+  return Call(Rpc::kJoin, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return stub_->Join(context, request, &response);
+  });
+}
+
+absl::Status RealtimeCalls::Leave(std::string_view conn_id,
+                                  const std::vector<std::string>& rooms) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(rooms));
+  v1::LeaveRequest request;
+  request.set_conn_id(std::string(conn_id));
+  for (const std::string& room : rooms) request.add_rooms(room);
+  v1::LeaveResponse response;
+  return Call(Rpc::kLeave, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return stub_->Leave(context, request, &response);
+  });
+}
+
+absl::StatusOr<PublishResult> RealtimeCalls::Publish(
+    const PublishTarget& target, std::string_view event, std::string_view payload,
+    const std::vector<ConnectionRef>& except) {
+  v1::PublishRequest request;
+  switch (target.kind) {
+    case Target::kRoom:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", target.name));
+      request.set_room(target.name);
+      break;
+    case Target::kUser:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", target.name));
+      request.set_user_id(target.name);
+      break;
+    case Target::kConnection:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("connection", target.connection));
+      ConnectionRefToProto(target.connection, request.mutable_connection());
+      break;
+    case Target::kAll:
+      request.set_all(true);
+      break;
+    case Target::kUnspecified:
+      return absl::InvalidArgumentError("target: unspecified");
+  }
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("event", event));
+  request.set_event(std::string(event));
+  request.set_payload(std::string(payload));
+  for (const ConnectionRef& ref : except) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("except", ref));
+    ConnectionRefToProto(ref, request.add_except());
+  }
+  v1::PublishResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return stub_->Publish(context, request, &response);
+      }));
+  return PublishResult{response.sequence(), response.instances()};
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> RealtimeCalls::Subscribe(
+    const std::vector<ConnectionRegistration>& connections) {
+  v1::SubscribeRequest request;
+  for (const ConnectionRegistration& c : connections) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(RegistrationToProto(c, request.add_connections()));
+  }
+  // One deadline for opening the stream, retries included; the stream
+  // itself has none.
+  const absl::Time deadline = absl::Now() + options_.call_timeout;
+  for (int retries = 0;; ++retries) {
+    auto impl = std::make_unique<Subscription::Impl>(channel_, request);
+    impl->Start();
+    absl::Status status = impl->AwaitSubscribed(deadline);
+    if (status.ok()) return std::unique_ptr<Subscription>(new Subscription(std::move(impl)));
+    impl.reset();  // cancels the attempt and joins its thread
+    if (!ShouldRetry(Rpc::kSubscribe, status.code(), retries, options_.max_retries) ||
+        !WaitBeforeRetry(retries + 1, deadline, options_, Jitter())) {
+      return status;
+    }
+  }
+}
+
+absl::StatusOr<RoomMembersPage> RealtimeCalls::RoomMembers(std::string_view room,
+                                                           int page_size,
+                                                           std::string_view page_token) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", room));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("page_token", page_token));
+  if (page_size < 0) return absl::InvalidArgumentError("page_size is negative");
+  v1::RoomMembersRequest request;
+  request.set_room(std::string(room));
+  request.set_page_size(page_size);
+  request.set_page_token(std::string(page_token));
+  v1::RoomMembersResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      Call(Rpc::kRoomMembers, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return stub_->RoomMembers(context, request, &response);
+      }));
+  RoomMembersPage page;
+  page.count = response.count();
+  page.members.reserve(response.members_size());
+  for (const auto& m : response.members()) page.members.push_back(ConnectionRefFromProto(m));
+  page.next_page_token = response.next_page_token();
+  return page;
+}
+
+absl::StatusOr<std::vector<ConnectionRef>> RealtimeCalls::UserConnections(
+    std::string_view user_id) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", user_id));
+  v1::UserConnectionsRequest request;
+  request.set_user_id(std::string(user_id));
+  v1::UserConnectionsResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      Call(Rpc::kUserConnections, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return stub_->UserConnections(context, request, &response);
+      }));
+  std::vector<ConnectionRef> connections;
+  connections.reserve(response.connections_size());
+  for (const auto& c : response.connections()) {
+    connections.push_back(ConnectionRefFromProto(c));
+  }
+  return connections;
+}
+
+absl::StatusOr<RoomHistory> RealtimeCalls::History(std::string_view room,
+                                                   uint64_t after_sequence, int limit) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", room));
+  if (limit < 0) return absl::InvalidArgumentError("limit is negative");
+  v1::HistoryRequest request;
+  request.set_room(std::string(room));
+  request.set_after_sequence(after_sequence);
+  request.set_limit(limit);
+  v1::HistoryResponse response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(
+      Call(Rpc::kHistory, [&](::grpc::ClientContext* context) {
+        response.Clear();
+        return stub_->History(context, request, &response);
+      }));
+  RoomHistory history;
+  history.events.reserve(response.events_size());
+  for (const auto& e : response.events()) history.events.push_back(DeliveryFromProto(e));
+  history.complete = response.complete();
+  history.last_sequence = response.last_sequence();
+  history.first_sequence = response.first_sequence();
+  history.more = response.more();
+  return history;
+}
+
+}  // namespace client_internal
+}  // namespace stateside

@@ -1,0 +1,243 @@
+// stateside::Client's realtime calls against an in-process fake
+// RealtimeService: the retry policy, request and reply mapping, and
+// client-side validation. (Subscribe: realtime_subscription_test.cc.)
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stateside/client.h"
+#include "stateside/realtime.h"
+#include "tests/unit/client/fake_realtime_service.h"
+#include "tests/unit/client/realtime_fixture.h"
+
+namespace stateside {
+namespace {
+
+using client_internal::IsIdempotent;
+using client_internal::Rpc;
+using client_internal::RpcName;
+using client_internal::kRealtimeRpcs;
+using testing::RealtimeClientTest;
+using testing::Ref;
+using testing::RoomDelivery;
+using ::testing::ElementsAre;
+
+const grpc::Status kUnavailable(grpc::StatusCode::UNAVAILABLE, "redis down");
+
+// --- Retry policy ---
+
+TEST_F(RealtimeClientTest, IdempotentCallsAreRetriedOnUnavailable) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  for (Rpc rpc : kRealtimeRpcs) {
+    if (!IsIdempotent(rpc)) continue;
+    const int before = fake_->calls(rpc);
+    fake_->FailNext(rpc, 2, kUnavailable);
+    EXPECT_TRUE(Invoke(*client, rpc).ok()) << RpcName(rpc);
+    EXPECT_EQ(fake_->calls(rpc) - before, 3) << RpcName(rpc);
+  }
+}
+
+TEST_F(RealtimeClientTest, PublishIsTheOnlyCallNotRetried) {
+  for (Rpc rpc : kRealtimeRpcs) {
+    EXPECT_EQ(IsIdempotent(rpc), rpc != Rpc::kPublish) << RpcName(rpc);
+  }
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->FailNext(Rpc::kPublish, 1, kUnavailable);
+  auto published = client->Publish(PublishTarget::Room("lobby"), "chat", "hi");
+  EXPECT_EQ(published.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(published.status().message(), "redis down");
+  EXPECT_EQ(fake_->calls(Rpc::kPublish), 1);
+}
+
+TEST_F(RealtimeClientTest, RoomMembersIsRetriedUntilMaxRetries) {
+  ClientOptions o = Options();
+  o.max_retries = 2;
+  auto client = Connected(o);
+  ASSERT_NE(client, nullptr);
+  fake_->FailNext(Rpc::kRoomMembers, 100, kUnavailable);
+  EXPECT_EQ(client->RoomMembers("lobby").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(fake_->calls(Rpc::kRoomMembers), 3);
+}
+
+TEST_F(RealtimeClientTest, OtherErrorsAreNotRetriedAndKeepCodeAndMessage) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->FailNext(Rpc::kJoin, 1,
+                  grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rooms[0]: too long"));
+  const absl::Status status = client->Join("c1", {"lobby"});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "rooms[0]: too long");
+  EXPECT_EQ(fake_->calls(Rpc::kJoin), 1);
+}
+
+// --- Request and reply mapping ---
+
+TEST_F(RealtimeClientTest, RegisterConnectionSendsConnUserAndRooms) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->RegisterConnection("c1", "alice", {"lobby", "r2"}).ok());
+  const v1::RegisterConnectionRequest r = fake_->last_register();
+  EXPECT_EQ(r.conn_id(), "c1");
+  EXPECT_EQ(r.user_id(), "alice");
+  EXPECT_THAT(r.rooms(), ElementsAre("lobby", "r2"));
+  // user and rooms are optional.
+  ASSERT_TRUE(client->RegisterConnection("c2").ok());
+  EXPECT_EQ(fake_->last_register().user_id(), "");
+  EXPECT_EQ(fake_->last_register().rooms_size(), 0);
+}
+
+TEST_F(RealtimeClientTest, UnregisterReportsWhetherTheConnectionWasFound) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->RegisterConnection("c1").ok());
+  EXPECT_EQ(client->UnregisterConnection("c1").value(), true);
+  EXPECT_EQ(fake_->last_unregister().conn_id(), "c1");
+  EXPECT_EQ(client->UnregisterConnection("c1").value(), false);
+}
+
+TEST_F(RealtimeClientTest, JoinAndLeaveSendTheirRooms) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Join("c1", {"a", "b"}).ok());
+  EXPECT_EQ(fake_->last_join().conn_id(), "c1");
+  EXPECT_THAT(fake_->last_join().rooms(), ElementsAre("a", "b"));
+  ASSERT_TRUE(client->Leave("c2", {"b"}).ok());
+  EXPECT_EQ(fake_->last_leave().conn_id(), "c2");
+  EXPECT_THAT(fake_->last_leave().rooms(), ElementsAre("b"));
+}
+
+TEST_F(RealtimeClientTest, PublishMapsEveryTargetEventPayloadAndExcept) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  const std::string binary("\0\xff\n", 3);
+  auto room = client->Publish(PublishTarget::Room("lobby"), "chat", binary,
+                              {{"", "c1"}, {"inst-2", "c9"}});
+  ASSERT_TRUE(room.ok()) << room.status();
+  EXPECT_EQ(room->sequence, 12u);
+  EXPECT_EQ(room->instances, 2);
+  v1::PublishRequest r = fake_->last_publish();
+  EXPECT_EQ(r.room(), "lobby");
+  EXPECT_EQ(r.event(), "chat");
+  EXPECT_EQ(r.payload(), binary);
+  ASSERT_EQ(r.except_size(), 2);
+  EXPECT_EQ(r.except(0).instance_id(), "");
+  EXPECT_EQ(r.except(0).conn_id(), "c1");
+  EXPECT_EQ(r.except(1).instance_id(), "inst-2");
+  EXPECT_EQ(r.except(1).conn_id(), "c9");
+
+  auto user = client->Publish(PublishTarget::User("alice"), "", "x");
+  ASSERT_TRUE(user.ok()) << user.status();
+  EXPECT_EQ(user->sequence, 0u);
+  EXPECT_EQ(fake_->last_publish().user_id(), "alice");
+  EXPECT_EQ(fake_->last_publish().except_size(), 0);
+
+  ASSERT_TRUE(client->Publish(PublishTarget::Connection({"inst-3", "c7"}), "e", "x").ok());
+  r = fake_->last_publish();
+  ASSERT_TRUE(r.has_connection());
+  EXPECT_EQ(r.connection().instance_id(), "inst-3");
+  EXPECT_EQ(r.connection().conn_id(), "c7");
+
+  ASSERT_TRUE(client->Publish(PublishTarget::All(), "e", "").ok());
+  EXPECT_EQ(fake_->last_publish().target_case(), v1::PublishRequest::kAll);
+  EXPECT_TRUE(fake_->last_publish().all());
+}
+
+TEST_F(RealtimeClientTest, RoomMembersSendsPagingAndMapsThePage) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->SetRoomMembers({Ref("i1", "a"), Ref("i1", "b"), Ref("i2", "c")}, 2);
+  auto first = client->RoomMembers("lobby", 50);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(fake_->last_room_members().room(), "lobby");
+  EXPECT_EQ(fake_->last_room_members().page_size(), 50);
+  EXPECT_EQ(first->count, 3);
+  EXPECT_THAT(first->members, ElementsAre(ConnectionRef{"i1", "a"}, ConnectionRef{"i1", "b"}));
+  ASSERT_FALSE(first->next_page_token.empty());
+  auto second = client->RoomMembers("lobby", 50, first->next_page_token);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(fake_->last_room_members().page_token(), first->next_page_token);
+  EXPECT_THAT(second->members, ElementsAre(ConnectionRef{"i2", "c"}));
+  EXPECT_EQ(second->next_page_token, "");
+}
+
+TEST_F(RealtimeClientTest, UserConnectionsMapsTheReferences) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->SetUserConnections({Ref("i1", "a"), Ref("i2", "b")});
+  auto found = client->UserConnections("alice");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(fake_->last_user_connections().user_id(), "alice");
+  EXPECT_THAT(*found, ElementsAre(ConnectionRef{"i1", "a"}, ConnectionRef{"i2", "b"}));
+}
+
+TEST_F(RealtimeClientTest, HistoryMapsEventsAndTheWindow) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  v1::HistoryResponse response;
+  *response.add_events() = RoomDelivery("lobby", 4, "chat", "four", {}).delivery();
+  *response.add_events() = RoomDelivery("lobby", 5, "chat", "five", {}).delivery();
+  response.set_complete(false);
+  response.set_first_sequence(4);
+  response.set_last_sequence(9);
+  response.set_more(true);
+  fake_->SetHistory(response);
+  auto history = client->History("lobby", 2, 2);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ(fake_->last_history().room(), "lobby");
+  EXPECT_EQ(fake_->last_history().after_sequence(), 2u);
+  EXPECT_EQ(fake_->last_history().limit(), 2);
+  ASSERT_EQ(history->events.size(), 2u);
+  const Delivery& d = history->events[0];
+  EXPECT_EQ(d.target, Target::kRoom);
+  EXPECT_EQ(d.to, "lobby");
+  EXPECT_EQ(d.event, "chat");
+  EXPECT_EQ(d.payload, "four");
+  EXPECT_EQ(d.sequence, 4u);
+  EXPECT_EQ(d.published_at, absl::FromUnixMillis(1'700'000'000'250));
+  EXPECT_EQ(d.origin_instance, "inst-2");
+  EXPECT_EQ(history->events[1].sequence, 5u);
+  EXPECT_FALSE(history->complete);
+  EXPECT_EQ(history->first_sequence, 4u);
+  EXPECT_EQ(history->last_sequence, 9u);
+  EXPECT_TRUE(history->more);
+}
+
+TEST_F(RealtimeClientTest, EmptyOrNonUtf8NamesAreRejectedWithoutACall) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  const std::string bad("\xff", 1);
+  const std::vector<absl::Status> results = {
+      client->RegisterConnection(""),
+      client->RegisterConnection("c1", bad),
+      client->RegisterConnection("c1", "u", {"lobby", ""}),
+      client->UnregisterConnection("").status(),
+      client->Join("", {"lobby"}),
+      client->Join("c1", {bad}),
+      client->Leave("c1", {""}),
+      client->Publish(PublishTarget::Room(""), "e", "x").status(),
+      client->Publish(PublishTarget::User(bad), "e", "x").status(),
+      client->Publish(PublishTarget::Connection({"i1", ""}), "e", "x").status(),
+      client->Publish(PublishTarget::All(), bad, "x").status(),
+      client->Publish(PublishTarget::All(), "e", "x", {{"i1", ""}}).status(),
+      client->Publish(PublishTarget{Target::kUnspecified, "", {}}, "e", "x").status(),
+      client->Subscribe({{"", "alice", {}}}).status(),
+      client->RoomMembers("").status(),
+      client->RoomMembers("lobby", -1).status(),
+      client->UserConnections("").status(),
+      client->History("").status(),
+      client->History("lobby", 0, -5).status(),
+  };
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_EQ(results[i].code(), absl::StatusCode::kInvalidArgument) << "case " << i;
+  }
+  for (Rpc rpc : kRealtimeRpcs) {
+    EXPECT_EQ(fake_->calls(rpc), 0) << RpcName(rpc);
+  }
+  // The binary payload is not text: it is never checked.
+  EXPECT_TRUE(client->Publish(PublishTarget::All(), "e", bad).ok());
+}
+
+}  // namespace
+}  // namespace stateside
