@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "tests/bench/realtime_bench.h"
 
 namespace stateside::bench {
 namespace {
@@ -23,6 +24,10 @@ constexpr OpInfo kOps[] = {
     {Op::kSessionUpdate, "session-update", "stateside.v1.SessionService/Update"},
     {Op::kSessionCreate, "session-create", "stateside.v1.SessionService/Create"},
     {Op::kOptOutGet, "optout-get", "stateside.v1.AnalyticsService/GetOptOut"},
+    {Op::kRealtimeXInstance, "realtime-xinstance",
+     "stateside.v1.RealtimeService/Publish -> Subscribe (two sidecars)"},
+    {Op::kRealtimeFanout, "realtime-fanout",
+     "stateside.v1.RealtimeService/Publish -> Subscribe (one sidecar)"},
 };
 
 // Bounds that keep a typo from asking for something absurd; generous enough
@@ -78,7 +83,11 @@ bool OpUsesSession(Op op) {
 }
 
 bool OpUsesPayload(Op op) {
-  return OpUsesSession(op) || op == Op::kSessionCreate;
+  return OpUsesSession(op) || op == Op::kSessionCreate || OpIsRealtime(op);
+}
+
+bool OpIsRealtime(Op op) {
+  return op == Op::kRealtimeXInstance || op == Op::kRealtimeFanout;
 }
 
 absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
@@ -87,22 +96,26 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   int64_t inflight = 1, channels = 1, size = 1024, server_pid = 0;
   double duration = 10, warmup = 1, connect_timeout = 5, call_timeout = 10;
   bool json = false;
+  RealtimeFlags realtime;
 
   CLI::App app(
       "stateside-bench: keeps N calls in flight against a Stateside sidecar's "
       "Unix socket for a fixed time and reports calls/s and latency "
-      "percentiles.",
+      "percentiles. The realtime ops instead publish events at a fixed --rate "
+      "and report publish -> delivery latency and losses.",
       args.empty() ? "stateside-bench" : args[0]);
   app.add_option("--socket", socket, "Unix socket of the sidecar")->required();
   app.add_option("--op", op,
                  "ping (grpc.health.v1.Health/Check, the empty-RPC floor), "
-                 "session-get, session-update, session-create, optout-get")
+                 "session-get, session-update, session-create, optout-get, "
+                 "realtime-xinstance, realtime-fanout")
       ->required();
   app.add_option("--inflight", inflight, "calls kept in flight [1]");
   app.add_option("--duration", duration, "measured seconds [10]");
   app.add_option("--warmup", warmup, "seconds run before measuring [1]");
   app.add_option("--size", size,
-                 "bytes of the session attribute (session ops) [1024]");
+                 "bytes of the session attribute (session ops) or of the "
+                 "event payload (realtime ops) [1024]");
   app.add_option("--session", session,
                  "existing session id or cookie for session-get/update "
                  "[default: create one]");
@@ -115,6 +128,7 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
                  "seconds to wait for the sidecar before giving up [5]");
   app.add_option("--call-timeout", call_timeout, "deadline of each call [10]");
   app.add_flag("--json", json, "print one JSON object instead of text");
+  AddRealtimeFlags(app, realtime);
 
   std::vector<const char*> argv;
   argv.reserve(args.size());
@@ -146,7 +160,8 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   if (!known_op) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--op: unknown operation '", op,
-        "' (ping, session-get, session-update, session-create, optout-get)"));
+        "' (ping, session-get, session-update, session-create, optout-get, "
+        "realtime-xinstance, realtime-fanout)"));
   }
   if (transport == "unary") {
     o.transport = TransportKind::kUnary;
@@ -198,6 +213,7 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
     o.server_pid = static_cast<pid_t>(server_pid);
   }
   o.json = json;
+  if (absl::Status s = ApplyRealtimeFlags(app, realtime, o); !s.ok()) return s;
 
   ParsedCommandLine parsed;
   parsed.options = std::move(o);

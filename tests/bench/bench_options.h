@@ -3,6 +3,8 @@
 //   --socket PATH --op OP [--inflight N] [--duration S] [--size BYTES] [--json]
 //   [--session ID] [--channels N] [--warmup S] [--transport unary|stream]
 //   [--server-pid PID] [--connect-timeout S] [--call-timeout S]
+// and for the realtime ops (issue 5, realtime_bench.h): --rate R
+//   [--publish-socket PATH] [--connections N] [--publish-server-pid PID]
 // A plain value: thread-compatible.
 #ifndef STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_
 #define STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_
@@ -26,6 +28,9 @@ enum class Op {
   kSessionUpdate,  // SessionService/Update setting one attribute
   kSessionCreate,  // SessionService/Create with one attribute
   kOptOutGet,      // AnalyticsService/GetOptOut of one subject
+  // Open-loop RealtimeService Publish → Subscribe delivery (realtime_bench.h):
+  kRealtimeXInstance,  // publish on --publish-socket, receive on --socket
+  kRealtimeFanout,     // publish and receive on --socket, N connections
 };
 
 // How calls travel: one unary RPC per call, or SessionService.Pipe (one
@@ -39,6 +44,8 @@ const char* TransportName(TransportKind t);  // "unary"
 bool OpUsesSession(Op op);
 // True for the operations whose payload is --size bytes.
 bool OpUsesPayload(Op op);
+// True for the realtime ops (run by RunRealtime, not the closed loop).
+bool OpIsRealtime(Op op);
 
 struct BenchOptions {
   std::string socket_path;
@@ -56,6 +63,12 @@ struct BenchOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration call_timeout = absl::Seconds(10);  // deadline of every call
   bool json = false;
+
+  // Realtime ops only (realtime_bench.h).
+  std::string publish_socket;  // realtime-xinstance: the publishing sidecar
+  double rate = 0;             // events published per second (open loop)
+  size_t connections = 1;      // connections registered in the room
+  std::optional<pid_t> publish_server_pid;  // --publish-socket's sidecar
 };
 
 // Result of parsing: either options to run, or text to print and exit 0

@@ -1,5 +1,6 @@
 // stateside-bench: a closed-loop load generator for the sidecar's gRPC API
-// over its Unix socket (issue 3). Exit status: 0 measured (at least one call
+// over its Unix socket (issue 3), and an open-loop publisher for the realtime
+// ops (issue 5, realtime_bench.h). Exit status: 0 measured (at least one call
 // succeeded), 1 the sidecar could not be reached / set up or no call
 // succeeded, 2 bad usage.
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "tests/bench/bench_options.h"
 #include "tests/bench/load_runner.h"
 #include "tests/bench/proc_cpu.h"
+#include "tests/bench/realtime_bench.h"
 #include "tests/bench/report.h"
 #include "tests/bench/transport.h"
 #include "tests/bench/workload.h"
@@ -45,6 +47,8 @@ int main(int argc, char** argv) {
       return Fail(kExitUsage, absl::StrCat("--server-pid: ", cpu.status().message()));
     }
   }
+  // Open loop, its own driver (issue 5).
+  if (bench::OpIsRealtime(options.op)) return bench::RunRealtime(options);
 
   auto channels = bench::MakeChannels(options.socket_path, options.channels);
   if (absl::Status s = bench::ConnectChannels(options.socket_path, channels,
