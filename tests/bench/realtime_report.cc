@@ -79,7 +79,8 @@ std::string FormatRealtimeText(const BenchOptions& o, const RealtimeResult& r,
                         absl::ToDoubleMicroseconds(r.max_schedule_lag));
   if (o.server_pid.has_value()) {
     if (auto per_event = CpuUsPer(r.server_cpu, r.published)) {
-      absl::StrAppendFormat(&out, "server CPU  %.1f µs/event, %.2f µs/delivery (%.2f cores, pid %d)\n",
+      absl::StrAppendFormat(&out,
+                            "server CPU  %.1f µs/event, %.2f µs/delivery (%.2f cores, pid %d)\n",
                             *per_event, CpuUsPer(r.server_cpu, r.deliveries).value_or(0),
                             Cores(r.server_cpu, r).value_or(0), *o.server_pid);
     } else {

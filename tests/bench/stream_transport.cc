@@ -232,6 +232,9 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams p
     case Op::kOptOutGet:
       *prototype.mutable_get_opt_out() = w.opt_out_get;
       break;
+    case Op::kRealtimeXInstance:
+    case Op::kRealtimeFanout:
+      return absl::UnimplementedError("realtime operations are open-loop: see RunRealtime");
   }
   return std::unique_ptr<Transport>(new StreamTransport(params, std::move(prototype)));
 }

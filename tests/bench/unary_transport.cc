@@ -131,6 +131,10 @@ std::unique_ptr<Transport> MakeUnaryTransport(TransportParams params) {
              v1::GetOptOutResponse* r, DoneFn done) {
             s.analytics->async()->GetOptOut(c, q, r, std::move(done));
           });
+    // Open-loop operations: RunRealtime drives them, never a transport.
+    case Op::kRealtimeXInstance:
+    case Op::kRealtimeFanout:
+      return nullptr;
   }
   return nullptr;
 }

@@ -152,6 +152,10 @@ absl::StatusOr<Workload> PrepareWorkload(
       w.opt_out_get.set_subject(w.opt_out_subject);
       break;
     }
+    // Open-loop operations prepare their own state (RunRealtime).
+    case Op::kRealtimeXInstance:
+    case Op::kRealtimeFanout:
+      break;
   }
   return w;
 }
