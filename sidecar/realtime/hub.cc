@@ -87,11 +87,18 @@ void RealtimeHub::Register(ConnPresence conn, Done done) {
       }
       it = connections_.emplace(conn.conn, Connection{conn.user, {}}).first;
       if (!conn.user.empty()) users_[conn.user].insert(conn.conn);
-      if (connections_.size() == 1) broker_->WatchBroadcast(true, barrier.Next());
-    } else if (it->second.rooms.size() + conn.rooms.size() > options_.max_rooms_per_connection) {
-      return barrier.Fail(absl::ResourceExhaustedError(absl::StrCat(
-          "rooms: at most ", options_.max_rooms_per_connection, " per connection")));
+    } else {
+      size_t fresh = 0;
+      for (const std::string& room : conn.rooms) fresh += it->second.rooms.contains(room) ? 0 : 1;
+      if (it->second.rooms.size() + fresh > options_.max_rooms_per_connection) {
+        return barrier.Fail(absl::ResourceExhaustedError(absl::StrCat(
+            "rooms: at most ", options_.max_rooms_per_connection, " per connection")));
+      }
     }
+    // On every Register, not only the first: a retry after UNAVAILABLE must
+    // not answer before the subscription is confirmed (the broker's interest
+    // is a set; a confirmed channel answers at once).
+    broker_->WatchBroadcast(true, barrier.Next());
     std::vector<std::string> added;
     JoinLocked(conn.conn, it->second, conn.rooms, &added, [&] { return barrier.Next(); });
     // Every requested room, not only the new ones: a retried Register
@@ -123,14 +130,21 @@ void RealtimeHub::Unregister(std::string_view conn_id, Broker::Reply<bool> done)
       connections_.erase(it);
       if (connections_.empty()) broker_->WatchBroadcast(false, [](absl::Status) {});
     }
+    if (!shut_down_) {
+      // Even for an unknown connection: a retry after a lost reply must not
+      // leave presence behind. Under the lock, so presence writes reach the
+      // broker in the order the hub applied them (see OnPresenceLost).
+      broker_->RemovePresence(gone, /*all=*/true,
+                              [found, done = std::move(done)](absl::Status status) mutable {
+                                if (!status.ok()) return std::move(done)(std::move(status));
+                                std::move(done)(found);
+                              });
+      return;
+    }
   }
-  // Even for an unknown connection: a retry after a lost reply must not
-  // leave presence behind.
-  broker_->RemovePresence(gone, /*all=*/true,
-                          [found, done = std::move(done)](absl::Status status) mutable {
-                            if (!status.ok()) return std::move(done)(std::move(status));
-                            std::move(done)(found);
-                          });
+  // After Shutdown the instance's presence is gone already: writing would
+  // only list it again.
+  std::move(done)(found);
 }
 
 void RealtimeHub::Join(std::string_view conn_id, std::vector<std::string> rooms, Done done) {
@@ -160,22 +174,25 @@ void RealtimeHub::Join(std::string_view conn_id, std::vector<std::string> rooms,
 
 void RealtimeHub::Leave(std::string_view conn_id, std::vector<std::string> rooms, Done done) {
   const std::string conn(conn_id);
-  std::optional<std::string> user;  // nullopt: not registered
+  bool found = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = connections_.find(conn);
     if (it != connections_.end()) {
-      user = it->second.user;
       std::vector<std::string> removed;
       LeaveLocked(conn, it->second, rooms, &removed);
+      if (!shut_down_) {
+        // Under the lock: presence writes in the order the hub applied them.
+        broker_->RemovePresence(ConnPresence{conn, it->second.user, std::move(rooms)},
+                                /*all=*/false, std::move(done));
+        return;
+      }
+      found = true;  // after Shutdown the presence is gone already
     }
   }
-  if (!user.has_value()) {
-    return std::move(done)(
-        absl::NotFoundError(absl::StrCat("conn_id: '", conn, "' is not registered")));
-  }
-  broker_->RemovePresence(ConnPresence{conn, std::move(*user), std::move(rooms)},
-                          /*all=*/false, std::move(done));
+  if (found) return std::move(done)(absl::OkStatus());
+  std::move(done)(
+      absl::NotFoundError(absl::StrCat("conn_id: '", conn, "' is not registered")));
 }
 
 void RealtimeHub::JoinLocked(const std::string& conn, Connection& state,
@@ -183,14 +200,16 @@ void RealtimeHub::JoinLocked(const std::string& conn, Connection& state,
                              std::vector<std::string>* added,
                              const std::function<Done()>& next) {
   for (const std::string& room : rooms) {
-    if (!state.rooms.insert(room).second) continue;
-    added->push_back(room);
-    auto& members = rooms_[room];
-    members.insert(conn);
-    // The first local member: from now on this instance needs the room's
-    // events. Called under the lock so watches and unwatches of one room
-    // reach the broker in the order the memberships changed.
-    if (members.size() == 1) broker_->WatchRoom(room, next());
+    if (state.rooms.insert(room).second) {
+      added->push_back(room);
+      rooms_[room].insert(conn);
+    }
+    // This instance needs the room's events from now on. Every requested
+    // room, not only new ones, so that a retried Join waits for a
+    // subscription still pending after a reconnect. Under the lock, so
+    // watches and unwatches of one room reach the broker in the order the
+    // memberships changed.
+    broker_->WatchRoom(room, next());
   }
 }
 
@@ -352,12 +371,13 @@ void RealtimeHub::OnGap(absl::Time from, absl::Time to) {
 }
 
 void RealtimeHub::OnPresenceLost() {
-  std::vector<ConnPresence> snapshot;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    if (shut_down_) return;
-    snapshot = SnapshotLocked();
-  }
+  // Snapshot and hand-over under one lock: a Register or Unregister cannot
+  // slip its presence write in between (the broker applies writes in call
+  // order), so the rewrite never drops a newer connection or revives a gone
+  // one.
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  std::vector<ConnPresence> snapshot = SnapshotLocked();
   const size_t count = snapshot.size();
   broker_->SyncPresence(std::move(snapshot), [count](absl::Status status) {
     if (status.ok()) {

@@ -101,11 +101,12 @@ void SubscribeReactor::Begin(const grpc::ByteBuffer* request_bytes) {
     hub_->Register(std::move(conn), [this, pending, id = std::move(id)](absl::Status s) {
       {
         absl::MutexLock lock(&pending->mu);
-        if (s.ok()) {
+        // UNAVAILABLE keeps the connection in the hub (written again when
+        // Redis is back): it is this stream's to unregister too.
+        if (s.ok() || s.code() == absl::StatusCode::kUnavailable) {
           pending->registered.push_back(id);
-        } else if (pending->first_error.ok()) {
-          pending->first_error = s;
         }
+        if (!s.ok() && pending->first_error.ok()) pending->first_error = s;
       }
       if (pending->left.fetch_sub(1) != 1) return;
       absl::Status result;
