@@ -166,7 +166,11 @@ TEST_F(ClientTest, RetriesShareTheCallDeadline) {
   const absl::Time start = absl::Now();
   auto got = (*client)->GetSession(SessionRef::Id("x"));
   const absl::Duration elapsed = absl::Now() - start;
-  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  // The last attempt starts only if its backoff fits before the deadline,
+  // but on a slow machine (sanitizers, load) the attempt itself may then run
+  // into it: UNAVAILABLE or DEADLINE_EXCEEDED, never a longer call.
+  EXPECT_THAT(got.status().code(), ::testing::AnyOf(absl::StatusCode::kUnavailable,
+                                                    absl::StatusCode::kDeadlineExceeded));
   EXPECT_LT(elapsed, absl::Seconds(2));
   // At least 10 ms between attempts: bounded by 300 ms / 10 ms.
   EXPECT_GE(fake_->calls(Rpc::kGetSession), 2);
