@@ -23,6 +23,16 @@ struct CliResult {
   std::string err;
 };
 
+// statesidectl --socket <socket> args..., in process.
+inline CliResult RunStatesidectlAt(const std::string& socket, std::vector<std::string> args) {
+  args.insert(args.begin(), {"statesidectl", "--socket", socket});
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(), out, err);
+  return {rc, out.str(), err.str()};
+}
+
 class StatesidectlFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -32,14 +42,7 @@ class StatesidectlFixture : public ::testing::Test {
   }
 
   // statesidectl --socket <fake> args...
-  CliResult Run(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {rc, out.str(), err.str()};
-  }
+  CliResult Run(std::vector<std::string> args) const { return RunStatesidectlAt(socket_, args); }
 
   TempDir dir_;
   const std::string socket_ = dir_.File("s.sock");

@@ -50,12 +50,7 @@ class StatesidectlRealtimeTest : public ::testing::Test {
 
   // statesidectl --socket <fake> args...
   CliResult Run(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"statesidectl", "--socket", socket_});
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    const int rc = cli::RunStatesidectl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {rc, out.str(), err.str()};
+    return testing::RunStatesidectlAt(socket_, args);
   }
 
   // Runs a command that must succeed (stderr shown otherwise).
