@@ -119,6 +119,7 @@ struct Client::Impl {
   absl::Status WaitUntilReady() {
     const absl::Time deadline = absl::Now() + options.ready_timeout;
     absl::Status last = absl::UnavailableError("no health check completed");
+    bool answered = false;  // the sidecar answered at least once
     for (int attempt = 1; absl::Now() < deadline; ++attempt) {
       ::grpc::ClientContext context;
       // Wait for the connection (the socket may not exist yet) instead of
@@ -134,11 +135,15 @@ struct Client::Impl {
         const ServingStatus serving =
             client_internal::ServingStatusFromProto(response.status());
         if (serving == ServingStatus::kServing) return absl::OkStatus();
+        answered = true;
         last = absl::UnavailableError(
             absl::StrCat("health is ", Sv(ServingStatusName(serving))));
-      } else if (status.code() == absl::StatusCode::kUnavailable ||
-                 status.code() == absl::StatusCode::kDeadlineExceeded) {
+      } else if (status.code() == absl::StatusCode::kUnavailable) {
         last = status;
+      } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+        // An attempt cut short by the overall deadline says less than an
+        // earlier answer (e.g. NOT_SERVING): keep that one.
+        if (!answered) last = status;
       } else {
         return status;  // e.g. UNIMPLEMENTED: waiting longer cannot help
       }
