@@ -212,8 +212,13 @@ absl::StatusOr<std::unique_ptr<WebSocketClient>> WebSocketClient::Connect(
   impl->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     for (const auto& [k, v] : headers) req.insert(k, v);
   }));
+  // The asynchronous handshake: Beast 1.74's synchronous one leaves `res`
+  // empty when the upgrade is refused, and the status is what tests check.
   websocket::response_type res;
-  impl->ws.handshake(res, "127.0.0.1", std::string(target), ec);
+  impl->ws.async_handshake(res, "127.0.0.1", std::string(target),
+                           [&ec](beast::error_code e) { ec = e; });
+  impl->ioc.run();
+  impl->ioc.restart();
   if (ec == websocket::error::upgrade_declined) {
     return absl::FailedPreconditionError(
         absl::StrCat("upgrade refused: ", res.result_int(), " ", res.body()));

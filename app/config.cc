@@ -1,0 +1,200 @@
+// The settings table, the command line (CLI11, which also reads the
+// environment variables) and the checks of each value.
+#include "app/config.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "stateside/client.h"
+
+namespace radar {
+namespace {
+
+// One setting: flag (without "--"), environment variable, syntax, help.
+struct Spec {
+  const char* flag;
+  const char* env;
+  const char* type;
+  const char* help;
+  bool is_bool = false;  // "--flag" alone means true; "--flag=false" works too
+};
+
+constexpr Spec kSpecs[] = {
+    {"listen", "RADAR_LISTEN", "HOST:PORT",
+     "address to listen on (port 0: any free port) [default: 127.0.0.1:8080]"},
+    {"socket", "STATESIDE_SOCKET", "PATH",
+     "the sidecar's Unix socket [default: /tmp/stateside/stateside.sock]"},
+    {"cookie-name", "RADAR_COOKIE_NAME", "NAME", "session cookie name [default: radar_sid]"},
+    {"cookie-secure", "RADAR_COOKIE_SECURE", "BOOL",
+     "mark the cookie Secure (behind TLS) [default: false]", true},
+    {"max-body-bytes", "RADAR_MAX_BODY_BYTES", "BYTES",
+     "largest request body (larger: 413) [default: 16384]"},
+    {"threads", "RADAR_THREADS", "N", "I/O threads [default: 2]"},
+    {"workers", "RADAR_WORKERS", "N",
+     "threads for the (blocking) sidecar calls [default: 16]"},
+    {"test-hooks", "RADAR_TEST_HOOKS", "BOOL",
+     "honour X-Radar-Delay-Ms on POST /cart (tests only) [default: false]", true},
+    {"log-format", "STATESIDE_LOG_FORMAT", "text|json", "log format [default: text]"},
+    {"log-level", "STATESIDE_LOG_LEVEL", "LEVEL",
+     "trace, debug, info, warn, error, critical or off [default: info]"},
+};
+constexpr size_t kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
+
+// absl::string_view is not std::string_view in this Abseil: plain strings.
+absl::Status BadValue(const Spec& spec, const std::string& value, const std::string& want) {
+  return absl::InvalidArgumentError(std::string(spec.env) + " (--" + spec.flag +
+                                    "): bad value \"" + value + "\": " + want);
+}
+
+absl::StatusOr<bool> ParseBool(const Spec& spec, const std::string& value) {
+  const std::string v = absl::AsciiStrToLower(value);
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return BadValue(spec, value, "use true or false");
+}
+
+absl::StatusOr<int64_t> ParseInt(const Spec& spec, const std::string& value,
+                                 int64_t min, int64_t max) {
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(value, &n) || n < min || n > max) {
+    return BadValue(spec, value,
+                    "use an integer in " + std::to_string(min) + ".." + std::to_string(max));
+  }
+  return n;
+}
+
+absl::Status ParseListen(const Spec& spec, const std::string& value, Config& config) {
+  const size_t colon = value.rfind(':');
+  if (colon == std::string::npos) return BadValue(spec, value, "use HOST:PORT");
+  std::string host = value.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:8080
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (ec) return BadValue(spec, value, "HOST must be an IP address");
+  int64_t port = 0;
+  if (!absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return BadValue(spec, value, "PORT must be 0..65535");
+  }
+  config.listen_host = host;
+  config.listen_port = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+// RFC 6265 cookie-name: an RFC 7230 token.
+bool IsToken(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (unsigned char c : s) {
+    if (absl::ascii_isalnum(c)) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+absl::Status Apply(size_t i, const std::string& value, Config& config) {
+  const Spec& spec = kSpecs[i];
+  const std::string_view flag = spec.flag;
+  if (flag == "listen") return ParseListen(spec, value, config);
+  if (flag == "socket") {
+    // sockaddr_un.sun_path holds 107 bytes and a NUL.
+    if (value.empty() || value.size() > 107) {
+      return BadValue(spec, value, "a path of 1..107 bytes");
+    }
+    config.socket_path = value;
+    return absl::OkStatus();
+  }
+  if (flag == "cookie-name") {
+    if (!IsToken(value)) return BadValue(spec, value, "1..64 token characters");
+    config.cookie_name = value;
+    return absl::OkStatus();
+  }
+  if (flag == "cookie-secure" || flag == "test-hooks") {
+    auto b = ParseBool(spec, value);
+    if (!b.ok()) return b.status();
+    (flag == "cookie-secure" ? config.cookie_secure : config.test_hooks) = *b;
+    return absl::OkStatus();
+  }
+  if (flag == "max-body-bytes") {
+    auto n = ParseInt(spec, value, 1, 64 << 20);
+    if (!n.ok()) return n.status();
+    config.max_body_bytes = static_cast<size_t>(*n);
+    return absl::OkStatus();
+  }
+  if (flag == "threads" || flag == "workers") {
+    auto n = ParseInt(spec, value, 1, flag == "threads" ? 64 : 1024);
+    if (!n.ok()) return n.status();
+    (flag == "threads" ? config.threads : config.workers) = static_cast<int>(*n);
+    return absl::OkStatus();
+  }
+  if (flag == "log-format") {
+    const std::string v = absl::AsciiStrToLower(value);
+    if (v != "text" && v != "json") return BadValue(spec, value, "use text or json");
+    config.log_format = v;
+    return absl::OkStatus();
+  }
+  // log-level
+  std::string v = absl::AsciiStrToLower(value);
+  if (v == "warning") v = "warn";
+  if (v == "err") v = "error";
+  if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error" &&
+      v != "critical" && v != "off") {
+    return BadValue(spec, value, "use trace, debug, info, warn, error, critical or off");
+  }
+  config.log_level = v;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
+  CLI::App app(
+      "radar-app: a stateless demo web app (HTTP + WebSocket) that keeps its "
+      "sessions, opt-outs and realtime routing in its Stateside sidecar.",
+      "radar-app");
+  app.footer(
+      "Every setting is a flag and the environment variable shown; a flag "
+      "wins over its variable. Booleans: --flag, --flag=true or --flag=false.");
+  std::vector<std::string> values(kNumSpecs);
+  for (size_t i = 0; i < kNumSpecs; ++i) {
+    const Spec& spec = kSpecs[i];
+    CLI::Option* opt =
+        spec.is_bool
+            ? app.add_flag(absl::StrCat("--", spec.flag, "{true}"), values[i], spec.help)
+            : app.add_option(absl::StrCat("--", spec.flag), values[i], spec.help);
+    opt->envname(spec.env)->type_name(spec.type);
+  }
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  if (!reversed.empty()) reversed.pop_back();  // the program name
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    return CommandLine{CommandLine::Action::kPrint, app.help(), {}};
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+
+  CommandLine result;
+  result.config.socket_path = stateside::DefaultSocketPath();
+  for (size_t i = 0; i < kNumSpecs; ++i) {
+    // Unset: the default in Config (an empty value set explicitly is bad,
+    // except for the socket, where the client library treats it as unset).
+    if (app.get_option(absl::StrCat("--", kSpecs[i].flag))->count() == 0 &&
+        values[i].empty()) {
+      continue;
+    }
+    if (values[i].empty() && std::string_view(kSpecs[i].flag) == "socket") continue;
+    if (absl::Status s = Apply(i, values[i], result.config); !s.ok()) return s;
+  }
+  return result;
+}
+
+}  // namespace radar

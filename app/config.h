@@ -1,0 +1,45 @@
+// radar-app's settings: each one a flag and an environment variable (the
+// flag wins), validated once at startup into a Config.
+// Plain values and one pure function: thread-compatible.
+#ifndef STATESIDE_APP_CONFIG_H_
+#define STATESIDE_APP_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace radar {
+
+struct Config {
+  std::string listen_host = "127.0.0.1";  // an IP address literal
+  uint16_t listen_port = 8080;            // 0: any free port (logged)
+  std::string socket_path;                // the sidecar's gRPC socket
+  std::string cookie_name = "radar_sid";
+  bool cookie_secure = false;  // adds "; Secure" to Set-Cookie
+  size_t max_body_bytes = 16384;
+  int threads = 2;   // I/O threads (Beast/Asio)
+  int workers = 16;  // threads for the blocking sidecar calls
+  bool test_hooks = false;  // honour X-Radar-Delay-Ms on POST /cart
+  std::string log_format = "text";  // text | json
+  std::string log_level = "info";   // spdlog level name
+};
+
+// What main should do after parsing the command line.
+struct CommandLine {
+  enum class Action { kRun, kPrint };  // kPrint: print `output`, exit 0 (--help)
+  Action action = Action::kRun;
+  std::string output;
+  Config config;
+};
+
+// Parses `args` (argv, args[0] the program) and the process environment.
+// INVALID_ARGUMENT with one line naming the setting ("RADAR_THREADS
+// (--threads): ...") for an unknown flag or a bad value.
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args);
+
+}  // namespace radar
+
+#endif  // STATESIDE_APP_CONFIG_H_

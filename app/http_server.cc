@@ -1,0 +1,307 @@
+// HttpServer and HttpSession: accept, read with limits, route (inline or on
+// the worker pool), write, keep alive; WebSocket upgrades handed over.
+#include "app/http_server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <utility>
+#include <variant>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "app/websocket_hub.h"
+#include "spdlog/spdlog.h"
+
+namespace radar {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+// A whole request must arrive within this of the connection waiting for it
+// (slowloris bound), which is also how long an idle keep-alive connection
+// stays open; a response must be taken within it too.
+constexpr auto kReadTimeout = std::chrono::seconds(30);
+// How long a closing connection keeps reading (and dropping) the client's
+// remaining input; see LingeringClose().
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr uint32_t kHeaderLimit = 16 * 1024;  // cookies included
+
+// 128 random bits, hex: unique among this instance's connections.
+std::string NewConnectionId() {
+  thread_local absl::BitGen gen;
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
+                         absl::Uniform<uint64_t>(gen));
+}
+
+}  // namespace
+
+// One TCP connection: read a request, answer it, repeat while keep-alive.
+// Everything runs on the connection's strand.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, const HttpDeps* deps)
+      : deps_(deps), executor_(socket.get_executor()), stream_(std::move(socket)) {}
+
+  void Start() {
+    asio::dispatch(executor_, [self = shared_from_this()] { self->DoRead(); });
+  }
+
+  // Closes the connection if it is between requests. Any thread.
+  void CloseIfIdle() {
+    asio::post(executor_, [self = shared_from_this()] {
+      if (self->waiting_ && !self->parser_->got_some()) self->Close();
+    });
+  }
+
+ private:
+  void DoRead() {
+    if (deps_->drain->draining()) {
+      // Draining: no new request on this connection (its last response
+      // said Connection: close, or it raced with the drain's start).
+      Close();
+      return;
+    }
+    waiting_ = true;
+    parser_.emplace();
+    parser_->body_limit(deps_->max_body_bytes);
+    parser_->header_limit(kHeaderLimit);
+    stream_.expires_after(kReadTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    waiting_ = false;
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+      Close();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      Answer(ErrorResponse(http::status::payload_too_large, "request body too large"),
+             /*keep_alive=*/false, /*version=*/11);
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      Answer(ErrorResponse(http::status::request_header_fields_too_large,
+                           "request headers too large"),
+             false, 11);
+      return;
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      Answer(ErrorResponse(http::status::bad_request, "malformed request"), false, 11);
+      return;
+    }
+    if (ec) {  // reset by the peer, and the like
+      Close();
+      return;
+    }
+    deps_->drain->WorkStarted();
+    counted_ = true;
+    Request request = parser_->release();
+    const bool keep_alive = request.keep_alive();
+    const unsigned version = request.version();
+    if (beast::websocket::is_upgrade(request) &&
+        TargetPath(Sv(request.target())) == "/ws" && request.method() == http::verb::get) {
+      Upgrade(std::move(request));
+      return;
+    }
+    if (std::optional<Response> now = deps_->routes->HandleInline(request)) {
+      Answer(*std::move(now), keep_alive, version);
+      return;
+    }
+    asio::post(*deps_->workers, [self = shared_from_this(), request = std::move(request),
+                                 keep_alive, version]() mutable {
+      Response response = self->deps_->routes->Handle(request);
+      asio::post(self->executor_,
+                 [self, response = std::move(response), keep_alive, version]() mutable {
+                   self->Answer(std::move(response), keep_alive, version);
+                 });
+    });
+  }
+
+  // GET /ws with an Upgrade: check the session (worker), then hand the
+  // socket to a WebSocketSession, which registers and completes the upgrade.
+  void Upgrade(Request request) {
+    asio::post(*deps_->workers, [self = shared_from_this(),
+                                 request = std::move(request)]() mutable {
+      std::variant<std::string, Response> user =
+          self->deps_->routes->AuthenticateWebSocket(request);
+      asio::post(self->executor_, [self, request = std::move(request),
+                                                user = std::move(user)]() mutable {
+        if (auto* refused = std::get_if<Response>(&user)) {
+          self->Answer(std::move(*refused), request.keep_alive(), request.version());
+          return;
+        }
+        auto session = std::make_shared<WebSocketSession>(
+            self->deps_->websocket, std::move(self->stream_), NewConnectionId(),
+            std::get<std::string>(std::move(user)));
+        session->Start(std::move(request));
+        // The WebSocket counts as work of its own from here on.
+        self->Done();
+      });
+    });
+  }
+
+  void Answer(Response response, bool keep_alive, unsigned version) {
+    response.version(version == 10 ? 10 : 11);
+    response.set("X-Instance-Id", deps_->routes->instance());
+    // While draining every answer is the connection's last.
+    response.keep_alive(keep_alive && !deps_->drain->draining());
+    response.prepare_payload();
+    response_ = std::make_shared<Response>(std::move(response));
+    stream_.expires_after(kReadTimeout);
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->OnWrite(ec);
+                      });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    const bool keep_alive = response_->keep_alive();
+    response_.reset();
+    Done();
+    if (ec) {
+      Close();
+      return;
+    }
+    if (!keep_alive) {
+      LingeringClose();
+      return;
+    }
+    DoRead();
+  }
+
+  // After a last response: stop sending, then read and drop what the
+  // client still sends (e.g. the rest of a body we refused with 413) for a
+  // moment before closing. Closing with unread input would make the kernel
+  // send a reset, which can destroy our response before the client reads it.
+  void LingeringClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLingerTimeout);
+    buffer_.clear();
+    DiscardInput();
+  }
+
+  void DiscardInput() {
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                       beast::error_code ec, std::size_t) {
+      self->buffer_.clear();
+      if (ec) {
+        self->Close();  // EOF (the client closed too), timeout or error
+        return;
+      }
+      self->DiscardInput();
+    });
+  }
+
+  // The request (if one was counted) is answered.
+  void Done() {
+    if (counted_) deps_->drain->WorkFinished();
+    counted_ = false;
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  // Constant after construction. executor_ is the connection's strand, kept
+  // apart from stream_, which moves to a WebSocketSession on an upgrade.
+  const HttpDeps* const deps_;
+  const tcp::socket::executor_type executor_;
+  // On the strand only.
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<Response> response_;  // being written
+  bool waiting_ = false;  // a read for the next request is pending
+  bool counted_ = false;  // a request is in flight (DrainState)
+};
+
+HttpServer::HttpServer(asio::io_context& ioc, HttpDeps deps)
+    : ioc_(ioc), deps_(deps), strand_(asio::make_strand(ioc)), acceptor_(strand_),
+      accept_backoff_(strand_) {}
+
+absl::Status HttpServer::Listen(const std::string& host, uint16_t port) {
+  beast::error_code ec;
+  const tcp::endpoint endpoint(asio::ip::make_address(host, ec), port);
+  if (!ec) acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrFormat("cannot listen on %s:%d: %s", host, port, ec.message()));
+  }
+  port_ = acceptor_.local_endpoint(ec).port();
+  return absl::OkStatus();
+}
+
+void HttpServer::Start() {
+  asio::post(strand_, [this] { DoAccept(); });
+}
+
+void HttpServer::DoAccept() {
+  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec,
+                                                         tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      // E.g. out of file descriptors: try again shortly rather than spin.
+      spdlog::warn("accept: {}", ec.message());
+      accept_backoff_.expires_after(std::chrono::milliseconds(100));
+      accept_backoff_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && acceptor_.is_open()) DoAccept();
+      });
+      return;
+    } else {
+      auto session = std::make_shared<HttpSession>(std::move(socket), &deps_);
+      {
+        absl::MutexLock lock(&mu_);
+        if (++added_since_prune_ >= 256) {
+          sessions_.remove_if([](const auto& weak) { return weak.expired(); });
+          added_since_prune_ = 0;
+        }
+        sessions_.push_back(session);
+      }
+      session->Start();
+    }
+    DoAccept();
+  });
+}
+
+void HttpServer::StopAccepting() {
+  std::promise<void> closed;
+  asio::post(strand_, [this, &closed] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    accept_backoff_.cancel();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+}
+
+void HttpServer::CloseIdle() {
+  std::vector<std::shared_ptr<HttpSession>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& weak : sessions_) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : live) session->CloseIfIdle();
+}
+
+}  // namespace radar

@@ -1,0 +1,213 @@
+// radar-app: parse the settings (exit 2 if bad), connect to the sidecar,
+// serve HTTP + WebSocket until the drain, then exit 0.
+//
+// Drain: starts on the sidecar's DRAINING (DrainWatcher) — which our own
+// SIGTERM/SIGINT triggers, forwarded as Drain — or on our own when the
+// sidecar could not be told. Then: stop accepting, answer in-flight
+// requests with Connection: close, close idle keep-alive connections,
+// close WebSockets with 1012, wait for in-flight work (bounded by the
+// deadline), ReportDrained, exit 0. A second signal exits at once with
+// status 1 (the drain was cut short).
+#include <pthread.h>
+#include <signal.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "app/config.h"
+#include "app/drain.h"
+#include "app/http_server.h"
+#include "app/logging.h"
+#include "app/routes.h"
+#include "app/websocket_hub.h"
+#include "app/websocket_session.h"
+#include "spdlog/spdlog.h"
+#include "stateside/client.h"
+#include "stateside/drain_watcher.h"
+#include "stateside/shutdown_signals.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitFailure = 1;
+// Our own drain (sidecar unreachable, or no deadline given): as long as the
+// sidecar's default STATESIDE_DRAIN_TIMEOUT.
+constexpr absl::Duration kOwnDrainTimeout = absl::Seconds(10);
+// Finish this much before the sidecar's deadline, so that ReportDrained
+// arrives while the sidecar still waits for it.
+constexpr absl::Duration kReportMargin = absl::Milliseconds(250);
+// After a forwarded signal the sidecar says DRAINING after its pre-stop
+// delay; if it never does (it went away meanwhile), drain alone after this.
+constexpr absl::Duration kForwardedDrainGrace = absl::Seconds(60);
+
+void BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+std::string HostPort(const std::string& host, uint16_t port) {
+  return host.find(':') == std::string::npos ? absl::StrCat(host, ":", port)
+                                              : absl::StrCat("[", host, "]:", port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists: every thread inherits the blocked mask, and
+  // the forwarder's signalfd is the only place SIGTERM/SIGINT arrive.
+  BlockShutdownSignals();
+
+  auto command_line = radar::ParseCommandLine(std::vector<std::string>(argv, argv + argc));
+  if (!command_line.ok()) {
+    std::fprintf(stderr, "radar-app: %s\n", std::string(command_line.status().message()).c_str());
+    return kExitUsage;
+  }
+  if (command_line->action == radar::CommandLine::Action::kPrint) {
+    std::fputs(command_line->output.c_str(), stdout);
+    return 0;
+  }
+  const radar::Config config = command_line->config;
+  (void)radar::InitLogging(config.log_format, config.log_level, "radar-app");
+
+  stateside::ClientOptions client_options;
+  client_options.socket_path = config.socket_path;
+  // The app may start before its sidecar (same pod): wait for it a while.
+  client_options.ready_timeout = absl::Seconds(30);
+  auto client = stateside::Client::Connect(client_options);
+  if (!client.ok()) {
+    spdlog::critical("cannot reach the sidecar at {}: {}", config.socket_path,
+                     client.status().ToString());
+    return kExitFailure;
+  }
+  auto instance = (*client)->GetInstance();
+  if (!instance.ok()) {
+    spdlog::critical("GetInstance: {}", instance.status().ToString());
+    return kExitFailure;
+  }
+  (void)radar::InitLogging(config.log_format, config.log_level, instance->id);
+  if (config.test_hooks) {
+    spdlog::warn("test hooks ON: POST /cart honours X-Radar-Delay-Ms (never in production)");
+  } else {
+    spdlog::info("test hooks off");
+  }
+
+  radar::DrainState drain;
+  stateside::ShutdownSignalOptions signal_options;
+  signal_options.on_forwarded = [&drain](int signo, const absl::Status& status) {
+    if (status.ok()) {
+      spdlog::info("signal {}: asked the sidecar to drain", signo);
+      return;
+    }
+    spdlog::warn("signal {}: sidecar unreachable ({}): draining on our own", signo,
+                 status.ToString());
+    drain.Begin(absl::Now() + kOwnDrainTimeout, "signal, sidecar unreachable");
+  };
+  signal_options.on_second_signal = [](int signo) {
+    spdlog::warn("second signal {}: exiting at once (status 1)", signo);
+    std::_Exit(kExitFailure);
+  };
+  auto forwarder = stateside::ForwardShutdownSignals(client->get(), signal_options);
+  if (!forwarder.ok()) {
+    spdlog::critical("signals: {}", forwarder.status().ToString());
+    return kExitFailure;
+  }
+
+  boost::asio::thread_pool workers(config.workers);
+  boost::asio::io_context ioc(config.threads);
+  radar::WebSocketHub hub(client->get());
+  const radar::Routes routes(client->get(), config, instance->id, &drain);
+  const radar::WebSocketDeps websocket_deps{client->get(), &hub,         &drain,
+                                            &workers,      instance->id, config.max_body_bytes};
+  radar::HttpServer server(ioc, radar::HttpDeps{&routes, &drain, &workers, &websocket_deps,
+                                                config.max_body_bytes});
+  if (absl::Status s = server.Listen(config.listen_host, config.listen_port); !s.ok()) {
+    spdlog::critical("{}", std::string(s.message()));
+    return kExitFailure;
+  }
+  if (absl::Status s = hub.Start(); !s.ok()) {
+    spdlog::critical("realtime subscribe: {}", s.ToString());
+    return kExitFailure;
+  }
+  auto watcher = stateside::DrainWatcher::Start(
+      **client, [&drain](const stateside::DrainNotice& notice) {
+        if (notice.state == stateside::DrainState::kDraining) {
+          const absl::Time deadline = notice.deadline == absl::InfiniteFuture()
+                                          ? absl::Now() + kOwnDrainTimeout
+                                          : notice.deadline;
+          drain.Begin(deadline, "the sidecar is draining");
+        } else if (notice.state == stateside::DrainState::kDrained) {
+          // The sidecar is shutting down without having waited for us.
+          drain.Begin(absl::Now(), "the sidecar shut down");
+        }
+      });
+  if (!watcher.ok()) {
+    spdlog::critical("drain watcher: {}", watcher.status().ToString());
+    return kExitFailure;
+  }
+  // Ready only once the watcher is attached: a drain started after that
+  // waits for our ReportDrained. The watcher has no hook for it; poll.
+  const absl::Time attach_deadline = absl::Now() + absl::Seconds(10);
+  while ((*watcher)->attached_count() == 0 && absl::Now() < attach_deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  if ((*watcher)->attached_count() == 0) spdlog::warn("drain watcher not attached yet");
+
+  auto work = boost::asio::make_work_guard(ioc);
+  server.Start();
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < config.threads; ++i) io_threads.emplace_back([&ioc] { ioc.run(); });
+  spdlog::info("radar-app listening on {} as {}", HostPort(config.listen_host, server.port()),
+               instance->id);
+
+  std::optional<absl::Time> deadline;
+  std::optional<absl::Time> signalled_at;
+  while (!(deadline = drain.WaitForBegin(absl::Seconds(1))).has_value()) {
+    if ((*forwarder)->signals_received() == 0) continue;
+    if (!signalled_at.has_value()) signalled_at = absl::Now();
+    if (absl::Now() - *signalled_at > kForwardedDrainGrace) {
+      drain.Begin(absl::Now() + kOwnDrainTimeout, "no DRAINING from the sidecar after a signal");
+    }
+  }
+  const absl::Time finish_by =
+      std::min(*deadline - kReportMargin, absl::Now() + kOwnDrainTimeout);
+  spdlog::info("draining ({}): {} in flight, finishing within {}", drain.reason(),
+               drain.in_flight(), absl::FormatDuration(std::max(finish_by - absl::Now(),
+                                                                absl::ZeroDuration())));
+  server.StopAccepting();
+  server.CloseIdle();
+  hub.CloseAll(boost::beast::websocket::close_code::service_restart);
+  if (!drain.WaitIdle(finish_by)) {
+    spdlog::warn("drain deadline reached with {} request(s)/WebSocket(s) in flight",
+                 drain.in_flight());
+  }
+  hub.Stop();
+  if (absl::Status s = (*client)->ReportDrained(); !s.ok()) {
+    spdlog::warn("ReportDrained: {}", s.ToString());
+  } else {
+    spdlog::info("drained; reported to the sidecar");
+  }
+  work.reset();
+  ioc.stop();
+  for (std::thread& t : io_threads) t.join();
+  workers.stop();
+  workers.join();
+  spdlog::info("radar-app exiting");
+  return 0;
+}

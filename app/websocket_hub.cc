@@ -1,0 +1,202 @@
+// WebSocketHub: the connection map and the realtime stream's reader.
+#include "app/websocket_hub.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "app/http_util.h"
+#include "app/websocket_session.h"
+#include "spdlog/spdlog.h"
+
+namespace radar {
+namespace {
+
+constexpr absl::Duration kInitialBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+
+std::shared_ptr<const std::string> Text(const Json& json) {
+  return std::make_shared<const std::string>(
+      json.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+}  // namespace
+
+WebSocketHub::WebSocketHub(stateside::Client* client) : client_(client) {}
+
+WebSocketHub::~WebSocketHub() { Stop(); }
+
+absl::Status WebSocketHub::Start() {
+  absl::StatusOr<std::unique_ptr<stateside::Subscription>> subscription = client_->Subscribe();
+  if (!subscription.ok()) return subscription.status();
+  {
+    absl::MutexLock lock(&mu_);
+    subscription_ = *std::move(subscription);
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void WebSocketHub::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (subscription_ != nullptr) subscription_->Cancel();
+  }
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  subscription_.reset();  // no thread is inside Next() any more
+}
+
+void WebSocketHub::Run() {
+  for (;;) {
+    stateside::Subscription* subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      subscription = subscription_.get();
+    }
+    // Only this thread replaces subscription_, so the pointer stays valid.
+    absl::StatusOr<stateside::RealtimeEvent> event = subscription->Next();
+    if (event.ok()) {
+      if (const auto* delivery = std::get_if<stateside::Delivery>(&*event)) {
+        Dispatch(*delivery);
+      } else {
+        DispatchGap(std::get<stateside::Gap>(*event));
+      }
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    spdlog::warn("realtime stream ended ({}); subscribing again", event.status().ToString());
+    if (!Resubscribe()) return;
+    Reregister();
+  }
+}
+
+bool WebSocketHub::Resubscribe() {
+  absl::Duration backoff = kInitialBackoff;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      // Interruptible wait: Stop() sets stopping_.
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+      if (stopping_) return false;
+    }
+    absl::StatusOr<std::unique_ptr<stateside::Subscription>> subscription =
+        client_->Subscribe();
+    if (subscription.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return false;
+      subscription_ = *std::move(subscription);  // the old one has ended
+      return true;
+    }
+    spdlog::warn("realtime: subscribe: {}", subscription.status().ToString());
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+void WebSocketHub::Reregister() {
+  // A restarted sidecar has forgotten our connections (memory store) or
+  // may have dropped them from presence: register the live ones again.
+  std::vector<std::pair<std::string, Entry>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [conn_id, entry] : connections_) live.emplace_back(conn_id, entry);
+  }
+  int failed = 0;
+  for (const auto& [conn_id, entry] : live) {
+    const std::vector<std::string> rooms(entry.rooms.begin(), entry.rooms.end());
+    absl::Status status = client_->RegisterConnection(conn_id, entry.user, rooms);
+    if (!status.ok()) {
+      ++failed;
+      spdlog::warn("realtime: re-register {}: {}", conn_id, status.ToString());
+    }
+  }
+  spdlog::info("realtime: subscribed again; re-registered {} connection(s), {} failed",
+               live.size() - failed, failed);
+}
+
+void WebSocketHub::Add(const std::string& conn_id, std::weak_ptr<WebSocketSession> session,
+                       const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  connections_[conn_id] = Entry{std::move(session), user, {}};
+}
+
+void WebSocketHub::Remove(const std::string& conn_id) {
+  absl::MutexLock lock(&mu_);
+  connections_.erase(conn_id);
+}
+
+void WebSocketHub::SetMembership(const std::string& conn_id, const std::string& room,
+                                 bool member) {
+  absl::MutexLock lock(&mu_);
+  auto it = connections_.find(conn_id);
+  if (it == connections_.end()) return;
+  if (member) {
+    it->second.rooms.insert(room);
+  } else {
+    it->second.rooms.erase(room);
+  }
+}
+
+void WebSocketHub::CloseAll(boost::beast::websocket::close_code code) {
+  std::vector<std::shared_ptr<WebSocketSession>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [conn_id, entry] : connections_) {
+      if (auto session = entry.session.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) session->Close(code);
+}
+
+size_t WebSocketHub::size() const {
+  absl::MutexLock lock(&mu_);
+  return connections_.size();
+}
+
+void WebSocketHub::Dispatch(const stateside::Delivery& delivery) {
+  Json out = {{"event", delivery.event}};
+  const Json payload = Json::parse(delivery.payload, nullptr, /*allow_exceptions=*/false);
+  if (!payload.is_discarded() && payload.is_object()) {
+    for (const auto& [key, value] : payload.items()) {
+      if (key != "event") out[key] = value;
+    }
+  } else {
+    out["payload"] = delivery.payload;  // dumped with invalid UTF-8 replaced
+  }
+  if (delivery.sequence != 0) out["sequence"] = delivery.sequence;
+  const std::shared_ptr<const std::string> text = Text(out);
+
+  std::vector<std::shared_ptr<WebSocketSession>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& conn_id : delivery.conn_ids) {
+      auto it = connections_.find(conn_id);
+      if (it == connections_.end()) continue;  // closed meanwhile
+      if (auto session = it->second.session.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) session->Send(text);
+}
+
+void WebSocketHub::DispatchGap(const stateside::Gap& gap) {
+  // A gap is the stream's, not one connection's: every client may have
+  // missed something.
+  const auto text = Text(Json{{"event", "gap"},
+                              {"reason", stateside::GapReasonName(gap.reason)},
+                              {"dropped", gap.dropped}});
+  std::vector<std::shared_ptr<WebSocketSession>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [conn_id, entry] : connections_) {
+      if (auto session = entry.session.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) session->Send(text);
+}
+
+}  // namespace radar
