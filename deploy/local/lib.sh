@@ -1,0 +1,375 @@
+# shellcheck shell=bash
+# Shared by deploy/local/{up,down,status,restart}.sh: where a local cluster
+# lives, its port layout, and how its processes are started, checked and
+# stopped. Sourced, not executed; the including script sets PROG first.
+#
+# Environment (tests set these to run clusters side by side):
+#   STATESIDE_LOCAL_DIR      state dir (default /tmp/stateside-local)
+#   STATESIDE_LOCAL_PORT     nginx port (default 8080); derived from it:
+#                            redis PORT+1, pod i's radar-app PORT+10+i and
+#                            sidecar admin PORT+30+i (so clusters need their
+#                            PORTs at least 50 apart)
+#   STATESIDE_BIN_DIR        stateside and radar-app (default <repo>/build/bin)
+#   STATESIDE_LOCAL_TIMEOUT  seconds to wait for readiness (default 60)
+# Every other stateside / radar-app setting can be given through its usual
+# environment variable (e.g. RADAR_TEST_HOOKS=true, STATESIDE_LOG_LEVEL=debug):
+# the processes inherit the caller's environment.
+#
+# Each process NAME has, next to its log NAME.log: NAME.pid (the program),
+# NAME.sid (its session: run-one.sh started with setsid, so every process it
+# leaves behind, nginx workers included, is found by session) and NAME.rc
+# (exit status, once it has ended).
+
+LOCAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL_DIR="${STATESIDE_LOCAL_DIR:-/tmp/stateside-local}"
+LOCAL_PORT="${STATESIDE_LOCAL_PORT:-8080}"
+BIN_DIR="${STATESIDE_BIN_DIR:-$LOCAL_ROOT/build/bin}"
+READY_TIMEOUT="${STATESIDE_LOCAL_TIMEOUT:-60}"
+# App ports PORT+11.. must stay below the admin ports PORT+31..
+MAX_PODS=19
+
+# Drain settings of every pod. The pre-stop delay exists for Kubernetes,
+# where endpoint removal takes a moment to reach the load balancers; here
+# nginx learns that a pod is gone from the refused connect and retries that
+# request on another pod at once, so a short delay is enough. It is kept
+# above zero so the local cluster goes through the same steps as a real pod.
+PRESTOP_DELAY="${STATESIDE_PRESTOP_DELAY:-1s}"
+DRAIN_TIMEOUT="${STATESIDE_DRAIN_TIMEOUT:-10s}"
+SHUTDOWN_TIMEOUT="${STATESIDE_SHUTDOWN_TIMEOUT:-20s}"
+
+die() { echo "$PROG: $*" >&2; exit 1; }
+say() { echo "$PROG: $*" >&2; }
+# An unexpected failure under `set -e` says where, instead of a silent exit.
+trap 'say "failed: line $LINENO: $BASH_COMMAND"' ERR
+
+# Checks the environment once, before anything is touched.
+check_env() {
+  if ! [[ "$LOCAL_PORT" =~ ^[0-9]+$ ]] || [ "$LOCAL_PORT" -lt 1024 ] ||
+     [ "$LOCAL_PORT" -gt $((65535 - 30 - MAX_PODS)) ]; then
+    die "STATESIDE_LOCAL_PORT must be a number from 1024 to $((65535 - 30 - MAX_PODS)) (got '$LOCAL_PORT')"
+  fi
+  [[ "$READY_TIMEOUT" =~ ^[1-9][0-9]*$ ]] ||
+    die "STATESIDE_LOCAL_TIMEOUT must be a number of seconds (got '$READY_TIMEOUT')"
+  [ -n "$LOCAL_DIR" ] || die "STATESIDE_LOCAL_DIR is empty"
+  case "$LOCAL_DIR" in /*) ;; *) LOCAL_DIR="$PWD/$LOCAL_DIR" ;; esac
+  LOCAL_DIR="${LOCAL_DIR%/}"
+  [ -n "$LOCAL_DIR" ] || die "STATESIDE_LOCAL_DIR must not be /"
+  # The config files quote paths; a quote or a newline would break them.
+  case "$LOCAL_DIR$BIN_DIR" in *[\"\'\\$'\n']*) die "paths with quotes, backslashes or newlines are not supported: $LOCAL_DIR" ;; esac
+}
+
+redis_port() { echo $((LOCAL_PORT + 1)); }
+app_port() { echo $((LOCAL_PORT + 10 + $1)); }
+admin_port() { echo $((LOCAL_PORT + 30 + $1)); }
+pod_dir() { echo "$LOCAL_DIR/pod-$1"; }
+pod_socket() { echo "$LOCAL_DIR/pod-$1/sock/stateside.sock"; }
+redis_base() { echo "$LOCAL_DIR/redis/redis"; }
+nginx_base() { echo "$LOCAL_DIR/nginx/master"; }
+sidecar_base() { echo "$LOCAL_DIR/pod-$1/sidecar"; }
+app_base() { echo "$LOCAL_DIR/pod-$1/app"; }
+
+# The pod numbers of the cluster in LOCAL_DIR (from up.sh's record).
+pod_count() { cat "$LOCAL_DIR/pods" 2>/dev/null || echo 0; }
+
+# save_cluster_env: up.sh records how the cluster was started (ports, binaries,
+# drain settings, and the caller's RADAR_* and STATESIDE_LOG_* settings), so
+# that down.sh, status.sh and restart.sh, run later from another shell, act on
+# the cluster as it is, and a restarted pod gets the settings the others have.
+save_cluster_env() {
+  local v
+  {
+    printf 'LOCAL_PORT=%q\nBIN_DIR=%q\nREADY_TIMEOUT=%q\n' "$LOCAL_PORT" "$BIN_DIR" "$READY_TIMEOUT"
+    printf 'PRESTOP_DELAY=%q\nDRAIN_TIMEOUT=%q\nSHUTDOWN_TIMEOUT=%q\n' \
+      "$PRESTOP_DELAY" "$DRAIN_TIMEOUT" "$SHUTDOWN_TIMEOUT"
+    for v in $(compgen -e); do
+      case "$v" in RADAR_*|STATESIDE_LOG_*) printf 'export %s=%q\n' "$v" "${!v}" ;; esac
+    done
+  } >"$LOCAL_DIR/cluster.env"
+}
+
+# load_cluster_env: the record of the running cluster wins over the caller's
+# environment (see save_cluster_env). No record: the caller's settings.
+load_cluster_env() {
+  # shellcheck disable=SC1091  # written by save_cluster_env
+  if [ -f "$LOCAL_DIR/cluster.env" ]; then source "$LOCAL_DIR/cluster.env"; fi
+}
+
+# --- processes ----------------------------------------------------------------
+
+# proc_stat PID: sets PROC_STAT to the fields of /proc/PID/stat after the
+# command name ([0] state, [1] ppid, [3] session); fails if there is no such
+# process. No subshell: the sweeps call it for every process on the machine.
+PROC_STAT=()
+proc_stat() {
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  # The command name may hold spaces and parentheses: cut after the last ')'.
+  read -r -a PROC_STAT <<<"${stat##*) }"
+}
+
+# pid_in_session PID SID: PID runs (not a zombie) in session SID. The session
+# check keeps a recycled pid from being taken for ours.
+pid_in_session() {
+  proc_stat "$1" || return 1
+  [ "${PROC_STAT[0]}" != Z ] && [ "${PROC_STAT[3]}" = "$2" ]
+}
+
+# is_running BASE: the program recorded in BASE.pid still runs.
+is_running() {
+  local pid sid
+  pid="$(cat "$1.pid" 2>/dev/null)" || return 1
+  sid="$(cat "$1.sid" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && [ -n "$sid" ] && pid_in_session "$pid" "$sid"
+}
+pid_of() { cat "$1.pid" 2>/dev/null || echo -; }
+
+# spawn BASE PROGRAM [ARGS...]: starts PROGRAM detached through run-one.sh,
+# output appended to BASE.log, stdin from /dev/null (so the caller's pipes
+# are not held open: a caller that reads up.sh's output sees it end).
+spawn() {
+  local base="$1"
+  shift
+  rm -f "$base.pid" "$base.sid" "$base.rc"
+  setsid bash "$LOCAL_ROOT/deploy/local/run-one.sh" "$base" "$@" </dev/null >>"$base.log" 2>&1 &
+  # setsid does not fork here (a background job is not a group leader), so
+  # $! is the wrapper, the leader of the new session.
+  echo "$!" >"$base.sid"
+  local deadline=$((SECONDS + 10))
+  until [ -s "$base.pid" ]; do
+    [ $SECONDS -lt $deadline ] || die "could not start $1 (see $base.log)"
+    sleep 0.02
+  done
+}
+
+# The pids of this script and its ancestors: never killed by the sweep even if
+# their command line names LOCAL_DIR (e.g. `bash -c 'STATESIDE_LOCAL_DIR=... down.sh'`).
+own_lineage() {
+  local pid=$$
+  echo "$BASHPID"
+  while [ -n "$pid" ] && [ "$pid" != 0 ]; do
+    echo "$pid"
+    proc_stat "$pid" || break
+    pid="${PROC_STAT[1]}"
+  done
+}
+
+# is_ours ARG0 ARG1: the command line is one of the programs a cluster runs
+# (stateside, radar-app, redis-server, nginx, run-one.sh). nginx rewrites its
+# command line ("nginx: worker process"); a script's name is its
+# interpreter's first argument.
+is_ours() {
+  local arg name
+  for arg in "$@"; do
+    name="${arg%% *}"
+    name="${name##*/}"
+    case "${name%:}" in stateside|radar-app|redis-server|nginx|run-one.sh) return 0 ;; esac
+  done
+  return 1
+}
+
+# stragglers: pids of our programs (is_ours) whose command line has an
+# argument inside LOCAL_DIR, plus every process of their sessions when those
+# sessions hold only our programs (nginx workers do not name the directory;
+# run-one.sh's sessions hold nothing else). Other programs that merely name a
+# file there (a `tail -f` of a log) are left alone, and so are this script,
+# its ancestors and its session. One pass over /proc.
+stragglers() {
+  local p pid sid args arg lineage own_sid="" hits=()
+  local -A sid_of=() foreign_sid=() want_sid=()
+  proc_stat $$ && own_sid="${PROC_STAT[3]}"
+  lineage=" $(own_lineage | tr '\n' ' ') "
+  for p in /proc/[0-9]*; do
+    pid="${p#/proc/}"
+    proc_stat "$pid" || continue
+    [ "${PROC_STAT[0]}" != Z ] || continue
+    sid="${PROC_STAT[3]}"
+    mapfile -d '' args 2>/dev/null <"$p/cmdline" || continue
+    [ ${#args[@]} -gt 0 ] || continue  # a kernel thread, or exiting
+    sid_of[$pid]="$sid"
+    if ! is_ours "${args[@]:0:2}"; then
+      foreign_sid[$sid]=1
+      continue
+    fi
+    [[ "$lineage" == *" $pid "* ]] && continue
+    for arg in "${args[@]}"; do
+      case "$arg" in
+        "$LOCAL_DIR/"*|*" $LOCAL_DIR/"*|*"=$LOCAL_DIR/"*) hits+=("$pid"); break ;;
+      esac
+    done
+  done
+  for pid in "${hits[@]}"; do
+    sid="${sid_of[$pid]}"
+    [ "$sid" != "$own_sid" ] && [ -z "${foreign_sid[$sid]:-}" ] && want_sid[$sid]=1
+  done
+  {
+    for pid in "${hits[@]}"; do echo "$pid"; done
+    for pid in "${!sid_of[@]}"; do
+      [ -n "${want_sid[${sid_of[$pid]}]:-}" ] && echo "$pid"
+    done
+  } | sort -un
+}
+
+# wait_gone SECONDS BASE...: waits until none of the programs runs.
+# Returns 1 if some still run at the deadline.
+wait_gone() {
+  local deadline=$((SECONDS + $1)) base any
+  shift
+  while :; do
+    any=0
+    for base in "$@"; do is_running "$base" && any=1; done
+    [ $any -eq 0 ] && return 0
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+
+# stop GRACE BASE...: SIGTERM to each program, up to GRACE seconds for all of
+# them to exit, then SIGKILL to whatever is left of their sessions.
+stop() {
+  local grace="$1" base
+  shift
+  for base in "$@"; do
+    # It may exit between the check and the signal (a pod's sidecar once its
+    # app has drained): that is fine.
+    is_running "$base" && { kill -TERM "$(cat "$base.pid" 2>/dev/null)" 2>/dev/null || true; }
+  done
+  if ! wait_gone "$grace" "$@"; then
+    for base in "$@"; do
+      is_running "$base" && say "$(basename "$(dirname "$base")")/$(basename "$base") (pid $(pid_of "$base")) did not exit within ${grace}s: SIGKILL"
+    done
+  fi
+  kill_sessions "$@"
+}
+
+# kill_sessions BASE...: SIGKILL to every process still left in the sessions
+# of these programs (nginx workers whose master was killed, the wrapper of a
+# killed program), after a moment that lets run-one.sh record the exit
+# status of a program that has just exited. One pass over /proc.
+kill_sessions() {
+  local base sid p deadline=$((SECONDS + 2)) sids=" "
+  for base in "$@"; do
+    sid="$(cat "$base.sid" 2>/dev/null)" || continue
+    [ -n "$sid" ] || continue
+    sids+="$sid "
+    # The wrapper (the session leader) ends right after its program.
+    while pid_in_session "$sid" "$sid" && [ $SECONDS -lt $deadline ]; do sleep 0.02; done
+  done
+  [ "$sids" != " " ] || return 0
+  for p in /proc/[0-9]*; do
+    proc_stat "${p#/proc/}" || continue
+    if [ "${PROC_STAT[0]}" != Z ] && [[ "$sids" == *" ${PROC_STAT[3]} "* ]]; then
+      kill -KILL "${p#/proc/}" 2>/dev/null || true
+    fi
+  done
+}
+
+# duration_seconds 10s|500ms|2m: whole seconds, rounded up (60 if not understood).
+duration_seconds() {
+  local d="$1"
+  if [[ "$d" =~ ^([0-9]+)s$ ]]; then echo "${BASH_REMATCH[1]}"
+  elif [[ "$d" =~ ^([0-9]+)ms$ ]]; then echo $(((BASH_REMATCH[1] + 999) / 1000))
+  elif [[ "$d" =~ ^([0-9]+)m$ ]]; then echo $((BASH_REMATCH[1] * 60))
+  else echo 60
+  fi
+}
+
+# How long a pod may take from SIGTERM to both processes gone: the sidecar's
+# own hard cap (after which it exits by itself, status 1) and a margin.
+pod_stop_grace() { echo $(($(duration_seconds "$SHUTDOWN_TIMEOUT") + 5)); }
+
+# --- readiness -------------------------------------------------------------------
+
+# http_status URL: the HTTP status code, 000 if nothing answered.
+http_status() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
+}
+http_ok() { [ "$(http_status "$1")" = 200 ]; }
+
+# json_field JSON NAME: a string field of a flat JSON object (enough for the
+# health answers read here; no jq needed).
+json_field() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" <<<"$1"; }
+
+# tail_log BASE: the end of a process's log, for an error message.
+tail_log() {
+  echo "--- last lines of $1.log:" >&2
+  tail -n 20 "$1.log" >&2 2>/dev/null || true
+}
+
+# wait_ready DEADLINE NAME BASE CHECK...: polls CHECK (a command) until it
+# succeeds; fails at once, with the log, if the program exits, and at the
+# deadline (a $SECONDS value) with the log too.
+wait_ready() {
+  local deadline="$1" name="$2" base="$3"
+  shift 3
+  until "$@"; do
+    if ! is_running "$base"; then
+      say "$name exited during start-up (status $(cat "$base.rc" 2>/dev/null || echo unknown))"
+      tail_log "$base"
+      return 1
+    fi
+    if [ $SECONDS -ge "$deadline" ]; then
+      say "$name not ready after ${READY_TIMEOUT}s"
+      tail_log "$base"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+redis_ready() {
+  REDISCLI_AUTH="$(cat "$LOCAL_DIR/secrets/redis_password")" \
+    redis-cli -h 127.0.0.1 -p "$(redis_port)" ping 2>/dev/null | grep -q PONG
+}
+sidecar_ready() { http_ok "http://127.0.0.1:$(admin_port "$1")/health/ready"; }
+app_ready() { http_ok "http://127.0.0.1:$(app_port "$1")/healthz"; }
+nginx_ready() { http_ok "http://127.0.0.1:$LOCAL_PORT/healthz"; }
+
+# --- pods -----------------------------------------------------------------------
+
+# start_pod I: pod I's sidecar and radar-app, sharing the pod's socket
+# directory as a Kubernetes pod's containers share an emptyDir. Does not wait.
+start_pod() {
+  local i="$1" secrets="$LOCAL_DIR/secrets"
+  mkdir -p "$(pod_dir "$i")/sock"
+  chmod 0700 "$(pod_dir "$i")/sock"
+  # Secrets: the keys through their _FILE settings; the Redis password rides
+  # in REDIS_URL in the environment (readable by this user only, never shown
+  # by `ps`), because the sidecar has no file setting for the URL. Paths and
+  # ports are flags, so `ps` shows which cluster a process belongs to. A
+  # subshell keeps these variables out of the caller, and the unset drops
+  # caller settings that would clash with the ones given here.
+  (
+    unset SESSION_ENCRYPTION_KEY SESSION_ENCRYPTION_KEYS SESSION_ENCRYPTION_KEYS_FILE \
+          SESSION_SECRET STATESIDE_SOCKET STATESIDE_ADMIN_ADDR INSTANCE_ID
+    REDIS_URL="redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)"
+    export REDIS_URL USE_REDIS_SESSIONS=true STATESIDE_PRESTOP_DELAY="$PRESTOP_DELAY" \
+           STATESIDE_DRAIN_TIMEOUT="$DRAIN_TIMEOUT" STATESIDE_SHUTDOWN_TIMEOUT="$SHUTDOWN_TIMEOUT"
+    spawn "$(sidecar_base "$i")" "$BIN_DIR/stateside" \
+      --instance-id "pod-$i" \
+      --socket "$(pod_socket "$i")" \
+      --admin-addr "127.0.0.1:$(admin_port "$i")" \
+      --session-encryption-key-file "$secrets/encryption_key" \
+      --session-secret-file "$secrets/session_secret"
+  ) || return 1
+  (
+    unset STATESIDE_SOCKET RADAR_LISTEN
+    spawn "$(app_base "$i")" "$BIN_DIR/radar-app" \
+      --listen "127.0.0.1:$(app_port "$i")" --socket "$(pod_socket "$i")"
+  ) || return 1
+}
+
+# wait_pod DEADLINE I: pod I's sidecar ready, then its app.
+wait_pod() {
+  wait_ready "$1" "pod-$2 sidecar" "$(sidecar_base "$2")" sidecar_ready "$2" &&
+    wait_ready "$1" "pod-$2 radar-app" "$(app_base "$2")" app_ready "$2"
+}
+
+# stop_pods I...: SIGTERM to both processes of each pod at once (the classic
+# sidecar layout: the app's forwarded Drain finds the sidecar draining
+# already, which is idempotent), bounded by the sidecar's own hard cap.
+stop_pods() {
+  local i bases=()
+  for i in "$@"; do bases+=("$(app_base "$i")" "$(sidecar_base "$i")"); done
+  [ ${#bases[@]} -gt 0 ] || return 0
+  stop "$(pod_stop_grace)" "${bases[@]}"
+}
