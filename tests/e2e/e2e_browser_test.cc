@@ -1,0 +1,149 @@
+// Issue 6's browser check: headless Chromium, driven through chromedriver's
+// W3C WebDriver API, uses radar-app's page through nginx: logs in, sees its
+// user, joins a room over the WebSocket, and shows a broadcast that another
+// user posted on another pod.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/local_cluster.h"
+#include "tests/e2e/radar_calls.h"
+#include "tests/e2e/webdriver.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+#include "tests/support/web_client.h"
+
+namespace stateside::testing {
+namespace {
+
+constexpr char kChromedriver[] = "/usr/bin/chromedriver";
+constexpr char kChromium[] = "/usr/bin/chromium";
+constexpr int kPods = 3;
+
+class BrowserE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(kChromedriver, X_OK) != 0) {
+      GTEST_SKIP() << kChromedriver << " is missing: install the Debian packages chromium "
+                   << "and chromium-driver (scripts/test does) to run the browser check";
+    }
+    auto cluster = LocalCluster::Start(kPods);
+    ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+    cluster_ = *std::move(cluster);
+    auto driver = WebDriver::Start(kChromedriver, kChromium, profile_.path(),
+                                   dir_.File("chromedriver.log"));
+    ASSERT_TRUE(driver.ok()) << driver.status().message();
+    driver_ = *std::move(driver);
+  }
+  void TearDown() override {
+    if (HasFailure() && driver_ != nullptr) {
+      fprintf(stderr, "[e2e] page:\n%s\n[e2e] chromedriver log:\n%s\n",
+              driver_->PageSource().c_str(), driver_->ReadLog().c_str());
+    }
+    if (HasFailure() && cluster_ != nullptr) {
+      fprintf(stderr, "[e2e] logs after the failure:\n%s", cluster_->LogTails().c_str());
+    }
+    if (driver_ != nullptr) {
+      const absl::Status quit = driver_->Quit();
+      EXPECT_TRUE(quit.ok()) << quit;
+      driver_.reset();
+    }
+    if (cluster_ != nullptr) StopAndCheck(*cluster_);
+  }
+
+  // Waits until `css`'s text contains `needle`; the last text seen otherwise.
+  ::testing::AssertionResult TextShows(const std::string& css, const std::string& needle,
+                                       absl::Duration timeout = absl::Seconds(15)) {
+    std::string last;
+    const bool shown = WaitFor(
+        [&] {
+          auto element = driver_->Find(css);
+          if (!element.ok()) {
+            last = element.status().ToString();
+            return false;
+          }
+          auto text = driver_->Text(*element);
+          last = text.ok() ? *text : text.status().ToString();
+          return text.ok() && absl::StrContains(*text, needle);
+        },
+        timeout, absl::Milliseconds(100));
+    if (shown) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << css << " never showed '" << needle << "'; last: '" << last << "'";
+  }
+
+  // Replaces the value of the input `css` with `text`, as typed.
+  absl::Status TypeInto(const std::string& css, const std::string& text) {
+    auto element = driver_->Find(css);
+    if (!element.ok()) return element.status();
+    absl::Status cleared = driver_->Clear(*element);
+    return cleared.ok() ? driver_->Type(*element, text) : cleared;
+  }
+  absl::Status ClickOn(const std::string& css) {
+    auto element = driver_->Find(css);
+    return element.ok() ? driver_->Click(*element) : element.status();
+  }
+
+  TempDir dir_;
+  TempDir profile_;  // Chromium's --user-data-dir
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<WebDriver> driver_;
+};
+
+TEST_F(BrowserE2eTest, PageLogsInAndShowsABroadcastFromAnotherPod) {
+  const std::string page = absl::StrCat("http://127.0.0.1:", cluster_->nginx_port(), "/");
+  absl::Status step = driver_->Navigate(page);
+  ASSERT_TRUE(step.ok()) << step;
+
+  step = TypeInto("#user", "browser-user");
+  ASSERT_TRUE(step.ok()) << step;
+  step = ClickOn("#login");
+  ASSERT_TRUE(step.ok()) << step;
+  ASSERT_TRUE(TextShows("#me", "browser-user"));
+
+  step = TypeInto("#room", "browser-room");
+  ASSERT_TRUE(step.ok()) << step;
+  step = ClickOn("#join");
+  ASSERT_TRUE(step.ok()) << step;
+  ASSERT_TRUE(TextShows("#status", "connected"));
+
+  // The page's join is confirmed cluster-wide (presence), and names the pod
+  // holding the browser's WebSocket.
+  std::string browser_pod;
+  std::string presence;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        RunResult run = cluster_->Statesidectl(1, {"presence", "--room", "browser-room"});
+        presence = run.out + run.err;
+        const nlohmann::json j = nlohmann::json::parse(run.out, nullptr, false);
+        if (run.exit_status != 0 || j.value("count", 0) != 1) return false;
+        browser_pod = j["connections"][0].value("instance", "");
+        return true;
+      },
+      absl::Seconds(10), absl::Milliseconds(50)))
+      << "the browser's join never showed in presence: " << presence;
+
+  int other = 1;
+  while (LocalCluster::Instance(other) == browser_pod) ++other;
+  auto publisher = Login(cluster_->app_port(other), "browser-publisher");
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+  auto published = HttpCall(
+      cluster_->app_port(other),
+      RadarPost("/broadcast", {{"room", "browser-room"}, {"msg", "hello browser"}}, *publisher));
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_EQ(published->status, 200) << Describe(*published);
+  EXPECT_EQ(published->Header("X-Instance-Id"), LocalCluster::Instance(other));
+  fprintf(stderr, "[e2e] browser on %s, broadcast posted on %s\n", browser_pod.c_str(),
+          LocalCluster::Instance(other).c_str());
+
+  EXPECT_TRUE(TextShows("#messages", "hello browser"));
+}
+
+}  // namespace
+}  // namespace stateside::testing
