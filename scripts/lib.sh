@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/run and scripts/test: dependency installation and the build.
 # Sourced, not executed. The Dockerfiles use the same functions (one source of
 # truth for how Stateside is built).
@@ -5,7 +6,9 @@
 STATESIDE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
-# Debian 12 packages needed to build the project.
+# Debian 12 packages needed to build the project. (The arrays are used by the
+# scripts that source this file.)
+# shellcheck disable=SC2034
 BUILD_PACKAGES=(
   build-essential cmake pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -13,9 +16,24 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev libboost-dev libboost-system-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-# What the test suite starts or calls: real redis-server, nginx, promtool, curl.
+# Debian 12 shared libraries the built binaries load at run time: the final
+# stage of deploy/docker/Dockerfile installs exactly these (checked against
+# `ldd` by tests/deploy_validate). ca-certificates: CAs for rediss://.
+# shellcheck disable=SC2034
+RUNTIME_PACKAGES=(
+  ca-certificates
+  libgrpc++1.51 libprotobuf32 libabsl20220623 libssl3 libhiredis0.14
+  libspdlog1.10 libfmt9 libprometheus-cpp-core1.0
+)
+# What the test suite starts or calls: real redis-server, nginx, promtool,
+# curl; wrk (load through the local cluster, scripts/bench --web), headless
+# Chromium and its WebDriver (the browser check), shellcheck (the scripts'
+# lint in deploy_config_test), docker-compose (`config -q` on the Compose file;
+# no Docker engine is needed or started).
+# shellcheck disable=SC2034
 TEST_PACKAGES=(
   redis-server redis-tools nginx-light prometheus curl openssl
+  wrk chromium chromium-driver shellcheck docker-compose
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -1,0 +1,289 @@
+// The deployment files agree with each other and with the programs: drain
+// timing against grace periods, probes against the sidecar's admin routes,
+// one socket path per pod, settings that exist, selectors that match, and
+// Dockerfile build steps that are scripts/lib.sh's.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const {
+  src, read, loadYamlDocs, renderKustomization, podSpecOf, containersOf, seconds,
+  statesideDefault, adminRoutes, portOf, envOf,
+} = require('./deploy_lib.cjs');
+const { instructions, stages } = require('./dockerfile_lint.cjs');
+
+// Time left for the sidecar's own shutdown work (deregister, gRPC grace of
+// at most 2 s, flush) and for the kubelet/Docker to deliver signals.
+const MARGIN_S = 5;
+const SIDECAR = 'stateside';
+const APP = 'radar-app';
+
+const k8s = { base: renderKustomization(src('deploy', 'k8s')),
+              classic: renderKustomization(src('deploy', 'k8s', 'classic')) };
+const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0];
+const dockerStages = stages(instructions(read('deploy', 'docker', 'Dockerfile')));
+const getRoutes = adminRoutes().filter((r) => r.method === 'GET').map((r) => r.path);
+
+const find = (objs, kind, name) => objs.find((o) => o.kind === kind && (!name || o.metadata.name === name));
+const container = (d, name) => containersOf(d).find((c) => c.name === name);
+const services = (prefix) => Object.keys(compose.services).filter((s) => s.startsWith(prefix));
+// The Compose sidecar that shares app's socket volume.
+function composeSidecarOf(app) {
+  const vol = compose.services[app].volumes[0].split(':')[0];
+  return services('sidecar-').find((s) => compose.services[s].volumes.some((v) => v.split(':')[0] === vol));
+}
+
+for (const [variant, objs] of Object.entries(k8s)) {
+  test(`Kubernetes (${variant}): terminationGracePeriodSeconds covers pre-stop delay + drain + shutdown`, () => {
+    const spec = podSpecOf(find(objs, 'Deployment', 'radar'));
+    const side = container(find(objs, 'Deployment', 'radar'), SIDECAR);
+    const prestop = seconds(envOf(side, 'STATESIDE_PRESTOP_DELAY'));
+    const drain = seconds(envOf(side, 'STATESIDE_DRAIN_TIMEOUT'));
+    const shutdown = seconds(envOf(side, 'STATESIDE_SHUTDOWN_TIMEOUT'));
+    const grace = spec.terminationGracePeriodSeconds;
+    assert.equal(prestop, 5, 'DESIGN.md: the Kubernetes manifests set STATESIDE_PRESTOP_DELAY=5s');
+    assert.ok(shutdown >= prestop + drain, `shutdown ${shutdown}s >= prestop ${prestop}s + drain ${drain}s (the sidecar refuses less)`);
+    assert.ok(grace >= prestop + drain + MARGIN_S, `grace ${grace}s >= ${prestop}s + ${drain}s + ${MARGIN_S}s`);
+    assert.ok(grace >= shutdown + MARGIN_S, `grace ${grace}s >= shutdown ${shutdown}s + ${MARGIN_S}s`);
+    const live = container(find(objs, 'Deployment', 'radar'), APP).livenessProbe;
+    assert.ok(live.periodSeconds * live.failureThreshold > grace,
+              'radar-app liveness (/healthz is 503 while draining) cannot fire within a drain');
+  });
+
+  test(`Kubernetes (${variant}): probes and the scrape annotation use admin routes on the admin port`, () => {
+    const d = find(objs, 'Deployment', 'radar');
+    const side = container(d, SIDECAR);
+    const admin = envOf(side, 'STATESIDE_ADMIN_ADDR');
+    assert.match(admin, /^(0\.0\.0\.0|\[::\]):/, 'the kubelet probes the pod IP: the admin listener must not be loopback');
+    assert.equal(portOf(admin), portOf(statesideDefault('STATESIDE_ADMIN_ADDR')), 'the default admin port');
+    const portNumber = (c, port) => (typeof port === 'number' ? port : c.ports.find((p) => p.name === port).containerPort);
+    const expected = { startupProbe: '/health/live', readinessProbe: '/health/ready', livenessProbe: '/health/live' };
+    for (const [probe, p] of Object.entries(expected)) {
+      assert.equal(side[probe].httpGet.path, p, `${SIDECAR} ${probe}`);
+      assert.ok(getRoutes.includes(p), `${p} is an admin route`);
+      assert.equal(portNumber(side, side[probe].httpGet.port), portOf(admin), `${SIDECAR} ${probe} port`);
+    }
+    const ann = d.spec.template.metadata.annotations;
+    assert.equal(ann['prometheus.io/scrape'], 'true');
+    assert.equal(Number(ann['prometheus.io/port']), portOf(admin));
+    assert.ok(getRoutes.includes(ann['prometheus.io/path']));
+    const app = container(d, APP);
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      assert.equal(app[probe].httpGet.path, '/healthz', `${APP} ${probe}`);
+      assert.equal(portNumber(app, app[probe].httpGet.port), portOf(envOf(app, 'RADAR_LISTEN')));
+    }
+    assert.match(read('app', 'routes.cc'), /"\/healthz"/, 'radar-app serves /healthz');
+  });
+
+  test(`Kubernetes (${variant}): one socket path in both containers, in a shared emptyDir`, () => {
+    const d = find(objs, 'Deployment', 'radar');
+    const side = container(d, SIDECAR);
+    const app = container(d, APP);
+    const socket = envOf(side, 'STATESIDE_SOCKET');
+    assert.equal(envOf(app, 'STATESIDE_SOCKET'), socket);
+    assert.ok(Buffer.byteLength(socket) <= 107, 'a Unix socket path has at most 107 bytes');
+    const mountOf = (c) => c.volumeMounts.find((m) => m.mountPath === path.posix.dirname(socket));
+    assert.ok(mountOf(side) && mountOf(app), `both mount ${path.posix.dirname(socket)}`);
+    assert.equal(mountOf(side).name, mountOf(app).name);
+    assert.ok(podSpecOf(d).volumes.find((v) => v.name === mountOf(app).name).emptyDir, 'an emptyDir');
+  });
+
+  test(`Kubernetes (${variant}): INSTANCE_ID from the pod name, secrets from the Secret`, () => {
+    const d = find(objs, 'Deployment', 'radar');
+    const side = container(d, SIDECAR);
+    assert.equal(envOf(side, 'INSTANCE_ID').fieldRef.fieldPath, 'metadata.name');
+    for (const name of ['SESSION_ENCRYPTION_KEY', 'SESSION_ENCRYPTION_KEYS', 'SESSION_SECRET']) {
+      assert.equal(envOf(side, name), undefined, `${name} is read from a file (${name}_FILE)`);
+    }
+    const example = loadYamlDocs(src('deploy', 'k8s', 'secret.example.yaml'))[0];
+    const keys = Object.keys(example.stringData);
+    assert.ok(keys.includes(envOf(side, 'REDIS_URL').secretKeyRef.key), 'REDIS_URL from the Secret');
+    for (const name of ['SESSION_ENCRYPTION_KEY_FILE', 'SESSION_SECRET_FILE']) {
+      const file = envOf(side, name);
+      const mount = side.volumeMounts.find((m) => path.posix.dirname(file) === m.mountPath);
+      assert.ok(mount && mount.readOnly, `${name}: ${file} is in a read-only mount`);
+      const secret = podSpecOf(d).volumes.find((v) => v.name === mount.name).secret;
+      assert.equal(secret.secretName, example.metadata.name);
+      const item = secret.items.find((i) => i.path === path.posix.basename(file));
+      assert.ok(item && keys.includes(item.key), `${name}: a key of the Secret`);
+    }
+  });
+}
+
+test('Kubernetes: native sidecar in the base, classic sidecar in classic/, otherwise identical', () => {
+  const base = podSpecOf(find(k8s.base, 'Deployment', 'radar'));
+  const classic = podSpecOf(find(k8s.classic, 'Deployment', 'radar'));
+  const native = base.initContainers.find((c) => c.name === SIDECAR);
+  assert.equal(native.restartPolicy, 'Always');
+  assert.ok(!base.containers.some((c) => c.name === SIDECAR));
+  assert.equal(classic.initContainers, undefined);
+  assert.ok(classic.containers.every((c) => c.restartPolicy === undefined), 'no container-level restartPolicy before 1.29');
+  const { restartPolicy, ...rest } = native;
+  assert.deepEqual(classic.containers.find((c) => c.name === SIDECAR), rest);
+});
+
+test('Kubernetes: selectors, references, resources', () => {
+  const objs = k8s.base;
+  const d = find(objs, 'Deployment', 'radar');
+  const labels = d.spec.template.metadata.labels;
+  const matches = (sel, l) => Object.entries(sel).every(([k, v]) => l[k] === v);
+  assert.ok(matches(d.spec.selector.matchLabels, labels));
+  const svc = find(objs, 'Service', 'radar');
+  assert.ok(matches(svc.spec.selector, labels));
+  assert.ok(container(d, APP).ports.some((p) => p.name === svc.spec.ports[0].targetPort));
+  assert.ok(matches(find(objs, 'PodDisruptionBudget', 'radar').spec.selector.matchLabels, labels));
+  const hpa = find(objs, 'HorizontalPodAutoscaler', 'radar');
+  assert.deepEqual([hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name], ['Deployment', 'radar']);
+  assert.ok(hpa.spec.minReplicas >= 2, 'the PodDisruptionBudget leaves at least one pod');
+  const redis = find(objs, 'StatefulSet', 'redis');
+  const np = find(objs, 'NetworkPolicy', 'redis');
+  assert.ok(matches(np.spec.podSelector.matchLabels, redis.spec.template.metadata.labels));
+  assert.ok(matches(np.spec.ingress[0].from[0].podSelector.matchLabels, labels));
+  assert.match(read('deploy', 'k8s', 'redis-statefulset.yaml'), /--appendonly yes/);
+  const qty = (q) => {
+    const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi)?$/.exec(String(q));
+    return Number(m[1]) * ({ m: 0.001, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2]] || 1);
+  };
+  for (const o of objs) {
+    for (const c of containersOf(o)) {
+      const r = c.resources || {};
+      assert.ok(r.requests && r.requests.cpu && r.requests.memory && r.limits && r.limits.memory,
+                `${c.name}: cpu and memory requests, a memory limit`);
+      for (const res of ['cpu', 'memory']) {
+        if (r.limits[res]) assert.ok(qty(r.requests[res]) <= qty(r.limits[res]), `${c.name}: ${res} request <= limit`);
+      }
+    }
+  }
+});
+
+test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, secrets', () => {
+  const sidecars = services('sidecar-');
+  const apps = services('app-');
+  assert.equal(apps.length, 3, 'three pods');
+  const ids = new Set();
+  for (const app of apps) {
+    const sideName = composeSidecarOf(app);
+    assert.ok(sideName, `${app} shares a socket volume with a sidecar`);
+    const side = compose.services[sideName];
+    const env = side.environment;
+    const prestop = seconds(env.STATESIDE_PRESTOP_DELAY);
+    const drain = seconds(env.STATESIDE_DRAIN_TIMEOUT);
+    const shutdown = seconds(env.STATESIDE_SHUTDOWN_TIMEOUT);
+    assert.ok(shutdown >= prestop + drain);
+    for (const s of [sideName, app]) {
+      const grace = seconds(compose.services[s].stop_grace_period);
+      assert.ok(grace >= prestop + drain + MARGIN_S && grace >= shutdown + MARGIN_S, `${s}: stop_grace_period ${grace}s`);
+      assert.equal(compose.services[s].stop_signal, 'SIGTERM');
+    }
+    // Same socket, inside the shared volume.
+    const socket = env.STATESIDE_SOCKET;
+    assert.equal(compose.services[app].environment.STATESIDE_SOCKET, socket);
+    for (const s of [sideName, app]) {
+      assert.equal(compose.services[s].volumes[0].split(':')[1], path.posix.dirname(socket), `${s} mounts the socket dir`);
+    }
+    // Healthchecks probe routes that exist, on the configured ports.
+    const [, , , sidePath, sideAddr] = side.healthcheck.test;
+    assert.equal(sidePath, '/health/ready');
+    assert.ok(getRoutes.includes(sidePath));
+    assert.equal(portOf(sideAddr), portOf(env.STATESIDE_ADMIN_ADDR));
+    const [, , , appPath, appAddr] = compose.services[app].healthcheck.test;
+    assert.equal(appPath, '/healthz');
+    assert.equal(portOf(appAddr), portOf(compose.services[app].environment.RADAR_LISTEN));
+    // Start order.
+    assert.equal(compose.services[app].depends_on[sideName].condition, 'service_healthy');
+    assert.equal(side.depends_on.redis.condition, 'service_healthy');
+    assert.equal(compose.services.nginx.depends_on[app].condition, 'service_healthy');
+    // Secrets only from deploy/compose/.env, identity per pod.
+    for (const name of ['SESSION_ENCRYPTION_KEY', 'SESSION_SECRET', 'REDIS_URL']) {
+      assert.match(env[name], /\$\{[A-Z_]+:\?/, `${sideName} ${name} comes from .env (required)`);
+    }
+    ids.add(env.INSTANCE_ID);
+  }
+  assert.equal(ids.size, sidecars.length, 'one INSTANCE_ID per pod');
+  for (const [name, s] of Object.entries(compose.services)) assert.ok(s.healthcheck, `${name} has a healthcheck`);
+  assert.match(compose.services.redis.command.join(' '), /--appendonly yes/);
+  assert.match(compose.services.redis.command.join(' '), /requirepass/);
+  const example = read('deploy', 'compose', '.env.example');
+  for (const v of ['REDIS_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'SESSION_SECRET']) {
+    assert.match(example, new RegExp(`^${v}=$`, 'm'), `.env.example lists ${v}, empty`);
+  }
+});
+
+test('Compose: nginx has one upstream server per app, on its port, re-resolved by DNS', () => {
+  const conf = read('deploy', 'compose', 'nginx.conf');
+  const servers = [...conf.matchAll(/^\s*server\s+([\w-]+):(\d+)\b([^;]*);/gm)];
+  assert.deepEqual(servers.map((m) => m[1]).sort(), services('app-').sort());
+  for (const [, app, port, params] of servers) {
+    assert.equal(Number(port), portOf(compose.services[app].environment.RADAR_LISTEN));
+    assert.match(params, /\bresolve\b/, `${app}: follows a recreated container's new address`);
+  }
+  assert.match(conf, /^\s*resolver 127\.0\.0\.11\b/m, "Docker's DNS");
+  assert.match(read('deploy', 'nginx', 'radar-upstream.conf'), /^\s*zone\s/m, '`resolve` needs a shared zone');
+  const mount = compose.services.nginx.volumes.find((v) => v.startsWith('../nginx:')).split(':')[1];
+  for (const [, inc] of conf.matchAll(/include\s+(\S+);/g)) {
+    assert.ok(inc.startsWith(mount + '/'), `${inc} is in the deploy/nginx mount`);
+    read('deploy', 'nginx', inc.slice(mount.length + 1));  // exists
+  }
+});
+
+test('Dockerfile: socket directory, admin and app ports, healthchecks agree with the programs', () => {
+  const env = (stage, name) => {
+    const chain = [];
+    for (let s = dockerStages.find((st) => st.name === stage); s; s = dockerStages.find((st) => st.name === s.base)) chain.unshift(s);
+    const envs = chain.flatMap((s) => s.insts).filter((i) => i.keyword === 'ENV' && i.args.startsWith(name + '='));
+    return envs.length ? envs.pop().args.slice(name.length + 1) : undefined;
+  };
+  const inst = (stage, kw) => dockerStages.find((s) => s.name === stage).insts.filter((i) => i.keyword === kw);
+  const socket = env('stateside', 'STATESIDE_SOCKET');
+  assert.equal(env('radar-app', 'STATESIDE_SOCKET'), socket);
+  assert.match(read('deploy', 'docker', 'Dockerfile'), new RegExp(`install -d .*${path.posix.dirname(socket)}`));
+  const admin = env('stateside', 'STATESIDE_ADMIN_ADDR');
+  assert.equal(Number(inst('stateside', 'EXPOSE')[0].args), portOf(admin));
+  assert.equal(Number(inst('radar-app', 'EXPOSE')[0].args), portOf(env('radar-app', 'RADAR_LISTEN')));
+  assert.ok(getRoutes.includes(/"(\/health[^"]*)"/.exec(inst('stateside', 'HEALTHCHECK')[0].args)[1]));
+  assert.match(inst('radar-app', 'HEALTHCHECK')[0].args, /\/healthz "\$RADAR_LISTEN"/);
+});
+
+test('Dockerfile: the build runs scripts/lib.sh, like scripts/run and scripts/test', () => {
+  const lib = read('scripts', 'lib.sh');
+  for (const name of ['BUILD_PACKAGES', 'RUNTIME_PACKAGES']) assert.match(lib, new RegExp(`^${name}=\\(`, 'm'), `lib.sh defines ${name}`);
+  for (const fn of ['install_packages', 'configure_and_build']) assert.match(lib, new RegExp(`^${fn}\\(\\)`, 'm'));
+  assert.match(lib, /apt-get install -y .*--no-install-recommends/, 'install_packages: -y, --no-install-recommends');
+  const runs = (stage) => dockerStages.find((s) => s.name === stage).insts.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+  assert.match(runs('build'), /source scripts\/lib\.sh && install_packages "\$\{BUILD_PACKAGES\[@\]\}"/);
+  assert.match(runs('build'), /source scripts\/lib\.sh && configure_and_build /);
+  assert.match(runs('runtime'), /source \/tmp\/lib\.sh && install_packages "\$\{RUNTIME_PACKAGES\[@\]\}"/);
+  for (const script of ['test', 'run']) {
+    const text = read('scripts', script);
+    assert.match(text, /source "\$\(dirname "\$0"\)\/lib\.sh"/);
+    assert.match(text, /install_packages "\$\{BUILD_PACKAGES\[@\]\}"/);
+    assert.match(text, /configure_and_build /);
+  }
+  // The targets built are the binaries copied out, and they exist in CMake.
+  const built = /-- (.*)$/m.exec(runs('build'))[1].trim().split(/\s+/);
+  const copied = dockerStages.flatMap((s) => s.insts)
+      .filter((i) => i.keyword === 'COPY' && i.args.includes('--from=build'))
+      .flatMap((i) => [...i.args.matchAll(/\/build\/bin\/([\w-]+)/g)].map((m) => m[1]));
+  assert.deepEqual([...new Set(copied)].sort(), [...built].sort());
+  const cmake = ['sidecar', 'client', 'app']
+      .flatMap((d) => fs.readdirSync(src(d), { recursive: true })
+          .filter((f) => f.endsWith('CMakeLists.txt')).map((f) => read(d, f)))
+      .join('\n');
+  for (const t of built) assert.match(cmake, new RegExp(`add_executable\\(${t}\\s`), `CMake target ${t}`);
+});
+
+test('.dockerignore lets in exactly what the build reads', () => {
+  const lines = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.equal(lines[0], '*', 'an allowlist: everything else stays out');
+  const allowed = lines.slice(1).map((l) => l.replace(/^!/, '').replace(/\/$/, ''));
+  const top = read('CMakeLists.txt');
+  const needed = ['CMakeLists.txt', 'cmake',
+    ...[...top.matchAll(/add_subdirectory\((\w+)\)/g)].map((m) => m[1]).filter((d) => d !== 'tests')];
+  for (const inst of dockerStages.flatMap((s) => s.insts)) {
+    if (inst.keyword !== 'COPY' || inst.args.includes('--from=')) continue;
+    const from = inst.args.split(/\s+/).slice(0, -1);
+    if (from[0] !== '.') needed.push(...from);
+  }
+  assert.deepEqual([...new Set(needed)].sort(), [...allowed].sort());
+});

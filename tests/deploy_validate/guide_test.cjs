@@ -1,0 +1,108 @@
+// docs/HORIZONTAL_SCALING_GUIDE.md and the deployment files name only
+// settings that exist (`stateside --help`, radar-app's settings), the guide
+// names only paths and statesidectl commands that exist, and the drain
+// values it quotes are the manifests' values.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const {
+  src, read, BIN_DIR, loadYamlDocs, renderKustomization, containersOf, envOf,
+  statesideSettings, radarSettings,
+} = require('./deploy_lib.cjs');
+const { instructions } = require('./dockerfile_lint.cjs');
+
+const GUIDE = read('docs', 'HORIZONTAL_SCALING_GUIDE.md');
+const PROGRAM_SETTINGS = new Set([...statesideSettings(), ...radarSettings()]);
+// Variables of the deployments themselves, which the guide may name too:
+// deploy/local's environment and deploy/compose/.env's keys.
+const DEPLOYMENT_VARIABLES = new Set([
+  ...[...read('deploy', 'local', 'lib.sh').matchAll(/^#\s+(STATESIDE_[A-Z_]+)\s/gm)].map((m) => m[1]),
+  ...[...read('deploy', 'compose', '.env.example').matchAll(/^#?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]),
+]);
+// An upper-case name not followed by ".md" (docs/REDIS_KEYS.md is a file).
+const SETTING = /\b(STATESIDE_[A-Z0-9_]+|SESSION_[A-Z0-9_]+|RADAR_[A-Z0-9_]+|REDIS_[A-Z0-9_]+|USE_REDIS_SESSIONS|INSTANCE_ID|OPT_OUT_TTL)\b(?!\.md)/g;
+// Files the user creates from the guide's instructions.
+const CREATED_BY_THE_USER = new Set(['deploy/compose/.env']);
+
+// Inline code spans and fenced blocks of the guide.
+function codeOf(markdown) {
+  const fenced = [...markdown.matchAll(/^```[a-z]*\n([\s\S]*?)^```/gm)].map((m) => m[1]);
+  const prose = markdown.replace(/^```[a-z]*\n[\s\S]*?^```/gm, '');
+  return fenced.concat([...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]));
+}
+
+test('the programs list their settings (sanity of the sources this test reads)', () => {
+  for (const s of ['STATESIDE_SOCKET', 'STATESIDE_ADMIN_ADDR', 'STATESIDE_PRESTOP_DELAY', 'SESSION_SECRET_FILE']) {
+    assert.ok(PROGRAM_SETTINGS.has(s), `stateside --help lists ${s}`);
+  }
+  for (const s of ['RADAR_LISTEN', 'RADAR_COOKIE_SECURE']) assert.ok(PROGRAM_SETTINGS.has(s), `radar-app has ${s}`);
+});
+
+function unknownSettings(text) {
+  return [...new Set([...text.matchAll(SETTING)].map((m) => m[1]))]
+      .filter((s) => !PROGRAM_SETTINGS.has(s) && !DEPLOYMENT_VARIABLES.has(s));
+}
+function missingPaths(text) {
+  const paths = [...text.matchAll(/(?<![\w/.-])((?:deploy|scripts|docs|tests|sidecar|client|app)\/[A-Za-z0-9_./-]*[A-Za-z0-9_])/g)]
+      .map((m) => m[1]);
+  return [...new Set(paths)].filter((p) => !fs.existsSync(src(p)) && !CREATED_BY_THE_USER.has(p));
+}
+
+test('the checks below catch a setting and a path that do not exist', () => {
+  const text = 'Set `STATESIDE_PRESTOP_DELAY` and `STATESIDE_PRE_STOP_DELAY`, see docs/REDIS_KEYS.md and deploy/k8s/nope.yaml.';
+  assert.deepEqual(unknownSettings(text), ['STATESIDE_PRE_STOP_DELAY']);
+  assert.deepEqual(missingPaths(text), ['deploy/k8s/nope.yaml']);
+});
+
+test('every setting the guide names exists', () => {
+  assert.deepEqual(unknownSettings(GUIDE), [], 'not in `stateside --help`, radar-app, deploy/local or .env.example');
+});
+
+test('every setting the manifests, Compose and the Dockerfile give the programs exists', () => {
+  const named = [];
+  for (const dir of [src('deploy', 'k8s'), src('deploy', 'k8s', 'classic')]) {
+    for (const o of renderKustomization(dir)) {
+      for (const c of containersOf(o).filter((x) => x.name === 'stateside' || x.name === 'radar-app')) {
+        named.push(...(c.env || []).map((e) => `${c.name}: ${e.name}`));
+      }
+    }
+  }
+  const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0];
+  for (const [name, s] of Object.entries(compose.services)) {
+    if (/^(app|sidecar)-/.test(name)) named.push(...Object.keys(s.environment).map((e) => `${name}: ${e}`));
+  }
+  for (const i of instructions(read('deploy', 'docker', 'Dockerfile')).filter((x) => x.keyword === 'ENV')) {
+    named.push(`Dockerfile: ${i.args.split('=')[0]}`);
+  }
+  assert.ok(named.length > 30);
+  assert.deepEqual(named.filter((n) => !PROGRAM_SETTINGS.has(n.split(': ')[1])), []);
+});
+
+test('every repository path in the guide exists', () => {
+  assert.ok((GUIDE.match(/deploy\//g) || []).length > 15);
+  assert.deepEqual(missingPaths(GUIDE), []);
+});
+
+test('every statesidectl command in the guide exists', () => {
+  const help = execFileSync(path.join(BIN_DIR, 'statesidectl'), ['--help'], { encoding: 'utf8' });
+  const subcommands = new Set([...help.split('Subcommands:')[1].matchAll(/^ {2}([a-z][a-z-]+)\s/gm)].map((m) => m[1]));
+  const used = codeOf(GUIDE).flatMap((code) => [...code.matchAll(/\bstatesidectl\s+(?:--[a-z-]+(?:[ =][^\s-]\S*)?\s+)*([a-z][a-z-]*)/g)].map((m) => m[1]));
+  assert.ok(used.length >= 3);
+  assert.deepEqual(used.filter((c) => !subcommands.has(c)), []);
+});
+
+test('the drain values the guide quotes are those of the manifests', () => {
+  const deployment = renderKustomization(src('deploy', 'k8s')).find((o) => o.kind === 'Deployment');
+  const side = containersOf(deployment).find((c) => c.name === 'stateside');
+  for (const name of ['STATESIDE_PRESTOP_DELAY', 'STATESIDE_DRAIN_TIMEOUT', 'STATESIDE_SHUTDOWN_TIMEOUT']) {
+    assert.ok(GUIDE.includes(`${name}=${envOf(side, name)}`), `the guide quotes ${name}=${envOf(side, name)}`);
+  }
+  const grace = deployment.spec.template.spec.terminationGracePeriodSeconds;
+  assert.ok(GUIDE.includes(`terminationGracePeriodSeconds: ${grace}`));
+  const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0].services;
+  assert.ok(GUIDE.includes(`stop_grace_period: ${compose['app-1'].stop_grace_period}`));
+  assert.ok(GUIDE.includes(`STATESIDE_SHUTDOWN_TIMEOUT=${compose['sidecar-1'].environment.STATESIDE_SHUTDOWN_TIMEOUT}`));
+});
