@@ -39,6 +39,9 @@ constexpr Spec kSpecs[] = {
     {"threads", "RADAR_THREADS", "N", "I/O threads [default: 2]"},
     {"workers", "RADAR_WORKERS", "N",
      "threads for the (blocking) sidecar calls [default: 16]"},
+    {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
+     "once draining, keep idle keep-alive connections open this long, answering "
+     "what a proxy still sends on them with Connection: close [default: 1000]"},
     {"test-hooks", "RADAR_TEST_HOOKS", "BOOL",
      "honour X-Radar-Delay-Ms on POST /cart (tests only) [default: false]", true},
     {"log-format", "STATESIDE_LOG_FORMAT", "text|json", "log format [default: text]"},
@@ -133,6 +136,12 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
     auto n = ParseInt(spec, value, 1, flag == "threads" ? 64 : 1024);
     if (!n.ok()) return n.status();
     (flag == "threads" ? config.threads : config.workers) = static_cast<int>(*n);
+    return absl::OkStatus();
+  }
+  if (flag == "drain-idle-grace-ms") {
+    auto n = ParseInt(spec, value, 0, 60000);
+    if (!n.ok()) return n.status();
+    config.drain_idle_grace_ms = *n;
     return absl::OkStatus();
   }
   if (flag == "log-format") {

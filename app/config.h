@@ -23,6 +23,9 @@ struct Config {
   int threads = 2;   // I/O threads (Beast/Asio)
   int workers = 16;  // threads for the blocking sidecar calls
   bool test_hooks = false;  // honour X-Radar-Delay-Ms on POST /cart
+  // Once draining, idle keep-alive connections stay open this long (their
+  // requests answered with Connection: close), then are closed.
+  int64_t drain_idle_grace_ms = 1000;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";   // spdlog level name
 };

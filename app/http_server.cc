@@ -63,12 +63,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void DoRead() {
-    if (deps_->drain->draining()) {
-      // Draining: no new request on this connection (its last response
-      // said Connection: close, or it raced with the drain's start).
-      Close();
-      return;
-    }
+    // Also while draining: a proxy may already have sent a request on this
+    // kept-alive connection. It is answered (with Connection: close, see
+    // Answer) rather than cut off, which the proxy could not retry for a
+    // non-idempotent method.
     waiting_ = true;
     parser_.emplace();
     parser_->body_limit(deps_->max_body_bytes);

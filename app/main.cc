@@ -4,7 +4,7 @@
 // Drain: starts on the sidecar's DRAINING (DrainWatcher) — which our own
 // SIGTERM/SIGINT triggers, forwarded as Drain — or on our own when the
 // sidecar could not be told. Then: stop accepting, answer in-flight
-// requests with Connection: close, close idle keep-alive connections,
+// requests with Connection: close, close idle keep-alive connections (after a 1 s grace),
 // close WebSockets with 1012, wait for in-flight work (bounded by the
 // deadline), ReportDrained, exit 0. A second signal exits at once with
 // status 1 (the drain was cut short).
@@ -191,8 +191,17 @@ int main(int argc, char** argv) {
                drain.in_flight(), absl::FormatDuration(std::max(finish_by - absl::Now(),
                                                                 absl::ZeroDuration())));
   server.StopAccepting();
-  server.CloseIdle();
   hub.CloseAll(boost::beast::websocket::close_code::service_restart);
+  // Idle keep-alive connections stay open for a short grace: a proxy (nginx's
+  // upstream keep-alive pool) goes on sending requests over the connections
+  // it holds, each answered and then closed by us (Connection: close).
+  // Closing them at once races with a request already on its way, which the
+  // proxy sees as a failure and retries only for idempotent methods. After
+  // the grace (--drain-idle-grace-ms), the connections still idle are closed.
+  absl::SleepFor(std::clamp(finish_by - absl::Now(), absl::ZeroDuration(),
+                            absl::Milliseconds(config.drain_idle_grace_ms)));
+  spdlog::info("closing idle keep-alive connections");
+  server.CloseIdle();
   if (!drain.WaitIdle(finish_by)) {
     spdlog::warn("drain deadline reached with {} request(s)/WebSocket(s) in flight",
                  drain.in_flight());

@@ -251,7 +251,14 @@ Response Routes::AddToCart(const Request& request) const {
   // session is NOT_FOUND: a slow add cannot bring a logged-out session back.
   const stateside::Attributes set = {{CartAttribute(*item), *item}};
   absl::StatusOr<stateside::SessionInfo> updated = client_->UpdateSession(*ref, set);
-  if (!updated.ok()) return SidecarError(updated.status(), "cart: add", true);
+  if (!updated.ok()) {
+    // The session was alive a moment ago. NOT_FOUND: it ended meanwhile
+    // (logout) → 401. INVALID_ARGUMENT is now about the write, not the
+    // cookie (e.g. the sidecar's attribute limit: the cart is full) → 400
+    // with the sidecar's message naming the limit.
+    const bool ended = updated.status().code() == absl::StatusCode::kNotFound;
+    return SidecarError(updated.status(), "cart: add", /*session_lookup=*/ended);
+  }
   return JsonResponse(http::status::ok, Json{{"item", *item}, {"instance", instance_}});
 }
 

@@ -92,6 +92,24 @@ TEST_F(RadarAppTest, CartAddsAreListedSorted) {
             (json{"a long item with spaces", "apple", unicode, "pear", long_item}));
 }
 
+TEST_F(RadarAppTest, AFullCartIs400NamingTheLimitAndTheSessionLivesOn) {
+  const auto cookie = LoginAs(UniqueUser("full"));
+  // The sidecar's default STATESIDE_MAX_ATTRIBUTES is 64 per session.
+  int added = 0;
+  HttpResponse response;
+  for (int i = 0; i < 100; ++i) {
+    response = Call("POST", "/cart", json{{"item", absl::StrCat("item-", i)}}.dump(), {cookie});
+    if (response.status != 200) break;
+    ++added;
+  }
+  EXPECT_EQ(added, 64);
+  EXPECT_EQ(response.status, 400) << response.body;
+  EXPECT_THAT(Body(response).value("error", ""), HasSubstr("attributes"));
+  HttpResponse me = Call("GET", "/me", "", {cookie});
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(Body(me)["cart"].size(), 64u);
+}
+
 TEST_F(RadarAppTest, FiftyConcurrentDistinctAddsAllSurvive) {
   const auto cookie = LoginAs(UniqueUser("crowd"));
   constexpr int kAdds = 50;

@@ -99,15 +99,20 @@ TEST_F(RadarAppLifecycleTest, BadSettingExitsWithStatus2NamingIt) {
 }
 
 TEST_F(RadarAppLifecycleTest, SigtermDrainsTheAppAndItsSidecarWhichBothExit0) {
-  StartPod(PodOptions("drain-pod", {"--test-hooks"}));
+  StartPod(PodOptions("drain-pod", {"--test-hooks", "--drain-idle-grace-ms=3000"}));
   const Cookie cookie = Login("drainer");
   auto ws = OpenSocket(cookie);
   ASSERT_NE(ws, nullptr);
+  // Two kept-alive connections, idle when the drain starts: a proxy sends one
+  // more request on the first during the grace; the second stays unused.
   auto idle = HttpConnection::Open(pod_->port());
+  auto unused = HttpConnection::Open(pod_->port());
   ASSERT_TRUE(idle.ok());
+  ASSERT_TRUE(unused.ok());
   HttpRequest health;
   health.target = "/healthz";
   ASSERT_TRUE((*idle)->Send(health).ok());  // now idle, kept alive
+  ASSERT_TRUE((*unused)->Send(health).ok());
 
   // A slow request is in flight when the drain starts: the drain waits for it.
   absl::StatusOr<HttpResponse> slow;
@@ -125,8 +130,17 @@ TEST_F(RadarAppLifecycleTest, SigtermDrainsTheAppAndItsSidecarWhichBothExit0) {
   EXPECT_EQ(closed->close_code, 1012);  // service restart: reconnect elsewhere
   // The listener is closed: new connections are refused ...
   EXPECT_FALSE(pod_->Call("GET", "/healthz", "", {}, absl::Seconds(2)).ok());
-  // ... the idle keep-alive connection was closed ...
-  EXPECT_FALSE((*idle)->Send(health, absl::Seconds(2)).ok());
+  // ... a request on a kept-alive connection during the grace is answered
+  // (not cut off: a proxy could not retry a POST) and ends the connection ...
+  absl::StatusOr<HttpResponse> late = (*idle)->Send(health, absl::Seconds(2));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(late->status, 503) << late->body;  // /healthz says draining
+  EXPECT_FALSE(late->keep_alive);
+  // ... and after the grace the unused one is closed ...
+  ASSERT_TRUE(WaitFor(
+      [&] { return absl::StrContains(pod_->app().ReadLog(), "closing idle keep-alive"); },
+      absl::Seconds(10)));
+  EXPECT_FALSE((*unused)->Send(health, absl::Seconds(2)).ok());
   // ... while the app still waits for the slow request.
   EXPECT_TRUE(pod_->app().running());
   adder.join();
