@@ -222,7 +222,9 @@ TEST(RedisSubscriberTest, SubscribeWhileRedisIsDownIsUnavailableThenHeldUntilItS
   EXPECT_FALSE(sub->connected());
 
   ASSERT_TRUE(server->Restart().ok());
-  ASSERT_TRUE(WaitFor([&] { return sub->connected(); }));
+  // connected() turns true as the subscription is confirmed; on_restored
+  // runs right after, outside the subscriber's lock.
+  ASSERT_TRUE(WaitFor([&] { return sub->connected() && recorder.restores().size() == 1; }));
   auto restores = recorder.restores();
   ASSERT_EQ(restores.size(), 1u);
   EXPECT_GE(restores[0].first, created);
