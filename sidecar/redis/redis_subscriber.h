@@ -106,7 +106,8 @@ class RedisSubscriber {
   void Unsubscribe(std::vector<std::string> channels);
 
   // The subscription connection is up and every channel it came back with is
-  // confirmed (false from a loss until its on_restored).
+  // confirmed (false from a loss until then; on_restored runs just after it
+  // turns true, on the I/O thread).
   bool connected() const;
   // Size of the wanted set (the "Redis channels held" gauge).
   size_t wanted_channels() const;
