@@ -1,5 +1,7 @@
-// stateside::Client over gRPC: options, readiness wait, the retry loop and
-// one small method per RPC. The contract is in stateside/client.h.
+// stateside::Client over gRPC: options, what the Client holds, the readiness
+// wait, and the lifecycle, health and realtime methods (the session and
+// opt-out ones are in session_calls.cc). The contract is in
+// stateside/client.h.
 #include "stateside/client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -13,15 +15,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/src/channel.h"
+#include "client/src/client_impl.h"
 #include "client/src/convert.h"
 #include "client/src/realtime_internal.h"
 #include "client/src/retry.h"
-#include "client/src/retrying_call.h"
 #include "client/src/utf8.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "stateside/v1/analytics.grpc.pb.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
-#include "stateside/v1/session.grpc.pb.h"
 
 namespace stateside {
 
@@ -34,6 +34,8 @@ namespace {
 // need not implement Health.Watch; this caps the polling interval so that a
 // sidecar becoming ready is noticed within ~200 ms.
 constexpr absl::Duration kMaxReadyPoll = absl::Milliseconds(200);
+// Each stream is a connection of its own; more than this helps nobody.
+constexpr int kMaxStreams = 64;
 
 bool Finite(absl::Duration d) {
   return d != absl::InfiniteDuration() && d != -absl::InfiniteDuration();
@@ -62,24 +64,12 @@ absl::Status ValidateOptions(const ClientOptions& o) {
     return absl::InvalidArgumentError(
         "initial_backoff/max_backoff: need 0 < initial_backoff <= max_backoff");
   }
-  return absl::OkStatus();
-}
-
-// Text fields travel as protobuf `string`, which must be UTF-8; checking here
-// gives a clear INVALID_ARGUMENT instead of a request the sidecar cannot parse.
-absl::Status CheckText(std::string_view field, std::string_view text) {
-  if (client_internal::IsValidUtf8(text)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is not valid UTF-8"));
-}
-
-absl::Status CheckRef(const SessionRef& ref) {
-  return CheckText(ref.kind == SessionRef::Kind::kCookie ? "cookie" : "session id",
-                   ref.value);
-}
-
-absl::Status CheckNames(const Attributes& attributes) {
-  for (const auto& [name, value] : attributes) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("attribute name", name));
+  if (o.streams < 0 || o.streams > kMaxStreams) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("streams: must be in [0, ", kMaxStreams, "]"));
+  }
+  if (o.max_calls_per_stream < 1) {
+    return absl::InvalidArgumentError("max_calls_per_stream: must be >= 1");
   }
   return absl::OkStatus();
 }
@@ -92,86 +82,82 @@ std::string DefaultSocketPath() {
   return "/tmp/stateside/stateside.sock";
 }
 
-struct Client::Impl {
-  // Constant after construction. gRPC channels and stubs are thread-safe.
-  ClientOptions options;
-  std::shared_ptr<::grpc::Channel> channel;
-  std::unique_ptr<v1::SessionService::Stub> sessions;
-  std::unique_ptr<v1::AnalyticsService::Stub> analytics;
-  std::unique_ptr<v1::LifecycleService::Stub> lifecycle;
-  std::unique_ptr<::grpc::health::v1::Health::Stub> health;
-  std::unique_ptr<client_internal::RealtimeCalls> realtime;
-
-  absl::Mutex rng_mu;
-  absl::BitGen rng ABSL_GUARDED_BY(rng_mu);
-
-  double Jitter() {
-    absl::MutexLock lock(&rng_mu);
-    return absl::Uniform(absl::IntervalClosed, rng, 0.0, 1.0);
-  }
-
-  // CallWithRetries (retrying_call.h) with this client's jitter.
-  template <typename Attempt>
-  absl::Status Call(Rpc rpc, const Attempt& attempt) {
-    return client_internal::CallWithRetries(rpc, options, [this] { return Jitter(); }, attempt);
-  }
-
-  absl::Status WaitUntilReady() {
-    const absl::Time deadline = absl::Now() + options.ready_timeout;
-    absl::Status last = absl::UnavailableError("no health check completed");
-    bool answered = false;  // the sidecar answered at least once
-    for (int attempt = 1; absl::Now() < deadline; ++attempt) {
-      ::grpc::ClientContext context;
-      // Wait for the connection (the socket may not exist yet) instead of
-      // failing at once; bounded by the deadline.
-      context.set_wait_for_ready(true);
-      context.set_deadline(
-          absl::ToChronoTime(std::min(deadline, absl::Now() + options.call_timeout)));
-      ::grpc::health::v1::HealthCheckRequest request;
-      ::grpc::health::v1::HealthCheckResponse response;
-      absl::Status status = client_internal::FromGrpcStatus(
-          health->Check(&context, request, &response));
-      if (status.ok()) {
-        const ServingStatus serving =
-            client_internal::ServingStatusFromProto(response.status());
-        if (serving == ServingStatus::kServing) return absl::OkStatus();
-        answered = true;
-        last = absl::UnavailableError(
-            absl::StrCat("health is ", Sv(ServingStatusName(serving))));
-      } else if (status.code() == absl::StatusCode::kUnavailable) {
-        last = status;
-      } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-        // An attempt cut short by the overall deadline says less than an
-        // earlier answer (e.g. NOT_SERVING): keep that one.
-        if (!answered) last = status;
-      } else {
-        return status;  // e.g. UNIMPLEMENTED: waiting longer cannot help
-      }
-      const absl::Duration delay = client_internal::BackoffDelay(
-          attempt, options.initial_backoff,
-          std::min(options.max_backoff, kMaxReadyPoll), Jitter());
-      absl::SleepFor(std::min(delay, deadline - absl::Now()));
+Client::Impl::Impl(ClientOptions o) : options(std::move(o)) {
+  channel = client_internal::MakeChannel(options);
+  lifecycle = v1::LifecycleService::NewStub(channel);
+  health = ::grpc::health::v1::Health::NewStub(channel);
+  realtime = std::make_unique<client_internal::RealtimeCalls>(channel, options);
+  unary = std::make_unique<client_internal::UnaryTransport>(channel);
+  client_internal::CallTransport* sessions = unary.get();
+  if (options.streams > 0) {
+    // Each stream on a connection of its own (MakeChannel does not share
+    // subchannels), so that one busy stream does not queue behind another.
+    std::vector<std::shared_ptr<::grpc::Channel>> channels;
+    for (int i = 0; i < options.streams; ++i) {
+      channels.push_back(client_internal::MakeChannel(options));
     }
-    return absl::UnavailableError(absl::StrCat(
-        "sidecar at unix:", options.socket_path, " not ready within ",
-        absl::FormatDuration(options.ready_timeout), ": ",
-        absl::StatusCodeToString(last.code()), ": ", last.message()));
+    pipe = std::make_unique<client_internal::PipeTransport>(
+        channels, static_cast<size_t>(options.max_calls_per_stream), unary.get(), &timer);
+    sessions = pipe.get();
   }
-};
+  runner = std::make_unique<client_internal::CallRunner>(&options, sessions, &timer,
+                                                         [this] { return Jitter(); });
+}
+
+Client::Impl::~Impl() {
+  // Streams first: a stream refused UNIMPLEMENTED hands its calls to the
+  // unary transport. The timer last: it runs the retries still waiting, which
+  // the transports now end with CANCELLED.
+  if (pipe != nullptr) pipe->Shutdown();
+  unary->Shutdown();
+  timer.Stop();
+}
+
+absl::Status Client::Impl::WaitUntilReady() {
+  const absl::Time deadline = absl::Now() + options.ready_timeout;
+  absl::Status last = absl::UnavailableError("no health check completed");
+  bool answered = false;  // the sidecar answered at least once
+  for (int attempt = 1; absl::Now() < deadline; ++attempt) {
+    ::grpc::ClientContext context;
+    // Wait for the connection (the socket may not exist yet) instead of
+    // failing at once; bounded by the deadline.
+    context.set_wait_for_ready(true);
+    context.set_deadline(
+        absl::ToChronoTime(std::min(deadline, absl::Now() + options.call_timeout)));
+    ::grpc::health::v1::HealthCheckRequest request;
+    ::grpc::health::v1::HealthCheckResponse response;
+    absl::Status status = client_internal::FromGrpcStatus(
+        health->Check(&context, request, &response));
+    if (status.ok()) {
+      const ServingStatus serving =
+          client_internal::ServingStatusFromProto(response.status());
+      if (serving == ServingStatus::kServing) return absl::OkStatus();
+      answered = true;
+      last = absl::UnavailableError(
+          absl::StrCat("health is ", Sv(ServingStatusName(serving))));
+    } else if (status.code() == absl::StatusCode::kUnavailable) {
+      last = status;
+    } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+      // An attempt cut short by the overall deadline says less than an
+      // earlier answer (e.g. NOT_SERVING): keep that one.
+      if (!answered) last = status;
+    } else {
+      return status;  // e.g. UNIMPLEMENTED: waiting longer cannot help
+    }
+    const absl::Duration delay = client_internal::BackoffDelay(
+        attempt, options.initial_backoff,
+        std::min(options.max_backoff, kMaxReadyPoll), Jitter());
+    absl::SleepFor(std::min(delay, deadline - absl::Now()));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "sidecar at unix:", options.socket_path, " not ready within ",
+      absl::FormatDuration(options.ready_timeout), ": ",
+      absl::StatusCodeToString(last.code()), ": ", last.message()));
+}
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(ValidateOptions(options));
-  auto impl = std::make_unique<Impl>();
-  impl->options = std::move(options);
-
-  impl->channel = client_internal::MakeChannel(impl->options);
-  impl->sessions = v1::SessionService::NewStub(impl->channel);
-  impl->analytics = v1::AnalyticsService::NewStub(impl->channel);
-  impl->lifecycle = v1::LifecycleService::NewStub(impl->channel);
-  impl->health = ::grpc::health::v1::Health::NewStub(impl->channel);
-  impl->realtime =
-      std::make_unique<client_internal::RealtimeCalls>(impl->channel, impl->options);
-
+  auto impl = std::make_unique<Impl>(std::move(options));
   if (impl->options.wait_until_ready) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(impl->WaitUntilReady());
   }
@@ -183,175 +169,7 @@ Client::~Client() = default;
 
 const ClientOptions& Client::options() const { return impl_->options; }
 
-absl::StatusOr<Session> Client::CreateSession(std::string_view user_id,
-                                              const Attributes& attributes,
-                                              const SessionTtls& ttls) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(attributes));
-  v1::CreateSessionRequest request;
-  request.set_user_id(std::string(user_id));
-  for (const auto& [name, value] : attributes) {
-    (*request.mutable_attributes())[name] = value;
-  }
-  if (ttls.idle) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(
-        client_internal::DurationToProto(*ttls.idle, request.mutable_idle_ttl()));
-  }
-  if (ttls.absolute) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(client_internal::DurationToProto(
-        *ttls.absolute, request.mutable_absolute_ttl()));
-  }
-  v1::CreateSessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kCreateSession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Create(context, request, &response);
-      }));
-  return client_internal::SessionFromProto(response.session());
-}
-
-absl::StatusOr<Session> Client::GetSession(const SessionRef& ref, bool touch) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
-  v1::GetSessionRequest request;
-  client_internal::SessionRefToProto(ref, request.mutable_key());
-  request.set_no_touch(!touch);
-  v1::GetSessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kGetSession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Get(context, request, &response);
-      }));
-  return client_internal::SessionFromProto(response.session());
-}
-
-absl::StatusOr<SessionInfo> Client::UpdateSession(
-    const SessionRef& ref, const Attributes& set,
-    const std::vector<std::string>& remove,
-    std::optional<uint64_t> expected_version) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(set));
-  v1::UpdateSessionRequest request;
-  client_internal::SessionRefToProto(ref, request.mutable_key());
-  for (const auto& [name, value] : set) (*request.mutable_set())[name] = value;
-  for (const std::string& name : remove) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("attribute name", name));
-    request.add_delete_(name);
-  }
-  if (expected_version) request.set_expected_version(*expected_version);
-  v1::UpdateSessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kUpdateSession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Update(context, request, &response);
-      }));
-  return client_internal::SessionInfoFromProto(response.metadata());
-}
-
-absl::StatusOr<SessionInfo> Client::TouchSession(const SessionRef& ref) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
-  v1::TouchSessionRequest request;
-  client_internal::SessionRefToProto(ref, request.mutable_key());
-  v1::TouchSessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kTouchSession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Touch(context, request, &response);
-      }));
-  return client_internal::SessionInfoFromProto(response.metadata());
-}
-
-absl::StatusOr<bool> Client::DestroySession(const SessionRef& ref) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
-  v1::DestroySessionRequest request;
-  client_internal::SessionRefToProto(ref, request.mutable_key());
-  v1::DestroySessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kDestroySession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Destroy(context, request, &response);
-      }));
-  return response.existed();
-}
-
-absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
-  v1::RegenerateSessionRequest request;
-  client_internal::SessionRefToProto(ref, request.mutable_key());
-  v1::RegenerateSessionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kRegenerateSession, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->Regenerate(context, request, &response);
-      }));
-  return client_internal::SessionFromProto(response.session());
-}
-
-absl::StatusOr<std::vector<SessionInfo>> Client::ListUserSessions(
-    std::string_view user_id) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
-  v1::ListUserSessionsRequest request;
-  request.set_user_id(std::string(user_id));
-  v1::ListUserSessionsResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kListUserSessions, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->ListUserSessions(context, request, &response);
-      }));
-  std::vector<SessionInfo> sessions;
-  sessions.reserve(response.sessions_size());
-  for (const auto& m : response.sessions()) {
-    sessions.push_back(client_internal::SessionInfoFromProto(m));
-  }
-  return sessions;
-}
-
-absl::StatusOr<uint32_t> Client::DestroyUserSessions(
-    std::string_view user_id, const std::optional<SessionRef>& keep) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
-  v1::DestroyUserSessionsRequest request;
-  request.set_user_id(std::string(user_id));
-  if (keep) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(*keep));
-    client_internal::SessionRefToProto(*keep, request.mutable_keep());
-  }
-  v1::DestroyUserSessionsResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kDestroyUserSessions, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->sessions->DestroyUserSessions(context, request, &response);
-      }));
-  return response.destroyed();
-}
-
-absl::Status Client::SetOptOut(std::string_view subject, bool opted_out,
-                               std::optional<absl::Duration> ttl) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("subject", subject));
-  v1::SetOptOutRequest request;
-  request.set_subject(std::string(subject));
-  request.set_opted_out(opted_out);
-  if (ttl) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(
-        client_internal::DurationToProto(*ttl, request.mutable_ttl()));
-  }
-  v1::SetOptOutResponse response;
-  return impl_->Call(Rpc::kSetOptOut, [&](::grpc::ClientContext* context) {
-    response.Clear();
-    return impl_->analytics->SetOptOut(context, request, &response);
-  });
-}
-
-absl::StatusOr<bool> Client::GetOptOut(std::string_view subject) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("subject", subject));
-  v1::GetOptOutRequest request;
-  request.set_subject(std::string(subject));
-  v1::GetOptOutResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      impl_->Call(Rpc::kGetOptOut, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return impl_->analytics->GetOptOut(context, request, &response);
-      }));
-  return response.opted_out();
-}
+// --- SessionService and AnalyticsService: in session_calls.cc ---
 
 absl::StatusOr<InstanceInfo> Client::GetInstance() {
   v1::GetInstanceRequest request;
@@ -365,7 +183,7 @@ absl::StatusOr<InstanceInfo> Client::GetInstance() {
 }
 
 absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("service", service));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(client_internal::CheckText("service", service));
   ::grpc::health::v1::HealthCheckRequest request;
   request.set_service(std::string(service));
   ::grpc::health::v1::HealthCheckResponse response;

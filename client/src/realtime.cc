@@ -38,14 +38,9 @@ namespace client_internal {
 namespace {
 
 
-// The client checks only what protobuf needs (UTF-8) and what is plainly
-// wrong (an empty name); the sidecar enforces the exact limits (lengths,
-// printable ASCII, counts) and names the field.
-absl::Status CheckText(std::string_view field, std::string_view text) {
-  if (IsValidUtf8(text)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is not valid UTF-8"));
-}
-
+// The client checks only what protobuf needs (UTF-8, CheckText) and what is
+// plainly wrong (an empty name); the sidecar enforces the exact limits
+// (lengths, printable ASCII, counts) and names the field.
 absl::Status CheckName(std::string_view field, std::string_view text) {
   if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is empty"));
   return CheckText(field, text);

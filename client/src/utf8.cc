@@ -3,6 +3,9 @@
 
 #include <cstdint>
 
+#include "absl/strings/str_cat.h"
+#include "client/src/convert.h"
+
 namespace stateside::client_internal {
 
 bool IsValidUtf8(std::string_view text) {
@@ -39,6 +42,11 @@ bool IsValidUtf8(std::string_view text) {
     p += len;
   }
   return true;
+}
+
+absl::Status CheckText(std::string_view field, std::string_view text) {
+  if (IsValidUtf8(text)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(Sv(field), " is not valid UTF-8"));
 }
 
 }  // namespace stateside::client_internal

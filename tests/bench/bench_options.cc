@@ -75,7 +75,17 @@ const char* OpRpc(Op op) {
 }
 
 const char* TransportName(TransportKind t) {
-  return t == TransportKind::kUnary ? "unary" : "stream";
+  switch (t) {
+    case TransportKind::kUnary:
+      return "unary";
+    case TransportKind::kStream:
+      return "stream";
+    case TransportKind::kClientStream:
+      return "client-stream";
+    case TransportKind::kClientUnary:
+      return "client-unary";
+  }
+  return "?";
 }
 
 bool OpUsesSession(Op op) {
@@ -121,7 +131,8 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
                  "[default: create one]");
   app.add_option("--channels", channels,
                  "gRPC channels (connections); calls are spread over them [1]");
-  app.add_option("--transport", transport, "unary or stream [unary]");
+  app.add_option("--transport", transport, "unary or stream (the wire), client-stream or client-unary (the client "
+                 "library; its streams = --channels) [unary]");
   app.add_option("--server-pid", server_pid,
                  "sidecar pid: report its CPU time per call (/proc)");
   app.add_option("--connect-timeout", connect_timeout,
@@ -172,10 +183,18 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
           "--transport stream: --op ping has no stream form (the empty-call floor "
           "is the unary Health/Check)");
     }
+  } else if (transport == "client-stream" || transport == "client-unary") {
+    o.transport = transport == "client-stream" ? TransportKind::kClientStream
+                                               : TransportKind::kClientUnary;
+    if (o.op == Op::kPing) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--transport ", transport,
+          ": --op ping has no client form (the empty-call floor is the unary Health/Check)"));
+    }
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--transport: unknown transport '", transport,
-                     "' (unary or stream)"));
+                     "' (unary, stream, client-stream or client-unary)"));
   }
 
   auto n = Count("--inflight", inflight, 1, kMaxInflight);

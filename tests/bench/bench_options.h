@@ -35,7 +35,9 @@ enum class Op {
 
 // How calls travel: one unary RPC per call, or SessionService.Pipe (one
 // multiplexed, batching stream per channel; not for ping).
-enum class TransportKind { kUnary, kStream };
+// unary, stream: the bench's own minimal clients of the wire; client-*:
+// the client library's Async forms (tests/bench/client_transport.h).
+enum class TransportKind { kUnary, kStream, kClientStream, kClientUnary };
 
 const char* OpName(Op op);                   // "session-get"
 const char* OpRpc(Op op);                    // "stateside.v1.SessionService/Get"

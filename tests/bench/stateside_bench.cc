@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   params.slots = options.inflight;
   params.call_timeout = options.call_timeout;
   params.sink = &runner;
+  params.socket_path = options.socket_path;
   auto transport = bench::MakeTransport(options.transport, std::move(params));
   if (!transport.ok()) return Fail(kExitUsage, transport.status().message());
 

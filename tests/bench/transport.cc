@@ -12,6 +12,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "tests/bench/client_transport.h"
 #include "tests/bench/stream_transport.h"
 #include "tests/bench/unary_transport.h"
 
@@ -70,7 +71,19 @@ absl::Status ConnectChannels(
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     TransportKind kind, TransportParams params) {
-  if (kind == TransportKind::kStream) return MakeStreamTransport(std::move(params));
+  switch (kind) {
+    case TransportKind::kStream:
+      return MakeStreamTransport(std::move(params));
+    case TransportKind::kClientStream:
+    case TransportKind::kClientUnary: {
+      const std::string socket = params.socket_path;
+      const int streams =
+          kind == TransportKind::kClientUnary ? 0 : static_cast<int>(params.channels.size());
+      return MakeClientTransport(std::move(params), socket, streams);
+    }
+    case TransportKind::kUnary:
+      break;
+  }
   return MakeUnaryTransport(std::move(params));
 }
 

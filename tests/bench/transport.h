@@ -51,6 +51,7 @@ struct TransportParams {
   size_t slots = 1;
   absl::Duration call_timeout = absl::Seconds(10);
   CompletionSink* sink = nullptr;  // outlives the transport
+  std::string socket_path;  // for the client-* transports (own connections)
 };
 
 // `count` channels to unix:`socket_path`, each with its own connection (gRPC

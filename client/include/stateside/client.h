@@ -41,11 +41,30 @@
 //   call reports what the *last* attempt saw: DestroySession may say
 //   existed=false and DestroyUserSessions a smaller count although this call
 //   destroyed the session(s), and UnregisterConnection found=false.
+// - Transport: session and opt-out calls travel, by default, on
+//   SessionService.Pipe streams (ClientOptions::streams of them, each on a
+//   connection of its own): calls made concurrently, from any threads or
+//   through the Async forms, are multiplexed and batched on them. The rules,
+//   answers and codes are those of the unary RPCs. When a stream breaks, the
+//   calls it carried fail with UNAVAILABLE (and are retried by the rules
+//   below) and the next call opens a new one. A sidecar that does not serve
+//   Pipe (UNIMPLEMENTED) is called with unary RPCs for the Client's life; the
+//   calls that were waiting on that stream are sent again that way (they
+//   never ran). streams = 0: unary RPCs only. The lifecycle, health and
+//   realtime calls are always unary.
+// - Async forms: `FooAsync(..., done)` starts the call and returns; `done`
+//   gets what `Foo` would have returned, exactly once, with the same
+//   deadline, retries and codes. It runs on a library thread, or on the
+//   calling thread before FooAsync returns when the call fails at once (an
+//   argument error). It must not block; it may start other calls.
+//   Destroying the Client ends the calls still running with CANCELLED (their
+//   `done` runs before the destructor returns).
 // - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)
 //   with the sidecar's message: NOT_FOUND (unknown, expired, destroyed or
 //   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
 //   limit, named), ABORTED (expected_version mismatch), UNAVAILABLE,
-//   RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED. Text fields (ids, cookies, user
+//   RESOURCE_EXHAUSTED (also: a stream already holds max_calls_per_stream
+//   calls), DEADLINE_EXCEEDED. Text fields (ids, cookies, user
 //   ids, attribute names, subjects) must be valid UTF-8, else
 //   INVALID_ARGUMENT without a call.
 #ifndef STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_
@@ -59,6 +78,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -83,7 +103,19 @@ struct ClientOptions {
   // First retry waits in [initial_backoff/2, initial_backoff]; then doubling.
   absl::Duration initial_backoff = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(1);
+  // Pipe streams for the session and opt-out calls, each on its own
+  // connection; calls are spread over them in turn. 0: unary RPCs. 0..64.
+  int streams = 1;
+  // Calls one stream may hold, queued or awaiting their result; one more
+  // fails at once with RESOURCE_EXHAUSTED (memory stays bounded when the
+  // sidecar stops reading). >= 1.
+  int max_calls_per_stream = 4096;
 };
+
+// What an Async form calls with its result (see "Async forms" above).
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+using StatusCallback = absl::AnyInvocable<void(absl::Status)>;
 
 class Client {
  public:
@@ -128,6 +160,27 @@ class Client {
   absl::Status SetOptOut(std::string_view subject, bool opted_out,
                          std::optional<absl::Duration> ttl = std::nullopt);
   absl::StatusOr<bool> GetOptOut(std::string_view subject);
+
+  // --- Async forms of the session and opt-out calls (contract above) ---
+  // The arguments are copied before the call returns.
+  void CreateSessionAsync(std::string_view user_id, const Attributes& attributes,
+                          const SessionTtls& ttls, Callback<Session> done);
+  void GetSessionAsync(const SessionRef& ref, bool touch, Callback<Session> done);
+  void UpdateSessionAsync(const SessionRef& ref, const Attributes& set,
+                          const std::vector<std::string>& remove,
+                          std::optional<uint64_t> expected_version,
+                          Callback<SessionInfo> done);
+  void TouchSessionAsync(const SessionRef& ref, Callback<SessionInfo> done);
+  void DestroySessionAsync(const SessionRef& ref, Callback<bool> done);
+  void RegenerateSessionAsync(const SessionRef& ref, Callback<Session> done);
+  void ListUserSessionsAsync(std::string_view user_id,
+                             Callback<std::vector<SessionInfo>> done);
+  void DestroyUserSessionsAsync(std::string_view user_id,
+                                const std::optional<SessionRef>& keep,
+                                Callback<uint32_t> done);
+  void SetOptOutAsync(std::string_view subject, bool opted_out,
+                      std::optional<absl::Duration> ttl, StatusCallback done);
+  void GetOptOutAsync(std::string_view subject, Callback<bool> done);
 
   // --- LifecycleService / grpc.health.v1 ---
   absl::StatusOr<InstanceInfo> GetInstance();

@@ -1,8 +1,11 @@
-// stateside::Client against the real sidecar: every method round-trips.
+// stateside::Client against the real sidecar: every method round-trips, over
+// each transport of the session and opt-out calls (unary RPCs, one Pipe
+// stream, two), synchronously and through the Async forms.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -16,13 +19,16 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
-class ClientSidecarTest : public testing::SidecarFixture {
+// The parameter is ClientOptions::streams (0: unary RPCs).
+class ClientSidecarTest : public testing::SidecarFixture,
+                         public ::testing::WithParamInterface<int> {
  protected:
   void SetUp() override {
     SidecarFixture::SetUp();
     if (HasFatalFailure()) return;
     ClientOptions options;
     options.socket_path = socket_path();
+    options.streams = GetParam();
     auto client = Client::Connect(options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
@@ -41,7 +47,7 @@ class ClientSidecarTest : public testing::SidecarFixture {
   std::unique_ptr<Client> client_;
 };
 
-TEST_F(ClientSidecarTest, CreateThenGetByCookieAndByIdReturnsTheSession) {
+TEST_P(ClientSidecarTest, CreateThenGetByCookieAndByIdReturnsTheSession) {
   const std::string user = UniqueUser("alice");
   const std::string binary("\0\xff\x01", 3);
   auto created = client_->CreateSession(user, {{"cart", "[]"}, {"bin", binary}});
@@ -64,7 +70,7 @@ TEST_F(ClientSidecarTest, CreateThenGetByCookieAndByIdReturnsTheSession) {
   }
 }
 
-TEST_F(ClientSidecarTest, GetWithoutTouchLeavesLastAccess) {
+TEST_P(ClientSidecarTest, GetWithoutTouchLeavesLastAccess) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();
   const SessionRef ref = SessionRef::Id(created->info.id);
@@ -74,7 +80,7 @@ TEST_F(ClientSidecarTest, GetWithoutTouchLeavesLastAccess) {
   EXPECT_EQ(first->info.last_access, second->info.last_access);
 }
 
-TEST_F(ClientSidecarTest, UpdateSetsDeletesAndChecksTheVersion) {
+TEST_P(ClientSidecarTest, UpdateSetsDeletesAndChecksTheVersion) {
   auto created = client_->CreateSession(UniqueUser("u"), {{"a", "1"}, {"b", "2"}});
   ASSERT_TRUE(created.ok()) << created.status();
   const SessionRef ref = SessionRef::Cookie(created->cookie);
@@ -95,7 +101,7 @@ TEST_F(ClientSidecarTest, UpdateSetsDeletesAndChecksTheVersion) {
   EXPECT_EQ(got->info.version, cas->version);
 }
 
-TEST_F(ClientSidecarTest, TouchReturnsTheMetadata) {
+TEST_P(ClientSidecarTest, TouchReturnsTheMetadata) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();
   auto touched = client_->TouchSession(SessionRef::Id(created->info.id));
@@ -104,7 +110,7 @@ TEST_F(ClientSidecarTest, TouchReturnsTheMetadata) {
   EXPECT_GE(touched->last_access, created->info.last_access);
 }
 
-TEST_F(ClientSidecarTest, RegenerateMovesTheSessionToANewId) {
+TEST_P(ClientSidecarTest, RegenerateMovesTheSessionToANewId) {
   auto created = client_->CreateSession(UniqueUser("u"), {{"k", "v"}});
   ASSERT_TRUE(created.ok()) << created.status();
   auto moved = client_->RegenerateSession(SessionRef::Cookie(created->cookie));
@@ -117,7 +123,7 @@ TEST_F(ClientSidecarTest, RegenerateMovesTheSessionToANewId) {
   EXPECT_TRUE(client_->GetSession(SessionRef::Cookie(moved->cookie)).ok());
 }
 
-TEST_F(ClientSidecarTest, DestroyIsIdempotentAndTheSessionStaysGone) {
+TEST_P(ClientSidecarTest, DestroyIsIdempotentAndTheSessionStaysGone) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();
   const SessionRef ref = SessionRef::Id(created->info.id);
@@ -130,7 +136,7 @@ TEST_F(ClientSidecarTest, DestroyIsIdempotentAndTheSessionStaysGone) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(ClientSidecarTest, ListAndDestroyUserSessionsKeepingOne) {
+TEST_P(ClientSidecarTest, ListAndDestroyUserSessionsKeepingOne) {
   const std::string user = UniqueUser("multi");
   std::vector<Session> sessions;
   for (int i = 0; i < 3; ++i) {
@@ -149,7 +155,7 @@ TEST_F(ClientSidecarTest, ListAndDestroyUserSessionsKeepingOne) {
   EXPECT_TRUE(ListIds(user).empty());
 }
 
-TEST_F(ClientSidecarTest, UnknownAndForgedSessionsAreNotFound) {
+TEST_P(ClientSidecarTest, UnknownAndForgedSessionsAreNotFound) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();
   std::string forged = created->cookie;
@@ -160,7 +166,7 @@ TEST_F(ClientSidecarTest, UnknownAndForgedSessionsAreNotFound) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(ClientSidecarTest, LimitsAreInvalidArgumentNamingTheLimit) {
+TEST_P(ClientSidecarTest, LimitsAreInvalidArgumentNamingTheLimit) {
   // Just above the default STATESIDE_MAX_ATTRIBUTE_BYTES (64 KiB); far larger
   // requests stop at the sidecar's gRPC message cap (RESOURCE_EXHAUSTED).
   auto created = client_->CreateSession(UniqueUser("u"), {{"big", std::string(70'000, 'x')}});
@@ -168,7 +174,7 @@ TEST_F(ClientSidecarTest, LimitsAreInvalidArgumentNamingTheLimit) {
   EXPECT_THAT(created.status().message(), HasSubstr("max"));
 }
 
-TEST_F(ClientSidecarTest, OptOutRoundTrips) {
+TEST_P(ClientSidecarTest, OptOutRoundTrips) {
   const std::string subject = UniqueUser("subject");
   EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
   ASSERT_TRUE(client_->SetOptOut(subject, true).ok());
@@ -177,7 +183,7 @@ TEST_F(ClientSidecarTest, OptOutRoundTrips) {
   EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
 }
 
-TEST_F(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
+TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   auto instance = client_->GetInstance();
   ASSERT_TRUE(instance.ok()) << instance.status();
   EXPECT_FALSE(instance->id.empty());
@@ -190,7 +196,7 @@ TEST_F(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
             ServingStatus::kServing);
 }
 
-TEST_F(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {
+TEST_P(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {
   const std::string user = UniqueUser("threads");
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
@@ -206,6 +212,80 @@ TEST_F(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {
   EXPECT_EQ(ok.load(), 40);
   EXPECT_EQ(ListIds(user).size(), 40u);
 }
+
+// The Async forms, chained from their own callbacks as an event loop would.
+TEST_P(ClientSidecarTest, AsyncFormsChainFromTheirCallbacks) {
+  const std::string user = UniqueUser("async");
+  std::promise<absl::StatusOr<Session>> got;
+  // A failure anywhere ends the chain with that status (never a hang).
+  client_->CreateSessionAsync(user, {{"cart", "[]"}}, {}, [&](absl::StatusOr<Session> s) {
+    if (!s.ok()) return got.set_value(s.status());
+    const SessionRef ref = SessionRef::Cookie(s->cookie);
+    client_->UpdateSessionAsync(
+        ref, {{"cart", "[1]"}}, {}, s->info.version, [&, ref](absl::StatusOr<SessionInfo> u) {
+          if (!u.ok()) return got.set_value(u.status());
+          client_->GetSessionAsync(ref, /*touch=*/true, [&](absl::StatusOr<Session> g) {
+            got.set_value(std::move(g));
+          });
+        });
+  });
+  absl::StatusOr<Session> session = got.get_future().get();
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(session->attributes.at("cart"), "[1]");
+  EXPECT_EQ(session->info.version, 2u);
+
+  std::promise<absl::Status> opt;
+  client_->SetOptOutAsync(user, true, std::nullopt,
+                          [&](absl::Status s) { opt.set_value(std::move(s)); });
+  EXPECT_TRUE(opt.get_future().get().ok());
+  std::promise<absl::StatusOr<bool>> opted;
+  client_->GetOptOutAsync(user, [&](absl::StatusOr<bool> b) { opted.set_value(std::move(b)); });
+  EXPECT_EQ(opted.get_future().get().value_or(false), true);
+}
+
+TEST_P(ClientSidecarTest, AsyncErrorsAreTheSyncOnes) {
+  std::promise<absl::StatusOr<Session>> unknown;
+  client_->GetSessionAsync(SessionRef::Id("no-such-session"), true,
+                           [&](absl::StatusOr<Session> s) { unknown.set_value(std::move(s)); });
+  EXPECT_EQ(unknown.get_future().get().status().code(), absl::StatusCode::kNotFound);
+  // An argument error is reported without a call, before the call returns.
+  bool ran = false;
+  client_->GetSessionAsync(SessionRef::Cookie("\xff"), true, [&](absl::StatusOr<Session> s) {
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    ran = true;
+  });
+  EXPECT_TRUE(ran);
+}
+
+// Many callers at once: on a stream their calls are multiplexed and batched.
+TEST_P(ClientSidecarTest, ManyAsyncCallsInFlightEachGetTheirOwnAnswer) {
+  const std::string user = UniqueUser("inflight");
+  constexpr int kCalls = 256;
+  std::vector<std::string> cookies;
+  for (int i = 0; i < kCalls; ++i) {
+    auto s = client_->CreateSession(user, {{"n", std::to_string(i)}});
+    ASSERT_TRUE(s.ok()) << s.status();
+    cookies.push_back(s->cookie);
+  }
+  std::vector<std::promise<absl::StatusOr<Session>>> answers(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    client_->GetSessionAsync(SessionRef::Cookie(cookies[i]), false,
+                             [&answers, i](absl::StatusOr<Session> s) {
+                               answers[i].set_value(std::move(s));
+                             });
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    absl::StatusOr<Session> s = answers[i].get_future().get();
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->attributes.at("n"), std::to_string(i));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ClientSidecarTest, ::testing::Values(0, 1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == 0 ? std::string("Unary")
+                                                  : "Streams" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace stateside

@@ -1,0 +1,368 @@
+#include "client/src/pipe_transport.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/client_callback.h>
+
+#include <optional>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/src/convert.h"
+#include "stateside/v1/session.grpc.pb.h"
+
+namespace stateside::client_internal {
+namespace {
+
+// The sidecar ends a stream whose message carries more calls than this
+// (PipeReactor::kMaxCallsPerMessage); a write stops short of it.
+constexpr int kMaxCallsPerWrite = 1024;
+// A write stops adding calls past this size (the first call always goes):
+// far below any receive limit, and it keeps one write from hogging a stream.
+constexpr size_t kMaxWriteBytes = 1 << 20;
+
+absl::Status StreamEnded(const ::grpc::Status& status) {
+  return absl::UnavailableError(absl::StrCat(
+      "the stream to the sidecar ended before the call was answered (",
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+      status.error_message().empty() ? "" : ": ", Sv(status.error_message()), ")"));
+}
+
+}  // namespace
+
+// One Pipe stream. Owned by its lane, which guards every field below the
+// buffers with its mutex; `in` belongs to the read in flight and `out` to the
+// write in flight (each untouched by others until its reaction).
+class PipeTransport::Stream final
+    : public ::grpc::ClientBidiReactor<v1::PipeRequest, v1::PipeResponse> {
+ public:
+  Stream(Lane* lane, v1::SessionService::Stub* stub) : lane_(lane) {
+    stub->async()->Pipe(&context, this);
+  }
+
+  // Starts the call, with its first write (`out`) if `write`. A hold keeps
+  // the stream open for the writes that Start makes from outside the
+  // reactions; it is removed once the stream has ended and no such write is
+  // pending.
+  void Begin(bool write) {
+    AddHold();
+    StartRead(&in);
+    if (write) StartWrite(&out);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone(const ::grpc::Status& status) override;
+
+  ::grpc::ClientContext context;
+  v1::PipeResponse in;
+  v1::PipeRequest out;
+
+  // Guarded by the lane's mutex.
+  std::vector<uint64_t> queued;  // ids of calls waiting for the next write
+  bool writing = false;          // `out` is in flight
+  bool ended = false;            // no more writes: a read or write failed
+  bool hold_removed = false;
+  bool answered = false;  // the sidecar answered at least one call: it has Pipe
+  bool done = false;      // OnDone has finished
+
+ private:
+  Lane* const lane_;
+};
+
+class PipeTransport::Lane {
+ public:
+  Lane(PipeTransport* transport, const std::shared_ptr<::grpc::Channel>& channel,
+       size_t max_calls, Timer* timer)
+      : transport_(transport),
+        stub_(v1::SessionService::NewStub(channel)),
+        max_calls_(max_calls),
+        timer_(timer) {}
+
+  void Start(v1::PipeCall call, absl::Time deadline, OutcomeCallback done);
+  void Shutdown();
+  size_t opened() {
+    absl::MutexLock lock(&mu_);
+    return opened_;
+  }
+
+  // The stream's reactions.
+  void OnRead(Stream* stream, bool ok);
+  void OnWriteDone(Stream* stream, bool ok);
+  void OnDone(Stream* stream, const ::grpc::Status& status);
+
+ private:
+  struct Pending {
+    OutcomeCallback done;
+    absl::Time deadline;
+    // The operation, kept until it is written — and, while its stream has
+    // not shown it serves Pipe, for the unary fallback.
+    v1::PipeCall call;
+    bool has_call = true;
+    Stream* stream;
+    Timer::TaskId timer = 0;
+  };
+
+  // Moves the queued calls (up to one write's worth) into stream->out if no
+  // write is in flight; true if the caller must StartWrite.
+  bool TakeBatchLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `stream` ended; true if the caller must RemoveHold.
+  bool EndLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Expire(uint64_t id);
+
+  PipeTransport* const transport_;
+  const std::unique_ptr<v1::SessionService::Stub> stub_;
+  const size_t max_calls_;
+  Timer* const timer_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  Stream* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // takes new calls
+  // Every stream not yet reaped (a stream is freed only here, after OnDone).
+  std::vector<std::unique_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  size_t live_ ABSL_GUARDED_BY(mu_) = 0;  // streams whose OnDone has not finished
+  size_t opened_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void PipeTransport::Stream::OnReadDone(bool ok) { lane_->OnRead(this, ok); }
+void PipeTransport::Stream::OnWriteDone(bool ok) { lane_->OnWriteDone(this, ok); }
+void PipeTransport::Stream::OnDone(const ::grpc::Status& status) {
+  lane_->OnDone(this, status);
+}
+
+void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
+                                OutcomeCallback done) {
+  std::optional<absl::Status> refused;
+  bool unary = false;
+  Stream* fresh = nullptr;  // a new stream: Begin it
+  Stream* write = nullptr;  // StartWrite (or Begin with) its batch
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) {
+      refused = absl::CancelledError("the client is shutting down");
+    } else if (transport_->unary_only_.load(std::memory_order_relaxed)) {
+      unary = true;
+    } else if (pending_.size() >= max_calls_) {
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "the client's stream to the sidecar already holds ", max_calls_,
+          " calls (ClientOptions::max_calls_per_stream)"));
+    } else {
+      if (current_ == nullptr) {
+        std::erase_if(streams_, [](const std::unique_ptr<Stream>& s) { return s->done; });
+        streams_.push_back(std::make_unique<Stream>(this, stub_.get()));
+        current_ = fresh = streams_.back().get();
+        ++live_;
+        ++opened_;
+      }
+      const uint64_t id = next_id_++;
+      call.set_id(id);
+      Pending& pending = pending_[id];
+      pending.done = std::move(done);
+      pending.deadline = deadline;
+      pending.call = std::move(call);
+      pending.stream = current_;
+      // Lock order: a lane's mutex, then the timer's (Expire runs unlocked).
+      pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+      current_->queued.push_back(id);
+      if (TakeBatchLocked(current_)) write = current_;
+    }
+  }
+  if (refused) return done(Outcome{*std::move(refused), {}});
+  if (unary) return transport_->fallback_->Start(std::move(call), deadline, std::move(done));
+  if (fresh != nullptr) return fresh->Begin(write != nullptr);
+  if (write != nullptr) write->StartWrite(&write->out);
+}
+
+bool PipeTransport::Lane::TakeBatchLocked(Stream* stream) {
+  if (stream->writing || stream->ended || stream->queued.empty()) return false;
+  stream->out.Clear();
+  const absl::Time now = absl::Now();
+  size_t bytes = 0;
+  size_t taken = 0;
+  for (; taken < stream->queued.size(); ++taken) {
+    if (stream->out.calls_size() == kMaxCallsPerWrite || bytes >= kMaxWriteBytes) break;
+    auto it = pending_.find(stream->queued[taken]);
+    if (it == pending_.end()) continue;  // expired while queued
+    Pending& pending = it->second;
+    const absl::Duration left = pending.deadline - now;
+    if (left <= absl::ZeroDuration()) continue;  // its timer is about to fire
+    v1::PipeCall* call = stream->out.add_calls();
+    if (stream->answered) {
+      *call = std::move(pending.call);
+      pending.has_call = false;
+    } else {
+      *call = pending.call;
+    }
+    // Finite and positive, so this cannot fail.
+    DurationToProto(left, call->mutable_timeout()).IgnoreError();
+    bytes += call->ByteSizeLong();
+  }
+  stream->queued.erase(stream->queued.begin(), stream->queued.begin() + taken);
+  if (stream->out.calls_size() == 0) return false;
+  stream->writing = true;
+  return true;
+}
+
+bool PipeTransport::Lane::EndLocked(Stream* stream) {
+  stream->ended = true;
+  if (current_ == stream) current_ = nullptr;
+  // A write in flight keeps the hold until its OnWriteDone: Start may be
+  // about to call StartWrite from outside the reactions.
+  if (stream->writing || stream->hold_removed) return false;
+  stream->hold_removed = true;
+  return true;
+}
+
+void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
+  if (!ok) {
+    bool remove_hold;
+    {
+      absl::MutexLock lock(&mu_);
+      remove_hold = EndLocked(stream);
+    }
+    if (remove_hold) stream->RemoveHold();
+    return;
+  }
+  std::vector<std::pair<OutcomeCallback, Outcome>> finished;
+  finished.reserve(static_cast<size_t>(stream->in.results_size()));
+  {
+    absl::MutexLock lock(&mu_);
+    stream->answered = true;
+    for (v1::PipeResult& result : *stream->in.mutable_results()) {
+      auto it = pending_.find(result.id());
+      // Unknown: it expired here already (or a confused sidecar).
+      if (it == pending_.end() || it->second.stream != stream) continue;
+      timer_->Cancel(it->second.timer);
+      Outcome outcome;
+      if (result.code() != 0) {
+        outcome.status = absl::Status(static_cast<absl::StatusCode>(result.code()),
+                                      Sv(result.message()));
+      } else {
+        outcome.result = std::move(result);
+      }
+      finished.emplace_back(std::move(it->second.done), std::move(outcome));
+      pending_.erase(it);
+    }
+  }
+  stream->StartRead(&stream->in);  // the results were moved out of `in`
+  for (auto& [done, outcome] : finished) done(std::move(outcome));
+}
+
+void PipeTransport::Lane::OnWriteDone(Stream* stream, bool ok) {
+  bool remove_hold = false;
+  bool write = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stream->writing = false;
+    if (!ok || stream->ended) {
+      remove_hold = EndLocked(stream);
+    } else {
+      write = TakeBatchLocked(stream);
+    }
+  }
+  if (remove_hold) stream->RemoveHold();
+  if (write) stream->StartWrite(&stream->out);
+}
+
+void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
+  std::vector<Pending> failed;
+  std::vector<Pending> resent;
+  bool shut_down;
+  {
+    absl::MutexLock lock(&mu_);
+    stream->ended = true;
+    if (current_ == stream) current_ = nullptr;
+    shut_down = shut_down_;
+    // A sidecar without Pipe refuses the stream before reading any call:
+    // those calls never ran.
+    const bool no_pipe =
+        status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED && !stream->answered;
+    if (no_pipe) transport_->unary_only_.store(true, std::memory_order_relaxed);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.stream != stream) {
+        ++it;
+        continue;
+      }
+      timer_->Cancel(it->second.timer);
+      if (no_pipe && it->second.has_call && !shut_down) {
+        resent.push_back(std::move(it->second));
+      } else {
+        failed.push_back(std::move(it->second));
+      }
+      pending_.erase(it++);
+    }
+  }
+  const absl::Status why = shut_down ? absl::CancelledError("the client is shutting down")
+                                     : StreamEnded(status);
+  for (Pending& p : failed) p.done(Outcome{why, {}});
+  for (Pending& p : resent) {
+    transport_->fallback_->Start(std::move(p.call), p.deadline, std::move(p.done));
+  }
+  // Last: Shutdown waits for this, and the lane may then free the stream.
+  absl::MutexLock lock(&mu_);
+  stream->done = true;
+  --live_;
+}
+
+void PipeTransport::Lane::Expire(uint64_t id) {
+  OutcomeCallback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    done = std::move(it->second.done);
+    pending_.erase(it);  // its id may stay queued: TakeBatchLocked skips it
+  }
+  done(Outcome{absl::DeadlineExceededError(
+                   "deadline exceeded before the sidecar answered on the stream"),
+               {}});
+}
+
+void PipeTransport::Lane::Shutdown() {
+  std::vector<Stream*> open;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    // Streams are freed only by Start, which refuses from now on.
+    for (const auto& s : streams_) {
+      if (!s->done) open.push_back(s.get());
+    }
+  }
+  // Unlocked: cancelling may run reactions at once, and they take mu_.
+  for (Stream* s : open) s->context.TryCancel();
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](size_t* live) { return *live == 0; }, &live_));
+}
+
+PipeTransport::PipeTransport(const std::vector<std::shared_ptr<::grpc::Channel>>& channels,
+                             size_t max_calls, CallTransport* fallback, Timer* timer)
+    : fallback_(fallback) {
+  for (const auto& channel : channels) {
+    lanes_.push_back(std::make_unique<Lane>(this, channel, max_calls, timer));
+  }
+}
+
+PipeTransport::~PipeTransport() { Shutdown(); }
+
+void PipeTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallback done) {
+  const size_t lane = next_lane_.fetch_add(1, std::memory_order_relaxed) % lanes_.size();
+  lanes_[lane]->Start(std::move(call), deadline, std::move(done));
+}
+
+void PipeTransport::Shutdown() {
+  for (auto& lane : lanes_) lane->Shutdown();
+}
+
+size_t PipeTransport::streams_opened() const {
+  size_t n = 0;
+  for (const auto& lane : lanes_) n += lane->opened();
+  return n;
+}
+
+}  // namespace stateside::client_internal
