@@ -118,6 +118,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       Answer(*std::move(now), keep_alive, version);
       return;
     }
+    // GET /me: no worker, the session read is asynchronous.
+    absl::AnyInvocable<void(Response)> answer =
+        [self = shared_from_this(), keep_alive, version](Response response) mutable {
+          asio::post(self->executor_,
+                     [self, response = std::move(response), keep_alive, version]() mutable {
+                       self->Answer(std::move(response), keep_alive, version);
+                     });
+        };
+    if (deps_->routes->StartAsync(request, answer)) return;
     asio::post(*deps_->workers, [self = shared_from_this(), request = std::move(request),
                                  keep_alive, version]() mutable {
       Response response = self->deps_->routes->Handle(request);

@@ -217,6 +217,11 @@ int main(int argc, char** argv) {
   for (std::thread& t : io_threads) t.join();
   workers.stop();
   workers.join();
+  // End the client's calls still running (an asynchronous GET /me past the
+  // drain deadline: CANCELLED) while the routes their callbacks use exist.
+  watcher->reset();
+  forwarder->reset();
+  client->reset();
   spdlog::info("radar-app exiting");
   return 0;
 }

@@ -132,7 +132,7 @@ Response Routes::Handle(const Request& request) const {
   const std::string_view path = TargetPath(Sv(request.target()));
   const bool post = request.method() == http::verb::post;
   if (path == "/login") return Login(request);
-  if (path == "/me") return Me(request);
+  if (path == "/me") return Me(LookupSession(request));
   if (path == "/cart") return AddToCart(request);
   if (path == "/logout") return Logout(request);
   if (path == "/broadcast") return Broadcast(request);
@@ -151,13 +151,33 @@ absl::StatusOr<stateside::Session> Routes::LookupSession(const Request& request,
                                                          bool touch) const {
   std::optional<stateside::SessionRef> ref = CookieRef(request);
   if (!ref.has_value()) return absl::NotFoundError("no session cookie");
-  absl::StatusOr<stateside::Session> session = client_->GetSession(*ref, touch);
-  // A cookie the client library or the sidecar cannot even parse (bad
-  // UTF-8, too long) is as invalid as a forged one: no session.
+  return Usable(client_->GetSession(*ref, touch));
+}
+
+absl::StatusOr<stateside::Session> Routes::Usable(
+    absl::StatusOr<stateside::Session> session) {
   if (session.status().code() == absl::StatusCode::kInvalidArgument) {
     return absl::NotFoundError("unusable session cookie");
   }
   return session;
+}
+
+bool Routes::StartAsync(const Request& request,
+                        absl::AnyInvocable<void(Response)>& done) const {
+  if (request.method() != http::verb::get || TargetPath(Sv(request.target())) != "/me") {
+    return false;
+  }
+  std::optional<stateside::SessionRef> ref = CookieRef(request);
+  if (!ref.has_value()) {
+    done(Me(absl::NotFoundError("no session cookie")));
+    return true;
+  }
+  client_->GetSessionAsync(*ref, /*touch=*/true,
+                           [this, done = std::move(done)](
+                               absl::StatusOr<stateside::Session> session) mutable {
+                             done(Me(Usable(std::move(session))));
+                           });
+  return true;
 }
 
 Response Routes::Login(const Request& request) const {
@@ -202,8 +222,7 @@ Response Routes::Login(const Request& request) const {
   return response;
 }
 
-Response Routes::Me(const Request& request) const {
-  absl::StatusOr<stateside::Session> session = LookupSession(request);
+Response Routes::Me(absl::StatusOr<stateside::Session> session) const {
   if (!session.ok()) return SidecarError(session.status(), "me: session", true);
   std::vector<std::string> cart;
   for (const auto& [name, value] : session->attributes) {

@@ -1,7 +1,8 @@
-// Routes: radar-app's HTTP endpoints. Handle() makes synchronous sidecar
-// calls and so runs on a worker thread, never on an I/O thread;
-// HandleInline() answers what needs no sidecar call (the page, /healthz,
-// 404/405) at once. Thread-safe: state is constant after construction
+// Routes: radar-app's HTTP endpoints. HandleInline() answers what needs no
+// sidecar call (the page, /healthz, 404/405) at once; StartAsync() serves
+// GET /me, the hot path, with the client's asynchronous session read (no
+// thread waits); Handle() makes synchronous sidecar calls for the rest and so
+// runs on a worker thread, never on an I/O thread. Thread-safe: state is constant after construction
 // (the Client and DrainState are themselves thread-safe).
 //
 // Sessions live in the sidecar only; the browser holds the signed cookie
@@ -15,6 +16,7 @@
 
 #include "app/config.h"
 #include "app/drain.h"
+#include "absl/functional/any_invocable.h"
 #include "app/http_util.h"
 #include "stateside/client.h"
 
@@ -38,6 +40,10 @@ class Routes {
 
   // A response for requests that need no sidecar call, else nullopt.
   std::optional<Response> HandleInline(const Request& request) const;
+  // GET /me: starts the session read and returns true; `done` gets the
+  // response once, on a client-library thread (or on this one, e.g. without
+  // a cookie). Any other request: false, `done` untouched.
+  bool StartAsync(const Request& request, absl::AnyInvocable<void(Response)>& done) const;
   // Every other request. Blocks on the sidecar: call on a worker thread.
   Response Handle(const Request& request) const;
   // GET /ws before the upgrade: the session's user, or the error response
@@ -48,7 +54,7 @@ class Routes {
 
  private:
   Response Login(const Request& request) const;
-  Response Me(const Request& request) const;
+  Response Me(absl::StatusOr<stateside::Session> session) const;
   Response AddToCart(const Request& request) const;
   Response Logout(const Request& request) const;
   Response GetOptOut(const Request& request) const;
@@ -59,6 +65,9 @@ class Routes {
   absl::StatusOr<stateside::Session> LookupSession(const Request& request,
                                                    bool touch = true) const;
   std::optional<stateside::SessionRef> CookieRef(const Request& request) const;
+  // A cookie the client library or the sidecar cannot even parse (bad
+  // UTF-8, too long) is as invalid as a forged one: no session.
+  static absl::StatusOr<stateside::Session> Usable(absl::StatusOr<stateside::Session> session);
 
   // Constant after construction.
   stateside::Client* const client_;
