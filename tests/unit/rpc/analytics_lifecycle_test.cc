@@ -16,54 +16,56 @@
 namespace stateside::rpc {
 namespace {
 
-using AnalyticsServiceTest = RpcTest;
+// The opt-out RPCs, over the unary RPCs and over SessionService.Pipe.
+class AnalyticsServiceTest : public RpcTransportTest {};
+INSTANTIATE_TEST_SUITE_P(Transports, AnalyticsServiceTest, kBothTransports, TransportName);
 using LifecycleServiceTest = RpcTest;
 using HealthTest = RpcTest;
 using HostileBytesTest = RpcTest;
 namespace health = ::grpc::health::v1;
 
-TEST_F(AnalyticsServiceTest, SetGetAndClearAnOptOut) {
+TEST_P(AnalyticsServiceTest, SetGetAndClearAnOptOut) {
   v1::SetOptOutRequest set;
   set.set_subject("user-1");
   set.set_opted_out(true);
   v1::SetOptOutResponse set_response;
-  ASSERT_TRUE(analytics_stub_->SetOptOut(Context().get(), set, &set_response).ok());
+  ASSERT_TRUE(calls_->SetOptOut(set, &set_response).ok());
 
   v1::GetOptOutRequest get;
   get.set_subject("user-1");
   v1::GetOptOutResponse got;
-  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), get, &got).ok());
+  ASSERT_TRUE(calls_->GetOptOut(get, &got).ok());
   EXPECT_TRUE(got.opted_out());
   get.set_subject("user-2");
-  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), get, &got).ok());
+  ASSERT_TRUE(calls_->GetOptOut(get, &got).ok());
   EXPECT_FALSE(got.opted_out());
 
   set.set_opted_out(false);
-  ASSERT_TRUE(analytics_stub_->SetOptOut(Context().get(), set, &set_response).ok());
+  ASSERT_TRUE(calls_->SetOptOut(set, &set_response).ok());
   get.set_subject("user-1");
-  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), get, &got).ok());
+  ASSERT_TRUE(calls_->GetOptOut(get, &got).ok());
   EXPECT_FALSE(got.opted_out());
 }
 
-TEST_F(AnalyticsServiceTest, TtlExpiresOnTheClock) {
+TEST_P(AnalyticsServiceTest, TtlExpiresOnTheClock) {
   v1::SetOptOutRequest set;
   set.set_subject("s");
   set.set_opted_out(true);
   set.mutable_ttl()->set_seconds(60);
   v1::SetOptOutResponse set_response;
-  ASSERT_TRUE(analytics_stub_->SetOptOut(Context().get(), set, &set_response).ok());
+  ASSERT_TRUE(calls_->SetOptOut(set, &set_response).ok());
   v1::GetOptOutRequest get;
   get.set_subject("s");
   v1::GetOptOutResponse got;
   clock_.Advance(absl::Seconds(59));
-  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), get, &got).ok());
+  ASSERT_TRUE(calls_->GetOptOut(get, &got).ok());
   EXPECT_TRUE(got.opted_out());
   clock_.Advance(absl::Seconds(2));
-  ASSERT_TRUE(analytics_stub_->GetOptOut(Context().get(), get, &got).ok());
+  ASSERT_TRUE(calls_->GetOptOut(get, &got).ok());
   EXPECT_FALSE(got.opted_out());
 }
 
-TEST_F(AnalyticsServiceTest, BadSubjectsAndTtlsAreInvalidArgument) {
+TEST_P(AnalyticsServiceTest, BadSubjectsAndTtlsAreInvalidArgument) {
   v1::SetOptOutResponse set_response;
   v1::GetOptOutResponse got;
   for (const std::string& subject :
@@ -72,23 +74,19 @@ TEST_F(AnalyticsServiceTest, BadSubjectsAndTtlsAreInvalidArgument) {
     v1::SetOptOutRequest set;
     set.set_subject(subject);
     set.set_opted_out(true);
-    EXPECT_EQ(analytics_stub_->SetOptOut(Context().get(), set, &set_response)
-                  .error_code(),
+    EXPECT_EQ(calls_->SetOptOut(set, &set_response).error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
     v1::GetOptOutRequest get;
     get.set_subject(subject);
-    EXPECT_EQ(analytics_stub_->GetOptOut(Context().get(), get, &got).error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(calls_->GetOptOut(get, &got).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
   v1::SetOptOutRequest set;
   set.set_subject("ok");
   set.set_opted_out(true);
   set.mutable_ttl()->set_seconds(-1);
-  EXPECT_EQ(analytics_stub_->SetOptOut(Context().get(), set, &set_response).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(calls_->SetOptOut(set, &set_response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   set.mutable_ttl()->set_seconds(0);
-  EXPECT_EQ(analytics_stub_->SetOptOut(Context().get(), set, &set_response).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(calls_->SetOptOut(set, &set_response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(LifecycleServiceTest, GetInstanceDescribesThisInstance) {

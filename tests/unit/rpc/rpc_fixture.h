@@ -1,16 +1,21 @@
 // An in-process gRPC server of the sidecar's services (memory stores, a fake
 // clock, small limits) on a Unix socket in a temp dir, and stubs on a real
-// channel to it.
+// channel to it; a SessionCaller makes the session and opt-out calls over
+// either transport, so a TEST_P runs the same assertions on both.
 #ifndef STATESIDE_TESTS_UNIT_RPC_RPC_FIXTURE_H_
 #define STATESIDE_TESTS_UNIT_RPC_RPC_FIXTURE_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sidecar/admin/metrics.h"
@@ -33,6 +38,82 @@
 
 namespace stateside::rpc {
 
+enum class Transport { kUnary, kPipe };
+
+// "Unary" / "Pipe": the parameter names of a TEST_P over Transport, and
+// how gtest prints one.
+std::string TransportName(const ::testing::TestParamInfo<Transport>& info);
+void PrintTo(Transport transport, std::ostream* os);
+
+// The session (and opt-out) operations with their unary signatures, made
+// either by the unary RPCs or over SessionService.Pipe: one call per
+// PipeRequest, all calls on one long-lived stream (as the client library
+// does), answered by id. A stream that ends fails the calls it carried with
+// its own status (what the unary RPC would have got from gRPC, e.g. an
+// oversized message), and the next call opens a new stream. Over Pipe, every
+// error is also checked (EXPECT) against the unary RPC's answer to the same
+// request: same code, and same message unless the stream itself ended
+// (gRPC's limits name the message's size). Every call has a 10 s deadline
+// (the unary context's, or the PipeCall's timeout).
+// Thread-safe: calls may be made from many threads at once; one of the
+// waiting callers reads the stream for all of them.
+class SessionCaller {
+ public:
+  SessionCaller(Transport transport, v1::SessionService::Stub* sessions,
+                v1::AnalyticsService::Stub* analytics);
+  ~SessionCaller();
+  SessionCaller(const SessionCaller&) = delete;
+  SessionCaller& operator=(const SessionCaller&) = delete;
+
+  Transport transport() const { return transport_; }
+
+  grpc::Status Create(const v1::CreateSessionRequest& request,
+                      v1::CreateSessionResponse* response);
+  grpc::Status Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response);
+  grpc::Status Update(const v1::UpdateSessionRequest& request,
+                      v1::UpdateSessionResponse* response);
+  grpc::Status Touch(const v1::TouchSessionRequest& request,
+                     v1::TouchSessionResponse* response);
+  grpc::Status Destroy(const v1::DestroySessionRequest& request,
+                       v1::DestroySessionResponse* response);
+  grpc::Status Regenerate(const v1::RegenerateSessionRequest& request,
+                          v1::RegenerateSessionResponse* response);
+  grpc::Status ListUserSessions(const v1::ListUserSessionsRequest& request,
+                                v1::ListUserSessionsResponse* response);
+  grpc::Status DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
+                                   v1::DestroyUserSessionsResponse* response);
+  grpc::Status SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response);
+  grpc::Status GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response);
+
+  // Half-closes the open stream, if any, and returns how it ended (OK for
+  // none). REQUIRES: no call in progress.
+  grpc::Status Close();
+
+ private:
+  struct Stream;
+
+  // Sends `call` (its id and timeout set here) and waits for its result.
+  // The status is the result's code and message, or (*stream_ended set) the
+  // stream's end.
+  grpc::Status CallPipe(v1::PipeCall call, v1::PipeResult* result, bool* stream_ended);
+  template <typename Stub, typename Request, typename Response>
+  grpc::Status Call(Stub* stub,
+                    grpc::Status (Stub::*unary)(grpc::ClientContext*, const Request&, Response*),
+                    Request* (v1::PipeCall::*op)(), Response* (v1::PipeResult::*answer)(),
+                    const Request& request, Response* response);
+  // Reads one message of `stream` unlocked; marks it ended when it ends.
+  void ReadOnce(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const Transport transport_;
+  v1::SessionService::Stub* const sessions_;
+  v1::AnalyticsService::Stub* const analytics_;
+
+  absl::Mutex mu_;
+  std::shared_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);  // null until the first call
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
 class RpcTest : public ::testing::Test {
  protected:
   static constexpr size_t kMaxAttributes = 8;
@@ -46,12 +127,15 @@ class RpcTest : public ::testing::Test {
   // A context with a deadline, so that no test can hang on a call.
   static std::unique_ptr<grpc::ClientContext> Context();
 
-  // Create with these attributes for `user`; fails the test on error.
+  // Create (through calls_) with these attributes for `user`; fails the
+  // test on error.
   v1::Session CreateSession(const std::string& user = "",
                             std::map<std::string, std::string> attributes = {});
   static v1::SessionKey IdKey(const v1::Session& session);
   static v1::SessionKey CookieKey(const v1::Session& session);
 
+  // Set by a derived fixture before RpcTest::SetUp(): how calls_ calls.
+  Transport transport_ = Transport::kUnary;
   // Set by a derived fixture before RpcTest::SetUp() to serve the drain
   // RPCs and count calls; null: those RPCs answer UNIMPLEMENTED.
   DrainController* drain_ = nullptr;
@@ -80,7 +164,22 @@ class RpcTest : public ::testing::Test {
   std::unique_ptr<v1::AnalyticsService::Stub> analytics_stub_;
   std::unique_ptr<v1::LifecycleService::Stub> lifecycle_stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
+  // Over transport_; its stream is closed (and must end OK) in TearDown.
+  std::unique_ptr<SessionCaller> calls_;
 };
+
+// Runs a TEST_P once over the unary RPCs and once over Pipe:
+//   class FooTest : public RpcTransportTest {};
+//   INSTANTIATE_TEST_SUITE_P(Transports, FooTest, kBothTransports, TransportName);
+class RpcTransportTest : public RpcTest, public ::testing::WithParamInterface<Transport> {
+ protected:
+  void SetUp() override {
+    transport_ = GetParam();
+    RpcTest::SetUp();
+  }
+};
+
+inline const auto kBothTransports = ::testing::Values(Transport::kUnary, Transport::kPipe);
 
 }  // namespace stateside::rpc
 
