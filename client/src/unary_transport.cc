@@ -39,11 +39,22 @@ void UnaryTransport::Issue(Request request, absl::Time deadline, OutcomeCallback
     Outcome outcome{FromGrpcStatus(status), {}};
     if (outcome.status.ok()) store(outcome.result, a->response);
     a->done(std::move(outcome));
-    std::shared_ptr<Running> last;  // freed after the lock is released
+    // Free the attempt (its context holds a reference to the channel) while
+    // the entry still keeps Shutdown waiting, so the Client — and with it the
+    // last reference to the channel — is certainly alive: dropping a
+    // channel's last reference on a gRPC callback thread deadlocks gRPC's
+    // callback thread pool, which then crashes.
+    std::shared_ptr<Running> attempt;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = running_.find(a);
+      attempt = std::move(it->second);
+      running_.erase(it);  // before the free: a new attempt may reuse the address
+      ++finishing_;
+    }
+    attempt.reset();
     absl::MutexLock lock(&mu_);
-    auto it = running_.find(a);
-    last = std::move(it->second);
-    running_.erase(it);
+    --finishing_;
   });
 }
 
@@ -100,8 +111,10 @@ void UnaryTransport::Shutdown() {
   running.clear();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](absl::flat_hash_map<Running*, std::shared_ptr<Running>>* r) { return r->empty(); },
-      &running_));
+      +[](UnaryTransport* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu_) {
+        return t->running_.empty() && t->finishing_ == 0;
+      },
+      this));
 }
 
 }  // namespace stateside::client_internal

@@ -46,6 +46,8 @@ class UnaryTransport final : public CallTransport {
   // The calls running (each keyed by itself), for Shutdown to cancel them;
   // shared so that Shutdown can cancel one outside the lock.
   absl::flat_hash_map<Running*, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
+  // Callbacks past their entry's removal, still freeing their call.
+  int finishing_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -6,9 +6,11 @@
 // looks an algorithm up in a locked provider store whenever it is named
 // ("AES-256-GCM", "SHA256"), so the cipher and the MAC are fetched once per
 // process, and HMAC contexts are cloned from a template that already holds
-// the digest instead of naming it on every call. Contexts are per call, not
-// per thread: a reused context would keep the last key (or its schedule) in
-// memory after its owner wiped it.
+// the digest instead of naming it on every call. An HMAC context is cloned
+// once per thread and re-keyed by each MAC (no allocation per MAC); after
+// each MAC it is re-keyed with the empty key, so it never keeps a caller's
+// key (or its pads) in memory after the caller wiped it. Cipher contexts are
+// per call.
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -60,8 +62,8 @@ const EVP_CIPHER* Aes256Gcm() {
 }
 
 // An unkeyed HMAC context with SHA-256 already set. Never used directly, only
-// cloned (EVP_MAC_CTX_dup only reads it, so concurrent clones are safe). It
-// holds no key material.
+// cloned, once per thread (EVP_MAC_CTX_dup only reads it, so concurrent
+// clones are safe). It holds no key material.
 const EVP_MAC_CTX* HmacSha256Template() {
   static EVP_MAC_CTX* const tmpl = []() -> EVP_MAC_CTX* {
     EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
@@ -80,6 +82,21 @@ const EVP_MAC_CTX* HmacSha256Template() {
     return ctx;
   }();
   return tmpl;
+}
+
+// The calling thread's HMAC-SHA256 context: cloned from the template once per
+// thread and re-keyed by every MAC (EVP_MAC_init with a non-null key starts
+// afresh), so a MAC allocates no context — a session read makes five (the
+// cookie's, and HKDF's extract and expand for each envelope). HmacSha256To
+// leaves it keyed with the empty key. Null if the clone failed.
+EVP_MAC_CTX* ThreadHmacSha256() {
+  thread_local const MacCtx ctx = []() -> MacCtx {
+    const EVP_MAC_CTX* tmpl = HmacSha256Template();
+    if (tmpl == nullptr) return nullptr;
+    // EVP_MAC_CTX_dup takes a non-const pointer but only reads its argument.
+    return MacCtx(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
+  }();
+  return ctx.get();
 }
 
 absl::Status CheckGcmInputs(std::string_view key, std::string_view nonce,
@@ -217,25 +234,19 @@ absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key,
 absl::Status HmacSha256To(std::string_view key,
                           std::initializer_list<std::string_view> parts,
                           char* out) {
-  const EVP_MAC_CTX* tmpl = HmacSha256Template();
-  if (tmpl == nullptr) return Failed("fetch HMAC-SHA256");
-  // EVP_MAC_CTX_dup takes a non-const pointer but only reads its argument.
-  MacCtx ctx(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
-  if (ctx == nullptr) return Failed("clone HMAC context");
-  if (EVP_MAC_init(ctx.get(), DataOrEmpty(key), key.size(), nullptr) != 1) {
-    return Failed("HMAC init");
-  }
+  EVP_MAC_CTX* ctx = ThreadHmacSha256();
+  if (ctx == nullptr) return Failed("set up HMAC-SHA256");
+  bool ok = EVP_MAC_init(ctx, DataOrEmpty(key), key.size(), nullptr) == 1;
   for (std::string_view part : parts) {
-    if (part.empty()) continue;
-    if (EVP_MAC_update(ctx.get(), U(part.data()), part.size()) != 1) {
-      return Failed("HMAC update");
-    }
+    ok = ok && (part.empty() || EVP_MAC_update(ctx, U(part.data()), part.size()) == 1);
   }
   size_t len = 0;
-  if (EVP_MAC_final(ctx.get(), U(out), &len, kSha256Size) != 1 ||
-      len != kSha256Size) {
-    return Failed("HMAC final");
-  }
+  ok = ok && EVP_MAC_final(ctx, U(out), &len, kSha256Size) == 1 && len == kSha256Size;
+  // Forget the key whatever happened: the context outlives this call.
+  static const unsigned char kNoKey = 0;
+  const bool forgotten = EVP_MAC_init(ctx, &kNoKey, 0, nullptr) == 1;
+  if (!ok) return Failed("HMAC-SHA256");
+  if (!forgotten) return Failed("HMAC reset");
   return absl::OkStatus();
 }
 

@@ -198,9 +198,11 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
   StoredSession out;
   out.id = std::string(id);
   if (e.size() != 9 || !ParseMeta(&e[1], &out) || !e[8].is_array()) return Unexpected("get", reply);
-  const std::vector<Reply>& attrs = e[8].elements;
+  // The reply is ours: move the envelopes (a session's whole payload) out of
+  // it instead of copying each one.
+  std::vector<Reply>& attrs = result->elements[8].elements;
   for (size_t i = 0; i + 1 < attrs.size(); i += 2) {
-    out.attributes.insert_or_assign(attrs[i].str, attrs[i + 1].str);
+    out.attributes.insert_or_assign(std::move(attrs[i].str), std::move(attrs[i + 1].str));
   }
   return out;
 }

@@ -56,7 +56,8 @@
 //   gets what `Foo` would have returned, exactly once, with the same
 //   deadline, retries and codes. It runs on a library thread, or on the
 //   calling thread before FooAsync returns when the call fails at once (an
-//   argument error). It must not block; it may start other calls.
+//   argument error). It must not block or destroy the Client; it may start
+//   other calls.
 //   Destroying the Client ends the calls still running with CANCELLED (their
 //   `done` runs before the destructor returns).
 // - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)

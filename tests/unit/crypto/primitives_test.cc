@@ -1,10 +1,13 @@
 // The primitives against published vectors: AES-256-GCM (McGrew & Viega, "The
 // Galois/Counter Mode of Operation", test cases 13-16), HKDF-SHA256 (RFC 5869
-// A.1 and A.3) and HMAC-SHA256 (RFC 4231 test case 2).
+// A.1 and A.3) and HMAC-SHA256 (RFC 4231 test cases 1, 2 and 6).
 #include "sidecar/crypto/primitives.h"
 
+#include <atomic>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
@@ -180,6 +183,38 @@ TEST(HmacTest, Rfc4231TestCase2) {
   ASSERT_TRUE(mac.ok()) << mac.status();
   EXPECT_EQ(ToHex(*mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+// RFC 4231 test cases 1 and 6 (a key longer than SHA-256's block, hashed
+// first), in turns on one thread and on several at once: each thread reuses
+// one HMAC context re-keyed per MAC, so no key may leak into the next MAC.
+TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
+  struct Case {
+    std::string key, data, mac;
+  };
+  const std::vector<Case> cases = {
+      {std::string(20, '\x0b'), "Hi There",
+       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+      {std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+      {"Jefe", "what do ya want for nothing?",
+       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+  };
+  auto run = [&cases](int rounds) {
+    int wrong = 0;
+    for (int i = 0; i < rounds; ++i) {
+      const Case& c = cases[static_cast<size_t>(i) % cases.size()];
+      absl::StatusOr<std::string> mac = HmacSha256(c.key, c.data);
+      if (!mac.ok() || ToHex(*mac) != c.mac) ++wrong;
+    }
+    return wrong;
+  };
+  EXPECT_EQ(run(9), 0);
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { wrong += run(300); });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(HmacTest, PartsAreMacedAsTheirConcatenation) {
