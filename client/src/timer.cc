@@ -13,9 +13,11 @@ Timer::TaskId Timer::Schedule(absl::Time when, Task task) {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       const TaskId id = next_id_++;
-      auto it = tasks_.emplace(std::make_pair(when, id), std::move(task)).first;
+      tasks_.emplace(std::make_pair(when, id), std::move(task));
       when_.emplace(id, when);
-      if (it == tasks_.begin()) cv_.Signal();  // sooner than what Run waits for
+      // Wake Run only for a task sooner than the one it sleeps until: a call
+      // whose backstop replaced an answered one's must not cost a wake-up.
+      if (when < wake_at_) cv_.Signal();
       return id;
     }
   }
@@ -36,13 +38,19 @@ void Timer::Run() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     if (tasks_.empty()) {
+      wake_at_ = absl::InfiniteFuture();
       cv_.Wait(&mu_);
+      wake_at_ = absl::InfinitePast();
       continue;
     }
     const absl::Time first = tasks_.begin()->first.first;
     if (absl::Now() < first) {
       // Schedule signals when a sooner task arrives, Stop when it is time.
+      // `first` may have been cancelled meanwhile: waking for nothing then
+      // is cheaper than a wake-up per Schedule.
+      wake_at_ = first;
       cv_.WaitWithDeadline(&mu_, first);
+      wake_at_ = absl::InfinitePast();
       continue;
     }
     auto node = tasks_.extract(tasks_.begin());

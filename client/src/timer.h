@@ -47,6 +47,9 @@ class Timer {
   absl::flat_hash_map<TaskId, absl::Time> when_ ABSL_GUARDED_BY(mu_);
   TaskId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::CondVar cv_;  // a sooner task, or Stop
+  // What Run sleeps until (InfinitePast while it runs tasks, InfiniteFuture
+  // while there are none).
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
