@@ -7,7 +7,7 @@
 // ("AES-256-GCM", "SHA256"), so the cipher and the MAC are fetched once per
 // process, and HMAC contexts are cloned from a template that already holds
 // the digest instead of naming it on every call. An HMAC context is cloned
-// once per thread and re-keyed by each MAC (no allocation per MAC); after
+// once per thread and re-keyed by each MAC, not cloned per MAC; after
 // each MAC it is re-keyed with the empty key, so it never keeps a caller's
 // key (or its pads) in memory after the caller wiped it. Cipher contexts are
 // per call.
@@ -86,7 +86,7 @@ const EVP_MAC_CTX* HmacSha256Template() {
 
 // The calling thread's HMAC-SHA256 context: cloned from the template once per
 // thread and re-keyed by every MAC (EVP_MAC_init with a non-null key starts
-// afresh), so a MAC allocates no context — a session read makes five (the
+// afresh), so no MAC clones a context — a session read makes five (the
 // cookie's, and HKDF's extract and expand for each envelope). HmacSha256To
 // leaves it keyed with the empty key. Null if the clone failed.
 EVP_MAC_CTX* ThreadHmacSha256() {
