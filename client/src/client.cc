@@ -95,6 +95,10 @@ Client::Impl::Impl(ClientOptions o) : options(std::move(o)) {
     std::vector<std::shared_ptr<::grpc::Channel>> channels;
     for (int i = 0; i < options.streams; ++i) {
       channels.push_back(client_internal::MakeChannel(options));
+      // Start connecting now, in the background, so that the first call does
+      // not pay for the connection (the main channel is connected by
+      // WaitUntilReady).
+      channels.back()->GetState(/*try_to_connect=*/true);
     }
     pipe = std::make_unique<client_internal::PipeTransport>(
         channels, static_cast<size_t>(options.max_calls_per_stream), unary.get(), &timer);

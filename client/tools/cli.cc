@@ -394,6 +394,8 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
   const absl::Duration wait = *ParseNonNegativeDuration(g.wait);
   options.wait_until_ready = wait > absl::ZeroDuration();
   options.ready_timeout = wait;
+  // One command, one call: a Pipe stream would only add a second connection.
+  options.streams = 0;
   if (options.call_timeout <= absl::ZeroDuration()) {
     err << "statesidectl: --timeout: must be positive\n";
     return kExitUsage;

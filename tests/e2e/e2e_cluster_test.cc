@@ -261,8 +261,9 @@ std::string LastAccess(const LocalCluster& cluster, const std::string& cookie) {
   return nlohmann::json::parse(run.out, nullptr, false).value("last_access", "");
 }
 
-// Test 6: a POST /cart on pod 1 reads the session and then waits 1.5 s
-// (X-Radar-Delay-Ms, test hooks on) before writing; meanwhile the user logs
+// Test 6: a POST /cart on pod 1 reads the session and then waits 3 s
+// (X-Radar-Delay-Ms, test hooks on; long enough for the polling below and
+// the logout under ASan on a loaded machine) before writing; meanwhile the user logs
 // out through pod 2. The slow write answers 401 and does not bring the
 // session back: no instance knows it afterwards, and the user has none.
 TEST_F(ClusterE2eTest, LogoutRacingASlowRequestLeavesTheSessionDestroyed) {
@@ -276,7 +277,7 @@ TEST_F(ClusterE2eTest, LogoutRacingASlowRequestLeavesTheSessionDestroyed) {
     absl::Time done;
   } slow;
   HttpRequest slow_request = RadarPost("/cart", {{"item", "too-late"}}, *cookie);
-  slow_request.headers.emplace_back("X-Radar-Delay-Ms", "1500");
+  slow_request.headers.emplace_back("X-Radar-Delay-Ms", "3000");
   std::thread slow_thread([&] {
     slow.response = HttpCall(App(1), slow_request, absl::Seconds(20));
     slow.done = absl::Now();
