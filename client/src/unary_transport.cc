@@ -40,7 +40,7 @@ void UnaryTransport::Issue(Request request, absl::Time deadline, OutcomeCallback
     if (outcome.status.ok()) store(outcome.result, a->response);
     a->done(std::move(outcome));
     // Free the attempt (its context holds a reference to the channel) while
-    // the entry still keeps Shutdown waiting, so the Client — and with it the
+    // `finishing_` keeps Shutdown waiting, so the Client — and with it the
     // last reference to the channel — is certainly alive: dropping a
     // channel's last reference on a gRPC callback thread deadlocks gRPC's
     // callback thread pool, which then crashes.
