@@ -132,12 +132,12 @@ Response Routes::Handle(const Request& request) const {
   const std::string_view path = TargetPath(Sv(request.target()));
   const bool post = request.method() == http::verb::post;
   if (path == "/login") return Login(request);
-  if (path == "/me") return Me(LookupSession(request));
   if (path == "/cart") return AddToCart(request);
   if (path == "/logout") return Logout(request);
   if (path == "/broadcast") return Broadcast(request);
   if (path == "/analytics/opt-out") return post ? SetOptOut(request) : GetOptOut(request);
-  // HandleInline() answers everything else; reaching here is a bug.
+  // HandleInline() and StartAsync() answer everything else; reaching here is
+  // a bug.
   return ErrorResponse(http::status::internal_server_error, "no handler");
 }
 

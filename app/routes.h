@@ -44,7 +44,8 @@ class Routes {
   // response once, on a client-library thread (or on this one, e.g. without
   // a cookie). Any other request: false, `done` untouched.
   bool StartAsync(const Request& request, absl::AnyInvocable<void(Response)>& done) const;
-  // Every other request. Blocks on the sidecar: call on a worker thread.
+  // Every other request (not GET /me: StartAsync serves it). Blocks on the
+  // sidecar: call on a worker thread.
   Response Handle(const Request& request) const;
   // GET /ws before the upgrade: the session's user, or the error response
   // (401 without a valid session). Blocks: call on a worker thread.

@@ -11,9 +11,7 @@
 #include <cstdlib>
 #include <utility>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "client/src/channel.h"
 #include "client/src/client_impl.h"
 #include "client/src/convert.h"

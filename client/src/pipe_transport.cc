@@ -84,10 +84,6 @@ class PipeTransport::Lane {
 
   void Start(v1::PipeCall call, absl::Time deadline, OutcomeCallback done);
   void Shutdown();
-  size_t opened() {
-    absl::MutexLock lock(&mu_);
-    return opened_;
-  }
 
   // The stream's reactions.
   void OnRead(Stream* stream, bool ok);
@@ -99,9 +95,8 @@ class PipeTransport::Lane {
     OutcomeCallback done;
     absl::Time deadline;
     // The operation, kept until it is written — and, while its stream has
-    // not shown it serves Pipe, for the unary fallback.
+    // not answered (shown it serves Pipe), for the unary fallback.
     v1::PipeCall call;
-    bool has_call = true;
     Stream* stream;
     Timer::TaskId timer = 0;
   };
@@ -125,7 +120,6 @@ class PipeTransport::Lane {
   // Every stream not yet reaped (a stream is freed only here, after OnDone).
   std::vector<std::unique_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;  // streams whose OnDone has not finished
-  size_t opened_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -157,7 +151,6 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
         streams_.push_back(std::make_unique<Stream>(this, stub_.get()));
         current_ = fresh = streams_.back().get();
         ++live_;
-        ++opened_;
       }
       const uint64_t id = next_id_++;
       call.set_id(id);
@@ -194,7 +187,6 @@ bool PipeTransport::Lane::TakeBatchLocked(Stream* stream) {
     v1::PipeCall* call = stream->out.add_calls();
     if (stream->answered) {
       *call = std::move(pending.call);
-      pending.has_call = false;
     } else {
       *call = pending.call;
     }
@@ -279,7 +271,8 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
     if (current_ == stream) current_ = nullptr;
     shut_down = shut_down_;
     // A sidecar without Pipe refuses the stream before reading any call:
-    // those calls never ran.
+    // those calls never ran, and each kept its operation (TakeBatchLocked
+    // copies until the stream has answered).
     const bool no_pipe =
         status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED && !stream->answered;
     if (no_pipe) transport_->unary_only_.store(true, std::memory_order_relaxed);
@@ -289,7 +282,7 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
         continue;
       }
       timer_->Cancel(it->second.timer);
-      if (no_pipe && it->second.has_call && !shut_down) {
+      if (no_pipe && !shut_down) {
         resent.push_back(std::move(it->second));
       } else {
         failed.push_back(std::move(it->second));
@@ -357,12 +350,6 @@ void PipeTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallbac
 
 void PipeTransport::Shutdown() {
   for (auto& lane : lanes_) lane->Shutdown();
-}
-
-size_t PipeTransport::streams_opened() const {
-  size_t n = 0;
-  for (const auto& lane : lanes_) n += lane->opened();
-  return n;
 }
 
 }  // namespace stateside::client_internal

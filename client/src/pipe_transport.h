@@ -43,9 +43,6 @@ class PipeTransport final : public CallTransport {
   // every stream has ended and its callbacks have run.
   void Shutdown() override;
 
-  // Streams opened so far, over all lanes (for tests and diagnostics).
-  size_t streams_opened() const;
-
  private:
   class Lane;
   class Stream;
