@@ -10,7 +10,7 @@ JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 # scripts that source this file.)
 # shellcheck disable=SC2034
 BUILD_PACKAGES=(
-  build-essential cmake pkg-config ca-certificates
+  build-essential cmake pkg-config ca-certificates ccache mold
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev
   nlohmann-json3-dev libboost-dev libboost-system-dev prometheus-cpp-dev
@@ -60,6 +60,23 @@ install_packages() {
   # tests start their own instances on free ports.
   $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The build tree of scripts/run, scripts/test and scripts/bench: one directory,
+# one type, tests on. Whichever script runs first, the next one reconfigures
+# nothing and rebuilds only what changed (scripts/run just builds fewer
+# targets of the same tree).
+MAIN_BUILD_DIR=build
+MAIN_BUILD_TYPE=Release
+MAIN_BUILD_OPTIONS=(-DSTATESIDE_BUILD_TESTS=ON)
+
+# build_main [targets...]: builds those targets (default: all) in the main tree.
+build_main() {
+  if [ $# -gt 0 ]; then
+    configure_and_build "$MAIN_BUILD_DIR" "$MAIN_BUILD_TYPE" "${MAIN_BUILD_OPTIONS[@]}" -- "$@"
+  else
+    configure_and_build "$MAIN_BUILD_DIR" "$MAIN_BUILD_TYPE" "${MAIN_BUILD_OPTIONS[@]}"
+  fi
 }
 
 # configure_and_build BUILD_DIR BUILD_TYPE [extra cmake args...] [-- targets...]
