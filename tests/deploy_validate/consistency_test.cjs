@@ -248,7 +248,7 @@ test('Dockerfile: socket directory, admin and app ports, healthchecks agree with
 test('Dockerfile: the build runs scripts/lib.sh, like scripts/run and scripts/test', () => {
   const lib = read('scripts', 'lib.sh');
   for (const name of ['BUILD_PACKAGES', 'RUNTIME_PACKAGES']) assert.match(lib, new RegExp(`^${name}=\\(`, 'm'), `lib.sh defines ${name}`);
-  for (const fn of ['install_packages', 'configure_and_build']) assert.match(lib, new RegExp(`^${fn}\\(\\)`, 'm'));
+  for (const fn of ['install_packages', 'configure_and_build', 'build_main']) assert.match(lib, new RegExp(`^${fn}\\(\\)`, 'm'));
   assert.match(lib, /apt-get install -y .*--no-install-recommends/, 'install_packages: -y, --no-install-recommends');
   const runs = (stage) => dockerStages.find((s) => s.name === stage).insts.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
   assert.match(runs('build'), /source scripts\/lib\.sh && install_packages "\$\{BUILD_PACKAGES\[@\]\}"/);
@@ -258,8 +258,9 @@ test('Dockerfile: the build runs scripts/lib.sh, like scripts/run and scripts/te
     const text = read('scripts', script);
     assert.match(text, /source "\$\(dirname "\$0"\)\/lib\.sh"/);
     assert.match(text, /install_packages "\$\{BUILD_PACKAGES\[@\]\}"/);
-    assert.match(text, /configure_and_build /);
+    assert.match(text, /^\s*build_main\b/m, `scripts/${script} builds through lib.sh's build_main`);
   }
+  assert.match(lib, /^build_main\(\) \{[\s\S]*?configure_and_build "\$MAIN_BUILD_DIR"/m, 'build_main calls configure_and_build');
   // The targets built are the binaries copied out, and they exist in CMake.
   const built = /-- (.*)$/m.exec(runs('build'))[1].trim().split(/\s+/);
   const copied = dockerStages.flatMap((s) => s.insts)
