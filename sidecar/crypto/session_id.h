@@ -12,7 +12,7 @@
 
 namespace stateside::crypto {
 
-inline constexpr size_t kSessionIdBytes = 32;  // 256 bits (DESIGN.md)
+inline constexpr size_t kSessionIdBytes = 32;  // 256 bits (docs/SECURITY.md)
 inline constexpr size_t kSessionIdChars = 43;  // ceil(32 * 8 / 6)
 
 // A fresh id, or the random source's error.

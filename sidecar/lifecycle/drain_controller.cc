@@ -1,4 +1,4 @@
-// DrainController: the drain sequence of DESIGN.md as a clock-driven state
+// DrainController: the drain sequence of docs/OPERATIONS.md as a clock-driven state
 // machine. See the header for the transitions.
 #include "sidecar/lifecycle/drain_controller.h"
 

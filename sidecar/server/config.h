@@ -1,4 +1,4 @@
-// The sidecar's configuration: every setting of DESIGN.md (and a few more) is
+// The sidecar's configuration: every setting `stateside --help` lists is
 // a flag and an environment variable (`--redis-url` / REDIS_URL), parsed and
 // validated once, before anything listens, into a Config. A flag wins over
 // its variable, which wins over the default. ParseCommandLine is a pure

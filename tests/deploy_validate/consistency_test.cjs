@@ -42,7 +42,7 @@ for (const [variant, objs] of Object.entries(k8s)) {
     const drain = seconds(envOf(side, 'STATESIDE_DRAIN_TIMEOUT'));
     const shutdown = seconds(envOf(side, 'STATESIDE_SHUTDOWN_TIMEOUT'));
     const grace = spec.terminationGracePeriodSeconds;
-    assert.equal(prestop, 5, 'DESIGN.md: the Kubernetes manifests set STATESIDE_PRESTOP_DELAY=5s');
+    assert.equal(prestop, 5, 'docs/HORIZONTAL_SCALING_GUIDE.md: the Kubernetes manifests set STATESIDE_PRESTOP_DELAY=5s');
     assert.ok(shutdown >= prestop + drain, `shutdown ${shutdown}s >= prestop ${prestop}s + drain ${drain}s (the sidecar refuses less)`);
     assert.ok(grace >= prestop + drain + MARGIN_S, `grace ${grace}s >= ${prestop}s + ${drain}s + ${MARGIN_S}s`);
     assert.ok(grace >= shutdown + MARGIN_S, `grace ${grace}s >= shutdown ${shutdown}s + ${MARGIN_S}s`);
@@ -287,4 +287,32 @@ test('.dockerignore lets in exactly what the build reads', () => {
     if (from[0] !== '.') needed.push(...from);
   }
   assert.deepEqual([...new Set(needed)].sort(), [...allowed].sort());
+});
+
+// Every Markdown document a project file names exists (as a path from the
+// repository root or from the naming file's directory; a bare name, as some
+// document's name): no pointer at a document that is not in the repository.
+test('every named .md document exists', () => {
+  const skip = new Set(['.git', 'node_modules']);
+  const files = [];
+  (function walk(dir) {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (skip.has(e.name) || e.name.startsWith('build')) continue;
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(md|h|cc|cjs|js|ts|sh|txt|ya?ml|proto|cmake|conf)$|^(Dockerfile|run|test|bench[\w-]*|fuzz|lib\.sh)$/.test(e.name)) files.push(p);
+    }
+  })(src());
+  const mdNames = new Set(files.filter((f) => f.endsWith('.md')).map((f) => path.basename(f)));
+  const missing = [];
+  for (const file of files) {
+    const text = fs.readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?<![\w/.-])((?:[\w.-]+\/)*[\w-]+\.md)\b/g)) {
+      const name = m[1];
+      if ([src(name), path.join(path.dirname(file), name)].some((p) => fs.existsSync(p))) continue;
+      if (!name.includes('/') && mdNames.has(name)) continue;
+      missing.push(`${path.relative(src(), file)}: ${name}`);
+    }
+  }
+  assert.deepEqual(missing, [], 'documents named but not in the repository');
 });

@@ -211,7 +211,7 @@ TEST_F(RealtimePresenceTest, ADrainedInstancesConnectionsAreGoneWhenItHasExited)
   EXPECT_EQ(published.instances(), 0);
 }
 
-// DESIGN.md, drain step 3: pub/sub keeps serving while the app drains (it
+// The drain (docs/OPERATIONS.md), t=P..P+D: pub/sub keeps serving while the app drains (it
 // tells its WebSocket clients to reconnect elsewhere meanwhile); the
 // connections leave the cluster when the sidecar shuts down after it.
 TEST_F(RealtimePresenceTest, RealtimeServesThroughTheAppsDrainAndLeavesAfterIt) {

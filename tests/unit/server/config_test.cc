@@ -453,7 +453,8 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
   auto line = ParseLine({"--help"}, {});
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(line->action, CommandLine::Action::kPrintHelp);
-  // DESIGN.md's table, spelled out here so the test fails if one goes.
+  // Every documented setting (docs/HORIZONTAL_SCALING_GUIDE.md,
+  // docs/OPERATIONS.md), spelled out here so the test fails if one goes.
   for (const char* env :
        {"STATESIDE_SOCKET", "STATESIDE_ADMIN_ADDR", "REDIS_URL",
         "USE_REDIS_SESSIONS", "STATESIDE_FALLBACK", "SESSION_ENCRYPTION_KEY",
