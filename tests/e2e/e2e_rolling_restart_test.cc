@@ -1,6 +1,7 @@
 // Issue 6's end-to-end test 4: a rolling restart of all 3 pods, one at a
-// time with deploy/local/restart.sh, under continuous GET /me load through
-// nginx (wrk) → not one failed request or connection error, each pod stops
+// time with deploy/local/restart.sh, under continuous load through nginx
+// (wrk: GET /me, and every fourth request a POST /analytics/opt-out write)
+// → not one failed request or connection error, each pod stops
 // cleanly (restart.sh checks exit 0), a write in flight on the restarted pod
 // completes, and every session is still valid afterwards on every pod.
 #include <signal.h>
@@ -34,14 +35,20 @@ namespace {
 constexpr char kWrk[] = "/usr/bin/wrk";
 constexpr int kPods = 3;
 constexpr int kUsers = 20;
+constexpr int kConnections = 16;  // wrk's -c
 // The load's upper bound: it normally ends (SIGINT) as soon as the three
 // restarts are done, ~15-25 s; the test fails if they outlast it.
 constexpr absl::Duration kMaxLoad = absl::Seconds(120);
 
 // wrk's Lua script: each request carries one of the users' cookies in turn;
+// every fourth is a POST (an opt-out write, which nginx does not retry on
+// another pod, so a pod that drops it fails the test), the rest GET /me.
 // response() counts anything but 200 (wrk's own status error count lets 3xx
-// pass) and the instances that answered; done() prints every counter on one
-// fixed line for the test to parse.
+// pass), the POSTs answered 200 (their body, unlike /me's, names the
+// "subject") and the instances that answered; done() prints every counter on
+// one fixed line for the test to parse. A failed POST counts as non-200 or as
+// a socket error like any request; `posts` - `posts_ok` is at most the
+// requests in flight when wrk is stopped.
 std::string WrkScript(const std::vector<std::string>& cookies) {
   std::string list;
   for (const std::string& c : cookies) absl::StrAppend(&list, "  \"", c, "\",\n");
@@ -55,15 +62,25 @@ function init(args)
   counter = offset
   responses = 0
   non200 = 0
+  posts = 0
+  posts_ok = 0
   first_bad = ""
   seen = {}
 end
 function request()
   counter = counter + 1
-  return wrk.format("GET", "/me", { ["Cookie"] = cookies[(counter % #cookies) + 1] })
+  local cookie = cookies[(counter % #cookies) + 1]
+  if counter % 4 == 0 then
+    posts = posts + 1
+    local body = string.format('{"opted_out":%s}', counter % 8 == 0 and "true" or "false")
+    return wrk.format("POST", "/analytics/opt-out",
+                      { ["Cookie"] = cookie, ["Content-Type"] = "application/json" }, body)
+  end
+  return wrk.format("GET", "/me", { ["Cookie"] = cookie })
 end
 function response(status, headers, body)
   responses = responses + 1
+  if status == 200 and string.find(body, '"subject"', 1, true) then posts_ok = posts_ok + 1 end
   local instance = headers["X-Instance-Id"] or headers["x-instance-id"] or "none"
   seen[instance] = (seen[instance] or 0) + 1
   if status ~= 200 then
@@ -72,19 +89,22 @@ function response(status, headers, body)
   end
 end
 function done(summary, latency, requests)
-  local responses, non200, seen, bad = 0, 0, {}, ""
+  local responses, non200, posts, posts_ok, seen, bad = 0, 0, 0, 0, {}, ""
   for _, t in ipairs(threads) do
     responses = responses + t:get("responses")
     non200 = non200 + t:get("non200")
+    posts = posts + t:get("posts")
+    posts_ok = posts_ok + t:get("posts_ok")
     if bad == "" then bad = t:get("first_bad") end
     for instance, n in pairs(t:get("seen")) do seen[instance] = (seen[instance] or 0) + n end
   end
   local instances = ""
   for instance, n in pairs(seen) do instances = instances .. instance .. "=" .. n .. "," end
   io.write(string.format(
-      "E2E_SUMMARY requests=%d responses=%d non200=%d connect=%d read=%d write=%d " ..
-      "timeout=%d status=%d instances=%s\n",
-      summary.requests, responses, non200, summary.errors.connect, summary.errors.read,
+      "E2E_SUMMARY requests=%d responses=%d non200=%d posts=%d posts_ok=%d connect=%d " ..
+      "read=%d write=%d timeout=%d status=%d instances=%s\n",
+      summary.requests, responses, non200, posts, posts_ok, summary.errors.connect,
+      summary.errors.read,
       summary.errors.write, summary.errors.timeout, summary.errors.status, instances))
   io.write("E2E_FIRST_BAD " .. bad .. "\n")
 end
@@ -166,7 +186,7 @@ TEST_F(RollingRestartE2eTest, RestartingEveryPodUnderLoadFailsNoRequestAndKeepsE
   // of ~4 s), while nginx and the pods are what is under test. It runs until
   // the restarts are over (SIGINT: wrk stops and reports), at most kMaxLoad.
   SubprocessOptions options;
-  options.argv = {"nice", "-n", "19", kWrk, "-t2", "-c16",
+  options.argv = {"nice", "-n", "19", kWrk, "-t2", absl::StrCat("-c", kConnections),
                   absl::StrCat("-d", absl::ToInt64Seconds(kMaxLoad), "s"), "--timeout", "5s",
                   "-s", dir_.File("load.lua"), absl::StrCat("http://127.0.0.1:", nginx, "/me")};
   options.log_path = dir_.File("wrk.log");
@@ -222,6 +242,11 @@ TEST_F(RollingRestartE2eTest, RestartingEveryPodUnderLoadFailsNoRequestAndKeepsE
   EXPECT_GE(Counter(*summary, "requests"), 1000) << "hardly any load: " << output;
   EXPECT_EQ(Counter(*summary, "responses"), Counter(*summary, "requests")) << output;
   EXPECT_EQ(Counter(*summary, "non200"), 0) << output;
+  // The writes, on their own: many, and every one answered but those still in
+  // flight when wrk stopped (at most one per connection).
+  EXPECT_GE(Counter(*summary, "posts_ok"), 200) << "hardly any writes in the load: " << output;
+  EXPECT_LE(Counter(*summary, "posts") - Counter(*summary, "posts_ok"), kConnections)
+      << "POSTs sent but not answered 200: " << output;
   EXPECT_EQ(Counter(*summary, "status"), 0) << output;
   for (const char* error : {"connect", "read", "write", "timeout"}) {
     EXPECT_EQ(Counter(*summary, error), 0) << "socket errors (" << error << "): " << output;
