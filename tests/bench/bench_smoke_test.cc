@@ -121,7 +121,11 @@ TEST_F(BenchSmokeTest, UsesAGivenSessionByIdOrCookieAndLeavesItAlone) {
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    ASSERT_TRUE(stub->Create(&context, create, &created).ok());
+    // The socket file exists from bind(); the server may not serve yet (seen
+    // as UNAVAILABLE about 1 run in 40 under load): wait for it to be ready.
+    context.set_wait_for_ready(true);
+    const grpc::Status status = stub->Create(&context, create, &created);
+    ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
   }
   const v1::Session& session = created.session();
   for (const std::string& key : {session.metadata().id(), session.cookie()}) {
