@@ -42,6 +42,11 @@ constexpr Spec kSpecs[] = {
     {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
      "once draining, keep idle keep-alive connections open this long, answering "
      "what a proxy still sends on them with Connection: close [default: 1000]"},
+    {"forward-sigterm", "RADAR_FORWARD_SIGTERM", "BOOL",
+     "turn our SIGTERM/SIGINT into a drain of the sidecar; false where the "
+     "sidecar's preStop hook starts the drain (Kubernetes native sidecar) "
+     "[default: true]",
+     true},
     {"test-hooks", "RADAR_TEST_HOOKS", "BOOL",
      "honour X-Radar-Delay-Ms on POST /cart (tests only) [default: false]", true},
     {"log-format", "STATESIDE_LOG_FORMAT", "text|json", "log format [default: text]"},
@@ -120,10 +125,12 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
     config.cookie_name = value;
     return absl::OkStatus();
   }
-  if (flag == "cookie-secure" || flag == "test-hooks") {
+  if (flag == "cookie-secure" || flag == "test-hooks" || flag == "forward-sigterm") {
     auto b = ParseBool(spec, value);
     if (!b.ok()) return b.status();
-    (flag == "cookie-secure" ? config.cookie_secure : config.test_hooks) = *b;
+    (flag == "cookie-secure"  ? config.cookie_secure
+     : flag == "test-hooks" ? config.test_hooks
+                            : config.forward_sigterm) = *b;
     return absl::OkStatus();
   }
   if (flag == "max-body-bytes") {

@@ -26,6 +26,12 @@ struct Config {
   // Once draining, idle keep-alive connections stay open this long (their
   // requests answered with Connection: close), then are closed.
   int64_t drain_idle_grace_ms = 1000;
+  // SIGTERM/SIGINT become a Drain of the sidecar (ForwardShutdownSignals).
+  // Off in a Kubernetes native-sidecar pod, where the sidecar's preStop
+  // hook starts the drain: then a signal only makes the app wait for
+  // DRAINING (at most the sidecar's pre-stop delay + 5 s), and an app
+  // container restarted alone does not drain its pod.
+  bool forward_sigterm = true;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";   // spdlog level name
 };

@@ -2,8 +2,11 @@
 // serve HTTP + WebSocket until the drain, then exit 0.
 //
 // Drain: starts on the sidecar's DRAINING (DrainWatcher) — which our own
-// SIGTERM/SIGINT triggers, forwarded as Drain — or on our own when the
-// sidecar could not be told. Then: stop accepting, answer in-flight
+// SIGTERM/SIGINT triggers, forwarded as Drain (RADAR_FORWARD_SIGTERM, the
+// default), or the sidecar's preStop hook in a Kubernetes native-sidecar pod
+// (forwarding off) — or on our own when the sidecar could not be told or
+// said nothing within its pre-stop delay + 5 s of our signal. The drain
+// lasts until the deadline the sidecar sent. Then: stop accepting, answer in-flight
 // requests with Connection: close, close idle keep-alive connections (after a 1 s grace),
 // close WebSockets with 1012, wait for in-flight work (bounded by the
 // deadline), ReportDrained, exit 0. A second signal exits at once with
@@ -50,9 +53,12 @@ constexpr absl::Duration kOwnDrainTimeout = absl::Seconds(10);
 // Finish this much before the sidecar's deadline, so that ReportDrained
 // arrives while the sidecar still waits for it.
 constexpr absl::Duration kReportMargin = absl::Milliseconds(250);
-// After a forwarded signal the sidecar says DRAINING after its pre-stop
-// delay; if it never does (it went away meanwhile), drain alone after this.
-constexpr absl::Duration kForwardedDrainGrace = absl::Seconds(60);
+// After our signal the sidecar says DRAINING after its pre-stop delay (it
+// reports the delay in GetInstance); if it has not this much later (it went
+// away, or, not forwarding, our container is restarted alone), drain alone.
+constexpr absl::Duration kDrainingLateBy = absl::Seconds(5);
+// The wait for a sidecar that does not report its pre-stop delay.
+constexpr absl::Duration kUnknownPrestopWait = absl::Seconds(60);
 
 void BlockShutdownSignals() {
   sigset_t set;
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
     spdlog::warn("second signal {}: exiting at once (status 1)", signo);
     std::_Exit(kExitFailure);
   };
+  signal_options.forward = config.forward_sigterm;
   auto forwarder = stateside::ForwardShutdownSignals(client->get(), signal_options);
   if (!forwarder.ok()) {
     spdlog::critical("signals: {}", forwarder.status().ToString());
@@ -176,17 +183,26 @@ int main(int argc, char** argv) {
   spdlog::info("radar-app listening on {} as {}", HostPort(config.listen_host, server.port()),
                instance->id);
 
+  const absl::Duration draining_wait = instance->prestop_delay.has_value()
+                                           ? *instance->prestop_delay + kDrainingLateBy
+                                           : kUnknownPrestopWait;
+  spdlog::info("SIGTERM: {}; DRAINING expected within {} of it",
+               config.forward_sigterm ? "forwarded to the sidecar as a drain"
+                                      : "not forwarded (the sidecar's preStop hook drains)",
+               absl::FormatDuration(draining_wait));
   std::optional<absl::Time> deadline;
   std::optional<absl::Time> signalled_at;
+  // Polls the signal count (without forwarding, the forwarder has no hook).
   while (!(deadline = drain.WaitForBegin(absl::Seconds(1))).has_value()) {
     if ((*forwarder)->signals_received() == 0) continue;
     if (!signalled_at.has_value()) signalled_at = absl::Now();
-    if (absl::Now() - *signalled_at > kForwardedDrainGrace) {
+    if (absl::Now() - *signalled_at > draining_wait) {
       drain.Begin(absl::Now() + kOwnDrainTimeout, "no DRAINING from the sidecar after a signal");
     }
   }
-  const absl::Time finish_by =
-      std::min(*deadline - kReportMargin, absl::Now() + kOwnDrainTimeout);
+  // The sidecar's deadline (its drain timeout after the pre-stop delay), or
+  // ours when it sent none.
+  const absl::Time finish_by = *deadline - kReportMargin;
   spdlog::info("draining ({}): {} in flight, finishing within {}", drain.reason(),
                drain.in_flight(), absl::FormatDuration(std::max(finish_by - absl::Now(),
                                                                 absl::ZeroDuration())));

@@ -213,8 +213,9 @@ absl::StatusOr<std::vector<InstanceInfo>> Client::ListInstances() {
   return instances;
 }
 
-absl::Status Client::Drain() {
+absl::Status Client::Drain(AfterDrain after) {
   v1::DrainRequest request;
+  request.set_hold_until_signal(after == AfterDrain::kHoldUntilSignal);
   v1::DrainResponse response;
   return impl_->Call(Rpc::kDrain, [&](::grpc::ClientContext* context) {
     response.Clear();

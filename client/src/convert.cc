@@ -94,6 +94,7 @@ InstanceInfo InstanceFromProto(const v1::Instance& i) {
   info.backend = i.backend();
   info.admin_address = i.admin_address();
   info.ready = i.ready();
+  if (i.has_prestop_delay()) info.prestop_delay = DurationFromProto(i.prestop_delay());
   return info;
 }
 

@@ -64,6 +64,7 @@ class ShutdownSignalForwarder::Impl {
         count = ++received_;
       }
       if (count == 1) {
+        if (!options_.forward) continue;  // counted only: the app polls
         const absl::Status drain = client_->Drain();
         if (options_.on_forwarded) options_.on_forwarded(signo, drain);
       } else if (options_.on_second_signal) {

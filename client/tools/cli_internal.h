@@ -34,6 +34,7 @@ struct LifecycleArgs {
   std::string health_admin;
   std::string metrics_admin;
   std::string metrics_grep;
+  bool drain_no_follow = false;
 };
 
 // Adds health, instances, metrics, drain and watch-drain. The references

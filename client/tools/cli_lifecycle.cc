@@ -1,5 +1,6 @@
 // statesidectl's lifecycle commands: health (gRPC, and the admin /health),
-// instances, metrics (admin /metrics), drain and watch-drain.
+// instances, metrics (admin /metrics), drain (following it, or --no-follow
+// for a preStop hook) and watch-drain.
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -162,15 +163,32 @@ void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
     };
   });
 
-  app.add_subcommand("drain",
-                     "start the sidecar's drain (as SIGTERM does) and follow it "
-                     "until the sidecar ends it")
-      ->callback([=] {
-        *act = [=](Client& c, std::ostream& out) -> absl::Status {
-          if (absl::Status s = c.Drain(); !s.ok()) return s;
-          return FollowDrain(c, out, gl->json);
-        };
-      });
+  auto* drain = app.add_subcommand(
+      "drain",
+      "start the sidecar's drain (as SIGTERM does) and follow it until the "
+      "sidecar ends it");
+  drain->add_flag(
+      "--no-follow", a->drain_no_follow,
+      "return as soon as the drain has started; the sidecar then stays up "
+      "after the drain (not ready, serving nothing) until its own SIGTERM: "
+      "the Kubernetes preStop hook of a native sidecar");
+  drain->callback([=] {
+    *act = [=](Client& c, std::ostream& out) -> absl::Status {
+      if (!a->drain_no_follow) {
+        if (absl::Status s = c.Drain(); !s.ok()) return s;
+        return FollowDrain(c, out, gl->json);
+      }
+      if (absl::Status s = c.Drain(Client::AfterDrain::kHoldUntilSignal); !s.ok()) {
+        return s;
+      }
+      if (gl->json) {
+        out << DumpJsonLine(Json{{"event", "drain_started"}});
+      } else {
+        out << "drain started; the sidecar exits on its SIGTERM\n";
+      }
+      return absl::OkStatus();
+    };
+  });
 
   app.add_subcommand("watch-drain", "print each drain state until the stream ends")
       ->callback([=] {

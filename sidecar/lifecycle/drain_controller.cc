@@ -14,6 +14,7 @@ std::string_view DrainStateName(DrainState state) {
     case DrainState::kServing: return "serving";
     case DrainState::kDraining: return "draining";
     case DrainState::kDrained: return "drained";
+    case DrainState::kHolding: return "holding";
     case DrainState::kStopped: return "stopped";
   }
   return "unknown";
@@ -26,6 +27,7 @@ struct DrainController::Effects {
   std::optional<std::pair<absl::Duration, bool>> app_drain_finished;
   std::optional<bool> begin_shutdown;  // value: fast
   std::optional<int> force_exit;
+  bool stopped = false;
 };
 
 DrainController::DrainController(const Clock* clock, DrainOptions options,
@@ -37,7 +39,13 @@ void DrainController::OnSignal(std::string_view name) {
   {
     absl::MutexLock lock(&mu_);
     ++signals_;
-    if (signals_ == 1 || state_ == DrainState::kServing) {
+    if (state_ == DrainState::kHolding) {
+      // The signal the hold waited for: the work is done, exit now.
+      SetStateLocked(DrainState::kStopped, fx);
+      fx.stopped = true;
+    } else if (signals_ == 1 || state_ == DrainState::kServing) {
+      // Starts the drain, or joins the one a request started (that drain
+      // then no longer holds: this is the signal it would wait for).
       StartLocked(name, fx);
     } else if (state_ == DrainState::kDraining) {
       // A second signal: stop waiting for the app, shut down now.
@@ -52,10 +60,16 @@ void DrainController::OnSignal(std::string_view name) {
   Run(fx);
 }
 
-void DrainController::StartDrain(std::string_view reason) {
+void DrainController::StartDrain(std::string_view reason, AfterDrain after) {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
+    // Too late once the shutdown work is done: the process is exiting.
+    if (after == AfterDrain::kHoldUntilSignal &&
+        (state_ == DrainState::kServing || state_ == DrainState::kDraining ||
+         state_ == DrainState::kDrained)) {
+      hold_requested_ = true;
+    }
     StartLocked(reason, fx);
     AdvanceLocked(clock_->Now(), fx);
   }
@@ -87,8 +101,13 @@ void DrainController::ShutdownComplete() {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
-    if (state_ == DrainState::kStopped) return;
-    SetStateLocked(DrainState::kStopped, fx);
+    if (state_ != DrainState::kDrained) return;
+    if (hold_requested_ && signals_ == 0) {
+      SetStateLocked(DrainState::kHolding, fx);
+    } else {
+      SetStateLocked(DrainState::kStopped, fx);
+      fx.stopped = true;
+    }
   }
   Run(fx);
 }
@@ -190,6 +209,7 @@ void DrainController::Run(Effects& fx) {
   }
   if (fx.begin_shutdown) actions_->BeginShutdown(*fx.begin_shutdown);
   if (fx.force_exit) actions_->ForceExit(*fx.force_exit);
+  if (fx.stopped) actions_->Stopped();
 }
 
 DrainState DrainController::state() const {

@@ -1,12 +1,25 @@
 // The drain sequence as a state machine driven by an injected Clock:
 //
-//   SERVING ──StartDrain──► DRAINING (pre-stop: not ready, fully serving)
+//   SERVING ──OnSignal / StartDrain──► DRAINING (pre-stop: not ready, fully serving)
 //           ──prestop delay──► DRAINING (watchers told, with a deadline)
 //           ──all watchers reported / none watching / drain timeout──► DRAINED
-//           ──shutdown work done──► STOPPED (exit 0)
-//   past shutdown_timeout from the first signal: forced exit, status 1.
+//           ──shutdown work done──► STOPPED (Stopped(): exit 0)
+//                             or ──► HOLDING, when the drain was asked to hold
+//   HOLDING ──OnSignal──► STOPPED (at once: no second pre-stop delay)
+//   past shutdown_timeout from the start, in any state but SERVING and
+//   STOPPED (HOLDING included): forced exit, status 1.
 //   A second signal skips the waiting (fast shutdown); a signal during the
 //   shutdown work forces the exit.
+//
+// Holding: a drain requested with AfterDrain::kHoldUntilSignal (a Kubernetes
+// preStop hook, `statesidectl drain --no-follow`) leaves the sidecar up
+// after its shutdown work (deregistered, gRPC stopped, not ready) until its
+// own SIGTERM: a native sidecar that exited before the app would be
+// restarted mid-termination. The hold applies only while no signal has come:
+// a signal that arrives first or during the drain (the classic layout, an
+// operator) means the process is already being stopped, so it exits once
+// drained, as without the hold. Which way the drain started changes nothing
+// else: the pre-stop delay applies whether or not an app watches.
 //
 // The controller never sleeps and owns no thread: Tick() advances it to the
 // clock's now and returns when it next needs a Tick. Production runs a small
@@ -30,8 +43,11 @@
 
 namespace stateside {
 
-enum class DrainState { kServing, kDraining, kDrained, kStopped };
+enum class DrainState { kServing, kDraining, kDrained, kHolding, kStopped };
 std::string_view DrainStateName(DrainState state);
+
+// What a drain request asks for once the drain is done (see the top).
+enum class AfterDrain { kExit, kHoldUntilSignal };
 
 struct DrainOptions {
   absl::Duration prestop_delay = absl::ZeroDuration();
@@ -52,6 +68,9 @@ class DrainActions {
   // Exit the process now with this status (the hard timeout, or a signal
   // during shutdown).
   virtual void ForceExit(int status) = 0;
+  // The drain is over (STOPPED): the process may exit, status 0. After the
+  // shutdown work, or later, on the signal that ends a hold.
+  virtual void Stopped() = 0;
   // For metrics and logs: the app drain ended after `waited`; `timed_out` if
   // the sidecar stopped waiting for ReportDrained.
   virtual void AppDrainFinished(absl::Duration waited, bool timed_out) {}
@@ -70,7 +89,9 @@ class DrainController {
   // second skips to a fast shutdown; one during the shutdown forces exit 1.
   void OnSignal(std::string_view name);
   // A drain request from LifecycleService.Drain or POST /drain (idempotent).
-  void StartDrain(std::string_view reason);
+  // kHoldUntilSignal, from any request of the drain before its shutdown
+  // work is done, makes it hold (unless a signal came already).
+  void StartDrain(std::string_view reason, AfterDrain after = AfterDrain::kExit);
   // An app reports it has drained (idempotent per watcher count).
   void ReportDrained();
   // The shutdown work requested by BeginShutdown is done.
@@ -89,6 +110,7 @@ class DrainController {
   // The drain deadline told to watchers (InfinitePast before that).
   absl::Time deadline() const;
   bool draining() const { return state() != DrainState::kServing; }
+  const DrainOptions& options() const { return options_; }
 
  private:
   // Deferred work collected under the lock and run after releasing it.
@@ -118,6 +140,8 @@ class DrainController {
   int told_count_ ABSL_GUARDED_BY(mu_) = 0;
   int reports_ ABSL_GUARDED_BY(mu_) = 0;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // ForceExit requested once
+  // A request asked to hold after the drain; honoured while signals_ == 0.
+  bool hold_requested_ ABSL_GUARDED_BY(mu_) = false;
   struct Watcher {
     WatchFn fn;
     bool observer = false;

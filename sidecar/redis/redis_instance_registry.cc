@@ -44,7 +44,8 @@ return out
 )lua";
 
 constexpr DrainState kStates[] = {DrainState::kServing, DrainState::kDraining,
-                                  DrainState::kDrained, DrainState::kStopped};
+                                  DrainState::kDrained, DrainState::kHolding,
+                                  DrainState::kStopped};
 
 }  // namespace
 

@@ -21,7 +21,8 @@ v1::DrainState ToProto(DrainState state) {
     case DrainState::kDraining:
       return v1::DRAINING;
     case DrainState::kDrained:
-    case DrainState::kStopped:  // not in the proto: still "drained"
+    case DrainState::kHolding:  // not in the proto: still "drained"
+    case DrainState::kStopped:
       return v1::DRAINED;
   }
   return v1::DRAIN_STATE_UNSPECIFIED;
@@ -100,7 +101,11 @@ grpc::ServerUnaryReactor* LifecycleService::GetInstance(
   return GetInstanceCall::Start(
       context, request, response, {metrics_, "LifecycleService/GetInstance"},
       [this](GetInstanceCall* call) {
-        ToProto(*instance_, call->response()->mutable_instance());
+        v1::Instance* out = call->response()->mutable_instance();
+        ToProto(*instance_, out);
+        if (drain_ != nullptr) {
+          ToProto(drain_->options().prestop_delay, out->mutable_prestop_delay());
+        }
         call->Finish(absl::OkStatus());
       });
 }
@@ -149,8 +154,13 @@ grpc::ServerUnaryReactor* LifecycleService::Drain(
     grpc::CallbackServerContext* context, const v1::DrainRequest* request,
     v1::DrainResponse* response) {
   if (drain_ == nullptr) return Answer(context, "LifecycleService/Drain", kNoDrain);
-  if (!drain_->draining()) spdlog::info("drain requested by LifecycleService.Drain");
-  drain_->StartDrain("LifecycleService.Drain");
+  const bool hold = request->hold_until_signal();
+  if (!drain_->draining()) {
+    spdlog::info("drain requested by LifecycleService.Drain{}",
+                 hold ? " (hold until SIGTERM afterwards)" : "");
+  }
+  drain_->StartDrain("LifecycleService.Drain",
+                     hold ? AfterDrain::kHoldUntilSignal : AfterDrain::kExit);
   Poke();
   return Answer(context, "LifecycleService/Drain", grpc::Status::OK);
 }

@@ -14,8 +14,9 @@ v1::DrainState ToProtoState(DrainState state) {
   switch (state) {
     case DrainState::kServing: return v1::SERVING;
     case DrainState::kDraining: return v1::DRAINING;
-    // STOPPED is not in the proto: for the app it is still "drained".
+    // HOLDING and STOPPED are not in the proto: for the app, "drained".
     case DrainState::kDrained:
+    case DrainState::kHolding:
     case DrainState::kStopped: return v1::DRAINED;
   }
   return v1::DRAIN_STATE_UNSPECIFIED;

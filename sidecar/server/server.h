@@ -88,8 +88,9 @@ class Server {
 
   // Start(), then hand SIGTERM/SIGINT (via SignalWatcher: REQUIRES
   // BlockShutdownSignals() at the top of main) to the drain controller and
-  // wait until the drain's shutdown work is done, then Stop(). The drain
-  // itself (second signal, hard timeout with exit 1) is the controller's.
+  // wait until the drain is STOPPED (its shutdown work done, and a hold
+  // ended by SIGTERM), then Stop(). The drain itself (second signal, hard
+  // timeout with exit 1) is the controller's.
   absl::Status Run();
 
   // Starts the drain, as the Drain RPC does (Run() returns once it ends).
@@ -97,7 +98,7 @@ class Server {
   void RequestShutdown();
   // Blocks until a drain started or `timeout` passed; true if it started.
   bool WaitForShutdownRequest(absl::Duration timeout = absl::InfiniteDuration());
-  // Blocks until the drain's shutdown work is done or `timeout` passed.
+  // Blocks until the drain is STOPPED or `timeout` passed.
   bool WaitForStopped(absl::Duration timeout = absl::InfiniteDuration());
 
   // Not ready, no new calls, in-flight calls may finish until now + grace
@@ -133,6 +134,8 @@ class Server {
   void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The drain actions (see drain_controller.h).
   void OnDrainStarted();
+  // The controller reached STOPPED: Run() may return (exit 0).
+  void OnDrainStopped();
   void BeginShutdown(bool fast);
   void ShutdownWork(bool fast);
   void UpdateLiveSessions();
@@ -209,7 +212,7 @@ class Server {
   bool realtime_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool redis_was_down_ ABSL_GUARDED_BY(mu_) = false;  // for reconnect counts
   absl::Time drain_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // real
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // shutdown work done
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the drain is STOPPED
   std::thread shutdown_thread_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -39,13 +39,21 @@ class Server::Actions final : public DrainActions {
   void BeginShutdown(bool fast) override { server_->BeginShutdown(fast); }
   void ForceExit(int status) override {
     server_->metrics_->ForcedExit();
-    spdlog::critical(
-        "shutdown did not finish within STATESIDE_SHUTDOWN_TIMEOUT ({}) or "
-        "was interrupted: forced exit {}",
-        absl::FormatDuration(server_->config_.shutdown_timeout), status);
+    if (server_->drain_->state() == DrainState::kHolding) {
+      spdlog::critical(
+          "held after the drain, but no SIGTERM came within "
+          "STATESIDE_SHUTDOWN_TIMEOUT ({}): forced exit {}",
+          absl::FormatDuration(server_->config_.shutdown_timeout), status);
+    } else {
+      spdlog::critical(
+          "shutdown did not finish within STATESIDE_SHUTDOWN_TIMEOUT ({}) or "
+          "was interrupted: forced exit {}",
+          absl::FormatDuration(server_->config_.shutdown_timeout), status);
+    }
     spdlog::default_logger()->flush();
     std::_Exit(status);
   }
+  void Stopped() override { server_->OnDrainStopped(); }
   void AppDrainFinished(absl::Duration waited, bool timed_out) override {
     server_->metrics_->DrainFinished(absl::ToDoubleSeconds(waited), timed_out);
     if (timed_out) {
@@ -115,7 +123,17 @@ void Server::ShutdownWork(bool fast) {
   if (grpc != nullptr) grpc->Shutdown(deadline);
   spdlog::info("gRPC stopped; flushing");
   spdlog::default_logger()->flush();
+  // STOPPED (OnDrainStopped: Run returns), or HOLDING until our SIGTERM.
   drain_->ShutdownComplete();
+  if (drain_->state() == DrainState::kHolding) {
+    spdlog::info(
+        "drained and shut down; holding (not ready, serving nothing) until "
+        "SIGTERM, as the drain request asked, or exit 1 at "
+        "STATESIDE_SHUTDOWN_TIMEOUT");
+  }
+}
+
+void Server::OnDrainStopped() {
   absl::MutexLock lock(&mu_);
   stopped_ = true;
 }

@@ -7,9 +7,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
+const { execFileSync } = require('child_process');
 const {
   src, read, loadYamlDocs, renderKustomization, podSpecOf, containersOf, seconds,
-  statesideDefault, adminRoutes, portOf, envOf,
+  statesideDefault, adminRoutes, portOf, envOf, BIN_DIR,
 } = require('./deploy_lib.cjs');
 const { instructions, stages } = require('./dockerfile_lint.cjs');
 
@@ -121,6 +122,28 @@ test('Kubernetes: native sidecar in the base, classic sidecar in classic/, other
   assert.ok(classic.containers.every((c) => c.restartPolicy === undefined), 'no container-level restartPolicy before 1.29');
   const { restartPolicy, ...rest } = native;
   assert.deepEqual(classic.containers.find((c) => c.name === SIDECAR), rest);
+});
+
+test('Kubernetes: the drain starts with pod termination (sidecar preStop), the app forwards SIGTERM only in classic/', () => {
+  const PRESTOP = ['statesidectl', 'drain', '--no-follow'];
+  for (const [variant, objs] of Object.entries(k8s)) {
+    const d = find(objs, 'Deployment', 'radar');
+    const side = container(d, SIDECAR);
+    assert.deepEqual(side.lifecycle.preStop.exec.command, PRESTOP, `${variant}: the sidecar's preStop hook`);
+    // The hook finds the socket the way statesidectl does without --socket.
+    assert.ok(envOf(side, 'STATESIDE_SOCKET'), `${variant}: STATESIDE_SOCKET set for the hook`);
+    assert.equal(container(d, APP).lifecycle, undefined, `${variant}: no hook on the app: it drains on DRAINING`);
+  }
+  assert.equal(envOf(container(find(k8s.base, 'Deployment', 'radar'), APP), 'RADAR_FORWARD_SIGTERM'), 'false',
+               'native: the preStop hook drains; an app container restart must not');
+  assert.equal(envOf(container(find(k8s.classic, 'Deployment', 'radar'), APP), 'RADAR_FORWARD_SIGTERM'), 'true',
+               'classic: the app forwards its SIGTERM');
+  // The hook's program is in the sidecar image, on PATH, and takes the flag.
+  const image = dockerStages.find((st) => st.name === SIDECAR);
+  assert.ok(image.insts.some((i) => i.keyword === 'COPY' && /\/statesidectl\b/.test(i.args) && /\/usr\/local\/bin\/?$/.test(i.args)),
+            'the stateside image copies statesidectl to /usr/local/bin');
+  const help = execFileSync(path.join(BIN_DIR, 'statesidectl'), ['drain', '--help'], { encoding: 'utf8' });
+  assert.match(help, /--no-follow/);
 });
 
 test('Kubernetes: selectors, references, resources', () => {

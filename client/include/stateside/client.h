@@ -192,8 +192,12 @@ class Client {
   // Whatever the sidecar answers is passed through, e.g. UNIMPLEMENTED.
   absl::StatusOr<std::vector<InstanceInfo>> ListInstances();
   // Starts the sidecar's drain, as SIGTERM to it does. Idempotent (retried):
-  // a drain already under way goes on unchanged.
-  absl::Status Drain();
+  // a drain already under way goes on unchanged. kHoldUntilSignal: once
+  // drained, the sidecar stays up (not ready, serving nothing) until its
+  // own SIGTERM instead of exiting (a Kubernetes preStop hook; see
+  // DrainRequest.hold_until_signal in lifecycle.proto).
+  enum class AfterDrain { kExit, kHoldUntilSignal };
+  absl::Status Drain(AfterDrain after = AfterDrain::kExit);
   // Tells the sidecar this app has finished draining (after DRAINING).
   // Idempotent (retried).
   absl::Status ReportDrained();

@@ -1,5 +1,6 @@
 // stateside::ForwardShutdownSignals: the app's SIGTERM/SIGINT become a Drain
-// of its sidecar, so a signal to either process starts the same drain.
+// of its sidecar, so a signal to either process starts the same drain (or,
+// with `forward` off, are only counted: see below).
 // Thread-safe: the forwarder's own thread does all the work.
 //
 // Contract
@@ -13,6 +14,11 @@
 //   retries), then on_forwarded(signo, status of the Drain call). The app
 //   learns that the drain has begun from its DrainWatcher (DRAINING, after
 //   the sidecar's pre-stop delay), drains, and calls ReportDrained.
+//   With `forward` false the first signal is only counted
+//   (signals_received()): no call, no hook. That is for a Kubernetes native
+//   sidecar whose preStop hook starts the drain (`statesidectl drain
+//   --no-follow`): the app's own SIGTERM must not drain the pod, since the
+//   kubelet also sends it when it restarts the app container alone.
 // - Second and later signals: NOT forwarded (Drain is idempotent; it would
 //   do nothing). on_second_signal(signo) runs instead: the operator asked
 //   for a fast exit, and the app must do it itself. Unset: the process
@@ -34,8 +40,11 @@
 namespace stateside {
 
 struct ShutdownSignalOptions {
+  // Whether the first signal becomes a Drain of the sidecar (see above).
+  bool forward = true;
   // After the first signal's Drain call, with its result (e.g. UNAVAILABLE
   // when the sidecar is already gone: the app should then drain on its own).
+  // Not called without `forward`.
   std::function<void(int signo, const absl::Status& drain)> on_forwarded;
   // For every later signal. Unset: die by the signal (see above).
   std::function<void(int signo)> on_second_signal;

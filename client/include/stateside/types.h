@@ -93,6 +93,9 @@ struct InstanceInfo {
   std::string backend;  // "memory", "redis" or "memory-fallback"
   std::string admin_address;
   bool ready = false;
+  // STATESIDE_PRESTOP_DELAY, from GetInstance only (nullopt in
+  // ListInstances, or from a sidecar that does not report it).
+  std::optional<absl::Duration> prestop_delay;
 };
 
 // grpc.health.v1 serving status.

@@ -190,6 +190,31 @@ TEST_F(RadarAppLifecycleTest, DrainsOnItsOwnWhenTheSidecarIsGone) {
   EXPECT_THAT(pod_->app().ReadLog(), HasSubstr("draining on our own"));
 }
 
+// RADAR_FORWARD_SIGTERM=false (a Kubernetes native-sidecar pod): a SIGTERM
+// to the app alone — its container restarted, the pod not terminating —
+// leaves the sidecar serving; the app waits the pre-stop delay + 5 s for a
+// DRAINING that does not come, then drains on its own and exits 0.
+TEST_F(RadarAppLifecycleTest, WithoutForwardingASigtermToTheAppAloneDoesNotDrainThePod) {
+  StartPod(PodOptions("restarted-app-pod", {}, {{"RADAR_FORWARD_SIGTERM", "false"}}));
+  auto ws = OpenSocket(Login("restarted"));
+  ASSERT_NE(ws, nullptr);
+  const absl::Time signalled = absl::Now();
+  pod_->app().Signal(SIGTERM);
+  EXPECT_EQ(pod_->app().Wait(absl::Seconds(20)), 0);
+  EXPECT_GE(absl::Now() - signalled, absl::Seconds(5));  // prestop 0 s + 5 s
+  EXPECT_THAT(pod_->app().ReadLog(), HasSubstr("no DRAINING from the sidecar after a signal"));
+  EXPECT_THAT(pod_->app().ReadLog(), ::testing::Not(HasSubstr("asked the sidecar to drain")));
+  ClientOptions options;
+  options.socket_path = pod_->socket_path();
+  auto client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto instance = (*client)->GetInstance();
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_EQ(instance->drain_state, DrainState::kServing);
+  EXPECT_TRUE(instance->ready);
+  EXPECT_TRUE(pod_->sidecar().running());
+}
+
 TEST_F(RadarAppLifecycleTest, RealtimeSurvivesASidecarRestart) {
   StartPod(PodOptions("phoenix-pod"));
   const Cookie cookie = Login("phoenix");

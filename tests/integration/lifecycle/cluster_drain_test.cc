@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "stateside/v1/lifecycle.grpc.pb.h"
+#include "tests/integration/lifecycle/drain_test_app_process.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -238,14 +239,8 @@ TEST_F(ClusterDrainTest, SigtermToTheAppFirstDrainsAppAndSidecarWithNoFailedCall
   Pod a, b;
   StartPod(a, "pod-a");
   StartPod(b, "pod-b");
-  testing::SubprocessOptions options;
-  options.argv = {testing::BinPath("drain_test_app"), "--socket", a.socket, "--workers", "4"};
-  options.log_path = dir_.File("app.log");
-  auto app = Subprocess::Start(options);
+  auto app = testing::StartDrainTestApp(a.socket, dir_.File("app.log"));
   ASSERT_TRUE(app.ok()) << app.status();
-  ASSERT_TRUE(testing::WaitFor([&] { return absl::StrContains(app->ReadLog(), "ready"); },
-                               absl::Seconds(15)))
-      << app->ReadLog();
   // "ready" comes after the load's first 100 successful calls: the signal
   // lands on an app under load.
   app->Signal(SIGTERM);  // the native-sidecar order: the app hears it first

@@ -5,7 +5,11 @@
 // writes on `--workers` threads) until DRAINING, then stop, report drained
 // and exit 0.
 //
-//   drain_test_app --socket PATH [--workers N]
+//   drain_test_app --socket PATH [--workers N] [--ignore-sigterm]
+//
+// --ignore-sigterm: an app that neither forwards nor acts on SIGTERM (it is
+// ignored, SIG_IGN); only the sidecar's DRAINING ends it — the native
+// sidecar layout, where the sidecar's preStop hook starts the drain.
 //
 // Prints "ready" once the load has made 100 successful calls and the drain
 // watch is attached, and at the end one line
@@ -16,6 +20,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,29 +35,43 @@
 #include "stateside/shutdown_signals.h"
 
 int main(int argc, char** argv) {
-  // Before any thread exists: every thread inherits the blocked mask, and
-  // the forwarder's signalfd is the only place the signals arrive.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
   stateside::ClientOptions options;
   int workers = 4;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--socket") == 0) options.socket_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--workers") == 0) workers = std::atoi(argv[i + 1]);
+  bool ignore_sigterm = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--ignore-sigterm") == 0) {
+      ignore_sigterm = true;
+    } else if (i + 1 < argc && std::strcmp(argv[i], "--socket") == 0) {
+      options.socket_path = argv[++i];
+    } else if (i + 1 < argc && std::strcmp(argv[i], "--workers") == 0) {
+      workers = std::atoi(argv[++i]);
+    }
   }
+  // Before any thread exists: every thread inherits the blocked mask, and
+  // the forwarder's signalfd is the only place the signals arrive.
+  if (ignore_sigterm) {
+    signal(SIGTERM, SIG_IGN);
+  } else {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
   auto client = stateside::Client::Connect(options);
   if (!client.ok()) {
     std::fprintf(stderr, "connect: %s\n", client.status().ToString().c_str());
     return 1;
   }
-  auto forwarder = stateside::ForwardShutdownSignals(client->get());
-  if (!forwarder.ok()) {
-    std::fprintf(stderr, "signals: %s\n", forwarder.status().ToString().c_str());
-    return 1;
+  std::unique_ptr<stateside::ShutdownSignalForwarder> forwarder;
+  if (!ignore_sigterm) {
+    auto started = stateside::ForwardShutdownSignals(client->get());
+    if (!started.ok()) {
+      std::fprintf(stderr, "signals: %s\n", started.status().ToString().c_str());
+      return 1;
+    }
+    forwarder = *std::move(started);
   }
   absl::Notification draining;
   auto watcher = stateside::DrainWatcher::Start(

@@ -1,8 +1,9 @@
 // The drain sequence end to end on the real binary: SIGTERM / POST /drain /
 // Drain → readiness 503 at once while liveness stays 200, WatchDrain events,
 // ReportDrained, the drain and pre-stop timeouts, a second signal, exit
-// statuses and the socket file; /metrics through promtool; hostile HTTP on
-// the admin port never blocks the probes.
+// statuses and the socket file; the preStop drain of the native-sidecar
+// layout (`statesidectl drain --no-follow`, held until SIGTERM); /metrics
+// through promtool; hostile HTTP on the admin port never blocks the probes.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
+#include "tests/integration/lifecycle/drain_test_app_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -119,6 +121,17 @@ class LifecycleProcessTest : public ::testing::Test {
     v1::CreateSessionRequest request;
     v1::CreateSessionResponse response;
     return sessions_->Create(Context().get(), request, &response).ok();
+  }
+
+  // Until /health says the drain holds (drained, waiting for SIGTERM).
+  bool WaitForHolding() {
+    return testing::WaitFor(
+        [&] {
+          auto health = Http("/health");
+          return health.has_value() &&
+                 absl::StrContains(health->body, "\"drain_state\":\"HOLDING\"");
+        },
+        absl::Seconds(10));
   }
 
   std::optional<int> WaitExit(absl::Duration timeout = absl::Seconds(10)) {
@@ -303,6 +316,71 @@ TEST_F(LifecycleProcessTest, DrainRpcStartsTheSameSequence) {
   ASSERT_TRUE(lifecycle_->ReportDrained(Context().get(), {}, &reported).ok());
   EXPECT_EQ(watcher.Next()->state(), v1::DRAINED);
   EXPECT_EQ(WaitExit(), 0) << process_->ReadLog();
+}
+
+// The native-sidecar order: the kubelet runs the sidecar's preStop hook
+// (`statesidectl drain --no-follow`) while it sends SIGTERM to an app that
+// ignores it; the app drains on DRAINING alone; the sidecar, drained, stays
+// up until its own SIGTERM (sent once the app has exited), then exits 0 at
+// once.
+TEST_F(LifecycleProcessTest, PreStopDrainOfAnAppIgnoringSigtermHoldsUntilTheSidecarsSigterm) {
+  constexpr absl::Duration kPrestop = absl::Seconds(2);
+  StartSidecar({{"STATESIDE_PRESTOP_DELAY", "2s"},
+                {"STATESIDE_DRAIN_TIMEOUT", "15s"},
+                {"STATESIDE_SHUTDOWN_TIMEOUT", "30s"}});
+  v1::GetInstanceResponse instance;
+  ASSERT_TRUE(lifecycle_->GetInstance(Context().get(), {}, &instance).ok());
+  EXPECT_EQ(instance.instance().prestop_delay().seconds(), 2);  // the app's bound
+
+  auto app = testing::StartDrainTestApp(socket_, dir_.File("app.log"),
+                                        /*ignore_sigterm=*/true);
+  ASSERT_TRUE(app.ok()) << app.status();
+
+  // t=0: SIGTERM to the app (ignored) and the sidecar's preStop hook.
+  app->Signal(SIGTERM);
+  const absl::Time hook = absl::Now();
+  testing::RunResult run = testing::Run(
+      {testing::BinPath("statesidectl"), "--socket", socket_, "drain", "--no-follow"});
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  EXPECT_LT(absl::Now() - hook, kPrestop) << "the hook returns before the drain is told";
+  EXPECT_EQ(HttpStatus("/health/ready"), 503);
+
+  // The app gets DRAINING, finishes its in-flight calls, reports, exits 0.
+  ASSERT_EQ(app->Wait(absl::Seconds(30)), 0) << app->ReadLog();
+  const std::string app_log = app->ReadLog();
+  EXPECT_THAT(app_log, ::testing::HasSubstr("failed=0 first_error=OK reported=OK"));
+  EXPECT_GE(absl::Now() - hook, kPrestop);  // the pre-stop delay came first
+
+  // The sidecar holds: drained, shut down, but alive until its signal.
+  ASSERT_TRUE(WaitForHolding()) << process_->ReadLog();
+  EXPECT_TRUE(process_->running());
+  EXPECT_EQ(HttpStatus("/health/live"), 200);
+  EXPECT_EQ(HttpStatus("/health/ready"), 503);
+  EXPECT_FALSE(CreateOne()) << "serving nothing new";
+  const std::string held_log = process_->ReadLog();
+  EXPECT_THAT(held_log, ::testing::HasSubstr("app drain finished"));
+  EXPECT_THAT(held_log, ::testing::Not(::testing::HasSubstr("app drain timed out")));
+
+  // The kubelet's SIGTERM, after the app exited: exit 0, with no second
+  // pre-stop delay.
+  const absl::Time signalled = absl::Now();
+  process_->Signal(SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << process_->ReadLog();
+  EXPECT_LT(absl::Now() - signalled, kPrestop);
+  EXPECT_FALSE(Exists(socket_));
+}
+
+TEST_F(LifecycleProcessTest, AHeldDrainWithoutItsSigtermEndsAtTheShutdownTimeoutWithExitOne) {
+  StartSidecar({{"STATESIDE_DRAIN_TIMEOUT", "1s"},
+                {"STATESIDE_SHUTDOWN_TIMEOUT", "2s"}});
+  const absl::Time hook = absl::Now();
+  testing::RunResult run = testing::Run(
+      {testing::BinPath("statesidectl"), "--socket", socket_, "drain", "--no-follow"});
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  ASSERT_TRUE(WaitForHolding()) << process_->ReadLog();
+  EXPECT_EQ(WaitExit(), 1) << process_->ReadLog();
+  EXPECT_GE(absl::Now() - hook, absl::Seconds(2));
+  EXPECT_THAT(process_->ReadLog(), ::testing::HasSubstr("no SIGTERM came"));
 }
 
 TEST_F(LifecycleProcessTest, MetricsPassPromtoolAndCountCreates) {

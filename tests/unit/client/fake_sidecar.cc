@@ -149,9 +149,10 @@ class LifecycleImpl final : public v1::LifecycleService::Service {
                     grpc::ServerWriter<v1::DrainEvent>* writer) override {
     return fake_->ServeWatchDrain(c, writer);
   }
-  Status Drain(ServerContext* c, const v1::DrainRequest*, v1::DrainResponse*) override {
+  Status Drain(ServerContext* c, const v1::DrainRequest* request,
+               v1::DrainResponse*) override {
     Status s = fake_->Enter(Rpc::kDrain, c);
-    if (s.ok()) fake_->OnDrain();
+    if (s.ok()) fake_->OnDrain(*request);
     return s;
   }
   Status ReportDrained(ServerContext* c, const v1::ReportDrainedRequest*,
@@ -315,16 +316,22 @@ void FakeSidecar::DrainImmediatelyOnRequest(int64_t deadline_seconds) {
   drain_on_request_ = deadline_seconds;
 }
 
-void FakeSidecar::OnDrain() {
+void FakeSidecar::OnDrain(const v1::DrainRequest& request) {
   std::optional<int64_t> deadline;
   {
     absl::MutexLock lock(&mu_);
+    last_drain_ = request;
     deadline = drain_on_request_;
   }
   if (!deadline) return;
   PushDrainEvent(v1::DRAINING, *deadline);
   PushDrainEvent(v1::DRAINED);
   EndDrainStreams();
+}
+
+v1::DrainRequest FakeSidecar::last_drain() const {
+  absl::MutexLock lock(&mu_);
+  return last_drain_;
 }
 
 int FakeSidecar::watch_calls() const {

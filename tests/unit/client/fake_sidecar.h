@@ -49,6 +49,8 @@ class FakeSidecar {
   // A Drain call pushes DRAINING (deadline_seconds) and DRAINED, then ends
   // the streams OK, as the real sidecar does when no app needs waiting for.
   void DrainImmediatelyOnRequest(int64_t deadline_seconds);
+  // The last Drain request that was accepted.
+  v1::DrainRequest last_drain() const;
   int watch_calls() const;
   // Streams open right now.
   int watchers() const;
@@ -73,7 +75,7 @@ class FakeSidecar {
   grpc::Status ServeWatchDrain(grpc::ServerContext* context,
                                grpc::ServerWriter<v1::DrainEvent>* writer);
   // Called by the Drain implementation after Enter succeeded.
-  void OnDrain();
+  void OnDrain(const v1::DrainRequest& request);
 
  private:
   struct Services;
@@ -92,6 +94,7 @@ class FakeSidecar {
   std::vector<v1::DrainEvent> drain_events_ ABSL_GUARDED_BY(mu_);
   std::optional<grpc::Status> drain_end_ ABSL_GUARDED_BY(mu_);
   std::optional<int64_t> drain_on_request_ ABSL_GUARDED_BY(mu_);
+  v1::DrainRequest last_drain_ ABSL_GUARDED_BY(mu_);
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int watchers_ ABSL_GUARDED_BY(mu_) = 0;
 

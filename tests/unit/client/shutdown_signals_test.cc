@@ -111,6 +111,20 @@ TEST_F(ShutdownSignalsTest, SecondSignalGoesToTheHookNotToTheSidecar) {
   EXPECT_EQ(forwarded_.Get().size(), 1u);
 }
 
+TEST_F(ShutdownSignalsTest, WithoutForwardingTheFirstSignalIsOnlyCounted) {
+  ShutdownSignalOptions options = Hooks();
+  options.forward = false;
+  auto forwarder = ForwardShutdownSignals(client_.get(), options);
+  ASSERT_TRUE(forwarder.ok()) << forwarder.status();
+  ASSERT_EQ(kill(getpid(), SIGTERM), 0);
+  ASSERT_TRUE(WaitFor([&] { return (*forwarder)->signals_received() == 1; }));
+  // The second one still goes to its hook: the first was handled before it.
+  ASSERT_EQ(kill(getpid(), SIGTERM), 0);
+  ASSERT_TRUE(WaitFor([&] { return second_.Get().size() == 1; }));
+  EXPECT_EQ(fake_->calls(Rpc::kDrain), 0);
+  EXPECT_EQ(forwarded_.Get().size(), 0u);
+}
+
 TEST_F(ShutdownSignalsTest, DrainFailureIsReportedToTheApp) {
   fake_->FailNext(Rpc::kDrain, 100,
                   grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no"));

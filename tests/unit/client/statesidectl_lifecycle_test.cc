@@ -49,6 +49,34 @@ TEST_F(StatesidectlLifecycleTest, DrainStartsTheDrainAndFollowsItToTheEnd) {
   EXPECT_EQ(r.exit_status, 0) << r.err;
   EXPECT_EQ(r.out, "SERVING\nDRAINING deadline=2027-01-15T08:00:00.000Z\nDRAINED\n");
   EXPECT_EQ(fake_->calls(Rpc::kDrain), 1);
+  // Followed by hand: the sidecar exits once drained, as before.
+  EXPECT_FALSE(fake_->last_drain().hold_until_signal());
+}
+
+TEST_F(StatesidectlLifecycleTest, DrainNoFollowStartsAHeldDrainAndReturnsAtOnce) {
+  // The fake never ends the drain: a command that followed it would block.
+  const Result r = Run({"drain", "--no-follow"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(r.out, "drain started; the sidecar exits on its SIGTERM\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(fake_->calls(Rpc::kDrain), 1);
+  EXPECT_TRUE(fake_->last_drain().hold_until_signal());
+  EXPECT_EQ(fake_->watch_calls(), 0);
+}
+
+TEST_F(StatesidectlLifecycleTest, DrainNoFollowJson) {
+  const Result r = Run({"drain", "--no-follow", "--json"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), (nlohmann::json{{"event", "drain_started"}}));
+}
+
+TEST_F(StatesidectlLifecycleTest, DrainNoFollowWithoutASidecarIsExitOneWithTheReason) {
+  fake_.reset();
+  const Result r = testing::RunStatesidectlAt(
+      dir_.File("nobody.sock"), {"drain", "--no-follow", "--timeout", "300ms"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, ::testing::StartsWith("statesidectl: UNAVAILABLE: "));
 }
 
 TEST_F(StatesidectlLifecycleTest, DrainJsonIsOneObjectPerLine) {

@@ -18,6 +18,7 @@ class RecordingActions : public DrainActions {
   void SetReady(bool ready) override { ready_calls.push_back(ready); }
   void BeginShutdown(bool fast) override { shutdowns.push_back(fast); }
   void ForceExit(int status) override { exits.push_back(status); }
+  void Stopped() override { ++stopped; }
   void AppDrainFinished(absl::Duration waited, bool timed_out) override {
     finished.push_back({waited, timed_out});
   }
@@ -29,6 +30,7 @@ class RecordingActions : public DrainActions {
   std::vector<bool> shutdowns;
   std::vector<int> exits;
   std::vector<Finished> finished;
+  int stopped = 0;
 };
 
 struct Seen {
@@ -40,9 +42,11 @@ struct Seen {
 // the same sequence.
 enum class Trigger { kSignal, kRequest };
 
-class DrainTest : public ::testing::TestWithParam<Trigger> {
+// The controller on a fake clock (5 s pre-stop, 10 s drain, 30 s hard cap),
+// and the recorded actions.
+class DrainFixture {
  protected:
-  DrainTest() : controller_(&clock_, Options(), &actions_) {}
+  DrainFixture() : controller_(&clock_, Options(), &actions_) {}
 
   static DrainOptions Options() {
     DrainOptions o;
@@ -61,14 +65,6 @@ class DrainTest : public ::testing::TestWithParam<Trigger> {
         observer);
   }
 
-  void Start() {
-    if (GetParam() == Trigger::kSignal) {
-      controller_.OnSignal("SIGTERM");
-    } else {
-      controller_.StartDrain("request");
-    }
-  }
-
   void AdvanceAndTick(absl::Duration d) {
     clock_.Advance(d);
     controller_.Tick();
@@ -77,6 +73,17 @@ class DrainTest : public ::testing::TestWithParam<Trigger> {
   testing::FakeClock clock_;
   RecordingActions actions_;
   DrainController controller_;
+};
+
+class DrainTest : public DrainFixture, public ::testing::TestWithParam<Trigger> {
+ protected:
+  void Start() {
+    if (GetParam() == Trigger::kSignal) {
+      controller_.OnSignal("SIGTERM");
+    } else {
+      controller_.StartDrain("request");
+    }
+  }
 };
 
 TEST_P(DrainTest, ReadinessTurnsFalseAtOnceButWatchersWaitForThePrestopDelay) {
@@ -109,9 +116,11 @@ TEST_P(DrainTest, ReportDrainedEndsTheAppDrainAndStartsShutdown) {
   ASSERT_EQ(actions_.finished.size(), 1u);
   EXPECT_FALSE(actions_.finished[0].timed_out);
   EXPECT_EQ(actions_.finished[0].waited, absl::Seconds(2));
+  EXPECT_EQ(actions_.stopped, 0);
   controller_.ShutdownComplete();
   EXPECT_EQ(controller_.state(), DrainState::kStopped);
   EXPECT_EQ(seen.states.back(), DrainState::kStopped);
+  EXPECT_EQ(actions_.stopped, 1);  // no hold was asked for: exit 0 now
   // Stopped in time: the hard timeout no longer applies.
   AdvanceAndTick(absl::Minutes(5));
   EXPECT_TRUE(actions_.exits.empty());
@@ -280,6 +289,118 @@ TEST_P(DrainTest, WatcherAddedAfterTheNoticeGetsDrainingWithTheDeadline) {
   Watch(&late);
   EXPECT_THAT(late.states, ElementsAre(DrainState::kDraining));
   EXPECT_EQ(late.last_deadline, t0 + absl::Seconds(15));
+}
+
+// A drain requested to hold (the preStop hook of a native sidecar): after the
+// shutdown work the sidecar waits for its own signal.
+class DrainHoldTest : public DrainFixture, public ::testing::Test {
+ protected:
+  // A held drain whose app reports at t=7 s; returns once the shutdown work
+  // was asked for (state DRAINED).
+  void DrainHeldToTheShutdownWork(Seen* seen) {
+    Watch(seen);
+    controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
+    AdvanceAndTick(absl::Seconds(5));  // DRAINING told: the pre-stop delay applies
+    AdvanceAndTick(absl::Seconds(2));
+    controller_.ReportDrained();
+    ASSERT_EQ(controller_.state(), DrainState::kDrained);
+    ASSERT_THAT(actions_.shutdowns, ElementsAre(false));
+  }
+
+  // The shutdown work ends and the process may exit (no hold).
+  void ExpectStoppedOnceTheWorkIsDone() {
+    controller_.ShutdownComplete();
+    EXPECT_EQ(controller_.state(), DrainState::kStopped);
+    EXPECT_EQ(actions_.stopped, 1);
+  }
+};
+
+TEST_F(DrainHoldTest, AfterTheShutdownWorkItHoldsUntilItsSignalThenStopsAtOnce) {
+  Seen seen;
+  DrainHeldToTheShutdownWork(&seen);
+  controller_.ShutdownComplete();
+  EXPECT_EQ(controller_.state(), DrainState::kHolding);
+  EXPECT_EQ(seen.states.back(), DrainState::kHolding);
+  EXPECT_EQ(actions_.stopped, 0);
+  AdvanceAndTick(absl::Seconds(20));  // t=27 s: still within the hard cap
+  EXPECT_EQ(controller_.state(), DrainState::kHolding);
+  EXPECT_TRUE(actions_.exits.empty());
+
+  controller_.OnSignal("SIGTERM");  // no time passes: no second pre-stop delay
+  EXPECT_EQ(controller_.state(), DrainState::kStopped);
+  EXPECT_EQ(actions_.stopped, 1);
+  EXPECT_TRUE(actions_.exits.empty());
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));  // the work ran once
+  EXPECT_THAT(actions_.ready_calls, ElementsAre(false));
+  AdvanceAndTick(absl::Minutes(5));
+  EXPECT_TRUE(actions_.exits.empty());
+}
+
+TEST_F(DrainHoldTest, AHoldWithoutASignalEndsAtTheHardTimeoutWithExitOne) {
+  Seen seen;
+  DrainHeldToTheShutdownWork(&seen);
+  controller_.ShutdownComplete();
+  EXPECT_EQ(controller_.Tick(), clock_.Now() + absl::Seconds(23));  // t=30 s
+  AdvanceAndTick(absl::Seconds(22));
+  EXPECT_TRUE(actions_.exits.empty());
+  AdvanceAndTick(absl::Seconds(1));
+  EXPECT_THAT(actions_.exits, ElementsAre(1));
+  EXPECT_EQ(actions_.stopped, 0);
+}
+
+TEST_F(DrainHoldTest, ASignalDuringTheDrainEndsTheHoldWithoutHurryingTheDrain) {
+  Seen seen;
+  Watch(&seen);
+  controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
+  controller_.OnSignal("SIGTERM");  // the classic layout: preStop, then SIGTERM
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing));  // pre-stop delay kept
+  AdvanceAndTick(absl::Seconds(5));
+  controller_.ReportDrained();
+  EXPECT_THAT(actions_.shutdowns, ElementsAre(false));  // not a fast shutdown
+  ExpectStoppedOnceTheWorkIsDone();
+}
+
+TEST_F(DrainHoldTest, TheSignalArrivingDuringTheShutdownWorkIsNotASecondSignal) {
+  Seen seen;
+  DrainHeldToTheShutdownWork(&seen);
+  controller_.OnSignal("SIGTERM");  // the app exited right after its report
+  EXPECT_TRUE(actions_.exits.empty());
+  ExpectStoppedOnceTheWorkIsDone();
+}
+
+TEST_F(DrainHoldTest, AHoldAskedAfterTheSignalIsIgnored) {
+  controller_.OnSignal("SIGTERM");
+  controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
+  AdvanceAndTick(absl::Seconds(5));  // no watcher: drained at the pre-stop delay
+  ASSERT_EQ(controller_.state(), DrainState::kDrained);
+  ExpectStoppedOnceTheWorkIsDone();
+}
+
+TEST_F(DrainHoldTest, AHoldAskedDuringAnotherRequestsDrainHolds) {
+  controller_.StartDrain("forwarded by the app");
+  controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
+  EXPECT_THAT(actions_.ready_calls, ElementsAre(false));  // one drain
+  AdvanceAndTick(absl::Seconds(5));
+  controller_.ShutdownComplete();
+  EXPECT_EQ(controller_.state(), DrainState::kHolding);
+  EXPECT_EQ(actions_.stopped, 0);
+}
+
+TEST_F(DrainHoldTest, WithNoAppWatchingTheHeldDrainKeepsThePrestopDelay) {
+  controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
+  AdvanceAndTick(absl::Seconds(4));
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  AdvanceAndTick(absl::Seconds(1));
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+}
+
+TEST(DrainStateNameTest, EveryStateHasItsName) {
+  EXPECT_EQ(DrainStateName(DrainState::kServing), "serving");
+  EXPECT_EQ(DrainStateName(DrainState::kDraining), "draining");
+  EXPECT_EQ(DrainStateName(DrainState::kDrained), "drained");
+  EXPECT_EQ(DrainStateName(DrainState::kHolding), "holding");
+  EXPECT_EQ(DrainStateName(DrainState::kStopped), "stopped");
 }
 
 TEST(DrainReportTest, ReportWithoutADrainIsIgnored) {

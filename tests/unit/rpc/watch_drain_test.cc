@@ -18,6 +18,7 @@ class RecordingActions final : public DrainActions {
   void SetReady(bool ready) override { not_ready = !ready; }
   void BeginShutdown(bool fast) override { shutdown_begun = true; }
   void ForceExit(int status) override { forced = true; }
+  void Stopped() override {}
   std::atomic<bool> not_ready{false}, shutdown_begun{false}, forced{false};
 };
 
