@@ -172,6 +172,30 @@ TEST_F(SidecarProcessTest, SecondInstanceOnTheSameSocketExits2) {
   EXPECT_EQ(instance.instance().id(), "first");
 }
 
+TEST_F(SidecarProcessTest, SocketDirectoryOthersCanWriteExits2) {
+  const std::string dir = dir_.File("open");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);  // an emptyDir's mode
+  const RunResult r = RunSidecar({{"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}},
+                                 {"--socket", dir + "/stateside.sock"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("STATESIDE_SOCKET: directory " + dir +
+                               " is writable by others (mode 0777) and not sticky"));
+  EXPECT_FALSE(IsSocket(dir + "/stateside.sock"));
+}
+
+TEST_F(SidecarProcessTest, SocketDirectoryOfAnotherUserExits2) {
+  if (geteuid() != 0) GTEST_SKIP() << "chown to another uid needs root";
+  const std::string dir = dir_.File("theirs");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0) << strerror(errno);
+  const RunResult r = RunSidecar({{"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}},
+                                 {"--socket", dir + "/stateside.sock"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("STATESIDE_SOCKET: directory " + dir + " is owned by uid 65534"));
+  EXPECT_FALSE(IsSocket(dir + "/stateside.sock"));
+}
+
 TEST_F(SidecarProcessTest, InvalidConfigurationExits2NamingTheSetting) {
   const std::string sock = "STATESIDE_SOCKET";
   struct Case {
