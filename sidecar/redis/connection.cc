@@ -108,7 +108,7 @@ void Connection::Connect() {
   }
   const uint64_t gen = ++generation_;
   transport_ = factory_->New();
-  parser_ = std::make_unique<RespParser>(options_->max_reply_bytes);
+  parser_ = std::make_unique<RespParser>(options_->max_reply_bytes, options_->max_reply_elements);
   connect_timer_.expires_after(ToChrono(options_->connect_timeout));
   connect_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
     if (ec || gen != generation_) return;

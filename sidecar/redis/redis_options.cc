@@ -227,6 +227,9 @@ absl::Status ValidateConnectionOptions(const RedisOptions& options, std::string_
       options.backoff_max < options.backoff_initial) {
     return bad("backoff must satisfy 0 < initial <= max");
   }
+  if (options.max_reply_bytes < 1 || options.max_reply_elements < 1) {
+    return bad("reply bounds must be positive");
+  }
   if (!options.unix_path.empty() && options.unix_path.size() > 107) {
     return bad("unix socket path longer than 107 bytes");
   }

@@ -52,8 +52,14 @@ struct RedisOptions {
   // their encoded bytes. Past either, new commands fail UNAVAILABLE at once.
   size_t max_pending_commands = 8192;
   size_t max_pending_bytes = 32u << 20;
-  // Largest single reply accepted before the stream is deemed broken.
+  // Bounds of one reply (see RespParser): its string bytes (plus what is
+  // buffered of its rest), and its elements summed over every array in it.
+  // Past either the connection fails with a protocol error naming the bound
+  // and reconnects: Redis never sends such a reply to our commands (the
+  // largest, a room's members, is one element per connection in the room),
+  // so only a hostile or broken server reaches them.
   size_t max_reply_bytes = 64u << 20;
+  size_t max_reply_elements = 1u << 20;
   // Jitter source: returns a uniform value in [0, 1). Empty = a seeded PRNG.
   std::function<double()> jitter;
 

@@ -131,7 +131,7 @@ void RedisSubscriber::Connect() {
   }
   const uint64_t gen = ++io.generation;
   io.transport = factory_->New();
-  io.parser = std::make_unique<RespParser>(options_.max_reply_bytes);
+  io.parser = std::make_unique<RespParser>(options_.max_reply_bytes, options_.max_reply_elements);
   io.handshake.clear();
   io.connect_timer.expires_after(ToChrono(options_.connect_timeout));
   io.connect_timer.async_wait([this, gen](const boost::system::error_code& ec) {

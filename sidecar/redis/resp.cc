@@ -39,6 +39,20 @@ Reply Convert(const redisReply* r) {
   }
 }
 
+// hiredis's own object functions: static in hiredis.c, reachable only
+// through a reader created with the defaults.
+const redisReplyObjectFunctions& DefaultFunctions() {
+  static const redisReplyObjectFunctions defaults = [] {
+    redisReplyObjectFunctions fns{};
+    if (redisReader* r = redisReaderCreate(); r != nullptr) {
+      fns = *r->fn;
+      redisReaderFree(r);
+    }
+    return fns;
+  }();
+  return defaults;
+}
+
 }  // namespace
 
 void AppendCommand(const std::vector<std::string>& args, std::string* out) {
@@ -84,10 +98,51 @@ std::string Reply::DebugString() const {
   return "?";
 }
 
-RespParser::RespParser(size_t max_buffered)
-    : reader_(redisReaderCreate()), max_buffered_(max_buffered) {}
+// The bounds are checked where hiredis would allocate: a string's bytes
+// before they are copied, an array's declared length before its table is
+// calloc'ed. Refusing returns NULL, which hiredis reports as "Out of
+// memory"; bound_error_ says what really happened.
+void* RespParser::CreateString(const redisReadTask* task, char* str, size_t len) {
+  auto* self = static_cast<RespParser*>(task->privdata);
+  if (len > self->max_reply_bytes_ - self->reply_bytes_) {
+    self->bound_error_ = absl::StrCat("reply larger than ", self->max_reply_bytes_,
+                                      " bytes (max_reply_bytes)");
+    return nullptr;
+  }
+  self->reply_bytes_ += len;
+  return DefaultFunctions().createString(task, str, len);
+}
 
-RespParser::~RespParser() { redisReaderFree(reader_); }
+void* RespParser::CreateArray(const redisReadTask* task, int elements) {
+  auto* self = static_cast<RespParser*>(task->privdata);
+  const size_t n = elements > 0 ? static_cast<size_t>(elements) : 0;
+  if (n > self->max_reply_elements_ - self->reply_elements_) {
+    self->bound_error_ = absl::StrCat("reply has more than ", self->max_reply_elements_,
+                                      " elements (max_reply_elements); an array declared ",
+                                      elements);
+    return nullptr;
+  }
+  self->reply_elements_ += n;
+  return DefaultFunctions().createArray(task, elements);
+}
+
+RespParser::RespParser(size_t max_reply_bytes, size_t max_reply_elements)
+    : max_reply_bytes_(max_reply_bytes), max_reply_elements_(max_reply_elements) {
+  static redisReplyObjectFunctions bounded = [] {
+    redisReplyObjectFunctions fns = DefaultFunctions();
+    fns.createString = &RespParser::CreateString;
+    fns.createArray = &RespParser::CreateArray;
+    return fns;
+  }();
+  reader_ = DefaultFunctions().createString == nullptr
+                ? nullptr
+                : redisReaderCreateWithFunctions(&bounded);
+  if (reader_ != nullptr) reader_->privdata = this;
+}
+
+RespParser::~RespParser() {
+  if (reader_ != nullptr) redisReaderFree(reader_);
+}
 
 void RespParser::Feed(const char* data, size_t n) {
   if (failed_ || reader_ == nullptr) return;
@@ -100,23 +155,28 @@ size_t RespParser::buffered() const {
 
 absl::StatusOr<std::optional<Reply>> RespParser::Next() {
   if (reader_ == nullptr) return absl::InternalError("protocol error: out of memory");
-  if (failed_) {
-    return absl::InternalError(
-        absl::StrCat("protocol error: ", reader_->errstr[0] ? reader_->errstr : "bad stream"));
-  }
-  void* raw = nullptr;
-  if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+  auto failure = [this] {
     failed_ = true;
-    return absl::InternalError(absl::StrCat("protocol error: ", reader_->errstr));
-  }
+    return absl::InternalError(absl::StrCat(
+        "protocol error: ",
+        !bound_error_.empty() ? bound_error_
+                              : (reader_->errstr[0] ? reader_->errstr : "bad stream")));
+  };
+  if (failed_) return failure();
+  void* raw = nullptr;
+  if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return failure();
   if (raw == nullptr) {
-    if (buffered() > max_buffered_) {
-      failed_ = true;
-      return absl::InternalError(absl::StrCat(
-          "protocol error: reply larger than ", max_buffered_, " bytes"));
+    // Everything buffered belongs to the incomplete reply (the next one
+    // starts only after it).
+    if (buffered() > max_reply_bytes_ - reply_bytes_) {
+      bound_error_ = absl::StrCat("reply larger than ", max_reply_bytes_,
+                                  " bytes (max_reply_bytes)");
+      return failure();
     }
     return std::optional<Reply>();
   }
+  reply_bytes_ = 0;
+  reply_elements_ = 0;
   Reply reply = Convert(static_cast<redisReply*>(raw));
   freeReplyObject(raw);
   return std::optional<Reply>(std::move(reply));

@@ -15,6 +15,7 @@
 #include "sidecar/redis/reply.h"
 
 struct redisReader;
+struct redisReadTask;
 
 namespace stateside::redis {
 
@@ -25,12 +26,25 @@ std::string EncodeCommand(const std::vector<std::string>& args);
 
 // Incremental reply decoder. Feed bytes as they arrive, then call Next()
 // until it returns nullopt (needs more bytes).
+//
+// Each reply is bounded, so a hostile or broken server cannot make us
+// allocate without bound:
+// - max_reply_bytes: the string bytes of one reply (bulk, status and error
+//   payloads of every element, decoded so far) plus the bytes buffered for
+//   its incomplete rest. A single huge bulk and an array of many large bulks
+//   are both caught, before the rest arrives.
+// - max_reply_elements: the elements of one reply, summed over all its
+//   arrays at any depth, checked when an array's length is *declared*
+//   (`*100000000\r\n` fails there, before hiredis allocates its table).
+// Past either bound Next() fails with INTERNAL("protocol error: reply ...
+// (max_reply_...)") and the parser stays failed.
 class RespParser {
  public:
-  // max_buffered: bytes of a not-yet-complete reply we accept before calling
-  // the stream broken (a hostile or broken server cannot make us buffer
-  // without bound).
-  explicit RespParser(size_t max_buffered = 64u << 20);
+  static constexpr size_t kDefaultMaxReplyBytes = 64u << 20;
+  static constexpr size_t kDefaultMaxReplyElements = 1u << 20;
+
+  explicit RespParser(size_t max_reply_bytes = kDefaultMaxReplyBytes,
+                      size_t max_reply_elements = kDefaultMaxReplyElements);
   ~RespParser();
   RespParser(const RespParser&) = delete;
   RespParser& operator=(const RespParser&) = delete;
@@ -47,8 +61,17 @@ class RespParser {
   size_t buffered() const;
 
  private:
+  // hiredis's object callbacks (reader privdata = this): count, then build.
+  static void* CreateString(const redisReadTask* task, char* str, size_t len);
+  static void* CreateArray(const redisReadTask* task, int elements);
+
   redisReader* reader_;
-  const size_t max_buffered_;
+  const size_t max_reply_bytes_;
+  const size_t max_reply_elements_;
+  // The reply being decoded: string bytes and elements seen so far.
+  size_t reply_bytes_ = 0;
+  size_t reply_elements_ = 0;
+  std::string bound_error_;  // set when a callback refused: why
   bool failed_ = false;
 };
 

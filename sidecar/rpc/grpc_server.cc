@@ -1,10 +1,14 @@
 // Building, health and shutdown of the gRPC server.
 #include "sidecar/rpc/grpc_server.h"
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <grpcpp/server_posix.h>
+
+#include <unistd.h>
 
 #include <climits>
 #include <string_view>
@@ -25,6 +29,26 @@ constexpr std::string_view kServiceNames[] = {
     "stateside.v1.AnalyticsService",
     "stateside.v1.LifecycleService",
     "stateside.v1.RealtimeService",
+};
+
+// Answers every method PERMISSION_DENIED without reading the request.
+class DenyAllService : public grpc::CallbackGenericService {
+ public:
+  explicit DenyAllService(std::string message) : message_(std::move(message)) {}
+
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Reactor : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Reactor(const std::string& message) {
+        Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, message));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Reactor(message_);
+  }
+
+ private:
+  const std::string message_;
 };
 
 }  // namespace
@@ -53,8 +77,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // A process-wide switch that applies to servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat("unix:", options.socket_path),
-                           grpc::InsecureServerCredentials());
+  if (!options.external_listener) {
+    builder.AddListeningPort(absl::StrCat("unix:", options.socket_path),
+                             grpc::InsecureServerCredentials());
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.max_receive_message_bytes, INT_MAX)));
   builder.RegisterService(server->session_service_.get());
@@ -69,8 +95,38 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
         "STATESIDE_SOCKET: cannot listen on ", options.socket_path,
         " (see the gRPC error above)"));
   }
+  if (options.external_listener) {
+    server->deny_service_ = std::make_unique<DenyAllService>(options.refused_message);
+    // No health service either: a refused peer learns nothing.
+    grpc::EnableDefaultHealthCheckService(false);
+    grpc::ServerBuilder deny;
+    deny.RegisterCallbackGenericService(server->deny_service_.get());
+    server->deny_server_ = deny.BuildAndStart();
+    grpc::EnableDefaultHealthCheckService(true);
+    if (server->deny_server_ == nullptr) {
+      return absl::UnavailableError("STATESIDE_ALLOWED_UIDS: cannot start the refusing server");
+    }
+  }
   server->SetServing(false);
   return server;
+}
+
+void GrpcServer::AdoptConnection(int fd) {
+  absl::MutexLock lock(&mu_);  // Shutdown waits: no connection joins after it
+  if (shut_down_) {
+    close(fd);
+    return;
+  }
+  grpc::AddInsecureChannelFromFd(server_.get(), fd);
+}
+
+void GrpcServer::RefuseConnection(int fd) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_ || deny_server_ == nullptr) {
+    close(fd);
+    return;
+  }
+  grpc::AddInsecureChannelFromFd(deny_server_.get(), fd);
 }
 
 void GrpcServer::SetServing(bool serving) {
@@ -96,6 +152,7 @@ void GrpcServer::Shutdown(absl::Time deadline) {
   // Outside the lock: Shutdown waits for handlers, which never take mu_,
   // but a concurrent SetServing should not wait that long either.
   server_->Shutdown(absl::ToChronoTime(deadline));
+  if (deny_server_ != nullptr) deny_server_->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 }  // namespace stateside::rpc

@@ -28,6 +28,7 @@
 #include "sidecar/session/session_manager.h"
 
 namespace grpc {
+class CallbackGenericService;
 class Server;
 }  // namespace grpc
 
@@ -40,6 +41,12 @@ class RealtimeService;
 
 struct GrpcServerOptions {
   std::string socket_path;  // listened on as "unix:<path>"
+  // True: gRPC does not listen; the owner accepts on the socket itself and
+  // hands each connection to AdoptConnection or RefuseConnection (the peer
+  // check of STATESIDE_ALLOWED_UIDS, which gRPC cannot make).
+  bool external_listener = false;
+  // What every call on a refused connection answers (PERMISSION_DENIED).
+  std::string refused_message = "permission denied";
   size_t max_receive_message_bytes = 4 << 20;
 };
 
@@ -76,6 +83,13 @@ class GrpcServer {
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
 
+  // With external_listener: serve the connected socket `fd` (ownership
+  // passes to gRPC), or answer every call on it PERMISSION_DENIED with
+  // refused_message, from a second server that has no service at all (not
+  // even health). Any thread; not after Shutdown.
+  void AdoptConnection(int fd);
+  void RefuseConnection(int fd);
+
   // Health of the server ("") and of each stateside service name.
   void SetServing(bool serving);
 
@@ -92,6 +106,9 @@ class GrpcServer {
   std::unique_ptr<LifecycleService> lifecycle_service_;
   std::unique_ptr<RealtimeService> realtime_service_;
   std::unique_ptr<grpc::Server> server_;
+  // With external_listener only: the refusing server and its one service.
+  std::unique_ptr<grpc::CallbackGenericService> deny_service_;
+  std::unique_ptr<grpc::Server> deny_server_;
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -33,6 +33,10 @@ struct Spec {
 constexpr Spec kSpecs[] = {
     {"STATESIDE_SOCKET", "socket", "PATH", "/tmp/stateside/stateside.sock",
      "Unix socket of the gRPC API (mode 0660, at most 107 bytes)"},
+    {"STATESIDE_ALLOWED_UIDS", "allowed-uids", "UID,...", "",
+     "only these uids may call the gRPC API, checked per connection with "
+     "SO_PEERCRED; others get PERMISSION_DENIED [default: unset = the "
+     "socket's file mode decides]"},
     {"STATESIDE_ADMIN_ADDR", "admin-addr", "HOST:PORT", "127.0.0.1:9464",
      "HTTP admin/probe listener"},
     {"REDIS_URL", "redis-url", "URL", "",

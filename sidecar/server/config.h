@@ -42,6 +42,9 @@ struct RedisConfig {
 
 struct Config {
   std::string socket_path = "/tmp/stateside/stateside.sock";
+  // STATESIDE_ALLOWED_UIDS: when not empty, only peers with one of these
+  // uids (SO_PEERCRED) may call the gRPC API.
+  std::vector<uint32_t> allowed_uids;
   // STATESIDE_ADMIN_ADDR, split; port 0 lets the OS choose.
   std::string admin_host = "127.0.0.1";
   int admin_port = 9464;

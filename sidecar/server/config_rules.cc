@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/lifecycle/instance.h"
@@ -218,6 +219,19 @@ absl::Status ParseListeners(const RawSettings& raw, Config& config) {
     if (!IsSocketPathChar(c)) {
       return SettingError("STATESIDE_SOCKET",
                           "may contain only letters, digits and / . _ - + ~ @ = , :");
+    }
+  }
+  const std::string uids = raw.Get("STATESIDE_ALLOWED_UIDS");
+  config.allowed_uids.clear();
+  if (!uids.empty()) {
+    for (absl::string_view part : absl::StrSplit(uids, ',')) {
+      // 2^32 - 1 is (uid_t)-1, "no uid": never a peer's.
+      auto uid = cv::ParseInt(absl::StripAsciiWhitespace(part), 0, 4294967294);
+      if (!uid.ok()) {
+        return SettingError("STATESIDE_ALLOWED_UIDS",
+                            absl::StrCat("\"", part, "\": ", uid.status().message()));
+      }
+      config.allowed_uids.push_back(static_cast<uint32_t>(*uid));
     }
   }
   auto admin = cv::ParseHostPort(raw.Get("STATESIDE_ADMIN_ADDR"));

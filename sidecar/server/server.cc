@@ -231,7 +231,19 @@ absl::Status Server::Start() {
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,
   // and at this point of the start no other thread creates files.
+  options.external_listener = !config_.allowed_uids.empty();
+  options.refused_message =
+      "permission denied: this process's uid is not in the sidecar's STATESIDE_ALLOWED_UIDS";
   const mode_t old_umask = umask(0117);
+  std::unique_ptr<PeerGate> gate;
+  if (options.external_listener) {
+    auto listening = PeerGate::Listen(config_.socket_path, config_.allowed_uids);
+    if (!listening.ok()) {
+      umask(old_umask);
+      return listening.status();
+    }
+    gate = *std::move(listening);
+  }
   auto grpc = rpc::GrpcServer::Start(options, services);
   umask(old_umask);
   if (!grpc.ok()) return grpc.status();
@@ -241,9 +253,21 @@ absl::Status Server::Start() {
     return socket_file.status();
   }
   socket_file_ = *socket_file;
+  std::shared_ptr<rpc::GrpcServer> server = *std::move(grpc);
+  if (gate != nullptr) {
+    // The handoff keeps the gRPC server alive; Stop ends the gate first.
+    gate->Start([server](int fd, bool allowed) {
+      if (allowed) {
+        server->AdoptConnection(fd);
+      } else {
+        server->RefuseConnection(fd);
+      }
+    });
+    gate_ = std::move(gate);
+  }
   {
     absl::MutexLock lock(&mu_);
-    grpc_ = *std::move(grpc);
+    grpc_ = std::move(server);
   }
   if (absl::Status admin = StartAdmin(); !admin.ok()) {
     Stop(absl::ZeroDuration());
@@ -443,6 +467,10 @@ void Server::ShutdownRealtime() {
 void Server::Stop(absl::Duration grace) {
   Deregister();
   ShutdownRealtime();
+  if (gate_ != nullptr) {
+    gate_->Stop();  // no new connections; those handed off end with gRPC
+    gate_.reset();
+  }
   std::shared_ptr<rpc::GrpcServer> grpc;
   {
     absl::MutexLock lock(&mu_);

@@ -44,6 +44,7 @@
 #include "sidecar/server/config.h"
 #include "sidecar/server/drain_ticker.h"
 #include "sidecar/server/periodic.h"
+#include "sidecar/server/peer_gate.h"
 #include "sidecar/server/unix_socket.h"
 #include "sidecar/session/session_manager.h"
 
@@ -194,6 +195,8 @@ class Server {
   std::unique_ptr<PeriodicTask> sweeper_;
   std::unique_ptr<PeriodicTask> live_sessions_;  // stateside_sessions_live
   std::optional<SocketFileId> socket_file_;
+  // With STATESIDE_ALLOWED_UIDS: our own accept loop in front of gRPC.
+  std::unique_ptr<PeerGate> gate_;
 
   absl::Mutex mu_;
   // Set by Start, moved out by Stop; SetReady reads it from any thread.

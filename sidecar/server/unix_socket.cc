@@ -1,4 +1,5 @@
-// Socket path preparation: directory, live/stale detection, mode, cleanup.
+// Socket path preparation: directory and its owner and mode, live/stale
+// detection, socket mode, cleanup.
 #include "sidecar/server/unix_socket.h"
 
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace stateside {
 namespace {
@@ -53,13 +55,41 @@ absl::StatusOr<Probe> ProbeSocket(const std::string& path) {
   return Errno("cannot probe", path);
 }
 
+std::string ParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
+
+absl::Status CheckSocketDirectory(const std::string& dir, uid_t owner, mode_t mode, uid_t euid) {
+  if (owner != 0 && owner != euid) {
+    return SocketError(absl::StrCat(
+        "directory ", dir, " is owned by uid ", owner, ", not by this user (uid ", euid,
+        ") or root: its owner could replace the socket"));
+  }
+  if ((mode & (S_IWGRP | S_IWOTH)) != 0 && (mode & S_ISVTX) == 0) {
+    return SocketError(absl::StrFormat(
+        "directory %s is writable by %s (mode %04o) and not sticky: they could replace "
+        "the socket; use a directory only this user can write (e.g. mode 0750)",
+        dir, (mode & S_IWOTH) != 0 ? "others" : "its group", mode & 07777));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status PrepareSocketPath(const std::string& path) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return SocketError("path too long for a Unix socket");
   }
   if (absl::Status s = MakeParentDirs(path); !s.ok()) return s;
+  const std::string dir = ParentDir(path);
+  struct stat dir_st {};
+  if (stat(dir.c_str(), &dir_st) != 0) return Errno("cannot stat directory", dir);
+  if (absl::Status s = CheckSocketDirectory(dir, dir_st.st_uid, dir_st.st_mode, geteuid());
+      !s.ok()) {
+    return s;
+  }
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return absl::OkStatus();

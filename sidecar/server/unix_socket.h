@@ -1,5 +1,6 @@
 // The file-system side of the gRPC Unix socket: before binding, make the
-// directory, refuse a path where a live process listens, remove a stale
+// directory and check who may write to it, refuse a path where a live
+// process listens, remove a stale
 // socket file left by a dead one; after binding, set mode 0660; on exit,
 // remove the socket if it is still ours. Errors name STATESIDE_SOCKET and
 // are FAILED_PRECONDITION (a problem of the environment: exit status 2).
@@ -17,11 +18,21 @@
 namespace stateside {
 
 // Creates missing parent directories (mode 0750: the app container's group
-// may enter), then: nothing at `path` → OK; a socket that accepts a
+// may enter), checks the socket's directory (CheckSocketDirectory), then:
+// nothing at `path` → OK; a socket that accepts a
 // connection → "another process is listening"; a socket that refuses
 // (ECONNREFUSED: its process is gone) → removed; anything else (a regular
 // file, a directory) is left alone and refused.
 absl::Status PrepareSocketPath(const std::string& path);
+
+// Whoever may write to the socket's directory may replace the socket (the
+// app then hands every session to an impostor) or swap it for a symlink
+// between our bind and chmod. So the directory (`owner`, `mode` from its
+// stat) must be owned by root or by `euid` (ours), and must not be writable
+// by group or others unless it is sticky (there only a file's owner may
+// remove or rename it, as in /tmp). Otherwise FAILED_PRECONDITION naming
+// STATESIDE_SOCKET. Only the directory itself is checked, not its parents.
+absl::Status CheckSocketDirectory(const std::string& dir, uid_t owner, mode_t mode, uid_t euid);
 
 // Identifies the socket file we bound, so that we remove only our own.
 struct SocketFileId {

@@ -172,6 +172,89 @@ TEST_F(SidecarProcessTest, SecondInstanceOnTheSameSocketExits2) {
   EXPECT_EQ(instance.instance().id(), "first");
 }
 
+TEST_F(SidecarProcessTest, SocketDirectoryOthersCanWriteExits2) {
+  const std::string dir = dir_.File("open");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);  // an emptyDir's mode
+  const RunResult r = RunSidecar({{"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}},
+                                 {"--socket", dir + "/stateside.sock"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("STATESIDE_SOCKET: directory " + dir +
+                               " is writable by others (mode 0777) and not sticky"));
+  EXPECT_FALSE(IsSocket(dir + "/stateside.sock"));
+}
+
+TEST_F(SidecarProcessTest, SocketDirectoryOfAnotherUserExits2) {
+  if (geteuid() != 0) GTEST_SKIP() << "chown to another uid needs root";
+  const std::string dir = dir_.File("theirs");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0) << strerror(errno);
+  const RunResult r = RunSidecar({{"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}},
+                                 {"--socket", dir + "/stateside.sock"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("STATESIDE_SOCKET: directory " + dir + " is owned by uid 65534"));
+  EXPECT_FALSE(IsSocket(dir + "/stateside.sock"));
+}
+
+// STATESIDE_ALLOWED_UIDS without this test's uid: the sidecar serves, but
+// every call of ours, health included, is PERMISSION_DENIED.
+TEST_F(SidecarProcessTest, AllowedUidsRefuseEveryCallOfAnotherUid) {
+  const std::string us = std::to_string(geteuid());
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("stateside"), "--socket=" + socket_};
+  options.env = {{"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
+                 {"STATESIDE_ALLOWED_UIDS", std::to_string(geteuid() + 1) + ",65534"}};
+  options.clear_env = true;
+  options.log_path = dir_.File("refusing.log");
+  auto sidecar = Subprocess::Start(options);
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return !sidecar->running() || absl::StrContains(sidecar->ReadLog(), "serving on"); },
+      absl::Seconds(20)));
+  ASSERT_TRUE(sidecar->running()) << sidecar->ReadLog();
+
+  health::HealthCheckResponse response;
+  grpc::Status status =
+      health::Health::NewStub(Channel())->Check(Context().get(), {}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("not in the sidecar's STATESIDE_ALLOWED_UIDS"));
+  v1::CreateSessionResponse created;
+  status = v1::SessionService::NewStub(Channel())->Create(Context().get(), {}, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(sidecar->ReadLog(), HasSubstr("refused a gRPC connection from uid " + us));
+}
+
+TEST_F(SidecarProcessTest, AllowedUidsServeTheListedUids) {
+  Subprocess sidecar =
+      Start({{"STATESIDE_ALLOWED_UIDS", "65534, " + std::to_string(geteuid())}});
+  ExpectSessionsWork();
+  EXPECT_THAT(sidecar.ReadLog(), HasSubstr("STATESIDE_ALLOWED_UIDS="));
+  sidecar.Signal(SIGTERM);
+  EXPECT_EQ(sidecar.Wait(absl::Seconds(20)), 0) << sidecar.ReadLog();
+  EXPECT_FALSE(IsSocket(socket_)) << "our own listener's socket is removed too";
+}
+
+// A real other user (uid 65534) through statesidectl, as root only.
+TEST_F(SidecarProcessTest, AllowedUidsRefuseARealOtherUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "running a client as uid 65534 needs root (setpriv)";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/setpriv";
+  Subprocess sidecar = Start({{"STATESIDE_ALLOWED_UIDS", "0"}});
+  // Let uid 65534 reach the socket: file permissions are not what is tested.
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0711), 0);
+  ASSERT_EQ(chmod(dir_.File("sock").c_str(), 0751), 0);
+  ASSERT_EQ(chmod(socket_.c_str(), 0666), 0);
+  const RunResult refused = testing::Run(
+      {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+       testing::BinPath("statesidectl"), "--socket", socket_, "info"},
+      {}, absl::Seconds(30));
+  EXPECT_EQ(refused.exit_status, 1) << refused.out << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("PERMISSION_DENIED")) << refused.err;
+  EXPECT_THAT(sidecar.ReadLog(), HasSubstr("refused a gRPC connection from uid 65534"));
+  const RunResult allowed = testing::Run(
+      {testing::BinPath("statesidectl"), "--socket", socket_, "info"}, {}, absl::Seconds(30));
+  EXPECT_EQ(allowed.exit_status, 0) << allowed.err;
+}
+
 TEST_F(SidecarProcessTest, InvalidConfigurationExits2NamingTheSetting) {
   const std::string sock = "STATESIDE_SOCKET";
   struct Case {

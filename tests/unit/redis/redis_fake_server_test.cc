@@ -297,6 +297,45 @@ TEST(RedisFakeServerTest, AReplyOverTheSizeBoundIsRefused) {
   EXPECT_TRUE(absl::StrContains(r.status().message(), "larger than 4096")) << r.status();
 }
 
+// One line from a hostile server must not make the client allocate 800 MB
+// (hiredis's table for 10^8 elements) and then wait for the elements.
+TEST(RedisFakeServerTest, AHugeArrayFailsTheConnectionWhichThenRecovers) {
+  std::atomic<bool> hostile{true};
+  FakeRedisServer server(Redisish([&](const auto&) -> std::string {
+    if (hostile.exchange(false)) return "*100000000\r\n:1\r\n:2\r\n";
+    return FakeRedisServer::Ok();
+  }));
+  auto client = Connect(server.url());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
+  absl::StatusOr<Reply> r = client->Call({"SMEMBERS", "k"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(
+      r.status().message(),
+      "redis: protocol error: reply has more than 1048576 elements (max_reply_elements)"))
+      << r.status();
+  EXPECT_EQ(client->stats().command_timeouts, 0u) << "refused at once, not timed out";
+  EXPECT_GE(client->stats().protocol_errors, 1u);
+  ASSERT_TRUE(WaitFor([&] { return client->connected() && server.accepted() == 2; }));
+  EXPECT_TRUE(client->Call({"X"}).ok());
+}
+
+TEST(RedisFakeServerTest, ManyLargeBulksInOneReplyAreBoundedTogether) {
+  FakeRedisServer server(Redisish([](const auto&) -> std::string {
+    std::string reply = "*100\r\n";
+    for (int i = 0; i < 100; ++i) reply += FakeRedisServer::Bulk(std::string(1000, 'x'));
+    return reply;
+  }));
+  RedisOptions options = Fast();
+  options.max_reply_bytes = 4096;  // each bulk fits; the reply does not
+  auto client = Connect(server.url(), options);
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
+  absl::StatusOr<Reply> r = client->Call({"HGETALL", "k"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                "reply larger than 4096 bytes (max_reply_bytes)"))
+      << r.status();
+}
+
 TEST(RedisFakeServerTest, SelectAndAuthAreSentBeforeAnythingElse) {
   FakeRedisServer server(Redisish([](const auto&) { return FakeRedisServer::Ok(); }));
   auto client = Connect("redis://u:p@127.0.0.1:" + std::to_string(server.port()) + "/7");
@@ -350,6 +389,9 @@ TEST(RedisFakeServerTest, BadOptionsAreInvalidArgument) {
   EXPECT_TRUE(absl::StrContains(c.status().message(), "/nonexistent/ca.pem")) << c.status();
   EXPECT_EQ(RedisClient::FromUrl("redis://h:0").status().code(),
             absl::StatusCode::kInvalidArgument);
+  RedisOptions b;
+  b.max_reply_elements = 0;
+  EXPECT_EQ(RedisClient::Create(b).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

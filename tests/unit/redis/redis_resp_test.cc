@@ -85,12 +85,82 @@ TEST(RespParserTest, BadLengthIsAProtocolError) {
 }
 
 TEST(RespParserTest, AReplyLargerThanTheBoundIsRefused) {
-  RespParser parser(/*max_buffered=*/1024);
+  RespParser parser(/*max_reply_bytes=*/1024);
   parser.Feed("$1000000\r\n");
   parser.Feed(std::string(2000, 'x'));
   absl::StatusOr<std::optional<Reply>> r = parser.Next();
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("larger than 1024"), absl::string_view::npos) << r.status();
+}
+
+std::string Bulks(int n, size_t size) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    out += "$" + std::to_string(size) + "\r\n" + std::string(size, 'x') + "\r\n";
+  }
+  return out;
+}
+
+// hiredis 0.14 would calloc a table of 10^8 pointers (800 MB) for this line
+// alone and then take one reply object per element the server sends.
+TEST(RespParserTest, AHugeDeclaredArrayFailsAtItsDeclaration) {
+  RespParser parser;
+  parser.Feed("*100000000\r\n");
+  absl::StatusOr<std::optional<Reply>> r = parser.Next();
+  ASSERT_FALSE(r.ok()) << "refused before any element arrives";
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(r.status().message(),
+            "protocol error: reply has more than 1048576 elements (max_reply_elements); "
+            "an array declared 100000000");
+  parser.Feed(":1\r\n");
+  EXPECT_FALSE(parser.Next().ok()) << "and the stream stays broken";
+}
+
+TEST(RespParserTest, ElementsAreCountedOverEveryArrayOfOneReply) {
+  RespParser parser(RespParser::kDefaultMaxReplyBytes, /*max_reply_elements=*/10);
+  // 2 + 4 + 4 = 10 elements: at the bound.
+  parser.Feed("*2\r\n*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n*4\r\n:1\r\n:2\r\n:3\r\n$-1\r\n");
+  std::vector<Reply> ok = ParseAll(parser);
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok[0].elements[1].elements.size(), 4u);
+  // The count starts again with each reply; 2 + 4 + 5 = 11 is one too many.
+  parser.Feed("*2\r\n*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n*5\r\n");
+  absl::StatusOr<std::optional<Reply>> r = parser.Next();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("more than 10 elements (max_reply_elements)"),
+            absl::string_view::npos) << r.status();
+}
+
+TEST(RespParserTest, TheStringsOfOneReplyAreBoundedTogether) {
+  RespParser parser(/*max_reply_bytes=*/1000);
+  // Three replies of 400 bytes each pass; one array of three does not, though
+  // no single bulk (nor what is buffered at any time) reaches the bound.
+  parser.Feed(Bulks(3, 400));
+  EXPECT_EQ(ParseAll(parser).size(), 3u);
+  parser.Feed("*3\r\n");
+  for (int i = 0; i < 2; ++i) {
+    parser.Feed(Bulks(1, 400));
+    absl::StatusOr<std::optional<Reply>> r = parser.Next();
+    ASSERT_TRUE(r.ok()) << "bulk " << i << ": " << r.status();
+    EXPECT_FALSE(r->has_value());
+  }
+  parser.Feed(Bulks(1, 400));
+  absl::StatusOr<std::optional<Reply>> r = parser.Next();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "protocol error: reply larger than 1000 bytes (max_reply_bytes)");
+}
+
+TEST(RespParserTest, TheIncompleteRestCountsWithWhatWasDecoded) {
+  RespParser parser(/*max_reply_bytes=*/1000);
+  parser.Feed("*2\r\n" + Bulks(1, 600) + "$600\r\n" + std::string(300, 'x'));
+  absl::StatusOr<std::optional<Reply>> r = parser.Next();
+  ASSERT_TRUE(r.ok()) << "600 decoded + 306 buffered: " << r.status();
+  parser.Feed(std::string(200, 'x'));
+  r = parser.Next();
+  ASSERT_FALSE(r.ok()) << "600 decoded + 506 buffered";
+  EXPECT_NE(r.status().message().find("larger than 1000 bytes"), absl::string_view::npos)
+      << r.status();
 }
 
 TEST(Sha1Test, MatchesPublishedVectors) {

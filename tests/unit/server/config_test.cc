@@ -480,7 +480,23 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 33u);
+  EXPECT_EQ(SettingNames().size(), 34u);
+}
+
+TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
+  auto none = Parse({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->allowed_uids.empty()) << "unset: file permissions decide";
+  auto some = Parse({{"STATESIDE_ALLOWED_UIDS", "10001, 0,4294967294"}});
+  ASSERT_TRUE(some.ok()) << some.status();
+  EXPECT_EQ(some->allowed_uids, (std::vector<uint32_t>{10001, 0, 4294967294u}));
+  auto flag = Parse({}, {"--allowed-uids", "7"});
+  ASSERT_TRUE(flag.ok()) << flag.status();
+  EXPECT_EQ(flag->allowed_uids, (std::vector<uint32_t>{7}));
+  for (const char* bad : {"abc", "-1", "4294967295", "1,,2", "1,"}) {
+    EXPECT_THAT(ExpectError({{"STATESIDE_ALLOWED_UIDS", bad}}, "STATESIDE_ALLOWED_UIDS"),
+                HasSubstr("\"")) << bad;
+  }
 }
 
 TEST_F(ConfigTest, VersionIsPrinted) {

@@ -105,5 +105,60 @@ TEST_F(UnixSocketTest, ModeIsRestrictedAndOnlyOurSocketIsRemoved) {
   EXPECT_FALSE(Exists(path));
 }
 
+// A directory others may write to lets them replace the socket: refused
+// before anything is bound, and nothing in it is touched.
+TEST_F(UnixSocketTest, DirectoryWritableByOthersOrGroupIsRefused) {
+  const std::string dir = dir_.File("shared");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const std::string path = dir + "/api.sock";
+  close(BindSocket(path, /*listen_too=*/false));  // stale: would be removed
+  for (const mode_t mode : {0777u, 0770u, 0703u}) {
+    ASSERT_EQ(chmod(dir.c_str(), mode), 0);
+    absl::Status status = PrepareSocketPath(path);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << std::oct << mode;
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("STATESIDE_SOCKET: directory " + dir + " is writable by"));
+    EXPECT_TRUE(Exists(path));
+  }
+  ASSERT_EQ(chmod(dir.c_str(), 0770), 0);
+  EXPECT_THAT(std::string(PrepareSocketPath(path).message()),
+              HasSubstr("writable by its group (mode 0770) and not sticky"));
+}
+
+TEST_F(UnixSocketTest, StickyOrPrivateDirectoriesAreAccepted) {
+  const std::string dir = dir_.File("d");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  for (const mode_t mode : {01777u, 0700u, 0750u, 0755u}) {
+    ASSERT_EQ(chmod(dir.c_str(), mode), 0);
+    EXPECT_TRUE(PrepareSocketPath(dir + "/api.sock").ok()) << std::oct << mode;
+  }
+}
+
+TEST_F(UnixSocketTest, DirectoryOwnedByAnotherUserIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "chown to another uid needs root";
+  const std::string dir = dir_.File("theirs");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0) << strerror(errno);
+  absl::Status status = PrepareSocketPath(dir + "/api.sock");
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("STATESIDE_SOCKET: directory " + dir +
+                        " is owned by uid 65534, not by this user (uid 0) or root"));
+}
+
+TEST(CheckSocketDirectoryTest, OwnerMustBeRootOrUs) {
+  EXPECT_TRUE(CheckSocketDirectory("/d", 1000, S_IFDIR | 0750, 1000).ok());
+  EXPECT_TRUE(CheckSocketDirectory("/d", 0, S_IFDIR | 0755, 1000).ok());
+  EXPECT_TRUE(CheckSocketDirectory("/d", 0, S_IFDIR | 01777, 1000).ok()) << "like /tmp";
+  EXPECT_EQ(CheckSocketDirectory("/d", 1001, S_IFDIR | 0700, 1000).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CheckSocketDirectory("/d", 1000, S_IFDIR | 0700, 0).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "root does not use a directory a user controls";
+  EXPECT_EQ(CheckSocketDirectory("/d", 1000, S_IFDIR | 02777, 1000).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "setgid is not sticky (a Kubernetes emptyDir with fsGroup)";
+}
+
 }  // namespace
 }  // namespace stateside
