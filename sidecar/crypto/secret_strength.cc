@@ -28,11 +28,12 @@ std::array<size_t, 256> Counts(std::string_view bytes) {
 // The rules both kinds share, in the order a reader would check them.
 std::optional<std::string> PatternReason(std::string_view bytes) {
   if (bytes.empty()) return "is empty";
-  if (RepeatingPeriod(bytes) == 1) {
+  const size_t period = RepeatingPeriod(bytes);
+  if (period == 1) {
     if (bytes.front() == '\0') return "is all zero bytes";
     return "repeats one byte";
   }
-  if (const size_t period = RepeatingPeriod(bytes); period <= bytes.size() / 2) {
+  if (period <= bytes.size() / 2) {
     return absl::StrCat("repeats a pattern of ", period, " bytes");
   }
   return std::nullopt;

@@ -28,7 +28,7 @@ enum class Fallback {
 enum class LogFormat { kText, kJson };
 
 struct RedisConfig {
-  std::string url;        // REDIS_URL[_FILE]; "" = no Redis (embedded memory store)
+  std::string url;        // REDIS_URL[_FILE]; "" = embedded memory store
   bool required = false;  // USE_REDIS_SESSIONS=true
   Fallback fallback = Fallback::kNone;
   std::string tls_ca_file;      // STATESIDE_REDIS_TLS_CA_FILE
