@@ -17,6 +17,7 @@
 #include "sidecar/crypto/random.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/server/config.h"
+#include "sidecar/server/hardening.h"
 #include "sidecar/server/logging.h"
 #include "sidecar/server/server.h"
 #include "sidecar/server/signals.h"
@@ -85,10 +86,16 @@ int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask and the
   // signals wait for the server's watcher.
   stateside::BlockShutdownSignals();
+  // Before a secret is read: no core file, no /proc/<pid>/mem for others.
+  if (absl::Status s = stateside::DisableCoreDumps(); !s.ok()) return Fail(s);
 
   const std::vector<std::string> args(argv, argv + argc);
-  auto command_line =
-      stateside::ParseCommandLine(args, stateside::ProcessEnvironment());
+  stateside::Environment env = stateside::ProcessEnvironment();
+  auto command_line = stateside::ParseCommandLine(args, env);
+  // Read once: the secrets leave the environment (and the copy of it) now,
+  // while no other thread can be calling getenv.
+  stateside::WipeEnvironment(env);
+  stateside::ScrubEnvironment(stateside::SecretEnvironmentNames());
   if (!command_line.ok()) return Fail(command_line.status());
   if (command_line->action != stateside::CommandLine::Action::kRun) {
     std::fputs(command_line->output.c_str(), stdout);

@@ -332,17 +332,16 @@ start_pod() {
   local i="$1" secrets="$LOCAL_DIR/secrets"
   mkdir -p "$(pod_dir "$i")/sock"
   chmod 0700 "$(pod_dir "$i")/sock"
-  # Secrets: the keys through their _FILE settings; the Redis password rides
-  # in REDIS_URL in the environment (readable by this user only, never shown
-  # by `ps`), because the sidecar has no file setting for the URL. Paths and
+  # Secrets: the keys and the Redis URL (which holds the password) through
+  # their _FILE settings, files of mode 0600 written here. Paths and
   # ports are flags, so `ps` shows which cluster a process belongs to. A
   # subshell keeps these variables out of the caller, and the unset drops
   # caller settings that would clash with the ones given here.
   (
     unset SESSION_ENCRYPTION_KEY SESSION_ENCRYPTION_KEYS SESSION_ENCRYPTION_KEYS_FILE \
-          SESSION_SECRET STATESIDE_SOCKET STATESIDE_ADMIN_ADDR INSTANCE_ID
-    REDIS_URL="redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)"
-    export REDIS_URL USE_REDIS_SESSIONS=true STATESIDE_PRESTOP_DELAY="$PRESTOP_DELAY" \
+          SESSION_SECRET REDIS_URL STATESIDE_SOCKET STATESIDE_ADMIN_ADDR INSTANCE_ID
+    (umask 077 && echo "redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)" >"$secrets/redis_url")
+    export REDIS_URL_FILE="$secrets/redis_url" USE_REDIS_SESSIONS=true STATESIDE_PRESTOP_DELAY="$PRESTOP_DELAY" \
            STATESIDE_DRAIN_TIMEOUT="$DRAIN_TIMEOUT" STATESIDE_SHUTDOWN_TIMEOUT="$SHUTDOWN_TIMEOUT"
     spawn "$(sidecar_base "$i")" "$BIN_DIR/stateside" \
       --instance-id "pod-$i" \

@@ -2,6 +2,7 @@
 #include "sidecar/crypto/cookie.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -24,7 +25,7 @@ constexpr size_t kSignatureChars = 43;  // unpadded base64url of 32 bytes
 // The one answer for every bad cookie: no hint of which check failed.
 constexpr char kNotFound[] = "session not found";
 
-void Mac(const std::string& secret, std::string_view id, char* out) {
+void Mac(std::string_view secret, std::string_view id, char* out) {
   const char separator = '\0';
   absl::Status s = HmacSha256To(
       secret, {kDomain, std::string_view(&separator, 1), id}, out);
@@ -51,12 +52,29 @@ absl::StatusOr<std::unique_ptr<CookieSigner>> CookieSigner::Create(
       return absl::InvalidArgumentError(message);
     }
   }
-  return std::unique_ptr<CookieSigner>(new CookieSigner(std::move(secrets)));
+  struct Wiper {
+    std::vector<std::string>& secrets;
+    ~Wiper() {
+      for (std::string& secret : secrets) Cleanse(secret);
+    }
+  } wiper{secrets};
+  size_t total = 0;
+  for (const std::string& secret : secrets) total += secret.size();
+  auto storage = SecretBuffer::Allocate(total);
+  if (!storage.ok()) return storage.status();
+  std::vector<std::string_view> views;
+  size_t offset = 0;
+  for (const std::string& secret : secrets) {
+    std::memcpy(storage->data() + offset, secret.data(), secret.size());
+    views.push_back(storage->view(offset, secret.size()));
+    offset += secret.size();
+  }
+  return std::unique_ptr<CookieSigner>(
+      new CookieSigner(*std::move(storage), std::move(views)));
 }
 
-CookieSigner::~CookieSigner() {
-  for (std::string& secret : secrets_) Cleanse(secret);
-}
+// storage_ wipes the secrets when it is destroyed.
+CookieSigner::~CookieSigner() = default;
 
 std::string CookieSigner::Sign(std::string_view id) const {
   char mac[kSha256Size];
@@ -83,7 +101,7 @@ absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie) const 
   // does not tell which secret (if any) signed the cookie.
   bool match = false;
   char mac[kSha256Size];
-  for (const std::string& secret : secrets_) {
+  for (std::string_view secret : secrets_) {
     Mac(secret, id, mac);
     match = ConstantTimeEquals(std::string_view(mac, sizeof(mac)), *given) |
             match;

@@ -1,7 +1,8 @@
 // Signed session cookies: "id.signature", signature = base64url(HMAC-SHA256(
 // secret, "stateside-cookie-v1" || 0x00 || id)) without padding. Several secrets
 // verify (rotation); the first signs. Immutable; safe for concurrent use.
-// Secrets are wiped on destruction.
+// The secrets live in a SecretBuffer (excluded from core dumps) and are
+// wiped on destruction.
 #ifndef STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
 #define STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
 
@@ -11,13 +12,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "sidecar/crypto/secret_memory.h"
 
 namespace stateside::crypto {
 
 class CookieSigner {
  public:
   // REQUIRES: at least one secret, each at least 32 bytes (INVALID_ARGUMENT;
-  // the message names the secret by position, never by content).
+  // the message names the secret by position, never by content). The
+  // strings of `secrets` are copied into a SecretBuffer and wiped.
   static absl::StatusOr<std::unique_ptr<CookieSigner>> Create(
       std::vector<std::string> secrets);
   ~CookieSigner();
@@ -35,9 +38,10 @@ class CookieSigner {
   absl::StatusOr<std::string> Verify(std::string_view cookie) const;
 
  private:
-  explicit CookieSigner(std::vector<std::string> secrets)
-      : secrets_(std::move(secrets)) {}
-  std::vector<std::string> secrets_;  // front() signs
+  CookieSigner(SecretBuffer storage, std::vector<std::string_view> secrets)
+      : storage_(std::move(storage)), secrets_(std::move(secrets)) {}
+  SecretBuffer storage_;                   // every secret's bytes
+  std::vector<std::string_view> secrets_;  // into storage_; front() signs
 };
 
 }  // namespace stateside::crypto

@@ -2,12 +2,14 @@
 #include "sidecar/crypto/keyring.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/encoding.h"
 #include "sidecar/crypto/primitives.h"
 
@@ -96,25 +98,22 @@ absl::StatusOr<std::unique_ptr<Keyring>> Keyring::Create(
     }
   }
 
+  // Master and index key side by side, per key, in dump-excluded pages.
+  constexpr size_t kPerKey = kAes256KeySize + kSha256Size;
+  ASSIGN_OR_RETURN(SecretBuffer storage,
+                   SecretBuffer::Allocate(specs.size() * kPerKey));
   std::vector<Key> keys;
   keys.reserve(specs.size());
-  for (KeySpec& spec : specs) {
-    Key key;
-    key.id = spec.id;
-    key.index_key.assign(kSha256Size, '\0');
-    absl::Status s = HkdfSha256To(spec.bytes, /*salt=*/"", kIndexInfo,
-                                  key.index_key.data(), kSha256Size);
-    key.master = std::move(spec.bytes);
-    keys.push_back(std::move(key));
-    if (!s.ok()) {
-      for (Key& k : keys) {
-        Cleanse(k.master);
-        Cleanse(k.index_key);
-      }
-      return s;
-    }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    char* master = storage.data() + i * kPerKey;
+    char* index_key = master + kAes256KeySize;
+    std::memcpy(master, specs[i].bytes.data(), kAes256KeySize);
+    RETURN_IF_ERROR(HkdfSha256To(specs[i].bytes, /*salt=*/"", kIndexInfo,
+                                 index_key, kSha256Size));
+    keys.push_back(Key{specs[i].id, std::string_view(master, kAes256KeySize),
+                       std::string_view(index_key, kSha256Size)});
   }
-  return std::unique_ptr<Keyring>(new Keyring(std::move(keys)));
+  return std::unique_ptr<Keyring>(new Keyring(std::move(storage), std::move(keys)));
 }
 
 absl::StatusOr<std::vector<KeySpec>> Keyring::ParseHexKey(
@@ -175,12 +174,8 @@ absl::StatusOr<std::vector<KeySpec>> Keyring::ParseKeyList(
   return specs;
 }
 
-Keyring::~Keyring() {
-  for (Key& key : keys_) {
-    Cleanse(key.master);
-    Cleanse(key.index_key);
-  }
-}
+// storage_ wipes the key bytes when it is destroyed.
+Keyring::~Keyring() = default;
 
 const Keyring::Key* Keyring::Find(std::string_view id) const {
   // A handful of keys at most: a scan beats a hash map here.

@@ -3,8 +3,9 @@
 // index" tags under which user ids and opt-out subjects are stored, so that no
 // identifier reaches the store in the clear.
 //
-// Immutable after construction; safe for concurrent use. Key bytes are wiped
-// from memory when the Keyring is destroyed.
+// Immutable after construction; safe for concurrent use. The key bytes live in
+// a SecretBuffer (pages excluded from core dumps) and are wiped when the
+// Keyring is destroyed.
 #ifndef STATESIDE_SIDECAR_CRYPTO_KEYRING_H_
 #define STATESIDE_SIDECAR_CRYPTO_KEYRING_H_
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "sidecar/crypto/secret_memory.h"
 
 namespace stateside::crypto {
 
@@ -26,14 +28,15 @@ class Keyring {
  public:
   struct Key {
     std::string id;
-    std::string master;     // 32 bytes; wiped on destruction
-    std::string index_key;  // HKDF-SHA256(master, no salt, info "stateside
-                            // index v1"), 32 bytes; wiped too
+    std::string_view master;     // 32 bytes in the Keyring's SecretBuffer
+    std::string_view index_key;  // HKDF-SHA256(master, no salt, info
+                                 // "stateside index v1"), 32 bytes, ditto
   };
 
   // REQUIRES: at least one key; ids unique and valid; every key 32 bytes.
   // Returns INVALID_ARGUMENT naming the problem otherwise. The key bytes of
-  // `keys` are moved in or wiped, on success and on failure alike.
+  // `keys` are copied into the Keyring's SecretBuffer and wiped, on success
+  // and on failure alike.
   static absl::StatusOr<std::unique_ptr<Keyring>> Create(std::vector<KeySpec> keys);
 
   // Parses SESSION_ENCRYPTION_KEY (64 hex chars, key id "k0") or
@@ -62,8 +65,10 @@ class Keyring {
                            std::string_view value);
 
  private:
-  explicit Keyring(std::vector<Key> keys) : keys_(std::move(keys)) {}
-  std::vector<Key> keys_;  // front() is the primary
+  Keyring(SecretBuffer storage, std::vector<Key> keys)
+      : storage_(std::move(storage)), keys_(std::move(keys)) {}
+  SecretBuffer storage_;   // every key's master and index key; wiped on exit
+  std::vector<Key> keys_;  // front() is the primary; views into storage_
 };
 
 }  // namespace stateside::crypto

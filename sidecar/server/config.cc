@@ -42,6 +42,8 @@ constexpr Spec kSpecs[] = {
     {"REDIS_URL", "redis-url", "URL", "",
      "redis://[user:pass@]host:port[/db], rediss:// (TLS) or unix:///path "
      "[default: unset = embedded memory store]"},
+    {"REDIS_URL_FILE", "redis-url-file", "PATH", "",
+     "file holding REDIS_URL, password included [default: unset]"},
     {"USE_REDIS_SESSIONS", "use-redis-sessions", "BOOL", "false",
      "true makes Redis mandatory (REDIS_URL required)"},
     {"STATESIDE_FALLBACK", "fallback", "none|memory", "none",
@@ -193,6 +195,18 @@ Environment ProcessEnvironment() {
     env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
   }
   return env;
+}
+
+std::vector<std::string_view> SecretEnvironmentNames() {
+  std::vector<std::string_view> names;
+  for (const Spec& spec : kSpecs) {
+    // REDIS_URL is not masked whole in the summary (only its password), but
+    // it holds that password.
+    if (spec.secret || spec.env == "REDIS_URL") {
+      names.emplace_back(spec.env.data(), spec.env.size());
+    }
+  }
+  return names;
 }
 
 std::vector<std::string_view> SettingNames() {

@@ -28,7 +28,7 @@ enum class Fallback {
 enum class LogFormat { kText, kJson };
 
 struct RedisConfig {
-  std::string url;        // REDIS_URL; "" = no Redis (embedded memory store)
+  std::string url;        // REDIS_URL[_FILE]; "" = embedded memory store
   bool required = false;  // USE_REDIS_SESSIONS=true
   Fallback fallback = Fallback::kNone;
   std::string tls_ca_file;      // STATESIDE_REDIS_TLS_CA_FILE
@@ -115,6 +115,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
 
 // Every setting's environment variable, in --help order.
 std::vector<std::string_view> SettingNames();
+
+// The environment variables that may hold a secret (keys, cookie secrets,
+// REDIS_URL with its password): removed from the environment once read
+// (hardening.h). Their *_FILE twins hold paths only.
+std::vector<std::string_view> SecretEnvironmentNames();
 
 }  // namespace stateside
 

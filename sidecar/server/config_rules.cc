@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <cstdint>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/lifecycle/instance.h"
+#include "sidecar/server/config_secrets.h"
 #include "sidecar/server/config_values.h"
 
 namespace stateside::config_rules {
@@ -23,7 +25,6 @@ namespace cv = config_values;
 
 constexpr size_t kMaxSocketPathBytes = 107;  // sun_path is 108 with the NUL
 constexpr size_t kMaxKeyPrefixBytes = 64;
-constexpr size_t kMinSecretBytes = 32;
 constexpr int64_t kMaxBytesSetting = 64 << 20;
 
 absl::Status SettingError(absl::string_view env, absl::string_view message) {
@@ -95,6 +96,10 @@ absl::Status ParseKeys(const RawSettings& raw, Config& config) {
   const std::string file_env = absl::StrCat(env, "_FILE");
   ASSIGN_OR_RETURN(std::string text, SecretOrFile(raw, env, file_env));
   const absl::string_view named = raw.IsSet(file_env) ? file_env : env;
+  if (absl::Status s = config_secrets::CheckKeyText(named, text); !s.ok()) {
+    explicit_bzero(text.data(), text.size());
+    return s;
+  }
   auto specs = single ? crypto::Keyring::ParseHexKey(text)
                       : crypto::Keyring::ParseKeyList(text);
   explicit_bzero(text.data(), text.size());
@@ -103,6 +108,12 @@ absl::Status ParseKeys(const RawSettings& raw, Config& config) {
   // while the error can still name the setting.
   auto keyring = crypto::Keyring::Create(*specs);
   if (!keyring.ok()) return SettingError(named, keyring.status().message());
+  std::vector<std::string_view> keys;
+  for (const crypto::KeySpec& spec : *specs) keys.push_back(spec.bytes);
+  if (absl::Status s = config_secrets::CheckKeys(named, keys); !s.ok()) {
+    for (crypto::KeySpec& spec : *specs) explicit_bzero(spec.bytes.data(), spec.bytes.size());
+    return s;
+  }
   config.encryption_keys = std::move(*specs);
   return absl::OkStatus();
 }
@@ -114,18 +125,16 @@ absl::Status ParseSecrets(const RawSettings& raw, Config& config) {
   const absl::string_view named =
       raw.IsSet("SESSION_SECRET_FILE") ? "SESSION_SECRET_FILE" : "SESSION_SECRET";
   auto secrets = cv::SplitList(text);
+  if (!secrets.ok()) {
+    explicit_bzero(text.data(), text.size());
+    return SettingError(named, secrets.status().message());
+  }
+  const std::vector<std::string_view> views(secrets->begin(), secrets->end());
+  absl::Status strength = config_secrets::CheckCookieSecrets(named, text, views);
   explicit_bzero(text.data(), text.size());
-  if (!secrets.ok()) return SettingError(named, secrets.status().message());
-  for (size_t i = 0; i < secrets->size(); ++i) {
-    if ((*secrets)[i].size() < kMinSecretBytes) {
-      const std::string which =
-          secrets->size() == 1
-              ? "the secret"
-              : absl::StrCat("secret ", i + 1, " of ", secrets->size());
-      for (auto& s : *secrets) explicit_bzero(s.data(), s.size());
-      return SettingError(named, absl::StrCat(which, " is shorter than ",
-                                              kMinSecretBytes, " bytes"));
-    }
+  if (!strength.ok()) {
+    for (auto& secret : *secrets) explicit_bzero(secret.data(), secret.size());
+    return strength;
   }
   config.session_secrets = std::move(*secrets);
   return absl::OkStatus();
@@ -133,11 +142,16 @@ absl::Status ParseSecrets(const RawSettings& raw, Config& config) {
 
 absl::Status ParseRedis(const RawSettings& raw, Config& config) {
   RedisConfig& redis = config.redis;
-  redis.url = raw.Get("REDIS_URL");
+  // The URL may hold the Redis password: REDIS_URL_FILE keeps it out of the
+  // environment. Errors name the setting the URL came from.
+  ASSIGN_OR_RETURN(redis.url, SecretOrFile(raw, "REDIS_URL", "REDIS_URL_FILE"));
+  const absl::string_view url_setting =
+      raw.IsSet("REDIS_URL_FILE") ? "REDIS_URL_FILE" : "REDIS_URL";
   if (!redis.url.empty()) {
     if (auto s = cv::CheckRedisUrl(redis.url); !s.ok()) {
-      return SettingError("REDIS_URL", s.message());
+      return SettingError(url_setting, s.message());
     }
+    RETURN_IF_ERROR(config_secrets::CheckRedisUrlSecret(url_setting, redis.url));
   }
   auto required = cv::ParseBool(raw.Get("USE_REDIS_SESSIONS"));
   if (!required.ok()) {

@@ -16,13 +16,14 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kKeyHex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
 constexpr char kSecret[] = "realtime-bench-test-secret-0123456789abcdef";
 
 class RealtimeSmokeTest : public ::testing::Test {

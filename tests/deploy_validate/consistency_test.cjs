@@ -100,10 +100,10 @@ for (const [variant, objs] of Object.entries(k8s)) {
     for (const name of ['SESSION_ENCRYPTION_KEY', 'SESSION_ENCRYPTION_KEYS', 'SESSION_SECRET']) {
       assert.equal(envOf(side, name), undefined, `${name} is read from a file (${name}_FILE)`);
     }
-    const example = loadYamlDocs(src('deploy', 'k8s', 'secret.example.yaml'))[0];
+    const example = loadYamlDocs(src('deploy', 'k8s', 'examples', 'secret.example.yaml'))[0];
     const keys = Object.keys(example.stringData);
-    assert.ok(keys.includes(envOf(side, 'REDIS_URL').secretKeyRef.key), 'REDIS_URL from the Secret');
-    for (const name of ['SESSION_ENCRYPTION_KEY_FILE', 'SESSION_SECRET_FILE']) {
+    assert.equal(envOf(side, 'REDIS_URL'), undefined, 'REDIS_URL (with its password) is read from a file (REDIS_URL_FILE)');
+    for (const name of ['SESSION_ENCRYPTION_KEY_FILE', 'SESSION_SECRET_FILE', 'REDIS_URL_FILE']) {
       const file = envOf(side, name);
       const mount = side.volumeMounts.find((m) => path.posix.dirname(file) === m.mountPath);
       assert.ok(mount && mount.readOnly, `${name}: ${file} is in a read-only mount`);
@@ -114,6 +114,16 @@ for (const [variant, objs] of Object.entries(k8s)) {
     }
   });
 }
+
+test('Kubernetes: `kubectl apply -f deploy/k8s/` and the kustomization never reach the example Secret', () => {
+  const top = fs.readdirSync(src('deploy', 'k8s')).filter((f) => /\.ya?ml$/.test(f));
+  for (const f of top) {
+    for (const doc of loadYamlDocs(src('deploy', 'k8s', f))) {
+      assert.notEqual(doc && doc.kind, 'Secret', `deploy/k8s/${f} holds a Secret: apply -f would overwrite the real one`);
+    }
+  }
+  for (const objs of Object.values(k8s)) assert.ok(!objs.some((o) => o.kind === 'Secret'), 'no Secret in the kustomization');
+});
 
 test('Kubernetes: native sidecar in the base, classic sidecar in classic/, otherwise identical', () => {
   const base = podSpecOf(find(k8s.base, 'Deployment', 'radar'));

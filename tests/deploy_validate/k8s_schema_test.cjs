@@ -18,7 +18,7 @@ function radarDeployment() {
 
 test('every object of deploy/k8s, its classic overlay and the Secret example passes', () => {
   const items = loadTargets([src('deploy', 'k8s'), src('deploy', 'k8s', 'classic'),
-                             src('deploy', 'k8s', 'secret.example.yaml')]);
+                             src('deploy', 'k8s', 'examples', 'secret.example.yaml')]);
   assert.ok(items.length >= 15, `expected the whole set of objects, got ${items.length}`);
   for (const { source, doc } of items) {
     assert.deepEqual(summary(checkObject(doc)), [], `${path.basename(source)}: ${doc.kind}/${doc.metadata.name}`);

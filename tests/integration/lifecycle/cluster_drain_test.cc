@@ -27,6 +27,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -35,8 +36,7 @@ namespace v1 = ::stateside::v1;
 using ::testing::HasSubstr;
 using testing::Subprocess;
 
-constexpr char kKeyHex[] =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
 constexpr char kSecret[] = "cluster-test-secret-0123456789abcdef";
 // Long enough that a record cannot expire during a test that checks that a
 // drained instance removed itself; the TTL test sets its own.

@@ -12,13 +12,13 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "tests/support/wait.h"
+#include "tests/support/test_secrets.h"
 #include "tests/unit/admin/http_test_client.h"
 
 namespace stateside::testing {
 namespace {
 
-constexpr char kKeyHex[] =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
 constexpr char kSecret[] = "realtime-test-secret-0123456789abcdef";
 // A stream outlives any test; the deadline only guarantees no hang forever.
 constexpr absl::Duration kStreamDeadline = absl::Minutes(5);

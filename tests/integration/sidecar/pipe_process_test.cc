@@ -20,6 +20,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -119,8 +120,7 @@ TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
   options.env = {{"STATESIDE_SOCKET", socket},
                  {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
                  {"REDIS_URL", (*redis)->url()},
-                 {"SESSION_ENCRYPTION_KEY",
-                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+                 {"SESSION_ENCRYPTION_KEY", ::stateside::testing::kTestKeyHex},
                  {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}};
   options.log_path = dir.File("sidecar.log");
   auto sidecar = Subprocess::Start(options);

@@ -21,6 +21,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -37,8 +38,7 @@ testing::RedisServerOptions PasswordProtected(std::string password) {
 namespace v1 = ::stateside::v1;
 namespace health = ::grpc::health::v1;
 
-constexpr char kKeyHex[] =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
 constexpr char kSecret[] = "integration-test-secret-0123456789abcdef";
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 5) {

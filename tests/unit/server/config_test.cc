@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -18,8 +19,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr char kKeyHex[] =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
 constexpr char kSecret[] = "0123456789abcdef0123456789abcdef-secret";
 constexpr char kRedis[] = "redis://127.0.0.1:6379";
 
@@ -239,7 +239,7 @@ TEST_F(ConfigTest, EncryptionKeyIsParsed) {
 }
 
 TEST_F(ConfigTest, KeyListIsParsedInOrder) {
-  const std::string other(64, 'a');
+  const std::string other = testing::kOtherTestKeyHex;
   auto config = Parse({{"SESSION_ENCRYPTION_KEYS",
                         std::string("new:") + kKeyHex + ",old:" + other}});
   ASSERT_TRUE(config.ok()) << config.status();
@@ -304,7 +304,7 @@ TEST_F(ConfigTest, UnreadableFilesAreRefused) {
 }
 
 TEST_F(ConfigTest, SecretsAreSplitOnCommas) {
-  const std::string second(40, 'z');
+  const std::string second = "second-cookie-secret-ZYXWVUTSRQPONMLK";
   auto config =
       Parse({{"SESSION_SECRET", std::string(kSecret) + ", " + second}});
   ASSERT_TRUE(config.ok()) << config.status();
@@ -480,7 +480,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 34u);
+  EXPECT_EQ(SettingNames().size(), 35u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {

@@ -18,6 +18,7 @@
 #include "tests/support/fake_clock.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -210,24 +211,25 @@ TEST_F(ServerTest, UnreachableRedisFailsClosedUnlessTheMemoryFallbackIsChosen) {
   const std::string dead = "redis://127.0.0.1:" + std::to_string(testing::PickFreePort());
   auto closed = Make({{"REDIS_URL", dead},
                       {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
-                      {"SESSION_ENCRYPTION_KEY", std::string(64, 'a')},
-                      {"SESSION_SECRET", std::string(32, 's')}});
+                      {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
   ASSERT_TRUE(closed.ok()) << closed.status();
   EXPECT_EQ((*closed)->instance().backend(), "redis");
 
   auto fallback = Make({{"REDIS_URL", dead},
                         {"STATESIDE_FALLBACK", "memory"},
                         {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
-                        {"SESSION_ENCRYPTION_KEY", std::string(64, 'a')},
-                        {"SESSION_SECRET", std::string(32, 's')}});
+                        {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+                        {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
   ASSERT_TRUE(fallback.ok()) << fallback.status();
   EXPECT_EQ((*fallback)->instance().backend(), "memory-fallback");
 }
 
 TEST_F(ServerTest, ConfiguredKeysAndSecretsAreUsedAndWipedFromConfig) {
   auto server = Make({{"SESSION_ENCRYPTION_KEYS",
-                       "new:" + std::string(64, 'a') + ",old:" + std::string(64, 'b')},
-                      {"SESSION_SECRET", std::string(32, 's')}});
+                       std::string("new:") + testing::kTestKeyHex +
+                           ",old:" + testing::kOtherTestKeyHex},
+                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ((*server)->keyring().primary().id, "new");
   EXPECT_EQ((*server)->keyring().keys().size(), 2u);
