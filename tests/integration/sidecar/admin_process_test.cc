@@ -11,12 +11,12 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "stateside/v1/lifecycle.grpc.pb.h"
+#include "tests/support/admin_port.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -52,16 +52,10 @@ class AdminProcessTest : public ::testing::Test {
     auto process = Subprocess::Start(options);
     ASSERT_TRUE(process.ok()) << process.status();
     process_.emplace(*std::move(process));
-    const std::string marker = "admin listening on 0.0.0.0:";
     ASSERT_TRUE(testing::WaitFor(
         [&] {
-          const std::string log = process_->ReadLog();
-          const size_t at = log.find(marker);
-          if (at == std::string::npos) return false;
-          return absl::SimpleAtoi(
-              log.substr(at + marker.size(),
-                         log.find('\n', at) - at - marker.size()),
-              &port_);
+          port_ = testing::AdminPortFromLog(process_->ReadLog(), "0.0.0.0").value_or(0);
+          return port_ != 0;
         },
         absl::Seconds(10)))
         << process_->ReadLog();
