@@ -60,6 +60,15 @@ bool IsManagedHeader(std::string_view sv) {
          absl::EqualsIgnoreCase(name, "x-instance-id");
 }
 
+// An IPv4-mapped IPv6 address (a v4 client of a dual-stack listener) as the
+// IPv4 address it is, so that one client counts as one peer however it came.
+net::ip::address Unmapped(const net::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
+
 // Splits "host:port" / "[v6]:port".
 absl::Status SplitAddress(const std::string& address, std::string* host,
                           uint16_t* port) {
@@ -129,7 +138,7 @@ class Listener {
   // Everything below runs on the I/O thread.
   const AdminHttpOptions& options() const { return options_; }
   HttpResponse Dispatch(const HttpRequest& request) const;
-  void Forget(Connection* c) { connections_.erase(c); }
+  void Forget(Connection* c, const net::ip::address& peer);
 
  private:
   void Accept();
@@ -143,8 +152,10 @@ class Listener {
   net::io_context ioc_;  // declared first among I/O objects: destroyed last
   tcp::acceptor acceptor_;
   net::steady_timer accept_retry_;
-  // Live connections; only touched on the I/O thread.
+  // Live connections, and how many of them each peer IP holds (entries
+  // removed at zero); only touched on the I/O thread.
   std::map<Connection*, std::weak_ptr<Connection>> connections_;
+  std::map<net::ip::address, size_t> per_peer_;
   bool stopping_ = false;  // I/O thread only
 
   std::atomic<int> port_{0};
@@ -156,15 +167,17 @@ class Listener {
 // keep-alive. Lives as long as an async operation holds a shared_ptr to it.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Listener* server, tcp::socket socket)
+  // `peer`: the client's endpoint, its address already unmapped.
+  Connection(Listener* server, tcp::socket socket, const tcp::endpoint& peer)
       : server_(server),
         opts_(server->options()),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        buffer_(opts_.max_header_bytes + 4096) {
+        buffer_(opts_.max_header_bytes + 4096),
+        peer_ip_(peer.address()),
+        peer_address_(peer.address().to_string()),
+        peer_(absl::StrCat(peer_address_, ":", peer.port())) {
     error_code ec;
-    tcp::endpoint peer = socket_.remote_endpoint(ec);
-    if (!ec) peer_ = absl::StrCat(peer.address().to_string(), ":", peer.port());
     socket_.set_option(tcp::no_delay(true), ec);
   }
 
@@ -180,7 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    server_->Forget(this);
+    server_->Forget(this, peer_ip_);
   }
 
  private:
@@ -253,6 +266,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     request.body = std::move(message.body());
     request.peer = peer_;
+    request.peer_address = peer_address_;
 
     HttpResponse response = server_->Dispatch(request);
     bool keep_alive = message.keep_alive();
@@ -335,7 +349,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::beast::flat_buffer buffer_;  // bytes read past the current message
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;  // must outlive async_write
-  std::string peer_;
+  const net::ip::address peer_ip_;  // the per-peer count's key
+  const std::string peer_address_;  // peer_ip_ as text
+  const std::string peer_;          // "ip:port"
   uint64_t timer_generation_ = 0;  // invalidates a stale timer completion
   bool timed_out_ = false;  // the current operation's deadline passed
   bool closed_ = false;
@@ -411,6 +427,7 @@ void Listener::CloseAll() {
     if (auto c = weak.lock()) c->Close();
   }
   connections_.clear();
+  per_peer_.clear();
 }
 
 void Listener::Accept() {
@@ -428,15 +445,34 @@ void Listener::OnAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  if (connections_.size() >= options_.max_connections) {
+  error_code peer_ec;
+  tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+  if (peer_ec) {  // gone already (reset before we got to it)
+    socket.close(peer_ec);
+    return Accept();
+  }
+  peer.address(Unmapped(peer.address()));
+  auto held = per_peer_.try_emplace(peer.address(), 0).first;
+  if (connections_.size() >= options_.max_connections ||
+      held->second >= options_.max_connections_per_peer) {
+    if (held->second == 0) per_peer_.erase(held);
+    // Counted before the close, so a client that saw the close sees the count.
+    if (options_.on_connection_refused) options_.on_connection_refused();
     error_code ignored;
     socket.close(ignored);
   } else {
-    auto c = std::make_shared<Connection>(this, std::move(socket));
+    ++held->second;
+    auto c = std::make_shared<Connection>(this, std::move(socket), peer);
     connections_.emplace(c.get(), c);
     c->Start();
   }
   Accept();
+}
+
+void Listener::Forget(Connection* c, const net::ip::address& peer) {
+  if (connections_.erase(c) == 0) return;  // CloseAll forgot it already
+  auto it = per_peer_.find(peer);
+  if (it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
 }
 
 HttpResponse Listener::Dispatch(const HttpRequest& request) const {

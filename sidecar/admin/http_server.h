@@ -1,7 +1,9 @@
 // The admin HTTP/1.1 listener (probes, /metrics, /info, POST /drain): a
 // fixed table of routes served by Boost.Beast on one I/O thread of its own,
 // never on gRPC threads. Hostile input is bounded: header and body size
-// limits, a read deadline per request (slowloris), a connection cap.
+// limits, a read deadline per request (slowloris), a connection cap and a
+// per-peer connection cap. Who may call which route is the routes' business
+// (access.h guards POST /drain).
 //
 // Thread-safety: Start(), Stop() and port() may be called from any thread
 // (Start and Stop not concurrently with each other, and never from inside a
@@ -32,6 +34,9 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // as sent
   std::string body;    // at most AdminHttpOptions::max_body_bytes
   std::string peer;    // "ip:port" of the client
+  // The client's IP alone, an IPv4-mapped IPv6 address as plain IPv4 (what
+  // IsLoopbackAddress in access.h classifies).
+  std::string peer_address;
 
   // The first header called `name` (case-insensitive); empty if absent.
   std::string_view Header(std::string_view name) const;
@@ -74,6 +79,14 @@ struct AdminHttpOptions {
   // Probes come from kubelet and Prometheus: a few at a time. Past this cap a
   // new connection is closed at once, so a flood cannot exhaust fds.
   size_t max_connections = 1024;
+  // Connections at once from one IP. Past it a new connection from that IP
+  // is closed at once, so one client cannot hold every slot of
+  // max_connections and starve the kubelet's probes (which come from the
+  // node's IP). 32 leaves room for a scraper, probes and an operator.
+  size_t max_connections_per_peer = 32;
+  // Called on the I/O thread for each connection closed at accept by either
+  // cap (for a metric); must be quick. May be empty.
+  std::function<void()> on_connection_refused;
 };
 
 class AdminHttpServer {

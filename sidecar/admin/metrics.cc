@@ -146,6 +146,7 @@ class Metrics::Impl {
   Histogram& drain_duration_;
   Counter& drain_timeouts_;
   Counter& forced_exits_;
+  Series<Counter> admin_refused_;
 
   Series<Counter> rt_published_;
   Counter& rt_received_;
@@ -234,6 +235,10 @@ Metrics::Impl::Impl(MetricsOptions options)
       forced_exits_(CounterFamily(registry_, "stateside_forced_exits_total",
                                   "Shutdowns cut short at the hard timeout (exit 1).")
                         .Add({})),
+      admin_refused_(CounterFamily(registry_, "stateside_admin_requests_refused_total",
+                                   "Admin HTTP requests refused, by route and reason "
+                                   "(route \"*\": a connection closed at accept)."),
+                     {"route", "reason"}),
       rt_published_(CounterFamily(registry_, "stateside_realtime_published_total",
                                   "Realtime events published from this instance, by target."),
                     {"target"}),
@@ -298,6 +303,10 @@ Metrics::Impl::Impl(MetricsOptions options)
   }
   rt_gaps_.Get({"overflow"});
   rt_gaps_.Get({"redis"});
+  for (std::string_view reason : {"not_loopback", "missing_token", "bad_token"}) {
+    admin_refused_.Get({"/drain", reason});
+  }
+  admin_refused_.Get({"*", "too_many_connections"});
   drain_state_.Get({"serving"}).Set(1);
   drain_state_.Get({"draining"});
   drain_state_.Get({"drained"});
@@ -360,6 +369,9 @@ void Metrics::DrainFinished(double seconds, bool timed_out) {
   if (timed_out) impl_->drain_timeouts_.Increment();
 }
 void Metrics::ForcedExit() { impl_->forced_exits_.Increment(); }
+void Metrics::AdminRequestRefused(std::string_view route, std::string_view reason) {
+  impl_->admin_refused_.Get({route, reason}).Increment();
+}
 
 void Metrics::RealtimePublished(std::string_view target) {
   impl_->rt_published_.Get({target}).Increment();

@@ -83,6 +83,12 @@ class Metrics {
   void DrainFinished(double seconds, bool timed_out);
   void ForcedExit();
 
+  // --- Admin listener. stateside_admin_requests_refused_total{route,reason}:
+  // route "/drain" with reason "not_loopback", "missing_token" or
+  // "bad_token" (access.h); route "*" with "too_many_connections" for a
+  // connection closed at accept by a connection cap.
+  void AdminRequestRefused(std::string_view route, std::string_view reason);
+
   // --- Realtime. target: "room", "user", "connection", "all"; drop
   // reasons: "overflow", "no_target", "no_subscriber", "undecryptable",
   // "malformed"; gap reasons: "overflow", "redis".

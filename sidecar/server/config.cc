@@ -39,6 +39,10 @@ constexpr Spec kSpecs[] = {
      "socket's file mode decides]"},
     {"STATESIDE_ADMIN_ADDR", "admin-addr", "HOST:PORT", "127.0.0.1:9464",
      "HTTP admin/probe listener"},
+    {"STATESIDE_ADMIN_TOKEN_FILE", "admin-token-file", "PATH", "",
+     "file holding the admin token (>= 32 bytes): POST /drain then needs "
+     "`Authorization: Bearer <token>` from every peer [default: unset = "
+     "POST /drain from loopback peers only]"},
     {"REDIS_URL", "redis-url", "URL", "",
      "redis://[user:pass@]host:port[/db], rediss:// (TLS) or unix:///path "
      "[default: unset = embedded memory store]"},
@@ -182,8 +186,10 @@ void WipeSecrets(Config& config) {
   for (auto& secret : config.session_secrets) {
     explicit_bzero(secret.data(), secret.size());
   }
+  explicit_bzero(config.admin_token.data(), config.admin_token.size());
   config.encryption_keys.clear();
   config.session_secrets.clear();
+  config.admin_token.clear();
 }
 
 Environment ProcessEnvironment() {

@@ -48,6 +48,10 @@ struct Config {
   // STATESIDE_ADMIN_ADDR, split; port 0 lets the OS choose.
   std::string admin_host = "127.0.0.1";
   int admin_port = 9464;
+  // The contents of STATESIDE_ADMIN_TOKEN_FILE: >= 32 bytes of printable
+  // ASCII without spaces (it travels in a header). "" = no token: POST /drain
+  // answers loopback peers only. A secret: wiped like the keys.
+  std::string admin_token;
 
   RedisConfig redis;
   std::string key_prefix = "stateside:";
@@ -91,7 +95,8 @@ struct Config {
   bool redis_enabled() const { return !redis.url.empty(); }
 };
 
-// Overwrites the key bytes and secrets held by `config` and clears them.
+// Overwrites the key bytes and secrets (the admin token too) held by
+// `config` and clears them.
 void WipeSecrets(Config& config);
 
 using Environment = std::map<std::string, std::string, std::less<>>;

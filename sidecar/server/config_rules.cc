@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <utility>
@@ -257,6 +258,30 @@ absl::Status ParseListeners(const RawSettings& raw, Config& config) {
   return absl::OkStatus();
 }
 
+absl::Status ParseAdminToken(const RawSettings& raw, Config& config) {
+  constexpr absl::string_view kEnv = "STATESIDE_ADMIN_TOKEN_FILE";
+  if (!raw.IsSet(kEnv)) return absl::OkStatus();
+  auto token = cv::ReadSecretFile(raw.Get(kEnv));
+  if (!token.ok()) return SettingError(kEnv, token.status().message());
+  absl::Status problem;
+  if (token->size() < kMinSecretBytes) {
+    problem = SettingError(kEnv, absl::StrCat("the token is shorter than ",
+                                              kMinSecretBytes, " bytes"));
+  } else if (!std::all_of(token->begin(), token->end(), [](char c) {
+               return c > ' ' && c < 0x7f;
+             })) {
+    problem = SettingError(
+        kEnv, "the token may hold only printable ASCII without spaces "
+              "(it is sent in an Authorization header)");
+  }
+  if (!problem.ok()) {
+    explicit_bzero(token->data(), token->size());
+    return problem;
+  }
+  config.admin_token = *std::move(token);
+  return absl::OkStatus();
+}
+
 absl::Status ParseTimes(const RawSettings& raw, Config& config) {
   RETURN_IF_ERROR(GetPositiveDuration(raw, "SESSION_IDLE_TTL", &config.idle_ttl));
   RETURN_IF_ERROR(
@@ -373,6 +398,7 @@ const std::string& RawSettings::Get(absl::string_view env) const {
 
 absl::Status Validate(const RawSettings& raw, Config& config) {
   RETURN_IF_ERROR(ParseListeners(raw, config));
+  RETURN_IF_ERROR(ParseAdminToken(raw, config));
   RETURN_IF_ERROR(ParseRedis(raw, config));
   RETURN_IF_ERROR(ParseKeys(raw, config));
   RETURN_IF_ERROR(ParseSecrets(raw, config));

@@ -129,6 +129,12 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
   }
   signer_ = *std::move(signer);
 
+  if (!config_.admin_token.empty()) {
+    auto verifier = crypto::SecretVerifier::Create(config_.admin_token, *random_);
+    if (!verifier.ok()) return verifier.status();
+    admin_token_ = *std::move(verifier);
+  }
+
   admin::MetricsOptions metrics_options;
   metrics_options.instance_id = identity.id;
   metrics_options.version = identity.version;

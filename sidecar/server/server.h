@@ -34,6 +34,7 @@
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/crypto/secret_verifier.h"
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/lifecycle/registry.h"
@@ -66,8 +67,8 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Builds every part. The keys and secrets move out of `config` (which the
-  // server keeps without them). With no key or secret configured (memory
+  // Builds every part. The keys and secrets (and the admin token) move out
+  // of `config` (which the server keeps without them). With no key or secret configured (memory
   // mode only; Config refuses it with Redis) an ephemeral one is generated
   // and a warning logged. Errors: FAILED_PRECONDITION / INVALID_ARGUMENT
   // naming the setting (exit status 2), others are internal (exit 1).
@@ -160,6 +161,9 @@ class Server {
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
+  // STATESIDE_ADMIN_TOKEN_FILE's token; null = none (POST /drain from
+  // loopback only).
+  std::unique_ptr<crypto::SecretVerifier> admin_token_;
   Backend backend_;
   std::unique_ptr<SessionManager> session_manager_;
   std::unique_ptr<OptOutManager> opt_out_manager_;

@@ -1,7 +1,10 @@
 // Server: the admin HTTP listener's routes (probes, /metrics, /info, POST
 // /drain). Handlers run on the listener's I/O thread: they read snapshots
 // (Instance, Metrics) and never block.
+#include <atomic>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -9,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "sidecar/admin/access.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/server/server.h"
 #include "spdlog/spdlog.h"
@@ -34,6 +38,9 @@ absl::Status Server::StartAdmin() {
   admin::AdminHttpOptions options;
   options.address = JoinHostPort(config_.admin_host, config_.admin_port);
   options.instance_id = instance_->id();
+  options.on_connection_refused = [this] {
+    metrics_->AdminRequestRefused("*", "too_many_connections");
+  };
   admin_ = std::make_unique<admin::AdminHttpServer>(std::move(options), AdminRoutes());
   if (absl::Status s = admin_->Start(); !s.ok()) {
     admin_.reset();
@@ -43,6 +50,11 @@ absl::Status Server::StartAdmin() {
   const std::string bound = JoinHostPort(config_.admin_host, admin_->port());
   instance_->set_admin_address(bound);
   spdlog::info("admin listening on {}", bound);
+  spdlog::info(admin_token_ != nullptr
+                   ? "POST /drain needs the admin token (Authorization: Bearer) "
+                     "from every peer"
+                   : "POST /drain answers loopback peers only (no "
+                     "STATESIDE_ADMIN_TOKEN_FILE)");
   return absl::OkStatus();
 }
 
@@ -94,7 +106,6 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                           {"version", id.version},
                           {"backend", instance_->backend()},
                           {"admin_address", instance_->admin_address()},
-                          {"socket", config_.socket_path},
                           {"drain_state", UpperDrainState(drain_->state())},
                           {"ready", instance_->ready()},
                           {"uptime_seconds",
@@ -102,17 +113,36 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                       };
                       return admin::HttpResponse::Json(200, body.dump());
                     }});
+  // POST /drain is the one route that changes anything: loopback peers only,
+  // or whoever holds the admin token (sidecar/admin/access.h).
+  admin::TokenCheck token_check;
+  if (admin_token_ != nullptr) {
+    token_check = [verifier = admin_token_.get()](std::string_view token) {
+      return verifier->Matches(token);
+    };
+  }
+  const admin::AdminAccess access(std::move(token_check));
+  auto drain = [this](const admin::HttpRequest& request) {
+    spdlog::info("drain requested by POST /drain from {}", request.peer);
+    drain_->StartDrain("POST /drain");
+    ticker_->Poke();
+    return admin::HttpResponse::Json(
+        202, nlohmann::json{{"drain_state", UpperDrainState(drain_->state())}}.dump());
+  };
+  // Logged at the 1st, 2nd, 4th, 8th... refusal: a peer retrying in a loop
+  // cannot flood the log; the metric counts every one.
+  auto refused = [this, count = std::make_shared<std::atomic<uint64_t>>(0)](
+                     const admin::HttpRequest& request, admin::Refusal refusal) {
+    const std::string_view reason = admin::RefusalName(refusal);
+    metrics_->AdminRequestRefused("/drain", reason);
+    const uint64_t n = ++*count;
+    if ((n & (n - 1)) == 0) {
+      spdlog::warn("POST /drain from {} refused: {} ({} refused so far)",
+                   request.peer, reason, n);
+    }
+  };
   routes.push_back({"POST", "/drain", "start the drain, as SIGTERM does (202)",
-                    [this](const admin::HttpRequest& request) {
-                      spdlog::info("drain requested by POST /drain from {}",
-                                   request.peer);
-                      drain_->StartDrain("POST /drain");
-                      ticker_->Poke();
-                      return admin::HttpResponse::Json(
-                          202, nlohmann::json{{"drain_state",
-                                               UpperDrainState(drain_->state())}}
-                                   .dump());
-                    }});
+                    access.Guard(std::move(drain), std::move(refused))});
   return routes;
 }
 

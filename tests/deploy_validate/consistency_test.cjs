@@ -177,6 +177,20 @@ test('Kubernetes: selectors, references, resources', () => {
   assert.ok(matches(np.spec.podSelector.matchLabels, redis.spec.template.metadata.labels));
   assert.ok(matches(np.spec.ingress[0].from[0].podSelector.matchLabels, labels));
   assert.match(read('deploy', 'k8s', 'redis-statefulset.yaml'), /--appendonly yes/);
+  // The radar pods: the app port from the ingress only, the admin port from
+  // monitoring only, both by named ports of the containers.
+  const rnp = find(objs, 'NetworkPolicy', 'radar');
+  assert.ok(matches(rnp.spec.podSelector.matchLabels, labels));
+  assert.deepEqual(rnp.spec.policyTypes, ['Ingress']);
+  const portsOf = (rule) => rule.ports.map((p) => p.port);
+  assert.deepEqual(rnp.spec.ingress.map(portsOf), [['http'], ['admin']]);
+  assert.ok(container(d, APP).ports.some((p) => p.name === 'http'));
+  assert.ok(container(d, SIDECAR).ports.some((p) => p.name === 'admin'));
+  for (const rule of rnp.spec.ingress) {
+    for (const peer of rule.from) {
+      assert.ok(peer.namespaceSelector && peer.podSelector, 'each peer names a namespace and its pods');
+    }
+  }
   const qty = (q) => {
     const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi)?$/.exec(String(q));
     return Number(m[1]) * ({ m: 0.001, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2]] || 1);

@@ -27,6 +27,7 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/integration/lifecycle/drain_test_app_process.h"
+#include "tests/support/admin_port.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -82,18 +83,12 @@ class LifecycleProcessTest : public ::testing::Test {
     auto process = Subprocess::Start(options);
     ASSERT_TRUE(process.ok()) << process.status();
     process_.emplace(*std::move(process));
-    const std::string marker = "admin listening on 127.0.0.1:";
     ASSERT_TRUE(testing::WaitFor(
         [&] {
           const std::string log = process_->ReadLog();
-          const size_t at = log.find(marker);
-          if (at == std::string::npos || !absl::StrContains(log, "serving on unix:")) {
-            return false;
-          }
-          return absl::SimpleAtoi(
-              log.substr(at + marker.size(),
-                         log.find('\n', at) - at - marker.size()),
-              &admin_port_);
+          if (!absl::StrContains(log, "serving on unix:")) return false;
+          admin_port_ = testing::AdminPortFromLog(log, "127.0.0.1").value_or(0);
+          return admin_port_ != 0;
         },
         absl::Seconds(10)))
         << process_->ReadLog();

@@ -2,6 +2,8 @@
 // timeouts, and that hostile clients never block probes.
 #include "sidecar/admin/http_server.h"
 
+#include <optional>
+
 #include <atomic>
 #include <memory>
 #include <stdexcept>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sidecar/admin/access.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
 #include "tests/unit/admin/http_test_client.h"
@@ -370,7 +373,8 @@ TEST_F(AdminHttpServerTest, ClientThatNeverReadsIsDroppedAtWriteDeadline) {
 }
 
 TEST_F(AdminHttpServerTest, TwoHundredConcurrentConnectionsAllAnswered) {
-  StartServer();
+  // All from 127.0.0.1: lift the per-peer cap (OnePeerCannotTakeEverySlot).
+  StartServer([](AdminHttpOptions& o) { o.max_connections_per_peer = 200; });
   constexpr int kConnections = 200;
   std::vector<RawConnection> conns;
   for (int i = 0; i < kConnections; ++i) {
@@ -405,6 +409,90 @@ TEST_F(AdminHttpServerTest, ConnectionsPastTheCapAreClosed) {
   // Freeing a slot lets the next client in.
   held.pop_back();
   EXPECT_TRUE(stateside::testing::WaitFor([&] { return ProbeAnswers(absl::Seconds(1)); }));
+}
+
+TEST_F(AdminHttpServerTest, OnePeerCannotTakeEverySlot) {
+  // The whole cap would let 40 in; one peer gets 32 of them.
+  static std::atomic<int> refused{0};
+  refused = 0;
+  StartServer([](AdminHttpOptions& o) {
+    o.max_connections = 40;
+    o.max_connections_per_peer = 32;
+    o.on_connection_refused = [] { ++refused; };
+  });
+  std::vector<RawConnection> held;
+  for (int i = 0; i < 32; ++i) {
+    auto c = RawConnection::Connect("127.0.0.1", port_, "127.0.0.1");
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->Send(GetRequest("/health")));
+    ASSERT_TRUE(c->ReadResponse(absl::Seconds(5))) << i;  // accepted and counted
+    held.push_back(*std::move(c));
+  }
+  // The 33rd from the same peer is closed without an answer...
+  auto extra = RawConnection::Connect("127.0.0.1", port_, "127.0.0.1");
+  ASSERT_TRUE(extra.ok());
+  extra->Send(GetRequest("/health/ready"));
+  EXPECT_FALSE(extra->ReadResponse(absl::Seconds(5)));
+  EXPECT_TRUE(extra->WaitClosed(absl::Seconds(1)));
+  EXPECT_EQ(refused, 1);
+  // ...while another peer (the kubelet's probe) still gets through.
+  auto probe = RawConnection::Connect("127.0.0.1", port_, "127.0.0.2");
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  ASSERT_TRUE(probe->Send(GetRequest("/health/ready")));
+  auto answer = probe->ReadResponse(absl::Seconds(5));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+  // A slot given back is the peer's again.
+  held.front().Close();
+  EXPECT_TRUE(stateside::testing::WaitFor([&] {
+    auto again = RawConnection::Connect("127.0.0.1", port_, "127.0.0.1");
+    if (!again.ok() || !again->Send(GetRequest("/health"))) return false;
+    return again->ReadResponse(absl::Seconds(1)).has_value();
+  }));
+}
+
+TEST_F(AdminHttpServerTest, HandlersSeeThePeerAddress) {
+  std::string seen;
+  AdminHttpServer server(At("127.0.0.1:0"),
+                         {{"GET", "/peer", "", [&](const HttpRequest& r) {
+                             seen = r.peer_address;
+                             return HttpResponse::Text(200, r.peer);
+                           }}});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = RawConnection::Connect("127.0.0.1", server.port(), "127.0.0.3");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send(GetRequest("/peer")));
+  auto r = c->ReadResponse(absl::Seconds(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(seen, "127.0.0.3");
+  EXPECT_THAT(r->body, ::testing::StartsWith("127.0.0.3:"));
+}
+
+TEST(AdminHttpServerAccessTest, GuardedRouteRefusesARemotePeerWith403) {
+  const std::optional<std::string> local = stateside::testing::NonLoopbackLocalAddress();
+  if (!local) GTEST_SKIP() << "this machine has no non-loopback IPv4 address";
+  int drains = 0;
+  const AdminAccess access(nullptr);
+  AdminHttpServer server(
+      At("0.0.0.0:0"),
+      {{"POST", "/drain", "", access.Guard([&](const HttpRequest&) {
+                                ++drains;
+                                return HttpResponse::Text(202, "draining\n");
+                              },
+                              nullptr)}});
+  ASSERT_TRUE(server.Start().ok());
+  auto remote = RawConnection::Connect(*local, server.port());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_TRUE(remote->Send(GetRequest("/drain", "POST")));
+  auto r = remote->ReadResponse(absl::Seconds(5));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_THAT(r->body, HasSubstr("\"error\""));
+  EXPECT_EQ(drains, 0);
+  auto loopback = Exchange(server.port(), GetRequest("/drain", "POST"));
+  ASSERT_TRUE(loopback);
+  EXPECT_EQ(loopback->status, 202);
+  EXPECT_EQ(drains, 1);
 }
 
 TEST_F(AdminHttpServerTest, CurlSeesInstanceId) {

@@ -2,6 +2,8 @@
 #include "tests/unit/admin/http_test_client.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -20,19 +22,66 @@
 
 namespace stateside::testing {
 
+namespace {
+
+// `ip` and `port` as a socket address; false if `ip` is no IP literal.
+bool ToSockaddr(std::string_view ip, int port, sockaddr_storage* out,
+                socklen_t* length) {
+  const std::string text(ip);
+  *out = {};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    *length = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    *length = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<RawConnection> RawConnection::Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return Connect("127.0.0.1", port);
+}
+
+absl::StatusOr<RawConnection> RawConnection::Connect(std::string_view host,
+                                                     int port,
+                                                     std::string_view source) {
+  sockaddr_storage addr;
+  socklen_t addr_length = 0;
+  if (!ToSockaddr(host, port, &addr, &addr_length)) {
+    return absl::InvalidArgumentError("not an IP: " + std::string(host));
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError("socket failed");
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  auto fail = [fd](std::string_view what) {
     int err = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("connect: ", strerror(err)));
+    return absl::UnavailableError(std::string(what) + ": " + strerror(err));
+  };
+  if (!source.empty()) {
+    sockaddr_storage from;
+    socklen_t from_length = 0;
+    if (!ToSockaddr(source, 0, &from, &from_length)) {
+      close(fd);
+      return absl::InvalidArgumentError("not an IP: " + std::string(source));
+    }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), from_length) != 0) {
+      return fail("bind");
+    }
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), addr_length) != 0) {
+    return fail("connect");
   }
   return RawConnection(fd);
 }
@@ -137,6 +186,26 @@ bool RawConnection::WaitClosed(absl::Duration timeout) {
 std::string GetRequest(std::string_view path, std::string_view method) {
   return std::string(method) + " " + std::string(path) +
          " HTTP/1.1\r\nHost: test\r\n\r\n";
+}
+
+std::optional<std::string> NonLoopbackLocalAddress() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<std::string> found;
+  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET ||
+        (i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) {
+      continue;
+    }
+    char text[INET_ADDRSTRLEN];
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text)) != nullptr &&
+        !absl::StartsWith(text, "127.")) {
+      found = text;
+    }
+  }
+  freeifaddrs(list);
+  return found;
 }
 
 std::optional<RawResponse> Exchange(int port, std::string_view raw,

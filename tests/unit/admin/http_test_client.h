@@ -30,6 +30,10 @@ class RawConnection {
  public:
   // Connects to 127.0.0.1:port (blocking, with a 5 s send timeout).
   static absl::StatusOr<RawConnection> Connect(int port);
+  // Connects to host:port (an IPv4 or IPv6 literal), from the local address
+  // `source` when given (e.g. "127.0.0.2": another loopback peer).
+  static absl::StatusOr<RawConnection> Connect(std::string_view host, int port,
+                                               std::string_view source = "");
 
   RawConnection(RawConnection&& other) noexcept;
   RawConnection& operator=(RawConnection&& other) noexcept;
@@ -57,6 +61,11 @@ class RawConnection {
 
 // "GET /path HTTP/1.1" with a Host header and nothing else.
 std::string GetRequest(std::string_view path, std::string_view method = "GET");
+
+// An IPv4 address of an interface of this machine that is up and not
+// loopback (e.g. the pod's or the host's own), for tests that need a remote
+// peer without a network; nullopt if there is none.
+std::optional<std::string> NonLoopbackLocalAddress();
 
 // Connect, send `raw`, read one response.
 std::optional<RawResponse> Exchange(int port, std::string_view raw,

@@ -199,6 +199,23 @@ TEST_F(MetricsTest, DrainOutcomesAreCounted) {
   EXPECT_EQ(Sample(text, "stateside_forced_exits_total"), 1);
 }
 
+TEST_F(MetricsTest, AdminRefusalsAreCountedByRouteAndReason) {
+  const std::string name = "stateside_admin_requests_refused_total";
+  std::string text = metrics_.Serialize();
+  // Every known reason exists at 0 before the first refusal.
+  for (const char* reason : {"not_loopback", "missing_token", "bad_token"}) {
+    EXPECT_EQ(Sample(text, name, {{"route", "/drain"}, {"reason", reason}}), 0) << reason;
+  }
+  EXPECT_EQ(Sample(text, name, {{"route", "*"}, {"reason", "too_many_connections"}}), 0);
+  metrics_.AdminRequestRefused("/drain", "not_loopback");
+  metrics_.AdminRequestRefused("/drain", "not_loopback");
+  metrics_.AdminRequestRefused("*", "too_many_connections");
+  text = metrics_.Serialize();
+  EXPECT_EQ(Sample(text, name, {{"route", "/drain"}, {"reason", "not_loopback"}}), 2);
+  EXPECT_EQ(Sample(text, name, {{"route", "/drain"}, {"reason", "bad_token"}}), 0);
+  EXPECT_EQ(Sample(text, name, {{"route", "*"}, {"reason", "too_many_connections"}}), 1);
+}
+
 TEST_F(MetricsTest, UptimeFollowsTheClock) {
   EXPECT_EQ(Sample(metrics_.Serialize(), "stateside_uptime_seconds"), 0);
   clock_.Advance(absl::Seconds(90));

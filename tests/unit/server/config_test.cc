@@ -287,6 +287,38 @@ TEST_F(ConfigTest, KeyAndSecretFilesAreRead) {
   EXPECT_EQ(config->session_secrets[0], kSecret);
 }
 
+TEST_F(ConfigTest, AdminTokenFileIsReadAndWiped) {
+  const std::string token(40, 't');
+  auto none = Parse({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->admin_token, "");  // POST /drain from loopback only
+  auto config = Parse({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("token", token + "\n")}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->admin_token, token);  // the trailing newline trimmed
+  for (const std::string& line : config->summary) {
+    EXPECT_THAT(line, Not(HasSubstr(token)));
+  }
+  WipeSecrets(*config);
+  EXPECT_EQ(config->admin_token, "");
+}
+
+TEST_F(ConfigTest, AdminTokenMustBeLongAndHeaderSafe) {
+  const std::string short_token(31, 's');
+  std::string message = ExpectError(
+      {{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("short", short_token + "\n")}},
+      "STATESIDE_ADMIN_TOKEN_FILE");
+  EXPECT_THAT(message, HasSubstr("shorter than 32 bytes"));
+  EXPECT_THAT(message, Not(HasSubstr(short_token)));
+  const std::string spaced = "0123456789abcdef 0123456789abcdef";
+  message = ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("spaced", spaced)}},
+                        "STATESIDE_ADMIN_TOKEN_FILE");
+  EXPECT_THAT(message, Not(HasSubstr(spaced)));
+  ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.File("missing")}},
+              "STATESIDE_ADMIN_TOKEN_FILE");
+  ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("blank", "\n")}},
+              "STATESIDE_ADMIN_TOKEN_FILE");
+}
+
 TEST_F(ConfigTest, UnreadableFilesAreRefused) {
   const std::string missing = dir_.File("missing");
   for (const std::string setting :
@@ -470,7 +502,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_REDIS_TLS_CA_FILE", "STATESIDE_REDIS_TLS_CERT_FILE",
         "STATESIDE_REDIS_TLS_KEY_FILE", "STATESIDE_REDIS_TLS_SERVER_NAME",
         "STATESIDE_REDIS_CONNECTIONS", "STATESIDE_REDIS_CONNECT_TIMEOUT",
-        "STATESIDE_REDIS_COMMAND_TIMEOUT"}) {
+        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_ADMIN_TOKEN_FILE"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -480,7 +512,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 35u);
+  EXPECT_EQ(SettingNames().size(), 36u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
