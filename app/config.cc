@@ -12,6 +12,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "stateside/client.h"
 
 namespace radar {
@@ -31,9 +33,20 @@ constexpr Spec kSpecs[] = {
      "address to listen on (port 0: any free port) [default: 127.0.0.1:8080]"},
     {"socket", "STATESIDE_SOCKET", "PATH",
      "the sidecar's Unix socket [default: /tmp/stateside/stateside.sock]"},
-    {"cookie-name", "RADAR_COOKIE_NAME", "NAME", "session cookie name [default: radar_sid]"},
+    {"cookie-name", "RADAR_COOKIE_NAME", "NAME",
+     "session cookie name [default: __Host-radar_sid, or radar_sid with --cookie-secure=false]"},
     {"cookie-secure", "RADAR_COOKIE_SECURE", "BOOL",
-     "mark the cookie Secure (behind TLS) [default: false]", true},
+     "mark the cookie Secure; false only for plain-http local runs [default: true]", true},
+    {"public-origins", "RADAR_PUBLIC_ORIGINS", "ORIGIN,...",
+     "origins (scheme://host[:port]) whose pages may POST and open /ws; other "
+     "origins get 403 [default: the origin of --listen]"},
+    {"max-connections", "RADAR_MAX_CONNECTIONS", "N",
+     "open connections, WebSockets included; beyond: 503 [default: 10000]"},
+    {"max-queued-requests", "RADAR_MAX_QUEUED_REQUESTS", "N",
+     "requests waiting for or in a sidecar call; beyond: 503 [default: 1024]"},
+    {"ws-session-check-ms", "RADAR_WS_SESSION_CHECK_MS", "MS",
+     "re-check the session of every open WebSocket this often; a socket whose "
+     "session ended is closed [default: 60000]"},
     {"max-body-bytes", "RADAR_MAX_BODY_BYTES", "BYTES",
      "largest request body (larger: 413) [default: 16384]"},
     {"threads", "RADAR_THREADS", "N", "I/O threads [default: 2]"},
@@ -108,6 +121,41 @@ bool IsToken(const std::string& s) {
   return true;
 }
 
+// "scheme://host[:port]" as browsers send it in Origin: http or https, no
+// path, no user info. Lower-cased (Origin's scheme and host are).
+absl::StatusOr<std::string> ParseOrigin(const std::string& text) {
+  const std::string origin = absl::AsciiStrToLower(text);
+  size_t rest = 0;
+  if (origin.starts_with("http://")) {
+    rest = 7;
+  } else if (origin.starts_with("https://")) {
+    rest = 8;
+  } else {
+    return absl::InvalidArgumentError("");
+  }
+  const std::string host_port = origin.substr(rest);
+  if (host_port.empty() || host_port.find_first_of("/?#@ \t") != std::string::npos) {
+    return absl::InvalidArgumentError("");
+  }
+  return origin;
+}
+
+absl::Status ParseOrigins(const Spec& spec, const std::string& value, Config& config) {
+  std::vector<std::string> origins;
+  for (absl::string_view piece : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    const std::string item(absl::StripAsciiWhitespace(piece));
+    absl::StatusOr<std::string> origin = ParseOrigin(item);
+    if (!origin.ok()) {
+      return BadValue(spec, value,
+                      "\"" + item + "\" is not an origin like https://radar.example.com[:port]");
+    }
+    origins.push_back(*std::move(origin));
+  }
+  if (origins.empty()) return BadValue(spec, value, "list at least one origin");
+  config.public_origins = std::move(origins);
+  return absl::OkStatus();
+}
+
 absl::Status Apply(size_t i, const std::string& value, Config& config) {
   const Spec& spec = kSpecs[i];
   const std::string_view flag = spec.flag;
@@ -137,6 +185,20 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
     auto n = ParseInt(spec, value, 1, 64 << 20);
     if (!n.ok()) return n.status();
     config.max_body_bytes = static_cast<size_t>(*n);
+    return absl::OkStatus();
+  }
+  if (flag == "public-origins") return ParseOrigins(spec, value, config);
+  if (flag == "max-connections" || flag == "max-queued-requests") {
+    auto n = ParseInt(spec, value, 1, 1000000);
+    if (!n.ok()) return n.status();
+    (flag == "max-connections" ? config.max_connections : config.max_queued_requests) =
+        static_cast<size_t>(*n);
+    return absl::OkStatus();
+  }
+  if (flag == "ws-session-check-ms") {
+    auto n = ParseInt(spec, value, 10, 86400000);
+    if (!n.ok()) return n.status();
+    config.ws_session_check_ms = *n;
     return absl::OkStatus();
   }
   if (flag == "threads" || flag == "workers") {
@@ -174,7 +236,9 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
 absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   CLI::App app(
       "radar-app: a stateless demo web app (HTTP + WebSocket) that keeps its "
-      "sessions, opt-outs and realtime routing in its Stateside sidecar.",
+      "sessions, opt-outs and realtime routing in its Stateside sidecar. "
+      "DEMO ONLY: POST /login takes a user name and no password; anyone can "
+      "log in as anyone. Put real authentication in front before copying it.",
       "radar-app");
   app.footer(
       "Every setting is a flag and the environment variable shown; a flag "
@@ -209,6 +273,19 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
     }
     if (values[i].empty() && std::string_view(kSpecs[i].flag) == "socket") continue;
     if (absl::Status s = Apply(i, values[i], result.config); !s.ok()) return s;
+  }
+  Config& config = result.config;
+  if (config.cookie_name.empty()) {
+    config.cookie_name = config.cookie_secure ? "__Host-radar_sid" : "radar_sid";
+  }
+  // Browsers drop a cookie with these prefixes unless it is Secure: logins
+  // would silently fail.
+  if (!config.cookie_secure && (config.cookie_name.starts_with("__Host-") ||
+                                config.cookie_name.starts_with("__Secure-"))) {
+    return absl::InvalidArgumentError(
+        "RADAR_COOKIE_NAME (--cookie-name): \"" + config.cookie_name +
+        "\" needs RADAR_COOKIE_SECURE=true (browsers drop __Host-/__Secure- cookies "
+        "without Secure); use a plain name such as radar_sid");
   }
   return result;
 }

@@ -17,8 +17,18 @@ struct Config {
   std::string listen_host = "127.0.0.1";  // an IP address literal
   uint16_t listen_port = 8080;            // 0: any free port (logged)
   std::string socket_path;                // the sidecar's gRPC socket
-  std::string cookie_name = "radar_sid";
-  bool cookie_secure = false;  // adds "; Secure" to Set-Cookie
+  // Empty: "__Host-radar_sid" when cookie_secure, else "radar_sid" (a
+  // "__Host-" cookie without Secure is dropped by browsers).
+  std::string cookie_name;
+  bool cookie_secure = true;  // adds "; Secure" to Set-Cookie; off only for plain-http runs
+  // Origins ("scheme://host[:port]", lower case) whose pages may POST and
+  // open /ws; empty: the origin of --listen (set once the port is known).
+  std::vector<std::string> public_origins;
+  size_t max_connections = 10000;     // open TCP connections (WebSockets too); beyond: 503
+  size_t max_queued_requests = 1024;  // requests waiting for or in a sidecar call; beyond: 503
+  // How often the sessions of open WebSockets are checked again (a logout
+  // on another pod, an expiry): the socket of a session gone is closed.
+  int64_t ws_session_check_ms = 60000;
   size_t max_body_bytes = 16384;
   int threads = 2;   // I/O threads (Beast/Asio)
   int workers = 16;  // threads for the blocking sidecar calls

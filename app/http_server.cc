@@ -15,6 +15,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "app/websocket_hub.h"
 #include "spdlog/spdlog.h"
 
@@ -47,11 +48,24 @@ std::string NewConnectionId() {
 // Everything runs on the connection's strand.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, const HttpDeps* deps)
-      : deps_(deps), executor_(socket.get_executor()), stream_(std::move(socket)) {}
+  // An empty `connection` slot: over the connection cap, answered 503.
+  HttpSession(tcp::socket socket, HttpServer* server, LoadLimit::Slot connection)
+      : deps_(&server->deps_),
+        server_(server),
+        executor_(socket.get_executor()),
+        stream_(std::move(socket)),
+        connection_(std::move(connection)) {}
 
   void Start() {
-    asio::dispatch(executor_, [self = shared_from_this()] { self->DoRead(); });
+    asio::dispatch(executor_, [self = shared_from_this()] {
+      if (self->connection_.held()) {
+        self->DoRead();
+        return;
+      }
+      // Before reading anything: the cap bounds what we hold, and the
+      // lingering close after the answer drops what the client sends.
+      self->Answer(Overloaded("too many connections"), /*keep_alive=*/false, 11);
+    });
   }
 
   // Closes the connection if it is between requests. Any thread.
@@ -111,11 +125,30 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const unsigned version = request.version();
     if (beast::websocket::is_upgrade(request) &&
         TargetPath(Sv(request.target())) == "/ws" && request.method() == http::verb::get) {
+      if (std::optional<Response> refused = server_->guard_->CheckUpgrade(request)) {
+        Answer(*std::move(refused), keep_alive, version);
+        return;
+      }
+      if (!TakeQueueSlot()) {
+        Answer(Overloaded("too many requests queued"), keep_alive, version);
+        return;
+      }
       Upgrade(std::move(request));
       return;
     }
     if (std::optional<Response> now = deps_->routes->HandleInline(request)) {
       Answer(*std::move(now), keep_alive, version);
+      return;
+    }
+    // Only known routes get here (HandleInline answers 404 and 405).
+    if (request.method() == http::verb::post) {
+      if (std::optional<Response> refused = server_->guard_->CheckPost(request)) {
+        Answer(*std::move(refused), keep_alive, version);
+        return;
+      }
+    }
+    if (!TakeQueueSlot()) {
+      Answer(Overloaded("too many requests queued"), keep_alive, version);
       return;
     }
     // GET /me: no worker, the session read is asynchronous.
@@ -142,17 +175,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Upgrade(Request request) {
     asio::post(*deps_->workers, [self = shared_from_this(),
                                  request = std::move(request)]() mutable {
-      std::variant<std::string, Response> user =
+      std::variant<SocketOwner, Response> user =
           self->deps_->routes->AuthenticateWebSocket(request);
       asio::post(self->executor_, [self, request = std::move(request),
                                                 user = std::move(user)]() mutable {
+        self->queue_slot_.Release();
         if (auto* refused = std::get_if<Response>(&user)) {
           self->Answer(std::move(*refused), request.keep_alive(), request.version());
           return;
         }
         auto session = std::make_shared<WebSocketSession>(
             self->deps_->websocket, std::move(self->stream_), NewConnectionId(),
-            std::get<std::string>(std::move(user)));
+            std::get<SocketOwner>(std::move(user)), std::move(self->connection_));
         session->Start(std::move(request));
         // The WebSocket counts as work of its own from here on.
         self->Done();
@@ -160,9 +194,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // A slot of the queued-work limit for this request; false at the cap.
+  bool TakeQueueSlot() {
+    queue_slot_ = server_->queued_.TryAcquire();
+    return queue_slot_.held();
+  }
+
+  static Response Overloaded(std::string_view why) {
+    spdlog::debug("503: {}", why);
+    Response response = ErrorResponse(http::status::service_unavailable, "overloaded");
+    response.set(http::field::retry_after, "1");
+    return response;
+  }
+
   void Answer(Response response, bool keep_alive, unsigned version) {
+    queue_slot_.Release();
     response.version(version == 10 ? 10 : 11);
     response.set("X-Instance-Id", deps_->routes->instance());
+    AddSecurityHeaders(response);
     // While draining every answer is the connection's last.
     response.keep_alive(keep_alive && !deps_->drain->draining());
     response.prepare_payload();
@@ -228,6 +277,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Constant after construction. executor_ is the connection's strand, kept
   // apart from stream_, which moves to a WebSocketSession on an upgrade.
   const HttpDeps* const deps_;
+  HttpServer* const server_;
   const tcp::socket::executor_type executor_;
   // On the strand only.
   beast::tcp_stream stream_;
@@ -236,11 +286,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<Response> response_;  // being written
   bool waiting_ = false;  // a read for the next request is pending
   bool counted_ = false;  // a request is in flight (DrainState)
+  // Moves to the WebSocketSession on an upgrade; empty: over the cap.
+  LoadLimit::Slot connection_;
+  LoadLimit::Slot queue_slot_;  // held while a request waits for the sidecar
 };
 
 HttpServer::HttpServer(asio::io_context& ioc, HttpDeps deps)
-    : ioc_(ioc), deps_(deps), strand_(asio::make_strand(ioc)), acceptor_(strand_),
-      accept_backoff_(strand_) {}
+    : ioc_(ioc),
+      deps_(std::move(deps)),
+      strand_(asio::make_strand(ioc)),
+      acceptor_(strand_),
+      accept_backoff_(strand_),
+      connections_(deps_.max_connections),
+      queued_(deps_.max_queued_requests) {}
 
 absl::Status HttpServer::Listen(const std::string& host, uint16_t port) {
   beast::error_code ec;
@@ -254,6 +312,10 @@ absl::Status HttpServer::Listen(const std::string& host, uint16_t port) {
         absl::StrFormat("cannot listen on %s:%d: %s", host, port, ec.message()));
   }
   port_ = acceptor_.local_endpoint(ec).port();
+  guard_.emplace(deps_.public_origins.empty() ? BrowserGuard::ListenOrigins(host, port_)
+                                              : deps_.public_origins);
+  spdlog::info("public origins (may POST and open /ws): {}",
+               absl::StrJoin(guard_->origins(), ", "));
   return absl::OkStatus();
 }
 
@@ -274,7 +336,8 @@ void HttpServer::DoAccept() {
       });
       return;
     } else {
-      auto session = std::make_shared<HttpSession>(std::move(socket), &deps_);
+      auto session =
+          std::make_shared<HttpSession>(std::move(socket), this, connections_.TryAcquire());
       {
         absl::MutexLock lock(&mu_);
         if (++added_since_prune_ >= 256) {

@@ -9,7 +9,12 @@
 // the connection waiting for it (also the keep-alive idle timeout), so a
 // slow or silent client cannot hold a connection; a body above
 // --max-body-bytes is 413, headers above 16 KiB 431, anything unparsable
-// 400, each followed by closing the connection.
+// 400, each followed by closing the connection. Beyond --max-connections
+// open connections (WebSockets included) a new one is answered 503 and
+// closed; beyond --max-queued-requests requests waiting for or in a sidecar
+// call, a request is answered 503 (Retry-After: 1). POSTs and the WebSocket
+// upgrade pass the BrowserGuard first (403 / 415); every answer carries its
+// security headers.
 #ifndef STATESIDE_APP_HTTP_SERVER_H_
 #define STATESIDE_APP_HTTP_SERVER_H_
 
@@ -22,13 +27,17 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "app/browser_guard.h"
 #include "app/config.h"
 #include "app/drain.h"
+#include "app/load_limit.h"
 #include "app/routes.h"
 #include "app/websocket_session.h"
 
@@ -43,6 +52,9 @@ struct HttpDeps {
   boost::asio::thread_pool* workers = nullptr;
   const WebSocketDeps* websocket = nullptr;
   size_t max_body_bytes = 16384;
+  std::vector<std::string> public_origins;  // empty: the listen address's
+  size_t max_connections = 10000;
+  size_t max_queued_requests = 1024;
 };
 
 class HttpServer {
@@ -50,9 +62,11 @@ class HttpServer {
   HttpServer(boost::asio::io_context& ioc, HttpDeps deps);
 
   // Binds and listens (synchronously; UNAVAILABLE naming the address on
-  // failure). Call before the I/O threads run.
+  // failure), and fixes the public origins. Call before the I/O threads run.
   absl::Status Listen(const std::string& host, uint16_t port);
   uint16_t port() const { return port_; }
+  // Set by Listen().
+  const std::vector<std::string>& public_origins() const { return guard_->origins(); }
   // Starts accepting connections.
   void Start();
   // Closes the listener (new connections are refused); returns once it is
@@ -63,6 +77,7 @@ class HttpServer {
   void CloseIdle();
 
  private:
+  friend class HttpSession;  // reads guard_, takes queued_ slots
   void DoAccept();
 
   boost::asio::io_context& ioc_;
@@ -71,6 +86,9 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;  // on strand_
   boost::asio::steady_timer accept_backoff_;  // on strand_: after a failed accept
   uint16_t port_ = 0;                        // set by Listen()
+  std::optional<BrowserGuard> guard_;        // set by Listen(), then constant
+  LoadLimit connections_;                    // open connections
+  LoadLimit queued_;                         // requests in the sidecar's hands
 
   absl::Mutex mu_;
   // Live connections, for CloseIdle(); expired entries are pruned as new

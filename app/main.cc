@@ -138,12 +138,14 @@ int main(int argc, char** argv) {
 
   boost::asio::thread_pool workers(config.workers);
   boost::asio::io_context ioc(config.threads);
-  radar::WebSocketHub hub(client->get());
-  const radar::Routes routes(client->get(), config, instance->id, &drain);
+  radar::WebSocketHub hub(client->get(), absl::Milliseconds(config.ws_session_check_ms));
+  const radar::Routes routes(client->get(), config, instance->id, &drain, &hub);
   const radar::WebSocketDeps websocket_deps{client->get(), &hub,         &drain,
                                             &workers,      instance->id, config.max_body_bytes};
-  radar::HttpServer server(ioc, radar::HttpDeps{&routes, &drain, &workers, &websocket_deps,
-                                                config.max_body_bytes});
+  radar::HttpServer server(
+      ioc, radar::HttpDeps{&routes, &drain, &workers, &websocket_deps, config.max_body_bytes,
+                           config.public_origins, config.max_connections,
+                           config.max_queued_requests});
   if (absl::Status s = server.Listen(config.listen_host, config.listen_port); !s.ok()) {
     spdlog::critical("{}", std::string(s.message()));
     return kExitFailure;

@@ -1,6 +1,9 @@
-// The page at GET /: a tiny HTML+JS client of radar-app for people and for
-// the browser check (tests/e2e), which relies on the element ids:
+// The page at GET / (with its script GET /app.js and style GET /app.css):
+// a tiny HTML+JS client of radar-app for people and for the browser check
+// (tests/e2e), which relies on the element ids:
 //   #user #login          log in (POST /login), then #me shows the user (GET /me)
+//   #error                "<path> refused: <status>" when a POST is refused
+//   #demo-only            says the password-less login is a demo only
 //   #room #join           open /ws and send {"join": room}
 //   #status               "connected" once the server acknowledged the join
 //                         ({"joined": room}: a broadcast sent after that
@@ -20,24 +23,38 @@ inline constexpr std::string_view kPageHtml = R"html(<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>radar</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}form{margin:1em 0}</style>
+<link rel="stylesheet" href="/app.css">
 </head>
 <body>
 <h1>radar</h1>
+<p id="demo-only" class="warn"><strong>Demo only:</strong> logging in takes a user name and
+no password, so anyone can be anyone. Do not copy this login into a real application.</p>
 <form id="login-form"><input id="user" placeholder="user" autocomplete="off">
-<button id="login" type="submit">log in</button></form>
-<p>user: <span id="me"></span></p>
+<button id="login" type="submit">log in (demo only, no password)</button></form>
+<p>user: <span id="me"></span> <span id="error"></span></p>
 <form id="join-form"><input id="room" placeholder="room" value="lobby">
 <button id="join" type="submit">join</button> <span id="status">not connected</span></form>
 <form id="broadcast"><input id="msg" placeholder="message">
 <button id="send" type="submit">send</button></form>
 <ul id="messages"></ul>
-<script>
-"use strict";
+<script src="/app.js"></script>
+</body>
+</html>
+)html";
+
+// GET /app.css.
+inline constexpr std::string_view kPageStyle =
+    "body{font-family:sans-serif;max-width:40em;margin:2em auto}form{margin:1em 0}"
+    ".warn{background:#fff3cd;padding:.5em}\n";
+
+// GET /app.js: a file, not an inline script, so that the page's
+// Content-Security-Policy can forbid inline code.
+inline constexpr std::string_view kPageScript = R"js("use strict";
 const $ = (id) => document.getElementById(id);
 async function post(path, body) {
   const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
                                body: JSON.stringify(body), credentials: "same-origin"});
+  $("error").textContent = r.ok ? "" : path + " refused: " + r.status;
   return r.json();
 }
 async function refreshMe() {
@@ -74,10 +91,7 @@ $("broadcast").addEventListener("submit", async (e) => {
   $("msg").value = "";
 });
 refreshMe();
-</script>
-</body>
-</html>
-)html";
+)js";
 
 }  // namespace radar
 

@@ -11,7 +11,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "app/browser_guard.h"
 #include "app/page.h"
+#include "app/websocket_hub.h"
 #include "spdlog/spdlog.h"
 
 namespace radar {
@@ -76,8 +78,12 @@ std::string CartAttribute(std::string_view item) {
 }
 
 Routes::Routes(stateside::Client* client, const Config& config, std::string instance,
-               const DrainState* drain)
-    : client_(client), config_(config), instance_(std::move(instance)), drain_(drain) {}
+               const DrainState* drain, WebSocketHub* hub)
+    : client_(client),
+      config_(config),
+      instance_(std::move(instance)),
+      drain_(drain),
+      hub_(hub) {}
 
 std::optional<Response> Routes::HandleInline(const Request& request) const {
   const std::string_view path = TargetPath(Sv(request.target()));
@@ -87,7 +93,8 @@ std::optional<Response> Routes::HandleInline(const Request& request) const {
     std::string_view methods;  // for the Allow header
   };
   static constexpr Allowed kPaths[] = {
-      {"/", "GET"},           {"/healthz", "GET"},        {"/login", "POST"},
+      {"/", "GET"},           {"/app.js", "GET"},         {"/app.css", "GET"},
+      {"/healthz", "GET"},    {"/login", "POST"},
       {"/me", "GET"},         {"/cart", "POST"},          {"/logout", "POST"},
       {"/broadcast", "POST"}, {"/analytics/opt-out", "GET, POST"}, {"/ws", "GET"},
   };
@@ -106,11 +113,20 @@ std::optional<Response> Routes::HandleInline(const Request& request) const {
     response.set(http::field::allow, std::string(found->methods));
     return response;
   }
-  if (path == "/") {
+  if (path == "/" || path == "/app.js" || path == "/app.css") {
     Response response{http::status::ok, 11};
-    response.set(http::field::content_type, "text/html; charset=utf-8");
     response.set(http::field::cache_control, "no-store");
-    response.body() = std::string(kPageHtml);
+    if (path == "/") {
+      response.set(http::field::content_type, "text/html; charset=utf-8");
+      response.set("Content-Security-Policy", kPageContentSecurityPolicy);
+      response.body() = std::string(kPageHtml);
+    } else if (path == "/app.js") {
+      response.set(http::field::content_type, "text/javascript; charset=utf-8");
+      response.body() = std::string(kPageScript);
+    } else {
+      response.set(http::field::content_type, "text/css; charset=utf-8");
+      response.body() = std::string(kPageStyle);
+    }
     return response;
   }
   if (path == "/healthz") {
@@ -282,11 +298,45 @@ Response Routes::AddToCart(const Request& request) const {
 }
 
 Response Routes::Logout(const Request& request) const {
+  // Optional body {"everywhere": true}: end every session of the user.
+  bool everywhere = false;
+  if (!request.body().empty()) {
+    std::optional<nlohmann::json> body = ParseObject(request.body());
+    if (!body.has_value()) return BadBody("body must be a JSON object");
+    auto it = body->find("everywhere");
+    if (it != body->end() && !it->is_boolean()) return BadBody("everywhere: true or false");
+    everywhere = it != body->end() && it->get<bool>();
+  }
   if (std::optional<stateside::SessionRef> ref = CookieRef(request); ref.has_value()) {
-    absl::StatusOr<bool> destroyed = client_->DestroySession(*ref);
-    // INVALID_ARGUMENT: a cookie nobody could parse names no session.
-    if (!destroyed.ok() && destroyed.status().code() != absl::StatusCode::kInvalidArgument) {
-      return SidecarError(destroyed.status(), "logout: destroy", false);
+    // Whose session it is: its sockets close with it.
+    absl::StatusOr<stateside::Session> session = client_->GetSession(*ref, /*touch=*/false);
+    const absl::StatusCode code = session.status().code();
+    if (!session.ok() && code != absl::StatusCode::kNotFound &&
+        code != absl::StatusCode::kInvalidArgument) {
+      return SidecarError(session.status(), "logout: read session", false);
+    }
+    if (session.ok() && everywhere && !session->info.user_id.empty()) {
+      absl::StatusOr<uint32_t> destroyed = client_->DestroyUserSessions(session->info.user_id);
+      if (!destroyed.ok()) return SidecarError(destroyed.status(), "logout: destroy all", false);
+      hub_->CloseUser(session->info.user_id);
+    } else {
+      absl::StatusOr<bool> destroyed = client_->DestroySession(*ref);
+      // INVALID_ARGUMENT: a cookie nobody could parse names no session.
+      if (!destroyed.ok() && destroyed.status().code() != absl::StatusCode::kInvalidArgument) {
+        return SidecarError(destroyed.status(), "logout: destroy", false);
+      }
+      if (session.ok()) hub_->CloseSession(session->info.id);
+    }
+    if (session.ok() && !session->info.user_id.empty()) {
+      // The user's sockets on the other instances: "everywhere" closes them
+      // there too; otherwise those instances check their sessions now. If
+      // this is lost, their periodic check still closes them.
+      absl::StatusOr<stateside::PublishResult> published = client_->Publish(
+          stateside::PublishTarget::User(session->info.user_id), kSessionEndedEvent,
+          Json{{"everywhere", everywhere}}.dump());
+      if (!published.ok()) {
+        spdlog::warn("logout: telling the other instances: {}", published.status().ToString());
+      }
     }
   }
   Response response = JsonResponse(http::status::ok, Json{{"logged_out", true}});
@@ -349,11 +399,11 @@ Response Routes::Broadcast(const Request& request) const {
                                              {"sequence", published->sequence}});
 }
 
-std::variant<std::string, Response> Routes::AuthenticateWebSocket(
+std::variant<SocketOwner, Response> Routes::AuthenticateWebSocket(
     const Request& request) const {
   absl::StatusOr<stateside::Session> session = LookupSession(request);
   if (!session.ok()) return SidecarError(session.status(), "ws: session", true);
-  return session->info.user_id;
+  return SocketOwner{session->info.user_id, session->info.id};
 }
 
 }  // namespace radar

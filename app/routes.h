@@ -18,6 +18,7 @@
 #include "app/drain.h"
 #include "absl/functional/any_invocable.h"
 #include "app/http_util.h"
+#include "app/websocket_session.h"
 #include "stateside/client.h"
 
 namespace radar {
@@ -32,11 +33,14 @@ bool IsValidUser(std::string_view user);
 // else "cart:#<hash>" (the value always holds the item itself).
 std::string CartAttribute(std::string_view item);
 
+class WebSocketHub;
+
 class Routes {
  public:
-  // `client` and `drain` must outlive the Routes.
+  // `client`, `drain` and `hub` (whose sockets a logout closes) must outlive
+  // the Routes.
   Routes(stateside::Client* client, const Config& config, std::string instance,
-         const DrainState* drain);
+         const DrainState* drain, WebSocketHub* hub);
 
   // A response for requests that need no sidecar call, else nullopt.
   std::optional<Response> HandleInline(const Request& request) const;
@@ -47,9 +51,9 @@ class Routes {
   // Every other request (not GET /me: StartAsync serves it). Blocks on the
   // sidecar: call on a worker thread.
   Response Handle(const Request& request) const;
-  // GET /ws before the upgrade: the session's user, or the error response
-  // (401 without a valid session). Blocks: call on a worker thread.
-  std::variant<std::string, Response> AuthenticateWebSocket(const Request& request) const;
+  // GET /ws before the upgrade: the session and its user, or the error
+  // response (401 without a valid session). Blocks: call on a worker thread.
+  std::variant<SocketOwner, Response> AuthenticateWebSocket(const Request& request) const;
 
   const std::string& instance() const { return instance_; }
 
@@ -75,6 +79,7 @@ class Routes {
   const Config config_;
   const std::string instance_;
   const DrainState* const drain_;
+  WebSocketHub* const hub_;
 };
 
 }  // namespace radar

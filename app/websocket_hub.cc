@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "app/http_util.h"
 #include "app/websocket_session.h"
 #include "spdlog/spdlog.h"
@@ -22,7 +23,8 @@ std::shared_ptr<const std::string> Text(const Json& json) {
 
 }  // namespace
 
-WebSocketHub::WebSocketHub(stateside::Client* client) : client_(client) {}
+WebSocketHub::WebSocketHub(stateside::Client* client, absl::Duration session_check_interval)
+    : client_(client), session_check_interval_(session_check_interval) {}
 
 WebSocketHub::~WebSocketHub() { Stop(); }
 
@@ -34,6 +36,7 @@ absl::Status WebSocketHub::Start() {
     subscription_ = *std::move(subscription);
   }
   thread_ = std::thread([this] { Run(); });
+  checker_ = std::thread([this] { CheckSessions(); });
   return absl::OkStatus();
 }
 
@@ -44,6 +47,7 @@ void WebSocketHub::Stop() {
     if (subscription_ != nullptr) subscription_->Cancel();
   }
   if (thread_.joinable()) thread_.join();
+  if (checker_.joinable()) checker_.join();
   absl::MutexLock lock(&mu_);
   subscription_.reset();  // no thread is inside Next() any more
 }
@@ -120,9 +124,9 @@ void WebSocketHub::Reregister() {
 }
 
 void WebSocketHub::Add(const std::string& conn_id, std::weak_ptr<WebSocketSession> session,
-                       const std::string& user) {
+                       const SocketOwner& owner) {
   absl::MutexLock lock(&mu_);
-  connections_[conn_id] = Entry{std::move(session), user, {}};
+  connections_[conn_id] = Entry{std::move(session), owner.user, owner.session_id, {}};
 }
 
 void WebSocketHub::Remove(const std::string& conn_id) {
@@ -153,12 +157,78 @@ void WebSocketHub::CloseAll(boost::beast::websocket::close_code code) {
   for (const auto& session : sessions) session->Close(code);
 }
 
+template <typename Match>
+size_t WebSocketHub::CloseWhere(Match match) {
+  std::vector<std::shared_ptr<WebSocketSession>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [conn_id, entry] : connections_) {
+      if (!match(conn_id, entry)) continue;
+      if (auto session = entry.session.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) session->Close(websocket::close_code::policy_error);
+  return sessions.size();
+}
+
+size_t WebSocketHub::CloseSession(const std::string& session_id) {
+  return CloseWhere([&](const std::string&, const Entry& entry) {
+    return entry.session_id == session_id;
+  });
+}
+
+size_t WebSocketHub::CloseUser(const std::string& user) {
+  return CloseWhere([&](const std::string&, const Entry& entry) { return entry.user == user; });
+}
+
+void WebSocketHub::CheckSessions() {
+  for (;;) {
+    absl::flat_hash_set<std::string> session_ids;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(this, &WebSocketHub::CheckDue),
+                           session_check_interval_);
+      if (stopping_) return;
+      check_now_ = false;
+      for (const auto& [conn_id, entry] : connections_) session_ids.insert(entry.session_id);
+    }
+    // One read per session, however many sockets it has open. NOT_FOUND
+    // (logged out, expired) ends its sockets; an unreachable sidecar does
+    // not: the next round tries again.
+    for (const std::string& id : session_ids) {
+      absl::StatusOr<stateside::Session> session =
+          client_->GetSession(stateside::SessionRef::Id(id), /*touch=*/false);
+      if (session.ok()) continue;
+      if (session.status().code() != absl::StatusCode::kNotFound) {
+        spdlog::warn("ws: session check: {}", session.status().ToString());
+        continue;
+      }
+      const size_t closed = CloseSession(id);
+      if (closed > 0) spdlog::info("ws: session ended: closing {} socket(s)", closed);
+    }
+  }
+}
+
 size_t WebSocketHub::size() const {
   absl::MutexLock lock(&mu_);
   return connections_.size();
 }
 
 void WebSocketHub::Dispatch(const stateside::Delivery& delivery) {
+  if (delivery.event == kSessionEndedEvent) {
+    // A logout on some instance. "everywhere": every session of the user
+    // is gone, close the user's sockets named here; else find out which.
+    const Json payload = Json::parse(delivery.payload, nullptr, /*allow_exceptions=*/false);
+    if (payload.is_object() && payload.value("everywhere", false)) {
+      const absl::flat_hash_set<std::string> named(delivery.conn_ids.begin(),
+                                                   delivery.conn_ids.end());
+      CloseWhere([&](const std::string& conn_id, const Entry&) { return named.contains(conn_id); });
+    } else {
+      absl::MutexLock lock(&mu_);
+      check_now_ = true;
+    }
+    return;
+  }
   Json out = {{"event", delivery.event}};
   const Json payload = Json::parse(delivery.payload, nullptr, /*allow_exceptions=*/false);
   if (!payload.is_discarded() && payload.is_object()) {

@@ -10,6 +10,14 @@
 // each Gap to every session as {"event":"gap","reason":…,"dropped":n}.
 // When the stream ends (UNAVAILABLE: the sidecar restarted) the thread
 // subscribes again with backoff and re-registers every live connection.
+//
+// Sockets end with their session (close code 1008): a logout closes this
+// process's sockets of that session (CloseSession) or, "everywhere", of
+// that user (CloseUser), and publishes kSessionEndedEvent to the user so
+// that the other instances do the same. A second thread checks the session
+// of every open socket again every `session_check_interval` (and at once on
+// a kSessionEndedEvent that is not "everywhere"): the net under a lost
+// event, an expiry, or a session destroyed by another program.
 #ifndef STATESIDE_APP_WEBSOCKET_HUB_H_
 #define STATESIDE_APP_WEBSOCKET_HUB_H_
 
@@ -24,40 +32,58 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "app/websocket_session.h"
 #include "stateside/client.h"
 
 namespace radar {
 
-class WebSocketSession;
+// The realtime event a logout publishes to the user; its payload is
+// {"everywhere": true} when every session of the user ended. Never
+// forwarded to a socket (a broadcast's event is always "message").
+inline constexpr char kSessionEndedEvent[] = "session-ended";
 
 class WebSocketHub {
  public:
-  explicit WebSocketHub(stateside::Client* client);  // client outlives the hub
+  // `client` outlives the hub.
+  WebSocketHub(stateside::Client* client, absl::Duration session_check_interval);
   ~WebSocketHub();  // Stop()
   WebSocketHub(const WebSocketHub&) = delete;
   WebSocketHub& operator=(const WebSocketHub&) = delete;
 
   // Subscribes (returns the error if the sidecar refuses), then starts the
-  // reading thread.
+  // reading thread and the session checks.
   absl::Status Start();
-  // Ends the stream and joins the thread. Idempotent.
+  // Ends the stream and joins the threads. Idempotent.
   void Stop();
 
   void Add(const std::string& conn_id, std::weak_ptr<WebSocketSession> session,
-           const std::string& user);
+           const SocketOwner& owner);
   void Remove(const std::string& conn_id);
   // Records a confirmed join (true) or leave, for re-registration.
   void SetMembership(const std::string& conn_id, const std::string& room, bool member);
   // Asks every live session to close with `code`.
   void CloseAll(boost::beast::websocket::close_code code);
+  // Closes (1008) the sockets opened by that session / by any session of
+  // that user; returns how many.
+  size_t CloseSession(const std::string& session_id);
+  size_t CloseUser(const std::string& user);
   size_t size() const;
 
  private:
   struct Entry {
     std::weak_ptr<WebSocketSession> session;
     std::string user;
+    std::string session_id;  // the session that opened it
     std::set<std::string> rooms;
   };
+
+  // Closes the sockets whose entry `match` accepts; mu_ not held.
+  template <typename Match>
+  size_t CloseWhere(Match match);
+  // The session-check thread's loop.
+  void CheckSessions();
+  bool CheckDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || check_now_; }
 
   void Run();
   // Waits with backoff and subscribes again; false once stopping.
@@ -66,14 +92,18 @@ class WebSocketHub {
   void Dispatch(const stateside::Delivery& delivery);
   void DispatchGap(const stateside::Gap& gap);
 
-  stateside::Client* const client_;  // constant after construction
+  // Constant after construction.
+  stateside::Client* const client_;
+  const absl::Duration session_check_interval_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> connections_ ABSL_GUARDED_BY(mu_);
   // Replaced only by the reading thread; Stop() cancels it from outside.
   std::unique_ptr<stateside::Subscription> subscription_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool check_now_ ABSL_GUARDED_BY(mu_) = false;  // a session ended somewhere
   std::thread thread_;  // started by Start(), joined by Stop()
+  std::thread checker_;  // CheckSessions(); started by Start(), joined by Stop()
 };
 
 }  // namespace radar

@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "app/browser_guard.h"
 #include "app/websocket_hub.h"
 #include "spdlog/spdlog.h"
 
@@ -28,10 +29,12 @@ std::shared_ptr<const std::string> Message(const Json& json) {
 }  // namespace
 
 WebSocketSession::WebSocketSession(const WebSocketDeps* deps, beast::tcp_stream stream,
-                                   std::string conn_id, std::string user)
+                                   std::string conn_id, SocketOwner owner,
+                                   LoadLimit::Slot connection)
     : deps_(deps),
       conn_id_(std::move(conn_id)),
-      user_(std::move(user)),
+      owner_(std::move(owner)),
+      connection_(std::move(connection)),
       executor_(stream.get_executor()),
       ws_(std::move(stream)),
       close_timer_(executor_) {
@@ -40,7 +43,7 @@ WebSocketSession::WebSocketSession(const WebSocketDeps* deps, beast::tcp_stream 
   queue_.push_back(Message(Json{{"event", "hello"},
                                 {"conn", conn_id_},
                                 {"instance", deps_->instance},
-                                {"user", user_}}));
+                                {"user", owner_.user}}));
   queued_bytes_ = queue_.front()->size();
 }
 
@@ -48,9 +51,10 @@ WebSocketSession::~WebSocketSession() = default;
 
 void WebSocketSession::Start(Request request) {
   request_ = std::move(request);
-  deps_->hub->Add(conn_id_, weak_from_this(), user_);
+  deps_->hub->Add(conn_id_, weak_from_this(), owner_);
   asio::post(*deps_->workers, [self = shared_from_this()] {
-    absl::Status status = self->deps_->client->RegisterConnection(self->conn_id_, self->user_);
+    absl::Status status = self->deps_->client->RegisterConnection(self->conn_id_,
+                                                                   self->owner_.user);
     asio::post(self->executor_,
                [self, status] { self->OnRegistered(status); });
   });
@@ -86,6 +90,7 @@ void WebSocketSession::OnRegistered(absl::Status status) {
 void WebSocketSession::RefuseUpgrade(Response response) {
   response.version(request_.version());
   response.set("X-Instance-Id", deps_->instance);
+  AddSecurityHeaders(response);
   response.keep_alive(false);
   response.prepare_payload();
   refusal_ = std::make_shared<Response>(std::move(response));

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "app/drain.h"
 #include "app/http_util.h"
+#include "app/load_limit.h"
 #include "stateside/client.h"
 
 namespace radar {
@@ -51,6 +52,13 @@ struct WebSocketDeps {
   size_t max_message_bytes = 16384;
 };
 
+// Whose socket it is: the session that opened it (checked again while it
+// is open, closed when the session ends) and that session's user.
+struct SocketOwner {
+  std::string user;
+  std::string session_id;
+};
+
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
   // Messages waiting for a slow client before it is closed (1008). A
@@ -61,9 +69,10 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // How long a closing handshake may take before the socket is just closed.
   static constexpr std::chrono::seconds kCloseTimeout{5};
 
-  // Counts as work in flight (DrainState) until unregistered.
+  // Counts as work in flight (DrainState) until unregistered; holds
+  // `connection` (the connection cap's unit) until destroyed.
   WebSocketSession(const WebSocketDeps* deps, boost::beast::tcp_stream stream,
-                   std::string conn_id, std::string user);
+                   std::string conn_id, SocketOwner owner, LoadLimit::Slot connection);
   ~WebSocketSession();
 
   // Registers the connection with the sidecar, then completes the upgrade
@@ -95,7 +104,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // Constant after construction.
   const WebSocketDeps* const deps_;
   const std::string conn_id_;
-  const std::string user_;
+  const SocketOwner owner_;
+  const LoadLimit::Slot connection_;
   const boost::beast::tcp_stream::executor_type executor_;  // the strand
 
   // On the strand only.

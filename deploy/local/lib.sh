@@ -352,6 +352,11 @@ start_pod() {
   ) || return 1
   (
     unset STATESIDE_SOCKET RADAR_LISTEN
+    # Plain http on loopback: no Secure cookie (its name is then radar_sid),
+    # and the pages that may POST and open /ws are nginx's and the pod's own
+    # (a caller's RADAR_COOKIE_SECURE / RADAR_PUBLIC_ORIGINS win).
+    export RADAR_COOKIE_SECURE="${RADAR_COOKIE_SECURE:-false}"
+    export RADAR_PUBLIC_ORIGINS="${RADAR_PUBLIC_ORIGINS:-http://127.0.0.1:$LOCAL_PORT,http://localhost:$LOCAL_PORT,http://127.0.0.1:$(app_port "$i")}"
     spawn "$(app_base "$i")" "$BIN_DIR/radar-app" \
       --listen "127.0.0.1:$(app_port "$i")" --socket "$(pod_socket "$i")"
   ) || return 1

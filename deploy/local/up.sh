@@ -204,7 +204,7 @@ trap - EXIT
 cat <<EOF
 
 Stateside local cluster: $pods pods behind nginx
-  URL        http://127.0.0.1:$LOCAL_PORT/   (radar-app; try: curl -si -X POST -d '{"user":"alice"}' http://127.0.0.1:$LOCAL_PORT/login)
+  URL        http://127.0.0.1:$LOCAL_PORT/   (radar-app; try: curl -si -H 'Content-Type: application/json' -d '{"user":"alice"}' http://127.0.0.1:$LOCAL_PORT/login)
   pods       pod-1..pod-$pods: radar-app 127.0.0.1:$(app_port 1)-$(app_port "$pods"), sidecar admin 127.0.0.1:$(admin_port 1)-$(admin_port "$pods")
   redis      127.0.0.1:$(redis_port) (password in $LOCAL_DIR/secrets/redis_password)
   status     deploy/local/status.sh

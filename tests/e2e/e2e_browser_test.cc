@@ -1,7 +1,7 @@
 // Issue 6's browser check: headless Chromium, driven through chromedriver's
 // W3C WebDriver API, uses radar-app's page through nginx: logs in, sees its
 // user, joins a room over the WebSocket, and shows a broadcast that another
-// user posted on another pod.
+// user posted on another pod; a form on another origin cannot post to it.
 #include <unistd.h>
 
 #include <memory>
@@ -143,6 +143,32 @@ TEST_F(BrowserE2eTest, PageLogsInAndShowsABroadcastFromAnotherPod) {
           LocalCluster::Instance(other).c_str());
 
   EXPECT_TRUE(TextShows("#messages", "hello browser"));
+}
+
+// The classic cross-site request forgery: a page of another origin submits
+// a form to radar-app whose text/plain body is valid JSON. Without the
+// origin check radar-app would log the browser in as "forged".
+TEST_F(BrowserE2eTest, AFormOnAnotherOriginCannotPostToRadar) {
+  // Another origin: pod 1 under the name localhost, which no pod lists as
+  // public. Its /healthz answer has no form-action policy to stop the form.
+  absl::Status step =
+      driver_->Navigate(absl::StrCat("http://localhost:", cluster_->app_port(1), "/healthz"));
+  ASSERT_TRUE(step.ok()) << step;
+  const std::string target = absl::StrCat("http://127.0.0.1:", cluster_->nginx_port(), "/login");
+  auto submitted = driver_->Execute(R"js(
+    const form = document.createElement("form");
+    form.method = "POST";
+    form.action = arguments[0];
+    form.enctype = "text/plain";
+    const input = document.createElement("input");
+    input.name = '{"user":"forged","x":"';
+    input.value = '"}';
+    form.appendChild(input);
+    document.body.appendChild(form);
+    form.submit();
+  )js", nlohmann::json::array({target}));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_TRUE(TextShows("body", "cross-origin request refused"));
 }
 
 }  // namespace

@@ -205,6 +205,43 @@ TEST_F(ClusterE2eTest, UserMessageReachesTheUsersConnectionsOnTwoInstancesOnly) 
       << "carol received something before her marker: " << first_for_carol->dump();
 }
 
+// "Log out everywhere" on pod 3 closes the user's sockets on pods 1 and 2
+// at once: the published session-ended event, not the periodic session
+// check (60 s by default), closes them.
+TEST_F(ClusterE2eTest, LogOutEverywhereOnOnePodClosesTheUsersSocketsOnTheOthers) {
+  auto first = Login(App(1), "dave");
+  auto second = Login(App(2), "dave");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto on1 = OpenSocket(App(1), *first);
+  auto on2 = OpenSocket(App(2), *second);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  std::string presence;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        RunResult run = cluster_->Statesidectl(3, {"presence", "--user", "dave"});
+        presence = run.out + run.err;
+        return run.exit_status == 0 &&
+               nlohmann::json::parse(run.out, nullptr, false).value("count", 0) == 2;
+      },
+      absl::Seconds(10), absl::Milliseconds(50)))
+      << "dave's connections as presence sees them: " << presence;
+
+  auto logout = HttpCall(App(3), RadarPost("/logout", {{"everywhere", true}}, *first));
+  ASSERT_TRUE(logout.ok()) << logout.status();
+  ASSERT_EQ(logout->status, 200) << Describe(*logout);
+  for (RadarSocket* socket : {&*on1, &*on2}) {
+    auto next = NextJson(*socket->ws, absl::Seconds(10));
+    ASSERT_FALSE(next.ok()) << socket->instance() << " still open: " << next->dump();
+    EXPECT_THAT(std::string(next.status().message()), ::testing::HasSubstr("1008"))
+        << socket->instance();
+  }
+  auto me = HttpCall(App(1), RadarGet("/me", *second));
+  ASSERT_TRUE(me.ok()) << me.status();
+  EXPECT_EQ(me->status, 401);
+}
+
 // Test 3: 50 POST /cart with distinct items, all in flight at once, each on
 // its own connection through nginx (so on several instances): every item is
 // in the cart afterwards.

@@ -18,6 +18,8 @@ HttpRequest RadarPost(const std::string& target, const nlohmann::json& body,
                       const std::string& cookie) {
   HttpRequest request = RadarGet(target, cookie);
   request.method = "POST";
+  // radar-app takes JSON POSTs only (415 otherwise), an empty body too.
+  request.headers.emplace_back("Content-Type", "application/json");
   if (!body.is_null()) request.body = body.dump();
   return request;
 }

@@ -76,6 +76,11 @@ absl::Status WebDriver::Navigate(const std::string& url) {
   return Call("POST", SessionPath("/url"), {{"url", url}}).status();
 }
 
+absl::StatusOr<nlohmann::json> WebDriver::Execute(const std::string& script,
+                                                  const nlohmann::json& args) {
+  return Call("POST", SessionPath("/execute/sync"), {{"script", script}, {"args", args}});
+}
+
 absl::StatusOr<std::string> WebDriver::Find(const std::string& css) {
   auto found =
       Call("POST", SessionPath("/element"), {{"using", "css selector"}, {"value", css}});

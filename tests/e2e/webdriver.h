@@ -34,6 +34,10 @@ class WebDriver {
   absl::Status Clear(const std::string& element);
   absl::Status Type(const std::string& element, const std::string& text);
   absl::Status Click(const std::string& element);
+  // Runs `script` (a function body; `arguments` holds `args`) in the page;
+  // what it returns.
+  absl::StatusOr<nlohmann::json> Execute(const std::string& script,
+                                         const nlohmann::json& args = nlohmann::json::array());
   // The element's rendered text.
   absl::StatusOr<std::string> Text(const std::string& element);
   // The page's HTML as it is now (for failure messages).

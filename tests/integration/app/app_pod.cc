@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <regex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "stateside/client.h"
@@ -59,6 +61,11 @@ absl::StatusOr<std::unique_ptr<AppPod>> AppPod::Start(AppPodOptions options) {
   app.argv = {bin, "--listen=127.0.0.1:0", "--socket=" + pod->socket_};
   app.env = pod->options_.app_env;
   app.env["STATESIDE_LOG_LEVEL"] = "debug";
+  if (pod->options_.insecure_cookie) {
+    app.env.emplace("RADAR_COOKIE_SECURE", "false");
+  } else {
+    pod->cookie_name_ = "__Host-radar_sid";
+  }
   if (auto it = app.env.find("RADAR_COOKIE_NAME"); it != app.env.end()) {
     pod->cookie_name_ = it->second;
   }
@@ -108,8 +115,15 @@ absl::StatusOr<HttpResponse> AppPod::Call(
   request.target = std::move(target);
   request.body = std::move(body);
   request.headers = std::move(headers);
+  const bool typed = std::any_of(request.headers.begin(), request.headers.end(),
+                                 [](const auto& h) { return absl::EqualsIgnoreCase(h.first, "Content-Type"); });
+  if (request.method == "POST" && !typed) {
+    request.headers.emplace_back("Content-Type", "application/json");
+  }
   return HttpCall(port_, request, timeout);
 }
+
+std::string AppPod::origin() const { return absl::StrCat("http://127.0.0.1:", port_); }
 
 absl::StatusOr<std::pair<std::string, std::string>> AppPod::Login(const std::string& user) const {
   auto response = Call("POST", "/login", nlohmann::json{{"user", user}}.dump());

@@ -25,6 +25,9 @@ struct AppPodOptions {
   std::vector<std::string> app_flags;  // e.g. "--test-hooks"
   std::map<std::string, std::string> app_env;  // e.g. RADAR_COOKIE_NAME
   std::map<std::string, std::string> sidecar_env;
+  // Plain http on loopback: RADAR_COOKIE_SECURE=false (cookie radar_sid)
+  // unless the test wants radar-app's own default.
+  bool insecure_cookie = true;
 };
 
 inline AppPodOptions PodOptions(std::string instance_id, std::vector<std::string> app_flags = {},
@@ -58,7 +61,10 @@ class AppPod {
 
   // POST /login for `user`: the cookie header pair to send afterwards.
   absl::StatusOr<std::pair<std::string, std::string>> Login(const std::string& user) const;
-  // One request on a fresh connection.
+  // The origin radar-app serves by default ("http://127.0.0.1:<port>").
+  std::string origin() const;
+  // One request on a fresh connection. A POST gets `Content-Type:
+  // application/json` unless `headers` names a Content-Type.
   absl::StatusOr<HttpResponse> Call(
       std::string method, std::string target, std::string body = "",
       std::vector<std::pair<std::string, std::string>> headers = {},
