@@ -153,8 +153,9 @@ async function startSidecar(name, env) {
   });
   return { socket, port, dir };
 }
+// --wait: the admin listener may answer before the gRPC server does.
 const ctl = (socket, ...args) =>
-  execFileSync(path.join(BIN_DIR, 'statesidectl'), ['--socket', socket, ...args], { encoding: 'utf8' });
+  execFileSync(path.join(BIN_DIR, 'statesidectl'), ['--socket', socket, '--wait', '30s', ...args], { encoding: 'utf8' });
 
 // prometheus-cpp prints no family without a sample, so each labelled family
 // the pack reads is made to have one: on the memory store, session calls
