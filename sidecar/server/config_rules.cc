@@ -27,6 +27,8 @@ namespace cv = config_values;
 constexpr size_t kMaxSocketPathBytes = 107;  // sun_path is 108 with the NUL
 constexpr size_t kMaxKeyPrefixBytes = 64;
 constexpr int64_t kMaxBytesSetting = 64 << 20;
+// The admin token's floor, as for cookie secrets (`openssl rand -hex 32`: 64).
+constexpr size_t kMinAdminTokenBytes = 32;
 
 absl::Status SettingError(absl::string_view env, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(env, ": ", message));
@@ -264,9 +266,9 @@ absl::Status ParseAdminToken(const RawSettings& raw, Config& config) {
   auto token = cv::ReadSecretFile(raw.Get(kEnv));
   if (!token.ok()) return SettingError(kEnv, token.status().message());
   absl::Status problem;
-  if (token->size() < kMinSecretBytes) {
+  if (token->size() < kMinAdminTokenBytes) {
     problem = SettingError(kEnv, absl::StrCat("the token is shorter than ",
-                                              kMinSecretBytes, " bytes"));
+                                              kMinAdminTokenBytes, " bytes"));
   } else if (!std::all_of(token->begin(), token->end(), [](char c) {
                return c > ' ' && c < 0x7f;
              })) {

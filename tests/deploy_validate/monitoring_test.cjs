@@ -7,6 +7,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -174,8 +175,9 @@ async function exportedNames() {
   });
   const redis = await startSidecar('no-redis', {
     REDIS_URL: `unix://${path.join(tmp, 'no-redis.sock')}`,
-    SESSION_ENCRYPTION_KEY: '11'.repeat(32),
-    SESSION_SECRET: 'monitoring-test-secret-0123456789abcdef',
+    // Fresh random secrets: the sidecar refuses weak or shipped ones.
+    SESSION_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+    SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
   });
   const redisPage = await waitFor('stateside_redis_errors_total', 30, async () => {
     const page = await scrape(redis.port);

@@ -18,6 +18,7 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "tests/support/admin_port.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_secrets.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/unit/admin/http_test_client.h"
@@ -33,8 +34,7 @@ using testing::Subprocess;
 namespace v1 = ::stateside::v1;
 
 constexpr char kToken[] = "admin-token-0123456789abcdef-0123456789";
-constexpr char kKeyHex[] =
-    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+using testing::kTestKeyHex;
 
 class AdminProcessTest : public ::testing::Test {
  protected:
@@ -175,7 +175,7 @@ TEST_F(AdminProcessTest, ShortTokenFileExits2NamingTheSetting) {
 
 TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
   const std::string secret = "a-cookie-secret-that-must-stay-hidden-0123";
-  StartSidecar({{"SESSION_ENCRYPTION_KEYS", std::string("kid1:") + kKeyHex},
+  StartSidecar({{"SESSION_ENCRYPTION_KEYS", std::string("kid1:") + kTestKeyHex},
                 {"SESSION_SECRET", secret},
                 {"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("token", kToken)}});
   for (const char* path : {"/info", "/metrics", "/health"}) {
@@ -185,7 +185,7 @@ TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
     EXPECT_EQ(r->status, 200);
     EXPECT_THAT(r->body, Not(HasSubstr(socket_)));
     EXPECT_THAT(r->body, Not(HasSubstr("api.sock")));
-    EXPECT_THAT(r->body, Not(HasSubstr(kKeyHex)));
+    EXPECT_THAT(r->body, Not(HasSubstr(kTestKeyHex)));
     EXPECT_THAT(r->body, Not(HasSubstr(secret)));
     EXPECT_THAT(r->body, Not(HasSubstr(kToken)));
   }

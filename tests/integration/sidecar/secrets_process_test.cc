@@ -170,7 +170,9 @@ TEST_F(SecretsProcessTest, RunningSidecarHoldsNoSecretInItsEnvironmentAndCannotD
     return options;
   }());
   ASSERT_TRUE(redis.ok()) << redis.status();
-  ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
+  // The sidecar runs as nobody and creates its socket here: writable by all,
+  // and sticky, as the socket directory check requires of such a directory.
+  ASSERT_EQ(chmod(dir_.path().c_str(), 01777), 0);
   const std::string url = (*redis)->url();
   ASSERT_THAT(url, HasSubstr("env-test-redis-password-5d1f8c"));
   testing::Subprocess sidecar = Start(
