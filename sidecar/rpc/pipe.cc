@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include "absl/strings/str_cat.h"
@@ -101,11 +102,18 @@ void PipeReactor::OnReadDone(bool ok) {
       case Kind::kCall:
         Dispatch(calls[i]);
         break;
-      case Kind::kMalformed:
-        Refuse(ReadPipeCallId(call_bytes[i]), absl::InvalidArgumentError(
-            "malformed call: not a valid stateside.v1.PipeCall (invalid UTF-8 in a string "
-            "field, or a broken field)"));
+      case Kind::kMalformed: {
+        // Worded as the unary RPC answers the same request: it names the
+        // operation's request type when the call has one.
+        const MalformedCall read = ReadMalformedCall(call_bytes[i]);
+        const google::protobuf::FieldDescriptor* op =
+            v1::PipeCall::descriptor()->FindFieldByNumber(read.op_field);
+        const std::string& type = op != nullptr && op->message_type() != nullptr
+                                      ? op->message_type()->full_name()
+                                      : v1::PipeCall::descriptor()->full_name();
+        Refuse(read.id, absl::InvalidArgumentError("malformed request: not a valid " + type));
         break;
+      }
       case Kind::kDuplicate:
         Refuse(calls[i].id(), absl::InvalidArgumentError(absl::StrCat(
             "call id ", calls[i].id(), " is already in flight on this stream")));

@@ -15,6 +15,9 @@ using google::protobuf::internal::WireFormatLite;
 constexpr uint32_t kCallsTag =
     (1u << 3) | static_cast<uint32_t>(WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
 constexpr uint32_t kIdTag = (1u << 3) | static_cast<uint32_t>(WireFormatLite::WIRETYPE_VARINT);
+// PipeCall's oneof `op`: fields 10 (create) to 19 (get_opt_out).
+constexpr int kFirstOpField = 10;
+constexpr int kLastOpField = 19;
 
 CodedInputStream Input(std::string_view bytes) {
   return CodedInputStream(reinterpret_cast<const uint8_t*>(bytes.data()),
@@ -54,22 +57,27 @@ absl::Status SplitPipeRequest(std::string_view bytes, std::vector<std::string_vi
       "malformed request: not a valid stateside.v1.PipeRequest");
 }
 
-uint64_t ReadPipeCallId(std::string_view call) {
-  if (call.size() > static_cast<size_t>(INT32_MAX)) return 0;
+MalformedCall ReadMalformedCall(std::string_view call) {
+  MalformedCall read;
+  if (call.size() > static_cast<size_t>(INT32_MAX)) return read;
   CodedInputStream in = Input(call);
-  uint64_t id = 0;
   while (true) {
     const uint32_t tag = in.ReadTag();
-    if (tag == 0) return id;
+    if (tag == 0) return read;
     if (tag == kIdTag) {
       uint64_t value = 0;
-      if (!in.ReadVarint64(&value)) return id;
-      id = value;
+      if (!in.ReadVarint64(&value)) return read;
+      read.id = value;
       continue;
+    }
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    if (field >= kFirstOpField && field <= kLastOpField &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      read.op_field = field;
     }
     if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP ||
         !WireFormatLite::SkipField(&in, tag)) {
-      return id;
+      return read;
     }
   }
 }

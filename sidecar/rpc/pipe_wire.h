@@ -24,11 +24,17 @@ namespace stateside::rpc {
 // then no call boundary can be trusted and `calls` holds those found before.
 absl::Status SplitPipeRequest(std::string_view bytes, std::vector<std::string_view>* calls);
 
-// The id of a call whose encoding does not parse as a PipeCall, so that its
-// INVALID_ARGUMENT can carry it: the last id field read before the first
-// malformed byte (the parser's last-one-wins); 0, the proto default, if
-// none could be read.
-uint64_t ReadPipeCallId(std::string_view call);
+// What can be read of a call whose encoding does not parse as a PipeCall,
+// so that its INVALID_ARGUMENT carries its id and reads as the unary RPC's.
+struct MalformedCall {
+  // The last id field read before the first malformed byte (the parser's
+  // last-one-wins); 0, the proto default, if none could be read.
+  uint64_t id = 0;
+  // The field number of the operation (PipeCall's oneof `op`) met last, or
+  // 0 if none was met.
+  int op_field = 0;
+};
+MalformedCall ReadMalformedCall(std::string_view call);
 
 }  // namespace stateside::rpc
 
