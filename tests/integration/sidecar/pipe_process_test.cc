@@ -5,10 +5,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -42,19 +44,31 @@ int64_t StatusKb(int pid, const std::string& field) {
   return -1;
 }
 
+// The real sidecar on `dir`'s api.sock with `env` added, once it serves;
+// fails the test (and returns an error) if it does not start.
+absl::StatusOr<Subprocess> StartSidecar(const testing::TempDir& dir,
+                                        std::map<std::string, std::string> env = {}) {
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("stateside")};
+  options.env = std::move(env);
+  options.env["STATESIDE_SOCKET"] = dir.File("api.sock");
+  options.env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
+  options.log_path = dir.File("sidecar.log");
+  auto sidecar = Subprocess::Start(options);
+  if (!sidecar.ok()) return sidecar.status();
+  if (!testing::WaitFor(
+          [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
+          absl::Seconds(15))) {
+    return absl::DeadlineExceededError("the sidecar did not serve: " + sidecar->ReadLog());
+  }
+  return sidecar;
+}
+
 TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounded) {
   testing::TempDir dir;
   const std::string socket = dir.File("api.sock");
-  testing::SubprocessOptions options;
-  options.argv = {testing::BinPath("stateside")};
-  options.env = {{"STATESIDE_SOCKET", socket}, {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}};
-  options.log_path = dir.File("sidecar.log");
-  auto sidecar = Subprocess::Start(options);
+  auto sidecar = StartSidecar(dir);
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
-      absl::Seconds(15)))
-      << sidecar->ReadLog();
   auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
   auto stub = v1::SessionService::NewStub(channel);
 
@@ -116,16 +130,8 @@ TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounde
 TEST(PipeProcessTest, LargeAnswersAClientNeverReadsAreBoundedInBytes) {
   testing::TempDir dir;
   const std::string socket = dir.File("api.sock");
-  testing::SubprocessOptions options;
-  options.argv = {testing::BinPath("stateside")};
-  options.env = {{"STATESIDE_SOCKET", socket}, {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"}};
-  options.log_path = dir.File("sidecar.log");
-  auto sidecar = Subprocess::Start(options);
+  auto sidecar = StartSidecar(dir);
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
-      absl::Seconds(15)))
-      << sidecar->ReadLog();
   auto stub = v1::SessionService::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
   v1::CreateSessionRequest create;
@@ -173,21 +179,12 @@ TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
   ASSERT_TRUE(redis.ok()) << redis.status();
   testing::TempDir dir;
   const std::string socket = dir.File("api.sock");
-  testing::SubprocessOptions options;
-  options.argv = {testing::BinPath("stateside")};
-  options.env = {{"STATESIDE_SOCKET", socket},
-                 {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
-                 {"REDIS_URL", (*redis)->url()},
-                 {"SESSION_ENCRYPTION_KEY",
-                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
-                 {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}};
-  options.log_path = dir.File("sidecar.log");
-  auto sidecar = Subprocess::Start(options);
+  auto sidecar = StartSidecar(
+      dir, {{"REDIS_URL", (*redis)->url()},
+            {"SESSION_ENCRYPTION_KEY",
+             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+            {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}});
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
-      absl::Seconds(15)))
-      << sidecar->ReadLog();
   auto stub = v1::SessionService::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
   v1::CreateSessionResponse created;
