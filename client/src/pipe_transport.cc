@@ -2,12 +2,17 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/client_callback.h>
+#include <google/protobuf/io/coded_stream.h>
 
+#include <algorithm>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/src/convert.h"
@@ -19,9 +24,30 @@ namespace {
 // The sidecar ends a stream whose message carries more calls than this
 // (PipeReactor::kMaxCallsPerMessage); a write stops short of it.
 constexpr int kMaxCallsPerWrite = 1024;
-// A write stops adding calls past this size (the first call always goes):
-// far below any receive limit, and it keeps one write from hogging a stream.
+// A write carries at most this much even below the sidecar's limit: it keeps
+// one write from hogging a stream.
 constexpr size_t kMaxWriteBytes = 1 << 20;
+// The initial-metadata key by which the sidecar announces the largest
+// message it accepts (PipeReactor::kMaxMessageBytesKey).
+constexpr std::string_view kMaxMessageBytesKey = "stateside-max-message-bytes";
+// A sidecar that announces nothing (a proxy that drops the key): writes stay
+// below this, the smallest limit a sidecar has ever had (the largest
+// realtime Publish plus 64 KiB), and single calls are left to it to judge.
+constexpr size_t kUnannouncedMaxMessageBytes = 256 * 1024;
+// What PipeCall.timeout can add to a call before it is written: the field's
+// tag and length, and a Duration of 10-byte seconds and 5-byte nanos.
+constexpr size_t kMaxTimeoutFieldBytes = 2 + 11 + 6;
+
+// A call's bytes inside a PipeRequest: the field's tag, its length, itself.
+size_t FramedBytes(size_t call_bytes) {
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(call_bytes) + call_bytes;
+}
+
+absl::Status TooLarge(size_t bytes, size_t limit) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the call's encoding (", bytes, " bytes) is larger than the sidecar accepts in one "
+      "message (", Sv(kMaxMessageBytesKey), " = ", limit, ")"));
+}
 
 absl::Status StreamEnded(const ::grpc::Status& status) {
   return absl::UnavailableError(absl::StrCat(
@@ -42,17 +68,18 @@ class PipeTransport::Stream final
     stub->async()->Pipe(&context, this);
   }
 
-  // Starts the call, with its first write (`out`) if `write`. A hold keeps
-  // the stream open for the writes that Start makes from outside the
+  // Starts the call. Nothing is written before the sidecar's initial
+  // metadata has announced its limit (OnReadInitialMetadataDone). A hold
+  // keeps the stream open for the writes that Start makes from outside the
   // reactions; it is removed once the stream has ended and no such write is
   // pending.
-  void Begin(bool write) {
+  void Begin() {
     AddHold();
     StartRead(&in);
-    if (write) StartWrite(&out);
     StartCall();
   }
 
+  void OnReadInitialMetadataDone(bool ok) override;
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnDone(const ::grpc::Status& status) override;
@@ -63,6 +90,11 @@ class PipeTransport::Stream final
 
   // Guarded by the lane's mutex.
   std::vector<uint64_t> queued;  // ids of calls waiting for the next write
+  // The largest message the sidecar accepts; 0 until its initial metadata
+  // is read (no write before).
+  size_t max_message_bytes = 0;
+  bool announced = false;        // the sidecar named it (else single calls
+                                 // are its to judge)
   bool writing = false;          // `out` is in flight
   bool ended = false;            // no more writes: a read or write failed
   bool hold_removed = false;
@@ -86,6 +118,7 @@ class PipeTransport::Lane {
   void Shutdown();
 
   // The stream's reactions.
+  void OnInitialMetadata(Stream* stream, bool ok);
   void OnRead(Stream* stream, bool ok);
   void OnWriteDone(Stream* stream, bool ok);
   void OnDone(Stream* stream, const ::grpc::Status& status);
@@ -101,9 +134,14 @@ class PipeTransport::Lane {
     Timer::TaskId timer = 0;
   };
 
-  // Moves the queued calls (up to one write's worth) into stream->out if no
-  // write is in flight; true if the caller must StartWrite.
-  bool TakeBatchLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the queued calls (up to one write's worth, below the sidecar's
+  // limit) into stream->out if no write is in flight; true if the caller
+  // must StartWrite. A call too large for any message (its stream learnt
+  // the limit after it was queued) leaves with its callback in `refused`,
+  // for the caller to run unlocked.
+  bool TakeBatchLocked(Stream* stream,
+                       std::vector<std::pair<OutcomeCallback, Outcome>>* refused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks `stream` ended; true if the caller must RemoveHold.
   bool EndLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Expire(uint64_t id);
@@ -117,12 +155,18 @@ class PipeTransport::Lane {
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   Stream* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // takes new calls
+  // The limit the sidecar last announced on this lane (0: none yet): a call
+  // larger is refused before it is queued.
+  size_t max_message_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Every stream not yet reaped (a stream is freed only here, after OnDone).
   std::vector<std::unique_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;  // streams whose OnDone has not finished
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+void PipeTransport::Stream::OnReadInitialMetadataDone(bool ok) {
+  lane_->OnInitialMetadata(this, ok);
+}
 void PipeTransport::Stream::OnReadDone(bool ok) { lane_->OnRead(this, ok); }
 void PipeTransport::Stream::OnWriteDone(bool ok) { lane_->OnWriteDone(this, ok); }
 void PipeTransport::Stream::OnDone(const ::grpc::Status& status) {
@@ -134,13 +178,19 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
   std::optional<absl::Status> refused;
   bool unary = false;
   Stream* fresh = nullptr;  // a new stream: Begin it
-  Stream* write = nullptr;  // StartWrite (or Begin with) its batch
+  Stream* write = nullptr;  // StartWrite its batch
+  std::vector<std::pair<OutcomeCallback, Outcome>> too_large;
+  // Measured unlocked; the id (not set yet) is counted as a full varint.
+  const size_t call_bytes = FramedBytes(call.ByteSizeLong() + 11 + kMaxTimeoutFieldBytes);
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) {
       refused = absl::CancelledError("the client is shutting down");
     } else if (transport_->unary_only_.load(std::memory_order_relaxed)) {
       unary = true;
+    } else if (max_message_bytes_ > 0 && call_bytes > max_message_bytes_) {
+      // Would end the stream (and every call on it) with RESOURCE_EXHAUSTED.
+      refused = TooLarge(call_bytes, max_message_bytes_);
     } else if (pending_.size() >= max_calls_) {
       refused = absl::ResourceExhaustedError(absl::StrCat(
           "the client's stream to the sidecar already holds ", max_calls_,
@@ -162,37 +212,81 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
       // Lock order: a lane's mutex, then the timer's (Expire runs unlocked).
       pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
       current_->queued.push_back(id);
-      if (TakeBatchLocked(current_)) write = current_;
+      if (TakeBatchLocked(current_, &too_large)) write = current_;
     }
   }
   if (refused) return done(Outcome{*std::move(refused), {}});
   if (unary) return transport_->fallback_->Start(std::move(call), deadline, std::move(done));
-  if (fresh != nullptr) return fresh->Begin(write != nullptr);
+  if (fresh != nullptr) fresh->Begin();
   if (write != nullptr) write->StartWrite(&write->out);
+  for (auto& [callback, outcome] : too_large) callback(std::move(outcome));
 }
 
-bool PipeTransport::Lane::TakeBatchLocked(Stream* stream) {
-  if (stream->writing || stream->ended || stream->queued.empty()) return false;
+void PipeTransport::Lane::OnInitialMetadata(Stream* stream, bool ok) {
+  size_t announced = 0;
+  if (ok) {
+    const auto& metadata = stream->context.GetServerInitialMetadata();
+    auto it = metadata.find(std::string(kMaxMessageBytesKey));
+    uint64_t value = 0;
+    if (it != metadata.end() &&
+        absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &value)) {
+      announced = static_cast<size_t>(value);
+    }
+  }
+  std::vector<std::pair<OutcomeCallback, Outcome>> too_large;
+  bool write = false;
+  {
+    absl::MutexLock lock(&mu_);
+    // Without metadata the stream is ending: OnDone fails its calls.
+    if (!ok) return;
+    if (announced > 0) max_message_bytes_ = announced;
+    stream->max_message_bytes = announced > 0 ? announced : kUnannouncedMaxMessageBytes;
+    stream->announced = announced > 0;
+    write = TakeBatchLocked(stream, &too_large);
+  }
+  if (write) stream->StartWrite(&stream->out);
+  for (auto& [callback, outcome] : too_large) callback(std::move(outcome));
+}
+
+bool PipeTransport::Lane::TakeBatchLocked(
+    Stream* stream, std::vector<std::pair<OutcomeCallback, Outcome>>* refused) {
+  if (stream->writing || stream->ended || stream->queued.empty() ||
+      stream->max_message_bytes == 0) {
+    return false;
+  }
   stream->out.Clear();
   const absl::Time now = absl::Now();
+  // Below the sidecar's limit, whatever the calls: a message over it would
+  // end the stream, and every call it carries, with RESOURCE_EXHAUSTED.
+  const size_t limit = stream->max_message_bytes;
+  const size_t cap = std::min(kMaxWriteBytes, limit);
   size_t bytes = 0;
   size_t taken = 0;
   for (; taken < stream->queued.size(); ++taken) {
-    if (stream->out.calls_size() == kMaxCallsPerWrite || bytes >= kMaxWriteBytes) break;
+    if (stream->out.calls_size() == kMaxCallsPerWrite) break;
     auto it = pending_.find(stream->queued[taken]);
     if (it == pending_.end()) continue;  // expired while queued
     Pending& pending = it->second;
     const absl::Duration left = pending.deadline - now;
     if (left <= absl::ZeroDuration()) continue;  // its timer is about to fire
+    // Finite and positive, so this cannot fail.
+    DurationToProto(left, pending.call.mutable_timeout()).IgnoreError();
+    const size_t size = FramedBytes(pending.call.ByteSizeLong());
+    if (size > limit && stream->announced) {
+      // Queued before this lane knew the limit: it fails alone.
+      timer_->Cancel(pending.timer);
+      refused->emplace_back(std::move(pending.done), Outcome{TooLarge(size, limit), {}});
+      pending_.erase(it);
+      continue;
+    }
+    if (stream->out.calls_size() > 0 && bytes + size > cap) break;  // the next write's
     v1::PipeCall* call = stream->out.add_calls();
     if (stream->answered) {
       *call = std::move(pending.call);
     } else {
       *call = pending.call;
     }
-    // Finite and positive, so this cannot fail.
-    DurationToProto(left, call->mutable_timeout()).IgnoreError();
-    bytes += call->ByteSizeLong();
+    bytes += size;
   }
   stream->queued.erase(stream->queued.begin(), stream->queued.begin() + taken);
   if (stream->out.calls_size() == 0) return false;
@@ -248,17 +342,19 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
 void PipeTransport::Lane::OnWriteDone(Stream* stream, bool ok) {
   bool remove_hold = false;
   bool write = false;
+  std::vector<std::pair<OutcomeCallback, Outcome>> too_large;
   {
     absl::MutexLock lock(&mu_);
     stream->writing = false;
     if (!ok || stream->ended) {
       remove_hold = EndLocked(stream);
     } else {
-      write = TakeBatchLocked(stream);
+      write = TakeBatchLocked(stream, &too_large);
     }
   }
   if (remove_hold) stream->RemoveHold();
   if (write) stream->StartWrite(&stream->out);
+  for (auto& [callback, outcome] : too_large) callback(std::move(outcome));
 }
 
 void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {

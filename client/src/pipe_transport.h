@@ -12,6 +12,12 @@
 // - An attempt unanswered at its deadline ends DEADLINE_EXCEEDED here, even
 //   if the sidecar never answers; a later answer for it is ignored.
 // - A lane holding max_calls attempts refuses more with RESOURCE_EXHAUSTED.
+// - Each stream writes nothing until the sidecar's initial metadata has
+//   announced the largest message it accepts (stateside-max-message-bytes);
+//   every write stays below it, and an attempt larger than it by itself fails
+//   RESOURCE_EXHAUSTED unsent (at once once the lane knows the limit), since
+//   sending it would end the stream for every call it carries. A sidecar
+//   that announces nothing gets writes of at most 256 KiB.
 //
 // Thread-safe. Attempts' callbacks run without any lock held.
 #ifndef STATESIDE_CLIENT_SRC_PIPE_TRANSPORT_H_

@@ -35,16 +35,20 @@ void ToProto(absl::Duration duration, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(duration / absl::Nanoseconds(1)));
 }
 
-absl::StatusOr<absl::Duration> PositiveDurationFromProto(
+absl::StatusOr<absl::Duration> NonNegativeDurationFromProto(
     const google::protobuf::Duration& duration, std::string_view field) {
   if (duration.seconds() < 0 || duration.nanos() < 0 ||
       duration.nanos() >= 1'000'000'000 ||
       duration.seconds() > kMaxDurationSeconds) {
     return BadField(field, "malformed or out-of-range duration");
   }
-  const absl::Duration d =
-      absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
-  if (d <= absl::ZeroDuration()) return BadField(field, "must be positive");
+  return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
+}
+
+absl::StatusOr<absl::Duration> PositiveDurationFromProto(
+    const google::protobuf::Duration& duration, std::string_view field) {
+  auto d = NonNegativeDurationFromProto(duration, field);
+  if (d.ok() && *d <= absl::ZeroDuration()) return BadField(field, "must be positive");
   return d;
 }
 

@@ -25,7 +25,13 @@ inline constexpr size_t kMaxKeyBytes = 512;
 void ToProto(absl::Time time, google::protobuf::Timestamp* out);
 void ToProto(absl::Duration duration, google::protobuf::Duration* out);
 
-// A positive, well-formed Duration (seconds >= 0, 0 <= nanos < 1e9, > 0).
+// A well-formed Duration of at most a century: 0 <= seconds <= 100 years,
+// 0 <= nanos < 1e9 (so neither part is negative, unlike what the Duration
+// type itself allows for negative spans).
+absl::StatusOr<absl::Duration> NonNegativeDurationFromProto(
+    const google::protobuf::Duration& duration, std::string_view field);
+
+// The same, and not zero.
 absl::StatusOr<absl::Duration> PositiveDurationFromProto(
     const google::protobuf::Duration& duration, std::string_view field);
 

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <string_view>
 
@@ -60,9 +61,10 @@ GrpcServer::~GrpcServer() { Shutdown(absl::Now()); }
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options, const GrpcServices& services) {
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  server->session_service_ =
-      std::make_unique<SessionService>(services.sessions, services.opt_outs,
-                                       services.metrics);
+  // As SetMaxReceiveMessageSize below clamps it: what Pipe announces.
+  const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
+  server->session_service_ = std::make_unique<SessionService>(
+      services.sessions, services.opt_outs, services.metrics, max_message_bytes);
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
@@ -81,8 +83,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     builder.AddListeningPort(absl::StrCat("unix:", options.socket_path),
                              grpc::InsecureServerCredentials());
   }
-  builder.SetMaxReceiveMessageSize(static_cast<int>(
-      std::min<size_t>(options.max_receive_message_bytes, INT_MAX)));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
   builder.RegisterService(server->session_service_.get());
   builder.RegisterService(server->analytics_service_.get());
   builder.RegisterService(server->lifecycle_service_.get());

@@ -3,12 +3,15 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/pipe_wire.h"
 #include "sidecar/rpc/status.h"
 #include "sidecar/rpc/unary_call.h"
 
@@ -19,11 +22,17 @@ struct PipeReactor::Pending {
   std::string_view method;  // a metric label: a literal
   absl::Time started;
   absl::Time deadline = absl::InfiniteFuture();
+  bool owns_id = false;  // its id is in in_flight_ until it completes
 };
 
-PipeReactor* PipeReactor::Start(const Operations* ops, admin::Metrics* metrics,
+PipeReactor* PipeReactor::Start(grpc::CallbackServerContext* context, const Operations* ops,
+                                admin::Metrics* metrics, size_t max_message_bytes,
                                 size_t max_outstanding) {
+  context->AddInitialMetadata(std::string(kMaxMessageBytesKey),
+                              std::to_string(max_message_bytes));
   auto* reactor = new PipeReactor(ops, metrics, max_outstanding);
+  // At once, not with the first answer: a client sizes its first write by it.
+  reactor->StartSendInitialMetadata();
   Next next;
   {
     absl::MutexLock lock(&reactor->mu_);
@@ -38,16 +47,24 @@ PipeReactor::PipeReactor(const Operations* ops, admin::Metrics* metrics,
     : ops_(ops), metrics_(metrics), max_outstanding_(max_outstanding == 0 ? 1 : max_outstanding) {}
 
 void PipeReactor::OnReadDone(bool ok) {
-  v1::PipeRequest request;
+  // Each call is parsed on its own (pipe_wire.h): only a message whose
+  // framing is broken, or that carries too many calls, ends the stream.
+  std::vector<std::string_view> call_bytes;
+  grpc::Slice slice;  // holds the bytes the views point into
   absl::Status bad;
-  if (ok && !grpc::SerializationTraits<v1::PipeRequest>::Deserialize(&read_buffer_, &request)
-                 .ok()) {
-    bad = absl::InvalidArgumentError(
-        "malformed request: not a valid stateside.v1.PipeRequest");
-  } else if (ok && request.calls_size() > kMaxCallsPerMessage) {
-    bad = absl::ResourceExhaustedError(absl::StrCat(
-        "a Pipe message carries at most ", kMaxCallsPerMessage, " calls; this one had ",
-        request.calls_size()));
+  if (ok) {
+    if (!read_buffer_.DumpToSingleSlice(&slice).ok()) {
+      bad = absl::InvalidArgumentError("malformed request: unreadable message");
+    } else {
+      bad = SplitPipeRequest(
+          std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()),
+          &call_bytes);
+    }
+    if (bad.ok() && call_bytes.size() > static_cast<size_t>(kMaxCallsPerMessage)) {
+      bad = absl::ResourceExhaustedError(absl::StrCat(
+          "a Pipe message carries at most ", kMaxCallsPerMessage, " calls; this one had ",
+          call_bytes.size()));
+    }
   }
   if (!ok || !bad.ok()) {
     Next next;
@@ -60,12 +77,49 @@ void PipeReactor::OnReadDone(bool ok) {
     }
     return Do(next);
   }
-  {
-    // Counted before any completes (a memory-store call completes inline).
-    absl::MutexLock lock(&mu_);
-    outstanding_ += static_cast<size_t>(request.calls_size());
+  enum class Kind : uint8_t { kCall, kMalformed, kDuplicate };
+  std::vector<v1::PipeCall> calls(call_bytes.size());
+  std::vector<Kind> kinds(call_bytes.size(), Kind::kCall);
+  for (size_t i = 0; i < call_bytes.size(); ++i) {
+    if (!calls[i].ParseFromArray(call_bytes[i].data(), static_cast<int>(call_bytes[i].size()))) {
+      kinds[i] = Kind::kMalformed;
+    }
   }
-  for (v1::PipeCall& call : *request.mutable_calls()) Dispatch(call);
+  {
+    // Counted before any completes (a memory-store call completes inline),
+    // and every id of the message registered before any runs, so a
+    // duplicate within one message is seen too.
+    absl::MutexLock lock(&mu_);
+    outstanding_ += calls.size();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
+        kinds[i] = Kind::kDuplicate;
+      }
+    }
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    switch (kinds[i]) {
+      case Kind::kCall:
+        Dispatch(calls[i]);
+        break;
+      case Kind::kMalformed: {
+        // Worded as the unary RPC answers the same request: it names the
+        // operation's request type when the call has one.
+        const MalformedCall read = ReadMalformedCall(call_bytes[i]);
+        const google::protobuf::FieldDescriptor* op =
+            v1::PipeCall::descriptor()->FindFieldByNumber(read.op_field);
+        const std::string& type = op != nullptr && op->message_type() != nullptr
+                                      ? op->message_type()->full_name()
+                                      : v1::PipeCall::descriptor()->full_name();
+        Refuse(read.id, absl::InvalidArgumentError("malformed request: not a valid " + type));
+        break;
+      }
+      case Kind::kDuplicate:
+        Refuse(calls[i].id(), absl::InvalidArgumentError(absl::StrCat(
+            "call id ", calls[i].id(), " is already in flight on this stream")));
+        break;
+    }
+  }
   Next next;
   {
     absl::MutexLock lock(&mu_);
@@ -75,22 +129,33 @@ void PipeReactor::OnReadDone(bool ok) {
   Do(next);
 }
 
+void PipeReactor::Refuse(uint64_t id, absl::Status status) {
+  auto* pending = new Pending();
+  pending->result.set_id(id);
+  pending->started = absl::Now();
+  pending->method = "SessionService/Pipe";
+  if (metrics_ != nullptr) metrics_->RpcStarted();
+  Complete(pending, std::move(status));
+}
+
 void PipeReactor::Dispatch(v1::PipeCall& call) {
   auto* pending = new Pending();
   pending->result.set_id(call.id());
   pending->started = absl::Now();
+  pending->owns_id = true;
   if (metrics_ != nullptr) metrics_->RpcStarted();
   Operations::Done done = [this, pending](absl::Status status) {
     Complete(pending, std::move(status));
   };
   if (call.has_timeout()) {
-    const absl::Duration timeout = absl::Seconds(call.timeout().seconds()) +
-                                   absl::Nanoseconds(call.timeout().nanos());
-    if (timeout < absl::ZeroDuration()) {
+    // Range-checked as every other Duration of the API.
+    const absl::StatusOr<absl::Duration> timeout =
+        NonNegativeDurationFromProto(call.timeout(), "timeout");
+    if (!timeout.ok()) {
       pending->method = "SessionService/Pipe";
-      return std::move(done)(absl::InvalidArgumentError("timeout: must not be negative"));
+      return std::move(done)(timeout.status());
     }
-    if (timeout > absl::ZeroDuration()) pending->deadline = pending->started + timeout;
+    if (*timeout > absl::ZeroDuration()) pending->deadline = pending->started + *timeout;
   }
   v1::PipeResult& r = pending->result;
   switch (call.op_case()) {
@@ -152,13 +217,16 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
                         absl::ToDoubleSeconds(now - pending->started));
     metrics_->RpcFinished();
   }
+  const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
   Next next;
   {
     absl::MutexLock lock(&mu_);
+    if (pending->owns_id) in_flight_.erase(r.id());
     if (cancelled_) {
       --outstanding_;  // nobody to tell
     } else {
-      ready_.push_back(std::move(r));
+      ready_bytes_ += bytes;
+      ready_.push_back(Ready{std::move(r), bytes});
     }
     next = NextLocked();
   }
@@ -178,6 +246,7 @@ void PipeReactor::OnWriteDone(bool ok) {
       cancelled_ = true;
       outstanding_ -= ready_.size();
       ready_.clear();
+      ready_bytes_ = 0;
     }
     next = NextLocked();
   }
@@ -192,6 +261,7 @@ void PipeReactor::OnCancel() {
       cancelled_ = true;
       outstanding_ -= ready_.size();
       ready_.clear();
+      ready_bytes_ = 0;
     }
     next = NextLocked();
   }
@@ -209,20 +279,21 @@ PipeReactor::Next PipeReactor::NextLocked() {
     batch_.Clear();
     size_t bytes = 0;
     size_t n = 0;
-    for (const v1::PipeResult& r : ready_) {
-      const size_t size = r.ByteSizeLong();
-      if (n > 0 && bytes + size > kMaxWriteBytes) break;
-      bytes += size;
+    for (const Ready& r : ready_) {
+      if (n > 0 && bytes + r.bytes > kMaxWriteBytes) break;
+      bytes += r.bytes;
       ++n;
     }
     batch_.mutable_results()->Reserve(static_cast<int>(n));
-    for (size_t i = 0; i < n; ++i) *batch_.add_results() = std::move(ready_[i]);
+    for (size_t i = 0; i < n; ++i) *batch_.add_results() = std::move(ready_[i].result);
+    ready_bytes_ -= bytes;
     ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n));
     in_write_ = n;
     writing_ = true;  // batch_ and write_buffer_ are the caller's until OnWriteDone
     next.write = true;
   }
-  if (!reading_ && !read_closed_ && !cancelled_ && outstanding_ < max_outstanding_) {
+  if (!reading_ && !read_closed_ && !cancelled_ && outstanding_ < max_outstanding_ &&
+      ready_bytes_ < kMaxQueuedBytes) {
     reading_ = true;
     next.read = true;
   }

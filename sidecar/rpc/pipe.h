@@ -1,35 +1,48 @@
 // SessionService.Pipe: session and opt-out operations multiplexed on one
 // bidirectional stream (see PipeCall in session.proto).
 //
-// Reading: each message's calls are dispatched at once to the shared
-// operations (operations.h); results come back in completion order, from
-// whichever thread completed them. Writing: one write at a time (a second
-// StartWrite before OnWriteDone is undefined in grpc++), and each write
-// carries every result that became ready while the previous one was in
-// flight — so under load one message answers many calls, and the calls of
-// one read reach the Redis layer together, where they pipeline into one
-// Redis write. Backpressure: `outstanding` counts the calls read whose
-// result has not been written; at max_outstanding the reactor stops reading
-// (the client's sends then block on HTTP/2 flow control), and a message holds
-// at most kMaxCallsPerMessage calls, so a client that stops reading cannot
-// grow the sidecar's memory beyond about two thousand answers per stream.
+// Reading: each message is split into its calls' bytes (pipe_wire.h) and
+// each call is parsed on its own, so a malformed call (invalid UTF-8 in a
+// string, a broken field) is answered INVALID_ARGUMENT alone, with its id
+// when the id can be read (else id 0); only a message whose framing is
+// broken ends the stream (INVALID_ARGUMENT, after the calls already read are
+// answered). The calls are dispatched at once to the shared operations
+// (operations.h); results come back in completion order, from whichever
+// thread completed them. Writing: one write at a time (a second StartWrite
+// before OnWriteDone is undefined in grpc++), and each write carries every
+// result that became ready while the previous one was in flight — so under
+// load one message answers many calls, and the calls of one read reach the
+// Redis layer together, where they pipeline into one Redis write.
+//
+// Limits: the stream's initial metadata, sent at once, announces the
+// server's receive limit (kMaxMessageBytesKey) so that a client can keep its
+// batches below it. An id already in flight on the stream is refused
+// (INVALID_ARGUMENT, the first call proceeds). Backpressure: the reactor
+// stops reading while `outstanding` (calls read whose result has not been
+// written) reaches max_outstanding or the results waiting for the wire hold
+// kMaxQueuedBytes; the client's sends then block on HTTP/2 flow control.
+// A message holds at most kMaxCallsPerMessage calls, so what one read adds
+// is bounded too.
 //
 // Get and Update complete asynchronously; the other operations run on the
 // thread that read the message (as their unary handlers do).
 //
-// A message that does not parse ends the stream with INVALID_ARGUMENT after
-// the calls already read are answered. The stream ends OK when the client
-// half-closes and every result is written; CANCELLED if the client goes.
+// The stream ends OK when the client half-closes and every result is
+// written; CANCELLED if the client goes.
 #ifndef STATESIDE_SIDECAR_RPC_PIPE_H_
 #define STATESIDE_SIDECAR_RPC_PIPE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
+#include <string_view>
+#include <vector>
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -49,9 +62,20 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // A write holds results up to this size (or a single larger one): clients
   // keep gRPC's default 4 MiB receive limit or more.
   static constexpr size_t kMaxWriteBytes = 1 << 20;
+  // Results waiting for the wire past which the reactor stops reading: with
+  // sessions of up to 256 KiB, the count bound alone would let a client that
+  // does not read park a quarter of a gigabyte per stream.
+  static constexpr size_t kMaxQueuedBytes = 4 << 20;
+  // The initial-metadata key announcing the largest message the server
+  // accepts (decimal bytes).
+  static constexpr std::string_view kMaxMessageBytesKey = "stateside-max-message-bytes";
 
-  // REQUIRES: `ops` (and `metrics` if not null) outlive every stream.
-  static PipeReactor* Start(const Operations* ops, admin::Metrics* metrics,
+  // Starts the stream: announces `max_message_bytes` (the server's receive
+  // limit) in the initial metadata and reads the first message.
+  // REQUIRES: `context`, `ops` (and `metrics` if not null) outlive every
+  // stream.
+  static PipeReactor* Start(grpc::CallbackServerContext* context, const Operations* ops,
+                            admin::Metrics* metrics, size_t max_message_bytes,
                             size_t max_outstanding = kMaxOutstanding);
 
   void OnReadDone(bool ok) override;
@@ -61,8 +85,15 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
  private:
   struct Pending;  // one call between dispatch and its result
+  struct Ready {   // a result waiting for the wire
+    v1::PipeResult result;
+    size_t bytes;  // its encoded size, counted against kMaxQueuedBytes
+  };
 
   PipeReactor(const Operations* ops, admin::Metrics* metrics, size_t max_outstanding);
+  // Answers `status` for call `id` without running anything (a malformed
+  // call, a duplicate id); the id is not registered in in_flight_.
+  void Refuse(uint64_t id, absl::Status status);
   void Dispatch(v1::PipeCall& call);
   void Complete(Pending* pending, absl::Status status);
   // What to do once the lock is released (grpc++ calls are made unlocked).
@@ -81,7 +112,11 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::ByteBuffer read_buffer_;  // owned by the pending read
 
   absl::Mutex mu_;
-  std::deque<v1::PipeResult> ready_ ABSL_GUARDED_BY(mu_);  // not yet written
+  std::deque<Ready> ready_ ABSL_GUARDED_BY(mu_);  // not yet written
+  size_t ready_bytes_ ABSL_GUARDED_BY(mu_) = 0;   // their encoded sizes
+  // Ids of the calls dispatched and not yet completed: a second call with
+  // one of them is refused (its answer would be indistinguishable).
+  absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
   // The write in flight and the results it carries: filled and serialized
   // by the thread that set writing_, untouched until OnWriteDone.
   grpc::ByteBuffer write_buffer_;

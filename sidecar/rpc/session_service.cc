@@ -72,7 +72,7 @@ grpc::ServerUnaryReactor* SessionService::DestroyUserSessions(Context* context, 
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SessionService::Pipe(
     Context* context) {
-  return PipeReactor::Start(&ops_, metrics_);
+  return PipeReactor::Start(context, &ops_, metrics_, max_message_bytes_);
 }
 
 }  // namespace stateside::rpc

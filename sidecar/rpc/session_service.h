@@ -7,6 +7,7 @@
 #ifndef STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 #define STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
 
+#include <cstddef>
 #include <string_view>
 
 #include "sidecar/admin/metrics.h"
@@ -35,10 +36,11 @@ class SessionService final : public internal::SessionServiceBase {
  public:
   // REQUIRES: `sessions` (and `opt_outs`, `metrics`, if not null) outlive
   // the service. Without `opt_outs`, Pipe answers its opt-out calls
-  // UNIMPLEMENTED.
+  // UNIMPLEMENTED. `max_message_bytes`: the server's receive limit, which
+  // Pipe announces to its clients.
   SessionService(SessionManager* sessions, OptOutManager* opt_outs,
-                 admin::Metrics* metrics = nullptr)
-      : ops_(sessions, opt_outs), metrics_(metrics) {}
+                 admin::Metrics* metrics, size_t max_message_bytes)
+      : ops_(sessions, opt_outs), metrics_(metrics), max_message_bytes_(max_message_bytes) {}
 
   using Context = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;
@@ -67,6 +69,7 @@ class SessionService final : public internal::SessionServiceBase {
 
   const Operations ops_;
   admin::Metrics* const metrics_;
+  const size_t max_message_bytes_;
 };
 
 }  // namespace stateside::rpc

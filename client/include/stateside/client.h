@@ -65,7 +65,8 @@
 //   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
 //   limit, named), ABORTED (expected_version mismatch), UNAVAILABLE,
 //   RESOURCE_EXHAUSTED (also: a stream already holds max_calls_per_stream
-//   calls), DEADLINE_EXCEEDED. Text fields (ids, cookies, user
+//   calls, or on a stream, a call larger than the sidecar accepts in one
+//   message, refused unsent without harming the others), DEADLINE_EXCEEDED. Text fields (ids, cookies, user
 //   ids, attribute names, subjects) must be valid UTF-8, else
 //   INVALID_ARGUMENT without a call.
 #ifndef STATESIDE_CLIENT_INCLUDE_STATESIDE_CLIENT_H_

@@ -281,6 +281,52 @@ TEST_P(ClientSidecarTest, ManyAsyncCallsInFlightEachGetTheirOwnAnswer) {
   }
 }
 
+// Issue 15: the sidecar takes about 392 KiB per message. Seven 64 KiB
+// updates and one call larger than that, all at once on one lane: the large
+// one fails alone (RESOURCE_EXHAUSTED naming the limit, never sent), the
+// seven are batched below the limit and succeed.
+class OneLaneTest : public testing::SidecarFixture {};
+
+TEST_F(OneLaneTest, SevenLargeUpdatesAndOneOversizedCallFailOnlyTheOversizedCall) {
+  ClientOptions options;
+  options.socket_path = socket_path();
+  options.streams = 1;
+  auto client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  constexpr int kUpdates = 7;
+  const std::string user = UniqueUser("one-lane");
+  std::vector<std::string> ids;
+  for (int i = 0; i < kUpdates + 1; ++i) {
+    auto s = (*client)->CreateSession(user, {});
+    ASSERT_TRUE(s.ok()) << s.status();
+    ids.push_back(s->info.id);
+  }
+  const std::string value(64 * 1024 - 64, 'v');  // under the attribute limit
+  const std::string oversized(600 * 1024, 'o');
+  std::vector<std::promise<absl::StatusOr<SessionInfo>>> answers(kUpdates + 1);
+  for (int i = 0; i < kUpdates + 1; ++i) {
+    // The oversized call in the middle of the burst.
+    const bool big = i == kUpdates / 2;
+    (*client)->UpdateSessionAsync(SessionRef::Id(ids[i]), {{"blob", big ? oversized : value}},
+                                  {}, std::nullopt,
+                                  [&answers, i](absl::StatusOr<SessionInfo> r) {
+                                    answers[i].set_value(std::move(r));
+                                  });
+  }
+  for (int i = 0; i < kUpdates + 1; ++i) {
+    absl::StatusOr<SessionInfo> r = answers[i].get_future().get();
+    if (i == kUpdates / 2) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("stateside-max-message-bytes"));
+    } else {
+      EXPECT_TRUE(r.ok()) << i << ": " << r.status();
+    }
+  }
+  auto got = (*client)->GetSession(SessionRef::Id(ids[0]));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.at("blob"), value);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, ClientSidecarTest, ::testing::Values(0, 1, 2),
                          [](const ::testing::TestParamInfo<int>& info) {
                            return info.param == 0 ? std::string("Unary")

@@ -663,5 +663,49 @@ TEST_F(ClientStreamFallbackTest, CallsWaitingOnTheRefusedStreamAreSentUnaryOnce)
   EXPECT_TRUE(updated.ok()) << updated.status();
 }
 
+// The sidecar announces its receive limit; a write carrying more would end
+// the stream for every call it holds, so batches stay below it.
+TEST_F(ClientStreamTest, BatchesStayBelowTheLimitTheSidecarAnnounces) {
+  constexpr size_t kLimit = 16 * 1024;
+  constexpr int kCalls = 20;  // 4 KiB each: 80 KiB queued at once
+  fake_->SetAnnouncedMaxMessageBytes(kLimit);
+  fake_->SetMode(Mode::kHold);
+  Results<SessionInfo> results(kCalls);
+  auto client = Connect(Options());
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < kCalls; ++i) {
+    client->UpdateSessionAsync(SessionRef::Id(Key(i)), {{"a", std::string(4096, 'x')}}, {},
+                               std::nullopt, results.Slot(i));
+  }
+  ASSERT_TRUE(WaitHeld(kCalls));
+  EXPECT_LE(fake_->max_request_bytes(), kLimit);
+  EXPECT_GT(fake_->requests_read(), 1);
+  for (const auto& held : fake_->held()) ASSERT_TRUE(fake_->Answer(held));
+  ASSERT_TRUE(results.WaitAll());
+  for (int i = 0; i < kCalls; ++i) EXPECT_TRUE(results.result(i).ok()) << results.result(i).status();
+}
+
+// A call larger than the announced limit fails alone with RESOURCE_EXHAUSTED
+// naming the limit, and is never sent: whether the lane learnt the limit
+// after the call was queued (the first call of a new stream) or before.
+TEST_F(ClientStreamTest, ACallLargerThanTheAnnouncedLimitFailsAloneUnsent) {
+  fake_->SetAnnouncedMaxMessageBytes(16 * 1024);
+  ClientOptions o = Options();
+  o.max_retries = 0;
+  auto client = Connect(o);
+  ASSERT_NE(client, nullptr);
+  const std::string big(32 * 1024, 'x');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto refused = client->UpdateSession(SessionRef::Id("big"), {{"a", big}});
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << attempt;
+    EXPECT_THAT(std::string(refused.status().message()),
+                ::testing::HasSubstr("stateside-max-message-bytes = 16384"));
+    auto fine = client->GetSession(SessionRef::Id(Key(attempt)));
+    EXPECT_TRUE(fine.ok()) << fine.status();
+  }
+  for (const auto& c : fake_->received()) EXPECT_NE(c.key, "big");
+  EXPECT_EQ(fake_->streams_opened(), 1);
+}
+
 }  // namespace
 }  // namespace stateside

@@ -76,6 +76,7 @@ class FakePipeSidecar::Stream final
  public:
   Stream(FakePipeSidecar* fake, std::shared_ptr<StreamState> state, bool read)
       : fake_(fake), state_(std::move(state)) {
+    StartSendInitialMetadata();  // the limit, as the sidecar announces it
     if (read) {
       StartRead(&request_);
       fake_->ReadStarted(state_);
@@ -139,7 +140,13 @@ struct FakePipeSidecar::Services {
    public:
     explicit Session(FakePipeSidecar* fake) : fake_(fake) {}
     grpc::ServerBidiReactor<v1::PipeRequest, v1::PipeResponse>* Pipe(
-        grpc::CallbackServerContext*) override {
+        grpc::CallbackServerContext* context) override {
+      size_t announced;
+      {
+        absl::MutexLock lock(&fake_->mu_);
+        announced = fake_->announced_max_message_bytes_;
+      }
+      context->AddInitialMetadata("stateside-max-message-bytes", std::to_string(announced));
       return fake_->OpenStream();
     }
     grpc::Status Get(grpc::ServerContext*, const v1::GetSessionRequest* request,
@@ -222,6 +229,7 @@ bool FakePipeSidecar::OnRead(const std::shared_ptr<StreamState>& state,
   absl::MutexLock lock(&mu_);
   ++requests_read_;
   max_calls_per_request_ = std::max(max_calls_per_request_, request.calls_size());
+  max_request_bytes_ = std::max(max_request_bytes_, request.ByteSizeLong());
   for (const v1::PipeCall& call : request.calls()) {
     ReceivedCall r;
     r.stream = state->index;
@@ -367,6 +375,16 @@ int FakePipeSidecar::calls_on_stream(int stream) const {
   absl::MutexLock lock(&mu_);
   if (stream < 0 || stream >= static_cast<int>(streams_.size())) return 0;
   return streams_[static_cast<size_t>(stream)]->calls;
+}
+
+size_t FakePipeSidecar::max_request_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return max_request_bytes_;
+}
+
+void FakePipeSidecar::SetAnnouncedMaxMessageBytes(size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  announced_max_message_bytes_ = bytes;
 }
 
 int FakePipeSidecar::max_calls_per_request() const {

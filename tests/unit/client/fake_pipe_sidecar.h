@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +72,11 @@ class FakePipeSidecar {
   int calls_on_stream(int stream) const;
   // The most calls one PipeRequest carried.
   int max_calls_per_request() const;
+  // The largest PipeRequest read, in bytes.
+  size_t max_request_bytes() const;
+  // What streams opened from now on announce as the largest message the
+  // fake accepts (it does not enforce it: what the client sends is counted).
+  void SetAnnouncedMaxMessageBytes(size_t bytes);
   // PipeRequests read on every stream.
   int requests_read() const;
   // Unary SessionService.Get calls received.
@@ -110,6 +116,8 @@ class FakePipeSidecar {
   std::vector<v1::PipeCall> held_calls_ ABSL_GUARDED_BY(mu_);  // parallel to held_
   int open_streams_ ABSL_GUARDED_BY(mu_) = 0;
   int max_calls_per_request_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t max_request_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t announced_max_message_bytes_ ABSL_GUARDED_BY(mu_) = 4 << 20;
   int requests_read_ ABSL_GUARDED_BY(mu_) = 0;
   int unary_gets_ ABSL_GUARDED_BY(mu_) = 0;
 

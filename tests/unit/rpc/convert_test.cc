@@ -41,6 +41,27 @@ TEST(ConvertTest, NonPositiveOrMalformedDurationsAreInvalid) {
   expect_invalid(int64_t{1} << 62, 0);
 }
 
+// PipeCall.timeout: zero means "none", so it is allowed; the rest is
+// checked as every Duration.
+TEST(ConvertTest, NonNegativeDurationsAllowZeroAndRefuseTheRest) {
+  google::protobuf::Duration d;
+  auto zero = NonNegativeDurationFromProto(d, "timeout");
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_EQ(*zero, absl::ZeroDuration());
+  d.set_seconds(2);
+  d.set_nanos(5);
+  EXPECT_EQ(*NonNegativeDurationFromProto(d, "timeout"), absl::Seconds(2) + absl::Nanoseconds(5));
+  for (auto [seconds, nanos] : {std::pair<int64_t, int32_t>{-1, 0}, {1, -1},
+                                {1, 1'000'000'000}, {int64_t{1} << 62, 0}}) {
+    d.set_seconds(seconds);
+    d.set_nanos(nanos);
+    auto r = NonNegativeDurationFromProto(d, "timeout");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << seconds << "s " << nanos << "ns";
+    EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("timeout: "));
+  }
+}
+
 TEST(ConvertTest, KeysNeedExactlyANonEmptyBoundedIdOrCookie) {
   v1::SessionKey key;
   EXPECT_EQ(KeyFromProto(false, key, "key").status().code(),

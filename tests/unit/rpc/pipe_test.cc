@@ -1,6 +1,8 @@
 // SessionService.Pipe over a real channel: the answers and codes of the
 // unary RPCs, ids echoed, many calls per message, per-call deadlines, a call
-// without an operation, a malformed message, and many concurrent streams.
+// without an operation, a malformed message, a malformed call, a duplicate
+// id, an out-of-range timeout, the announced limit, and many concurrent
+// streams.
 #include <grpcpp/generic/generic_stub.h>
 
 #include <algorithm>
@@ -213,11 +215,15 @@ TEST_F(PipeTest, AnExpiredPerCallDeadlineIsDeadlineExceededAlone) {
   EXPECT_EQ(results.at(2).code(), 0);
 }
 
-TEST_F(PipeTest, AMalformedMessageEndsTheStreamWithInvalidArgument) {
-  grpc::GenericStub generic(channel_);
+// Sends `bytes` as one raw Pipe message (what a foreign client could send),
+// half-closes, and returns every result in the order read and the status.
+std::vector<v1::PipeResult> RunRawPipe(const std::shared_ptr<grpc::Channel>& channel,
+                                       const std::string& bytes, grpc::Status* status) {
+  grpc::GenericStub generic(channel);
   grpc::CompletionQueue cq;
-  auto context = Context();
-  auto call = generic.PrepareCall(context.get(), "/stateside.v1.SessionService/Pipe", &cq);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto call = generic.PrepareCall(&context, "/stateside.v1.SessionService/Pipe", &cq);
   auto step = [&cq](intptr_t want) {
     void* tag = nullptr;
     bool ok = false;
@@ -226,25 +232,146 @@ TEST_F(PipeTest, AMalformedMessageEndsTheStreamWithInvalidArgument) {
     return ok;
   };
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(step(1));
-  // Field 1, length-delimited, 255 bytes announced, none there.
-  const std::string garbage("\x0a\xff\x01", 3);
-  grpc::Slice slice(garbage);
-  grpc::ByteBuffer bytes(&slice, 1);
-  call->Write(bytes, reinterpret_cast<void*>(2));
+  EXPECT_TRUE(step(1));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  call->Write(buffer, reinterpret_cast<void*>(2));
   step(2);
   call->WritesDone(reinterpret_cast<void*>(3));
   step(3);
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(4));
-  ASSERT_TRUE(step(4));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("malformed request"));
+  std::vector<v1::PipeResult> results;
+  while (true) {
+    grpc::ByteBuffer in;
+    call->Read(&in, reinterpret_cast<void*>(4));
+    if (!step(4)) break;
+    v1::PipeResponse response;
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(in.Dump(&slices).ok());
+    std::string joined;
+    for (const grpc::Slice& s : slices) {
+      joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    EXPECT_TRUE(response.ParseFromString(joined));
+    for (const v1::PipeResult& r : response.results()) results.push_back(r);
+  }
+  call->Finish(status, reinterpret_cast<void*>(5));
+  EXPECT_TRUE(step(5));
   cq.Shutdown();
   void* tag;
   bool ok;
   while (cq.Next(&tag, &ok)) {
   }
+  return results;
+}
+
+// Field 1 (calls) of a PipeRequest holding `call` as raw bytes.
+std::string Framed(const std::string& call) {
+  std::string out("\x0a", 1);
+  size_t n = call.size();
+  do {
+    out.push_back(static_cast<char>((n & 0x7f) | (n > 0x7f ? 0x80 : 0)));
+    n >>= 7;
+  } while (n != 0);
+  return out + call;
+}
+
+// Only a message whose framing is broken ends the stream.
+TEST_F(PipeTest, AMalformedMessageEndsTheStreamWithInvalidArgument) {
+  // Field 1, length-delimited, 255 bytes announced, none there.
+  grpc::Status status;
+  const auto results = RunRawPipe(channel_, std::string("\x0a\xff\x01", 3), &status);
+  EXPECT_TRUE(results.empty());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("malformed request"));
+}
+
+TEST_F(PipeTest, TheStreamAnnouncesTheSidecarsReceiveLimit) {
+  auto context = Context();
+  auto stream = session_stub_->Pipe(context.get());
+  stream->WaitForInitialMetadata();
+  const auto& metadata = context->GetServerInitialMetadata();
+  auto it = metadata.find(std::string(PipeReactor::kMaxMessageBytesKey));
+  ASSERT_NE(it, metadata.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()),
+            std::to_string(kMaxMessageBytes));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// A foreign client's call with invalid UTF-8 in a string field fails alone,
+// with its id; a good call of the same message is answered; the stream
+// ends OK. A call whose id cannot be read is answered with id 0.
+TEST_F(PipeTest, AMalformedCallFailsAloneWithItsId) {
+  const v1::Session session = CreateSession("erin", {{"k", "v"}});
+  const std::string good = GetCall(1, IdKey(session)).SerializeAsString();
+  v1::PipeCall bad_call = GetCall(2, IdKey(session));
+  bad_call.mutable_get()->mutable_key()->set_id("PLACEHOLDER");
+  std::string bad = bad_call.SerializeAsString();
+  bad.replace(bad.find("PLACEHOLDER"), 11, "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5");
+  const std::string no_id("\x08\xff", 2);  // id field, varint cut short
+  grpc::Status status;
+  const auto results =
+      RunRawPipe(channel_, Framed(good) + Framed(bad) + Framed(no_id), &status);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::map<uint64_t, v1::PipeResult> by_id;
+  for (const auto& r : results) EXPECT_TRUE(by_id.emplace(r.id(), r).second) << r.id();
+  ASSERT_EQ(by_id.size(), 3u);
+  EXPECT_EQ(by_id.at(1).code(), 0) << by_id.at(1).message();
+  EXPECT_EQ(by_id.at(1).get().session().attributes().at("k"), "v");
+  EXPECT_EQ(by_id.at(2).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(by_id.at(2).message(),
+            "malformed request: not a valid stateside.v1.GetSessionRequest");
+  EXPECT_EQ(by_id.at(0).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(by_id.at(0).message(), "malformed request: not a valid stateside.v1.PipeCall");
+}
+
+// Two calls with one id on a stream: the second is refused, the first runs.
+TEST_F(PipeTest, ADuplicateIdInFlightIsRefusedAndTheFirstCallRuns) {
+  const v1::Session session = CreateSession("frank");
+  v1::PipeCall first;
+  first.set_id(9);
+  *first.mutable_update()->mutable_key() = IdKey(session);
+  (*first.mutable_update()->mutable_set())["a"] = "1";
+  v1::PipeCall second = first;
+  (*second.mutable_update()->mutable_set())["a"] = "2";
+  v1::PipeRequest request;
+  *request.add_calls() = first;
+  *request.add_calls() = second;
+  grpc::Status status;
+  const auto results = RunRawPipe(channel_, request.SerializeAsString(), &status);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(results.size(), 2u);
+  std::multiset<int> codes;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.id(), 9u);
+    codes.insert(r.code());
+    if (r.code() != 0) EXPECT_THAT(r.message(), ::testing::HasSubstr("already in flight"));
+  }
+  EXPECT_EQ(codes, (std::multiset<int>{0, grpc::StatusCode::INVALID_ARGUMENT}));
+  v1::GetSessionRequest get;
+  *get.mutable_key() = IdKey(session);
+  v1::GetSessionResponse got;
+  ASSERT_TRUE(session_stub_->Get(Context().get(), get, &got).ok());
+  EXPECT_EQ(got.session().attributes().at("a"), "1");
+  EXPECT_EQ(got.session().metadata().version(), 2u);
+}
+
+// PipeCall.timeout is range-checked as every other Duration: negative
+// nanos or more than a century are INVALID_ARGUMENT for that call alone.
+TEST_F(PipeTest, AnOutOfRangeTimeoutIsInvalidArgumentAlone) {
+  const v1::Session session = CreateSession();
+  v1::PipeCall negative_nanos = GetCall(1, IdKey(session));
+  negative_nanos.mutable_timeout()->set_seconds(5);
+  negative_nanos.mutable_timeout()->set_nanos(-1);
+  v1::PipeCall too_long = GetCall(2, IdKey(session));
+  too_long.mutable_timeout()->set_seconds(int64_t{200} * 365 * 24 * 3600);
+  v1::PipeCall fine = GetCall(3, IdKey(session));
+  fine.mutable_timeout()->set_seconds(30);
+  const auto results = RunPipe(*session_stub_, {negative_nanos, too_long, fine});
+  EXPECT_EQ(results.at(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(results.at(1).message(), ::testing::HasSubstr("timeout"));
+  EXPECT_EQ(results.at(2).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(results.at(3).code(), 0) << results.at(3).message();
 }
 
 TEST_F(PipeTest, ConcurrentStreamsFromManyThreads) {
