@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -25,6 +26,12 @@ TempDir::~TempDir() {
 
 std::string TempDir::File(const std::string& name) const {
   return path_ + "/" + name;
+}
+
+std::string TempDir::WriteFile(const std::string& name, const std::string& contents) const {
+  const std::string path = File(name);
+  std::ofstream(path, std::ios::binary) << contents;
+  return path;
 }
 
 }  // namespace stateside::testing

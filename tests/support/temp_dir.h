@@ -16,6 +16,8 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path() + "/" + name
   std::string File(const std::string& name) const;
+  // Writes `contents` (binary) to File(name); returns its path.
+  std::string WriteFile(const std::string& name, const std::string& contents) const;
 
  private:
   std::string path_;

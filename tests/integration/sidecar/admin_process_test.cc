@@ -86,12 +86,6 @@ class AdminProcessTest : public ::testing::Test {
     return response.instance().drain_state();
   }
 
-  std::string WriteFile(const std::string& name, const std::string& contents) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
   // A non-loopback address of this machine to come from; "" if none.
   std::string RemoteAddress() {
     return testing::NonLoopbackLocalAddress().value_or("");
@@ -139,7 +133,7 @@ TEST_F(AdminProcessTest, RemotePostDrainWithoutTokenIs403AndThePodKeepsServing) 
 }
 
 TEST_F(AdminProcessTest, WithATokenEveryPeerMustSendIt) {
-  StartSidecar({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("token", std::string(kToken) + "\n")}});
+  StartSidecar({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", std::string(kToken) + "\n")}});
   const std::string remote = RemoteAddress();
   std::vector<std::string> peers = {"127.0.0.1"};
   if (!remote.empty()) peers.push_back(remote);
@@ -165,7 +159,7 @@ TEST_F(AdminProcessTest, WithATokenEveryPeerMustSendIt) {
 TEST_F(AdminProcessTest, ShortTokenFileExits2NamingTheSetting) {
   const testing::RunResult result = testing::Run(
       {"env", "-i",
-       "STATESIDE_ADMIN_TOKEN_FILE=" + WriteFile("short", "too-short-token\n"),
+       "STATESIDE_ADMIN_TOKEN_FILE=" + dir_.WriteFile("short", "too-short-token\n"),
        "STATESIDE_SOCKET=" + socket_, testing::BinPath("stateside")},
       {}, absl::Seconds(30));
   EXPECT_EQ(result.exit_status, 2) << result.err;
@@ -177,7 +171,7 @@ TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
   const std::string secret = "a-cookie-secret-that-must-stay-hidden-0123";
   StartSidecar({{"SESSION_ENCRYPTION_KEYS", std::string("kid1:") + kTestKeyHex},
                 {"SESSION_SECRET", secret},
-                {"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("token", kToken)}});
+                {"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", kToken)}});
   for (const char* path : {"/info", "/metrics", "/health"}) {
     SCOPED_TRACE(path);
     auto r = Http("127.0.0.1", path);

@@ -45,12 +45,6 @@ std::string ReadAll(const std::string& path) {
 
 class SecretsProcessTest : public ::testing::Test {
  protected:
-  std::string WriteFile(const std::string& name, const std::string& contents) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
   // Runs the binary to completion in an empty environment plus `env`.
   testing::RunResult RunSidecar(const std::map<std::string, std::string>& env) {
     std::vector<std::string> argv = {"env", "-i"};
@@ -111,13 +105,13 @@ TEST_F(SecretsProcessTest, ShippedExampleSecretsMakeTheSidecarExit2) {
     std::string setting;
     if (s.name == "session-encryption-key" || s.name == "SESSION_ENCRYPTION_KEY") {
       setting = "SESSION_ENCRYPTION_KEY_FILE";
-      env[setting] = WriteFile(s.name, s.value + "\n");
+      env[setting] = dir_.WriteFile(s.name, s.value + "\n");
     } else if (s.name == "session-secret" || s.name == "SESSION_SECRET") {
       setting = "SESSION_SECRET_FILE";
-      env[setting] = WriteFile(s.name, s.value + "\n");
+      env[setting] = dir_.WriteFile(s.name, s.value + "\n");
     } else if (s.name == "redis-url") {
       setting = "REDIS_URL_FILE";
-      env[setting] = WriteFile(s.name, s.value + "\n");
+      env[setting] = dir_.WriteFile(s.name, s.value + "\n");
     } else if (s.name == "redis-password" || s.name == "REDIS_PASSWORD") {
       setting = "REDIS_URL";
       env[setting] = "redis://:" + s.value + "@127.0.0.1:6379/0";
@@ -153,7 +147,7 @@ TEST_F(SecretsProcessTest, WeakKeysAndSecretsExit2NamingTheSetting) {
   }
   const testing::RunResult both = RunSidecar(
       {{"REDIS_URL", "redis://127.0.0.1:1"},
-       {"REDIS_URL_FILE", WriteFile("url", "redis://127.0.0.1:1")}});
+       {"REDIS_URL_FILE", dir_.WriteFile("url", "redis://127.0.0.1:1")}});
   EXPECT_EQ(both.exit_status, 2) << both.err;
   EXPECT_THAT(both.err, HasSubstr("REDIS_URL: set either REDIS_URL or REDIS_URL_FILE"));
 }
@@ -217,7 +211,7 @@ TEST_F(SecretsProcessTest, RedisUrlFileReachesAPasswordProtectedRedis) {
   }());
   ASSERT_TRUE(redis.ok()) << redis.status();
   testing::Subprocess sidecar =
-      Start({{"REDIS_URL_FILE", WriteFile("redis-url", (*redis)->url() + "\n")},
+      Start({{"REDIS_URL_FILE", dir_.WriteFile("redis-url", (*redis)->url() + "\n")},
              {"USE_REDIS_SESSIONS", "true"},
              {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
              {"SESSION_SECRET", kSecret}});

@@ -42,12 +42,6 @@ class ConfigSecretsTest : public ::testing::Test {
     return message;
   }
 
-  std::string WriteFile(const std::string& name, const std::string& contents) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
   testing::TempDir dir_;
 };
 
@@ -80,7 +74,7 @@ TEST_F(ConfigSecretsTest, AllZeroKeyInAListIsRefusedByPosition) {
 
 TEST_F(ConfigSecretsTest, PatternedKeyIsRefused) {
   const std::string key = Repeat("00112233445566778899aabbccddeeff", 2);
-  EXPECT_THAT(ExpectRefused({{"SESSION_ENCRYPTION_KEY_FILE", WriteFile("k", key + "\n")}},
+  EXPECT_THAT(ExpectRefused({{"SESSION_ENCRYPTION_KEY_FILE", dir_.WriteFile("k", key + "\n")}},
                             "SESSION_ENCRYPTION_KEY_FILE", key),
               HasSubstr("repeats a pattern of 16 bytes"));
 }
@@ -105,7 +99,7 @@ TEST_F(ConfigSecretsTest, WeakCookieSecretsAreRefused) {
   EXPECT_THAT(ExpectRefused({{"SESSION_SECRET", pattern}}, "SESSION_SECRET", pattern),
               HasSubstr("repeats a pattern of 8 bytes"));
   const std::string skewed = std::string(40, 'a') + "bcdefgh";
-  EXPECT_THAT(ExpectRefused({{"SESSION_SECRET_FILE", WriteFile("s", skewed)}},
+  EXPECT_THAT(ExpectRefused({{"SESSION_SECRET_FILE", dir_.WriteFile("s", skewed)}},
                             "SESSION_SECRET_FILE", skewed),
               HasSubstr("too little entropy"));
   // The second of a rotation list is judged too.
@@ -116,7 +110,7 @@ TEST_F(ConfigSecretsTest, WeakCookieSecretsAreRefused) {
 
 TEST_F(ConfigSecretsTest, RedisUrlFileIsReadAndTrimmed) {
   const std::string url = "redis://:s3cr3t-pass@127.0.0.1:6379/0";
-  auto line = Parse({{"REDIS_URL_FILE", WriteFile("url", url + "\n")},
+  auto line = Parse({{"REDIS_URL_FILE", dir_.WriteFile("url", url + "\n")},
                      {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
                      {"SESSION_SECRET", kSecret}});
   ASSERT_TRUE(line.ok()) << line.status();
@@ -129,13 +123,13 @@ TEST_F(ConfigSecretsTest, RedisUrlFileIsReadAndTrimmed) {
 TEST_F(ConfigSecretsTest, RedisUrlAndItsFileTogetherAreRefusedNamingBoth) {
   const std::string message =
       ExpectRefused({{"REDIS_URL", "redis://127.0.0.1:6379"},
-                     {"REDIS_URL_FILE", WriteFile("url", "redis://127.0.0.1:6379")}},
+                     {"REDIS_URL_FILE", dir_.WriteFile("url", "redis://127.0.0.1:6379")}},
                     "REDIS_URL", "");
   EXPECT_THAT(message, HasSubstr("REDIS_URL_FILE"));
 }
 
 TEST_F(ConfigSecretsTest, BadUrlInTheFileNamesTheFileSetting) {
-  ExpectRefused({{"REDIS_URL_FILE", WriteFile("url", "http://nope")}},
+  ExpectRefused({{"REDIS_URL_FILE", dir_.WriteFile("url", "http://nope")}},
                 "REDIS_URL_FILE", "");
   ExpectRefused({{"REDIS_URL_FILE", dir_.File("missing")}}, "REDIS_URL_FILE", "");
 }
@@ -155,7 +149,7 @@ TEST_F(ConfigSecretsTest, RedisUrlWithAPlaceholderPasswordIsRefused) {
   for (const std::string setting : {"REDIS_URL", "REDIS_URL_FILE"}) {
     const std::string url = "redis://default:replace-me@127.0.0.1:6379/0";
     const std::string value =
-        setting == "REDIS_URL" ? url : WriteFile("url", url);
+        setting == "REDIS_URL" ? url : dir_.WriteFile("url", url);
     EXPECT_THAT(ExpectRefused({{setting, value}}, setting, "replace-me"),
                 HasSubstr("placeholder"));
   }

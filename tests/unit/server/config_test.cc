@@ -52,12 +52,6 @@ class ConfigTest : public ::testing::Test {
     return message;
   }
 
-  std::string WriteFile(const std::string& name, const std::string& contents) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
   testing::TempDir dir_;
 };
 
@@ -268,9 +262,9 @@ TEST_F(ConfigTest, KeyAndKeysTogetherAreRefused) {
                {"SESSION_ENCRYPTION_KEYS", std::string("k1:") + kKeyHex}},
               "SESSION_ENCRYPTION_KEY");
   ExpectError({{"SESSION_ENCRYPTION_KEY", kKeyHex},
-               {"SESSION_ENCRYPTION_KEY_FILE", WriteFile("key", kKeyHex)}},
+               {"SESSION_ENCRYPTION_KEY_FILE", dir_.WriteFile("key", kKeyHex)}},
               "SESSION_ENCRYPTION_KEY");
-  ExpectError({{"SESSION_ENCRYPTION_KEY_FILE", WriteFile("key", kKeyHex)},
+  ExpectError({{"SESSION_ENCRYPTION_KEY_FILE", dir_.WriteFile("key", kKeyHex)},
                {"SESSION_ENCRYPTION_KEYS", std::string("k1:") + kKeyHex}},
               "SESSION_ENCRYPTION_KEY");
 }
@@ -278,8 +272,8 @@ TEST_F(ConfigTest, KeyAndKeysTogetherAreRefused) {
 TEST_F(ConfigTest, KeyAndSecretFilesAreRead) {
   auto config = Parse(
       {{"SESSION_ENCRYPTION_KEYS_FILE",
-        WriteFile("keys", std::string("k1:") + kKeyHex + "\n")},
-       {"SESSION_SECRET_FILE", WriteFile("secret", std::string(kSecret) + "\n")}});
+        dir_.WriteFile("keys", std::string("k1:") + kKeyHex + "\n")},
+       {"SESSION_SECRET_FILE", dir_.WriteFile("secret", std::string(kSecret) + "\n")}});
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->encryption_keys.size(), 1u);
   EXPECT_EQ(config->encryption_keys[0].id, "k1");
@@ -292,7 +286,7 @@ TEST_F(ConfigTest, AdminTokenFileIsReadAndWiped) {
   auto none = Parse({});
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(none->admin_token, "");  // POST /drain from loopback only
-  auto config = Parse({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("token", token + "\n")}});
+  auto config = Parse({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", token + "\n")}});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->admin_token, token);  // the trailing newline trimmed
   for (const std::string& line : config->summary) {
@@ -305,17 +299,17 @@ TEST_F(ConfigTest, AdminTokenFileIsReadAndWiped) {
 TEST_F(ConfigTest, AdminTokenMustBeLongAndHeaderSafe) {
   const std::string short_token(31, 's');
   std::string message = ExpectError(
-      {{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("short", short_token + "\n")}},
+      {{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("short", short_token + "\n")}},
       "STATESIDE_ADMIN_TOKEN_FILE");
   EXPECT_THAT(message, HasSubstr("shorter than 32 bytes"));
   EXPECT_THAT(message, Not(HasSubstr(short_token)));
   const std::string spaced = "0123456789abcdef 0123456789abcdef";
-  message = ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("spaced", spaced)}},
+  message = ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("spaced", spaced)}},
                         "STATESIDE_ADMIN_TOKEN_FILE");
   EXPECT_THAT(message, Not(HasSubstr(spaced)));
   ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.File("missing")}},
               "STATESIDE_ADMIN_TOKEN_FILE");
-  ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", WriteFile("blank", "\n")}},
+  ExpectError({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("blank", "\n")}},
               "STATESIDE_ADMIN_TOKEN_FILE");
 }
 
@@ -329,9 +323,9 @@ TEST_F(ConfigTest, UnreadableFilesAreRefused) {
     EXPECT_THAT(message, HasSubstr(missing));
   }
   ExpectError({{"SESSION_SECRET_FILE", dir_.path()}}, "SESSION_SECRET_FILE");
-  ExpectError({{"SESSION_SECRET_FILE", WriteFile("empty", "\n")}},
+  ExpectError({{"SESSION_SECRET_FILE", dir_.WriteFile("empty", "\n")}},
               "SESSION_SECRET_FILE");
-  ExpectError({{"SESSION_SECRET_FILE", WriteFile("big", std::string(70000, 'x'))}},
+  ExpectError({{"SESSION_SECRET_FILE", dir_.WriteFile("big", std::string(70000, 'x'))}},
               "SESSION_SECRET_FILE");
 }
 
@@ -356,7 +350,7 @@ TEST_F(ConfigTest, ShortOrEmptySecretIsRefusedWithoutEchoingIt) {
   EXPECT_THAT(message, Not(HasSubstr(kSecret)));
   ExpectError({{"SESSION_SECRET", std::string(kSecret) + ",,"}}, "SESSION_SECRET");
   ExpectError({{"SESSION_SECRET", kSecret},
-               {"SESSION_SECRET_FILE", WriteFile("s", kSecret)}},
+               {"SESSION_SECRET_FILE", dir_.WriteFile("s", kSecret)}},
               "SESSION_SECRET");
 }
 
@@ -458,7 +452,7 @@ TEST_F(ConfigTest, CountsAreRangeChecked) {
 }
 
 TEST_F(ConfigTest, TlsCertificateAndKeyGoTogether) {
-  const std::string pem = WriteFile("client.pem", "pem");
+  const std::string pem = dir_.WriteFile("client.pem", "pem");
   ExpectError({{"STATESIDE_REDIS_TLS_CERT_FILE", pem}},
               "STATESIDE_REDIS_TLS_KEY_FILE");
   ExpectError({{"STATESIDE_REDIS_TLS_KEY_FILE", pem}},
