@@ -55,6 +55,10 @@ constexpr Spec kSpecs[] = {
     {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
      "once draining, keep idle keep-alive connections open this long, answering "
      "what a proxy still sends on them with Connection: close [default: 1000]"},
+    {"ws-close-spread-ms", "RADAR_WS_CLOSE_SPREAD_MS", "MS",
+     "once draining, close open WebSockets one by one over this window (at most "
+     "half the time left before the drain deadline), so their clients do not "
+     "all reconnect at once; 0 closes them together [default: 2000]"},
     {"forward-sigterm", "RADAR_FORWARD_SIGTERM", "BOOL",
      "turn our SIGTERM/SIGINT into a drain of the sidecar; false where the "
      "sidecar's preStop hook starts the drain (Kubernetes native sidecar) "
@@ -207,10 +211,10 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
     (flag == "threads" ? config.threads : config.workers) = static_cast<int>(*n);
     return absl::OkStatus();
   }
-  if (flag == "drain-idle-grace-ms") {
+  if (flag == "drain-idle-grace-ms" || flag == "ws-close-spread-ms") {
     auto n = ParseInt(spec, value, 0, 60000);
     if (!n.ok()) return n.status();
-    config.drain_idle_grace_ms = *n;
+    (flag == "drain-idle-grace-ms" ? config.drain_idle_grace_ms : config.ws_close_spread_ms) = *n;
     return absl::OkStatus();
   }
   if (flag == "log-format") {

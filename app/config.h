@@ -36,6 +36,11 @@ struct Config {
   // Once draining, idle keep-alive connections stay open this long (their
   // requests answered with Connection: close), then are closed.
   int64_t drain_idle_grace_ms = 1000;
+  // Once draining, open WebSockets are closed one by one over this window
+  // (at most half the time left before the deadline), in random order, so
+  // their clients reconnect to the other pods spread out, not as one spike.
+  // 0: all at once.
+  int64_t ws_close_spread_ms = 2000;
   // SIGTERM/SIGINT become a Drain of the sidecar (ForwardShutdownSignals).
   // Off in a Kubernetes native-sidecar pod, where the sidecar's preStop
   // hook starts the drain: then a signal only makes the app wait for

@@ -209,7 +209,16 @@ int main(int argc, char** argv) {
                drain.in_flight(), absl::FormatDuration(std::max(finish_by - absl::Now(),
                                                                 absl::ZeroDuration())));
   server.StopAccepting();
-  hub.CloseAll(boost::beast::websocket::close_code::service_restart);
+  // WebSockets close one by one over the spread (at most half the time left,
+  // so the last clients still reconnect elsewhere before our deadline): a
+  // pod's thousands of clients reconnecting to the other pods in the same
+  // millisecond would be a thundering herd on their sidecars and Redis.
+  const absl::Duration ws_spread =
+      std::clamp((finish_by - absl::Now()) / 2, absl::ZeroDuration(),
+                 absl::Milliseconds(config.ws_close_spread_ms));
+  std::thread ws_closer([&hub, ws_spread] {
+    hub.CloseAll(boost::beast::websocket::close_code::service_restart, ws_spread);
+  });
   // Idle keep-alive connections stay open for a short grace: a proxy (nginx's
   // upstream keep-alive pool) goes on sending requests over the connections
   // it holds, each answered and then closed by us (Connection: close).
@@ -224,7 +233,8 @@ int main(int argc, char** argv) {
     spdlog::warn("drain deadline reached with {} request(s)/WebSocket(s) in flight",
                  drain.in_flight());
   }
-  hub.Stop();
+  hub.Stop();  // closes at once what the spread has not reached yet
+  ws_closer.join();
   if (absl::Status s = (*client)->ReportDrained(); !s.ok()) {
     spdlog::warn("ReportDrained: {}", s.ToString());
   } else {

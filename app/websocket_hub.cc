@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "app/http_util.h"
 #include "app/websocket_session.h"
 #include "spdlog/spdlog.h"
@@ -146,7 +147,7 @@ void WebSocketHub::SetMembership(const std::string& conn_id, const std::string& 
   }
 }
 
-void WebSocketHub::CloseAll(boost::beast::websocket::close_code code) {
+void WebSocketHub::CloseAll(boost::beast::websocket::close_code code, absl::Duration spread) {
   std::vector<std::shared_ptr<WebSocketSession>> sessions;
   {
     absl::MutexLock lock(&mu_);
@@ -154,7 +155,21 @@ void WebSocketHub::CloseAll(boost::beast::websocket::close_code code) {
       if (auto session = entry.session.lock()) sessions.push_back(std::move(session));
     }
   }
-  for (const auto& session : sessions) session->Close(code);
+  // Random order: the map's order would close the same clients first on
+  // every pod, and reconnect them in one wave.
+  absl::BitGen gen;
+  std::shuffle(sessions.begin(), sessions.end(), gen);
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    sessions[i]->Close(code);
+    if (i + 1 == sessions.size() || spread <= absl::ZeroDuration()) continue;
+    // The (i+1)-th close is due at start + spread * (i+1) / n. Stop() ends
+    // the wait: the rest close at once.
+    const absl::Time due = start + spread * static_cast<double>(i + 1) /
+                                       static_cast<double>(sessions.size());
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithDeadline(absl::Condition(&stopping_), due)) spread = absl::ZeroDuration();
+  }
 }
 
 template <typename Match>

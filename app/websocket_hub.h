@@ -62,8 +62,11 @@ class WebSocketHub {
   void Remove(const std::string& conn_id);
   // Records a confirmed join (true) or leave, for re-registration.
   void SetMembership(const std::string& conn_id, const std::string& room, bool member);
-  // Asks every live session to close with `code`.
-  void CloseAll(boost::beast::websocket::close_code code);
+  // Asks every live session to close with `code`, in random order, spread
+  // evenly over `spread` (zero: all at once). Blocks until the last one is
+  // asked, or returns early closing the rest at once when Stop() is called.
+  void CloseAll(boost::beast::websocket::close_code code,
+                absl::Duration spread = absl::ZeroDuration());
   // Closes (1008) the sockets opened by that session / by any session of
   // that user; returns how many.
   size_t CloseSession(const std::string& session_id);

@@ -3,10 +3,13 @@
 // and test hooks being off by default. Each test runs its own processes.
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -82,6 +85,7 @@ TEST_F(RadarAppLifecycleTest, BadSettingExitsWithStatus2NamingIt) {
       {{}, {{"RADAR_TEST_HOOKS", "perhaps"}}, "RADAR_TEST_HOOKS (--test-hooks)"},
       {{}, {{"STATESIDE_LOG_FORMAT", "xml"}}, "STATESIDE_LOG_FORMAT (--log-format)"},
       {{"--log-level=loud"}, {}, "STATESIDE_LOG_LEVEL (--log-level)"},
+      {{"--ws-close-spread-ms=-5"}, {}, "RADAR_WS_CLOSE_SPREAD_MS (--ws-close-spread-ms)"},
       {{"--no-such-flag"}, {}, "--no-such-flag"},
   };
   for (const Case& c : cases) {
@@ -153,6 +157,45 @@ TEST_F(RadarAppLifecycleTest, SigtermDrainsTheAppAndItsSidecarWhichBothExit0) {
   EXPECT_EQ(pod_->sidecar().Wait(absl::Seconds(20)), 0);
   EXPECT_THAT(pod_->app().ReadLog(), HasSubstr("asked the sidecar to drain"));
   EXPECT_THAT(pod_->app().ReadLog(), HasSubstr("drained; reported to the sidecar"));
+}
+
+TEST_F(RadarAppLifecycleTest, WebSocketsCloseSpreadOverTheDrainWindow) {
+  // 2 s of spread, well under half the sidecar's drain timeout: the whole
+  // window is used.
+  StartPod(PodOptions("spread-pod", {"--ws-close-spread-ms=2000"}));
+  constexpr int kSockets = 8;
+  std::vector<std::unique_ptr<WebSocketClient>> sockets;
+  for (int i = 0; i < kSockets; ++i) {
+    sockets.push_back(OpenSocket(Login(absl::StrCat("spread-", i))));
+    ASSERT_NE(sockets.back(), nullptr);
+  }
+  std::vector<absl::Time> closed_at(kSockets, absl::InfiniteFuture());
+  std::vector<int> close_codes(kSockets, 0);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kSockets; ++i) {
+    readers.emplace_back([&, i] {
+      for (;;) {
+        auto message = sockets[i]->Read(absl::Seconds(20));
+        if (!message.ok()) return;
+        if (message->closed) {
+          closed_at[i] = absl::Now();
+          close_codes[i] = message->close_code;
+          return;
+        }
+      }
+    });
+  }
+  pod_->app().Signal(SIGTERM);
+  for (std::thread& t : readers) t.join();
+  for (int i = 0; i < kSockets; ++i) EXPECT_EQ(close_codes[i], 1012) << "socket " << i;
+  const auto [first, last] = std::minmax_element(closed_at.begin(), closed_at.end());
+  ASSERT_NE(*last, absl::InfiniteFuture());
+  // Evenly spread, the last close comes 7/8 of the window after the first;
+  // all at once, within milliseconds.
+  EXPECT_GE(*last - *first, absl::Seconds(1)) << "closes not spread";
+  EXPECT_LT(*last - *first, absl::Seconds(5));
+  EXPECT_EQ(pod_->app().Wait(absl::Seconds(20)), 0);
+  EXPECT_EQ(pod_->sidecar().Wait(absl::Seconds(20)), 0);
 }
 
 TEST_F(RadarAppLifecycleTest, SecondSignalExitsAtOnceWithStatus1) {
