@@ -37,7 +37,7 @@ class RotationProcessTest : public ::testing::Test {
 
   // Starts the sidecar with SESSION_ENCRYPTION_KEYS = `keys` (replacing a
   // running one) and waits for its admin port.
-  void StartSidecar(const std::string& keys) {
+  void StartSidecar(const std::string& keys, const std::string& token_file = "") {
     sidecar_.reset();
     testing::SubprocessOptions options;
     options.argv = {testing::BinPath("stateside")};
@@ -47,6 +47,7 @@ class RotationProcessTest : public ::testing::Test {
                    {"SESSION_SECRET", kSecret},
                    {"INSTANCE_ID", "rotation"},
                    {"REDIS_URL", redis_->url()}};
+    if (!token_file.empty()) options.env["STATESIDE_ADMIN_TOKEN_FILE"] = token_file;
     options.clear_env = true;
     options.log_path = dir_.File(absl::StrCat("sidecar-", ++starts_, ".log"));
     auto process = Subprocess::Start(options);
@@ -142,12 +143,20 @@ TEST_F(RotationProcessTest, WithoutTheSweepRemovingK1LosesTheSessions) {
   EXPECT_NE(Ctl({"session", "get", id}).exit_status, 0);
 }
 
-TEST_F(RotationProcessTest, KeysRewrapRefusesABadRateAndFinishesOnAnEmptyStore) {
-  StartSidecar(k1_);
+// POST /keys/rewrap has the access rule of POST /drain: with an admin token
+// configured, even loopback must send it.
+TEST_F(RotationProcessTest, KeysRewrapNeedsTheAdminTokenWhenOneIsSet) {
+  const std::string token_file =
+      dir_.WriteFile("admin-token", "rotation-admin-token-0123456789abcdef\n");
+  StartSidecar(k1_, token_file);
+  testing::RunResult refused = Ctl({"keys", "rewrap"});
+  EXPECT_EQ(refused.exit_status, 1);
+  EXPECT_TRUE(absl::StrContains(refused.err, "PERMISSION_DENIED")) << refused.err;
   testing::RunResult bad_rate = Ctl({"keys", "rewrap", "--rate", "0"});
   EXPECT_EQ(bad_rate.exit_status, 2) << bad_rate.err;
-  testing::RunResult ok = Ctl({"keys", "rewrap"});
+  testing::RunResult ok = Ctl({"keys", "rewrap", "--admin-token-file", token_file});
   EXPECT_EQ(ok.exit_status, 0) << ok.out << ok.err;
+  EXPECT_TRUE(absl::StrContains(ok.out, "rewrap to k1: done")) << ok.out;
 }
 
 }  // namespace
