@@ -173,7 +173,6 @@ void Server::AddRewrapRoutes(const admin::AdminAccess& access,
                      {"note", "memory backend: nothing stored outlives a keyring change"}}
           .dump();
   auto start = [this, answer, memory_answer](const admin::HttpRequest& request) {
-    if (rewrap_ == nullptr) return admin::HttpResponse::Json(202, memory_answer);
     double rate = 0;
     for (absl::string_view part : absl::StrSplit(request.query, '&')) {
       if (!absl::ConsumePrefix(&part, "rate=")) continue;
@@ -184,6 +183,7 @@ void Server::AddRewrapRoutes(const admin::AdminAccess& access,
                      .dump());
       }
     }
+    if (rewrap_ == nullptr) return admin::HttpResponse::Json(202, memory_answer);
     spdlog::info("rewrap sweep requested by POST /keys/rewrap from {}", request.peer);
     return answer(rewrap_->Start(rate), 202);
   };
