@@ -30,7 +30,9 @@ constexpr std::string_view kUserIndexPurpose = "user";
 // attributes' size. The version and the expiry are untouched: a rewrap is
 // not an update. Returns {0} for a missing session or a tombstone, else
 // {1, retagged, m:abs, ok per triple...}.
-constexpr char kRewrapSession[] = R"lua(
+}  // namespace
+
+const char kRewrapSessionScript[] = R"lua(
 local key = KEYS[1]
 if redis.call('HEXISTS', key, 'm:dead') == 1 or redis.call('HEXISTS', key, 'm:ver') == 0 then
   return {0}
@@ -54,6 +56,8 @@ if ARGV[2] ~= '' and out[4] == 1 and redis.call('HGET', key, 'm:user') == ARGV[1
 end
 return out
 )lua";
+
+namespace {
 
 // SCAN's MATCH is a glob: escape the prefix's special characters.
 std::string GlobEscape(std::string_view s) {
@@ -136,7 +140,7 @@ RewrapSweep::RewrapSweep(RedisClient* client, const crypto::Sealer* sealer,
       sealer_(sealer),
       clock_(clock),
       options_(std::move(options)),
-      rewrap_session_(RedisScript::Create(kRewrapSession)),
+      rewrap_session_(RedisScript::Create(kRewrapSessionScript)),
       refile_opt_out_(RedisScript::Create(kOptOutRefileScript)),
       index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
 

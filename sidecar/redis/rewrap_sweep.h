@@ -79,6 +79,10 @@ struct RewrapProgress {
   std::map<std::string, RewrapKeyCounts> keys;  // by key id
 };
 
+// The sweep's compare-and-set of one session hash (rewrap_sweep.cc says its
+// arguments and reply); exposed for tests.
+extern const char kRewrapSessionScript[];
+
 // {"state":..., "keys": {"k1": {"found":..,"rewrapped":..,"left":..}}, ...}
 std::string RewrapProgressJson(const RewrapProgress& progress);
 

@@ -278,5 +278,45 @@ TEST_F(RewrapSweepTest, AFlagWithoutASealedSubjectIsCountedNotLost) {
   EXPECT_TRUE(MakeNode(k2_)->opt_outs->Get("bob").value_or(false));
 }
 
+// The compare-and-set itself, without a race to win: a value that is no
+// longer the bytes the sweep read is left alone, in sessions and opt-outs.
+TEST_F(RewrapSweepTest, TheScriptsReplaceOnlyTheBytesThatWereRead) {
+  const std::string key = absl::StrCat(prefix_, "s:{cas}");
+  ASSERT_TRUE(client_->Call(redis::RedisCommand({"HSET", key, "m:ver", "1", "m:sz", "10",
+                                                 "a:x", "written-by-update", "a:y", "old"}))
+                  .ok());
+  auto script = redis::RedisScript::Create(redis::kRewrapSessionScript);
+  absl::StatusOr<redis::Reply> reply = client_->Call(script->Call(
+      {key}, {"", "", "a:x", "what-the-sweep-read", "rewrapped-x", "a:y", "old", "new!"}));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_EQ(reply->elements.size(), 5u);
+  EXPECT_EQ(reply->elements[3].integer, 0) << "a:x changed since it was read";
+  EXPECT_EQ(reply->elements[4].integer, 1);
+  absl::StatusOr<redis::Reply> fields =
+      client_->Call(redis::RedisCommand({"HMGET", key, "a:x", "a:y", "m:sz", "m:ver"}));
+  ASSERT_TRUE(fields.ok());
+  EXPECT_EQ(fields->elements[0].str, "written-by-update");
+  EXPECT_EQ(fields->elements[1].str, "new!");
+  EXPECT_EQ(fields->elements[2].str, "11") << "m:sz follows the envelope's size";
+  EXPECT_EQ(fields->elements[3].str, "1") << "a rewrap is not an update";
+
+  // A tombstone or a vanished session is never written to.
+  const std::string gone = absl::StrCat(prefix_, "s:{gone}");
+  reply = client_->Call(script->Call({gone}, {"", "", "a:x", "", "rewrapped"}));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->elements[0].integer, 0);
+  EXPECT_EQ(client_->Call(redis::RedisCommand({"EXISTS", gone}))->integer, 0);
+
+  const std::string from = absl::StrCat(prefix_, "o:{from}");
+  const std::string to = absl::StrCat(prefix_, "o:{to}");
+  ASSERT_TRUE(client_->Call(redis::RedisCommand({"SET", from, "99 newer", "PX", "60000"})).ok());
+  auto refile = redis::RedisScript::Create(redis::kOptOutRefileScript);
+  reply = client_->Call(refile->Call({from, to}, {"99 older", "sealed"}));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->integer, 2);
+  EXPECT_EQ(client_->Call(redis::RedisCommand({"GET", from}))->str, "99 newer");
+  EXPECT_EQ(client_->Call(redis::RedisCommand({"EXISTS", to}))->integer, 0);
+}
+
 }  // namespace
 }  // namespace stateside::testing
