@@ -181,6 +181,7 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
 
   LifecycleArgs lifecycle_args;
   AddLifecycleCommands(app, g, lifecycle_args, action);
+  AddKeyCommands(app, g, action);
   AddRealtimeCommands(app, g, action, err);
 
   // --- session ---

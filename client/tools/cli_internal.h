@@ -48,6 +48,10 @@ void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
 void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
                          std::ostream& err);
 
+// Adds keys rewrap and keys status (cli_keys.cc). `g` and `action` must
+// outlive both the parse and the action.
+void AddKeyCommands(CLI::App& app, const Globals& g, Action& action);
+
 }  // namespace stateside::cli
 
 #endif  // STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_

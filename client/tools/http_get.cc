@@ -211,15 +211,26 @@ absl::StatusOr<HttpResponse> ParseHttpResponse(std::string_view raw) {
 
 absl::StatusOr<HttpResponse> HttpGet(std::string_view address, std::string_view path,
                                      absl::Duration timeout) {
+  return HttpCall("GET", address, path, "", timeout);
+}
+
+absl::StatusOr<HttpResponse> HttpCall(std::string_view method, std::string_view address,
+                                      std::string_view path, std::string_view bearer_token,
+                                      absl::Duration timeout) {
   std::string host, port;
   if (absl::Status s = SplitAddress(address, &host, &port); !s.ok()) return s;
+  std::string headers;
+  if (!bearer_token.empty()) {
+    headers = absl::StrCat("Authorization: Bearer ", Sv(bearer_token), "\r\n");
+  }
+  if (method != "GET") absl::StrAppend(&headers, "Content-Length: 0\r\n");
   const std::string request = absl::StrCat(
-      "GET ", Sv(path), " HTTP/1.0\r\nHost: ", Sv(address),
-      "\r\nUser-Agent: statesidectl\r\nConnection: close\r\n\r\n");
+      Sv(method), " ", Sv(path), " HTTP/1.0\r\nHost: ", Sv(address),
+      "\r\nUser-Agent: statesidectl\r\n", headers, "Connection: close\r\n\r\n");
   auto raw = Exchange(host, port, request, absl::Now() + timeout);
   if (!raw.ok()) {
     return absl::Status(raw.status().code(),
-                        absl::StrCat("GET http://", Sv(address), Sv(path), ": ",
+                        absl::StrCat(Sv(method), " http://", Sv(address), Sv(path), ": ",
                                      raw.status().message()));
   }
   return ParseHttpResponse(*raw);

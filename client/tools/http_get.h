@@ -29,6 +29,12 @@ inline constexpr size_t kMaxHttpResponseBytes = 16 << 20;
 absl::StatusOr<HttpResponse> HttpGet(std::string_view address,
                                      std::string_view path, absl::Duration timeout);
 
+// Any method, with an optional `Authorization: Bearer` token (the admin
+// token of POST routes); a body-less request. Errors as HttpGet.
+absl::StatusOr<HttpResponse> HttpCall(std::string_view method, std::string_view address,
+                                      std::string_view path, std::string_view bearer_token,
+                                      absl::Duration timeout);
+
 // Split out for tests: parses a whole HTTP/1.x response.
 absl::StatusOr<HttpResponse> ParseHttpResponse(std::string_view raw);
 

@@ -139,6 +139,7 @@ class Metrics::Impl {
   Series<Counter> decrypt_failures_;
   Counter& version_conflicts_;
   Series<Counter> key_reads_;
+  Series<Counter> optout_key_reads_;
   Gauge& sessions_live_;
   Gauge& app_connections_;
 
@@ -218,6 +219,11 @@ Metrics::Impl::Impl(MetricsOptions options)
       key_reads_(CounterFamily(registry_, "stateside_session_key_reads_total",
                                "Values decrypted, by key id (old ids: rotation pending)."),
                  {"key_id"}),
+      optout_key_reads_(
+          CounterFamily(registry_, "stateside_optout_key_reads_total",
+                        "Opt-out flags found, by the key id whose tag held them "
+                        "(old ids: re-filed under the primary on the way)."),
+          {"key_id"}),
       sessions_live_(GaugeFamily(registry_, "stateside_sessions_live",
                                  "Approximate live sessions in the cluster.").Add({})),
       app_connections_(GaugeFamily(registry_, "stateside_app_connections",
@@ -349,6 +355,9 @@ void Metrics::DecryptFailed(std::string_view reason) {
 }
 void Metrics::KeyUsedForRead(std::string_view key_id) {
   impl_->key_reads_.Get({key_id}).Increment();
+}
+void Metrics::OptOutKeyRead(std::string_view key_id) {
+  impl_->optout_key_reads_.Get({key_id}).Increment();
 }
 void Metrics::VersionConflict() { impl_->version_conflicts_.Increment(); }
 void Metrics::SetSessionsLive(int64_t n) {

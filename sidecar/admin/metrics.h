@@ -72,6 +72,9 @@ class Metrics {
   void SessionNotFound(NotFoundCause cause);
   void DecryptFailed(std::string_view reason);
   void KeyUsedForRead(std::string_view key_id);
+  // stateside_optout_key_reads_total{key_id}: an opt-out flag found under
+  // this key's tag (the opt-out counterpart of KeyUsedForRead).
+  void OptOutKeyRead(std::string_view key_id);
   void VersionConflict();
   // Approximate sessions in the cluster, from whoever knows it cheaply.
   void SetSessionsLive(int64_t n);

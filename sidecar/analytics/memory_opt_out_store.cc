@@ -57,6 +57,21 @@ absl::StatusOr<bool> MemoryOptOutStore::Get(std::string_view tag,
   return false;
 }
 
+absl::StatusOr<bool> MemoryOptOutStore::Refile(std::string_view from,
+                                                std::string_view to,
+                                                std::string_view /*sealed_subject*/,
+                                                absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = flags_.find(Sv(from));
+  if (it == flags_.end()) return false;
+  const absl::Time expiry = it->second;
+  flags_.erase(it);
+  if (expiry <= now) return false;
+  // Same size as before the erase: never refused for being full.
+  flags_.try_emplace(std::string(to), expiry);
+  return true;
+}
+
 size_t MemoryOptOutStore::Sweep(absl::Time now) {
   absl::MutexLock lock(&mu_);
   return SweepLocked(now);

@@ -27,6 +27,9 @@ class MemoryOptOutStore final : public OptOutStore {
   absl::Status Set(std::string_view tag, bool opted_out, absl::Time now,
                    absl::Time expiry) override;
   absl::StatusOr<bool> Get(std::string_view tag, absl::Time now) override;
+  absl::StatusOr<bool> Refile(std::string_view from, std::string_view to,
+                              std::string_view sealed_subject,
+                              absl::Time now) override;
 
   // Drops the flags expired at `now`; returns how many. O(entries).
   size_t Sweep(absl::Time now);

@@ -1,4 +1,5 @@
-// RedisOptOutStore: "<prefix>o:{<tag>}" = expiry (µs since the epoch), with a
+// RedisOptOutStore: "<prefix>o:{<tag>}" = expiry (µs since the epoch) [and the
+// sealed subject], with a
 // PEXPIRE of (expiry - now) as garbage collection. The stored expiry, not
 // Redis's clock, decides, so instances with skewed clocks agree with their own
 // `now` as in the memory store. See docs/REDIS_KEYS.md.
@@ -12,8 +13,49 @@
 
 namespace stateside::redis {
 
+const char kOptOutRefileScript[] = R"lua(
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if ARGV[1] ~= '' and ARGV[1] ~= v then return 2 end
+local pttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+if pttl > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  local expiry = string.match(v, '^%d+')
+  local value = expiry
+  if ARGV[2] ~= '' then value = expiry .. ' ' .. ARGV[2] end
+  redis.call('SET', KEYS[2], value, 'PX', pttl)
+end
+return 1
+)lua";
+
+std::string OptOutValue(absl::Time expiry, std::string_view sealed_subject) {
+  std::string value = std::to_string(absl::ToUnixMicros(expiry));
+  if (!sealed_subject.empty()) {
+    absl::StrAppend(&value, " ",
+                    absl::string_view(sealed_subject.data(), sealed_subject.size()));
+  }
+  return value;
+}
+
+bool ParseOptOutValue(std::string_view value, absl::Time* expiry,
+                      std::string_view* sealed_subject) {
+  const size_t space = value.find(' ');
+  const std::string_view digits = value.substr(0, space);
+  int64_t expiry_us = 0;
+  if (digits.empty() ||
+      !absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &expiry_us)) {
+    return false;
+  }
+  *expiry = absl::FromUnixMicros(expiry_us);
+  *sealed_subject = space == std::string_view::npos ? std::string_view()
+                                                    : value.substr(space + 1);
+  return true;
+}
+
 RedisOptOutStore::RedisOptOutStore(RedisClient* client, std::string prefix)
-    : client_(client), prefix_(std::move(prefix)) {}
+    : client_(client),
+      prefix_(std::move(prefix)),
+      refile_(RedisScript::Create(kOptOutRefileScript)) {}
 
 std::string RedisOptOutStore::Key(std::string_view tag) const {
   return absl::StrCat(prefix_, "o:{", absl::string_view(tag.data(), tag.size()), "}");
@@ -25,22 +67,42 @@ absl::Status RedisOptOutStore::Set(std::string_view tag, bool opted_out, absl::T
   if (!opted_out || expiry <= now) {
     return client_->Call(RedisCommand({"DEL", Key(tag)})).status();
   }
+  return SetWithSubject(tag, now, expiry, "");
+}
+
+absl::Status RedisOptOutStore::SetWithSubject(std::string_view tag, absl::Time now,
+                                              absl::Time expiry,
+                                              std::string_view sealed_subject) {
+  if (expiry <= now) return client_->Call(RedisCommand({"DEL", Key(tag)})).status();
   const int64_t ms = std::max<int64_t>(
       1, absl::ToInt64Milliseconds(absl::Ceil(expiry - now, absl::Milliseconds(1))));
   return client_
-      ->Call(RedisCommand({"SET", Key(tag), std::to_string(absl::ToUnixMicros(expiry)), "PX",
-                           std::to_string(ms)}))
+      ->Call(RedisCommand(
+          {"SET", Key(tag), OptOutValue(expiry, sealed_subject), "PX", std::to_string(ms)}))
       .status();
+}
+
+absl::StatusOr<bool> RedisOptOutStore::Refile(std::string_view from, std::string_view to,
+                                              std::string_view sealed_subject,
+                                              absl::Time /*now*/) {
+  ASSIGN_OR_RETURN(Reply reply,
+                   client_->Call(refile_->Call({Key(from), Key(to)},
+                                               {"", std::string(sealed_subject)})));
+  if (!reply.is_integer()) {
+    return absl::InternalError("redis opt-out store: unexpected refile reply");
+  }
+  return reply.integer == 1;
 }
 
 absl::StatusOr<bool> RedisOptOutStore::Get(std::string_view tag, absl::Time now) {
   ASSIGN_OR_RETURN(Reply reply, client_->Call(RedisCommand({"GET", Key(tag)})));
   if (reply.is_nil()) return false;
-  int64_t expiry_us = 0;
-  if (!reply.is_string() || !absl::SimpleAtoi(reply.str, &expiry_us)) {
+  absl::Time expiry;
+  std::string_view sealed_subject;
+  if (!reply.is_string() || !ParseOptOutValue(reply.str, &expiry, &sealed_subject)) {
     return absl::InternalError("redis opt-out store: unexpected value");
   }
-  return now < absl::FromUnixMicros(expiry_us);
+  return now < expiry;
 }
 
 }  // namespace stateside::redis

@@ -15,6 +15,7 @@
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/redis_instance_registry.h"
+#include "sidecar/redis/rewrap_sweep.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/server/signals.h"
 #include "spdlog/spdlog.h"
@@ -147,7 +148,9 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
       backend_.sessions.get(), sealer_.get(), signer_.get(), random_.get(),
       clock_, PolicyOf(config_), session_events_.get());
   opt_out_manager_ = std::make_unique<OptOutManager>(
-      backend_.opt_outs.get(), keyring_.get(), clock_, config_.opt_out_ttl);
+      backend_.opt_outs.get(), keyring_.get(), clock_, config_.opt_out_ttl,
+      sealer_.get(),
+      [metrics = metrics_.get()](std::string_view key_id) { metrics->OptOutKeyRead(key_id); });
 
   instance_ = std::make_unique<lifecycle::Instance>(std::move(identity), clock_);
   instance_->set_backend(backend_.name);
@@ -157,6 +160,11 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
     registry_ = std::make_unique<redis::RedisInstanceRegistry>(
         backend_.redis.get(), config_.key_prefix,
         kHeartbeatsPerTtl * config_.heartbeat_interval);
+    redis::RewrapOptions rewrap_options;
+    rewrap_options.prefix = config_.key_prefix;
+    rewrap_options.owner = instance_->id();
+    rewrap_ = std::make_unique<redis::RewrapSweep>(backend_.redis.get(), sealer_.get(), clock_,
+                                                   std::move(rewrap_options));
   }
 
   if (backend_.redis != nullptr) {

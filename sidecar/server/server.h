@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sidecar/admin/access.h"
 #include "sidecar/admin/http_server.h"
 #include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
@@ -55,6 +56,7 @@ namespace rpc {
 class GrpcServer;
 }  // namespace rpc
 namespace redis {
+class RewrapSweep;
 class RedisBroker;
 }  // namespace redis
 
@@ -131,6 +133,8 @@ class Server {
   absl::Status Build(lifecycle::InstanceIdentity identity);
   absl::Status StartAdmin();
   std::vector<admin::AdminRoute> AdminRoutes();
+  void AddRewrapRoutes(const admin::AdminAccess& access,
+                       std::vector<admin::AdminRoute>& routes);
   void OnRedisState(bool connected, const absl::Status& error);
   void OnRealtimeState(bool subscribed);
   void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -175,6 +179,9 @@ class Server {
   std::unique_ptr<DrainTicker> ticker_;
   // Feeds admin::Metrics from the Redis client (Redis backend only).
   std::unique_ptr<redis::RedisMetrics> redis_metrics_;
+  // The rewrap sweep (POST /keys/rewrap); null on the memory backend, whose
+  // contents never outlive the restart that changes the keyring.
+  std::unique_ptr<redis::RewrapSweep> rewrap_;
   // The cluster registry (Redis backend only; null otherwise).
   std::unique_ptr<lifecycle::InstanceRegistry> registry_;
   // Realtime: the in-process cluster (memory backend only), the broker and

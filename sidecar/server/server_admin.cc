@@ -9,11 +9,15 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "sidecar/admin/access.h"
 #include "sidecar/redis/redis_broker.h"
+#include "sidecar/redis/rewrap_sweep.h"
 #include "sidecar/server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -143,7 +147,58 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
   };
   routes.push_back({"POST", "/drain", "start the drain, as SIGTERM does (202)",
                     access.Guard(std::move(drain), std::move(refused))});
+  AddRewrapRoutes(access, routes);
   return routes;
+}
+
+// The rewrap sweep (statesidectl keys rewrap): POST starts or continues it,
+// under the same access rule as POST /drain (it writes to every stored
+// value); GET reports its progress. Both may block the listener for one
+// Redis round trip (the saved state), bounded by the command timeout.
+void Server::AddRewrapRoutes(const admin::AdminAccess& access,
+                             std::vector<admin::AdminRoute>& routes) {
+  auto answer = [](absl::StatusOr<redis::RewrapProgress> progress, int ok_status) {
+    if (!progress.ok()) {
+      return admin::HttpResponse::Json(
+          503, nlohmann::json{{"error", std::string(progress.status().message())}}.dump());
+    }
+    return admin::HttpResponse::Json(ok_status, redis::RewrapProgressJson(*progress));
+  };
+  // The memory store does not outlive the restart that changes the keyring:
+  // nothing is ever under an older key.
+  const std::string memory_answer =
+      nlohmann::json{{"state", "done"},
+                     {"primary", keyring_->primary().id},
+                     {"keys", nlohmann::json::object()},
+                     {"note", "memory backend: nothing stored outlives a keyring change"}}
+          .dump();
+  auto start = [this, answer, memory_answer](const admin::HttpRequest& request) {
+    double rate = 0;
+    for (absl::string_view part : absl::StrSplit(request.query, '&')) {
+      if (!absl::ConsumePrefix(&part, "rate=")) continue;
+      if (!absl::SimpleAtod(part, &rate) || !(rate >= 1 && rate <= 100000)) {
+        return admin::HttpResponse::Json(
+            400, nlohmann::json{{"error", "rate must be a number of items per second, "
+                                          "1..100000"}}
+                     .dump());
+      }
+    }
+    if (rewrap_ == nullptr) return admin::HttpResponse::Json(202, memory_answer);
+    spdlog::info("rewrap sweep requested by POST /keys/rewrap from {}", request.peer);
+    return answer(rewrap_->Start(rate), 202);
+  };
+  auto refused = [this](const admin::HttpRequest& request, admin::Refusal refusal) {
+    metrics_->AdminRequestRefused("/keys/rewrap", admin::RefusalName(refusal));
+  };
+  routes.push_back({"POST", "/keys/rewrap",
+                    "start or continue the rewrap sweep to the primary key (202; ?rate=N "
+                    "items per second)",
+                    access.Guard(std::move(start), std::move(refused))});
+  routes.push_back({"GET", "/keys/rewrap", "the rewrap sweep's progress per key id (JSON)",
+                    [this, answer, memory_answer](const admin::HttpRequest&) {
+                      if (rewrap_ == nullptr) return admin::HttpResponse::Json(200, memory_answer);
+                      return answer(rewrap_->Progress(), 200);
+                    }});
 }
 
 void Server::UpdateRealtimeMetrics() {

@@ -671,6 +671,27 @@ TEST_P(OptOutStoreConformanceTest, SettingAgainReplacesTheExpiry) {
   EXPECT_FALSE(store_->Get("t1", now() + absl::Hours(1)).value_or(true));
 }
 
+// Key rotation (issue 15): a flag moves to another tag with its expiry; a
+// flag already there is kept; nothing to move is false, not an error.
+TEST_P(OptOutStoreConformanceTest, RefileMovesAFlagAndKeepsItsExpiry) {
+  const absl::Time expiry = now() + absl::Hours(2);
+  ASSERT_TRUE(store_->SetWithSubject("old", now(), expiry, "sealed-old").ok());
+  absl::StatusOr<bool> moved = store_->Refile("old", "new", "sealed-new", now());
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_TRUE(*moved);
+  EXPECT_FALSE(store_->Get("old", now()).value_or(true));
+  EXPECT_TRUE(store_->Get("new", expiry - absl::Milliseconds(1)).value_or(false));
+  EXPECT_FALSE(store_->Get("new", expiry).value_or(true));
+  EXPECT_FALSE(store_->Refile("old", "new", "", now()).value_or(true)) << "moved already";
+
+  ASSERT_TRUE(store_->Set("old2", true, now(), now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(store_->Set("new2", true, now(), now() + absl::Hours(5)).ok());
+  EXPECT_TRUE(store_->Refile("old2", "new2", "", now()).value_or(false));
+  EXPECT_FALSE(store_->Get("old2", now()).value_or(true));
+  EXPECT_TRUE(store_->Get("new2", now() + absl::Hours(3)).value_or(false))
+      << "the flag already under the new tag decides";
+}
+
 TEST_P(OptOutStoreConformanceTest, TagsAreIndependent) {
   ASSERT_TRUE(store_->Set("t1", true, now(), now() + absl::Hours(1)).ok());
   EXPECT_FALSE(store_->Get("t2", now()).value_or(true));

@@ -132,6 +132,33 @@ TEST_F(AdminProcessTest, RemotePostDrainWithoutTokenIs403AndThePodKeepsServing) 
   EXPECT_EQ(Http(remote, "/health/ready")->status, 503);
 }
 
+// POST /keys/rewrap writes to every stored value: the access rule of POST
+// /drain. On the memory backend there is nothing to sweep.
+TEST_F(AdminProcessTest, RemotePostKeysRewrapIs403AndTheMemoryBackendIsDoneAtOnce) {
+  StartSidecar();
+  const std::string remote = RemoteAddress();
+  if (!remote.empty()) {
+    auto refused = Http(remote, "/keys/rewrap", "POST");
+    ASSERT_TRUE(refused.has_value()) << process_->ReadLog();
+    EXPECT_EQ(refused->status, 403);
+    EXPECT_THAT(Http("127.0.0.1", "/metrics")->body,
+                HasSubstr("stateside_admin_requests_refused_total{reason=\"not_loopback\","
+                          "route=\"/keys/rewrap\"} 1"));
+  }
+  auto bad_rate = Http("127.0.0.1", "/keys/rewrap?rate=-1", "POST");
+  ASSERT_TRUE(bad_rate.has_value());
+  EXPECT_EQ(bad_rate->status, 400) << bad_rate->body;
+  auto started = Http("127.0.0.1", "/keys/rewrap?rate=10", "POST");
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->status, 202);
+  auto body = nlohmann::json::parse(started->body, nullptr, false);
+  EXPECT_EQ(body.value("state", ""), "done") << started->body;
+  auto status = Http(remote.empty() ? "127.0.0.1" : remote, "/keys/rewrap");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->status, 200);
+  EXPECT_THAT(status->body, HasSubstr("memory backend"));
+}
+
 TEST_F(AdminProcessTest, WithATokenEveryPeerMustSendIt) {
   StartSidecar({{"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", std::string(kToken) + "\n")}});
   const std::string remote = RemoteAddress();

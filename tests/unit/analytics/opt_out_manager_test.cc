@@ -36,8 +36,14 @@ class SpyStore final : public OptOutStore {
     tags.emplace_back(tag);
     return inner.Get(tag, now);
   }
+  absl::StatusOr<bool> Refile(std::string_view from, std::string_view to,
+                              std::string_view sealed, absl::Time now) override {
+    refiles.emplace_back(from, to);
+    return inner.Refile(from, to, sealed, now);
+  }
   MemoryOptOutStore inner{100};
   std::vector<std::string> tags;
+  std::vector<std::pair<std::string, std::string>> refiles;
 };
 
 class OptOutManagerTest : public ::testing::Test {
@@ -136,6 +142,63 @@ TEST_F(OptOutManagerTest, FlagsSurviveAKeyRotationAndClearEverywhere) {
   ASSERT_TRUE(rotated.Set("user-2", true, absl::Hours(1)).ok());
   clock_.Advance(absl::Hours(1));
   EXPECT_FALSE(rotated.Get("user-2").value_or(true));
+}
+
+// Issue 15: a flag found under an old key's tag moves to the primary's tag
+// with its remaining lifetime, so it outlives the old key's removal.
+TEST_F(OptOutManagerTest, AFlagReadUnderAnOldKeyOutlivesThatKey) {
+  ASSERT_TRUE(manager_.Set("user-1", true, absl::Hours(10)).ok());
+  clock_.Advance(absl::Hours(4));
+  auto rotated_keys = MakeKeyring({"b", "a"});
+  std::vector<std::string> reads;
+  OptOutManager rotated(&store_, rotated_keys.get(), &clock_, kYear, nullptr,
+                        [&](std::string_view id) { reads.emplace_back(id); });
+  EXPECT_TRUE(rotated.Get("user-1").value_or(false));
+  EXPECT_EQ(reads, std::vector<std::string>{"a"});
+  ASSERT_EQ(store_.refiles.size(), 1u);
+  EXPECT_EQ(store_.refiles[0].first,
+            crypto::Keyring::Blind(rotated_keys->keys()[1], "optout", "user-1"));
+  EXPECT_EQ(store_.refiles[0].second,
+            crypto::Keyring::Blind(rotated_keys->primary(), "optout", "user-1"));
+  EXPECT_TRUE(rotated.Get("user-1").value_or(false));
+  EXPECT_EQ(reads, (std::vector<std::string>{"a", "b"})) << "found under b now";
+
+  // Key a retired: the flag is still there, for the 6 hours it had left.
+  auto only_b = MakeKeyring({"b"});
+  OptOutManager retired(&store_, only_b.get(), &clock_, kYear);
+  EXPECT_TRUE(retired.Get("user-1").value_or(false));
+  clock_.Advance(absl::Hours(6) - absl::Seconds(1));
+  EXPECT_TRUE(retired.Get("user-1").value_or(false));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_FALSE(retired.Get("user-1").value_or(true));
+}
+
+// A clear removes the old keys' tags before the primary's: a re-file racing
+// with it either lands before the primary's removal or finds nothing.
+TEST_F(OptOutManagerTest, AClearRemovesThePrimarysTagLast) {
+  auto rotated_keys = MakeKeyring({"b", "a", "c"});
+  OptOutManager rotated(&store_, rotated_keys.get(), &clock_, kYear);
+  store_.tags.clear();
+  ASSERT_TRUE(rotated.Set("user-1", false, std::nullopt).ok());
+  ASSERT_EQ(store_.tags.size(), 3u);
+  EXPECT_EQ(store_.tags.back(),
+            crypto::Keyring::Blind(rotated_keys->primary(), "optout", "user-1"));
+}
+
+TEST_F(OptOutManagerTest, ARefileKeepsANewerFlagUnderThePrimary) {
+  ASSERT_TRUE(manager_.Set("user-1", true, absl::Hours(1)).ok());
+  auto rotated_keys = MakeKeyring({"b", "a"});
+  const std::string old_tag =
+      crypto::Keyring::Blind(rotated_keys->keys()[1], "optout", "user-1");
+  const std::string new_tag =
+      crypto::Keyring::Blind(rotated_keys->primary(), "optout", "user-1");
+  ASSERT_TRUE(store_.inner.Set(new_tag, true, clock_.Now(),
+                               clock_.Now() + absl::Hours(5)).ok());
+  EXPECT_TRUE(store_.inner.Refile(old_tag, new_tag, "", clock_.Now()).value_or(false));
+  EXPECT_FALSE(store_.inner.Get(old_tag, clock_.Now()).value_or(true));
+  clock_.Advance(absl::Hours(2));
+  EXPECT_TRUE(store_.inner.Get(new_tag, clock_.Now()).value_or(false))
+      << "the newer 5 h flag stays";
 }
 
 }  // namespace

@@ -217,5 +217,67 @@ TEST_F(StatesidectlLifecycleTest, HealthWithAdminShowsBoth) {
   EXPECT_THAT(server.requests()[0], ::testing::StartsWith("GET /health HTTP/1.0\r\n"));
 }
 
+// A sweep report as the sidecar's /keys/rewrap answers it.
+std::string RewrapReply(const std::string& state, int left) {
+  const std::string body =
+      nlohmann::json{{"state", state},
+                     {"primary", "k2"},
+                     {"sessions", 4},
+                     {"opt_outs", 2},
+                     {"unsealed_opt_outs", 0},
+                     {"conflicts", 1},
+                     {"errors", 0},
+                     {"last_error", ""},
+                     {"keys",
+                      {{"k1", {{"found", 10}, {"rewrapped", 10 - left}, {"left", left}}},
+                       {"k2", {{"found", 3}, {"rewrapped", 0}, {"left", 0}}}}}}
+          .dump();
+  return absl::StrCat("HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n",
+                      "Content-Length: ", body.size(), "\r\n\r\n", body);
+}
+
+TEST_F(StatesidectlLifecycleTest, KeysRewrapPostsWithTheTokenAndReportsPerKeyId) {
+  TinyHttpServer server(RewrapReply("done", 0));
+  testing::TempDir dir;
+  const std::string token_file = dir.WriteFile("token", "an-admin-token-of-some-length\n");
+  const Result r = Run({"keys", "rewrap", "--admin", server.address(), "--rate", "50",
+                        "--admin-token-file", token_file});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "rewrap to k2: done - 4 sessions, 2 opt-outs (0 without a sealed subject), "
+            "1 conflicts, 0 errors\n"
+            "  key k1: found 10, rewrapped 10, left 0\n"
+            "  key k2: found 3, rewrapped 0, left 0 (primary)\n");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_THAT(server.requests()[0],
+              ::testing::StartsWith("POST /keys/rewrap?rate=50 HTTP/1.0\r\n"));
+  EXPECT_THAT(server.requests()[0],
+              HasSubstr("\r\nAuthorization: Bearer an-admin-token-of-some-length\r\n"));
+}
+
+TEST_F(StatesidectlLifecycleTest, KeysRewrapFailsWhileAnythingIsLeftUnderAnOldKey) {
+  TinyHttpServer server(RewrapReply("done", 3));
+  const Result r = Run({"keys", "rewrap", "--admin", server.address()});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_THAT(r.out, HasSubstr("key k1: found 10, rewrapped 7, left 3"));
+  EXPECT_THAT(r.err, HasSubstr("3 values are still under old keys"));
+}
+
+TEST_F(StatesidectlLifecycleTest, KeysStatusGetsTheReportAndARefusalIsExitOne) {
+  TinyHttpServer server(RewrapReply("running", 0));
+  const Result r = Run({"--json", "keys", "status", "--admin", server.address()});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["state"], "running");
+  EXPECT_THAT(server.requests()[0], ::testing::StartsWith("GET /keys/rewrap HTTP/1.0\r\n"));
+
+  TinyHttpServer refusing(
+      "HTTP/1.1 401 Unauthorized\r\nContent-Length: 30\r\n\r\n"
+      "{\"error\":\"admin token needed\"}");
+  const Result refused = Run({"keys", "rewrap", "--admin", refusing.address()});
+  EXPECT_EQ(refused.exit_status, 1);
+  EXPECT_THAT(refused.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(refused.err, HasSubstr("admin token needed"));
+}
+
 }  // namespace
 }  // namespace stateside

@@ -1,0 +1,479 @@
+// RewrapSweep: SCAN over "<p>s:{*" and "<p>o:{*", one compare-and-set script
+// per key that holds something under an older key. See docs/REDIS_KEYS.md.
+#include "sidecar/redis/rewrap_sweep.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/common/status_macros.h"
+#include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/session_scripts.h"
+
+namespace stateside::redis {
+namespace {
+
+// As in sidecar/session/session_manager.cc: the sealed user id's envelope
+// name and the user index's blinding purpose.
+constexpr std::string_view kUserEnvelopeName("\0user", 5);
+constexpr std::string_view kUserIndexPurpose = "user";
+
+// KEYS[1]: a session hash. ARGV: expected m:user, new m:user ('' = keep),
+// then (field, expected envelope, new envelope) triples; when a new m:user is
+// given the first triple is m:uenv, and m:user moves only with it. A field
+// is replaced only if it still holds the expected bytes; m:sz follows the
+// attributes' size. The version and the expiry are untouched: a rewrap is
+// not an update. Returns {0} for a missing session or a tombstone, else
+// {1, retagged, m:abs, ok per triple...}.
+}  // namespace
+
+const char kRewrapSessionScript[] = R"lua(
+local key = KEYS[1]
+if redis.call('HEXISTS', key, 'm:dead') == 1 or redis.call('HEXISTS', key, 'm:ver') == 0 then
+  return {0}
+end
+local out = {1, 0, redis.call('HGET', key, 'm:abs')}
+local sz = 0
+for i = 3, #ARGV, 3 do
+  local f, old, new = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local ok = 0
+  if redis.call('HGET', key, f) == old then
+    redis.call('HSET', key, f, new)
+    if string.sub(f, 1, 2) == 'a:' then sz = sz + #new - #old end
+    ok = 1
+  end
+  out[#out + 1] = ok
+end
+if sz ~= 0 then redis.call('HINCRBY', key, 'm:sz', sz) end
+if ARGV[2] ~= '' and out[4] == 1 and redis.call('HGET', key, 'm:user') == ARGV[1] then
+  redis.call('HSET', key, 'm:user', ARGV[2])
+  out[2] = 1
+end
+return out
+)lua";
+
+namespace {
+
+// SCAN's MATCH is a glob: escape the prefix's special characters.
+std::string GlobEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// What is between the first "{" and the last "}" of a key.
+std::string_view HashTagOf(std::string_view key) {
+  const size_t open = key.find('{');
+  const size_t close = key.rfind('}');
+  if (open == std::string_view::npos || close == std::string_view::npos || close <= open) {
+    return {};
+  }
+  return key.substr(open + 1, close - open - 1);
+}
+
+std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+
+uint64_t ToU64(const std::string& s) {
+  uint64_t v = 0;
+  return absl::SimpleAtoi(s, &v) ? v : 0;
+}
+
+absl::Time FromMicros(const std::string& s) {
+  int64_t v = 0;
+  return absl::SimpleAtoi(s, &v) ? absl::FromUnixMicros(v) : absl::InfinitePast();
+}
+
+void Add(RewrapProgress& into, const RewrapProgress& delta) {
+  into.sessions += delta.sessions;
+  into.opt_outs += delta.opt_outs;
+  into.unsealed_opt_outs += delta.unsealed_opt_outs;
+  into.conflicts += delta.conflicts;
+  into.errors += delta.errors;
+  if (!delta.last_error.empty()) into.last_error = delta.last_error;
+  for (const auto& [id, counts] : delta.keys) {
+    RewrapKeyCounts& c = into.keys[id];
+    c.found += counts.found;
+    c.rewrapped += counts.rewrapped;
+    c.left += counts.left;
+  }
+}
+
+std::string TimeJson(absl::Time t) {
+  return t == absl::InfinitePast() ? "" : absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+std::string RewrapProgressJson(const RewrapProgress& p) {
+  nlohmann::json keys = nlohmann::json::object();
+  for (const auto& [id, c] : p.keys) {
+    keys[id] = {{"found", c.found}, {"rewrapped", c.rewrapped}, {"left", c.left}};
+  }
+  return nlohmann::json{{"state", p.state},
+                        {"primary", p.primary},
+                        {"owner", p.owner},
+                        {"cursor", p.cursor},
+                        {"started", TimeJson(p.started)},
+                        {"updated", TimeJson(p.updated)},
+                        {"sessions", p.sessions},
+                        {"opt_outs", p.opt_outs},
+                        {"unsealed_opt_outs", p.unsealed_opt_outs},
+                        {"conflicts", p.conflicts},
+                        {"errors", p.errors},
+                        {"last_error", p.last_error},
+                        {"items_per_second", p.items_per_second},
+                        {"keys", keys}}
+      .dump();
+}
+
+RewrapSweep::RewrapSweep(RedisClient* client, const crypto::Sealer* sealer,
+                         const Clock* clock, RewrapOptions options)
+    : client_(client),
+      sealer_(sealer),
+      clock_(clock),
+      options_(std::move(options)),
+      rewrap_session_(RedisScript::Create(kRewrapSessionScript)),
+      refile_opt_out_(RedisScript::Create(kOptOutRefileScript)),
+      index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
+
+RewrapSweep::~RewrapSweep() { Stop(); }
+
+std::string RewrapSweep::StateKey() const { return absl::StrCat(options_.prefix, "rewrap"); }
+
+absl::StatusOr<RewrapProgress> RewrapSweep::Load() {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(RedisCommand({"HGETALL", StateKey()})));
+  RewrapProgress p;
+  if (!reply.is_array() || reply.elements.empty()) return p;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    const std::string& f = reply.elements[i].str;
+    const std::string& v = reply.elements[i + 1].str;
+    if (f == "state") p.state = v;
+    else if (f == "primary") p.primary = v;
+    else if (f == "owner") p.owner = v;
+    else if (f == "cursor") p.cursor = v;
+    else if (f == "started") p.started = FromMicros(v);
+    else if (f == "updated") p.updated = FromMicros(v);
+    else if (f == "sessions") p.sessions = ToU64(v);
+    else if (f == "opt_outs") p.opt_outs = ToU64(v);
+    else if (f == "unsealed_opt_outs") p.unsealed_opt_outs = ToU64(v);
+    else if (f == "conflicts") p.conflicts = ToU64(v);
+    else if (f == "errors") p.errors = ToU64(v);
+    else if (f == "last_error") p.last_error = v;
+    else if (absl::StartsWith(f, "found:")) p.keys[f.substr(6)].found = ToU64(v);
+    else if (absl::StartsWith(f, "rewrapped:")) p.keys[f.substr(10)].rewrapped = ToU64(v);
+    else if (absl::StartsWith(f, "left:")) p.keys[f.substr(5)].left = ToU64(v);
+  }
+  return p;
+}
+
+absl::Status RewrapSweep::Save(const RewrapProgress& p) {
+  std::vector<std::string> args = {
+      "HSET", StateKey(), "state", p.state, "primary", p.primary, "owner", p.owner,
+      "cursor", p.cursor, "started", Micros(p.started), "updated", Micros(p.updated),
+      "sessions", std::to_string(p.sessions), "opt_outs", std::to_string(p.opt_outs),
+      "unsealed_opt_outs", std::to_string(p.unsealed_opt_outs),
+      "conflicts", std::to_string(p.conflicts), "errors", std::to_string(p.errors),
+      "last_error", p.last_error};
+  for (const auto& [id, c] : p.keys) {
+    args.insert(args.end(), {absl::StrCat("found:", id), std::to_string(c.found),
+                             absl::StrCat("rewrapped:", id), std::to_string(c.rewrapped),
+                             absl::StrCat("left:", id), std::to_string(c.left)});
+  }
+  return client_->Call(RedisCommand(std::move(args))).status();
+}
+
+absl::StatusOr<RewrapProgress> RewrapSweep::Start(double items_per_second) {
+  absl::MutexLock start_lock(&start_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_) return progress_;
+  }
+  if (thread_.joinable()) thread_.join();  // a finished or failed run
+  ASSIGN_OR_RETURN(RewrapProgress saved, Load());
+  const std::string primary = sealer_->keyring().primary().id;
+  RewrapProgress p;
+  // Continue only a sweep to the same primary that did not finish: after a
+  // done one (or towards another primary), start over, so values written
+  // under an old key since are found too.
+  if ((saved.state == "running" || saved.state == "failed") && saved.primary == primary) {
+    p = std::move(saved);
+  } else {
+    p.primary = primary;
+    p.started = clock_->Now();
+    RETURN_IF_ERROR(client_->Call(RedisCommand({"DEL", StateKey()})).status());
+  }
+  p.state = "running";
+  p.owner = options_.owner;
+  rate_ = items_per_second > 0 ? items_per_second : options_.items_per_second;
+  p.items_per_second = rate_;
+  p.updated = clock_->Now();
+  RETURN_IF_ERROR(Save(p));
+  {
+    absl::MutexLock lock(&mu_);
+    progress_ = p;
+    loaded_ = true;
+    stop_ = false;
+    running_ = true;
+  }
+  next_slot_ = absl::Now();
+  thread_ = std::thread([this] { Run(); });
+  return p;
+}
+
+absl::StatusOr<RewrapProgress> RewrapSweep::Progress() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (loaded_) return progress_;
+  }
+  ASSIGN_OR_RETURN(RewrapProgress saved, Load());
+  // Saved as running but nobody here runs it: it was interrupted.
+  if (saved.state == "running") saved.state = "interrupted";
+  return saved;
+}
+
+void RewrapSweep::Stop() {
+  absl::MutexLock start_lock(&start_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RewrapSweep::Pace() {
+  const absl::Duration slot = absl::Seconds(1.0 / rate_);
+  const absl::Time now = absl::Now();
+  // No credit for idle time beyond one slot: a burst stays one key.
+  next_slot_ = std::max(next_slot_ + slot, now);
+  absl::MutexLock lock(&mu_);
+  if (next_slot_ > now) {
+    mu_.AwaitWithDeadline(absl::Condition(&stop_), next_slot_);
+  }
+  return !stop_;
+}
+
+void RewrapSweep::Run() {
+  while (Batch()) {
+  }
+  absl::MutexLock lock(&mu_);
+  running_ = false;
+}
+
+bool RewrapSweep::Batch() {
+  std::string cursor;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return false;
+    cursor = progress_.cursor;
+  }
+  // A SCAN batch is about COUNT keys; at most one second's worth.
+  const int count = std::clamp(static_cast<int>(rate_), 1, 100);
+  absl::StatusOr<Reply> scan = client_->Call(RedisCommand(
+      {"SCAN", cursor, "MATCH", absl::StrCat(GlobEscape(options_.prefix), "[so]:{*"), "COUNT",
+       std::to_string(count)}));
+  RewrapProgress delta;
+  std::string next_cursor = cursor;
+  bool ok = scan.ok() && scan->is_array() && scan->elements.size() == 2;
+  if (ok) {
+    next_cursor = scan->elements[0].str;
+    const std::string session_prefix = absl::StrCat(options_.prefix, "s:{");
+    for (const Reply& k : scan->elements[1].elements) {
+      if (!Pace()) return false;  // the batch is redone by the next Start
+      if (absl::StartsWith(k.str, session_prefix)) {
+        VisitSession(k.str, delta);
+      } else {
+        VisitOptOut(k.str, delta);
+      }
+    }
+  } else {
+    delta.errors += 1;
+    delta.last_error = scan.ok() ? "unexpected SCAN reply" : std::string(scan.status().message());
+  }
+  RewrapProgress snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    Add(progress_, delta);
+    progress_.cursor = next_cursor;
+    progress_.updated = clock_->Now();
+    if (!ok) {
+      progress_.state = "failed";
+    } else if (next_cursor == "0") {
+      progress_.state = "done";
+    }
+    snapshot = progress_;
+  }
+  // A failed SCAN saves nothing new (the saved state continues): Start
+  // resumes from the last saved batch.
+  if (ok) {
+    absl::Status saved = Save(snapshot);
+    if (!saved.ok()) {
+      absl::MutexLock lock(&mu_);
+      progress_.state = "failed";
+      progress_.last_error = std::string(saved.message());
+      return false;
+    }
+  }
+  return ok && snapshot.state == "running";
+}
+
+void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
+  const std::string id(HashTagOf(key));
+  absl::StatusOr<Reply> all = client_->Call(RedisCommand({"HGETALL", key}));
+  if (!all.ok() || !all->is_array()) {
+    delta.errors += 1;
+    delta.last_error = all.ok() ? "unexpected HGETALL reply" : std::string(all.status().message());
+    return;
+  }
+  std::map<std::string, std::string> fields;
+  for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+    fields[all->elements[i].str] = all->elements[i + 1].str;
+  }
+  if (fields.empty() || fields.count("m:dead") != 0 || fields.count("m:ver") == 0) return;
+  delta.sessions += 1;
+
+  const crypto::Keyring& keyring = sealer_->keyring();
+  const std::string& primary = keyring.primary().id;
+  std::string old_user_tag, new_user_tag;
+  std::vector<std::string> triples;
+  std::vector<std::string> triple_key_ids;
+  auto visit = [&](const std::string& field, std::string_view name, const std::string& env) {
+    const std::string kid(crypto::Sealer::KeyIdOf(env));
+    const std::string label = kid.empty() ? "?" : kid;
+    delta.keys[label].found += 1;
+    if (kid == primary) return;
+    if (kid.empty() || keyring.Find(kid) == nullptr) {
+      delta.keys[label].left += 1;
+      return;
+    }
+    absl::StatusOr<crypto::Opened> opened = sealer_->Open(id, name, env);
+    absl::StatusOr<std::string> sealed =
+        opened.ok() ? sealer_->Seal(id, name, opened->plaintext) : opened.status();
+    if (!sealed.ok()) {
+      delta.keys[label].left += 1;
+      delta.errors += 1;
+      delta.last_error = absl::StrCat("a value of a session under key ", kid, " did not open");
+      return;
+    }
+    if (field == "m:uenv") {
+      const std::string tag = crypto::Keyring::Blind(keyring.primary(), kUserIndexPurpose,
+                                                     opened->plaintext);
+      auto user = fields.find("m:user");
+      if (user != fields.end() && user->second != tag) {
+        old_user_tag = user->second;
+        new_user_tag = tag;
+      }
+      // m:uenv goes first: the user tag moves only with it.
+      triples.insert(triples.begin(), {field, env, *sealed});
+      triple_key_ids.insert(triple_key_ids.begin(), label);
+    } else {
+      triples.insert(triples.end(), {field, env, *sealed});
+      triple_key_ids.push_back(label);
+    }
+  };
+  for (const auto& [field, value] : fields) {
+    if (field == "m:uenv") {
+      visit(field, kUserEnvelopeName, value);
+    } else if (absl::StartsWith(field, "a:")) {
+      visit(field, std::string_view(field).substr(2), value);
+    }
+  }
+  if (triples.empty()) return;
+  std::vector<std::string> args = {old_user_tag, new_user_tag};
+  args.insert(args.end(), triples.begin(), triples.end());
+  absl::StatusOr<Reply> reply = client_->Call(rewrap_session_->Call({key}, std::move(args)));
+  if (!reply.ok() || !reply->is_array() || reply->elements.empty()) {
+    for (const std::string& kid : triple_key_ids) delta.keys[kid].left += 1;
+    delta.errors += 1;
+    delta.last_error = reply.ok() ? "unexpected rewrap reply" : std::string(reply.status().message());
+    return;
+  }
+  if (reply->elements[0].integer == 0) {  // destroyed meanwhile: nothing left
+    delta.conflicts += triple_key_ids.size();
+    return;
+  }
+  for (size_t i = 0; i < triple_key_ids.size() && 3 + i < reply->elements.size(); ++i) {
+    if (reply->elements[3 + i].integer == 1) {
+      delta.keys[triple_key_ids[i]].rewrapped += 1;
+    } else {
+      delta.conflicts += 1;  // rewritten meanwhile, under the writer's primary
+    }
+  }
+  if (reply->elements[1].integer == 1) {
+    // The session is now listed under the primary's user tag; the old index
+    // entry would be pruned by a listing anyway.
+    const absl::Time now = clock_->Now();
+    (void)client_->Call(index_add_->Call(
+        {absl::StrCat(options_.prefix, "u:{", new_user_tag, "}")},
+        {Micros(now), id, reply->elements[2].str}));
+    (void)client_->Call(RedisCommand(
+        {"ZREM", absl::StrCat(options_.prefix, "u:{", old_user_tag, "}"), id}));
+  }
+}
+
+void RewrapSweep::VisitOptOut(const std::string& key, RewrapProgress& delta) {
+  const std::string_view tag = HashTagOf(key);
+  absl::StatusOr<Reply> got = client_->Call(RedisCommand({"GET", key}));
+  if (!got.ok()) {
+    delta.errors += 1;
+    delta.last_error = std::string(got.status().message());
+    return;
+  }
+  if (got->is_nil()) return;  // expired or cleared meanwhile
+  delta.opt_outs += 1;
+  absl::Time expiry;
+  std::string_view sealed_subject;
+  if (!got->is_string() || !ParseOptOutValue(got->str, &expiry, &sealed_subject)) {
+    delta.errors += 1;
+    delta.last_error = "an opt-out flag that is not one";
+    return;
+  }
+  if (sealed_subject.empty()) {
+    delta.unsealed_opt_outs += 1;
+    return;
+  }
+  const crypto::Keyring& keyring = sealer_->keyring();
+  const std::string kid(crypto::Sealer::KeyIdOf(sealed_subject));
+  const std::string label = kid.empty() ? "?" : kid;
+  delta.keys[label].found += 1;
+  if (kid == keyring.primary().id) return;
+  if (kid.empty() || keyring.Find(kid) == nullptr) {
+    delta.keys[label].left += 1;
+    return;
+  }
+  absl::StatusOr<crypto::Opened> subject =
+      sealer_->Open(tag, OptOutManager::kSealedSubjectName, sealed_subject);
+  if (!subject.ok()) {
+    delta.keys[label].left += 1;
+    delta.errors += 1;
+    delta.last_error = absl::StrCat("an opt-out subject under key ", kid, " did not open");
+    return;
+  }
+  const std::string new_tag =
+      crypto::Keyring::Blind(keyring.primary(), OptOutManager::kPurpose, subject->plaintext);
+  absl::StatusOr<std::string> sealed =
+      sealer_->Seal(new_tag, OptOutManager::kSealedSubjectName, subject->plaintext);
+  absl::StatusOr<Reply> moved =
+      sealed.ok() ? client_->Call(refile_opt_out_->Call(
+                        {key, absl::StrCat(options_.prefix, "o:{", new_tag, "}")},
+                        {got->str, *sealed}))
+                  : sealed.status();
+  if (!moved.ok() || !moved->is_integer()) {
+    delta.keys[label].left += 1;
+    delta.errors += 1;
+    delta.last_error = moved.ok() ? "unexpected refile reply" : std::string(moved.status().message());
+  } else if (moved->integer == 1) {
+    delta.keys[label].rewrapped += 1;
+  } else {
+    delta.conflicts += 1;  // changed or cleared meanwhile: the writer won
+  }
+}
+
+}  // namespace stateside::redis
