@@ -161,7 +161,6 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
         kHeartbeatsPerTtl * config_.heartbeat_interval);
   }
 
-
   if (backend_.redis != nullptr) {
     redis::RedisBrokerOptions broker_options;
     broker_options.prefix = config_.key_prefix;

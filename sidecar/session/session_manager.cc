@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
-#include "spdlog/spdlog.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
+#include "spdlog/spdlog.h"
 
 namespace stateside {
 namespace {
