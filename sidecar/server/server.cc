@@ -515,7 +515,8 @@ void Server::Deregister() {
 }
 
 void Server::ShutdownRealtime() {
-  if (realtime_shut_down_.exchange(true)) return;
+  // No hub: Build failed before it (the destructor of a refused Server).
+  if (hub_ == nullptr || realtime_shut_down_.exchange(true)) return;
   if (absl::Status s = hub_->Shutdown(); !s.ok()) {
     spdlog::warn("could not remove this instance's realtime presence (other instances "
                  "drop it within {}): {}",
