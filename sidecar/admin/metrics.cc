@@ -108,6 +108,7 @@ std::string_view CauseLabel(NotFoundCause cause) {
     case NotFoundCause::kBadSignature: return "bad_signature";
     case NotFoundCause::kUnknown: return "unknown";
     case NotFoundCause::kUndecryptable: return "undecryptable";
+    case NotFoundCause::kTamperedMetadata: return "tampered_metadata";
   }
   return "other";
 }
@@ -130,6 +131,7 @@ class Metrics::Impl {
   Series<Counter> redis_errors_;
   Counter& redis_reconnects_;
   Gauge& redis_connected_;
+  Gauge& key_mismatches_;
   Histogram& redis_batch_;
 
   Counter& sessions_created_;
@@ -195,6 +197,10 @@ Metrics::Impl::Impl(MetricsOptions options)
                                       "Redis connections re-established.").Add({})),
       redis_connected_(GaugeFamily(registry_, "stateside_redis_connected",
                                    "1 while the Redis backend is connected.").Add({})),
+      key_mismatches_(GaugeFamily(registry_, "stateside_key_mismatches",
+                                  "Key ids whose key check value in Redis differs from "
+                                  "this instance's key (same id, other key bytes "
+                                  "elsewhere); not ready while above 0.").Add({})),
       redis_batch_(HistogramFamily(registry_, "stateside_redis_pipeline_batch_size",
                                    "Redis commands written per pipelined batch.")
                        .Add({}, kBatchBuckets)),
@@ -294,10 +300,11 @@ Metrics::Impl::Impl(MetricsOptions options)
   // Every known label value exists from the start, so rate() and absent()
   // work before the first event.
   for (auto cause : {NotFoundCause::kMalformedKey, NotFoundCause::kBadSignature,
-                     NotFoundCause::kUnknown, NotFoundCause::kUndecryptable}) {
+                     NotFoundCause::kUnknown, NotFoundCause::kUndecryptable,
+                     NotFoundCause::kTamperedMetadata}) {
     not_found_.Get({CauseLabel(cause)});
   }
-  for (std::string_view reason : {"malformed", "unknown_key", "auth_failed"}) {
+  for (std::string_view reason : {"malformed", "unknown_key", "auth_failed", "key_mismatch"}) {
     decrypt_failures_.Get({reason});
   }
   for (std::string_view target : {"room", "user", "connection", "all"}) {
@@ -337,6 +344,9 @@ void Metrics::RedisError(std::string_view kind) {
 void Metrics::RedisReconnected() { impl_->redis_reconnects_.Increment(); }
 void Metrics::SetRedisConnected(bool connected) {
   impl_->redis_connected_.Set(connected ? 1 : 0);
+}
+void Metrics::SetKeyMismatches(size_t key_ids) {
+  impl_->key_mismatches_.Set(static_cast<double>(key_ids));
 }
 void Metrics::PipelineBatch(size_t commands) {
   impl_->redis_batch_.Observe(static_cast<double>(commands));

@@ -63,6 +63,8 @@ class Metrics {
   void RedisError(std::string_view kind);  // e.g. "io", "timeout", "reply"
   void RedisReconnected();
   void SetRedisConnected(bool connected);
+  // Key ids whose check value in Redis is another key's (redis/key_check.h).
+  void SetKeyMismatches(size_t key_ids);
   void PipelineBatch(size_t commands);     // commands written in one batch
 
   // --- Sessions (the session rules report through MetricsSessionEvents).

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/primitives.h"
 
@@ -74,6 +75,23 @@ bool FitsLengthPrefix(std::string_view field) {
 
 }  // namespace
 
+void KeyMismatches::Set(const std::vector<std::string>& ids) {
+  absl::MutexLock lock(&mu_);
+  ids_.clear();
+  ids_.insert(ids.begin(), ids.end());
+}
+
+bool KeyMismatches::Contains(std::string_view id) const {
+  absl::MutexLock lock(&mu_);
+  // absl::string_view: this Abseil's hash does not take std::string_view.
+  return ids_.contains(absl::string_view(id.data(), id.size()));
+}
+
+bool KeyMismatches::empty() const {
+  absl::MutexLock lock(&mu_);
+  return ids_.empty();
+}
+
 std::string_view OpenFailureName(OpenFailure failure) {
   switch (failure) {
     case OpenFailure::kMalformed:
@@ -82,6 +100,8 @@ std::string_view OpenFailureName(OpenFailure failure) {
       return "unknown_key";
     case OpenFailure::kAuthFailed:
       return "auth_failed";
+    case OpenFailure::kKeyMismatch:
+      return "key_mismatch";
   }
   return "unknown";
 }
@@ -150,7 +170,11 @@ absl::StatusOr<Opened> Sealer::Open(std::string_view place,
   Cleanse(message_key, sizeof(message_key));
   // A tag mismatch and an (unexpected) OpenSSL error both fail closed and look
   // alike to the caller; both count as kAuthFailed.
-  if (!status.ok()) return fail(OpenFailure::kAuthFailed);
+  if (!status.ok()) {
+    return fail(mismatches_ != nullptr && mismatches_->Contains(key->id)
+                    ? OpenFailure::kKeyMismatch
+                    : OpenFailure::kAuthFailed);
+  }
   opened.key_id = key->id;
   return opened;
 }

@@ -16,8 +16,12 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
 
@@ -29,6 +33,9 @@ enum class OpenFailure {
   kMalformed,   // too short, bad version, bad lengths
   kUnknownKey,  // key id not in the keyring
   kAuthFailed,  // tag mismatch: tampered, moved, or wrong key bytes
+  // A tag mismatch under a key id known to name other key bytes on another
+  // instance (KeyMismatches): a configuration error, not tampering.
+  kKeyMismatch,
 };
 std::string_view OpenFailureName(OpenFailure failure);
 
@@ -37,11 +44,27 @@ struct Opened {
   std::string key_id;  // which key opened it (rotation metrics)
 };
 
+// The key ids whose key check value differs from the one another instance
+// published (redis/key_check.h): envelopes under them that fail to open are
+// reported as kKeyMismatch. Thread-safe; read only when an envelope fails.
+class KeyMismatches {
+ public:
+  // Replaces the set (each check sees the whole keyring).
+  void Set(const std::vector<std::string>& ids);
+  bool Contains(std::string_view id) const;
+  bool empty() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<std::string> ids_ ABSL_GUARDED_BY(mu_);
+};
+
 class Sealer {
  public:
-  // REQUIRES: both outlive the Sealer.
-  Sealer(const Keyring* keyring, RandomSource* random)
-      : keyring_(keyring), random_(random) {}
+  // REQUIRES: all outlive the Sealer; `mismatches` may be null (none known).
+  Sealer(const Keyring* keyring, RandomSource* random,
+         const KeyMismatches* mismatches = nullptr)
+      : keyring_(keyring), random_(random), mismatches_(mismatches) {}
 
   // Encrypts under the primary key. `place` is the session id, `name` the
   // attribute name (or a reserved name such as "\0user" for metadata).
@@ -65,6 +88,7 @@ class Sealer {
  private:
   const Keyring* const keyring_;
   RandomSource* const random_;
+  const KeyMismatches* const mismatches_;
 };
 
 }  // namespace stateside::crypto

@@ -1,4 +1,5 @@
-// Keyring construction, parsing of the key settings, and blind indexes.
+// Keyring construction, parsing of the key settings, blind indexes and key
+// check values.
 #include "sidecar/crypto/keyring.h"
 
 #include <cstdlib>
@@ -20,6 +21,10 @@ constexpr size_t kMaxKeyIdSize = 32;
 constexpr size_t kHexKeySize = 2 * kAes256KeySize;
 constexpr std::string_view kIndexInfo = "stateside index v1";
 constexpr size_t kBlindBytes = 16;  // 32 hex chars: 128 bits, no collisions
+constexpr std::string_view kCheckValueMessage = "stateside key check value";
+// 64 bits: a chance mismatch between two different keys is 2^-64, and so
+// little of the MAC says nothing useful about the key.
+constexpr size_t kCheckValueBytes = 8;
 
 bool IsValidKeyId(std::string_view id) {
   if (id.empty() || id.size() > kMaxKeyIdSize) return false;
@@ -200,6 +205,16 @@ std::string Keyring::Blind(const Key& key, std::string_view purpose,
   std::string tag = HexEncode(std::string_view(mac, kBlindBytes));
   Cleanse(mac, sizeof(mac));
   return tag;
+}
+
+std::string Keyring::CheckValue(const Key& key) {
+  char mac[kSha256Size];
+  if (!HmacSha256To(key.master, {kCheckValueMessage}, mac).ok()) {
+    std::abort();  // OpenSSL broken; see Blind
+  }
+  std::string value = HexEncode(std::string_view(mac, kCheckValueBytes));
+  Cleanse(mac, sizeof(mac));
+  return value;
 }
 
 }  // namespace stateside::crypto

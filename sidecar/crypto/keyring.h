@@ -64,6 +64,13 @@ class Keyring {
   static std::string Blind(const Key& key, std::string_view purpose,
                            std::string_view value);
 
+  // The key check value of a key: hex(HMAC-SHA256(key.master, "stateside key
+  // check value")) truncated to 16 hex chars (8 bytes). Equal on every
+  // instance that holds the same key bytes under an id, different otherwise;
+  // it reveals nothing usable about the key, so it may be stored in Redis
+  // (redis/key_check.h) and compared there. Never log it whole.
+  static std::string CheckValue(const Key& key);
+
  private:
   Keyring(SecretBuffer storage, std::vector<Key> keys)
       : storage_(std::move(storage)), keys_(std::move(keys)) {}

@@ -8,6 +8,10 @@
 //       m:last     last access (µs)            m:idle     idle TTL (µs)
 //       m:abs      absolute expiry (µs)        m:user     blinded user tag ("" = anonymous)
 //       m:uenv     sealed user id envelope     m:n, m:sz  attribute count, name+envelope bytes
+//       m:seal     metadata seal: an envelope over created, idle, abs, user
+//                  tag and user id (session_manager.cc); the scripts keep
+//                  deciding liveness from the plain fields, the sidecar
+//                  refuses a session whose fields differ from the seal
 //       a:<name>   sealed attribute envelope (the "a:" prefix keeps names from
 //                  ever colliding with metadata)
 //     A destroyed session is the same key holding only
@@ -47,7 +51,8 @@ namespace stateside::redis {
 namespace {
 
 constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle",
-                                   "m:abs", "m:user",    "m:uenv", "m:dead"};
+                                   "m:abs", "m:user",    "m:uenv", "m:dead",
+                                   "m:seal"};
 
 std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
 
@@ -157,7 +162,8 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
       "m:idle", std::to_string(absl::ToInt64Microseconds(s.idle_ttl)),
       "m:abs", Micros(s.absolute_expiry),
       "m:user", s.user_tag,
-      "m:uenv", s.user_envelope};
+      "m:uenv", s.user_envelope,
+      "m:seal", s.metadata_seal};
   for (const auto& [name, envelope] : s.attributes) {
     args.push_back(absl::StrCat("a:", name));
     args.push_back(envelope);
@@ -197,7 +203,10 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
   if (e[0].is_integer() && e[0].integer == 2) return ExpiredNotFound();
   StoredSession out;
   out.id = std::string(id);
-  if (e.size() != 9 || !ParseMeta(&e[1], &out) || !e[8].is_array()) return Unexpected("get", reply);
+  if (e.size() != 10 || !ParseMeta(&e[1], &out) || !e[8].is_array()) {
+    return Unexpected("get", reply);
+  }
+  out.metadata_seal = e[9].is_string() ? e[9].str : "";
   // The reply is ours: move the envelopes (a session's whole payload) out of
   // it instead of copying each one.
   std::vector<Reply>& attrs = result->elements[8].elements;
@@ -283,7 +292,8 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
   }
   StoredSession out;
   out.id = std::string(id);
-  if (e.size() != 8 || !ParseMeta(&e[1], &out)) return Unexpected("update", reply);
+  if (e.size() != 9 || !ParseMeta(&e[1], &out)) return Unexpected("update", reply);
+  out.metadata_seal = e[8].is_string() ? e[8].str : "";
   return out;
 }
 
@@ -334,8 +344,9 @@ absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
     const std::vector<Reply>& f = metas[i]->elements;
     StoredSession s;
     s.id = id;
-    const bool is_tombstone = f.size() == 8 && !f[7].is_nil();
-    const bool parsed = f.size() == 8 && !is_tombstone && ParseMeta(f.data(), &s);
+    const bool is_tombstone = f.size() == 9 && !f[7].is_nil();
+    const bool parsed = f.size() == 9 && !is_tombstone && ParseMeta(f.data(), &s);
+    if (parsed && f[8].is_string()) s.metadata_seal = f[8].str;
     if (parsed && s.LiveAt(now) && s.user_tag == user_tag) {
       out.push_back(std::move(s));
       continue;

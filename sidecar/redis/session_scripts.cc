@@ -27,7 +27,7 @@ return 1
 const char kGet[] = R"lua(
 local key = KEYS[1]
 local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
-                     'm:abs', 'm:user', 'm:uenv')
+                     'm:abs', 'm:user', 'm:uenv', 'm:seal')
 if m[1] or not m[2] then return {0} end
 local now = tonumber(ARGV[1])
 local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
@@ -53,7 +53,7 @@ if ARGV[3] ~= '1' then
     end
   end
 end
-return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', attrs}
+return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', attrs, m[9] or ''}
 )lua";
 
 // ARGV: now, expected version ('' = none), max_attributes, max_total_bytes
@@ -62,7 +62,7 @@ return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', attrs}
 const char kUpdate[] = R"lua(
 local key = KEYS[1]
 local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
-                     'm:abs', 'm:user', 'm:uenv', 'm:n', 'm:sz')
+                     'm:abs', 'm:user', 'm:uenv', 'm:n', 'm:sz', 'm:seal')
 if m[1] or not m[2] then return {0} end
 local now = tonumber(ARGV[1])
 local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
@@ -108,7 +108,7 @@ if now > last then
 end
 redis.call('HSET', key, 'm:last', m[4], 'm:n', n, 'm:sz', sz)
 redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
-return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or ''}
+return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', m[11] or ''}
 )lua";
 
 // ARGV: now, tombstone_until. An id with no record gets no tombstone; an

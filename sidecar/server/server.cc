@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "sidecar/common/status_macros.h"
+#include "sidecar/redis/key_check.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/redis_instance_registry.h"
 #include "sidecar/redis/rewrap_sweep.h"
@@ -112,7 +113,8 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
         "SESSION_ENCRYPTION_KEY: ", keyring.status().message()));
   }
   keyring_ = *std::move(keyring);
-  sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
+  sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get(),
+                                             &key_mismatches_);
 
   std::vector<std::string> secrets = std::move(config_.session_secrets);
   if (secrets.empty()) {
@@ -197,6 +199,23 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
   actions_ = NewDrainActions();
   drain_ = std::make_unique<DrainController>(clock_, drain_options, actions_.get());
   ticker_ = std::make_unique<DrainTicker>(drain_.get(), clock_);
+  if (backend_.redis != nullptr && backend_.redis->connected()) {
+    // Last, so that a refusal leaves a whole Server to destroy. At start a
+    // mismatch is fatal (exit 2): the configuration is wrong, and
+    // serving would only fail every session the other instances wrote. A
+    // check that cannot run is repeated when the connection comes back.
+    absl::StatusOr<std::vector<std::string>> mismatched =
+        redis::CheckKeys(backend_.redis.get(), config_.key_prefix, *keyring_);
+    OnKeyCheck(mismatched);
+    keys_checked_at_build_ = mismatched.ok();
+    if (mismatched.ok() && !mismatched->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "SESSION_ENCRYPTION_KEYS: key id ", absl::StrJoin(*mismatched, ", "),
+          " names other key bytes than on the sidecars that wrote its key "
+          "check value to Redis (", redis::KeyCheckKey(config_.key_prefix, "<id>"),
+          "): give every instance the same key under an id"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -307,6 +326,10 @@ absl::Status Server::Start() {
           OnRedisState(connected, error);
         });
     metrics_->SetRedisConnected(backend_.redis->connected());
+    if (!keys_checked_at_build_ && backend_.redis->connected()) {
+      // Connected after Build without the listener seeing it.
+      StartKeyCheck();
+    }
   }
   if (redis_broker_ != nullptr) {
     // Readiness also waits for the realtime subscription: until it is up,
@@ -382,7 +405,7 @@ void Server::SetReady(bool ready) {
 }
 
 void Server::ApplyReadyLocked() {
-  const bool ready = backend_ok_ && realtime_ok_ && !draining_;
+  const bool ready = backend_ok_ && realtime_ok_ && keys_ok_ && !draining_;
   instance_->set_ready(ready);
   if (grpc_ != nullptr) grpc_->SetServing(ready);
 }
@@ -400,6 +423,39 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
     redis_was_down_ = !connected;
   }
   SetReady(connected);
+  if (connected) {
+    StartKeyCheck();
+  }
+}
+
+void Server::StartKeyCheck() {
+  // Asynchronous: the caller may be the client's I/O thread.
+  redis::CheckKeysAsync(backend_.redis.get(), config_.key_prefix, *keyring_,
+                        [this](absl::StatusOr<std::vector<std::string>> mismatched) {
+                          OnKeyCheck(mismatched);
+                        });
+}
+
+void Server::OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatched) {
+  if (!mismatched.ok()) {
+    spdlog::warn("key check not done ({}): repeated when Redis reconnects",
+                 std::string(mismatched.status().message()));
+    return;
+  }
+  for (const std::string& id : *mismatched) {
+    // The id only: never the key or its whole check value.
+    spdlog::error(
+        "key id {} names other key bytes on another instance (its key check "
+        "value in Redis differs): envelopes under it will not open across "
+        "instances; not ready until every instance holds the same key under "
+        "{}",
+        id, id);
+  }
+  key_mismatches_.Set(*mismatched);
+  metrics_->SetKeyMismatches(mismatched->size());
+  absl::MutexLock lock(&mu_);
+  keys_ok_ = mismatched->empty();
+  ApplyReadyLocked();
 }
 
 void Server::OnRealtimeState(bool subscribed) {
@@ -467,7 +523,8 @@ void Server::Deregister() {
 }
 
 void Server::ShutdownRealtime() {
-  if (realtime_shut_down_.exchange(true)) return;
+  // No hub: Build failed before it (the destructor of a refused Server).
+  if (hub_ == nullptr || realtime_shut_down_.exchange(true)) return;
   if (absl::Status s = hub_->Shutdown(); !s.ok()) {
     spdlog::warn("could not remove this instance's realtime presence (other instances "
                  "drop it within {}): {}",

@@ -137,6 +137,12 @@ class Server {
                        std::vector<admin::AdminRoute>& routes);
   void OnRedisState(bool connected, const absl::Status& error);
   void OnRealtimeState(bool subscribed);
+  // Applies a key check's answer (redis/key_check.h): mismatching ids are
+  // logged, counted, reported by the sealer as "key_mismatch", and keep the
+  // sidecar not ready. Any thread.
+  void OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatched);
+  // The key check without blocking (Redis backend only); OnKeyCheck answers.
+  void StartKeyCheck();
   void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The drain actions (see drain_controller.h).
   void OnDrainStarted();
@@ -163,6 +169,8 @@ class Server {
   const Clock* clock_;
   std::unique_ptr<crypto::RandomSource> random_;
   std::unique_ptr<crypto::Keyring> keyring_;
+  // Written by the key checks, read by sealer_ when an envelope fails.
+  crypto::KeyMismatches key_mismatches_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
   // STATESIDE_ADMIN_TOKEN_FILE's token; null = none (POST /drain from
@@ -200,6 +208,7 @@ class Server {
   std::atomic<bool> heartbeat_failing_{false};  // log state changes only
   std::atomic<bool> refresh_failing_{false};
   std::atomic<bool> live_estimate_failing_{false};
+  bool keys_checked_at_build_ = false;  // the key check ran in Build
 
   // Set by Start, cleared by Stop (owning thread only).
   std::unique_ptr<admin::AdminHttpServer> admin_;
@@ -225,6 +234,9 @@ class Server {
   // The realtime subscription is up (always true without a Redis broker).
   bool realtime_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool redis_was_down_ ABSL_GUARDED_BY(mu_) = false;  // for reconnect counts
+  // No key id mismatches another instance's key (redis/key_check.h): the
+  // last check's answer; a check that could not run changes nothing.
+  bool keys_ok_ ABSL_GUARDED_BY(mu_) = true;
   absl::Time drain_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // real
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the drain is STOPPED
   std::thread shutdown_thread_ ABSL_GUARDED_BY(mu_);

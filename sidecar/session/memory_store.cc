@@ -24,6 +24,7 @@ StoredSession MetadataOf(const StoredSession& s) {
   out.id = s.id;
   out.user_tag = s.user_tag;
   out.user_envelope = s.user_envelope;
+  out.metadata_seal = s.metadata_seal;
   out.created = s.created;
   out.last_access = s.last_access;
   out.idle_ttl = s.idle_ttl;

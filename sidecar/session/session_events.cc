@@ -13,6 +13,8 @@ std::string_view NotFoundCauseName(NotFoundCause cause) {
       return "unknown";
     case NotFoundCause::kUndecryptable:
       return "undecryptable";
+    case NotFoundCause::kTamperedMetadata:
+      return "tampered_metadata";
   }
   return "unknown";
 }

@@ -14,6 +14,10 @@ enum class NotFoundCause {
   kBadSignature,   // cookie signature did not verify
   kUnknown,        // absent, expired or destroyed in the store
   kUndecryptable,  // an envelope failed to open
+  // The metadata seal is missing, does not open, or does not match the
+  // stored created / idle TTL / absolute expiry / user: the store's copy was
+  // changed behind the sidecar's back (or written by a release without it).
+  kTamperedMetadata,
 };
 std::string_view NotFoundCauseName(NotFoundCause cause);
 
@@ -25,7 +29,8 @@ class SessionEvents {
   // A read met the session expired (idle or absolute).
   virtual void SessionExpired() {}
   virtual void SessionNotFound(NotFoundCause cause) {}
-  // reason: "malformed", "unknown_key", "auth_failed".
+  // reason: "malformed", "unknown_key", "auth_failed", "key_mismatch"
+  // (crypto::OpenFailureName).
   virtual void DecryptFailed(std::string_view reason) {}
   // An envelope opened under this key id (reads under old keys = rotation).
   virtual void KeyUsedForRead(std::string_view key_id) {}

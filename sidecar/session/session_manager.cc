@@ -13,6 +13,7 @@
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
+#include "spdlog/spdlog.h"
 
 namespace stateside {
 namespace {
@@ -22,6 +23,8 @@ constexpr char kNotFoundMessage[] = "session not found";
 // Reserved envelope name of the user id: user attribute names are printable
 // ASCII, so they cannot start with NUL and collide with it.
 constexpr std::string_view kUserEnvelopeName("\0user", 5);
+// Reserved envelope name of the metadata seal (same reasoning).
+constexpr std::string_view kMetadataSealName("\0meta", 5);
 constexpr std::string_view kUserIndexPurpose = "user";
 // A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
 // malformed; refuse it before spending an HMAC on it.
@@ -161,12 +164,43 @@ SessionInfo BareInfo(const StoredSession& stored) {
   return info;
 }
 
+// What the metadata seal covers: the fields no one may change after
+// creation. Compared whole against the opened seal; the user id is last, so
+// any bytes in it cannot be confused with the fields before it (the tag is
+// hex).
+std::string MetadataPlaintext(const StoredSession& stored,
+                              std::string_view user_id) {
+  return absl::StrCat("created=", absl::ToUnixMicros(stored.created),
+                      "\nidle=", absl::ToInt64Microseconds(stored.idle_ttl),
+                      "\nabs=", absl::ToUnixMicros(stored.absolute_expiry),
+                      "\nuser_tag=", stored.user_tag, "\nuser=", Sv(user_id));
+}
+
+// InfoOf's error for a seal that failed: told apart from an envelope that
+// did not open (NOT_FOUND) only to count the right cause.
+absl::Status SealRefused() {
+  return absl::FailedPreconditionError("metadata seal refused");
+}
+
+NotFoundCause CauseOf(const absl::Status& open_error) {
+  return absl::IsFailedPrecondition(open_error)
+             ? NotFoundCause::kTamperedMetadata
+             : NotFoundCause::kUndecryptable;
+}
+
 SessionEvents* NoEvents() {
   static SessionEvents* const kNone = new SessionEvents();
   return kNone;
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
+                                                const StoredSession& stored,
+                                                std::string_view user_id) {
+  return sealer.Seal(stored.id, kMetadataSealName,
+                     MetadataPlaintext(stored, user_id));
+}
 
 SessionManager::SessionManager(SessionStore* store,
                                const crypto::Sealer* sealer,
@@ -203,6 +237,7 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
     stored.idle_ttl = idle_ttl;
     stored.absolute_expiry = now + absolute_ttl;
     stored.version = 1;
+    RETURN_IF_ERROR(SealMetadata(&stored, params.user_id));
     last = store_->Create(stored);
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
@@ -229,7 +264,7 @@ absl::StatusOr<Session> SessionManager::OpenRead(
     absl::StatusOr<StoredSession> stored) const {
   if (!stored.ok()) return StoreReadError(stored.status());
   absl::StatusOr<Session> session = OpenSession(*stored);
-  if (!session.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  if (!session.ok()) return NotFound(CauseOf(session.status()));
   return session;
 }
 
@@ -286,7 +321,7 @@ absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
   }
   if (!updated.ok()) return StoreReadError(updated.status());
   absl::StatusOr<SessionInfo> info = InfoOf(*updated);
-  if (!info.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  if (!info.ok()) return NotFound(CauseOf(info.status()));
   return info;
 }
 
@@ -317,7 +352,7 @@ absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {
   absl::StatusOr<StoredSession> stored = store_->Get(id, options);
   if (!stored.ok()) return StoreReadError(stored.status());
   absl::StatusOr<SessionInfo> info = InfoOf(*stored);
-  if (!info.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  if (!info.ok()) return NotFound(CauseOf(info.status()));
   return info;
 }
 
@@ -340,7 +375,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
   absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
   if (!old.ok()) return StoreReadError(old.status());
   absl::StatusOr<Session> opened = OpenSession(*old);
-  if (!opened.ok()) return NotFound(NotFoundCause::kUndecryptable);
+  if (!opened.ok()) return NotFound(CauseOf(opened.status()));
   Session session = *std::move(opened);
 
   absl::Status created = absl::InternalError("no session id attempt made");
@@ -356,6 +391,8 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
     fresh.idle_ttl = old->idle_ttl;
     fresh.absolute_expiry = old->absolute_expiry;
     fresh.version = old->version;
+    // A new seal: its associated data names the new id.
+    RETURN_IF_ERROR(SealMetadata(&fresh, session.info.user_id));
     created = store_->Create(fresh);
     if (!absl::IsAlreadyExists(created)) break;
   }
@@ -468,6 +505,7 @@ absl::StatusOr<SessionInfo> SessionManager::InfoOf(
     ASSIGN_OR_RETURN(info.user_id, OpenValue(stored.id, kUserEnvelopeName,
                                              stored.user_envelope));
   }
+  RETURN_IF_ERROR(CheckMetadataSeal(stored, info.user_id));
   return info;
 }
 
@@ -508,6 +546,47 @@ absl::StatusOr<StoredSession> SessionManager::SealSession(
                      " bytes; the limit (max_total_bytes) is ", limit));
   }
   return stored;
+}
+
+absl::Status SessionManager::SealMetadata(StoredSession* stored,
+                                          std::string_view user_id) const {
+  ASSIGN_OR_RETURN(stored->metadata_seal,
+                   SealSessionMetadata(*sealer_, *stored, user_id));
+  return absl::OkStatus();
+}
+
+absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
+                                               std::string_view user_id) const {
+  // The session id is a credential: never logged.
+  if (stored.metadata_seal.empty()) {
+    spdlog::warn(
+        "session refused: no metadata seal (changed in the store, or written "
+        "by an earlier release that did not seal metadata)");
+    return SealRefused();
+  }
+  crypto::OpenFailure failure = crypto::OpenFailure::kMalformed;
+  absl::StatusOr<crypto::Opened> opened = sealer_->Open(
+      stored.id, kMetadataSealName, stored.metadata_seal, &failure);
+  if (!opened.ok()) {
+    events_->DecryptFailed(crypto::OpenFailureName(failure));
+    spdlog::warn("session refused: its metadata seal did not open ({})",
+                 crypto::OpenFailureName(failure));
+    // A key mismatch is a configuration error, not tampering: counted as an
+    // envelope that did not open.
+    if (failure == crypto::OpenFailure::kKeyMismatch) {
+      return absl::NotFoundError(kNotFoundMessage);
+    }
+    return SealRefused();
+  }
+  // Not counted in KeyUsedForRead: that counts the stored values (user id,
+  // attributes), and the seal adds nothing to what those already show.
+  if (opened->plaintext != MetadataPlaintext(stored, user_id)) {
+    spdlog::warn(
+        "session refused: created, idle TTL, absolute expiry or user in the "
+        "store differ from its metadata seal (changed in the store)");
+    return SealRefused();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListVerified(

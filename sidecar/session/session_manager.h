@@ -82,6 +82,15 @@ struct UpdateParams {
   std::optional<uint64_t> expected_version;
 };
 
+// The metadata seal of a stored session: an envelope under the primary key,
+// whose associated data names stored.id, over what must not change after
+// creation (created, idle TTL, absolute expiry, user tag, `user_id`). The
+// session rules write it at Create and Regenerate and refuse a session whose
+// stored fields differ from it; exposed for tests that forge records.
+absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
+                                                const StoredSession& stored,
+                                                std::string_view user_id);
+
 class SessionManager {
  public:
   // Completion of the asynchronous forms: runs exactly once, on the calling
@@ -165,7 +174,19 @@ class SessionManager {
   absl::StatusOr<std::string> OpenValue(std::string_view id,
                                         std::string_view name,
                                         std::string_view envelope) const;
+  // The metadata with the user id opened and the metadata seal checked. A
+  // seal that is missing, does not open or does not match is
+  // FAILED_PRECONDITION (reported as kTamperedMetadata by the callers); an
+  // envelope that does not open is NOT_FOUND (kUndecryptable).
   absl::StatusOr<SessionInfo> InfoOf(const StoredSession& stored) const;
+  // Seals what must not change after creation (created, idle TTL, absolute
+  // expiry, user tag, user id) into stored->metadata_seal. REQUIRES: those
+  // fields and the id set.
+  absl::Status SealMetadata(StoredSession* stored,
+                            std::string_view user_id) const;
+  // Logs why a seal is refused; see InfoOf.
+  absl::Status CheckMetadataSeal(const StoredSession& stored,
+                                 std::string_view user_id) const;
   absl::StatusOr<Session> OpenSession(const StoredSession& stored) const;
   // A StoredSession for `id` holding `user_id` and `attributes` sealed under
   // it (times and version left to the caller). Checks max_total_bytes.

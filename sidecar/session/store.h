@@ -36,6 +36,11 @@ struct StoredSession {
   std::string id;
   std::string user_tag;       // blinded user id ("" if anonymous); index key
   std::string user_envelope;  // sealed user id ("" if anonymous)
+  // Sealed copy of what must never change after creation (created, idle_ttl,
+  // absolute_expiry, user_tag, user id): the session rules write it at
+  // creation and check it on every read (session_manager.cc). Stores keep it
+  // as given, like an envelope.
+  std::string metadata_seal;
   absl::Time created;
   absl::Time last_access;
   absl::Duration idle_ttl;

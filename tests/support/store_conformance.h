@@ -175,6 +175,25 @@ TEST_P(SessionStoreConformanceTest, CreateThenGetReturnsWhatWasStored) {
   EXPECT_EQ(got->attributes, s.attributes);
 }
 
+TEST_P(SessionStoreConformanceTest, EveryReadReturnsTheMetadataSealAsStored) {
+  StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
+  s.metadata_seal = "sealed-metadata";
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  EXPECT_EQ(Read(s.id).value_or(StoredSession{}).metadata_seal, "sealed-metadata");
+  EXPECT_EQ(Read(s.id, false, true).value_or(StoredSession{}).metadata_seal,
+            "sealed-metadata");
+  Mutation m;
+  m.now = now();
+  m.set = {{"k", "w"}};
+  EXPECT_EQ(store_->Update(s.id, m).value_or(StoredSession{}).metadata_seal,
+            "sealed-metadata");
+  absl::StatusOr<std::vector<StoredSession>> listed = store_->ListByUser("tag-1", now());
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].metadata_seal, "sealed-metadata");
+}
+
 TEST_P(SessionStoreConformanceTest, CreateOnAnExistingIdIsAlreadyExists) {
   StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"k", "original"}};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sidecar/analytics/opt_out_manager.h"
@@ -17,10 +18,12 @@
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/redis/key_check.h"
 #include "sidecar/redis/redis_opt_out_store.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/session_manager.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/recording_events.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
 
@@ -64,7 +67,8 @@ class RedisSessionManagerTest : public ::testing::Test {
     ASSERT_NE(b_.sessions, nullptr);
   }
 
-  Sidecar MakeSidecar() {
+  Sidecar MakeSidecar(SessionEvents* events = nullptr,
+                      const crypto::Sealer* sealer = nullptr) {
     Sidecar s;
     s.client = ConnectedClient(SharedRedisServer()->url());
     if (s.client == nullptr) return s;
@@ -72,8 +76,9 @@ class RedisSessionManagerTest : public ::testing::Test {
     SessionPolicy policy;
     policy.idle_ttl = absl::Minutes(30);
     policy.absolute_ttl = absl::Hours(8);
-    s.sessions = std::make_unique<SessionManager>(s.store.get(), sealer_.get(), signer_.get(),
-                                                  random_.get(), &clock_, policy);
+    s.sessions = std::make_unique<SessionManager>(
+        s.store.get(), sealer != nullptr ? sealer : sealer_.get(), signer_.get(), random_.get(),
+        &clock_, policy, events);
     return s;
   }
 
@@ -234,6 +239,159 @@ TEST_F(RedisSessionManagerTest, AValueMovedToAnotherFieldOrSessionDoesNotOpen) {
   ASSERT_TRUE(raw.Call({"HSET", key, "a:other", sealed}).ok());
   EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// What a Redis writer may try on the metadata, read by an instance that
+// counts the causes.
+class RedisMetadataSealTest : public RedisSessionManagerTest {
+ protected:
+  void SetUp() override {
+    RedisSessionManagerTest::SetUp();
+    c_ = MakeSidecar(&events_);
+    ASSERT_NE(c_.sessions, nullptr);
+  }
+
+  std::string Field(const Session& s, const std::string& field) {
+    absl::StatusOr<redis::Reply> r = a_.client->Call({"HGET", a_.store->SessionKey(s.info.id), field});
+    EXPECT_TRUE(r.ok() && r->is_string()) << field;
+    return r.ok() ? r->str : "";
+  }
+  void SetField(const Session& s, const std::string& field, const std::string& value) {
+    ASSERT_TRUE(a_.client->Call({"HSET", a_.store->SessionKey(s.info.id), field, value}).ok());
+  }
+
+  RecordingEvents events_;
+  Sidecar c_;
+};
+
+TEST_F(RedisMetadataSealTest, ARaisedAbsoluteExpiryIsRefused) {
+  Session s = MustCreate(*a_.sessions, "gina", {{"k", "v"}});
+  ASSERT_TRUE(c_.sessions->Get(SessionKey::Id(s.info.id)).ok());
+  // An immortal session, as far as the scripts can tell.
+  SetField(s, "m:abs", std::to_string(absl::ToUnixMicros(absl::Now() + absl::Hours(24 * 3650))));
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Cookie(s.cookie)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(c_.sessions->Touch(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  UpdateParams u;
+  u.set = {{"k", "w"}};
+  EXPECT_EQ(c_.sessions->Update(SessionKey::Id(s.info.id), u).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(c_.sessions->Regenerate(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 4);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kUndecryptable), 0);
+  // A longer idle timeout is refused the same way.
+  Session t = MustCreate(*a_.sessions, "gina");
+  SetField(t, "m:idle", std::to_string(absl::ToInt64Microseconds(absl::Hours(24 * 365))));
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(t.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 5);
+}
+
+TEST_F(RedisMetadataSealTest, AnotherOwnerIsRefusedAndNotListed) {
+  Session s = MustCreate(*a_.sessions, "hank", {{"k", "v"}});
+  Session mallory = MustCreate(*a_.sessions, "mallory");
+  // Filed under mallory, index entry and all.
+  SetField(s, "m:user", Field(mallory, "m:user"));
+  ASSERT_TRUE(a_.client
+                  ->Call({"ZADD", a_.store->UserIndexKey(Field(mallory, "m:user")),
+                          std::to_string(absl::ToUnixMicros(s.info.absolute_expiry)), s.info.id})
+                  .ok());
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 1);
+  absl::StatusOr<std::vector<SessionInfo>> listed = c_.sessions->ListUserSessions("mallory");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, mallory.info.id);
+  // Made anonymous (out of every index): refused too.
+  Session u = MustCreate(*a_.sessions, "hank");
+  ASSERT_TRUE(a_.client->Call({"HSET", a_.store->SessionKey(u.info.id), "m:user", "", "m:uenv", ""}).ok());
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(u.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+}
+
+TEST_F(RedisMetadataSealTest, ASessionWithoutASealOrWithAnotherSessionsIsRefused) {
+  // A session as the previous release wrote it: no m:seal.
+  Session old = MustCreate(*a_.sessions, "ivan");
+  ASSERT_TRUE(a_.client->Call({"HDEL", a_.store->SessionKey(old.info.id), "m:seal"}).ok());
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(old.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 1);
+  // Another session's seal with its times: bound to the other id.
+  Session s = MustCreate(*a_.sessions, "ivan");
+  Session donor = MustCreate(*a_.sessions, "ivan");
+  for (const char* field : {"m:seal", "m:created", "m:abs", "m:idle"}) {
+    SetField(s, field, Field(donor, field));
+  }
+  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+  EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
+  // Untouched sessions are served.
+  EXPECT_TRUE(c_.sessions->Get(SessionKey::Id(donor.info.id)).ok());
+}
+
+TEST_F(RedisMetadataSealTest, KeyCheckValuesAgreeOrNameTheMismatchingKeyId) {
+  RedisClient* raw = a_.client.get();
+  absl::StatusOr<std::vector<std::string>> first = redis::CheckKeys(raw, prefix_, *keyring_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->empty());
+  absl::StatusOr<redis::Reply> stored = raw->Call({"GET", redis::KeyCheckKey(prefix_, "k1")});
+  ASSERT_TRUE(stored.ok() && stored->is_string());
+  EXPECT_EQ(stored->str, crypto::Keyring::CheckValue(keyring_->primary()));
+
+  // Another instance with the same key under k1 (and a key of its own).
+  absl::StatusOr<std::unique_ptr<crypto::Keyring>> same = crypto::Keyring::Create(
+      {{"k2", std::string(32, '2')}, {"k1", std::string(keyring_->primary().master)}});
+  ASSERT_TRUE(same.ok());
+  absl::StatusOr<std::vector<std::string>> agree = redis::CheckKeys(raw, prefix_, **same);
+  ASSERT_TRUE(agree.ok()) << agree.status();
+  EXPECT_TRUE(agree->empty());
+
+  // And one with other key bytes under k1.
+  absl::StatusOr<std::unique_ptr<crypto::Keyring>> impostor =
+      crypto::Keyring::Create({{"k1", std::string(32, 'i')}, {"k2", std::string(32, '2')}});
+  ASSERT_TRUE(impostor.ok());
+  absl::StatusOr<std::vector<std::string>> mismatched =
+      redis::CheckKeys(raw, prefix_, **impostor);
+  ASSERT_TRUE(mismatched.ok()) << mismatched.status();
+  EXPECT_EQ(*mismatched, std::vector<std::string>{"k1"});
+  // The first value stays: the impostor published nothing over it.
+  EXPECT_EQ(raw->Call({"GET", redis::KeyCheckKey(prefix_, "k1")})->str, stored->str);
+
+  // What the first instance wrote fails to open on the impostor as a key
+  // mismatch, not as tampering.
+  Session s = MustCreate(*a_.sessions, "judy", {{"k", "v"}});
+  crypto::KeyMismatches known;
+  known.Set(*mismatched);
+  crypto::Sealer impostor_sealer(impostor->get(), random_.get(), &known);
+  Sidecar other = MakeSidecar(&events_, &impostor_sealer);
+  ASSERT_NE(other.sessions, nullptr);
+  EXPECT_EQ(other.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_GE(events_.count("decrypt_failed:key_mismatch"), 1);
+  EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 0);
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 0);
+}
+
+TEST_F(RedisMetadataSealTest, TheAsynchronousCheckAgreesAndALaterCheckSeesAChangedValue) {
+  absl::Notification done;
+  absl::StatusOr<std::vector<std::string>> result;
+  redis::CheckKeysAsync(a_.client.get(), prefix_, *keyring_,
+                        [&](absl::StatusOr<std::vector<std::string>> r) {
+                          result = std::move(r);
+                          done.Notify();
+                        });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->empty());
+  ASSERT_TRUE(a_.client->Call({"SET", redis::KeyCheckKey(prefix_, "k1"), "0000000000000000"}).ok());
+  absl::StatusOr<std::vector<std::string>> after = redis::CheckKeys(a_.client.get(), prefix_, *keyring_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, std::vector<std::string>{"k1"});
 }
 
 }  // namespace

@@ -110,7 +110,8 @@ TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
   for (const Reply& f : fields->elements) names.push_back(f.str);
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"a:cart", "m:abs", "m:created", "m:idle", "m:last",
-                                             "m:n", "m:sz", "m:uenv", "m:user", "m:ver"}));
+                                             "m:n", "m:seal", "m:sz", "m:uenv", "m:user",
+                                             "m:ver"}));
   EXPECT_EQ(client_->Call({"ZSCORE", ukey, "id1"})->str,
             std::to_string(absl::ToUnixMicros(s.absolute_expiry)));
   // Garbage collection: idle expiry for the session, the latest absolute

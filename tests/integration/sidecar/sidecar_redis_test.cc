@@ -7,9 +7,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -55,7 +57,7 @@ class Sidecar {
       : socket_(dir.File(name + ".sock")) {
     env["STATESIDE_SOCKET"] = socket_;
     env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
-    env["SESSION_ENCRYPTION_KEY"] = kKeyHex;
+    env.emplace("SESSION_ENCRYPTION_KEY", kKeyHex);  // unless the test gives one
     env["SESSION_SECRET"] = kSecret;
     env["INSTANCE_ID"] = name;
     testing::SubprocessOptions options;
@@ -229,6 +231,62 @@ TEST_F(SidecarRedisTest, WrongPasswordIsAClearError) {
   const std::string log = sidecar.process().ReadLog();
   EXPECT_THAT(log, HasSubstr("AUTH"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("wrong-password")));
+}
+
+// The key check values (docs/OPERATIONS.md, "Key check"): the same key id
+// with other key bytes on another instance is an explicit error.
+TEST_F(SidecarRedisTest, AKeyIdWithOtherKeyBytesIsRefusedAtStart) {
+  Sidecar first(dir_, "first", RedisEnv());
+  ASSERT_TRUE(first.WaitHealth(health::HealthCheckResponse::SERVING))
+      << first.process().ReadLog();
+  const testing::RunResult published = redis_->Cli({"GET", "stateside:kcv:k0"});
+  ASSERT_EQ(published.exit_status, 0);
+  const std::string check_value(absl::StripAsciiWhitespace(published.out));
+  ASSERT_EQ(check_value.size(), 16u) << published.out;
+
+  auto env = RedisEnv();
+  env["SESSION_ENCRYPTION_KEY"] = ::stateside::testing::kOtherTestKeyHex;
+  Sidecar other(dir_, "other", env);
+  const std::optional<int> exit = other.process().Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit.has_value()) << other.process().ReadLog();
+  EXPECT_EQ(*exit, 2);
+  const std::string log = other.process().ReadLog();
+  EXPECT_THAT(log, HasSubstr("key id k0 names other key bytes"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(check_value)));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(::stateside::testing::kOtherTestKeyHex)));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(kKeyHex)));
+
+  // The same key under the same id: no error.
+  Sidecar same(dir_, "same", RedisEnv());
+  EXPECT_TRUE(same.WaitHealth(health::HealthCheckResponse::SERVING))
+      << same.process().ReadLog();
+}
+
+TEST_F(SidecarRedisTest, AKeyMismatchFoundOnReconnectKeepsTheSidecarNotReady) {
+  Sidecar sidecar(dir_, "rc", RedisEnv());
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+  // Another key under k0 published meanwhile (a Redis emptied and refilled by
+  // an instance holding other key bytes), then the connections drop.
+  ASSERT_EQ(redis_->Cli({"SET", "stateside:kcv:k0", "0123456789abcdef"}).exit_status, 0);
+  ASSERT_EQ(redis_->Cli({"CLIENT", "KILL", "TYPE", "normal"}).exit_status, 0);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return absl::StrContains(sidecar.process().ReadLog(),
+                                 "key id k0 names other key bytes");
+      },
+      absl::Seconds(20)))
+      << sidecar.process().ReadLog();
+  EXPECT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::NOT_SERVING));
+  EXPECT_FALSE(sidecar.Instance().ready());
+  EXPECT_TRUE(sidecar.process().running());
+
+  // Put right (the stale value removed): the next connection publishes this
+  // instance's value again and it serves.
+  ASSERT_EQ(redis_->Cli({"DEL", "stateside:kcv:k0"}).exit_status, 0);
+  ASSERT_EQ(redis_->Cli({"CLIENT", "KILL", "TYPE", "normal"}).exit_status, 0);
+  EXPECT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
 }
 
 }  // namespace

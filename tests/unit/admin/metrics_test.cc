@@ -134,6 +134,23 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   EXPECT_EQ(Sample(metrics_.Serialize(), "stateside_redis_connected"), 0);
 }
 
+TEST_F(MetricsTest, KeyMismatchesAndTamperedMetadataAreExported) {
+  std::string text = metrics_.Serialize();
+  EXPECT_EQ(Sample(text, "stateside_key_mismatches"), 0);
+  EXPECT_EQ(Sample(text, "stateside_session_not_found_total", {{"cause", "tampered_metadata"}}), 0);
+  EXPECT_EQ(Sample(text, "stateside_session_decrypt_failures_total", {{"reason", "key_mismatch"}}),
+            0);
+  metrics_.SetKeyMismatches(2);
+  MetricsSessionEvents adapter(&metrics_);
+  adapter.SessionNotFound(NotFoundCause::kTamperedMetadata);
+  adapter.DecryptFailed("key_mismatch");
+  text = metrics_.Serialize();
+  EXPECT_EQ(Sample(text, "stateside_key_mismatches"), 2);
+  EXPECT_EQ(Sample(text, "stateside_session_not_found_total", {{"cause", "tampered_metadata"}}), 1);
+  EXPECT_EQ(Sample(text, "stateside_session_decrypt_failures_total", {{"reason", "key_mismatch"}}),
+            1);
+}
+
 TEST_F(MetricsTest, SessionEventsReportThroughTheInterface) {
   MetricsSessionEvents adapter(&metrics_);
   SessionEvents* events = &adapter;

@@ -196,6 +196,28 @@ TEST_F(EnvelopeTest, SameKeyIdWithDifferentBytesFailsAuthentication) {
   EXPECT_EQ(FailureOf(*envelope), OpenFailure::kAuthFailed);
 }
 
+TEST_F(EnvelopeTest, AKeyIdKnownToMismatchIsReportedAsKeyMismatch) {
+  std::unique_ptr<Keyring> impostor = MakeKeyring({Key("primary", 'z')});
+  Sealer impostor_sealer(impostor.get(), random_.get());
+  absl::StatusOr<std::string> envelope = impostor_sealer.Seal(kSession, "cart", "x");
+  ASSERT_TRUE(envelope.ok());
+  KeyMismatches mismatches;
+  Sealer checked(keyring_.get(), random_.get(), &mismatches);
+  OpenFailure failure{};
+  EXPECT_FALSE(checked.Open(kSession, "cart", *envelope, &failure).ok());
+  EXPECT_EQ(failure, OpenFailure::kAuthFailed);
+  mismatches.Set({"primary"});
+  EXPECT_FALSE(checked.Open(kSession, "cart", *envelope, &failure).ok());
+  EXPECT_EQ(failure, OpenFailure::kKeyMismatch);
+  // Only a failure is reclassified: what opens still opens, and a moved
+  // value under another key id is still plain tampering.
+  std::string own = MustSeal(kSession, "cart", "y");
+  EXPECT_TRUE(checked.Open(kSession, "cart", own).ok());
+  mismatches.Set({"old"});
+  EXPECT_FALSE(checked.Open(kSession, "other", own, &failure).ok());
+  EXPECT_EQ(failure, OpenFailure::kAuthFailed);
+}
+
 TEST_F(EnvelopeTest, RotationOpensOldKeysAndSealsWithTheNewPrimary) {
   std::unique_ptr<Keyring> before = MakeKeyring({Key("a", '1')});
   std::unique_ptr<Keyring> after = MakeKeyring({Key("b", '2'), Key("a", '1')});
@@ -286,6 +308,7 @@ TEST(OpenFailureNameTest, NamesAreStableMetricLabels) {
   EXPECT_EQ(OpenFailureName(OpenFailure::kMalformed), "malformed");
   EXPECT_EQ(OpenFailureName(OpenFailure::kUnknownKey), "unknown_key");
   EXPECT_EQ(OpenFailureName(OpenFailure::kAuthFailed), "auth_failed");
+  EXPECT_EQ(OpenFailureName(OpenFailure::kKeyMismatch), "key_mismatch");
 }
 
 }  // namespace

@@ -159,6 +159,24 @@ TEST(KeyringCreateTest, IndexKeyIsDerivedAndDistinctFromTheMaster) {
   EXPECT_NE(key.index_key, key.master);
 }
 
+TEST(KeyringCheckValueTest, IsTheDocumentedTruncatedHmacOfTheKey) {
+  absl::StatusOr<std::unique_ptr<Keyring>> keyring =
+      Keyring::Create({{"k", Bytes(kHexA)}, {"other", std::string(32, 'o')}});
+  ASSERT_TRUE(keyring.ok());
+  absl::StatusOr<std::string> mac =
+      HmacSha256(Bytes(kHexA), "stateside key check value");
+  ASSERT_TRUE(mac.ok());
+  const std::string value = Keyring::CheckValue((*keyring)->primary());
+  EXPECT_EQ(value, absl::BytesToHexString(mac->substr(0, 8)));
+  // Another key (same bytes under another id or not) has another value; the
+  // same bytes under the same id always the same one.
+  EXPECT_NE(Keyring::CheckValue((*keyring)->keys()[1]), value);
+  absl::StatusOr<std::unique_ptr<Keyring>> again =
+      Keyring::Create({{"k", Bytes(kHexA)}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Keyring::CheckValue((*again)->primary()), value);
+}
+
 class BlindTest : public ::testing::Test {
  protected:
   void SetUp() override {

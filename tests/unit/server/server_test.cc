@@ -225,6 +225,18 @@ TEST_F(ServerTest, UnreachableRedisFailsClosedUnlessTheMemoryFallbackIsChosen) {
   EXPECT_EQ((*fallback)->instance().backend(), "memory-fallback");
 }
 
+TEST_F(ServerTest, ABuildThatFailsHalfWayIsAnErrorNotACrash) {
+  // Readable (so the configuration accepts it) but no certificate: the Redis
+  // client refuses it while the server is being built, before realtime is.
+  const std::string ca = dir_.WriteFile("not-a-ca.pem", "not a certificate\n");
+  auto server = Make({{"REDIS_URL", "rediss://127.0.0.1:1"},
+                      {"STATESIDE_REDIS_TLS_CA_FILE", ca},
+                      {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
+}
+
 TEST_F(ServerTest, ConfiguredKeysAndSecretsAreUsedAndWipedFromConfig) {
   auto server = Make({{"SESSION_ENCRYPTION_KEYS",
                        std::string("new:") + testing::kTestKeyHex +

@@ -399,5 +399,109 @@ TEST_F(SessionManagerTest, RegenerateOfAnUnknownSessionIsNotFound) {
   EXPECT_EQ(store_.size(), before);
 }
 
+// The metadata seal, on the memory store (which has no outside writer, but
+// shares the session rules' path): a record whose sealed fields were changed
+// is refused with the uniform NOT_FOUND and counted as tampered.
+class MetadataSealTest : public SessionManagerTest {
+ protected:
+  // A copy of `s` under a fresh id, its metadata sealed for that id, then
+  // `change` applied to the stored fields (not to the seal).
+  std::string Forge(const Session& s,
+                    absl::AnyInvocable<void(StoredSession&)> change) {
+    StoredSession forged = Raw(s.info.id);
+    absl::StatusOr<std::string> id = crypto::NewSessionId(*random_);
+    EXPECT_TRUE(id.ok());
+    forged.id = id.value_or("");
+    forged.attributes.clear();
+    absl::StatusOr<std::string> user =
+        sealer_.Seal(forged.id, std::string_view("\0user", 5), s.info.user_id);
+    EXPECT_TRUE(user.ok());
+    forged.user_envelope = user.value_or("");
+    absl::StatusOr<std::string> seal =
+        SealSessionMetadata(sealer_, forged, s.info.user_id);
+    EXPECT_TRUE(seal.ok());
+    forged.metadata_seal = seal.value_or("");
+    change(forged);
+    EXPECT_TRUE(store_.Create(forged).ok());
+    return forged.id;
+  }
+};
+
+TEST_F(MetadataSealTest, AnUnchangedForgeryOpensSoTheOthersTestTheSeal) {
+  Session s = MustCreate("alice", {});
+  const std::string id = Forge(s, [](StoredSession&) {});
+  EXPECT_TRUE(GetStatus(SessionKey::Id(id)).ok());
+}
+
+TEST_F(MetadataSealTest, ALaterAbsoluteExpiryIsRefused) {
+  Session s = MustCreate("alice", {});
+  const std::string id = Forge(s, [](StoredSession& r) {
+    r.absolute_expiry += absl::Hours(24 * 365);
+  });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(id)));
+  EXPECT_SESSION_NOT_FOUND(manager_->Touch(SessionKey::Id(id)).status());
+  EXPECT_SESSION_NOT_FOUND(
+      manager_->Update(SessionKey::Id(id), UpdateParams{}).status());
+  EXPECT_SESSION_NOT_FOUND(manager_->Regenerate(SessionKey::Id(id)).status());
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 4);
+}
+
+TEST_F(MetadataSealTest, ALongerIdleTimeoutOrAnotherCreationTimeIsRefused) {
+  Session s = MustCreate("alice", {});
+  const std::string idle = Forge(s, [](StoredSession& r) {
+    r.idle_ttl += absl::Hours(1);
+  });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(idle)));
+  const std::string created =
+      Forge(s, [](StoredSession& r) { r.created -= absl::Seconds(1); });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(created)));
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+}
+
+TEST_F(MetadataSealTest, AnotherOwnerOrNoOwnerIsRefused) {
+  Session s = MustCreate("alice", {});
+  Session bob = MustCreate("bob", {});
+  const std::string retagged = Forge(s, [&](StoredSession& r) {
+    r.user_tag = Raw(bob.info.id).user_tag;
+  });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(retagged)));
+  const std::string anonymous = Forge(s, [](StoredSession& r) {
+    r.user_tag.clear();
+    r.user_envelope.clear();
+  });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(anonymous)));
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+  // Not listed as bob's, so not his to log out either.
+  absl::StatusOr<std::vector<SessionInfo>> bobs =
+      manager_->ListUserSessions("bob");
+  ASSERT_TRUE(bobs.ok());
+  ASSERT_EQ(bobs->size(), 1u);
+  EXPECT_EQ((*bobs)[0].id, bob.info.id);
+}
+
+TEST_F(MetadataSealTest, AMissingSealOrOneOfAnotherSessionIsRefused) {
+  Session s = MustCreate("alice", {});
+  Session other = MustCreate("alice", {});
+  const std::string unsealed =
+      Forge(s, [](StoredSession& r) { r.metadata_seal.clear(); });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(unsealed)));
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 1);
+  const std::string moved = Forge(s, [&](StoredSession& r) {
+    r.metadata_seal = Raw(other.info.id).metadata_seal;
+  });
+  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(moved)));
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+  EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
+}
+
+TEST_F(MetadataSealTest, RegenerateSealsForTheNewId) {
+  Session s = MustCreate("alice", {{"cart", "[1]"}});
+  absl::StatusOr<Session> fresh = manager_->Regenerate(SessionKey::Id(s.info.id));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_NE(Raw(fresh->info.id).metadata_seal, "");
+  EXPECT_TRUE(GetStatus(SessionKey::Id(fresh->info.id)).ok());
+  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 0);
+}
+
 }  // namespace
 }  // namespace stateside::testing

@@ -3,14 +3,12 @@
 #ifndef STATESIDE_TESTS_UNIT_SESSION_SESSION_TEST_FIXTURE_H_
 #define STATESIDE_TESTS_UNIT_SESSION_SESSION_TEST_FIXTURE_H_
 
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "sidecar/crypto/cookie.h"
 #include "sidecar/crypto/envelope.h"
@@ -20,55 +18,9 @@
 #include "sidecar/session/session_events.h"
 #include "sidecar/session/session_manager.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/recording_events.h"
 
 namespace stateside::testing {
-
-// Counts every event; thread-safe.
-class RecordingEvents final : public SessionEvents {
- public:
-  void SessionCreated() override { Bump("created"); }
-  void SessionDestroyed() override { Bump("destroyed"); }
-  void SessionExpired() override { Bump("expired"); }
-  void SessionNotFound(NotFoundCause cause) override {
-    Bump(std::string("not_found:") + std::string(NotFoundCauseName(cause)));
-  }
-  void DecryptFailed(std::string_view reason) override {
-    Bump("decrypt_failed:" + std::string(reason));
-  }
-  void KeyUsedForRead(std::string_view key_id) override {
-    Bump("key:" + std::string(key_id));
-  }
-  void VersionConflict() override { Bump("conflict"); }
-
-  int count(const std::string& name) const {
-    absl::MutexLock lock(&mu_);
-    auto it = counts_.find(name);
-    return it == counts_.end() ? 0 : it->second;
-  }
-  int not_found(NotFoundCause cause) const {
-    return count("not_found:" + std::string(NotFoundCauseName(cause)));
-  }
-  int total_not_found() const {
-    absl::MutexLock lock(&mu_);
-    int n = 0;
-    for (const auto& [name, c] : counts_) {
-      if (name.rfind("not_found:", 0) == 0) n += c;
-    }
-    return n;
-  }
-  void Reset() {
-    absl::MutexLock lock(&mu_);
-    counts_.clear();
-  }
-
- private:
-  void Bump(const std::string& name) {
-    absl::MutexLock lock(&mu_);
-    ++counts_[name];
-  }
-  mutable absl::Mutex mu_;
-  std::map<std::string, int> counts_ ABSL_GUARDED_BY(mu_);
-};
 
 inline std::unique_ptr<crypto::Keyring> MakeKeyring(
     const std::vector<std::string>& ids) {

@@ -141,6 +141,10 @@ TEST_F(SessionUsersTest, ABlindIndexCollisionDoesNotLeakAnotherUser) {
   ASSERT_TRUE(env.ok());
   forged.user_envelope = *env;
   forged.attributes.clear();
+  absl::StatusOr<std::string> seal =
+      SealSessionMetadata(sealer_, forged, "mallory");
+  ASSERT_TRUE(seal.ok());
+  forged.metadata_seal = *seal;
   ASSERT_TRUE(store_.Create(forged).ok());
 
   absl::StatusOr<std::vector<SessionInfo>> list =
