@@ -1,6 +1,6 @@
 // The sidecar binary on a real redis-server: sessions shared by two sidecar
 // processes, the backend modes (fail closed, memory fallback), and Redis going
-// away and coming back under a running sidecar.
+// away and coming back under a running sidecar (readiness debounced).
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
@@ -192,6 +192,57 @@ TEST_F(SidecarRedisTest, RedisGoingAwayFailsFastAndServiceResumesByItself) {
   ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
       << sidecar.process().ReadLog();
   EXPECT_TRUE(Create(sidecar, "alice", nullptr).ok());
+}
+
+// A Redis outage shorter than STATESIDE_REDIS_READINESS_DEBOUNCE keeps the
+// sidecar ready (while its calls fail fast); a longer one makes it not ready,
+// no earlier than the debounce after Redis went away.
+TEST_F(SidecarRedisTest, ReadinessStaysWithinTheDebounce) {
+  auto env = RedisEnv();
+  env["STATESIDE_REDIS_READINESS_DEBOUNCE"] = "30s";
+  Sidecar sidecar(dir_, "debounced", env);
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+
+  redis_->Kill();
+  // Both losses reported (the command connection and the realtime
+  // subscription), and calls failing: readiness has seen the outage.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    const std::string log = sidecar.process().ReadLog();
+    return absl::StrContains(log, "redis unavailable") &&
+           absl::StrContains(log, "realtime subscription lost");
+  }, absl::Seconds(20))) << sidecar.process().ReadLog();
+  EXPECT_EQ(Create(sidecar, "alice", nullptr).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(sidecar.Health(), health::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(sidecar.Instance().ready());
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return Create(sidecar, "alice", nullptr).ok(); },
+                               absl::Seconds(20)))
+      << sidecar.process().ReadLog();
+  EXPECT_EQ(sidecar.Health(), health::HealthCheckResponse::SERVING);
+  EXPECT_THAT(sidecar.process().ReadLog(), ::testing::Not(HasSubstr("not ready until it is back")));
+}
+
+TEST_F(SidecarRedisTest, NotReadyOnlyAfterTheDebounce) {
+  auto env = RedisEnv();
+  env["STATESIDE_REDIS_READINESS_DEBOUNCE"] = "3s";
+  Sidecar sidecar(dir_, "debounce-expires", env);
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+
+  const absl::Time killed = absl::Now();
+  redis_->Kill();
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::NOT_SERVING))
+      << sidecar.process().ReadLog();
+  EXPECT_GE(absl::Now() - killed, absl::Seconds(3));
+  EXPECT_FALSE(sidecar.Instance().ready());
+  EXPECT_THAT(sidecar.process().ReadLog(),
+              HasSubstr("STATESIDE_REDIS_READINESS_DEBOUNCE 3s): not ready until it is back"));
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
 }
 
 TEST_F(SidecarRedisTest, UnreachableRedisAtStartFailsClosedWithoutExiting) {
