@@ -267,6 +267,10 @@ test('Compose: nginx has one upstream server per app, on its port, re-resolved b
   for (const [, app, port, params] of servers) {
     assert.equal(Number(port), portOf(compose.services[app].environment.RADAR_LISTEN));
     assert.match(params, /\bresolve\b/, `${app}: follows a recreated container's new address`);
+    // The same failure accounting as deploy/local's generated upstream.
+    const local = /server 127\.0\.0\.1:.*? (max_fails=\d+ fail_timeout=\w+);/.exec(read('deploy', 'local', 'up.sh'));
+    assert.ok(local && params.includes(local[1]), `${app}: ${local && local[1]} as deploy/local`);
+    assert.ok(Number(/max_fails=(\d+)/.exec(params)[1]) > 1, `${app}: one slow request does not take a pod out`);
   }
   assert.match(conf, /^\s*resolver 127\.0\.0\.11\b/m, "Docker's DNS");
   assert.match(read('deploy', 'nginx', 'radar-upstream.conf'), /^\s*zone\s/m, '`resolve` needs a shared zone');
@@ -291,7 +295,9 @@ test('Dockerfile: socket directory, admin and app ports, healthchecks agree with
   const admin = env('stateside', 'STATESIDE_ADMIN_ADDR');
   assert.equal(Number(inst('stateside', 'EXPOSE')[0].args), portOf(admin));
   assert.equal(Number(inst('radar-app', 'EXPOSE')[0].args), portOf(env('radar-app', 'RADAR_LISTEN')));
-  assert.ok(getRoutes.includes(/"(\/health[^"]*)"/.exec(inst('stateside', 'HEALTHCHECK')[0].args)[1]));
+  const imageCheck = /"(\/health[^"]*)"/.exec(inst('stateside', 'HEALTHCHECK')[0].args)[1];
+  assert.equal(imageCheck, '/health/live', 'the image is healthy while it runs: not ready (Redis, a drain) is not broken');
+  assert.ok(getRoutes.includes(imageCheck));
   assert.match(inst('radar-app', 'HEALTHCHECK')[0].args, /\/healthz "\$RADAR_LISTEN"/);
 });
 
