@@ -139,11 +139,11 @@ http {
 
   upstream radar {
     include "$LOCAL_ROOT/deploy/nginx/radar-upstream.conf";
-    # A pod that refused a connection is skipped for fail_timeout, then tried
-    # again: short, so a restarted pod gets traffic back within seconds.
+    # A pod that failed 3 times within fail_timeout is skipped for
+    # fail_timeout, then tried again (deploy/compose/nginx.conf says why).
 EOF
   for i in $(seq 1 "$pods"); do
-    echo "    server 127.0.0.1:$(app_port "$i") max_fails=1 fail_timeout=2s;  # pod-$i"
+    echo "    server 127.0.0.1:$(app_port "$i") max_fails=3 fail_timeout=5s;  # pod-$i"
   done
   cat <<EOF
   }

@@ -120,6 +120,10 @@ constexpr Spec kSpecs[] = {
      "2s", "Redis connect timeout"},
     {"STATESIDE_REDIS_COMMAND_TIMEOUT", "redis-command-timeout", "DURATION",
      "1s", "Redis command timeout"},
+    {"STATESIDE_REDIS_READINESS_DEBOUNCE", "redis-readiness-debounce",
+     "DURATION", "2s",
+     "how long Redis must stay unreachable before a ready sidecar turns not "
+     "ready (0s: at once); a shorter blip keeps the pod in the Service"},
 };
 constexpr size_t kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 

@@ -38,6 +38,10 @@ struct RedisConfig {
   int connections = 2;
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration command_timeout = absl::Seconds(1);
+  // STATESIDE_REDIS_READINESS_DEBOUNCE: how long Redis (or the realtime
+  // subscription) must stay lost before a ready sidecar turns not ready; a
+  // shorter blip keeps the pod in the Service. Zero: at once.
+  absl::Duration readiness_debounce = absl::Seconds(2);
 };
 
 struct Config {

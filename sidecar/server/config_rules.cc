@@ -29,6 +29,10 @@ constexpr size_t kMaxKeyPrefixBytes = 64;
 constexpr int64_t kMaxBytesSetting = 64 << 20;
 // The admin token's floor, as for cookie secrets (`openssl rand -hex 32`: 64).
 constexpr size_t kMinAdminTokenBytes = 32;
+// A debounce longer than this would keep a pod that cannot reach Redis in
+// the Service for minutes: a mistake, not a tuning (a minute covers a
+// managed Redis failover).
+constexpr absl::Duration kMaxReadinessDebounce = absl::Minutes(1);
 
 absl::Status SettingError(absl::string_view env, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(env, ": ", message));
@@ -214,6 +218,14 @@ absl::Status ParseRedis(const RawSettings& raw, Config& config) {
                                       &redis.connect_timeout));
   RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_REDIS_COMMAND_TIMEOUT",
                                       &redis.command_timeout));
+  RETURN_IF_ERROR(GetDuration(raw, "STATESIDE_REDIS_READINESS_DEBOUNCE",
+                              &redis.readiness_debounce));
+  if (redis.readiness_debounce > kMaxReadinessDebounce) {
+    return SettingError("STATESIDE_REDIS_READINESS_DEBOUNCE",
+                        absl::StrCat("must be at most ",
+                                     absl::FormatDuration(kMaxReadinessDebounce),
+                                     ": a pod without Redis must leave the Service"));
+  }
   return absl::OkStatus();
 }
 

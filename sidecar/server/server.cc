@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -80,7 +81,9 @@ Server::Server(Config config, ServerOptions options)
       sweep_interval_(options.sweep_interval),
       clock_(options.clock != nullptr ? options.clock : &system_clock_),
       random_(options.random != nullptr ? std::move(options.random)
-                                        : crypto::NewSecureRandom()) {}
+                                        : crypto::NewSecureRandom()),
+      redis_up_(config_.redis.readiness_debounce),
+      realtime_up_(config_.redis.readiness_debounce) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     Config config, lifecycle::InstanceIdentity identity, ServerOptions options) {
@@ -335,10 +338,22 @@ absl::Status Server::Start() {
     // Readiness also waits for the realtime subscription: until it is up,
     // connections cannot be registered.
     redis_broker_->SetStateListener([this](bool subscribed) { OnRealtimeState(subscribed); });
-    absl::MutexLock lock(&mu_);
-    realtime_ok_ = redis_broker_->subscribed();
   }
-  SetReady(backend_.redis == nullptr || backend_.redis->connected());
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_->Now();
+    redis_up_.Report(backend_.redis == nullptr || backend_.redis->connected(), now);
+    realtime_up_.Report(redis_broker_ == nullptr || redis_broker_->subscribed(), now);
+  }
+  if (backend_.redis != nullptr && config_.redis.readiness_debounce > absl::ZeroDuration()) {
+    // A lost connection is reported at once, its expiry by nobody: look
+    // again often enough that "not ready" lands within a tick of the debounce.
+    readiness_recheck_ = std::make_unique<PeriodicTask>(
+        std::clamp(config_.redis.readiness_debounce / 10, absl::Milliseconds(20),
+                   absl::Milliseconds(200)),
+        [this] { RecheckReadiness(); });
+  }
+  SetReady(true);
   if (registry_ != nullptr) {
     bool register_now = false;
     {
@@ -404,10 +419,30 @@ void Server::SetReady(bool ready) {
   ApplyReadyLocked();
 }
 
+bool Server::ReadyLocked() const {
+  const absl::Time now = clock_->Now();
+  return backend_ok_ && redis_up_.Up(now) && realtime_up_.Up(now) && keys_ok_ && !draining_;
+}
+
 void Server::ApplyReadyLocked() {
-  const bool ready = backend_ok_ && realtime_ok_ && keys_ok_ && !draining_;
+  const bool ready = ReadyLocked();
   instance_->set_ready(ready);
   if (grpc_ != nullptr) grpc_->SetServing(ready);
+}
+
+void Server::RecheckReadiness() {
+  absl::MutexLock lock(&mu_);
+  const bool ready = ReadyLocked();
+  if (ready == instance_->ready()) return;
+  if (!ready && !draining_ && backend_ok_) {
+    const absl::Time now = clock_->Now();
+    spdlog::warn(
+        "redis unreachable for {} (STATESIDE_REDIS_READINESS_DEBOUNCE {}): not "
+        "ready until it is back",
+        absl::FormatDuration(std::max(redis_up_.DownFor(now), realtime_up_.DownFor(now))),
+        absl::FormatDuration(config_.redis.readiness_debounce));
+  }
+  ApplyReadyLocked();
 }
 
 void Server::OnRedisState(bool connected, const absl::Status& error) {
@@ -421,11 +456,10 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
     absl::MutexLock lock(&mu_);
     if (connected && redis_was_down_) metrics_->RedisReconnected();
     redis_was_down_ = !connected;
+    redis_up_.Report(connected, clock_->Now());
+    ApplyReadyLocked();
   }
-  SetReady(connected);
-  if (connected) {
-    StartKeyCheck();
-  }
+  if (connected) StartKeyCheck();
 }
 
 void Server::StartKeyCheck() {
@@ -462,10 +496,13 @@ void Server::OnRealtimeState(bool subscribed) {
   if (subscribed) {
     spdlog::info("realtime subscription up");
   } else {
-    spdlog::warn("realtime subscription lost: not ready until it is back");
+    spdlog::warn(
+        "realtime subscription lost: not ready unless it is back within "
+        "STATESIDE_REDIS_READINESS_DEBOUNCE ({})",
+        absl::FormatDuration(config_.redis.readiness_debounce));
   }
   absl::MutexLock lock(&mu_);
-  realtime_ok_ = subscribed;
+  realtime_up_.Report(subscribed, clock_->Now());
   ApplyReadyLocked();
 }
 
@@ -550,6 +587,7 @@ void Server::Stop(absl::Duration grace) {
   if (grpc == nullptr) return;
   if (backend_.redis != nullptr) backend_.redis->SetStateListener(nullptr);
   if (redis_broker_ != nullptr) redis_broker_->SetStateListener(nullptr);
+  readiness_recheck_.reset();  // would set the instance ready again
   instance_->set_ready(false);
   grpc->Shutdown(absl::Now() + grace);
   grpc.reset();

@@ -47,6 +47,7 @@
 #include "sidecar/server/drain_ticker.h"
 #include "sidecar/server/periodic.h"
 #include "sidecar/server/peer_gate.h"
+#include "sidecar/server/readiness_debounce.h"
 #include "sidecar/server/unix_socket.h"
 #include "sidecar/session/session_manager.h"
 
@@ -143,7 +144,10 @@ class Server {
   void OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatched);
   // The key check without blocking (Redis backend only); OnKeyCheck answers.
   void StartKeyCheck();
+  bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // readiness_recheck_'s task: applies an outage whose debounce has run out.
+  void RecheckReadiness();
   // The drain actions (see drain_controller.h).
   void OnDrainStarted();
   // The controller reached STOPPED: Run() may return (exit 0).
@@ -231,8 +235,13 @@ class Server {
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;  // drain started
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool backend_ok_ ABSL_GUARDED_BY(mu_) = false;
-  // The realtime subscription is up (always true without a Redis broker).
-  bool realtime_ok_ ABSL_GUARDED_BY(mu_) = true;
+  // The Redis connection and the realtime subscription (both up without
+  // Redis), debounced by STATESIDE_REDIS_READINESS_DEBOUNCE: a blip shorter
+  // than that keeps the sidecar ready. readiness_recheck_ applies an outage
+  // once it has lasted the debounce.
+  ReadinessDebounce redis_up_ ABSL_GUARDED_BY(mu_);
+  ReadinessDebounce realtime_up_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<PeriodicTask> readiness_recheck_;  // Start/Stop, Redis only
   bool redis_was_down_ ABSL_GUARDED_BY(mu_) = false;  // for reconnect counts
   // No key id mismatches another instance's key (redis/key_check.h): the
   // last check's answer; a check that could not run changes nothing.

@@ -9,7 +9,7 @@ const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 const {
-  src, read, loadYamlDocs, renderKustomization, podSpecOf, containersOf, seconds,
+  src, read, loadYamlDocs, renderKustomization, k8sOverlays, podSpecOf, containersOf, seconds,
   statesideDefault, adminRoutes, portOf, envOf, BIN_DIR,
 } = require('./deploy_lib.cjs');
 const { instructions, stages } = require('./dockerfile_lint.cjs');
@@ -20,8 +20,19 @@ const MARGIN_S = 5;
 const SIDECAR = 'stateside';
 const APP = 'radar-app';
 
-const k8s = { base: renderKustomization(src('deploy', 'k8s')),
-              classic: renderKustomization(src('deploy', 'k8s', 'classic')) };
+// Every overlay of deploy/k8s, as `kubectl kustomize` renders it.
+const k8s = Object.fromEntries(Object.entries(k8sOverlays()).map(([name, dir]) => [name, renderKustomization(dir)]));
+// The timing presets (docs/HORIZONTAL_SCALING_GUIDE.md, "Timing presets"):
+// how long the front end takes to stop sending to a deleted pod (the worst
+// case), the pre-stop delay that covers it, and minReadySeconds (the time
+// the front end takes to send to a new pod).
+const PRESETS = {
+  'native': { removal: 2, prestop: 5, minReady: 5 },
+  'classic': { removal: 2, prestop: 5, minReady: 5 },
+  'presets/service': { removal: 2, prestop: 5, minReady: 5 },
+  'presets/ingress-nginx': { removal: 5, prestop: 10, minReady: 10 },
+  'presets/cloud-lb': { removal: 60, prestop: 60, minReady: 30 },
+};
 const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0];
 const dockerStages = stages(instructions(read('deploy', 'docker', 'Dockerfile')));
 const getRoutes = adminRoutes().filter((r) => r.method === 'GET').map((r) => r.path);
@@ -35,6 +46,10 @@ function composeSidecarOf(app) {
   return services('sidecar-').find((s) => compose.services[s].volumes.some((v) => v.split(':')[0] === vol));
 }
 
+test('Kubernetes: the overlays are native, classic and the three presets', () => {
+  assert.deepEqual(Object.keys(k8s).sort(), Object.keys(PRESETS).sort());
+});
+
 for (const [variant, objs] of Object.entries(k8s)) {
   test(`Kubernetes (${variant}): terminationGracePeriodSeconds covers pre-stop delay + drain + shutdown`, () => {
     const spec = podSpecOf(find(objs, 'Deployment', 'radar'));
@@ -43,13 +58,66 @@ for (const [variant, objs] of Object.entries(k8s)) {
     const drain = seconds(envOf(side, 'STATESIDE_DRAIN_TIMEOUT'));
     const shutdown = seconds(envOf(side, 'STATESIDE_SHUTDOWN_TIMEOUT'));
     const grace = spec.terminationGracePeriodSeconds;
-    assert.equal(prestop, 5, 'docs/HORIZONTAL_SCALING_GUIDE.md: the Kubernetes manifests set STATESIDE_PRESTOP_DELAY=5s');
+    const preset = PRESETS[variant];
+    assert.equal(prestop, preset.prestop, `${variant}: STATESIDE_PRESTOP_DELAY`);
+    assert.ok(prestop >= preset.removal, `pre-stop delay ${prestop}s covers the endpoint removal (${preset.removal}s)`);
     assert.ok(shutdown >= prestop + drain, `shutdown ${shutdown}s >= prestop ${prestop}s + drain ${drain}s (the sidecar refuses less)`);
     assert.ok(grace >= prestop + drain + MARGIN_S, `grace ${grace}s >= ${prestop}s + ${drain}s + ${MARGIN_S}s`);
     assert.ok(grace >= shutdown + MARGIN_S, `grace ${grace}s >= shutdown ${shutdown}s + ${MARGIN_S}s`);
     const live = container(find(objs, 'Deployment', 'radar'), APP).livenessProbe;
     assert.ok(live.periodSeconds * live.failureThreshold > grace,
               'radar-app liveness (/healthz is 503 while draining) cannot fire within a drain');
+  });
+
+  test(`Kubernetes (${variant}): rollouts and readiness hold on a load balancer`, () => {
+    const d = find(objs, 'Deployment', 'radar');
+    const hpa = find(objs, 'HorizontalPodAutoscaler', 'radar');
+    assert.ok(hpa, 'an HPA scales radar');
+    assert.equal(d.spec.replicas, undefined, 'no replicas next to the HPA: an apply would reset its count');
+    assert.equal(d.spec.minReadySeconds, PRESETS[variant].minReady, 'minReadySeconds: time for the front end to add the pod');
+    for (const c of [container(d, SIDECAR), container(d, APP)]) {
+      assert.equal(c.readinessProbe.failureThreshold, 2, `${c.name}: one failed probe does not empty the Service`);
+    }
+    assert.ok(envOf(container(d, SIDECAR), 'STATESIDE_REDIS_READINESS_DEBOUNCE'), 'a Redis blip is debounced');
+    const spread = podSpecOf(d).topologySpreadConstraints;
+    for (const key of ['topology.kubernetes.io/zone', 'kubernetes.io/hostname']) {
+      const c = spread.find((t) => t.topologyKey === key);
+      assert.ok(c, `spread over ${key}`);
+      assert.deepEqual(c.matchLabelKeys, ['pod-template-hash'], `${key}: each rollout's pods spread on their own`);
+      assert.deepEqual(c.labelSelector.matchLabels, d.spec.selector.matchLabels);
+    }
+  });
+
+  test(`Kubernetes (${variant}): Redis: memory limit >= 1.5 x maxmemory, AOF without RDB, an ACL user, headless`, () => {
+    const redis = find(objs, 'StatefulSet', 'redis');
+    const spec = podSpecOf(redis);
+    const configVolume = spec.volumes.find((v) => v.configMap);
+    const cm = find(objs, 'ConfigMap', configVolume.configMap.name);
+    assert.ok(cm, `the StatefulSet mounts the generated ConfigMap ${configVolume.configMap.name}`);
+    const conf = cm.data['redis.conf'];
+    const directive = (name) => {
+      const m = new RegExp(`^${name}\\s+(.*)$`, 'm').exec(conf);
+      return m && m[1].trim();
+    };
+    assert.equal(directive('appendonly'), 'yes');
+    assert.equal(directive('save'), '""', 'no RDB snapshots beside the AOF');
+    assert.equal(directive('maxmemory-policy'), 'noeviction');
+    assert.equal(directive('user default'), 'off', 'no password-only access as the default user');
+    const mb = /^(\d+)mb$/.exec(directive('maxmemory'));
+    assert.ok(mb, 'maxmemory in mb (MiB)');
+    const limit = /^(\d+)Mi$/.exec(spec.containers[0].resources.limits.memory);
+    assert.ok(Number(limit[1]) >= 1.5 * Number(mb[1]), `limit ${limit[1]}Mi >= 1.5 x maxmemory ${mb[1]}mb`);
+    const command = spec.containers[0].command.join(' ');
+    const mount = spec.containers[0].volumeMounts.find((m) => m.name === configVolume.name).mountPath;
+    assert.ok(command.includes(`${mount}/redis.conf`) && command.includes(`${mount}/stateside.acl`),
+              'the start script reads both files of the ConfigMap');
+    assert.match(command, /user stateside reset on >%s/);
+    assert.match(cm.data['stateside.acl'], /^-@all$/m, 'the ACL starts from no command');
+    const example = loadYamlDocs(src('deploy', 'k8s', 'examples', 'secret.example.yaml'))[0];
+    assert.match(example.stringData['redis-url'], /^redis:\/\/stateside:[^@]+@redis:6379\/0$/, 'the sidecars log in as stateside');
+    const svc = find(objs, 'Service', 'redis');
+    assert.equal(svc.spec.clusterIP, 'None', 'headless');
+    assert.equal(redis.spec.serviceName, svc.metadata.name);
   });
 
   test(`Kubernetes (${variant}): probes and the scrape annotation use admin routes on the admin port`, () => {
@@ -115,18 +183,49 @@ for (const [variant, objs] of Object.entries(k8s)) {
   });
 }
 
-test('Kubernetes: `kubectl apply -f deploy/k8s/` and the kustomization never reach the example Secret', () => {
-  const top = fs.readdirSync(src('deploy', 'k8s')).filter((f) => /\.ya?ml$/.test(f));
+test('Kubernetes (presets/ingress-nginx): the Ingress reaches the radar Service, keeps WebSockets an hour, serves the public origin', () => {
+  const objs = k8s['presets/ingress-nginx'];
+  const ing = find(objs, 'Ingress', 'radar');
+  const ann = ing.metadata.annotations;
+  const wsTimeout = /location = \/ws \{[^}]*proxy_read_timeout (\d+)h;/.exec(read('deploy', 'nginx', 'radar.conf'));
+  assert.ok(wsTimeout, 'deploy/nginx/radar.conf sets the /ws read timeout in hours');
+  for (const a of ['proxy-read-timeout', 'proxy-send-timeout']) {
+    assert.equal(Number(ann[`nginx.ingress.kubernetes.io/${a}`]), Number(wsTimeout[1]) * 3600, `${a}: as deploy/nginx's /ws`);
+  }
+  const svc = find(objs, 'Service', 'radar');
+  for (const rule of ing.spec.rules) {
+    for (const p of rule.http.paths) {
+      assert.equal(p.backend.service.name, svc.metadata.name);
+      assert.ok(svc.spec.ports.some((sp) => sp.name === p.backend.service.port.name), 'a port of the Service');
+    }
+  }
+  const origins = envOf(container(find(objs, 'Deployment', 'radar'), APP), 'RADAR_PUBLIC_ORIGINS').split(',');
+  assert.ok(ing.spec.rules.every((r) => origins.includes(`https://${r.host}`)), 'each host is a RADAR_PUBLIC_ORIGINS origin');
+  assert.deepEqual(ing.spec.tls.flatMap((t) => t.hosts).sort(), ing.spec.rules.map((r) => r.host).sort(), 'TLS for every host');
+});
+
+test('Kubernetes (presets/cloud-lb): the load balancer\'s addresses reach the app port, not the admin port', () => {
+  const base = find(k8s.native, 'NetworkPolicy', 'radar');
+  const np = find(k8s['presets/cloud-lb'], 'NetworkPolicy', 'radar');
+  const blocks = (rule) => rule.from.filter((p) => p.ipBlock).map((p) => p.ipBlock.cidr);
+  assert.deepEqual(np.spec.ingress[0].ports, base.spec.ingress[0].ports);
+  assert.deepEqual(np.spec.ingress[0].ports.map((p) => p.port), ['http']);
+  assert.ok(blocks(np.spec.ingress[0]).length > 0, 'the app port admits the load balancer\'s ranges');
+  assert.deepEqual(np.spec.ingress[1], base.spec.ingress[1], 'the admin port is unchanged');
+});
+
+test('Kubernetes: `kubectl apply -f deploy/k8s/base/` and the overlays never reach the example Secret', () => {
+  const top = fs.readdirSync(src('deploy', 'k8s', 'base')).filter((f) => /\.ya?ml$/.test(f));
   for (const f of top) {
-    for (const doc of loadYamlDocs(src('deploy', 'k8s', f))) {
-      assert.notEqual(doc && doc.kind, 'Secret', `deploy/k8s/${f} holds a Secret: apply -f would overwrite the real one`);
+    for (const doc of loadYamlDocs(src('deploy', 'k8s', 'base', f))) {
+      assert.notEqual(doc && doc.kind, 'Secret', `deploy/k8s/base/${f} holds a Secret: apply -f would overwrite the real one`);
     }
   }
   for (const objs of Object.values(k8s)) assert.ok(!objs.some((o) => o.kind === 'Secret'), 'no Secret in the kustomization');
 });
 
-test('Kubernetes: native sidecar in the base, classic sidecar in classic/, otherwise identical', () => {
-  const base = podSpecOf(find(k8s.base, 'Deployment', 'radar'));
+test('Kubernetes: native sidecar in native/, classic sidecar in classic/, otherwise identical', () => {
+  const base = podSpecOf(find(k8s.native, 'Deployment', 'radar'));
   const classic = podSpecOf(find(k8s.classic, 'Deployment', 'radar'));
   const native = base.initContainers.find((c) => c.name === SIDECAR);
   assert.equal(native.restartPolicy, 'Always');
@@ -147,7 +246,7 @@ test('Kubernetes: the drain starts with pod termination (sidecar preStop), the a
     assert.ok(envOf(side, 'STATESIDE_SOCKET'), `${variant}: STATESIDE_SOCKET set for the hook`);
     assert.equal(container(d, APP).lifecycle, undefined, `${variant}: no hook on the app: it drains on DRAINING`);
   }
-  assert.equal(envOf(container(find(k8s.base, 'Deployment', 'radar'), APP), 'RADAR_FORWARD_SIGTERM'), 'false',
+  assert.equal(envOf(container(find(k8s.native, 'Deployment', 'radar'), APP), 'RADAR_FORWARD_SIGTERM'), 'false',
                'native: the preStop hook drains; an app container restart must not');
   assert.equal(envOf(container(find(k8s.classic, 'Deployment', 'radar'), APP), 'RADAR_FORWARD_SIGTERM'), 'true',
                'classic: the app forwards its SIGTERM');
@@ -160,7 +259,7 @@ test('Kubernetes: the drain starts with pod termination (sidecar preStop), the a
 });
 
 test('Kubernetes: selectors, references, resources', () => {
-  const objs = k8s.base;
+  const objs = k8s.native;
   const d = find(objs, 'Deployment', 'radar');
   const labels = d.spec.template.metadata.labels;
   const matches = (sel, l) => Object.entries(sel).every(([k, v]) => l[k] === v);
@@ -176,7 +275,6 @@ test('Kubernetes: selectors, references, resources', () => {
   const np = find(objs, 'NetworkPolicy', 'redis');
   assert.ok(matches(np.spec.podSelector.matchLabels, redis.spec.template.metadata.labels));
   assert.ok(matches(np.spec.ingress[0].from[0].podSelector.matchLabels, labels));
-  assert.match(read('deploy', 'k8s', 'redis-statefulset.yaml'), /--appendonly yes/);
   // The radar pods: the app port from the ingress only, the admin port from
   // monitoring only, both by named ports of the containers.
   const rnp = find(objs, 'NetworkPolicy', 'radar');
@@ -253,6 +351,7 @@ test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, s
   assert.equal(ids.size, sidecars.length, 'one INSTANCE_ID per pod');
   for (const [name, s] of Object.entries(compose.services)) assert.ok(s.healthcheck, `${name} has a healthcheck`);
   assert.match(compose.services.redis.command.join(' '), /--appendonly yes/);
+  assert.match(compose.services.redis.command.join(' '), /--save ""/, 'no RDB snapshots beside the AOF');
   assert.match(compose.services.redis.command.join(' '), /requirepass/);
   const example = read('deploy', 'compose', '.env.example');
   for (const v of ['REDIS_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'SESSION_SECRET']) {
@@ -267,6 +366,10 @@ test('Compose: nginx has one upstream server per app, on its port, re-resolved b
   for (const [, app, port, params] of servers) {
     assert.equal(Number(port), portOf(compose.services[app].environment.RADAR_LISTEN));
     assert.match(params, /\bresolve\b/, `${app}: follows a recreated container's new address`);
+    // The same failure accounting as deploy/local's generated upstream.
+    const local = /server 127\.0\.0\.1:.*? (max_fails=\d+ fail_timeout=\w+);/.exec(read('deploy', 'local', 'up.sh'));
+    assert.ok(local && params.includes(local[1]), `${app}: ${local && local[1]} as deploy/local`);
+    assert.ok(Number(/max_fails=(\d+)/.exec(params)[1]) > 1, `${app}: one slow request does not take a pod out`);
   }
   assert.match(conf, /^\s*resolver 127\.0\.0\.11\b/m, "Docker's DNS");
   assert.match(read('deploy', 'nginx', 'radar-upstream.conf'), /^\s*zone\s/m, '`resolve` needs a shared zone');
@@ -291,7 +394,9 @@ test('Dockerfile: socket directory, admin and app ports, healthchecks agree with
   const admin = env('stateside', 'STATESIDE_ADMIN_ADDR');
   assert.equal(Number(inst('stateside', 'EXPOSE')[0].args), portOf(admin));
   assert.equal(Number(inst('radar-app', 'EXPOSE')[0].args), portOf(env('radar-app', 'RADAR_LISTEN')));
-  assert.ok(getRoutes.includes(/"(\/health[^"]*)"/.exec(inst('stateside', 'HEALTHCHECK')[0].args)[1]));
+  const imageCheck = /"(\/health[^"]*)"/.exec(inst('stateside', 'HEALTHCHECK')[0].args)[1];
+  assert.equal(imageCheck, '/health/live', 'the image is healthy while it runs: not ready (Redis, a drain) is not broken');
+  assert.ok(getRoutes.includes(imageCheck));
   assert.match(inst('radar-app', 'HEALTHCHECK')[0].args, /\/healthz "\$RADAR_LISTEN"/);
 });
 

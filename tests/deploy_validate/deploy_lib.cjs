@@ -1,12 +1,11 @@
-// Shared by the deploy/ checks: the repository's paths, YAML loading, the
-// small part of kustomize that deploy/k8s uses, durations, and what the
+// Shared by the deploy/ checks: the repository's paths, YAML loading,
+// `kubectl kustomize` renderings of deploy/k8s, durations, and what the
 // programs accept (settings of `stateside --help` and radar-app, admin routes).
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const YAML = require('yaml');
-const jsonpatch = require('fast-json-patch');
 
 const SOURCE_DIR = process.env.STATESIDE_SOURCE_DIR || path.resolve(__dirname, '..', '..');
 const BIN_DIR = process.env.STATESIDE_BIN_DIR || path.join(SOURCE_DIR, 'build', 'bin');
@@ -14,63 +13,60 @@ const BIN_DIR = process.env.STATESIDE_BIN_DIR || path.join(SOURCE_DIR, 'build', 
 function src(...parts) { return path.join(SOURCE_DIR, ...parts); }
 function read(...parts) { return fs.readFileSync(src(...parts), 'utf8'); }
 
-// Every document of a YAML file, read as YAML 1.1 like kubectl (go-yaml) and
+// Every document of a YAML text, read as YAML 1.1 like kubectl (go-yaml) and
 // Compose do: `0440` is octal, `yes` a boolean, merge keys `<<` work. A
-// syntax error throws with the file name.
-function loadYamlDocs(file) {
-  const docs = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'), { version: '1.1', merge: true });
+// syntax error throws with `source` (a file name, a command).
+function parseYamlDocs(text, source) {
+  const docs = YAML.parseAllDocuments(text, { version: '1.1', merge: true });
   const docsOut = [];
   for (const d of docs) {
-    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0].message}`);
+    if (d.errors.length > 0) throw new Error(`${source}: ${d.errors[0].message}`);
     const value = d.toJS({ maxAliasCount: -1 });
     if (value !== null && value !== undefined) docsOut.push(value);
   }
   return docsOut;
 }
+function loadYamlDocs(file) {
+  return parseYamlDocs(fs.readFileSync(file, 'utf8'), file);
+}
 
-// The objects `kubectl apply -k DIR` would send, for the kustomization
-// features deploy/k8s uses: resources (files or directories), patches (RFC
-// 6902 JSON patches from a file, with a target), images (newName/newTag).
-// Any other kustomization field is refused: the test must not silently
-// ignore what it does not model.
-const KUSTOMIZE_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'images']);
+// kubectl, for its built-in kustomize. It comes with this machine image (it
+// is not a Debian package): the deploy checks need it and fail, saying so,
+// when it is missing, rather than pass without having rendered anything.
+function kubectl() {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    const p = path.join(dir || '.', 'kubectl');
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch (e) { /* next */ }
+  }
+  throw new Error('kubectl not found on PATH: the deploy checks render deploy/k8s with ' +
+                  '`kubectl kustomize`; kubectl ships with the machine image (it is not a Debian ' +
+                  'package): install it from https://kubernetes.io/docs/tasks/tools/');
+}
+
+// The objects `kubectl apply -k DIR` would send: `kubectl kustomize DIR`
+// (offline, no cluster), parsed as multi-document YAML. A kustomize error
+// throws with kustomize's own message.
 function renderKustomization(dir) {
-  const [k] = loadYamlDocs(path.join(dir, 'kustomization.yaml'));
-  if (k.apiVersion !== 'kustomize.config.k8s.io/v1beta1' || k.kind !== 'Kustomization') {
-    throw new Error(`${dir}/kustomization.yaml: not a kustomize.config.k8s.io/v1beta1 Kustomization`);
+  const r = spawnSync(kubectl(), ['kustomize', dir], { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir}: exit ${r.status}: ${r.stderr.trim()}`);
+  return parseYamlDocs(r.stdout, `kubectl kustomize ${dir}`);
+}
+
+// The kustomizations of deploy/k8s to apply (every directory with a
+// kustomization.yaml but the base): {name: dir}, e.g. "presets/cloud-lb".
+function k8sOverlays() {
+  const root = src('deploy', 'k8s');
+  const out = {};
+  for (const rel of fs.readdirSync(root, { recursive: true }).sort()) {
+    if (path.basename(rel) !== 'kustomization.yaml') continue;
+    const dir = path.dirname(rel);
+    if (dir !== 'base') out[dir] = path.join(root, dir);
   }
-  for (const field of Object.keys(k)) {
-    if (!KUSTOMIZE_FIELDS.has(field)) throw new Error(`${dir}/kustomization.yaml: field "${field}" is not modelled by tests/deploy_validate`);
-  }
-  let objects = [];
-  for (const r of k.resources || []) {
-    const p = path.join(dir, r);
-    if (!fs.existsSync(p)) throw new Error(`${dir}/kustomization.yaml: resource ${r} does not exist`);
-    objects = objects.concat(fs.statSync(p).isDirectory() ? renderKustomization(p) : loadYamlDocs(p));
-  }
-  for (const patch of k.patches || []) {
-    const ops = loadYamlDocs(path.join(dir, patch.path))[0];
-    const t = patch.target || {};
-    const hits = objects.filter((o) =>
-      (!t.kind || o.kind === t.kind) && (!t.name || o.metadata.name === t.name) &&
-      (t.group === undefined || o.apiVersion === (t.group ? `${t.group}/${t.version}` : t.version)));
-    if (hits.length === 0) throw new Error(`${dir}: patch ${patch.path} matches no object`);
-    for (const o of hits) {
-      const err = jsonpatch.validate(ops, o);
-      if (err) throw new Error(`${dir}: patch ${patch.path}: ${err.message}`);
-      jsonpatch.applyPatch(o, ops, true, true);
-    }
-  }
-  for (const img of k.images || []) {
-    for (const o of objects) {
-      for (const c of containersOf(o)) {
-        const [name, tag] = c.image.split(':');
-        if (name !== img.name) continue;
-        c.image = `${img.newName || name}:${img.newTag || tag}`;
-      }
-    }
-  }
-  return objects;
+  return out;
 }
 
 // The pod template spec of a workload (or null).
@@ -131,6 +127,6 @@ function envOf(container, name) {
 }
 
 module.exports = {
-  SOURCE_DIR, BIN_DIR, src, read, loadYamlDocs, renderKustomization, podSpecOf, containersOf,
+  SOURCE_DIR, BIN_DIR, src, read, loadYamlDocs, renderKustomization, k8sOverlays, kubectl, podSpecOf, containersOf,
   seconds, statesideSettings, statesideDefault, radarSettings, adminRoutes, portOf, envOf,
 };

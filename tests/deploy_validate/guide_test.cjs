@@ -9,7 +9,7 @@ const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 const {
-  src, read, BIN_DIR, loadYamlDocs, renderKustomization, containersOf, envOf,
+  src, read, BIN_DIR, loadYamlDocs, renderKustomization, k8sOverlays, containersOf, envOf,
   statesideSettings, radarSettings,
 } = require('./deploy_lib.cjs');
 const { instructions } = require('./dockerfile_lint.cjs');
@@ -63,7 +63,7 @@ test('every setting the guide names exists', () => {
 
 test('every setting the manifests, Compose and the Dockerfile give the programs exists', () => {
   const named = [];
-  for (const dir of [src('deploy', 'k8s'), src('deploy', 'k8s', 'classic')]) {
+  for (const dir of Object.values(k8sOverlays())) {
     for (const o of renderKustomization(dir)) {
       for (const c of containersOf(o).filter((x) => x.name === 'stateside' || x.name === 'radar-app')) {
         named.push(...(c.env || []).map((e) => `${c.name}: ${e.name}`));
@@ -95,7 +95,7 @@ test('every statesidectl command in the guide exists', () => {
 });
 
 test('the drain values the guide quotes are those of the manifests', () => {
-  const deployment = renderKustomization(src('deploy', 'k8s')).find((o) => o.kind === 'Deployment');
+  const deployment = renderKustomization(k8sOverlays().native).find((o) => o.kind === 'Deployment');
   const side = containersOf(deployment).find((c) => c.name === 'stateside');
   for (const name of ['STATESIDE_PRESTOP_DELAY', 'STATESIDE_DRAIN_TIMEOUT', 'STATESIDE_SHUTDOWN_TIMEOUT']) {
     assert.ok(GUIDE.includes(`${name}=${envOf(side, name)}`), `the guide quotes ${name}=${envOf(side, name)}`);
@@ -105,4 +105,22 @@ test('the drain values the guide quotes are those of the manifests', () => {
   const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0].services;
   assert.ok(GUIDE.includes(`stop_grace_period: ${compose['app-1'].stop_grace_period}`));
   assert.ok(GUIDE.includes(`STATESIDE_SHUTDOWN_TIMEOUT=${compose['sidecar-1'].environment.STATESIDE_SHUTDOWN_TIMEOUT}`));
+});
+
+// The guide's table of timing presets: one row per overlay of
+// deploy/k8s/presets/, each value that overlay's.
+test('the timing presets table of the guide is that of the overlays', () => {
+  const rows = [...GUIDE.matchAll(/^\| `(deploy\/k8s\/presets\/[a-z-]+)\/?` \|(.*)\|$/gm)];
+  const presets = Object.keys(k8sOverlays()).filter((o) => o.startsWith('presets/'));
+  assert.deepEqual(rows.map((r) => r[1]).sort(), presets.map((p) => `deploy/k8s/${p}`).sort(), 'a row per preset');
+  for (const [, dir, rest] of rows) {
+    const cells = rest.split('|').map((c) => c.trim().replace(/`/g, ''));
+    const d = renderKustomization(src(dir)).find((o) => o.kind === 'Deployment');
+    const side = containersOf(d).find((c) => c.name === 'stateside');
+    // | front end | removal | prestop | drain | shutdown | grace | minReadySeconds |
+    const expected = [envOf(side, 'STATESIDE_PRESTOP_DELAY'), envOf(side, 'STATESIDE_DRAIN_TIMEOUT'),
+                      envOf(side, 'STATESIDE_SHUTDOWN_TIMEOUT'), String(d.spec.template.spec.terminationGracePeriodSeconds),
+                      String(d.spec.minReadySeconds)];
+    assert.deepEqual(cells.slice(2, 7), expected, dir);
+  }
 });

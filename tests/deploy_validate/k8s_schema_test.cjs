@@ -1,4 +1,5 @@
-// The Kubernetes manifests of deploy/k8s pass the schema check, and the
+// The Kubernetes manifests of deploy/k8s (every overlay, as `kubectl
+// kustomize` renders it) pass the schema check, and the
 // check rejects what it must (a wrong type, a missing required field, an
 // unknown field), each on its own and all three together.
 'use strict';
@@ -6,20 +7,21 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('path');
 const { checkObject, loadTargets } = require('./k8s_schema.cjs');
-const { src, renderKustomization } = require('./deploy_lib.cjs');
+const { src, renderKustomization, k8sOverlays } = require('./deploy_lib.cjs');
 
 const summary = (problems) => problems.map((p) => `${p.kind} ${p.path}`);
 
 function radarDeployment() {
-  const d = renderKustomization(src('deploy', 'k8s')).find((o) => o.kind === 'Deployment');
+  const d = renderKustomization(k8sOverlays().native).find((o) => o.kind === 'Deployment');
   assert.ok(d, 'deploy/k8s renders a Deployment');
   return JSON.parse(JSON.stringify(d));
 }
 
-test('every object of deploy/k8s, its classic overlay and the Secret example passes', () => {
-  const items = loadTargets([src('deploy', 'k8s'), src('deploy', 'k8s', 'classic'),
-                             src('deploy', 'k8s', 'examples', 'secret.example.yaml')]);
-  assert.ok(items.length >= 15, `expected the whole set of objects, got ${items.length}`);
+test('every object of every overlay of deploy/k8s and the Secret example passes', () => {
+  const overlays = Object.values(k8sOverlays());
+  assert.ok(overlays.length >= 5, `native, classic and three presets: ${overlays}`);
+  const items = loadTargets([...overlays, src('deploy', 'k8s', 'examples', 'secret.example.yaml')]);
+  assert.ok(items.length >= 9 * overlays.length, `expected the whole set of objects, got ${items.length}`);
   for (const { source, doc } of items) {
     assert.deepEqual(summary(checkObject(doc)), [], `${path.basename(source)}: ${doc.kind}/${doc.metadata.name}`);
   }

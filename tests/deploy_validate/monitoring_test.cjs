@@ -14,7 +14,7 @@ const path = require('path');
 const http = require('http');
 const { spawn, execFileSync, spawnSync } = require('child_process');
 const YAML = require('yaml');
-const { src, read, loadYamlDocs, renderKustomization, containersOf, BIN_DIR } = require('./deploy_lib.cjs');
+const { src, read, loadYamlDocs, renderKustomization, k8sOverlays, containersOf, BIN_DIR } = require('./deploy_lib.cjs');
 const {
   EXTERNAL_METRICS, exportedMetricNames, promqlMetricNames, ruleExprs, dashboardExprs, unknownMetrics,
 } = require('./metric_names.cjs');
@@ -28,11 +28,11 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'monitoring-test-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 // --- The PodMonitor against the Deployment.
-for (const variant of ['k8s', path.join('k8s', 'classic')]) {
-  test(`PodMonitor selects the radar pods of deploy/${variant} and scrapes the sidecar's admin port`, () => {
+for (const [variant, dir] of Object.entries(k8sOverlays())) {
+  test(`PodMonitor selects the radar pods of deploy/k8s/${variant} and scrapes the sidecar's admin port`, () => {
     assert.equal(podMonitor.apiVersion, 'monitoring.coreos.com/v1');
     assert.equal(podMonitor.kind, 'PodMonitor');
-    const d = renderKustomization(src('deploy', variant)).find((o) => o.kind === 'Deployment' && o.metadata.name === 'radar');
+    const d = renderKustomization(dir).find((o) => o.kind === 'Deployment' && o.metadata.name === 'radar');
     const podLabels = d.spec.template.metadata.labels;
     const match = podMonitor.spec.selector.matchLabels;
     assert.ok(Object.keys(match).length > 0, 'a PodMonitor with an empty selector scrapes every pod');

@@ -1,11 +1,15 @@
 // The sidecar binary on a real redis-server: sessions shared by two sidecar
-// processes, the backend modes (fail closed, memory fallback), and Redis going
-// away and coming back under a running sidecar.
+// processes, the backend modes (fail closed, memory fallback), Redis going
+// away and coming back under a running sidecar (readiness debounced), and the
+// whole flow as the least-privilege ACL user of deploy/k8s.
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,11 +17,15 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "stateside/v1/analytics.grpc.pb.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
+#include "stateside/v1/realtime.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
@@ -105,6 +113,15 @@ class Sidecar {
   std::unique_ptr<v1::SessionService::Stub> Sessions() {
     return v1::SessionService::NewStub(channel_);
   }
+  std::unique_ptr<v1::AnalyticsService::Stub> Analytics() {
+    return v1::AnalyticsService::NewStub(channel_);
+  }
+  std::unique_ptr<v1::RealtimeService::Stub> Realtime() {
+    return v1::RealtimeService::NewStub(channel_);
+  }
+  std::unique_ptr<v1::LifecycleService::Stub> Lifecycle() {
+    return v1::LifecycleService::NewStub(channel_);
+  }
 
   Subprocess& process() { return *process_; }
 
@@ -124,6 +141,27 @@ grpc::Status Create(Sidecar& sidecar, const std::string& user, v1::Session* out,
       sidecar.Sessions()->Create(Context(deadline_seconds).get(), request, &response);
   if (out != nullptr) *out = response.session();
   return status;
+}
+
+// A session of `user` created on `a`, updated through `b` and read back
+// through `a` (the cart attribute the update set is there): sessions live in
+// Redis, shared by the pods.
+v1::Session ShareASession(Sidecar& a, Sidecar& b, const std::string& user) {
+  v1::Session created;
+  EXPECT_TRUE(Create(a, user, &created).ok()) << a.process().ReadLog();
+  v1::UpdateSessionRequest update;
+  update.mutable_key()->set_cookie(created.cookie());
+  (*update.mutable_set())["cart"] = R"(["book"])";
+  v1::UpdateSessionResponse updated;
+  EXPECT_TRUE(b.Sessions()->Update(Context().get(), update, &updated).ok());
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_cookie(created.cookie());
+  v1::GetSessionResponse got;
+  EXPECT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());
+  const auto& attributes = got.session().attributes();
+  EXPECT_TRUE(attributes.contains("cart") && attributes.at("cart") == R"(["book"])");
+  EXPECT_EQ(got.session().metadata().user_id(), user);
+  return created;
 }
 
 class SidecarRedisTest : public ::testing::Test {
@@ -149,21 +187,10 @@ TEST_F(SidecarRedisTest, TwoSidecarsShareSessionsThroughRedis) {
   ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
   EXPECT_EQ(a.Instance().backend(), "redis");
 
-  v1::Session created;
-  ASSERT_TRUE(Create(a, "alice", &created).ok());
-
-  v1::UpdateSessionRequest update;
-  update.mutable_key()->set_cookie(created.cookie());
-  (*update.mutable_set())["cart"] = R"(["book"])";
-  v1::UpdateSessionResponse updated;
-  ASSERT_TRUE(b.Sessions()->Update(Context().get(), update, &updated).ok());
-
+  const v1::Session created = ShareASession(a, b, "alice");
   v1::GetSessionRequest get;
   get.mutable_key()->set_cookie(created.cookie());
   v1::GetSessionResponse got;
-  ASSERT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());
-  EXPECT_EQ(got.session().attributes().at("cart"), R"(["book"])");
-  EXPECT_EQ(got.session().metadata().user_id(), "alice");
 
   v1::DestroySessionRequest destroy;
   destroy.mutable_key()->set_id(created.metadata().id());
@@ -194,6 +221,57 @@ TEST_F(SidecarRedisTest, RedisGoingAwayFailsFastAndServiceResumesByItself) {
   ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
       << sidecar.process().ReadLog();
   EXPECT_TRUE(Create(sidecar, "alice", nullptr).ok());
+}
+
+// A Redis outage shorter than STATESIDE_REDIS_READINESS_DEBOUNCE keeps the
+// sidecar ready (while its calls fail fast); a longer one makes it not ready,
+// no earlier than the debounce after Redis went away.
+TEST_F(SidecarRedisTest, ReadinessStaysWithinTheDebounce) {
+  auto env = RedisEnv();
+  env["STATESIDE_REDIS_READINESS_DEBOUNCE"] = "30s";
+  Sidecar sidecar(dir_, "debounced", env);
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+
+  redis_->Kill();
+  // Both losses reported (the command connection and the realtime
+  // subscription), and calls failing: readiness has seen the outage.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    const std::string log = sidecar.process().ReadLog();
+    return absl::StrContains(log, "redis unavailable") &&
+           absl::StrContains(log, "realtime subscription lost");
+  }, absl::Seconds(20))) << sidecar.process().ReadLog();
+  EXPECT_EQ(Create(sidecar, "alice", nullptr).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(sidecar.Health(), health::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(sidecar.Instance().ready());
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return Create(sidecar, "alice", nullptr).ok(); },
+                               absl::Seconds(20)))
+      << sidecar.process().ReadLog();
+  EXPECT_EQ(sidecar.Health(), health::HealthCheckResponse::SERVING);
+  EXPECT_THAT(sidecar.process().ReadLog(), ::testing::Not(HasSubstr("not ready until it is back")));
+}
+
+TEST_F(SidecarRedisTest, NotReadyOnlyAfterTheDebounce) {
+  auto env = RedisEnv();
+  env["STATESIDE_REDIS_READINESS_DEBOUNCE"] = "3s";
+  Sidecar sidecar(dir_, "debounce-expires", env);
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+
+  const absl::Time killed = absl::Now();
+  redis_->Kill();
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::NOT_SERVING))
+      << sidecar.process().ReadLog();
+  EXPECT_GE(absl::Now() - killed, absl::Seconds(3));
+  EXPECT_FALSE(sidecar.Instance().ready());
+  EXPECT_THAT(sidecar.process().ReadLog(),
+              HasSubstr("STATESIDE_REDIS_READINESS_DEBOUNCE 3s): not ready until it is back"));
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
 }
 
 TEST_F(SidecarRedisTest, UnreachableRedisAtStartFailsClosedWithoutExiting) {
@@ -287,6 +365,178 @@ TEST_F(SidecarRedisTest, AKeyMismatchFoundOnReconnectKeepsTheSidecarNotReady) {
   ASSERT_EQ(redis_->Cli({"CLIENT", "KILL", "TYPE", "normal"}).exit_status, 0);
   EXPECT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
       << sidecar.process().ReadLog();
+}
+
+// The ACL rules of deploy/k8s's Redis user `stateside`
+// (deploy/k8s/base/redis/stateside.acl), joined as the StatefulSet does.
+std::string ShippedAclRules() {
+  const char* source = std::getenv("STATESIDE_SOURCE_DIR");
+  EXPECT_NE(source, nullptr) << "STATESIDE_SOURCE_DIR (set by ctest)";
+  if (source == nullptr) return "";
+  std::ifstream in(std::string(source) + "/deploy/k8s/base/redis/stateside.acl");
+  EXPECT_TRUE(in.good());
+  std::vector<std::string> rules;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') rules.push_back(line);
+  }
+  return absl::StrJoin(rules, " ");
+}
+
+// Two sidecars on a redis-server configured like deploy/k8s's (the default
+// user off, the sidecars as `stateside` with exactly the shipped rules) run
+// every kind of Redis traffic the sidecar has: sessions (scripts, the user
+// index), opt-outs, the registry (heartbeats, listing, the drain's
+// deregistration), realtime (presence, pub/sub, history) and the
+// live-session estimate. Nothing is refused; a command outside the rules is.
+TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
+  constexpr char kPassword[] = "acl-test-password-0123456789abcdef";
+  const std::string rules = ShippedAclRules();
+  ASSERT_THAT(rules, HasSubstr("-@all"));
+  testing::RedisServerOptions options;
+  options.acl_users = {absl::StrCat("stateside reset on >", kPassword, " ", rules)};
+  options.extra_config = {"user default off"};
+  auto acl_redis = testing::RedisServer::Start(options);
+  ASSERT_TRUE(acl_redis.ok()) << acl_redis.status();
+  const std::string url = absl::StrCat("redis://stateside:", kPassword, "@127.0.0.1:",
+                                       (*acl_redis)->port());
+  std::map<std::string, std::string> env = {{"REDIS_URL", url},
+                                            {"STATESIDE_REDIS_CONNECT_TIMEOUT", "1s"},
+                                            {"STATESIDE_DRAIN_TIMEOUT", "0s"}};
+  Sidecar a(dir_, "acl-a", env);
+  Sidecar b(dir_, "acl-b", env);
+  ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
+  ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
+
+  // Sessions: create, update and read across pods, the user index, destroy.
+  const v1::Session created = ShareASession(a, b, "alice");
+  v1::TouchSessionRequest touch;
+  touch.mutable_key()->set_cookie(created.cookie());
+  v1::TouchSessionResponse touched;
+  EXPECT_TRUE(b.Sessions()->Touch(Context().get(), touch, &touched).ok());
+  v1::RegenerateSessionRequest regenerate;
+  regenerate.mutable_key()->set_cookie(created.cookie());
+  v1::RegenerateSessionResponse regenerated;
+  ASSERT_TRUE(a.Sessions()->Regenerate(Context().get(), regenerate, &regenerated).ok());
+  v1::ListUserSessionsRequest list;
+  list.set_user_id("alice");
+  v1::ListUserSessionsResponse listed;
+  ASSERT_TRUE(b.Sessions()->ListUserSessions(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.sessions_size(), 1);
+  v1::DestroyUserSessionsRequest destroy_all;
+  destroy_all.set_user_id("alice");
+  v1::DestroyUserSessionsResponse destroyed_all;
+  EXPECT_TRUE(a.Sessions()->DestroyUserSessions(Context().get(), destroy_all, &destroyed_all).ok());
+  v1::Session other;
+  ASSERT_TRUE(Create(b, "bob", &other).ok());
+  v1::DestroySessionRequest destroy;
+  destroy.mutable_key()->set_id(other.metadata().id());
+  v1::DestroySessionResponse destroyed;
+  EXPECT_TRUE(a.Sessions()->Destroy(Context().get(), destroy, &destroyed).ok());
+
+  // Opt-outs, across pods.
+  v1::SetOptOutRequest opt_out;
+  opt_out.set_subject("visitor-1");
+  opt_out.set_opted_out(true);
+  v1::SetOptOutResponse set;
+  ASSERT_TRUE(a.Analytics()->SetOptOut(Context().get(), opt_out, &set).ok());
+  v1::GetOptOutRequest get_opt_out;
+  get_opt_out.set_subject("visitor-1");
+  v1::GetOptOutResponse opted;
+  ASSERT_TRUE(b.Analytics()->GetOptOut(Context().get(), get_opt_out, &opted).ok());
+  EXPECT_TRUE(opted.opted_out());
+  opt_out.set_opted_out(false);
+  EXPECT_TRUE(b.Analytics()->SetOptOut(Context().get(), opt_out, &set).ok());
+
+  // Realtime: a connection on b (Subscribe registers it), a publish from a
+  // to its room, presence queries, history.
+  v1::SubscribeRequest subscribe;
+  auto* conn = subscribe.add_connections();
+  conn->set_conn_id("conn-1");
+  conn->set_user_id("carol");
+  conn->add_rooms("lobby");
+  auto stream_context = Context(20);
+  auto stream = b.Realtime()->Subscribe(stream_context.get(), subscribe);
+  v1::RealtimeEvent event;
+  ASSERT_TRUE(stream->Read(&event)) << b.process().ReadLog();
+  ASSERT_TRUE(event.subscribed());
+  v1::JoinRequest join;
+  join.set_conn_id("conn-1");
+  join.add_rooms("news");
+  v1::JoinResponse joined;
+  EXPECT_TRUE(b.Realtime()->Join(Context().get(), join, &joined).ok());
+  v1::PublishRequest publish;
+  publish.set_room("lobby");
+  publish.set_event("chat");
+  publish.set_payload("hello");
+  v1::PublishResponse published;
+  ASSERT_TRUE(a.Realtime()->Publish(Context().get(), publish, &published).ok()) << a.process().ReadLog();
+  do {
+    ASSERT_TRUE(stream->Read(&event)) << b.process().ReadLog();
+  } while (!event.has_delivery());
+  EXPECT_EQ(event.delivery().payload(), "hello");
+  v1::PublishRequest to_user;
+  to_user.set_user_id("carol");
+  to_user.set_event("dm");
+  EXPECT_TRUE(a.Realtime()->Publish(Context().get(), to_user, &published).ok());
+  v1::RoomMembersRequest members;
+  members.set_room("lobby");
+  v1::RoomMembersResponse in_room;
+  ASSERT_TRUE(a.Realtime()->RoomMembers(Context().get(), members, &in_room).ok());
+  EXPECT_EQ(in_room.count(), 1);
+  v1::UserConnectionsRequest user_conns;
+  user_conns.set_user_id("carol");
+  v1::UserConnectionsResponse conns;
+  ASSERT_TRUE(a.Realtime()->UserConnections(Context().get(), user_conns, &conns).ok());
+  EXPECT_EQ(conns.connections_size(), 1);
+  v1::HistoryRequest history;
+  history.set_room("lobby");
+  v1::HistoryResponse past;
+  ASSERT_TRUE(a.Realtime()->History(Context().get(), history, &past).ok());
+  EXPECT_EQ(past.events_size(), 1);
+  v1::LeaveRequest leave;
+  leave.set_conn_id("conn-1");
+  leave.add_rooms("news");
+  v1::LeaveResponse left;
+  EXPECT_TRUE(b.Realtime()->Leave(Context().get(), leave, &left).ok());
+  v1::UnregisterConnectionRequest unregister;
+  unregister.set_conn_id("conn-1");
+  v1::UnregisterConnectionResponse unregistered;
+  EXPECT_TRUE(b.Realtime()->UnregisterConnection(Context().get(), unregister, &unregistered).ok());
+  stream_context->TryCancel();
+
+  // The registry: both listed, then a's drain takes it out.
+  v1::ListInstancesResponse instances;
+  ASSERT_TRUE(b.Lifecycle()->ListInstances(Context().get(), {}, &instances).ok());
+  EXPECT_EQ(instances.instances_size(), 2);
+  v1::DrainResponse draining;
+  ASSERT_TRUE(a.Lifecycle()->Drain(Context().get(), {}, &draining).ok());
+  EXPECT_TRUE(testing::WaitFor([&] {
+    v1::ListInstancesResponse now;
+    return b.Lifecycle()->ListInstances(Context().get(), {}, &now).ok() && now.instances_size() == 1;
+  }, absl::Seconds(20))) << a.process().ReadLog();
+
+  // Nothing the sidecars sent was refused (the live-session estimate runs
+  // at start and every 15 s: its DBSIZE/RANDOMKEY too).
+  for (Sidecar* s : {&a, &b}) {
+    const std::string log = s->process().ReadLog();
+    EXPECT_THAT(log, ::testing::Not(HasSubstr("NOPERM"))) << log;
+    EXPECT_THAT(log, ::testing::Not(HasSubstr("no permissions"))) << log;
+  }
+  // A command outside the rules, and a key outside the prefix, are refused.
+  const std::string port = std::to_string((*acl_redis)->port());
+  const std::vector<std::string> cli = {"redis-cli", "-p", port, "--user", "stateside", "--no-auth-warning"};
+  auto as_user = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = cli;
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv, {{"REDISCLI_AUTH", kPassword}});
+  };
+  EXPECT_THAT(as_user({"PING"}).out, HasSubstr("PONG"));
+  for (const std::vector<std::string>& refused :
+       {std::vector<std::string>{"FLUSHALL"}, {"KEYS", "*"}, {"CONFIG", "GET", "save"},
+        {"SET", "not-stateside:x", "1"}, {"EVAL", "return 1", "0"}}) {
+    const testing::RunResult r = as_user(refused);
+    EXPECT_THAT(r.out + r.err, HasSubstr("NOPERM")) << absl::StrJoin(refused, " ");
+  }
 }
 
 }  // namespace

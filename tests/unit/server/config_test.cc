@@ -167,7 +167,8 @@ TEST_F(ConfigTest, BadDurationNamesTheSetting) {
        {"SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "OPT_OUT_TTL",
         "STATESIDE_PRESTOP_DELAY", "STATESIDE_DRAIN_TIMEOUT",
         "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_REDIS_CONNECT_TIMEOUT",
-        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL"}) {
+        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL",
+        "STATESIDE_REDIS_READINESS_DEBOUNCE"}) {
     SCOPED_TRACE(setting);
     for (const std::string bad : {"10", "abc", "5x", "-5s", "1h-", "1e3s"}) {
       SCOPED_TRACE(bad);
@@ -189,6 +190,19 @@ TEST_F(ConfigTest, TimeoutsThatMustBePositiveRefuseZero) {
   auto config = Parse({{"STATESIDE_PRESTOP_DELAY", "0"},
                        {"STATESIDE_DRAIN_TIMEOUT", "0s"}});
   ASSERT_TRUE(config.ok()) << config.status();
+}
+
+TEST_F(ConfigTest, ReadinessDebounceDefaultsTo2sTakesZeroAndRefusesOverAMinute) {
+  auto config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->redis.readiness_debounce, absl::Seconds(2));
+  config = Parse({{"STATESIDE_REDIS_READINESS_DEBOUNCE", "0s"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->redis.readiness_debounce, absl::ZeroDuration());
+  config = Parse({{"STATESIDE_REDIS_READINESS_DEBOUNCE", "1m"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ExpectError({{"STATESIDE_REDIS_READINESS_DEBOUNCE", "61s"}},
+              "STATESIDE_REDIS_READINESS_DEBOUNCE");
 }
 
 TEST_F(ConfigTest, IdleLongerThanAbsoluteIsRefused) {
@@ -496,7 +510,8 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_REDIS_TLS_CA_FILE", "STATESIDE_REDIS_TLS_CERT_FILE",
         "STATESIDE_REDIS_TLS_KEY_FILE", "STATESIDE_REDIS_TLS_SERVER_NAME",
         "STATESIDE_REDIS_CONNECTIONS", "STATESIDE_REDIS_CONNECT_TIMEOUT",
-        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_ADMIN_TOKEN_FILE"}) {
+        "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_ADMIN_TOKEN_FILE",
+        "STATESIDE_REDIS_READINESS_DEBOUNCE"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -506,7 +521,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 36u);
+  EXPECT_EQ(SettingNames().size(), 37u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
