@@ -93,14 +93,16 @@ ok=$(grep -c '^200 ' <<<"$out" || true)
 echo "200: $ok"
 [ "$ok" -eq 300 ] || fail "loopback was limited: $(sort <<<"$out" | uniq -c)"
 
-echo "--- 300 requests from 127.0.0.2: the burst passes, the rest is 429 JSON"
-out="$(burst 127.0.0.2 300)"
+# 600: even at 60 requests a second (a loaded machine) the last ones are
+# past 50 r/s + 100.
+echo "--- 600 requests from 127.0.0.2: the burst passes, the rest is 429 JSON"
+out="$(burst 127.0.0.2 600)"
 sort <<<"$out" | uniq -c
 ok=$(grep -c '^200 ' <<<"$out" || true)
 limited=$(grep -c '^429 application/json' <<<"$out" || true)
 [ "$ok" -ge 100 ] || fail "fewer than the burst of 100 passed"
 [ "$limited" -ge 1 ] || fail "nothing over 50 r/s + 100 was refused with 429 JSON"
-[ $((ok + limited)) -eq 300 ] || fail "answers other than 200 and 429"
+[ $((ok + limited)) -eq 600 ] || fail "answers other than 200 and 429"
 # The last request of the burst is over the limit: its body.
 body="$(cat "$tmp/last")"
 [ "$body" = '{"error":"too many requests"}' ] || fail "429 body: $body"
