@@ -64,6 +64,15 @@ Response SidecarError(const absl::Status& status, std::string_view what,
     spdlog::info("{}: rejected by the sidecar: {}", what, message);
     return ErrorResponse(http::status::bad_request, message);
   }
+  if (code == absl::StatusCode::kResourceExhausted) {
+    // A per-user cap of the sidecar (sessions, rooms, publish rate): the
+    // message names it.
+    const std::string message(status.message());
+    spdlog::info("{}: over a cap of the sidecar: {}", what, message);
+    Response response = ErrorResponse(http::status::too_many_requests, message);
+    response.set(http::field::retry_after, "1");
+    return response;
+  }
   if (code == absl::StatusCode::kUnavailable ||
       code == absl::StatusCode::kDeadlineExceeded) {
     spdlog::warn("{}: sidecar unavailable: {}", what, status.ToString());

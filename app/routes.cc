@@ -385,6 +385,16 @@ Response Routes::Broadcast(const Request& request) const {
   }
   absl::StatusOr<stateside::Session> session = LookupSession(request);
   if (!session.ok()) return SidecarError(session.status(), "broadcast: session", true);
+  if (room.has_value()) {
+    // Only into a room the caller is in: a browser cannot fill the log of
+    // a room it never joined (nor speak there).
+    absl::StatusOr<bool> member = InRoom(session->info.user_id, *room);
+    if (!member.ok()) return SidecarError(member.status(), "broadcast: presence", false);
+    if (!*member) {
+      return ErrorResponse(http::status::forbidden,
+                           "join the room over the WebSocket before broadcasting to it");
+    }
+  }
   Json payload = room.has_value() ? Json{{"room", *room}} : Json{{"user", *user}};
   payload["msg"] = *msg;
   payload["from"] = session->info.user_id;
@@ -393,10 +403,32 @@ Response Routes::Broadcast(const Request& request) const {
                                               ? stateside::PublishTarget::Room(*room)
                                               : stateside::PublishTarget::User(*user);
   absl::StatusOr<stateside::PublishResult> published =
-      client_->Publish(target, "message", payload.dump());
+      client_->Publish(target, "message", payload.dump(), {}, session->info.user_id);
   if (!published.ok()) return SidecarError(published.status(), "broadcast: publish", false);
   return JsonResponse(http::status::ok, Json{{"instances", published->instances},
                                              {"sequence", published->sequence}});
+}
+
+absl::StatusOr<bool> Routes::InRoom(const std::string& user, const std::string& room) const {
+  // The room's members first: that call also checks the room's name (400).
+  // A user has few connections, a room may have many members: the pages are
+  // walked until one of the user's connections shows, within a bound.
+  constexpr int kPageSize = 1000;
+  constexpr int kMaxPages = 100;
+  absl::StatusOr<stateside::RoomMembersPage> page = client_->RoomMembers(room, kPageSize);
+  if (!page.ok()) return page.status();
+  if (user.empty() || page->count == 0) return false;
+  absl::StatusOr<std::vector<stateside::ConnectionRef>> mine = client_->UserConnections(user);
+  if (!mine.ok()) return mine.status();
+  if (mine->empty()) return false;
+  for (int pages = 1;; ++pages) {
+    for (const stateside::ConnectionRef& member : page->members) {
+      if (std::find(mine->begin(), mine->end(), member) != mine->end()) return true;
+    }
+    if (page->next_page_token.empty() || pages == kMaxPages) return false;
+    page = client_->RoomMembers(room, kPageSize, page->next_page_token);
+    if (!page.ok()) return page.status();
+  }
 }
 
 std::variant<SocketOwner, Response> Routes::AuthenticateWebSocket(

@@ -65,6 +65,10 @@ class Routes {
   Response GetOptOut(const Request& request) const;
   Response SetOptOut(const Request& request) const;
   Response Broadcast(const Request& request) const;
+  // Whether `user` has a connection in `room` on any instance of the
+  // cluster (the sidecar's presence): an error status when the sidecar
+  // fails or the room name is refused.
+  absl::StatusOr<bool> InRoom(const std::string& user, const std::string& room) const;
 
   // The session named by the request's cookie (NOT_FOUND without one).
   absl::StatusOr<stateside::Session> LookupSession(const Request& request,

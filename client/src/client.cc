@@ -265,8 +265,9 @@ absl::Status Client::Leave(std::string_view conn_id, const std::vector<std::stri
 absl::StatusOr<PublishResult> Client::Publish(const PublishTarget& target,
                                               std::string_view event,
                                               std::string_view payload,
-                                              const std::vector<ConnectionRef>& except) {
-  return impl_->realtime->Publish(target, event, payload, except);
+                                              const std::vector<ConnectionRef>& except,
+                                              std::string_view sender_user_id) {
+  return impl_->realtime->Publish(target, event, payload, except, sender_user_id);
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(

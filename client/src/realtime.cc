@@ -199,7 +199,7 @@ absl::Status RealtimeCalls::Leave(std::string_view conn_id,
 
 absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     const PublishTarget& target, std::string_view event, std::string_view payload,
-    const std::vector<ConnectionRef>& except) {
+    const std::vector<ConnectionRef>& except, std::string_view sender_user_id) {
   v1::PublishRequest request;
   switch (target.kind) {
     case Target::kRoom:
@@ -226,6 +226,10 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
   for (const ConnectionRef& ref : except) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("except", ref));
     ConnectionRefToProto(ref, request.add_except());
+  }
+  if (!sender_user_id.empty()) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("sender_user_id", sender_user_id));
+    request.set_sender_user_id(std::string(sender_user_id));
   }
   v1::PublishResponse response;
   STATESIDE_CLIENT_RETURN_IF_ERROR(

@@ -49,7 +49,8 @@ class RealtimeCalls {
   absl::Status Leave(std::string_view conn_id, const std::vector<std::string>& rooms);
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
                                         std::string_view event, std::string_view payload,
-                                        const std::vector<ConnectionRef>& except);
+                                        const std::vector<ConnectionRef>& except,
+                                        std::string_view sender_user_id);
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       const std::vector<ConnectionRegistration>& connections);
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size,

@@ -150,6 +150,7 @@ class Metrics::Impl {
   Counter& drain_timeouts_;
   Counter& forced_exits_;
   Series<Counter> admin_refused_;
+  Series<Counter> cap_refusals_;
 
   Series<Counter> rt_published_;
   Counter& rt_received_;
@@ -251,6 +252,10 @@ Metrics::Impl::Impl(MetricsOptions options)
                                    "Admin HTTP requests refused, by route and reason "
                                    "(route \"*\": a connection closed at accept)."),
                      {"route", "reason"}),
+      cap_refusals_(CounterFamily(registry_, "stateside_cap_refusals_total",
+                                  "Calls refused with RESOURCE_EXHAUSTED by a per-user or "
+                                  "per-connection cap, by cap."),
+                    {"cap"}),
       rt_published_(CounterFamily(registry_, "stateside_realtime_published_total",
                                   "Realtime events published from this instance, by target."),
                     {"target"}),
@@ -320,6 +325,9 @@ Metrics::Impl::Impl(MetricsOptions options)
     admin_refused_.Get({"/drain", reason});
   }
   admin_refused_.Get({"*", "too_many_connections"});
+  for (std::string_view cap : {"sessions_per_user", "rooms_per_connection", "publish_rate_per_user"}) {
+    cap_refusals_.Get({cap});
+  }
   drain_state_.Get({"serving"}).Set(1);
   drain_state_.Get({"draining"});
   drain_state_.Get({"drained"});
@@ -403,6 +411,7 @@ void Metrics::RealtimeDelivered(double seconds) {
 void Metrics::RealtimeDropped(std::string_view reason, uint64_t n) {
   impl_->rt_dropped_.Get({reason}).Increment(static_cast<double>(n));
 }
+void Metrics::CapRefused(std::string_view cap) { impl_->cap_refusals_.Get({cap}).Increment(); }
 void Metrics::RealtimeGap(std::string_view reason) { impl_->rt_gaps_.Get({reason}).Increment(); }
 void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
   impl_->app_connections_.Set(static_cast<double>(gauges.connections));

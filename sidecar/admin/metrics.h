@@ -93,6 +93,9 @@ class Metrics {
   // "bad_token" (access.h); route "*" with "too_many_connections" for a
   // connection closed at accept by a connection cap.
   void AdminRequestRefused(std::string_view route, std::string_view reason);
+  // A call refused by a cap: "sessions_per_user", "rooms_per_connection",
+  // "publish_rate_per_user".
+  void CapRefused(std::string_view cap);
 
   // --- Realtime. target: "room", "user", "connection", "all"; drop
   // reasons: "overflow", "no_target", "no_subscriber", "undecryptable",
@@ -144,6 +147,7 @@ class MetricsSessionEvents final : public SessionEvents {
     metrics_->KeyUsedForRead(key_id);
   }
   void VersionConflict() override { metrics_->VersionConflict(); }
+  void CapRefused(std::string_view cap) override { metrics_->CapRefused(cap); }
 
  private:
   Metrics* const metrics_;
@@ -163,6 +167,7 @@ class MetricsRealtimeEvents final : public realtime::RealtimeMetrics {
     metrics_->RealtimeDropped(reason, count);
   }
   void Gap(std::string_view reason) override { metrics_->RealtimeGap(reason); }
+  void CapRefused(std::string_view cap) override { metrics_->CapRefused(cap); }
 
  private:
   Metrics* const metrics_;

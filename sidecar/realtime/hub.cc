@@ -60,7 +60,12 @@ absl::Status Draining() {
 
 RealtimeHub::RealtimeHub(HubOptions options, Broker* broker, const Clock* clock,
                          RealtimeMetrics* metrics)
-    : options_(std::move(options)), broker_(broker), clock_(clock), metrics_(metrics) {}
+    : options_(std::move(options)),
+      broker_(broker),
+      clock_(clock),
+      metrics_(metrics),
+      publish_limiter_(options_.publish_rate_per_user,
+                       std::max(1.0, options_.publish_burst_per_user)) {}
 
 RealtimeHub::~RealtimeHub() { broker_->Stop(); }
 
@@ -82,8 +87,7 @@ void RealtimeHub::Register(ConnPresence conn, Done done) {
             "realtime: at most ", options_.max_connections, " connections per instance")));
       }
       if (conn.rooms.size() > options_.max_rooms_per_connection) {
-        return barrier.Fail(absl::ResourceExhaustedError(absl::StrCat(
-            "rooms: at most ", options_.max_rooms_per_connection, " per connection")));
+        return barrier.Fail(RoomCapError());
       }
       it = connections_.emplace(conn.conn, Connection{conn.user, {}}).first;
       if (!conn.user.empty()) users_[conn.user].insert(conn.conn);
@@ -91,8 +95,7 @@ void RealtimeHub::Register(ConnPresence conn, Done done) {
       size_t fresh = 0;
       for (const std::string& room : conn.rooms) fresh += it->second.rooms.contains(room) ? 0 : 1;
       if (it->second.rooms.size() + fresh > options_.max_rooms_per_connection) {
-        return barrier.Fail(absl::ResourceExhaustedError(absl::StrCat(
-            "rooms: at most ", options_.max_rooms_per_connection, " per connection")));
+        return barrier.Fail(RoomCapError());
       }
     }
     // On every Register, not only the first: a retry after UNAVAILABLE must
@@ -147,6 +150,13 @@ void RealtimeHub::Unregister(std::string_view conn_id, Broker::Reply<bool> done)
   std::move(done)(found);
 }
 
+absl::Status RealtimeHub::RoomCapError() const {
+  if (metrics_ != nullptr) metrics_->CapRefused("rooms_per_connection");
+  return absl::ResourceExhaustedError(
+      absl::StrCat("rooms: at most ", options_.max_rooms_per_connection,
+                   " per connection (STATESIDE_MAX_ROOMS_PER_CONNECTION)"));
+}
+
 void RealtimeHub::Join(std::string_view conn_id, std::vector<std::string> rooms, Done done) {
   const std::string conn(conn_id);
   Barrier barrier(std::move(done));
@@ -161,8 +171,7 @@ void RealtimeHub::Join(std::string_view conn_id, std::vector<std::string> rooms,
     size_t fresh = 0;
     for (const std::string& room : rooms) fresh += it->second.rooms.contains(room) ? 0 : 1;
     if (it->second.rooms.size() + fresh > options_.max_rooms_per_connection) {
-      return barrier.Fail(absl::ResourceExhaustedError(absl::StrCat(
-          "rooms: at most ", options_.max_rooms_per_connection, " per connection")));
+      return barrier.Fail(RoomCapError());
     }
     std::vector<std::string> added;
     JoinLocked(it->first, it->second, rooms, &added, [&] { return barrier.Next(); });
@@ -229,9 +238,17 @@ void RealtimeHub::LeaveLocked(const std::string& conn, Connection& state,
   }
 }
 
-void RealtimeHub::Publish(Event event, Broker::Reply<PublishResult> done) {
+void RealtimeHub::Publish(Event event, std::string_view sender_user,
+                          Broker::Reply<PublishResult> done) {
   event.origin = options_.instance_id;
   event.published_at = clock_->Now();
+  if (!sender_user.empty() && !publish_limiter_.Allow(sender_user, event.published_at)) {
+    if (metrics_ != nullptr) metrics_->CapRefused("publish_rate_per_user");
+    return std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+        "sender_user_id: more than ", options_.publish_rate_per_user,
+        " events per second from this user on this instance (STATESIDE_PUBLISH_RATE_PER_USER, "
+        "burst STATESIDE_PUBLISH_BURST_PER_USER)")));
+  }
   if (event.target == TargetKind::kConnection && event.to_instance.empty()) {
     event.to_instance = options_.instance_id;
   }

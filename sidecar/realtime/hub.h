@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "sidecar/common/clock.h"
 #include "sidecar/realtime/broker.h"
+#include "sidecar/realtime/rate_limiter.h"
 #include "sidecar/realtime/subscriber_queue.h"
 
 namespace stateside::realtime {
@@ -48,6 +49,9 @@ class RealtimeMetrics {
   virtual void Dropped(std::string_view reason, uint64_t count) = 0;
   // A loss window was signalled: "overflow" or "redis".
   virtual void Gap(std::string_view reason) = 0;
+  // A call refused with RESOURCE_EXHAUSTED by a cap: "rooms_per_connection",
+  // "publish_rate_per_user".
+  virtual void CapRefused(std::string_view cap) {}
 };
 
 struct HubOptions {
@@ -56,6 +60,10 @@ struct HubOptions {
   size_t queue_bytes = 16 << 20;  // per subscriber
   size_t max_connections = 100000;
   size_t max_rooms_per_connection = 1024;
+  // Publishes per second (and at once) one sender user may make through
+  // this instance; rate 0 = no limit. See rate_limiter.h.
+  double publish_rate_per_user = 100;
+  double publish_burst_per_user = 200;
 };
 
 struct HubStats {
@@ -88,8 +96,13 @@ class RealtimeHub final : public Broker::Sink {
   void Leave(std::string_view conn, std::vector<std::string> rooms, Done done);
 
   // Stamps origin and time, normalises `except` (empty instance = this one)
-  // and `to_instance`, and hands the event to the broker.
-  void Publish(Event event, Broker::Reply<PublishResult> done);
+  // and `to_instance`, and hands the event to the broker. With a
+  // `sender_user`, RESOURCE_EXHAUSTED naming STATESIDE_PUBLISH_RATE_PER_USER
+  // when that user's bucket on this instance is empty.
+  void Publish(Event event, Broker::Reply<PublishResult> done) {
+    Publish(std::move(event), "", std::move(done));
+  }
+  void Publish(Event event, std::string_view sender_user, Broker::Reply<PublishResult> done);
 
   // A new Subscribe stream's queue; `wake` as in SubscriberQueue.
   std::shared_ptr<SubscriberQueue> AddSubscriber(std::function<void()> wake);
@@ -126,11 +139,15 @@ class RealtimeHub final : public Broker::Sink {
   std::vector<std::string> TargetsLocked(const Event& event) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<ConnPresence> SnapshotLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED for a Register or Join past max_rooms_per_connection
+  // (counted in the metrics).
+  absl::Status RoomCapError() const;
 
   const HubOptions options_;
   Broker* const broker_;
   const Clock* const clock_;
   RealtimeMetrics* const metrics_;
+  UserRateLimiter publish_limiter_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Connection> connections_ ABSL_GUARDED_BY(mu_);

@@ -9,6 +9,9 @@ namespace {
 
 constexpr std::string_view kTokenPrefix = "m:";
 
+// What a logged event counts against history_bytes: what the app gave.
+size_t LoggedBytes(const Event& event) { return event.name.size() + event.payload.size(); }
+
 std::string MemberKey(const ConnRef& ref) { return absl::StrCat(ref.instance, "/", ref.conn); }
 
 }  // namespace
@@ -89,8 +92,13 @@ PublishResult MemoryCluster::Route(Event event, std::vector<std::pair<std::strin
       RoomLog& log = logs_[event.to];
       event.sequence = ++log.sequence;
       log.last_publish = clock_->Now();
+      log.bytes += LoggedBytes(event);
       log.events.push_back(event);
-      while (log.events.size() > options_.history_size) log.events.pop_front();
+      while (log.events.size() > 1 && (log.events.size() > options_.history_size ||
+                                       log.bytes > options_.history_bytes)) {
+        log.bytes -= LoggedBytes(log.events.front());
+        log.events.pop_front();
+      }
       TrimLogsLocked();
       for (const auto& [id, endpoint] : endpoints_) {
         if (endpoint.sink != nullptr && endpoint.rooms.contains(event.to)) to.push_back(id);

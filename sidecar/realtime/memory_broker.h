@@ -7,7 +7,8 @@
 // stops. Events are handed to the sinks by one dispatcher thread, in publish
 // order; its queue is bounded (kMaxQueued; beyond, events are dropped and
 // counted). Room logs: the last `history_size` events of at most
-// `max_logged_rooms` rooms.
+// `max_logged_rooms` rooms, and of at most `history_bytes` per room (event
+// name and payload; the oldest go first, the newest event always stays).
 //
 // Thread-safe. The cluster must outlive its brokers.
 #ifndef STATESIDE_SIDECAR_REALTIME_MEMORY_BROKER_H_
@@ -36,6 +37,7 @@ class MemoryBroker;
 
 struct MemoryClusterOptions {
   size_t history_size = 1000;
+  size_t history_bytes = 1 << 20;
   size_t max_logged_rooms = 10000;
 };
 
@@ -63,6 +65,7 @@ class MemoryCluster {
   struct RoomLog {
     uint64_t sequence = 0;
     std::deque<Event> events;
+    size_t bytes = 0;  // LoggedBytes of `events`
     absl::Time last_publish;
   };
 

@@ -13,6 +13,7 @@
 //   P rt:user:<ub>     hash "<inst>/<conn>" -> ""  (connections of a user)
 //   P rt:seq:<rb>      counter: the room's last sequence number
 //   P rt:log:<rb>      stream, ids "<seq>-0", field "e" = the sealed frame
+//   P rt:logbytes:<rb> counter: the bytes of the frames in rt:log:<rb>
 //
 // Room and user hashes carry no TTL: an entry of a dead instance is invisible
 // at once (every read checks rt:alive:<inst>, once per instance per call)
@@ -214,15 +215,30 @@ end
 return out
 )lua";
 
-// KEYS[1] P rt:seq:<rb>, KEYS[2] P rt:log:<rb>; ARGV[1] the room channel,
-// ARGV[2] the sealed frame, ARGV[3] trim mode ('~' or '='), ARGV[4] history
-// size, ARGV[5] history ttl (ms), ARGV[6] sequence ttl (ms).
+// KEYS[1] P rt:seq:<rb>, KEYS[2] P rt:log:<rb>, KEYS[3] P rt:logbytes:<rb>;
+// ARGV[1] the room channel, ARGV[2] the sealed frame, ARGV[3] history size
+// (entries), ARGV[4] history bytes, ARGV[5] history ttl (ms), ARGV[6]
+// sequence ttl (ms).
 // The channel message is "<seq> <sealed frame>"; the log holds the frame.
+// The log is trimmed here, oldest first, to both bounds (the newest entry
+// always stays): one XRANGE + XDEL per entry dropped, about one per publish
+// once the log is full. The byte counter lives and expires with the log; a
+// log found without it (lost, evicted, or a log written by an older
+// version) is counted once from its entries, and a counter found without
+// its log starts again at 0.
 const char kPublishRoom[] = R"lua(
+local bytes = tonumber(redis.call('GET', KEYS[3]))
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  bytes = 0
+elseif not bytes then
+  bytes = 0
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+    bytes = bytes + #entry[2][2]
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 local function append(s)
-  return redis.pcall('XADD', KEYS[2], 'MAXLEN', ARGV[3], ARGV[4],
-                     string.format('%d-0', s), 'e', ARGV[2])
+  return redis.pcall('XADD', KEYS[2], string.format('%d-0', s), 'e', ARGV[2])
 end
 local added = append(seq)
 if type(added) == 'table' and added.err then
@@ -239,6 +255,16 @@ if type(added) == 'table' and added.err then
   added = append(seq)
   if type(added) == 'table' and added.err then return redis.error_reply(added.err) end
 end
+bytes = bytes + #ARGV[2]
+local len = redis.call('XLEN', KEYS[2])
+local max_len, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+while len > 1 and (len > max_len or bytes > max_bytes) do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  redis.call('XDEL', KEYS[2], oldest[1])
+  bytes = bytes - #oldest[2][2]
+  len = len - 1
+end
+redis.call('SET', KEYS[3], string.format('%d', bytes), 'PX', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 local receivers = redis.call('PUBLISH', ARGV[1], string.format('%d', seq) .. ' ' .. ARGV[2])

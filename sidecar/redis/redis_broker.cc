@@ -50,6 +50,7 @@ absl::Status ValidateOptions(const RedisClient* client, const RedisBrokerOptions
   if (o.instance_id.find('/') != std::string::npos) return bad("instance_id must not contain '/'");
   if (o.presence_ttl < absl::Milliseconds(1)) return bad("presence_ttl must be at least 1ms");
   if (o.history_size < 1 || o.history_size > 1000000) return bad("history_size must be 1..1000000");
+  if (o.history_bytes < 1) return bad("history_bytes must be at least 1");
   if (o.history_ttl < absl::Milliseconds(1) || o.sequence_ttl < absl::Milliseconds(1)) {
     return bad("history_ttl and sequence_ttl must be at least 1ms");
   }
@@ -375,12 +376,11 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
   switch (target) {
     case TargetKind::kRoom:
       commands.push_back(publish_room_->Call(
-          {absl::StrCat(p, "rt:seq:", room_tag), absl::StrCat(p, "rt:log:", room_tag)},
-          {name, *std::move(sealed),
-           // Approximate trimming frees whole stream nodes (100 entries by
-           // default); a window smaller than that is trimmed exactly.
-           options_.history_size < 100 ? "=" : "~", std::to_string(options_.history_size),
-           Millis(options_.history_ttl), Millis(options_.sequence_ttl)}));
+          {absl::StrCat(p, "rt:seq:", room_tag), absl::StrCat(p, "rt:log:", room_tag),
+           absl::StrCat(p, "rt:logbytes:", room_tag)},
+          {name, *std::move(sealed), std::to_string(options_.history_size),
+           std::to_string(options_.history_bytes), Millis(options_.history_ttl),
+           Millis(options_.sequence_ttl)}));
       break;
     case TargetKind::kUser:
       commands.push_back(publish_user_->Call({absl::StrCat(p, "rt:user:", Tag("user", event.to))},

@@ -56,9 +56,11 @@ struct RedisBrokerOptions {
   // An instance that stops refreshing drops out of every answer this long
   // after its last presence write or Refresh.
   absl::Duration presence_ttl = absl::Seconds(6);
-  // Per room: the log keeps about this many events (exactly below 100, see
+  // Per room: the log keeps at most this many events and this many bytes
+  // of sealed frames (the oldest go first; the newest always stays, see
   // kPublishRoom) and is deleted this long after the room's last event.
   size_t history_size = 1000;
+  size_t history_bytes = 1 << 20;
   absl::Duration history_ttl = absl::Hours(1);
   // A room idle this long restarts its sequence at 1.
   absl::Duration sequence_ttl = absl::Hours(24);

@@ -1,6 +1,6 @@
 // The framing of a serialized stateside.v1.PipeRequest, read without parsing
 // its calls, so that each call is parsed (and, if malformed, refused) on its
-// own: one bad call fails one call, not the stream (issue 15).
+// own: one bad call fails one call, not the stream.
 //
 // A PipeRequest is `repeated PipeCall calls = 1`; on the wire each call is a
 // length-delimited field 1 whose payload is the call's own encoding, so

@@ -221,7 +221,16 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
       context, request, response, Meter("RealtimeService/Publish"), [this](PublishCall* call) {
         absl::StatusOr<Event> event = ToEvent(call->request());
         if (!event.ok()) return call->Finish(event.status());
-        hub_->Publish(*std::move(event), [call](absl::StatusOr<realtime::PublishResult> result) {
+        const std::string& sender = call->request().sender_user_id();
+        if (!sender.empty()) {
+          if (absl::Status s = realtime::ValidateName("sender_user_id", sender, 1,
+                                                      realtime::kMaxNameBytes);
+              !s.ok()) {
+            return call->Finish(s);
+          }
+        }
+        hub_->Publish(*std::move(event), sender,
+                      [call](absl::StatusOr<realtime::PublishResult> result) {
           call->Finish(std::move(result),
                        [](const realtime::PublishResult& r, v1::PublishResponse* out) {
                          out->set_sequence(r.sequence);

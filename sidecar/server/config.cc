@@ -106,6 +106,21 @@ constexpr Spec kSpecs[] = {
     {"STATESIDE_MAX_SESSION_BYTES", "max-session-bytes", "BYTES", "262144",
      "stored size of a whole session (requests beyond it + 64 KiB are "
      "refused by gRPC)"},
+    {"STATESIDE_MAX_SESSIONS_PER_USER", "max-sessions-per-user", "N", "100",
+     "live sessions one user may hold: Create beyond it answers "
+     "RESOURCE_EXHAUSTED (0 = no cap)"},
+    {"STATESIDE_MAX_ROOMS_PER_CONNECTION", "max-rooms-per-connection", "N",
+     "1024", "rooms one realtime connection may be in: a Register or Join "
+     "beyond it answers RESOURCE_EXHAUSTED"},
+    {"STATESIDE_PUBLISH_RATE_PER_USER", "publish-rate-per-user", "N", "100",
+     "realtime events per second one sender_user_id may publish through "
+     "this instance (token bucket); beyond it RESOURCE_EXHAUSTED (0 = no cap)"},
+    {"STATESIDE_PUBLISH_BURST_PER_USER", "publish-burst-per-user", "N", "200",
+     "bucket size of STATESIDE_PUBLISH_RATE_PER_USER: events one user may "
+     "publish at once"},
+    {"STATESIDE_ROOM_HISTORY_BYTES", "room-history-bytes", "BYTES", "1048576",
+     "stored bytes of one room's event log (History), as well as its 1000 "
+     "entries: the oldest events go first"},
     {"STATESIDE_REDIS_TLS_CA_FILE", "redis-tls-ca-file", "PATH", "",
      "CA bundle for rediss:// [default: unset = system CAs]"},
     {"STATESIDE_REDIS_TLS_CERT_FILE", "redis-tls-cert-file", "PATH", "",

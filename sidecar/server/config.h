@@ -77,6 +77,13 @@ struct Config {
   size_t max_attribute_bytes = 64 * 1024;
   size_t max_session_bytes = 256 * 1024;
 
+  // Per-user and per-connection caps (0 = none where allowed; see --help).
+  size_t max_sessions_per_user = 100;
+  size_t max_rooms_per_connection = 1024;
+  size_t publish_rate_per_user = 100;  // events per second, per instance
+  size_t publish_burst_per_user = 200;
+  size_t room_history_bytes = 1 << 20;
+
   std::string instance_id;  // "" = hostname-pid-random
 
   absl::Duration prestop_delay = absl::ZeroDuration();

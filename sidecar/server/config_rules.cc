@@ -346,6 +346,17 @@ absl::Status ParseLimits(const RawSettings& raw, Config& config) {
     return SettingError("STATESIDE_MAX_SESSION_BYTES",
                         "is smaller than STATESIDE_MAX_ATTRIBUTE_BYTES");
   }
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_SESSIONS_PER_USER", 0, 1'000'000,
+                         &config.max_sessions_per_user));
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_ROOMS_PER_CONNECTION", 1, 65536,
+                         &config.max_rooms_per_connection));
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_PUBLISH_RATE_PER_USER", 0, 1'000'000,
+                         &config.publish_rate_per_user));
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_PUBLISH_BURST_PER_USER", 1, 1'000'000,
+                         &config.publish_burst_per_user));
+  // At least one event of the largest payload (64 KiB) and its envelope.
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_ROOM_HISTORY_BYTES", 128 * 1024,
+                         kMaxBytesSetting, &config.room_history_bytes));
   return absl::OkStatus();
 }
 

@@ -71,6 +71,7 @@ SessionPolicy PolicyOf(const Config& config) {
   policy.limits.max_attributes = config.max_attributes;
   policy.limits.max_attribute_bytes = config.max_attribute_bytes;
   policy.limits.max_total_bytes = config.max_session_bytes;
+  policy.limits.max_sessions_per_user = config.max_sessions_per_user;
   return policy;
 }
 
@@ -181,17 +182,23 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
     // Presence dies with the instance record: both are refreshed by the
     // heartbeat and live for the same number of heartbeats.
     broker_options.presence_ttl = kHeartbeatsPerTtl * config_.heartbeat_interval;
+    broker_options.history_bytes = config_.room_history_bytes;
     ASSIGN_OR_RETURN(std::unique_ptr<redis::RedisBroker> broker,
                      redis::RedisBroker::Create(backend_.redis.get(), broker_options));
     redis_broker_ = broker.get();
     broker_ = std::move(broker);
   } else {
-    realtime_cluster_ = std::make_unique<realtime::MemoryCluster>(clock_);
+    realtime::MemoryClusterOptions cluster_options;
+    cluster_options.history_bytes = config_.room_history_bytes;
+    realtime_cluster_ = std::make_unique<realtime::MemoryCluster>(clock_, cluster_options);
     broker_ = realtime_cluster_->NewBroker(instance_->id());
   }
   realtime_events_ = std::make_unique<admin::MetricsRealtimeEvents>(metrics_.get());
   realtime::HubOptions hub_options;
   hub_options.instance_id = instance_->id();
+  hub_options.max_rooms_per_connection = config_.max_rooms_per_connection;
+  hub_options.publish_rate_per_user = static_cast<double>(config_.publish_rate_per_user);
+  hub_options.publish_burst_per_user = static_cast<double>(config_.publish_burst_per_user);
   hub_ = std::make_unique<realtime::RealtimeHub>(hub_options, broker_.get(), clock_,
                                                  realtime_events_.get());
 

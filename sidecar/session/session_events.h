@@ -35,6 +35,8 @@ class SessionEvents {
   // An envelope opened under this key id (reads under old keys = rotation).
   virtual void KeyUsedForRead(std::string_view key_id) {}
   virtual void VersionConflict() {}
+  // A call refused with RESOURCE_EXHAUSTED by a cap ("sessions_per_user").
+  virtual void CapRefused(std::string_view cap) {}
 };
 
 }  // namespace stateside

@@ -226,6 +226,17 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
       absl::Duration absolute_ttl,
       ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
                 "absolute TTL (SESSION_ABSOLUTE_TTL)"));
+  if (!params.user_id.empty() && limits.max_sessions_per_user > 0) {
+    ASSIGN_OR_RETURN(std::vector<SessionInfo> live,
+                     ListVerified(params.user_id, clock_->Now()));
+    if (live.size() >= limits.max_sessions_per_user) {
+      events_->CapRefused("sessions_per_user");
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "user_id: the user has ", live.size(),
+          " live sessions; the limit (STATESIDE_MAX_SESSIONS_PER_USER) is ",
+          limits.max_sessions_per_user));
+    }
+  }
   absl::Status last = absl::InternalError("no session id attempt made");
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
     ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));

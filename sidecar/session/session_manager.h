@@ -33,6 +33,12 @@ struct SessionLimits {
   size_t max_attribute_bytes = 64 * 1024;  // one plaintext value
   size_t max_total_bytes = 256 * 1024;     // all stored bytes of a session
   size_t max_user_id_bytes = 256;
+  // Live sessions one user may hold (STATESIDE_MAX_SESSIONS_PER_USER); 0 =
+  // no cap. Create counts them through the user's index first, so sessions
+  // created concurrently for one user (on this or other instances) can
+  // overshoot it by the number of those racing creates: the count and the
+  // write are two store calls, not one transaction.
+  size_t max_sessions_per_user = 100;
 };
 
 struct SessionPolicy {
@@ -112,6 +118,8 @@ class SessionManager {
 
   // A new session, version 1 (so a defaulted 0 never matches a real version).
   // Attribute names: 1..max_attribute_name_bytes of printable ASCII.
+  // RESOURCE_EXHAUSTED naming STATESIDE_MAX_SESSIONS_PER_USER when the user
+  // already holds max_sessions_per_user live sessions.
   absl::StatusOr<Session> Create(const CreateParams& params);
   // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);
@@ -132,7 +140,9 @@ class SessionManager {
   // Copies the session to a new id (same user, attributes, created, TTLs,
   // absolute expiry and version: the data is the same, so a version read
   // before still describes it), then destroys the old id. An Update of the
-  // old id racing with it may be lost (copy-then-delete).
+  // old id racing with it may be lost (copy-then-delete). It leaves the
+  // user's session count as it was, so max_sessions_per_user does not
+  // apply.
   absl::StatusOr<Session> Regenerate(const SessionKey& key);
   // Metadata of the user's live sessions, oldest first.
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(

@@ -1,4 +1,4 @@
-// The monitoring pack (deploy/monitoring, issue 16): the PodMonitor scrapes
+// The monitoring pack (deploy/monitoring): the PodMonitor scrapes
 // the port and pods of deploy/k8s; the PrometheusRule's groups pass
 // `promtool check rules` and the unit tests of rules-test.yml; every metric a
 // rule or a dashboard panel names is one that a real `stateside` exports

@@ -133,6 +133,10 @@ TEST_F(BrowserE2eTest, PageLogsInAndShowsABroadcastFromAnotherPod) {
   while (LocalCluster::Instance(other) == browser_pod) ++other;
   auto publisher = Login(cluster_->app_port(other), "browser-publisher");
   ASSERT_TRUE(publisher.ok()) << publisher.status();
+  // Only a member may broadcast into a room: the publisher joins it too.
+  auto publisher_socket = OpenSocket(cluster_->app_port(other), *publisher);
+  ASSERT_TRUE(publisher_socket.ok()) << publisher_socket.status();
+  ASSERT_TRUE(Join(*publisher_socket->ws, "browser-room").ok());
   auto published = HttpCall(
       cluster_->app_port(other),
       RadarPost("/broadcast", {{"room", "browser-room"}, {"msg", "hello browser"}}, *publisher));

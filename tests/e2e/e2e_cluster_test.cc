@@ -129,6 +129,11 @@ TEST_F(ClusterE2eTest, RoomBroadcastPostedOnPod3ReachesAWebSocketOnPod1) {
 
   auto speaker = Login(App(3), "room-speaker");
   ASSERT_TRUE(speaker.ok()) << speaker.status();
+  // Only a member may broadcast into a room: the speaker's socket (on pod 2)
+  // joins it, and pod 3 finds it in the cluster's presence.
+  auto speaker_socket = OpenSocket(App(2), *speaker);
+  ASSERT_TRUE(speaker_socket.ok()) << speaker_socket.status();
+  ASSERT_TRUE(Join(*speaker_socket->ws, "lobby").ok());
   auto published = HttpCall(
       App(3), RadarPost("/broadcast", {{"room", "lobby"}, {"msg", "hello from pod 3"}}, *speaker));
   ASSERT_TRUE(published.ok()) << published.status();

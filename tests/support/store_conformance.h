@@ -690,7 +690,7 @@ TEST_P(OptOutStoreConformanceTest, SettingAgainReplacesTheExpiry) {
   EXPECT_FALSE(store_->Get("t1", now() + absl::Hours(1)).value_or(true));
 }
 
-// Key rotation (issue 15): a flag moves to another tag with its expiry; a
+// Key rotation: a flag moves to another tag with its expiry; a
 // flag already there is kept; nothing to move is false, not an error.
 TEST_P(OptOutStoreConformanceTest, RefileMovesAFlagAndKeepsItsExpiry) {
   const absl::Time expiry = now() + absl::Hours(2);

@@ -224,10 +224,13 @@ class Client {
   absl::StatusOr<bool> UnregisterConnection(std::string_view conn_id);
   absl::Status Join(std::string_view conn_id, const std::vector<std::string>& rooms);
   absl::Status Leave(std::string_view conn_id, const std::vector<std::string>& rooms);
-  // Not retried (see above). `payload` is raw bytes.
+  // Not retried (see above). `payload` is raw bytes. `sender_user_id`: the
+  // user the app publishes for, rate-limited per user by the sidecar
+  // (RESOURCE_EXHAUSTED past STATESIDE_PUBLISH_RATE_PER_USER); "" = none.
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
                                         std::string_view event, std::string_view payload,
-                                        const std::vector<ConnectionRef>& except = {});
+                                        const std::vector<ConnectionRef>& except = {},
+                                        std::string_view sender_user_id = "");
   // Opens this instance's event stream, registering `connections` for its
   // life; returns once the sidecar confirmed it (within call_timeout).
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(

@@ -1,4 +1,4 @@
-// radar-app's browser defences (issue 15 item 5), against real processes:
+// radar-app's browser defences, against real processes:
 // JSON-only POSTs (415), public origins on every POST and on the WebSocket
 // upgrade (403), the __Host- Secure cookie by default, sockets closed with
 // their session, the connection and queue caps (503), and the page's
@@ -277,6 +277,36 @@ TEST_F(BrowserDefencesTest, ConnectionsBeyondTheCapAre503) {
     auto again = HttpCall(pod_->port(), health);
     return again.ok() && again->status == 200;
   }));
+}
+
+// The sidecar's per-user caps reach the browser as 429 with JSON naming the
+// cap.
+TEST_F(BrowserDefencesTest, SidecarCapsPerUserAre429NamingTheCap) {
+  AppPodOptions options = PodOptions("user-caps");
+  options.sidecar_env["STATESIDE_MAX_SESSIONS_PER_USER"] = "2";
+  options.sidecar_env["STATESIDE_PUBLISH_RATE_PER_USER"] = "1";
+  options.sidecar_env["STATESIDE_PUBLISH_BURST_PER_USER"] = "2";
+  StartPod(std::move(options));
+
+  // Sessions: two logins of one user hold two sessions; a third is refused.
+  const Cookie cookie = Login("greedy");
+  Login("greedy");
+  HttpResponse third = Call("POST", "/login", R"({"user":"greedy"})");
+  EXPECT_EQ(third.status, 429) << third.body;
+  EXPECT_THAT(Body(third).value("error", ""), HasSubstr("STATESIDE_MAX_SESSIONS_PER_USER"));
+  EXPECT_EQ(third.Header("Retry-After"), "1");
+
+  // Publishes: two broadcasts pass (the burst), the third in a row is refused.
+  auto ws = Open(cookie);
+  ASSERT_NE(ws, nullptr);
+  ASSERT_TRUE(ws->Send(R"({"join":"loud"})").ok());
+  ASSERT_TRUE(ws->ReadUntil("\"joined\"", absl::Seconds(10)).ok());
+  const std::string body = R"({"room":"loud","msg":"m"})";
+  EXPECT_EQ(Call("POST", "/broadcast", body, {cookie}).status, 200);
+  EXPECT_EQ(Call("POST", "/broadcast", body, {cookie}).status, 200);
+  HttpResponse limited = Call("POST", "/broadcast", body, {cookie});
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_THAT(Body(limited).value("error", ""), HasSubstr("STATESIDE_PUBLISH_RATE_PER_USER"));
 }
 
 TEST_F(BrowserDefencesTest, QueuedRequestsBeyondTheCapAre503) {

@@ -31,8 +31,14 @@ TEST_F(RadarAppTest, BroadcastReachesSocketsJoinedToTheRoomOnly) {
   json hello;
   auto member = OpenSocket(cookie, &hello);
   auto outsider = OpenSocket(LoginAs(UniqueUser("outsider")));
+  // Another socket of alice's, in both rooms for the whole test: /broadcast
+  // into a room needs one of the caller's connections in it.
+  auto speaker = OpenSocket(LoginAs(alice));
   ASSERT_NE(member, nullptr);
   ASSERT_NE(outsider, nullptr);
+  ASSERT_NE(speaker, nullptr);
+  Join(*speaker, room);
+  Join(*speaker, other_room);
   EXPECT_EQ(hello["instance"], pod().instance());
   EXPECT_EQ(hello["user"], alice);
   EXPECT_FALSE(hello.value("conn", "").empty());
@@ -77,6 +83,39 @@ TEST_F(RadarAppTest, BroadcastReachesSocketsJoinedToTheRoomOnly) {
   EXPECT_EQ(json::parse(after->text)["msg"], "marker");
 }
 
+
+TEST_F(RadarAppTest, BroadcastIntoARoomNeedsOneOfTheCallersConnectionsInIt) {
+  const std::string mallory = UniqueUser("mallory");
+  const auto cookie = LoginAs(mallory);
+  const std::string room = UniqueUser("guarded");
+  const std::string body = json{{"room", room}, {"msg", "spam"}}.dump();
+  auto member = OpenSocket(LoginAs(UniqueUser("member")));
+  ASSERT_NE(member, nullptr);
+  Join(*member, room);
+
+  // No socket at all, then a socket in another room: 403, nothing published.
+  HttpResponse refused = Call("POST", "/broadcast", body, {cookie});
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_THAT(Body(refused).value("error", ""), HasSubstr("join the room"));
+  auto socket = OpenSocket(cookie);
+  ASSERT_NE(socket, nullptr);
+  Join(*socket, UniqueUser("elsewhere"));
+  EXPECT_EQ(Call("POST", "/broadcast", body, {cookie}).status, 403);
+
+  // Joined: the broadcast goes out, and it is the room's first event.
+  Join(*socket, room);
+  HttpResponse sent = Call("POST", "/broadcast", json{{"room", room}, {"msg", "hi"}}.dump(), {cookie});
+  ASSERT_EQ(sent.status, 200) << sent.body;
+  EXPECT_EQ(Body(sent)["sequence"], 1) << "the refused broadcasts were never published";
+  auto got = member->Read(absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(json::parse(got->text)["msg"], "hi");
+
+  // Left again: refused again.
+  ASSERT_TRUE(socket->Send(json{{"leave", room}}.dump()).ok());
+  ASSERT_TRUE(socket->ReadUntil("\"left\"").ok());
+  EXPECT_EQ(Call("POST", "/broadcast", body, {cookie}).status, 403);
+}
 
 TEST_F(RadarAppTest, UserTargetedMessageReachesEveryConnectionOfTheUser) {
   const std::string bob = UniqueUser("bob");

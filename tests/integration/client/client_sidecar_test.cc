@@ -8,6 +8,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stateside/client.h"
@@ -263,7 +264,9 @@ TEST_P(ClientSidecarTest, ManyAsyncCallsInFlightEachGetTheirOwnAnswer) {
   constexpr int kCalls = 256;
   std::vector<std::string> cookies;
   for (int i = 0; i < kCalls; ++i) {
-    auto s = client_->CreateSession(user, {{"n", std::to_string(i)}});
+    // One user per session: one user may hold at most 100
+    // (STATESIDE_MAX_SESSIONS_PER_USER).
+    auto s = client_->CreateSession(absl::StrCat(user, "-", i), {{"n", std::to_string(i)}});
     ASSERT_TRUE(s.ok()) << s.status();
     cookies.push_back(s->cookie);
   }

@@ -627,6 +627,46 @@ TEST_F(RedisBrokerTest, HistoryBeyondTheWindowSaysSo) {
   EXPECT_EQ(page->last_sequence, 12u);
 }
 
+TEST_F(RedisBrokerTest, TheLogIsCappedInBytesOldestFirst) {
+  RedisBrokerOptions small = Options("b");
+  small.history_bytes = 5000;
+  std::unique_ptr<Node> node = Start(small);
+  // Sealed frames of a bit over 2000 bytes: two fit in 5000, three do not.
+  const std::string payload(2000, 'x');
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(node->Publish(RoomEvent("log", payload)).ok());
+  absl::StatusOr<realtime::HistoryPage> page = node->History("log", 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_FALSE(page->complete);
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[0].sequence, 5u);
+  EXPECT_EQ(page->first_sequence, 5u);
+  EXPECT_EQ(page->last_sequence, 6u);
+  std::string bytes_key = node->broker->RoomLogKey("log");
+  bytes_key.replace(bytes_key.rfind("rt:log:"), 7, "rt:logbytes:");
+  auto counted = raw().Call({"GET", bytes_key});
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  EXPECT_GT(std::stoll(counted->str), 4000) << "the byte counter holds two frames";
+  auto len = raw().Call({"XLEN", node->broker->RoomLogKey("log")});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 2);
+
+  // The counter lost, the log kept: it is counted again from the log, so the
+  // bound still holds (not 2 + 1 entries of a counter starting at 0).
+  ASSERT_TRUE(raw().Call({"DEL", bytes_key}).ok());
+  ASSERT_TRUE(node->Publish(RoomEvent("log", payload)).ok());
+  len = raw().Call({"XLEN", node->broker->RoomLogKey("log")});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 2);
+  // The log lost, the counter kept: the counter starts again, so the log
+  // fills up to its bound again instead of holding one entry.
+  ASSERT_TRUE(raw().Call({"DEL", node->broker->RoomLogKey("log")}).ok());
+  ASSERT_TRUE(node->Publish(RoomEvent("log", payload)).ok());
+  ASSERT_TRUE(node->Publish(RoomEvent("log", payload)).ok());
+  len = raw().Call({"XLEN", node->broker->RoomLogKey("log")});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 2);
+}
+
 TEST_F(RedisBrokerTest, TamperedFramesAreDroppedAndCountedWithoutHarm) {
   std::unique_ptr<Node> node = Start(Options("t"));
   ASSERT_TRUE(node->Watch("r1").ok());

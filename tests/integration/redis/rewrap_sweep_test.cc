@@ -1,4 +1,4 @@
-// The rewrap sweep on a real redis-server (issue 15): a rotation (write under
+// The rewrap sweep on a real redis-server: a rotation (write under
 // k1, rotate to k2,k1, sweep, remove k1) loses no session and no opt-out; the
 // sweep never overwrites a concurrent write, continues where it was stopped,
 // and running it again is harmless.

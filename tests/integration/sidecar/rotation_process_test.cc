@@ -1,4 +1,4 @@
-// Key rotation end to end (issue 15), with real processes: a sidecar on a
+// Key rotation end to end, with real processes: a sidecar on a
 // real redis-server with keyring k1 takes sessions and opt-outs; restarted
 // with k2,k1, `statesidectl keys rewrap` moves everything to k2; restarted
 // with k2 alone, everything is still there.

@@ -94,8 +94,7 @@ class SecretsProcessTest : public ::testing::Test {
   std::string socket_ = dir_.File("stateside.sock");
 };
 
-// Acceptance of issue 15: the shipped example secrets make the sidecar exit
-// 2, each with a message naming the setting it was given as, never the value.
+// The shipped example secrets make the sidecar exit 2, each with a message naming the setting it was given as, never the value.
 TEST_F(SecretsProcessTest, ShippedExampleSecretsMakeTheSidecarExit2) {
   const auto shipped = testing::ShippedSecretValues();
   ASSERT_GE(shipped.size(), 4u) << "the example Secret was not read";

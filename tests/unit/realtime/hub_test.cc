@@ -31,6 +31,14 @@ class CountingMetrics : public RealtimeMetrics {
     dropped[std::string(reason)] += count;
   }
   void Gap(std::string_view) override {}
+  void CapRefused(std::string_view cap) override {
+    absl::MutexLock lock(&mu);
+    ++refused[std::string(cap)];
+  }
+  uint64_t Refused(const std::string& cap) {
+    absl::MutexLock lock(&mu);
+    return refused[cap];
+  }
   uint64_t Dropped(const std::string& reason) {
     absl::MutexLock lock(&mu);
     return dropped[reason];
@@ -38,6 +46,7 @@ class CountingMetrics : public RealtimeMetrics {
   std::atomic<int> received{0};
   absl::Mutex mu;
   std::map<std::string, uint64_t> dropped;
+  std::map<std::string, uint64_t> refused;
 };
 
 // Drains a subscriber queue as soon as it is woken (unless paused).
@@ -401,6 +410,94 @@ TEST_F(HistoryHubTest, ServesTheWindowAndSaysWhenItNoLongerReaches) {
 
   EXPECT_EQ(history(0, 1001).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(history(8, 0)->complete) << "nothing after the latest";
+}
+
+// A hub of its own with small caps, on the fixture's cluster and clock.
+class CappedHubTest : public HubTest {
+ protected:
+  void SetUp() override {
+    HubTest::SetUp();
+    broker_ = cluster_.NewBroker("capped");
+    HubOptions options;
+    options.instance_id = "capped";
+    options.max_rooms_per_connection = 2;
+    options.publish_rate_per_user = 1;
+    options.publish_burst_per_user = 2;
+    capped_ = std::make_unique<RealtimeHub>(options, broker_.get(), &clock_, &metrics_);
+    capped_->Start();
+  }
+  void TearDown() override { capped_.reset(); }
+
+  absl::Status PublishAs(const std::string& sender) {
+    return WaitFor<PublishResult>([&](Broker::Reply<PublishResult> done) {
+             capped_->Publish(ToRoom("r", "x"), sender, std::move(done));
+           })
+        .status();
+  }
+
+  CountingMetrics metrics_;
+  std::unique_ptr<MemoryBroker> broker_;
+  std::unique_ptr<RealtimeHub> capped_;
+};
+
+TEST_F(CappedHubTest, PublishesPerSenderUserFollowATokenBucket) {
+  EXPECT_TRUE(PublishAs("mallory").ok());
+  EXPECT_TRUE(PublishAs("mallory").ok());
+  const absl::Status refused = PublishAs("mallory");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("STATESIDE_PUBLISH_RATE_PER_USER"));
+  EXPECT_EQ(metrics_.Refused("publish_rate_per_user"), 1u);
+  // Another sender has its own bucket; no sender is not limited.
+  EXPECT_TRUE(PublishAs("alice").ok());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(PublishAs("").ok());
+  // One second refills one token, not more than the burst after long.
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(PublishAs("mallory").ok());
+  EXPECT_FALSE(PublishAs("mallory").ok());
+  clock_.Advance(absl::Hours(1));
+  EXPECT_TRUE(PublishAs("mallory").ok());
+  EXPECT_TRUE(PublishAs("mallory").ok());
+  EXPECT_FALSE(PublishAs("mallory").ok());
+}
+
+TEST_F(CappedHubTest, RoomsPerConnectionAreCappedNamingTheSetting) {
+  ASSERT_TRUE(Wait([&](Broker::Done d) {
+                capped_->Register({"c1", "ann", {"a"}}, std::move(d));
+              }).ok());
+  EXPECT_TRUE(Wait([&](Broker::Done d) { capped_->Join("c1", {"a", "b"}, std::move(d)); }).ok());
+  const absl::Status refused =
+      Wait([&](Broker::Done d) { capped_->Join("c1", {"c"}, std::move(d)); });
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("STATESIDE_MAX_ROOMS_PER_CONNECTION"));
+  EXPECT_EQ(metrics_.Refused("rooms_per_connection"), 1u);
+}
+
+class ByteCappedHistoryTest : public HubTest {
+ protected:
+  ByteCappedHistoryTest() : HubTest(MemoryClusterOptions{.history_bytes = 250}) {}
+};
+
+TEST_F(ByteCappedHistoryTest, TheLogKeepsTheNewestEventsThatFitItsBytes) {
+  // 100 bytes each (no event name): two fit in 250 bytes, three do not.
+  for (int i = 1; i <= 5; ++i) Publish("pod-a", ToRoom("r", std::string(99, 'm') + std::to_string(i)));
+  absl::StatusOr<HistoryPage> page = WaitFor<HistoryPage>([&](Broker::Reply<HistoryPage> d) {
+    nodes_["pod-b"]->broker->History("r", 0, 0, std::move(d));
+  });
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_FALSE(page->complete);
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[0].sequence, 4u);
+  EXPECT_EQ(page->events[1].sequence, 5u);
+  EXPECT_EQ(page->first_sequence, 4u);
+
+  // One event larger than the whole budget still stays (the newest always does).
+  Publish("pod-a", ToRoom("r", std::string(1000, 'L')));
+  page = WaitFor<HistoryPage>([&](Broker::Reply<HistoryPage> d) {
+    nodes_["pod-b"]->broker->History("r", 0, 0, std::move(d));
+  });
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].sequence, 6u);
 }
 
 }  // namespace

@@ -78,6 +78,11 @@ TEST_F(ConfigTest, EmptyEnvironmentGivesTheDesignDefaults) {
   EXPECT_EQ(config->key_prefix, "stateside:");
   EXPECT_EQ(config->max_sessions, 100000u);
   EXPECT_EQ(config->max_attributes, 64u);
+  EXPECT_EQ(config->max_sessions_per_user, 100u);
+  EXPECT_EQ(config->max_rooms_per_connection, 1024u);
+  EXPECT_EQ(config->publish_rate_per_user, 100u);
+  EXPECT_EQ(config->publish_burst_per_user, 200u);
+  EXPECT_EQ(config->room_history_bytes, 1u << 20);
   EXPECT_EQ(config->max_attribute_bytes, 65536u);
   EXPECT_EQ(config->max_session_bytes, 262144u);
   EXPECT_EQ(config->redis.connections, 2);
@@ -461,6 +466,16 @@ TEST_F(ConfigTest, CountsAreRangeChecked) {
               "STATESIDE_MAX_SESSION_BYTES");
   ExpectError({{"STATESIDE_REDIS_CONNECTIONS", "0"}},
               "STATESIDE_REDIS_CONNECTIONS");
+  ExpectError({{"STATESIDE_MAX_SESSIONS_PER_USER", "-1"}},
+              "STATESIDE_MAX_SESSIONS_PER_USER");
+  ExpectError({{"STATESIDE_MAX_ROOMS_PER_CONNECTION", "0"}},
+              "STATESIDE_MAX_ROOMS_PER_CONNECTION");
+  ExpectError({{"STATESIDE_PUBLISH_RATE_PER_USER", "fast"}},
+              "STATESIDE_PUBLISH_RATE_PER_USER");
+  ExpectError({{"STATESIDE_PUBLISH_BURST_PER_USER", "0"}},
+              "STATESIDE_PUBLISH_BURST_PER_USER");
+  ExpectError({{"STATESIDE_ROOM_HISTORY_BYTES", "131071"}},
+              "STATESIDE_ROOM_HISTORY_BYTES");
   ExpectError({{"STATESIDE_REDIS_CONNECTIONS", "65"}},
               "STATESIDE_REDIS_CONNECTIONS");
 }
@@ -511,7 +526,10 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_REDIS_TLS_KEY_FILE", "STATESIDE_REDIS_TLS_SERVER_NAME",
         "STATESIDE_REDIS_CONNECTIONS", "STATESIDE_REDIS_CONNECT_TIMEOUT",
         "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_ADMIN_TOKEN_FILE",
-        "STATESIDE_REDIS_READINESS_DEBOUNCE"}) {
+        "STATESIDE_REDIS_READINESS_DEBOUNCE",
+        "STATESIDE_MAX_SESSIONS_PER_USER", "STATESIDE_MAX_ROOMS_PER_CONNECTION",
+        "STATESIDE_PUBLISH_RATE_PER_USER", "STATESIDE_PUBLISH_BURST_PER_USER",
+        "STATESIDE_ROOM_HISTORY_BYTES"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -521,7 +539,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 37u);
+  EXPECT_EQ(SettingNames().size(), 42u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
