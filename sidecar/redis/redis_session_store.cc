@@ -12,12 +12,16 @@
 //                  ever colliding with metadata)
 //     A destroyed session is the same key holding only
 //       m:dead     tombstone_until (µs)
+//       m:next     (a Regenerate's retired id only) the id it moved to
 //     so a late Update or Get answers NOT_FOUND and Create answers
 //     ALREADY_EXISTS until then.
 //   <p>u:{<user tag>}     sorted set: member = session id, score = absolute
 //                         expiry (µs). Its own slot: updated by separate
 //                         commands pipelined with the session script, never
 //                         inside it. Stale members are pruned when listed.
+//   <p>e:{<user tag>}     string: the user's revocation epoch (INCR by a
+//                         logout-everywhere; see store.h). Same slot as the
+//                         index, expires with the user's last possible session.
 //   <p>o:{<subject tag>}  opt-out flag (redis_opt_out_store.cc).
 //
 // Liveness is decided from the stored times and the caller's `now`, never from
@@ -117,6 +121,10 @@ std::string RedisSessionStore::SessionKey(std::string_view id) const {
 
 std::string RedisSessionStore::UserIndexKey(std::string_view user_tag) const {
   return absl::StrCat(prefix_, "u:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
+}
+
+std::string RedisSessionStore::UserEpochKey(std::string_view user_tag) const {
+  return absl::StrCat(prefix_, "e:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
 }
 
 absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
@@ -289,19 +297,64 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
 
 absl::StatusOr<bool> RedisSessionStore::Destroy(std::string_view id, absl::Time now,
                                                 absl::Time tombstone_until) {
-  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call(
-                                    {SessionKey(id)}, {Micros(now), Micros(tombstone_until)})));
-  int64_t live = 0;
-  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &live)) {
+  ASSIGN_OR_RETURN(int64_t live,
+                   Tombstone(id, {Micros(now), Micros(tombstone_until)}));
+  return live == 1;
+}
+
+absl::Status RedisSessionStore::Retire(std::string_view id, uint64_t expected_version,
+                                       std::string_view successor, absl::Time now,
+                                       absl::Time tombstone_until) {
+  ASSIGN_OR_RETURN(int64_t code,
+                   Tombstone(id, {Micros(now), Micros(tombstone_until),
+                                  std::to_string(expected_version), std::string(successor)}));
+  if (code == 2) {
+    return absl::AbortedError(
+        absl::StrCat("session version moved from ", expected_version, " during Regenerate"));
+  }
+  if (code != 1) return NotFound();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
+                                                     std::vector<std::string> args) {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call({SessionKey(id)}, std::move(args))));
+  int64_t code = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &code)) {
     return Unexpected("destroy", reply);
   }
+  if (code == 2) return code;  // a Retire that found the version moved
   const std::string& user_tag = reply.elements[1].str;
   if (!user_tag.empty()) {
     // A second round trip, since the index lives in another slot. Should it
     // fail, the session is already a tombstone and a listing prunes the entry.
     (void)client_->Call(RedisCommand({"ZREM", UserIndexKey(user_tag), std::string(id)}));
   }
-  return live == 1;
+  return code;
+}
+
+absl::StatusOr<std::string> RedisSessionStore::Successor(std::string_view id) {
+  ASSIGN_OR_RETURN(Reply reply,
+                   client_->Call(RedisCommand({"HGET", SessionKey(id), "m:next"})));
+  return reply.is_string() ? reply.str : std::string();
+}
+
+absl::StatusOr<uint64_t> RedisSessionStore::UserEpoch(std::string_view user_tag) {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(RedisCommand({"GET", UserEpochKey(user_tag)})));
+  uint64_t epoch = 0;
+  if (!reply.is_nil() && !ToUint(reply, &epoch)) return Unexpected("epoch get", reply);
+  return epoch;
+}
+
+absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
+                                                 absl::Time until) {
+  // INCR never hands out a value twice while the key lives; the expiry only
+  // collects it once no session of the user can still be live.
+  std::vector<RedisCommand> batch;
+  batch.push_back(RedisCommand({"INCR", UserEpochKey(user_tag)}));
+  batch.push_back(RedisCommand({"PEXPIRE", UserEpochKey(user_tag), TtlMillis(until, now)}));
+  for (const auto& r : client_->CallBatch(std::move(batch))) RETURN_IF_ERROR(r.status());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(

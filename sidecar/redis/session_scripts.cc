@@ -111,8 +111,10 @@ redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
 return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or ''}
 )lua";
 
-// ARGV: now, tombstone_until. An id with no record gets no tombstone; an
-// existing tombstone is only ever extended.
+// ARGV: now, tombstone_until, and for Retire: expected version, successor
+// id. An id with no record gets no tombstone; an existing tombstone is only
+// ever extended. Retire of a live session whose version moved -> {2, ver},
+// nothing changed; a retired session's tombstone also holds m:next.
 const char kDestroy[] = R"lua(
 local key = KEYS[1]
 local now, till = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -127,9 +129,11 @@ end
 if not m[2] then return {0, ''} end
 local live = 0
 if now < tonumber(m[3]) + tonumber(m[4]) and now < tonumber(m[5]) then live = 1 end
+if live == 1 and ARGV[3] and ARGV[3] ~= m[2] then return {2, m[2]} end
 redis.call('DEL', key)
 if till > now then
   redis.call('HSET', key, 'm:dead', ARGV[2])
+  if live == 1 and ARGV[4] then redis.call('HSET', key, 'm:next', ARGV[4]) end
   redis.call('PEXPIRE', key, math.ceil((till - now) / 1000))
 end
 return {live, m[6] or ''}

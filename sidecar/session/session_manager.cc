@@ -31,6 +31,12 @@ constexpr size_t kCookieSignatureChars = 43;
 // Attempts at a fresh id before giving up (a collision of 256 random bits is
 // not expected; a second attempt only guards a broken random source).
 constexpr int kCreateAttempts = 2;
+// Copies a Regenerate makes before giving up on a session that an Update
+// changes under each of them.
+constexpr int kRegenerateAttempts = 4;
+// Successors a logout-everywhere follows from one listed session (each hop
+// is a Regenerate that completed while the logout was under way).
+constexpr int kMaxSuccessorHops = 64;
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -192,6 +198,13 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
       absl::Duration absolute_ttl,
       ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
                 "absolute TTL (SESSION_ABSOLUTE_TTL)"));
+  // The revocation epoch before anything is written (see the header).
+  const std::string tag = UserTag(params.user_id);
+  uint64_t epoch = 0;
+  if (!tag.empty()) {
+    ASSIGN_OR_RETURN(epoch, store_->UserEpoch(tag));
+  }
+  Step(ManagerStep::kEpochRead);
   absl::Status last = absl::InternalError("no session id attempt made");
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
     ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));
@@ -207,6 +220,8 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
     events_->SessionCreated();
+    Step(ManagerStep::kWritten);
+    if (!tag.empty()) RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, stored));
     Session session;
     session.info = BareInfo(stored);
     session.info.user_id = params.user_id;
@@ -334,49 +349,60 @@ absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
 
 absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
   ASSIGN_OR_RETURN(std::string old_id, ResolveKey(key));
-  ReadOptions options;
-  options.now = clock_->Now();
-  options.touch = false;
-  absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
-  if (!old.ok()) return StoreReadError(old.status());
-  absl::StatusOr<Session> opened = OpenSession(*old);
-  if (!opened.ok()) return NotFound(NotFoundCause::kUndecryptable);
-  Session session = *std::move(opened);
+  for (int attempt = 0; attempt < kRegenerateAttempts; ++attempt) {
+    ReadOptions options;
+    options.now = clock_->Now();
+    options.touch = false;
+    absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
+    if (!old.ok()) return StoreReadError(old.status());
+    absl::StatusOr<Session> opened = OpenSession(*old);
+    if (!opened.ok()) return NotFound(NotFoundCause::kUndecryptable);
+    Session session = *std::move(opened);
 
-  absl::Status created = absl::InternalError("no session id attempt made");
-  std::string new_id;
-  StoredSession fresh;
-  for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(new_id, crypto::NewSessionId(*random_));
-    // Re-sealed: the associated data binds each envelope to its session id.
-    ASSIGN_OR_RETURN(
-        fresh, SealSession(new_id, session.info.user_id, session.attributes));
-    fresh.created = old->created;
-    fresh.last_access = std::max(old->last_access, options.now);
-    fresh.idle_ttl = old->idle_ttl;
-    fresh.absolute_expiry = old->absolute_expiry;
-    fresh.version = old->version;
-    created = store_->Create(fresh);
-    if (!absl::IsAlreadyExists(created)) break;
+    absl::Status created = absl::InternalError("no session id attempt made");
+    std::string new_id;
+    StoredSession fresh;
+    for (int id_attempt = 0; id_attempt < kCreateAttempts; ++id_attempt) {
+      ASSIGN_OR_RETURN(new_id, crypto::NewSessionId(*random_));
+      // Re-sealed: the associated data binds each envelope to its session id.
+      ASSIGN_OR_RETURN(fresh, SealSession(new_id, session.info.user_id,
+                                          session.attributes));
+      fresh.created = old->created;
+      fresh.last_access = std::max(old->last_access, options.now);
+      fresh.idle_ttl = old->idle_ttl;
+      fresh.absolute_expiry = old->absolute_expiry;
+      fresh.version = old->version;
+      created = store_->Create(fresh);
+      if (!absl::IsAlreadyExists(created)) break;
+    }
+    RETURN_IF_ERROR(created);
+    Step(ManagerStep::kWritten);
+
+    // The old id goes only if it still holds exactly what was copied; the
+    // same script tombstones it (fixation defence) and names the copy as its
+    // successor for a concurrent DestroyUserSessions.
+    const absl::Status retired = store_->Retire(
+        old_id, old->version, new_id, options.now, old->absolute_expiry);
+    if (!retired.ok()) {
+      // The copy is stale (an Update landed on the old id) or orphaned (the
+      // old id is gone): it must not outlive this call. Best effort.
+      (void)store_->Destroy(new_id, options.now, old->absolute_expiry);
+      if (absl::IsAborted(retired)) continue;
+      return StoreReadError(retired);
+    }
+    events_->SessionCreated();
+    events_->SessionDestroyed();
+    Step(ManagerStep::kRetired);
+
+    std::string user_id = std::move(session.info.user_id);
+    session.info = BareInfo(fresh);
+    session.info.user_id = std::move(user_id);
+    session.cookie = signer_->Sign(new_id);
+    return session;
   }
-  RETURN_IF_ERROR(created);
-  events_->SessionCreated();
-
-  absl::StatusOr<bool> destroyed =
-      store_->Destroy(old_id, options.now, old->absolute_expiry);
-  if (!destroyed.ok()) {
-    // The old id must not outlive a regeneration (fixation defence): undo
-    // the copy, best effort, and report the failure.
-    (void)store_->Destroy(new_id, options.now, old->absolute_expiry);
-    return destroyed.status();
-  }
-  if (*destroyed) events_->SessionDestroyed();
-
-  std::string user_id = std::move(session.info.user_id);
-  session.info = BareInfo(fresh);
-  session.info.user_id = std::move(user_id);
-  session.cookie = signer_->Sign(new_id);
-  return session;
+  events_->VersionConflict();
+  return absl::AbortedError(
+      "the session changed during every attempt to regenerate it; try again");
 }
 
 absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListUserSessions(
@@ -395,19 +421,71 @@ absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
     if (parsed.ok()) keep_id = *std::move(parsed);
   }
   const absl::Time now = clock_->Now();
+  // First the epoch of every tag a session of the user may be indexed under:
+  // a Create that read an older epoch retires its own session (see the
+  // header); only then the listing.
+  for (const crypto::Keyring::Key& key : sealer_->keyring().keys()) {
+    RETURN_IF_ERROR(store_->AdvanceUserEpoch(
+        crypto::Keyring::Blind(key, kUserIndexPurpose, user_id), now,
+        now + policy_.absolute_ttl));
+  }
   ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
                    ListVerified(user_id, now));
+  Step(ManagerStep::kListed);
   uint32_t destroyed = 0;
   for (const SessionInfo& info : sessions) {
     if (info.id == keep_id) continue;
-    ASSIGN_OR_RETURN(bool existed,
-                     store_->Destroy(info.id, now, info.absolute_expiry));
-    if (existed) {
-      ++destroyed;
-      events_->SessionDestroyed();
+    // A listed session that is no longer live when its turn comes may have
+    // been regenerated meanwhile: follow its successors to the live one.
+    std::string id = info.id;
+    for (int hop = 0; !id.empty() && id != keep_id; ++hop) {
+      if (hop > kMaxSuccessorHops) {
+        return absl::AbortedError(
+            "a session of the user kept being regenerated during the logout; "
+            "try again");
+      }
+      ASSIGN_OR_RETURN(bool existed,
+                       store_->Destroy(id, now, info.absolute_expiry));
+      if (existed) {
+        ++destroyed;
+        events_->SessionDestroyed();
+        break;
+      }
+      ASSIGN_OR_RETURN(id, store_->Successor(id));
     }
   }
   return destroyed;
+}
+
+absl::Status SessionManager::PostCheckEpoch(const std::string& tag,
+                                            uint64_t epoch,
+                                            const StoredSession& created) {
+  absl::StatusOr<uint64_t> now_epoch = store_->UserEpoch(tag);
+  if (now_epoch.ok() && *now_epoch == epoch) return absl::OkStatus();
+  // A logout-everywhere began after the epoch read and may have listed the
+  // index before this session entered it: the session was created, then
+  // logged out. An unreadable epoch proves nothing, so it also goes.
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<bool> destroyed =
+      store_->Destroy(created.id, now, created.absolute_expiry);
+  if (!destroyed.ok()) return destroyed.status();
+  if (*destroyed) events_->SessionDestroyed();
+  return now_epoch.status();
+}
+
+std::string SessionManager::UserTag(std::string_view user_id) const {
+  if (user_id.empty()) return "";
+  return crypto::Keyring::Blind(sealer_->keyring().primary(), kUserIndexPurpose,
+                                user_id);
+}
+
+void SessionManager::SetStepHookForTesting(
+    absl::AnyInvocable<void(ManagerStep)> hook) {
+  step_hook_ = std::move(hook);
+}
+
+void SessionManager::Step(ManagerStep step) {
+  if (step_hook_) step_hook_(step);
 }
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
@@ -490,8 +568,7 @@ absl::StatusOr<StoredSession> SessionManager::SealSession(
   StoredSession stored;
   stored.id = id;
   if (!user_id.empty()) {
-    stored.user_tag = crypto::Keyring::Blind(sealer_->keyring().primary(),
-                                             kUserIndexPurpose, user_id);
+    stored.user_tag = UserTag(user_id);
     ASSIGN_OR_RETURN(stored.user_envelope,
                      sealer_->Seal(id, kUserEnvelopeName, user_id));
   }

@@ -82,6 +82,15 @@ struct UpdateParams {
   std::optional<uint64_t> expected_version;
 };
 
+// The points between the store steps of Create and Regenerate where a test
+// may run a concurrent operation (SetStepHookForTesting).
+enum class ManagerStep {
+  kEpochRead,  // Create: the user's epoch read, nothing written yet
+  kWritten,    // Create/Regenerate: the new session and its index entry written
+  kRetired,    // Regenerate: the old id tombstoned
+  kListed,     // DestroyUserSessions: the index listed, nothing destroyed yet
+};
+
 class SessionManager {
  public:
   // Completion of the asynchronous forms: runs exactly once, on the calling
@@ -122,8 +131,14 @@ class SessionManager {
   absl::StatusOr<bool> Destroy(const SessionKey& key);
   // Copies the session to a new id (same user, attributes, created, TTLs,
   // absolute expiry and version: the data is the same, so a version read
-  // before still describes it), then destroys the old id. An Update of the
-  // old id racing with it may be lost (copy-then-delete).
+  // before still describes it), then retires the old id with
+  // SessionStore::Retire: one script that tombstones it only if it is still
+  // live at the copied version. An Update racing with it lands either before
+  // the retirement (the version moved: the stale copy is destroyed and the
+  // copy made again, up to 4 times, then ABORTED) or after it (NOT_FOUND, as
+  // on any destroyed session), so it is never lost and the old id never
+  // outlives a successful call. Copy-then-tombstone, never a RENAME: the two
+  // ids live in different Redis Cluster slots.
   absl::StatusOr<Session> Regenerate(const SessionKey& key);
   // Metadata of the user's live sessions, oldest first.
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
@@ -131,8 +146,31 @@ class SessionManager {
   // Destroys the user's sessions except `keep`, returning how many. A `keep`
   // that names no session (malformed, forged) keeps nothing: logging out
   // everywhere must not fail open because of a bad key.
+  //
+  // It cannot be outrun by a concurrent Create or Regenerate of the user:
+  // once it has returned, every session of the user whose Create began
+  // before it (D1 below) is dead, whether it was indexed before the listing
+  // or not, and so is every copy a Regenerate made of one; only `keep`
+  // survives. The protocol (the interleavings are argued in
+  // docs/ARCHITECTURE.md, "Log out everywhere"):
+  //  - DestroyUserSessions: D1 advance the user's revocation epoch (every
+  //    tag of the keyring), D2 list the index, D3 destroy each listed
+  //    session; one that is no longer live may have been retired by a
+  //    Regenerate, so D3 follows Successor() to the copy and destroys that.
+  //  - Create: C1 read the epoch, C2 write the session and its index entry,
+  //    C3 read the epoch again; if it moved, destroy the session (it is
+  //    linearised as created, then logged out: Create still answers OK, and
+  //    the cookie it returns is already dead).
+  //  - Regenerate: the copy and its index entry are written before Retire
+  //    names the copy as the old id's successor.
+  // Reads stay one round trip: nothing is checked on Get.
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionKey>& keep);
+
+  // Calls `hook` at each ManagerStep, on the calling
+  // thread, so a test can interleave another operation deterministically.
+  // REQUIRES: set before any concurrent use of the manager.
+  void SetStepHookForTesting(absl::AnyInvocable<void(ManagerStep)> hook);
 
   const SessionPolicy& policy() const { return policy_; }
 
@@ -172,6 +210,14 @@ class SessionManager {
   absl::StatusOr<StoredSession> SealSession(
       const std::string& id, std::string_view user_id,
       const absl::flat_hash_map<std::string, std::string>& attributes) const;
+  // The user's index tag under the primary key ("" for an anonymous user).
+  std::string UserTag(std::string_view user_id) const;
+  // Create's C3 (see DestroyUserSessions): destroys `created` if the user's
+  // epoch is no longer `epoch`. An epoch that cannot be read also destroys
+  // it and answers the read's error.
+  absl::Status PostCheckEpoch(const std::string& tag, uint64_t epoch,
+                              const StoredSession& created);
+  void Step(ManagerStep step);
   // The live sessions of a user under the tags of every key of the keyring,
   // each checked to hold exactly this user id.
   absl::StatusOr<std::vector<SessionInfo>> ListVerified(
@@ -184,6 +230,7 @@ class SessionManager {
   const Clock* const clock_;
   const SessionPolicy policy_;
   SessionEvents* const events_;  // never null: a no-op sink if none given
+  absl::AnyInvocable<void(ManagerStep)> step_hook_;  // tests only
 };
 
 }  // namespace stateside

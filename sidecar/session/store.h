@@ -136,6 +136,30 @@ class SessionStore {
   // are pruned on the way).
   virtual absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view user_tag, absl::Time now) = 0;
+
+  // Regenerate's last step, atomic with respect to every other operation on
+  // `id`: if the session is live and its version is still
+  // `expected_version` (nothing was written since the copy), it becomes a
+  // tombstone as Destroy makes one, recording `successor` (the copy's id) for
+  // Successor(), and leaves its user's index. ABORTED (nothing changed) if
+  // the version moved; NOT_FOUND if it is not live (it is then tombstoned as
+  // Destroy would).
+  virtual absl::Status Retire(std::string_view id, uint64_t expected_version,
+                              std::string_view successor, absl::Time now,
+                              absl::Time tombstone_until) = 0;
+  // The successor a Retire recorded in the tombstone of `id`, or "" (not
+  // retired, or its tombstone is gone). Lets a logout-everywhere follow a
+  // session that a concurrent Regenerate moved after it was listed.
+  virtual absl::StatusOr<std::string> Successor(std::string_view id) = 0;
+
+  // The per-user revocation epoch (see SessionManager::DestroyUserSessions):
+  // a counter per user tag, 0 until first advanced. AdvanceUserEpoch changes
+  // it to a value it never had while it lasts (until `until`, at least as
+  // long as any session of the user may live); UserEpoch reads it. The two
+  // are atomic with respect to each other.
+  virtual absl::StatusOr<uint64_t> UserEpoch(std::string_view user_tag) = 0;
+  virtual absl::Status AdvanceUserEpoch(std::string_view user_tag,
+                                        absl::Time now, absl::Time until) = 0;
 };
 
 }  // namespace stateside

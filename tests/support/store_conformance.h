@@ -475,6 +475,72 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   EXPECT_TRUE(store_->ListByUser("carol", now())->empty());
 }
 
+TEST_P(SessionStoreConformanceTest, RetireTombstonesAnUnchangedSession) {
+  StoredSession s = MakeSession(Id('a'), "tag");
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(
+      store_->Retire(Id('a'), 1, Id('b'), now(), s.absolute_expiry).ok());
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "late")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Create(MakeSession(Id('a'))).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->ListByUser("tag", now())->empty());
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), Id('b'));
+  // Destroying it again keeps the successor (a logout may come later).
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), s.absolute_expiry).ok());
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), Id('b'));
+}
+
+TEST_P(SessionStoreConformanceTest, RetireOfAChangedSessionChangesNothing) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'), "tag")).ok());
+  ASSERT_TRUE(store_->Update(Id('a'), Set("k", "written")).ok());
+  const absl::Status retired =
+      store_->Retire(Id('a'), 1, Id('b'), now(), now() + absl::Hours(8));
+  EXPECT_EQ(retired.code(), absl::StatusCode::kAborted) << retired;
+  absl::StatusOr<StoredSession> a = Read(Id('a'));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->version, 2u);
+  EXPECT_EQ(a->attributes.at("k"), "written");
+  EXPECT_EQ(store_->ListByUser("tag", now())->size(), 1u);
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), "");
+}
+
+TEST_P(SessionStoreConformanceTest, RetireOfADeadSessionIsNotFound) {
+  const absl::Time until = now() + absl::Hours(8);
+  EXPECT_EQ(store_->Retire(Id('u'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), until).ok());
+  EXPECT_EQ(store_->Retire(Id('a'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Create(MakeSession(Id('c'))).ok());
+  clock_.Advance(absl::Hours(1));  // idle-expired
+  EXPECT_EQ(store_->Retire(Id('c'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  // No successor for anything that was not live.
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), "");
+  EXPECT_EQ(store_->Successor(Id('c')).value_or("?"), "");
+  EXPECT_EQ(store_->Successor(Id('u')).value_or("?"), "");
+}
+
+TEST_P(SessionStoreConformanceTest, EveryEpochAdvanceYieldsANewValue) {
+  absl::StatusOr<uint64_t> first = store_->UserEpoch("alice");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const uint64_t bob = store_->UserEpoch("bob").value_or(99);
+  std::vector<uint64_t> seen = {*first};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        store_->AdvanceUserEpoch("alice", now(), now() + absl::Hours(8)).ok());
+    const uint64_t epoch = store_->UserEpoch("alice").value_or(0);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), epoch), 0) << epoch;
+    seen.push_back(epoch);
+    EXPECT_EQ(store_->UserEpoch("alice").value_or(0), epoch) << "stable";
+  }
+  EXPECT_EQ(store_->UserEpoch("bob").value_or(98), bob) << "per user";
+}
+
 TEST_P(SessionStoreConformanceTest, ValuesAreBinarySafe) {
   std::string every_byte;
   for (int b = 0; b < 256; ++b) every_byte.push_back(static_cast<char>(b));

@@ -21,6 +21,7 @@
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/session_manager.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/logout_race_scenarios.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
 
@@ -169,6 +170,27 @@ TEST_F(RedisSessionManagerTest, RegenerateAndLogoutEverywhereActAcrossInstances)
   EXPECT_EQ((*left)[0].id, s2.info.id);
   EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s3.info.id)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The interleavings of tests/support/logout_race_scenarios.h, with `a` and
+// `b` two sidecars sharing the Redis.
+TEST_F(RedisSessionManagerTest, CreateStoppedBeforeItsWriteDoesNotSurvive) {
+  races::CreateStoppedBeforeItsWriteDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, CreateStoppedAfterItsWriteDoesNotSurvive) {
+  races::CreateStoppedAfterItsWriteDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateStoppedBeforeRetiringDoesNotSurvive) {
+  races::RegenerateStoppedBeforeRetiringDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateInsideTheLogoutIsFollowed) {
+  races::RegenerateInsideTheLogoutIsFollowed(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateKeepsAnUpdateThatLandsDuringTheCopy) {
+  races::RegenerateKeepsAnUpdateThatLandsDuringTheCopy(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateGivesUpOnASessionThatNeverSettles) {
+  races::RegenerateGivesUpOnASessionThatNeverSettles(*a_.sessions, *b_.sessions);
 }
 
 TEST_F(RedisSessionManagerTest, NothingInRedisOrOnTheWireIsReadable) {

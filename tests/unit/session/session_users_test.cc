@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "sidecar/session/session_manager.h"
+#include "tests/support/logout_race_scenarios.h"
 #include "tests/unit/session/session_test_fixture.h"
 
 namespace stateside::testing {
@@ -19,6 +20,35 @@ std::vector<std::string> IdsOf(const std::vector<SessionInfo>& infos) {
 }
 
 using SessionUsersTest = SessionManagerTest;
+
+// Two managers over the one memory store, for the interleavings of
+// tests/support/logout_race_scenarios.h.
+class SessionRaceTest : public SessionManagerTest {
+ protected:
+  SessionRaceTest()
+      : other_(&store_, &sealer_, signer_.get(), random_.get(), &clock_,
+               TestPolicy(), &events_) {}
+  SessionManager other_;
+};
+
+TEST_F(SessionRaceTest, CreateStoppedBeforeItsWriteDoesNotSurvive) {
+  races::CreateStoppedBeforeItsWriteDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, CreateStoppedAfterItsWriteDoesNotSurvive) {
+  races::CreateStoppedAfterItsWriteDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateStoppedBeforeRetiringDoesNotSurvive) {
+  races::RegenerateStoppedBeforeRetiringDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateInsideTheLogoutIsFollowed) {
+  races::RegenerateInsideTheLogoutIsFollowed(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateKeepsAnUpdateThatLandsDuringTheCopy) {
+  races::RegenerateKeepsAnUpdateThatLandsDuringTheCopy(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateGivesUpOnASessionThatNeverSettles) {
+  races::RegenerateGivesUpOnASessionThatNeverSettles(*manager_, other_);
+}
 
 TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
   Session a1 = MustCreate("alice");
