@@ -36,6 +36,7 @@
 #include "sidecar/redis/redis_session_store.h"
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
@@ -50,8 +51,8 @@
 namespace stateside::redis {
 namespace {
 
-constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle",
-                                   "m:abs", "m:user",    "m:uenv", "m:dead"};
+constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle", "m:abs",
+                                       "m:user", "m:uenv",    "m:dead", "m:next"};
 
 std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
 
@@ -113,7 +114,8 @@ RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
       update_(RedisScript::Create(scripts::kUpdate)),
       destroy_(RedisScript::Create(scripts::kDestroy)),
       reap_(RedisScript::Create(scripts::kReap)),
-      index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
+      index_add_(RedisScript::Create(scripts::kIndexAdd)),
+      index_page_(RedisScript::Create(scripts::kIndexPage)) {}
 
 std::string RedisSessionStore::SessionKey(std::string_view id) const {
   return absl::StrCat(prefix_, "s:{", absl::string_view(id.data(), id.size()), "}");
@@ -360,47 +362,90 @@ absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl
 absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
     std::string_view user_tag, absl::Time now) {
   const std::string index = UserIndexKey(user_tag);
-  const std::string now_us = Micros(now);
   // 1: the members whose absolute expiry is still ahead.
   ASSIGN_OR_RETURN(Reply members, client_->Call(RedisCommand(
-                                      {"ZRANGEBYSCORE", index, absl::StrCat("(", now_us), "+inf"})));
+                                      {"ZRANGEBYSCORE", index, absl::StrCat("(", Micros(now)), "+inf"})));
   if (!members.is_array()) return Unexpected("zrangebyscore", members);
-  std::vector<StoredSession> out;
-  if (members.elements.empty()) return out;
+  std::vector<std::string> ids;
+  for (Reply& member : members.elements) ids.push_back(std::move(member.str));
+  UserIndexPage page;
+  RETURN_IF_ERROR(ReadIndexed(user_tag, now, ids, &page));
+  std::sort(page.sessions.begin(), page.sessions.end(),
+            [](const StoredSession& a, const StoredSession& b) {
+              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+            });
+  return std::move(page.sessions);
+}
 
-  // 2: every member's metadata, pipelined.
+absl::StatusOr<UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view user_tag,
+                                                                absl::Time now, absl::Time after,
+                                                                size_t limit) {
+  ASSIGN_OR_RETURN(
+      Reply reply,
+      client_->Call(index_page_->Call(
+          {UserIndexKey(user_tag)},
+          {Micros(now), after == absl::InfinitePast() ? "" : Micros(after),
+           std::to_string(std::max<size_t>(limit, 1))})));
+  int64_t more = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &more) ||
+      !reply.elements[1].is_array() || reply.elements[1].elements.size() % 2 != 0) {
+    return Unexpected("index page", reply);
+  }
+  std::vector<Reply>& flat = reply.elements[1].elements;
+  UserIndexPage page;
+  page.more = more == 1;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < flat.size(); i += 2) {
+    ids.push_back(std::move(flat[i].str));
+    int64_t score = 0;
+    if (!ToInt(flat[i + 1], &score)) return Unexpected("index page", reply);
+    page.last = absl::FromUnixMicros(score);
+  }
+  RETURN_IF_ERROR(ReadIndexed(user_tag, now, ids, &page));
+  // Index order: the members came sorted by score, then member.
+  return page;
+}
+
+absl::Status RedisSessionStore::ReadIndexed(std::string_view user_tag, absl::Time now,
+                                            const std::vector<std::string>& ids,
+                                            UserIndexPage* page) {
+  if (ids.empty()) return absl::OkStatus();
+  const std::string index = UserIndexKey(user_tag);
+  const std::string now_us = Micros(now);
+  // Every member's metadata, pipelined.
   std::vector<RedisCommand> reads;
-  for (const Reply& member : members.elements) {
-    RedisCommand hmget({"HMGET", SessionKey(member.str)});
+  for (const std::string& id : ids) {
+    RedisCommand hmget({"HMGET", SessionKey(id)});
     for (const char* field : kMetaFields) hmget.args.push_back(field);
     reads.push_back(std::move(hmget));
   }
   std::vector<absl::StatusOr<Reply>> metas = client_->CallBatch(std::move(reads));
 
-  // 3: prune index entries whose session is gone, dead or someone else's, and
+  // Prune index entries whose session is gone, dead or someone else's, and
   // delete dead records (never tombstones) so an earlier `now` cannot revive
-  // them.
+  // them. A tombstone's successor is reported.
   std::vector<RedisCommand> prune;
   for (size_t i = 0; i < metas.size(); ++i) {
     RETURN_IF_ERROR(metas[i].status());
-    const std::string& id = members.elements[i].str;
+    const std::string& id = ids[i];
     const std::vector<Reply>& f = metas[i]->elements;
+    constexpr size_t kFields = std::size(kMetaFields);
     StoredSession s;
     s.id = id;
-    const bool is_tombstone = f.size() == 8 && !f[7].is_nil();
-    const bool parsed = f.size() == 8 && !is_tombstone && ParseMeta(f.data(), &s);
+    const bool is_tombstone = f.size() == kFields && !f[7].is_nil();
+    const bool parsed = f.size() == kFields && !is_tombstone && ParseMeta(f.data(), &s);
     if (parsed && s.LiveAt(now) && s.user_tag == user_tag) {
-      out.push_back(std::move(s));
+      page->sessions.push_back(std::move(s));
       continue;
+    }
+    if (is_tombstone && f[8].is_string() && !f[8].str.empty()) {
+      page->successors.push_back(f[8].str);
     }
     prune.push_back(RedisCommand({"ZREM", index, id}));
     if (parsed && !s.LiveAt(now)) prune.push_back(reap_->Call({SessionKey(id)}, {now_us}));
   }
   if (!prune.empty()) (void)client_->CallBatch(std::move(prune));
-  std::sort(out.begin(), out.end(), [](const StoredSession& a, const StoredSession& b) {
-    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
-  });
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace stateside::redis

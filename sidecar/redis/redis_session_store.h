@@ -37,6 +37,8 @@ class RedisSessionStore final : public SessionStore {
                                absl::Time tombstone_until) override;
   absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
                                                         absl::Time now) override;
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view user_tag, absl::Time now,
+                                               absl::Time after, size_t limit) override;
   absl::Status Retire(std::string_view id, uint64_t expected_version, std::string_view successor,
                       absl::Time now, absl::Time tombstone_until) override;
   absl::StatusOr<std::string> Successor(std::string_view id) override;
@@ -71,6 +73,12 @@ class RedisSessionStore final : public SessionStore {
   // 2 Retire found the version moved.
   absl::StatusOr<int64_t> Tombstone(std::string_view id, std::vector<std::string> args);
 
+  // The metadata of the index members `ids`, pipelined: live sessions of
+  // the tag into page->sessions, successors of tombstones into
+  // page->successors; the other entries are pruned.
+  absl::Status ReadIndexed(std::string_view user_tag, absl::Time now,
+                           const std::vector<std::string>& ids, UserIndexPage* page);
+
   RedisClient* const client_;
   const std::string prefix_;
   const std::shared_ptr<const RedisScript> create_;
@@ -79,6 +87,7 @@ class RedisSessionStore final : public SessionStore {
   const std::shared_ptr<const RedisScript> destroy_;
   const std::shared_ptr<const RedisScript> reap_;
   const std::shared_ptr<const RedisScript> index_add_;
+  const std::shared_ptr<const RedisScript> index_page_;
 };
 
 }  // namespace stateside::redis

@@ -160,4 +160,27 @@ end
 return 1
 )lua";
 
+// ARGV: now, after ('' = from the start), limit. The members whose score is
+// above both, `limit` of them and then every further member with the last
+// one's score (a page never splits one absolute expiry).
+// -> {more, {member, score, ...}}
+const char kIndexPage[] = R"lua(
+local min = ARGV[1]
+if ARGV[2] ~= '' and tonumber(ARGV[2]) > tonumber(min) then min = ARGV[2] end
+local limit = tonumber(ARGV[3])
+local page = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. min, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, limit)
+if #page < 2 * limit then return {0, page} end
+local last = page[#page]
+local seen = {}
+for i = 1, #page, 2 do seen[page[i]] = true end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], last, last)) do
+  if not seen[member] then
+    page[#page + 1] = member
+    page[#page + 1] = last
+  end
+end
+return {#redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. last, '+inf', 'LIMIT', 0, 1), page}
+)lua";
+
 }  // namespace stateside::redis::scripts

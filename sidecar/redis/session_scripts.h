@@ -25,6 +25,8 @@ extern const char kReap[];
 // User index: ZADD, drop members past their absolute expiry, PEXPIRE to the
 // latest one.
 extern const char kIndexAdd[];
+// User index: one page of ListByUserPage. -> {more, {member, score, ...}}
+extern const char kIndexPage[];
 
 }  // namespace stateside::redis::scripts
 

@@ -239,6 +239,36 @@ absl::Status MemorySessionStore::AdvanceUserEpoch(std::string_view user_tag,
   return absl::OkStatus();
 }
 
+absl::StatusOr<UserIndexPage> MemorySessionStore::ListByUserPage(
+    std::string_view user_tag, absl::Time now, absl::Time after,
+    size_t limit) {
+  absl::MutexLock lock(&mu_);
+  UserIndexPage page;
+  auto index = by_user_.find(Sv(user_tag));
+  if (index == by_user_.end()) return page;
+  // Copy: erasing an expired session edits the set being walked.
+  std::vector<std::string> ids(index->second.begin(), index->second.end());
+  std::vector<const StoredSession*> found;
+  for (const std::string& id : ids) {
+    const StoredSession* s = FindLiveLocked(id, now);
+    if (s != nullptr && s->absolute_expiry > after) found.push_back(s);
+  }
+  std::sort(found.begin(), found.end(),
+            [](const StoredSession* a, const StoredSession* b) {
+              return std::tie(a->absolute_expiry, a->id) <
+                     std::tie(b->absolute_expiry, b->id);
+            });
+  size_t end = std::min(std::max<size_t>(limit, 1), found.size());
+  while (end > 0 && end < found.size() &&
+         found[end]->absolute_expiry == found[end - 1]->absolute_expiry) {
+    ++end;  // never split one absolute expiry
+  }
+  for (size_t i = 0; i < end; ++i) page.sessions.push_back(MetadataOf(*found[i]));
+  page.more = end < found.size();
+  if (end > 0) page.last = found[end - 1]->absolute_expiry;
+  return page;
+}
+
 size_t MemorySessionStore::Sweep(absl::Time now) {
   absl::MutexLock lock(&mu_);
   return SweepSessionsLocked(now) + SweepTombstonesLocked(now) +

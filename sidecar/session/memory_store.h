@@ -67,6 +67,9 @@ class MemorySessionStore final : public SessionStore {
                                absl::Time tombstone_until) override;
   absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view user_tag, absl::Time now) override;
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view user_tag,
+                                               absl::Time now, absl::Time after,
+                                               size_t limit) override;
   absl::Status Retire(std::string_view id, uint64_t expected_version,
                       std::string_view successor, absl::Time now,
                       absl::Time tombstone_until) override;

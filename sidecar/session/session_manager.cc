@@ -2,12 +2,15 @@
 #include "sidecar/session/session_manager.h"
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
@@ -165,6 +168,29 @@ SessionInfo BareInfo(const StoredSession& stored) {
   info.absolute_expiry = stored.absolute_expiry;
   info.version = stored.version;
   return info;
+}
+
+// A page token: the absolute expiry the next page starts after. Opaque to
+// the caller; it names nothing the listing does not show anyway.
+constexpr std::string_view kPageTokenPrefix = "p1:";
+
+std::string PageToken(absl::Time last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(Sv(kPageTokenPrefix), absl::ToUnixMicros(last)));
+}
+
+absl::StatusOr<absl::Time> ParsePageToken(std::string_view token) {
+  if (token.empty()) return absl::InfinitePast();
+  std::string raw;
+  int64_t micros = 0;
+  if (token.size() > 64 || !absl::WebSafeBase64Unescape(Sv(token), &raw) ||
+      !absl::StartsWith(raw, Sv(kPageTokenPrefix)) ||
+      !absl::SimpleAtoi(absl::string_view(raw).substr(kPageTokenPrefix.size()),
+                        &micros)) {
+    return absl::InvalidArgumentError(
+        "page_token is not a next_page_token of this listing");
+  }
+  return absl::FromUnixMicros(micros);
 }
 
 SessionEvents* NoEvents() {
@@ -405,10 +431,33 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
       "the session changed during every attempt to regenerate it; try again");
 }
 
+absl::StatusOr<UserSessionsPage> SessionManager::ListUserSessionsPage(
+    std::string_view user_id, std::string_view page_token,
+    uint32_t page_size) {
+  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
+  ASSIGN_OR_RETURN(absl::Time after, ParsePageToken(page_token));
+  if (page_size == 0) page_size = kDefaultUserPageSize;
+  page_size = std::min(page_size, kMaxUserPageSize);
+  ASSIGN_OR_RETURN(WalkedPage walked,
+                   WalkUser(user_id, clock_->Now(), after, page_size));
+  UserSessionsPage page;
+  page.sessions = std::move(walked.sessions);
+  if (walked.more) page.next_page_token = PageToken(walked.last);
+  return page;
+}
+
 absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListUserSessions(
     std::string_view user_id) {
-  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
-  return ListVerified(user_id, clock_->Now());
+  std::vector<SessionInfo> out;
+  std::string token;
+  do {
+    ASSIGN_OR_RETURN(UserSessionsPage page,
+                     ListUserSessionsPage(user_id, token, kMaxUserPageSize));
+    out.insert(out.end(), std::make_move_iterator(page.sessions.begin()),
+               std::make_move_iterator(page.sessions.end()));
+    token = std::move(page.next_page_token);
+  } while (!token.empty());
+  return out;
 }
 
 absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
@@ -429,32 +478,63 @@ absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
         crypto::Keyring::Blind(key, kUserIndexPurpose, user_id), now,
         now + policy_.absolute_ttl));
   }
-  ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
-                   ListVerified(user_id, now));
-  Step(ManagerStep::kListed);
   uint32_t destroyed = 0;
-  for (const SessionInfo& info : sessions) {
-    if (info.id == keep_id) continue;
-    // A listed session that is no longer live when its turn comes may have
-    // been regenerated meanwhile: follow its successors to the live one.
-    std::string id = info.id;
-    for (int hop = 0; !id.empty() && id != keep_id; ++hop) {
-      if (hop > kMaxSuccessorHops) {
-        return absl::AbortedError(
-            "a session of the user kept being regenerated during the logout; "
-            "try again");
-      }
+  absl::Time after = absl::InfinitePast();
+  while (true) {
+    ASSIGN_OR_RETURN(WalkedPage page,
+                     WalkUser(user_id, now, after, kDefaultUserPageSize));
+    Step(ManagerStep::kListed);
+    for (const SessionInfo& info : page.sessions) {
+      if (info.id == keep_id) continue;
       ASSIGN_OR_RETURN(bool existed,
-                       store_->Destroy(id, now, info.absolute_expiry));
-      if (existed) {
-        ++destroyed;
-        events_->SessionDestroyed();
-        break;
-      }
-      ASSIGN_OR_RETURN(id, store_->Successor(id));
+                       DestroyFollowing(info.id, user_id, keep_id, true, now,
+                                        info.absolute_expiry));
+      destroyed += existed ? 1 : 0;
     }
+    for (const std::string& id : page.successors) {
+      ASSIGN_OR_RETURN(bool existed,
+                       DestroyFollowing(id, user_id, keep_id, false, now,
+                                        now + policy_.absolute_ttl));
+      destroyed += existed ? 1 : 0;
+    }
+    if (!page.more) return destroyed;
+    after = page.last;
   }
-  return destroyed;
+}
+
+absl::StatusOr<bool> SessionManager::DestroyFollowing(
+    std::string id, std::string_view user_id, const std::string& keep_id,
+    bool verified, absl::Time now, absl::Time tombstone_until) {
+  for (int hop = 0; hop <= kMaxSuccessorHops; ++hop) {
+    if (id.empty() || id == keep_id) return false;
+    if (!verified) {
+      // A successor met in the index carries no proof of its user.
+      ReadOptions options;
+      options.now = now;
+      options.touch = false;
+      options.metadata_only = true;
+      absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+      if (stored.ok()) {
+        absl::StatusOr<SessionInfo> info = InfoOf(*stored);
+        if (!info.ok() || info->user_id != user_id) return false;
+        verified = true;
+      } else if (!absl::IsNotFound(stored.status())) {
+        return stored.status();
+      }
+    }
+    if (verified) {
+      ASSIGN_OR_RETURN(bool existed, store_->Destroy(id, now, tombstone_until));
+      if (existed) {
+        events_->SessionDestroyed();
+        return true;
+      }
+    }
+    // No longer live: a Regenerate may have moved it after the listing.
+    ASSIGN_OR_RETURN(id, store_->Successor(id));
+  }
+  return absl::AbortedError(
+      "a session of the user kept being regenerated during the logout; try "
+      "again");
 }
 
 absl::Status SessionManager::PostCheckEpoch(const std::string& tag,
@@ -587,29 +667,50 @@ absl::StatusOr<StoredSession> SessionManager::SealSession(
   return stored;
 }
 
-absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListVerified(
-    std::string_view user_id, absl::Time now) const {
-  std::vector<SessionInfo> out;
-  absl::flat_hash_set<std::string> seen;
-  // Every key's tag: sessions created before a rotation are indexed under
-  // the tag of the key that was primary then.
-  for (const crypto::Keyring::Key& key : sealer_->keyring().keys()) {
+absl::StatusOr<SessionManager::WalkedPage> SessionManager::WalkUser(
+    std::string_view user_id, absl::Time now, absl::Time after,
+    size_t limit) const {
+  // Every key's tag: sessions created before a rotation are indexed under the
+  // tag of the key that was primary then. The oldest key's first, the
+  // primary's last: a Regenerate moves a session from an older tag to the
+  // primary's, writing the copy before it retires the old id, so a session
+  // found gone from an older tag's page has its copy in the primary's.
+  std::vector<UserIndexPage> pages;
+  absl::Time bound = absl::InfiniteFuture();
+  const std::vector<crypto::Keyring::Key>& keys = sealer_->keyring().keys();
+  for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
     const std::string tag =
-        crypto::Keyring::Blind(key, kUserIndexPurpose, user_id);
-    ASSIGN_OR_RETURN(std::vector<StoredSession> found,
-                     store_->ListByUser(tag, now));
-    for (const StoredSession& stored : found) {
-      if (!seen.insert(stored.id).second) continue;
+        crypto::Keyring::Blind(*key, kUserIndexPurpose, user_id);
+    ASSIGN_OR_RETURN(UserIndexPage page,
+                     store_->ListByUserPage(tag, now, after, limit));
+    // Past the end of the shortest page, another tag's page may miss
+    // entries: those wait for the next page.
+    if (page.more) bound = std::min(bound, page.last);
+    pages.push_back(std::move(page));
+  }
+  WalkedPage out;
+  out.more = bound != absl::InfiniteFuture();
+  out.last = bound;
+  absl::flat_hash_set<std::string> seen;
+  for (UserIndexPage& page : pages) {
+    for (const StoredSession& stored : page.sessions) {
+      if (stored.absolute_expiry > bound || !seen.insert(stored.id).second) {
+        continue;
+      }
       absl::StatusOr<SessionInfo> info = InfoOf(stored);
       // Undecryptable (already reported) or a blind-index collision: not
       // this user's session, so it must not be listed or destroyed.
       if (!info.ok() || info->user_id != user_id) continue;
-      out.push_back(*std::move(info));
+      out.sessions.push_back(*std::move(info));
+    }
+    for (std::string& id : page.successors) {
+      out.successors.push_back(std::move(id));
     }
   }
-  std::sort(out.begin(), out.end(),
+  std::sort(out.sessions.begin(), out.sessions.end(),
             [](const SessionInfo& a, const SessionInfo& b) {
-              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+              return std::tie(a.absolute_expiry, a.id) <
+                     std::tie(b.absolute_expiry, b.id);
             });
   return out;
 }

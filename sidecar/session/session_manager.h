@@ -76,6 +76,17 @@ struct CreateParams {
   std::optional<absl::Duration> absolute_ttl;  // must not exceed the policy's
 };
 
+// One page of ListUserSessionsPage.
+struct UserSessionsPage {
+  std::vector<SessionInfo> sessions;
+  std::string next_page_token;  // "" after the last page
+};
+
+// Page sizes of a user's session listing: 0 asks for the default; more than
+// the maximum is the maximum.
+inline constexpr uint32_t kDefaultUserPageSize = 100;
+inline constexpr uint32_t kMaxUserPageSize = 1000;
+
 struct UpdateParams {
   absl::flat_hash_map<std::string, std::string> set;
   std::vector<std::string> remove;
@@ -140,7 +151,19 @@ class SessionManager {
   // outlives a successful call. Copy-then-tombstone, never a RENAME: the two
   // ids live in different Redis Cluster slots.
   absl::StatusOr<Session> Regenerate(const SessionKey& key);
-  // Metadata of the user's live sessions, oldest first.
+  // Metadata of the user's live sessions, a page at a time, in order of
+  // absolute expiry (oldest first among sessions of one absolute TTL).
+  // page_token: "" for the first page, else the previous page's
+  // next_page_token (INVALID_ARGUMENT if it is not one); page_size: see
+  // kDefaultUserPageSize. A page may hold fewer sessions than page_size, or
+  // none, and still have a next page; it holds more only when sessions share
+  // one absolute expiry to the microsecond (a page never splits those).
+  // Sessions created or destroyed during a walk may or may not be seen.
+  absl::StatusOr<UserSessionsPage> ListUserSessionsPage(
+      std::string_view user_id, std::string_view page_token,
+      uint32_t page_size);
+  // Every page of the above, concatenated (for tools and tests: the RPC
+  // answers a page at a time).
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
       std::string_view user_id);
   // Destroys the user's sessions except `keep`, returning how many. A `keep`
@@ -154,9 +177,11 @@ class SessionManager {
   // survives. The protocol (the interleavings are argued in
   // docs/ARCHITECTURE.md, "Log out everywhere"):
   //  - DestroyUserSessions: D1 advance the user's revocation epoch (every
-  //    tag of the keyring), D2 list the index, D3 destroy each listed
-  //    session; one that is no longer live may have been retired by a
-  //    Regenerate, so D3 follows Successor() to the copy and destroys that.
+  //    tag of the keyring), D2 list the index (a page at a time, never
+  //    splitting one absolute expiry, which a Regenerate's copy shares with
+  //    its original), D3 destroy each listed session; one that is no longer
+  //    live may have been retired by a Regenerate, so D3 follows Successor()
+  //    to the copy and destroys that.
   //  - Create: C1 read the epoch, C2 write the session and its index entry,
   //    C3 read the epoch again; if it moved, destroy the session (it is
   //    linearised as created, then logged out: Create still answers OK, and
@@ -218,10 +243,24 @@ class SessionManager {
   absl::Status PostCheckEpoch(const std::string& tag, uint64_t epoch,
                               const StoredSession& created);
   void Step(ManagerStep step);
-  // The live sessions of a user under the tags of every key of the keyring,
-  // each checked to hold exactly this user id.
-  absl::StatusOr<std::vector<SessionInfo>> ListVerified(
-      std::string_view user_id, absl::Time now) const;
+  struct WalkedPage {
+    std::vector<SessionInfo> sessions;    // checked to be the user's
+    std::vector<std::string> successors;  // met in the index, unchecked
+    bool more = false;
+    absl::Time last;  // the next page starts after it
+  };
+  // One page of the user's sessions under the tags of every key of the
+  // keyring, each checked to hold exactly this user id.
+  absl::StatusOr<WalkedPage> WalkUser(std::string_view user_id, absl::Time now,
+                                      absl::Time after, size_t limit) const;
+  // Destroys `id` or, if it is no longer live, the session a Regenerate moved
+  // it to (hop by hop); never `keep_id` nor, unless `verified`, a session
+  // that is not the user's. Whether a live session was destroyed.
+  absl::StatusOr<bool> DestroyFollowing(std::string id,
+                                        std::string_view user_id,
+                                        const std::string& keep_id,
+                                        bool verified, absl::Time now,
+                                        absl::Time tombstone_until);
 
   SessionStore* const store_;
   const crypto::Sealer* const sealer_;

@@ -78,6 +78,20 @@ struct Mutation {
 // The NOT_FOUND of a read that met the session expired (and dropped it). To
 // every caller it is the same NOT_FOUND; the payload only lets the session
 // rules count expiries (stateside_sessions_expired_total).
+// One page of a user's index (SessionStore::ListByUserPage).
+struct UserIndexPage {
+  // The live sessions among the entries read (metadata only), in index order.
+  std::vector<StoredSession> sessions;
+  // The successors recorded by Retire in the tombstones of entries read (a
+  // backend whose listing is not atomic can meet an entry retired after it
+  // read the index). Not checked to belong to the user.
+  std::vector<std::string> successors;
+  // Whether entries may follow; the next page then starts after `last`, the
+  // absolute expiry of the last entry read.
+  bool more = false;
+  absl::Time last = absl::InfinitePast();
+};
+
 inline constexpr char kExpiredPayload[] = "type.stateside/session.expired";
 inline absl::Status ExpiredNotFound() {
   absl::Status status = absl::NotFoundError("session not found");
@@ -136,6 +150,17 @@ class SessionStore {
   // are pruned on the way).
   virtual absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view user_tag, absl::Time now) = 0;
+  // A page of the same, in order of absolute expiry: the entries whose
+  // absolute expiry is after both `now` and `after` (absl::InfinitePast():
+  // from the start), `limit` of them (> 0) and then every further entry with
+  // the last one's absolute expiry, read in one atomic step. A page never
+  // splits the entries of one absolute expiry, and a Regenerate's copy has
+  // the old session's: a walk meets the old id or its copy (see
+  // SessionManager::DestroyUserSessions). A page may hold fewer live
+  // sessions than `limit`, or none, and still have more.
+  virtual absl::StatusOr<UserIndexPage> ListByUserPage(
+      std::string_view user_tag, absl::Time now, absl::Time after,
+      size_t limit) = 0;
 
   // Regenerate's last step, atomic with respect to every other operation on
   // `id`: if the session is live and its version is still

@@ -52,6 +52,16 @@ class CorruptingStore final : public SessionStore {
                                 absl::Time until) override {
     return inner_->AdvanceUserEpoch(tag, now, until);
   }
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view tag,
+                                               absl::Time now, absl::Time after,
+                                               size_t limit) override {
+    absl::StatusOr<UserIndexPage> page =
+        inner_->ListByUserPage(tag, now, after, limit);
+    if (page.ok()) {
+      for (StoredSession& s : page->sessions) damage_(s);
+    }
+    return page;
+  }
   absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view tag, absl::Time now) override {
     absl::StatusOr<std::vector<StoredSession>> list =

@@ -80,6 +80,69 @@ TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
   EXPECT_TRUE(manager_->ListUserSessions("carol")->empty());
 }
 
+TEST_F(SessionUsersTest, ListUserSessionsPagesThroughTheIndex) {
+  std::vector<std::string> made;
+  for (int i = 0; i < 5; ++i) {
+    made.push_back(MustCreate("alice").info.id);
+    clock_.Advance(absl::Seconds(1));
+  }
+  MustCreate("bob");
+  std::vector<std::vector<std::string>> pages;
+  std::string token;
+  do {
+    absl::StatusOr<UserSessionsPage> page =
+        manager_->ListUserSessionsPage("alice", token, 2);
+    ASSERT_TRUE(page.ok()) << page.status();
+    pages.push_back(IdsOf(page->sessions));
+    token = page->next_page_token;
+  } while (!token.empty() && pages.size() < 10);
+  EXPECT_EQ(pages, (std::vector<std::vector<std::string>>{
+                       {made[0], made[1]}, {made[2], made[3]}, {made[4]}}));
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")), made);
+
+  // 0 is the default page size; more than the maximum is the maximum.
+  for (uint32_t size : {0u, kMaxUserPageSize + 1, 1u << 31}) {
+    absl::StatusOr<UserSessionsPage> all =
+        manager_->ListUserSessionsPage("alice", "", size);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(IdsOf(all->sessions), made);
+    EXPECT_EQ(all->next_page_token, "");
+  }
+}
+
+TEST_F(SessionUsersTest, APageTokenThatWasNotHandedOutIsInvalidArgument) {
+  MustCreate("alice");
+  clock_.Advance(absl::Seconds(1));
+  MustCreate("alice");
+  absl::StatusOr<UserSessionsPage> first =
+      manager_->ListUserSessionsPage("alice", "", 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  for (const std::string& bad :
+       {std::string("garbage!"), std::string("cDE6"), std::string(100, 'A'),
+        first->next_page_token.substr(1)}) {
+    absl::Status status = manager_->ListUserSessionsPage("alice", bad, 1).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(status.message().find("page_token"), std::string::npos);
+  }
+  EXPECT_TRUE(
+      manager_->ListUserSessionsPage("alice", first->next_page_token, 1).ok());
+}
+
+TEST_F(SessionUsersTest, DestroyUserSessionsWalksEveryPage) {
+  // More sessions than one internal page (kDefaultUserPageSize).
+  Session kept = MustCreate("alice");
+  for (int i = 0; i < 250; ++i) MustCreate("alice");
+  MustCreate("bob");
+  absl::StatusOr<uint32_t> destroyed =
+      manager_->DestroyUserSessions("alice", SessionKey::Id(kept.info.id));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 250u);
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
+            std::vector<std::string>{kept.info.id});
+  EXPECT_EQ(manager_->ListUserSessions("bob")->size(), 1u);
+}
+
 TEST_F(SessionUsersTest, UserIdsAreValidated) {
   EXPECT_EQ(manager_->ListUserSessions("").status().code(),
             absl::StatusCode::kInvalidArgument);
