@@ -10,7 +10,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
@@ -174,23 +173,30 @@ SessionInfo BareInfo(const StoredSession& stored) {
 // the caller; it names nothing the listing does not show anyway.
 constexpr std::string_view kPageTokenPrefix = "p1:";
 
+// Full precision: the memory store keeps the clock's, finer than a
+// microsecond, and a rounded bound would repeat or skip a session.
+constexpr char kPageTokenTime[] = "%Y-%m-%d%ET%H:%M:%E*S%Ez";
+
 std::string PageToken(absl::Time last) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(Sv(kPageTokenPrefix), absl::ToUnixMicros(last)));
+  return absl::WebSafeBase64Escape(absl::StrCat(
+      Sv(kPageTokenPrefix),
+      absl::FormatTime(kPageTokenTime, last, absl::UTCTimeZone())));
 }
 
 absl::StatusOr<absl::Time> ParsePageToken(std::string_view token) {
   if (token.empty()) return absl::InfinitePast();
   std::string raw;
-  int64_t micros = 0;
-  if (token.size() > 64 || !absl::WebSafeBase64Unescape(Sv(token), &raw) ||
+  absl::Time after;
+  std::string error;
+  if (token.size() > 128 || !absl::WebSafeBase64Unescape(Sv(token), &raw) ||
       !absl::StartsWith(raw, Sv(kPageTokenPrefix)) ||
-      !absl::SimpleAtoi(absl::string_view(raw).substr(kPageTokenPrefix.size()),
-                        &micros)) {
+      !absl::ParseTime(kPageTokenTime,
+                       absl::string_view(raw).substr(kPageTokenPrefix.size()),
+                       absl::UTCTimeZone(), &after, &error)) {
     return absl::InvalidArgumentError(
         "page_token is not a next_page_token of this listing");
   }
-  return absl::FromUnixMicros(micros);
+  return after;
 }
 
 SessionEvents* NoEvents() {
