@@ -2,6 +2,7 @@
 // asynchronous: each builds its operation as a PipeCall (checking the
 // arguments), runs it through Client::Impl (Sync or Async, over the Pipe or
 // the unary transport) and turns the result into the public type.
+#include <memory>
 #include <utility>
 
 #include "client/src/client_impl.h"
@@ -86,10 +87,18 @@ absl::StatusOr<v1::PipeCall> KeyCall(const SessionRef& ref) {
   return call;
 }
 
-absl::StatusOr<v1::PipeCall> ListUserCall(std::string_view user_id) {
+// The page size of ListUserSessions' walk: the sidecar's largest.
+constexpr uint32_t kWalkPageSize = 1000;
+
+absl::StatusOr<v1::PipeCall> ListUserCall(std::string_view user_id,
+                                          std::string_view page_token, uint32_t page_size) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("page_token", page_token));
   v1::PipeCall call;
-  call.mutable_list_user_sessions()->set_user_id(std::string(user_id));
+  v1::ListUserSessionsRequest& request = *call.mutable_list_user_sessions();
+  request.set_user_id(std::string(user_id));
+  request.set_page_token(std::string(page_token));
+  request.set_page_size(page_size);
   return call;
 }
 
@@ -145,13 +154,35 @@ SessionInfo TouchedInfo(const v1::PipeResult& r) {
   return client_internal::SessionInfoFromProto(r.touch().metadata());
 }
 bool Existed(const v1::PipeResult& r) { return r.destroy().existed(); }
-std::vector<SessionInfo> UserSessions(const v1::PipeResult& r) {
-  std::vector<SessionInfo> sessions;
-  sessions.reserve(r.list_user_sessions().sessions_size());
+UserSessionsPage UserSessions(const v1::PipeResult& r) {
+  UserSessionsPage page;
+  page.sessions.reserve(r.list_user_sessions().sessions_size());
   for (const auto& m : r.list_user_sessions().sessions()) {
-    sessions.push_back(client_internal::SessionInfoFromProto(m));
+    page.sessions.push_back(client_internal::SessionInfoFromProto(m));
   }
-  return sessions;
+  page.next_page_token = r.list_user_sessions().next_page_token();
+  return page;
+}
+
+// ListUserSessionsAsync's walk: the pages so far and where it reports.
+struct UserWalk {
+  Client* client;
+  std::string user_id;
+  std::vector<SessionInfo> sessions;
+  Callback<std::vector<SessionInfo>> done;
+};
+
+void WalkNextPage(std::shared_ptr<UserWalk> walk, std::string token) {
+  Client* client = walk->client;
+  const std::string user_id = walk->user_id;
+  client->ListUserSessionsPageAsync(
+      user_id, token, kWalkPageSize,
+      [walk = std::move(walk)](absl::StatusOr<UserSessionsPage> page) mutable {
+        if (!page.ok()) return walk->done(page.status());
+        for (SessionInfo& info : page->sessions) walk->sessions.push_back(std::move(info));
+        if (page->next_page_token.empty()) return walk->done(std::move(walk->sessions));
+        WalkNextPage(std::move(walk), std::move(page->next_page_token));
+      });
 }
 uint32_t Destroyed(const v1::PipeResult& r) { return r.destroy_user_sessions().destroyed(); }
 bool OptedOut(const v1::PipeResult& r) { return r.get_opt_out().opted_out(); }
@@ -198,9 +229,24 @@ absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
                               RegeneratedSession);
 }
 
+absl::StatusOr<UserSessionsPage> Client::ListUserSessionsPage(std::string_view user_id,
+                                                              std::string_view page_token,
+                                                              uint32_t page_size) {
+  return impl_->Sync<UserSessionsPage>(Rpc::kListUserSessions,
+                                       ListUserCall(user_id, page_token, page_size),
+                                       UserSessions);
+}
+
 absl::StatusOr<std::vector<SessionInfo>> Client::ListUserSessions(std::string_view user_id) {
-  return impl_->Sync<std::vector<SessionInfo>>(Rpc::kListUserSessions,
-                                               ListUserCall(user_id), UserSessions);
+  std::vector<SessionInfo> sessions;
+  std::string token;
+  do {
+    absl::StatusOr<UserSessionsPage> page = ListUserSessionsPage(user_id, token, kWalkPageSize);
+    if (!page.ok()) return page.status();
+    for (SessionInfo& info : page->sessions) sessions.push_back(std::move(info));
+    token = std::move(page->next_page_token);
+  } while (!token.empty());
+  return sessions;
 }
 
 absl::StatusOr<uint32_t> Client::DestroyUserSessions(std::string_view user_id,
@@ -256,10 +302,17 @@ void Client::RegenerateSessionAsync(const SessionRef& ref, Callback<Session> don
                         std::move(done));
 }
 
+void Client::ListUserSessionsPageAsync(std::string_view user_id, std::string_view page_token,
+                                       uint32_t page_size, Callback<UserSessionsPage> done) {
+  impl_->Async<UserSessionsPage>(Rpc::kListUserSessions,
+                                 ListUserCall(user_id, page_token, page_size), UserSessions,
+                                 std::move(done));
+}
+
 void Client::ListUserSessionsAsync(std::string_view user_id,
                                    Callback<std::vector<SessionInfo>> done) {
-  impl_->Async<std::vector<SessionInfo>>(Rpc::kListUserSessions, ListUserCall(user_id),
-                                         UserSessions, std::move(done));
+  WalkNextPage(std::make_shared<UserWalk>(UserWalk{this, std::string(user_id), {}, std::move(done)}),
+               "");
 }
 
 void Client::DestroyUserSessionsAsync(std::string_view user_id,

@@ -299,18 +299,40 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
     };
   });
 
-  auto* list = session->add_subcommand("list", "a user's sessions");
+  auto* list = session->add_subcommand(
+      "list", "a user's sessions (every page, or one with --page-size/--page-token)");
   list->add_option("--user", user, "the user")->required();
-  list->callback([&] {
-    action = [&](Client& c, std::ostream& out) -> absl::Status {
-      auto sessions = c.ListUserSessions(user);
-      if (!sessions.ok()) return sessions.status();
+  uint32_t page_size = 0;
+  std::string page_token;
+  list->add_option("--page-size", page_size,
+                   "show one page of at most this many (the sidecar's default: 0 = 100, "
+                   "at most 1000)");
+  list->add_option("--page-token", page_token,
+                   "show the page after the one that printed this next page token");
+  list->callback([&, list] {
+    const bool one_page = list->count("--page-size") + list->count("--page-token") > 0;
+    action = [&, one_page](Client& c, std::ostream& out) -> absl::Status {
+      UserSessionsPage page;
+      if (one_page) {
+        auto got = c.ListUserSessionsPage(user, page_token, page_size);
+        if (!got.ok()) return got.status();
+        page = *std::move(got);
+      } else {
+        auto all = c.ListUserSessions(user);
+        if (!all.ok()) return all.status();
+        page.sessions = *std::move(all);
+      }
       if (g.json) {
         Json array = Json::array();
-        for (const SessionInfo& s : *sessions) array.push_back(SessionInfoToJson(s));
-        out << DumpJson(Json{{"user_id", user}, {"sessions", std::move(array)}});
+        for (const SessionInfo& s : page.sessions) array.push_back(SessionInfoToJson(s));
+        Json listing{{"user_id", user}, {"sessions", std::move(array)}};
+        if (one_page) listing["next_page_token"] = page.next_page_token;
+        out << DumpJson(listing);
       } else {
-        PrintSessionTable(out, *sessions);
+        PrintSessionTable(out, page.sessions);
+        if (!page.next_page_token.empty()) {
+          out << "next page: --page-token " << page.next_page_token << "\n";
+        }
       }
       return absl::OkStatus();
     };

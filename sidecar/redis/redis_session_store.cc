@@ -16,12 +16,16 @@
 //                  ever colliding with metadata)
 //     A destroyed session is the same key holding only
 //       m:dead     tombstone_until (µs)
+//       m:next     (a Regenerate's retired id only) the id it moved to
 //     so a late Update or Get answers NOT_FOUND and Create answers
 //     ALREADY_EXISTS until then.
 //   <p>u:{<user tag>}     sorted set: member = session id, score = absolute
 //                         expiry (µs). Its own slot: updated by separate
 //                         commands pipelined with the session script, never
 //                         inside it. Stale members are pruned when listed.
+//   <p>e:{<user tag>}     string: the user's revocation epoch (INCR by a
+//                         logout-everywhere; see store.h). Same slot as the
+//                         index, expires with the user's last possible session.
 //   <p>o:{<subject tag>}  opt-out flag (redis_opt_out_store.cc).
 //
 // Liveness is decided from the stored times and the caller's `now`, never from
@@ -36,6 +40,7 @@
 #include "sidecar/redis/redis_session_store.h"
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
@@ -50,9 +55,9 @@
 namespace stateside::redis {
 namespace {
 
-constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle",
-                                   "m:abs", "m:user",    "m:uenv", "m:dead",
-                                   "m:seal"};
+constexpr const char* kMetaFields[] = {"m:ver", "m:created", "m:last", "m:idle", "m:abs",
+                                       "m:user", "m:uenv",    "m:dead", "m:seal",
+                                       "m:next"};
 
 std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
 
@@ -114,7 +119,8 @@ RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
       update_(RedisScript::Create(scripts::kUpdate)),
       destroy_(RedisScript::Create(scripts::kDestroy)),
       reap_(RedisScript::Create(scripts::kReap)),
-      index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
+      index_add_(RedisScript::Create(scripts::kIndexAdd)),
+      index_page_(RedisScript::Create(scripts::kIndexPage)) {}
 
 std::string RedisSessionStore::SessionKey(std::string_view id) const {
   return absl::StrCat(prefix_, "s:{", absl::string_view(id.data(), id.size()), "}");
@@ -122,6 +128,10 @@ std::string RedisSessionStore::SessionKey(std::string_view id) const {
 
 std::string RedisSessionStore::UserIndexKey(std::string_view user_tag) const {
   return absl::StrCat(prefix_, "u:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
+}
+
+std::string RedisSessionStore::UserEpochKey(std::string_view user_tag) const {
+  return absl::StrCat(prefix_, "e:{", absl::string_view(user_tag.data(), user_tag.size()), "}");
 }
 
 absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
@@ -299,66 +309,154 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
 
 absl::StatusOr<bool> RedisSessionStore::Destroy(std::string_view id, absl::Time now,
                                                 absl::Time tombstone_until) {
-  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call(
-                                    {SessionKey(id)}, {Micros(now), Micros(tombstone_until)})));
-  int64_t live = 0;
-  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &live)) {
+  ASSIGN_OR_RETURN(int64_t live,
+                   Tombstone(id, {Micros(now), Micros(tombstone_until)}));
+  return live == 1;
+}
+
+absl::Status RedisSessionStore::Retire(std::string_view id, uint64_t expected_version,
+                                       std::string_view successor, absl::Time now,
+                                       absl::Time tombstone_until) {
+  ASSIGN_OR_RETURN(int64_t code,
+                   Tombstone(id, {Micros(now), Micros(tombstone_until),
+                                  std::to_string(expected_version), std::string(successor)}));
+  if (code == 2) {
+    return absl::AbortedError(
+        absl::StrCat("session version moved from ", expected_version, " during Regenerate"));
+  }
+  if (code != 1) return NotFound();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
+                                                     std::vector<std::string> args) {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call({SessionKey(id)}, std::move(args))));
+  int64_t code = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &code)) {
     return Unexpected("destroy", reply);
   }
+  if (code == 2) return code;  // a Retire that found the version moved
   const std::string& user_tag = reply.elements[1].str;
   if (!user_tag.empty()) {
     // A second round trip, since the index lives in another slot. Should it
     // fail, the session is already a tombstone and a listing prunes the entry.
     (void)client_->Call(RedisCommand({"ZREM", UserIndexKey(user_tag), std::string(id)}));
   }
-  return live == 1;
+  return code;
+}
+
+absl::StatusOr<std::string> RedisSessionStore::Successor(std::string_view id) {
+  ASSIGN_OR_RETURN(Reply reply,
+                   client_->Call(RedisCommand({"HGET", SessionKey(id), "m:next"})));
+  return reply.is_string() ? reply.str : std::string();
+}
+
+absl::StatusOr<uint64_t> RedisSessionStore::UserEpoch(std::string_view user_tag) {
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(RedisCommand({"GET", UserEpochKey(user_tag)})));
+  uint64_t epoch = 0;
+  if (!reply.is_nil() && !ToUint(reply, &epoch)) return Unexpected("epoch get", reply);
+  return epoch;
+}
+
+absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
+                                                 absl::Time until) {
+  // INCR never hands out a value twice while the key lives; the expiry only
+  // collects it once no session of the user can still be live.
+  std::vector<RedisCommand> batch;
+  batch.push_back(RedisCommand({"INCR", UserEpochKey(user_tag)}));
+  batch.push_back(RedisCommand({"PEXPIRE", UserEpochKey(user_tag), TtlMillis(until, now)}));
+  for (const auto& r : client_->CallBatch(std::move(batch))) RETURN_IF_ERROR(r.status());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
     std::string_view user_tag, absl::Time now) {
   const std::string index = UserIndexKey(user_tag);
-  const std::string now_us = Micros(now);
   // 1: the members whose absolute expiry is still ahead.
   ASSIGN_OR_RETURN(Reply members, client_->Call(RedisCommand(
-                                      {"ZRANGEBYSCORE", index, absl::StrCat("(", now_us), "+inf"})));
+                                      {"ZRANGEBYSCORE", index, absl::StrCat("(", Micros(now)), "+inf"})));
   if (!members.is_array()) return Unexpected("zrangebyscore", members);
-  std::vector<StoredSession> out;
-  if (members.elements.empty()) return out;
+  std::vector<std::string> ids;
+  for (Reply& member : members.elements) ids.push_back(std::move(member.str));
+  UserIndexPage page;
+  RETURN_IF_ERROR(ReadIndexed(user_tag, now, ids, &page));
+  std::sort(page.sessions.begin(), page.sessions.end(),
+            [](const StoredSession& a, const StoredSession& b) {
+              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+            });
+  return std::move(page.sessions);
+}
 
-  // 2: every member's metadata, pipelined.
+absl::StatusOr<UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view user_tag,
+                                                                absl::Time now, absl::Time after,
+                                                                size_t limit) {
+  ASSIGN_OR_RETURN(
+      Reply reply,
+      client_->Call(index_page_->Call(
+          {UserIndexKey(user_tag)},
+          {Micros(now), after == absl::InfinitePast() ? "" : Micros(after),
+           std::to_string(std::max<size_t>(limit, 1))})));
+  int64_t more = 0;
+  if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &more) ||
+      !reply.elements[1].is_array() || reply.elements[1].elements.size() % 2 != 0) {
+    return Unexpected("index page", reply);
+  }
+  std::vector<Reply>& flat = reply.elements[1].elements;
+  UserIndexPage page;
+  page.more = more == 1;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < flat.size(); i += 2) {
+    ids.push_back(std::move(flat[i].str));
+    int64_t score = 0;
+    if (!ToInt(flat[i + 1], &score)) return Unexpected("index page", reply);
+    page.last = absl::FromUnixMicros(score);
+  }
+  RETURN_IF_ERROR(ReadIndexed(user_tag, now, ids, &page));
+  // Index order: the members came sorted by score, then member.
+  return page;
+}
+
+absl::Status RedisSessionStore::ReadIndexed(std::string_view user_tag, absl::Time now,
+                                            const std::vector<std::string>& ids,
+                                            UserIndexPage* page) {
+  if (ids.empty()) return absl::OkStatus();
+  const std::string index = UserIndexKey(user_tag);
+  const std::string now_us = Micros(now);
+  // Every member's metadata, pipelined.
   std::vector<RedisCommand> reads;
-  for (const Reply& member : members.elements) {
-    RedisCommand hmget({"HMGET", SessionKey(member.str)});
+  for (const std::string& id : ids) {
+    RedisCommand hmget({"HMGET", SessionKey(id)});
     for (const char* field : kMetaFields) hmget.args.push_back(field);
     reads.push_back(std::move(hmget));
   }
   std::vector<absl::StatusOr<Reply>> metas = client_->CallBatch(std::move(reads));
 
-  // 3: prune index entries whose session is gone, dead or someone else's, and
+  // Prune index entries whose session is gone, dead or someone else's, and
   // delete dead records (never tombstones) so an earlier `now` cannot revive
-  // them.
+  // them. A tombstone's successor is reported.
   std::vector<RedisCommand> prune;
   for (size_t i = 0; i < metas.size(); ++i) {
     RETURN_IF_ERROR(metas[i].status());
-    const std::string& id = members.elements[i].str;
+    const std::string& id = ids[i];
     const std::vector<Reply>& f = metas[i]->elements;
+    constexpr size_t kFields = std::size(kMetaFields);
     StoredSession s;
     s.id = id;
-    const bool is_tombstone = f.size() == 9 && !f[7].is_nil();
-    const bool parsed = f.size() == 9 && !is_tombstone && ParseMeta(f.data(), &s);
+    const bool is_tombstone = f.size() == kFields && !f[7].is_nil();
+    const bool parsed = f.size() == kFields && !is_tombstone && ParseMeta(f.data(), &s);
     if (parsed && f[8].is_string()) s.metadata_seal = f[8].str;
     if (parsed && s.LiveAt(now) && s.user_tag == user_tag) {
-      out.push_back(std::move(s));
+      page->sessions.push_back(std::move(s));
       continue;
+    }
+    if (is_tombstone && f[9].is_string() && !f[9].str.empty()) {
+      page->successors.push_back(f[9].str);
     }
     prune.push_back(RedisCommand({"ZREM", index, id}));
     if (parsed && !s.LiveAt(now)) prune.push_back(reap_->Call({SessionKey(id)}, {now_us}));
   }
   if (!prune.empty()) (void)client_->CallBatch(std::move(prune));
-  std::sort(out.begin(), out.end(), [](const StoredSession& a, const StoredSession& b) {
-    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
-  });
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace stateside::redis

@@ -37,6 +37,14 @@ class RedisSessionStore final : public SessionStore {
                                absl::Time tombstone_until) override;
   absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
                                                         absl::Time now) override;
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view user_tag, absl::Time now,
+                                               absl::Time after, size_t limit) override;
+  absl::Status Retire(std::string_view id, uint64_t expected_version, std::string_view successor,
+                      absl::Time now, absl::Time tombstone_until) override;
+  absl::StatusOr<std::string> Successor(std::string_view id) override;
+  absl::StatusOr<uint64_t> UserEpoch(std::string_view user_tag) override;
+  absl::Status AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
+                                absl::Time until) override;
 
   // An estimate of the live sessions in this Redis database: DBSIZE times the
   // fraction of `samples` RANDOMKEYs that are session hashes (not
@@ -47,6 +55,7 @@ class RedisSessionStore final : public SessionStore {
   // Key names, for tests and tools.
   std::string SessionKey(std::string_view id) const;
   std::string UserIndexKey(std::string_view user_tag) const;
+  std::string UserEpochKey(std::string_view user_tag) const;
 
  private:
   // One round trip each; the sync and async forms share the command and the
@@ -59,6 +68,17 @@ class RedisSessionStore final : public SessionStore {
                                                    std::optional<uint64_t> expected_version,
                                                    absl::StatusOr<Reply> reply);
 
+  // The destroy script (Destroy, or Retire with its extra arguments), then
+  // the index entry's removal. -> the script's code: 1 was live, 0 was not,
+  // 2 Retire found the version moved.
+  absl::StatusOr<int64_t> Tombstone(std::string_view id, std::vector<std::string> args);
+
+  // The metadata of the index members `ids`, pipelined: live sessions of
+  // the tag into page->sessions, successors of tombstones into
+  // page->successors; the other entries are pruned.
+  absl::Status ReadIndexed(std::string_view user_tag, absl::Time now,
+                           const std::vector<std::string>& ids, UserIndexPage* page);
+
   RedisClient* const client_;
   const std::string prefix_;
   const std::shared_ptr<const RedisScript> create_;
@@ -67,6 +87,7 @@ class RedisSessionStore final : public SessionStore {
   const std::shared_ptr<const RedisScript> destroy_;
   const std::shared_ptr<const RedisScript> reap_;
   const std::shared_ptr<const RedisScript> index_add_;
+  const std::shared_ptr<const RedisScript> index_page_;
 };
 
 }  // namespace stateside::redis

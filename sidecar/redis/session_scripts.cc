@@ -111,8 +111,10 @@ redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
 return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', m[11] or ''}
 )lua";
 
-// ARGV: now, tombstone_until. An id with no record gets no tombstone; an
-// existing tombstone is only ever extended.
+// ARGV: now, tombstone_until, and for Retire: expected version, successor
+// id. An id with no record gets no tombstone; an existing tombstone is only
+// ever extended. Retire of a live session whose version moved -> {2, ver},
+// nothing changed; a retired session's tombstone also holds m:next.
 const char kDestroy[] = R"lua(
 local key = KEYS[1]
 local now, till = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -127,9 +129,11 @@ end
 if not m[2] then return {0, ''} end
 local live = 0
 if now < tonumber(m[3]) + tonumber(m[4]) and now < tonumber(m[5]) then live = 1 end
+if live == 1 and ARGV[3] and ARGV[3] ~= m[2] then return {2, m[2]} end
 redis.call('DEL', key)
 if till > now then
   redis.call('HSET', key, 'm:dead', ARGV[2])
+  if live == 1 and ARGV[4] then redis.call('HSET', key, 'm:next', ARGV[4]) end
   redis.call('PEXPIRE', key, math.ceil((till - now) / 1000))
 end
 return {live, m[6] or ''}
@@ -154,6 +158,29 @@ if top[2] then
   redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(top[2]) - now) / 1000))
 end
 return 1
+)lua";
+
+// ARGV: now, after ('' = from the start), limit. The members whose score is
+// above both, `limit` of them and then every further member with the last
+// one's score (a page never splits one absolute expiry).
+// -> {more, {member, score, ...}}
+const char kIndexPage[] = R"lua(
+local min = ARGV[1]
+if ARGV[2] ~= '' and tonumber(ARGV[2]) > tonumber(min) then min = ARGV[2] end
+local limit = tonumber(ARGV[3])
+local page = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. min, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, limit)
+if #page < 2 * limit then return {0, page} end
+local last = page[#page]
+local seen = {}
+for i = 1, #page, 2 do seen[page[i]] = true end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], last, last)) do
+  if not seen[member] then
+    page[#page + 1] = member
+    page[#page + 1] = last
+  end
+end
+return {#redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. last, '+inf', 'LIMIT', 0, 1), page}
 )lua";
 
 }  // namespace stateside::redis::scripts

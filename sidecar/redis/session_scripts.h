@@ -17,13 +17,16 @@ extern const char kGet[];
 // Session hash: liveness, expected version, merged limits, HSET/HDEL, version,
 // last access, PEXPIRE. -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}
 extern const char kUpdate[];
-// Session hash -> tombstone. -> {was_live, user_tag}
+// Session hash -> tombstone. -> {was_live, user_tag}; with an expected
+// version (Retire): {2, ver} when a live session's version differs.
 extern const char kDestroy[];
 // Session hash: delete it if it is a dead session (never a tombstone).
 extern const char kReap[];
 // User index: ZADD, drop members past their absolute expiry, PEXPIRE to the
 // latest one.
 extern const char kIndexAdd[];
+// User index: one page of ListByUserPage. -> {more, {member, score, ...}}
+extern const char kIndexPage[];
 
 }  // namespace stateside::redis::scripts
 

@@ -100,9 +100,11 @@ void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
                                   v1::ListUserSessionsResponse* response, Done done) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
-  Answer(sessions_->ListUserSessions(request.user_id()),
-         [response](const std::vector<SessionInfo>& infos) {
-           for (const SessionInfo& info : infos) ToProto(info, response->add_sessions());
+  Answer(sessions_->ListUserSessionsPage(request.user_id(), request.page_token(),
+                                         request.page_size()),
+         [response](const UserSessionsPage& page) {
+           for (const SessionInfo& info : page.sessions) ToProto(info, response->add_sessions());
+           response->set_next_page_token(page.next_page_token);
          },
          std::move(done));
 }

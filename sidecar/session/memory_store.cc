@@ -6,6 +6,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -86,7 +87,7 @@ absl::Status MemorySessionStore::Create(const StoredSession& session) {
   // Creation time is the only `now` a Create carries.
   const absl::Time now = session.last_access;
   auto tomb = tombstones_.find(session.id);
-  if (tomb != tombstones_.end() && now < tomb->second) {
+  if (tomb != tombstones_.end() && now < tomb->second.until) {
     return absl::AlreadyExistsError("session id already used");
   }
   auto existing = sessions_.find(session.id);
@@ -153,7 +154,7 @@ absl::StatusOr<bool> MemorySessionStore::Destroy(std::string_view id,
     // Nothing to guard; a tombstone already there is kept (and extended).
     auto tomb = tombstones_.find(Sv(id));
     if (tomb != tombstones_.end()) {
-      tomb->second = std::max(tomb->second, tombstone_until);
+      tomb->second.until = std::max(tomb->second.until, tombstone_until);
     }
     return false;
   }
@@ -183,9 +184,105 @@ absl::StatusOr<std::vector<StoredSession>> MemorySessionStore::ListByUser(
   return out;
 }
 
+absl::Status MemorySessionStore::Retire(std::string_view id,
+                                        uint64_t expected_version,
+                                        std::string_view successor,
+                                        absl::Time now,
+                                        absl::Time tombstone_until) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(Sv(id));
+  if (it != sessions_.end() && it->second.LiveAt(now) &&
+      it->second.version != expected_version) {
+    return absl::AbortedError(absl::StrCat("session version is ",
+                                           it->second.version, ", expected ",
+                                           expected_version));
+  }
+  if (it == sessions_.end()) return NotFound();
+  const bool live = it->second.LiveAt(now);
+  std::string key = it->first;
+  EraseLocked(it);
+  AddTombstoneLocked(key, now, tombstone_until,
+                     live ? std::string(successor) : std::string());
+  if (!live) return NotFound();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> MemorySessionStore::Successor(std::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto tomb = tombstones_.find(Sv(id));
+  if (tomb == tombstones_.end()) return std::string();
+  return tomb->second.successor;
+}
+
+absl::StatusOr<uint64_t> MemorySessionStore::UserEpoch(
+    std::string_view user_tag) {
+  absl::MutexLock lock(&mu_);
+  auto it = epochs_.find(Sv(user_tag));
+  return it == epochs_.end() ? epoch_floor_ : it->second.value;
+}
+
+absl::Status MemorySessionStore::AdvanceUserEpoch(std::string_view user_tag,
+                                                  absl::Time now,
+                                                  absl::Time until) {
+  absl::MutexLock lock(&mu_);
+  auto it = epochs_.find(Sv(user_tag));
+  if (it == epochs_.end()) {
+    if (epochs_.size() >= max_sessions_) SweepEpochsLocked(now);
+    if (epochs_.size() >= max_sessions_) {
+      // Safe: the floor rises past every value handed out (see the header).
+      epochs_.erase(epochs_.begin());
+      epoch_floor_ = epoch_counter_;
+    }
+    it = epochs_.emplace(std::string(user_tag), Epoch{0, until}).first;
+  }
+  it->second.value = ++epoch_counter_;
+  it->second.until = std::max(it->second.until, until);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UserIndexPage> MemorySessionStore::ListByUserPage(
+    std::string_view user_tag, absl::Time now, absl::Time after,
+    size_t limit) {
+  absl::MutexLock lock(&mu_);
+  UserIndexPage page;
+  auto index = by_user_.find(Sv(user_tag));
+  if (index == by_user_.end()) return page;
+  // Copy: erasing an expired session edits the set being walked.
+  std::vector<std::string> ids(index->second.begin(), index->second.end());
+  std::vector<const StoredSession*> found;
+  for (const std::string& id : ids) {
+    const StoredSession* s = FindLiveLocked(id, now);
+    if (s != nullptr && s->absolute_expiry > after) found.push_back(s);
+  }
+  std::sort(found.begin(), found.end(),
+            [](const StoredSession* a, const StoredSession* b) {
+              return std::tie(a->absolute_expiry, a->id) <
+                     std::tie(b->absolute_expiry, b->id);
+            });
+  size_t end = std::min(std::max<size_t>(limit, 1), found.size());
+  while (end > 0 && end < found.size() &&
+         found[end]->absolute_expiry == found[end - 1]->absolute_expiry) {
+    ++end;  // never split one absolute expiry
+  }
+  for (size_t i = 0; i < end; ++i) page.sessions.push_back(MetadataOf(*found[i]));
+  page.more = end < found.size();
+  if (end > 0) page.last = found[end - 1]->absolute_expiry;
+  return page;
+}
+
 size_t MemorySessionStore::Sweep(absl::Time now) {
   absl::MutexLock lock(&mu_);
-  return SweepSessionsLocked(now) + SweepTombstonesLocked(now);
+  return SweepSessionsLocked(now) + SweepTombstonesLocked(now) +
+         SweepEpochsLocked(now);
+}
+
+size_t MemorySessionStore::SweepEpochsLocked(absl::Time now) {
+  const size_t before = epochs_.size();
+  absl::erase_if(epochs_, [now](const auto& entry) {
+    return entry.second.until <= now;
+  });
+  if (epochs_.size() != before) epoch_floor_ = epoch_counter_;
+  return before - epochs_.size();
 }
 
 size_t MemorySessionStore::size() const {
@@ -231,11 +328,11 @@ size_t MemorySessionStore::SweepTombstonesLocked(absl::Time now) {
   absl::Time earliest = absl::InfiniteFuture();
   for (auto it = tombstones_.begin(); it != tombstones_.end();) {
     auto current = it++;
-    if (current->second <= now) {
+    if (current->second.until <= now) {
       tombstones_.erase(current);
       ++dropped;
     } else {
-      earliest = std::min(earliest, current->second);
+      earliest = std::min(earliest, current->second.until);
     }
   }
   earliest_tombstone_expiry_ = earliest;
@@ -257,11 +354,12 @@ StoredSession* MemorySessionStore::FindLiveLocked(std::string_view id,
 }
 
 void MemorySessionStore::AddTombstoneLocked(const std::string& id,
-                                            absl::Time now, absl::Time until) {
+                                            absl::Time now, absl::Time until,
+                                            std::string successor) {
   if (until <= now) return;  // nothing left to guard against
   auto existing = tombstones_.find(id);
   if (existing != tombstones_.end()) {
-    existing->second = std::max(existing->second, until);
+    existing->second.until = std::max(existing->second.until, until);
     return;
   }
   if (tombstones_.size() >= max_sessions_ &&
@@ -272,7 +370,7 @@ void MemorySessionStore::AddTombstoneLocked(const std::string& id,
     // Safe to drop early in this store: see the header.
     tombstones_.erase(tombstones_.begin());
   }
-  tombstones_.emplace(id, until);
+  tombstones_.emplace(id, Tombstone{until, std::move(successor)});
   earliest_tombstone_expiry_ = std::min(earliest_tombstone_expiry_, until);
 }
 

@@ -20,10 +20,23 @@
 //    the contract identical (Create on a destroyed id → ALREADY_EXISTS).
 //  - the user index holds exactly one entry per session record; entries go
 //    with their session (Destroy, Sweep, or an expired session met on a read).
+//  - at most `max_sessions` user epochs (one per user that logged out
+//    everywhere within an absolute TTL). Every epoch value comes from one
+//    counter, so an advance always yields a value never seen before; a user
+//    with no entry reads `epoch_floor_`, which rises to the counter whenever
+//    an entry goes (its time ran out, or the table was full). So a dropped
+//    entry never reads as an older value (no ABA for the post-check of
+//    SessionManager::Create); the price is that a Create of a user with no
+//    entry that straddles such a drop sees a change and retires its session.
+//  - a tombstone left by Retire also holds the successor's id. Should the
+//    tombstone table be full, dropping one of those early can let a session
+//    regenerated in the middle of a logout-everywhere escape it; the table
+//    fills only with as many logouts as the store holds sessions.
 #ifndef STATESIDE_SIDECAR_SESSION_MEMORY_STORE_H_
 #define STATESIDE_SIDECAR_SESSION_MEMORY_STORE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,9 +67,20 @@ class MemorySessionStore final : public SessionStore {
                                absl::Time tombstone_until) override;
   absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view user_tag, absl::Time now) override;
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view user_tag,
+                                               absl::Time now, absl::Time after,
+                                               size_t limit) override;
+  absl::Status Retire(std::string_view id, uint64_t expected_version,
+                      std::string_view successor, absl::Time now,
+                      absl::Time tombstone_until) override;
+  absl::StatusOr<std::string> Successor(std::string_view id) override;
+  absl::StatusOr<uint64_t> UserEpoch(std::string_view user_tag) override;
+  absl::Status AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
+                                absl::Time until) override;
 
   // Drops the sessions that are no longer live at `now` and the tombstones
-  // that have run out. Returns how many entries (of both kinds) it dropped.
+  // and user epochs that have run out. Returns how many entries (of all
+  // kinds) it dropped.
   // The server calls it periodically; O(number of entries).
   size_t Sweep(absl::Time now);
 
@@ -67,6 +91,14 @@ class MemorySessionStore final : public SessionStore {
 
  private:
   using SessionMap = absl::flat_hash_map<std::string, StoredSession>;
+  struct Tombstone {
+    absl::Time until;
+    std::string successor;  // set by Retire
+  };
+  struct Epoch {
+    uint64_t value;
+    absl::Time until;
+  };
 
   // Removes the session at `it` and its user-index entry.
   void EraseLocked(SessionMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -78,15 +110,20 @@ class MemorySessionStore final : public SessionStore {
                                 bool* expired = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddTombstoneLocked(const std::string& id, absl::Time now,
-                          absl::Time until) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          absl::Time until, std::string successor = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t SweepEpochsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const size_t max_sessions_;
 
   mutable absl::Mutex mu_;
   SessionMap sessions_ ABSL_GUARDED_BY(mu_);
-  // id -> tombstone_until.
-  absl::flat_hash_map<std::string, absl::Time> tombstones_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Tombstone> tombstones_ ABSL_GUARDED_BY(mu_);
+  // user_tag -> revocation epoch (see the top of the file).
+  absl::flat_hash_map<std::string, Epoch> epochs_ ABSL_GUARDED_BY(mu_);
+  uint64_t epoch_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t epoch_floor_ ABSL_GUARDED_BY(mu_) = 0;
   // user_tag -> ids of its session records (anonymous sessions not indexed).
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> by_user_
       ABSL_GUARDED_BY(mu_);

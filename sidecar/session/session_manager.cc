@@ -2,12 +2,14 @@
 #include "sidecar/session/session_manager.h"
 
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
@@ -34,6 +36,12 @@ constexpr size_t kCookieSignatureChars = 43;
 // Attempts at a fresh id before giving up (a collision of 256 random bits is
 // not expected; a second attempt only guards a broken random source).
 constexpr int kCreateAttempts = 2;
+// Copies a Regenerate makes before giving up on a session that an Update
+// changes under each of them.
+constexpr int kRegenerateAttempts = 4;
+// Successors a logout-everywhere follows from one listed session (each hop
+// is a Regenerate that completed while the logout was under way).
+constexpr int kMaxSuccessorHops = 64;
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -188,6 +196,36 @@ NotFoundCause CauseOf(const absl::Status& open_error) {
              : NotFoundCause::kUndecryptable;
 }
 
+// A page token: the absolute expiry the next page starts after. Opaque to
+// the caller; it names nothing the listing does not show anyway.
+constexpr std::string_view kPageTokenPrefix = "p1:";
+
+// Full precision: the memory store keeps the clock's, finer than a
+// microsecond, and a rounded bound would repeat or skip a session.
+constexpr char kPageTokenTime[] = "%Y-%m-%d%ET%H:%M:%E*S%Ez";
+
+std::string PageToken(absl::Time last) {
+  return absl::WebSafeBase64Escape(absl::StrCat(
+      Sv(kPageTokenPrefix),
+      absl::FormatTime(kPageTokenTime, last, absl::UTCTimeZone())));
+}
+
+absl::StatusOr<absl::Time> ParsePageToken(std::string_view token) {
+  if (token.empty()) return absl::InfinitePast();
+  std::string raw;
+  absl::Time after;
+  std::string error;
+  if (token.size() > 128 || !absl::WebSafeBase64Unescape(Sv(token), &raw) ||
+      !absl::StartsWith(raw, Sv(kPageTokenPrefix)) ||
+      !absl::ParseTime(kPageTokenTime,
+                       absl::string_view(raw).substr(kPageTokenPrefix.size()),
+                       absl::UTCTimeZone(), &after, &error)) {
+    return absl::InvalidArgumentError(
+        "page_token is not a next_page_token of this listing");
+  }
+  return after;
+}
+
 SessionEvents* NoEvents() {
   static SessionEvents* const kNone = new SessionEvents();
   return kNone;
@@ -227,16 +265,24 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
       ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
                 "absolute TTL (SESSION_ABSOLUTE_TTL)"));
   if (!params.user_id.empty() && limits.max_sessions_per_user > 0) {
-    ASSIGN_OR_RETURN(std::vector<SessionInfo> live,
-                     ListVerified(params.user_id, clock_->Now()));
-    if (live.size() >= limits.max_sessions_per_user) {
+    ASSIGN_OR_RETURN(const size_t live,
+                     CountLiveUpTo(params.user_id, clock_->Now(),
+                                   limits.max_sessions_per_user));
+    if (live >= limits.max_sessions_per_user) {
       events_->CapRefused("sessions_per_user");
       return absl::ResourceExhaustedError(absl::StrCat(
-          "user_id: the user has ", live.size(),
+          "user_id: the user has ", live,
           " live sessions; the limit (STATESIDE_MAX_SESSIONS_PER_USER) is ",
           limits.max_sessions_per_user));
     }
   }
+  // The revocation epoch before anything is written (see the header).
+  const std::string tag = UserTag(params.user_id);
+  uint64_t epoch = 0;
+  if (!tag.empty()) {
+    ASSIGN_OR_RETURN(epoch, store_->UserEpoch(tag));
+  }
+  Step(ManagerStep::kEpochRead);
   absl::Status last = absl::InternalError("no session id attempt made");
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
     ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));
@@ -253,6 +299,8 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
     events_->SessionCreated();
+    Step(ManagerStep::kWritten);
+    if (!tag.empty()) RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, stored));
     Session session;
     session.info = BareInfo(stored);
     session.info.user_id = params.user_id;
@@ -380,57 +428,91 @@ absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
 
 absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
   ASSIGN_OR_RETURN(std::string old_id, ResolveKey(key));
-  ReadOptions options;
-  options.now = clock_->Now();
-  options.touch = false;
-  absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
-  if (!old.ok()) return StoreReadError(old.status());
-  absl::StatusOr<Session> opened = OpenSession(*old);
-  if (!opened.ok()) return NotFound(CauseOf(opened.status()));
-  Session session = *std::move(opened);
+  for (int attempt = 0; attempt < kRegenerateAttempts; ++attempt) {
+    ReadOptions options;
+    options.now = clock_->Now();
+    options.touch = false;
+    absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
+    if (!old.ok()) return StoreReadError(old.status());
+    absl::StatusOr<Session> opened = OpenSession(*old);
+    if (!opened.ok()) return NotFound(CauseOf(opened.status()));
+    Session session = *std::move(opened);
 
-  absl::Status created = absl::InternalError("no session id attempt made");
-  std::string new_id;
-  StoredSession fresh;
-  for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(new_id, crypto::NewSessionId(*random_));
-    // Re-sealed: the associated data binds each envelope to its session id.
-    ASSIGN_OR_RETURN(
-        fresh, SealSession(new_id, session.info.user_id, session.attributes));
-    fresh.created = old->created;
-    fresh.last_access = std::max(old->last_access, options.now);
-    fresh.idle_ttl = old->idle_ttl;
-    fresh.absolute_expiry = old->absolute_expiry;
-    fresh.version = old->version;
-    // A new seal: its associated data names the new id.
-    RETURN_IF_ERROR(SealMetadata(&fresh, session.info.user_id));
-    created = store_->Create(fresh);
-    if (!absl::IsAlreadyExists(created)) break;
+    absl::Status created = absl::InternalError("no session id attempt made");
+    std::string new_id;
+    StoredSession fresh;
+    for (int id_attempt = 0; id_attempt < kCreateAttempts; ++id_attempt) {
+      ASSIGN_OR_RETURN(new_id, crypto::NewSessionId(*random_));
+      // Re-sealed: the associated data binds each envelope to its session id.
+      ASSIGN_OR_RETURN(fresh, SealSession(new_id, session.info.user_id,
+                                          session.attributes));
+      fresh.created = old->created;
+      fresh.last_access = std::max(old->last_access, options.now);
+      fresh.idle_ttl = old->idle_ttl;
+      fresh.absolute_expiry = old->absolute_expiry;
+      fresh.version = old->version;
+      // A new seal: its associated data names the new id.
+      RETURN_IF_ERROR(SealMetadata(&fresh, session.info.user_id));
+      created = store_->Create(fresh);
+      if (!absl::IsAlreadyExists(created)) break;
+    }
+    RETURN_IF_ERROR(created);
+    Step(ManagerStep::kWritten);
+
+    // The old id goes only if it still holds exactly what was copied; the
+    // same script tombstones it (fixation defence) and names the copy as its
+    // successor for a concurrent DestroyUserSessions.
+    const absl::Status retired = store_->Retire(
+        old_id, old->version, new_id, options.now, old->absolute_expiry);
+    if (!retired.ok()) {
+      // The copy is stale (an Update landed on the old id) or orphaned (the
+      // old id is gone): it must not outlive this call. Best effort.
+      (void)store_->Destroy(new_id, options.now, old->absolute_expiry);
+      if (absl::IsAborted(retired)) continue;
+      return StoreReadError(retired);
+    }
+    events_->SessionCreated();
+    events_->SessionDestroyed();
+    Step(ManagerStep::kRetired);
+
+    std::string user_id = std::move(session.info.user_id);
+    session.info = BareInfo(fresh);
+    session.info.user_id = std::move(user_id);
+    session.cookie = signer_->Sign(new_id);
+    return session;
   }
-  RETURN_IF_ERROR(created);
-  events_->SessionCreated();
+  events_->VersionConflict();
+  return absl::AbortedError(
+      "the session changed during every attempt to regenerate it; try again");
+}
 
-  absl::StatusOr<bool> destroyed =
-      store_->Destroy(old_id, options.now, old->absolute_expiry);
-  if (!destroyed.ok()) {
-    // The old id must not outlive a regeneration (fixation defence): undo
-    // the copy, best effort, and report the failure.
-    (void)store_->Destroy(new_id, options.now, old->absolute_expiry);
-    return destroyed.status();
-  }
-  if (*destroyed) events_->SessionDestroyed();
-
-  std::string user_id = std::move(session.info.user_id);
-  session.info = BareInfo(fresh);
-  session.info.user_id = std::move(user_id);
-  session.cookie = signer_->Sign(new_id);
-  return session;
+absl::StatusOr<UserSessionsPage> SessionManager::ListUserSessionsPage(
+    std::string_view user_id, std::string_view page_token,
+    uint32_t page_size) {
+  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
+  ASSIGN_OR_RETURN(absl::Time after, ParsePageToken(page_token));
+  if (page_size == 0) page_size = kDefaultUserPageSize;
+  page_size = std::min(page_size, kMaxUserPageSize);
+  ASSIGN_OR_RETURN(WalkedPage walked,
+                   WalkUser(user_id, clock_->Now(), after, page_size));
+  UserSessionsPage page;
+  page.sessions = std::move(walked.sessions);
+  if (walked.more) page.next_page_token = PageToken(walked.last);
+  return page;
 }
 
 absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListUserSessions(
     std::string_view user_id) {
-  RETURN_IF_ERROR(ValidateRequiredUserId(user_id, policy_.limits));
-  return ListVerified(user_id, clock_->Now());
+  std::vector<SessionInfo> out;
+  std::string token;
+  do {
+    ASSIGN_OR_RETURN(UserSessionsPage page,
+                     ListUserSessionsPage(user_id, token, kMaxUserPageSize));
+    out.insert(out.end(), std::make_move_iterator(page.sessions.begin()),
+               std::make_move_iterator(page.sessions.end()));
+    token = std::move(page.next_page_token);
+  } while (!token.empty());
+  return out;
 }
 
 absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
@@ -443,19 +525,102 @@ absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
     if (parsed.ok()) keep_id = *std::move(parsed);
   }
   const absl::Time now = clock_->Now();
-  ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
-                   ListVerified(user_id, now));
-  uint32_t destroyed = 0;
-  for (const SessionInfo& info : sessions) {
-    if (info.id == keep_id) continue;
-    ASSIGN_OR_RETURN(bool existed,
-                     store_->Destroy(info.id, now, info.absolute_expiry));
-    if (existed) {
-      ++destroyed;
-      events_->SessionDestroyed();
-    }
+  // First the epoch of every tag a session of the user may be indexed under:
+  // a Create that read an older epoch retires its own session (see the
+  // header); only then the listing.
+  for (const crypto::Keyring::Key& key : sealer_->keyring().keys()) {
+    RETURN_IF_ERROR(store_->AdvanceUserEpoch(
+        crypto::Keyring::Blind(key, kUserIndexPurpose, user_id), now,
+        now + policy_.absolute_ttl));
   }
-  return destroyed;
+  uint32_t destroyed = 0;
+  absl::Time after = absl::InfinitePast();
+  while (true) {
+    ASSIGN_OR_RETURN(WalkedPage page,
+                     WalkUser(user_id, now, after, kDefaultUserPageSize));
+    Step(ManagerStep::kListed);
+    for (const SessionInfo& info : page.sessions) {
+      if (info.id == keep_id) continue;
+      ASSIGN_OR_RETURN(bool existed,
+                       DestroyFollowing(info.id, user_id, keep_id, true, now,
+                                        info.absolute_expiry));
+      destroyed += existed ? 1 : 0;
+    }
+    for (const std::string& id : page.successors) {
+      ASSIGN_OR_RETURN(bool existed,
+                       DestroyFollowing(id, user_id, keep_id, false, now,
+                                        now + policy_.absolute_ttl));
+      destroyed += existed ? 1 : 0;
+    }
+    if (!page.more) return destroyed;
+    after = page.last;
+  }
+}
+
+absl::StatusOr<bool> SessionManager::DestroyFollowing(
+    std::string id, std::string_view user_id, const std::string& keep_id,
+    bool verified, absl::Time now, absl::Time tombstone_until) {
+  for (int hop = 0; hop <= kMaxSuccessorHops; ++hop) {
+    if (id.empty() || id == keep_id) return false;
+    if (!verified) {
+      // A successor met in the index carries no proof of its user.
+      ReadOptions options;
+      options.now = now;
+      options.touch = false;
+      options.metadata_only = true;
+      absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+      if (stored.ok()) {
+        absl::StatusOr<SessionInfo> info = InfoOf(*stored);
+        if (!info.ok() || info->user_id != user_id) return false;
+        verified = true;
+      } else if (!absl::IsNotFound(stored.status())) {
+        return stored.status();
+      }
+    }
+    if (verified) {
+      ASSIGN_OR_RETURN(bool existed, store_->Destroy(id, now, tombstone_until));
+      if (existed) {
+        events_->SessionDestroyed();
+        return true;
+      }
+    }
+    // No longer live: a Regenerate may have moved it after the listing.
+    ASSIGN_OR_RETURN(id, store_->Successor(id));
+  }
+  return absl::AbortedError(
+      "a session of the user kept being regenerated during the logout; try "
+      "again");
+}
+
+absl::Status SessionManager::PostCheckEpoch(const std::string& tag,
+                                            uint64_t epoch,
+                                            const StoredSession& created) {
+  absl::StatusOr<uint64_t> now_epoch = store_->UserEpoch(tag);
+  if (now_epoch.ok() && *now_epoch == epoch) return absl::OkStatus();
+  // A logout-everywhere began after the epoch read and may have listed the
+  // index before this session entered it: the session was created, then
+  // logged out. An unreadable epoch proves nothing, so it also goes.
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<bool> destroyed =
+      store_->Destroy(created.id, now, created.absolute_expiry);
+  if (!destroyed.ok()) return destroyed.status();
+  if (*destroyed) events_->SessionDestroyed();
+  return now_epoch.status();
+}
+
+std::string SessionManager::UserTag(std::string_view user_id) const {
+  if (user_id.empty()) return "";
+  return crypto::Keyring::Blind(sealer_->keyring().primary(), kUserIndexPurpose,
+                                user_id);
+}
+
+void SessionManager::SetStepHookForTesting(
+    absl::AnyInvocable<void(ManagerStep)> hook) {
+  step_hook_ = std::move(hook);
+}
+
+void SessionManager::Step(ManagerStep step) {
+  if (step_hook_) step_hook_(step);
 }
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
@@ -539,8 +704,7 @@ absl::StatusOr<StoredSession> SessionManager::SealSession(
   StoredSession stored;
   stored.id = id;
   if (!user_id.empty()) {
-    stored.user_tag = crypto::Keyring::Blind(sealer_->keyring().primary(),
-                                             kUserIndexPurpose, user_id);
+    stored.user_tag = UserTag(user_id);
     ASSIGN_OR_RETURN(stored.user_envelope,
                      sealer_->Seal(id, kUserEnvelopeName, user_id));
   }
@@ -600,29 +764,63 @@ absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<SessionInfo>> SessionManager::ListVerified(
-    std::string_view user_id, absl::Time now) const {
-  std::vector<SessionInfo> out;
-  absl::flat_hash_set<std::string> seen;
-  // Every key's tag: sessions created before a rotation are indexed under
-  // the tag of the key that was primary then.
-  for (const crypto::Keyring::Key& key : sealer_->keyring().keys()) {
+absl::StatusOr<size_t> SessionManager::CountLiveUpTo(std::string_view user_id,
+                                                    absl::Time now,
+                                                    size_t cap) const {
+  size_t count = 0;
+  absl::Time after = absl::InfinitePast();
+  for (;;) {
+    ASSIGN_OR_RETURN(WalkedPage walked, WalkUser(user_id, now, after, cap));
+    count += walked.sessions.size();
+    if (count >= cap || !walked.more) return count;
+    after = walked.last;
+  }
+}
+
+absl::StatusOr<SessionManager::WalkedPage> SessionManager::WalkUser(
+    std::string_view user_id, absl::Time now, absl::Time after,
+    size_t limit) const {
+  // Every key's tag: sessions created before a rotation are indexed under the
+  // tag of the key that was primary then. The oldest key's first, the
+  // primary's last: a Regenerate moves a session from an older tag to the
+  // primary's, writing the copy before it retires the old id, so a session
+  // found gone from an older tag's page has its copy in the primary's.
+  std::vector<UserIndexPage> pages;
+  absl::Time bound = absl::InfiniteFuture();
+  const std::vector<crypto::Keyring::Key>& keys = sealer_->keyring().keys();
+  for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
     const std::string tag =
-        crypto::Keyring::Blind(key, kUserIndexPurpose, user_id);
-    ASSIGN_OR_RETURN(std::vector<StoredSession> found,
-                     store_->ListByUser(tag, now));
-    for (const StoredSession& stored : found) {
-      if (!seen.insert(stored.id).second) continue;
+        crypto::Keyring::Blind(*key, kUserIndexPurpose, user_id);
+    ASSIGN_OR_RETURN(UserIndexPage page,
+                     store_->ListByUserPage(tag, now, after, limit));
+    // Past the end of the shortest page, another tag's page may miss
+    // entries: those wait for the next page.
+    if (page.more) bound = std::min(bound, page.last);
+    pages.push_back(std::move(page));
+  }
+  WalkedPage out;
+  out.more = bound != absl::InfiniteFuture();
+  out.last = bound;
+  absl::flat_hash_set<std::string> seen;
+  for (UserIndexPage& page : pages) {
+    for (const StoredSession& stored : page.sessions) {
+      if (stored.absolute_expiry > bound || !seen.insert(stored.id).second) {
+        continue;
+      }
       absl::StatusOr<SessionInfo> info = InfoOf(stored);
       // Undecryptable (already reported) or a blind-index collision: not
       // this user's session, so it must not be listed or destroyed.
       if (!info.ok() || info->user_id != user_id) continue;
-      out.push_back(*std::move(info));
+      out.sessions.push_back(*std::move(info));
+    }
+    for (std::string& id : page.successors) {
+      out.successors.push_back(std::move(id));
     }
   }
-  std::sort(out.begin(), out.end(),
+  std::sort(out.sessions.begin(), out.sessions.end(),
             [](const SessionInfo& a, const SessionInfo& b) {
-              return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+              return std::tie(a.absolute_expiry, a.id) <
+                     std::tie(b.absolute_expiry, b.id);
             });
   return out;
 }

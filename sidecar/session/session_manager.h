@@ -82,6 +82,17 @@ struct CreateParams {
   std::optional<absl::Duration> absolute_ttl;  // must not exceed the policy's
 };
 
+// One page of ListUserSessionsPage.
+struct UserSessionsPage {
+  std::vector<SessionInfo> sessions;
+  std::string next_page_token;  // "" after the last page
+};
+
+// Page sizes of a user's session listing: 0 asks for the default; more than
+// the maximum is the maximum.
+inline constexpr uint32_t kDefaultUserPageSize = 100;
+inline constexpr uint32_t kMaxUserPageSize = 1000;
+
 struct UpdateParams {
   absl::flat_hash_map<std::string, std::string> set;
   std::vector<std::string> remove;
@@ -96,6 +107,15 @@ struct UpdateParams {
 absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
                                                 const StoredSession& stored,
                                                 std::string_view user_id);
+
+// The points between the store steps of Create and Regenerate where a test
+// may run a concurrent operation (SetStepHookForTesting).
+enum class ManagerStep {
+  kEpochRead,  // Create: the user's epoch read, nothing written yet
+  kWritten,    // Create/Regenerate: the new session and its index entry written
+  kRetired,    // Regenerate: the old id tombstoned
+  kListed,     // DestroyUserSessions: the index listed, nothing destroyed yet
+};
 
 class SessionManager {
  public:
@@ -139,19 +159,62 @@ class SessionManager {
   absl::StatusOr<bool> Destroy(const SessionKey& key);
   // Copies the session to a new id (same user, attributes, created, TTLs,
   // absolute expiry and version: the data is the same, so a version read
-  // before still describes it), then destroys the old id. An Update of the
-  // old id racing with it may be lost (copy-then-delete). It leaves the
-  // user's session count as it was, so max_sessions_per_user does not
-  // apply.
+  // before still describes it), then retires the old id with
+  // SessionStore::Retire: one script that tombstones it only if it is still
+  // live at the copied version. An Update racing with it lands either before
+  // the retirement (the version moved: the stale copy is destroyed and the
+  // copy made again, up to 4 times, then ABORTED) or after it (NOT_FOUND, as
+  // on any destroyed session), so it is never lost and the old id never
+  // outlives a successful call. Copy-then-tombstone, never a RENAME: the two
+  // ids live in different Redis Cluster slots.
+  // It leaves the user's session count as it was, so
+  // max_sessions_per_user does not apply.
   absl::StatusOr<Session> Regenerate(const SessionKey& key);
-  // Metadata of the user's live sessions, oldest first.
+  // Metadata of the user's live sessions, a page at a time, in order of
+  // absolute expiry (oldest first among sessions of one absolute TTL).
+  // page_token: "" for the first page, else the previous page's
+  // next_page_token (INVALID_ARGUMENT if it is not one); page_size: see
+  // kDefaultUserPageSize. A page may hold fewer sessions than page_size, or
+  // none, and still have a next page; it holds more only when sessions share
+  // one absolute expiry to the microsecond (a page never splits those).
+  // Sessions created or destroyed during a walk may or may not be seen.
+  absl::StatusOr<UserSessionsPage> ListUserSessionsPage(
+      std::string_view user_id, std::string_view page_token,
+      uint32_t page_size);
+  // Every page of the above, concatenated (for tools and tests: the RPC
+  // answers a page at a time).
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
       std::string_view user_id);
   // Destroys the user's sessions except `keep`, returning how many. A `keep`
   // that names no session (malformed, forged) keeps nothing: logging out
   // everywhere must not fail open because of a bad key.
+  //
+  // It cannot be outrun by a concurrent Create or Regenerate of the user:
+  // once it has returned, every session of the user whose Create began
+  // before it (D1 below) is dead, whether it was indexed before the listing
+  // or not, and so is every copy a Regenerate made of one; only `keep`
+  // survives. The protocol (the interleavings are argued in
+  // docs/ARCHITECTURE.md, "Log out everywhere"):
+  //  - DestroyUserSessions: D1 advance the user's revocation epoch (every
+  //    tag of the keyring), D2 list the index (a page at a time, never
+  //    splitting one absolute expiry, which a Regenerate's copy shares with
+  //    its original), D3 destroy each listed session; one that is no longer
+  //    live may have been retired by a Regenerate, so D3 follows Successor()
+  //    to the copy and destroys that.
+  //  - Create: C1 read the epoch, C2 write the session and its index entry,
+  //    C3 read the epoch again; if it moved, destroy the session (it is
+  //    linearised as created, then logged out: Create still answers OK, and
+  //    the cookie it returns is already dead).
+  //  - Regenerate: the copy and its index entry are written before Retire
+  //    names the copy as the old id's successor.
+  // Reads stay one round trip: nothing is checked on Get.
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionKey>& keep);
+
+  // Calls `hook` at each ManagerStep, on the calling
+  // thread, so a test can interleave another operation deterministically.
+  // REQUIRES: set before any concurrent use of the manager.
+  void SetStepHookForTesting(absl::AnyInvocable<void(ManagerStep)> hook);
 
   const SessionPolicy& policy() const { return policy_; }
 
@@ -203,10 +266,36 @@ class SessionManager {
   absl::StatusOr<StoredSession> SealSession(
       const std::string& id, std::string_view user_id,
       const absl::flat_hash_map<std::string, std::string>& attributes) const;
-  // The live sessions of a user under the tags of every key of the keyring,
-  // each checked to hold exactly this user id.
-  absl::StatusOr<std::vector<SessionInfo>> ListVerified(
-      std::string_view user_id, absl::Time now) const;
+  // The user's index tag under the primary key ("" for an anonymous user).
+  std::string UserTag(std::string_view user_id) const;
+  // Create's C3 (see DestroyUserSessions): destroys `created` if the user's
+  // epoch is no longer `epoch`. An epoch that cannot be read also destroys
+  // it and answers the read's error.
+  absl::Status PostCheckEpoch(const std::string& tag, uint64_t epoch,
+                              const StoredSession& created);
+  void Step(ManagerStep step);
+  struct WalkedPage {
+    std::vector<SessionInfo> sessions;    // checked to be the user's
+    std::vector<std::string> successors;  // met in the index, unchecked
+    bool more = false;
+    absl::Time last;  // the next page starts after it
+  };
+  // One page of the user's sessions under the tags of every key of the
+  // keyring, each checked to hold exactly this user id.
+  absl::StatusOr<WalkedPage> WalkUser(std::string_view user_id, absl::Time now,
+                                      absl::Time after, size_t limit) const;
+  // The user's live sessions, counted page by page until `cap` is reached
+  // (max_sessions_per_user at Create): at most `cap` plus one page.
+  absl::StatusOr<size_t> CountLiveUpTo(std::string_view user_id, absl::Time now,
+                                       size_t cap) const;
+  // Destroys `id` or, if it is no longer live, the session a Regenerate moved
+  // it to (hop by hop); never `keep_id` nor, unless `verified`, a session
+  // that is not the user's. Whether a live session was destroyed.
+  absl::StatusOr<bool> DestroyFollowing(std::string id,
+                                        std::string_view user_id,
+                                        const std::string& keep_id,
+                                        bool verified, absl::Time now,
+                                        absl::Time tombstone_until);
 
   SessionStore* const store_;
   const crypto::Sealer* const sealer_;
@@ -215,6 +304,7 @@ class SessionManager {
   const Clock* const clock_;
   const SessionPolicy policy_;
   SessionEvents* const events_;  // never null: a no-op sink if none given
+  absl::AnyInvocable<void(ManagerStep)> step_hook_;  // tests only
 };
 
 }  // namespace stateside

@@ -83,6 +83,20 @@ struct Mutation {
 // The NOT_FOUND of a read that met the session expired (and dropped it). To
 // every caller it is the same NOT_FOUND; the payload only lets the session
 // rules count expiries (stateside_sessions_expired_total).
+// One page of a user's index (SessionStore::ListByUserPage).
+struct UserIndexPage {
+  // The live sessions among the entries read (metadata only), in index order.
+  std::vector<StoredSession> sessions;
+  // The successors recorded by Retire in the tombstones of entries read (a
+  // backend whose listing is not atomic can meet an entry retired after it
+  // read the index). Not checked to belong to the user.
+  std::vector<std::string> successors;
+  // Whether entries may follow; the next page then starts after `last`, the
+  // absolute expiry of the last entry read.
+  bool more = false;
+  absl::Time last = absl::InfinitePast();
+};
+
 inline constexpr char kExpiredPayload[] = "type.stateside/session.expired";
 inline absl::Status ExpiredNotFound() {
   absl::Status status = absl::NotFoundError("session not found");
@@ -141,6 +155,41 @@ class SessionStore {
   // are pruned on the way).
   virtual absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view user_tag, absl::Time now) = 0;
+  // A page of the same, in order of absolute expiry: the entries whose
+  // absolute expiry is after both `now` and `after` (absl::InfinitePast():
+  // from the start), `limit` of them (> 0) and then every further entry with
+  // the last one's absolute expiry, read in one atomic step. A page never
+  // splits the entries of one absolute expiry, and a Regenerate's copy has
+  // the old session's: a walk meets the old id or its copy (see
+  // SessionManager::DestroyUserSessions). A page may hold fewer live
+  // sessions than `limit`, or none, and still have more.
+  virtual absl::StatusOr<UserIndexPage> ListByUserPage(
+      std::string_view user_tag, absl::Time now, absl::Time after,
+      size_t limit) = 0;
+
+  // Regenerate's last step, atomic with respect to every other operation on
+  // `id`: if the session is live and its version is still
+  // `expected_version` (nothing was written since the copy), it becomes a
+  // tombstone as Destroy makes one, recording `successor` (the copy's id) for
+  // Successor(), and leaves its user's index. ABORTED (nothing changed) if
+  // the version moved; NOT_FOUND if it is not live (it is then tombstoned as
+  // Destroy would).
+  virtual absl::Status Retire(std::string_view id, uint64_t expected_version,
+                              std::string_view successor, absl::Time now,
+                              absl::Time tombstone_until) = 0;
+  // The successor a Retire recorded in the tombstone of `id`, or "" (not
+  // retired, or its tombstone is gone). Lets a logout-everywhere follow a
+  // session that a concurrent Regenerate moved after it was listed.
+  virtual absl::StatusOr<std::string> Successor(std::string_view id) = 0;
+
+  // The per-user revocation epoch (see SessionManager::DestroyUserSessions):
+  // a counter per user tag, 0 until first advanced. AdvanceUserEpoch changes
+  // it to a value it never had while it lasts (until `until`, at least as
+  // long as any session of the user may live); UserEpoch reads it. The two
+  // are atomic with respect to each other.
+  virtual absl::StatusOr<uint64_t> UserEpoch(std::string_view user_tag) = 0;
+  virtual absl::Status AdvanceUserEpoch(std::string_view user_tag,
+                                        absl::Time now, absl::Time until) = 0;
 };
 
 }  // namespace stateside

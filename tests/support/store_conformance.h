@@ -494,6 +494,112 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   EXPECT_TRUE(store_->ListByUser("carol", now())->empty());
 }
 
+TEST_P(SessionStoreConformanceTest, RetireTombstonesAnUnchangedSession) {
+  StoredSession s = MakeSession(Id('a'), "tag");
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(
+      store_->Retire(Id('a'), 1, Id('b'), now(), s.absolute_expiry).ok());
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Update(Id('a'), Set("k", "late")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Create(MakeSession(Id('a'))).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->ListByUser("tag", now())->empty());
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), Id('b'));
+  // Destroying it again keeps the successor (a logout may come later).
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), s.absolute_expiry).ok());
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), Id('b'));
+}
+
+TEST_P(SessionStoreConformanceTest, RetireOfAChangedSessionChangesNothing) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'), "tag")).ok());
+  ASSERT_TRUE(store_->Update(Id('a'), Set("k", "written")).ok());
+  const absl::Status retired =
+      store_->Retire(Id('a'), 1, Id('b'), now(), now() + absl::Hours(8));
+  EXPECT_EQ(retired.code(), absl::StatusCode::kAborted) << retired;
+  absl::StatusOr<StoredSession> a = Read(Id('a'));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->version, 2u);
+  EXPECT_EQ(a->attributes.at("k"), "written");
+  EXPECT_EQ(store_->ListByUser("tag", now())->size(), 1u);
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), "");
+}
+
+TEST_P(SessionStoreConformanceTest, RetireOfADeadSessionIsNotFound) {
+  const absl::Time until = now() + absl::Hours(8);
+  EXPECT_EQ(store_->Retire(Id('u'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), until).ok());
+  EXPECT_EQ(store_->Retire(Id('a'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Create(MakeSession(Id('c'))).ok());
+  clock_.Advance(absl::Hours(1));  // idle-expired
+  EXPECT_EQ(store_->Retire(Id('c'), 1, Id('b'), now(), until).code(),
+            absl::StatusCode::kNotFound);
+  // No successor for anything that was not live.
+  EXPECT_EQ(store_->Successor(Id('a')).value_or("?"), "");
+  EXPECT_EQ(store_->Successor(Id('c')).value_or("?"), "");
+  EXPECT_EQ(store_->Successor(Id('u')).value_or("?"), "");
+}
+
+TEST_P(SessionStoreConformanceTest, EveryEpochAdvanceYieldsANewValue) {
+  absl::StatusOr<uint64_t> first = store_->UserEpoch("alice");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const uint64_t bob = store_->UserEpoch("bob").value_or(99);
+  std::vector<uint64_t> seen = {*first};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        store_->AdvanceUserEpoch("alice", now(), now() + absl::Hours(8)).ok());
+    const uint64_t epoch = store_->UserEpoch("alice").value_or(0);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), epoch), 0) << epoch;
+    seen.push_back(epoch);
+    EXPECT_EQ(store_->UserEpoch("alice").value_or(0), epoch) << "stable";
+  }
+  EXPECT_EQ(store_->UserEpoch("bob").value_or(98), bob) << "per user";
+}
+
+TEST_P(SessionStoreConformanceTest, IndexPagesNeverSplitOneAbsoluteExpiry) {
+  // Absolute expiries 1h, 2h, 2h, 2h, 3h, 4h; 'x' destroyed, 'z' expired.
+  const std::vector<std::pair<char, int>> made = {
+      {'f', 4}, {'a', 1}, {'c', 2}, {'b', 2}, {'d', 2}, {'e', 3}, {'x', 3}};
+  for (const auto& [c, hours] : made) {
+    StoredSession s = MakeSession(Id(c), "pager");
+    s.absolute_expiry = now() + absl::Hours(hours);
+    ASSERT_TRUE(store_->Create(s).ok());
+  }
+  StoredSession z = MakeSession(Id('z'), "pager");
+  z.idle_ttl = absl::Seconds(1);
+  ASSERT_TRUE(store_->Create(z).ok());
+  ASSERT_TRUE(store_->Destroy(Id('x'), now(), now() + absl::Hours(8)).ok());
+  clock_.Advance(absl::Seconds(2));
+
+  std::vector<std::vector<std::string>> pages;
+  absl::Time after = absl::InfinitePast();
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<UserIndexPage> page =
+        store_->ListByUserPage("pager", now(), after, 2);
+    ASSERT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> ids;
+    for (const StoredSession& s : page->sessions) {
+      ids.push_back(s.id);
+      EXPECT_GT(s.absolute_expiry, after);
+      EXPECT_TRUE(s.attributes.empty()) << "metadata only";
+    }
+    // A page of dead entries only is empty (a backend may prune late).
+    if (!ids.empty()) pages.push_back(ids);
+    if (!page->more) break;
+    EXPECT_GT(page->last, after);
+    after = page->last;
+  }
+  // 2 asked, 4 given: the three of 2h stay together.
+  EXPECT_EQ(pages, (std::vector<std::vector<std::string>>{
+                       {Id('a'), Id('b'), Id('c'), Id('d')}, {Id('e'), Id('f')}}));
+  EXPECT_TRUE(store_->ListByUserPage("nobody", now(), absl::InfinitePast(), 2)
+                  ->sessions.empty());
+}
+
 TEST_P(SessionStoreConformanceTest, ValuesAreBinarySafe) {
   std::string every_byte;
   for (int b = 0; b < 256; ++b) every_byte.push_back(static_cast<char>(b));

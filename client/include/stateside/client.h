@@ -151,9 +151,21 @@ class Client {
   // New id (and cookie), same user and attributes; the old id is gone.
   // Call on login (session fixation defence).
   absl::StatusOr<Session> RegenerateSession(const SessionRef& ref);
+  // One page of the user's live sessions, in order of absolute expiry.
+  // page_token: "" for the first page, else the previous page's
+  // next_page_token ("" in the reply: the last page); a token the sidecar
+  // did not hand out is INVALID_ARGUMENT. page_size: 0 is the sidecar's
+  // default (100), more than 1000 is 1000. A page may hold fewer sessions,
+  // or none, and still have a next one.
+  absl::StatusOr<UserSessionsPage> ListUserSessionsPage(
+      std::string_view user_id, std::string_view page_token = "",
+      uint32_t page_size = 0);
+  // Every page of the above, one call per page of 1000 (each retried on its
+  // own), concatenated: as large as the user's sessions are many.
   absl::StatusOr<std::vector<SessionInfo>> ListUserSessions(
       std::string_view user_id);
   // Destroys every session of `user_id` except `keep`; returns how many.
+  // A Create or Regenerate of the user racing with it cannot outrun it.
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionRef>& keep = std::nullopt);
 
@@ -175,6 +187,9 @@ class Client {
   void TouchSessionAsync(const SessionRef& ref, Callback<SessionInfo> done);
   void DestroySessionAsync(const SessionRef& ref, Callback<bool> done);
   void RegenerateSessionAsync(const SessionRef& ref, Callback<Session> done);
+  void ListUserSessionsPageAsync(std::string_view user_id,
+                                 std::string_view page_token, uint32_t page_size,
+                                 Callback<UserSessionsPage> done);
   void ListUserSessionsAsync(std::string_view user_id,
                              Callback<std::vector<SessionInfo>> done);
   void DestroyUserSessionsAsync(std::string_view user_id,

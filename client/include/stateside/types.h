@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -59,6 +60,12 @@ struct SessionInfo {
   absl::Time idle_expiry;      // last_access + idle TTL, capped by absolute_expiry
   absl::Time absolute_expiry;  // hard end, however active the session is
   uint64_t version = 0;        // +1 per Update; the value for expected_version
+};
+
+// One page of a user's sessions (Client::ListUserSessionsPage).
+struct UserSessionsPage {
+  std::vector<SessionInfo> sessions;
+  std::string next_page_token;  // "" after the last page
 };
 
 // A session with its attributes and its signed cookie value.

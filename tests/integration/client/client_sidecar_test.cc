@@ -156,6 +156,43 @@ TEST_P(ClientSidecarTest, ListAndDestroyUserSessionsKeepingOne) {
   EXPECT_TRUE(ListIds(user).empty());
 }
 
+TEST_P(ClientSidecarTest, ListingsComeAPageAtATime) {
+  const std::string user = UniqueUser("pages");
+  std::vector<std::string> made;
+  // One more than the largest page, so that the walks of ListUserSessions
+  // and ListUserSessionsAsync take two pages.
+  for (int i = 0; i < 1001; ++i) {
+    auto s = client_->CreateSession(user);
+    ASSERT_TRUE(s.ok()) << s.status();
+    made.push_back(s->info.id);
+  }
+  auto first = client_->ListUserSessionsPage(user, "", 600);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_GE(first->sessions.size(), 600u);
+  ASSERT_FALSE(first->next_page_token.empty());
+  auto rest = client_->ListUserSessionsPage(user, first->next_page_token, 1000);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(first->sessions.size() + rest->sessions.size(), made.size());
+  EXPECT_EQ(rest->next_page_token, "");
+
+  std::vector<std::string> sorted = made;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> listed = ListIds(user);
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, sorted);
+  std::promise<absl::StatusOr<std::vector<SessionInfo>>> walked;
+  client_->ListUserSessionsAsync(user, [&](absl::StatusOr<std::vector<SessionInfo>> all) {
+    walked.set_value(std::move(all));
+  });
+  absl::StatusOr<std::vector<SessionInfo>> all = walked.get_future().get();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), made.size());
+
+  EXPECT_EQ(client_->ListUserSessionsPage(user, "bogus").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->DestroyUserSessions(user).value_or(0), made.size());
+}
+
 TEST_P(ClientSidecarTest, UnknownAndForgedSessionsAreNotFound) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();

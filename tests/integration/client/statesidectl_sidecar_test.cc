@@ -104,6 +104,26 @@ TEST_F(StatesidectlSidecarTest, ListShowsTheUsersSessions) {
   ASSERT_EQ(parsed["sessions"].size(), 1u);
   EXPECT_EQ(parsed["sessions"][0]["id"], id);
   EXPECT_THAT(Ctl({"session", "list", "--user", user}).out, HasSubstr(id));
+
+  // One page at a time: the token printed leads to the next page.
+  ASSERT_EQ(Ctl({"session", "create", "--user", user}).exit_status, 0);
+  const RunResult first = Ctl({"--json", "session", "list", "--user", user, "--page-size", "1"});
+  ASSERT_EQ(first.exit_status, 0) << first.err;
+  const auto page = nlohmann::json::parse(first.out);
+  ASSERT_EQ(page["sessions"].size(), 1u);
+  const std::string token = page["next_page_token"];
+  ASSERT_FALSE(token.empty());
+  EXPECT_THAT(Ctl({"session", "list", "--user", user, "--page-size", "1"}).out,
+              HasSubstr("next page: --page-token " + token));
+  const RunResult second = Ctl({"--json", "session", "list", "--user", user, "--page-token", token});
+  ASSERT_EQ(second.exit_status, 0) << second.err;
+  const auto next = nlohmann::json::parse(second.out);
+  ASSERT_EQ(next["sessions"].size(), 1u);
+  EXPECT_NE(next["sessions"][0]["id"], page["sessions"][0]["id"]);
+  EXPECT_EQ(next["next_page_token"], "");
+  const RunResult bad = Ctl({"session", "list", "--user", user, "--page-token", "bogus"});
+  EXPECT_EQ(bad.exit_status, 1);
+  EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
 }
 
 TEST_F(StatesidectlSidecarTest, InfoHealthAndOptOutWork) {

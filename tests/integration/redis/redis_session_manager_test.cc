@@ -2,6 +2,7 @@
 // them: sessions move freely between instances, concurrent writes survive,
 // destroyed sessions stay destroyed, and nothing in Redis (keys, values,
 // MONITOR) is readable.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/session_manager.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/logout_race_scenarios.h"
 #include "tests/support/recording_events.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
@@ -174,6 +176,58 @@ TEST_F(RedisSessionManagerTest, RegenerateAndLogoutEverywhereActAcrossInstances)
   EXPECT_EQ((*left)[0].id, s2.info.id);
   EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s3.info.id)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The interleavings of tests/support/logout_race_scenarios.h, with `a` and
+// `b` two sidecars sharing the Redis.
+TEST_F(RedisSessionManagerTest, CreateStoppedBeforeItsWriteDoesNotSurvive) {
+  races::CreateStoppedBeforeItsWriteDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, CreateStoppedAfterItsWriteDoesNotSurvive) {
+  races::CreateStoppedAfterItsWriteDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateStoppedBeforeRetiringDoesNotSurvive) {
+  races::RegenerateStoppedBeforeRetiringDoesNotSurvive(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateInsideTheLogoutIsFollowed) {
+  races::RegenerateInsideTheLogoutIsFollowed(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateKeepsAnUpdateThatLandsDuringTheCopy) {
+  races::RegenerateKeepsAnUpdateThatLandsDuringTheCopy(*a_.sessions, *b_.sessions);
+}
+TEST_F(RedisSessionManagerTest, RegenerateGivesUpOnASessionThatNeverSettles) {
+  races::RegenerateGivesUpOnASessionThatNeverSettles(*a_.sessions, *b_.sessions);
+}
+
+TEST_F(RedisSessionManagerTest, ListingsAndLogoutEverywherePageThroughTheIndex) {
+  Session kept = MustCreate(*a_.sessions, "erin");
+  std::vector<std::string> made = {kept.info.id};
+  for (int i = 0; i < 250; ++i) made.push_back(MustCreate(*(i % 2 ? a_ : b_).sessions, "erin").info.id);
+  std::vector<std::string> listed;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<UserSessionsPage> page =
+        (pages % 2 ? a_ : b_).sessions->ListUserSessionsPage("erin", token, 40);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->sessions.size(), 40u + 10u) << "a page grows only by ties";
+    for (const SessionInfo& info : page->sessions) listed.push_back(info.id);
+    token = page->next_page_token;
+  } while (!token.empty() && ++pages < 100);
+  std::sort(listed.begin(), listed.end());
+  std::sort(made.begin(), made.end());
+  EXPECT_EQ(listed, made) << "every session once, across pages and instances";
+  EXPECT_EQ(b_.sessions->ListUserSessionsPage("erin", "not-a-token", 40).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<uint32_t> destroyed =
+      b_.sessions->DestroyUserSessions("erin", SessionKey::Id(kept.info.id));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 250u);
+  absl::StatusOr<std::vector<SessionInfo>> left = a_.sessions->ListUserSessions("erin");
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].id, kept.info.id);
 }
 
 TEST_F(RedisSessionManagerTest, NothingInRedisOrOnTheWireIsReadable) {

@@ -177,6 +177,27 @@ TEST_F(RedisStoreTest, ListingPrunesStaleAndForeignIndexEntries) {
   EXPECT_TRUE(store_->Get("b1", Read()).ok()) << "bob's session itself is untouched";
 }
 
+// The listing reads the index, then each member: a member retired in between
+// (here: its ZREM not yet done) is reported with its successor, so that a
+// logout everywhere can follow it.
+TEST_F(RedisStoreTest, AListingReportsTheSuccessorOfARetiredEntry) {
+  StoredSession old = Make("old1", "alice");
+  ASSERT_TRUE(store_->Create(old).ok());
+  ASSERT_TRUE(store_->Retire("old1", 1, "new1", now_, old.absolute_expiry).ok());
+  const std::string index = store_->UserIndexKey("alice");
+  EXPECT_EQ(client_->Call({"ZCARD", index})->integer, 0) << "Retire leaves the index";
+  const std::string score = std::to_string(absl::ToUnixMicros(old.absolute_expiry));
+  ASSERT_TRUE(client_->Call({"ZADD", index, score, "old1"}).ok());
+  EXPECT_EQ(client_->Call({"HGET", store_->SessionKey("old1"), "m:next"})->str, "new1");
+
+  absl::StatusOr<UserIndexPage> page =
+      store_->ListByUserPage("alice", now_, absl::InfinitePast(), 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->sessions.empty());
+  EXPECT_EQ(page->successors, std::vector<std::string>{"new1"});
+  EXPECT_EQ(client_->Call({"ZCARD", index})->integer, 0) << "the entry is pruned";
+}
+
 TEST_F(RedisStoreTest, TwoClientsShareEverything) {
   auto other_client = ConnectedClient(SharedRedisServer()->url());
   ASSERT_NE(other_client, nullptr);

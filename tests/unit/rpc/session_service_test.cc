@@ -324,6 +324,33 @@ TEST_P(SessionServiceTest, ListAndDestroyUserSessions) {
   EXPECT_EQ(listed.sessions_size(), 0);
 }
 
+TEST_P(SessionServiceTest, ListUserSessionsPagesWithTokens) {
+  std::vector<std::string> made;
+  for (int i = 0; i < 3; ++i) {
+    made.push_back(CreateSession("hana").metadata().id());
+    clock_.Advance(absl::Seconds(1));
+  }
+  v1::ListUserSessionsRequest list;
+  list.set_user_id("hana");
+  list.set_page_size(2);
+  v1::ListUserSessionsResponse page;
+  ASSERT_TRUE(calls_->ListUserSessions(list, &page).ok());
+  ASSERT_EQ(page.sessions_size(), 2);
+  EXPECT_EQ(page.sessions(0).id(), made[0]);
+  EXPECT_EQ(page.sessions(1).id(), made[1]);
+  ASSERT_FALSE(page.next_page_token().empty());
+  list.set_page_token(page.next_page_token());
+  ASSERT_TRUE(calls_->ListUserSessions(list, &page).ok());
+  ASSERT_EQ(page.sessions_size(), 1);
+  EXPECT_EQ(page.sessions(0).id(), made[2]);
+  EXPECT_EQ(page.next_page_token(), "");
+
+  list.set_page_token("not a token");
+  grpc::Status bad = calls_->ListUserSessions(list, &page);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("page_token"), std::string::npos) << bad.error_message();
+}
+
 TEST_P(SessionServiceTest, UserRpcsNeedAUserId) {
   v1::ListUserSessionsResponse listed;
   EXPECT_EQ(Code(calls_->ListUserSessions({}, &listed)), grpc::StatusCode::INVALID_ARGUMENT);

@@ -2,6 +2,7 @@
 // the lazy freeing of expired sessions.
 #include "sidecar/session/memory_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -126,6 +127,30 @@ TEST_F(MemoryStoreTest, ATombstoneEndsAtTombstoneUntil) {
   EXPECT_EQ(store.Create(Make(Id(0))).code(), absl::StatusCode::kAlreadyExists);
   clock_.Set(until);
   EXPECT_TRUE(store.Create(Make(Id(0))).ok());
+}
+
+// A dropped epoch entry (its time ran out, or the table was full) must never
+// read as a value the user's epoch had before: a Create that read it would
+// miss the logout in between.
+TEST_F(MemoryStoreTest, ADroppedEpochNeverReadsAsAnEarlierValue) {
+  MemorySessionStore store(2);
+  const uint64_t before = store.UserEpoch("u1").value();
+  ASSERT_TRUE(store
+                  .AdvanceUserEpoch("u1", clock_.Now(),
+                                    clock_.Now() + absl::Minutes(1))
+                  .ok());
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_EQ(store.Sweep(clock_.Now()), 1u);
+  EXPECT_NE(store.UserEpoch("u1").value(), before) << "dropped by Sweep";
+
+  // u1 and u2 fill the table; u3 evicts one of them.
+  const uint64_t u1_before = store.UserEpoch("u1").value();
+  const uint64_t u2_before = store.UserEpoch("u2").value();
+  ASSERT_TRUE(store.AdvanceUserEpoch("u1", clock_.Now(), Until()).ok());
+  ASSERT_TRUE(store.AdvanceUserEpoch("u2", clock_.Now(), Until()).ok());
+  ASSERT_TRUE(store.AdvanceUserEpoch("u3", clock_.Now(), Until()).ok());
+  EXPECT_NE(store.UserEpoch("u1").value(), u1_before);
+  EXPECT_NE(store.UserEpoch("u2").value(), u2_before);
 }
 
 TEST_F(MemoryStoreTest, ConcurrentMixedOperationsKeepTheBounds) {

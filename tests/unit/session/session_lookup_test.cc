@@ -37,6 +37,31 @@ class CorruptingStore final : public SessionStore {
                                absl::Time until) override {
     return inner_->Destroy(id, now, until);
   }
+  absl::Status Retire(std::string_view id, uint64_t version,
+                      std::string_view successor, absl::Time now,
+                      absl::Time until) override {
+    return inner_->Retire(id, version, successor, now, until);
+  }
+  absl::StatusOr<std::string> Successor(std::string_view id) override {
+    return inner_->Successor(id);
+  }
+  absl::StatusOr<uint64_t> UserEpoch(std::string_view tag) override {
+    return inner_->UserEpoch(tag);
+  }
+  absl::Status AdvanceUserEpoch(std::string_view tag, absl::Time now,
+                                absl::Time until) override {
+    return inner_->AdvanceUserEpoch(tag, now, until);
+  }
+  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view tag,
+                                               absl::Time now, absl::Time after,
+                                               size_t limit) override {
+    absl::StatusOr<UserIndexPage> page =
+        inner_->ListByUserPage(tag, now, after, limit);
+    if (page.ok()) {
+      for (StoredSession& s : page->sessions) damage_(s);
+    }
+    return page;
+  }
   absl::StatusOr<std::vector<StoredSession>> ListByUser(
       std::string_view tag, absl::Time now) override {
     absl::StatusOr<std::vector<StoredSession>> list =

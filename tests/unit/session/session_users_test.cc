@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "sidecar/session/session_manager.h"
+#include "tests/support/logout_race_scenarios.h"
 #include "tests/unit/session/session_test_fixture.h"
 
 namespace stateside::testing {
@@ -19,6 +20,35 @@ std::vector<std::string> IdsOf(const std::vector<SessionInfo>& infos) {
 }
 
 using SessionUsersTest = SessionManagerTest;
+
+// Two managers over the one memory store, for the interleavings of
+// tests/support/logout_race_scenarios.h.
+class SessionRaceTest : public SessionManagerTest {
+ protected:
+  SessionRaceTest()
+      : other_(&store_, &sealer_, signer_.get(), random_.get(), &clock_,
+               TestPolicy(), &events_) {}
+  SessionManager other_;
+};
+
+TEST_F(SessionRaceTest, CreateStoppedBeforeItsWriteDoesNotSurvive) {
+  races::CreateStoppedBeforeItsWriteDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, CreateStoppedAfterItsWriteDoesNotSurvive) {
+  races::CreateStoppedAfterItsWriteDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateStoppedBeforeRetiringDoesNotSurvive) {
+  races::RegenerateStoppedBeforeRetiringDoesNotSurvive(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateInsideTheLogoutIsFollowed) {
+  races::RegenerateInsideTheLogoutIsFollowed(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateKeepsAnUpdateThatLandsDuringTheCopy) {
+  races::RegenerateKeepsAnUpdateThatLandsDuringTheCopy(*manager_, other_);
+}
+TEST_F(SessionRaceTest, RegenerateGivesUpOnASessionThatNeverSettles) {
+  races::RegenerateGivesUpOnASessionThatNeverSettles(*manager_, other_);
+}
 
 TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
   Session a1 = MustCreate("alice");
@@ -48,6 +78,70 @@ TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(IdsOf(*list), std::vector<std::string>{a3.info.id});
   EXPECT_TRUE(manager_->ListUserSessions("carol")->empty());
+}
+
+TEST_F(SessionUsersTest, ListUserSessionsPagesThroughTheIndex) {
+  std::vector<std::string> made;
+  for (int i = 0; i < 5; ++i) {
+    made.push_back(MustCreate("alice").info.id);
+    // Finer than a microsecond: a token must not round the bound.
+    clock_.Advance(absl::Nanoseconds(1));
+  }
+  MustCreate("bob");
+  std::vector<std::vector<std::string>> pages;
+  std::string token;
+  do {
+    absl::StatusOr<UserSessionsPage> page =
+        manager_->ListUserSessionsPage("alice", token, 2);
+    ASSERT_TRUE(page.ok()) << page.status();
+    pages.push_back(IdsOf(page->sessions));
+    token = page->next_page_token;
+  } while (!token.empty() && pages.size() < 10);
+  EXPECT_EQ(pages, (std::vector<std::vector<std::string>>{
+                       {made[0], made[1]}, {made[2], made[3]}, {made[4]}}));
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")), made);
+
+  // 0 is the default page size; more than the maximum is the maximum.
+  for (uint32_t size : {0u, kMaxUserPageSize + 1, 1u << 31}) {
+    absl::StatusOr<UserSessionsPage> all =
+        manager_->ListUserSessionsPage("alice", "", size);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(IdsOf(all->sessions), made);
+    EXPECT_EQ(all->next_page_token, "");
+  }
+}
+
+TEST_F(SessionUsersTest, APageTokenThatWasNotHandedOutIsInvalidArgument) {
+  MustCreate("alice");
+  clock_.Advance(absl::Seconds(1));
+  MustCreate("alice");
+  absl::StatusOr<UserSessionsPage> first =
+      manager_->ListUserSessionsPage("alice", "", 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  for (const std::string& bad :
+       {std::string("garbage!"), std::string("cDE6"), std::string(100, 'A'),
+        first->next_page_token.substr(1)}) {
+    absl::Status status = manager_->ListUserSessionsPage("alice", bad, 1).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(status.message().find("page_token"), std::string::npos);
+  }
+  EXPECT_TRUE(
+      manager_->ListUserSessionsPage("alice", first->next_page_token, 1).ok());
+}
+
+TEST_F(SessionUsersTest, DestroyUserSessionsWalksEveryPage) {
+  // More sessions than one internal page (kDefaultUserPageSize).
+  Session kept = MustCreate("alice");
+  for (int i = 0; i < 250; ++i) MustCreate("alice");
+  MustCreate("bob");
+  absl::StatusOr<uint32_t> destroyed =
+      manager_->DestroyUserSessions("alice", SessionKey::Id(kept.info.id));
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 250u);
+  EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
+            std::vector<std::string>{kept.info.id});
+  EXPECT_EQ(manager_->ListUserSessions("bob")->size(), 1u);
 }
 
 TEST_F(SessionUsersTest, UserIdsAreValidated) {
