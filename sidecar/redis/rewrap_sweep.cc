@@ -21,6 +21,9 @@ namespace {
 // As in sidecar/session/session_manager.cc: the sealed user id's envelope
 // name and the user index's blinding purpose.
 constexpr std::string_view kUserEnvelopeName("\0user", 5);
+// The metadata seal's envelope name; its plaintext names the user tag as
+// "\nuser_tag=<tag>\n" (MetadataPlaintext in session_manager.cc).
+constexpr std::string_view kMetadataSealName("\0meta", 5);
 constexpr std::string_view kUserIndexPurpose = "user";
 
 // KEYS[1]: a session hash. ARGV: expected m:user, new m:user ('' = keep),
@@ -383,6 +386,38 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
       visit(field, kUserEnvelopeName, value);
     } else if (absl::StartsWith(field, "a:")) {
       visit(field, std::string_view(field).substr(2), value);
+    }
+  }
+  // The metadata seal last: it names the user tag, so it is resealed with
+  // the tag the session moves to (and changes only if the rest did).
+  if (auto seal = fields.find("m:seal"); seal != fields.end()) {
+    const std::string kid(crypto::Sealer::KeyIdOf(seal->second));
+    const std::string label = kid.empty() ? "?" : kid;
+    delta.keys[label].found += 1;
+    if (kid != primary || !new_user_tag.empty()) {
+      absl::StatusOr<crypto::Opened> opened = kid.empty() || keyring.Find(kid) == nullptr
+                                                  ? absl::NotFoundError("unknown key id")
+                                                  : sealer_->Open(id, kMetadataSealName, seal->second);
+      std::string plaintext = opened.ok() ? opened->plaintext : std::string();
+      if (opened.ok() && !new_user_tag.empty()) {
+        const std::string from = absl::StrCat("\nuser_tag=", old_user_tag, "\n");
+        const size_t at = plaintext.find(from);
+        if (at == std::string::npos) {
+          opened = absl::DataLossError("the seal does not name the session's user tag");
+        } else {
+          plaintext.replace(at, from.size(), absl::StrCat("\nuser_tag=", new_user_tag, "\n"));
+        }
+      }
+      absl::StatusOr<std::string> sealed =
+          opened.ok() ? sealer_->Seal(id, kMetadataSealName, plaintext) : opened.status();
+      if (!sealed.ok()) {
+        delta.keys[label].left += 1;
+        delta.errors += 1;
+        delta.last_error = absl::StrCat("a metadata seal under key ", label, " did not reseal");
+      } else {
+        triples.insert(triples.end(), {"m:seal", seal->second, *sealed});
+        triple_key_ids.push_back(label);
+      }
     }
   }
   if (triples.empty()) return;
