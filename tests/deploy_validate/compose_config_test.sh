@@ -1,47 +1,72 @@
 #!/bin/bash
-# `docker-compose config -q` on deploy/compose/docker-compose.yml: Compose's own
-# schema and interpolation check, offline (no Docker engine is needed). Uses
-# a throwaway env file with dummy values, never deploy/compose/.env. Also
-# proves the check can fail: without the secrets, Compose must refuse
-# (every secret is `${VAR:?...}`).
+# `config -q` on deploy/compose/docker-compose.yml through
+# deploy/compose/compose.sh: Compose's own schema and interpolation check,
+# offline (no Docker engine is needed), with Debian's docker-compose 1.29 (or
+# `docker compose` v2 where it is installed). With 1.x, also proves that
+# compose.sh's filtered copy is needed (1.29 rejects the file itself) and
+# removes nothing but the `depends_on` `restart: true` lines. Uses an empty
+# env file, never deploy/compose/.env, and runs from another directory: the
+# secret files and build contexts resolve inside deploy/compose all the same.
 #   compose_config_test.sh SOURCE_DIR
 set -euo pipefail
-src="${1:?usage: compose_config_test.sh SOURCE_DIR}"
-file="$src/deploy/compose/docker-compose.yml"
+src="$(cd "${1:?usage: compose_config_test.sh SOURCE_DIR}" && pwd)"
+dir="$src/deploy/compose"
+file="$dir/docker-compose.yml"
 
 if command -v docker-compose >/dev/null; then
-  compose=(docker-compose)
+  export STATESIDE_COMPOSE=docker-compose
 elif command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
-  compose=(docker compose)
+  export STATESIDE_COMPOSE="docker compose"
 else
   echo "FAIL: docker-compose is not installed (Debian: docker-compose, scripts/lib.sh TEST_PACKAGES)"
   exit 1
 fi
-echo "compose: $("${compose[@]}" version --short)"
+read -r -a compose <<<"$STATESIDE_COMPOSE"
+version="$("${compose[@]}" version --short)"
+echo "compose: $STATESIDE_COMPOSE $version"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-cat >"$tmp/dummy.env" <<'ENV'
-REDIS_PASSWORD=0123456789abcdef0123456789abcdef0123456789abcdef
-SESSION_ENCRYPTION_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
-SESSION_SECRET=test-only-secret-of-at-least-32-bytes-0000
-ENV
 : >"$tmp/empty.env"
+cd "$tmp"
+c() { "$dir/compose.sh" --env-file "$tmp/empty.env" "$@"; }
 
-echo "--- config -q with the secrets set"
-"${compose[@]}" --env-file "$tmp/dummy.env" -f "$file" config -q
+echo "--- config -q"
+c config -q
 
 echo "--- the three pods and their parts"
-services="$("${compose[@]}" --env-file "$tmp/dummy.env" -f "$file" config --services | sort | tr '\n' ' ')"
+services="$(c config --services | sort | tr '\n' ' ')"
 echo "$services"
 [ "$services" = "app-1 app-2 app-3 nginx redis sidecar-1 sidecar-2 sidecar-3 " ] ||
   { echo "FAIL: unexpected services"; exit 1; }
 
-echo "--- config -q without the secrets must fail"
-if "${compose[@]}" --env-file "$tmp/empty.env" -f "$file" config -q 2>"$tmp/err"; then
-  echo "FAIL: Compose accepted the file with no secrets set"
+echo "--- secret files and build contexts resolve inside the repository"
+c config >"$tmp/config.yml"
+for s in redis_password redis_url session_encryption_key session_secret; do
+  grep -qx "    file: $dir/secrets/$s" "$tmp/config.yml" ||
+    { echo "FAIL: secret $s is not $dir/secrets/$s"; grep -n 'file:' "$tmp/config.yml"; exit 1; }
+done
+grep -q "context: $src\$" "$tmp/config.yml" || { echo "FAIL: the build context is not $src"; exit 1; }
+if grep -nE 'SESSION_SECRET:|SESSION_ENCRYPTION_KEY:|REDIS_URL:|REDIS_PASSWORD|REDISCLI_AUTH:' "$tmp/config.yml"; then
+  echo "FAIL: a secret in the environment"
   exit 1
 fi
-cat "$tmp/err"
-grep -q 'deploy/compose/.env' "$tmp/err" || { echo "FAIL: the refusal does not point at deploy/compose/.env"; exit 1; }
+
+if [[ "$version" == 1.* ]]; then
+  echo "--- 1.x: the file itself is rejected (depends_on restart), the filtered copy differs only there"
+  if "${compose[@]}" --env-file "$tmp/empty.env" -f "$file" config -q 2>"$tmp/err"; then
+    echo "FAIL: $version accepts depends_on: restart: compose.sh's filter is no longer needed"
+    exit 1
+  fi
+  cat "$tmp/err"
+  grep -q "unsupported option: 'restart'" "$tmp/err" || { echo "FAIL: rejected for another reason"; exit 1; }
+  diff "$file" "$dir/.docker-compose.v1.yml" >"$tmp/diff" || true
+  removed="$(grep '^<' "$tmp/diff" || true)"
+  echo "$removed"
+  if [ "$(grep -c '^<[[:space:]]*restart: true$' <<<"$removed")" != 3 ] || [ "$(wc -l <<<"$removed")" != 3 ] ||
+     grep -q '^>' "$tmp/diff"; then
+    echo "FAIL: the filtered copy removes more or less than the three depends_on restart lines"
+    exit 1
+  fi
+fi
 echo "ok"

@@ -305,7 +305,7 @@ test('Kubernetes: selectors, references, resources', () => {
   }
 });
 
-test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, secrets', () => {
+test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, secret settings', () => {
   const sidecars = services('sidecar-');
   const apps = services('app-');
   assert.equal(apps.length, 3, 'three pods');
@@ -339,24 +339,102 @@ test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, s
     assert.equal(appPath, '/healthz');
     assert.equal(portOf(appAddr), portOf(compose.services[app].environment.RADAR_LISTEN));
     // Start order.
-    assert.equal(compose.services[app].depends_on[sideName].condition, 'service_healthy');
     assert.equal(side.depends_on.redis.condition, 'service_healthy');
     assert.equal(compose.services.nginx.depends_on[app].condition, 'service_healthy');
-    // Secrets only from deploy/compose/.env, identity per pod.
-    for (const name of ['SESSION_ENCRYPTION_KEY', 'SESSION_SECRET', 'REDIS_URL']) {
-      assert.match(env[name], /\$\{[A-Z_]+:\?/, `${sideName} ${name} comes from .env (required)`);
+    // A restart of the sidecar restarts its app.
+    assert.deepEqual(compose.services[app].depends_on[sideName], { condition: 'service_healthy', restart: true },
+                     `${app} waits for ${sideName} and restarts with it`);
+    // Secrets through files (checked for every service below), identity per pod.
+    for (const name of ['SESSION_ENCRYPTION_KEY_FILE', 'SESSION_SECRET_FILE', 'REDIS_URL_FILE']) {
+      assert.ok(env[name], `${sideName} sets ${name}`);
     }
     ids.add(env.INSTANCE_ID);
   }
   assert.equal(ids.size, sidecars.length, 'one INSTANCE_ID per pod');
   for (const [name, s] of Object.entries(compose.services)) assert.ok(s.healthcheck, `${name} has a healthcheck`);
-  assert.match(compose.services.redis.command.join(' '), /--appendonly yes/);
-  assert.match(compose.services.redis.command.join(' '), /--save ""/, 'no RDB snapshots beside the AOF');
-  assert.match(compose.services.redis.command.join(' '), /requirepass/);
-  const example = read('deploy', 'compose', '.env.example');
-  for (const v of ['REDIS_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'SESSION_SECRET']) {
-    assert.match(example, new RegExp(`^${v}=$`, 'm'), `.env.example lists ${v}, empty`);
+  const redisCommand = compose.services.redis.command.join(' ');
+  assert.match(redisCommand, /--appendonly yes/);
+  assert.match(redisCommand, /--save ""/, 'no RDB snapshots beside the AOF');
+  assert.match(redisCommand, /requirepass/);
+});
+
+// A drained container exits 0: on-failure keeps it down, as a Kubernetes pod
+// whose containers have finished; Redis and nginx have no drain.
+test('Compose: restart policies, logs rotated and resources limited on every service', () => {
+  for (const [name, s] of Object.entries(compose.services)) {
+    const expected = /^(app|sidecar)-/.test(name) ? 'on-failure' : 'unless-stopped';
+    assert.equal(s.restart, expected, `${name}: restart`);
+    assert.equal(s.logging && s.logging.driver, 'json-file', `${name}: json-file logging`);
+    assert.match(String(s.logging.options['max-size']), /^\d+[km]$/, `${name}: logs rotate at max-size`);
+    assert.ok(Number(s.logging.options['max-file']) >= 2, `${name}: max-file keeps older logs`);
+    // mem_limit and cpus: docker-compose 1.29 ignores deploy.resources
+    // without --compatibility; every Compose applies these two.
+    assert.match(String(s.mem_limit), /^\d+m$/, `${name}: mem_limit`);
+    assert.ok(Number(s.cpus) > 0, `${name}: cpus`);
+    assert.equal(s.deploy, undefined, `${name}: no deploy: (docker-compose 1.29 ignores it)`);
   }
+  const maxmemory = /--maxmemory (\d+)mb/.exec(compose.services.redis.command.join(' '));
+  assert.ok(maxmemory, 'Redis has a maxmemory');
+  assert.match(compose.services.redis.command.join(' '), /--maxmemory-policy noeviction/);
+  assert.ok(parseInt(compose.services.redis.mem_limit, 10) >= 1.5 * Number(maxmemory[1]),
+            'Redis: mem_limit >= 1.5 x maxmemory (the AOF rewrite forks)');
+});
+
+// Names of settings and variables that hold a secret themselves.
+const SECRET_VARIABLE = /^(REDIS_URL|REDIS_PASSWORD|REDISCLI_AUTH|SESSION_ENCRYPTION_KEYS?|SESSION_SECRET|STATESIDE_ADMIN_TOKEN)$|PASSWORD|SECRET$|_TOKEN$/;
+
+test('Compose: secrets are Compose secrets, read from /run/secrets, never environment values', () => {
+  const declared = compose.secrets;
+  assert.ok(declared && Object.keys(declared).length >= 4, 'top-level secrets');
+  for (const [name, secret] of Object.entries(declared)) {
+    assert.equal(secret.file, `./secrets/${name}`, `secret ${name}: a file of deploy/compose/secrets/`);
+  }
+  assert.match(read('.gitignore'), /^\/deploy\/compose\/secrets\/$/m, 'deploy/compose/secrets/ is never committed');
+  // make-secrets.sh writes exactly the declared files.
+  const generator = /^names=\(([^)]*)\)$/m.exec(read('deploy', 'compose', 'make-secrets.sh'));
+  assert.ok(generator, 'make-secrets.sh lists the names it writes');
+  assert.deepEqual(generator[1].trim().split(/\s+/).sort(), Object.keys(declared).sort());
+  const used = new Set();
+  for (const [name, s] of Object.entries(compose.services)) {
+    const mounted = (s.secrets || []).map((x) => (typeof x === 'string' ? x : x.source));
+    for (const x of s.secrets || []) {
+      assert.ok(typeof x === 'string' || x.target === undefined, `${name}: secrets at /run/secrets/NAME (podman-compose ignores target)`);
+    }
+    for (const m of mounted) {
+      assert.ok(declared[m], `${name}: secret ${m} is declared`);
+      used.add(m);
+    }
+    for (const [key, value] of Object.entries(s.environment || {})) {
+      assert.doesNotMatch(key, SECRET_VARIABLE, `${name}: ${key} would put a secret in the environment (docker inspect shows it)`);
+      assert.doesNotMatch(String(value), /:\/\/[^/\s]*:[^@\s]*@/, `${name}: ${key} holds a URL with a password`);
+      if (key.endsWith('_FILE')) {
+        const m = /^\/run\/secrets\/([\w-]+)$/.exec(value);
+        assert.ok(m, `${name}: ${key}=${value} is a file of /run/secrets`);
+        assert.ok(mounted.includes(m[1]), `${name}: ${key} names secret ${m[1]}, mounted into ${name}`);
+      }
+    }
+    // The settings a sidecar must have read from a file.
+    if (name.startsWith('sidecar-')) {
+      const files = Object.keys(s.environment).filter((k) => k.endsWith('_FILE')).map((k) => s.environment[k].split('/').pop());
+      assert.deepEqual([...files].sort(), [...mounted].sort(), `${name}: every mounted secret is read through a _FILE setting`);
+    }
+  }
+  assert.deepEqual([...used].sort(), Object.keys(declared).sort(), 'every declared secret is mounted somewhere');
+  // Redis: the password from its secret file into its config and the
+  // healthcheck's REDISCLI_AUTH; nothing in its environment.
+  const redis = compose.services.redis;
+  assert.equal(redis.environment, undefined, 'Redis has no environment');
+  const passwordFile = `/run/secrets/${redis.secrets[0]}`;
+  assert.match(redis.command.join(' '), new RegExp(`requirepass %s.*\\$\\$\\(cat ${passwordFile}\\)`), 'requirepass from the secret');
+  assert.ok(redis.healthcheck.test.join(' ').includes(`REDISCLI_AUTH="$$(cat ${passwordFile})"`), 'the healthcheck logs in with it');
+  // The URL's password and Redis' are one value: make-secrets.sh writes both.
+  assert.match(read('deploy', 'compose', 'make-secrets.sh'),
+               /put redis_password "\$redis_password"\nput redis_url "redis:\/\/:\$redis_password@redis:6379\/0"/);
+  // .env holds only non-secret options.
+  const example = read('deploy', 'compose', '.env.example');
+  const keys = [...example.matchAll(/^#?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
+  assert.ok(keys.length > 3);
+  for (const k of keys) assert.doesNotMatch(k, SECRET_VARIABLE, `.env.example: ${k} is a secret`);
 });
 
 test('Compose: nginx has one upstream server per app, on its port, re-resolved by DNS', () => {

@@ -17,15 +17,19 @@ const { instructions } = require('./dockerfile_lint.cjs');
 const GUIDE = read('docs', 'HORIZONTAL_SCALING_GUIDE.md');
 const PROGRAM_SETTINGS = new Set([...statesideSettings(), ...radarSettings()]);
 // Variables of the deployments themselves, which the guide may name too:
-// deploy/local's environment and deploy/compose/.env's keys.
+// deploy/local's environment, deploy/compose/.env's keys, the variables
+// deploy/compose's scripts read and the shell variables of the Kubernetes
+// Secret example's commands.
 const DEPLOYMENT_VARIABLES = new Set([
   ...[...read('deploy', 'local', 'lib.sh').matchAll(/^#\s+(STATESIDE_[A-Z_]+)\s/gm)].map((m) => m[1]),
   ...[...read('deploy', 'compose', '.env.example').matchAll(/^#?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]),
+  ...['compose.sh'].flatMap((f) => [...read('deploy', 'compose', f).matchAll(/\$\{([A-Z][A-Z0-9_]+)/g)].map((m) => m[1])),
+  ...[...read('deploy', 'k8s', 'examples', 'secret.example.yaml').matchAll(/^#\s+([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]),
 ]);
 // An upper-case name not followed by ".md" (docs/REDIS_KEYS.md is a file).
 const SETTING = /\b(STATESIDE_[A-Z0-9_]+|SESSION_[A-Z0-9_]+|RADAR_[A-Z0-9_]+|REDIS_[A-Z0-9_]+|USE_REDIS_SESSIONS|INSTANCE_ID|OPT_OUT_TTL)\b(?!\.md)/g;
 // Files the user creates from the guide's instructions.
-const CREATED_BY_THE_USER = new Set(['deploy/compose/.env']);
+const CREATED_BY_THE_USER = new Set(['deploy/compose/.env', 'deploy/compose/secrets']);
 
 // Inline code spans and fenced blocks of the guide.
 function codeOf(markdown) {
