@@ -113,7 +113,8 @@ void Print(const Globals& g, const Json& p, std::ostream& out) {
   out.flush();
 }
 
-// OK when the sweep is done and nothing it saw is left under an old key.
+// OK when the sweep is done, nothing it saw is left under an old key, and
+// it met no error (a key it could not read may hold values under one).
 absl::Status Verdict(const Json& p) {
   const std::string state = Str(p, "state");
   if (state == "failed" || state == "interrupted") {
@@ -129,6 +130,12 @@ absl::Status Verdict(const Json& p) {
   if (left > 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         left, " values are still under old keys (see above): do not remove those keys"));
+  }
+  if (const uint64_t errors = U64(p, "errors"); errors > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the sweep met ", errors, " error(s) (last: ", Str(p, "last_error"),
+        "): keys it could not read may hold values under old keys; run `keys rewrap` "
+        "again before removing any"));
   }
   return absl::OkStatus();
 }

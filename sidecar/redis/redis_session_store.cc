@@ -32,8 +32,8 @@
 // Redis's clock. Every key also carries a PEXPIRE of (its expiry - now) as a
 // garbage-collection backstop; relative rather than PEXPIREAT so that clock
 // skew between instances and Redis (or a test's fake clock) cannot drop a live
-// key early. No KEYS, no SCAN, no keyspace notifications: everything is found
-// from an id or a user tag.
+// key early. No KEYS, no SCAN (only the rewrap sweep scans), no keyspace
+// notifications: everything is found from an id or a user tag.
 //
 // Values are envelopes sealed by the session rules and tags are keyed blind
 // indexes: nothing here is readable in the clear.

@@ -277,8 +277,11 @@ bool RewrapSweep::Batch() {
     if (stop_) return false;
     cursor = progress_.cursor;
   }
-  // A SCAN batch is about COUNT keys; at most one second's worth.
+  // A SCAN batch is about COUNT keys; at most one second's worth. The SCAN
+  // itself is paced too: over a keyspace of mostly other keys (indexes,
+  // realtime) it would otherwise run back to back.
   const int count = std::clamp(static_cast<int>(rate_), 1, 100);
+  if (!Pace()) return false;
   absl::StatusOr<Reply> scan = client_->Call(RedisCommand(
       {"SCAN", cursor, "MATCH", absl::StrCat(GlobEscape(options_.prefix), "[so]:{*"), "COUNT",
        std::to_string(count)}));
@@ -414,6 +417,12 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
         delta.keys[label].left += 1;
         delta.errors += 1;
         delta.last_error = absl::StrCat("a metadata seal under key ", label, " did not reseal");
+        if (!new_user_tag.empty()) {
+          // The user tag may move only with the seal that names it: the
+          // session stays as it is, every value of it left.
+          for (const std::string& kid : triple_key_ids) delta.keys[kid].left += 1;
+          return;
+        }
       } else {
         triples.insert(triples.end(), {"m:seal", seal->second, *sealed});
         triple_key_ids.push_back(label);
@@ -421,6 +430,27 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
     }
   }
   if (triples.empty()) return;
+  const std::string old_index = absl::StrCat(options_.prefix, "u:{", old_user_tag, "}");
+  const std::string new_index = absl::StrCat(options_.prefix, "u:{", new_user_tag, "}");
+  if (!new_user_tag.empty()) {
+    // Listed under the new tag before m:user moves: a listing of the old tag
+    // prunes the entry as soon as m:user has moved, so the session is never
+    // out of both indexes ("log out everywhere" walks every tag). An entry
+    // left in the new index by a script that then changes nothing is pruned
+    // by the next listing (its m:user is not that tag).
+    auto abs = fields.find("m:abs");
+    absl::StatusOr<Reply> added =
+        abs == fields.end()
+            ? absl::InternalError("the session has no m:abs")
+            : client_->Call(index_add_->Call({new_index}, {Micros(clock_->Now()), id, abs->second}));
+    if (!added.ok()) {
+      for (const std::string& kid : triple_key_ids) delta.keys[kid].left += 1;
+      delta.errors += 1;
+      delta.last_error = absl::StrCat("index entry under the new user tag: ",
+                                      added.status().message());
+      return;
+    }
+  }
   std::vector<std::string> args = {old_user_tag, new_user_tag};
   args.insert(args.end(), triples.begin(), triples.end());
   absl::StatusOr<Reply> reply = client_->Call(rewrap_session_->Call({key}, std::move(args)));
@@ -442,14 +472,9 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
     }
   }
   if (reply->elements[1].integer == 1) {
-    // The session is now listed under the primary's user tag; the old index
-    // entry would be pruned by a listing anyway.
-    const absl::Time now = clock_->Now();
-    (void)client_->Call(index_add_->Call(
-        {absl::StrCat(options_.prefix, "u:{", new_user_tag, "}")},
-        {Micros(now), id, reply->elements[2].str}));
-    (void)client_->Call(RedisCommand(
-        {"ZREM", absl::StrCat(options_.prefix, "u:{", old_user_tag, "}"), id}));
+    // Listed under the primary's user tag already (above); the old entry
+    // would be pruned by a listing anyway.
+    (void)client_->Call(RedisCommand({"ZREM", old_index, id}));
   }
 }
 

@@ -249,6 +249,8 @@ Server::~Server() {
   hub_.reset();
   broker_.reset();
   realtime_cluster_.reset();
+  // The rewrap sweep's thread calls the Redis client: ended before it.
+  rewrap_.reset();
   // The Redis client's I/O thread may call back into this object (the state
   // listener): end it while everything it touches is still alive.
   backend_ = Backend();
@@ -603,6 +605,9 @@ void Server::Stop(absl::Duration grace) {
     admin_->Stop();
     admin_.reset();
   }
+  // No route can start it again now; its saved state lets the next start
+  // (or another pod) resume it.
+  if (rewrap_ != nullptr) rewrap_->Stop();
   sweeper_.reset();
   live_sessions_.reset();
   if (socket_file_.has_value()) {

@@ -537,7 +537,8 @@ absl::StatusOr<uint32_t> SessionManager::DestroyUserSessions(
   absl::Time after = absl::InfinitePast();
   while (true) {
     ASSIGN_OR_RETURN(WalkedPage page,
-                     WalkUser(user_id, now, after, kDefaultUserPageSize));
+                     WalkUser(user_id, now, after, kDefaultUserPageSize,
+                              /*for_destroy=*/true));
     Step(ManagerStep::kListed);
     for (const SessionInfo& info : page.sessions) {
       if (info.id == keep_id) continue;
@@ -570,8 +571,8 @@ absl::StatusOr<bool> SessionManager::DestroyFollowing(
       options.metadata_only = true;
       absl::StatusOr<StoredSession> stored = store_->Get(id, options);
       if (stored.ok()) {
-        absl::StatusOr<SessionInfo> info = InfoOf(*stored);
-        if (!info.ok() || info->user_id != user_id) return false;
+        absl::StatusOr<std::string> owner = OwnerOf(*stored);
+        if (!owner.ok() || *owner != user_id) return false;
         verified = true;
       } else if (!absl::IsNotFound(stored.status())) {
         return stored.status();
@@ -674,13 +675,16 @@ absl::StatusOr<std::string> SessionManager::OpenValue(
   return std::move(opened->plaintext);
 }
 
+absl::StatusOr<std::string> SessionManager::OwnerOf(
+    const StoredSession& stored) const {
+  if (stored.user_envelope.empty()) return std::string();
+  return OpenValue(stored.id, kUserEnvelopeName, stored.user_envelope);
+}
+
 absl::StatusOr<SessionInfo> SessionManager::InfoOf(
     const StoredSession& stored) const {
   SessionInfo info = BareInfo(stored);
-  if (!stored.user_envelope.empty()) {
-    ASSIGN_OR_RETURN(info.user_id, OpenValue(stored.id, kUserEnvelopeName,
-                                             stored.user_envelope));
-  }
+  ASSIGN_OR_RETURN(info.user_id, OwnerOf(stored));
   RETURN_IF_ERROR(CheckMetadataSeal(stored, info.user_id));
   return info;
 }
@@ -778,8 +782,8 @@ absl::StatusOr<size_t> SessionManager::CountLiveUpTo(std::string_view user_id,
 }
 
 absl::StatusOr<SessionManager::WalkedPage> SessionManager::WalkUser(
-    std::string_view user_id, absl::Time now, absl::Time after,
-    size_t limit) const {
+    std::string_view user_id, absl::Time now, absl::Time after, size_t limit,
+    bool for_destroy) const {
   // Every key's tag: sessions created before a rotation are indexed under the
   // tag of the key that was primary then. The oldest key's first, the
   // primary's last: a Regenerate moves a session from an older tag to the
@@ -807,9 +811,20 @@ absl::StatusOr<SessionManager::WalkedPage> SessionManager::WalkUser(
       if (stored.absolute_expiry > bound || !seen.insert(stored.id).second) {
         continue;
       }
-      absl::StatusOr<SessionInfo> info = InfoOf(stored);
       // Undecryptable (already reported) or a blind-index collision: not
-      // this user's session, so it must not be listed or destroyed.
+      // this user's session, so it must not be listed or destroyed. To be
+      // destroyed, the sealed owner is proof enough: a session whose
+      // metadata seal is missing (written by an earlier release, still
+      // served by its instances during a rolling upgrade) or broken is
+      // still logged out.
+      absl::StatusOr<SessionInfo> info = InfoOf(stored);
+      if (for_destroy && !info.ok()) {
+        absl::StatusOr<std::string> owner = OwnerOf(stored);
+        if (owner.ok()) {
+          info = BareInfo(stored);
+          info->user_id = *std::move(owner);
+        }
+      }
       if (!info.ok() || info->user_id != user_id) continue;
       out.sessions.push_back(*std::move(info));
     }

@@ -252,6 +252,9 @@ class SessionManager {
   // FAILED_PRECONDITION (reported as kTamperedMetadata by the callers); an
   // envelope that does not open is NOT_FOUND (kUndecryptable).
   absl::StatusOr<SessionInfo> InfoOf(const StoredSession& stored) const;
+  // The sealed user id of `stored` ("" for an anonymous session), without
+  // the metadata seal's check.
+  absl::StatusOr<std::string> OwnerOf(const StoredSession& stored) const;
   // Seals what must not change after creation (created, idle TTL, absolute
   // expiry, user tag, user id) into stored->metadata_seal. REQUIRES: those
   // fields and the id set.
@@ -281,9 +284,12 @@ class SessionManager {
     absl::Time last;  // the next page starts after it
   };
   // One page of the user's sessions under the tags of every key of the
-  // keyring, each checked to hold exactly this user id.
+  // keyring, each checked to hold exactly this user id (and, unless
+  // `for_destroy`, a valid metadata seal: a logout also ends sessions whose
+  // seal is missing or broken).
   absl::StatusOr<WalkedPage> WalkUser(std::string_view user_id, absl::Time now,
-                                      absl::Time after, size_t limit) const;
+                                      absl::Time after, size_t limit,
+                                      bool for_destroy = false) const;
   // The user's live sessions, counted page by page until `cap` is reached
   // (max_sessions_per_user at Create): at most `cap` plus one page.
   absl::StatusOr<size_t> CountLiveUpTo(std::string_view user_id, absl::Time now,

@@ -549,3 +549,22 @@ test('every named .md document exists', () => {
   }
   assert.deepEqual(missing, [], 'documents named but not in the repository');
 });
+
+// The Redis ACL user of deploy/k8s allows every command the sidecar sends,
+// directly (RedisCommand({"CMD", ...})) or from its Lua scripts
+// (redis.call('CMD', ...)): a command added to sidecar/redis without the ACL
+// would fail with NOPERM only where the shipped ACL is used.
+test('Redis: the ACL user allows every command the sidecar sends', () => {
+  const acl = read('deploy', 'k8s', 'base', 'redis', 'stateside.acl');
+  const allowed = new Set([...acl.matchAll(/\+([a-z|]+)/g)].map((m) => m[1].split('|')[0]));
+  const used = new Set();
+  const dir = src('sidecar', 'redis');
+  for (const file of fs.readdirSync(dir).filter((f) => /\.(cc|h)$/.test(f))) {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    for (const m of text.matchAll(/redis\.p?call\('([A-Za-z]+)'/g)) used.add(m[1].toLowerCase());
+    for (const m of text.matchAll(/RedisCommand\(\{"([A-Z]+)"/g)) used.add(m[1].toLowerCase());
+  }
+  assert.ok(used.size > 20, `found only ${used.size} commands: the patterns no longer match the code`);
+  const missing = [...used].filter((c) => !allowed.has(c)).sort();
+  assert.deepEqual(missing, [], `commands the ACL of deploy/k8s/base/redis/stateside.acl does not allow: ${missing.join(' ')}`);
+});

@@ -43,7 +43,7 @@ function kubectl() {
   }
   throw new Error('kubectl not found on PATH: the deploy checks render deploy/k8s with ' +
                   '`kubectl kustomize`; kubectl ships with the machine image (it is not a Debian ' +
-                  'package): install it from https://kubernetes.io/docs/tasks/tools/');
+                  'package): install kubectl from the Kubernetes release of your choice');
 }
 
 // The objects `kubectl apply -k DIR` would send: `kubectl kustomize DIR`

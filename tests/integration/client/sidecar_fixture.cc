@@ -49,7 +49,10 @@ void SidecarFixture::SetUpTestSuite() {
   options.argv = {bin};
   options.env = {{"STATESIDE_SOCKET", s.socket},
                  {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
-                 {"STATESIDE_LOG_LEVEL", "debug"}};
+                 {"STATESIDE_LOG_LEVEL", "debug"},
+                 // ListingsComeAPageAtATime holds 1001 sessions of one user,
+                 // over the default cap (caps_process_test tests the cap).
+                 {"STATESIDE_MAX_SESSIONS_PER_USER", "0"}};
   options.log_path = s.dir.File("sidecar.log");
   auto process = Subprocess::Start(options);
   if (!process.ok()) {

@@ -161,9 +161,10 @@ TEST_F(RewrapSweepTest, ARotationWithTheSweepLosesNoSessionAndNoOptOut) {
   EXPECT_GE(done.opt_outs, 40u);
   EXPECT_EQ(done.errors, 0u) << done.last_error;
   ASSERT_EQ(done.keys.count("k1"), 1u);
-  // Per session: two attributes and the sealed user id; per opt-out: one.
-  EXPECT_EQ(done.keys.at("k1").found, 40u * 3 + 40u);
-  EXPECT_EQ(done.keys.at("k1").rewrapped, 40u * 3 + 40u);
+  // Per session: two attributes, the sealed user id and the metadata seal;
+  // per opt-out: one.
+  EXPECT_EQ(done.keys.at("k1").found, 40u * 4 + 40u);
+  EXPECT_EQ(done.keys.at("k1").rewrapped, 40u * 4 + 40u);
   EXPECT_EQ(done.keys.at("k1").left, 0u);
 
   ExpectAllReadable(*k2_only, sessions);
@@ -181,7 +182,7 @@ TEST_F(RewrapSweepTest, RunningItAgainIsHarmlessAndFindsNothingUnderTheOldKey) {
   EXPECT_EQ(again.sessions, 5u) << "a new pass, not added to the old one";
   EXPECT_EQ(again.opt_outs, 5u);
   EXPECT_EQ(again.keys.count("k1"), 0u);
-  EXPECT_EQ(again.keys.at("k2").found, 5u * 3 + 5u);
+  EXPECT_EQ(again.keys.at("k2").found, 5u * 4 + 5u);
   EXPECT_EQ(again.keys.at("k2").rewrapped, 0u);
   ExpectAllReadable(*MakeNode(k2_), sessions);
 }

@@ -118,9 +118,10 @@ TEST_F(RotationProcessTest, WriteUnderK1RotateSweepRemoveK1LosesNothing) {
   testing::RunResult rewrap = Ctl({"keys", "rewrap", "--interval", "100ms"});
   ASSERT_EQ(rewrap.exit_status, 0) << rewrap.out << rewrap.err << sidecar_->ReadLog();
   EXPECT_TRUE(absl::StrContains(rewrap.out, "rewrap to k2: done")) << rewrap.out;
-  // Two values per session (the cart and the user id) and one per opt-out.
+  // Three values per session (the cart, the user id and the metadata seal)
+  // and one per opt-out.
   EXPECT_TRUE(absl::StrContains(
-      rewrap.out, absl::StrCat("key k1: found ", 3 * kItems, ", rewrapped ", 3 * kItems,
+      rewrap.out, absl::StrCat("key k1: found ", 4 * kItems, ", rewrapped ", 4 * kItems,
                                ", left 0\n")))
       << rewrap.out;
   testing::RunResult status = Ctl({"--json", "keys", "status"});

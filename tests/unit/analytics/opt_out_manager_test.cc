@@ -144,7 +144,7 @@ TEST_F(OptOutManagerTest, FlagsSurviveAKeyRotationAndClearEverywhere) {
   EXPECT_FALSE(rotated.Get("user-2").value_or(true));
 }
 
-// Issue 15: a flag found under an old key's tag moves to the primary's tag
+// A flag found under an old key's tag moves to the primary's tag
 // with its remaining lifetime, so it outlives the old key's removal.
 TEST_F(OptOutManagerTest, AFlagReadUnderAnOldKeyOutlivesThatKey) {
   ASSERT_TRUE(manager_.Set("user-1", true, absl::Hours(10)).ok());

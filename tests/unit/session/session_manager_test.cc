@@ -494,6 +494,28 @@ TEST_F(MetadataSealTest, AMissingSealOrOneOfAnotherSessionIsRefused) {
   EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
 }
 
+// A session without a seal (an earlier release's instance still serves it
+// during a rolling upgrade) or with a broken one is refused on read, but its
+// sealed owner is proof enough to log it out: "log out everywhere" ends it.
+TEST_F(MetadataSealTest, LogoutEverywhereAlsoEndsUnsealedSessionsOfTheUser) {
+  Session s = MustCreate("alice", {});
+  const std::string unsealed =
+      Forge(s, [](StoredSession& r) { r.metadata_seal.clear(); });
+  Session bob = MustCreate("bob", {});
+  const std::string bobs_unsealed =
+      Forge(bob, [](StoredSession& r) { r.metadata_seal.clear(); });
+  absl::StatusOr<uint32_t> ended = manager_->DestroyUserSessions("alice", std::nullopt);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(*ended, 2u);
+  ReadOptions options;
+  options.now = clock_.Now();
+  options.touch = false;
+  EXPECT_TRUE(absl::IsNotFound(store_.Get(unsealed, options).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_.Get(s.info.id, options).status()));
+  // Another user's session is no business of alice's logout.
+  EXPECT_TRUE(store_.Get(bobs_unsealed, options).ok());
+}
+
 TEST_F(MetadataSealTest, RegenerateSealsForTheNewId) {
   Session s = MustCreate("alice", {{"cart", "[1]"}});
   absl::StatusOr<Session> fresh = manager_->Regenerate(SessionKey::Id(s.info.id));

@@ -131,7 +131,11 @@ TEST_F(SessionUsersTest, APageTokenThatWasNotHandedOutIsInvalidArgument) {
 }
 
 TEST_F(SessionUsersTest, DestroyUserSessionsWalksEveryPage) {
-  // More sessions than one internal page (kDefaultUserPageSize).
+  // More sessions than one internal page (kDefaultUserPageSize), so more
+  // than the default per-user cap.
+  SessionPolicy policy = TestPolicy();
+  policy.limits.max_sessions_per_user = 0;
+  Rebuild(std::move(policy));
   Session kept = MustCreate("alice");
   for (int i = 0; i < 250; ++i) MustCreate("alice");
   MustCreate("bob");
