@@ -53,8 +53,9 @@ constexpr Spec kSpecs[] = {
     {"workers", "RADAR_WORKERS", "N",
      "threads for the (blocking) sidecar calls [default: 16]"},
     {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
-     "once draining, keep idle keep-alive connections open this long, answering "
-     "what a proxy still sends on them with Connection: close [default: 1000]"},
+     "once draining, close a kept-alive connection only after it has been idle "
+     "this long, answering what a proxy still sends on it with Connection: close; "
+     "keep it above the proxy's upstream keepalive_timeout [default: 3000]"},
     {"ws-close-spread-ms", "RADAR_WS_CLOSE_SPREAD_MS", "MS",
      "once draining, close open WebSockets one by one over this window (at most "
      "half the time left before the drain deadline), so their clients do not "

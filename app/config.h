@@ -33,9 +33,11 @@ struct Config {
   int threads = 2;   // I/O threads (Beast/Asio)
   int workers = 16;  // threads for the blocking sidecar calls
   bool test_hooks = false;  // honour X-Radar-Delay-Ms on POST /cart
-  // Once draining, idle keep-alive connections stay open this long (their
-  // requests answered with Connection: close), then are closed.
-  int64_t drain_idle_grace_ms = 1000;
+  // Once draining, a kept-alive connection is closed by us only after it has
+  // been idle this long (its requests meanwhile answered with Connection:
+  // close). Longer than the proxy's upstream keepalive_timeout (deploy/nginx:
+  // 2 s), so the proxy closes an idle connection first.
+  int64_t drain_idle_grace_ms = 3000;
   // Once draining, open WebSockets are closed one by one over this window
   // (at most half the time left before the deadline), in random order, so
   // their clients reconnect to the other pods spread out, not as one spike.

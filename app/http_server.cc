@@ -68,10 +68,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
-  // Closes the connection if it is between requests. Any thread.
-  void CloseIfIdle() {
-    asio::post(executor_, [self = shared_from_this()] {
-      if (self->waiting_ && !self->parser_->got_some()) self->Close();
+  // Closes the connection if it has been between requests for at least
+  // `min_idle`. Any thread.
+  void CloseIfIdle(absl::Duration min_idle) {
+    asio::post(executor_, [self = shared_from_this(), min_idle] {
+      if (self->waiting_ && !self->parser_->got_some() &&
+          absl::Now() - self->idle_since_ >= min_idle) {
+        self->Close();
+      }
     });
   }
 
@@ -82,6 +86,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Answer) rather than cut off, which the proxy could not retry for a
     // non-idempotent method.
     waiting_ = true;
+    idle_since_ = absl::Now();
     parser_.emplace();
     parser_->body_limit(deps_->max_body_bytes);
     parser_->header_limit(kHeaderLimit);
@@ -285,6 +290,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Response> response_;  // being written
   bool waiting_ = false;  // a read for the next request is pending
+  absl::Time idle_since_;  // when that read began
   bool counted_ = false;  // a request is in flight (DrainState)
   // Moves to the WebSocketSession on an upgrade; empty: over the cap.
   LoadLimit::Slot connection_;
@@ -363,7 +369,7 @@ void HttpServer::StopAccepting() {
   closed.get_future().wait();
 }
 
-void HttpServer::CloseIdle() {
+void HttpServer::CloseIdle(absl::Duration min_idle) {
   std::vector<std::shared_ptr<HttpSession>> live;
   {
     absl::MutexLock lock(&mu_);
@@ -371,7 +377,14 @@ void HttpServer::CloseIdle() {
       if (auto session = weak.lock()) live.push_back(std::move(session));
     }
   }
-  for (const auto& session : live) session->CloseIfIdle();
+  for (const auto& session : live) session->CloseIfIdle(min_idle);
+}
+
+size_t HttpServer::OpenConnections() const {
+  absl::MutexLock lock(&mu_);
+  size_t open = 0;
+  for (const auto& weak : sessions_) open += weak.expired() ? 0 : 1;
+  return open;
 }
 
 }  // namespace radar

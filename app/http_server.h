@@ -72,9 +72,15 @@ class HttpServer {
   // Closes the listener (new connections are refused); returns once it is
   // closed. REQUIRES: not on an I/O thread, I/O threads running.
   void StopAccepting();
-  // Closes every connection that is waiting for its next request; the
-  // others close after their current response (Connection: close).
-  void CloseIdle();
+  // Closes every connection that has been waiting for its next request for
+  // at least `min_idle`; the others close after their current response
+  // (Connection: close), or on a later call once idle that long. A proxy
+  // whose upstream keep-alive timeout is shorter than `min_idle` has then
+  // always closed such a connection itself first: no request of its can
+  // meet our close (which it could not retry for a POST).
+  void CloseIdle(absl::Duration min_idle);
+  // Open HTTP connections (not counting those upgraded to WebSockets).
+  size_t OpenConnections() const;
 
  private:
   friend class HttpSession;  // reads guard_, takes queued_ slots
@@ -90,7 +96,7 @@ class HttpServer {
   LoadLimit connections_;                    // open connections
   LoadLimit queued_;                         // requests in the sidecar's hands
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   // Live connections, for CloseIdle(); expired entries are pruned as new
   // ones come (sessions never reach back here from their destructors).
   std::list<std::weak_ptr<HttpSession>> sessions_ ABSL_GUARDED_BY(mu_);

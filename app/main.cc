@@ -219,19 +219,33 @@ int main(int argc, char** argv) {
   std::thread ws_closer([&hub, ws_spread] {
     hub.CloseAll(boost::beast::websocket::close_code::service_restart, ws_spread);
   });
-  // Idle keep-alive connections stay open for a short grace: a proxy (nginx's
-  // upstream keep-alive pool) goes on sending requests over the connections
-  // it holds, each answered and then closed by us (Connection: close).
-  // Closing them at once races with a request already on its way, which the
-  // proxy sees as a failure and retries only for idempotent methods. After
-  // the grace (--drain-idle-grace-ms), the connections still idle are closed.
-  absl::SleepFor(std::clamp(finish_by - absl::Now(), absl::ZeroDuration(),
-                            absl::Milliseconds(config.drain_idle_grace_ms)));
-  spdlog::info("closing idle keep-alive connections");
-  server.CloseIdle();
-  if (!drain.WaitIdle(finish_by)) {
-    spdlog::warn("drain deadline reached with {} request(s)/WebSocket(s) in flight",
-                 drain.in_flight());
+  // Kept-alive connections: a proxy (nginx's upstream keep-alive pool) goes
+  // on sending requests over the connections it holds, each answered and
+  // then closed by us (Connection: close). We close a connection ourselves
+  // only once it has been idle for the grace (--drain-idle-grace-ms), longer
+  // than the proxy's upstream keepalive_timeout (deploy/nginx: 2 s): the
+  // proxy has then closed it first, so no request of its meets our close,
+  // which it could retry only for idempotent methods. Closing every idle
+  // connection at one instant would race with a request nginx is writing
+  // onto one it used a millisecond ago. Until the deadline, each connection
+  // is checked again as its idle time runs out.
+  const absl::Duration idle_grace = absl::Milliseconds(config.drain_idle_grace_ms);
+  absl::SleepFor(std::clamp(finish_by - absl::Now(), absl::ZeroDuration(), idle_grace));
+  spdlog::info("closing idle keep-alive connections (idle for {})",
+               absl::FormatDuration(idle_grace));
+  constexpr absl::Duration kIdleRecheck = absl::Milliseconds(100);
+  bool finished = false;
+  while (!finished && absl::Now() < finish_by) {
+    server.CloseIdle(idle_grace);
+    const absl::Time next = std::min(finish_by, absl::Now() + kIdleRecheck);
+    finished = drain.WaitIdle(next) && server.OpenConnections() == 0;
+    if (!finished) absl::SleepFor(std::max(next - absl::Now(), absl::ZeroDuration()));
+  }
+  if (!finished) {
+    spdlog::warn(
+        "drain deadline reached with {} request(s)/WebSocket(s) in flight and {} "
+        "connection(s) open",
+        drain.in_flight(), server.OpenConnections());
   }
   hub.Stop();  // closes at once what the spread has not reached yet
   ws_closer.join();

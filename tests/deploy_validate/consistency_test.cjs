@@ -568,3 +568,27 @@ test('Redis: the ACL user allows every command the sidecar sends', () => {
   const missing = [...used].filter((c) => !allowed.has(c)).sort();
   assert.deepEqual(missing, [], `commands the ACL of deploy/k8s/base/redis/stateside.acl does not allow: ${missing.join(' ')}`);
 });
+
+// nginx drops an idle upstream connection before a draining radar-app closes
+// it (RADAR_DRAIN_IDLE_GRACE_MS): else a POST written onto a connection the
+// app is closing fails, and nginx may not retry it.
+test('nginx: the upstream keepalive_timeout is below radar-app\'s drain idle grace', () => {
+  const upstream = read('deploy', 'nginx', 'radar-upstream.conf');
+  const m = upstream.match(/^keepalive_timeout\s+(\d+)(ms|s);/m);
+  assert.ok(m, 'radar-upstream.conf sets keepalive_timeout');
+  const nginxMs = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  const help = execFileSync(path.join(BIN_DIR, 'radar-app'), ['--help'], { encoding: 'utf8' });
+  const grace = help.match(/--drain-idle-grace-ms[\s\S]*?\[default: (\d+)\]/);
+  assert.ok(grace, 'radar-app --help states the default of --drain-idle-grace-ms');
+  assert.ok(nginxMs < Number(grace[1]),
+            `nginx keepalive_timeout ${nginxMs} ms must be below radar-app's drain idle grace ${grace[1]} ms`);
+  // Nowhere is the grace set lower than nginx's timeout.
+  for (const [name, dir] of Object.entries(k8sOverlays())) {
+    for (const doc of renderKustomization(dir)) {
+      for (const c of containersOf(doc)) {
+        const v = envOf(c, 'RADAR_DRAIN_IDLE_GRACE_MS');
+        if (v !== undefined) assert.ok(Number(v) > nginxMs, `${name}: RADAR_DRAIN_IDLE_GRACE_MS ${v}`);
+      }
+    }
+  }
+});
