@@ -340,7 +340,13 @@ start_pod() {
   (
     unset SESSION_ENCRYPTION_KEY SESSION_ENCRYPTION_KEYS SESSION_ENCRYPTION_KEYS_FILE \
           SESSION_SECRET REDIS_URL STATESIDE_SOCKET STATESIDE_ADMIN_ADDR INSTANCE_ID
-    (umask 077 && echo "redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)" >"$secrets/redis_url")
+    # Written beside and renamed into place: another pod's sidecar may be
+    # reading it this moment (pods start without waiting for each other), and
+    # a truncated file would read as empty (exit 2, "REDIS_URL_FILE ... is
+    # empty").
+    (umask 077 &&
+      echo "redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)" >"$secrets/redis_url.$i" &&
+      mv -f "$secrets/redis_url.$i" "$secrets/redis_url")
     export REDIS_URL_FILE="$secrets/redis_url" USE_REDIS_SESSIONS=true STATESIDE_PRESTOP_DELAY="$PRESTOP_DELAY" \
            STATESIDE_DRAIN_TIMEOUT="$DRAIN_TIMEOUT" STATESIDE_SHUTDOWN_TIMEOUT="$SHUTDOWN_TIMEOUT"
     spawn "$(sidecar_base "$i")" "$BIN_DIR/stateside" \
