@@ -14,17 +14,11 @@
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/redis_opt_out_store.h"
 #include "sidecar/redis/session_scripts.h"
+#include "sidecar/session/session_manager.h"
 
 namespace stateside::redis {
 namespace {
 
-// As in sidecar/session/session_manager.cc: the sealed user id's envelope
-// name and the user index's blinding purpose.
-constexpr std::string_view kUserEnvelopeName("\0user", 5);
-// The metadata seal's envelope name; its plaintext names the user tag as
-// "\nuser_tag=<tag>\n" (MetadataPlaintext in session_manager.cc).
-constexpr std::string_view kMetadataSealName("\0meta", 5);
-constexpr std::string_view kUserIndexPurpose = "user";
 
 // KEYS[1]: a session hash. ARGV: expected m:user, new m:user ('' = keep),
 // then (field, expected envelope, new envelope) triples; when a new m:user is
@@ -401,18 +395,17 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
       absl::StatusOr<crypto::Opened> opened = kid.empty() || keyring.Find(kid) == nullptr
                                                   ? absl::NotFoundError("unknown key id")
                                                   : sealer_->Open(id, kMetadataSealName, seal->second);
-      std::string plaintext = opened.ok() ? opened->plaintext : std::string();
-      if (opened.ok() && !new_user_tag.empty()) {
-        const std::string from = absl::StrCat("\nuser_tag=", old_user_tag, "\n");
-        const size_t at = plaintext.find(from);
-        if (at == std::string::npos) {
-          opened = absl::DataLossError("the seal does not name the session's user tag");
-        } else {
-          plaintext.replace(at, from.size(), absl::StrCat("\nuser_tag=", new_user_tag, "\n"));
-        }
+      absl::StatusOr<std::string> sealed;
+      if (!opened.ok()) {
+        sealed = opened.status();
+      } else {
+        absl::StatusOr<std::string> plaintext =
+            new_user_tag.empty() ? std::move(opened->plaintext)
+                                 : RetagMetadataPlaintext(std::move(opened->plaintext),
+                                                          old_user_tag, new_user_tag);
+        sealed = plaintext.ok() ? sealer_->Seal(id, kMetadataSealName, *plaintext)
+                                : plaintext.status();
       }
-      absl::StatusOr<std::string> sealed =
-          opened.ok() ? sealer_->Seal(id, kMetadataSealName, plaintext) : opened.status();
       if (!sealed.ok()) {
         delta.keys[label].left += 1;
         delta.errors += 1;

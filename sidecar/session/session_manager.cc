@@ -22,12 +22,6 @@ namespace {
 
 // The one answer for every session that cannot be served (no oracle).
 constexpr char kNotFoundMessage[] = "session not found";
-// Reserved envelope name of the user id: user attribute names are printable
-// ASCII, so they cannot start with NUL and collide with it.
-constexpr std::string_view kUserEnvelopeName("\0user", 5);
-// Reserved envelope name of the metadata seal (same reasoning).
-constexpr std::string_view kMetadataSealName("\0meta", 5);
-constexpr std::string_view kUserIndexPurpose = "user";
 // A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
 // malformed; refuse it before spending an HMAC on it.
 constexpr size_t kMaxCookieBytes = 256;
@@ -176,12 +170,17 @@ SessionInfo BareInfo(const StoredSession& stored) {
 // creation. Compared whole against the opened seal; the user id is last, so
 // any bytes in it cannot be confused with the fields before it (the tag is
 // hex).
+// The user tag's line of the plaintext below, its newlines included.
+std::string MetadataUserTagField(std::string_view tag) {
+  return absl::StrCat("\nuser_tag=", Sv(tag), "\n");
+}
+
 std::string MetadataPlaintext(const StoredSession& stored,
                               std::string_view user_id) {
   return absl::StrCat("created=", absl::ToUnixMicros(stored.created),
                       "\nidle=", absl::ToInt64Microseconds(stored.idle_ttl),
                       "\nabs=", absl::ToUnixMicros(stored.absolute_expiry),
-                      "\nuser_tag=", stored.user_tag, "\nuser=", Sv(user_id));
+                      MetadataUserTagField(stored.user_tag), "user=", Sv(user_id));
 }
 
 // InfoOf's error for a seal that failed: told apart from an envelope that
@@ -232,6 +231,18 @@ SessionEvents* NoEvents() {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> RetagMetadataPlaintext(std::string plaintext,
+                                                   std::string_view from,
+                                                   std::string_view to) {
+  const std::string field = MetadataUserTagField(from);
+  const size_t at = plaintext.find(field);
+  if (at == std::string::npos) {
+    return absl::DataLossError("the metadata seal does not name the session's user tag");
+  }
+  plaintext.replace(at, field.size(), MetadataUserTagField(to));
+  return plaintext;
+}
 
 absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
                                                 const StoredSession& stored,

@@ -82,6 +82,15 @@ struct CreateParams {
   std::optional<absl::Duration> absolute_ttl;  // must not exceed the policy's
 };
 
+// How the session rules seal what they store, for the other code that moves
+// stored sessions (the rewrap sweep). Reserved envelope names of the user id
+// and of the metadata seal: user attribute names are printable ASCII, so
+// they cannot start with NUL and collide with these.
+inline constexpr std::string_view kUserEnvelopeName("\0user", 5);
+inline constexpr std::string_view kMetadataSealName("\0meta", 5);
+// The blinding purpose of the user index's tags (Keyring::Blind).
+inline constexpr std::string_view kUserIndexPurpose = "user";
+
 // One page of ListUserSessionsPage.
 struct UserSessionsPage {
   std::vector<SessionInfo> sessions;
@@ -107,6 +116,12 @@ struct UpdateParams {
 absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
                                                 const StoredSession& stored,
                                                 std::string_view user_id);
+// An opened metadata seal's plaintext with the user tag `from` replaced by
+// `to` (a sweep moving the session to another key's tag); DATA_LOSS if the
+// plaintext does not name `from`.
+absl::StatusOr<std::string> RetagMetadataPlaintext(std::string plaintext,
+                                                   std::string_view from,
+                                                   std::string_view to);
 
 // The points between the store steps of Create and Regenerate where a test
 // may run a concurrent operation (SetStepHookForTesting).

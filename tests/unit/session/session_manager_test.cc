@@ -414,7 +414,7 @@ class MetadataSealTest : public SessionManagerTest {
     forged.id = id.value_or("");
     forged.attributes.clear();
     absl::StatusOr<std::string> user =
-        sealer_.Seal(forged.id, std::string_view("\0user", 5), s.info.user_id);
+        sealer_.Seal(forged.id, kUserEnvelopeName, s.info.user_id);
     EXPECT_TRUE(user.ok());
     forged.user_envelope = user.value_or("");
     absl::StatusOr<std::string> seal =

@@ -235,7 +235,7 @@ TEST_F(SessionUsersTest, ABlindIndexCollisionDoesNotLeakAnotherUser) {
   forged.id = std::string(43, 'M');
   forged.user_tag = Raw(alice.info.id).user_tag;
   absl::StatusOr<std::string> env =
-      sealer_.Seal(forged.id, std::string_view("\0user", 5), "mallory");
+      sealer_.Seal(forged.id, kUserEnvelopeName, "mallory");
   ASSERT_TRUE(env.ok());
   forged.user_envelope = *env;
   forged.attributes.clear();
