@@ -88,7 +88,7 @@ absl::Status ParseQuery(absl::string_view query, bool db_in_path, RedisOptions* 
   return absl::OkStatus();
 }
 
-absl::Status ParseHostPort(absl::string_view hp, RedisOptions* out) {
+absl::Status ParseHostPort(absl::string_view hp, RedisNode* out) {
   absl::string_view host, port;
   if (absl::StartsWith(hp, "[")) {
     const size_t close = hp.find(']');
@@ -127,6 +127,15 @@ absl::Status ParseHostPort(absl::string_view hp, RedisOptions* out) {
 
 }  // namespace
 
+const char* TopologyName(RedisTopology topology) {
+  switch (topology) {
+    case RedisTopology::kStandalone: return "standalone";
+    case RedisTopology::kCluster: return "cluster";
+    case RedisTopology::kSentinel: return "sentinel";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url_in, RedisOptions base) {
   const absl::string_view url(url_in.data(), url_in.size());
   RedisOptions out = std::move(base);
@@ -150,6 +159,10 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url_in, RedisOptions
   }
 
   if (scheme == "unix") {
+    if (out.topology != RedisTopology::kStandalone) {
+      return Bad(absl::StrCat("unix:// names one node; ", TopologyName(out.topology),
+                              " needs redis:// or rediss:// with a node list"));
+    }
     out.tls.enabled = false;
     // unix://[user:pass@]/path: the credentials end at the '@' before '/'.
     if (!absl::StartsWith(rest, "/")) {
@@ -178,7 +191,22 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url_in, RedisOptions
     if (absl::Status s = ParseUserInfo(authority.substr(0, at), &out); !s.ok()) return s;
     authority = authority.substr(at + 1);
   }
-  if (absl::Status s = ParseHostPort(authority, &out); !s.ok()) return s;
+  // A node list: "h1:p1,h2:p2". Only Cluster seeds and sentinels come as a
+  // list; a standalone URL naming several hosts is a mistake worth stopping.
+  out.nodes.clear();
+  if (authority.empty()) return Bad("missing host (want redis://host:port)");
+  for (absl::string_view hp : absl::StrSplit(authority, ',')) {
+    RedisNode node;
+    if (hp.empty()) return Bad("empty node in the node list");
+    if (absl::Status s = ParseHostPort(hp, &node); !s.ok()) return s;
+    out.nodes.push_back(std::move(node));
+  }
+  if (out.nodes.size() > 1 && out.topology == RedisTopology::kStandalone) {
+    return Bad("a node list needs STATESIDE_REDIS_TOPOLOGY=cluster or sentinel");
+  }
+  out.host = out.nodes.front().host;
+  out.port = out.nodes.front().port;
+  if (out.topology == RedisTopology::kStandalone) out.nodes.clear();
   const bool db_in_path = !path.empty();
   if (db_in_path) {
     auto db = ParseDb(path);
@@ -186,6 +214,9 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url_in, RedisOptions
     out.db = *db;
   }
   if (absl::Status s = ParseQuery(query, db_in_path, &out); !s.ok()) return s;
+  if (out.topology == RedisTopology::kCluster && out.db != 0) {
+    return Bad("Redis Cluster has only database 0");
+  }
   if (out.tls.enabled && out.tls.server_name.empty()) out.tls.server_name = out.host;
   return out;
 }
@@ -196,9 +227,24 @@ std::string RedisOptions::Describe() const {
   if (!unix_path.empty()) {
     return absl::StrCat("unix://", cred, unix_path, db != 0 ? absl::StrCat("?db=", db) : "");
   }
-  const bool v6 = host.find(':') != std::string::npos;
-  return absl::StrCat(tls.enabled ? "rediss://" : "redis://", cred, v6 ? "[" : "", host,
-                      v6 ? "]" : "", ":", port, "/", db);
+  auto hostport = [](const std::string& h, int p) {
+    const bool v6 = h.find(':') != std::string::npos;
+    return absl::StrCat(v6 ? "[" : "", h, v6 ? "]" : "", ":", p);
+  };
+  std::string where;
+  if (nodes.empty()) {
+    where = hostport(host, port);
+  } else {
+    for (const RedisNode& n : nodes) {
+      absl::StrAppend(&where, where.empty() ? "" : ",", hostport(n.host, n.port));
+    }
+  }
+  std::string layout;
+  if (topology == RedisTopology::kCluster) layout = " (cluster)";
+  if (topology == RedisTopology::kSentinel) {
+    layout = absl::StrCat(" (sentinel, master ", sentinel_master, ")");
+  }
+  return absl::StrCat(tls.enabled ? "rediss://" : "redis://", cred, where, "/", db, layout);
 }
 
 absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max,

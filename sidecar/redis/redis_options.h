@@ -9,11 +9,30 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace stateside::redis {
+
+// How the Redis tier is laid out (STATESIDE_REDIS_TOPOLOGY).
+enum class RedisTopology {
+  kStandalone,  // one node: host/port (or unix_path)
+  kCluster,     // Redis Cluster: `nodes` are seeds; the slot map is learned
+  kSentinel,    // `nodes` are sentinels; they name the master of `sentinel_master`
+};
+
+// "standalone", "cluster", "sentinel".
+const char* TopologyName(RedisTopology topology);
+
+// One TCP endpoint of a node list.
+struct RedisNode {
+  std::string host;
+  int port = 6379;
+
+  friend bool operator==(const RedisNode&, const RedisNode&) = default;
+};
 
 struct RedisTlsOptions {
   bool enabled = false;     // rediss://
@@ -33,6 +52,23 @@ struct RedisOptions {
   std::string password;  // "" = no AUTH
   int db = 0;            // SELECT after connecting when not 0
   RedisTlsOptions tls;
+
+  // The layout behind the URL. For kCluster and kSentinel, `nodes` holds the
+  // URL's host list (at least one; host/port mirror the first) and the
+  // credentials and TLS above apply to every data node.
+  RedisTopology topology = RedisTopology::kStandalone;
+  std::vector<RedisNode> nodes;
+  // kSentinel: the master name the sentinels know, and the sentinels' own
+  // AUTH (REDIS_SENTINEL_PASSWORD; "" = none).
+  std::string sentinel_master;
+  std::string sentinel_username;
+  std::string sentinel_password;
+
+  // Durability (STATESIDE_REDIS_WAIT_REPLICAS / _TIMEOUT): when > 0, every
+  // acknowledged session write is followed by WAIT in the same pipeline and
+  // fails UNAVAILABLE unless this many replicas confirmed it in time.
+  int wait_replicas = 0;
+  absl::Duration wait_timeout = absl::Milliseconds(500);
 
   // Connections the commands are pipelined over (each on the one I/O thread).
   int connections = 2;
@@ -70,6 +106,9 @@ struct RedisOptions {
 
 // Parses REDIS_URL into `base` (whose non-endpoint fields are kept):
 //   redis://[[user]:password@]host[:port][/db]
+//   redis://[[user]:password@]h1:p1,h2:p2,...   (a node list: `nodes`, for
+//       base.topology kCluster or kSentinel only; a database other than 0
+//       is refused with kCluster, which has only database 0)
 //   rediss://... (TLS; server_name defaults to host)
 //   unix://[[user]:password@]/path/to/socket[?db=N]
 // user and password are percent-decoded; an IPv6 host is written [::1].

@@ -45,6 +45,11 @@ absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
   options.tls.cert_file = config.tls_cert_file;
   options.tls.key_file = config.tls_key_file;
   options.tls.server_name = config.tls_server_name;
+  options.topology = config.topology;
+  options.sentinel_master = config.sentinel_master;
+  options.sentinel_password = config.sentinel_password;
+  options.wait_replicas = config.wait_replicas;
+  options.wait_timeout = config.wait_timeout;
   auto client = redis::RedisClient::FromUrl(config.url, std::move(options));
   if (!client.ok()) {
     return absl::InvalidArgumentError(

@@ -44,7 +44,8 @@ constexpr Spec kSpecs[] = {
      "`Authorization: Bearer <token>` from every peer [default: unset = "
      "POST /drain from loopback peers only]"},
     {"REDIS_URL", "redis-url", "URL", "",
-     "redis://[user:pass@]host:port[/db], rediss:// (TLS) or unix:///path "
+     "redis://[user:pass@]host:port[/db], rediss:// (TLS) or unix:///path; "
+     "with cluster or sentinel a node list h1:p1,h2:p2,... "
      "[default: unset = embedded memory store]"},
     {"REDIS_URL_FILE", "redis-url-file", "PATH", "",
      "file holding REDIS_URL, password included [default: unset]"},
@@ -121,6 +122,21 @@ constexpr Spec kSpecs[] = {
     {"STATESIDE_ROOM_HISTORY_BYTES", "room-history-bytes", "BYTES", "1048576",
      "stored bytes of one room's event log (History), as well as its 1000 "
      "entries: the oldest events go first"},
+    {"STATESIDE_REDIS_TOPOLOGY", "redis-topology", "standalone|cluster|sentinel",
+     "standalone",
+     "standalone: REDIS_URL names one node; cluster: its nodes are Redis "
+     "Cluster seeds; sentinel: its nodes are sentinels"},
+    {"REDIS_SENTINEL_MASTER", "redis-sentinel-master", "NAME", "",
+     "the master name the sentinels know (required with sentinel)"},
+    {"REDIS_SENTINEL_PASSWORD", "redis-sentinel-password", "PASSWORD", "",
+     "the sentinels' own password [default: unset = none]", true},
+    {"REDIS_SENTINEL_PASSWORD_FILE", "redis-sentinel-password-file", "PATH", "",
+     "file holding REDIS_SENTINEL_PASSWORD [default: unset]"},
+    {"STATESIDE_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "N", "0",
+     "acknowledged session writes wait for this many replicas (WAIT), else "
+     "UNAVAILABLE (0: off)"},
+    {"STATESIDE_REDIS_WAIT_TIMEOUT", "redis-wait-timeout", "DURATION", "500ms",
+     "how long a write waits for its replicas"},
     {"STATESIDE_REDIS_TLS_CA_FILE", "redis-tls-ca-file", "PATH", "",
      "CA bundle for rediss:// [default: unset = system CAs]"},
     {"STATESIDE_REDIS_TLS_CERT_FILE", "redis-tls-cert-file", "PATH", "",
@@ -206,6 +222,8 @@ void WipeSecrets(Config& config) {
     explicit_bzero(secret.data(), secret.size());
   }
   explicit_bzero(config.admin_token.data(), config.admin_token.size());
+  explicit_bzero(config.redis.sentinel_password.data(), config.redis.sentinel_password.size());
+  config.redis.sentinel_password.clear();
   config.encryption_keys.clear();
   config.session_secrets.clear();
   config.admin_token.clear();

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sidecar/crypto/keyring.h"
+#include "sidecar/redis/redis_options.h"
 
 namespace stateside {
 
@@ -29,6 +30,14 @@ enum class LogFormat { kText, kJson };
 
 struct RedisConfig {
   std::string url;        // REDIS_URL[_FILE]; "" = embedded memory store
+  // STATESIDE_REDIS_TOPOLOGY; REDIS_SENTINEL_MASTER and the sentinels' own
+  // password (REDIS_SENTINEL_PASSWORD[_FILE], a secret) with kSentinel.
+  redis::RedisTopology topology = redis::RedisTopology::kStandalone;
+  std::string sentinel_master;
+  std::string sentinel_password;
+  // STATESIDE_REDIS_WAIT_REPLICAS (0 = off) / STATESIDE_REDIS_WAIT_TIMEOUT.
+  int wait_replicas = 0;
+  absl::Duration wait_timeout = absl::Milliseconds(500);
   bool required = false;  // USE_REDIS_SESSIONS=true
   Fallback fallback = Fallback::kNone;
   std::string tls_ca_file;      // STATESIDE_REDIS_TLS_CA_FILE

@@ -154,11 +154,53 @@ absl::Status ParseRedis(const RawSettings& raw, Config& config) {
   ASSIGN_OR_RETURN(redis.url, SecretOrFile(raw, "REDIS_URL", "REDIS_URL_FILE"));
   const absl::string_view url_setting =
       raw.IsSet("REDIS_URL_FILE") ? "REDIS_URL_FILE" : "REDIS_URL";
+  const std::string topology = absl::AsciiStrToLower(raw.Get("STATESIDE_REDIS_TOPOLOGY"));
+  if (topology == "standalone") {
+    redis.topology = redis::RedisTopology::kStandalone;
+  } else if (topology == "cluster") {
+    redis.topology = redis::RedisTopology::kCluster;
+  } else if (topology == "sentinel") {
+    redis.topology = redis::RedisTopology::kSentinel;
+  } else {
+    return SettingError("STATESIDE_REDIS_TOPOLOGY",
+                        absl::StrCat("unknown value \"", raw.Get("STATESIDE_REDIS_TOPOLOGY"),
+                                     "\": use standalone, cluster or sentinel"));
+  }
+  if (redis.topology != redis::RedisTopology::kStandalone && redis.url.empty()) {
+    return SettingError("STATESIDE_REDIS_TOPOLOGY",
+                        absl::StrCat(topology, " requires REDIS_URL (its node list)"));
+  }
+  redis.sentinel_master = raw.Get("REDIS_SENTINEL_MASTER");
+  ASSIGN_OR_RETURN(redis.sentinel_password,
+                   SecretOrFile(raw, "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD_FILE"));
+  if (redis.topology == redis::RedisTopology::kSentinel) {
+    if (redis.sentinel_master.empty()) {
+      return SettingError("REDIS_SENTINEL_MASTER",
+                          "required with STATESIDE_REDIS_TOPOLOGY=sentinel");
+    }
+  } else {
+    // Set without sentinel, the URL would be used as a data node: the
+    // sentinel's own address, silently. Refuse instead.
+    for (absl::string_view env : {"REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD",
+                                  "REDIS_SENTINEL_PASSWORD_FILE"}) {
+      if (raw.IsSet(env)) {
+        return SettingError(env, "needs STATESIDE_REDIS_TOPOLOGY=sentinel");
+      }
+    }
+  }
   if (!redis.url.empty()) {
-    if (auto s = cv::CheckRedisUrl(redis.url); !s.ok()) {
-      return SettingError(url_setting, s.message());
+    redis::RedisOptions base;
+    base.topology = redis.topology;
+    base.sentinel_master = redis.sentinel_master;
+    if (auto parsed = redis::ParseRedisUrl(redis.url, base); !parsed.ok()) {
+      return SettingError(url_setting, parsed.status().message());
     }
     RETURN_IF_ERROR(config_secrets::CheckRedisUrlSecret(url_setting, redis.url));
+  }
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_REDIS_WAIT_REPLICAS", 0, 16, &redis.wait_replicas));
+  RETURN_IF_ERROR(GetPositiveDuration(raw, "STATESIDE_REDIS_WAIT_TIMEOUT", &redis.wait_timeout));
+  if (redis.wait_replicas > 0 && redis.url.empty()) {
+    return SettingError("STATESIDE_REDIS_WAIT_REPLICAS", "needs REDIS_URL (replicas are Redis's)");
   }
   auto required = cv::ParseBool(raw.Get("USE_REDIS_SESSIONS"));
   if (!required.ok()) {

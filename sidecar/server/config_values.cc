@@ -154,58 +154,6 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
   return HostPort{std::string(host), static_cast<int>(*port)};
 }
 
-absl::Status CheckRedisUrl(absl::string_view url) {
-  if (absl::StartsWith(url, "unix://")) {
-    const absl::string_view path = url.substr(7);
-    if (path.size() < 2 || path[0] != '/') {
-      return absl::InvalidArgumentError(
-          "unix:// URL needs an absolute socket path, e.g. unix:///run/redis.sock");
-    }
-    return absl::OkStatus();
-  }
-  absl::string_view rest;
-  if (absl::StartsWith(url, "redis://")) {
-    rest = url.substr(8);
-  } else if (absl::StartsWith(url, "rediss://")) {
-    rest = url.substr(9);
-  } else {
-    return absl::InvalidArgumentError(
-        "must start with redis://, rediss:// or unix://");
-  }
-  const size_t at = rest.rfind('@');
-  if (at != absl::string_view::npos) rest = rest.substr(at + 1);
-  const size_t slash = rest.find('/');
-  absl::string_view host_port = rest.substr(0, slash);
-  if (slash != absl::string_view::npos) {
-    const absl::string_view db = rest.substr(slash + 1);
-    if (!db.empty() && !ParseInt(db, 0, 1 << 20).ok()) {
-      return absl::InvalidArgumentError("database must be a number, e.g. /0");
-    }
-  }
-  absl::string_view host = host_port, port;
-  if (absl::StartsWith(host_port, "[")) {
-    const size_t close = host_port.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("unbalanced brackets in host");
-    }
-    host = host_port.substr(1, close - 1);
-    const absl::string_view after = host_port.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return absl::InvalidArgumentError("bad host");
-      port = after.substr(1);
-      if (port.empty()) return absl::InvalidArgumentError("invalid port");
-    }
-  } else if (const size_t colon = host_port.rfind(':');
-             colon != absl::string_view::npos) {
-    host = host_port.substr(0, colon);
-    port = host_port.substr(colon + 1);
-    if (port.empty()) return absl::InvalidArgumentError("invalid port");
-  }
-  if (host.empty()) return absl::InvalidArgumentError("missing host");
-  if (!port.empty()) return CheckPort(port);
-  return absl::OkStatus();
-}
-
 std::string MaskRedisUrl(absl::string_view url) {
   const size_t scheme_end = url.find("://");
   if (scheme_end == absl::string_view::npos) return std::string(url);

@@ -34,11 +34,6 @@ struct HostPort {
 // "host:port" or "[v6addr]:port".
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view text);
 
-// Checks the shape of a Redis URL: redis://[user:pass@]host[:port][/db],
-// rediss://… or unix:///path. The connection layer parses it fully. The
-// message never contains the URL (it may hold a password).
-absl::Status CheckRedisUrl(absl::string_view url);
-
 // The URL with any password replaced by "***", for logs.
 std::string MaskRedisUrl(absl::string_view url);
 

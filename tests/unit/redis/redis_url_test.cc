@@ -140,6 +140,60 @@ TEST(RedisBackoffTest, DoublesFromTheInitialDelayUpToTheCap) {
   EXPECT_EQ(BackoffDelay(1000, initial, cap, 1.0), cap);
 }
 
+RedisOptions WithTopology(RedisTopology topology) {
+  RedisOptions base;
+  base.topology = topology;
+  return base;
+}
+
+TEST(RedisUrlTest, ClusterSeedsAreANodeList) {
+  auto o = ParseRedisUrl("redis://app:s3cret@10.0.0.1:7000,10.0.0.2,[::1]:7002",
+                         WithTopology(RedisTopology::kCluster));
+  ASSERT_TRUE(o.ok()) << o.status();
+  ASSERT_EQ(o->nodes.size(), 3u);
+  EXPECT_EQ(o->nodes[0], (RedisNode{"10.0.0.1", 7000}));
+  EXPECT_EQ(o->nodes[1], (RedisNode{"10.0.0.2", 6379}));
+  EXPECT_EQ(o->nodes[2], (RedisNode{"::1", 7002}));
+  EXPECT_EQ(o->host, "10.0.0.1");
+  EXPECT_EQ(o->port, 7000);
+  EXPECT_EQ(o->username, "app");
+  EXPECT_EQ(o->Describe(), "redis://app:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002/0 (cluster)");
+  // One seed is a list of one.
+  auto one = ParseRedisUrl("rediss://h:7000", WithTopology(RedisTopology::kCluster));
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->nodes.size(), 1u);
+  EXPECT_TRUE(one->tls.enabled);
+  EXPECT_EQ(one->tls.server_name, "h");
+}
+
+TEST(RedisUrlTest, SentinelsAreANodeList) {
+  RedisOptions base = WithTopology(RedisTopology::kSentinel);
+  base.sentinel_master = "mymaster";
+  auto o = ParseRedisUrl("redis://s1:26379,s2:26380/2", base);
+  ASSERT_TRUE(o.ok()) << o.status();
+  ASSERT_EQ(o->nodes.size(), 2u);
+  EXPECT_EQ(o->db, 2);
+  EXPECT_EQ(o->Describe(), "redis://s1:26379,s2:26380/2 (sentinel, master mymaster)");
+}
+
+TEST(RedisUrlTest, NodeListsAreRefusedWhereTheyCannotWork) {
+  auto standalone = ParseRedisUrl("redis://h1:1,h2:2");
+  ASSERT_FALSE(standalone.ok());
+  EXPECT_NE(standalone.status().message().find("STATESIDE_REDIS_TOPOLOGY"), std::string::npos);
+  for (const char* url : {"redis://h1:1,,h2:2", "redis://,h1:1", "redis://h1:1,"}) {
+    auto o = ParseRedisUrl(url, WithTopology(RedisTopology::kCluster));
+    ASSERT_FALSE(o.ok()) << url;
+    EXPECT_NE(o.status().message().find("empty node"), std::string::npos) << o.status();
+  }
+  EXPECT_FALSE(ParseRedisUrl("redis://h1:1,h2:99999", WithTopology(RedisTopology::kCluster)).ok());
+  auto db = ParseRedisUrl("redis://h1:1,h2:2/3", WithTopology(RedisTopology::kCluster));
+  ASSERT_FALSE(db.ok());
+  EXPECT_NE(db.status().message().find("only database 0"), std::string::npos);
+  auto unix_cluster = ParseRedisUrl("unix:///r.sock", WithTopology(RedisTopology::kCluster));
+  ASSERT_FALSE(unix_cluster.ok());
+  EXPECT_NE(unix_cluster.status().message().find("node list"), std::string::npos);
+}
+
 TEST(RedisBackoffTest, JitterScalesIntoTheUpperHalf) {
   const absl::Duration initial = absl::Milliseconds(100), cap = absl::Seconds(2);
   EXPECT_EQ(BackoffDelay(2, initial, cap, 0.0), absl::Milliseconds(200));

@@ -385,6 +385,86 @@ TEST_F(ConfigTest, RedisNeedsAKeyAndASecret) {
   EXPECT_TRUE(config->redis_enabled());
 }
 
+TEST_F(ConfigTest, RedisTopologyTakesANodeListAndItsSettings) {
+  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
+  auto with = [&base](Environment extra) {
+    extra.insert(base.begin(), base.end());
+    return extra;
+  };
+  auto standalone = Parse(with({{"REDIS_URL", kRedis}}));
+  ASSERT_TRUE(standalone.ok()) << standalone.status();
+  EXPECT_EQ(standalone->redis.topology, redis::RedisTopology::kStandalone);
+  EXPECT_EQ(standalone->redis.wait_replicas, 0);
+  EXPECT_EQ(standalone->redis.wait_timeout, absl::Milliseconds(500));
+
+  auto cluster = Parse(with({{"REDIS_URL", "redis://:pw-marker-0123456789@h1:7000,h2:7001"},
+                             {"STATESIDE_REDIS_TOPOLOGY", "cluster"},
+                             {"STATESIDE_REDIS_WAIT_REPLICAS", "1"},
+                             {"STATESIDE_REDIS_WAIT_TIMEOUT", "250ms"}}));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  EXPECT_EQ(cluster->redis.topology, redis::RedisTopology::kCluster);
+  EXPECT_EQ(cluster->redis.wait_replicas, 1);
+  EXPECT_EQ(cluster->redis.wait_timeout, absl::Milliseconds(250));
+
+  const std::string password_file = dir_.WriteFile("sentinel-pw", "sentinel-pass-0123456789\n");
+  auto sentinel = Parse(with({{"REDIS_URL", "redis://s1:26379,s2:26379"},
+                              {"STATESIDE_REDIS_TOPOLOGY", "Sentinel"},
+                              {"REDIS_SENTINEL_MASTER", "mymaster"},
+                              {"REDIS_SENTINEL_PASSWORD_FILE", password_file}}));
+  ASSERT_TRUE(sentinel.ok()) << sentinel.status();
+  EXPECT_EQ(sentinel->redis.topology, redis::RedisTopology::kSentinel);
+  EXPECT_EQ(sentinel->redis.sentinel_master, "mymaster");
+  EXPECT_EQ(sentinel->redis.sentinel_password, "sentinel-pass-0123456789");
+  WipeSecrets(*sentinel);
+  EXPECT_TRUE(sentinel->redis.sentinel_password.empty());
+}
+
+TEST_F(ConfigTest, BadRedisTopologyNamesTheSettingAndNeverFallsBack) {
+  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
+  auto with = [&base](Environment extra) {
+    extra.insert(base.begin(), base.end());
+    return extra;
+  };
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_TOPOLOGY", "mesh"}}),
+                          "STATESIDE_REDIS_TOPOLOGY"),
+              HasSubstr("standalone, cluster or sentinel"));
+  EXPECT_THAT(ExpectError(with({{"STATESIDE_REDIS_TOPOLOGY", "cluster"}}),
+                          "STATESIDE_REDIS_TOPOLOGY"),
+              HasSubstr("requires REDIS_URL"));
+  // A node list without a topology would talk to its first node alone.
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://h1:1,h2:2"}}), "REDIS_URL"),
+              HasSubstr("STATESIDE_REDIS_TOPOLOGY"));
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://h1:1,,h2:2"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "cluster"}}),
+                          "REDIS_URL"),
+              HasSubstr("empty node"));
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "unix:///r.sock"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "cluster"}}),
+                          "REDIS_URL"),
+              HasSubstr("node list"));
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://h1:1/2"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "cluster"}}),
+                          "REDIS_URL"),
+              HasSubstr("only database 0"));
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://s1:26379"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "sentinel"}}),
+                          "REDIS_SENTINEL_MASTER"),
+              HasSubstr("required"));
+  // Sentinel settings without the sentinel topology: the URL would be used
+  // as a data node, so they are refused rather than ignored.
+  ExpectError(with({{"REDIS_URL", kRedis}, {"REDIS_SENTINEL_MASTER", "mymaster"}}),
+              "REDIS_SENTINEL_MASTER");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"REDIS_SENTINEL_PASSWORD", "x"}}),
+              "REDIS_SENTINEL_PASSWORD");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_WAIT_REPLICAS", "-1"}}),
+              "STATESIDE_REDIS_WAIT_REPLICAS");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_WAIT_REPLICAS", "17"}}),
+              "STATESIDE_REDIS_WAIT_REPLICAS");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_WAIT_TIMEOUT", "0s"}}),
+              "STATESIDE_REDIS_WAIT_TIMEOUT");
+  ExpectError(with({{"STATESIDE_REDIS_WAIT_REPLICAS", "1"}}), "STATESIDE_REDIS_WAIT_REPLICAS");
+}
+
 TEST_F(ConfigTest, MalformedRedisUrlIsRefusedWithoutEchoingIt) {
   for (const std::string url :
        {"http://h:1", "redis://", "redis://:pw@", "redis://h:99999",
@@ -539,7 +619,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 42u);
+  EXPECT_EQ(SettingNames().size(), 48u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
