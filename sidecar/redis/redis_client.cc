@@ -118,6 +118,13 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
     return bad("pending bounds must be positive");
   }
   if (absl::Status s = ValidateConnectionOptions(options, "redis"); !s.ok()) return s;
+  if (options.topology != RedisTopology::kStandalone) {
+    return bad(absl::StrCat("the ", TopologyName(options.topology),
+                            " topology is not supported by this build"));
+  }
+  if (options.wait_replicas < 0 || options.wait_timeout <= absl::ZeroDuration()) {
+    return bad("wait_replicas must be >= 0 and wait_timeout positive");
+  }
   std::unique_ptr<RedisClient> client(new RedisClient(std::move(options)));
   if (absl::Status s = client->Init(); !s.ok()) return s;
   return client;
@@ -245,6 +252,37 @@ void RedisClient::Reload(std::shared_ptr<const RedisScript> script, std::vector<
   callbacks.push_back([](absl::StatusOr<Reply>) {});  // the retry's reply tells
   callbacks.push_back(std::move(callback));
   Dispatch(std::move(commands), std::move(callbacks));
+}
+
+namespace {
+std::string NodeAddress(const RedisOptions& options) {
+  return options.unix_path.empty() ? absl::StrCat(options.host, ":", options.port)
+                                   : options.unix_path;
+}
+}  // namespace
+
+std::vector<std::string> RedisClient::MasterAddresses() const {
+  return {NodeAddress(options_)};
+}
+
+void RedisClient::ExecuteBatchOn(const std::string& master, std::vector<RedisCommand> commands,
+                                 BatchCallback callback) {
+  if (master != NodeAddress(options_)) {
+    callback(std::vector<absl::StatusOr<Reply>>(
+        commands.size(), absl::UnavailableError(absl::StrCat("redis: no master ", master))));
+    return;
+  }
+  ExecuteBatch(std::move(commands), std::move(callback));
+}
+
+RedisTopologyInfo RedisClient::topology() const {
+  RedisTopologyInfo info;
+  info.mode = options_.topology;
+  RedisNodeInfo node;
+  node.address = NodeAddress(options_);
+  node.connected = connected();
+  info.nodes.push_back(std::move(node));
+  return info;
 }
 
 absl::StatusOr<Reply> RedisClient::Call(RedisCommand command) {

@@ -49,6 +49,10 @@ class RedisScript;
 struct RedisCommand {
   std::vector<std::string> args;
   std::shared_ptr<const RedisScript> script;
+  // An acknowledged session write. With options().wait_replicas > 0 the
+  // client follows it by WAIT on the same connection, in the same batch, and
+  // answers UNAVAILABLE unless that many replicas confirmed it in time.
+  bool durable = false;
 
   RedisCommand() = default;
   RedisCommand(std::vector<std::string> a) : args(std::move(a)) {}  // NOLINT: implicit on purpose
@@ -76,6 +80,20 @@ class RedisScript : public std::enable_shared_from_this<RedisScript> {
 // RESOURCE_EXHAUSTED, anything else (ERR, WRONGTYPE, NOSCRIPT...) -> INTERNAL;
 // the message is "redis: " + the server's text.
 absl::Status ErrorReplyToStatus(std::string_view error);
+
+// What the client knows of the Redis tier, for /info and statesidectl.
+struct RedisNodeInfo {
+  std::string address;  // host:port (unix path for a unix socket)
+  std::string role;     // "master", "replica", "sentinel"; "" = not known
+  int slots = 0;        // cluster: the hash slots it serves
+  bool connected = false;
+};
+struct RedisTopologyInfo {
+  RedisTopology mode = RedisTopology::kStandalone;
+  std::vector<RedisNodeInfo> nodes;
+  int slots_covered = 0;  // cluster: slots with a known master (of 16384)
+  std::string master;     // sentinel: the master in use ("" = none known)
+};
 
 struct RedisClientStats {
   uint64_t batches_written = 0;   // writes; far fewer than commands under load
@@ -129,6 +147,14 @@ class RedisClient {
   // transaction); the callback gets one result per command, in order.
   void ExecuteBatch(std::vector<RedisCommand> commands, BatchCallback callback);
 
+  // Keyless work that must see every shard (DBSIZE, RANDOMKEY, SCAN): the
+  // masters' addresses as they are now (standalone and sentinel: one entry),
+  // and a batch sent to one of them. A master that is gone by then answers
+  // UNAVAILABLE for each command.
+  std::vector<std::string> MasterAddresses() const;
+  void ExecuteBatchOn(const std::string& master, std::vector<RedisCommand> commands,
+                      BatchCallback callback);
+
   // Blocking conveniences. REQUIRES: not on the I/O thread (then they return
   // FAILED_PRECONDITION).
   absl::StatusOr<Reply> Call(RedisCommand command);
@@ -147,6 +173,7 @@ class RedisClient {
   void SetMetrics(RedisMetrics* metrics) { metrics_.store(metrics, std::memory_order_release); }
 
   RedisClientStats stats() const;
+  RedisTopologyInfo topology() const;
   const RedisOptions& options() const { return options_; }
 
  private:
