@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/src/convert.h"
 
-namespace stateside::client_internal {
+namespace stateside {
 
 bool IsValidUtf8(std::string_view text) {
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
@@ -43,6 +43,10 @@ bool IsValidUtf8(std::string_view text) {
   }
   return true;
 }
+
+}  // namespace stateside
+
+namespace stateside::client_internal {
 
 absl::Status CheckText(std::string_view field, std::string_view text) {
   if (IsValidUtf8(text)) return absl::OkStatus();

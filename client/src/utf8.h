@@ -5,13 +5,9 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "stateside/types.h"  // IsValidUtf8
 
 namespace stateside::client_internal {
-
-// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
-// U+10FFFF — the same rule protobuf applies to `string` fields, so a text the
-// client accepts is one the sidecar can parse.
-bool IsValidUtf8(std::string_view text);
 
 // OK if `text` is valid UTF-8, else INVALID_ARGUMENT "<field> is not valid
 // UTF-8": a clear error instead of a request the sidecar cannot parse.

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/src/utf8.h"
+#include "stateside/types.h"
 
 namespace stateside::cli {
 
@@ -24,7 +24,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseAssignment(
 }
 
 std::string EscapeForDisplay(std::string_view bytes) {
-  const bool utf8 = client_internal::IsValidUtf8(bytes);
+  const bool utf8 = IsValidUtf8(bytes);
   std::string out;
   out.reserve(bytes.size());
   for (const char c : bytes) {
@@ -67,10 +67,10 @@ Json SessionToJson(const Session& session) {
   Json binary = Json::object();
   for (const auto& [name, value] : session.attributes) {
     // Names are UTF-8 (protobuf strings); the check is for robustness.
-    const std::string key = client_internal::IsValidUtf8(name)
+    const std::string key = IsValidUtf8(name)
                                 ? name
                                 : EscapeForDisplay(name);
-    if (client_internal::IsValidUtf8(value)) {
+    if (IsValidUtf8(value)) {
       text[key] = value;
     } else {
       binary[key] = absl::Base64Escape(value);

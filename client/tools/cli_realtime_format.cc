@@ -5,7 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "client/src/utf8.h"
+#include "stateside/types.h"
 
 namespace stateside::cli {
 
@@ -35,7 +35,7 @@ bool IsPrintableText(std::string_view bytes) {
     const auto b = static_cast<unsigned char>(c);
     if (b < 0x20 || b == 0x7f) return false;
   }
-  return client_internal::IsValidUtf8(bytes);
+  return IsValidUtf8(bytes);
 }
 
 std::string FormatDelivery(const Delivery& d) {
@@ -73,7 +73,7 @@ Json DeliveryToJson(const Delivery& d) {
             {"target", std::string(TargetName(d.target))},
             {"to", d.to},
             {"event", d.event}};
-  if (client_internal::IsValidUtf8(d.payload)) {
+  if (IsValidUtf8(d.payload)) {
     json["payload"] = d.payload;
   } else {
     json["payload_base64"] = absl::Base64Escape(d.payload);

@@ -17,7 +17,6 @@
 #include <string_view>
 
 #include "sidecar/common/clock.h"
-#include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_events.h"
 
 namespace prometheus {
@@ -147,26 +146,6 @@ class MetricsSessionEvents final : public SessionEvents {
     metrics_->KeyUsedForRead(key_id);
   }
   void VersionConflict() override { metrics_->VersionConflict(); }
-  void CapRefused(std::string_view cap) override { metrics_->CapRefused(cap); }
-
- private:
-  Metrics* const metrics_;
-};
-
-// Adapts the realtime hub's reports to Metrics.
-// Thread-safe as Metrics. REQUIRES: `metrics` outlives it.
-class MetricsRealtimeEvents final : public realtime::RealtimeMetrics {
- public:
-  explicit MetricsRealtimeEvents(Metrics* metrics) : metrics_(metrics) {}
-
-  void Published(realtime::TargetKind target) override {
-    metrics_->RealtimePublished(realtime::TargetKindName(target));
-  }
-  void Received() override { metrics_->RealtimeReceived(); }
-  void Dropped(std::string_view reason, uint64_t count) override {
-    metrics_->RealtimeDropped(reason, count);
-  }
-  void Gap(std::string_view reason) override { metrics_->RealtimeGap(reason); }
   void CapRefused(std::string_view cap) override { metrics_->CapRefused(cap); }
 
  private:

@@ -345,13 +345,6 @@ std::unique_ptr<RandomSource> NewSecureRandom() {
   return std::make_unique<SecureRandom>();
 }
 
-absl::StatusOr<std::string> RandomBytes(RandomSource& random, size_t n) {
-  std::string out(n, '\0');
-  absl::Status s = random.Fill(out.data(), n);
-  if (!s.ok()) return s;
-  return out;
-}
-
 std::string Sha1Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

@@ -54,7 +54,7 @@ absl::Status ValidateInstanceId(std::string_view id) {
 }
 
 absl::StatusOr<InstanceIdentity> MakeIdentity(std::string_view configured_id,
-                                              crypto::RandomSource& random,
+                                              RandomSource& random,
                                               absl::Time now) {
   InstanceIdentity identity;
   identity.hostname = Hostname();
@@ -72,7 +72,7 @@ absl::StatusOr<InstanceIdentity> MakeIdentity(std::string_view configured_id,
   for (char& c : host) {
     if (!IsIdChar(c)) c = '-';
   }
-  ASSIGN_OR_RETURN(std::string suffix, crypto::RandomBytes(random, 3));
+  ASSIGN_OR_RETURN(std::string suffix, RandomBytes(random, 3));
   identity.id =
       absl::StrCat(host, "-", identity.pid, "-", absl::BytesToHexString(suffix));
   return identity;

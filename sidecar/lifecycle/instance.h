@@ -18,7 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/common/clock.h"
-#include "sidecar/crypto/random.h"
+#include "sidecar/common/random.h"
 #include "sidecar/lifecycle/drain_controller.h"
 
 namespace stateside::lifecycle {
@@ -49,7 +49,7 @@ absl::Status ValidateInstanceId(std::string_view id);
 // hex characters from `random`, so that two processes that reuse a pid on the
 // same host (containers) still differ.
 absl::StatusOr<InstanceIdentity> MakeIdentity(std::string_view configured_id,
-                                              crypto::RandomSource& random,
+                                              RandomSource& random,
                                               absl::Time now);
 
 class Instance {

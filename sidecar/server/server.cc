@@ -42,9 +42,9 @@ constexpr int kHeartbeatsPerTtl = 3;
 constexpr absl::Duration kLiveSessionsInterval = absl::Seconds(15);
 
 absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
-    crypto::RandomSource& random) {
+    RandomSource& random) {
   ASSIGN_OR_RETURN(std::string bytes,
-                   crypto::RandomBytes(random, kAes256KeyBytes));
+                   RandomBytes(random, kAes256KeyBytes));
   std::vector<crypto::KeySpec> keys;
   keys.push_back({"ephemeral", std::move(bytes)});
   return keys;
@@ -123,7 +123,7 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
   std::vector<std::string> secrets = std::move(config_.session_secrets);
   if (secrets.empty()) {
     ASSIGN_OR_RETURN(std::string secret,
-                     crypto::RandomBytes(*random_, kEphemeralSecretBytes));
+                     RandomBytes(*random_, kEphemeralSecretBytes));
     secrets.push_back(std::move(secret));
     spdlog::warn(
         "no SESSION_SECRET: using an ephemeral cookie secret, cookies die "
@@ -193,7 +193,7 @@ absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
     realtime_cluster_ = std::make_unique<realtime::MemoryCluster>(clock_, cluster_options);
     broker_ = realtime_cluster_->NewBroker(instance_->id());
   }
-  realtime_events_ = std::make_unique<admin::MetricsRealtimeEvents>(metrics_.get());
+  realtime_events_ = std::make_unique<MetricsRealtimeEvents>(metrics_.get());
   realtime::HubOptions hub_options;
   hub_options.instance_id = instance_->id();
   hub_options.max_rooms_per_connection = config_.max_rooms_per_connection;

@@ -29,6 +29,7 @@
 #include "sidecar/admin/access.h"
 #include "sidecar/admin/http_server.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/server/metric_adapters.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/common/clock.h"
 #include "sidecar/crypto/cookie.h"
@@ -64,7 +65,7 @@ class RedisBroker;
 // Seams for tests; production passes the defaults.
 struct ServerOptions {
   const Clock* clock = nullptr;  // null: the system clock. Must outlive.
-  std::unique_ptr<crypto::RandomSource> random;  // null: NewSecureRandom()
+  std::unique_ptr<RandomSource> random;  // null: NewSecureRandom()
   absl::Duration sweep_interval = absl::Seconds(30);
 };
 
@@ -171,7 +172,7 @@ class Server {
   const absl::Duration sweep_interval_;
   SystemClock system_clock_;
   const Clock* clock_;
-  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<RandomSource> random_;
   std::unique_ptr<crypto::Keyring> keyring_;
   // Written by the key checks, read by sealer_ when an envelope fails.
   crypto::KeyMismatches key_mismatches_;
@@ -201,7 +202,7 @@ class Server {
   // client).
   std::unique_ptr<realtime::MemoryCluster> realtime_cluster_;
   std::unique_ptr<realtime::Broker> broker_;
-  std::unique_ptr<admin::MetricsRealtimeEvents> realtime_events_;
+  std::unique_ptr<MetricsRealtimeEvents> realtime_events_;
   std::unique_ptr<realtime::RealtimeHub> hub_;
   redis::RedisBroker* redis_broker_ = nullptr;  // broker_, on Redis
   // The broker's drop counts already added to the metrics (scrapes run one

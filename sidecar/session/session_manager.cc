@@ -254,7 +254,7 @@ absl::StatusOr<std::string> SealSessionMetadata(const crypto::Sealer& sealer,
 SessionManager::SessionManager(SessionStore* store,
                                const crypto::Sealer* sealer,
                                const crypto::CookieSigner* signer,
-                               crypto::RandomSource* random, const Clock* clock,
+                               RandomSource* random, const Clock* clock,
                                SessionPolicy policy, SessionEvents* events)
     : store_(store),
       sealer_(sealer),

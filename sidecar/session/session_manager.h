@@ -142,7 +142,7 @@ class SessionManager {
   // REQUIRES: every pointer outlives the manager; `events` may be null.
   SessionManager(SessionStore* store, const crypto::Sealer* sealer,
                  const crypto::CookieSigner* signer,
-                 crypto::RandomSource* random, const Clock* clock,
+                 RandomSource* random, const Clock* clock,
                  SessionPolicy policy, SessionEvents* events = nullptr);
 
   // Every lookup by key answers one NOT_FOUND ("session not found") for a
@@ -321,7 +321,7 @@ class SessionManager {
   SessionStore* const store_;
   const crypto::Sealer* const sealer_;
   const crypto::CookieSigner* const signer_;
-  crypto::RandomSource* const random_;
+  RandomSource* const random_;
   const Clock* const clock_;
   const SessionPolicy policy_;
   SessionEvents* const events_;  // never null: a no-op sink if none given

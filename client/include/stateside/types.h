@@ -17,6 +17,12 @@
 
 namespace stateside {
 
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+// U+10FFFF — the rule protobuf applies to `string` fields. Every text field
+// of the API (attribute names, user ids, room names, event names) must pass
+// it; the client answers INVALID_ARGUMENT for one that does not. Pure.
+bool IsValidUtf8(std::string_view text);
+
 // A session's attributes: name → raw bytes. Names are UTF-8 text; values are
 // arbitrary bytes (std::string used as a byte buffer; NULs allowed).
 using Attributes = std::map<std::string, std::string>;

@@ -51,7 +51,7 @@ class RedisSessionManagerTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_NE(SharedRedisServer(), nullptr);
     random_ = crypto::NewSecureRandom();
-    absl::StatusOr<std::string> key = crypto::RandomBytes(*random_, 32);
+    absl::StatusOr<std::string> key = RandomBytes(*random_, 32);
     ASSERT_TRUE(key.ok());
     absl::StatusOr<std::unique_ptr<crypto::Keyring>> keyring =
         crypto::Keyring::Create({{"k1", *key}});
@@ -98,7 +98,7 @@ class RedisSessionManagerTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<RandomSource> random_;
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;

@@ -133,7 +133,7 @@ class RewrapSweepTest : public ::testing::Test {
 
   SystemClock clock_;
   std::unique_ptr<redis::RedisClient> client_;
-  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<RandomSource> random_;
   std::unique_ptr<crypto::CookieSigner> signer_;
   std::string prefix_;
   const std::string k1_ = absl::StrCat("k1:", kTestKeyHex);

@@ -59,7 +59,6 @@ TEST(FormatTest, JsonPutsNonUtf8ValuesInBase64) {
 }
 
 TEST(Utf8Test, AcceptsValidAndRejectsInvalidSequences) {
-  using client_internal::IsValidUtf8;
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii"));
   EXPECT_TRUE(IsValidUtf8("\xc3\xa9"));          // é

@@ -10,7 +10,7 @@
 
 namespace stateside::testing {
 
-class CountingRandom final : public crypto::RandomSource {
+class CountingRandom final : public RandomSource {
  public:
   // Writes next, next + 1, ... (mod 256); or UNAVAILABLE while failing.
   absl::Status Fill(char* out, size_t n) override {

@@ -148,7 +148,7 @@ class RpcTest : public ::testing::Test {
   testing::TempDir dir_;
   std::string socket_path_;
   testing::FakeClock clock_;
-  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<RandomSource> random_;
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;

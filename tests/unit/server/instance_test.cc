@@ -17,7 +17,7 @@ namespace {
 using ::testing::MatchesRegex;
 
 // Deterministic bytes: 0xab, 0xcd, 0xef, ...
-class FixedRandom final : public crypto::RandomSource {
+class FixedRandom final : public RandomSource {
  public:
   absl::Status Fill(char* out, size_t n) override {
     static constexpr unsigned char kBytes[] = {0xab, 0xcd, 0xef};
@@ -26,7 +26,7 @@ class FixedRandom final : public crypto::RandomSource {
   }
 };
 
-class FailingRandom final : public crypto::RandomSource {
+class FailingRandom final : public RandomSource {
  public:
   absl::Status Fill(char*, size_t) override {
     return absl::InternalError("no entropy");

@@ -100,7 +100,7 @@ class SessionManagerTest : public ::testing::Test {
 
   FakeClock clock_;
   RecordingEvents events_;
-  std::unique_ptr<crypto::RandomSource> random_;
+  std::unique_ptr<RandomSource> random_;
   std::unique_ptr<crypto::Keyring> keyring_;
   crypto::Sealer sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
