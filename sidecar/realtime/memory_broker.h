@@ -69,7 +69,10 @@ class MemoryCluster {
     absl::Time last_publish;
   };
 
-  void Enqueue(std::vector<std::pair<std::string, Event>> batch) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called with or without mu_ held (Publish enqueues under the routing
+  // lock so the dispatch order is the sequence order): mu_ is always taken
+  // before queue_mu_.
+  void Enqueue(std::vector<std::pair<std::string, Event>> batch) ABSL_LOCKS_EXCLUDED(queue_mu_);
   void DispatchLoop();
   PublishResult Route(Event event, std::vector<std::pair<std::string, Event>>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -83,7 +86,7 @@ class MemoryCluster {
   absl::flat_hash_map<std::string, RoomLog> logs_ ABSL_GUARDED_BY(mu_);
 
   // The dispatcher: endpoint id + event, in publish order.
-  mutable absl::Mutex queue_mu_;
+  mutable absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::deque<std::pair<std::string, Event>> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   uint64_t dropped_ ABSL_GUARDED_BY(queue_mu_) = 0;
