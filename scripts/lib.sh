@@ -34,6 +34,7 @@ RUNTIME_PACKAGES=(
 TEST_PACKAGES=(
   redis-server redis-tools nginx-light prometheus curl openssl
   wrk chromium chromium-driver shellcheck docker-compose
+  clang-14
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

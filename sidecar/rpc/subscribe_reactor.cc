@@ -141,6 +141,7 @@ void SubscribeReactor::Wake(const std::shared_ptr<Shared>& shared) {
     absl::MutexLock lock(&shared->mu);
     self = shared->reactor;
     if (self == nullptr) return;
+    self->shared_->mu.AssertHeld();  // the same Shared: tells the analysis
     next = self->NextLocked();
   }
   self->Do(next);

@@ -47,6 +47,7 @@ WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller,
           absl::MutexLock lock(&shared->mu);
           self = shared->reactor;
           if (self == nullptr) return;
+          self->shared_->mu.AssertHeld();  // the same Shared: tells the analysis
           self->OnState(state, deadline);
           next = self->NextLocked();
         }
