@@ -249,10 +249,6 @@ class RedisBrokerTest : public ::testing::Test {
     return nodes;
   }
 
-  std::string RoomTag(const std::string& room) {
-    return crypto::Keyring::Blind(keyring_->primary(), "room", room);
-  }
-
   RedisClient& raw() { return *SharedRedisClient(); }
 
   std::unique_ptr<crypto::RandomSource> random_;
@@ -459,9 +455,9 @@ TEST_F(RedisBrokerTest, PresenceFollowsAddsRemovesSyncsAndRemoveInstance) {
   ASSERT_TRUE(b.broker->RemoveInstance().ok());
   EXPECT_TRUE(a.MemberFields("r1").empty());
   EXPECT_TRUE(a.UserFields("u2").empty());
-  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:alive:i1"})->integer, 0);
-  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:idx:i1"})->integer, 0);
-  EXPECT_EQ(raw().Call({"SISMEMBER", prefix_ + "rt:instances", "i1"})->integer, 0);
+  EXPECT_EQ(raw().Call({"EXISTS", a.broker->AliveKey("i1")})->integer, 0);
+  EXPECT_EQ(raw().Call({"EXISTS", a.broker->IndexKey("i1")})->integer, 0);
+  EXPECT_EQ(raw().Call({"SISMEMBER", a.broker->listed_key(), "i1"})->integer, 0);
 }
 
 TEST_F(RedisBrokerTest, AnInstanceThatStopsRefreshingVanishesAndIsSwept) {
@@ -484,15 +480,15 @@ TEST_F(RedisBrokerTest, AnInstanceThatStopsRefreshingVanishesAndIsSwept) {
   EXPECT_EQ(live->UserFields("dora"), (std::vector<std::string>{"live/cl"}));
   EXPECT_EQ(live->Publish(Targeted(TargetKind::kUser, "dora", "x"))->instances, 1);
   // Invisible, but still stored until a sweep.
-  const std::string room_key = prefix_ + "rt:room:" + RoomTag("hall");
+  const std::string room_key = live->broker->RoomMembersKey("hall");
   EXPECT_EQ(raw().Call({"HEXISTS", room_key, "dying/cd"})->integer, 1);
 
   ASSERT_TRUE(live->broker->Refresh().ok());
   EXPECT_EQ(live->broker->stats().instances_swept, 1u);
   EXPECT_EQ(raw().Call({"HEXISTS", room_key, "dying/cd"})->integer, 0);
   EXPECT_EQ(raw().Call({"HEXISTS", room_key, "live/cl"})->integer, 1);
-  EXPECT_EQ(raw().Call({"EXISTS", prefix_ + "rt:idx:dying"})->integer, 0);
-  EXPECT_EQ(raw().Call({"SISMEMBER", prefix_ + "rt:instances", "dying"})->integer, 0);
+  EXPECT_EQ(raw().Call({"EXISTS", live->broker->IndexKey("dying")})->integer, 0);
+  EXPECT_EQ(raw().Call({"SISMEMBER", live->broker->listed_key(), "dying"})->integer, 0);
   EXPECT_EQ(live->broker->stats().presence_lost, 1u) << "only the start-up one";
 }
 
@@ -501,7 +497,7 @@ TEST_F(RedisBrokerTest, AnInstanceSweptWhileItWasSilentIsToldToWriteItsPresenceA
   std::unique_ptr<Node> other = Start(Options("other"));
   ASSERT_TRUE(slow->Add({"cs", "", {"r"}}).ok());
   // As if slow had missed its heartbeats for longer than the ttl.
-  ASSERT_TRUE(raw().Call({"DEL", prefix_ + "rt:alive:slow"}).ok());
+  ASSERT_TRUE(raw().Call({"DEL", slow->broker->AliveKey("slow")}).ok());
   ASSERT_TRUE(other->broker->Refresh().ok());
   EXPECT_TRUE(other->MemberFields("r").empty());
   const size_t lost_before = slow->broker->stats().presence_lost;
@@ -642,7 +638,7 @@ TEST_F(RedisBrokerTest, TheLogIsCappedInBytesOldestFirst) {
   EXPECT_EQ(page->first_sequence, 5u);
   EXPECT_EQ(page->last_sequence, 6u);
   std::string bytes_key = node->broker->RoomLogKey("log");
-  bytes_key.replace(bytes_key.rfind("rt:log:"), 7, "rt:logbytes:");
+  bytes_key += "bytes";  // P rt:{r:<rb>}:log -> P rt:{r:<rb>}:logbytes
   auto counted = raw().Call({"GET", bytes_key});
   ASSERT_TRUE(counted.ok()) << counted.status();
   EXPECT_GT(std::stoll(counted->str), 4000) << "the byte counter holds two frames";
