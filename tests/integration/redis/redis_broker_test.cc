@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "sidecar/crypto/envelope.h"
@@ -770,6 +771,102 @@ TEST_F(RedisBrokerTest, NothingReadableInRedisOrOnTheWire) {
   EXPECT_TRUE(absl::StrContains(wire, "EVALSHA")) << "MONITOR saw the traffic";
   for (const char* secret : {kRoom, kUser, "user-5d2b", kPayload, kEventName}) {
     EXPECT_FALSE(absl::StrContains(wire, secret)) << secret;
+  }
+}
+
+// Redis Cluster refuses a multi-key command or a script whose declared keys
+// are of several slots (CROSSSLOT), even on a single node that owns every
+// slot: every broker operation runs against one without an error, so each
+// command is single-slot once routed by its first key. (That a script
+// touches only its declared keys is checked on the sources:
+// realtime_scripts_test.)
+TEST_F(RedisBrokerTest, EveryOperationIsSingleSlotOnASingleNodeCluster) {
+  RedisServerOptions cluster_options;
+  // The bus port is the data port + 10000 unless set: free ports go past it.
+  const int bus_port = PickFreePort();
+  ASSERT_GT(bus_port, 0);
+  cluster_options.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
+                                  absl::StrCat("cluster-port ", bus_port)};
+  absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start(cluster_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  RunResult added = (*server)->Cli({"CLUSTER", "ADDSLOTSRANGE", "0", "16383"});
+  ASSERT_EQ(added.exit_status, 0) << added.err;
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains((*server)->Cli({"CLUSTER", "INFO"}).out, "cluster_state:ok");
+  }));
+  std::unique_ptr<RedisClient> raw_cluster = ConnectedClient((*server)->url());
+  ASSERT_NE(raw_cluster, nullptr);
+  // The node does refuse what spans slots, plain or declared to a script.
+  absl::StatusOr<redis::Reply> spanning = raw_cluster->Call({"DEL", "{a}x", "{b}y"});
+  EXPECT_TRUE(absl::StrContains(spanning.status().message(), "CROSSSLOT")) << spanning.status();
+  spanning = raw_cluster->Call({"EVAL", "return 1", "2", "{a}x", "{b}y"});
+  EXPECT_TRUE(absl::StrContains(spanning.status().message(), "CROSSSLOT")) << spanning.status();
+  ASSERT_TRUE(raw_cluster->Call({"CONFIG", "RESETSTAT"}).ok());
+
+  RedisBrokerOptions short_lived = Options("dying");
+  short_lived.presence_ttl = absl::Milliseconds(300);
+  std::unique_ptr<Node> a = Start(Options("a"), (*server)->url());
+  std::unique_ptr<Node> b = Start(Options("b"), (*server)->url());
+  std::unique_ptr<Node> dying = Start(short_lived, (*server)->url());
+  ASSERT_TRUE(a && b && dying);
+  ASSERT_TRUE(a->Watch("r1").ok());
+  ASSERT_TRUE(b->Broadcast(true).ok());
+
+  // Presence: add, extend, leave, unregister (named, and through the index),
+  // sync, queries.
+  ASSERT_TRUE(a->Add({"c1", "u1", {"r1", "r2"}}).ok());
+  ASSERT_TRUE(a->Add({"c1", "u1", {"r3"}}).ok());
+  ASSERT_TRUE(b->Add({"c2", "u1", {"r1"}}).ok());
+  ASSERT_TRUE(b->Add({"c3", "u2", {"r2"}}).ok());
+  ASSERT_TRUE(dying->Add({"cd", "u1", {"r1"}}).ok());
+  ASSERT_TRUE(a->Remove({"c1", "u1", {"r2"}}, /*all=*/false).ok());
+  ASSERT_TRUE(b->Remove({"c3", "u2", {"r2"}}, /*all=*/true).ok());
+  ASSERT_TRUE(b->Add({"c4", "u2", {"r2"}}).ok());
+  ASSERT_TRUE(b->Remove({"c4", "", {}}, /*all=*/true).ok());
+  ASSERT_TRUE(b->Sync({{"c2", "u1", {"r1", "r4"}}, {"c5", "", {"r4"}}}).ok());
+  EXPECT_EQ(a->MemberFields("r1"), (std::vector<std::string>{"a/c1", "b/c2", "dying/cd"}));
+  EXPECT_EQ(a->MemberFields("r4"), (std::vector<std::string>{"b/c2", "b/c5"}));
+  EXPECT_TRUE(a->MemberFields("r2").empty());
+  EXPECT_EQ(b->UserFields("u1"), (std::vector<std::string>{"a/c1", "b/c2", "dying/cd"}));
+  absl::StatusOr<realtime::MembersPage> page = a->Members("r1", 2);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_FALSE(page->next_page_token.empty());
+  EXPECT_TRUE(a->Members("r1", 2, page->next_page_token).ok());
+
+  // Publishing of every kind, and the room's history.
+  absl::StatusOr<realtime::PublishResult> room = b->Publish(RoomEvent("r1", "to-room"));
+  ASSERT_TRUE(room.ok()) << room.status();
+  EXPECT_EQ(room->sequence, 1u);
+  absl::StatusOr<realtime::PublishResult> user = b->Publish(Targeted(TargetKind::kUser, "u1", "to-user"));
+  ASSERT_TRUE(user.ok()) << user.status();
+  EXPECT_EQ(user->instances, 3);
+  EXPECT_TRUE(b->Publish(Targeted(TargetKind::kConnection, "c1", "to-conn", "a")).ok());
+  EXPECT_TRUE(a->Publish(Targeted(TargetKind::kAll, "", "to-all")).ok());
+  ASSERT_TRUE(WaitFor([&] { return a->sink->Got("to-room") && a->sink->Got("to-user") &&
+                                   a->sink->Got("to-conn") && b->sink->Got("to-all"); }));
+  absl::StatusOr<realtime::HistoryPage> history = a->History("r1", 0);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ(history->events.size(), 1u);
+
+  // A crash, the sweep of its entries by another instance, and the drain.
+  dying.reset();
+  ASSERT_TRUE(WaitFor([&] { return a->MemberFields("r1").size() == 2; }));
+  ASSERT_TRUE(a->broker->Refresh().ok());
+  EXPECT_EQ(a->broker->stats().instances_swept, 1u);
+  ASSERT_TRUE(b->broker->Refresh().ok());
+  ASSERT_TRUE(b->broker->RemoveInstance().ok());
+  EXPECT_EQ(a->MemberFields("r1"), (std::vector<std::string>{"a/c1"}));
+  ASSERT_TRUE(a->broker->RemoveInstance().ok());
+  EXPECT_TRUE(a->UserFields("u1").empty());
+
+  // Nothing was refused on the way, even where the broker tolerates an error
+  // (a sweep's read): the only errors are the first EVALSHA of each script.
+  absl::StatusOr<redis::Reply> errors = raw_cluster->Call({"INFO", "errorstats"});
+  ASSERT_TRUE(errors.ok()) << errors.status();
+  for (const absl::string_view line : absl::StrSplit(errors->str, '\n')) {
+    if (absl::StartsWith(line, "errorstat_")) {
+      EXPECT_TRUE(absl::StartsWith(line, "errorstat_NOSCRIPT:")) << line;
+    }
   }
 }
 
