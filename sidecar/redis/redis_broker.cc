@@ -158,8 +158,9 @@ std::string RedisBroker::IndexKey(std::string_view instance) const {
 }
 
 std::string RedisBroker::EntryKey(std::string_view tag) const {
-  if (absl::StartsWith(AV(tag), "r:")) return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:members");
-  if (absl::StartsWith(AV(tag), "u:")) return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:conns");
+  const std::string_view kind = tag.substr(0, 2);
+  if (kind == "r:") return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:members");
+  if (kind == "u:") return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:conns");
   return std::string();
 }
 

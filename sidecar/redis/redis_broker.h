@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -231,7 +232,7 @@ class RedisBroker final : public realtime::Broker {
   // deletes them unless it writes them again (on Cluster a failed pipeline
   // may have reached some slots and not others).
   absl::Mutex unsure_mu_;
-  std::vector<std::pair<std::string, std::string>> unsure_ ABSL_GUARDED_BY(unsure_mu_);
+  std::deque<std::pair<std::string, std::string>> unsure_ ABSL_GUARDED_BY(unsure_mu_);
 
   absl::Mutex listener_mu_;
   std::function<void(bool)> listener_ ABSL_GUARDED_BY(listener_mu_);

@@ -134,7 +134,9 @@ void RedisBroker::NoteWrite(const Results& results, size_t sadd_at, Entries entr
 
 std::vector<std::pair<std::string, std::string>> RedisBroker::TakeUnsure() {
   absl::MutexLock lock(&unsure_mu_);
-  return std::exchange(unsure_, {});
+  Entries out(std::make_move_iterator(unsure_.begin()), std::make_move_iterator(unsure_.end()));
+  unsure_.clear();
+  return out;
 }
 
 void RedisBroker::AddUnsure(Entries entries) {
@@ -142,7 +144,7 @@ void RedisBroker::AddUnsure(Entries entries) {
   for (auto& entry : entries) {
     // Past the bound the oldest are forgotten: they stay listed in the index
     // unless a Cluster node failed between the two halves of the write.
-    if (unsure_.size() == kMaxUnsure) unsure_.erase(unsure_.begin());
+    if (unsure_.size() == kMaxUnsure) unsure_.pop_front();
     unsure_.push_back(std::move(entry));
   }
 }
@@ -178,7 +180,9 @@ void RedisBroker::RemovePresence(const ConnPresence& conn, bool all, Done done) 
   std::vector<std::string> tags;
   if (all && !conn.user.empty()) tags.push_back(absl::StrCat("u:", Tag("user", conn.user)));
   for (const std::string& room : conn.rooms) tags.push_back(absl::StrCat("r:", Tag("room", room)));
-  if (!all || !tags.empty()) return lane_->Submit(RemoveStep(conn.conn, all, std::move(tags), std::move(done)));
+  if (!all || !tags.empty()) {
+    return lane_->Submit(RemoveStep(conn.conn, all, std::move(tags), std::move(done)));
+  }
   // A connection the hub does not know (a retried Unregister): its entries
   // are found through the index first.
   WriteLane::Step first;
@@ -211,10 +215,11 @@ WriteLane::Step RedisBroker::RemoveStep(const std::string& conn, bool all,
   // The index after the entries: it still lists them should the HDELs fail.
   const size_t at = step.commands.size();
   std::vector<std::string> args = {Millis(options_.presence_ttl), conn, all ? "1" : "0"};
-  args.insert(args.end(), std::make_move_iterator(tags.begin()), std::make_move_iterator(tags.end()));
+  for (std::string& tag : tags) args.push_back(std::move(tag));
   step.commands.push_back(index_remove_->Call({alive_key_, idx_key_}, std::move(args)));
   step.commands.push_back(RedisCommand({"SADD", listed_key_, options_.instance_id}));
-  step.done = [this, at, entries = std::move(entries), done = std::move(done)](Results results) mutable {
+  step.done = [this, at, entries = std::move(entries),
+               done = std::move(done)](Results results) mutable {
     const absl::Status status = FirstError(results);
     // Entries the hub did not name: deleted by the resync this asks for.
     uint64_t unnamed = 0;

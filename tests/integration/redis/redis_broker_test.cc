@@ -452,6 +452,12 @@ TEST_F(RedisBrokerTest, PresenceFollowsAddsRemovesSyncsAndRemoveInstance) {
   EXPECT_TRUE(a.UserFields("u1").empty());
   EXPECT_EQ(a.UserFields("u2"), (std::vector<std::string>{"i1/c5"}));
 
+  // ... and its index lists exactly what it wants now.
+  absl::StatusOr<redis::Reply> index = raw().Call({"HKEYS", a.broker->IndexKey("i1")});
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_EQ(index->elements.size(), 1u);
+  EXPECT_EQ(index->elements[0].str, "c5");
+
   // The drain: gone at once, without waiting for the ttl.
   ASSERT_TRUE(b.broker->RemoveInstance().ok());
   EXPECT_TRUE(a.MemberFields("r1").empty());
@@ -505,6 +511,35 @@ TEST_F(RedisBrokerTest, AnInstanceSweptWhileItWasSilentIsToldToWriteItsPresenceA
   ASSERT_TRUE(slow->broker->Refresh().ok());
   EXPECT_EQ(slow->broker->stats().presence_lost, lost_before + 1);
   EXPECT_EQ(slow->sink->log().back(), "lost");
+}
+
+// Where Redis and the hub disagree (entries the hub did not name when
+// removing, another user for a connection), the broker cannot fix it in one
+// single-slot step: the next heartbeat asks for a resync, which does.
+TEST_F(RedisBrokerTest, EntriesTheHubDidNotNameAreHealedByTheNextResync) {
+  std::unique_ptr<Node> node = Start(Options("n"));
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->broker->Refresh().ok());  // the start-up loss is reported
+  const size_t lost_before = node->broker->stats().presence_lost;
+  ASSERT_TRUE(node->Add({"c1", "u1", {"r1"}}).ok());
+  ASSERT_TRUE(node->Remove({"c1", "", {"r1"}}, /*all=*/true).ok());  // the user not named
+  EXPECT_TRUE(node->MemberFields("r1").empty());
+  EXPECT_EQ(node->UserFields("u1"), (std::vector<std::string>{"n/c1"}));
+  ASSERT_TRUE(node->broker->Refresh().ok());
+  EXPECT_EQ(node->broker->stats().presence_lost, lost_before + 1);
+  ASSERT_TRUE(node->Sync({}).ok());  // what the hub does when told
+  EXPECT_TRUE(node->UserFields("u1").empty());
+
+  ASSERT_TRUE(node->Add({"c2", "u1", {}}).ok());
+  ASSERT_TRUE(node->Add({"c2", "u2", {}}).ok());  // another user: kept listed
+  EXPECT_EQ(node->UserFields("u1"), (std::vector<std::string>{"n/c2"}));
+  ASSERT_TRUE(node->broker->Refresh().ok());
+  EXPECT_EQ(node->broker->stats().presence_lost, lost_before + 2);
+  ASSERT_TRUE(node->Sync({{"c2", "u2", {}}}).ok());
+  EXPECT_TRUE(node->UserFields("u1").empty());
+  EXPECT_EQ(node->UserFields("u2"), (std::vector<std::string>{"n/c2"}));
+  ASSERT_TRUE(node->broker->Refresh().ok());
+  EXPECT_EQ(node->broker->stats().presence_lost, lost_before + 2) << "healed: no more resyncs";
 }
 
 TEST_F(RedisBrokerTest, PagingVisitsEveryMemberExactlyOnce) {
@@ -837,7 +872,8 @@ TEST_F(RedisBrokerTest, EveryOperationIsSingleSlotOnASingleNodeCluster) {
   absl::StatusOr<realtime::PublishResult> room = b->Publish(RoomEvent("r1", "to-room"));
   ASSERT_TRUE(room.ok()) << room.status();
   EXPECT_EQ(room->sequence, 1u);
-  absl::StatusOr<realtime::PublishResult> user = b->Publish(Targeted(TargetKind::kUser, "u1", "to-user"));
+  absl::StatusOr<realtime::PublishResult> user =
+      b->Publish(Targeted(TargetKind::kUser, "u1", "to-user"));
   ASSERT_TRUE(user.ok()) << user.status();
   EXPECT_EQ(user->instances, 3);
   EXPECT_TRUE(b->Publish(Targeted(TargetKind::kConnection, "c1", "to-conn", "a")).ok());
