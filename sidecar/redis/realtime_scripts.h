@@ -1,35 +1,33 @@
 // The Lua scripts of the Redis realtime broker (redis_broker.h); the key
 // layout they work on is described at the top of realtime_scripts.cc and in
 // docs/REDIS_KEYS.md. Each script's KEYS and ARGV are documented beside its
-// source. Presence scripts derive further keys from the prefix (room and
-// user hashes, other instances' keys), so they need one Redis (or one
-// Cluster slot for the whole prefix); they are not Cluster-ready as is.
+// source. Every script touches only the keys it is given (KEYS[...]), all in
+// one hash slot, so each works on Redis Cluster routed by KEYS[1]; work that
+// spans slots is split by the broker into single-slot commands
+// (tests/unit/redis/realtime_scripts_test.cc checks the sources).
 #ifndef STATESIDE_SIDECAR_REDIS_REALTIME_SCRIPTS_H_
 #define STATESIDE_SIDECAR_REDIS_REALTIME_SCRIPTS_H_
 
 namespace stateside::redis::realtime_scripts {
 
-// Helpers prepended to kAddPresence, kRemovePresence, kSyncPresence,
-// kRefresh and kRemoveInstance (which all take KEYS alive, idx, instances
-// and ARGV prefix, instance id first).
-extern const char kPresenceLib[];
-
-// Presence writes of one instance. -> 1 if the instance was still listed in
-// rt:instances, 0 if its entries had been swept (or Redis lost them).
-extern const char kAddPresence[];
-extern const char kRemovePresence[];
-extern const char kSyncPresence[];
-// Heartbeat and sweep. -> {listed before (0/1), instances swept}
-extern const char kRefresh[];
-// The drain: every entry of this instance, its alive key and listing. -> 1
-extern const char kRemoveInstance[];
-// Live fields ("<inst>/<conn>") of a room or user hash. -> array
-extern const char kLiveFields[];
-// Room event: sequence, log entry, PUBLISH. -> {sequence, receivers}
+// Instance slot (KEYS alive, idx of this instance). Adds the tags of one
+// connection to the index and keeps the instance alive. -> 1 if the index
+// held another user tag for it (Redis disagrees with the hub), else 0.
+extern const char kIndexAdd[];
+// Instance slot. Removes rooms (or the whole connection) from the index.
+// -> the number of tags the index held that the caller did not name (the
+// broker then cannot delete their entries: it asks for a resync).
+extern const char kIndexRemove[];
+// Instance slot, any instance. -> false while the instance is alive, else
+// its index (HGETALL): what a sweep has to delete.
+extern const char kDeadIndex[];
+// Instance slot, any instance: after a sweep deleted the entries of the
+// index's connections ARGV (none: all of them), drops them from the index
+// unless the instance came back meanwhile. -> 1 if it came back, else 0.
+extern const char kDropSwept[];
+// Room slot. Room event: sequence, log entry, PUBLISH. -> {sequence, receivers}
 extern const char kPublishRoom[];
-// User event: one PUBLISH per live instance holding the user. -> count
-extern const char kPublishUser[];
-// Room log window. -> {counter, first id, last id, entries}
+// Room slot. Room log window. -> {counter, first id, last id, entries}
 extern const char kHistory[];
 
 }  // namespace stateside::redis::realtime_scripts

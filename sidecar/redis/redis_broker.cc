@@ -1,5 +1,6 @@
-// RedisBroker: lifecycle, presence, channels, publishing and incoming
-// frames (queries: redis_broker_queries.cc; Lua: realtime_scripts.cc).
+// RedisBroker: lifecycle, names, channels, publishing and incoming frames
+// (presence: redis_broker_presence.cc; queries: redis_broker_queries.cc;
+// Lua: realtime_scripts.cc).
 #include "sidecar/redis/broker_replies.h"
 #include "sidecar/redis/redis_broker.h"
 
@@ -17,6 +18,7 @@ namespace stateside::redis {
 namespace {
 
 using broker_internal::AV;
+using broker_internal::Millis;
 using broker_internal::ToUint;
 using broker_internal::Unexpected;
 
@@ -27,18 +29,6 @@ using realtime::TargetKind;
 
 // Seal place of every realtime frame; the name is the channel it travels on.
 constexpr char kSealPlace[] = "rt";
-
-std::string Millis(absl::Duration d) {
-  return std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
-}
-
-
-absl::Status FirstError(const std::vector<absl::StatusOr<RedisReply>>& results) {
-  for (const auto& r : results) {
-    if (!r.ok()) return r.status();
-  }
-  return absl::OkStatus();
-}
 
 absl::Status ValidateOptions(const RedisClient* client, const RedisBrokerOptions& o) {
   const auto bad = [](std::string_view what) {
@@ -62,26 +52,20 @@ absl::Status ValidateOptions(const RedisClient* client, const RedisBrokerOptions
 RedisBroker::RedisBroker(RedisClient* client, RedisBrokerOptions options)
     : client_(client),
       options_(std::move(options)),
-      alive_key_(absl::StrCat(options_.prefix, "rt:alive:", options_.instance_id)),
-      idx_key_(absl::StrCat(options_.prefix, "rt:idx:", options_.instance_id)),
-      instances_key_(absl::StrCat(options_.prefix, "rt:instances")),
+      alive_key_(AliveKey(options_.instance_id)),
+      idx_key_(IndexKey(options_.instance_id)),
+      // Not the previous layout's rt:instances: during a rolling upgrade the
+      // two versions would unlist each other at every heartbeat.
+      listed_key_(absl::StrCat(options_.prefix, "rt:listed")),
       inst_channel_(absl::StrCat(options_.prefix, "rt:c:inst:", options_.instance_id)),
       inst_channel_prefix_(absl::StrCat(options_.prefix, "rt:c:inst:")),
       all_channel_(absl::StrCat(options_.prefix, "rt:c:all")),
       room_channel_prefix_(absl::StrCat(options_.prefix, "rt:c:room:")),
-      add_(RedisScript::Create(
-          absl::StrCat(realtime_scripts::kPresenceLib, realtime_scripts::kAddPresence))),
-      remove_(RedisScript::Create(
-          absl::StrCat(realtime_scripts::kPresenceLib, realtime_scripts::kRemovePresence))),
-      sync_(RedisScript::Create(
-          absl::StrCat(realtime_scripts::kPresenceLib, realtime_scripts::kSyncPresence))),
-      refresh_(RedisScript::Create(
-          absl::StrCat(realtime_scripts::kPresenceLib, realtime_scripts::kRefresh))),
-      remove_instance_(RedisScript::Create(
-          absl::StrCat(realtime_scripts::kPresenceLib, realtime_scripts::kRemoveInstance))),
-      live_fields_(RedisScript::Create(realtime_scripts::kLiveFields)),
+      index_add_(RedisScript::Create(realtime_scripts::kIndexAdd)),
+      index_remove_(RedisScript::Create(realtime_scripts::kIndexRemove)),
+      dead_index_(RedisScript::Create(realtime_scripts::kDeadIndex)),
+      drop_swept_(RedisScript::Create(realtime_scripts::kDropSwept)),
       publish_room_(RedisScript::Create(realtime_scripts::kPublishRoom)),
-      publish_user_(RedisScript::Create(realtime_scripts::kPublishUser)),
       history_(RedisScript::Create(realtime_scripts::kHistory)),
       lane_(std::make_unique<WriteLane>(client, kMaxQueuedWrites, kMaxQueuedBytes)),
       inflight_(std::make_shared<InFlight>()),
@@ -147,169 +131,46 @@ std::string RedisBroker::RoomChannel(std::string_view room) const {
   return absl::StrCat(room_channel_prefix_, Tag("room", room));
 }
 
+// Hash tags: a room's keys share the slot of "r:<rb>", a user's that of
+// "u:<ub>", an instance's that of "i:<inst>".
 std::string RedisBroker::RoomLogKey(std::string_view room) const {
-  return absl::StrCat(options_.prefix, "rt:log:", Tag("room", room));
+  return absl::StrCat(options_.prefix, "rt:{r:", Tag("room", room), "}:log");
 }
 
 std::string RedisBroker::RoomSequenceKey(std::string_view room) const {
-  return absl::StrCat(options_.prefix, "rt:seq:", Tag("room", room));
+  return absl::StrCat(options_.prefix, "rt:{r:", Tag("room", room), "}:seq");
+}
+
+std::string RedisBroker::RoomMembersKey(std::string_view room) const {
+  return EntryKey(absl::StrCat("r:", Tag("room", room)));
+}
+
+std::string RedisBroker::UserKey(std::string_view user) const {
+  return EntryKey(absl::StrCat("u:", Tag("user", user)));
+}
+
+std::string RedisBroker::AliveKey(std::string_view instance) const {
+  return absl::StrCat(options_.prefix, "rt:{i:", AV(instance), "}:alive");
+}
+
+std::string RedisBroker::IndexKey(std::string_view instance) const {
+  return absl::StrCat(options_.prefix, "rt:{i:", AV(instance), "}:idx");
+}
+
+std::string RedisBroker::EntryKey(std::string_view tag) const {
+  const std::string_view kind = tag.substr(0, 2);
+  if (kind == "r:") return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:members");
+  if (kind == "u:") return absl::StrCat(options_.prefix, "rt:{", AV(tag), "}:conns");
+  return std::string();
+}
+
+std::string RedisBroker::Field(std::string_view conn) const {
+  return absl::StrCat(options_.instance_id, "/", AV(conn));
 }
 
 std::string RedisBroker::PageMac(const crypto::Keyring::Key& key, std::string_view room_tag,
                                  std::string_view field) const {
   return crypto::Keyring::Blind(key, "rt-page", absl::StrCat(AV(room_tag), AV(field)));
-}
-
-std::vector<std::string> RedisBroker::PresenceKeys() const {
-  return {alive_key_, idx_key_, instances_key_};
-}
-
-std::vector<std::string> RedisBroker::PresenceArgs() const {
-  return {options_.prefix, options_.instance_id, Millis(options_.presence_ttl)};
-}
-
-// ---- Presence -------------------------------------------------------------------
-
-void RedisBroker::NoteListed(const absl::StatusOr<RedisReply>& reply) {
-  if (!reply.ok() || !reply->is_integer()) return;
-  if (reply->integer == 0 && presence_written_.load()) lost_pending_.store(true);
-  presence_written_.store(true);
-}
-
-void RedisBroker::WritePresence(std::vector<RedisCommand> commands, bool rewrites_all,
-                                bool needs_channel, Done done) {
-  // Both must hold before a connection is reachable: its entries are written
-  // and this instance's channel is subscribed.
-  struct Join {
-    absl::Mutex mu;
-    int pending ABSL_GUARDED_BY(mu) = 0;
-    absl::Status status ABSL_GUARDED_BY(mu);
-    Done done ABSL_GUARDED_BY(mu);
-  };
-  auto join = std::make_shared<Join>();
-  {
-    absl::MutexLock lock(&join->mu);
-    join->pending = needs_channel ? 2 : 1;
-    join->done = std::move(done);
-  }
-  auto finish = [join](absl::Status status) {
-    Done done;
-    absl::Status result;
-    {
-      absl::MutexLock lock(&join->mu);
-      if (join->status.ok() && !status.ok()) join->status = std::move(status);
-      if (--join->pending > 0) return;
-      done = std::move(join->done);
-      result = join->status;
-    }
-    std::move(done)(std::move(result));
-  };
-  lane_->Submit(std::move(commands), [this, rewrites_all, finish](Results results) {
-    // A write that failed leaves Redis behind the hub (which keeps its local
-    // state): the next Refresh asks for a SyncPresence. A sync rewrites
-    // everything, so finding itself unlisted is expected there.
-    if (!FirstError(results).ok()) {
-      lost_pending_.store(true);
-    } else {
-      for (const auto& r : results) {
-        if (rewrites_all) {
-          presence_written_.store(true);
-        } else {
-          NoteListed(r);
-        }
-      }
-    }
-    finish(FirstError(results));
-  });
-  if (needs_channel) {
-    subscriber_->Subscribe({inst_channel_}, [finish](absl::Status s) { finish(std::move(s)); });
-  }
-}
-
-void RedisBroker::AddPresence(const ConnPresence& conn, Done done) {
-  std::vector<std::string> args = PresenceArgs();
-  args.push_back(conn.conn);
-  args.push_back(conn.user.empty() ? std::string() : Tag("user", conn.user));
-  for (const std::string& room : conn.rooms) args.push_back(Tag("room", room));
-  std::vector<RedisCommand> commands;
-  commands.push_back(add_->Call(PresenceKeys(), std::move(args)));
-  WritePresence(std::move(commands), /*rewrites_all=*/false, /*needs_channel=*/true,
-                std::move(done));
-}
-
-void RedisBroker::RemovePresence(const ConnPresence& conn, bool all, Done done) {
-  std::vector<std::string> args = PresenceArgs();
-  args.push_back(conn.conn);
-  args.push_back(all ? "1" : "0");
-  args.push_back(conn.user.empty() ? std::string() : Tag("user", conn.user));
-  for (const std::string& room : conn.rooms) args.push_back(Tag("room", room));
-  std::vector<RedisCommand> commands;
-  commands.push_back(remove_->Call(PresenceKeys(), std::move(args)));
-  WritePresence(std::move(commands), /*rewrites_all=*/false, /*needs_channel=*/false,
-                std::move(done));
-}
-
-void RedisBroker::SyncPresence(std::vector<ConnPresence> conns, Done done) {
-  std::vector<RedisCommand> commands;
-  std::vector<std::string> args = PresenceArgs();
-  args.push_back("1");  // the first chunk clears
-  size_t in_chunk = 0;
-  for (const ConnPresence& conn : conns) {
-    if (in_chunk == kSyncChunk) {
-      commands.push_back(sync_->Call(PresenceKeys(), std::move(args)));
-      args = PresenceArgs();
-      args.push_back("0");
-      in_chunk = 0;
-    }
-    args.push_back(conn.conn);
-    args.push_back(conn.user.empty() ? std::string() : Tag("user", conn.user));
-    args.push_back(std::to_string(conn.rooms.size()));
-    for (const std::string& room : conn.rooms) args.push_back(Tag("room", room));
-    ++in_chunk;
-  }
-  commands.push_back(sync_->Call(PresenceKeys(), std::move(args)));
-  // One lane item: the chunks go back to back on one connection, in order.
-  WritePresence(std::move(commands), /*rewrites_all=*/true, /*needs_channel=*/true,
-                std::move(done));
-}
-
-absl::Status RedisBroker::Refresh() {
-  std::vector<RedisCommand> commands;
-  std::vector<std::string> args = PresenceArgs();
-  args.push_back(std::to_string(kSweepBudget));
-  commands.push_back(refresh_->Call(PresenceKeys(), std::move(args)));
-  Results results = lane_->Call(std::move(commands));
-  if (!results[0].ok()) return results[0].status();
-  const RedisReply& reply = *results[0];
-  uint64_t listed = 0, swept = 0;
-  if (!reply.is_array() || reply.elements.size() != 2 || !ToUint(reply.elements[0], &listed) ||
-      !ToUint(reply.elements[1], &swept)) {
-    return Unexpected("refresh", reply);
-  }
-  swept_.fetch_add(swept);
-  const bool pending = lost_pending_.exchange(false);
-  const bool lost = pending || (listed == 0 && presence_written_.load());
-  if (lost) {
-    // Swept while this instance was not refreshing, lost by Redis, or a
-    // presence write failed: the hub writes its connections again.
-    absl::MutexLock lock(&sink_mu_);
-    if (sink_ != nullptr) {
-      presence_lost_.fetch_add(1);
-      sink_->OnPresenceLost();
-    } else if (!started_) {
-      lost_pending_.store(true);  // for the first Refresh after Start
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RedisBroker::RemoveInstance() {
-  std::vector<RedisCommand> commands;
-  commands.push_back(remove_instance_->Call(PresenceKeys(), PresenceArgs()));
-  Results results = lane_->Call(std::move(commands));
-  presence_written_.store(false);
-  lost_pending_.store(false);
-  return results[0].status();
 }
 
 // ---- Channels ---------------------------------------------------------------
@@ -371,21 +232,20 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
       options_.sealer->Seal(kSealPlace, name, realtime::EncodeEvent(event));
   if (!sealed.ok()) return std::move(done)(sealed.status());
 
+  if (target == TargetKind::kUser) {
+    return PublishUser(UserKey(event.to), absl::StrCat("0 ", *sealed), std::move(done));
+  }
   std::vector<RedisCommand> commands;
-  const std::string& p = options_.prefix;
   switch (target) {
-    case TargetKind::kRoom:
+    case TargetKind::kRoom: {
+      const std::string room = absl::StrCat(options_.prefix, "rt:{r:", room_tag, "}:");
       commands.push_back(publish_room_->Call(
-          {absl::StrCat(p, "rt:seq:", room_tag), absl::StrCat(p, "rt:log:", room_tag),
-           absl::StrCat(p, "rt:logbytes:", room_tag)},
+          {absl::StrCat(room, "seq"), absl::StrCat(room, "log"), absl::StrCat(room, "logbytes")},
           {name, *std::move(sealed), std::to_string(options_.history_size),
            std::to_string(options_.history_bytes), Millis(options_.history_ttl),
            Millis(options_.sequence_ttl)}));
       break;
-    case TargetKind::kUser:
-      commands.push_back(publish_user_->Call({absl::StrCat(p, "rt:user:", Tag("user", event.to))},
-                                             {p, absl::StrCat("0 ", *sealed)}));
-      break;
+    }
     case TargetKind::kConnection:
       commands.push_back(RedisCommand({"PUBLISH", absl::StrCat(inst_channel_prefix_, event.to_instance),
                                        absl::StrCat("0 ", *sealed)}));

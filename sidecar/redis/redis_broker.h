@@ -3,7 +3,10 @@
 // connection-targeted events, one for broadcasts); presence lives in hashes
 // that heartbeats keep alive; each room has a sequence counter and a capped,
 // TTL'd stream for History. Key layout and scripts: realtime_scripts.cc and
-// docs/REDIS_KEYS.md.
+// docs/REDIS_KEYS.md. Every command is single-slot (routed by its first
+// key; PUBLISH has none): what spans a room's, a user's and an instance's
+// slots is sent as separate commands, pipelined (presence:
+// redis_broker_presence.cc).
 //
 // Nothing readable reaches Redis: rooms and users appear only as keyed blind
 // tags, and every frame (channel message or log entry) is sealed, bound to
@@ -12,6 +15,9 @@
 //
 // Ordering: writes (presence, publishes, Refresh, RemoveInstance) go through
 // one WriteLane, so Redis applies them in call order; reads go straight out.
+// An instance's index lists at least every entry it has in room and user
+// hashes (written before them, shrunk after them), so a resync or a sweep
+// can always find what to delete.
 //
 // Thread-safe. Callbacks run on the Redis client's or the subscriber's I/O
 // thread, or inline when Redis refuses at once. The Sink is called under one
@@ -23,6 +29,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -103,8 +110,9 @@ class RedisBroker final : public realtime::Broker {
   // Done: OK once written and this instance's channel is subscribed.
   void AddPresence(const realtime::ConnPresence& conn, Done done) override;
   void RemovePresence(const realtime::ConnPresence& conn, bool all, Done done) override;
-  // In scripts of at most kSyncChunk connections; the first clears this
-  // instance's old entries.
+  // Three steps: read this instance's index; delete the entries it lists
+  // that are not wanted any more and write the wanted ones; then shrink the
+  // index to them.
   void SyncPresence(std::vector<realtime::ConnPresence> conns, Done done) override;
   absl::Status Refresh() override;
   absl::Status RemoveInstance() override;
@@ -132,10 +140,18 @@ class RedisBroker final : public realtime::Broker {
   std::string RoomChannel(std::string_view room) const;
   std::string RoomLogKey(std::string_view room) const;
   std::string RoomSequenceKey(std::string_view room) const;
+  std::string RoomMembersKey(std::string_view room) const;
+  std::string UserKey(std::string_view user) const;
+  std::string AliveKey(std::string_view instance) const;
+  std::string IndexKey(std::string_view instance) const;
+  const std::string& listed_key() const { return listed_key_; }
   const std::string& instance_channel() const { return inst_channel_; }
   const std::string& broadcast_channel() const { return all_channel_; }
 
+  // Connections (index fields) or hash fields per command of a sync or sweep.
   static constexpr size_t kSyncChunk = 500;
+  // Hash entries remembered after failed writes (deleted by the next sync).
+  static constexpr size_t kMaxUnsure = 65536;
   // Connections a Refresh clears at most (across dead instances).
   static constexpr int kSweepBudget = 10000;
   // Commands (and their argument bytes) waiting in the write lane while a
@@ -156,15 +172,32 @@ class RedisBroker final : public realtime::Broker {
 
   std::string Tag(std::string_view purpose, std::string_view name) const;
   std::string PageMac(const crypto::Keyring::Key& key, std::string_view room_tag,
-                       std::string_view field) const;
-  std::vector<std::string> PresenceKeys() const;
-  std::vector<std::string> PresenceArgs() const;
+                      std::string_view field) const;
+  // The hash of an index tag: "u:<ub>" -> the user's, "r:<rb>" -> the
+  // room's members; "" for anything else.
+  std::string EntryKey(std::string_view tag) const;
+  std::string Field(std::string_view conn) const;  // "<self>/<conn>"
 
-  // Presence scripts: each reply says whether this instance was still
-  // listed. `needs_channel`: done also waits for this instance's channel.
-  void WritePresence(std::vector<RedisCommand> commands, bool rewrites_all, bool needs_channel,
-                     Done done);
-  void NoteListed(const absl::StatusOr<RedisReply>& reply);
+  // The write's Done, joined (when `needs_channel`) with the subscription
+  // of this instance's channel: both must hold before a connection is
+  // reachable.
+  Done WithChannel(bool needs_channel, Done done);
+  // A presence write's results: failed -> the next Refresh asks for a
+  // resync, and `entries` (hash key, field) are remembered for it; SADD
+  // answered 1 -> this instance had been unlisted (swept).
+  void NoteWrite(const Results& results, size_t sadd_at,
+                 std::vector<std::pair<std::string, std::string>> entries);
+  std::vector<std::pair<std::string, std::string>> TakeUnsure();
+  void AddUnsure(std::vector<std::pair<std::string, std::string>> entries);
+  // Fields of a room or user hash whose instance is alive, sorted: HKEYS,
+  // then one EXISTS per distinct instance, pipelined.
+  // The write of a RemovePresence whose tags ("u:<ub>", "r:<rb>") are known.
+  WriteLane::Step RemoveStep(const std::string& conn, bool all, std::vector<std::string> tags,
+                             Done done);
+  // The heartbeat's sweep of dead instances among `others` (listed ids).
+  absl::Status Sweep(const std::vector<std::string>& others);
+  void LiveFields(std::string key, Reply<std::vector<std::string>> done);
+  void PublishUser(std::string key, std::string message, Reply<realtime::PublishResult> done);
   absl::StatusOr<realtime::HistoryPage> ParseHistory(absl::StatusOr<RedisReply> reply,
                                                      std::string_view channel, uint64_t after,
                                                      size_t limit);
@@ -177,13 +210,13 @@ class RedisBroker final : public realtime::Broker {
   // Constant after construction.
   RedisClient* const client_;
   const RedisBrokerOptions options_;
-  const std::string alive_key_, idx_key_, instances_key_;
+  const std::string alive_key_, idx_key_, listed_key_;
   const std::string inst_channel_;         // P rt:c:inst:<self>
   const std::string inst_channel_prefix_;  // P rt:c:inst: (seal name of its frames)
   const std::string all_channel_;          // P rt:c:all
   const std::string room_channel_prefix_;  // P rt:c:room:
-  const std::shared_ptr<const RedisScript> add_, remove_, sync_, refresh_, remove_instance_,
-      live_fields_, publish_room_, publish_user_, history_;
+  const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
+      publish_room_, history_;
   std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create
   std::unique_ptr<WriteLane> lane_;              // every write, in call order
   std::shared_ptr<InFlight> inflight_;
@@ -195,6 +228,11 @@ class RedisBroker final : public realtime::Broker {
   // failed or found it unlisted (swept): the next Refresh tells the sink.
   std::atomic<bool> presence_written_{false};
   std::atomic<bool> lost_pending_{false};
+  // (hash key, field) of entries whose write failed partway: the next sync
+  // deletes them unless it writes them again (on Cluster a failed pipeline
+  // may have reached some slots and not others).
+  absl::Mutex unsure_mu_;
+  std::deque<std::pair<std::string, std::string>> unsure_ ABSL_GUARDED_BY(unsure_mu_);
 
   absl::Mutex listener_mu_;
   std::function<void(bool)> listener_ ABSL_GUARDED_BY(listener_mu_);

@@ -1,10 +1,12 @@
 // RedisBroker's presence and history queries: reads that go straight to
-// Redis (not through the write lane), parsed and paged here.
+// Redis (not through the write lane), parsed and paged here; and the
+// user-targeted publish, which reads presence the same way (in the lane).
 #include <algorithm>
 #include <iterator>
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +19,7 @@ namespace stateside::redis {
 namespace {
 
 using broker_internal::AV;
+using broker_internal::FirstError;
 using broker_internal::ToUint;
 using broker_internal::Unexpected;
 
@@ -42,17 +45,43 @@ bool SplitField(std::string_view field, ConnRef* out) {
   return true;
 }
 
-// The sorted live fields of a kLiveFields reply.
-absl::StatusOr<std::vector<std::string>> SortedFields(absl::StatusOr<RedisReply> reply) {
-  if (!reply.ok()) return reply.status();
-  if (!reply->is_array()) return Unexpected("presence query", *reply);
-  std::vector<std::string> fields;
-  fields.reserve(reply->elements.size());
-  for (RedisReply& e : reply->elements) {
-    if (e.is_string()) fields.push_back(std::move(e.str));
+// The distinct instances of "<inst>/<conn>" fields, in first-seen order.
+std::vector<std::string> Instances(const std::vector<std::string>& fields) {
+  std::vector<std::string> out;
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& field : fields) {
+    const size_t slash = field.find('/');
+    if (slash == std::string::npos) continue;
+    std::string inst = field.substr(0, slash);
+    if (seen.insert(inst).second) out.push_back(std::move(inst));
   }
-  std::sort(fields.begin(), fields.end());
-  return fields;
+  return out;
+}
+
+// The string elements of an array reply.
+absl::StatusOr<std::vector<std::string>> Strings(absl::StatusOr<RedisReply> reply,
+                                                 std::string_view what) {
+  if (!reply.ok()) return reply.status();
+  if (!reply->is_array()) return Unexpected(what, *reply);
+  std::vector<std::string> out;
+  out.reserve(reply->elements.size());
+  for (RedisReply& e : reply->elements) {
+    if (e.is_string()) out.push_back(std::move(e.str));
+  }
+  return out;
+}
+
+// The instances whose EXISTS <alive> answered 1 (replies in `instances` order).
+absl::StatusOr<absl::flat_hash_set<std::string>> LiveInstances(
+    const std::vector<std::string>& instances, std::vector<absl::StatusOr<RedisReply>> replies) {
+  absl::flat_hash_set<std::string> live;
+  for (size_t i = 0; i < instances.size(); ++i) {
+    if (!replies[i].ok()) return replies[i].status();
+    uint64_t exists = 0;
+    if (!ToUint(*replies[i], &exists)) return Unexpected("liveness", *replies[i]);
+    if (exists == 1) live.insert(instances[i]);
+  }
+  return live;
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
@@ -87,52 +116,121 @@ void RedisBroker::RoomMembers(std::string_view room, int page_size, std::string_
           absl::InvalidArgumentError("page_token: not a token of this room's listing"));
     }
   }
-  // Built before the callback takes room_tag (argument order is unspecified).
-  RedisCommand command =
-      live_fields_->Call({absl::StrCat(options_.prefix, "rt:room:", room_tag)}, {options_.prefix});
-  client_->Execute(
-      std::move(command),
-      [this, guard = inflight_, limit = *size, room_tag = std::move(room_tag),
-       after = std::move(after), done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        absl::StatusOr<std::vector<std::string>> fields = SortedFields(std::move(reply));
-        if (!fields.ok()) {
-          std::move(done)(fields.status());
-        } else {
-          realtime::MembersPage page;
-          page.count = static_cast<int64_t>(fields->size());
-          auto it = after.empty() ? fields->begin()
-                                  : std::upper_bound(fields->begin(), fields->end(), after);
-          for (; it != fields->end(); ++it) {
-            if (static_cast<int>(page.members.size()) == limit) {
-              const std::string& last = *std::prev(it);
-              page.next_page_token =
-                  absl::StrCat(absl::WebSafeBase64Escape(last), ".",
-                               PageMac(options_.keyring->primary(), room_tag, last));
-              break;
-            }
-            ConnRef ref;
-            if (SplitField(*it, &ref)) page.members.push_back(std::move(ref));
+  LiveFields(
+      RoomMembersKey(room),
+      [this, limit = *size, room_tag = std::move(room_tag), after = std::move(after),
+       done = std::move(done)](absl::StatusOr<std::vector<std::string>> fields) mutable {
+        if (!fields.ok()) return std::move(done)(fields.status());
+        realtime::MembersPage page;
+        page.count = static_cast<int64_t>(fields->size());
+        auto it = after.empty() ? fields->begin()
+                                : std::upper_bound(fields->begin(), fields->end(), after);
+        for (; it != fields->end(); ++it) {
+          if (static_cast<int>(page.members.size()) == limit) {
+            const std::string& last = *std::prev(it);
+            page.next_page_token =
+                absl::StrCat(absl::WebSafeBase64Escape(last), ".",
+                             PageMac(options_.keyring->primary(), room_tag, last));
+            break;
           }
-          std::move(done)(std::move(page));
+          ConnRef ref;
+          if (SplitField(*it, &ref)) page.members.push_back(std::move(ref));
         }
-        guard.reset();
+        std::move(done)(std::move(page));
       });
 }
 
 void RedisBroker::UserConnections(std::string_view user, Reply<std::vector<ConnRef>> done) {
+  LiveFields(UserKey(user),
+             [done = std::move(done)](absl::StatusOr<std::vector<std::string>> fields) mutable {
+               if (!fields.ok()) return std::move(done)(fields.status());
+               std::vector<ConnRef> conns;
+               for (const std::string& field : *fields) {
+                 ConnRef ref;
+                 if (SplitField(field, &ref)) conns.push_back(std::move(ref));
+               }
+               std::move(done)(std::move(conns));
+             });
+}
+
+// Two reads, each single-slot: the hash, then one EXISTS per distinct
+// instance (pipelined). An entry counts iff its instance's alive key exists
+// at the second read: a dead instance drops out within the presence TTL,
+// as when the check ran inside one script. Dead entries stay for the sweep.
+void RedisBroker::LiveFields(std::string key, Reply<std::vector<std::string>> done) {
   client_->Execute(
-      live_fields_->Call({absl::StrCat(options_.prefix, "rt:user:", Tag("user", user))},
-                         {options_.prefix}),
-      [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        absl::StatusOr<std::vector<std::string>> fields = SortedFields(std::move(reply));
-        if (!fields.ok()) return std::move(done)(fields.status());
-        std::vector<ConnRef> conns;
-        for (const std::string& field : *fields) {
-          ConnRef ref;
-          if (SplitField(field, &ref)) conns.push_back(std::move(ref));
+      RedisCommand({"HKEYS", std::move(key)}),
+      [this, guard = inflight_, done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        absl::StatusOr<std::vector<std::string>> fields = Strings(std::move(reply), "HKEYS");
+        if (!fields.ok() || fields->empty()) return std::move(done)(std::move(fields));
+        std::vector<std::string> instances = Instances(*fields);
+        std::vector<RedisCommand> checks;
+        for (const std::string& inst : instances) {
+          checks.push_back(RedisCommand({"EXISTS", AliveKey(inst)}));
         }
-        std::move(done)(std::move(conns));
+        client_->ExecuteBatch(
+            std::move(checks),
+            [guard = std::move(guard), instances = std::move(instances),
+             fields = *std::move(fields),
+             done = std::move(done)](std::vector<absl::StatusOr<RedisReply>> replies) mutable {
+              absl::StatusOr<absl::flat_hash_set<std::string>> live =
+                  LiveInstances(instances, std::move(replies));
+              if (!live.ok()) return std::move(done)(live.status());
+              std::erase_if(fields, [&](const std::string& field) {
+                return !live->contains(field.substr(0, field.find('/')));
+              });
+              std::sort(fields.begin(), fields.end());
+              std::move(done)(std::move(fields));
+            });
       });
+}
+
+// Three steps in the write lane (so it follows the presence writes before
+// it): the user's hash, the liveness of its instances, one PUBLISH per live
+// instance. -> instances sent to.
+void RedisBroker::PublishUser(std::string key, std::string message,
+                              Reply<realtime::PublishResult> done) {
+  struct State {
+    std::string message;
+    std::vector<std::string> instances;
+    absl::Status status;
+    Reply<realtime::PublishResult> done;
+  };
+  auto state = std::make_shared<State>();
+  state->message = std::move(message);
+  state->done = std::move(done);
+  auto fail = [state](absl::Status status, WriteLane::Step* next) {
+    state->status = std::move(status);
+    next->done = [state](WriteLane::Results) { std::move(state->done)(state->status); };
+  };
+  WriteLane::Step first;
+  first.commands.push_back(RedisCommand({"HKEYS", std::move(key)}));
+  first.then = [this, state, fail](WriteLane::Results results, WriteLane::Step* next) {
+    absl::StatusOr<std::vector<std::string>> fields = Strings(std::move(results[0]), "HKEYS");
+    if (!fields.ok()) return fail(fields.status(), next);
+    state->instances = Instances(*fields);
+    for (const std::string& inst : state->instances) {
+      next->commands.push_back(RedisCommand({"EXISTS", AliveKey(inst)}));
+    }
+    next->then = [this, state, fail](WriteLane::Results results, WriteLane::Step* next) {
+      absl::StatusOr<absl::flat_hash_set<std::string>> live =
+          LiveInstances(state->instances, std::move(results));
+      if (!live.ok()) return fail(live.status(), next);
+      for (const std::string& inst : state->instances) {
+        if (!live->contains(inst)) continue;
+        next->commands.push_back(RedisCommand(
+            {"PUBLISH", absl::StrCat(inst_channel_prefix_, inst), state->message}));
+      }
+      next->done = [state](WriteLane::Results results) {
+        const absl::Status status = FirstError(results);
+        if (!status.ok()) return std::move(state->done)(status);
+        realtime::PublishResult result;
+        result.instances = static_cast<int64_t>(results.size());
+        std::move(state->done)(result);
+      };
+    };
+  };
+  lane_->Submit(std::move(first));
 }
 
 void RedisBroker::History(std::string_view room, uint64_t after_sequence, int limit,
@@ -143,9 +241,9 @@ void RedisBroker::History(std::string_view room, uint64_t after_sequence, int li
   const std::string start = after_sequence == std::numeric_limits<uint64_t>::max()
                                 ? absl::StrCat(after_sequence, "-1")  // past every "<seq>-0"
                                 : absl::StrCat(after_sequence + 1, "-0");
-  const std::string& p = options_.prefix;
+  const std::string room_key = absl::StrCat(options_.prefix, "rt:{r:", room_tag, "}:");
   client_->Execute(
-      history_->Call({absl::StrCat(p, "rt:seq:", room_tag), absl::StrCat(p, "rt:log:", room_tag)},
+      history_->Call({absl::StrCat(room_key, "seq"), absl::StrCat(room_key, "log")},
                      {start, std::to_string(*size + 1)}),
       [this, guard = inflight_, after = after_sequence, limit = static_cast<size_t>(*size),
        channel = absl::StrCat(room_channel_prefix_, room_tag),

@@ -28,49 +28,91 @@ WriteLane::~WriteLane() {
 }
 
 void WriteLane::Submit(std::vector<RedisCommand> commands, Done done) {
-  const size_t n = commands.size();
-  size_t bytes = 0;
-  for (const RedisCommand& c : commands) {
-    for (const std::string& arg : c.args) bytes += arg.size();
-  }
+  Submit(Step{std::move(commands), std::move(done), nullptr});
+}
+
+void WriteLane::Submit(Step first) {
+  const size_t n = first.commands.size();
+  const size_t bytes = Bytes(first);
   absl::Status refusal;
   if (!client_->connected()) {
     const absl::Status last = client_->last_error();
     refusal = absl::UnavailableError(absl::StrCat("redis: not connected",
                                                   last.ok() ? "" : " (", last.message(),
                                                   last.ok() ? "" : ")"));
-  } else {
+  } else if (n > 0) {
     absl::MutexLock lock(&mu_);
     if (commands_ + n > max_commands_ || bytes_ + bytes > max_bytes_) {
       refusal = absl::UnavailableError("redis: too many writes waiting for Redis");
     } else {
-      queue_.push_back(Item{std::move(commands), std::move(done)});
+      queue_.push_back(std::move(first));
       commands_ += n;
       bytes_ += bytes;
       if (busy_) return;  // the batch in flight sends it next
       busy_ = true;
     }
   }
-  if (!refusal.ok()) return done(Results(n, refusal));
+  if (n == 0 && refusal.ok()) {
+    std::optional<Step> next = Answer(std::move(first), Results());
+    if (next.has_value()) Submit(*std::move(next));
+    return;
+  }
+  if (!refusal.ok()) {
+    // Refused: every later step fails the same way, without Redis.
+    std::optional<Step> step = Answer(std::move(first), Results(n, refusal));
+    while (step.has_value()) {
+      const size_t m = step->commands.size();
+      step = Answer(*std::move(step), Results(m, refusal));
+    }
+    return;
+  }
   Pump();
+}
+
+size_t WriteLane::Bytes(const Step& step) {
+  size_t bytes = 0;
+  for (const RedisCommand& c : step.commands) {
+    for (const std::string& arg : c.args) bytes += arg.size();
+  }
+  return bytes;
+}
+
+std::optional<WriteLane::Step> WriteLane::Answer(Step step, Results results) {
+  for (;;) {
+    if (!step.then) {
+      if (step.done) step.done(std::move(results));
+      return std::nullopt;
+    }
+    Step next;
+    step.then(std::move(results), &next);
+    if (!next.commands.empty()) return next;
+    step = std::move(next);
+    results.clear();
+  }
 }
 
 void WriteLane::Pump() {
   for (;;) {
-    std::vector<Item> items;
+    std::vector<Step> items;
     {
       absl::MutexLock lock(&mu_);
       if (queue_.empty()) {
         busy_ = false;
         return;
       }
-      items.swap(queue_);
-      commands_ = 0;
-      bytes_ = 0;
+      // Up to and including the first step that has a next one: that next
+      // step must go out before anything queued behind it.
+      while (!queue_.empty()) {
+        items.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        commands_ -= items.back().commands.size();
+        bytes_ -= Bytes(items.back());
+        if (items.back().then) break;
+      }
     }
     std::vector<RedisCommand> commands;
     std::vector<size_t> counts;
-    for (Item& item : items) {
+    for (Step& item : items) {
       counts.push_back(item.commands.size());
       for (RedisCommand& c : item.commands) commands.push_back(std::move(c));
     }
@@ -84,7 +126,14 @@ void WriteLane::Pump() {
           for (size_t i = 0; i < items.size(); ++i) {
             Results mine(std::make_move_iterator(at), std::make_move_iterator(at + counts[i]));
             at += counts[i];
-            items[i].done(std::move(mine));
+            std::optional<Step> next = Answer(std::move(items[i]), std::move(mine));
+            if (next.has_value()) {
+              // Counted, never refused: its write was admitted.
+              absl::MutexLock lock(&mu_);
+              commands_ += next->commands.size();
+              bytes_ += Bytes(*next);
+              queue_.push_front(*std::move(next));
+            }
           }
           if (turn->exchange(2) == 1) Pump();
           guard.reset();  // the lane may be destroyed from here on

@@ -6,14 +6,21 @@
 // while the client is not connected, or past `max_commands` / `max_bytes`
 // waiting, Submit fails at once with UNAVAILABLE.
 //
+// A write may take several steps, each needing the previous one's answer
+// (read an index, then delete what it lists): such a step ends its batch,
+// and its next step goes out first in the following one, so nothing
+// submitted later overtakes it.
+//
 // Thread-safe. Each `done` runs once, in submission order, on the client's
 // I/O thread (or inline when refused); it must not block.
 #ifndef STATESIDE_SIDECAR_REDIS_WRITE_LANE_H_
 #define STATESIDE_SIDECAR_REDIS_WRITE_LANE_H_
 
 #include <cstddef>
+#include <deque>
 #include <future>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,21 +44,34 @@ class WriteLane {
   WriteLane(const WriteLane&) = delete;
   WriteLane& operator=(const WriteLane&) = delete;
 
+  // One step of a write: its commands, then exactly one of `done` (the
+  // last step: it gets this step's results) or `then`, which gets them and
+  // fills in the next step. A step without commands is answered at once
+  // with no results.
+  struct Step {
+    std::vector<RedisCommand> commands;
+    Done done;
+    absl::AnyInvocable<void(Results, Step* next)> then;
+  };
+
   void Submit(std::vector<RedisCommand> commands, Done done);
+  // The first step is admitted (or refused) like Submit's commands; later
+  // steps always go out (or fail with the client's own status).
+  void Submit(Step first);
   // Blocking form. REQUIRES: not on the client's I/O thread.
   Results Call(std::vector<RedisCommand> commands);
 
  private:
-  struct Item {
-    std::vector<RedisCommand> commands;
-    Done done;
-  };
   // Alive while a batch callback may still touch the lane.
   struct InFlight {
     std::promise<void> idle;
     ~InFlight() { idle.set_value(); }
   };
 
+  static size_t Bytes(const Step& step);
+  // Runs `step`'s done, or its then and each next step without commands,
+  // until a step with commands is left (returned) or the write is done.
+  static std::optional<Step> Answer(Step step, Results results);
   // Sends queued items until none is left or a batch is out.
   // REQUIRES: busy_ was set by this caller (or handed over by a batch).
   void Pump();
@@ -63,7 +83,7 @@ class WriteLane {
   std::future<void> idle_;
 
   absl::Mutex mu_;
-  std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Step> queue_ ABSL_GUARDED_BY(mu_);
   size_t commands_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;  // someone is sending, or a batch is out

@@ -1,6 +1,7 @@
 // WriteLane against a real redis-server: submission order survives the
-// client's pool, the queue is bounded, a disconnected client refuses at once,
-// and destruction waits for every answer.
+// client's pool, a write of several steps keeps its place, the queue is
+// bounded, a disconnected client refuses at once, and destruction waits for
+// every answer.
 #include "sidecar/redis/write_lane.h"
 
 #include <atomic>
@@ -85,6 +86,60 @@ TEST(WriteLaneTest, WaitingWritesAreBoundedAndADisconnectedClientRefusesAtOnce) 
   WriteLane::Results r = lane.Call(One({"SET", "k", "v"}));
   EXPECT_EQ(r.at(0).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(absl::StrContains(r.at(0).status().message(), "not connected"));
+}
+
+TEST(WriteLaneTest, TheNextStepOfAWriteGoesBeforeWritesSubmittedAfterIt) {
+  absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectedClient((*server)->url());
+  ASSERT_NE(client, nullptr);
+  const std::string key = UniquePrefix() + "list";
+  std::vector<std::string> log;  // dones and thens run one at a time
+  {
+    WriteLane lane(client.get(), 1000, 1 << 20);
+    (*server)->Pause();  // everything below queues behind the first batch
+    lane.Submit(One({"RPUSH", key, "a"}), [&](WriteLane::Results) { log.push_back("a"); });
+    // Three steps, the second without commands; each sees the one before.
+    WriteLane::Step first;
+    first.commands = One({"RPUSH", key, "s1"});
+    first.then = [&](WriteLane::Results r, WriteLane::Step* next) {
+      log.push_back(absl::StrCat("s1:", r.at(0).ok() ? r.at(0)->integer : -1));
+      next->then = [&](WriteLane::Results r, WriteLane::Step* next) {
+        log.push_back(absl::StrCat("empty:", r.size()));
+        next->commands = One({"RPUSH", key, "s3"});
+        next->done = [&](WriteLane::Results r) {
+          log.push_back(absl::StrCat("s3:", r.at(0).ok() ? r.at(0)->integer : -1));
+        };
+      };
+    };
+    lane.Submit(std::move(first));
+    for (int i = 0; i < 3; ++i) {
+      lane.Submit(One({"RPUSH", key, "b"}), [&](WriteLane::Results) { log.push_back("b"); });
+    }
+    (*server)->Resume();
+  }  // the destructor waits for every step
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "s1:2", "empty:0", "s3:3", "b", "b", "b"}));
+  absl::StatusOr<redis::Reply> list = client->Call({"LRANGE", key, "0", "-1"});
+  ASSERT_TRUE(list.ok());
+  std::vector<std::string> items;
+  for (const redis::Reply& e : list->elements) items.push_back(e.str);
+  EXPECT_EQ(items, (std::vector<std::string>{"a", "s1", "s3", "b", "b", "b"}));
+
+  // Refused at once: every step fails the same way, without Redis.
+  (*server)->Kill();
+  ASSERT_TRUE(WaitFor([&] { return !client->connected(); }));
+  WriteLane lane(client.get(), 1000, 1 << 20);
+  std::vector<absl::StatusCode> codes;
+  WriteLane::Step refused;
+  refused.commands = One({"GET", key});
+  refused.then = [&](WriteLane::Results r, WriteLane::Step* next) {
+    codes.push_back(r.at(0).status().code());
+    next->commands = One({"GET", key});
+    next->done = [&](WriteLane::Results r) { codes.push_back(r.at(0).status().code()); };
+  };
+  lane.Submit(std::move(refused));
+  EXPECT_EQ(codes, (std::vector<absl::StatusCode>{absl::StatusCode::kUnavailable,
+                                                   absl::StatusCode::kUnavailable}));
 }
 
 }  // namespace
