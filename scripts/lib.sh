@@ -37,6 +37,17 @@ TEST_PACKAGES=(
   clang-14
 )
 
+# What the container test (tests/container, label `container`) runs: rootful
+# Podman with runc (crun does not work on every machine), podman-compose, the
+# CNI plugins with dnsname (the Compose network's DNS), debootstrap (the
+# debian:12 base image, made from the machine's own apt mirror: no image
+# registry is needed).
+# shellcheck disable=SC2034
+CONTAINER_PACKAGES=(
+  podman buildah podman-compose runc conmon containernetworking-plugins
+  golang-github-containernetworking-plugin-dnsname debootstrap uidmap
+)
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 # install_packages PKG...: installs the packages not installed yet. A second

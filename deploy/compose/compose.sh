@@ -10,7 +10,18 @@
 # docker-compose 1.x (Debian 12 ships 1.29) rejects `depends_on: {restart:
 # true}` (Compose 2.17): it gets a copy of the file without those lines,
 # written next to it (.docker-compose.v1.yml, never committed) so that
-# relative paths, .env and the project name are the same. Sourced (by
+# relative paths, .env and the project name are the same.
+#
+# podman-compose (Debian 12 ships 1.0.3) differs in ways this script and
+# rolling-update.sh make up for: it ignores $COMPOSE_PROJECT_NAME (passed
+# here as -p) and `stop_grace_period` (podman's default is 10 s: every
+# container gets --stop-timeout 20, the file's longest grace period), and it
+# has no `config` (compose_services reads the file). What it does not do at
+# all: `depends_on` conditions and `restart: true` (it starts the services
+# in dependency order without waiting for healthchecks; each program waits
+# for what it needs: the app for its sidecar's socket, the sidecar for
+# Redis), and healthchecks run by themselves only where systemd runs
+# Podman's timers (rolling-update.sh runs them itself). Sourced (by
 # rolling-update.sh), this file only defines the functions.
 set -euo pipefail
 
@@ -41,6 +52,8 @@ compose_pick() {
   fi
   # shellcheck disable=SC2034  # used by rolling-update.sh
   read -r -a COMPOSE_ENGINE <<<"$STATESIDE_ENGINE"
+  COMPOSE_PODMAN=false
+  [[ "${COMPOSE_CMD[0]##*/}" == podman-compose ]] && COMPOSE_PODMAN=true
   # docker-compose 1.x (the Python one) needs the filtered file.
   COMPOSE_V1=false
   if [[ "${COMPOSE_CMD[0]##*/}" == docker-compose ]] &&
@@ -65,8 +78,26 @@ compose() {
     local file
     file="$(compose_file_v1)"
     "${COMPOSE_CMD[@]}" -f "$file" "$@"
+  elif [[ "$COMPOSE_PODMAN" == true ]]; then
+    local options=(--podman-run-args=--stop-timeout=20)
+    [[ -n "${COMPOSE_PROJECT_NAME:-}" ]] && options+=(-p "$COMPOSE_PROJECT_NAME")
+    # Docker's image format: the OCI one (Podman's default) drops the
+    # Dockerfile's SHELL (its RUNs are bash) and HEALTHCHECK.
+    BUILDAH_FORMAT="${BUILDAH_FORMAT:-docker}" \
+      "${COMPOSE_CMD[@]}" -f "$COMPOSE_FILE_PATH" "${options[@]}" "$@"
   else
     "${COMPOSE_CMD[@]}" -f "$COMPOSE_FILE_PATH" "$@"
+  fi
+}
+
+# The services of the file, one a line (`compose config --services`;
+# podman-compose has no `config`: its own YAML module reads the file).
+compose_services() {
+  if [[ "$COMPOSE_PODMAN" == true ]]; then
+    python3 -c 'import sys, yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["services"]))' \
+      "$COMPOSE_FILE_PATH"
+  else
+    compose config --services
   fi
 }
 

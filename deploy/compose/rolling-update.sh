@@ -3,8 +3,9 @@
 # order the kubelet stops a pod: the app first. Its SIGTERM is forwarded to
 # the pod's sidecar as a drain (RADAR_FORWARD_SIGTERM=true); the sidecar
 # drains, exits 0 and stays down (`restart: on-failure`). Then both start
-# again, recreated from new images or settings if there are any, and the
-# next pod waits until both are healthy: nginx always has the other pods.
+# again, recreated from new images or settings if there are any, nginx is
+# reloaded (it resolves the pod's new address), and the next pod waits until
+# both are healthy: nginx always has the other pods.
 #
 #   deploy/compose/compose.sh build        # or pull: the new images
 #   deploy/compose/rolling-update.sh       # every pod (app-1, app-2, ...)
@@ -62,15 +63,35 @@ wait_exited() {
 }
 
 # wait_healthy SERVICE: until its container runs and its healthcheck passes.
+# Podman runs healthchecks from systemd timers: where no systemd runs them (a
+# container, a CI machine), the status stays "starting" unless someone runs
+# the check, so with Podman this runs it (it records the result either way).
 wait_healthy() {
-  local service="$1" deadline=$((SECONDS + timeout_s)) state
+  local service="$1" deadline=$((SECONDS + timeout_s)) state id
   while :; do
+    if [[ "${COMPOSE_ENGINE[0]##*/}" == podman ]]; then
+      id="$(container_of "$service")"
+      [[ -z "$id" ]] || "${COMPOSE_ENGINE[@]}" healthcheck run "$id" >/dev/null 2>&1 || true
+    fi
     state="$(state_of "$service")"
     [[ "$state" == "running 0 healthy" || "$state" == "running 0 none" ]] && return 0
     ((SECONDS < deadline)) ||
       fail "$service is not healthy within ${timeout_s}s (state: $state): \`compose.sh logs $service\`; the pods after it are not updated"
     sleep 1
   done
+}
+
+# reload_nginx: SIGHUP to the nginx container, which loads its configuration
+# again and so resolves the pods' names again: a restarted pod has a new
+# address, which an nginx without upstream `resolve` (before 1.27.3; see
+# nginx-start.sh) learns only then. A graceful reload: requests in flight
+# finish on the old workers. No nginx service (or none running): nothing.
+reload_nginx() {
+  local id
+  id="$(container_of nginx)"
+  [[ -n "$id" && "$(state_of nginx)" == running\ * ]] || return 0
+  "${COMPOSE_ENGINE[@]}" kill --signal HUP "$id" >/dev/null ||
+    fail "could not reload nginx (\`compose.sh logs nginx\`)"
 }
 
 compose_pick
@@ -86,10 +107,10 @@ if (($# > 0)); then
 else
   while read -r service; do
     if [[ "$service" =~ ^app-([0-9]+)$ ]]; then pods+=("${BASH_REMATCH[1]}"); fi
-  done < <(compose config --services | sort -t- -k2 -n)
+  done < <(compose_services | sort -t- -k2 -n)
 fi
 ((${#pods[@]} > 0)) || fail "no app-N service in $COMPOSE_FILE_PATH"
-services="$(compose config --services)"
+services="$(compose_services)"
 for n in "${pods[@]}"; do
   for s in "app-$n" "sidecar-$n"; do
     grep -qx "$s" <<<"$services" || fail "pod $n: no service $s in $COMPOSE_FILE_PATH"
@@ -103,9 +124,19 @@ for n in "${pods[@]}"; do
   wait_exited "$app"
   wait_exited "$sidecar"
   log "pod $n: $app and $sidecar have exited; starting them"
+  if [[ "$COMPOSE_PODMAN" == true ]]; then
+    # podman-compose's `up` starts an existing container as it was created:
+    # the exited pair is removed, so that `up` creates it again from the
+    # current images and settings, as Compose's recreate does.
+    for s in "$app" "$sidecar"; do
+      id="$(container_of "$s")"
+      [[ -z "$id" ]] || "${COMPOSE_ENGINE[@]}" rm "$id" >/dev/null
+    done
+  fi
   compose up -d --no-deps "$sidecar" "$app"
   wait_healthy "$sidecar"
   wait_healthy "$app"
+  reload_nginx
   log "pod $n: $sidecar and $app are healthy"
 done
 log "done: pod(s) ${pods[*]}"

@@ -459,13 +459,17 @@ test('Compose: nginx has one upstream server per app, on its port, re-resolved b
 });
 
 test('Dockerfile: socket directory, admin and app ports, healthchecks agree with the programs', () => {
-  const env = (stage, name) => {
+  // A stage's instructions with those of the stages it builds on, first ones first.
+  const chainInsts = (stage) => {
     const chain = [];
     for (let s = dockerStages.find((st) => st.name === stage); s; s = dockerStages.find((st) => st.name === s.base)) chain.unshift(s);
-    const envs = chain.flatMap((s) => s.insts).filter((i) => i.keyword === 'ENV' && i.args.startsWith(name + '='));
+    return chain.flatMap((s) => s.insts);
+  };
+  const env = (stage, name) => {
+    const envs = chainInsts(stage).filter((i) => i.keyword === 'ENV' && i.args.startsWith(name + '='));
     return envs.length ? envs.pop().args.slice(name.length + 1) : undefined;
   };
-  const inst = (stage, kw) => dockerStages.find((s) => s.name === stage).insts.filter((i) => i.keyword === kw);
+  const inst = (stage, kw) => chainInsts(stage).filter((i) => i.keyword === kw);
   const socket = env('stateside', 'STATESIDE_SOCKET');
   assert.equal(env('radar-app', 'STATESIDE_SOCKET'), socket);
   assert.match(read('deploy', 'docker', 'Dockerfile'), new RegExp(`install -d .*${path.posix.dirname(socket)}`));

@@ -4,7 +4,8 @@
 # and the sidecar (drained by the app's forwarded SIGTERM) have exited 0,
 # starts both, waits until both are healthy, then goes on to the next pod;
 # a sidecar that does not exit, exits non-zero or a pod that never gets
-# healthy stops the update with an error before the next pod.
+# healthy stops the update with an error before the next pod. After each pod
+# nginx is reloaded (SIGHUP), if it runs.
 #   rolling_update_test.sh SOURCE_DIR
 set -euo pipefail
 src="${1:?usage: rolling_update_test.sh SOURCE_DIR}"
@@ -48,7 +49,8 @@ case "$1" in
 esac
 FAKE
 # The fake engine: `ps -a -q --filter label=... --filter label=...service=S`
-# prints S as the container id; `inspect -f FORMAT S` prints its state.
+# prints S as the container id; `inspect -f FORMAT S` prints its state;
+# `kill ...` (nginx's reload) is logged with Compose's commands.
 cat >"$tmp/fake-engine" <<'FAKE'
 #!/bin/bash
 set -euo pipefail
@@ -69,6 +71,7 @@ case "$1" in
       fi
     fi
     echo "$status $code $health" ;;
+  kill) echo "$*" >>"$FAKE/log" ;;
   *) echo "fake-engine: unexpected $*" >&2; exit 2 ;;
 esac
 FAKE
@@ -84,6 +87,7 @@ run() {
   for s in redis sidecar-1 app-1 sidecar-2 app-2 sidecar-3 app-3 nginx; do
     echo "running 0 healthy" >"$FAKE/state/$s"
   done
+  echo "${FAKE_NGINX:-running 0 healthy}" >"$FAKE/state/nginx"
   status=0
   out="$(STATESIDE_COMPOSE="$tmp/fake-compose" STATESIDE_ENGINE="$tmp/fake-engine" \
          COMPOSE_PROJECT_NAME=compose ROLLING_UPDATE_TIMEOUT="${TIMEOUT:-30}" \
@@ -104,10 +108,13 @@ run all
 [[ $status == 0 ]] || fail "all: exit $status"
 expect_log all "stop app-1
 up -d --no-deps sidecar-1 app-1
+kill --signal HUP nginx
 stop app-2
 up -d --no-deps sidecar-2 app-2
+kill --signal HUP nginx
 stop app-3
-up -d --no-deps sidecar-3 app-3"
+up -d --no-deps sidecar-3 app-3
+kill --signal HUP nginx"
 for s in sidecar-1 app-1 sidecar-3 app-3; do
   [[ "$(cat "$FAKE/state/$s")" == "running 0 healthy" ]] || fail "all: $s is not healthy at the end"
 done
@@ -116,8 +123,16 @@ run some pod-3 2
 [[ $status == 0 ]] || fail "some: exit $status"
 expect_log some "stop app-3
 up -d --no-deps sidecar-3 app-3
+kill --signal HUP nginx
 stop app-2
-up -d --no-deps sidecar-2 app-2"
+up -d --no-deps sidecar-2 app-2
+kill --signal HUP nginx"
+
+# No nginx running: nothing to reload.
+FAKE_NGINX="exited 0 none" run no-nginx 1
+[[ $status == 0 ]] || fail "no-nginx: exit $status"
+expect_log no-nginx "stop app-1
+up -d --no-deps sidecar-1 app-1"
 
 TIMEOUT=2 FAKE_SIDECAR_EXIT=stay run no-drain
 [[ $status == 1 ]] || fail "no-drain: exit $status, expected 1"

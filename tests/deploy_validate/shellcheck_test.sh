@@ -7,5 +7,6 @@ set -euo pipefail
 src="${1:?usage: shellcheck_test.sh SOURCE_DIR}"
 command -v shellcheck >/dev/null || { echo "shellcheck is not installed"; exit 77; }
 cd "$src"
-shellcheck -x deploy/docker/healthcheck.sh deploy/compose/*.sh tests/deploy_validate/*.sh
+shellcheck -x deploy/docker/healthcheck.sh deploy/compose/*.sh tests/deploy_validate/*.sh \
+  tests/container/*.sh
 echo "shellcheck: clean"
