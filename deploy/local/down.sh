@@ -32,12 +32,13 @@ done
 stop 10 "$(nginx_base)"
 stop_pods "${pods[@]}"
 # Last: the sidecars flush their writes and deregister in Redis on the way out.
-stop 10 "$(redis_base)"
+mapfile -t redis < <(redis_bases)
+stop 10 "${redis[@]}"
 
 # Stragglers: whatever is left in the recorded sessions (e.g. nginx workers
 # whose master was killed) or names this directory on its command line.
 bases=()
-for f in "$LOCAL_DIR"/redis/redis.sid "$LOCAL_DIR"/nginx/master.sid "$LOCAL_DIR"/pod-*/*.sid; do
+for f in "$LOCAL_DIR"/redis/*.sid "$LOCAL_DIR"/nginx/master.sid "$LOCAL_DIR"/pod-*/*.sid; do
   [ -e "$f" ] && bases+=("${f%.sid}")
 done
 kill_sessions "${bases[@]}"
@@ -52,6 +53,6 @@ for attempt in $(seq 1 20); do
   sleep 0.1
 done
 
-rm -f "$LOCAL_DIR"/redis/redis.{pid,sid} "$LOCAL_DIR"/nginx/master.{pid,sid} \
+rm -f "$LOCAL_DIR"/redis/*.{pid,sid} "$LOCAL_DIR"/nginx/master.{pid,sid} \
       "$LOCAL_DIR"/pod-*/*.pid "$LOCAL_DIR"/pod-*/*.sid
 say "stopped (logs in $LOCAL_DIR)"

@@ -9,6 +9,12 @@
 #                            redis PORT+1, pod i's radar-app PORT+10+i and
 #                            sidecar admin PORT+30+i (so clusters need their
 #                            PORTs at least 50 apart)
+#   STATESIDE_LOCAL_REDIS    the Redis layout: standalone (default; one
+#                            redis-server on PORT+1), cluster (a Redis Cluster
+#                            of three masters and three replicas on PORT+1 to
+#                            PORT+6, bus ports 10000 above) or sentinel (a
+#                            master on PORT+1, its replica on PORT+2 and three
+#                            sentinels on PORT+3 to PORT+5)
 #   STATESIDE_BIN_DIR        stateside and radar-app (default <repo>/build/bin)
 #   STATESIDE_LOCAL_TIMEOUT  seconds to wait for readiness (default 60)
 # Every other stateside / radar-app setting can be given through its usual
@@ -23,6 +29,9 @@
 LOCAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL_DIR="${STATESIDE_LOCAL_DIR:-/tmp/stateside-local}"
 LOCAL_PORT="${STATESIDE_LOCAL_PORT:-8080}"
+LOCAL_REDIS="${STATESIDE_LOCAL_REDIS:-standalone}"
+# The master name the sentinels watch (STATESIDE_LOCAL_REDIS=sentinel).
+SENTINEL_MASTER=stateside
 BIN_DIR="${STATESIDE_BIN_DIR:-$LOCAL_ROOT/build/bin}"
 READY_TIMEOUT="${STATESIDE_LOCAL_TIMEOUT:-60}"
 # App ports PORT+11.. must stay below the admin ports PORT+31..
@@ -48,6 +57,14 @@ check_env() {
      [ "$LOCAL_PORT" -gt $((65535 - 30 - MAX_PODS)) ]; then
     die "STATESIDE_LOCAL_PORT must be a number from 1024 to $((65535 - 30 - MAX_PODS)) (got '$LOCAL_PORT')"
   fi
+  case "$LOCAL_REDIS" in
+    standalone|sentinel) ;;
+    cluster)
+      # The cluster bus listens 10000 above each node's port.
+      [ "$LOCAL_PORT" -le $((65535 - 10000 - 6)) ] ||
+        die "STATESIDE_LOCAL_REDIS=cluster needs STATESIDE_LOCAL_PORT at most $((65535 - 10000 - 6)) (bus ports are 10000 above the nodes')" ;;
+    *) die "STATESIDE_LOCAL_REDIS must be standalone, cluster or sentinel (got '$LOCAL_REDIS')" ;;
+  esac
   [[ "$READY_TIMEOUT" =~ ^[1-9][0-9]*$ ]] ||
     die "STATESIDE_LOCAL_TIMEOUT must be a number of seconds (got '$READY_TIMEOUT')"
   [ -n "$LOCAL_DIR" ] || die "STATESIDE_LOCAL_DIR is empty"
@@ -58,12 +75,53 @@ check_env() {
   case "$LOCAL_DIR$BIN_DIR" in *[\"\'\\$'\n']*) die "paths with quotes, backslashes or newlines are not supported: $LOCAL_DIR" ;; esac
 }
 
-redis_port() { echo $((LOCAL_PORT + 1)); }
+# Redis data node K (1 by default: the standalone node, the first Cluster
+# node, the Sentinel layout's first master) and sentinel K (1 to 3).
+redis_port() { echo $((LOCAL_PORT + ${1:-1})); }
+sentinel_port() { echo $((LOCAL_PORT + 2 + $1)); }
+# The data nodes of the layout, one number a line.
+redis_nodes() {
+  case "$LOCAL_REDIS" in
+    cluster) seq 1 6 ;;
+    sentinel) seq 1 2 ;;
+    *) echo 1 ;;
+  esac
+}
+sentinels() { if [ "$LOCAL_REDIS" = sentinel ]; then seq 1 3; fi; }
 app_port() { echo $((LOCAL_PORT + 10 + $1)); }
 admin_port() { echo $((LOCAL_PORT + 30 + $1)); }
 pod_dir() { echo "$LOCAL_DIR/pod-$1"; }
 pod_socket() { echo "$LOCAL_DIR/pod-$1/sock/stateside.sock"; }
-redis_base() { echo "$LOCAL_DIR/redis/redis"; }
+redis_base() {
+  if [ "$LOCAL_REDIS" = standalone ]; then echo "$LOCAL_DIR/redis/redis"; else echo "$LOCAL_DIR/redis/node-${1:-1}"; fi
+}
+sentinel_base() { echo "$LOCAL_DIR/redis/sentinel-$1"; }
+# Every Redis process of the layout: data nodes, then sentinels.
+redis_bases() {
+  local k
+  for k in $(redis_nodes); do redis_base "$k"; done
+  for k in $(sentinels); do sentinel_base "$k"; done
+}
+# Every port the layout listens on (a Cluster's bus ports too).
+redis_ports() {
+  local k
+  for k in $(redis_nodes); do
+    redis_port "$k"
+    if [ "$LOCAL_REDIS" = cluster ]; then echo $(($(redis_port "$k") + 10000)); fi
+  done
+  for k in $(sentinels); do sentinel_port "$k"; done
+}
+# REDIS_URL of the sidecars: the node, the Cluster's seeds, or the
+# sentinels (whose password is the data nodes' here).
+redis_url() {
+  local k hosts=""
+  case "$LOCAL_REDIS" in
+    cluster) for k in $(redis_nodes); do hosts+="${hosts:+,}127.0.0.1:$(redis_port "$k")"; done ;;
+    sentinel) for k in $(sentinels); do hosts+="${hosts:+,}127.0.0.1:$(sentinel_port "$k")"; done ;;
+    *) hosts="127.0.0.1:$(redis_port)" ;;
+  esac
+  echo "redis://:$(cat "$LOCAL_DIR/secrets/redis_password")@$hosts"
+}
 nginx_base() { echo "$LOCAL_DIR/nginx/master"; }
 sidecar_base() { echo "$LOCAL_DIR/pod-$1/sidecar"; }
 app_base() { echo "$LOCAL_DIR/pod-$1/app"; }
@@ -79,6 +137,7 @@ save_cluster_env() {
   local v
   {
     printf 'LOCAL_PORT=%q\nBIN_DIR=%q\nREADY_TIMEOUT=%q\n' "$LOCAL_PORT" "$BIN_DIR" "$READY_TIMEOUT"
+    printf 'LOCAL_REDIS=%q\n' "$LOCAL_REDIS"
     printf 'PRESTOP_DELAY=%q\nDRAIN_TIMEOUT=%q\nSHUTDOWN_TIMEOUT=%q\n' \
       "$PRESTOP_DELAY" "$DRAIN_TIMEOUT" "$SHUTDOWN_TIMEOUT"
     for v in $(compgen -e); do
@@ -316,9 +375,26 @@ wait_ready() {
   done
 }
 
-redis_ready() {
+# redis_cli PORT ARGS...: redis-cli on a node or sentinel of the cluster,
+# the password from its file (never on a command line).
+redis_cli() {
+  local port="$1"
+  shift
   REDISCLI_AUTH="$(cat "$LOCAL_DIR/secrets/redis_password")" \
-    redis-cli -h 127.0.0.1 -p "$(redis_port)" ping 2>/dev/null | grep -q PONG
+    redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" "$@" 2>/dev/null
+}
+# redis_ready [K]: data node K answers.
+redis_ready() { redis_cli "$(redis_port "${1:-1}")" ping | grep -q PONG; }
+# sentinel_ready K: sentinel K knows the master.
+sentinel_ready() {
+  redis_cli "$(sentinel_port "$1")" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | grep -q 127.0.0.1
+}
+# cluster_ok: every Cluster node says the cluster is up (all slots served).
+cluster_ok() {
+  local k
+  for k in $(redis_nodes); do
+    redis_cli "$(redis_port "$k")" cluster info | grep -q '^cluster_state:ok' || return 1
+  done
 }
 sidecar_ready() { http_ok "http://127.0.0.1:$(admin_port "$1")/health/ready"; }
 app_ready() { http_ok "http://127.0.0.1:$(app_port "$1")/healthz"; }
@@ -345,10 +421,15 @@ start_pod() {
     # a truncated file would read as empty (exit 2, "REDIS_URL_FILE ... is
     # empty").
     (umask 077 &&
-      echo "redis://:$(cat "$secrets/redis_password")@127.0.0.1:$(redis_port)" >"$secrets/redis_url.$i" &&
+      redis_url >"$secrets/redis_url.$i" &&
       mv -f "$secrets/redis_url.$i" "$secrets/redis_url")
     export REDIS_URL_FILE="$secrets/redis_url" USE_REDIS_SESSIONS=true STATESIDE_PRESTOP_DELAY="$PRESTOP_DELAY" \
-           STATESIDE_DRAIN_TIMEOUT="$DRAIN_TIMEOUT" STATESIDE_SHUTDOWN_TIMEOUT="$SHUTDOWN_TIMEOUT"
+           STATESIDE_DRAIN_TIMEOUT="$DRAIN_TIMEOUT" STATESIDE_SHUTDOWN_TIMEOUT="$SHUTDOWN_TIMEOUT" \
+           STATESIDE_REDIS_TOPOLOGY="$LOCAL_REDIS"
+    unset REDIS_SENTINEL_MASTER REDIS_SENTINEL_PASSWORD REDIS_SENTINEL_PASSWORD_FILE
+    if [ "$LOCAL_REDIS" = sentinel ]; then
+      export REDIS_SENTINEL_MASTER="$SENTINEL_MASTER" REDIS_SENTINEL_PASSWORD_FILE="$secrets/redis_password"
+    fi
     spawn "$(sidecar_base "$i")" "$BIN_DIR/stateside" \
       --instance-id "pod-$i" \
       --socket "$(pod_socket "$i")" \

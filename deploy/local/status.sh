@@ -33,7 +33,14 @@ line() {
     "$name" "$(pid_of "$base")" "$alive" "$ready" "$address" "${instance:+instance $instance}"
 }
 
-line redis "$(redis_base)" redis_ready "127.0.0.1:$(redis_port)"
+for k in $(redis_nodes); do
+  name=redis
+  [ "$LOCAL_REDIS" = standalone ] || name="redis node-$k"
+  line "$name" "$(redis_base "$k")" "redis_ready $k" "127.0.0.1:$(redis_port "$k")"
+done
+for k in $(sentinels); do
+  line "sentinel-$k" "$(sentinel_base "$k")" "sentinel_ready $k" "127.0.0.1:$(sentinel_port "$k")"
+done
 for i in $(seq 1 "$(pod_count)"); do
   # The instance as each process reports it; empty when it does not answer.
   sidecar_instance="$(json_field "$(curl -s --max-time 2 "http://127.0.0.1:$(admin_port "$i")/health" 2>/dev/null || true)" instance)"
