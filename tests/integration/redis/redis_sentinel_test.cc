@@ -410,6 +410,45 @@ TEST(RedisSentinelTest, FollowsAKilledMasterUnderLoad) {
       [&] { ASSERT_TRUE(set->node(0).Restart().ok()); });
 }
 
+// The sentinel carrying the subscription dies: the client subscribes on
+// another one and still follows a failover promptly.
+TEST(RedisSentinelTest, SubscriptionMovesWhenItsSentinelDies) {
+  auto set = StartSet();
+  ASSERT_NE(set, nullptr);
+  auto client = Client(set->url(), SentinelOptions());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+  auto subscribed = [&]() -> int {
+    for (const auto& node : client->topology().nodes) {
+      if (node.role != "sentinel" || !node.connected) continue;
+      for (int i = 0; i < set->sentinel_count(); ++i) {
+        if (node.address == Port(set->sentinel_port(i))) return i;
+      }
+    }
+    return -1;
+  };
+  int first = -1;
+  ASSERT_TRUE(WaitFor([&] { return (first = subscribed()) >= 0; }));
+  set->KillSentinel(first);
+  int second = -1;
+  ASSERT_TRUE(WaitFor([&] { return (second = subscribed()) >= 0 && second != first; },
+                      absl::Seconds(10)));
+  EXPECT_TRUE(client->Call({"SET", "k", "v"}).ok());
+
+  ASSERT_TRUE(set->WaitSettled(0, absl::Seconds(20)).ok());
+  const int other = (first + 1) % set->sentinel_count();
+  ASSERT_EQ(set->SentinelCli(other, {"SENTINEL", "FAILOVER", "mymaster"}).out, "OK\n");
+  absl::StatusOr<int> now = set->WaitNewMaster(0, absl::Seconds(30));
+  ASSERT_TRUE(now.ok()) << now.status();
+  const absl::Time agreed = absl::Now();
+  ASSERT_TRUE(WaitFor([&] {
+    return client->topology().master == Port(set->node(*now).port()) && client->connected();
+  }, absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - agreed, absl::Seconds(5));
+  EXPECT_TRUE(client->Call({"SET", "k", "w"}).ok());
+  EXPECT_EQ(set->node(*now).Cli({"GET", "k"}).out, "w\n");
+}
+
 // The realtime subscriber's own connection follows the master too: after a
 // failover it subscribes again on the new master, never on the demoted one.
 TEST(RedisSentinelTest, SubscriberFollowsTheMaster) {
