@@ -168,10 +168,10 @@ void Connection::OnHandshakeReply(const char* what, absl::StatusOr<Reply> reply,
     // ROLE: ["master", offset, replicas] or ["slave", host, port, ...].
     const std::string role = RoleOf(*reply);
     if (role != "master") {
-      observer_->OnNotMaster();
-      return Fail(absl::UnavailableError(absl::StrCat(
-          "redis: ", Endpoint(), " is not the master (ROLE: ", role,
-          "); not writing to it, asking Sentinel again")));
+      Fail(absl::UnavailableError(absl::StrCat("redis: ", Endpoint(),
+                                               " is not the master (ROLE: ", role,
+                                               "); not writing to it, asking Sentinel again")));
+      return observer_->OnNotMaster();
     }
   }
   if (!last) return;
@@ -233,9 +233,9 @@ void Connection::DrainReplies() {
     waiter.callback(std::move(**next));
     if (gen != generation_) return;  // the callback's outcome reset us
     if (demoted) {
-      observer_->OnNotMaster();
-      return Fail(absl::UnavailableError(absl::StrCat(
+      Fail(absl::UnavailableError(absl::StrCat(
           "redis: ", Endpoint(), " is no longer the master (READONLY); asking Sentinel again")));
+      return observer_->OnNotMaster();
     }
   }
 }

@@ -77,7 +77,8 @@ class Connection {
     virtual void OnError(std::string_view kind) {}
     // With a master required (SetMaster): the node answered ROLE with
     // something other than "master", or a command with READONLY; the
-    // connection is failing and the owner should ask Sentinel again.
+    // connection has failed already, and the owner should ask Sentinel
+    // again (and leave the node on its other connections too).
     virtual void OnNotMaster() {}
   };
 

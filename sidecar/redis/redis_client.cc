@@ -75,9 +75,7 @@ class RedisClient::ObserverImpl final : public Connection::Observer {
     client_->OnConnectionError(error);
   }
   void OnCommandTimeout() override { client_->OnCommandTimeout(); }
-  void OnNotMaster() override {
-    if (client_->sentinel_ != nullptr) client_->sentinel_->Refresh();
-  }
+  void OnNotMaster() override { client_->OnNotMaster(); }
   void OnBatchWritten(size_t commands) override {
     if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
       m->BatchWritten(commands);
@@ -438,6 +436,20 @@ void RedisClient::OnMaster(const std::optional<RedisNode>& master, const absl::S
     }
   }
   if (!error.ok()) OnConnectionError(error);
+}
+
+void RedisClient::OnNotMaster() {
+  // On the I/O thread. The other connections trust the same node from an
+  // earlier handshake: drop the ready ones (the rest are already retrying,
+  // with their backoff, and check ROLE when they connect).
+  if (sentinel_ == nullptr) return;
+  const absl::Status why = absl::UnavailableError(absl::StrCat(
+      "redis: the node in use is no longer the master \"", options_.sentinel_master,
+      "\"; connection reset"));
+  for (auto& c : connections_) {
+    if (c->ready()) c->Reset(why);
+  }
+  sentinel_->Refresh();
 }
 
 void RedisClient::Notify(bool connected, const absl::Status& error) {

@@ -198,6 +198,7 @@ class RedisClient {
   void OnConnectionError(const absl::Status& error);
   void OnCommandTimeout();
   void OnMaster(const std::optional<RedisNode>& master, const absl::Status& error);
+  void OnNotMaster();
   void Notify(bool connected, const absl::Status& error);
   absl::Status RefusalStatus(const absl::Status& last_refusal) const;
 

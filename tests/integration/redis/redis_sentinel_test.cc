@@ -322,8 +322,46 @@ TEST(RedisSentinelTest, RefusesANodeThatIsNotTheMaster) {
   absl::StatusOr<Reply> refused = client->Call({"SET", "x", "1"});
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "\"wrong\"")) << refused.status();
-  EXPECT_EQ(ForeignClients(set->node(1)), 0);
+  // The client keeps connecting to check ROLE, but never sent it a write:
+  // commandstats count even refused calls (rejected_calls).
+  const std::string stats = set->node(1).Cli({"INFO", "commandstats"}).out;
+  EXPECT_FALSE(absl::StrContains(stats, "cmdstat_set:")) << stats;
+  EXPECT_TRUE(absl::StrContains(stats, "cmdstat_role:")) << stats;
   EXPECT_EQ(set->node(1).Cli({"EXISTS", "x"}).out, "0\n");
+}
+
+// The master is demoted behind the sentinels' back (they still name it):
+// the first READONLY reply drops the connections, ROLE keeps them off it, and
+// the client reports not connected instead of carrying on against a replica.
+TEST(RedisSentinelTest, LeavesAMasterDemotedUnderIt) {
+  auto set = StartSet();
+  ASSERT_NE(set, nullptr);
+  auto client = Client(set->url(), SentinelOptions());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+  ASSERT_TRUE(client->Call({"SET", "k", "v"}).ok());
+  ASSERT_EQ(set->node(1).Cli({"REPLICAOF", "NO", "ONE"}).out, "OK\n");
+  ASSERT_EQ(set->node(0).Cli({"REPLICAOF", "127.0.0.1", std::to_string(set->node(1).port())}).out,
+            "OK\n");
+  absl::StatusOr<Reply> refused = client->Call({"SET", "k", "w"});
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_TRUE(WaitFor([&] { return !client->connected(); }, absl::Seconds(3)));
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(client->last_error().message(), "is not the master");
+  }, absl::Seconds(3))) << client->last_error();
+  // From now on no write reaches it (commandstats count refused calls too).
+  auto set_stats = [&] {
+    for (absl::string_view line :
+         absl::StrSplit(set->node(0).Cli({"INFO", "commandstats"}).out, '\n')) {
+      if (absl::StartsWith(line, "cmdstat_set:")) return std::string(line);
+    }
+    return std::string();
+  };
+  const std::string before = set_stats();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(absl::IsUnavailable(client->Call({"SET", "k", "x"}).status()));
+  }
+  EXPECT_EQ(set_stats(), before);
 }
 
 TEST(RedisSentinelTest, UnknownMasterNameIsAClearErrorAndNeverFallsBack) {
