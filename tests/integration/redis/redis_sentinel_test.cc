@@ -286,9 +286,8 @@ void FailoverUnderLoad(RedisSentinelSet& set, const std::string& what,
 TEST(RedisSentinelTest, FindsTheMasterAndServesCommands) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  auto client = Client(set->url(), SentinelOptions());
+  auto client = ConnectedClient(set->url(), SentinelOptions());
   ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
   ASSERT_TRUE(client->Call({"SET", "k", "v"}).ok());
   absl::StatusOr<Reply> got = client->Call({"GET", "k"});
   ASSERT_TRUE(got.ok()) << got.status();
@@ -336,9 +335,8 @@ TEST(RedisSentinelTest, RefusesANodeThatIsNotTheMaster) {
 TEST(RedisSentinelTest, LeavesAMasterDemotedUnderIt) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  auto client = Client(set->url(), SentinelOptions());
+  auto client = ConnectedClient(set->url(), SentinelOptions());
   ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
   ASSERT_TRUE(client->Call({"SET", "k", "v"}).ok());
   ASSERT_EQ(set->node(1).Cli({"REPLICAOF", "NO", "ONE"}).out, "OK\n");
   ASSERT_EQ(set->node(0).Cli({"REPLICAOF", "127.0.0.1", std::to_string(set->node(1).port())}).out,
@@ -407,9 +405,8 @@ TEST(RedisSentinelTest, SentinelPasswordRightAndWrong) {
   auto set = StartSet(options);
   ASSERT_NE(set, nullptr);
 
-  auto good = Client(set->url(), SentinelOptions("mymaster", "sentinel-secret"));
+  auto good = ConnectedClient(set->url(), SentinelOptions("mymaster", "sentinel-secret"));
   ASSERT_NE(good, nullptr);
-  ASSERT_TRUE(good->WaitConnected(absl::Seconds(5))) << good->last_error();
   EXPECT_TRUE(good->Call({"SET", "k", "v"}).ok());
 
   auto wrong = Client(set->url(), SentinelOptions("mymaster", "not-it"));
@@ -458,9 +455,8 @@ TEST(RedisSentinelTest, FollowsAKilledMasterUnderLoad) {
 TEST(RedisSentinelTest, SubscriptionMovesWhenItsSentinelDies) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  auto client = Client(set->url(), SentinelOptions());
+  auto client = ConnectedClient(set->url(), SentinelOptions());
   ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
   auto subscribed = [&]() -> int {
     for (const auto& node : client->topology().nodes) {
       if (node.role != "sentinel" || !node.connected) continue;
