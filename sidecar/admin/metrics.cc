@@ -130,6 +130,7 @@ class Metrics::Impl {
   Histogram& redis_duration_;
   Series<Counter> redis_errors_;
   Counter& redis_reconnects_;
+  Counter& redis_master_changes_;
   Gauge& redis_connected_;
   Gauge& key_mismatches_;
   Histogram& redis_batch_;
@@ -196,6 +197,9 @@ Metrics::Impl::Impl(MetricsOptions options)
                     {"kind"}),
       redis_reconnects_(CounterFamily(registry_, "stateside_redis_reconnects_total",
                                       "Redis connections re-established.").Add({})),
+      redis_master_changes_(CounterFamily(registry_, "stateside_redis_master_changes_total",
+                                          "Sentinel failovers followed: the master in use "
+                                          "moved to another node.").Add({})),
       redis_connected_(GaugeFamily(registry_, "stateside_redis_connected",
                                    "1 while the Redis backend is connected.").Add({})),
       key_mismatches_(GaugeFamily(registry_, "stateside_key_mismatches",
@@ -350,6 +354,7 @@ void Metrics::RedisError(std::string_view kind) {
   impl_->redis_errors_.Get({kind}).Increment();
 }
 void Metrics::RedisReconnected() { impl_->redis_reconnects_.Increment(); }
+void Metrics::RedisMasterChanged() { impl_->redis_master_changes_.Increment(); }
 void Metrics::SetRedisConnected(bool connected) {
   impl_->redis_connected_.Set(connected ? 1 : 0);
 }

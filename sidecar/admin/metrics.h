@@ -61,6 +61,7 @@ class Metrics {
   void RedisCommand(double seconds);       // one command's round trip
   void RedisError(std::string_view kind);  // e.g. "io", "timeout", "reply"
   void RedisReconnected();
+  void RedisMasterChanged();               // Sentinel: a failover was followed
   void SetRedisConnected(bool connected);
   // Key ids whose check value in Redis is another key's (redis/key_check.h).
   void SetKeyMismatches(size_t key_ids);

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "sidecar/redis/sentinel_monitor.h"
 
 namespace stateside::redis {
 namespace {
@@ -46,7 +47,10 @@ Connection::Connection(int index, asio::io_context* io, TransportFactory* factor
   }
 }
 
-std::string Connection::Endpoint() const { return options_->Describe(); }
+std::string Connection::Endpoint() const {
+  if (master_.has_value()) return absl::StrCat(master_->host, ":", master_->port);
+  return options_->Describe();
+}
 
 bool Connection::ready() const {
   absl::MutexLock lock(&mu_);
@@ -104,10 +108,12 @@ void Connection::Connect() {
   {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kClosed) return;
+    // No master known: nowhere to go until SetMaster and Reset.
+    if (require_master_ && !master_.has_value()) return;
     state_ = State::kConnecting;
   }
   const uint64_t gen = ++generation_;
-  transport_ = factory_->New();
+  transport_ = master_.has_value() ? factory_->NewTo(*master_) : factory_->New();
   parser_ = std::make_unique<RespParser>(options_->max_reply_bytes, options_->max_reply_elements);
   connect_timer_.expires_after(ToChrono(options_->connect_timeout));
   connect_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
@@ -141,8 +147,13 @@ void Connection::OnTransportConnected() {
     });
   }
   SubmitInternal({"PING"}, [this](absl::StatusOr<Reply> r) {
-    OnHandshakeReply("PING", std::move(r), true);
+    OnHandshakeReply("PING", std::move(r), !require_master_);
   });
+  if (require_master_) {
+    SubmitInternal({"ROLE"}, [this](absl::StatusOr<Reply> r) {
+      OnHandshakeReply("ROLE", std::move(r), true);
+    });
+  }
 }
 
 void Connection::OnHandshakeReply(const char* what, absl::StatusOr<Reply> reply, bool last) {
@@ -152,6 +163,16 @@ void Connection::OnHandshakeReply(const char* what, absl::StatusOr<Reply> reply,
     if (absl::StartsWith(reply->str, "NOAUTH")) hint = " (the server needs a password in REDIS_URL)";
     return Fail(absl::UnavailableError(
         absl::StrCat("redis: ", what, " failed: ", reply->str, hint)));
+  }
+  if (std::string_view(what) == "ROLE") {
+    // ROLE: ["master", offset, replicas] or ["slave", host, port, ...].
+    const std::string role = RoleOf(*reply);
+    if (role != "master") {
+      Fail(absl::UnavailableError(absl::StrCat("redis: ", Endpoint(),
+                                               " is not the master (ROLE: ", role,
+                                               "); not writing to it, asking Sentinel again")));
+      return observer_->OnNotMaster();
+    }
   }
   if (!last) return;
   connect_timer_.cancel();
@@ -197,6 +218,9 @@ void Connection::DrainReplies() {
     }
     Waiter waiter = std::move(in_flight_.front());
     in_flight_.pop_front();
+    // A master demoted under us answers writes READONLY: leave it at once.
+    const bool demoted = require_master_ && (*next)->is_error() &&
+                         absl::StartsWith((*next)->str, "READONLY");
     {
       // Released before the callback runs, so whatever it (or the thread it
       // wakes) submits next sees the room this reply made.
@@ -208,6 +232,11 @@ void Connection::DrainReplies() {
     observer_->OnReply(now - waiter.sent);
     waiter.callback(std::move(**next));
     if (gen != generation_) return;  // the callback's outcome reset us
+    if (demoted) {
+      Fail(absl::UnavailableError(absl::StrCat(
+          "redis: ", Endpoint(), " is no longer the master (READONLY); asking Sentinel again")));
+      return observer_->OnNotMaster();
+    }
   }
 }
 
@@ -333,6 +362,20 @@ void Connection::Fail(const absl::Status& error) {
     if (ec || gen != generation_) return;
     Connect();
   });
+}
+
+void Connection::SetMaster(std::optional<RedisNode> master) {
+  require_master_ = true;
+  master_ = std::move(master);
+}
+
+void Connection::Reset(const absl::Status& why) {
+  attempt_ = 0;
+  if (transport_ != nullptr) return Fail(why);  // reconnects after the first backoff step
+  // Down and waiting (for a timer or a master): go now.
+  ++generation_;
+  reconnect_timer_.cancel();
+  Connect();
 }
 
 void Connection::Shutdown() {

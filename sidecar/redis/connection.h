@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,11 @@ class Connection {
     virtual void OnBatchWritten(size_t commands) {}
     virtual void OnReply(std::chrono::nanoseconds rtt) {}
     virtual void OnError(std::string_view kind) {}
+    // With a master required (SetMaster): the node answered ROLE with
+    // something other than "master", or a command with READONLY; the
+    // connection has failed already, and the owner should ask Sentinel
+    // again (and leave the node on its other connections too).
+    virtual void OnNotMaster() {}
   };
 
   // REQUIRES: every pointer outlives the connection; the io_context's thread
@@ -98,6 +104,14 @@ class Connection {
   // Fails everything outstanding with UNAVAILABLE("redis: client closed") and
   // stops reconnecting.
   void Shutdown();
+
+  // Sentinel: from now on connect to `master` (none known: stay down until
+  // one is set) and accept a node only if ROLE says it is the master; a
+  // READONLY reply (the node was demoted) fails the connection the same way.
+  // Call Reset afterwards to move a live connection.
+  void SetMaster(std::optional<RedisNode> master);
+  // Fails everything outstanding with `why` and reconnects at once.
+  void Reset(const absl::Status& why);
 
  private:
   enum class State { kConnecting, kReady, kDisconnected, kClosed };
@@ -150,6 +164,8 @@ class Connection {
   bool writing_ = false;
   bool command_timer_armed_ = false;
   int attempt_ = 0;  // reconnect attempts since the last ready
+  bool require_master_ = false;      // set by SetMaster: ROLE in the handshake
+  std::optional<RedisNode> master_;  // where to connect when require_master_
   SteadyTime last_activity_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer command_timer_;

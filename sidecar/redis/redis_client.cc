@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "sidecar/redis/connection.h"
 #include "sidecar/redis/resp.h"
+#include "sidecar/redis/sentinel_monitor.h"
 #include "sidecar/crypto/digest.h"
 #include "sidecar/redis/transport.h"
 
@@ -74,6 +75,7 @@ class RedisClient::ObserverImpl final : public Connection::Observer {
     client_->OnConnectionError(error);
   }
   void OnCommandTimeout() override { client_->OnCommandTimeout(); }
+  void OnNotMaster() override { client_->OnNotMaster(); }
   void OnBatchWritten(size_t commands) override {
     if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
       m->BatchWritten(commands);
@@ -118,7 +120,11 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
     return bad("pending bounds must be positive");
   }
   if (absl::Status s = ValidateConnectionOptions(options, "redis"); !s.ok()) return s;
-  if (options.topology != RedisTopology::kStandalone) {
+  if (options.topology == RedisTopology::kSentinel &&
+      (options.nodes.empty() || options.sentinel_master.empty() || !options.unix_path.empty())) {
+    return bad("sentinel needs the sentinels' host:port list and a master name");
+  }
+  if (options.topology == RedisTopology::kCluster) {
     return bad(absl::StrCat("the ", TopologyName(options.topology),
                             " topology is not supported by this build"));
   }
@@ -137,6 +143,16 @@ absl::Status RedisClient::Init() {
   for (int i = 0; i < options_.connections; ++i) {
     connections_.push_back(std::make_unique<Connection>(i, io_.get(), factory_.get(), &options_,
                                                         counters_.get(), observer_.get()));
+  }
+  if (options_.topology == RedisTopology::kSentinel) {
+    // No master yet: the connections wait for the monitor's first answer.
+    for (auto& c : connections_) c->SetMaster(std::nullopt);
+    sentinel_ = std::make_unique<SentinelMonitor>(
+        io_.get(), factory_.get(), options_,
+        [this](const std::optional<RedisNode>& master, const absl::Status& error) {
+          OnMaster(master, error);
+        });
+    asio::post(*io_, [this] { sentinel_->Start(); });
   }
   for (auto& c : connections_) {
     Connection* conn = c.get();
@@ -157,6 +173,7 @@ RedisClient::~RedisClient() {
   // Shutdown answers everything outstanding; handlers still queued after
   // stop() only hold stale generations and are destroyed with the context.
   asio::post(*io_, [this] {
+    if (sentinel_ != nullptr) sentinel_->Shutdown();
     for (auto& c : connections_) c->Shutdown();
     io_->stop();
   });
@@ -237,6 +254,13 @@ absl::Status RedisClient::RefusalStatus(const absl::Status& last_refusal) const 
     return last_refusal;
   }
   absl::Status last = last_error();
+  if (sentinel_ != nullptr) {
+    const std::optional<RedisNode> master = sentinel_->master();
+    return absl::UnavailableError(absl::StrCat(
+        "redis: no connection to the master \"", options_.sentinel_master, "\" (",
+        master.has_value() ? absl::StrCat("at ", NodeName(*master)) : "none known",
+        last.ok() ? std::string(", connecting") : absl::StrCat(": ", last.message()), ")"));
+  }
   return absl::UnavailableError(absl::StrCat(
       "redis: not connected to ", options_.Describe(),
       last.ok() ? std::string(" (connecting)") : absl::StrCat(" (", last.message(), ")")));
@@ -262,12 +286,18 @@ std::string NodeAddress(const RedisOptions& options) {
 }  // namespace
 
 std::vector<std::string> RedisClient::MasterAddresses() const {
+  if (sentinel_ != nullptr) {
+    const std::optional<RedisNode> master = sentinel_->master();
+    if (!master.has_value()) return {};
+    return {NodeName(*master)};
+  }
   return {NodeAddress(options_)};
 }
 
 void RedisClient::ExecuteBatchOn(const std::string& master, std::vector<RedisCommand> commands,
                                  BatchCallback callback) {
-  if (master != NodeAddress(options_)) {
+  const std::vector<std::string> masters = MasterAddresses();
+  if (masters.empty() || master != masters.front()) {
     callback(std::vector<absl::StatusOr<Reply>>(
         commands.size(), absl::UnavailableError(absl::StrCat("redis: no master ", master))));
     return;
@@ -278,6 +308,25 @@ void RedisClient::ExecuteBatchOn(const std::string& master, std::vector<RedisCom
 RedisTopologyInfo RedisClient::topology() const {
   RedisTopologyInfo info;
   info.mode = options_.topology;
+  if (sentinel_ != nullptr) {
+    const std::string subscribed = sentinel_->subscribed_to();
+    for (const RedisNode& s : options_.nodes) {
+      RedisNodeInfo node;
+      node.address = NodeName(s);
+      node.role = "sentinel";
+      node.connected = node.address == subscribed;  // the +switch-master link
+      info.nodes.push_back(std::move(node));
+    }
+    if (const std::optional<RedisNode> master = sentinel_->master(); master.has_value()) {
+      info.master = NodeName(*master);
+      RedisNodeInfo node;
+      node.address = info.master;
+      node.role = "master";
+      node.connected = connected();
+      info.nodes.push_back(std::move(node));
+    }
+    return info;
+  }
   RedisNodeInfo node;
   node.address = NodeAddress(options_);
   node.connected = connected();
@@ -366,6 +415,43 @@ void RedisClient::OnCommandTimeout() {
   for (auto& c : connections_) c->Probe();
 }
 
+void RedisClient::OnMaster(const std::optional<RedisNode>& master, const absl::Status& error) {
+  // On the I/O thread (the monitor's listener). Every connection moves, live
+  // or not: what is in flight on the old master fails UNAVAILABLE.
+  if (master != current_master_) {
+    const std::string from = current_master_.has_value() ? NodeName(*current_master_) : "none";
+    const std::string to = master.has_value() ? NodeName(*master) : "none";
+    const bool moved = current_master_.has_value() && master.has_value();
+    current_master_ = master;
+    const absl::Status why = absl::UnavailableError(absl::StrCat(
+        "redis: the master \"", options_.sentinel_master, "\" moved from ", from, " to ", to,
+        "; connection reset"));
+    for (auto& c : connections_) {
+      c->SetMaster(master);
+      c->Reset(why);
+    }
+    if (moved) {
+      master_changes_.fetch_add(1, std::memory_order_relaxed);
+      if (RedisMetrics* m = metrics_.load(std::memory_order_acquire)) m->MasterChanged();
+    }
+  }
+  if (!error.ok()) OnConnectionError(error);
+}
+
+void RedisClient::OnNotMaster() {
+  // On the I/O thread. The other connections trust the same node from an
+  // earlier handshake: drop the ready ones (the rest are already retrying,
+  // with their backoff, and check ROLE when they connect).
+  if (sentinel_ == nullptr) return;
+  const absl::Status why = absl::UnavailableError(absl::StrCat(
+      "redis: the node in use is no longer the master \"", options_.sentinel_master,
+      "\"; connection reset"));
+  for (auto& c : connections_) {
+    if (c->ready()) c->Reset(why);
+  }
+  sentinel_->Refresh();
+}
+
 void RedisClient::Notify(bool connected, const absl::Status& error) {
   StateListener listener;
   {
@@ -387,6 +473,7 @@ RedisClientStats RedisClient::stats() const {
   s.protocol_errors = counters_->protocol_errors.load();
   s.script_loads = script_loads_.load();
   s.rejected = rejected_.load();
+  s.master_changes = master_changes_.load();
   s.ready_connections = ready_connections_.load();
   return s;
 }

@@ -9,6 +9,12 @@
 //   ASSIGN_OR_RETURN(auto client, RedisClient::FromUrl(url, options));
 //   client->connected();   // readiness: at least one connection is usable
 //
+// With RedisTopology::kSentinel the pool follows the master the sentinels
+// name (see sentinel_monitor.h): every connection checks ROLE after its
+// handshake, and on a master change every connection is reset to the new
+// master (commands in flight fail UNAVAILABLE, never reach the old node).
+// While no master is known, connected() is false and commands fail at once.
+//
 // Thread-safe. Callbacks run on the I/O thread (or inline, before the call
 // returns, when a command is refused at once); they must not block, and the
 // blocking helpers (Call, CallBatch) must not be used from them.
@@ -19,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -40,6 +47,7 @@ class io_context;
 namespace stateside::redis {
 
 class Connection;
+class SentinelMonitor;
 class TransportFactory;
 struct ConnectionCounters;
 class RedisScript;
@@ -106,6 +114,7 @@ struct RedisClientStats {
   uint64_t protocol_errors = 0;
   uint64_t script_loads = 0;      // SCRIPT LOADs after NOSCRIPT
   uint64_t rejected = 0;          // commands refused at once (not connected, overloaded)
+  uint64_t master_changes = 0;    // sentinel: failovers followed
   int ready_connections = 0;
 };
 
@@ -118,6 +127,8 @@ class RedisMetrics {
   virtual void BatchWritten(size_t commands) = 0;
   // "timeout", "protocol", "connect" (an attempt failed), "disconnect".
   virtual void Error(std::string_view kind) = 0;
+  // Sentinel: the master moved to another node (a failover was followed).
+  virtual void MasterChanged() {}
 };
 
 class RedisClient {
@@ -186,6 +197,8 @@ class RedisClient {
   void OnReadyChanged(bool ready);
   void OnConnectionError(const absl::Status& error);
   void OnCommandTimeout();
+  void OnMaster(const std::optional<RedisNode>& master, const absl::Status& error);
+  void OnNotMaster();
   void Notify(bool connected, const absl::Status& error);
   absl::Status RefusalStatus(const absl::Status& last_refusal) const;
 
@@ -196,6 +209,7 @@ class RedisClient {
   std::unique_ptr<TransportFactory> factory_;
   std::unique_ptr<ObserverImpl> observer_;
   std::vector<std::unique_ptr<Connection>> connections_;
+  std::unique_ptr<SentinelMonitor> sentinel_;  // kSentinel only
   std::thread thread_;
   std::thread::id io_thread_id_;
 
@@ -203,6 +217,8 @@ class RedisClient {
   std::atomic<uint64_t> next_connection_{0};
   std::atomic<uint64_t> script_loads_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> master_changes_{0};
+  std::optional<RedisNode> current_master_;  // I/O thread only: where the pool points
   std::atomic<RedisMetrics*> metrics_{nullptr};
 
   mutable absl::Mutex mu_;

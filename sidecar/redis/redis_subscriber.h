@@ -2,7 +2,10 @@
 // keeps a set of wanted channels subscribed across disconnects (re-SUBSCRIBE
 // on every reconnect, with backoff, forever), delivers published messages,
 // finds a hung Redis by PINGs, and reports each window in which messages may
-// have been lost (on_down / on_restored).
+// have been lost (on_down / on_restored). With RedisTopology::kSentinel it
+// connects only to the master the sentinels name (its own SentinelMonitor,
+// ROLE checked in the handshake) and moves when the master does (a loss
+// window like any reconnect).
 //
 // Thread-safety: every public method may be called from any thread (state is
 // under one mutex); callbacks run on the I/O thread without that mutex held,
@@ -42,6 +45,7 @@ class io_context;
 
 namespace stateside::redis {
 
+class SentinelMonitor;
 class Transport;
 class TransportFactory;
 class RespParser;
@@ -143,6 +147,7 @@ class RedisSubscriber {
   void ArmPingTimer();
   void Fail(const absl::Status& error);
   void Shutdown();
+  void OnMaster(const std::optional<RedisNode>& master);
   void Run(Deferred& deferred);
 
   // Encodes SUBSCRIBE/UNSUBSCRIBE in chunks, each channel expecting a reply.
@@ -160,6 +165,9 @@ class RedisSubscriber {
   std::function<double()> jitter_;
   std::unique_ptr<boost::asio::io_context> io_;
   std::unique_ptr<TransportFactory> factory_;
+  // kSentinel: the subscriber follows the master on its own I/O thread
+  // (created in Init, used there only).
+  std::unique_ptr<SentinelMonitor> sentinel_;
   std::thread thread_;
 
   std::atomic<uint64_t> messages_{0};

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "sidecar/redis/redis_subscriber.h"
 #include "sidecar/redis/resp.h"
+#include "sidecar/redis/sentinel_monitor.h"
 #include "sidecar/redis/transport.h"
 
 namespace stateside::redis {
@@ -42,6 +43,7 @@ struct RedisSubscriber::Io {
       : connect_timer(*io), command_timer(*io), ping_timer(*io), reconnect_timer(*io) {}
 
   uint64_t generation = 0;  // bumped on every reset; stale handlers compare it
+  std::optional<RedisNode> master;  // kSentinel: where to connect (none: wait)
   std::shared_ptr<Transport> transport;
   std::unique_ptr<RespParser> parser;
   std::deque<std::string> handshake;  // names of the handshake replies still owed
@@ -76,6 +78,12 @@ absl::Status RedisSubscriber::Init() {
   if (!factory.ok()) return factory.status();
   factory_ = *std::move(factory);
   io_state_ = std::make_unique<Io>(io_.get());
+  if (options_.topology == RedisTopology::kSentinel) {
+    sentinel_ = std::make_unique<SentinelMonitor>(
+        io_.get(), factory_.get(), options_,
+        [this](const std::optional<RedisNode>& master, const absl::Status&) { OnMaster(master); });
+    asio::post(*io_, [this] { sentinel_->Start(); });
+  }
   asio::post(*io_, [this] { Connect(); });
   thread_ = std::thread([io = io_.get()] {
     // The guard keeps run() going while everything waits on a timer; the
@@ -96,6 +104,7 @@ RedisSubscriber::~RedisSubscriber() {
   }
   // Timers before their context, and the context (whose queued handlers may
   // hold transports) before the factory that made them.
+  sentinel_.reset();
   io_state_.reset();
   io_.reset();
 }
@@ -129,8 +138,10 @@ void RedisSubscriber::Connect() {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kClosed) return;
   }
+  // Sentinel, no master known yet: OnMaster connects when one is.
+  if (sentinel_ != nullptr && !io.master.has_value()) return;
   const uint64_t gen = ++io.generation;
-  io.transport = factory_->New();
+  io.transport = io.master.has_value() ? factory_->NewTo(*io.master) : factory_->New();
   io.parser = std::make_unique<RespParser>(options_.max_reply_bytes, options_.max_reply_elements);
   io.handshake.clear();
   io.connect_timer.expires_after(ToChrono(options_.connect_timeout));
@@ -167,6 +178,10 @@ void RedisSubscriber::OnTransportConnected() {
   }
   QueueLocked({"PING"}, 0);
   io.handshake.push_back("PING");
+  if (sentinel_ != nullptr) {
+    QueueLocked({"ROLE"}, 0);
+    io.handshake.push_back("ROLE");
+  }
 }
 
 void RedisSubscriber::ReadLoop() {
@@ -210,12 +225,18 @@ absl::Status RedisSubscriber::OnHandshakeReply(const Reply& reply, Deferred* out
     if (absl::StartsWith(reply.str, "NOAUTH")) hint = " (the server needs a password in REDIS_URL)";
     return absl::UnavailableError(absl::StrCat("redis: ", what, " failed: ", reply.str, hint));
   }
-  if (!io.handshake.empty()) return absl::OkStatus();
-  if (!reply.is_status() || reply.str != "PONG") {
+  if (what == "PING" && (!reply.is_status() || reply.str != "PONG")) {
     protocol_errors_.fetch_add(1, std::memory_order_relaxed);
     return absl::UnavailableError(
         absl::StrCat("redis: protocol error: PING not answered +PONG by ", options_.Describe()));
   }
+  if (what == "ROLE" && RoleOf(reply) != "master") {
+    sentinel_->Refresh();
+    return absl::UnavailableError(absl::StrCat(
+        "redis: subscriber: ", NodeName(*io.master),
+        " is not the master; asking Sentinel again"));
+  }
+  if (!io.handshake.empty()) return absl::OkStatus();
   io.connect_timer.cancel();
   io.attempt = 0;
   connects_.fetch_add(1, std::memory_order_relaxed);
@@ -321,7 +342,23 @@ void RedisSubscriber::Fail(const absl::Status& error) {
   });
 }
 
+void RedisSubscriber::OnMaster(const std::optional<RedisNode>& master) {
+  Io& io = *io_state_;
+  if (master == io.master) return;
+  io.master = master;
+  io.attempt = 0;
+  if (io.transport != nullptr) {
+    // Lost like any connection: on_down now, on_restored once resubscribed
+    // on the new master.
+    return Fail(absl::UnavailableError("redis: subscriber: the master moved; reconnecting"));
+  }
+  ++io.generation;  // a pending reconnect is moot: go now
+  io.reconnect_timer.cancel();
+  Connect();
+}
+
 void RedisSubscriber::Shutdown() {
+  if (sentinel_ != nullptr) sentinel_->Shutdown();
   {
     absl::MutexLock lock(&mu_);
     state_ = State::kClosed;

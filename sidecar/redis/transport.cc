@@ -39,8 +39,15 @@ template <typename Stream>
 class StreamTransport final : public Transport,
                               public std::enable_shared_from_this<StreamTransport<Stream>> {
  public:
-  StreamTransport(asio::io_context* io, const RedisOptions* options, ssl::context* tls)
-      : options_(options), resolver_(*io), stream_(MakeStream(io, tls)) {}
+  // `host`/`port` say where to connect (options' own endpoint, or a node
+  // the topology named); everything else comes from `options`.
+  StreamTransport(asio::io_context* io, const RedisOptions* options, ssl::context* tls,
+                  std::string host, int port)
+      : options_(options),
+        host_(std::move(host)),
+        port_(port),
+        resolver_(*io),
+        stream_(MakeStream(io, tls)) {}
 
   void AsyncConnect(DoneCallback done) override {
     auto self = this->shared_from_this();
@@ -52,7 +59,7 @@ class StreamTransport final : public Transport,
                             });
     } else {
       resolver_.async_resolve(
-          options_->host, std::to_string(options_->port),
+          host_, std::to_string(port_),
           [self, done = std::move(done)](const error_code& ec, tcp::resolver::results_type results) mutable {
             if (ec) return done(self->Fail("resolve", ec));
             asio::async_connect(self->Lowest(), results,
@@ -112,7 +119,7 @@ class StreamTransport final : public Transport,
 
   std::string Endpoint() const {
     if (!options_->unix_path.empty()) return options_->unix_path;
-    return absl::StrCat(options_->host, ":", options_->port);
+    return absl::StrCat(host_, ":", port_);
   }
 
   absl::Status Fail(absl::string_view what, const error_code& ec) {
@@ -127,7 +134,7 @@ class StreamTransport final : public Transport,
   void Handshake(DoneCallback done) {
     if constexpr (kIsTls<Stream>) {
       const RedisTlsOptions& tls = options_->tls;
-      const std::string& name = tls.server_name.empty() ? options_->host : tls.server_name;
+      const std::string& name = tls.server_name.empty() ? host_ : tls.server_name;
       // SNI carries host names only (RFC 6066), never an address literal.
       if (!IsIpLiteral(name)) SSL_set_tlsext_host_name(stream_.native_handle(), name.c_str());
       if (tls.verify_peer) {
@@ -169,6 +176,8 @@ class StreamTransport final : public Transport,
   }
 
   const RedisOptions* const options_;
+  const std::string host_;
+  const int port_;
   tcp::resolver resolver_;
   Stream stream_;
   bool name_mismatch_ = false;  // set by the verify callback
@@ -183,12 +192,19 @@ class Factory final : public TransportFactory {
 
   std::shared_ptr<Transport> New() override {
     if (!options_.unix_path.empty()) {
-      return std::make_shared<StreamTransport<stream_protocol::socket>>(io_, &options_, nullptr);
+      return std::make_shared<StreamTransport<stream_protocol::socket>>(io_, &options_, nullptr,
+                                                                        "", 0);
     }
+    return NewTo(RedisNode{options_.host, options_.port});
+  }
+
+  std::shared_ptr<Transport> NewTo(const RedisNode& node) override {
     if (tls_ != nullptr) {
-      return std::make_shared<StreamTransport<ssl::stream<tcp::socket>>>(io_, &options_, tls_.get());
+      return std::make_shared<StreamTransport<ssl::stream<tcp::socket>>>(io_, &options_, tls_.get(),
+                                                                         node.host, node.port);
     }
-    return std::make_shared<StreamTransport<tcp::socket>>(io_, &options_, nullptr);
+    return std::make_shared<StreamTransport<tcp::socket>>(io_, &options_, nullptr, node.host,
+                                                          node.port);
   }
 
  private:

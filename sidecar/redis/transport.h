@@ -45,7 +45,8 @@ class Transport {
   virtual void Close() = 0;
 };
 
-// Makes transports for one endpoint. Create() loads TLS files once, so a bad
+// Makes transports for one endpoint (or, with NewTo, for the nodes of a
+// topology). Create() loads TLS files once, so a bad
 // CA, certificate or key path is an INVALID_ARGUMENT at start-up rather than a
 // connect error forever after. Used on the io_context's thread after Create.
 class TransportFactory {
@@ -54,6 +55,10 @@ class TransportFactory {
       boost::asio::io_context* io, const RedisOptions& options);
   virtual ~TransportFactory() = default;
   virtual std::shared_ptr<Transport> New() = 0;
+  // A TCP (or TLS) transport to `node` instead of the options' endpoint,
+  // with the same credentials-free settings (TLS context, server name unless
+  // one is configured = node.host): Sentinel's master and the sentinels.
+  virtual std::shared_ptr<Transport> NewTo(const RedisNode& node) = 0;
 };
 
 }  // namespace stateside::redis

@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "sidecar/common/status_macros.h"
 
@@ -66,6 +67,13 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
   ASSIGN_OR_RETURN(auto client, MakeRedisClient(config.redis));
   if (!client->WaitConnected(config.redis.connect_timeout)) {
     const absl::Status why = client->last_error();
+    // The sentinels answered that they monitor no such master: a
+    // configuration error (REDIS_SENTINEL_MASTER), never a fallback.
+    if (config.redis.topology == redis::RedisTopology::kSentinel &&
+        absl::IsFailedPrecondition(why) &&
+        absl::StrContains(why.message(), "REDIS_SENTINEL_MASTER")) {
+      return absl::InvalidArgumentError(why.message());
+    }
     if (config.redis.fallback == Fallback::kMemory) {
       spdlog::error(
           "REDIS NOT REACHABLE ({}): STATESIDE_FALLBACK=memory, serving from "

@@ -59,6 +59,7 @@ class RedisMetricsSink final : public redis::RedisMetrics {
   }
   void BatchWritten(size_t commands) override { metrics_->PipelineBatch(commands); }
   void Error(std::string_view kind) override { metrics_->RedisError(kind); }
+  void MasterChanged() override { metrics_->RedisMasterChanged(); }
 
  private:
   admin::Metrics* const metrics_;

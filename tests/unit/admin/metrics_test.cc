@@ -116,6 +116,7 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   metrics_.RedisError("timeout");
   metrics_.RedisError("io");
   metrics_.RedisReconnected();
+  metrics_.RedisMasterChanged();
   metrics_.SetRedisConnected(true);
   metrics_.PipelineBatch(3);
   metrics_.PipelineBatch(100);
@@ -124,6 +125,7 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   EXPECT_EQ(Sample(text, "stateside_redis_errors_total", {{"kind", "timeout"}}), 2);
   EXPECT_EQ(Sample(text, "stateside_redis_errors_total", {{"kind", "io"}}), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_reconnects_total"), 1);
+  EXPECT_EQ(Sample(text, "stateside_redis_master_changes_total"), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_connected"), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_pipeline_batch_size_bucket", {{"le", "2"}}), 0);
   EXPECT_EQ(Sample(text, "stateside_redis_pipeline_batch_size_bucket", {{"le", "4"}}), 1);

@@ -1,0 +1,94 @@
+// A real Redis Sentinel deployment for tests: one master and N replicas
+// (RedisServer with `replicaof`) plus M sentinel processes (quorum 2, a
+// master declared down after down_after, a short failover timeout), all on
+// free loopback ports in private temp dirs. Start() returns once every
+// sentinel names the master and knows every replica and the other sentinels.
+// Nodes and sentinels can be SIGKILLed and restarted. Processes die with the
+// thread that started them (see RedisServer).
+// Not thread-safe: one owner.
+#ifndef STATESIDE_TESTS_SUPPORT_REDIS_SENTINEL_H_
+#define STATESIDE_TESTS_SUPPORT_REDIS_SENTINEL_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+namespace stateside::testing {
+
+struct RedisSentinelOptions {
+  std::string master_name = "mymaster";
+  int replicas = 1;
+  int sentinels = 3;
+  int quorum = 2;
+  std::string sentinel_password;  // requirepass of the sentinels; "" = none
+  std::string data_password;      // requirepass of the data nodes; "" = none
+  absl::Duration down_after = absl::Milliseconds(1000);
+  absl::Duration failover_timeout = absl::Milliseconds(3000);
+  absl::Duration start_timeout = absl::Seconds(30);
+};
+
+class RedisSentinelSet {
+ public:
+  static absl::StatusOr<std::unique_ptr<RedisSentinelSet>> Start(
+      RedisSentinelOptions options = RedisSentinelOptions());
+  ~RedisSentinelSet();
+  RedisSentinelSet(const RedisSentinelSet&) = delete;
+  RedisSentinelSet& operator=(const RedisSentinelSet&) = delete;
+
+  const RedisSentinelOptions& options() const { return options_; }
+  // Data nodes: 0 is the first master, then the replicas.
+  int node_count() const { return static_cast<int>(nodes_.size()); }
+  RedisServer& node(int i) { return *nodes_[i]; }
+  int NodeIndex(int port) const;  // -1 if no node has that port
+  int sentinel_count() const { return static_cast<int>(sentinels_.size()); }
+  int sentinel_port(int i) const;
+
+  // "redis://[:data_password@]127.0.0.1:S1,127.0.0.1:S2,..." (the sentinels).
+  std::string url() const;
+
+  // The master port sentinel `i` names now (0: none, unknown or down).
+  int MasterPortFrom(int i) const;
+  // "master", "slave" (Redis's word in INFO) or "" if the node does not answer.
+  std::string Role(int node) const;
+
+  // Waits until every running sentinel names node `master` and sees the
+  // other running sentinels and every replica that is up, healthy.
+  absl::Status WaitSettled(int master, absl::Duration timeout);
+  // Waits until every running sentinel names a master other than node
+  // `old_master`; returns its index.
+  absl::StatusOr<int> WaitNewMaster(int old_master, absl::Duration timeout);
+
+  // redis-cli against sentinel `i` (with its password).
+  RunResult SentinelCli(int i, const std::vector<std::string>& args,
+                        absl::Duration timeout = absl::Seconds(10)) const;
+  void KillSentinel(int i);
+  absl::Status RestartSentinel(int i);
+  std::string SentinelLog(int i) const;
+
+ private:
+  struct Sentinel {
+    std::unique_ptr<TempDir> dir;
+    int port = 0;
+    std::optional<Subprocess> process;
+  };
+
+  explicit RedisSentinelSet(RedisSentinelOptions options) : options_(std::move(options)) {}
+  absl::Status StartNodes();
+  absl::Status LaunchSentinel(int i);
+  bool SentinelRunning(int i);
+
+  const RedisSentinelOptions options_;
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
+  std::vector<Sentinel> sentinels_;
+};
+
+}  // namespace stateside::testing
+
+#endif  // STATESIDE_TESTS_SUPPORT_REDIS_SENTINEL_H_
