@@ -199,7 +199,7 @@ TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
   StartSidecar({{"SESSION_ENCRYPTION_KEYS", std::string("kid1:") + kTestKeyHex},
                 {"SESSION_SECRET", secret},
                 {"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", kToken)}});
-  for (const char* path : {"/info", "/metrics", "/health"}) {
+  for (const char* path : {"/", "/info", "/metrics", "/health"}) {
     SCOPED_TRACE(path);
     auto r = Http("127.0.0.1", path);
     ASSERT_TRUE(r.has_value());
