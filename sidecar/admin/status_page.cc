@@ -167,8 +167,12 @@ void SessionsSection(std::string& out, const Json& info) {
                     "</td><td>", per_second(Field(s, absl::StrCat(what, "_per_second").c_str())),
                     "</td></tr>\n");
   }
-  absl::StrAppend(&out, "</table>\n<p>rates over the last ", Cell(Field(info, "rate_window_seconds")),
-                  " s of views (&#8212; on the first view)</p>\n");
+  const Json& window = Field(info, "rate_window_seconds");
+  absl::StrAppend(&out, "</table>\n<p>",
+                  window.is_number()
+                      ? absl::StrCat("rates over the last ", Cell(window), " s between views")
+                      : std::string("rates show from the next view on"),
+                  "</p>\n");
   CountTable(out, "Not found, by cause", Field(s, "not_found_by_cause"), "not-found");
   absl::StrAppend(&out, "</section>\n");
 }

@@ -243,7 +243,7 @@ nlohmann::json Server::StatusJson() {
         {"list", std::move(instances)}};
   }
 
-  body["rate_window_seconds"] = window;
+  body["rate_window_seconds"] = window > 0 ? Json(window) : Json(nullptr);
   body["sessions"] = Json{
       {"live_estimate", Count(values, "stateside_sessions_live")},
       {"created", Count(values, "stateside_sessions_created_total")},
