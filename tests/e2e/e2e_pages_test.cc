@@ -4,6 +4,7 @@
 // drain's 1012 with no gap, the hammer's 50 concurrent cart adds, fired
 // while the first pod drains, all stay in the cart), then the admin status
 // page of each pod, checked against `statesidectl info` and `instances`.
+// A message missed while the page's socket was away shows as a gap.
 // Screenshots of both go to docs/images/ with STATESIDE_UPDATE_SCREENSHOTS=1.
 #include <fstream>
 #include <future>
@@ -19,7 +20,9 @@
 #include "nlohmann/json.hpp"
 #include "tests/e2e/browser_fixture.h"
 #include "tests/e2e/local_cluster.h"
+#include "tests/e2e/radar_calls.h"
 #include "tests/support/wait.h"
+#include "tests/support/web_client.h"
 
 namespace stateside::testing {
 namespace {
@@ -129,6 +132,29 @@ TEST_F(PagesE2eTest, RadarPageSurvivesARollingRestartAndStatusPagesMatchStatesid
   ASSERT_TRUE(SendAndSee("after the rolling restart", 3));
   EXPECT_TRUE(TextShows("#messages", "after the rolling restart"));
   EXPECT_FALSE(absl::StrContains(TextOf("#notices"), "gap")) << TextOf("#notices");
+  // A gap: the page's socket goes away (without reconnecting), another user
+  // posts into the room meanwhile, the page joins again: its next message
+  // skips a sequence number, and the page says so.
+  auto other = Login(cluster_->app_port(1), "pages-other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto other_socket = OpenSocket(cluster_->app_port(1), *other);
+  ASSERT_TRUE(other_socket.ok()) << other_socket.status();
+  ASSERT_TRUE(Join(*other_socket->ws, "pages-room").ok());
+  auto away = driver_->Execute("retries = kMaxRetries; ws.close(4000); return true;");
+  ASSERT_TRUE(away.ok()) << away.status();
+  ASSERT_TRUE(TextShows("#status", "closed 4000"));
+  auto missed = HttpCall(cluster_->app_port(1),
+                         RadarPost("/broadcast",
+                                   {{"room", "pages-room"}, {"msg", "while the page was away"}},
+                                   *other));
+  ASSERT_TRUE(missed.ok()) << missed.status();
+  ASSERT_EQ(missed->status, 200) << Describe(*missed);
+  ASSERT_TRUE(ClickOn("#join").ok());
+  ASSERT_TRUE(Rejoined());
+  ASSERT_TRUE(SendAndSee("back again", 5));
+  EXPECT_TRUE(TextShows("#notices", "gap in pages-room: #3 \u2192 #5, 1 message(s) missed"));
+  EXPECT_FALSE(absl::StrContains(TextOf("#messages"), "while the page was away"));
+
   const std::set<std::string> pods = PodsInStrip();
   EXPECT_GE(pods.size(), 2u) << "the strip shows one pod only";
   EXPECT_TRUE(TextShows("#cart-count", std::to_string(kHammerAdds + 1)));
