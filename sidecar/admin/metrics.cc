@@ -445,6 +445,40 @@ std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(m.registry_.Collect());
 }
 
+std::map<std::string, double> Metrics::Values() const {
+  std::map<std::string, double> values;
+  for (const prometheus::MetricFamily& family : impl_->registry_.Collect()) {
+    double& total = values[family.name];
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      double value = 0;
+      switch (family.type) {
+        case prometheus::MetricType::Counter:
+          value = metric.counter.value;
+          break;
+        case prometheus::MetricType::Gauge:
+          value = metric.gauge.value;
+          break;
+        case prometheus::MetricType::Histogram:
+          value = static_cast<double>(metric.histogram.sample_count);
+          values[family.name + "_count"] += value;
+          values[family.name + "_sum"] += metric.histogram.sample_sum;
+          break;
+        default:
+          continue;
+      }
+      total += value;
+      if (metric.label.empty()) continue;
+      std::string name = family.name + "{";
+      for (size_t i = 0; i < metric.label.size(); ++i) {
+        if (i > 0) name += ",";
+        name += metric.label[i].name + "=\"" + metric.label[i].value + "\"";
+      }
+      values[name + "}"] = value;
+    }
+  }
+  return values;
+}
+
 prometheus::Registry& Metrics::registry() { return impl_->registry_; }
 
 }  // namespace stateside::admin

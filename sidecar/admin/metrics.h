@@ -12,6 +12,7 @@
 #define STATESIDE_SIDECAR_ADMIN_METRICS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -118,6 +119,12 @@ class Metrics {
   // Prometheus text exposition of every family, with uptime and the
   // process_* gauges refreshed first.
   std::string Serialize() const;
+
+  // The current value of every series, for the status page and /info:
+  // "family" → the sum over its series, "family{label=\"value\",...}" → one
+  // series (labels in declaration order); a histogram adds "family_count"
+  // and "family_sum". Cheap enough for a page view, not for a hot path.
+  std::map<std::string, double> Values() const;
 
   // For a module that needs a family of its own. Prefer adding a typed
   // method here, which keeps names and labels reviewed in one place.

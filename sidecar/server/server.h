@@ -16,16 +16,19 @@
 #define STATESIDE_SIDECAR_SERVER_SERVER_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "nlohmann/json_fwd.hpp"
 #include "sidecar/admin/access.h"
 #include "sidecar/admin/http_server.h"
 #include "sidecar/admin/metrics.h"
@@ -137,6 +140,14 @@ class Server {
   std::vector<admin::AdminRoute> AdminRoutes();
   void AddRewrapRoutes(const admin::AdminAccess& access,
                        std::vector<admin::AdminRoute>& routes);
+  // GET /info's document and the status page's data (server_status.cc):
+  // this instance, its readiness and why, the drain timeline, the backend,
+  // the cluster's instances, sessions, realtime and key ids. Admin thread.
+  nlohmann::json StatusJson();
+  // Why the instance is not ready (empty when it is).
+  std::vector<std::string> NotReadyReasonsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refreshes status_->instances from the registry, without blocking.
+  void RefreshInstanceList();
   void OnRedisState(bool connected, const absl::Status& error);
   void OnRealtimeState(bool subscribed);
   // Applies a key check's answer (redis/key_check.h): mismatching ids are
@@ -248,6 +259,26 @@ class Server {
   // last check's answer; a check that could not run changes nothing.
   bool keys_ok_ ABSL_GUARDED_BY(mu_) = true;
   absl::Time drain_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // real
+  // The drain's steps as they happened (real time, what): the status page's
+  // timeline.
+  std::vector<std::pair<absl::Time, std::string>> drain_timeline_ ABSL_GUARDED_BY(mu_);
+  // What the status page remembers between views (server_status.cc); shared
+  // with the registry's List callback, which may outlive a view.
+  struct StatusMemory {
+    absl::Mutex mu;
+    // The registry's last answer (a view starts the next one).
+    std::vector<lifecycle::InstanceRecord> instances ABSL_GUARDED_BY(mu);
+    absl::Time listed_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+    std::string list_error ABSL_GUARDED_BY(mu);  // "" after a good answer
+    bool listing ABSL_GUARDED_BY(mu) = false;    // a List in flight
+    // Two samples of the counters for the rates: `base` is 15..30 s old once
+    // the page has been watched that long, `next` becomes the base later.
+    std::map<std::string, double> base ABSL_GUARDED_BY(mu);
+    absl::Time base_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+    std::map<std::string, double> next ABSL_GUARDED_BY(mu);
+    absl::Time next_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  };
+  const std::shared_ptr<StatusMemory> status_ = std::make_shared<StatusMemory>();
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the drain is STOPPED
   std::thread shutdown_thread_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,5 +1,5 @@
-// Server: the admin HTTP listener's routes (probes, /metrics, /info, POST
-// /drain). Handlers run on the listener's I/O thread: they read snapshots
+// Server: the admin HTTP listener's routes (probes, /metrics, /info and the
+// status page, POST /drain). Handlers run on the listener's I/O thread: they read snapshots
 // (Instance, Metrics) and never block.
 #include <atomic>
 #include <memory>
@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "sidecar/admin/access.h"
+#include "sidecar/admin/status_page.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/rewrap_sweep.h"
 #include "sidecar/server/server.h"
@@ -97,25 +98,31 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                       response.body = metrics_->Serialize();
                       return response;
                     }});
-  routes.push_back({"GET", "/info", "instance metadata (JSON)",
+  routes.push_back({"GET", "/info",
+                    "this instance, readiness, drain, backend, cluster, sessions, realtime, "
+                    "key ids (JSON)",
                     [this](const admin::HttpRequest&) {
-                      const lifecycle::InstanceIdentity& id = instance_->identity();
-                      nlohmann::json body = {
-                          {"id", id.id},
-                          {"hostname", id.hostname},
-                          {"pid", id.pid},
-                          {"start_time", absl::FormatTime(absl::RFC3339_sec,
-                                                          id.start_time,
-                                                          absl::UTCTimeZone())},
-                          {"version", id.version},
-                          {"backend", instance_->backend()},
-                          {"admin_address", instance_->admin_address()},
-                          {"drain_state", UpperDrainState(drain_->state())},
-                          {"ready", instance_->ready()},
-                          {"uptime_seconds",
-                           absl::ToInt64Seconds(instance_->Uptime())},
-                      };
-                      return admin::HttpResponse::Json(200, body.dump());
+                      return admin::HttpResponse::Json(200, StatusJson().dump());
+                    }});
+  // The status page: read-only like /info, so no access rule (only POSTs
+  // change anything); it shows no secret, only key ids.
+  routes.push_back({"GET", "/", "the status page (HTML, the data of /info)",
+                    [this](const admin::HttpRequest&) {
+                      admin::HttpResponse response;
+                      response.content_type = "text/html; charset=utf-8";
+                      response.body = admin::RenderStatusPage(StatusJson());
+                      response.headers = {
+                          {"Content-Security-Policy", admin::kStatusPagePolicy},
+                          {"Cache-Control", "no-store"},
+                          {"X-Content-Type-Options", "nosniff"}};
+                      return response;
+                    }});
+  routes.push_back({"GET", "/status.css", "the status page's stylesheet",
+                    [](const admin::HttpRequest&) {
+                      admin::HttpResponse response;
+                      response.content_type = "text/css; charset=utf-8";
+                      response.body = std::string(admin::StatusPageStyle());
+                      return response;
                     }});
   // POST /drain is the one route that changes anything: loopback peers only,
   // or whoever holds the admin token (sidecar/admin/access.h).

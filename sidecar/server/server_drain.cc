@@ -80,6 +80,7 @@ void Server::OnDrainStarted() {
   draining_ = true;
   shutdown_requested_ = true;
   drain_started_ = absl::Now();
+  drain_timeline_.emplace_back(drain_started_, "drain started: not ready, serving on");
   ApplyReadyLocked();
   metrics_->SetDrainState(admin::DrainPhase::kDraining);
   instance_->set_drain_state(DrainState::kDraining);
@@ -93,6 +94,8 @@ void Server::BeginShutdown(bool fast) {
   instance_->set_drain_state(DrainState::kDrained);
   spdlog::info("drained: shutting down{}", fast ? " (fast)" : "");
   absl::MutexLock lock(&mu_);
+  drain_timeline_.emplace_back(absl::Now(), fast ? "drained: shutting down (fast)"
+                                                 : "drained: shutting down");
   // The controller asks once; the caller (an RPC, the admin thread, the
   // ticker) must not block. A server being destroyed starts nothing new.
   if (shutdown_thread_.joinable() || destroying_) return;

@@ -2,9 +2,6 @@
 // W3C WebDriver API, uses radar-app's page through nginx: logs in, sees its
 // user, joins a room over the WebSocket, and shows a broadcast that another
 // user posted on another pod; a form on another origin cannot post to it.
-#include <unistd.h>
-
-#include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -12,89 +9,14 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/e2e/browser_fixture.h"
 #include "tests/e2e/local_cluster.h"
 #include "tests/e2e/radar_calls.h"
-#include "tests/e2e/webdriver.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/support/web_client.h"
 
 namespace stateside::testing {
 namespace {
-
-constexpr char kChromedriver[] = "/usr/bin/chromedriver";
-constexpr char kChromium[] = "/usr/bin/chromium";
-constexpr int kPods = 3;
-
-class BrowserE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (access(kChromedriver, X_OK) != 0) {
-      GTEST_SKIP() << kChromedriver << " is missing: install the Debian packages chromium "
-                   << "and chromium-driver (scripts/test does) to run the browser check";
-    }
-    auto cluster = LocalCluster::Start(kPods);
-    ASSERT_TRUE(cluster.ok()) << cluster.status().message();
-    cluster_ = *std::move(cluster);
-    auto driver = WebDriver::Start(kChromedriver, kChromium, profile_.path(),
-                                   dir_.File("chromedriver.log"));
-    ASSERT_TRUE(driver.ok()) << driver.status().message();
-    driver_ = *std::move(driver);
-  }
-  void TearDown() override {
-    if (HasFailure() && driver_ != nullptr) {
-      fprintf(stderr, "[e2e] page:\n%s\n[e2e] chromedriver log:\n%s\n",
-              driver_->PageSource().c_str(), driver_->ReadLog().c_str());
-    }
-    if (HasFailure() && cluster_ != nullptr) {
-      fprintf(stderr, "[e2e] logs after the failure:\n%s", cluster_->LogTails().c_str());
-    }
-    if (driver_ != nullptr) {
-      const absl::Status quit = driver_->Quit();
-      EXPECT_TRUE(quit.ok()) << quit;
-      driver_.reset();
-    }
-    if (cluster_ != nullptr) StopAndCheck(*cluster_);
-  }
-
-  // Waits until `css`'s text contains `needle`; the last text seen otherwise.
-  ::testing::AssertionResult TextShows(const std::string& css, const std::string& needle,
-                                       absl::Duration timeout = absl::Seconds(15)) {
-    std::string last;
-    const bool shown = WaitFor(
-        [&] {
-          auto element = driver_->Find(css);
-          if (!element.ok()) {
-            last = element.status().ToString();
-            return false;
-          }
-          auto text = driver_->Text(*element);
-          last = text.ok() ? *text : text.status().ToString();
-          return text.ok() && absl::StrContains(*text, needle);
-        },
-        timeout, absl::Milliseconds(100));
-    if (shown) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << css << " never showed '" << needle << "'; last: '" << last << "'";
-  }
-
-  // Replaces the value of the input `css` with `text`, as typed.
-  absl::Status TypeInto(const std::string& css, const std::string& text) {
-    auto element = driver_->Find(css);
-    if (!element.ok()) return element.status();
-    absl::Status cleared = driver_->Clear(*element);
-    return cleared.ok() ? driver_->Type(*element, text) : cleared;
-  }
-  absl::Status ClickOn(const std::string& css) {
-    auto element = driver_->Find(css);
-    return element.ok() ? driver_->Click(*element) : element.status();
-  }
-
-  TempDir dir_;
-  TempDir profile_;  // Chromium's --user-data-dir
-  std::unique_ptr<LocalCluster> cluster_;
-  std::unique_ptr<WebDriver> driver_;
-};
 
 TEST_F(BrowserE2eTest, PageLogsInAndShowsABroadcastFromAnotherPod) {
   const std::string page = absl::StrCat("http://127.0.0.1:", cluster_->nginx_port(), "/");
@@ -111,7 +33,7 @@ TEST_F(BrowserE2eTest, PageLogsInAndShowsABroadcastFromAnotherPod) {
   ASSERT_TRUE(step.ok()) << step;
   step = ClickOn("#join");
   ASSERT_TRUE(step.ok()) << step;
-  ASSERT_TRUE(TextShows("#status", "connected"));
+  ASSERT_TRUE(TextShows("#status", "connected to pod-"));
 
   // The page's join is confirmed cluster-wide (presence), and names the pod
   // holding the browser's WebSocket.

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "tests/support/wait.h"
@@ -109,6 +110,21 @@ absl::StatusOr<std::string> WebDriver::Text(const std::string& element) {
   if (!text.ok()) return text.status();
   if (!text->is_string()) return absl::InternalError("text is not a string: " + text->dump());
   return text->get<std::string>();
+}
+
+absl::StatusOr<std::string> WebDriver::Screenshot() {
+  auto encoded = Call("GET", SessionPath("/screenshot"));
+  if (!encoded.ok()) return encoded.status();
+  std::string png;
+  if (!encoded->is_string() || !absl::Base64Unescape(encoded->get<std::string>(), &png)) {
+    return absl::InternalError("the screenshot is not base64 text");
+  }
+  return png;
+}
+
+absl::Status WebDriver::SetWindowSize(int width, int height) {
+  return Call("POST", SessionPath("/window/rect"), {{"width", width}, {"height", height}})
+      .status();
 }
 
 std::string WebDriver::PageSource() {

@@ -1,6 +1,6 @@
 // A minimal W3C WebDriver client for the browser check: starts chromedriver,
 // opens one headless Chromium session, and drives it (navigate, find, type,
-// click, read text) over chromedriver's HTTP API.
+// click, read text, screenshots) over chromedriver's HTTP API.
 // Not thread-safe: one owner.
 #ifndef STATESIDE_TESTS_E2E_WEBDRIVER_H_
 #define STATESIDE_TESTS_E2E_WEBDRIVER_H_
@@ -40,6 +40,10 @@ class WebDriver {
                                          const nlohmann::json& args = nlohmann::json::array());
   // The element's rendered text.
   absl::StatusOr<std::string> Text(const std::string& element);
+  // A PNG of the window as it is now (the bytes, decoded).
+  absl::StatusOr<std::string> Screenshot();
+  // Resizes the window (CSS pixels): what a screenshot covers.
+  absl::Status SetWindowSize(int width, int height);
   // The page's HTML as it is now (for failure messages).
   std::string PageSource();
   // Ends the browser session (once).

@@ -304,7 +304,9 @@ TEST_F(RadarAppTest, HealthzAndThePage) {
   EXPECT_EQ(page.status, 200);
   EXPECT_THAT(page.Header("Content-Type"), StartsWith("text/html"));
   for (const char* id : {"user", "login", "me", "room", "join", "messages", "status",
-                         "broadcast", "msg", "send"}) {
+                         "broadcast", "msg", "send", "logout", "logout-all", "pods", "log",
+                         "item", "add", "cart", "hammer-n", "hammer", "hammer-result",
+                         "optout", "socket-pod", "notices"}) {
     EXPECT_THAT(page.body, HasSubstr(absl::StrCat("id=\"", id, "\""))) << id;
   }
 }

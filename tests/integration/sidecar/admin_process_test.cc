@@ -199,7 +199,7 @@ TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
   StartSidecar({{"SESSION_ENCRYPTION_KEYS", std::string("kid1:") + kTestKeyHex},
                 {"SESSION_SECRET", secret},
                 {"STATESIDE_ADMIN_TOKEN_FILE", dir_.WriteFile("token", kToken)}});
-  for (const char* path : {"/info", "/metrics", "/health"}) {
+  for (const char* path : {"/", "/info", "/metrics", "/health"}) {
     SCOPED_TRACE(path);
     auto r = Http("127.0.0.1", path);
     ASSERT_TRUE(r.has_value());
@@ -213,6 +213,21 @@ TEST_F(AdminProcessTest, InfoAndMetricsShowNoSocketPathAndNoSecret) {
   auto info = nlohmann::json::parse(Http("127.0.0.1", "/info")->body);
   EXPECT_FALSE(info.contains("socket"));
   EXPECT_EQ(info.value("id", ""), "admin-test");
+  // The status page's data: key ids (never keys), the cluster, readiness.
+  ASSERT_EQ(info["keys"].size(), 1u) << info.dump();
+  EXPECT_EQ(info["keys"][0].value("id", ""), "kid1");
+  EXPECT_EQ(info["keys"][0].value("primary", false), true);
+  ASSERT_EQ(info["instances"]["list"].size(), 1u) << info.dump();
+  EXPECT_EQ(info["instances"]["list"][0].value("id", ""), "admin-test");
+  EXPECT_EQ(info["not_ready_reasons"], nlohmann::json::array());
+  EXPECT_TRUE(info["sessions"].contains("not_found_by_cause")) << info.dump();
+  EXPECT_TRUE(info["realtime"].contains("gaps_by_reason")) << info.dump();
+  auto page = Http("127.0.0.1", "/");
+  ASSERT_TRUE(page.has_value());
+  EXPECT_THAT(page->Header("content-type"), HasSubstr("text/html"));
+  EXPECT_THAT(page->Header("content-security-policy"), HasSubstr("default-src 'none'"));
+  EXPECT_THAT(page->body, HasSubstr("<td id=\"instance-id\">admin-test</td>"));
+  EXPECT_THAT(page->body, Not(HasSubstr("<script")));
 }
 
 }  // namespace

@@ -187,6 +187,29 @@ TEST_F(MetricsTest, SessionEventsReportThroughTheInterface) {
   EXPECT_EQ(Sample(text, "stateside_app_connections"), 17);
 }
 
+TEST_F(MetricsTest, ValuesHoldTotalsAndOneEntryPerSeries) {
+  metrics_.SessionCreated();
+  metrics_.SessionCreated();
+  metrics_.SessionNotFound(NotFoundCause::kBadSignature);
+  metrics_.SessionNotFound(NotFoundCause::kUnknown);
+  metrics_.SessionNotFound(NotFoundCause::kUnknown);
+  metrics_.KeyUsedForRead("k1");
+  metrics_.RedisCommand(0.002);
+  metrics_.RedisCommand(0.004);
+  const std::map<std::string, double> values = metrics_.Values();
+  auto value = [&](const std::string& name) {
+    auto it = values.find(name);
+    return it == values.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(value("stateside_sessions_created_total"), 2);
+  EXPECT_EQ(value("stateside_session_not_found_total"), 3);
+  EXPECT_EQ(value("stateside_session_not_found_total{cause=\"unknown\"}"), 2);
+  EXPECT_EQ(value("stateside_session_not_found_total{cause=\"bad_signature\"}"), 1);
+  EXPECT_EQ(value("stateside_session_key_reads_total{key_id=\"k1\"}"), 1);
+  EXPECT_EQ(value("stateside_redis_command_duration_seconds_count"), 2);
+  EXPECT_NEAR(value("stateside_redis_command_duration_seconds_sum"), 0.006, 1e-9);
+}
+
 TEST_F(MetricsTest, DrainStateIsOneHot) {
   auto state = [&](const std::string& text, const char* s) {
     return Sample(text, "stateside_drain_state", {{"state", s}});
