@@ -51,12 +51,6 @@ absl::StatusOr<int> OpenForReading(const std::string& path) {
   return fd;
 }
 
-absl::Status CheckPort(absl::string_view text) {
-  auto port = ParseInt(text, 1, 65535);
-  if (!port.ok()) return absl::InvalidArgumentError("invalid port");
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDuration(absl::string_view text) {
