@@ -217,7 +217,12 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url_in, RedisOptions
   if (out.topology == RedisTopology::kCluster && out.db != 0) {
     return Bad("Redis Cluster has only database 0");
   }
-  if (out.tls.enabled && out.tls.server_name.empty()) out.tls.server_name = out.host;
+  // One node: its name. A node list (Cluster seeds, sentinels, and the nodes
+  // they lead to) stays empty, so each connection checks the name of the
+  // node it reaches rather than the first seed's.
+  if (out.tls.enabled && out.tls.server_name.empty() && out.nodes.empty()) {
+    out.tls.server_name = out.host;
+  }
   return out;
 }
 

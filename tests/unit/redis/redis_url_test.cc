@@ -163,7 +163,11 @@ TEST(RedisUrlTest, ClusterSeedsAreANodeList) {
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->nodes.size(), 1u);
   EXPECT_TRUE(one->tls.enabled);
-  EXPECT_EQ(one->tls.server_name, "h");
+  // Each node's certificate is checked against that node's own name.
+  EXPECT_EQ(one->tls.server_name, "");
+  RedisOptions named = WithTopology(RedisTopology::kSentinel);
+  named.tls.server_name = "redis.internal";
+  EXPECT_EQ(ParseRedisUrl("rediss://s1,s2", named)->tls.server_name, "redis.internal");
 }
 
 TEST(RedisUrlTest, SentinelsAreANodeList) {
