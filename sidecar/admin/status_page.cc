@@ -25,7 +25,7 @@ std::string Cell(const Json& value) {
     return absl::StrFormat("%.3g", d);
   }
   if (value.is_string()) return HtmlEscape(value.get<std::string>());
-  return HtmlEscape(value.dump());
+  return HtmlEscape(value.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 const Json& Field(const Json& object, const char* name) {

@@ -102,7 +102,11 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                     "this instance, readiness, drain, backend, cluster, sessions, realtime, "
                     "key ids (JSON)",
                     [this](const admin::HttpRequest&) {
-                      return admin::HttpResponse::Json(200, StatusJson().dump());
+                      // A registry record written by another process may
+                      // hold bytes that are not UTF-8: replaced, not a 500.
+                      return admin::HttpResponse::Json(
+                          200, StatusJson().dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace));
                     }});
   // The status page: read-only like /info, so no access rule (only POSTs
   // change anything); it shows no secret, only key ids.

@@ -35,6 +35,19 @@ TEST(StatusPageTest, EscapesEveryValueOfTheDocument) {
   EXPECT_THAT(page, HasSubstr("k&lt;1&gt;"));
 }
 
+// A registry record written by another process may hold bytes that are not
+// UTF-8: the page still renders (nlohmann's strict dump would throw).
+TEST(StatusPageTest, BytesThatAreNotUtf8DoNotBreakThePage) {
+  const nlohmann::json info = {
+      {"id", "pod-\xff"},
+      {"not_ready_reasons", {"bad \xc3\x28 bytes"}},
+      {"instances", {{"list", {{{"id", "x\xfe"}, {"tags", {"\xff\xff"}}}}}}},
+  };
+  std::string page;
+  EXPECT_NO_THROW(page = RenderStatusPage(info));
+  EXPECT_THAT(page, HasSubstr("<html"));
+}
+
 TEST(StatusPageTest, ShowsTheDataAndRefreshesWithoutScript) {
   const nlohmann::json info = {
       {"id", "pod-2"},
