@@ -38,7 +38,13 @@ stop 10 "${redis[@]}"
 # Stragglers: whatever is left in the recorded sessions (e.g. nginx workers
 # whose master was killed) or names this directory on its command line.
 bases=()
-for f in "$LOCAL_DIR"/redis/*.sid "$LOCAL_DIR"/nginx/master.sid "$LOCAL_DIR"/pod-*/*.sid; do
+# Only the Redis processes of the layout this cluster was started with
+# (cluster.env): a stale .sid of another layout may name a session id the
+# system has since given to something else.
+for base in "${redis[@]}" "$LOCAL_DIR/nginx/master"; do
+  [ -e "$base.sid" ] && bases+=("$base")
+done
+for f in "$LOCAL_DIR"/pod-*/*.sid; do
   [ -e "$f" ] && bases+=("${f%.sid}")
 done
 kill_sessions "${bases[@]}"

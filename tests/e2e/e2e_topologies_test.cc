@@ -132,17 +132,23 @@ TEST_F(TopologyE2eTest, SentinelSetServesSessionsAndRoomsAcrossAFailover) {
       },
       absl::Seconds(30), absl::Milliseconds(100)))
       << "the sentinels never named the replica as master";
-  // Writes land on the new master through both pods once they follow it.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (int pod = 1; pod <= kPods; ++pod) {
-          auto ready = HttpCall(cluster->admin_port(pod), RadarGet("/health/ready"));
-          if (!ready.ok() || ready->status != 200) return false;
-        }
-        return true;
-      },
-      absl::Seconds(20), absl::Milliseconds(100)))
-      << cluster->LogTails();
+  // Each pod follows: its /info names the replica as the master in use,
+  // connected (readiness alone would not tell: a planned failover is shorter
+  // than the readiness debounce).
+  const std::string promoted = absl::StrCat("127.0.0.1:", replica);
+  for (int pod = 1; pod <= kPods; ++pod) {
+    std::string last;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto info = HttpCall(cluster->admin_port(pod), RadarGet("/info"));
+          if (!info.ok() || info->status != 200) return false;
+          last = info->body;
+          const nlohmann::json backend = BodyJson(*info)["backend_status"];
+          return backend.value("master", "") == promoted && backend.value("connected", false);
+        },
+        absl::Seconds(20), absl::Milliseconds(100)))
+        << "pod-" << pod << " never used " << promoted << ": " << last;
+  }
   CartCrossesPods(*cluster, "carol", {"pears", "plums"});
   RoomCrossesPods(*cluster, "after");
   const nlohmann::json info = Info(*cluster);
