@@ -211,10 +211,10 @@ class RedisBroker final : public realtime::Broker {
   RedisClient* const client_;
   const RedisBrokerOptions options_;
   const std::string alive_key_, idx_key_, listed_key_;
-  const std::string inst_channel_;         // P rt:c:inst:<self>
-  const std::string inst_channel_prefix_;  // P rt:c:inst: (seal name of its frames)
-  const std::string all_channel_;          // P rt:c:all
-  const std::string room_channel_prefix_;  // P rt:c:room:
+  const std::string inst_channel_;         // P rt:c2:inst:<self>
+  const std::string inst_channel_prefix_;  // P rt:c2:inst: (seal name of its frames)
+  const std::string all_channel_;          // P rt:c2:all
+  const std::string room_channel_prefix_;  // P rt:c2:room:
   const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
       publish_room_, history_;
   std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create

@@ -542,6 +542,24 @@ TEST_F(RedisBrokerTest, EntriesTheHubDidNotNameAreHealedByTheNextResync) {
   EXPECT_EQ(node->broker->stats().presence_lost, lost_before + 2) << "healed: no more resyncs";
 }
 
+// The room counter moved with the key layout: the channels did too, so the
+// previous layout's instances never publish into this layout's channels.
+TEST_F(RedisBrokerTest, ChannelsAreTheNewLayoutsOwn) {
+  std::unique_ptr<Node> node = Start(Options("n"));
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->Watch("lobby").ok());
+  ASSERT_TRUE(node->Broadcast(true).ok());
+  const std::string room = node->broker->RoomChannel("lobby");
+  EXPECT_TRUE(absl::StartsWith(room, prefix_ + "rt:c2:room:")) << room;
+  EXPECT_EQ(node->broker->instance_channel(), prefix_ + "rt:c2:inst:n");
+  EXPECT_EQ(node->broker->broadcast_channel(), prefix_ + "rt:c2:all");
+  const std::string old_room = prefix_ + "rt:c:room:" + room.substr(room.rfind(':') + 1);
+  for (const std::string& old : {old_room, prefix_ + "rt:c:inst:n", prefix_ + "rt:c:all"}) {
+    EXPECT_EQ(raw().Call({"PUBLISH", old, "1 x"})->integer, 0) << old;
+  }
+  EXPECT_EQ(raw().Call({"PUBLISH", room, "1 x"})->integer, 1);
+}
+
 TEST_F(RedisBrokerTest, PagingVisitsEveryMemberExactlyOnce) {
   auto nodes = StartN(2);
   for (int n = 0; n < 2; ++n) {
