@@ -85,10 +85,13 @@ if ARGV[3] == '1' then return #kept end
 return 0
 )lua";
 
-// KEYS[1] P rt:{i:<inst>}:alive, KEYS[2] P rt:{i:<inst>}:idx. Read-only.
+// KEYS[1] P rt:{i:<inst>}:alive, KEYS[2] P rt:{i:<inst>}:idx; ARGV[1] the
+// HSCAN cursor ('0' to start), ARGV[2] its COUNT. Read-only. Nothing when
+// the instance is alive, else one HSCAN chunk {cursor, {conn, tags, ...}}:
+// an index of any size is read in bounded replies.
 const char kDeadIndex[] = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-return redis.call('HGETALL', KEYS[2])
+return redis.call('HSCAN', KEYS[2], ARGV[1], 'COUNT', ARGV[2])
 )lua";
 
 // KEYS as kDeadIndex; ARGV conn ids (none: the whole index). In chunks:

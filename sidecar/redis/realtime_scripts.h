@@ -19,7 +19,8 @@ extern const char kIndexAdd[];
 // broker then cannot delete their entries: it asks for a resync).
 extern const char kIndexRemove[];
 // Instance slot, any instance. -> false while the instance is alive, else
-// its index (HGETALL): what a sweep has to delete.
+// one HSCAN chunk of its index (ARGV cursor, COUNT): what a sweep has to
+// delete.
 extern const char kDeadIndex[];
 // Instance slot, any instance: after a sweep deleted the entries of the
 // index's connections ARGV (none: all of them), drops them from the index

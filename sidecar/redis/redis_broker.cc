@@ -57,10 +57,10 @@ RedisBroker::RedisBroker(RedisClient* client, RedisBrokerOptions options)
       // Not the previous layout's rt:instances: during a rolling upgrade the
       // two versions would unlist each other at every heartbeat.
       listed_key_(absl::StrCat(options_.prefix, "rt:listed")),
-      inst_channel_(absl::StrCat(options_.prefix, "rt:c:inst:", options_.instance_id)),
-      inst_channel_prefix_(absl::StrCat(options_.prefix, "rt:c:inst:")),
-      all_channel_(absl::StrCat(options_.prefix, "rt:c:all")),
-      room_channel_prefix_(absl::StrCat(options_.prefix, "rt:c:room:")),
+      inst_channel_(absl::StrCat(options_.prefix, "rt:c2:inst:", options_.instance_id)),
+      inst_channel_prefix_(absl::StrCat(options_.prefix, "rt:c2:inst:")),
+      all_channel_(absl::StrCat(options_.prefix, "rt:c2:all")),
+      room_channel_prefix_(absl::StrCat(options_.prefix, "rt:c2:room:")),
       index_add_(RedisScript::Create(realtime_scripts::kIndexAdd)),
       index_remove_(RedisScript::Create(realtime_scripts::kIndexRemove)),
       dead_index_(RedisScript::Create(realtime_scripts::kDeadIndex)),

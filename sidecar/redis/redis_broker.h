@@ -14,7 +14,9 @@
 // are (presence answers need them).
 //
 // Ordering: writes (presence, publishes, Refresh, RemoveInstance) go through
-// one WriteLane, so Redis applies them in call order; reads go straight out.
+// one WriteLane, so Redis applies them in call order; reads, and the
+// sweep's writes to dead instances' entries (after this instance's own
+// refresh), go straight out. Indexes are read in HSCAN chunks, never whole.
 // An instance's index lists at least every entry it has in room and user
 // hashes (written before them, shrunk after them), so a resync or a sweep
 // can always find what to delete.
@@ -71,6 +73,9 @@ struct RedisBrokerOptions {
   absl::Duration history_ttl = absl::Hours(1);
   // A room idle this long restarts its sequence at 1.
   absl::Duration sequence_ttl = absl::Hours(24);
+  // Tests only: runs in a Refresh after the sweep's deletes, before it
+  // checks which dead instances came back.
+  std::function<void()> after_sweep_deletes;
 };
 
 struct RedisBrokerStats {
@@ -152,8 +157,13 @@ class RedisBroker final : public realtime::Broker {
   static constexpr size_t kSyncChunk = 500;
   // Hash entries remembered after failed writes (deleted by the next sync).
   static constexpr size_t kMaxUnsure = 65536;
-  // Connections a Refresh clears at most (across dead instances).
-  static constexpr int kSweepBudget = 10000;
+  // Room and user entries (hash fields) a Refresh clears at most, across
+  // dead instances (whole connections: one with more entries than the
+  // budget goes alone).
+  static constexpr size_t kSweepBudget = 10000;
+  // Index fields an HSCAN asks for (COUNT): a reply stays far below the
+  // client's reply bound even with 1024 rooms a connection.
+  static constexpr size_t kScanCount = 100;
   // Commands (and their argument bytes) waiting in the write lane while a
   // batch is out; past either, writes fail UNAVAILABLE at once.
   static constexpr size_t kMaxQueuedWrites = 65536;
@@ -195,7 +205,14 @@ class RedisBroker final : public realtime::Broker {
   WriteLane::Step RemoveStep(const std::string& conn, bool all, std::vector<std::string> tags,
                              Done done);
   // The heartbeat's sweep of dead instances among `others` (listed ids).
+  // Sent through the client, not the lane: it touches other instances'
+  // entries only, which need no order with this instance's writes.
   absl::Status Sweep(const std::vector<std::string>& others);
+  // `commands` through the client in pieces (WriteLane::Split), one after
+  // the other; one result per command.
+  Results CallPieces(std::vector<RedisCommand> commands);
+  // `commands` through the lane in pieces, one after the other.
+  Results CallLanePieces(std::vector<RedisCommand> commands);
   void LiveFields(std::string key, Reply<std::vector<std::string>> done);
   void PublishUser(std::string key, std::string message, Reply<realtime::PublishResult> done);
   absl::StatusOr<realtime::HistoryPage> ParseHistory(absl::StatusOr<RedisReply> reply,
@@ -211,10 +228,10 @@ class RedisBroker final : public realtime::Broker {
   RedisClient* const client_;
   const RedisBrokerOptions options_;
   const std::string alive_key_, idx_key_, listed_key_;
-  const std::string inst_channel_;         // P rt:c:inst:<self>
-  const std::string inst_channel_prefix_;  // P rt:c:inst: (seal name of its frames)
-  const std::string all_channel_;          // P rt:c:all
-  const std::string room_channel_prefix_;  // P rt:c:room:
+  const std::string inst_channel_;         // P rt:c2:inst:<self>
+  const std::string inst_channel_prefix_;  // P rt:c2:inst: (seal name of its frames)
+  const std::string all_channel_;          // P rt:c2:all
+  const std::string room_channel_prefix_;  // P rt:c2:room:
   const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
       publish_room_, history_;
   std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create

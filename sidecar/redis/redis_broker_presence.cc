@@ -38,17 +38,49 @@ struct IndexEntry {
   std::vector<std::string> tags;
 };
 
-absl::StatusOr<std::vector<IndexEntry>> ParseIndex(const RedisReply& reply) {
-  if (!reply.is_array() || reply.elements.size() % 2 != 0) return Unexpected("index", reply);
-  std::vector<IndexEntry> out;
-  out.reserve(reply.elements.size() / 2);
-  for (size_t i = 0; i < reply.elements.size(); i += 2) {
-    IndexEntry entry;
-    entry.conn = reply.elements[i].str;
-    entry.tags = absl::StrSplit(reply.elements[i + 1].str, ' ', absl::SkipEmpty());
-    out.push_back(std::move(entry));
+// An HSCAN reply of an index: {cursor, {conn, tags, ...}}.
+absl::Status ParseScan(const RedisReply& reply, std::string* cursor,
+                       std::vector<IndexEntry>* out) {
+  if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_string() ||
+      !reply.elements[1].is_array() || reply.elements[1].elements.size() % 2 != 0) {
+    return Unexpected("index", reply);
   }
-  return out;
+  *cursor = reply.elements[0].str;
+  const std::vector<RedisReply>& kv = reply.elements[1].elements;
+  for (size_t i = 0; i < kv.size(); i += 2) {
+    IndexEntry entry;
+    entry.conn = kv[i].str;
+    entry.tags = absl::StrSplit(kv[i + 1].str, ' ', absl::SkipEmpty());
+    out->push_back(std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
+using IndexMap = std::map<std::string, std::vector<std::string>>;  // conn -> tags
+using IndexThen =
+    absl::AnyInvocable<void(absl::StatusOr<IndexMap>, WriteLane::Step* next)>;
+
+// Lane steps reading an index in HSCAN chunks (`before` go out with the
+// first); `then` gets the whole index (HSCAN may repeat a field: the map
+// keeps one) and fills in the next step.
+WriteLane::Step ScanIndexStep(const std::string& idx, std::vector<RedisCommand> before,
+                              std::string cursor, std::shared_ptr<IndexMap> acc,
+                              std::shared_ptr<IndexThen> then) {
+  WriteLane::Step step;
+  step.commands = std::move(before);
+  step.commands.push_back(
+      RedisCommand({"HSCAN", idx, cursor, "COUNT", absl::StrCat(RedisBroker::kScanCount)}));
+  step.then = [idx, acc, then](WriteLane::Results results, WriteLane::Step* next) {
+    absl::Status status = FirstError(results);
+    std::string cursor;
+    std::vector<IndexEntry> chunk;
+    if (status.ok()) status = ParseScan(*results.back(), &cursor, &chunk);
+    if (!status.ok()) return (*then)(status, next);
+    for (IndexEntry& entry : chunk) (*acc)[entry.conn] = std::move(entry.tags);
+    if (cursor == "0") return (*then)(std::move(*acc), next);
+    *next = ScanIndexStep(idx, {}, std::move(cursor), acc, then);
+  };
+  return step;
 }
 
 // HDEL (or HSET with empty values) of `entries`, one command per hash and
@@ -244,15 +276,12 @@ void RedisBroker::SyncPresence(std::vector<ConnPresence> conns, Done done) {
     }
     wanted->push_back(std::move(entry));
   }
-  WriteLane::Step first;
-  first.commands.push_back(
-      RedisCommand({"SET", alive_key_, "1", "PX", Millis(options_.presence_ttl)}));
-  first.commands.push_back(RedisCommand({"HGETALL", idx_key_}));
-  first.then = [this, wanted, finish = WithChannel(true, std::move(done))](
-                   Results results, WriteLane::Step* next) mutable {
-    absl::Status status = FirstError(results);
-    absl::StatusOr<std::vector<IndexEntry>> old =
-        status.ok() ? ParseIndex(*results[1]) : absl::StatusOr<std::vector<IndexEntry>>(status);
+  std::vector<RedisCommand> before;
+  before.push_back(RedisCommand({"SET", alive_key_, "1", "PX", Millis(options_.presence_ttl)}));
+  Done finish = WithChannel(true, std::move(done));
+  auto then = std::make_shared<IndexThen>([this, wanted, finish = std::move(finish)](
+                                              absl::StatusOr<IndexMap> old,
+                                              WriteLane::Step* next) mutable {
     if (!old.ok()) {
       lost_pending_.store(true);
       next->done = [finish = std::move(finish), status = old.status()](Results) mutable {
@@ -263,8 +292,7 @@ void RedisBroker::SyncPresence(std::vector<ConnPresence> conns, Done done) {
     // Step 2: the index lists old and wanted tags of every wanted
     // connection; entries not wanted any more go; wanted ones are written.
     std::set<std::pair<std::string, std::string>> want;
-    std::map<std::string, std::vector<std::string>> old_tags;
-    for (IndexEntry& entry : *old) old_tags[entry.conn] = std::move(entry.tags);
+    IndexMap old_tags = *std::move(old);
     std::vector<IndexEntry> merged;
     Entries writes, deletes = TakeUnsure();
     Entries unsure = deletes;
@@ -324,8 +352,9 @@ void RedisBroker::SyncPresence(std::vector<ConnPresence> conns, Done done) {
         std::move(finish)(status);
       };
     };
-  };
-  lane_->Submit(std::move(first));
+  });
+  lane_->Submit(ScanIndexStep(idx_key_, std::move(before), "0", std::make_shared<IndexMap>(),
+                              std::move(then)));
 }
 
 absl::Status RedisBroker::Refresh() {
@@ -360,16 +389,35 @@ absl::Status RedisBroker::Refresh() {
   return swept;
 }
 
+RedisBroker::Results RedisBroker::CallPieces(std::vector<RedisCommand> commands) {
+  Results out;
+  for (std::vector<RedisCommand>& piece : WriteLane::Split(std::move(commands))) {
+    for (auto& r : client_->CallBatch(std::move(piece))) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+RedisBroker::Results RedisBroker::CallLanePieces(std::vector<RedisCommand> commands) {
+  Results out;
+  for (std::vector<RedisCommand>& piece : WriteLane::Split(std::move(commands))) {
+    for (auto& r : lane_->Call(std::move(piece))) out.push_back(std::move(r));
+  }
+  return out;
+}
+
 absl::Status RedisBroker::Sweep(const std::vector<std::string>& others) {
   if (others.empty()) return absl::OkStatus();
-  // 1. Which listed instances are dead, and what their indexes list
-  //    (one read per instance, pipelined; a failed read waits for the next
-  //    Refresh).
+  // 1. Which listed instances are dead (EXISTS alive, pipelined), and what
+  //    their indexes list: HSCAN chunks of one dead instance after the
+  //    other until the budget of entries is used, so what is held stays
+  //    bounded (a failed read waits for the next Refresh).
+  const auto scan = [this](const std::string& id, const std::string& cursor) {
+    return dead_index_->Call({AliveKey(id), IndexKey(id)},
+                             {cursor, absl::StrCat(kScanCount)});
+  };
   std::vector<RedisCommand> reads;
-  for (const std::string& id : others) {
-    reads.push_back(dead_index_->Call({AliveKey(id), IndexKey(id)}, {}));
-  }
-  std::vector<absl::StatusOr<RedisReply>> replies = client_->CallBatch(std::move(reads));
+  for (const std::string& id : others) reads.push_back(RedisCommand({"EXISTS", AliveKey(id)}));
+  Results alive = CallPieces(std::move(reads));
   struct Dead {
     std::string id;
     std::vector<std::string> conns;  // handled within the budget
@@ -379,34 +427,64 @@ absl::Status RedisBroker::Sweep(const std::vector<std::string>& others) {
   Entries deletes;
   size_t budget = kSweepBudget;
   for (size_t i = 0; i < others.size() && budget > 0; ++i) {
-    if (!replies[i].ok() || replies[i]->is_nil()) continue;
-    absl::StatusOr<std::vector<IndexEntry>> index = ParseIndex(*replies[i]);
-    if (!index.ok()) continue;
-    Dead d{others[i], {}, index->size() > budget};
-    for (size_t j = 0; j < std::min(index->size(), budget); ++j) {
-      const IndexEntry& entry = (*index)[j];
-      d.conns.push_back(entry.conn);
-      for (const std::string& tag : entry.tags) {
-        if (std::string key = EntryKey(tag); !key.empty()) {
-          deletes.emplace_back(std::move(key), absl::StrCat(others[i], "/", entry.conn));
+    uint64_t exists = 1;
+    if (!alive[i].ok() || !ToUint(*alive[i], &exists) || exists != 0) continue;
+    Dead d{others[i], {}, false};
+    std::set<std::string> seen;  // HSCAN may repeat a field
+    std::string cursor = "0";
+    std::vector<IndexEntry> chunk;
+    for (;;) {
+      absl::StatusOr<RedisReply> reply = client_->Call(scan(d.id, cursor));
+      chunk.clear();
+      if (!reply.ok() || reply->is_nil() || !ParseScan(*reply, &cursor, &chunk).ok()) {
+        // Came back, or a failed read: the rest waits for the next Refresh.
+        d.partial = true;
+        break;
+      }
+      bool left = false;  // an entry of this chunk over the budget
+      for (const IndexEntry& entry : chunk) {
+        if (seen.contains(entry.conn)) continue;
+        // The first connection of a sweep goes whatever its size.
+        const size_t cost = std::max<size_t>(entry.tags.size(), 1);
+        if (cost > budget && budget < kSweepBudget) {
+          left = true;
+          break;
+        }
+        budget -= std::min(cost, budget);
+        seen.insert(entry.conn);
+        d.conns.push_back(entry.conn);
+        for (const std::string& tag : entry.tags) {
+          if (std::string key = EntryKey(tag); !key.empty()) {
+            deletes.emplace_back(std::move(key), absl::StrCat(d.id, "/", entry.conn));
+          }
         }
       }
+      if (left || (budget == 0 && cursor != "0")) d.partial = true;
+      if (d.partial || cursor == "0") break;
     }
-    budget -= d.conns.size();
-    dead.push_back(std::move(d));
+    if (!d.conns.empty() || !d.partial) dead.push_back(std::move(d));
   }
   if (dead.empty()) return absl::OkStatus();
   // 2. Their entries, per hash.
   std::vector<RedisCommand> commands;
   AppendHashCommands(/*write=*/false, deletes, kSyncChunk, &commands);
-  if (!commands.empty()) RETURN_IF_ERROR(FirstError(lane_->Call(std::move(commands))));
-  // 3. Then their indexes, unless the instance came back meanwhile.
+  absl::Status status = FirstError(CallPieces(std::move(commands)));
+  if (options_.after_sweep_deletes) options_.after_sweep_deletes();
+  Results dropped;
   commands.clear();
-  for (const Dead& d : dead) {
-    commands.push_back(drop_swept_->Call({AliveKey(d.id), IndexKey(d.id)},
-                                         d.partial ? d.conns : std::vector<std::string>()));
+  if (status.ok()) {
+    // 3. Then their indexes, unless the instance came back meanwhile.
+    for (const Dead& d : dead) {
+      commands.push_back(drop_swept_->Call({AliveKey(d.id), IndexKey(d.id)},
+                                           d.partial ? d.conns : std::vector<std::string>()));
+    }
+  } else {
+    // The deletes failed, maybe partly: the indexes stay for the next
+    // sweep, but an instance that came back meanwhile is unlisted below,
+    // or it would never learn that some of its entries may be gone.
+    for (const Dead& d : dead) commands.push_back(RedisCommand({"EXISTS", AliveKey(d.id)}));
   }
-  Results dropped = lane_->Call(std::move(commands));
+  dropped = CallPieces(std::move(commands));
   // 4. Unlisted when clean, and when it came back: its next write or
   //    Refresh finds itself unlisted and writes its presence again (this
   //    sweep may have deleted entries it wrote meanwhile).
@@ -415,14 +493,14 @@ absl::Status RedisBroker::Sweep(const std::vector<std::string>& others) {
   for (size_t i = 0; i < dead.size(); ++i) {
     uint64_t came_back = 0;
     if (!dropped[i].ok() || !ToUint(*dropped[i], &came_back)) continue;
-    if (!dead[i].partial || came_back == 1) {
+    if ((status.ok() && !dead[i].partial) || came_back == 1) {
       commands.push_back(RedisCommand({"SREM", listed_key_, dead[i].id}));
     }
-    if (!dead[i].partial && came_back == 0) ++swept;
+    if (status.ok() && !dead[i].partial && came_back == 0) ++swept;
   }
-  absl::Status status = FirstError(dropped);
+  if (status.ok()) status = FirstError(dropped);
   if (!commands.empty()) {
-    const absl::Status srem = FirstError(lane_->Call(std::move(commands)));
+    const absl::Status srem = FirstError(CallPieces(std::move(commands)));
     if (status.ok()) status = srem;
   }
   swept_.fetch_add(swept);
@@ -431,26 +509,31 @@ absl::Status RedisBroker::Sweep(const std::vector<std::string>& others) {
 
 absl::Status RedisBroker::RemoveInstance() {
   const absl::Status status = [this]() -> absl::Status {
-    std::vector<RedisCommand> commands;
-    commands.push_back(RedisCommand({"HGETALL", idx_key_}));
-    Results read = lane_->Call(std::move(commands));
-    RETURN_IF_ERROR(FirstError(read));
-    ASSIGN_OR_RETURN(std::vector<IndexEntry> index, ParseIndex(*read[0]));
+    // 1. The index, in HSCAN chunks.
+    IndexMap index;
+    std::string cursor = "0";
+    do {
+      Results read = lane_->Call(
+          {RedisCommand({"HSCAN", idx_key_, cursor, "COUNT", absl::StrCat(kScanCount)})});
+      RETURN_IF_ERROR(FirstError(read));
+      std::vector<IndexEntry> chunk;
+      RETURN_IF_ERROR(ParseScan(*read[0], &cursor, &chunk));
+      for (IndexEntry& entry : chunk) index[entry.conn] = std::move(entry.tags);
+    } while (cursor != "0");
     Entries deletes = TakeUnsure();
-    for (const IndexEntry& entry : index) {
-      for (const std::string& tag : entry.tags) {
+    for (const auto& [conn, tags] : index) {
+      for (const std::string& tag : tags) {
         if (std::string key = EntryKey(tag); !key.empty()) {
-          deletes.emplace_back(std::move(key), Field(entry.conn));
+          deletes.emplace_back(std::move(key), Field(conn));
         }
       }
     }
-    commands.clear();
+    // 2. The entries, in pieces well within what the lane admits.
+    std::vector<RedisCommand> commands;
     AppendHashCommands(/*write=*/false, deletes, kSyncChunk, &commands);
-    if (!commands.empty()) {
-      if (absl::Status s = FirstError(lane_->Call(std::move(commands))); !s.ok()) {
-        AddUnsure(std::move(deletes));
-        return s;
-      }
+    if (absl::Status s = FirstError(CallLanePieces(std::move(commands))); !s.ok()) {
+      AddUnsure(std::move(deletes));
+      return s;
     }
     // Unbounded on purpose: a drained instance's connections go at once.
     commands.clear();

@@ -69,12 +69,46 @@ void WriteLane::Submit(Step first) {
   Pump();
 }
 
+size_t WriteLane::Bytes(const RedisCommand& command) {
+  size_t bytes = 0;
+  for (const std::string& arg : command.args) bytes += arg.size();
+  return bytes;
+}
+
 size_t WriteLane::Bytes(const Step& step) {
   size_t bytes = 0;
-  for (const RedisCommand& c : step.commands) {
-    for (const std::string& arg : c.args) bytes += arg.size();
-  }
+  for (const RedisCommand& c : step.commands) bytes += Bytes(c);
   return bytes;
+}
+
+std::vector<std::vector<RedisCommand>> WriteLane::Split(std::vector<RedisCommand> commands,
+                                                        size_t max_commands, size_t max_bytes) {
+  std::vector<std::vector<RedisCommand>> pieces;
+  size_t bytes = 0;
+  for (RedisCommand& c : commands) {
+    const size_t b = Bytes(c);
+    if (pieces.empty() || pieces.back().size() >= max_commands ||
+        (!pieces.back().empty() && bytes + b > max_bytes)) {
+      pieces.emplace_back();
+      bytes = 0;
+    }
+    pieces.back().push_back(std::move(c));
+    bytes += b;
+  }
+  return pieces;
+}
+
+void WriteLane::SendPieces(std::shared_ptr<std::deque<std::vector<RedisCommand>>> pieces,
+                           std::shared_ptr<Results> results,
+                           absl::AnyInvocable<void(Results)> done) {
+  std::vector<RedisCommand> piece = std::move(pieces->front());
+  pieces->pop_front();
+  client_->ExecuteBatch(std::move(piece), [this, pieces, results, done = std::move(done)](
+                                              Results answered) mutable {
+    for (auto& r : answered) results->push_back(std::move(r));
+    if (pieces->empty()) return done(std::move(*results));
+    SendPieces(pieces, results, std::move(done));
+  });
 }
 
 std::optional<WriteLane::Step> WriteLane::Answer(Step step, Results results) {
@@ -102,7 +136,17 @@ void WriteLane::Pump() {
       }
       // Up to and including the first step that has a next one: that next
       // step must go out before anything queued behind it.
+      // At most one piece's worth, unless a single step is larger.
+      size_t n = 0, bytes = 0;
       while (!queue_.empty()) {
+        const size_t next_n = queue_.front().commands.size();
+        const size_t next_bytes = Bytes(queue_.front());
+        if (!items.empty() &&
+            (n + next_n > kMaxBatchCommands || bytes + next_bytes > kMaxBatchBytes)) {
+          break;
+        }
+        n += next_n;
+        bytes += next_bytes;
         items.push_back(std::move(queue_.front()));
         queue_.pop_front();
         commands_ -= items.back().commands.size();
@@ -119,9 +163,12 @@ void WriteLane::Pump() {
     // Whichever finishes second, this call or the batch's answer, sends the
     // next batch: no recursion when the client answers inline.
     auto turn = std::make_shared<std::atomic<int>>(0);
-    client_->ExecuteBatch(
-        std::move(commands), [this, guard = inflight_, turn, items = std::move(items),
-                              counts = std::move(counts)](Results results) mutable {
+    auto pieces = std::make_shared<std::deque<std::vector<RedisCommand>>>();
+    for (auto& piece : Split(std::move(commands))) pieces->push_back(std::move(piece));
+    SendPieces(
+        std::move(pieces), std::make_shared<Results>(),
+        [this, guard = inflight_, turn, items = std::move(items),
+         counts = std::move(counts)](Results results) mutable {
           auto at = results.begin();
           for (size_t i = 0; i < items.size(); ++i) {
             Results mine(std::make_move_iterator(at), std::make_move_iterator(at + counts[i]));

@@ -2,7 +2,10 @@
 // client spreads separate commands over its pool, where two of them may
 // overtake each other; the lane keeps at most one batch in flight and sends
 // everything submitted meanwhile as the next batch (pipelined on one
-// connection), so order holds and throughput comes from batching. Bounded:
+// connection), so order holds and throughput comes from batching. A batch
+// goes to the client in pieces of at most kMaxBatchCommands commands and
+// kMaxBatchBytes argument bytes, one piece after the other (a step larger
+// than that too), far below what one connection accepts. Bounded:
 // while the client is not connected, or past `max_commands` / `max_bytes`
 // waiting, Submit fails at once with UNAVAILABLE.
 //
@@ -35,6 +38,15 @@ class WriteLane {
  public:
   using Results = std::vector<absl::StatusOr<Reply>>;  // one per command
   using Done = absl::AnyInvocable<void(Results)>;
+
+  // What one ExecuteBatch carries at most (a single larger command alone).
+  static constexpr size_t kMaxBatchCommands = 1024;
+  static constexpr size_t kMaxBatchBytes = 4u << 20;
+
+  // `commands` cut, in order, into pieces within both bounds.
+  static std::vector<std::vector<RedisCommand>> Split(std::vector<RedisCommand> commands,
+                                                      size_t max_commands = kMaxBatchCommands,
+                                                      size_t max_bytes = kMaxBatchBytes);
 
   // REQUIRES: client outlives the lane.
   WriteLane(RedisClient* client, size_t max_commands, size_t max_bytes);
@@ -69,6 +81,10 @@ class WriteLane {
   };
 
   static size_t Bytes(const Step& step);
+  static size_t Bytes(const RedisCommand& command);
+  // Sends `pieces` one after the other, then `done` gets every result.
+  void SendPieces(std::shared_ptr<std::deque<std::vector<RedisCommand>>> pieces,
+                  std::shared_ptr<Results> results, absl::AnyInvocable<void(Results)> done);
   // Runs `step`'s done, or its then and each next step without commands,
   // until a step with commands is left (returned) or the write is done.
   static std::optional<Step> Answer(Step step, Results results);

@@ -542,6 +542,149 @@ TEST_F(RedisBrokerTest, EntriesTheHubDidNotNameAreHealedByTheNextResync) {
   EXPECT_EQ(node->broker->stats().presence_lost, lost_before + 2) << "healed: no more resyncs";
 }
 
+// 10,000 connections of distinct users are one command per user hash: far
+// more than one connection accepts in one batch (8192). Resync, drain and
+// sweep all go out in pieces, and the sweep spreads over heartbeats.
+TEST_F(RedisBrokerTest, TenThousandUsersResyncDrainAndAreSwept) {
+  constexpr int kConns = 10000, kRooms = 4;
+  std::unique_ptr<Node> big = Start(Options("big"));
+  std::unique_ptr<Node> other = Start(Options("other"));
+  ASSERT_NE(big, nullptr);
+  ASSERT_NE(other, nullptr);
+  std::vector<ConnPresence> conns;
+  for (int i = 0; i < kConns; ++i) {
+    conns.push_back({absl::StrCat("c", i), absl::StrCat("u", i), {absl::StrCat("r", i % kRooms)}});
+  }
+  const auto check_present = [&] {
+    for (int r = 0; r < kRooms; ++r) {
+      absl::StatusOr<realtime::MembersPage> page = other->Members(absl::StrCat("r", r));
+      ASSERT_TRUE(page.ok()) << page.status();
+      EXPECT_EQ(page->count, kConns / kRooms) << "r" << r;
+    }
+    for (int i : {0, 1, 4999, kConns - 1}) {
+      EXPECT_EQ(other->UserFields(absl::StrCat("u", i)),
+                (std::vector<std::string>{absl::StrCat("big/c", i)}));
+    }
+    EXPECT_EQ(raw().Call({"HLEN", big->broker->IndexKey("big")})->integer, kConns);
+  };
+  const auto check_gone = [&] {
+    for (int r = 0; r < kRooms; ++r) {
+      const std::string key = big->broker->RoomMembersKey(absl::StrCat("r", r));
+      EXPECT_EQ(raw().Call({"HLEN", key})->integer, 0);
+    }
+    for (int i : {0, 1, 4999, kConns - 1}) {
+      EXPECT_EQ(raw().Call({"HLEN", big->broker->UserKey(absl::StrCat("u", i))})->integer, 0);
+    }
+    EXPECT_EQ(raw().Call({"EXISTS", big->broker->IndexKey("big")})->integer, 0);
+    EXPECT_EQ(raw().Call({"SISMEMBER", big->broker->listed_key(), "big"})->integer, 0);
+  };
+
+  absl::Status synced = big->Sync(conns);
+  ASSERT_TRUE(synced.ok()) << synced;
+  check_present();
+  // Again, over the index it wrote (read in HSCAN chunks).
+  synced = big->Sync(conns);
+  ASSERT_TRUE(synced.ok()) << synced;
+  check_present();
+
+  absl::Status drained = big->broker->RemoveInstance();
+  ASSERT_TRUE(drained.ok()) << drained;
+  check_gone();
+
+  synced = big->Sync(conns);
+  ASSERT_TRUE(synced.ok()) << synced;
+  check_present();
+  // A crash: its presence expires; the other instance sweeps 20,000 entries
+  // (a user's and a room's per connection), at most 10,000 a heartbeat.
+  big->broker->Stop();
+  ASSERT_TRUE(raw().Call({"DEL", big->broker->AliveKey("big")}).ok());
+  ASSERT_TRUE(other->broker->Refresh().ok());
+  EXPECT_EQ(other->broker->stats().instances_swept, 0u) << "not all in one heartbeat";
+  EXPECT_EQ(raw().Call({"HLEN", big->broker->IndexKey("big")})->integer,
+            kConns - static_cast<int>(RedisBroker::kSweepBudget) / 2);
+  for (int beat = 0; beat < 4 && other->broker->stats().instances_swept == 0; ++beat) {
+    ASSERT_TRUE(other->broker->Refresh().ok());
+  }
+  EXPECT_EQ(other->broker->stats().instances_swept, 1u);
+  check_gone();
+}
+
+// The sweep's budget counts entries, not connections: connections in 1024
+// rooms each go a few per heartbeat.
+TEST_F(RedisBrokerTest, TheSweepIsBoundedByEntriesPerHeartbeat) {
+  std::unique_ptr<Node> dead = Start(Options("dead"));
+  std::unique_ptr<Node> live = Start(Options("live"));
+  ASSERT_NE(dead, nullptr);
+  ASSERT_NE(live, nullptr);
+  constexpr int kConns = 20, kRooms = 1024;
+  for (int i = 0; i < kConns; ++i) {
+    ConnPresence conn{absl::StrCat("c", i), "", {}};
+    for (int r = 0; r < kRooms; ++r) conn.rooms.push_back(absl::StrCat("room", r));
+    ASSERT_TRUE(dead->Add(conn).ok());
+  }
+  ASSERT_TRUE(raw().Call({"DEL", dead->broker->AliveKey("dead")}).ok());
+  ASSERT_TRUE(live->broker->Refresh().ok());
+  const int per_beat = static_cast<int>(RedisBroker::kSweepBudget) / kRooms;  // 9
+  EXPECT_EQ(raw().Call({"HLEN", dead->broker->IndexKey("dead")})->integer, kConns - per_beat);
+  EXPECT_EQ(raw().Call({"HLEN", dead->broker->RoomMembersKey("room7")})->integer,
+            kConns - per_beat);
+  ASSERT_TRUE(live->broker->Refresh().ok());
+  ASSERT_TRUE(live->broker->Refresh().ok());
+  EXPECT_EQ(live->broker->stats().instances_swept, 1u);
+  EXPECT_EQ(raw().Call({"EXISTS", dead->broker->RoomMembersKey("room7")})->integer, 0);
+  EXPECT_EQ(raw().Call({"EXISTS", dead->broker->IndexKey("dead")})->integer, 0);
+}
+
+// A sweep whose deletes fail still unlists a dead instance that came back
+// meanwhile, so that it writes its presence again.
+TEST_F(RedisBrokerTest, AFailedSweepStillUnlistsAnInstanceThatCameBack) {
+  std::unique_ptr<Node> back = Start(Options("back"));
+  ASSERT_NE(back, nullptr);
+  ASSERT_TRUE(back->broker->Refresh().ok());  // the start-up loss is reported
+  RedisBrokerOptions sweeper_options = Options("sweeper");
+  const std::string back_alive = back->broker->AliveKey("back");
+  sweeper_options.after_sweep_deletes = [&] {
+    ASSERT_TRUE(raw().Call({"SET", back_alive, "1", "PX", "60000"}).ok());
+  };
+  std::unique_ptr<Node> sweeper = Start(sweeper_options);
+  ASSERT_NE(sweeper, nullptr);
+  ASSERT_TRUE(back->Add({"c1", "", {"ok-room"}}).ok());
+  ASSERT_TRUE(back->Add({"c2", "", {"bad-room"}}).ok());
+  // Paused past its ttl; one of its hashes makes the sweep's deletes fail.
+  ASSERT_TRUE(raw().Call({"DEL", back_alive}).ok());
+  const std::string bad = back->broker->RoomMembersKey("bad-room");
+  ASSERT_TRUE(raw().Call({"DEL", bad}).ok());
+  ASSERT_TRUE(raw().Call({"SET", bad, "not a hash"}).ok());
+  EXPECT_FALSE(sweeper->broker->Refresh().ok());
+  EXPECT_EQ(raw().Call({"HEXISTS", back->broker->RoomMembersKey("ok-room"), "back/c1"})->integer, 0)
+      << "the delete that worked";
+  EXPECT_EQ(raw().Call({"SISMEMBER", back->broker->listed_key(), "back"})->integer, 0)
+      << "it came back: unlisted, so that it resyncs";
+  EXPECT_EQ(raw().Call({"HLEN", back->broker->IndexKey("back")})->integer, 2) << "index kept";
+  const size_t lost_before = back->broker->stats().presence_lost;
+  ASSERT_TRUE(back->broker->Refresh().ok());
+  EXPECT_EQ(back->broker->stats().presence_lost, lost_before + 1);
+  EXPECT_EQ(back->sink->log().back(), "lost");
+}
+
+// The room counter moved with the key layout: the channels did too, so the
+// previous layout's instances never publish into this layout's channels.
+TEST_F(RedisBrokerTest, ChannelsAreTheNewLayoutsOwn) {
+  std::unique_ptr<Node> node = Start(Options("n"));
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->Watch("lobby").ok());
+  ASSERT_TRUE(node->Broadcast(true).ok());
+  const std::string room = node->broker->RoomChannel("lobby");
+  EXPECT_TRUE(absl::StartsWith(room, prefix_ + "rt:c2:room:")) << room;
+  EXPECT_EQ(node->broker->instance_channel(), prefix_ + "rt:c2:inst:n");
+  EXPECT_EQ(node->broker->broadcast_channel(), prefix_ + "rt:c2:all");
+  const std::string old_room = prefix_ + "rt:c:room:" + room.substr(room.rfind(':') + 1);
+  for (const std::string& old : {old_room, prefix_ + "rt:c:inst:n", prefix_ + "rt:c:all"}) {
+    EXPECT_EQ(raw().Call({"PUBLISH", old, "1 x"})->integer, 0) << old;
+  }
+  EXPECT_EQ(raw().Call({"PUBLISH", room, "1 x"})->integer, 1);
+}
+
 TEST_F(RedisBrokerTest, PagingVisitsEveryMemberExactlyOnce) {
   auto nodes = StartN(2);
   for (int n = 0; n < 2; ++n) {

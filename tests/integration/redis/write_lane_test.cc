@@ -142,5 +142,85 @@ TEST(WriteLaneTest, TheNextStepOfAWriteGoesBeforeWritesSubmittedAfterIt) {
                                                    absl::StatusCode::kUnavailable}));
 }
 
+// One connection refuses a batch past RedisOptions::max_pending_commands
+// (8192): the lane sends pieces of at most kMaxBatchCommands, a queued burst
+// and a single step larger than that alike, one after the other, in order.
+TEST(WriteLaneTest, BatchesLargerThanOneConnectionAcceptsGoOutInPiecesInOrder) {
+  absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectedClient((*server)->url());
+  ASSERT_NE(client, nullptr);
+  ASSERT_LT(WriteLane::kMaxBatchCommands, client->options().max_pending_commands);
+  const std::string key = UniquePrefix() + "list";
+  constexpr int kBurst = 12000, kStep = 20000;
+  std::atomic<int> failed{0};
+  std::vector<std::string> log;  // dones and thens run one at a time
+  {
+    WriteLane lane(client.get(), 100000, 64 << 20);
+    (*server)->Pause();  // everything below queues behind the first batch
+    lane.Submit(One({"RPUSH", key, "first"}), [&](WriteLane::Results r) {
+      if (!r.at(0).ok()) failed.fetch_add(1);
+    });
+    for (int i = 0; i < kBurst; ++i) {
+      lane.Submit(One({"RPUSH", key, absl::StrCat("b", i)}), [&](WriteLane::Results r) {
+        if (!r.at(0).ok()) failed.fetch_add(1);
+      });
+    }
+    // A step of more commands than one connection takes, and its next one.
+    WriteLane::Step big;
+    for (int i = 0; i < kStep; ++i) {
+      big.commands.push_back(RedisCommand({"RPUSH", key, absl::StrCat("s", i)}));
+    }
+    big.then = [&](WriteLane::Results r, WriteLane::Step* next) {
+      int ok = 0;
+      for (const auto& one : r) ok += one.ok() ? 1 : 0;
+      log.push_back(absl::StrCat("big:", r.size(), ":", ok));
+      for (int i = 0; i < kStep; ++i) {
+        next->commands.push_back(RedisCommand({"RPUSH", key, absl::StrCat("t", i)}));
+      }
+      next->done = [&](WriteLane::Results r) {
+        int ok = 0;
+        for (const auto& one : r) ok += one.ok() ? 1 : 0;
+        log.push_back(absl::StrCat("next:", r.size(), ":", ok));
+      };
+    };
+    lane.Submit(std::move(big));
+    lane.Submit(One({"RPUSH", key, "last"}), [&](WriteLane::Results r) {
+      log.push_back(r.at(0).ok() ? "last" : "last failed");
+    });
+    (*server)->Resume();
+  }  // the destructor waits for every answer
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(log, (std::vector<std::string>{"big:20000:20000", "next:20000:20000", "last"}));
+  absl::StatusOr<redis::Reply> list = client->Call({"LRANGE", key, "0", "-1"});
+  ASSERT_TRUE(list.ok()) << list.status();
+  std::vector<std::string> want = {"first"};
+  for (int i = 0; i < kBurst; ++i) want.push_back(absl::StrCat("b", i));
+  for (int i = 0; i < kStep; ++i) want.push_back(absl::StrCat("s", i));
+  for (int i = 0; i < kStep; ++i) want.push_back(absl::StrCat("t", i));
+  want.push_back("last");
+  ASSERT_EQ(list->elements.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(list->elements[i].str, want[i]) << i;
+}
+
+TEST(WriteLaneTest, SplitKeepsOrderAndBothBounds) {
+  std::vector<RedisCommand> commands;
+  for (int i = 0; i < 10; ++i) {
+    commands.push_back(RedisCommand({"SET", std::to_string(i), std::string(100, 'x')}));
+  }
+  std::vector<std::vector<RedisCommand>> pieces = WriteLane::Split(commands, 4, 250);
+  ASSERT_EQ(pieces.size(), 5u) << "two commands of 102 bytes fit in 250";
+  int next = 0;
+  for (const auto& piece : pieces) {
+    EXPECT_LE(piece.size(), 2u);
+    for (const RedisCommand& c : piece) EXPECT_EQ(c.args[1], std::to_string(next++));
+  }
+  EXPECT_EQ(next, 10);
+  EXPECT_EQ(WriteLane::Split(commands, 3, 1 << 20).size(), 4u);
+  // A command larger than the byte bound goes alone.
+  EXPECT_EQ(WriteLane::Split(commands, 10, 1).size(), 10u);
+  EXPECT_TRUE(WriteLane::Split({}, 3, 10).empty());
+}
+
 }  // namespace
 }  // namespace stateside::testing
