@@ -311,10 +311,9 @@ TEST_F(RewrapSweepTest, TheScriptsReplaceOnlyTheBytesThatWereRead) {
   const std::string from = absl::StrCat(prefix_, "o:{from}");
   const std::string to = absl::StrCat(prefix_, "o:{to}");
   ASSERT_TRUE(client_->Call(redis::RedisCommand({"SET", from, "99 newer", "PX", "60000"})).ok());
-  auto refile = redis::RedisScript::Create(redis::kOptOutRefileScript);
-  reply = client_->Call(refile->Call({from, to}, {"99 older", "sealed"}));
-  ASSERT_TRUE(reply.ok());
-  EXPECT_EQ(reply->integer, 2);
+  absl::StatusOr<int> refiled = redis::RefileOptOut(*client_, from, to, "99 older", "sealed");
+  ASSERT_TRUE(refiled.ok()) << refiled.status();
+  EXPECT_EQ(*refiled, 2);
   EXPECT_EQ(client_->Call(redis::RedisCommand({"GET", from}))->str, "99 newer");
   EXPECT_EQ(client_->Call(redis::RedisCommand({"EXISTS", to}))->integer, 0);
 }
