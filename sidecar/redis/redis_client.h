@@ -172,6 +172,8 @@ class RedisClient {
   void Execute(RedisCommand command, Callback callback);
   // All commands go out back to back on one connection (a pipeline, not a
   // transaction); the callback gets one result per command, in order.
+  // Cluster: one such pipeline per node the commands' slots map to, each in
+  // the caller's order; commands on different nodes are not ordered.
   void ExecuteBatch(std::vector<RedisCommand> commands, BatchCallback callback);
 
   // Keyless work that must see every shard (DBSIZE, RANDOMKEY, SCAN): the

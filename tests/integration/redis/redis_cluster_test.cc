@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -287,6 +288,26 @@ TEST(RedisClusterTest, KilledMasterFailsFastThenFailsOver) {
   ASSERT_TRUE(cluster->WaitHealthy().ok()) << cluster->logs();
   EXPECT_GE(client->stats().topology_refreshes, 2u);
   std::cout << "failover: " << failures << " calls failed UNAVAILABLE before the promotion\n";
+}
+
+TEST(RedisClusterTest, PasswordProtectedClusterAuthenticatesEveryNode) {
+  RedisClusterOptions options;
+  options.requirepass = "cluster-secret";
+  absl::StatusOr<std::unique_ptr<RedisCluster>> cluster = RedisCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  RedisOptions o = ClusterOptions();
+  auto client = ConnectedClient((*cluster)->url(), o);
+  ASSERT_NE(client, nullptr);
+  std::vector<RedisCommand> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back({"SET", absl::StrCat("auth", i), "v"});
+  for (const auto& r : client->CallBatch(std::move(batch))) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(client->MasterAddresses().size(), 3u);
+  // Without the password no node lets the client in.
+  absl::StatusOr<std::unique_ptr<RedisClient>> anonymous = RedisClient::FromUrl(
+      absl::StrReplaceAll((*cluster)->url(), {{":cluster-secret@", ""}}), o);
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status();
+  EXPECT_FALSE((*anonymous)->WaitConnected(absl::Seconds(1)));
+  EXPECT_EQ((*anonymous)->Call({"GET", "auth1"}).status().code(), absl::StatusCode::kUnavailable);
 }
 
 // A key rotation on the cluster: the sweep scans every master in turn and
