@@ -3,6 +3,7 @@
 // follow it, and MOVED/ASK redirects. Everything here runs on the I/O thread.
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
