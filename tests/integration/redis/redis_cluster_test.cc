@@ -157,7 +157,11 @@ SlotMove PrepareMove(RedisCluster& cluster, RedisClient& client, const std::stri
 
 TEST(RedisClusterTest, FollowsMovedAfterASlotMigration) {
   RedisCluster* cluster = SharedCluster();
-  RedisClient* client = SharedClusterClient();
+  // A fresh client: it has just read the map and reads it again in 10 s, so
+  // its map is still stale when the migration below completes (a periodic
+  // refresh in between would route straight to the new owner, no MOVED).
+  std::unique_ptr<RedisClient> fresh = ClusterClient();
+  RedisClient* client = fresh.get();
   ASSERT_NE(client, nullptr);
   const auto [key, slot, from, to] = PrepareMove(*cluster, *client, "before");
   const uint64_t moved_before = client->stats().redirects_moved;
