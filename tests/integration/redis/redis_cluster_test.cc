@@ -334,7 +334,7 @@ TEST(RedisClusterTest, RewrapSweepCoversEveryMaster) {
   RedisClient* client = SharedClusterClient();
   ASSERT_NE(client, nullptr);
   SystemClock clock;
-  std::unique_ptr<crypto::RandomSource> random = crypto::NewSecureRandom();
+  std::unique_ptr<RandomSource> random = crypto::NewSecureRandom();
   absl::StatusOr<std::unique_ptr<crypto::CookieSigner>> signer =
       crypto::CookieSigner::Create({std::string(32, 's')});
   ASSERT_TRUE(signer.ok()) << signer.status();

@@ -37,7 +37,7 @@ struct RewrapNode {
 inline std::unique_ptr<RewrapNode> MakeRewrapNode(redis::RedisClient* client,
                                                   const std::string& prefix,
                                                   const std::string& keys,
-                                                  crypto::RandomSource* random,
+                                                  RandomSource* random,
                                                   const crypto::CookieSigner* signer,
                                                   const Clock* clock) {
   auto node = std::make_unique<RewrapNode>();
