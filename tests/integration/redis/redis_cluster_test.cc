@@ -1,7 +1,8 @@
 // RedisClient on a real six-node Redis Cluster (three masters, one replica
 // each): routing by slot, batches split across nodes, MOVED after a slot
 // migration, ASK during one, a killed master's failover, WAIT durability,
-// a key rotation's rewrap sweep; and the store conformance suites.
+// a key rotation's rewrap sweep, the realtime subscriber; and the store
+// conformance suites.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -11,17 +12,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "sidecar/redis/cluster_slots.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/redis_opt_out_store.h"
 #include "sidecar/redis/redis_session_store.h"
+#include "sidecar/redis/redis_subscriber.h"
 #include "sidecar/redis/rewrap_sweep.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/integration/redis/rewrap_node.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/store_conformance.h"
 #include "tests/support/test_secrets.h"
 #include "tests/support/wait.h"
@@ -251,6 +255,56 @@ TEST(RedisClusterTest, DurableWritesOnStandaloneWaitToo) {
   EXPECT_EQ(client->Call({"GET", "k"})->str, "v") << "the write itself happened";
   write.durable = false;
   EXPECT_TRUE(client->Call(write).ok());
+}
+
+// Realtime's subscriber on Cluster: classic pub/sub, which the cluster
+// broadcasts, so one connection to any seed hears a PUBLISH sent to every
+// master; a seed that does not answer is passed over for the next one.
+TEST(RedisClusterTest, SubscriberHearsEveryMasterThroughTheNextSeed) {
+  RedisCluster* cluster = SharedCluster();
+  ASSERT_NE(cluster, nullptr);
+  RedisClient* client = SharedClusterClient();
+  ASSERT_NE(client, nullptr);
+  const int dead = PickFreePort();  // nothing listens there
+  ASSERT_GT(dead, 0);
+  std::string url = cluster->url();
+  ASSERT_TRUE(absl::StartsWith(url, "redis://127.0.0.1:")) << url;
+  url.insert(std::string_view("redis://").size(), absl::StrCat("127.0.0.1:", dead, ","));
+  absl::StatusOr<RedisOptions> options = redis::ParseRedisUrl(url, ClusterOptions());
+  ASSERT_TRUE(options.ok()) << options.status();
+  absl::Mutex mu;
+  std::vector<std::string> heard;
+  redis::RedisSubscriber::Callbacks callbacks;
+  callbacks.on_message = [&](std::string_view, std::string_view payload) {
+    absl::MutexLock lock(&mu);
+    heard.emplace_back(payload);
+  };
+  absl::StatusOr<std::unique_ptr<redis::RedisSubscriber>> subscriber =
+      redis::RedisSubscriber::Create(*options, std::move(callbacks));
+  ASSERT_TRUE(subscriber.ok()) << subscriber.status();
+  const std::string channel = UniquePrefix() + "events";
+  // Asked before the connection is up: subscribed once it is (connected()
+  // turns true as Redis confirms the wanted channels).
+  (*subscriber)->Subscribe({channel}, [](absl::Status) {});
+  ASSERT_TRUE(WaitFor([&] { return (*subscriber)->connected(); }, absl::Seconds(10)));
+  EXPECT_EQ((*subscriber)->stats().connects, 1u);
+
+  const std::vector<std::string> masters = client->MasterAddresses();
+  ASSERT_EQ(masters.size(), 3u);
+  for (const std::string& master : masters) {
+    std::vector<absl::StatusOr<Reply>> sent =
+        client->CallBatchOn(master, {{"PUBLISH", channel, master}});
+    ASSERT_TRUE(sent[0].ok()) << sent[0].status();
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return heard.size() == masters.size();
+  }));
+  absl::MutexLock lock(&mu);
+  std::vector<std::string> want = masters;
+  std::sort(want.begin(), want.end());
+  std::sort(heard.begin(), heard.end());
+  EXPECT_EQ(heard, want);
 }
 
 TEST(RedisClusterTest, KilledMasterFailsFastThenFailsOver) {
