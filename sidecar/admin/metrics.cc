@@ -131,6 +131,9 @@ class Metrics::Impl {
   Series<Counter> redis_errors_;
   Counter& redis_reconnects_;
   Counter& redis_master_changes_;
+  Series<Counter> redis_redirects_;
+  Counter& redis_topology_refreshes_;
+  Counter& redis_retries_;
   Gauge& redis_connected_;
   Gauge& key_mismatches_;
   Histogram& redis_batch_;
@@ -200,6 +203,14 @@ Metrics::Impl::Impl(MetricsOptions options)
       redis_master_changes_(CounterFamily(registry_, "stateside_redis_master_changes_total",
                                           "Sentinel failovers followed: the master in use "
                                           "moved to another node.").Add({})),
+      redis_redirects_(CounterFamily(registry_, "stateside_redis_redirects_total",
+                                     "Redis Cluster redirects followed, by kind (moved, ask)."),
+                       {"kind"}),
+      redis_topology_refreshes_(CounterFamily(registry_, "stateside_redis_topology_refreshes_total",
+                                              "Redis Cluster slot maps read.").Add({})),
+      redis_retries_(CounterFamily(registry_, "stateside_redis_retries_total",
+                                   "Redis Cluster commands resent after a refusal or a "
+                                   "TRYAGAIN, CLUSTERDOWN or LOADING reply.").Add({})),
       redis_connected_(GaugeFamily(registry_, "stateside_redis_connected",
                                    "1 while the Redis backend is connected.").Add({})),
       key_mismatches_(GaugeFamily(registry_, "stateside_key_mismatches",
@@ -355,6 +366,11 @@ void Metrics::RedisError(std::string_view kind) {
 }
 void Metrics::RedisReconnected() { impl_->redis_reconnects_.Increment(); }
 void Metrics::RedisMasterChanged() { impl_->redis_master_changes_.Increment(); }
+void Metrics::RedisRedirect(std::string_view kind) {
+  impl_->redis_redirects_.Get({kind}).Increment();
+}
+void Metrics::RedisTopologyRefresh() { impl_->redis_topology_refreshes_.Increment(); }
+void Metrics::RedisRetry() { impl_->redis_retries_.Increment(); }
 void Metrics::SetRedisConnected(bool connected) {
   impl_->redis_connected_.Set(connected ? 1 : 0);
 }

@@ -63,6 +63,11 @@ class Metrics {
   void RedisError(std::string_view kind);  // e.g. "io", "timeout", "reply"
   void RedisReconnected();
   void RedisMasterChanged();               // Sentinel: a failover was followed
+  // Cluster: a redirect followed ("moved", "ask"), a slot map read, a
+  // command resent after a refusal or TRYAGAIN/CLUSTERDOWN/LOADING.
+  void RedisRedirect(std::string_view kind);
+  void RedisTopologyRefresh();
+  void RedisRetry();
   void SetRedisConnected(bool connected);
   // Key ids whose check value in Redis is another key's (redis/key_check.h).
   void SetKeyMismatches(size_t key_ids);

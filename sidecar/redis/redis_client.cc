@@ -1,15 +1,20 @@
-// RedisClient: connection pool, dispatch, NOSCRIPT reload, blocking helpers.
+// RedisClient: node pools, routing, dispatch, NOSCRIPT reload, WAIT, blocking
+// helpers, and the Sentinel pool that follows the master. The Cluster slot
+// map lives in redis_client_cluster.cc.
 #include "sidecar/redis/redis_client.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/redis/connection.h"
+#include "sidecar/redis/redis_client_internal.h"
 #include "sidecar/redis/resp.h"
 #include "sidecar/redis/sentinel_monitor.h"
 #include "sidecar/crypto/digest.h"
@@ -65,36 +70,38 @@ absl::Status ErrorReplyToStatus(std::string_view error_in) {
   return absl::InternalError(message);
 }
 
-// ---- Observer ---------------------------------------------------------------
+// ---- Pools ------------------------------------------------------------------
 
-class RedisClient::ObserverImpl final : public Connection::Observer {
- public:
-  explicit ObserverImpl(RedisClient* client) : client_(client) {}
-  void OnReadyChanged(bool ready) override { client_->OnReadyChanged(ready); }
-  void OnConnectionError(const absl::Status& error) override {
-    client_->OnConnectionError(error);
-  }
-  void OnCommandTimeout() override { client_->OnCommandTimeout(); }
-  void OnNotMaster() override { client_->OnNotMaster(); }
-  void OnBatchWritten(size_t commands) override {
-    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
-      m->BatchWritten(commands);
-    }
-  }
-  void OnReply(std::chrono::nanoseconds rtt) override {
-    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
-      m->CommandDone(absl::FromChrono(rtt));
-    }
-  }
-  void OnError(std::string_view kind) override {
-    if (RedisMetrics* m = client_->metrics_.load(std::memory_order_acquire)) {
-      m->Error(kind);
-    }
-  }
+void RedisClient::PoolObserver::OnCommandTimeout() {
+  // On the I/O thread, so probing is direct. The connection that timed out
+  // is busy failing; Probe skips it (it is no longer ready).
+  for (auto& c : pool_->connections) c->Probe();
+}
 
- private:
-  RedisClient* const client_;
-};
+absl::StatusOr<std::unique_ptr<RedisClient::NodePool>> RedisClient::MakePool(std::string host,
+                                                                             int port) {
+  auto pool = std::make_unique<NodePool>();
+  pool->options = options_;
+  if (cluster()) {
+    // Each node is a standalone endpoint to its connections; credentials and
+    // TLS settings are the cluster's.
+    pool->options.host = std::move(host);
+    pool->options.port = port;
+    pool->options.nodes.clear();
+    pool->options.topology = RedisTopology::kStandalone;
+  }
+  const RedisOptions& o = pool->options;
+  pool->address = o.unix_path.empty() ? ClusterMap::Node{o.host, o.port}.address() : o.unix_path;
+  auto factory = TransportFactory::Create(io_.get(), pool->options);
+  if (!factory.ok()) return factory.status();
+  pool->factory = *std::move(factory);
+  pool->observer = std::make_unique<PoolObserver>(this, pool.get());
+  for (int i = 0; i < options_.connections; ++i) {
+    pool->connections.push_back(std::make_unique<Connection>(
+        i, io_.get(), pool->factory.get(), &pool->options, counters_.get(), pool->observer.get()));
+  }
+  return pool;
+}
 
 // ---- RedisClient ------------------------------------------------------------
 
@@ -102,7 +109,7 @@ RedisClient::RedisClient(RedisOptions options)
     : options_(std::move(options)),
       io_(std::make_unique<asio::io_context>(1)),
       counters_(std::make_unique<ConnectionCounters>()),
-      observer_(std::make_unique<ObserverImpl>(this)) {}
+      refresh_timer_(std::make_unique<asio::steady_timer>(*io_)) {}
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::FromUrl(std::string_view url,
                                                                   RedisOptions base) {
@@ -125,8 +132,9 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
     return bad("sentinel needs the sentinels' host:port list and a master name");
   }
   if (options.topology == RedisTopology::kCluster) {
-    return bad(absl::StrCat("the ", TopologyName(options.topology),
-                            " topology is not supported by this build"));
+    if (!options.unix_path.empty()) return bad("cluster nodes are reached over TCP");
+    if (options.db != 0) return bad("Redis Cluster has only database 0");
+    if (options.nodes.empty()) options.nodes.push_back({options.host, options.port});
   }
   if (options.wait_replicas < 0 || options.wait_timeout <= absl::ZeroDuration()) {
     return bad("wait_replicas must be >= 0 and wait_timeout positive");
@@ -137,27 +145,45 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
 }
 
 absl::Status RedisClient::Init() {
-  auto factory = TransportFactory::Create(io_.get(), options_);
-  if (!factory.ok()) return factory.status();
-  factory_ = *std::move(factory);
-  for (int i = 0; i < options_.connections; ++i) {
-    connections_.push_back(std::make_unique<Connection>(i, io_.get(), factory_.get(), &options_,
-                                                        counters_.get(), observer_.get()));
+  std::vector<NodePool*> start;
+  {
+    absl::MutexLock lock(&map_mu_);
+    if (!cluster()) {
+      auto pool = MakePool(options_.host, options_.port);
+      if (!pool.ok()) return pool.status();
+      masters_.push_back(pool->get());
+      start.push_back(pool->get());
+      if (sentinel()) {
+        // No master yet: the connections wait for the monitor's first answer.
+        NodePool* p = pool->get();
+        for (auto& c : p->connections) c->SetMaster(std::nullopt);
+        sentinel_ = std::make_unique<SentinelMonitor>(
+            io_.get(), p->factory.get(), options_,
+            [this](const std::optional<RedisNode>& master, const absl::Status& error) {
+              OnMaster(master, error);
+            });
+      }
+      pools_[(*pool)->address] = *std::move(pool);
+    } else {
+      slot_master_.assign(kClusterSlots, nullptr);
+      for (const RedisNode& seed : options_.nodes) {
+        auto pool = MakePool(seed.host, seed.port);
+        if (!pool.ok()) return pool.status();
+        if (pools_.contains((*pool)->address)) continue;
+        (*pool)->seed = true;
+        start.push_back(pool->get());
+        pools_[(*pool)->address] = *std::move(pool);
+      }
+    }
   }
-  if (options_.topology == RedisTopology::kSentinel) {
-    // No master yet: the connections wait for the monitor's first answer.
-    for (auto& c : connections_) c->SetMaster(std::nullopt);
-    sentinel_ = std::make_unique<SentinelMonitor>(
-        io_.get(), factory_.get(), options_,
-        [this](const std::optional<RedisNode>& master, const absl::Status& error) {
-          OnMaster(master, error);
-        });
-    asio::post(*io_, [this] { sentinel_->Start(); });
+  for (NodePool* pool : start) {
+    for (auto& c : pool->connections) {
+      Connection* conn = c.get();
+      asio::post(*io_, [conn] { conn->Start(); });
+    }
   }
-  for (auto& c : connections_) {
-    Connection* conn = c.get();
-    asio::post(*io_, [conn] { conn->Start(); });
-  }
+  if (cluster()) asio::post(*io_, [this] { ScheduleRefresh(absl::Seconds(1)); });
+  if (sentinel_ != nullptr) asio::post(*io_, [this] { sentinel_->Start(); });
   thread_ = std::thread([io = io_.get()] {
     // Runs until the destructor's shutdown task stops the context; the guard
     // keeps run() from returning while every connection waits on a timer.
@@ -170,12 +196,24 @@ absl::Status RedisClient::Init() {
 
 RedisClient::~RedisClient() {
   if (!thread_.joinable()) return;
-  // Shutdown answers everything outstanding; handlers still queued after
-  // stop() only hold stale generations and are destroyed with the context.
+  // Shutdown answers everything outstanding: the connections' commands, and
+  // the commands waiting to be resent (their timers' cancelled handlers run
+  // before the stop task, which is queued after them).
   asio::post(*io_, [this] {
+    closing_.store(true);
+    refresh_timer_->cancel();
+    for (asio::steady_timer* t : retry_timers_) t->cancel();
     if (sentinel_ != nullptr) sentinel_->Shutdown();
-    for (auto& c : connections_) c->Shutdown();
-    io_->stop();
+    std::vector<NodePool*> all;
+    {
+      absl::MutexLock lock(&map_mu_);
+      for (auto& [address, pool] : pools_) all.push_back(pool.get());
+      for (auto& pool : retired_) all.push_back(pool.get());
+    }
+    for (NodePool* pool : all) {
+      for (auto& c : pool->connections) c->Shutdown();
+    }
+    asio::post(*io_, [this] { io_->stop(); });
   });
   thread_.join();
 }
@@ -185,74 +223,242 @@ void RedisClient::Execute(RedisCommand command, Callback callback) {
   commands.push_back(std::move(command));
   std::vector<Callback> callbacks;
   callbacks.push_back(std::move(callback));
-  Dispatch(std::move(commands), std::move(callbacks));
+  Dispatch(std::move(commands), std::move(callbacks), nullptr);
 }
+
+namespace {
+
+// Callbacks for a batch whose results are gathered in the caller's order.
+// Results arrive on the I/O thread (or inline on refusal) but from several
+// nodes, possibly on both at once for a batch split across a refusal and the
+// I/O thread: the count is atomic and each slot written once.
+std::vector<RedisClient::Callback> GatherCallbacks(size_t n, RedisClient::BatchCallback done) {
+  struct Gather {
+    std::vector<absl::StatusOr<Reply>> results;
+    std::atomic<size_t> remaining;
+    RedisClient::BatchCallback done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->results.resize(n, absl::UnknownError("no reply"));
+  gather->remaining = n;
+  gather->done = std::move(done);
+  std::vector<RedisClient::Callback> callbacks;
+  callbacks.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    callbacks.push_back([gather, i](absl::StatusOr<Reply> r) {
+      gather->results[i] = std::move(r);
+      if (gather->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        gather->done(std::move(gather->results));
+      }
+    });
+  }
+  return callbacks;
+}
+
+}  // namespace
 
 void RedisClient::ExecuteBatch(std::vector<RedisCommand> commands, BatchCallback callback) {
   if (commands.empty()) {
     callback({});
     return;
   }
-  // Results gather on the I/O thread (or all inline on refusal), so the
-  // shared state needs no lock.
-  struct Gather {
-    std::vector<absl::StatusOr<Reply>> results;
-    size_t remaining;
-    BatchCallback done;
-  };
-  auto gather = std::make_shared<Gather>();
-  gather->results.resize(commands.size(), absl::UnknownError("no reply"));
-  gather->remaining = commands.size();
-  gather->done = std::move(callback);
-  std::vector<Callback> callbacks;
-  callbacks.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
-    callbacks.push_back([gather, i](absl::StatusOr<Reply> r) {
-      gather->results[i] = std::move(r);
-      if (--gather->remaining == 0) gather->done(std::move(gather->results));
-    });
-  }
-  Dispatch(std::move(commands), std::move(callbacks));
+  std::vector<Callback> callbacks = GatherCallbacks(commands.size(), std::move(callback));
+  Dispatch(std::move(commands), std::move(callbacks), nullptr);
 }
 
-void RedisClient::Dispatch(std::vector<RedisCommand> commands, std::vector<Callback> callbacks) {
-  Connection::Batch batch;
-  batch.callbacks.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
-    RedisCommand& command = commands[i];
-    AppendCommand(command.args, &batch.bytes);
-    if (command.script == nullptr) {
-      batch.callbacks.push_back([cb = std::move(callbacks[i])](absl::StatusOr<Reply> raw) mutable {
-        cb(ToResult(std::move(raw)));
-      });
-      continue;
-    }
-    // Keep the arguments only for scripts: a NOSCRIPT answer re-sends them.
-    batch.callbacks.push_back([this, script = std::move(command.script),
-                               args = std::move(command.args),
-                               cb = std::move(callbacks[i])](absl::StatusOr<Reply> raw) mutable {
-      if (raw.ok() && raw->is_error() && HasPrefixWord(raw->str, "NOSCRIPT")) {
-        return Reload(std::move(script), std::move(args), std::move(cb));
-      }
-      cb(ToResult(std::move(raw)));
-    });
+RedisClient::NodePool* RedisClient::RouteLocked(const RedisCommand& command) {
+  if (!cluster()) return masters_.empty() ? nullptr : masters_.front();
+  if (std::optional<std::string_view> key = CommandKey(command.args)) {
+    return slot_master_[KeySlot(*key)];
   }
-  const size_t n = connections_.size();
-  const uint64_t start = next_connection_.fetch_add(1, std::memory_order_relaxed);
-  absl::Status refusal;
+  // Keyless: any master, a ready one first.
+  const size_t n = masters_.size();
+  if (n == 0) return nullptr;
+  const uint64_t start = next_master_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
-    refusal = connections_[(start + i) % n]->Submit(batch);
-    if (refusal.ok()) return;
+    NodePool* pool = masters_[(start + i) % n];
+    if (pool->ready.load(std::memory_order_acquire) > 0) return pool;
   }
-  rejected_.fetch_add(batch.callbacks.size(), std::memory_order_relaxed);
-  const absl::Status error = RefusalStatus(refusal);
-  for (auto& cb : batch.callbacks) cb(error);
+  return masters_[start % n];
+}
+
+void RedisClient::Dispatch(std::vector<RedisCommand> commands, std::vector<Callback> callbacks,
+                           NodePool* pinned) {
+  // Split by node, keeping the caller's order within each node.
+  std::vector<std::pair<NodePool*, Requests>> groups;
+  const absl::Time deadline = absl::Now() + options_.command_timeout;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    for (size_t i = 0; i < commands.size(); ++i) {
+      auto request = std::make_unique<Request>();
+      request->command = std::move(commands[i]);
+      request->callback = std::move(callbacks[i]);
+      request->pinned = pinned;
+      request->deadline = deadline;
+      NodePool* pool = pinned != nullptr ? pinned : RouteLocked(request->command);
+      auto group = std::find_if(groups.begin(), groups.end(),
+                                [pool](const auto& g) { return g.first == pool; });
+      if (group == groups.end()) group = groups.insert(groups.end(), {pool, Requests()});
+      group->second.push_back(std::move(request));
+    }
+  }
+  for (auto& [pool, requests] : groups) {
+    Send(pool, std::move(requests),
+         absl::UnavailableError("redis: no master known for the command's slot"));
+  }
+}
+
+void RedisClient::Send(NodePool* pool, Requests requests, const absl::Status& no_pool) {
+  // Set before the callbacks run on refusal: those commands were never
+  // written, so resending them cannot run them twice.
+  auto refused = std::make_shared<bool>(false);
+  Connection::Batch batch;
+  // A function pointer rather than an empty lambda: GCC 12 warns about the
+  // uninitialised byte of an empty lambda copied into an AnyInvocable.
+  void (*ignore)(absl::StatusOr<Reply>) = [](absl::StatusOr<Reply>) {};
+  for (std::unique_ptr<Request>& request : requests) {
+    ++request->sends;
+    if (request->load_first != nullptr) {
+      AppendCommand({"SCRIPT", "LOAD", request->load_first->source()}, &batch.bytes);
+      batch.callbacks.push_back(ignore);  // the retry's reply tells
+      request->load_first = nullptr;
+    }
+    if (request->asking) {
+      AppendCommand({"ASKING"}, &batch.bytes);
+      batch.callbacks.push_back(ignore);
+      request->asking = false;
+    }
+    AppendCommand(request->command.args, &batch.bytes);
+    std::shared_ptr<WaitState> wait;
+    if (request->command.durable && options_.wait_replicas > 0) {
+      wait = std::make_shared<WaitState>();
+    }
+    batch.callbacks.push_back([this, pool, refused, wait,
+                               request = std::move(request)](absl::StatusOr<Reply> raw) mutable {
+      OnReply(pool, std::move(request), std::move(raw), *refused, wait);
+    });
+    if (wait != nullptr) {
+      // Right after the write on the same connection: it counts the replicas
+      // that acknowledged everything this connection wrote so far.
+      AppendCommand({"WAIT", std::to_string(options_.wait_replicas),
+                     std::to_string(absl::ToInt64Milliseconds(options_.wait_timeout))},
+                    &batch.bytes);
+      batch.callbacks.push_back(
+          [this, wait](absl::StatusOr<Reply> raw) { OnWaitReply(*wait, std::move(raw)); });
+    }
+  }
+  absl::Status refusal = no_pool;
+  if (pool != nullptr) {
+    const size_t n = pool->connections.size();
+    const uint64_t start = pool->next.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i) {
+      refusal = pool->connections[(start + i) % n]->Submit(batch);
+      if (refusal.ok()) return;
+    }
+    refusal = RefusalStatus(refusal);
+  }
+  rejected_.fetch_add(requests.size(), std::memory_order_relaxed);
+  *refused = true;
+  for (auto& cb : batch.callbacks) cb(refusal);
+}
+
+void RedisClient::OnReply(NodePool* pool, std::unique_ptr<Request> request,
+                          absl::StatusOr<Reply> raw, bool refused,
+                          std::shared_ptr<WaitState> wait) {
+  if (!raw.ok()) {
+    if (refused && cluster() && !absl::StrContains(raw.status().message(), "overloaded")) {
+      return RetryLater(std::move(request), raw.status());
+    }
+    return Finish(std::move(request), std::move(raw), wait.get());
+  }
+  if (raw->is_error()) {
+    if (cluster()) {
+      if (std::optional<Redirect> to = ParseRedirect(raw->str)) {
+        return FollowRedirect(pool, std::move(request), *to);
+      }
+      if (HasPrefixWord(raw->str, "TRYAGAIN") || HasPrefixWord(raw->str, "CLUSTERDOWN") ||
+          HasPrefixWord(raw->str, "LOADING")) {
+        return RetryLater(std::move(request), ErrorReplyToStatus(raw->str));
+      }
+    }
+    if (request->command.script != nullptr && HasPrefixWord(raw->str, "NOSCRIPT")) {
+      // Load it where it was missing, and retry there once.
+      script_loads_.fetch_add(1, std::memory_order_relaxed);
+      request->load_first = std::move(request->command.script);
+      Requests again;
+      again.push_back(std::move(request));
+      return Send(pool, std::move(again), absl::OkStatus());
+    }
+  }
+  Finish(std::move(request), ToResult(std::move(raw)), wait.get());
+}
+
+void RedisClient::Finish(std::unique_ptr<Request> request, absl::StatusOr<Reply> result,
+                         WaitState* wait) {
+  if (wait != nullptr && result.ok()) {
+    // The write went through: its WAIT, next on the same connection, decides.
+    wait->callback = std::move(request->callback);
+    wait->result = std::move(result);
+    return;
+  }
+  request->callback(std::move(result));
+}
+
+void RedisClient::OnWaitReply(WaitState& wait, absl::StatusOr<Reply> raw) {
+  if (!wait.callback) return;  // the write failed or was resent: its own answer stands
+  Callback callback = std::move(wait.callback);
+  if (raw.ok() && raw->is_integer() && raw->integer >= options_.wait_replicas) {
+    return callback(std::move(wait.result));
+  }
+  wait_failures_.fetch_add(1, std::memory_order_relaxed);
+  std::string why;
+  if (!raw.ok()) {
+    why = std::string(raw.status().message());
+  } else if (raw->is_integer()) {
+    why = absl::StrCat(raw->integer, " did");
+  } else {
+    why = raw->is_error() ? raw->str : "unexpected WAIT reply";
+  }
+  callback(absl::UnavailableError(absl::StrCat(
+      "redis: write not confirmed by ", options_.wait_replicas, " replicas within ",
+      absl::FormatDuration(options_.wait_timeout), " (", why, ")")));
+}
+
+void RedisClient::RetryLater(std::unique_ptr<Request> request, absl::Status why) {
+  const absl::Duration delay =
+      std::min(options_.backoff_max, options_.backoff_initial * (1 << std::min(request->sends, 6)));
+  if (request->sends >= kMaxSends || absl::Now() + delay >= request->deadline ||
+      closing_.load()) {
+    return request->callback(std::move(why));
+  }
+  retries_.fetch_add(1, std::memory_order_relaxed);
+  if (RedisMetrics* m = metrics()) m->Retry();
+  RequestRefresh();
+  asio::post(*io_, [this, delay, request = std::move(request)]() mutable {
+    auto timer = std::make_shared<asio::steady_timer>(*io_);
+    retry_timers_.insert(timer.get());
+    timer->expires_after(absl::ToChronoNanoseconds(delay));
+    timer->async_wait([this, timer, request = std::move(request)](
+                          const boost::system::error_code&) mutable {
+      retry_timers_.erase(timer.get());
+      if (closing_.load()) {
+        return request->callback(absl::UnavailableError("redis: client closed"));
+      }
+      NodePool* pool = request->pinned;
+      if (pool == nullptr) {
+        absl::ReaderMutexLock lock(&map_mu_);
+        pool = RouteLocked(request->command);
+      }
+      Requests again;
+      again.push_back(std::move(request));
+      Send(pool, std::move(again),
+           absl::UnavailableError("redis: no master known for the command's slot"));
+    });
+  });
 }
 
 absl::Status RedisClient::RefusalStatus(const absl::Status& last_refusal) const {
-  if (connected() && absl::StrContains(last_refusal.message(), "overloaded")) {
-    return last_refusal;
-  }
+  if (absl::StrContains(last_refusal.message(), "overloaded")) return last_refusal;
   absl::Status last = last_error();
   if (sentinel_ != nullptr) {
     const std::optional<RedisNode> master = sentinel_->master();
@@ -266,43 +472,45 @@ absl::Status RedisClient::RefusalStatus(const absl::Status& last_refusal) const 
       last.ok() ? std::string(" (connecting)") : absl::StrCat(" (", last.message(), ")")));
 }
 
-void RedisClient::Reload(std::shared_ptr<const RedisScript> script, std::vector<std::string> args,
-                         Callback callback) {
-  script_loads_.fetch_add(1, std::memory_order_relaxed);
-  std::vector<RedisCommand> commands;
-  commands.push_back(RedisCommand({"SCRIPT", "LOAD", script->source()}));
-  commands.push_back(RedisCommand(std::move(args)));  // no script: one retry only
-  std::vector<Callback> callbacks;
-  callbacks.push_back([](absl::StatusOr<Reply>) {});  // the retry's reply tells
-  callbacks.push_back(std::move(callback));
-  Dispatch(std::move(commands), std::move(callbacks));
-}
-
-namespace {
-std::string NodeAddress(const RedisOptions& options) {
-  return options.unix_path.empty() ? absl::StrCat(options.host, ":", options.port)
-                                   : options.unix_path;
-}
-}  // namespace
-
 std::vector<std::string> RedisClient::MasterAddresses() const {
   if (sentinel_ != nullptr) {
     const std::optional<RedisNode> master = sentinel_->master();
     if (!master.has_value()) return {};
     return {NodeName(*master)};
   }
-  return {NodeAddress(options_)};
+  absl::ReaderMutexLock lock(&map_mu_);
+  std::vector<std::string> out;
+  for (NodePool* pool : masters_) out.push_back(pool->address);
+  return out;
 }
 
 void RedisClient::ExecuteBatchOn(const std::string& master, std::vector<RedisCommand> commands,
                                  BatchCallback callback) {
-  const std::vector<std::string> masters = MasterAddresses();
-  if (masters.empty() || master != masters.front()) {
+  NodePool* pool = nullptr;
+  if (sentinel_ != nullptr) {
+    // The one pool, while it points at that master.
+    const std::vector<std::string> now = MasterAddresses();
+    if (!now.empty() && now.front() == master) {
+      absl::ReaderMutexLock lock(&map_mu_);
+      pool = masters_.front();
+    }
+  } else {
+    absl::ReaderMutexLock lock(&map_mu_);
+    for (NodePool* p : masters_) {
+      if (p->address == master) pool = p;
+    }
+  }
+  if (pool == nullptr) {
     callback(std::vector<absl::StatusOr<Reply>>(
         commands.size(), absl::UnavailableError(absl::StrCat("redis: no master ", master))));
     return;
   }
-  ExecuteBatch(std::move(commands), std::move(callback));
+  if (commands.empty()) {
+    callback({});
+    return;
+  }
+  std::vector<Callback> callbacks = GatherCallbacks(commands.size(), std::move(callback));
+  Dispatch(std::move(commands), std::move(callbacks), pool);
 }
 
 RedisTopologyInfo RedisClient::topology() const {
@@ -327,10 +535,20 @@ RedisTopologyInfo RedisClient::topology() const {
     }
     return info;
   }
-  RedisNodeInfo node;
-  node.address = NodeAddress(options_);
-  node.connected = connected();
-  info.nodes.push_back(std::move(node));
+  absl::ReaderMutexLock lock(&map_mu_);
+  if (!cluster()) {
+    RedisNodeInfo node;
+    node.address = masters_.front()->address;
+    node.connected = connected();
+    info.nodes.push_back(std::move(node));
+    return info;
+  }
+  info.nodes = map_nodes_;
+  for (RedisNodeInfo& node : info.nodes) {
+    auto pool = pools_.find(node.address);
+    node.connected = pool != pools_.end() && pool->second->ready.load() > 0;
+  }
+  info.slots_covered = slots_covered_;
   return info;
 }
 
@@ -343,6 +561,21 @@ absl::StatusOr<Reply> RedisClient::Call(RedisCommand command) {
 
 std::vector<absl::StatusOr<Reply>> RedisClient::CallBatch(std::vector<RedisCommand> commands) {
   const size_t n = commands.size();
+  return AwaitBatch(n, [&](BatchCallback done) {
+    ExecuteBatch(std::move(commands), std::move(done));
+  });
+}
+
+std::vector<absl::StatusOr<Reply>> RedisClient::CallBatchOn(const std::string& master,
+                                                            std::vector<RedisCommand> commands) {
+  const size_t n = commands.size();
+  return AwaitBatch(n, [&](BatchCallback done) {
+    ExecuteBatchOn(master, std::move(commands), std::move(done));
+  });
+}
+
+std::vector<absl::StatusOr<Reply>> RedisClient::AwaitBatch(
+    size_t n, absl::FunctionRef<void(BatchCallback)> submit) {
   if (std::this_thread::get_id() == io_thread_id_) {
     return std::vector<absl::StatusOr<Reply>>(
         n, absl::FailedPreconditionError("redis: blocking call on the I/O thread"));
@@ -353,14 +586,14 @@ std::vector<absl::StatusOr<Reply>> RedisClient::CallBatch(std::vector<RedisComma
     std::vector<absl::StatusOr<Reply>> results ABSL_GUARDED_BY(mu);
   };
   auto sync = std::make_shared<Sync>();
-  ExecuteBatch(std::move(commands), [sync](std::vector<absl::StatusOr<Reply>> results) {
+  submit([sync](std::vector<absl::StatusOr<Reply>> results) {
     absl::MutexLock lock(&sync->mu);
     sync->results = std::move(results);
     sync->done = true;
   });
   // Every command completes by its timeout (or the connection's reset); the
-  // bound below is a safety net, never the normal path. A NOSCRIPT reload
-  // adds a second command time.
+  // bound below is a safety net, never the normal path. A NOSCRIPT reload or
+  // a redirect adds a command time; retries start within the first one.
   const absl::Duration bound = 3 * options_.command_timeout + absl::Seconds(5);
   absl::MutexLock lock(&sync->mu);
   if (!sync->mu.AwaitWithTimeout(absl::Condition(&sync->done), bound)) {
@@ -372,9 +605,8 @@ std::vector<absl::StatusOr<Reply>> RedisClient::CallBatch(std::vector<RedisComma
 
 bool RedisClient::WaitConnected(absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return notified_ready_ > 0; };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  return notified_ready_ > 0;
+  mu_.AwaitWithTimeout(absl::Condition(&notified_connected_), timeout);
+  return notified_connected_;
 }
 
 absl::Status RedisClient::last_error() const {
@@ -387,16 +619,33 @@ void RedisClient::SetStateListener(StateListener listener) {
   listener_ = std::move(listener);
 }
 
-void RedisClient::OnReadyChanged(bool ready) {
-  const int before = ready_connections_.fetch_add(ready ? 1 : -1, std::memory_order_acq_rel);
-  const int after = before + (ready ? 1 : -1);
+void RedisClient::OnPoolReady(NodePool* pool, bool ready) {
+  pool->ready.fetch_add(ready ? 1 : -1, std::memory_order_acq_rel);
+  ready_connections_.fetch_add(ready ? 1 : -1, std::memory_order_acq_rel);
+  UpdateConnected();
+  // A node came up (the map may be unknown yet) or a connection was lost
+  // (its node may have failed over): read the map again now.
+  if (cluster() && !closing_.load() && (!ready || !connected())) RequestRefresh();
+}
+
+void RedisClient::UpdateConnected() {
+  bool now;
+  if (!cluster()) {
+    now = ready_connections_.load(std::memory_order_acquire) > 0;
+  } else {
+    absl::ReaderMutexLock lock(&map_mu_);
+    now = slots_covered_ == kClusterSlots &&
+          std::all_of(masters_.begin(), masters_.end(),
+                      [](NodePool* p) { return p->ready.load(std::memory_order_acquire) > 0; });
+  }
+  const bool before = connected_.exchange(now, std::memory_order_acq_rel);
   absl::Status error;
   {
     absl::MutexLock lock(&mu_);
-    notified_ready_ = after;
+    notified_connected_ = now;
     error = last_error_;
   }
-  if ((before == 0) != (after == 0)) Notify(after > 0, error);
+  if (before != now) Notify(now, error);
 }
 
 void RedisClient::OnConnectionError(const absl::Status& error) {
@@ -407,12 +656,6 @@ void RedisClient::OnConnectionError(const absl::Status& error) {
     last_error_ = error;
   }
   if (changed) Notify(connected(), error);
-}
-
-void RedisClient::OnCommandTimeout() {
-  // On the I/O thread, so probing is direct. The connection that timed out
-  // is busy failing; Probe skips it (it is no longer ready).
-  for (auto& c : connections_) c->Probe();
 }
 
 void RedisClient::OnMaster(const std::optional<RedisNode>& master, const absl::Status& error) {
@@ -426,27 +669,32 @@ void RedisClient::OnMaster(const std::optional<RedisNode>& master, const absl::S
     const absl::Status why = absl::UnavailableError(absl::StrCat(
         "redis: the master \"", options_.sentinel_master, "\" moved from ", from, " to ", to,
         "; connection reset"));
-    for (auto& c : connections_) {
+    NodePool* pool;
+    {
+      absl::ReaderMutexLock lock(&map_mu_);
+      pool = masters_.front();
+    }
+    for (auto& c : pool->connections) {
       c->SetMaster(master);
       c->Reset(why);
     }
     if (moved) {
       master_changes_.fetch_add(1, std::memory_order_relaxed);
-      if (RedisMetrics* m = metrics_.load(std::memory_order_acquire)) m->MasterChanged();
+      if (RedisMetrics* m = metrics()) m->MasterChanged();
     }
   }
   if (!error.ok()) OnConnectionError(error);
 }
 
-void RedisClient::OnNotMaster() {
-  // On the I/O thread. The other connections trust the same node from an
-  // earlier handshake: drop the ready ones (the rest are already retrying,
-  // with their backoff, and check ROLE when they connect).
+void RedisClient::OnNotMaster(NodePool* pool) {
+  // On the I/O thread. The pool's other connections trust the same node from
+  // an earlier handshake: drop the ready ones (the rest are already
+  // retrying, with their backoff, and check ROLE when they connect).
   if (sentinel_ == nullptr) return;
   const absl::Status why = absl::UnavailableError(absl::StrCat(
       "redis: the node in use is no longer the master \"", options_.sentinel_master,
       "\"; connection reset"));
-  for (auto& c : connections_) {
+  for (auto& c : pool->connections) {
     if (c->ready()) c->Reset(why);
   }
   sentinel_->Refresh();
@@ -473,6 +721,11 @@ RedisClientStats RedisClient::stats() const {
   s.protocol_errors = counters_->protocol_errors.load();
   s.script_loads = script_loads_.load();
   s.rejected = rejected_.load();
+  s.redirects_moved = moved_.load();
+  s.redirects_ask = asks_.load();
+  s.topology_refreshes = refreshes_.load();
+  s.retries = retries_.load();
+  s.wait_failures = wait_failures_.load();
   s.master_changes = master_changes_.load();
   s.ready_connections = ready_connections_.load();
   return s;

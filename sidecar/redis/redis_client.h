@@ -1,19 +1,32 @@
-// The Redis client: a small fixed pool of pipelined connections driven by one
-// Boost.Asio I/O thread. Commands from any thread are written in batches
-// (everything submitted while a write is in flight goes out in the next one),
-// replies are matched FIFO. When no connection is ready a command fails at
-// once with UNAVAILABLE; nothing queues without bound. Scripts are called by
-// EVALSHA and loaded transparently on NOSCRIPT (e.g. after a Redis restart).
+// The Redis client: per node, a small fixed pool of pipelined connections,
+// all driven by one Boost.Asio I/O thread. Commands from any thread are
+// written in batches (everything submitted while a write is in flight goes
+// out in the next one), replies are matched FIFO. When no connection is ready
+// a command fails at once with UNAVAILABLE; nothing queues without bound.
+// Scripts are called by EVALSHA and loaded transparently on NOSCRIPT (e.g.
+// after a Redis restart), on the node that answered NOSCRIPT.
+//
+// Standalone: one node. Cluster (options.topology == kCluster): the slot map
+// is learned from CLUSTER SHARDS on any reachable seed, refreshed on MOVED,
+// when a master's connection is lost and every 10 s; a command goes to the
+// master of its key's slot (CommandKey in cluster_slots.h), keyless ones to
+// any master. MOVED and ASK are followed; a command refused before it was
+// written (its node not connected, no master known for its slot) and
+// TRYAGAIN, CLUSTERDOWN and LOADING replies are retried with backoff, at most
+// 5 sends within the command timeout. A command lost with its connection
+// after it was written is not resent (it may have run): UNAVAILABLE.
+//
+// Sentinel (kSentinel): one pool, as standalone, that follows the master the
+// sentinels name (see sentinel_monitor.h): every connection checks ROLE after
+// its handshake, and on a master change every connection is reset to the new
+// master (commands in flight fail UNAVAILABLE, never reach the old node). A
+// node found demoted (ROLE, READONLY) drops the pool's other ready
+// connections and makes the monitor ask again. While no master is known,
+// connected() is false and commands fail at once naming the master.
 //
 // Build one from a URL:
 //   ASSIGN_OR_RETURN(auto client, RedisClient::FromUrl(url, options));
-//   client->connected();   // readiness: at least one connection is usable
-//
-// With RedisTopology::kSentinel the pool follows the master the sentinels
-// name (see sentinel_monitor.h): every connection checks ROLE after its
-// handshake, and on a master change every connection is reset to the new
-// master (commands in flight fail UNAVAILABLE, never reach the old node).
-// While no master is known, connected() is false and commands fail at once.
+//   client->connected();   // readiness (see connected())
 //
 // Thread-safe. Callbacks run on the I/O thread (or inline, before the call
 // returns, when a command is refused at once); they must not block, and the
@@ -31,12 +44,18 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sidecar/redis/cluster_slots.h"
 #include "sidecar/redis/redis_options.h"
 #include "sidecar/redis/reply.h"
 
@@ -114,8 +133,13 @@ struct RedisClientStats {
   uint64_t protocol_errors = 0;
   uint64_t script_loads = 0;      // SCRIPT LOADs after NOSCRIPT
   uint64_t rejected = 0;          // commands refused at once (not connected, overloaded)
+  uint64_t redirects_moved = 0;   // cluster: MOVED replies followed
+  uint64_t redirects_ask = 0;     // cluster: ASK replies followed
+  uint64_t topology_refreshes = 0;  // cluster: slot maps read
+  uint64_t retries = 0;           // cluster: resends after a refusal or a transient error
+  uint64_t wait_failures = 0;     // durable writes WAIT did not confirm
   uint64_t master_changes = 0;    // sentinel: failovers followed
-  int ready_connections = 0;
+  int ready_connections = 0;      // over every node
 };
 
 // Where the client reports for metrics (on its I/O thread: must not block).
@@ -127,6 +151,11 @@ class RedisMetrics {
   virtual void BatchWritten(size_t commands) = 0;
   // "timeout", "protocol", "connect" (an attempt failed), "disconnect".
   virtual void Error(std::string_view kind) = 0;
+  // Cluster: a redirect followed ("moved", "ask"), a slot map read, a
+  // command resent (after a refusal or TRYAGAIN/CLUSTERDOWN/LOADING).
+  virtual void Redirect(std::string_view kind) {}
+  virtual void TopologyRefresh() {}
+  virtual void Retry() {}
   // Sentinel: the master moved to another node (a failover was followed).
   virtual void MasterChanged() {}
 };
@@ -156,6 +185,8 @@ class RedisClient {
   void Execute(RedisCommand command, Callback callback);
   // All commands go out back to back on one connection (a pipeline, not a
   // transaction); the callback gets one result per command, in order.
+  // Cluster: one such pipeline per node the commands' slots map to, each in
+  // the caller's order; commands on different nodes are not ordered.
   void ExecuteBatch(std::vector<RedisCommand> commands, BatchCallback callback);
 
   // Keyless work that must see every shard (DBSIZE, RANDOMKEY, SCAN): the
@@ -170,10 +201,14 @@ class RedisClient {
   // FAILED_PRECONDITION).
   absl::StatusOr<Reply> Call(RedisCommand command);
   std::vector<absl::StatusOr<Reply>> CallBatch(std::vector<RedisCommand> commands);
+  std::vector<absl::StatusOr<Reply>> CallBatchOn(const std::string& master,
+                                                 std::vector<RedisCommand> commands);
 
-  // Readiness: at least one connection has completed its handshake and not
-  // failed since.
-  bool connected() const { return ready_connections_.load(std::memory_order_acquire) > 0; }
+  // Readiness. Standalone and sentinel: at least one connection has
+  // completed its handshake (sentinel: to the master) and not failed since.
+  // Cluster: every slot has a known master
+  // with such a connection.
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
   // Waits until connected() or the timeout; returns connected().
   bool WaitConnected(absl::Duration timeout) const;
   // The most recent connection error (OK if none yet).
@@ -188,43 +223,101 @@ class RedisClient {
   const RedisOptions& options() const { return options_; }
 
  private:
-  class ObserverImpl;
+  struct NodePool;
+  class PoolObserver;
+  struct Request;
+  struct WaitState;
+  using Requests = std::vector<std::unique_ptr<Request>>;
+
   explicit RedisClient(RedisOptions options);
   absl::Status Init();
-  void Dispatch(std::vector<RedisCommand> commands, std::vector<Callback> callbacks);
-  void Reload(std::shared_ptr<const RedisScript> script, std::vector<std::string> args,
-              Callback callback);
-  void OnReadyChanged(bool ready);
-  void OnConnectionError(const absl::Status& error);
-  void OnCommandTimeout();
-  void OnMaster(const std::optional<RedisNode>& master, const absl::Status& error);
-  void OnNotMaster();
-  void Notify(bool connected, const absl::Status& error);
+  bool cluster() const { return options_.topology == RedisTopology::kCluster; }
+  bool sentinel() const { return options_.topology == RedisTopology::kSentinel; }
+  // A pool for one node (connections not started yet).
+  absl::StatusOr<std::unique_ptr<NodePool>> MakePool(std::string host, int port);
+
+  // Routing and sending (any thread unless noted).
+  void Dispatch(std::vector<RedisCommand> commands, std::vector<Callback> callbacks,
+                NodePool* pinned);
+  NodePool* RouteLocked(const RedisCommand& command) ABSL_SHARED_LOCKS_REQUIRED(map_mu_);
+  // One batch on one of `pool`'s connections (null: no node to send to).
+  void Send(NodePool* pool, Requests requests, const absl::Status& no_pool);
+  void OnReply(NodePool* pool, std::unique_ptr<Request> request, absl::StatusOr<Reply> raw,
+               bool refused, std::shared_ptr<WaitState> wait);
+  void OnWaitReply(WaitState& wait, absl::StatusOr<Reply> raw);
+  void Finish(std::unique_ptr<Request> request, absl::StatusOr<Reply> result,
+              WaitState* wait);
+  // Cluster: resends after a backoff, or finishes with `why`.
+  void RetryLater(std::unique_ptr<Request> request, absl::Status why);
   absl::Status RefusalStatus(const absl::Status& last_refusal) const;
+  // Runs `submit` (which hands its callback to ExecuteBatch*) and waits.
+  std::vector<absl::StatusOr<Reply>> AwaitBatch(size_t n,
+                                                absl::FunctionRef<void(BatchCallback)> submit);
+
+  // Cluster topology (I/O thread).
+  void FollowRedirect(NodePool* from, std::unique_ptr<Request> request, const Redirect& to);
+  NodePool* PoolFor(const std::string& host, int port);
+  void RequestRefresh();
+  void StartRefresh(bool slots_command = false);
+  void OnMapReply(absl::StatusOr<Reply> raw, bool slots_command);
+  void ApplyMap(const ClusterMap& map);
+  void ScheduleRefresh(absl::Duration after);
+
+  // Connection events (I/O thread).
+  void OnPoolReady(NodePool* pool, bool ready);
+  void OnConnectionError(const absl::Status& error);
+  // Sentinel: the monitor's news, and a node of `pool` found not the master.
+  void OnMaster(const std::optional<RedisNode>& master, const absl::Status& error);
+  void OnNotMaster(NodePool* pool);
+  void UpdateConnected();
+  void Notify(bool connected, const absl::Status& error);
+  RedisMetrics* metrics() const { return metrics_.load(std::memory_order_acquire); }
 
   // Constant after construction.
   const RedisOptions options_;
   std::unique_ptr<boost::asio::io_context> io_;
   std::unique_ptr<ConnectionCounters> counters_;
-  std::unique_ptr<TransportFactory> factory_;
-  std::unique_ptr<ObserverImpl> observer_;
-  std::vector<std::unique_ptr<Connection>> connections_;
   std::unique_ptr<SentinelMonitor> sentinel_;  // kSentinel only
   std::thread thread_;
   std::thread::id io_thread_id_;
 
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> closing_{false};
   std::atomic<int> ready_connections_{0};
-  std::atomic<uint64_t> next_connection_{0};
+  std::atomic<uint64_t> next_master_{0};
   std::atomic<uint64_t> script_loads_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> moved_{0};
+  std::atomic<uint64_t> asks_{0};
+  std::atomic<uint64_t> refreshes_{0};
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> wait_failures_{0};
   std::atomic<uint64_t> master_changes_{0};
-  std::optional<RedisNode> current_master_;  // I/O thread only: where the pool points
   std::atomic<RedisMetrics*> metrics_{nullptr};
+
+  // The nodes and, for Cluster, the slot map. Pools are created and retired
+  // on the I/O thread; a retired pool (its node left the map) is shut down
+  // but kept until the client is destroyed, so a NodePool* taken under the
+  // lock stays valid for the client's life.
+  mutable absl::Mutex map_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<NodePool>> pools_ ABSL_GUARDED_BY(map_mu_);
+  std::vector<std::unique_ptr<NodePool>> retired_ ABSL_GUARDED_BY(map_mu_);
+  std::vector<NodePool*> masters_ ABSL_GUARDED_BY(map_mu_);      // serving >= 1 slot
+  std::vector<NodePool*> slot_master_ ABSL_GUARDED_BY(map_mu_);  // by slot; null = unknown
+  int slots_covered_ ABSL_GUARDED_BY(map_mu_) = 0;
+  std::vector<RedisNodeInfo> map_nodes_ ABSL_GUARDED_BY(map_mu_);  // the last map, for topology()
+
+  // I/O thread only.
+  std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
+  bool refresh_in_flight_ = false;
+  bool refresh_again_ = false;
+  absl::flat_hash_set<boost::asio::steady_timer*> retry_timers_;
+  std::optional<RedisNode> current_master_;  // sentinel: where the pool points
 
   mutable absl::Mutex mu_;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   StateListener listener_ ABSL_GUARDED_BY(mu_);
-  int notified_ready_ ABSL_GUARDED_BY(mu_) = 0;  // mirror for WaitConnected
+  bool notified_connected_ ABSL_GUARDED_BY(mu_) = false;  // mirror for WaitConnected
 };
 
 }  // namespace stateside::redis

@@ -26,8 +26,7 @@ class RedisOptOutStore final : public OptOutStore {
   absl::StatusOr<bool> Get(std::string_view tag, absl::Time now) override;
   absl::Status SetWithSubject(std::string_view tag, absl::Time now, absl::Time expiry,
                               std::string_view sealed_subject) override;
-  // One EVALSHA touching `from` and `to`: two keys in different hash slots,
-  // so (like the realtime scripts) it needs a single Redis, not Cluster.
+  // See RefileOptOut: single-key steps, so it works on Redis Cluster too.
   absl::StatusOr<bool> Refile(std::string_view from, std::string_view to,
                               std::string_view sealed_subject, absl::Time now) override;
 
@@ -37,7 +36,6 @@ class RedisOptOutStore final : public OptOutStore {
  private:
   RedisClient* const client_;
   const std::string prefix_;
-  const std::shared_ptr<const RedisScript> refile_;
 };
 
 // The value of "<prefix>o:{<tag>}": the expiry in µs since the epoch, then,
@@ -48,11 +46,18 @@ std::string OptOutValue(absl::Time expiry, std::string_view sealed_subject);
 bool ParseOptOutValue(std::string_view value, absl::Time* expiry,
                       std::string_view* sealed_subject);
 
-// ARGV: expected current value of KEYS[1] ('' = any), sealed subject.
-// Moves KEYS[1] to KEYS[2] keeping its expiry and PTTL (KEYS[2] is kept if
-// it exists). Returns 0: KEYS[1] absent, 1: moved, 2: KEYS[1] differs from
-// the expected value (untouched). Shared with the rewrap sweep.
-extern const char kOptOutRefileScript[];
+// Moves the flag at `from_key` to `to_key` with `sealed_subject`, keeping its
+// expiry and PTTL (a flag already at `to_key` is kept). The two keys lie in
+// different hash slots, so this is three single-key steps rather than one
+// script: read `from_key` (if it holds `expected`; "" = anything), SET NX
+// `to_key`, then delete `from_key` only if it still holds what was read (a
+// compare-and-set: a concurrent rewrite of the old flag wins and stays). A
+// failure between steps leaves both flags, never neither. Returns 0:
+// `from_key` absent, 1: moved, 2: it differs from `expected` (untouched) or
+// changed meanwhile. Blocking. Shared with the rewrap sweep.
+absl::StatusOr<int> RefileOptOut(RedisClient& client, const std::string& from_key,
+                                 const std::string& to_key, std::string_view expected,
+                                 std::string_view sealed_subject);
 
 }  // namespace stateside::redis
 

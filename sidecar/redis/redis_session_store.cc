@@ -136,28 +136,37 @@ std::string RedisSessionStore::UserEpochKey(std::string_view user_tag) const {
 
 absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
   samples = std::max(samples, 1);
-  std::vector<RedisCommand> sample;
-  sample.push_back(RedisCommand({"DBSIZE"}));
-  for (int i = 0; i < samples; ++i) sample.push_back(RedisCommand({"RANDOMKEY"}));
-  std::vector<absl::StatusOr<Reply>> keys = client_->CallBatch(std::move(sample));
-  for (const auto& r : keys) RETURN_IF_ERROR(r.status());
-  int64_t size = 0;
-  if (!ToInt(*keys[0], &size)) return Unexpected("DBSIZE", *keys[0]);
+  // Per master (Redis Cluster: each holds its own keys; standalone: one):
+  // its DBSIZE times the live share of its samples.
+  const std::vector<std::string> masters = client_->MasterAddresses();
+  if (masters.empty()) return absl::UnavailableError("redis: no master known");
+  const int per_master = std::max<int>(1, samples / static_cast<int>(masters.size()));
   const std::string session_prefix = absl::StrCat(prefix_, "s:{");
-  std::vector<RedisCommand> checks;
-  for (size_t i = 1; i < keys.size(); ++i) {
-    if (keys[i]->is_string() && absl::StartsWith(keys[i]->str, session_prefix)) {
-      checks.push_back(RedisCommand({"HEXISTS", keys[i]->str, "m:dead"}));
+  int64_t total = 0;
+  for (const std::string& master : masters) {
+    std::vector<RedisCommand> sample;
+    sample.push_back(RedisCommand({"DBSIZE"}));
+    for (int i = 0; i < per_master; ++i) sample.push_back(RedisCommand({"RANDOMKEY"}));
+    std::vector<absl::StatusOr<Reply>> keys = client_->CallBatchOn(master, std::move(sample));
+    for (const auto& r : keys) RETURN_IF_ERROR(r.status());
+    int64_t size = 0;
+    if (!ToInt(*keys[0], &size)) return Unexpected("DBSIZE", *keys[0]);
+    std::vector<RedisCommand> checks;
+    for (size_t i = 1; i < keys.size(); ++i) {
+      if (keys[i]->is_string() && absl::StartsWith(keys[i]->str, session_prefix)) {
+        checks.push_back(RedisCommand({"HEXISTS", keys[i]->str, "m:dead"}));
+      }
     }
+    if (size <= 0 || checks.empty()) continue;
+    int64_t live = 0;
+    for (const auto& r : client_->CallBatch(std::move(checks))) {
+      RETURN_IF_ERROR(r.status());
+      int64_t tombstone = 1;
+      if (ToInt(*r, &tombstone) && tombstone == 0) ++live;
+    }
+    total += (size * live + per_master / 2) / per_master;
   }
-  if (size <= 0 || checks.empty()) return 0;
-  int64_t live = 0;
-  for (const auto& r : client_->CallBatch(std::move(checks))) {
-    RETURN_IF_ERROR(r.status());
-    int64_t tombstone = 1;
-    if (ToInt(*r, &tombstone) && tombstone == 0) ++live;
-  }
-  return (size * live + samples / 2) / samples;
+  return total;
 }
 
 absl::Status RedisSessionStore::Create(const StoredSession& s) {
@@ -183,6 +192,7 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
                            std::to_string(bytes)});
   std::vector<RedisCommand> batch;
   batch.push_back(create_->Call({SessionKey(s.id)}, std::move(args)));
+  batch.back().durable = true;  // acknowledged: WAIT for replicas if configured
   // The index entry rides in the same round trip. Should the id turn out to
   // be taken, the entry is harmless: a listing checks each member's record.
   if (!s.user_tag.empty()) {
@@ -253,7 +263,9 @@ RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const Mutatio
     args.push_back(envelope);
   }
   for (const std::string& name : m.remove) args.push_back(name);
-  return update_->Call({SessionKey(id)}, std::move(args));
+  RedisCommand update = update_->Call({SessionKey(id)}, std::move(args));
+  update.durable = true;
+  return update;
 }
 
 absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, const Mutation& m) {
@@ -330,7 +342,9 @@ absl::Status RedisSessionStore::Retire(std::string_view id, uint64_t expected_ve
 
 absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
                                                      std::vector<std::string> args) {
-  ASSIGN_OR_RETURN(Reply reply, client_->Call(destroy_->Call({SessionKey(id)}, std::move(args))));
+  RedisCommand destroy = destroy_->Call({SessionKey(id)}, std::move(args));
+  destroy.durable = true;
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(std::move(destroy)));
   int64_t code = 0;
   if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &code)) {
     return Unexpected("destroy", reply);

@@ -46,10 +46,11 @@ class RedisSessionStore final : public SessionStore {
   absl::Status AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
                                 absl::Time until) override;
 
-  // An estimate of the live sessions in this Redis database: DBSIZE times the
-  // fraction of `samples` RANDOMKEYs that are session hashes (not
-  // tombstones). Two pipelined round trips, never a scan; approximate by
-  // design (the stateside_sessions_live gauge). Blocking.
+  // An estimate of the live sessions in this Redis database: per master
+  // (Cluster: each of them, `samples` shared out), DBSIZE times the fraction
+  // of its RANDOMKEYs that are session hashes (not tombstones). Two
+  // pipelined round trips per master, never a scan; approximate by design
+  // (the stateside_sessions_live gauge). Blocking.
   absl::StatusOr<int64_t> EstimateLiveSessions(int samples = 64);
 
   // Key names, for tests and tools.

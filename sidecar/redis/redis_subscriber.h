@@ -5,7 +5,9 @@
 // have been lost (on_down / on_restored). With RedisTopology::kSentinel it
 // connects only to the master the sentinels name (its own SentinelMonitor,
 // ROLE checked in the handshake) and moves when the master does (a loss
-// window like any reconnect).
+// window like any reconnect). With RedisTopology::kCluster it listens on one
+// seed node (the cluster broadcasts every PUBLISH to all nodes) and tries the
+// next seed on each reconnect attempt.
 //
 // Thread-safety: every public method may be called from any thread (state is
 // under one mutex); callbacks run on the I/O thread without that mutex held,

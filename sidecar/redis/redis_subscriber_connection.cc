@@ -141,7 +141,15 @@ void RedisSubscriber::Connect() {
   // Sentinel, no master known yet: OnMaster connects when one is.
   if (sentinel_ != nullptr && !io.master.has_value()) return;
   const uint64_t gen = ++io.generation;
-  io.transport = io.master.has_value() ? factory_->NewTo(*io.master) : factory_->New();
+  if (io.master.has_value()) {
+    io.transport = factory_->NewTo(*io.master);
+  } else if (options_.topology == RedisTopology::kCluster && !options_.nodes.empty()) {
+    // Cluster: a classic PUBLISH reaches every node, so any seed will do;
+    // each attempt after a failure tries the next one.
+    io.transport = factory_->NewTo(options_.nodes[io.attempt % options_.nodes.size()]);
+  } else {
+    io.transport = factory_->New();
+  }
   io.parser = std::make_unique<RespParser>(options_.max_reply_bytes, options_.max_reply_elements);
   io.handshake.clear();
   io.connect_timer.expires_after(ToChrono(options_.connect_timeout));

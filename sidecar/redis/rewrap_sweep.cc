@@ -138,7 +138,6 @@ RewrapSweep::RewrapSweep(RedisClient* client, const crypto::Sealer* sealer,
       clock_(clock),
       options_(std::move(options)),
       rewrap_session_(RedisScript::Create(kRewrapSessionScript)),
-      refile_opt_out_(RedisScript::Create(kOptOutRefileScript)),
       index_add_(RedisScript::Create(scripts::kIndexAdd)) {}
 
 RewrapSweep::~RewrapSweep() { Stop(); }
@@ -276,14 +275,41 @@ bool RewrapSweep::Batch() {
   // realtime) it would otherwise run back to back.
   const int count = std::clamp(static_cast<int>(rate_), 1, 100);
   if (!Pace()) return false;
-  absl::StatusOr<Reply> scan = client_->Call(RedisCommand(
-      {"SCAN", cursor, "MATCH", absl::StrCat(GlobEscape(options_.prefix), "[so]:{*"), "COUNT",
-       std::to_string(count)}));
+  // On Redis Cluster every master is scanned in turn, in address order, and
+  // the saved cursor is "<master> <cursor>"; standalone keeps the plain one.
+  std::vector<std::string> masters = client_->MasterAddresses();
+  std::sort(masters.begin(), masters.end());
+  std::string master, node_cursor = cursor;
+  if (masters.size() > 1) {
+    const size_t space = cursor.find(' ');
+    master = space == std::string::npos ? masters.front() : cursor.substr(0, space);
+    node_cursor = space == std::string::npos ? "0" : cursor.substr(space + 1);
+    if (!std::binary_search(masters.begin(), masters.end(), master)) {
+      // That master is gone (failed over): start over. Revisiting a key is
+      // harmless (every rewrap is a compare-and-set); skipping one is not.
+      master = masters.front();
+      node_cursor = "0";
+    }
+  }
+  RedisCommand scan_command({"SCAN", node_cursor, "MATCH",
+                             absl::StrCat(GlobEscape(options_.prefix), "[so]:{*"), "COUNT",
+                             std::to_string(count)});
+  absl::StatusOr<Reply> scan =
+      master.empty() ? client_->Call(std::move(scan_command))
+                     : std::move(client_->CallBatchOn(master, {std::move(scan_command)}).front());
   RewrapProgress delta;
   std::string next_cursor = cursor;
   bool ok = scan.ok() && scan->is_array() && scan->elements.size() == 2;
   if (ok) {
     next_cursor = scan->elements[0].str;
+    if (!master.empty()) {
+      auto next = std::upper_bound(masters.begin(), masters.end(), master);
+      if (next_cursor != "0") {
+        next_cursor = absl::StrCat(master, " ", next_cursor);
+      } else if (next != masters.end()) {
+        next_cursor = absl::StrCat(*next, " 0");
+      }
+    }
     const std::string session_prefix = absl::StrCat(options_.prefix, "s:{");
     for (const Reply& k : scan->elements[1].elements) {
       if (!Pace()) return false;  // the batch is redone by the next Start
@@ -513,16 +539,15 @@ void RewrapSweep::VisitOptOut(const std::string& key, RewrapProgress& delta) {
       crypto::Keyring::Blind(keyring.primary(), OptOutManager::kPurpose, subject->plaintext);
   absl::StatusOr<std::string> sealed =
       sealer_->Seal(new_tag, OptOutManager::kSealedSubjectName, subject->plaintext);
-  absl::StatusOr<Reply> moved =
-      sealed.ok() ? client_->Call(refile_opt_out_->Call(
-                        {key, absl::StrCat(options_.prefix, "o:{", new_tag, "}")},
-                        {got->str, *sealed}))
+  absl::StatusOr<int> moved =
+      sealed.ok() ? RefileOptOut(*client_, key, absl::StrCat(options_.prefix, "o:{", new_tag, "}"),
+                                 got->str, *sealed)
                   : sealed.status();
-  if (!moved.ok() || !moved->is_integer()) {
+  if (!moved.ok()) {
     delta.keys[label].left += 1;
     delta.errors += 1;
-    delta.last_error = moved.ok() ? "unexpected refile reply" : std::string(moved.status().message());
-  } else if (moved->integer == 1) {
+    delta.last_error = std::string(moved.status().message());
+  } else if (*moved == 1) {
     delta.keys[label].rewrapped += 1;
   } else {
     delta.conflicts += 1;  // changed or cleared meanwhile: the writer won

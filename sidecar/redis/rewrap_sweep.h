@@ -128,7 +128,6 @@ class RewrapSweep {
   const Clock* const clock_;
   const RewrapOptions options_;
   const std::shared_ptr<const RedisScript> rewrap_session_;
-  const std::shared_ptr<const RedisScript> refile_opt_out_;
   const std::shared_ptr<const RedisScript> index_add_;
 
   absl::Mutex mu_;

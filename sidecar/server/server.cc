@@ -60,6 +60,9 @@ class RedisMetricsSink final : public redis::RedisMetrics {
   void BatchWritten(size_t commands) override { metrics_->PipelineBatch(commands); }
   void Error(std::string_view kind) override { metrics_->RedisError(kind); }
   void MasterChanged() override { metrics_->RedisMasterChanged(); }
+  void Redirect(std::string_view kind) override { metrics_->RedisRedirect(kind); }
+  void TopologyRefresh() override { metrics_->RedisTopologyRefresh(); }
+  void Retry() override { metrics_->RedisRetry(); }
 
  private:
   admin::Metrics* const metrics_;

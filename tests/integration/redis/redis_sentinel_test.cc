@@ -1,6 +1,7 @@
 // The Redis client on Sentinel, against real processes (a master, replicas,
-// three sentinels): finding the master, the ROLE check, following a manual
-// failover and a killed master under a load of writes, and the clear errors
+// three sentinels): finding the master, the ROLE check, durable writes (WAIT)
+// and batches by master name, following a manual failover and a killed
+// master under a load of writes, and the clear errors
 // of an unknown master name, unreachable sentinels and sentinel passwords.
 #include <atomic>
 #include <algorithm>
@@ -302,6 +303,52 @@ TEST(RedisSentinelTest, FindsTheMasterAndServesCommands) {
   EXPECT_EQ(sentinels, 3);
   EXPECT_EQ(client->MasterAddresses(), std::vector<std::string>{Port(set->node(0).port())});
   EXPECT_EQ(client->stats().master_changes, 0u);
+}
+
+// Durable writes are the standalone path to wherever the master is: WAIT
+// follows them on the master the sentinels name, and too few replicas is
+// UNAVAILABLE with the write itself done. Keyless work names that master.
+TEST(RedisSentinelTest, DurableWritesWaitOnTheMasterAndBatchesOnItByName) {
+  auto set = StartSet();
+  ASSERT_NE(set, nullptr);
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(set->node(0).Cli({"INFO", "replication"}).out, "connected_slaves:1");
+  })) << set->node(0).Cli({"INFO", "replication"}).out;
+  RedisOptions one = SentinelOptions();
+  one.wait_replicas = 1;
+  one.wait_timeout = absl::Seconds(2);
+  auto client = ConnectedClient(set->url(), one);
+  ASSERT_NE(client, nullptr);
+  RedisCommand write({"SET", "durable", "1"});
+  write.durable = true;
+  absl::StatusOr<Reply> ok = client->Call(write);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->str, "OK");
+  EXPECT_TRUE(absl::StrContains(set->node(0).Cli({"INFO", "commandstats"}).out, "cmdstat_wait:"));
+  EXPECT_EQ(client->stats().wait_failures, 0u);
+
+  RedisOptions two = SentinelOptions();
+  two.wait_replicas = 2;  // the set has one replica
+  two.wait_timeout = absl::Milliseconds(200);
+  auto strict = ConnectedClient(set->url(), two);
+  ASSERT_NE(strict, nullptr);
+  write.args = {"SET", "durable", "2"};
+  absl::StatusOr<Reply> lost = strict->Call(write);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_TRUE(absl::StrContains(lost.status().message(), "write not confirmed by 2 replicas"))
+      << lost.status();
+  EXPECT_EQ(strict->stats().wait_failures, 1u);
+  EXPECT_EQ(set->node(0).Cli({"GET", "durable"}).out, "2\n") << "the write itself happened";
+
+  const std::string master = Port(set->node(0).port());
+  std::vector<absl::StatusOr<Reply>> on = client->CallBatchOn(master, {{"DBSIZE"}});
+  ASSERT_EQ(on.size(), 1u);
+  ASSERT_TRUE(on[0].ok()) << on[0].status();
+  EXPECT_EQ(on[0]->integer, 1);
+  std::vector<absl::StatusOr<Reply>> elsewhere =
+      client->CallBatchOn(Port(set->node(1).port()), {{"DBSIZE"}});
+  ASSERT_EQ(elsewhere.size(), 1u);
+  EXPECT_TRUE(absl::IsUnavailable(elsewhere[0].status())) << elsewhere[0].status();
 }
 
 TEST(RedisSentinelTest, RefusesANodeThatIsNotTheMaster) {

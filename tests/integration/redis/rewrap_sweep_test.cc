@@ -22,6 +22,7 @@
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/session_manager.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/integration/redis/rewrap_node.h"
 #include "tests/support/test_secrets.h"
 #include "tests/support/wait.h"
 
@@ -31,15 +32,7 @@ namespace {
 using redis::RewrapProgress;
 using redis::RewrapSweep;
 
-// One sidecar's view of the shared Redis under one keyring.
-struct Node {
-  std::unique_ptr<crypto::Keyring> keyring;
-  std::unique_ptr<crypto::Sealer> sealer;
-  std::unique_ptr<redis::RedisSessionStore> store;
-  std::unique_ptr<redis::RedisOptOutStore> opt_out_store;
-  std::unique_ptr<SessionManager> sessions;
-  std::unique_ptr<OptOutManager> opt_outs;
-};
+using Node = RewrapNode;
 
 class RewrapSweepTest : public ::testing::Test {
  protected:
@@ -57,25 +50,7 @@ class RewrapSweepTest : public ::testing::Test {
 
   // `keys`: "k2:<hex>,k1:<hex>" as SESSION_ENCRYPTION_KEYS.
   std::unique_ptr<Node> MakeNode(const std::string& keys) {
-    auto node = std::make_unique<Node>();
-    absl::StatusOr<std::vector<crypto::KeySpec>> specs = crypto::Keyring::ParseKeyList(keys);
-    EXPECT_TRUE(specs.ok()) << specs.status();
-    absl::StatusOr<std::unique_ptr<crypto::Keyring>> keyring =
-        crypto::Keyring::Create(*std::move(specs));
-    EXPECT_TRUE(keyring.ok()) << keyring.status();
-    node->keyring = *std::move(keyring);
-    node->sealer = std::make_unique<crypto::Sealer>(node->keyring.get(), random_.get());
-    node->store = std::make_unique<redis::RedisSessionStore>(client_.get(), prefix_);
-    node->opt_out_store = std::make_unique<redis::RedisOptOutStore>(client_.get(), prefix_);
-    SessionPolicy policy;
-    policy.idle_ttl = absl::Hours(1);
-    policy.absolute_ttl = absl::Hours(8);
-    node->sessions = std::make_unique<SessionManager>(
-        node->store.get(), node->sealer.get(), signer_.get(), random_.get(), &clock_, policy);
-    node->opt_outs = std::make_unique<OptOutManager>(node->opt_out_store.get(),
-                                                     node->keyring.get(), &clock_,
-                                                     absl::Hours(24 * 365), node->sealer.get());
-    return node;
+    return MakeRewrapNode(client_.get(), prefix_, keys, random_.get(), signer_.get(), &clock_);
   }
 
   std::unique_ptr<RewrapSweep> MakeSweep(const Node& node, double rate = 100000) {
@@ -311,10 +286,9 @@ TEST_F(RewrapSweepTest, TheScriptsReplaceOnlyTheBytesThatWereRead) {
   const std::string from = absl::StrCat(prefix_, "o:{from}");
   const std::string to = absl::StrCat(prefix_, "o:{to}");
   ASSERT_TRUE(client_->Call(redis::RedisCommand({"SET", from, "99 newer", "PX", "60000"})).ok());
-  auto refile = redis::RedisScript::Create(redis::kOptOutRefileScript);
-  reply = client_->Call(refile->Call({from, to}, {"99 older", "sealed"}));
-  ASSERT_TRUE(reply.ok());
-  EXPECT_EQ(reply->integer, 2);
+  absl::StatusOr<int> refiled = redis::RefileOptOut(*client_, from, to, "99 older", "sealed");
+  ASSERT_TRUE(refiled.ok()) << refiled.status();
+  EXPECT_EQ(*refiled, 2);
   EXPECT_EQ(client_->Call(redis::RedisCommand({"GET", from}))->str, "99 newer");
   EXPECT_EQ(client_->Call(redis::RedisCommand({"EXISTS", to}))->integer, 0);
 }

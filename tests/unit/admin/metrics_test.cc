@@ -117,6 +117,12 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   metrics_.RedisError("io");
   metrics_.RedisReconnected();
   metrics_.RedisMasterChanged();
+  metrics_.RedisRedirect("moved");
+  metrics_.RedisRedirect("moved");
+  metrics_.RedisRedirect("ask");
+  metrics_.RedisTopologyRefresh();
+  metrics_.RedisRetry();
+  metrics_.RedisRetry();
   metrics_.SetRedisConnected(true);
   metrics_.PipelineBatch(3);
   metrics_.PipelineBatch(100);
@@ -126,6 +132,10 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   EXPECT_EQ(Sample(text, "stateside_redis_errors_total", {{"kind", "io"}}), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_reconnects_total"), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_master_changes_total"), 1);
+  EXPECT_EQ(Sample(text, "stateside_redis_redirects_total", {{"kind", "moved"}}), 2);
+  EXPECT_EQ(Sample(text, "stateside_redis_redirects_total", {{"kind", "ask"}}), 1);
+  EXPECT_EQ(Sample(text, "stateside_redis_topology_refreshes_total"), 1);
+  EXPECT_EQ(Sample(text, "stateside_redis_retries_total"), 2);
   EXPECT_EQ(Sample(text, "stateside_redis_connected"), 1);
   EXPECT_EQ(Sample(text, "stateside_redis_pipeline_batch_size_bucket", {{"le", "2"}}), 0);
   EXPECT_EQ(Sample(text, "stateside_redis_pipeline_batch_size_bucket", {{"le", "4"}}), 1);
