@@ -66,18 +66,19 @@ void StopAndCheck(LocalCluster& cluster) {
   EXPECT_TRUE(reports.empty()) << "sanitizer reports in the cluster's logs:\n" << reports;
 }
 
-int PickFreePortRange(int span) {
+int PickFreePortRange(int span, int upper, int also_from, int also_count) {
   // Below the ephemeral range (32768+ on Linux) so that no outgoing
   // connection of this machine takes one of the ports between the probe and
   // the servers' bind; random so that test binaries run in parallel by ctest
   // -j rarely meet.
   std::mt19937 rng(static_cast<uint32_t>(getpid()) ^
                    static_cast<uint32_t>(absl::ToUnixNanos(absl::Now())));
-  std::uniform_int_distribution<int> base(12000, 32000 - span);
+  std::uniform_int_distribution<int> base(12000, upper - span);
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int p = base(rng);
     bool all_free = true;
     for (int i = 0; i <= span && all_free; ++i) all_free = PortLooksFree(p + i);
+    for (int i = 0; i < also_count && all_free; ++i) all_free = PortLooksFree(p + also_from + i);
     if (all_free) return p;
   }
   return -1;
@@ -90,7 +91,12 @@ std::string SourcePath(const std::string& relative) {
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     int pods, const std::map<std::string, std::string>& env) {
-  const int port = PickFreePortRange(40);
+  // A Redis Cluster's nodes (port+1..port+6) listen for their bus 10000
+  // higher: kept below the ephemeral range too, and checked free.
+  const auto layout = env.find("STATESIDE_LOCAL_REDIS");
+  const bool cluster_bus = layout != env.end() && layout->second == "cluster";
+  const int port = cluster_bus ? PickFreePortRange(40, 32000 - 10000, 10001, 6)
+                               : PickFreePortRange(40);
   if (port < 0) return absl::UnavailableError("no free range of 41 ports found");
   std::map<std::string, std::string> all_env = env;
   all_env["STATESIDE_LOCAL_PORT"] = std::to_string(port);

@@ -72,9 +72,11 @@ class LocalCluster {
 // whole cluster instrumented; a report in a pod's log fails no request).
 void StopAndCheck(LocalCluster& cluster);
 
-// A port p such that p..p+span all looked free a moment ago (each bound and
-// released), below the kernel's ephemeral range. -1 if none found.
-int PickFreePortRange(int span);
+// A port p such that p..p+span (and p+also_from..p+also_from+also_count-1)
+// all looked free a moment ago (each bound and released), with p+span below
+// `upper` (keep everything below the kernel's ephemeral range). -1 if none
+// found.
+int PickFreePortRange(int span, int upper = 32000, int also_from = 0, int also_count = 0);
 
 // The path of a file of the source tree (STATESIDE_SOURCE_DIR).
 std::string SourcePath(const std::string& relative);
