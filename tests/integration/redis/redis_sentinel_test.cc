@@ -241,7 +241,9 @@ void FailoverUnderLoad(RedisSentinelSet& set, const std::string& what,
   }
   std::cout << "[" << what << "] " << writes.size() << " writes, " << failed
             << " failed UNAVAILABLE, slowest call " << slowest << "\n";
-  EXPECT_LT(slowest, options.command_timeout + absl::Milliseconds(500));
+  // The code bounds a call by the command timeout; the margin is the
+  // scheduling of a loaded 2-core machine, not a latency target.
+  EXPECT_LT(slowest, options.command_timeout + absl::Seconds(2));
   // One move: answers of sentinels that had not switched yet never take the
   // client back to the old master.
   EXPECT_EQ(client->stats().master_changes, 1u);
@@ -367,7 +369,8 @@ TEST(RedisSentinelTest, LeavesAMasterDemotedUnderIt) {
 TEST(RedisSentinelTest, UnknownMasterNameIsAClearErrorAndNeverFallsBack) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  auto client = Client(set->url(), SentinelOptions("nosuchmaster"));
+  const RedisOptions options = SentinelOptions("nosuchmaster");
+  auto client = Client(set->url(), options);
   ASSERT_NE(client, nullptr);
   EXPECT_FALSE(client->WaitConnected(absl::Seconds(2)));
   const absl::Status error = client->last_error();
@@ -376,7 +379,8 @@ TEST(RedisSentinelTest, UnknownMasterNameIsAClearErrorAndNeverFallsBack) {
   EXPECT_TRUE(absl::StrContains(error.message(), "REDIS_SENTINEL_MASTER")) << error;
   const absl::Time start = absl::Now();
   absl::StatusOr<Reply> refused = client->Call({"SET", "x", "1"});
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));  // fails fast
+  // Fails fast: refused at once, not after waiting the command timeout out.
+  EXPECT_LT(absl::Now() - start, options.command_timeout / 2);
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "nosuchmaster")) << refused.status();
   EXPECT_TRUE(client->topology().master.empty());
