@@ -442,7 +442,12 @@ void SentinelMonitor::Publish(std::optional<RedisNode> master, absl::Status erro
     absl::MutexLock lock(&mu_);
     changed = master != master_ || error.code() != error_.code() ||
               error.message() != error_.message();
-    if (master_.has_value() && master.has_value() && *master_ != *master) ++changes_;
+    if (master_.has_value() && master.has_value() && *master_ != *master) {
+      ++changes_;
+      previous_confirmed_at_ = confirmed_at_;
+    }
+    // An OK status comes with a master a sentinel named just now.
+    if (error.ok() && master.has_value()) confirmed_at_ = absl::Now();
     master_ = master;
     error_ = error;
   }
@@ -462,6 +467,11 @@ absl::Status SentinelMonitor::last_error() const {
 uint64_t SentinelMonitor::changes() const {
   absl::MutexLock lock(&mu_);
   return changes_;
+}
+
+absl::Time SentinelMonitor::previous_master_confirmed_at() const {
+  absl::MutexLock lock(&mu_);
+  return previous_confirmed_at_;
 }
 
 std::string SentinelMonitor::subscribed_to() const {

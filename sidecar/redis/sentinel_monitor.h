@@ -75,6 +75,10 @@ class SentinelMonitor {
   absl::Status last_error() const;
   uint64_t changes() const;          // master address changes after the first
   std::string subscribed_to() const;  // "host:port" of the +switch-master link, "" if none
+  // When a sentinel last named the master in use before the latest move
+  // (InfinitePast before any move): the old master may have stopped being
+  // the master at any moment since.
+  absl::Time previous_master_confirmed_at() const;
 
  private:
   class Link;
@@ -125,6 +129,8 @@ class SentinelMonitor {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
   std::string subscribed_to_ ABSL_GUARDED_BY(mu_);
+  absl::Time confirmed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time previous_confirmed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // "host:port".

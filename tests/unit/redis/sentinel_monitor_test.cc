@@ -103,8 +103,12 @@ TEST(SentinelMonitorTest, AStaleSentinelDoesNotUndoAPush) {
     return "-ERR unexpected\r\n";
   });
   Harness h({&sentinel}, absl::Milliseconds(50), absl::Seconds(60));
+  const absl::Time started = absl::Now();
   h.Start();
   ASSERT_TRUE(WaitFor([&] { return h.monitor().master() == kNew; }));
+  // The old master was last named by the first answer, before the push.
+  EXPECT_GE(h.monitor().previous_master_confirmed_at(), started);
+  EXPECT_LE(h.monitor().previous_master_confirmed_at(), absl::Now());
   const int asked = Asked(sentinel);
   ASSERT_TRUE(WaitFor([&] { return Asked(sentinel) >= asked + 3; }));
   EXPECT_EQ(h.monitor().master(), kNew);
