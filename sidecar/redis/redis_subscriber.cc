@@ -154,7 +154,8 @@ void RedisSubscriber::StartResubscribeLocked(Deferred* out) {
   owed_.clear();
   if (wanted_.empty()) {
     state_ = State::kUp;
-    out->restored.emplace(down_since_, absl::Now());
+    up_since_ = absl::Now();
+    out->restored.emplace(down_since_, up_since_);
     return;
   }
   // The restore waiter turns the state to kUp when the channels wanted now
@@ -221,7 +222,8 @@ absl::Status RedisSubscriber::OnPush(Reply reply, Deferred* out) {
     }
     if (w->restore) {
       state_ = State::kUp;
-      out->restored.emplace(down_since_, absl::Now());
+      up_since_ = absl::Now();
+      out->restored.emplace(down_since_, up_since_);
     } else if (w->done) {
       out->dones.emplace_back(std::move(w->done), absl::OkStatus());
     }

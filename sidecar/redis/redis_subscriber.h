@@ -5,9 +5,11 @@
 // have been lost (on_down / on_restored). With RedisTopology::kSentinel it
 // connects only to the master the sentinels name (its own SentinelMonitor,
 // ROLE checked in the handshake) and moves when the master does (a loss
-// window like any reconnect). With RedisTopology::kCluster it listens on one
-// seed node (the cluster broadcasts every PUBLISH to all nodes) and tries the
-// next seed on each reconnect attempt.
+// window like any reconnect, opening when a sentinel last named the old
+// master: publishers following their own monitor may have moved since).
+// With RedisTopology::kCluster it listens on one seed node (the cluster
+// broadcasts every PUBLISH to all nodes) and tries the next seed on each
+// reconnect attempt.
 //
 // Thread-safety: every public method may be called from any thread (state is
 // under one mutex); callbacks run on the I/O thread without that mutex held,
@@ -71,7 +73,8 @@ class RedisSubscriber {
     // Messages of a channel are dropped from the moment Unsubscribe is called.
     std::function<void(std::string_view channel, std::string_view payload)> on_message;
     // The connection carrying the subscriptions was lost at `since` (messages
-    // published from then on may be lost). Called once per loss.
+    // published from then on may be lost; on a master move `since` may be
+    // earlier than the call). Called once per loss.
     std::function<void(absl::Time since)> on_down;
     // After a loss: every channel wanted when the connection came back is
     // subscribed again and confirmed by Redis. [since, until] is the window
@@ -147,7 +150,9 @@ class RedisSubscriber {
   void Flush();
   void ArmCommandTimer();
   void ArmPingTimer();
-  void Fail(const absl::Status& error);
+  // `lost_since`: when the messages may have started going missing, if
+  // before now (clamped to the time the subscription was last restored).
+  void Fail(const absl::Status& error, absl::Time lost_since = absl::InfiniteFuture());
   void Shutdown();
   void OnMaster(const std::optional<RedisNode>& master);
   void Run(Deferred& deferred);
@@ -186,6 +191,7 @@ class RedisSubscriber {
   absl::flat_hash_set<std::string> confirmed_ ABSL_GUARDED_BY(mu_);
   std::list<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   absl::Time down_since_ ABSL_GUARDED_BY(mu_);  // meaningful unless kUp
+  absl::Time up_since_ ABSL_GUARDED_BY(mu_);    // meaningful when kUp
   std::string out_ ABSL_GUARDED_BY(mu_);        // encoded, not yet written
   bool flush_posted_ ABSL_GUARDED_BY(mu_) = false;
   // One deadline per reply owed in subscribe mode (a confirmation per

@@ -306,7 +306,7 @@ void RedisSubscriber::ArmPingTimer() {
   });
 }
 
-void RedisSubscriber::Fail(const absl::Status& error) {
+void RedisSubscriber::Fail(const absl::Status& error, absl::Time lost_since) {
   Io& io = *io_state_;
   ++io.generation;
   if (io.transport != nullptr) io.transport->Close();
@@ -324,7 +324,7 @@ void RedisSubscriber::Fail(const absl::Status& error) {
     closed = state_ == State::kClosed;
     was_session = state_ == State::kSubscribing || state_ == State::kUp;
     if (state_ == State::kUp) {
-      down_since_ = absl::Now();
+      down_since_ = std::max(up_since_, std::min(absl::Now(), lost_since));
       deferred.down = down_since_;
     }
     if (!closed) state_ = State::kConnecting;
@@ -357,8 +357,11 @@ void RedisSubscriber::OnMaster(const std::optional<RedisNode>& master) {
   io.attempt = 0;
   if (io.transport != nullptr) {
     // Lost like any connection: on_down now, on_restored once resubscribed
-    // on the new master.
-    return Fail(absl::UnavailableError("redis: subscriber: the master moved; reconnecting"));
+    // on the new master, for a gap that starts when a sentinel last named
+    // the old master: from any moment since, the publishers (following
+    // their own monitor) may have been publishing on the new one.
+    return Fail(absl::UnavailableError("redis: subscriber: the master moved; reconnecting"),
+                sentinel_->previous_master_confirmed_at());
   }
   ++io.generation;  // a pending reconnect is moot: go now
   io.reconnect_timer.cancel();

@@ -194,12 +194,14 @@ struct SentinelMonitor::Outcome {
 
 SentinelMonitor::SentinelMonitor(asio::io_context* io, TransportFactory* factory,
                                  const RedisOptions& options, Listener listener,
-                                 absl::Duration refresh_interval)
+                                 absl::Duration refresh_interval,
+                                 absl::Duration stale_grace)
     : io_(io),
       factory_(factory),
       options_(options),
       listener_(std::move(listener)),
       refresh_interval_(refresh_interval),
+      stale_grace_(stale_grace),
       sentinels_(SentinelList(options.nodes)),
       tick_(*io) {}
 
@@ -248,9 +250,11 @@ void SentinelMonitor::Resolve() {
     return;
   }
   resolving_ = true;
+  round_pushes_ = pushes_;
   asked_ = 0;
   asking_ = preferred_ % options_.nodes.size();
   unknown_answers_ = 0;
+  stale_answers_ = 0;
   auth_error_ = absl::OkStatus();
   unreachable_ = absl::OkStatus();
   AskNext();
@@ -296,6 +300,18 @@ void SentinelMonitor::OnAnswer(Outcome outcome) {
   const size_t n = options_.nodes.size();
   switch (outcome.kind) {
     case Outcome::Kind::kAddress:
+      if (round_pushes_ != pushes_) {
+        // Asked before the latest push: older news than the master in use.
+        resolving_ = false;
+        break;
+      }
+      if (superseded_.has_value() && outcome.master == *superseded_ &&
+          absl::Now() < superseded_until_) {
+        // A sentinel that has not switched yet: ask the next one.
+        ++stale_answers_;
+        break;
+      }
+      if (superseded_.has_value() && outcome.master == master()) superseded_.reset();
       preferred_ = asking_;
       resolving_ = false;
       Publish(outcome.master, absl::OkStatus());
@@ -321,7 +337,9 @@ void SentinelMonitor::OnAnswer(Outcome outcome) {
     // verdict (no master: never fall back to any node); a refused AUTH or
     // silence leaves the master in use as it was, checked by ROLE anyway.
     resolving_ = false;
-    if (unknown_answers_ > 0) {
+    if (stale_answers_ > 0) {
+      // The sentinels that answered lag behind the push: keep its master.
+    } else if (unknown_answers_ > 0) {
       Publish(std::nullopt, absl::FailedPreconditionError(absl::StrCat(
                                 "redis: the sentinels at ", sentinels_,
                                 " know no master named \"", options_.sentinel_master,
@@ -397,14 +415,23 @@ absl::Status SentinelMonitor::OnSwitchMessage(const std::string& channel,
   // takes writes that the failover discards.
   const bool promoted = channel == "+promoted-slave";
   const size_t name = promoted ? 5 : 0, host = promoted ? 2 : 3, port_at = promoted ? 3 : 4;
-  int port = 0;
-  if (parts.size() < std::max(name, port_at) + 1 || !absl::SimpleAtoi(parts[port_at], &port) ||
-      port < 1 || port > 65535) {
+  const size_t old_host = promoted ? 6 : 1, old_port_at = promoted ? 7 : 2;
+  int port = 0, old_port = 0;
+  if (parts.size() < std::max({name, port_at, old_port_at}) + 1 ||
+      !absl::SimpleAtoi(parts[port_at], &port) || port < 1 || port > 65535 ||
+      !absl::SimpleAtoi(parts[old_port_at], &old_port) || old_port < 1 || old_port > 65535) {
     return absl::UnavailableError(
         absl::StrCat("redis: malformed ", channel, " message from a sentinel: ", payload));
   }
   if (parts[name] != options_.sentinel_master) return absl::OkStatus();
-  Publish(RedisNode{parts[host], port}, absl::OkStatus());
+  RedisNode next{parts[host], port};
+  RedisNode old{parts[old_host], old_port};
+  ++pushes_;
+  if (old != next) {
+    superseded_ = std::move(old);
+    superseded_until_ = absl::Now() + stale_grace_;
+  }
+  Publish(std::move(next), absl::OkStatus());
   return absl::OkStatus();
 }
 
@@ -415,7 +442,12 @@ void SentinelMonitor::Publish(std::optional<RedisNode> master, absl::Status erro
     absl::MutexLock lock(&mu_);
     changed = master != master_ || error.code() != error_.code() ||
               error.message() != error_.message();
-    if (master_.has_value() && master.has_value() && *master_ != *master) ++changes_;
+    if (master_.has_value() && master.has_value() && *master_ != *master) {
+      ++changes_;
+      previous_confirmed_at_ = confirmed_at_;
+    }
+    // An OK status comes with a master a sentinel named just now.
+    if (error.ok() && master.has_value()) confirmed_at_ = absl::Now();
     master_ = master;
     error_ = error;
   }
@@ -435,6 +467,11 @@ absl::Status SentinelMonitor::last_error() const {
 uint64_t SentinelMonitor::changes() const {
   absl::MutexLock lock(&mu_);
   return changes_;
+}
+
+absl::Time SentinelMonitor::previous_master_confirmed_at() const {
+  absl::MutexLock lock(&mu_);
+  return previous_confirmed_at_;
 }
 
 std::string SentinelMonitor::subscribed_to() const {

@@ -7,6 +7,12 @@
 // refresh_interval. The listener hears every change of the master's address
 // and of the monitor's error.
 //
+// The subscription outranks the questions: a push moves the master at once,
+// the answer of a question asked before the latest push is dropped, and after
+// a push naming old -> new an answer naming the old master again (a sentinel
+// that has not switched yet) is passed over for `stale_grace` or until a
+// sentinel names the new one; only another push moves back to it sooner.
+//
 // Thread-safety: Start, Refresh and Shutdown run on the io_context's single
 // thread, where the listener is called too; master(), last_error(),
 // changes() and subscribed_to() may be called from any thread.
@@ -51,7 +57,8 @@ class SentinelMonitor {
   // sentinels, TLS included) outlive the monitor; options.nodes is not empty.
   SentinelMonitor(boost::asio::io_context* io, TransportFactory* factory,
                   const RedisOptions& options, Listener listener,
-                  absl::Duration refresh_interval = absl::Seconds(5));
+                  absl::Duration refresh_interval = absl::Seconds(5),
+                  absl::Duration stale_grace = absl::Seconds(60));
   ~SentinelMonitor();
   SentinelMonitor(const SentinelMonitor&) = delete;
   SentinelMonitor& operator=(const SentinelMonitor&) = delete;
@@ -68,6 +75,10 @@ class SentinelMonitor {
   absl::Status last_error() const;
   uint64_t changes() const;          // master address changes after the first
   std::string subscribed_to() const;  // "host:port" of the +switch-master link, "" if none
+  // When a sentinel last named the master in use before the latest move
+  // (InfinitePast before any move): the old master may have stopped being
+  // the master at any moment since.
+  absl::Time previous_master_confirmed_at() const;
 
  private:
   class Link;
@@ -87,6 +98,7 @@ class SentinelMonitor {
   const RedisOptions options_;
   const Listener listener_;
   const absl::Duration refresh_interval_;
+  const absl::Duration stale_grace_;
   const std::string sentinels_;  // "h1:p1,h2:p2" for messages
 
   // I/O thread only.
@@ -97,6 +109,7 @@ class SentinelMonitor {
   size_t asked_ = 0;            // sentinels asked in this round
   size_t preferred_ = 0;        // where the next round starts (the last that answered)
   int unknown_answers_ = 0;     // this round: sentinels that do not know the name
+  int stale_answers_ = 0;       // this round: sentinels naming superseded_
   absl::Status auth_error_;     // this round: a refused AUTH
   absl::Status unreachable_;    // this round: the last transport failure
   std::shared_ptr<Link> query_;
@@ -104,6 +117,10 @@ class SentinelMonitor {
   size_t subscription_index_ = 0;
   bool subscribed_ = false;     // the SUBSCRIBE was confirmed
   int pings_owed_ = 0;          // on the subscription
+  uint64_t pushes_ = 0;         // master moves heard on the subscription
+  uint64_t round_pushes_ = 0;   // pushes_ when this round began
+  std::optional<RedisNode> superseded_;  // the old master of the latest push
+  absl::Time superseded_until_;          // ... passed over in answers until then
   boost::asio::steady_timer tick_;
 
   // Shared with other threads.
@@ -112,6 +129,8 @@ class SentinelMonitor {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
   std::string subscribed_to_ ABSL_GUARDED_BY(mu_);
+  absl::Time confirmed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time previous_confirmed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // "host:port".

@@ -242,7 +242,11 @@ void FailoverUnderLoad(RedisSentinelSet& set, const std::string& what,
   }
   std::cout << "[" << what << "] " << writes.size() << " writes, " << failed
             << " failed UNAVAILABLE, slowest call " << slowest << "\n";
-  EXPECT_LT(slowest, options.command_timeout + absl::Milliseconds(500));
+  // The code bounds a call by the command timeout; the margin is the
+  // scheduling of a loaded 2-core machine, not a latency target.
+  EXPECT_LT(slowest, options.command_timeout + absl::Seconds(2));
+  // One move: answers of sentinels that had not switched yet never take the
+  // client back to the old master.
   EXPECT_EQ(client->stats().master_changes, 1u);
   EXPECT_EQ(metrics.changes.load(), 1);
 
@@ -412,7 +416,8 @@ TEST(RedisSentinelTest, LeavesAMasterDemotedUnderIt) {
 TEST(RedisSentinelTest, UnknownMasterNameIsAClearErrorAndNeverFallsBack) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  auto client = Client(set->url(), SentinelOptions("nosuchmaster"));
+  const RedisOptions options = SentinelOptions("nosuchmaster");
+  auto client = Client(set->url(), options);
   ASSERT_NE(client, nullptr);
   EXPECT_FALSE(client->WaitConnected(absl::Seconds(2)));
   const absl::Status error = client->last_error();
@@ -421,7 +426,8 @@ TEST(RedisSentinelTest, UnknownMasterNameIsAClearErrorAndNeverFallsBack) {
   EXPECT_TRUE(absl::StrContains(error.message(), "REDIS_SENTINEL_MASTER")) << error;
   const absl::Time start = absl::Now();
   absl::StatusOr<Reply> refused = client->Call({"SET", "x", "1"});
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));  // fails fast
+  // Fails fast: refused at once, not after waiting the command timeout out.
+  EXPECT_LT(absl::Now() - start, options.command_timeout / 2);
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "nosuchmaster")) << refused.status();
   EXPECT_TRUE(client->topology().master.empty());
@@ -535,46 +541,80 @@ TEST(RedisSentinelTest, SubscriptionMovesWhenItsSentinelDies) {
   EXPECT_EQ(set->node(*now).Cli({"GET", "k"}).out, "w\n");
 }
 
+// What a RedisSubscriber heard: its messages and the loss windows it reported.
+class Heard {
+ public:
+  redis::RedisSubscriber::Callbacks Callbacks() {
+    redis::RedisSubscriber::Callbacks callbacks;
+    callbacks.on_message = [this](std::string_view, std::string_view payload) {
+      absl::MutexLock lock(&mu_);
+      got_.emplace_back(payload);
+    };
+    callbacks.on_restored = [this](absl::Time since, absl::Time until) {
+      absl::MutexLock lock(&mu_);
+      gaps_.emplace_back(since, until);
+    };
+    return callbacks;
+  }
+  bool Has(const std::string& payload) const {
+    absl::MutexLock lock(&mu_);
+    return std::find(got_.begin(), got_.end(), payload) != got_.end();
+  }
+  std::vector<std::pair<absl::Time, absl::Time>> gaps() const {
+    absl::MutexLock lock(&mu_);
+    return gaps_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> got_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<absl::Time, absl::Time>> gaps_ ABSL_GUARDED_BY(mu_);
+};
+
+// A subscriber on the set's master, following it through the sentinels,
+// with `channel` subscribed and confirmed and the first window reported
+// (nullptr + a failure otherwise).
+std::unique_ptr<redis::RedisSubscriber> SubscribedOn(RedisSentinelSet& set, Heard& heard,
+                                                     const std::string& channel) {
+  absl::StatusOr<RedisOptions> options = redis::ParseRedisUrl(set.url(), SentinelOptions());
+  EXPECT_TRUE(options.ok()) << options.status();
+  if (!options.ok()) return nullptr;
+  auto sub = redis::RedisSubscriber::Create(*options, heard.Callbacks());
+  EXPECT_TRUE(sub.ok()) << sub.status();
+  if (!sub.ok()) return nullptr;
+  EXPECT_TRUE(WaitFor([&] { return (*sub)->connected(); }));
+  absl::Notification subscribed;
+  absl::Status status;
+  (*sub)->Subscribe({channel}, [&](absl::Status s) {
+    status = s;
+    subscribed.Notify();
+  });
+  EXPECT_TRUE(subscribed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(status.ok()) << status;
+  // The first subscription reports the window since Create() as well.
+  EXPECT_TRUE(WaitFor([&] { return !heard.gaps().empty(); }));
+  if (!status.ok() || !(*sub)->connected()) return nullptr;
+  return *std::move(sub);
+}
+
 // The realtime subscriber's own connection follows the master too: after a
 // failover it subscribes again on the new master, never on the demoted one.
 TEST(RedisSentinelTest, SubscriberFollowsTheMaster) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
-  absl::StatusOr<RedisOptions> options = redis::ParseRedisUrl(set->url(), SentinelOptions());
-  ASSERT_TRUE(options.ok()) << options.status();
-  absl::Mutex mu;
-  std::vector<std::string> got;
-  std::atomic<int> restores{0};
-  redis::RedisSubscriber::Callbacks callbacks;
-  callbacks.on_message = [&](std::string_view, std::string_view payload) {
-    absl::MutexLock lock(&mu);
-    got.emplace_back(payload);
-  };
-  callbacks.on_restored = [&](absl::Time, absl::Time) { restores.fetch_add(1); };
-  auto has = [&](const std::string& payload) {
-    absl::MutexLock lock(&mu);
-    return std::find(got.begin(), got.end(), payload) != got.end();
-  };
-  auto sub = redis::RedisSubscriber::Create(*options, callbacks);
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  absl::Notification subscribed;
-  absl::Status subscribe_status;
-  ASSERT_TRUE(WaitFor([&] { return (*sub)->connected(); }));
-  (*sub)->Subscribe({"chan"}, [&](absl::Status s) {
-    subscribe_status = s;
-    subscribed.Notify();
-  });
-  ASSERT_TRUE(subscribed.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  ASSERT_TRUE(subscribe_status.ok()) << subscribe_status;
+  Heard heard;
+  auto sub = SubscribedOn(*set, heard, "chan");
+  ASSERT_NE(sub, nullptr);
+  auto has = [&](const std::string& payload) { return heard.Has(payload); };
   EXPECT_EQ(set->node(0).Cli({"PUBSUB", "NUMSUB", "chan"}).out, "chan\n1\n");
   set->node(0).Cli({"PUBLISH", "chan", "before"});
   ASSERT_TRUE(WaitFor([&] { return has("before"); }));
 
-  const int restored_before = restores.load();
+  const size_t restored_before = heard.gaps().size();
   ASSERT_EQ(set->SentinelCli(0, {"SENTINEL", "FAILOVER", "mymaster"}).out, "OK\n");
   absl::StatusOr<int> now = set->WaitNewMaster(0, absl::Seconds(30));
   ASSERT_TRUE(now.ok()) << now.status();
-  ASSERT_TRUE(WaitFor([&] { return restores.load() > restored_before && (*sub)->connected(); },
+  ASSERT_TRUE(WaitFor([&] { return heard.gaps().size() > restored_before && sub->connected(); },
                       absl::Seconds(10)));
   EXPECT_EQ(set->node(*now).Cli({"PUBSUB", "NUMSUB", "chan"}).out, "chan\n1\n");
   set->node(*now).Cli({"PUBLISH", "chan", "after"});
@@ -583,6 +623,70 @@ TEST(RedisSentinelTest, SubscriberFollowsTheMaster) {
   EXPECT_EQ(set->node(0).Cli({"PUBSUB", "NUMSUB", "chan"}).out, "chan\n0\n");
   std::string clients;
   EXPECT_EQ(ForeignClients(set->node(0), &clients), 0) << clients;
+}
+
+// Messages published through a client during a failover reach a subscriber
+// that follows the master on its own, or fall inside a gap it reports: its
+// gap starts when a sentinel last named the old master, not when it noticed
+// the move, so the window in which the client already publishes on the new
+// master while the subscriber still listens on the old one is covered.
+TEST(RedisSentinelTest, SubscriberGapCoversTheSwitch) {
+  auto set = StartSet();
+  ASSERT_NE(set, nullptr);
+  Heard heard;
+  auto sub = SubscribedOn(*set, heard, "room");
+  ASSERT_NE(sub, nullptr);
+  auto client = ConnectedClient(set->url(), SentinelOptions());
+  ASSERT_NE(client, nullptr);
+  const size_t gaps_before = heard.gaps().size();
+
+  struct Sent {
+    std::string payload;
+    absl::Time start, end;
+  };
+  std::vector<Sent> sent;
+  const std::string old_master = Port(set->node(0).port());
+  ASSERT_EQ(client->topology().master, old_master);
+  ASSERT_EQ(set->SentinelCli(0, {"SENTINEL", "FAILOVER", "mymaster"}).out, "OK\n");
+  // Publish from the trigger on until both sides have left the old master
+  // and the subscriber has reported its gap (bounded by a deadline).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (int i = 0; absl::Now() < deadline; ++i) {
+    Sent s{absl::StrCat("m", i), absl::Now(), absl::Time()};
+    absl::StatusOr<Reply> r = client->Call({"PUBLISH", "room", s.payload});
+    s.end = absl::Now();
+    if (r.ok()) sent.push_back(s);
+    const bool settled = heard.gaps().size() > gaps_before;
+    const std::string master = client->topology().master;
+    if (settled && !master.empty() && master != old_master && sub->connected()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // publish pacing
+  }
+  ASSERT_FALSE(sent.empty());
+  absl::StatusOr<int> now = set->WaitNewMaster(0, absl::Seconds(30));
+  ASSERT_TRUE(now.ok()) << now.status();
+  ASSERT_EQ(client->topology().master, Port(set->node(*now).port()));
+  // The last messages were published with both on the new master.
+  ASSERT_TRUE(client->Call({"PUBLISH", "room", "last"}).ok());
+  ASSERT_TRUE(WaitFor([&] { return heard.Has("last"); }));
+  const std::vector<std::pair<absl::Time, absl::Time>> gaps = heard.gaps();
+  ASSERT_GT(gaps.size(), gaps_before);
+  int received = 0, in_gap = 0;
+  for (const Sent& s : sent) {
+    if (heard.Has(s.payload)) {
+      ++received;
+      continue;
+    }
+    bool covered = false;
+    for (size_t g = gaps_before; g < gaps.size(); ++g) {
+      covered |= gaps[g].first <= s.end && s.start <= gaps[g].second;
+    }
+    EXPECT_TRUE(covered) << s.payload << " published " << s.start << ".." << s.end
+                         << ", neither received nor inside a reported gap (first gap "
+                         << gaps[gaps_before].first << ".." << gaps[gaps_before].second << ")";
+    in_gap += covered ? 1 : 0;
+  }
+  std::cout << "[switch] " << sent.size() << " published, " << received << " received, "
+            << in_gap << " lost inside a reported gap\n";
 }
 
 }  // namespace
