@@ -385,9 +385,13 @@ redis_cli() {
 }
 # redis_ready [K]: data node K answers.
 redis_ready() { redis_cli "$(redis_port "${1:-1}")" ping | grep -q PONG; }
-# sentinel_ready K: sentinel K knows the master.
+# sentinel_ready K: sentinel K knows the master and has found its replica
+# (before that, a failover answers NOGOODSLAVE).
 sentinel_ready() {
-  redis_cli "$(sentinel_port "$1")" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | grep -q 127.0.0.1
+  local port
+  port="$(sentinel_port "$1")"
+  redis_cli "$port" sentinel get-master-addr-by-name "$SENTINEL_MASTER" | grep -q 127.0.0.1 &&
+    redis_cli "$port" sentinel master "$SENTINEL_MASTER" | grep -A1 -x num-slaves | tail -n 1 | grep -qx '[1-9]'
 }
 # cluster_ok: every Cluster node says the cluster is up (all slots served).
 cluster_ok() {

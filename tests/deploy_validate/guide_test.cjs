@@ -26,6 +26,14 @@ const DEPLOYMENT_VARIABLES = new Set([
   ...['compose.sh'].flatMap((f) => [...read('deploy', 'compose', f).matchAll(/\$\{([A-Z][A-Z0-9_]+)/g)].map((m) => m[1])),
   ...[...read('deploy', 'k8s', 'examples', 'secret.example.yaml').matchAll(/^#\s+([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]),
 ]);
+// Names the API itself defines (enum values of proto/stateside/v1/*.proto,
+// such as a Gap's REDIS_DISCONNECTED): the guide may quote them; they are no
+// settings.
+const API_NAMES = new Set(
+  fs.readdirSync(src('proto', 'stateside', 'v1'))
+    .filter((f) => f.endsWith('.proto'))
+    .flatMap((f) => [...read('proto', 'stateside', 'v1', f).matchAll(/^\s+([A-Z][A-Z0-9_]+) = \d+;/gm)]
+      .map((m) => m[1])));
 // An upper-case name not followed by ".md" (docs/REDIS_KEYS.md is a file).
 const SETTING = /\b(STATESIDE_[A-Z0-9_]+|SESSION_[A-Z0-9_]+|RADAR_[A-Z0-9_]+|REDIS_[A-Z0-9_]+|USE_REDIS_SESSIONS|INSTANCE_ID|OPT_OUT_TTL)\b(?!\.md)/g;
 // Files the user creates from the guide's instructions.
@@ -47,7 +55,7 @@ test('the programs list their settings (sanity of the sources this test reads)',
 
 function unknownSettings(text) {
   return [...new Set([...text.matchAll(SETTING)].map((m) => m[1]))]
-      .filter((s) => !PROGRAM_SETTINGS.has(s) && !DEPLOYMENT_VARIABLES.has(s));
+      .filter((s) => !PROGRAM_SETTINGS.has(s) && !DEPLOYMENT_VARIABLES.has(s) && !API_NAMES.has(s));
 }
 function missingPaths(text) {
   const paths = [...text.matchAll(/(?<![\w/.-])((?:deploy|scripts|docs|tests|sidecar|client|app)\/[A-Za-z0-9_./-]*[A-Za-z0-9_])/g)]
@@ -58,6 +66,8 @@ function missingPaths(text) {
 test('the checks below catch a setting and a path that do not exist', () => {
   const text = 'Set `STATESIDE_PRESTOP_DELAY` and `STATESIDE_PRE_STOP_DELAY`, see docs/REDIS_KEYS.md and deploy/k8s/nope.yaml.';
   assert.deepEqual(unknownSettings(text), ['STATESIDE_PRE_STOP_DELAY']);
+  // An enum value of the API is quoted freely; a made-up name next to it is not.
+  assert.deepEqual(unknownSettings('a `Gap{REDIS_DISCONNECTED}` and REDIS_DISCONNECTD'), ['REDIS_DISCONNECTD']);
   assert.deepEqual(missingPaths(text), ['deploy/k8s/nope.yaml']);
 });
 

@@ -124,9 +124,16 @@ TEST_F(TopologyE2eTest, SentinelSetServesSessionsAndRoomsAcrossAFailover) {
   RoomCrossesPods(*cluster, "before");
 
   // The sentinels promote the replica (port+2); every pod follows it.
-  RunResult failover = SentinelCli(*cluster, 1, {"sentinel", "failover", "stateside"});
-  ASSERT_EQ(failover.exit_status, 0) << failover.out << failover.err;
-  ASSERT_NE(failover.out.find("OK"), std::string::npos) << failover.out << failover.err;
+  // NOGOODSLAVE while the replica's link to the master is still settling:
+  // asked again until the sentinel takes it.
+  RunResult failover;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        failover = SentinelCli(*cluster, 1, {"sentinel", "failover", "stateside"});
+        return failover.exit_status == 0 && failover.out.find("OK") != std::string::npos;
+      },
+      absl::Seconds(30), absl::Milliseconds(200)))
+      << failover.out << failover.err;
   const std::string replica = absl::StrCat(cluster->nginx_port() + 2);
   ASSERT_TRUE(WaitFor(
       [&] {

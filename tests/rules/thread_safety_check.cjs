@@ -35,18 +35,20 @@ try {
 }
 const root = path.resolve(process.env.STATESIDE_SOURCE_DIR || path.join(__dirname, '..', '..'));
 
-// Each entry's arguments minus the launcher, the compiler and the output.
-function argumentsOf(entry) {
-  const words = entry.arguments || entry.command.split(/\s+/).filter(Boolean);
+// Each entry's command line for clang: the launcher and the compiler
+// replaced, the output dropped. CMake writes `command` as a shell line (with
+// its escapes: -DSTATESIDE_VERSION=\"0.1.0\"), so it is run by sh.
+function commandOf(entry) {
+  const words = entry.command.split(/\s+/).filter(Boolean);
   let i = 0;
   while (i < words.length && !words[i].startsWith('-')) i++;
-  const out = [];
+  const out = [CLANG];
   for (let j = i; j < words.length; j++) {
     if (words[j] === '-o' || words[j] === '-MF' || words[j] === '-MT') { j++; continue; }
     if (words[j] === '-MD') continue;
     out.push(words[j]);
   }
-  return out;
+  return out.concat(FLAGS).join(' ');
 }
 
 const units = JSON.parse(fs.readFileSync(db, 'utf8')).filter((e) => {
@@ -60,7 +62,7 @@ function runOne() {
   if (next >= units.length) return Promise.resolve();
   const entry = units[next++];
   return new Promise((resolve) => {
-    const child = spawn(CLANG, [...argumentsOf(entry), ...FLAGS], { cwd: entry.directory });
+    const child = spawn('sh', ['-c', commandOf(entry)], { cwd: entry.directory });
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
     child.on('close', (code) => {
