@@ -90,16 +90,14 @@ Client::Impl::Impl(ClientOptions o) : options(std::move(o)) {
   if (options.streams > 0) {
     // Each stream on a connection of its own (MakeChannel does not share
     // subchannels), so that one busy stream does not queue behind another.
-    std::vector<std::shared_ptr<::grpc::Channel>> channels;
     for (int i = 0; i < options.streams; ++i) {
-      channels.push_back(client_internal::MakeChannel(options));
+      stream_channels.push_back(client_internal::MakeChannel(options));
       // Start connecting now, in the background, so that the first call does
-      // not pay for the connection (the main channel is connected by
-      // WaitUntilReady).
-      channels.back()->GetState(/*try_to_connect=*/true);
+      // not pay for the connection (WaitUntilReady waits for all of them).
+      stream_channels.back()->GetState(/*try_to_connect=*/true);
     }
     pipe = std::make_unique<client_internal::PipeTransport>(
-        channels, static_cast<size_t>(options.max_calls_per_stream), unary.get(), &timer);
+        stream_channels, static_cast<size_t>(options.max_calls_per_stream), unary.get(), &timer);
     sessions = pipe.get();
   }
   runner = std::make_unique<client_internal::CallRunner>(&options, sessions, &timer,
@@ -133,7 +131,7 @@ absl::Status Client::Impl::WaitUntilReady() {
     if (status.ok()) {
       const ServingStatus serving =
           client_internal::ServingStatusFromProto(response.status());
-      if (serving == ServingStatus::kServing) return absl::OkStatus();
+      if (serving == ServingStatus::kServing) return WaitForStreamChannels(deadline);
       answered = true;
       last = absl::UnavailableError(
           absl::StrCat("health is ", Sv(ServingStatusName(serving))));
@@ -155,6 +153,18 @@ absl::Status Client::Impl::WaitUntilReady() {
       "sidecar at unix:", options.socket_path, " not ready within ",
       absl::FormatDuration(options.ready_timeout), ": ",
       absl::StatusCodeToString(last.code()), ": ", last.message()));
+}
+
+absl::Status Client::Impl::WaitForStreamChannels(absl::Time deadline) {
+  for (size_t i = 0; i < stream_channels.size(); ++i) {
+    if (!stream_channels[i]->WaitForConnected(absl::ToChronoTime(deadline))) {
+      return absl::UnavailableError(absl::StrCat(
+          "sidecar at unix:", options.socket_path, " is SERVING but stream connection ",
+          i + 1, " of ", stream_channels.size(), " did not connect within ",
+          absl::FormatDuration(options.ready_timeout)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {

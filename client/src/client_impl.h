@@ -8,10 +8,12 @@
 #include <grpcpp/channel.h>
 
 #include <memory>
+#include <vector>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "client/src/call_runner.h"
 #include "client/src/pipe_transport.h"
 #include "client/src/realtime_internal.h"
@@ -31,6 +33,8 @@ struct Client::Impl {
 
   ClientOptions options;
   std::shared_ptr<::grpc::Channel> channel;
+  // One connection per Pipe stream (empty when options.streams is 0).
+  std::vector<std::shared_ptr<::grpc::Channel>> stream_channels;
   std::unique_ptr<v1::LifecycleService::Stub> lifecycle;
   std::unique_ptr<::grpc::health::v1::Health::Stub> health;
   std::unique_ptr<client_internal::RealtimeCalls> realtime;
@@ -59,6 +63,12 @@ struct Client::Impl {
   }
 
   absl::Status WaitUntilReady();
+  // The stream connections were started with the client, perhaps before the
+  // sidecar listened: one that failed then waits out its reconnect backoff
+  // (up to a second, MakeChannel), and a call on it fails at once with
+  // UNAVAILABLE. Once the sidecar is SERVING, waits (until `deadline`) for
+  // each to connect.
+  absl::Status WaitForStreamChannels(absl::Time deadline);
 
   // Runs `call` (an argument error: returned as is) and turns its result
   // into a T with `parse`.

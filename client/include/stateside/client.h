@@ -5,7 +5,8 @@
 // - Transport: gRPC over the sidecar's Unix socket (ClientOptions::socket_path,
 //   default $STATESIDE_SOCKET, else /tmp/stateside/stateside.sock).
 // - Start: Connect() waits, at most ready_timeout, until the sidecar's
-//   grpc.health.v1 status is SERVING; if it never is, Connect fails with
+//   grpc.health.v1 status is SERVING and each stream's connection is made
+//   (the app may start before its sidecar); if not, Connect fails with
 //   UNAVAILABLE naming the last cause. (wait_until_ready = false skips this:
 //   Connect then does no I/O and never fails for a missing sidecar.)
 // - Deadlines: every method has one deadline, call_timeout from the moment it

@@ -707,5 +707,33 @@ TEST_F(ClientStreamTest, ACallLargerThanTheAnnouncedLimitFailsAloneUnsent) {
   EXPECT_EQ(fake_->streams_opened(), 1);
 }
 
+// The app may start before its sidecar (same pod): each stream's connection
+// is first tried while the socket does not exist yet, and waits out a
+// reconnect backoff after that. Connect returns only once every stream can
+// carry a call, so the first calls, Creates that are never retried, succeed
+// on every stream.
+TEST(ClientStartupTest, CallsRightAfterConnectSucceedWhenTheSidecarStartedLate) {
+  ::stateside::testing::TempDir dir;
+  ClientOptions o;
+  o.socket_path = dir.File("late.sock");
+  o.ready_timeout = absl::Seconds(30);
+  o.call_timeout = absl::Seconds(20);
+  o.streams = 4;
+  absl::StatusOr<std::unique_ptr<Client>> connected = absl::UnknownError("not run");
+  std::thread connect([&] { connected = Client::Connect(o); });
+  // The sidecar starts late: the delay is the scenario, not a wait for an
+  // event (the client's failed attempts cannot be observed from here).
+  absl::SleepFor(absl::Milliseconds(300));
+  auto fake = FakePipeSidecar::Start(o.socket_path);
+  connect.join();
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  for (int lane = 0; lane < o.streams; ++lane) {
+    auto created = (*connected)->CreateSession(absl::StrCat("user-", lane), {});
+    EXPECT_TRUE(created.ok()) << "call " << lane << ": " << created.status();
+  }
+  EXPECT_EQ((*fake)->streams_opened(), o.streams);
+}
+
 }  // namespace
 }  // namespace stateside
