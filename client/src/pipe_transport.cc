@@ -58,13 +58,18 @@ absl::Status StreamEnded(const ::grpc::Status& status) {
 
 }  // namespace
 
-// One Pipe stream. Owned by its lane, which guards every field below the
-// buffers with its mutex; `in` belongs to the read in flight and `out` to the
-// write in flight (each untouched by others until its reaction).
+// One Pipe stream. Owned by its lane, whose mutex (`mu`) guards every field
+// below the buffers: the lane's code asserts it holds `mu` through the
+// stream (stream->mu.AssertHeld()) before it touches one, which tells the
+// analysis that the two are the same mutex, and absl fails at run time if
+// the mutex is not held.
+// `in` belongs to the read in flight and `out` to the write in flight (each
+// untouched by others until its reaction).
 class PipeTransport::Stream final
     : public ::grpc::ClientBidiReactor<v1::PipeRequest, v1::PipeResponse> {
  public:
-  Stream(Lane* lane, v1::SessionService::Stub* stub) : lane_(lane) {
+  Stream(Lane* lane, absl::Mutex& lane_mu, v1::SessionService::Stub* stub)
+      : mu(lane_mu), lane_(lane) {
     stub->async()->Pipe(&context, this);
   }
 
@@ -88,18 +93,20 @@ class PipeTransport::Stream final
   v1::PipeResponse in;
   v1::PipeRequest out;
 
-  // Guarded by the lane's mutex.
-  std::vector<uint64_t> queued;  // ids of calls waiting for the next write
+  absl::Mutex& mu;  // the lane's
+  // ids of calls waiting for the next write
+  std::vector<uint64_t> queued ABSL_GUARDED_BY(mu);
   // The largest message the sidecar accepts; 0 until its initial metadata
   // is read (no write before).
-  size_t max_message_bytes = 0;
-  bool announced = false;        // the sidecar named it (else single calls
-                                 // are its to judge)
-  bool writing = false;          // `out` is in flight
-  bool ended = false;            // no more writes: a read or write failed
-  bool hold_removed = false;
-  bool answered = false;  // the sidecar answered at least one call: it has Pipe
-  bool done = false;      // OnDone has finished
+  size_t max_message_bytes ABSL_GUARDED_BY(mu) = 0;
+  // The sidecar named it (else single calls are its to judge).
+  bool announced ABSL_GUARDED_BY(mu) = false;
+  bool writing ABSL_GUARDED_BY(mu) = false;  // `out` is in flight
+  bool ended ABSL_GUARDED_BY(mu) = false;    // no more writes: a read or write failed
+  bool hold_removed ABSL_GUARDED_BY(mu) = false;
+  // The sidecar answered at least one call: it has Pipe.
+  bool answered ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;  // OnDone has finished
 
  private:
   Lane* const lane_;
@@ -197,8 +204,12 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
           " calls (ClientOptions::max_calls_per_stream)"));
     } else {
       if (current_ == nullptr) {
-        std::erase_if(streams_, [](const std::unique_ptr<Stream>& s) { return s->done; });
-        streams_.push_back(std::make_unique<Stream>(this, stub_.get()));
+        std::erase_if(streams_, [this](const std::unique_ptr<Stream>& s) {
+          mu_.AssertHeld();  // the lambda runs here, under the lock
+          s->mu.AssertHeld();
+          return s->done;
+        });
+        streams_.push_back(std::make_unique<Stream>(this, mu_, stub_.get()));
         current_ = fresh = streams_.back().get();
         ++live_;
       }
@@ -211,6 +222,7 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
       pending.stream = current_;
       // Lock order: a lane's mutex, then the timer's (Expire runs unlocked).
       pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+      current_->mu.AssertHeld();  // the lane's mu_: tells the analysis
       current_->queued.push_back(id);
       if (TakeBatchLocked(current_, &too_large)) write = current_;
     }
@@ -237,6 +249,7 @@ void PipeTransport::Lane::OnInitialMetadata(Stream* stream, bool ok) {
   bool write = false;
   {
     absl::MutexLock lock(&mu_);
+    stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
     // Without metadata the stream is ending: OnDone fails its calls.
     if (!ok) return;
     if (announced > 0) max_message_bytes_ = announced;
@@ -250,6 +263,7 @@ void PipeTransport::Lane::OnInitialMetadata(Stream* stream, bool ok) {
 
 bool PipeTransport::Lane::TakeBatchLocked(
     Stream* stream, std::vector<std::pair<OutcomeCallback, Outcome>>* refused) {
+  stream->mu.AssertHeld();
   if (stream->writing || stream->ended || stream->queued.empty() ||
       stream->max_message_bytes == 0) {
     return false;
@@ -295,6 +309,7 @@ bool PipeTransport::Lane::TakeBatchLocked(
 }
 
 bool PipeTransport::Lane::EndLocked(Stream* stream) {
+  stream->mu.AssertHeld();
   stream->ended = true;
   if (current_ == stream) current_ = nullptr;
   // A write in flight keeps the hold until its OnWriteDone: Start may be
@@ -309,6 +324,7 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
     bool remove_hold;
     {
       absl::MutexLock lock(&mu_);
+      stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
       remove_hold = EndLocked(stream);
     }
     if (remove_hold) stream->RemoveHold();
@@ -318,6 +334,7 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
   finished.reserve(static_cast<size_t>(stream->in.results_size()));
   {
     absl::MutexLock lock(&mu_);
+    stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
     stream->answered = true;
     for (v1::PipeResult& result : *stream->in.mutable_results()) {
       auto it = pending_.find(result.id());
@@ -345,6 +362,7 @@ void PipeTransport::Lane::OnWriteDone(Stream* stream, bool ok) {
   std::vector<std::pair<OutcomeCallback, Outcome>> too_large;
   {
     absl::MutexLock lock(&mu_);
+    stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
     stream->writing = false;
     if (!ok || stream->ended) {
       remove_hold = EndLocked(stream);
@@ -363,6 +381,7 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
   bool shut_down;
   {
     absl::MutexLock lock(&mu_);
+    stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
     stream->ended = true;
     if (current_ == stream) current_ = nullptr;
     shut_down = shut_down_;
@@ -394,6 +413,7 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
   }
   // Last: Shutdown waits for this, and the lane may then free the stream.
   absl::MutexLock lock(&mu_);
+  stream->mu.AssertHeld();  // the lane's mu_: tells the analysis
   stream->done = true;
   --live_;
 }
@@ -419,6 +439,7 @@ void PipeTransport::Lane::Shutdown() {
     shut_down_ = true;
     // Streams are freed only by Start, which refuses from now on.
     for (const auto& s : streams_) {
+      s->mu.AssertHeld();  // the lane's mu_: tells the analysis
       if (!s->done) open.push_back(s.get());
     }
   }

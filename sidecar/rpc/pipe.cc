@@ -235,6 +235,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
 }
 
 void PipeReactor::OnWriteDone(bool ok) {
+  write_owner_.Release();
   Next next;
   {
     absl::MutexLock lock(&mu_);
@@ -274,6 +275,7 @@ PipeReactor::Next PipeReactor::NextLocked() {
   Next next;
   if (finished_) return next;
   if (!writing_ && !ready_.empty() && !cancelled_) {
+    write_owner_.Acquire();
     // What is ready goes in this one message, up to kMaxWriteBytes (at least
     // one result): the client's receive limit must hold for a batch too.
     batch_.Clear();
@@ -289,7 +291,7 @@ PipeReactor::Next PipeReactor::NextLocked() {
     ready_bytes_ -= bytes;
     ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n));
     in_write_ = n;
-    writing_ = true;  // batch_ and write_buffer_ are the caller's until OnWriteDone
+    writing_ = true;
     next.write = true;
   }
   if (!reading_ && !read_closed_ && !cancelled_ && outstanding_ < max_outstanding_ &&
@@ -309,6 +311,7 @@ PipeReactor::Next PipeReactor::NextLocked() {
 
 void PipeReactor::Do(const Next& next) {
   if (next.write) {
+    write_owner_.AssertHeld();
     // Serialized outside the lock: completions need not wait for it.
     bool own_buffer = false;
     write_buffer_.Clear();  // the serializer wants an empty buffer

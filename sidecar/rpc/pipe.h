@@ -47,6 +47,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/common/single_owner.h"
 #include "sidecar/rpc/operations.h"
 #include "stateside/v1/session.pb.h"
 
@@ -117,8 +118,11 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // Ids of the calls dispatched and not yet completed: a second call with
   // one of them is refused (its answer would be indistinguishable).
   absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
-  // The write in flight and the results it carries: filled and serialized
-  // by the thread that set writing_, untouched until OnWriteDone.
+  // The write in flight and the results it carries: owned by the write, not
+  // locked — filled by NextLocked when it sets writing_ (Acquire),
+  // serialized and sent by Do (AssertHeld), untouched until OnWriteDone
+  // (Release).
+  SingleOwner write_owner_;
   grpc::ByteBuffer write_buffer_;
   v1::PipeResponse batch_;
   size_t in_write_ ABSL_GUARDED_BY(mu_) = 0;     // results in that write

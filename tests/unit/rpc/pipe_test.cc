@@ -345,7 +345,9 @@ TEST_F(PipeTest, ADuplicateIdInFlightIsRefusedAndTheFirstCallRuns) {
   for (const auto& r : results) {
     EXPECT_EQ(r.id(), 9u);
     codes.insert(r.code());
-    if (r.code() != 0) EXPECT_THAT(r.message(), ::testing::HasSubstr("already in flight"));
+    if (r.code() != 0) {
+      EXPECT_THAT(r.message(), ::testing::HasSubstr("already in flight"));
+    }
   }
   EXPECT_EQ(codes, (std::multiset<int>{0, grpc::StatusCode::INVALID_ARGUMENT}));
   v1::GetSessionRequest get;
