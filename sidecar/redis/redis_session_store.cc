@@ -195,9 +195,14 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   batch.back().durable = true;  // acknowledged: WAIT for replicas if configured
   // The index entry rides in the same round trip. Should the id turn out to
   // be taken, the entry is harmless: a listing checks each member's record.
+  // It is acknowledged with the session, so it waits for the replicas too:
+  // on Cluster it lives on another node, whose WAIT the session's does not
+  // cover, and a session missing from its user's index would outlive a
+  // "log out everywhere".
   if (!s.user_tag.empty()) {
     batch.push_back(index_add_->Call({UserIndexKey(s.user_tag)},
                                      {Micros(now), s.id, Micros(s.absolute_expiry)}));
+    batch.back().durable = true;
   }
   std::vector<absl::StatusOr<Reply>> results = client_->CallBatch(std::move(batch));
   for (const auto& r : results) RETURN_IF_ERROR(r.status());
