@@ -384,6 +384,9 @@ absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl
   std::vector<RedisCommand> batch;
   batch.push_back(RedisCommand({"INCR", UserEpochKey(user_tag)}));
   batch.push_back(RedisCommand({"PEXPIRE", UserEpochKey(user_tag), TtlMillis(until, now)}));
+  // A revocation the caller was told of must survive a failover: the WAIT
+  // after the second command covers both (one key, one connection).
+  batch.back().durable = true;
   for (const auto& r : client_->CallBatch(std::move(batch))) RETURN_IF_ERROR(r.status());
   return absl::OkStatus();
 }
