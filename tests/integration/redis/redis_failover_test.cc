@@ -29,7 +29,13 @@
 // switch window: Sentinel's FAILOVER promotes the replica without pausing
 // the master, and the old master accepts writes until the client follows
 // the new one). The durable store cannot be acknowledged in that window:
-// the old master's only replica has left it, so WAIT fails.
+// the old master's only replica has left it, so WAIT fails. The report
+// also says how many of the ids last acknowledged in that window (after
+// the promotion, before the client had followed) were lost: most of them,
+// the rest reached the new master. So the count is the write rate times a
+// window of about a second (the sentinels announce a promotion when they
+// next read the replica's INFO): paced here, thousands for a writer that
+// is not.
 #include <algorithm>
 #include <atomic>
 #include <functional>
