@@ -195,9 +195,14 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   batch.back().durable = true;  // acknowledged: WAIT for replicas if configured
   // The index entry rides in the same round trip. Should the id turn out to
   // be taken, the entry is harmless: a listing checks each member's record.
+  // It is acknowledged with the session, so it waits for the replicas too:
+  // on Cluster it lives on another node, whose WAIT the session's does not
+  // cover, and a session missing from its user's index would outlive a
+  // "log out everywhere".
   if (!s.user_tag.empty()) {
     batch.push_back(index_add_->Call({UserIndexKey(s.user_tag)},
                                      {Micros(now), s.id, Micros(s.absolute_expiry)}));
+    batch.back().durable = true;
   }
   std::vector<absl::StatusOr<Reply>> results = client_->CallBatch(std::move(batch));
   for (const auto& r : results) RETURN_IF_ERROR(r.status());
@@ -379,6 +384,9 @@ absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl
   std::vector<RedisCommand> batch;
   batch.push_back(RedisCommand({"INCR", UserEpochKey(user_tag)}));
   batch.push_back(RedisCommand({"PEXPIRE", UserEpochKey(user_tag), TtlMillis(until, now)}));
+  // A revocation the caller was told of must survive a failover: the WAIT
+  // after the second command covers both (one key, one connection).
+  batch.back().durable = true;
   for (const auto& r : client_->CallBatch(std::move(batch))) RETURN_IF_ERROR(r.status());
   return absl::OkStatus();
 }

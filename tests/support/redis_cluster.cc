@@ -180,6 +180,13 @@ std::vector<int> RedisCluster::ReplicasOf(int master_port) const {
   return out;
 }
 
+std::vector<std::pair<int, int>> RedisCluster::SlotRanges(int master_port) const {
+  for (const NodeLine& n : Nodes()) {
+    if (n.port == master_port && n.master) return n.slots;
+  }
+  return {};
+}
+
 void RedisCluster::Kill(int port) {
   if (RedisServer* node = Node(port)) node->Kill();
 }

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -50,6 +51,8 @@ class RedisCluster {
   std::string NodeId(int port) const;
   // The replicas of the master on `port`.
   std::vector<int> ReplicasOf(int master_port) const;
+  // The slot ranges [first, last] the master on `port` serves.
+  std::vector<std::pair<int, int>> SlotRanges(int master_port) const;
 
   // SIGKILL, and start again on the same ports with the same nodes.conf.
   void Kill(int port);

@@ -25,6 +25,7 @@
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/redis_subscriber.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/integration/redis/sentinel_watch.h"
 #include "tests/support/redis_sentinel.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
@@ -60,27 +61,6 @@ std::unique_ptr<RedisClient> Client(const std::string& url, RedisOptions options
 }
 
 std::string Port(int port) { return absl::StrCat("127.0.0.1:", port); }
-
-// Clients of a node other than the sentinels, its replicas and redis-cli
-// itself: the connections our client holds there. A connection that has
-// sent nothing yet (cmd=NULL) is a sentinel's before its CLIENT SETNAME:
-// ours send their handshake at once.
-int ForeignClients(RedisServer& node, std::string* list = nullptr) {
-  RunResult r = node.Cli({"CLIENT", "LIST"});
-  if (list != nullptr) *list = r.out;
-  int n = 0;
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    if (absl::StrContains(line, "name=sentinel-") || absl::StrContains(line, "cmd=client") ||
-        absl::StrContains(line, "cmd=NULL") ||
-        absl::StrContains(line, "flags=S") || absl::StrContains(line, "flags=M") ||
-        absl::StrContains(line, "cmd=replconf") || absl::StrContains(line, "cmd=psync") ||
-        absl::StrContains(line, "cmd=sync")) {
-      continue;
-    }
-    ++n;
-  }
-  return n;
-}
 
 int64_t DbSize(RedisServer& node) {
   RunResult r = node.Cli({"DBSIZE"});
@@ -147,43 +127,6 @@ class CountingMetrics final : public redis::RedisMetrics {
   void Error(std::string_view) override {}
   void MasterChanged() override { changes.fetch_add(1); }
   std::atomic<int> changes{0};
-};
-
-// Watches the data nodes (all but `old_master`) until one reports ROLE
-// master: when the promotion happened, to within a poll.
-class PromotionWatch {
- public:
-  PromotionWatch(RedisSentinelSet* set, int old_master)
-      : thread_([this, set, old_master] {
-          while (!stop_.load()) {
-            for (int i = 0; i < set->node_count(); ++i) {
-              if (i == old_master || !set->node(i).running()) continue;
-              if (set->Role(i) == "master") {
-                absl::MutexLock lock(&mu_);
-                promoted_at_ = absl::Now();
-                promoted_ = i;
-                return;
-              }
-            }
-          }
-        }) {}
-  ~PromotionWatch() {
-    stop_.store(true);
-    thread_.join();
-  }
-  // The node promoted and when (-1 until then).
-  int promoted(absl::Time* at) {
-    absl::MutexLock lock(&mu_);
-    *at = promoted_at_;
-    return promoted_;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  absl::Mutex mu_;
-  int promoted_ ABSL_GUARDED_BY(mu_) = -1;
-  absl::Time promoted_at_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
 };
 
 // A failover under load, from the client's side: it follows the new master
