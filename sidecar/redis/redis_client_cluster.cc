@@ -57,6 +57,15 @@ void RedisClient::FollowRedirect(NodePool* from, std::unique_ptr<Request> reques
   if (request->sends >= kMaxSends || request->pinned != nullptr) {
     return request->callback(why);
   }
+  // MOVED twice in a row for one command: the nodes disagree for a moment,
+  // e.g. a migration's CLUSTER SETSLOT NODE reached the source (which now
+  // points to the destination) before the destination (which, still
+  // importing, points back). Resending at once would spend every send of the
+  // command within that moment; a backoff (the map is read again meanwhile)
+  // outlasts it.
+  const bool moved_again = !to.ask && request->moved;
+  request->moved = !to.ask;
+  if (moved_again) return RetryLater(std::move(request), why);
   NodePool* target = PoolFor(host, to.port);
   if (!to.ask && target != nullptr) {
     // The slot moved for good: route it there now, and read the whole map

@@ -71,6 +71,7 @@ struct RedisClient::Request {
   int sends = 0;
   absl::Time deadline;  // no retry starts after this (first send + command timeout)
   bool asking = false;  // ASK: the next send goes after ASKING (one-shot)
+  bool moved = false;   // the last send was answered MOVED
   std::shared_ptr<const RedisScript> load_first;  // NOSCRIPT: SCRIPT LOAD before the retry
 };
 
