@@ -81,7 +81,9 @@ function allowedFromTable(rows) {
     const list = deps.split(',').flatMap((w) => word(w, folder));
     // The public headers and the implementation are one library.
     if (key === 'client/src') list.push('client/public');
-    allowed.set(key, new Set([key, ...list, 'common']));
+    // Every sidecar module may use sidecar/common; the client and the app
+    // may not (they never see sidecar/).
+    allowed.set(key, new Set([key, ...list, ...(m ? ['common'] : [])]));
     if (m) seen.push(key);
   }
   allowed.set('client/public', allowed.get('client/src'));
