@@ -89,7 +89,8 @@ struct RedisBrokerStats {
 class RedisBroker final : public realtime::Broker {
  public:
   // The broker subscribes through its own RedisSubscriber (made from
-  // client->options()). INVALID_ARGUMENT for bad options.
+  // client->options()); on Cluster through a ShardedSubscriber, publishing
+  // with SPUBLISH to shard channels. INVALID_ARGUMENT for bad options.
   // REQUIRES: client, sealer and keyring outlive the broker.
   static absl::StatusOr<std::unique_ptr<RedisBroker>> Create(RedisClient* client,
                                                              RedisBrokerOptions options);
@@ -143,6 +144,11 @@ class RedisBroker final : public realtime::Broker {
 
   // Names in Redis (for tests and operators).
   std::string RoomChannel(std::string_view room) const;
+  // P rt:c2:room:<rb>, Cluster: P rt:{r:<rb>}:c (the slot of the room's keys).
+  std::string RoomChannelOfTag(std::string_view room_tag) const;
+  bool IsRoomChannel(std::string_view channel) const;
+  // P rt:c2:inst:<inst>, Cluster: P rt:{i:<inst>}:c (the slot of its keys).
+  std::string InstanceChannel(std::string_view instance) const;
   std::string RoomLogKey(std::string_view room) const;
   std::string RoomSequenceKey(std::string_view room) const;
   std::string RoomMembersKey(std::string_view room) const;
@@ -228,13 +234,16 @@ class RedisBroker final : public realtime::Broker {
   RedisClient* const client_;
   const RedisBrokerOptions options_;
   const std::string alive_key_, idx_key_, listed_key_;
-  const std::string inst_channel_;         // P rt:c2:inst:<self>
+  // Cluster: shard channels (SPUBLISH/SSUBSCRIBE), each in a slot.
+  const bool sharded_;
+  const char* const publish_;              // PUBLISH or SPUBLISH
+  const std::string inst_channel_;         // InstanceChannel(self)
   const std::string inst_channel_prefix_;  // P rt:c2:inst: (seal name of its frames)
-  const std::string all_channel_;          // P rt:c2:all
-  const std::string room_channel_prefix_;  // P rt:c2:room:
+  const std::string all_channel_;          // P rt:c2:all, Cluster: P rt:{all}:c
+  const std::string room_channel_prefix_;  // P rt:c2:room:, Cluster: P rt:{r:
   const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
       publish_room_, history_;
-  std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create
+  std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
   std::unique_ptr<WriteLane> lane_;              // every write, in call order
   std::shared_ptr<InFlight> inflight_;
   std::future<void> idle_;
