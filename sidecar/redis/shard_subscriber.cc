@@ -99,7 +99,7 @@ ShardedSubscriber::~ShardedSubscriber() {
 
 void ShardedSubscriber::Subscribe(std::vector<std::string> channels,
                                   absl::AnyInvocable<void(absl::Status) &&> done) {
-  std::vector<std::pair<Shard, std::vector<std::string>>> sends;
+  std::vector<Send> sends;
   absl::Status missing;  // a channel whose shard is not known (yet)
   {
     absl::MutexLock lock(&mu_);
@@ -117,7 +117,7 @@ void ShardedSubscriber::Subscribe(std::vector<std::string> channels,
       }
       by_shard[it->second].push_back(std::move(channel));
     }
-    for (auto& [address, list] : by_shard) sends.emplace_back(shards_[address], std::move(list));
+    for (auto& [address, list] : by_shard) sends.push_back({address, shards_[address], std::move(list)});
   }
   if (sends.empty()) {
     if (done) std::move(done)(missing);
@@ -125,9 +125,8 @@ void ShardedSubscriber::Subscribe(std::vector<std::string> channels,
   }
   // One answer once every shard has answered: the first error, else OK.
   std::function<void(absl::Status)> answer = JoinStatuses(sends.size(), std::move(done), missing);
-  for (auto& [shard, list] : sends) {
-    shard->Subscribe(std::move(list), answer);
-  }
+  for (Send& send : sends) send.shard->Subscribe(send.channels, answer);
+  DropMoved(sends);
 }
 
 void ShardedSubscriber::Unsubscribe(std::vector<std::string> channels) {
@@ -265,7 +264,8 @@ void ShardedSubscriber::RefreshMap() {
 }
 
 void ShardedSubscriber::ApplyMap(const ClusterMap& map) {
-  std::vector<std::pair<Shard, std::vector<std::string>>> unsubscribes, subscribes;
+  std::vector<std::pair<Shard, std::vector<std::string>>> unsubscribes;
+  std::vector<Send> subscribes;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
@@ -288,7 +288,7 @@ void ShardedSubscriber::ApplyMap(const ClusterMap& map) {
       address = owner;
     }
     for (auto& [address, list] : from) unsubscribes.emplace_back(shards_[address], std::move(list));
-    for (auto& [address, list] : to) subscribes.emplace_back(shards_[address], std::move(list));
+    for (auto& [address, list] : to) subscribes.push_back({address, shards_[address], std::move(list)});
     // A node that owns no slot any more holds no channel now either.
     for (auto it = shards_.begin(); it != shards_.end();) {
       if (owners.contains(it->first)) {
@@ -300,7 +300,24 @@ void ShardedSubscriber::ApplyMap(const ClusterMap& map) {
     }
   }
   for (auto& [shard, list] : unsubscribes) shard->Unsubscribe(std::move(list));
-  for (auto& [shard, list] : subscribes) shard->Subscribe(std::move(list), nullptr);
+  for (Send& send : subscribes) send.shard->Subscribe(send.channels, nullptr);
+  DropMoved(subscribes);
+}
+
+void ShardedSubscriber::DropMoved(const std::vector<Send>& sends) {
+  std::vector<std::pair<Shard, std::vector<std::string>>> stale;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Send& send : sends) {
+      std::vector<std::string> list;
+      for (const std::string& channel : send.channels) {
+        auto it = wanted_.find(channel);
+        if (it == wanted_.end() || it->second != send.address) list.push_back(channel);
+      }
+      if (!list.empty()) stale.emplace_back(send.shard, std::move(list));
+    }
+  }
+  for (auto& [shard, list] : stale) shard->Unsubscribe(std::move(list));
 }
 
 void ShardedSubscriber::Reconcile(std::optional<absl::Time> lost_at, const std::string& shard) {

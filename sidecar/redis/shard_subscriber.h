@@ -70,6 +70,12 @@ class ShardedSubscriber final : public ChannelSubscriber {
 
  private:
   using Shard = std::shared_ptr<RedisSubscriber>;
+  // Channels sent to one shard connection outside the mutex.
+  struct Send {
+    std::string address;
+    Shard shard;
+    std::vector<std::string> channels;
+  };
 
   ShardedSubscriber(RedisClient* client, RedisSubscriber::Callbacks callbacks);
   absl::Status Init();
@@ -81,6 +87,11 @@ class ShardedSubscriber final : public ChannelSubscriber {
   // Reports a loss (`lost_at`: when the connection to `shard` was lost, if
   // it just was) or a recovery.
   void Reconcile(std::optional<absl::Time> lost_at, const std::string& shard = "");
+
+  // Any thread. A SUBSCRIBE sent outside the mutex may cross an Unsubscribe
+  // or a move of the channel (ApplyMap): what the connection holds but
+  // wanted_ no longer places there is unsubscribed again.
+  void DropMoved(const std::vector<Send>& sends);
 
   // Opens the connection to `node` unless one is open.
   void ShardLocked(const std::string& address, const ClusterMap::Node& node)
