@@ -155,29 +155,6 @@ size_t ShardedSubscriber::wanted_channels() const {
   return wanted_.size();
 }
 
-RedisSubscriber::Stats ShardedSubscriber::stats() const {
-  absl::MutexLock lock(&mu_);
-  RedisSubscriber::Stats sum = retired_stats_;
-  auto add = [&sum](const RedisSubscriber& shard) {
-    const RedisSubscriber::Stats s = shard.stats();
-    sum.messages += s.messages;
-    sum.connects += s.connects;
-    sum.disconnects += s.disconnects;
-    sum.protocol_errors += s.protocol_errors;
-  };
-  for (const auto& [address, shard] : shards_) add(*shard);
-  for (const Shard& shard : retired_) add(*shard);
-  return sum;
-}
-
-std::vector<std::string> ShardedSubscriber::shards() const {
-  absl::MutexLock lock(&mu_);
-  std::vector<std::string> out;
-  for (const auto& [address, shard] : shards_) out.push_back(address);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // ---- Own thread -------------------------------------------------------------------
 
 void ShardedSubscriber::Tick() {
@@ -193,11 +170,6 @@ void ShardedSubscriber::Tick() {
         ++it;
         continue;
       }
-      const RedisSubscriber::Stats s = (*it)->stats();
-      retired_stats_.messages += s.messages;
-      retired_stats_.connects += s.connects;
-      retired_stats_.disconnects += s.disconnects;
-      retired_stats_.protocol_errors += s.protocol_errors;
       closing.push_back(std::move(*it));
       it = retired_.erase(it);
     }

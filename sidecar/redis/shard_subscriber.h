@@ -63,10 +63,6 @@ class ShardedSubscriber final : public ChannelSubscriber {
   // Every wanted channel is confirmed where its slot lives.
   bool connected() const override;
   size_t wanted_channels() const override;
-  // Summed over the shard connections, closed ones included.
-  RedisSubscriber::Stats stats() const;
-  // The shard connections open now (one per master, "host:port").
-  std::vector<std::string> shards() const;
 
  private:
   using Shard = std::shared_ptr<RedisSubscriber>;
@@ -118,7 +114,6 @@ class ShardedSubscriber final : public ChannelSubscriber {
   std::vector<std::string> slot_owner_ ABSL_GUARDED_BY(mu_);  // by slot; "" = unknown
   // Closed on this thread once no call holds them any more.
   std::vector<Shard> retired_ ABSL_GUARDED_BY(mu_);
-  RedisSubscriber::Stats retired_stats_ ABSL_GUARDED_BY(mu_);
   bool up_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time down_since_ ABSL_GUARDED_BY(mu_);
   // A CLUSTER SHARDS round is out and has not brought a map (nor ended).
