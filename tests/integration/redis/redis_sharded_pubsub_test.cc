@@ -8,10 +8,10 @@
 // which delivery resumes on the slot's new master.
 //
 // "Receives nothing" is counted: each broker's `messages` (channel messages
-// its subscriber delivered) moves only by what it should get; a
-// connection-targeted marker published afterwards arrives after anything
-// published before it on the same shard, and the counts are read once every
-// marker is in.
+// its subscriber delivered) moves only by what it should get, read once what
+// should arrive has and a connection-targeted marker published afterwards
+// is in too; and Redis itself counts the subscribers of each channel
+// (PUBSUB SHARDNUMSUB) and the receivers of each SPUBLISH.
 #include <algorithm>
 #include <iostream>
 #include <memory>
@@ -99,15 +99,23 @@ class ShardedPubSubTest : public broker_test::BrokerTest {
     return n;
   }
 
-  // Publishes a connection-targeted marker to each node and waits for all.
-  void Markers(const std::vector<Node*>& nodes, const std::string& payload) {
-    for (Node* n : nodes) {
-      ASSERT_TRUE(nodes[0]->Publish(Targeted(TargetKind::kConnection, "x", payload, n->id)).ok());
-    }
+  // Waits until each of `nodes` received `payload`.
+  static void Arrived(const std::vector<Node*>& nodes, const std::string& payload) {
     for (Node* n : nodes) {
       ASSERT_TRUE(WaitFor([&] { return n->sink->Got(payload); }, absl::Seconds(20)))
           << n->id << " missed " << payload;
     }
+  }
+
+  // Publishes a connection-targeted marker to each node and waits for all:
+  // whatever was published before on a node's instance channel is in by
+  // then. (Channels on different shards are not ordered with each other:
+  // callers first wait for what should arrive on the others.)
+  void Markers(const std::vector<Node*>& nodes, const std::string& payload) {
+    for (Node* n : nodes) {
+      ASSERT_TRUE(nodes[0]->Publish(Targeted(TargetKind::kConnection, "x", payload, n->id)).ok());
+    }
+    Arrived(nodes, payload);
   }
 
   static std::vector<uint64_t> Counts(const std::vector<Node*>& nodes) {
@@ -155,6 +163,7 @@ TEST_F(ShardedPubSubTest, EveryTargetReachesOnlyItsInstancesThroughTheirShards) 
   EXPECT_EQ(sent->instances, 2) << "SPUBLISH reached the two subscribed instances";
   EXPECT_EQ(sent->sequence, 1u);
   ASSERT_TRUE(b->Publish(RoomEvent("lobby", "room-2")).ok());
+  ASSERT_NO_FATAL_FAILURE(Arrived({a.get(), c.get()}, "room-2"));
   ASSERT_NO_FATAL_FAILURE(Markers(all, "mark-room"));
   std::vector<uint64_t> after = Counts(all);
   EXPECT_EQ(after[0] - before[0], 3u) << "a: two room events and its marker";
@@ -176,6 +185,8 @@ TEST_F(ShardedPubSubTest, EveryTargetReachesOnlyItsInstancesThroughTheirShards) 
   EXPECT_EQ(sent->instances, 2);
   // Connection: b1 on b, from a.
   ASSERT_TRUE(a->Publish(Targeted(TargetKind::kConnection, "b1", "to-b1", b->id)).ok());
+  ASSERT_NO_FATAL_FAILURE(Arrived({a.get(), c.get()}, "to-alice"));
+  ASSERT_NO_FATAL_FAILURE(Arrived({b.get()}, "to-b1"));
   ASSERT_NO_FATAL_FAILURE(Markers(all, "mark-targets"));
   after = Counts(all);
   EXPECT_EQ(after[0] - before[0], 2u) << "a: the user event and its marker";
@@ -189,10 +200,14 @@ TEST_F(ShardedPubSubTest, EveryTargetReachesOnlyItsInstancesThroughTheirShards) 
   // Broadcast: a and b listen, c does not.
   ASSERT_TRUE(a->Broadcast(true).ok());
   ASSERT_TRUE(b->Broadcast(true).ok());
+  const std::string broadcast = absl::StrCat(prefix_, "rt:{all}:c");
+  EXPECT_EQ(
+      Subscribers(cluster_->MasterOfSlot(redis::KeySlot(broadcast)), "SHARDNUMSUB", broadcast), 2);
   before = Counts(all);
   sent = c->Publish(Targeted(TargetKind::kAll, "", "to-all"));
   ASSERT_TRUE(sent.ok()) << sent.status();
   EXPECT_EQ(sent->instances, 2);
+  ASSERT_NO_FATAL_FAILURE(Arrived({a.get(), b.get()}, "to-all"));
   ASSERT_NO_FATAL_FAILURE(Markers(all, "mark-all"));
   after = Counts(all);
   EXPECT_EQ(after[0] - before[0], 2u);
@@ -301,7 +316,9 @@ TEST_F(ShardedPubSubTest, AShardFailoverIsAGapAndDeliveryResumesOnThePromotedRep
   EXPECT_LE(since, until);
   EXPECT_GE(until, killed_at);
   EXPECT_LE(since - killed_at, absl::Seconds(10)) << "the gap opens at the loss";
-  EXPECT_EQ(cluster_->MasterOfSlot(redis::KeySlot(InstanceChannel(a->id))), replicas[0]);
+  EXPECT_TRUE(WaitFor([&] {
+    return cluster_->MasterOfSlot(redis::KeySlot(InstanceChannel(a->id))) == replicas[0];
+  })) << "the replica took the slot over";
   const std::vector<std::string> log = a->sink->log();
   ASSERT_GE(log.size(), 4u);
   EXPECT_EQ(log[log.size() - 2], "gap");
