@@ -6,7 +6,10 @@
 // docs/REDIS_KEYS.md. Every command is single-slot (routed by its first
 // key; PUBLISH has none): what spans a room's, a user's and an instance's
 // slots is sent as separate commands, pipelined (presence:
-// redis_broker_presence.cc).
+// redis_broker_presence.cc). On Redis Cluster the channels are shard
+// channels in the slot of their room or instance (SPUBLISH, and a
+// ShardedSubscriber with a connection per master), so an event stays in one
+// shard instead of crossing the cluster bus to every node.
 //
 // Nothing readable reaches Redis: rooms and users appear only as keyed blind
 // tags, and every frame (channel message or log entry) is sealed, bound to
@@ -22,10 +25,10 @@
 // can always find what to delete.
 //
 // Thread-safe. Callbacks run on the Redis client's or the subscriber's I/O
-// thread, or inline when Redis refuses at once. The Sink is called under one
-// lock, one call at a time: from the subscriber thread (events, gaps) and
-// from Refresh (presence lost). Refresh and RemoveInstance block: never call
-// them from a callback.
+// threads, or inline when Redis refuses at once. The Sink is called under
+// one lock, one call at a time: from the subscriber's threads (events,
+// gaps; on Cluster one thread per shard) and from Refresh (presence lost).
+// Refresh and RemoveInstance block: never call them from a callback.
 #ifndef STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
 #define STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
 
