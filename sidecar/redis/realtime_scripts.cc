@@ -25,6 +25,8 @@
 // broker as separate single-slot commands (redis_broker.cc).
 #include "sidecar/redis/realtime_scripts.h"
 
+#include <string_view>
+
 namespace stateside::redis::realtime_scripts {
 
 // KEYS[1] P rt:{i:<self>}:alive, KEYS[2] P rt:{i:<self>}:idx; ARGV[1]
@@ -175,5 +177,13 @@ local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
 return {counter, first[1] and first[1][1] or '', last[1] and last[1][1] or '', entries}
 )lua";
+
+std::string PublishRoom(bool sharded) {
+  std::string source = kPublishRoom;
+  if (!sharded) return source;
+  constexpr std::string_view kClassic = "redis.call('PUBLISH', ";
+  source.replace(source.find(kClassic), kClassic.size(), "redis.call('SPUBLISH', ");
+  return source;
+}
 
 }  // namespace stateside::redis::realtime_scripts

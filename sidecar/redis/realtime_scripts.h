@@ -8,6 +8,8 @@
 #ifndef STATESIDE_SIDECAR_REDIS_REALTIME_SCRIPTS_H_
 #define STATESIDE_SIDECAR_REDIS_REALTIME_SCRIPTS_H_
 
+#include <string>
+
 namespace stateside::redis::realtime_scripts {
 
 // Instance slot (KEYS alive, idx of this instance). Adds the tags of one
@@ -28,6 +30,10 @@ extern const char kDeadIndex[];
 extern const char kDropSwept[];
 // Room slot. Room event: sequence, log entry, PUBLISH. -> {sequence, receivers}
 extern const char kPublishRoom[];
+// kPublishRoom, or (sharded) the same with SPUBLISH: on Cluster the room's
+// channel is a shard channel in the room's slot, served by the node that
+// runs the script.
+std::string PublishRoom(bool sharded);
 // Room slot. Room log window. -> {counter, first id, last id, entries}
 extern const char kHistory[];
 

@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/realtime_scripts.h"
+#include "sidecar/redis/shard_subscriber.h"
 
 namespace stateside::redis {
 namespace {
@@ -57,15 +58,19 @@ RedisBroker::RedisBroker(RedisClient* client, RedisBrokerOptions options)
       // Not the previous layout's rt:instances: during a rolling upgrade the
       // two versions would unlist each other at every heartbeat.
       listed_key_(absl::StrCat(options_.prefix, "rt:listed")),
-      inst_channel_(absl::StrCat(options_.prefix, "rt:c2:inst:", options_.instance_id)),
+      // Cluster: classic PUBLISH is broadcast over the cluster bus to every
+      // node; a shard channel costs only its own shard.
+      sharded_(client->options().topology == RedisTopology::kCluster),
+      publish_(sharded_ ? "SPUBLISH" : "PUBLISH"),
+      inst_channel_(InstanceChannel(options_.instance_id)),
       inst_channel_prefix_(absl::StrCat(options_.prefix, "rt:c2:inst:")),
-      all_channel_(absl::StrCat(options_.prefix, "rt:c2:all")),
-      room_channel_prefix_(absl::StrCat(options_.prefix, "rt:c2:room:")),
+      all_channel_(absl::StrCat(options_.prefix, sharded_ ? "rt:{all}:c" : "rt:c2:all")),
+      room_channel_prefix_(absl::StrCat(options_.prefix, sharded_ ? "rt:{r:" : "rt:c2:room:")),
       index_add_(RedisScript::Create(realtime_scripts::kIndexAdd)),
       index_remove_(RedisScript::Create(realtime_scripts::kIndexRemove)),
       dead_index_(RedisScript::Create(realtime_scripts::kDeadIndex)),
       drop_swept_(RedisScript::Create(realtime_scripts::kDropSwept)),
-      publish_room_(RedisScript::Create(realtime_scripts::kPublishRoom)),
+      publish_room_(RedisScript::Create(realtime_scripts::PublishRoom(sharded_))),
       history_(RedisScript::Create(realtime_scripts::kHistory)),
       lane_(std::make_unique<WriteLane>(client, kMaxQueuedWrites, kMaxQueuedBytes)),
       inflight_(std::make_shared<InFlight>()),
@@ -86,8 +91,12 @@ absl::StatusOr<std::unique_ptr<RedisBroker>> RedisBroker::Create(RedisClient* cl
     self->OnRestored(since, until);
     self->NotifyState(true);
   };
-  ASSIGN_OR_RETURN(broker->subscriber_,
-                   RedisSubscriber::Create(client->options(), std::move(callbacks)));
+  if (broker->sharded_) {
+    ASSIGN_OR_RETURN(broker->subscriber_, ShardedSubscriber::Create(client, std::move(callbacks)));
+  } else {
+    ASSIGN_OR_RETURN(broker->subscriber_,
+                     RedisSubscriber::Create(client->options(), std::move(callbacks)));
+  }
   // Wanted from the start, so the first on_restored covers it (and is kept
   // for Start if it comes first).
   broker->subscriber_->Subscribe({broker->inst_channel_}, [](absl::Status) {});
@@ -128,7 +137,21 @@ std::string RedisBroker::Tag(std::string_view purpose, std::string_view name) co
 }
 
 std::string RedisBroker::RoomChannel(std::string_view room) const {
-  return absl::StrCat(room_channel_prefix_, Tag("room", room));
+  return RoomChannelOfTag(Tag("room", room));
+}
+
+std::string RedisBroker::RoomChannelOfTag(std::string_view room_tag) const {
+  return absl::StrCat(room_channel_prefix_, AV(room_tag), sharded_ ? "}:c" : "");
+}
+
+bool RedisBroker::IsRoomChannel(std::string_view channel) const {
+  return absl::StartsWith(AV(channel), room_channel_prefix_) &&
+         (!sharded_ || absl::EndsWith(AV(channel), "}:c"));
+}
+
+std::string RedisBroker::InstanceChannel(std::string_view instance) const {
+  if (sharded_) return absl::StrCat(options_.prefix, "rt:{i:", AV(instance), "}:c");
+  return absl::StrCat(options_.prefix, "rt:c2:inst:", AV(instance));
 }
 
 // Hash tags: a room's keys share the slot of "r:<rb>", a user's that of
@@ -214,7 +237,7 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
   switch (target) {
     case TargetKind::kRoom:
       room_tag = Tag("room", event.to);
-      name = absl::StrCat(room_channel_prefix_, room_tag);
+      name = RoomChannelOfTag(room_tag);
       break;
     case TargetKind::kUser:
     case TargetKind::kConnection:
@@ -247,11 +270,11 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
       break;
     }
     case TargetKind::kConnection:
-      commands.push_back(RedisCommand({"PUBLISH", absl::StrCat(inst_channel_prefix_, event.to_instance),
-                                       absl::StrCat("0 ", *sealed)}));
+      commands.push_back(RedisCommand(
+          {publish_, InstanceChannel(event.to_instance), absl::StrCat("0 ", *sealed)}));
       break;
     default:
-      commands.push_back(RedisCommand({"PUBLISH", all_channel_, absl::StrCat("0 ", *sealed)}));
+      commands.push_back(RedisCommand({publish_, all_channel_, absl::StrCat("0 ", *sealed)}));
       break;
   }
   lane_->Submit(std::move(commands), [target, done = std::move(done)](Results results) mutable {
@@ -279,7 +302,7 @@ void RedisBroker::OnMessage(std::string_view channel, std::string_view payload) 
   messages_.fetch_add(1);
   const bool on_inst = channel == inst_channel_;
   const bool on_all = channel == all_channel_;
-  const bool on_room = absl::StartsWith(AV(channel), room_channel_prefix_);
+  const bool on_room = IsRoomChannel(channel);
   // "<seq> <sealed frame>"
   const size_t space = payload.find(' ');
   uint64_t seq = 0;

@@ -6,7 +6,10 @@
 // docs/REDIS_KEYS.md. Every command is single-slot (routed by its first
 // key; PUBLISH has none): what spans a room's, a user's and an instance's
 // slots is sent as separate commands, pipelined (presence:
-// redis_broker_presence.cc).
+// redis_broker_presence.cc). On Redis Cluster the channels are shard
+// channels in the slot of their room or instance (SPUBLISH, and a
+// ShardedSubscriber with a connection per master), so an event stays in one
+// shard instead of crossing the cluster bus to every node.
 //
 // Nothing readable reaches Redis: rooms and users appear only as keyed blind
 // tags, and every frame (channel message or log entry) is sealed, bound to
@@ -22,10 +25,10 @@
 // can always find what to delete.
 //
 // Thread-safe. Callbacks run on the Redis client's or the subscriber's I/O
-// thread, or inline when Redis refuses at once. The Sink is called under one
-// lock, one call at a time: from the subscriber thread (events, gaps) and
-// from Refresh (presence lost). Refresh and RemoveInstance block: never call
-// them from a callback.
+// threads, or inline when Redis refuses at once. The Sink is called under
+// one lock, one call at a time: from the subscriber's threads (events,
+// gaps; on Cluster one thread per shard) and from Refresh (presence lost).
+// Refresh and RemoveInstance block: never call them from a callback.
 #ifndef STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
 #define STATESIDE_SIDECAR_REDIS_REDIS_BROKER_H_
 
@@ -89,7 +92,8 @@ struct RedisBrokerStats {
 class RedisBroker final : public realtime::Broker {
  public:
   // The broker subscribes through its own RedisSubscriber (made from
-  // client->options()). INVALID_ARGUMENT for bad options.
+  // client->options()); on Cluster through a ShardedSubscriber, publishing
+  // with SPUBLISH to shard channels. INVALID_ARGUMENT for bad options.
   // REQUIRES: client, sealer and keyring outlive the broker.
   static absl::StatusOr<std::unique_ptr<RedisBroker>> Create(RedisClient* client,
                                                              RedisBrokerOptions options);
@@ -143,6 +147,11 @@ class RedisBroker final : public realtime::Broker {
 
   // Names in Redis (for tests and operators).
   std::string RoomChannel(std::string_view room) const;
+  // P rt:c2:room:<rb>, Cluster: P rt:{r:<rb>}:c (the slot of the room's keys).
+  std::string RoomChannelOfTag(std::string_view room_tag) const;
+  bool IsRoomChannel(std::string_view channel) const;
+  // P rt:c2:inst:<inst>, Cluster: P rt:{i:<inst>}:c (the slot of its keys).
+  std::string InstanceChannel(std::string_view instance) const;
   std::string RoomLogKey(std::string_view room) const;
   std::string RoomSequenceKey(std::string_view room) const;
   std::string RoomMembersKey(std::string_view room) const;
@@ -228,13 +237,16 @@ class RedisBroker final : public realtime::Broker {
   RedisClient* const client_;
   const RedisBrokerOptions options_;
   const std::string alive_key_, idx_key_, listed_key_;
-  const std::string inst_channel_;         // P rt:c2:inst:<self>
+  // Cluster: shard channels (SPUBLISH/SSUBSCRIBE), each in a slot.
+  const bool sharded_;
+  const char* const publish_;              // PUBLISH or SPUBLISH
+  const std::string inst_channel_;         // InstanceChannel(self)
   const std::string inst_channel_prefix_;  // P rt:c2:inst: (seal name of its frames)
-  const std::string all_channel_;          // P rt:c2:all
-  const std::string room_channel_prefix_;  // P rt:c2:room:
+  const std::string all_channel_;          // P rt:c2:all, Cluster: P rt:{all}:c
+  const std::string room_channel_prefix_;  // P rt:c2:room:, Cluster: P rt:{r:
   const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
       publish_room_, history_;
-  std::unique_ptr<RedisSubscriber> subscriber_;  // set once in Create
+  std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
   std::unique_ptr<WriteLane> lane_;              // every write, in call order
   std::shared_ptr<InFlight> inflight_;
   std::future<void> idle_;

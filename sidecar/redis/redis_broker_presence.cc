@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/status_join.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/broker_replies.h"
 #include "sidecar/redis/redis_broker.h"
@@ -118,31 +119,9 @@ void AppendIndexWrites(const std::string& idx, const std::vector<IndexEntry>& en
 
 realtime::Broker::Done RedisBroker::WithChannel(bool needs_channel, Done done) {
   if (!needs_channel) return done;
-  struct Join {
-    absl::Mutex mu;
-    int pending ABSL_GUARDED_BY(mu) = 2;
-    absl::Status status ABSL_GUARDED_BY(mu);
-    Done done ABSL_GUARDED_BY(mu);
-  };
-  auto join = std::make_shared<Join>();
-  {
-    absl::MutexLock lock(&join->mu);
-    join->done = std::move(done);
-  }
-  auto finish = [join](absl::Status status) {
-    Done done;
-    absl::Status result;
-    {
-      absl::MutexLock lock(&join->mu);
-      if (join->status.ok() && !status.ok()) join->status = std::move(status);
-      if (--join->pending > 0) return;
-      done = std::move(join->done);
-      result = join->status;
-    }
-    std::move(done)(std::move(result));
-  };
-  subscriber_->Subscribe({inst_channel_}, [finish](absl::Status s) { finish(std::move(s)); });
-  return [finish](absl::Status s) { finish(std::move(s)); };
+  std::function<void(absl::Status)> finish = JoinStatuses(2, std::move(done));
+  subscriber_->Subscribe({inst_channel_}, finish);
+  return finish;
 }
 
 void RedisBroker::NoteWrite(const Results& results, size_t sadd_at, Entries entries) {

@@ -219,7 +219,7 @@ void RedisBroker::PublishUser(std::string key, std::string message,
       for (const std::string& inst : state->instances) {
         if (!live->contains(inst)) continue;
         next->commands.push_back(RedisCommand(
-            {"PUBLISH", absl::StrCat(inst_channel_prefix_, inst), state->message}));
+            {publish_, InstanceChannel(inst), state->message}));
       }
       next->done = [state](WriteLane::Results results) {
         const absl::Status status = FirstError(results);
@@ -246,7 +246,7 @@ void RedisBroker::History(std::string_view room, uint64_t after_sequence, int li
       history_->Call({absl::StrCat(room_key, "seq"), absl::StrCat(room_key, "log")},
                      {start, std::to_string(*size + 1)}),
       [this, guard = inflight_, after = after_sequence, limit = static_cast<size_t>(*size),
-       channel = absl::StrCat(room_channel_prefix_, room_tag),
+       channel = RoomChannelOfTag(room_tag),
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(ParseHistory(std::move(reply), channel, after, limit));
         guard.reset();

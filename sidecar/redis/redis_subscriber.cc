@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/redis/resp.h"
@@ -45,7 +46,21 @@ absl::StatusOr<std::unique_ptr<RedisSubscriber>> RedisSubscriber::Create(RedisOp
   if (absl::Status s = ValidateConnectionOptions(options, "redis subscriber"); !s.ok()) {
     return s;
   }
-  std::unique_ptr<RedisSubscriber> s(new RedisSubscriber(std::move(options), std::move(callbacks)));
+  std::unique_ptr<RedisSubscriber> s(
+      new RedisSubscriber(std::move(options), std::move(callbacks), /*sharded=*/false));
+  if (absl::Status status = s->Init(); !status.ok()) return status;
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<RedisSubscriber>> RedisSubscriber::CreateSharded(
+    RedisOptions options, RedisNode node, Callbacks callbacks) {
+  options.topology = RedisTopology::kCluster;
+  options.nodes = {std::move(node)};
+  if (absl::Status s = ValidateConnectionOptions(options, "redis shard subscriber"); !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<RedisSubscriber> s(
+      new RedisSubscriber(std::move(options), std::move(callbacks), /*sharded=*/true));
   if (absl::Status status = s->Init(); !status.ok()) return status;
   return s;
 }
@@ -79,7 +94,7 @@ void RedisSubscriber::Subscribe(std::vector<std::string> channels,
             absl::StrCat("redis: subscriber not connected to ", options_.Describe(),
                          "; the channels are subscribed when it is"));
       } else if (!waiter.remaining.empty()) {
-        QueueChannelsLocked("SUBSCRIBE", to_send);
+        QueueChannelsLocked(/*subscribe=*/true, to_send);
         waiter.done = std::move(done);
         waiters_.push_back(std::move(waiter));
         return;
@@ -100,7 +115,7 @@ void RedisSubscriber::Unsubscribe(std::vector<std::string> channels) {
     confirmed_.erase(channel);
     to_send.push_back(std::move(channel));
   }
-  QueueChannelsLocked("UNSUBSCRIBE", to_send);
+  QueueChannelsLocked(/*subscribe=*/false, to_send);
 }
 
 bool RedisSubscriber::connected() const {
@@ -124,10 +139,14 @@ RedisSubscriber::Stats RedisSubscriber::stats() const {
 
 // ---- Outgoing bytes --------------------------------------------------------
 
-void RedisSubscriber::QueueChannelsLocked(const char* command,
+void RedisSubscriber::QueueChannelsLocked(bool subscribe,
                                           const std::vector<std::string>& channels) {
-  for (size_t i = 0; i < channels.size(); i += kChannelsPerCommand) {
-    const size_t end = std::min(channels.size(), i + kChannelsPerCommand);
+  const char* command = sharded_ ? (subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE")
+                                 : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+  // The channels of one SSUBSCRIBE must share a slot (else CROSSSLOT).
+  const size_t per_command = sharded_ ? 1 : kChannelsPerCommand;
+  for (size_t i = 0; i < channels.size(); i += per_command) {
+    const size_t end = std::min(channels.size(), i + per_command);
     std::vector<std::string> args;
     args.reserve(end - i + 1);
     args.push_back(command);
@@ -165,7 +184,7 @@ void RedisSubscriber::StartResubscribeLocked(Deferred* out) {
   restore.remaining = wanted_;
   std::vector<std::string> all(wanted_.begin(), wanted_.end());
   for (const std::string& channel : all) unconfirmed_[channel] = 1;
-  QueueChannelsLocked("SUBSCRIBE", all);
+  QueueChannelsLocked(/*subscribe=*/true, all);
   waiters_.push_back(std::move(restore));
 }
 
@@ -175,14 +194,27 @@ absl::Status RedisSubscriber::OnPush(Reply reply, Deferred* out) {
     return absl::UnavailableError(absl::StrCat("redis: protocol error in subscribe mode: ", what,
                                                " from ", options_.Describe()));
   };
-  if (reply.is_error()) return protocol_error(absl::StrCat("error reply ", reply.str));
+  if (reply.is_error()) {
+    if (sharded_ && absl::StartsWith(reply.str, "MOVED ")) {
+      return absl::UnavailableError(absl::StrCat("redis: shard subscriber: ", options_.Describe(),
+                                                 " answered ", reply.str.substr(0, 64),
+                                                 "; the channel's slot moved"));
+    }
+    return protocol_error(absl::StrCat("error reply ", reply.str));
+  }
   // Outside subscribe mode (no channel subscribed yet, or none left) a PING
   // is answered +PONG; inside it, ["pong", ""].
   const bool status_pong = reply.is_status() && reply.str == "PONG";
   const bool push = reply.is_array() && reply.elements.size() >= 2 &&
                     reply.elements[0].is_string();
   if (!status_pong && !push) return protocol_error(absl::StrCat("unexpected ", Describe(reply)));
-  const absl::string_view kind = status_pong ? "pong" : absl::string_view(reply.elements[0].str);
+  absl::string_view kind = status_pong ? "pong" : absl::string_view(reply.elements[0].str);
+  // Shard channels' pushes are the classic ones with an "s" in front.
+  if (sharded_ && (kind == "smessage" || kind == "ssubscribe" || kind == "sunsubscribe")) {
+    kind.remove_prefix(1);
+  } else if (sharded_ && kind != "pong") {
+    return protocol_error(absl::StrCat("unexpected push \"", absl::CHexEscape(kind), "\""));
+  }
   const bool triple = push && reply.elements.size() == 3 && reply.elements[1].is_string();
 
   if (kind == "message" && triple && reply.elements[2].is_string()) {
@@ -205,6 +237,12 @@ absl::Status RedisSubscriber::OnPush(Reply reply, Deferred* out) {
     return protocol_error(absl::StrCat("unexpected push \"", absl::CHexEscape(kind), "\""));
   }
   absl::MutexLock lock(&mu_);
+  // Unasked, Redis unsubscribes a shard channel whose slot left the node
+  // (Unsubscribe forgets a channel's confirmation before it asks).
+  if (sharded_ && kind == "unsubscribe" && confirmed_.contains(reply.elements[1].str)) {
+    return absl::UnavailableError(absl::StrCat("redis: shard subscriber: ", options_.Describe(),
+                                               " dropped a channel: its slot moved"));
+  }
   if (owed_.empty()) return protocol_error(absl::StrCat("unrequested ", kind));
   owed_.pop_front();
   if (kind != "subscribe") return absl::OkStatus();

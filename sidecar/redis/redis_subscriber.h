@@ -9,7 +9,9 @@
 // master: publishers following their own monitor may have moved since).
 // With RedisTopology::kCluster it listens on one seed node (the cluster
 // broadcasts every PUBLISH to all nodes) and tries the next seed on each
-// reconnect attempt.
+// reconnect attempt. CreateSharded makes one that holds shard channels
+// (SSUBSCRIBE) on one given node: ShardedSubscriber (shard_subscriber.h)
+// keeps one per master and moves channels when their slot does.
 //
 // Thread-safety: every public method may be called from any thread (state is
 // under one mutex); callbacks run on the I/O thread without that mutex held,
@@ -54,6 +56,19 @@ class Transport;
 class TransportFactory;
 class RespParser;
 
+// What the realtime broker needs of a subscription, whichever the topology:
+// RedisSubscriber (one connection) or ShardedSubscriber (one per shard).
+// Thread-safe; see RedisSubscriber for the contract of each call.
+class ChannelSubscriber {
+ public:
+  virtual ~ChannelSubscriber() = default;
+  virtual void Subscribe(std::vector<std::string> channels,
+                         absl::AnyInvocable<void(absl::Status) &&> done) = 0;
+  virtual void Unsubscribe(std::vector<std::string> channels) = 0;
+  virtual bool connected() const = 0;
+  virtual size_t wanted_channels() const = 0;
+};
+
 // Delivery is at most once: a message published while the connection is down
 // (or before its SUBSCRIBE is confirmed) is lost, and the loss windows are
 // reported instead. on_down and on_restored alternate; the subscriber starts
@@ -66,7 +81,7 @@ class RespParser;
 // — and any PING, SUBSCRIBE or UNSUBSCRIBE unanswered after
 // options.command_timeout resets it. A hung Redis is thus found within about
 // ping interval + command_timeout.
-class RedisSubscriber {
+class RedisSubscriber final : public ChannelSubscriber {
  public:
   struct Callbacks {
     // A message published on a wanted channel (I/O thread; must not block).
@@ -94,11 +109,21 @@ class RedisSubscriber {
   // timeouts or backoff, unreadable TLS files).
   static absl::StatusOr<std::unique_ptr<RedisSubscriber>> Create(RedisOptions options,
                                                                  Callbacks callbacks);
+  // Shard channels on Redis Cluster: connects to `node` only (a master or
+  // replica of the shards whose channels it is given) and speaks
+  // SSUBSCRIBE/SUNSUBSCRIBE, one channel a command (a command's channels
+  // must share a slot). A -MOVED answer, or a `sunsubscribe` Redis sends
+  // unasked (the channel's slot left the node), resets the connection like
+  // any loss: on_down, then on_restored once every channel still wanted is
+  // confirmed there again; the owner moves the channels elsewhere meanwhile.
+  static absl::StatusOr<std::unique_ptr<RedisSubscriber>> CreateSharded(RedisOptions options,
+                                                                        RedisNode node,
+                                                                        Callbacks callbacks);
 
   // Closes the connection and joins the I/O thread; pending `done`s get
   // UNAVAILABLE("redis: subscriber closed"). No callback runs afterwards.
   // REQUIRES: not called from a callback; no other call runs or starts.
-  ~RedisSubscriber();
+  ~RedisSubscriber() override;
   RedisSubscriber(const RedisSubscriber&) = delete;
   RedisSubscriber& operator=(const RedisSubscriber&) = delete;
 
@@ -109,17 +134,17 @@ class RedisSubscriber {
   // connected or the connection was lost first. Either way the channels stay
   // wanted and are subscribed again on every reconnect until Unsubscribe.
   void Subscribe(std::vector<std::string> channels,
-                 absl::AnyInvocable<void(absl::Status) &&> done);
+                 absl::AnyInvocable<void(absl::Status) &&> done) override;
   // Removes channels from the wanted set and sends UNSUBSCRIBE if connected.
   // Fire and forget: their messages stop being delivered at once.
-  void Unsubscribe(std::vector<std::string> channels);
+  void Unsubscribe(std::vector<std::string> channels) override;
 
   // The subscription connection is up and every channel it came back with is
   // confirmed (false from a loss until then; on_restored runs just after it
   // turns true, on the I/O thread).
-  bool connected() const;
+  bool connected() const override;
   // Size of the wanted set (the "Redis channels held" gauge).
-  size_t wanted_channels() const;
+  size_t wanted_channels() const override;
   Stats stats() const;
 
  private:
@@ -137,7 +162,7 @@ class RedisSubscriber {
     std::optional<std::pair<absl::Time, absl::Time>> restored;
   };
 
-  RedisSubscriber(RedisOptions options, Callbacks callbacks);
+  RedisSubscriber(RedisOptions options, Callbacks callbacks, bool sharded);
   absl::Status Init();
 
   // I/O thread only.
@@ -157,8 +182,9 @@ class RedisSubscriber {
   void OnMaster(const std::optional<RedisNode>& master);
   void Run(Deferred& deferred);
 
-  // Encodes SUBSCRIBE/UNSUBSCRIBE in chunks, each channel expecting a reply.
-  void QueueChannelsLocked(const char* command, const std::vector<std::string>& channels)
+  // Encodes (S)SUBSCRIBE/(S)UNSUBSCRIBE in chunks, each channel expecting a
+  // reply.
+  void QueueChannelsLocked(bool subscribe, const std::vector<std::string>& channels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void QueueLocked(const std::vector<std::string>& args, size_t replies)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -167,6 +193,7 @@ class RedisSubscriber {
   // Constant after construction.
   const RedisOptions options_;
   const Callbacks callbacks_;
+  const bool sharded_;  // SSUBSCRIBE on options_.nodes[0] (CreateSharded)
   const std::chrono::milliseconds command_timeout_;
   const std::chrono::milliseconds ping_interval_;
   std::function<double()> jitter_;

@@ -57,9 +57,10 @@ struct RedisSubscriber::Io {
   asio::steady_timer reconnect_timer;
 };
 
-RedisSubscriber::RedisSubscriber(RedisOptions options, Callbacks callbacks)
+RedisSubscriber::RedisSubscriber(RedisOptions options, Callbacks callbacks, bool sharded)
     : options_(std::move(options)),
       callbacks_(std::move(callbacks)),
+      sharded_(sharded),
       command_timeout_(ToChrono(options_.command_timeout)),
       ping_interval_(ToChrono(std::min(options_.idle_ping_interval, kMaxPingInterval))),
       io_(std::make_unique<asio::io_context>(1)) {
@@ -145,7 +146,8 @@ void RedisSubscriber::Connect() {
     io.transport = factory_->NewTo(*io.master);
   } else if (options_.topology == RedisTopology::kCluster && !options_.nodes.empty()) {
     // Cluster: a classic PUBLISH reaches every node, so any seed will do;
-    // each attempt after a failure tries the next one.
+    // each attempt after a failure tries the next one. Sharded: the one
+    // node given.
     io.transport = factory_->NewTo(options_.nodes[io.attempt % options_.nodes.size()]);
   } else {
     io.transport = factory_->New();

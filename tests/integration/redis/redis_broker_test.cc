@@ -22,6 +22,7 @@
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "tests/integration/redis/broker_node.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
@@ -31,6 +32,13 @@
 namespace stateside::testing {
 namespace {
 
+using broker_test::Await;
+using broker_test::AwaitDone;
+using broker_test::Fields;
+using broker_test::Node;
+using broker_test::RecordingSink;
+using broker_test::RoomEvent;
+using broker_test::Targeted;
 using realtime::Broker;
 using realtime::ConnPresence;
 using realtime::ConnRef;
@@ -40,204 +48,15 @@ using redis::RedisBroker;
 using redis::RedisBrokerOptions;
 using redis::RedisClient;
 
-// What a broker handed its sink; `log` keeps the order of gaps and losses.
-class RecordingSink : public Broker::Sink {
- public:
-  void OnEvent(Event event) override {
-    absl::MutexLock lock(&mu_);
-    events_.push_back(std::move(event));
-  }
-  void OnGap(absl::Time from, absl::Time to) override {
-    absl::MutexLock lock(&mu_);
-    log_.push_back("gap");
-    gaps_.emplace_back(from, to);
-  }
-  void OnPresenceLost() override {
-    absl::MutexLock lock(&mu_);
-    log_.push_back("lost");
-  }
-  std::vector<Event> events() {
-    absl::MutexLock lock(&mu_);
-    return events_;
-  }
-  std::vector<Event> events(TargetKind target) {
-    std::vector<Event> out;
-    for (Event& e : events()) {
-      if (e.target == target) out.push_back(std::move(e));
-    }
-    return out;
-  }
-  bool Got(const std::string& payload) {
-    for (const Event& e : events()) {
-      if (e.payload == payload) return true;
-    }
-    return false;
-  }
-  std::vector<std::string> log() {
-    absl::MutexLock lock(&mu_);
-    return log_;
-  }
-  std::vector<std::pair<absl::Time, absl::Time>> gaps() {
-    absl::MutexLock lock(&mu_);
-    return gaps_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<absl::Time, absl::Time>> gaps_ ABSL_GUARDED_BY(mu_);
-};
-
-// Runs an asynchronous broker call and waits for its answer.
-template <typename T>
-absl::StatusOr<T> Await(const std::function<void(Broker::Reply<T>)>& call) {
-  struct State {
-    absl::Mutex mu;
-    std::optional<absl::StatusOr<T>> result ABSL_GUARDED_BY(mu);
-  };
-  auto state = std::make_shared<State>();
-  call([state](absl::StatusOr<T> r) {
-    absl::MutexLock lock(&state->mu);
-    state->result = std::move(r);
-  });
-  absl::MutexLock lock(&state->mu);
-  auto answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
-    return state->result.has_value();
-  };
-  if (!state->mu.AwaitWithTimeout(absl::Condition(&answered), absl::Seconds(15))) {
-    return absl::DeadlineExceededError("never answered");
-  }
-  return *std::move(state->result);
-}
-
-absl::Status AwaitDone(const std::function<void(Broker::Done)>& call) {
-  return Await<bool>([&](Broker::Reply<bool> reply) {
-           call([reply = std::move(reply)](absl::Status s) mutable {
-             if (s.ok()) return std::move(reply)(true);
-             std::move(reply)(std::move(s));
-           });
-         })
-      .status();
-}
-
-Event RoomEvent(std::string room, std::string payload) {
-  Event e;
-  e.target = TargetKind::kRoom;
-  e.to = std::move(room);
-  e.name = "chat";
-  e.payload = std::move(payload);
-  e.published_at = absl::Now();
-  return e;
-}
-
-Event Targeted(TargetKind target, std::string to, std::string payload, std::string inst = "") {
-  Event e = RoomEvent(std::move(to), std::move(payload));
-  e.target = target;
-  e.to_instance = std::move(inst);
-  if (target == TargetKind::kAll) e.to.clear();
-  return e;
-}
-
-std::vector<std::string> Fields(const std::vector<ConnRef>& refs) {
-  std::vector<std::string> out;
-  for (const ConnRef& r : refs) out.push_back(absl::StrCat(r.instance, "/", r.conn));
-  return out;
-}
-
-// One "sidecar": its own client, sink and broker.
-struct Node {
-  std::unique_ptr<RedisClient> client;
-  std::unique_ptr<RecordingSink> sink;
-  std::unique_ptr<RedisBroker> broker;
-  std::string id;
-
-  absl::StatusOr<realtime::PublishResult> Publish(Event e) {
-    e.origin = id;
-    return Await<realtime::PublishResult>(
-        [&](Broker::Reply<realtime::PublishResult> r) { broker->Publish(e, std::move(r)); });
-  }
-  absl::Status Watch(const std::string& room) {
-    return AwaitDone([&](Broker::Done d) { broker->WatchRoom(room, std::move(d)); });
-  }
-  absl::Status Broadcast(bool on) {
-    return AwaitDone([&](Broker::Done d) { broker->WatchBroadcast(on, std::move(d)); });
-  }
-  absl::Status Add(ConnPresence conn) {
-    return AwaitDone([&](Broker::Done d) { broker->AddPresence(conn, std::move(d)); });
-  }
-  absl::Status Remove(ConnPresence conn, bool all) {
-    return AwaitDone([&](Broker::Done d) { broker->RemovePresence(conn, all, std::move(d)); });
-  }
-  absl::Status Sync(std::vector<ConnPresence> conns) {
-    return AwaitDone(
-        [&](Broker::Done d) { broker->SyncPresence(std::move(conns), std::move(d)); });
-  }
-  absl::StatusOr<realtime::MembersPage> Members(const std::string& room, int size = 0,
-                                                const std::string& token = "") {
-    return Await<realtime::MembersPage>([&](Broker::Reply<realtime::MembersPage> r) {
-      broker->RoomMembers(room, size, token, std::move(r));
-    });
-  }
-  std::vector<std::string> MemberFields(const std::string& room) {
-    absl::StatusOr<realtime::MembersPage> page = Members(room, 1000);
-    EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? Fields(page->members) : std::vector<std::string>{"<error>"};
-  }
-  std::vector<std::string> UserFields(const std::string& user) {
-    absl::StatusOr<std::vector<ConnRef>> conns = Await<std::vector<ConnRef>>(
-        [&](Broker::Reply<std::vector<ConnRef>> r) { broker->UserConnections(user, std::move(r)); });
-    EXPECT_TRUE(conns.ok()) << conns.status();
-    return conns.ok() ? Fields(*conns) : std::vector<std::string>{"<error>"};
-  }
-  absl::StatusOr<realtime::HistoryPage> History(const std::string& room, uint64_t after,
-                                                int limit = 0) {
-    return Await<realtime::HistoryPage>([&](Broker::Reply<realtime::HistoryPage> r) {
-      broker->History(room, after, limit, std::move(r));
-    });
-  }
-};
-
-class RedisBrokerTest : public ::testing::Test {
+class RedisBrokerTest : public broker_test::BrokerTest {
  protected:
   void SetUp() override {
     ASSERT_NE(SharedRedisServer(), nullptr);
-    random_ = crypto::NewSecureRandom();
-    absl::StatusOr<std::string> key = RandomBytes(*random_, 32);
-    ASSERT_TRUE(key.ok());
-    absl::StatusOr<std::unique_ptr<crypto::Keyring>> keyring =
-        crypto::Keyring::Create({{"k1", *key}});
-    ASSERT_TRUE(keyring.ok()) << keyring.status();
-    keyring_ = *std::move(keyring);
-    sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
-    prefix_ = UniquePrefix();
+    BrokerTest::SetUp();
   }
 
-  RedisBrokerOptions Options(const std::string& id) {
-    RedisBrokerOptions o;
-    o.prefix = prefix_;
-    o.instance_id = id;
-    o.sealer = sealer_.get();
-    o.keyring = keyring_.get();
-    return o;
-  }
-
-  // A started broker whose first subscription is confirmed (its first gap
-  // reached the sink), so its instance channel receives.
   std::unique_ptr<Node> Start(RedisBrokerOptions options, const std::string& url = "") {
-    auto node = std::make_unique<Node>();
-    node->id = options.instance_id;
-    node->client = ConnectedClient(url.empty() ? SharedRedisServer()->url() : url);
-    if (node->client == nullptr) return nullptr;
-    node->sink = std::make_unique<RecordingSink>();
-    absl::StatusOr<std::unique_ptr<RedisBroker>> broker =
-        RedisBroker::Create(node->client.get(), std::move(options));
-    EXPECT_TRUE(broker.ok()) << broker.status();
-    if (!broker.ok()) return nullptr;
-    node->broker = *std::move(broker);
-    node->broker->Start(node->sink.get());
-    EXPECT_TRUE(WaitFor([&] { return node->sink->gaps().size() == 1; }));
-    return node;
+    return StartOn(url.empty() ? SharedRedisServer()->url() : url, std::move(options));
   }
 
   // N nodes "i0".."iN-1".
@@ -251,11 +70,6 @@ class RedisBrokerTest : public ::testing::Test {
   }
 
   RedisClient& raw() { return *SharedRedisClient(); }
-
-  std::unique_ptr<RandomSource> random_;
-  std::unique_ptr<crypto::Keyring> keyring_;
-  std::unique_ptr<crypto::Sealer> sealer_;
-  std::string prefix_;
 };
 
 // Waits until every node received `payload` (a later marker: each broker's

@@ -257,9 +257,10 @@ TEST(RedisClusterTest, DurableWritesOnStandaloneWaitToo) {
   EXPECT_TRUE(client->Call(write).ok());
 }
 
-// Realtime's subscriber on Cluster: classic pub/sub, which the cluster
-// broadcasts, so one connection to any seed hears a PUBLISH sent to every
-// master; a seed that does not answer is passed over for the next one.
+// A classic RedisSubscriber on Cluster (realtime uses shard channels:
+// redis_sharded_pubsub_test): the cluster broadcasts classic pub/sub, so one
+// connection to any seed hears a PUBLISH sent to every master; a seed that
+// does not answer is passed over for the next one.
 TEST(RedisClusterTest, SubscriberHearsEveryMasterThroughTheNextSeed) {
   RedisCluster* cluster = SharedCluster();
   ASSERT_NE(cluster, nullptr);
