@@ -1,4 +1,4 @@
-// radar-app's HTTP endpoints (the contract is in docs and issue 6): login,
+// radar-app's HTTP endpoints (the contract is in docs): login,
 // me, cart, logout, analytics opt-out, broadcast, the page and /healthz.
 #include "app/routes.h"
 

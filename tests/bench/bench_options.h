@@ -1,9 +1,9 @@
 // stateside-bench's command line: what to measure and how, parsed and
-// validated once (CLI11). Scripts depend on these flags (issue 3, issue 8):
+// validated once (CLI11). Scripts depend on these flags:
 //   --socket PATH --op OP [--inflight N] [--duration S] [--size BYTES] [--json]
 //   [--session ID] [--channels N] [--warmup S] [--transport unary|stream]
 //   [--server-pid PID] [--connect-timeout S] [--call-timeout S]
-// and for the realtime ops (issue 5, realtime_bench.h): --rate R
+// and for the realtime ops (realtime_bench.h): --rate R
 //   [--publish-socket PATH] [--connections N] [--publish-server-pid PID]
 // A plain value: thread-compatible.
 #ifndef STATESIDE_TESTS_BENCH_BENCH_OPTIONS_H_

@@ -1,4 +1,4 @@
-// stateside-bench's realtime operations (issue 5): events published at a
+// stateside-bench's realtime operations: events published at a
 // fixed, open-loop rate, and the time from publish to delivery on a
 // RealtimeService.Subscribe stream.
 //   realtime-xinstance  receive on --socket (sidecar A), publish on

@@ -1,6 +1,6 @@
 // stateside-bench: a closed-loop load generator for the sidecar's gRPC API
-// over its Unix socket (issue 3), and an open-loop publisher for the realtime
-// ops (issue 5, realtime_bench.h). Exit status: 0 measured (at least one call
+// over its Unix socket, and an open-loop publisher for the realtime
+// ops (realtime_bench.h). Exit status: 0 measured (at least one call
 // succeeded), 1 the sidecar could not be reached / set up or no call
 // succeeded, 2 bad usage.
 #include <unistd.h>
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       return Fail(kExitUsage, absl::StrCat("--server-pid: ", cpu.status().message()));
     }
   }
-  // Open loop, its own driver (issue 5).
+  // Open loop, its own driver.
   if (bench::OpIsRealtime(options.op)) return bench::RunRealtime(options);
 
   auto channels = bench::MakeChannels(options.socket_path, options.channels);

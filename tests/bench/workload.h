@@ -3,7 +3,7 @@
 // by session-get/update (created by the bench unless --session names one), the
 // opt-out flag read by optout-get, and the payload. Cleanup removes what
 // Prepare created. Independent of the transport so that unary and stream
-// (issue 8) measure exactly the same requests.
+// measure exactly the same requests.
 //
 // Thread-compatible; after Prepare the Workload is read-only and may be read
 // from any thread.

@@ -1,4 +1,4 @@
-// Issue 6's browser check: headless Chromium, driven through chromedriver's
+// The browser check: headless Chromium, driven through chromedriver's
 // W3C WebDriver API, uses radar-app's page through nginx: logs in, sees its
 // user, joins a room over the WebSocket, and shows a broadcast that another
 // user posted on another pod; a form on another origin cannot post to it.

@@ -1,4 +1,4 @@
-// Issue 6's end-to-end tests 1, 2, 3 and 6 on one local cluster (redis-server,
+// End-to-end tests 1, 2, 3 and 6 on one local cluster (redis-server,
 // 3 pods of sidecar + radar-app, nginx) started by deploy/local/up.sh: one
 // cookie served by every instance, broadcasts across instances (room and
 // user), concurrent cart writes, and a logout racing a slow request.

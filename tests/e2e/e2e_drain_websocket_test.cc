@@ -1,4 +1,4 @@
-// Issue 6's end-to-end test 5: WebSocket clients (through nginx) of a pod
+// End-to-end: test 5: WebSocket clients (through nginx) of a pod
 // that restart.sh drains receive close code 1012; each reconnects through
 // nginx with its cookie and is served by another, live pod with the same
 // session. Clients of the other pods stay connected throughout.

@@ -1,4 +1,4 @@
-// Issue 6's end-to-end test 4: a rolling restart of all 3 pods, one at a
+// End-to-end: test 4: a rolling restart of all 3 pods, one at a
 // time with deploy/local/restart.sh, under continuous load through nginx
 // (wrk: GET /me, and every fourth request a POST /analytics/opt-out write)
 // → not one failed request or connection error, each pod stops

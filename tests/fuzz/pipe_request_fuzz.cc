@@ -8,12 +8,14 @@
 // sidecar writes parses as a PipeResponse whose results carry a known code
 // and, unless OK, a message.
 #include <grpcpp/generic/generic_stub.h>
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,12 +41,14 @@
 namespace stateside {
 namespace {
 
-// The server's receive limit: an input is one message, and libFuzzer's
-// -max_len (scripts/fuzz) stays below it.
+// The server's receive limit: an input is one message, and inputs above
+// half of it are skipped (libFuzzer's default -max_len, 4096, is below).
 constexpr size_t kMaxMessageBytes = 64 * 1024;
 
-// Built once per process; never torn down (libFuzzer exits the process).
+// Built once per process and never torn down (libFuzzer exits the process);
+// its temp directory is removed at exit.
 struct Sidecar {
+  std::string dir;
   std::string socket_path;
   SystemClock clock;
   std::unique_ptr<RandomSource> random = crypto::NewSecureRandom();
@@ -62,10 +66,14 @@ struct Sidecar {
 
 Sidecar& TheSidecar() {
   static Sidecar* sidecar = [] {
+    // Each call with invalid UTF-8 is refused and logged by protobuf: quiet.
+    google::protobuf::SetLogHandler(nullptr);
     auto* s = new Sidecar();
     char dir[] = "/tmp/stateside-pipe-fuzz-XXXXXX";
     FUZZ_CHECK(mkdtemp(dir) != nullptr);
-    s->socket_path = std::string(dir) + "/api.sock";
+    s->dir = dir;
+    std::atexit([] { std::filesystem::remove_all(TheSidecar().dir); });
+    s->socket_path = s->dir + "/api.sock";
     auto keyring = crypto::Keyring::Create({{"k0", std::string(32, '\x01')}});
     FUZZ_CHECK(keyring.ok());
     s->keyring = *std::move(keyring);

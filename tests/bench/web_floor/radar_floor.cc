@@ -1,4 +1,4 @@
-// radar-floor: the app-side floor of the web benchmark (issue 6). A bare
+// radar-floor: the app-side floor of the web benchmark. A bare
 // Boost.Beast HTTP/1.1 keep-alive server that answers `GET /me` with a fixed
 // JSON body and calls nothing: what radar-app's I/O side costs with the
 // sidecar taken away. Same threading model as radar-app's I/O side: one

@@ -1,4 +1,4 @@
-// radar-app's HTTP contract (issue 6), against a real sidecar and a real
+// radar-app's HTTP contract, against a real sidecar and a real
 // radar-app process shared by the suite (RadarAppTest).
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-// radar-app's WebSocket contract (issue 6): hello, join/leave with acks,
+// radar-app's WebSocket contract: hello, join/leave with acks,
 // room and user-targeted messages, errors, the upgrade without a session and
 // the bound on a client that does not read. Against a real sidecar and a
 // real radar-app process shared by the suite (RadarAppTest).

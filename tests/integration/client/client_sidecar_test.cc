@@ -321,7 +321,7 @@ TEST_P(ClientSidecarTest, ManyAsyncCallsInFlightEachGetTheirOwnAnswer) {
   }
 }
 
-// Issue 15: the sidecar takes about 392 KiB per message. Seven 64 KiB
+// The sidecar takes about 392 KiB per message. Seven 64 KiB
 // updates and one call larger than that, all at once on one lane: the large
 // one fails alone (RESOURCE_EXHAUSTED naming the limit, never sent), the
 // seven are batched below the limit and succeed.

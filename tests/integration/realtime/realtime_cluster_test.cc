@@ -1,4 +1,4 @@
-// Issue 5, acceptance 1 and the k-of-N target, on real processes: three (or
+// Realtime fan-out and the k-of-N target, on real processes: three (or
 // four) sidecars on one redis-server. Room, user, connection, broadcast and
 // except deliveries reach exactly the right connections on the right
 // instances; an instance that is not concerned receives nothing from Redis

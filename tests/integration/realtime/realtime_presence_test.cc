@@ -1,4 +1,4 @@
-// Issue 5, acceptance 2, on real processes: three sidecars on one
+// Realtime presence on real processes: three sidecars on one
 // redis-server answer RoomMembers and UserConnections for the whole cluster,
 // right after joins, leaves and unregisters; a room's members page stably;
 // realtime serves through the app's drain and a drained instance's

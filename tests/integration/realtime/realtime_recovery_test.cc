@@ -1,4 +1,4 @@
-// Issue 5, acceptance 3 to 5, on real processes on one redis-server: a
+// Realtime recovery on real processes on one redis-server: a
 // Subscribe stream that stops reading costs bounded memory and its losses
 // are counted and signalled without hurting a fast stream; Redis restarted
 // under a publish loop is survived without restarting any sidecar, and the

@@ -123,7 +123,7 @@ TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounde
   EXPECT_TRUE(stub->Get(&after, get, &got).ok());
 }
 
-// Issue 15: the count bound alone lets 1024 large answers pile up per
+// The count bound alone lets 1024 large answers pile up per
 // stream (a quarter of a gigabyte with the largest sessions). The sidecar
 // also stops reading while the answers waiting for the wire hold 4 MiB, so a
 // client that never reads, asking one 180 KiB read per message, leaves it

@@ -1,4 +1,4 @@
-// stateside::Client's Pipe stream transport (issue 8) against a scripted
+// stateside::Client's Pipe stream transport against a scripted
 // in-process Pipe fake: answers out of order, a stream broken mid-batch,
 // per-call deadlines, a sidecar that stops reading, batching, many threads,
 // the Async forms, and the fallback to unary RPCs for a sidecar without Pipe.
