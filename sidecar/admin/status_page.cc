@@ -115,13 +115,17 @@ void BackendSection(std::string& out, const Json& backend) {
   if (nodes.is_array() && !nodes.empty()) {
     absl::StrAppend(&out, "<table id=\"backend-nodes\"><caption>Nodes</caption>\n",
                     "<tr><th scope=\"col\">address</th><th scope=\"col\">role</th>",
-                    "<th scope=\"col\">slots</th><th scope=\"col\">connected</th></tr>\n");
+                    "<th scope=\"col\">slots</th><th scope=\"col\">connected</th>",
+                    "<th scope=\"col\">latency (mean since start)</th>",
+                    "<th scope=\"col\">latency (last reply)</th></tr>\n");
     for (const Json& node : nodes) {
       const Json& role = Field(node, "role");
       absl::StrAppend(&out, "<tr><td>", Cell(Field(node, "address")), "</td><td>",
                       Text(role).empty() ? "&#8212;" : Cell(role),
                       "</td><td>", Cell(Field(node, "slots")), "</td><td>",
-                      Cell(Field(node, "connected")), "</td></tr>\n");
+                      Cell(Field(node, "connected")), "</td><td>",
+                      Millis(Field(node, "mean_latency_seconds")), "</td><td>",
+                      Millis(Field(node, "last_latency_seconds")), "</td></tr>\n");
     }
     absl::StrAppend(&out, "</table>\n");
   }

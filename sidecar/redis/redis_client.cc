@@ -513,6 +513,15 @@ void RedisClient::ExecuteBatchOn(const std::string& master, std::vector<RedisCom
   Dispatch(std::move(commands), std::move(callbacks), pool);
 }
 
+void RedisClient::SetLatency(const NodePool& pool, RedisNodeInfo* node) {
+  const uint64_t replies = pool.replies.load(std::memory_order_relaxed);
+  const int64_t last = pool.last_rtt_ns.load(std::memory_order_relaxed);
+  if (replies == 0 || last < 0) return;
+  node->mean_latency =
+      absl::Nanoseconds(pool.rtt_sum_ns.load(std::memory_order_relaxed)) / replies;
+  node->last_latency = absl::Nanoseconds(last);
+}
+
 RedisTopologyInfo RedisClient::topology() const {
   RedisTopologyInfo info;
   info.mode = options_.topology;
@@ -531,6 +540,10 @@ RedisTopologyInfo RedisClient::topology() const {
       node.address = info.master;
       node.role = "master";
       node.connected = connected();
+      {
+        absl::ReaderMutexLock lock(&map_mu_);
+        SetLatency(*masters_.front(), &node);  // the one pool, re-pointed on a failover
+      }
       info.nodes.push_back(std::move(node));
     }
     return info;
@@ -540,6 +553,7 @@ RedisTopologyInfo RedisClient::topology() const {
     RedisNodeInfo node;
     node.address = masters_.front()->address;
     node.connected = connected();
+    SetLatency(*masters_.front(), &node);
     info.nodes.push_back(std::move(node));
     return info;
   }
@@ -547,6 +561,7 @@ RedisTopologyInfo RedisClient::topology() const {
   for (RedisNodeInfo& node : info.nodes) {
     auto pool = pools_.find(node.address);
     node.connected = pool != pools_.end() && pool->second->ready.load() > 0;
+    if (pool != pools_.end()) SetLatency(*pool->second, &node);
   }
   info.slots_covered = slots_covered_;
   return info;

@@ -116,6 +116,10 @@ struct RedisNodeInfo {
   std::string role;     // "master", "replica", "sentinel"; "" = not known
   int slots = 0;        // cluster: the hash slots it serves
   bool connected = false;
+  // Round trips of its replies since the client started (a sentinel's are
+  // not measured): the mean and the last; empty before the first reply.
+  std::optional<absl::Duration> mean_latency;
+  std::optional<absl::Duration> last_latency;
 };
 struct RedisTopologyInfo {
   RedisTopology mode = RedisTopology::kStandalone;
@@ -227,6 +231,8 @@ class RedisClient {
  private:
   struct NodePool;
   class PoolObserver;
+  // `pool`'s round trips into `node` (topology()).
+  static void SetLatency(const NodePool& pool, RedisNodeInfo* node);
   struct Request;
   struct WaitState;
   using Requests = std::vector<std::unique_ptr<Request>>;

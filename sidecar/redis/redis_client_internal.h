@@ -33,9 +33,7 @@ class RedisClient::PoolObserver final : public Connection::Observer {
   void OnBatchWritten(size_t commands) override {
     if (RedisMetrics* m = client_->metrics()) m->BatchWritten(commands);
   }
-  void OnReply(std::chrono::nanoseconds rtt) override {
-    if (RedisMetrics* m = client_->metrics()) m->CommandDone(absl::FromChrono(rtt));
-  }
+  void OnReply(std::chrono::nanoseconds rtt) override;
   void OnError(std::string_view kind) override {
     if (RedisMetrics* m = client_->metrics()) m->Error(kind);
   }
@@ -60,8 +58,20 @@ struct RedisClient::NodePool {
   std::vector<std::unique_ptr<Connection>> connections;
   std::atomic<int> ready{0};  // connections ready
   std::atomic<uint64_t> next{0};  // round-robin start
+  // Round trips of this node's replies (the status page's per-node latency):
+  // how many, their sum, and the last one (-1: none yet).
+  std::atomic<uint64_t> replies{0};
+  std::atomic<int64_t> rtt_sum_ns{0};
+  std::atomic<int64_t> last_rtt_ns{-1};
   int slots = 0;  // cluster: slots this node serves in the map (map_mu_)
 };
+
+inline void RedisClient::PoolObserver::OnReply(std::chrono::nanoseconds rtt) {
+  pool_->replies.fetch_add(1, std::memory_order_relaxed);
+  pool_->rtt_sum_ns.fetch_add(rtt.count(), std::memory_order_relaxed);
+  pool_->last_rtt_ns.store(rtt.count(), std::memory_order_relaxed);
+  if (RedisMetrics* m = client_->metrics()) m->CommandDone(absl::FromChrono(rtt));
+}
 
 // One command from the caller until its callback runs.
 struct RedisClient::Request {

@@ -205,10 +205,15 @@ nlohmann::json Server::StatusJson() {
     const redis::RedisTopologyInfo topology = backend_.redis->topology();
     Json nodes = Json::array();
     for (const redis::RedisNodeInfo& node : topology.nodes) {
+      auto seconds = [](const std::optional<absl::Duration>& d) {
+        return d.has_value() ? Json(absl::ToDoubleSeconds(*d)) : Json(nullptr);
+      };
       nodes.push_back(Json{{"address", node.address},
                            {"role", node.role},
                            {"slots", node.slots},
-                           {"connected", node.connected}});
+                           {"connected", node.connected},
+                           {"mean_latency_seconds", seconds(node.mean_latency)},
+                           {"last_latency_seconds", seconds(node.last_latency)}});
     }
     backend["topology"] = redis::TopologyName(topology.mode);
     backend["nodes"] = std::move(nodes);

@@ -88,6 +88,11 @@ TEST(RedisClusterTest, KeysLandOnEveryMaster) {
     if (node.role == "master") {
       master_slots += node.slots;
       EXPECT_TRUE(node.connected) << node.address;
+      // Each master answered (DBSIZE above): its round trips are measured.
+      ASSERT_TRUE(node.mean_latency.has_value()) << node.address;
+      ASSERT_TRUE(node.last_latency.has_value()) << node.address;
+      EXPECT_GT(*node.mean_latency, absl::ZeroDuration()) << node.address;
+      EXPECT_GT(*node.last_latency, absl::ZeroDuration()) << node.address;
     }
   }
   EXPECT_EQ(master_slots, 16384);

@@ -246,7 +246,17 @@ TEST(RedisSentinelTest, FindsTheMasterAndServesCommands) {
   EXPECT_EQ(topology.mode, redis::RedisTopology::kSentinel);
   EXPECT_EQ(topology.master, Port(set->node(0).port()));
   int sentinels = 0;
-  for (const auto& node : topology.nodes) sentinels += node.role == "sentinel" ? 1 : 0;
+  for (const auto& node : topology.nodes) {
+    if (node.role == "sentinel") {
+      ++sentinels;
+      EXPECT_FALSE(node.mean_latency.has_value()) << "a sentinel's round trips are not measured";
+    } else {
+      // The master answered the GET: its round trips are measured.
+      ASSERT_TRUE(node.mean_latency.has_value()) << node.address;
+      EXPECT_GT(*node.mean_latency, absl::ZeroDuration());
+      ASSERT_TRUE(node.last_latency.has_value());
+    }
+  }
   EXPECT_EQ(sentinels, 3);
   EXPECT_EQ(client->MasterAddresses(), std::vector<std::string>{Port(set->node(0).port())});
   EXPECT_EQ(client->stats().master_changes, 0u);

@@ -57,7 +57,9 @@ TEST(StatusPageTest, ShowsTheDataAndRefreshesWithoutScript) {
       {"not_ready_reasons", {"draining"}},
       {"backend_status", {{"kind", "redis"}, {"topology", "standalone"},
                           {"nodes", {{{"address", "127.0.0.1:6379"}, {"role", ""},
-                                      {"connected", true}}}}}},
+                                      {"connected", true},
+                                      {"mean_latency_seconds", 0.00025},
+                                      {"last_latency_seconds", nullptr}}}}}},
       {"realtime", {{"connections", 4}, {"gaps_by_reason", {{"overflow", 1}}}}},
       {"instances", {{"error", ""}, {"list", nlohmann::json::array()}}},
   };
@@ -66,6 +68,8 @@ TEST(StatusPageTest, ShowsTheDataAndRefreshesWithoutScript) {
   EXPECT_THAT(page, HasSubstr("<td id=\"drain-state\">DRAINING</td>"));
   EXPECT_THAT(page, HasSubstr("<td id=\"ready\">no (draining)</td>"));
   EXPECT_THAT(page, HasSubstr("127.0.0.1:6379"));
+  // A node's latency, and a dash where none was measured.
+  EXPECT_THAT(page, HasSubstr("<td>0.250 ms</td><td>&#8212;</td></tr>"));
   EXPECT_THAT(page, HasSubstr("<th scope=\"row\">overflow</th><td>1</td>"));
   EXPECT_THAT(page, HasSubstr("http-equiv=\"refresh\""));
   EXPECT_THAT(page, Not(HasSubstr("<script")));
