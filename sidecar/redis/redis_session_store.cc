@@ -23,8 +23,9 @@
 //                         expiry (µs). Its own slot: updated by separate
 //                         commands pipelined with the session script, never
 //                         inside it. Stale members are pruned when listed.
-//   <p>e:{<user tag>}     string: the user's revocation epoch (INCR by a
-//                         logout-everywhere; see store.h). Same slot as the
+//   <p>e:{<user tag>}     string: the user's revocation epoch (INCR and
+//                         PEXPIRE in one script by a logout-everywhere;
+//                         see store.h). Same slot as the
 //                         index, expires with the user's last possible session.
 //   <p>o:{<subject tag>}  opt-out flag (redis_opt_out_store.cc).
 //
@@ -120,7 +121,8 @@ RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
       destroy_(RedisScript::Create(scripts::kDestroy)),
       reap_(RedisScript::Create(scripts::kReap)),
       index_add_(RedisScript::Create(scripts::kIndexAdd)),
-      index_page_(RedisScript::Create(scripts::kIndexPage)) {}
+      index_page_(RedisScript::Create(scripts::kIndexPage)),
+      epoch_advance_(RedisScript::Create(scripts::kEpochAdvance)) {}
 
 std::string RedisSessionStore::SessionKey(std::string_view id) const {
   return absl::StrCat(prefix_, "s:{", absl::string_view(id.data(), id.size()), "}");
@@ -379,15 +381,17 @@ absl::StatusOr<uint64_t> RedisSessionStore::UserEpoch(std::string_view user_tag)
 
 absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl::Time now,
                                                  absl::Time until) {
-  // INCR never hands out a value twice while the key lives; the expiry only
-  // collects it once no session of the user can still be live.
-  std::vector<RedisCommand> batch;
-  batch.push_back(RedisCommand({"INCR", UserEpochKey(user_tag)}));
-  batch.push_back(RedisCommand({"PEXPIRE", UserEpochKey(user_tag), TtlMillis(until, now)}));
-  // A revocation the caller was told of must survive a failover: the WAIT
-  // after the second command covers both (one key, one connection).
-  batch.back().durable = true;
-  for (const auto& r : client_->CallBatch(std::move(batch))) RETURN_IF_ERROR(r.status());
+  // One script, not INCR then PEXPIRE: two requests could go to different
+  // connections on a redirect or retry, so the WAIT after the second would
+  // not cover the first, and the PEXPIRE could run first and leave an epoch
+  // key with no TTL.
+  RedisCommand advance =
+      epoch_advance_->Call({UserEpochKey(user_tag)}, {TtlMillis(until, now)});
+  // A revocation the caller was told of must survive a failover.
+  advance.durable = true;
+  ASSIGN_OR_RETURN(Reply reply, client_->Call(std::move(advance)));
+  uint64_t epoch = 0;
+  if (!ToUint(reply, &epoch)) return Unexpected("epoch advance", reply);
   return absl::OkStatus();
 }
 

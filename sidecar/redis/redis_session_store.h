@@ -89,6 +89,7 @@ class RedisSessionStore final : public SessionStore {
   const std::shared_ptr<const RedisScript> reap_;
   const std::shared_ptr<const RedisScript> index_add_;
   const std::shared_ptr<const RedisScript> index_page_;
+  const std::shared_ptr<const RedisScript> epoch_advance_;
 };
 
 }  // namespace stateside::redis

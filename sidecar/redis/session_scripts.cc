@@ -183,4 +183,13 @@ end
 return {#redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. last, '+inf', 'LIMIT', 0, 1), page}
 )lua";
 
+// ARGV: the epoch key's TTL in milliseconds. INCR never hands out a value
+// twice while the key lives; the expiry only collects it once no session of
+// the user can still be live.
+const char kEpochAdvance[] = R"lua(
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return epoch
+)lua";
+
 }  // namespace stateside::redis::scripts

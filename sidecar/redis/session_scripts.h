@@ -27,6 +27,9 @@ extern const char kReap[];
 extern const char kIndexAdd[];
 // User index: one page of ListByUserPage. -> {more, {member, score, ...}}
 extern const char kIndexPage[];
+// User epoch: INCR and PEXPIRE in one script, so a durable call's WAIT covers
+// both and the key never exists without its TTL. -> the new epoch
+extern const char kEpochAdvance[];
 
 }  // namespace stateside::redis::scripts
 

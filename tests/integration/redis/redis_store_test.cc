@@ -129,6 +129,18 @@ TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
   EXPECT_EQ(client_->Call({"EXISTS", ukey})->integer, 0) << "ZREM emptied the index";
 }
 
+// The epoch advance is one script: the new value and the key's TTL come
+// together (a separate PEXPIRE could be lost and leave a key without one).
+TEST_F(RedisStoreTest, AnEpochAdvanceSetsTheKeysTtl) {
+  const std::string ekey = store_->UserEpochKey("tag1");
+  ASSERT_TRUE(store_->AdvanceUserEpoch("tag1", now_, now_ + absl::Hours(8)).ok());
+  EXPECT_EQ(client_->Call({"GET", ekey})->str, "1");
+  EXPECT_NEAR(Pttl(ekey), 8 * 3600 * 1000, 5000);
+  ASSERT_TRUE(store_->AdvanceUserEpoch("tag1", now_, now_ + absl::Hours(2)).ok());
+  EXPECT_EQ(store_->UserEpoch("tag1").value_or(0), 2u);
+  EXPECT_NEAR(Pttl(ekey), 2 * 3600 * 1000, 5000);
+}
+
 TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
   StoredSession s = Make("short");
   s.idle_ttl = absl::Milliseconds(200);
