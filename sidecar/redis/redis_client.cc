@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -365,6 +366,12 @@ void RedisClient::Send(NodePool* pool, Requests requests, const absl::Status& no
 void RedisClient::OnReply(NodePool* pool, std::unique_ptr<Request> request,
                           absl::StatusOr<Reply> raw, bool refused,
                           std::shared_ptr<WaitState> wait) {
+  // Only a MOVED right after a MOVED can be the ping-pong FollowRedirect
+  // waits out: any other answer (TRYAGAIN, a refusal, NOSCRIPT, ASK...)
+  // ends the pair.
+  std::optional<Redirect> to;
+  if (cluster() && raw.ok() && raw->is_error()) to = ParseRedirect(raw->str);
+  if (!to.has_value() || to->ask) request->moved_from.clear();
   if (!raw.ok()) {
     if (refused && cluster() && !absl::StrContains(raw.status().message(), "overloaded")) {
       return RetryLater(std::move(request), raw.status());
@@ -373,9 +380,7 @@ void RedisClient::OnReply(NodePool* pool, std::unique_ptr<Request> request,
   }
   if (raw->is_error()) {
     if (cluster()) {
-      if (std::optional<Redirect> to = ParseRedirect(raw->str)) {
-        return FollowRedirect(pool, std::move(request), *to);
-      }
+      if (to.has_value()) return FollowRedirect(pool, std::move(request), *to);
       if (HasPrefixWord(raw->str, "TRYAGAIN") || HasPrefixWord(raw->str, "CLUSTERDOWN") ||
           HasPrefixWord(raw->str, "LOADING")) {
         return RetryLater(std::move(request), ErrorReplyToStatus(raw->str));
@@ -425,6 +430,7 @@ void RedisClient::OnWaitReply(WaitState& wait, absl::StatusOr<Reply> raw) {
 }
 
 void RedisClient::RetryLater(std::unique_ptr<Request> request, absl::Status why) {
+  request->moved_from.clear();  // the backoff ends any MOVED run (FollowRedirect)
   const absl::Duration delay =
       std::min(options_.backoff_max, options_.backoff_initial * (1 << std::min(request->sends, 6)));
   if (request->sends >= kMaxSends || absl::Now() + delay >= request->deadline ||

@@ -10,9 +10,9 @@
 // is learned from CLUSTER SHARDS on any reachable seed, refreshed on MOVED,
 // when a master's connection is lost and every 10 s; a command goes to the
 // master of its key's slot (CommandKey in cluster_slots.h), keyless ones to
-// any master. MOVED and ASK are followed (a second MOVED in a row for one
-// command, two nodes pointing at each other mid-migration, waits a backoff
-// first); a command refused before it was written (its node not connected,
+// any master. MOVED and ASK are followed (a MOVED answering the send
+// that followed a MOVED and pointing back to the node that sent that one,
+// two nodes pointing at each other mid-migration, waits a backoff first); a command refused before it was written (its node not connected,
 // no master known for its slot) and TRYAGAIN, CLUSTERDOWN and LOADING replies
 // are retried with backoff, at most 5 sends within the command timeout. A
 // command lost with its connection after it was written is not resent (it

@@ -57,15 +57,17 @@ void RedisClient::FollowRedirect(NodePool* from, std::unique_ptr<Request> reques
   if (request->sends >= kMaxSends || request->pinned != nullptr) {
     return request->callback(why);
   }
-  // MOVED twice in a row for one command: the nodes disagree for a moment,
-  // e.g. a migration's CLUSTER SETSLOT NODE reached the source (which now
-  // points to the destination) before the destination (which, still
-  // importing, points back). Resending at once would spend every send of the
-  // command within that moment; a backoff (the map is read again meanwhile)
-  // outlasts it.
-  const bool moved_again = !to.ask && request->moved;
-  request->moved = !to.ask;
-  if (moved_again) return RetryLater(std::move(request), why);
+  // MOVED answered by MOVED back to the node that sent the first, with no
+  // other reply between: the nodes disagree for a moment, e.g. a migration's
+  // CLUSTER SETSLOT NODE reached the source (which now points to the
+  // destination) before the destination (which, still importing, points
+  // back). Resending at once would spend every send of the command within
+  // that moment; a backoff (the map is read again meanwhile) outlasts it.
+  // Any other MOVED (a stale map, a chain of moves) is followed at once.
+  const bool ping_pong =
+      !to.ask && request->moved_from == ClusterMap::Node{host, to.port}.address();
+  request->moved_from = to.ask ? "" : from->address;
+  if (ping_pong) return RetryLater(std::move(request), why);
   NodePool* target = PoolFor(host, to.port);
   if (!to.ask && target != nullptr) {
     // The slot moved for good: route it there now, and read the whole map

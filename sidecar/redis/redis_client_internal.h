@@ -81,7 +81,10 @@ struct RedisClient::Request {
   int sends = 0;
   absl::Time deadline;  // no retry starts after this (first send + command timeout)
   bool asking = false;  // ASK: the next send goes after ASKING (one-shot)
-  bool moved = false;   // the last send was answered MOVED
+  // The node that answered the last send MOVED; "" when the last reply was
+  // anything else (or a backoff came since). A MOVED pointing back to it is
+  // the mid-migration ping-pong (FollowRedirect).
+  std::string moved_from;
   std::shared_ptr<const RedisScript> load_first;  // NOSCRIPT: SCRIPT LOAD before the retry
 };
 
