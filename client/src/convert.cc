@@ -68,9 +68,9 @@ Session SessionFromProto(const v1::Session& s) {
 
 DrainState DrainStateFromProto(v1::DrainState s) {
   switch (s) {
-    case v1::SERVING: return DrainState::kServing;
-    case v1::DRAINING: return DrainState::kDraining;
-    case v1::DRAINED: return DrainState::kDrained;
+    case v1::DRAIN_STATE_SERVING: return DrainState::kServing;
+    case v1::DRAIN_STATE_DRAINING: return DrainState::kDraining;
+    case v1::DRAIN_STATE_DRAINED: return DrainState::kDrained;
     default: return DrainState::kUnspecified;
   }
 }
@@ -95,6 +95,23 @@ InstanceInfo InstanceFromProto(const v1::Instance& i) {
   info.admin_address = i.admin_address();
   info.ready = i.ready();
   if (i.has_prestop_delay()) info.prestop_delay = DurationFromProto(i.prestop_delay());
+  return info;
+}
+
+InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r) {
+  InstanceInfo info = InstanceFromProto(r.instance());
+  info.api_revision = r.api_revision();
+  const v1::Capabilities& c = r.capabilities();
+  info.capabilities.pipe = c.pipe();
+  info.capabilities.session_events = c.session_events();
+  info.capabilities.reflection = c.reflection();
+  switch (c.topology()) {
+    case v1::TOPOLOGY_MEMORY: info.capabilities.topology = StoreTopology::kMemory; break;
+    case v1::TOPOLOGY_STANDALONE: info.capabilities.topology = StoreTopology::kStandalone; break;
+    case v1::TOPOLOGY_SENTINEL: info.capabilities.topology = StoreTopology::kSentinel; break;
+    case v1::TOPOLOGY_CLUSTER: info.capabilities.topology = StoreTopology::kCluster; break;
+    default: break;  // unspecified, or a topology newer than this client
+  }
   return info;
 }
 

@@ -46,6 +46,8 @@ DrainState DrainStateFromProto(v1::DrainState s);
 // deadline stays InfiniteFuture() when the event carries none.
 DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e);
 InstanceInfo InstanceFromProto(const v1::Instance& i);
+// The instance plus GetInstance's API revision and capabilities.
+InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r);
 ServingStatus ServingStatusFromProto(
     grpc::health::v1::HealthCheckResponse::ServingStatus s);
 

@@ -20,6 +20,17 @@ std::string_view DrainStateName(DrainState state) {
   return "UNSPECIFIED";
 }
 
+std::string_view StoreTopologyName(StoreTopology topology) {
+  switch (topology) {
+    case StoreTopology::kMemory: return "memory";
+    case StoreTopology::kStandalone: return "standalone";
+    case StoreTopology::kSentinel: return "sentinel";
+    case StoreTopology::kCluster: return "cluster";
+    case StoreTopology::kUnspecified: break;
+  }
+  return "unspecified";
+}
+
 std::string_view ServingStatusName(ServingStatus status) {
   switch (status) {
     case ServingStatus::kServing: return "SERVING";

@@ -94,6 +94,21 @@ struct DrainNotice {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
+// The Redis deployment behind the sidecar's store (kUnspecified: a sidecar
+// that does not say).
+enum class StoreTopology { kUnspecified, kMemory, kStandalone, kSentinel, kCluster };
+// "memory", "standalone", "sentinel", "cluster" or "unspecified".
+std::string_view StoreTopologyName(StoreTopology topology);
+
+// What a sidecar serves (GetInstance's capabilities): check these rather
+// than a version string. All false from a sidecar that predates them.
+struct SidecarCapabilities {
+  bool pipe = false;            // SessionService.Pipe (the client's fast path)
+  bool session_events = false;  // a stream of a session's changes
+  bool reflection = false;      // gRPC server reflection on the socket
+  StoreTopology topology = StoreTopology::kUnspecified;
+};
+
 // The sidecar instance the client talks to (LifecycleService.GetInstance).
 struct InstanceInfo {
   std::string id;
@@ -109,6 +124,11 @@ struct InstanceInfo {
   // STATESIDE_PRESTOP_DELAY, from GetInstance only (nullopt in
   // ListInstances, or from a sidecar that does not report it).
   std::optional<absl::Duration> prestop_delay;
+  // From GetInstance only (0 and all false in ListInstances): the revision
+  // of the stateside.v1 contract the sidecar implements (1, 2, ...: each
+  // adds to the one before) and what it serves.
+  uint32_t api_revision = 0;
+  SidecarCapabilities capabilities;
 };
 
 // grpc.health.v1 serving status.

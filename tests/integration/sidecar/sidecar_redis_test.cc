@@ -102,13 +102,14 @@ class Sidecar {
     return testing::WaitFor([&] { return Health() == want; }, absl::Seconds(20));
   }
 
-  v1::Instance Instance() {
+  v1::GetInstanceResponse Describe() {
     v1::GetInstanceResponse response;
     EXPECT_TRUE(v1::LifecycleService::NewStub(channel_)
                     ->GetInstance(Context().get(), {}, &response)
                     .ok());
-    return response.instance();
+    return response;
   }
+  v1::Instance Instance() { return Describe().instance(); }
 
   std::unique_ptr<v1::SessionService::Stub> Sessions() {
     return v1::SessionService::NewStub(channel_);
@@ -186,6 +187,7 @@ TEST_F(SidecarRedisTest, TwoSidecarsShareSessionsThroughRedis) {
   ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
   ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
   EXPECT_EQ(a.Instance().backend(), "redis");
+  EXPECT_EQ(a.Describe().capabilities().topology(), v1::TOPOLOGY_STANDALONE);
 
   const v1::Session created = ShareASession(a, b, "alice");
   v1::GetSessionRequest get;

@@ -36,6 +36,30 @@ TEST(ConvertTest, TimestampsAndDurationsRoundTrip) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ConvertTest, GetInstanceCarriesTheApiRevisionAndCapabilities) {
+  v1::GetInstanceResponse response;
+  response.mutable_instance()->set_id("pod-1");
+  response.set_api_revision(3);
+  response.mutable_capabilities()->set_pipe(true);
+  response.mutable_capabilities()->set_reflection(true);
+  response.mutable_capabilities()->set_topology(v1::TOPOLOGY_SENTINEL);
+  InstanceInfo info = InstanceFromProto(response);
+  EXPECT_EQ(info.id, "pod-1");
+  EXPECT_EQ(info.api_revision, 3u);
+  EXPECT_TRUE(info.capabilities.pipe);
+  EXPECT_FALSE(info.capabilities.session_events);
+  EXPECT_TRUE(info.capabilities.reflection);
+  EXPECT_EQ(info.capabilities.topology, StoreTopology::kSentinel);
+  EXPECT_EQ(StoreTopologyName(info.capabilities.topology), "sentinel");
+
+  // A topology this client does not know, and a sidecar that says nothing.
+  response.mutable_capabilities()->set_topology(static_cast<v1::Topology>(99));
+  EXPECT_EQ(InstanceFromProto(response).capabilities.topology, StoreTopology::kUnspecified);
+  info = InstanceFromProto(v1::GetInstanceResponse());
+  EXPECT_EQ(info.api_revision, 0u);
+  EXPECT_FALSE(info.capabilities.pipe);
+}
+
 TEST(ConvertTest, SessionRefPicksTheOneofField) {
   v1::SessionKey key;
   SessionRefToProto(SessionRef::Cookie("a.b"), &key);

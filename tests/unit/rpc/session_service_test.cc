@@ -89,7 +89,7 @@ TEST_P(SessionServiceTest, GetByIdOrCookieAndTouchRule) {
   clock_.Advance(absl::Minutes(10));
   v1::GetSessionRequest request;
   *request.mutable_key() = CookieKey(session);
-  request.set_no_touch(true);
+  request.set_touch(false);
   v1::GetSessionResponse response;
   ASSERT_TRUE(calls_->Get(request, &response).ok());
   EXPECT_EQ(response.session().attributes().at("k"), "v");
@@ -97,7 +97,7 @@ TEST_P(SessionServiceTest, GetByIdOrCookieAndTouchRule) {
             session.metadata().last_access().seconds());
 
   *request.mutable_key() = IdKey(session);
-  request.set_no_touch(false);
+  request.clear_touch();  // unset: the Get touches
   ASSERT_TRUE(calls_->Get(request, &response).ok());
   EXPECT_EQ(response.session().metadata().last_access().seconds(),
             absl::ToUnixSeconds(clock_.Now()));
@@ -174,7 +174,7 @@ TEST_P(SessionServiceTest, UpdateSetsDeletesAndBumpsTheVersion) {
   v1::UpdateSessionRequest request;
   *request.mutable_key() = CookieKey(session);
   (*request.mutable_set())["c"] = "3";
-  request.add_delete_("a");
+  request.add_remove("a");
   v1::UpdateSessionResponse response;
   ASSERT_TRUE(calls_->Update(request, &response).ok());
   EXPECT_EQ(response.metadata().version(), 2u);
@@ -208,7 +208,7 @@ TEST_P(SessionServiceTest, UpdateRefusesANameBothSetAndDeleted) {
   v1::UpdateSessionRequest request;
   *request.mutable_key() = IdKey(session);
   (*request.mutable_set())["x"] = "1";
-  request.add_delete_("x");
+  request.add_remove("x");
   v1::UpdateSessionResponse response;
   EXPECT_EQ(Code(calls_->Update(request, &response)), grpc::StatusCode::INVALID_ARGUMENT);
 }
