@@ -12,7 +12,25 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   const auto absl_code = (code >= 0 && code <= 16)
                              ? static_cast<absl::StatusCode>(code)
                              : absl::StatusCode::kUnknown;
-  return absl::Status(absl_code, status.error_message());
+  absl::Status result(absl_code, status.error_message());
+  v1::RpcStatus details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const google::protobuf::Any& any : details.details()) {
+      if (any.type_url() == Sv(kErrorInfoPayload)) {
+        result.SetPayload(Sv(kErrorInfoPayload), absl::Cord(any.value()));
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+absl::Status FromPipeResult(const v1::PipeResult& result) {
+  absl::Status status(static_cast<absl::StatusCode>(result.code()), Sv(result.message()));
+  if (result.has_error_info()) {
+    status.SetPayload(Sv(kErrorInfoPayload), absl::Cord(result.error_info().SerializeAsString()));
+  }
+  return status;
 }
 
 absl::Time TimeFromProto(const google::protobuf::Timestamp& ts) {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace stateside {
@@ -130,6 +131,24 @@ struct InstanceInfo {
   uint32_t api_revision = 0;
   SidecarCapabilities capabilities;
 };
+
+// Why the sidecar refused a call, for a program to act on
+// (stateside/v1/error.proto lists the reasons): read it with ErrorReasonOf
+// (stateside/client.h) from any status the client returns.
+struct ErrorReason {
+  std::string reason;  // stable: "NOT_FOUND", "SESSION_LIMIT", "ATTRIBUTE_TOO_LARGE", ...
+  std::string domain;  // "stateside.v1"
+  // "field": the request field at fault; "limit": the limit's name.
+  std::map<std::string, std::string> metadata;
+};
+
+// The reason a status from the sidecar carries (its google.rpc.ErrorInfo, an
+// absl::Status payload under kErrorInfoPayload); nullopt for OK, for errors
+// the client made itself (an invalid argument caught before sending, a
+// deadline) and for a sidecar that predates them.
+std::optional<ErrorReason> ErrorReasonOf(const absl::Status& status);
+// The payload's type URL: its value is a serialized google.rpc.ErrorInfo.
+inline constexpr std::string_view kErrorInfoPayload = "type.googleapis.com/google.rpc.ErrorInfo";
 
 // grpc.health.v1 serving status.
 enum class ServingStatus { kUnknown, kServing, kNotServing, kServiceUnknown };

@@ -239,6 +239,26 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
             ServingStatus::kServing);
 }
 
+// The sidecar's reason reaches the caller, over unary and over Pipe.
+TEST_P(ClientSidecarTest, ErrorsCarryTheSidecarsReason) {
+  auto missing = client_->GetSession(SessionRef::Id("no-such-session-id-no-such-session-id-00000"));
+  ASSERT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  std::optional<ErrorReason> reason = ErrorReasonOf(missing.status());
+  ASSERT_TRUE(reason.has_value()) << missing.status();
+  EXPECT_EQ(reason->reason, "NOT_FOUND");
+  EXPECT_EQ(reason->domain, "stateside.v1");
+
+  auto created = client_->CreateSession(UniqueUser("reason"), {});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto stale = client_->UpdateSession(SessionRef::Id(created->info.id), {{"a", "1"}}, {},
+                                      created->info.version + 5);
+  ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  reason = ErrorReasonOf(stale.status());
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_EQ(reason->reason, "VERSION_MISMATCH");
+  EXPECT_FALSE(ErrorReasonOf(absl::OkStatus()).has_value());
+}
+
 TEST_P(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {
   const std::string user = UniqueUser("threads");
   std::vector<std::thread> threads;

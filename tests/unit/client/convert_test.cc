@@ -18,6 +18,43 @@ TEST(ConvertTest, GrpcStatusKeepsEveryCodeAndTheMessage) {
             absl::StatusCode::kAborted);
 }
 
+// The sidecar's ErrorInfo survives into the absl::Status, unary and Pipe.
+TEST(ConvertTest, TheErrorReasonOfTheDetailsAndOfAPipeResultIsKept) {
+  v1::ErrorInfo info;
+  info.set_reason("SESSION_LIMIT");
+  info.set_domain("stateside.v1");
+  (*info.mutable_metadata())["field"] = "user_id";
+  v1::RpcStatus details;
+  details.set_code(8);
+  google::protobuf::Any* any = details.add_details();
+  any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
+  info.SerializeToString(any->mutable_value());
+  const absl::Status unary = FromGrpcStatus(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many", details.SerializeAsString()));
+  EXPECT_EQ(unary.code(), absl::StatusCode::kResourceExhausted);
+  std::optional<ErrorReason> reason = ErrorReasonOf(unary);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_EQ(reason->reason, "SESSION_LIMIT");
+  EXPECT_EQ(reason->domain, "stateside.v1");
+  EXPECT_EQ(reason->metadata.at("field"), "user_id");
+
+  v1::PipeResult result;
+  result.set_code(5);
+  result.set_message("session not found");
+  result.mutable_error_info()->set_reason("NOT_FOUND");
+  const absl::Status piped = FromPipeResult(result);
+  EXPECT_EQ(piped.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(piped.message(), "session not found");
+  ASSERT_TRUE(ErrorReasonOf(piped).has_value());
+  EXPECT_EQ(ErrorReasonOf(piped)->reason, "NOT_FOUND");
+
+  // No details, garbage details, a client-side error: no reason.
+  EXPECT_FALSE(ErrorReasonOf(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "x"))));
+  EXPECT_FALSE(ErrorReasonOf(
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "x", "\xff\xff"))));
+  EXPECT_FALSE(ErrorReasonOf(absl::InvalidArgumentError("bad id")));
+}
+
 TEST(ConvertTest, TimestampsAndDurationsRoundTrip) {
   google::protobuf::Timestamp ts;
   ts.set_seconds(1'700'000'000);

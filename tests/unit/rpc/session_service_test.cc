@@ -203,6 +203,46 @@ TEST_P(SessionServiceTest, ExpectedVersionConflictIsAborted) {
   EXPECT_EQ(Code(calls_->Update(request, &response)), grpc::StatusCode::ABORTED);
 }
 
+// Every error carries a stable reason a program acts on, the same over
+// unary and Pipe (error.proto).
+TEST_P(SessionServiceTest, ErrorsCarryAReasonAndTheFieldAtFault) {
+  v1::CreateSessionResponse created;
+  v1::CreateSessionRequest too_big;
+  (*too_big.mutable_attributes())["big"] = std::string(kMaxAttributeBytes + 1, 'x');
+  grpc::Status status = calls_->Create(too_big, &created);
+  v1::ErrorInfo info = ErrorInfoOf(status);
+  EXPECT_EQ(info.reason(), "ATTRIBUTE_TOO_LARGE");
+  EXPECT_EQ(info.domain(), "stateside.v1");
+  EXPECT_EQ(info.metadata().at("field"), "attributes");
+  EXPECT_EQ(info.metadata().at("limit"), "max_attribute_bytes");
+
+  v1::CreateSessionRequest too_many;
+  for (size_t i = 0; i <= kMaxAttributes; ++i) {
+    (*too_many.mutable_attributes())[absl::StrCat("a", i)] = "v";
+  }
+  EXPECT_EQ(ErrorInfoOf(calls_->Create(too_many, &created)).reason(), "TOO_MANY_ATTRIBUTES");
+
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_id("no-such-session-id-no-such-session-id-00000");
+  v1::GetSessionResponse got;
+  status = calls_->Get(get, &got);
+  EXPECT_EQ(Code(status), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrorInfoOf(status).reason(), "NOT_FOUND");
+
+  const v1::Session session = CreateSession();
+  v1::UpdateSessionRequest update;
+  *update.mutable_key() = IdKey(session);
+  update.set_expected_version(7);
+  v1::UpdateSessionResponse updated;
+  EXPECT_EQ(ErrorInfoOf(calls_->Update(update, &updated)).reason(), "VERSION_MISMATCH");
+
+  v1::ListUserSessionsRequest list;  // no user_id
+  v1::ListUserSessionsResponse listed;
+  info = ErrorInfoOf(calls_->ListUserSessions(list, &listed));
+  EXPECT_EQ(info.reason(), "INVALID_ARGUMENT");
+  EXPECT_EQ(info.metadata().at("field"), "user_id");
+}
+
 TEST_P(SessionServiceTest, UpdateRefusesANameBothSetAndDeleted) {
   const v1::Session session = CreateSession();
   v1::UpdateSessionRequest request;
