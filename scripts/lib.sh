@@ -19,6 +19,8 @@ BUILD_PACKAGES=(
 # Debian 12 shared libraries the built binaries load at run time: the final
 # stage of deploy/docker/Dockerfile installs exactly these (checked against
 # `ldd` by tests/deploy_validate). ca-certificates: CAs for rediss://.
+# libgrpc++1.51 holds libgrpc++_reflection too (server reflection; its
+# headers and CMake target come with libgrpc++-dev).
 # shellcheck disable=SC2034
 RUNTIME_PACKAGES=(
   ca-certificates

@@ -191,7 +191,7 @@ absl::StatusOr<InstanceInfo> Client::GetInstance() {
         response.Clear();
         return impl_->lifecycle->GetInstance(context, request, &response);
       }));
-  return client_internal::InstanceFromProto(response.instance());
+  return client_internal::InstanceFromProto(response);
 }
 
 absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service) {

@@ -12,7 +12,25 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   const auto absl_code = (code >= 0 && code <= 16)
                              ? static_cast<absl::StatusCode>(code)
                              : absl::StatusCode::kUnknown;
-  return absl::Status(absl_code, status.error_message());
+  absl::Status result(absl_code, status.error_message());
+  v1::RpcStatus details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const google::protobuf::Any& any : details.details()) {
+      if (any.type_url() == Sv(kErrorInfoPayload)) {
+        result.SetPayload(Sv(kErrorInfoPayload), absl::Cord(any.value()));
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+absl::Status FromPipeResult(const v1::PipeResult& result) {
+  absl::Status status(static_cast<absl::StatusCode>(result.code()), Sv(result.message()));
+  if (result.has_error_info()) {
+    status.SetPayload(Sv(kErrorInfoPayload), absl::Cord(result.error_info().SerializeAsString()));
+  }
+  return status;
 }
 
 absl::Time TimeFromProto(const google::protobuf::Timestamp& ts) {
@@ -68,9 +86,9 @@ Session SessionFromProto(const v1::Session& s) {
 
 DrainState DrainStateFromProto(v1::DrainState s) {
   switch (s) {
-    case v1::SERVING: return DrainState::kServing;
-    case v1::DRAINING: return DrainState::kDraining;
-    case v1::DRAINED: return DrainState::kDrained;
+    case v1::DRAIN_STATE_SERVING: return DrainState::kServing;
+    case v1::DRAIN_STATE_DRAINING: return DrainState::kDraining;
+    case v1::DRAIN_STATE_DRAINED: return DrainState::kDrained;
     default: return DrainState::kUnspecified;
   }
 }
@@ -95,6 +113,23 @@ InstanceInfo InstanceFromProto(const v1::Instance& i) {
   info.admin_address = i.admin_address();
   info.ready = i.ready();
   if (i.has_prestop_delay()) info.prestop_delay = DurationFromProto(i.prestop_delay());
+  return info;
+}
+
+InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r) {
+  InstanceInfo info = InstanceFromProto(r.instance());
+  info.api_revision = r.api_revision();
+  const v1::Capabilities& c = r.capabilities();
+  info.capabilities.pipe = c.pipe();
+  info.capabilities.session_events = c.session_events();
+  info.capabilities.reflection = c.reflection();
+  switch (c.topology()) {
+    case v1::TOPOLOGY_MEMORY: info.capabilities.topology = StoreTopology::kMemory; break;
+    case v1::TOPOLOGY_STANDALONE: info.capabilities.topology = StoreTopology::kStandalone; break;
+    case v1::TOPOLOGY_SENTINEL: info.capabilities.topology = StoreTopology::kSentinel; break;
+    case v1::TOPOLOGY_CLUSTER: info.capabilities.topology = StoreTopology::kCluster; break;
+    default: break;  // unspecified, or a topology newer than this client
+  }
   return info;
 }
 

@@ -15,6 +15,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "grpc/health/v1/health.pb.h"
 #include "stateside/types.h"
+#include "stateside/v1/error.pb.h"
 #include "stateside/v1/lifecycle.pb.h"
 #include "stateside/v1/session.pb.h"
 
@@ -26,6 +27,11 @@
   } while (0)
 
 namespace stateside::client_internal {
+
+// grpc::Status → absl::Status keeps the ErrorInfo of the status details as
+// the kErrorInfoPayload payload (ErrorReasonOf reads it); so does the
+// status of a PipeResult that is not OK.
+absl::Status FromPipeResult(const v1::PipeResult& result);
 
 // Debian's Abseil has its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0):
 // std::string_view must be converted explicitly.
@@ -46,6 +52,8 @@ DrainState DrainStateFromProto(v1::DrainState s);
 // deadline stays InfiniteFuture() when the event carries none.
 DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e);
 InstanceInfo InstanceFromProto(const v1::Instance& i);
+// The instance plus GetInstance's API revision and capabilities.
+InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r);
 ServingStatus ServingStatusFromProto(
     grpc::health::v1::HealthCheckResponse::ServingStatus s);
 

@@ -343,8 +343,7 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
       timer_->Cancel(it->second.timer);
       Outcome outcome;
       if (result.code() != 0) {
-        outcome.status = absl::Status(static_cast<absl::StatusCode>(result.code()),
-                                      Sv(result.message()));
+        outcome.status = FromPipeResult(result);
       } else {
         outcome.result = std::move(result);
       }

@@ -107,13 +107,13 @@ Delivery DeliveryFromProto(const v1::Delivery& d) {
 Gap GapFromProto(const v1::Gap& g) {
   Gap gap;
   switch (g.reason()) {
-    case v1::Gap::SUBSCRIBER_OVERFLOW: gap.reason = Gap::Reason::kSubscriberOverflow; break;
-    case v1::Gap::REDIS_DISCONNECTED: gap.reason = Gap::Reason::kRedisDisconnected; break;
+    case v1::Gap::REASON_SUBSCRIBER_OVERFLOW: gap.reason = Gap::Reason::kSubscriberOverflow; break;
+    case v1::Gap::REASON_REDIS_DISCONNECTED: gap.reason = Gap::Reason::kRedisDisconnected; break;
     default: gap.reason = Gap::Reason::kUnspecified; break;
   }
   gap.dropped = g.dropped();
-  if (g.has_from()) gap.from = TimeFromProto(g.from());
-  if (g.has_to()) gap.to = TimeFromProto(g.to());
+  if (g.has_from_time()) gap.from = TimeFromProto(g.from_time());
+  if (g.has_to_time()) gap.to = TimeFromProto(g.to_time());
   return gap;
 }
 
@@ -224,8 +224,8 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
   request.set_event(std::string(event));
   request.set_payload(std::string(payload));
   for (const ConnectionRef& ref : except) {
-    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("except", ref));
-    ConnectionRefToProto(ref, request.add_except());
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("exclude", ref));
+    ConnectionRefToProto(ref, request.add_exclude());
   }
   if (!sender_user_id.empty()) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("sender_user_id", sender_user_id));

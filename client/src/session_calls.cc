@@ -57,7 +57,7 @@ absl::StatusOr<v1::PipeCall> GetCall(const SessionRef& ref, bool touch) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
   v1::PipeCall call;
   client_internal::SessionRefToProto(ref, call.mutable_get()->mutable_key());
-  call.mutable_get()->set_no_touch(!touch);
+  call.mutable_get()->set_touch(touch);
   return call;
 }
 
@@ -72,7 +72,7 @@ absl::StatusOr<v1::PipeCall> UpdateCall(const SessionRef& ref, const Attributes&
   for (const auto& [name, value] : set) (*request.mutable_set())[name] = value;
   for (const std::string& name : remove) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("attribute name", name));
-    request.add_delete_(name);
+    request.add_remove(name);
   }
   if (expected_version) request.set_expected_version(*expected_version);
   return call;

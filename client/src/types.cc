@@ -1,6 +1,8 @@
 // The few functions of the public value types (stateside/types.h).
 #include "stateside/types.h"
 
+#include "stateside/v1/error.pb.h"
+
 namespace stateside {
 
 SessionRef SessionRef::Parse(std::string_view text) {
@@ -18,6 +20,28 @@ std::string_view DrainStateName(DrainState state) {
     case DrainState::kUnspecified: break;
   }
   return "UNSPECIFIED";
+}
+
+std::optional<ErrorReason> ErrorReasonOf(const absl::Status& status) {
+  auto payload =
+      status.GetPayload(absl::string_view(kErrorInfoPayload.data(), kErrorInfoPayload.size()));
+  if (!payload.has_value()) return std::nullopt;
+  v1::ErrorInfo info;
+  if (!info.ParseFromString(std::string(*payload))) return std::nullopt;
+  ErrorReason reason{info.reason(), info.domain(), {}};
+  for (const auto& [key, value] : info.metadata()) reason.metadata.emplace(key, value);
+  return reason;
+}
+
+std::string_view StoreTopologyName(StoreTopology topology) {
+  switch (topology) {
+    case StoreTopology::kMemory: return "memory";
+    case StoreTopology::kStandalone: return "standalone";
+    case StoreTopology::kSentinel: return "sentinel";
+    case StoreTopology::kCluster: return "cluster";
+    case StoreTopology::kUnspecified: break;
+  }
+  return "unspecified";
 }
 
 std::string_view ServingStatusName(ServingStatus status) {

@@ -171,7 +171,7 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
           auto instance = c.GetInstance();
           if (!instance.ok()) return instance.status();
           if (g.json) {
-            out << DumpJson(InstanceToJson(*instance));
+            out << DumpJson(InstanceInfoToJson(*instance));
           } else {
             PrintInstance(out, *instance);
           }

@@ -2,6 +2,7 @@
 #include "client/tools/cli_format.h"
 
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -94,6 +95,16 @@ Json InstanceToJson(const InstanceInfo& i) {
               {"admin_address", i.admin_address}};
 }
 
+Json InstanceInfoToJson(const InstanceInfo& i) {
+  Json json = InstanceToJson(i);
+  json["api_revision"] = i.api_revision;
+  json["capabilities"] = Json{{"pipe", i.capabilities.pipe},
+                              {"session_events", i.capabilities.session_events},
+                              {"reflection", i.capabilities.reflection},
+                              {"topology", std::string(StoreTopologyName(i.capabilities.topology))}};
+  return json;
+}
+
 std::string DumpJson(const Json& json) {
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
@@ -149,7 +160,21 @@ void PrintInstance(std::ostream& out, const InstanceInfo& i) {
       << "drain state:   " << DrainStateName(i.drain_state) << "\n"
       << "ready:         " << (i.ready ? "yes" : "no") << "\n"
       << "backend:       " << EscapeForDisplay(i.backend) << "\n"
-      << "admin address: " << EscapeForDisplay(i.admin_address) << "\n";
+      << "admin address: " << EscapeForDisplay(i.admin_address) << "\n"
+      << "api revision:  " << i.api_revision << "\n"
+      << "topology:      " << StoreTopologyName(i.capabilities.topology) << "\n"
+      << "capabilities: ";
+  const std::pair<bool, std::string_view> capabilities[] = {
+      {i.capabilities.pipe, "pipe"},
+      {i.capabilities.session_events, "session-events"},
+      {i.capabilities.reflection, "reflection"}};
+  bool any = false;
+  for (const auto& [has, name] : capabilities) {
+    if (!has) continue;
+    out << " " << name;
+    any = true;
+  }
+  out << (any ? "\n" : " (none)\n");
 }
 
 void PrintInstanceTable(std::ostream& out, const std::vector<InstanceInfo>& instances) {

@@ -42,6 +42,8 @@ std::string FormatTimestamp(absl::Time t);
 Json SessionInfoToJson(const SessionInfo& info);
 Json SessionToJson(const Session& session);
 Json InstanceToJson(const InstanceInfo& instance);
+// InstanceToJson plus GetInstance's api_revision and capabilities (statesidectl info).
+Json InstanceInfoToJson(const InstanceInfo& instance);
 // Pretty-printed, newline-terminated; never throws (invalid UTF-8 replaced,
 // which cannot happen for values built by the functions above).
 std::string DumpJson(const Json& json);

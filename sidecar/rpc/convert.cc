@@ -101,7 +101,7 @@ UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request) {
   UpdateParams params;
   params.set.reserve(request.set_size());
   for (const auto& [name, value] : request.set()) params.set.emplace(name, value);
-  params.remove.assign(request.delete_().begin(), request.delete_().end());
+  params.remove.assign(request.remove().begin(), request.remove().end());
   if (request.has_expected_version()) {
     params.expected_version = request.expected_version();
   }

@@ -1,8 +1,10 @@
 // Building, health and shutdown of the gRPC server.
 #include "sidecar/rpc/grpc_server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <climits>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/analytics_service.h"
@@ -52,6 +55,26 @@ class DenyAllService : public grpc::CallbackGenericService {
   const std::string message_;
 };
 
+// gRPC server reflection (grpc.reflection.v1alpha) on the server it is given
+// to, or on none: once linked, the library's plugin adds itself to every
+// ServerBuilder, and the refusing server must describe nothing.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enable) : enable_(enable) {}
+
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    const std::string name = grpc::reflection::ProtoServerReflectionPlugin().name();
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [&](const auto& p) { return p->name() == name; }),
+                   plugins->end());
+    if (enable_) plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+  }
+
+ private:
+  const bool enable_;
+};
+
 }  // namespace
 
 GrpcServer::GrpcServer() = default;
@@ -69,7 +92,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
       services.instance, services.drain, services.poke, services.metrics,
-      services.registry);
+      services.registry,
+      ApiCapabilities{.pipe = true, .session_events = false, .reflection = true,
+                      .topology = services.topology});
 
   if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {
     server->realtime_service_ = std::make_unique<RealtimeService>(
@@ -84,6 +109,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                              grpc::InsecureServerCredentials());
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
+  builder.SetOption(std::make_unique<ReflectionOption>(true));
   builder.RegisterService(server->session_service_.get());
   builder.RegisterService(server->analytics_service_.get());
   builder.RegisterService(server->lifecycle_service_.get());
@@ -101,6 +127,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     // No health service either: a refused peer learns nothing.
     grpc::EnableDefaultHealthCheckService(false);
     grpc::ServerBuilder deny;
+    deny.SetOption(std::make_unique<ReflectionOption>(false));
     deny.RegisterCallbackGenericService(server->deny_service_.get());
     server->deny_server_ = deny.BuildAndStart();
     grpc::EnableDefaultHealthCheckService(true);

@@ -25,6 +25,7 @@
 #include "sidecar/lifecycle/registry.h"
 #include "sidecar/realtime/broker.h"
 #include "sidecar/realtime/hub.h"
+#include "sidecar/rpc/api_capabilities.h"
 #include "sidecar/session/session_manager.h"
 
 namespace grpc {
@@ -67,6 +68,8 @@ struct GrpcServices {
   // Optional: RealtimeService (UNIMPLEMENTED without them).
   realtime::RealtimeHub* realtime_hub = nullptr;
   realtime::Broker* realtime_broker = nullptr;
+  // What GetInstance reports of the store.
+  StoreTopology topology = StoreTopology::kMemory;
 };
 
 class GrpcServer {

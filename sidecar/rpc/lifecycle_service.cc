@@ -17,15 +17,25 @@ namespace {
 v1::DrainState ToProto(DrainState state) {
   switch (state) {
     case DrainState::kServing:
-      return v1::SERVING;
+      return v1::DRAIN_STATE_SERVING;
     case DrainState::kDraining:
-      return v1::DRAINING;
+      return v1::DRAIN_STATE_DRAINING;
     case DrainState::kDrained:
     case DrainState::kHolding:  // not in the proto: still "drained"
     case DrainState::kStopped:
-      return v1::DRAINED;
+      return v1::DRAIN_STATE_DRAINED;
   }
   return v1::DRAIN_STATE_UNSPECIFIED;
+}
+
+v1::Topology ToProto(StoreTopology topology) {
+  switch (topology) {
+    case StoreTopology::kMemory: return v1::TOPOLOGY_MEMORY;
+    case StoreTopology::kStandalone: return v1::TOPOLOGY_STANDALONE;
+    case StoreTopology::kSentinel: return v1::TOPOLOGY_SENTINEL;
+    case StoreTopology::kCluster: return v1::TOPOLOGY_CLUSTER;
+  }
+  return v1::TOPOLOGY_UNSPECIFIED;
 }
 
 const grpc::Status kNoDrain(grpc::StatusCode::UNIMPLEMENTED,
@@ -106,6 +116,12 @@ grpc::ServerUnaryReactor* LifecycleService::GetInstance(
         if (drain_ != nullptr) {
           ToProto(drain_->options().prestop_delay, out->mutable_prestop_delay());
         }
+        call->response()->set_api_revision(kApiRevision);
+        v1::Capabilities* capabilities = call->response()->mutable_capabilities();
+        capabilities->set_pipe(capabilities_.pipe);
+        capabilities->set_session_events(capabilities_.session_events);
+        capabilities->set_reflection(capabilities_.reflection);
+        capabilities->set_topology(ToProto(capabilities_.topology));
         call->Finish(absl::OkStatus());
       });
 }

@@ -16,6 +16,7 @@
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/lifecycle/registry.h"
+#include "sidecar/rpc/api_capabilities.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 
 namespace stateside::rpc {
@@ -34,9 +35,10 @@ class LifecycleService final : public internal::LifecycleServiceBase {
                             DrainController* drain = nullptr,
                             std::function<void()> poke = nullptr,
                             admin::Metrics* metrics = nullptr,
-                            lifecycle::InstanceRegistry* registry = nullptr)
+                            lifecycle::InstanceRegistry* registry = nullptr,
+                            ApiCapabilities capabilities = {})
       : instance_(instance), drain_(drain), poke_(std::move(poke)),
-        metrics_(metrics), registry_(registry) {}
+        metrics_(metrics), registry_(registry), capabilities_(capabilities) {}
 
   grpc::ServerUnaryReactor* GetInstance(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
@@ -69,6 +71,7 @@ class LifecycleService final : public internal::LifecycleServiceBase {
   const std::function<void()> poke_;
   admin::Metrics* const metrics_;
   lifecycle::InstanceRegistry* const registry_;
+  const ApiCapabilities capabilities_;
 };
 
 // The proto form of the instance, and of a registry record (uptime from `now`).

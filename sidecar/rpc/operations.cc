@@ -46,7 +46,7 @@ void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionRespons
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
   // Async: no gRPC thread waits for the store (there are two).
-  sessions_->GetAsync(*key, /*touch=*/!request.no_touch(),
+  sessions_->GetAsync(*key, /*touch=*/!request.has_touch() || request.touch(),
                       [response, done = std::move(done)](absl::StatusOr<Session> s) mutable {
                         Answer(std::move(s),
                                [response](Session v) { ToProto(v, response->mutable_session()); },

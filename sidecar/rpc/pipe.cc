@@ -211,6 +211,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
   if (!wire.ok()) {
     r.set_message(wire.error_message());
     r.clear_response();
+    ErrorInfoOf(status, r.mutable_error_info());
   }
   if (metrics_ != nullptr) {
     metrics_->RecordRpc(pending->method, CodeName(static_cast<absl::StatusCode>(wire.error_code())),

@@ -132,12 +132,12 @@ absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("payload: at most ", realtime::kMaxPayloadBytes,
                                                    " bytes, got ", request.payload().size()));
   }
-  if (static_cast<size_t>(request.except_size()) > realtime::kMaxExcept) {
+  if (static_cast<size_t>(request.exclude_size()) > realtime::kMaxExcept) {
     return absl::InvalidArgumentError(
-        absl::StrCat("except: at most ", realtime::kMaxExcept, " connections"));
+        absl::StrCat("exclude: at most ", realtime::kMaxExcept, " connections"));
   }
-  for (const v1::ConnectionRef& ref : request.except()) {
-    absl::StatusOr<ConnRef> except = ToConnRef(ref, "except");
+  for (const v1::ConnectionRef& ref : request.exclude()) {
+    absl::StatusOr<ConnRef> except = ToConnRef(ref, "exclude");
     if (!except.ok()) return except.status();
     event.except.push_back(*std::move(except));
   }

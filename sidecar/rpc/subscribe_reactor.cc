@@ -32,11 +32,11 @@ v1::RealtimeEvent EventOf(const realtime::QueueItem& item) {
   }
   v1::Gap* gap = out.mutable_gap();
   gap->set_reason(item.gap->reason == realtime::GapNotice::Reason::kSubscriberOverflow
-                      ? v1::Gap::SUBSCRIBER_OVERFLOW
-                      : v1::Gap::REDIS_DISCONNECTED);
+                      ? v1::Gap::REASON_SUBSCRIBER_OVERFLOW
+                      : v1::Gap::REASON_REDIS_DISCONNECTED);
   gap->set_dropped(item.gap->dropped);
-  rpc::ToProto(item.gap->from, gap->mutable_from());
-  rpc::ToProto(item.gap->to, gap->mutable_to());
+  rpc::ToProto(item.gap->from, gap->mutable_from_time());
+  rpc::ToProto(item.gap->to, gap->mutable_to_time());
   return out;
 }
 

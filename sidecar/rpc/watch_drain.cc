@@ -12,12 +12,12 @@ namespace {
 
 v1::DrainState ToProtoState(DrainState state) {
   switch (state) {
-    case DrainState::kServing: return v1::SERVING;
-    case DrainState::kDraining: return v1::DRAINING;
+    case DrainState::kServing: return v1::DRAIN_STATE_SERVING;
+    case DrainState::kDraining: return v1::DRAIN_STATE_DRAINING;
     // HOLDING and STOPPED are not in the proto: for the app, "drained".
     case DrainState::kDrained:
     case DrainState::kHolding:
-    case DrainState::kStopped: return v1::DRAINED;
+    case DrainState::kStopped: return v1::DRAIN_STATE_DRAINED;
   }
   return v1::DRAIN_STATE_UNSPECIFIED;
 }
@@ -73,7 +73,7 @@ void WatchDrainReactor::OnState(DrainState state, absl::Time deadline) {
   last_state_ = proto_state;
   v1::DrainEvent event;
   event.set_state(static_cast<v1::DrainState>(proto_state));
-  if (proto_state != v1::SERVING && deadline != absl::InfinitePast() &&
+  if (proto_state != v1::DRAIN_STATE_SERVING && deadline != absl::InfinitePast() &&
       deadline != absl::InfiniteFuture()) {
     ToProto(deadline, event.mutable_deadline());
   }
@@ -86,7 +86,7 @@ WatchDrainReactor::Next WatchDrainReactor::NextLocked() {
     current_ = *std::move(pending_);
     pending_.reset();
     writing_ = true;
-    terminal_written_ = current_.state() == v1::DRAINED;
+    terminal_written_ = current_.state() == v1::DRAIN_STATE_DRAINED;
     return Next::kWrite;
   }
   if (cancelled_ || terminal_written_) {

@@ -25,6 +25,18 @@
 namespace stateside {
 namespace {
 
+// What GetInstance reports: the configured deployment (a memory fallback in
+// force shows in the instance's backend instead).
+rpc::StoreTopology StoreTopologyOf(const RedisConfig& redis) {
+  if (redis.url.empty()) return rpc::StoreTopology::kMemory;
+  switch (redis.topology) {
+    case redis::RedisTopology::kStandalone: return rpc::StoreTopology::kStandalone;
+    case redis::RedisTopology::kSentinel: return rpc::StoreTopology::kSentinel;
+    case redis::RedisTopology::kCluster: return rpc::StoreTopology::kCluster;
+  }
+  return rpc::StoreTopology::kStandalone;
+}
+
 // gRPC's own framing and the proto's field tags on top of the largest
 // session a client may send.
 constexpr size_t kMessageOverheadBytes = 64 * 1024;
@@ -276,6 +288,7 @@ absl::Status Server::Start() {
   services.registry = registry_.get();
   services.realtime_hub = hub_.get();
   services.realtime_broker = broker_.get();
+  services.topology = StoreTopologyOf(config_.redis);
   hub_->Start();
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,

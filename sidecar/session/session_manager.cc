@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/error_reason.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
@@ -68,19 +69,22 @@ std::string Quote(std::string_view name) {
 
 absl::Status ValidateName(std::string_view name, const SessionLimits& limits) {
   if (name.empty()) {
-    return absl::InvalidArgumentError("attribute name is empty");
+    return WithReason(absl::InvalidArgumentError("attribute name is empty"),
+                      "ATTRIBUTE_NAME_INVALID", "attributes");
   }
   if (name.size() > limits.max_attribute_name_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("attribute name ", Quote(name), " is ", name.size(),
-                     " bytes; the limit (max_attribute_name_bytes) is ",
-                     limits.max_attribute_name_bytes));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "attribute name ", Quote(name), " is ", name.size(),
+                          " bytes; the limit (max_attribute_name_bytes) is ",
+                          limits.max_attribute_name_bytes)),
+                      "ATTRIBUTE_NAME_INVALID", "attributes", "max_attribute_name_bytes");
   }
   for (char c : name) {
     if (c < 0x20 || c > 0x7e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("attribute name ", Quote(name),
-                       " has a character outside printable ASCII"));
+      return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                            "attribute name ", Quote(name),
+                            " has a character outside printable ASCII")),
+                        "ATTRIBUTE_NAME_INVALID", "attributes");
     }
   }
   return absl::OkStatus();
@@ -89,10 +93,11 @@ absl::Status ValidateName(std::string_view name, const SessionLimits& limits) {
 absl::Status ValidateValue(std::string_view name, std::string_view value,
                            const SessionLimits& limits) {
   if (value.size() > limits.max_attribute_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("attribute ", Quote(name), " is ", value.size(),
-                     " bytes; the limit (max_attribute_bytes) is ",
-                     limits.max_attribute_bytes));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "attribute ", Quote(name), " is ", value.size(),
+                          " bytes; the limit (max_attribute_bytes) is ",
+                          limits.max_attribute_bytes)),
+                      "ATTRIBUTE_TOO_LARGE", "attributes", "max_attribute_bytes");
   }
   return absl::OkStatus();
 }
@@ -101,9 +106,10 @@ absl::Status ValidateAttributes(
     const absl::flat_hash_map<std::string, std::string>& attributes,
     const SessionLimits& limits) {
   if (attributes.size() > limits.max_attributes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        attributes.size(), " attributes given; the limit (max_attributes) is ",
-        limits.max_attributes));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          attributes.size(), " attributes given; the limit (max_attributes) is ",
+                          limits.max_attributes)),
+                      "TOO_MANY_ATTRIBUTES", "attributes", "max_attributes");
   }
   for (const auto& [name, value] : attributes) {
     RETURN_IF_ERROR(ValidateName(name, limits));
@@ -281,10 +287,11 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
                                    limits.max_sessions_per_user));
     if (live >= limits.max_sessions_per_user) {
       events_->CapRefused("sessions_per_user");
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "user_id: the user has ", live,
-          " live sessions; the limit (STATESIDE_MAX_SESSIONS_PER_USER) is ",
-          limits.max_sessions_per_user));
+      return WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                            "user_id: the user has ", live,
+                            " live sessions; the limit (STATESIDE_MAX_SESSIONS_PER_USER) is ",
+                            limits.max_sessions_per_user)),
+                        "SESSION_LIMIT", "user_id", "STATESIDE_MAX_SESSIONS_PER_USER");
     }
   }
   // The revocation epoch before anything is written (see the header).

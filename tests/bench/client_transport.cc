@@ -37,7 +37,7 @@ class ClientTransport final : public Transport {
     auto done = [this, slot](const auto& result) { sink_->OnCallDone(slot, Code(result.status())); };
     switch (w_.op) {
       case Op::kSessionGet:
-        return client_->GetSessionAsync(ref_, !w_.get.no_touch(), done);
+        return client_->GetSessionAsync(ref_, !w_.get.has_touch() || w_.get.touch(), done);
       case Op::kSessionUpdate:
         return client_->UpdateSessionAsync(ref_, set_, {}, std::nullopt, done);
       case Op::kSessionCreate:

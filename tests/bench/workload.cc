@@ -64,7 +64,7 @@ absl::Status PrepareSession(const BenchOptions& options,
     SetKey(options.session, key);
     v1::GetSessionRequest request;
     *request.mutable_key() = key;
-    request.set_no_touch(true);
+    request.set_touch(false);
     v1::GetSessionResponse response;
     grpc::ClientContext context;
     SetDeadline(context, kSetupTimeout);

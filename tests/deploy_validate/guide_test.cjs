@@ -27,8 +27,8 @@ const DEPLOYMENT_VARIABLES = new Set([
   ...[...read('deploy', 'k8s', 'examples', 'secret.example.yaml').matchAll(/^#\s+([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]),
 ]);
 // Names the API itself defines (enum values of proto/stateside/v1/*.proto,
-// such as a Gap's REDIS_DISCONNECTED): the guide may quote them; they are no
-// settings.
+// such as a Gap's REASON_REDIS_DISCONNECTED): the guide may quote them; they
+// are no settings.
 const API_NAMES = new Set(
   fs.readdirSync(src('proto', 'stateside', 'v1'))
     .filter((f) => f.endsWith('.proto'))
@@ -66,8 +66,9 @@ function missingPaths(text) {
 test('the checks below catch a setting and a path that do not exist', () => {
   const text = 'Set `STATESIDE_PRESTOP_DELAY` and `STATESIDE_PRE_STOP_DELAY`, see docs/REDIS_KEYS.md and deploy/k8s/nope.yaml.';
   assert.deepEqual(unknownSettings(text), ['STATESIDE_PRE_STOP_DELAY']);
-  // An enum value of the API is quoted freely; a made-up name next to it is not.
-  assert.deepEqual(unknownSettings('a `Gap{REDIS_DISCONNECTED}` and REDIS_DISCONNECTD'), ['REDIS_DISCONNECTD']);
+  // An enum value of the API is quoted freely; its name before v1 (without
+  // the type's prefix) is no longer one.
+  assert.deepEqual(unknownSettings('a `Gap{REASON_REDIS_DISCONNECTED}` and REDIS_DISCONNECTED'), ['REDIS_DISCONNECTED']);
   assert.deepEqual(missingPaths(text), ['deploy/k8s/nope.yaml']);
 });
 

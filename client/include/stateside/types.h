@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace stateside {
@@ -94,6 +95,21 @@ struct DrainNotice {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
+// The Redis deployment behind the sidecar's store (kUnspecified: a sidecar
+// that does not say).
+enum class StoreTopology { kUnspecified, kMemory, kStandalone, kSentinel, kCluster };
+// "memory", "standalone", "sentinel", "cluster" or "unspecified".
+std::string_view StoreTopologyName(StoreTopology topology);
+
+// What a sidecar serves (GetInstance's capabilities): check these rather
+// than a version string. All false from a sidecar that predates them.
+struct SidecarCapabilities {
+  bool pipe = false;            // SessionService.Pipe (the client's fast path)
+  bool session_events = false;  // a stream of a session's changes
+  bool reflection = false;      // gRPC server reflection on the socket
+  StoreTopology topology = StoreTopology::kUnspecified;
+};
+
 // The sidecar instance the client talks to (LifecycleService.GetInstance).
 struct InstanceInfo {
   std::string id;
@@ -109,7 +125,30 @@ struct InstanceInfo {
   // STATESIDE_PRESTOP_DELAY, from GetInstance only (nullopt in
   // ListInstances, or from a sidecar that does not report it).
   std::optional<absl::Duration> prestop_delay;
+  // From GetInstance only (0 and all false in ListInstances): the revision
+  // of the stateside.v1 contract the sidecar implements (1, 2, ...: each
+  // adds to the one before) and what it serves.
+  uint32_t api_revision = 0;
+  SidecarCapabilities capabilities;
 };
+
+// Why the sidecar refused a call, for a program to act on
+// (stateside/v1/error.proto lists the reasons): read it with ErrorReasonOf
+// (stateside/client.h) from any status the client returns.
+struct ErrorReason {
+  std::string reason;  // stable: "NOT_FOUND", "SESSION_LIMIT", "ATTRIBUTE_TOO_LARGE", ...
+  std::string domain;  // "stateside.v1"
+  // "field": the request field at fault; "limit": the limit's name.
+  std::map<std::string, std::string> metadata;
+};
+
+// The reason a status from the sidecar carries (its google.rpc.ErrorInfo, an
+// absl::Status payload under kErrorInfoPayload); nullopt for OK, for errors
+// the client made itself (an invalid argument caught before sending, a
+// deadline) and for a sidecar that predates them.
+std::optional<ErrorReason> ErrorReasonOf(const absl::Status& status);
+// The payload's type URL: its value is a serialized google.rpc.ErrorInfo.
+inline constexpr std::string_view kErrorInfoPayload = "type.googleapis.com/google.rpc.ErrorInfo";
 
 // grpc.health.v1 serving status.
 enum class ServingStatus { kUnknown, kServing, kNotServing, kServiceUnknown };

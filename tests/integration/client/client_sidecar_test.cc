@@ -230,8 +230,33 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   EXPECT_EQ(instance->backend, "memory");
   EXPECT_TRUE(instance->ready);
   EXPECT_LE(instance->start_time, absl::Now());
+  EXPECT_GE(instance->api_revision, 1u);
+  EXPECT_TRUE(instance->capabilities.pipe);
+  EXPECT_TRUE(instance->capabilities.reflection);
+  EXPECT_FALSE(instance->capabilities.session_events);
+  EXPECT_EQ(instance->capabilities.topology, StoreTopology::kMemory);
   EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),
             ServingStatus::kServing);
+}
+
+// The sidecar's reason reaches the caller, over unary and over Pipe.
+TEST_P(ClientSidecarTest, ErrorsCarryTheSidecarsReason) {
+  auto missing = client_->GetSession(SessionRef::Id("no-such-session-id-no-such-session-id-00000"));
+  ASSERT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  std::optional<ErrorReason> reason = ErrorReasonOf(missing.status());
+  ASSERT_TRUE(reason.has_value()) << missing.status();
+  EXPECT_EQ(reason->reason, "NOT_FOUND");
+  EXPECT_EQ(reason->domain, "stateside.v1");
+
+  auto created = client_->CreateSession(UniqueUser("reason"), {});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto stale = client_->UpdateSession(SessionRef::Id(created->info.id), {{"a", "1"}}, {},
+                                      created->info.version + 5);
+  ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  reason = ErrorReasonOf(stale.status());
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_EQ(reason->reason, "VERSION_MISMATCH");
+  EXPECT_FALSE(ErrorReasonOf(absl::OkStatus()).has_value());
 }
 
 TEST_P(ClientSidecarTest, CallsFromManyThreadsShareOneClient) {

@@ -166,7 +166,7 @@ TEST_F(LifecycleProcessTest, SigtermUnderLoadLosesNothingUntilTheAppReports) {
   Watcher watcher(lifecycle_.get());
   auto first = watcher.Next();
   ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->state(), v1::SERVING);
+  EXPECT_EQ(first->state(), v1::DRAIN_STATE_SERVING);
 
   std::atomic<bool> stop{false}, reported{false};
   std::atomic<int> ok{0}, failed_before_report{0};
@@ -196,7 +196,7 @@ TEST_F(LifecycleProcessTest, SigtermUnderLoadLosesNothingUntilTheAppReports) {
 
   auto draining = watcher.Next();
   ASSERT_TRUE(draining.has_value());
-  EXPECT_EQ(draining->state(), v1::DRAINING);
+  EXPECT_EQ(draining->state(), v1::DRAIN_STATE_DRAINING);
   EXPECT_GT(draining->deadline().seconds(), absl::ToUnixSeconds(signalled));
   // The app's drain: session calls keep working meanwhile.
   const int at_draining = ok.load();
@@ -210,7 +210,7 @@ TEST_F(LifecycleProcessTest, SigtermUnderLoadLosesNothingUntilTheAppReports) {
   ASSERT_TRUE(lifecycle_->ReportDrained(Context().get(), {}, &response).ok());
   auto drained = watcher.Next();
   ASSERT_TRUE(drained.has_value());
-  EXPECT_EQ(drained->state(), v1::DRAINED);
+  EXPECT_EQ(drained->state(), v1::DRAIN_STATE_DRAINED);
   EXPECT_FALSE(watcher.Next().has_value());
   EXPECT_TRUE(watcher.Finish().ok());
 
@@ -225,15 +225,15 @@ TEST_F(LifecycleProcessTest, WatcherThatNeverReportsEndsAtTheDrainTimeout) {
   StartSidecar({{"STATESIDE_DRAIN_TIMEOUT", "1s"},
                 {"STATESIDE_SHUTDOWN_TIMEOUT", "10s"}});
   Watcher watcher(lifecycle_.get());
-  ASSERT_EQ(watcher.Next()->state(), v1::SERVING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_SERVING);
   const absl::Time signalled = absl::Now();
   process_->Signal(SIGTERM);
   auto draining = watcher.Next();
   ASSERT_TRUE(draining.has_value());
-  EXPECT_EQ(draining->state(), v1::DRAINING);
+  EXPECT_EQ(draining->state(), v1::DRAIN_STATE_DRAINING);
   auto drained = watcher.Next();
   ASSERT_TRUE(drained.has_value());
-  EXPECT_EQ(drained->state(), v1::DRAINED);
+  EXPECT_EQ(drained->state(), v1::DRAIN_STATE_DRAINED);
   EXPECT_GE(absl::Now() - signalled, absl::Seconds(1));
   EXPECT_EQ(WaitExit(), 0) << process_->ReadLog();
   EXPECT_LT(absl::Now() - signalled, absl::Seconds(8));
@@ -261,14 +261,14 @@ TEST_F(LifecycleProcessTest, SecondSignalDuringTheDrainShutsDownFast) {
   StartSidecar({{"STATESIDE_DRAIN_TIMEOUT", "60s"},
                 {"STATESIDE_SHUTDOWN_TIMEOUT", "90s"}});
   Watcher watcher(lifecycle_.get());
-  ASSERT_EQ(watcher.Next()->state(), v1::SERVING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_SERVING);
   process_->Signal(SIGTERM);
-  ASSERT_EQ(watcher.Next()->state(), v1::DRAINING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_DRAINING);
   const absl::Time second = absl::Now();
   process_->Signal(SIGTERM);
   auto drained = watcher.Next();
   ASSERT_TRUE(drained.has_value());
-  EXPECT_EQ(drained->state(), v1::DRAINED);
+  EXPECT_EQ(drained->state(), v1::DRAIN_STATE_DRAINED);
   EXPECT_EQ(WaitExit(absl::Seconds(10)), 0) << process_->ReadLog();
   EXPECT_LT(absl::Now() - second, absl::Seconds(5));
   EXPECT_FALSE(Exists(socket_));
@@ -278,17 +278,17 @@ TEST_F(LifecycleProcessTest, PostDrainStartsTheSameSequence) {
   StartSidecar({{"STATESIDE_DRAIN_TIMEOUT", "20s"},
                 {"STATESIDE_SHUTDOWN_TIMEOUT", "30s"}});
   Watcher watcher(lifecycle_.get());
-  ASSERT_EQ(watcher.Next()->state(), v1::SERVING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_SERVING);
   auto response = Http("/drain", "POST");
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->status, 202);
   EXPECT_EQ(response->Header("x-instance-id"), "lifecycle-test");
   EXPECT_EQ(HttpStatus("/health/ready"), 503);
-  ASSERT_EQ(watcher.Next()->state(), v1::DRAINING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_DRAINING);
   EXPECT_TRUE(CreateOne());
   v1::ReportDrainedResponse reported;
   ASSERT_TRUE(lifecycle_->ReportDrained(Context().get(), {}, &reported).ok());
-  EXPECT_EQ(watcher.Next()->state(), v1::DRAINED);
+  EXPECT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_DRAINED);
   EXPECT_EQ(WaitExit(), 0) << process_->ReadLog();
 }
 
@@ -296,20 +296,20 @@ TEST_F(LifecycleProcessTest, DrainRpcStartsTheSameSequence) {
   StartSidecar({{"STATESIDE_DRAIN_TIMEOUT", "20s"},
                 {"STATESIDE_SHUTDOWN_TIMEOUT", "30s"}});
   Watcher watcher(lifecycle_.get());
-  ASSERT_EQ(watcher.Next()->state(), v1::SERVING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_SERVING);
   v1::DrainResponse drained;
   ASSERT_TRUE(lifecycle_->Drain(Context().get(), {}, &drained).ok());
   EXPECT_EQ(HttpStatus("/health/ready"), 503);
-  ASSERT_EQ(watcher.Next()->state(), v1::DRAINING);
+  ASSERT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_DRAINING);
   v1::GetInstanceResponse instance;
   ASSERT_TRUE(lifecycle_->GetInstance(Context().get(), {}, &instance).ok());
-  EXPECT_EQ(instance.instance().drain_state(), v1::DRAINING);
+  EXPECT_EQ(instance.instance().drain_state(), v1::DRAIN_STATE_DRAINING);
   EXPECT_FALSE(instance.instance().ready());
   EXPECT_EQ(instance.instance().admin_address(),
             absl::StrCat("127.0.0.1:", admin_port_));
   v1::ReportDrainedResponse reported;
   ASSERT_TRUE(lifecycle_->ReportDrained(Context().get(), {}, &reported).ok());
-  EXPECT_EQ(watcher.Next()->state(), v1::DRAINED);
+  EXPECT_EQ(watcher.Next()->state(), v1::DRAIN_STATE_DRAINED);
   EXPECT_EQ(WaitExit(), 0) << process_->ReadLog();
 }
 

@@ -396,7 +396,7 @@ TEST_F(RealtimeBadInputTest, RefusedExactlyAndTheSidecarServesOn) {
   AddExcept(largest, "pod-x", "one-more");
   s = Publish(a, largest);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("except"));
+  EXPECT_THAT(s.error_message(), HasSubstr("exclude"));
 
   // Bytes that are no protobuf at all, to every realtime method.
   auto channel = grpc::CreateChannel("unix:" + a.socket, grpc::InsecureChannelCredentials());

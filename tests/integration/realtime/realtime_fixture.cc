@@ -317,7 +317,7 @@ v1::PublishRequest RealtimeClusterTest::ToAll(const std::string& payload) {
 
 void RealtimeClusterTest::AddExcept(v1::PublishRequest& request, const std::string& instance,
                                     const std::string& conn) {
-  v1::ConnectionRef* ref = request.add_except();
+  v1::ConnectionRef* ref = request.add_exclude();
   ref->set_instance_id(instance);
   ref->set_conn_id(conn);
 }

@@ -229,11 +229,11 @@ TEST_F(RealtimePresenceTest, RealtimeServesThroughTheAppsDrainAndLeavesAfterIt) 
       lifecycle->WatchDrain(&watch_context, v1::WatchDrainRequest());
   v1::DrainEvent state;
   ASSERT_TRUE(watch->Read(&state));
-  ASSERT_EQ(state.state(), v1::SERVING);
+  ASSERT_EQ(state.state(), v1::DRAIN_STATE_SERVING);
 
   c_.process->Signal(SIGTERM);
   ASSERT_TRUE(watch->Read(&state));
-  ASSERT_EQ(state.state(), v1::DRAINING);
+  ASSERT_EQ(state.state(), v1::DRAIN_STATE_DRAINING);
   // The app is draining: everything realtime still works on C.
   ASSERT_TRUE(Register(c_, "c2", "", {"r"}).ok());
   EXPECT_EQ(MemberSet(a_, "r"),

@@ -127,11 +127,11 @@ TEST_F(RealtimeRecoveryTest, ASlowSubscriberIsBoundedCountedAndToldAndAFastOneGe
       ++next_sequence;
     }
   }
-  EXPECT_EQ(gap->reason(), v1::Gap::SUBSCRIBER_OVERFLOW);
+  EXPECT_EQ(gap->reason(), v1::Gap::REASON_SUBSCRIBER_OVERFLOW);
   EXPECT_GT(gap->dropped(), 0u);
   EXPECT_EQ(next_sequence - 1 + gap->dropped(), static_cast<uint64_t>(kEvents));
   EXPECT_EQ(static_cast<double>(gap->dropped()), overflow);
-  EXPECT_LE(TimeOf(gap->from()), TimeOf(gap->to()));
+  EXPECT_LE(TimeOf(gap->from_time()), TimeOf(gap->to_time()));
   // Nothing more, and the next event flows again to both.
   v1::PublishResponse published;
   ASSERT_TRUE(Publish(a, ToRoom("r", "after"), &published).ok());
@@ -228,8 +228,8 @@ TEST_F(RealtimeRecoveryTest, RedisRestartedUnderAPublishLoopIsSurvivedAndTheLoss
     // Normally one; a reconnect that fails once more may add another.
     ASSERT_GE(gaps.size(), 1u);
     for (const v1::Gap& gap : gaps) {
-      EXPECT_EQ(gap.reason(), v1::Gap::REDIS_DISCONNECTED);
-      const absl::Time from = TimeOf(gap.from()), to = TimeOf(gap.to());
+      EXPECT_EQ(gap.reason(), v1::Gap::REASON_REDIS_DISCONNECTED);
+      const absl::Time from = TimeOf(gap.from_time()), to = TimeOf(gap.to_time());
       EXPECT_LE(from, to);
       // The window is this outage: lost after the kill, restored after the
       // restart began.

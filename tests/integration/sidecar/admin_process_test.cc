@@ -119,7 +119,7 @@ TEST_F(AdminProcessTest, RemotePostDrainWithoutTokenIs403AndThePodKeepsServing) 
   auto health = Http(remote, "/health");
   ASSERT_TRUE(health.has_value());
   EXPECT_EQ(nlohmann::json::parse(health->body).value("drain_state", ""), "SERVING");
-  EXPECT_EQ(DrainStateOverGrpc(), v1::SERVING);
+  EXPECT_EQ(DrainStateOverGrpc(), v1::DRAIN_STATE_SERVING);
   auto metrics = Http("127.0.0.1", "/metrics");
   ASSERT_TRUE(metrics.has_value());
   EXPECT_THAT(metrics->body,
@@ -175,7 +175,7 @@ TEST_F(AdminProcessTest, WithATokenEveryPeerMustSendIt) {
     EXPECT_EQ(wrong->status, 401);
     EXPECT_THAT(wrong->Header("www-authenticate"), HasSubstr("invalid_token"));
   }
-  EXPECT_EQ(DrainStateOverGrpc(), v1::SERVING);
+  EXPECT_EQ(DrainStateOverGrpc(), v1::DRAIN_STATE_SERVING);
   auto accepted = Http(peers.back(), "/drain", "POST", std::string("Bearer ") + kToken);
   ASSERT_TRUE(accepted.has_value());
   EXPECT_EQ(accepted->status, 202);

@@ -1,6 +1,7 @@
 // The sidecar binary as operators run it: a process with flags and an
 // environment, checked from outside (exit status, stderr, socket file,
 // gRPC over the socket, signals).
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -220,6 +222,21 @@ TEST_F(SidecarProcessTest, AllowedUidsRefuseEveryCallOfAnotherUid) {
   EXPECT_THAT(status.error_message(), HasSubstr("not in the sidecar's STATESIDE_ALLOWED_UIDS"));
   v1::CreateSessionResponse created;
   status = v1::SessionService::NewStub(Channel())->Create(Context().get(), {}, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  // Nor does server reflection describe the API to it (a list_services
+  // request, as a unary call: a served reflection would answer it).
+  grpc::GenericStub generic(Channel());
+  grpc::Slice list_services(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&list_services, 1), reply;
+  absl::Notification done;
+  auto context = Context();
+  generic.UnaryCall(context.get(),
+                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                    grpc::StubOptions(), &request, &reply, [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
   EXPECT_THAT(sidecar->ReadLog(), HasSubstr("refused a gRPC connection from uid " + us));
 }

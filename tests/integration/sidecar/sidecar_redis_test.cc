@@ -24,6 +24,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "stateside/v1/analytics.grpc.pb.h"
+#include "stateside/v1/error.pb.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/realtime.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
@@ -102,13 +103,14 @@ class Sidecar {
     return testing::WaitFor([&] { return Health() == want; }, absl::Seconds(20));
   }
 
-  v1::Instance Instance() {
+  v1::GetInstanceResponse Describe() {
     v1::GetInstanceResponse response;
     EXPECT_TRUE(v1::LifecycleService::NewStub(channel_)
                     ->GetInstance(Context().get(), {}, &response)
                     .ok());
-    return response.instance();
+    return response;
   }
+  v1::Instance Instance() { return Describe().instance(); }
 
   std::unique_ptr<v1::SessionService::Stub> Sessions() {
     return v1::SessionService::NewStub(channel_);
@@ -186,6 +188,7 @@ TEST_F(SidecarRedisTest, TwoSidecarsShareSessionsThroughRedis) {
   ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
   ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
   EXPECT_EQ(a.Instance().backend(), "redis");
+  EXPECT_EQ(a.Describe().capabilities().topology(), v1::TOPOLOGY_STANDALONE);
 
   const v1::Session created = ShareASession(a, b, "alice");
   v1::GetSessionRequest get;
@@ -221,6 +224,62 @@ TEST_F(SidecarRedisTest, RedisGoingAwayFailsFastAndServiceResumesByItself) {
   ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
       << sidecar.process().ReadLog();
   EXPECT_TRUE(Create(sidecar, "alice", nullptr).ok());
+}
+
+// The reason of a unary error (its ErrorInfo in the status details).
+std::string ReasonOf(const grpc::Status& status) {
+  v1::RpcStatus details;
+  v1::ErrorInfo info;
+  if (details.ParseFromString(status.error_details()) && details.details_size() == 1) {
+    EXPECT_TRUE(info.ParseFromString(details.details(0).value()));
+  }
+  return info.reason();
+}
+
+// Errors carry their reason on the Redis store too, unary and over Pipe.
+TEST_F(SidecarRedisTest, ErrorsCarryAReasonOverUnaryAndPipe) {
+  auto env = RedisEnv();
+  env["STATESIDE_MAX_SESSIONS_PER_USER"] = "1";
+  Sidecar sidecar(dir_, "reasons", env);
+  ASSERT_TRUE(sidecar.WaitHealth(health::HealthCheckResponse::SERVING))
+      << sidecar.process().ReadLog();
+  v1::Session session;
+  ASSERT_TRUE(Create(sidecar, "rita", &session).ok());
+  const grpc::Status second = Create(sidecar, "rita", nullptr);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ReasonOf(second), "SESSION_LIMIT");
+
+  v1::UpdateSessionRequest stale;
+  stale.mutable_key()->set_id(session.metadata().id());
+  stale.set_expected_version(session.metadata().version() + 3);
+  v1::UpdateSessionResponse updated;
+  const grpc::Status aborted = sidecar.Sessions()->Update(Context().get(), stale, &updated);
+  EXPECT_EQ(aborted.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(ReasonOf(aborted), "VERSION_MISMATCH");
+
+  // Over Pipe: the same reasons, in each result's error_info.
+  auto context = Context(10);
+  auto pipe = sidecar.Sessions()->Pipe(context.get());
+  v1::PipeRequest request;
+  v1::PipeCall* get = request.add_calls();
+  get->set_id(1);
+  get->mutable_get()->mutable_key()->set_id("no-such-session-id-no-such-session-id-00000");
+  v1::PipeCall* update = request.add_calls();
+  update->set_id(2);
+  *update->mutable_update() = stale;
+  ASSERT_TRUE(pipe->Write(request));
+  std::map<uint64_t, v1::PipeResult> results;
+  v1::PipeResponse response;
+  while (results.size() < 2 && pipe->Read(&response)) {
+    for (const v1::PipeResult& r : response.results()) results[r.id()] = r;
+  }
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(results[1].error_info().reason(), "NOT_FOUND");
+  EXPECT_EQ(results[1].error_info().domain(), "stateside.v1");
+  EXPECT_EQ(results[2].error_info().reason(), "VERSION_MISMATCH");
+  pipe->WritesDone();
+  EXPECT_TRUE(pipe->Finish().ok());
 }
 
 // A Redis outage shorter than STATESIDE_REDIS_READINESS_DEBOUNCE keeps the

@@ -204,8 +204,8 @@ TEST_F(ClientTest, UpdateSendsSetDeleteAndExpectedVersion) {
   const v1::UpdateSessionRequest sent = fake_->last_update();
   EXPECT_EQ(sent.key().id(), "sid");
   EXPECT_EQ(sent.set().at("a"), std::string("x\0y", 3));
-  ASSERT_EQ(sent.delete__size(), 1);
-  EXPECT_EQ(sent.delete_(0), "b");
+  ASSERT_EQ(sent.remove_size(), 1);
+  EXPECT_EQ(sent.remove(0), "b");
   // 0 is a real expected version, distinct from "no check".
   ASSERT_TRUE(sent.has_expected_version());
   EXPECT_EQ(sent.expected_version(), 0u);

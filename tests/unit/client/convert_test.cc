@@ -18,6 +18,43 @@ TEST(ConvertTest, GrpcStatusKeepsEveryCodeAndTheMessage) {
             absl::StatusCode::kAborted);
 }
 
+// The sidecar's ErrorInfo survives into the absl::Status, unary and Pipe.
+TEST(ConvertTest, TheErrorReasonOfTheDetailsAndOfAPipeResultIsKept) {
+  v1::ErrorInfo info;
+  info.set_reason("SESSION_LIMIT");
+  info.set_domain("stateside.v1");
+  (*info.mutable_metadata())["field"] = "user_id";
+  v1::RpcStatus details;
+  details.set_code(8);
+  google::protobuf::Any* any = details.add_details();
+  any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
+  info.SerializeToString(any->mutable_value());
+  const absl::Status unary = FromGrpcStatus(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many", details.SerializeAsString()));
+  EXPECT_EQ(unary.code(), absl::StatusCode::kResourceExhausted);
+  std::optional<ErrorReason> reason = ErrorReasonOf(unary);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_EQ(reason->reason, "SESSION_LIMIT");
+  EXPECT_EQ(reason->domain, "stateside.v1");
+  EXPECT_EQ(reason->metadata.at("field"), "user_id");
+
+  v1::PipeResult result;
+  result.set_code(5);
+  result.set_message("session not found");
+  result.mutable_error_info()->set_reason("NOT_FOUND");
+  const absl::Status piped = FromPipeResult(result);
+  EXPECT_EQ(piped.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(piped.message(), "session not found");
+  ASSERT_TRUE(ErrorReasonOf(piped).has_value());
+  EXPECT_EQ(ErrorReasonOf(piped)->reason, "NOT_FOUND");
+
+  // No details, garbage details, a client-side error: no reason.
+  EXPECT_FALSE(ErrorReasonOf(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "x"))));
+  EXPECT_FALSE(ErrorReasonOf(
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "x", "\xff\xff"))));
+  EXPECT_FALSE(ErrorReasonOf(absl::InvalidArgumentError("bad id")));
+}
+
 TEST(ConvertTest, TimestampsAndDurationsRoundTrip) {
   google::protobuf::Timestamp ts;
   ts.set_seconds(1'700'000'000);
@@ -34,6 +71,30 @@ TEST(ConvertTest, TimestampsAndDurationsRoundTrip) {
   EXPECT_EQ(d.nanos(), -500'000'000);
   EXPECT_EQ(DurationToProto(absl::InfiniteDuration(), &d).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, GetInstanceCarriesTheApiRevisionAndCapabilities) {
+  v1::GetInstanceResponse response;
+  response.mutable_instance()->set_id("pod-1");
+  response.set_api_revision(3);
+  response.mutable_capabilities()->set_pipe(true);
+  response.mutable_capabilities()->set_reflection(true);
+  response.mutable_capabilities()->set_topology(v1::TOPOLOGY_SENTINEL);
+  InstanceInfo info = InstanceFromProto(response);
+  EXPECT_EQ(info.id, "pod-1");
+  EXPECT_EQ(info.api_revision, 3u);
+  EXPECT_TRUE(info.capabilities.pipe);
+  EXPECT_FALSE(info.capabilities.session_events);
+  EXPECT_TRUE(info.capabilities.reflection);
+  EXPECT_EQ(info.capabilities.topology, StoreTopology::kSentinel);
+  EXPECT_EQ(StoreTopologyName(info.capabilities.topology), "sentinel");
+
+  // A topology this client does not know, and a sidecar that says nothing.
+  response.mutable_capabilities()->set_topology(static_cast<v1::Topology>(99));
+  EXPECT_EQ(InstanceFromProto(response).capabilities.topology, StoreTopology::kUnspecified);
+  info = InstanceFromProto(v1::GetInstanceResponse());
+  EXPECT_EQ(info.api_revision, 0u);
+  EXPECT_FALSE(info.capabilities.pipe);
 }
 
 TEST(ConvertTest, SessionRefPicksTheOneofField) {

@@ -79,12 +79,12 @@ TEST_F(DrainWatcherTest, DeliversDrainingWithDeadlineThenDrained) {
   ASSERT_TRUE(WaitFor([&] { return watcher->state() == DrainState::kServing; }));
   EXPECT_EQ(notices_.size(), 0u) << "SERVING is not a notice";
 
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
   ASSERT_TRUE(WaitFor([&] { return notices_.size() == 1; }));
   EXPECT_EQ(notices_.Get()[0].state, DrainState::kDraining);
   EXPECT_EQ(notices_.Get()[0].deadline, absl::FromUnixSeconds(kDeadline));
 
-  fake_->PushDrainEvent(v1::DRAINED);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINED);
   ASSERT_TRUE(WaitFor([&] { return notices_.size() == 2; }));
   EXPECT_EQ(notices_.Get()[1].state, DrainState::kDrained);
   EXPECT_EQ(notices_.Get()[1].deadline, absl::InfiniteFuture());
@@ -95,9 +95,9 @@ TEST_F(DrainWatcherTest, DeliversDrainingWithDeadlineThenDrained) {
 TEST_F(DrainWatcherTest, RepeatedDrainingIsNotifiedOnce) {
   auto watcher = Watch();
   ASSERT_NE(watcher, nullptr);
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
-  fake_->PushDrainEvent(v1::DRAINED);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINED);
   ASSERT_TRUE(WaitFor([&] { return watcher->done(); }));
   ASSERT_EQ(notices_.size(), 2u);
   EXPECT_EQ(notices_.Get()[0].state, DrainState::kDraining);
@@ -114,7 +114,7 @@ TEST_F(DrainWatcherTest, ReattachesAfterTheSidecarRestarts) {
   ASSERT_TRUE(WaitFor([&] { return watcher->attached_count() == 2; }));
   EXPECT_FALSE(watcher->done());
 
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
   ASSERT_TRUE(WaitFor([&] { return notices_.size() == 1; }));
   EXPECT_EQ(notices_.Get()[0].state, DrainState::kDraining);
   EXPECT_EQ(notices_.Get()[0].deadline, absl::FromUnixSeconds(kDeadline));
@@ -123,7 +123,7 @@ TEST_F(DrainWatcherTest, ReattachesAfterTheSidecarRestarts) {
 TEST_F(DrainWatcherTest, ReattachingDoesNotRepeatANotice) {
   auto watcher = Watch();
   ASSERT_NE(watcher, nullptr);
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
   ASSERT_TRUE(WaitFor([&] { return notices_.size() == 1; }));
 
   fake_->EndDrainStreams(grpc::Status(grpc::StatusCode::UNAVAILABLE, "restarting"));
@@ -142,7 +142,7 @@ TEST_F(DrainWatcherTest, StreamEndedNormallyStopsTheWatcher) {
 }
 
 TEST_F(DrainWatcherTest, LateWatcherGetsOnlyDrained) {
-  fake_->PushDrainEvent(v1::DRAINED);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINED);
   auto watcher = Watch();
   ASSERT_NE(watcher, nullptr);
   ASSERT_TRUE(WaitFor([&] { return watcher->done(); }));

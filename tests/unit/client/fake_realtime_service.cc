@@ -347,16 +347,16 @@ v1::RealtimeEvent RoomDelivery(const std::string& room, uint64_t sequence,
 
 v1::RealtimeEvent OverflowGap(uint64_t dropped) {
   v1::RealtimeEvent e;
-  e.mutable_gap()->set_reason(v1::Gap::SUBSCRIBER_OVERFLOW);
+  e.mutable_gap()->set_reason(v1::Gap::REASON_SUBSCRIBER_OVERFLOW);
   e.mutable_gap()->set_dropped(dropped);
   return e;
 }
 
 v1::RealtimeEvent RedisGap(int64_t from_seconds, int64_t to_seconds) {
   v1::RealtimeEvent e;
-  e.mutable_gap()->set_reason(v1::Gap::REDIS_DISCONNECTED);
-  e.mutable_gap()->mutable_from()->set_seconds(from_seconds);
-  e.mutable_gap()->mutable_to()->set_seconds(to_seconds);
+  e.mutable_gap()->set_reason(v1::Gap::REASON_REDIS_DISCONNECTED);
+  e.mutable_gap()->mutable_from_time()->set_seconds(from_seconds);
+  e.mutable_gap()->mutable_to_time()->set_seconds(to_seconds);
   return e;
 }
 

@@ -125,10 +125,13 @@ class LifecycleImpl final : public v1::LifecycleService::Service {
     SetTime(1'700'000'000, i->mutable_start_time());
     i->mutable_uptime()->set_seconds(90);
     i->set_version("0.1.0");
-    i->set_drain_state(v1::DRAINING);
+    i->set_drain_state(v1::DRAIN_STATE_DRAINING);
     i->set_backend("memory");
     i->set_admin_address("127.0.0.1:9464");
     i->set_ready(false);
+    resp->set_api_revision(1);
+    resp->mutable_capabilities()->set_pipe(true);
+    resp->mutable_capabilities()->set_topology(v1::TOPOLOGY_CLUSTER);
     return s;
   }
   Status ListInstances(ServerContext* c, const v1::ListInstancesRequest*,
@@ -137,7 +140,7 @@ class LifecycleImpl final : public v1::LifecycleService::Service {
     for (const char* id : {"fake-1", "fake-2"}) {
       v1::Instance* i = resp->add_instances();
       i->set_id(id);
-      i->set_drain_state(v1::SERVING);
+      i->set_drain_state(v1::DRAIN_STATE_SERVING);
       i->set_ready(true);
       i->set_backend("redis");
       i->set_version("0.1.0");
@@ -191,7 +194,7 @@ struct FakeSidecar::Services {
 
 FakeSidecar::FakeSidecar() {
   v1::DrainEvent serving;
-  serving.set_state(v1::SERVING);
+  serving.set_state(v1::DRAIN_STATE_SERVING);
   drain_events_.push_back(serving);
 }
 
@@ -324,8 +327,8 @@ void FakeSidecar::OnDrain(const v1::DrainRequest& request) {
     deadline = drain_on_request_;
   }
   if (!deadline) return;
-  PushDrainEvent(v1::DRAINING, *deadline);
-  PushDrainEvent(v1::DRAINED);
+  PushDrainEvent(v1::DRAIN_STATE_DRAINING, *deadline);
+  PushDrainEvent(v1::DRAIN_STATE_DRAINED);
   EndDrainStreams();
 }
 

@@ -121,17 +121,17 @@ TEST_F(RealtimeClientTest, PublishMapsEveryTargetEventPayloadAndExcept) {
   EXPECT_EQ(r.room(), "lobby");
   EXPECT_EQ(r.event(), "chat");
   EXPECT_EQ(r.payload(), binary);
-  ASSERT_EQ(r.except_size(), 2);
-  EXPECT_EQ(r.except(0).instance_id(), "");
-  EXPECT_EQ(r.except(0).conn_id(), "c1");
-  EXPECT_EQ(r.except(1).instance_id(), "inst-2");
-  EXPECT_EQ(r.except(1).conn_id(), "c9");
+  ASSERT_EQ(r.exclude_size(), 2);
+  EXPECT_EQ(r.exclude(0).instance_id(), "");
+  EXPECT_EQ(r.exclude(0).conn_id(), "c1");
+  EXPECT_EQ(r.exclude(1).instance_id(), "inst-2");
+  EXPECT_EQ(r.exclude(1).conn_id(), "c9");
 
   auto user = client->Publish(PublishTarget::User("alice"), "", "x");
   ASSERT_TRUE(user.ok()) << user.status();
   EXPECT_EQ(user->sequence, 0u);
   EXPECT_EQ(fake_->last_publish().user_id(), "alice");
-  EXPECT_EQ(fake_->last_publish().except_size(), 0);
+  EXPECT_EQ(fake_->last_publish().exclude_size(), 0);
 
   ASSERT_TRUE(client->Publish(PublishTarget::Connection({"inst-3", "c7"}), "e", "x").ok());
   r = fake_->last_publish();

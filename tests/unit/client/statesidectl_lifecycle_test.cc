@@ -101,8 +101,8 @@ TEST_F(StatesidectlLifecycleTest, DrainRefusedIsExitOne) {
 }
 
 TEST_F(StatesidectlLifecycleTest, WatchDrainPrintsEachEventUntilTheStreamEnds) {
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
-  fake_->PushDrainEvent(v1::DRAINED);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINED);
   fake_->EndDrainStreams();
   const Result r = Run({"watch-drain"});
   EXPECT_EQ(r.exit_status, 0) << r.err;
@@ -112,7 +112,7 @@ TEST_F(StatesidectlLifecycleTest, WatchDrainPrintsEachEventUntilTheStreamEnds) {
 }
 
 TEST_F(StatesidectlLifecycleTest, WatchDrainSidecarGoneAfterDrainingIsSuccess) {
-  fake_->PushDrainEvent(v1::DRAINING, kDeadline);
+  fake_->PushDrainEvent(v1::DRAIN_STATE_DRAINING, kDeadline);
   fake_->EndDrainStreams(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"));
   const Result r = Run({"watch-drain"});
   EXPECT_EQ(r.exit_status, 0) << r.err;

@@ -136,11 +136,11 @@ TEST_F(StatesidectlRealtimeTest, PublishMapsEachTargetAndExceptForm) {
   const v1::PublishRequest p = fake_->last_publish();
   EXPECT_TRUE(p.all());
   EXPECT_EQ(p.event(), "");
-  ASSERT_EQ(p.except_size(), 2);
-  EXPECT_EQ(p.except(0).instance_id(), "");
-  EXPECT_EQ(p.except(0).conn_id(), "c2");
-  EXPECT_EQ(p.except(1).instance_id(), "i2");
-  EXPECT_EQ(p.except(1).conn_id(), "c3");
+  ASSERT_EQ(p.exclude_size(), 2);
+  EXPECT_EQ(p.exclude(0).instance_id(), "");
+  EXPECT_EQ(p.exclude(0).conn_id(), "c2");
+  EXPECT_EQ(p.exclude(1).instance_id(), "i2");
+  EXPECT_EQ(p.exclude(1).conn_id(), "c3");
 }
 
 TEST_F(StatesidectlRealtimeTest, PublishPayloadBeginningWithDashGoesAfterDoubleDash) {

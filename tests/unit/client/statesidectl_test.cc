@@ -117,7 +117,7 @@ TEST_F(StatesidectlTest, UpdateSendsSetDeleteAndExpectedVersion) {
   const v1::UpdateSessionRequest sent = fake_->last_update();
   EXPECT_EQ(sent.key().id(), "sid");
   EXPECT_EQ(sent.set().at("a"), "1");
-  EXPECT_EQ(sent.delete__size(), 2);
+  EXPECT_EQ(sent.remove_size(), 2);
   EXPECT_EQ(sent.expected_version(), 7u);
 }
 
@@ -169,7 +169,16 @@ TEST_F(StatesidectlTest, OtherCommandsSucceed) {
     EXPECT_EQ(r.exit_status, 0) << ::testing::PrintToString(args) << r.err;
     EXPECT_FALSE(r.out.empty()) << ::testing::PrintToString(args);
   }
-  EXPECT_THAT(Run({"info"}).out, HasSubstr("drain state:   DRAINING"));
+  const std::string info = Run({"info"}).out;
+  EXPECT_THAT(info, HasSubstr("drain state:   DRAINING"));
+  EXPECT_THAT(info, HasSubstr("api revision:  1\n"));
+  EXPECT_THAT(info, HasSubstr("topology:      cluster\n"));
+  EXPECT_THAT(info, HasSubstr("capabilities:  pipe\n"));
+  const nlohmann::json json = nlohmann::json::parse(Run({"--json", "info"}).out);
+  EXPECT_EQ(json["api_revision"], 1);
+  EXPECT_EQ(json["capabilities"]["pipe"], true);
+  EXPECT_EQ(json["capabilities"]["session_events"], false);
+  EXPECT_EQ(json["capabilities"]["topology"], "cluster");
   EXPECT_EQ(nlohmann::json::parse(Run({"--json", "optout", "get", "alice"}).out)["opted_out"],
             true);
 }

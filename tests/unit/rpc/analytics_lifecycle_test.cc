@@ -105,13 +105,26 @@ TEST_F(LifecycleServiceTest, GetInstanceDescribesThisInstance) {
   EXPECT_EQ(instance.backend(), "memory");
   EXPECT_EQ(instance.admin_address(), "127.0.0.1:9464");
   EXPECT_TRUE(instance.ready());
-  EXPECT_EQ(instance.drain_state(), v1::SERVING);
+  EXPECT_EQ(instance.drain_state(), v1::DRAIN_STATE_SERVING);
 
   instance_->set_drain_state(lifecycle::DrainState::kDraining);
   instance_->set_ready(false);
   ASSERT_TRUE(lifecycle_stub_->GetInstance(Context().get(), {}, &response).ok());
-  EXPECT_EQ(response.instance().drain_state(), v1::DRAINING);
+  EXPECT_EQ(response.instance().drain_state(), v1::DRAIN_STATE_DRAINING);
   EXPECT_FALSE(response.instance().ready());
+}
+
+// A client checks what the sidecar serves instead of parsing its version.
+TEST_F(LifecycleServiceTest, GetInstanceReportsTheApiRevisionAndCapabilities) {
+  v1::GetInstanceResponse response;
+  ASSERT_TRUE(lifecycle_stub_->GetInstance(Context().get(), {}, &response).ok());
+  EXPECT_EQ(response.api_revision(), kApiRevision);
+  EXPECT_GE(response.api_revision(), 1u);
+  EXPECT_TRUE(response.capabilities().pipe());
+  EXPECT_FALSE(response.capabilities().session_events());
+  EXPECT_TRUE(response.capabilities().reflection());
+  // The fixture's server runs on the embedded memory store.
+  EXPECT_EQ(response.capabilities().topology(), v1::TOPOLOGY_MEMORY);
 }
 
 // Without a registry (the memory backend) the cluster is this instance.

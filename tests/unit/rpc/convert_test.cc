@@ -90,7 +90,7 @@ TEST(ConvertTest, KeysNeedExactlyANonEmptyBoundedIdOrCookie) {
 TEST(ConvertTest, UpdateParamsCarryEveryField) {
   v1::UpdateSessionRequest request;
   (*request.mutable_set())["a"] = "1";
-  request.add_delete_("b");
+  request.add_remove("b");
   auto params = UpdateParamsFromProto(request);
   EXPECT_EQ(params.set.at("a"), "1");
   EXPECT_THAT(params.remove, ::testing::ElementsAre("b"));

@@ -206,7 +206,7 @@ TEST_F(RealtimeServiceTest, ConnectionTargetsAndExceptsAcrossInstances) {
   v1::PublishRequest all;
   all.set_all(true);
   all.set_payload("all-but-c1");
-  all.add_except()->set_conn_id("c1");
+  all.add_exclude()->set_conn_id("c1");
   ASSERT_TRUE(Publish(all).ok());
   const v1::RealtimeEvent got = Read(reader.get());
   EXPECT_EQ(got.delivery().payload(), "all-but-c1");
@@ -237,15 +237,15 @@ TEST_F(RealtimeServiceTest, InvalidRequestsAreInvalidArgumentNamingTheField) {
   }
   {
     v1::PublishRequest r = ToRoom("r", "x");
-    for (int i = 0; i < 1025; ++i) r.add_except()->set_conn_id("c" + std::to_string(i));
-    cases.push_back({"too many excepts", r, "except"});
+    for (int i = 0; i < 1025; ++i) r.add_exclude()->set_conn_id("c" + std::to_string(i));
+    cases.push_back({"too many excepts", r, "exclude"});
   }
   {
     v1::PublishRequest r = ToRoom("r", "x");
-    auto* ref = r.add_except();
+    auto* ref = r.add_exclude();
     ref->set_instance_id("a/b");
     ref->set_conn_id("c");
-    cases.push_back({"instance with a slash", r, "except.instance_id"});
+    cases.push_back({"instance with a slash", r, "exclude.instance_id"});
   }
   {
     v1::PublishRequest r;
@@ -384,7 +384,7 @@ TEST_F(SlowReaderRealtimeTest, DropsAreSignalledWhenTheReaderCatchesUp) {
     const v1::RealtimeEvent event = Read(reader.get());
     if (event.has_delivery()) ++delivered;
     if (event.has_gap()) {
-      EXPECT_EQ(event.gap().reason(), v1::Gap::SUBSCRIBER_OVERFLOW);
+      EXPECT_EQ(event.gap().reason(), v1::Gap::REASON_SUBSCRIBER_OVERFLOW);
       dropped += event.gap().dropped();
     }
     if (::testing::Test::HasFailure()) break;

@@ -123,6 +123,18 @@ void SessionCaller::ReadOnce(Stream* stream) {
   stream->changed.SignalAll();
 }
 
+v1::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
+  v1::RpcStatus details;
+  v1::ErrorInfo info;
+  if (!details.ParseFromString(status.error_details())) return info;
+  for (const google::protobuf::Any& any : details.details()) {
+    if (any.type_url() == "type.googleapis.com/google.rpc.ErrorInfo") {
+      EXPECT_TRUE(info.ParseFromString(any.value()));
+    }
+  }
+  return info;
+}
+
 grpc::Status SessionCaller::CallPipe(v1::PipeCall call, v1::PipeResult* result,
                                      bool* stream_ended) {
   std::shared_ptr<Stream> stream;
@@ -166,7 +178,19 @@ grpc::Status SessionCaller::CallPipe(v1::PipeCall call, v1::PipeResult* result,
       ReadOnce(stream.get());
     }
   }
-  const grpc::Status status(static_cast<grpc::StatusCode>(result->code()), result->message());
+  // As a unary status: the ErrorInfo in the details (what the client does).
+  std::string details;
+  if (result->has_error_info()) {
+    v1::RpcStatus rpc_status;
+    rpc_status.set_code(result->code());
+    rpc_status.set_message(result->message());
+    google::protobuf::Any* any = rpc_status.add_details();
+    any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
+    result->error_info().SerializeToString(any->mutable_value());
+    details = rpc_status.SerializeAsString();
+  }
+  const grpc::Status status(static_cast<grpc::StatusCode>(result->code()), result->message(),
+                            details);
   // PipeResult's response fields carry the numbers of PipeCall's ops.
   const bool answered = static_cast<int>(result->response_case()) == static_cast<int>(op);
   if (status.ok() && !answered) {

@@ -40,6 +40,9 @@ namespace stateside::rpc {
 
 enum class Transport { kUnary, kPipe };
 
+// The ErrorInfo of a status's details (an empty one if it has none).
+v1::ErrorInfo ErrorInfoOf(const grpc::Status& status);
+
 // "Unary" / "Pipe": the parameter names of a TEST_P over Transport, and
 // how gtest prints one.
 std::string TransportName(const ::testing::TestParamInfo<Transport>& info);

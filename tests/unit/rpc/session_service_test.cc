@@ -89,7 +89,7 @@ TEST_P(SessionServiceTest, GetByIdOrCookieAndTouchRule) {
   clock_.Advance(absl::Minutes(10));
   v1::GetSessionRequest request;
   *request.mutable_key() = CookieKey(session);
-  request.set_no_touch(true);
+  request.set_touch(false);
   v1::GetSessionResponse response;
   ASSERT_TRUE(calls_->Get(request, &response).ok());
   EXPECT_EQ(response.session().attributes().at("k"), "v");
@@ -97,7 +97,7 @@ TEST_P(SessionServiceTest, GetByIdOrCookieAndTouchRule) {
             session.metadata().last_access().seconds());
 
   *request.mutable_key() = IdKey(session);
-  request.set_no_touch(false);
+  request.clear_touch();  // unset: the Get touches
   ASSERT_TRUE(calls_->Get(request, &response).ok());
   EXPECT_EQ(response.session().metadata().last_access().seconds(),
             absl::ToUnixSeconds(clock_.Now()));
@@ -174,7 +174,7 @@ TEST_P(SessionServiceTest, UpdateSetsDeletesAndBumpsTheVersion) {
   v1::UpdateSessionRequest request;
   *request.mutable_key() = CookieKey(session);
   (*request.mutable_set())["c"] = "3";
-  request.add_delete_("a");
+  request.add_remove("a");
   v1::UpdateSessionResponse response;
   ASSERT_TRUE(calls_->Update(request, &response).ok());
   EXPECT_EQ(response.metadata().version(), 2u);
@@ -203,12 +203,52 @@ TEST_P(SessionServiceTest, ExpectedVersionConflictIsAborted) {
   EXPECT_EQ(Code(calls_->Update(request, &response)), grpc::StatusCode::ABORTED);
 }
 
+// Every error carries a stable reason a program acts on, the same over
+// unary and Pipe (error.proto).
+TEST_P(SessionServiceTest, ErrorsCarryAReasonAndTheFieldAtFault) {
+  v1::CreateSessionResponse created;
+  v1::CreateSessionRequest too_big;
+  (*too_big.mutable_attributes())["big"] = std::string(kMaxAttributeBytes + 1, 'x');
+  grpc::Status status = calls_->Create(too_big, &created);
+  v1::ErrorInfo info = ErrorInfoOf(status);
+  EXPECT_EQ(info.reason(), "ATTRIBUTE_TOO_LARGE");
+  EXPECT_EQ(info.domain(), "stateside.v1");
+  EXPECT_EQ(info.metadata().at("field"), "attributes");
+  EXPECT_EQ(info.metadata().at("limit"), "max_attribute_bytes");
+
+  v1::CreateSessionRequest too_many;
+  for (size_t i = 0; i <= kMaxAttributes; ++i) {
+    (*too_many.mutable_attributes())[absl::StrCat("a", i)] = "v";
+  }
+  EXPECT_EQ(ErrorInfoOf(calls_->Create(too_many, &created)).reason(), "TOO_MANY_ATTRIBUTES");
+
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_id("no-such-session-id-no-such-session-id-00000");
+  v1::GetSessionResponse got;
+  status = calls_->Get(get, &got);
+  EXPECT_EQ(Code(status), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrorInfoOf(status).reason(), "NOT_FOUND");
+
+  const v1::Session session = CreateSession();
+  v1::UpdateSessionRequest update;
+  *update.mutable_key() = IdKey(session);
+  update.set_expected_version(7);
+  v1::UpdateSessionResponse updated;
+  EXPECT_EQ(ErrorInfoOf(calls_->Update(update, &updated)).reason(), "VERSION_MISMATCH");
+
+  v1::ListUserSessionsRequest list;  // no user_id
+  v1::ListUserSessionsResponse listed;
+  info = ErrorInfoOf(calls_->ListUserSessions(list, &listed));
+  EXPECT_EQ(info.reason(), "INVALID_ARGUMENT");
+  EXPECT_EQ(info.metadata().at("field"), "user_id");
+}
+
 TEST_P(SessionServiceTest, UpdateRefusesANameBothSetAndDeleted) {
   const v1::Session session = CreateSession();
   v1::UpdateSessionRequest request;
   *request.mutable_key() = IdKey(session);
   (*request.mutable_set())["x"] = "1";
-  request.add_delete_("x");
+  request.add_remove("x");
   v1::UpdateSessionResponse response;
   EXPECT_EQ(Code(calls_->Update(request, &response)), grpc::StatusCode::INVALID_ARGUMENT);
 }

@@ -63,16 +63,16 @@ class WatchDrainTest : public RpcTest {
 
 TEST_F(WatchDrainTest, StreamsServingDrainingWithDeadlineThenDrainedAndEndsOk) {
   Stream stream = Watch();
-  ASSERT_EQ(stream.Next(), v1::SERVING);
+  ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_SERVING);
   controller_->StartDrain("test");
   v1::DrainEvent event;
   ASSERT_TRUE(stream.reader->Read(&event));
-  EXPECT_EQ(event.state(), v1::DRAINING);
+  EXPECT_EQ(event.state(), v1::DRAIN_STATE_DRAINING);
   EXPECT_EQ(event.deadline().seconds(),
             absl::ToUnixSeconds(clock_.Now() + absl::Seconds(10)));
   EXPECT_FALSE(actions_.shutdown_begun);
   ASSERT_TRUE(Report().ok());
-  EXPECT_EQ(stream.Next(), v1::DRAINED);
+  EXPECT_EQ(stream.Next(), v1::DRAIN_STATE_DRAINED);
   EXPECT_EQ(stream.Next(), v1::DRAIN_STATE_UNSPECIFIED);  // end of stream
   EXPECT_TRUE(stream.reader->Finish().ok());
   EXPECT_TRUE(actions_.shutdown_begun);
@@ -80,9 +80,9 @@ TEST_F(WatchDrainTest, StreamsServingDrainingWithDeadlineThenDrainedAndEndsOk) {
 
 TEST_F(WatchDrainTest, AWatcherThatDisconnectsIsNotWaitedFor) {
   Stream stream = Watch();
-  ASSERT_EQ(stream.Next(), v1::SERVING);
+  ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_SERVING);
   controller_->StartDrain("test");
-  ASSERT_EQ(stream.Next(), v1::DRAINING);
+  ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_DRAINING);
   EXPECT_FALSE(actions_.shutdown_begun);
   stream.context->TryCancel();
   // No report and no clock advance: only the watcher's removal ends it.
@@ -94,31 +94,31 @@ TEST_F(WatchDrainTest, AWatcherThatDisconnectsIsNotWaitedFor) {
 TEST_F(WatchDrainTest, EveryWatcherMustReportBeforeTheDrainEnds) {
   Stream a = Watch();
   Stream b = Watch();
-  ASSERT_EQ(a.Next(), v1::SERVING);
-  ASSERT_EQ(b.Next(), v1::SERVING);
+  ASSERT_EQ(a.Next(), v1::DRAIN_STATE_SERVING);
+  ASSERT_EQ(b.Next(), v1::DRAIN_STATE_SERVING);
   v1::DrainResponse drained;
   ASSERT_TRUE(lifecycle_stub_->Drain(Context().get(), {}, &drained).ok());
   EXPECT_GE(pokes_.load(), 1);
   EXPECT_TRUE(actions_.not_ready);
-  ASSERT_EQ(a.Next(), v1::DRAINING);
-  ASSERT_EQ(b.Next(), v1::DRAINING);
+  ASSERT_EQ(a.Next(), v1::DRAIN_STATE_DRAINING);
+  ASSERT_EQ(b.Next(), v1::DRAIN_STATE_DRAINING);
   ASSERT_TRUE(Report().ok());
   EXPECT_EQ(controller_->state(), DrainState::kDraining);
   ASSERT_TRUE(Report().ok());
-  EXPECT_EQ(a.Next(), v1::DRAINED);
-  EXPECT_EQ(b.Next(), v1::DRAINED);
+  EXPECT_EQ(a.Next(), v1::DRAIN_STATE_DRAINED);
+  EXPECT_EQ(b.Next(), v1::DRAIN_STATE_DRAINED);
   EXPECT_TRUE(a.reader->Finish().ok());
   EXPECT_TRUE(b.reader->Finish().ok());
 }
 
 TEST_F(WatchDrainTest, TheDrainTimeoutEndsTheStreamWithDrained) {
   Stream stream = Watch();
-  ASSERT_EQ(stream.Next(), v1::SERVING);
+  ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_SERVING);
   controller_->StartDrain("test");
-  ASSERT_EQ(stream.Next(), v1::DRAINING);
+  ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_DRAINING);
   clock_.Advance(absl::Seconds(10));
   controller_->Tick();
-  EXPECT_EQ(stream.Next(), v1::DRAINED);
+  EXPECT_EQ(stream.Next(), v1::DRAIN_STATE_DRAINED);
   EXPECT_TRUE(stream.reader->Finish().ok());
 }
 
@@ -126,7 +126,7 @@ TEST_F(WatchDrainTest, AWatcherArrivingAfterTheDrainGetsDrainedAndTheEnd) {
   controller_->StartDrain("test");  // no watcher: drained at once
   ASSERT_EQ(controller_->state(), DrainState::kDrained);
   Stream stream = Watch();
-  EXPECT_EQ(stream.Next(), v1::DRAINED);
+  EXPECT_EQ(stream.Next(), v1::DRAIN_STATE_DRAINED);
   EXPECT_EQ(stream.Next(), v1::DRAIN_STATE_UNSPECIFIED);
   EXPECT_TRUE(stream.reader->Finish().ok());
 }
@@ -134,7 +134,7 @@ TEST_F(WatchDrainTest, AWatcherArrivingAfterTheDrainGetsDrainedAndTheEnd) {
 TEST_F(WatchDrainTest, ManyWatchersComingAndGoingLeaveNothingBehind) {
   for (int i = 0; i < 20; ++i) {
     Stream stream = Watch();
-    ASSERT_EQ(stream.Next(), v1::SERVING);
+    ASSERT_EQ(stream.Next(), v1::DRAIN_STATE_SERVING);
     stream.context->TryCancel();
     stream.reader->Finish();
   }

@@ -86,7 +86,7 @@ TEST_F(ServerTest, StartedServerAnswersEveryService) {
   EXPECT_EQ(instance.instance().pid(), getpid());
   EXPECT_EQ(instance.instance().backend(), "memory");
   EXPECT_TRUE(instance.instance().ready());
-  EXPECT_EQ(instance.instance().drain_state(), v1::SERVING);
+  EXPECT_EQ(instance.instance().drain_state(), v1::DRAIN_STATE_SERVING);
   EXPECT_EQ(instance.instance().start_time().seconds(),
             absl::ToUnixSeconds(clock_.Now()));
 

@@ -1,0 +1,29 @@
+// What the sidecar tells a client of its API (LifecycleService.GetInstance's
+// api_revision and capabilities), in plain types: the server wiring sets them
+// without the generated code. Plain values, no state.
+#ifndef STATESIDE_SIDECAR_RPC_API_CAPABILITIES_H_
+#define STATESIDE_SIDECAR_RPC_API_CAPABILITIES_H_
+
+#include <cstdint>
+
+namespace stateside::rpc {
+
+// The revision of stateside.v1 this sidecar implements (GetInstance's
+// api_revision): one more with each additive change of proto/stateside/v1
+// (docs/API.md, "Evolving the API").
+inline constexpr uint32_t kApiRevision = 1;
+
+// The store's deployment, as GetInstance reports it.
+enum class StoreTopology { kMemory, kStandalone, kSentinel, kCluster };
+
+// What GetInstance announces (Capabilities of lifecycle.proto).
+struct ApiCapabilities {
+  bool pipe = true;
+  bool session_events = false;  // not served yet
+  bool reflection = false;
+  StoreTopology topology = StoreTopology::kMemory;
+};
+
+}  // namespace stateside::rpc
+
+#endif  // STATESIDE_SIDECAR_RPC_API_CAPABILITIES_H_
