@@ -246,7 +246,9 @@ TEST(RedisSentinelTest, FindsTheMasterAndServesCommands) {
   EXPECT_EQ(topology.mode, redis::RedisTopology::kSentinel);
   EXPECT_EQ(topology.master, Port(set->node(0).port()));
   int sentinels = 0;
+  int masters = 0;
   for (const auto& node : topology.nodes) {
+    masters += node.role == "master" ? 1 : 0;
     if (node.role == "sentinel") {
       ++sentinels;
       EXPECT_FALSE(node.mean_latency.has_value()) << "a sentinel's round trips are not measured";
@@ -258,6 +260,8 @@ TEST(RedisSentinelTest, FindsTheMasterAndServesCommands) {
     }
   }
   EXPECT_EQ(sentinels, 3);
+  EXPECT_EQ(masters, 1);
+  EXPECT_EQ(topology.nodes.size(), 4u);
   EXPECT_EQ(client->MasterAddresses(), std::vector<std::string>{Port(set->node(0).port())});
   EXPECT_EQ(client->stats().master_changes, 0u);
 }
