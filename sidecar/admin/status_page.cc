@@ -111,26 +111,32 @@ void BackendSection(std::string& out, const Json& backend) {
     Row(out, "master", Cell(master));
   }
   absl::StrAppend(&out, "</table>\n");
-  const Json& nodes = Field(backend, "nodes");
-  if (nodes.is_array() && !nodes.empty()) {
-    absl::StrAppend(&out, "<table id=\"backend-nodes\"><caption>Nodes</caption>\n",
-                    "<tr><th scope=\"col\">address</th><th scope=\"col\">role</th>",
-                    "<th scope=\"col\">slots</th><th scope=\"col\">connected</th>",
-                    "<th scope=\"col\">latency (mean since start)</th>",
-                    "<th scope=\"col\">latency (last reply)</th></tr>\n");
-    for (const Json& node : nodes) {
-      const Json& role = Field(node, "role");
-      absl::StrAppend(&out, "<tr><td>", Cell(Field(node, "address")), "</td><td>",
-                      Text(role).empty() ? "&#8212;" : Cell(role),
-                      "</td><td>", Cell(Field(node, "slots")), "</td><td>",
-                      Cell(Field(node, "connected")), "</td><td>",
-                      Millis(Field(node, "mean_latency_seconds")), "</td><td>",
-                      Millis(Field(node, "last_latency_seconds")), "</td></tr>\n");
-    }
-    absl::StrAppend(&out, "</table>\n");
-  }
   CountTable(out, "Errors by kind", Field(backend, "errors"), "backend-errors");
   absl::StrAppend(&out, "</section>\n");
+}
+
+// The backend's nodes, across the page: a Cluster has six or more, each with
+// its role, slots and round trips.
+void NodesSection(std::string& out, const Json& backend) {
+  const Json& nodes = Field(backend, "nodes");
+  if (!nodes.is_array() || nodes.empty()) return;
+  absl::StrAppend(&out, "<section class=\"wide\" aria-labelledby=\"h-nodes\">",
+                  "<h2 id=\"h-nodes\">Backend nodes</h2>\n",
+                  "<table id=\"backend-nodes\">\n",
+                  "<tr><th scope=\"col\">address</th><th scope=\"col\">role</th>",
+                  "<th scope=\"col\">slots</th><th scope=\"col\">connected</th>",
+                  "<th scope=\"col\">latency (mean since start)</th>",
+                  "<th scope=\"col\">latency (last reply)</th></tr>\n");
+  for (const Json& node : nodes) {
+    const Json& role = Field(node, "role");
+    absl::StrAppend(&out, "<tr><td>", Cell(Field(node, "address")), "</td><td>",
+                    Text(role).empty() ? "&#8212;" : Cell(role),
+                    "</td><td>", Cell(Field(node, "slots")), "</td><td>",
+                    Cell(Field(node, "connected")), "</td><td>",
+                    Millis(Field(node, "mean_latency_seconds")), "</td><td>",
+                    Millis(Field(node, "last_latency_seconds")), "</td></tr>\n");
+  }
+  absl::StrAppend(&out, "</table>\n</section>\n");
 }
 
 void ClusterSection(std::string& out, const Json& instances) {
@@ -240,6 +246,7 @@ std::string RenderStatusPage(const Json& info) {
       "<a href=\"/metrics\">/metrics</a>.</p></header>\n<main>\n");
   InstanceSection(out, info);
   BackendSection(out, Field(info, "backend_status"));
+  NodesSection(out, Field(info, "backend_status"));
   ClusterSection(out, Field(info, "instances"));
   SessionsSection(out, info);
   RealtimeSection(out, Field(info, "realtime"));
