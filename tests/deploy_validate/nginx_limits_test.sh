@@ -26,10 +26,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # A base port whose nginx port and first two pod ports (base + 11, + 12, see
-# deploy/local/lib.sh app_port) are free.
+# deploy/local/lib.sh app_port) are free, below the ephemeral range (32768
+# and up), where another test's outgoing connection could take one of them
+# between this check and nginx's bind.
 port=""
 for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 20000))
+  p=$((20000 + RANDOM % 12000))
   if ! listening "$p" && ! listening $((p + 11)) && ! listening $((p + 12)); then port=$p; break; fi
 done
 [ -n "$port" ] || fail "no free port"
