@@ -119,9 +119,10 @@ for _ in $(seq 1 64); do
   pids+=($!)
 done
 # Paced below 50 r/s so limit_req never answers these probes: a 429 here is
-# limit_conn's once all 64 slow requests are in progress.
+# limit_conn's once all 64 slow requests are in progress (up to 30 s: on a
+# loaded machine 64 curl processes take a while to connect).
 refused=0
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   if [ "$(curl -s --interface 127.0.0.3 -o /dev/null -w '%{http_code}' "$url/")" = 429 ]; then
     refused=1
     break
