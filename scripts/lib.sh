@@ -108,3 +108,19 @@ configure_and_build() {
     cmake --build "$dir" -j"$JOBS"
   fi
 }
+
+# free_port: a TCP port on 127.0.0.1 that nothing answers on (bash's
+# /dev/tcp probe), below the ephemeral range (32768 and up), where another
+# process's outgoing connection could take it before it is bound.
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 12000))
+    if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "$(basename "$0"): no free port found" >&2
+  return 1
+}
