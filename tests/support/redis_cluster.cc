@@ -97,6 +97,30 @@ RunResult RedisCluster::Cli(int port, const std::vector<std::string>& args,
   return node->Cli(args, timeout);
 }
 
+absl::Status RedisCluster::Reshard(int from, int to, int slots) const {
+  const std::string seed = absl::StrCat("127.0.0.1:", from);
+  RunResult check;
+  if (!WaitFor(
+          [&] {
+            check = Cli(from, {"--cluster", "check", seed});
+            return check.exit_status == 0 &&
+                   absl::StrContains(check.out, "All nodes agree about slots configuration");
+          },
+          absl::Seconds(30), absl::Milliseconds(100))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the nodes never agreed on the slots: ", check.out, check.err));
+  }
+  RunResult r = Cli(from,
+                    {"--cluster", "reshard", seed, "--cluster-from", NodeId(from), "--cluster-to",
+                     NodeId(to), "--cluster-slots", std::to_string(slots), "--cluster-yes"},
+                    absl::Seconds(60));
+  if (r.exit_status != 0) {
+    return absl::InternalError(absl::StrCat("redis-cli --cluster reshard exited ", r.exit_status,
+                                            ": ", r.out, r.err));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<RedisCluster::NodeLine> RedisCluster::Nodes() const {
   for (const auto& node : nodes_) {
     if (!node->running()) continue;

@@ -68,6 +68,12 @@ class RedisCluster {
                 absl::Duration timeout = absl::Seconds(30)) const;
   std::string logs() const;  // every node's log, for failure messages
 
+  // `redis-cli --cluster reshard`: `slots` slots (the source's lowest
+  // numbered) from the master on `from` to the master on `to`, keys
+  // included, once every node agrees on the slots (redis-cli refuses while
+  // gossip still spreads the last move; waited for up to 30 s).
+  absl::Status Reshard(int from, int to, int slots) const;
+
  private:
   explicit RedisCluster(RedisClusterOptions options) : options_(std::move(options)) {}
   RedisServer* Node(int port) const;

@@ -78,12 +78,10 @@ using redis::RedisSessionStore;
 constexpr int kWritesPerSecondPerThread = 250;
 constexpr int kWriterThreads = 2;
 // Acknowledged writes each store makes in each scenario before the test
-// stops it; the three scenarios run at once, and the durable store's writes
-// counted over all three must reach kMinDurableTotal (the acceptance: none
-// lost over at least 1000). Kept small so the binary's wall time stays well
-// under a minute under ASan.
-constexpr int kMinAcknowledged = 350;
-constexpr int kMinDurableTotal = 1000;
+// stops it: the durable store's must reach it in every scenario (the
+// acceptance: none lost over at least 1000 acknowledged writes), which is
+// about 2 s of load at the writers' pace.
+constexpr int kMinAcknowledged = 1000;
 // Acknowledged writes of each store before a failover is triggered.
 constexpr int kWarmUp = 100;
 
@@ -696,7 +694,6 @@ TEST(RedisFailoverTest, ClusterAndSentinelFailoversUnderLoad) {
   manual.join();
   cluster.join();
   Say(absl::StrCat("[all] the durable store's acknowledged writes counted: ", durable_total.load()));
-  EXPECT_GE(durable_total.load(), kMinDurableTotal);
 }
 
 }  // namespace

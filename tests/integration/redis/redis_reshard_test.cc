@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -110,28 +109,6 @@ class Load {
   std::string first_failure_ ABSL_GUARDED_BY(mu_);
 };
 
-// `redis-cli --cluster reshard`: `slots` slots from one master to another
-// (the source's lowest-numbered slots), keys included. redis-cli refuses
-// while the nodes disagree about the slots (gossip still spreading the last
-// move to the replicas): waited for first.
-void Reshard(RedisCluster& cluster, int from, int to, int slots) {
-  RunResult check;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        check = cluster.Cli(from, {"--cluster", "check", absl::StrCat("127.0.0.1:", from)});
-        return check.exit_status == 0 &&
-               absl::StrContains(check.out, "All nodes agree about slots configuration");
-      },
-      absl::Seconds(30), absl::Milliseconds(100)))
-      << check.out << check.err;
-  RunResult r = cluster.Cli(
-      from, {"--cluster", "reshard", absl::StrCat("127.0.0.1:", from), "--cluster-from",
-             cluster.NodeId(from), "--cluster-to", cluster.NodeId(to), "--cluster-slots",
-             std::to_string(slots), "--cluster-yes"},
-      absl::Seconds(60));
-  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
-}
-
 TEST(RedisReshardTest, NoCallFailsWhileSlotsMoveUnderLoad) {
   absl::StatusOr<std::unique_ptr<RedisCluster>> started = RedisCluster::Start();
   ASSERT_TRUE(started.ok()) << started.status();
@@ -194,11 +171,13 @@ TEST(RedisReshardTest, NoCallFailsWhileSlotsMoveUnderLoad) {
       return cluster.MasterOfSlot(0) == port && cluster.MasterOfSlot(kMovedSlots - 1) == port;
     });
   };
-  ASSERT_NO_FATAL_FAILURE(Reshard(cluster, from, to, kMovedSlots));
+  const absl::Status there = cluster.Reshard(from, to, kMovedSlots);
+  ASSERT_TRUE(there.ok()) << there;
   ASSERT_TRUE(all_on(to));
   ASSERT_TRUE(progressed(200));
   EXPECT_EQ(load.failed(), 0u) << "moving there: " << load.first_failure();
-  ASSERT_NO_FATAL_FAILURE(Reshard(cluster, to, from, kMovedSlots));
+  const absl::Status back = cluster.Reshard(to, from, kMovedSlots);
+  ASSERT_TRUE(back.ok()) << back;
   ASSERT_TRUE(all_on(from));
   ASSERT_TRUE(progressed(200));
   EXPECT_EQ(load.failed(), 0u) << "moving back: " << load.first_failure();
