@@ -6,7 +6,8 @@
 # through nginx a login and a cart item, the cart read back by another pod
 # (X-Instance-Id); then, in Redis, the keys where they belong: on each of the
 # Cluster's three masters (DBSIZE > 0), or on the sentinels' master (and its
-# replica has them too). Everything is torn down after each layout.
+# replica has them too), and a Sentinel failover the pods follow with the
+# session whole. Everything is torn down after each layout.
 #
 # It reuses the images that container_test.sh builds (container_compose):
 # without them (or without root) it skips. Podman is set up as there
@@ -161,7 +162,31 @@ for layout in "${layouts[@]}"; do
       replica_size="$(rcli redis-replica dbsize)"
       [[ "$replica_size" =~ ^[0-9]+$ && "$replica_size" -gt 0 ]] ||
         fail "sentinel: the replica holds no key (DBSIZE '$replica_size')"
-      step "sentinel: the sentinels name 'redis' the master; $size keys on it, $replica_size on its replica" ;;
+      step "sentinel: the sentinels name 'redis' the master; $size keys on it, $replica_size on its replica"
+      # A failover: the sentinels name redis-replica, which the sidecars
+      # reach by that name. Writes answer 503 until the old master is its
+      # replica (STATESIDE_REDIS_WAIT_REPLICAS=1), then the session is whole.
+      [[ "$(rcli sentinel-1 -p 26379 sentinel failover stateside)" == OK ]] || fail "sentinel: SENTINEL FAILOVER refused"
+      deadline=$((SECONDS + 30))
+      until [[ "$(rcli sentinel-2 -p 26379 sentinel get-master-addr-by-name stateside | head -n 1)" == redis-replica ]]; do
+        ((SECONDS < deadline)) || fail "sentinel: no failover to redis-replica within 30s"
+        sleep 0.5
+      done
+      failover=$SECONDS refused=0
+      while :; do
+        call POST /cart '{"item":"after-failover"}'
+        [[ "$code" == 200 ]] && break
+        [[ "$code" == 503 ]] || fail "sentinel: POST /cart after the failover: $code $body"
+        refused=$((refused + 1))
+        ((SECONDS < failover + 60)) || fail "sentinel: writes still answer 503 60s after the failover"
+        sleep 0.5
+      done
+      call GET /me
+      cart=" $(cart_of "$body") "
+      [[ "$code" == 200 && "$cart" == *" apple "* && "$cart" == *" after-failover "* ]] ||
+        fail "sentinel: GET /me after the failover: $code $body"
+      [[ "$(rcli redis role | head -n 1)" == slave ]] || fail "sentinel: the old master is not a replica"
+      step "sentinel: failover to redis-replica; writes back after $((SECONDS - failover))s ($refused answered 503), the cart whole" ;;
     standalone)
       size="$(rcli redis dbsize)"
       [[ "$size" =~ ^[0-9]+$ && "$size" -gt 0 ]] || fail "standalone: redis holds no key (DBSIZE '$size')"
