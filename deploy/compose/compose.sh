@@ -23,10 +23,37 @@
 # Redis), and healthchecks run by themselves only where systemd runs
 # Podman's timers (rolling-update.sh runs them itself). Sourced (by
 # rolling-update.sh), this file only defines the functions.
+#
+# Redis: $STATESIDE_COMPOSE_REDIS picks the layout the pods use, the same for
+# every command of a deployment (up, down, rolling-update.sh):
+#   standalone  (default) the file's one `redis`
+#   cluster     a Redis Cluster of six nodes: the override redis-cluster.yml
+#   sentinel    a master, a replica, three sentinels: redis-sentinel.yml
+# An override is a second -f file on top of docker-compose.yml (which
+# podman-compose 1.0.3 merges too, unlike `profiles:`, which it ignores).
 set -euo pipefail
 
 COMPOSE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 COMPOSE_FILE_PATH="$COMPOSE_DIR/docker-compose.yml"
+
+# Sets COMPOSE_OVERRIDES (the -f files after the main one) from
+# $STATESIDE_COMPOSE_REDIS.
+compose_redis() {
+  COMPOSE_REDIS="${STATESIDE_COMPOSE_REDIS:-standalone}"
+  COMPOSE_OVERRIDES=()
+  case "$COMPOSE_REDIS" in
+    standalone) ;;
+    cluster | sentinel)
+      COMPOSE_OVERRIDES=("$COMPOSE_DIR/redis-$COMPOSE_REDIS.yml")
+      [[ -e "$COMPOSE_DIR/secrets/redis_url_$COMPOSE_REDIS" ]] ||
+        echo "compose.sh: $COMPOSE_DIR/secrets/redis_url_$COMPOSE_REDIS is missing:" \
+             "run deploy/compose/make-secrets.sh (it adds it to existing secrets)" >&2 ;;
+    *)
+      echo "compose.sh: STATESIDE_COMPOSE_REDIS must be standalone, cluster or sentinel" \
+           "(got '$COMPOSE_REDIS')" >&2
+      return 2 ;;
+  esac
+}
 
 # Sets COMPOSE_CMD (an array) and COMPOSE_ENGINE (docker or podman: the
 # engine whose `ps`/`inspect` see the containers).
@@ -60,6 +87,7 @@ compose_pick() {
      "${COMPOSE_CMD[@]}" version --short 2>/dev/null | grep -q '^1\.'; then
     COMPOSE_V1=true
   fi
+  compose_redis
 }
 
 # Writes the Compose file without its `depends_on` `restart: true` lines,
@@ -72,30 +100,33 @@ compose_file_v1() {
   echo "$out"
 }
 
-# compose ARGS...: Compose on this directory's file with ARGS.
+# compose ARGS...: Compose on this directory's file (and the Redis
+# layout's override) with ARGS.
 compose() {
-  if [[ "$COMPOSE_V1" == true ]]; then
-    local file
-    file="$(compose_file_v1)"
-    "${COMPOSE_CMD[@]}" -f "$file" "$@"
-  elif [[ "$COMPOSE_PODMAN" == true ]]; then
+  local files=(-f "$COMPOSE_FILE_PATH") override
+  [[ "$COMPOSE_V1" == false ]] || files=(-f "$(compose_file_v1)")
+  for override in "${COMPOSE_OVERRIDES[@]}"; do files+=(-f "$override"); done
+  if [[ "$COMPOSE_PODMAN" == true ]]; then
     local options=(--podman-run-args=--stop-timeout=20)
     [[ -n "${COMPOSE_PROJECT_NAME:-}" ]] && options+=(-p "$COMPOSE_PROJECT_NAME")
     # Docker's image format: the OCI one (Podman's default) drops the
     # Dockerfile's SHELL (its RUNs are bash) and HEALTHCHECK.
     BUILDAH_FORMAT="${BUILDAH_FORMAT:-docker}" \
-      "${COMPOSE_CMD[@]}" -f "$COMPOSE_FILE_PATH" "${options[@]}" "$@"
+      "${COMPOSE_CMD[@]}" "${files[@]}" "${options[@]}" "$@"
   else
-    "${COMPOSE_CMD[@]}" -f "$COMPOSE_FILE_PATH" "$@"
+    "${COMPOSE_CMD[@]}" "${files[@]}" "$@"
   fi
 }
 
-# The services of the file, one a line (`compose config --services`;
-# podman-compose has no `config`: its own YAML module reads the file).
+# The services of the files, one a line (`compose config --services`;
+# podman-compose has no `config`: its own YAML module reads the files).
 compose_services() {
   if [[ "$COMPOSE_PODMAN" == true ]]; then
-    python3 -c 'import sys, yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["services"]))' \
-      "$COMPOSE_FILE_PATH"
+    python3 -c 'import sys, yaml
+names = {}
+for path in sys.argv[1:]:
+    names.update(dict.fromkeys(yaml.safe_load(open(path))["services"]))
+print("\n".join(names))' "$COMPOSE_FILE_PATH" "${COMPOSE_OVERRIDES[@]}"
   else
     compose config --services
   fi

@@ -13,7 +13,8 @@
 #
 # Any wait longer than ROLLING_UPDATE_TIMEOUT seconds (default 120) stops the
 # update with an error and leaves the remaining pods as they are. Compose is
-# picked as by compose.sh ($STATESIDE_COMPOSE); the containers are found by
+# picked as by compose.sh ($STATESIDE_COMPOSE), and so is the Redis layout
+# ($STATESIDE_COMPOSE_REDIS: set it as for `up`); the containers are found by
 # their Compose labels with $STATESIDE_ENGINE (docker, or podman for
 # podman-compose) in project $COMPOSE_PROJECT_NAME (default: this
 # directory's name, as Compose names it).

@@ -36,6 +36,8 @@ set -euo pipefail
 src="$(cd "${1:?usage: container_test.sh SOURCE_DIR BIN_DIR}" && pwd)"
 bin="$(cd "${2:?usage: container_test.sh SOURCE_DIR BIN_DIR}" && pwd)"
 here="$src/tests/container"
+# shellcheck source=tests/container/lib.sh
+source "$here/lib.sh"
 
 step() { echo "== [${SECONDS}s] $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -71,30 +73,14 @@ cleanup() {
     "$tmp/deploy/compose/compose.sh" down -v >/dev/null 2>&1 || true
   fi
   # Whatever `down` left: the project's containers, volumes and network.
-  local ids
-  mapfile -t ids < <(podman ps -a -q --filter "label=com.docker.compose.project=$project" 2>/dev/null)
-  ((${#ids[@]} == 0)) || podman rm -f -t 0 "${ids[@]}" >/dev/null 2>&1 || true
-  mapfile -t ids < <(podman volume ls -q --filter "label=com.docker.compose.project=$project" 2>/dev/null)
-  ((${#ids[@]} == 0)) || podman volume rm -f "${ids[@]}" >/dev/null 2>&1 || true
-  podman network rm -f "${project}_default" >/dev/null 2>&1 || true
+  remove_project "$project"
   rm -rf "$tmp"
   echo "== [${SECONDS}s] exit $rc"
 }
 trap cleanup EXIT
 
 # --- Podman's settings for this machine --------------------------------------
-nofile="$(ulimit -Hn)"
-nproc="$(ulimit -Hu)"
-[[ "$nofile" == unlimited ]] && nofile=1048576
-[[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
-ulimits=("nofile=$nofile:$nofile" "nproc=$nproc:$nproc")
-cat >"$tmp/containers.conf" <<EOF
-[containers]
-default_ulimits = ["${ulimits[0]}", "${ulimits[1]}"]
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF="$tmp/containers.conf"
+podman_setup
 build_args=(--format docker --pull=never --ulimit "${ulimits[0]}" --ulimit "${ulimits[1]}")
 podman info >"$tmp/podman-info" 2>&1 || { cat "$tmp/podman-info"; fail "podman info failed"; }
 
@@ -198,13 +184,7 @@ podman run --rm --entrypoint statesidectl "$side_image" --help >/dev/null ||
   fail "statesidectl --help does not run in $side_image"
 
 # --- 3. Compose up, and a session through nginx -----------------------------------
-# A copy of deploy/ as the Compose file sees it (../nginx, ../docker), with
-# secrets of its own: nothing is written into the source tree.
-mkdir -p "$tmp/deploy/docker"
-cp -a "$src/deploy/compose" "$src/deploy/nginx" "$tmp/deploy/"
-cp -a "$src/deploy/docker/healthcheck.sh" "$tmp/deploy/docker/"
-rm -rf "$tmp/deploy/compose/secrets" "$tmp/deploy/compose/.env" "$tmp/deploy/compose/".docker-compose.*
-"$tmp/deploy/compose/make-secrets.sh" >/dev/null
+compose_copy "$src"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export COMPOSE_PROJECT_NAME="$project" STATESIDE_COMPOSE=podman-compose STATESIDE_ENGINE=podman
 export STATESIDE_IMAGE="$side_image" RADAR_APP_IMAGE="$app_image"
@@ -214,30 +194,10 @@ compose() { "$tmp/deploy/compose/compose.sh" "$@"; }
 step "compose up (project $project, nginx on 127.0.0.1:$port)"
 compose up -d --no-build >"$tmp/up.log" 2>&1 || { tail -n 40 "$tmp/up.log"; fail "compose up failed"; }
 services=(redis sidecar-1 app-1 sidecar-2 app-2 sidecar-3 app-3 nginx)
-deadline=$((SECONDS + 180))
-while :; do
-  unhealthy=()
-  for s in "${services[@]}"; do
-    # No systemd here to run Podman's healthcheck timers: run each check.
-    podman healthcheck run "${project}_${s}_1" >/dev/null 2>&1 || unhealthy+=("$s")
-  done
-  ((${#unhealthy[@]} == 0)) && break
-  ((SECONDS < deadline)) || fail "not healthy within 180s: ${unhealthy[*]}"
-  sleep 1
-done
+wait_healthy "$project" 180 "${services[@]}"
 step "all ${#services[@]} containers are healthy"
 
 url="http://127.0.0.1:$port"
-# call METHOD PATH [JSON]: sets $code, $instance (X-Instance-Id) and $body.
-call() {
-  local method="$1" path="$2" data="${3:-}" args=()
-  [[ -z "$data" ]] || args=(-H 'Content-Type: application/json' --data "$data")
-  code="$(curl -s --max-time 10 -X "$method" -b "$tmp/cookies" -c "$tmp/cookies" \
-          -D "$tmp/headers" -o "$tmp/body" -w '%{http_code}' "${args[@]}" "$url$path" || true)"
-  instance="$(sed -n 's/^X-Instance-Id: *\([^[:space:]]*\).*/\1/Ip' "$tmp/headers" | tail -n 1)"
-  body="$(cat "$tmp/body")"
-}
-cart_of() { python3 -c 'import json, sys; print(" ".join(json.loads(sys.argv[1])["cart"]))' "$1"; }
 
 : >"$tmp/cookies"
 call POST /login '{"user":"container-test"}'

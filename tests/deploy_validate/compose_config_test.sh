@@ -7,6 +7,7 @@
 # removes nothing but the `depends_on` `restart: true` lines. Uses an empty
 # env file, never deploy/compose/.env, and runs from another directory: the
 # secret files and build contexts resolve inside deploy/compose all the same.
+# The same for the Redis Cluster and Sentinel overrides on top of the file.
 #   compose_config_test.sh SOURCE_DIR
 set -euo pipefail
 src="$(cd "${1:?usage: compose_config_test.sh SOURCE_DIR}" && pwd)"
@@ -51,6 +52,36 @@ if grep -nE 'SESSION_SECRET:|SESSION_ENCRYPTION_KEY:|REDIS_URL:|REDIS_PASSWORD|R
   echo "FAIL: a secret in the environment"
   exit 1
 fi
+
+# The Redis layouts: docker-compose.yml with redis-cluster.yml or
+# redis-sentinel.yml on top (STATESIDE_COMPOSE_REDIS), each with its nodes,
+# the sidecars' topology settings and its redis_url secret file.
+for layout in cluster sentinel; do
+  echo "--- STATESIDE_COMPOSE_REDIS=$layout"
+  STATESIDE_COMPOSE_REDIS="$layout" c config -q 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
+  case "$layout" in
+    cluster) want="redis redis-2 redis-3 redis-4 redis-5 redis-6 redis-cluster-init" ;;
+    sentinel) want="redis redis-replica sentinel-1 sentinel-2 sentinel-3" ;;
+  esac
+  services="$(STATESIDE_COMPOSE_REDIS="$layout" c config --services 2>/dev/null | sort | tr '\n' ' ')"
+  echo "$services"
+  expected="$(tr ' ' '\n' <<<"app-1 app-2 app-3 nginx sidecar-1 sidecar-2 sidecar-3 $want" | sort | tr '\n' ' ')"
+  [ "$services" = "$expected" ] || { echo "FAIL: $layout: services are not $expected"; exit 1; }
+  STATESIDE_COMPOSE_REDIS="$layout" c config 2>/dev/null >"$tmp/config.yml"
+  grep -qx "    file: $dir/secrets/redis_url_$layout" "$tmp/config.yml" ||
+    { echo "FAIL: $layout: redis_url is not $dir/secrets/redis_url_$layout"; exit 1; }
+  [ "$(grep -c "STATESIDE_REDIS_TOPOLOGY: $layout" "$tmp/config.yml")" = 3 ] ||
+    { echo "FAIL: $layout: not every sidecar has STATESIDE_REDIS_TOPOLOGY=$layout"; exit 1; }
+  if grep -nE 'SESSION_SECRET:|SESSION_ENCRYPTION_KEY:|REDIS_URL:|REDIS_PASSWORD|REDISCLI_AUTH:' "$tmp/config.yml"; then
+    echo "FAIL: $layout: a secret in the environment"
+    exit 1
+  fi
+done
+if STATESIDE_COMPOSE_REDIS=bogus c config -q 2>"$tmp/err"; then
+  echo "FAIL: STATESIDE_COMPOSE_REDIS=bogus accepted"
+  exit 1
+fi
+grep -q 'must be standalone, cluster or sentinel' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: no clear error"; exit 1; }
 
 if [[ "$version" == 1.* ]]; then
   echo "--- 1.x: the file itself is rejected (depends_on restart), the filtered copy differs only there"

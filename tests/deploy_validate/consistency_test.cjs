@@ -34,6 +34,12 @@ const PRESETS = {
   'presets/cloud-lb': { removal: 60, prestop: 60, minReady: 30 },
 };
 const compose = loadYamlDocs(src('deploy', 'compose', 'docker-compose.yml'))[0];
+// The Redis layouts' override files (compose.sh, STATESIDE_COMPOSE_REDIS).
+const composeLayouts = Object.fromEntries(['cluster', 'sentinel'].map(
+  (layout) => [layout, loadYamlDocs(src('deploy', 'compose', `redis-${layout}.yml`))[0]]));
+// A Compose command or healthcheck test as one line: the Redis ones are
+// strings (an override replaces a string; podman-compose 1.0.3 appends lists).
+const line = (x) => (Array.isArray(x) ? x.join(' ') : x);
 const dockerStages = stages(instructions(read('deploy', 'docker', 'Dockerfile')));
 const getRoutes = adminRoutes().filter((r) => r.method === 'GET').map((r) => r.path);
 
@@ -352,7 +358,7 @@ test('Compose: stop_grace_period covers the drain; healthchecks, dependencies, s
   }
   assert.equal(ids.size, sidecars.length, 'one INSTANCE_ID per pod');
   for (const [name, s] of Object.entries(compose.services)) assert.ok(s.healthcheck, `${name} has a healthcheck`);
-  const redisCommand = compose.services.redis.command.join(' ');
+  const redisCommand = line(compose.services.redis.command);
   assert.match(redisCommand, /--appendonly yes/);
   assert.match(redisCommand, /--save ""/, 'no RDB snapshots beside the AOF');
   assert.match(redisCommand, /requirepass/);
@@ -373,9 +379,9 @@ test('Compose: restart policies, logs rotated and resources limited on every ser
     assert.ok(Number(s.cpus) > 0, `${name}: cpus`);
     assert.equal(s.deploy, undefined, `${name}: no deploy: (docker-compose 1.29 ignores it)`);
   }
-  const maxmemory = /--maxmemory (\d+)mb/.exec(compose.services.redis.command.join(' '));
+  const maxmemory = /--maxmemory (\d+)mb/.exec(line(compose.services.redis.command));
   assert.ok(maxmemory, 'Redis has a maxmemory');
-  assert.match(compose.services.redis.command.join(' '), /--maxmemory-policy noeviction/);
+  assert.match(line(compose.services.redis.command), /--maxmemory-policy noeviction/);
   assert.ok(parseInt(compose.services.redis.mem_limit, 10) >= 1.5 * Number(maxmemory[1]),
             'Redis: mem_limit >= 1.5 x maxmemory (the AOF rewrite forks)');
 });
@@ -425,8 +431,8 @@ test('Compose: secrets are Compose secrets, read from /run/secrets, never enviro
   const redis = compose.services.redis;
   assert.equal(redis.environment, undefined, 'Redis has no environment');
   const passwordFile = `/run/secrets/${redis.secrets[0]}`;
-  assert.match(redis.command.join(' '), new RegExp(`requirepass %s.*\\$\\$\\(cat ${passwordFile}\\)`), 'requirepass from the secret');
-  assert.ok(redis.healthcheck.test.join(' ').includes(`REDISCLI_AUTH="$$(cat ${passwordFile})"`), 'the healthcheck logs in with it');
+  assert.match(line(redis.command), new RegExp(`requirepass %s.*\\$\\$\\(cat ${passwordFile}\\)`), 'requirepass from the secret');
+  assert.ok(line(redis.healthcheck.test).includes(`REDISCLI_AUTH="$$(cat ${passwordFile})"`), 'the healthcheck logs in with it');
   // The URL's password and Redis' are one value: make-secrets.sh writes both.
   assert.match(read('deploy', 'compose', 'make-secrets.sh'),
                /put redis_password "\$redis_password"\nput redis_url "redis:\/\/:\$redis_password@redis:6379\/0"/);
@@ -436,6 +442,56 @@ test('Compose: secrets are Compose secrets, read from /run/secrets, never enviro
   assert.ok(keys.length > 3);
   for (const k of keys) assert.doesNotMatch(k, SECRET_VARIABLE, `.env.example: ${k} is a secret`);
 });
+
+for (const [layout, override] of Object.entries(composeLayouts)) {
+  test(`Compose on Redis ${layout} (redis-${layout}.yml): the sidecars' settings, its secret, every node as Redis`, () => {
+    // The sidecars: the topology, replicas that acknowledge each write, and
+    // nothing secret in the environment; each _FILE a mounted secret.
+    for (const side of services('sidecar-')) {
+      const o = override.services[side];
+      assert.ok(o, `${side} is set for ${layout}`);
+      assert.equal(o.environment.STATESIDE_REDIS_TOPOLOGY, layout);
+      assert.equal(o.environment.STATESIDE_REDIS_WAIT_REPLICAS, '1');
+      if (layout === 'sentinel') assert.ok(o.environment.REDIS_SENTINEL_MASTER, `${side}: REDIS_SENTINEL_MASTER`);
+      const mounted = [...compose.services[side].secrets, ...(o.secrets || [])];
+      for (const [key, value] of Object.entries(o.environment)) {
+        if (key.endsWith('_FILE')) {
+          assert.ok(mounted.includes(value.replace('/run/secrets/', '')), `${side}: ${key}=${value} is mounted`);
+        } else {
+          assert.doesNotMatch(key, SECRET_VARIABLE, `${side}: ${key} would put a secret in the environment`);
+        }
+      }
+    }
+    // Its REDIS_URL is a file that make-secrets.sh writes.
+    assert.deepEqual(Object.keys(override.secrets), ['redis_url']);
+    assert.equal(override.secrets.redis_url.file, `./secrets/redis_url_${layout}`);
+    const urls = /^layout_urls=\(([^)]*)\)$/m.exec(read('deploy', 'compose', 'make-secrets.sh'));
+    assert.ok(urls && urls[1].split(/\s+/).includes(`redis_url_${layout}`), `make-secrets.sh writes redis_url_${layout}`);
+    // Every Redis service: the password from its secret file (no
+    // environment), logs rotated, limits, the start script mounted.
+    for (const [name, s] of Object.entries(override.services)) {
+      if (name.startsWith('sidecar-')) continue;
+      const merged = { ...(compose.services[name] || {}), ...s };
+      assert.equal(merged.environment, undefined, `${name}: no environment`);
+      assert.deepEqual(merged.secrets, ['redis_password'], `${name}: the password's secret`);
+      assert.equal(merged.logging.driver, 'json-file', `${name}: json-file logging`);
+      assert.match(String(merged.logging.options['max-size']), /^\d+[km]$/, `${name}: logs rotate`);
+      assert.match(String(merged.mem_limit), /^\d+m$/, `${name}: mem_limit`);
+      assert.ok(Number(merged.cpus) > 0, `${name}: cpus`);
+      assert.equal(typeof merged.command, 'string', `${name}: the command is a string (replaced by an override)`);
+      const script = /^sh (\S+)/.exec(merged.command)[1];
+      assert.ok((s.volumes || []).some((v) => v.endsWith(`:${script}:ro`)), `${name}: ${script} is mounted read-only`);
+      if (name === 'redis-cluster-init') {
+        assert.equal(merged.restart, 'on-failure', `${name}: done once it exits 0`);
+      } else {
+        assert.equal(merged.restart, 'unless-stopped', `${name}: restart`);
+        assert.equal(typeof merged.healthcheck.test, 'string', `${name}: a healthcheck, a string`);
+        assert.ok(merged.healthcheck.test.includes('REDISCLI_AUTH="$$(cat /run/secrets/redis_password)"'),
+                  `${name}: the healthcheck logs in with the password`);
+      }
+    }
+  });
+}
 
 test('Compose: nginx has one upstream server per app, on its port, re-resolved by DNS', () => {
   const conf = read('deploy', 'compose', 'nginx.conf');
