@@ -37,8 +37,6 @@ namespace v1 = ::stateside::v1;
 using ::testing::HasSubstr;
 using testing::Subprocess;
 
-constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "cluster-test-secret-0123456789abcdef";
 // Long enough that a record cannot expire during a test that checks that a
 // drained instance removed itself; the TTL test sets its own.
 constexpr char kSlowHeartbeat[] = "60s";
@@ -68,8 +66,8 @@ class ClusterDrainTest : public ::testing::Test {
                                            .log_path = dir_.File(name + ".log")};
     options.env = {{"INSTANCE_ID", name},
                    {"REDIS_URL", redis_->url()},
-                   {"SESSION_ENCRYPTION_KEY", kKeyHex},
-                   {"SESSION_SECRET", kSecret},
+                   {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+                   {"SESSION_SECRET", testing::kTestSecret},
                    {"STATESIDE_HEARTBEAT_INTERVAL", kSlowHeartbeat},
                    {"STATESIDE_DRAIN_TIMEOUT", "10s"}};
     for (const auto& [k, v] : extra_env) options.env[k] = v;

@@ -20,7 +20,7 @@ namespace stateside::testing {
 namespace {
 
 constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "realtime-test-secret-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 // A stream outlives any test; the deadline only guarantees no hang forever.
 constexpr absl::Duration kStreamDeadline = absl::Minutes(5);
 

@@ -156,7 +156,7 @@ TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
   auto sidecar = StartSidecar(
       dir, {{"REDIS_URL", (*redis)->url()},
             {"SESSION_ENCRYPTION_KEY", ::stateside::testing::kTestKeyHex},
-            {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}});
+            {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   auto stub = v1::SessionService::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
