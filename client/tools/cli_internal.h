@@ -4,14 +4,17 @@
 #define STATESIDE_CLIENT_TOOLS_CLI_INTERNAL_H_
 
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "stateside/client.h"
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace stateside::cli {
@@ -28,6 +31,14 @@ struct Globals {
   std::string wait = "0s";
 };
 
+// A duration text such as "500ms" or "1h30m", if it parses and is finite
+// and not negative (cli.cc).
+std::optional<absl::Duration> ParseNonNegativeDuration(const std::string& text);
+
+// Checks an option's text with ParseNonNegativeDuration (a usage error,
+// exit 2, when it does not parse).
+const CLI::Validator& DurationText();
+
 // Options of the lifecycle commands (filled in by the parser).
 struct LifecycleArgs {
   std::string health_service;
@@ -37,7 +48,7 @@ struct LifecycleArgs {
   bool drain_no_follow = false;
 };
 
-// Adds health, instances, metrics, drain and watch-drain. The references
+// Adds info, health, instances, metrics, drain and watch-drain. The references
 // must outlive both the parse and the action.
 void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
                           Action& action);
@@ -51,6 +62,14 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
 // Adds keys rewrap and keys status (cli_keys.cc). `g` and `action` must
 // outlive both the parse and the action.
 void AddKeyCommands(CLI::App& app, const Globals& g, Action& action);
+
+// Adds session create, get, update, touch, destroy, regenerate, list and
+// destroy-user (cli_sessions.cc). `g` and `action` must outlive both the
+// parse and the action.
+void AddSessionCommands(CLI::App& app, const Globals& g, Action& action);
+
+// Adds optout set and optout get (cli_sessions.cc), as AddSessionCommands.
+void AddOptOutCommands(CLI::App& app, const Globals& g, Action& action);
 
 }  // namespace stateside::cli
 

@@ -1,6 +1,6 @@
-// statesidectl's lifecycle commands: health (gRPC, and the admin /health),
-// instances, metrics (admin /metrics), drain (following it, or --no-follow
-// for a preStop hook) and watch-drain.
+// statesidectl's lifecycle commands: info (the instance), health (gRPC, and
+// the admin /health), instances, metrics (admin /metrics), drain (following
+// it, or --no-follow for a preStop hook) and watch-drain.
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -83,6 +83,19 @@ void AddLifecycleCommands(CLI::App& app, const Globals& g, LifecycleArgs& args,
   const Globals* const gl = &g;
   LifecycleArgs* const a = &args;
   Action* const act = &action;
+  app.add_subcommand("info", "the sidecar instance (id, version, drain state, backend)")
+      ->callback([=] {
+        *act = [=](Client& c, std::ostream& out) -> absl::Status {
+          auto instance = c.GetInstance();
+          if (!instance.ok()) return instance.status();
+          if (gl->json) {
+            out << DumpJson(InstanceInfoToJson(*instance));
+          } else {
+            PrintInstance(out, *instance);
+          }
+          return absl::OkStatus();
+        };
+      });
   // health: gRPC health, plus the admin /health JSON with --admin.
   auto* health = app.add_subcommand(
       "health", "gRPC health status; exit 1 unless SERVING (and /health is 200 with --admin)");

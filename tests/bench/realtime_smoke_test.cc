@@ -24,7 +24,7 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "realtime-bench-test-secret-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 
 class RealtimeSmokeTest : public ::testing::Test {
  protected:

@@ -24,6 +24,7 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "tests/integration/lifecycle/drain_test_app_process.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -36,8 +37,6 @@ namespace v1 = ::stateside::v1;
 using ::testing::HasSubstr;
 using testing::Subprocess;
 
-constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "cluster-test-secret-0123456789abcdef";
 // Long enough that a record cannot expire during a test that checks that a
 // drained instance removed itself; the TTL test sets its own.
 constexpr char kSlowHeartbeat[] = "60s";
@@ -63,25 +62,18 @@ class ClusterDrainTest : public ::testing::Test {
                 const std::map<std::string, std::string>& extra_env = {}) {
     pod.name = name;
     pod.socket = dir_.File(name + "/api.sock");
-    testing::SubprocessOptions options;
-    options.argv = {testing::BinPath("stateside")};
-    options.env = {{"STATESIDE_SOCKET", pod.socket},
-                   {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
-                   {"INSTANCE_ID", name},
+    testing::SidecarProcessOptions options{.socket_path = pod.socket,
+                                           .log_path = dir_.File(name + ".log")};
+    options.env = {{"INSTANCE_ID", name},
                    {"REDIS_URL", redis_->url()},
-                   {"SESSION_ENCRYPTION_KEY", kKeyHex},
-                   {"SESSION_SECRET", kSecret},
+                   {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+                   {"SESSION_SECRET", testing::kTestSecret},
                    {"STATESIDE_HEARTBEAT_INTERVAL", kSlowHeartbeat},
                    {"STATESIDE_DRAIN_TIMEOUT", "10s"}};
     for (const auto& [k, v] : extra_env) options.env[k] = v;
-    options.log_path = dir_.File(name + ".log");
-    auto process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    pod.process.emplace(*std::move(process));
-    ASSERT_TRUE(testing::WaitFor(
-        [&] { return absl::StrContains(pod.process->ReadLog(), "serving on unix:"); },
-        absl::Seconds(15)))
-        << pod.process->ReadLog();
+    auto sidecar = testing::StartSidecarProcess(std::move(options));
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    pod.process.emplace(std::move(sidecar->process));
     pod.lifecycle = v1::LifecycleService::NewStub(
         grpc::CreateChannel("unix:" + pod.socket, grpc::InsecureChannelCredentials()));
   }
@@ -185,8 +177,7 @@ TEST_F(ClusterDrainTest, EveryInstanceIsListedAndADrainedOneIsGoneWhenItExits) {
   EXPECT_EQ(ListedByStatesidectl(b), both);
 
   // No app watches pod-a: SIGTERM drains it straight to its exit.
-  a.process->Signal(SIGTERM);
-  ASSERT_EQ(a.process->Wait(absl::Seconds(15)), 0) << a.process->ReadLog();
+  ASSERT_EQ(testing::StopSidecar(*a.process, absl::Seconds(15)), 0) << a.process->ReadLog();
   EXPECT_THAT(a.process->ReadLog(), HasSubstr("removed from the cluster registry"));
   // At once: no waiting for a TTL.
   EXPECT_EQ(ListedByStatesidectl(b), std::set<std::string>{"pod-b"});
@@ -224,8 +215,7 @@ TEST_F(ClusterDrainTest, AWedgedShutdownIsCutAtTheHardTimeoutWithExitOne) {
             {"STATESIDE_SHUTDOWN_TIMEOUT", "2s"}});
   redis_->Pause();  // SIGSTOP: connected, but no reply will come
   const absl::Time signalled = absl::Now();
-  a.process->Signal(SIGTERM);
-  const std::optional<int> status = a.process->Wait(absl::Seconds(20));
+  const std::optional<int> status = testing::StopSidecar(*a.process, absl::Seconds(20));
   const absl::Duration took = absl::Now() - signalled;
   redis_->Resume();
   ASSERT_TRUE(status.has_value()) << a.process->ReadLog();

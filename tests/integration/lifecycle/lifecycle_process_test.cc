@@ -27,7 +27,7 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/integration/lifecycle/drain_test_app_process.h"
-#include "tests/support/admin_port.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -73,25 +73,12 @@ class LifecycleProcessTest : public ::testing::Test {
   // Starts the sidecar with these settings (plus a socket in the temp dir
   // and an admin port of its own) and waits until it serves.
   void StartSidecar(std::map<std::string, std::string> env = {}) {
-    env["STATESIDE_SOCKET"] = socket_;
-    env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
     env["INSTANCE_ID"] = "lifecycle-test";
-    testing::SubprocessOptions options;
-    options.argv = {testing::BinPath("stateside")};
-    options.env = env;
-    options.log_path = dir_.File("sidecar.log");
-    auto process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    process_.emplace(*std::move(process));
-    ASSERT_TRUE(testing::WaitFor(
-        [&] {
-          const std::string log = process_->ReadLog();
-          if (!absl::StrContains(log, "serving on unix:")) return false;
-          admin_port_ = testing::AdminPortFromLog(log, "127.0.0.1").value_or(0);
-          return admin_port_ != 0;
-        },
-        absl::Seconds(10)))
-        << process_->ReadLog();
+    auto sidecar = testing::StartSidecarProcess(
+        {.socket_path = socket_, .env = env, .log_path = dir_.File("sidecar.log")});
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    process_.emplace(std::move(sidecar->process));
+    admin_port_ = sidecar->admin_port;
     channel_ = grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials());
     sessions_ = v1::SessionService::NewStub(channel_);
     lifecycle_ = v1::LifecycleService::NewStub(channel_);

@@ -11,15 +11,16 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
-#include "tests/support/wait.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/test_secrets.h"
+#include "tests/support/wait.h"
 #include "tests/unit/admin/http_test_client.h"
 
 namespace stateside::testing {
 namespace {
 
 constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "realtime-test-secret-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 // A stream outlives any test; the deadline only guarantees no hang forever.
 constexpr absl::Duration kStreamDeadline = absl::Minutes(5);
 
@@ -175,33 +176,20 @@ void RealtimeClusterTest::StartPod(Pod& pod, const std::string& name,
   // A pod started again under the same name gets its own socket and log.
   const std::string files = absl::StrCat(name, "-", ++starts_);
   pod.socket = dir_.File(files + "/api.sock");
-  SubprocessOptions options;
-  options.argv = {BinPath("stateside")};
-  options.env = {{"STATESIDE_SOCKET", pod.socket},
-                 {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
-                 {"INSTANCE_ID", name},
+  SidecarProcessOptions options{.socket_path = pod.socket,
+                                .log_path = dir_.File(files + ".log"),
+                                .start_timeout = absl::Seconds(20)};
+  options.env = {{"INSTANCE_ID", name},
                  {"REDIS_URL", redis_->url()},
                  {"SESSION_ENCRYPTION_KEY", kKeyHex},
                  {"SESSION_SECRET", kSecret},
                  {"STATESIDE_DRAIN_TIMEOUT", "5s"}};
   for (const auto& [k, v] : extra_env) options.env[k] = v;
-  options.log_path = dir_.File(files + ".log");
   logs_.push_back(options.log_path);
-  auto process = Subprocess::Start(options);
-  ASSERT_TRUE(process.ok()) << process.status();
-  pod.process.emplace(*std::move(process));
-  ASSERT_TRUE(WaitFor(
-      [&] { return absl::StrContains(pod.process->ReadLog(), "serving on unix:"); },
-      absl::Seconds(20)))
-      << pod.process->ReadLog();
-  const std::string log = pod.process->ReadLog();
-  const std::string marker = "admin listening on 127.0.0.1:";
-  const size_t at = log.find(marker);
-  ASSERT_NE(at, std::string::npos) << log;
-  const size_t from = at + marker.size();
-  ASSERT_TRUE(absl::SimpleAtoi(log.substr(from, log.find_first_not_of("0123456789", from) - from),
-                               &pod.admin_port))
-      << log;
+  auto sidecar = StartSidecarProcess(std::move(options));
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  pod.process.emplace(std::move(sidecar->process));
+  pod.admin_port = sidecar->admin_port;
   pod.rt = v1::RealtimeService::NewStub(
       grpc::CreateChannel("unix:" + pod.socket, grpc::InsecureChannelCredentials()));
   if (!realtime_probe) return;

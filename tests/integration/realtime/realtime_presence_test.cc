@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "tests/integration/realtime/realtime_fixture.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/wait.h"
 
 namespace stateside::testing {
@@ -191,8 +192,8 @@ TEST_F(RealtimePresenceTest, ADrainedInstancesConnectionsAreGoneWhenItHasExited)
   ASSERT_EQ(MemberSet(a_, "r"),
             (std::set<Ref>{{"pod-a", "a1"}, {"pod-c", "c1"}, {"pod-c", "c2"}}));
 
-  c_.process->Signal(SIGTERM);  // no app watches the drain: straight to exit
-  ASSERT_EQ(c_.process->Wait(absl::Seconds(20)), 0) << c_.process->ReadLog();
+  // No app watches the drain: straight to exit.
+  ASSERT_EQ(StopSidecar(*c_.process, absl::Seconds(20)), 0) << c_.process->ReadLog();
   // At once: the TTL is minutes away.
   EXPECT_EQ(MemberSet(a_, "r"), (std::set<Ref>{{"pod-a", "a1"}}));
   EXPECT_EQ(MemberSet(b_, "s"), std::set<Ref>{});

@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/realtime/realtime_fixture.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/wait.h"
 
 namespace stateside::testing {
@@ -28,20 +29,6 @@ namespace {
 
 constexpr char kOverflow[] = "stateside_realtime_dropped_total{reason=\"overflow\"}";
 constexpr char kRedisGaps[] = "stateside_realtime_gaps_total{reason=\"redis\"}";
-
-// A /proc/PID/status field in kB (VmRSS, VmHWM); -1 if absent.
-int64_t StatusKb(int pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!absl::StartsWith(line, field + ":")) continue;
-    std::istringstream values(line.substr(field.size() + 1));
-    int64_t kb = -1;
-    values >> kb;
-    return kb;
-  }
-  return -1;
-}
 
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
@@ -68,7 +55,7 @@ TEST_F(RealtimeRecoveryTest, ASlowSubscriberIsBoundedCountedAndToldAndAFastOneGe
   std::unique_ptr<EventStream> fast = OpenStream(b);
   ASSERT_TRUE(Register(b, "b1", "", {"r"}).ok());
   const double overflow_before = b.Metric(kOverflow);
-  const int64_t rss_before_kb = StatusKb(b.process->pid(), "VmRSS");
+  const int64_t rss_before_kb = ProcStatusKb(b.process->pid(), "VmRSS");
 
   constexpr int kEvents = 6000;
   std::string payload(16 << 10, 'x');
@@ -92,7 +79,7 @@ TEST_F(RealtimeRecoveryTest, ASlowSubscriberIsBoundedCountedAndToldAndAFastOneGe
     ASSERT_EQ(event->delivery().sequence(), static_cast<uint64_t>(i));
     ASSERT_EQ(event->delivery().payload().substr(0, 8), absl::StrFormat("%08d", i));
   }
-  const int64_t peak_kb = StatusKb(b.process->pid(), "VmHWM");
+  const int64_t peak_kb = ProcStatusKb(b.process->pid(), "VmHWM");
   const double overflow = b.Metric(kOverflow) - overflow_before;
   EXPECT_GT(overflow, 0);
   // Two streams' queues at most (the fast one is normally near empty).

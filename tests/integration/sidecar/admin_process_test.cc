@@ -16,11 +16,10 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "stateside/v1/lifecycle.grpc.pb.h"
-#include "tests/support/admin_port.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_secrets.h"
 #include "tests/support/temp_dir.h"
-#include "tests/support/wait.h"
 #include "tests/unit/admin/http_test_client.h"
 
 namespace stateside {
@@ -39,26 +38,17 @@ using testing::kTestKeyHex;
 class AdminProcessTest : public ::testing::Test {
  protected:
   // Starts the sidecar with its admin listener on every interface (as in a
-  // pod), port 0, and waits for the port in its log.
+  // pod), port 0, and waits until it serves.
   void StartSidecar(std::map<std::string, std::string> env = {}) {
-    env["STATESIDE_SOCKET"] = socket_;
-    env["STATESIDE_ADMIN_ADDR"] = "0.0.0.0:0";
     env["INSTANCE_ID"] = "admin-test";
-    testing::SubprocessOptions options;
-    options.argv = {testing::BinPath("stateside")};
-    options.env = env;
-    options.clear_env = true;
-    options.log_path = dir_.File("sidecar.log");
-    auto process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    process_.emplace(*std::move(process));
-    ASSERT_TRUE(testing::WaitFor(
-        [&] {
-          port_ = testing::AdminPortFromLog(process_->ReadLog(), "0.0.0.0").value_or(0);
-          return port_ != 0;
-        },
-        absl::Seconds(10)))
-        << process_->ReadLog();
+    auto sidecar = testing::StartSidecarProcess({.socket_path = socket_,
+                                                 .admin_host = "0.0.0.0",
+                                                 .env = env,
+                                                 .clear_env = true,
+                                                 .log_path = dir_.File("sidecar.log")});
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    process_.emplace(std::move(sidecar->process));
+    port_ = sidecar->admin_port;
     channel_ = grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials());
   }
 

@@ -31,7 +31,7 @@ namespace v1 = ::stateside::v1;
 using ::testing::HasSubstr;
 using testing::Subprocess;
 
-constexpr char kSecret[] = "caps-process-test-secret-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 
 std::unique_ptr<grpc::ClientContext> Context() {
   auto context = std::make_unique<grpc::ClientContext>();

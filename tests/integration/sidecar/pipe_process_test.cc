@@ -4,11 +4,9 @@
 // count and in bytes.
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
 #include <map>
 #include <set>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -19,50 +17,25 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "stateside/v1/session.grpc.pb.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/redis_server.h"
-#include "tests/support/subprocess.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/temp_dir.h"
-#include "tests/support/wait.h"
 #include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
 
 namespace v1 = ::stateside::v1;
-using testing::Subprocess;
 
-// A /proc/PID/status field in kB (VmRSS, VmHWM); -1 if absent.
-int64_t StatusKb(int pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!absl::StartsWith(line, field + ":")) continue;
-    std::istringstream values(line.substr(field.size() + 1));
-    int64_t kb = -1;
-    values >> kb;
-    return kb;
-  }
-  return -1;
-}
+using testing::ProcStatusKb;
 
-// The real sidecar on `dir`'s api.sock with `env` added, once it serves;
-// fails the test (and returns an error) if it does not start.
-absl::StatusOr<Subprocess> StartSidecar(const testing::TempDir& dir,
-                                        std::map<std::string, std::string> env = {}) {
-  testing::SubprocessOptions options;
-  options.argv = {testing::BinPath("stateside")};
-  options.env = std::move(env);
-  options.env["STATESIDE_SOCKET"] = dir.File("api.sock");
-  options.env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";
-  options.log_path = dir.File("sidecar.log");
-  auto sidecar = Subprocess::Start(options);
-  if (!sidecar.ok()) return sidecar.status();
-  if (!testing::WaitFor(
-          [&] { return absl::StrContains(sidecar->ReadLog(), "serving on unix:"); },
-          absl::Seconds(15))) {
-    return absl::DeadlineExceededError("the sidecar did not serve: " + sidecar->ReadLog());
-  }
-  return sidecar;
+// The real sidecar on `dir`'s api.sock with `env` added, once it serves.
+absl::StatusOr<testing::SidecarProcess> StartSidecar(const testing::TempDir& dir,
+                                                     std::map<std::string, std::string> env = {}) {
+  return testing::StartSidecarProcess({.socket_path = dir.File("api.sock"),
+                                       .env = std::move(env),
+                                       .log_path = dir.File("sidecar.log")});
 }
 
 TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounded) {
@@ -81,7 +54,7 @@ TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounde
     grpc::ClientContext context;
     ASSERT_TRUE(stub->Create(&context, create, &created).ok());
   }
-  const int64_t rss_before_kb = StatusKb(sidecar->pid(), "VmRSS");
+  const int64_t rss_before_kb = ProcStatusKb(sidecar->process.pid(), "VmRSS");
 
   // 10 000 messages of 100 reads = a million answers, a gigabyte if the
   // sidecar kept them all; far more than HTTP/2 windows hold. The deadline
@@ -100,7 +73,7 @@ TEST(PipeProcessTest, AClientThatNeverReadsMeetsBackpressureAndMemoryStaysBounde
   while (written < kMessages && stream->Write(request)) ++written;
   stream->Finish();
 
-  const int64_t peak_kb = StatusKb(sidecar->pid(), "VmHWM");
+  const int64_t peak_kb = ProcStatusKb(sidecar->process.pid(), "VmHWM");
   EXPECT_LT(written, kMessages) << "every write was accepted: no backpressure";
   EXPECT_GT(written, 0);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -144,7 +117,7 @@ TEST(PipeProcessTest, LargeAnswersAClientNeverReadsAreBoundedInBytes) {
     grpc::ClientContext context;
     ASSERT_TRUE(stub->Create(&context, create, &created).ok());
   }
-  const int64_t rss_before_kb = StatusKb(sidecar->pid(), "VmRSS");
+  const int64_t rss_before_kb = ProcStatusKb(sidecar->process.pid(), "VmRSS");
 
   // 2000 small messages of one read each: every one is read at once unless
   // the answers' bytes stop the reading (1024 answers would be 184 MB).
@@ -161,7 +134,7 @@ TEST(PipeProcessTest, LargeAnswersAClientNeverReadsAreBoundedInBytes) {
     ++written;
   }
   stream->Finish();
-  const int64_t peak_kb = StatusKb(sidecar->pid(), "VmHWM");
+  const int64_t peak_kb = ProcStatusKb(sidecar->process.pid(), "VmHWM");
   EXPECT_GT(written, 0);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   (void)rss_before_kb;
@@ -183,7 +156,7 @@ TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
   auto sidecar = StartSidecar(
       dir, {{"REDIS_URL", (*redis)->url()},
             {"SESSION_ENCRYPTION_KEY", ::stateside::testing::kTestKeyHex},
-            {"SESSION_SECRET", "pipe-test-secret-0123456789abcdef"}});
+            {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   auto stub = v1::SessionService::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));

@@ -23,7 +23,7 @@ namespace {
 
 using testing::Subprocess;
 
-constexpr char kSecret[] = "rotation-test-secret-0123456789abcdef0123";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 constexpr int kItems = 12;
 
 class RotationProcessTest : public ::testing::Test {

@@ -34,7 +34,7 @@ using ::testing::Not;
 namespace health = ::grpc::health::v1;
 namespace v1 = ::stateside::v1;
 
-constexpr char kSecret[] = "secrets-process-test-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -50,7 +50,7 @@ namespace v1 = ::stateside::v1;
 namespace health = ::grpc::health::v1;
 
 constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "integration-test-secret-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 5) {
   auto context = std::make_unique<grpc::ClientContext>();

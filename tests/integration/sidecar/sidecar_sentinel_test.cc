@@ -44,7 +44,7 @@ Subprocess StartSidecar(const testing::TempDir& dir, testing::RedisSentinelSet& 
       {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
       {"INSTANCE_ID", "sentinel-test"},
       {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
-      {"SESSION_SECRET", "integration-test-secret-0123456789abcdef"},
+      {"SESSION_SECRET", ::stateside::testing::kTestSecret},
       {"USE_REDIS_SESSIONS", "true"},
       {"STATESIDE_REDIS_TOPOLOGY", "sentinel"},
       {"REDIS_URL", set.url()},

@@ -18,6 +18,7 @@
 #include "tests/support/wait.h"
 #include "tests/unit/client/fake_pipe_sidecar.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside {
 namespace {
@@ -81,30 +82,15 @@ class Results {
   int total_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-class ClientStreamTest : public ::testing::Test {
+class ClientStreamTest : public testing::FakeSidecarTest<FakePipeSidecar> {
  protected:
-  void SetUp() override {
-    auto fake = FakePipeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
   // One stream, a long deadline (tests that need a short one set it) and
   // fast retries.
   ClientOptions Options() const {
-    ClientOptions o;
-    o.socket_path = socket_;
+    ClientOptions o = FastRetryOptions();
     o.call_timeout = absl::Seconds(20);
-    o.initial_backoff = absl::Milliseconds(1);
-    o.max_backoff = absl::Milliseconds(4);
     o.streams = 1;
     return o;
-  }
-
-  static std::unique_ptr<Client> Connect(const ClientOptions& options) {
-    auto client = Client::Connect(options);
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
   }
 
   // The held call whose key is `key`, if the fake holds one.
@@ -118,10 +104,6 @@ class ClientStreamTest : public ::testing::Test {
   bool WaitHeld(size_t n) const {
     return WaitFor([&] { return fake_->held().size() >= n; });
   }
-
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("pipe.sock");
-  std::unique_ptr<FakePipeSidecar> fake_;
 };
 
 TEST_F(ClientStreamTest, CallsTravelOnOneStreamWithTheirOwnIdsAndDeadlines) {
@@ -606,13 +588,8 @@ TEST_F(ClientStreamTest, AnErrorAnswerKeepsItsCodeAndMessage) {
 }
 
 // A sidecar without Pipe (the unary fake answers UNIMPLEMENTED for it).
-class ClientStreamFallbackTest : public ::testing::Test {
+class ClientStreamFallbackTest : public testing::FakeSidecarTest<FakeSidecar> {
  protected:
-  void SetUp() override {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
   ClientOptions Options() const {
     ClientOptions o;
     o.socket_path = socket_;
@@ -620,10 +597,6 @@ class ClientStreamFallbackTest : public ::testing::Test {
     o.streams = 1;
     return o;
   }
-
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("unary.sock");
-  std::unique_ptr<FakeSidecar> fake_;
 };
 
 using client_internal::Rpc;

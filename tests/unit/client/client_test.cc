@@ -12,6 +12,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside {
 namespace {
@@ -26,29 +27,15 @@ using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
 const grpc::Status kUnavailable(grpc::StatusCode::UNAVAILABLE, "store down");
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public testing::FakeSidecarTest<FakeSidecar> {
  protected:
-  void SetUp() override {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
-  // Fast backoff so retry tests take milliseconds.
   ClientOptions Options() const {
-    ClientOptions o;
-    o.socket_path = socket_;
-    o.initial_backoff = absl::Milliseconds(1);
-    o.max_backoff = absl::Milliseconds(4);
+    ClientOptions o = FastRetryOptions();
     o.ready_timeout = absl::Seconds(10);
     return o;
   }
 
-  std::unique_ptr<Client> Connected() {
-    auto client = Client::Connect(Options());
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
-  }
+  std::unique_ptr<Client> Connected() { return Connect(Options()); }
 
   // Calls the client method behind `rpc`; returns its status.
   static absl::Status Invoke(Client& c, Rpc rpc) {
@@ -74,10 +61,6 @@ class ClientTest : public ::testing::Test {
     }
     return absl::InternalError("not a call of this test");
   }
-
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
 };
 
 TEST_F(ClientTest, IdempotentCallsAreRetriedOnUnavailable) {

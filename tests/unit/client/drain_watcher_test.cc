@@ -6,9 +6,9 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside {
 namespace {
@@ -39,16 +39,8 @@ class Notices {
   std::vector<DrainNotice> notices_ ABSL_GUARDED_BY(mu_);
 };
 
-class DrainWatcherTest : public ::testing::Test {
+class DrainWatcherTest : public testing::FakeSidecarTest<FakeSidecar> {
  protected:
-  void SetUp() override { StartFake(); }
-
-  void StartFake() {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
   ClientOptions Options() const {
     ClientOptions o;
     o.socket_path = socket_;
@@ -67,9 +59,6 @@ class DrainWatcherTest : public ::testing::Test {
     return watcher.ok() ? std::move(*watcher) : nullptr;
   }
 
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
   Notices notices_;
 };
 

@@ -12,37 +12,23 @@
 #include "gtest/gtest.h"
 #include "stateside/client.h"
 #include "stateside/realtime.h"
-#include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_realtime_service.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside::testing {
 
 inline constexpr absl::Duration kLong = absl::Seconds(10);
 
-class RealtimeClientTest : public ::testing::Test {
+class RealtimeClientTest : public FakeSidecarTest<FakeRealtimeService> {
  protected:
-  void SetUp() override {
-    auto fake = FakeRealtimeService::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
-  // Fast backoff so retry tests take milliseconds.
   ClientOptions Options() const {
-    ClientOptions o;
-    o.socket_path = socket_;
-    o.initial_backoff = absl::Milliseconds(1);
-    o.max_backoff = absl::Milliseconds(4);
+    ClientOptions o = FastRetryOptions();
     o.call_timeout = absl::Seconds(5);
     return o;
   }
 
-  std::unique_ptr<Client> Connected(ClientOptions o) {
-    auto client = Client::Connect(o);
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
-  }
-  std::unique_ptr<Client> Connected() { return Connected(Options()); }
+  std::unique_ptr<Client> Connected(const ClientOptions& o) { return Connect(o); }
+  std::unique_ptr<Client> Connected() { return Connect(Options()); }
 
   std::unique_ptr<Subscription> Subscribed(Client& c,
                                            std::vector<ConnectionRegistration> conns = {}) {
@@ -69,10 +55,6 @@ class RealtimeClientTest : public ::testing::Test {
     }
     return absl::InternalError("not a call of this test");
   }
-
-  TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeRealtimeService> fake_;
 };
 
 inline Delivery ExpectDelivery(const absl::StatusOr<RealtimeEvent>& event) {

@@ -12,9 +12,9 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside {
 namespace {
@@ -50,19 +50,17 @@ class Recorder {
   std::vector<std::pair<int, absl::StatusCode>> events_ ABSL_GUARDED_BY(mu_);
 };
 
-class ShutdownSignalsTest : public ::testing::Test {
+class ShutdownSignalsTest : public testing::FakeSidecarTest<FakeSidecar> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(kBlockedAtStartup);
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
+    StartFake();
+    if (HasFatalFailure()) return;
     ClientOptions o;
     o.socket_path = socket_;
     o.wait_until_ready = false;
-    auto client = Client::Connect(o);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
+    client_ = Connect(o);
+    ASSERT_NE(client_, nullptr);
   }
 
   ShutdownSignalOptions Hooks() {
@@ -76,9 +74,6 @@ class ShutdownSignalsTest : public ::testing::Test {
     return options;
   }
 
-  ::stateside::testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
   std::unique_ptr<Client> client_;
   Recorder forwarded_, second_;
 };

@@ -12,8 +12,8 @@
 
 #include "client/tools/cli.h"
 #include "gtest/gtest.h"
-#include "tests/support/temp_dir.h"
 #include "tests/unit/client/fake_sidecar.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 
 namespace stateside::testing {
 
@@ -33,20 +33,10 @@ inline CliResult RunStatesidectlAt(const std::string& socket, std::vector<std::s
   return {rc, out.str(), err.str()};
 }
 
-class StatesidectlFixture : public ::testing::Test {
+class StatesidectlFixture : public FakeSidecarTest<FakeSidecar> {
  protected:
-  void SetUp() override {
-    auto fake = FakeSidecar::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
   // statesidectl --socket <fake> args...
   CliResult Run(std::vector<std::string> args) const { return RunStatesidectlAt(socket_, args); }
-
-  TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeSidecar> fake_;
 };
 
 }  // namespace stateside::testing

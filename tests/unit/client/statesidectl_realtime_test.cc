@@ -16,9 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/unit/client/fake_realtime_service.h"
+#include "tests/unit/client/fake_sidecar_fixture.h"
 #include "tests/unit/client/statesidectl_fixture.h"
 
 namespace stateside {
@@ -40,14 +40,8 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-class StatesidectlRealtimeTest : public ::testing::Test {
+class StatesidectlRealtimeTest : public testing::FakeSidecarTest<FakeRealtimeService> {
  protected:
-  void SetUp() override {
-    auto fake = FakeRealtimeService::Start(socket_);
-    ASSERT_TRUE(fake.ok()) << fake.status();
-    fake_ = std::move(*fake);
-  }
-
   // statesidectl --socket <fake> args...
   CliResult Run(std::vector<std::string> args) const {
     return testing::RunStatesidectlAt(socket_, args);
@@ -90,10 +84,6 @@ class StatesidectlRealtimeTest : public ::testing::Test {
   void AwaitStream() const {
     ASSERT_TRUE(WaitFor([&] { return fake_->streams() == 1; }));
   }
-
-  testing::TempDir dir_;
-  const std::string socket_ = dir_.File("s.sock");
-  std::unique_ptr<FakeRealtimeService> fake_;
 };
 
 // --- publish ---

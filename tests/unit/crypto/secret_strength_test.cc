@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/crypto/secret_memory.h"
+#include "tests/support/test_secrets.h"
 
 namespace stateside::crypto {
 namespace {
@@ -30,7 +31,7 @@ TEST(SecretStrengthTest, PeriodIsTheShortestRepeatingUnit) {
 
 TEST(SecretStrengthTest, RandomLookingKeysPass) {
   EXPECT_EQ(WeakKeyReason(Bytes(
-                "3f9c2b7e51a04d88c6e2f1079b5ad43c8e61f2a9047bd5c3196e0af87c24b5d1")),
+                ::stateside::testing::kTestKeyHex)),
             std::nullopt);
   // A counting key is not random, but no rule here claims to catch it.
   EXPECT_EQ(WeakKeyReason(Bytes(
@@ -60,7 +61,7 @@ TEST(SecretStrengthTest, KeyWithFewDistinctBytesIsRefused) {
 }
 
 TEST(SecretStrengthTest, CookieSecretRules) {
-  EXPECT_EQ(WeakSecretReason("integration-test-secret-0123456789abcdef"), std::nullopt);
+  EXPECT_EQ(WeakSecretReason(::stateside::testing::kTestSecret), std::nullopt);
   EXPECT_EQ(WeakSecretReason(
                 "9b1de4f07a3c52e88c0f6a2d19b47e53"),  // openssl rand -hex 16
             std::nullopt);

@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr char kSecret[] = "config-secrets-test-0123456789abcdef";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 
 class ConfigSecretsTest : public ::testing::Test {
  protected:

@@ -20,7 +20,7 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr const char* kKeyHex = ::stateside::testing::kTestKeyHex;
-constexpr char kSecret[] = "0123456789abcdef0123456789abcdef-secret";
+constexpr const char* kSecret = ::stateside::testing::kTestSecret;
 constexpr char kRedis[] = "redis://127.0.0.1:6379";
 
 class ConfigTest : public ::testing::Test {

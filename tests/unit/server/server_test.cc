@@ -212,7 +212,7 @@ TEST_F(ServerTest, UnreachableRedisFailsClosedUnlessTheMemoryFallbackIsChosen) {
   auto closed = Make({{"REDIS_URL", dead},
                       {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
                       {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
-                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
+                      {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_TRUE(closed.ok()) << closed.status();
   EXPECT_EQ((*closed)->instance().backend(), "redis");
 
@@ -220,7 +220,7 @@ TEST_F(ServerTest, UnreachableRedisFailsClosedUnlessTheMemoryFallbackIsChosen) {
                         {"STATESIDE_FALLBACK", "memory"},
                         {"STATESIDE_REDIS_CONNECT_TIMEOUT", "100ms"},
                         {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
-                        {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
+                        {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_TRUE(fallback.ok()) << fallback.status();
   EXPECT_EQ((*fallback)->instance().backend(), "memory-fallback");
 }
@@ -232,7 +232,7 @@ TEST_F(ServerTest, ABuildThatFailsHalfWayIsAnErrorNotACrash) {
   auto server = Make({{"REDIS_URL", "rediss://127.0.0.1:1"},
                       {"STATESIDE_REDIS_TLS_CA_FILE", ca},
                       {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
-                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
+                      {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
 }
@@ -241,7 +241,7 @@ TEST_F(ServerTest, ConfiguredKeysAndSecretsAreUsedAndWipedFromConfig) {
   auto server = Make({{"SESSION_ENCRYPTION_KEYS",
                        std::string("new:") + testing::kTestKeyHex +
                            ",old:" + testing::kOtherTestKeyHex},
-                      {"SESSION_SECRET", "server-test-secret-0123456789abcdef"}});
+                      {"SESSION_SECRET", ::stateside::testing::kTestSecret}});
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ((*server)->keyring().primary().id, "new");
   EXPECT_EQ((*server)->keyring().keys().size(), 2u);

@@ -1,0 +1,44 @@
+// The real sidecar binary (build/bin/stateside) as a child process, for
+// process tests: started with its socket and an admin listener on port 0,
+// waited for until it serves, stopped as the kubelet stops it (SIGTERM).
+// Not thread-safe: one owner, as Subprocess.
+#ifndef STATESIDE_TESTS_SUPPORT_SIDECAR_PROCESS_H_
+#define STATESIDE_TESTS_SUPPORT_SIDECAR_PROCESS_H_
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/support/subprocess.h"
+
+namespace stateside::testing {
+
+struct SidecarProcessOptions {
+  std::string socket_path;                 // STATESIDE_SOCKET
+  std::string admin_host = "127.0.0.1";    // STATESIDE_ADMIN_ADDR is admin_host:0
+  std::map<std::string, std::string> env;  // the other settings
+  bool clear_env = false;                  // as SubprocessOptions::clear_env
+  std::string log_path;                    // stdout+stderr of the sidecar
+  // How long it may take to serve (generous: sanitizer builds start slowly).
+  absl::Duration start_timeout = absl::Seconds(15);
+};
+
+struct SidecarProcess {
+  Subprocess process;
+  int admin_port = 0;  // the port its admin listener bound
+};
+
+// Starts the sidecar and waits until its log says it serves on the socket
+// and where the admin listener is. DEADLINE_EXCEEDED (with the log) if that
+// does not happen within start_timeout.
+absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options);
+
+// SIGTERM, then waits up to `timeout` for the exit: its status, nullopt if
+// it did not exit in time.
+std::optional<int> StopSidecar(Subprocess& sidecar, absl::Duration timeout);
+
+}  // namespace stateside::testing
+
+#endif  // STATESIDE_TESTS_SUPPORT_SIDECAR_PROCESS_H_
