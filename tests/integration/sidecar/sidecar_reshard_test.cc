@@ -24,8 +24,8 @@
 #include "nlohmann/json.hpp"
 #include "sidecar/redis/cluster_slots.h"
 #include "stateside/v1/session.grpc.pb.h"
-#include "tests/support/admin_port.h"
 #include "tests/support/redis_cluster.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_secrets.h"
@@ -114,30 +114,23 @@ TEST(SidecarReshardTest, NoBenchCallFailsWhileTheSessionsSlotMovesAndBack) {
 
   TempDir dir;
   const std::string socket = dir.File("api.sock");
-  SubprocessOptions options;
-  options.argv = {BinPath("stateside")};
+  SidecarProcessOptions options;
+  options.socket_path = socket;
   options.env = {
-      {"STATESIDE_SOCKET", socket},
-      {"STATESIDE_ADMIN_ADDR", "127.0.0.1:0"},
       {"INSTANCE_ID", "reshard-test"},
       {"SESSION_ENCRYPTION_KEY", kTestKeyHex},
-      {"SESSION_SECRET", "integration-test-secret-0123456789abcdef"},
+      {"SESSION_SECRET", kTestSecret},
       {"USE_REDIS_SESSIONS", "true"},
       {"STATESIDE_REDIS_TOPOLOGY", "cluster"},
       {"REDIS_URL", cluster.url()},
   };
   options.clear_env = true;
   options.log_path = dir.File("sidecar.log");
-  absl::StatusOr<Subprocess> sidecar = Subprocess::Start(options);
+  absl::StatusOr<SidecarProcess> sidecar = StartSidecarProcess(std::move(options));
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
-  int port = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    port = AdminPortFromLog(sidecar->ReadLog(), "127.0.0.1").value_or(0);
-    return port != 0 || !sidecar->running();
-  })) << sidecar->ReadLog();
-  ASSERT_NE(port, 0) << sidecar->ReadLog();
+  const int port = sidecar->admin_port;
   ASSERT_TRUE(WaitFor([&] { return ReadyStatus(port) == 200; }, absl::Seconds(20)))
-      << sidecar->ReadLog();
+      << sidecar->process.ReadLog();
 
   // A session in the lowest slots (about 1 create in 64 lands there).
   auto stub = v1::SessionService::NewStub(
@@ -200,7 +193,7 @@ TEST(SidecarReshardTest, NoBenchCallFailsWhileTheSessionsSlotMovesAndBack) {
 
   for (BenchRun* run : {&get, &update}) {
     const RunResult& r = run->Join();
-    ASSERT_EQ(r.exit_status, 0) << r.out << r.err << sidecar->ReadLog();
+    ASSERT_EQ(r.exit_status, 0) << r.out << r.err << sidecar->process.ReadLog();
     const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << r.out;
     std::cout << "[bench] " << j["op"] << ": " << j["calls"] << " calls, " << j["errors"]
@@ -214,7 +207,7 @@ TEST(SidecarReshardTest, NoBenchCallFailsWhileTheSessionsSlotMovesAndBack) {
             << "; MOVED followed " << moved_after - moved_before << ", ASK "
             << Redirects(port, "ask") << "\n";
   EXPECT_GT(moved_after, moved_before);
-  EXPECT_TRUE(sidecar->running()) << sidecar->ReadLog();
+  EXPECT_TRUE(sidecar->process.running()) << sidecar->process.ReadLog();
 }
 
 }  // namespace
