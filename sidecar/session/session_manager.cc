@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/error_reason.h"
+#include "sidecar/common/not_found.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
@@ -21,8 +22,6 @@
 namespace stateside {
 namespace {
 
-// The one answer for every session that cannot be served (no oracle).
-constexpr char kNotFoundMessage[] = "session not found";
 // A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
 // malformed; refuse it before spending an HMAC on it.
 constexpr size_t kMaxCookieBytes = 256;
@@ -644,7 +643,7 @@ void SessionManager::Step(ManagerStep step) {
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
     const SessionKey& key, NotFoundCause* cause) const {
-  const absl::Status not_found = absl::NotFoundError(kNotFoundMessage);
+  const absl::Status not_found = SessionNotFound();
   *cause = NotFoundCause::kMalformedKey;
   if (key.kind == SessionKey::Kind::kId) {
     if (!crypto::IsWellFormedSessionId(key.value)) return not_found;
@@ -670,7 +669,7 @@ absl::StatusOr<std::string> SessionManager::ResolveKey(
 
 absl::Status SessionManager::NotFound(NotFoundCause cause) const {
   events_->SessionNotFound(cause);
-  return absl::NotFoundError(kNotFoundMessage);
+  return SessionNotFound();
 }
 
 absl::Status SessionManager::StoreReadError(const absl::Status& status) const {
@@ -687,7 +686,7 @@ absl::StatusOr<std::string> SessionManager::OpenValue(
       sealer_->Open(id, name, envelope, &failure);
   if (!opened.ok()) {
     events_->DecryptFailed(crypto::OpenFailureName(failure));
-    return absl::NotFoundError(kNotFoundMessage);
+    return SessionNotFound();
   }
   events_->KeyUsedForRead(opened->key_id);
   return std::move(opened->plaintext);
@@ -771,7 +770,7 @@ absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
     // A key mismatch is a configuration error, not tampering: counted as an
     // envelope that did not open.
     if (failure == crypto::OpenFailure::kKeyMismatch) {
-      return absl::NotFoundError(kNotFoundMessage);
+      return SessionNotFound();
     }
     return SealRefused();
   }
