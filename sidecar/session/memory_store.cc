@@ -11,13 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/not_found.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside {
 namespace {
-
-// Abseil 20220623's string_view is not std::string_view; its hash containers
-// look up heterogeneously only with absl::string_view.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 StoredSession MetadataOf(const StoredSession& s) {
   StoredSession out;

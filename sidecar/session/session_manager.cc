@@ -15,6 +15,7 @@
 #include "sidecar/common/error_reason.h"
 #include "sidecar/common/not_found.h"
 #include "sidecar/common/status_macros.h"
+#include "sidecar/common/string_view.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
 #include "spdlog/spdlog.h"
@@ -36,8 +37,6 @@ constexpr int kRegenerateAttempts = 4;
 // Successors a logout-everywhere follows from one listed session (each hop
 // is a Regenerate that completed while the logout was under way).
 constexpr int kMaxSuccessorHops = 64;
-
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 // Whether a cookie has the shape "id.signature"; only tells a malformed
 // cookie from a forged one in the metrics. The signer decides validity.
