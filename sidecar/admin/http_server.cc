@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside::admin {
 namespace {
@@ -49,11 +50,8 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(std::max(d, absl::Milliseconds(1)));
 }
 
-// Debian's Abseil has its own string_view, not std::string_view.
-absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
-
 bool IsManagedHeader(std::string_view sv) {
-  absl::string_view name = Av(sv);
+  absl::string_view name = Sv(sv);
   return absl::EqualsIgnoreCase(name, "content-length") ||
          absl::EqualsIgnoreCase(name, "connection") ||
          absl::EqualsIgnoreCase(name, "transfer-encoding") ||
@@ -96,7 +94,7 @@ absl::Status SplitAddress(const std::string& address, std::string* host,
 
 std::string_view HttpRequest::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (absl::EqualsIgnoreCase(key, Av(name))) return value;
+    if (absl::EqualsIgnoreCase(key, Sv(name))) return value;
   }
   return {};
 }

@@ -6,13 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside {
-namespace {
-
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
 
 MemoryOptOutStore::MemoryOptOutStore(size_t max_entries)
     : max_entries_(max_entries) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "sidecar/common/not_found.h"
 #include "sidecar/crypto/encoding.h"
 #include "sidecar/crypto/primitives.h"
 
@@ -22,8 +23,6 @@ constexpr size_t kMinSecretSize = 32;  // 256 bits, the HMAC-SHA256 strength
 // bounds the work an attacker can make us do per request.
 constexpr size_t kMaxCookieSize = 256;
 constexpr size_t kSignatureChars = 43;  // unpadded base64url of 32 bytes
-// The one answer for every bad cookie: no hint of which check failed.
-constexpr char kNotFound[] = "session not found";
 
 void Mac(std::string_view secret, std::string_view id, char* out) {
   const char separator = '\0';
@@ -86,7 +85,8 @@ std::string CookieSigner::Sign(std::string_view id) const {
 }
 
 absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie) const {
-  const absl::Status not_found = absl::NotFoundError(kNotFound);
+  // One answer for every bad cookie: no hint of which check failed.
+  const absl::Status not_found = SessionNotFound();
   if (cookie.empty() || cookie.size() > kMaxCookieSize) return not_found;
   // The signature never contains '.', the id might.
   const size_t dot = cookie.rfind('.');

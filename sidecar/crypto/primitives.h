@@ -1,7 +1,8 @@
 // The cryptographic primitives, bytes in and bytes out: AES-256-GCM,
 // HMAC-SHA256, HKDF-SHA256, constant-time comparison and memory wiping.
 // Implemented in openssl.cc, the only file of the project that includes
-// OpenSSL. Internal to sidecar/crypto (and its tests); other modules use the
+// OpenSSL's crypto API (redis/transport.cc includes its TLS, for Redis
+// connections only). Internal to sidecar/crypto (and its tests); other modules use the
 // envelope, keyring and cookie APIs instead. Every function is thread-safe.
 #ifndef STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_
 #define STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_

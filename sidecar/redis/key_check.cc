@@ -6,11 +6,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside::redis {
 namespace {
-
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 // Per key: SET NX (publish if first), then GET (what is in force).
 std::vector<RedisCommand> Commands(std::string_view prefix, const crypto::Keyring& keyring,

@@ -50,6 +50,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/not_found.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/session_scripts.h"
 
@@ -107,8 +108,6 @@ bool ParseMeta(const Reply* f, StoredSession* out) {
   out->user_envelope = f[6].is_string() ? f[6].str : "";
   return true;
 }
-
-absl::Status NotFound() { return absl::NotFoundError("session not found"); }
 
 }  // namespace
 
@@ -226,7 +225,7 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
   const Reply& reply = *result;
   if (!reply.is_array() || reply.elements.empty()) return Unexpected("get", reply);
   const std::vector<Reply>& e = reply.elements;
-  if (e[0].is_integer() && e[0].integer == 0) return NotFound();
+  if (e[0].is_integer() && e[0].integer == 0) return SessionNotFound();
   if (e[0].is_integer() && e[0].integer == 2) return ExpiredNotFound();
   StoredSession out;
   out.id = std::string(id);
@@ -299,7 +298,7 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
   ToInt(e[0], &code);
   switch (code) {
     case 0:
-      return NotFound();
+      return SessionNotFound();
     case 2: {
       const std::string current = e.size() > 1 ? e[1].str : "?";
       return absl::AbortedError(absl::StrCat("session version is ", current, ", expected ",
@@ -343,7 +342,7 @@ absl::Status RedisSessionStore::Retire(std::string_view id, uint64_t expected_ve
     return absl::AbortedError(
         absl::StrCat("session version moved from ", expected_version, " during Regenerate"));
   }
-  if (code != 1) return NotFound();
+  if (code != 1) return SessionNotFound();
   return absl::OkStatus();
 }
 

@@ -4,9 +4,11 @@
 // Update are one EVALSHA round trip each; the key layout is documented in
 // redis_session_store.cc and docs/REDIS_KEYS.md.
 //
-// Thread-safe. Calls block the calling thread until Redis answers (bounded by
-// the client's command timeout); REQUIRES: not called on the client's I/O
-// thread. Redis unreachable -> UNAVAILABLE at once.
+// Thread-safe. GetAsync and UpdateAsync never block: they hand the command
+// to the client, and `done` runs when Redis answers (on the client's I/O
+// thread). The other calls block the calling thread until Redis answers
+// (bounded by the client's command timeout); REQUIRES: those not called on
+// the client's I/O thread. Redis unreachable -> UNAVAILABLE at once.
 #ifndef STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
 #define STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
 

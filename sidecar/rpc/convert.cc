@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside::rpc {
 namespace {
@@ -13,11 +14,8 @@ namespace {
 // tighter bounds.
 constexpr int64_t kMaxDurationSeconds = int64_t{100} * 365 * 24 * 3600;
 
-// Debian's Abseil has its own string_view type, not std::string_view.
-absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
-
 absl::Status BadField(std::string_view field, std::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(Av(field), ": ", Av(problem)));
+  return absl::InvalidArgumentError(absl::StrCat(Sv(field), ": ", Sv(problem)));
 }
 
 }  // namespace

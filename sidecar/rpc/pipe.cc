@@ -33,12 +33,7 @@ PipeReactor* PipeReactor::Start(grpc::CallbackServerContext* context, const Oper
   auto* reactor = new PipeReactor(ops, metrics, max_outstanding);
   // At once, not with the first answer: a client sizes its first write by it.
   reactor->StartSendInitialMetadata();
-  Next next;
-  {
-    absl::MutexLock lock(&reactor->mu_);
-    next = reactor->NextLocked();  // the first read
-  }
-  reactor->Do(next);
+  reactor->Advance();  // the first read
   return reactor;
 }
 
@@ -67,15 +62,15 @@ void PipeReactor::OnReadDone(bool ok) {
     }
   }
   if (!ok || !bad.ok()) {
-    Next next;
+    Step step;
     {
-      absl::MutexLock lock(&mu_);
+      absl::MutexLock lock(&shared_->mu);
       reading_ = false;
       read_closed_ = true;
       if (!bad.ok() && end_status_.ok()) end_status_ = bad;
-      next = NextLocked();
+      step = NextLocked();
     }
-    return Do(next);
+    return Carry(step);
   }
   enum class Kind : uint8_t { kCall, kMalformed, kDuplicate };
   std::vector<v1::PipeCall> calls(call_bytes.size());
@@ -89,7 +84,7 @@ void PipeReactor::OnReadDone(bool ok) {
     // Counted before any completes (a memory-store call completes inline),
     // and every id of the message registered before any runs, so a
     // duplicate within one message is seen too.
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&shared_->mu);
     outstanding_ += calls.size();
     for (size_t i = 0; i < calls.size(); ++i) {
       if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
@@ -120,13 +115,13 @@ void PipeReactor::OnReadDone(bool ok) {
         break;
     }
   }
-  Next next;
+  Step step;
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&shared_->mu);
     reading_ = false;
-    next = NextLocked();
+    step = NextLocked();
   }
-  Do(next);
+  Carry(step);
 }
 
 void PipeReactor::Refuse(uint64_t id, absl::Status status) {
@@ -219,9 +214,9 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     metrics_->RpcFinished();
   }
   const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
-  Next next;
+  Step step;
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&shared_->mu);
     if (pending->owns_id) in_flight_.erase(r.id());
     if (cancelled_) {
       --outstanding_;  // nobody to tell
@@ -229,54 +224,31 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
       ready_bytes_ += bytes;
       ready_.push_back(Ready{std::move(r), bytes});
     }
-    next = NextLocked();
+    step = NextLocked();
   }
   delete pending;
-  Do(next);
+  Carry(step);
 }
 
-void PipeReactor::OnWriteDone(bool ok) {
-  write_owner_.Release();
-  Next next;
-  {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    outstanding_ -= in_write_;
-    in_write_ = 0;
-    if (!ok && !cancelled_) {
-      // The stream broke under the write: the client is gone.
-      cancelled_ = true;
-      outstanding_ -= ready_.size();
-      ready_.clear();
-      ready_bytes_ = 0;
-    }
-    next = NextLocked();
-  }
-  Do(next);
+void PipeReactor::WriteDoneLocked() {
+  outstanding_ -= in_write_;
+  in_write_ = 0;
 }
 
-void PipeReactor::OnCancel() {
-  Next next;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!cancelled_) {
-      cancelled_ = true;
-      outstanding_ -= ready_.size();
-      ready_.clear();
-      ready_bytes_ = 0;
-    }
-    next = NextLocked();
-  }
-  Do(next);
+void PipeReactor::ClientGoneLocked() {
+  // Nobody to tell: what waits for the wire is dropped with its count.
+  outstanding_ -= ready_.size();
+  ready_.clear();
+  ready_bytes_ = 0;
 }
 
 void PipeReactor::OnDone() { delete this; }
 
-PipeReactor::Next PipeReactor::NextLocked() {
-  Next next;
-  if (finished_) return next;
+PipeReactor::Step PipeReactor::NextLocked() {
+  Step step;
+  if (finished_) return step;
   if (!writing_ && !ready_.empty() && !cancelled_) {
-    write_owner_.Acquire();
+    BeginWriteLocked();  // PrepareWrite serializes batch_ into the buffer
     // What is ready goes in this one message, up to kMaxWriteBytes (at least
     // one result): the client's receive limit must hold for a batch too.
     batch_.Clear();
@@ -292,35 +264,30 @@ PipeReactor::Next PipeReactor::NextLocked() {
     ready_bytes_ -= bytes;
     ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n));
     in_write_ = n;
-    writing_ = true;
-    next.write = true;
+    step.write = true;
   }
   if (!reading_ && !read_closed_ && !cancelled_ && outstanding_ < max_outstanding_ &&
       ready_bytes_ < kMaxQueuedBytes) {
     reading_ = true;
-    next.read = true;
+    step.read = true;
   }
   // Finish once nothing is pending in either direction and no call is owed
   // an answer (a call still running will call back into this reactor).
   if ((read_closed_ || cancelled_) && !reading_ && !writing_ && outstanding_ == 0) {
     finished_ = true;
-    next.finish = true;
-    next.finish_status = cancelled_ ? grpc::Status::CANCELLED : ToGrpcStatus(end_status_);
+    step.finish = true;
+    step.status = cancelled_ ? grpc::Status::CANCELLED : ToGrpcStatus(end_status_);
   }
-  return next;
+  return step;
 }
 
-void PipeReactor::Do(const Next& next) {
-  if (next.write) {
-    write_owner_.AssertHeld();
-    // Serialized outside the lock: completions need not wait for it.
-    bool own_buffer = false;
-    write_buffer_.Clear();  // the serializer wants an empty buffer
-    grpc::SerializationTraits<v1::PipeResponse>::Serialize(batch_, &write_buffer_, &own_buffer);
-    StartWrite(&write_buffer_);
-  }
-  if (next.read) StartRead(&read_buffer_);
-  if (next.finish) Finish(next.finish_status);
+void PipeReactor::PrepareWrite(grpc::ByteBuffer* out) {
+  // Serialized outside the lock: completions need not wait for it.
+  bool own_buffer = false;
+  out->Clear();  // the serializer wants an empty buffer
+  grpc::SerializationTraits<v1::PipeResponse>::Serialize(batch_, out, &own_buffer);
 }
+
+void PipeReactor::StartNextRead() { StartRead(&read_buffer_); }
 
 }  // namespace stateside::rpc

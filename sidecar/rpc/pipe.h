@@ -47,13 +47,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/admin/metrics.h"
-#include "sidecar/common/single_owner.h"
 #include "sidecar/rpc/operations.h"
+#include "sidecar/rpc/stream_reactor.h"
 #include "stateside/v1/session.pb.h"
 
 namespace stateside::rpc {
 
-class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class PipeReactor final
+    : public StreamReactor<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                           grpc::ByteBuffer> {
  public:
   static constexpr size_t kMaxOutstanding = 1024;
   // Calls one message may carry: with kMaxOutstanding, what a stream can have
@@ -80,8 +82,6 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
                             size_t max_outstanding = kMaxOutstanding);
 
   void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnCancel() override;
   void OnDone() override;
 
  private:
@@ -97,42 +97,32 @@ class PipeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void Refuse(uint64_t id, absl::Status status);
   void Dispatch(v1::PipeCall& call);
   void Complete(Pending* pending, absl::Status status);
-  // What to do once the lock is released (grpc++ calls are made unlocked).
-  struct Next {
-    bool write = false;  // batch_ holds the results; serialize, then write
-    bool read = false;
-    bool finish = false;
-    grpc::Status finish_status;
-  };
-  Next NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Do(const Next& next);
+  // The write side's hooks (stream_reactor.h): a write carries batch_.
+  Step NextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
+  void WriteDoneLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
+  void ClientGoneLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
+  void PrepareWrite(grpc::ByteBuffer* out) override;
+  void StartNextRead() override;
 
   const Operations* const ops_;
   admin::Metrics* const metrics_;
   const size_t max_outstanding_;
   grpc::ByteBuffer read_buffer_;  // owned by the pending read
 
-  absl::Mutex mu_;
-  std::deque<Ready> ready_ ABSL_GUARDED_BY(mu_);  // not yet written
-  size_t ready_bytes_ ABSL_GUARDED_BY(mu_) = 0;   // their encoded sizes
+  std::deque<Ready> ready_ ABSL_GUARDED_BY(shared_->mu);  // not yet written
+  size_t ready_bytes_ ABSL_GUARDED_BY(shared_->mu) = 0;   // their encoded sizes
   // Ids of the calls dispatched and not yet completed: a second call with
   // one of them is refused (its answer would be indistinguishable).
-  absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
-  // The write in flight and the results it carries: owned by the write, not
-  // locked — filled by NextLocked when it sets writing_ (Acquire),
-  // serialized and sent by Do (AssertHeld), untouched until OnWriteDone
-  // (Release).
-  SingleOwner write_owner_;
-  grpc::ByteBuffer write_buffer_;
+  absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(shared_->mu);
+  // The results of the write in flight: owned by the write with its buffer,
+  // not locked — filled by NextLocked after BeginWriteLocked, serialized by
+  // PrepareWrite, untouched until OnWriteDone.
   v1::PipeResponse batch_;
-  size_t in_write_ ABSL_GUARDED_BY(mu_) = 0;     // results in that write
-  size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // read, result not yet written
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;    // a read is pending
-  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // half-close, error or bad message
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;    // the client went away
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status end_status_ ABSL_GUARDED_BY(mu_);   // OK or the bad-message error
+  size_t in_write_ ABSL_GUARDED_BY(shared_->mu) = 0;     // results in that write
+  size_t outstanding_ ABSL_GUARDED_BY(shared_->mu) = 0;  // read, result not yet written
+  bool reading_ ABSL_GUARDED_BY(shared_->mu) = false;      // a read is pending
+  bool read_closed_ ABSL_GUARDED_BY(shared_->mu) = false;  // half-close, error or bad message
+  absl::Status end_status_ ABSL_GUARDED_BY(shared_->mu);   // OK or the bad-message error
 };
 
 }  // namespace stateside::rpc

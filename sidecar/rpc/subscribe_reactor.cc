@@ -43,15 +43,11 @@ v1::RealtimeEvent EventOf(const realtime::QueueItem& item) {
 }  // namespace
 
 SubscribeReactor::SubscribeReactor(realtime::RealtimeHub* hub, admin::Metrics* metrics)
-    : hub_(hub), metrics_(metrics), shared_(std::make_shared<Shared>()) {}
+    : hub_(hub), metrics_(metrics) {}
 
 SubscribeReactor* SubscribeReactor::Start(realtime::RealtimeHub* hub, admin::Metrics* metrics,
                                           const grpc::ByteBuffer* request) {
   auto* reactor = new SubscribeReactor(hub, metrics);
-  {
-    absl::MutexLock lock(&reactor->shared_->mu);
-    reactor->shared_->reactor = reactor;
-  }
   reactor->Begin(request);
   return reactor;
 }
@@ -121,7 +117,7 @@ void SubscribeReactor::Begin(const grpc::ByteBuffer* request_bytes) {
 }
 
 void SubscribeReactor::OnRegistered(absl::Status status) {
-  Next next;
+  Step step;
   {
     absl::MutexLock lock(&shared_->mu);
     registered_ = true;
@@ -129,37 +125,27 @@ void SubscribeReactor::OnRegistered(absl::Status status) {
       end_ = std::move(status);
       cancelled_ = true;  // finish with end_ instead of writing
     }
-    next = NextLocked();
+    step = NextLocked();
   }
-  Do(next);
+  Carry(step);
 }
 
-void SubscribeReactor::Wake(const std::shared_ptr<Shared>& shared) {
-  SubscribeReactor* self;
-  Next next;
-  {
-    absl::MutexLock lock(&shared->mu);
-    self = shared->reactor;
-    if (self == nullptr) return;
-    self->shared_->mu.AssertHeld();  // the same Shared: tells the analysis
-    next = self->NextLocked();
-  }
-  self->Do(next);
-}
-
-SubscribeReactor::Next SubscribeReactor::NextLocked() {
-  if (writing_ || finished_ || !registered_) return Next::kNothing;
+SubscribeReactor::Step SubscribeReactor::NextLocked() {
+  Step step;
+  if (writing_ || finished_ || !registered_) return step;
   if (cancelled_) {
     finished_ = true;
-    return Next::kFinish;
+    step.finish = true;
+    step.status = ToGrpcStatus(end_.ok() ? absl::CancelledError("subscriber went away") : end_);
+    return step;
   }
   if (!subscribed_sent_) {
     subscribed_sent_ = true;
     v1::RealtimeEvent event;
     event.set_subscribed(true);
-    current_ = Serialize(event);
-    writing_ = true;
-    return Next::kWrite;
+    *BeginWriteLocked() = Serialize(event);
+    step.write = true;
+    return step;
   }
   if (std::optional<realtime::QueueItem> item = queue_->Pop(); item.has_value()) {
     if (metrics_ != nullptr) {
@@ -170,61 +156,21 @@ SubscribeReactor::Next SubscribeReactor::NextLocked() {
         metrics_->RealtimeGap("overflow");
       }
     }
-    current_ = Serialize(EventOf(*item));
-    writing_ = true;
-    return Next::kWrite;
+    *BeginWriteLocked() = Serialize(EventOf(*item));
+    step.write = true;
+    return step;
   }
   if (queue_->closed()) {
     end_ = absl::UnavailableError("realtime: the sidecar is shutting down");
     finished_ = true;
-    return Next::kFinish;
+    step.finish = true;
+    step.status = ToGrpcStatus(end_);
   }
-  return Next::kNothing;
-}
-
-void SubscribeReactor::Do(Next next) {
-  switch (next) {
-    case Next::kNothing:
-      return;
-    case Next::kWrite:
-      return StartWrite(&current_);
-    case Next::kFinish: {
-      absl::Status end;
-      {
-        absl::MutexLock lock(&shared_->mu);
-        end = end_.ok() ? absl::CancelledError("subscriber went away") : end_;
-      }
-      return Finish(ToGrpcStatus(end));
-    }
-  }
-}
-
-void SubscribeReactor::OnWriteDone(bool ok) {
-  Next next;
-  {
-    absl::MutexLock lock(&shared_->mu);
-    writing_ = false;
-    if (!ok) cancelled_ = true;  // the stream is broken: end it
-    next = NextLocked();
-  }
-  Do(next);
-}
-
-void SubscribeReactor::OnCancel() {
-  Next next;
-  {
-    absl::MutexLock lock(&shared_->mu);
-    cancelled_ = true;
-    next = NextLocked();  // finishes now, or after the write in flight
-  }
-  Do(next);
+  return step;
 }
 
 void SubscribeReactor::OnDone() {
-  {
-    absl::MutexLock lock(&shared_->mu);
-    shared_->reactor = nullptr;
-  }
+  Detach();
   if (queue_ != nullptr) hub_->RemoveSubscriber(queue_);
   for (const std::string& conn : owned_conns_) {
     hub_->Unregister(conn, [](absl::StatusOr<bool>) {});

@@ -7,9 +7,9 @@
 // down (after what was queued is written), or the registration's error.
 //
 // Thread-safety: queue wake-ups, OnWriteDone and OnCancel may race; state is
-// under the Shared mutex, which outlives the reactor for late wake-ups.
-// OnDone removes the queue, unregisters the stream's connections and deletes
-// the reactor.
+// under the Shared mutex, which outlives the reactor for late wake-ups
+// (stream_reactor.h). OnDone removes the queue, unregisters the stream's
+// connections and deletes the reactor.
 #ifndef STATESIDE_SIDECAR_RPC_SUBSCRIBE_REACTOR_H_
 #define STATESIDE_SIDECAR_RPC_SUBSCRIBE_REACTOR_H_
 
@@ -25,49 +25,35 @@
 #include "absl/synchronization/mutex.h"
 #include "sidecar/admin/metrics.h"
 #include "sidecar/realtime/hub.h"
+#include "sidecar/rpc/stream_reactor.h"
 
 namespace stateside::rpc {
 
-class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class SubscribeReactor final
+    : public StreamReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>, grpc::ByteBuffer> {
  public:
   // REQUIRES: hub (and metrics, may be null) outlive the call.
   static SubscribeReactor* Start(realtime::RealtimeHub* hub, admin::Metrics* metrics,
                                  const grpc::ByteBuffer* request);
 
-  void OnWriteDone(bool ok) override;
-  void OnCancel() override;
   void OnDone() override;
 
  private:
-  struct Shared {
-    absl::Mutex mu;
-    SubscribeReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
-  };
-  enum class Next { kNothing, kWrite, kFinish };
-
   SubscribeReactor(realtime::RealtimeHub* hub, admin::Metrics* metrics);
   ~SubscribeReactor() override = default;
 
   void Begin(const grpc::ByteBuffer* request);
   void OnRegistered(absl::Status status);
-  // Decides under the lock; carried out by Do outside it.
-  Next NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
-  void Do(Next next);
-  static void Wake(const std::shared_ptr<Shared>& shared);
+  Step NextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
 
   realtime::RealtimeHub* const hub_;
   admin::Metrics* const metrics_;
-  const std::shared_ptr<Shared> shared_;
   std::shared_ptr<realtime::SubscriberQueue> queue_;  // set in Begin
   // Registered by this stream; set once its registrations have answered.
   std::vector<std::string> owned_conns_;
 
-  grpc::ByteBuffer current_;  // alive until OnWriteDone
   bool registered_ ABSL_GUARDED_BY(shared_->mu) = false;
   bool subscribed_sent_ ABSL_GUARDED_BY(shared_->mu) = false;
-  bool writing_ ABSL_GUARDED_BY(shared_->mu) = false;
-  bool cancelled_ ABSL_GUARDED_BY(shared_->mu) = false;
-  bool finished_ ABSL_GUARDED_BY(shared_->mu) = false;
   absl::Status end_ ABSL_GUARDED_BY(shared_->mu);  // why the stream ends
 };
 

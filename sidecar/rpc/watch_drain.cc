@@ -24,43 +24,29 @@ v1::DrainState ToProtoState(DrainState state) {
 
 }  // namespace
 
-WatchDrainReactor::WatchDrainReactor(DrainController* controller)
-    : controller_(controller), shared_(std::make_shared<Shared>()) {}
+WatchDrainReactor::WatchDrainReactor(DrainController* controller) : controller_(controller) {}
 
 WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller,
                                             bool observer) {
   auto* reactor = new WatchDrainReactor(controller);
   std::shared_ptr<Shared> shared = reactor->shared_;
-  {
-    absl::MutexLock lock(&shared->mu);
-    shared->reactor = reactor;
-  }
   // AddWatcher calls back at once with the current state; later calls come
-  // from whichever thread moved the drain on. The reactor is alive until
-  // OnDone, which clears shared->reactor under the same mutex first. From
-  // here on `reactor` may be gone: only `shared` is used.
+  // from whichever thread moved the drain on. From here on `reactor` may be
+  // gone: only `shared` is used.
   const uint64_t id = controller->AddWatcher(
       [shared](DrainState state, absl::Time deadline) {
-        WatchDrainReactor* self = nullptr;
-        Next next = Next::kNothing;
-        {
-          absl::MutexLock lock(&shared->mu);
-          self = shared->reactor;
-          if (self == nullptr) return;
-          self->shared_->mu.AssertHeld();  // the same Shared: tells the analysis
+        Wake(shared, [&](StreamReactor* base) {
+          auto* self = static_cast<WatchDrainReactor*>(base);
+          self->shared_->mu.AssertHeld();  // Wake holds it
           self->OnState(state, deadline);
-          next = self->NextLocked();
-        }
-        // An action decided under the lock keeps the reactor alive: OnDone
-        // comes only after our Finish, and after OnWriteDone of our write.
-        self->Do(next);
+        });
       },
       observer);
   bool already_done = false;
   {
     absl::MutexLock lock(&shared->mu);
-    already_done = shared->done;
-    shared->watcher_id = id;
+    already_done = shared->extra.done;
+    shared->extra.watcher_id = id;
   }
   // The stream ended before we knew the id: OnDone could not remove it.
   if (already_done) controller->RemoveWatcher(id);
@@ -80,59 +66,31 @@ void WatchDrainReactor::OnState(DrainState state, absl::Time deadline) {
   pending_ = std::move(event);  // coalesce: the latest state wins
 }
 
-WatchDrainReactor::Next WatchDrainReactor::NextLocked() {
-  if (writing_ || finished_) return Next::kNothing;
+WatchDrainReactor::Step WatchDrainReactor::NextLocked() {
+  Step step;
+  if (writing_ || finished_) return step;
   if (!cancelled_ && !terminal_written_ && pending_.has_value()) {
-    current_ = *std::move(pending_);
+    terminal_written_ = pending_->state() == v1::DRAIN_STATE_DRAINED;
+    *BeginWriteLocked() = *std::move(pending_);
     pending_.reset();
-    writing_ = true;
-    terminal_written_ = current_.state() == v1::DRAIN_STATE_DRAINED;
-    return Next::kWrite;
+    step.write = true;
+    return step;
   }
   if (cancelled_ || terminal_written_) {
     finished_ = true;
-    return cancelled_ ? Next::kFinishCancelled : Next::kFinishOk;
+    step.finish = true;
+    step.status = cancelled_ ? grpc::Status::CANCELLED : grpc::Status::OK;
   }
-  return Next::kNothing;
-}
-
-void WatchDrainReactor::Do(Next next) {
-  switch (next) {
-    case Next::kNothing: return;
-    case Next::kWrite: return StartWrite(&current_);
-    case Next::kFinishOk: return Finish(grpc::Status::OK);
-    case Next::kFinishCancelled: return Finish(grpc::Status::CANCELLED);
-  }
-}
-
-void WatchDrainReactor::OnWriteDone(bool ok) {
-  Next next;
-  {
-    absl::MutexLock lock(&shared_->mu);
-    writing_ = false;
-    if (!ok) cancelled_ = true;  // the stream is broken: end it
-    next = NextLocked();
-  }
-  Do(next);
-}
-
-void WatchDrainReactor::OnCancel() {
-  Next next;
-  {
-    absl::MutexLock lock(&shared_->mu);
-    cancelled_ = true;
-    next = NextLocked();  // finishes now, or after the write in flight
-  }
-  Do(next);
+  return step;
 }
 
 void WatchDrainReactor::OnDone() {
   uint64_t id = 0;
   {
     absl::MutexLock lock(&shared_->mu);
-    shared_->reactor = nullptr;
-    shared_->done = true;
-    id = shared_->watcher_id;
+    shared_->reactor = nullptr;  // Detach, with the slot under the same lock
+    shared_->extra.done = true;
+    id = shared_->extra.watcher_id;
   }
   // May end the app drain (no watcher left); never blocks.
   if (id != 0) controller_->RemoveWatcher(id);

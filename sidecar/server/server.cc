@@ -1,11 +1,11 @@
-// Server: building the parts, starting and stopping them.
+// Server: Create (the parts, the drain controller, the key check), Start,
+// readiness, heartbeats and Stop. The drain is server_drain.cc.
 #include "sidecar/server/server.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
@@ -16,7 +16,6 @@
 #include "sidecar/common/status_macros.h"
 #include "sidecar/redis/key_check.h"
 #include "sidecar/redis/redis_broker.h"
-#include "sidecar/redis/redis_instance_registry.h"
 #include "sidecar/redis/rewrap_sweep.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/server/signals.h"
@@ -44,194 +43,49 @@ constexpr size_t kMessageOverheadBytes = 64 * 1024;
 // 128-byte instance id and a 128-byte connection id with their framing.
 constexpr size_t kMaxPublishBytes =
     realtime::kMaxPayloadBytes + realtime::kMaxExcept * (2 * 128 + 8);
-constexpr size_t kEphemeralSecretBytes = 32;
-constexpr size_t kAes256KeyBytes = 32;
-// A registry record lives this many heartbeat intervals: one or two lost
-// heartbeats (a Redis blip) do not drop a live instance.
-constexpr int kHeartbeatsPerTtl = 3;
 // How often stateside_sessions_live is refreshed (one count, or 65 pipelined
 // sampling commands on Redis).
 constexpr absl::Duration kLiveSessionsInterval = absl::Seconds(15);
 
-absl::StatusOr<std::vector<crypto::KeySpec>> EphemeralKey(
-    RandomSource& random) {
-  ASSIGN_OR_RETURN(std::string bytes,
-                   RandomBytes(random, kAes256KeyBytes));
-  std::vector<crypto::KeySpec> keys;
-  keys.push_back({"ephemeral", std::move(bytes)});
-  return keys;
-}
-
-// The Redis client's reports, as metrics.
-class RedisMetricsSink final : public redis::RedisMetrics {
- public:
-  explicit RedisMetricsSink(admin::Metrics* metrics) : metrics_(metrics) {}
-  void CommandDone(absl::Duration rtt) override {
-    metrics_->RedisCommand(absl::ToDoubleSeconds(rtt));
-  }
-  void BatchWritten(size_t commands) override { metrics_->PipelineBatch(commands); }
-  void Error(std::string_view kind) override { metrics_->RedisError(kind); }
-  void MasterChanged() override { metrics_->RedisMasterChanged(); }
-  void Redirect(std::string_view kind) override { metrics_->RedisRedirect(kind); }
-  void TopologyRefresh() override { metrics_->RedisTopologyRefresh(); }
-  void Retry() override { metrics_->RedisRetry(); }
-
- private:
-  admin::Metrics* const metrics_;
-};
-
-SessionPolicy PolicyOf(const Config& config) {
-  SessionPolicy policy;
-  policy.idle_ttl = config.idle_ttl;
-  policy.absolute_ttl = config.absolute_ttl;
-  policy.limits.max_attributes = config.max_attributes;
-  policy.limits.max_attribute_bytes = config.max_attribute_bytes;
-  policy.limits.max_total_bytes = config.max_session_bytes;
-  policy.limits.max_sessions_per_user = config.max_sessions_per_user;
-  return policy;
-}
-
 }  // namespace
 
-Server::Server(Config config, ServerOptions options)
+Server::Server(Config config, std::unique_ptr<ServerParts> parts,
+               absl::Duration sweep_interval)
     : config_(std::move(config)),
-      sweep_interval_(options.sweep_interval),
-      clock_(options.clock != nullptr ? options.clock : &system_clock_),
-      random_(options.random != nullptr ? std::move(options.random)
-                                        : crypto::NewSecureRandom()),
+      sweep_interval_(sweep_interval),
+      parts_(std::move(parts)),
       redis_up_(config_.redis.readiness_debounce),
-      realtime_up_(config_.redis.readiness_debounce) {}
-
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(
-    Config config, lifecycle::InstanceIdentity identity, ServerOptions options) {
-  std::unique_ptr<Server> server(new Server(std::move(config), std::move(options)));
-  absl::Status status = server->Build(std::move(identity));
-  WipeSecrets(server->config_);
-  if (!status.ok()) return status;
-  return server;
-}
-
-absl::Status Server::Build(lifecycle::InstanceIdentity identity) {
-  spdlog::info("configuration: {}",
-               config_.overrides.empty()
-                   ? std::string("all defaults")
-                   : absl::StrCat(absl::StrJoin(config_.overrides, ", "),
-                                  "; the rest default"));
-  for (const std::string& line : config_.summary) spdlog::debug("setting {}", line);
-  for (const std::string& warning : config_.warnings) spdlog::warn("{}", warning);
-
-  std::vector<crypto::KeySpec> keys = std::move(config_.encryption_keys);
-  if (keys.empty()) {
-    ASSIGN_OR_RETURN(keys, EphemeralKey(*random_));
-    spdlog::warn(
-        "no SESSION_ENCRYPTION_KEY: using an ephemeral key, sessions die with "
-        "this process");
-  }
-  auto keyring = crypto::Keyring::Create(std::move(keys));
-  if (!keyring.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SESSION_ENCRYPTION_KEY: ", keyring.status().message()));
-  }
-  keyring_ = *std::move(keyring);
-  sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get(),
-                                             &key_mismatches_);
-
-  std::vector<std::string> secrets = std::move(config_.session_secrets);
-  if (secrets.empty()) {
-    ASSIGN_OR_RETURN(std::string secret,
-                     RandomBytes(*random_, kEphemeralSecretBytes));
-    secrets.push_back(std::move(secret));
-    spdlog::warn(
-        "no SESSION_SECRET: using an ephemeral cookie secret, cookies die "
-        "with this process");
-  }
-  auto signer = crypto::CookieSigner::Create(std::move(secrets));
-  if (!signer.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SESSION_SECRET: ", signer.status().message()));
-  }
-  signer_ = *std::move(signer);
-
-  if (!config_.admin_token.empty()) {
-    auto verifier = crypto::SecretVerifier::Create(config_.admin_token, *random_);
-    if (!verifier.ok()) return verifier.status();
-    admin_token_ = *std::move(verifier);
-  }
-
-  admin::MetricsOptions metrics_options;
-  metrics_options.instance_id = identity.id;
-  metrics_options.version = identity.version;
-  metrics_options.clock = clock_;
-  metrics_ = std::make_unique<admin::Metrics>(std::move(metrics_options));
-  session_events_ = std::make_unique<admin::MetricsSessionEvents>(metrics_.get());
-
-  ASSIGN_OR_RETURN(backend_, MakeBackend(config_));
-  session_manager_ = std::make_unique<SessionManager>(
-      backend_.sessions.get(), sealer_.get(), signer_.get(), random_.get(),
-      clock_, PolicyOf(config_), session_events_.get());
-  opt_out_manager_ = std::make_unique<OptOutManager>(
-      backend_.opt_outs.get(), keyring_.get(), clock_, config_.opt_out_ttl,
-      sealer_.get(),
-      [metrics = metrics_.get()](std::string_view key_id) { metrics->OptOutKeyRead(key_id); });
-
-  instance_ = std::make_unique<lifecycle::Instance>(std::move(identity), clock_);
-  instance_->set_backend(backend_.name);
-  if (backend_.redis != nullptr) {
-    redis_metrics_ = std::make_unique<RedisMetricsSink>(metrics_.get());
-    backend_.redis->SetMetrics(redis_metrics_.get());
-    registry_ = std::make_unique<redis::RedisInstanceRegistry>(
-        backend_.redis.get(), config_.key_prefix,
-        kHeartbeatsPerTtl * config_.heartbeat_interval);
-    redis::RewrapOptions rewrap_options;
-    rewrap_options.prefix = config_.key_prefix;
-    rewrap_options.owner = instance_->id();
-    rewrap_ = std::make_unique<redis::RewrapSweep>(backend_.redis.get(), sealer_.get(), clock_,
-                                                   std::move(rewrap_options));
-  }
-
-  if (backend_.redis != nullptr) {
-    redis::RedisBrokerOptions broker_options;
-    broker_options.prefix = config_.key_prefix;
-    broker_options.instance_id = instance_->id();
-    broker_options.sealer = sealer_.get();
-    broker_options.keyring = keyring_.get();
-    // Presence dies with the instance record: both are refreshed by the
-    // heartbeat and live for the same number of heartbeats.
-    broker_options.presence_ttl = kHeartbeatsPerTtl * config_.heartbeat_interval;
-    broker_options.history_bytes = config_.room_history_bytes;
-    ASSIGN_OR_RETURN(std::unique_ptr<redis::RedisBroker> broker,
-                     redis::RedisBroker::Create(backend_.redis.get(), broker_options));
-    redis_broker_ = broker.get();
-    broker_ = std::move(broker);
-  } else {
-    realtime::MemoryClusterOptions cluster_options;
-    cluster_options.history_bytes = config_.room_history_bytes;
-    realtime_cluster_ = std::make_unique<realtime::MemoryCluster>(clock_, cluster_options);
-    broker_ = realtime_cluster_->NewBroker(instance_->id());
-  }
-  realtime_events_ = std::make_unique<MetricsRealtimeEvents>(metrics_.get());
-  realtime::HubOptions hub_options;
-  hub_options.instance_id = instance_->id();
-  hub_options.max_rooms_per_connection = config_.max_rooms_per_connection;
-  hub_options.publish_rate_per_user = static_cast<double>(config_.publish_rate_per_user);
-  hub_options.publish_burst_per_user = static_cast<double>(config_.publish_burst_per_user);
-  hub_ = std::make_unique<realtime::RealtimeHub>(hub_options, broker_.get(), clock_,
-                                                 realtime_events_.get());
-
+      realtime_up_(config_.redis.readiness_debounce) {
   DrainOptions drain_options;
   drain_options.prestop_delay = config_.prestop_delay;
   drain_options.drain_timeout = config_.drain_timeout;
   drain_options.shutdown_timeout = config_.shutdown_timeout;
   actions_ = NewDrainActions();
-  drain_ = std::make_unique<DrainController>(clock_, drain_options, actions_.get());
-  ticker_ = std::make_unique<DrainTicker>(drain_.get(), clock_);
-  if (backend_.redis != nullptr && backend_.redis->connected()) {
-    // Last, so that a refusal leaves a whole Server to destroy. At start a
+  drain_ = std::make_unique<DrainController>(parts_->clock, drain_options, actions_.get());
+  ticker_ = std::make_unique<DrainTicker>(drain_.get(), parts_->clock);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    Config config, lifecycle::InstanceIdentity identity, ServerOptions options) {
+  const absl::Duration sweep_interval = options.sweep_interval;
+  absl::StatusOr<std::unique_ptr<ServerParts>> parts =
+      BuildParts(config, std::move(identity), std::move(options));
+  WipeSecrets(config);
+  if (!parts.ok()) return parts.status();
+  std::unique_ptr<Server> server(
+      new Server(std::move(config), *std::move(parts), sweep_interval));
+  RETURN_IF_ERROR(server->CheckKeysAtStart());
+  return server;
+}
+
+absl::Status Server::CheckKeysAtStart() {
+  if (parts_->backend.redis != nullptr && parts_->backend.redis->connected()) {
+    // Once the Server is whole, so that a refusal leaves it to destroy. A
     // mismatch is fatal (exit 2): the configuration is wrong, and
     // serving would only fail every session the other instances wrote. A
     // check that cannot run is repeated when the connection comes back.
     absl::StatusOr<std::vector<std::string>> mismatched =
-        redis::CheckKeys(backend_.redis.get(), config_.key_prefix, *keyring_);
+        redis::CheckKeys(parts_->backend.redis.get(), config_.key_prefix, *parts_->keyring);
     OnKeyCheck(mismatched);
     keys_checked_at_build_ = mismatched.ok();
     if (mismatched.ok() && !mismatched->empty()) {
@@ -261,15 +115,10 @@ Server::~Server() {
   }
   if (shutdown.joinable()) shutdown.join();
   ticker_.reset();
-  // The hub stops its broker; the broker uses the Redis client.
-  hub_.reset();
-  broker_.reset();
-  realtime_cluster_.reset();
-  // The rewrap sweep's thread calls the Redis client: ended before it.
-  rewrap_.reset();
   // The Redis client's I/O thread may call back into this object (the state
-  // listener): end it while everything it touches is still alive.
-  backend_ = Backend();
+  // listener, a key check): the parts end while everything it touches is
+  // still alive.
+  parts_.reset();
 }
 
 absl::Status Server::Start() {
@@ -279,17 +128,17 @@ absl::Status Server::Start() {
   options.max_receive_message_bytes =
       std::max(config_.max_session_bytes, kMaxPublishBytes) + kMessageOverheadBytes;
   rpc::GrpcServices services;
-  services.sessions = session_manager_.get();
-  services.opt_outs = opt_out_manager_.get();
-  services.instance = instance_.get();
+  services.sessions = parts_->session_manager.get();
+  services.opt_outs = parts_->opt_out_manager.get();
+  services.instance = parts_->instance.get();
   services.drain = drain_.get();
   services.poke = [ticker = ticker_.get()] { ticker->Poke(); };
-  services.metrics = metrics_.get();
-  services.registry = registry_.get();
-  services.realtime_hub = hub_.get();
-  services.realtime_broker = broker_.get();
+  services.metrics = parts_->metrics.get();
+  services.registry = parts_->registry.get();
+  services.realtime_hub = parts_->hub.get();
+  services.realtime_broker = parts_->broker.get();
   services.topology = StoreTopologyOf(config_.redis);
-  hub_->Start();
+  parts_->hub->Start();
   // The socket is born 0660 (no window in which others could connect);
   // chmod below makes sure whatever the library did. umask is per process,
   // and at this point of the start no other thread creates files.
@@ -335,43 +184,43 @@ absl::Status Server::Start() {
     Stop(absl::ZeroDuration());
     return admin;
   }
-  if (backend_.sweep) {
+  if (parts_->backend.sweep) {
     sweeper_ = std::make_unique<PeriodicTask>(
-        sweep_interval_, [sweep = backend_.sweep, clock = clock_] {
+        sweep_interval_, [sweep = parts_->backend.sweep, clock = parts_->clock] {
           const size_t dropped = sweep(clock->Now());
           if (dropped > 0) spdlog::debug("sweep dropped {} expired entries", dropped);
         });
   }
-  if (backend_.live_sessions) {
+  if (parts_->backend.live_sessions) {
     UpdateLiveSessions();
     live_sessions_ = std::make_unique<PeriodicTask>(kLiveSessionsInterval,
                                                     [this] { UpdateLiveSessions(); });
   }
-  if (backend_.redis != nullptr) {
+  if (parts_->backend.redis != nullptr) {
     // Readiness follows Redis: not ready while no connection is usable
     // (fail closed); the client reconnects by itself.
-    backend_.redis->SetStateListener(
+    parts_->backend.redis->SetStateListener(
         [this](bool connected, const absl::Status& error) {
           OnRedisState(connected, error);
         });
-    metrics_->SetRedisConnected(backend_.redis->connected());
-    if (!keys_checked_at_build_ && backend_.redis->connected()) {
+    parts_->metrics->SetRedisConnected(parts_->backend.redis->connected());
+    if (!keys_checked_at_build_ && parts_->backend.redis->connected()) {
       // Connected after Build without the listener seeing it.
       StartKeyCheck();
     }
   }
-  if (redis_broker_ != nullptr) {
+  if (parts_->redis_broker != nullptr) {
     // Readiness also waits for the realtime subscription: until it is up,
     // connections cannot be registered.
-    redis_broker_->SetStateListener([this](bool subscribed) { OnRealtimeState(subscribed); });
+    parts_->redis_broker->SetStateListener([this](bool subscribed) { OnRealtimeState(subscribed); });
   }
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = clock_->Now();
-    redis_up_.Report(backend_.redis == nullptr || backend_.redis->connected(), now);
-    realtime_up_.Report(redis_broker_ == nullptr || redis_broker_->subscribed(), now);
+    const absl::Time now = parts_->clock->Now();
+    redis_up_.Report(parts_->backend.redis == nullptr || parts_->backend.redis->connected(), now);
+    realtime_up_.Report(parts_->redis_broker == nullptr || parts_->redis_broker->subscribed(), now);
   }
-  if (backend_.redis != nullptr && config_.redis.readiness_debounce > absl::ZeroDuration()) {
+  if (parts_->backend.redis != nullptr && config_.redis.readiness_debounce > absl::ZeroDuration()) {
     // A lost connection is reported at once, its expiry by nobody: look
     // again often enough that "not ready" lands within a tick of the debounce.
     readiness_recheck_ = std::make_unique<PeriodicTask>(
@@ -380,7 +229,7 @@ absl::Status Server::Start() {
         [this] { RecheckReadiness(); });
   }
   SetReady(true);
-  if (registry_ != nullptr) {
+  if (parts_->registry != nullptr) {
     bool register_now = false;
     {
       absl::MutexLock lock(&mu_);
@@ -395,8 +244,8 @@ absl::Status Server::Start() {
     }
   }
   spdlog::info("stateside {} serving on unix:{} (backend {}, pid {})",
-               instance_->identity().version, config_.socket_path,
-               backend_.name, instance_->identity().pid);
+               parts_->instance->identity().version, config_.socket_path,
+               parts_->backend.name, parts_->instance->identity().pid);
   return absl::OkStatus();
 }
 
@@ -419,26 +268,6 @@ absl::Status Server::Run() {
   return absl::OkStatus();
 }
 
-void Server::RequestShutdown() {
-  drain_->StartDrain("shutdown requested");
-  ticker_->Poke();
-}
-
-bool Server::WaitForShutdownRequest(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(
-      absl::Condition(
-          +[](bool* requested) { return *requested; }, &shutdown_requested_),
-      timeout);
-}
-
-bool Server::WaitForStopped(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(
-      absl::Condition(+[](bool* stopped) { return *stopped; }, &stopped_),
-      timeout);
-}
-
 void Server::SetReady(bool ready) {
   absl::MutexLock lock(&mu_);
   backend_ok_ = ready;
@@ -446,22 +275,22 @@ void Server::SetReady(bool ready) {
 }
 
 bool Server::ReadyLocked() const {
-  const absl::Time now = clock_->Now();
+  const absl::Time now = parts_->clock->Now();
   return backend_ok_ && redis_up_.Up(now) && realtime_up_.Up(now) && keys_ok_ && !draining_;
 }
 
 void Server::ApplyReadyLocked() {
   const bool ready = ReadyLocked();
-  instance_->set_ready(ready);
+  parts_->instance->set_ready(ready);
   if (grpc_ != nullptr) grpc_->SetServing(ready);
 }
 
 void Server::RecheckReadiness() {
   absl::MutexLock lock(&mu_);
   const bool ready = ReadyLocked();
-  if (ready == instance_->ready()) return;
+  if (ready == parts_->instance->ready()) return;
   if (!ready && !draining_ && backend_ok_) {
-    const absl::Time now = clock_->Now();
+    const absl::Time now = parts_->clock->Now();
     spdlog::warn(
         "redis unreachable for {} (STATESIDE_REDIS_READINESS_DEBOUNCE {}): not "
         "ready until it is back",
@@ -477,12 +306,12 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
   } else {
     spdlog::warn("redis unavailable: {}", std::string(error.message()));
   }
-  metrics_->SetRedisConnected(connected);
+  parts_->metrics->SetRedisConnected(connected);
   {
     absl::MutexLock lock(&mu_);
-    if (connected && redis_was_down_) metrics_->RedisReconnected();
+    if (connected && redis_was_down_) parts_->metrics->RedisReconnected();
     redis_was_down_ = !connected;
-    redis_up_.Report(connected, clock_->Now());
+    redis_up_.Report(connected, parts_->clock->Now());
     ApplyReadyLocked();
   }
   if (connected) StartKeyCheck();
@@ -490,7 +319,7 @@ void Server::OnRedisState(bool connected, const absl::Status& error) {
 
 void Server::StartKeyCheck() {
   // Asynchronous: the caller may be the client's I/O thread.
-  redis::CheckKeysAsync(backend_.redis.get(), config_.key_prefix, *keyring_,
+  redis::CheckKeysAsync(parts_->backend.redis.get(), config_.key_prefix, *parts_->keyring,
                         [this](absl::StatusOr<std::vector<std::string>> mismatched) {
                           OnKeyCheck(mismatched);
                         });
@@ -511,8 +340,8 @@ void Server::OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatch
         "{}",
         id, id);
   }
-  key_mismatches_.Set(*mismatched);
-  metrics_->SetKeyMismatches(mismatched->size());
+  parts_->key_mismatches.Set(*mismatched);
+  parts_->metrics->SetKeyMismatches(mismatched->size());
   absl::MutexLock lock(&mu_);
   keys_ok_ = mismatched->empty();
   ApplyReadyLocked();
@@ -528,14 +357,14 @@ void Server::OnRealtimeState(bool subscribed) {
         absl::FormatDuration(config_.redis.readiness_debounce));
   }
   absl::MutexLock lock(&mu_);
-  realtime_up_.Report(subscribed, clock_->Now());
+  realtime_up_.Report(subscribed, parts_->clock->Now());
   ApplyReadyLocked();
 }
 
 void Server::UpdateLiveSessions() {
-  absl::StatusOr<int64_t> live = backend_.live_sessions();
+  absl::StatusOr<int64_t> live = parts_->backend.live_sessions();
   if (live.ok()) {
-    metrics_->SetSessionsLive(*live);
+    parts_->metrics->SetSessionsLive(*live);
     live_estimate_failing_.store(false);
   } else if (!live_estimate_failing_.exchange(true)) {
     spdlog::warn("stateside_sessions_live not updated: {} (keeps its last value)",
@@ -545,7 +374,7 @@ void Server::UpdateLiveSessions() {
 
 void Server::Heartbeat() {
   // Realtime presence lives as long as the instance record does.
-  const absl::Status refreshed = hub_->Refresh();
+  const absl::Status refreshed = parts_->hub->Refresh();
   if (refresh_failing_.exchange(!refreshed.ok()) != !refreshed.ok()) {
     if (!refreshed.ok()) {
       spdlog::warn("realtime presence refresh failed: {}", std::string(refreshed.message()));
@@ -553,7 +382,7 @@ void Server::Heartbeat() {
       spdlog::info("realtime presence refresh restored");
     }
   }
-  const absl::Status status = registry_->Heartbeat(lifecycle::RecordOf(*instance_));
+  const absl::Status status = parts_->registry->Heartbeat(lifecycle::RecordOf(*parts_->instance));
   const bool failing = !status.ok();
   if (heartbeat_failing_.exchange(failing) == failing) return;
   if (failing) {
@@ -562,39 +391,6 @@ void Server::Heartbeat() {
                  absl::FormatDuration(config_.heartbeat_interval));
   } else {
     spdlog::info("cluster registry heartbeat restored");
-  }
-}
-
-void Server::Deregister() {
-  std::unique_ptr<PeriodicTask> heartbeat;
-  {
-    absl::MutexLock lock(&mu_);
-    const bool was_listed = registered_ && !deregistered_;
-    deregistered_ = true;
-    if (!was_listed) return;
-    heartbeat = std::move(heartbeat_);
-  }
-  heartbeat.reset();  // waits for a heartbeat in progress
-  if (absl::Status s = registry_->Remove(instance_->id()); !s.ok()) {
-    spdlog::warn("could not remove this instance from the cluster registry "
-                 "(it expires within {}): {}",
-                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
-                 std::string(s.message()));
-  } else {
-    spdlog::info("removed from the cluster registry");
-  }
-}
-
-void Server::ShutdownRealtime() {
-  // No hub: Build failed before it (the destructor of a refused Server).
-  if (hub_ == nullptr || realtime_shut_down_.exchange(true)) return;
-  if (absl::Status s = hub_->Shutdown(); !s.ok()) {
-    spdlog::warn("could not remove this instance's realtime presence (other instances "
-                 "drop it within {}): {}",
-                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
-                 std::string(s.message()));
-  } else {
-    spdlog::info("realtime connections removed from the cluster");
   }
 }
 
@@ -611,10 +407,10 @@ void Server::Stop(absl::Duration grace) {
     grpc = std::move(grpc_);
   }
   if (grpc == nullptr) return;
-  if (backend_.redis != nullptr) backend_.redis->SetStateListener(nullptr);
-  if (redis_broker_ != nullptr) redis_broker_->SetStateListener(nullptr);
+  if (parts_->backend.redis != nullptr) parts_->backend.redis->SetStateListener(nullptr);
+  if (parts_->redis_broker != nullptr) parts_->redis_broker->SetStateListener(nullptr);
   readiness_recheck_.reset();  // would set the instance ready again
-  instance_->set_ready(false);
+  parts_->instance->set_ready(false);
   grpc->Shutdown(absl::Now() + grace);
   grpc.reset();
   // Liveness answers until here: the process is about to end.
@@ -624,7 +420,7 @@ void Server::Stop(absl::Duration grace) {
   }
   // No route can start it again now; its saved state lets the next start
   // (or another pod) resume it.
-  if (rewrap_ != nullptr) rewrap_->Stop();
+  if (parts_->rewrap != nullptr) parts_->rewrap->Stop();
   sweeper_.reset();
   live_sessions_.reset();
   if (socket_file_.has_value()) {

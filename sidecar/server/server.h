@@ -1,8 +1,9 @@
-// The sidecar, wired: one Server builds every part from a validated Config
-// and hands dependencies in through constructors (random source, clock,
-// keyring, sealer, cookie signer, backend stores, session and opt-out
-// managers, the instance, the gRPC server, the expiry sweeper). Nothing else
-// constructs these parts; nothing here is global.
+// The sidecar, run: a Server takes the parts BuildParts made from a
+// validated Config (server_parts.h) and runs them; nothing else constructs
+// these parts, nothing here is global. Its files follow its life:
+// server.cc (Create, Start, readiness, Stop), server_drain.cc (the whole
+// drain sequence, from the first signal to STOPPED), server_admin.cc (the
+// admin routes), server_status.cc (GET /info and the status page).
 //
 // Life: Create (builds; nothing listens) → Start (socket, gRPC, admin HTTP,
 // sweeper, ready) → the drain (DrainController: SIGTERM/SIGINT, Drain RPC,
@@ -31,54 +32,28 @@
 #include "nlohmann/json_fwd.hpp"
 #include "sidecar/admin/access.h"
 #include "sidecar/admin/http_server.h"
-#include "sidecar/admin/metrics.h"
-#include "sidecar/server/metric_adapters.h"
-#include "sidecar/analytics/opt_out_manager.h"
-#include "sidecar/common/clock.h"
-#include "sidecar/crypto/cookie.h"
-#include "sidecar/crypto/envelope.h"
-#include "sidecar/crypto/keyring.h"
-#include "sidecar/crypto/random.h"
-#include "sidecar/crypto/secret_verifier.h"
 #include "sidecar/lifecycle/drain_controller.h"
-#include "sidecar/lifecycle/instance.h"
-#include "sidecar/lifecycle/registry.h"
-#include "sidecar/realtime/broker.h"
-#include "sidecar/realtime/hub.h"
-#include "sidecar/realtime/memory_broker.h"
-#include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/drain_ticker.h"
 #include "sidecar/server/periodic.h"
 #include "sidecar/server/peer_gate.h"
 #include "sidecar/server/readiness_debounce.h"
+#include "sidecar/server/server_parts.h"
 #include "sidecar/server/unix_socket.h"
-#include "sidecar/session/session_manager.h"
 
 namespace stateside {
 
 namespace rpc {
 class GrpcServer;
 }  // namespace rpc
-namespace redis {
-class RewrapSweep;
-class RedisBroker;
-}  // namespace redis
-
-// Seams for tests; production passes the defaults.
-struct ServerOptions {
-  const Clock* clock = nullptr;  // null: the system clock. Must outlive.
-  std::unique_ptr<RandomSource> random;  // null: NewSecureRandom()
-  absl::Duration sweep_interval = absl::Seconds(30);
-};
 
 class Server {
  public:
-  // Builds every part. The keys and secrets (and the admin token) move out
-  // of `config` (which the server keeps without them). With no key or secret configured (memory
-  // mode only; Config refuses it with Redis) an ephemeral one is generated
-  // and a warning logged. Errors: FAILED_PRECONDITION / INVALID_ARGUMENT
-  // naming the setting (exit status 2), others are internal (exit 1).
+  // Builds every part (BuildParts), the drain controller, and checks the
+  // keys against Redis. The keys and secrets (and the admin token) move out
+  // of `config` (which the server keeps without them). Errors:
+  // FAILED_PRECONDITION / INVALID_ARGUMENT naming the setting (exit status
+  // 2), others are internal (exit 1).
   static absl::StatusOr<std::unique_ptr<Server>> Create(
       Config config, lifecycle::InstanceIdentity identity,
       ServerOptions options = {});
@@ -120,26 +95,62 @@ class Server {
 
   // The configuration in force (keys and secrets wiped).
   const Config& config() const { return config_; }
-  lifecycle::Instance& instance() { return *instance_; }
-  SessionManager& sessions() { return *session_manager_; }
-  OptOutManager& opt_outs() { return *opt_out_manager_; }
-  const crypto::Keyring& keyring() const { return *keyring_; }
-  const Clock& clock() const { return *clock_; }
+  lifecycle::Instance& instance() { return *parts_->instance; }
+  SessionManager& sessions() { return *parts_->session_manager; }
+  OptOutManager& opt_outs() { return *parts_->opt_out_manager; }
+  const crypto::Keyring& keyring() const { return *parts_->keyring; }
+  const Clock& clock() const { return *parts_->clock; }
   const std::string& socket_path() const { return config_.socket_path; }
   DrainController& drain() { return *drain_; }
-  admin::Metrics& metrics() { return *metrics_; }
+  admin::Metrics& metrics() { return *parts_->metrics; }
   // The admin listener's bound port (0 before Start).
   int admin_port() const { return admin_ != nullptr ? admin_->port() : 0; }
 
  private:
   class Actions;  // DrainActions, in server_drain.cc
 
-  Server(Config config, ServerOptions options);
-  absl::Status Build(lifecycle::InstanceIdentity identity);
+  Server(Config config, std::unique_ptr<ServerParts> parts, absl::Duration sweep_interval);
+
+  // Readiness and Redis's reports (server.cc).
+  void OnRedisState(bool connected, const absl::Status& error);
+  void OnRealtimeState(bool subscribed);
+  // Applies a key check's answer (redis/key_check.h): mismatching ids are
+  // logged, counted, reported by the sealer as "key_mismatch", and keep the
+  // sidecar not ready. Any thread.
+  void OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatched);
+  // The key check at Create, blocking (Redis backend, connected only): a
+  // mismatch is FAILED_PRECONDITION.
+  absl::Status CheckKeysAtStart();
+  // The key check without blocking (Redis backend only); OnKeyCheck answers.
+  void StartKeyCheck();
+  bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // readiness_recheck_'s task: applies an outage whose debounce has run out.
+  void RecheckReadiness();
+  void UpdateLiveSessions();
+  // One heartbeat of this instance's record into the registry.
+  void Heartbeat();
+
+  // The drain sequence (server_drain.cc; see drain_controller.h).
+  std::unique_ptr<DrainActions> NewDrainActions();
+  void OnDrainStarted();
+  // The controller reached STOPPED: Run() may return (exit 0).
+  void OnDrainStopped();
+  void BeginShutdown(bool fast);
+  void ShutdownWork(bool fast);
+  // Stops the heartbeats and removes the record (the drain, Stop).
+  void Deregister();
+  // Ends the Subscribe streams and removes this instance's realtime
+  // presence from the cluster (the drain, Stop). Idempotent.
+  void ShutdownRealtime();
+
+  // The admin listener (server_admin.cc, server_status.cc).
   absl::Status StartAdmin();
   std::vector<admin::AdminRoute> AdminRoutes();
   void AddRewrapRoutes(const admin::AdminAccess& access,
                        std::vector<admin::AdminRoute>& routes);
+  // Realtime gauges and the broker's drop counts, before a scrape.
+  void UpdateRealtimeMetrics();
   // GET /info's document and the status page's data (server_status.cc):
   // this instance, its readiness and why, the drain timeline, the backend,
   // the cluster's instances, sessions, realtime and key ids. Admin thread.
@@ -148,74 +159,16 @@ class Server {
   std::vector<std::string> NotReadyReasonsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refreshes status_->instances from the registry, without blocking.
   void RefreshInstanceList();
-  void OnRedisState(bool connected, const absl::Status& error);
-  void OnRealtimeState(bool subscribed);
-  // Applies a key check's answer (redis/key_check.h): mismatching ids are
-  // logged, counted, reported by the sealer as "key_mismatch", and keep the
-  // sidecar not ready. Any thread.
-  void OnKeyCheck(const absl::StatusOr<std::vector<std::string>>& mismatched);
-  // The key check without blocking (Redis backend only); OnKeyCheck answers.
-  void StartKeyCheck();
-  bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // readiness_recheck_'s task: applies an outage whose debounce has run out.
-  void RecheckReadiness();
-  // The drain actions (see drain_controller.h).
-  void OnDrainStarted();
-  // The controller reached STOPPED: Run() may return (exit 0).
-  void OnDrainStopped();
-  void BeginShutdown(bool fast);
-  void ShutdownWork(bool fast);
-  void UpdateLiveSessions();
-  // Realtime gauges and the broker's drop counts, before a scrape.
-  void UpdateRealtimeMetrics();
-  // One heartbeat of this instance's record into the registry.
-  void Heartbeat();
-  // Stops the heartbeats and removes the record (the drain, Stop).
-  void Deregister();
-  // Ends the Subscribe streams and removes this instance's realtime
-  // presence from the cluster (the drain, Stop). Idempotent.
-  void ShutdownRealtime();
-  std::unique_ptr<DrainActions> NewDrainActions();
 
   // Constant after Create.
   Config config_;
   const absl::Duration sweep_interval_;
-  SystemClock system_clock_;
-  const Clock* clock_;
-  std::unique_ptr<RandomSource> random_;
-  std::unique_ptr<crypto::Keyring> keyring_;
-  // Written by the key checks, read by sealer_ when an envelope fails.
-  crypto::KeyMismatches key_mismatches_;
-  std::unique_ptr<crypto::Sealer> sealer_;
-  std::unique_ptr<crypto::CookieSigner> signer_;
-  // STATESIDE_ADMIN_TOKEN_FILE's token; null = none (POST /drain from
-  // loopback only).
-  std::unique_ptr<crypto::SecretVerifier> admin_token_;
-  Backend backend_;
-  std::unique_ptr<SessionManager> session_manager_;
-  std::unique_ptr<OptOutManager> opt_out_manager_;
-  std::unique_ptr<lifecycle::Instance> instance_;
-  std::unique_ptr<admin::Metrics> metrics_;
-  std::unique_ptr<admin::MetricsSessionEvents> session_events_;
+  // Reset in ~Server before the members below are destroyed: the Redis
+  // client's I/O thread may call back into this object until then.
+  std::unique_ptr<ServerParts> parts_;
   std::unique_ptr<DrainActions> actions_;
   std::unique_ptr<DrainController> drain_;
   std::unique_ptr<DrainTicker> ticker_;
-  // Feeds admin::Metrics from the Redis client (Redis backend only).
-  std::unique_ptr<redis::RedisMetrics> redis_metrics_;
-  // The rewrap sweep (POST /keys/rewrap); null on the memory backend, whose
-  // contents never outlive the restart that changes the keyring.
-  std::unique_ptr<redis::RewrapSweep> rewrap_;
-  // The cluster registry (Redis backend only; null otherwise).
-  std::unique_ptr<lifecycle::InstanceRegistry> registry_;
-  // Realtime: the in-process cluster (memory backend only), the broker and
-  // the hub. Reset before the backend in ~Server (the broker uses its Redis
-  // client).
-  std::unique_ptr<realtime::MemoryCluster> realtime_cluster_;
-  std::unique_ptr<realtime::Broker> broker_;
-  std::unique_ptr<MetricsRealtimeEvents> realtime_events_;
-  std::unique_ptr<realtime::RealtimeHub> hub_;
-  redis::RedisBroker* redis_broker_ = nullptr;  // broker_, on Redis
   // The broker's drop counts already added to the metrics (scrapes run one
   // at a time on the admin thread).
   uint64_t seen_undecryptable_ = 0;
@@ -224,7 +177,7 @@ class Server {
   std::atomic<bool> heartbeat_failing_{false};  // log state changes only
   std::atomic<bool> refresh_failing_{false};
   std::atomic<bool> live_estimate_failing_{false};
-  bool keys_checked_at_build_ = false;  // the key check ran in Build
+  bool keys_checked_at_build_ = false;  // the key check ran in Create
 
   // Set by Start, cleared by Stop (owning thread only).
   std::unique_ptr<admin::AdminHttpServer> admin_;

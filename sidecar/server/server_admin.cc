@@ -42,9 +42,9 @@ std::string JoinHostPort(const std::string& host, int port) {
 absl::Status Server::StartAdmin() {
   admin::AdminHttpOptions options;
   options.address = JoinHostPort(config_.admin_host, config_.admin_port);
-  options.instance_id = instance_->id();
+  options.instance_id = parts_->instance->id();
   options.on_connection_refused = [this] {
-    metrics_->AdminRequestRefused("*", "too_many_connections");
+    parts_->metrics->AdminRequestRefused("*", "too_many_connections");
   };
   admin_ = std::make_unique<admin::AdminHttpServer>(std::move(options), AdminRoutes());
   if (absl::Status s = admin_->Start(); !s.ok()) {
@@ -53,9 +53,9 @@ absl::Status Server::StartAdmin() {
         absl::StrCat("STATESIDE_ADMIN_ADDR: ", s.message()));
   }
   const std::string bound = JoinHostPort(config_.admin_host, admin_->port());
-  instance_->set_admin_address(bound);
+  parts_->instance->set_admin_address(bound);
   spdlog::info("admin listening on {}", bound);
-  spdlog::info(admin_token_ != nullptr
+  spdlog::info(parts_->admin_token != nullptr
                    ? "POST /drain needs the admin token (Authorization: Bearer) "
                      "from every peer"
                    : "POST /drain answers loopback peers only (no "
@@ -68,14 +68,14 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
   routes.push_back({"GET", "/health", "status, instance, backend, drain state (JSON)",
                     [this](const admin::HttpRequest&) {
                       const DrainState state = drain_->state();
-                      const bool ready = instance_->ready();
+                      const bool ready = parts_->instance->ready();
                       nlohmann::json body = {
                           {"status", ready ? "ok" : "not_ready"},
-                          {"instance", instance_->id()},
-                          {"backend", instance_->backend()},
+                          {"instance", parts_->instance->id()},
+                          {"backend", parts_->instance->backend()},
                           {"drain_state", UpperDrainState(state)},
                           {"uptime_seconds",
-                           absl::ToInt64Seconds(instance_->Uptime())},
+                           absl::ToInt64Seconds(parts_->instance->Uptime())},
                           {"ready", ready},
                       };
                       return admin::HttpResponse::Json(200, body.dump());
@@ -86,7 +86,7 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                     }});
   routes.push_back({"GET", "/health/ready", "200 when ready, 503 otherwise",
                     [this](const admin::HttpRequest&) {
-                      return instance_->ready()
+                      return parts_->instance->ready()
                                  ? admin::HttpResponse::Text(200, "ready\n")
                                  : admin::HttpResponse::Text(503, "not ready\n");
                     }});
@@ -95,7 +95,7 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
                       admin::HttpResponse response;
                       response.content_type = std::string(admin::Metrics::kContentType);
                       UpdateRealtimeMetrics();
-                      response.body = metrics_->Serialize();
+                      response.body = parts_->metrics->Serialize();
                       return response;
                     }});
   routes.push_back({"GET", "/info",
@@ -131,8 +131,8 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
   // POST /drain is the one route that changes anything: loopback peers only,
   // or whoever holds the admin token (sidecar/admin/access.h).
   admin::TokenCheck token_check;
-  if (admin_token_ != nullptr) {
-    token_check = [verifier = admin_token_.get()](std::string_view token) {
+  if (parts_->admin_token != nullptr) {
+    token_check = [verifier = parts_->admin_token.get()](std::string_view token) {
       return verifier->Matches(token);
     };
   }
@@ -149,7 +149,7 @@ std::vector<admin::AdminRoute> Server::AdminRoutes() {
   auto refused = [this, count = std::make_shared<std::atomic<uint64_t>>(0)](
                      const admin::HttpRequest& request, admin::Refusal refusal) {
     const std::string_view reason = admin::RefusalName(refusal);
-    metrics_->AdminRequestRefused("/drain", reason);
+    parts_->metrics->AdminRequestRefused("/drain", reason);
     const uint64_t n = ++*count;
     if ((n & (n - 1)) == 0) {
       spdlog::warn("POST /drain from {} refused: {} ({} refused so far)",
@@ -179,7 +179,7 @@ void Server::AddRewrapRoutes(const admin::AdminAccess& access,
   // nothing is ever under an older key.
   const std::string memory_answer =
       nlohmann::json{{"state", "done"},
-                     {"primary", keyring_->primary().id},
+                     {"primary", parts_->keyring->primary().id},
                      {"keys", nlohmann::json::object()},
                      {"note", "memory backend: nothing stored outlives a keyring change"}}
           .dump();
@@ -194,12 +194,12 @@ void Server::AddRewrapRoutes(const admin::AdminAccess& access,
                      .dump());
       }
     }
-    if (rewrap_ == nullptr) return admin::HttpResponse::Json(202, memory_answer);
+    if (parts_->rewrap == nullptr) return admin::HttpResponse::Json(202, memory_answer);
     spdlog::info("rewrap sweep requested by POST /keys/rewrap from {}", request.peer);
-    return answer(rewrap_->Start(rate), 202);
+    return answer(parts_->rewrap->Start(rate), 202);
   };
   auto refused = [this](const admin::HttpRequest& request, admin::Refusal refusal) {
-    metrics_->AdminRequestRefused("/keys/rewrap", admin::RefusalName(refusal));
+    parts_->metrics->AdminRequestRefused("/keys/rewrap", admin::RefusalName(refusal));
   };
   routes.push_back({"POST", "/keys/rewrap",
                     "start or continue the rewrap sweep to the primary key (202; ?rate=N "
@@ -207,23 +207,23 @@ void Server::AddRewrapRoutes(const admin::AdminAccess& access,
                     access.Guard(std::move(start), std::move(refused))});
   routes.push_back({"GET", "/keys/rewrap", "the rewrap sweep's progress per key id (JSON)",
                     [this, answer, memory_answer](const admin::HttpRequest&) {
-                      if (rewrap_ == nullptr) return admin::HttpResponse::Json(200, memory_answer);
-                      return answer(rewrap_->Progress(), 200);
+                      if (parts_->rewrap == nullptr) return admin::HttpResponse::Json(200, memory_answer);
+                      return answer(parts_->rewrap->Progress(), 200);
                     }});
 }
 
 void Server::UpdateRealtimeMetrics() {
-  const realtime::HubStats hub = hub_->stats();
-  metrics_->SetRealtimeGauges(
-      {hub.connections, hub.rooms, hub.subscribers, hub.queue_depth, broker_->channels_held()});
-  if (redis_broker_ == nullptr) return;
-  const redis::RedisBrokerStats stats = redis_broker_->stats();
+  const realtime::HubStats hub = parts_->hub->stats();
+  parts_->metrics->SetRealtimeGauges(
+      {hub.connections, hub.rooms, hub.subscribers, hub.queue_depth, parts_->broker->channels_held()});
+  if (parts_->redis_broker == nullptr) return;
+  const redis::RedisBrokerStats stats = parts_->redis_broker->stats();
   if (stats.dropped_undecryptable > seen_undecryptable_) {
-    metrics_->RealtimeDropped("undecryptable", stats.dropped_undecryptable - seen_undecryptable_);
+    parts_->metrics->RealtimeDropped("undecryptable", stats.dropped_undecryptable - seen_undecryptable_);
     seen_undecryptable_ = stats.dropped_undecryptable;
   }
   if (stats.dropped_malformed > seen_malformed_) {
-    metrics_->RealtimeDropped("malformed", stats.dropped_malformed - seen_malformed_);
+    parts_->metrics->RealtimeDropped("malformed", stats.dropped_malformed - seen_malformed_);
     seen_malformed_ = stats.dropped_malformed;
   }
 }

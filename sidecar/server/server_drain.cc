@@ -1,5 +1,8 @@
-// Server: the DrainActions of the drain sequence (readiness, the shutdown
-// work on a thread of its own, the forced exit) and their metrics.
+// Server: the drain sequence, whole. The DrainController decides when; this
+// file does what each step means: the DrainActions (readiness, the shutdown
+// work on a thread of its own, the forced exit) and their metrics, leaving
+// the cluster registry and realtime presence (also done by Stop), and the
+// waits that Run and the tests use.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -38,7 +41,7 @@ class Server::Actions final : public DrainActions {
   }
   void BeginShutdown(bool fast) override { server_->BeginShutdown(fast); }
   void ForceExit(int status) override {
-    server_->metrics_->ForcedExit();
+    server_->parts_->metrics->ForcedExit();
     if (server_->drain_->state() == DrainState::kHolding) {
       spdlog::critical(
           "held after the drain, but no SIGTERM came within "
@@ -55,7 +58,7 @@ class Server::Actions final : public DrainActions {
   }
   void Stopped() override { server_->OnDrainStopped(); }
   void AppDrainFinished(absl::Duration waited, bool timed_out) override {
-    server_->metrics_->DrainFinished(absl::ToDoubleSeconds(waited), timed_out);
+    server_->parts_->metrics->DrainFinished(absl::ToDoubleSeconds(waited), timed_out);
     if (timed_out) {
       spdlog::warn(
           "app drain timed out after {} (STATESIDE_DRAIN_TIMEOUT): shutting "
@@ -82,16 +85,16 @@ void Server::OnDrainStarted() {
   drain_started_ = absl::Now();
   drain_timeline_.emplace_back(drain_started_, "drain started: not ready, serving on");
   ApplyReadyLocked();
-  metrics_->SetDrainState(admin::DrainPhase::kDraining);
-  instance_->set_drain_state(DrainState::kDraining);
+  parts_->metrics->SetDrainState(admin::DrainPhase::kDraining);
+  parts_->instance->set_drain_state(DrainState::kDraining);
   spdlog::info(
       "drain started: not ready; serving on; watchers told after {}",
       absl::FormatDuration(config_.prestop_delay));
 }
 
 void Server::BeginShutdown(bool fast) {
-  metrics_->SetDrainState(admin::DrainPhase::kDrained);
-  instance_->set_drain_state(DrainState::kDrained);
+  parts_->metrics->SetDrainState(admin::DrainPhase::kDrained);
+  parts_->instance->set_drain_state(DrainState::kDrained);
   spdlog::info("drained: shutting down{}", fast ? " (fast)" : "");
   absl::MutexLock lock(&mu_);
   drain_timeline_.emplace_back(absl::Now(), fast ? "drained: shutting down (fast)"
@@ -139,6 +142,59 @@ void Server::ShutdownWork(bool fast) {
 void Server::OnDrainStopped() {
   absl::MutexLock lock(&mu_);
   stopped_ = true;
+}
+
+void Server::RequestShutdown() {
+  drain_->StartDrain("shutdown requested");
+  ticker_->Poke();
+}
+
+bool Server::WaitForShutdownRequest(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](bool* requested) { return *requested; }, &shutdown_requested_),
+      timeout);
+}
+
+bool Server::WaitForStopped(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(+[](bool* stopped) { return *stopped; }, &stopped_),
+      timeout);
+}
+
+void Server::Deregister() {
+  std::unique_ptr<PeriodicTask> heartbeat;
+  {
+    absl::MutexLock lock(&mu_);
+    const bool was_listed = registered_ && !deregistered_;
+    deregistered_ = true;
+    if (!was_listed) return;
+    heartbeat = std::move(heartbeat_);
+  }
+  heartbeat.reset();  // waits for a heartbeat in progress
+  if (absl::Status s = parts_->registry->Remove(parts_->instance->id()); !s.ok()) {
+    spdlog::warn("could not remove this instance from the cluster registry "
+                 "(it expires within {}): {}",
+                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
+                 std::string(s.message()));
+  } else {
+    spdlog::info("removed from the cluster registry");
+  }
+}
+
+void Server::ShutdownRealtime() {
+  // No hub: Build failed before it (the destructor of a refused Server).
+  if (parts_->hub == nullptr || realtime_shut_down_.exchange(true)) return;
+  if (absl::Status s = parts_->hub->Shutdown(); !s.ok()) {
+    spdlog::warn("could not remove this instance's realtime presence (other instances "
+                 "drop it within {}): {}",
+                 absl::FormatDuration(kHeartbeatsPerTtl * config_.heartbeat_interval),
+                 std::string(s.message()));
+  } else {
+    spdlog::info("realtime connections removed from the cluster");
+  }
 }
 
 }  // namespace stateside

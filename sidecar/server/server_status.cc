@@ -88,7 +88,7 @@ Json RecordJson(const lifecycle::InstanceRecord& record, absl::Time now) {
 
 std::vector<std::string> Server::NotReadyReasonsLocked() const {
   std::vector<std::string> reasons;
-  const absl::Time now = clock_->Now();
+  const absl::Time now = parts_->clock->Now();
   if (draining_) reasons.push_back("draining");
   if (!backend_ok_) reasons.push_back("backend not usable");
   if (!redis_up_.Up(now)) {
@@ -98,16 +98,16 @@ std::vector<std::string> Server::NotReadyReasonsLocked() const {
   }
   if (!realtime_up_.Up(now)) reasons.push_back("realtime subscription down");
   if (!keys_ok_) reasons.push_back("a key id names other key bytes on another instance");
-  if (reasons.empty() && !instance_->ready()) reasons.push_back("starting");
+  if (reasons.empty() && !parts_->instance->ready()) reasons.push_back("starting");
   return reasons;
 }
 
 void Server::RefreshInstanceList() {
   const absl::Time now = absl::Now();
-  if (registry_ == nullptr) {
+  if (parts_->registry == nullptr) {
     // The memory store: the cluster is this instance alone.
     absl::MutexLock lock(&status_->mu);
-    status_->instances = {lifecycle::RecordOf(*instance_)};
+    status_->instances = {lifecycle::RecordOf(*parts_->instance)};
     status_->listed_at = now;
     return;
   }
@@ -116,7 +116,7 @@ void Server::RefreshInstanceList() {
     if (status_->listing || now - status_->listed_at < kListingMaxAge) return;
     status_->listing = true;
   }
-  registry_->List([memory = status_](
+  parts_->registry->List([memory = status_](
                       absl::StatusOr<std::vector<lifecycle::InstanceRecord>> records) {
     absl::MutexLock lock(&memory->mu);
     memory->listing = false;
@@ -132,9 +132,9 @@ void Server::RefreshInstanceList() {
 
 nlohmann::json Server::StatusJson() {
   const absl::Time now = absl::Now();
-  const lifecycle::InstanceIdentity& id = instance_->identity();
+  const lifecycle::InstanceIdentity& id = parts_->instance->identity();
   UpdateRealtimeMetrics();
-  const std::map<std::string, double> values = metrics_->Values();
+  const std::map<std::string, double> values = parts_->metrics->Values();
   RefreshInstanceList();
 
   Json body = {
@@ -143,11 +143,11 @@ nlohmann::json Server::StatusJson() {
       {"pid", id.pid},
       {"start_time", absl::FormatTime(absl::RFC3339_sec, id.start_time, absl::UTCTimeZone())},
       {"version", id.version},
-      {"backend", instance_->backend()},
-      {"admin_address", instance_->admin_address()},
+      {"backend", parts_->instance->backend()},
+      {"admin_address", parts_->instance->admin_address()},
       {"drain_state", UpperName(drain_->state())},
-      {"ready", instance_->ready()},
-      {"uptime_seconds", absl::ToInt64Seconds(instance_->Uptime())},
+      {"ready", parts_->instance->ready()},
+      {"uptime_seconds", absl::ToInt64Seconds(parts_->instance->Uptime())},
       {"now", Rfc3339(now)},
   };
 
@@ -200,9 +200,9 @@ nlohmann::json Server::StatusJson() {
   };
 
   // The backend and its topology.
-  Json backend = {{"kind", instance_->backend()}};
-  if (backend_.redis != nullptr) {
-    const redis::RedisTopologyInfo topology = backend_.redis->topology();
+  Json backend = {{"kind", parts_->instance->backend()}};
+  if (parts_->backend.redis != nullptr) {
+    const redis::RedisTopologyInfo topology = parts_->backend.redis->topology();
     Json nodes = Json::array();
     for (const redis::RedisNodeInfo& node : topology.nodes) {
       auto seconds = [](const std::optional<absl::Duration>& d) {
@@ -219,7 +219,7 @@ nlohmann::json Server::StatusJson() {
     backend["nodes"] = std::move(nodes);
     backend["slots_covered"] = topology.slots_covered;
     backend["master"] = topology.master;
-    backend["connected"] = backend_.redis->connected();
+    backend["connected"] = parts_->backend.redis->connected();
   }
   const std::string rtt = "stateside_redis_command_duration_seconds";
   const double commands = ValueOf(values, rtt + "_count");
@@ -260,7 +260,7 @@ nlohmann::json Server::StatusJson() {
       {"not_found_by_cause", ByLabel(values, "stateside_session_not_found_total", "cause")},
   };
 
-  const realtime::HubStats hub = hub_->stats();
+  const realtime::HubStats hub = parts_->hub->stats();
   body["realtime"] = Json{
       {"connections", hub.connections},
       {"rooms", hub.rooms},
@@ -276,9 +276,9 @@ nlohmann::json Server::StatusJson() {
   const Json session_reads = ByLabel(values, "stateside_session_key_reads_total", "key_id");
   const Json optout_reads = ByLabel(values, "stateside_optout_key_reads_total", "key_id");
   Json keys = Json::array();
-  for (const crypto::Keyring::Key& key : keyring_->keys()) {
+  for (const crypto::Keyring::Key& key : parts_->keyring->keys()) {
     keys.push_back(Json{{"id", key.id},
-                        {"primary", key.id == keyring_->primary().id},
+                        {"primary", key.id == parts_->keyring->primary().id},
                         {"session_reads", session_reads.value(key.id, Json(0))},
                         {"optout_reads", optout_reads.value(key.id, Json(0))}});
   }

@@ -10,15 +10,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sidecar/common/not_found.h"
+#include "sidecar/common/string_view.h"
 
 namespace stateside {
 namespace {
-
-// Abseil 20220623's string_view is not std::string_view; its hash containers
-// look up heterogeneously only with absl::string_view.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
-
-absl::Status NotFound() { return absl::NotFoundError("session not found"); }
 
 StoredSession MetadataOf(const StoredSession& s) {
   StoredSession out;
@@ -117,7 +113,7 @@ absl::StatusOr<StoredSession> MemorySessionStore::Get(
   absl::MutexLock lock(&mu_);
   bool expired = false;
   StoredSession* s = FindLiveLocked(id, options.now, &expired);
-  if (s == nullptr) return expired ? ExpiredNotFound() : NotFound();
+  if (s == nullptr) return expired ? ExpiredNotFound() : SessionNotFound();
   if (options.touch) s->last_access = std::max(s->last_access, options.now);
   if (options.metadata_only) return MetadataOf(*s);
   return *s;
@@ -127,7 +123,7 @@ absl::StatusOr<StoredSession> MemorySessionStore::Update(
     std::string_view id, const Mutation& mutation) {
   absl::MutexLock lock(&mu_);
   StoredSession* s = FindLiveLocked(id, mutation.now);
-  if (s == nullptr) return NotFound();
+  if (s == nullptr) return SessionNotFound();
   if (mutation.expected_version.has_value() &&
       *mutation.expected_version != s->version) {
     return absl::AbortedError(absl::StrCat("session version is ", s->version,
@@ -197,13 +193,13 @@ absl::Status MemorySessionStore::Retire(std::string_view id,
                                            it->second.version, ", expected ",
                                            expected_version));
   }
-  if (it == sessions_.end()) return NotFound();
+  if (it == sessions_.end()) return SessionNotFound();
   const bool live = it->second.LiveAt(now);
   std::string key = it->first;
   EraseLocked(it);
   AddTombstoneLocked(key, now, tombstone_until,
                      live ? std::string(successor) : std::string());
-  if (!live) return NotFound();
+  if (!live) return SessionNotFound();
   return absl::OkStatus();
 }
 

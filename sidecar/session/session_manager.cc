@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "sidecar/common/error_reason.h"
+#include "sidecar/common/not_found.h"
 #include "sidecar/common/status_macros.h"
+#include "sidecar/common/string_view.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/session_id.h"
 #include "spdlog/spdlog.h"
@@ -21,8 +23,6 @@
 namespace stateside {
 namespace {
 
-// The one answer for every session that cannot be served (no oracle).
-constexpr char kNotFoundMessage[] = "session not found";
 // A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
 // malformed; refuse it before spending an HMAC on it.
 constexpr size_t kMaxCookieBytes = 256;
@@ -37,8 +37,6 @@ constexpr int kRegenerateAttempts = 4;
 // Successors a logout-everywhere follows from one listed session (each hop
 // is a Regenerate that completed while the logout was under way).
 constexpr int kMaxSuccessorHops = 64;
-
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 // Whether a cookie has the shape "id.signature"; only tells a malformed
 // cookie from a forged one in the metrics. The signer decides validity.
@@ -644,7 +642,7 @@ void SessionManager::Step(ManagerStep step) {
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
     const SessionKey& key, NotFoundCause* cause) const {
-  const absl::Status not_found = absl::NotFoundError(kNotFoundMessage);
+  const absl::Status not_found = SessionNotFound();
   *cause = NotFoundCause::kMalformedKey;
   if (key.kind == SessionKey::Kind::kId) {
     if (!crypto::IsWellFormedSessionId(key.value)) return not_found;
@@ -670,7 +668,7 @@ absl::StatusOr<std::string> SessionManager::ResolveKey(
 
 absl::Status SessionManager::NotFound(NotFoundCause cause) const {
   events_->SessionNotFound(cause);
-  return absl::NotFoundError(kNotFoundMessage);
+  return SessionNotFound();
 }
 
 absl::Status SessionManager::StoreReadError(const absl::Status& status) const {
@@ -687,7 +685,7 @@ absl::StatusOr<std::string> SessionManager::OpenValue(
       sealer_->Open(id, name, envelope, &failure);
   if (!opened.ok()) {
     events_->DecryptFailed(crypto::OpenFailureName(failure));
-    return absl::NotFoundError(kNotFoundMessage);
+    return SessionNotFound();
   }
   events_->KeyUsedForRead(opened->key_id);
   return std::move(opened->plaintext);
@@ -771,7 +769,7 @@ absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
     // A key mismatch is a configuration error, not tampering: counted as an
     // envelope that did not open.
     if (failure == crypto::OpenFailure::kKeyMismatch) {
-      return absl::NotFoundError(kNotFoundMessage);
+      return SessionNotFound();
     }
     return SealRefused();
   }

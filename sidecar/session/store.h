@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/cord.h"
 #include "absl/time/time.h"
+#include "sidecar/common/not_found.h"
 
 namespace stateside {
 
@@ -99,7 +100,7 @@ struct UserIndexPage {
 
 inline constexpr char kExpiredPayload[] = "type.stateside/session.expired";
 inline absl::Status ExpiredNotFound() {
-  absl::Status status = absl::NotFoundError("session not found");
+  absl::Status status = SessionNotFound();
   status.SetPayload(kExpiredPayload, absl::Cord("1"));
   return status;
 }
