@@ -37,9 +37,9 @@ absl::Status TestPki::MakeLeaf(const std::string& name, const std::string& ca,
       << "extendedKeyUsage=" << usage << "\n";
     if (!f) return absl::InternalError(absl::StrCat("cannot write ", ext));
   }
-  absl::Status request =
-      OpenSsl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-               "-keyout", Path(name + ".key"), "-out", Path(name + ".csr"), "-subj", "/CN=" + name});
+  absl::Status request = OpenSsl(
+      {"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+       Path(name + ".key"), "-out", Path(name + ".csr"), "-subj", "/CN=" + name});
   if (!request.ok()) return request;
   return OpenSsl({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path(ca + ".crt"), "-CAkey",
                   Path(ca + ".key"), "-CAcreateserial", "-out", Path(name + ".crt"), "-days", "2",

@@ -6,6 +6,7 @@
 #ifndef STATESIDE_TESTS_INTEGRATION_REDIS_TLS_TOPOLOGY_H_
 #define STATESIDE_TESTS_INTEGRATION_REDIS_TLS_TOPOLOGY_H_
 
+#include <iostream>
 #include <memory>
 #include <set>
 #include <string>
@@ -26,6 +27,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/test_secrets.h"
+#include "tests/support/wait.h"
 
 namespace stateside::testing::tls_topology {
 
@@ -41,11 +43,17 @@ struct Pki {
 
   // CAs "ca" and "other-ca"; "node" signed by "ca" for 127.0.0.1/localhost,
   // as server and as client (the cluster bus, replication, sentinels).
-  absl::Status Make() {
-    for (const char* ca : {"ca", "other-ca"}) {
-      if (absl::Status s = pki.MakeCa(ca); !s.ok()) return s;
+  // nullptr (the reason printed) if openssl failed.
+  static std::unique_ptr<Pki> Create() {
+    auto out = std::make_unique<Pki>();
+    absl::Status s = out->pki.MakeCa("ca");
+    if (s.ok()) s = out->pki.MakeCa("other-ca");
+    if (s.ok()) {
+      s = out->pki.MakeLeaf("node", "ca", "DNS:localhost,IP:127.0.0.1", "serverAuth,clientAuth");
     }
-    return pki.MakeLeaf("node", "ca", "DNS:localhost,IP:127.0.0.1", "serverAuth,clientAuth");
+    if (s.ok()) return out;
+    std::cerr << "certificates: " << s << "\n";
+    return nullptr;
   }
 
   // The nodes' TLS settings: the "node" certificate, clients unverified.
@@ -66,6 +74,19 @@ struct Pki {
     return o;
   }
 };
+
+// Starts a Topology (RedisCluster or RedisSentinelSet) from `options` with
+// the application's ACL user and TLS on the "node" certificate; nullptr (the
+// reason printed) if it did not start.
+template <typename Topology, typename Options>
+std::unique_ptr<Topology> StartWithTls(const Pki& pki, Options options) {
+  options.acl_users = {kAclRule};
+  options.tls = pki.ServerTls();
+  absl::StatusOr<std::unique_ptr<Topology>> started = Topology::Start(std::move(options));
+  if (started.ok()) return *std::move(started);
+  std::cerr << "cannot start the Redis topology: " << started.status() << "\n";
+  return nullptr;
+}
 
 // A session manager over a RedisSessionStore on `client`.
 class Sessions {
@@ -98,13 +119,25 @@ class Sessions {
   std::unique_ptr<RewrapNode> node_;
 };
 
-// A client that is refused: not connected, its last error and a session
-// round trip through the store both UNAVAILABLE naming `why`, and the
-// password in none of them.
-inline void ExpectRefused(redis::RedisClient& client, const std::string& why,
+// A client for `url` that must not connect: returned once it has an error.
+inline std::unique_ptr<redis::RedisClient> RefusedClient(const std::string& url,
+                                                         redis::RedisOptions options) {
+  absl::StatusOr<std::unique_ptr<redis::RedisClient>> client =
+      redis::RedisClient::FromUrl(url, std::move(options));
+  EXPECT_TRUE(client.ok()) << client.status();
+  if (!client.ok()) return nullptr;
+  EXPECT_FALSE((*client)->WaitConnected(absl::Seconds(1)));
+  EXPECT_TRUE(WaitFor([&] { return !(*client)->last_error().ok(); }));
+  return *std::move(client);
+}
+
+// A client that is refused: not connected, its last error (of code `code`)
+// and a session round trip through the store (UNAVAILABLE) both naming
+// `why`, and the password in neither.
+inline void ExpectRefused(redis::RedisClient& client, absl::StatusCode code, const std::string& why,
                           const std::string& password) {
   const absl::Status error = client.last_error();
-  EXPECT_EQ(error.code(), absl::StatusCode::kUnavailable) << error;
+  EXPECT_EQ(error.code(), code) << error;
   EXPECT_TRUE(absl::StrContains(error.message(), why)) << error;
   const absl::Status refused = Sessions(&client).RoundTrip();
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
