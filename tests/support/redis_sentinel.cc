@@ -120,6 +120,7 @@ absl::Status RedisSentinelSet::LaunchSentinel(int i) {
       out << "requirepass \"" << options_.sentinel_password << "\"\n"
           << "sentinel sentinel-pass \"" << options_.sentinel_password << "\"\n";
     }
+    for (const std::string& user : options_.sentinel_acl_users) out << "user " << user << "\n";
     if (options_.tls.enabled) {
       // tls-replication: TLS to the data nodes and the other sentinels, and
       // the TLS port in the hello messages.
@@ -173,6 +174,8 @@ int RedisSentinelSet::DataPort(const RedisServer& node) const {
 }
 
 int RedisSentinelSet::sentinel_port(int i) const { return sentinels_[i].port; }
+
+int RedisSentinelSet::sentinel_tls_port(int i) const { return sentinels_[i].tls_port; }
 
 std::string RedisSentinelSet::url() const {
   return UrlWith(options_.data_password.empty() ? ""

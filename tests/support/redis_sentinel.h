@@ -33,6 +33,8 @@ struct RedisSentinelOptions {
   int sentinels = 3;
   int quorum = 2;
   std::string sentinel_password;  // requirepass of the sentinels; "" = none
+  // ACL users on the sentinels ("watcher on >secret &* +@all").
+  std::vector<std::string> sentinel_acl_users;
   std::string data_password;      // requirepass of the data nodes; "" = none
   // ACL users on the data nodes ("app on >secret ~* &* +@all").
   std::vector<std::string> acl_users;
@@ -57,6 +59,7 @@ class RedisSentinelSet {
   int NodeIndex(int port) const;  // by plain or TLS port; -1 if no node has it
   int sentinel_count() const { return static_cast<int>(sentinels_.size()); }
   int sentinel_port(int i) const;
+  int sentinel_tls_port(int i) const;  // 0 without TLS
 
   // "redis://[:data_password@]127.0.0.1:S1,127.0.0.1:S2,..." (the sentinels);
   // "rediss://" and their TLS ports with options.tls.
