@@ -138,6 +138,7 @@ absl::StatusOr<ClusterMap> ParseClusterShards(const Reply& reply, bool tls) {
   if (!reply.is_array()) return Bad("CLUSTER SHARDS is not an array");
   ClusterMap map;
   map.slot_owner.assign(kClusterSlots, -1);
+  bool any_port = false, any_tls_port = false;
   for (const Reply& shard : reply.elements) {
     if (!shard.is_array()) return Bad("a shard is not an array");
     auto fields = Fields(shard);
@@ -160,6 +161,8 @@ absl::StatusOr<ClusterMap> ParseClusterShards(const Reply& reply, bool tls) {
           break;
         }
       }
+      any_port = any_port || nf.contains("port");
+      any_tls_port = any_tls_port || nf.contains("tls-port");
       auto port = nf.find(tls ? "tls-port" : "port");
       std::optional<int64_t> p = port == nf.end() ? std::nullopt : AsInt(*port->second);
       if (node.host.empty() || !p.has_value() || *p < 1 || *p > 65535) continue;  // no endpoint
@@ -178,6 +181,13 @@ absl::StatusOr<ClusterMap> ParseClusterShards(const Reply& reply, bool tls) {
       std::optional<int64_t> first = AsInt(ranges[i]), last = AsInt(ranges[i + 1]);
       if (!first || !last || !Assign(*first, *last, master, &map)) return Bad("bad slot range");
     }
+  }
+  if (tls && any_port && !any_tls_port) {
+    // Nodes without tls-cluster announce their plain ports alone: a TLS
+    // client would have no node to go to, and never goes to plain ones.
+    return absl::FailedPreconditionError(
+        "redis: the cluster nodes announce no TLS port (no tls-port in CLUSTER SHARDS): set "
+        "tls-cluster yes on every node");
   }
   return map;
 }

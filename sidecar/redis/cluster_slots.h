@@ -62,7 +62,8 @@ struct ClusterMap {
 // Parses a CLUSTER SHARDS reply (RESP2: each shard and node is a flat
 // field/value array). The node's "endpoint" (its preferred endpoint) is used,
 // "ip" when the endpoint is unknown ("?" or ""); `tls` picks "tls-port".
-// INVALID_ARGUMENT on a reply of the wrong shape.
+// INVALID_ARGUMENT on a reply of the wrong shape; FAILED_PRECONDITION with
+// `tls` when no node has a tls-port (the nodes lack tls-cluster).
 absl::StatusOr<ClusterMap> ParseClusterShards(const Reply& reply, bool tls);
 // The same from CLUSTER SLOTS: [start, end, [host, port, id...], replicas...].
 absl::StatusOr<ClusterMap> ParseClusterSlots(const Reply& reply);

@@ -357,6 +357,10 @@ void RedisClient::Send(NodePool* pool, Requests requests, const absl::Status& no
       if (refusal.ok()) return;
     }
     refusal = RefusalStatus(refusal);
+  } else if (const absl::Status last = last_error(); !last.ok() && !refusal.ok()) {
+    // No node to send to (Cluster: no master known for the slot): say why
+    // none is, e.g. every seed refusing AUTH or the TLS handshake.
+    refusal = absl::UnavailableError(absl::StrCat(refusal.message(), " (", last.message(), ")"));
   }
   rejected_.fetch_add(requests.size(), std::memory_order_relaxed);
   *refused = true;

@@ -59,7 +59,8 @@ struct RedisOptions {
   RedisTopology topology = RedisTopology::kStandalone;
   std::vector<RedisNode> nodes;
   // kSentinel: the master name the sentinels know, and the sentinels' own
-  // AUTH (REDIS_SENTINEL_PASSWORD; "" = none).
+  // AUTH (REDIS_SENTINEL_USERNAME, "" = the default user, and
+  // REDIS_SENTINEL_PASSWORD, "" = none).
   std::string sentinel_master;
   std::string sentinel_username;
   std::string sentinel_password;

@@ -159,9 +159,11 @@ class SentinelMonitor::Link : public std::enable_shared_from_this<Link> {
             absl::StrCat("redis: sentinel ", NodeName(node_), " needs a password: ", reply.str,
                          " (set REDIS_SENTINEL_PASSWORD)"));
       }
-      return absl::FailedPreconditionError(absl::StrCat("redis: sentinel ", NodeName(node_),
-                                                        " refused AUTH: ", reply.str,
-                                                        " (check REDIS_SENTINEL_PASSWORD)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("redis: sentinel ", NodeName(node_), " refused AUTH: ", reply.str,
+                       options_.sentinel_username.empty()
+                           ? " (check REDIS_SENTINEL_PASSWORD)"
+                           : " (check REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD)"));
     }
     if (auth_owed_) {
       auth_owed_ = false;

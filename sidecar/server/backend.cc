@@ -48,6 +48,7 @@ absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
   options.tls.server_name = config.tls_server_name;
   options.topology = config.topology;
   options.sentinel_master = config.sentinel_master;
+  options.sentinel_username = config.sentinel_username;
   options.sentinel_password = config.sentinel_password;
   options.wait_replicas = config.wait_replicas;
   options.wait_timeout = config.wait_timeout;

@@ -132,6 +132,9 @@ constexpr Spec kSpecs[] = {
      "the sentinels' own password [default: unset = none]", true},
     {"REDIS_SENTINEL_PASSWORD_FILE", "redis-sentinel-password-file", "PATH", "",
      "file holding REDIS_SENTINEL_PASSWORD [default: unset]"},
+    {"REDIS_SENTINEL_USERNAME", "redis-sentinel-username", "NAME", "",
+     "the sentinels' ACL user, with REDIS_SENTINEL_PASSWORD [default: unset = "
+     "the default user]"},
     {"STATESIDE_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "N", "0",
      "acknowledged session writes wait for this many replicas (WAIT), else "
      "UNAVAILABLE (0: off)"},

@@ -31,9 +31,11 @@ enum class LogFormat { kText, kJson };
 struct RedisConfig {
   std::string url;        // REDIS_URL[_FILE]; "" = embedded memory store
   // STATESIDE_REDIS_TOPOLOGY; REDIS_SENTINEL_MASTER and the sentinels' own
-  // password (REDIS_SENTINEL_PASSWORD[_FILE], a secret) with kSentinel.
+  // AUTH (REDIS_SENTINEL_USERNAME, "" = the default user, and
+  // REDIS_SENTINEL_PASSWORD[_FILE], a secret) with kSentinel.
   redis::RedisTopology topology = redis::RedisTopology::kStandalone;
   std::string sentinel_master;
+  std::string sentinel_username;
   std::string sentinel_password;
   // STATESIDE_REDIS_WAIT_REPLICAS (0 = off) / STATESIDE_REDIS_WAIT_TIMEOUT.
   int wait_replicas = 0;

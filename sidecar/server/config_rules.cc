@@ -171,6 +171,7 @@ absl::Status ParseRedis(const RawSettings& raw, Config& config) {
                         absl::StrCat(topology, " requires REDIS_URL (its node list)"));
   }
   redis.sentinel_master = raw.Get("REDIS_SENTINEL_MASTER");
+  redis.sentinel_username = raw.Get("REDIS_SENTINEL_USERNAME");
   ASSIGN_OR_RETURN(redis.sentinel_password,
                    SecretOrFile(raw, "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD_FILE"));
   if (redis.topology == redis::RedisTopology::kSentinel) {
@@ -178,11 +179,15 @@ absl::Status ParseRedis(const RawSettings& raw, Config& config) {
       return SettingError("REDIS_SENTINEL_MASTER",
                           "required with STATESIDE_REDIS_TOPOLOGY=sentinel");
     }
+    if (!redis.sentinel_username.empty() && redis.sentinel_password.empty()) {
+      return SettingError("REDIS_SENTINEL_USERNAME",
+                          "needs REDIS_SENTINEL_PASSWORD (a user name alone cannot AUTH)");
+    }
   } else {
     // Set without sentinel, the URL would be used as a data node: the
     // sentinel's own address, silently. Refuse instead.
     for (absl::string_view env : {"REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD",
-                                  "REDIS_SENTINEL_PASSWORD_FILE"}) {
+                                  "REDIS_SENTINEL_PASSWORD_FILE", "REDIS_SENTINEL_USERNAME"}) {
       if (raw.IsSet(env)) {
         return SettingError(env, "needs STATESIDE_REDIS_TOPOLOGY=sentinel");
       }

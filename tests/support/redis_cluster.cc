@@ -38,6 +38,8 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(RedisClusterOp
   for (int i = 0; i < total; ++i) {
     RedisServerOptions server;
     server.requirepass = o.requirepass;
+    server.acl_users = o.acl_users;
+    server.tls = o.tls;
     // The bus port is given explicitly: port + 10000 may be past 65535 or taken.
     const int bus = PickFreePort();
     server.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
@@ -46,6 +48,10 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(RedisClusterOp
                            absl::StrCat("cluster-port ", bus)};
     if (!o.requirepass.empty()) {
       server.extra_config.push_back(absl::StrCat("masterauth \"", o.requirepass, "\""));
+    }
+    if (o.tls.enabled) {
+      server.extra_config.insert(server.extra_config.end(),
+                                 {"tls-cluster yes", "tls-replication yes"});
     }
     absl::StatusOr<std::unique_ptr<RedisServer>> node = RedisServer::Start(std::move(server));
     if (!node.ok()) return node.status();
@@ -61,7 +67,7 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(RedisClusterOp
   if (created.exit_status != 0) {
     return absl::InternalError(absl::StrCat("redis-cli --cluster create failed (",
                                             created.exit_status, "): ", created.out,
-                                            created.err));
+                                            created.err, "\n", cluster->logs()));
   }
   if (absl::Status s = cluster->WaitHealthy(o.start_timeout); !s.ok()) return s;
   return cluster;
@@ -75,17 +81,37 @@ std::vector<int> RedisCluster::ports() const {
   return out;
 }
 
+std::vector<int> RedisCluster::tls_ports() const {
+  std::vector<int> out;
+  for (const auto& node : nodes_) out.push_back(node->tls_port());
+  return out;
+}
+
 std::string RedisCluster::url() const {
-  std::vector<std::string> hosts;
-  for (int port : ports()) hosts.push_back(absl::StrCat("127.0.0.1:", port));
   const std::string cred =
       options_.requirepass.empty() ? "" : absl::StrCat(":", options_.requirepass, "@");
-  return absl::StrCat("redis://", cred, absl::StrJoin(hosts, ","));
+  return UrlWith(cred);
+}
+
+std::string RedisCluster::url_as(const std::string& user, const std::string& password) const {
+  return UrlWith(absl::StrCat(user, ":", password, "@"));
+}
+
+std::string RedisCluster::UrlWith(const std::string& credentials) const {
+  std::vector<std::string> hosts;
+  for (const auto& node : nodes_) {
+    hosts.push_back(
+        absl::StrCat("127.0.0.1:", options_.tls.enabled ? node->tls_port() : node->port()));
+  }
+  return absl::StrCat(options_.tls.enabled ? "rediss://" : "redis://", credentials,
+                      absl::StrJoin(hosts, ","));
 }
 
 RedisServer* RedisCluster::Node(int port) const {
   for (const auto& node : nodes_) {
-    if (node->port() == port) return node.get();
+    if (node->port() == port || (node->tls_port() != 0 && node->tls_port() == port)) {
+      return node.get();
+    }
   }
   return nullptr;
 }

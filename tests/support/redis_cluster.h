@@ -6,6 +6,11 @@
 // cluster-node-timeout is short (1 s) so a killed master fails over within a
 // few seconds. Kill/Restart a node by port; a restarted node rejoins from its
 // nodes.conf (as a replica if it was failed over meanwhile).
+// With TLS each node also has a tls-port, and tls-cluster / tls-replication
+// make the bus and the replication TLS and have the nodes announce their TLS
+// ports to TLS clients (CLUSTER SHARDS tls-port, SLOTS, MOVED); the helpers'
+// redis-cli keeps the plain ports (and sees plain ports in CLUSTER NODES),
+// and a node may be named by either port.
 // Not thread-safe: one owner.
 #ifndef STATESIDE_TESTS_SUPPORT_REDIS_CLUSTER_H_
 #define STATESIDE_TESTS_SUPPORT_REDIS_CLUSTER_H_
@@ -26,6 +31,9 @@ struct RedisClusterOptions {
   int replicas_per_master = 1;
   absl::Duration node_timeout = absl::Milliseconds(1000);
   std::string requirepass;  // "" = none (also the masterauth of replicas)
+  // ACL users on every node ("app on >secret ~* &* +@all").
+  std::vector<std::string> acl_users;
+  RedisServerOptions::Tls tls;  // every node's certificate and CA
   absl::Duration start_timeout = absl::Seconds(60);
 };
 
@@ -39,8 +47,13 @@ class RedisCluster {
 
   // Every node's port, in start order.
   std::vector<int> ports() const;
-  // "redis://[:pass@]127.0.0.1:p1,127.0.0.1:p2,..." over every node.
+  // Their TLS ports (0s without TLS), in the same order.
+  std::vector<int> tls_ports() const;
+  // "redis://[:pass@]127.0.0.1:p1,127.0.0.1:p2,..." over every node;
+  // "rediss://" and the TLS ports with options.tls.
   std::string url() const;
+  // The same as the ACL user `user`.
+  std::string url_as(const std::string& user, const std::string& password) const;
 
   // As the cluster sees it now (CLUSTER NODES on a running node): the ports
   // of masters serving slots that are not failed, and of replicas.
@@ -76,7 +89,8 @@ class RedisCluster {
 
  private:
   explicit RedisCluster(RedisClusterOptions options) : options_(std::move(options)) {}
-  RedisServer* Node(int port) const;
+  RedisServer* Node(int port) const;  // by its plain or TLS port
+  std::string UrlWith(const std::string& credentials) const;  // "user:pass@" or ""
   // CLUSTER NODES from the first running node: id, port, flags, master id, slots.
   struct NodeLine {
     std::string id;

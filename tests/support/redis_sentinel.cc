@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<RedisSentinelSet>> RedisSentinelSet::Start(
     absl::Status last;
     for (int attempt = 0; attempt < 5; ++attempt) {  // PickFreePort can race
       set->sentinels_.back().port = PickFreePort();
+      set->sentinels_.back().tls_port = set->options_.tls.enabled ? PickFreePort() : 0;
       last = set->LaunchSentinel(i);
       if (last.ok()) break;
     }
@@ -59,15 +60,18 @@ RedisSentinelSet::~RedisSentinelSet() = default;
 absl::Status RedisSentinelSet::StartNodes() {
   RedisServerOptions master;
   master.requirepass = options_.data_password;
+  master.acl_users = options_.acl_users;
+  master.tls = options_.tls;
   if (!options_.data_password.empty()) {
     master.extra_config.push_back(absl::StrCat("masterauth \"", options_.data_password, "\""));
   }
+  if (options_.tls.enabled) master.extra_config.push_back("tls-replication yes");
   auto m = RedisServer::Start(master);
   if (!m.ok()) return m.status();
   nodes_.push_back(*std::move(m));
   for (int i = 0; i < options_.replicas; ++i) {
     RedisServerOptions replica = master;
-    replica.extra_config.push_back(absl::StrCat("replicaof 127.0.0.1 ", nodes_[0]->port()));
+    replica.extra_config.push_back(absl::StrCat("replicaof 127.0.0.1 ", DataPort(*nodes_[0])));
     auto r = RedisServer::Start(replica);
     if (!r.ok()) return r.status();
     nodes_.push_back(*std::move(r));
@@ -102,7 +106,7 @@ absl::Status RedisSentinelSet::LaunchSentinel(int i) {
         << "daemonize no\n"
         << "dir \"" << s.dir->path() << "\"\n"
         << "logfile \"\"\n"
-        << "sentinel monitor " << name << " 127.0.0.1 " << nodes_[0]->port() << " "
+        << "sentinel monitor " << name << " 127.0.0.1 " << DataPort(*nodes_[0]) << " "
         << options_.quorum << "\n"
         << "sentinel down-after-milliseconds " << name << " "
         << absl::ToInt64Milliseconds(options_.down_after) << "\n"
@@ -115,6 +119,17 @@ absl::Status RedisSentinelSet::LaunchSentinel(int i) {
     if (!options_.sentinel_password.empty()) {
       out << "requirepass \"" << options_.sentinel_password << "\"\n"
           << "sentinel sentinel-pass \"" << options_.sentinel_password << "\"\n";
+    }
+    for (const std::string& user : options_.sentinel_acl_users) out << "user " << user << "\n";
+    if (options_.tls.enabled) {
+      // tls-replication: TLS to the data nodes and the other sentinels, and
+      // the TLS port in the hello messages.
+      out << "tls-port " << s.tls_port << "\n"
+          << "tls-cert-file \"" << options_.tls.cert_file << "\"\n"
+          << "tls-key-file \"" << options_.tls.key_file << "\"\n"
+          << "tls-ca-cert-file \"" << options_.tls.ca_file << "\"\n"
+          << "tls-auth-clients no\n"
+          << "tls-replication yes\n";
     }
     out.close();
     if (!out) return absl::InternalError("cannot write sentinel.conf");
@@ -147,21 +162,37 @@ absl::Status RedisSentinelSet::LaunchSentinel(int i) {
 
 int RedisSentinelSet::NodeIndex(int port) const {
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i]->port() == port) return static_cast<int>(i);
+    if (port != 0 && (nodes_[i]->port() == port || nodes_[i]->tls_port() == port)) {
+      return static_cast<int>(i);
+    }
   }
   return -1;
 }
 
+int RedisSentinelSet::DataPort(const RedisServer& node) const {
+  return options_.tls.enabled ? node.tls_port() : node.port();
+}
+
 int RedisSentinelSet::sentinel_port(int i) const { return sentinels_[i].port; }
 
+int RedisSentinelSet::sentinel_tls_port(int i) const { return sentinels_[i].tls_port; }
+
 std::string RedisSentinelSet::url() const {
+  return UrlWith(options_.data_password.empty() ? ""
+                                                : absl::StrCat(":", options_.data_password, "@"));
+}
+
+std::string RedisSentinelSet::url_as(const std::string& user, const std::string& password) const {
+  return UrlWith(absl::StrCat(user, ":", password, "@"));
+}
+
+std::string RedisSentinelSet::UrlWith(const std::string& credentials) const {
   std::string hosts;
   for (const Sentinel& s : sentinels_) {
-    absl::StrAppend(&hosts, hosts.empty() ? "" : ",", "127.0.0.1:", s.port);
+    absl::StrAppend(&hosts, hosts.empty() ? "" : ",", "127.0.0.1:",
+                    options_.tls.enabled ? s.tls_port : s.port);
   }
-  const std::string cred =
-      options_.data_password.empty() ? "" : absl::StrCat(":", options_.data_password, "@");
-  return absl::StrCat("redis://", cred, hosts);
+  return absl::StrCat(options_.tls.enabled ? "rediss://" : "redis://", credentials, hosts);
 }
 
 RunResult RedisSentinelSet::SentinelCli(int i, const std::vector<std::string>& args,
@@ -209,7 +240,7 @@ absl::Status RedisSentinelSet::WaitSettled(int master, absl::Duration timeout) {
           if (!SentinelRunning(i)) continue;
           auto m = Pairs(SentinelCli(i, {"SENTINEL", "MASTER", options_.master_name},
                                      absl::Seconds(2)).out);
-          if (ToInt(m["port"]) != nodes_[master]->port() || m["flags"] != "master") {
+          if (ToInt(m["port"]) != DataPort(*nodes_[master]) || m["flags"] != "master") {
             why = absl::StrCat("sentinel ", i, " names port ", m["port"], " flags ", m["flags"]);
             return false;
           }

@@ -5,6 +5,11 @@
 // sentinel names the master and knows every replica and the other sentinels.
 // Nodes and sentinels can be SIGKILLed and restarted. Processes die with the
 // thread that started them (see RedisServer).
+// With TLS the data nodes and the sentinels also have a tls-port, replicas
+// and sentinels reach the data nodes (and the sentinels each other) over TLS
+// (tls-replication), so the addresses the sentinels name are TLS ports; the
+// helpers' redis-cli keeps the plain ports, and a node may be named by
+// either port.
 // Not thread-safe: one owner.
 #ifndef STATESIDE_TESTS_SUPPORT_REDIS_SENTINEL_H_
 #define STATESIDE_TESTS_SUPPORT_REDIS_SENTINEL_H_
@@ -28,7 +33,12 @@ struct RedisSentinelOptions {
   int sentinels = 3;
   int quorum = 2;
   std::string sentinel_password;  // requirepass of the sentinels; "" = none
+  // ACL users on the sentinels ("watcher on >secret &* +@all").
+  std::vector<std::string> sentinel_acl_users;
   std::string data_password;      // requirepass of the data nodes; "" = none
+  // ACL users on the data nodes ("app on >secret ~* &* +@all").
+  std::vector<std::string> acl_users;
+  RedisServerOptions::Tls tls;  // data nodes' and sentinels' certificate and CA
   absl::Duration down_after = absl::Milliseconds(1000);
   absl::Duration failover_timeout = absl::Milliseconds(3000);
   absl::Duration start_timeout = absl::Seconds(30);
@@ -46,14 +56,19 @@ class RedisSentinelSet {
   // Data nodes: 0 is the first master, then the replicas.
   int node_count() const { return static_cast<int>(nodes_.size()); }
   RedisServer& node(int i) { return *nodes_[i]; }
-  int NodeIndex(int port) const;  // -1 if no node has that port
+  int NodeIndex(int port) const;  // by plain or TLS port; -1 if no node has it
   int sentinel_count() const { return static_cast<int>(sentinels_.size()); }
   int sentinel_port(int i) const;
+  int sentinel_tls_port(int i) const;  // 0 without TLS
 
-  // "redis://[:data_password@]127.0.0.1:S1,127.0.0.1:S2,..." (the sentinels).
+  // "redis://[:data_password@]127.0.0.1:S1,127.0.0.1:S2,..." (the sentinels);
+  // "rediss://" and their TLS ports with options.tls.
   std::string url() const;
+  // The same as the data nodes' ACL user `user`.
+  std::string url_as(const std::string& user, const std::string& password) const;
 
-  // The master port sentinel `i` names now (0: none, unknown or down).
+  // The master port sentinel `i` names now (0: none, unknown or down); the
+  // TLS port with options.tls.
   int MasterPortFrom(int i) const;
   // "master", "slave" (Redis's word in INFO) or "" if the node does not answer.
   std::string Role(int node) const;
@@ -76,6 +91,7 @@ class RedisSentinelSet {
   struct Sentinel {
     std::unique_ptr<TempDir> dir;
     int port = 0;
+    int tls_port = 0;  // 0 without TLS
     std::optional<Subprocess> process;
   };
 
@@ -83,6 +99,9 @@ class RedisSentinelSet {
   absl::Status StartNodes();
   absl::Status LaunchSentinel(int i);
   bool SentinelRunning(int i);
+  // The port replicas and sentinels use for `node`: its TLS port with TLS.
+  int DataPort(const RedisServer& node) const;
+  std::string UrlWith(const std::string& credentials) const;  // "user:pass@" or ""
 
   const RedisSentinelOptions options_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;

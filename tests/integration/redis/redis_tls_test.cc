@@ -1,19 +1,17 @@
 // rediss:// against a real redis-server with TLS: certificates made by the
 // openssl CLI for each run; CA verification, server-name checks and client
 // certificates.
-#include <fstream>
 #include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "sidecar/redis/redis_client.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/support/redis_server.h"
-#include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_pki.h"
 #include "tests/support/wait.h"
 
 namespace stateside::testing {
@@ -22,56 +20,13 @@ namespace {
 using redis::RedisClient;
 using redis::RedisOptions;
 
-// Runs openssl; on failure records why.
-bool OpenSsl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"openssl"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = Run(argv);
-  EXPECT_EQ(r.exit_status, 0) << absl::StrJoin(argv, " ") << "\n" << r.err;
-  return r.exit_status == 0;
-}
-
-// A CA named `name` (ca.crt/ca.key in dir/name-*), and helpers to sign leaves.
-class Pki {
- public:
-  explicit Pki(const TempDir& dir) : dir_(dir) {}
-
-  bool MakeCa(const std::string& name) {
-    return OpenSsl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", Path(name + ".key"), "-out", Path(name + ".crt"),
-                    "-days", "2", "-subj", "/CN=" + name});
-  }
-
-  // A leaf signed by `ca` with the given subjectAltName ("DNS:localhost,IP:127.0.0.1").
-  bool MakeLeaf(const std::string& name, const std::string& ca, const std::string& san,
-                bool client_auth = false) {
-    const std::string ext = Path(name + ".ext");
-    {
-      std::ofstream f(ext);
-      f << "subjectAltName=" << san << "\n"
-        << "extendedKeyUsage=" << (client_auth ? "clientAuth" : "serverAuth") << "\n";
-    }
-    return OpenSsl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", Path(name + ".key"), "-out", Path(name + ".csr"), "-subj",
-                    "/CN=" + name}) &&
-           OpenSsl({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path(ca + ".crt"),
-                    "-CAkey", Path(ca + ".key"), "-CAcreateserial", "-out", Path(name + ".crt"),
-                    "-days", "2", "-extfile", ext});
-  }
-
-  std::string Path(const std::string& file) const { return dir_.File(file); }
-
- private:
-  const TempDir& dir_;
-};
-
 class RedisTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(pki_.MakeCa("ca"));
-    ASSERT_TRUE(pki_.MakeCa("other-ca"));
-    ASSERT_TRUE(pki_.MakeLeaf("server", "ca", "DNS:localhost,IP:127.0.0.1"));
-    ASSERT_TRUE(pki_.MakeLeaf("client", "ca", "DNS:client", /*client_auth=*/true));
+    ASSERT_EQ(pki_.MakeCa("ca"), absl::OkStatus());
+    ASSERT_EQ(pki_.MakeCa("other-ca"), absl::OkStatus());
+    ASSERT_EQ(pki_.MakeLeaf("server", "ca", "DNS:localhost,IP:127.0.0.1"), absl::OkStatus());
+    ASSERT_EQ(pki_.MakeLeaf("client", "ca", "DNS:client", "clientAuth"), absl::OkStatus());
   }
 
   std::unique_ptr<RedisServer> Start(bool require_client_cert, std::string password = "") {
@@ -100,7 +55,7 @@ class RedisTlsTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  Pki pki_{dir_};
+  TestPki pki_{dir_};
 };
 
 TEST_F(RedisTlsTest, TalksRedissWithTheRightCa) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+
 namespace stateside::redis {
 namespace {
 
@@ -99,6 +101,28 @@ TEST(ClusterSlotsTest, RefusesMalformedShards) {
       {Str("slots"), Reply::Array({Int(10), Int(20000)}), Str("nodes"),
        Reply::Array({ShardNode("127.0.0.1", 7000, "master")})})});
   EXPECT_FALSE(ParseClusterShards(bad_range, false).ok());
+}
+
+TEST(ClusterSlotsTest, TlsTakesTheTlsPortsAndRefusesNodesWithoutAny) {
+  auto with_tls = [](int port, int tls_port) {
+    Reply node = ShardNode("127.0.0.1", port, "master");
+    node.elements.push_back(Str("tls-port"));
+    node.elements.push_back(Int(tls_port));
+    return node;
+  };
+  auto shards = [](Reply node) {
+    return Reply::Array({Reply::Array({Str("slots"), Reply::Array({Int(0), Int(16383)}),
+                                       Str("nodes"), Reply::Array({std::move(node)})})});
+  };
+  absl::StatusOr<ClusterMap> map = ParseClusterShards(shards(with_tls(7000, 8000)), true);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->nodes[map->slot_owner[0]].port, 8000);
+  // tls-cluster off: plain ports alone, never used by a TLS client.
+  absl::StatusOr<ClusterMap> plain =
+      ParseClusterShards(shards(ShardNode("127.0.0.1", 7000, "master")), true);
+  EXPECT_EQ(plain.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(plain.status().message(), "tls-cluster yes")) << plain.status();
+  EXPECT_TRUE(ParseClusterShards(shards(ShardNode("127.0.0.1", 7000, "master")), false).ok());
 }
 
 TEST(ClusterSlotsTest, ParsesClusterSlots) {

@@ -410,10 +410,12 @@ TEST_F(ConfigTest, RedisTopologyTakesANodeListAndItsSettings) {
   auto sentinel = Parse(with({{"REDIS_URL", "redis://s1:26379,s2:26379"},
                               {"STATESIDE_REDIS_TOPOLOGY", "Sentinel"},
                               {"REDIS_SENTINEL_MASTER", "mymaster"},
-                              {"REDIS_SENTINEL_PASSWORD_FILE", password_file}}));
+                              {"REDIS_SENTINEL_PASSWORD_FILE", password_file},
+                              {"REDIS_SENTINEL_USERNAME", "watcher"}}));
   ASSERT_TRUE(sentinel.ok()) << sentinel.status();
   EXPECT_EQ(sentinel->redis.topology, redis::RedisTopology::kSentinel);
   EXPECT_EQ(sentinel->redis.sentinel_master, "mymaster");
+  EXPECT_EQ(sentinel->redis.sentinel_username, "watcher");
   EXPECT_EQ(sentinel->redis.sentinel_password, "sentinel-pass-0123456789");
   WipeSecrets(*sentinel);
   EXPECT_TRUE(sentinel->redis.sentinel_password.empty());
@@ -456,6 +458,14 @@ TEST_F(ConfigTest, BadRedisTopologyNamesTheSettingAndNeverFallsBack) {
               "REDIS_SENTINEL_MASTER");
   ExpectError(with({{"REDIS_URL", kRedis}, {"REDIS_SENTINEL_PASSWORD", "x"}}),
               "REDIS_SENTINEL_PASSWORD");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"REDIS_SENTINEL_USERNAME", "watcher"}}),
+              "REDIS_SENTINEL_USERNAME");
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://s1:26379"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "sentinel"},
+                                {"REDIS_SENTINEL_MASTER", "mymaster"},
+                                {"REDIS_SENTINEL_USERNAME", "watcher"}}),
+                          "REDIS_SENTINEL_USERNAME"),
+              HasSubstr("needs REDIS_SENTINEL_PASSWORD"));
   ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_WAIT_REPLICAS", "-1"}}),
               "STATESIDE_REDIS_WAIT_REPLICAS");
   ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_WAIT_REPLICAS", "17"}}),
@@ -609,7 +619,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_REDIS_READINESS_DEBOUNCE",
         "STATESIDE_MAX_SESSIONS_PER_USER", "STATESIDE_MAX_ROOMS_PER_CONNECTION",
         "STATESIDE_PUBLISH_RATE_PER_USER", "STATESIDE_PUBLISH_BURST_PER_USER",
-        "STATESIDE_ROOM_HISTORY_BYTES"}) {
+        "STATESIDE_ROOM_HISTORY_BYTES", "REDIS_SENTINEL_USERNAME"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -619,7 +629,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 48u);
+  EXPECT_EQ(SettingNames().size(), 49u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
