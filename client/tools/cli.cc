@@ -78,6 +78,30 @@ CLI::Option* AddRefArgument(CLI::App* cmd, std::string* ref) {
       ->required();
 }
 
+// The per-call cap of the user's sessions (create, and regenerate --user):
+// --max-sessions N and --at-limit refuse|end_oldest, read into `limit`.
+struct LimitArgs {
+  uint32_t max_sessions = 0;
+  std::string at_limit;
+  SessionLimit Limit() const {
+    SessionLimit limit;
+    if (max_sessions != 0) limit.max_sessions_per_user = max_sessions;
+    if (at_limit == "refuse") limit.policy = SessionLimitPolicy::kRefuse;
+    if (at_limit == "end_oldest") limit.policy = SessionLimitPolicy::kEndOldest;
+    return limit;
+  }
+};
+
+void AddLimitOptions(CLI::App* cmd, LimitArgs* args) {
+  cmd->add_option("--max-sessions", args->max_sessions,
+                  "cap the user's live sessions for this call (<= the sidecar's "
+                  "STATESIDE_MAX_SESSIONS_PER_USER)")
+      ->check(CLI::Range(1u, 1'000'000u));
+  cmd->add_option("--at-limit", args->at_limit,
+                  "at the cap: refuse, or end_oldest (default: the sidecar's policy)")
+      ->check(CLI::IsMember({"refuse", "end_oldest"}));
+}
+
 // Whether `arg` is a session id or cookie value that begins with '-': a
 // base64url id (43 characters, alphabet A-Z a-z 0-9 - _) may, one in 64, and
 // CLI11 would take it for an option. No option of ours is that long.
@@ -189,6 +213,7 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
   session->require_subcommand(1);
 
   std::string user, ref, keep, idle_ttl, absolute_ttl;
+  LimitArgs limit_args;
   std::vector<std::string> set_args, delete_args;
   uint64_t expect_version = 0;
   bool no_touch = false;
@@ -202,13 +227,14 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
       ->check(DurationText());
   create->add_option("--absolute-ttl", absolute_ttl, "hard timeout, <= the sidecar's")
       ->check(DurationText());
+  AddLimitOptions(create, &limit_args);
   create->callback([&] {
     Attributes attributes = AssignmentsToAttributes(set_args);
     SessionTtls ttls;
     if (!idle_ttl.empty()) ttls.idle = ParseNonNegativeDuration(idle_ttl);
     if (!absolute_ttl.empty()) ttls.absolute = ParseNonNegativeDuration(absolute_ttl);
     action = [&, attributes, ttls](Client& c, std::ostream& out) -> absl::Status {
-      auto created = c.CreateSession(user, attributes, ttls);
+      auto created = c.CreateSession(user, attributes, ttls, limit_args.Limit());
       if (!created.ok()) return created.status();
       print_session(out, *created);
       return absl::OkStatus();
@@ -290,9 +316,16 @@ int RunStatesidectl(int argc, const char* const* argv, std::ostream& out,
   auto* regenerate = session->add_subcommand(
       "regenerate", "move a session to a new id (and cookie); the old id ends");
   AddRefArgument(regenerate, &ref);
-  regenerate->callback([&] {
-    action = [&](Client& c, std::ostream& out) -> absl::Status {
-      auto moved = c.RegenerateSession(SessionRef::Parse(ref));
+  regenerate->add_option("--user", user,
+                         "login: the new session belongs to this user (an anonymous "
+                         "session only; its attributes are kept)");
+  AddLimitOptions(regenerate, &limit_args);
+  regenerate->callback([&, regenerate] {
+    RegenerateOptions options;
+    if (regenerate->count("--user") > 0) options.user_id = user;
+    options.limit = limit_args.Limit();
+    action = [&, options](Client& c, std::ostream& out) -> absl::Status {
+      auto moved = c.RegenerateSession(SessionRef::Parse(ref), options);
       if (!moved.ok()) return moved.status();
       print_session(out, *moved);
       return absl::OkStatus();
