@@ -94,7 +94,7 @@ std::optional<Response> Routes::HandleInline(const Request& request) const {
   };
   static constexpr Allowed kPaths[] = {
       {"/", "GET"},           {"/app.js", "GET"},         {"/app.css", "GET"},
-      {"/healthz", "GET"},    {"/login", "POST"},
+      {"/healthz", "GET"},    {"/login", "POST"},         {"/guest", "POST"},
       {"/me", "GET"},         {"/cart", "POST"},          {"/logout", "POST"},
       {"/broadcast", "POST"}, {"/analytics/opt-out", "GET, POST"}, {"/ws", "GET"},
   };
@@ -148,6 +148,7 @@ Response Routes::Handle(const Request& request) const {
   const std::string_view path = TargetPath(Sv(request.target()));
   const bool post = request.method() == http::verb::post;
   if (path == "/login") return Login(request);
+  if (path == "/guest") return Guest();
   if (path == "/cart") return AddToCart(request);
   if (path == "/logout") return Logout(request);
   if (path == "/broadcast") return Broadcast(request);
@@ -204,15 +205,18 @@ Response Routes::Login(const Request& request) const {
   if (!IsValidUser(*user)) {
     return BadBody("user: 1..128 bytes of printable ASCII without spaces");
   }
-  // An existing valid session is replaced: the same user gets a new id
-  // (session fixation defence, the cart is kept), another user's session
-  // is destroyed and a fresh one made.
+  // An existing valid session is replaced in one step of the sidecar: a
+  // guest's (anonymous) session becomes the user's and the same user's gets
+  // a new id, the cart kept either way (session fixation defence: the old id
+  // ends); another user's session is destroyed and a fresh one made.
   std::optional<stateside::Session> session;
   if (std::optional<stateside::SessionRef> ref = CookieRef(request); ref.has_value()) {
     absl::StatusOr<stateside::Session> old = client_->GetSession(*ref, /*touch=*/false);
     const absl::StatusCode code = old.status().code();
-    if (old.ok() && old->info.user_id == *user) {
-      absl::StatusOr<stateside::Session> regenerated = client_->RegenerateSession(*ref);
+    if (old.ok() && (old->info.user_id == *user || old->info.user_id.empty())) {
+      stateside::RegenerateOptions login;
+      login.user_id = *user;
+      absl::StatusOr<stateside::Session> regenerated = client_->RegenerateSession(*ref, login);
       if (regenerated.ok()) {
         session = *std::move(regenerated);
       } else if (regenerated.status().code() != absl::StatusCode::kNotFound) {
@@ -235,6 +239,17 @@ Response Routes::Login(const Request& request) const {
   Response response = JsonResponse(http::status::ok, Json{{"user", *user}, {"instance", instance_}});
   response.set(http::field::set_cookie,
                SetCookie(config_.cookie_name, session->cookie, config_.cookie_secure));
+  return response;
+}
+
+Response Routes::Guest() const {
+  // Shopping before logging in: an anonymous session, which a later login
+  // gives its owner with the cart in it.
+  absl::StatusOr<stateside::Session> created = client_->CreateSession("");
+  if (!created.ok()) return SidecarError(created.status(), "guest: create", false);
+  Response response = JsonResponse(http::status::ok, Json{{"user", ""}, {"instance", instance_}});
+  response.set(http::field::set_cookie,
+               SetCookie(config_.cookie_name, created->cookie, config_.cookie_secure));
   return response;
 }
 

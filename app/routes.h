@@ -59,6 +59,7 @@ class Routes {
 
  private:
   Response Login(const Request& request) const;
+  Response Guest() const;
   Response Me(absl::StatusOr<stateside::Session> session) const;
   Response AddToCart(const Request& request) const;
   Response Logout(const Request& request) const;

@@ -31,9 +31,22 @@ absl::Status CheckNames(const Attributes& attributes) {
 
 // --- Building the operations ---
 
+v1::SessionLimitPolicy LimitPolicyToProto(SessionLimitPolicy policy) {
+  switch (policy) {
+    case SessionLimitPolicy::kRefuse:
+      return v1::SESSION_LIMIT_POLICY_REFUSE;
+    case SessionLimitPolicy::kEndOldest:
+      return v1::SESSION_LIMIT_POLICY_END_OLDEST;
+    case SessionLimitPolicy::kDefault:
+      break;
+  }
+  return v1::SESSION_LIMIT_POLICY_UNSPECIFIED;
+}
+
 absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
                                         const Attributes& attributes,
-                                        const SessionTtls& ttls) {
+                                        const SessionTtls& ttls,
+                                        const SessionLimit& limit) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(attributes));
   v1::PipeCall call;
@@ -50,6 +63,27 @@ absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
     STATESIDE_CLIENT_RETURN_IF_ERROR(
         client_internal::DurationToProto(*ttls.absolute, request.mutable_absolute_ttl()));
   }
+  if (limit.max_sessions_per_user) {
+    request.set_max_sessions_per_user(*limit.max_sessions_per_user);
+  }
+  request.set_session_limit_policy(LimitPolicyToProto(limit.policy));
+  return call;
+}
+
+absl::StatusOr<v1::PipeCall> RegenerateCall(const SessionRef& ref,
+                                            const RegenerateOptions& options) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
+  v1::PipeCall call;
+  v1::RegenerateSessionRequest& request = *call.mutable_regenerate();
+  client_internal::SessionRefToProto(ref, request.mutable_key());
+  if (options.user_id) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", *options.user_id));
+    request.set_user_id(*options.user_id);
+  }
+  if (options.limit.max_sessions_per_user) {
+    request.set_max_sessions_per_user(*options.limit.max_sessions_per_user);
+  }
+  request.set_session_limit_policy(LimitPolicyToProto(options.limit.policy));
   return call;
 }
 
@@ -147,6 +181,20 @@ Session GotSession(const v1::PipeResult& r) {
 Session RegeneratedSession(const v1::PipeResult& r) {
   return client_internal::SessionFromProto(r.regenerate().session());
 }
+// A Regenerate asked to set the owner: a sidecar before API revision 2
+// ignores the field and answers with the owner unchanged, which must not
+// pass for a login.
+auto RegeneratedFor(std::optional<std::string> owner) {
+  return [owner = std::move(owner)](const v1::PipeResult& r) -> absl::StatusOr<Session> {
+    Session session = RegeneratedSession(r);
+    if (owner && session.info.user_id != *owner) {
+      return absl::FailedPreconditionError(
+          "the sidecar did not give the session the user_id asked for (it predates "
+          "API revision 2); the old id is gone, the new one keeps its owner");
+    }
+    return session;
+  };
+}
 SessionInfo UpdatedInfo(const v1::PipeResult& r) {
   return client_internal::SessionInfoFromProto(r.update().metadata());
 }
@@ -195,9 +243,10 @@ bool Nothing(const v1::PipeResult&) { return true; }
 
 absl::StatusOr<Session> Client::CreateSession(std::string_view user_id,
                                               const Attributes& attributes,
-                                              const SessionTtls& ttls) {
-  return impl_->Sync<Session>(Rpc::kCreateSession, CreateCall(user_id, attributes, ttls),
-                              CreatedSession);
+                                              const SessionTtls& ttls,
+                                              const SessionLimit& limit) {
+  return impl_->Sync<Session>(Rpc::kCreateSession,
+                              CreateCall(user_id, attributes, ttls, limit), CreatedSession);
 }
 
 absl::StatusOr<Session> Client::GetSession(const SessionRef& ref, bool touch) {
@@ -227,6 +276,12 @@ absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
   return impl_->Sync<Session>(Rpc::kRegenerateSession,
                               KeyCall<&v1::PipeCall::mutable_regenerate>(ref),
                               RegeneratedSession);
+}
+
+absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref,
+                                                  const RegenerateOptions& options) {
+  return impl_->Sync<Session>(Rpc::kRegenerateSession, RegenerateCall(ref, options),
+                              RegeneratedFor(options.user_id));
 }
 
 absl::StatusOr<UserSessionsPage> Client::ListUserSessionsPage(std::string_view user_id,
@@ -269,7 +324,13 @@ absl::StatusOr<bool> Client::GetOptOut(std::string_view subject) {
 
 void Client::CreateSessionAsync(std::string_view user_id, const Attributes& attributes,
                                 const SessionTtls& ttls, Callback<Session> done) {
-  impl_->Async<Session>(Rpc::kCreateSession, CreateCall(user_id, attributes, ttls),
+  CreateSessionAsync(user_id, attributes, ttls, SessionLimit{}, std::move(done));
+}
+
+void Client::CreateSessionAsync(std::string_view user_id, const Attributes& attributes,
+                                const SessionTtls& ttls, const SessionLimit& limit,
+                                Callback<Session> done) {
+  impl_->Async<Session>(Rpc::kCreateSession, CreateCall(user_id, attributes, ttls, limit),
                         CreatedSession, std::move(done));
 }
 
@@ -300,6 +361,12 @@ void Client::RegenerateSessionAsync(const SessionRef& ref, Callback<Session> don
   impl_->Async<Session>(Rpc::kRegenerateSession,
                         KeyCall<&v1::PipeCall::mutable_regenerate>(ref), RegeneratedSession,
                         std::move(done));
+}
+
+void Client::RegenerateSessionAsync(const SessionRef& ref, const RegenerateOptions& options,
+                                    Callback<Session> done) {
+  impl_->Async<Session>(Rpc::kRegenerateSession, RegenerateCall(ref, options),
+                        RegeneratedFor(options.user_id), std::move(done));
 }
 
 void Client::ListUserSessionsPageAsync(std::string_view user_id, std::string_view page_token,

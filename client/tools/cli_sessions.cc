@@ -28,6 +28,16 @@ struct SessionArgs {
   // list
   uint32_t page_size = 0;
   std::string page_token;
+  // create, and regenerate --user: the per-call cap of the user's sessions
+  uint32_t max_sessions = 0;
+  std::string at_limit;
+  SessionLimit Limit() const {
+    SessionLimit limit;
+    if (max_sessions != 0) limit.max_sessions_per_user = max_sessions;
+    if (at_limit == "refuse") limit.policy = SessionLimitPolicy::kRefuse;
+    if (at_limit == "end_oldest") limit.policy = SessionLimitPolicy::kEndOldest;
+    return limit;
+  }
 };
 
 // What the optout commands parse into (as SessionArgs).
@@ -98,6 +108,17 @@ void PrintOptOut(const Globals& g, std::ostream& out, const std::string& subject
   }
 }
 
+// --max-sessions N and --at-limit refuse|end_oldest, into `a`.
+void AddLimitOptions(CLI::App* cmd, SessionArgs* a) {
+  cmd->add_option("--max-sessions", a->max_sessions,
+                  "cap the user's live sessions for this call (<= the sidecar's "
+                  "STATESIDE_MAX_SESSIONS_PER_USER)")
+      ->check(CLI::Range(1u, 1'000'000u));
+  cmd->add_option("--at-limit", a->at_limit,
+                  "at the cap: refuse, or end_oldest (default: the sidecar's policy)")
+      ->check(CLI::IsMember({"refuse", "end_oldest"}));
+}
+
 // session create, get, touch, destroy, regenerate.
 void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
                             std::shared_ptr<SessionArgs> a, Action* act) {
@@ -110,13 +131,14 @@ void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
       ->check(DurationText());
   create->add_option("--absolute-ttl", a->absolute_ttl, "hard timeout, <= the sidecar's")
       ->check(DurationText());
+  AddLimitOptions(create, a.get());
   create->callback([=] {
     Attributes attributes = AssignmentsToAttributes(a->set_args);
     SessionTtls ttls;
     if (!a->idle_ttl.empty()) ttls.idle = ParseNonNegativeDuration(a->idle_ttl);
     if (!a->absolute_ttl.empty()) ttls.absolute = ParseNonNegativeDuration(a->absolute_ttl);
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
-      auto created = c.CreateSession(a->user, attributes, ttls);
+      auto created = c.CreateSession(a->user, attributes, ttls, a->Limit());
       if (!created.ok()) return created.status();
       PrintOneSession(*gl, out, *created);
       return absl::OkStatus();
@@ -198,9 +220,16 @@ void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
   auto* regenerate = session->add_subcommand(
       "regenerate", "move a session to a new id (and cookie); the old id ends");
   AddRefArgument(regenerate, &a->ref);
+  regenerate->add_option("--user", a->user,
+                         "login: the new session belongs to this user (an anonymous "
+                         "session only; its attributes are kept)");
+  AddLimitOptions(regenerate, a.get());
   regenerate->callback([=] {
+    RegenerateOptions options;
+    if (regenerate->count("--user") > 0) options.user_id = a->user;
+    options.limit = a->Limit();
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
-      auto moved = c.RegenerateSession(SessionRef::Parse(a->ref));
+      auto moved = c.RegenerateSession(SessionRef::Parse(a->ref), options);
       if (!moved.ok()) return moved.status();
       PrintOneSession(*gl, out, *moved);
       return absl::OkStatus();

@@ -23,6 +23,8 @@
 //                         expiry (µs). Its own slot: updated by separate
 //                         commands pipelined with the session script, never
 //                         inside it. Stale members are pruned when listed.
+//                         Its script index_add_capped is the one atomic
+//                         check of a user's session cap (CreateCapped).
 //   <p>e:{<user tag>}     string: the user's revocation epoch (INCR and
 //                         PEXPIRE in one script by a logout-everywhere;
 //                         see store.h). Same slot as the
@@ -120,6 +122,7 @@ RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
       destroy_(RedisScript::Create(scripts::kDestroy)),
       reap_(RedisScript::Create(scripts::kReap)),
       index_add_(RedisScript::Create(scripts::kIndexAdd)),
+      index_add_capped_(RedisScript::Create(scripts::kIndexAddCapped)),
       index_page_(RedisScript::Create(scripts::kIndexPage)),
       epoch_advance_(RedisScript::Create(scripts::kEpochAdvance)) {}
 
@@ -171,6 +174,50 @@ absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
 }
 
 absl::Status RedisSessionStore::Create(const StoredSession& s) {
+  std::optional<RedisCommand> index_step;
+  if (!s.user_tag.empty()) {
+    index_step = index_add_->Call({UserIndexKey(s.user_tag)},
+                                  {Micros(s.last_access), s.id, Micros(s.absolute_expiry)});
+  }
+  return WriteNew(s, std::move(index_step)).status();
+}
+
+absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const StoredSession& s,
+                                                                         const UserCap& cap) {
+  const absl::Time now = s.last_access;
+  ASSIGN_OR_RETURN(
+      Reply index,
+      WriteNew(s, index_add_capped_->Call({UserIndexKey(s.user_tag)},
+                                          {Micros(now), s.id, Micros(s.absolute_expiry),
+                                           std::to_string(cap.max_sessions),
+                                           cap.end_oldest ? "1" : "0"})));
+  int64_t added = 0;
+  if (!index.is_array() || index.elements.size() != 2 || !ToInt(index.elements[0], &added)) {
+    return Unexpected("index add (capped)", index);
+  }
+  if (added == 0) {
+    // Refused: the new hash goes again. Its id was never handed out, and the
+    // session script wrote it (the id was free), so nothing else is deleted.
+    RedisCommand drop({"DEL", SessionKey(s.id)});
+    drop.durable = true;
+    RETURN_IF_ERROR(client_->Call(std::move(drop)).status());
+    return absl::FailedPreconditionError(
+        absl::StrCat("the user has ", index.elements[1].integer,
+                     " live sessions; the limit is ", cap.max_sessions));
+  }
+  if (!index.elements[1].is_array()) return Unexpected("index add (capped)", index);
+  // The oldest, still indexed: ended one round trip after the index step
+  // (they live in other slots). Ids met dead were not live to end.
+  std::vector<std::string> ended;
+  for (const Reply& member : index.elements[1].elements) {
+    ASSIGN_OR_RETURN(bool live, Destroy(member.str, now, cap.tombstone_until));
+    if (live) ended.push_back(member.str);
+  }
+  return ended;
+}
+
+absl::StatusOr<Reply> RedisSessionStore::WriteNew(const StoredSession& s,
+                                                  std::optional<RedisCommand> index_step) {
   const absl::Time now = s.last_access;
   size_t bytes = 0;
   std::vector<std::string> args = {
@@ -200,9 +247,8 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   // on Cluster it lives on another node, whose WAIT the session's does not
   // cover, and a session missing from its user's index would outlive a
   // "log out everywhere".
-  if (!s.user_tag.empty()) {
-    batch.push_back(index_add_->Call({UserIndexKey(s.user_tag)},
-                                     {Micros(now), s.id, Micros(s.absolute_expiry)}));
+  if (index_step.has_value()) {
+    batch.push_back(*std::move(index_step));
     batch.back().durable = true;
   }
   std::vector<absl::StatusOr<Reply>> results = client_->CallBatch(std::move(batch));
@@ -210,7 +256,8 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   int64_t created = 0;
   if (!ToInt(*results[0], &created)) return Unexpected("create", *results[0]);
   if (created == 0) return absl::AlreadyExistsError("session id already used");
-  return absl::OkStatus();
+  if (results.size() < 2) return Reply();
+  return *std::move(results[1]);
 }
 
 RedisCommand RedisSessionStore::GetCommand(std::string_view id,

@@ -29,6 +29,8 @@ class RedisSessionStore final : public SessionStore {
   explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:");
 
   absl::Status Create(const StoredSession& session) override;
+  absl::StatusOr<std::vector<std::string>> CreateCapped(const StoredSession& session,
+                                                        const UserCap& cap) override;
   absl::StatusOr<StoredSession> Get(std::string_view id, const ReadOptions& options) override;
   void GetAsync(std::string_view id, const ReadOptions& options,
                 Done<StoredSession> done) override;
@@ -61,6 +63,11 @@ class RedisSessionStore final : public SessionStore {
   std::string UserEpochKey(std::string_view user_tag) const;
 
  private:
+  // Create and CreateCapped: the session script and, for a user's session,
+  // `index_step` on the index, pipelined. -> the index step's reply
+  // (nil if none); ALREADY_EXISTS if the id is taken.
+  absl::StatusOr<Reply> WriteNew(const StoredSession& s, std::optional<RedisCommand> index_step);
+
   // One round trip each; the sync and async forms share the command and the
   // reading of its reply.
   RedisCommand GetCommand(std::string_view id, const ReadOptions& options) const;
@@ -90,6 +97,7 @@ class RedisSessionStore final : public SessionStore {
   const std::shared_ptr<const RedisScript> destroy_;
   const std::shared_ptr<const RedisScript> reap_;
   const std::shared_ptr<const RedisScript> index_add_;
+  const std::shared_ptr<const RedisScript> index_add_capped_;
   const std::shared_ptr<const RedisScript> index_page_;
   const std::shared_ptr<const RedisScript> epoch_advance_;
 };

@@ -160,6 +160,27 @@ end
 return 1
 )lua";
 
+// ARGV: now, member, score, cap, '1' to end the oldest at the cap. The
+// members listed for ending stay until the caller's Destroy removes them
+// (ZREM), so a logout everywhere still finds them should the caller die
+// first; a concurrent capped add counts them and names them again, so the
+// members converge to the cap.
+const char kIndexAddCapped[] = R"lua(
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local cap = tonumber(ARGV[4])
+local n = redis.call('ZCARD', KEYS[1])
+local ended = {}
+if n >= cap then
+  if ARGV[5] ~= '1' then return {0, n} end
+  ended = redis.call('ZRANGE', KEYS[1], 0, n - cap)
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(top[2]) - now) / 1000))
+return {1, ended}
+)lua";
+
 // ARGV: now, after ('' = from the start), limit. The members whose score is
 // above both, `limit` of them and then every further member with the last
 // one's score (a page never splits one absolute expiry).

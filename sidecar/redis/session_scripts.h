@@ -25,6 +25,10 @@ extern const char kReap[];
 // User index: ZADD, drop members past their absolute expiry, PEXPIRE to the
 // latest one.
 extern const char kIndexAdd[];
+// User index: kIndexAdd under a cap on its members (CreateCapped). At the
+// cap: {0, count} (nothing added) or, ending the oldest, ZADD and
+// {1, {the count - cap + 1 oldest members}}; under it: ZADD and {1, {}}.
+extern const char kIndexAddCapped[];
 // User index: one page of ListByUserPage. -> {more, {member, score, ...}}
 extern const char kIndexPage[];
 // User epoch: INCR and PEXPIRE in one script, so a durable call's WAIT covers

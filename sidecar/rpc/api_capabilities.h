@@ -10,8 +10,9 @@ namespace stateside::rpc {
 
 // The revision of stateside.v1 this sidecar implements (GetInstance's
 // api_revision): one more with each additive change of proto/stateside/v1
-// (docs/API.md, "Evolving the API").
-inline constexpr uint32_t kApiRevision = 1;
+// (docs/API.md, "Evolving the API"). 2: Regenerate's user_id, the session
+// limit policy and max_sessions_per_user of Create and Regenerate.
+inline constexpr uint32_t kApiRevision = 2;
 
 // The store's deployment, as GetInstance reports it.
 enum class StoreTopology { kMemory, kStandalone, kSentinel, kCluster };

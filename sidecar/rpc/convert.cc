@@ -74,6 +74,35 @@ absl::StatusOr<SessionKey> KeyFromProto(bool present,
   return BadField(field, "required: set id or cookie");
 }
 
+// The session limit fields Create and Regenerate share, into `params`.
+template <typename Request, typename Params>
+absl::Status SessionLimitFromProto(const Request& request, Params* params) {
+  if (request.has_max_sessions_per_user()) {
+    params->max_sessions_per_user = request.max_sessions_per_user();
+  }
+  switch (request.session_limit_policy()) {
+    case v1::SESSION_LIMIT_POLICY_UNSPECIFIED:
+      return absl::OkStatus();
+    case v1::SESSION_LIMIT_POLICY_REFUSE:
+      params->session_limit_policy = SessionLimitPolicy::kRefuse;
+      return absl::OkStatus();
+    case v1::SESSION_LIMIT_POLICY_END_OLDEST:
+      params->session_limit_policy = SessionLimitPolicy::kEndOldest;
+      return absl::OkStatus();
+    default:
+      break;
+  }
+  return BadField("session_limit_policy", "unknown value");
+}
+
+absl::StatusOr<RegenerateParams> RegenerateParamsFromProto(
+    const v1::RegenerateSessionRequest& request) {
+  RegenerateParams params;
+  if (request.has_user_id()) params.user_id = request.user_id();
+  if (absl::Status s = SessionLimitFromProto(request, &params); !s.ok()) return s;
+  return params;
+}
+
 absl::StatusOr<CreateParams> CreateParamsFromProto(
     const v1::CreateSessionRequest& request) {
   CreateParams params;
@@ -92,6 +121,7 @@ absl::StatusOr<CreateParams> CreateParamsFromProto(
     if (!ttl.ok()) return ttl.status();
     params.absolute_ttl = *ttl;
   }
+  if (absl::Status s = SessionLimitFromProto(request, &params); !s.ok()) return s;
   return params;
 }
 

@@ -43,6 +43,9 @@ absl::StatusOr<SessionKey> KeyFromProto(bool present,
 
 absl::StatusOr<CreateParams> CreateParamsFromProto(
     const v1::CreateSessionRequest& request);
+// INVALID_ARGUMENT for a session_limit_policy this sidecar does not know.
+absl::StatusOr<RegenerateParams> RegenerateParamsFromProto(
+    const v1::RegenerateSessionRequest& request);
 UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request);
 
 void ToProto(const SessionInfo& info, v1::SessionMetadata* out);

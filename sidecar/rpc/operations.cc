@@ -92,7 +92,9 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
-  Answer(sessions_->Regenerate(*key),
+  auto params = RegenerateParamsFromProto(request);
+  if (!params.ok()) return std::move(done)(params.status());
+  Answer(sessions_->Regenerate(*key, *params),
          [response](Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
 }
 

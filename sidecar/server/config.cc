@@ -110,6 +110,9 @@ constexpr Spec kSpecs[] = {
     {"STATESIDE_MAX_SESSIONS_PER_USER", "max-sessions-per-user", "N", "100",
      "live sessions one user may hold: Create beyond it answers "
      "RESOURCE_EXHAUSTED (0 = no cap)"},
+    {"STATESIDE_SESSION_LIMIT_POLICY", "session-limit-policy", "refuse|end_oldest",
+     "refuse", "at STATESIDE_MAX_SESSIONS_PER_USER: refuse the new session, or "
+     "end the user's oldest (a call may choose per request)"},
     {"STATESIDE_MAX_ROOMS_PER_CONNECTION", "max-rooms-per-connection", "N",
      "1024", "rooms one realtime connection may be in: a Register or Join "
      "beyond it answers RESOURCE_EXHAUSTED"},

@@ -90,6 +90,9 @@ struct Config {
 
   // Per-user and per-connection caps (0 = none where allowed; see --help).
   size_t max_sessions_per_user = 100;
+  // STATESIDE_SESSION_LIMIT_POLICY: at that cap, end the user's oldest
+  // session (true) or refuse the new one (false, the default).
+  bool session_limit_end_oldest = false;
   size_t max_rooms_per_connection = 1024;
   size_t publish_rate_per_user = 100;  // events per second, per instance
   size_t publish_burst_per_user = 200;

@@ -395,6 +395,14 @@ absl::Status ParseLimits(const RawSettings& raw, Config& config) {
   }
   RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_SESSIONS_PER_USER", 0, 1'000'000,
                          &config.max_sessions_per_user));
+  const std::string limit_policy =
+      absl::AsciiStrToLower(raw.Get("STATESIDE_SESSION_LIMIT_POLICY"));
+  if (limit_policy != "refuse" && limit_policy != "end_oldest") {
+    return SettingError("STATESIDE_SESSION_LIMIT_POLICY",
+                        absl::StrCat("unknown value \"", raw.Get("STATESIDE_SESSION_LIMIT_POLICY"),
+                                     "\": use refuse or end_oldest"));
+  }
+  config.session_limit_end_oldest = limit_policy == "end_oldest";
   RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_ROOMS_PER_CONNECTION", 1, 65536,
                          &config.max_rooms_per_connection));
   RETURN_IF_ERROR(GetInt(raw, "STATESIDE_PUBLISH_RATE_PER_USER", 0, 1'000'000,

@@ -54,6 +54,9 @@ SessionPolicy PolicyOf(const Config& config) {
   policy.limits.max_attribute_bytes = config.max_attribute_bytes;
   policy.limits.max_total_bytes = config.max_session_bytes;
   policy.limits.max_sessions_per_user = config.max_sessions_per_user;
+  policy.limits.session_limit_policy = config.session_limit_end_oldest
+                                           ? SessionLimitPolicy::kEndOldest
+                                           : SessionLimitPolicy::kRefuse;
   return policy;
 }
 

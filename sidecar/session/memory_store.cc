@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "sidecar/common/not_found.h"
 #include "sidecar/common/string_view.h"
+#include "sidecar/common/status_macros.h"
 
 namespace stateside {
 namespace {
@@ -80,6 +81,58 @@ MemorySessionStore::MemorySessionStore(size_t max_sessions)
 
 absl::Status MemorySessionStore::Create(const StoredSession& session) {
   absl::MutexLock lock(&mu_);
+  return CreateLocked(session);
+}
+
+absl::StatusOr<std::vector<std::string>> MemorySessionStore::CreateCapped(
+    const StoredSession& session, const UserCap& cap) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = session.last_access;
+  std::vector<const StoredSession*> live;
+  auto index = by_user_.find(session.user_tag);
+  if (index != by_user_.end()) {
+    // Copy: erasing an expired session edits the set being walked.
+    std::vector<std::string> ids(index->second.begin(), index->second.end());
+    for (const std::string& id : ids) {
+      const StoredSession* s = FindLiveLocked(id, now);
+      if (s != nullptr) live.push_back(s);
+    }
+  }
+  std::vector<std::string> ended;
+  if (live.size() >= cap.max_sessions) {
+    if (!cap.end_oldest) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the user has ", live.size(),
+                       " live sessions; the limit is ", cap.max_sessions));
+    }
+    // Index order, as ListByUserPage walks it.
+    std::sort(live.begin(), live.end(),
+              [](const StoredSession* a, const StoredSession* b) {
+                return std::tie(a->absolute_expiry, a->id) <
+                       std::tie(b->absolute_expiry, b->id);
+              });
+    for (size_t i = 0; i + cap.max_sessions <= live.size(); ++i) {
+      ended.push_back(live[i]->id);
+    }
+  }
+  // Checked before anything ends, so a refused Create changes nothing.
+  auto tomb = tombstones_.find(session.id);
+  auto existing = sessions_.find(session.id);
+  if ((tomb != tombstones_.end() && now < tomb->second.until) ||
+      (existing != sessions_.end() && existing->second.LiveAt(now))) {
+    return absl::AlreadyExistsError("session id already used");
+  }
+  // Ending sessions frees room, so CreateLocked cannot then find the store
+  // full: a Create that fails leaves everything as it was.
+  for (const std::string& id : ended) {
+    EraseLocked(sessions_.find(id));
+    AddTombstoneLocked(id, now, cap.tombstone_until);
+  }
+  RETURN_IF_ERROR(CreateLocked(session));
+  return ended;
+}
+
+absl::Status MemorySessionStore::CreateLocked(const StoredSession& session) {
   // Creation time is the only `now` a Create carries.
   const absl::Time now = session.last_access;
   auto tomb = tombstones_.find(session.id);

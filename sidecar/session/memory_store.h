@@ -59,6 +59,8 @@ class MemorySessionStore final : public SessionStore {
   MemorySessionStore& operator=(const MemorySessionStore&) = delete;
 
   absl::Status Create(const StoredSession& session) override;
+  absl::StatusOr<std::vector<std::string>> CreateCapped(
+      const StoredSession& session, const UserCap& cap) override;
   absl::StatusOr<StoredSession> Get(std::string_view id,
                                     const ReadOptions& options) override;
   absl::StatusOr<StoredSession> Update(std::string_view id,
@@ -100,6 +102,9 @@ class MemorySessionStore final : public SessionStore {
     absl::Time until;
   };
 
+  // Create's checks and insertion, under the lock.
+  absl::Status CreateLocked(const StoredSession& session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the session at `it` and its user-index entry.
   void EraseLocked(SessionMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t SweepSessionsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

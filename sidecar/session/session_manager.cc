@@ -223,10 +223,19 @@ absl::StatusOr<absl::Time> ParsePageToken(std::string_view token) {
       !absl::ParseTime(kPageTokenTime,
                        absl::string_view(raw).substr(kPageTokenPrefix.size()),
                        absl::UTCTimeZone(), &after, &error)) {
-    return absl::InvalidArgumentError(
-        "page_token is not a next_page_token of this listing");
+    return WithReason(absl::InvalidArgumentError(
+                          "page_token is not a next_page_token of this listing"),
+                      "INVALID_ARGUMENT", "page_token");
   }
   return after;
+}
+
+// The refusal at a user's cap of live sessions; `limit` is the setting or
+// the request field that set it.
+absl::Status SessionLimitError(std::string_view detail, std::string_view limit) {
+  return WithReason(absl::ResourceExhaustedError(
+                        absl::StrCat("user_id: ", Sv(detail), " (", Sv(limit), ")")),
+                    "SESSION_LIMIT", "user_id", Sv(limit));
 }
 
 SessionEvents* NoEvents() {
@@ -279,19 +288,9 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
       absl::Duration absolute_ttl,
       ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
                 "absolute TTL (SESSION_ABSOLUTE_TTL)"));
-  if (!params.user_id.empty() && limits.max_sessions_per_user > 0) {
-    ASSIGN_OR_RETURN(const size_t live,
-                     CountLiveUpTo(params.user_id, clock_->Now(),
-                                   limits.max_sessions_per_user));
-    if (live >= limits.max_sessions_per_user) {
-      events_->CapRefused("sessions_per_user");
-      return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-                            "user_id: the user has ", live,
-                            " live sessions; the limit (STATESIDE_MAX_SESSIONS_PER_USER) is ",
-                            limits.max_sessions_per_user)),
-                        "SESSION_LIMIT", "user_id", "STATESIDE_MAX_SESSIONS_PER_USER");
-    }
-  }
+  ASSIGN_OR_RETURN(std::optional<CapChoice> cap,
+                   ChooseCap(params.user_id, params.max_sessions_per_user,
+                             params.session_limit_policy, clock_->Now()));
   // The revocation epoch before anything is written (see the header).
   const std::string tag = UserTag(params.user_id);
   uint64_t epoch = 0;
@@ -311,7 +310,7 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
     stored.absolute_expiry = now + absolute_ttl;
     stored.version = 1;
     RETURN_IF_ERROR(SealMetadata(&stored, params.user_id));
-    last = store_->Create(stored);
+    last = WriteNew(stored, cap);
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
     events_->SessionCreated();
@@ -326,6 +325,58 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
   }
   return absl::InternalError(
       absl::StrCat("could not allocate a session id: ", last.message()));
+}
+
+absl::StatusOr<std::optional<SessionManager::CapChoice>> SessionManager::ChooseCap(
+    std::string_view user_id, std::optional<uint32_t> asked,
+    std::optional<SessionLimitPolicy> asked_policy, absl::Time now) const {
+  const size_t configured = policy_.limits.max_sessions_per_user;
+  // A call may tighten the operator's cap, never lift it.
+  if (asked.has_value() && (*asked == 0 || (configured != 0 && *asked > configured))) {
+    return WithReason(
+        absl::InvalidArgumentError(absl::StrCat(
+            "max_sessions_per_user is ", *asked, "; it must be at least 1",
+            configured != 0
+                ? absl::StrCat(" and at most STATESIDE_MAX_SESSIONS_PER_USER (",
+                               configured, ")")
+                : "")),
+        "INVALID_ARGUMENT", "max_sessions_per_user", "STATESIDE_MAX_SESSIONS_PER_USER");
+  }
+  const size_t max = asked.has_value() ? *asked : configured;
+  if (user_id.empty() || max == 0) return std::nullopt;
+  CapChoice choice;
+  choice.cap.max_sessions = max;
+  choice.cap.end_oldest =
+      asked_policy.value_or(policy_.limits.session_limit_policy) ==
+      SessionLimitPolicy::kEndOldest;
+  choice.cap.tombstone_until = now + policy_.absolute_ttl;
+  choice.limit = asked.has_value() ? "max_sessions_per_user"
+                                   : "STATESIDE_MAX_SESSIONS_PER_USER";
+  // Also prunes stale index entries, which the store's atomic count would
+  // otherwise count (or end) as sessions.
+  ASSIGN_OR_RETURN(const size_t live, CountLiveUpTo(user_id, now, max));
+  if (live >= max && !choice.cap.end_oldest) {
+    events_->CapRefused("sessions_per_user");
+    return SessionLimitError(absl::StrCat("the user has ", live,
+                                          " live sessions; the limit is ", max),
+                             choice.limit);
+  }
+  return choice;
+}
+
+absl::Status SessionManager::WriteNew(const StoredSession& stored,
+                                      const std::optional<CapChoice>& cap) const {
+  if (!cap.has_value()) return store_->Create(stored);
+  absl::StatusOr<std::vector<std::string>> ended =
+      store_->CreateCapped(stored, cap->cap);
+  if (absl::IsFailedPrecondition(ended.status())) {
+    // A concurrent create took the last place after the count.
+    events_->CapRefused("sessions_per_user");
+    return SessionLimitError(std::string(ended.status().message()), cap->limit);
+  }
+  RETURN_IF_ERROR(ended.status());
+  for (size_t i = 0; i < ended->size(); ++i) events_->SessionDestroyed();
+  return absl::OkStatus();
 }
 
 ReadOptions SessionManager::ReadNow(bool touch) const {
@@ -442,7 +493,15 @@ absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
   return existed;
 }
 
-absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
+absl::StatusOr<Session> SessionManager::Regenerate(
+    const SessionKey& key, const RegenerateParams& params) {
+  if (params.user_id.has_value()) {
+    RETURN_IF_ERROR(ValidateUserId(*params.user_id, policy_.limits));
+  }
+  // A bad cap is refused whether or not the owner turns out to change.
+  RETURN_IF_ERROR(ChooseCap("", params.max_sessions_per_user, std::nullopt,
+                            clock_->Now())
+                      .status());
   ASSIGN_OR_RETURN(std::string old_id, ResolveKey(key));
   for (int attempt = 0; attempt < kRegenerateAttempts; ++attempt) {
     ReadOptions options;
@@ -453,6 +512,32 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
     absl::StatusOr<Session> opened = OpenSession(*old);
     if (!opened.ok()) return NotFound(CauseOf(opened.status()));
     Session session = *std::move(opened);
+
+    // Login: an anonymous session becomes the user's. Handing one user's
+    // session (and its attributes) to another is refused: that is a logout
+    // and a new session.
+    const bool new_owner =
+        params.user_id.has_value() && *params.user_id != session.info.user_id;
+    if (new_owner && !session.info.user_id.empty()) {
+      return WithReason(
+          absl::FailedPreconditionError(
+              "user_id: the session belongs to another user; only an "
+              "anonymous session can be given an owner"),
+          "SESSION_OWNED", "user_id");
+    }
+    if (new_owner) session.info.user_id = *params.user_id;
+    std::optional<CapChoice> cap;
+    std::string tag;
+    uint64_t epoch = 0;
+    if (new_owner) {
+      ASSIGN_OR_RETURN(cap, ChooseCap(session.info.user_id,
+                                      params.max_sessions_per_user,
+                                      params.session_limit_policy, options.now));
+      // As Create's C1 (see DestroyUserSessions): the original is not the
+      // user's, so a logout everywhere cannot follow it to the copy.
+      tag = UserTag(session.info.user_id);
+      ASSIGN_OR_RETURN(epoch, store_->UserEpoch(tag));
+    }
 
     absl::Status created = absl::InternalError("no session id attempt made");
     std::string new_id;
@@ -469,7 +554,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
       fresh.version = old->version;
       // A new seal: its associated data names the new id.
       RETURN_IF_ERROR(SealMetadata(&fresh, session.info.user_id));
-      created = store_->Create(fresh);
+      created = WriteNew(fresh, cap);
       if (!absl::IsAlreadyExists(created)) break;
     }
     RETURN_IF_ERROR(created);
@@ -490,6 +575,9 @@ absl::StatusOr<Session> SessionManager::Regenerate(const SessionKey& key) {
     events_->SessionCreated();
     events_->SessionDestroyed();
     Step(ManagerStep::kRetired);
+    if (new_owner && !tag.empty()) {
+      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, fresh));
+    }
 
     std::string user_id = std::move(session.info.user_id);
     session.info = BareInfo(fresh);

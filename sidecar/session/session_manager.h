@@ -27,6 +27,13 @@
 
 namespace stateside {
 
+// What a Create (or a Regenerate that gives a session its owner) does when
+// the user already holds the most live sessions allowed.
+enum class SessionLimitPolicy {
+  kRefuse,     // RESOURCE_EXHAUSTED, reason SESSION_LIMIT; nothing written
+  kEndOldest,  // the user's oldest sessions end (tombstoned) to make room
+};
+
 struct SessionLimits {
   size_t max_attributes = 64;
   size_t max_attribute_name_bytes = 128;
@@ -34,11 +41,14 @@ struct SessionLimits {
   size_t max_total_bytes = 256 * 1024;     // all stored bytes of a session
   size_t max_user_id_bytes = 256;
   // Live sessions one user may hold (STATESIDE_MAX_SESSIONS_PER_USER); 0 =
-  // no cap. Create counts them through the user's index first, so sessions
-  // created concurrently for one user (on this or other instances) can
-  // overshoot it by the number of those racing creates: the count and the
-  // write are two store calls, not one transaction.
+  // no cap. Enforced by the store in the same atomic step as the new
+  // session's index entry (SessionStore::CreateCapped), so concurrent
+  // creates for one user on any instance cannot overshoot it; a count
+  // through the user's index before that refuses early (and prunes stale
+  // entries).
   size_t max_sessions_per_user = 100;
+  // At the cap (STATESIDE_SESSION_LIMIT_POLICY).
+  SessionLimitPolicy session_limit_policy = SessionLimitPolicy::kRefuse;
 };
 
 struct SessionPolicy {
@@ -80,6 +90,22 @@ struct CreateParams {
   absl::flat_hash_map<std::string, std::string> attributes;
   std::optional<absl::Duration> idle_ttl;      // must not exceed the policy's
   std::optional<absl::Duration> absolute_ttl;  // must not exceed the policy's
+  // This call's cap of the user's live sessions instead of the policy's:
+  // 1..max_sessions_per_user (any positive value when that is 0, no cap).
+  std::optional<uint32_t> max_sessions_per_user;
+  std::optional<SessionLimitPolicy> session_limit_policy;  // unset: the policy's
+};
+
+struct RegenerateParams {
+  // Unset: the session keeps its owner. Set: the copy belongs to this user
+  // (login: an anonymous session becomes the user's, attributes kept). Only
+  // an anonymous session may be given an owner; naming another user than a
+  // session's own is FAILED_PRECONDITION (reason SESSION_OWNED).
+  std::optional<std::string> user_id;
+  // As in CreateParams; they apply only when the owner changes (a Regenerate
+  // that keeps the owner leaves the user's count as it was).
+  std::optional<uint32_t> max_sessions_per_user;
+  std::optional<SessionLimitPolicy> session_limit_policy;
 };
 
 // How the session rules seal what they store, for the other code that moves
@@ -153,8 +179,10 @@ class SessionManager {
 
   // A new session, version 1 (so a defaulted 0 never matches a real version).
   // Attribute names: 1..max_attribute_name_bytes of printable ASCII.
-  // RESOURCE_EXHAUSTED naming STATESIDE_MAX_SESSIONS_PER_USER when the user
-  // already holds max_sessions_per_user live sessions.
+  // At the cap of the user's live sessions (max_sessions_per_user, or the
+  // call's): RESOURCE_EXHAUSTED (reason SESSION_LIMIT) naming the setting or
+  // the field, or with SessionLimitPolicy::kEndOldest the user's oldest
+  // sessions end in the same atomic store step.
   absl::StatusOr<Session> Create(const CreateParams& params);
   // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);
@@ -182,9 +210,13 @@ class SessionManager {
   // on any destroyed session), so it is never lost and the old id never
   // outlives a successful call. Copy-then-tombstone, never a RENAME: the two
   // ids live in different Redis Cluster slots.
-  // It leaves the user's session count as it was, so
-  // max_sessions_per_user does not apply.
-  absl::StatusOr<Session> Regenerate(const SessionKey& key);
+  // Keeping the owner leaves the user's session count as it was, so
+  // max_sessions_per_user does not apply. With params.user_id naming a new
+  // owner (login), the copy is sealed for, indexed under and counted
+  // against that user as a Create would be (cap, revocation epoch); the
+  // anonymous original leaves no index behind.
+  absl::StatusOr<Session> Regenerate(const SessionKey& key,
+                                     const RegenerateParams& params = {});
   // Metadata of the user's live sessions, a page at a time, in order of
   // absolute expiry (oldest first among sessions of one absolute TTL).
   // page_token: "" for the first page, else the previous page's
@@ -284,6 +316,21 @@ class SessionManager {
   absl::StatusOr<StoredSession> SealSession(
       const std::string& id, std::string_view user_id,
       const absl::flat_hash_map<std::string, std::string>& attributes) const;
+  // The cap a new session of `user_id` is created under (none for an
+  // anonymous one or with no cap), from the policy and a call's overrides;
+  // `limit` names what the refusal cites. Refuses at once when a count
+  // through the index already reaches the cap (it also prunes the index).
+  struct CapChoice {
+    UserCap cap;
+    std::string_view limit;
+  };
+  absl::StatusOr<std::optional<CapChoice>> ChooseCap(
+      std::string_view user_id, std::optional<uint32_t> asked,
+      std::optional<SessionLimitPolicy> asked_policy, absl::Time now) const;
+  // Writes a new session: Create, or CreateCapped under `cap`, counting the
+  // sessions it ended; the cap's refusal becomes the SESSION_LIMIT error.
+  absl::Status WriteNew(const StoredSession& stored,
+                        const std::optional<CapChoice>& cap) const;
   // The user's index tag under the primary key ("" for an anonymous user).
   std::string UserTag(std::string_view user_id) const;
   // Create's C3 (see DestroyUserSessions): destroys `created` if the user's

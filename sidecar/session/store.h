@@ -7,7 +7,8 @@
 // not a tombstone, now < last_access + idle_ttl and now < absolute_expiry.
 // Errors: NOT_FOUND (absent, expired or tombstoned), ABORTED (expected_version
 // mismatch), INVALID_ARGUMENT (a limit of the mutation would be exceeded; the
-// message names it), ALREADY_EXISTS (Create on a used id), UNAVAILABLE (backend
+// message names it), ALREADY_EXISTS (Create on a used id), FAILED_PRECONDITION
+// (CreateCapped: the user holds its cap of sessions), UNAVAILABLE (backend
 // unreachable), RESOURCE_EXHAUSTED (memory store full).
 //
 // Implementations are safe for concurrent use.
@@ -81,6 +82,15 @@ struct Mutation {
   MutationLimits limits;
 };
 
+// The per-user cap of CreateCapped.
+struct UserCap {
+  size_t max_sessions = 0;  // > 0
+  // At the cap: end the user's oldest sessions (first in index order: the
+  // earliest absolute expiry) to make room, instead of refusing.
+  bool end_oldest = false;
+  absl::Time tombstone_until;  // of the sessions it ends
+};
+
 // The NOT_FOUND of a read that met the session expired (and dropped it). To
 // every caller it is the same NOT_FOUND; the payload only lets the session
 // rules count expiries (stateside_sessions_expired_total).
@@ -120,6 +130,16 @@ class SessionStore {
   // Inserts a new session (version as given) and indexes it under user_tag.
   // session.last_access is the current time (for liveness and tombstones).
   virtual absl::Status Create(const StoredSession& session) = 0;
+
+  // Create of a session with a user_tag that keeps the live sessions indexed
+  // under that tag at most cap.max_sessions, checked in the same atomic step
+  // as the index entry, so concurrent creates cannot overshoot it: either
+  // FAILED_PRECONDITION (nothing left behind) or, if cap.end_oldest, the
+  // oldest entries are ended as Destroy ends them. Returns the ids ended.
+  // A backend whose session and index live apart (Redis Cluster) ends them
+  // one round trip after the index step (see docs/REDIS_KEYS.md).
+  virtual absl::StatusOr<std::vector<std::string>> CreateCapped(
+      const StoredSession& session, const UserCap& cap) = 0;
 
   // The live session, touched if options.touch. A session met expired is
   // ExpiredNotFound() (a lower bound of expiries: a backend may also drop

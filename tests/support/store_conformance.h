@@ -494,6 +494,62 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   EXPECT_TRUE(store_->ListByUser("carol", now())->empty());
 }
 
+TEST_P(SessionStoreConformanceTest, CreateCappedRefusesAtTheCapAndLeavesNothing) {
+  UserCap cap;
+  cap.max_sessions = 2;
+  cap.tombstone_until = now() + absl::Hours(8);
+  ASSERT_TRUE(store_->CreateCapped(MakeSession(Id('a'), "tag"), cap).ok());
+  clock_.Advance(absl::Seconds(1));
+  absl::StatusOr<std::vector<std::string>> second =
+      store_->CreateCapped(MakeSession(Id('b'), "tag"), cap);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->empty());
+  clock_.Advance(absl::Seconds(1));
+  absl::StatusOr<std::vector<std::string>> third =
+      store_->CreateCapped(MakeSession(Id('c'), "tag"), cap);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition) << third.status();
+  EXPECT_EQ(Read(Id('c')).status().code(), absl::StatusCode::kNotFound);
+  // The refused id was never handed out: it stays free.
+  EXPECT_TRUE(store_->Create(MakeSession(Id('c'))).ok());
+  absl::StatusOr<std::vector<StoredSession>> listed = store_->ListByUser("tag", now());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, Id('a'));
+  EXPECT_EQ((*listed)[1].id, Id('b'));
+  // Only live sessions count: once one is destroyed there is room again.
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), now() + absl::Hours(8)).ok());
+  EXPECT_TRUE(store_->CreateCapped(MakeSession(Id('d'), "tag"), cap).ok());
+}
+
+TEST_P(SessionStoreConformanceTest, CreateCappedEndsTheOldestInIndexOrder) {
+  UserCap cap;
+  cap.max_sessions = 2;
+  cap.end_oldest = true;
+  cap.tombstone_until = now() + absl::Hours(8);
+  for (char c : {'a', 'b'}) {
+    ASSERT_TRUE(store_->CreateCapped(MakeSession(Id(c), "tag"), cap).ok());
+    clock_.Advance(absl::Seconds(1));
+  }
+  absl::StatusOr<std::vector<std::string>> ended =
+      store_->CreateCapped(MakeSession(Id('c'), "tag"), cap);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(*ended, std::vector<std::string>{Id('a')});
+  // Ended as Destroy ends a session: a tombstone (its id cannot come back)
+  // and out of the index.
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Create(MakeSession(Id('a'))).code(), absl::StatusCode::kAlreadyExists);
+  absl::StatusOr<UserIndexPage> page =
+      store_->ListByUserPage("tag", now(), absl::InfinitePast(), 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->sessions.size(), 2u);
+  EXPECT_EQ(page->sessions[0].id, Id('b'));
+  EXPECT_EQ(page->sessions[1].id, Id('c'));
+  // Another tag is counted on its own.
+  ended = store_->CreateCapped(MakeSession(Id('d'), "other"), cap);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_TRUE(ended->empty());
+}
+
 TEST_P(SessionStoreConformanceTest, RetireTombstonesAnUnchangedSession) {
   StoredSession s = MakeSession(Id('a'), "tag");
   s.attributes = {{"k", "v"}};

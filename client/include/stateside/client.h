@@ -134,9 +134,12 @@ class Client {
 
   // --- SessionService ---
   // A new session for `user_id` (empty: anonymous) holding `attributes`.
+  // `limit`: this call's cap of the user's live sessions and what happens
+  // at it (default: the sidecar's settings).
   absl::StatusOr<Session> CreateSession(std::string_view user_id,
                                         const Attributes& attributes = {},
-                                        const SessionTtls& ttls = {});
+                                        const SessionTtls& ttls = {},
+                                        const SessionLimit& limit = {});
   // The session with its attributes. touch = true rolls the idle timeout.
   absl::StatusOr<Session> GetSession(const SessionRef& ref, bool touch = true);
   // Sets `set` and deletes `remove` (a name may not be in both). With
@@ -152,6 +155,11 @@ class Client {
   // New id (and cookie), same user and attributes; the old id is gone.
   // Call on login (session fixation defence).
   absl::StatusOr<Session> RegenerateSession(const SessionRef& ref);
+  // The same, optionally giving an anonymous session its owner (login that
+  // keeps the cart). A sidecar that does not honour options.user_id (API
+  // revision 1) is FAILED_PRECONDITION: its reply names another owner.
+  absl::StatusOr<Session> RegenerateSession(const SessionRef& ref,
+                                            const RegenerateOptions& options);
   // One page of the user's live sessions, in order of absolute expiry.
   // page_token: "" for the first page, else the previous page's
   // next_page_token ("" in the reply: the last page); a token the sidecar
@@ -180,6 +188,9 @@ class Client {
   // The arguments are copied before the call returns.
   void CreateSessionAsync(std::string_view user_id, const Attributes& attributes,
                           const SessionTtls& ttls, Callback<Session> done);
+  void CreateSessionAsync(std::string_view user_id, const Attributes& attributes,
+                          const SessionTtls& ttls, const SessionLimit& limit,
+                          Callback<Session> done);
   void GetSessionAsync(const SessionRef& ref, bool touch, Callback<Session> done);
   void UpdateSessionAsync(const SessionRef& ref, const Attributes& set,
                           const std::vector<std::string>& remove,
@@ -188,6 +199,8 @@ class Client {
   void TouchSessionAsync(const SessionRef& ref, Callback<SessionInfo> done);
   void DestroySessionAsync(const SessionRef& ref, Callback<bool> done);
   void RegenerateSessionAsync(const SessionRef& ref, Callback<Session> done);
+  void RegenerateSessionAsync(const SessionRef& ref, const RegenerateOptions& options,
+                              Callback<Session> done);
   void ListUserSessionsPageAsync(std::string_view user_id,
                                  std::string_view page_token, uint32_t page_size,
                                  Callback<UserSessionsPage> done);

@@ -50,6 +50,32 @@ struct SessionRef {
   friend bool operator!=(const SessionRef& a, const SessionRef& b) { return !(a == b); }
 };
 
+// At the user's cap of live sessions (the sidecar's
+// STATESIDE_MAX_SESSIONS_PER_USER, or SessionLimit::max_sessions_per_user).
+enum class SessionLimitPolicy {
+  kDefault,    // the sidecar's STATESIDE_SESSION_LIMIT_POLICY (refuse by default)
+  kRefuse,     // RESOURCE_EXHAUSTED, reason SESSION_LIMIT; nothing written
+  kEndOldest,  // the user's oldest sessions end to make room
+};
+
+// The cap a new session of a user is created under (CreateSession, and a
+// RegenerateSession that gives a session its owner). Needs API revision 2.
+struct SessionLimit {
+  // Unset: the sidecar's setting. A call may tighten it, never lift it (0 or
+  // more than the setting is INVALID_ARGUMENT).
+  std::optional<uint32_t> max_sessions_per_user;
+  SessionLimitPolicy policy = SessionLimitPolicy::kDefault;
+};
+
+// RegenerateSession's options.
+struct RegenerateOptions {
+  // Unset: the new session keeps the owner. Set: login: the anonymous
+  // session becomes this user's (attributes kept, old id gone). A session
+  // of another user is FAILED_PRECONDITION (reason SESSION_OWNED).
+  std::optional<std::string> user_id;
+  SessionLimit limit;  // applies when user_id gives the session its owner
+};
+
 // Optional per-session timeouts at creation; each must not exceed the
 // sidecar's configured SESSION_IDLE_TTL / SESSION_ABSOLUTE_TTL
 // (INVALID_ARGUMENT otherwise). Unset = the sidecar's default.

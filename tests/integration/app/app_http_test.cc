@@ -214,6 +214,31 @@ TEST_F(RadarAppTest, LoginAgainReplacesTheSession) {
   EXPECT_EQ(Body(me)["cart"], json::array());
 }
 
+TEST_F(RadarAppTest, LoginKeepsTheGuestsCart) {
+  HttpResponse guest = Call("POST", "/guest");
+  ASSERT_EQ(guest.status, 200);
+  EXPECT_EQ(Body(guest)["user"], "");
+  const std::pair<std::string, std::string> anonymous = {
+      "Cookie", std::string(kCookieName) + "=" + guest.Cookie(kCookieName).value_or("")};
+  ASSERT_EQ(Call("POST", "/cart", json{{"item", "boots"}}.dump(), {anonymous}).status, 200);
+  EXPECT_EQ(Body(Call("GET", "/me", "", {anonymous}))["user"], "");
+
+  const std::string carol = UniqueUser("carol");
+  HttpResponse login = Call("POST", "/login", json{{"user", carol}}.dump(), {anonymous});
+  ASSERT_EQ(login.status, 200);
+  const std::pair<std::string, std::string> logged_in = {
+      "Cookie", std::string(kCookieName) + "=" + login.Cookie(kCookieName).value_or("")};
+  EXPECT_NE(logged_in, anonymous);
+  // The guest's id ended (fixation defence); its cart is carol's now.
+  EXPECT_EQ(Call("GET", "/me", "", {anonymous}).status, 401);
+  HttpResponse me = Call("GET", "/me", "", {logged_in});
+  EXPECT_EQ(Body(me)["user"], carol);
+  EXPECT_EQ(Body(me)["cart"], (json{"boots"}));
+  // And it is one of carol's sessions: logging out everywhere ends it.
+  ASSERT_EQ(Call("POST", "/logout", R"({"everywhere":true})", {logged_in}).status, 200);
+  EXPECT_EQ(Call("GET", "/me", "", {logged_in}).status, 401);
+}
+
 TEST_F(RadarAppTest, OptOutIsReadAndWrittenForTheSessionsUser) {
   const std::string user = UniqueUser("optout");
   const auto cookie = LoginAs(user);

@@ -124,6 +124,64 @@ TEST_P(ClientSidecarTest, RegenerateMovesTheSessionToANewId) {
   EXPECT_TRUE(client_->GetSession(SessionRef::Cookie(moved->cookie)).ok());
 }
 
+TEST_P(ClientSidecarTest, RegenerateWithAUserIdLogsTheAnonymousSessionIn) {
+  auto guest = client_->CreateSession("", {{"cart:boots", "boots"}});
+  ASSERT_TRUE(guest.ok()) << guest.status();
+  const std::string user = UniqueUser("login");
+  RegenerateOptions login;
+  login.user_id = user;
+  auto logged_in = client_->RegenerateSession(SessionRef::Cookie(guest->cookie), login);
+  ASSERT_TRUE(logged_in.ok()) << logged_in.status();
+  EXPECT_EQ(logged_in->info.user_id, user);
+  EXPECT_EQ(logged_in->attributes.at("cart:boots"), "boots");
+  EXPECT_EQ(client_->GetSession(SessionRef::Id(guest->info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(ListIds(user), UnorderedElementsAre(logged_in->info.id));
+  // Another user's session is not handed over.
+  login.user_id = UniqueUser("thief");
+  auto refused = client_->RegenerateSession(SessionRef::Cookie(logged_in->cookie), login);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_EQ(ErrorReasonOf(refused.status()).value_or(ErrorReason{}).reason, "SESSION_OWNED");
+  // The async form, with the cap of the new owner's sessions.
+  auto second_guest = client_->CreateSession("");
+  ASSERT_TRUE(second_guest.ok()) << second_guest.status();
+  login.user_id = user;
+  login.limit.max_sessions_per_user = 1;
+  login.limit.policy = SessionLimitPolicy::kEndOldest;
+  std::promise<absl::StatusOr<Session>> promise;
+  client_->RegenerateSessionAsync(
+      SessionRef::Id(second_guest->info.id), login,
+      [&](absl::StatusOr<Session> s) { promise.set_value(std::move(s)); });
+  absl::StatusOr<Session> second = promise.get_future().get();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->info.user_id, user);
+  EXPECT_THAT(ListIds(user), UnorderedElementsAre(second->info.id));
+}
+
+TEST_P(ClientSidecarTest, ACreatesCapRefusesOrEndsTheOldest) {
+  const std::string user = UniqueUser("capped");
+  SessionLimit two;
+  two.max_sessions_per_user = 2;
+  auto first = client_->CreateSession(user, {}, {}, two);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(client_->CreateSession(user, {}, {}, two).ok());
+  auto refused = client_->CreateSession(user, {}, {}, two);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(ErrorReasonOf(refused.status()).value_or(ErrorReason{}).reason, "SESSION_LIMIT");
+  two.policy = SessionLimitPolicy::kEndOldest;
+  auto third = client_->CreateSession(user, {}, {}, two);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(ListIds(user).size(), 2u);
+  EXPECT_EQ(client_->GetSession(SessionRef::Id(first->info.id)).status().code(),
+            absl::StatusCode::kNotFound);
+  SessionLimit zero;
+  zero.max_sessions_per_user = 0;
+  auto bad = client_->CreateSession(user, {}, {}, zero);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+  EXPECT_EQ(ErrorReasonOf(bad.status()).value_or(ErrorReason{}).metadata["field"],
+            "max_sessions_per_user");
+}
+
 TEST_P(ClientSidecarTest, DestroyIsIdempotentAndTheSessionStaysGone) {
   auto created = client_->CreateSession(UniqueUser("u"));
   ASSERT_TRUE(created.ok()) << created.status();

@@ -26,6 +26,7 @@
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
 #include "tests/support/test_secrets.h"
 #include "tests/support/wait.h"
@@ -449,15 +450,23 @@ TEST(RedisClusterTest, RewrapSweepCoversEveryMaster) {
 
 RedisClient* ConformanceClient() { return SharedClusterClient(); }
 
+// A fresh store: the shared cluster, a prefix of its own.
+SessionStoreFactory ClusterStores() {
+  return {"redis_cluster", []() -> std::unique_ptr<SessionStore> {
+            RedisClient* client = ConformanceClient();
+            if (client == nullptr) return nullptr;
+            return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());
+          }};
+}
+
 INSTANTIATE_TEST_SUITE_P(
     RedisCluster, SessionStoreConformanceTest,
-    ::testing::Values(SessionStoreFactory{
-        "redis_cluster",
-        []() -> std::unique_ptr<SessionStore> {
-          RedisClient* client = ConformanceClient();
-          if (client == nullptr) return nullptr;
-          return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());
-        }}),
+    ::testing::Values(ClusterStores()),
+    SessionStoreFactoryName);
+
+INSTANTIATE_TEST_SUITE_P(
+    RedisCluster, SessionRulesConformanceTest,
+    ::testing::Values(ClusterStores()),
     SessionStoreFactoryName);
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,24 +1,34 @@
-// The store conformance suites (tests/support/store_conformance.h) on a real
-// redis-server: every rule the memory store keeps, Redis keeps too.
+// The store conformance suites (tests/support/store_conformance.h) and the
+// session rules' suite (session_rules_conformance.h) on a real redis-server:
+// every rule the memory store keeps, Redis keeps too.
 #include <memory>
 
 #include "sidecar/redis/redis_opt_out_store.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
 
 namespace stateside::testing {
 namespace {
 
+// A fresh store: the shared server, a prefix of its own.
+SessionStoreFactory RedisStores() {
+  return {"redis", []() -> std::unique_ptr<SessionStore> {
+            redis::RedisClient* client = SharedRedisClient();
+            if (client == nullptr) return nullptr;
+            return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());
+          }};
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Redis, SessionStoreConformanceTest,
-    ::testing::Values(SessionStoreFactory{
-        "redis",
-        []() -> std::unique_ptr<SessionStore> {
-          redis::RedisClient* client = SharedRedisClient();
-          if (client == nullptr) return nullptr;
-          return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());
-        }}),
+    ::testing::Values(RedisStores()),
+    SessionStoreFactoryName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Redis, SessionRulesConformanceTest,
+    ::testing::Values(RedisStores()),
     SessionStoreFactoryName);
 
 INSTANTIATE_TEST_SUITE_P(

@@ -241,6 +241,7 @@ TEST_F(CapsProcessTest, RoomLogIsCappedInBytesOldestFirst) {
 TEST_F(CapsProcessTest, BadCapSettingsStopTheStartNamingTheSetting) {
   for (const auto& [name, value] :
        std::map<std::string, std::string>{{"STATESIDE_MAX_SESSIONS_PER_USER", "-1"},
+                                          {"STATESIDE_SESSION_LIMIT_POLICY", "evict"},
                                           {"STATESIDE_MAX_ROOMS_PER_CONNECTION", "0"},
                                           {"STATESIDE_PUBLISH_RATE_PER_USER", "lots"},
                                           {"STATESIDE_PUBLISH_BURST_PER_USER", "0"},

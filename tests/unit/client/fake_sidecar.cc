@@ -69,8 +69,9 @@ class SessionImpl final : public v1::SessionService::Service {
     resp->set_existed(true);
     return s;
   }
-  Status Regenerate(ServerContext* c, const v1::RegenerateSessionRequest*,
+  Status Regenerate(ServerContext* c, const v1::RegenerateSessionRequest* req,
                     v1::RegenerateSessionResponse* resp) override {
+    fake_->RecordRegenerate(*req);
     Status s = fake_->Enter(Rpc::kRegenerateSession, c);
     if (s.ok()) *resp->mutable_session() = FakeSidecar::CannedSession();
     return s;
@@ -269,6 +270,16 @@ void FakeSidecar::RecordUpdate(const v1::UpdateSessionRequest& request) {
 void FakeSidecar::RecordCreate(const v1::CreateSessionRequest& request) {
   absl::MutexLock lock(&mu_);
   last_create_ = request;
+}
+
+void FakeSidecar::RecordRegenerate(const v1::RegenerateSessionRequest& request) {
+  absl::MutexLock lock(&mu_);
+  last_regenerate_ = request;
+}
+
+v1::RegenerateSessionRequest FakeSidecar::last_regenerate() const {
+  absl::MutexLock lock(&mu_);
+  return last_regenerate_;
 }
 
 grpc::Status FakeSidecar::Enter(Rpc rpc, grpc::ServerContext* context) {

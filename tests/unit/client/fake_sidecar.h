@@ -59,6 +59,9 @@ class FakeSidecar {
   int calls(Rpc rpc) const;
   v1::UpdateSessionRequest last_update() const;
   v1::CreateSessionRequest last_create() const;
+  // Regenerate answers CannedSession() whatever the request asks (owner
+  // "alice"): a sidecar of API revision 1 ignores user_id.
+  v1::RegenerateSessionRequest last_regenerate() const;
 
   // The session every Get/Regenerate returns: id kSessionId, attributes
   // {"cart": "[]", "blob": "\0\xff\n"}, version 7, fixed timestamps.
@@ -72,6 +75,7 @@ class FakeSidecar {
   grpc::health::v1::HealthCheckResponse::ServingStatus health() const;
   void RecordUpdate(const v1::UpdateSessionRequest& request);
   void RecordCreate(const v1::CreateSessionRequest& request);
+  void RecordRegenerate(const v1::RegenerateSessionRequest& request);
   grpc::Status ServeWatchDrain(grpc::ServerContext* context,
                                grpc::ServerWriter<v1::DrainEvent>* writer);
   // Called by the Drain implementation after Enter succeeded.
@@ -90,6 +94,7 @@ class FakeSidecar {
       grpc::health::v1::HealthCheckResponse::SERVING;
   v1::UpdateSessionRequest last_update_ ABSL_GUARDED_BY(mu_);
   v1::CreateSessionRequest last_create_ ABSL_GUARDED_BY(mu_);
+  v1::RegenerateSessionRequest last_regenerate_ ABSL_GUARDED_BY(mu_);
   absl::CondVar drain_cv_;  // signalled when the fields below change
   std::vector<v1::DrainEvent> drain_events_ ABSL_GUARDED_BY(mu_);
   std::optional<grpc::Status> drain_end_ ABSL_GUARDED_BY(mu_);

@@ -183,6 +183,35 @@ TEST_F(StatesidectlTest, OtherCommandsSucceed) {
             true);
 }
 
+TEST_F(StatesidectlTest, CreateAndRegenerateCarryTheSessionLimitAndTheOwner) {
+  EXPECT_EQ(Run({"session", "create", "--user", "u", "--max-sessions", "2", "--at-limit",
+                 "end_oldest"})
+                .exit_status,
+            0);
+  EXPECT_EQ(fake_->last_create().max_sessions_per_user(), 2u);
+  EXPECT_EQ(fake_->last_create().session_limit_policy(), v1::SESSION_LIMIT_POLICY_END_OLDEST);
+  EXPECT_EQ(Run({"session", "create", "--user", "u"}).exit_status, 0);
+  EXPECT_FALSE(fake_->last_create().has_max_sessions_per_user());
+  EXPECT_EQ(fake_->last_create().session_limit_policy(), v1::SESSION_LIMIT_POLICY_UNSPECIFIED);
+
+  // The fake answers owner "alice" whatever is asked, as a sidecar of API
+  // revision 1 would: asking for alice passes, asking for bob must not.
+  const Result alice = Run({"session", "regenerate", "x", "--user", "alice", "--at-limit",
+                            "refuse", "--max-sessions", "5"});
+  EXPECT_EQ(alice.exit_status, 0) << alice.err;
+  EXPECT_EQ(fake_->last_regenerate().user_id(), "alice");
+  EXPECT_EQ(fake_->last_regenerate().max_sessions_per_user(), 5u);
+  EXPECT_EQ(fake_->last_regenerate().session_limit_policy(), v1::SESSION_LIMIT_POLICY_REFUSE);
+  const Result bob = Run({"session", "regenerate", "x", "--user", "bob"});
+  EXPECT_EQ(bob.exit_status, cli::kExitFailed);
+  EXPECT_THAT(bob.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_EQ(Run({"session", "regenerate", "x"}).exit_status, 0);
+  EXPECT_FALSE(fake_->last_regenerate().has_user_id());
+
+  EXPECT_NE(Run({"session", "create", "--user", "u", "--at-limit", "evict"}).exit_status, 0);
+  EXPECT_NE(Run({"session", "create", "--user", "u", "--max-sessions", "0"}).exit_status, 0);
+}
+
 TEST_F(StatesidectlTest, HealthNotServingExitsOne) {
   fake_->SetHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   const Result r = Run({"health"});

@@ -331,6 +331,50 @@ TEST_P(SessionServiceTest, RegenerateMovesTheDataToANewId) {
   EXPECT_EQ(Code(calls_->Regenerate(request, &response)), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_P(SessionServiceTest, RegenerateWithAUserIdGivesTheAnonymousSessionItsOwner) {
+  const v1::Session guest = CreateSession("", {{"cart", "[boots]"}});
+  v1::RegenerateSessionRequest request;
+  *request.mutable_key() = CookieKey(guest);
+  request.set_user_id("hana");
+  v1::RegenerateSessionResponse response;
+  ASSERT_TRUE(calls_->Regenerate(request, &response).ok());
+  EXPECT_EQ(response.session().metadata().user_id(), "hana");
+  EXPECT_EQ(response.session().attributes().at("cart"), "[boots]");
+  v1::ListUserSessionsRequest list;
+  list.set_user_id("hana");
+  v1::ListUserSessionsResponse listed;
+  ASSERT_TRUE(calls_->ListUserSessions(list, &listed).ok());
+  ASSERT_EQ(listed.sessions_size(), 1);
+  EXPECT_EQ(listed.sessions(0).id(), response.session().metadata().id());
+
+  // Not another user's session; not an unknown policy.
+  *request.mutable_key() = CookieKey(response.session());
+  request.set_user_id("ivan");
+  grpc::Status status = calls_->Regenerate(request, &response);
+  EXPECT_EQ(Code(status), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(status).reason(), "SESSION_OWNED");
+  request.set_user_id("hana");
+  request.set_session_limit_policy(static_cast<v1::SessionLimitPolicy>(7));
+  EXPECT_EQ(Code(calls_->Regenerate(request, &response)), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_P(SessionServiceTest, CreatesCapAndPolicyTravelWithTheCall) {
+  v1::CreateSessionRequest request;
+  request.set_user_id("jack");
+  request.set_max_sessions_per_user(1);
+  v1::CreateSessionResponse first, second;
+  ASSERT_TRUE(calls_->Create(request, &first).ok());
+  grpc::Status refused = calls_->Create(request, &second);
+  EXPECT_EQ(Code(refused), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ErrorInfoOf(refused).reason(), "SESSION_LIMIT");
+  request.set_session_limit_policy(v1::SESSION_LIMIT_POLICY_END_OLDEST);
+  ASSERT_TRUE(calls_->Create(request, &second).ok());
+  v1::GetSessionRequest get;
+  *get.mutable_key() = IdKey(first.session());
+  v1::GetSessionResponse got;
+  EXPECT_EQ(Code(calls_->Get(get, &got)), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_P(SessionServiceTest, ListAndDestroyUserSessions) {
   const v1::Session one = CreateSession("gina");
   const v1::Session two = CreateSession("gina");

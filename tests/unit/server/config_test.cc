@@ -235,6 +235,21 @@ TEST_F(ConfigTest, UnknownEnumValuesAreRefused) {
   ExpectError({{"USE_REDIS_SESSIONS", "maybe"}}, "USE_REDIS_SESSIONS");
 }
 
+TEST_F(ConfigTest, SessionLimitPolicyIsRefuseUnlessEndOldest) {
+  auto config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->session_limit_end_oldest);
+  config = Parse({{"STATESIDE_SESSION_LIMIT_POLICY", "end_oldest"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->session_limit_end_oldest);
+  config = Parse({}, {"--session-limit-policy=REFUSE"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->session_limit_end_oldest);
+  const std::string message = ExpectError(
+      {{"STATESIDE_SESSION_LIMIT_POLICY", "evict"}}, "STATESIDE_SESSION_LIMIT_POLICY");
+  EXPECT_THAT(message, HasSubstr("refuse or end_oldest"));
+}
+
 TEST_F(ConfigTest, LogLevelsAreNormalised) {
   auto config = Parse({{"STATESIDE_LOG_LEVEL", "WARNING"}});
   ASSERT_TRUE(config.ok()) << config.status();
@@ -617,7 +632,8 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_REDIS_CONNECTIONS", "STATESIDE_REDIS_CONNECT_TIMEOUT",
         "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_ADMIN_TOKEN_FILE",
         "STATESIDE_REDIS_READINESS_DEBOUNCE",
-        "STATESIDE_MAX_SESSIONS_PER_USER", "STATESIDE_MAX_ROOMS_PER_CONNECTION",
+        "STATESIDE_MAX_SESSIONS_PER_USER", "STATESIDE_SESSION_LIMIT_POLICY",
+        "STATESIDE_MAX_ROOMS_PER_CONNECTION",
         "STATESIDE_PUBLISH_RATE_PER_USER", "STATESIDE_PUBLISH_BURST_PER_USER",
         "STATESIDE_ROOM_HISTORY_BYTES", "REDIS_SENTINEL_USERNAME"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;

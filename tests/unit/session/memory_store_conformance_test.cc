@@ -1,7 +1,9 @@
-// The SessionStore conformance suite on the embedded memory store.
+// The SessionStore conformance suite, and the session rules' suite over it,
+// on the embedded memory store.
 #include <memory>
 
 #include "sidecar/session/memory_store.h"
+#include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
 
 namespace stateside::testing {
@@ -9,6 +11,12 @@ namespace {
 
 INSTANTIATE_TEST_SUITE_P(
     Memory, SessionStoreConformanceTest,
+    ::testing::Values(SessionStoreFactory{
+        "memory", [] { return std::make_unique<MemorySessionStore>(1000); }}),
+    SessionStoreFactoryName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Memory, SessionRulesConformanceTest,
     ::testing::Values(SessionStoreFactory{
         "memory", [] { return std::make_unique<MemorySessionStore>(1000); }}),
     SessionStoreFactoryName);

@@ -21,6 +21,10 @@ class CorruptingStore final : public SessionStore {
   absl::Status Create(const StoredSession& s) override {
     return inner_->Create(s);
   }
+  absl::StatusOr<std::vector<std::string>> CreateCapped(
+      const StoredSession& s, const UserCap& cap) override {
+    return inner_->CreateCapped(s, cap);
+  }
   absl::StatusOr<StoredSession> Get(std::string_view id,
                                     const ReadOptions& o) override {
     absl::StatusOr<StoredSession> s = inner_->Get(id, o);
