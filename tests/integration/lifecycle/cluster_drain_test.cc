@@ -62,8 +62,9 @@ class ClusterDrainTest : public ::testing::Test {
                 const std::map<std::string, std::string>& extra_env = {}) {
     pod.name = name;
     pod.socket = dir_.File(name + "/api.sock");
-    testing::SidecarProcessOptions options{.socket_path = pod.socket,
-                                           .log_path = dir_.File(name + ".log")};
+    testing::SidecarProcessOptions options;
+    options.socket_path = pod.socket;
+    options.log_path = dir_.File(name + ".log");
     options.env = {{"INSTANCE_ID", name},
                    {"REDIS_URL", redis_->url()},
                    {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},

@@ -176,9 +176,10 @@ void RealtimeClusterTest::StartPod(Pod& pod, const std::string& name,
   // A pod started again under the same name gets its own socket and log.
   const std::string files = absl::StrCat(name, "-", ++starts_);
   pod.socket = dir_.File(files + "/api.sock");
-  SidecarProcessOptions options{.socket_path = pod.socket,
-                                .log_path = dir_.File(files + ".log"),
-                                .start_timeout = absl::Seconds(20)};
+  SidecarProcessOptions options;
+  options.socket_path = pod.socket;
+  options.log_path = dir_.File(files + ".log");
+  options.start_timeout = absl::Seconds(20);
   options.env = {{"INSTANCE_ID", name},
                  {"REDIS_URL", redis_->url()},
                  {"SESSION_ENCRYPTION_KEY", kKeyHex},
