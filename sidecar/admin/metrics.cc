@@ -102,13 +102,13 @@ prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r,
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
 }
 
-std::string_view CauseLabel(NotFoundCause cause) {
+std::string_view CauseLabel(session::NotFoundCause cause) {
   switch (cause) {
-    case NotFoundCause::kMalformedKey: return "malformed";
-    case NotFoundCause::kBadSignature: return "bad_signature";
-    case NotFoundCause::kUnknown: return "unknown";
-    case NotFoundCause::kUndecryptable: return "undecryptable";
-    case NotFoundCause::kTamperedMetadata: return "tampered_metadata";
+    case session::NotFoundCause::kMalformedKey: return "malformed";
+    case session::NotFoundCause::kBadSignature: return "bad_signature";
+    case session::NotFoundCause::kUnknown: return "unknown";
+    case session::NotFoundCause::kUndecryptable: return "undecryptable";
+    case session::NotFoundCause::kTamperedMetadata: return "tampered_metadata";
   }
   return "other";
 }
@@ -319,9 +319,9 @@ Metrics::Impl::Impl(MetricsOptions options)
       .Set(1);
   // Every known label value exists from the start, so rate() and absent()
   // work before the first event.
-  for (auto cause : {NotFoundCause::kMalformedKey, NotFoundCause::kBadSignature,
-                     NotFoundCause::kUnknown, NotFoundCause::kUndecryptable,
-                     NotFoundCause::kTamperedMetadata}) {
+  for (auto cause : {session::NotFoundCause::kMalformedKey, session::NotFoundCause::kBadSignature,
+                     session::NotFoundCause::kUnknown, session::NotFoundCause::kUndecryptable,
+                     session::NotFoundCause::kTamperedMetadata}) {
     not_found_.Get({CauseLabel(cause)});
   }
   for (std::string_view reason : {"malformed", "unknown_key", "auth_failed", "key_mismatch"}) {
@@ -386,7 +386,7 @@ void Metrics::SessionDestroyed() { impl_->sessions_destroyed_.Increment(); }
 void Metrics::SessionsExpired(uint64_t n) {
   impl_->sessions_expired_.Increment(static_cast<double>(n));
 }
-void Metrics::SessionNotFound(NotFoundCause cause) {
+void Metrics::SessionNotFound(session::NotFoundCause cause) {
   impl_->not_found_.Get({CauseLabel(cause)}).Increment();
 }
 void Metrics::DecryptFailed(std::string_view reason) {

@@ -77,7 +77,7 @@ class Metrics {
   void SessionCreated();
   void SessionDestroyed();
   void SessionsExpired(uint64_t n = 1);  // seen expired by a store
-  void SessionNotFound(NotFoundCause cause);
+  void SessionNotFound(session::NotFoundCause cause);
   void DecryptFailed(std::string_view reason);
   void KeyUsedForRead(std::string_view key_id);
   // stateside_optout_key_reads_total{key_id}: an opt-out flag found under
@@ -142,14 +142,14 @@ class Metrics {
 
 // Adapts the session rules' event sink to Metrics.
 // Thread-safe as Metrics. REQUIRES: `metrics` outlives it.
-class MetricsSessionEvents final : public SessionEvents {
+class MetricsSessionEvents final : public session::SessionEvents {
  public:
   explicit MetricsSessionEvents(Metrics* metrics) : metrics_(metrics) {}
 
   void SessionCreated() override { metrics_->SessionCreated(); }
   void SessionDestroyed() override { metrics_->SessionDestroyed(); }
   void SessionExpired() override { metrics_->SessionsExpired(1); }
-  void SessionNotFound(NotFoundCause cause) override {
+  void SessionNotFound(session::NotFoundCause cause) override {
     metrics_->SessionNotFound(cause);
   }
   void DecryptFailed(std::string_view reason) override {

@@ -96,7 +96,7 @@ bool ToUint(const Reply& r, uint64_t* out) {
 
 // Fills the metadata of `out` from 7 replies: ver, created, last, idle, abs,
 // user tag, user envelope.
-bool ParseMeta(const Reply* f, StoredSession* out) {
+bool ParseMeta(const Reply* f, session::StoredSession* out) {
   int64_t created, last, idle, abs;
   if (!ToUint(f[0], &out->version) || !ToInt(f[1], &created) || !ToInt(f[2], &last) ||
       !ToInt(f[3], &idle) || !ToInt(f[4], &abs)) {
@@ -173,7 +173,7 @@ absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
   return total;
 }
 
-absl::Status RedisSessionStore::Create(const StoredSession& s) {
+absl::Status RedisSessionStore::Create(const session::StoredSession& s) {
   std::optional<RedisCommand> index_step;
   if (!s.user_tag.empty()) {
     index_step = index_add_->Call({UserIndexKey(s.user_tag)},
@@ -182,8 +182,8 @@ absl::Status RedisSessionStore::Create(const StoredSession& s) {
   return WriteNew(s, std::move(index_step)).status();
 }
 
-absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const StoredSession& s,
-                                                                         const UserCap& cap) {
+absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const session::StoredSession& s,
+                                                                         const session::UserCap& cap) {
   const absl::Time now = s.last_access;
   ASSIGN_OR_RETURN(
       Reply index,
@@ -216,7 +216,7 @@ absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const S
   return ended;
 }
 
-absl::StatusOr<Reply> RedisSessionStore::WriteNew(const StoredSession& s,
+absl::StatusOr<Reply> RedisSessionStore::WriteNew(const session::StoredSession& s,
                                                   std::optional<RedisCommand> index_step) {
   const absl::Time now = s.last_access;
   size_t bytes = 0;
@@ -261,20 +261,20 @@ absl::StatusOr<Reply> RedisSessionStore::WriteNew(const StoredSession& s,
 }
 
 RedisCommand RedisSessionStore::GetCommand(std::string_view id,
-                                           const ReadOptions& options) const {
+                                           const session::ReadOptions& options) const {
   return get_->Call({SessionKey(id)}, {Micros(options.now), options.touch ? "1" : "0",
                                        options.metadata_only ? "1" : "0"});
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
+absl::StatusOr<session::StoredSession> RedisSessionStore::ParseGet(std::string_view id,
                                                           absl::StatusOr<Reply> result) {
   if (!result.ok()) return result.status();
   const Reply& reply = *result;
   if (!reply.is_array() || reply.elements.empty()) return Unexpected("get", reply);
   const std::vector<Reply>& e = reply.elements;
   if (e[0].is_integer() && e[0].integer == 0) return SessionNotFound();
-  if (e[0].is_integer() && e[0].integer == 2) return ExpiredNotFound();
-  StoredSession out;
+  if (e[0].is_integer() && e[0].integer == 2) return session::ExpiredNotFound();
+  session::StoredSession out;
   out.id = std::string(id);
   if (e.size() != 10 || !ParseMeta(&e[1], &out) || !e[8].is_array()) {
     return Unexpected("get", reply);
@@ -289,13 +289,13 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseGet(std::string_view id,
   return out;
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::Get(std::string_view id,
-                                                     const ReadOptions& options) {
+absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view id,
+                                                     const session::ReadOptions& options) {
   return ParseGet(id, client_->Call(GetCommand(id, options)));
 }
 
-void RedisSessionStore::GetAsync(std::string_view id, const ReadOptions& options,
-                                 Done<StoredSession> done) {
+void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
+                                 Done<session::StoredSession> done) {
   client_->Execute(GetCommand(id, options),
                    [id = std::string(id), done = std::move(done)](
                        absl::StatusOr<Reply> reply) mutable {
@@ -303,7 +303,7 @@ void RedisSessionStore::GetAsync(std::string_view id, const ReadOptions& options
                    });
 }
 
-RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const Mutation& m) const {
+RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const session::Mutation& m) const {
   std::vector<std::string> args = {
       Micros(m.now),
       m.expected_version.has_value() ? std::to_string(*m.expected_version) : "",
@@ -321,12 +321,12 @@ RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const Mutatio
   return update;
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::Update(std::string_view id, const Mutation& m) {
+absl::StatusOr<session::StoredSession> RedisSessionStore::Update(std::string_view id, const session::Mutation& m) {
   return ParseUpdate(id, m.expected_version, client_->Call(UpdateCommand(id, m)));
 }
 
-void RedisSessionStore::UpdateAsync(std::string_view id, const Mutation& m,
-                                    Done<StoredSession> done) {
+void RedisSessionStore::UpdateAsync(std::string_view id, const session::Mutation& m,
+                                    Done<session::StoredSession> done) {
   client_->Execute(UpdateCommand(id, m),
                    [id = std::string(id), expected = m.expected_version,
                     done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
@@ -334,7 +334,7 @@ void RedisSessionStore::UpdateAsync(std::string_view id, const Mutation& m,
                    });
 }
 
-absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
+absl::StatusOr<session::StoredSession> RedisSessionStore::ParseUpdate(
     std::string_view id, std::optional<uint64_t> expected_version,
     absl::StatusOr<Reply> result) {
   if (!result.ok()) return result.status();
@@ -365,7 +365,7 @@ absl::StatusOr<StoredSession> RedisSessionStore::ParseUpdate(
     default:
       return Unexpected("update", reply);
   }
-  StoredSession out;
+  session::StoredSession out;
   out.id = std::string(id);
   if (e.size() != 9 || !ParseMeta(&e[1], &out)) return Unexpected("update", reply);
   out.metadata_seal = e[8].is_string() ? e[8].str : "";
@@ -441,7 +441,7 @@ absl::Status RedisSessionStore::AdvanceUserEpoch(std::string_view user_tag, absl
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
+absl::StatusOr<std::vector<session::StoredSession>> RedisSessionStore::ListByUser(
     std::string_view user_tag, absl::Time now) {
   const std::string index = UserIndexKey(user_tag);
   // 1: the members whose absolute expiry is still ahead.
@@ -450,16 +450,16 @@ absl::StatusOr<std::vector<StoredSession>> RedisSessionStore::ListByUser(
   if (!members.is_array()) return Unexpected("zrangebyscore", members);
   std::vector<std::string> ids;
   for (Reply& member : members.elements) ids.push_back(std::move(member.str));
-  UserIndexPage page;
+  session::UserIndexPage page;
   RETURN_IF_ERROR(ReadIndexed(user_tag, now, ids, &page));
   std::sort(page.sessions.begin(), page.sessions.end(),
-            [](const StoredSession& a, const StoredSession& b) {
+            [](const session::StoredSession& a, const session::StoredSession& b) {
               return std::tie(a.created, a.id) < std::tie(b.created, b.id);
             });
   return std::move(page.sessions);
 }
 
-absl::StatusOr<UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view user_tag,
+absl::StatusOr<session::UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view user_tag,
                                                                 absl::Time now, absl::Time after,
                                                                 size_t limit) {
   ASSIGN_OR_RETURN(
@@ -474,7 +474,7 @@ absl::StatusOr<UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view
     return Unexpected("index page", reply);
   }
   std::vector<Reply>& flat = reply.elements[1].elements;
-  UserIndexPage page;
+  session::UserIndexPage page;
   page.more = more == 1;
   std::vector<std::string> ids;
   for (size_t i = 0; i < flat.size(); i += 2) {
@@ -490,7 +490,7 @@ absl::StatusOr<UserIndexPage> RedisSessionStore::ListByUserPage(std::string_view
 
 absl::Status RedisSessionStore::ReadIndexed(std::string_view user_tag, absl::Time now,
                                             const std::vector<std::string>& ids,
-                                            UserIndexPage* page) {
+                                            session::UserIndexPage* page) {
   if (ids.empty()) return absl::OkStatus();
   const std::string index = UserIndexKey(user_tag);
   const std::string now_us = Micros(now);
@@ -512,7 +512,7 @@ absl::Status RedisSessionStore::ReadIndexed(std::string_view user_tag, absl::Tim
     const std::string& id = ids[i];
     const std::vector<Reply>& f = metas[i]->elements;
     constexpr size_t kFields = std::size(kMetaFields);
-    StoredSession s;
+    session::StoredSession s;
     s.id = id;
     const bool is_tombstone = f.size() == kFields && !f[7].is_nil();
     const bool parsed = f.size() == kFields && !is_tombstone && ParseMeta(f.data(), &s);

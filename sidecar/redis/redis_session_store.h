@@ -23,25 +23,25 @@
 
 namespace stateside::redis {
 
-class RedisSessionStore final : public SessionStore {
+class RedisSessionStore final : public session::SessionStore {
  public:
   // REQUIRES: client outlives the store. `prefix` starts every key.
   explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:");
 
-  absl::Status Create(const StoredSession& session) override;
-  absl::StatusOr<std::vector<std::string>> CreateCapped(const StoredSession& session,
-                                                        const UserCap& cap) override;
-  absl::StatusOr<StoredSession> Get(std::string_view id, const ReadOptions& options) override;
-  void GetAsync(std::string_view id, const ReadOptions& options,
-                Done<StoredSession> done) override;
-  absl::StatusOr<StoredSession> Update(std::string_view id, const Mutation& mutation) override;
-  void UpdateAsync(std::string_view id, const Mutation& mutation,
-                   Done<StoredSession> done) override;
+  absl::Status Create(const session::StoredSession& session) override;
+  absl::StatusOr<std::vector<std::string>> CreateCapped(const session::StoredSession& session,
+                                                        const session::UserCap& cap) override;
+  absl::StatusOr<session::StoredSession> Get(std::string_view id, const session::ReadOptions& options) override;
+  void GetAsync(std::string_view id, const session::ReadOptions& options,
+                Done<session::StoredSession> done) override;
+  absl::StatusOr<session::StoredSession> Update(std::string_view id, const session::Mutation& mutation) override;
+  void UpdateAsync(std::string_view id, const session::Mutation& mutation,
+                   Done<session::StoredSession> done) override;
   absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                absl::Time tombstone_until) override;
-  absl::StatusOr<std::vector<StoredSession>> ListByUser(std::string_view user_tag,
+  absl::StatusOr<std::vector<session::StoredSession>> ListByUser(std::string_view user_tag,
                                                         absl::Time now) override;
-  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view user_tag, absl::Time now,
+  absl::StatusOr<session::UserIndexPage> ListByUserPage(std::string_view user_tag, absl::Time now,
                                                absl::Time after, size_t limit) override;
   absl::Status Retire(std::string_view id, uint64_t expected_version, std::string_view successor,
                       absl::Time now, absl::Time tombstone_until) override;
@@ -66,15 +66,15 @@ class RedisSessionStore final : public SessionStore {
   // Create and CreateCapped: the session script and, for a user's session,
   // `index_step` on the index, pipelined. -> the index step's reply
   // (nil if none); ALREADY_EXISTS if the id is taken.
-  absl::StatusOr<Reply> WriteNew(const StoredSession& s, std::optional<RedisCommand> index_step);
+  absl::StatusOr<Reply> WriteNew(const session::StoredSession& s, std::optional<RedisCommand> index_step);
 
   // One round trip each; the sync and async forms share the command and the
   // reading of its reply.
-  RedisCommand GetCommand(std::string_view id, const ReadOptions& options) const;
-  static absl::StatusOr<StoredSession> ParseGet(std::string_view id,
+  RedisCommand GetCommand(std::string_view id, const session::ReadOptions& options) const;
+  static absl::StatusOr<session::StoredSession> ParseGet(std::string_view id,
                                                 absl::StatusOr<Reply> reply);
-  RedisCommand UpdateCommand(std::string_view id, const Mutation& mutation) const;
-  static absl::StatusOr<StoredSession> ParseUpdate(std::string_view id,
+  RedisCommand UpdateCommand(std::string_view id, const session::Mutation& mutation) const;
+  static absl::StatusOr<session::StoredSession> ParseUpdate(std::string_view id,
                                                    std::optional<uint64_t> expected_version,
                                                    absl::StatusOr<Reply> reply);
 
@@ -87,7 +87,7 @@ class RedisSessionStore final : public SessionStore {
   // the tag into page->sessions, successors of tombstones into
   // page->successors; the other entries are pruned.
   absl::Status ReadIndexed(std::string_view user_tag, absl::Time now,
-                           const std::vector<std::string>& ids, UserIndexPage* page);
+                           const std::vector<std::string>& ids, session::UserIndexPage* page);
 
   RedisClient* const client_;
   const std::string prefix_;

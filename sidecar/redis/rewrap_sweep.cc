@@ -389,7 +389,7 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
       return;
     }
     if (field == "m:uenv") {
-      const std::string tag = crypto::Keyring::Blind(keyring.primary(), kUserIndexPurpose,
+      const std::string tag = crypto::Keyring::Blind(keyring.primary(), session::kUserIndexPurpose,
                                                      opened->plaintext);
       auto user = fields.find("m:user");
       if (user != fields.end() && user->second != tag) {
@@ -406,7 +406,7 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
   };
   for (const auto& [field, value] : fields) {
     if (field == "m:uenv") {
-      visit(field, kUserEnvelopeName, value);
+      visit(field, session::kUserEnvelopeName, value);
     } else if (absl::StartsWith(field, "a:")) {
       visit(field, std::string_view(field).substr(2), value);
     }
@@ -420,16 +420,16 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
     if (kid != primary || !new_user_tag.empty()) {
       absl::StatusOr<crypto::Opened> opened = kid.empty() || keyring.Find(kid) == nullptr
                                                   ? absl::NotFoundError("unknown key id")
-                                                  : sealer_->Open(id, kMetadataSealName, seal->second);
+                                                  : sealer_->Open(id, session::kMetadataSealName, seal->second);
       absl::StatusOr<std::string> sealed;
       if (!opened.ok()) {
         sealed = opened.status();
       } else {
         absl::StatusOr<std::string> plaintext =
             new_user_tag.empty() ? std::move(opened->plaintext)
-                                 : RetagMetadataPlaintext(std::move(opened->plaintext),
+                                 : session::RetagMetadataPlaintext(std::move(opened->plaintext),
                                                           old_user_tag, new_user_tag);
-        sealed = plaintext.ok() ? sealer_->Seal(id, kMetadataSealName, *plaintext)
+        sealed = plaintext.ok() ? sealer_->Seal(id, session::kMetadataSealName, *plaintext)
                                 : plaintext.status();
       }
       if (!sealed.ok()) {

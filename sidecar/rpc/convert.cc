@@ -50,7 +50,7 @@ absl::StatusOr<absl::Duration> PositiveDurationFromProto(
   return d;
 }
 
-absl::StatusOr<SessionKey> KeyFromProto(bool present,
+absl::StatusOr<session::SessionKey> KeyFromProto(bool present,
                                         const v1::SessionKey& key,
                                         std::string_view field) {
   switch (present ? key.kind_case() : v1::SessionKey::KIND_NOT_SET) {
@@ -60,14 +60,14 @@ absl::StatusOr<SessionKey> KeyFromProto(bool present,
         return BadField(field, absl::StrCat("id is longer than ", kMaxKeyBytes,
                                             " bytes"));
       }
-      return SessionKey::Id(key.id());
+      return session::SessionKey::Id(key.id());
     case v1::SessionKey::kCookie:
       if (key.cookie().empty()) return BadField(field, "cookie is empty");
       if (key.cookie().size() > kMaxKeyBytes) {
         return BadField(field, absl::StrCat("cookie is longer than ",
                                             kMaxKeyBytes, " bytes"));
       }
-      return SessionKey::Cookie(key.cookie());
+      return session::SessionKey::Cookie(key.cookie());
     case v1::SessionKey::KIND_NOT_SET:
       break;
   }
@@ -84,10 +84,10 @@ absl::Status SessionLimitFromProto(const Request& request, Params* params) {
     case v1::SESSION_LIMIT_POLICY_UNSPECIFIED:
       return absl::OkStatus();
     case v1::SESSION_LIMIT_POLICY_REFUSE:
-      params->session_limit_policy = SessionLimitPolicy::kRefuse;
+      params->session_limit_policy = session::SessionLimitPolicy::kRefuse;
       return absl::OkStatus();
     case v1::SESSION_LIMIT_POLICY_END_OLDEST:
-      params->session_limit_policy = SessionLimitPolicy::kEndOldest;
+      params->session_limit_policy = session::SessionLimitPolicy::kEndOldest;
       return absl::OkStatus();
     default:
       break;
@@ -95,17 +95,17 @@ absl::Status SessionLimitFromProto(const Request& request, Params* params) {
   return BadField("session_limit_policy", "unknown value");
 }
 
-absl::StatusOr<RegenerateParams> RegenerateParamsFromProto(
+absl::StatusOr<session::RegenerateParams> RegenerateParamsFromProto(
     const v1::RegenerateSessionRequest& request) {
-  RegenerateParams params;
+  session::RegenerateParams params;
   if (request.has_user_id()) params.user_id = request.user_id();
   if (absl::Status s = SessionLimitFromProto(request, &params); !s.ok()) return s;
   return params;
 }
 
-absl::StatusOr<CreateParams> CreateParamsFromProto(
+absl::StatusOr<session::CreateParams> CreateParamsFromProto(
     const v1::CreateSessionRequest& request) {
-  CreateParams params;
+  session::CreateParams params;
   params.user_id = request.user_id();
   params.attributes.reserve(request.attributes_size());
   for (const auto& [name, value] : request.attributes()) {
@@ -125,8 +125,8 @@ absl::StatusOr<CreateParams> CreateParamsFromProto(
   return params;
 }
 
-UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request) {
-  UpdateParams params;
+session::UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request) {
+  session::UpdateParams params;
   params.set.reserve(request.set_size());
   for (const auto& [name, value] : request.set()) params.set.emplace(name, value);
   params.remove.assign(request.remove().begin(), request.remove().end());
@@ -136,7 +136,7 @@ UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request) {
   return params;
 }
 
-void ToProto(const SessionInfo& info, v1::SessionMetadata* out) {
+void ToProto(const session::SessionInfo& info, v1::SessionMetadata* out) {
   out->set_id(info.id);
   out->set_user_id(info.user_id);
   ToProto(info.created, out->mutable_created());
@@ -146,7 +146,7 @@ void ToProto(const SessionInfo& info, v1::SessionMetadata* out) {
   out->set_version(info.version);
 }
 
-void ToProto(const Session& session, v1::Session* out) {
+void ToProto(const session::Session& session, v1::Session* out) {
   ToProto(session.info, out->mutable_metadata());
   auto& attributes = *out->mutable_attributes();
   for (const auto& [name, value] : session.attributes) attributes[name] = value;

@@ -37,19 +37,19 @@ absl::StatusOr<absl::Duration> PositiveDurationFromProto(
 
 // A key with exactly one of id/cookie set, non-empty and at most
 // kMaxKeyBytes. `present` is the has_ bit of the message field.
-absl::StatusOr<SessionKey> KeyFromProto(bool present,
+absl::StatusOr<session::SessionKey> KeyFromProto(bool present,
                                         const v1::SessionKey& key,
                                         std::string_view field);
 
-absl::StatusOr<CreateParams> CreateParamsFromProto(
+absl::StatusOr<session::CreateParams> CreateParamsFromProto(
     const v1::CreateSessionRequest& request);
 // INVALID_ARGUMENT for a session_limit_policy this sidecar does not know.
-absl::StatusOr<RegenerateParams> RegenerateParamsFromProto(
+absl::StatusOr<session::RegenerateParams> RegenerateParamsFromProto(
     const v1::RegenerateSessionRequest& request);
-UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request);
+session::UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request);
 
-void ToProto(const SessionInfo& info, v1::SessionMetadata* out);
-void ToProto(const Session& session, v1::Session* out);
+void ToProto(const session::SessionInfo& info, v1::SessionMetadata* out);
+void ToProto(const session::Session& session, v1::Session* out);
 
 }  // namespace stateside::rpc
 

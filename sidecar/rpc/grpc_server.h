@@ -53,7 +53,7 @@ struct GrpcServerOptions {
 
 // What the services run on. Every pointer must outlive the GrpcServer.
 struct GrpcServices {
-  SessionManager* sessions = nullptr;
+  session::SessionManager* sessions = nullptr;
   OptOutManager* opt_outs = nullptr;
   const lifecycle::Instance* instance = nullptr;
   // Optional: the drain RPCs answer UNIMPLEMENTED without a controller;

@@ -17,7 +17,7 @@ absl::Status NoManager() {
 
 // The key of a request that names one session.
 template <typename Request>
-absl::StatusOr<SessionKey> KeyOf(const Request& request) {
+absl::StatusOr<session::SessionKey> KeyOf(const Request& request) {
   return KeyFromProto(request.has_key(), request.key(), "key");
 }
 
@@ -37,7 +37,7 @@ void Operations::Create(const v1::CreateSessionRequest& request,
   auto params = CreateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
   Answer(sessions_->Create(*params),
-         [response](Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+         [response](session::Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
 }
 
 void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
@@ -47,9 +47,9 @@ void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionRespons
   if (!key.ok()) return std::move(done)(key.status());
   // Async: no gRPC thread waits for the store (there are two).
   sessions_->GetAsync(*key, /*touch=*/!request.has_touch() || request.touch(),
-                      [response, done = std::move(done)](absl::StatusOr<Session> s) mutable {
+                      [response, done = std::move(done)](absl::StatusOr<session::Session> s) mutable {
                         Answer(std::move(s),
-                               [response](Session v) { ToProto(v, response->mutable_session()); },
+                               [response](session::Session v) { ToProto(v, response->mutable_session()); },
                                std::move(done));
                       });
 }
@@ -61,9 +61,9 @@ void Operations::Update(const v1::UpdateSessionRequest& request,
   if (!key.ok()) return std::move(done)(key.status());
   sessions_->UpdateAsync(
       *key, UpdateParamsFromProto(request),
-      [response, done = std::move(done)](absl::StatusOr<SessionInfo> info) mutable {
+      [response, done = std::move(done)](absl::StatusOr<session::SessionInfo> info) mutable {
         Answer(std::move(info),
-               [response](const SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+               [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
                std::move(done));
       });
 }
@@ -74,7 +74,7 @@ void Operations::Touch(const v1::TouchSessionRequest& request,
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
   Answer(sessions_->Touch(*key),
-         [response](const SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+         [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
          std::move(done));
 }
 
@@ -95,7 +95,7 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   auto params = RegenerateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
   Answer(sessions_->Regenerate(*key, *params),
-         [response](Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+         [response](session::Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
 }
 
 void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
@@ -104,8 +104,8 @@ void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
   Answer(sessions_->ListUserSessionsPage(request.user_id(), request.page_token(),
                                          request.page_size()),
-         [response](const UserSessionsPage& page) {
-           for (const SessionInfo& info : page.sessions) ToProto(info, response->add_sessions());
+         [response](const session::UserSessionsPage& page) {
+           for (const session::SessionInfo& info : page.sessions) ToProto(info, response->add_sessions());
            response->set_next_page_token(page.next_page_token);
          },
          std::move(done));
@@ -118,7 +118,7 @@ void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& reque
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
   // An empty `keep` message (neither id nor cookie) is no keep at all, which
   // is also what the manager makes of a keep naming no session.
-  std::optional<SessionKey> keep;
+  std::optional<session::SessionKey> keep;
   if (request.has_keep() && request.keep().kind_case() != v1::SessionKey::KIND_NOT_SET) {
     auto key = KeyFromProto(true, request.keep(), "keep");
     if (!key.ok()) return std::move(done)(key.status());

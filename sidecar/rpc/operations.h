@@ -27,7 +27,7 @@ class Operations {
 
   // Either pointer may be null when a service needs only the other; calling
   // an operation of a missing manager answers UNIMPLEMENTED.
-  Operations(SessionManager* sessions, OptOutManager* opt_outs)
+  Operations(session::SessionManager* sessions, OptOutManager* opt_outs)
       : sessions_(sessions), opt_outs_(opt_outs) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
@@ -52,7 +52,7 @@ class Operations {
                  Done done) const;
 
  private:
-  SessionManager* const sessions_;
+  session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;
 };
 

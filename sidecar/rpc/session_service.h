@@ -38,7 +38,7 @@ class SessionService final : public internal::SessionServiceBase {
   // the service. Without `opt_outs`, Pipe answers its opt-out calls
   // UNIMPLEMENTED. `max_message_bytes`: the server's receive limit, which
   // Pipe announces to its clients.
-  SessionService(SessionManager* sessions, OptOutManager* opt_outs,
+  SessionService(session::SessionManager* sessions, OptOutManager* opt_outs,
                  admin::Metrics* metrics, size_t max_message_bytes)
       : ops_(sessions, opt_outs), metrics_(metrics), max_message_bytes_(max_message_bytes) {}
 

@@ -19,7 +19,7 @@ namespace stateside {
 namespace {
 
 Backend MakeMemoryBackend(const Config& config, std::string name) {
-  auto sessions = std::make_unique<MemorySessionStore>(config.max_sessions);
+  auto sessions = std::make_unique<session::MemorySessionStore>(config.max_sessions);
   // Opt-outs share the session bound: one setting for "how much memory may
   // the embedded store take", and an opt-out entry is far smaller.
   auto opt_outs = std::make_unique<MemoryOptOutStore>(config.max_sessions);

@@ -30,7 +30,7 @@ struct Backend {
   // The Redis connection the stores below use; null for the memory stores.
   // Declared first so it outlives them.
   std::unique_ptr<redis::RedisClient> redis;
-  std::unique_ptr<SessionStore> sessions;
+  std::unique_ptr<session::SessionStore> sessions;
   std::unique_ptr<OptOutStore> opt_outs;
   // Periodic upkeep (the memory stores' expiry sweep): drops what expired by
   // `now` and returns how many entries went. Empty if the backend needs

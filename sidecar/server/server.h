@@ -96,7 +96,7 @@ class Server {
   // The configuration in force (keys and secrets wiped).
   const Config& config() const { return config_; }
   lifecycle::Instance& instance() { return *parts_->instance; }
-  SessionManager& sessions() { return *parts_->session_manager; }
+  session::SessionManager& sessions() { return *parts_->session_manager; }
   OptOutManager& opt_outs() { return *parts_->opt_out_manager; }
   const crypto::Keyring& keyring() const { return *parts_->keyring; }
   const Clock& clock() const { return *parts_->clock; }

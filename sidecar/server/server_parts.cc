@@ -46,8 +46,8 @@ class RedisMetricsSink final : public redis::RedisMetrics {
   admin::Metrics* const metrics_;
 };
 
-SessionPolicy PolicyOf(const Config& config) {
-  SessionPolicy policy;
+session::SessionPolicy PolicyOf(const Config& config) {
+  session::SessionPolicy policy;
   policy.idle_ttl = config.idle_ttl;
   policy.absolute_ttl = config.absolute_ttl;
   policy.limits.max_attributes = config.max_attributes;
@@ -55,8 +55,8 @@ SessionPolicy PolicyOf(const Config& config) {
   policy.limits.max_total_bytes = config.max_session_bytes;
   policy.limits.max_sessions_per_user = config.max_sessions_per_user;
   policy.limits.session_limit_policy = config.session_limit_end_oldest
-                                           ? SessionLimitPolicy::kEndOldest
-                                           : SessionLimitPolicy::kRefuse;
+                                           ? session::SessionLimitPolicy::kEndOldest
+                                           : session::SessionLimitPolicy::kRefuse;
   return policy;
 }
 
@@ -135,7 +135,7 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
   p.session_events = std::make_unique<admin::MetricsSessionEvents>(p.metrics.get());
 
   ASSIGN_OR_RETURN(p.backend, MakeBackend(config));
-  p.session_manager = std::make_unique<SessionManager>(
+  p.session_manager = std::make_unique<session::SessionManager>(
       p.backend.sessions.get(), p.sealer.get(), p.signer.get(), p.random.get(),
       p.clock, PolicyOf(config), p.session_events.get());
   p.opt_out_manager = std::make_unique<OptOutManager>(

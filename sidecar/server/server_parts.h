@@ -77,7 +77,7 @@ struct ServerParts {
   // Feeds metrics from the Redis client (Redis backend only); outlives it.
   std::unique_ptr<redis::RedisMetrics> redis_metrics;
   Backend backend;
-  std::unique_ptr<SessionManager> session_manager;
+  std::unique_ptr<session::SessionManager> session_manager;
   std::unique_ptr<OptOutManager> opt_out_manager;
   std::unique_ptr<lifecycle::Instance> instance;
   // The cluster registry (Redis backend only; null otherwise).

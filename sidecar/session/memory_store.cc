@@ -14,7 +14,7 @@
 #include "sidecar/common/string_view.h"
 #include "sidecar/common/status_macros.h"
 
-namespace stateside {
+namespace stateside::session {
 namespace {
 
 StoredSession MetadataOf(const StoredSession& s) {
@@ -423,4 +423,4 @@ void MemorySessionStore::AddTombstoneLocked(const std::string& id,
   earliest_tombstone_expiry_ = std::min(earliest_tombstone_expiry_, until);
 }
 
-}  // namespace stateside
+}  // namespace stateside::session

@@ -48,7 +48,7 @@
 #include "absl/time/time.h"
 #include "sidecar/session/store.h"
 
-namespace stateside {
+namespace stateside::session {
 
 class MemorySessionStore final : public SessionStore {
  public:
@@ -142,6 +142,6 @@ class MemorySessionStore final : public SessionStore {
       absl::InfiniteFuture();
 };
 
-}  // namespace stateside
+}  // namespace stateside::session
 
 #endif  // STATESIDE_SIDECAR_SESSION_MEMORY_STORE_H_

@@ -1,7 +1,7 @@
 // Names of the NOT_FOUND causes, as metrics labels and log fields.
 #include "sidecar/session/session_events.h"
 
-namespace stateside {
+namespace stateside::session {
 
 std::string_view NotFoundCauseName(NotFoundCause cause) {
   switch (cause) {
@@ -19,4 +19,4 @@ std::string_view NotFoundCauseName(NotFoundCause cause) {
   return "unknown";
 }
 
-}  // namespace stateside
+}  // namespace stateside::session

@@ -6,7 +6,7 @@
 
 #include <string_view>
 
-namespace stateside {
+namespace stateside::session {
 
 // Why a lookup answered NOT_FOUND. The caller never learns which.
 enum class NotFoundCause {
@@ -39,6 +39,6 @@ class SessionEvents {
   virtual void CapRefused(std::string_view cap) {}
 };
 
-}  // namespace stateside
+}  // namespace stateside::session
 
 #endif  // STATESIDE_SIDECAR_SESSION_SESSION_EVENTS_H_

@@ -20,7 +20,7 @@
 #include "sidecar/crypto/session_id.h"
 #include "spdlog/spdlog.h"
 
-namespace stateside {
+namespace stateside::session {
 namespace {
 
 // A cookie is "id.signature": 43 + 1 + 43 characters. Anything much longer is
@@ -944,4 +944,4 @@ absl::StatusOr<SessionManager::WalkedPage> SessionManager::WalkUser(
   return out;
 }
 
-}  // namespace stateside
+}  // namespace stateside::session

@@ -25,7 +25,7 @@
 #include "sidecar/session/session_events.h"
 #include "sidecar/session/store.h"
 
-namespace stateside {
+namespace stateside::session {
 
 // What a Create (or a Regenerate that gives a session its owner) does when
 // the user already holds the most live sessions allowed.
@@ -375,6 +375,6 @@ class SessionManager {
   absl::AnyInvocable<void(ManagerStep)> step_hook_;  // tests only
 };
 
-}  // namespace stateside
+}  // namespace stateside::session
 
 #endif  // STATESIDE_SIDECAR_SESSION_SESSION_MANAGER_H_

@@ -31,7 +31,7 @@
 #include "absl/time/time.h"
 #include "sidecar/common/not_found.h"
 
-namespace stateside {
+namespace stateside::session {
 
 // A session as the store holds it.
 struct StoredSession {
@@ -213,6 +213,6 @@ class SessionStore {
                                         absl::Time now, absl::Time until) = 0;
 };
 
-}  // namespace stateside
+}  // namespace stateside::session
 
 #endif  // STATESIDE_SIDECAR_SESSION_STORE_H_

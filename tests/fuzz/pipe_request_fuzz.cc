@@ -55,9 +55,9 @@ struct Sidecar {
   std::unique_ptr<crypto::Keyring> keyring;
   std::unique_ptr<crypto::Sealer> sealer;
   std::unique_ptr<crypto::CookieSigner> signer;
-  MemorySessionStore session_store{10000};
+  session::MemorySessionStore session_store{10000};
   MemoryOptOutStore opt_out_store{10000};
-  std::unique_ptr<SessionManager> sessions;
+  std::unique_ptr<session::SessionManager> sessions;
   std::unique_ptr<OptOutManager> opt_outs;
   std::unique_ptr<lifecycle::Instance> instance;
   std::unique_ptr<rpc::GrpcServer> server;
@@ -81,13 +81,13 @@ Sidecar& TheSidecar() {
     auto signer = crypto::CookieSigner::Create({std::string(32, 's')});
     FUZZ_CHECK(signer.ok());
     s->signer = *std::move(signer);
-    SessionPolicy policy;
+    session::SessionPolicy policy;
     policy.idle_ttl = absl::Hours(1);
     policy.absolute_ttl = absl::Hours(8);
     policy.limits.max_attributes = 8;
     policy.limits.max_attribute_bytes = 1024;
     policy.limits.max_total_bytes = 4096;
-    s->sessions = std::make_unique<SessionManager>(&s->session_store, s->sealer.get(),
+    s->sessions = std::make_unique<session::SessionManager>(&s->session_store, s->sealer.get(),
                                                    s->signer.get(), s->random.get(),
                                                    &s->clock, policy);
     s->opt_outs = std::make_unique<OptOutManager>(&s->opt_out_store, s->keyring.get(),

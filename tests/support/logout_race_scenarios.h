@@ -22,22 +22,22 @@ namespace stateside::testing::races {
 
 inline constexpr char kUser[] = "racer@example.com";
 
-inline Session CreateFor(SessionManager& m, std::string user,
+inline session::Session CreateFor(session::SessionManager& m, std::string user,
                          absl::flat_hash_map<std::string, std::string> attrs = {
                              {"cart", "[]"}}) {
-  CreateParams params;
+  session::CreateParams params;
   params.user_id = std::move(user);
   params.attributes = std::move(attrs);
-  absl::StatusOr<Session> s = m.Create(params);
+  absl::StatusOr<session::Session> s = m.Create(params);
   EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? *std::move(s) : Session{};
+  return s.ok() ? *std::move(s) : session::Session{};
 }
 
 // Runs `action` once, when `m` reaches `step`.
-inline void OnceAt(SessionManager& m, ManagerStep step,
+inline void OnceAt(session::SessionManager& m, session::ManagerStep step,
                    std::function<void()> action) {
   m.SetStepHookForTesting(
-      [step, action = std::move(action), done = false](ManagerStep at) mutable {
+      [step, action = std::move(action), done = false](session::ManagerStep at) mutable {
         if (at != step || done) return;
         done = true;
         action();
@@ -45,38 +45,38 @@ inline void OnceAt(SessionManager& m, ManagerStep step,
 }
 
 // Stops `a` at `step` while `b` logs kUser out everywhere but `kept`.
-inline void LogOutWhenAt(SessionManager& a, ManagerStep step, SessionManager& b,
-                         const Session& kept,
+inline void LogOutWhenAt(session::SessionManager& a, session::ManagerStep step, session::SessionManager& b,
+                         const session::Session& kept,
                          absl::StatusOr<uint32_t>* destroyed) {
   OnceAt(a, step, [&b, &kept, destroyed] {
-    *destroyed = b.DestroyUserSessions(kUser, SessionKey::Id(kept.info.id));
+    *destroyed = b.DestroyUserSessions(kUser, session::SessionKey::Id(kept.info.id));
   });
 }
 
-inline std::vector<std::string> ListedIds(SessionManager& m) {
+inline std::vector<std::string> ListedIds(session::SessionManager& m) {
   std::vector<std::string> ids;
-  absl::StatusOr<std::vector<SessionInfo>> list = m.ListUserSessions(kUser);
+  absl::StatusOr<std::vector<session::SessionInfo>> list = m.ListUserSessions(kUser);
   EXPECT_TRUE(list.ok()) << list.status();
   if (list.ok()) {
-    for (const SessionInfo& info : *list) ids.push_back(info.id);
+    for (const session::SessionInfo& info : *list) ids.push_back(info.id);
   }
   return ids;
 }
 
-inline bool Usable(SessionManager& m, const std::string& cookie) {
-  return m.Get(SessionKey::Cookie(cookie), /*touch=*/false).ok();
+inline bool Usable(session::SessionManager& m, const std::string& cookie) {
+  return m.Get(session::SessionKey::Cookie(cookie), /*touch=*/false).ok();
 }
 
 // A Create that read the epoch before the logout began (C1 < D1) but whose
 // index entry the logout's listing did not see: the post-check retires it.
 // Without the epoch it would survive the logout.
-inline void CreateStoppedBeforeItsWriteDoesNotSurvive(SessionManager& a,
-                                                      SessionManager& b) {
-  Session kept = CreateFor(b, kUser);
-  Session before = CreateFor(b, kUser);
+inline void CreateStoppedBeforeItsWriteDoesNotSurvive(session::SessionManager& a,
+                                                      session::SessionManager& b) {
+  session::Session kept = CreateFor(b, kUser);
+  session::Session before = CreateFor(b, kUser);
   absl::StatusOr<uint32_t> destroyed;
-  LogOutWhenAt(a, ManagerStep::kEpochRead, b, kept, &destroyed);
-  Session racing = CreateFor(a, kUser);
+  LogOutWhenAt(a, session::ManagerStep::kEpochRead, b, kept, &destroyed);
+  session::Session racing = CreateFor(a, kUser);
   a.SetStepHookForTesting(nullptr);
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(*destroyed, 1u) << "only `before` was indexed when it listed";
@@ -87,31 +87,31 @@ inline void CreateStoppedBeforeItsWriteDoesNotSurvive(SessionManager& a,
 }
 
 // A Create stopped after its write (C2 < D2): the listing sees it.
-inline void CreateStoppedAfterItsWriteDoesNotSurvive(SessionManager& a,
-                                                     SessionManager& b) {
-  Session kept = CreateFor(b, kUser);
+inline void CreateStoppedAfterItsWriteDoesNotSurvive(session::SessionManager& a,
+                                                     session::SessionManager& b) {
+  session::Session kept = CreateFor(b, kUser);
   absl::StatusOr<uint32_t> destroyed;
-  LogOutWhenAt(a, ManagerStep::kWritten, b, kept, &destroyed);
-  Session racing = CreateFor(a, kUser);
+  LogOutWhenAt(a, session::ManagerStep::kWritten, b, kept, &destroyed);
+  session::Session racing = CreateFor(a, kUser);
   a.SetStepHookForTesting(nullptr);
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(*destroyed, 1u);
   EXPECT_FALSE(Usable(b, racing.cookie));
   EXPECT_TRUE(Usable(b, kept.cookie));
   // A Create after the logout is not affected by it.
-  Session after = CreateFor(a, kUser);
+  session::Session after = CreateFor(a, kUser);
   EXPECT_TRUE(Usable(b, after.cookie));
 }
 
 // A Regenerate stopped between its copy and the retirement of the old id
 // while the logout runs: neither the old id nor the copy survives.
-inline void RegenerateStoppedBeforeRetiringDoesNotSurvive(SessionManager& a,
-                                                          SessionManager& b) {
-  Session kept = CreateFor(b, kUser);
-  Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
+inline void RegenerateStoppedBeforeRetiringDoesNotSurvive(session::SessionManager& a,
+                                                          session::SessionManager& b) {
+  session::Session kept = CreateFor(b, kUser);
+  session::Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
   absl::StatusOr<uint32_t> destroyed;
-  LogOutWhenAt(a, ManagerStep::kWritten, b, kept, &destroyed);
-  absl::StatusOr<Session> fresh = a.Regenerate(SessionKey::Id(old.info.id));
+  LogOutWhenAt(a, session::ManagerStep::kWritten, b, kept, &destroyed);
+  absl::StatusOr<session::Session> fresh = a.Regenerate(session::SessionKey::Id(old.info.id));
   a.SetStepHookForTesting(nullptr);
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(fresh.status().code(), absl::StatusCode::kNotFound) << fresh.status();
@@ -123,18 +123,18 @@ inline void RegenerateStoppedBeforeRetiringDoesNotSurvive(SessionManager& a,
 // The logout stopped between its listing and its destroys while a Regenerate
 // of a listed session runs to the end: the logout finds the old id retired
 // and follows it to the copy. Without Successor() the copy would survive.
-inline void RegenerateInsideTheLogoutIsFollowed(SessionManager& a,
-                                                SessionManager& b) {
-  Session kept = CreateFor(b, kUser);
-  Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
-  absl::StatusOr<Session> fresh;
-  absl::StatusOr<Session> fresher;
-  OnceAt(b, ManagerStep::kListed, [&] {
-    fresh = a.Regenerate(SessionKey::Id(old.info.id));
-    if (fresh.ok()) fresher = a.Regenerate(SessionKey::Id(fresh->info.id));
+inline void RegenerateInsideTheLogoutIsFollowed(session::SessionManager& a,
+                                                session::SessionManager& b) {
+  session::Session kept = CreateFor(b, kUser);
+  session::Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
+  absl::StatusOr<session::Session> fresh;
+  absl::StatusOr<session::Session> fresher;
+  OnceAt(b, session::ManagerStep::kListed, [&] {
+    fresh = a.Regenerate(session::SessionKey::Id(old.info.id));
+    if (fresh.ok()) fresher = a.Regenerate(session::SessionKey::Id(fresh->info.id));
   });
   absl::StatusOr<uint32_t> destroyed =
-      b.DestroyUserSessions(kUser, SessionKey::Id(kept.info.id));
+      b.DestroyUserSessions(kUser, session::SessionKey::Id(kept.info.id));
   b.SetStepHookForTesting(nullptr);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   ASSERT_TRUE(fresher.ok()) << fresher.status();
@@ -150,22 +150,22 @@ inline void RegenerateInsideTheLogoutIsFollowed(SessionManager& a,
 // An Update of the old id landing between Regenerate's copy and its
 // retirement moves the version: the stale copy goes, the copy is made again
 // and carries the update. Copy-then-delete would lose it.
-inline void RegenerateKeepsAnUpdateThatLandsDuringTheCopy(SessionManager& a,
-                                                          SessionManager& b) {
-  Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
-  absl::StatusOr<SessionInfo> updated;
-  OnceAt(a, ManagerStep::kWritten, [&] {
-    UpdateParams u;
+inline void RegenerateKeepsAnUpdateThatLandsDuringTheCopy(session::SessionManager& a,
+                                                          session::SessionManager& b) {
+  session::Session old = CreateFor(b, kUser, {{"cart", "[1]"}});
+  absl::StatusOr<session::SessionInfo> updated;
+  OnceAt(a, session::ManagerStep::kWritten, [&] {
+    session::UpdateParams u;
     u.set = {{"cart", "[1,2]"}};
-    updated = b.Update(SessionKey::Id(old.info.id), u);
+    updated = b.Update(session::SessionKey::Id(old.info.id), u);
   });
-  absl::StatusOr<Session> fresh = a.Regenerate(SessionKey::Id(old.info.id));
+  absl::StatusOr<session::Session> fresh = a.Regenerate(session::SessionKey::Id(old.info.id));
   a.SetStepHookForTesting(nullptr);
   ASSERT_TRUE(updated.ok()) << updated.status();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   EXPECT_EQ(fresh->attributes.at("cart"), "[1,2]");
   EXPECT_EQ(fresh->info.version, 2u);
-  absl::StatusOr<Session> read = b.Get(SessionKey::Cookie(fresh->cookie));
+  absl::StatusOr<session::Session> read = b.Get(session::SessionKey::Cookie(fresh->cookie));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->attributes.at("cart"), "[1,2]");
   EXPECT_FALSE(Usable(b, old.cookie));
@@ -175,21 +175,21 @@ inline void RegenerateKeepsAnUpdateThatLandsDuringTheCopy(SessionManager& a,
 
 // A session changed under every copy: ABORTED after the bounded retries,
 // the old id still live with every update, no copy left behind.
-inline void RegenerateGivesUpOnASessionThatNeverSettles(SessionManager& a,
-                                                        SessionManager& b) {
-  Session old = CreateFor(b, kUser, {{"n", "0"}});
+inline void RegenerateGivesUpOnASessionThatNeverSettles(session::SessionManager& a,
+                                                        session::SessionManager& b) {
+  session::Session old = CreateFor(b, kUser, {{"n", "0"}});
   int updates = 0;
-  a.SetStepHookForTesting([&](ManagerStep at) {
-    if (at != ManagerStep::kWritten) return;
-    UpdateParams u;
+  a.SetStepHookForTesting([&](session::ManagerStep at) {
+    if (at != session::ManagerStep::kWritten) return;
+    session::UpdateParams u;
     u.set = {{"n", std::to_string(++updates)}};
-    EXPECT_TRUE(b.Update(SessionKey::Id(old.info.id), u).ok());
+    EXPECT_TRUE(b.Update(session::SessionKey::Id(old.info.id), u).ok());
   });
-  absl::StatusOr<Session> fresh = a.Regenerate(SessionKey::Id(old.info.id));
+  absl::StatusOr<session::Session> fresh = a.Regenerate(session::SessionKey::Id(old.info.id));
   a.SetStepHookForTesting(nullptr);
   EXPECT_EQ(fresh.status().code(), absl::StatusCode::kAborted) << fresh.status();
   EXPECT_EQ(updates, 4);
-  absl::StatusOr<Session> read = b.Get(SessionKey::Cookie(old.cookie));
+  absl::StatusOr<session::Session> read = b.Get(session::SessionKey::Cookie(old.cookie));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->attributes.at("n"), "4");
   EXPECT_EQ(ListedIds(b), std::vector<std::string>{old.info.id});

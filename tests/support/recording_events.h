@@ -15,13 +15,13 @@
 namespace stateside::testing {
 
 // Counts every event; thread-safe.
-class RecordingEvents final : public SessionEvents {
+class RecordingEvents final : public session::SessionEvents {
  public:
   void SessionCreated() override { Bump("created"); }
   void SessionDestroyed() override { Bump("destroyed"); }
   void SessionExpired() override { Bump("expired"); }
-  void SessionNotFound(NotFoundCause cause) override {
-    Bump(std::string("not_found:") + std::string(NotFoundCauseName(cause)));
+  void SessionNotFound(session::NotFoundCause cause) override {
+    Bump(std::string("not_found:") + std::string(session::NotFoundCauseName(cause)));
   }
   void DecryptFailed(std::string_view reason) override {
     Bump("decrypt_failed:" + std::string(reason));
@@ -36,8 +36,8 @@ class RecordingEvents final : public SessionEvents {
     auto it = counts_.find(name);
     return it == counts_.end() ? 0 : it->second;
   }
-  int not_found(NotFoundCause cause) const {
-    return count("not_found:" + std::string(NotFoundCauseName(cause)));
+  int not_found(session::NotFoundCause cause) const {
+    return count("not_found:" + std::string(session::NotFoundCauseName(cause)));
   }
   int total_not_found() const {
     absl::MutexLock lock(&mu_);

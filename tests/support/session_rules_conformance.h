@@ -51,26 +51,26 @@ class SessionRulesConformanceTest : public SessionStoreConformanceTest {
     auto signer = crypto::CookieSigner::Create({std::string(32, 's')});
     ASSERT_TRUE(signer.ok()) << signer.status();
     signer_ = *std::move(signer);
-    Rebuild(0, SessionLimitPolicy::kRefuse);
+    Rebuild(0, session::SessionLimitPolicy::kRefuse);
   }
 
   // A manager with this cap of sessions per user and policy at the cap.
-  void Rebuild(size_t max_per_user, SessionLimitPolicy at_cap) {
-    SessionPolicy policy;
+  void Rebuild(size_t max_per_user, session::SessionLimitPolicy at_cap) {
+    session::SessionPolicy policy;
     policy.idle_ttl = absl::Minutes(30);
     policy.absolute_ttl = absl::Hours(8);
     policy.limits.max_sessions_per_user = max_per_user;
     policy.limits.session_limit_policy = at_cap;
-    manager_ = std::make_unique<SessionManager>(store_.get(), sealer_.get(),
+    manager_ = std::make_unique<session::SessionManager>(store_.get(), sealer_.get(),
                                                 signer_.get(), random_.get(),
                                                 &clock_, policy, &events_);
   }
 
-  absl::StatusOr<Session> Create(const std::string& user,
+  absl::StatusOr<session::Session> Create(const std::string& user,
                                  std::optional<uint32_t> cap = std::nullopt,
-                                 std::optional<SessionLimitPolicy> at_cap =
+                                 std::optional<session::SessionLimitPolicy> at_cap =
                                      std::nullopt) {
-    CreateParams params;
+    session::CreateParams params;
     params.user_id = user;
     params.attributes = {{"cart", "[" + user + "]"}};
     params.max_sessions_per_user = cap;
@@ -82,23 +82,23 @@ class SessionRulesConformanceTest : public SessionStoreConformanceTest {
   // absolute expiries: a known order in the user's index).
   std::string MustCreate(const std::string& user) {
     clock_.Advance(absl::Seconds(1));
-    absl::StatusOr<Session> s = Create(user);
+    absl::StatusOr<session::Session> s = Create(user);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? s->info.id : "";
   }
 
   std::vector<std::string> Listed(const std::string& user) {
-    absl::StatusOr<std::vector<SessionInfo>> all = manager_->ListUserSessions(user);
+    absl::StatusOr<std::vector<session::SessionInfo>> all = manager_->ListUserSessions(user);
     EXPECT_TRUE(all.ok()) << all.status();
     std::vector<std::string> ids;
     if (all.ok()) {
-      for (const SessionInfo& info : *all) ids.push_back(info.id);
+      for (const session::SessionInfo& info : *all) ids.push_back(info.id);
     }
     return ids;
   }
 
   absl::StatusCode GetCode(const std::string& id) {
-    return manager_->Get(SessionKey::Id(id), /*touch=*/false).status().code();
+    return manager_->Get(session::SessionKey::Id(id), /*touch=*/false).status().code();
   }
 
   static std::string ReasonOf(const absl::Status& status) {
@@ -113,25 +113,25 @@ class SessionRulesConformanceTest : public SessionStoreConformanceTest {
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
-  std::unique_ptr<SessionManager> manager_;
+  std::unique_ptr<session::SessionManager> manager_;
 };
 
 // Login that keeps the cart: the anonymous session becomes alice's under a
 // new id; the old id is dead, the attributes are kept, alice's index lists
 // the new id.
 TEST_P(SessionRulesConformanceTest, RegenerateWithAnOwnerMakesTheAnonymousSessionTheUsers) {
-  absl::StatusOr<Session> anonymous = Create("");
+  absl::StatusOr<session::Session> anonymous = Create("");
   ASSERT_TRUE(anonymous.ok()) << anonymous.status();
-  RegenerateParams login;
+  session::RegenerateParams login;
   login.user_id = "alice";
-  absl::StatusOr<Session> alices =
-      manager_->Regenerate(SessionKey::Cookie(anonymous->cookie), login);
+  absl::StatusOr<session::Session> alices =
+      manager_->Regenerate(session::SessionKey::Cookie(anonymous->cookie), login);
   ASSERT_TRUE(alices.ok()) << alices.status();
   EXPECT_NE(alices->info.id, anonymous->info.id);
   EXPECT_EQ(alices->info.user_id, "alice");
   EXPECT_EQ(alices->attributes.at("cart"), "[]");
   EXPECT_EQ(GetCode(anonymous->info.id), absl::StatusCode::kNotFound);
-  absl::StatusOr<Session> read = manager_->Get(SessionKey::Cookie(alices->cookie));
+  absl::StatusOr<session::Session> read = manager_->Get(session::SessionKey::Cookie(alices->cookie));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->info.user_id, "alice");
   EXPECT_EQ(read->attributes.at("cart"), "[]");
@@ -143,13 +143,13 @@ TEST_P(SessionRulesConformanceTest, RegenerateWithAnOwnerMakesTheAnonymousSessio
 
 TEST_P(SessionRulesConformanceTest, RegenerateKeepingTheOwnerMovesItsIndexEntry) {
   const std::string old_id = MustCreate("alice");
-  RegenerateParams same;
+  session::RegenerateParams same;
   same.user_id = "alice";  // its own owner: nothing changes but the id
-  absl::StatusOr<Session> moved = manager_->Regenerate(SessionKey::Id(old_id), same);
+  absl::StatusOr<session::Session> moved = manager_->Regenerate(session::SessionKey::Id(old_id), same);
   ASSERT_TRUE(moved.ok()) << moved.status();
   EXPECT_EQ(moved->info.user_id, "alice");
   EXPECT_EQ(Listed("alice"), std::vector<std::string>{moved->info.id});
-  absl::StatusOr<Session> again = manager_->Regenerate(SessionKey::Id(moved->info.id));
+  absl::StatusOr<session::Session> again = manager_->Regenerate(session::SessionKey::Id(moved->info.id));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->info.user_id, "alice");
   EXPECT_EQ(Listed("alice"), std::vector<std::string>{again->info.id});
@@ -159,14 +159,14 @@ TEST_P(SessionRulesConformanceTest, RegenerateKeepingTheOwnerMovesItsIndexEntry)
 
 TEST_P(SessionRulesConformanceTest, RegenerateCannotHandOneUsersSessionToAnother) {
   const std::string bobs = MustCreate("bob");
-  RegenerateParams takeover;
+  session::RegenerateParams takeover;
   takeover.user_id = "alice";
-  absl::Status refused = manager_->Regenerate(SessionKey::Id(bobs), takeover).status();
+  absl::Status refused = manager_->Regenerate(session::SessionKey::Id(bobs), takeover).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_EQ(ReasonOf(refused), "SESSION_OWNED");
   EXPECT_EQ(FieldOf(refused), "user_id");
   takeover.user_id = "";  // nor make it anonymous
-  EXPECT_EQ(manager_->Regenerate(SessionKey::Id(bobs), takeover).status().code(),
+  EXPECT_EQ(manager_->Regenerate(session::SessionKey::Id(bobs), takeover).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(GetCode(bobs), absl::StatusCode::kOk);
   EXPECT_EQ(Listed("bob"), std::vector<std::string>{bobs});
@@ -174,7 +174,7 @@ TEST_P(SessionRulesConformanceTest, RegenerateCannotHandOneUsersSessionToAnother
 }
 
 TEST_P(SessionRulesConformanceTest, AtTheCapRefusePolicyRefusesAndWritesNothing) {
-  Rebuild(2, SessionLimitPolicy::kRefuse);
+  Rebuild(2, session::SessionLimitPolicy::kRefuse);
   const std::string first = MustCreate("alice");
   const std::string second = MustCreate("alice");
   absl::Status refused = Create("alice").status();
@@ -190,7 +190,7 @@ TEST_P(SessionRulesConformanceTest, AtTheCapRefusePolicyRefusesAndWritesNothing)
 }
 
 TEST_P(SessionRulesConformanceTest, AtTheCapEndOldestPolicyEndsTheOldestAndKeepsTheCount) {
-  Rebuild(2, SessionLimitPolicy::kEndOldest);
+  Rebuild(2, session::SessionLimitPolicy::kEndOldest);
   const std::string first = MustCreate("alice");
   const std::string second = MustCreate("alice");
   const std::string third = MustCreate("alice");
@@ -202,7 +202,7 @@ TEST_P(SessionRulesConformanceTest, AtTheCapEndOldestPolicyEndsTheOldestAndKeeps
 }
 
 TEST_P(SessionRulesConformanceTest, ACallsCapAndPolicyOverrideTheSettings) {
-  Rebuild(5, SessionLimitPolicy::kRefuse);
+  Rebuild(5, session::SessionLimitPolicy::kRefuse);
   const std::string first = MustCreate("alice");
   const std::string second = MustCreate("alice");
   absl::Status refused = Create("alice", 2).status();
@@ -210,7 +210,7 @@ TEST_P(SessionRulesConformanceTest, ACallsCapAndPolicyOverrideTheSettings) {
   EXPECT_EQ(ReasonOf(refused), "SESSION_LIMIT");
   EXPECT_EQ(PayloadOf(refused, kLimitPayload).value_or(""), "max_sessions_per_user");
   clock_.Advance(absl::Seconds(1));
-  absl::StatusOr<Session> third = Create("alice", 2, SessionLimitPolicy::kEndOldest);
+  absl::StatusOr<session::Session> third = Create("alice", 2, session::SessionLimitPolicy::kEndOldest);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(GetCode(first), absl::StatusCode::kNotFound);
   EXPECT_EQ(Listed("alice"), (std::vector<std::string>{second, third->info.id}));
@@ -221,31 +221,31 @@ TEST_P(SessionRulesConformanceTest, ACallsCapAndPolicyOverrideTheSettings) {
     EXPECT_EQ(FieldOf(status), "max_sessions_per_user") << bad;
   }
   // A per-call policy alone applies at the setting's cap.
-  Rebuild(2, SessionLimitPolicy::kRefuse);
+  Rebuild(2, session::SessionLimitPolicy::kRefuse);
   clock_.Advance(absl::Seconds(1));
-  absl::StatusOr<Session> fourth = Create("alice", std::nullopt, SessionLimitPolicy::kEndOldest);
+  absl::StatusOr<session::Session> fourth = Create("alice", std::nullopt, session::SessionLimitPolicy::kEndOldest);
   ASSERT_TRUE(fourth.ok()) << fourth.status();
   EXPECT_EQ(Listed("alice"), (std::vector<std::string>{third->info.id, fourth->info.id}));
 }
 
 TEST_P(SessionRulesConformanceTest, ALoginCountsAgainstTheNewOwnersCap) {
-  Rebuild(1, SessionLimitPolicy::kRefuse);
+  Rebuild(1, session::SessionLimitPolicy::kRefuse);
   const std::string alices = MustCreate("alice");
-  absl::StatusOr<Session> anonymous = Create("");
+  absl::StatusOr<session::Session> anonymous = Create("");
   ASSERT_TRUE(anonymous.ok()) << anonymous.status();
-  RegenerateParams login;
+  session::RegenerateParams login;
   login.user_id = "alice";
   absl::Status refused =
-      manager_->Regenerate(SessionKey::Id(anonymous->info.id), login).status();
+      manager_->Regenerate(session::SessionKey::Id(anonymous->info.id), login).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_EQ(ReasonOf(refused), "SESSION_LIMIT");
   // Refused: the anonymous session is untouched, alice's too.
   EXPECT_EQ(GetCode(anonymous->info.id), absl::StatusCode::kOk);
   EXPECT_EQ(Listed("alice"), std::vector<std::string>{alices});
 
-  login.session_limit_policy = SessionLimitPolicy::kEndOldest;
-  absl::StatusOr<Session> logged_in =
-      manager_->Regenerate(SessionKey::Id(anonymous->info.id), login);
+  login.session_limit_policy = session::SessionLimitPolicy::kEndOldest;
+  absl::StatusOr<session::Session> logged_in =
+      manager_->Regenerate(session::SessionKey::Id(anonymous->info.id), login);
   ASSERT_TRUE(logged_in.ok()) << logged_in.status();
   EXPECT_EQ(logged_in->attributes.at("cart"), "[]");
   EXPECT_EQ(GetCode(alices), absl::StatusCode::kNotFound);
@@ -256,10 +256,10 @@ TEST_P(SessionRulesConformanceTest, ALoginCountsAgainstTheNewOwnersCap) {
 // The cap is checked in the store's atomic step: creates racing for one
 // user, each past the early count, never leave more than the cap.
 TEST_P(SessionRulesConformanceTest, ConcurrentCreatesNeverPassTheCap) {
-  for (SessionLimitPolicy at_cap :
-       {SessionLimitPolicy::kRefuse, SessionLimitPolicy::kEndOldest}) {
+  for (session::SessionLimitPolicy at_cap :
+       {session::SessionLimitPolicy::kRefuse, session::SessionLimitPolicy::kEndOldest}) {
     const std::string user =
-        at_cap == SessionLimitPolicy::kRefuse ? "refused" : "ended";
+        at_cap == session::SessionLimitPolicy::kRefuse ? "refused" : "ended";
     Rebuild(3, at_cap);
     constexpr int kThreads = 8;
     std::atomic<int> created{0};
@@ -272,7 +272,7 @@ TEST_P(SessionRulesConformanceTest, ConcurrentCreatesNeverPassTheCap) {
     for (std::thread& t : threads) t.join();
     const size_t listed = Listed(user).size();
     EXPECT_EQ(listed, 3u) << user;
-    if (at_cap == SessionLimitPolicy::kRefuse) {
+    if (at_cap == session::SessionLimitPolicy::kRefuse) {
       EXPECT_EQ(created.load(), 3) << user;
     } else {
       EXPECT_EQ(created.load(), kThreads) << user;
@@ -287,11 +287,11 @@ TEST_P(SessionRulesConformanceTest, ListingPagesThroughEverySessionWithItsToken)
   std::string token;
   int pages = 0;
   do {
-    absl::StatusOr<UserSessionsPage> page =
+    absl::StatusOr<session::UserSessionsPage> page =
         manager_->ListUserSessionsPage("alice", token, 3);
     ASSERT_TRUE(page.ok()) << page.status();
     EXPECT_LE(page->sessions.size(), 3u);
-    for (const SessionInfo& info : page->sessions) walked.push_back(info.id);
+    for (const session::SessionInfo& info : page->sessions) walked.push_back(info.id);
     // Opaque: the token names no session id.
     for (const std::string& id : ids) {
       EXPECT_EQ(page->next_page_token.find(id), std::string::npos);

@@ -46,7 +46,7 @@ namespace stateside::testing {
 
 struct SessionStoreFactory {
   std::string name;  // a gtest name: [A-Za-z0-9_]
-  std::function<std::unique_ptr<SessionStore>()> make;
+  std::function<std::unique_ptr<session::SessionStore>()> make;
 };
 
 struct OptOutStoreFactory {
@@ -88,9 +88,9 @@ class SessionStoreConformanceTest
   absl::Time now() const { return clock_.Now(); }
 
   // A session created now: idle TTL 30m, absolute 8h, version 1.
-  StoredSession MakeSession(std::string id, std::string user_tag = "",
+  session::StoredSession MakeSession(std::string id, std::string user_tag = "",
                             std::string user_envelope = "") const {
-    StoredSession s;
+    session::StoredSession s;
     s.id = std::move(id);
     s.user_tag = std::move(user_tag);
     s.user_envelope = std::move(user_envelope);
@@ -105,24 +105,24 @@ class SessionStoreConformanceTest
   // 43-character ids, like the real ones (a store may check nothing, or that).
   static std::string Id(char c) { return std::string(43, c); }
 
-  absl::StatusOr<StoredSession> Read(const std::string& id, bool touch = false,
+  absl::StatusOr<session::StoredSession> Read(const std::string& id, bool touch = false,
                                      bool metadata_only = false) {
-    ReadOptions options;
+    session::ReadOptions options;
     options.now = now();
     options.touch = touch;
     options.metadata_only = metadata_only;
     return store_->Get(id, options);
   }
 
-  Mutation Set(std::string name, std::string envelope) const {
-    Mutation m;
+  session::Mutation Set(std::string name, std::string envelope) const {
+    session::Mutation m;
     m.now = now();
     m.set.emplace_back(std::move(name), std::move(envelope));
     return m;
   }
 
   FakeClock clock_;
-  std::unique_ptr<SessionStore> store_;
+  std::unique_ptr<session::SessionStore> store_;
 };
 
 class OptOutStoreConformanceTest
@@ -157,12 +157,12 @@ namespace stateside::testing {
   } while (0)
 
 TEST_P(SessionStoreConformanceTest, CreateThenGetReturnsWhatWasStored) {
-  StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
+  session::StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
   s.attributes = {{"cart", "env-cart"}, {"theme", "env-theme"}};
   s.version = 7;
   ASSERT_TRUE(store_->Create(s).ok());
 
-  absl::StatusOr<StoredSession> got = Read(s.id);
+  absl::StatusOr<session::StoredSession> got = Read(s.id);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->id, s.id);
   EXPECT_EQ(got->user_tag, "tag-1");
@@ -176,32 +176,32 @@ TEST_P(SessionStoreConformanceTest, CreateThenGetReturnsWhatWasStored) {
 }
 
 TEST_P(SessionStoreConformanceTest, EveryReadReturnsTheMetadataSealAsStored) {
-  StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
+  session::StoredSession s = MakeSession(Id('a'), "tag-1", "sealed-user");
   s.metadata_seal = "sealed-metadata";
   s.attributes = {{"k", "v"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  EXPECT_EQ(Read(s.id).value_or(StoredSession{}).metadata_seal, "sealed-metadata");
-  EXPECT_EQ(Read(s.id, false, true).value_or(StoredSession{}).metadata_seal,
+  EXPECT_EQ(Read(s.id).value_or(session::StoredSession{}).metadata_seal, "sealed-metadata");
+  EXPECT_EQ(Read(s.id, false, true).value_or(session::StoredSession{}).metadata_seal,
             "sealed-metadata");
-  Mutation m;
+  session::Mutation m;
   m.now = now();
   m.set = {{"k", "w"}};
-  EXPECT_EQ(store_->Update(s.id, m).value_or(StoredSession{}).metadata_seal,
+  EXPECT_EQ(store_->Update(s.id, m).value_or(session::StoredSession{}).metadata_seal,
             "sealed-metadata");
-  absl::StatusOr<std::vector<StoredSession>> listed = store_->ListByUser("tag-1", now());
+  absl::StatusOr<std::vector<session::StoredSession>> listed = store_->ListByUser("tag-1", now());
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].metadata_seal, "sealed-metadata");
 }
 
 TEST_P(SessionStoreConformanceTest, CreateOnAnExistingIdIsAlreadyExists) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"k", "original"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  StoredSession again = MakeSession(Id('a'));
+  session::StoredSession again = MakeSession(Id('a'));
   again.attributes = {{"k", "intruder"}};
   EXPECT_EQ(store_->Create(again).code(), absl::StatusCode::kAlreadyExists);
-  absl::StatusOr<StoredSession> got = Read(s.id);
+  absl::StatusOr<session::StoredSession> got = Read(s.id);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->attributes.at("k"), "original");
 }
@@ -212,10 +212,10 @@ TEST_P(SessionStoreConformanceTest, GetOfAnUnknownIdIsNotFound) {
 }
 
 TEST_P(SessionStoreConformanceTest, MetadataOnlyReadOmitsAttributes) {
-  StoredSession s = MakeSession(Id('a'), "tag", "user");
+  session::StoredSession s = MakeSession(Id('a'), "tag", "user");
   s.attributes = {{"k", "v"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  absl::StatusOr<StoredSession> got = Read(s.id, false, true);
+  absl::StatusOr<session::StoredSession> got = Read(s.id, false, true);
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(got->attributes.empty());
   EXPECT_EQ(got->user_envelope, "user");
@@ -225,7 +225,7 @@ TEST_P(SessionStoreConformanceTest, MetadataOnlyReadOmitsAttributes) {
 TEST_P(SessionStoreConformanceTest, TouchingReadRollsTheIdleTimeout) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
   clock_.Advance(absl::Minutes(20));
-  absl::StatusOr<StoredSession> got = Read(Id('a'), /*touch=*/true);
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'), /*touch=*/true);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->last_access, now());
   clock_.Advance(absl::Minutes(20));  // 40m after creation, 20m after touch
@@ -235,10 +235,10 @@ TEST_P(SessionStoreConformanceTest, TouchingReadRollsTheIdleTimeout) {
 }
 
 TEST_P(SessionStoreConformanceTest, NonTouchingReadLeavesTheIdleTimeout) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   ASSERT_TRUE(store_->Create(s).ok());
   clock_.Advance(absl::Minutes(20));
-  absl::StatusOr<StoredSession> got = Read(Id('a'), /*touch=*/false);
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'), /*touch=*/false);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->last_access, s.last_access);
   clock_.Advance(absl::Minutes(10));
@@ -261,15 +261,15 @@ TEST_P(SessionStoreConformanceTest, IdleExpiryIsEnforcedAtTheBoundary) {
 // The rules count expiries from this; callers see one NOT_FOUND either way.
 TEST_P(SessionStoreConformanceTest, AReadThatMeetsAnExpiredSessionSaysSo) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
-  EXPECT_FALSE(IsExpiredNotFound(Read(Id('z')).status()));  // never existed
+  EXPECT_FALSE(session::IsExpiredNotFound(Read(Id('z')).status()));  // never existed
   clock_.Advance(absl::Minutes(30));
   const absl::Status first = Read(Id('a')).status();
   EXPECT_EQ(first.code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(IsExpiredNotFound(first)) << first;
+  EXPECT_TRUE(session::IsExpiredNotFound(first)) << first;
   // Dropped when met: a second read finds nothing.
   const absl::Status second = Read(Id('a')).status();
   EXPECT_EQ(second.code(), absl::StatusCode::kNotFound);
-  EXPECT_FALSE(IsExpiredNotFound(second)) << second;
+  EXPECT_FALSE(session::IsExpiredNotFound(second)) << second;
 }
 
 TEST_P(SessionStoreConformanceTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
@@ -281,7 +281,7 @@ TEST_P(SessionStoreConformanceTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
     ASSERT_TRUE(store_->Update(Id('a'), Set("k", "v")).ok());
   }
   clock_.Set(cap - absl::Milliseconds(1));
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->idle_expiry(), cap);
   clock_.Set(cap);
@@ -291,22 +291,22 @@ TEST_P(SessionStoreConformanceTest, AbsoluteExpiryIsEnforcedEvenWhenActive) {
 }
 
 TEST_P(SessionStoreConformanceTest, UpdateSetsRemovesBumpsVersionAndTouches) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"keep", "1"}, {"drop", "2"}, {"change", "3"}};
   ASSERT_TRUE(store_->Create(s).ok());
   clock_.Advance(absl::Minutes(20));
-  Mutation m;
+  session::Mutation m;
   m.now = now();
   m.set = {{"change", "33"}, {"new", "4"}};
   m.remove = {"drop", "never-there"};
-  absl::StatusOr<StoredSession> meta = store_->Update(Id('a'), m);
+  absl::StatusOr<session::StoredSession> meta = store_->Update(Id('a'), m);
   ASSERT_TRUE(meta.ok()) << meta.status();
   EXPECT_EQ(meta->version, 2u);
   EXPECT_EQ(meta->last_access, now());
   EXPECT_EQ(meta->absolute_expiry, s.absolute_expiry);
   EXPECT_TRUE(meta->attributes.empty()) << "Update returns metadata only";
 
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   const absl::flat_hash_map<std::string, std::string> want = {
       {"keep", "1"}, {"change", "33"}, {"new", "4"}};
@@ -316,10 +316,10 @@ TEST_P(SessionStoreConformanceTest, UpdateSetsRemovesBumpsVersionAndTouches) {
 }
 
 TEST_P(SessionStoreConformanceTest, RemovalsApplyBeforeSets) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"k", "old"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  Mutation m = Set("k", "new");
+  session::Mutation m = Set("k", "new");
   m.remove = {"k"};
   ASSERT_TRUE(store_->Update(Id('a'), m).ok());
   EXPECT_EQ(Read(Id('a'))->attributes.at("k"), "new");
@@ -327,23 +327,23 @@ TEST_P(SessionStoreConformanceTest, RemovalsApplyBeforeSets) {
 
 TEST_P(SessionStoreConformanceTest, MatchingExpectedVersionApplies) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
-  Mutation m = Set("k", "v");
+  session::Mutation m = Set("k", "v");
   m.expected_version = 1;
-  absl::StatusOr<StoredSession> meta = store_->Update(Id('a'), m);
+  absl::StatusOr<session::StoredSession> meta = store_->Update(Id('a'), m);
   ASSERT_TRUE(meta.ok()) << meta.status();
   EXPECT_EQ(meta->version, 2u);
 }
 
 TEST_P(SessionStoreConformanceTest, StaleExpectedVersionIsAbortedUnchanged) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"k", "v1"}};
   ASSERT_TRUE(store_->Create(s).ok());
   clock_.Advance(absl::Minutes(5));
-  Mutation m = Set("k", "v2");
+  session::Mutation m = Set("k", "v2");
   m.expected_version = 0;
   EXPECT_EQ(store_->Update(Id('a'), m).status().code(),
             absl::StatusCode::kAborted);
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->attributes.at("k"), "v1");
   EXPECT_EQ(got->version, 1u);
@@ -365,15 +365,15 @@ TEST_P(SessionStoreConformanceTest, UpdateOfAnExpiredSessionDoesNotRevive) {
 }
 
 TEST_P(SessionStoreConformanceTest, AttributeCountLimitIsOnTheMergedState) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"a", "1"}, {"b", "2"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  Mutation m;
+  session::Mutation m;
   m.now = now();
   m.limits.max_attributes = 3;
   m.set = {{"c", "3"}, {"d", "4"}};
   STATESIDE_EXPECT_LIMIT(store_->Update(Id('a'), m).status(), "max_attributes");
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->attributes, s.attributes)
       << "a refused update changes nothing";
@@ -387,10 +387,10 @@ TEST_P(SessionStoreConformanceTest, AttributeCountLimitIsOnTheMergedState) {
 }
 
 TEST_P(SessionStoreConformanceTest, TotalBytesLimitCountsNamesAndEnvelopes) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"ab", std::string(8, 'x')}};  // 10 bytes
   ASSERT_TRUE(store_->Create(s).ok());
-  Mutation m;
+  session::Mutation m;
   m.now = now();
   m.limits.max_total_bytes = 20;
   m.set = {{"cd", std::string(9, 'y')}};  // 10 + 11 = 21
@@ -409,7 +409,7 @@ TEST_P(SessionStoreConformanceTest, TotalBytesLimitCountsNamesAndEnvelopes) {
 
 TEST_P(SessionStoreConformanceTest, ZeroLimitsAreNotChecked) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
-  Mutation m;
+  session::Mutation m;
   m.now = now();
   for (int i = 0; i < 20; ++i) {
     m.set.emplace_back("k" + std::to_string(i), std::string(100, 'v'));
@@ -439,7 +439,7 @@ TEST_P(SessionStoreConformanceTest, DestroyOfAnExpiredSessionReturnsFalse) {
 }
 
 TEST_P(SessionStoreConformanceTest, ADestroyedSessionStaysDestroyed) {
-  StoredSession s = MakeSession(Id('a'), "tag");
+  session::StoredSession s = MakeSession(Id('a'), "tag");
   s.attributes = {{"k", "v"}};
   ASSERT_TRUE(store_->Create(s).ok());
   ASSERT_TRUE(store_->Destroy(Id('a'), now(), s.absolute_expiry).ok());
@@ -458,7 +458,7 @@ TEST_P(SessionStoreConformanceTest, ADestroyedSessionStaysDestroyed) {
 
 TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   for (char c : {'a', 'b', 'c', 'd'}) {
-    StoredSession s = MakeSession(Id(c), "alice", std::string("u") + c);
+    session::StoredSession s = MakeSession(Id(c), "alice", std::string("u") + c);
     s.attributes = {{"k", "v"}};
     ASSERT_TRUE(store_->Create(s).ok());
     clock_.Advance(absl::Seconds(1));
@@ -472,12 +472,12 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   ASSERT_TRUE(Read(Id('e'), true).ok());
   clock_.Advance(absl::Minutes(2));  // 'a' is now idle-expired
 
-  absl::StatusOr<std::vector<StoredSession>> alice =
+  absl::StatusOr<std::vector<session::StoredSession>> alice =
       store_->ListByUser("alice", now());
   ASSERT_TRUE(alice.ok()) << alice.status();
   ASSERT_EQ(alice->size(), 2u);
   std::vector<std::string> ids;
-  for (const StoredSession& s : *alice) {
+  for (const session::StoredSession& s : *alice) {
     ids.push_back(s.id);
     EXPECT_TRUE(s.attributes.empty()) << "a listing carries metadata only";
     EXPECT_EQ(s.user_tag, "alice");
@@ -486,7 +486,7 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, (std::vector<std::string>{Id('c'), Id('d')}));
 
-  absl::StatusOr<std::vector<StoredSession>> bob =
+  absl::StatusOr<std::vector<session::StoredSession>> bob =
       store_->ListByUser("bob", now());
   ASSERT_TRUE(bob.ok());
   ASSERT_EQ(bob->size(), 1u);
@@ -495,7 +495,7 @@ TEST_P(SessionStoreConformanceTest, ListByUserReturnsLiveSessionsOnly) {
 }
 
 TEST_P(SessionStoreConformanceTest, CreateCappedRefusesAtTheCapAndLeavesNothing) {
-  UserCap cap;
+  session::UserCap cap;
   cap.max_sessions = 2;
   cap.tombstone_until = now() + absl::Hours(8);
   ASSERT_TRUE(store_->CreateCapped(MakeSession(Id('a'), "tag"), cap).ok());
@@ -511,7 +511,7 @@ TEST_P(SessionStoreConformanceTest, CreateCappedRefusesAtTheCapAndLeavesNothing)
   EXPECT_EQ(Read(Id('c')).status().code(), absl::StatusCode::kNotFound);
   // The refused id was never handed out: it stays free.
   EXPECT_TRUE(store_->Create(MakeSession(Id('c'))).ok());
-  absl::StatusOr<std::vector<StoredSession>> listed = store_->ListByUser("tag", now());
+  absl::StatusOr<std::vector<session::StoredSession>> listed = store_->ListByUser("tag", now());
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].id, Id('a'));
@@ -522,7 +522,7 @@ TEST_P(SessionStoreConformanceTest, CreateCappedRefusesAtTheCapAndLeavesNothing)
 }
 
 TEST_P(SessionStoreConformanceTest, CreateCappedEndsTheOldestInIndexOrder) {
-  UserCap cap;
+  session::UserCap cap;
   cap.max_sessions = 2;
   cap.end_oldest = true;
   cap.tombstone_until = now() + absl::Hours(8);
@@ -538,7 +538,7 @@ TEST_P(SessionStoreConformanceTest, CreateCappedEndsTheOldestInIndexOrder) {
   // and out of the index.
   EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->Create(MakeSession(Id('a'))).code(), absl::StatusCode::kAlreadyExists);
-  absl::StatusOr<UserIndexPage> page =
+  absl::StatusOr<session::UserIndexPage> page =
       store_->ListByUserPage("tag", now(), absl::InfinitePast(), 10);
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->sessions.size(), 2u);
@@ -551,7 +551,7 @@ TEST_P(SessionStoreConformanceTest, CreateCappedEndsTheOldestInIndexOrder) {
 }
 
 TEST_P(SessionStoreConformanceTest, RetireTombstonesAnUnchangedSession) {
-  StoredSession s = MakeSession(Id('a'), "tag");
+  session::StoredSession s = MakeSession(Id('a'), "tag");
   s.attributes = {{"k", "v"}};
   ASSERT_TRUE(store_->Create(s).ok());
   ASSERT_TRUE(
@@ -574,7 +574,7 @@ TEST_P(SessionStoreConformanceTest, RetireOfAChangedSessionChangesNothing) {
   const absl::Status retired =
       store_->Retire(Id('a'), 1, Id('b'), now(), now() + absl::Hours(8));
   EXPECT_EQ(retired.code(), absl::StatusCode::kAborted) << retired;
-  absl::StatusOr<StoredSession> a = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> a = Read(Id('a'));
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->version, 2u);
   EXPECT_EQ(a->attributes.at("k"), "written");
@@ -621,11 +621,11 @@ TEST_P(SessionStoreConformanceTest, IndexPagesNeverSplitOneAbsoluteExpiry) {
   const std::vector<std::pair<char, int>> made = {
       {'f', 4}, {'a', 1}, {'c', 2}, {'b', 2}, {'d', 2}, {'e', 3}, {'x', 3}};
   for (const auto& [c, hours] : made) {
-    StoredSession s = MakeSession(Id(c), "pager");
+    session::StoredSession s = MakeSession(Id(c), "pager");
     s.absolute_expiry = now() + absl::Hours(hours);
     ASSERT_TRUE(store_->Create(s).ok());
   }
-  StoredSession z = MakeSession(Id('z'), "pager");
+  session::StoredSession z = MakeSession(Id('z'), "pager");
   z.idle_ttl = absl::Seconds(1);
   ASSERT_TRUE(store_->Create(z).ok());
   ASSERT_TRUE(store_->Destroy(Id('x'), now(), now() + absl::Hours(8)).ok());
@@ -634,11 +634,11 @@ TEST_P(SessionStoreConformanceTest, IndexPagesNeverSplitOneAbsoluteExpiry) {
   std::vector<std::vector<std::string>> pages;
   absl::Time after = absl::InfinitePast();
   for (int i = 0; i < 5; ++i) {
-    absl::StatusOr<UserIndexPage> page =
+    absl::StatusOr<session::UserIndexPage> page =
         store_->ListByUserPage("pager", now(), after, 2);
     ASSERT_TRUE(page.ok()) << page.status();
     std::vector<std::string> ids;
-    for (const StoredSession& s : page->sessions) {
+    for (const session::StoredSession& s : page->sessions) {
       ids.push_back(s.id);
       EXPECT_GT(s.absolute_expiry, after);
       EXPECT_TRUE(s.attributes.empty()) << "metadata only";
@@ -659,13 +659,13 @@ TEST_P(SessionStoreConformanceTest, IndexPagesNeverSplitOneAbsoluteExpiry) {
 TEST_P(SessionStoreConformanceTest, ValuesAreBinarySafe) {
   std::string every_byte;
   for (int b = 0; b < 256; ++b) every_byte.push_back(static_cast<char>(b));
-  StoredSession s = MakeSession(Id('a'), "0123456789abcdef", every_byte);
+  session::StoredSession s = MakeSession(Id('a'), "0123456789abcdef", every_byte);
   s.attributes = {{"a name: with {punctuation} & spaces", every_byte},
                   {"empty", ""}};
   ASSERT_TRUE(store_->Create(s).ok());
   const std::string with_nul("\0x\0", 3);
   ASSERT_TRUE(store_->Update(Id('a'), Set("nul", with_nul)).ok());
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->user_envelope, every_byte);
   EXPECT_EQ(got->attributes.at("a name: with {punctuation} & spaces"),
@@ -675,12 +675,12 @@ TEST_P(SessionStoreConformanceTest, ValuesAreBinarySafe) {
 }
 
 TEST_P(SessionStoreConformanceTest, LargeEnvelopesRoundTrip) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"big", std::string(200 * 1024, 'b')}};
   ASSERT_TRUE(store_->Create(s).ok());
   ASSERT_TRUE(
       store_->Update(Id('a'), Set("big2", std::string(100 * 1024, 'c'))).ok());
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->attributes.at("big").size(), 200u * 1024);
   EXPECT_EQ(got->attributes.at("big2").size(), 100u * 1024);
@@ -705,7 +705,7 @@ TEST_P(SessionStoreConformanceTest,
   }
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
-  absl::StatusOr<StoredSession> got = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->attributes.size(), size_t{kThreads * kPerThread});
   EXPECT_EQ(got->version, 1u + kThreads * kPerThread);
@@ -725,7 +725,7 @@ TEST_P(SessionStoreConformanceTest, RacingCompareAndSetHasExactlyOneWinner) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      Mutation m = Set("k", absl::StrCat("writer-", t));
+      session::Mutation m = Set("k", absl::StrCat("writer-", t));
       m.expected_version = 1;
       absl::Status s = store_->Update(Id('a'), m).status();
       if (s.ok()) won.fetch_add(1);
@@ -742,23 +742,23 @@ TEST_P(SessionStoreConformanceTest, RacingCompareAndSetHasExactlyOneWinner) {
 // outstanding at once (on Redis: pipelined on the connections), and every
 // completion runs exactly once.
 TEST_P(SessionStoreConformanceTest, AsyncFormsAnswerLikeTheBlockingOnes) {
-  StoredSession s = MakeSession(Id('a'));
+  session::StoredSession s = MakeSession(Id('a'));
   s.attributes = {{"k", "v0"}};
   ASSERT_TRUE(store_->Create(s).ok());
   constexpr int kCalls = 200;
   struct Results {
     absl::Mutex mu;
     int done ABSL_GUARDED_BY(mu) = 0;
-    std::vector<absl::StatusOr<StoredSession>> reads ABSL_GUARDED_BY(mu);
-    std::vector<absl::StatusOr<StoredSession>> writes ABSL_GUARDED_BY(mu);
+    std::vector<absl::StatusOr<session::StoredSession>> reads ABSL_GUARDED_BY(mu);
+    std::vector<absl::StatusOr<session::StoredSession>> writes ABSL_GUARDED_BY(mu);
   } results;
-  ReadOptions read;
+  session::ReadOptions read;
   read.now = now();
   read.touch = false;
   for (int i = 0; i < kCalls; ++i) {
     const bool write = i % 2 == 1;
     const std::string id = i % 10 == 0 ? Id('z') : Id('a');  // some unknown
-    auto record = [&results, write](absl::StatusOr<StoredSession> r) {
+    auto record = [&results, write](absl::StatusOr<session::StoredSession> r) {
       absl::MutexLock lock(&results.mu);
       (write ? results.writes : results.reads).push_back(std::move(r));
       ++results.done;
@@ -777,7 +777,7 @@ TEST_P(SessionStoreConformanceTest, AsyncFormsAnswerLikeTheBlockingOnes) {
                                           absl::Seconds(30)));
   int found = 0, not_found = 0;
   for (const auto& group : {&results.reads, &results.writes}) {
-    for (const absl::StatusOr<StoredSession>& r : *group) {
+    for (const absl::StatusOr<session::StoredSession>& r : *group) {
       if (r.ok()) {
         EXPECT_EQ(r->id, Id('a'));
         ++found;
@@ -792,11 +792,11 @@ TEST_P(SessionStoreConformanceTest, AsyncFormsAnswerLikeTheBlockingOnes) {
   // Every write landed once: version 1 + one per write to the known id.
   int writes_to_a = 0;
   for (int i = 1; i < kCalls; i += 2) writes_to_a += i % 10 == 0 ? 0 : 1;
-  absl::StatusOr<StoredSession> final_state = Read(Id('a'));
+  absl::StatusOr<session::StoredSession> final_state = Read(Id('a'));
   ASSERT_TRUE(final_state.ok()) << final_state.status();
   EXPECT_EQ(final_state->version, 1u + writes_to_a);
   EXPECT_EQ(final_state->attributes.size(), 1u + writes_to_a);
-  for (const absl::StatusOr<StoredSession>& r : results.reads) {
+  for (const absl::StatusOr<session::StoredSession>& r : results.reads) {
     if (r.ok()) {
       EXPECT_EQ(r->attributes.at("k"), "v0");
     }
@@ -805,11 +805,11 @@ TEST_P(SessionStoreConformanceTest, AsyncFormsAnswerLikeTheBlockingOnes) {
 
 TEST_P(SessionStoreConformanceTest, AsyncUpdateReportsAStaleVersion) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
-  Mutation m = Set("k", "v");
+  session::Mutation m = Set("k", "v");
   m.expected_version = 5;
   absl::Mutex mu;
   std::optional<absl::Status> got;
-  store_->UpdateAsync(Id('a'), m, [&](absl::StatusOr<StoredSession> r) {
+  store_->UpdateAsync(Id('a'), m, [&](absl::StatusOr<session::StoredSession> r) {
     absl::MutexLock lock(&mu);
     got = r.status();
   });

@@ -409,10 +409,10 @@ TEST(RedisClusterTest, RewrapSweepCoversEveryMaster) {
   std::unique_ptr<RewrapNode> old_node = make_node(k1);
   std::vector<std::string> ids;
   for (int i = 0; i < kSessions; ++i) {
-    CreateParams p;
+    session::CreateParams p;
     p.user_id = absl::StrCat("u", i);
     p.attributes = {{"theme", "dark"}};
-    absl::StatusOr<Session> s = old_node->sessions->Create(p);
+    absl::StatusOr<session::Session> s = old_node->sessions->Create(p);
     ASSERT_TRUE(s.ok()) << s.status();
     ids.push_back(s->info.id);
     ASSERT_TRUE(old_node->opt_outs->Set(absl::StrCat("subject-", i), true, std::nullopt).ok());
@@ -441,7 +441,7 @@ TEST(RedisClusterTest, RewrapSweepCoversEveryMaster) {
   EXPECT_EQ(done.keys.at("k1").left, 0u);
   std::unique_ptr<RewrapNode> k2_only = make_node(k2);
   for (int i = 0; i < kSessions; ++i) {
-    absl::StatusOr<Session> got = k2_only->sessions->Get(SessionKey::Id(ids[i]));
+    absl::StatusOr<session::Session> got = k2_only->sessions->Get(session::SessionKey::Id(ids[i]));
     ASSERT_TRUE(got.ok()) << "session " << i << ": " << got.status();
     EXPECT_EQ(got->attributes.at("theme"), "dark");
     EXPECT_TRUE(k2_only->opt_outs->Get(absl::StrCat("subject-", i)).value_or(false)) << i;
@@ -452,7 +452,7 @@ RedisClient* ConformanceClient() { return SharedClusterClient(); }
 
 // A fresh store: the shared cluster, a prefix of its own.
 SessionStoreFactory ClusterStores() {
-  return {"redis_cluster", []() -> std::unique_ptr<SessionStore> {
+  return {"redis_cluster", []() -> std::unique_ptr<session::SessionStore> {
             RedisClient* client = ConformanceClient();
             if (client == nullptr) return nullptr;
             return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());

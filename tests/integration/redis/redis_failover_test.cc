@@ -151,7 +151,7 @@ class SessionLoad {
     const absl::Duration pace = absl::Seconds(1) / kWritesPerSecondPerThread;
     absl::Time next = absl::Now();
     for (int n = 0; !stop_.load(); ++n) {
-      StoredSession s;
+      session::StoredSession s;
       s.id = absl::StrCat(prefix, n);
       s.created = s.last_access = absl::Now();
       s.idle_ttl = absl::Hours(1);
@@ -170,7 +170,7 @@ class SessionLoad {
       Record(std::move(create));
       next = Pace(next, pace);
       if (!created || stop_.load()) continue;
-      Mutation m;
+      session::Mutation m;
       m.now = absl::Now();
       m.set = {{"a", "2"}};
       Write update;
@@ -178,7 +178,7 @@ class SessionLoad {
       update.user_tag = s.user_tag;
       update.version = 2;
       update.start = absl::Now();
-      absl::StatusOr<StoredSession> updated = store->Update(s.id, m);
+      absl::StatusOr<session::StoredSession> updated = store->Update(s.id, m);
       update.end = absl::Now();
       update.status = updated.status();
       if (updated.ok() && updated->version != 2) {
@@ -237,10 +237,10 @@ absl::StatusOr<absl::flat_hash_set<std::string>> IndexMembers(RedisClient& clien
 
 // Every session of `ids` (metadata, no touch), pipelined in rounds; the
 // reads that fail are retried in the next round until `deadline`.
-absl::flat_hash_map<std::string, absl::StatusOr<StoredSession>> ReadAll(
+absl::flat_hash_map<std::string, absl::StatusOr<session::StoredSession>> ReadAll(
     RedisSessionStore& store, const std::vector<std::string>& ids, absl::Time deadline) {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, absl::StatusOr<StoredSession>> got;
+  absl::flat_hash_map<std::string, absl::StatusOr<session::StoredSession>> got;
   std::vector<std::string> pending = ids;
   constexpr size_t kRound = 500;  // reads in flight at once
   while (!pending.empty()) {
@@ -249,12 +249,12 @@ absl::flat_hash_map<std::string, absl::StatusOr<StoredSession>> ReadAll(
       const size_t n = std::min(kRound, pending.size() - from);
       size_t remaining = n;
       for (size_t i = from; i < from + n; ++i) {
-        ReadOptions read;
+        session::ReadOptions read;
         read.now = absl::Now();
         read.touch = false;
         read.metadata_only = true;
         store.GetAsync(pending[i], read,
-                       [&, id = pending[i]](absl::StatusOr<StoredSession> r) {
+                       [&, id = pending[i]](absl::StatusOr<session::StoredSession> r) {
                          absl::MutexLock lock(&mu);
                          got.insert_or_assign(id, std::move(r));
                          --remaining;
@@ -265,7 +265,7 @@ absl::flat_hash_map<std::string, absl::StatusOr<StoredSession>> ReadAll(
     }
     if (absl::Now() > deadline) break;
     for (const std::string& id : pending) {
-      const absl::StatusOr<StoredSession>& r = got.at(id);
+      const absl::StatusOr<session::StoredSession>& r = got.at(id);
       if (!r.ok() && !absl::IsNotFound(r.status())) again.push_back(id);
     }
     pending = std::move(again);
@@ -306,10 +306,10 @@ Loss CountLost(RedisClient& client, RedisSessionStore& store, const std::vector<
   }
   std::vector<std::string> ids;
   for (const auto& [id, a] : acked) ids.push_back(id);
-  const absl::flat_hash_map<std::string, absl::StatusOr<StoredSession>> read =
+  const absl::flat_hash_map<std::string, absl::StatusOr<session::StoredSession>> read =
       ReadAll(store, ids, deadline);
   for (const auto& [id, a] : acked) {
-    const absl::StatusOr<StoredSession>& got = read.at(id);
+    const absl::StatusOr<session::StoredSession>& got = read.at(id);
     if (a.end > split && a.end < switched) ++loss.in_window;
     if (auto index = indexes.find(a.user_tag);
         index != indexes.end() && !index->second.contains(id)) {
@@ -487,7 +487,7 @@ TEST(RedisFailoverTest, EverySessionWriteWaitsForTheReplicas) {
   ASSERT_NE(client, nullptr);
   RedisSessionStore store(client.get());
   auto waits = [&] { return client->stats().wait_failures; };
-  StoredSession s;
+  session::StoredSession s;
   s.id = "durable";
   s.user_tag = "someone";
   s.created = s.last_access = absl::Now();
@@ -498,7 +498,7 @@ TEST(RedisFailoverTest, EverySessionWriteWaitsForTheReplicas) {
   EXPECT_TRUE(absl::IsUnavailable(store.Create(s)));
   EXPECT_EQ(waits() - before, 2u) << "the session and its index entry";
   before = waits();
-  Mutation m;
+  session::Mutation m;
   m.now = absl::Now();
   m.set = {{"a", "1"}};
   EXPECT_TRUE(absl::IsUnavailable(store.Update(s.id, m).status()));

@@ -75,11 +75,11 @@ class Load {
         ++inflight_;
       }
       const std::string& id = ids_[n % ids_.size()];
-      auto done = [this](absl::StatusOr<StoredSession> got) { Answer(got.status()); };
+      auto done = [this](absl::StatusOr<session::StoredSession> got) { Answer(got.status()); };
       if (n++ % 2 == 0) {
-        store_->GetAsync(id, ReadOptions{absl::Now()}, std::move(done));
+        store_->GetAsync(id, session::ReadOptions{absl::Now()}, std::move(done));
       } else {
-        Mutation m;
+        session::Mutation m;
         m.now = absl::Now();
         m.set = {{"a", absl::StrCat("envelope-", n)}};
         store_->UpdateAsync(id, m, std::move(done));
@@ -143,7 +143,7 @@ TEST(RedisReshardTest, NoCallFailsWhileSlotsMoveUnderLoad) {
     ids.push_back(std::move(id));
     ++i;
   }
-  StoredSession session;  // each alike but for its id
+  session::StoredSession session;  // each alike but for its id
   session.created = session.last_access = absl::Now();
   session.idle_ttl = absl::Minutes(30);
   session.absolute_expiry = session.created + absl::Hours(1);
@@ -232,7 +232,7 @@ TEST(RedisReshardTest, NoCallFailsWhileSlotsMoveUnderLoad) {
             << after.retries - before.retries << "\n";
   // Every session is still readable, with the last update's attribute.
   for (const std::string& id : ids) {
-    absl::StatusOr<StoredSession> got = store.Get(id, ReadOptions{absl::Now()});
+    absl::StatusOr<session::StoredSession> got = store.Get(id, session::ReadOptions{absl::Now()});
     ASSERT_TRUE(got.ok()) << id << ": " << got.status();
     EXPECT_EQ(got->attributes.size(), 1u) << id;
   }

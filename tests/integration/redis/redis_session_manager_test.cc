@@ -43,7 +43,7 @@ constexpr char kUserId[] = "user-5d2b@example.com";
 struct Sidecar {
   std::unique_ptr<RedisClient> client;
   std::unique_ptr<RedisSessionStore> store;
-  std::unique_ptr<SessionManager> sessions;
+  std::unique_ptr<session::SessionManager> sessions;
 };
 
 class RedisSessionManagerTest : public ::testing::Test {
@@ -69,32 +69,32 @@ class RedisSessionManagerTest : public ::testing::Test {
     ASSERT_NE(b_.sessions, nullptr);
   }
 
-  Sidecar MakeSidecar(SessionEvents* events = nullptr,
+  Sidecar MakeSidecar(session::SessionEvents* events = nullptr,
                       const crypto::Sealer* sealer = nullptr) {
     Sidecar s;
     s.client = ConnectedClient(SharedRedisServer()->url());
     if (s.client == nullptr) return s;
     s.store = std::make_unique<RedisSessionStore>(s.client.get(), prefix_);
-    SessionPolicy policy;
+    session::SessionPolicy policy;
     policy.idle_ttl = absl::Minutes(30);
     policy.absolute_ttl = absl::Hours(8);
     // The paging tests hold 251 sessions of one user, over the default cap
     // (tested by caps_process_test and the unit tests).
     policy.limits.max_sessions_per_user = 0;
-    s.sessions = std::make_unique<SessionManager>(
+    s.sessions = std::make_unique<session::SessionManager>(
         s.store.get(), sealer != nullptr ? sealer : sealer_.get(), signer_.get(), random_.get(),
         &clock_, policy, events);
     return s;
   }
 
-  Session MustCreate(SessionManager& m, const std::string& user,
+  session::Session MustCreate(session::SessionManager& m, const std::string& user,
                      absl::flat_hash_map<std::string, std::string> attrs = {}) {
-    CreateParams p;
+    session::CreateParams p;
     p.user_id = user;
     p.attributes = std::move(attrs);
-    absl::StatusOr<Session> s = m.Create(p);
+    absl::StatusOr<session::Session> s = m.Create(p);
     EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : Session{};
+    return s.ok() ? *std::move(s) : session::Session{};
   }
 
   SystemClock clock_;
@@ -107,35 +107,35 @@ class RedisSessionManagerTest : public ::testing::Test {
 };
 
 TEST_F(RedisSessionManagerTest, ASessionMovesFreelyBetweenInstances) {
-  Session s = MustCreate(*a_.sessions, "alice", {{"cart", "[1,2]"}});
-  absl::StatusOr<Session> got = b_.sessions->Get(SessionKey::Cookie(s.cookie));
+  session::Session s = MustCreate(*a_.sessions, "alice", {{"cart", "[1,2]"}});
+  absl::StatusOr<session::Session> got = b_.sessions->Get(session::SessionKey::Cookie(s.cookie));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->attributes.at("cart"), "[1,2]");
   EXPECT_EQ(got->info.user_id, "alice");
-  UpdateParams u;
+  session::UpdateParams u;
   u.set = {{"cart", "[1,2,3]"}};
-  ASSERT_TRUE(b_.sessions->Update(SessionKey::Id(s.info.id), u).ok());
-  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id))->attributes.at("cart"), "[1,2,3]");
-  EXPECT_TRUE(b_.sessions->Destroy(SessionKey::Cookie(s.cookie)).value_or(false));
-  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  ASSERT_TRUE(b_.sessions->Update(session::SessionKey::Id(s.info.id), u).ok());
+  EXPECT_EQ(a_.sessions->Get(session::SessionKey::Id(s.info.id))->attributes.at("cart"), "[1,2,3]");
+  EXPECT_TRUE(b_.sessions->Destroy(session::SessionKey::Cookie(s.cookie)).value_or(false));
+  EXPECT_EQ(a_.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
 }
 
 TEST_F(RedisSessionManagerTest, FiftyConcurrentUpdatesThroughBothInstancesAllSurvive) {
-  Session s = MustCreate(*a_.sessions, "bob");
+  session::Session s = MustCreate(*a_.sessions, "bob");
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int i = 0; i < 50; ++i) {
     threads.emplace_back([&, i] {
-      UpdateParams u;
+      session::UpdateParams u;
       u.set = {{absl::StrCat("attr", i), absl::StrCat("value", i)}};
-      SessionManager& m = *(i % 2 == 0 ? a_ : b_).sessions;
-      if (!m.Update(SessionKey::Id(s.info.id), u).ok()) failures.fetch_add(1);
+      session::SessionManager& m = *(i % 2 == 0 ? a_ : b_).sessions;
+      if (!m.Update(session::SessionKey::Id(s.info.id), u).ok()) failures.fetch_add(1);
     });
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
-  absl::StatusOr<Session> got = a_.sessions->Get(SessionKey::Id(s.info.id));
+  absl::StatusOr<session::Session> got = a_.sessions->Get(session::SessionKey::Id(s.info.id));
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->attributes.size(), 50u);
   for (int i = 0; i < 50; ++i) {
@@ -145,39 +145,39 @@ TEST_F(RedisSessionManagerTest, FiftyConcurrentUpdatesThroughBothInstancesAllSur
 }
 
 TEST_F(RedisSessionManagerTest, AnUpdateAfterDestroyDoesNotResurrect) {
-  Session s = MustCreate(*a_.sessions, "carol", {{"k", "v"}});
-  ASSERT_TRUE(a_.sessions->Destroy(SessionKey::Id(s.info.id)).value_or(false));
-  UpdateParams late;
+  session::Session s = MustCreate(*a_.sessions, "carol", {{"k", "v"}});
+  ASSERT_TRUE(a_.sessions->Destroy(session::SessionKey::Id(s.info.id)).value_or(false));
+  session::UpdateParams late;
   late.set = {{"k", "late"}};
-  EXPECT_EQ(b_.sessions->Update(SessionKey::Id(s.info.id), late).status().code(),
+  EXPECT_EQ(b_.sessions->Update(session::SessionKey::Id(s.info.id), late).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(b_.sessions->Touch(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(b_.sessions->Touch(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(a_.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
 }
 
 TEST_F(RedisSessionManagerTest, RegenerateAndLogoutEverywhereActAcrossInstances) {
-  Session s1 = MustCreate(*a_.sessions, "dave", {{"k", "1"}});
-  Session s2 = MustCreate(*b_.sessions, "dave");
-  Session s3 = MustCreate(*a_.sessions, "dave");
-  absl::StatusOr<Session> fresh = b_.sessions->Regenerate(SessionKey::Id(s1.info.id));
+  session::Session s1 = MustCreate(*a_.sessions, "dave", {{"k", "1"}});
+  session::Session s2 = MustCreate(*b_.sessions, "dave");
+  session::Session s3 = MustCreate(*a_.sessions, "dave");
+  absl::StatusOr<session::Session> fresh = b_.sessions->Regenerate(session::SessionKey::Id(s1.info.id));
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   EXPECT_NE(fresh->info.id, s1.info.id);
-  EXPECT_EQ(a_.sessions->Get(SessionKey::Id(s1.info.id)).status().code(),
+  EXPECT_EQ(a_.sessions->Get(session::SessionKey::Id(s1.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(a_.sessions->Get(SessionKey::Cookie(fresh->cookie))->attributes.at("k"), "1");
+  EXPECT_EQ(a_.sessions->Get(session::SessionKey::Cookie(fresh->cookie))->attributes.at("k"), "1");
   EXPECT_EQ(a_.sessions->ListUserSessions("dave")->size(), 3u);
 
   absl::StatusOr<uint32_t> destroyed =
-      a_.sessions->DestroyUserSessions("dave", SessionKey::Id(s2.info.id));
+      a_.sessions->DestroyUserSessions("dave", session::SessionKey::Id(s2.info.id));
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(*destroyed, 2u);
-  absl::StatusOr<std::vector<SessionInfo>> left = b_.sessions->ListUserSessions("dave");
+  absl::StatusOr<std::vector<session::SessionInfo>> left = b_.sessions->ListUserSessions("dave");
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].id, s2.info.id);
-  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s3.info.id)).status().code(),
+  EXPECT_EQ(b_.sessions->Get(session::SessionKey::Id(s3.info.id)).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -203,18 +203,18 @@ TEST_F(RedisSessionManagerTest, RegenerateGivesUpOnASessionThatNeverSettles) {
 }
 
 TEST_F(RedisSessionManagerTest, ListingsAndLogoutEverywherePageThroughTheIndex) {
-  Session kept = MustCreate(*a_.sessions, "erin");
+  session::Session kept = MustCreate(*a_.sessions, "erin");
   std::vector<std::string> made = {kept.info.id};
   for (int i = 0; i < 250; ++i) made.push_back(MustCreate(*(i % 2 ? a_ : b_).sessions, "erin").info.id);
   std::vector<std::string> listed;
   std::string token;
   int pages = 0;
   do {
-    absl::StatusOr<UserSessionsPage> page =
+    absl::StatusOr<session::UserSessionsPage> page =
         (pages % 2 ? a_ : b_).sessions->ListUserSessionsPage("erin", token, 40);
     ASSERT_TRUE(page.ok()) << page.status();
     EXPECT_LE(page->sessions.size(), 40u + 10u) << "a page grows only by ties";
-    for (const SessionInfo& info : page->sessions) listed.push_back(info.id);
+    for (const session::SessionInfo& info : page->sessions) listed.push_back(info.id);
     token = page->next_page_token;
   } while (!token.empty() && ++pages < 100);
   std::sort(listed.begin(), listed.end());
@@ -224,10 +224,10 @@ TEST_F(RedisSessionManagerTest, ListingsAndLogoutEverywherePageThroughTheIndex) 
             absl::StatusCode::kInvalidArgument);
 
   absl::StatusOr<uint32_t> destroyed =
-      b_.sessions->DestroyUserSessions("erin", SessionKey::Id(kept.info.id));
+      b_.sessions->DestroyUserSessions("erin", session::SessionKey::Id(kept.info.id));
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(*destroyed, 250u);
-  absl::StatusOr<std::vector<SessionInfo>> left = a_.sessions->ListUserSessions("erin");
+  absl::StatusOr<std::vector<session::SessionInfo>> left = a_.sessions->ListUserSessions("erin");
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].id, kept.info.id);
@@ -243,17 +243,17 @@ TEST_F(RedisSessionManagerTest, NothingInRedisOrOnTheWireIsReadable) {
   ASSERT_TRUE(monitor.ok()) << monitor.status();
   ASSERT_TRUE(WaitFor([&] { return absl::StrContains(monitor->ReadLog(), "OK"); }));
 
-  Session s = MustCreate(*a_.sessions, kUserId, {{"note", kMarker}, {"other", "plain"}});
-  UpdateParams u;
+  session::Session s = MustCreate(*a_.sessions, kUserId, {{"note", kMarker}, {"other", "plain"}});
+  session::UpdateParams u;
   u.set = {{"more", absl::StrCat(kMarker, "-updated")}};
-  ASSERT_TRUE(b_.sessions->Update(SessionKey::Id(s.info.id), u).ok());
-  ASSERT_TRUE(b_.sessions->Get(SessionKey::Cookie(s.cookie)).ok());
+  ASSERT_TRUE(b_.sessions->Update(session::SessionKey::Id(s.info.id), u).ok());
+  ASSERT_TRUE(b_.sessions->Get(session::SessionKey::Cookie(s.cookie)).ok());
   ASSERT_EQ(a_.sessions->ListUserSessions(kUserId)->size(), 1u);
   redis::RedisOptOutStore opt_out_store(a_.client.get(), prefix_);
   OptOutManager opt_outs(&opt_out_store, keyring_.get(), &clock_, absl::Hours(24 * 365));
   ASSERT_TRUE(opt_outs.Set(kUserId, true, std::nullopt).ok());
   ASSERT_TRUE(opt_outs.Get(kUserId).value_or(false));
-  absl::StatusOr<Session> regenerated = a_.sessions->Regenerate(SessionKey::Id(s.info.id));
+  absl::StatusOr<session::Session> regenerated = a_.sessions->Regenerate(session::SessionKey::Id(s.info.id));
   ASSERT_TRUE(regenerated.ok());
 
   // Everything stored, by every means a reader of Redis has.
@@ -281,8 +281,8 @@ TEST_F(RedisSessionManagerTest, NothingInRedisOrOnTheWireIsReadable) {
 }
 
 TEST_F(RedisSessionManagerTest, AValueMovedToAnotherFieldOrSessionDoesNotOpen) {
-  Session s = MustCreate(*a_.sessions, "erin", {{"note", "secret"}, {"other", "x"}});
-  Session victim = MustCreate(*a_.sessions, "frank", {{"note", "mine"}});
+  session::Session s = MustCreate(*a_.sessions, "erin", {{"note", "secret"}, {"other", "x"}});
+  session::Session victim = MustCreate(*a_.sessions, "frank", {{"note", "mine"}});
   RedisClient& raw = *a_.client;
   const std::string key = a_.store->SessionKey(s.info.id);
   const std::string sealed = raw.Call({"HGET", key, "a:note"})->str;
@@ -290,11 +290,11 @@ TEST_F(RedisSessionManagerTest, AValueMovedToAnotherFieldOrSessionDoesNotOpen) {
 
   // Into another session's same attribute.
   ASSERT_TRUE(raw.Call({"HSET", a_.store->SessionKey(victim.info.id), "a:note", sealed}).ok());
-  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(victim.info.id)).status().code(),
+  EXPECT_EQ(b_.sessions->Get(session::SessionKey::Id(victim.info.id)).status().code(),
             absl::StatusCode::kNotFound);
   // Into another attribute of the same session.
   ASSERT_TRUE(raw.Call({"HSET", key, "a:other", sealed}).ok());
-  EXPECT_EQ(b_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(b_.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -308,12 +308,12 @@ class RedisMetadataSealTest : public RedisSessionManagerTest {
     ASSERT_NE(c_.sessions, nullptr);
   }
 
-  std::string Field(const Session& s, const std::string& field) {
+  std::string Field(const session::Session& s, const std::string& field) {
     absl::StatusOr<redis::Reply> r = a_.client->Call({"HGET", a_.store->SessionKey(s.info.id), field});
     EXPECT_TRUE(r.ok() && r->is_string()) << field;
     return r.ok() ? r->str : "";
   }
-  void SetField(const Session& s, const std::string& field, const std::string& value) {
+  void SetField(const session::Session& s, const std::string& field, const std::string& value) {
     ASSERT_TRUE(a_.client->Call({"HSET", a_.store->SessionKey(s.info.id), field, value}).ok());
   }
 
@@ -322,73 +322,73 @@ class RedisMetadataSealTest : public RedisSessionManagerTest {
 };
 
 TEST_F(RedisMetadataSealTest, ARaisedAbsoluteExpiryIsRefused) {
-  Session s = MustCreate(*a_.sessions, "gina", {{"k", "v"}});
-  ASSERT_TRUE(c_.sessions->Get(SessionKey::Id(s.info.id)).ok());
+  session::Session s = MustCreate(*a_.sessions, "gina", {{"k", "v"}});
+  ASSERT_TRUE(c_.sessions->Get(session::SessionKey::Id(s.info.id)).ok());
   // An immortal session, as far as the scripts can tell.
   SetField(s, "m:abs", std::to_string(absl::ToUnixMicros(absl::Now() + absl::Hours(24 * 3650))));
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Cookie(s.cookie)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Cookie(s.cookie)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(c_.sessions->Touch(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Touch(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  UpdateParams u;
+  session::UpdateParams u;
   u.set = {{"k", "w"}};
-  EXPECT_EQ(c_.sessions->Update(SessionKey::Id(s.info.id), u).status().code(),
+  EXPECT_EQ(c_.sessions->Update(session::SessionKey::Id(s.info.id), u).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(c_.sessions->Regenerate(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Regenerate(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 4);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kUndecryptable), 0);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 4);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kUndecryptable), 0);
   // A longer idle timeout is refused the same way.
-  Session t = MustCreate(*a_.sessions, "gina");
+  session::Session t = MustCreate(*a_.sessions, "gina");
   SetField(t, "m:idle", std::to_string(absl::ToInt64Microseconds(absl::Hours(24 * 365))));
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(t.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Id(t.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 5);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 5);
 }
 
 TEST_F(RedisMetadataSealTest, AnotherOwnerIsRefusedAndNotListed) {
-  Session s = MustCreate(*a_.sessions, "hank", {{"k", "v"}});
-  Session mallory = MustCreate(*a_.sessions, "mallory");
+  session::Session s = MustCreate(*a_.sessions, "hank", {{"k", "v"}});
+  session::Session mallory = MustCreate(*a_.sessions, "mallory");
   // Filed under mallory, index entry and all.
   SetField(s, "m:user", Field(mallory, "m:user"));
   ASSERT_TRUE(a_.client
                   ->Call({"ZADD", a_.store->UserIndexKey(Field(mallory, "m:user")),
                           std::to_string(absl::ToUnixMicros(s.info.absolute_expiry)), s.info.id})
                   .ok());
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 1);
-  absl::StatusOr<std::vector<SessionInfo>> listed = c_.sessions->ListUserSessions("mallory");
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 1);
+  absl::StatusOr<std::vector<session::SessionInfo>> listed = c_.sessions->ListUserSessions("mallory");
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].id, mallory.info.id);
   // Made anonymous (out of every index): refused too.
-  Session u = MustCreate(*a_.sessions, "hank");
+  session::Session u = MustCreate(*a_.sessions, "hank");
   ASSERT_TRUE(a_.client->Call({"HSET", a_.store->SessionKey(u.info.id), "m:user", "", "m:uenv", ""}).ok());
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(u.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Id(u.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 2);
 }
 
 TEST_F(RedisMetadataSealTest, ASessionWithoutASealOrWithAnotherSessionsIsRefused) {
   // A session as the previous release wrote it: no m:seal.
-  Session old = MustCreate(*a_.sessions, "ivan");
+  session::Session old = MustCreate(*a_.sessions, "ivan");
   ASSERT_TRUE(a_.client->Call({"HDEL", a_.store->SessionKey(old.info.id), "m:seal"}).ok());
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(old.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Id(old.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 1);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 1);
   // Another session's seal with its times: bound to the other id.
-  Session s = MustCreate(*a_.sessions, "ivan");
-  Session donor = MustCreate(*a_.sessions, "ivan");
+  session::Session s = MustCreate(*a_.sessions, "ivan");
+  session::Session donor = MustCreate(*a_.sessions, "ivan");
   for (const char* field : {"m:seal", "m:created", "m:abs", "m:idle"}) {
     SetField(s, field, Field(donor, field));
   }
-  EXPECT_EQ(c_.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(c_.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 2);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 2);
   EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
   // Untouched sessions are served.
-  EXPECT_TRUE(c_.sessions->Get(SessionKey::Id(donor.info.id)).ok());
+  EXPECT_TRUE(c_.sessions->Get(session::SessionKey::Id(donor.info.id)).ok());
 }
 
 TEST_F(RedisMetadataSealTest, KeyCheckValuesAgreeOrNameTheMismatchingKeyId) {
@@ -421,17 +421,17 @@ TEST_F(RedisMetadataSealTest, KeyCheckValuesAgreeOrNameTheMismatchingKeyId) {
 
   // What the first instance wrote fails to open on the impostor as a key
   // mismatch, not as tampering.
-  Session s = MustCreate(*a_.sessions, "judy", {{"k", "v"}});
+  session::Session s = MustCreate(*a_.sessions, "judy", {{"k", "v"}});
   crypto::KeyMismatches known;
   known.Set(*mismatched);
   crypto::Sealer impostor_sealer(impostor->get(), random_.get(), &known);
   Sidecar other = MakeSidecar(&events_, &impostor_sealer);
   ASSERT_NE(other.sessions, nullptr);
-  EXPECT_EQ(other.sessions->Get(SessionKey::Id(s.info.id)).status().code(),
+  EXPECT_EQ(other.sessions->Get(session::SessionKey::Id(s.info.id)).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_GE(events_.count("decrypt_failed:key_mismatch"), 1);
   EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 0);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kTamperedMetadata), 0);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kTamperedMetadata), 0);
 }
 
 TEST_F(RedisMetadataSealTest, TheAsynchronousCheckAgreesAndALaterCheckSeesAChangedValue) {

@@ -14,7 +14,7 @@ namespace {
 
 // A fresh store: the shared server, a prefix of its own.
 SessionStoreFactory RedisStores() {
-  return {"redis", []() -> std::unique_ptr<SessionStore> {
+  return {"redis", []() -> std::unique_ptr<session::SessionStore> {
             redis::RedisClient* client = SharedRedisClient();
             if (client == nullptr) return nullptr;
             return std::make_unique<redis::RedisSessionStore>(client, UniquePrefix());

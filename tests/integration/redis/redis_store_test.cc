@@ -32,8 +32,8 @@ class RedisStoreTest : public ::testing::Test {
     now_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
   }
 
-  StoredSession Make(const std::string& id, const std::string& tag = "") const {
-    StoredSession s;
+  session::StoredSession Make(const std::string& id, const std::string& tag = "") const {
+    session::StoredSession s;
     s.id = id;
     s.user_tag = tag;
     s.user_envelope = tag.empty() ? "" : "sealed-" + tag;
@@ -44,15 +44,15 @@ class RedisStoreTest : public ::testing::Test {
     return s;
   }
 
-  ReadOptions Read(bool touch = true) const {
-    ReadOptions o;
+  session::ReadOptions Read(bool touch = true) const {
+    session::ReadOptions o;
     o.now = now_;
     o.touch = touch;
     return o;
   }
 
-  Mutation Set(const std::string& name, const std::string& value) const {
-    Mutation m;
+  session::Mutation Set(const std::string& name, const std::string& value) const {
+    session::Mutation m;
     m.now = now_;
     m.set = {{name, value}};
     return m;
@@ -67,7 +67,7 @@ class RedisStoreTest : public ::testing::Test {
 };
 
 TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
-  StoredSession s = Make("sess-a");
+  session::StoredSession s = Make("sess-a");
   s.attributes = {{"cart", "env"}};
   ASSERT_TRUE(store_->Create(s).ok());
   ASSERT_TRUE(store_->Get("sess-a", Read()).ok());               // loads the script
@@ -80,7 +80,7 @@ TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
   EXPECT_EQ(after.batches_written - before.batches_written, 1u);
 
   before = after;
-  Mutation m = Set("k2", "v2");
+  session::Mutation m = Set("k2", "v2");
   m.remove = {"cart"};
   m.expected_version = 2;
   m.limits.max_attributes = 10;
@@ -91,7 +91,7 @@ TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
 }
 
 TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
-  StoredSession s = Make("id1", "tag1");
+  session::StoredSession s = Make("id1", "tag1");
   s.attributes = {{"cart", "env-cart"}};
   ASSERT_TRUE(store_->Create(s).ok());
   RedisOptOutStore opt_outs(client_.get(), prefix_);
@@ -142,7 +142,7 @@ TEST_F(RedisStoreTest, AnEpochAdvanceSetsTheKeysTtl) {
 }
 
 TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
-  StoredSession s = Make("short");
+  session::StoredSession s = Make("short");
   s.idle_ttl = absl::Milliseconds(200);
   ASSERT_TRUE(store_->Create(s).ok());
   EXPECT_EQ(client_->Call({"EXISTS", prefix_ + "s:{short}"})->integer, 1);
@@ -151,10 +151,10 @@ TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
 }
 
 TEST_F(RedisStoreTest, AttributeNamesCannotCollideWithMetadata) {
-  StoredSession s = Make("id2");
+  session::StoredSession s = Make("id2");
   s.attributes = {{"m:ver", "x"}, {"m:dead", "y"}, {"ver", "z"}, {"", "empty-name"}};
   ASSERT_TRUE(store_->Create(s).ok());
-  absl::StatusOr<StoredSession> got = store_->Get("id2", Read());
+  absl::StatusOr<session::StoredSession> got = store_->Get("id2", Read());
   ASSERT_TRUE(got.ok()) << got.status() << " (an attribute named m:dead is not a tombstone)";
   EXPECT_EQ(got->attributes, s.attributes);
   EXPECT_EQ(got->version, 1u);
@@ -164,7 +164,7 @@ TEST_F(RedisStoreTest, AttributeNamesCannotCollideWithMetadata) {
 
 TEST_F(RedisStoreTest, ListingPrunesStaleAndForeignIndexEntries) {
   for (const char* id : {"l1", "l2", "l3"}) ASSERT_TRUE(store_->Create(Make(id, "alice")).ok());
-  StoredSession bobs = Make("b1", "bob");
+  session::StoredSession bobs = Make("b1", "bob");
   ASSERT_TRUE(store_->Create(bobs).ok());
   const std::string index = store_->UserIndexKey("alice");
   const std::string far = std::to_string(absl::ToUnixMicros(now_ + absl::Hours(1)));
@@ -178,7 +178,7 @@ TEST_F(RedisStoreTest, ListingPrunesStaleAndForeignIndexEntries) {
   ASSERT_TRUE(store_->Get("b1", Read()).ok());
   now_ += absl::Minutes(15);
 
-  absl::StatusOr<std::vector<StoredSession>> list = store_->ListByUser("alice", now_);
+  absl::StatusOr<std::vector<session::StoredSession>> list = store_->ListByUser("alice", now_);
   ASSERT_TRUE(list.ok()) << list.status();
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].id, "l1");
@@ -193,7 +193,7 @@ TEST_F(RedisStoreTest, ListingPrunesStaleAndForeignIndexEntries) {
 // (here: its ZREM not yet done) is reported with its successor, so that a
 // logout everywhere can follow it.
 TEST_F(RedisStoreTest, AListingReportsTheSuccessorOfARetiredEntry) {
-  StoredSession old = Make("old1", "alice");
+  session::StoredSession old = Make("old1", "alice");
   ASSERT_TRUE(store_->Create(old).ok());
   ASSERT_TRUE(store_->Retire("old1", 1, "new1", now_, old.absolute_expiry).ok());
   const std::string index = store_->UserIndexKey("alice");
@@ -202,7 +202,7 @@ TEST_F(RedisStoreTest, AListingReportsTheSuccessorOfARetiredEntry) {
   ASSERT_TRUE(client_->Call({"ZADD", index, score, "old1"}).ok());
   EXPECT_EQ(client_->Call({"HGET", store_->SessionKey("old1"), "m:next"})->str, "new1");
 
-  absl::StatusOr<UserIndexPage> page =
+  absl::StatusOr<session::UserIndexPage> page =
       store_->ListByUserPage("alice", now_, absl::InfinitePast(), 10);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_TRUE(page->sessions.empty());
@@ -216,7 +216,7 @@ TEST_F(RedisStoreTest, TwoClientsShareEverything) {
   RedisSessionStore a(client_.get(), prefix_), b(other_client.get(), prefix_);
   ASSERT_TRUE(a.Create(Make("shared", "carol")).ok());
   ASSERT_TRUE(b.Get("shared", Read()).ok());
-  Mutation m = Set("k", "from-b");
+  session::Mutation m = Set("k", "from-b");
   m.expected_version = 1;
   ASSERT_TRUE(b.Update("shared", m).ok());
   EXPECT_EQ(a.Get("shared", Read())->attributes.at("k"), "from-b");
@@ -257,13 +257,13 @@ TEST_F(RedisStoreTest, OutageIsUnavailableAndServiceResumesAfterRestart) {
 }
 
 TEST_F(RedisStoreTest, HugeAttributeCountsAreCreatedInChunks) {
-  StoredSession s = Make("many");
+  session::StoredSession s = Make("many");
   for (int i = 0; i < 5000; ++i) s.attributes[absl::StrCat("k", i)] = "v";
   ASSERT_TRUE(store_->Create(s).ok());
-  absl::StatusOr<StoredSession> got = store_->Get("many", Read());
+  absl::StatusOr<session::StoredSession> got = store_->Get("many", Read());
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->attributes.size(), 5000u);
-  Mutation m = Set("one-more", "v");
+  session::Mutation m = Set("one-more", "v");
   m.limits.max_attributes = 5001;
   EXPECT_TRUE(store_->Update("many", m).ok()) << "the kept count is exact";
   m = Set("two-more", "v");
@@ -286,7 +286,7 @@ TEST(RedisLiveEstimateTest, EstimatesLiveSessionsFromSamples) {
 
   const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
   const auto make = [&](const std::string& id) {
-    StoredSession s;
+    session::StoredSession s;
     s.id = id;
     s.created = s.last_access = now;
     s.idle_ttl = absl::Minutes(30);

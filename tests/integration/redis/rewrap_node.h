@@ -28,7 +28,7 @@ struct RewrapNode {
   std::unique_ptr<crypto::Sealer> sealer;
   std::unique_ptr<redis::RedisSessionStore> store;
   std::unique_ptr<redis::RedisOptOutStore> opt_out_store;
-  std::unique_ptr<SessionManager> sessions;
+  std::unique_ptr<session::SessionManager> sessions;
   std::unique_ptr<OptOutManager> opt_outs;
 };
 
@@ -50,10 +50,10 @@ inline std::unique_ptr<RewrapNode> MakeRewrapNode(redis::RedisClient* client,
   node->sealer = std::make_unique<crypto::Sealer>(node->keyring.get(), random);
   node->store = std::make_unique<redis::RedisSessionStore>(client, prefix);
   node->opt_out_store = std::make_unique<redis::RedisOptOutStore>(client, prefix);
-  SessionPolicy policy;
+  session::SessionPolicy policy;
   policy.idle_ttl = absl::Hours(1);
   policy.absolute_ttl = absl::Hours(8);
-  node->sessions = std::make_unique<SessionManager>(node->store.get(), node->sealer.get(), signer,
+  node->sessions = std::make_unique<session::SessionManager>(node->store.get(), node->sealer.get(), signer,
                                                     random, clock, policy);
   node->opt_outs = std::make_unique<OptOutManager>(node->opt_out_store.get(), node->keyring.get(),
                                                    clock, absl::Hours(24 * 365),

@@ -76,13 +76,13 @@ class RewrapSweepTest : public ::testing::Test {
   }
 
   // n sessions of users u0..u{n-1} with two attributes each, and n opt-outs.
-  std::vector<Session> Populate(Node& node, int n) {
-    std::vector<Session> out;
+  std::vector<session::Session> Populate(Node& node, int n) {
+    std::vector<session::Session> out;
     for (int i = 0; i < n; ++i) {
-      CreateParams p;
+      session::CreateParams p;
       p.user_id = absl::StrCat("u", i);
       p.attributes = {{"cart", absl::StrCat("[", i, "]")}, {"theme", "dark"}};
-      absl::StatusOr<Session> s = node.sessions->Create(p);
+      absl::StatusOr<session::Session> s = node.sessions->Create(p);
       EXPECT_TRUE(s.ok()) << s.status();
       if (s.ok()) out.push_back(*std::move(s));
       EXPECT_TRUE(node.opt_outs->Set(absl::StrCat("subject-", i), true, std::nullopt).ok());
@@ -91,13 +91,13 @@ class RewrapSweepTest : public ::testing::Test {
   }
 
   // Everything written by Populate is readable through `node`.
-  void ExpectAllReadable(Node& node, const std::vector<Session>& sessions) {
+  void ExpectAllReadable(Node& node, const std::vector<session::Session>& sessions) {
     for (size_t i = 0; i < sessions.size(); ++i) {
-      absl::StatusOr<Session> got = node.sessions->Get(SessionKey::Id(sessions[i].info.id));
+      absl::StatusOr<session::Session> got = node.sessions->Get(session::SessionKey::Id(sessions[i].info.id));
       ASSERT_TRUE(got.ok()) << "session " << i << ": " << got.status();
       EXPECT_EQ(got->info.user_id, absl::StrCat("u", i));
       EXPECT_EQ(got->attributes.at("theme"), "dark");
-      absl::StatusOr<std::vector<SessionInfo>> listed =
+      absl::StatusOr<std::vector<session::SessionInfo>> listed =
           node.sessions->ListUserSessions(absl::StrCat("u", i));
       ASSERT_TRUE(listed.ok()) << listed.status();
       EXPECT_EQ(listed->size(), 1u) << "u" << i << " is listed under the new key's tag";
@@ -117,11 +117,11 @@ class RewrapSweepTest : public ::testing::Test {
 };
 
 TEST_F(RewrapSweepTest, ARotationWithTheSweepLosesNoSessionAndNoOptOut) {
-  const std::vector<Session> sessions = Populate(*MakeNode(k1_), 40);
+  const std::vector<session::Session> sessions = Populate(*MakeNode(k1_), 40);
 
   // Without the sweep, k2 alone reads none of it: the test can fail.
   std::unique_ptr<Node> k2_only = MakeNode(k2_);
-  EXPECT_FALSE(k2_only->sessions->Get(SessionKey::Id(sessions[0].info.id)).ok());
+  EXPECT_FALSE(k2_only->sessions->Get(session::SessionKey::Id(sessions[0].info.id)).ok());
   EXPECT_FALSE(k2_only->opt_outs->Get("subject-0").value_or(true));
 
   std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
@@ -146,7 +146,7 @@ TEST_F(RewrapSweepTest, ARotationWithTheSweepLosesNoSessionAndNoOptOut) {
 }
 
 TEST_F(RewrapSweepTest, RunningItAgainIsHarmlessAndFindsNothingUnderTheOldKey) {
-  const std::vector<Session> sessions = Populate(*MakeNode(k1_), 5);
+  const std::vector<session::Session> sessions = Populate(*MakeNode(k1_), 5);
   std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
   std::unique_ptr<RewrapSweep> sweep = MakeSweep(*rotated);
   ASSERT_TRUE(sweep->Start().ok());
@@ -163,7 +163,7 @@ TEST_F(RewrapSweepTest, RunningItAgainIsHarmlessAndFindsNothingUnderTheOldKey) {
 }
 
 TEST_F(RewrapSweepTest, AnInterruptedSweepContinuesFromItsSavedCursor) {
-  const std::vector<Session> sessions = Populate(*MakeNode(k1_), 60);
+  const std::vector<session::Session> sessions = Populate(*MakeNode(k1_), 60);
   std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
   uint64_t saved_sessions = 0;
   {
@@ -198,7 +198,7 @@ TEST_F(RewrapSweepTest, AnInterruptedSweepContinuesFromItsSavedCursor) {
 }
 
 TEST_F(RewrapSweepTest, ConcurrentUpdatesAreNeverOverwritten) {
-  const std::vector<Session> sessions = Populate(*MakeNode(k1_), 30);
+  const std::vector<session::Session> sessions = Populate(*MakeNode(k1_), 30);
   std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
   std::unique_ptr<RewrapSweep> sweep = MakeSweep(*rotated, 200);
   ASSERT_TRUE(sweep->Start().ok());
@@ -207,9 +207,9 @@ TEST_F(RewrapSweepTest, ConcurrentUpdatesAreNeverOverwritten) {
   std::atomic<int> failures{0};
   for (int round = 0; round < 5; ++round) {
     for (size_t i = 0; i < sessions.size(); ++i) {
-      UpdateParams u;
+      session::UpdateParams u;
       u.set = {{"cart", absl::StrCat("round-", round)}};
-      if (!rotated->sessions->Update(SessionKey::Id(sessions[i].info.id), u).ok()) ++failures;
+      if (!rotated->sessions->Update(session::SessionKey::Id(sessions[i].info.id), u).ok()) ++failures;
     }
   }
   const RewrapProgress done = Finish(*sweep);
@@ -217,8 +217,8 @@ TEST_F(RewrapSweepTest, ConcurrentUpdatesAreNeverOverwritten) {
   EXPECT_EQ(done.state, "done");
   EXPECT_EQ(done.keys.at("k1").left, 0u);
   std::unique_ptr<Node> k2_only = MakeNode(k2_);
-  for (const Session& s : sessions) {
-    absl::StatusOr<Session> got = k2_only->sessions->Get(SessionKey::Id(s.info.id));
+  for (const session::Session& s : sessions) {
+    absl::StatusOr<session::Session> got = k2_only->sessions->Get(session::SessionKey::Id(s.info.id));
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(got->attributes.at("cart"), "round-4");
   }

@@ -97,16 +97,16 @@ class Sessions {
         node_(MakeRewrapNode(client, UniquePrefix(), absl::StrCat("k1:", kTestKeyHex),
                              random_.get(), signer_.get(), &clock_)) {}
 
-  SessionManager& manager() { return *node_->sessions; }
+  session::SessionManager& manager() { return *node_->sessions; }
 
   // Create, then Get by id: the attribute comes back. OK or the first error.
   absl::Status RoundTrip() {
-    CreateParams p;
+    session::CreateParams p;
     p.user_id = "alice";
     p.attributes = {{"theme", "dark"}};
-    absl::StatusOr<Session> created = manager().Create(p);
+    absl::StatusOr<session::Session> created = manager().Create(p);
     if (!created.ok()) return created.status();
-    absl::StatusOr<Session> got = manager().Get(SessionKey::Id(created->info.id));
+    absl::StatusOr<session::Session> got = manager().Get(session::SessionKey::Id(created->info.id));
     if (!got.ok()) return got.status();
     if (got->attributes["theme"] != "dark") return absl::InternalError("attribute lost");
     return absl::OkStatus();

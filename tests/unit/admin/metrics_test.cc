@@ -154,7 +154,7 @@ TEST_F(MetricsTest, KeyMismatchesAndTamperedMetadataAreExported) {
             0);
   metrics_.SetKeyMismatches(2);
   MetricsSessionEvents adapter(&metrics_);
-  adapter.SessionNotFound(NotFoundCause::kTamperedMetadata);
+  adapter.SessionNotFound(session::NotFoundCause::kTamperedMetadata);
   adapter.DecryptFailed("key_mismatch");
   text = metrics_.Serialize();
   EXPECT_EQ(Sample(text, "stateside_key_mismatches"), 2);
@@ -165,12 +165,12 @@ TEST_F(MetricsTest, KeyMismatchesAndTamperedMetadataAreExported) {
 
 TEST_F(MetricsTest, SessionEventsReportThroughTheInterface) {
   MetricsSessionEvents adapter(&metrics_);
-  SessionEvents* events = &adapter;
+  session::SessionEvents* events = &adapter;
   for (int i = 0; i < 10; ++i) events->SessionCreated();
   for (int i = 0; i < 4; ++i) events->SessionDestroyed();
-  events->SessionNotFound(NotFoundCause::kBadSignature);
-  events->SessionNotFound(NotFoundCause::kUnknown);
-  events->SessionNotFound(NotFoundCause::kUnknown);
+  events->SessionNotFound(session::NotFoundCause::kBadSignature);
+  events->SessionNotFound(session::NotFoundCause::kUnknown);
+  events->SessionNotFound(session::NotFoundCause::kUnknown);
   events->DecryptFailed("auth_failed");
   events->KeyUsedForRead("k2024");
   events->KeyUsedForRead("k2024");
@@ -200,9 +200,9 @@ TEST_F(MetricsTest, SessionEventsReportThroughTheInterface) {
 TEST_F(MetricsTest, ValuesHoldTotalsAndOneEntryPerSeries) {
   metrics_.SessionCreated();
   metrics_.SessionCreated();
-  metrics_.SessionNotFound(NotFoundCause::kBadSignature);
-  metrics_.SessionNotFound(NotFoundCause::kUnknown);
-  metrics_.SessionNotFound(NotFoundCause::kUnknown);
+  metrics_.SessionNotFound(session::NotFoundCause::kBadSignature);
+  metrics_.SessionNotFound(session::NotFoundCause::kUnknown);
+  metrics_.SessionNotFound(session::NotFoundCause::kUnknown);
   metrics_.KeyUsedForRead("k1");
   metrics_.RedisCommand(0.002);
   metrics_.RedisCommand(0.004);
@@ -351,7 +351,7 @@ TEST_F(MetricsTest, ExpositionPassesPromtool) {
   metrics_.PipelineBatch(12);
   events.SessionCreated();
   events.SessionDestroyed();
-  events.SessionNotFound(NotFoundCause::kUndecryptable);
+  events.SessionNotFound(session::NotFoundCause::kUndecryptable);
   events.DecryptFailed("unknown_key");
   events.KeyUsedForRead("k1");
   events.VersionConflict();

@@ -77,12 +77,12 @@ TEST(ConvertTest, KeysNeedExactlyANonEmptyBoundedIdOrCookie) {
   key.set_id("abc");
   auto parsed = KeyFromProto(true, key, "key");
   ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed->kind, SessionKey::Kind::kId);
+  EXPECT_EQ(parsed->kind, session::SessionKey::Kind::kId);
   EXPECT_EQ(parsed->value, "abc");
   key.set_cookie("abc.sig");
   parsed = KeyFromProto(true, key, "key");
   ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed->kind, SessionKey::Kind::kCookie);
+  EXPECT_EQ(parsed->kind, session::SessionKey::Kind::kCookie);
   key.set_cookie("");
   EXPECT_EQ(KeyFromProto(true, key, "keep").status().message(), "keep: cookie is empty");
 }
@@ -102,7 +102,7 @@ TEST(ConvertTest, UpdateParamsCarryEveryField) {
 }
 
 TEST(ConvertTest, SessionToProtoCarriesEverything) {
-  Session session;
+  session::Session session;
   session.info.id = "id";
   session.info.user_id = "u";
   session.info.created = absl::FromUnixSeconds(10);

@@ -316,15 +316,15 @@ void RpcTest::SetUp() {
   auto signer = crypto::CookieSigner::Create({std::string(32, 's')});
   ASSERT_TRUE(signer.ok()) << signer.status();
   signer_ = *std::move(signer);
-  session_store_ = std::make_unique<MemorySessionStore>(1000);
+  session_store_ = std::make_unique<session::MemorySessionStore>(1000);
   opt_out_store_ = std::make_unique<MemoryOptOutStore>(1000);
-  SessionPolicy policy;
+  session::SessionPolicy policy;
   policy.idle_ttl = absl::Hours(1);
   policy.absolute_ttl = absl::Hours(8);
   policy.limits.max_attributes = kMaxAttributes;
   policy.limits.max_attribute_bytes = kMaxAttributeBytes;
   policy.limits.max_total_bytes = kMaxSessionBytes;
-  sessions_ = std::make_unique<SessionManager>(session_store_.get(), sealer_.get(),
+  sessions_ = std::make_unique<session::SessionManager>(session_store_.get(), sealer_.get(),
                                                signer_.get(), random_.get(),
                                                &clock_, policy);
   opt_outs_ = std::make_unique<OptOutManager>(opt_out_store_.get(),

@@ -155,9 +155,9 @@ class RpcTest : public ::testing::Test {
   std::unique_ptr<crypto::Keyring> keyring_;
   std::unique_ptr<crypto::Sealer> sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
-  std::unique_ptr<MemorySessionStore> session_store_;
+  std::unique_ptr<session::MemorySessionStore> session_store_;
   std::unique_ptr<MemoryOptOutStore> opt_out_store_;
-  std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<session::SessionManager> sessions_;
   std::unique_ptr<OptOutManager> opt_outs_;
   std::unique_ptr<lifecycle::Instance> instance_;
   std::unique_ptr<GrpcServer> server_;

@@ -12,13 +12,13 @@ namespace {
 INSTANTIATE_TEST_SUITE_P(
     Memory, SessionStoreConformanceTest,
     ::testing::Values(SessionStoreFactory{
-        "memory", [] { return std::make_unique<MemorySessionStore>(1000); }}),
+        "memory", [] { return std::make_unique<session::MemorySessionStore>(1000); }}),
     SessionStoreFactoryName);
 
 INSTANTIATE_TEST_SUITE_P(
     Memory, SessionRulesConformanceTest,
     ::testing::Values(SessionStoreFactory{
-        "memory", [] { return std::make_unique<MemorySessionStore>(1000); }}),
+        "memory", [] { return std::make_unique<session::MemorySessionStore>(1000); }}),
     SessionStoreFactoryName);
 
 }  // namespace

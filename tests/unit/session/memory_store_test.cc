@@ -18,8 +18,8 @@ namespace {
 class MemoryStoreTest : public ::testing::Test {
  protected:
   // idle 30m, absolute 8h, created now.
-  StoredSession Make(std::string id, std::string tag = "") {
-    StoredSession s;
+  session::StoredSession Make(std::string id, std::string tag = "") {
+    session::StoredSession s;
     s.id = std::move(id);
     s.user_tag = std::move(tag);
     s.created = clock_.Now();
@@ -40,18 +40,18 @@ class MemoryStoreTest : public ::testing::Test {
 };
 
 TEST_F(MemoryStoreTest, AFullStoreIsResourceExhausted) {
-  MemorySessionStore store(3);
+  session::MemorySessionStore store(3);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(store.Create(Make(Id(i))).ok());
   absl::Status full = store.Create(Make(Id(3)));
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
   EXPECT_EQ(store.size(), 3u);
-  ReadOptions read{clock_.Now(), false, false};
+  session::ReadOptions read{clock_.Now(), false, false};
   EXPECT_EQ(store.Get(Id(3), read).status().code(),
             absl::StatusCode::kNotFound);
 }
 
 TEST_F(MemoryStoreTest, AFullStoreDropsExpiredSessionsBeforeRefusing) {
-  MemorySessionStore store(2);
+  session::MemorySessionStore store(2);
   ASSERT_TRUE(store.Create(Make(Id(0))).ok());
   clock_.Advance(absl::Minutes(10));
   ASSERT_TRUE(store.Create(Make(Id(1))).ok());
@@ -63,7 +63,7 @@ TEST_F(MemoryStoreTest, AFullStoreDropsExpiredSessionsBeforeRefusing) {
 }
 
 TEST_F(MemoryStoreTest, SweepFreesExpiredSessionsAndTombstones) {
-  MemorySessionStore store(10);
+  session::MemorySessionStore store(10);
   ASSERT_TRUE(store.Create(Make(Id(0), "tag")).ok());
   ASSERT_TRUE(store.Create(Make(Id(1), "tag")).ok());
   ASSERT_TRUE(store.Create(Make(Id(2))).ok());
@@ -74,7 +74,7 @@ TEST_F(MemoryStoreTest, SweepFreesExpiredSessionsAndTombstones) {
   EXPECT_EQ(store.Sweep(clock_.Now()), 0u);
 
   clock_.Advance(absl::Minutes(20));
-  ReadOptions touch{clock_.Now(), true, true};
+  session::ReadOptions touch{clock_.Now(), true, true};
   ASSERT_TRUE(store.Get(Id(1), touch).ok());
   clock_.Advance(absl::Minutes(15));  // Id(0) expired, Id(1) live
   EXPECT_EQ(store.Sweep(clock_.Now()), 1u);
@@ -88,11 +88,11 @@ TEST_F(MemoryStoreTest, SweepFreesExpiredSessionsAndTombstones) {
 }
 
 TEST_F(MemoryStoreTest, ExpiredSessionsMetOnTheWayAreFreed) {
-  MemorySessionStore store(10);
+  session::MemorySessionStore store(10);
   ASSERT_TRUE(store.Create(Make(Id(0), "tag")).ok());
   ASSERT_TRUE(store.Create(Make(Id(1), "tag")).ok());
   clock_.Advance(absl::Hours(1));
-  ReadOptions read{clock_.Now(), false, false};
+  session::ReadOptions read{clock_.Now(), false, false};
   EXPECT_FALSE(store.Get(Id(0), read).ok());
   EXPECT_EQ(store.size(), 1u);
   EXPECT_TRUE(store.ListByUser("tag", clock_.Now())->empty());
@@ -100,7 +100,7 @@ TEST_F(MemoryStoreTest, ExpiredSessionsMetOnTheWayAreFreed) {
 }
 
 TEST_F(MemoryStoreTest, TombstonesDoNotTakeRoomFromNewSessions) {
-  MemorySessionStore store(2);
+  session::MemorySessionStore store(2);
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(store.Create(Make(Id(i))).ok()) << i;
     ASSERT_TRUE(store.Destroy(Id(i), clock_.Now(), Until()).value_or(false));
@@ -111,7 +111,7 @@ TEST_F(MemoryStoreTest, TombstonesDoNotTakeRoomFromNewSessions) {
 }
 
 TEST_F(MemoryStoreTest, DestroyingUnknownIdsCostsNoMemory) {
-  MemorySessionStore store(2);
+  session::MemorySessionStore store(2);
   for (int i = 0; i < 100; ++i) {
     ASSERT_FALSE(store.Destroy(Id(i), clock_.Now(), Until()).value_or(true));
   }
@@ -119,7 +119,7 @@ TEST_F(MemoryStoreTest, DestroyingUnknownIdsCostsNoMemory) {
 }
 
 TEST_F(MemoryStoreTest, ATombstoneEndsAtTombstoneUntil) {
-  MemorySessionStore store(2);
+  session::MemorySessionStore store(2);
   ASSERT_TRUE(store.Create(Make(Id(0))).ok());
   const absl::Time until = clock_.Now() + absl::Hours(1);
   ASSERT_TRUE(store.Destroy(Id(0), clock_.Now(), until).ok());
@@ -133,7 +133,7 @@ TEST_F(MemoryStoreTest, ATombstoneEndsAtTombstoneUntil) {
 // read as a value the user's epoch had before: a Create that read it would
 // miss the logout in between.
 TEST_F(MemoryStoreTest, ADroppedEpochNeverReadsAsAnEarlierValue) {
-  MemorySessionStore store(2);
+  session::MemorySessionStore store(2);
   const uint64_t before = store.UserEpoch("u1").value();
   ASSERT_TRUE(store
                   .AdvanceUserEpoch("u1", clock_.Now(),
@@ -154,7 +154,7 @@ TEST_F(MemoryStoreTest, ADroppedEpochNeverReadsAsAnEarlierValue) {
 }
 
 TEST_F(MemoryStoreTest, ConcurrentMixedOperationsKeepTheBounds) {
-  MemorySessionStore store(64);
+  session::MemorySessionStore store(64);
   std::atomic<int> unexpected{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -166,11 +166,11 @@ TEST_F(MemoryStoreTest, ConcurrentMixedOperationsKeepTheBounds) {
         if (!created.ok() && !absl::IsResourceExhausted(created)) {
           unexpected.fetch_add(1);
         }
-        Mutation m;
+        session::Mutation m;
         m.now = now;
         m.set = {{"k", "v"}};
         (void)store.Update(id, m);
-        (void)store.Get(id, ReadOptions{now, true, false});
+        (void)store.Get(id, session::ReadOptions{now, true, false});
         (void)store.ListByUser(absl::StrCat("u", t), now);
         if (i % 2 == 0) (void)store.Destroy(id, now, now + absl::Hours(1));
         if (i % 50 == 0) store.Sweep(now);

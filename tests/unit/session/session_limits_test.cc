@@ -24,7 +24,7 @@ namespace {
 class SessionLimitsTest : public SessionManagerTest {
  protected:
   SessionLimitsTest() {
-    SessionPolicy policy = TestPolicy();
+    session::SessionPolicy policy = TestPolicy();
     policy.limits.max_attributes = 4;
     policy.limits.max_attribute_name_bytes = 16;
     policy.limits.max_attribute_bytes = 1000;
@@ -35,20 +35,20 @@ class SessionLimitsTest : public SessionManagerTest {
 
   absl::Status CreateWith(absl::flat_hash_map<std::string, std::string> attrs,
                           std::string user_id = "alice") {
-    CreateParams params;
+    session::CreateParams params;
     params.user_id = std::move(user_id);
     params.attributes = std::move(attrs);
     return manager_->Create(params).status();
   }
 
   // Expects `update` to be refused naming `limit`, with `s` unchanged.
-  void ExpectRefusedUnchanged(const Session& s, const UpdateParams& update,
+  void ExpectRefusedUnchanged(const session::Session& s, const session::UpdateParams& update,
                               std::string_view limit) {
-    const StoredSession before = Raw(s.info.id);
+    const session::StoredSession before = Raw(s.info.id);
     absl::Status status =
-        manager_->Update(SessionKey::Id(s.info.id), update).status();
+        manager_->Update(session::SessionKey::Id(s.info.id), update).status();
     EXPECT_LIMIT(status, std::string(limit));
-    const StoredSession after = Raw(s.info.id);
+    const session::StoredSession after = Raw(s.info.id);
     EXPECT_EQ(after.attributes, before.attributes);
     EXPECT_EQ(after.version, before.version);
     EXPECT_EQ(after.last_access, before.last_access);
@@ -56,7 +56,7 @@ class SessionLimitsTest : public SessionManagerTest {
 };
 
 TEST_F(SessionLimitsTest, ValueSizeLimitIsNamedWithTheSizes) {
-  SessionPolicy policy = TestPolicy();  // default: 64 KiB per value
+  session::SessionPolicy policy = TestPolicy();  // default: 64 KiB per value
   Rebuild(policy);
   absl::Status s = CreateWith({{"x", std::string(70000, 'v')}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -116,8 +116,8 @@ TEST_F(SessionLimitsTest, ErrorMessagesDoNotEchoHugeOrBinaryNames) {
 }
 
 TEST_F(SessionLimitsTest, UpdateBeyondALimitChangesNothing) {
-  Session s = MustCreate("alice", {{"a", std::string(900, 'v')}, {"b", "2"}});
-  UpdateParams update;
+  session::Session s = MustCreate("alice", {{"a", std::string(900, 'v')}, {"b", "2"}});
+  session::UpdateParams update;
   update.set = {{"c", "3"}, {"d", "4"}, {"e", "5"}};  // merged: 5 > 4
   ExpectRefusedUnchanged(s, update, "max_attributes");
 
@@ -147,43 +147,43 @@ TEST_F(SessionLimitsTest, UpdateBeyondALimitChangesNothing) {
   // Room made in the same request is counted.
   update.set = {{"c", std::string(1000, 'v')}};
   update.remove = {"a"};
-  EXPECT_TRUE(manager_->Update(SessionKey::Id(s.info.id), update).ok());
+  EXPECT_TRUE(manager_->Update(session::SessionKey::Id(s.info.id), update).ok());
 }
 
 TEST_F(SessionLimitsTest, UpdateWithEmptyValueAndNothingIsFine) {
-  Session s = MustCreate("alice", {});
-  UpdateParams update;
+  session::Session s = MustCreate("alice", {});
+  session::UpdateParams update;
   update.set = {{"empty", ""}};
-  ASSERT_TRUE(manager_->Update(SessionKey::Id(s.info.id), update).ok());
-  EXPECT_EQ(manager_->Get(SessionKey::Id(s.info.id))->attributes.at("empty"),
+  ASSERT_TRUE(manager_->Update(session::SessionKey::Id(s.info.id), update).ok());
+  EXPECT_EQ(manager_->Get(session::SessionKey::Id(s.info.id))->attributes.at("empty"),
             "");
-  absl::StatusOr<SessionInfo> noop =
-      manager_->Update(SessionKey::Id(s.info.id), UpdateParams{});
+  absl::StatusOr<session::SessionInfo> noop =
+      manager_->Update(session::SessionKey::Id(s.info.id), session::UpdateParams{});
   ASSERT_TRUE(noop.ok()) << noop.status();
   EXPECT_EQ(noop->version, 3u);
 }
 
 TEST_F(SessionLimitsTest, InvalidInputIsReportedBeforeTheKeyIsLookedUp) {
-  UpdateParams update;
+  session::UpdateParams update;
   update.set = {{"", "v"}};
   EXPECT_EQ(
-      manager_->Update(SessionKey::Id("nonsense"), update).status().code(),
+      manager_->Update(session::SessionKey::Id("nonsense"), update).status().code(),
       absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(events_.total_not_found(), 0);
 }
 
 TEST_F(SessionLimitsTest, AFullMemoryStoreIsResourceExhausted) {
-  MemorySessionStore small(2);
-  SessionManager manager(&small, &sealer_, signer_.get(), random_.get(),
+  session::MemorySessionStore small(2);
+  session::SessionManager manager(&small, &sealer_, signer_.get(), random_.get(),
                          &clock_, TestPolicy(), &events_);
-  ASSERT_TRUE(manager.Create(CreateParams{}).ok());
-  ASSERT_TRUE(manager.Create(CreateParams{}).ok());
-  absl::StatusOr<Session> third = manager.Create(CreateParams{});
+  ASSERT_TRUE(manager.Create(session::CreateParams{}).ok());
+  ASSERT_TRUE(manager.Create(session::CreateParams{}).ok());
+  absl::StatusOr<session::Session> third = manager.Create(session::CreateParams{});
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted)
       << third.status();
   EXPECT_EQ(small.size(), 2u);
   clock_.Advance(absl::Minutes(30));  // both idle-expired: room again
-  EXPECT_TRUE(manager.Create(CreateParams{}).ok());
+  EXPECT_TRUE(manager.Create(session::CreateParams{}).ok());
 }
 
 }  // namespace

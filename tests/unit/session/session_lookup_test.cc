@@ -14,26 +14,26 @@ namespace stateside::testing {
 namespace {
 
 // A store that damages what it returns, as a corrupted backend would.
-class CorruptingStore final : public SessionStore {
+class CorruptingStore final : public session::SessionStore {
  public:
-  CorruptingStore(SessionStore* inner, std::function<void(StoredSession&)> f)
+  CorruptingStore(session::SessionStore* inner, std::function<void(session::StoredSession&)> f)
       : inner_(inner), damage_(std::move(f)) {}
-  absl::Status Create(const StoredSession& s) override {
+  absl::Status Create(const session::StoredSession& s) override {
     return inner_->Create(s);
   }
   absl::StatusOr<std::vector<std::string>> CreateCapped(
-      const StoredSession& s, const UserCap& cap) override {
+      const session::StoredSession& s, const session::UserCap& cap) override {
     return inner_->CreateCapped(s, cap);
   }
-  absl::StatusOr<StoredSession> Get(std::string_view id,
-                                    const ReadOptions& o) override {
-    absl::StatusOr<StoredSession> s = inner_->Get(id, o);
+  absl::StatusOr<session::StoredSession> Get(std::string_view id,
+                                    const session::ReadOptions& o) override {
+    absl::StatusOr<session::StoredSession> s = inner_->Get(id, o);
     if (s.ok()) damage_(*s);
     return s;
   }
-  absl::StatusOr<StoredSession> Update(std::string_view id,
-                                       const Mutation& m) override {
-    absl::StatusOr<StoredSession> s = inner_->Update(id, m);
+  absl::StatusOr<session::StoredSession> Update(std::string_view id,
+                                       const session::Mutation& m) override {
+    absl::StatusOr<session::StoredSession> s = inner_->Update(id, m);
     if (s.ok()) damage_(*s);
     return s;
   }
@@ -56,55 +56,55 @@ class CorruptingStore final : public SessionStore {
                                 absl::Time until) override {
     return inner_->AdvanceUserEpoch(tag, now, until);
   }
-  absl::StatusOr<UserIndexPage> ListByUserPage(std::string_view tag,
+  absl::StatusOr<session::UserIndexPage> ListByUserPage(std::string_view tag,
                                                absl::Time now, absl::Time after,
                                                size_t limit) override {
-    absl::StatusOr<UserIndexPage> page =
+    absl::StatusOr<session::UserIndexPage> page =
         inner_->ListByUserPage(tag, now, after, limit);
     if (page.ok()) {
-      for (StoredSession& s : page->sessions) damage_(s);
+      for (session::StoredSession& s : page->sessions) damage_(s);
     }
     return page;
   }
-  absl::StatusOr<std::vector<StoredSession>> ListByUser(
+  absl::StatusOr<std::vector<session::StoredSession>> ListByUser(
       std::string_view tag, absl::Time now) override {
-    absl::StatusOr<std::vector<StoredSession>> list =
+    absl::StatusOr<std::vector<session::StoredSession>> list =
         inner_->ListByUser(tag, now);
     if (list.ok()) {
-      for (StoredSession& s : *list) damage_(s);
+      for (session::StoredSession& s : *list) damage_(s);
     }
     return list;
   }
 
  private:
-  SessionStore* const inner_;
-  std::function<void(StoredSession&)> damage_;
+  session::SessionStore* const inner_;
+  std::function<void(session::StoredSession&)> damage_;
 };
 
 class SessionLookupTest : public SessionManagerTest {
  protected:
   // A manager reading store_ through `damage`.
-  std::unique_ptr<SessionManager> DamagedManager(
-      std::function<void(StoredSession&)> damage) {
+  std::unique_ptr<session::SessionManager> DamagedManager(
+      std::function<void(session::StoredSession&)> damage) {
     corrupting_ = std::make_unique<CorruptingStore>(&store_, std::move(damage));
-    return std::make_unique<SessionManager>(corrupting_.get(), &sealer_,
+    return std::make_unique<session::SessionManager>(corrupting_.get(), &sealer_,
                                             signer_.get(), random_.get(),
                                             &clock_, TestPolicy(), &events_);
   }
 
   // Every way of naming a session, for a key that must not be served: each
   // answers the one NOT_FOUND and reports `cause` once per call.
-  void ExpectNotFoundEverywhere(SessionManager& manager, const SessionKey& key,
-                                NotFoundCause cause) {
+  void ExpectNotFoundEverywhere(session::SessionManager& manager, const session::SessionKey& key,
+                                session::NotFoundCause cause) {
     events_.Reset();
     EXPECT_SESSION_NOT_FOUND(manager.Get(key).status());
     EXPECT_SESSION_NOT_FOUND(manager.Get(key, false).status());
     EXPECT_SESSION_NOT_FOUND(manager.Touch(key).status());
-    UpdateParams update;
+    session::UpdateParams update;
     update.set = {{"k", "v"}};
     EXPECT_SESSION_NOT_FOUND(manager.Update(key, update).status());
     EXPECT_SESSION_NOT_FOUND(manager.Regenerate(key).status());
-    EXPECT_EQ(events_.not_found(cause), 5) << NotFoundCauseName(cause);
+    EXPECT_EQ(events_.not_found(cause), 5) << session::NotFoundCauseName(cause);
     EXPECT_EQ(events_.total_not_found(), 5);
   }
 
@@ -112,22 +112,22 @@ class SessionLookupTest : public SessionManagerTest {
 };
 
 TEST_F(SessionLookupTest, UnknownIdIsNotFound) {
-  ExpectNotFoundEverywhere(*manager_, SessionKey::Id(std::string(43, 'Q')),
-                           NotFoundCause::kUnknown);
+  ExpectNotFoundEverywhere(*manager_, session::SessionKey::Id(std::string(43, 'Q')),
+                           session::NotFoundCause::kUnknown);
 }
 
 TEST_F(SessionLookupTest, ExpiredSessionIsNotFound) {
-  Session s = MustCreate();
+  session::Session s = MustCreate();
   clock_.Advance(absl::Hours(1));
-  ExpectNotFoundEverywhere(*manager_, SessionKey::Cookie(s.cookie),
-                           NotFoundCause::kUnknown);
+  ExpectNotFoundEverywhere(*manager_, session::SessionKey::Cookie(s.cookie),
+                           session::NotFoundCause::kUnknown);
 }
 
 TEST_F(SessionLookupTest, DestroyedSessionIsNotFound) {
-  Session s = MustCreate();
-  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(s.info.id)).ok());
-  ExpectNotFoundEverywhere(*manager_, SessionKey::Id(s.info.id),
-                           NotFoundCause::kUnknown);
+  session::Session s = MustCreate();
+  ASSERT_TRUE(manager_->Destroy(session::SessionKey::Id(s.info.id)).ok());
+  ExpectNotFoundEverywhere(*manager_, session::SessionKey::Id(s.info.id),
+                           session::NotFoundCause::kUnknown);
 }
 
 TEST_F(SessionLookupTest, MalformedIdsAreNotFound) {
@@ -136,17 +136,17 @@ TEST_F(SessionLookupTest, MalformedIdsAreNotFound) {
         std::string(44, 'a'), std::string(1 << 20, 'a'),
         std::string(42, 'a') + "=", std::string(42, 'a') + "/",
         std::string(42, 'a') + '\0', std::string(43, '\xff')}) {
-    ExpectNotFoundEverywhere(*manager_, SessionKey::Id(id),
-                             NotFoundCause::kMalformedKey);
+    ExpectNotFoundEverywhere(*manager_, session::SessionKey::Id(id),
+                             session::NotFoundCause::kMalformedKey);
   }
   // A cookie given where an id is expected is not an id.
-  Session s = MustCreate();
-  ExpectNotFoundEverywhere(*manager_, SessionKey::Id(s.cookie),
-                           NotFoundCause::kMalformedKey);
+  session::Session s = MustCreate();
+  ExpectNotFoundEverywhere(*manager_, session::SessionKey::Id(s.cookie),
+                           session::NotFoundCause::kMalformedKey);
 }
 
 TEST_F(SessionLookupTest, MalformedCookiesAreNotFound) {
-  Session s = MustCreate();
+  session::Session s = MustCreate();
   for (const std::string& cookie :
        {std::string(), std::string("."), std::string("garbage"), s.info.id,
         s.info.id + ".", "." + s.info.id, s.cookie + "A",
@@ -154,111 +154,111 @@ TEST_F(SessionLookupTest, MalformedCookiesAreNotFound) {
         s.info.id + "." + std::string(43, '*'), s.cookie + "." + s.info.id,
         std::string(4096, '.'), std::string(1 << 20, 'a'),
         s.info.id.substr(1) + s.cookie.substr(s.info.id.size())}) {
-    ExpectNotFoundEverywhere(*manager_, SessionKey::Cookie(cookie),
-                             NotFoundCause::kMalformedKey);
+    ExpectNotFoundEverywhere(*manager_, session::SessionKey::Cookie(cookie),
+                             session::NotFoundCause::kMalformedKey);
   }
 }
 
 TEST_F(SessionLookupTest, ForgedCookiesAreNotFound) {
-  Session s = MustCreate();
+  session::Session s = MustCreate();
   std::string flipped = s.cookie;
   char& c = flipped[s.info.id.size() + 10];  // inside the signature
   c = c == 'A' ? 'B' : 'A';
-  Session other = MustCreate("bob");
+  session::Session other = MustCreate("bob");
   const std::string swapped =
       s.info.id + other.cookie.substr(other.info.id.size());
   auto foreign_signer = MakeSigner({std::string(32, 'F')});
   const std::string foreign = foreign_signer->Sign(s.info.id);
   for (const std::string& cookie : {flipped, swapped, foreign}) {
-    ExpectNotFoundEverywhere(*manager_, SessionKey::Cookie(cookie),
-                             NotFoundCause::kBadSignature);
+    ExpectNotFoundEverywhere(*manager_, session::SessionKey::Cookie(cookie),
+                             session::NotFoundCause::kBadSignature);
   }
-  EXPECT_TRUE(GetStatus(SessionKey::Cookie(s.cookie)).ok());
+  EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(s.cookie)).ok());
 }
 
 TEST_F(SessionLookupTest, CookiesSignedByAnOlderSecretStillVerify) {
-  Session s = MustCreate();
+  session::Session s = MustCreate();
   signer_ = MakeSigner({std::string(32, 'N'), SecretA()});
   Rebuild(TestPolicy());
-  absl::StatusOr<Session> got = manager_->Get(SessionKey::Cookie(s.cookie));
+  absl::StatusOr<session::Session> got = manager_->Get(session::SessionKey::Cookie(s.cookie));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_NE(got->cookie, s.cookie) << "re-signed with the new first secret";
-  EXPECT_TRUE(GetStatus(SessionKey::Cookie(got->cookie)).ok());
+  EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(got->cookie)).ok());
 }
 
 TEST_F(SessionLookupTest, SessionUnderAnUnknownKeyIsNotFound) {
-  Session s = MustCreate();
+  session::Session s = MustCreate();
   auto other_keys = MakeKeyring({"b"});
   crypto::Sealer other_sealer(other_keys.get(), random_.get());
-  SessionManager other(&store_, &other_sealer, signer_.get(), random_.get(),
+  session::SessionManager other(&store_, &other_sealer, signer_.get(), random_.get(),
                        &clock_, TestPolicy(), &events_);
-  EXPECT_SESSION_NOT_FOUND(other.Get(SessionKey::Id(s.info.id)).status());
+  EXPECT_SESSION_NOT_FOUND(other.Get(session::SessionKey::Id(s.info.id)).status());
   EXPECT_EQ(events_.count("decrypt_failed:unknown_key"), 1);
-  EXPECT_TRUE(GetStatus(SessionKey::Id(s.info.id)).ok())
+  EXPECT_TRUE(GetStatus(session::SessionKey::Id(s.info.id)).ok())
       << "the right keyring still reads it";
-  ExpectNotFoundEverywhere(other, SessionKey::Id(s.info.id),
-                           NotFoundCause::kUndecryptable);
+  ExpectNotFoundEverywhere(other, session::SessionKey::Id(s.info.id),
+                           session::NotFoundCause::kUndecryptable);
 }
 
 TEST_F(SessionLookupTest, TamperedEnvelopeIsNotFound) {
-  Session s = MustCreate("alice", {{"cart", "[]"}});
-  auto manager = DamagedManager([](StoredSession& stored) {
+  session::Session s = MustCreate("alice", {{"cart", "[]"}});
+  auto manager = DamagedManager([](session::StoredSession& stored) {
     for (auto& [name, envelope] : stored.attributes) envelope.back() ^= 0x01;
   });
   events_.Reset();
-  EXPECT_SESSION_NOT_FOUND(manager->Get(SessionKey::Id(s.info.id)).status());
-  EXPECT_EQ(events_.not_found(NotFoundCause::kUndecryptable), 1);
+  EXPECT_SESSION_NOT_FOUND(manager->Get(session::SessionKey::Id(s.info.id)).status());
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kUndecryptable), 1);
   EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
   EXPECT_SESSION_NOT_FOUND(
-      manager->Regenerate(SessionKey::Id(s.info.id)).status());
-  EXPECT_TRUE(GetStatus(SessionKey::Id(s.info.id)).ok())
+      manager->Regenerate(session::SessionKey::Id(s.info.id)).status());
+  EXPECT_TRUE(GetStatus(session::SessionKey::Id(s.info.id)).ok())
       << "a failed regenerate leaves the session alone";
 }
 
 TEST_F(SessionLookupTest, TamperedUserEnvelopeIsNotFound) {
-  Session s = MustCreate("alice", {});
+  session::Session s = MustCreate("alice", {});
   auto manager = DamagedManager(
-      [](StoredSession& stored) { stored.user_envelope[20] ^= 0x40; });
-  ExpectNotFoundEverywhere(*manager, SessionKey::Id(s.info.id),
-                           NotFoundCause::kUndecryptable);
+      [](session::StoredSession& stored) { stored.user_envelope[20] ^= 0x40; });
+  ExpectNotFoundEverywhere(*manager, session::SessionKey::Id(s.info.id),
+                           session::NotFoundCause::kUndecryptable);
 }
 
 TEST_F(SessionLookupTest, TruncatedEnvelopeIsNotFound) {
-  Session s = MustCreate("alice", {{"cart", "[]"}});
-  auto manager = DamagedManager([](StoredSession& stored) {
+  session::Session s = MustCreate("alice", {{"cart", "[]"}});
+  auto manager = DamagedManager([](session::StoredSession& stored) {
     for (auto& [name, envelope] : stored.attributes) envelope.resize(3);
   });
   events_.Reset();
-  EXPECT_SESSION_NOT_FOUND(manager->Get(SessionKey::Id(s.info.id)).status());
+  EXPECT_SESSION_NOT_FOUND(manager->Get(session::SessionKey::Id(s.info.id)).status());
   EXPECT_EQ(events_.count("decrypt_failed:malformed"), 1);
-  EXPECT_EQ(events_.not_found(NotFoundCause::kUndecryptable), 1);
+  EXPECT_EQ(events_.not_found(session::NotFoundCause::kUndecryptable), 1);
 }
 
 TEST_F(SessionLookupTest, EnvelopeMovedToAnotherAttributeIsNotFound) {
-  Session s = MustCreate("alice", {{"a", "1"}, {"b", "2"}});
-  auto manager = DamagedManager([](StoredSession& stored) {
+  session::Session s = MustCreate("alice", {{"a", "1"}, {"b", "2"}});
+  auto manager = DamagedManager([](session::StoredSession& stored) {
     std::swap(stored.attributes["a"], stored.attributes["b"]);
   });
-  EXPECT_SESSION_NOT_FOUND(manager->Get(SessionKey::Id(s.info.id)).status());
+  EXPECT_SESSION_NOT_FOUND(manager->Get(session::SessionKey::Id(s.info.id)).status());
   EXPECT_EQ(events_.count("decrypt_failed:auth_failed"), 1);
 }
 
 TEST_F(SessionLookupTest, EnvelopeMovedToAnotherSessionIsNotFound) {
-  Session victim = MustCreate("alice", {{"cart", "secret"}});
-  Session attacker = MustCreate("mallory", {{"cart", "mine"}});
+  session::Session victim = MustCreate("alice", {{"cart", "secret"}});
+  session::Session attacker = MustCreate("mallory", {{"cart", "mine"}});
   const std::string stolen = Raw(victim.info.id).attributes.at("cart");
-  auto manager = DamagedManager([&](StoredSession& stored) {
+  auto manager = DamagedManager([&](session::StoredSession& stored) {
     if (stored.id == attacker.info.id) stored.attributes["cart"] = stolen;
   });
   EXPECT_SESSION_NOT_FOUND(
-      manager->Get(SessionKey::Id(attacker.info.id)).status());
-  EXPECT_TRUE(manager->Get(SessionKey::Id(victim.info.id)).ok());
+      manager->Get(session::SessionKey::Id(attacker.info.id)).status());
+  EXPECT_TRUE(manager->Get(session::SessionKey::Id(victim.info.id)).ok());
 }
 
 TEST_F(SessionLookupTest, ReadsCountTheKeyThatOpenedEachEnvelope) {
-  Session s = MustCreate("alice", {{"a", "1"}, {"b", "2"}});
+  session::Session s = MustCreate("alice", {{"a", "1"}, {"b", "2"}});
   events_.Reset();
-  ASSERT_TRUE(manager_->Get(SessionKey::Id(s.info.id)).ok());
+  ASSERT_TRUE(manager_->Get(session::SessionKey::Id(s.info.id)).ok());
   EXPECT_EQ(events_.count("key:a"), 3);  // the user id and two attributes
 }
 

@@ -47,8 +47,8 @@ inline const std::string& SecretA() {
 }
 
 // The policy of most tests: idle 30m, absolute 8h, default limits.
-inline SessionPolicy TestPolicy() {
-  SessionPolicy policy;
+inline session::SessionPolicy TestPolicy() {
+  session::SessionPolicy policy;
   policy.idle_ttl = absl::Minutes(30);
   policy.absolute_ttl = absl::Hours(8);
   return policy;
@@ -66,35 +66,35 @@ class SessionManagerTest : public ::testing::Test {
   }
 
   // Replaces the manager (same store, keys and clock) with another policy.
-  void Rebuild(SessionPolicy policy) {
-    manager_ = std::make_unique<SessionManager>(
+  void Rebuild(session::SessionPolicy policy) {
+    manager_ = std::make_unique<session::SessionManager>(
         &store_, &sealer_, signer_.get(), random_.get(), &clock_,
         std::move(policy), &events_);
   }
 
   // Creates a session or fails the test.
-  Session MustCreate(std::string user_id = "alice",
+  session::Session MustCreate(std::string user_id = "alice",
                      absl::flat_hash_map<std::string, std::string> attrs = {
                          {"cart", "[]"}}) {
-    CreateParams params;
+    session::CreateParams params;
     params.user_id = std::move(user_id);
     params.attributes = std::move(attrs);
-    absl::StatusOr<Session> session = manager_->Create(params);
+    absl::StatusOr<session::Session> session = manager_->Create(params);
     EXPECT_TRUE(session.ok()) << session.status();
-    return session.ok() ? *std::move(session) : Session{};
+    return session.ok() ? *std::move(session) : session::Session{};
   }
 
   // The stored record, bypassing the manager (no touch).
-  StoredSession Raw(const std::string& id) {
-    ReadOptions options;
+  session::StoredSession Raw(const std::string& id) {
+    session::ReadOptions options;
     options.now = clock_.Now();
     options.touch = false;
-    absl::StatusOr<StoredSession> s = store_.Get(id, options);
+    absl::StatusOr<session::StoredSession> s = store_.Get(id, options);
     EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : StoredSession{};
+    return s.ok() ? *std::move(s) : session::StoredSession{};
   }
 
-  absl::Status GetStatus(const SessionKey& key) {
+  absl::Status GetStatus(const session::SessionKey& key) {
     return manager_->Get(key, /*touch=*/false).status();
   }
 
@@ -104,8 +104,8 @@ class SessionManagerTest : public ::testing::Test {
   std::unique_ptr<crypto::Keyring> keyring_;
   crypto::Sealer sealer_;
   std::unique_ptr<crypto::CookieSigner> signer_;
-  MemorySessionStore store_;
-  std::unique_ptr<SessionManager> manager_;
+  session::MemorySessionStore store_;
+  std::unique_ptr<session::SessionManager> manager_;
 };
 
 // The one answer for every session that cannot be served.

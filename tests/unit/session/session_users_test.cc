@@ -13,9 +13,9 @@
 namespace stateside::testing {
 namespace {
 
-std::vector<std::string> IdsOf(const std::vector<SessionInfo>& infos) {
+std::vector<std::string> IdsOf(const std::vector<session::SessionInfo>& infos) {
   std::vector<std::string> ids;
-  for (const SessionInfo& info : infos) ids.push_back(info.id);
+  for (const session::SessionInfo& info : infos) ids.push_back(info.id);
   return ids;
 }
 
@@ -28,7 +28,7 @@ class SessionRaceTest : public SessionManagerTest {
   SessionRaceTest()
       : other_(&store_, &sealer_, signer_.get(), random_.get(), &clock_,
                TestPolicy(), &events_) {}
-  SessionManager other_;
+  session::SessionManager other_;
 };
 
 TEST_F(SessionRaceTest, CreateStoppedBeforeItsWriteDoesNotSurvive) {
@@ -51,28 +51,28 @@ TEST_F(SessionRaceTest, RegenerateGivesUpOnASessionThatNeverSettles) {
 }
 
 TEST_F(SessionUsersTest, ListUserSessionsShowsTheUsersLiveSessionsOldestFirst) {
-  Session a1 = MustCreate("alice");
+  session::Session a1 = MustCreate("alice");
   clock_.Advance(absl::Seconds(1));
-  Session a2 = MustCreate("alice");
+  session::Session a2 = MustCreate("alice");
   clock_.Advance(absl::Seconds(1));
-  Session a3 = MustCreate("alice");
+  session::Session a3 = MustCreate("alice");
   MustCreate("bob");
   MustCreate("");
   MustCreate("alice2");
-  ASSERT_TRUE(manager_->Destroy(SessionKey::Id(a2.info.id)).ok());
+  ASSERT_TRUE(manager_->Destroy(session::SessionKey::Id(a2.info.id)).ok());
 
-  absl::StatusOr<std::vector<SessionInfo>> list =
+  absl::StatusOr<std::vector<session::SessionInfo>> list =
       manager_->ListUserSessions("alice");
   ASSERT_TRUE(list.ok()) << list.status();
   EXPECT_EQ(IdsOf(*list), (std::vector<std::string>{a1.info.id, a3.info.id}));
-  for (const SessionInfo& info : *list) {
+  for (const session::SessionInfo& info : *list) {
     EXPECT_EQ(info.user_id, "alice");
     EXPECT_EQ(info.version, 1u);
     EXPECT_EQ(info.absolute_expiry, info.created + absl::Hours(8));
   }
 
   clock_.Advance(absl::Minutes(29));
-  ASSERT_TRUE(manager_->Touch(SessionKey::Id(a3.info.id)).ok());
+  ASSERT_TRUE(manager_->Touch(session::SessionKey::Id(a3.info.id)).ok());
   clock_.Advance(absl::Minutes(2));  // a1 idle-expired
   list = manager_->ListUserSessions("alice");
   ASSERT_TRUE(list.ok());
@@ -91,7 +91,7 @@ TEST_F(SessionUsersTest, ListUserSessionsPagesThroughTheIndex) {
   std::vector<std::vector<std::string>> pages;
   std::string token;
   do {
-    absl::StatusOr<UserSessionsPage> page =
+    absl::StatusOr<session::UserSessionsPage> page =
         manager_->ListUserSessionsPage("alice", token, 2);
     ASSERT_TRUE(page.ok()) << page.status();
     pages.push_back(IdsOf(page->sessions));
@@ -102,8 +102,8 @@ TEST_F(SessionUsersTest, ListUserSessionsPagesThroughTheIndex) {
   EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")), made);
 
   // 0 is the default page size; more than the maximum is the maximum.
-  for (uint32_t size : {0u, kMaxUserPageSize + 1, 1u << 31}) {
-    absl::StatusOr<UserSessionsPage> all =
+  for (uint32_t size : {0u, session::kMaxUserPageSize + 1, 1u << 31}) {
+    absl::StatusOr<session::UserSessionsPage> all =
         manager_->ListUserSessionsPage("alice", "", size);
     ASSERT_TRUE(all.ok()) << all.status();
     EXPECT_EQ(IdsOf(all->sessions), made);
@@ -115,7 +115,7 @@ TEST_F(SessionUsersTest, APageTokenThatWasNotHandedOutIsInvalidArgument) {
   MustCreate("alice");
   clock_.Advance(absl::Seconds(1));
   MustCreate("alice");
-  absl::StatusOr<UserSessionsPage> first =
+  absl::StatusOr<session::UserSessionsPage> first =
       manager_->ListUserSessionsPage("alice", "", 1);
   ASSERT_TRUE(first.ok());
   ASSERT_FALSE(first->next_page_token.empty());
@@ -133,14 +133,14 @@ TEST_F(SessionUsersTest, APageTokenThatWasNotHandedOutIsInvalidArgument) {
 TEST_F(SessionUsersTest, DestroyUserSessionsWalksEveryPage) {
   // More sessions than one internal page (kDefaultUserPageSize), so more
   // than the default per-user cap.
-  SessionPolicy policy = TestPolicy();
+  session::SessionPolicy policy = TestPolicy();
   policy.limits.max_sessions_per_user = 0;
   Rebuild(std::move(policy));
-  Session kept = MustCreate("alice");
+  session::Session kept = MustCreate("alice");
   for (int i = 0; i < 250; ++i) MustCreate("alice");
   MustCreate("bob");
   absl::StatusOr<uint32_t> destroyed =
-      manager_->DestroyUserSessions("alice", SessionKey::Id(kept.info.id));
+      manager_->DestroyUserSessions("alice", session::SessionKey::Id(kept.info.id));
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(*destroyed, 250u);
   EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
@@ -165,41 +165,41 @@ TEST_F(SessionUsersTest, UserIdsAreValidated) {
 }
 
 TEST_F(SessionUsersTest, DestroyUserSessionsLogsOutEverywhere) {
-  Session a1 = MustCreate("alice");
-  Session a2 = MustCreate("alice");
-  Session bob = MustCreate("bob");
+  session::Session a1 = MustCreate("alice");
+  session::Session a2 = MustCreate("alice");
+  session::Session bob = MustCreate("bob");
   absl::StatusOr<uint32_t> n =
       manager_->DestroyUserSessions("alice", std::nullopt);
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 2u);
-  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
-  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Cookie(a2.cookie)));
-  EXPECT_TRUE(GetStatus(SessionKey::Id(bob.info.id)).ok());
+  EXPECT_SESSION_NOT_FOUND(GetStatus(session::SessionKey::Id(a1.info.id)));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(session::SessionKey::Cookie(a2.cookie)));
+  EXPECT_TRUE(GetStatus(session::SessionKey::Id(bob.info.id)).ok());
   EXPECT_TRUE(manager_->ListUserSessions("alice")->empty());
   EXPECT_EQ(manager_->DestroyUserSessions("alice", std::nullopt).value_or(99),
             0u);
   // A late write to a logged-out session does not bring it back.
-  UpdateParams late;
+  session::UpdateParams late;
   late.set = {{"cart", "[1]"}};
   EXPECT_SESSION_NOT_FOUND(
-      manager_->Update(SessionKey::Id(a1.info.id), late).status());
-  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
+      manager_->Update(session::SessionKey::Id(a1.info.id), late).status());
+  EXPECT_SESSION_NOT_FOUND(GetStatus(session::SessionKey::Id(a1.info.id)));
 }
 
 TEST_F(SessionUsersTest, DestroyUserSessionsCanKeepTheCurrentOne) {
-  Session a1 = MustCreate("alice");
-  Session a2 = MustCreate("alice");
-  Session a3 = MustCreate("alice");
+  session::Session a1 = MustCreate("alice");
+  session::Session a2 = MustCreate("alice");
+  session::Session a3 = MustCreate("alice");
   absl::StatusOr<uint32_t> n =
-      manager_->DestroyUserSessions("alice", SessionKey::Cookie(a2.cookie));
+      manager_->DestroyUserSessions("alice", session::SessionKey::Cookie(a2.cookie));
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 2u);
   EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
             std::vector<std::string>{a2.info.id});
-  EXPECT_TRUE(GetStatus(SessionKey::Cookie(a2.cookie)).ok());
+  EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(a2.cookie)).ok());
 
-  Session a4 = MustCreate("alice");
-  n = manager_->DestroyUserSessions("alice", SessionKey::Id(a4.info.id));
+  session::Session a4 = MustCreate("alice");
+  n = manager_->DestroyUserSessions("alice", session::SessionKey::Id(a4.info.id));
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1u);
   EXPECT_EQ(IdsOf(*manager_->ListUserSessions("alice")),
@@ -207,51 +207,51 @@ TEST_F(SessionUsersTest, DestroyUserSessionsCanKeepTheCurrentOne) {
 }
 
 TEST_F(SessionUsersTest, AForgedKeepKeepsNothing) {
-  Session a1 = MustCreate("alice");
+  session::Session a1 = MustCreate("alice");
   std::string forged = a1.cookie;
   forged[a1.info.id.size() + 5] ^= 0x01;
   absl::StatusOr<uint32_t> n =
-      manager_->DestroyUserSessions("alice", SessionKey::Cookie(forged));
+      manager_->DestroyUserSessions("alice", session::SessionKey::Cookie(forged));
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1u);
-  EXPECT_SESSION_NOT_FOUND(GetStatus(SessionKey::Id(a1.info.id)));
+  EXPECT_SESSION_NOT_FOUND(GetStatus(session::SessionKey::Id(a1.info.id)));
 }
 
 TEST_F(SessionUsersTest, KeepingAnotherUsersSessionProtectsNothingOfIt) {
-  Session bob = MustCreate("bob");
+  session::Session bob = MustCreate("bob");
   MustCreate("alice");
-  EXPECT_EQ(manager_->DestroyUserSessions("alice", SessionKey::Id(bob.info.id))
+  EXPECT_EQ(manager_->DestroyUserSessions("alice", session::SessionKey::Id(bob.info.id))
                 .value_or(99),
             1u);
-  EXPECT_TRUE(GetStatus(SessionKey::Id(bob.info.id)).ok());
+  EXPECT_TRUE(GetStatus(session::SessionKey::Id(bob.info.id)).ok());
 }
 
 TEST_F(SessionUsersTest, ABlindIndexCollisionDoesNotLeakAnotherUser) {
-  Session alice = MustCreate("alice");
+  session::Session alice = MustCreate("alice");
   // A session of mallory filed under alice's tag, as a tag collision (or a
   // tampered index) would do.
-  Session mallory = MustCreate("mallory");
-  StoredSession forged = Raw(mallory.info.id);
+  session::Session mallory = MustCreate("mallory");
+  session::StoredSession forged = Raw(mallory.info.id);
   forged.id = std::string(43, 'M');
   forged.user_tag = Raw(alice.info.id).user_tag;
   absl::StatusOr<std::string> env =
-      sealer_.Seal(forged.id, kUserEnvelopeName, "mallory");
+      sealer_.Seal(forged.id, session::kUserEnvelopeName, "mallory");
   ASSERT_TRUE(env.ok());
   forged.user_envelope = *env;
   forged.attributes.clear();
   absl::StatusOr<std::string> seal =
-      SealSessionMetadata(sealer_, forged, "mallory");
+      session::SealSessionMetadata(sealer_, forged, "mallory");
   ASSERT_TRUE(seal.ok());
   forged.metadata_seal = *seal;
   ASSERT_TRUE(store_.Create(forged).ok());
 
-  absl::StatusOr<std::vector<SessionInfo>> list =
+  absl::StatusOr<std::vector<session::SessionInfo>> list =
       manager_->ListUserSessions("alice");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(IdsOf(*list), std::vector<std::string>{alice.info.id});
   EXPECT_EQ(manager_->DestroyUserSessions("alice", std::nullopt).value_or(99),
             1u);
-  EXPECT_TRUE(GetStatus(SessionKey::Id(forged.id)).ok())
+  EXPECT_TRUE(GetStatus(session::SessionKey::Id(forged.id)).ok())
       << "mallory's session must survive alice's logout";
 }
 
@@ -262,31 +262,31 @@ class KeyRotationTest : public SessionManagerTest {
     rotated_keys_ = MakeKeyring({"b", "a"});
     rotated_sealer_ =
         std::make_unique<crypto::Sealer>(rotated_keys_.get(), random_.get());
-    rotated_ = std::make_unique<SessionManager>(
+    rotated_ = std::make_unique<session::SessionManager>(
         &store_, rotated_sealer_.get(), signer_.get(), random_.get(), &clock_,
         TestPolicy(), &events_);
   }
   std::unique_ptr<crypto::Keyring> rotated_keys_;
   std::unique_ptr<crypto::Sealer> rotated_sealer_;
-  std::unique_ptr<SessionManager> rotated_;
+  std::unique_ptr<session::SessionManager> rotated_;
 };
 
 TEST_F(KeyRotationTest, SessionsWrittenUnderTheOldKeyStayReadable) {
-  Session old = MustCreate("alice", {{"cart", "[1]"}});
+  session::Session old = MustCreate("alice", {{"cart", "[1]"}});
   Rotate();
   events_.Reset();
-  absl::StatusOr<Session> got = rotated_->Get(SessionKey::Cookie(old.cookie));
+  absl::StatusOr<session::Session> got = rotated_->Get(session::SessionKey::Cookie(old.cookie));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->attributes.at("cart"), "[1]");
   EXPECT_EQ(got->info.user_id, "alice");
   EXPECT_EQ(events_.count("key:a"), 2);
 
   // A write after the rotation seals under b; old and new envelopes mix.
-  UpdateParams update;
+  session::UpdateParams update;
   update.set = {{"lang", "fr"}};
-  ASSERT_TRUE(rotated_->Update(SessionKey::Id(old.info.id), update).ok());
+  ASSERT_TRUE(rotated_->Update(session::SessionKey::Id(old.info.id), update).ok());
   events_.Reset();
-  got = rotated_->Get(SessionKey::Id(old.info.id));
+  got = rotated_->Get(session::SessionKey::Id(old.info.id));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->attributes.at("lang"), "fr");
   EXPECT_EQ(events_.count("key:a"), 2);
@@ -294,25 +294,25 @@ TEST_F(KeyRotationTest, SessionsWrittenUnderTheOldKeyStayReadable) {
 }
 
 TEST_F(KeyRotationTest, UserListingAndLogoutSpanTheRotation) {
-  Session before = MustCreate("alice");
+  session::Session before = MustCreate("alice");
   clock_.Advance(absl::Seconds(1));
   Rotate();
-  CreateParams params;
+  session::CreateParams params;
   params.user_id = "alice";
-  absl::StatusOr<Session> after = rotated_->Create(params);
+  absl::StatusOr<session::Session> after = rotated_->Create(params);
   ASSERT_TRUE(after.ok());
   EXPECT_NE(Raw(after->info.id).user_tag, Raw(before.info.id).user_tag)
       << "the index tag follows the primary key";
 
-  absl::StatusOr<std::vector<SessionInfo>> list =
+  absl::StatusOr<std::vector<session::SessionInfo>> list =
       rotated_->ListUserSessions("alice");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(IdsOf(*list),
             (std::vector<std::string>{before.info.id, after->info.id}));
 
   // Regenerating an old session moves it to the new key's tag.
-  absl::StatusOr<Session> regenerated =
-      rotated_->Regenerate(SessionKey::Id(before.info.id));
+  absl::StatusOr<session::Session> regenerated =
+      rotated_->Regenerate(session::SessionKey::Id(before.info.id));
   ASSERT_TRUE(regenerated.ok()) << regenerated.status();
   EXPECT_EQ(Raw(regenerated->info.id).user_tag, Raw(after->info.id).user_tag);
 
