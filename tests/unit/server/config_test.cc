@@ -645,7 +645,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 49u);
+  EXPECT_EQ(SettingNames().size(), 50u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
