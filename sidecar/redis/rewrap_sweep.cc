@@ -190,7 +190,9 @@ absl::StatusOr<RewrapProgress> RewrapSweep::Start(double items_per_second) {
   absl::MutexLock start_lock(&start_mu_);
   {
     absl::MutexLock lock(&mu_);
-    if (running_) return progress_;
+    // A pass that has decided it is over (done or failed) may still be
+    // saving that: it is joined below, and a new pass starts.
+    if (running_ && progress_.state == "running") return progress_;
   }
   if (thread_.joinable()) thread_.join();  // a finished or failed run
   ASSIGN_OR_RETURN(RewrapProgress saved, Load());
