@@ -207,11 +207,15 @@ absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const s
   }
   if (!index.elements[1].is_array()) return Unexpected("index add (capped)", index);
   // The oldest, still indexed: ended one round trip after the index step
-  // (they live in other slots). Ids met dead were not live to end.
+  // (they live in other slots). Ids met dead were not live to end. The new
+  // session is written and indexed by now, so a failed Destroy does not
+  // fail the call (its caller would never learn the new session, which would
+  // still count against the cap): that member stays indexed, and the next
+  // capped add names it again.
   std::vector<std::string> ended;
   for (const Reply& member : index.elements[1].elements) {
-    ASSIGN_OR_RETURN(bool live, Destroy(member.str, now, cap.tombstone_until));
-    if (live) ended.push_back(member.str);
+    absl::StatusOr<bool> live = Destroy(member.str, now, cap.tombstone_until);
+    if (live.ok() && *live) ended.push_back(member.str);
   }
   return ended;
 }

@@ -103,6 +103,9 @@ class StreamReactor : public GrpcReactor {
       update_locked(self);
       step = self->NextLocked();
     }
+    // Nothing to do: the reactor may be gone by now (OnDone after a Step
+    // carried elsewhere), so it is not touched again.
+    if (!step.write && !step.read && !step.finish) return;
     // A Step decided under the lock keeps the reactor alive: OnDone comes
     // only after its Finish, and after OnWriteDone of its write.
     self->Carry(step);

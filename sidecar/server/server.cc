@@ -116,8 +116,9 @@ Server::~Server() {
   if (shutdown.joinable()) shutdown.join();
   ticker_.reset();
   // The Redis client's I/O thread may call back into this object (the state
-  // listener, a key check): the parts end while everything it touches is
-  // still alive.
+  // listener, a key check, through parts_): its threads end while parts_
+  // and everything they touch are still alive, then the parts go.
+  parts_->StopThreads();
   parts_.reset();
 }
 

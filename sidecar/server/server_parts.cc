@@ -62,7 +62,9 @@ session::SessionPolicy PolicyOf(const Config& config) {
 
 }  // namespace
 
-ServerParts::~ServerParts() {
+ServerParts::~ServerParts() { StopThreads(); }
+
+void ServerParts::StopThreads() {
   // The hub stops its broker; the broker uses the Redis client.
   hub.reset();
   broker.reset();

@@ -55,9 +55,12 @@ struct ServerOptions {
 
 struct ServerParts {
   ServerParts() = default;
-  // Ends what has threads calling other parts before those parts: the hub
-  // (which stops its broker) and the rewrap sweep before the Redis client.
+  // StopThreads(), then the parts.
   ~ServerParts();
+  // Ends what has threads calling other parts (or back into the Server)
+  // before those parts: the hub (which stops its broker) and the rewrap
+  // sweep, then the Redis client. Idempotent.
+  void StopThreads();
   ServerParts(const ServerParts&) = delete;
   ServerParts& operator=(const ServerParts&) = delete;
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <tuple>
 #include <utility>
 
@@ -353,8 +354,12 @@ absl::StatusOr<std::optional<SessionManager::CapChoice>> SessionManager::ChooseC
   choice.limit = asked.has_value() ? "max_sessions_per_user"
                                    : "STATESIDE_MAX_SESSIONS_PER_USER";
   // Also prunes stale index entries, which the store's atomic count would
-  // otherwise count (or end) as sessions.
-  ASSIGN_OR_RETURN(const size_t live, CountLiveUpTo(user_id, now, max));
+  // otherwise count (or end) as sessions: to end no more than needed, the
+  // end-oldest policy walks the whole index (a count stops at `max`).
+  ASSIGN_OR_RETURN(const size_t live,
+                   CountLiveUpTo(user_id, now,
+                                 choice.cap.end_oldest ? std::numeric_limits<size_t>::max()
+                                                       : max));
   if (live >= max && !choice.cap.end_oldest) {
     events_->CapRefused("sessions_per_user");
     return SessionLimitError(absl::StrCat("the user has ", live,
@@ -559,6 +564,13 @@ absl::StatusOr<Session> SessionManager::Regenerate(
     }
     RETURN_IF_ERROR(created);
     Step(ManagerStep::kWritten);
+    if (new_owner && !tag.empty()) {
+      // A logout everywhere of the new owner since the epoch read ends the
+      // copy (it is indexed by now). Checked before the old id goes: should
+      // the epoch be unreadable, the copy goes and the anonymous session
+      // (the cart) stays as it was, for a retry.
+      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, fresh));
+    }
 
     // The old id goes only if it still holds exactly what was copied; the
     // same script tombstones it (fixation defence) and names the copy as its
@@ -575,9 +587,6 @@ absl::StatusOr<Session> SessionManager::Regenerate(
     events_->SessionCreated();
     events_->SessionDestroyed();
     Step(ManagerStep::kRetired);
-    if (new_owner && !tag.empty()) {
-      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, fresh));
-    }
 
     std::string user_id = std::move(session.info.user_id);
     session.info = BareInfo(fresh);
@@ -878,7 +887,8 @@ absl::StatusOr<size_t> SessionManager::CountLiveUpTo(std::string_view user_id,
   size_t count = 0;
   absl::Time after = absl::InfinitePast();
   for (;;) {
-    ASSIGN_OR_RETURN(WalkedPage walked, WalkUser(user_id, now, after, cap));
+    ASSIGN_OR_RETURN(WalkedPage walked,
+                     WalkUser(user_id, now, after, std::min<size_t>(cap, kMaxUserPageSize)));
     count += walked.sessions.size();
     if (count >= cap || !walked.more) return count;
     after = walked.last;
