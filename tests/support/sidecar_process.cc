@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "tests/support/admin_port.h"
 #include "tests/support/wait.h"
+#include "tests/support/web_client.h"
 
 namespace stateside::testing {
 
@@ -40,6 +41,13 @@ absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options
 std::optional<int> StopSidecar(Subprocess& sidecar, absl::Duration timeout) {
   sidecar.Signal(SIGTERM);
   return sidecar.Wait(timeout);
+}
+
+int ReadyStatus(int admin_port) {
+  HttpRequest request;
+  request.target = "/health/ready";
+  absl::StatusOr<HttpResponse> response = HttpCall(admin_port, request, absl::Seconds(2));
+  return response.ok() ? response->status : 0;
 }
 
 }  // namespace stateside::testing

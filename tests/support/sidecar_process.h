@@ -39,6 +39,10 @@ absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options
 // it did not exit in time.
 std::optional<int> StopSidecar(Subprocess& sidecar, absl::Duration timeout);
 
+// The HTTP status of GET /health/ready on the admin listener at
+// 127.0.0.1:`admin_port` (2 s at most); 0 if there was no answer.
+int ReadyStatus(int admin_port);
+
 }  // namespace stateside::testing
 
 #endif  // STATESIDE_TESTS_SUPPORT_SIDECAR_PROCESS_H_

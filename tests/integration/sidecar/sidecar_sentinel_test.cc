@@ -17,11 +17,11 @@
 #include "gtest/gtest.h"
 #include "tests/support/admin_port.h"
 #include "tests/support/redis_sentinel.h"
+#include "tests/support/sidecar_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_secrets.h"
 #include "tests/support/wait.h"
-#include "tests/support/web_client.h"
 
 namespace stateside {
 namespace {
@@ -59,13 +59,6 @@ Subprocess StartSidecar(const testing::TempDir& dir, testing::RedisSentinelSet& 
   return *std::move(process);
 }
 
-int ReadyStatus(int port) {
-  testing::HttpRequest request;
-  request.target = "/health/ready";
-  auto response = testing::HttpCall(port, request, absl::Seconds(2));
-  return response.ok() ? response->status : 0;
-}
-
 TEST(SidecarSentinelTest, ReadinessFollowsAKilledMaster) {
   auto set = StartSet();
   ASSERT_NE(set, nullptr);
@@ -76,7 +69,8 @@ TEST(SidecarSentinelTest, ReadinessFollowsAKilledMaster) {
     port = testing::AdminPortFromLog(sidecar.ReadLog(), "127.0.0.1").value_or(0);
     return port != 0;
   })) << sidecar.ReadLog();
-  ASSERT_TRUE(testing::WaitFor([&] { return ReadyStatus(port) == 200; }, absl::Seconds(20)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::ReadyStatus(port) == 200; }, absl::Seconds(20)))
       << sidecar.ReadLog();
 
   // Samples /health/ready until stopped: when it first answered 503 and when
@@ -86,7 +80,7 @@ TEST(SidecarSentinelTest, ReadinessFollowsAKilledMaster) {
   std::optional<absl::Time> went_down, came_back;
   std::thread sampler([&] {
     while (!stop.load()) {
-      const int status = ReadyStatus(port);
+      const int status = testing::ReadyStatus(port);
       const absl::Time now = absl::Now();
       absl::MutexLock lock(&mu);
       if (status != 200 && !went_down.has_value()) went_down = now;
