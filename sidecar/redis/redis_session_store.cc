@@ -266,8 +266,10 @@ absl::StatusOr<Reply> RedisSessionStore::WriteNew(const session::StoredSession& 
 
 RedisCommand RedisSessionStore::GetCommand(std::string_view id,
                                            const session::ReadOptions& options) const {
-  return get_->Call({SessionKey(id)}, {Micros(options.now), options.touch ? "1" : "0",
-                                       options.metadata_only ? "1" : "0"});
+  return get_->Call({SessionKey(id)},
+                    {Micros(options.now), options.touch ? "1" : "0",
+                     options.metadata_only ? "1" : "0",
+                     std::to_string(absl::ToInt64Microseconds(options.touch_granularity))});
 }
 
 absl::StatusOr<session::StoredSession> RedisSessionStore::ParseGet(std::string_view id,
@@ -284,11 +286,14 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::ParseGet(std::string_v
     return Unexpected("get", reply);
   }
   out.metadata_seal = e[9].is_string() ? e[9].str : "";
-  // The reply is ours: move the envelopes (a session's whole payload) out of
-  // it instead of copying each one.
-  std::vector<Reply>& attrs = result->elements[8].elements;
-  for (size_t i = 0; i + 1 < attrs.size(); i += 2) {
-    out.attributes.insert_or_assign(std::move(attrs[i].str), std::move(attrs[i + 1].str));
+  // The whole hash: keep the "a:" fields. The reply is ours: move the
+  // envelopes (a session's whole payload) out of it instead of copying each.
+  std::vector<Reply>& fields = result->elements[8].elements;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+    std::string& field = fields[i].str;
+    if (!absl::StartsWith(field, "a:")) continue;
+    field.erase(0, 2);
+    out.attributes.insert_or_assign(std::move(field), std::move(fields[i + 1].str));
   }
   return out;
 }

@@ -24,10 +24,28 @@ redis.call('PEXPIRE', key, ARGV[2])
 return 1
 )lua";
 
+// ARGV: now, touch ('1'/'0'), metadata only ('1'/'0'), touch granularity
+// (µs, the configured one: see ReadOptions::touch_granularity). One read of
+// the hash: HGETALL, its metadata picked out here, the whole reply returned
+// as it came (the caller keeps the "a:" fields), or HMGET of the metadata
+// alone. A touch writes only when the stored last access is a granularity
+// old, so most reads write (and replicate) nothing; the key's TTL, set with
+// the last write of m:last, then stays what that m:last makes it.
 const char kGet[] = R"lua(
 local key = KEYS[1]
-local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
-                     'm:abs', 'm:user', 'm:uenv', 'm:seal')
+local names = {'m:dead', 'm:ver', 'm:created', 'm:last', 'm:idle', 'm:abs', 'm:user',
+               'm:uenv', 'm:seal'}
+local m, all = {}, {}
+if ARGV[3] == '1' then
+  m = redis.call('HMGET', key, unpack(names))
+else
+  all = redis.call('HGETALL', key)
+  local f = {}
+  for i = 1, #all, 2 do
+    if string.byte(all[i], 1) == 109 then f[all[i]] = all[i + 1] end  -- 'm'
+  end
+  for i, name in ipairs(names) do m[i] = f[name] or false end
+end
 if m[1] or not m[2] then return {0} end
 local now = tonumber(ARGV[1])
 local last, idle, abs = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
@@ -35,25 +53,13 @@ if not (now < last + idle and now < abs) then
   redis.call('DEL', key)
   return {2}
 end
-if ARGV[2] == '1' then
-  if now > last then
-    last = now
-    m[4] = ARGV[1]
-    redis.call('HSET', key, 'm:last', ARGV[1])
-  end
+if ARGV[2] == '1' and now > last and now - last >= math.min(tonumber(ARGV[4]), idle / 100) then
+  last = now
+  m[4] = ARGV[1]
+  redis.call('HSET', key, 'm:last', ARGV[1])
   redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
 end
-local attrs = {}
-if ARGV[3] ~= '1' then
-  local all = redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'a:' then
-      attrs[#attrs + 1] = string.sub(all[i], 3)
-      attrs[#attrs + 1] = all[i + 1]
-    end
-  end
-end
-return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', attrs, m[9] or ''}
+return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', all, m[9] or ''}
 )lua";
 
 // ARGV: now, expected version ('' = none), max_attributes, max_total_bytes
@@ -78,35 +84,44 @@ local final = {}
 for i = first_remove, #ARGV do final[ARGV[i]] = false end
 for i = 6, first_remove - 1, 2 do final[ARGV[i]] = ARGV[i + 1] end
 -- Count and size of the merged state, from the kept totals and the touched
--- fields only (O(mutation), not O(session)).
+-- fields only (O(mutation), not O(session)). An envelope is never empty, so
+-- HSTRLEN 0 means no such field.
 local n, sz = tonumber(m[9]) or 0, tonumber(m[10]) or 0
+local sets, dels = {}, {}
 for name, env in pairs(final) do
   local field = 'a:' .. name
-  if redis.call('HEXISTS', key, field) == 1 then
+  local old = redis.call('HSTRLEN', key, field)
+  if old > 0 then
     n = n - 1
-    sz = sz - #name - redis.call('HSTRLEN', key, field)
+    sz = sz - #name - old
   end
   if env then
     n = n + 1
     sz = sz + #name + #env
+    sets[#sets + 1] = field
+    sets[#sets + 1] = env
+  else
+    dels[#dels + 1] = field
   end
 end
 local max_n, max_sz = tonumber(ARGV[3]), tonumber(ARGV[4])
 if max_n > 0 and n > max_n then return {3, 'max_attributes', n, ARGV[3]} end
 if max_sz > 0 and sz > max_sz then return {3, 'max_total_bytes', sz, ARGV[4]} end
-for name, env in pairs(final) do
-  if env then
-    redis.call('HSET', key, 'a:' .. name, env)
-  else
-    redis.call('HDEL', key, 'a:' .. name)
-  end
-end
-local ver = redis.call('HINCRBY', key, 'm:ver', 1)
+local ver = tonumber(m[2]) + 1
 if now > last then
   last = now
   m[4] = ARGV[1]
 end
-redis.call('HSET', key, 'm:last', m[4], 'm:n', n, 'm:sz', sz)
+-- One HSET of the attributes and the metadata (and one HDEL): a replica
+-- applies two commands, not one per attribute. In chunks: unpack() of
+-- thousands of values would overflow Lua's stack.
+for i = 1, #dels, 200 do
+  redis.call('HDEL', key, unpack(dels, i, math.min(i + 199, #dels)))
+end
+for _, v in ipairs({'m:ver', ver, 'm:last', m[4], 'm:n', n, 'm:sz', sz}) do sets[#sets + 1] = v end
+for i = 1, #sets, 200 do
+  redis.call('HSET', key, unpack(sets, i, math.min(i + 199, #sets)))
+end
 redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
 return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', m[11] or ''}
 )lua";

@@ -10,9 +10,11 @@ namespace stateside::redis::scripts {
 // Session hash: create unless a live session or an unexpired tombstone holds
 // the id. -> 1 created, 0 taken.
 extern const char kCreate[];
-// Session hash: liveness, optional touch (+ PEXPIRE), metadata and
+// Session hash: liveness, optional coalesced touch (+ PEXPIRE), metadata and
 // attributes; an expired session is deleted. -> {0} absent or tombstone |
-// {2} expired | {1, ver, created, last, idle, abs, user, uenv, {name, env...}}
+// {2} expired | {1, ver, created, last, idle, abs, user, uenv, {field, value...}
+// (the whole hash, or none if metadata only: the "a:" fields are the
+// attributes), seal}
 extern const char kGet[];
 // Session hash: liveness, expected version, merged limits, HSET/HDEL, version,
 // last access, PEXPIRE. -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}

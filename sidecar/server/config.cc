@@ -77,6 +77,10 @@ constexpr Spec kSpecs[] = {
      "rolling idle timeout of a session"},
     {"SESSION_ABSOLUTE_TTL", "session-absolute-ttl", "DURATION", "7d",
      "hard cap on a session's life"},
+    {"STATESIDE_SESSION_TOUCH_GRANULARITY", "session-touch-granularity", "DURATION", "60s",
+     "a read writes the session's last access only when the stored one is "
+     "this much older (at most 1% of the idle TTL): the idle expiry may come "
+     "up to that much early, never late; 0 = every read writes"},
     {"OPT_OUT_TTL", "opt-out-ttl", "DURATION", "365d",
      "default lifetime of an analytics opt-out"},
     {"INSTANCE_ID", "instance-id", "ID", "",

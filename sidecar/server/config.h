@@ -80,6 +80,9 @@ struct Config {
 
   absl::Duration idle_ttl = absl::Hours(24);
   absl::Duration absolute_ttl = absl::Hours(24 * 7);
+  // A touching read writes the last access only when the stored one is this
+  // much older (at most 1% of the session's idle TTL); 0 = every read.
+  absl::Duration touch_granularity = absl::Seconds(60);
   absl::Duration opt_out_ttl = absl::Hours(24 * 365);
 
   // Memory-store bound (sessions; also opt-out entries) and session limits.

@@ -33,6 +33,9 @@ constexpr size_t kMinAdminTokenBytes = 32;
 // the Service for minutes: a mistake, not a tuning (a minute covers a
 // managed Redis failover).
 constexpr absl::Duration kMaxReadinessDebounce = absl::Minutes(1);
+// Beyond an hour a coalesced touch would say little about activity; the 1%
+// of the idle TTL bounds it further per session.
+constexpr absl::Duration kMaxTouchGranularity = absl::Hours(1);
 
 absl::Status SettingError(absl::string_view env, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(env, ": ", message));
@@ -353,6 +356,14 @@ absl::Status ParseTimes(const RawSettings& raw, Config& config) {
         absl::StrCat(absl::FormatDuration(config.idle_ttl),
                      " is longer than SESSION_ABSOLUTE_TTL (",
                      absl::FormatDuration(config.absolute_ttl), ")"));
+  }
+  RETURN_IF_ERROR(GetDuration(raw, "STATESIDE_SESSION_TOUCH_GRANULARITY",
+                              &config.touch_granularity));
+  if (config.touch_granularity < absl::ZeroDuration() ||
+      config.touch_granularity > kMaxTouchGranularity) {
+    return SettingError("STATESIDE_SESSION_TOUCH_GRANULARITY",
+                        absl::StrCat("must be between 0 and ",
+                                     absl::FormatDuration(kMaxTouchGranularity)));
   }
   RETURN_IF_ERROR(GetPositiveDuration(raw, "OPT_OUT_TTL", &config.opt_out_ttl));
   RETURN_IF_ERROR(

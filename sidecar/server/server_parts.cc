@@ -50,6 +50,7 @@ session::SessionPolicy PolicyOf(const Config& config) {
   session::SessionPolicy policy;
   policy.idle_ttl = config.idle_ttl;
   policy.absolute_ttl = config.absolute_ttl;
+  policy.touch_granularity = config.touch_granularity;
   policy.limits.max_attributes = config.max_attributes;
   policy.limits.max_attribute_bytes = config.max_attribute_bytes;
   policy.limits.max_total_bytes = config.max_session_bytes;

@@ -167,7 +167,7 @@ absl::StatusOr<StoredSession> MemorySessionStore::Get(
   bool expired = false;
   StoredSession* s = FindLiveLocked(id, options.now, &expired);
   if (s == nullptr) return expired ? ExpiredNotFound() : SessionNotFound();
-  if (options.touch) s->last_access = std::max(s->last_access, options.now);
+  if (TouchDue(options, s->last_access, s->idle_ttl)) s->last_access = options.now;
   if (options.metadata_only) return MetadataOf(*s);
   return *s;
 }

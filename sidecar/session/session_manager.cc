@@ -388,6 +388,7 @@ ReadOptions SessionManager::ReadNow(bool touch) const {
   ReadOptions options;
   options.now = clock_->Now();
   options.touch = touch;
+  options.touch_granularity = policy_.touch_granularity;
   return options;
 }
 

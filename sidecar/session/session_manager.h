@@ -54,6 +54,9 @@ struct SessionLimits {
 struct SessionPolicy {
   absl::Duration idle_ttl = absl::Hours(24);
   absl::Duration absolute_ttl = absl::Hours(24 * 7);
+  // Touch coalescing of reads (STATESIDE_SESSION_TOUCH_GRANULARITY; see
+  // ReadOptions::touch_granularity). An explicit Touch always writes.
+  absl::Duration touch_granularity = absl::Seconds(60);
   SessionLimits limits;
 };
 

@@ -61,9 +61,31 @@ struct StoredSession {
 
 struct ReadOptions {
   absl::Time now;
-  bool touch = true;           // set last_access = now if live
+  bool touch = true;           // set last_access = now if live (see below)
   bool metadata_only = false;  // skip the attributes
+  // Touch coalescing: a touching read writes last_access only when the stored
+  // one is at least TouchGranularity(touch_granularity, idle_ttl) older than
+  // now, so most reads of a busy session write nothing (on Redis: no write,
+  // nothing replicated). The idle expiry is then counted from a stored
+  // last_access that may lag the true last read by less than that
+  // granularity: a session may expire up to one granularity early, never
+  // late. Zero: every touching read writes (an explicit Touch).
+  absl::Duration touch_granularity = absl::ZeroDuration();
 };
+
+// The granularity a touching read of a session with this idle TTL uses: the
+// configured one, but at most 1% of the idle TTL, so a short-lived session's
+// expiry moves by at most a hundredth of its life.
+inline absl::Duration TouchGranularity(absl::Duration configured, absl::Duration idle_ttl) {
+  return std::min(configured, idle_ttl / 100);
+}
+
+// Whether a touching read at `now` writes a new last_access.
+inline bool TouchDue(const ReadOptions& options, absl::Time last_access, absl::Duration idle_ttl) {
+  return options.touch &&
+         options.now - last_access >= TouchGranularity(options.touch_granularity, idle_ttl) &&
+         options.now > last_access;
+}
 
 // Limits a mutation must keep; the store checks them against the merged
 // state atomically (INVALID_ARGUMENT naming the limit).
@@ -141,7 +163,7 @@ class SessionStore {
   virtual absl::StatusOr<std::vector<std::string>> CreateCapped(
       const StoredSession& session, const UserCap& cap) = 0;
 
-  // The live session, touched if options.touch. A session met expired is
+  // The live session, touched if TouchDue(options, ...). A session met expired is
   // ExpiredNotFound() (a lower bound of expiries: a backend may also drop
   // expired sessions unseen).
   virtual absl::StatusOr<StoredSession> Get(std::string_view id,

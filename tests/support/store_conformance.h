@@ -106,12 +106,20 @@ class SessionStoreConformanceTest
   static std::string Id(char c) { return std::string(43, c); }
 
   absl::StatusOr<session::StoredSession> Read(const std::string& id, bool touch = false,
-                                     bool metadata_only = false) {
+                                     bool metadata_only = false,
+                                     absl::Duration touch_granularity = absl::ZeroDuration()) {
     session::ReadOptions options;
     options.now = now();
     options.touch = touch;
     options.metadata_only = metadata_only;
+    options.touch_granularity = touch_granularity;
     return store_->Get(id, options);
+  }
+  // A touching read with a touch granularity.
+  absl::StatusOr<session::StoredSession> ReadCoalesced(const std::string& id,
+                                                       absl::Duration granularity,
+                                                       bool metadata_only = false) {
+    return Read(id, /*touch=*/true, metadata_only, granularity);
   }
 
   session::Mutation Set(std::string name, std::string envelope) const {
@@ -243,6 +251,64 @@ TEST_P(SessionStoreConformanceTest, NonTouchingReadLeavesTheIdleTimeout) {
   EXPECT_EQ(got->last_access, s.last_access);
   clock_.Advance(absl::Minutes(10));
   EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Touch coalescing (ReadOptions::touch_granularity): a touching read within
+// the granularity of the stored last access writes nothing; one a
+// granularity later writes; either way the read sees the stored value.
+TEST_P(SessionStoreConformanceTest, ATouchWithinTheGranularityWritesNothing) {
+  session::StoredSession s = MakeSession(Id('a'));  // idle 30m: 1% = 18s
+  ASSERT_TRUE(store_->Create(s).ok());
+  for (bool metadata_only : {false, true}) {
+    clock_.Advance(absl::Seconds(4));
+    absl::StatusOr<session::StoredSession> got =
+        ReadCoalesced(Id('a'), absl::Seconds(10), metadata_only);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->last_access, s.last_access) << "metadata_only=" << metadata_only;
+  }
+  clock_.Advance(absl::Seconds(2));  // 10s: a granularity old
+  absl::StatusOr<session::StoredSession> got = ReadCoalesced(Id('a'), absl::Seconds(10));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, now());
+  EXPECT_EQ(got->idle_expiry(), now() + absl::Minutes(30));
+  got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, now()) << "the touch was stored";
+}
+
+TEST_P(SessionStoreConformanceTest, TheTouchGranularityIsAtMostAHundredthOfTheIdleTtl) {
+  session::StoredSession s = MakeSession(Id('a'));  // idle 30m: 1% = 18s
+  ASSERT_TRUE(store_->Create(s).ok());
+  clock_.Advance(absl::Seconds(17));
+  absl::StatusOr<session::StoredSession> got = ReadCoalesced(Id('a'), absl::Hours(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, s.last_access);
+  clock_.Advance(absl::Seconds(1));
+  got = ReadCoalesced(Id('a'), absl::Hours(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, now()) << "an hour's granularity, capped at 18s";
+}
+
+// The contract's bound: after a coalesced read at t, the session lives until
+// at least t + idle - granularity and never past t + idle.
+TEST_P(SessionStoreConformanceTest, ACoalescedTouchExpiresAtMostOneGranularityEarly) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  const absl::Duration granularity = absl::Seconds(10);
+  clock_.Advance(granularity - absl::Milliseconds(1));
+  const absl::Time read_at = now();
+  ASSERT_TRUE(ReadCoalesced(Id('a'), granularity).ok());
+  clock_.Set(read_at + absl::Minutes(30) - granularity);
+  EXPECT_TRUE(Read(Id('a')).ok()) << "expired more than a granularity early";
+  clock_.Set(read_at + absl::Minutes(30));
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound) << "expired late";
+}
+
+TEST_P(SessionStoreConformanceTest, AZeroGranularityTouchesOnEveryRead) {
+  ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
+  clock_.Advance(absl::Microseconds(1));
+  absl::StatusOr<session::StoredSession> got = ReadCoalesced(Id('a'), absl::ZeroDuration());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, now());
 }
 
 TEST_P(SessionStoreConformanceTest, IdleExpiryIsEnforcedAtTheBoundary) {

@@ -31,6 +31,9 @@ absl::Status AppPod::StartSidecar() {
   options.env["STATESIDE_ADMIN_ADDR"] = "127.0.0.1:0";  // tests run in parallel
   options.env["INSTANCE_ID"] = options_.instance_id;
   options.env["STATESIDE_LOG_LEVEL"] = "debug";
+  // Some tests see that a request is in flight by the touch its read wrote:
+  // every read writes one here (a test may still set its own granularity).
+  options.env.try_emplace("STATESIDE_SESSION_TOUCH_GRANULARITY", "0");
   options.clear_env = true;  // no REDIS_URL or the like from the caller
   options.log_path = dir_.File(absl::StrCat("sidecar-", sidecars_started_++, ".log"));
   auto process = Subprocess::Start(options);

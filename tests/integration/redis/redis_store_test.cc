@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sidecar/redis/redis_opt_out_store.h"
@@ -139,6 +140,40 @@ TEST_F(RedisStoreTest, AnEpochAdvanceSetsTheKeysTtl) {
   ASSERT_TRUE(store_->AdvanceUserEpoch("tag1", now_, now_ + absl::Hours(2)).ok());
   EXPECT_EQ(store_->UserEpoch("tag1").value_or(0), 2u);
   EXPECT_NEAR(Pttl(ekey), 2 * 3600 * 1000, 5000);
+}
+
+// Touch coalescing on Redis: a read within the granularity writes nothing
+// at all (the server's count of changes does not move: nothing to replicate
+// or append to the AOF); the first read a granularity later writes m:last
+// and the key's TTL.
+TEST_F(RedisStoreTest, ACoalescedReadWritesNothingAndADueOneWrites) {
+  const auto changes = [&] {
+    absl::StatusOr<Reply> info = client_->Call({"INFO", "persistence"});
+    const std::string text = info.ok() ? info->str : "";
+    const std::string field = "rdb_changes_since_last_save:";
+    const size_t at = text.find(field);
+    int64_t n = -1;
+    if (at != std::string::npos) {
+      const std::string value = text.substr(at + field.size(), text.find('\r', at) - at - field.size());
+      EXPECT_TRUE(absl::SimpleAtoi(value, &n)) << value;
+    }
+    return n;
+  };
+  ASSERT_TRUE(store_->Create(Make("coalesced")).ok());  // idle 30m: 1% = 18s
+  const int64_t before = changes();
+  ASSERT_GE(before, 0);
+  session::ReadOptions read = Read();
+  read.touch_granularity = absl::Seconds(60);
+  for (int i = 1; i <= 5; ++i) {
+    read.now = now_ + absl::Seconds(3 * i);  // up to 15s
+    ASSERT_TRUE(store_->Get("coalesced", read).ok());
+  }
+  EXPECT_EQ(changes(), before) << "a read within the granularity wrote";
+  read.now = now_ + absl::Seconds(18);
+  absl::StatusOr<session::StoredSession> got = store_->Get("coalesced", read);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_access, read.now);
+  EXPECT_EQ(changes(), before + 2) << "HSET m:last + PEXPIRE";
 }
 
 TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {

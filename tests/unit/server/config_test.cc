@@ -210,6 +210,23 @@ TEST_F(ConfigTest, ReadinessDebounceDefaultsTo2sTakesZeroAndRefusesOverAMinute) 
               "STATESIDE_REDIS_READINESS_DEBOUNCE");
 }
 
+TEST_F(ConfigTest, TouchGranularityDefaultsTo60sTakesZeroAndRefusesOverAnHour) {
+  auto config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->touch_granularity, absl::Seconds(60));
+  config = Parse({{"STATESIDE_SESSION_TOUCH_GRANULARITY", "0"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->touch_granularity, absl::ZeroDuration());
+  config = Parse({{"STATESIDE_SESSION_TOUCH_GRANULARITY", "1h"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ExpectError({{"STATESIDE_SESSION_TOUCH_GRANULARITY", "61m"}},
+              "STATESIDE_SESSION_TOUCH_GRANULARITY");
+  ExpectError({{"STATESIDE_SESSION_TOUCH_GRANULARITY", "-1s"}},
+              "STATESIDE_SESSION_TOUCH_GRANULARITY");
+  ExpectError({{"STATESIDE_SESSION_TOUCH_GRANULARITY", "soon"}},
+              "STATESIDE_SESSION_TOUCH_GRANULARITY");
+}
+
 TEST_F(ConfigTest, IdleLongerThanAbsoluteIsRefused) {
   ExpectError({{"SESSION_IDLE_TTL", "2d"}, {"SESSION_ABSOLUTE_TTL", "1d"}},
               "SESSION_IDLE_TTL");
@@ -635,7 +652,8 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_MAX_SESSIONS_PER_USER", "STATESIDE_SESSION_LIMIT_POLICY",
         "STATESIDE_MAX_ROOMS_PER_CONNECTION",
         "STATESIDE_PUBLISH_RATE_PER_USER", "STATESIDE_PUBLISH_BURST_PER_USER",
-        "STATESIDE_ROOM_HISTORY_BYTES", "REDIS_SENTINEL_USERNAME"}) {
+        "STATESIDE_ROOM_HISTORY_BYTES", "REDIS_SENTINEL_USERNAME",
+        "STATESIDE_SESSION_TOUCH_GRANULARITY"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -645,7 +663,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 50u);
+  EXPECT_EQ(SettingNames().size(), 51u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
