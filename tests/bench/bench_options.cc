@@ -106,6 +106,7 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   int64_t inflight = 1, channels = 1, size = 1024, server_pid = 0;
   double duration = 10, warmup = 1, connect_timeout = 5, call_timeout = 10;
   bool json = false;
+  std::vector<std::string> cpu_of;
   RealtimeFlags realtime;
 
   CLI::App app(
@@ -135,6 +136,9 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
                  "library; its streams = --channels) [unary]");
   app.add_option("--server-pid", server_pid,
                  "sidecar pid: report its CPU time per call (/proc)");
+  app.add_option("--cpu-of", cpu_of,
+                 "NAME=PID[,PID...]: also report these processes' CPU time per "
+                 "call, summed, as NAME (e.g. the Redis nodes); repeatable");
   app.add_option("--connect-timeout", connect_timeout,
                  "seconds to wait for the sidecar before giving up [5]");
   app.add_option("--call-timeout", call_timeout, "deadline of each call [10]");
@@ -230,6 +234,11 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
       return absl::InvalidArgumentError("--server-pid: must be a process id > 0");
     }
     o.server_pid = static_cast<pid_t>(server_pid);
+  }
+  for (const std::string& text : cpu_of) {
+    absl::StatusOr<ProcessGroup> group = ParseProcessGroup(text);
+    if (!group.ok()) return absl::InvalidArgumentError(absl::StrCat("--cpu-of: ", group.status().message()));
+    o.cpu_of.push_back(*std::move(group));
   }
   o.json = json;
   if (absl::Status s = ApplyRealtimeFlags(app, realtime, o); !s.ok()) return s;

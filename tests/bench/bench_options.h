@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/bench/proc_cpu.h"
 
 namespace stateside::bench {
 
@@ -62,6 +63,9 @@ struct BenchOptions {
   // session-get/update; empty = the bench creates (and destroys) its own.
   std::string session;
   std::optional<pid_t> server_pid;  // sidecar whose CPU is read from /proc
+  // --cpu-of NAME=PID[,PID...]: other processes (e.g. the Redis nodes behind
+  // the sidecar) whose CPU per call is reported under NAME, summed.
+  std::vector<ProcessGroup> cpu_of;
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration call_timeout = absl::Seconds(10);  // deadline of every call
   bool json = false;

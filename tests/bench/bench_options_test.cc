@@ -69,6 +69,18 @@ TEST(BenchOptionsTest, HelpIsNotAnError) {
   EXPECT_THAT(parsed->help, HasSubstr("--inflight"));
 }
 
+TEST(BenchOptionsTest, CpuOfTakesNamedGroupsOfPids) {
+  auto parsed = Parse({"--socket", "/s", "--op", "ping", "--cpu-of", "masters=11,12,13",
+                       "--cpu-of", "replicas=14"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const BenchOptions& o = *parsed->options;
+  ASSERT_EQ(o.cpu_of.size(), 2u);
+  EXPECT_EQ(o.cpu_of[0].name, "masters");
+  EXPECT_EQ(o.cpu_of[0].pids, (std::vector<pid_t>{11, 12, 13}));
+  EXPECT_EQ(o.cpu_of[1].name, "replicas");
+  EXPECT_EQ(o.cpu_of[1].pids, (std::vector<pid_t>{14}));
+}
+
 TEST(BenchOptionsTest, BadUsageNamesTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--op", "ping"}, "--socket"},
@@ -84,6 +96,10 @@ TEST(BenchOptionsTest, BadUsageNamesTheFlag) {
       {{"--socket", "/s", "--op", "ping", "--transport", "tcp"}, "--transport"},
       {{"--socket", "/s", "--op", "ping", "--session", "x"}, "--session"},
       {{"--socket", "/s", "--op", "ping", "--server-pid", "0"}, "--server-pid"},
+      {{"--socket", "/s", "--op", "ping", "--cpu-of", "redis"}, "--cpu-of"},
+      {{"--socket", "/s", "--op", "ping", "--cpu-of", "=1"}, "--cpu-of"},
+      {{"--socket", "/s", "--op", "ping", "--cpu-of", "redis=1,x"}, "--cpu-of"},
+      {{"--socket", "/s", "--op", "ping", "--cpu-of", "redis=0"}, "--cpu-of"},
       {{"--socket", std::string(200, 'x'), "--op", "ping"}, "--socket"},
       {{"--socket", "/s", "--op", "ping", "extra"}, "extra"},
   };

@@ -105,8 +105,16 @@ absl::StatusOr<RunResult> LoadRunner::Run(Transport& transport) {
       server_before = *cpu;
     }
   }
+  std::vector<absl::StatusOr<absl::Duration>> groups_before;
+  for (const ProcessGroup& group : options_.cpu_of) groups_before.push_back(GroupCpuTime(group));
   SleepUntilSteady(base + window_end);
   result.client_cpu = SelfCpuTime() - client_before;
+  for (size_t i = 0; i < options_.cpu_of.size(); ++i) {
+    const absl::StatusOr<absl::Duration> after = GroupCpuTime(options_.cpu_of[i]);
+    result.cpu_of.push_back(groups_before[i].ok() && after.ok()
+                                ? std::optional(*after - *groups_before[i])
+                                : std::nullopt);
+  }
   if (server_before.has_value()) {
     if (auto cpu = ProcessCpuTime(*options_.server_pid); cpu.ok()) {
       result.server_cpu = *cpu - *server_before;

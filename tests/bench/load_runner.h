@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tests/bench/latency_histogram.h"
+#include "tests/bench/proc_cpu.h"
 #include "tests/bench/transport.h"
 
 namespace stateside::bench {
@@ -37,6 +39,8 @@ struct RunResult {
   absl::Duration window;     // the measured window (= duration)
   std::optional<absl::Duration> server_cpu;  // with a server pid
   absl::Duration client_cpu;                 // this process
+  // One per RunnerOptions::cpu_of group; nullopt if it could not be read.
+  std::vector<std::optional<absl::Duration>> cpu_of;
 };
 
 struct RunnerOptions {
@@ -44,6 +48,7 @@ struct RunnerOptions {
   absl::Duration warmup = absl::Seconds(1);
   absl::Duration duration = absl::Seconds(10);
   std::optional<pid_t> server_pid;
+  std::vector<ProcessGroup> cpu_of;
   // How long Run waits for the last calls after the window (longer than the
   // call deadline, which bounds every call).
   absl::Duration drain_timeout = absl::Seconds(15);

@@ -12,6 +12,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace stateside::bench {
 
@@ -56,6 +58,35 @@ absl::Duration SelfCpuTime() {
   getrusage(RUSAGE_SELF, &usage);
   return absl::DurationFromTimeval(usage.ru_utime) +
          absl::DurationFromTimeval(usage.ru_stime);
+}
+
+absl::StatusOr<ProcessGroup> ParseProcessGroup(absl::string_view text) {
+  const size_t eq = text.find('=');
+  if (eq == absl::string_view::npos || eq == 0 || eq + 1 == text.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\": expected NAME=PID[,PID...]"));
+  }
+  ProcessGroup group;
+  group.name = std::string(text.substr(0, eq));
+  for (absl::string_view part : absl::StrSplit(text.substr(eq + 1), ',')) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(part, &pid) || pid <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\": \"", part, "\" is not a process id > 0"));
+    }
+    group.pids.push_back(static_cast<pid_t>(pid));
+  }
+  return group;
+}
+
+absl::StatusOr<absl::Duration> GroupCpuTime(const ProcessGroup& group) {
+  absl::Duration sum;
+  for (pid_t pid : group.pids) {
+    absl::StatusOr<absl::Duration> cpu = ProcessCpuTime(pid);
+    if (!cpu.ok()) return cpu.status();
+    sum += *cpu;
+  }
+  return sum;
 }
 
 }  // namespace stateside::bench

@@ -7,9 +7,12 @@
 
 #include <sys/types.h>
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace stateside::bench {
@@ -23,6 +26,19 @@ absl::StatusOr<absl::Duration> ProcessCpuTime(pid_t pid);
 absl::StatusOr<uint64_t> ParseStatCpuTicks(std::string_view stat);
 
 absl::Duration SelfCpuTime();
+
+// A named set of processes whose CPU time is read together (e.g. the Redis
+// masters of a Cluster).
+struct ProcessGroup {
+  std::string name;
+  std::vector<pid_t> pids;
+};
+
+// "NAME=PID[,PID...]"; INVALID_ARGUMENT saying what is wrong.
+absl::StatusOr<ProcessGroup> ParseProcessGroup(absl::string_view text);
+
+// The sum of the group's processes' CPU times; the first one's error.
+absl::StatusOr<absl::Duration> GroupCpuTime(const ProcessGroup& group);
 
 }  // namespace stateside::bench
 

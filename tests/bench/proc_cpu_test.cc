@@ -22,6 +22,17 @@ TEST(ProcCpuTest, RejectsTruncatedStat) {
   EXPECT_FALSE(ParseStatCpuTicks("1 (x) S 1 2 3 4 5 6 7 8 9 10 a b").ok());
 }
 
+TEST(ProcCpuTest, AGroupSumsItsProcessesAndFailsOnAMissingOne) {
+  const pid_t self = getpid();
+  absl::StatusOr<absl::Duration> one = GroupCpuTime({"self", {self}});
+  ASSERT_TRUE(one.ok()) << one.status();
+  absl::StatusOr<absl::Duration> twice = GroupCpuTime({"self twice", {self, self}});
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  EXPECT_GE(*twice, 2 * *one);  // read after: never less
+  EXPECT_EQ(GroupCpuTime({"gone", {self, 1 << 23}}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(ProcCpuTest, ReadsThisProcessAndRejectsAMissingOne) {
   auto self = ProcessCpuTime(getpid());
   ASSERT_TRUE(self.ok()) << self.status();

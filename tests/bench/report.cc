@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 
 namespace stateside::bench {
@@ -83,6 +84,15 @@ std::string FormatText(const BenchOptions& options, const RunResult& r,
     absl::StrAppendFormat(&out, "client CPU  %.1f µs/call (this process)\n",
                           *client);
   }
+  for (size_t i = 0; i < options.cpu_of.size() && i < r.cpu_of.size(); ++i) {
+    const std::optional<double> us = r.cpu_of[i] ? CpuUsPerCall(*r.cpu_of[i], r) : std::nullopt;
+    if (us.has_value()) {
+      absl::StrAppendFormat(&out, "%s CPU  %.1f µs/call (%s)\n", options.cpu_of[i].name, *us,
+                            absl::StrJoin(options.cpu_of[i].pids, ","));
+    } else {
+      absl::StrAppendFormat(&out, "%s CPU  not measured\n", options.cpu_of[i].name);
+    }
+  }
   if (r.errors > 0) {
     absl::StrAppend(&out, "errors     ");
     for (int code = 0; code < kNumStatusCodes; ++code) {
@@ -141,6 +151,16 @@ std::string FormatJson(const BenchOptions& options, const RunResult& r,
                                       absl::ToDoubleSeconds(r.window)) /
                            100)
                      : nlohmann::ordered_json(nullptr);
+  }
+  if (!options.cpu_of.empty()) {
+    nlohmann::ordered_json groups = nlohmann::ordered_json::object();
+    for (size_t i = 0; i < options.cpu_of.size(); ++i) {
+      std::optional<double> us;
+      if (i < r.cpu_of.size() && r.cpu_of[i]) us = CpuUsPerCall(*r.cpu_of[i], r);
+      groups[options.cpu_of[i].name] =
+          us ? nlohmann::ordered_json(*us) : nlohmann::ordered_json(nullptr);
+    }
+    j["cpu_us_per_call"] = std::move(groups);
   }
   j["warnings"] = warnings;
   return j.dump();

@@ -3,7 +3,8 @@
 // op, rpc, transport, inflight, channels, size_bytes, warmup_s, duration_s,
 // calls, errors, errors_by_code, calls_per_second, min_us, mean_us, p50_us,
 // p90_us, p99_us, p999_us, max_us, client_cpu_us_per_call, server_pid,
-// server_cpu_us_per_call, server_cpu_cores, warnings.
+// server_cpu_us_per_call, server_cpu_cores, cpu_us_per_call (with --cpu-of:
+// {NAME: µs per call, or null}), warnings.
 // Pure functions: thread-safe.
 #ifndef STATESIDE_TESTS_BENCH_REPORT_H_
 #define STATESIDE_TESTS_BENCH_REPORT_H_

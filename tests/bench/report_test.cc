@@ -51,6 +51,20 @@ TEST(ReportTest, JsonHasTheFieldsScriptsReadWithCorrectValues) {
   EXPECT_EQ(j["warnings"][0], "w");
 }
 
+TEST(ReportTest, JsonHasTheCpuOfEachGroupPerCallOrNull) {
+  BenchOptions o = SampleOptions();
+  o.cpu_of = {{"masters", {1, 2}}, {"gone", {3}}};
+  RunResult r = SampleResult();
+  r.cpu_of = {absl::Milliseconds(50), std::nullopt};
+  const nlohmann::json j = nlohmann::json::parse(FormatJson(o, r, {}));
+  // 50 ms over 1003 handled calls.
+  EXPECT_NEAR(j["cpu_us_per_call"]["masters"].get<double>(), 49.9, 0.1);
+  EXPECT_TRUE(j["cpu_us_per_call"]["gone"].is_null());
+  EXPECT_THAT(FormatText(o, r, {}), HasSubstr("masters CPU  49.9 µs/call (1,2)"));
+  EXPECT_FALSE(nlohmann::json::parse(FormatJson(SampleOptions(), SampleResult(), {}))
+                   .contains("cpu_us_per_call"));
+}
+
 TEST(ReportTest, JsonLeavesServerFieldsOutWithoutAPid) {
   BenchOptions o = SampleOptions();
   o.server_pid.reset();

@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
       return Fail(kExitUsage, absl::StrCat("--server-pid: ", cpu.status().message()));
     }
   }
+  for (const bench::ProcessGroup& group : options.cpu_of) {
+    if (auto cpu = bench::GroupCpuTime(group); !cpu.ok()) {
+      return Fail(kExitUsage, absl::StrCat("--cpu-of ", group.name, ": ", cpu.status().message()));
+    }
+  }
   // Open loop, its own driver.
   if (bench::OpIsRealtime(options.op)) return bench::RunRealtime(options);
 
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
   runner_options.warmup = options.warmup;
   runner_options.duration = options.duration;
   runner_options.server_pid = options.server_pid;
+  runner_options.cpu_of = options.cpu_of;
   runner_options.drain_timeout = options.call_timeout + absl::Seconds(5);
   bench::LoadRunner runner(runner_options);
 
