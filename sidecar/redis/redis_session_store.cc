@@ -318,7 +318,8 @@ RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const session
       m.expected_version.has_value() ? std::to_string(*m.expected_version) : "",
       std::to_string(m.limits.max_attributes),
       std::to_string(m.limits.max_total_bytes),
-      std::to_string(m.set.size())};
+      std::to_string(m.set.size()),
+      std::to_string(absl::ToInt64Microseconds(m.touch_granularity))};
   args.reserve(args.size() + 2 * m.set.size() + m.remove.size());
   for (const auto& [name, envelope] : m.set) {
     args.push_back(name);

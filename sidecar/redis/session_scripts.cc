@@ -63,8 +63,8 @@ return {1, m[2], m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', all, m[9] or ''
 )lua";
 
 // ARGV: now, expected version ('' = none), max_attributes, max_total_bytes
-// (0 = unchecked), number of sets, then (name, envelope) pairs, then the
-// names to remove.
+// (0 = unchecked), number of sets, touch granularity (µs), then (name,
+// envelope) pairs, then the names to remove.
 const char kUpdate[] = R"lua(
 local key = KEYS[1]
 local m = redis.call('HMGET', key, 'm:dead', 'm:ver', 'm:created', 'm:last', 'm:idle',
@@ -77,12 +77,12 @@ if not (now < last + idle and now < abs) then
   return {0}
 end
 if ARGV[2] ~= '' and ARGV[2] ~= m[2] then return {2, m[2]} end
-local first_remove = 6 + 2 * tonumber(ARGV[5])
+local first_remove = 7 + 2 * tonumber(ARGV[5])
 -- name -> new envelope, or false if removed. Removals first: a name in both
 -- ends up set.
 local final = {}
 for i = first_remove, #ARGV do final[ARGV[i]] = false end
-for i = 6, first_remove - 1, 2 do final[ARGV[i]] = ARGV[i + 1] end
+for i = 7, first_remove - 1, 2 do final[ARGV[i]] = ARGV[i + 1] end
 -- Count and size of the merged state, from the kept totals and the touched
 -- fields only (O(mutation), not O(session)). An envelope is never empty, so
 -- HSTRLEN 0 means no such field.
@@ -108,21 +108,28 @@ local max_n, max_sz = tonumber(ARGV[3]), tonumber(ARGV[4])
 if max_n > 0 and n > max_n then return {3, 'max_attributes', n, ARGV[3]} end
 if max_sz > 0 and sz > max_sz then return {3, 'max_total_bytes', sz, ARGV[4]} end
 local ver = tonumber(m[2]) + 1
-if now > last then
+for _, v in ipairs({'m:ver', ver, 'm:n', n, 'm:sz', sz}) do sets[#sets + 1] = v end
+-- The access, coalesced as a touching read's (ARGV[6]: the granularity).
+local touch = now > last and now - last >= math.min(tonumber(ARGV[6]), idle / 100)
+if touch then
   last = now
   m[4] = ARGV[1]
+  sets[#sets + 1] = 'm:last'
+  sets[#sets + 1] = m[4]
 end
 -- One HSET of the attributes and the metadata (and one HDEL): a replica
--- applies two commands, not one per attribute. In chunks: unpack() of
--- thousands of values would overflow Lua's stack.
+-- applies one command, or HSET + PEXPIRE when the access is written, not one
+-- per attribute. In chunks: unpack() of thousands of values would overflow
+-- Lua's stack.
 for i = 1, #dels, 200 do
   redis.call('HDEL', key, unpack(dels, i, math.min(i + 199, #dels)))
 end
-for _, v in ipairs({'m:ver', ver, 'm:last', m[4], 'm:n', n, 'm:sz', sz}) do sets[#sets + 1] = v end
 for i = 1, #sets, 200 do
   redis.call('HSET', key, unpack(sets, i, math.min(i + 199, #sets)))
 end
-redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
+if touch then
+  redis.call('PEXPIRE', key, math.ceil((math.min(last + idle, abs) - now) / 1000))
+end
 return {1, ver, m[3], m[4], m[5], m[6], m[7] or '', m[8] or '', m[11] or ''}
 )lua";
 

@@ -17,7 +17,7 @@ extern const char kCreate[];
 // attributes), seal}
 extern const char kGet[];
 // Session hash: liveness, expected version, merged limits, HSET/HDEL, version,
-// last access, PEXPIRE. -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}
+// last access and PEXPIRE when due (coalesced as a touch). -> {0} | {2, ver} | {3, limit, value, max} | {1, meta...}
 extern const char kUpdate[];
 // Session hash -> tombstone. -> {was_live, user_tag}; with an expected
 // version (Retire): {2, ver} when a live session's version differs.

@@ -190,7 +190,10 @@ absl::StatusOr<StoredSession> MemorySessionStore::Update(
     s->attributes.insert_or_assign(name, envelope);
   }
   ++s->version;
-  s->last_access = std::max(s->last_access, mutation.now);
+  if (mutation.now - s->last_access >=
+      TouchGranularity(mutation.touch_granularity, s->idle_ttl)) {
+    s->last_access = std::max(s->last_access, mutation.now);
+  }
   return MetadataOf(*s);
 }
 

@@ -432,6 +432,7 @@ absl::StatusOr<SessionManager::PreparedUpdate> SessionManager::PrepareUpdate(
   ASSIGN_OR_RETURN(prepared.id, ResolveKey(key));
   Mutation& mutation = prepared.mutation;
   mutation.now = clock_->Now();
+  mutation.touch_granularity = policy_.touch_granularity;
   mutation.expected_version = params.expected_version;
   mutation.limits = MutationLimitsOf(limits);
   mutation.remove = params.remove;

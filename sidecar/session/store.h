@@ -97,7 +97,11 @@ struct MutationLimits {
 
 // Removals apply before sets, so a name in both ends up set.
 struct Mutation {
-  absl::Time now;  // also the new last_access (an update is an access)
+  absl::Time now;  // an update is an access: the new last_access when due
+  // As ReadOptions::touch_granularity: last_access (and on Redis the key's
+  // TTL) is written only when the stored one is a granularity old, so an
+  // update of a busy session writes its attributes and counters alone.
+  absl::Duration touch_granularity = absl::ZeroDuration();
   std::vector<std::pair<std::string, std::string>> set;  // name -> envelope
   std::vector<std::string> remove;
   std::optional<uint64_t> expected_version;
@@ -177,7 +181,8 @@ class SessionStore {
   }
 
   // Applies the mutation to a live session, increments the version by one and
-  // sets last_access = now. Returns the new metadata (no attributes).
+  // sets last_access = now when due (Mutation::touch_granularity). Returns
+  // the new metadata (no attributes).
   virtual absl::StatusOr<StoredSession> Update(std::string_view id,
                                                const Mutation& mutation) = 0;
   // Update without holding the caller's thread; the default runs it inline.

@@ -303,6 +303,29 @@ TEST_P(SessionStoreConformanceTest, ACoalescedTouchExpiresAtMostOneGranularityEa
   EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound) << "expired late";
 }
 
+TEST_P(SessionStoreConformanceTest, AnUpdateWritesTheAccessOnlyWhenDue) {
+  session::StoredSession s = MakeSession(Id('a'));  // idle 30m: 1% = 18s
+  ASSERT_TRUE(store_->Create(s).ok());
+  clock_.Advance(absl::Seconds(10));
+  session::Mutation m = Set("k", "v1");
+  m.touch_granularity = absl::Seconds(60);
+  absl::StatusOr<session::StoredSession> meta = store_->Update(Id('a'), m);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->version, 2u);
+  EXPECT_EQ(meta->last_access, s.last_access) << "within the granularity";
+  clock_.Advance(absl::Seconds(8));  // 18s
+  m = Set("k", "v2");
+  m.touch_granularity = absl::Seconds(60);
+  meta = store_->Update(Id('a'), m);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->last_access, now());
+  absl::StatusOr<session::StoredSession> got = Read(Id('a'));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version, 3u);
+  EXPECT_EQ(got->last_access, now());
+  EXPECT_EQ(got->attributes.at("k"), "v2");
+}
+
 TEST_P(SessionStoreConformanceTest, AZeroGranularityTouchesOnEveryRead) {
   ASSERT_TRUE(store_->Create(MakeSession(Id('a'))).ok());
   clock_.Advance(absl::Microseconds(1));

@@ -176,6 +176,33 @@ TEST_F(RedisStoreTest, ACoalescedReadWritesNothingAndADueOneWrites) {
   EXPECT_EQ(changes(), before + 2) << "HSET m:last + PEXPIRE";
 }
 
+// An update within the granularity writes its attributes and counters in
+// one HSET and leaves m:last and the key's TTL alone: no PEXPIRE.
+TEST_F(RedisStoreTest, ACoalescedUpdateSetsNoTtl) {
+  const auto pexpires = [&] {
+    absl::StatusOr<Reply> info = client_->Call({"INFO", "commandstats"});
+    const std::string text = info.ok() ? info->str : "";
+    const std::string field = "cmdstat_pexpire:calls=";
+    const size_t at = text.find(field);
+    int64_t n = 0;
+    if (at != std::string::npos) {
+      const std::string value = text.substr(at + field.size(), text.find(',', at) - at - field.size());
+      EXPECT_TRUE(absl::SimpleAtoi(value, &n)) << value;
+    }
+    return n;
+  };
+  ASSERT_TRUE(store_->Create(Make("coalesced-update")).ok());  // idle 30m: 1% = 18s
+  session::Mutation m = Set("k", "v");
+  m.touch_granularity = absl::Seconds(60);
+  m.now = now_ + absl::Seconds(5);
+  int64_t before = pexpires();
+  ASSERT_TRUE(store_->Update("coalesced-update", m).ok());
+  EXPECT_EQ(pexpires(), before);
+  m.now = now_ + absl::Seconds(18);
+  ASSERT_TRUE(store_->Update("coalesced-update", m).ok());
+  EXPECT_EQ(pexpires(), before + 1);
+}
+
 TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
   session::StoredSession s = Make("short");
   s.idle_ttl = absl::Milliseconds(200);
