@@ -81,6 +81,8 @@ struct Config {
   absl::Duration idle_ttl = absl::Hours(24);
   absl::Duration absolute_ttl = absl::Hours(24 * 7);
   absl::Duration opt_out_ttl = absl::Hours(24 * 365);
+  // How long the first answer of a call with a request_id is kept.
+  absl::Duration request_id_ttl = absl::Minutes(10);
 
   // Memory-store bound (sessions; also opt-out entries) and session limits.
   size_t max_sessions = 100000;
