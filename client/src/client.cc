@@ -233,8 +233,9 @@ absl::Status Client::Drain(AfterDrain after) {
   });
 }
 
-absl::Status Client::ReportDrained() {
+absl::Status Client::ReportDrained(std::string_view drain_token) {
   v1::ReportDrainedRequest request;
+  request.set_drain_token(std::string(drain_token));
   v1::ReportDrainedResponse response;
   return impl_->Call(Rpc::kReportDrained, [&](::grpc::ClientContext* context) {
     response.Clear();

@@ -231,6 +231,8 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("sender_user_id", sender_user_id));
     request.set_sender_user_id(std::string(sender_user_id));
   }
+  // One per call: every attempt carries the same, so a retry publishes once.
+  request.set_request_id(NewRequestId());
   v1::PublishResponse response;
   STATESIDE_CLIENT_RETURN_IF_ERROR(
       Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {

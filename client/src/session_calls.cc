@@ -67,6 +67,8 @@ absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
     request.set_max_sessions_per_user(*limit.max_sessions_per_user);
   }
   request.set_session_limit_policy(LimitPolicyToProto(limit.policy));
+  // One per call: every attempt of it carries the same (retries apply once).
+  request.set_request_id(client_internal::NewRequestId());
   return call;
 }
 
@@ -84,6 +86,7 @@ absl::StatusOr<v1::PipeCall> RegenerateCall(const SessionRef& ref,
     request.set_max_sessions_per_user(*options.limit.max_sessions_per_user);
   }
   request.set_session_limit_policy(LimitPolicyToProto(options.limit.policy));
+  request.set_request_id(client_internal::NewRequestId());
   return call;
 }
 
@@ -112,7 +115,7 @@ absl::StatusOr<v1::PipeCall> UpdateCall(const SessionRef& ref, const Attributes&
   return call;
 }
 
-// Touch, Destroy and Regenerate take a session key alone.
+// Touch and Destroy take a session key alone.
 template <auto kMutable>
 absl::StatusOr<v1::PipeCall> KeyCall(const SessionRef& ref) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
@@ -274,7 +277,7 @@ absl::StatusOr<bool> Client::DestroySession(const SessionRef& ref) {
 
 absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
   return impl_->Sync<Session>(Rpc::kRegenerateSession,
-                              KeyCall<&v1::PipeCall::mutable_regenerate>(ref),
+                              RegenerateCall(ref, RegenerateOptions()),
                               RegeneratedSession);
 }
 
@@ -359,7 +362,7 @@ void Client::DestroySessionAsync(const SessionRef& ref, Callback<bool> done) {
 
 void Client::RegenerateSessionAsync(const SessionRef& ref, Callback<Session> done) {
   impl_->Async<Session>(Rpc::kRegenerateSession,
-                        KeyCall<&v1::PipeCall::mutable_regenerate>(ref), RegeneratedSession,
+                        RegenerateCall(ref, RegenerateOptions()), RegeneratedSession,
                         std::move(done));
 }
 

@@ -169,12 +169,12 @@ TEST_F(StatesidectlRealtimeTest, BadConnectionFormsAreUsageErrors) {
   EXPECT_EQ(fake_->calls(Rpc::kPublish), 0);
 }
 
-TEST_F(StatesidectlRealtimeTest, PublishFailureIsExitOneAndNotRetried) {
+TEST_F(StatesidectlRealtimeTest, PublishFailureIsExitOne) {
   fake_->FailNext(Rpc::kPublish, 1,
-                  grpc::Status(grpc::StatusCode::UNAVAILABLE, "redis down"));
+                  grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too fast"));
   const CliResult r = Run({"publish", "--room", "lobby", "x"});
   EXPECT_EQ(r.exit_status, 1);
-  EXPECT_EQ(r.err, "statesidectl: UNAVAILABLE: redis down\n");
+  EXPECT_EQ(r.err, "statesidectl: RESOURCE_EXHAUSTED: too fast\n");
   EXPECT_EQ(fake_->calls(Rpc::kPublish), 1);
 }
 

@@ -173,11 +173,12 @@ TEST_F(StatesidectlTest, OtherCommandsSucceed) {
   EXPECT_THAT(info, HasSubstr("drain state:   DRAINING"));
   EXPECT_THAT(info, HasSubstr("api revision:  1\n"));
   EXPECT_THAT(info, HasSubstr("topology:      cluster\n"));
-  EXPECT_THAT(info, HasSubstr("capabilities:  pipe\n"));
+  EXPECT_THAT(info, HasSubstr("capabilities:  pipe request-ids\n"));
   const nlohmann::json json = nlohmann::json::parse(Run({"--json", "info"}).out);
   EXPECT_EQ(json["api_revision"], 1);
   EXPECT_EQ(json["capabilities"]["pipe"], true);
   EXPECT_EQ(json["capabilities"]["session_events"], false);
+  EXPECT_EQ(json["capabilities"]["request_ids"], true);
   EXPECT_EQ(json["capabilities"]["topology"], "cluster");
   EXPECT_EQ(nlohmann::json::parse(Run({"--json", "optout", "get", "alice"}).out)["opted_out"],
             true);
