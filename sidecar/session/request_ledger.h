@@ -22,7 +22,10 @@
 //     REQUEST_IN_PROGRESS.
 // Limits, written in the protos' comments: a store failure between the
 // call and the answer's write (or a key rotation within the TTL: the tag
-// changes) loses the answer, so a later retry may apply again.
+// changes) loses the answer, so a later retry may apply again. Cost: two
+// store round trips more per call (the claim, then the answer), and the
+// claim holds the calling thread (a gRPC thread; Create and Regenerate
+// hold it for their store work anyway, a Publish did not before).
 //
 // Thread-safe: no mutable state of its own.
 #ifndef STATESIDE_SIDECAR_SESSION_REQUEST_LEDGER_H_
