@@ -46,7 +46,8 @@ v1::SessionLimitPolicy LimitPolicyToProto(SessionLimitPolicy policy) {
 absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
                                         const Attributes& attributes,
                                         const SessionTtls& ttls,
-                                        const SessionLimit& limit) {
+                                        const SessionLimit& limit,
+                                        std::string_view request_id = "") {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(attributes));
   v1::PipeCall call;
@@ -68,7 +69,8 @@ absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
   }
   request.set_session_limit_policy(LimitPolicyToProto(limit.policy));
   // One per call: every attempt of it carries the same (retries apply once).
-  request.set_request_id(client_internal::NewRequestId());
+  request.set_request_id(request_id.empty() ? client_internal::NewRequestId()
+                                            : std::string(request_id));
   return call;
 }
 
@@ -86,7 +88,8 @@ absl::StatusOr<v1::PipeCall> RegenerateCall(const SessionRef& ref,
     request.set_max_sessions_per_user(*options.limit.max_sessions_per_user);
   }
   request.set_session_limit_policy(LimitPolicyToProto(options.limit.policy));
-  request.set_request_id(client_internal::NewRequestId());
+  request.set_request_id(options.request_id.empty() ? client_internal::NewRequestId()
+                                                    : options.request_id);
   return call;
 }
 
@@ -247,9 +250,11 @@ bool Nothing(const v1::PipeResult&) { return true; }
 absl::StatusOr<Session> Client::CreateSession(std::string_view user_id,
                                               const Attributes& attributes,
                                               const SessionTtls& ttls,
-                                              const SessionLimit& limit) {
+                                              const SessionLimit& limit,
+                                              std::string_view request_id) {
   return impl_->Sync<Session>(Rpc::kCreateSession,
-                              CreateCall(user_id, attributes, ttls, limit), CreatedSession);
+                              CreateCall(user_id, attributes, ttls, limit, request_id),
+                              CreatedSession);
 }
 
 absl::StatusOr<Session> Client::GetSession(const SessionRef& ref, bool touch) {

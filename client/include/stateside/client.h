@@ -144,10 +144,14 @@ class Client {
   // A new session for `user_id` (empty: anonymous) holding `attributes`.
   // `limit`: this call's cap of the user's live sessions and what happens
   // at it (default: the sidecar's settings).
+  // request_id: "" (the usual) generates one for this call; a caller that
+  // retries the whole call itself (a script running statesidectl again)
+  // passes the same one each time (1..128 printable ASCII bytes).
   absl::StatusOr<Session> CreateSession(std::string_view user_id,
                                         const Attributes& attributes = {},
                                         const SessionTtls& ttls = {},
-                                        const SessionLimit& limit = {});
+                                        const SessionLimit& limit = {},
+                                        std::string_view request_id = "");
   // The session with its attributes. touch = true rolls the idle timeout.
   absl::StatusOr<Session> GetSession(const SessionRef& ref, bool touch = true);
   // Sets `set` and deletes `remove` (a name may not be in both). With
@@ -271,7 +275,8 @@ class Client {
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
                                         std::string_view event, std::string_view payload,
                                         const std::vector<ConnectionRef>& except = {},
-                                        std::string_view sender_user_id = "");
+                                        std::string_view sender_user_id = "",
+                                        std::string_view request_id = "");
   // Opens this instance's event stream, registering `connections` for its
   // life; returns once the sidecar confirmed it (within call_timeout).
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(

@@ -74,6 +74,8 @@ struct RegenerateOptions {
   // of another user is FAILED_PRECONDITION (reason SESSION_OWNED).
   std::optional<std::string> user_id;
   SessionLimit limit;  // applies when user_id gives the session its owner
+  // "": one generated for this call (see Client::CreateSession).
+  std::string request_id;
 };
 
 // Optional per-session timeouts at creation; each must not exceed the

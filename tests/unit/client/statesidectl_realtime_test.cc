@@ -96,6 +96,9 @@ TEST_F(StatesidectlRealtimeTest, PublishToARoomPrintsSequenceAndInstances) {
   EXPECT_EQ(p.room(), "lobby");
   EXPECT_EQ(p.event(), "chat");
   EXPECT_EQ(p.payload(), "hello there");
+  EXPECT_EQ(p.request_id().size(), 32u);  // a fresh one
+  ASSERT_EQ(Run({"publish", "--room", "lobby", "--request-id", "note-7", "x"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_publish().request_id(), "note-7");
 }
 
 TEST_F(StatesidectlRealtimeTest, PublishJsonIsSequenceAndInstances) {

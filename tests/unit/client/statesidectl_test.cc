@@ -184,6 +184,20 @@ TEST_F(StatesidectlTest, OtherCommandsSucceed) {
             true);
 }
 
+// --request-id: a script that runs the command again sends the same one;
+// without it each run has a fresh one.
+TEST_F(StatesidectlTest, CreateAndRegenerateCarryTheRequestIdAskedFor) {
+  ASSERT_EQ(Run({"session", "create", "--user", "u", "--request-id", "job-7"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_create().request_id(), "job-7");
+  ASSERT_EQ(Run({"session", "create", "--user", "u"}).exit_status, 0);
+  const std::string fresh = fake_->last_create().request_id();
+  EXPECT_EQ(fresh.size(), 32u);
+  ASSERT_EQ(Run({"session", "create", "--user", "u"}).exit_status, 0);
+  EXPECT_NE(fake_->last_create().request_id(), fresh);
+  ASSERT_EQ(Run({"session", "regenerate", "x", "--request-id", "login-7"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_regenerate().request_id(), "login-7");
+}
+
 TEST_F(StatesidectlTest, CreateAndRegenerateCarryTheSessionLimitAndTheOwner) {
   EXPECT_EQ(Run({"session", "create", "--user", "u", "--max-sessions", "2", "--at-limit",
                  "end_oldest"})
