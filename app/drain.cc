@@ -21,6 +21,16 @@ std::optional<absl::Time> DrainState::WaitForBegin(absl::Duration timeout) {
   return deadline_;
 }
 
+void DrainState::set_drain_token(std::string token) {
+  absl::MutexLock lock(&mu_);
+  drain_token_ = std::move(token);
+}
+
+std::string DrainState::drain_token() const {
+  absl::MutexLock lock(&mu_);
+  return drain_token_;
+}
+
 std::string DrainState::reason() const {
   absl::MutexLock lock(&mu_);
   return reason_;

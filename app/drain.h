@@ -30,6 +30,11 @@ class DrainState {
   // timeout.
   std::optional<absl::Time> WaitForBegin(absl::Duration timeout);
   std::string reason() const;
+  // The sidecar's drain token (DrainNotice::drain_token) for
+  // ReportDrained; "" until DRAINING brought one. Kept whichever way the
+  // drain began.
+  void set_drain_token(std::string token);
+  std::string drain_token() const;
 
   // One unit of work (a request from read to response written, a
   // WebSocket from registration to unregistration) starts / ends.
@@ -44,6 +49,7 @@ class DrainState {
   mutable absl::Mutex mu_;
   std::optional<absl::Time> deadline_ ABSL_GUARDED_BY(mu_);
   std::string reason_ ABSL_GUARDED_BY(mu_);
+  std::string drain_token_ ABSL_GUARDED_BY(mu_);
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

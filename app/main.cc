@@ -267,6 +267,7 @@ absl::StatusOr<std::unique_ptr<stateside::DrainWatcher>> WatchSidecarDrain(
   auto watcher = stateside::DrainWatcher::Start(
       client, [drain](const stateside::DrainNotice& notice) {
         if (notice.state == stateside::DrainState::kDraining) {
+          drain->set_drain_token(notice.drain_token);
           const absl::Time deadline = notice.deadline == absl::InfiniteFuture()
                                           ? absl::Now() + kOwnDrainTimeout
                                           : notice.deadline;
@@ -350,7 +351,8 @@ int main(int argc, char** argv) {
   // The sidecar's deadline (its drain timeout after the pre-stop delay), or
   // ours when it sent none.
   server.Drain(drain, deadline - kReportMargin);
-  if (absl::Status s = client->ReportDrained(); !s.ok()) {
+  // With the sidecar's token: a retried report counts once.
+  if (absl::Status s = client->ReportDrained(drain.drain_token()); !s.ok()) {
     spdlog::warn("ReportDrained: {}", s.ToString());
   } else {
     spdlog::info("drained; reported to the sidecar");

@@ -9,7 +9,7 @@ namespace stateside::client_internal {
 
 struct CallRunner::Call {
   Rpc rpc;
-  v1::PipeCall call;  // kept for a retry when the operation is idempotent
+  v1::PipeCall call;  // kept for a retry when the operation may be retried
   absl::Time deadline;
   int retries = 0;
   OutcomeCallback done;
@@ -30,7 +30,7 @@ void CallRunner::Run(Rpc rpc, v1::PipeCall call, OutcomeCallback done) {
 
 void CallRunner::Attempt(std::unique_ptr<Call> call) {
   // Only a call that may be retried needs its operation after this attempt.
-  v1::PipeCall op = IsIdempotent(call->rpc) ? call->call : std::move(call->call);
+  v1::PipeCall op = IsRetryable(call->rpc) ? call->call : std::move(call->call);
   const absl::Time deadline = call->deadline;
   transport_->Start(std::move(op), deadline,
                     [this, call = std::move(call)](Outcome outcome) mutable {

@@ -233,8 +233,9 @@ absl::Status Client::Drain(AfterDrain after) {
   });
 }
 
-absl::Status Client::ReportDrained() {
+absl::Status Client::ReportDrained(std::string_view drain_token) {
   v1::ReportDrainedRequest request;
+  request.set_drain_token(std::string(drain_token));
   v1::ReportDrainedResponse response;
   return impl_->Call(Rpc::kReportDrained, [&](::grpc::ClientContext* context) {
     response.Clear();
@@ -276,8 +277,9 @@ absl::StatusOr<PublishResult> Client::Publish(const PublishTarget& target,
                                               std::string_view event,
                                               std::string_view payload,
                                               const std::vector<ConnectionRef>& except,
-                                              std::string_view sender_user_id) {
-  return impl_->realtime->Publish(target, event, payload, except, sender_user_id);
+                                              std::string_view sender_user_id,
+                                              std::string_view request_id) {
+  return impl_->realtime->Publish(target, event, payload, except, sender_user_id, request_id);
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(

@@ -97,6 +97,7 @@ DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e) {
   DrainNotice notice;
   notice.state = DrainStateFromProto(e.state());
   if (e.has_deadline()) notice.deadline = TimeFromProto(e.deadline());
+  notice.drain_token = e.drain_token();
   return notice;
 }
 
@@ -123,6 +124,7 @@ InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r) {
   info.capabilities.pipe = c.pipe();
   info.capabilities.session_events = c.session_events();
   info.capabilities.reflection = c.reflection();
+  info.capabilities.request_ids = c.request_ids();
   switch (c.topology()) {
     case v1::TOPOLOGY_MEMORY: info.capabilities.topology = StoreTopology::kMemory; break;
     case v1::TOPOLOGY_STANDALONE: info.capabilities.topology = StoreTopology::kStandalone; break;

@@ -199,7 +199,8 @@ absl::Status RealtimeCalls::Leave(std::string_view conn_id,
 
 absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     const PublishTarget& target, std::string_view event, std::string_view payload,
-    const std::vector<ConnectionRef>& except, std::string_view sender_user_id) {
+    const std::vector<ConnectionRef>& except, std::string_view sender_user_id,
+    std::string_view request_id) {
   v1::PublishRequest request;
   switch (target.kind) {
     case Target::kRoom:
@@ -231,6 +232,8 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("sender_user_id", sender_user_id));
     request.set_sender_user_id(std::string(sender_user_id));
   }
+  // One per call: every attempt carries the same, so a retry publishes once.
+  request.set_request_id(request_id.empty() ? NewRequestId() : std::string(request_id));
   v1::PublishResponse response;
   STATESIDE_CLIENT_RETURN_IF_ERROR(
       Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {

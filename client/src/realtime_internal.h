@@ -50,7 +50,8 @@ class RealtimeCalls {
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
                                         std::string_view event, std::string_view payload,
                                         const std::vector<ConnectionRef>& except,
-                                        std::string_view sender_user_id);
+                                        std::string_view sender_user_id,
+                                        std::string_view request_id);
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       const std::vector<ConnectionRegistration>& connections);
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size,

@@ -2,6 +2,11 @@
 #include "client/src/retry.h"
 
 #include <algorithm>
+#include <cstdint>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 
 namespace stateside::client_internal {
 
@@ -40,7 +45,8 @@ bool IsIdempotent(Rpc rpc) {
     case Rpc::kCreateSession:
     case Rpc::kUpdateSession:
     case Rpc::kRegenerateSession:
-    // A retry after a lost reply would deliver the event twice.
+    // A retry after a lost reply would deliver the event twice (unless it
+    // carries a request_id: CarriesRequestId).
     case Rpc::kPublish:
       return false;
     case Rpc::kGetSession:
@@ -53,9 +59,10 @@ bool IsIdempotent(Rpc rpc) {
     case Rpc::kGetInstance:
     case Rpc::kCheckHealth:
     case Rpc::kListInstances:
-    // Drain is idempotent. A ReportDrained that arrives twice counts twice:
-    // with one app per pod (the supported layout) that changes nothing; with
-    // several, see "The drain" in docs/OPERATIONS.md.
+    // Drain is idempotent. A ReportDrained with its drain token counts once
+    // however often it arrives; without one (an older sidecar) it counts
+    // twice, which with one app per pod (the supported layout) changes
+    // nothing; with several, see "The drain" in docs/OPERATIONS.md.
     case Rpc::kDrain:
     case Rpc::kReportDrained:
     case Rpc::kRegisterConnection:
@@ -73,9 +80,30 @@ bool IsIdempotent(Rpc rpc) {
   return false;  // an unknown call is never retried
 }
 
+bool CarriesRequestId(Rpc rpc) {
+  return rpc == Rpc::kCreateSession || rpc == Rpc::kRegenerateSession || rpc == Rpc::kPublish;
+}
+
+bool IsRetryable(Rpc rpc) { return IsIdempotent(rpc) || CarriesRequestId(rpc); }
+
+std::string NewRequestId() {
+  // Unique, not secret: a request_id only tells the sidecar which attempts
+  // are one call.
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* const gen = new absl::BitGen();
+  uint64_t high;
+  uint64_t low;
+  {
+    absl::MutexLock lock(&mu);
+    high = absl::Uniform<uint64_t>(*gen);
+    low = absl::Uniform<uint64_t>(*gen);
+  }
+  return absl::StrFormat("%016x%016x", high, low);
+}
+
 bool ShouldRetry(Rpc rpc, absl::StatusCode code, int retries_done,
                  int max_retries) {
-  return code == absl::StatusCode::kUnavailable && IsIdempotent(rpc) &&
+  return code == absl::StatusCode::kUnavailable && IsRetryable(rpc) &&
          retries_done < max_retries;
 }
 

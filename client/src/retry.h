@@ -3,6 +3,7 @@
 #ifndef STATESIDE_CLIENT_SRC_RETRY_H_
 #define STATESIDE_CLIENT_SRC_RETRY_H_
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -57,6 +58,17 @@ std::string_view RpcName(Rpc rpc);
 // Whether repeating the call has the same effect as making it once. The
 // reasons for each "no" are in client.h ("Not retried").
 bool IsIdempotent(Rpc rpc);
+
+// Whether the client sends the call with a request_id (generated once per
+// call, the same in every attempt), which makes a retry safe on a sidecar
+// of API revision 3: CreateSession, RegenerateSession, Publish.
+bool CarriesRequestId(Rpc rpc);
+
+// IsIdempotent or CarriesRequestId: the calls that may be retried.
+bool IsRetryable(Rpc rpc);
+
+// A new request_id: 128 random bits, 32 lowercase hex characters.
+std::string NewRequestId();
 
 // Whether to try again after an attempt failed with `code`, when `retries_done`
 // retries (attempts after the first) have been made already.

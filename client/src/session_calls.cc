@@ -46,7 +46,8 @@ v1::SessionLimitPolicy LimitPolicyToProto(SessionLimitPolicy policy) {
 absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
                                         const Attributes& attributes,
                                         const SessionTtls& ttls,
-                                        const SessionLimit& limit) {
+                                        const SessionLimit& limit,
+                                        std::string_view request_id = "") {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("user_id", user_id));
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckNames(attributes));
   v1::PipeCall call;
@@ -67,6 +68,9 @@ absl::StatusOr<v1::PipeCall> CreateCall(std::string_view user_id,
     request.set_max_sessions_per_user(*limit.max_sessions_per_user);
   }
   request.set_session_limit_policy(LimitPolicyToProto(limit.policy));
+  // One per call: every attempt of it carries the same (retries apply once).
+  request.set_request_id(request_id.empty() ? client_internal::NewRequestId()
+                                            : std::string(request_id));
   return call;
 }
 
@@ -84,6 +88,8 @@ absl::StatusOr<v1::PipeCall> RegenerateCall(const SessionRef& ref,
     request.set_max_sessions_per_user(*options.limit.max_sessions_per_user);
   }
   request.set_session_limit_policy(LimitPolicyToProto(options.limit.policy));
+  request.set_request_id(options.request_id.empty() ? client_internal::NewRequestId()
+                                                    : options.request_id);
   return call;
 }
 
@@ -112,7 +118,7 @@ absl::StatusOr<v1::PipeCall> UpdateCall(const SessionRef& ref, const Attributes&
   return call;
 }
 
-// Touch, Destroy and Regenerate take a session key alone.
+// Touch and Destroy take a session key alone.
 template <auto kMutable>
 absl::StatusOr<v1::PipeCall> KeyCall(const SessionRef& ref) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef(ref));
@@ -244,9 +250,11 @@ bool Nothing(const v1::PipeResult&) { return true; }
 absl::StatusOr<Session> Client::CreateSession(std::string_view user_id,
                                               const Attributes& attributes,
                                               const SessionTtls& ttls,
-                                              const SessionLimit& limit) {
+                                              const SessionLimit& limit,
+                                              std::string_view request_id) {
   return impl_->Sync<Session>(Rpc::kCreateSession,
-                              CreateCall(user_id, attributes, ttls, limit), CreatedSession);
+                              CreateCall(user_id, attributes, ttls, limit, request_id),
+                              CreatedSession);
 }
 
 absl::StatusOr<Session> Client::GetSession(const SessionRef& ref, bool touch) {
@@ -274,7 +282,7 @@ absl::StatusOr<bool> Client::DestroySession(const SessionRef& ref) {
 
 absl::StatusOr<Session> Client::RegenerateSession(const SessionRef& ref) {
   return impl_->Sync<Session>(Rpc::kRegenerateSession,
-                              KeyCall<&v1::PipeCall::mutable_regenerate>(ref),
+                              RegenerateCall(ref, RegenerateOptions()),
                               RegeneratedSession);
 }
 
@@ -359,7 +367,7 @@ void Client::DestroySessionAsync(const SessionRef& ref, Callback<bool> done) {
 
 void Client::RegenerateSessionAsync(const SessionRef& ref, Callback<Session> done) {
   impl_->Async<Session>(Rpc::kRegenerateSession,
-                        KeyCall<&v1::PipeCall::mutable_regenerate>(ref), RegeneratedSession,
+                        RegenerateCall(ref, RegenerateOptions()), RegeneratedSession,
                         std::move(done));
 }
 

@@ -32,7 +32,7 @@ namespace {
 // the action, which outlive AddRealtimeCommands.
 struct RealtimeArgs {
   // publish
-  std::string room, user, conn, event, payload;
+  std::string room, user, conn, event, payload, request_id;
   bool all = false;
   std::vector<std::string> except;
   // The parsed --conn/--except (filled in by the publish callback).
@@ -267,8 +267,8 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       "C (--conn, --except) is CONN, a connection of the sidecar we talk to, "
       "or INSTANCE/CONN (split at the first '/').\nPrints the room's sequence "
       "number and how many instances it was sent to; --json: "
-      "{\"sequence\":N,\"instances\":N}. Not retried (a retry could deliver "
-      "twice).\nA PAYLOAD beginning with '-' goes after \"--\".");
+      "{\"sequence\":N,\"instances\":N}. Retried with its request_id: "
+      "published once.\nA PAYLOAD beginning with '-' goes after \"--\".");
   auto* room = publish->add_option("--room", a->room, "every member of this room");
   auto* user = publish->add_option("--user", a->user, "every connection of this user");
   auto* conn = publish->add_option("--conn", a->conn, "one connection: CONN or INSTANCE/CONN");
@@ -277,6 +277,9 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
   publish->add_option("--except", a->except,
                       "a connection that must not receive it (repeatable)")
       ->allow_extra_args(false);
+  publish->add_option("--request-id", a->request_id,
+                      "the publish's request_id, for a script that runs the command again "
+                      "after a failure: published once (default: a fresh one)");
   publish->add_option("payload", a->payload, "the payload: the argument's bytes")
       ->required();
   publish->callback([=] {
@@ -298,7 +301,8 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       a->except_refs.push_back(ConnectionArgOrUsage("--except", e));
     }
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
-      auto published = c.Publish(a->target, a->event, a->payload, a->except_refs);
+      auto published =
+          c.Publish(a->target, a->event, a->payload, a->except_refs, "", a->request_id);
       if (!published.ok()) return published.status();
       if (gl->json) {
         out << DumpJson(Json{{"sequence", published->sequence},

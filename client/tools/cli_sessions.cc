@@ -31,6 +31,8 @@ struct SessionArgs {
   // create, and regenerate --user: the per-call cap of the user's sessions
   uint32_t max_sessions = 0;
   std::string at_limit;
+  // create, regenerate: "" (a fresh one per invocation) or the caller's
+  std::string request_id;
   SessionLimit Limit() const {
     SessionLimit limit;
     if (max_sessions != 0) limit.max_sessions_per_user = max_sessions;
@@ -119,6 +121,14 @@ void AddLimitOptions(CLI::App* cmd, SessionArgs* a) {
       ->check(CLI::IsMember({"refuse", "end_oldest"}));
 }
 
+// --request-id of create and regenerate.
+void AddRequestIdOption(CLI::App* command, SessionArgs* a) {
+  command->add_option("--request-id", a->request_id,
+                      "the call's request_id, for a script that runs the command again after "
+                      "a failure: the sidecar applies it once (default: a fresh one, which "
+                      "covers the command's own retries)");
+}
+
 // session create, get, touch, destroy, regenerate.
 void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
                             std::shared_ptr<SessionArgs> a, Action* act) {
@@ -132,13 +142,14 @@ void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
   create->add_option("--absolute-ttl", a->absolute_ttl, "hard timeout, <= the sidecar's")
       ->check(DurationText());
   AddLimitOptions(create, a.get());
+  AddRequestIdOption(create, a.get());
   create->callback([=] {
     Attributes attributes = AssignmentsToAttributes(a->set_args);
     SessionTtls ttls;
     if (!a->idle_ttl.empty()) ttls.idle = ParseNonNegativeDuration(a->idle_ttl);
     if (!a->absolute_ttl.empty()) ttls.absolute = ParseNonNegativeDuration(a->absolute_ttl);
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
-      auto created = c.CreateSession(a->user, attributes, ttls, a->Limit());
+      auto created = c.CreateSession(a->user, attributes, ttls, a->Limit(), a->request_id);
       if (!created.ok()) return created.status();
       PrintOneSession(*gl, out, *created);
       return absl::OkStatus();
@@ -224,10 +235,12 @@ void AddSessionLifeCommands(CLI::App* session, const Globals* gl,
                          "login: the new session belongs to this user (an anonymous "
                          "session only; its attributes are kept)");
   AddLimitOptions(regenerate, a.get());
+  AddRequestIdOption(regenerate, a.get());
   regenerate->callback([=] {
     RegenerateOptions options;
     if (regenerate->count("--user") > 0) options.user_id = a->user;
     options.limit = a->Limit();
+    options.request_id = a->request_id;
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
       auto moved = c.RegenerateSession(SessionRef::Parse(a->ref), options);
       if (!moved.ok()) return moved.status();

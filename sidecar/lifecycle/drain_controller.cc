@@ -7,6 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "sidecar/common/error_reason.h"
+#include "sidecar/common/string_view.h"
+
 namespace stateside {
 
 std::string_view DrainStateName(DrainState state) {
@@ -86,15 +89,29 @@ void DrainController::StartLocked(std::string_view why, Effects& fx) {
   fx.not_ready = true;
 }
 
-void DrainController::ReportDrained() {
+absl::Status DrainController::ReportDrained(std::string_view token) {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
-    if (state_ == DrainState::kServing) return;  // nothing asked for it
+    if (!token.empty()) {
+      auto it = tokens_.find(Sv(token));
+      if (it == tokens_.end()) {
+        return WithReason(absl::FailedPreconditionError(
+                              "drain_token: not a token of this sidecar's drain (a report "
+                              "for another drain or another sidecar); nothing counted"),
+                          "DRAIN_TOKEN_UNKNOWN", "drain_token");
+      }
+      if (it->second) return absl::OkStatus();  // a retry: counted already
+      if (state_ == DrainState::kServing) return absl::OkStatus();
+      it->second = true;
+    } else if (state_ == DrainState::kServing) {
+      return absl::OkStatus();  // nothing asked for it
+    }
     ++reports_;
     AdvanceLocked(clock_->Now(), fx);
   }
   Run(fx);
+  return absl::OkStatus();
 }
 
 void DrainController::ShutdownComplete() {
@@ -112,13 +129,15 @@ void DrainController::ShutdownComplete() {
   Run(fx);
 }
 
-uint64_t DrainController::AddWatcher(WatchFn fn, bool observer) {
+uint64_t DrainController::AddWatcher(WatchFn fn, bool observer, std::string token) {
   Effects fx;
   uint64_t id;
   {
     absl::MutexLock lock(&mu_);
     id = next_watcher_id_++;
-    watchers_.emplace(id, Watcher{fn, observer});
+    if (observer) token.clear();
+    if (!token.empty()) tokens_.emplace(token, false);
+    watchers_.emplace(id, Watcher{fn, observer, std::move(token)});
     if (!observer) ++app_watchers_;
     // During the pre-stop delay the app is told nothing yet: SERVING.
     DrainState visible = state_;
@@ -137,6 +156,9 @@ void DrainController::RemoveWatcher(uint64_t id) {
     auto it = watchers_.find(id);
     if (it == watchers_.end()) return;
     if (!it->second.observer) --app_watchers_;
+    // Its token was never handed out (it goes with DRAINING): forgotten, so
+    // watchers that come and go while serving hold no memory.
+    if (!watchers_told_ && !it->second.token.empty()) tokens_.erase(it->second.token);
     watchers_.erase(it);
     // A watcher that went away (its app exited or crashed) cannot report:
     // with no watcher left, nobody is waited for.

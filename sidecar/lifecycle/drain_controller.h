@@ -37,6 +37,7 @@
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/common/clock.h"
@@ -92,14 +93,20 @@ class DrainController {
   // kHoldUntilSignal, from any request of the drain before its shutdown
   // work is done, makes it hold (unless a signal came already).
   void StartDrain(std::string_view reason, AfterDrain after = AfterDrain::kExit);
-  // An app reports it has drained (idempotent per watcher count).
-  void ReportDrained();
+  // An app reports it has drained. With the token its watcher was added
+  // with: counts once for that watcher however often it comes, and a token
+  // no app watcher of this controller had is FAILED_PRECONDITION (reason
+  // DRAIN_TOKEN_UNKNOWN) and counts for nothing. Without one ("", a client
+  // before API revision 3): one more report each time.
+  absl::Status ReportDrained(std::string_view token = {});
   // The shutdown work requested by BeginShutdown is done.
   void ShutdownComplete();
 
   // An app watcher is waited for (its ReportDrained ends the app drain); an
   // observer (statesidectl watch-drain, a dashboard) only follows the states.
-  uint64_t AddWatcher(WatchFn fn, bool observer = false);
+  // `token` (an app watcher's; unique, non-empty) is what its
+  // ReportDrained may carry; it stays valid after the watcher goes.
+  uint64_t AddWatcher(WatchFn fn, bool observer = false, std::string token = {});
   void RemoveWatcher(uint64_t id);
 
   // Applies every timed transition due at clock->Now(). Returns the next time
@@ -145,10 +152,14 @@ class DrainController {
   struct Watcher {
     WatchFn fn;
     bool observer = false;
+    std::string token;
   };
   uint64_t next_watcher_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   int app_watchers_ ABSL_GUARDED_BY(mu_) = 0;  // watchers_ that are not observers
+  // The tokens of app watchers -> whether one reported: those present, and
+  // those gone after they were told to drain (a report may follow).
+  absl::flat_hash_map<std::string, bool> tokens_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stateside

@@ -87,18 +87,20 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // As SetMaxReceiveMessageSize below clamps it: what Pipe announces.
   const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
   server->session_service_ = std::make_unique<SessionService>(
-      services.sessions, services.opt_outs, services.metrics, max_message_bytes);
+      services.sessions, services.opt_outs, services.metrics, max_message_bytes,
+      services.requests);
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
       services.instance, services.drain, services.poke, services.metrics,
       services.registry,
       ApiCapabilities{.pipe = true, .session_events = false, .reflection = true,
+                      .request_ids = services.requests != nullptr,
                       .topology = services.topology});
 
   if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {
     server->realtime_service_ = std::make_unique<RealtimeService>(
-        services.realtime_hub, services.realtime_broker, services.metrics);
+        services.realtime_hub, services.realtime_broker, services.metrics, services.requests);
   }
 
   // A process-wide switch that applies to servers built afterwards.

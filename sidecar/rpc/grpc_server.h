@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "sidecar/admin/metrics.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/session/request_ledger.h"
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/lifecycle/registry.h"
@@ -55,6 +56,8 @@ struct GrpcServerOptions {
 struct GrpcServices {
   session::SessionManager* sessions = nullptr;
   OptOutManager* opt_outs = nullptr;
+  // Optional: without it a request_id is ignored (every call applies).
+  const session::RequestLedger* requests = nullptr;
   const lifecycle::Instance* instance = nullptr;
   // Optional: the drain RPCs answer UNIMPLEMENTED without a controller;
   // `poke` runs after each drain event the RPCs cause (wakes the ticker).

@@ -121,6 +121,7 @@ grpc::ServerUnaryReactor* LifecycleService::GetInstance(
         capabilities->set_pipe(capabilities_.pipe);
         capabilities->set_session_events(capabilities_.session_events);
         capabilities->set_reflection(capabilities_.reflection);
+        capabilities->set_request_ids(capabilities_.request_ids);
         capabilities->set_topology(ToProto(capabilities_.topology));
         call->Finish(absl::OkStatus());
       });
@@ -161,9 +162,9 @@ grpc::ServerUnaryReactor* LifecycleService::ReportDrained(
   if (drain_ == nullptr) {
     return Answer(context, "LifecycleService/ReportDrained", kNoDrain);
   }
-  drain_->ReportDrained();
-  Poke();
-  return Answer(context, "LifecycleService/ReportDrained", grpc::Status::OK);
+  const absl::Status reported = drain_->ReportDrained(request->drain_token());
+  if (reported.ok()) Poke();
+  return Answer(context, "LifecycleService/ReportDrained", ToGrpcStatus(reported));
 }
 
 grpc::ServerUnaryReactor* LifecycleService::Drain(

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/request_once.h"
 
 namespace stateside::rpc {
 namespace {
@@ -36,8 +37,13 @@ void Operations::Create(const v1::CreateSessionRequest& request,
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto params = CreateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
-  Answer(sessions_->Create(*params),
-         [response](session::Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+  RunOnce(requests_, "SessionService/Create", request.user_id(), request, response,
+          [this, response, params = *std::move(params)](Done ran) mutable {
+            Answer(sessions_->Create(params),
+                   [response](session::Session s) { ToProto(s, response->mutable_session()); },
+                   std::move(ran));
+          },
+          std::move(done));
 }
 
 void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
@@ -94,8 +100,16 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   if (!key.ok()) return std::move(done)(key.status());
   auto params = RegenerateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
-  Answer(sessions_->Regenerate(*key, *params),
-         [response](session::Session s) { ToProto(s, response->mutable_session()); }, std::move(done));
+  // Scoped by the session: its id, whether the key is the id or the cookie
+  // "id.signature" (a bad signature fails the call itself).
+  const std::string scope = key->value.substr(0, key->value.find('.'));
+  RunOnce(requests_, "SessionService/Regenerate", scope, request, response,
+          [this, response, key = *std::move(key), params = *std::move(params)](Done ran) mutable {
+            Answer(sessions_->Regenerate(key, params),
+                   [response](session::Session s) { ToProto(s, response->mutable_session()); },
+                   std::move(ran));
+          },
+          std::move(done));
 }
 
 void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,

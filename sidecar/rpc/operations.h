@@ -15,6 +15,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/session/request_ledger.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/analytics.pb.h"
 #include "stateside/v1/session.pb.h"
@@ -25,10 +26,12 @@ class Operations {
  public:
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // Either pointer may be null when a service needs only the other; calling
-  // an operation of a missing manager answers UNIMPLEMENTED.
-  Operations(session::SessionManager* sessions, OptOutManager* opt_outs)
-      : sessions_(sessions), opt_outs_(opt_outs) {}
+  // Either manager may be null when a service needs only the other; calling
+  // an operation of a missing manager answers UNIMPLEMENTED. Without a
+  // ledger a request_id is ignored (every call applies).
+  Operations(session::SessionManager* sessions, OptOutManager* opt_outs,
+             const session::RequestLedger* requests = nullptr)
+      : sessions_(sessions), opt_outs_(opt_outs), requests_(requests) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
               Done done) const;
@@ -54,6 +57,7 @@ class Operations {
  private:
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;
+  const session::RequestLedger* const requests_;
 };
 
 }  // namespace stateside::rpc

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "sidecar/common/error_reason.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "sidecar/rpc/status.h"
@@ -110,8 +111,10 @@ void PipeReactor::OnReadDone(bool ok) {
         break;
       }
       case Kind::kDuplicate:
-        Refuse(calls[i].id(), absl::InvalidArgumentError(absl::StrCat(
-            "call id ", calls[i].id(), " is already in flight on this stream")));
+        Refuse(calls[i].id(),
+               WithReason(absl::InvalidArgumentError(absl::StrCat(
+                              "call id ", calls[i].id(), " is already in flight on this stream")),
+                          "DUPLICATE_CALL_ID", "id"));
         break;
     }
   }

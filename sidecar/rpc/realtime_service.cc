@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/request_once.h"
 #include "sidecar/rpc/subscribe_reactor.h"
 
 namespace stateside::rpc {
@@ -229,14 +230,21 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
             return call->Finish(s);
           }
         }
-        hub_->Publish(*std::move(event), sender,
-                      [call](absl::StatusOr<realtime::PublishResult> result) {
-          call->Finish(std::move(result),
-                       [](const realtime::PublishResult& r, v1::PublishResponse* out) {
-                         out->set_sequence(r.sequence);
-                         out->set_instances(r.instances);
-                       });
-        });
+        // A request_id is scoped by the sender.
+        RunOnce(
+            requests_, "RealtimeService/Publish", sender, call->request(), call->response(),
+            [this, call, event = *std::move(event)](
+                absl::AnyInvocable<void(absl::Status) &&> ran) mutable {
+              hub_->Publish(std::move(event), call->request().sender_user_id(),
+                            [call, ran = std::move(ran)](
+                                absl::StatusOr<realtime::PublishResult> result) mutable {
+                              if (!result.ok()) return std::move(ran)(result.status());
+                              call->response()->set_sequence(result->sequence);
+                              call->response()->set_instances(result->instances);
+                              std::move(ran)(absl::OkStatus());
+                            });
+            },
+            [call](absl::Status status) { call->Finish(status); });
       });
 }
 

@@ -12,6 +12,7 @@
 #include "sidecar/realtime/broker.h"
 #include "sidecar/realtime/hub.h"
 #include "sidecar/rpc/unary_call.h"
+#include "sidecar/session/request_ledger.h"
 #include "stateside/v1/realtime.grpc.pb.h"
 
 namespace stateside::rpc {
@@ -29,10 +30,11 @@ using RealtimeServiceBase = RS::WithRawCallbackMethod_RegisterConnection<
 class RealtimeService final : public internal::RealtimeServiceBase {
  public:
   // REQUIRES: hub and broker (the hub's) outlive the service; metrics may
-  // be null.
+  // be null; without a ledger a Publish's request_id is ignored.
   RealtimeService(realtime::RealtimeHub* hub, realtime::Broker* broker,
-                  admin::Metrics* metrics = nullptr)
-      : hub_(hub), broker_(broker), metrics_(metrics) {}
+                  admin::Metrics* metrics = nullptr,
+                  const session::RequestLedger* requests = nullptr)
+      : hub_(hub), broker_(broker), metrics_(metrics), requests_(requests) {}
 
   grpc::ServerUnaryReactor* RegisterConnection(grpc::CallbackServerContext* context,
                                                const grpc::ByteBuffer* request,
@@ -67,6 +69,7 @@ class RealtimeService final : public internal::RealtimeServiceBase {
   realtime::RealtimeHub* const hub_;
   realtime::Broker* const broker_;
   admin::Metrics* const metrics_;
+  const session::RequestLedger* const requests_;
 };
 
 // Request validation (exposed for tests): INVALID_ARGUMENT naming the field.

@@ -37,10 +37,13 @@ class SessionService final : public internal::SessionServiceBase {
   // REQUIRES: `sessions` (and `opt_outs`, `metrics`, if not null) outlive
   // the service. Without `opt_outs`, Pipe answers its opt-out calls
   // UNIMPLEMENTED. `max_message_bytes`: the server's receive limit, which
-  // Pipe announces to its clients.
+  // Pipe announces to its clients. Without `requests` (may be null) a
+  // request_id is ignored.
   SessionService(session::SessionManager* sessions, OptOutManager* opt_outs,
-                 admin::Metrics* metrics, size_t max_message_bytes)
-      : ops_(sessions, opt_outs), metrics_(metrics), max_message_bytes_(max_message_bytes) {}
+                 admin::Metrics* metrics, size_t max_message_bytes,
+                 const session::RequestLedger* requests = nullptr)
+      : ops_(sessions, opt_outs, requests), metrics_(metrics),
+        max_message_bytes_(max_message_bytes) {}
 
   using Context = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;

@@ -5,6 +5,8 @@
 
 #include <utility>
 
+#include "absl/strings/escaping.h"
+#include "sidecar/crypto/random.h"
 #include "sidecar/rpc/convert.h"
 
 namespace stateside::rpc {
@@ -22,13 +24,22 @@ v1::DrainState ToProtoState(DrainState state) {
   return v1::DRAIN_STATE_UNSPECIFIED;
 }
 
+// A fresh drain token, "" if the system's random source fails (the watcher
+// then reports without one, as before API revision 3).
+std::string NewDrainToken() {
+  static RandomSource* const random = crypto::NewSecureRandom().release();
+  absl::StatusOr<std::string> bytes = RandomBytes(*random, 16);
+  return bytes.ok() ? absl::BytesToHexString(*bytes) : std::string();
+}
+
 }  // namespace
 
-WatchDrainReactor::WatchDrainReactor(DrainController* controller) : controller_(controller) {}
+WatchDrainReactor::WatchDrainReactor(DrainController* controller, std::string token)
+    : controller_(controller), token_(std::move(token)) {}
 
 WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller,
                                             bool observer) {
-  auto* reactor = new WatchDrainReactor(controller);
+  auto* reactor = new WatchDrainReactor(controller, observer ? std::string() : NewDrainToken());
   std::shared_ptr<Shared> shared = reactor->shared_;
   // AddWatcher calls back at once with the current state; later calls come
   // from whichever thread moved the drain on. From here on `reactor` may be
@@ -41,7 +52,7 @@ WatchDrainReactor* WatchDrainReactor::Start(DrainController* controller,
           self->OnState(state, deadline);
         });
       },
-      observer);
+      observer, reactor->token_);
   bool already_done = false;
   {
     absl::MutexLock lock(&shared->mu);
@@ -63,6 +74,7 @@ void WatchDrainReactor::OnState(DrainState state, absl::Time deadline) {
       deadline != absl::InfiniteFuture()) {
     ToProto(deadline, event.mutable_deadline());
   }
+  if (proto_state == v1::DRAIN_STATE_DRAINING) event.set_drain_token(token_);
   pending_ = std::move(event);  // coalesce: the latest state wins
 }
 

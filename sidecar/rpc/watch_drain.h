@@ -45,7 +45,7 @@ class WatchDrainReactor final
   void OnDone() override;
 
  private:
-  explicit WatchDrainReactor(DrainController* controller);
+  WatchDrainReactor(DrainController* controller, std::string token);
   ~WatchDrainReactor() override = default;
 
   // From the controller: queue `state` (the write starts in NextLocked).
@@ -54,6 +54,9 @@ class WatchDrainReactor final
   Step NextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
 
   DrainController* const controller_;
+  // An app watcher's drain_token (128 random bits, hex), sent with DRAINING;
+  // "" for an observer.
+  const std::string token_;
 
   std::optional<v1::DrainEvent> pending_ ABSL_GUARDED_BY(shared_->mu);
   bool terminal_written_ ABSL_GUARDED_BY(shared_->mu) = false;

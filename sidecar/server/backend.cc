@@ -9,6 +9,8 @@
 
 #include "sidecar/analytics/memory_opt_out_store.h"
 #include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_request_store.h"
+#include "sidecar/session/memory_request_store.h"
 #include "sidecar/redis/redis_options.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/session/memory_store.h"
@@ -23,16 +25,18 @@ Backend MakeMemoryBackend(const Config& config, std::string name) {
   // Opt-outs share the session bound: one setting for "how much memory may
   // the embedded store take", and an opt-out entry is far smaller.
   auto opt_outs = std::make_unique<MemoryOptOutStore>(config.max_sessions);
+  auto requests = std::make_unique<session::MemoryRequestStore>(config.max_sessions);
   Backend backend;
   backend.name = std::move(name);
-  backend.sweep = [s = sessions.get(), o = opt_outs.get()](absl::Time now) {
-    return s->Sweep(now) + o->Sweep(now);
+  backend.sweep = [s = sessions.get(), o = opt_outs.get(), r = requests.get()](absl::Time now) {
+    return s->Sweep(now) + o->Sweep(now) + r->Sweep(now);
   };
   backend.live_sessions = [s = sessions.get()]() -> absl::StatusOr<int64_t> {
     return static_cast<int64_t>(s->size());
   };
   backend.sessions = std::move(sessions);
   backend.opt_outs = std::move(opt_outs);
+  backend.requests = std::move(requests);
   return backend;
 }
 
@@ -96,6 +100,8 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
   backend.sessions = std::move(sessions);
   backend.opt_outs =
       std::make_unique<redis::RedisOptOutStore>(client.get(), config.key_prefix);
+  backend.requests =
+      std::make_unique<redis::RedisRequestStore>(client.get(), config.key_prefix);
   backend.redis = std::move(client);
   return backend;
 }

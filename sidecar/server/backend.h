@@ -21,6 +21,7 @@
 #include "sidecar/analytics/opt_out_store.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/server/config.h"
+#include "sidecar/session/request_store.h"
 #include "sidecar/session/store.h"
 
 namespace stateside {
@@ -32,6 +33,8 @@ struct Backend {
   std::unique_ptr<redis::RedisClient> redis;
   std::unique_ptr<session::SessionStore> sessions;
   std::unique_ptr<OptOutStore> opt_outs;
+  // The first answers of calls made with a request_id (RequestLedger).
+  std::unique_ptr<session::RequestStore> requests;
   // Periodic upkeep (the memory stores' expiry sweep): drops what expired by
   // `now` and returns how many entries went. Empty if the backend needs
   // none. Refers to the stores above: stop calling it before they go.

@@ -83,6 +83,10 @@ constexpr Spec kSpecs[] = {
      "up to that much early, never late; 0 = every read writes"},
     {"OPT_OUT_TTL", "opt-out-ttl", "DURATION", "365d",
      "default lifetime of an analytics opt-out"},
+    {"STATESIDE_REQUEST_ID_TTL", "request-id-ttl", "DURATION", "10m",
+     "how long the first answer of a Create, Regenerate or Publish with a "
+     "request_id is kept: a retry with the same request_id within it gets "
+     "that answer instead of applying again"},
     {"INSTANCE_ID", "instance-id", "ID", "",
      "instance identity, [A-Za-z0-9._:-]{1,128} [default: unset = "
      "hostname-pid-random]"},
@@ -103,7 +107,7 @@ constexpr Spec kSpecs[] = {
     {"STATESIDE_KEY_PREFIX", "key-prefix", "PREFIX", "stateside:",
      "prefix of every Redis key, [A-Za-z0-9:_.-]{0,64}"},
     {"STATESIDE_MAX_SESSIONS", "max-sessions", "N", "100000",
-     "memory store bound: sessions (and opt-out entries)"},
+     "memory store bound: sessions (and opt-out and request-id entries)"},
     {"STATESIDE_MAX_ATTRIBUTES", "max-attributes", "N", "64",
      "attributes per session"},
     {"STATESIDE_MAX_ATTRIBUTE_BYTES", "max-attribute-bytes", "BYTES", "65536",

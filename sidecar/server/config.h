@@ -84,6 +84,8 @@ struct Config {
   // much older (at most 1% of the session's idle TTL); 0 = every read.
   absl::Duration touch_granularity = absl::Seconds(60);
   absl::Duration opt_out_ttl = absl::Hours(24 * 365);
+  // How long the first answer of a call with a request_id is kept.
+  absl::Duration request_id_ttl = absl::Minutes(10);
 
   // Memory-store bound (sessions; also opt-out entries) and session limits.
   size_t max_sessions = 100000;

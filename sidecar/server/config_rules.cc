@@ -367,6 +367,8 @@ absl::Status ParseTimes(const RawSettings& raw, Config& config) {
   }
   RETURN_IF_ERROR(GetPositiveDuration(raw, "OPT_OUT_TTL", &config.opt_out_ttl));
   RETURN_IF_ERROR(
+      GetPositiveDuration(raw, "STATESIDE_REQUEST_ID_TTL", &config.request_id_ttl));
+  RETURN_IF_ERROR(
       GetDuration(raw, "STATESIDE_PRESTOP_DELAY", &config.prestop_delay));
   RETURN_IF_ERROR(
       GetDuration(raw, "STATESIDE_DRAIN_TIMEOUT", &config.drain_timeout));

@@ -131,6 +131,7 @@ absl::Status Server::Start() {
   rpc::GrpcServices services;
   services.sessions = parts_->session_manager.get();
   services.opt_outs = parts_->opt_out_manager.get();
+  services.requests = parts_->request_ledger.get();
   services.instance = parts_->instance.get();
   services.drain = drain_.get();
   services.poke = [ticker = ticker_.get()] { ticker->Poke(); };

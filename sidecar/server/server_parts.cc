@@ -146,6 +146,10 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
       p.sealer.get(),
       [metrics = p.metrics.get()](std::string_view key_id) { metrics->OptOutKeyRead(key_id); });
 
+  p.request_ledger = std::make_unique<session::RequestLedger>(
+      p.backend.requests.get(), p.keyring.get(), p.sealer.get(), p.random.get(), p.clock,
+      config.request_id_ttl);
+
   p.instance = std::make_unique<lifecycle::Instance>(std::move(identity), p.clock);
   p.instance->set_backend(p.backend.name);
   if (p.backend.redis != nullptr) {

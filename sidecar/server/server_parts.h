@@ -32,6 +32,7 @@
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/metric_adapters.h"
+#include "sidecar/session/request_ledger.h"
 #include "sidecar/session/session_manager.h"
 
 namespace stateside {
@@ -82,6 +83,8 @@ struct ServerParts {
   Backend backend;
   std::unique_ptr<session::SessionManager> session_manager;
   std::unique_ptr<OptOutManager> opt_out_manager;
+  // Retries with a request_id (Create, Regenerate, Publish) apply once.
+  std::unique_ptr<session::RequestLedger> request_ledger;
   std::unique_ptr<lifecycle::Instance> instance;
   // The cluster registry (Redis backend only; null otherwise).
   std::unique_ptr<lifecycle::InstanceRegistry> registry;

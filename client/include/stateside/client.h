@@ -13,7 +13,8 @@
 //   is called. Retries share it, so a method returns within about
 //   call_timeout whatever happens (DEADLINE_EXCEEDED when it runs out).
 // - Retries: only on UNAVAILABLE (sidecar unreachable, or its store is) and
-//   only for idempotent operations, at most max_retries times, with
+//   only for idempotent operations and those sent with a request_id, at
+//   most max_retries times, with
 //   exponential backoff from initial_backoff (doubling, capped at max_backoff)
 //   and jitter (each wait is uniform in [cap/2, cap]) so that many clients do
 //   not retry in step. A retry that could not finish before the deadline is
@@ -26,18 +27,25 @@
 //                  RoomMembers, UserConnections, History, and Subscribe
 //                  until the stream says `subscribed` (a failed attempt
 //                  delivered nothing; its connections end with it).
-//     Not retried: CreateSession (a lost reply + retry would make a second,
-//                  orphaned session), RegenerateSession (the first attempt
-//                  may have moved the session already; a retry would answer
-//                  NOT_FOUND for the old id), UpdateSession — even with
+//     Retried with a request_id: CreateSession, RegenerateSession and
+//                  Publish. Each call generates one request_id (128 random
+//                  bits) and sends it with every attempt: a sidecar of API
+//                  revision 3 applies the call once and answers a retry
+//                  with the first answer (a session created once, an event
+//                  published once), also when the connection broke after
+//                  the sidecar applied it. A retry that meets the first
+//                  attempt still running is answered UNAVAILABLE (reason
+//                  REQUEST_IN_PROGRESS) and retried in turn. An older
+//                  sidecar ignores the request_id: a retried CreateSession
+//                  may then leave a second, orphaned session, a
+//                  RegenerateSession answer NOT_FOUND, a Publish deliver
+//                  twice.
+//     Not retried: UpdateSession — even with
 //                  expected_version: if the first attempt was applied but
 //                  its reply lost, a retry answers ABORTED for a write that
 //                  succeeded; without it, a retry can re-apply an old value
 //                  over a newer concurrent write (last-write-wins reordered).
 //                  The caller, who knows its data, decides.
-//                  Publish: if the first attempt was applied but its reply
-//                  lost, a retry would deliver the event twice (and take a
-//                  second room sequence number).
 //   UNAVAILABLE may arrive after the sidecar applied a request, so a retried
 //   call reports what the *last* attempt saw: DestroySession may say
 //   existed=false and DestroyUserSessions a smaller count although this call
@@ -136,10 +144,14 @@ class Client {
   // A new session for `user_id` (empty: anonymous) holding `attributes`.
   // `limit`: this call's cap of the user's live sessions and what happens
   // at it (default: the sidecar's settings).
+  // request_id: "" (the usual) generates one for this call; a caller that
+  // retries the whole call itself (a script running statesidectl again)
+  // passes the same one each time (1..128 printable ASCII bytes).
   absl::StatusOr<Session> CreateSession(std::string_view user_id,
                                         const Attributes& attributes = {},
                                         const SessionTtls& ttls = {},
-                                        const SessionLimit& limit = {});
+                                        const SessionLimit& limit = {},
+                                        std::string_view request_id = "");
   // The session with its attributes. touch = true rolls the idle timeout.
   absl::StatusOr<Session> GetSession(const SessionRef& ref, bool touch = true);
   // Sets `set` and deletes `remove` (a name may not be in both). With
@@ -229,8 +241,12 @@ class Client {
   enum class AfterDrain { kExit, kHoldUntilSignal };
   absl::Status Drain(AfterDrain after = AfterDrain::kExit);
   // Tells the sidecar this app has finished draining (after DRAINING).
-  // Idempotent (retried).
-  absl::Status ReportDrained();
+  // Retried. `drain_token`: the DrainNotice's (API revision 3), which makes
+  // the report count once for this app's watcher however often it is sent;
+  // a token the sidecar did not hand out for its drain answers
+  // FAILED_PRECONDITION (reason DRAIN_TOKEN_UNKNOWN). "": counted as one
+  // more report (a retry may count twice).
+  absl::Status ReportDrained(std::string_view drain_token = "");
   // Blocks on one WatchDrain stream, calling `on_event` for each event in
   // order on this thread (SERVING first). `on_event` returning false ends
   // the stream (result OK). Otherwise returns when the sidecar ends the
@@ -259,7 +275,8 @@ class Client {
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
                                         std::string_view event, std::string_view payload,
                                         const std::vector<ConnectionRef>& except = {},
-                                        std::string_view sender_user_id = "");
+                                        std::string_view sender_user_id = "",
+                                        std::string_view request_id = "");
   // Opens this instance's event stream, registering `connections` for its
   // life; returns once the sidecar confirmed it (within call_timeout).
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(

@@ -74,6 +74,8 @@ struct RegenerateOptions {
   // of another user is FAILED_PRECONDITION (reason SESSION_OWNED).
   std::optional<std::string> user_id;
   SessionLimit limit;  // applies when user_id gives the session its owner
+  // "": one generated for this call (see Client::CreateSession).
+  std::string request_id;
 };
 
 // Optional per-session timeouts at creation; each must not exceed the
@@ -119,6 +121,10 @@ struct DrainNotice {
   // shuts down anyway (the sidecar may repeat it with kDrained).
   // InfiniteFuture() when the event carries none.
   absl::Time deadline = absl::InfiniteFuture();
+  // With kDraining, for an app watcher (API revision 3): pass it to
+  // Client::ReportDrained, so that the report counts once for this watcher
+  // and cannot count for another drain. "" from an older sidecar.
+  std::string drain_token;
 };
 
 // The Redis deployment behind the sidecar's store (kUnspecified: a sidecar
@@ -133,6 +139,9 @@ struct SidecarCapabilities {
   bool pipe = false;            // SessionService.Pipe (the client's fast path)
   bool session_events = false;  // a stream of a session's changes
   bool reflection = false;      // gRPC server reflection on the socket
+  // request_id (retries of CreateSession, RegenerateSession, Publish apply
+  // once) and drain tokens: API revision 3.
+  bool request_ids = false;
   StoreTopology topology = StoreTopology::kUnspecified;
 };
 

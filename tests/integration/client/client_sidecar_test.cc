@@ -288,10 +288,11 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   EXPECT_EQ(instance->backend, "memory");
   EXPECT_TRUE(instance->ready);
   EXPECT_LE(instance->start_time, absl::Now());
-  EXPECT_GE(instance->api_revision, 1u);
+  EXPECT_GE(instance->api_revision, 3u);
   EXPECT_TRUE(instance->capabilities.pipe);
   EXPECT_TRUE(instance->capabilities.reflection);
   EXPECT_FALSE(instance->capabilities.session_events);
+  EXPECT_TRUE(instance->capabilities.request_ids);
   EXPECT_EQ(instance->capabilities.topology, StoreTopology::kMemory);
   EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),
             ServingStatus::kServing);

@@ -74,10 +74,12 @@ int main(int argc, char** argv) {
     forwarder = *std::move(started);
   }
   absl::Notification draining;
+  std::string drain_token;  // written before draining is notified
   auto watcher = stateside::DrainWatcher::Start(
       **client, [&](const stateside::DrainNotice& notice) {
         if (notice.state == stateside::DrainState::kDraining &&
             !draining.HasBeenNotified()) {
+          drain_token = notice.drain_token;
           draining.Notify();
         }
       });
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
   draining.WaitForNotification();
   for (std::thread& t : threads) t.join();
   // The in-flight requests are answered: tell the sidecar, then leave.
-  const absl::Status reported = (*client)->ReportDrained();
+  // With the watcher's token: counted once for it, as a real app reports.
+  const absl::Status reported = (*client)->ReportDrained(drain_token);
   std::printf("calls=%ld failed=%ld first_error=%s reported=%s\n", ok.load(),
               failed.load(), first_error.c_str(), reported.ToString().c_str());
   std::fflush(stdout);

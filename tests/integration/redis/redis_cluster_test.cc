@@ -18,6 +18,7 @@
 #include "sidecar/redis/cluster_slots.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_request_store.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "sidecar/redis/redis_subscriber.h"
 #include "sidecar/redis/rewrap_sweep.h"
@@ -25,6 +26,7 @@
 #include "tests/integration/redis/rewrap_node.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/request_store_conformance.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
@@ -479,6 +481,20 @@ INSTANTIATE_TEST_SUITE_P(
           return std::make_unique<redis::RedisOptOutStore>(client, UniquePrefix());
         }}),
     OptOutStoreFactoryName);
+
+// Every script of the request-id store names one key: one slot.
+RequestStoreFactory ClusterRequests() {
+  return {"redis_cluster", []() -> std::unique_ptr<session::RequestStore> {
+            RedisClient* client = ConformanceClient();
+            if (client == nullptr) return nullptr;
+            return std::make_unique<redis::RedisRequestStore>(client, UniquePrefix());
+          }};
+}
+
+INSTANTIATE_TEST_SUITE_P(RedisCluster, RequestStoreConformanceTest,
+                         ::testing::Values(ClusterRequests()), RequestStoreFactoryName);
+INSTANTIATE_TEST_SUITE_P(RedisCluster, RequestLedgerConformanceTest,
+                         ::testing::Values(ClusterRequests()), RequestStoreFactoryName);
 
 }  // namespace
 }  // namespace stateside::testing

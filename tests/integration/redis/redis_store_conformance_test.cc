@@ -4,8 +4,10 @@
 #include <memory>
 
 #include "sidecar/redis/redis_opt_out_store.h"
+#include "sidecar/redis/redis_request_store.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/request_store_conformance.h"
 #include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
 
@@ -41,6 +43,19 @@ INSTANTIATE_TEST_SUITE_P(
           return std::make_unique<redis::RedisOptOutStore>(client, UniquePrefix());
         }}),
     OptOutStoreFactoryName);
+
+RequestStoreFactory RedisRequests() {
+  return {"redis", []() -> std::unique_ptr<session::RequestStore> {
+            redis::RedisClient* client = SharedRedisClient();
+            if (client == nullptr) return nullptr;
+            return std::make_unique<redis::RedisRequestStore>(client, UniquePrefix());
+          }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, RequestStoreConformanceTest, ::testing::Values(RedisRequests()),
+                         RequestStoreFactoryName);
+INSTANTIATE_TEST_SUITE_P(Redis, RequestLedgerConformanceTest,
+                         ::testing::Values(RedisRequests()), RequestStoreFactoryName);
 
 }  // namespace
 }  // namespace stateside::testing

@@ -474,8 +474,15 @@ TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
   EXPECT_TRUE(b.Sessions()->Touch(Context().get(), touch, &touched).ok());
   v1::RegenerateSessionRequest regenerate;
   regenerate.mutable_key()->set_cookie(created.cookie());
+  // With a request_id (the r:{tag} scripts, as this user), retried on the
+  // other pod: the first answer, not a second regenerate.
+  regenerate.set_request_id("acl-login-1");
   v1::RegenerateSessionResponse regenerated;
   ASSERT_TRUE(a.Sessions()->Regenerate(Context().get(), regenerate, &regenerated).ok());
+  v1::RegenerateSessionResponse retried;
+  ASSERT_TRUE(b.Sessions()->Regenerate(Context().get(), regenerate, &retried).ok())
+      << b.process().ReadLog();
+  EXPECT_EQ(retried.session().metadata().id(), regenerated.session().metadata().id());
   v1::ListUserSessionsRequest list;
   list.set_user_id("alice");
   v1::ListUserSessionsResponse listed;

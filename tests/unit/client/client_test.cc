@@ -75,14 +75,31 @@ TEST_F(ClientTest, IdempotentCallsAreRetriedOnUnavailable) {
   }
 }
 
-TEST_F(ClientTest, NonIdempotentCallsAreNotRetried) {
+TEST_F(ClientTest, UpdateIsNotRetried) {
   auto client = Connected();
   ASSERT_NE(client, nullptr);
-  for (Rpc rpc : {Rpc::kCreateSession, Rpc::kUpdateSession, Rpc::kRegenerateSession}) {
-    fake_->FailNext(rpc, 1, kUnavailable);
-    const absl::Status status = Invoke(*client, rpc);
-    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << RpcName(rpc);
-    EXPECT_EQ(fake_->calls(rpc), 1) << RpcName(rpc);
+  fake_->FailNext(Rpc::kUpdateSession, 1, kUnavailable);
+  const absl::Status status = Invoke(*client, Rpc::kUpdateSession);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(fake_->calls(Rpc::kUpdateSession), 1);
+}
+
+TEST_F(ClientTest, CreateAndRegenerateAreRetriedWithTheRequestIdOfTheCall) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  for (Rpc rpc : {Rpc::kCreateSession, Rpc::kRegenerateSession}) {
+    const size_t before = fake_->request_ids().size();
+    fake_->FailNext(rpc, 2, kUnavailable);
+    EXPECT_TRUE(Invoke(*client, rpc).ok()) << RpcName(rpc);
+    EXPECT_TRUE(Invoke(*client, rpc).ok()) << RpcName(rpc);
+    const std::vector<std::string> ids = fake_->request_ids();
+    ASSERT_EQ(ids.size(), before + 4) << RpcName(rpc);
+    // Three attempts of the first call with one request_id; the second call
+    // has its own.
+    EXPECT_EQ(ids[before].size(), 32u) << RpcName(rpc);
+    EXPECT_EQ(ids[before + 1], ids[before]) << RpcName(rpc);
+    EXPECT_EQ(ids[before + 2], ids[before]) << RpcName(rpc);
+    EXPECT_NE(ids[before + 3], ids[before]) << RpcName(rpc);
   }
 }
 

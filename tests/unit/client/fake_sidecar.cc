@@ -132,6 +132,7 @@ class LifecycleImpl final : public v1::LifecycleService::Service {
     i->set_ready(false);
     resp->set_api_revision(1);
     resp->mutable_capabilities()->set_pipe(true);
+    resp->mutable_capabilities()->set_request_ids(true);
     resp->mutable_capabilities()->set_topology(v1::TOPOLOGY_CLUSTER);
     return s;
   }
@@ -270,11 +271,18 @@ void FakeSidecar::RecordUpdate(const v1::UpdateSessionRequest& request) {
 void FakeSidecar::RecordCreate(const v1::CreateSessionRequest& request) {
   absl::MutexLock lock(&mu_);
   last_create_ = request;
+  request_ids_.push_back(request.request_id());
 }
 
 void FakeSidecar::RecordRegenerate(const v1::RegenerateSessionRequest& request) {
   absl::MutexLock lock(&mu_);
   last_regenerate_ = request;
+  request_ids_.push_back(request.request_id());
+}
+
+std::vector<std::string> FakeSidecar::request_ids() const {
+  absl::MutexLock lock(&mu_);
+  return request_ids_;
 }
 
 v1::RegenerateSessionRequest FakeSidecar::last_regenerate() const {

@@ -62,6 +62,8 @@ class FakeSidecar {
   // Regenerate answers CannedSession() whatever the request asks (owner
   // "alice"): a sidecar of API revision 1 ignores user_id.
   v1::RegenerateSessionRequest last_regenerate() const;
+  // The request_id of every Create and Regenerate attempt, in order.
+  std::vector<std::string> request_ids() const;
 
   // The session every Get/Regenerate returns: id kSessionId, attributes
   // {"cart": "[]", "blob": "\0\xff\n"}, version 7, fixed timestamps.
@@ -95,6 +97,7 @@ class FakeSidecar {
   v1::UpdateSessionRequest last_update_ ABSL_GUARDED_BY(mu_);
   v1::CreateSessionRequest last_create_ ABSL_GUARDED_BY(mu_);
   v1::RegenerateSessionRequest last_regenerate_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   absl::CondVar drain_cv_;  // signalled when the fields below change
   std::vector<v1::DrainEvent> drain_events_ ABSL_GUARDED_BY(mu_);
   std::optional<grpc::Status> drain_end_ ABSL_GUARDED_BY(mu_);

@@ -38,7 +38,7 @@ TEST_F(RealtimeClientTest, IdempotentCallsAreRetriedOnUnavailable) {
   }
 }
 
-TEST_F(RealtimeClientTest, PublishIsTheOnlyCallNotRetried) {
+TEST_F(RealtimeClientTest, PublishIsRetriedWithItsRequestId) {
   for (Rpc rpc : kRealtimeRpcs) {
     EXPECT_EQ(IsIdempotent(rpc), rpc != Rpc::kPublish) << RpcName(rpc);
   }
@@ -46,9 +46,12 @@ TEST_F(RealtimeClientTest, PublishIsTheOnlyCallNotRetried) {
   ASSERT_NE(client, nullptr);
   fake_->FailNext(Rpc::kPublish, 1, kUnavailable);
   auto published = client->Publish(PublishTarget::Room("lobby"), "chat", "hi");
-  EXPECT_EQ(published.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(published.status().message(), "redis down");
-  EXPECT_EQ(fake_->calls(Rpc::kPublish), 1);
+  ASSERT_TRUE(published.ok()) << published.status();
+  EXPECT_EQ(fake_->calls(Rpc::kPublish), 2);
+  const std::string first = fake_->last_publish().request_id();
+  EXPECT_EQ(first.size(), 32u);
+  ASSERT_TRUE(client->Publish(PublishTarget::Room("lobby"), "chat", "hi").ok());
+  EXPECT_NE(fake_->last_publish().request_id(), first);
 }
 
 TEST_F(RealtimeClientTest, RoomMembersIsRetriedUntilMaxRetries) {

@@ -2,6 +2,7 @@
 #include "client/src/retry.h"
 
 #include <set>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -16,11 +17,36 @@ TEST(RetryPolicyTest, OnlyCreateUpdateAndRegenerateAreNotIdempotent) {
   }
 }
 
-TEST(RetryPolicyTest, RetriesIdempotentCallsOnUnavailableOnly) {
+TEST(RetryPolicyTest, CreateRegenerateAndPublishCarryARequestId) {
+  const std::set<Rpc> with_request_id = {Rpc::kCreateSession, Rpc::kRegenerateSession,
+                                         Rpc::kPublish};
+  for (Rpc rpc : kAllRpcs) {
+    EXPECT_EQ(CarriesRequestId(rpc), with_request_id.count(rpc) == 1) << RpcName(rpc);
+  }
+  for (Rpc rpc : kRealtimeRpcs) {
+    EXPECT_EQ(CarriesRequestId(rpc), with_request_id.count(rpc) == 1) << RpcName(rpc);
+  }
+  // Only UpdateSession is neither idempotent nor safe to retry.
+  for (Rpc rpc : kAllRpcs) EXPECT_EQ(IsRetryable(rpc), rpc != Rpc::kUpdateSession) << RpcName(rpc);
+  for (Rpc rpc : kRealtimeRpcs) EXPECT_TRUE(IsRetryable(rpc)) << RpcName(rpc);
+}
+
+TEST(RetryPolicyTest, RequestIdsAre128RandomBitsInHex) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = NewRequestId();
+    ASSERT_EQ(id.size(), 32u) << id;
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(RetryPolicyTest, RetriesRetryableCallsOnUnavailableOnly) {
   for (int code = 0; code <= 16; ++code) {
     const auto c = static_cast<absl::StatusCode>(code);
     for (Rpc rpc : kAllRpcs) {
-      const bool expected = c == absl::StatusCode::kUnavailable && IsIdempotent(rpc);
+      const bool expected = c == absl::StatusCode::kUnavailable && IsRetryable(rpc);
       EXPECT_EQ(ShouldRetry(rpc, c, 0, 3), expected)
           << RpcName(rpc) << " " << absl::StatusCodeToString(c);
     }

@@ -96,6 +96,9 @@ TEST_F(StatesidectlRealtimeTest, PublishToARoomPrintsSequenceAndInstances) {
   EXPECT_EQ(p.room(), "lobby");
   EXPECT_EQ(p.event(), "chat");
   EXPECT_EQ(p.payload(), "hello there");
+  EXPECT_EQ(p.request_id().size(), 32u);  // a fresh one
+  ASSERT_EQ(Run({"publish", "--room", "lobby", "--request-id", "note-7", "x"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_publish().request_id(), "note-7");
 }
 
 TEST_F(StatesidectlRealtimeTest, PublishJsonIsSequenceAndInstances) {
@@ -169,12 +172,12 @@ TEST_F(StatesidectlRealtimeTest, BadConnectionFormsAreUsageErrors) {
   EXPECT_EQ(fake_->calls(Rpc::kPublish), 0);
 }
 
-TEST_F(StatesidectlRealtimeTest, PublishFailureIsExitOneAndNotRetried) {
+TEST_F(StatesidectlRealtimeTest, PublishFailureIsExitOne) {
   fake_->FailNext(Rpc::kPublish, 1,
-                  grpc::Status(grpc::StatusCode::UNAVAILABLE, "redis down"));
+                  grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too fast"));
   const CliResult r = Run({"publish", "--room", "lobby", "x"});
   EXPECT_EQ(r.exit_status, 1);
-  EXPECT_EQ(r.err, "statesidectl: UNAVAILABLE: redis down\n");
+  EXPECT_EQ(r.err, "statesidectl: RESOURCE_EXHAUSTED: too fast\n");
   EXPECT_EQ(fake_->calls(Rpc::kPublish), 1);
 }
 

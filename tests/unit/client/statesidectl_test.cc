@@ -173,14 +173,29 @@ TEST_F(StatesidectlTest, OtherCommandsSucceed) {
   EXPECT_THAT(info, HasSubstr("drain state:   DRAINING"));
   EXPECT_THAT(info, HasSubstr("api revision:  1\n"));
   EXPECT_THAT(info, HasSubstr("topology:      cluster\n"));
-  EXPECT_THAT(info, HasSubstr("capabilities:  pipe\n"));
+  EXPECT_THAT(info, HasSubstr("capabilities:  pipe request-ids\n"));
   const nlohmann::json json = nlohmann::json::parse(Run({"--json", "info"}).out);
   EXPECT_EQ(json["api_revision"], 1);
   EXPECT_EQ(json["capabilities"]["pipe"], true);
   EXPECT_EQ(json["capabilities"]["session_events"], false);
+  EXPECT_EQ(json["capabilities"]["request_ids"], true);
   EXPECT_EQ(json["capabilities"]["topology"], "cluster");
   EXPECT_EQ(nlohmann::json::parse(Run({"--json", "optout", "get", "alice"}).out)["opted_out"],
             true);
+}
+
+// --request-id: a script that runs the command again sends the same one;
+// without it each run has a fresh one.
+TEST_F(StatesidectlTest, CreateAndRegenerateCarryTheRequestIdAskedFor) {
+  ASSERT_EQ(Run({"session", "create", "--user", "u", "--request-id", "job-7"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_create().request_id(), "job-7");
+  ASSERT_EQ(Run({"session", "create", "--user", "u"}).exit_status, 0);
+  const std::string fresh = fake_->last_create().request_id();
+  EXPECT_EQ(fresh.size(), 32u);
+  ASSERT_EQ(Run({"session", "create", "--user", "u"}).exit_status, 0);
+  EXPECT_NE(fake_->last_create().request_id(), fresh);
+  ASSERT_EQ(Run({"session", "regenerate", "x", "--request-id", "login-7"}).exit_status, 0);
+  EXPECT_EQ(fake_->last_regenerate().request_id(), "login-7");
 }
 
 TEST_F(StatesidectlTest, CreateAndRegenerateCarryTheSessionLimitAndTheOwner) {

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sidecar/common/error_reason.h"
 #include "tests/support/fake_clock.h"
 
 namespace stateside {
@@ -56,13 +57,13 @@ class DrainFixture {
     return o;
   }
 
-  uint64_t Watch(Seen* seen, bool observer = false) {
+  uint64_t Watch(Seen* seen, bool observer = false, std::string token = "") {
     return controller_.AddWatcher(
         [seen](DrainState s, absl::Time deadline) {
           seen->states.push_back(s);
           seen->last_deadline = deadline;
         },
-        observer);
+        observer, std::move(token));
   }
 
   void AdvanceAndTick(absl::Duration d) {
@@ -110,7 +111,7 @@ TEST_P(DrainTest, ReportDrainedEndsTheAppDrainAndStartsShutdown) {
   Start();
   AdvanceAndTick(absl::Seconds(5));
   AdvanceAndTick(absl::Seconds(2));
-  controller_.ReportDrained();
+  EXPECT_TRUE(controller_.ReportDrained().ok());
   EXPECT_EQ(controller_.state(), DrainState::kDrained);
   EXPECT_THAT(actions_.shutdowns, ElementsAre(false));
   ASSERT_EQ(actions_.finished.size(), 1u);
@@ -155,7 +156,7 @@ TEST_P(DrainTest, WithAnAppAndAnObserverOnlyTheAppsReportCounts) {
   EXPECT_EQ(controller_.state(), DrainState::kDraining);
   controller_.RemoveWatcher(observer_id);  // the observer leaving ends nothing
   EXPECT_EQ(controller_.state(), DrainState::kDraining);
-  controller_.ReportDrained();
+  EXPECT_TRUE(controller_.ReportDrained().ok());
   EXPECT_EQ(controller_.state(), DrainState::kDrained);
   EXPECT_FALSE(actions_.finished.at(0).timed_out);
 }
@@ -192,12 +193,66 @@ TEST_P(DrainTest, TwoWatchersNeedTwoReports) {
   const uint64_t b_id = Watch(&b);
   Start();
   AdvanceAndTick(absl::Seconds(5));
-  controller_.ReportDrained();
+  EXPECT_TRUE(controller_.ReportDrained().ok());
   EXPECT_EQ(controller_.state(), DrainState::kDraining);
-  controller_.ReportDrained();
+  EXPECT_TRUE(controller_.ReportDrained().ok());
   EXPECT_EQ(controller_.state(), DrainState::kDrained);
   controller_.RemoveWatcher(b_id);  // leaving afterwards changes nothing
   EXPECT_EQ(actions_.shutdowns.size(), 1u);
+}
+
+// With tokens a report counts once per watcher, however often it comes.
+TEST_P(DrainTest, ATokenReportCountsOnceForItsWatcher) {
+  Seen a, b;
+  Watch(&a, false, "token-a");
+  Watch(&b, false, "token-b");
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  EXPECT_TRUE(controller_.ReportDrained("token-a").ok());
+  EXPECT_TRUE(controller_.ReportDrained("token-a").ok());  // a retry
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  EXPECT_TRUE(controller_.ReportDrained("token-b").ok());
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+  // A retry after the drain ended is still fine.
+  EXPECT_TRUE(controller_.ReportDrained("token-b").ok());
+}
+
+// A stale report (another drain's or another sidecar's token, or an
+// observer's) counts for nothing and says so.
+TEST_P(DrainTest, AnUnknownTokenIsRefusedAndCountsForNothing) {
+  Seen a, observer;
+  Watch(&a, false, "token-a");
+  Watch(&observer, true, "token-o");
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  for (const char* token : {"token-x", "token-o"}) {
+    const absl::Status refused = controller_.ReportDrained(token);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << token;
+    EXPECT_EQ(PayloadOf(refused, kReasonPayload), "DRAIN_TOKEN_UNKNOWN") << token;
+  }
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);
+  EXPECT_TRUE(controller_.ReportDrained("token-a").ok());
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
+}
+
+// A watcher told to drain may report after its stream went; one that left
+// before any drain was told nothing, and its token is forgotten.
+TEST_P(DrainTest, ATokenOutlivesItsWatcherOnlyOnceToldToDrain) {
+  Seen early, told;
+  const uint64_t early_id = Watch(&early, false, "token-early");
+  controller_.RemoveWatcher(early_id);
+  const uint64_t told_id = Watch(&told, false, "token-told");
+  Seen other;
+  Watch(&other, false, "token-other");
+  Start();
+  AdvanceAndTick(absl::Seconds(5));
+  controller_.RemoveWatcher(told_id);
+  EXPECT_EQ(controller_.ReportDrained("token-early").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(controller_.ReportDrained("token-told").ok());
+  EXPECT_EQ(controller_.state(), DrainState::kDraining);  // other still draining
+  EXPECT_TRUE(controller_.ReportDrained("token-other").ok());
+  EXPECT_EQ(controller_.state(), DrainState::kDrained);
 }
 
 TEST_P(DrainTest, ReportedWatcherLeavingDoesNotEndTheOthersDrain) {
@@ -206,7 +261,7 @@ TEST_P(DrainTest, ReportedWatcherLeavingDoesNotEndTheOthersDrain) {
   Watch(&b);
   Start();
   AdvanceAndTick(absl::Seconds(5));
-  controller_.ReportDrained();  // a reports
+  EXPECT_TRUE(controller_.ReportDrained().ok());  // a reports
   controller_.RemoveWatcher(a_id);
   EXPECT_EQ(controller_.state(), DrainState::kDraining);  // b still draining
 }
@@ -215,7 +270,7 @@ TEST_P(DrainTest, ReportDuringThePrestopDelayCounts) {
   Seen seen;
   Watch(&seen);
   Start();
-  controller_.ReportDrained();  // app drained on its own SIGTERM already
+  EXPECT_TRUE(controller_.ReportDrained().ok());  // app drained on its own SIGTERM already
   EXPECT_EQ(controller_.state(), DrainState::kDraining);
   AdvanceAndTick(absl::Seconds(5));
   EXPECT_EQ(controller_.state(), DrainState::kDrained);
@@ -302,7 +357,7 @@ class DrainHoldTest : public DrainFixture, public ::testing::Test {
     controller_.StartDrain("preStop", AfterDrain::kHoldUntilSignal);
     AdvanceAndTick(absl::Seconds(5));  // DRAINING told: the pre-stop delay applies
     AdvanceAndTick(absl::Seconds(2));
-    controller_.ReportDrained();
+    EXPECT_TRUE(controller_.ReportDrained().ok());
     ASSERT_EQ(controller_.state(), DrainState::kDrained);
     ASSERT_THAT(actions_.shutdowns, ElementsAre(false));
   }
@@ -356,7 +411,7 @@ TEST_F(DrainHoldTest, ASignalDuringTheDrainEndsTheHoldWithoutHurryingTheDrain) {
   EXPECT_EQ(controller_.state(), DrainState::kDraining);
   EXPECT_THAT(seen.states, ElementsAre(DrainState::kServing));  // pre-stop delay kept
   AdvanceAndTick(absl::Seconds(5));
-  controller_.ReportDrained();
+  EXPECT_TRUE(controller_.ReportDrained().ok());
   EXPECT_THAT(actions_.shutdowns, ElementsAre(false));  // not a fast shutdown
   ExpectStoppedOnceTheWorkIsDone();
 }
@@ -407,7 +462,7 @@ TEST(DrainReportTest, ReportWithoutADrainIsIgnored) {
   testing::FakeClock clock;
   RecordingActions actions;
   DrainController controller(&clock, DrainOptions{}, &actions);
-  controller.ReportDrained();
+  EXPECT_TRUE(controller.ReportDrained().ok());
   EXPECT_EQ(controller.state(), DrainState::kServing);
   EXPECT_TRUE(actions.ready_calls.empty());
 }

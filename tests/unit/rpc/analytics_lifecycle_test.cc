@@ -119,7 +119,8 @@ TEST_F(LifecycleServiceTest, GetInstanceReportsTheApiRevisionAndCapabilities) {
   v1::GetInstanceResponse response;
   ASSERT_TRUE(lifecycle_stub_->GetInstance(Context().get(), {}, &response).ok());
   EXPECT_EQ(response.api_revision(), kApiRevision);
-  EXPECT_GE(response.api_revision(), 1u);
+  EXPECT_GE(response.api_revision(), 3u);
+  EXPECT_TRUE(response.capabilities().request_ids());
   EXPECT_TRUE(response.capabilities().pipe());
   EXPECT_FALSE(response.capabilities().session_events());
   EXPECT_TRUE(response.capabilities().reflection());

@@ -347,6 +347,8 @@ TEST_F(PipeTest, ADuplicateIdInFlightIsRefusedAndTheFirstCallRuns) {
     codes.insert(r.code());
     if (r.code() != 0) {
       EXPECT_THAT(r.message(), ::testing::HasSubstr("already in flight"));
+      EXPECT_EQ(r.error_info().reason(), "DUPLICATE_CALL_ID");
+      EXPECT_EQ(r.error_info().metadata().at("field"), "id");
     }
   }
   EXPECT_EQ(codes, (std::multiset<int>{0, grpc::StatusCode::INVALID_ARGUMENT}));

@@ -362,6 +362,42 @@ TEST_F(RealtimeServiceTest, HistoryAndPresenceAnswerThroughTheBroker) {
   EXPECT_FALSE(gone.found());
 }
 
+// A Publish retried with its request_id answers the first answer and
+// publishes once: the room's log holds one event, its sequence the first.
+TEST_F(RealtimeServiceTest, APublishRetriedWithItsRequestIdPublishesOnce) {
+  v1::PublishRequest request = ToRoom("once", "hello");
+  request.set_sender_user_id("ann");
+  request.set_request_id("publish-1");
+  v1::PublishResponse first, retried;
+  ASSERT_TRUE(Publish(request, &first).ok());
+  ASSERT_TRUE(Publish(request, &retried).ok());
+  EXPECT_EQ(first.sequence(), 1u);
+  EXPECT_EQ(retried.sequence(), 1u);
+  v1::HistoryRequest history;
+  history.set_room("once");
+  v1::HistoryResponse events;
+  ASSERT_TRUE(stub_->History(Context().get(), history, &events).ok());
+  ASSERT_EQ(events.events_size(), 1);
+  EXPECT_EQ(events.last_sequence(), 1u);
+
+  // Scoped by the sender: another sender's request_id is its own.
+  request.set_sender_user_id("bob");
+  ASSERT_TRUE(Publish(request, &retried).ok());
+  EXPECT_EQ(retried.sequence(), 2u);
+  // Another payload under a used request_id is refused, nothing published.
+  request.set_payload("changed");
+  const grpc::Status reused = Publish(request, &retried);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(reused).reason(), "REQUEST_ID_REUSED");
+  ASSERT_TRUE(stub_->History(Context().get(), history, &events).ok());
+  EXPECT_EQ(events.last_sequence(), 2u);
+  // Without one, every publish publishes.
+  request.clear_request_id();
+  ASSERT_TRUE(Publish(request, &retried).ok());
+  ASSERT_TRUE(Publish(request, &retried).ok());
+  EXPECT_EQ(retried.sequence(), 4u);
+}
+
 class SlowReaderRealtimeTest : public RealtimeServiceTest {
  protected:
   SlowReaderRealtimeTest() { queue_events_ = 8; }

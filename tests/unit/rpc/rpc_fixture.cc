@@ -330,6 +330,10 @@ void RpcTest::SetUp() {
   opt_outs_ = std::make_unique<OptOutManager>(opt_out_store_.get(),
                                               keyring_.get(), &clock_,
                                               absl::Hours(24 * 365));
+  request_store_ = std::make_unique<session::MemoryRequestStore>(1000);
+  requests_ = std::make_unique<session::RequestLedger>(request_store_.get(), keyring_.get(),
+                                                       sealer_.get(), random_.get(), &clock_,
+                                                       absl::Minutes(10));
   lifecycle::InstanceIdentity identity{"rpc-test", "host", 42, clock_.Now(),
                                        "9.9.9"};
   instance_ = std::make_unique<lifecycle::Instance>(identity, &clock_);
@@ -342,6 +346,7 @@ void RpcTest::SetUp() {
   GrpcServices services;
   services.sessions = sessions_.get();
   services.opt_outs = opt_outs_.get();
+  services.requests = requests_.get();
   services.instance = instance_.get();
   services.drain = drain_;
   services.poke = poke_;

@@ -28,7 +28,9 @@
 #include "sidecar/lifecycle/drain_controller.h"
 #include "sidecar/lifecycle/instance.h"
 #include "sidecar/rpc/grpc_server.h"
+#include "sidecar/session/memory_request_store.h"
 #include "sidecar/session/memory_store.h"
+#include "sidecar/session/request_ledger.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/analytics.grpc.pb.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
@@ -159,6 +161,8 @@ class RpcTest : public ::testing::Test {
   std::unique_ptr<MemoryOptOutStore> opt_out_store_;
   std::unique_ptr<session::SessionManager> sessions_;
   std::unique_ptr<OptOutManager> opt_outs_;
+  std::unique_ptr<session::MemoryRequestStore> request_store_;
+  std::unique_ptr<session::RequestLedger> requests_;
   std::unique_ptr<lifecycle::Instance> instance_;
   std::unique_ptr<GrpcServer> server_;
 

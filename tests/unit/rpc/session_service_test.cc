@@ -331,6 +331,92 @@ TEST_P(SessionServiceTest, RegenerateMovesTheDataToANewId) {
   EXPECT_EQ(Code(calls_->Regenerate(request, &response)), grpc::StatusCode::NOT_FOUND);
 }
 
+// A retry with the request_id of a Create that went through answers the
+// first session; the user has one session, not two.
+TEST_P(SessionServiceTest, ACreateRetriedWithItsRequestIdAppliesOnce) {
+  v1::CreateSessionRequest request;
+  request.set_user_id("rita");
+  (*request.mutable_attributes())["cart"] = "[1]";
+  request.set_request_id("create-1");
+  v1::CreateSessionResponse first;
+  ASSERT_TRUE(calls_->Create(request, &first).ok());
+  v1::CreateSessionResponse retried;
+  ASSERT_TRUE(calls_->Create(request, &retried).ok());
+  EXPECT_EQ(retried.session().metadata().id(), first.session().metadata().id());
+  EXPECT_EQ(retried.session().cookie(), first.session().cookie());
+  EXPECT_EQ(retried.session().attributes().at("cart"), "[1]");
+
+  v1::ListUserSessionsRequest list;
+  list.set_user_id("rita");
+  v1::ListUserSessionsResponse listed;
+  ASSERT_TRUE(calls_->ListUserSessions(list, &listed).ok());
+  EXPECT_EQ(listed.sessions_size(), 1);
+
+  // Another request_id is another call.
+  request.set_request_id("create-2");
+  v1::CreateSessionResponse second;
+  ASSERT_TRUE(calls_->Create(request, &second).ok());
+  EXPECT_NE(second.session().metadata().id(), first.session().metadata().id());
+  // The same request_id with another request is refused, naming the reason.
+  request.set_request_id("create-1");
+  (*request.mutable_attributes())["cart"] = "[2]";
+  const grpc::Status reused = calls_->Create(request, &second);
+  EXPECT_EQ(Code(reused), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(reused).reason(), "REQUEST_ID_REUSED");
+  EXPECT_EQ(ErrorInfoOf(reused).metadata().at("field"), "request_id");
+  ASSERT_TRUE(calls_->ListUserSessions(list, &listed).ok());
+  EXPECT_EQ(listed.sessions_size(), 2);
+  // The first answer lasts the TTL (10 minutes here), then the id is free.
+  clock_.Advance(absl::Minutes(11));
+  request_store_->Sweep(clock_.Now());
+  ASSERT_TRUE(calls_->Create(request, &second).ok());
+}
+
+TEST_P(SessionServiceTest, AnErrorIsNotRememberedAndABadRequestIdIsRefused) {
+  v1::CreateSessionRequest request;
+  request.set_request_id("create-err");
+  (*request.mutable_attributes())["big"] = std::string(kMaxAttributeBytes + 1, 'x');
+  v1::CreateSessionResponse response;
+  EXPECT_EQ(Code(calls_->Create(request, &response)), grpc::StatusCode::INVALID_ARGUMENT);
+  // The same request_id, now with a request that applies: it runs.
+  request.clear_attributes();
+  ASSERT_TRUE(calls_->Create(request, &response).ok());
+
+  for (const std::string& bad : {std::string(129, 'a'), std::string("has space"),
+                                std::string("tab\t"), std::string("\x7f")}) {
+    request.set_request_id(bad);
+    const grpc::Status status = calls_->Create(request, &response);
+    EXPECT_EQ(Code(status), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(ErrorInfoOf(status).metadata().at("field"), "request_id") << bad;
+  }
+  request.set_request_id(std::string(128, '~'));
+  EXPECT_TRUE(calls_->Create(request, &response).ok());
+}
+
+// Regenerate's request_id is scoped by the session: a retry after the
+// first went through answers the new session, not NOT_FOUND.
+TEST_P(SessionServiceTest, ARegenerateRetriedWithItsRequestIdAnswersTheNewSession) {
+  const v1::Session session = CreateSession("sam", {{"k", "v"}});
+  v1::RegenerateSessionRequest request;
+  *request.mutable_key() = CookieKey(session);
+  request.set_request_id("login-1");
+  v1::RegenerateSessionResponse first;
+  ASSERT_TRUE(calls_->Regenerate(request, &first).ok());
+  v1::RegenerateSessionResponse retried;
+  ASSERT_TRUE(calls_->Regenerate(request, &retried).ok());
+  EXPECT_EQ(retried.session().metadata().id(), first.session().metadata().id());
+  EXPECT_EQ(retried.session().cookie(), first.session().cookie());
+  // Without the request_id: NOT_FOUND, as before.
+  request.clear_request_id();
+  EXPECT_EQ(Code(calls_->Regenerate(request, &retried)), grpc::StatusCode::NOT_FOUND);
+  // The same request_id on another session is another call.
+  const v1::Session other = CreateSession("sam");
+  *request.mutable_key() = IdKey(other);
+  request.set_request_id("login-1");
+  ASSERT_TRUE(calls_->Regenerate(request, &retried).ok());
+  EXPECT_NE(retried.session().metadata().id(), first.session().metadata().id());
+}
+
 TEST_P(SessionServiceTest, RegenerateWithAUserIdGivesTheAnonymousSessionItsOwner) {
   const v1::Session guest = CreateSession("", {{"cart", "[boots]"}});
   v1::RegenerateSessionRequest request;

@@ -50,9 +50,11 @@ class WatchDrainTest : public RpcTest {
     s.reader = lifecycle_stub_->WatchDrain(s.context.get(), {});
     return s;
   }
-  grpc::Status Report() {
+  grpc::Status Report(const std::string& token = "") {
+    v1::ReportDrainedRequest request;
+    request.set_drain_token(token);
     v1::ReportDrainedResponse response;
-    return lifecycle_stub_->ReportDrained(Context().get(), {}, &response);
+    return lifecycle_stub_->ReportDrained(Context().get(), request, &response);
   }
 
   RecordingActions actions_;
@@ -60,6 +62,54 @@ class WatchDrainTest : public RpcTest {
   std::atomic<int> pokes_{0};
   admin::Metrics metrics_store_{admin::MetricsOptions{"rpc-test", "9.9.9", &clock_}};
 };
+
+// Each app watcher gets its own token with DRAINING; a report with it counts
+// once however often it is sent, and a token no watcher had is refused.
+TEST_F(WatchDrainTest, ATokenReportCountsOnceAndAnUnknownTokenIsRefused) {
+  Stream first = Watch();
+  Stream second = Watch();
+  ASSERT_EQ(first.Next(), v1::DRAIN_STATE_SERVING);
+  ASSERT_EQ(second.Next(), v1::DRAIN_STATE_SERVING);
+  controller_->StartDrain("test");
+  v1::DrainEvent a, b;
+  ASSERT_TRUE(first.reader->Read(&a));
+  ASSERT_TRUE(second.reader->Read(&b));
+  ASSERT_EQ(a.state(), v1::DRAIN_STATE_DRAINING);
+  ASSERT_EQ(b.state(), v1::DRAIN_STATE_DRAINING);
+  EXPECT_EQ(a.drain_token().size(), 32u);
+  EXPECT_NE(a.drain_token(), b.drain_token());
+
+  const grpc::Status stale = Report("0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(stale).reason(), "DRAIN_TOKEN_UNKNOWN");
+  // The first app's report, retried: still one report of two.
+  ASSERT_TRUE(Report(a.drain_token()).ok());
+  ASSERT_TRUE(Report(a.drain_token()).ok());
+  EXPECT_EQ(controller_->state(), DrainState::kDraining);
+  EXPECT_FALSE(actions_.shutdown_begun);
+  ASSERT_TRUE(Report(b.drain_token()).ok());
+  EXPECT_EQ(first.Next(), v1::DRAIN_STATE_DRAINED);
+  EXPECT_EQ(second.Next(), v1::DRAIN_STATE_DRAINED);
+  EXPECT_TRUE(actions_.shutdown_begun);
+}
+
+// An observer is not waited for and gets no token.
+TEST_F(WatchDrainTest, AnObserverGetsNoToken) {
+  auto context = Context();
+  v1::WatchDrainRequest request;
+  request.set_observer(true);
+  auto reader = lifecycle_stub_->WatchDrain(context.get(), request);
+  v1::DrainEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  ASSERT_EQ(event.state(), v1::DRAIN_STATE_SERVING);
+  Stream app = Watch();
+  ASSERT_EQ(app.Next(), v1::DRAIN_STATE_SERVING);
+  controller_->StartDrain("test");
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.state(), v1::DRAIN_STATE_DRAINING);
+  EXPECT_EQ(event.drain_token(), "");
+  context->TryCancel();
+}
 
 TEST_F(WatchDrainTest, StreamsServingDrainingWithDeadlineThenDrainedAndEndsOk) {
   Stream stream = Watch();

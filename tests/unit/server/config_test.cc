@@ -69,6 +69,7 @@ TEST_F(ConfigTest, EmptyEnvironmentGivesTheDesignDefaults) {
   EXPECT_EQ(config->idle_ttl, absl::Hours(24));
   EXPECT_EQ(config->absolute_ttl, absl::Hours(24 * 7));
   EXPECT_EQ(config->opt_out_ttl, absl::Hours(24 * 365));
+  EXPECT_EQ(config->request_id_ttl, absl::Minutes(10));
   EXPECT_EQ(config->instance_id, "");
   EXPECT_EQ(config->prestop_delay, absl::ZeroDuration());
   EXPECT_EQ(config->drain_timeout, absl::Seconds(10));
@@ -160,8 +161,10 @@ TEST_F(ConfigTest, EmptyVariableMeansUnset) {
 TEST_F(ConfigTest, DurationsAcceptDays) {
   auto config = Parse({{"SESSION_IDLE_TTL", "1d12h"},
                        {"SESSION_ABSOLUTE_TTL", "2.5d"},
-                       {"OPT_OUT_TTL", "7d"}});
+                       {"OPT_OUT_TTL", "7d"},
+                       {"STATESIDE_REQUEST_ID_TTL", "90s"}});
   ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->request_id_ttl, absl::Seconds(90));
   EXPECT_EQ(config->idle_ttl, absl::Hours(36));
   EXPECT_EQ(config->absolute_ttl, absl::Hours(60));
   EXPECT_EQ(config->opt_out_ttl, absl::Hours(168));
@@ -184,7 +187,7 @@ TEST_F(ConfigTest, BadDurationNamesTheSetting) {
 
 TEST_F(ConfigTest, TimeoutsThatMustBePositiveRefuseZero) {
   for (const std::string setting :
-       {"SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "OPT_OUT_TTL",
+       {"SESSION_IDLE_TTL", "SESSION_ABSOLUTE_TTL", "OPT_OUT_TTL", "STATESIDE_REQUEST_ID_TTL",
         "STATESIDE_SHUTDOWN_TIMEOUT", "STATESIDE_REDIS_CONNECT_TIMEOUT",
         "STATESIDE_REDIS_COMMAND_TIMEOUT", "STATESIDE_HEARTBEAT_INTERVAL"}) {
     SCOPED_TRACE(setting);
