@@ -87,13 +87,17 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // As SetMaxReceiveMessageSize below clamps it: what Pipe announces.
   const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
   server->session_service_ = std::make_unique<SessionService>(
-      services.sessions, services.opt_outs, services.metrics, max_message_bytes);
+      services.sessions, services.opt_outs, services.metrics, max_message_bytes,
+      services.session_changes, services.realtime_hub);
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
       services.instance, services.drain, services.poke, services.metrics,
       services.registry,
-      ApiCapabilities{.pipe = true, .session_events = false, .reflection = true,
+      ApiCapabilities{.pipe = true,
+                      .session_events = services.session_changes != nullptr &&
+                                        services.realtime_hub != nullptr,
+                      .reflection = true,
                       .topology = services.topology});
 
   if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {

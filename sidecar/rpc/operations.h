@@ -15,20 +15,29 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/analytics.pb.h"
 #include "stateside/v1/session.pb.h"
 
 namespace stateside::rpc {
 
+// The realtime event DestroyUserSessions' close_connections publishes to
+// the user (session.proto): the app closes the connections it names.
+inline constexpr char kCloseConnectionsEvent[] = "stateside.close";
+inline constexpr char kCloseConnectionsPayload[] = "sessions_destroyed";
+
 class Operations {
  public:
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
   // Either pointer may be null when a service needs only the other; calling
-  // an operation of a missing manager answers UNIMPLEMENTED.
-  Operations(session::SessionManager* sessions, OptOutManager* opt_outs)
-      : sessions_(sessions), opt_outs_(opt_outs) {}
+  // an operation of a missing manager answers UNIMPLEMENTED. `hub` (may be
+  // null: close_connections answers UNIMPLEMENTED) carries
+  // DestroyUserSessions' close_connections to the user's connections.
+  Operations(session::SessionManager* sessions, OptOutManager* opt_outs,
+             realtime::RealtimeHub* hub = nullptr)
+      : sessions_(sessions), opt_outs_(opt_outs), hub_(hub) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
               Done done) const;
@@ -54,6 +63,7 @@ class Operations {
  private:
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;
+  realtime::RealtimeHub* const hub_;
 };
 
 }  // namespace stateside::rpc

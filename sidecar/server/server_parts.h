@@ -32,6 +32,7 @@
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/metric_adapters.h"
+#include "sidecar/session/change_feed.h"
 #include "sidecar/session/session_manager.h"
 
 namespace stateside {
@@ -39,6 +40,7 @@ namespace stateside {
 namespace redis {
 class RewrapSweep;
 class RedisBroker;
+class RedisChangeRelay;
 }  // namespace redis
 
 // A registry record (and realtime presence) lives this many heartbeat
@@ -81,6 +83,10 @@ struct ServerParts {
   std::unique_ptr<redis::RedisMetrics> redis_metrics;
   Backend backend;
   std::unique_ptr<session::SessionManager> session_manager;
+  // The session changes' watchers (WatchSessionEvents), fed by the manager
+  // (and the memory store's sweep); on Redis relayed between instances.
+  std::unique_ptr<session::ChangeFeed> session_changes;
+  std::unique_ptr<redis::RedisChangeRelay> change_relay;  // Redis only
   std::unique_ptr<OptOutManager> opt_out_manager;
   std::unique_ptr<lifecycle::Instance> instance;
   // The cluster registry (Redis backend only; null otherwise).
