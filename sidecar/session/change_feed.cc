@@ -6,86 +6,32 @@
 
 namespace stateside::session {
 
-ChangeWatcher::ChangeWatcher(uint32_t kinds, size_t max_events, std::function<void()> wake)
-    : kinds_(kinds == 0 ? kAllKinds : kinds),
-      max_events_(std::max<size_t>(max_events, 1)),
-      wake_(std::move(wake)) {}
+namespace {
+
+size_t BytesOf(const SessionChange& change) {
+  size_t bytes = change.session_id.size() + change.user_id.size() +
+                 change.previous_id.size() + change.origin.size();
+  for (const std::string& name : change.attributes) bytes += name.size();
+  return bytes;
+}
+
+}  // namespace
 
 bool ChangeWatcher::Push(std::shared_ptr<const SessionChange> change, absl::Time now) {
-  bool was_empty;
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return false;
-    if (changes_ >= max_events_) {
-      if (dropped_ == 0) first_drop_ = now;
-      last_drop_ = now;
-      ++dropped_;
-      ++dropped_total_;
-      return false;
-    }
-    was_empty = !ReadyLocked();
-    if (dropped_ > 0) items_.push_back(ChangeItem{nullptr, TakeOverflowLocked()});
-    items_.push_back(ChangeItem{std::move(change), std::nullopt});
-    ++changes_;
-  }
-  if (was_empty && wake_) wake_();
-  return true;
+  const size_t bytes = BytesOf(*change);
+  return queue_.Push(std::move(change), bytes, now);
 }
 
 void ChangeWatcher::PushGap(const ChangeGap& gap) {
-  bool was_empty;
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    was_empty = !ReadyLocked();
-    if (!items_.empty() && items_.back().gap.has_value() &&
-        items_.back().gap->reason == gap.reason) {
-      ChangeGap& last = *items_.back().gap;
-      last.dropped += gap.dropped;
-      last.from = std::min(last.from, gap.from);
-      last.to = std::max(last.to, gap.to);
-    } else {
-      items_.push_back(ChangeItem{nullptr, gap});
-    }
-  }
-  if (was_empty && wake_) wake_();
+  queue_.PushGap({gap.reason, gap.dropped, gap.from, gap.to});
 }
 
 std::optional<ChangeItem> ChangeWatcher::Pop() {
-  absl::MutexLock lock(&mu_);
-  if (items_.empty()) {
-    if (dropped_ == 0) return std::nullopt;
-    return ChangeItem{nullptr, TakeOverflowLocked()};
-  }
-  ChangeItem item = std::move(items_.front());
-  items_.pop_front();
-  if (item.change != nullptr) --changes_;
-  return item;
-}
-
-void ChangeWatcher::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closed_ = true;
-  }
-  if (wake_) wake_();
-}
-
-bool ChangeWatcher::closed() const {
-  absl::MutexLock lock(&mu_);
-  return closed_;
-}
-
-uint64_t ChangeWatcher::dropped_total() const {
-  absl::MutexLock lock(&mu_);
-  return dropped_total_;
-}
-
-ChangeGap ChangeWatcher::TakeOverflowLocked() {
-  ChangeGap gap{ChangeGap::Reason::kOverflow, dropped_, first_drop_, last_drop_};
-  dropped_ = 0;
-  return gap;
+  auto item = queue_.Pop();
+  if (!item.has_value()) return std::nullopt;
+  if (!item->gap.has_value()) return ChangeItem{std::move(item->value), std::nullopt};
+  const auto& g = *item->gap;
+  return ChangeItem{nullptr, ChangeGap{g.reason, g.dropped, g.from, g.to}};
 }
 
 ChangeFeed::ChangeFeed(std::string instance_id, const Clock* clock, size_t queue_events)

@@ -17,7 +17,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -28,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/common/clock.h"
+#include "sidecar/common/gap_queue.h"
 #include "sidecar/session/session_change.h"
 
 namespace stateside::session {
@@ -54,10 +54,16 @@ struct ChangeItem {
 inline constexpr uint32_t kAllKinds = 0x3e;
 inline uint32_t KindBit(ChangeKind kind) { return 1u << static_cast<uint8_t>(kind); }
 
-// One watcher's queue. Thread-safe.
+// One watcher's queue: a GapQueue (common/gap_queue.h) of the changes of
+// the kinds it wants. Thread-safe.
 class ChangeWatcher {
  public:
-  ChangeWatcher(uint32_t kinds, size_t max_events, std::function<void()> wake);
+  // Bytes of changes (ids and names) a queue holds at most besides its
+  // count: far above 1024 changes of usual size.
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  ChangeWatcher(uint32_t kinds, size_t max_events, std::function<void()> wake)
+      : kinds_(kinds == 0 ? kAllKinds : kinds), queue_(max_events, kMaxBytes, std::move(wake)) {}
   ChangeWatcher(const ChangeWatcher&) = delete;
   ChangeWatcher& operator=(const ChangeWatcher&) = delete;
 
@@ -70,29 +76,15 @@ class ChangeWatcher {
   // as one kOverflow gap, where the changes would have been.
   std::optional<ChangeItem> Pop();
   // Pushes are refused from now on; Pop still drains the queue.
-  void Close();
-  bool closed() const;
-  uint64_t dropped_total() const;
+  void Close() { queue_.Close(); }
+  bool closed() const { return queue_.closed(); }
+  uint64_t dropped_total() const { return queue_.dropped_total(); }
 
  private:
-  bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !items_.empty() || dropped_ > 0;
-  }
-  ChangeGap TakeOverflowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // Constant after construction.
   const uint32_t kinds_;
-  const size_t max_events_;
-  const std::function<void()> wake_;
-
-  mutable absl::Mutex mu_;
-  std::deque<ChangeItem> items_ ABSL_GUARDED_BY(mu_);
-  size_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // changes (not gaps) in items_
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;  // since the last queued change
-  absl::Time first_drop_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_drop_ ABSL_GUARDED_BY(mu_);
-  uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  GapQueue<std::shared_ptr<const SessionChange>, ChangeGap::Reason,
+           ChangeGap::Reason::kOverflow>
+      queue_;
 };
 
 class ChangeFeed final : public SessionChanges {
