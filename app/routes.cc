@@ -331,7 +331,9 @@ Response Routes::Logout(const Request& request) const {
       return SidecarError(session.status(), "logout: read session", false);
     }
     if (session.ok() && everywhere && !session->info.user_id.empty()) {
-      absl::StatusOr<uint32_t> destroyed = client_->DestroyUserSessions(session->info.user_id);
+      // The sidecar has the other instances close the user's sockets.
+      absl::StatusOr<uint32_t> destroyed = client_->DestroyUserSessions(
+          session->info.user_id, stateside::LogoutOptions{.close_connections = true});
       if (!destroyed.ok()) return SidecarError(destroyed.status(), "logout: destroy all", false);
       hub_->CloseUser(session->info.user_id);
     } else {
@@ -342,10 +344,10 @@ Response Routes::Logout(const Request& request) const {
       }
       if (session.ok()) hub_->CloseSession(session->info.id);
     }
-    if (session.ok() && !session->info.user_id.empty()) {
-      // The user's sockets on the other instances: "everywhere" closes them
-      // there too; otherwise those instances check their sessions now. If
-      // this is lost, their periodic check still closes them.
+    if (session.ok() && !session->info.user_id.empty() && !everywhere) {
+      // The user's sockets on the other instances: those instances check
+      // their sessions now. If this is lost, their periodic check still
+      // closes them.
       absl::StatusOr<stateside::PublishResult> published = client_->Publish(
           stateside::PublishTarget::User(session->info.user_id), kSessionEndedEvent,
           Json{{"everywhere", everywhere}}.dump());

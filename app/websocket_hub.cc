@@ -230,6 +230,14 @@ size_t WebSocketHub::size() const {
 }
 
 void WebSocketHub::Dispatch(const stateside::Delivery& delivery) {
+  if (delivery.event == kCloseConnectionsEvent) {
+    // A logout everywhere on some instance: these sockets' user has no
+    // session left.
+    const absl::flat_hash_set<std::string> named(delivery.conn_ids.begin(),
+                                                 delivery.conn_ids.end());
+    CloseWhere([&](const std::string& conn_id, const Entry&) { return named.contains(conn_id); });
+    return;
+  }
   if (delivery.event == kSessionEndedEvent) {
     // A logout on some instance. "everywhere": every session of the user
     // is gone, close the user's sockets named here; else find out which.

@@ -13,8 +13,11 @@
 //
 // Sockets end with their session (close code 1008): a logout closes this
 // process's sockets of that session (CloseSession) or, "everywhere", of
-// that user (CloseUser), and publishes kSessionEndedEvent to the user so
-// that the other instances do the same. A second thread checks the session
+// that user (CloseUser). The other instances are told: "everywhere" by the
+// sidecar itself (DestroyUserSessions' close_connections delivers
+// kCloseConnectionsEvent with the user's connections there), a single
+// logout by kSessionEndedEvent, which the app publishes to the user. A
+// second thread checks the session
 // of every open socket again every `session_check_interval` (and at once on
 // a kSessionEndedEvent that is not "everywhere"): the net under a lost
 // event, an expiry, or a session destroyed by another program.
@@ -42,6 +45,9 @@ namespace radar {
 // {"everywhere": true} when every session of the user ended. Never
 // forwarded to a socket (a broadcast's event is always "message").
 inline constexpr char kSessionEndedEvent[] = "session-ended";
+// What the sidecar delivers for DestroyUserSessions' close_connections:
+// close the connections it names.
+inline constexpr char kCloseConnectionsEvent[] = "stateside.close";
 
 class WebSocketHub {
  public:

@@ -318,6 +318,15 @@ absl::StatusOr<uint32_t> Client::DestroyUserSessions(std::string_view user_id,
                                Destroyed);
 }
 
+absl::StatusOr<uint32_t> Client::DestroyUserSessions(std::string_view user_id,
+                                                     const LogoutOptions& options) {
+  absl::StatusOr<v1::PipeCall> call = DestroyUserCall(user_id, options.keep);
+  if (call.ok()) {
+    call->mutable_destroy_user_sessions()->set_close_connections(options.close_connections);
+  }
+  return impl_->Sync<uint32_t>(Rpc::kDestroyUserSessions, std::move(call), Destroyed);
+}
+
 absl::Status Client::SetOptOut(std::string_view subject, bool opted_out,
                                std::optional<absl::Duration> ttl) {
   return impl_->Sync<bool>(Rpc::kSetOptOut, SetOptOutCall(subject, opted_out, ttl), Nothing)

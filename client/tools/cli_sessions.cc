@@ -1,17 +1,20 @@
 // statesidectl's session commands (session create, get, update, touch,
-// destroy, regenerate, list, destroy-user) and the analytics opt-out
+// destroy, regenerate, list, destroy-user, watch) and the analytics opt-out
 // commands (optout set, optout get).
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/tools/cli_format.h"
 #include "client/tools/cli_internal.h"
+#include "client/tools/cli_realtime_format.h"
 #include "stateside/client.h"
 
 namespace stateside::cli {
@@ -33,6 +36,11 @@ struct SessionArgs {
   std::string at_limit;
   // create, regenerate: "" (a fresh one per invocation) or the caller's
   std::string request_id;
+  // destroy-user
+  bool close_connections = false;
+  // watch
+  std::vector<std::string> kinds;
+  uint64_t count = 0;
   SessionLimit Limit() const {
     SessionLimit limit;
     if (max_sessions != 0) limit.max_sessions_per_user = max_sessions;
@@ -294,11 +302,14 @@ void AddUserSessionCommands(CLI::App* session, const Globals* gl,
       "destroy-user", "end every session of a user (log out everywhere)");
   destroy_user->add_option("--user", a->user, "the user")->required();
   destroy_user->add_option("--keep", a->keep, "keep this session (id or cookie)");
+  destroy_user->add_flag("--close-connections", a->close_connections,
+                         "also have the apps close the user's realtime connections");
   destroy_user->callback([=] {
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
-      std::optional<SessionRef> kept;
-      if (!a->keep.empty()) kept = SessionRef::Parse(a->keep);
-      auto destroyed = c.DestroyUserSessions(a->user, kept);
+      LogoutOptions options;
+      if (!a->keep.empty()) options.keep = SessionRef::Parse(a->keep);
+      options.close_connections = a->close_connections;
+      auto destroyed = c.DestroyUserSessions(a->user, options);
       if (!destroyed.ok()) return destroyed.status();
       if (gl->json) {
         out << DumpJson(Json{{"destroyed", *destroyed}});
@@ -306,6 +317,54 @@ void AddUserSessionCommands(CLI::App* session, const Globals* gl,
         out << "destroyed " << *destroyed << " session(s)\n";
       }
       return absl::OkStatus();
+    };
+  });
+}
+
+// One line of `session watch`.
+std::string FormatChange(const SessionChange& c) {
+  std::string line = absl::StrCat(std::string(SessionEventKindName(c.kind)), " ", c.session_id);
+  if (!c.user_id.empty()) absl::StrAppend(&line, " user=", c.user_id);
+  if (!c.previous_session_id.empty()) absl::StrAppend(&line, " previous=", c.previous_session_id);
+  if (!c.attributes.empty()) absl::StrAppend(&line, " attributes=", absl::StrJoin(c.attributes, ","));
+  absl::StrAppend(&line, " at=", FormatTimestamp(c.time), " origin=", c.origin_instance);
+  return line;
+}
+
+Json ChangeToJson(const SessionChange& c) {
+  return Json{{"kind", std::string(SessionEventKindName(c.kind))},
+              {"session_id", c.session_id},
+              {"user_id", c.user_id},
+              {"previous_session_id", c.previous_session_id},
+              {"attributes", c.attributes},
+              {"time", FormatTimestamp(c.time)},
+              {"origin_instance", c.origin_instance}};
+}
+
+void AddWatchCommand(CLI::App* session, const Globals* gl, std::shared_ptr<SessionArgs> a,
+                     Action* act) {
+  auto* watch = session->add_subcommand(
+      "watch", "follow the sessions' changes (every sidecar's on Redis) until interrupted");
+  watch->add_option("--kind", a->kinds, "only this kind (repeatable)")
+      ->check(CLI::IsMember({"created", "regenerated", "updated", "destroyed", "expired"}));
+  watch->add_option("--count", a->count, "stop after this many events (0: never)");
+  watch->callback([=] {
+    *act = [=](Client& c, std::ostream& out) -> absl::Status {
+      std::vector<SessionEventKind> kinds;
+      for (const std::string& name : a->kinds) kinds.push_back(*SessionEventKindFromName(name));
+      uint64_t seen = 0;
+      return c.WatchSessionEvents(
+          [&](const Client::SessionEvent& event) {
+            if (const auto* change = std::get_if<SessionChange>(&event)) {
+              out << (gl->json ? DumpJsonLine(ChangeToJson(*change)) : FormatChange(*change) + "\n");
+            } else {
+              const RealtimeEvent gap(std::get<Gap>(event));
+              out << (gl->json ? DumpJsonLine(EventToJson(gap)) : FormatEvent(gap) + "\n");
+            }
+            out.flush();
+            return a->count == 0 || ++seen < a->count;
+          },
+          kinds);
     };
   });
 }
@@ -321,6 +380,7 @@ void AddSessionCommands(CLI::App& app, const Globals& g, Action& action) {
   session->require_subcommand(1);
   AddSessionLifeCommands(session, &g, a, &action);
   AddUserSessionCommands(session, &g, a, &action);
+  AddWatchCommand(session, &g, a, &action);
 }
 
 void AddOptOutCommands(CLI::App& app, const Globals& g, Action& action) {

@@ -1,8 +1,9 @@
 // One Subscribe stream's queue: the events for this instance's connections
-// waiting to be written to the app. Bounded by a number of events and of
-// payload bytes: when the app reads too slowly, new events are dropped for
-// this subscriber only, counted, and a gap notice takes their place, so
-// memory never grows without bound and the app learns what it lost.
+// waiting to be written to the app. A GapQueue (common/gap_queue.h), bounded
+// by a number of events and of payload bytes: when the app reads too slowly,
+// new events are dropped for this subscriber only, counted, and a gap notice
+// takes their place, so memory never grows without bound and the app learns
+// what it lost.
 //
 // Thread-safe. `wake` runs (on the pushing thread, without the queue's lock)
 // whenever the queue turns non-empty; the consumer then Pop()s until empty.
@@ -11,16 +12,14 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sidecar/common/gap_queue.h"
 #include "sidecar/realtime/event.h"
 
 namespace stateside::realtime {
@@ -47,7 +46,8 @@ struct QueueItem {
 
 class SubscriberQueue {
  public:
-  SubscriberQueue(size_t max_events, size_t max_bytes, std::function<void()> wake);
+  SubscriberQueue(size_t max_events, size_t max_bytes, std::function<void()> wake)
+      : queue_(max_events, max_bytes, std::move(wake)) {}
   SubscriberQueue(const SubscriberQueue&) = delete;
   SubscriberQueue& operator=(const SubscriberQueue&) = delete;
 
@@ -61,29 +61,16 @@ class SubscriberQueue {
   std::optional<QueueItem> Pop();
   // Pushes are refused from now on; Pop still drains what is queued. Wakes
   // the consumer, which ends its stream once the queue is empty.
-  void Close();
-  bool closed() const;
+  void Close() { queue_.Close(); }
+  bool closed() const { return queue_.closed(); }
 
-  size_t depth() const;
-  uint64_t dropped_total() const;
+  size_t depth() const { return queue_.depth(); }
+  uint64_t dropped_total() const { return queue_.dropped_total(); }
 
  private:
-  bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  GapNotice TakeOverflowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  const size_t max_events_;
-  const size_t max_bytes_;
-  const std::function<void()> wake_;
-
-  mutable absl::Mutex mu_;
-  std::deque<QueueItem> items_ ABSL_GUARDED_BY(mu_);
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t events_ ABSL_GUARDED_BY(mu_) = 0;  // deliveries in items_
-  uint64_t pending_dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time first_drop_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_drop_ ABSL_GUARDED_BY(mu_);
-  uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  GapQueue<std::shared_ptr<const Delivery>, GapNotice::Reason,
+           GapNotice::Reason::kSubscriberOverflow>
+      queue_;
 };
 
 }  // namespace stateside::realtime

@@ -12,7 +12,8 @@ namespace stateside::rpc {
 // api_revision): one more with each additive change of proto/stateside/v1
 // (docs/API.md, "Evolving the API"). 2: Regenerate's user_id, the session
 // limit policy and max_sessions_per_user of Create and Regenerate. 3: the
-// request_id of Create, Regenerate and Publish; ReportDrained's drain_token.
+// request_id of Create, Regenerate and Publish; ReportDrained's drain_token;
+// WatchSessionEvents and DestroyUserSessions' close_connections.
 inline constexpr uint32_t kApiRevision = 3;
 
 // The store's deployment, as GetInstance reports it.
@@ -21,7 +22,7 @@ enum class StoreTopology { kMemory, kStandalone, kSentinel, kCluster };
 // What GetInstance announces (Capabilities of lifecycle.proto).
 struct ApiCapabilities {
   bool pipe = true;
-  bool session_events = false;  // not served yet
+  bool session_events = false;  // WatchSessionEvents, close_connections
   bool reflection = false;
   bool request_ids = false;  // request_id and drain_token honoured
   StoreTopology topology = StoreTopology::kMemory;

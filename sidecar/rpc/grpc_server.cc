@@ -88,13 +88,16 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
   server->session_service_ = std::make_unique<SessionService>(
       services.sessions, services.opt_outs, services.metrics, max_message_bytes,
-      services.requests);
+      services.requests, services.session_changes, services.realtime_hub);
   server->analytics_service_ =
       std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
       services.instance, services.drain, services.poke, services.metrics,
       services.registry,
-      ApiCapabilities{.pipe = true, .session_events = false, .reflection = true,
+      ApiCapabilities{.pipe = true,
+                      .session_events = services.session_changes != nullptr &&
+                                        services.realtime_hub != nullptr,
+                      .reflection = true,
                       .request_ids = services.requests != nullptr,
                       .topology = services.topology});
 

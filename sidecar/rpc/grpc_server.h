@@ -27,6 +27,7 @@
 #include "sidecar/realtime/broker.h"
 #include "sidecar/realtime/hub.h"
 #include "sidecar/rpc/api_capabilities.h"
+#include "sidecar/session/change_feed.h"
 #include "sidecar/session/session_manager.h"
 
 namespace grpc {
@@ -71,6 +72,9 @@ struct GrpcServices {
   // Optional: RealtimeService (UNIMPLEMENTED without them).
   realtime::RealtimeHub* realtime_hub = nullptr;
   realtime::Broker* realtime_broker = nullptr;
+  // Optional: WatchSessionEvents (UNIMPLEMENTED without it; GetInstance's
+  // session_events capability says whether it is set).
+  session::ChangeFeed* session_changes = nullptr;
   // What GetInstance reports of the store.
   StoreTopology topology = StoreTopology::kMemory;
 };

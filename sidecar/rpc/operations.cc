@@ -138,9 +138,26 @@ void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& reque
     if (!key.ok()) return std::move(done)(key.status());
     keep = *std::move(key);
   }
-  Answer(sessions_->DestroyUserSessions(request.user_id(), keep),
-         [response](uint32_t destroyed) { response->set_destroyed(destroyed); },
-         std::move(done));
+  if (request.close_connections() && hub_ == nullptr) {
+    return std::move(done)(absl::UnimplementedError("close_connections: no realtime here"));
+  }
+  absl::StatusOr<uint32_t> destroyed = sessions_->DestroyUserSessions(request.user_id(), keep);
+  // A user id realtime would refuse names no connection: nothing to close.
+  if (!destroyed.ok() || !request.close_connections() ||
+      !realtime::ValidateName("user_id", request.user_id(), 1, realtime::kMaxNameBytes).ok()) {
+    return Answer(std::move(destroyed),
+                  [response](uint32_t n) { response->set_destroyed(n); }, std::move(done));
+  }
+  response->set_destroyed(*destroyed);
+  realtime::Event close;
+  close.target = realtime::TargetKind::kUser;
+  close.to = request.user_id();
+  close.name = kCloseConnectionsEvent;
+  close.payload = kCloseConnectionsPayload;
+  hub_->Publish(std::move(close),
+                [done = std::move(done)](absl::StatusOr<realtime::PublishResult> r) mutable {
+                  std::move(done)(r.status());
+                });
 }
 
 void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,

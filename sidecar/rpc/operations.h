@@ -16,11 +16,17 @@
 #include "absl/status/status.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/session/request_ledger.h"
+#include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/analytics.pb.h"
 #include "stateside/v1/session.pb.h"
 
 namespace stateside::rpc {
+
+// The realtime event DestroyUserSessions' close_connections publishes to
+// the user (session.proto): the app closes the connections it names.
+inline constexpr char kCloseConnectionsEvent[] = "stateside.close";
+inline constexpr char kCloseConnectionsPayload[] = "sessions_destroyed";
 
 class Operations {
  public:
@@ -28,10 +34,13 @@ class Operations {
 
   // Either manager may be null when a service needs only the other; calling
   // an operation of a missing manager answers UNIMPLEMENTED. Without a
-  // ledger a request_id is ignored (every call applies).
+  // ledger a request_id is ignored (every call applies). `hub` (may be
+  // null: close_connections answers UNIMPLEMENTED) carries
+  // DestroyUserSessions' close_connections to the user's connections.
   Operations(session::SessionManager* sessions, OptOutManager* opt_outs,
-             const session::RequestLedger* requests = nullptr)
-      : sessions_(sessions), opt_outs_(opt_outs), requests_(requests) {}
+             const session::RequestLedger* requests = nullptr,
+             realtime::RealtimeHub* hub = nullptr)
+      : sessions_(sessions), opt_outs_(opt_outs), requests_(requests), hub_(hub) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
               Done done) const;
@@ -58,6 +67,7 @@ class Operations {
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;
   const session::RequestLedger* const requests_;
+  realtime::RealtimeHub* const hub_;
 };
 
 }  // namespace stateside::rpc

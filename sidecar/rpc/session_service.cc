@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "sidecar/rpc/pipe.h"
+#include "sidecar/rpc/watch_session_events.h"
 #include "sidecar/rpc/unary_call.h"
 
 namespace stateside::rpc {
@@ -73,6 +74,22 @@ grpc::ServerUnaryReactor* SessionService::DestroyUserSessions(Context* context, 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SessionService::Pipe(
     Context* context) {
   return PipeReactor::Start(context, &ops_, metrics_, max_message_bytes_);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SessionService::WatchSessionEvents(
+    Context* context, const Bytes* request) {
+  if (changes_ == nullptr) {
+    class Refuse final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+     public:
+      Refuse() {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            "this server does not serve session events"));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse();
+  }
+  return WatchSessionEventsReactor::Start(changes_, request);
 }
 
 }  // namespace stateside::rpc

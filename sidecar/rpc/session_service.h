@@ -13,6 +13,7 @@
 #include "sidecar/admin/metrics.h"
 #include "sidecar/rpc/operations.h"
 #include "sidecar/rpc/unary_call.h"
+#include "sidecar/session/change_feed.h"
 #include "sidecar/session/session_manager.h"
 #include "stateside/v1/session.grpc.pb.h"
 
@@ -22,28 +23,34 @@ namespace internal {
 using V1Sessions = v1::SessionService;
 // Every method raw (so the typed callback variants, whose Pipe would clash
 // with the raw one, are not in the chain): over the plain Service.
-using SessionServiceBase = V1Sessions::WithRawCallbackMethod_Pipe<
+using SessionServiceBase = V1Sessions::WithRawCallbackMethod_WatchSessionEvents<
+    V1Sessions::WithRawCallbackMethod_Pipe<
     V1Sessions::WithRawCallbackMethod_Create<
     V1Sessions::WithRawCallbackMethod_Get<V1Sessions::WithRawCallbackMethod_Update<
         V1Sessions::WithRawCallbackMethod_Touch<V1Sessions::WithRawCallbackMethod_Destroy<
             V1Sessions::WithRawCallbackMethod_Regenerate<
                 V1Sessions::WithRawCallbackMethod_ListUserSessions<
                     V1Sessions::WithRawCallbackMethod_DestroyUserSessions<
-                        V1Sessions::Service>>>>>>>>>;
+                        V1Sessions::Service>>>>>>>>>>;
 }  // namespace internal
 
 class SessionService final : public internal::SessionServiceBase {
  public:
-  // REQUIRES: `sessions` (and `opt_outs`, `metrics`, if not null) outlive
-  // the service. Without `opt_outs`, Pipe answers its opt-out calls
-  // UNIMPLEMENTED. `max_message_bytes`: the server's receive limit, which
-  // Pipe announces to its clients. Without `requests` (may be null) a
-  // request_id is ignored.
+  // REQUIRES: `sessions` (and `opt_outs`, `metrics`, `requests`, `changes`,
+  // `hub`, if not null) outlive the service. Without `opt_outs`, Pipe
+  // answers its opt-out calls UNIMPLEMENTED; without `requests` a request_id
+  // is ignored; without `changes`, WatchSessionEvents answers UNIMPLEMENTED;
+  // without `hub`, so does DestroyUserSessions' close_connections.
+  // `max_message_bytes`: the server's receive limit, which Pipe announces to
+  // its clients.
   SessionService(session::SessionManager* sessions, OptOutManager* opt_outs,
                  admin::Metrics* metrics, size_t max_message_bytes,
-                 const session::RequestLedger* requests = nullptr)
-      : ops_(sessions, opt_outs, requests), metrics_(metrics),
-        max_message_bytes_(max_message_bytes) {}
+                 const session::RequestLedger* requests = nullptr,
+                 session::ChangeFeed* changes = nullptr, realtime::RealtimeHub* hub = nullptr)
+      : ops_(sessions, opt_outs, requests, hub),
+        metrics_(metrics),
+        max_message_bytes_(max_message_bytes),
+        changes_(changes) {}
 
   using Context = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;
@@ -66,6 +73,8 @@ class SessionService final : public internal::SessionServiceBase {
                                                 const Bytes* request,
                                                 Bytes* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Pipe(Context* context) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchSessionEvents(Context* context,
+                                                                 const Bytes* request) override;
 
  private:
   RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
@@ -73,6 +82,7 @@ class SessionService final : public internal::SessionServiceBase {
   const Operations ops_;
   admin::Metrics* const metrics_;
   const size_t max_message_bytes_;
+  session::ChangeFeed* const changes_;
 };
 
 }  // namespace stateside::rpc

@@ -139,6 +139,7 @@ absl::Status Server::Start() {
   services.registry = parts_->registry.get();
   services.realtime_hub = parts_->hub.get();
   services.realtime_broker = parts_->broker.get();
+  services.session_changes = parts_->session_changes.get();
   services.topology = StoreTopologyOf(config_.redis);
   parts_->hub->Start();
   // The socket is born 0660 (no window in which others could connect);

@@ -187,6 +187,9 @@ void Server::Deregister() {
 void Server::ShutdownRealtime() {
   // No hub: Build failed before it (the destructor of a refused Server).
   if (parts_->hub == nullptr || realtime_shut_down_.exchange(true)) return;
+  // The session event streams end with the realtime ones (UNAVAILABLE once
+  // what they queued is written).
+  if (parts_->session_changes != nullptr) parts_->session_changes->Shutdown();
   if (absl::Status s = parts_->hub->Shutdown(); !s.ok()) {
     spdlog::warn("could not remove this instance's realtime presence (other instances "
                  "drop it within {}): {}",

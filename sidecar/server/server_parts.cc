@@ -11,6 +11,8 @@
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/redis_instance_registry.h"
 #include "sidecar/redis/rewrap_sweep.h"
+#include "sidecar/redis/session_change_relay.h"
+#include "sidecar/session/memory_store.h"
 #include "spdlog/spdlog.h"
 
 namespace stateside {
@@ -72,6 +74,9 @@ void ServerParts::StopThreads() {
   realtime_cluster.reset();
   // The rewrap sweep's thread calls the Redis client: ended before it.
   rewrap.reset();
+  // The relay's subscriber hands changes to the feed; it publishes through
+  // the Redis client.
+  change_relay.reset();
   // The Redis client's I/O thread may call back into its listeners: ended
   // while everything it touches is still alive.
   backend = Backend();
@@ -152,6 +157,14 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
 
   p.instance = std::make_unique<lifecycle::Instance>(std::move(identity), p.clock);
   p.instance->set_backend(p.backend.name);
+  p.session_changes = std::make_unique<session::ChangeFeed>(p.instance->id(), p.clock);
+  p.session_manager->SetChangeSink(p.session_changes.get());
+  if (auto* memory = dynamic_cast<session::MemorySessionStore*>(p.backend.sessions.get())) {
+    memory->SetExpiryListener([manager = p.session_manager.get()](
+                                  const session::StoredSession& expired) {
+      manager->ReportExpired(expired);
+    });
+  }
   if (p.backend.redis != nullptr) {
     p.redis_metrics = std::make_unique<RedisMetricsSink>(p.metrics.get());
     p.backend.redis->SetMetrics(p.redis_metrics.get());
@@ -163,6 +176,9 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
     rewrap_options.owner = p.instance->id();
     p.rewrap = std::make_unique<redis::RewrapSweep>(p.backend.redis.get(), p.sealer.get(), p.clock,
                                                    std::move(rewrap_options));
+    ASSIGN_OR_RETURN(p.change_relay,
+                     redis::RedisChangeRelay::Create(p.backend.redis.get(), p.sealer.get(),
+                                                     p.session_changes.get(), config.key_prefix));
   }
 
   if (p.backend.redis != nullptr) {

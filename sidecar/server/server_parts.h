@@ -32,6 +32,7 @@
 #include "sidecar/server/backend.h"
 #include "sidecar/server/config.h"
 #include "sidecar/server/metric_adapters.h"
+#include "sidecar/session/change_feed.h"
 #include "sidecar/session/request_ledger.h"
 #include "sidecar/session/session_manager.h"
 
@@ -40,6 +41,7 @@ namespace stateside {
 namespace redis {
 class RewrapSweep;
 class RedisBroker;
+class RedisChangeRelay;
 }  // namespace redis
 
 // A registry record (and realtime presence) lives this many heartbeat
@@ -82,6 +84,10 @@ struct ServerParts {
   std::unique_ptr<redis::RedisMetrics> redis_metrics;
   Backend backend;
   std::unique_ptr<session::SessionManager> session_manager;
+  // The session changes' watchers (WatchSessionEvents), fed by the manager
+  // (and the memory store's sweep); on Redis relayed between instances.
+  std::unique_ptr<session::ChangeFeed> session_changes;
+  std::unique_ptr<redis::RedisChangeRelay> change_relay;  // Redis only
   std::unique_ptr<OptOutManager> opt_out_manager;
   // Retries with a request_id (Create, Regenerate, Publish) apply once.
   std::unique_ptr<session::RequestLedger> request_ledger;

@@ -323,9 +323,15 @@ absl::StatusOr<UserIndexPage> MemorySessionStore::ListByUserPage(
 }
 
 size_t MemorySessionStore::Sweep(absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  return SweepSessionsLocked(now) + SweepTombstonesLocked(now) +
-         SweepEpochsLocked(now);
+  std::vector<StoredSession> expired;
+  size_t dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped = SweepSessionsLocked(now, expiry_listener_ ? &expired : nullptr) +
+              SweepTombstonesLocked(now) + SweepEpochsLocked(now);
+  }
+  for (const StoredSession& session : expired) expiry_listener_(session);
+  return dropped;
 }
 
 size_t MemorySessionStore::SweepEpochsLocked(absl::Time now) {
@@ -359,12 +365,14 @@ void MemorySessionStore::EraseLocked(SessionMap::iterator it) {
   sessions_.erase(it);
 }
 
-size_t MemorySessionStore::SweepSessionsLocked(absl::Time now) {
+size_t MemorySessionStore::SweepSessionsLocked(
+    absl::Time now, std::vector<StoredSession>* expired) {
   size_t dropped = 0;
   absl::Time earliest = absl::InfiniteFuture();
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     auto current = it++;  // erase() does not invalidate the others
     if (!current->second.LiveAt(now)) {
+      if (expired != nullptr) expired->push_back(MetadataOf(current->second));
       EraseLocked(current);
       ++dropped;
     } else {

@@ -37,6 +37,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,9 +83,17 @@ class MemorySessionStore final : public SessionStore {
 
   // Drops the sessions that are no longer live at `now` and the tombstones
   // and user epochs that have run out. Returns how many entries (of all
-  // kinds) it dropped.
+  // kinds) it dropped. Each session dropped goes to the expiry listener
+  // (metadata only), after the lock is released.
   // The server calls it periodically; O(number of entries).
   size_t Sweep(absl::Time now);
+
+  // Told of every session Sweep drops (the session events' EXPIRED: an
+  // expiry met by a read is the reader's to report instead). Runs on the
+  // sweeping thread; must not block. REQUIRES: set before the first Sweep.
+  void SetExpiryListener(std::function<void(const StoredSession&)> listener) {
+    expiry_listener_ = std::move(listener);
+  }
 
   // Session records held (live, or expired and not yet swept).
   size_t size() const;
@@ -107,7 +116,10 @@ class MemorySessionStore final : public SessionStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the session at `it` and its user-index entry.
   void EraseLocked(SessionMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  size_t SweepSessionsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `expired` (if given) receives the metadata of the sessions dropped.
+  size_t SweepSessionsLocked(absl::Time now,
+                             std::vector<StoredSession>* expired = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t SweepTombstonesLocked(absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live session with this id, or nullptr (an expired one is erased).
@@ -119,8 +131,9 @@ class MemorySessionStore final : public SessionStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t SweepEpochsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Constant after construction.
+  // Constant after construction (the listener: after SetExpiryListener).
   const size_t max_sessions_;
+  std::function<void(const StoredSession&)> expiry_listener_;
 
   mutable absl::Mutex mu_;
   SessionMap sessions_ ABSL_GUARDED_BY(mu_);

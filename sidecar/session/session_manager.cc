@@ -244,6 +244,16 @@ SessionEvents* NoEvents() {
   return kNone;
 }
 
+// The attribute names an update touches, sorted (a change reports names,
+// never values).
+std::vector<std::string> ChangedNames(const UpdateParams& params) {
+  std::vector<std::string> names(params.remove.begin(), params.remove.end());
+  for (const auto& [name, value] : params.set) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> RetagMetadataPlaintext(std::string plaintext,
@@ -311,12 +321,15 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
     stored.absolute_expiry = now + absolute_ttl;
     stored.version = 1;
     RETURN_IF_ERROR(SealMetadata(&stored, params.user_id));
-    last = WriteNew(stored, cap);
+    last = WriteNew(stored, params.user_id, cap);
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
     events_->SessionCreated();
+    Report(ChangeKind::kCreated, id, params.user_id);
     Step(ManagerStep::kWritten);
-    if (!tag.empty()) RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, stored));
+    if (!tag.empty()) {
+      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, stored, params.user_id));
+    }
     Session session;
     session.info = BareInfo(stored);
     session.info.user_id = params.user_id;
@@ -370,6 +383,7 @@ absl::StatusOr<std::optional<SessionManager::CapChoice>> SessionManager::ChooseC
 }
 
 absl::Status SessionManager::WriteNew(const StoredSession& stored,
+                                      std::string_view user_id,
                                       const std::optional<CapChoice>& cap) const {
   if (!cap.has_value()) return store_->Create(stored);
   absl::StatusOr<std::vector<std::string>> ended =
@@ -380,7 +394,10 @@ absl::Status SessionManager::WriteNew(const StoredSession& stored,
     return SessionLimitError(std::string(ended.status().message()), cap->limit);
   }
   RETURN_IF_ERROR(ended.status());
-  for (size_t i = 0; i < ended->size(); ++i) events_->SessionDestroyed();
+  for (const std::string& id : *ended) {
+    events_->SessionDestroyed();
+    Report(ChangeKind::kDestroyed, id, user_id);
+  }
   return absl::OkStatus();
 }
 
@@ -393,8 +410,8 @@ ReadOptions SessionManager::ReadNow(bool touch) const {
 }
 
 absl::StatusOr<Session> SessionManager::OpenRead(
-    absl::StatusOr<StoredSession> stored) const {
-  if (!stored.ok()) return StoreReadError(stored.status());
+    std::string_view id, absl::StatusOr<StoredSession> stored) const {
+  if (!stored.ok()) return StoreReadError(stored.status(), id);
   absl::StatusOr<Session> session = OpenSession(*stored);
   if (!session.ok()) return NotFound(CauseOf(session.status()));
   return session;
@@ -402,7 +419,7 @@ absl::StatusOr<Session> SessionManager::OpenRead(
 
 absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
   ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
-  return OpenRead(store_->Get(id, ReadNow(touch)));
+  return OpenRead(id, store_->Get(id, ReadNow(touch)));
 }
 
 void SessionManager::GetAsync(const SessionKey& key, bool touch,
@@ -410,9 +427,9 @@ void SessionManager::GetAsync(const SessionKey& key, bool touch,
   absl::StatusOr<std::string> id = ResolveKey(key);
   if (!id.ok()) return std::move(done)(id.status());
   store_->GetAsync(*id, ReadNow(touch),
-                   [this, done = std::move(done)](
+                   [this, id = *id, done = std::move(done)](
                        absl::StatusOr<StoredSession> stored) mutable {
-                     std::move(done)(OpenRead(std::move(stored)));
+                     std::move(done)(OpenRead(id, std::move(stored)));
                    });
 }
 
@@ -446,7 +463,8 @@ absl::StatusOr<SessionManager::PreparedUpdate> SessionManager::PrepareUpdate(
 }
 
 absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
-    absl::StatusOr<StoredSession> updated) const {
+    absl::StatusOr<StoredSession> updated,
+    std::vector<std::string> names) const {
   if (absl::IsAborted(updated.status())) {
     events_->VersionConflict();
     return absl::AbortedError(
@@ -455,13 +473,15 @@ absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
   if (!updated.ok()) return StoreReadError(updated.status());
   absl::StatusOr<SessionInfo> info = InfoOf(*updated);
   if (!info.ok()) return NotFound(CauseOf(info.status()));
+  Report(ChangeKind::kUpdated, info->id, info->user_id, "", std::move(names));
   return info;
 }
 
 absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
                                                    const UpdateParams& params) {
   ASSIGN_OR_RETURN(PreparedUpdate prepared, PrepareUpdate(key, params));
-  return FinishUpdate(store_->Update(prepared.id, prepared.mutation));
+  return FinishUpdate(store_->Update(prepared.id, prepared.mutation),
+                      ChangedNames(params));
 }
 
 void SessionManager::UpdateAsync(const SessionKey& key,
@@ -470,9 +490,11 @@ void SessionManager::UpdateAsync(const SessionKey& key,
   absl::StatusOr<PreparedUpdate> prepared = PrepareUpdate(key, params);
   if (!prepared.ok()) return std::move(done)(prepared.status());
   store_->UpdateAsync(prepared->id, prepared->mutation,
-                      [this, done = std::move(done)](
+                      [this, names = ChangedNames(params),
+                       done = std::move(done)](
                           absl::StatusOr<StoredSession> updated) mutable {
-                        std::move(done)(FinishUpdate(std::move(updated)));
+                        std::move(done)(
+                            FinishUpdate(std::move(updated), std::move(names)));
                       });
 }
 
@@ -483,7 +505,7 @@ absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {
   options.touch = true;
   options.metadata_only = true;
   absl::StatusOr<StoredSession> stored = store_->Get(id, options);
-  if (!stored.ok()) return StoreReadError(stored.status());
+  if (!stored.ok()) return StoreReadError(stored.status(), id);
   absl::StatusOr<SessionInfo> info = InfoOf(*stored);
   if (!info.ok()) return NotFound(CauseOf(info.status()));
   return info;
@@ -496,7 +518,10 @@ absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
   const absl::Time now = clock_->Now();
   ASSIGN_OR_RETURN(bool existed,
                    store_->Destroy(*id, now, now + policy_.absolute_ttl));
-  if (existed) events_->SessionDestroyed();
+  if (existed) {
+    events_->SessionDestroyed();
+    Report(ChangeKind::kDestroyed, *id, "");
+  }
   return existed;
 }
 
@@ -515,7 +540,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(
     options.now = clock_->Now();
     options.touch = false;
     absl::StatusOr<StoredSession> old = store_->Get(old_id, options);
-    if (!old.ok()) return StoreReadError(old.status());
+    if (!old.ok()) return StoreReadError(old.status(), old_id);
     absl::StatusOr<Session> opened = OpenSession(*old);
     if (!opened.ok()) return NotFound(CauseOf(opened.status()));
     Session session = *std::move(opened);
@@ -561,7 +586,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(
       fresh.version = old->version;
       // A new seal: its associated data names the new id.
       RETURN_IF_ERROR(SealMetadata(&fresh, session.info.user_id));
-      created = WriteNew(fresh, cap);
+      created = WriteNew(fresh, session.info.user_id, cap);
       if (!absl::IsAlreadyExists(created)) break;
     }
     RETURN_IF_ERROR(created);
@@ -571,7 +596,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(
       // copy (it is indexed by now). Checked before the old id goes: should
       // the epoch be unreadable, the copy goes and the anonymous session
       // (the cart) stays as it was, for a retry.
-      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, fresh));
+      RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, fresh, session.info.user_id));
     }
 
     // The old id goes only if it still holds exactly what was copied; the
@@ -588,6 +613,7 @@ absl::StatusOr<Session> SessionManager::Regenerate(
     }
     events_->SessionCreated();
     events_->SessionDestroyed();
+    Report(ChangeKind::kRegenerated, new_id, session.info.user_id, old_id);
     Step(ManagerStep::kRetired);
 
     std::string user_id = std::move(session.info.user_id);
@@ -697,6 +723,7 @@ absl::StatusOr<bool> SessionManager::DestroyFollowing(
       ASSIGN_OR_RETURN(bool existed, store_->Destroy(id, now, tombstone_until));
       if (existed) {
         events_->SessionDestroyed();
+        Report(ChangeKind::kDestroyed, id, user_id);
         return true;
       }
     }
@@ -710,7 +737,8 @@ absl::StatusOr<bool> SessionManager::DestroyFollowing(
 
 absl::Status SessionManager::PostCheckEpoch(const std::string& tag,
                                             uint64_t epoch,
-                                            const StoredSession& created) {
+                                            const StoredSession& created,
+                                            std::string_view user_id) {
   absl::StatusOr<uint64_t> now_epoch = store_->UserEpoch(tag);
   if (now_epoch.ok() && *now_epoch == epoch) return absl::OkStatus();
   // A logout-everywhere began after the epoch read and may have listed the
@@ -720,7 +748,10 @@ absl::Status SessionManager::PostCheckEpoch(const std::string& tag,
   absl::StatusOr<bool> destroyed =
       store_->Destroy(created.id, now, created.absolute_expiry);
   if (!destroyed.ok()) return destroyed.status();
-  if (*destroyed) events_->SessionDestroyed();
+  if (*destroyed) {
+    events_->SessionDestroyed();
+    Report(ChangeKind::kDestroyed, created.id, user_id);
+  }
   return now_epoch.status();
 }
 
@@ -728,6 +759,28 @@ std::string SessionManager::UserTag(std::string_view user_id) const {
   if (user_id.empty()) return "";
   return crypto::Keyring::Blind(sealer_->keyring().primary(), kUserIndexPurpose,
                                 user_id);
+}
+
+void SessionManager::Report(ChangeKind kind, std::string_view id,
+                            std::string_view user_id,
+                            std::string_view previous_id,
+                            std::vector<std::string> attributes) const {
+  if (changes_ == nullptr) return;
+  SessionChange change;
+  change.kind = kind;
+  change.session_id = std::string(id);
+  change.user_id = std::string(user_id);
+  change.previous_id = std::string(previous_id);
+  change.attributes = std::move(attributes);
+  change.time = clock_->Now();
+  changes_->OnChange(std::move(change));
+}
+
+void SessionManager::ReportExpired(const StoredSession& stored) const {
+  if (changes_ == nullptr) return;
+  // An owner that does not open is reported unknown: the expiry stands.
+  absl::StatusOr<std::string> owner = OwnerOf(stored);
+  Report(ChangeKind::kExpired, stored.id, owner.ok() ? *owner : "");
 }
 
 void SessionManager::SetStepHookForTesting(
@@ -770,8 +823,12 @@ absl::Status SessionManager::NotFound(NotFoundCause cause) const {
   return SessionNotFound();
 }
 
-absl::Status SessionManager::StoreReadError(const absl::Status& status) const {
-  if (IsExpiredNotFound(status)) events_->SessionExpired();
+absl::Status SessionManager::StoreReadError(const absl::Status& status,
+                                            std::string_view id) const {
+  if (IsExpiredNotFound(status)) {
+    events_->SessionExpired();
+    if (!id.empty()) Report(ChangeKind::kExpired, id, "");
+  }
   if (absl::IsNotFound(status)) return NotFound(NotFoundCause::kUnknown);
   return status;
 }

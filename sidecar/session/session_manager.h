@@ -22,6 +22,7 @@
 #include "sidecar/crypto/cookie.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/session/session_change.h"
 #include "sidecar/session/session_events.h"
 #include "sidecar/session/store.h"
 
@@ -261,6 +262,16 @@ class SessionManager {
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionKey>& keep);
 
+  // Where every change is reported (WatchSessionEvents): created,
+  // regenerated, updated (names only), destroyed (by Destroy,
+  // DestroyUserSessions, the end-oldest cap policy, or Create's epoch
+  // post-check), and expired as met by a read. REQUIRES: set before any
+  // concurrent use of the manager; `changes` outlives it (null: none).
+  void SetChangeSink(SessionChanges* changes) { changes_ = changes; }
+  // A session the store dropped expired by itself (the memory store's
+  // sweep): reported as expired, with its owner if the user envelope opens.
+  void ReportExpired(const StoredSession& stored) const;
+
   // Calls `hook` at each ManagerStep, on the calling
   // thread, so a test can interleave another operation deterministically.
   // REQUIRES: set before any concurrent use of the manager.
@@ -276,12 +287,15 @@ class SessionManager {
 
   ReadOptions ReadNow(bool touch) const;
   // A store read's result as the answer of Get.
-  absl::StatusOr<Session> OpenRead(absl::StatusOr<StoredSession> stored) const;
+  absl::StatusOr<Session> OpenRead(std::string_view id,
+                                   absl::StatusOr<StoredSession> stored) const;
   // The checks and sealing of an Update; FinishUpdate reads the store's answer.
   absl::StatusOr<PreparedUpdate> PrepareUpdate(const SessionKey& key,
                                                const UpdateParams& params) const;
+  // `names`: the attributes the update set or removed (for the change).
   absl::StatusOr<SessionInfo> FinishUpdate(
-      absl::StatusOr<StoredSession> updated) const;
+      absl::StatusOr<StoredSession> updated,
+      std::vector<std::string> names) const;
   // The session id a key names, without reporting anything; on failure the
   // cause of the NOT_FOUND that a lookup would answer.
   absl::StatusOr<std::string> ParseKey(const SessionKey& key,
@@ -290,8 +304,14 @@ class SessionManager {
   absl::StatusOr<std::string> ResolveKey(const SessionKey& key) const;
   // The uniform NOT_FOUND, with the cause reported to events_.
   absl::Status NotFound(NotFoundCause cause) const;
-  // A store read's error: NOT_FOUND becomes the uniform one, others pass.
-  absl::Status StoreReadError(const absl::Status& status) const;
+  // A store read's error: NOT_FOUND becomes the uniform one, others pass;
+  // an expiry met on session `id` is reported.
+  absl::Status StoreReadError(const absl::Status& status,
+                              std::string_view id = "") const;
+  // Reports a change to changes_, if set, stamped now.
+  void Report(ChangeKind kind, std::string_view id, std::string_view user_id,
+              std::string_view previous_id = "",
+              std::vector<std::string> attributes = {}) const;
   // Opening reports DecryptFailed/KeyUsedForRead; the callers report the
   // NOT_FOUND (a listing skips the session instead).
   absl::StatusOr<std::string> OpenValue(std::string_view id,
@@ -332,7 +352,7 @@ class SessionManager {
       std::optional<SessionLimitPolicy> asked_policy, absl::Time now) const;
   // Writes a new session: Create, or CreateCapped under `cap`, counting the
   // sessions it ended; the cap's refusal becomes the SESSION_LIMIT error.
-  absl::Status WriteNew(const StoredSession& stored,
+  absl::Status WriteNew(const StoredSession& stored, std::string_view user_id,
                         const std::optional<CapChoice>& cap) const;
   // The user's index tag under the primary key ("" for an anonymous user).
   std::string UserTag(std::string_view user_id) const;
@@ -340,7 +360,8 @@ class SessionManager {
   // epoch is no longer `epoch`. An epoch that cannot be read also destroys
   // it and answers the read's error.
   absl::Status PostCheckEpoch(const std::string& tag, uint64_t epoch,
-                              const StoredSession& created);
+                              const StoredSession& created,
+                              std::string_view user_id);
   void Step(ManagerStep step);
   struct WalkedPage {
     std::vector<SessionInfo> sessions;    // checked to be the user's
@@ -375,6 +396,7 @@ class SessionManager {
   const Clock* const clock_;
   const SessionPolicy policy_;
   SessionEvents* const events_;  // never null: a no-op sink if none given
+  SessionChanges* changes_ = nullptr;  // SetChangeSink; may be null
   absl::AnyInvocable<void(ManagerStep)> step_hook_;  // tests only
 };
 

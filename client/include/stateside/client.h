@@ -87,6 +87,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -189,6 +190,20 @@ class Client {
   // A Create or Regenerate of the user racing with it cannot outrun it.
   absl::StatusOr<uint32_t> DestroyUserSessions(
       std::string_view user_id, const std::optional<SessionRef>& keep = std::nullopt);
+  // The same with options; close_connections also has every app instance
+  // told to close the user's realtime connections (a sidecar before API
+  // revision 3 ignores it: check InstanceInfo::capabilities.session_events).
+  absl::StatusOr<uint32_t> DestroyUserSessions(std::string_view user_id,
+                                               const LogoutOptions& options);
+  // Blocks on one WatchSessionEvents stream (API revision 3), calling
+  // `on_event` for each change (SessionChange) or loss (Gap) in order on
+  // this thread; `kinds` empty: every kind. `on_event` returning false ends
+  // the stream (result OK). Otherwise returns when the sidecar ends it
+  // (UNAVAILABLE at its shutdown) or it breaks. No deadline and no retry:
+  // after a break, watch again and treat the break as a gap.
+  using SessionEvent = std::variant<SessionChange, Gap>;
+  absl::Status WatchSessionEvents(const std::function<bool(const SessionEvent&)>& on_event,
+                                  const std::vector<SessionEventKind>& kinds = {});
 
   // --- AnalyticsService ---
   // ttl unset: the sidecar's default (1 year).

@@ -97,6 +97,41 @@ struct SessionInfo {
   uint64_t version = 0;        // +1 per Update; the value for expected_version
 };
 
+// What WatchSessionEvents reports (API revision 3; session.proto).
+enum class SessionEventKind {
+  kUnspecified,
+  kCreated,
+  kRegenerated,  // session_id the new id, previous_session_id the old one
+  kUpdated,      // attributes: the names set or removed, never a value
+  kDestroyed,
+  kExpired,      // a lower bound: see SESSION_EVENT_KIND_EXPIRED
+};
+// "created", "regenerated", "updated", "destroyed", "expired"
+// ("unspecified").
+std::string_view SessionEventKindName(SessionEventKind kind);
+// The kind of one of those names; nullopt for anything else.
+std::optional<SessionEventKind> SessionEventKindFromName(std::string_view name);
+
+// One change of a session, from the sidecar that made or saw it.
+struct SessionChange {
+  SessionEventKind kind = SessionEventKind::kUnspecified;
+  std::string session_id;
+  std::string user_id;  // "" anonymous, or not known to the reporter
+  absl::Time time;
+  std::string previous_session_id;      // kRegenerated
+  std::vector<std::string> attributes;  // kUpdated
+  std::string origin_instance;
+};
+
+// Client::DestroyUserSessions' options.
+struct LogoutOptions {
+  // Keep this session ("log out everywhere else").
+  std::optional<SessionRef> keep;
+  // Also tell every app instance to close the user's realtime connections
+  // (the realtime event "stateside.close"; API revision 3).
+  bool close_connections = false;
+};
+
 // One page of a user's sessions (Client::ListUserSessionsPage).
 struct UserSessionsPage {
   std::vector<SessionInfo> sessions;

@@ -7,8 +7,11 @@
 #include <atomic>
 #include <future>
 #include <thread>
+#include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stateside/client.h"
@@ -270,6 +273,42 @@ TEST_P(ClientSidecarTest, LimitsAreInvalidArgumentNamingTheLimit) {
   EXPECT_THAT(created.status().message(), HasSubstr("max"));
 }
 
+TEST_P(ClientSidecarTest, AWatcherSeesTheLogoutOfItsKind) {
+  // The watch runs on its own thread until it has seen the logout; the
+  // sessions are made once it is attached (the first session it sees).
+  const std::string user = UniqueUser("watched");
+  absl::Notification attached;
+  std::vector<SessionChange> seen;
+  absl::Status watched;
+  std::thread watcher([&] {
+    watched = client_->WatchSessionEvents(
+        [&](const Client::SessionEvent& event) {
+          const auto* change = std::get_if<SessionChange>(&event);
+          if (change == nullptr || change->user_id != user) return true;
+          if (!attached.HasBeenNotified()) attached.Notify();
+          seen.push_back(*change);
+          return change->kind != SessionEventKind::kDestroyed;
+        },
+        {SessionEventKind::kCreated, SessionEventKind::kDestroyed});
+  });
+  // Creates until the watcher has one (it may attach after the first).
+  while (!attached.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+    ASSERT_TRUE(client_->CreateSession(user).ok());
+  }
+  LogoutOptions logout;
+  logout.close_connections = true;
+  auto destroyed = client_->DestroyUserSessions(user, logout);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_GE(*destroyed, 1u);
+  watcher.join();
+  EXPECT_TRUE(watched.ok()) << watched;
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front().kind, SessionEventKind::kCreated);
+  EXPECT_EQ(seen.back().kind, SessionEventKind::kDestroyed);
+  EXPECT_EQ(seen.back().session_id.size(), 43u);
+  EXPECT_EQ(SessionEventKindName(seen.back().kind), "destroyed");
+}
+
 TEST_P(ClientSidecarTest, OptOutRoundTrips) {
   const std::string subject = UniqueUser("subject");
   EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
@@ -291,7 +330,7 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   EXPECT_GE(instance->api_revision, 3u);
   EXPECT_TRUE(instance->capabilities.pipe);
   EXPECT_TRUE(instance->capabilities.reflection);
-  EXPECT_FALSE(instance->capabilities.session_events);
+  EXPECT_TRUE(instance->capabilities.session_events);
   EXPECT_TRUE(instance->capabilities.request_ids);
   EXPECT_EQ(instance->capabilities.topology, StoreTopology::kMemory);
   EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),

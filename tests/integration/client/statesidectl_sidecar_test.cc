@@ -12,6 +12,7 @@
 #include "tests/integration/client/sidecar_fixture.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace stateside {
 namespace {
@@ -124,6 +125,34 @@ TEST_F(StatesidectlSidecarTest, ListShowsTheUsersSessions) {
   const RunResult bad = Ctl({"session", "list", "--user", user, "--page-token", "bogus"});
   EXPECT_EQ(bad.exit_status, 1);
   EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+TEST_F(StatesidectlSidecarTest, WatchPrintsTheChangesOfTheKindsAskedFor) {
+  // `session watch --count 1` exits after its first event: sessions are
+  // made and destroyed until it has seen one.
+  const std::string user = UniqueUser("watched");
+  testing::SubprocessOptions options;
+  options.argv = {testing::BinPath("statesidectl"), "--socket", socket_path(), "--json",
+                  "session", "watch", "--kind", "destroyed", "--count", "1"};
+  options.log_path = socket_path() + ".watch.log";
+  auto watch = testing::Subprocess::Start(options);
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  std::vector<std::string> destroyed;
+  const bool exited = testing::WaitFor([&] {
+    if (!watch->running()) return true;
+    const RunResult created = Ctl({"--json", "session", "create", "--user", user});
+    if (created.exit_status != 0) return false;
+    destroyed.push_back(nlohmann::json::parse(created.out)["id"]);
+    return Ctl({"session", "destroy", destroyed.back()}).exit_status == 0 && !watch->running();
+  }, absl::Seconds(20));
+  ASSERT_TRUE(exited) << watch->ReadLog();
+  EXPECT_EQ(watch->Wait(absl::Seconds(5)), 0);
+  const auto line = nlohmann::json::parse(watch->ReadLog());
+  EXPECT_EQ(line["kind"], "destroyed");
+  EXPECT_THAT(destroyed, ::testing::Contains(line["session_id"].get<std::string>()));
+
+  const RunResult bad = Ctl({"session", "watch", "--kind", "touched"});
+  EXPECT_EQ(bad.exit_status, 2);
 }
 
 TEST_F(StatesidectlSidecarTest, InfoHealthAndOptOutWork) {

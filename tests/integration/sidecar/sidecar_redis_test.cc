@@ -166,6 +166,55 @@ v1::Session ShareASession(Sidecar& a, Sidecar& b, const std::string& user) {
   return created;
 }
 
+// A WatchSessionEvents stream, its `watching` read.
+struct EventWatch {
+  std::unique_ptr<grpc::ClientContext> context;
+  std::unique_ptr<grpc::ClientReader<v1::SessionEvent>> reader;
+
+  // The next change whose session is `id`, skipping others (and gaps: the
+  // first subscription after start reports one).
+  v1::SessionChange ChangeOf(const std::string& id) {
+    v1::SessionEvent event;
+    while (reader->Read(&event)) {
+      if (event.has_change() && event.change().session_id() == id) return event.change();
+    }
+    ADD_FAILURE() << "the stream ended before a change of " << id;
+    return {};
+  }
+};
+
+EventWatch WatchEvents(Sidecar& sidecar, std::vector<v1::SessionEventKind> kinds = {}) {
+  EventWatch watch{Context(30), nullptr};
+  v1::WatchSessionEventsRequest request;
+  for (v1::SessionEventKind kind : kinds) request.add_kinds(kind);
+  watch.reader = sidecar.Sessions()->WatchSessionEvents(watch.context.get(), request);
+  v1::SessionEvent first;
+  EXPECT_TRUE(watch.reader->Read(&first) && first.watching()) << sidecar.process().ReadLog();
+  return watch;
+}
+
+// A session of `user` created on `a` whose CREATED reaches `watch` (on
+// another sidecar): made again until one does, since the watcher's
+// sidecar confirms its subscription to the channel in the background.
+v1::Session CreateSeenBy(Sidecar& a, EventWatch& watch, const std::string& user) {
+  v1::Session created;
+  const bool seen = testing::WaitFor([&] {
+    if (!Create(a, user, &created).ok()) return false;
+    v1::SessionEvent event;
+    // The change comes at once or not at all; anything else read first
+    // (a gap, an earlier probe's change) is skipped.
+    while (watch.reader->Read(&event)) {
+      if (event.has_change() && event.change().session_id() == created.metadata().id()) {
+        return true;
+      }
+      if (event.has_gap()) return false;
+    }
+    return false;
+  }, absl::Seconds(20));
+  EXPECT_TRUE(seen) << a.process().ReadLog();
+  return created;
+}
+
 class SidecarRedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -202,6 +251,64 @@ TEST_F(SidecarRedisTest, TwoSidecarsShareSessionsThroughRedis) {
   EXPECT_TRUE(destroyed.existed());
   const grpc::Status after = a.Sessions()->Get(Context().get(), get, &got);
   EXPECT_EQ(after.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SidecarRedisTest, SessionEventsOfEverySidecarReachEveryWatcher) {
+  Sidecar a(dir_, "a", RedisEnv());
+  Sidecar b(dir_, "b", RedisEnv());
+  ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
+  ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
+  EXPECT_TRUE(b.Describe().capabilities().session_events());
+  EventWatch on_b = WatchEvents(b);
+  EventWatch destroyed_on_b = WatchEvents(b, {v1::SESSION_EVENT_KIND_DESTROYED});
+  EventWatch on_a = WatchEvents(a);
+  const v1::Session created = CreateSeenBy(a, on_b, "alice");
+  const std::string id = created.metadata().id();
+  v1::SessionChange change = on_a.ChangeOf(id);  // a's own, delivered locally
+  EXPECT_EQ(change.kind(), v1::SESSION_EVENT_KIND_CREATED);
+  EXPECT_EQ(change.origin_instance(), "a");
+
+  // alice has a realtime connection on b.
+  v1::SubscribeRequest subscribe;
+  auto* conn = subscribe.add_connections();
+  conn->set_conn_id("tab-1");
+  conn->set_user_id("alice");
+  auto stream_context = Context(30);
+  auto stream = b.Realtime()->Subscribe(stream_context.get(), subscribe);
+  v1::RealtimeEvent event;
+  ASSERT_TRUE(stream->Read(&event) && event.subscribed()) << b.process().ReadLog();
+
+  v1::UpdateSessionRequest update;
+  update.mutable_key()->set_cookie(created.cookie());
+  (*update.mutable_set())["cart"] = "secret-cart";
+  v1::UpdateSessionResponse updated;
+  ASSERT_TRUE(a.Sessions()->Update(Context().get(), update, &updated).ok());
+  change = on_b.ChangeOf(id);
+  EXPECT_EQ(change.kind(), v1::SESSION_EVENT_KIND_UPDATED);
+  EXPECT_EQ(change.user_id(), "alice");
+  EXPECT_EQ(change.origin_instance(), "a");
+  EXPECT_THAT(change.attributes(), ::testing::ElementsAre("cart"));
+
+  // Log out everywhere on a: b's watchers see it, and b's app is told to
+  // close alice's connection.
+  v1::DestroyUserSessionsRequest logout;
+  logout.set_user_id("alice");
+  logout.set_close_connections(true);
+  v1::DestroyUserSessionsResponse out;
+  ASSERT_TRUE(a.Sessions()->DestroyUserSessions(Context().get(), logout, &out).ok())
+      << a.process().ReadLog();
+  EXPECT_EQ(out.destroyed(), 1u);
+  change = on_b.ChangeOf(id);
+  EXPECT_EQ(change.kind(), v1::SESSION_EVENT_KIND_DESTROYED);
+  EXPECT_EQ(change.user_id(), "alice");
+  EXPECT_EQ(destroyed_on_b.ChangeOf(id).kind(), v1::SESSION_EVENT_KIND_DESTROYED);
+  do {
+    ASSERT_TRUE(stream->Read(&event)) << b.process().ReadLog();
+  } while (!event.has_delivery());
+  EXPECT_EQ(event.delivery().event(), "stateside.close");
+  EXPECT_THAT(event.delivery().conn_ids(), ::testing::ElementsAre("tab-1"));
+  stream_context->TryCancel();
+  for (EventWatch* w : {&on_a, &on_b, &destroyed_on_b}) w->context->TryCancel();
 }
 
 TEST_F(SidecarRedisTest, RedisGoingAwayFailsFastAndServiceResumesByItself) {
@@ -466,6 +573,11 @@ TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
   ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
   ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
 
+  // Session events: a's changes reach a watcher on b over the channel.
+  EventWatch on_b = WatchEvents(b);
+  CreateSeenBy(a, on_b, "dave");
+  on_b.context->TryCancel();
+
   // Sessions: create, update and read across pods, the user index, destroy.
   const v1::Session created = ShareASession(a, b, "alice");
   v1::TouchSessionRequest touch;
@@ -490,6 +602,7 @@ TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
   EXPECT_EQ(listed.sessions_size(), 1);
   v1::DestroyUserSessionsRequest destroy_all;
   destroy_all.set_user_id("alice");
+  destroy_all.set_close_connections(true);
   v1::DestroyUserSessionsResponse destroyed_all;
   EXPECT_TRUE(a.Sessions()->DestroyUserSessions(Context().get(), destroy_all, &destroyed_all).ok());
   v1::Session other;

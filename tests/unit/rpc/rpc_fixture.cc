@@ -353,6 +353,8 @@ void RpcTest::SetUp() {
   services.metrics = metrics_;
   services.realtime_hub = realtime_hub_;
   services.realtime_broker = realtime_broker_;
+  services.session_changes = session_changes_;
+  sessions_->SetChangeSink(session_changes_);
   auto server = GrpcServer::Start(options, services);
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);

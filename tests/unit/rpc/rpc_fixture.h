@@ -149,6 +149,9 @@ class RpcTest : public ::testing::Test {
   // Set by a derived fixture to serve RealtimeService.
   realtime::RealtimeHub* realtime_hub_ = nullptr;
   realtime::Broker* realtime_broker_ = nullptr;
+  // Set by a derived fixture to serve WatchSessionEvents: the manager
+  // reports its changes there.
+  session::ChangeFeed* session_changes_ = nullptr;
 
   testing::TempDir dir_;
   std::string socket_path_;

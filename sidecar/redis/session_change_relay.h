@@ -1,0 +1,91 @@
+// RedisChangeRelay: the session changes of every sidecar on one Redis
+// (standalone, Sentinel or Cluster), over one pub/sub channel. Each
+// sidecar publishes its own changes there (fire and forget: a change is
+// never held back by Redis) and subscribes to it through the same
+// subscriber machinery as realtime (RedisSubscriber; on Cluster a
+// ShardedSubscriber and SPUBLISH to a shard channel), handing the other
+// sidecars' changes to its ChangeFeed. Its own come back too and are
+// skipped: the feed delivered them locally at once.
+//
+// The channel is "<prefix>{se}:changes" on every topology. On Cluster the
+// hash tag puts it in one slot: every sidecar needs every change, so one
+// shard carries each change once to each sidecar, instead of classic
+// PUBLISH crossing the cluster bus to every node.
+//
+// Nothing readable reaches Redis: every frame is sealed (place "se",
+// bound to the channel's name), so the session ids, user ids and attribute
+// names it carries are as protected as the sessions themselves.
+//
+// At most once: a change published while a subscription is down is lost;
+// the loss window is reported to the feed (OnRemoteLost) once the
+// subscription is back, including the first one after start.
+//
+// Thread-safe. Callbacks run on the Redis client's and the subscriber's
+// I/O threads. REQUIRES: the client, the sealer and the feed outlive it.
+#ifndef STATESIDE_SIDECAR_REDIS_SESSION_CHANGE_RELAY_H_
+#define STATESIDE_SIDECAR_REDIS_SESSION_CHANGE_RELAY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "sidecar/crypto/envelope.h"
+#include "sidecar/redis/redis_client.h"
+#include "sidecar/redis/redis_subscriber.h"
+#include "sidecar/session/change_feed.h"
+
+namespace stateside::redis {
+
+struct ChangeRelayStats {
+  uint64_t published = 0;      // PUBLISH/SPUBLISH sent
+  uint64_t publish_failed = 0;  // answered with an error (the change is lost)
+  uint64_t received = 0;        // other sidecars' changes handed to the feed
+  uint64_t dropped = 0;         // frames that did not open or decode
+};
+
+class RedisChangeRelay final : public session::ChangeFeed::Relay {
+ public:
+  // Starts subscribing in the background and returns at once; the feed's
+  // relay is this one until the destructor.
+  static absl::StatusOr<std::unique_ptr<RedisChangeRelay>> Create(
+      RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
+      std::string_view prefix);
+  // Unsets the feed's relay, closes the subscription (no callback after).
+  // REQUIRES: no change is being reported meanwhile.
+  ~RedisChangeRelay() override;
+  RedisChangeRelay(const RedisChangeRelay&) = delete;
+  RedisChangeRelay& operator=(const RedisChangeRelay&) = delete;
+
+  void Send(const session::SessionChange& change) override;
+
+  // The subscription is up and confirmed.
+  bool subscribed() const { return subscriber_->connected(); }
+  const std::string& channel() const { return channel_; }
+  ChangeRelayStats stats() const;
+
+ private:
+  struct Counters {
+    std::atomic<uint64_t> published{0}, publish_failed{0}, received{0}, dropped{0};
+  };
+
+  RedisChangeRelay(RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
+                   std::string_view prefix);
+  void OnMessage(std::string_view channel, std::string_view payload);
+
+  // Constant after construction.
+  RedisClient* const client_;
+  const crypto::Sealer* const sealer_;
+  session::ChangeFeed* const feed_;
+  const std::string channel_;
+  const char* const publish_;  // PUBLISH, or SPUBLISH on Cluster
+  // Shared with the publishes' callbacks, which may outlive the relay.
+  const std::shared_ptr<Counters> counters_;
+  std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
+};
+
+}  // namespace stateside::redis
+
+#endif  // STATESIDE_SIDECAR_REDIS_SESSION_CHANGE_RELAY_H_
