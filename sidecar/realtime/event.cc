@@ -77,6 +77,31 @@ std::string_view TargetKindName(TargetKind kind) {
   return "unknown";
 }
 
+StreamRef StreamOf(const Event& event) {
+  switch (event.target) {
+    case TargetKind::kAll:
+      return StreamRef{TargetKind::kAll, "", ""};
+    case TargetKind::kConnection:
+      return StreamRef{TargetKind::kConnection, event.to, event.to_instance};
+    default:
+      return StreamRef{event.target, event.to, ""};
+  }
+}
+
+std::string StreamKey(const StreamRef& stream) {
+  switch (stream.target) {
+    case TargetKind::kRoom:
+      return absl::StrCat("r:", stream.to);
+    case TargetKind::kUser:
+      return absl::StrCat("u:", stream.to);
+    case TargetKind::kConnection:
+      return absl::StrCat("c:", stream.to_instance, "/", stream.to);
+    case TargetKind::kAll:
+      break;
+  }
+  return "a";
+}
+
 absl::Status ValidateName(std::string_view field, std::string_view value, size_t min_bytes,
                           size_t max_bytes) {
   if (value.size() < min_bytes || value.size() > max_bytes) {

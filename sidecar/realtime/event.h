@@ -35,11 +35,26 @@ struct Event {
   std::string to_instance;
   std::string name;     // the app's event name
   std::string payload;  // opaque bytes
+  // Kept with the event in its stream's log, so a replay skips them too.
   std::vector<ConnRef> except;
-  uint64_t sequence = 0;  // room events: set by the broker
+  uint64_t sequence = 0;  // the position in its stream: set by the broker
   absl::Time published_at = absl::UnixEpoch();
   std::string origin;  // the publishing instance
 };
+
+// One target's event stream: what a sequence number counts (1, 2, 3, … per
+// stream, cluster-wide). A room, a user, a connection (of its instance) and
+// the broadcasts each have one; each keeps a bounded log for replays.
+struct StreamRef {
+  TargetKind target = TargetKind::kAll;
+  std::string to;           // the room, user or connection id; "" for kAll
+  std::string to_instance;  // kConnection only
+  friend bool operator==(const StreamRef&, const StreamRef&) = default;
+};
+StreamRef StreamOf(const Event& event);
+// Distinct for distinct streams: "r:<room>", "u:<user>", "c:<inst>/<conn>"
+// (instance ids never contain '/'), "a".
+std::string StreamKey(const StreamRef& stream);
 
 // Limits of the API (realtime.proto): names are printable ASCII.
 inline constexpr size_t kMaxConnIdBytes = 128;
@@ -48,6 +63,7 @@ inline constexpr size_t kMaxEventNameBytes = 128;
 inline constexpr size_t kMaxPayloadBytes = 64 << 10;
 inline constexpr size_t kMaxExcept = 1024;
 inline constexpr size_t kMaxRoomsPerRequest = 256;
+inline constexpr size_t kMaxResumePoints = 256;  // per Subscribe
 
 // INVALID_ARGUMENT "<field>: …" unless `value` is min..max bytes of
 // 0x21..0x7e.

@@ -11,8 +11,9 @@ namespace stateside::rpc {
 // The revision of stateside.v1 this sidecar implements (GetInstance's
 // api_revision): one more with each additive change of proto/stateside/v1
 // (docs/API.md, "Evolving the API"). 2: Regenerate's user_id, the session
-// limit policy and max_sessions_per_user of Create and Regenerate.
-inline constexpr uint32_t kApiRevision = 2;
+// limit policy and max_sessions_per_user of Create and Regenerate. 3: a
+// sequence number for every realtime target's stream, Subscribe's resume.
+inline constexpr uint32_t kApiRevision = 3;
 
 // The store's deployment, as GetInstance reports it.
 enum class StoreTopology { kMemory, kStandalone, kSentinel, kCluster };
@@ -22,6 +23,7 @@ struct ApiCapabilities {
   bool pipe = true;
   bool session_events = false;  // not served yet
   bool reflection = false;
+  bool realtime_resume = true;
   StoreTopology topology = StoreTopology::kMemory;
 };
 

@@ -121,6 +121,7 @@ grpc::ServerUnaryReactor* LifecycleService::GetInstance(
         capabilities->set_pipe(capabilities_.pipe);
         capabilities->set_session_events(capabilities_.session_events);
         capabilities->set_reflection(capabilities_.reflection);
+        capabilities->set_realtime_resume(capabilities_.realtime_resume);
         capabilities->set_topology(ToProto(capabilities_.topology));
         call->Finish(absl::OkStatus());
       });

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/subscribe_reactor.h"
@@ -91,6 +92,71 @@ absl::StatusOr<realtime::ConnPresence> ToConnPresence(
   }
   if (absl::Status s = ValidateRooms(request.rooms()); !s.ok()) return s;
   return realtime::ConnPresence{request.conn_id(), request.user_id(), Rooms(request.rooms())};
+}
+
+absl::StatusOr<std::vector<realtime::RealtimeHub::ResumePoint>> ToResumePoints(
+    const google::protobuf::RepeatedPtrField<v1::StreamPosition>& positions,
+    const std::string& instance) {
+  if (static_cast<size_t>(positions.size()) > realtime::kMaxResumePoints) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resume: at most ", realtime::kMaxResumePoints, " per stream"));
+  }
+  std::vector<realtime::RealtimeHub::ResumePoint> points;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::StreamPosition& position : positions) {
+    realtime::StreamRef stream;
+    switch (position.target_case()) {
+      case v1::StreamPosition::kRoom:
+      case v1::StreamPosition::kUserId: {
+        const bool room = position.target_case() == v1::StreamPosition::kRoom;
+        stream = {room ? TargetKind::kRoom : TargetKind::kUser,
+                  room ? position.room() : position.user_id(), ""};
+        if (absl::Status s = realtime::ValidateName(room ? "resume.room" : "resume.user_id",
+                                                    stream.to, 1, realtime::kMaxNameBytes);
+            !s.ok()) {
+          return s;
+        }
+        break;
+      }
+      case v1::StreamPosition::kConnection: {
+        absl::StatusOr<ConnRef> ref = ToConnRef(position.connection(), "resume.connection");
+        if (!ref.ok()) return ref.status();
+        stream = {TargetKind::kConnection, ref->conn,
+                  ref->instance.empty() ? instance : ref->instance};
+        break;
+      }
+      case v1::StreamPosition::kAll:
+        if (!position.all()) return absl::InvalidArgumentError("resume.all: must be true when set");
+        stream = {TargetKind::kAll, "", ""};
+        break;
+      case v1::StreamPosition::TARGET_NOT_SET:
+        return absl::InvalidArgumentError(
+            "resume.target: one of room, user_id, connection, all");
+    }
+    if (!seen.insert(realtime::StreamKey(stream)).second) {
+      return absl::InvalidArgumentError("resume: a stream named twice");
+    }
+    points.push_back({std::move(stream), position.sequence()});
+  }
+  return points;
+}
+
+void ToProto(const realtime::StreamRef& stream, uint64_t sequence, v1::StreamPosition* out) {
+  switch (stream.target) {
+    case TargetKind::kRoom:
+      out->set_room(stream.to);
+      break;
+    case TargetKind::kUser:
+      out->set_user_id(stream.to);
+      break;
+    case TargetKind::kConnection:
+      ToProto(ConnRef{stream.to_instance, stream.to}, out->mutable_connection());
+      break;
+    case TargetKind::kAll:
+      out->set_all(true);
+      break;
+  }
+  out->set_sequence(sequence);
 }
 
 absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {

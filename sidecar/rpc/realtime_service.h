@@ -72,6 +72,12 @@ class RealtimeService final : public internal::RealtimeServiceBase {
 // Request validation (exposed for tests): INVALID_ARGUMENT naming the field.
 absl::StatusOr<realtime::ConnPresence> ToConnPresence(const v1::RegisterConnectionRequest& request);
 absl::StatusOr<realtime::Event> ToEvent(const v1::PublishRequest& request);
+// Subscribe's resume points: at most kMaxResumePoints, each naming one
+// target (a connection without instance: `instance`), no stream twice.
+absl::StatusOr<std::vector<realtime::RealtimeHub::ResumePoint>> ToResumePoints(
+    const google::protobuf::RepeatedPtrField<v1::StreamPosition>& positions,
+    const std::string& instance);
+void ToProto(const realtime::StreamRef& stream, uint64_t sequence, v1::StreamPosition* out);
 absl::Status ValidateRooms(const google::protobuf::RepeatedPtrField<std::string>& rooms);
 // The Delivery message of an event for the given local connections.
 void ToProto(const realtime::Event& event, const std::vector<std::string>& conn_ids,
