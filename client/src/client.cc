@@ -281,8 +281,9 @@ absl::StatusOr<PublishResult> Client::Publish(const PublishTarget& target,
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
-    const std::vector<ConnectionRegistration>& connections) {
-  return impl_->realtime->Subscribe(connections);
+    const std::vector<ConnectionRegistration>& connections,
+    const std::vector<StreamPosition>& resume) {
+  return impl_->realtime->Subscribe(connections, resume);
 }
 
 absl::StatusOr<RoomMembersPage> Client::RoomMembers(std::string_view room, int page_size,

@@ -52,7 +52,8 @@ class RealtimeCalls {
                                         const std::vector<ConnectionRef>& except,
                                         std::string_view sender_user_id);
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
-      const std::vector<ConnectionRegistration>& connections);
+      const std::vector<ConnectionRegistration>& connections,
+      const std::vector<StreamPosition>& resume);
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size,
                                               std::string_view page_token);
   absl::StatusOr<std::vector<ConnectionRef>> UserConnections(std::string_view user_id);

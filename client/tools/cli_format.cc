@@ -101,6 +101,7 @@ Json InstanceInfoToJson(const InstanceInfo& i) {
   json["capabilities"] = Json{{"pipe", i.capabilities.pipe},
                               {"session_events", i.capabilities.session_events},
                               {"reflection", i.capabilities.reflection},
+                              {"realtime_resume", i.capabilities.realtime_resume},
                               {"topology", std::string(StoreTopologyName(i.capabilities.topology))}};
   return json;
 }
@@ -167,7 +168,8 @@ void PrintInstance(std::ostream& out, const InstanceInfo& i) {
   const std::pair<bool, std::string_view> capabilities[] = {
       {i.capabilities.pipe, "pipe"},
       {i.capabilities.session_events, "session-events"},
-      {i.capabilities.reflection, "reflection"}};
+      {i.capabilities.reflection, "reflection"},
+      {i.capabilities.realtime_resume, "realtime-resume"}};
   bool any = false;
   for (const auto& [has, name] : capabilities) {
     if (!has) continue;

@@ -262,8 +262,12 @@ class Client {
                                         std::string_view sender_user_id = "");
   // Opens this instance's event stream, registering `connections` for its
   // life; returns once the sidecar confirmed it (within call_timeout).
+  // `resume` (at most 256, one per stream; needs capabilities
+  // .realtime_resume): each stream's logged events after its position come
+  // first, then the live ones, none twice.
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
-      const std::vector<ConnectionRegistration>& connections = {});
+      const std::vector<ConnectionRegistration>& connections = {},
+      const std::vector<StreamPosition>& resume = {});
   // page_size 0: the sidecar's default; page_token "" for the first page.
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size = 0,
                                               std::string_view page_token = "");

@@ -133,6 +133,7 @@ struct SidecarCapabilities {
   bool pipe = false;            // SessionService.Pipe (the client's fast path)
   bool session_events = false;  // a stream of a session's changes
   bool reflection = false;      // gRPC server reflection on the socket
+  bool realtime_resume = false;  // per-target sequences, SubscribeOptions::resume
   StoreTopology topology = StoreTopology::kUnspecified;
 };
 

@@ -291,6 +291,7 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   EXPECT_GE(instance->api_revision, 1u);
   EXPECT_TRUE(instance->capabilities.pipe);
   EXPECT_TRUE(instance->capabilities.reflection);
+  EXPECT_TRUE(instance->capabilities.realtime_resume);
   EXPECT_FALSE(instance->capabilities.session_events);
   EXPECT_EQ(instance->capabilities.topology, StoreTopology::kMemory);
   EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),
