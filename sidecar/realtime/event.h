@@ -18,6 +18,10 @@
 namespace stateside::realtime {
 
 enum class TargetKind : uint8_t { kRoom = 1, kUser = 2, kConnection = 3, kAll = 4 };
+// What an event asks of the instances it reaches: nothing (an app event for
+// its connections), or, for a cluster-wide operation, that every local
+// connection it targets joins or leaves `rooms`, or is disconnected.
+enum class Control : uint8_t { kNone = 0, kJoin = 1, kLeave = 2, kDisconnect = 3 };
 std::string_view TargetKindName(TargetKind kind);  // "room", "user", "connection", "all"
 
 // A connection anywhere in the cluster: ids are scoped to their instance.
@@ -40,6 +44,10 @@ struct Event {
   uint64_t sequence = 0;  // the position in its stream: set by the broker
   absl::Time published_at = absl::UnixEpoch();
   std::string origin;  // the publishing instance
+  // Cluster-wide operations only (no sequence, no log): kJoin and kLeave
+  // name `rooms`; `name` and `payload` are empty.
+  Control control = Control::kNone;
+  std::vector<std::string> rooms;
 };
 
 // One target's event stream: what a sequence number counts (1, 2, 3, … per

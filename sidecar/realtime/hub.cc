@@ -433,11 +433,50 @@ std::vector<std::string> RealtimeHub::TargetsLocked(const Event& event) const {
 
 void RealtimeHub::OnEvent(Event event) {
   if (metrics_ != nullptr) metrics_->Received();
+  std::vector<std::string> conns;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    conns = TargetsLocked(event);
+  }
+  if (event.control != Control::kNone) {
+    ApplyControl(event, conns);
+    // A disconnect reaches the app too: it closes the sockets.
+    if (event.control != Control::kDisconnect || conns.empty()) return;
+  }
+  Deliver(std::move(event), std::move(conns));
+}
+
+void RealtimeHub::ApplyControl(const Event& event, const std::vector<std::string>& conns) {
+  for (const std::string& conn : conns) {
+    const auto report = [conn, control = event.control](absl::Status status) {
+      // The connection may have gone meanwhile; anything else is logged
+      // (presence is written again by the next resync).
+      if (status.ok() || absl::IsNotFound(status)) return;
+      spdlog::warn("realtime: cluster-wide {} of connection {}: {}",
+                   control == Control::kJoin ? "join" : "leave", conn, status.ToString());
+    };
+    switch (event.control) {
+      case Control::kJoin:
+        Join(conn, event.rooms, report);
+        break;
+      case Control::kLeave:
+        Leave(conn, event.rooms, report);
+        break;
+      case Control::kDisconnect:
+        Unregister(conn, [](absl::StatusOr<bool>) {});
+        break;
+      case Control::kNone:
+        break;
+    }
+  }
+}
+
+void RealtimeHub::Deliver(Event event, std::vector<std::string> conns) {
   auto delivery = std::make_shared<Delivery>();
+  delivery->conn_ids = std::move(conns);
   std::vector<std::shared_ptr<SubscriberQueue>> subscribers;
   {
     absl::ReaderMutexLock lock(&mu_);
-    delivery->conn_ids = TargetsLocked(event);
     subscribers = subscribers_;
   }
   if (delivery->conn_ids.empty()) {

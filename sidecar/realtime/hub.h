@@ -95,6 +95,9 @@ class RealtimeHub final : public Broker::Sink {
   void Join(std::string_view conn, std::vector<std::string> rooms, Done done);
   void Leave(std::string_view conn, std::vector<std::string> rooms, Done done);
 
+  // A cluster-wide operation (event.control set, with the target and
+  // `except` of an event) goes the same way: each instance it reaches
+  // applies it to its local targets when it arrives (ApplyControl).
   // Stamps origin and time, normalises `except` (empty instance = this one)
   // and `to_instance`, and hands the event to the broker. With a
   // `sender_user`, RESOURCE_EXHAUSTED naming STATESIDE_PUBLISH_RATE_PER_USER
@@ -154,6 +157,12 @@ class RealtimeHub final : public Broker::Sink {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> TargetsLocked(const Event& event) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A cluster-wide operation reached this instance: `conns` (its local
+  // targets) join or leave its rooms, or are unregistered (then the
+  // subscribers are told, so the app closes them).
+  void ApplyControl(const Event& event, const std::vector<std::string>& conns);
+  // Queues `event` for `conns` to every subscriber.
+  void Deliver(Event event, std::vector<std::string> conns);
   std::vector<ConnPresence> SnapshotLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   struct Replay;
   // Replays the next page of the current resume point, or finishes.

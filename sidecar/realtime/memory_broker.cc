@@ -87,18 +87,21 @@ void MemoryCluster::DispatchLoop() {
 PublishResult MemoryCluster::Route(Event event, std::vector<std::pair<std::string, Event>>* out) {
   PublishResult result;
   std::vector<std::string> to;
-  StreamLog& log = logs_[StreamKey(StreamOf(event))];
-  event.sequence = ++log.sequence;
-  log.last_publish = clock_->Now();
-  log.bytes += LoggedBytes(event);
-  log.events.push_back(event);
-  while (log.events.size() > 1 &&
-         (log.events.size() > options_.history_size || log.bytes > options_.history_bytes)) {
-    log.bytes -= LoggedBytes(log.events.front());
-    log.events.pop_front();
+  // Control events (cluster-wide operations) take no place in the stream.
+  if (event.control == Control::kNone) {
+    StreamLog& log = logs_[StreamKey(StreamOf(event))];
+    event.sequence = ++log.sequence;
+    log.last_publish = clock_->Now();
+    log.bytes += LoggedBytes(event);
+    log.events.push_back(event);
+    while (log.events.size() > 1 &&
+           (log.events.size() > options_.history_size || log.bytes > options_.history_bytes)) {
+      log.bytes -= LoggedBytes(log.events.front());
+      log.events.pop_front();
+    }
+    TrimLogsLocked();
+    result.sequence = event.sequence;
   }
-  TrimLogsLocked();
-  result.sequence = event.sequence;
   switch (event.target) {
     case TargetKind::kRoom:
       for (const auto& [id, endpoint] : endpoints_) {

@@ -42,7 +42,8 @@ bool SubscriberQueue::PushLocked(std::deque<QueueItem>& into,
 }
 
 bool SubscriberQueue::CoveredLocked(const Delivery& delivery) {
-  if (covered_.empty()) return false;
+  // Sequence 0: no event of a stream (a disconnect, or from an older sender).
+  if (covered_.empty() || delivery.event.sequence == 0) return false;
   auto it = covered_.find(StreamKey(StreamOf(delivery.event)));
   if (it == covered_.end()) return false;
   if (delivery.event.sequence <= it->second) return true;

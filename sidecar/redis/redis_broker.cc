@@ -284,22 +284,30 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
   absl::StatusOr<std::string> sealed =
       options_.sealer->Seal(kSealPlace, place.seal_name, realtime::EncodeEvent(event));
   if (!sealed.ok()) return std::move(done)(sealed.status());
+  // A control event (a cluster-wide operation) is routed like the target's
+  // events but is no event of its stream: sequence 0, no log entry.
+  const bool logged = event.control == realtime::Control::kNone;
   if (event.target == TargetKind::kUser) {
-    return PublishUser(place, *std::move(sealed), std::move(done));
+    return PublishUser(place, *std::move(sealed), logged, std::move(done));
   }
   std::vector<RedisCommand> commands;
-  commands.push_back(publish_stream_->Call(
-      {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
-       absl::StrCat(place.keys, "logbytes")},
-      AppendArgs(place.channel, *std::move(sealed))));
-  lane_->Submit(std::move(commands), [done = std::move(done)](Results results) mutable {
+  if (logged) {
+    commands.push_back(publish_stream_->Call(
+        {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
+         absl::StrCat(place.keys, "logbytes")},
+        AppendArgs(place.channel, *std::move(sealed))));
+  } else {
+    commands.push_back(RedisCommand({publish_, place.channel, absl::StrCat("0 ", *sealed)}));
+  }
+  lane_->Submit(std::move(commands), [logged, done = std::move(done)](Results results) mutable {
     absl::StatusOr<RedisReply>& r = results[0];
     if (!r.ok()) return std::move(done)(r.status());
     uint64_t seq = 0, receivers = 0;
-    if (!r->is_array() || r->elements.size() != 2 || !ToUint(r->elements[0], &seq) ||
-        !ToUint(r->elements[1], &receivers)) {
-      return std::move(done)(Unexpected("publish", *r));
-    }
+    const bool parsed = logged ? r->is_array() && r->elements.size() == 2 &&
+                                     ToUint(r->elements[0], &seq) &&
+                                     ToUint(r->elements[1], &receivers)
+                               : ToUint(*r, &receivers);
+    if (!parsed) return std::move(done)(Unexpected("publish", *r));
     realtime::PublishResult result;
     result.sequence = seq;
     result.instances = static_cast<int64_t>(receivers);
@@ -330,7 +338,7 @@ void RedisBroker::OnMessage(std::string_view channel, std::string_view payload) 
   bool fits = false;
   switch (event->target) {
     case TargetKind::kRoom:
-      fits = on_room && seq > 0;
+      fits = on_room && (seq > 0 || event->control != realtime::Control::kNone);
       break;
     case TargetKind::kUser:
       fits = on_inst;

@@ -238,7 +238,9 @@ class RedisBroker final : public realtime::Broker {
   void LiveFields(std::string key, Reply<std::vector<std::string>> done);
   // `publish_stream_`'s arguments after the channel: frame and bounds.
   std::vector<std::string> AppendArgs(std::string channel, std::string sealed) const;
-  void PublishUser(const StreamPlace& place, std::string sealed,
+  // `logged`: the event takes the user stream's next sequence and a log
+  // entry (a control event takes neither).
+  void PublishUser(const StreamPlace& place, std::string sealed, bool logged,
                    Reply<realtime::PublishResult> done);
   absl::StatusOr<realtime::HistoryPage> ParseHistory(absl::StatusOr<RedisReply> reply,
                                                      const realtime::StreamRef& stream,

@@ -186,10 +186,11 @@ void RedisBroker::LiveFields(std::string key, Reply<std::vector<std::string>> do
 }
 
 // Three steps in the write lane (so it follows the presence writes before
-// it): the user's stream (sequence, log entry) and its hash, in one script
-// of the user's slot; the liveness of its instances; one PUBLISH per live
-// instance. -> the sequence and the instances sent to.
-void RedisBroker::PublishUser(const StreamPlace& place, std::string sealed,
+// it): the user's stream (sequence, log entry; unless not `logged`) and its
+// hash, in one script of the user's slot (or HKEYS alone); the liveness of
+// its instances; one PUBLISH per live instance. -> the sequence and the
+// instances sent to.
+void RedisBroker::PublishUser(const StreamPlace& place, std::string sealed, bool logged,
                               Reply<realtime::PublishResult> done) {
   struct State {
     std::string message;  // "<seq> <sealed frame>"
@@ -205,19 +206,25 @@ void RedisBroker::PublishUser(const StreamPlace& place, std::string sealed,
     next->done = [state](WriteLane::Results) { std::move(state->done)(state->status); };
   };
   WriteLane::Step first;
-  first.commands.push_back(append_user_->Call(
-      {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
-       absl::StrCat(place.keys, "logbytes"), absl::StrCat(place.keys, "conns")},
-      AppendArgs("", sealed)));
-  first.then = [this, state, fail, sealed = std::move(sealed)](WriteLane::Results results,
-                                                               WriteLane::Step* next) {
+  const std::string conns = absl::StrCat(place.keys, "conns");
+  if (logged) {
+    first.commands.push_back(append_user_->Call(
+        {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
+         absl::StrCat(place.keys, "logbytes"), conns},
+        AppendArgs("", sealed)));
+  } else {
+    first.commands.push_back(RedisCommand({"HKEYS", conns}));
+  }
+  first.then = [this, state, fail, logged, sealed = std::move(sealed)](
+                   WriteLane::Results results, WriteLane::Step* next) {
     absl::StatusOr<RedisReply>& r = results[0];
     if (!r.ok()) return fail(r.status(), next);
-    if (!r->is_array() || r->elements.size() != 2 || !ToUint(r->elements[0], &state->sequence)) {
+    if (logged && (!r->is_array() || r->elements.size() != 2 ||
+                   !ToUint(r->elements[0], &state->sequence))) {
       return fail(Unexpected("publish", *r), next);
     }
     absl::StatusOr<std::vector<std::string>> fields =
-        Strings(std::move(r->elements[1]), "HKEYS");
+        Strings(logged ? std::move(r->elements[1]) : *std::move(r), "HKEYS");
     if (!fields.ok()) return fail(fields.status(), next);
     state->message = absl::StrCat(state->sequence, " ", sealed);
     state->instances = Instances(*fields);

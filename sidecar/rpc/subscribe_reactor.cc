@@ -27,6 +27,12 @@ grpc::ByteBuffer Serialize(const v1::RealtimeEvent& event) {
 v1::RealtimeEvent EventOf(const realtime::QueueItem& item) {
   using Reason = realtime::GapNotice::Reason;
   v1::RealtimeEvent out;
+  if (item.delivery != nullptr && item.delivery->event.control == realtime::Control::kDisconnect) {
+    for (const std::string& conn : item.delivery->conn_ids) {
+      out.mutable_disconnect()->add_conn_ids(conn);
+    }
+    return out;
+  }
   if (item.delivery != nullptr) {
     rpc::ToProto(item.delivery->event, item.delivery->conn_ids, out.mutable_delivery());
     return out;

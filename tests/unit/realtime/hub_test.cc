@@ -649,5 +649,61 @@ TEST_F(ResumeHubTest, AnExcludedConnectionNeverReceivesAReplayedEvent) {
   }
 }
 
+// Cluster-wide operations on the memory store: every connection a target
+// selects, on every instance, joins, leaves or is disconnected.
+TEST_F(HubTest, ClusterWideJoinLeaveAndDisconnectReachEveryInstance) {
+  Register("pod-a", "a1", "ann", {});
+  Register("pod-b", "b1", "ann", {"old"});
+  Register("pod-b", "b2", "ann", {});
+  Register("pod-c", "c1", "bob", {"old"});
+  const auto control = [](Control what, TargetKind target, const std::string& to,
+                          std::vector<std::string> rooms) {
+    Event e = To(target, to, "");
+    e.control = what;
+    e.rooms = std::move(rooms);
+    return e;
+  };
+  Event join = control(Control::kJoin, TargetKind::kUser, "ann", {"r"});
+  join.except = {ConnRef{"pod-b", "b2"}};
+  const PublishResult joined = Publish("pod-d", join);
+  EXPECT_EQ(joined.instances, 2);
+  EXPECT_EQ(joined.sequence, 0u) << "no event of ann's stream";
+  const auto members = [&](const std::string& room) {
+    absl::StatusOr<MembersPage> page = WaitFor<MembersPage>([&](Broker::Reply<MembersPage> r) {
+      nodes_["pod-d"]->broker->RoomMembers(room, 0, "", std::move(r));
+    });
+    std::vector<std::string> out;
+    for (const ConnRef& m : page->members) out.push_back(m.instance + "/" + m.conn);
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] { return members("r").size() == 2; }));
+  EXPECT_THAT(members("r"), ElementsAre("pod-a/a1", "pod-b/b1"));
+  Publish("pod-d", To(TargetKind::kRoom, "r", "in-r"));
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("in-r"); }));
+  EXPECT_THAT(DeliveredTo("pod-b", "in-r"), ElementsAre("b1"));
+  EXPECT_THAT(DeliveredTo("pod-a", "in-r"), ElementsAre("a1"));
+
+  Publish("pod-d", control(Control::kLeave, TargetKind::kRoom, "old", {"old"}));
+  ASSERT_TRUE(WaitFor([&] { return members("old").empty(); }));
+
+  Publish("pod-d", control(Control::kDisconnect, TargetKind::kUser, "ann", {}));
+  ASSERT_TRUE(WaitFor([&] {
+    return hub("pod-a").stats().connections == 0 && hub("pod-b").stats().connections == 0;
+  }));
+  Settle();
+  const auto disconnected = [&](const std::string& id) {
+    for (const QueueItem& item : got(id).items()) {
+      if (item.delivery != nullptr && item.delivery->event.control == Control::kDisconnect) {
+        return item.delivery->conn_ids;
+      }
+    }
+    return std::vector<std::string>{};
+  };
+  EXPECT_THAT(disconnected("pod-a"), ElementsAre("a1"));
+  EXPECT_THAT(disconnected("pod-b"), ElementsAre("b1", "b2"));
+  EXPECT_THAT(disconnected("pod-c"), IsEmpty());
+  EXPECT_EQ(hub("pod-c").stats().connections, 2) << "c1 and the settle connection stay";
+}
+
 }  // namespace
 }  // namespace stateside::realtime
