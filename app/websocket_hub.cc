@@ -68,8 +68,13 @@ void WebSocketHub::Run() {
       if (const auto* delivery = std::get_if<stateside::Delivery>(&*event)) {
         Remember(*delivery);
         Dispatch(*delivery);
+      } else if (const auto* gap = std::get_if<stateside::Gap>(&*event)) {
+        DispatchGap(*gap);
       } else {
-        DispatchGap(std::get<stateside::Gap>(*event));
+        // A cluster-wide disconnect: the sidecar has unregistered them.
+        const auto& gone = std::get<stateside::Disconnect>(*event).conn_ids;
+        const absl::flat_hash_set<std::string> named(gone.begin(), gone.end());
+        CloseWhere([&](const std::string& conn_id, const Entry&) { return named.contains(conn_id); });
       }
       continue;
     }

@@ -153,6 +153,9 @@ std::optional<RealtimeEvent> EventFromProto(const v1::RealtimeEvent& e) {
   switch (e.kind_case()) {
     case v1::RealtimeEvent::kDelivery: return RealtimeEvent(DeliveryFromProto(e.delivery()));
     case v1::RealtimeEvent::kGap: return RealtimeEvent(GapFromProto(e.gap()));
+    case v1::RealtimeEvent::kDisconnect:
+      return RealtimeEvent(Disconnect{{e.disconnect().conn_ids().begin(),
+                                       e.disconnect().conn_ids().end()}});
     default: return std::nullopt;
   }
 }
@@ -277,6 +280,47 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
         return stub_->Publish(context, request, &response);
       }));
   return PublishResult{response.sequence(), response.instances()};
+}
+
+absl::StatusOr<int64_t> RealtimeCalls::ConnectionsCall(Operation operation,
+                                                       const PublishTarget& of,
+                                                       const std::vector<std::string>* rooms,
+                                                       const std::vector<ConnectionRef>& except) {
+  v1::ConnectionSelector selector;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(TargetToProto(of, &selector));
+  for (const ConnectionRef& ref : except) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("exclude", ref));
+    ConnectionRefToProto(ref, selector.add_exclude());
+  }
+  if (rooms != nullptr) {
+    if (rooms->empty()) return absl::InvalidArgumentError("rooms: at least one");
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(*rooms));
+  }
+  // Each operation's own request and response, the same shape.
+  const auto call = [&](auto request, auto response, auto rpc) -> absl::StatusOr<int64_t> {
+    *request.mutable_connections() = selector;
+    if constexpr (requires { request.add_rooms(); }) {
+      for (const std::string& room : *rooms) request.add_rooms(room);
+    }
+    STATESIDE_CLIENT_RETURN_IF_ERROR(Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {
+      response.Clear();
+      return (stub_.get()->*rpc)(context, request, &response);
+    }));
+    return response.instances();
+  };
+  using Stub = v1::RealtimeService::Stub;
+  switch (operation) {
+    case Operation::kJoin:
+      return call(v1::JoinConnectionsRequest(), v1::JoinConnectionsResponse(),
+                  &Stub::JoinConnections);
+    case Operation::kLeave:
+      return call(v1::LeaveConnectionsRequest(), v1::LeaveConnectionsResponse(),
+                  &Stub::LeaveConnections);
+    case Operation::kDisconnect:
+      break;
+  }
+  return call(v1::DisconnectConnectionsRequest(), v1::DisconnectConnectionsResponse(),
+              &Stub::DisconnectConnections);
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> RealtimeCalls::Subscribe(

@@ -51,6 +51,11 @@ class RealtimeCalls {
                                         std::string_view event, std::string_view payload,
                                         const std::vector<ConnectionRef>& except,
                                         std::string_view sender_user_id);
+  // JoinConnections, LeaveConnections (`rooms` set), DisconnectConnections.
+  enum class Operation { kJoin, kLeave, kDisconnect };
+  absl::StatusOr<int64_t> ConnectionsCall(Operation operation, const PublishTarget& of,
+                                          const std::vector<std::string>* rooms,
+                                          const std::vector<ConnectionRef>& except);
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       const std::vector<ConnectionRegistration>& connections,
       const std::vector<StreamPosition>& resume);

@@ -150,7 +150,13 @@ struct Gap {
 // "unspecified".
 std::string_view GapReasonName(Gap::Reason reason);
 
-using RealtimeEvent = std::variant<Delivery, Gap>;
+// A cluster-wide DisconnectConnections reached these local connections:
+// the sidecar has unregistered them; the app closes them.
+struct Disconnect {
+  std::vector<std::string> conn_ids;
+};
+
+using RealtimeEvent = std::variant<Delivery, Gap, Disconnect>;
 
 // One page of a room's members (Client::RoomMembers).
 struct RoomMembersPage {
