@@ -897,6 +897,22 @@ TEST_F(RedisBrokerTest, EveryOperationIsSingleSlotOnASingleNodeCluster) {
     ASSERT_EQ(history->events.size(), 1u) << realtime::StreamKey(stream);
     EXPECT_EQ(history->events[0].sequence, 1u);
   }
+  // Cluster-wide operations: routed like events, neither numbered nor logged.
+  for (TargetKind target : {TargetKind::kRoom, TargetKind::kUser, TargetKind::kAll}) {
+    Event control = Targeted(target, target == TargetKind::kRoom ? "r1" : "u1", "");
+    control.control = realtime::Control::kJoin;
+    control.rooms = {"r9"};
+    absl::StatusOr<realtime::PublishResult> sent = b->Publish(control);
+    ASSERT_TRUE(sent.ok()) << sent.status();
+    EXPECT_EQ(sent->sequence, 0u);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return a->sink->events(TargetKind::kRoom).size() == 2 &&
+           b->sink->events(TargetKind::kAll).size() == 2;
+  }));
+  EXPECT_EQ(a->sink->events(TargetKind::kRoom)[1].control, realtime::Control::kJoin);
+  EXPECT_EQ(b->sink->events(TargetKind::kAll)[1].rooms, std::vector<std::string>{"r9"});
+  EXPECT_EQ(a->History("r1", 0)->events.size(), 1u) << "not logged";
 
   // A crash, the sweep of its entries by another instance, and the drain.
   dying.reset();
