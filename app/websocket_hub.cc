@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "app/http_util.h"
 #include "app/websocket_session.h"
 #include "spdlog/spdlog.h"
@@ -65,9 +66,15 @@ void WebSocketHub::Run() {
     absl::StatusOr<stateside::RealtimeEvent> event = subscription->Next();
     if (event.ok()) {
       if (const auto* delivery = std::get_if<stateside::Delivery>(&*event)) {
+        Remember(*delivery);
         Dispatch(*delivery);
+      } else if (const auto* gap = std::get_if<stateside::Gap>(&*event)) {
+        DispatchGap(*gap);
       } else {
-        DispatchGap(std::get<stateside::Gap>(*event));
+        // A cluster-wide disconnect: the sidecar has unregistered them.
+        const auto& gone = std::get<stateside::Disconnect>(*event).conn_ids;
+        const absl::flat_hash_set<std::string> named(gone.begin(), gone.end());
+        CloseWhere([&](const std::string& conn_id, const Entry&) { return named.contains(conn_id); });
       }
       continue;
     }
@@ -91,7 +98,7 @@ bool WebSocketHub::Resubscribe() {
       if (stopping_) return false;
     }
     absl::StatusOr<std::unique_ptr<stateside::Subscription>> subscription =
-        client_->Subscribe();
+        client_->Subscribe({}, ResumePoints());
     if (subscription.ok()) {
       absl::MutexLock lock(&mu_);
       if (stopping_) return false;
@@ -101,6 +108,52 @@ bool WebSocketHub::Resubscribe() {
     spdlog::warn("realtime: subscribe: {}", subscription.status().ToString());
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
+}
+
+namespace {
+
+std::string StreamName(const stateside::PublishTarget& target) {
+  return absl::StrCat(std::string(stateside::TargetName(target.kind)), ":",
+                      target.kind == stateside::Target::kConnection ? target.connection.conn_id
+                                                                    : target.name);
+}
+
+}  // namespace
+
+void WebSocketHub::Remember(const stateside::Delivery& delivery) {
+  if (delivery.sequence == 0) return;  // a sidecar without per-stream sequences
+  stateside::StreamPosition position = stateside::PositionOf(delivery);
+  stateside::StreamPosition& known = positions_[StreamName(position.target)];
+  if (position.sequence > known.sequence) known = std::move(position);
+  // Bounded by what live sockets can receive: pruned whenever it doubles.
+  if (positions_.size() > prune_at_) ForgetUnreachable();
+}
+
+void WebSocketHub::ForgetUnreachable() {
+  absl::flat_hash_set<std::string> wanted = {StreamName(stateside::PublishTarget::All())};
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [conn_id, entry] : connections_) {
+      wanted.insert(StreamName(stateside::PublishTarget::Connection({"", conn_id})));
+      if (!entry.user.empty()) wanted.insert(StreamName(stateside::PublishTarget::User(entry.user)));
+      for (const std::string& room : entry.rooms) {
+        wanted.insert(StreamName(stateside::PublishTarget::Room(room)));
+      }
+    }
+  }
+  std::erase_if(positions_, [&](const auto& item) { return !wanted.contains(item.first); });
+  prune_at_ = std::max<size_t>(4096, 2 * positions_.size());
+}
+
+std::vector<stateside::StreamPosition> WebSocketHub::ResumePoints() {
+  constexpr size_t kMaxPoints = 256;  // SubscribeRequest.resume
+  ForgetUnreachable();
+  std::vector<stateside::StreamPosition> points;
+  for (const auto& [name, position] : positions_) {
+    if (points.size() == kMaxPoints) break;
+    points.push_back(position);
+  }
+  return points;
 }
 
 void WebSocketHub::Reregister() {

@@ -26,6 +26,7 @@
 
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -95,8 +96,17 @@ class WebSocketHub {
   bool CheckDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || check_now_; }
 
   void Run();
-  // Waits with backoff and subscribes again; false once stopping.
+  // Waits with backoff and subscribes again, resuming where the ended
+  // stream left off (ResumePoints); false once stopping.
   bool Resubscribe();
+  // Notes the delivery's stream position. Reading thread only.
+  void Remember(const stateside::Delivery& delivery);
+  // Forgets the positions of streams no live socket can receive any more.
+  void ForgetUnreachable();
+  // The positions of the streams that can still reach a live socket: the
+  // broadcasts, and the rooms, users and connections of live sockets (at
+  // most the sidecar's 256). Reading thread only.
+  std::vector<stateside::StreamPosition> ResumePoints();
   void Reregister();
   void Dispatch(const stateside::Delivery& delivery);
   void DispatchGap(const stateside::Gap& gap);
@@ -111,6 +121,11 @@ class WebSocketHub {
   std::unique_ptr<stateside::Subscription> subscription_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool check_now_ ABSL_GUARDED_BY(mu_) = false;  // a session ended somewhere
+  // "<target>:<name>" -> the last position delivered of that stream: what
+  // a new stream resumes from after the old one ended (the events in
+  // between are replayed instead of lost). Reading thread only.
+  std::map<std::string, stateside::StreamPosition> positions_;
+  size_t prune_at_ = 4096;  // positions_' size that prunes it next
   std::thread thread_;  // started by Start(), joined by Stop()
   std::thread checker_;  // CheckSessions(); started by Start(), joined by Stop()
 };

@@ -282,9 +282,29 @@ absl::StatusOr<PublishResult> Client::Publish(const PublishTarget& target,
   return impl_->realtime->Publish(target, event, payload, except, sender_user_id, request_id);
 }
 
+using Operation = client_internal::RealtimeCalls::Operation;
+
+absl::StatusOr<int64_t> Client::JoinConnections(const PublishTarget& of,
+                                                const std::vector<std::string>& rooms,
+                                                const std::vector<ConnectionRef>& except) {
+  return impl_->realtime->ConnectionsCall(Operation::kJoin, of, &rooms, except);
+}
+
+absl::StatusOr<int64_t> Client::LeaveConnections(const PublishTarget& of,
+                                                 const std::vector<std::string>& rooms,
+                                                 const std::vector<ConnectionRef>& except) {
+  return impl_->realtime->ConnectionsCall(Operation::kLeave, of, &rooms, except);
+}
+
+absl::StatusOr<int64_t> Client::DisconnectConnections(const PublishTarget& of,
+                                                      const std::vector<ConnectionRef>& except) {
+  return impl_->realtime->ConnectionsCall(Operation::kDisconnect, of, nullptr, except);
+}
+
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
-    const std::vector<ConnectionRegistration>& connections) {
-  return impl_->realtime->Subscribe(connections);
+    const std::vector<ConnectionRegistration>& connections,
+    const std::vector<StreamPosition>& resume) {
+  return impl_->realtime->Subscribe(connections, resume);
 }
 
 absl::StatusOr<RoomMembersPage> Client::RoomMembers(std::string_view room, int page_size,

@@ -125,6 +125,7 @@ InstanceInfo InstanceFromProto(const v1::GetInstanceResponse& r) {
   info.capabilities.session_events = c.session_events();
   info.capabilities.reflection = c.reflection();
   info.capabilities.request_ids = c.request_ids();
+  info.capabilities.realtime_resume = c.realtime_resume();
   switch (c.topology()) {
     case v1::TOPOLOGY_MEMORY: info.capabilities.topology = StoreTopology::kMemory; break;
     case v1::TOPOLOGY_STANDALONE: info.capabilities.topology = StoreTopology::kStandalone; break;

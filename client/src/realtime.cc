@@ -25,10 +25,25 @@ std::string_view TargetName(Target target) {
   return "unspecified";
 }
 
+StreamPosition PositionOf(const Delivery& delivery) {
+  StreamPosition position;
+  position.sequence = delivery.sequence;
+  switch (delivery.target) {
+    case Target::kRoom: position.target = PublishTarget::Room(delivery.to); break;
+    case Target::kUser: position.target = PublishTarget::User(delivery.to); break;
+    case Target::kConnection:
+      position.target = PublishTarget::Connection(ConnectionRef{"", delivery.to});
+      break;
+    default: position.target = PublishTarget::All(); break;
+  }
+  return position;
+}
+
 std::string_view GapReasonName(Gap::Reason reason) {
   switch (reason) {
     case Gap::Reason::kSubscriberOverflow: return "subscriber-overflow";
     case Gap::Reason::kRedisDisconnected: return "redis-disconnected";
+    case Gap::Reason::kResumeIncomplete: return "resume-incomplete";
     case Gap::Reason::kUnspecified: break;
   }
   return "unspecified";
@@ -109,8 +124,25 @@ Gap GapFromProto(const v1::Gap& g) {
   switch (g.reason()) {
     case v1::Gap::REASON_SUBSCRIBER_OVERFLOW: gap.reason = Gap::Reason::kSubscriberOverflow; break;
     case v1::Gap::REASON_REDIS_DISCONNECTED: gap.reason = Gap::Reason::kRedisDisconnected; break;
+    case v1::Gap::REASON_RESUME_INCOMPLETE: gap.reason = Gap::Reason::kResumeIncomplete; break;
     default: gap.reason = Gap::Reason::kUnspecified; break;
   }
+  if (g.has_resume()) {
+    const v1::StreamPosition& r = g.resume();
+    StreamPosition position;
+    position.sequence = r.sequence();
+    switch (r.target_case()) {
+      case v1::StreamPosition::kRoom: position.target = PublishTarget::Room(r.room()); break;
+      case v1::StreamPosition::kUserId: position.target = PublishTarget::User(r.user_id()); break;
+      case v1::StreamPosition::kConnection:
+        position.target = PublishTarget::Connection(
+            ConnectionRef{r.connection().instance_id(), r.connection().conn_id()});
+        break;
+      default: position.target = PublishTarget::All(); break;
+    }
+    gap.resume = std::move(position);
+  }
+  gap.first_sequence = g.first_sequence();
   gap.dropped = g.dropped();
   if (g.has_from_time()) gap.from = TimeFromProto(g.from_time());
   if (g.has_to_time()) gap.to = TimeFromProto(g.to_time());
@@ -121,6 +153,9 @@ std::optional<RealtimeEvent> EventFromProto(const v1::RealtimeEvent& e) {
   switch (e.kind_case()) {
     case v1::RealtimeEvent::kDelivery: return RealtimeEvent(DeliveryFromProto(e.delivery()));
     case v1::RealtimeEvent::kGap: return RealtimeEvent(GapFromProto(e.gap()));
+    case v1::RealtimeEvent::kDisconnect:
+      return RealtimeEvent(Disconnect{{e.disconnect().conn_ids().begin(),
+                                       e.disconnect().conn_ids().end()}});
     default: return std::nullopt;
   }
 }
@@ -197,30 +232,37 @@ absl::Status RealtimeCalls::Leave(std::string_view conn_id,
   });
 }
 
+// PublishRequest's and StreamPosition's `target` oneof (the same fields).
+template <typename Message>
+absl::Status TargetToProto(const PublishTarget& target, Message* out) {
+  switch (target.kind) {
+    case Target::kRoom:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", target.name));
+      out->set_room(target.name);
+      return absl::OkStatus();
+    case Target::kUser:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", target.name));
+      out->set_user_id(target.name);
+      return absl::OkStatus();
+    case Target::kConnection:
+      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("connection", target.connection));
+      ConnectionRefToProto(target.connection, out->mutable_connection());
+      return absl::OkStatus();
+    case Target::kAll:
+      out->set_all(true);
+      return absl::OkStatus();
+    case Target::kUnspecified:
+      break;
+  }
+  return absl::InvalidArgumentError("target: unspecified");
+}
+
 absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     const PublishTarget& target, std::string_view event, std::string_view payload,
     const std::vector<ConnectionRef>& except, std::string_view sender_user_id,
     std::string_view request_id) {
   v1::PublishRequest request;
-  switch (target.kind) {
-    case Target::kRoom:
-      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", target.name));
-      request.set_room(target.name);
-      break;
-    case Target::kUser:
-      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", target.name));
-      request.set_user_id(target.name);
-      break;
-    case Target::kConnection:
-      STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("connection", target.connection));
-      ConnectionRefToProto(target.connection, request.mutable_connection());
-      break;
-    case Target::kAll:
-      request.set_all(true);
-      break;
-    case Target::kUnspecified:
-      return absl::InvalidArgumentError("target: unspecified");
-  }
+  STATESIDE_CLIENT_RETURN_IF_ERROR(TargetToProto(target, &request));
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("event", event));
   request.set_event(std::string(event));
   request.set_payload(std::string(payload));
@@ -243,11 +285,58 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
   return PublishResult{response.sequence(), response.instances()};
 }
 
+absl::StatusOr<int64_t> RealtimeCalls::ConnectionsCall(Operation operation,
+                                                       const PublishTarget& of,
+                                                       const std::vector<std::string>* rooms,
+                                                       const std::vector<ConnectionRef>& except) {
+  v1::ConnectionSelector selector;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(TargetToProto(of, &selector));
+  for (const ConnectionRef& ref : except) {
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRef("exclude", ref));
+    ConnectionRefToProto(ref, selector.add_exclude());
+  }
+  if (rooms != nullptr) {
+    if (rooms->empty()) return absl::InvalidArgumentError("rooms: at least one");
+    STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(*rooms));
+  }
+  // Each operation's own request and response, the same shape.
+  const auto call = [&](auto request, auto response, auto rpc) -> absl::StatusOr<int64_t> {
+    *request.mutable_connections() = selector;
+    if constexpr (requires { request.add_rooms(); }) {
+      for (const std::string& room : *rooms) request.add_rooms(room);
+    }
+    STATESIDE_CLIENT_RETURN_IF_ERROR(Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {
+      response.Clear();
+      return (stub_.get()->*rpc)(context, request, &response);
+    }));
+    return response.instances();
+  };
+  using Stub = v1::RealtimeService::Stub;
+  switch (operation) {
+    case Operation::kJoin:
+      return call(v1::JoinConnectionsRequest(), v1::JoinConnectionsResponse(),
+                  &Stub::JoinConnections);
+    case Operation::kLeave:
+      return call(v1::LeaveConnectionsRequest(), v1::LeaveConnectionsResponse(),
+                  &Stub::LeaveConnections);
+    case Operation::kDisconnect:
+      break;
+  }
+  return call(v1::DisconnectConnectionsRequest(), v1::DisconnectConnectionsResponse(),
+              &Stub::DisconnectConnections);
+}
+
 absl::StatusOr<std::unique_ptr<Subscription>> RealtimeCalls::Subscribe(
-    const std::vector<ConnectionRegistration>& connections) {
+    const std::vector<ConnectionRegistration>& connections,
+    const std::vector<StreamPosition>& resume) {
   v1::SubscribeRequest request;
   for (const ConnectionRegistration& c : connections) {
     STATESIDE_CLIENT_RETURN_IF_ERROR(RegistrationToProto(c, request.add_connections()));
+  }
+  for (const StreamPosition& position : resume) {
+    v1::StreamPosition* out = request.add_resume();
+    STATESIDE_CLIENT_RETURN_IF_ERROR(TargetToProto(position.target, out));
+    out->set_sequence(position.sequence);
   }
   // One deadline for opening the stream, retries included; the stream
   // itself has none.

@@ -52,8 +52,14 @@ class RealtimeCalls {
                                         const std::vector<ConnectionRef>& except,
                                         std::string_view sender_user_id,
                                         std::string_view request_id);
+  // JoinConnections, LeaveConnections (`rooms` set), DisconnectConnections.
+  enum class Operation { kJoin, kLeave, kDisconnect };
+  absl::StatusOr<int64_t> ConnectionsCall(Operation operation, const PublishTarget& of,
+                                          const std::vector<std::string>* rooms,
+                                          const std::vector<ConnectionRef>& except);
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
-      const std::vector<ConnectionRegistration>& connections);
+      const std::vector<ConnectionRegistration>& connections,
+      const std::vector<StreamPosition>& resume);
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size,
                                               std::string_view page_token);
   absl::StatusOr<std::vector<ConnectionRef>> UserConnections(std::string_view user_id);

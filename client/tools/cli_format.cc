@@ -102,6 +102,7 @@ Json InstanceInfoToJson(const InstanceInfo& i) {
                               {"session_events", i.capabilities.session_events},
                               {"reflection", i.capabilities.reflection},
                               {"request_ids", i.capabilities.request_ids},
+                              {"realtime_resume", i.capabilities.realtime_resume},
                               {"topology", std::string(StoreTopologyName(i.capabilities.topology))}};
   return json;
 }
@@ -169,7 +170,8 @@ void PrintInstance(std::ostream& out, const InstanceInfo& i) {
       {i.capabilities.pipe, "pipe"},
       {i.capabilities.session_events, "session-events"},
       {i.capabilities.reflection, "reflection"},
-      {i.capabilities.request_ids, "request-ids"}};
+      {i.capabilities.request_ids, "request-ids"},
+      {i.capabilities.realtime_resume, "realtime-resume"}};
   bool any = false;
   for (const auto& [has, name] : capabilities) {
     if (!has) continue;

@@ -152,9 +152,11 @@ class SignalCatcher {
 };
 
 bool IsFor(const RealtimeEvent& event, const std::string& conn) {
-  const auto* d = std::get_if<Delivery>(&event);
-  if (d == nullptr) return true;  // a gap concerns every connection
-  return std::find(d->conn_ids.begin(), d->conn_ids.end(), conn) != d->conn_ids.end();
+  const std::vector<std::string>* conns = nullptr;
+  if (const auto* d = std::get_if<Delivery>(&event)) conns = &d->conn_ids;
+  if (const auto* gone = std::get_if<Disconnect>(&event)) conns = &gone->conn_ids;
+  if (conns == nullptr) return true;  // a gap concerns every connection
+  return std::find(conns->begin(), conns->end(), conn) != conns->end();
 }
 
 absl::Status RunSubscribe(Client& c, std::ostream& out, const Globals& g,

@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "stateside/types.h"
 
 namespace stateside::cli {
@@ -65,7 +66,9 @@ std::string FormatGap(const Gap& gap) {
 
 std::string FormatEvent(const RealtimeEvent& event) {
   if (const auto* d = std::get_if<Delivery>(&event)) return FormatDelivery(*d);
-  return FormatGap(std::get<Gap>(event));
+  if (const auto* gap = std::get_if<Gap>(&event)) return FormatGap(*gap);
+  return absl::StrCat("disconnect ",
+                      absl::StrJoin(std::get<Disconnect>(event).conn_ids, ","));
 }
 
 Json DeliveryToJson(const Delivery& d) {
@@ -96,7 +99,8 @@ Json GapToJson(const Gap& gap) {
 
 Json EventToJson(const RealtimeEvent& event) {
   if (const auto* d = std::get_if<Delivery>(&event)) return DeliveryToJson(*d);
-  return GapToJson(std::get<Gap>(event));
+  if (const auto* gap = std::get_if<Gap>(&event)) return GapToJson(*gap);
+  return Json{{"kind", "disconnect"}, {"conn_ids", std::get<Disconnect>(event).conn_ids}};
 }
 
 Json ConnectionRefToJson(const ConnectionRef& ref) {

@@ -3,7 +3,8 @@
 // memory and tells the broker what it needs; the broker moves events and
 // keeps the cluster-wide presence registry. Implementations: MemoryBroker
 // (the embedded store: one process, optionally several hubs in tests) and
-// RedisBroker (pub/sub channels, presence hashes, a capped log per room).
+// RedisBroker (pub/sub channels, presence hashes, a capped log per target
+// stream).
 //
 // Routing contract (what makes it targeted rather than flooding): an
 // instance receives a room's events only while Watch()ing the room (the hub
@@ -24,6 +25,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -42,7 +44,7 @@ struct ConnPresence {
 };
 
 struct PublishResult {
-  uint64_t sequence = 0;  // room events
+  uint64_t sequence = 0;  // the event's position in its target's stream
   int64_t instances = 0;  // instances the event was sent to
 };
 
@@ -110,7 +112,8 @@ class Broker {
   // The drain: every entry of this instance goes at once. Blocking.
   virtual absl::Status RemoveInstance() = 0;
 
-  // Event routing: rooms get the next sequence number and a log entry.
+  // Event routing: the event gets the next sequence number of its target's
+  // stream (StreamOf) and an entry in that stream's log.
   // `event.origin` and `published_at` are set by the caller.
   virtual void Publish(Event event, Reply<PublishResult> done) = 0;
 
@@ -119,8 +122,15 @@ class Broker {
   virtual void RoomMembers(std::string_view room, int page_size, std::string_view page_token,
                            Reply<MembersPage> done) = 0;
   virtual void UserConnections(std::string_view user, Reply<std::vector<ConnRef>> done) = 0;
-  virtual void History(std::string_view room, uint64_t after_sequence, int limit,
-                       Reply<HistoryPage> done) = 0;
+  // A stream's logged events after `after_sequence`, oldest first, at most
+  // `limit` (PageSize). Entries keep their `except`.
+  virtual void StreamHistory(const StreamRef& stream, uint64_t after_sequence, int limit,
+                             Reply<HistoryPage> done) = 0;
+  void History(std::string_view room, uint64_t after_sequence, int limit,
+               Reply<HistoryPage> done) {
+    StreamHistory(StreamRef{TargetKind::kRoom, std::string(room), ""}, after_sequence, limit,
+                  std::move(done));
+  }
 
   // Channels (or their equivalent) this instance holds now.
   virtual int64_t channels_held() const = 0;

@@ -10,8 +10,11 @@ namespace {
 // Frame: version byte, target byte, published_at (int64 µs, big endian),
 // then length-prefixed (uint32 big endian) strings: to, to_instance, name,
 // payload, origin, then the except count (uint32) and an instance/conn pair
-// per entry.
+// per entry. Version 2 (control events only, so version 1 frames stay
+// what older instances read) adds the control byte and the rooms (count,
+// then length-prefixed strings).
 constexpr uint8_t kVersion = 1;
+constexpr uint8_t kControlVersion = 2;
 
 void PutU32(uint32_t v, std::string* out) {
   for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
@@ -77,6 +80,31 @@ std::string_view TargetKindName(TargetKind kind) {
   return "unknown";
 }
 
+StreamRef StreamOf(const Event& event) {
+  switch (event.target) {
+    case TargetKind::kAll:
+      return StreamRef{TargetKind::kAll, "", ""};
+    case TargetKind::kConnection:
+      return StreamRef{TargetKind::kConnection, event.to, event.to_instance};
+    default:
+      return StreamRef{event.target, event.to, ""};
+  }
+}
+
+std::string StreamKey(const StreamRef& stream) {
+  switch (stream.target) {
+    case TargetKind::kRoom:
+      return absl::StrCat("r:", stream.to);
+    case TargetKind::kUser:
+      return absl::StrCat("u:", stream.to);
+    case TargetKind::kConnection:
+      return absl::StrCat("c:", stream.to_instance, "/", stream.to);
+    case TargetKind::kAll:
+      break;
+  }
+  return "a";
+}
+
 absl::Status ValidateName(std::string_view field, std::string_view value, size_t min_bytes,
                           size_t max_bytes) {
   if (value.size() < min_bytes || value.size() > max_bytes) {
@@ -96,7 +124,8 @@ std::string EncodeEvent(const Event& event) {
   std::string out;
   out.reserve(64 + event.to.size() + event.to_instance.size() + event.name.size() +
               event.payload.size() + event.origin.size());
-  out.push_back(static_cast<char>(kVersion));
+  const bool control = event.control != Control::kNone;
+  out.push_back(static_cast<char>(control ? kControlVersion : kVersion));
   out.push_back(static_cast<char>(event.target));
   PutU64(static_cast<uint64_t>(absl::ToUnixMicros(event.published_at)), &out);
   PutString(event.to, &out);
@@ -109,6 +138,11 @@ std::string EncodeEvent(const Event& event) {
     PutString(ref.instance, &out);
     PutString(ref.conn, &out);
   }
+  if (control) {
+    out.push_back(static_cast<char>(event.control));
+    PutU32(static_cast<uint32_t>(event.rooms.size()), &out);
+    for (const std::string& room : event.rooms) PutString(room, &out);
+  }
   return out;
 }
 
@@ -118,7 +152,8 @@ absl::StatusOr<Event> DecodeEvent(std::string_view bytes) {
   uint8_t version, target;
   uint64_t micros;
   Event event;
-  if (!in.U8(&version) || version != kVersion || !in.U8(&target) ||
+  if (!in.U8(&version) || (version != kVersion && version != kControlVersion) ||
+      !in.U8(&target) ||
       target < static_cast<uint8_t>(TargetKind::kRoom) ||
       target > static_cast<uint8_t>(TargetKind::kAll) || !in.U64(&micros) ||
       !in.String(&event.to) || !in.String(&event.to_instance) || !in.String(&event.name) ||
@@ -131,6 +166,20 @@ absl::StatusOr<Event> DecodeEvent(std::string_view bytes) {
   event.except.resize(excepts);
   for (ConnRef& ref : event.except) {
     if (!in.String(&ref.instance) || !in.String(&ref.conn)) return malformed();
+  }
+  if (version == kControlVersion) {
+    uint8_t control;
+    uint32_t rooms;
+    if (!in.U8(&control) || control < static_cast<uint8_t>(Control::kJoin) ||
+        control > static_cast<uint8_t>(Control::kDisconnect) || !in.U32(&rooms) ||
+        rooms > in.remaining() / 4) {
+      return malformed();
+    }
+    event.control = static_cast<Control>(control);
+    event.rooms.resize(rooms);
+    for (std::string& room : event.rooms) {
+      if (!in.String(&room)) return malformed();
+    }
   }
   if (!in.done()) return malformed();
   event.target = static_cast<TargetKind>(target);

@@ -18,6 +18,10 @@
 namespace stateside::realtime {
 
 enum class TargetKind : uint8_t { kRoom = 1, kUser = 2, kConnection = 3, kAll = 4 };
+// What an event asks of the instances it reaches: nothing (an app event for
+// its connections), or, for a cluster-wide operation, that every local
+// connection it targets joins or leaves `rooms`, or is disconnected.
+enum class Control : uint8_t { kNone = 0, kJoin = 1, kLeave = 2, kDisconnect = 3 };
 std::string_view TargetKindName(TargetKind kind);  // "room", "user", "connection", "all"
 
 // A connection anywhere in the cluster: ids are scoped to their instance.
@@ -35,11 +39,30 @@ struct Event {
   std::string to_instance;
   std::string name;     // the app's event name
   std::string payload;  // opaque bytes
+  // Kept with the event in its stream's log, so a replay skips them too.
   std::vector<ConnRef> except;
-  uint64_t sequence = 0;  // room events: set by the broker
+  uint64_t sequence = 0;  // the position in its stream: set by the broker
   absl::Time published_at = absl::UnixEpoch();
   std::string origin;  // the publishing instance
+  // Cluster-wide operations only (no sequence, no log): kJoin and kLeave
+  // name `rooms`; `name` and `payload` are empty.
+  Control control = Control::kNone;
+  std::vector<std::string> rooms;
 };
+
+// One target's event stream: what a sequence number counts (1, 2, 3, … per
+// stream, cluster-wide). A room, a user, a connection (of its instance) and
+// the broadcasts each have one; each keeps a bounded log for replays.
+struct StreamRef {
+  TargetKind target = TargetKind::kAll;
+  std::string to;           // the room, user or connection id; "" for kAll
+  std::string to_instance;  // kConnection only
+  friend bool operator==(const StreamRef&, const StreamRef&) = default;
+};
+StreamRef StreamOf(const Event& event);
+// Distinct for distinct streams: "r:<room>", "u:<user>", "c:<inst>/<conn>"
+// (instance ids never contain '/'), "a".
+std::string StreamKey(const StreamRef& stream);
 
 // Limits of the API (realtime.proto): names are printable ASCII.
 inline constexpr size_t kMaxConnIdBytes = 128;
@@ -48,6 +71,7 @@ inline constexpr size_t kMaxEventNameBytes = 128;
 inline constexpr size_t kMaxPayloadBytes = 64 << 10;
 inline constexpr size_t kMaxExcept = 1024;
 inline constexpr size_t kMaxRoomsPerRequest = 256;
+inline constexpr size_t kMaxResumePoints = 256;  // per Subscribe
 
 // INVALID_ARGUMENT "<field>: …" unless `value` is min..max bytes of
 // 0x21..0x7e.

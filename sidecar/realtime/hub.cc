@@ -263,9 +263,10 @@ void RealtimeHub::Publish(Event event, std::string_view sender_user,
   });
 }
 
-std::shared_ptr<SubscriberQueue> RealtimeHub::AddSubscriber(std::function<void()> wake) {
-  auto queue = std::make_shared<SubscriberQueue>(std::max<size_t>(1, options_.queue_events),
-                                                 options_.queue_bytes, std::move(wake));
+std::shared_ptr<SubscriberQueue> RealtimeHub::AddSubscriber(std::function<void()> wake,
+                                                             bool holding) {
+  auto queue = std::make_shared<SubscriberQueue>(
+      std::max<size_t>(1, options_.queue_events), options_.queue_bytes, std::move(wake), holding);
   absl::MutexLock lock(&mu_);
   if (shut_down_) {
     queue->Close();
@@ -273,6 +274,96 @@ std::shared_ptr<SubscriberQueue> RealtimeHub::AddSubscriber(std::function<void()
     subscribers_.push_back(queue);
   }
   return queue;
+}
+
+// The state of one Resume, carried from page to page.
+struct RealtimeHub::Replay {
+  std::shared_ptr<SubscriberQueue> queue;
+  std::vector<ResumePoint> points;
+  size_t index = 0;        // the point being replayed
+  uint64_t after = 0;      // the next page starts after this sequence
+  bool first_page = true;  // of the current point
+  uint64_t covered = 0;    // the highest sequence replayed for it
+  Done done;
+};
+
+void RealtimeHub::Resume(std::shared_ptr<SubscriberQueue> queue, std::vector<ResumePoint> points,
+                         Done done) {
+  auto replay = std::make_shared<Replay>();
+  replay->queue = std::move(queue);
+  replay->points = std::move(points);
+  replay->done = std::move(done);
+  if (!replay->points.empty()) replay->after = replay->points[0].after_sequence;
+  ReplayNext(std::move(replay));
+}
+
+void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
+  if (replay->index == replay->points.size() || replay->queue->closed()) {
+    replay->queue->Release();
+    return std::move(replay->done)(absl::OkStatus());
+  }
+  // Pages as large as History serves; a log holds about one or two.
+  constexpr int kPage = 1000;
+  broker_->StreamHistory(
+      replay->points[replay->index].stream, replay->after, kPage,
+      [this, replay](absl::StatusOr<HistoryPage> page) mutable {
+        if (!page.ok()) {
+          replay->queue->Release();
+          return std::move(replay->done)(page.status());
+        }
+        if (!ReplayPage(*replay, *std::move(page))) {
+          const ResumePoint& point = replay->points[replay->index];
+          replay->queue->Cover(StreamKey(point.stream), replay->covered);
+          if (++replay->index < replay->points.size()) {
+            replay->after = replay->points[replay->index].after_sequence;
+            replay->first_page = true;
+            replay->covered = 0;
+          }
+        }
+        ReplayNext(std::move(replay));
+      });
+}
+
+bool RealtimeHub::ReplayPage(Replay& replay, HistoryPage page) {
+  const ResumePoint& point = replay.points[replay.index];
+  if (replay.first_page) {
+    replay.first_page = false;
+    replay.covered = std::min(replay.after, page.last_sequence);
+    GapNotice gap{GapNotice::Reason::kResumeIncomplete};
+    gap.stream = point.stream;
+    gap.after_sequence = point.after_sequence;
+    if (page.last_sequence > 0 && replay.after > page.last_sequence) {
+      // The stream is behind the point: its sequence restarted (idle past
+      // its counter's TTL, or a Redis that lost it). Everything it holds is
+      // new to the app.
+      gap.first_sequence = page.first_sequence;
+      replay.queue->PushGap(gap);
+      replay.after = 0;  // read again from the start (no second notice)
+      replay.covered = 0;
+      return true;
+    }
+    if (!page.complete) {
+      gap.first_sequence = page.events.empty() ? 0 : page.events.front().sequence;
+      replay.queue->PushGap(gap);
+    }
+  }
+  const absl::Time now = clock_->Now();
+  for (Event& event : page.events) {
+    replay.after = std::max(replay.after, event.sequence);
+    replay.covered = std::max(replay.covered, event.sequence);
+    auto delivery = std::make_shared<Delivery>();
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      delivery->conn_ids = TargetsLocked(event);
+    }
+    if (delivery->conn_ids.empty()) continue;
+    delivery->event = std::move(event);
+    if (!replay.queue->PushReplay(std::move(delivery), now) && !replay.queue->closed() &&
+        metrics_ != nullptr) {
+      metrics_->Dropped("overflow", 1);
+    }
+  }
+  return page.more;
 }
 
 void RealtimeHub::RemoveSubscriber(const std::shared_ptr<SubscriberQueue>& queue) {
@@ -342,11 +433,50 @@ std::vector<std::string> RealtimeHub::TargetsLocked(const Event& event) const {
 
 void RealtimeHub::OnEvent(Event event) {
   if (metrics_ != nullptr) metrics_->Received();
+  std::vector<std::string> conns;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    conns = TargetsLocked(event);
+  }
+  if (event.control != Control::kNone) {
+    ApplyControl(event, conns);
+    // A disconnect reaches the app too: it closes the sockets.
+    if (event.control != Control::kDisconnect || conns.empty()) return;
+  }
+  Deliver(std::move(event), std::move(conns));
+}
+
+void RealtimeHub::ApplyControl(const Event& event, const std::vector<std::string>& conns) {
+  for (const std::string& conn : conns) {
+    const auto report = [conn, control = event.control](absl::Status status) {
+      // The connection may have gone meanwhile; anything else is logged
+      // (presence is written again by the next resync).
+      if (status.ok() || absl::IsNotFound(status)) return;
+      spdlog::warn("realtime: cluster-wide {} of connection {}: {}",
+                   control == Control::kJoin ? "join" : "leave", conn, status.ToString());
+    };
+    switch (event.control) {
+      case Control::kJoin:
+        Join(conn, event.rooms, report);
+        break;
+      case Control::kLeave:
+        Leave(conn, event.rooms, report);
+        break;
+      case Control::kDisconnect:
+        Unregister(conn, [](absl::StatusOr<bool>) {});
+        break;
+      case Control::kNone:
+        break;
+    }
+  }
+}
+
+void RealtimeHub::Deliver(Event event, std::vector<std::string> conns) {
   auto delivery = std::make_shared<Delivery>();
+  delivery->conn_ids = std::move(conns);
   std::vector<std::shared_ptr<SubscriberQueue>> subscribers;
   {
     absl::ReaderMutexLock lock(&mu_);
-    delivery->conn_ids = TargetsLocked(event);
     subscribers = subscribers_;
   }
   if (delivery->conn_ids.empty()) {

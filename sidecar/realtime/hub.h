@@ -95,6 +95,9 @@ class RealtimeHub final : public Broker::Sink {
   void Join(std::string_view conn, std::vector<std::string> rooms, Done done);
   void Leave(std::string_view conn, std::vector<std::string> rooms, Done done);
 
+  // A cluster-wide operation (event.control set, with the target and
+  // `except` of an event) goes the same way: each instance it reaches
+  // applies it to its local targets when it arrives (ApplyControl).
   // Stamps origin and time, normalises `except` (empty instance = this one)
   // and `to_instance`, and hands the event to the broker. With a
   // `sender_user`, RESOURCE_EXHAUSTED naming STATESIDE_PUBLISH_RATE_PER_USER
@@ -104,8 +107,24 @@ class RealtimeHub final : public Broker::Sink {
   }
   void Publish(Event event, std::string_view sender_user, Broker::Reply<PublishResult> done);
 
-  // A new Subscribe stream's queue; `wake` as in SubscriberQueue.
-  std::shared_ptr<SubscriberQueue> AddSubscriber(std::function<void()> wake);
+  // A new Subscribe stream's queue; `wake` as in SubscriberQueue. A stream
+  // that resumes gets a `holding` queue and calls Resume.
+  std::shared_ptr<SubscriberQueue> AddSubscriber(std::function<void()> wake,
+                                                 bool holding = false);
+  // Subscribe's resume: for each point, the stream's logged events after
+  // `after_sequence`, oldest first, each queued with the local connections
+  // it is for now (its `except` honoured; an event for none is skipped),
+  // preceded by a kResumeIncomplete notice where the log no longer reaches
+  // back (or the stream's sequence restarted); then the live events `queue`
+  // held meanwhile follow, minus those the replay covered. Done: OK, or the
+  // broker's error (the queue is released either way).
+  // REQUIRES: `queue` came from AddSubscriber(..., holding = true).
+  struct ResumePoint {
+    StreamRef stream;
+    uint64_t after_sequence = 0;
+  };
+  void Resume(std::shared_ptr<SubscriberQueue> queue, std::vector<ResumePoint> points,
+              Done done);
   void RemoveSubscriber(const std::shared_ptr<SubscriberQueue>& queue);
 
   // Heartbeat (blocking): keeps presence alive, sweeps dead instances.
@@ -138,7 +157,18 @@ class RealtimeHub final : public Broker::Sink {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> TargetsLocked(const Event& event) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A cluster-wide operation reached this instance: `conns` (its local
+  // targets) join or leave its rooms, or are unregistered (then the
+  // subscribers are told, so the app closes them).
+  void ApplyControl(const Event& event, const std::vector<std::string>& conns);
+  // Queues `event` for `conns` to every subscriber.
+  void Deliver(Event event, std::vector<std::string> conns);
   std::vector<ConnPresence> SnapshotLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  struct Replay;
+  // Replays the next page of the current resume point, or finishes.
+  void ReplayNext(std::shared_ptr<Replay> replay);
+  // Queues one page; false when the point is done.
+  bool ReplayPage(Replay& replay, HistoryPage page);
   // RESOURCE_EXHAUSTED for a Register or Join past max_rooms_per_connection
   // (counted in the metrics).
   absl::Status RoomCapError() const;

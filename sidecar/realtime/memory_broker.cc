@@ -87,25 +87,27 @@ void MemoryCluster::DispatchLoop() {
 PublishResult MemoryCluster::Route(Event event, std::vector<std::pair<std::string, Event>>* out) {
   PublishResult result;
   std::vector<std::string> to;
+  // Control events (cluster-wide operations) take no place in the stream.
+  if (event.control == Control::kNone) {
+    StreamLog& log = logs_[StreamKey(StreamOf(event))];
+    event.sequence = ++log.sequence;
+    log.last_publish = clock_->Now();
+    log.bytes += LoggedBytes(event);
+    log.events.push_back(event);
+    while (log.events.size() > 1 &&
+           (log.events.size() > options_.history_size || log.bytes > options_.history_bytes)) {
+      log.bytes -= LoggedBytes(log.events.front());
+      log.events.pop_front();
+    }
+    TrimLogsLocked();
+    result.sequence = event.sequence;
+  }
   switch (event.target) {
-    case TargetKind::kRoom: {
-      RoomLog& log = logs_[event.to];
-      event.sequence = ++log.sequence;
-      log.last_publish = clock_->Now();
-      log.bytes += LoggedBytes(event);
-      log.events.push_back(event);
-      while (log.events.size() > 1 && (log.events.size() > options_.history_size ||
-                                       log.bytes > options_.history_bytes)) {
-        log.bytes -= LoggedBytes(log.events.front());
-        log.events.pop_front();
-      }
-      TrimLogsLocked();
+    case TargetKind::kRoom:
       for (const auto& [id, endpoint] : endpoints_) {
         if (endpoint.sink != nullptr && endpoint.rooms.contains(event.to)) to.push_back(id);
       }
-      result.sequence = event.sequence;
       break;
-    }
     case TargetKind::kUser:
       for (const auto& [id, endpoint] : endpoints_) {
         if (endpoint.sink == nullptr) continue;
@@ -295,14 +297,14 @@ void MemoryBroker::UserConnections(std::string_view user, Reply<std::vector<Conn
   std::move(done)(std::move(conns));
 }
 
-void MemoryBroker::History(std::string_view room, uint64_t after_sequence, int limit,
-                           Reply<HistoryPage> done) {
+void MemoryBroker::StreamHistory(const StreamRef& stream, uint64_t after_sequence, int limit,
+                                 Reply<HistoryPage> done) {
   absl::StatusOr<int> size = PageSize(limit, "limit");
   if (!size.ok()) return std::move(done)(size.status());
   HistoryPage page;
   {
     absl::MutexLock lock(&cluster_->mu_);
-    auto it = cluster_->logs_.find(std::string(room));
+    auto it = cluster_->logs_.find(StreamKey(stream));
     if (it != cluster_->logs_.end()) {
       const auto& log = it->second;
       page.last_sequence = log.sequence;

@@ -6,9 +6,11 @@
 // while WatchBroadcast(true). Presence of an endpoint disappears when it
 // stops. Events are handed to the sinks by one dispatcher thread, in publish
 // order; its queue is bounded (kMaxQueued; beyond, events are dropped and
-// counted). Room logs: the last `history_size` events of at most
-// `max_logged_rooms` rooms, and of at most `history_bytes` per room (event
-// name and payload; the oldest go first, the newest event always stays).
+// counted). Stream logs (one per room, user, connection, and the
+// broadcasts): the last `history_size` events of at most `max_logged_rooms`
+// streams, and of at most `history_bytes` per stream (event name and
+// payload; the oldest go first, the newest event always stays); the stream
+// published to least recently goes first.
 //
 // Thread-safe. The cluster must outlive its brokers.
 #ifndef STATESIDE_SIDECAR_REALTIME_MEMORY_BROKER_H_
@@ -38,7 +40,7 @@ class MemoryBroker;
 struct MemoryClusterOptions {
   size_t history_size = 1000;
   size_t history_bytes = 1 << 20;
-  size_t max_logged_rooms = 10000;
+  size_t max_logged_rooms = 10000;  // streams of any kind
 };
 
 class MemoryCluster {
@@ -62,7 +64,7 @@ class MemoryCluster {
     // conn -> its presence (user, rooms)
     absl::flat_hash_map<std::string, std::pair<std::string, std::set<std::string>>> conns;
   };
-  struct RoomLog {
+  struct StreamLog {
     uint64_t sequence = 0;
     std::deque<Event> events;
     size_t bytes = 0;  // LoggedBytes of `events`
@@ -83,7 +85,8 @@ class MemoryCluster {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Endpoint> endpoints_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, RoomLog> logs_ ABSL_GUARDED_BY(mu_);
+  // StreamKey -> its counter and log.
+  absl::flat_hash_map<std::string, StreamLog> logs_ ABSL_GUARDED_BY(mu_);
 
   // The dispatcher: endpoint id + event, in publish order.
   mutable absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
@@ -113,8 +116,8 @@ class MemoryBroker final : public Broker {
   void RoomMembers(std::string_view room, int page_size, std::string_view page_token,
                    Reply<MembersPage> done) override;
   void UserConnections(std::string_view user, Reply<std::vector<ConnRef>> done) override;
-  void History(std::string_view room, uint64_t after_sequence, int limit,
-               Reply<HistoryPage> done) override;
+  void StreamHistory(const StreamRef& stream, uint64_t after_sequence, int limit,
+                     Reply<HistoryPage> done) override;
   int64_t channels_held() const override;
 
  private:

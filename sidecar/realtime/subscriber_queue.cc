@@ -1,5 +1,6 @@
 #include "sidecar/realtime/subscriber_queue.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace stateside::realtime {
@@ -14,21 +15,172 @@ size_t BytesOf(const Delivery& delivery) {
 
 }  // namespace
 
-bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now) {
+SubscriberQueue::SubscriberQueue(size_t max_events, size_t max_bytes,
+                                 std::function<void()> wake, bool holding)
+    : max_events_(max_events),
+      max_bytes_(max_bytes),
+      wake_(std::move(wake)),
+      holding_(holding) {}
+
+bool SubscriberQueue::PushLocked(std::deque<QueueItem>& into,
+                                 std::shared_ptr<const Delivery> delivery, absl::Time now) {
   const size_t bytes = BytesOf(*delivery);
-  return queue_.Push(std::move(delivery), bytes, now);
+  // An empty queue takes one event of any size, so a single large event
+  // is never refused for its size alone.
+  if (events_ >= max_events_ || (events_ > 0 && bytes_ + bytes > max_bytes_)) {
+    if (pending_dropped_ == 0) first_drop_ = now;
+    last_drop_ = now;
+    ++pending_dropped_;
+    ++dropped_total_;
+    return false;
+  }
+  if (pending_dropped_ > 0) into.push_back(QueueItem{nullptr, TakeOverflowLocked()});
+  into.push_back(QueueItem{std::move(delivery), std::nullopt});
+  bytes_ += bytes;
+  ++events_;
+  return true;
+}
+
+bool SubscriberQueue::CoveredLocked(const Delivery& delivery) {
+  // Sequence 0: no event of a stream (a disconnect, or from an older sender).
+  if (covered_.empty() || delivery.event.sequence == 0) return false;
+  auto it = covered_.find(StreamKey(StreamOf(delivery.event)));
+  if (it == covered_.end()) return false;
+  if (delivery.event.sequence <= it->second) return true;
+  // The stream has moved past the replay: nothing older comes any more (and
+  // a sequence restarted after a long idle is not mistaken for one).
+  covered_.erase(it);
+  return false;
+}
+
+bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now) {
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    if (holding_) return PushLocked(held_, std::move(delivery), now);
+    if (CoveredLocked(*delivery)) return true;  // delivered by the replay
+    const bool was_ready = ReadyLocked();
+    if (!PushLocked(items_, std::move(delivery), now)) return false;
+    wake = !was_ready;
+  }
+  if (wake && wake_) wake_();
+  return true;
+}
+
+bool SubscriberQueue::PushReplay(std::shared_ptr<const Delivery> delivery, absl::Time now) {
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    const bool was_ready = ReadyLocked();
+    if (!PushLocked(items_, std::move(delivery), now)) return false;
+    wake = !was_ready;
+  }
+  if (wake && wake_) wake_();
+  return true;
+}
+
+void SubscriberQueue::Cover(const std::string& stream_key, uint64_t sequence) {
+  absl::MutexLock lock(&mu_);
+  uint64_t& covered = covered_[stream_key];
+  covered = std::max(covered, sequence);
+}
+
+void SubscriberQueue::Release() {
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!holding_) return;
+    const bool was_ready = ReadyLocked();
+    holding_ = false;
+    std::deque<QueueItem> held;
+    held.swap(held_);
+    for (QueueItem& item : held) {
+      if (item.delivery != nullptr && CoveredLocked(*item.delivery)) {
+        bytes_ -= BytesOf(*item.delivery);
+        --events_;
+        continue;
+      }
+      items_.push_back(std::move(item));
+    }
+    wake = !was_ready && ReadyLocked();
+  }
+  if (wake && wake_) wake_();
 }
 
 void SubscriberQueue::PushGap(const GapNotice& gap) {
-  queue_.PushGap({gap.reason, gap.dropped, gap.from, gap.to});
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    const bool was_ready = ReadyLocked();
+    std::deque<QueueItem>& into =
+        holding_ && gap.reason != GapNotice::Reason::kResumeIncomplete ? held_ : items_;
+    // Bounded: back-to-back loss windows become one (resume notices are one
+    // per resume point, each its own).
+    if (gap.reason != GapNotice::Reason::kResumeIncomplete && !into.empty() &&
+        into.back().gap.has_value() && into.back().gap->reason == gap.reason) {
+      GapNotice& last = *into.back().gap;
+      last.dropped += gap.dropped;
+      last.from = std::min(last.from, gap.from);
+      last.to = std::max(last.to, gap.to);
+    } else {
+      into.push_back(QueueItem{nullptr, gap});
+    }
+    wake = !was_ready && ReadyLocked();
+  }
+  if (wake && wake_) wake_();
 }
 
 std::optional<QueueItem> SubscriberQueue::Pop() {
-  auto item = queue_.Pop();
-  if (!item.has_value()) return std::nullopt;
-  if (!item->gap.has_value()) return QueueItem{std::move(item->value), std::nullopt};
-  const auto& g = *item->gap;
-  return QueueItem{nullptr, GapNotice{g.reason, g.dropped, g.from, g.to}};
+  absl::MutexLock lock(&mu_);
+  if (items_.empty()) {
+    if (pending_dropped_ == 0 || holding_) return std::nullopt;
+    // Everything queued went out; what was dropped came after it.
+    return QueueItem{nullptr, TakeOverflowLocked()};
+  }
+  QueueItem item = std::move(items_.front());
+  items_.pop_front();
+  if (item.delivery != nullptr) {
+    bytes_ -= BytesOf(*item.delivery);
+    --events_;
+  }
+  return item;
+}
+
+void SubscriberQueue::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  if (wake_) wake_();
+}
+
+bool SubscriberQueue::closed() const {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
+size_t SubscriberQueue::depth() const {
+  absl::MutexLock lock(&mu_);
+  return events_;
+}
+
+uint64_t SubscriberQueue::dropped_total() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_total_;
+}
+
+bool SubscriberQueue::ReadyLocked() const {
+  return !items_.empty() || (!holding_ && pending_dropped_ > 0);
+}
+
+GapNotice SubscriberQueue::TakeOverflowLocked() {
+  GapNotice gap{GapNotice::Reason::kSubscriberOverflow, pending_dropped_, first_drop_, last_drop_};
+  pending_dropped_ = 0;
+  return gap;
 }
 
 }  // namespace stateside::realtime

@@ -15,9 +15,16 @@
 //                          sweep's work list; its own slot).
 //   P rt:{r:<rb>}:members  hash "<inst>/<conn>" -> ""  (members of a room)
 //   P rt:{u:<ub>}:conns    hash "<inst>/<conn>" -> ""  (connections of a user)
-//   P rt:{r:<rb>}:seq      counter: the room's last sequence number
-//   P rt:{r:<rb>}:log      stream, ids "<seq>-0", field "e" = the sealed frame
-//   P rt:{r:<rb>}:logbytes counter: the bytes of the frames in the log
+//   <stream>:seq           counter: the stream's last sequence number
+//   <stream>:log           stream, ids "<seq>-0", field "e" = the sealed frame
+//   <stream>:logbytes      counter: the bytes of the frames in the log
+//     where <stream> is, per target, in the slot of its channel:
+//     P rt:{r:<rb>}          a room (its channel P rt:{r:<rb>}:c on Cluster)
+//     P rt:{u:<ub>}          a user (beside its conns hash; published to
+//                            instance channels, each in its own slot)
+//     P rt:{i:<inst>}:k:<cb> a connection of <inst> (<cb> = Blind("conn",
+//                            id); the instance's channel P rt:{i:<inst>}:c)
+//     P rt:{all}             the broadcasts (channel P rt:{all}:c)
 //
 // Every script touches only its KEYS, all of one slot; what spans slots
 // (a connection's entries in room and user hashes, the sweep of another
@@ -110,18 +117,19 @@ end
 return 0
 )lua";
 
-// KEYS[1] P rt:{r:<rb>}:seq, KEYS[2] P rt:{r:<rb>}:log, KEYS[3] P rt:{r:<rb>}:logbytes;
-// ARGV[1] the room channel, ARGV[2] the sealed frame, ARGV[3] history size
+// The appending part of PublishStream and AppendUserStream.
+// KEYS[1] <stream>:seq, KEYS[2] <stream>:log, KEYS[3] <stream>:logbytes
+// (<stream> = P rt:{r:<rb>}, P rt:{u:<ub>}, P rt:{i:<inst>}:k:<cb> or
+// P rt:{all}: one slot); ARGV[2] the sealed frame, ARGV[3] history size
 // (entries), ARGV[4] history bytes, ARGV[5] history ttl (ms), ARGV[6]
-// sequence ttl (ms).
-// The channel message is "<seq> <sealed frame>"; the log holds the frame.
+// sequence ttl (ms). Leaves the event's sequence number in `seq`.
 // The log is trimmed here, oldest first, to both bounds (the newest entry
 // always stays): one XRANGE + XDEL per entry dropped, about one per publish
 // once the log is full. The byte counter lives and expires with the log; a
 // log found without it (lost, evicted, or a log written by an older
 // version) is counted once from its entries, and a counter found without
 // its log starts again at 0.
-const char kPublishRoom[] = R"lua(
+constexpr char kAppendToStreamLog[] = R"lua(
 local bytes = tonumber(redis.call('GET', KEYS[3]))
 if redis.call('EXISTS', KEYS[2]) == 0 then
   bytes = 0
@@ -162,11 +170,24 @@ end
 redis.call('SET', KEYS[3], string.format('%d', bytes), 'PX', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+)lua";
+
+// Room, connection and broadcast streams: the append above, then ARGV[1]
+// the stream's channel (in the same slot on Cluster) gets "<seq> <sealed
+// frame>"; the log holds the frame. -> {sequence, receivers}
+constexpr char kPublishTail[] = R"lua(
 local receivers = redis.call('PUBLISH', ARGV[1], string.format('%d', seq) .. ' ' .. ARGV[2])
 return {seq, receivers}
 )lua";
 
-// KEYS[1] P rt:{r:<rb>}:seq, KEYS[2] P rt:{r:<rb>}:log; ARGV[1] first id wanted
+// A user's stream: the append above (ARGV[1] unused), and KEYS[4] P
+// rt:{u:<ub>}:conns read in the same step: the broker publishes to the
+// instances it lists (other slots). -> {sequence, {field, ...}}
+constexpr char kAppendUserTail[] = R"lua(
+return {seq, redis.call('HKEYS', KEYS[4])}
+)lua";
+
+// KEYS[1] <stream>:seq, KEYS[2] <stream>:log; ARGV[1] first id wanted
 // ("<after + 1>-0"), ARGV[2] how many (limit + 1, to know whether more
 // follow). -> {counter or '', first id held or '', last id held or '',
 // XRANGE entries}
@@ -178,8 +199,10 @@ local entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
 return {counter, first[1] and first[1][1] or '', last[1] and last[1][1] or '', entries}
 )lua";
 
-std::string PublishRoom(bool sharded) {
-  std::string source = kPublishRoom;
+std::string AppendUserStream() { return std::string(kAppendToStreamLog) + kAppendUserTail; }
+
+std::string PublishStream(bool sharded) {
+  std::string source = std::string(kAppendToStreamLog) + kPublishTail;
   if (!sharded) return source;
   constexpr std::string_view kClassic = "redis.call('PUBLISH', ";
   source.replace(source.find(kClassic), kClassic.size(), "redis.call('SPUBLISH', ");

@@ -28,13 +28,15 @@ extern const char kDeadIndex[];
 // index's connections ARGV (none: all of them), drops them from the index
 // unless the instance came back meanwhile. -> 1 if it came back, else 0.
 extern const char kDropSwept[];
-// Room slot. Room event: sequence, log entry, PUBLISH. -> {sequence, receivers}
-extern const char kPublishRoom[];
-// kPublishRoom, or (sharded) the same with SPUBLISH: on Cluster the room's
-// channel is a shard channel in the room's slot, served by the node that
-// runs the script.
-std::string PublishRoom(bool sharded);
-// Room slot. Room log window. -> {counter, first id, last id, entries}
+// The stream's slot (room, connection, broadcasts). An event of the
+// stream: sequence, log entry, PUBLISH (sharded: SPUBLISH; on Cluster the
+// stream's channel is a shard channel in the stream's slot, served by the
+// node that runs the script). -> {sequence, receivers}
+std::string PublishStream(bool sharded);
+// The user's slot. A user event: sequence and log entry; the broker then
+// publishes it to the instances listed. -> {sequence, {field, ...}}
+std::string AppendUserStream();
+// The stream's slot. Its log window. -> {counter, first id, last id, entries}
 extern const char kHistory[];
 
 }  // namespace stateside::redis::realtime_scripts

@@ -70,7 +70,8 @@ RedisBroker::RedisBroker(RedisClient* client, RedisBrokerOptions options)
       index_remove_(RedisScript::Create(realtime_scripts::kIndexRemove)),
       dead_index_(RedisScript::Create(realtime_scripts::kDeadIndex)),
       drop_swept_(RedisScript::Create(realtime_scripts::kDropSwept)),
-      publish_room_(RedisScript::Create(realtime_scripts::PublishRoom(sharded_))),
+      publish_stream_(RedisScript::Create(realtime_scripts::PublishStream(sharded_))),
+      append_user_(RedisScript::Create(realtime_scripts::AppendUserStream())),
       history_(RedisScript::Create(realtime_scripts::kHistory)),
       lane_(std::make_unique<WriteLane>(client, kMaxQueuedWrites, kMaxQueuedBytes)),
       inflight_(std::make_shared<InFlight>()),
@@ -164,6 +165,42 @@ std::string RedisBroker::RoomSequenceKey(std::string_view room) const {
   return absl::StrCat(options_.prefix, "rt:{r:", Tag("room", room), "}:seq");
 }
 
+std::string RedisBroker::StreamLogKey(const realtime::StreamRef& stream) const {
+  return absl::StrCat(PlaceOf(stream).keys, "log");
+}
+
+// A stream's keys share the slot of its channel (see realtime_scripts.cc).
+RedisBroker::StreamPlace RedisBroker::PlaceOf(const realtime::StreamRef& stream) const {
+  StreamPlace place;
+  switch (stream.target) {
+    case TargetKind::kRoom: {
+      const std::string room_tag = Tag("room", stream.to);
+      place.keys = absl::StrCat(options_.prefix, "rt:{r:", room_tag, "}:");
+      place.channel = RoomChannelOfTag(room_tag);
+      place.seal_name = place.channel;
+      break;
+    }
+    case TargetKind::kUser:
+      place.keys = absl::StrCat(options_.prefix, "rt:{u:", Tag("user", stream.to), "}:");
+      // One sealed frame may go to several instance channels (a user's), so
+      // it is bound to the family; the receiver checks the addressing.
+      place.seal_name = inst_channel_prefix_;
+      break;
+    case TargetKind::kConnection:
+      place.keys = absl::StrCat(options_.prefix, "rt:{i:", AV(stream.to_instance), "}:k:",
+                                Tag("conn", stream.to), ":");
+      place.channel = InstanceChannel(stream.to_instance);
+      place.seal_name = inst_channel_prefix_;
+      break;
+    case TargetKind::kAll:
+      place.keys = absl::StrCat(options_.prefix, "rt:{all}:");
+      place.channel = all_channel_;
+      place.seal_name = all_channel_;
+      break;
+  }
+  return place;
+}
+
 std::string RedisBroker::RoomMembersKey(std::string_view room) const {
   return EntryKey(absl::StrCat("r:", Tag("room", room)));
 }
@@ -226,70 +263,52 @@ RedisBrokerStats RedisBroker::stats() const {
 
 // ---- Publish ------------------------------------------------------------------
 
+std::vector<std::string> RedisBroker::AppendArgs(std::string channel, std::string sealed) const {
+  return {std::move(channel),
+          std::move(sealed),
+          std::to_string(options_.history_size),
+          std::to_string(options_.history_bytes),
+          Millis(options_.history_ttl),
+          Millis(options_.sequence_ttl)};
+}
+
 void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
   if (event.target == TargetKind::kConnection && event.to_instance.empty()) {
     event.to_instance = options_.instance_id;
   }
   event.sequence = 0;
-  const TargetKind target = event.target;
-  std::string name;  // the seal's name: the channel (or the instance channels' prefix)
-  std::string room_tag;
-  switch (target) {
-    case TargetKind::kRoom:
-      room_tag = Tag("room", event.to);
-      name = RoomChannelOfTag(room_tag);
-      break;
-    case TargetKind::kUser:
-    case TargetKind::kConnection:
-      // One sealed frame may go to several instance channels (a user's), so
-      // it is bound to the family; the receiver checks the addressing.
-      name = inst_channel_prefix_;
-      break;
-    case TargetKind::kAll:
-      name = all_channel_;
-      break;
-    default:
-      return std::move(done)(absl::InvalidArgumentError("target: unknown kind"));
+  if (event.target < TargetKind::kRoom || event.target > TargetKind::kAll) {
+    return std::move(done)(absl::InvalidArgumentError("target: unknown kind"));
   }
+  const StreamPlace place = PlaceOf(realtime::StreamOf(event));
   absl::StatusOr<std::string> sealed =
-      options_.sealer->Seal(kSealPlace, name, realtime::EncodeEvent(event));
+      options_.sealer->Seal(kSealPlace, place.seal_name, realtime::EncodeEvent(event));
   if (!sealed.ok()) return std::move(done)(sealed.status());
-
-  if (target == TargetKind::kUser) {
-    return PublishUser(UserKey(event.to), absl::StrCat("0 ", *sealed), std::move(done));
+  // A control event (a cluster-wide operation) is routed like the target's
+  // events but is no event of its stream: sequence 0, no log entry.
+  const bool logged = event.control == realtime::Control::kNone;
+  if (event.target == TargetKind::kUser) {
+    return PublishUser(place, *std::move(sealed), logged, std::move(done));
   }
   std::vector<RedisCommand> commands;
-  switch (target) {
-    case TargetKind::kRoom: {
-      const std::string room = absl::StrCat(options_.prefix, "rt:{r:", room_tag, "}:");
-      commands.push_back(publish_room_->Call(
-          {absl::StrCat(room, "seq"), absl::StrCat(room, "log"), absl::StrCat(room, "logbytes")},
-          {name, *std::move(sealed), std::to_string(options_.history_size),
-           std::to_string(options_.history_bytes), Millis(options_.history_ttl),
-           Millis(options_.sequence_ttl)}));
-      break;
-    }
-    case TargetKind::kConnection:
-      commands.push_back(RedisCommand(
-          {publish_, InstanceChannel(event.to_instance), absl::StrCat("0 ", *sealed)}));
-      break;
-    default:
-      commands.push_back(RedisCommand({publish_, all_channel_, absl::StrCat("0 ", *sealed)}));
-      break;
+  if (logged) {
+    commands.push_back(publish_stream_->Call(
+        {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
+         absl::StrCat(place.keys, "logbytes")},
+        AppendArgs(place.channel, *std::move(sealed))));
+  } else {
+    commands.push_back(RedisCommand({publish_, place.channel, absl::StrCat("0 ", *sealed)}));
   }
-  lane_->Submit(std::move(commands), [target, done = std::move(done)](Results results) mutable {
+  lane_->Submit(std::move(commands), [logged, done = std::move(done)](Results results) mutable {
     absl::StatusOr<RedisReply>& r = results[0];
     if (!r.ok()) return std::move(done)(r.status());
-    realtime::PublishResult result;
     uint64_t seq = 0, receivers = 0;
-    if (target == TargetKind::kRoom) {
-      if (!r->is_array() || r->elements.size() != 2 || !ToUint(r->elements[0], &seq) ||
-          !ToUint(r->elements[1], &receivers)) {
-        return std::move(done)(Unexpected("publish", *r));
-      }
-    } else if (!ToUint(*r, &receivers)) {
-      return std::move(done)(Unexpected("publish", *r));
-    }
+    const bool parsed = logged ? r->is_array() && r->elements.size() == 2 &&
+                                     ToUint(r->elements[0], &seq) &&
+                                     ToUint(r->elements[1], &receivers)
+                               : ToUint(*r, &receivers);
+    if (!parsed) return std::move(done)(Unexpected("publish", *r));
+    realtime::PublishResult result;
     result.sequence = seq;
     result.instances = static_cast<int64_t>(receivers);
     std::move(done)(result);
@@ -314,10 +333,12 @@ void RedisBroker::OnMessage(std::string_view channel, std::string_view payload) 
   absl::StatusOr<Event> event =
       OpenFrame(on_inst ? std::string_view(inst_channel_prefix_) : channel, payload.substr(space + 1));
   if (!event.ok()) return;  // counted
+  // Every frame carries its stream's sequence number (a sender of an older
+  // version sent 0 for all but rooms).
   bool fits = false;
   switch (event->target) {
     case TargetKind::kRoom:
-      fits = on_room && seq > 0;
+      fits = on_room && (seq > 0 || event->control != realtime::Control::kNone);
       break;
     case TargetKind::kUser:
       fits = on_inst;
@@ -333,7 +354,7 @@ void RedisBroker::OnMessage(std::string_view channel, std::string_view payload) 
     malformed_.fetch_add(1);
     return;
   }
-  event->sequence = event->target == TargetKind::kRoom ? seq : 0;
+  event->sequence = seq;
   absl::MutexLock lock(&sink_mu_);
   if (sink_ != nullptr) sink_->OnEvent(*std::move(event));
 }

@@ -1,8 +1,9 @@
 // RedisBroker: the realtime Broker over Redis. Events travel on pub/sub
 // channels (one per watched room, one per instance for user- and
 // connection-targeted events, one for broadcasts); presence lives in hashes
-// that heartbeats keep alive; each room has a sequence counter and a capped,
-// TTL'd stream for History. Key layout and scripts: realtime_scripts.cc and
+// that heartbeats keep alive; each target stream (a room, a user, a
+// connection, the broadcasts) has a sequence counter and a capped, TTL'd
+// log for History and Subscribe's resume, in the slot of its channel. Key layout and scripts: realtime_scripts.cc and
 // docs/REDIS_KEYS.md. Every command is single-slot (routed by its first
 // key; PUBLISH has none): what spans a room's, a user's and an instance's
 // slots is sent as separate commands, pipelined (presence:
@@ -68,13 +69,14 @@ struct RedisBrokerOptions {
   // An instance that stops refreshing drops out of every answer this long
   // after its last presence write or Refresh.
   absl::Duration presence_ttl = absl::Seconds(6);
-  // Per room: the log keeps at most this many events and this many bytes
-  // of sealed frames (the oldest go first; the newest always stays, see
-  // kPublishRoom) and is deleted this long after the room's last event.
+  // Per target stream: the log keeps at most this many events and this
+  // many bytes of sealed frames (the oldest go first; the newest always
+  // stays, see PublishStream) and is deleted this long after the stream's
+  // last event.
   size_t history_size = 1000;
   size_t history_bytes = 1 << 20;
   absl::Duration history_ttl = absl::Hours(1);
-  // A room idle this long restarts its sequence at 1.
+  // A stream idle this long restarts its sequence at 1.
   absl::Duration sequence_ttl = absl::Hours(24);
   // Tests only: runs in a Refresh after the sweep's deletes, before it
   // checks which dead instances came back.
@@ -132,8 +134,8 @@ class RedisBroker final : public realtime::Broker {
                    Reply<realtime::MembersPage> done) override;
   void UserConnections(std::string_view user,
                        Reply<std::vector<realtime::ConnRef>> done) override;
-  void History(std::string_view room, uint64_t after_sequence, int limit,
-               Reply<realtime::HistoryPage> done) override;
+  void StreamHistory(const realtime::StreamRef& stream, uint64_t after_sequence, int limit,
+                     Reply<realtime::HistoryPage> done) override;
 
   int64_t channels_held() const override;
   RedisBrokerStats stats() const;
@@ -154,6 +156,8 @@ class RedisBroker final : public realtime::Broker {
   std::string InstanceChannel(std::string_view instance) const;
   std::string RoomLogKey(std::string_view room) const;
   std::string RoomSequenceKey(std::string_view room) const;
+  // The log of any target stream (RoomLogKey for a room).
+  std::string StreamLogKey(const realtime::StreamRef& stream) const;
   std::string RoomMembersKey(std::string_view room) const;
   std::string UserKey(std::string_view user) const;
   std::string AliveKey(std::string_view instance) const;
@@ -180,6 +184,15 @@ class RedisBroker final : public realtime::Broker {
 
  private:
   using Results = WriteLane::Results;
+  // Where a target stream lives: its keys' common prefix (one slot), the
+  // channel its events travel on (none for a user: its instances'), and
+  // the name its frames are sealed under.
+  struct StreamPlace {
+    std::string keys;  // "<stream>:" of realtime_scripts.cc
+    std::string channel;
+    std::string seal_name;
+  };
+  StreamPlace PlaceOf(const realtime::StreamRef& stream) const;
   // Alive while a read's callback may still touch the broker; the
   // destructor waits for the last reference.
   struct InFlight {
@@ -223,9 +236,15 @@ class RedisBroker final : public realtime::Broker {
   // `commands` through the lane in pieces, one after the other.
   Results CallLanePieces(std::vector<RedisCommand> commands);
   void LiveFields(std::string key, Reply<std::vector<std::string>> done);
-  void PublishUser(std::string key, std::string message, Reply<realtime::PublishResult> done);
+  // `publish_stream_`'s arguments after the channel: frame and bounds.
+  std::vector<std::string> AppendArgs(std::string channel, std::string sealed) const;
+  // `logged`: the event takes the user stream's next sequence and a log
+  // entry (a control event takes neither).
+  void PublishUser(const StreamPlace& place, std::string sealed, bool logged,
+                   Reply<realtime::PublishResult> done);
   absl::StatusOr<realtime::HistoryPage> ParseHistory(absl::StatusOr<RedisReply> reply,
-                                                     std::string_view channel, uint64_t after,
+                                                     const realtime::StreamRef& stream,
+                                                     std::string_view seal_name, uint64_t after,
                                                      size_t limit);
 
   void OnMessage(std::string_view channel, std::string_view payload);
@@ -245,7 +264,7 @@ class RedisBroker final : public realtime::Broker {
   const std::string all_channel_;          // P rt:c2:all, Cluster: P rt:{all}:c
   const std::string room_channel_prefix_;  // P rt:c2:room:, Cluster: P rt:{r:
   const std::shared_ptr<const RedisScript> index_add_, index_remove_, dead_index_, drop_swept_,
-      publish_room_, history_;
+      publish_stream_, append_user_, history_;
   std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
   std::unique_ptr<WriteLane> lane_;              // every write, in call order
   std::shared_ptr<InFlight> inflight_;

@@ -186,28 +186,47 @@ void RedisBroker::LiveFields(std::string key, Reply<std::vector<std::string>> do
 }
 
 // Three steps in the write lane (so it follows the presence writes before
-// it): the user's hash, the liveness of its instances, one PUBLISH per live
-// instance. -> instances sent to.
-void RedisBroker::PublishUser(std::string key, std::string message,
+// it): the user's stream (sequence, log entry; unless not `logged`) and its
+// hash, in one script of the user's slot (or HKEYS alone); the liveness of
+// its instances; one PUBLISH per live instance. -> the sequence and the
+// instances sent to.
+void RedisBroker::PublishUser(const StreamPlace& place, std::string sealed, bool logged,
                               Reply<realtime::PublishResult> done) {
   struct State {
-    std::string message;
+    std::string message;  // "<seq> <sealed frame>"
+    uint64_t sequence = 0;
     std::vector<std::string> instances;
     absl::Status status;
     Reply<realtime::PublishResult> done;
   };
   auto state = std::make_shared<State>();
-  state->message = std::move(message);
   state->done = std::move(done);
   auto fail = [state](absl::Status status, WriteLane::Step* next) {
     state->status = std::move(status);
     next->done = [state](WriteLane::Results) { std::move(state->done)(state->status); };
   };
   WriteLane::Step first;
-  first.commands.push_back(RedisCommand({"HKEYS", std::move(key)}));
-  first.then = [this, state, fail](WriteLane::Results results, WriteLane::Step* next) {
-    absl::StatusOr<std::vector<std::string>> fields = Strings(std::move(results[0]), "HKEYS");
+  const std::string conns = absl::StrCat(place.keys, "conns");
+  if (logged) {
+    first.commands.push_back(append_user_->Call(
+        {absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log"),
+         absl::StrCat(place.keys, "logbytes"), conns},
+        AppendArgs("", sealed)));
+  } else {
+    first.commands.push_back(RedisCommand({"HKEYS", conns}));
+  }
+  first.then = [this, state, fail, logged, sealed = std::move(sealed)](
+                   WriteLane::Results results, WriteLane::Step* next) {
+    absl::StatusOr<RedisReply>& r = results[0];
+    if (!r.ok()) return fail(r.status(), next);
+    if (logged && (!r->is_array() || r->elements.size() != 2 ||
+                   !ToUint(r->elements[0], &state->sequence))) {
+      return fail(Unexpected("publish", *r), next);
+    }
+    absl::StatusOr<std::vector<std::string>> fields =
+        Strings(logged ? std::move(r->elements[1]) : *std::move(r), "HKEYS");
     if (!fields.ok()) return fail(fields.status(), next);
+    state->message = absl::StrCat(state->sequence, " ", sealed);
     state->instances = Instances(*fields);
     for (const std::string& inst : state->instances) {
       next->commands.push_back(RedisCommand({"EXISTS", AliveKey(inst)}));
@@ -225,6 +244,7 @@ void RedisBroker::PublishUser(std::string key, std::string message,
         const absl::Status status = FirstError(results);
         if (!status.ok()) return std::move(state->done)(status);
         realtime::PublishResult result;
+        result.sequence = state->sequence;
         result.instances = static_cast<int64_t>(results.size());
         std::move(state->done)(result);
       };
@@ -233,29 +253,28 @@ void RedisBroker::PublishUser(std::string key, std::string message,
   lane_->Submit(std::move(first));
 }
 
-void RedisBroker::History(std::string_view room, uint64_t after_sequence, int limit,
-                          Reply<realtime::HistoryPage> done) {
+void RedisBroker::StreamHistory(const realtime::StreamRef& stream, uint64_t after_sequence,
+                                int limit, Reply<realtime::HistoryPage> done) {
   absl::StatusOr<int> size = realtime::PageSize(limit, "limit");
   if (!size.ok()) return std::move(done)(size.status());
-  const std::string room_tag = Tag("room", room);
+  StreamPlace place = PlaceOf(stream);
   const std::string start = after_sequence == std::numeric_limits<uint64_t>::max()
                                 ? absl::StrCat(after_sequence, "-1")  // past every "<seq>-0"
                                 : absl::StrCat(after_sequence + 1, "-0");
-  const std::string room_key = absl::StrCat(options_.prefix, "rt:{r:", room_tag, "}:");
   client_->Execute(
-      history_->Call({absl::StrCat(room_key, "seq"), absl::StrCat(room_key, "log")},
+      history_->Call({absl::StrCat(place.keys, "seq"), absl::StrCat(place.keys, "log")},
                      {start, std::to_string(*size + 1)}),
       [this, guard = inflight_, after = after_sequence, limit = static_cast<size_t>(*size),
-       channel = RoomChannelOfTag(room_tag),
+       stream, seal_name = std::move(place.seal_name),
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        std::move(done)(ParseHistory(std::move(reply), channel, after, limit));
+        std::move(done)(ParseHistory(std::move(reply), stream, seal_name, after, limit));
         guard.reset();
       });
 }
 
-absl::StatusOr<realtime::HistoryPage> RedisBroker::ParseHistory(absl::StatusOr<RedisReply> reply,
-                                                                std::string_view channel,
-                                                                uint64_t after, size_t limit) {
+absl::StatusOr<realtime::HistoryPage> RedisBroker::ParseHistory(
+    absl::StatusOr<RedisReply> reply, const realtime::StreamRef& stream,
+    std::string_view seal_name, uint64_t after, size_t limit) {
   if (!reply.ok()) return reply.status();
   uint64_t counter = 0, first = 0, last = 0;
   if (!reply->is_array() || reply->elements.size() != 4 || !reply->elements[3].is_array() ||
@@ -289,11 +308,14 @@ absl::StatusOr<realtime::HistoryPage> RedisBroker::ParseHistory(absl::StatusOr<R
       if (kv[k].str == "e") frame = &kv[k + 1].str;
     }
     absl::StatusOr<Event> event =
-        frame != nullptr ? OpenFrame(channel, *frame) : absl::DataLossError("no frame");
+        frame != nullptr ? OpenFrame(seal_name, *frame) : absl::DataLossError("no frame");
     if (frame == nullptr) malformed_.fetch_add(1);
-    if (event.ok() && event->target != TargetKind::kRoom) {
+    // User and connection frames are sealed to the instance channels'
+    // family: one copied from another stream's log opens, so the
+    // addressing is checked.
+    if (event.ok() && !(realtime::StreamOf(*event) == stream)) {
       malformed_.fetch_add(1);
-      event = absl::DataLossError("not a room event");
+      event = absl::DataLossError("not an event of this stream");
     }
     if (!event.ok()) {
       complete = false;

@@ -13,7 +13,8 @@ namespace stateside::rpc {
 // (docs/API.md, "Evolving the API"). 2: Regenerate's user_id, the session
 // limit policy and max_sessions_per_user of Create and Regenerate. 3: the
 // request_id of Create, Regenerate and Publish; ReportDrained's drain_token;
-// WatchSessionEvents and DestroyUserSessions' close_connections.
+// WatchSessionEvents and DestroyUserSessions' close_connections; a sequence
+// number for every realtime target's stream, Subscribe's resume.
 inline constexpr uint32_t kApiRevision = 3;
 
 // The store's deployment, as GetInstance reports it.
@@ -25,6 +26,7 @@ struct ApiCapabilities {
   bool session_events = false;  // WatchSessionEvents, close_connections
   bool reflection = false;
   bool request_ids = false;  // request_id and drain_token honoured
+  bool realtime_resume = true;
   StoreTopology topology = StoreTopology::kMemory;
 };
 

@@ -122,6 +122,7 @@ grpc::ServerUnaryReactor* LifecycleService::GetInstance(
         capabilities->set_session_events(capabilities_.session_events);
         capabilities->set_reflection(capabilities_.reflection);
         capabilities->set_request_ids(capabilities_.request_ids);
+        capabilities->set_realtime_resume(capabilities_.realtime_resume);
         capabilities->set_topology(ToProto(capabilities_.topology));
         call->Finish(absl::OkStatus());
       });

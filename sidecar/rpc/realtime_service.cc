@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/request_once.h"
@@ -27,6 +28,10 @@ using PublishCall = UnaryCall<v1::PublishRequest, v1::PublishResponse>;
 using MembersCall = UnaryCall<v1::RoomMembersRequest, v1::RoomMembersResponse>;
 using UserCall = UnaryCall<v1::UserConnectionsRequest, v1::UserConnectionsResponse>;
 using HistoryCall = UnaryCall<v1::HistoryRequest, v1::HistoryResponse>;
+using JoinAllCall = UnaryCall<v1::JoinConnectionsRequest, v1::JoinConnectionsResponse>;
+using LeaveAllCall = UnaryCall<v1::LeaveConnectionsRequest, v1::LeaveConnectionsResponse>;
+using DisconnectCall =
+    UnaryCall<v1::DisconnectConnectionsRequest, v1::DisconnectConnectionsResponse>;
 
 constexpr size_t kMaxPageTokenBytes = 1024;
 
@@ -68,6 +73,55 @@ void ToProto(const ConnRef& ref, v1::ConnectionRef* out) {
   out->set_conn_id(ref.conn);
 }
 
+// The `target` oneof of PublishRequest, ConnectionSelector and
+// StreamPosition (the same fields), into `event`; `prefix` names the
+// message's field in errors ("" at the top).
+template <typename Message>
+absl::Status ToTarget(const Message& request, std::string_view prefix, Event* event) {
+  const auto field = [&](std::string_view name) {
+    return std::string(prefix) + std::string(name);
+  };
+  switch (request.target_case()) {
+    case Message::kRoom:
+      event->target = TargetKind::kRoom;
+      event->to = request.room();
+      return realtime::ValidateName(field("room"), event->to, 1, realtime::kMaxNameBytes);
+    case Message::kUserId:
+      event->target = TargetKind::kUser;
+      event->to = request.user_id();
+      return realtime::ValidateName(field("user_id"), event->to, 1, realtime::kMaxNameBytes);
+    case Message::kConnection: {
+      absl::StatusOr<ConnRef> ref = ToConnRef(request.connection(), field("connection"));
+      if (!ref.ok()) return ref.status();
+      event->target = TargetKind::kConnection;
+      event->to = ref->conn;
+      event->to_instance = ref->instance;
+      return absl::OkStatus();
+    }
+    case Message::kAll:
+      if (!request.all()) return absl::InvalidArgumentError(field("all: must be true when set"));
+      event->target = TargetKind::kAll;
+      return absl::OkStatus();
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(field("target: one of room, user_id, connection, all"));
+}
+
+absl::Status ToExcept(const google::protobuf::RepeatedPtrField<v1::ConnectionRef>& refs,
+                      const std::string& field, Event* event) {
+  if (static_cast<size_t>(refs.size()) > realtime::kMaxExcept) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", realtime::kMaxExcept, " connections"));
+  }
+  for (const v1::ConnectionRef& ref : refs) {
+    absl::StatusOr<ConnRef> except = ToConnRef(ref, field);
+    if (!except.ok()) return except.status();
+    event->except.push_back(*std::move(except));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateRooms(const google::protobuf::RepeatedPtrField<std::string>& rooms) {
@@ -94,36 +148,51 @@ absl::StatusOr<realtime::ConnPresence> ToConnPresence(
   return realtime::ConnPresence{request.conn_id(), request.user_id(), Rooms(request.rooms())};
 }
 
+absl::StatusOr<std::vector<realtime::RealtimeHub::ResumePoint>> ToResumePoints(
+    const google::protobuf::RepeatedPtrField<v1::StreamPosition>& positions,
+    const std::string& instance) {
+  if (static_cast<size_t>(positions.size()) > realtime::kMaxResumePoints) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resume: at most ", realtime::kMaxResumePoints, " per stream"));
+  }
+  std::vector<realtime::RealtimeHub::ResumePoint> points;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::StreamPosition& position : positions) {
+    Event target;
+    if (absl::Status s = ToTarget(position, "resume.", &target); !s.ok()) return s;
+    if (target.target == TargetKind::kConnection && target.to_instance.empty()) {
+      target.to_instance = instance;
+    }
+    realtime::StreamRef stream = realtime::StreamOf(target);
+    if (!seen.insert(realtime::StreamKey(stream)).second) {
+      return absl::InvalidArgumentError("resume: a stream named twice");
+    }
+    points.push_back({std::move(stream), position.sequence()});
+  }
+  return points;
+}
+
+void ToProto(const realtime::StreamRef& stream, uint64_t sequence, v1::StreamPosition* out) {
+  switch (stream.target) {
+    case TargetKind::kRoom:
+      out->set_room(stream.to);
+      break;
+    case TargetKind::kUser:
+      out->set_user_id(stream.to);
+      break;
+    case TargetKind::kConnection:
+      ToProto(ConnRef{stream.to_instance, stream.to}, out->mutable_connection());
+      break;
+    case TargetKind::kAll:
+      out->set_all(true);
+      break;
+  }
+  out->set_sequence(sequence);
+}
+
 absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {
   Event event;
-  switch (request.target_case()) {
-    case v1::PublishRequest::kRoom:
-      if (absl::Status s = ValidateRoom(request.room()); !s.ok()) return s;
-      event.target = TargetKind::kRoom;
-      event.to = request.room();
-      break;
-    case v1::PublishRequest::kUserId:
-      if (absl::Status s = ValidateUser(request.user_id()); !s.ok()) return s;
-      event.target = TargetKind::kUser;
-      event.to = request.user_id();
-      break;
-    case v1::PublishRequest::kConnection: {
-      absl::StatusOr<ConnRef> ref = ToConnRef(request.connection(), "connection");
-      if (!ref.ok()) return ref.status();
-      event.target = TargetKind::kConnection;
-      event.to = ref->conn;
-      event.to_instance = ref->instance;
-      break;
-    }
-    case v1::PublishRequest::kAll:
-      if (!request.all()) {
-        return absl::InvalidArgumentError("all: must be true when set");
-      }
-      event.target = TargetKind::kAll;
-      break;
-    case v1::PublishRequest::TARGET_NOT_SET:
-      return absl::InvalidArgumentError("target: one of room, user_id, connection, all");
-  }
+  if (absl::Status s = ToTarget(request, "", &event); !s.ok()) return s;
   if (absl::Status s = realtime::ValidateName("event", request.event(), 0,
                                               realtime::kMaxEventNameBytes);
       !s.ok()) {
@@ -133,17 +202,26 @@ absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("payload: at most ", realtime::kMaxPayloadBytes,
                                                    " bytes, got ", request.payload().size()));
   }
-  if (static_cast<size_t>(request.exclude_size()) > realtime::kMaxExcept) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("exclude: at most ", realtime::kMaxExcept, " connections"));
-  }
-  for (const v1::ConnectionRef& ref : request.exclude()) {
-    absl::StatusOr<ConnRef> except = ToConnRef(ref, "exclude");
-    if (!except.ok()) return except.status();
-    event.except.push_back(*std::move(except));
-  }
+  if (absl::Status s = ToExcept(request.exclude(), "exclude", &event); !s.ok()) return s;
   event.name = request.event();
   event.payload = request.payload();
+  return event;
+}
+
+absl::StatusOr<Event> ToControl(const v1::ConnectionSelector& selector,
+                                const google::protobuf::RepeatedPtrField<std::string>* rooms,
+                                realtime::Control control) {
+  Event event;
+  event.control = control;
+  if (absl::Status s = ToTarget(selector, "connections.", &event); !s.ok()) return s;
+  if (absl::Status s = ToExcept(selector.exclude(), "connections.exclude", &event); !s.ok()) {
+    return s;
+  }
+  if (rooms != nullptr) {
+    if (rooms->empty()) return absl::InvalidArgumentError("rooms: at least one");
+    if (absl::Status s = ValidateRooms(*rooms); !s.ok()) return s;
+    event.rooms = Rooms(*rooms);
+  }
   return event;
 }
 
@@ -315,6 +393,52 @@ grpc::ServerUnaryReactor* RealtimeService::History(grpc::CallbackServerContext* 
               });
             });
       });
+}
+
+// The three cluster-wide operations: one control event each, published
+// like an event to the selected connections' target.
+template <typename Call>
+void RealtimeService::PublishControl(Call* call,
+                                     const google::protobuf::RepeatedPtrField<std::string>* rooms,
+                                     realtime::Control control) {
+  absl::StatusOr<Event> event = ToControl(call->request().connections(), rooms, control);
+  if (!event.ok()) return call->Finish(event.status());
+  hub_->Publish(*std::move(event), [call](absl::StatusOr<realtime::PublishResult> result) {
+    call->Finish(std::move(result), [](const realtime::PublishResult& r, auto* out) {
+      out->set_instances(r.instances);
+    });
+  });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::JoinConnections(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return JoinAllCall::Start(context, request, response, Meter("RealtimeService/JoinConnections"),
+                            [this](JoinAllCall* call) {
+                              PublishControl(call, &call->request().rooms(),
+                                             realtime::Control::kJoin);
+                            });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::LeaveConnections(grpc::CallbackServerContext* context,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  return LeaveAllCall::Start(context, request, response,
+                             Meter("RealtimeService/LeaveConnections"),
+                             [this](LeaveAllCall* call) {
+                               PublishControl(call, &call->request().rooms(),
+                                              realtime::Control::kLeave);
+                             });
+}
+
+grpc::ServerUnaryReactor* RealtimeService::DisconnectConnections(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return DisconnectCall::Start(context, request, response,
+                               Meter("RealtimeService/DisconnectConnections"),
+                               [this](DisconnectCall* call) {
+                                 PublishControl(call, nullptr, realtime::Control::kDisconnect);
+                               });
 }
 
 }  // namespace stateside::rpc

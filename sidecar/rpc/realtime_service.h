@@ -24,7 +24,10 @@ using RealtimeServiceBase = RS::WithRawCallbackMethod_RegisterConnection<
         RS::WithRawCallbackMethod_Leave<RS::WithRawCallbackMethod_Publish<
             RS::WithRawCallbackMethod_Subscribe<RS::WithRawCallbackMethod_RoomMembers<
                 RS::WithRawCallbackMethod_UserConnections<
-                    RS::WithRawCallbackMethod_History<RS::CallbackService>>>>>>>>>;
+                    RS::WithRawCallbackMethod_History<RS::WithRawCallbackMethod_JoinConnections<
+                        RS::WithRawCallbackMethod_LeaveConnections<
+                            RS::WithRawCallbackMethod_DisconnectConnections<
+                                RS::CallbackService>>>>>>>>>>>>;
 }  // namespace internal
 
 class RealtimeService final : public internal::RealtimeServiceBase {
@@ -62,9 +65,23 @@ class RealtimeService final : public internal::RealtimeServiceBase {
   grpc::ServerUnaryReactor* History(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
                                     grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* JoinConnections(grpc::CallbackServerContext* context,
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* LeaveConnections(grpc::CallbackServerContext* context,
+                                             const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DisconnectConnections(grpc::CallbackServerContext* context,
+                                                  const grpc::ByteBuffer* request,
+                                                  grpc::ByteBuffer* response) override;
 
  private:
   RpcMeter Meter(std::string_view method) const { return {metrics_, method}; }
+  // Validates the selector (and `rooms`, unless null) of a cluster-wide
+  // operation and publishes its control event; finishes `call`.
+  template <typename Call>
+  void PublishControl(Call* call, const google::protobuf::RepeatedPtrField<std::string>* rooms,
+                      realtime::Control control);
 
   realtime::RealtimeHub* const hub_;
   realtime::Broker* const broker_;
@@ -75,6 +92,16 @@ class RealtimeService final : public internal::RealtimeServiceBase {
 // Request validation (exposed for tests): INVALID_ARGUMENT naming the field.
 absl::StatusOr<realtime::ConnPresence> ToConnPresence(const v1::RegisterConnectionRequest& request);
 absl::StatusOr<realtime::Event> ToEvent(const v1::PublishRequest& request);
+// A cluster-wide operation's control event; `rooms` null for a disconnect.
+absl::StatusOr<realtime::Event> ToControl(
+    const v1::ConnectionSelector& selector,
+    const google::protobuf::RepeatedPtrField<std::string>* rooms, realtime::Control control);
+// Subscribe's resume points: at most kMaxResumePoints, each naming one
+// target (a connection without instance: `instance`), no stream twice.
+absl::StatusOr<std::vector<realtime::RealtimeHub::ResumePoint>> ToResumePoints(
+    const google::protobuf::RepeatedPtrField<v1::StreamPosition>& positions,
+    const std::string& instance);
+void ToProto(const realtime::StreamRef& stream, uint64_t sequence, v1::StreamPosition* out);
 absl::Status ValidateRooms(const google::protobuf::RepeatedPtrField<std::string>& rooms);
 // The Delivery message of an event for the given local connections.
 void ToProto(const realtime::Event& event, const std::vector<std::string>& conn_ids,

@@ -25,16 +25,33 @@ grpc::ByteBuffer Serialize(const v1::RealtimeEvent& event) {
 }
 
 v1::RealtimeEvent EventOf(const realtime::QueueItem& item) {
+  using Reason = realtime::GapNotice::Reason;
   v1::RealtimeEvent out;
+  if (item.delivery != nullptr && item.delivery->event.control == realtime::Control::kDisconnect) {
+    for (const std::string& conn : item.delivery->conn_ids) {
+      out.mutable_disconnect()->add_conn_ids(conn);
+    }
+    return out;
+  }
   if (item.delivery != nullptr) {
     rpc::ToProto(item.delivery->event, item.delivery->conn_ids, out.mutable_delivery());
     return out;
   }
   v1::Gap* gap = out.mutable_gap();
-  gap->set_reason(item.gap->reason == realtime::GapNotice::Reason::kSubscriberOverflow
-                      ? v1::Gap::REASON_SUBSCRIBER_OVERFLOW
-                      : v1::Gap::REASON_REDIS_DISCONNECTED);
-  gap->set_dropped(item.gap->dropped);
+  switch (item.gap->reason) {
+    case Reason::kSubscriberOverflow:
+      gap->set_reason(v1::Gap::REASON_SUBSCRIBER_OVERFLOW);
+      gap->set_dropped(item.gap->dropped);
+      break;
+    case Reason::kRedisDisconnected:
+      gap->set_reason(v1::Gap::REASON_REDIS_DISCONNECTED);
+      break;
+    case Reason::kResumeIncomplete:
+      gap->set_reason(v1::Gap::REASON_RESUME_INCOMPLETE);
+      rpc::ToProto(item.gap->stream, item.gap->after_sequence, gap->mutable_resume());
+      gap->set_first_sequence(item.gap->first_sequence);
+      return out;
+  }
   rpc::ToProto(item.gap->from, gap->mutable_from_time());
   rpc::ToProto(item.gap->to, gap->mutable_to_time());
   return out;
@@ -71,8 +88,19 @@ void SubscribeReactor::Begin(const grpc::ByteBuffer* request_bytes) {
       conns.push_back(*std::move(conn));
     }
   }
+  if (status.ok()) {
+    absl::StatusOr<std::vector<realtime::RealtimeHub::ResumePoint>> points =
+        ToResumePoints(request.resume(), hub_->instance_id());
+    if (points.ok()) {
+      resume_ = *std::move(points);
+    } else {
+      status = points.status();
+    }
+  }
   std::shared_ptr<Shared> shared = shared_;
-  queue_ = hub_->AddSubscriber([shared] { Wake(shared); });
+  // Holding from the start: what arrives before and during the replay
+  // follows it.
+  queue_ = hub_->AddSubscriber([shared] { Wake(shared); }, /*holding=*/!resume_.empty());
   if (!status.ok()) return OnRegistered(status);
   if (queue_->closed()) {
     return OnRegistered(absl::UnavailableError("realtime: the sidecar is shutting down"));
@@ -117,6 +145,21 @@ void SubscribeReactor::Begin(const grpc::ByteBuffer* request_bytes) {
 }
 
 void SubscribeReactor::OnRegistered(absl::Status status) {
+  if (status.ok() && !resume_.empty()) {
+    // `subscribed` goes out now; the replay follows it through the queue.
+    // A replay that fails ends the stream (the app opens it again); the
+    // answer may come after the reactor is gone.
+    hub_->Resume(queue_, std::exchange(resume_, {}),
+                 [shared = shared_](absl::Status replayed) {
+                   if (replayed.ok()) return;
+                   Wake(shared, [&](StreamReactor* base) {
+                     auto* self = static_cast<SubscribeReactor*>(base);
+                     self->shared_->mu.AssertHeld();
+                     if (self->end_.ok()) self->end_ = std::move(replayed);
+                     self->CancelLocked();
+                   });
+                 });
+  }
   Step step;
   {
     absl::MutexLock lock(&shared_->mu);

@@ -1,7 +1,8 @@
 // RealtimeService.Subscribe: one server-streaming reactor per stream. It
 // registers the stream's own connections (if any), then writes `subscribed`,
 // then every item of its hub queue (deliveries and gap notices) in order, one
-// write in flight at a time. The queue is bounded (see SubscriberQueue), so a
+// write in flight at a time. With resume points the queue holds live events
+// while the hub replays the streams' logs into it (RealtimeHub::Resume). The queue is bounded (see SubscriberQueue), so a
 // slow reader costs dropped events, never memory. The stream ends with OK
 // never: CANCELLED when the app goes, UNAVAILABLE when the sidecar shuts
 // down (after what was queued is written), or the registration's error.
@@ -51,6 +52,8 @@ class SubscribeReactor final
   std::shared_ptr<realtime::SubscriberQueue> queue_;  // set in Begin
   // Registered by this stream; set once its registrations have answered.
   std::vector<std::string> owned_conns_;
+  // Replayed once the registrations have answered (then cleared).
+  std::vector<realtime::RealtimeHub::ResumePoint> resume_;
 
   bool registered_ ABSL_GUARDED_BY(shared_->mu) = false;
   bool subscribed_sent_ ABSL_GUARDED_BY(shared_->mu) = false;

@@ -131,8 +131,9 @@ constexpr Spec kSpecs[] = {
      "bucket size of STATESIDE_PUBLISH_RATE_PER_USER: events one user may "
      "publish at once"},
     {"STATESIDE_ROOM_HISTORY_BYTES", "room-history-bytes", "BYTES", "1048576",
-     "stored bytes of one room's event log (History), as well as its 1000 "
-     "entries: the oldest events go first"},
+     "stored bytes of one target stream's event log (a room's, a user's, a "
+     "connection's, the broadcasts'; History and Subscribe's resume), as well "
+     "as its 1000 entries: the oldest events go first"},
     {"STATESIDE_REDIS_TOPOLOGY", "redis-topology", "standalone|cluster|sentinel",
      "standalone",
      "standalone: REDIS_URL names one node; cluster: its nodes are Redis "

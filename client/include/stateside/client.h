@@ -294,8 +294,25 @@ class Client {
                                         std::string_view request_id = "");
   // Opens this instance's event stream, registering `connections` for its
   // life; returns once the sidecar confirmed it (within call_timeout).
+  // `resume` (at most 256, one per stream; needs capabilities
+  // .realtime_resume): each stream's logged events after its position come
+  // first, then the live ones, none twice.
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
-      const std::vector<ConnectionRegistration>& connections = {});
+      const std::vector<ConnectionRegistration>& connections = {},
+      const std::vector<StreamPosition>& resume = {});
+  // Cluster-wide, on every instance (capabilities.realtime_resume): the
+  // connections of `of` (a room, a user, one connection, or all), except
+  // `except`, join / leave `rooms` (1..256), or are disconnected (their
+  // streams get a Disconnect). Answers the instances it was sent to; each
+  // applies it when it arrives. Not retried, like Publish.
+  absl::StatusOr<int64_t> JoinConnections(const PublishTarget& of,
+                                          const std::vector<std::string>& rooms,
+                                          const std::vector<ConnectionRef>& except = {});
+  absl::StatusOr<int64_t> LeaveConnections(const PublishTarget& of,
+                                           const std::vector<std::string>& rooms,
+                                           const std::vector<ConnectionRef>& except = {});
+  absl::StatusOr<int64_t> DisconnectConnections(const PublishTarget& of,
+                                                const std::vector<ConnectionRef>& except = {});
   // page_size 0: the sidecar's default; page_token "" for the first page.
   absl::StatusOr<RoomMembersPage> RoomMembers(std::string_view room, int page_size = 0,
                                               std::string_view page_token = "");

@@ -101,7 +101,9 @@ struct PublishTarget {
 };
 
 struct PublishResult {
-  uint64_t sequence = 0;  // the room's sequence number; 0 for other targets
+  // The event's sequence number in its target's stream (a sidecar with
+  // api_revision < 3: rooms only, 0 for other targets).
+  uint64_t sequence = 0;
   int64_t instances = 0;  // instances the event was sent to through Redis
 };
 
@@ -112,24 +114,49 @@ struct Delivery {
   std::string event;  // the event name (may be empty)
   std::string payload;  // raw bytes
   std::vector<std::string> conn_ids;  // this instance's connections to hand it to
-  uint64_t sequence = 0;  // room events: the room's sequence number
+  uint64_t sequence = 0;  // the sequence number of the target's stream
   absl::Time published_at;
   std::string origin_instance;
 };
 
-// Events may have been lost: tell the clients (or recover rooms with History).
+// A position in a target's stream: the last sequence number the app has
+// seen of it. Client::Subscribe's resume points: the new stream replays
+// what the stream's log still holds after it, then goes live.
+struct StreamPosition {
+  PublishTarget target;  // a connection with an empty instance_id: this one
+  uint64_t sequence = 0;
+};
+// The stream a delivery belongs to, at the delivery's sequence number (a
+// connection's: on this instance). Keep the latest per stream and hand them
+// to Subscribe when the stream is opened again.
+StreamPosition PositionOf(const Delivery& delivery);
+
+// Events may have been lost: tell the clients (or recover them with History
+// or by subscribing again with resume points).
 struct Gap {
-  enum class Reason { kUnspecified, kSubscriberOverflow, kRedisDisconnected };
+  enum class Reason { kUnspecified, kSubscriberOverflow, kRedisDisconnected, kResumeIncomplete };
   Reason reason = Reason::kUnspecified;
   uint64_t dropped = 0;  // kSubscriberOverflow: events dropped for this stream
   // kRedisDisconnected: the interval in which events may have been lost.
   std::optional<absl::Time> from;
   std::optional<absl::Time> to;
+  // kResumeIncomplete: the resume point whose stream's log no longer
+  // reaches back, and the first sequence replayed (0: none); those in
+  // between are lost.
+  std::optional<StreamPosition> resume;
+  uint64_t first_sequence = 0;
 };
-// "subscriber-overflow", "redis-disconnected" or "unspecified".
+// "subscriber-overflow", "redis-disconnected", "resume-incomplete" or
+// "unspecified".
 std::string_view GapReasonName(Gap::Reason reason);
 
-using RealtimeEvent = std::variant<Delivery, Gap>;
+// A cluster-wide DisconnectConnections reached these local connections:
+// the sidecar has unregistered them; the app closes them.
+struct Disconnect {
+  std::vector<std::string> conn_ids;
+};
+
+using RealtimeEvent = std::variant<Delivery, Gap, Disconnect>;
 
 // One page of a room's members (Client::RoomMembers).
 struct RoomMembersPage {

@@ -177,6 +177,7 @@ struct SidecarCapabilities {
   // request_id (retries of CreateSession, RegenerateSession, Publish apply
   // once) and drain tokens: API revision 3.
   bool request_ids = false;
+  bool realtime_resume = false;  // per-target sequences, SubscribeOptions::resume
   StoreTopology topology = StoreTopology::kUnspecified;
 };
 

@@ -128,13 +128,13 @@ TEST_F(RadarAppTest, UserTargetedMessageReachesEveryConnectionOfTheUser) {
   HttpResponse response = Call("POST", "/broadcast", json{{"user", bob}, {"msg", "psst"}}.dump(),
                                {LoginAs(alice)});
   ASSERT_EQ(response.status, 200) << response.body;
-  EXPECT_EQ(Body(response)["sequence"], 0);  // not a room
+  EXPECT_EQ(Body(response)["sequence"], 1);  // the first of bob's stream
   for (WebSocketClient* ws : {first.get(), second.get()}) {
     auto got = ws->ReadUntil("psst", absl::Seconds(10));
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(json::parse(*got),
               (json{{"event", "message"}, {"user", bob}, {"msg", "psst"}, {"from", alice},
-                    {"instance", pod().instance()}}));
+                    {"instance", pod().instance()}, {"sequence", 1}}));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <optional>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "stateside/client.h"
 #include "tests/integration/client/sidecar_fixture.h"
+#include "tests/support/wait.h"
 
 namespace stateside {
 namespace {
@@ -318,6 +320,60 @@ TEST_P(ClientSidecarTest, OptOutRoundTrips) {
   EXPECT_EQ(client_->GetOptOut(subject).value_or(true), false);
 }
 
+// Realtime recovery through the client on the memory store: a stream opened
+// again with the positions it reached gets exactly what it missed, then
+// cluster-wide join and disconnect reach the connection.
+TEST_P(ClientSidecarTest, ASubscriptionResumesWhereItStoppedAndClusterWideOpsReachItsConnections) {
+  const std::string user = UniqueUser("rt");
+  const std::string room = user + "-room";
+  const std::string conn = user + "-c1";
+  ASSERT_TRUE(client_->RegisterConnection(conn, user, {room}).ok());
+  const auto next = [](Subscription& sub) -> std::optional<RealtimeEvent> {
+    absl::StatusOr<RealtimeEvent> event = sub.Next(absl::Seconds(10));
+    if (!event.ok()) return std::nullopt;
+    return *std::move(event);
+  };
+  std::vector<StreamPosition> seen;
+  {
+    auto sub = client_->Subscribe();
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    ASSERT_TRUE(client_->Publish(PublishTarget::Room(room), "m", "r1").ok());
+    ASSERT_TRUE(client_->Publish(PublishTarget::User(user), "m", "u1").ok());
+    for (int i = 0; i < 2; ++i) {
+      std::optional<RealtimeEvent> event = next(**sub);
+      ASSERT_TRUE(event.has_value() && std::holds_alternative<Delivery>(*event));
+      seen.push_back(PositionOf(std::get<Delivery>(*event)));
+    }
+  }
+  auto r2 = client_->Publish(PublishTarget::Room(room), "m", "r2");
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->sequence, 2u);
+  EXPECT_EQ(client_->Publish(PublishTarget::User(user), "m", "u2")->sequence, 2u);
+  auto sub = client_->Subscribe({}, seen);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  std::vector<std::string> replayed;
+  for (int i = 0; i < 2; ++i) {
+    std::optional<RealtimeEvent> event = next(**sub);
+    ASSERT_TRUE(event.has_value() && std::holds_alternative<Delivery>(*event));
+    replayed.push_back(std::get<Delivery>(*event).payload);
+  }
+  EXPECT_THAT(replayed, ::testing::ElementsAre("r2", "u2"));
+
+  auto joined = client_->JoinConnections(PublishTarget::User(user), {room + "-2"});
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(*joined, 1);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto members = client_->RoomMembers(room + "-2");
+    return members.ok() && members->count == 1;
+  }));
+  ASSERT_TRUE(client_->DisconnectConnections(PublishTarget::Room(room)).ok());
+  std::optional<RealtimeEvent> gone = next(**sub);
+  ASSERT_TRUE(gone.has_value() && std::holds_alternative<Disconnect>(*gone));
+  EXPECT_THAT(std::get<Disconnect>(*gone).conn_ids, ::testing::ElementsAre(conn));
+  EXPECT_EQ(client_->JoinConnections(PublishTarget::User(user), {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   auto instance = client_->GetInstance();
   ASSERT_TRUE(instance.ok()) << instance.status();
@@ -332,6 +388,7 @@ TEST_P(ClientSidecarTest, InstanceAndHealthDescribeTheRunningSidecar) {
   EXPECT_TRUE(instance->capabilities.reflection);
   EXPECT_TRUE(instance->capabilities.session_events);
   EXPECT_TRUE(instance->capabilities.request_ids);
+  EXPECT_TRUE(instance->capabilities.realtime_resume);
   EXPECT_EQ(instance->capabilities.topology, StoreTopology::kMemory);
   EXPECT_EQ(client_->CheckHealth().value_or(ServingStatus::kUnknown),
             ServingStatus::kServing);

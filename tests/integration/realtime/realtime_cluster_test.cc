@@ -116,7 +116,7 @@ TEST_F(RealtimeRoutingTest, AUserEventReachesEveryConnectionOfThatUserAndNoOther
   v1::PublishResponse published;
   ASSERT_TRUE(Publish(b_, ToUser("ann", "for-ann"), &published).ok());
   EXPECT_EQ(published.instances(), 2);  // A's and C's channels; not B's
-  EXPECT_EQ(published.sequence(), 0u);
+  EXPECT_EQ(published.sequence(), 1u);  // ann's stream
 
   const v1::Delivery at_a = Expect(*sa_, "pod-a");
   EXPECT_EQ(at_a.target(), v1::TARGET_USER);

@@ -184,6 +184,12 @@ struct Node {
       broker->History(room, after, limit, std::move(r));
     });
   }
+  absl::StatusOr<realtime::HistoryPage> StreamHistory(const rt::StreamRef& stream,
+                                                      uint64_t after) {
+    return Await<realtime::HistoryPage>([&](rt::Broker::Reply<realtime::HistoryPage> r) {
+      broker->StreamHistory(stream, after, 0, std::move(r));
+    });
+  }
 };
 
 // A fixture's sealing kit and a way to start brokers: each test has its own

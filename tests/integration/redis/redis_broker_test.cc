@@ -168,7 +168,7 @@ TEST_F(RedisBrokerTest, UserEventsReachOnlyInstancesHoldingTheUser) {
       nodes[1]->Publish(Targeted(TargetKind::kUser, "alice", "hi alice"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->instances, 2) << "two instances, one message each";
-  EXPECT_EQ(r->sequence, 0u);
+  EXPECT_EQ(r->sequence, 1u) << "the user's own stream";
   Marker(nodes, "end");
   for (int n : {0, 2}) {
     std::vector<Event> got = nodes[n]->sink->events(TargetKind::kUser);
@@ -217,7 +217,7 @@ TEST_F(RedisBrokerTest, BroadcastsReachOnlyBrokersWatchingThem) {
   EXPECT_TRUE(nodes[0]->sink->Got("to all"));
   EXPECT_TRUE(nodes[1]->sink->Got("to all"));
   EXPECT_FALSE(nodes[2]->sink->Got("to all"));
-  EXPECT_EQ(nodes[0]->sink->events(TargetKind::kAll)[0].sequence, 0u);
+  EXPECT_EQ(nodes[0]->sink->events(TargetKind::kAll)[0].sequence, 1u);
 
   ASSERT_TRUE(nodes[1]->Broadcast(false).ok());
   // The broker drops broadcasts at once; Redis counts the subscriber until it
@@ -593,6 +593,52 @@ TEST_F(RedisBrokerTest, HistoryReturnsExactlyTheMissedEventsInsideTheWindow) {
   EXPECT_EQ(node->History("log", 10)->events.at(0).payload, "e11");
 }
 
+// Users, connections and the broadcasts have a stream each, like rooms:
+// sequences of their own, logged with their `except` lists.
+TEST_F(RedisBrokerTest, EveryTargetHasAStreamWithItsOwnSequenceAndLog) {
+  std::unique_ptr<Node> node = Start(Options("h"));
+  ASSERT_TRUE(node->Add({"c1", "ann", {}}).ok());
+  const realtime::StreamRef ann{TargetKind::kUser, "ann", ""};
+  const realtime::StreamRef bob{TargetKind::kUser, "bob", ""};
+  const realtime::StreamRef c1{TargetKind::kConnection, "c1", "h"};
+  const realtime::StreamRef all{TargetKind::kAll, "", ""};
+  Event to_ann = Targeted(TargetKind::kUser, "ann", "u1");
+  to_ann.except = {ConnRef{"h", "c1"}, ConnRef{"other", "c9"}};
+  EXPECT_EQ(node->Publish(to_ann)->sequence, 1u);
+  EXPECT_EQ(node->Publish(Targeted(TargetKind::kUser, "ann", "u2"))->sequence, 2u);
+  EXPECT_EQ(node->Publish(Targeted(TargetKind::kUser, "bob", "b1"))->sequence, 1u);
+  EXPECT_EQ(node->Publish(Targeted(TargetKind::kConnection, "c1", "c1", "h"))->sequence, 1u);
+  EXPECT_EQ(node->Publish(Targeted(TargetKind::kAll, "", "a1"))->sequence, 1u);
+  EXPECT_EQ(node->Publish(Targeted(TargetKind::kAll, "", "a2"))->sequence, 2u);
+
+  absl::StatusOr<realtime::HistoryPage> page = node->StreamHistory(ann, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[0].payload, "u1");
+  EXPECT_EQ(page->events[0].except, to_ann.except) << "the log keeps who was excluded";
+  EXPECT_EQ(page->events[1].sequence, 2u);
+  EXPECT_EQ(node->StreamHistory(bob, 0)->events.size(), 1u);
+  EXPECT_EQ(node->StreamHistory(c1, 0)->events.at(0).payload, "c1");
+  page = node->StreamHistory(all, 1);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].payload, "a2");
+  EXPECT_TRUE(page->complete);
+
+  // User frames are sealed to the instance channels' family: one copied
+  // into another user's log opens, but names another stream and is dropped.
+  absl::StatusOr<redis::Reply> entries =
+      raw().Call({"XRANGE", node->broker->StreamLogKey(ann), "-", "+"});
+  ASSERT_TRUE(entries.ok() && entries->elements.size() == 2);
+  const std::string frame = entries->elements[0].elements[1].elements[1].str;
+  ASSERT_TRUE(raw().Call({"XADD", node->broker->StreamLogKey(bob), "2-0", "e", frame}).ok());
+  const uint64_t malformed = node->broker->stats().dropped_malformed;
+  page = node->StreamHistory(bob, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->events.size(), 1u);
+  EXPECT_FALSE(page->complete);
+  EXPECT_EQ(node->broker->stats().dropped_malformed, malformed + 1);
+}
+
 TEST_F(RedisBrokerTest, HistoryBeyondTheWindowSaysSo) {
   RedisBrokerOptions small = Options("h");
   small.history_size = 5;
@@ -840,6 +886,33 @@ TEST_F(RedisBrokerTest, EveryOperationIsSingleSlotOnASingleNodeCluster) {
   absl::StatusOr<realtime::HistoryPage> history = a->History("r1", 0);
   ASSERT_TRUE(history.ok()) << history.status();
   EXPECT_EQ(history->events.size(), 1u);
+  // Every target's stream: its counter and log in the slot of its channel.
+  EXPECT_EQ(user->sequence, 1u);
+  for (const realtime::StreamRef& stream :
+       {realtime::StreamRef{TargetKind::kUser, "u1", ""},
+        realtime::StreamRef{TargetKind::kConnection, "c1", "a"},
+        realtime::StreamRef{TargetKind::kAll, "", ""}}) {
+    history = b->StreamHistory(stream, 0);
+    ASSERT_TRUE(history.ok()) << history.status();
+    ASSERT_EQ(history->events.size(), 1u) << realtime::StreamKey(stream);
+    EXPECT_EQ(history->events[0].sequence, 1u);
+  }
+  // Cluster-wide operations: routed like events, neither numbered nor logged.
+  for (TargetKind target : {TargetKind::kRoom, TargetKind::kUser, TargetKind::kAll}) {
+    Event control = Targeted(target, target == TargetKind::kRoom ? "r1" : "u1", "");
+    control.control = realtime::Control::kJoin;
+    control.rooms = {"r9"};
+    absl::StatusOr<realtime::PublishResult> sent = b->Publish(control);
+    ASSERT_TRUE(sent.ok()) << sent.status();
+    EXPECT_EQ(sent->sequence, 0u);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return a->sink->events(TargetKind::kRoom).size() == 2 &&
+           b->sink->events(TargetKind::kAll).size() == 2;
+  }));
+  EXPECT_EQ(a->sink->events(TargetKind::kRoom)[1].control, realtime::Control::kJoin);
+  EXPECT_EQ(b->sink->events(TargetKind::kAll)[1].rooms, std::vector<std::string>{"r9"});
+  EXPECT_EQ(a->History("r1", 0)->events.size(), 1u) << "not logged";
 
   // A crash, the sweep of its entries by another instance, and the drain.
   dying.reset();

@@ -80,6 +80,7 @@ TEST(ConvertTest, GetInstanceCarriesTheApiRevisionAndCapabilities) {
   response.mutable_capabilities()->set_pipe(true);
   response.mutable_capabilities()->set_reflection(true);
   response.mutable_capabilities()->set_request_ids(true);
+  response.mutable_capabilities()->set_realtime_resume(true);
   response.mutable_capabilities()->set_topology(v1::TOPOLOGY_SENTINEL);
   InstanceInfo info = InstanceFromProto(response);
   EXPECT_EQ(info.id, "pod-1");
@@ -88,6 +89,7 @@ TEST(ConvertTest, GetInstanceCarriesTheApiRevisionAndCapabilities) {
   EXPECT_FALSE(info.capabilities.session_events);
   EXPECT_TRUE(info.capabilities.reflection);
   EXPECT_TRUE(info.capabilities.request_ids);
+  EXPECT_TRUE(info.capabilities.realtime_resume);
   EXPECT_EQ(info.capabilities.topology, StoreTopology::kSentinel);
   EXPECT_EQ(StoreTopologyName(info.capabilities.topology), "sentinel");
 

@@ -48,6 +48,48 @@ TEST_F(RealtimeSubscriptionTest, SubscribeSendsItsConnections) {
   EXPECT_EQ(r.connections(1).conn_id(), "c2");
 }
 
+TEST_F(RealtimeSubscriptionTest, SubscribeSendsItsResumePointsAndReadsTheirGap) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  Delivery seen;
+  seen.target = Target::kConnection;
+  seen.to = "c1";
+  seen.sequence = 4;
+  const StreamPosition at_c1 = PositionOf(seen);
+  auto sub = client->Subscribe({}, {{PublishTarget::Room("lobby"), 7},
+                                    {PublishTarget::User("alice"), 2},
+                                    at_c1,
+                                    {PublishTarget::All(), 9}});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const v1::SubscribeRequest r = fake_->last_subscribe();
+  ASSERT_EQ(r.resume_size(), 4);
+  EXPECT_EQ(r.resume(0).room(), "lobby");
+  EXPECT_EQ(r.resume(0).sequence(), 7u);
+  EXPECT_EQ(r.resume(1).user_id(), "alice");
+  EXPECT_EQ(r.resume(2).connection().instance_id(), "") << "this instance";
+  EXPECT_EQ(r.resume(2).connection().conn_id(), "c1");
+  EXPECT_EQ(r.resume(2).sequence(), 4u);
+  EXPECT_TRUE(r.resume(3).all());
+
+  v1::RealtimeEvent incomplete;
+  incomplete.mutable_gap()->set_reason(v1::Gap::REASON_RESUME_INCOMPLETE);
+  incomplete.mutable_gap()->mutable_resume()->set_room("lobby");
+  incomplete.mutable_gap()->mutable_resume()->set_sequence(7);
+  incomplete.mutable_gap()->set_first_sequence(12);
+  fake_->PushEvent(incomplete);
+  const Gap gap = ExpectGap((*sub)->Next(kLong));
+  EXPECT_EQ(gap.reason, Gap::Reason::kResumeIncomplete);
+  EXPECT_EQ(GapReasonName(gap.reason), "resume-incomplete");
+  ASSERT_TRUE(gap.resume.has_value());
+  EXPECT_EQ(gap.resume->target.kind, Target::kRoom);
+  EXPECT_EQ(gap.resume->target.name, "lobby");
+  EXPECT_EQ(gap.resume->sequence, 7u);
+  EXPECT_EQ(gap.first_sequence, 12u);
+
+  EXPECT_EQ(client->Subscribe({}, {{PublishTarget::Room(""), 1}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RealtimeSubscriptionTest, SubscribeWaitsForSubscribedWithinTheCallTimeout) {
   ClientOptions o = Options();
   o.call_timeout = absl::Milliseconds(300);

@@ -1,6 +1,7 @@
 #include "sidecar/realtime/event.h"
 
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,6 +37,30 @@ TEST(EventCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back->published_at, event.published_at);
   EXPECT_EQ(back->origin, event.origin);
   EXPECT_EQ(back->sequence, 0u) << "the sequence travels beside the frame";
+}
+
+// Cluster-wide operations travel as version 2 frames; every other event
+// stays version 1, which older instances read.
+TEST(EventCodecTest, ControlEventsRoundTripAsVersionTwoOnly) {
+  EXPECT_EQ(EncodeEvent(Sample())[0], 1);
+  Event control = Sample();
+  control.name.clear();
+  control.payload.clear();
+  control.control = Control::kJoin;
+  control.rooms = {"r1", "r 2"};
+  const std::string frame = EncodeEvent(control);
+  EXPECT_EQ(frame[0], 2);
+  absl::StatusOr<Event> back = DecodeEvent(frame);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->control, Control::kJoin);
+  EXPECT_EQ(back->rooms, control.rooms);
+  EXPECT_EQ(back->except, control.except);
+  for (size_t n = 0; n < frame.size(); ++n) {
+    EXPECT_FALSE(DecodeEvent(frame.substr(0, n)).ok()) << "prefix of " << n << " bytes";
+  }
+  std::string bad_control = frame;
+  bad_control[frame.size() - 4 - 2 - 4 - 3 - 4 - 1] = 9;  // the control byte
+  EXPECT_FALSE(DecodeEvent(bad_control).ok());
 }
 
 TEST(EventCodecTest, RefusesEveryTruncation) {

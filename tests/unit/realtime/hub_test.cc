@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -52,8 +53,9 @@ class CountingMetrics : public RealtimeMetrics {
 // Drains a subscriber queue as soon as it is woken (unless paused).
 class Collector {
  public:
-  explicit Collector(RealtimeHub* hub, bool paused = false) : paused_(paused) {
-    queue_ = hub->AddSubscriber([this] { Drain(); });
+  explicit Collector(RealtimeHub* hub, bool paused = false, bool holding = false)
+      : paused_(paused) {
+    queue_ = hub->AddSubscriber([this] { Drain(); }, holding);
   }
   void Drain() {
     absl::MutexLock lock(&mu_);
@@ -86,6 +88,22 @@ class Collector {
     return false;
   }
   SubscriberQueue& queue() { return *queue_; }
+  const std::shared_ptr<SubscriberQueue>& shared_queue() { return queue_; }
+  // "<payload>@<sequence>" of each delivery, "gap:<after>/<first>" of each
+  // resume notice, in queue order.
+  std::vector<std::string> trace() {
+    std::vector<std::string> out;
+    for (const QueueItem& item : items()) {
+      if (item.delivery != nullptr) {
+        out.push_back(absl::StrCat(item.delivery->event.payload, "@",
+                                   item.delivery->event.sequence));
+      } else if (item.gap->reason == GapNotice::Reason::kResumeIncomplete) {
+        out.push_back(absl::StrCat("gap:", item.gap->after_sequence, "/",
+                                   item.gap->first_sequence));
+      }
+    }
+    return out;
+  }
 
  private:
   absl::Mutex mu_;
@@ -498,6 +516,193 @@ TEST_F(ByteCappedHistoryTest, TheLogKeepsTheNewestEventsThatFitItsBytes) {
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->events.size(), 1u);
   EXPECT_EQ(page->events[0].sequence, 6u);
+}
+
+// Connection-state recovery on the memory store: every target has its own
+// stream of sequences; a subscriber that resumes gets exactly what it missed
+// per stream, then the live events, each once.
+
+Event To(TargetKind target, const std::string& to, const std::string& payload,
+         const std::string& instance = "") {
+  Event e;
+  e.target = target;
+  e.to = to;
+  e.to_instance = instance;
+  e.payload = payload;
+  return e;
+}
+
+
+class ResumeHubTest : public HubTest {
+ protected:
+  ResumeHubTest() : HubTest(MemoryClusterOptions{.history_size = 4}) {}
+
+  // A new subscriber of `id` resuming at `points`; returns it once the
+  // replay is done.
+  std::unique_ptr<Collector> ResumeAt(const std::string& id,
+                                      std::vector<RealtimeHub::ResumePoint> points) {
+    auto collector = std::make_unique<Collector>(&hub(id), false, /*holding=*/true);
+    EXPECT_TRUE(Wait([&](Broker::Done done) {
+                  hub(id).Resume(collector->shared_queue(), std::move(points), std::move(done));
+                }).ok());
+    return collector;
+  }
+};
+
+TEST_F(ResumeHubTest, EveryTargetHasItsOwnSequence) {
+  Register("pod-b", "b1", "ann", {"r"});
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kRoom, "r", "x")).sequence, 1u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kUser, "ann", "x")).sequence, 1u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kUser, "ann", "x")).sequence, 2u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kConnection, "b1", "x", "pod-b")).sequence, 1u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kUser, "bob", "x")).sequence, 1u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kAll, "", "x")).sequence, 1u);
+  EXPECT_EQ(Publish("pod-a", To(TargetKind::kRoom, "r", "x")).sequence, 2u);
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").payloads().size() == 6; }));
+  // Delivered with their stream's sequence.
+  EXPECT_THAT(got("pod-b").trace(), ElementsAre("x@1", "x@1", "x@2", "x@1", "x@1", "x@2"));
+}
+
+TEST_F(ResumeHubTest, AResumeReplaysExactlyTheMissedEventsPerTargetThenGoesLive) {
+  Register("pod-b", "b1", "ann", {"r"});
+  // Seen by the first stream: r@1, ann@1, b1@1, all@1.
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r1"));
+  Publish("pod-a", To(TargetKind::kUser, "ann", "u1"));
+  Publish("pod-a", To(TargetKind::kConnection, "b1", "c1", "pod-b"));
+  Publish("pod-a", To(TargetKind::kAll, "", "a1"));
+  // Missed (the app's stream was down): two of each but the broadcasts.
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r2"));
+  Publish("pod-a", To(TargetKind::kUser, "ann", "u2"));
+  Publish("pod-a", To(TargetKind::kConnection, "b1", "c2", "pod-b"));
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r3"));
+  Publish("pod-a", To(TargetKind::kUser, "ann", "u3"));
+  Publish("pod-a", To(TargetKind::kConnection, "b1", "c3", "pod-b"));
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("c3"); }));
+
+  std::unique_ptr<Collector> resumed =
+      ResumeAt("pod-b", {{{TargetKind::kRoom, "r", ""}, 1},
+                         {{TargetKind::kUser, "ann", ""}, 1},
+                         {{TargetKind::kConnection, "b1", "pod-b"}, 1},
+                         {{TargetKind::kAll, "", ""}, 1}});
+  // Then live: a new event of each kind, once.
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r4"));
+  Publish("pod-a", To(TargetKind::kAll, "", "a2"));
+  ASSERT_TRUE(WaitFor([&] { return resumed->Has("a2"); }));
+  Settle();
+  std::vector<std::string> trace = resumed->trace();
+  trace.pop_back();  // the settle broadcast
+  EXPECT_THAT(trace, ElementsAre("r2@2", "r3@3", "u2@2", "u3@3", "c2@2", "c3@3", "r4@4", "a2@2"));
+}
+
+TEST_F(ResumeHubTest, LiveEventsDuringTheReplayFollowItOnceEach) {
+  Register("pod-b", "b1", "ann", {"r"});
+  for (int i = 1; i <= 3; ++i) Publish("pod-a", To(TargetKind::kRoom, "r", absl::StrCat("r", i)));
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("r3"); }));
+  // Published while the new queue holds, before the log is read: in the
+  // replay and (later) live, delivered once.
+  auto resumed = std::make_unique<Collector>(&hub("pod-b"), false, /*holding=*/true);
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r4"));
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("r4"); }));
+  ASSERT_TRUE(Wait([&](Broker::Done done) {
+                hub("pod-b").Resume(resumed->shared_queue(),
+                                    {{{TargetKind::kRoom, "r", ""}, 2}}, std::move(done));
+              }).ok());
+  Publish("pod-a", To(TargetKind::kRoom, "r", "r5"));
+  ASSERT_TRUE(WaitFor([&] { return resumed->Has("r5"); }));
+  EXPECT_THAT(resumed->trace(), ElementsAre("r3@3", "r4@4", "r5@5"));
+}
+
+TEST_F(ResumeHubTest, AResumePastTheLogsReachGivesAGapThenWhatIsLeft) {
+  Register("pod-b", "b1", "ann", {"r"});
+  for (int i = 1; i <= 7; ++i) Publish("pod-a", To(TargetKind::kRoom, "r", absl::StrCat("r", i)));
+  std::unique_ptr<Collector> resumed = ResumeAt("pod-b", {{{TargetKind::kRoom, "r", ""}, 1}});
+  // The log holds the last 4 (4..7): 2 and 3 are lost.
+  EXPECT_THAT(resumed->trace(), ElementsAre("gap:1/4", "r4@4", "r5@5", "r6@6", "r7@7"));
+  // Inside the window: no gap.
+  std::unique_ptr<Collector> inside = ResumeAt("pod-b", {{{TargetKind::kRoom, "r", ""}, 3}});
+  EXPECT_THAT(inside->trace(), ElementsAre("r4@4", "r5@5", "r6@6", "r7@7"));
+  // Up to date, or a stream never published to: nothing.
+  EXPECT_THAT(ResumeAt("pod-b", {{{TargetKind::kRoom, "r", ""}, 7},
+                                 {{TargetKind::kUser, "nobody", ""}, 0}})
+                  ->trace(),
+              IsEmpty());
+}
+
+TEST_F(ResumeHubTest, AnExcludedConnectionNeverReceivesAReplayedEvent) {
+  Register("pod-b", "b1", "ann", {"r"});
+  Register("pod-b", "b2", "bob", {"r"});
+  Event not_b2 = To(TargetKind::kRoom, "r", "not-b2");
+  not_b2.except = {ConnRef{"pod-b", "b2"}};
+  Publish("pod-a", not_b2);
+  Event nobody = To(TargetKind::kRoom, "r", "nobody");
+  nobody.except = {ConnRef{"pod-b", "b1"}, ConnRef{"pod-b", "b2"}};
+  Publish("pod-a", nobody);
+  Publish("pod-a", To(TargetKind::kRoom, "r", "both"));
+  std::unique_ptr<Collector> resumed = ResumeAt("pod-b", {{{TargetKind::kRoom, "r", ""}, 0}});
+  EXPECT_THAT(resumed->payloads(), ElementsAre("not-b2", "both"));
+  for (const QueueItem& item : resumed->items()) {
+    if (item.delivery->event.payload == "not-b2") {
+      EXPECT_THAT(item.delivery->conn_ids, ElementsAre("b1"));
+    } else {
+      EXPECT_THAT(item.delivery->conn_ids, ElementsAre("b1", "b2"));
+    }
+  }
+}
+
+// Cluster-wide operations on the memory store: every connection a target
+// selects, on every instance, joins, leaves or is disconnected.
+TEST_F(HubTest, ClusterWideJoinLeaveAndDisconnectReachEveryInstance) {
+  Register("pod-a", "a1", "ann", {});
+  Register("pod-b", "b1", "ann", {"old"});
+  Register("pod-b", "b2", "ann", {});
+  Register("pod-c", "c1", "bob", {"old"});
+  const auto control = [](Control what, TargetKind target, const std::string& to,
+                          std::vector<std::string> rooms) {
+    Event e = To(target, to, "");
+    e.control = what;
+    e.rooms = std::move(rooms);
+    return e;
+  };
+  Event join = control(Control::kJoin, TargetKind::kUser, "ann", {"r"});
+  join.except = {ConnRef{"pod-b", "b2"}};
+  const PublishResult joined = Publish("pod-d", join);
+  EXPECT_EQ(joined.instances, 2);
+  EXPECT_EQ(joined.sequence, 0u) << "no event of ann's stream";
+  const auto members = [&](const std::string& room) {
+    absl::StatusOr<MembersPage> page = WaitFor<MembersPage>([&](Broker::Reply<MembersPage> r) {
+      nodes_["pod-d"]->broker->RoomMembers(room, 0, "", std::move(r));
+    });
+    std::vector<std::string> out;
+    for (const ConnRef& m : page->members) out.push_back(m.instance + "/" + m.conn);
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] { return members("r").size() == 2; }));
+  EXPECT_THAT(members("r"), ElementsAre("pod-a/a1", "pod-b/b1"));
+  Publish("pod-d", To(TargetKind::kRoom, "r", "in-r"));
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("in-r"); }));
+  EXPECT_THAT(DeliveredTo("pod-b", "in-r"), ElementsAre("b1"));
+  EXPECT_THAT(DeliveredTo("pod-a", "in-r"), ElementsAre("a1"));
+
+  Publish("pod-d", control(Control::kLeave, TargetKind::kRoom, "old", {"old"}));
+  ASSERT_TRUE(WaitFor([&] { return members("old").empty(); }));
+
+  Publish("pod-d", control(Control::kDisconnect, TargetKind::kUser, "ann", {}));
+  ASSERT_TRUE(WaitFor([&] {
+    return hub("pod-a").stats().connections == 0 && hub("pod-b").stats().connections == 0;
+  }));
+  Settle();
+  const auto disconnected = [&](const std::string& id) {
+    for (const QueueItem& item : got(id).items()) {
+      if (item.delivery != nullptr && item.delivery->event.control == Control::kDisconnect) {
+        return item.delivery->conn_ids;
+      }
+    }
+    return std::vector<std::string>{};
+  };
+  EXPECT_THAT(disconnected("pod-a"), ElementsAre("a1"));
+  EXPECT_THAT(disconnected("pod-b"), ElementsAre("b1", "b2"));
+  EXPECT_THAT(disconnected("pod-c"), IsEmpty());
+  EXPECT_EQ(hub("pod-c").stats().connections, 2) << "c1 and the settle connection stay";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -89,6 +90,40 @@ TEST(SubscriberQueueTest, RedisGapsMergeAndCloseRefusesPushesButDrains) {
   EXPECT_EQ(gap->gap->to, kT0 + absl::Seconds(3));
   EXPECT_EQ(queue.Pop()->delivery->event.name, "a");
   EXPECT_FALSE(queue.Pop().has_value());
+}
+
+// A resume: live events wait while the replay goes first; those the
+// replay covered are left out, then and later, until the stream moves on.
+TEST(SubscriberQueueTest, AHoldingQueueServesTheReplayThenTheLiveEventsItDidNotCover) {
+  std::atomic<int> wakes{0};
+  SubscriberQueue queue(8, 1 << 20, [&] { ++wakes; }, /*holding=*/true);
+  const auto room = [](const std::string& name, uint64_t sequence) {
+    auto delivery = std::make_shared<Delivery>();
+    delivery->event.target = TargetKind::kRoom;
+    delivery->event.to = "r";
+    delivery->event.name = name;
+    delivery->event.sequence = sequence;
+    delivery->conn_ids = {"c"};
+    return delivery;
+  };
+  EXPECT_TRUE(queue.Push(room("live3", 3), kT0));
+  EXPECT_TRUE(queue.Push(Make("other"), kT0));  // another stream (all, 0)
+  EXPECT_FALSE(queue.Pop().has_value()) << "held";
+  EXPECT_EQ(wakes, 0);
+  EXPECT_TRUE(queue.PushReplay(room("replay2", 2), kT0));
+  EXPECT_TRUE(queue.PushReplay(room("replay3", 3), kT0));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(queue.Pop()->delivery->event.name, "replay2");
+  queue.Cover(StreamKey(StreamRef{TargetKind::kRoom, "r", ""}), 3);
+  queue.Release();
+  EXPECT_TRUE(queue.Push(room("late3", 3), kT0)) << "skipped, not dropped";
+  EXPECT_TRUE(queue.Push(room("live4", 4), kT0));
+  EXPECT_TRUE(queue.Push(room("restarted1", 1), kT0)) << "past the cover: a new sequence";
+  std::vector<std::string> names;
+  while (std::optional<QueueItem> item = queue.Pop()) names.push_back(item->delivery->event.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"replay3", "other", "live4", "restarted1"}));
+  EXPECT_EQ(queue.depth(), 0u);
+  EXPECT_EQ(queue.dropped_total(), 0u);
 }
 
 }  // namespace

@@ -84,6 +84,8 @@ std::vector<std::string> UndeclaredKeys(std::string_view source) {
 }
 
 TEST(RealtimeScriptsTest, EveryScriptTouchesOnlyItsDeclaredKeys) {
+  const std::string publish = realtime_scripts::PublishStream(false);
+  const std::string append_user = realtime_scripts::AppendUserStream();
   const struct {
     const char* name;
     const char* source;
@@ -92,7 +94,8 @@ TEST(RealtimeScriptsTest, EveryScriptTouchesOnlyItsDeclaredKeys) {
       {"index_remove", realtime_scripts::kIndexRemove},
       {"dead_index", realtime_scripts::kDeadIndex},
       {"drop_swept", realtime_scripts::kDropSwept},
-      {"publish_room", realtime_scripts::kPublishRoom},
+      {"publish_stream", publish.c_str()},
+      {"append_user_stream", append_user.c_str()},
       {"history", realtime_scripts::kHistory},
   };
   int calls = 0;
@@ -107,14 +110,14 @@ TEST(RealtimeScriptsTest, EveryScriptTouchesOnlyItsDeclaredKeys) {
   EXPECT_GT(calls, 25) << "the check no longer finds the calls";
 }
 
-TEST(RealtimeScriptsTest, TheShardedRoomPublishDiffersOnlyBySpublish) {
-  EXPECT_EQ(realtime_scripts::PublishRoom(false), realtime_scripts::kPublishRoom);
-  const std::string sharded = realtime_scripts::PublishRoom(true);
+TEST(RealtimeScriptsTest, TheShardedStreamPublishDiffersOnlyBySpublish) {
+  const std::string classic = realtime_scripts::PublishStream(false);
+  const std::string sharded = realtime_scripts::PublishStream(true);
   EXPECT_NE(sharded.find("redis.call('SPUBLISH', ARGV[1], "), std::string::npos);
   EXPECT_EQ(sharded.find("'PUBLISH'"), std::string::npos);
   std::string back = sharded;
   back.replace(back.find("'SPUBLISH'"), 10, "'PUBLISH'");
-  EXPECT_EQ(back, realtime_scripts::kPublishRoom);
+  EXPECT_EQ(back, classic);
   EXPECT_EQ(UndeclaredKeys(sharded), std::vector<std::string>());
 }
 

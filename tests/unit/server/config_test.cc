@@ -666,7 +666,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 51u);
+  EXPECT_EQ(SettingNames().size(), 52u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
