@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <random>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 
@@ -87,16 +87,18 @@ bool CarriesRequestId(Rpc rpc) {
 bool IsRetryable(Rpc rpc) { return IsIdempotent(rpc) || CarriesRequestId(rpc); }
 
 std::string NewRequestId() {
-  // Unique, not secret: a request_id only tells the sidecar which attempts
-  // are one call.
+  // Unique and unpredictable (the kernel's generator: std::random_device
+  // reads getrandom): the sidecar answers a retried id with the first
+  // answer, which for an anonymous Create is a new session's cookie, so no
+  // other caller may guess it.
   static absl::Mutex mu(absl::kConstInit);
-  static absl::BitGen* const gen = new absl::BitGen();
+  static std::random_device* const device = new std::random_device();
   uint64_t high;
   uint64_t low;
   {
     absl::MutexLock lock(&mu);
-    high = absl::Uniform<uint64_t>(*gen);
-    low = absl::Uniform<uint64_t>(*gen);
+    high = (uint64_t{(*device)()} << 32) | (*device)();
+    low = (uint64_t{(*device)()} << 32) | (*device)();
   }
   return absl::StrFormat("%016x%016x", high, low);
 }

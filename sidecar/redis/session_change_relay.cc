@@ -34,8 +34,11 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   callbacks.on_message = [self](std::string_view channel, std::string_view payload) {
     self->OnMessage(channel, payload);
   };
-  callbacks.on_down = [](absl::Time) {};  // the window is reported once restored
-  callbacks.on_restored = [feed](absl::Time since, absl::Time until) {
+  // The window is reported once restored (the subscriber's connection, with
+  // every wanted channel subscribed again).
+  callbacks.on_down = [self](absl::Time) { self->confirmed_.store(false); };
+  callbacks.on_restored = [self, feed](absl::Time since, absl::Time until) {
+    if (self->subscribing_.load()) self->confirmed_.store(true);
     feed->OnRemoteLost(since, until);
   };
   if (client->options().topology == RedisTopology::kCluster) {
@@ -44,9 +47,24 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
     ASSIGN_OR_RETURN(relay->subscriber_,
                      RedisSubscriber::Create(client->options(), std::move(callbacks)));
   }
-  relay->subscriber_->Subscribe({relay->channel_}, [](absl::Status) {});
   feed->SetRelay(self);
+  if (feed->watchers() > 0) self->Watched();  // watchers added before the relay
   return relay;
+}
+
+void RedisChangeRelay::Watched() {
+  bool first = false;
+  if (!subscribing_.compare_exchange_strong(first, true)) return;
+  // Until the SUBSCRIBE is confirmed the others' changes do not arrive: the
+  // watchers are told of that window as of a lost subscription. Not in a
+  // session yet (UNAVAILABLE): the subscriber subscribes the wanted channel
+  // once connected, and on_restored reports the window since its start.
+  const absl::Time since = absl::Now();
+  subscriber_->Subscribe({channel_}, [this, since](absl::Status status) {
+    if (!status.ok()) return;
+    confirmed_.store(true);
+    feed_->OnRemoteLost(since, absl::Now());
+  });
 }
 
 RedisChangeRelay::~RedisChangeRelay() {

@@ -48,8 +48,12 @@ struct ChangeRelayStats {
 
 class RedisChangeRelay final : public session::ChangeFeed::Relay {
  public:
-  // Starts subscribing in the background and returns at once; the feed's
-  // relay is this one until the destructor.
+  // Returns at once; the feed's relay is this one until the destructor. It
+  // publishes every change of this instance, and subscribes to the others'
+  // from the feed's first watcher on (an instance nobody ever watches on
+  // does not receive and open every instance's changes): the subscription
+  // is made in the background, the window until it is confirmed reported to
+  // the watchers as a loss.
   static absl::StatusOr<std::unique_ptr<RedisChangeRelay>> Create(
       RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
       std::string_view prefix);
@@ -60,9 +64,11 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   RedisChangeRelay& operator=(const RedisChangeRelay&) = delete;
 
   void Send(const session::SessionChange& change) override;
+  void Watched() override;
 
-  // The subscription is up and confirmed.
-  bool subscribed() const { return subscriber_->connected(); }
+  // The channel's subscription (made from the first watcher on) is up and
+  // confirmed.
+  bool subscribed() const { return confirmed_.load() && subscriber_->connected(); }
   const std::string& channel() const { return channel_; }
   ChangeRelayStats stats() const;
 
@@ -84,6 +90,11 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   // Shared with the publishes' callbacks, which may outlive the relay.
   const std::shared_ptr<Counters> counters_;
   std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
+
+  // Set once, by the first watcher: the channel is wanted from then on.
+  std::atomic<bool> subscribing_{false};
+  // Its SUBSCRIBE was confirmed on the current connection.
+  std::atomic<bool> confirmed_{false};
 };
 
 }  // namespace stateside::redis

@@ -26,7 +26,7 @@ struct ApiCapabilities {
   bool session_events = false;  // WatchSessionEvents, close_connections
   bool reflection = false;
   bool request_ids = false;  // request_id and drain_token honoured
-  bool realtime_resume = true;
+  bool realtime_resume = false;  // per-target sequences, resume, cluster-wide calls
   StoreTopology topology = StoreTopology::kMemory;
 };
 

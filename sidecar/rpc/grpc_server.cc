@@ -99,6 +99,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                                         services.realtime_hub != nullptr,
                       .reflection = true,
                       .request_ids = services.requests != nullptr,
+                      .realtime_resume = services.realtime_hub != nullptr &&
+                                         services.realtime_broker != nullptr,
                       .topology = services.topology});
 
   if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {

@@ -74,13 +74,17 @@ WatchSessionEventsReactor* WatchSessionEventsReactor::Start(session::ChangeFeed*
                                                             const grpc::ByteBuffer* request) {
   auto* reactor = new WatchSessionEventsReactor(feed);
   absl::StatusOr<uint32_t> kinds = KindsOf(request);
+  // The feed may wake the reactor as soon as the watcher is added, before
+  // watcher_ is set: NextLocked waits for it, set under the lock below.
+  std::shared_ptr<session::ChangeWatcher> watcher;
   if (kinds.ok()) {
     std::shared_ptr<Shared> shared = reactor->shared_;
-    reactor->watcher_ = feed->AddWatcher(*kinds, [shared] { Wake(shared); });
+    watcher = feed->AddWatcher(*kinds, [shared] { Wake(shared); });
   }
   Step step;
   {
     absl::MutexLock lock(&reactor->shared_->mu);
+    reactor->watcher_ = std::move(watcher);
     if (!kinds.ok()) {
       reactor->end_ = kinds.status();
       reactor->cancelled_ = true;  // finish with end_ instead of writing
@@ -108,6 +112,7 @@ WatchSessionEventsReactor::Step WatchSessionEventsReactor::NextLocked() {
     step.write = true;
     return step;
   }
+  if (watcher_ == nullptr) return step;  // Start sets it, then steps again
   if (std::optional<session::ChangeItem> item = watcher_->Pop(); item.has_value()) {
     *BeginWriteLocked() = Serialize(EventOf(*item));
     step.write = true;

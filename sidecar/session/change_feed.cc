@@ -77,14 +77,19 @@ void ChangeFeed::Deliver(std::shared_ptr<const SessionChange> change) {
 std::shared_ptr<ChangeWatcher> ChangeFeed::AddWatcher(uint32_t kinds,
                                                       std::function<void()> wake) {
   auto watcher = std::make_shared<ChangeWatcher>(kinds, queue_events_, std::move(wake));
+  bool added = false;
   {
     absl::MutexLock lock(&mu_);
     if (!shut_down_) {
       watchers_.push_back(watcher);
-      return watcher;
+      added = true;
     }
   }
-  watcher->Close();
+  if (!added) {
+    watcher->Close();  // runs `wake`: never under the lock
+    return watcher;
+  }
+  if (Relay* relay = relay_.load(); relay != nullptr) relay->Watched();
   return watcher;
 }
 

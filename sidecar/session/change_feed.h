@@ -94,6 +94,9 @@ class ChangeFeed final : public SessionChanges {
    public:
     virtual ~Relay() = default;
     virtual void Send(const SessionChange& change) = 0;
+    // A watcher was added (called without the feed's lock). A relay need
+    // receive the other instances' changes only once someone here watches.
+    virtual void Watched() {}
   };
 
   // Changes a watcher's queue holds before it drops.

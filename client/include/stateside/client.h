@@ -284,7 +284,9 @@ class Client {
   absl::StatusOr<bool> UnregisterConnection(std::string_view conn_id);
   absl::Status Join(std::string_view conn_id, const std::vector<std::string>& rooms);
   absl::Status Leave(std::string_view conn_id, const std::vector<std::string>& rooms);
-  // Not retried (see above). `payload` is raw bytes. `sender_user_id`: the
+  // Retried on UNAVAILABLE with the one request_id of the call (see above),
+  // so it applies once on a sidecar of API revision 3 or later. `payload` is
+  // raw bytes. `sender_user_id`: the
   // user the app publishes for, rate-limited per user by the sidecar
   // (RESOURCE_EXHAUSTED past STATESIDE_PUBLISH_RATE_PER_USER); "" = none.
   absl::StatusOr<PublishResult> Publish(const PublishTarget& target,
@@ -304,7 +306,7 @@ class Client {
   // connections of `of` (a room, a user, one connection, or all), except
   // `except`, join / leave `rooms` (1..256), or are disconnected (their
   // streams get a Disconnect). Answers the instances it was sent to; each
-  // applies it when it arrives. Not retried, like Publish.
+  // applies it when it arrives. Not retried (they carry no request_id).
   absl::StatusOr<int64_t> JoinConnections(const PublishTarget& of,
                                           const std::vector<std::string>& rooms,
                                           const std::vector<ConnectionRef>& except = {});

@@ -63,7 +63,8 @@ class SessionChangeRelayTest : public ::testing::TestWithParam<Topology> {
     prefix_ = UniquePrefix();
   }
 
-  std::unique_ptr<Instance> Start(const std::string& id) {
+  // With `watch`, a watcher first, and the relay's subscription confirmed.
+  std::unique_ptr<Instance> Start(const std::string& id, bool watch = true) {
     auto instance = std::make_unique<Instance>();
     redis::RedisOptions options = FastRedisOptions();
     if (GetParam() == Topology::kCluster) options.topology = redis::RedisTopology::kCluster;
@@ -71,13 +72,15 @@ class SessionChangeRelayTest : public ::testing::TestWithParam<Topology> {
     EXPECT_NE(instance->client, nullptr);
     if (instance->client == nullptr) return nullptr;
     instance->feed = std::make_unique<session::ChangeFeed>(id, &clock_);
-    instance->watcher = instance->feed->AddWatcher(0, [] {});
+    if (watch) instance->watcher = instance->feed->AddWatcher(0, [] {});
     auto relay = redis::RedisChangeRelay::Create(instance->client.get(), sealer_.get(),
                                                  instance->feed.get(), prefix_);
     EXPECT_TRUE(relay.ok()) << relay.status();
     if (!relay.ok()) return nullptr;
     instance->relay = *std::move(relay);
-    EXPECT_TRUE(WaitFor([&] { return instance->relay->subscribed(); }, absl::Seconds(20)));
+    if (watch) {
+      EXPECT_TRUE(WaitFor([&] { return instance->relay->subscribed(); }, absl::Seconds(20)));
+    }
     return instance;
   }
 
@@ -160,6 +163,48 @@ TEST_P(SessionChangeRelayTest, AFrameNotSealedUnderTheKeyringIsDropped) {
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_TRUE(WaitFor([&] { return b->relay->stats().dropped == 1; }, absl::Seconds(10)));
   EXPECT_FALSE(b->watcher->Pop().has_value());
+}
+
+// An instance nobody watches on does not subscribe (it would receive and
+// open every instance's changes for nothing); its first watcher subscribes
+// it, with the window until then reported as a loss.
+TEST_P(SessionChangeRelayTest, OnlyAnInstanceWithAWatcherSubscribes) {
+  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
+  ASSERT_NE(a, nullptr);
+  std::unique_ptr<Instance> b = Start("pod-b");
+  ASSERT_NE(b, nullptr);
+  (void)Next(*b->watcher);  // b's first subscription's gap
+  // Redis's own count of the channel's subscribers (a shard channel's, on
+  // the slot's master).
+  const auto subscribers = [&]() -> int64_t {
+    const bool sharded = GetParam() == Topology::kCluster;
+    auto reply = a->client->Call(redis::RedisCommand(
+        {"PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", a->relay->channel()}));
+    if (!reply.ok() || reply->elements.size() != 2) return -1;
+    return reply->elements[1].integer;
+  };
+  EXPECT_EQ(subscribers(), 1) << "b only";
+  EXPECT_FALSE(a->relay->subscribed());
+  // A change of b's while a has no watcher does not reach a.
+  SessionChange change;
+  change.kind = ChangeKind::kCreated;
+  change.session_id = "unwatched";
+  change.time = clock_.Now();
+  b->feed->OnChange(change);
+  ASSERT_NE(Next(*b->watcher).change, nullptr);
+
+  a->watcher = a->feed->AddWatcher(0, [] {});
+  EXPECT_TRUE(WaitFor([&] { return a->relay->subscribed(); }, absl::Seconds(20)));
+  EXPECT_EQ(subscribers(), 2);
+  const ChangeItem gap = Next(*a->watcher);
+  ASSERT_TRUE(gap.gap.has_value()) << "the window until the subscription was confirmed";
+  EXPECT_EQ(gap.gap->reason, session::ChangeGap::Reason::kRemoteLost);
+  change.session_id = "watched";
+  b->feed->OnChange(change);
+  const ChangeItem seen = Next(*a->watcher);
+  ASSERT_NE(seen.change, nullptr);
+  EXPECT_EQ(seen.change->session_id, "watched");
+  EXPECT_EQ(a->relay->stats().received, 1u) << "the unwatched change never came";
 }
 
 INSTANTIATE_TEST_SUITE_P(Topologies, SessionChangeRelayTest,

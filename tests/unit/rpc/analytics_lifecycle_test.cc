@@ -124,7 +124,7 @@ TEST_F(LifecycleServiceTest, GetInstanceReportsTheApiRevisionAndCapabilities) {
   EXPECT_TRUE(response.capabilities().pipe());
   EXPECT_FALSE(response.capabilities().session_events());
   EXPECT_TRUE(response.capabilities().reflection());
-  EXPECT_TRUE(response.capabilities().realtime_resume());
+  EXPECT_FALSE(response.capabilities().realtime_resume()) << "this fixture serves no RealtimeService";
   // The fixture's server runs on the embedded memory store.
   EXPECT_EQ(response.capabilities().topology(), v1::TOPOLOGY_MEMORY);
 }
