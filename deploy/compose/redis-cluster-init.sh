@@ -10,7 +10,8 @@
 # "Invalid node address"): each name is resolved here, once its node
 # answers PING. A cluster that is already there (after a restart: the nodes
 # keep it in their volumes) is left as it is. Exits 0 when the create is
-# done (the `redis` healthcheck then waits for cluster_state:ok), non-zero
+# done (the nodes' healthchecks then wait for cluster_state:ok and their
+# replication links), non-zero
 # when a node does not answer within 120 s (Compose restarts it).
 set -eu
 REDISCLI_AUTH="$(cat /run/secrets/redis_password)"

@@ -488,6 +488,13 @@ for (const [layout, override] of Object.entries(composeLayouts)) {
         assert.equal(typeof merged.healthcheck.test, 'string', `${name}: a healthcheck, a string`);
         assert.ok(merged.healthcheck.test.includes('REDISCLI_AUTH="$$(cat /run/secrets/redis_password)"'),
                   `${name}: the healthcheck logs in with the password`);
+        // A Cluster node is healthy once its replication link is up: the
+        // sidecars' WAIT for one replica needs it.
+        if (layout === 'cluster') {
+          for (const part of ['info replication', 'master_link_status:up', 'state=online']) {
+            assert.ok(merged.healthcheck.test.includes(part), `${name}: the healthcheck checks ${part}`);
+          }
+        }
       }
     }
   });
