@@ -1,0 +1,235 @@
+// Types of @stateside/client (hand-written; the code is plain JavaScript).
+
+export { status } from '@grpc/grpc-js';
+
+/** $STATESIDE_SOCKET if set and non-empty, else /tmp/stateside/stateside.sock. */
+export function defaultSocketPath(): string;
+/** The package's proto/ copy (made by `npm pack`) if present, else the repository checkout's proto/. */
+export function defaultProtoDir(): string;
+
+export interface ClientOptions {
+  /** The sidecar's Unix socket. Default: defaultSocketPath(). */
+  socketPath?: string;
+  /** The directory holding stateside/v1/*.proto. Default: defaultProtoDir(). */
+  protoDir?: string;
+  /** Deadline of each call, retries included. Default 2000. */
+  callTimeoutMs?: number;
+  /** How long Client.connect waits for SERVING. Default 10000. */
+  readyTimeoutMs?: number;
+  /** Retries after the first attempt (retryable calls, UNAVAILABLE only). Default 3. */
+  maxRetries?: number;
+  /** The first retry waits in [initialBackoffMs/2, initialBackoffMs], then doubling. Default 20. */
+  initialBackoffMs?: number;
+  /** Default 1000. */
+  maxBackoffMs?: number;
+}
+
+/** A failed call. Act on `reason`, never on the message. */
+export class StatesideError extends Error {
+  readonly name: 'StatesideError';
+  /** The gRPC status code (see `status`). */
+  readonly code: number;
+  /** Its name: 'NOT_FOUND', 'ABORTED', ... */
+  readonly codeName: string;
+  /** The ErrorInfo reason (error.proto), else the code's name. */
+  readonly reason: string;
+  /** ErrorInfo metadata ("field", "limit", "request_id", ...). */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** metadata.field: the request field at fault. */
+  readonly field?: string;
+  /** metadata.limit: the limit's name. */
+  readonly limit?: string;
+}
+
+/** A session named by its id or by the signed cookie value ("id.signature"). */
+export type SessionKey = { id: string; cookie?: never } | { cookie: string; id?: never };
+
+export type AttributeValue = string | Uint8Array;
+export type AttributesIn = Record<string, AttributeValue>;
+
+export interface SessionInfo {
+  id: string;
+  /** '' for an anonymous session. */
+  userId: string;
+  created: Date | null;
+  lastAccess: Date | null;
+  idleExpiry: Date | null;
+  absoluteExpiry: Date | null;
+  /** Incremented by every update; the expectedVersion of a compare-and-set. */
+  version: bigint;
+}
+
+export interface Session<V = Buffer> extends SessionInfo {
+  cookie: string;
+  attributes: Record<string, V>;
+}
+
+export type SessionLimitPolicy = 'refuse' | 'endOldest';
+
+export interface CreateSessionOptions {
+  userId?: string;
+  attributes?: AttributesIn;
+  idleTtlMs?: number;
+  absoluteTtlMs?: number;
+  maxSessionsPerUser?: number;
+  sessionLimitPolicy?: SessionLimitPolicy;
+  /** Default: a new one per call (128 random bits). */
+  requestId?: string;
+  encoding?: BufferEncoding;
+}
+
+export interface RegenerateSessionOptions {
+  userId?: string;
+  maxSessionsPerUser?: number;
+  sessionLimitPolicy?: SessionLimitPolicy;
+  requestId?: string;
+  encoding?: BufferEncoding;
+}
+
+export interface UpdateSessionOptions {
+  set?: AttributesIn;
+  remove?: string[];
+  expectedVersion?: bigint | number;
+}
+
+export interface UserSessionsPage {
+  sessions: SessionInfo[];
+  /** '' after the last page. */
+  nextPageToken: string;
+}
+
+export type DrainStateName = 'serving' | 'draining' | 'drained' | 'unspecified';
+
+export interface Instance {
+  id: string;
+  hostname: string;
+  pid: number;
+  startTime: Date | null;
+  uptimeMs: number | null;
+  version: string;
+  drainState: DrainStateName;
+  backend: string;
+  adminAddress: string;
+  ready: boolean;
+  prestopDelayMs: number | null;
+}
+
+export interface Capabilities {
+  pipe: boolean;
+  sessionEvents: boolean;
+  reflection: boolean;
+  requestIds: boolean;
+  realtimeResume: boolean;
+  topology: 'memory' | 'standalone' | 'sentinel' | 'cluster' | 'unspecified';
+}
+
+export interface InstanceInfo {
+  instance: Instance;
+  apiRevision: number;
+  capabilities: Capabilities;
+}
+
+export interface DrainEvent {
+  state: DrainStateName;
+  deadline: Date | null;
+  /** Set with 'draining' for an app watcher: pass it to reportDrained. */
+  drainToken: string;
+}
+
+/** A server stream; cancel() ends it (the iteration then ends quietly). */
+export interface Stream<T> extends AsyncIterable<T> {
+  cancel(): void;
+}
+
+export interface ConnectionRef {
+  connId: string;
+  /** '' or absent: this instance. */
+  instanceId?: string;
+}
+
+export type Target =
+  | { room: string }
+  | { userId: string }
+  | { connection: ConnectionRef }
+  | { all: true };
+
+export type StreamPosition = Target & { sequence: bigint | number };
+
+export interface Delivery<P = Buffer> {
+  target: 'room' | 'userId' | 'connection' | 'all' | 'unspecified';
+  to: string;
+  event: string;
+  payload: P;
+  connIds: string[];
+  sequence: bigint;
+  publishedAt: Date | null;
+  originInstance: string;
+}
+
+export interface Gap {
+  reason: string;
+  dropped: bigint;
+  fromTime: Date | null;
+  toTime: Date | null;
+  resume: (Record<string, unknown> & { sequence: bigint }) | null;
+  firstSequence: bigint;
+}
+
+export type RealtimeEvent<P = Buffer> =
+  | ({ kind: 'delivery' } & Delivery<P>)
+  | ({ kind: 'gap' } & Gap)
+  | { kind: 'disconnect'; connIds: string[] };
+
+export interface SubscribeOptions {
+  connections?: { connId: string; userId?: string; rooms?: string[] }[];
+  resume?: StreamPosition[];
+  encoding?: BufferEncoding;
+}
+
+export class Client {
+  /** No I/O: the first call finds out whether the sidecar is there. */
+  constructor(options?: ClientOptions);
+  /** A client whose sidecar serves (waits up to readyTimeoutMs). */
+  static connect(options?: ClientOptions): Promise<Client>;
+  readonly options: Readonly<Required<Omit<ClientOptions, 'protoDir'>>>;
+  waitUntilReady(): Promise<void>;
+  close(): void;
+
+  createSession(options: CreateSessionOptions & { encoding: BufferEncoding }): Promise<Session<string>>;
+  createSession(options?: CreateSessionOptions): Promise<Session>;
+  getSession(key: SessionKey, options: { touch?: boolean; encoding: BufferEncoding }): Promise<Session<string>>;
+  getSession(key: SessionKey, options?: { touch?: boolean }): Promise<Session>;
+  updateSession(key: SessionKey, options: UpdateSessionOptions): Promise<SessionInfo>;
+  touchSession(key: SessionKey): Promise<SessionInfo>;
+  destroySession(key: SessionKey): Promise<boolean>;
+  regenerateSession(key: SessionKey, options: RegenerateSessionOptions & { encoding: BufferEncoding }): Promise<Session<string>>;
+  regenerateSession(key: SessionKey, options?: RegenerateSessionOptions): Promise<Session>;
+  listUserSessions(userId: string, options?: { pageSize?: number; pageToken?: string }): Promise<UserSessionsPage>;
+  allUserSessions(userId: string): AsyncGenerator<SessionInfo>;
+  destroyUserSessions(userId: string, options?: { keep?: SessionKey; closeConnections?: boolean }): Promise<number>;
+
+  setOptOut(subject: string, optedOut: boolean, options?: { ttlMs?: number }): Promise<void>;
+  getOptOut(subject: string): Promise<boolean>;
+
+  getInstance(): Promise<InstanceInfo>;
+  listInstances(): Promise<Instance[]>;
+  drain(options?: { holdUntilSignal?: boolean }): Promise<void>;
+  reportDrained(drainToken?: string): Promise<void>;
+  watchDrain(options?: { observer?: boolean }): Stream<DrainEvent>;
+
+  registerConnection(connId: string, options?: { userId?: string; rooms?: string[] }): Promise<void>;
+  unregisterConnection(connId: string): Promise<boolean>;
+  join(connId: string, rooms: string[]): Promise<void>;
+  leave(connId: string, rooms: string[]): Promise<void>;
+  publish(target: Target, event: string, payload?: AttributeValue,
+          options?: { exclude?: ConnectionRef[]; senderUserId?: string; requestId?: string }):
+    Promise<{ sequence: bigint; instances: number }>;
+  subscribe(options: SubscribeOptions & { encoding: BufferEncoding }): Promise<Stream<RealtimeEvent<string>>>;
+  subscribe(options?: SubscribeOptions): Promise<Stream<RealtimeEvent>>;
+  history(room: string, options: { afterSequence?: bigint | number; limit?: number; encoding: BufferEncoding }): Promise<{
+    events: Delivery<string>[]; complete: boolean; lastSequence: bigint; firstSequence: bigint; more: boolean;
+  }>;
+  history(room: string, options?: { afterSequence?: bigint | number; limit?: number }): Promise<{
+    events: Delivery[]; complete: boolean; lastSequence: bigint; firstSequence: bigint; more: boolean;
+  }>;
+}

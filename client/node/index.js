@@ -1,0 +1,8 @@
+// @stateside/client: the Node.js client of the Stateside sidecar.
+'use strict';
+const { Client, defaultSocketPath } = require('./lib/client');
+const { StatesideError } = require('./lib/errors');
+const { defaultProtoDir } = require('./lib/proto');
+const { status } = require('@grpc/grpc-js');
+
+module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, status };
