@@ -1,0 +1,101 @@
+// Real processes for the tests: the built sidecar (STATESIDE_BIN_DIR, else
+// the checkout's build/bin) on its embedded memory store or on a
+// redis-server started here on a free loopback port below the ephemeral
+// range. Each is killed when the test file ends.
+'use strict';
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync } = require('node:child_process');
+const { after } = require('node:test');
+
+const BIN_DIR = process.env.STATESIDE_BIN_DIR || path.resolve(__dirname, '..', '..', '..', 'build', 'bin');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-client-'));
+const children = [];
+after(() => {
+  for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+// Polls check() until it returns a truthy value or `ms` pass (a deadline,
+// not a fixed sleep).
+async function waitFor(what, ms, check) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function spawnLogged(argv, env, log) {
+  const fd = fs.openSync(log, 'w');
+  // --pdeathsig: a test runner that dies takes its servers with it.
+  const setpriv = fs.existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL'] : [];
+  const [cmd, ...args] = [...setpriv, ...argv];
+  const p = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  children.push(p);
+  return p;
+}
+
+const redisAvailable = () => spawnSync('redis-server', ['--version']).status === 0;
+
+// Whether something accepts connections on 127.0.0.1:port.
+function answers(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// A redis-server on 127.0.0.1 at a free port in 20000..31999; { port }.
+async function startRedis() {
+  for (let attempt = 0; attempt < 10; ++attempt) {
+    const port = 20000 + crypto.randomInt(12000);
+    if (await answers(port)) continue;
+    const dir = fs.mkdtempSync(path.join(tmp, 'redis-'));
+    const log = path.join(dir, 'redis.log');
+    const p = spawnLogged(['redis-server', '--port', String(port), '--bind', '127.0.0.1',
+                           '--save', '', '--appendonly', 'no', '--dir', dir], {}, log);
+    const ready = await waitFor('redis-server', 10000, async () => {
+      if (p.exitCode !== null) return 'exited';
+      return (await answers(port)) && 'up';
+    });
+    if (ready === 'up') return { port };
+    // Another process took the port first: another one.
+  }
+  throw new Error('no redis-server could bind a free port');
+}
+
+// The sidecar on a socket in a temp dir; { socket, process, log }. redisPort:
+// on that Redis (fresh random secrets), else the memory store.
+async function startSidecar(name, { redisPort, env = {} } = {}) {
+  const bin = path.join(BIN_DIR, 'stateside');
+  assert.ok(fs.existsSync(bin), `${bin} is not built (cmake --build build --target stateside)`);
+  const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
+  const socket = path.join(dir, 's.sock');
+  const log = path.join(dir, 'sidecar.log');
+  const settings = { ...env };
+  if (redisPort) {
+    Object.assign(settings, {
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      SESSION_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+      SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
+    });
+  }
+  const p = spawnLogged([bin, '--socket', socket, '--admin-addr', '127.0.0.1:0', '--instance-id', name],
+                        settings, log);
+  await waitFor(`${name} serving`, 30000, () => {
+    if (p.exitCode !== null) throw new Error(`${name} exited ${p.exitCode}: ${fs.readFileSync(log, 'utf8')}`);
+    return fs.readFileSync(log, 'utf8').includes('serving on unix:');
+  });
+  return { socket, process: p, log, exited: new Promise((r) => p.once('exit', (code) => r(code))) };
+}
+
+module.exports = { BIN_DIR, startSidecar, startRedis, redisAvailable, waitFor };
