@@ -1,6 +1,6 @@
 #!/bin/bash
-# Installs the node packages of a test folder (tests/deploy_validate,
-# tests/rules: package-lock.json,
+# Installs the node packages of a folder (tests/deploy_validate, tests/rules,
+# client/node: package-lock.json,
 # `npm ci`, npm registry only) into NODE_DIR in the build tree, never into the
 # source tree. Skipped when NODE_DIR already holds this exact lock file, so a
 # second run needs no network.

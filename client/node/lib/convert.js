@@ -23,6 +23,10 @@ function checkOptions(options, allowed, where) {
   return options;
 }
 
+// In a u-mode regexp a surrogate pair is one code point: only a lone
+// surrogate matches (String.prototype.isWellFormed needs Node.js 20).
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 // A string field of the API (ids, names, user ids): a well-formed string
 // (a lone surrogate would be sent as U+FFFD, naming something else).
 function text(value, name, { required = false } = {}) {
@@ -31,7 +35,7 @@ function text(value, name, { required = false } = {}) {
     return '';
   }
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
-  if (!value.isWellFormed()) throw new TypeError(`${name} is not well-formed Unicode (a lone surrogate)`);
+  if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} is not well-formed Unicode (a lone surrogate)`);
   if (required && value === '') throw new TypeError(`${name} must not be empty`);
   return value;
 }
