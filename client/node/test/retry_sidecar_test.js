@@ -1,0 +1,84 @@
+// Retries against a real sidecar whose answer is lost on the way back (a
+// cutting proxy between the client and its socket): a call sent with a
+// request id applies once, an idempotent one answers, an update is not
+// retried (as the C++ client's retry_sidecar_test).
+'use strict';
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { Client, StatesideError, status } = require('..');
+const { startSidecar } = require('./support');
+const { CuttingProxy } = require('./cutting_proxy');
+
+describe('an answer lost after the sidecar applied the call', () => {
+  let direct;
+  let proxied;
+  let proxy;
+  let n = 0;
+  const user = () => `retry-${process.pid}-${++n}`;
+  before(async () => {
+    const sidecar = await startSidecar('retry');
+    direct = await Client.connect({ socketPath: sidecar.socket, readyTimeoutMs: 30000 });
+    proxy = await CuttingProxy.start(path.join(path.dirname(sidecar.socket), 'proxy.sock'), sidecar.socket);
+    proxied = await Client.connect({ socketPath: path.join(path.dirname(sidecar.socket), 'proxy.sock'),
+                                     callTimeoutMs: 5000 });
+  });
+  after(async () => {
+    proxied?.close();
+    direct?.close();
+    await proxy?.close();
+  });
+
+  test('createSession is retried with its request id and makes one session', async () => {
+    const u = user();
+    proxy.arm();
+    const s = await proxied.createSession({ userId: u, attributes: { a: 'b' } });
+    assert.equal(proxy.cuts, 1, 'the first answer was cut');
+    const listed = (await direct.listUserSessions(u)).sessions.map((x) => x.id);
+    assert.deepEqual(listed, [s.id], 'one session, the one answered');
+  });
+
+  test('regenerateSession is retried and answers the new session, not NOT_FOUND', async () => {
+    const before = await direct.createSession({ attributes: { cart: '[1]' } });
+    const cuts = proxy.cuts;
+    proxy.arm();
+    const after = await proxied.regenerateSession({ id: before.id }, { encoding: 'utf8' });
+    assert.equal(proxy.cuts, cuts + 1);
+    assert.notEqual(after.id, before.id);
+    assert.equal(after.attributes.cart, '[1]');
+    assert.equal((await direct.getSession({ id: after.id })).id, after.id);
+  });
+
+  test('publish is retried with its request id and delivers once', async () => {
+    const sub = await direct.subscribe({ connections: [{ connId: 'retry-conn', rooms: ['retry-room'] }] });
+    const cuts = proxy.cuts;
+    proxy.arm();
+    const first = await proxied.publish({ room: 'retry-room' }, 'once', 'x');
+    assert.equal(proxy.cuts, cuts + 1);
+    const second = await proxied.publish({ room: 'retry-room' }, 'marker', 'y');
+    const seen = [];
+    for await (const ev of sub) {
+      seen.push([ev.event, ev.sequence]);
+      if (ev.event === 'marker') break;
+    }
+    assert.deepEqual(seen, [['once', first.sequence], ['marker', second.sequence]]);
+  });
+
+  test('getSession (idempotent) is retried', async () => {
+    const s = await direct.createSession({});
+    const cuts = proxy.cuts;
+    proxy.arm();
+    assert.equal((await proxied.getSession({ id: s.id })).id, s.id);
+    assert.equal(proxy.cuts, cuts + 1);
+  });
+
+  test('updateSession is not retried: UNAVAILABLE, although it applied', async () => {
+    const s = await direct.createSession({});
+    proxy.arm();
+    await assert.rejects(proxied.updateSession({ id: s.id }, { set: { n: '1' }, expectedVersion: s.version }),
+                         (e) => e instanceof StatesideError && e.code === status.UNAVAILABLE);
+    const got = await direct.getSession({ id: s.id }, { encoding: 'utf8' });
+    assert.equal(got.attributes.n, '1');
+    assert.equal(got.version, s.version + 1n);
+  });
+});
