@@ -180,6 +180,24 @@ export type RealtimeEvent<P = Buffer> =
   | ({ kind: 'gap' } & Gap)
   | { kind: 'disconnect'; connIds: string[] };
 
+export type SessionEventKind = 'created' | 'regenerated' | 'updated' | 'destroyed' | 'expired';
+
+export type SessionEvent =
+  | {
+      kind: 'change';
+      change: SessionEventKind | 'unspecified';
+      sessionId: string;
+      userId: string;
+      time: Date | null;
+      previousSessionId: string;
+      /** UPDATED: the names of the attributes set or removed (sorted). */
+      attributes: string[];
+      originInstance: string;
+    }
+  | ({ kind: 'gap' } & Gap);
+
+export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
 export interface SubscribeOptions {
   connections?: { connId: string; userId?: string; rooms?: string[] }[];
   resume?: StreamPosition[];
@@ -208,11 +226,16 @@ export class Client {
   allUserSessions(userId: string): AsyncGenerator<SessionInfo>;
   destroyUserSessions(userId: string, options?: { keep?: SessionKey; closeConnections?: boolean }): Promise<number>;
 
+  /** Resolves once the sidecar says `watching`. */
+  watchSessionEvents(options?: { kinds?: SessionEventKind[] }): Promise<Stream<SessionEvent>>;
+
   setOptOut(subject: string, optedOut: boolean, options?: { ttlMs?: number }): Promise<void>;
   getOptOut(subject: string): Promise<boolean>;
 
   getInstance(): Promise<InstanceInfo>;
   listInstances(): Promise<Instance[]>;
+  /** NOT_SERVING is a value (a draining sidecar), not an error. */
+  checkHealth(service?: string): Promise<ServingStatus>;
   drain(options?: { holdUntilSignal?: boolean }): Promise<void>;
   reportDrained(drainToken?: string): Promise<void>;
   watchDrain(options?: { observer?: boolean }): Stream<DrainEvent>;
@@ -226,6 +249,13 @@ export class Client {
     Promise<{ sequence: bigint; instances: number }>;
   subscribe(options: SubscribeOptions & { encoding: BufferEncoding }): Promise<Stream<RealtimeEvent<string>>>;
   subscribe(options?: SubscribeOptions): Promise<Stream<RealtimeEvent>>;
+  roomMembers(room: string, options?: { pageSize?: number; pageToken?: string }):
+    Promise<{ count: number; members: ConnectionRef[]; nextPageToken: string }>;
+  userConnections(userId: string): Promise<ConnectionRef[]>;
+  /** The instances the operation was sent to. */
+  joinConnections(of: Target, rooms: string[], options?: { exclude?: ConnectionRef[] }): Promise<number>;
+  leaveConnections(of: Target, rooms: string[], options?: { exclude?: ConnectionRef[] }): Promise<number>;
+  disconnectConnections(of: Target, options?: { exclude?: ConnectionRef[] }): Promise<number>;
   history(room: string, options: { afterSequence?: bigint | number; limit?: number; encoding: BufferEncoding }): Promise<{
     events: Delivery<string>[]; complete: boolean; lastSequence: bigint; firstSequence: bigint; more: boolean;
   }>;

@@ -34,6 +34,13 @@ const TOPOLOGIES = {
   TOPOLOGY_CLUSTER: 'cluster',
 };
 
+const SESSION_EVENT_KINDS = {
+  created: 'SESSION_EVENT_KIND_CREATED', regenerated: 'SESSION_EVENT_KIND_REGENERATED',
+  updated: 'SESSION_EVENT_KIND_UPDATED', destroyed: 'SESSION_EVENT_KIND_DESTROYED',
+  expired: 'SESSION_EVENT_KIND_EXPIRED',
+};
+const connectionRefOut = (r) => ({ instanceId: r.instanceId, connId: r.connId });
+
 function instanceOut(i) {
   return {
     id: i.id,
@@ -191,6 +198,41 @@ class Client {
     }
   }
 
+  // Opens a server stream and waits, within callTimeoutMs, for its first
+  // message (of oneof kind `firstKind`: the sidecar's word that the stream
+  // is live); retried on UNAVAILABLE until then when `name` may be
+  // retried. Then the rest as a StreamIterable of convert(message).
+  async _openStream(name, start, firstKind, convert) {
+    const o = this.options;
+    const deadline = Date.now() + o.callTimeoutMs;
+    for (let retries = 0; ; ++retries) {
+      const call = start();
+      const iterator = call[Symbol.asyncIterator]();
+      const timer = setTimeout(() => call.cancel(), Math.max(0, deadline - Date.now()));
+      try {
+        const first = await iterator.next();
+        if (first.done || first.value.kind !== firstKind) {
+          throw new StatesideError(grpc.status.INTERNAL, `${name}: the stream did not start with \`${firstKind}\``);
+        }
+        return new StreamIterable(call, iterator, convert);
+      } catch (e) {
+        call.cancel();
+        let err = e instanceof StatesideError ? e : fromGrpcError(e);
+        if (err.code === grpc.status.CANCELLED && Date.now() >= deadline) {
+          err = new StatesideError(grpc.status.DEADLINE_EXCEEDED, `${name}: no \`${firstKind}\` within callTimeoutMs`);
+        }
+        const delay = backoffDelay(retries + 1, o.initialBackoffMs, o.maxBackoffMs, Math.random());
+        if (err.code !== grpc.status.UNAVAILABLE || !isRetryable(name) || retries >= o.maxRetries ||
+            Date.now() + delay >= deadline) {
+          throw err;
+        }
+        await sleep(delay);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
   // --- SessionService ---
 
   // A new session for options.userId (absent: anonymous) holding
@@ -317,6 +359,35 @@ class Client {
     return reply.destroyed;
   }
 
+  // The sessions' changes as they happen (API revision 3,
+  // capabilities.sessionEvents): resolves once the sidecar says `watching`
+  // (within callTimeoutMs; not retried) to an async iterable of { kind:
+  // 'change', change: 'created' | 'regenerated' | 'updated' | 'destroyed' |
+  // 'expired', sessionId, userId, time, previousSessionId, attributes (the
+  // names), originInstance } and { kind: 'gap', ... }, with cancel(). No
+  // deadline after that; after a break, watch again and treat it as a gap.
+  // options.kinds: only these (default every kind).
+  async watchSessionEvents(options = {}) {
+    const o = c.checkOptions(options, ['kinds'], 'watchSessionEvents');
+    const kinds = c.stringList(o.kinds, 'kinds').map((k) => {
+      if (!Object.hasOwn(SESSION_EVENT_KINDS, k)) {
+        throw new TypeError(`kinds: unknown kind "${k}" (known: ${Object.keys(SESSION_EVENT_KINDS).join(', ')})`);
+      }
+      return SESSION_EVENT_KINDS[k];
+    });
+    const names = Object.fromEntries(Object.entries(SESSION_EVENT_KINDS).map(([k, v]) => [v, k]));
+    return this._openStream('watchSessionEvents', () => this._session.watchSessionEvents({ kinds }), 'watching', (e) => {
+      if (e.kind === 'gap') return { kind: 'gap', ...c.gapOut(e.gap) };
+      if (e.kind !== 'change') return null;
+      const ch = e.change;
+      return {
+        kind: 'change', change: names[ch.kind] ?? 'unspecified', sessionId: ch.sessionId, userId: ch.userId,
+        time: c.timestamp(ch.time), previousSessionId: ch.previousSessionId, attributes: ch.attributes,
+        originInstance: ch.originInstance,
+      };
+    });
+  }
+
   // --- AnalyticsService ---
 
   async setOptOut(subject, optedOut, options = {}) {
@@ -353,6 +424,13 @@ class Client {
   async listInstances() {
     const reply = await this._call('listInstances', this._lifecycle, 'listInstances', {});
     return reply.instances.map(instanceOut);
+  }
+
+  // The sidecar's grpc.health.v1 status ('' = the server as a whole):
+  // 'SERVING', 'NOT_SERVING' (a draining sidecar: a value, not an error), ...
+  async checkHealth(service = '') {
+    const reply = await this._call('checkHealth', this._health, 'check', { service: c.text(service, 'service') });
+    return reply.status;
   }
 
   // Starts the sidecar's drain, as SIGTERM to it does.
@@ -452,33 +530,51 @@ class Client {
       if (e.kind === 'disconnect') return { kind: 'disconnect', connIds: e.disconnect.connIds };
       return null;  // a kind this client does not know
     };
-    const opts = this.options;
-    const deadline = Date.now() + opts.callTimeoutMs;
-    for (let retries = 0; ; ++retries) {
-      const call = this._realtime.subscribe(request);
-      const iterator = call[Symbol.asyncIterator]();
-      const timer = setTimeout(() => call.cancel(), Math.max(0, deadline - Date.now()));
-      try {
-        const first = await iterator.next();
-        if (first.done || first.value.kind !== 'subscribed') {
-          throw new StatesideError(grpc.status.INTERNAL, 'the sidecar ended the stream before `subscribed`');
-        }
-        return new StreamIterable(call, iterator, convert);
-      } catch (e) {
-        call.cancel();
-        let err = e instanceof StatesideError ? e : fromGrpcError(e);
-        if (err.code === grpc.status.CANCELLED && Date.now() >= deadline) {
-          err = new StatesideError(grpc.status.DEADLINE_EXCEEDED, 'subscribe: not subscribed within callTimeoutMs');
-        }
-        const delay = backoffDelay(retries + 1, opts.initialBackoffMs, opts.maxBackoffMs, Math.random());
-        if (err.code !== grpc.status.UNAVAILABLE || retries >= opts.maxRetries || Date.now() + delay >= deadline) {
-          throw err;
-        }
-        await sleep(delay);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
+    return this._openStream('subscribe', () => this._realtime.subscribe(request), 'subscribed', convert);
+  }
+
+  // One page of a room's members, cluster-wide: { count, members, nextPageToken }.
+  async roomMembers(room, options = {}) {
+    const o = c.checkOptions(options, ['pageSize', 'pageToken'], 'roomMembers');
+    const reply = await this._call('roomMembers', this._realtime, 'roomMembers', {
+      room: c.text(room, 'room', { required: true }),
+      pageSize: o.pageSize === undefined ? 0 : c.uint32In(o.pageSize, 'pageSize'),
+      pageToken: c.text(o.pageToken, 'pageToken'),
+    });
+    return { count: c.num(reply.count), members: reply.members.map(connectionRefOut),
+             nextPageToken: reply.nextPageToken };
+  }
+
+  async userConnections(userId) {
+    const reply = await this._call('userConnections', this._realtime, 'userConnections',
+      { userId: c.text(userId, 'userId', { required: true }) });
+    return reply.connections.map(connectionRefOut);
+  }
+
+  // Cluster-wide (capabilities.realtimeResume): the connections of `of` (a
+  // target, as publish's), except options.exclude, join or leave `rooms`,
+  // or are disconnected. The instances it was sent to. Not retried.
+  async joinConnections(of, rooms, options = {}) {
+    return this._selectorCall('joinConnections', of, options, { rooms: c.stringList(rooms, 'rooms') });
+  }
+
+  async leaveConnections(of, rooms, options = {}) {
+    return this._selectorCall('leaveConnections', of, options, { rooms: c.stringList(rooms, 'rooms') });
+  }
+
+  async disconnectConnections(of, options = {}) {
+    return this._selectorCall('disconnectConnections', of, options, {});
+  }
+
+  async _selectorCall(name, of, options, extra) {
+    const o = c.checkOptions(options, ['exclude'], name);
+    if (o.exclude !== undefined && !Array.isArray(o.exclude)) throw new TypeError('exclude must be an array');
+    const connections = {
+      ...c.targetIn(of, 'of'),
+      exclude: (o.exclude ?? []).map((r, i) => c.connectionRefIn(r, `exclude[${i}]`)),
+    };
+    const reply = await this._call(name, this._realtime, name, { connections, ...extra });
+    return c.num(reply.instances);
   }
 
   // A room's recent events: { events, complete, lastSequence, firstSequence, more }.

@@ -4,7 +4,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Client, StatesideError, status } = require('..');
-const { startSidecar, startRedis, redisAvailable } = require('./support');
+const { startSidecar, startRedis, redisAvailable, waitFor } = require('./support');
 
 // Asserts that `promise` rejects with a StatesideError of `code` and `reason`.
 async function rejectsWith(promise, code, reason, field) {
@@ -209,6 +209,49 @@ for (const [backend, onRedis] of BACKENDS) {
       const history = await client.history(room);
       assert.equal(history.lastSequence, published.sequence);
       assert.deepEqual(history.events.at(-1).payload, payload);
+    });
+
+    test('session events: a watcher sees the changes of the kinds it asked for', async () => {
+      const events = await client.watchSessionEvents({ kinds: ['created', 'updated'] });
+      const u = user();
+      const s = await client.createSession({ userId: u });
+      await client.updateSession({ id: s.id }, { set: { b: '1', a: '2' } });
+      await client.destroySession({ id: s.id });  // not a kind asked for
+      const marker = await client.createSession({ userId: u });
+      const seen = [];
+      for await (const ev of events) {
+        if (ev.kind !== 'change' || ev.userId !== u && ev.sessionId !== s.id) continue;
+        seen.push([ev.change, ev.sessionId, ev.attributes]);
+        if (ev.sessionId === marker.id) break;
+      }
+      assert.deepEqual(seen, [['created', s.id, []], ['updated', s.id, ['a', 'b']], ['created', marker.id, []]]);
+      await assert.rejects(client.watchSessionEvents({ kinds: ['touched'] }), TypeError);
+    });
+
+    test('health, presence and the cluster-wide operations', async () => {
+      assert.equal(await client.checkHealth(), 'SERVING');
+      const u = user();
+      const conn = `presence-${backend}`;
+      const room = `presence-room-${backend}`;
+      const sub = await client.subscribe();
+      await client.registerConnection(conn, { userId: u, rooms: [room] });
+      const members = await client.roomMembers(room);
+      assert.equal(members.count, 1);
+      assert.deepEqual(members.members.map((m) => m.connId), [conn]);
+      assert.deepEqual((await client.userConnections(u)).map((m) => m.connId), [conn]);
+      assert.ok(await client.joinConnections({ userId: u }, [`${room}-2`]) >= 1);
+      await waitFor('the join applied', 10000,
+                    async () => (await client.roomMembers(`${room}-2`)).count === 1);
+      assert.ok(await client.leaveConnections({ room }, [`${room}-2`]) >= 1);
+      await waitFor('the leave applied', 10000,
+                    async () => (await client.roomMembers(`${room}-2`)).count === 0);
+      assert.ok(await client.disconnectConnections({ connection: { connId: conn } }) >= 1);
+      for await (const ev of sub) {
+        if (ev.kind !== 'disconnect') continue;
+        assert.deepEqual(ev.connIds, [conn]);
+        break;
+      }
+      assert.deepEqual(await client.userConnections(u), []);
     });
   });
 }
