@@ -584,7 +584,7 @@ class Client {
     const reply = await this._call('history', this._realtime, 'history', {
       room: c.text(room, 'room', { required: true }),
       afterSequence: c.uint64In(o.afterSequence ?? 0, 'afterSequence'),
-      limit: o.limit ?? 0,
+      limit: o.limit === undefined ? 0 : c.uint32In(o.limit, 'limit'),
     });
     return {
       events: reply.events.map((d) => c.deliveryOut(d, encoding)),

@@ -3,6 +3,9 @@
 'use strict';
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { Client, StatesideError, status } = require('..');
 const { startSidecar, startRedis, redisAvailable, waitFor } = require('./support');
 
@@ -255,6 +258,27 @@ for (const [backend, onRedis] of BACKENDS) {
     });
   });
 }
+
+test('Client.connect waits for a sidecar that starts after it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-connect-'));
+  try {
+    const socket = path.join(dir, 's.sock');
+    let connected = false;
+    const connecting = Client.connect({ socketPath: socket, readyTimeoutMs: 30000 }).then((c) => {
+      connected = true;
+      return c;
+    });
+    // The connect is under way with no sidecar: still pending at this point.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(connected, false);
+    await startSidecar('late', { socket });
+    const client = await connecting;
+    assert.equal(await client.checkHealth(), 'SERVING');
+    client.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 describe('arguments are checked before any call', () => {
   // No sidecar at this path: a check that let the call through would answer

@@ -37,7 +37,12 @@ function spawnLogged(argv, env, log) {
   // --pdeathsig: a test runner that dies takes its servers with it.
   const setpriv = fs.existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL'] : [];
   const [cmd, ...args] = [...setpriv, ...argv];
-  const p = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', fd, fd] });
+  // Not the whole environment (a REDIS_URL or STATESIDE_* of the shell
+  // would change the server): PATH and the sanitizers' options of a
+  // sanitizer pass.
+  const inherited = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => k === 'PATH' || /^[A-Z]+SAN_OPTIONS$/.test(k)));
+  const p = spawn(cmd, args, { env: { ...inherited, ...env }, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   children.push(p);
   return p;
@@ -73,13 +78,14 @@ async function startRedis() {
   throw new Error('no redis-server could bind a free port');
 }
 
-// The sidecar on a socket in a temp dir; { socket, process, log }. redisPort:
-// on that Redis (fresh random secrets), else the memory store.
-async function startSidecar(name, { redisPort, env = {} } = {}) {
+// The sidecar on `socket` (default: one in a temp dir); { socket, process,
+// log, exited }. redisPort: on that Redis (fresh random secrets), else the
+// memory store.
+async function startSidecar(name, { redisPort, env = {}, socket: socketPath } = {}) {
   const bin = path.join(BIN_DIR, 'stateside');
   assert.ok(fs.existsSync(bin), `${bin} is not built (cmake --build build --target stateside)`);
   const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
-  const socket = path.join(dir, 's.sock');
+  const socket = socketPath ?? path.join(dir, 's.sock');
   const log = path.join(dir, 'sidecar.log');
   const settings = { ...env };
   if (redisPort) {
