@@ -263,3 +263,30 @@ export class Client {
     events: Delivery[]; complete: boolean; lastSequence: bigint; firstSequence: bigint; more: boolean;
   }>;
 }
+
+export interface SessionsOptions {
+  /** Default 'sid'. */
+  cookieName?: string;
+  /** Default '/'. */
+  path?: string;
+  domain?: string;
+  /** Default true; false only for plain-HTTP development. */
+  secure?: boolean;
+  /** Default 'Lax'. */
+  sameSite?: 'Strict' | 'Lax' | 'None';
+  /** Attribute values as strings in this encoding (default Buffers). */
+  encoding?: BufferEncoding;
+}
+
+export interface SessionHandle {
+  client: Client;
+  create(options?: CreateSessionOptions): Promise<Session<any>>;
+  update(options?: UpdateSessionOptions): Promise<Session<any>>;
+  regenerate(options?: RegenerateSessionOptions): Promise<Session<any>>;
+  destroy(): Promise<void>;
+}
+
+/** A (req, res, next) middleware for Express or node:http: req.session and req.stateside. */
+export function sessions(client: Client, options?: SessionsOptions):
+  (req: import('node:http').IncomingMessage & { session?: Session<any> | null; stateside?: SessionHandle },
+   res: import('node:http').ServerResponse, next: (err?: unknown) => void) => Promise<void>;

@@ -3,6 +3,7 @@
 const { Client, defaultSocketPath } = require('./lib/client');
 const { StatesideError } = require('./lib/errors');
 const { defaultProtoDir } = require('./lib/proto');
+const { sessions } = require('./lib/middleware');
 const { status } = require('@grpc/grpc-js');
 
-module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, status };
+module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, sessions, status };
