@@ -272,21 +272,54 @@ export interface SessionsOptions {
   domain?: string;
   /** Default true; false only for plain-HTTP development. */
   secure?: boolean;
+  /** Default true. */
+  httpOnly?: boolean;
   /** Default 'Lax'. */
   sameSite?: 'Strict' | 'Lax' | 'None';
+  /** The cookie's Max-Age in milliseconds (whole seconds are sent). Default: none (a browser-session cookie). */
+  maxAge?: number;
   /** Attribute values as strings in this encoding (default Buffers). */
   encoding?: BufferEncoding;
+  /** The X-Instance-Id response header: default the sidecar's instance id; false: no header. */
+  instanceId?: string | false;
 }
 
-export interface SessionHandle {
-  client: Client;
-  create(options?: CreateSessionOptions): Promise<Session<any>>;
-  update(options?: UpdateSessionOptions): Promise<Session<any>>;
-  regenerate(options?: RegenerateSessionOptions): Promise<Session<any>>;
+type Done = (err: Error | null) => void;
+
+/**
+ * req.session: the attributes as properties (assign, delete), plus these
+ * (an attribute named like one of them is reached through get/set). What a
+ * request changes is written before its response ends, attribute by
+ * attribute.
+ */
+export type RequestSession<V = Buffer | string> = {
+  [attribute: string]: V | undefined | unknown;
+} & {
+  /** Unset until the session exists. */
+  readonly id: string | undefined;
+  readonly userId: string | undefined;
+  readonly version: bigint | undefined;
+  readonly created: Date | null | undefined;
+  readonly lastAccess: Date | null | undefined;
+  readonly idleExpiry: Date | null | undefined;
+  readonly absoluteExpiry: Date | null | undefined;
+  /** No session exists (yet) for this request. */
+  readonly isNew: boolean;
+  /** Changes not written yet. */
+  readonly isModified: boolean;
+  get(attribute: string): V | undefined;
+  set(attribute: string, value: AttributeValue): void;
+  save(options?: { expectedVersion?: bigint | number }): Promise<void>;
+  save(done: Done): void;
+  regenerate(options?: { userId?: string; maxSessionsPerUser?: number; sessionLimitPolicy?: SessionLimitPolicy }): Promise<void>;
+  regenerate(done: Done): void;
   destroy(): Promise<void>;
-}
+  destroy(done: Done): void;
+  reload(): Promise<void>;
+  reload(done: Done): void;
+};
 
-/** A (req, res, next) middleware for Express or node:http: req.session and req.stateside. */
+/** A (req, res, next) middleware for Express or node:http: sets req.session. */
 export function sessions(client: Client, options?: SessionsOptions):
-  (req: import('node:http').IncomingMessage & { session?: Session<any> | null; stateside?: SessionHandle },
+  (req: import('node:http').IncomingMessage & { session?: RequestSession },
    res: import('node:http').ServerResponse, next: (err?: unknown) => void) => Promise<void>;

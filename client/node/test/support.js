@@ -78,6 +78,14 @@ async function startRedis() {
   throw new Error('no redis-server could bind a free port');
 }
 
+// Fresh random session secrets, the settings of sidecars on one Redis.
+function redisSecrets() {
+  return {
+    SESSION_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+    SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
+  };
+}
+
 // The sidecar on `socket` (default: one in a temp dir); { socket, process,
 // log, exited }. redisPort: on that Redis (fresh random secrets), else the
 // memory store.
@@ -87,14 +95,9 @@ async function startSidecar(name, { redisPort, env = {}, socket: socketPath } = 
   const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
   const socket = socketPath ?? path.join(dir, 's.sock');
   const log = path.join(dir, 'sidecar.log');
-  const settings = { ...env };
-  if (redisPort) {
-    Object.assign(settings, {
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      SESSION_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
-      SESSION_SECRET: crypto.randomBytes(32).toString('hex'),
-    });
-  }
+  // Sidecars sharing a Redis share its secrets: pass them in `env`.
+  const settings = redisPort ? { ...redisSecrets(), ...env, REDIS_URL: `redis://127.0.0.1:${redisPort}` }
+                             : { ...env };
   const p = spawnLogged([bin, '--socket', socket, '--admin-addr', '127.0.0.1:0', '--instance-id', name],
                         settings, log);
   await waitFor(`${name} serving`, 30000, () => {
@@ -104,4 +107,4 @@ async function startSidecar(name, { redisPort, env = {}, socket: socketPath } = 
   return { socket, process: p, log, exited: new Promise((r) => p.once('exit', (code) => r(code))) };
 }
 
-module.exports = { BIN_DIR, startSidecar, startRedis, redisAvailable, waitFor };
+module.exports = { BIN_DIR, startSidecar, startRedis, redisAvailable, redisSecrets, waitFor };
