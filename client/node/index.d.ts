@@ -323,3 +323,27 @@ export type RequestSession<V = Buffer | string> = {
 export function sessions(client: Client, options?: SessionsOptions):
   (req: import('node:http').IncomingMessage & { session?: RequestSession },
    res: import('node:http').ServerResponse, next: (err?: unknown) => void) => Promise<void>;
+
+export interface GracefulShutdownOptions {
+  /** Forward this process's first SIGTERM/SIGINT to the sidecar as a Drain. Default true. */
+  forwardSignals?: boolean;
+  /** How long idle kept-alive connections stay open once the drain begins. Default 1000. */
+  idleGraceMs?: number;
+  /** On a second signal. Default: process.exit(1). */
+  onSecondSignal?: () => void;
+}
+
+export interface GracefulShutdown {
+  /** Resolves once the sidecar's drain state is watched. */
+  watching: Promise<void>;
+  /** Resolves when the drain begins. */
+  draining: Promise<{ reason: string; deadline: Date | null; drainToken: string }>;
+  /** Resolves when it is over: forced if the deadline cut connections; reported to the sidecar. */
+  drained: Promise<{ reason: string; forced: boolean; reported: boolean }>;
+  /** Stops watching and listening for signals (a drain under way goes on). */
+  close(): void;
+}
+
+/** The http.Server's part in the sidecar's coordinated drain. */
+export function gracefulShutdown(server: import('node:http').Server, client: Client,
+                                 options?: GracefulShutdownOptions): GracefulShutdown;

@@ -4,6 +4,8 @@ const { Client, defaultSocketPath } = require('./lib/client');
 const { StatesideError } = require('./lib/errors');
 const { defaultProtoDir } = require('./lib/proto');
 const { sessions } = require('./lib/middleware');
+const { gracefulShutdown } = require('./lib/shutdown');
 const { status } = require('@grpc/grpc-js');
 
-module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, sessions, status };
+module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, sessions, gracefulShutdown,
+                   status };
