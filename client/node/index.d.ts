@@ -22,6 +22,8 @@ export interface ClientOptions {
   initialBackoffMs?: number;
   /** Default 1000. */
   maxBackoffMs?: number;
+  /** getSession and updateSession on a SessionService.Pipe stream, batched, unary when it cannot. Default true. */
+  pipe?: boolean;
 }
 
 /** A failed call. Act on `reason`, never on the message. */

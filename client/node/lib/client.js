@@ -7,9 +7,10 @@ const { loadProtos } = require('./proto');
 const { StatesideError, fromGrpcError } = require('./errors');
 const { isRetryable, newRequestId, backoffDelay } = require('./retry');
 const c = require('./convert');
+const { PipeTransport, NotSent } = require('./pipe');
 
 const CLIENT_OPTIONS = ['socketPath', 'protoDir', 'callTimeoutMs', 'readyTimeoutMs', 'maxRetries',
-                        'initialBackoffMs', 'maxBackoffMs'];
+                        'initialBackoffMs', 'maxBackoffMs', 'pipe'];
 // Replies above gRPC's 4 MiB default are legitimate (a large session, a long
 // listing); the sidecar's limits are what bound them.
 const MAX_RECEIVE_BYTES = 64 << 20;
@@ -109,6 +110,7 @@ class Client {
     if (!Number.isInteger(this.options.maxRetries) || this.options.maxRetries < 0) {
       throw new TypeError('maxRetries must be a non-negative integer');
     }
+    if (options.pipe !== undefined && typeof options.pipe !== 'boolean') throw new TypeError('pipe must be a boolean');
     const protos = loadProtos(options.protoDir);
     this._channel = new grpc.Channel(`unix:${this.options.socketPath}`, grpc.credentials.createInsecure(), {
       // A local socket is cheap to retry: reconnect within 50 ms..1 s
@@ -125,6 +127,8 @@ class Client {
     this._lifecycle = stub(protos.v1.LifecycleService);
     this._realtime = stub(protos.v1.RealtimeService);
     this._health = stub(protos.health.Health);
+    // getSession and updateSession on a Pipe stream (default), else unary.
+    this._pipe = options.pipe === false ? null : new PipeTransport(this, protos.v1.SessionService);
   }
 
   // A Client whose sidecar serves: waits up to readyTimeoutMs for its
@@ -162,6 +166,7 @@ class Client {
   }
 
   close() {
+    this._pipe?.close();
     this._channel.close();
   }
 
@@ -175,6 +180,21 @@ class Client {
     });
   }
 
+  // One attempt of `name`: on the Pipe stream if it carries the call and
+  // can, else (also for a call the stream never sent) a unary RPC.
+  async _attempt(name, stub, method, request, deadline) {
+    const piped = this._pipe?.carries(name);
+    if (piped) {
+      try {
+        return await this._pipe.call(name, request, deadline);
+      } catch (e) {
+        if (!(e instanceof NotSent)) throw e;
+      }
+      this._pipe.stats.unary++;
+    }
+    return this._unary(stub, method, request, deadline);
+  }
+
   // A call under one deadline (callTimeoutMs from now), retried on
   // UNAVAILABLE when `name` may be retried, with backoff; a retry that could
   // not finish before the deadline is not attempted.
@@ -183,7 +203,7 @@ class Client {
     const deadline = Date.now() + o.callTimeoutMs;
     for (let retries = 0; ; ++retries) {
       try {
-        return await this._unary(stub, method, request, deadline);
+        return await this._attempt(name, stub, method, request, deadline);
       } catch (e) {
         const err = e instanceof StatesideError ? e : fromGrpcError(e);
         if (err.code === grpc.status.UNAVAILABLE && isRetryable(name) && retries < o.maxRetries) {

@@ -7,12 +7,13 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Client, StatesideError, status } = require('..');
-const { startSidecar } = require('./support');
+const { startSidecar, waitFor } = require('./support');
 const { CuttingProxy } = require('./cutting_proxy');
 
 describe('an answer lost after the sidecar applied the call', () => {
   let direct;
   let proxied;
+  let proxiedUnary;
   let proxy;
   let n = 0;
   const user = () => `retry-${process.pid}-${++n}`;
@@ -22,9 +23,19 @@ describe('an answer lost after the sidecar applied the call', () => {
     proxy = await CuttingProxy.start(path.join(path.dirname(sidecar.socket), 'proxy.sock'), sidecar.socket);
     proxied = await Client.connect({ socketPath: path.join(path.dirname(sidecar.socket), 'proxy.sock'),
                                      callTimeoutMs: 5000 });
+    proxiedUnary = await Client.connect({ socketPath: path.join(path.dirname(sidecar.socket), 'proxy.sock'),
+                                          callTimeoutMs: 5000, pipe: false });
+  });
+  // Until getSession of `id` has gone over the proxied client's Pipe stream
+  // (the first calls go unary while it learns the sidecar's capabilities).
+  const pipeOpen = (id) => waitFor('a call on the Pipe stream', 5000, async () => {
+    const piped = proxied._pipe.stats.piped;
+    await proxied.getSession({ id });
+    return proxied._pipe.stats.piped > piped;
   });
   after(async () => {
     proxied?.close();
+    proxiedUnary?.close();
     direct?.close();
     await proxy?.close();
   });
@@ -64,21 +75,30 @@ describe('an answer lost after the sidecar applied the call', () => {
     assert.deepEqual(seen, [['once', first.sequence], ['marker', second.sequence]]);
   });
 
-  test('getSession (idempotent) is retried', async () => {
+  test('getSession (idempotent) is retried: unary after its Pipe stream broke', async () => {
     const s = await direct.createSession({});
+    await pipeOpen(s.id);
     const cuts = proxy.cuts;
+    const { piped, unary } = proxied._pipe.stats;
     proxy.arm();
     assert.equal((await proxied.getSession({ id: s.id })).id, s.id);
     assert.equal(proxy.cuts, cuts + 1);
+    assert.deepEqual([proxied._pipe.stats.piped, proxied._pipe.stats.unary], [piped, unary + 1]);
   });
 
-  test('updateSession is not retried: UNAVAILABLE, although it applied', async () => {
-    const s = await direct.createSession({});
-    proxy.arm();
-    await assert.rejects(proxied.updateSession({ id: s.id }, { set: { n: '1' }, expectedVersion: s.version }),
-                         (e) => e instanceof StatesideError && e.code === status.UNAVAILABLE);
-    const got = await direct.getSession({ id: s.id }, { encoding: 'utf8' });
-    assert.equal(got.attributes.n, '1');
-    assert.equal(got.version, s.version + 1n);
-  });
+  for (const pipe of [true, false]) {
+    test(`updateSession is not retried: UNAVAILABLE, although it applied (${pipe ? 'Pipe' : 'unary'})`, async () => {
+      const s = await direct.createSession({});
+      if (pipe) await pipeOpen(s.id);
+      const cuts = proxy.cuts;
+      proxy.arm();
+      const client = pipe ? proxied : proxiedUnary;
+      await assert.rejects(client.updateSession({ id: s.id }, { set: { n: '1' }, expectedVersion: s.version }),
+                           (e) => e instanceof StatesideError && e.code === status.UNAVAILABLE);
+      assert.equal(proxy.cuts, cuts + 1);
+      const got = await direct.getSession({ id: s.id }, { encoding: 'utf8' });
+      assert.equal(got.attributes.n, '1');
+      assert.equal(got.version, s.version + 1n);
+    });
+  }
 });
