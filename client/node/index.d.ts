@@ -349,3 +349,15 @@ export interface GracefulShutdown {
 /** The http.Server's part in the sidecar's coordinated drain. */
 export function gracefulShutdown(server: import('node:http').Server, client: Client,
                                  options?: GracefulShutdownOptions): GracefulShutdown;
+
+export interface SocketIoAdapterOptions {
+  /** A failed publish, join, leave or subscription. Default: a process warning. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * A Socket.IO (v4) adapter class whose rooms and broadcasts are the
+ * sidecar's: `new Server(httpServer, { adapter: createSocketIoAdapter(client) })`.
+ * socket.io is a peer dependency.
+ */
+export function createSocketIoAdapter(client: Client, options?: SocketIoAdapterOptions): any;

@@ -5,7 +5,8 @@ const { StatesideError } = require('./lib/errors');
 const { defaultProtoDir } = require('./lib/proto');
 const { sessions } = require('./lib/middleware');
 const { gracefulShutdown } = require('./lib/shutdown');
+const { createAdapter: createSocketIoAdapter } = require('./lib/socketio');
 const { status } = require('@grpc/grpc-js');
 
 module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, sessions, gracefulShutdown,
-                   status };
+                   createSocketIoAdapter, status };
