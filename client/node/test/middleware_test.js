@@ -7,7 +7,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const { Client, StatesideError, sessions } = require('..');
-const { startSidecar, startRedis, redisAvailable, redisSecrets } = require('./support');
+const { startSidecarPair, redisAvailable } = require('./support');
 
 // One app server on `client`: the routes a shop has. { base, server }.
 async function startApp(client) {
@@ -74,16 +74,7 @@ describe('the sessions middleware', () => {
   const apps = [];
   let client;
   before(async () => {
-    let sockets;
-    if (redisAvailable()) {
-      const redis = await startRedis();
-      const env = redisSecrets();
-      sockets = await Promise.all(['mw-a', 'mw-b'].map(async (name) =>
-        (await startSidecar(name, { redisPort: redis.port, env })).socket));
-    } else {
-      const { socket } = await startSidecar('mw-a');
-      sockets = [socket, socket];
-    }
+    const sockets = await startSidecarPair('mw');
     for (const socketPath of sockets) {
       const c = await Client.connect({ socketPath, readyTimeoutMs: 30000 });
       clients.push(c);

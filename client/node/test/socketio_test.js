@@ -12,7 +12,7 @@ const http = require('node:http');
 const { Server } = require('socket.io');
 const { Client, createSocketIoAdapter } = require('..');
 const { sidecarRoom } = require('../lib/socketio');
-const { startSidecar, startRedis, redisAvailable, redisSecrets, waitFor } = require('./support');
+const { startSidecarPair, redisAvailable, waitFor } = require('./support');
 
 // One Socket.IO connection over HTTP long-polling to the namespace "/".
 class PollingClient {
@@ -107,16 +107,7 @@ describe('the Socket.IO adapter', () => {
   const ios = [];
   const browsers = [];
   before(async () => {
-    let sockets;
-    if (redisAvailable()) {
-      const redis = await startRedis();
-      const env = redisSecrets();
-      sockets = await Promise.all(['sio-a', 'sio-b'].map(async (name) =>
-        (await startSidecar(name, { redisPort: redis.port, env })).socket));
-    } else {
-      const { socket } = await startSidecar('sio-a');
-      sockets = [socket, socket];
-    }
+    const sockets = await startSidecarPair('sio');
     for (const socketPath of sockets) {
       const client = await Client.connect({ socketPath, readyTimeoutMs: 30000 });
       const server = http.createServer();

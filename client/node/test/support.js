@@ -107,4 +107,18 @@ async function startSidecar(name, { redisPort, env = {}, socket: socketPath } = 
   return { socket, process: p, log, exited: new Promise((r) => p.once('exit', (code) => r(code))) };
 }
 
-module.exports = { BIN_DIR, startSidecar, startRedis, redisAvailable, redisSecrets, waitFor };
+// Two app instances' sidecars: `${name}-a` and `${name}-b` on one
+// redis-server the test starts (sharing its secrets), or, without
+// redis-server, one memory-store sidecar twice. Their sockets.
+async function startSidecarPair(name) {
+  if (!redisAvailable()) {
+    const { socket } = await startSidecar(`${name}-a`);
+    return [socket, socket];
+  }
+  const redis = await startRedis();
+  const env = redisSecrets();
+  return Promise.all(['a', 'b'].map(async (suffix) =>
+    (await startSidecar(`${name}-${suffix}`, { redisPort: redis.port, env })).socket));
+}
+
+module.exports = { BIN_DIR, startSidecar, startSidecarPair, startRedis, redisAvailable, waitFor };
