@@ -1,5 +1,5 @@
 // An app for shutdown_test.js: a node:http server under gracefulShutdown on
-// the sidecar at $STATESIDE_SOCKET. It says what happens as JSON lines on
+// the sidecar at $STATESIDE_SOCKET (signals forwarded unless $FORWARD is 0). It says what happens as JSON lines on
 // stdout. GET /hello and POST /release answer the connection's remote
 // port; GET /slow answers once /release came.
 'use strict';
@@ -26,7 +26,8 @@ const server = http.createServer((req, res) => {
 
 (async () => {
   const client = await Client.connect({ readyTimeoutMs: 30000 });
-  const shutdown = gracefulShutdown(server, client, { idleGraceMs: 60000 });
+  // FORWARD=0: the sidecar is signalled itself (a native-sidecar pod's preStop).
+  const shutdown = gracefulShutdown(server, client, { idleGraceMs: 60000, forwardSignals: process.env.FORWARD !== '0' });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   await shutdown.watching;
   say({ listening: server.address().port });
