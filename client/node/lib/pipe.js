@@ -20,6 +20,10 @@ const MAX_MESSAGE_BYTES_KEY = 'stateside-max-message-bytes';
 // A sidecar that announces nothing: writes stay below this (the smallest
 // limit a sidecar has had); a single call above it goes unary.
 const UNANNOUNCED_MAX_MESSAGE_BYTES = 256 * 1024;
+// Calls the stream may hold, queued or awaiting their result; one more
+// fails at once with RESOURCE_EXHAUSTED (memory stays bounded when the
+// sidecar stops reading), as the C++ client's max_calls_per_stream.
+const MAX_PENDING_CALLS = 4096;
 const REOPEN_MIN_MS = 50;
 const REOPEN_MAX_MS = 1000;
 // The PipeCall oneof field of each call this transport carries.
@@ -63,6 +67,10 @@ class PipeTransport {
     };
     const bytes = this._serialize({ calls: [call] }).length;
     if (bytes > this._limit()) throw new NotSent();  // the sidecar judges it unary
+    if (this._pending.size >= MAX_PENDING_CALLS) {
+      throw new StatesideError(grpc.status.RESOURCE_EXHAUSTED,
+        `the client's Pipe stream already holds ${MAX_PENDING_CALLS} calls`);
+    }
     const stream = this._open();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -202,4 +210,4 @@ class PipeTransport {
   }
 }
 
-module.exports = { PipeTransport, NotSent };
+module.exports = { PipeTransport, NotSent, MAX_PENDING_CALLS };

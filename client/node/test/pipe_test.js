@@ -12,6 +12,7 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const { Client, StatesideError, status, defaultProtoDir } = require('..');
 const { loadProtos } = require('../lib/proto');
+const { MAX_PENDING_CALLS } = require('../lib/pipe');
 const { startSidecar, waitFor } = require('./support');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-pipe-test-'));
@@ -160,6 +161,11 @@ describe('Pipe against stand-in servers', () => {
       const start = Date.now();
       await assert.rejects(client.getSession({ id: 'silent' }), (e) => e.code === status.DEADLINE_EXCEEDED);
       assert.ok(Date.now() - start < 1000);
+      // A stream holds at most MAX_PENDING_CALLS calls: one more fails at once.
+      const held = Array.from({ length: MAX_PENDING_CALLS }, () => client.getSession({ id: 'silent' }).catch((e) => e));
+      await assert.rejects(client.getSession({ id: 'silent' }), (e) => e.code === status.RESOURCE_EXHAUSTED);
+      for (const e of await Promise.all(held)) assert.equal(e.code, status.DEADLINE_EXCEEDED);
+      assert.equal((await client.getSession({ id: 'after' })).id, 'after');
     } finally {
       client.close();
       server.stop();
