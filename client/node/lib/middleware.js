@@ -62,7 +62,9 @@ function cookieAttributes(o) {
   if (o.secure !== false) attributes.push('Secure');
   else if (sameSite === 'None') throw new TypeError('sameSite None needs secure');
   if (o.maxAge !== undefined) {
-    if (!Number.isSafeInteger(o.maxAge) || o.maxAge < 0) throw new TypeError('maxAge must be a non-negative integer (ms)');
+    if (!Number.isSafeInteger(o.maxAge) || o.maxAge < 0) {
+      throw new TypeError('maxAge must be a non-negative integer (ms)');
+    }
     attributes.push(`Max-Age=${Math.floor(o.maxAge / 1000)}`);
   }
   return attributes;

@@ -200,7 +200,8 @@ describe('the sessions middleware', () => {
       end(body) { ended({ status: this.statusCode, body }); },
     };
     const req = { headers: { cookie: `sid=${sid}` } };
-    await new Promise((resolve, reject) => sessions(client, { encoding: 'utf8' })(req, res, (e) => (e ? reject(e) : resolve())));
+    const middleware = sessions(client, { encoding: 'utf8' });
+    await new Promise((resolve, reject) => middleware(req, res, (e) => (e ? reject(e) : resolve())));
     await client.destroySession({ cookie: sid });
     req.session['cart:b'] = 'b';
     res.end('app body');

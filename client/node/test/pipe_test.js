@@ -26,7 +26,8 @@ async function standIn(name, pipeCapability, handlers) {
   const { v1 } = loadProtos(defaultProtoDir());
   const server = new grpc.Server();
   server.addService(v1.LifecycleService.service, {
-    getInstance: (call, cb) => cb(null, { instance: { id: name }, apiRevision: 3, capabilities: { pipe: pipeCapability } }),
+    getInstance: (call, cb) => cb(null, { instance: { id: name }, apiRevision: 3,
+                                          capabilities: { pipe: pipeCapability } }),
   });
   // The sidecar announces its message limit when the stream starts.
   const pipe = handlers.pipe && ((call) => {
@@ -103,7 +104,8 @@ describe('Pipe against a real sidecar', () => {
 describe('Pipe against stand-in servers', () => {
   test('a sidecar whose capabilities say no Pipe is called unary, and no stream is opened', async () => {
     const counts = { unary: 0, pipe: 0 };
-    const server = await standIn('no-pipe', false, { get: unaryGet(counts), pipe: (call) => { ++counts.pipe; call.end(); } });
+    const pipe = (call) => { ++counts.pipe; call.end(); };
+    const server = await standIn('no-pipe', false, { get: unaryGet(counts), pipe });
     const client = new Client({ socketPath: server.socket });
     try {
       for (let i = 0; i < 5; ++i) assert.equal((await client.getSession({ id: 'sid-1' })).id, 'sid-1');

@@ -100,7 +100,8 @@ test('a second SIGTERM to the app exits at once with status 1', async () => {
 test('gracefulShutdown checks its arguments', () => {
   const server = http.createServer();
   assert.throws(() => gracefulShutdown({}, null), TypeError);
-  assert.throws(() => gracefulShutdown(server, null, { grace: 1 }), { name: 'TypeError', message: /unknown option "grace"/ });
+  assert.throws(() => gracefulShutdown(server, null, { grace: 1 }),
+                { name: 'TypeError', message: /unknown option "grace"/ });
   assert.throws(() => gracefulShutdown(server, null, { idleGraceMs: -1 }), TypeError);
   assert.throws(() => gracefulShutdown(server, null, { forwardSignals: 'yes' }), TypeError);
 });
