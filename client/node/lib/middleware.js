@@ -17,14 +17,19 @@ const METADATA = ['id', 'userId', 'created', 'lastAccess', 'idleExpiry', 'absolu
 const METHODS = ['save', 'regenerate', 'destroy', 'reload', 'get', 'set', 'isNew', 'isModified'];
 const RESERVED = new Set([...METADATA, ...METHODS]);
 
-// The value of cookie `name` in a Cookie header, or undefined.
-function cookieValue(header, name) {
+// The values of cookie `name` in a Cookie header, in order (a browser
+// sends one per matching Path and Domain: a sibling subdomain can plant one
+// that comes first).
+function cookieValues(header, name) {
+  const values = [];
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
   }
-  return undefined;
+  return values;
 }
+// How many of a request's cookies of the session's name are tried.
+const MAX_COOKIES_TRIED = 4;
 
 function appendSetCookie(res, line) {
   const prev = res.getHeader('Set-Cookie');
@@ -81,7 +86,23 @@ function sessions(client, options = {}) {
   const clearAttributes = [...attributes.filter((a) => !a.startsWith('Max-Age=')), 'Max-Age=0'];
   const setCookie = (res, value) => appendSetCookie(res, [`${name}=${value}`, ...attributes].join('; '));
   const clearCookie = (res) => appendSetCookie(res, [`${name}=`, ...clearAttributes].join('; '));
-  const withEncoding = (opts) => (encoding === undefined || opts.encoding !== undefined ? opts : { ...opts, encoding });
+  // A session as the request sees it: its calls read Buffers, decoded here
+  // with `encoding` where they decode and left Buffers where they do not (a
+  // value another client wrote), so such a value never fails a request, nor
+  // a write that went through.
+  const decoded = (session) => {
+    if (encoding === undefined) return session;
+    const attributes = {};
+    for (const [k, v] of Object.entries(session.attributes ?? {})) {
+      try {
+        Object.assign(attributes, c.attributesOut({ [k]: v }, encoding));
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err;
+        attributes[k] = v;
+      }
+    }
+    return { ...session, attributes };
+  };
   // X-Instance-Id: the sidecar's instance (the pod's identity), asked once;
   // instanceId: false leaves the header out, a string names it.
   let instanceId = o.instanceId === false ? null
@@ -144,13 +165,14 @@ function sessions(client, options = {}) {
       state.removed.clear();
       try {
         if (!state.stored) {
-          state.stored = await client.createSession(withEncoding({ attributes: set }));
+          state.stored = decoded(await client.createSession({ attributes: set }));
           setCookie(res, state.stored.cookie);
           return;
         }
         const info = await client.updateSession({ id: state.stored.id }, { set, remove, ...so });
         // Ours over what was read (other writers' changes since are not read back).
-        const attributes = { ...state.stored.attributes, ...c.attributesOut(c.attributesIn(set, 'set'), encoding) };
+        const ours = decoded({ attributes: c.attributesOut(c.attributesIn(set, 'set')) }).attributes;
+        const attributes = { ...state.stored.attributes, ...ours };
         for (const n of remove) delete attributes[n];
         state.stored = { ...state.stored, ...info, attributes };
       } catch (err) {
@@ -168,10 +190,10 @@ function sessions(client, options = {}) {
     async function regenerate(opts = {}) {
       const ro = c.checkOptions(opts, ['userId', 'maxSessionsPerUser', 'sessionLimitPolicy'], 'regenerate');
       if (!state.stored) {
-        adopt(await client.createSession(withEncoding({ ...ro, attributes: Object.fromEntries(state.changed) })));
+        adopt(decoded(await client.createSession({ ...ro, attributes: Object.fromEntries(state.changed) })));
       } else {
         await save();
-        adopt(await client.regenerateSession({ id: state.stored.id }, withEncoding(ro)));
+        adopt(decoded(await client.regenerateSession({ id: state.stored.id }, ro)));
       }
       setCookie(res, state.stored.cookie);
     }
@@ -187,7 +209,7 @@ function sessions(client, options = {}) {
     // Reads the session again, dropping this request's unsaved changes.
     async function reload() {
       if (!state.stored) return;
-      adopt(await client.getSession({ id: state.stored.id }, withEncoding({ touch: false })));
+      adopt(decoded(await client.getSession({ id: state.stored.id }, { touch: false })));
     }
     const methods = {
       save: withCallback(save),
@@ -252,29 +274,38 @@ function sessions(client, options = {}) {
     };
   }
 
+  // The live session of the first of the request's cookies that names one
+  // (null: none does).
+  async function load(cookies) {
+    for (const cookie of cookies.slice(0, MAX_COOKIES_TRIED)) {
+      try {
+        return decoded(await client.getSession({ cookie }));
+      } catch (err) {
+        // Unknown, expired, destroyed or forged: alike.
+        if (!(err instanceof StatesideError && err.reason === 'NOT_FOUND')) throw err;
+      }
+    }
+    return null;
+  }
+
   return async function statesideSessions(req, res, next) {
     try {
       const id = instanceId === null ? null : await instance();
       if (id !== null) res.setHeader('X-Instance-Id', id);
-      const cookie = cookieValue(req.headers.cookie, name);
-      let stored = null;
-      if (cookie) {
-        try {
-          stored = await client.getSession({ cookie }, withEncoding({}));
-        } catch (err) {
-          // Unknown, expired, destroyed or forged: alike; the stale cookie goes.
-          if (!(err instanceof StatesideError && err.reason === 'NOT_FOUND')) throw err;
-          clearCookie(res);
-        }
-      }
+      const cookies = cookieValues(req.headers.cookie, name).filter((v) => v !== '');
+      const stored = await load(cookies);
+      if (stored === null && cookies.length > 0) clearCookie(res);  // the stale cookie goes
       const pending = requestSession(req, res, stored);
       req.session = pending.session;
       saveOnEnd(res, pending);
-      next();
     } catch (err) {
       next(err);
+      return;
     }
+    // Outside the try: an exception of the next handler is not this one's
+    // to report (next must be called once).
+    next();
   };
 }
 
-module.exports = { sessions, cookieValue };
+module.exports = { sessions };

@@ -46,6 +46,13 @@ async function startApp(client) {
       return 'bye';
     },
     'GET /version': async (req) => String(req.session.version ?? 'none'),
+    // A value that is not UTF-8 (another client may write one).
+    'POST /binary': async (req) => {
+      req.session.blob = Buffer.from([0xff, 0x41]);
+      return 'set';
+    },
+    'GET /blob': async (req) => (Buffer.isBuffer(req.session.blob) ? req.session.blob.toString('hex')
+                                                                   : typeof req.session.blob),
     'POST /stream': async (req, _url, res) => {
       res.write('first,');
       req.session.late = 'x';
@@ -183,6 +190,39 @@ describe('the sessions middleware', () => {
       assert.equal(r.body, 'none');
       assert.deepEqual(r.setCookie, [CLEAR]);
     }
+  });
+
+  test('with encoding utf8, a value that is not UTF-8 is a Buffer: no request fails on it, nor the write of it',
+       async () => {
+    const sid = sidOf((await call('POST', '/cart?item=a')).setCookie);
+    const set = await call('POST', '/binary', sid);
+    assert.deepEqual([set.status, set.body], [200, 'set']);
+    for (const n of [0, 1]) {
+      const read = await call('GET', '/blob', sid, n);
+      assert.deepEqual([read.status, read.body, read.setCookie], [200, 'ff41', []]);
+      assert.equal((await call('GET', '/cart', sid, n)).body, 'a', 'the other values still decode');
+    }
+  });
+
+  test('of several cookies of the session\'s name, the first live one counts; none is cleared then', async () => {
+    const live = sidOf((await call('POST', '/cart?item=kept')).setCookie);
+    const forged = `${live.split('.')[0]}.${'A'.repeat(43)}`;
+    const r = await fetch(`${apps[0].base}/cart`, { headers: { cookie: `sid=${forged}; sid=garbage; sid=${live}` } });
+    assert.equal(await r.text(), 'kept');
+    assert.deepEqual(r.headers.getSetCookie(), [], 'the live cookie is not cleared for a planted one');
+  });
+
+  test('next is called once, even when the handler it runs throws', async () => {
+    const headers = {};
+    const res = { getHeader: (k) => headers[k], setHeader: (k, v) => { headers[k] = v; }, end() {} };
+    const middleware = sessions(client, { instanceId: false });
+    const calls = [];
+    const thrown = new Error('the handler failed');
+    await assert.rejects(middleware({ headers: {} }, res, (err) => {
+      calls.push(err);
+      throw thrown;
+    }), thrown);
+    assert.deepEqual(calls, [undefined]);
   });
 
   test('a write after the headers went out cannot set a new session\'s cookie: the response is cut', async () => {
