@@ -18,10 +18,14 @@ function defaultSocketPath() {
   return process.env.STATESIDE_SOCKET || '/tmp/stateside/stateside.sock';
 }
 
+// The longest wait a timer can take: setTimeout fires a longer one after 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positive(value, name, { zero = false } = {}) {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zero && value === 0)) {
     throw new TypeError(`${name} must be a ${zero ? 'non-negative' : 'positive'} number`);
   }
+  if (value > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms`);
   return value;
 }
 
@@ -60,16 +64,26 @@ function instanceOut(i) {
 // A server stream as an async iterable of converted messages. The first
 // message has been read by the caller (`first`); cancel() ends it, and a
 // stream that ends with CANCELLED after cancel() ends the iteration quietly.
+// An error before anyone iterates (grpc-js emits it with no listener of
+// its own yet, after ending the stream) is kept and thrown by the
+// iteration instead of crashing the process or passing for a clean end.
+// `live`: the Client's set of open streams, which close() cancels.
 class StreamIterable {
-  constructor(call, iterator, convert) {
+  constructor(call, iterator, convert, live) {
     this._call = call;
     this._iterator = iterator;
     this._convert = convert;
     this._cancelled = false;
+    this._early = null;
+    this._live = live;
+    call.on('error', (e) => { this._early ??= e; });
+    call.on('status', () => live.delete(this));
+    live.add(this);
   }
 
   cancel() {
     this._cancelled = true;
+    this._live.delete(this);
     this._call.cancel();
   }
 
@@ -83,7 +97,12 @@ class StreamIterable {
           if (this._cancelled && err.code === grpc.status.CANCELLED) return;
           throw fromGrpcError(err);
         }
-        if (next.done) return;
+        if (next.done) {
+          if (this._early !== null && !(this._cancelled && this._early.code === grpc.status.CANCELLED)) {
+            throw fromGrpcError(this._early);
+          }
+          return;
+        }
         const event = this._convert(next.value);
         if (event !== null) yield event;
       }
@@ -109,6 +128,10 @@ class Client {
     if (!Number.isInteger(this.options.maxRetries) || this.options.maxRetries < 0) {
       throw new TypeError('maxRetries must be a non-negative integer');
     }
+    if (this.options.initialBackoffMs > this.options.maxBackoffMs) {
+      throw new RangeError('initialBackoffMs must be at most maxBackoffMs');
+    }
+    this._streams = new Set();  // open streams and streams being opened: close() cancels them
     const protos = loadProtos(options.protoDir);
     this._channel = new grpc.Channel(`unix:${this.options.socketPath}`, grpc.credentials.createInsecure(), {
       // A local socket is cheap to retry: reconnect within 50 ms..1 s
@@ -161,7 +184,10 @@ class Client {
       `the sidecar at ${this.options.socketPath} did not serve within ${this.options.readyTimeoutMs} ms: ${last}`);
   }
 
+  // Cancels the open streams (their iterations end as after cancel()) and
+  // closes the connection.
   close() {
+    for (const s of [...this._streams]) s.cancel();
     this._channel.close();
   }
 
@@ -208,17 +234,20 @@ class Client {
     for (let retries = 0; ; ++retries) {
       const call = start();
       const iterator = call[Symbol.asyncIterator]();
-      const timer = setTimeout(() => call.cancel(), Math.max(0, deadline - Date.now()));
+      let timedOut = false;
+      const timer = setTimeout(() => { timedOut = true; call.cancel(); }, Math.max(0, deadline - Date.now()));
+      const opening = { cancel: () => call.cancel() };
+      this._streams.add(opening);
       try {
         const first = await iterator.next();
         if (first.done || first.value.kind !== firstKind) {
           throw new StatesideError(grpc.status.INTERNAL, `${name}: the stream did not start with \`${firstKind}\``);
         }
-        return new StreamIterable(call, iterator, convert);
+        return new StreamIterable(call, iterator, convert, this._streams);
       } catch (e) {
         call.cancel();
         let err = e instanceof StatesideError ? e : fromGrpcError(e);
-        if (err.code === grpc.status.CANCELLED && Date.now() >= deadline) {
+        if (err.code === grpc.status.CANCELLED && timedOut) {
           err = new StatesideError(grpc.status.DEADLINE_EXCEEDED, `${name}: no \`${firstKind}\` within callTimeoutMs`);
         }
         const delay = backoffDelay(retries + 1, o.initialBackoffMs, o.maxBackoffMs, Math.random());
@@ -229,6 +258,7 @@ class Client {
         await sleep(delay);
       } finally {
         clearTimeout(timer);
+        this._streams.delete(opening);
       }
     }
   }
@@ -456,7 +486,7 @@ class Client {
       state: DRAIN_STATES[e.state] ?? 'unspecified',
       deadline: c.timestamp(e.deadline),
       drainToken: e.drainToken,
-    }));
+    }), this._streams);
   }
 
   // --- RealtimeService ---

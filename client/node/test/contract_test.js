@@ -1,0 +1,106 @@
+// The edges of the contract against a real sidecar: streams that fail or
+// are cancelled before anyone reads them, close() with streams open, null
+// and out-of-range arguments, text that is not UTF-8, an attribute named
+// __proto__, a gap's resume point given back to subscribe.
+'use strict';
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { Client, StatesideError, status } = require('..');
+const { startSidecar } = require('./support');
+
+const T = { timeout: 30000 };
+// The iteration's outcome: the events seen, or the error it threw.
+async function drainAll(iterable) {
+  const seen = [];
+  try {
+    for await (const ev of iterable) seen.push(ev);
+  } catch (err) {
+    return { seen, err };
+  }
+  return { seen, err: null };
+}
+// Resolves once grpc-js has ended the call (after its 'error', if any).
+const ended = (stream) => new Promise((resolve) => stream._call.once('status', resolve));
+
+describe('a stream nobody reads yet', () => {
+  const client = new Client({ socketPath: '/nonexistent/stateside.sock', callTimeoutMs: 500 });
+  after(() => client.close());
+
+  test('watchDrain that fails before it is read throws its error when read, the process lives', T, async () => {
+    const w = client.watchDrain();
+    await ended(w);
+    const { seen, err } = await drainAll(w);
+    assert.deepEqual(seen, []);
+    assert.ok(err instanceof StatesideError, `a StatesideError, not ${err}`);
+    assert.equal(err.code, status.UNAVAILABLE);
+  });
+
+  test('watchDrain cancelled before it is read ends quietly', T, async () => {
+    const w = client.watchDrain();
+    const done = ended(w);
+    w.cancel();
+    await done;
+    assert.deepEqual(await drainAll(w), { seen: [], err: null });
+  });
+});
+
+describe('against a sidecar', () => {
+  let sidecar;
+  let client;
+  before(async () => {
+    sidecar = await startSidecar('contract');
+    client = await Client.connect({ socketPath: sidecar.socket, readyTimeoutMs: 30000 });
+  });
+  after(() => client?.close());
+
+  test('close() ends the open streams: their iterations end, the process exits', T, async () => {
+    const other = await Client.connect({ socketPath: sidecar.socket });
+    const streams = [await other.subscribe(), await other.watchSessionEvents(), other.watchDrain({ observer: true })];
+    const iterations = streams.map(drainAll);
+    other.close();
+    for (const r of await Promise.all(iterations)) assert.equal(r.err, null);
+
+    // A process that opens them and closes its Client exits by itself.
+    const script = `
+      const { Client } = require(${JSON.stringify(path.resolve(__dirname, '..'))});
+      (async () => {
+        const c = await Client.connect({ socketPath: ${JSON.stringify(sidecar.socket)} });
+        await c.subscribe();
+        await c.watchSessionEvents();
+        c.watchDrain();
+        c.close();
+      })().catch((e) => { console.error(e); process.exit(2); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 20000 });
+    const [code, signal] = await new Promise((r) => child.once('exit', (c, s) => r([c, s])));
+    assert.deepEqual([code, signal], [0, null], 'the process exited by itself');
+  });
+});
+
+test('a subscribe whose first message does not come within callTimeoutMs is DEADLINE_EXCEEDED', T, async () => {
+  // A socket that accepts and never answers.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-silent-'));
+  const sockets = new Set();
+  const server = net.createServer((s) => sockets.add(s));
+  await new Promise((r) => server.listen(path.join(dir, 's.sock'), r));
+  const client = new Client({ socketPath: path.join(dir, 's.sock'), callTimeoutMs: 300 });
+  try {
+    await assert.rejects(client.subscribe(), (e) => e instanceof StatesideError && e.code === status.DEADLINE_EXCEEDED);
+  } finally {
+    client.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Client options: timers past 2^31-1 ms and a first backoff above the last are a RangeError', T, () => {
+  assert.throws(() => new Client({ callTimeoutMs: 2 ** 31 }), RangeError);
+  assert.throws(() => new Client({ maxBackoffMs: 2 ** 31 }), RangeError);
+  assert.throws(() => new Client({ initialBackoffMs: 50, maxBackoffMs: 40 }), RangeError);
+  new Client({ callTimeoutMs: 2 ** 31 - 1, initialBackoffMs: 40, maxBackoffMs: 40 }).close();
+});
