@@ -29,6 +29,11 @@ function positive(value, name, { zero = false } = {}) {
   return value;
 }
 
+function flag(value, name) {
+  if (value !== undefined && typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  return value === true;
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const DRAIN_STATES = {
   DRAIN_STATE_SERVING: 'serving', DRAIN_STATE_DRAINING: 'draining', DRAIN_STATE_DRAINED: 'drained',
@@ -466,7 +471,7 @@ class Client {
   // Starts the sidecar's drain, as SIGTERM to it does.
   async drain(options = {}) {
     const o = c.checkOptions(options, ['holdUntilSignal'], 'drain');
-    await this._call('drain', this._lifecycle, 'drain', { holdUntilSignal: o.holdUntilSignal === true });
+    await this._call('drain', this._lifecycle, 'drain', { holdUntilSignal: flag(o.holdUntilSignal, 'holdUntilSignal') });
   }
 
   // This app has finished draining. drainToken: the draining event's.
@@ -481,7 +486,7 @@ class Client {
   // when the stream breaks, and cancel() ends it.
   watchDrain(options = {}) {
     const o = c.checkOptions(options, ['observer'], 'watchDrain');
-    const call = this._lifecycle.watchDrain({ observer: o.observer === true });
+    const call = this._lifecycle.watchDrain({ observer: flag(o.observer, 'observer') });
     return new StreamIterable(call, call[Symbol.asyncIterator](), (e) => ({
       state: DRAIN_STATES[e.state] ?? 'unspecified',
       deadline: c.timestamp(e.deadline),

@@ -104,3 +104,13 @@ test('Client options: timers past 2^31-1 ms and a first backoff above the last a
   assert.throws(() => new Client({ initialBackoffMs: 50, maxBackoffMs: 40 }), RangeError);
   new Client({ callTimeoutMs: 2 ** 31 - 1, initialBackoffMs: 40, maxBackoffMs: 40 }).close();
 });
+
+describe('arguments of the wrong kind are errors before any call', () => {
+  const client = new Client({ socketPath: '/nonexistent/stateside.sock', callTimeoutMs: 500 });
+  after(() => client.close());
+
+  test('boolean options are booleans', T, async () => {
+    assert.throws(() => client.watchDrain({ observer: 'true' }), { name: 'TypeError', message: /observer/ });
+    await assert.rejects(client.drain({ holdUntilSignal: 1 }), { name: 'TypeError', message: /holdUntilSignal/ });
+  });
+});
