@@ -343,16 +343,19 @@ class Client {
       sessionLimitPolicy: c.limitPolicyIn(o.sessionLimitPolicy),
       requestId: o.requestId === undefined ? newRequestId() : c.requestIdIn(o.requestId),
     };
-    if (o.userId !== undefined) request.userId = c.text(o.userId, 'userId');
+    if (o.userId != null) request.userId = c.text(o.userId, 'userId');
     if (o.maxSessionsPerUser !== undefined) {
       request.maxSessionsPerUser = c.uint32In(o.maxSessionsPerUser, 'maxSessionsPerUser');
     }
     const reply = await this._call('regenerateSession', this._session, 'regenerate', request);
     const session = c.sessionOut(reply.session, encoding);
-    if (o.userId !== undefined && session.userId !== o.userId) {
-      // A sidecar before API revision 2 ignores user_id.
-      throw new StatesideError(grpc.status.FAILED_PRECONDITION,
+    if (o.userId != null && session.userId !== o.userId) {
+      // A sidecar before API revision 2 ignores user_id. It regenerated all
+      // the same (the old id is gone): the new session goes with the error.
+      const err = new StatesideError(grpc.status.FAILED_PRECONDITION,
         'the sidecar did not give the session the userId asked for (it predates API revision 2)');
+      err.session = session;
+      throw err;
     }
     return session;
   }
@@ -573,7 +576,7 @@ class Client {
     const o = c.checkOptions(options, ['pageSize', 'pageToken'], 'roomMembers');
     const reply = await this._call('roomMembers', this._realtime, 'roomMembers', {
       room: c.text(room, 'room', { required: true }),
-      pageSize: o.pageSize === undefined ? 0 : c.uint32In(o.pageSize, 'pageSize'),
+      pageSize: o.pageSize === undefined ? 0 : c.int32In(o.pageSize, 'pageSize'),
       pageToken: c.text(o.pageToken, 'pageToken'),
     });
     return { count: c.num(reply.count), members: reply.members.map(connectionRefOut),

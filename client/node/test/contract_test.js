@@ -79,6 +79,18 @@ describe('against a sidecar', () => {
     const [code, signal] = await new Promise((r) => child.once('exit', (c, s) => r([c, s])));
     assert.deepEqual([code, signal], [0, null], 'the process exited by itself');
   });
+
+  test('regenerateSession with userId null is an anonymous regenerate, as undefined', T, async () => {
+    const anon = await client.createSession({ userId: null, attributes: { cart: '1' } });
+    assert.equal(anon.userId, '');
+    const next = await client.regenerateSession({ id: anon.id }, { userId: null, encoding: 'utf8' });
+    assert.notEqual(next.id, anon.id);
+    assert.equal(next.userId, '');
+    assert.deepEqual({ ...next.attributes }, { cart: '1' });
+    const owned = await client.createSession({ userId: `owner-${process.pid}` });
+    const again = await client.regenerateSession({ cookie: owned.cookie }, { userId: null });
+    assert.equal(again.userId, owned.userId, 'no owner asked for: the owner stays');
+  });
 });
 
 test('a subscribe whose first message does not come within callTimeoutMs is DEADLINE_EXCEEDED', T, async () => {
