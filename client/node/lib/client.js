@@ -333,7 +333,8 @@ class Client {
   }
 
   // New id and cookie, same attributes; the old id is gone. options.userId
-  // gives an anonymous session its owner (login that keeps the cart).
+  // gives an anonymous session its owner (login that keeps the cart); null
+  // is no owner asked for, as undefined (and as in createSession).
   async regenerateSession(key, options = {}) {
     const o = c.checkOptions(options, ['userId', 'maxSessionsPerUser', 'sessionLimitPolicy',
       'requestId', 'encoding'], 'regenerateSession');
@@ -622,7 +623,7 @@ class Client {
     const reply = await this._call('history', this._realtime, 'history', {
       room: c.text(room, 'room', { required: true }),
       afterSequence: c.uint64In(o.afterSequence ?? 0, 'afterSequence'),
-      limit: o.limit === undefined ? 0 : c.uint32In(o.limit, 'limit'),
+      limit: o.limit === undefined ? 0 : c.int32In(o.limit, 'limit'),
     });
     return {
       events: reply.events.map((d) => c.deliveryOut(d, encoding)),

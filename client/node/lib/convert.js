@@ -125,6 +125,15 @@ function uint64In(value, name) {
   throw new TypeError(`${name} must be a bigint or a non-negative safe integer`);
 }
 
+// An int32 count of the API (history's limit, roomMembers' pageSize):
+// 0..2^31-1, so that it is never sent as a negative number.
+function int32In(value, name) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+    throw new TypeError(`${name} must be an integer in 0..2147483647`);
+  }
+  return value;
+}
+
 function uint32In(value, name) {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
     throw new TypeError(`${name} must be an integer in 0..4294967295`);
@@ -239,6 +248,6 @@ function gapOut(g) {
 
 module.exports = {
   checkOptions, text, bytes, attributesIn, attributesOut, checkEncoding, timestamp, durationMs,
-  durationIn, big, num, uint64In, uint32In, metadataOut, sessionOut, keyIn, limitPolicyIn,
+  durationIn, big, num, uint64In, int32In, uint32In, metadataOut, sessionOut, keyIn, limitPolicyIn,
   requestIdIn, targetIn, connectionRefIn, stringList, deliveryOut, gapOut,
 };

@@ -91,6 +91,17 @@ describe('against a sidecar', () => {
     const again = await client.regenerateSession({ cookie: owned.cookie }, { userId: null });
     assert.equal(again.userId, owned.userId, 'no owner asked for: the owner stays');
   });
+
+  test('int32 counts: limit and pageSize up to 2^31-1, never sent wrapped', T, async () => {
+    // Sent as is, and refused by the sidecar's own bound (1000), not the client's.
+    const tooMany = (e) => e instanceof StatesideError && e.code === status.INVALID_ARGUMENT;
+    await assert.rejects(client.history('int32-room', { limit: 2 ** 31 - 1 }), (e) => tooMany(e) && e.field === 'limit');
+    assert.deepEqual((await client.history('int32-room', { limit: 1000 })).events, []);
+    await client.roomMembers('int32-room', { pageSize: 2 ** 31 - 1 }).catch((e) => assert.ok(tooMany(e), String(e)));
+    await assert.rejects(client.history('int32-room', { limit: 2 ** 32 - 1 }), TypeError);
+    await assert.rejects(client.history('int32-room', { limit: 2 ** 31 }), TypeError);
+    await assert.rejects(client.roomMembers('int32-room', { pageSize: 2 ** 31 }), TypeError);
+  });
 });
 
 test('a subscribe whose first message does not come within callTimeoutMs is DEADLINE_EXCEEDED', T, async () => {
