@@ -102,13 +102,23 @@ function durationMs(d) {
   return Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6);
 }
 
-// A Duration from milliseconds (a non-negative finite number).
+// google.protobuf.Duration's range: 10000 years.
+const MAX_DURATION_MS = 315576000000 * 1000;
+
+// A Duration from milliseconds (a non-negative finite number, at most
+// MAX_DURATION_MS; nanoseconds rounded).
 function durationIn(ms, name) {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
     throw new TypeError(`${name} must be a non-negative number of milliseconds`);
   }
-  const seconds = Math.floor(ms / 1000);
-  return { seconds: String(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  if (ms > MAX_DURATION_MS) throw new RangeError(`${name} must be at most ${MAX_DURATION_MS} ms (10000 years)`);
+  let seconds = Math.floor(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * 1e6);
+  if (nanos >= 1e9) {  // 1999.9999999 ms rounds up to the next second
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return { seconds: String(seconds), nanos };
 }
 
 const big = (s) => BigInt(s ?? 0);

@@ -92,6 +92,14 @@ describe('against a sidecar', () => {
     assert.equal(again.userId, owned.userId, 'no owner asked for: the owner stays');
   });
 
+  test('durations: sub-millisecond rounding carries into seconds; past 10000 years a RangeError', T, async () => {
+    const s = await client.createSession({ idleTtlMs: 1999.9999999 });
+    assert.equal(s.idleExpiry - s.lastAccess, 2000);
+    await assert.rejects(client.createSession({ idleTtlMs: 1e25 }), RangeError);
+    await assert.rejects(client.createSession({ absoluteTtlMs: 1e22 }), RangeError);
+    await assert.rejects(client.setOptOut('subject', true, { ttlMs: 1e24 }), RangeError);
+  });
+
   test('int32 counts: limit and pageSize up to 2^31-1, never sent wrapped', T, async () => {
     // Sent as is, and refused by the sidecar's own bound (1000), not the client's.
     const tooMany = (e) => e instanceof StatesideError && e.code === status.INVALID_ARGUMENT;
