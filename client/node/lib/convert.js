@@ -40,10 +40,13 @@ function text(value, name, { required = false } = {}) {
   return value;
 }
 
-// An attribute value or payload: a string (sent as its UTF-8 bytes) or
-// bytes (Buffer, any Uint8Array), sent exactly as given.
+// An attribute value or payload: a well-formed string (sent as its UTF-8
+// bytes) or bytes (Buffer, any Uint8Array), sent exactly as given.
 function bytes(value, name) {
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} is not well-formed Unicode (a lone surrogate)`);
+    return Buffer.from(value, 'utf8');
+  }
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new TypeError(`${name} must be a string or a Buffer/Uint8Array`);
 }

@@ -144,4 +144,13 @@ describe('arguments of the wrong kind are errors before any call', () => {
     assert.throws(() => client.watchDrain({ observer: 'true' }), { name: 'TypeError', message: /observer/ });
     await assert.rejects(client.drain({ holdUntilSignal: 1 }), { name: 'TypeError', message: /holdUntilSignal/ });
   });
+
+  test('attribute values and payloads with a lone surrogate', T, async () => {
+    await assert.rejects(client.createSession({ attributes: { a: 'a\ud800' } }),
+                         { name: 'TypeError', message: /attributes\["a"\] is not well-formed/ });
+    await assert.rejects(client.updateSession({ id: 'x' }, { set: { a: '\udc00' } }), TypeError);
+    await assert.rejects(client.publish({ room: 'r' }, 'e', 'x\ud800'), { message: /payload is not well-formed/ });
+    // A surrogate pair is well-formed.
+    await assert.rejects(client.publish({ room: 'r' }, 'e', '😀'), (e) => e instanceof StatesideError);
+  });
 });
