@@ -82,16 +82,23 @@ function attributesOut(attrs, encoding) {
   const out = {};
   for (const [k, v] of Object.entries(attrs ?? {})) {
     const buf = Buffer.from(v);
-    if (encoding === undefined) out[k] = buf;
-    else if (encoding === 'utf8' || encoding === 'utf-8') {
-      try {
-        out[k] = strictUtf8.decode(buf);
-      } catch {
-        throw new TypeError(`attribute "${k}" is not valid UTF-8: read it without the encoding option`);
-      }
-    } else out[k] = buf.toString(encoding);
+    const value = decode(buf, encoding);
+    if (value === null) throw new TypeError(`attribute "${k}" is not valid UTF-8: read it without the encoding option`);
+    out[k] = value;
   }
   return out;
+}
+
+// buf as a string in `encoding` (undefined: buf itself); null for bytes
+// that are not UTF-8 when encoding is 'utf8' (never U+FFFD).
+function decode(buf, encoding) {
+  if (encoding === undefined) return buf;
+  if (encoding !== 'utf8' && encoding !== 'utf-8') return buf.toString(encoding);
+  try {
+    return strictUtf8.decode(buf);
+  } catch {
+    return null;
+  }
 }
 
 function timestamp(ts) {
@@ -234,13 +241,18 @@ function stringList(list, name) {
 
 const TARGETS = { TARGET_ROOM: 'room', TARGET_USER: 'userId', TARGET_CONNECTION: 'connection', TARGET_ALL: 'all' };
 
+// With encoding 'utf8', a payload that is not UTF-8 stays its Buffer and
+// the delivery has undecoded: true (one bad event neither ends a stream
+// nor fails a history page).
 function deliveryOut(d, encoding) {
-  const payload = Buffer.from(d.payload ?? []);
+  const raw = Buffer.from(d.payload ?? []);
+  const payload = decode(raw, encoding);
   return {
     target: TARGETS[d.target] ?? 'unspecified',
     to: d.to,
     event: d.event,
-    payload: encoding === undefined ? payload : payload.toString(encoding),
+    payload: payload ?? raw,
+    ...(payload === null ? { undecoded: true } : {}),
     connIds: d.connIds ?? [],
     sequence: big(d.sequence),
     publishedAt: timestamp(d.publishedAt),

@@ -92,6 +92,25 @@ describe('against a sidecar', () => {
     assert.equal(again.userId, owned.userId, 'no owner asked for: the owner stays');
   });
 
+  test("payloads that are not UTF-8 stay Buffers under encoding 'utf8', flagged undecoded", T, async () => {
+    const room = `utf8-${process.pid}`;
+    const sub = await client.subscribe({ connections: [{ connId: `c-${room}`, rooms: [room] }], encoding: 'utf8' });
+    const bad = Buffer.from([0xff, 0x41]);
+    await client.publish({ room }, 'bad', bad);
+    await client.publish({ room }, 'good', 'héllo');
+    const seen = [];
+    for await (const ev of sub) {
+      seen.push([ev.event, ev.payload, ev.undecoded]);
+      if (ev.event === 'good') break;
+    }
+    assert.deepEqual(seen, [['bad', bad, true], ['good', 'héllo', undefined]]);
+    const history = await client.history(room, { encoding: 'utf8' });
+    assert.deepEqual(history.events.map((e) => [e.event, e.payload, e.undecoded]),
+                     [['bad', bad, true], ['good', 'héllo', undefined]]);
+    const latin1 = await client.history(room, { encoding: 'latin1' });
+    assert.equal(latin1.events[0].payload, 'ÿA');
+  });
+
   test('durations: sub-millisecond rounding carries into seconds; past 10000 years a RangeError', T, async () => {
     const s = await client.createSession({ idleTtlMs: 1999.9999999 });
     assert.equal(s.idleExpiry - s.lastAccess, 2000);
