@@ -51,6 +51,12 @@ function bytes(value, name) {
   throw new TypeError(`${name} must be a string or a Buffer/Uint8Array`);
 }
 
+// out[k] = value, also for k === '__proto__' (an assignment would set the
+// prototype instead of adding the attribute).
+function setOwn(out, k, value) {
+  Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function attributesIn(attrs, name) {
   if (attrs === undefined || attrs === null) return {};
   if (typeof attrs !== 'object' || Array.isArray(attrs) || attrs instanceof Map) {
@@ -59,7 +65,7 @@ function attributesIn(attrs, name) {
   const out = {};
   for (const [k, v] of Object.entries(attrs)) {
     text(k, `${name} name`);
-    out[k] = bytes(v, `${name}["${k}"]`);
+    setOwn(out, k, bytes(v, `${name}["${k}"]`));
   }
   return out;
 }
@@ -84,7 +90,7 @@ function attributesOut(attrs, encoding) {
     const buf = Buffer.from(v);
     const value = decode(buf, encoding);
     if (value === null) throw new TypeError(`attribute "${k}" is not valid UTF-8: read it without the encoding option`);
-    out[k] = value;
+    setOwn(out, k, value);
   }
   return out;
 }

@@ -119,6 +119,19 @@ describe('against a sidecar', () => {
     await assert.rejects(client.setOptOut('subject', true, { ttlMs: 1e24 }), RangeError);
   });
 
+  test('an attribute named __proto__ is an attribute like any other', T, async () => {
+    const attributes = JSON.parse('{"__proto__": "p", "a": "b"}');
+    const s = await client.createSession({ attributes, encoding: 'utf8' });
+    for (const got of [s, await client.getSession({ id: s.id }, { encoding: 'utf8' })]) {
+      assert.deepEqual(Object.keys(got.attributes).sort(), ['__proto__', 'a']);
+      assert.equal(Object.getOwnPropertyDescriptor(got.attributes, '__proto__').value, 'p');
+      assert.equal(Object.getPrototypeOf(got.attributes), Object.prototype);
+    }
+    await client.updateSession({ id: s.id }, { set: JSON.parse('{"__proto__": "q"}') });
+    const got = await client.getSession({ id: s.id });
+    assert.deepEqual(Object.getOwnPropertyDescriptor(got.attributes, '__proto__').value, Buffer.from('q'));
+  });
+
   test('int32 counts: limit and pageSize up to 2^31-1, never sent wrapped', T, async () => {
     // Sent as is, and refused by the sidecar's own bound (1000), not the client's.
     const tooMany = (e) => e instanceof StatesideError && e.code === status.INVALID_ARGUMENT;
