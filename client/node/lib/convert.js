@@ -266,13 +266,26 @@ function deliveryOut(d, encoding) {
   };
 }
 
+// A StreamPosition as subscribe's resume option takes it: { room | userId |
+// connection | all, sequence }.
+function positionOut(p) {
+  const out = {};
+  if (p.target === 'connection') {
+    out.connection = { connId: p.connection.connId, instanceId: p.connection.instanceId };
+  } else if (p.target === 'room' || p.target === 'userId' || p.target === 'all') {
+    out[p.target] = p[p.target];
+  }
+  out.sequence = big(p.sequence);
+  return out;
+}
+
 function gapOut(g) {
   return {
     reason: g.reason,
     dropped: big(g.dropped),
     fromTime: timestamp(g.fromTime),
     toTime: timestamp(g.toTime),
-    resume: g.resume ? { ...g.resume, sequence: big(g.resume.sequence) } : null,
+    resume: g.resume ? positionOut(g.resume) : null,
     firstSequence: big(g.firstSequence),
   };
 }

@@ -142,6 +142,25 @@ describe('against a sidecar', () => {
     await assert.rejects(client.history('int32-room', { limit: 2 ** 31 }), TypeError);
     await assert.rejects(client.roomMembers('int32-room', { pageSize: 2 ** 31 }), TypeError);
   });
+
+  test("a gap's resume point is one subscribe takes back", T, async () => {
+    const room = `resume-${process.pid}`;
+    const gapOf = async (resume) => {
+      const sub = await client.subscribe({ resume });
+      try {
+        for await (const ev of sub) if (ev.kind === 'gap') return ev;
+      } finally {
+        sub.cancel();
+      }
+      throw new Error('the stream ended without a gap');
+    };
+    // Events after sequence 5 of a room at sequence 1 (its counter restarted): lost.
+    await client.publish({ room }, 'one', 'x');
+    const gap = await gapOf([{ room, sequence: 5n }]);
+    assert.deepEqual(gap.resume, { room, sequence: 5n });
+    const again = await gapOf([gap.resume]);
+    assert.deepEqual(again.resume, gap.resume);
+  });
 });
 
 test('a subscribe whose first message does not come within callTimeoutMs is DEADLINE_EXCEEDED', T, async () => {
