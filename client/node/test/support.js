@@ -60,6 +60,8 @@ function answers(port) {
 }
 
 // A redis-server on 127.0.0.1 at a free port in 20000..31999; { port }.
+// Ready when its own log says so: a port taken between the probe and its
+// bind could answer for another server while this one fails.
 async function startRedis() {
   for (let attempt = 0; attempt < 10; ++attempt) {
     const port = 20000 + crypto.randomInt(12000);
@@ -68,9 +70,9 @@ async function startRedis() {
     const log = path.join(dir, 'redis.log');
     const p = spawnLogged(['redis-server', '--port', String(port), '--bind', '127.0.0.1',
                            '--save', '', '--appendonly', 'no', '--dir', dir], {}, log);
-    const ready = await waitFor('redis-server', 10000, async () => {
+    const ready = await waitFor('redis-server', 10000, () => {
       if (p.exitCode !== null) return 'exited';
-      return (await answers(port)) && 'up';
+      return fs.readFileSync(log, 'utf8').includes('Ready to accept connections') && 'up';
     });
     if (ready === 'up') return { port };
     // Another process took the port first: another one.
