@@ -13,6 +13,14 @@ const { spawn, spawnSync } = require('node:child_process');
 const { after } = require('node:test');
 
 const BIN_DIR = process.env.STATESIDE_BIN_DIR || path.resolve(__dirname, '..', '..', '..', 'build', 'bin');
+
+// ctest sets NODE_PATH to the packages it installed from the lock file; a
+// client/node/node_modules (npm ci by hand) would be found first instead.
+if (process.env.NODE_PATH) {
+  const local = path.resolve(__dirname, '..', 'node_modules');
+  assert.ok(!require.resolve('@grpc/grpc-js').startsWith(local + path.sep),
+            `${local} takes precedence over NODE_PATH=${process.env.NODE_PATH}: remove it to test the locked packages`);
+}
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-client-'));
 const children = [];
 after(() => {
