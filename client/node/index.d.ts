@@ -12,7 +12,7 @@ export interface ClientOptions {
   socketPath?: string;
   /** The directory holding stateside/v1/*.proto. Default: defaultProtoDir(). */
   protoDir?: string;
-  /** Deadline of each call, retries included. Default 2000. */
+  /** Deadline of each call, retries included. Default 2000; at most 2^31-1 (as every *Ms here). */
   callTimeoutMs?: number;
   /** How long Client.connect waits for SERVING. Default 10000. */
   readyTimeoutMs?: number;
@@ -20,7 +20,7 @@ export interface ClientOptions {
   maxRetries?: number;
   /** The first retry waits in [initialBackoffMs/2, initialBackoffMs], then doubling. Default 20. */
   initialBackoffMs?: number;
-  /** Default 1000. */
+  /** Default 1000; not below initialBackoffMs (RangeError). */
   maxBackoffMs?: number;
   /** getSession and updateSession on a SessionService.Pipe stream, batched, unary when it cannot. Default true. */
   pipe?: boolean;
@@ -69,7 +69,8 @@ export interface Session<V = Buffer> extends SessionInfo {
 export type SessionLimitPolicy = 'refuse' | 'endOldest';
 
 export interface CreateSessionOptions {
-  userId?: string;
+  /** Absent, null or '': anonymous. */
+  userId?: string | null;
   attributes?: AttributesIn;
   idleTtlMs?: number;
   absoluteTtlMs?: number;
@@ -81,7 +82,12 @@ export interface CreateSessionOptions {
 }
 
 export interface RegenerateSessionOptions {
-  userId?: string;
+  /**
+   * The owner for an anonymous session; absent or null: none asked for.
+   * When the sidecar regenerated without it (before API revision 2), the
+   * FAILED_PRECONDITION error carries the new session as `session`.
+   */
+  userId?: string | null;
   maxSessionsPerUser?: number;
   sessionLimitPolicy?: SessionLimitPolicy;
   requestId?: string;
@@ -138,7 +144,11 @@ export interface DrainEvent {
   drainToken: string;
 }
 
-/** A server stream; cancel() ends it (the iteration then ends quietly). */
+/**
+ * A server stream; cancel() and the Client's close() end it (the iteration
+ * then ends quietly). A stream that fails before it is read throws its
+ * StatesideError when it is.
+ */
 export interface Stream<T> extends AsyncIterable<T> {
   cancel(): void;
 }
@@ -157,23 +167,30 @@ export type Target =
 
 export type StreamPosition = Target & { sequence: bigint | number };
 
-export interface Delivery<P = Buffer> {
+export interface DeliveryFields {
   target: 'room' | 'userId' | 'connection' | 'all' | 'unspecified';
   to: string;
   event: string;
-  payload: P;
   connIds: string[];
   sequence: bigint;
   publishedAt: Date | null;
   originInstance: string;
 }
 
+/**
+ * With encoding 'utf8', a payload that is not UTF-8 stays a Buffer, with
+ * undecoded: true.
+ */
+export type Delivery<P = Buffer> = DeliveryFields &
+  ({ payload: P; undecoded?: undefined } | { payload: Buffer; undecoded: true });
+
 export interface Gap {
   reason: string;
   dropped: bigint;
   fromTime: Date | null;
   toTime: Date | null;
-  resume: (Record<string, unknown> & { sequence: bigint }) | null;
+  /** REASON_RESUME_INCOMPLETE: the resume point, as subscribe's `resume` takes it. */
+  resume: (Target & { sequence: bigint }) | null;
   firstSequence: bigint;
 }
 
@@ -213,6 +230,7 @@ export class Client {
   static connect(options?: ClientOptions): Promise<Client>;
   readonly options: Readonly<Required<Omit<ClientOptions, 'protoDir'>>>;
   waitUntilReady(): Promise<void>;
+  /** Ends the open streams (as their cancel()) and closes the connection. */
   close(): void;
 
   createSession(options: CreateSessionOptions & { encoding: BufferEncoding }): Promise<Session<string>>;

@@ -19,11 +19,20 @@ function defaultSocketPath() {
   return process.env.STATESIDE_SOCKET || '/tmp/stateside/stateside.sock';
 }
 
+// The longest wait a timer can take: setTimeout fires a longer one after 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positive(value, name, { zero = false } = {}) {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zero && value === 0)) {
     throw new TypeError(`${name} must be a ${zero ? 'non-negative' : 'positive'} number`);
   }
+  if (value > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms`);
   return value;
+}
+
+function flag(value, name) {
+  if (value !== undefined && typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  return value === true;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -61,16 +70,26 @@ function instanceOut(i) {
 // A server stream as an async iterable of converted messages. The first
 // message has been read by the caller (`first`); cancel() ends it, and a
 // stream that ends with CANCELLED after cancel() ends the iteration quietly.
+// An error before anyone iterates (grpc-js emits it with no listener of
+// its own yet, after ending the stream) is kept and thrown by the
+// iteration instead of crashing the process or passing for a clean end.
+// `live`: the Client's set of open streams, which close() cancels.
 class StreamIterable {
-  constructor(call, iterator, convert) {
+  constructor(call, iterator, convert, live) {
     this._call = call;
     this._iterator = iterator;
     this._convert = convert;
     this._cancelled = false;
+    this._early = null;
+    this._live = live;
+    call.on('error', (e) => { this._early ??= e; });
+    call.on('status', () => live.delete(this));
+    live.add(this);
   }
 
   cancel() {
     this._cancelled = true;
+    this._live.delete(this);
     this._call.cancel();
   }
 
@@ -84,7 +103,12 @@ class StreamIterable {
           if (this._cancelled && err.code === grpc.status.CANCELLED) return;
           throw fromGrpcError(err);
         }
-        if (next.done) return;
+        if (next.done) {
+          if (this._early !== null && !(this._cancelled && this._early.code === grpc.status.CANCELLED)) {
+            throw fromGrpcError(this._early);
+          }
+          return;
+        }
         const event = this._convert(next.value);
         if (event !== null) yield event;
       }
@@ -111,6 +135,10 @@ class Client {
       throw new TypeError('maxRetries must be a non-negative integer');
     }
     if (options.pipe !== undefined && typeof options.pipe !== 'boolean') throw new TypeError('pipe must be a boolean');
+    if (this.options.initialBackoffMs > this.options.maxBackoffMs) {
+      throw new RangeError('initialBackoffMs must be at most maxBackoffMs');
+    }
+    this._streams = new Set();  // open streams and streams being opened: close() cancels them
     const protos = loadProtos(options.protoDir);
     this._channel = new grpc.Channel(`unix:${this.options.socketPath}`, grpc.credentials.createInsecure(), {
       // A local socket is cheap to retry: reconnect within 50 ms..1 s
@@ -165,8 +193,11 @@ class Client {
       `the sidecar at ${this.options.socketPath} did not serve within ${this.options.readyTimeoutMs} ms: ${last}`);
   }
 
+  // Cancels the open streams (their iterations end as after cancel()) and
+  // closes the connection.
   close() {
     this._pipe?.close();
+    for (const s of [...this._streams]) s.cancel();
     this._channel.close();
   }
 
@@ -228,17 +259,20 @@ class Client {
     for (let retries = 0; ; ++retries) {
       const call = start();
       const iterator = call[Symbol.asyncIterator]();
-      const timer = setTimeout(() => call.cancel(), Math.max(0, deadline - Date.now()));
+      let timedOut = false;
+      const timer = setTimeout(() => { timedOut = true; call.cancel(); }, Math.max(0, deadline - Date.now()));
+      const opening = { cancel: () => call.cancel() };
+      this._streams.add(opening);
       try {
         const first = await iterator.next();
         if (first.done || first.value.kind !== firstKind) {
           throw new StatesideError(grpc.status.INTERNAL, `${name}: the stream did not start with \`${firstKind}\``);
         }
-        return new StreamIterable(call, iterator, convert);
+        return new StreamIterable(call, iterator, convert, this._streams);
       } catch (e) {
         call.cancel();
         let err = e instanceof StatesideError ? e : fromGrpcError(e);
-        if (err.code === grpc.status.CANCELLED && Date.now() >= deadline) {
+        if (err.code === grpc.status.CANCELLED && timedOut) {
           err = new StatesideError(grpc.status.DEADLINE_EXCEEDED, `${name}: no \`${firstKind}\` within callTimeoutMs`);
         }
         const delay = backoffDelay(retries + 1, o.initialBackoffMs, o.maxBackoffMs, Math.random());
@@ -249,6 +283,7 @@ class Client {
         await sleep(delay);
       } finally {
         clearTimeout(timer);
+        this._streams.delete(opening);
       }
     }
   }
@@ -318,7 +353,8 @@ class Client {
   }
 
   // New id and cookie, same attributes; the old id is gone. options.userId
-  // gives an anonymous session its owner (login that keeps the cart).
+  // gives an anonymous session its owner (login that keeps the cart); null
+  // is no owner asked for, as undefined (and as in createSession).
   async regenerateSession(key, options = {}) {
     const o = c.checkOptions(options, ['userId', 'maxSessionsPerUser', 'sessionLimitPolicy',
       'requestId', 'encoding'], 'regenerateSession');
@@ -328,16 +364,19 @@ class Client {
       sessionLimitPolicy: c.limitPolicyIn(o.sessionLimitPolicy),
       requestId: o.requestId === undefined ? newRequestId() : c.requestIdIn(o.requestId),
     };
-    if (o.userId !== undefined) request.userId = c.text(o.userId, 'userId');
+    if (o.userId != null) request.userId = c.text(o.userId, 'userId');
     if (o.maxSessionsPerUser !== undefined) {
       request.maxSessionsPerUser = c.uint32In(o.maxSessionsPerUser, 'maxSessionsPerUser');
     }
     const reply = await this._call('regenerateSession', this._session, 'regenerate', request);
     const session = c.sessionOut(reply.session, encoding);
-    if (o.userId !== undefined && session.userId !== o.userId) {
-      // A sidecar before API revision 2 ignores user_id.
-      throw new StatesideError(grpc.status.FAILED_PRECONDITION,
+    if (o.userId != null && session.userId !== o.userId) {
+      // A sidecar before API revision 2 ignores user_id. It regenerated all
+      // the same (the old id is gone): the new session goes with the error.
+      const err = new StatesideError(grpc.status.FAILED_PRECONDITION,
         'the sidecar did not give the session the userId asked for (it predates API revision 2)');
+      err.session = session;
+      throw err;
     }
     return session;
   }
@@ -456,7 +495,7 @@ class Client {
   // Starts the sidecar's drain, as SIGTERM to it does.
   async drain(options = {}) {
     const o = c.checkOptions(options, ['holdUntilSignal'], 'drain');
-    await this._call('drain', this._lifecycle, 'drain', { holdUntilSignal: o.holdUntilSignal === true });
+    await this._call('drain', this._lifecycle, 'drain', { holdUntilSignal: flag(o.holdUntilSignal, 'holdUntilSignal') });
   }
 
   // This app has finished draining. drainToken: the draining event's.
@@ -471,12 +510,12 @@ class Client {
   // when the stream breaks, and cancel() ends it.
   watchDrain(options = {}) {
     const o = c.checkOptions(options, ['observer'], 'watchDrain');
-    const call = this._lifecycle.watchDrain({ observer: o.observer === true });
+    const call = this._lifecycle.watchDrain({ observer: flag(o.observer, 'observer') });
     return new StreamIterable(call, call[Symbol.asyncIterator](), (e) => ({
       state: DRAIN_STATES[e.state] ?? 'unspecified',
       deadline: c.timestamp(e.deadline),
       drainToken: e.drainToken,
-    }));
+    }), this._streams);
   }
 
   // --- RealtimeService ---
@@ -558,7 +597,7 @@ class Client {
     const o = c.checkOptions(options, ['pageSize', 'pageToken'], 'roomMembers');
     const reply = await this._call('roomMembers', this._realtime, 'roomMembers', {
       room: c.text(room, 'room', { required: true }),
-      pageSize: o.pageSize === undefined ? 0 : c.uint32In(o.pageSize, 'pageSize'),
+      pageSize: o.pageSize === undefined ? 0 : c.int32In(o.pageSize, 'pageSize'),
       pageToken: c.text(o.pageToken, 'pageToken'),
     });
     return { count: c.num(reply.count), members: reply.members.map(connectionRefOut),
@@ -604,7 +643,7 @@ class Client {
     const reply = await this._call('history', this._realtime, 'history', {
       room: c.text(room, 'room', { required: true }),
       afterSequence: c.uint64In(o.afterSequence ?? 0, 'afterSequence'),
-      limit: o.limit === undefined ? 0 : c.uint32In(o.limit, 'limit'),
+      limit: o.limit === undefined ? 0 : c.int32In(o.limit, 'limit'),
     });
     return {
       events: reply.events.map((d) => c.deliveryOut(d, encoding)),

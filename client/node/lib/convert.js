@@ -40,12 +40,21 @@ function text(value, name, { required = false } = {}) {
   return value;
 }
 
-// An attribute value or payload: a string (sent as its UTF-8 bytes) or
-// bytes (Buffer, any Uint8Array), sent exactly as given.
+// An attribute value or payload: a well-formed string (sent as its UTF-8
+// bytes) or bytes (Buffer, any Uint8Array), sent exactly as given.
 function bytes(value, name) {
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} is not well-formed Unicode (a lone surrogate)`);
+    return Buffer.from(value, 'utf8');
+  }
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new TypeError(`${name} must be a string or a Buffer/Uint8Array`);
+}
+
+// out[k] = value, also for k === '__proto__' (an assignment would set the
+// prototype instead of adding the attribute).
+function setOwn(out, k, value) {
+  Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function attributesIn(attrs, name) {
@@ -56,7 +65,7 @@ function attributesIn(attrs, name) {
   const out = {};
   for (const [k, v] of Object.entries(attrs)) {
     text(k, `${name} name`);
-    out[k] = bytes(v, `${name}["${k}"]`);
+    setOwn(out, k, bytes(v, `${name}["${k}"]`));
   }
   return out;
 }
@@ -79,16 +88,23 @@ function attributesOut(attrs, encoding) {
   const out = {};
   for (const [k, v] of Object.entries(attrs ?? {})) {
     const buf = Buffer.from(v);
-    if (encoding === undefined) out[k] = buf;
-    else if (encoding === 'utf8' || encoding === 'utf-8') {
-      try {
-        out[k] = strictUtf8.decode(buf);
-      } catch {
-        throw new TypeError(`attribute "${k}" is not valid UTF-8: read it without the encoding option`);
-      }
-    } else out[k] = buf.toString(encoding);
+    const value = decode(buf, encoding);
+    if (value === null) throw new TypeError(`attribute "${k}" is not valid UTF-8: read it without the encoding option`);
+    setOwn(out, k, value);
   }
   return out;
+}
+
+// buf as a string in `encoding` (undefined: buf itself); null for bytes
+// that are not UTF-8 when encoding is 'utf8' (never U+FFFD).
+function decode(buf, encoding) {
+  if (encoding === undefined) return buf;
+  if (encoding !== 'utf8' && encoding !== 'utf-8') return buf.toString(encoding);
+  try {
+    return strictUtf8.decode(buf);
+  } catch {
+    return null;
+  }
 }
 
 function timestamp(ts) {
@@ -102,13 +118,23 @@ function durationMs(d) {
   return Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6);
 }
 
-// A Duration from milliseconds (a non-negative finite number).
+// google.protobuf.Duration's range: 10000 years.
+const MAX_DURATION_MS = 315576000000 * 1000;
+
+// A Duration from milliseconds (a non-negative finite number, at most
+// MAX_DURATION_MS; nanoseconds rounded).
 function durationIn(ms, name) {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
     throw new TypeError(`${name} must be a non-negative number of milliseconds`);
   }
-  const seconds = Math.floor(ms / 1000);
-  return { seconds: String(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  if (ms > MAX_DURATION_MS) throw new RangeError(`${name} must be at most ${MAX_DURATION_MS} ms (10000 years)`);
+  let seconds = Math.floor(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * 1e6);
+  if (nanos >= 1e9) {  // 1999.9999999 ms rounds up to the next second
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return { seconds: String(seconds), nanos };
 }
 
 const big = (s) => BigInt(s ?? 0);
@@ -123,6 +149,15 @@ function uint64In(value, name) {
   }
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value);
   throw new TypeError(`${name} must be a bigint or a non-negative safe integer`);
+}
+
+// An int32 count of the API (history's limit, roomMembers' pageSize):
+// 0..2^31-1, so that it is never sent as a negative number.
+function int32In(value, name) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+    throw new TypeError(`${name} must be an integer in 0..2147483647`);
+  }
+  return value;
 }
 
 function uint32In(value, name) {
@@ -212,18 +247,36 @@ function stringList(list, name) {
 
 const TARGETS = { TARGET_ROOM: 'room', TARGET_USER: 'userId', TARGET_CONNECTION: 'connection', TARGET_ALL: 'all' };
 
+// With encoding 'utf8', a payload that is not UTF-8 stays its Buffer and
+// the delivery has undecoded: true (one bad event neither ends a stream
+// nor fails a history page).
 function deliveryOut(d, encoding) {
-  const payload = Buffer.from(d.payload ?? []);
+  const raw = Buffer.from(d.payload ?? []);
+  const payload = decode(raw, encoding);
   return {
     target: TARGETS[d.target] ?? 'unspecified',
     to: d.to,
     event: d.event,
-    payload: encoding === undefined ? payload : payload.toString(encoding),
+    payload: payload ?? raw,
+    ...(payload === null ? { undecoded: true } : {}),
     connIds: d.connIds ?? [],
     sequence: big(d.sequence),
     publishedAt: timestamp(d.publishedAt),
     originInstance: d.originInstance,
   };
+}
+
+// A StreamPosition as subscribe's resume option takes it: { room | userId |
+// connection | all, sequence }.
+function positionOut(p) {
+  const out = {};
+  if (p.target === 'connection') {
+    out.connection = { connId: p.connection.connId, instanceId: p.connection.instanceId };
+  } else if (p.target === 'room' || p.target === 'userId' || p.target === 'all') {
+    out[p.target] = p[p.target];
+  }
+  out.sequence = big(p.sequence);
+  return out;
 }
 
 function gapOut(g) {
@@ -232,13 +285,13 @@ function gapOut(g) {
     dropped: big(g.dropped),
     fromTime: timestamp(g.fromTime),
     toTime: timestamp(g.toTime),
-    resume: g.resume ? { ...g.resume, sequence: big(g.resume.sequence) } : null,
+    resume: g.resume ? positionOut(g.resume) : null,
     firstSequence: big(g.firstSequence),
   };
 }
 
 module.exports = {
   checkOptions, text, bytes, attributesIn, attributesOut, checkEncoding, timestamp, durationMs,
-  durationIn, big, num, uint64In, uint32In, metadataOut, sessionOut, keyIn, limitPolicyIn,
+  durationIn, big, num, uint64In, int32In, uint32In, metadataOut, sessionOut, keyIn, limitPolicyIn,
   requestIdIn, targetIn, connectionRefIn, stringList, deliveryOut, gapOut,
 };

@@ -20,6 +20,9 @@ async function rejectsWith(promise, code, reason, field) {
   });
 }
 
+// The tests that read a stream: a lost event fails them in time.
+const T = { timeout: 30000 };
+
 const BACKENDS = [['memory', false]];
 if (redisAvailable()) BACKENDS.push(['redis', true]);
 else test('on Redis', { skip: 'redis-server is not installed' }, () => {});
@@ -194,7 +197,7 @@ for (const [backend, onRedis] of BACKENDS) {
       assert.equal(await client.getOptOut(subject), false);
     });
 
-    test('realtime: a published event reaches a subscribed connection, payload bytes intact', async () => {
+    test('realtime: a published event reaches a subscribed connection, payload bytes intact', T, async () => {
       const room = `room-${backend}`;
       const conn = `conn-${backend}`;
       const sub = await client.subscribe({ connections: [{ connId: conn, userId: user(), rooms: [room] }] });
@@ -214,7 +217,7 @@ for (const [backend, onRedis] of BACKENDS) {
       assert.deepEqual(history.events.at(-1).payload, payload);
     });
 
-    test('session events: a watcher sees the changes of the kinds it asked for', async () => {
+    test('session events: a watcher sees the changes of the kinds it asked for', T, async () => {
       const events = await client.watchSessionEvents({ kinds: ['created', 'updated'] });
       const u = user();
       const s = await client.createSession({ userId: u });
@@ -231,7 +234,7 @@ for (const [backend, onRedis] of BACKENDS) {
       await assert.rejects(client.watchSessionEvents({ kinds: ['touched'] }), TypeError);
     });
 
-    test('health, presence and the cluster-wide operations', async () => {
+    test('health, presence and the cluster-wide operations', T, async () => {
       assert.equal(await client.checkHealth(), 'SERVING');
       const u = user();
       const conn = `presence-${backend}`;
@@ -259,18 +262,18 @@ for (const [backend, onRedis] of BACKENDS) {
   });
 }
 
-test('Client.connect waits for a sidecar that starts after it', async () => {
+test('Client.connect waits for a sidecar that starts after it', T, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-connect-'));
   try {
     const socket = path.join(dir, 's.sock');
-    let connected = false;
-    const connecting = Client.connect({ socketPath: socket, readyTimeoutMs: 30000 }).then((c) => {
-      connected = true;
-      return c;
-    });
-    // The connect is under way with no sidecar: still pending at this point.
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(connected, false);
+    // Attempts of 100 ms: several have failed by the time a connect with
+    // readyTimeoutMs 300 gives up, and this one is still waiting.
+    const connecting = Client.connect({ socketPath: socket, readyTimeoutMs: 30000, callTimeoutMs: 100 });
+    const first = await Promise.race([
+      connecting.then(() => 'connected', () => 'failed'),
+      Client.connect({ socketPath: socket, readyTimeoutMs: 300 }).then(() => 'probe connected', () => 'probe gave up'),
+    ]);
+    assert.equal(first, 'probe gave up');
     await startSidecar('late', { socket });
     const client = await connecting;
     assert.equal(await client.checkHealth(), 'SERVING');

@@ -60,7 +60,7 @@ describe('an answer lost after the sidecar applied the call', () => {
     assert.equal((await direct.getSession({ id: after.id })).id, after.id);
   });
 
-  test('publish is retried with its request id and delivers once', async () => {
+  test('publish is retried with its request id and delivers once', { timeout: 30000 }, async () => {
     const sub = await direct.subscribe({ connections: [{ connId: 'retry-conn', rooms: ['retry-room'] }] });
     const cuts = proxy.cuts;
     proxy.arm();

@@ -14,6 +14,11 @@ test('which calls are retried', () => {
   // Update is not: a retry of an applied write answers ABORTED (with
   // expectedVersion) or re-applies an old value over a newer one.
   assert.equal(isRetryable('updateSession'), false);
+  // Nor the cluster-wide operations (each instance applies what arrives:
+  // a retry could apply twice), nor the session events' stream (a gap).
+  for (const call of ['joinConnections', 'leaveConnections', 'disconnectConnections', 'watchSessionEvents']) {
+    assert.equal(isRetryable(call), false, call);
+  }
   assert.equal(isRetryable('noSuchCall'), false);
 });
 

@@ -13,6 +13,14 @@ const { spawn, spawnSync } = require('node:child_process');
 const { after } = require('node:test');
 
 const BIN_DIR = process.env.STATESIDE_BIN_DIR || path.resolve(__dirname, '..', '..', '..', 'build', 'bin');
+
+// ctest sets NODE_PATH to the packages it installed from the lock file; a
+// client/node/node_modules (npm ci by hand) would be found first instead.
+if (process.env.NODE_PATH) {
+  const local = path.resolve(__dirname, '..', 'node_modules');
+  assert.ok(!require.resolve('@grpc/grpc-js').startsWith(local + path.sep),
+            `${local} takes precedence over NODE_PATH=${process.env.NODE_PATH}: remove it to test the locked packages`);
+}
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stateside-node-client-'));
 const children = [];
 after(() => {
@@ -60,6 +68,8 @@ function answers(port) {
 }
 
 // A redis-server on 127.0.0.1 at a free port in 20000..31999; { port }.
+// Ready when its own log says so: a port taken between the probe and its
+// bind could answer for another server while this one fails.
 async function startRedis() {
   for (let attempt = 0; attempt < 10; ++attempt) {
     const port = 20000 + crypto.randomInt(12000);
@@ -68,9 +78,9 @@ async function startRedis() {
     const log = path.join(dir, 'redis.log');
     const p = spawnLogged(['redis-server', '--port', String(port), '--bind', '127.0.0.1',
                            '--save', '', '--appendonly', 'no', '--dir', dir], {}, log);
-    const ready = await waitFor('redis-server', 10000, async () => {
+    const ready = await waitFor('redis-server', 10000, () => {
       if (p.exitCode !== null) return 'exited';
-      return (await answers(port)) && 'up';
+      return fs.readFileSync(log, 'utf8').includes('Ready to accept connections') && 'up';
     });
     if (ready === 'up') return { port };
     // Another process took the port first: another one.
