@@ -549,9 +549,9 @@ start_pod() {
     # (a caller's RADAR_COOKIE_SECURE / RADAR_PUBLIC_ORIGINS win).
     export RADAR_COOKIE_SECURE="${RADAR_COOKIE_SECURE:-false}"
     export RADAR_PUBLIC_ORIGINS="${RADAR_PUBLIC_ORIGINS:-http://127.0.0.1:$LOCAL_PORT,http://localhost:$LOCAL_PORT,http://127.0.0.1:$(app_port "$i")}"
-    local app=("$BIN_DIR/radar-app")
-    [ "$LOCAL_APP" != node ] || app=(node "$NODE_APP")
-    spawn "$(app_base "$i")" "${app[@]}" \
+    local app_cmd=("$BIN_DIR/radar-app")
+    [ "$LOCAL_APP" != node ] || app_cmd=(node "$NODE_APP")
+    spawn "$(app_base "$i")" "${app_cmd[@]}" \
       --listen "127.0.0.1:$(app_port "$i")" --socket "$(pod_socket "$i")"
   ) || return 1
 }
