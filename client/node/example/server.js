@@ -445,8 +445,13 @@ async function main() {
     forwardSignals: config.forwardSigterm, idleGraceMs: config.drainIdleGraceMs,
   });
   if (!config.forwardSigterm) {
-    // The sidecar's preStop hook starts the drain: our signal is only noted.
-    const note = () => console.log('radar-node: signal not forwarded (the sidecar drains the pod)');
+    // The sidecar's preStop hook starts the drain: our first signal is only
+    // noted; a second one exits at once with status 1, as radar-app.
+    let signals = 0;
+    const note = () => {
+      if (++signals > 1) process.exit(1);
+      console.log('radar-node: signal not forwarded (the sidecar drains the pod)');
+    };
     process.on('SIGTERM', note);
     process.on('SIGINT', note);
   }

@@ -10,29 +10,47 @@ const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 const { startSidecar } = require('./support');
 
+const children = [];
+after(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 let sidecar;
 let app;
 let port;
 let exited;
 
+// The example on `socket` with the settings `env`: { app, exited, lines }
+// once it listens (port), or once it exited.
+function startExample(socket, env) {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'example', 'server.js'),
+                                         '--listen', '127.0.0.1:0', '--socket', socket], {
+    env: { PATH: process.env.PATH, NODE_PATH: process.env.NODE_PATH ?? '', RADAR_COOKIE_SECURE: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const done = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const waiting = [];
+  const output = [];
+  const onLine = (line) => {
+    output.push(line);
+    for (const w of [...waiting]) if (w.re.test(line)) { waiting.splice(waiting.indexOf(w), 1); w.resolve(line); }
+  };
+  readline.createInterface({ input: child.stdout }).on('line', onLine);
+  readline.createInterface({ input: child.stderr }).on('line', onLine);
+  // The first line (from now on) matching re.
+  const line = (re) => new Promise((resolve) => waiting.push({ re, resolve }));
+  const listening = Promise.race([line(/ listening on 127\.0\.0\.1:\d+$/), done]);
+  return { child, exited: done, line, output, listening };
+}
+
 before(async () => {
   sidecar = await startSidecar('example');
-  app = spawn(process.execPath, [path.join(__dirname, '..', 'example', 'server.js'),
-                                 '--listen', '127.0.0.1:0', '--socket', sidecar.socket], {
-    env: { PATH: process.env.PATH, NODE_PATH: process.env.NODE_PATH ?? '', RADAR_COOKIE_SECURE: 'false',
-           RADAR_MAX_BODY_BYTES: '1000' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  exited = new Promise((resolve) => app.once('exit', (code, signal) => resolve({ code, signal })));
-  port = await new Promise((resolve, reject) => {
-    readline.createInterface({ input: app.stdout }).on('line', (line) => {
-      const m = / listening on 127\.0\.0\.1:(\d+)$/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    exited.then(({ code }) => reject(new Error(`the example exited ${code}`)));
-  });
+  const started = startExample(sidecar.socket, { RADAR_MAX_BODY_BYTES: '1000' });
+  ({ child: app, exited } = started);
+  const line = await started.listening;
+  assert.equal(typeof line, 'string', `the example exited: ${started.output.join('\n')}`);
+  port = Number(/:(\d+)$/.exec(line)[1]);
 });
-after(() => { if (app && app.exitCode === null && app.signalCode === null) app.kill('SIGKILL'); });
 
 // One request: { status, headers, body (parsed when JSON) }.
 function call(method, urlPath, { cookie, body, headers = {} } = {}) {
@@ -142,6 +160,22 @@ test('bad requests get radar-app\'s status codes', async () => {
   }
   assert.equal((await call('DELETE', '/me')).headers.allow, 'GET');
   assert.equal((await call('PUT', '/analytics/opt-out')).headers.allow, 'GET, POST');
+});
+
+test('a bad setting exits 2 naming it', async () => {
+  const bad = startExample(sidecar.socket, { RADAR_DRAIN_IDLE_GRACE_MS: 'soon' });
+  assert.deepEqual(await bad.exited, { code: 2, signal: null });
+  assert.match(bad.output.join('\n'), /RADAR_DRAIN_IDLE_GRACE_MS: bad value "soon"/);
+});
+
+test('RADAR_FORWARD_SIGTERM=false: a signal is only noted, a second one exits 1', async () => {
+  const other = startExample(sidecar.socket, { RADAR_FORWARD_SIGTERM: 'false' });
+  assert.equal(typeof await other.listening, 'string', other.output.join('\n'));
+  const noted = other.line(/signal not forwarded/);
+  other.child.kill('SIGTERM');
+  assert.equal(typeof await Promise.race([noted, other.exited]), 'string', 'the first signal ended it');
+  other.child.kill('SIGTERM');
+  assert.deepEqual(await other.exited, { code: 1, signal: null });
 });
 
 // Last: the app is gone afterwards.
