@@ -347,7 +347,7 @@ export function sessions(client: Client, options?: SessionsOptions):
 export interface GracefulShutdownOptions {
   /** Forward this process's first SIGTERM/SIGINT to the sidecar as a Drain. Default true. */
   forwardSignals?: boolean;
-  /** How long idle kept-alive connections stay open once the drain begins. Default 1000. */
+  /** Once the drain begins, a kept-alive connection idle this long is closed. Default 1000. */
   idleGraceMs?: number;
   /** On a second signal. Default: process.exit(1). */
   onSecondSignal?: () => void;

@@ -15,6 +15,9 @@
 #                            PORT+6, bus ports 10000 above) or sentinel (a
 #                            master on PORT+1, its replica on PORT+2 and three
 #                            sentinels on PORT+3 to PORT+5)
+#   STATESIDE_LOCAL_APP      the pods' app: radar (default: radar-app) or
+#                            node (client/node/example/server.js, the same
+#                            routes on the Node.js client; up.sh --app node)
 #   STATESIDE_BIN_DIR        stateside and radar-app (default <repo>/build/bin)
 #   STATESIDE_LOCAL_TIMEOUT  seconds to wait for readiness (default 60)
 # Every other stateside / radar-app setting can be given through its usual
@@ -30,6 +33,9 @@ LOCAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL_DIR="${STATESIDE_LOCAL_DIR:-/tmp/stateside-local}"
 LOCAL_PORT="${STATESIDE_LOCAL_PORT:-8080}"
 LOCAL_REDIS="${STATESIDE_LOCAL_REDIS:-standalone}"
+LOCAL_APP="${STATESIDE_LOCAL_APP:-radar}"
+# The Node.js example app (LOCAL_APP=node).
+NODE_APP="$LOCAL_ROOT/client/node/example/server.js"
 # The master name the sentinels watch (STATESIDE_LOCAL_REDIS=sentinel).
 SENTINEL_MASTER=stateside
 BIN_DIR="${STATESIDE_BIN_DIR:-$LOCAL_ROOT/build/bin}"
@@ -64,6 +70,10 @@ check_env() {
       [ "$LOCAL_PORT" -le $((65535 - 10000 - 6)) ] ||
         die "STATESIDE_LOCAL_REDIS=cluster needs STATESIDE_LOCAL_PORT at most $((65535 - 10000 - 6)) (bus ports are 10000 above the nodes')" ;;
     *) die "STATESIDE_LOCAL_REDIS must be standalone, cluster or sentinel (got '$LOCAL_REDIS')" ;;
+  esac
+  case "$LOCAL_APP" in
+    radar|node) ;;
+    *) die "the app must be radar or node (got '$LOCAL_APP')" ;;
   esac
   [[ "$READY_TIMEOUT" =~ ^[1-9][0-9]*$ ]] ||
     die "STATESIDE_LOCAL_TIMEOUT must be a number of seconds (got '$READY_TIMEOUT')"
@@ -130,18 +140,19 @@ app_base() { echo "$LOCAL_DIR/pod-$1/app"; }
 pod_count() { cat "$LOCAL_DIR/pods" 2>/dev/null || echo 0; }
 
 # save_cluster_env: up.sh records how the cluster was started (ports, binaries,
-# drain settings, and the caller's RADAR_* and STATESIDE_LOG_* settings), so
+# drain settings, the app, and the caller's RADAR_*, STATESIDE_LOG_* and
+# NODE_PATH settings), so
 # that down.sh, status.sh and restart.sh, run later from another shell, act on
 # the cluster as it is, and a restarted pod gets the settings the others have.
 save_cluster_env() {
   local v
   {
     printf 'LOCAL_PORT=%q\nBIN_DIR=%q\nREADY_TIMEOUT=%q\n' "$LOCAL_PORT" "$BIN_DIR" "$READY_TIMEOUT"
-    printf 'LOCAL_REDIS=%q\n' "$LOCAL_REDIS"
+    printf 'LOCAL_REDIS=%q\nLOCAL_APP=%q\n' "$LOCAL_REDIS" "$LOCAL_APP"
     printf 'PRESTOP_DELAY=%q\nDRAIN_TIMEOUT=%q\nSHUTDOWN_TIMEOUT=%q\n' \
       "$PRESTOP_DELAY" "$DRAIN_TIMEOUT" "$SHUTDOWN_TIMEOUT"
     for v in $(compgen -e); do
-      case "$v" in RADAR_*|STATESIDE_LOG_*) printf 'export %s=%q\n' "$v" "${!v}" ;; esac
+      case "$v" in RADAR_*|STATESIDE_LOG_*|NODE_PATH) printf 'export %s=%q\n' "$v" "${!v}" ;; esac
     done
   } >"$LOCAL_DIR/cluster.env"
 }
@@ -213,7 +224,7 @@ own_lineage() {
 }
 
 # is_ours ARG0 ARG1: the command line is one of the programs a cluster runs
-# (stateside, radar-app, redis-server, nginx, run-one.sh). nginx rewrites its
+# (stateside, radar-app, node, redis-server, nginx, run-one.sh). nginx rewrites its
 # command line ("nginx: worker process"); a script's name is its
 # interpreter's first argument.
 is_ours() {
@@ -221,7 +232,7 @@ is_ours() {
   for arg in "$@"; do
     name="${arg%% *}"
     name="${name##*/}"
-    case "${name%:}" in stateside|radar-app|redis-server|nginx|run-one.sh) return 0 ;; esac
+    case "${name%:}" in stateside|radar-app|node|redis-server|nginx|run-one.sh) return 0 ;; esac
   done
   return 1
 }
@@ -492,7 +503,11 @@ start_redis() {
 
 # --- pods -----------------------------------------------------------------------
 
-# start_pod I: pod I's sidecar and radar-app, sharing the pod's socket
+# app_name: what the pods run, for messages.
+app_name() { if [ "$LOCAL_APP" = node ]; then echo "the Node.js app"; else echo radar-app; fi; }
+
+# start_pod I: pod I's sidecar and app (radar-app, or the Node.js example
+# with the same settings: STATESIDE_LOCAL_APP), sharing the pod's socket
 # directory as a Kubernetes pod's containers share an emptyDir. Does not wait.
 start_pod() {
   local i="$1" secrets="$LOCAL_DIR/secrets"
@@ -534,7 +549,9 @@ start_pod() {
     # (a caller's RADAR_COOKIE_SECURE / RADAR_PUBLIC_ORIGINS win).
     export RADAR_COOKIE_SECURE="${RADAR_COOKIE_SECURE:-false}"
     export RADAR_PUBLIC_ORIGINS="${RADAR_PUBLIC_ORIGINS:-http://127.0.0.1:$LOCAL_PORT,http://localhost:$LOCAL_PORT,http://127.0.0.1:$(app_port "$i")}"
-    spawn "$(app_base "$i")" "$BIN_DIR/radar-app" \
+    local app_cmd=("$BIN_DIR/radar-app")
+    [ "$LOCAL_APP" != node ] || app_cmd=(node "$NODE_APP")
+    spawn "$(app_base "$i")" "${app_cmd[@]}" \
       --listen "127.0.0.1:$(app_port "$i")" --socket "$(pod_socket "$i")"
   ) || return 1
 }
@@ -542,7 +559,7 @@ start_pod() {
 # wait_pod DEADLINE I: pod I's sidecar ready, then its app.
 wait_pod() {
   wait_ready "$1" "pod-$2 sidecar" "$(sidecar_base "$2")" sidecar_ready "$2" &&
-    wait_ready "$1" "pod-$2 radar-app" "$(app_base "$2")" app_ready "$2"
+    wait_ready "$1" "pod-$2 $(app_name)" "$(app_base "$2")" app_ready "$2"
 }
 
 # stop_pods I...: SIGTERM to both processes of each pod at once (the classic

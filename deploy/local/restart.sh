@@ -34,11 +34,11 @@ is_running "$(redis_base)" || die "redis-server is not running in $LOCAL_DIR (de
 # --- stop ----------------------------------------------------------------------------
 clean=1
 if is_running "$app"; then
-  say "pod-$pod: SIGTERM to radar-app (pid $(pid_of "$app"))"
+  say "pod-$pod: SIGTERM to $(app_name) (pid $(pid_of "$app"))"
   kill -TERM "$(cat "$app.pid")" 2>/dev/null || true
 elif is_running "$sidecar"; then
   # The app is gone already (crashed or killed): stop the sidecar directly.
-  say "pod-$pod: radar-app is not running; SIGTERM to the sidecar (pid $(pid_of "$sidecar"))"
+  say "pod-$pod: $(app_name) is not running; SIGTERM to the sidecar (pid $(pid_of "$sidecar"))"
   kill -TERM "$(cat "$sidecar.pid")" 2>/dev/null || true
   clean=0
 else
@@ -66,5 +66,5 @@ done
 deadline=$((SECONDS + READY_TIMEOUT))
 start_pod "$pod" || exit 1
 wait_pod "$deadline" "$pod" || die "pod-$pod did not come back (logs: $(pod_dir "$pod")/{sidecar,app}.log)"
-say "pod-$pod is back: sidecar pid $(pid_of "$sidecar"), radar-app pid $(pid_of "$app")"
+say "pod-$pod is back: sidecar pid $(pid_of "$sidecar"), $(app_name) pid $(pid_of "$app")"
 [ $clean -eq 1 ] || die "pod-$pod is back, but its previous run did not stop cleanly (see $(pod_dir "$pod")/{sidecar,app}.log)"

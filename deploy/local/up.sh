@@ -4,6 +4,10 @@
 # nginx in front on one port. Returns once every process is ready.
 #
 #   deploy/local/up.sh [N]                N pods (default 3, at most 19)
+#   deploy/local/up.sh --app node [N]     the pods run the Node.js example
+#                                         (client/node/example) in place of
+#                                         radar-app: same settings and ports
+#                                         (or STATESIDE_LOCAL_APP=node)
 #   STATESIDE_LOCAL_REDIS=cluster deploy/local/up.sh
 #                                         the same on a Redis Cluster of six
 #                                         nodes (=sentinel: a master, a replica
@@ -12,7 +16,7 @@
 #                                         and nginx configuration (no process)
 #
 # Settings: STATESIDE_LOCAL_DIR, STATESIDE_LOCAL_PORT, STATESIDE_BIN_DIR,
-# STATESIDE_LOCAL_TIMEOUT (see deploy/local/lib.sh). Stop with down.sh.
+# STATESIDE_LOCAL_APP, STATESIDE_LOCAL_TIMEOUT (see deploy/local/lib.sh). Stop with down.sh.
 # Exit 0 when all is ready; 1 with a message (and everything it started
 # stopped again) otherwise, or if a cluster already runs in that directory.
 set -euo pipefail
@@ -20,18 +24,22 @@ PROG="up.sh"
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-pods=3 config_only=0
-if [ "${1:-}" = "--config-only" ]; then config_only=1; shift; fi
-case "${1:-}" in
-  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  "") ;;
-  *)
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt $MAX_PODS ]; then
-      die "the pod count must be 1 to $MAX_PODS (got '$1')"
-    fi
-    pods="$1" ;;
-esac
-[ $# -le 1 ] || die "one pod count at most (see --help)"
+pods=3 config_only=0 count_given=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --config-only) config_only=1 ;;
+    --app) [ $# -ge 2 ] || die "--app needs radar or node"; LOCAL_APP="$2"; shift ;;
+    --app=*) LOCAL_APP="${1#--app=}" ;;
+    *)
+      [ $count_given -eq 0 ] || die "one pod count at most (see --help)"
+      if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt $MAX_PODS ]; then
+        die "the pod count must be 1 to $MAX_PODS (got '$1')"
+      fi
+      pods="$1" count_given=1 ;;
+  esac
+  shift
+done
 check_env
 
 # --- checks before anything starts ---------------------------------------------
@@ -44,7 +52,16 @@ if [ $config_only -eq 0 ]; then
   need_command curl curl
   need_command redis-server redis-server
   need_command redis-cli redis-tools
-  for exe in stateside radar-app; do
+  exes=(stateside radar-app)
+  if [ "$LOCAL_APP" = node ]; then
+    exes=(stateside)
+    need_command node nodejs
+    # The client's packages: npm ci in client/node, or NODE_PATH (the tests'
+    # copy in the build tree).
+    node -e 'require(process.argv[1])' "$LOCAL_ROOT/client/node" 2>/dev/null ||
+      die "the Node.js client's packages are missing: run npm ci in client/node (or set NODE_PATH to a node_modules that has them)"
+  fi
+  for exe in "${exes[@]}"; do
     [ -x "$BIN_DIR/$exe" ] ||
       die "$BIN_DIR/$exe is missing: build it (cmake --build build --target $exe) or set STATESIDE_BIN_DIR"
   done
@@ -181,7 +198,7 @@ deadline=$((SECONDS + READY_TIMEOUT))
 say "redis ($LOCAL_REDIS) on 127.0.0.1:$(redis_ports | tr '\n' ' ')"
 start_redis "$deadline" || exit 1
 
-say "$pods pods (sidecar admin on 127.0.0.1:$(admin_port 1)-$(admin_port "$pods"), radar-app on 127.0.0.1:$(app_port 1)-$(app_port "$pods"))"
+say "$pods pods (sidecar admin on 127.0.0.1:$(admin_port 1)-$(admin_port "$pods"), $(app_name) on 127.0.0.1:$(app_port 1)-$(app_port "$pods"))"
 for i in $(seq 1 "$pods"); do start_pod "$i" || exit 1; done
 for i in $(seq 1 "$pods"); do wait_pod "$deadline" "$i" || exit 1; done
 
@@ -195,8 +212,8 @@ trap - EXIT
 cat <<EOF
 
 Stateside local cluster: $pods pods behind nginx
-  URL        http://127.0.0.1:$LOCAL_PORT/   (radar-app; try: curl -si -H 'Content-Type: application/json' -d '{"user":"alice"}' http://127.0.0.1:$LOCAL_PORT/login)
-  pods       pod-1..pod-$pods: radar-app 127.0.0.1:$(app_port 1)-$(app_port "$pods"), sidecar admin 127.0.0.1:$(admin_port 1)-$(admin_port "$pods")
+  URL        http://127.0.0.1:$LOCAL_PORT/   ($(app_name); try: curl -si -H 'Content-Type: application/json' -d '{"user":"alice"}' http://127.0.0.1:$LOCAL_PORT/login)
+  pods       pod-1..pod-$pods: $(app_name) 127.0.0.1:$(app_port 1)-$(app_port "$pods"), sidecar admin 127.0.0.1:$(admin_port 1)-$(admin_port "$pods")
   redis      $LOCAL_REDIS: 127.0.0.1:$(redis_ports | tr '\n' ' ')(password in $LOCAL_DIR/secrets/redis_password)
   status     deploy/local/status.sh
   logs       $LOCAL_DIR/pod-<i>/{sidecar,app}.log, $LOCAL_DIR/redis/*.log, $nginx_dir/{access,error}.log

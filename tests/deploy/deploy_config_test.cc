@@ -144,6 +144,10 @@ TEST_F(DeployConfigTest, ScriptsRefuseBadSettingsWithAMessage) {
   EXPECT_EQ(r.exit_status, 1);
   EXPECT_THAT(r.err, HasSubstr("STATESIDE_LOCAL_PORT"));
 
+  r = Script("up.sh", {"--app", "php", "--config-only"});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_THAT(r.err, HasSubstr("radar or node"));
+
   TempDir empty_bin;
   r = Script("up.sh", {"1"}, {{"STATESIDE_BIN_DIR", empty_bin.path()}});
   EXPECT_EQ(r.exit_status, 1);

@@ -4,9 +4,13 @@
 // → not one failed request or connection error, each pod stops
 // cleanly (restart.sh checks exit 0), a write in flight on the restarted pod
 // completes, and every session is still valid afterwards on every pod.
+// The pods run radar-app, or the Node.js example app (client/node/example)
+// when STATESIDE_LOCAL_APP=node (ctest's e2e_rolling_restart_node): the same
+// routes and drain, so the same test.
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -15,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -136,10 +141,22 @@ class RollingRestartE2eTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(access(kWrk, X_OK), 0)
         << kWrk << " is missing: install the Debian package wrk (scripts/test does)";
+    const char* app = std::getenv("STATESIDE_LOCAL_APP");
+    app_ = app != nullptr && *app ? app : "radar";
     // Test hooks: the slow in-flight write of each restart (X-Radar-Delay-Ms).
-    auto cluster = LocalCluster::Start(kPods, {{"RADAR_TEST_HOOKS", "true"}});
+    auto cluster = LocalCluster::Start(
+        kPods, {{"RADAR_TEST_HOOKS", "true"}, {"STATESIDE_LOCAL_APP", app_}});
     ASSERT_TRUE(cluster.ok()) << cluster.status().message();
     cluster_ = *std::move(cluster);
+    // The pods run the app asked for (its program is the first argument).
+    for (int pod = 1; pod <= kPods; ++pod) {
+      std::string pid;
+      std::ifstream(absl::StrCat(cluster_->dir(), "/pod-", pod, "/app.pid")) >> pid;
+      std::string program;
+      std::getline(std::ifstream("/proc/" + pid + "/cmdline"), program, '\0');
+      EXPECT_TRUE(absl::EndsWith(program, app_ == "node" ? "node" : "radar-app"))
+          << "pod-" << pod << " runs " << program << ", not the " << app_ << " app";
+    }
   }
   void TearDown() override {
     if (cluster_ == nullptr) return;
@@ -160,6 +177,7 @@ class RollingRestartE2eTest : public ::testing::Test {
     return WaitFor([&] { return AccessLogSize() > from + 150 * requests; }, absl::Seconds(15));
   }
 
+  std::string app_;  // radar or node
   std::unique_ptr<LocalCluster> cluster_;
   TempDir dir_;
 };

@@ -25,6 +25,8 @@ const OWN_DRAIN_TIMEOUT_MS = 10000;
 const DRAINING_LATE_BY_MS = 5000;
 // The wait for a sidecar that does not report its pre-stop delay.
 const UNKNOWN_PRESTOP_WAIT_MS = 60000;
+// How often the drain looks again for connections idle for the grace.
+const IDLE_RECHECK_MS = 100;
 
 function nonNegative(value, name) {
   if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a non-negative number of ms`);
@@ -57,11 +59,25 @@ function gracefulShutdown(server, client, options = {}) {
     timers.add(t);
   };
 
+  // Each connection and since when it has been idle (null: a request is on
+  // it), so that the drain closes only those idle for the grace. One
+  // accepted before this call is closed by the deadline's cut if still open.
+  const idleSince = new Map();
+  const onConnection = (socket) => {
+    idleSince.set(socket, Date.now());
+    socket.once('close', () => idleSince.delete(socket));
+  };
+  server.prependListener('connection', onConnection);
   // Requests in flight; during the drain each is answered with
   // Connection: close (before the app's handler runs: prepended).
   const onRequest = (req, res) => {
     responses.add(res);
-    res.once('close', () => responses.delete(res));
+    const socket = req.socket;
+    if (idleSince.has(socket)) idleSince.set(socket, null);
+    res.once('close', () => {
+      responses.delete(res);
+      if (idleSince.has(socket)) idleSince.set(socket, Date.now());
+    });
     if (begun) res.setHeader('Connection', 'close');
   };
   server.prependListener('request', onRequest);
@@ -76,7 +92,16 @@ function gracefulShutdown(server, client, options = {}) {
     // kept-alive connections at once; they get the grace first). The
     // callback runs once every connection has closed.
     const allClosed = new Promise((resolve) => net.Server.prototype.close.call(server, () => resolve()));
-    later(idleGraceMs, () => server.closeIdleConnections());
+    // A kept-alive connection is closed once it has been idle for the
+    // grace (longer than a proxy's upstream keepalive_timeout: the proxy
+    // has closed it first, so none of its requests meets our close, which
+    // it could retry only for idempotent methods), checked until the end.
+    const closeIdle = () => {
+      const now = Date.now();
+      for (const [socket, since] of idleSince) if (since !== null && now - since >= idleGraceMs) socket.destroy();
+      later(IDLE_RECHECK_MS, closeIdle);
+    };
+    later(idleGraceMs, closeIdle);
     const cutOff = new Promise((resolve) => later(Math.max(0, finishBy - Date.now()), () => resolve(true)));
     Promise.race([allClosed.then(() => false), cutOff]).then(async (forced) => {
       if (forced) server.closeAllConnections();
@@ -147,6 +172,7 @@ function gracefulShutdown(server, client, options = {}) {
     stopped = true;
     watch?.cancel();
     server.removeListener('request', onRequest);
+    server.removeListener('connection', onConnection);
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
     if (!begun) for (const t of timers) clearTimeout(t);
