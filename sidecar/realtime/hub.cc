@@ -299,7 +299,7 @@ void RealtimeHub::Resume(std::shared_ptr<SubscriberQueue> queue, std::vector<Res
 
 void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
   if (replay->index == replay->points.size() || replay->queue->closed()) {
-    replay->queue->Release();
+    replay->queue->Release(clock_->Now());
     return std::move(replay->done)(absl::OkStatus());
   }
   // Pages as large as History serves; a log holds about one or two.
@@ -308,12 +308,12 @@ void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
       replay->points[replay->index].stream, replay->after, kPage,
       [this, replay](absl::StatusOr<HistoryPage> page) mutable {
         if (!page.ok()) {
-          replay->queue->Release();
+          replay->queue->Release(clock_->Now());
           return std::move(replay->done)(page.status());
         }
         if (!ReplayPage(*replay, *std::move(page))) {
           const ResumePoint& point = replay->points[replay->index];
-          replay->queue->Cover(StreamKey(point.stream), replay->covered);
+          replay->queue->Cover(StreamKey(point.stream), replay->covered, clock_->Now());
           if (++replay->index < replay->points.size()) {
             replay->after = replay->points[replay->index].after_sequence;
             replay->first_page = true;

@@ -116,8 +116,10 @@ class RealtimeHub final : public Broker::Sink {
   // it is for now (its `except` honoured; an event for none is skipped),
   // preceded by a kResumeIncomplete notice where the log no longer reaches
   // back (or the stream's sequence restarted); then the live events `queue`
-  // held meanwhile follow, minus those the replay covered. Done: OK, or the
-  // broker's error (the queue is released either way).
+  // held meanwhile follow, minus those at or below what the replay covered
+  // per stream (the queue's high-water marks, which then keep late or
+  // crossed live arrivals out too). Done: OK, or the broker's error (the
+  // queue is released either way).
   // REQUIRES: `queue` came from AddSubscriber(..., holding = true).
   struct ResumePoint {
     StreamRef stream;

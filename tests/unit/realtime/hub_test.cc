@@ -612,6 +612,37 @@ TEST_F(ResumeHubTest, LiveEventsDuringTheReplayFollowItOnceEach) {
   EXPECT_THAT(resumed->trace(), ElementsAre("r3@3", "r4@4", "r5@5"));
 }
 
+// On Redis a user stream's sequence is assigned before the event is sent,
+// so arrivals can cross their sequence order and overlap the replay: the
+// broker hands the hub an event the replay delivered, or an older one after
+// a newer one, during the replay and after it. Each (stream, sequence)
+// reaches the resumed subscriber once, in increasing order.
+TEST_F(ResumeHubTest, LateAndCrossedArrivalsAroundTheReplayAreDeliveredOnceInOrder) {
+  Register("pod-b", "b1", "ann", {});
+  std::vector<Event> sent;
+  for (int i = 1; i <= 3; ++i) {
+    Event e = To(TargetKind::kUser, "ann", absl::StrCat("u", i));
+    e.sequence = Publish("pod-a", e).sequence;
+    sent.push_back(e);
+  }
+  ASSERT_TRUE(WaitFor([&] { return got("pod-b").Has("u3"); }));
+  auto resumed = std::make_unique<Collector>(&hub("pod-b"), false, /*holding=*/true);
+  hub("pod-b").OnEvent(sent[2]);  // 3 arrives late, while the queue holds
+  hub("pod-b").OnEvent(sent[1]);  // and 2 after it
+  ASSERT_TRUE(Wait([&](Broker::Done done) {
+                hub("pod-b").Resume(resumed->shared_queue(),
+                                    {{{TargetKind::kUser, "ann", ""}, 1}}, std::move(done));
+              }).ok());
+  Event u4 = To(TargetKind::kUser, "ann", "u4");
+  u4.sequence = Publish("pod-a", u4).sequence;
+  ASSERT_TRUE(WaitFor([&] { return resumed->Has("u4"); }));
+  hub("pod-b").OnEvent(sent[2]);  // after the stream moved past the replay
+  hub("pod-b").OnEvent(u4);
+  Publish("pod-a", To(TargetKind::kUser, "ann", "u5"));
+  ASSERT_TRUE(WaitFor([&] { return resumed->Has("u5"); }));
+  EXPECT_THAT(resumed->trace(), ElementsAre("u2@2", "u3@3", "u4@4", "u5@5"));
+}
+
 TEST_F(ResumeHubTest, AResumePastTheLogsReachGivesAGapThenWhatIsLeft) {
   Register("pod-b", "b1", "ann", {"r"});
   for (int i = 1; i <= 7; ++i) Publish("pod-a", To(TargetKind::kRoom, "r", absl::StrCat("r", i)));
