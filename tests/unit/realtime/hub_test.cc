@@ -50,28 +50,32 @@ class CountingMetrics : public RealtimeMetrics {
   std::map<std::string, uint64_t> refused;
 };
 
-// Drains a subscriber queue as soon as it is woken (unless paused).
+// Drains a subscriber queue as soon as it is woken (unless paused). What it
+// received lives apart, shared with the queue's wake: a broker thread may
+// still wake a queue whose Collector is gone (the hub keeps its subscribers
+// until the end), and must not touch freed memory.
 class Collector {
  public:
   explicit Collector(RealtimeHub* hub, bool paused = false, bool holding = false)
-      : paused_(paused) {
-    queue_ = hub->AddSubscriber([this] { Drain(); }, holding);
+      : state_(std::make_shared<State>(paused)) {
+    queue_ = hub->AddSubscriber([state = state_] { state->Drain(); }, holding);
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->queue = queue_.get();
+    }
+    Drain();  // a wake before the line above found no queue
   }
-  void Drain() {
-    absl::MutexLock lock(&mu_);
-    if (paused_) return;
-    while (std::optional<QueueItem> item = queue_->Pop()) items_.push_back(*std::move(item));
-  }
+  void Drain() { state_->Drain(); }
   void Resume() {
     {
-      absl::MutexLock lock(&mu_);
-      paused_ = false;
+      absl::MutexLock lock(&state_->mu);
+      state_->paused = false;
     }
     Drain();
   }
   std::vector<QueueItem> items() {
-    absl::MutexLock lock(&mu_);
-    return items_;
+    absl::MutexLock lock(&state_->mu);
+    return state_->items;
   }
   // Payloads of the deliveries received so far.
   std::vector<std::string> payloads() {
@@ -106,9 +110,20 @@ class Collector {
   }
 
  private:
-  absl::Mutex mu_;
-  bool paused_ ABSL_GUARDED_BY(mu_);
-  std::vector<QueueItem> items_ ABSL_GUARDED_BY(mu_);
+  struct State {
+    explicit State(bool paused) : paused(paused) {}
+    void Drain() {
+      absl::MutexLock lock(&mu);
+      // Null until the constructor set it; the queue outlives every wake.
+      if (paused || queue == nullptr) return;
+      while (std::optional<QueueItem> item = queue->Pop()) items.push_back(*std::move(item));
+    }
+    absl::Mutex mu;
+    bool paused ABSL_GUARDED_BY(mu);
+    SubscriberQueue* queue ABSL_GUARDED_BY(mu) = nullptr;
+    std::vector<QueueItem> items ABSL_GUARDED_BY(mu);
+  };
+  std::shared_ptr<State> state_;
   std::shared_ptr<SubscriberQueue> queue_;
 };
 
