@@ -950,6 +950,39 @@ TEST_F(RedisBrokerTest, AResumedHubGetsEachUserSequenceOnceInOrder) {
   absl::StatusOr<std::unique_ptr<RedisBroker>> broker =
       RedisBroker::Create(client.get(), Options("hub"));
   ASSERT_TRUE(broker.ok()) << broker.status();
+  // What a subscriber queue hands out: "<payload>@<sequence>".
+  struct Reader {
+    absl::Mutex mu;
+    std::vector<std::string> trace ABSL_GUARDED_BY(mu);
+    std::shared_ptr<realtime::SubscriberQueue> queue ABSL_GUARDED_BY(mu);
+    void Attach(std::shared_ptr<realtime::SubscriberQueue> q) {
+      {
+        absl::MutexLock lock(&mu);
+        queue = std::move(q);
+      }
+      Drain();  // a wake before it found no queue
+    }
+    void Drain() {
+      absl::MutexLock lock(&mu);
+      if (queue == nullptr) return;
+      while (std::optional<realtime::QueueItem> item = queue->Pop()) {
+        if (item->delivery != nullptr) {
+          trace.push_back(
+              absl::StrCat(item->delivery->event.payload, "@", item->delivery->event.sequence));
+        }
+      }
+    }
+    std::shared_ptr<realtime::SubscriberQueue> Queue() {
+      absl::MutexLock lock(&mu);
+      return queue;
+    }
+    bool Has(const std::string& entry) {
+      absl::MutexLock lock(&mu);
+      return std::find(trace.begin(), trace.end(), entry) != trace.end();
+    }
+  };
+  // Before the hub: they outlive its broker thread's wakes.
+  Reader live, resumed;
   stateside::SystemClock clock;
   realtime::RealtimeHub hub(realtime::HubOptions{.instance_id = "hub"}, broker->get(), &clock);
   hub.Start();
@@ -958,27 +991,7 @@ TEST_F(RedisBrokerTest, AResumedHubGetsEachUserSequenceOnceInOrder) {
              hub.Register(ConnPresence{"c1", "ann", {}}, std::move(d));
            }).ok();
   }));
-  // What a subscriber queue hands out: "<payload>@<sequence>".
-  struct Reader {
-    absl::Mutex mu;
-    std::vector<std::string> trace ABSL_GUARDED_BY(mu);
-    std::shared_ptr<realtime::SubscriberQueue> queue;
-    void Drain() {
-      absl::MutexLock lock(&mu);
-      while (std::optional<realtime::QueueItem> item = queue->Pop()) {
-        if (item->delivery != nullptr) {
-          trace.push_back(
-              absl::StrCat(item->delivery->event.payload, "@", item->delivery->event.sequence));
-        }
-      }
-    }
-    bool Has(const std::string& entry) {
-      absl::MutexLock lock(&mu);
-      return std::find(trace.begin(), trace.end(), entry) != trace.end();
-    }
-  };
-  Reader live, resumed;
-  live.queue = hub.AddSubscriber([&] { live.Drain(); });
+  live.Attach(hub.AddSubscriber([&] { live.Drain(); }));
   std::vector<Event> sent;
   const auto send = [&](const std::string& payload) {
     Event e = Targeted(TargetKind::kUser, "ann", payload);
@@ -993,11 +1006,11 @@ TEST_F(RedisBrokerTest, AResumedHubGetsEachUserSequenceOnceInOrder) {
   for (const char* payload : {"u1", "u2", "u3"}) send(payload);
   ASSERT_TRUE(WaitFor([&] { return live.Has("u3@3"); }));
 
-  resumed.queue = hub.AddSubscriber([&] { resumed.Drain(); }, /*holding=*/true);
+  resumed.Attach(hub.AddSubscriber([&] { resumed.Drain(); }, /*holding=*/true));
   hub.OnEvent(sent[2]);  // 3 arrives again while the queue holds
   hub.OnEvent(sent[1]);  // and 2 after it
   ASSERT_TRUE(AwaitDone([&](Broker::Done d) {
-                hub.Resume(resumed.queue, {{{TargetKind::kUser, "ann", ""}, 1}}, std::move(d));
+                hub.Resume(resumed.Queue(), {{{TargetKind::kUser, "ann", ""}, 1}}, std::move(d));
               }).ok());
   send("u4");
   ASSERT_TRUE(WaitFor([&] { return resumed.Has("u4@4"); }));
@@ -1009,8 +1022,8 @@ TEST_F(RedisBrokerTest, AResumedHubGetsEachUserSequenceOnceInOrder) {
     absl::MutexLock lock(&resumed.mu);
     EXPECT_EQ(resumed.trace, (std::vector<std::string>{"u2@2", "u3@3", "u4@4", "u5@5"}));
   }
-  hub.RemoveSubscriber(resumed.queue);
-  hub.RemoveSubscriber(live.queue);
+  hub.RemoveSubscriber(resumed.Queue());
+  hub.RemoveSubscriber(live.Queue());
   EXPECT_TRUE(hub.Shutdown().ok());
   (*broker)->Stop();
 }
