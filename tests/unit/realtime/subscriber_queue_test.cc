@@ -163,7 +163,8 @@ TEST(SubscriberQueueTest, EachStreamGoesForwardOnceThroughTheReplayAndLive) {
   EXPECT_TRUE(queue.Push(user("bob", 3), kT0 + absl::Seconds(1)));
   std::vector<std::string> names;
   while (std::optional<QueueItem> item = queue.Pop()) names.push_back(item->delivery->event.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"ann@3", "ann@4", "ann@6", "bob@2", "ann@8", "bob@3"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"ann@3", "ann@4", "ann@6", "bob@2", "ann@8", "bob@3"}));
   EXPECT_EQ(queue.depth(), 0u);
   EXPECT_EQ(queue.dropped_total(), 0u) << "skipped, not dropped";
 
