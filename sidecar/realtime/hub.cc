@@ -492,12 +492,17 @@ void RealtimeHub::Deliver(Event event, std::vector<std::string> conns) {
   delivery->event = std::move(event);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const Delivery> shared = std::move(delivery);
-  uint64_t overflow = 0;
+  uint64_t overflow = 0, stale = 0;
   for (const auto& queue : subscribers) {
+    bool skipped = false;
     // A closed queue belongs to a stream that is ending: not an overflow.
-    if (!queue->Push(shared, now) && !queue->closed()) ++overflow;
+    if (!queue->Push(shared, now, &skipped) && !queue->closed()) ++overflow;
+    stale += skipped ? 1 : 0;
   }
-  if (overflow > 0 && metrics_ != nullptr) metrics_->Dropped("overflow", overflow);
+  if (metrics_ != nullptr) {
+    if (overflow > 0) metrics_->Dropped("overflow", overflow);
+    if (stale > 0) metrics_->Dropped("stale", stale);
+  }
 }
 
 void RealtimeHub::OnGap(absl::Time from, absl::Time to) {

@@ -45,7 +45,9 @@ class RealtimeMetrics {
   virtual void Received() = 0;
   // An event was not handed to a subscriber: "overflow" (its queue was
   // full), "no_target" (no local connection is concerned any more),
-  // "no_subscriber" (nobody reads this instance's events).
+  // "no_subscriber" (nobody reads this instance's events), "stale" (at or
+  // below what the subscriber already has of its stream: a replayed event
+  // arriving live, or one that arrived after a newer one).
   virtual void Dropped(std::string_view reason, uint64_t count) = 0;
   // A loss window was signalled: "overflow" or "redis".
   virtual void Gap(std::string_view reason) = 0;

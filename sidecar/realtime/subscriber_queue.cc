@@ -69,13 +69,17 @@ bool SubscriberQueue::StaleLocked(const Delivery& delivery, absl::Time now) {
   return false;
 }
 
-bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now) {
+bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now,
+                           bool* stale) {
   bool wake;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     if (holding_) return PushLocked(held_, std::move(delivery), now);
-    if (StaleLocked(*delivery, now)) return true;  // delivered already, or older
+    if (StaleLocked(*delivery, now)) {  // delivered already, or older
+      if (stale != nullptr) *stale = true;
+      return true;
+    }
     const bool was_ready = ReadyLocked();
     if (!PushLocked(items_, std::move(delivery), now)) return false;
     wake = !was_ready;

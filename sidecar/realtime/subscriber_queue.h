@@ -76,7 +76,9 @@ class SubscriberQueue {
   SubscriberQueue& operator=(const SubscriberQueue&) = delete;
 
   // Queues the delivery; false if it was dropped (queue full or closed).
-  bool Push(std::shared_ptr<const Delivery> delivery, absl::Time now);
+  // True, with *stale set, if it was left out at or below its stream's
+  // mark.
+  bool Push(std::shared_ptr<const Delivery> delivery, absl::Time now, bool* stale = nullptr);
   // Queues a loss window of the broker; consecutive ones merge. A
   // kResumeIncomplete notice goes ahead of held events, like a replay.
   void PushGap(const GapNotice& gap);

@@ -656,6 +656,9 @@ TEST_F(ResumeHubTest, LateAndCrossedArrivalsAroundTheReplayAreDeliveredOnceInOrd
   Publish("pod-a", To(TargetKind::kUser, "ann", "u5"));
   ASSERT_TRUE(WaitFor([&] { return resumed->Has("u5"); }));
   EXPECT_THAT(resumed->trace(), ElementsAre("u2@2", "u3@3", "u4@4", "u5@5"));
+  // Counted for each queue that left one out live: the first stream's four
+  // times, the resumed one's twice after its hand-off (not the held ones).
+  EXPECT_EQ(nodes_["pod-b"]->metrics.Dropped("stale"), 6u);
 }
 
 TEST_F(ResumeHubTest, AResumePastTheLogsReachGivesAGapThenWhatIsLeft) {
