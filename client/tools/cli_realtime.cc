@@ -1,5 +1,6 @@
 // statesidectl's realtime commands: publish, subscribe (a stream, until
-// SIGINT/SIGTERM), presence and history.
+// SIGINT/SIGTERM, optionally resuming), presence, history and the
+// cluster-wide connections join|leave|disconnect.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,11 +42,25 @@ struct RealtimeArgs {
   // subscribe
   std::string sub_conn, sub_user;
   std::vector<std::string> sub_rooms;
+  std::vector<std::string> resume;
+  std::vector<StreamPosition> resume_points;  // parsed --resume
   int64_t count = 0;
   // presence and history
   std::string presence_room, presence_user, history_room;
   uint64_t after = 0;
   int limit = 0;
+  // connections join|leave|disconnect: the selector (publish's target
+  // options) and the rooms.
+  std::vector<std::string> ops_rooms;
+};
+
+// One of --room, --user, --conn, --all of a subcommand: what publish sends
+// to, and whose connections `connections` acts on.
+struct TargetOptions {
+  CLI::Option* room;
+  CLI::Option* user;
+  CLI::Option* conn;
+  CLI::Option* all;
 };
 
 // A CLI11 parse error: bad usage, exit 2.
@@ -165,7 +180,7 @@ absl::Status RunSubscribe(Client& c, std::ostream& out, const Globals& g,
   if (!a.sub_conn.empty()) connections.push_back({a.sub_conn, a.sub_user, a.sub_rooms});
   std::unique_ptr<Subscription> subscription;
   SignalCatcher signals;  // declared after: stops watching before it goes
-  auto subscribed = c.Subscribe(connections);
+  auto subscribed = c.Subscribe(connections, a.resume_points);
   if (!subscribed.ok()) return signals.interrupted() ? absl::OkStatus() : subscribed.status();
   subscription = std::move(*subscribed);
   signals.Watch(subscription.get());
@@ -251,6 +266,44 @@ absl::Status RunHistory(Client& c, std::ostream& out, const Globals& g,
   return absl::OkStatus();
 }
 
+// Adds --room, --user, --conn, --all to `cmd`, each saying `what`.
+TargetOptions AddTargetOptions(CLI::App* cmd, RealtimeArgs& a, const std::string& what) {
+  return {cmd->add_option("--room", a.room, what + " of this room"),
+          cmd->add_option("--user", a.user, what + " of this user"),
+          cmd->add_option("--conn", a.conn, "one connection: CONN or INSTANCE/CONN"),
+          cmd->add_flag("--all", a.all, what + " of the cluster")};
+}
+
+// Exactly one of the target options, and the --except list: usage errors
+// (exit 2) name what is wrong.
+void ParseTarget(const std::string& command, const TargetOptions& o, RealtimeArgs& a) {
+  const size_t targets = o.room->count() + o.user->count() + o.conn->count() + o.all->count();
+  if (targets != 1) Usage(command + ": give exactly one of --room, --user, --conn, --all");
+  if (o.room->count() > 0) {
+    if (a.room.empty()) Usage("--room: empty");
+    a.target = PublishTarget::Room(a.room);
+  } else if (o.user->count() > 0) {
+    if (a.user.empty()) Usage("--user: empty");
+    a.target = PublishTarget::User(a.user);
+  } else if (o.conn->count() > 0) {
+    a.target = PublishTarget::Connection(ConnectionArgOrUsage("--conn", a.conn));
+  } else {
+    a.target = PublishTarget::All();
+  }
+  a.except_refs.clear();
+  for (const std::string& e : a.except) {
+    a.except_refs.push_back(ConnectionArgOrUsage("--except", e));
+  }
+}
+
+void PrintInstances(std::ostream& out, const Globals& g, int64_t instances) {
+  if (g.json) {
+    out << DumpJson(Json{{"instances", instances}});
+  } else {
+    out << "sent to " << instances << " instance(s)\n";
+  }
+}
+
 }  // namespace
 
 void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
@@ -271,10 +324,7 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       "number and how many instances it was sent to; --json: "
       "{\"sequence\":N,\"instances\":N}. Retried with its request_id: "
       "published once.\nA PAYLOAD beginning with '-' goes after \"--\".");
-  auto* room = publish->add_option("--room", a->room, "every member of this room");
-  auto* user = publish->add_option("--user", a->user, "every connection of this user");
-  auto* conn = publish->add_option("--conn", a->conn, "one connection: CONN or INSTANCE/CONN");
-  auto* all = publish->add_flag("--all", a->all, "every connection of the cluster");
+  const TargetOptions to = AddTargetOptions(publish, *a, "every connection");
   publish->add_option("--event", a->event, "event name (default: none)");
   publish->add_option("--except", a->except,
                       "a connection that must not receive it (repeatable)")
@@ -285,23 +335,7 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
   publish->add_option("payload", a->payload, "the payload: the argument's bytes")
       ->required();
   publish->callback([=] {
-    const size_t targets = room->count() + user->count() + conn->count() + all->count();
-    if (targets != 1) Usage("publish: give exactly one of --room, --user, --conn, --all");
-    if (room->count() > 0) {
-      if (a->room.empty()) Usage("--room: empty");
-      a->target = PublishTarget::Room(a->room);
-    } else if (user->count() > 0) {
-      if (a->user.empty()) Usage("--user: empty");
-      a->target = PublishTarget::User(a->user);
-    } else if (conn->count() > 0) {
-      a->target = PublishTarget::Connection(ConnectionArgOrUsage("--conn", a->conn));
-    } else {
-      a->target = PublishTarget::All();
-    }
-    a->except_refs.clear();
-    for (const std::string& e : a->except) {
-      a->except_refs.push_back(ConnectionArgOrUsage("--except", e));
-    }
+    ParseTarget("publish", to, *a);
     *act = [=](Client& c, std::ostream& out) -> absl::Status {
       auto published =
           c.Publish(a->target, a->event, a->payload, a->except_refs, "", a->request_id);
@@ -324,14 +358,20 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       "print this instance's events, one line each, until SIGINT/SIGTERM "
       "(exit 0) or the stream fails (exit 1).\nWith --conn, registers that "
       "connection (--user, --room) for the life of the stream and prints only "
-      "the events for it (and gaps).\nText: \"room lobby #12 chat: hello\"; "
+      "the events for it (and gaps).\nWith --resume, first the events each "
+      "named stream logged after its sequence, then live (each sequence "
+      "once).\nText: \"room lobby #12 chat: hello\"; "
       "the payload as is if printable UTF-8, else \"base64:...\"; gaps as "
-      "\"gap subscriber-overflow dropped=N\" or \"gap redis-disconnected "
-      "from=T to=T\".\n--json, one object a line: {\"kind\":\"delivery\","
+      "\"gap subscriber-overflow dropped=N\", \"gap redis-disconnected "
+      "from=T to=T\" or \"gap resume-incomplete dropped=0 resume=user:ann=3 "
+      "first_sequence=N\" (the log no longer reaches back: those in between "
+      "are lost); \"disconnect C,...\".\n--json, one object a line: "
+      "{\"kind\":\"delivery\","
       "\"target\",\"to\",\"event\",\"payload\" (valid UTF-8) or "
       "\"payload_base64\",\"sequence\",\"conn_ids\",\"origin\","
-      "\"published_at\"} or {\"kind\":\"gap\",\"reason\",\"dropped\",\"from\"?,"
-      "\"to\"?}.");
+      "\"published_at\"}, {\"kind\":\"gap\",\"reason\",\"dropped\",\"from\"?,"
+      "\"to\"?,\"resume\"?,\"first_sequence\"?} or "
+      "{\"kind\":\"disconnect\",\"conn_ids\"}.");
   auto* sub_conn = subscribe->add_option(
       "--conn", a->sub_conn, "register this connection id (as is) for the stream");
   subscribe->add_option("--user", a->sub_user, "the connection's user")->needs(sub_conn);
@@ -340,10 +380,57 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       ->allow_extra_args(false);
   subscribe->add_option("--count", a->count, "exit 0 after N delivered events")
       ->check(CLI::PositiveNumber);
+  subscribe->add_option("--resume", a->resume,
+                        "replay what STREAM=N logged after sequence N, then go live "
+                        "(repeatable, one a stream): room:ROOM=N, user:USER=N, conn:C=N, "
+                        "all=N")
+      ->allow_extra_args(false);
   subscribe->callback([=] {
     if (sub_conn->count() > 0 && a->sub_conn.empty()) Usage("--conn: empty");
+    a->resume_points.clear();
+    for (const std::string& text : a->resume) {
+      absl::StatusOr<StreamPosition> point = ParseStreamPosition(text);
+      if (!point.ok()) Usage(absl::StrCat("--resume '", text, "': ", point.status().message()));
+      a->resume_points.push_back(*std::move(point));
+    }
     *act = [=](Client& c, std::ostream& out) { return RunSubscribe(c, out, *gl, *a); };
   });
+
+  auto* connections = app.add_subcommand(
+      "connections",
+      "cluster-wide, on every instance: the connections of exactly one of "
+      "--room, --user, --conn, --all (minus --except) join or leave ROOMs, or "
+      "are disconnected (their instances' subscribe streams get a "
+      "disconnect naming them). Prints how many instances it was sent to; "
+      "--json: {\"instances\":N}.");
+  connections->require_subcommand(1);
+  for (const char* verb : {"join", "leave", "disconnect"}) {
+    const std::string name = verb;
+    auto* cmd = connections->add_subcommand(
+        name, name == "disconnect" ? "disconnect the selected connections"
+                                   : "the selected connections " + name + " ROOM...");
+    const TargetOptions of = AddTargetOptions(cmd, *a, "the connections");
+    cmd->add_option("--except", a->except, "a connection left alone (repeatable)")
+        ->allow_extra_args(false);
+    if (name != "disconnect") {
+      cmd->add_option("rooms", a->ops_rooms, "the rooms (1 to 256)")->required();
+    }
+    cmd->callback([=] {
+      ParseTarget("connections " + name, of, *a);
+      for (const std::string& r : a->ops_rooms) {
+        if (r.empty()) Usage("ROOM: empty");
+      }
+      *act = [=](Client& c, std::ostream& out) -> absl::Status {
+        absl::StatusOr<int64_t> sent =
+            name == "join"    ? c.JoinConnections(a->target, a->ops_rooms, a->except_refs)
+            : name == "leave" ? c.LeaveConnections(a->target, a->ops_rooms, a->except_refs)
+                              : c.DisconnectConnections(a->target, a->except_refs);
+        if (!sent.ok()) return sent.status();
+        PrintInstances(out, *gl, *sent);
+        return absl::OkStatus();
+      };
+    });
+  }
 
   auto* presence = app.add_subcommand(
       "presence",

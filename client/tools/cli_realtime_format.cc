@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "stateside/types.h"
@@ -24,6 +25,61 @@ absl::StatusOr<ConnectionRef> ParseConnectionArg(std::string_view text) {
   }
   return ConnectionRef{std::string(text.substr(0, slash)),
                        std::string(text.substr(slash + 1))};
+}
+
+absl::StatusOr<StreamPosition> ParseStreamPosition(std::string_view input) {
+  // absl's string_view may not be std's here.
+  const absl::string_view text(input.data(), input.size());
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(why, " (expected room:ROOM=N, user:USER=N, conn:C=N or all=N)"));
+  };
+  const size_t eq = text.rfind('=');
+  if (eq == absl::string_view::npos) return bad("no '=N' sequence");
+  const absl::string_view digits = text.substr(eq + 1);
+  StreamPosition position;
+  if (digits.empty() || digits.find_first_not_of("0123456789") != absl::string_view::npos ||
+      !absl::SimpleAtoi(digits, &position.sequence)) {
+    return bad(absl::StrCat("sequence '", digits, "' is not a number from 0 to 2^64-1"));
+  }
+  const absl::string_view target = text.substr(0, eq);
+  if (target == "all") {
+    position.target = PublishTarget::All();
+    return position;
+  }
+  const size_t colon = target.find(':');
+  const absl::string_view kind = target.substr(0, colon);
+  const absl::string_view name =
+      colon == absl::string_view::npos ? absl::string_view() : target.substr(colon + 1);
+  if (colon == absl::string_view::npos || (kind != "room" && kind != "user" && kind != "conn")) {
+    return bad(absl::StrCat("unknown target '", kind, "'"));
+  }
+  if (name.empty()) return bad(absl::StrCat("empty ", kind));
+  if (kind == "room") {
+    position.target = PublishTarget::Room(std::string(name));
+  } else if (kind == "user") {
+    position.target = PublishTarget::User(std::string(name));
+  } else {
+    absl::StatusOr<ConnectionRef> ref =
+        ParseConnectionArg(std::string_view(name.data(), name.size()));
+    if (!ref.ok()) return bad(ref.status().message());
+    position.target = PublishTarget::Connection(*std::move(ref));
+  }
+  return position;
+}
+
+std::string FormatStreamPosition(const StreamPosition& position) {
+  const PublishTarget& t = position.target;
+  switch (t.kind) {
+    case Target::kRoom:
+      return absl::StrCat("room:", t.name, "=", position.sequence);
+    case Target::kUser:
+      return absl::StrCat("user:", t.name, "=", position.sequence);
+    case Target::kConnection:
+      return absl::StrCat("conn:", FormatConnectionRef(t.connection), "=", position.sequence);
+    default:
+      return absl::StrCat("all=", position.sequence);
+  }
 }
 
 std::string FormatConnectionRef(const ConnectionRef& ref) {
@@ -61,6 +117,10 @@ std::string FormatGap(const Gap& gap) {
   }
   if (gap.from) absl::StrAppend(&line, " from=", FormatTimestamp(*gap.from));
   if (gap.to) absl::StrAppend(&line, " to=", FormatTimestamp(*gap.to));
+  if (gap.resume) {
+    absl::StrAppend(&line, " resume=", FormatStreamPosition(*gap.resume),
+                    " first_sequence=", gap.first_sequence);
+  }
   return line;
 }
 
@@ -94,6 +154,10 @@ Json GapToJson(const Gap& gap) {
             {"dropped", gap.dropped}};
   if (gap.from) json["from"] = FormatTimestamp(*gap.from);
   if (gap.to) json["to"] = FormatTimestamp(*gap.to);
+  if (gap.resume) {
+    json["resume"] = FormatStreamPosition(*gap.resume);
+    json["first_sequence"] = gap.first_sequence;
+  }
   return json;
 }
 

@@ -29,6 +29,15 @@ absl::StatusOr<ConnectionRef> ParseConnectionArg(std::string_view text);
 // "INSTANCE/CONN" (just "CONN" when the instance is empty).
 std::string FormatConnectionRef(const ConnectionRef& ref);
 
+// A resume point: "room:ROOM=N", "user:USER=N", "conn:C=N" (C as
+// ParseConnectionArg) or "all=N", N the last sequence seen (digits; the
+// sequence is split off at the last '=', names may contain '=' and ':').
+// INVALID_ARGUMENT naming what is wrong: an unknown target, an empty name,
+// a missing or malformed sequence.
+absl::StatusOr<StreamPosition> ParseStreamPosition(std::string_view text);
+// The same form (names as they are).
+std::string FormatStreamPosition(const StreamPosition& position);
+
 // Printable: valid UTF-8 without control characters (C0, DEL).
 bool IsPrintableText(std::string_view bytes);
 

@@ -331,7 +331,8 @@ Metrics::Impl::Impl(MetricsOptions options)
     rt_published_.Get({target});
   }
   for (std::string_view reason :
-       {"overflow", "no_target", "no_subscriber", "undecryptable", "malformed"}) {
+       {"overflow", "no_target", "no_subscriber", "stale", "undecryptable",
+        "malformed"}) {
     rt_dropped_.Get({reason});
   }
   rt_gaps_.Get({"overflow"});

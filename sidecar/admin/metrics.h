@@ -104,8 +104,8 @@ class Metrics {
   void CapRefused(std::string_view cap);
 
   // --- Realtime. target: "room", "user", "connection", "all"; drop
-  // reasons: "overflow", "no_target", "no_subscriber", "undecryptable",
-  // "malformed"; gap reasons: "overflow", "redis".
+  // reasons: "overflow", "no_target", "no_subscriber", "stale",
+  // "undecryptable", "malformed"; gap reasons: "overflow", "redis".
   void RealtimePublished(std::string_view target);
   void RealtimeReceived();  // an event arrived from the broker
   // An event was written to a Subscribe stream, `seconds` after publish.

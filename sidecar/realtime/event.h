@@ -48,7 +48,17 @@ struct Event {
   // name `rooms`; `name` and `payload` are empty.
   Control control = Control::kNone;
   std::vector<std::string> rooms;
+  // In this process only (not in the frame): an app event that is no event
+  // of its stream, neither numbered nor logged, so never replayed
+  // (receivers see sequence 0). The sidecar's own kCloseEventName; not for
+  // rooms (a room's receivers take only numbered app events).
+  bool transient = false;
 };
+
+// The event DestroyUserSessions' close_connections delivers to the user's
+// connections (session.proto): transient, and never replayed from a log
+// an older version wrote it to.
+inline constexpr char kCloseEventName[] = "stateside.close";
 
 // One target's event stream: what a sequence number counts (1, 2, 3, … per
 // stream, cluster-wide). A room, a user, a connection (of its instance) and

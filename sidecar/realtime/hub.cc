@@ -299,7 +299,7 @@ void RealtimeHub::Resume(std::shared_ptr<SubscriberQueue> queue, std::vector<Res
 
 void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
   if (replay->index == replay->points.size() || replay->queue->closed()) {
-    replay->queue->Release();
+    replay->queue->Release(clock_->Now());
     return std::move(replay->done)(absl::OkStatus());
   }
   // Pages as large as History serves; a log holds about one or two.
@@ -308,12 +308,12 @@ void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
       replay->points[replay->index].stream, replay->after, kPage,
       [this, replay](absl::StatusOr<HistoryPage> page) mutable {
         if (!page.ok()) {
-          replay->queue->Release();
+          replay->queue->Release(clock_->Now());
           return std::move(replay->done)(page.status());
         }
         if (!ReplayPage(*replay, *std::move(page))) {
           const ResumePoint& point = replay->points[replay->index];
-          replay->queue->Cover(StreamKey(point.stream), replay->covered);
+          replay->queue->Cover(StreamKey(point.stream), replay->covered, clock_->Now());
           if (++replay->index < replay->points.size()) {
             replay->after = replay->points[replay->index].after_sequence;
             replay->first_page = true;
@@ -351,6 +351,8 @@ bool RealtimeHub::ReplayPage(Replay& replay, HistoryPage page) {
   for (Event& event : page.events) {
     replay.after = std::max(replay.after, event.sequence);
     replay.covered = std::max(replay.covered, event.sequence);
+    // Logged by an older version: a close is for the sockets of its time.
+    if (event.name == kCloseEventName) continue;
     auto delivery = std::make_shared<Delivery>();
     {
       absl::ReaderMutexLock lock(&mu_);
@@ -490,12 +492,17 @@ void RealtimeHub::Deliver(Event event, std::vector<std::string> conns) {
   delivery->event = std::move(event);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const Delivery> shared = std::move(delivery);
-  uint64_t overflow = 0;
+  uint64_t overflow = 0, stale = 0;
   for (const auto& queue : subscribers) {
+    bool skipped = false;
     // A closed queue belongs to a stream that is ending: not an overflow.
-    if (!queue->Push(shared, now) && !queue->closed()) ++overflow;
+    if (!queue->Push(shared, now, &skipped) && !queue->closed()) ++overflow;
+    stale += skipped ? 1 : 0;
   }
-  if (overflow > 0 && metrics_ != nullptr) metrics_->Dropped("overflow", overflow);
+  if (metrics_ != nullptr) {
+    if (overflow > 0) metrics_->Dropped("overflow", overflow);
+    if (stale > 0) metrics_->Dropped("stale", stale);
+  }
 }
 
 void RealtimeHub::OnGap(absl::Time from, absl::Time to) {

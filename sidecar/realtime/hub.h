@@ -45,7 +45,9 @@ class RealtimeMetrics {
   virtual void Received() = 0;
   // An event was not handed to a subscriber: "overflow" (its queue was
   // full), "no_target" (no local connection is concerned any more),
-  // "no_subscriber" (nobody reads this instance's events).
+  // "no_subscriber" (nobody reads this instance's events), "stale" (at or
+  // below what the subscriber already has of its stream: a replayed event
+  // arriving live, or one that arrived after a newer one).
   virtual void Dropped(std::string_view reason, uint64_t count) = 0;
   // A loss window was signalled: "overflow" or "redis".
   virtual void Gap(std::string_view reason) = 0;
@@ -116,8 +118,10 @@ class RealtimeHub final : public Broker::Sink {
   // it is for now (its `except` honoured; an event for none is skipped),
   // preceded by a kResumeIncomplete notice where the log no longer reaches
   // back (or the stream's sequence restarted); then the live events `queue`
-  // held meanwhile follow, minus those the replay covered. Done: OK, or the
-  // broker's error (the queue is released either way).
+  // held meanwhile follow, minus those at or below what the replay covered
+  // per stream (the queue's high-water marks, which then keep late or
+  // crossed live arrivals out too). Done: OK, or the broker's error (the
+  // queue is released either way).
   // REQUIRES: `queue` came from AddSubscriber(..., holding = true).
   struct ResumePoint {
     StreamRef stream;

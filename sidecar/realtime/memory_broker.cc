@@ -87,8 +87,9 @@ void MemoryCluster::DispatchLoop() {
 PublishResult MemoryCluster::Route(Event event, std::vector<std::pair<std::string, Event>>* out) {
   PublishResult result;
   std::vector<std::string> to;
-  // Control events (cluster-wide operations) take no place in the stream.
-  if (event.control == Control::kNone) {
+  // Control events (cluster-wide operations) and transient ones take no
+  // place in the stream.
+  if (event.control == Control::kNone && !event.transient) {
     StreamLog& log = logs_[StreamKey(StreamOf(event))];
     event.sequence = ++log.sequence;
     log.last_publish = clock_->Now();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace stateside::realtime {
 namespace {
 
@@ -41,25 +43,43 @@ bool SubscriberQueue::PushLocked(std::deque<QueueItem>& into,
   return true;
 }
 
-bool SubscriberQueue::CoveredLocked(const Delivery& delivery) {
+void SubscriberQueue::MarkLocked(const std::string& stream_key, uint64_t sequence,
+                                 absl::Time now) {
+  if (now - marks_swept_ >= kMarkTtl) {
+    // Bounded by the streams active within kMarkTtl.
+    absl::erase_if(marks_, [&](const auto& entry) { return now - entry.second.at >= kMarkTtl; });
+    marks_swept_ = now;
+  }
+  Mark& mark = marks_[stream_key];
+  if (now - mark.at >= kMarkTtl) mark.sequence = 0;  // forgotten, not swept yet
+  mark.sequence = std::max(mark.sequence, sequence);
+  mark.at = now;
+}
+
+bool SubscriberQueue::StaleLocked(const Delivery& delivery, absl::Time now) {
   // Sequence 0: no event of a stream (a disconnect, or from an older sender).
-  if (covered_.empty() || delivery.event.sequence == 0) return false;
-  auto it = covered_.find(StreamKey(StreamOf(delivery.event)));
-  if (it == covered_.end()) return false;
-  if (delivery.event.sequence <= it->second) return true;
-  // The stream has moved past the replay: nothing older comes any more (and
-  // a sequence restarted after a long idle is not mistaken for one).
-  covered_.erase(it);
+  if (delivery.event.sequence == 0) return false;
+  const std::string key = StreamKey(StreamOf(delivery.event));
+  auto it = marks_.find(key);
+  if (it != marks_.end() && now - it->second.at < kMarkTtl &&
+      delivery.event.sequence <= it->second.sequence) {
+    return true;
+  }
+  MarkLocked(key, delivery.event.sequence, now);
   return false;
 }
 
-bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now) {
+bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now,
+                           bool* stale) {
   bool wake;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     if (holding_) return PushLocked(held_, std::move(delivery), now);
-    if (CoveredLocked(*delivery)) return true;  // delivered by the replay
+    if (StaleLocked(*delivery, now)) {  // delivered already, or older
+      if (stale != nullptr) *stale = true;
+      return true;
+    }
     const bool was_ready = ReadyLocked();
     if (!PushLocked(items_, std::move(delivery), now)) return false;
     wake = !was_ready;
@@ -73,6 +93,9 @@ bool SubscriberQueue::PushReplay(std::shared_ptr<const Delivery> delivery, absl:
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
+    if (delivery->event.sequence > 0) {
+      MarkLocked(StreamKey(StreamOf(delivery->event)), delivery->event.sequence, now);
+    }
     const bool was_ready = ReadyLocked();
     if (!PushLocked(items_, std::move(delivery), now)) return false;
     wake = !was_ready;
@@ -81,13 +104,12 @@ bool SubscriberQueue::PushReplay(std::shared_ptr<const Delivery> delivery, absl:
   return true;
 }
 
-void SubscriberQueue::Cover(const std::string& stream_key, uint64_t sequence) {
+void SubscriberQueue::Cover(const std::string& stream_key, uint64_t sequence, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  uint64_t& covered = covered_[stream_key];
-  covered = std::max(covered, sequence);
+  MarkLocked(stream_key, sequence, now);
 }
 
-void SubscriberQueue::Release() {
+void SubscriberQueue::Release(absl::Time now) {
   bool wake;
   {
     absl::MutexLock lock(&mu_);
@@ -97,7 +119,7 @@ void SubscriberQueue::Release() {
     std::deque<QueueItem> held;
     held.swap(held_);
     for (QueueItem& item : held) {
-      if (item.delivery != nullptr && CoveredLocked(*item.delivery)) {
+      if (item.delivery != nullptr && StaleLocked(*item.delivery, now)) {
         bytes_ -= BytesOf(*item.delivery);
         --events_;
         continue;
@@ -114,6 +136,8 @@ void SubscriberQueue::PushGap(const GapNotice& gap) {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
+    // Redis may have lost its counters meanwhile: a stream may restart.
+    if (gap.reason == GapNotice::Reason::kRedisDisconnected) marks_.clear();
     const bool was_ready = ReadyLocked();
     std::deque<QueueItem>& into =
         holding_ && gap.reason != GapNotice::Reason::kResumeIncomplete ? held_ : items_;

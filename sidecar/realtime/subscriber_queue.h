@@ -4,12 +4,19 @@
 // this subscriber only, counted, and a gap notice takes their place, so
 // memory never grows without bound and the app learns what it lost.
 //
+// Each stream's sequence reaches the consumer once and in increasing order:
+// the queue keeps a high-water mark per stream (StreamKey), the highest
+// sequence it queued or a replay covered, and skips a live event at or below
+// it (a duplicate, or one that arrived after a newer one: on Redis a
+// sequence is assigned before the event is sent, so two publishers' events
+// may cross). A mark not advanced for kMarkTtl is forgotten (a stream idle
+// that long may restart at 1; arrivals cross by milliseconds), and so is
+// every mark at a Redis loss window (Redis may have lost the counters).
+//
 // A queue made `holding` serves a resume (RealtimeHub::Resume): live events
 // wait aside, under the same bounds, while the replay goes ahead of them
-// (PushReplay); Release() then appends what waited, minus what the replay
-// covered. After it too, a live event at or below its stream's covered
-// sequence is skipped, not dropped (it may still have been on its way), until
-// one past it arrives: each sequence reaches the consumer once.
+// (PushReplay); Release() then appends what waited, each checked against
+// the marks the replay left, so the hand-off never repeats an event.
 //
 // Thread-safe. `wake` runs (on the pushing thread, without the queue's lock)
 // whenever the queue turns non-empty; the consumer then Pop()s until empty.
@@ -60,13 +67,18 @@ struct QueueItem {
 
 class SubscriberQueue {
  public:
+  // How long a stream's high-water mark outlives its last advance.
+  static constexpr absl::Duration kMarkTtl = absl::Minutes(1);
+
   SubscriberQueue(size_t max_events, size_t max_bytes, std::function<void()> wake,
                   bool holding = false);
   SubscriberQueue(const SubscriberQueue&) = delete;
   SubscriberQueue& operator=(const SubscriberQueue&) = delete;
 
   // Queues the delivery; false if it was dropped (queue full or closed).
-  bool Push(std::shared_ptr<const Delivery> delivery, absl::Time now);
+  // True, with *stale set, if it was left out at or below its stream's
+  // mark.
+  bool Push(std::shared_ptr<const Delivery> delivery, absl::Time now, bool* stale = nullptr);
   // Queues a loss window of the broker; consecutive ones merge. A
   // kResumeIncomplete notice goes ahead of held events, like a replay.
   void PushGap(const GapNotice& gap);
@@ -74,9 +86,10 @@ class SubscriberQueue {
   bool PushReplay(std::shared_ptr<const Delivery> delivery, absl::Time now);
   // Live events of `stream_key` (StreamKey) up to `sequence` are covered
   // by the replay.
-  void Cover(const std::string& stream_key, uint64_t sequence);
-  // Ends holding: the held events follow, the covered ones left out.
-  void Release();
+  void Cover(const std::string& stream_key, uint64_t sequence, absl::Time now);
+  // Ends holding: the held events follow, those at or below their stream's
+  // mark left out.
+  void Release(absl::Time now);
   // The next item, or nullopt when empty. Drops since the last delivery come
   // out as one kSubscriberOverflow notice, in the place the events would have
   // had.
@@ -94,8 +107,12 @@ class SubscriberQueue {
   // Appends to `into` (items_ or held_) within the bounds; false: dropped.
   bool PushLocked(std::deque<QueueItem>& into, std::shared_ptr<const Delivery> delivery,
                   absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True if a live `delivery` is a sequence the replay covered.
-  bool CoveredLocked(const Delivery& delivery) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True if `delivery` is at or below its stream's mark (then it is left
+  // out); otherwise it becomes the mark.
+  bool StaleLocked(const Delivery& delivery, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Raises the mark of `stream_key` to `sequence`.
+  void MarkLocked(const std::string& stream_key, uint64_t sequence, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   GapNotice TakeOverflowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_events_;
@@ -107,8 +124,13 @@ class SubscriberQueue {
   // Live events waiting for the replay (holding_); counted in events_, bytes_.
   std::deque<QueueItem> held_ ABSL_GUARDED_BY(mu_);
   bool holding_ ABSL_GUARDED_BY(mu_);
-  // StreamKey -> the highest sequence the replay delivered or skipped.
-  absl::flat_hash_map<std::string, uint64_t> covered_ ABSL_GUARDED_BY(mu_);
+  // StreamKey -> the highest sequence queued or covered, and when.
+  struct Mark {
+    uint64_t sequence = 0;
+    absl::Time at;
+  };
+  absl::flat_hash_map<std::string, Mark> marks_ ABSL_GUARDED_BY(mu_);
+  absl::Time marks_swept_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t events_ ABSL_GUARDED_BY(mu_) = 0;  // deliveries in items_
   uint64_t pending_dropped_ ABSL_GUARDED_BY(mu_) = 0;

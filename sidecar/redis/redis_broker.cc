@@ -284,9 +284,10 @@ void RedisBroker::Publish(Event event, Reply<realtime::PublishResult> done) {
   absl::StatusOr<std::string> sealed =
       options_.sealer->Seal(kSealPlace, place.seal_name, realtime::EncodeEvent(event));
   if (!sealed.ok()) return std::move(done)(sealed.status());
-  // A control event (a cluster-wide operation) is routed like the target's
-  // events but is no event of its stream: sequence 0, no log entry.
-  const bool logged = event.control == realtime::Control::kNone;
+  // A control event (a cluster-wide operation) or a transient one is routed
+  // like the target's events but is no event of its stream: sequence 0, no
+  // log entry.
+  const bool logged = event.control == realtime::Control::kNone && !event.transient;
   if (event.target == TargetKind::kUser) {
     return PublishUser(place, *std::move(sealed), logged, std::move(done));
   }

@@ -154,6 +154,8 @@ void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& reque
   close.to = request.user_id();
   close.name = kCloseConnectionsEvent;
   close.payload = kCloseConnectionsPayload;
+  // Not in the user's log: a later resume must not close newer sockets.
+  close.transient = true;
   hub_->Publish(std::move(close),
                 [done = std::move(done)](absl::StatusOr<realtime::PublishResult> r) mutable {
                   std::move(done)(r.status());

@@ -25,7 +25,7 @@ namespace stateside::rpc {
 
 // The realtime event DestroyUserSessions' close_connections publishes to
 // the user (session.proto): the app closes the connections it names.
-inline constexpr char kCloseConnectionsEvent[] = "stateside.close";
+inline constexpr const char* kCloseConnectionsEvent = realtime::kCloseEventName;
 inline constexpr char kCloseConnectionsPayload[] = "sessions_destroyed";
 
 class Operations {

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "tests/support/admin_port.h"
+#include "tests/support/test_secrets.h"
 #include "tests/support/wait.h"
 #include "tests/support/web_client.h"
 
@@ -36,6 +37,22 @@ absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options
     return absl::DeadlineExceededError("the sidecar did not serve: " + process->ReadLog());
   }
   return SidecarProcess{*std::move(process), admin_port};
+}
+
+absl::StatusOr<BackendSidecar> StartBackendSidecar(bool on_redis,
+                                                   SidecarProcessOptions options) {
+  std::unique_ptr<RedisServer> redis;
+  if (on_redis) {
+    absl::StatusOr<std::unique_ptr<RedisServer>> started = RedisServer::Start();
+    if (!started.ok()) return started.status();
+    redis = *std::move(started);
+    options.env["REDIS_URL"] = redis->url();
+    options.env["SESSION_ENCRYPTION_KEY"] = kTestKeyHex;
+    options.env["SESSION_SECRET"] = kTestSecret;
+  }
+  absl::StatusOr<SidecarProcess> sidecar = StartSidecarProcess(std::move(options));
+  if (!sidecar.ok()) return sidecar.status();
+  return BackendSidecar{std::move(redis), *std::move(sidecar)};
 }
 
 std::optional<int> StopSidecar(Subprocess& sidecar, absl::Duration timeout) {

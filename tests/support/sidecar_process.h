@@ -6,11 +6,13 @@
 #define STATESIDE_TESTS_SUPPORT_SIDECAR_PROCESS_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
 
 namespace stateside::testing {
@@ -34,6 +36,17 @@ struct SidecarProcess {
 // and where the admin listener is. DEADLINE_EXCEEDED (with the log) if that
 // does not happen within start_timeout.
 absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options);
+
+// A sidecar on the memory store, or on a redis-server of its own (started
+// first, with the test secrets): each test of a backend-parameterised suite
+// starts one. `options` as for StartSidecarProcess; its env gains
+// REDIS_URL and the secrets when `on_redis`.
+struct BackendSidecar {
+  std::unique_ptr<RedisServer> redis;  // null on the memory store
+  SidecarProcess sidecar;
+};
+absl::StatusOr<BackendSidecar> StartBackendSidecar(bool on_redis,
+                                                   SidecarProcessOptions options);
 
 // SIGTERM, then waits up to `timeout` for the exit: its status, nullopt if
 // it did not exit in time.

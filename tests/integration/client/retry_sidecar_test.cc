@@ -5,7 +5,6 @@
 // sees UNAVAILABLE, retries with the request_id it generated for the call,
 // and the sidecar answers the first answer: one session created, one
 // session regenerated, one event published.
-#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -15,10 +14,8 @@
 #include "gtest/gtest.h"
 #include "stateside/client.h"
 #include "tests/support/cutting_proxy.h"
-#include "tests/support/redis_server.h"
 #include "tests/support/sidecar_process.h"
 #include "tests/support/temp_dir.h"
-#include "tests/support/test_secrets.h"
 
 namespace stateside {
 namespace {
@@ -42,22 +39,13 @@ std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
 class RetrySidecarTest : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
-    std::map<std::string, std::string> env;
-    if (std::get<0>(GetParam()) == Backend::kRedis) {
-      auto redis = testing::RedisServer::Start();
-      ASSERT_TRUE(redis.ok()) << redis.status();
-      redis_ = *std::move(redis);
-      env = {{"REDIS_URL", redis_->url()},
-             {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
-             {"SESSION_SECRET", testing::kTestSecret}};
-    }
     testing::SidecarProcessOptions options;
     options.socket_path = dir_.File("api.sock");
-    options.env = std::move(env);
     options.log_path = dir_.File("sidecar.log");
-    auto sidecar = testing::StartSidecarProcess(std::move(options));
-    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
-    sidecar_ = std::make_unique<testing::SidecarProcess>(*std::move(sidecar));
+    const bool on_redis = std::get<0>(GetParam()) == Backend::kRedis;
+    auto started = testing::StartBackendSidecar(on_redis, std::move(options));
+    ASSERT_TRUE(started.ok()) << started.status();
+    backend_ = std::make_unique<testing::BackendSidecar>(*std::move(started));
     auto proxy = testing::CuttingProxy::Start(dir_.File("proxy.sock"), dir_.File("api.sock"));
     ASSERT_TRUE(proxy.ok()) << proxy.status();
     proxy_ = *std::move(proxy);
@@ -84,12 +72,11 @@ class RetrySidecarTest : public ::testing::TestWithParam<Param> {
     client_.reset();
     checker_.reset();
     proxy_.reset();
-    if (sidecar_ != nullptr) testing::StopSidecar(sidecar_->process, absl::Seconds(10));
+    if (backend_ != nullptr) testing::StopSidecar(backend_->sidecar.process, absl::Seconds(10));
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<testing::RedisServer> redis_;
-  std::unique_ptr<testing::SidecarProcess> sidecar_;
+  std::unique_ptr<testing::BackendSidecar> backend_;
   std::unique_ptr<testing::CuttingProxy> proxy_;
   std::unique_ptr<Client> client_;   // through the proxy
   std::unique_ptr<Client> checker_;  // straight to the sidecar

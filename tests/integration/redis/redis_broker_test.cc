@@ -6,6 +6,7 @@
 // restart.
 #include "sidecar/redis/redis_broker.h"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -21,7 +22,9 @@
 #include "gtest/gtest.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
+#include "sidecar/common/clock.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/realtime/hub.h"
 #include "tests/integration/redis/broker_node.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/support/redis_server.h"
@@ -934,6 +937,95 @@ TEST_F(RedisBrokerTest, EveryOperationIsSingleSlotOnASingleNodeCluster) {
       EXPECT_TRUE(absl::StartsWith(line, "errorstat_NOSCRIPT:")) << line;
     }
   }
+}
+
+// A hub on this broker: a user stream's sequence is assigned by the script
+// and the event sent after it, so arrivals can cross their sequence order
+// and overlap a resume's replay. Here the broker's late and crossed
+// arrivals are handed to the hub around a real replay from the Redis log:
+// each sequence reaches the resumed subscriber once, in increasing order.
+TEST_F(RedisBrokerTest, AResumedHubGetsEachUserSequenceOnceInOrder) {
+  std::unique_ptr<RedisClient> client = ConnectedClient(SharedRedisServer()->url());
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::unique_ptr<RedisBroker>> broker =
+      RedisBroker::Create(client.get(), Options("hub"));
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  // What a subscriber queue hands out: "<payload>@<sequence>".
+  struct Reader {
+    absl::Mutex mu;
+    std::vector<std::string> trace ABSL_GUARDED_BY(mu);
+    std::shared_ptr<realtime::SubscriberQueue> queue ABSL_GUARDED_BY(mu);
+    void Attach(std::shared_ptr<realtime::SubscriberQueue> q) {
+      {
+        absl::MutexLock lock(&mu);
+        queue = std::move(q);
+      }
+      Drain();  // a wake before it found no queue
+    }
+    void Drain() {
+      absl::MutexLock lock(&mu);
+      if (queue == nullptr) return;
+      while (std::optional<realtime::QueueItem> item = queue->Pop()) {
+        if (item->delivery != nullptr) {
+          trace.push_back(
+              absl::StrCat(item->delivery->event.payload, "@", item->delivery->event.sequence));
+        }
+      }
+    }
+    std::shared_ptr<realtime::SubscriberQueue> Queue() {
+      absl::MutexLock lock(&mu);
+      return queue;
+    }
+    bool Has(const std::string& entry) {
+      absl::MutexLock lock(&mu);
+      return std::find(trace.begin(), trace.end(), entry) != trace.end();
+    }
+  };
+  // Before the hub: they outlive its broker thread's wakes.
+  Reader live, resumed;
+  stateside::SystemClock clock;
+  realtime::RealtimeHub hub(realtime::HubOptions{.instance_id = "hub"}, broker->get(), &clock);
+  hub.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return AwaitDone([&](Broker::Done d) {
+             hub.Register(ConnPresence{"c1", "ann", {}}, std::move(d));
+           }).ok();
+  }));
+  live.Attach(hub.AddSubscriber([&] { live.Drain(); }));
+  std::vector<Event> sent;
+  const auto send = [&](const std::string& payload) {
+    Event e = Targeted(TargetKind::kUser, "ann", payload);
+    absl::StatusOr<realtime::PublishResult> r =
+        Await<realtime::PublishResult>([&](Broker::Reply<realtime::PublishResult> done) {
+          hub.Publish(e, std::move(done));
+        });
+    EXPECT_TRUE(r.ok()) << r.status();
+    e.sequence = r.ok() ? r->sequence : 0;
+    sent.push_back(e);
+  };
+  for (const char* payload : {"u1", "u2", "u3"}) send(payload);
+  ASSERT_TRUE(WaitFor([&] { return live.Has("u3@3"); }));
+
+  resumed.Attach(hub.AddSubscriber([&] { resumed.Drain(); }, /*holding=*/true));
+  hub.OnEvent(sent[2]);  // 3 arrives again while the queue holds
+  hub.OnEvent(sent[1]);  // and 2 after it
+  ASSERT_TRUE(AwaitDone([&](Broker::Done d) {
+                hub.Resume(resumed.Queue(), {{{TargetKind::kUser, "ann", ""}, 1}}, std::move(d));
+              }).ok());
+  send("u4");
+  ASSERT_TRUE(WaitFor([&] { return resumed.Has("u4@4"); }));
+  hub.OnEvent(sent[2]);  // older than the stream's newest
+  hub.OnEvent(sent[3]);  // delivered already
+  send("u5");
+  ASSERT_TRUE(WaitFor([&] { return resumed.Has("u5@5"); }));
+  {
+    absl::MutexLock lock(&resumed.mu);
+    EXPECT_EQ(resumed.trace, (std::vector<std::string>{"u2@2", "u3@3", "u4@4", "u5@5"}));
+  }
+  hub.RemoveSubscriber(resumed.Queue());
+  hub.RemoveSubscriber(live.Queue());
+  EXPECT_TRUE(hub.Shutdown().ok());
+  (*broker)->Stop();
 }
 
 TEST_F(RedisBrokerTest, StopEndsSinkCalls) {

@@ -311,6 +311,26 @@ TEST_F(SidecarRedisTest, SessionEventsOfEverySidecarReachEveryWatcher) {
   } while (!event.has_delivery());
   EXPECT_EQ(event.delivery().event(), "stateside.close");
   EXPECT_THAT(event.delivery().conn_ids(), ::testing::ElementsAre("tab-1"));
+  EXPECT_EQ(event.delivery().sequence(), 0u) << "no event of alice's stream";
+  // Not in alice's log: a stream resuming from its start gets her later
+  // event and never the close (it would close sockets opened since).
+  v1::PublishRequest later;
+  later.set_user_id("alice");
+  later.set_event("later");
+  v1::PublishResponse published;
+  ASSERT_TRUE(a.Realtime()->Publish(Context().get(), later, &published).ok());
+  EXPECT_EQ(published.sequence(), 1u);
+  v1::SubscribeRequest resume;
+  resume.add_connections()->set_conn_id("tab-2");
+  resume.mutable_connections(0)->set_user_id("alice");
+  resume.add_resume()->set_user_id("alice");  // after sequence 0
+  auto resumed_context = Context(30);
+  auto resumed = b.Realtime()->Subscribe(resumed_context.get(), resume);
+  ASSERT_TRUE(resumed->Read(&event) && event.subscribed()) << b.process().ReadLog();
+  ASSERT_TRUE(resumed->Read(&event)) << b.process().ReadLog();
+  EXPECT_EQ(event.delivery().event(), "later") << event.DebugString();
+  EXPECT_EQ(event.delivery().sequence(), 1u);
+  resumed_context->TryCancel();
   stream_context->TryCancel();
   for (EventWatch* w : {&on_a, &on_b, &destroyed_on_b}) w->context->TryCancel();
 }

@@ -447,6 +447,34 @@ TEST(RealtimeFormatTest, ConnectionArgumentsSplitAtTheFirstSlash) {
   }
 }
 
+// --resume's form: the sequence after the last '=', the target before it;
+// printed back the same way (a resume gap names its point so).
+TEST(RealtimeFormatTest, ResumePointsParseAndPrintTheSameForm) {
+  for (const char* text : {"room:lobby=12", "room:a=b:c=0", "user:ann=18446744073709551615",
+                           "conn:c1=3", "conn:i1/c/1=4", "all=7"}) {
+    absl::StatusOr<StreamPosition> point = cli::ParseStreamPosition(text);
+    ASSERT_TRUE(point.ok()) << text << ": " << point.status();
+    EXPECT_EQ(cli::FormatStreamPosition(*point), text);
+  }
+  EXPECT_EQ(cli::ParseStreamPosition("room:a=b:c=0")->target.name, "a=b:c");
+  EXPECT_EQ(cli::ParseStreamPosition("conn:i1/c/1=4")->target.connection,
+            (ConnectionRef{"i1", "c/1"}));
+  for (const char* bad : {"", "all", "all=", "all=x", "all=+1", "user:ann=-1", "user:=1",
+                          "users:ann=1", "ann=1", "conn:i1/=1", "room:r=99999999999999999999"}) {
+    EXPECT_EQ(cli::ParseStreamPosition(bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  Gap gap;
+  gap.reason = Gap::Reason::kResumeIncomplete;
+  gap.resume = cli::ParseStreamPosition("user:ann=3").value();
+  gap.first_sequence = 9;
+  EXPECT_EQ(cli::FormatEvent(RealtimeEvent(gap)),
+            "gap resume-incomplete dropped=0 resume=user:ann=3 first_sequence=9");
+  const cli::Json json = cli::EventToJson(RealtimeEvent(gap));
+  EXPECT_EQ(json["resume"], "user:ann=3");
+  EXPECT_EQ(json["first_sequence"], 9);
+}
+
 TEST(RealtimeFormatTest, DeliveryLinesShowWhatIsThere) {
   Delivery all;
   all.target = Target::kAll;

@@ -259,6 +259,33 @@ TEST_F(SessionEventsTest, DestroyUserSessionsCanCloseTheUsersConnections) {
   EXPECT_EQ(event.delivery().event(), "stateside.close");
   EXPECT_EQ(event.delivery().payload(), "sessions_destroyed");
   EXPECT_THAT(event.delivery().conn_ids(), ElementsAre("tab-1"));
+  EXPECT_EQ(event.delivery().sequence(), 0u) << "no event of the user's stream";
+
+  // Not in the user's log: a stream resuming from the start of it gets
+  // the user's later event, and never the close (it would close sockets
+  // opened after the logout).
+  v1::PublishRequest later;
+  later.set_user_id("ann");
+  later.set_event("later");
+  v1::PublishResponse published;
+  ASSERT_TRUE(realtime->Publish(Context().get(), later, &published).ok());
+  EXPECT_EQ(published.sequence(), 1u);
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.delivery().event(), "later");
+  auto resumed_context = Context();
+  v1::SubscribeRequest resume;
+  auto* tab2 = resume.add_connections();
+  tab2->set_conn_id("tab-2");
+  tab2->set_user_id("ann");
+  resume.add_resume()->set_user_id("ann");  // after sequence 0
+  auto resumed = realtime->Subscribe(resumed_context.get(), resume);
+  ASSERT_TRUE(resumed->Read(&event));
+  ASSERT_TRUE(event.subscribed());
+  ASSERT_TRUE(resumed->Read(&event));
+  ASSERT_TRUE(event.has_delivery()) << event.DebugString();
+  EXPECT_EQ(event.delivery().event(), "later");
+  EXPECT_EQ(event.delivery().sequence(), 1u);
+  resumed_context->TryCancel();
 
   // A user id realtime cannot hold (a space) has no connections: OK, and
   // nothing is published.
