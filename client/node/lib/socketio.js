@@ -54,6 +54,15 @@ function createAdapter(client, options = {}) {
   const onError = o.onError ?? ((err) => process.emitWarning(`stateside adapter: ${err.message}`));
   if (typeof onError !== 'function') throw new TypeError('onError must be a function');
   const Adapter = baseAdapter();
+  // A delivery's message; undefined (reported to onError) if it is not one.
+  const decodeOrReport = (event) => {
+    try {
+      return decode(event.payload);
+    } catch (err) {
+      onError(err);
+      return undefined;
+    }
+  };
 
   class StatesideAdapter extends Adapter {
     constructor(nsp) {
@@ -246,13 +255,8 @@ function createAdapter(client, options = {}) {
 
     _onControl(event) {
       if (!event.connIds.includes(this._controlId)) return;
-      let m;
-      try {
-        m = decode(event.payload);
-      } catch (err) {
-        onError(err);
-        return;
-      }
+      const m = decodeOrReport(event);
+      if (m === undefined) return;
       if (m.t === 'emit') {
         this.nsp._onServerSideEmit(m.d);
         return;
@@ -291,13 +295,8 @@ function createAdapter(client, options = {}) {
     }
 
     _deliver(event) {
-      let message;
-      try {
-        message = decode(event.payload);
-      } catch (err) {
-        onError(err);
-        return;
-      }
+      const message = decodeOrReport(event);
+      if (message === undefined) return;
       const except = new Set();
       for (const room of message.x) for (const id of this.rooms.get(room) ?? []) except.add(id);
       let seen = this._seen.get(message.u);
