@@ -369,13 +369,22 @@ export function gracefulShutdown(server: import('node:http').Server, client: Cli
                                  options?: GracefulShutdownOptions): GracefulShutdown;
 
 export interface SocketIoAdapterOptions {
-  /** A failed publish, join, leave or subscription. Default: a process warning. */
+  /**
+   * A failed publish, join, leave, cluster-wide operation (fetchSockets
+   * excepted: it rejects) or subscription. Default: a process warning.
+   */
   onError?: (err: Error) => void;
 }
 
 /**
  * A Socket.IO (v4) adapter class whose rooms and broadcasts are the
  * sidecar's: `new Server(httpServer, { adapter: createSocketIoAdapter(client) })`.
- * socket.io is a peer dependency.
+ * socket.io is a peer dependency. Cluster-wide: broadcasts, fetchSockets
+ * (remote sockets with id and the queried rooms they are in, no handshake
+ * or data), socketsJoin, socketsLeave, disconnectSockets and serverSideEmit
+ * (without acknowledgement: an Error). Its instances also have `ready`
+ * (a Promise: this adapter receives serverSideEmit and the others'
+ * socketsJoin/socketsLeave) and `flush()` (a Promise: what was sent so far
+ * has been published), and emit `gap`.
  */
 export function createSocketIoAdapter(client: Client, options?: SocketIoAdapterOptions): any;

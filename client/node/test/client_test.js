@@ -1,5 +1,9 @@
 // @stateside/client against a real sidecar: on its memory store, and on a
-// real redis-server when one is installed.
+// real redis-server when one is installed. The rules the C++ client's
+// tests hold the sidecar to, through this client: sessions (versions, the
+// per-user limit under both policies, login by regenerate, listings),
+// opt-outs, realtime targets (user, connection, all, room) with their
+// sequences and exclusions, resume, presence and History.
 'use strict';
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -258,6 +262,172 @@ for (const [backend, onRedis] of BACKENDS) {
         break;
       }
       assert.deepEqual(await client.userConnections(u), []);
+    });
+
+    test('the per-user session limit: refuse is RESOURCE_EXHAUSTED SESSION_LIMIT, endOldest ends the oldest', async () => {
+      const u = user();
+      const cap = { userId: u, maxSessionsPerUser: 2 };
+      const first = await client.createSession(cap);
+      const second = await client.createSession({ ...cap, sessionLimitPolicy: 'refuse' });
+      await rejectsWith(client.createSession(cap), status.RESOURCE_EXHAUSTED, 'SESSION_LIMIT');
+      await rejectsWith(client.createSession({ ...cap, sessionLimitPolicy: 'refuse' }),
+                        status.RESOURCE_EXHAUSTED, 'SESSION_LIMIT');
+      const ids = async () => (await client.listUserSessions(u)).sessions.map((m) => m.id).sort();
+      assert.deepEqual(await ids(), [first.id, second.id].sort());
+      const third = await client.createSession({ ...cap, sessionLimitPolicy: 'endOldest' });
+      assert.deepEqual(await ids(), [second.id, third.id].sort());
+      await rejectsWith(client.getSession({ id: first.id }), status.NOT_FOUND, 'NOT_FOUND');
+      // A login (regenerate with a userId) is held to the new owner's cap alike.
+      const guest = await client.createSession({ attributes: { cart: 'boots' } });
+      await rejectsWith(client.regenerateSession({ id: guest.id }, { userId: u, maxSessionsPerUser: 2 }),
+                        status.RESOURCE_EXHAUSTED, 'SESSION_LIMIT');
+      assert.equal((await client.getSession({ id: guest.id })).userId, '', 'a refused login leaves the guest as it was');
+      const logged = await client.regenerateSession({ id: guest.id },
+        { userId: u, maxSessionsPerUser: 2, sessionLimitPolicy: 'endOldest' });
+      assert.deepEqual(await ids(), [third.id, logged.id].sort());
+      assert.equal(logged.attributes.cart.toString(), 'boots');
+      await rejectsWith(client.createSession({ userId: u, maxSessionsPerUser: 0 }),
+                        status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'max_sessions_per_user');
+      await assert.rejects(client.createSession({ userId: u, sessionLimitPolicy: 'end_oldest' }), TypeError);
+    });
+
+    // Registers `conns` ([connId, userId?, rooms?]) and collects the
+    // deliveries to them up to the `marker` event (published to the
+    // marker connection last): what a connection got before is all it got.
+    async function deliveries(conns, publish) {
+      const marker = `marker-${backend}-${process.pid}-${++n}`;
+      const sub = await client.subscribe({
+        connections: [{ connId: marker }, ...conns.map(([connId, userId, rooms]) => ({ connId, userId, rooms }))],
+      });
+      const ours = new Set(conns.map(([connId]) => connId));
+      try {
+        const results = await publish();
+        await client.publish({ connection: { connId: marker } }, 'marker', '');
+        const got = [];
+        for await (const ev of sub) {
+          if (ev.kind !== 'delivery') continue;
+          if (ev.event === 'marker') break;
+          const to = ev.connIds.filter((c) => ours.has(c)).sort();
+          if (to.length) got.push([ev.event, ev.target, ev.to, to, ev.sequence]);
+        }
+        return { got, results };
+      } finally {
+        sub.cancel();
+      }
+    }
+
+    test('realtime targets: a user\'s connections, one connection, all, a room; exclude; a sequence per stream', T, async () => {
+      const u = user();
+      const [c1, c2, c3] = [1, 2, 3].map((i) => `${u}-c${i}`);
+      const room = `${u}-room`;
+      const self = (await client.getInstance()).instance.id;
+      const { got, results } = await deliveries([[c1, u, [room]], [c2, u], [c3]], async () => [
+        await client.publish({ userId: u }, 'to-user', 'a'),
+        await client.publish({ userId: u }, 'to-user-but-c2', 'b', { exclude: [{ connId: c2 }] }),
+        await client.publish({ connection: { connId: c3 } }, 'to-c3', 'c'),
+        await client.publish({ connection: { connId: c3, instanceId: self } }, 'to-c3-here', 'd'),
+        await client.publish({ all: true }, 'to-all-but-c1', 'e', { exclude: [{ connId: c1, instanceId: self }] }),
+        await client.publish({ room }, 'to-room', 'f'),
+        await client.publish({ room }, 'to-room-but-c1', 'g', { exclude: [{ connId: c1 }] }),
+        await client.publish({ userId: `${u}-nobody` }, 'to-nobody', 'h'),
+      ]);
+      const all = results[4].sequence;
+      assert.deepEqual(results.map((r) => r.sequence), [1n, 2n, 1n, 2n, all, 1n, 2n, 1n]);
+      assert.ok(all >= 1n);
+      assert.deepEqual(got.sort(), [
+        ['to-all-but-c1', 'all', '', [c2, c3], all],
+        ['to-c3', 'connection', c3, [c3], 1n],
+        ['to-c3-here', 'connection', c3, [c3], 2n],
+        ['to-room', 'room', room, [c1], 1n],
+        ['to-user', 'userId', u, [c1, c2], 1n],
+        ['to-user-but-c2', 'userId', u, [c1], 2n],
+      ]);
+      assert.equal(results[7].instances, 0, 'a user with no connection is on no instance');
+    });
+
+    test('a subscription opened again with its resume points gets what it missed, in order', T, async () => {
+      const u = user();
+      const room = `${u}-room`;
+      const conn = `${u}-c`;
+      await client.registerConnection(conn, { userId: u, rooms: [room] });
+      try {
+        const first = await client.subscribe();
+        await client.publish({ room }, 'e', 'r1');
+        for await (const ev of first) if (ev.kind === 'delivery' && ev.connIds.includes(conn)) break;
+        await client.publish({ room }, 'e', 'r2');
+        await client.publish({ userId: u }, 'e', 'u1');
+        await client.publish({ room }, 'e', 'r3');
+        const again = await client.subscribe({ resume: [{ room, sequence: 1 }, { userId: u, sequence: 0 }],
+                                               encoding: 'utf8' });
+        const replayed = [];
+        for await (const ev of again) {
+          if (ev.kind === 'delivery' && ev.connIds.includes(conn)) replayed.push([ev.to, ev.payload, ev.sequence]);
+          if (replayed.length === 3) break;
+        }
+        assert.deepEqual(replayed.filter(([to]) => to === room), [[room, 'r2', 2n], [room, 'r3', 3n]]);
+        assert.deepEqual(replayed.filter(([to]) => to === u), [[u, 'u1', 1n]]);
+      } finally {
+        await client.unregisterConnection(conn);
+      }
+    });
+
+    test('presence: roomMembers counts and pages a room\'s connections, userConnections a user\'s', async () => {
+      const u = user();
+      const room = `${u}-room`;
+      const self = (await client.getInstance()).instance.id;
+      const conns = [1, 2, 3].map((i) => `${u}-c${i}`);
+      await client.registerConnection(conns[0], { userId: u, rooms: [room] });
+      await client.registerConnection(conns[1], { userId: u, rooms: [room] });
+      await client.registerConnection(conns[2], { rooms: [room] });
+      const firstPage = await client.roomMembers(room, { pageSize: 2 });
+      assert.equal(firstPage.count, 3);
+      assert.equal(firstPage.members.length, 2);
+      assert.notEqual(firstPage.nextPageToken, '');
+      const lastPage = await client.roomMembers(room, { pageSize: 2, pageToken: firstPage.nextPageToken });
+      assert.equal(lastPage.count, 3);
+      assert.equal(lastPage.nextPageToken, '');
+      assert.deepEqual([...firstPage.members, ...lastPage.members].sort((a, b) => a.connId.localeCompare(b.connId)),
+                       conns.map((connId) => ({ instanceId: self, connId })));
+      assert.deepEqual((await client.userConnections(u)).map((r) => r.connId).sort(), conns.slice(0, 2));
+      await client.leave(conns[0], [room]);
+      assert.equal((await client.roomMembers(room)).count, 2);
+      await client.join(conns[0], [room]);
+      assert.equal(await client.unregisterConnection(conns[1]), true);
+      assert.equal(await client.unregisterConnection(conns[1]), false);
+      assert.deepEqual((await client.userConnections(u)).map((r) => r.connId), [conns[0]]);
+      assert.equal((await client.roomMembers(room)).count, 2);
+      for (const c of [conns[0], conns[2]]) await client.unregisterConnection(c);
+      assert.deepEqual(await client.roomMembers(room), { count: 0, members: [], nextPageToken: '' });
+      assert.deepEqual(await client.userConnections(u), []);
+      await rejectsWith(client.roomMembers(room, { pageSize: 1001 }), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'page_size');
+      await rejectsWith(client.joinConnections({ userId: u }, []), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'rooms');
+    });
+
+    test('history: a room\'s window page by page, complete until its oldest events are trimmed', async () => {
+      const room = `${user()}-history`;
+      for (let i = 1; i <= 5; ++i) await client.publish({ room }, 'e', `p${i}`);
+      const whole = await client.history(room, { encoding: 'utf8' });
+      assert.deepEqual(whole.events.map((e) => [e.sequence, e.payload, e.target, e.to]),
+                       [1n, 2n, 3n, 4n, 5n].map((q) => [q, `p${q}`, 'room', room]));
+      assert.deepEqual([whole.complete, whole.firstSequence, whole.lastSequence, whole.more], [true, 1n, 5n, false]);
+      const page = await client.history(room, { afterSequence: 2, limit: 2 });
+      assert.deepEqual(page.events.map((e) => e.sequence), [3n, 4n]);
+      assert.deepEqual([page.complete, page.more], [true, true]);
+      const end = await client.history(room, { afterSequence: 5 });
+      assert.deepEqual([end.events, end.complete, end.more, end.lastSequence], [[], true, false, 5n]);
+      assert.deepEqual(await client.history(`${room}-none`), {
+        events: [], complete: true, lastSequence: 0n, firstSequence: 0n, more: false,
+      });
+      // 20 events of 60 KiB: more than the log's 1 MiB keeps.
+      const big = Buffer.alloc(60 * 1024, 'x');
+      for (let i = 6; i <= 25; ++i) await client.publish({ room }, 'big', big);
+      const trimmed = await client.history(room, { limit: 1000 });
+      assert.equal(trimmed.lastSequence, 25n);
+      assert.ok(trimmed.firstSequence > 1n, `first ${trimmed.firstSequence}`);
+      assert.equal(trimmed.complete, false);
+      assert.equal(trimmed.events[0].sequence, trimmed.firstSequence);
+      const fromFirst = await client.history(room, { afterSequence: trimmed.firstSequence - 1n });
+      assert.equal(fromFirst.complete, true);
     });
   });
 }

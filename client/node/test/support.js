@@ -117,17 +117,18 @@ async function startSidecar(name, { redisPort, env = {}, socket: socketPath } = 
   return { socket, process: p, log, exited: new Promise((r) => p.once('exit', (code) => r(code))) };
 }
 
-// Two app instances' sidecars: `${name}-a` and `${name}-b` on one
-// redis-server the test starts (sharing its secrets), or, without
-// redis-server, one memory-store sidecar twice. Their sockets.
-async function startSidecarPair(name) {
+// `count` app instances' sidecars (default two): `${name}-a`, `${name}-b`,
+// ... on one redis-server the test starts (sharing its secrets), or,
+// without redis-server, one memory-store sidecar `count` times. Their
+// sockets.
+async function startSidecarPair(name, count = 2) {
   if (!redisAvailable()) {
     const { socket } = await startSidecar(`${name}-a`);
-    return [socket, socket];
+    return Array(count).fill(socket);
   }
   const redis = await startRedis();
   const env = redisSecrets();
-  return Promise.all(['a', 'b'].map(async (suffix) =>
+  return Promise.all([...'abcdefgh'.slice(0, count)].map(async (suffix) =>
     (await startSidecar(`${name}-${suffix}`, { redisPort: redis.port, env })).socket));
 }
 
