@@ -42,12 +42,13 @@ class SessionService final : public internal::SessionServiceBase {
   // is ignored; without `changes`, WatchSessionEvents answers UNIMPLEMENTED;
   // without `hub`, so does DestroyUserSessions' close_connections.
   // `max_message_bytes`: the server's receive limit, which Pipe announces to
-  // its clients.
+  // its clients. `offload` (may be null) as Operations'.
   SessionService(session::SessionManager* sessions, OptOutManager* opt_outs,
                  admin::Metrics* metrics, size_t max_message_bytes,
                  const session::RequestLedger* requests = nullptr,
-                 session::ChangeFeed* changes = nullptr, realtime::RealtimeHub* hub = nullptr)
-      : ops_(sessions, opt_outs, requests, hub),
+                 session::ChangeFeed* changes = nullptr, realtime::RealtimeHub* hub = nullptr,
+                 Offload* offload = nullptr)
+      : ops_(sessions, opt_outs, requests, hub, offload),
         metrics_(metrics),
         max_message_bytes_(max_message_bytes),
         changes_(changes) {}
