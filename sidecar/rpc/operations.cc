@@ -40,6 +40,16 @@ void Operations::Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) co
   });
 }
 
+template <typename Response>
+void Operations::OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
+                               absl::AnyInvocable<void(Done) &&> run, Done done) const {
+  Offloaded(
+      [this, claim = std::move(claim), response, run = std::move(run)](Done offloaded) mutable {
+        RunOnce(requests_, claim, response, std::move(run), std::move(offloaded));
+      },
+      std::move(done));
+}
+
 void Operations::Create(const v1::CreateSessionRequest& request,
                         v1::CreateSessionResponse* response, Done done) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
@@ -58,16 +68,12 @@ void Operations::Create(const v1::CreateSessionRequest& request,
   }
   // Offloaded: a user's Create reads the revocation epoch, counts the user's
   // sessions and writes (several round trips), and a ledger claim is more.
-  Offloaded(
-      [this, response, params = *std::move(params), claim = std::move(claim)](
-          Done offloaded) mutable {
-        RunOnce(requests_, claim, response,
-                [this, response, params = std::move(params)](Done ran) mutable {
-                  Answer(sessions_->Create(params),
-                         [response](session::Session s) { ToProto(s, response->mutable_session()); },
-                         std::move(ran));
-                },
-                std::move(offloaded));
+  OffloadedOnce(
+      std::move(claim), response,
+      [this, response, params = *std::move(params)](Done ran) {
+        Answer(sessions_->Create(params),
+               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               std::move(ran));
       },
       std::move(done));
 }
@@ -136,17 +142,12 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   // "id.signature" (a bad signature fails the call itself).
   const std::string scope = key->value.substr(0, key->value.find('.'));
   // Offloaded: read, copy, retire (and the ledger's claim) are several round trips.
-  Offloaded(
-      [this, response, key = *std::move(key), params = *std::move(params),
-       claim = ClaimOf(requests_, "SessionService/Regenerate", scope, request)](
-          Done offloaded) mutable {
-        RunOnce(requests_, claim, response,
-                [this, response, key = std::move(key), params = std::move(params)](Done ran) mutable {
-                  Answer(sessions_->Regenerate(key, params),
-                         [response](session::Session s) { ToProto(s, response->mutable_session()); },
-                         std::move(ran));
-                },
-                std::move(offloaded));
+  OffloadedOnce(
+      ClaimOf(requests_, "SessionService/Regenerate", scope, request), response,
+      [this, response, key = *std::move(key), params = *std::move(params)](Done ran) {
+        Answer(sessions_->Regenerate(key, params),
+               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               std::move(ran));
       },
       std::move(done));
 }

@@ -18,10 +18,13 @@
 #ifndef STATESIDE_SIDECAR_RPC_OPERATIONS_H_
 #define STATESIDE_SIDECAR_RPC_OPERATIONS_H_
 
+#include <optional>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/rpc/offload.h"
+#include "sidecar/rpc/request_once.h"
 #include "sidecar/session/request_ledger.h"
 #include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_manager.h"
@@ -77,6 +80,10 @@ class Operations {
   // Runs `work` (which ends by calling the Done it is given) on offload_, or
   // inline without one; a refusal of the pool answers `done` at once.
   void Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) const;
+  // RunOnce (request_once.h) of `run` under `claim`, offloaded.
+  template <typename Response>
+  void OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
+                     absl::AnyInvocable<void(Done) &&> run, Done done) const;
 
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;

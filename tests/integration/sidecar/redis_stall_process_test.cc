@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -95,6 +96,16 @@ class RedisStallProcessTest : public ::testing::Test {
     return response.session().metadata().id();
   }
 
+  // Runs `call` (30 s deadline) on a thread of its own: it may wait on Redis.
+  void StartPending(std::function<grpc::Status(grpc::ClientContext*)> call) {
+    auto pending = std::make_unique<Pending>();
+    SetDeadline(&pending->context, absl::Seconds(30));
+    pending->thread = std::thread([pending = pending.get(), call = std::move(call)] {
+      pending->status = call(&pending->context);
+    });
+    pending_.push_back(std::move(pending));
+  }
+
   // stateside_rpc_in_flight on /metrics; -1 if it cannot be read.
   double InFlight() {
     auto connection = testing::RawConnection::Connect(port_);
@@ -164,14 +175,11 @@ TEST_F(RedisStallProcessTest, DestroysWaitingOnAPausedRedisHoldNoGrpcThread) {
   std::vector<std::string> ids = {first, second};
   std::vector<v1::DestroySessionResponse> destroyed(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto call = std::make_unique<Pending>();
-    SetDeadline(&call->context, absl::Seconds(30));
-    call->thread = std::thread([this, call = call.get(), id = ids[i], out = &destroyed[i]] {
+    StartPending([this, id = ids[i], out = &destroyed[i]](grpc::ClientContext* context) {
       v1::DestroySessionRequest request;
       request.mutable_key()->set_id(id);
-      call->status = sessions_->Destroy(&call->context, request, out);
+      return sessions_->Destroy(context, request, out);
     });
-    pending_.push_back(std::move(call));
   }
   ASSERT_TRUE(InFlightReaches(2));
   ExpectServedWithoutRedis();
@@ -236,14 +244,11 @@ TEST_F(RedisStallProcessTest, LogoutsEverywhereWaitingOnAPausedRedisHoldNoGrpcTh
   const std::vector<std::string> users = {"dave", "erin"};
   std::vector<v1::DestroyUserSessionsResponse> destroyed(users.size());
   for (size_t i = 0; i < users.size(); ++i) {
-    auto call = std::make_unique<Pending>();
-    SetDeadline(&call->context, absl::Seconds(30));
-    call->thread = std::thread([this, call = call.get(), user = users[i], out = &destroyed[i]] {
+    StartPending([this, user = users[i], out = &destroyed[i]](grpc::ClientContext* context) {
       v1::DestroyUserSessionsRequest request;
       request.set_user_id(user);
-      call->status = sessions_->DestroyUserSessions(&call->context, request, out);
+      return sessions_->DestroyUserSessions(context, request, out);
     });
-    pending_.push_back(std::move(call));
   }
   ASSERT_TRUE(InFlightReaches(2));
   ExpectServedWithoutRedis();
