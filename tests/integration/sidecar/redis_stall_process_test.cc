@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "stateside/v1/analytics.grpc.pb.h"
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/redis_server.h"
@@ -79,8 +81,12 @@ class RedisStallProcessTest : public ::testing::Test {
         << sidecar_->process.ReadLog();
   }
 
-  void TearDown() override {
-    // Whatever a failed test left waits on Redis: let it answer, then join.
+  void TearDown() override { ResumeAndJoin(); }
+
+  // Lets whatever waits on Redis answer, and joins the pending calls; a
+  // test runs it before the responses they write go (absl::Cleanup), also
+  // when an assertion returns early.
+  void ResumeAndJoin() {
     if (redis_ != nullptr) redis_->Resume();
     pending_.clear();
   }
@@ -174,6 +180,7 @@ TEST_F(RedisStallProcessTest, DestroysWaitingOnAPausedRedisHoldNoGrpcThread) {
   // Two unary Destroys, as many as gRPC has threads.
   std::vector<std::string> ids = {first, second};
   std::vector<v1::DestroySessionResponse> destroyed(ids.size());
+  absl::Cleanup join = [this] { ResumeAndJoin(); };
   for (size_t i = 0; i < ids.size(); ++i) {
     StartPending([this, id = ids[i], out = &destroyed[i]](grpc::ClientContext* context) {
       v1::DestroySessionRequest request;
@@ -243,6 +250,7 @@ TEST_F(RedisStallProcessTest, LogoutsEverywhereWaitingOnAPausedRedisHoldNoGrpcTh
 
   const std::vector<std::string> users = {"dave", "erin"};
   std::vector<v1::DestroyUserSessionsResponse> destroyed(users.size());
+  absl::Cleanup join = [this] { ResumeAndJoin(); };
   for (size_t i = 0; i < users.size(); ++i) {
     StartPending([this, user = users[i], out = &destroyed[i]](grpc::ClientContext* context) {
       v1::DestroyUserSessionsRequest request;
@@ -259,6 +267,70 @@ TEST_F(RedisStallProcessTest, LogoutsEverywhereWaitingOnAPausedRedisHoldNoGrpcTh
     EXPECT_TRUE(pending_[i]->status.ok()) << pending_[i]->status.error_message();
     EXPECT_EQ(destroyed[i].destroyed(), 1u) << "logout of " << users[i];
   }
+  EXPECT_TRUE(InFlightReaches(0));
+}
+
+// Every other kind of session call waiting on the paused Redis: the async
+// ones (Touch, an anonymous Create) and the offloaded ones (a user's Create,
+// Regenerate, ListUserSessions, SetOptOut), more of them than gRPC has
+// threads.
+TEST_F(RedisStallProcessTest, EveryKindOfSessionCallWaitingOnAPausedRedisHoldsNoGrpcThread) {
+  const std::string touched = NewSession("frank");
+  const std::string regenerated = NewSession("");
+  ASSERT_FALSE(touched.empty() || regenerated.empty());
+  ASSERT_TRUE(InFlightReaches(0));
+  redis_->Pause();
+
+  v1::TouchSessionResponse touch;
+  v1::CreateSessionResponse anonymous, owned;
+  v1::RegenerateSessionResponse regenerate;
+  v1::ListUserSessionsResponse listed;
+  v1::SetOptOutResponse opted_out;
+  auto analytics = v1::AnalyticsService::NewStub(channel_);
+  absl::Cleanup join = [this] { ResumeAndJoin(); };
+  StartPending([&](grpc::ClientContext* context) {
+    v1::TouchSessionRequest request;
+    request.mutable_key()->set_id(touched);
+    return sessions_->Touch(context, request, &touch);
+  });
+  StartPending([&](grpc::ClientContext* context) {
+    return sessions_->Create(context, v1::CreateSessionRequest(), &anonymous);
+  });
+  StartPending([&](grpc::ClientContext* context) {
+    v1::CreateSessionRequest request;
+    request.set_user_id("grace");
+    return sessions_->Create(context, request, &owned);
+  });
+  StartPending([&](grpc::ClientContext* context) {
+    v1::RegenerateSessionRequest request;
+    request.mutable_key()->set_id(regenerated);
+    return sessions_->Regenerate(context, request, &regenerate);
+  });
+  StartPending([&](grpc::ClientContext* context) {
+    v1::ListUserSessionsRequest request;
+    request.set_user_id("frank");
+    return sessions_->ListUserSessions(context, request, &listed);
+  });
+  StartPending([&](grpc::ClientContext* context) {
+    v1::SetOptOutRequest request;
+    request.set_subject("frank");
+    request.set_opted_out(true);
+    return analytics->SetOptOut(context, request, &opted_out);
+  });
+  ASSERT_TRUE(InFlightReaches(6));
+  ExpectServedWithoutRedis();
+
+  redis_->Resume();
+  for (const auto& pending : pending_) {
+    pending->thread.join();
+    EXPECT_TRUE(pending->status.ok()) << pending->status.error_message();
+  }
+  EXPECT_EQ(touch.metadata().id(), touched);
+  EXPECT_FALSE(anonymous.session().metadata().id().empty());
+  EXPECT_EQ(owned.session().metadata().user_id(), "grace");
+  EXPECT_NE(regenerate.session().metadata().id(), regenerated);
+  ASSERT_EQ(listed.sessions_size(), 1);
+  EXPECT_EQ(listed.sessions(0).id(), touched);
   EXPECT_TRUE(InFlightReaches(0));
 }
 
