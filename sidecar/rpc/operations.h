@@ -5,10 +5,11 @@
 // by construction.
 //
 // No operation holds the calling (gRPC) thread for a store round trip: Get,
-// Update, Touch and Destroy complete asynchronously on the store's thread
-// (Redis); the others, which take several round trips or block in their
-// managers, run on the Offload pool when one is given (see offload.h), and
-// inline without one (the memory store, which never waits).
+// Update, Touch, Destroy and an anonymous Create without a request_id
+// complete asynchronously on the store's thread (Redis); the others, which
+// take several round trips or block in their managers, run on the Offload
+// pool when one is given (see offload.h), and inline without one (the memory
+// store, which never waits).
 //
 // `done` runs exactly once: on the calling thread, on the store's thread or
 // on an offload thread; it must not block. `response` must stay alive and

@@ -1,7 +1,7 @@
 // stateside.v1.SessionService: every unary RPC is a thin callback-API
 // handler that checks the wire format and runs the shared operation
 // (operations.h), which finishes the call, possibly from the store's thread
-// (see unary_call.h for why the methods take raw bytes). Pipe carries the same
+// or an offload thread (see unary_call.h for why the methods take raw bytes). Pipe carries the same
 // operations, and the opt-outs, multiplexed on one stream (pipe.h).
 // Thread-safe: no state besides the managers.
 #ifndef STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
