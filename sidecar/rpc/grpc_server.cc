@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // As SetMaxReceiveMessageSize below clamps it: what Pipe announces.
   const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
   if (options.offload_threads > 0) {
-    server->offload_ = std::make_unique<Offload>(options.offload_threads,
-                                                 std::max<size_t>(options.offload_queue, 1));
+    server->offload_ = std::make_unique<Offload>(
+        options.offload_threads, std::max<size_t>(options.offload_queue, 1), services.metrics);
   }
   server->session_service_ = std::make_unique<SessionService>(
       services.sessions, services.opt_outs, services.metrics, max_message_bytes,

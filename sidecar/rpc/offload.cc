@@ -6,7 +6,8 @@
 
 namespace stateside::rpc {
 
-Offload::Offload(size_t threads, size_t max_queued) : max_queued_(max_queued) {
+Offload::Offload(size_t threads, size_t max_queued, admin::Metrics* metrics)
+    : max_queued_(max_queued), metrics_(metrics) {
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -26,6 +27,8 @@ void Offload::Run(Task task) {
           "DestroyUserSessions, opt-outs, request_id claims); retry later"));
     } else {
       queue_.push_back(std::move(task));
+      // Counted under the lock, so the start that follows cannot count first.
+      if (metrics_ != nullptr) metrics_->OffloadQueued();
       return;
     }
   }
@@ -51,6 +54,7 @@ void Offload::Work() {
       if (queue_.empty()) return;
       task = std::move(queue_.front());
       queue_.pop_front();
+      if (metrics_ != nullptr) metrics_->OffloadStarted();
     }
     std::move(task)(absl::OkStatus());
   }

@@ -21,6 +21,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "sidecar/admin/metrics.h"
 
 namespace stateside::rpc {
 
@@ -32,8 +33,9 @@ class Offload {
   // pool is for); a refused one must not.
   using Task = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // REQUIRES: threads > 0, max_queued > 0.
-  Offload(size_t threads, size_t max_queued);
+  // REQUIRES: threads > 0, max_queued > 0; `metrics` (may be null: not
+  // metered) outlives the pool.
+  Offload(size_t threads, size_t max_queued, admin::Metrics* metrics = nullptr);
   // Shutdown().
   ~Offload();
   Offload(const Offload&) = delete;
@@ -52,6 +54,7 @@ class Offload {
   void Work();
 
   const size_t max_queued_;
+  admin::Metrics* const metrics_;
   mutable absl::Mutex mu_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

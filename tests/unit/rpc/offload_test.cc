@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sidecar/admin/metrics.h"
 #include "tests/support/wait.h"
 
 namespace stateside::rpc {
@@ -49,7 +50,8 @@ TEST(OffloadTest, RunsEveryTaskOnAPoolThread) {
 }
 
 TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
-  Offload pool(1, 2);
+  admin::Metrics metrics({.instance_id = "offload", .version = "0"});
+  Offload pool(1, 2, &metrics);
   Blocker blocker;
   pool.Run(blocker.Task());
   blocker.started.WaitForNotification();
@@ -61,6 +63,7 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
     });
   }
   EXPECT_EQ(pool.queued(), 2u);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\nstateside_offload_waiting 2\n"));
   absl::Status refused;
   bool inline_answer = false;
   pool.Run([&](absl::Status admitted) {
@@ -73,6 +76,7 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
   blocker.release.Notify();
   pool.Shutdown();
   EXPECT_EQ(ran.load(), 2);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\nstateside_offload_waiting 0\n"));
 }
 
 TEST(OffloadTest, ShutdownRunsWhatWasAdmittedAndRefusesTheRest) {
