@@ -126,6 +126,7 @@ class Metrics::Impl {
   Series<Counter> rpc_requests_;
   Series<Histogram> rpc_duration_;
   Gauge& rpc_in_flight_;
+  Gauge& offload_waiting_;
 
   Histogram& redis_duration_;
   Series<Counter> redis_errors_;
@@ -191,6 +192,9 @@ Metrics::Impl::Impl(MetricsOptions options)
                     {"method"}, kLatencyBuckets),
       rpc_in_flight_(GaugeFamily(registry_, "stateside_rpc_in_flight",
                                  "gRPC calls being handled now.").Add({})),
+      offload_waiting_(GaugeFamily(registry_, "stateside_offload_waiting",
+                                   "Calls waiting for a thread of the offload pool.")
+                           .Add({})),
       redis_duration_(
           HistogramFamily(registry_, "stateside_redis_command_duration_seconds",
                           "Redis command round-trip time.")
@@ -355,6 +359,8 @@ Metrics::~Metrics() = default;
 
 void Metrics::RpcStarted() { impl_->rpc_in_flight_.Increment(); }
 void Metrics::RpcFinished() { impl_->rpc_in_flight_.Decrement(); }
+void Metrics::OffloadQueued() { impl_->offload_waiting_.Increment(); }
+void Metrics::OffloadStarted() { impl_->offload_waiting_.Decrement(); }
 void Metrics::RecordRpc(std::string_view method, std::string_view code,
                         double seconds) {
   impl_->rpc_requests_.Get({method, code}).Increment();

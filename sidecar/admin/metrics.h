@@ -53,6 +53,11 @@ class Metrics {
   // e.g. "OK", "NOT_FOUND" (plain strings: no gRPC dependency here).
   void RpcStarted();   // stateside_rpc_in_flight + 1
   void RpcFinished();  // stateside_rpc_in_flight - 1
+  // stateside_offload_waiting: calls queued for a thread of the gRPC
+  // server's offload pool (rpc/offload.h), + 1 as one is queued, - 1 as it
+  // starts.
+  void OffloadQueued();
+  void OffloadStarted();
   // stateside_rpc_requests_total{method,code} + 1 and
   // stateside_rpc_duration_seconds{method} observes `seconds`.
   void RecordRpc(std::string_view method, std::string_view code,

@@ -173,13 +173,22 @@ absl::StatusOr<int64_t> RedisSessionStore::EstimateLiveSessions(int samples) {
   return total;
 }
 
+std::optional<RedisCommand> RedisSessionStore::IndexStep(const session::StoredSession& s) const {
+  if (s.user_tag.empty()) return std::nullopt;
+  return index_add_->Call({UserIndexKey(s.user_tag)},
+                          {Micros(s.last_access), s.id, Micros(s.absolute_expiry)});
+}
+
 absl::Status RedisSessionStore::Create(const session::StoredSession& s) {
-  std::optional<RedisCommand> index_step;
-  if (!s.user_tag.empty()) {
-    index_step = index_add_->Call({UserIndexKey(s.user_tag)},
-                                  {Micros(s.last_access), s.id, Micros(s.absolute_expiry)});
-  }
-  return WriteNew(s, std::move(index_step)).status();
+  return WriteNew(s, IndexStep(s)).status();
+}
+
+void RedisSessionStore::CreateAsync(const session::StoredSession& s,
+                                    absl::AnyInvocable<void(absl::Status) &&> done) {
+  client_->ExecuteBatch(WriteNewBatch(s, IndexStep(s)),
+                        [done = std::move(done)](std::vector<absl::StatusOr<Reply>> results) mutable {
+                          std::move(done)(ParseWriteNew(std::move(results)).status());
+                        });
 }
 
 absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const session::StoredSession& s,
@@ -222,6 +231,11 @@ absl::StatusOr<std::vector<std::string>> RedisSessionStore::CreateCapped(const s
 
 absl::StatusOr<Reply> RedisSessionStore::WriteNew(const session::StoredSession& s,
                                                   std::optional<RedisCommand> index_step) {
+  return ParseWriteNew(client_->CallBatch(WriteNewBatch(s, std::move(index_step))));
+}
+
+std::vector<RedisCommand> RedisSessionStore::WriteNewBatch(
+    const session::StoredSession& s, std::optional<RedisCommand> index_step) const {
   const absl::Time now = s.last_access;
   size_t bytes = 0;
   std::vector<std::string> args = {
@@ -255,7 +269,11 @@ absl::StatusOr<Reply> RedisSessionStore::WriteNew(const session::StoredSession& 
     batch.push_back(*std::move(index_step));
     batch.back().durable = true;
   }
-  std::vector<absl::StatusOr<Reply>> results = client_->CallBatch(std::move(batch));
+  return batch;
+}
+
+absl::StatusOr<Reply> RedisSessionStore::ParseWriteNew(
+    std::vector<absl::StatusOr<Reply>> results) {
   for (const auto& r : results) RETURN_IF_ERROR(r.status());
   int64_t created = 0;
   if (!ToInt(*results[0], &created)) return Unexpected("create", *results[0]);
@@ -403,17 +421,50 @@ absl::Status RedisSessionStore::Retire(std::string_view id, uint64_t expected_ve
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
-                                                     std::vector<std::string> args) {
+void RedisSessionStore::DestroyAsync(std::string_view id, absl::Time now,
+                                     absl::Time tombstone_until, Done<bool> done) {
+  client_->Execute(
+      TombstoneCommand(id, {Micros(now), Micros(tombstone_until)}),
+      [this, id = std::string(id), done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+        absl::StatusOr<std::pair<int64_t, std::string>> tombstoned =
+            ParseTombstone(std::move(reply));
+        if (!tombstoned.ok()) return std::move(done)(tombstoned.status());
+        const bool live = tombstoned->first == 1;
+        if (tombstoned->second.empty()) return std::move(done)(live);
+        // As Tombstone: the index entry's removal, answered after it (its
+        // failure ignored), so the index is as the blocking form leaves it.
+        client_->Execute(RedisCommand({"ZREM", UserIndexKey(tombstoned->second), std::move(id)}),
+                         [live, done = std::move(done)](absl::StatusOr<Reply>) mutable {
+                           std::move(done)(live);
+                         });
+      });
+}
+
+RedisCommand RedisSessionStore::TombstoneCommand(std::string_view id,
+                                                 std::vector<std::string> args) const {
   RedisCommand destroy = destroy_->Call({SessionKey(id)}, std::move(args));
   destroy.durable = true;
-  ASSIGN_OR_RETURN(Reply reply, client_->Call(std::move(destroy)));
+  return destroy;
+}
+
+absl::StatusOr<std::pair<int64_t, std::string>> RedisSessionStore::ParseTombstone(
+    absl::StatusOr<Reply> result) {
+  if (!result.ok()) return result.status();
+  Reply& reply = *result;
   int64_t code = 0;
   if (!reply.is_array() || reply.elements.size() != 2 || !ToInt(reply.elements[0], &code)) {
     return Unexpected("destroy", reply);
   }
-  if (code == 2) return code;  // a Retire that found the version moved
-  const std::string& user_tag = reply.elements[1].str;
+  // A Retire that found the version moved leaves the index alone.
+  if (code == 2) return std::make_pair(code, std::string());
+  return std::make_pair(code, std::move(reply.elements[1].str));
+}
+
+absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
+                                                     std::vector<std::string> args) {
+  ASSIGN_OR_RETURN(auto tombstoned,
+                   ParseTombstone(client_->Call(TombstoneCommand(id, std::move(args)))));
+  const auto& [code, user_tag] = tombstoned;
   if (!user_tag.empty()) {
     // A second round trip, since the index lives in another slot. Should it
     // fail, the session is already a tombstone and a listing prunes the entry.

@@ -4,9 +4,9 @@
 // Update are one EVALSHA round trip each; the key layout is documented in
 // redis_session_store.cc and docs/REDIS_KEYS.md.
 //
-// Thread-safe. GetAsync and UpdateAsync never block: they hand the command
-// to the client, and `done` runs when Redis answers (on the client's I/O
-// thread). The other calls block the calling thread until Redis answers
+// Thread-safe. GetAsync, UpdateAsync, DestroyAsync and CreateAsync never block: they
+// hand the command to the client, and `done` runs when Redis answers (on the
+// client's I/O thread). The other calls block the calling thread until Redis answers
 // (bounded by the client's command timeout); REQUIRES: those not called on
 // the client's I/O thread. Redis unreachable -> UNAVAILABLE at once.
 #ifndef STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sidecar/redis/redis_client.h"
@@ -29,6 +30,8 @@ class RedisSessionStore final : public session::SessionStore {
   explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:");
 
   absl::Status Create(const session::StoredSession& session) override;
+  void CreateAsync(const session::StoredSession& session,
+                   absl::AnyInvocable<void(absl::Status) &&> done) override;
   absl::StatusOr<std::vector<std::string>> CreateCapped(const session::StoredSession& session,
                                                         const session::UserCap& cap) override;
   absl::StatusOr<session::StoredSession> Get(std::string_view id, const session::ReadOptions& options) override;
@@ -39,6 +42,8 @@ class RedisSessionStore final : public session::SessionStore {
                    Done<session::StoredSession> done) override;
   absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                absl::Time tombstone_until) override;
+  void DestroyAsync(std::string_view id, absl::Time now, absl::Time tombstone_until,
+                    Done<bool> done) override;
   absl::StatusOr<std::vector<session::StoredSession>> ListByUser(std::string_view user_tag,
                                                         absl::Time now) override;
   absl::StatusOr<session::UserIndexPage> ListByUserPage(std::string_view user_tag, absl::Time now,
@@ -67,6 +72,13 @@ class RedisSessionStore final : public session::SessionStore {
   // `index_step` on the index, pipelined. -> the index step's reply
   // (nil if none); ALREADY_EXISTS if the id is taken.
   absl::StatusOr<Reply> WriteNew(const session::StoredSession& s, std::optional<RedisCommand> index_step);
+  // WriteNew's pipeline, and the reading of its replies.
+  std::vector<RedisCommand> WriteNewBatch(const session::StoredSession& s,
+                                          std::optional<RedisCommand> index_step) const;
+  static absl::StatusOr<Reply> ParseWriteNew(std::vector<absl::StatusOr<Reply>> results);
+  // Create's index step: the entry under the session's user tag (none
+  // for an anonymous session).
+  std::optional<RedisCommand> IndexStep(const session::StoredSession& s) const;
 
   // One round trip each; the sync and async forms share the command and the
   // reading of its reply.
@@ -82,6 +94,11 @@ class RedisSessionStore final : public session::SessionStore {
   // the index entry's removal. -> the script's code: 1 was live, 0 was not,
   // 2 Retire found the version moved.
   absl::StatusOr<int64_t> Tombstone(std::string_view id, std::vector<std::string> args);
+  // Tombstone's script, and the reading of its reply: the code and the
+  // user tag whose index entry is to go ("" if none).
+  RedisCommand TombstoneCommand(std::string_view id, std::vector<std::string> args) const;
+  static absl::StatusOr<std::pair<int64_t, std::string>> ParseTombstone(
+      absl::StatusOr<Reply> reply);
 
   // The metadata of the index members `ids`, pipelined: live sessions of
   // the tag into page->sessions, successors of tombstones into

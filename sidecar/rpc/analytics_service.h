@@ -22,10 +22,11 @@ using AnalyticsServiceBase = v1::AnalyticsService::WithRawCallbackMethod_SetOptO
 
 class AnalyticsService final : public internal::AnalyticsServiceBase {
  public:
-  // REQUIRES: `opt_outs` outlives the service.
+  // REQUIRES: `opt_outs` (and `offload`, if not null: see Operations)
+  // outlives the service.
   explicit AnalyticsService(OptOutManager* opt_outs,
-                            admin::Metrics* metrics = nullptr)
-      : ops_(nullptr, opt_outs), metrics_(metrics) {}
+                            admin::Metrics* metrics = nullptr, Offload* offload = nullptr)
+      : ops_(nullptr, opt_outs, nullptr, nullptr, offload), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* SetOptOut(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,

@@ -86,11 +86,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   std::unique_ptr<GrpcServer> server(new GrpcServer());
   // As SetMaxReceiveMessageSize below clamps it: what Pipe announces.
   const size_t max_message_bytes = std::min<size_t>(options.max_receive_message_bytes, INT_MAX);
+  if (options.offload_threads > 0) {
+    server->offload_ = std::make_unique<Offload>(
+        options.offload_threads, std::max<size_t>(options.offload_queue, 1), services.metrics);
+  }
   server->session_service_ = std::make_unique<SessionService>(
       services.sessions, services.opt_outs, services.metrics, max_message_bytes,
-      services.requests, services.session_changes, services.realtime_hub);
-  server->analytics_service_ =
-      std::make_unique<AnalyticsService>(services.opt_outs, services.metrics);
+      services.requests, services.session_changes, services.realtime_hub, server->offload_.get());
+  server->analytics_service_ = std::make_unique<AnalyticsService>(
+      services.opt_outs, services.metrics, server->offload_.get());
   server->lifecycle_service_ = std::make_unique<LifecycleService>(
       services.instance, services.drain, services.poke, services.metrics,
       services.registry,
@@ -105,7 +109,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 
   if (services.realtime_hub != nullptr && services.realtime_broker != nullptr) {
     server->realtime_service_ = std::make_unique<RealtimeService>(
-        services.realtime_hub, services.realtime_broker, services.metrics, services.requests);
+        services.realtime_hub, services.realtime_broker, services.metrics, services.requests,
+        server->offload_.get());
   }
 
   // A process-wide switch that applies to servers built afterwards.
@@ -188,6 +193,8 @@ void GrpcServer::Shutdown(absl::Time deadline) {
   // but a concurrent SetServing should not wait that long either.
   server_->Shutdown(absl::ToChronoTime(deadline));
   if (deny_server_ != nullptr) deny_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  // Every call has finished, so nothing is queued for the pool any more.
+  if (offload_ != nullptr) offload_->Shutdown();
 }
 
 }  // namespace stateside::rpc

@@ -37,6 +37,7 @@ class Server;
 
 namespace stateside::rpc {
 
+class Offload;
 class SessionService;
 class AnalyticsService;
 class LifecycleService;
@@ -51,6 +52,11 @@ struct GrpcServerOptions {
   // What every call on a refused connection answers (PERMISSION_DENIED).
   std::string refused_message = "permission denied";
   size_t max_receive_message_bytes = 4 << 20;
+  // The Offload pool (offload.h) of the operations that wait on their store:
+  // its threads and how many calls may wait for one. 0 threads: no pool,
+  // they run on the gRPC thread (a store that never waits: memory).
+  size_t offload_threads = 0;
+  size_t offload_queue = 1024;
 };
 
 // What the services run on. Every pointer must outlive the GrpcServer.
@@ -111,6 +117,9 @@ class GrpcServer {
  private:
   GrpcServer();
 
+  // Before the services (which run on it), so it is destroyed after them;
+  // Shutdown stops it once no call is left. Null without offload_threads.
+  std::unique_ptr<Offload> offload_;
   std::unique_ptr<SessionService> session_service_;
   std::unique_ptr<AnalyticsService> analytics_service_;
   std::unique_ptr<LifecycleService> lifecycle_service_;

@@ -32,18 +32,50 @@ void Answer(absl::StatusOr<T> result, Fill&& fill, Operations::Done done) {
 
 }  // namespace
 
+void Operations::Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) const {
+  if (offload_ == nullptr) return std::move(work)(std::move(done));
+  offload_->Run([work = std::move(work), done = std::move(done)](absl::Status admitted) mutable {
+    if (!admitted.ok()) return std::move(done)(std::move(admitted));
+    std::move(work)(std::move(done));
+  });
+}
+
+template <typename Response>
+void Operations::OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
+                               absl::AnyInvocable<void(Done) &&> run, Done done) const {
+  Offloaded(
+      [this, claim = std::move(claim), response, run = std::move(run)](Done offloaded) mutable {
+        RunOnce(requests_, claim, response, std::move(run), std::move(offloaded));
+      },
+      std::move(done));
+}
+
 void Operations::Create(const v1::CreateSessionRequest& request,
                         v1::CreateSessionResponse* response, Done done) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto params = CreateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
-  RunOnce(requests_, "SessionService/Create", request.user_id(), request, response,
-          [this, response, params = *std::move(params)](Done ran) mutable {
-            Answer(sessions_->Create(params),
-                   [response](session::Session s) { ToProto(s, response->mutable_session()); },
-                   std::move(ran));
-          },
-          std::move(done));
+  std::optional<OnceClaim> claim =
+      ClaimOf(requests_, "SessionService/Create", request.user_id(), request);
+  if (params->user_id.empty() && !claim.has_value()) {
+    // Async: an anonymous Create is one store write.
+    return sessions_->CreateAsync(
+        *params, [response, done = std::move(done)](absl::StatusOr<session::Session> s) mutable {
+          Answer(std::move(s),
+                 [response](session::Session v) { ToProto(v, response->mutable_session()); },
+                 std::move(done));
+        });
+  }
+  // Offloaded: a user's Create reads the revocation epoch, counts the user's
+  // sessions and writes (several round trips), and a ledger claim is more.
+  OffloadedOnce(
+      std::move(claim), response,
+      [this, response, params = *std::move(params)](Done ran) {
+        Answer(sessions_->Create(params),
+               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               std::move(ran));
+      },
+      std::move(done));
 }
 
 void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
@@ -79,9 +111,12 @@ void Operations::Touch(const v1::TouchSessionRequest& request,
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
-  Answer(sessions_->Touch(*key),
-         [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
-         std::move(done));
+  sessions_->TouchAsync(
+      *key, [response, done = std::move(done)](absl::StatusOr<session::SessionInfo> info) mutable {
+        Answer(std::move(info),
+               [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+               std::move(done));
+      });
 }
 
 void Operations::Destroy(const v1::DestroySessionRequest& request,
@@ -89,8 +124,11 @@ void Operations::Destroy(const v1::DestroySessionRequest& request,
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
-  Answer(sessions_->Destroy(*key), [response](bool existed) { response->set_existed(existed); },
-         std::move(done));
+  sessions_->DestroyAsync(
+      *key, [response, done = std::move(done)](absl::StatusOr<bool> existed) mutable {
+        Answer(std::move(existed), [response](bool e) { response->set_existed(e); },
+               std::move(done));
+      });
 }
 
 void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
@@ -103,26 +141,35 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   // Scoped by the session: its id, whether the key is the id or the cookie
   // "id.signature" (a bad signature fails the call itself).
   const std::string scope = key->value.substr(0, key->value.find('.'));
-  RunOnce(requests_, "SessionService/Regenerate", scope, request, response,
-          [this, response, key = *std::move(key), params = *std::move(params)](Done ran) mutable {
-            Answer(sessions_->Regenerate(key, params),
-                   [response](session::Session s) { ToProto(s, response->mutable_session()); },
-                   std::move(ran));
-          },
-          std::move(done));
+  // Offloaded: read, copy, retire (and the ledger's claim) are several round trips.
+  OffloadedOnce(
+      ClaimOf(requests_, "SessionService/Regenerate", scope, request), response,
+      [this, response, key = *std::move(key), params = *std::move(params)](Done ran) {
+        Answer(sessions_->Regenerate(key, params),
+               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               std::move(ran));
+      },
+      std::move(done));
 }
 
 void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
                                   v1::ListUserSessionsResponse* response, Done done) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
-  Answer(sessions_->ListUserSessionsPage(request.user_id(), request.page_token(),
-                                         request.page_size()),
-         [response](const session::UserSessionsPage& page) {
-           for (const session::SessionInfo& info : page.sessions) ToProto(info, response->add_sessions());
-           response->set_next_page_token(page.next_page_token);
-         },
-         std::move(done));
+  // Offloaded: a page reads the index under every key's tag, then the sessions.
+  Offloaded(
+      [this, response, user_id = request.user_id(), page_token = request.page_token(),
+       page_size = request.page_size()](Done offloaded) mutable {
+        Answer(sessions_->ListUserSessionsPage(user_id, page_token, page_size),
+               [response](const session::UserSessionsPage& page) {
+                 for (const session::SessionInfo& info : page.sessions) {
+                   ToProto(info, response->add_sessions());
+                 }
+                 response->set_next_page_token(page.next_page_token);
+               },
+               std::move(offloaded));
+      },
+      std::move(done));
 }
 
 void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
@@ -141,25 +188,32 @@ void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& reque
   if (request.close_connections() && hub_ == nullptr) {
     return std::move(done)(absl::UnimplementedError("close_connections: no realtime here"));
   }
-  absl::StatusOr<uint32_t> destroyed = sessions_->DestroyUserSessions(request.user_id(), keep);
-  // A user id realtime would refuse names no connection: nothing to close.
-  if (!destroyed.ok() || !request.close_connections() ||
-      !realtime::ValidateName("user_id", request.user_id(), 1, realtime::kMaxNameBytes).ok()) {
-    return Answer(std::move(destroyed),
-                  [response](uint32_t n) { response->set_destroyed(n); }, std::move(done));
-  }
-  response->set_destroyed(*destroyed);
-  realtime::Event close;
-  close.target = realtime::TargetKind::kUser;
-  close.to = request.user_id();
-  close.name = kCloseConnectionsEvent;
-  close.payload = kCloseConnectionsPayload;
-  // Not in the user's log: a later resume must not close newer sockets.
-  close.transient = true;
-  hub_->Publish(std::move(close),
-                [done = std::move(done)](absl::StatusOr<realtime::PublishResult> r) mutable {
-                  std::move(done)(r.status());
-                });
+  // Offloaded: advance the epoch, walk the index, destroy each session.
+  Offloaded(
+      [this, response, user_id = request.user_id(), keep = std::move(keep),
+       close_connections = request.close_connections()](Done offloaded) mutable {
+        absl::StatusOr<uint32_t> destroyed = sessions_->DestroyUserSessions(user_id, keep);
+        // A user id realtime would refuse names no connection: nothing to close.
+        if (!destroyed.ok() || !close_connections ||
+            !realtime::ValidateName("user_id", user_id, 1, realtime::kMaxNameBytes).ok()) {
+          return Answer(std::move(destroyed),
+                        [response](uint32_t n) { response->set_destroyed(n); },
+                        std::move(offloaded));
+        }
+        response->set_destroyed(*destroyed);
+        realtime::Event close;
+        close.target = realtime::TargetKind::kUser;
+        close.to = std::move(user_id);
+        close.name = kCloseConnectionsEvent;
+        close.payload = kCloseConnectionsPayload;
+        // Not in the user's log: a later resume must not close newer sockets.
+        close.transient = true;
+        hub_->Publish(std::move(close),
+                      [done = std::move(offloaded)](absl::StatusOr<realtime::PublishResult> r) mutable {
+                        std::move(done)(r.status());
+                      });
+      },
+      std::move(done));
 }
 
 void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,
@@ -171,14 +225,25 @@ void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutRes
     if (!parsed.ok()) return std::move(done)(parsed.status());
     ttl = *parsed;
   }
-  std::move(done)(opt_outs_->Set(request.subject(), request.opted_out(), ttl));
+  // Offloaded, as GetOptOut: the opt-out store answers synchronously.
+  Offloaded(
+      [this, subject = request.subject(), opted_out = request.opted_out(), ttl](
+          Done offloaded) mutable {
+        std::move(offloaded)(opt_outs_->Set(subject, opted_out, ttl));
+      },
+      std::move(done));
 }
 
 void Operations::GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response,
                            Done done) const {
   if (opt_outs_ == nullptr) return std::move(done)(NoManager());
-  Answer(opt_outs_->Get(request.subject()),
-         [response](bool opted_out) { response->set_opted_out(opted_out); }, std::move(done));
+  Offloaded(
+      [this, response, subject = request.subject()](Done offloaded) mutable {
+        Answer(opt_outs_->Get(subject),
+               [response](bool opted_out) { response->set_opted_out(opted_out); },
+               std::move(offloaded));
+      },
+      std::move(done));
 }
 
 }  // namespace stateside::rpc

@@ -4,17 +4,28 @@
 // the unary RPC answers. So both transports give the same answers and codes
 // by construction.
 //
-// `done` runs exactly once: on the calling thread, or for Get and Update on
-// the store's thread when the store completes asynchronously (Redis); it must
-// not block. `response` must stay alive and untouched until then. The request
-// is only read before the call returns (what an async store needs is copied).
+// No operation holds the calling (gRPC) thread for a store round trip: Get,
+// Update, Touch, Destroy and an anonymous Create without a request_id
+// complete asynchronously on the store's thread (Redis); the others, which
+// take several round trips or block in their managers, run on the Offload
+// pool when one is given (see offload.h), and inline without one (the memory
+// store, which never waits).
+//
+// `done` runs exactly once: on the calling thread, on the store's thread or
+// on an offload thread; it must not block. `response` must stay alive and
+// untouched until then. The request is only read before the call returns
+// (what a later step needs is copied).
 // Thread-safe: no state besides the managers.
 #ifndef STATESIDE_SIDECAR_RPC_OPERATIONS_H_
 #define STATESIDE_SIDECAR_RPC_OPERATIONS_H_
 
+#include <optional>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "sidecar/analytics/opt_out_manager.h"
+#include "sidecar/rpc/offload.h"
+#include "sidecar/rpc/request_once.h"
 #include "sidecar/session/request_ledger.h"
 #include "sidecar/realtime/hub.h"
 #include "sidecar/session/session_manager.h"
@@ -37,10 +48,13 @@ class Operations {
   // ledger a request_id is ignored (every call applies). `hub` (may be
   // null: close_connections answers UNIMPLEMENTED) carries
   // DestroyUserSessions' close_connections to the user's connections.
+  // `offload` (may be null: they run inline) runs the operations that wait
+  // on their store; a full pool answers them RESOURCE_EXHAUSTED.
   Operations(session::SessionManager* sessions, OptOutManager* opt_outs,
              const session::RequestLedger* requests = nullptr,
-             realtime::RealtimeHub* hub = nullptr)
-      : sessions_(sessions), opt_outs_(opt_outs), requests_(requests), hub_(hub) {}
+             realtime::RealtimeHub* hub = nullptr, Offload* offload = nullptr)
+      : sessions_(sessions), opt_outs_(opt_outs), requests_(requests), hub_(hub),
+        offload_(offload) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
               Done done) const;
@@ -64,10 +78,19 @@ class Operations {
                  Done done) const;
 
  private:
+  // Runs `work` (which ends by calling the Done it is given) on offload_, or
+  // inline without one; a refusal of the pool answers `done` at once.
+  void Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) const;
+  // RunOnce (request_once.h) of `run` under `claim`, offloaded.
+  template <typename Response>
+  void OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
+                     absl::AnyInvocable<void(Done) &&> run, Done done) const;
+
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;
   const session::RequestLedger* const requests_;
   realtime::RealtimeHub* const hub_;
+  Offload* const offload_;
 };
 
 }  // namespace stateside::rpc

@@ -308,21 +308,31 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
             return call->Finish(s);
           }
         }
-        // A request_id is scoped by the sender.
-        RunOnce(
-            requests_, "RealtimeService/Publish", sender, call->request(), call->response(),
-            [this, call, event = *std::move(event)](
-                absl::AnyInvocable<void(absl::Status) &&> ran) mutable {
-              hub_->Publish(std::move(event), call->request().sender_user_id(),
-                            [call, ran = std::move(ran)](
-                                absl::StatusOr<realtime::PublishResult> result) mutable {
-                              if (!result.ok()) return std::move(ran)(result.status());
-                              call->response()->set_sequence(result->sequence);
-                              call->response()->set_instances(result->instances);
-                              std::move(ran)(absl::OkStatus());
-                            });
-            },
-            [call](absl::Status status) { call->Finish(status); });
+        // A request_id is scoped by the sender. Its ledger claim waits on the
+        // store: offloaded (the call owns the request until it finishes).
+        Offload::Task publish = [this, call, event = *std::move(event)](
+                                    absl::Status admitted) mutable {
+          if (!admitted.ok()) return call->Finish(admitted);
+          RunOnce(
+              requests_, "RealtimeService/Publish", call->request().sender_user_id(),
+              call->request(), call->response(),
+              [this, call, event = std::move(event)](
+                  absl::AnyInvocable<void(absl::Status) &&> ran) mutable {
+                hub_->Publish(std::move(event), call->request().sender_user_id(),
+                              [call, ran = std::move(ran)](
+                                  absl::StatusOr<realtime::PublishResult> result) mutable {
+                                if (!result.ok()) return std::move(ran)(result.status());
+                                call->response()->set_sequence(result->sequence);
+                                call->response()->set_instances(result->instances);
+                                std::move(ran)(absl::OkStatus());
+                              });
+              },
+              [call](absl::Status status) { call->Finish(status); });
+        };
+        if (offload_ == nullptr || requests_ == nullptr || call->request().request_id().empty()) {
+          return std::move(publish)(absl::OkStatus());
+        }
+        offload_->Run(std::move(publish));
       });
 }
 

@@ -11,6 +11,7 @@
 #include "sidecar/admin/metrics.h"
 #include "sidecar/realtime/broker.h"
 #include "sidecar/realtime/hub.h"
+#include "sidecar/rpc/offload.h"
 #include "sidecar/rpc/unary_call.h"
 #include "sidecar/session/request_ledger.h"
 #include "stateside/v1/realtime.grpc.pb.h"
@@ -33,11 +34,13 @@ using RealtimeServiceBase = RS::WithRawCallbackMethod_RegisterConnection<
 class RealtimeService final : public internal::RealtimeServiceBase {
  public:
   // REQUIRES: hub and broker (the hub's) outlive the service; metrics may
-  // be null; without a ledger a Publish's request_id is ignored.
+  // be null; without a ledger a Publish's request_id is ignored. A Publish
+  // with a request_id claims its ledger entry on `offload` (see offload.h;
+  // null: on the gRPC thread).
   RealtimeService(realtime::RealtimeHub* hub, realtime::Broker* broker,
                   admin::Metrics* metrics = nullptr,
-                  const session::RequestLedger* requests = nullptr)
-      : hub_(hub), broker_(broker), metrics_(metrics), requests_(requests) {}
+                  const session::RequestLedger* requests = nullptr, Offload* offload = nullptr)
+      : hub_(hub), broker_(broker), metrics_(metrics), requests_(requests), offload_(offload) {}
 
   grpc::ServerUnaryReactor* RegisterConnection(grpc::CallbackServerContext* context,
                                                const grpc::ByteBuffer* request,
@@ -87,6 +90,7 @@ class RealtimeService final : public internal::RealtimeServiceBase {
   realtime::Broker* const broker_;
   admin::Metrics* const metrics_;
   const session::RequestLedger* const requests_;
+  Offload* const offload_;
 };
 
 // Request validation (exposed for tests): INVALID_ARGUMENT naming the field.

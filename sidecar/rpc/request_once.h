@@ -5,6 +5,7 @@
 #ifndef STATESIDE_SIDECAR_RPC_REQUEST_ONCE_H_
 #define STATESIDE_SIDECAR_RPC_REQUEST_ONCE_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,22 +35,38 @@ std::string FingerprintBody(const Request& request) {
   return out;
 }
 
+// What the ledger keys a call with a request_id by, taken from the request
+// while it is at hand (an offloaded call runs after the request is gone).
+struct OnceClaim {
+  std::string method;
+  std::string scope;
+  std::string request_id;
+  std::string body;  // FingerprintBody
+};
+
+// The claim of `request`, or nullopt when it runs unconditionally (no
+// request_id, or no ledger). `method` and `scope` as RequestLedger::Call's.
+template <typename Request>
+std::optional<OnceClaim> ClaimOf(const session::RequestLedger* ledger, std::string_view method,
+                                 std::string_view scope, const Request& request) {
+  if (ledger == nullptr || request.request_id().empty()) return std::nullopt;
+  return OnceClaim{std::string(method), std::string(scope), request.request_id(),
+                   FingerprintBody(request)};
+}
+
 // Runs `run` (which fills *response and then calls its argument with the
-// status) once per request_id: without a request_id (or a ledger) at once;
-// else through the ledger, and `done` answers either this run's response or
-// the first one's, parsed into *response. `method` and `scope` as
-// RequestLedger::Call's.
-template <typename Request, typename Response>
-void RunOnce(const session::RequestLedger* ledger, std::string_view method,
-             std::string_view scope, const Request& request, Response* response,
+// status) once per request_id: without a claim at once; else through the
+// ledger, and `done` answers either this run's response or the first one's,
+// parsed into *response. The ledger's claim blocks the calling thread.
+template <typename Response>
+void RunOnce(const session::RequestLedger* ledger, const std::optional<OnceClaim>& claim,
+             Response* response,
              absl::AnyInvocable<void(absl::AnyInvocable<void(absl::Status) &&>) &&> run,
              absl::AnyInvocable<void(absl::Status) &&> done) {
-  if (ledger == nullptr || request.request_id().empty()) {
-    return std::move(run)(std::move(done));
-  }
-  const std::string body = FingerprintBody(request);
+  if (ledger == nullptr || !claim.has_value()) return std::move(run)(std::move(done));
   ledger->Once(
-      {.method = method, .scope = scope, .request_id = request.request_id(), .body = body},
+      {.method = claim->method, .scope = claim->scope, .request_id = claim->request_id,
+       .body = claim->body},
       [response, run = std::move(run)](session::RequestLedger::Reply reply) mutable {
         std::move(run)([response, reply = std::move(reply)](absl::Status status) mutable {
           if (!status.ok()) return std::move(reply)(status);
@@ -63,6 +80,16 @@ void RunOnce(const session::RequestLedger* ledger, std::string_view method,
         }
         std::move(done)(absl::OkStatus());
       });
+}
+
+// The same, with the claim taken from `request` (ClaimOf).
+template <typename Request, typename Response>
+void RunOnce(const session::RequestLedger* ledger, std::string_view method,
+             std::string_view scope, const Request& request, Response* response,
+             absl::AnyInvocable<void(absl::AnyInvocable<void(absl::Status) &&>) &&> run,
+             absl::AnyInvocable<void(absl::Status) &&> done) {
+  RunOnce(ledger, ClaimOf(ledger, method, scope, request), response, std::move(run),
+          std::move(done));
 }
 
 }  // namespace stateside::rpc

@@ -1,7 +1,7 @@
 // stateside.v1.SessionService: every unary RPC is a thin callback-API
 // handler that checks the wire format and runs the shared operation
 // (operations.h), which finishes the call, possibly from the store's thread
-// (see unary_call.h for why the methods take raw bytes). Pipe carries the same
+// or an offload thread (see unary_call.h for why the methods take raw bytes). Pipe carries the same
 // operations, and the opt-outs, multiplexed on one stream (pipe.h).
 // Thread-safe: no state besides the managers.
 #ifndef STATESIDE_SIDECAR_RPC_SESSION_SERVICE_H_
@@ -42,12 +42,13 @@ class SessionService final : public internal::SessionServiceBase {
   // is ignored; without `changes`, WatchSessionEvents answers UNIMPLEMENTED;
   // without `hub`, so does DestroyUserSessions' close_connections.
   // `max_message_bytes`: the server's receive limit, which Pipe announces to
-  // its clients.
+  // its clients. `offload` (may be null) as Operations'.
   SessionService(session::SessionManager* sessions, OptOutManager* opt_outs,
                  admin::Metrics* metrics, size_t max_message_bytes,
                  const session::RequestLedger* requests = nullptr,
-                 session::ChangeFeed* changes = nullptr, realtime::RealtimeHub* hub = nullptr)
-      : ops_(sessions, opt_outs, requests, hub),
+                 session::ChangeFeed* changes = nullptr, realtime::RealtimeHub* hub = nullptr,
+                 Offload* offload = nullptr)
+      : ops_(sessions, opt_outs, requests, hub, offload),
         metrics_(metrics),
         max_message_bytes_(max_message_bytes),
         changes_(changes) {}

@@ -36,6 +36,10 @@ rpc::StoreTopology StoreTopologyOf(const RedisConfig& redis) {
   return rpc::StoreTopology::kStandalone;
 }
 
+// The Offload pool on Redis (see Start).
+constexpr size_t kOffloadThreads = 4;
+constexpr size_t kOffloadQueue = 1024;
+
 // gRPC's own framing and the proto's field tags on top of the largest
 // session a client may send.
 constexpr size_t kMessageOverheadBytes = 64 * 1024;
@@ -128,6 +132,13 @@ absl::Status Server::Start() {
   options.socket_path = config_.socket_path;
   options.max_receive_message_bytes =
       std::max(config_.max_session_bytes, kMaxPublishBytes) + kMessageOverheadBytes;
+  if (!config_.redis.url.empty()) {
+    // The calls that still wait on Redis (offload.h) run on these, not on
+    // gRPC's few callback threads. A handful: each waits a round trip or a
+    // few, so 4 keep 4 such calls in flight; the queue bounds the rest.
+    options.offload_threads = kOffloadThreads;
+    options.offload_queue = kOffloadQueue;
+  }
   rpc::GrpcServices services;
   services.sessions = parts_->session_manager.get();
   services.opt_outs = parts_->opt_out_manager.get();

@@ -24,8 +24,8 @@
 // call and the answer's write (or a key rotation within the TTL: the tag
 // changes) loses the answer, so a later retry may apply again. Cost: two
 // store round trips more per call (the claim, then the answer), and the
-// claim holds the calling thread (a gRPC thread; Create and Regenerate
-// hold it for their store work anyway, a Publish did not before).
+// claim holds the calling thread (so the RPC layer runs a call with a
+// request_id on its offload pool, not on a gRPC thread: rpc/offload.h).
 //
 // Thread-safe: no mutable state of its own.
 #ifndef STATESIDE_SIDECAR_SESSION_REQUEST_LEDGER_H_

@@ -288,20 +288,63 @@ SessionManager::SessionManager(SessionStore* store,
       policy_(std::move(policy)),
       events_(events != nullptr ? events : NoEvents()) {}
 
-absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
+absl::StatusOr<SessionManager::CreateChoice> SessionManager::ChooseCreate(
+    const CreateParams& params) const {
   const SessionLimits& limits = policy_.limits;
   RETURN_IF_ERROR(ValidateUserId(params.user_id, limits));
   RETURN_IF_ERROR(ValidateAttributes(params.attributes, limits));
-  ASSIGN_OR_RETURN(absl::Duration idle_ttl,
+  CreateChoice choice;
+  ASSIGN_OR_RETURN(choice.idle_ttl,
                    ChooseTtl(params.idle_ttl, policy_.idle_ttl, "idle_ttl",
                              "idle TTL (SESSION_IDLE_TTL)"));
   ASSIGN_OR_RETURN(
-      absl::Duration absolute_ttl,
+      choice.absolute_ttl,
       ChooseTtl(params.absolute_ttl, policy_.absolute_ttl, "absolute_ttl",
                 "absolute TTL (SESSION_ABSOLUTE_TTL)"));
-  ASSIGN_OR_RETURN(std::optional<CapChoice> cap,
+  ASSIGN_OR_RETURN(choice.cap,
                    ChooseCap(params.user_id, params.max_sessions_per_user,
                              params.session_limit_policy, clock_->Now()));
+  return choice;
+}
+
+absl::StatusOr<StoredSession> SessionManager::NewStored(const CreateParams& params,
+                                                        const CreateChoice& choice) const {
+  ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));
+  ASSIGN_OR_RETURN(StoredSession stored,
+                   SealSession(id, params.user_id, params.attributes));
+  const absl::Time now = clock_->Now();
+  stored.created = now;
+  stored.last_access = now;
+  stored.idle_ttl = choice.idle_ttl;
+  stored.absolute_expiry = now + choice.absolute_ttl;
+  stored.version = 1;
+  RETURN_IF_ERROR(SealMetadata(&stored, params.user_id));
+  return stored;
+}
+
+void SessionManager::ReportCreated(const StoredSession& stored, std::string_view user_id) {
+  events_->SessionCreated();
+  Report(ChangeKind::kCreated, stored.id, user_id);
+  Step(ManagerStep::kWritten);
+}
+
+Session SessionManager::CreatedSession(const StoredSession& stored,
+                                       const CreateParams& params) const {
+  Session session;
+  session.info = BareInfo(stored);
+  session.info.user_id = params.user_id;
+  session.attributes = params.attributes;
+  session.cookie = signer_->Sign(stored.id);
+  return session;
+}
+
+absl::Status SessionManager::IdsExhausted(const absl::Status& last) {
+  return absl::InternalError(
+      absl::StrCat("could not allocate a session id: ", last.message()));
+}
+
+absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
+  ASSIGN_OR_RETURN(const CreateChoice choice, ChooseCreate(params));
   // The revocation epoch before anything is written (see the header).
   const std::string tag = UserTag(params.user_id);
   uint64_t epoch = 0;
@@ -311,34 +354,60 @@ absl::StatusOr<Session> SessionManager::Create(const CreateParams& params) {
   Step(ManagerStep::kEpochRead);
   absl::Status last = absl::InternalError("no session id attempt made");
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(std::string id, crypto::NewSessionId(*random_));
-    ASSIGN_OR_RETURN(StoredSession stored,
-                     SealSession(id, params.user_id, params.attributes));
-    const absl::Time now = clock_->Now();
-    stored.created = now;
-    stored.last_access = now;
-    stored.idle_ttl = idle_ttl;
-    stored.absolute_expiry = now + absolute_ttl;
-    stored.version = 1;
-    RETURN_IF_ERROR(SealMetadata(&stored, params.user_id));
-    last = WriteNew(stored, params.user_id, cap);
+    ASSIGN_OR_RETURN(StoredSession stored, NewStored(params, choice));
+    last = WriteNew(stored, params.user_id, choice.cap);
     if (absl::IsAlreadyExists(last)) continue;
     RETURN_IF_ERROR(last);
-    events_->SessionCreated();
-    Report(ChangeKind::kCreated, id, params.user_id);
-    Step(ManagerStep::kWritten);
+    ReportCreated(stored, params.user_id);
     if (!tag.empty()) {
       RETURN_IF_ERROR(PostCheckEpoch(tag, epoch, stored, params.user_id));
     }
-    Session session;
-    session.info = BareInfo(stored);
-    session.info.user_id = params.user_id;
-    session.attributes = params.attributes;
-    session.cookie = signer_->Sign(id);
-    return session;
+    return CreatedSession(stored, params);
   }
-  return absl::InternalError(
-      absl::StrCat("could not allocate a session id: ", last.message()));
+  return IdsExhausted(last);
+}
+
+// An anonymous Create in flight: what its attempts share.
+struct SessionManager::AsyncCreate {
+  CreateParams params;
+  CreateChoice choice;
+  int attempts = 0;
+  absl::Status last = absl::InternalError("no session id attempt made");
+  StoredSession stored;  // the attempt being written
+  Done<Session> done;
+};
+
+void SessionManager::CreateAsync(const CreateParams& params, Done<Session> done) {
+  if (!params.user_id.empty()) return std::move(done)(Create(params));
+  absl::StatusOr<CreateChoice> choice = ChooseCreate(params);
+  if (!choice.ok()) return std::move(done)(choice.status());
+  // No user: no epoch to read, no cap to count (ChooseCap answers none
+  // without the store), so the write is the only store step.
+  Step(ManagerStep::kEpochRead);
+  auto create = std::make_unique<AsyncCreate>();
+  create->params = params;
+  create->choice = *std::move(choice);
+  create->done = std::move(done);
+  AttemptCreate(std::move(create));
+}
+
+void SessionManager::AttemptCreate(std::unique_ptr<AsyncCreate> create) {
+  if (create->attempts++ == kCreateAttempts) {
+    return std::move(create->done)(IdsExhausted(create->last));
+  }
+  absl::StatusOr<StoredSession> stored = NewStored(create->params, create->choice);
+  if (!stored.ok()) return std::move(create->done)(stored.status());
+  create->stored = *std::move(stored);
+  const StoredSession& written = create->stored;  // stays put: `create` owns it
+  store_->CreateAsync(written, [this, create = std::move(create)](absl::Status status) mutable {
+    if (absl::IsAlreadyExists(status)) {
+      create->last = std::move(status);
+      return AttemptCreate(std::move(create));
+    }
+    if (!status.ok()) return std::move(create->done)(std::move(status));
+    ReportCreated(create->stored, "");
+    std::move(create->done)(CreatedSession(create->stored, create->params));
+  });
 }
 
 absl::StatusOr<std::optional<SessionManager::CapChoice>> SessionManager::ChooseCap(
@@ -498,17 +567,44 @@ void SessionManager::UpdateAsync(const SessionKey& key,
                       });
 }
 
-absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {
-  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+ReadOptions SessionManager::TouchNow() const {
   ReadOptions options;
   options.now = clock_->Now();
   options.touch = true;
   options.metadata_only = true;
-  absl::StatusOr<StoredSession> stored = store_->Get(id, options);
+  return options;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::OpenTouched(
+    std::string_view id, absl::StatusOr<StoredSession> stored) const {
   if (!stored.ok()) return StoreReadError(stored.status(), id);
   absl::StatusOr<SessionInfo> info = InfoOf(*stored);
   if (!info.ok()) return NotFound(CauseOf(info.status()));
   return info;
+}
+
+absl::StatusOr<SessionInfo> SessionManager::Touch(const SessionKey& key) {
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
+  return OpenTouched(id, store_->Get(id, TouchNow()));
+}
+
+void SessionManager::TouchAsync(const SessionKey& key, Done<SessionInfo> done) {
+  absl::StatusOr<std::string> id = ResolveKey(key);
+  if (!id.ok()) return std::move(done)(id.status());
+  store_->GetAsync(*id, TouchNow(),
+                   [this, id = *id, done = std::move(done)](
+                       absl::StatusOr<StoredSession> stored) mutable {
+                     std::move(done)(OpenTouched(id, std::move(stored)));
+                   });
+}
+
+absl::StatusOr<bool> SessionManager::Destroyed(std::string_view id,
+                                               absl::StatusOr<bool> existed) const {
+  if (existed.ok() && *existed) {
+    events_->SessionDestroyed();
+    Report(ChangeKind::kDestroyed, id, "");
+  }
+  return existed;
 }
 
 absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
@@ -516,13 +612,18 @@ absl::StatusOr<bool> SessionManager::Destroy(const SessionKey& key) {
   absl::StatusOr<std::string> id = ParseKey(key, &cause);
   if (!id.ok()) return false;
   const absl::Time now = clock_->Now();
-  ASSIGN_OR_RETURN(bool existed,
-                   store_->Destroy(*id, now, now + policy_.absolute_ttl));
-  if (existed) {
-    events_->SessionDestroyed();
-    Report(ChangeKind::kDestroyed, *id, "");
-  }
-  return existed;
+  return Destroyed(*id, store_->Destroy(*id, now, now + policy_.absolute_ttl));
+}
+
+void SessionManager::DestroyAsync(const SessionKey& key, Done<bool> done) {
+  NotFoundCause cause;
+  absl::StatusOr<std::string> id = ParseKey(key, &cause);
+  if (!id.ok()) return std::move(done)(false);
+  const absl::Time now = clock_->Now();
+  store_->DestroyAsync(*id, now, now + policy_.absolute_ttl,
+                       [this, id = *id, done = std::move(done)](absl::StatusOr<bool> existed) mutable {
+                         std::move(done)(Destroyed(id, std::move(existed)));
+                       });
 }
 
 absl::StatusOr<Session> SessionManager::Regenerate(

@@ -8,6 +8,7 @@
 #define STATESIDE_SIDECAR_SESSION_SESSION_MANAGER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -188,6 +189,11 @@ class SessionManager {
   // the field, or with SessionLimitPolicy::kEndOldest the user's oldest
   // sessions end in the same atomic store step.
   absl::StatusOr<Session> Create(const CreateParams& params);
+  // Create without holding the caller's thread for an anonymous session,
+  // whose one store step is the write (SessionStore::CreateAsync). A user's
+  // session takes several (the cap's count, the revocation epoch before and
+  // after): for one this runs the blocking Create on the calling thread.
+  void CreateAsync(const CreateParams& params, Done<Session> done);
   // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);
   // Get and Update without holding the caller's thread across the store's
@@ -200,10 +206,12 @@ class SessionManager {
   void UpdateAsync(const SessionKey& key, const UpdateParams& params,
                    Done<SessionInfo> done);
   absl::StatusOr<SessionInfo> Touch(const SessionKey& key);
+  void TouchAsync(const SessionKey& key, Done<SessionInfo> done);
   // Idempotent: OK(false) for an unknown or forged key. The tombstone lasts
   // policy.absolute_ttl (an upper bound of any session's remaining life while
   // the policy is unchanged).
   absl::StatusOr<bool> Destroy(const SessionKey& key);
+  void DestroyAsync(const SessionKey& key, Done<bool> done);
   // Copies the session to a new id (same user, attributes, created, TTLs,
   // absolute expiry and version: the data is the same, so a version read
   // before still describes it), then retires the old id with
@@ -286,6 +294,12 @@ class SessionManager {
   };
 
   ReadOptions ReadNow(bool touch) const;
+  // Touch's read, and its answer from the store's.
+  ReadOptions TouchNow() const;
+  absl::StatusOr<SessionInfo> OpenTouched(std::string_view id,
+                                          absl::StatusOr<StoredSession> stored) const;
+  // Destroy's answer from the store's: reports a live session's end.
+  absl::StatusOr<bool> Destroyed(std::string_view id, absl::StatusOr<bool> existed) const;
   // A store read's result as the answer of Get.
   absl::StatusOr<Session> OpenRead(std::string_view id,
                                    absl::StatusOr<StoredSession> stored) const;
@@ -350,6 +364,24 @@ class SessionManager {
   absl::StatusOr<std::optional<CapChoice>> ChooseCap(
       std::string_view user_id, std::optional<uint32_t> asked,
       std::optional<SessionLimitPolicy> asked_policy, absl::Time now) const;
+  // What a Create decides before the store: TTLs, cap (see ChooseCap).
+  struct CreateChoice {
+    absl::Duration idle_ttl;
+    absl::Duration absolute_ttl;
+    std::optional<CapChoice> cap;
+  };
+  struct AsyncCreate;
+  absl::StatusOr<CreateChoice> ChooseCreate(const CreateParams& params) const;
+  // A new session with a fresh id, sealed, times set, version 1.
+  absl::StatusOr<StoredSession> NewStored(const CreateParams& params,
+                                          const CreateChoice& choice) const;
+  // Counts and reports a new session written; what Create answers of it.
+  void ReportCreated(const StoredSession& stored, std::string_view user_id);
+  Session CreatedSession(const StoredSession& stored, const CreateParams& params) const;
+  // Create's answer once every id it tried was taken.
+  static absl::Status IdsExhausted(const absl::Status& last);
+  // One attempt of CreateAsync: a new id, written; again on ALREADY_EXISTS.
+  void AttemptCreate(std::unique_ptr<AsyncCreate> create);
   // Writes a new session: Create, or CreateCapped under `cap`, counting the
   // sessions it ended; the cap's refusal becomes the SESSION_LIMIT error.
   absl::Status WriteNew(const StoredSession& stored, std::string_view user_id,

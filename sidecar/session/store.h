@@ -156,6 +156,11 @@ class SessionStore {
   // Inserts a new session (version as given) and indexes it under user_tag.
   // session.last_access is the current time (for liveness and tombstones).
   virtual absl::Status Create(const StoredSession& session) = 0;
+  // Create without holding the caller's thread; the default runs it inline.
+  virtual void CreateAsync(const StoredSession& session,
+                           absl::AnyInvocable<void(absl::Status) &&> done) {
+    std::move(done)(Create(session));
+  }
 
   // Create of a session with a user_tag that keeps the live sessions indexed
   // under that tag at most cap.max_sessions, checked in the same atomic step
@@ -198,6 +203,11 @@ class SessionStore {
   // write anything (so destroying random ids costs no memory).
   virtual absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                        absl::Time tombstone_until) = 0;
+  // Destroy without holding the caller's thread; the default runs it inline.
+  virtual void DestroyAsync(std::string_view id, absl::Time now, absl::Time tombstone_until,
+                            Done<bool> done) {
+    std::move(done)(Destroy(id, now, tombstone_until));
+  }
 
   // Metadata of the live sessions indexed under user_tag (stale index entries
   // are pruned on the way).

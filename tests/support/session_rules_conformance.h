@@ -116,6 +116,56 @@ class SessionRulesConformanceTest : public SessionStoreConformanceTest {
   std::unique_ptr<session::SessionManager> manager_;
 };
 
+// CreateAsync, TouchAsync and DestroyAsync answer as Create, Touch and
+// Destroy: the same sessions, the same codes.
+TEST_P(SessionRulesConformanceTest, TheAsyncFormsAnswerAsTheBlockingOnes) {
+  using session::Session;
+  using session::SessionInfo;
+  using session::SessionKey;
+  session::CreateParams anonymous;
+  anonymous.attributes = {{"cart", "[]"}};
+  absl::StatusOr<Session> created = AwaitAsync<absl::StatusOr<Session>>(
+      [&](auto done) { manager_->CreateAsync(anonymous, std::move(done)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->info.version, 1u);
+  absl::StatusOr<Session> read = manager_->Get(SessionKey::Cookie(created->cookie));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->attributes.at("cart"), "[]");
+  // A user's session through the same call (the blocking path inside).
+  session::CreateParams alice;
+  alice.user_id = "alice";
+  absl::StatusOr<Session> owned = AwaitAsync<absl::StatusOr<Session>>(
+      [&](auto done) { manager_->CreateAsync(alice, std::move(done)); });
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  EXPECT_EQ(Listed("alice"), std::vector<std::string>{owned->info.id});
+  session::CreateParams bad;
+  bad.max_sessions_per_user = 0;
+  EXPECT_EQ(AwaitAsync<absl::StatusOr<Session>>([&](auto done) {
+              manager_->CreateAsync(bad, std::move(done));
+            }).status().code(),
+            manager_->Create(bad).status().code());
+
+  const SessionKey key = SessionKey::Id(created->info.id);
+  clock_.Advance(absl::Minutes(10));
+  absl::StatusOr<SessionInfo> touched = AwaitAsync<absl::StatusOr<SessionInfo>>(
+      [&](auto done) { manager_->TouchAsync(key, std::move(done)); });
+  ASSERT_TRUE(touched.ok()) << touched.status();
+  EXPECT_EQ(touched->last_access, now());
+  EXPECT_EQ(touched->id, created->info.id);
+  auto destroy = [&](const SessionKey& k) {
+    return AwaitAsync<absl::StatusOr<bool>>(
+        [&](auto done) { manager_->DestroyAsync(k, std::move(done)); });
+  };
+  EXPECT_EQ(destroy(SessionKey::Cookie(created->info.id + ".forged")).value_or(true), false);
+  EXPECT_EQ(destroy(key).value_or(false), true);
+  EXPECT_EQ(destroy(key).value_or(true), false);
+  EXPECT_EQ(GetCode(created->info.id), absl::StatusCode::kNotFound);
+  EXPECT_EQ(AwaitAsync<absl::StatusOr<SessionInfo>>([&](auto done) {
+              manager_->TouchAsync(key, std::move(done));
+            }).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 // Login that keeps the cart: the anonymous session becomes alice's under a
 // new id; the old id is dead, the attributes are kept, alice's index lists
 // the new id.

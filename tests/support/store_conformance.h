@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "sidecar/analytics/opt_out_store.h"
 #include "sidecar/session/store.h"
@@ -120,6 +121,32 @@ class SessionStoreConformanceTest
                                                        absl::Duration granularity,
                                                        bool metadata_only = false) {
     return Read(id, /*touch=*/true, metadata_only, granularity);
+  }
+
+  // The asynchronous forms, waited for (10 s at most: DEADLINE_EXCEEDED).
+  template <typename T, typename Start>
+  static T AwaitAsync(Start&& start) {
+    struct Result {
+      absl::Notification done;
+      T value = absl::DeadlineExceededError("no answer in 10 s");
+    };
+    auto result = std::make_shared<Result>();
+    std::forward<Start>(start)([result](T value) {
+      result->value = std::move(value);
+      result->done.Notify();
+    });
+    if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+      return absl::DeadlineExceededError("no answer in 10 s");
+    }
+    return std::move(result->value);
+  }
+  absl::Status CreateAsync(const session::StoredSession& s) {
+    return AwaitAsync<absl::Status>(
+        [&](auto done) { store_->CreateAsync(s, std::move(done)); });
+  }
+  absl::StatusOr<bool> DestroyAsync(const std::string& id, absl::Time until) {
+    return AwaitAsync<absl::StatusOr<bool>>(
+        [&](auto done) { store_->DestroyAsync(id, now(), until, std::move(done)); });
   }
 
   session::Mutation Set(std::string name, std::string envelope) const {
@@ -516,6 +543,31 @@ TEST_P(SessionStoreConformanceTest, DestroyReportsWhetherALiveSessionExisted) {
   absl::StatusOr<bool> unknown = store_->Destroy(Id('u'), now(), until);
   ASSERT_TRUE(unknown.ok());
   EXPECT_FALSE(*unknown);
+}
+
+TEST_P(SessionStoreConformanceTest, AsyncCreateAndDestroyAnswerLikeTheBlockingOnes) {
+  session::StoredSession s = MakeSession(Id('a'), "tag");
+  s.attributes = {{"k", "v"}};
+  ASSERT_TRUE(CreateAsync(s).ok());
+  absl::StatusOr<session::StoredSession> got = Read(s.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes.at("k"), "v");
+  auto listed = store_->ListByUser("tag", now());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->size(), 1u);
+  EXPECT_EQ(CreateAsync(MakeSession(Id('a'))).code(), absl::StatusCode::kAlreadyExists);
+  const absl::Time until = now() + absl::Hours(8);
+  EXPECT_EQ(DestroyAsync(Id('a'), until).value_or(false), true);
+  absl::StatusOr<bool> again = DestroyAsync(Id('a'), until);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  absl::StatusOr<bool> unknown = DestroyAsync(Id('u'), until);
+  ASSERT_TRUE(unknown.ok()) << unknown.status();
+  EXPECT_FALSE(*unknown);
+  EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListByUser("tag", now())->empty());
+  // The tombstone holds the id, as Destroy's does.
+  EXPECT_EQ(CreateAsync(MakeSession(Id('a'))).code(), absl::StatusCode::kAlreadyExists);
 }
 
 TEST_P(SessionStoreConformanceTest, DestroyOfAnExpiredSessionReturnsFalse) {

@@ -110,6 +110,12 @@ TEST_F(MetricsTest, InFlightFollowsStartsAndFinishes) {
   EXPECT_EQ(Sample(metrics_.Serialize(), "stateside_rpc_in_flight"), 2);
 }
 
+TEST_F(MetricsTest, OffloadWaitingFollowsQueuesAndStarts) {
+  for (int i = 0; i < 3; ++i) metrics_.OffloadQueued();
+  metrics_.OffloadStarted();
+  EXPECT_EQ(Sample(metrics_.Serialize(), "stateside_offload_waiting"), 2);
+}
+
 TEST_F(MetricsTest, RedisFamiliesMove) {
   for (int i = 0; i < 5; ++i) metrics_.RedisCommand(0.0003);
   metrics_.RedisError("timeout");

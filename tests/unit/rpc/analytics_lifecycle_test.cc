@@ -19,6 +19,7 @@ namespace {
 // The opt-out RPCs, over the unary RPCs and over SessionService.Pipe.
 class AnalyticsServiceTest : public RpcTransportTest {};
 INSTANTIATE_TEST_SUITE_P(Transports, AnalyticsServiceTest, kBothTransports, TransportName);
+INSTANTIATE_TEST_SUITE_P(Offloaded, AnalyticsServiceTest, kBothTransports, TransportName);
 using LifecycleServiceTest = RpcTest;
 using HealthTest = RpcTest;
 using HostileBytesTest = RpcTest;

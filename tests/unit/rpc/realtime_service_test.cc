@@ -362,9 +362,21 @@ TEST_F(RealtimeServiceTest, HistoryAndPresenceAnswerThroughTheBroker) {
   EXPECT_FALSE(gone.found());
 }
 
+// Publish with a request_id on the gRPC thread (no offload pool: the memory
+// backend) and on the server's offload pool (Redis).
+class PublishOnceTest : public RealtimeServiceTest,
+                        public ::testing::WithParamInterface<size_t> {
+ protected:
+  void SetUp() override {
+    offload_threads_ = GetParam();
+    RealtimeServiceTest::SetUp();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(OffloadThreads, PublishOnceTest, ::testing::Values(0u, 2u));
+
 // A Publish retried with its request_id answers the first answer and
 // publishes once: the room's log holds one event, its sequence the first.
-TEST_F(RealtimeServiceTest, APublishRetriedWithItsRequestIdPublishesOnce) {
+TEST_P(PublishOnceTest, APublishRetriedWithItsRequestIdPublishesOnce) {
   v1::PublishRequest request = ToRoom("once", "hello");
   request.set_sender_user_id("ann");
   request.set_request_id("publish-1");

@@ -343,6 +343,7 @@ void RpcTest::SetUp() {
   GrpcServerOptions options;
   options.socket_path = socket_path_;
   options.max_receive_message_bytes = kMaxMessageBytes;
+  options.offload_threads = offload_threads_;
   GrpcServices services;
   services.sessions = sessions_.get();
   services.opt_outs = opt_outs_.get();

@@ -152,6 +152,9 @@ class RpcTest : public ::testing::Test {
   // Set by a derived fixture to serve WatchSessionEvents: the manager
   // reports its changes there.
   session::ChangeFeed* session_changes_ = nullptr;
+  // Set by a derived fixture: the server's offload pool (GrpcServerOptions),
+  // so the calls that wait on a store run on it as they do on Redis.
+  size_t offload_threads_ = 0;
 
   testing::TempDir dir_;
   std::string socket_path_;
@@ -181,10 +184,16 @@ class RpcTest : public ::testing::Test {
 // Runs a TEST_P once over the unary RPCs and once over Pipe:
 //   class FooTest : public RpcTransportTest {};
 //   INSTANTIATE_TEST_SUITE_P(Transports, FooTest, kBothTransports, TransportName);
+// An instantiation named kOffloadedPrefix runs them with the server's
+// offload pool too (what a Redis backend has).
+inline constexpr char kOffloadedPrefix[] = "Offloaded";
 class RpcTransportTest : public RpcTest, public ::testing::WithParamInterface<Transport> {
  protected:
   void SetUp() override {
     transport_ = GetParam();
+    const std::string suite =
+        ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name();
+    if (suite.rfind(std::string(kOffloadedPrefix) + "/", 0) == 0) offload_threads_ = 2;
     RpcTest::SetUp();
   }
 };

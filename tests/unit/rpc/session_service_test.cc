@@ -18,6 +18,7 @@ using ::testing::UnorderedElementsAre;
 
 class SessionServiceTest : public RpcTransportTest {};
 INSTANTIATE_TEST_SUITE_P(Transports, SessionServiceTest, kBothTransports, TransportName);
+INSTANTIATE_TEST_SUITE_P(Offloaded, SessionServiceTest, kBothTransports, TransportName);
 
 grpc::StatusCode Code(const grpc::Status& status) { return status.error_code(); }
 
