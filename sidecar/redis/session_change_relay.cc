@@ -36,9 +36,10 @@ int64_t SteadyNanos() {
 // answers that it reached no subscriber; then quiet until that publish's
 // send time plus the hold-off: frames are suppressed. The first frame after
 // is the probe: frames meanwhile are held until it is answered. A probe
-// that reached someone (or failed: nothing is known) opens the gate and
-// publishes the held frames after it; one that reached nobody suppresses
-// them and starts the next hold-off. Any subscription confirmed before the
+// that reached someone opens the gate and publishes the held frames after
+// it; one that failed opens it and loses them with it (as any failed
+// publish loses its change); one that reached nobody suppresses them and
+// starts the next hold-off. Any subscription confirmed before the
 // publish that saw none reports its window up to its confirmation plus the
 // hold-off, and a suppressed frame was sent before the end of that window.
 struct RedisChangeRelay::Gate {
@@ -117,10 +118,19 @@ void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
     }
     return;
   }
-  // The probe reached someone (or nothing is known): the held frames go out
-  // after it, before the gate opens to the frames behind them. Their
-  // answers only count failures (this lock is held meanwhile).
   probing = false;
+  if (failed) {
+    // Nothing is known: the gate opens. The held frames are lost as the
+    // probe was (as any failed publish is); not sent from a failure, which
+    // may come from the client's shutdown.
+    counters->publish_failed.fetch_add(held.size());
+    held.clear();
+    quiet_until.store(0);
+    return;
+  }
+  // The probe reached someone: the held frames go out after it, before the
+  // gate opens to the frames behind them. Their answers only count failures
+  // (this lock is held meanwhile).
   for (std::string& frame : held) {
     counters->published.fetch_add(1);
     client->Execute(RedisCommand({command, channel, std::move(frame)}),

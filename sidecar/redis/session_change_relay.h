@@ -21,7 +21,7 @@
 // relay stops publishing for kPublishHoldOff (counted as suppressed), then
 // sends one frame as a probe (the others meanwhile held back until it is
 // answered: published after it if it reached someone, suppressed with it if
-// not). So a Redis nobody watches on carries about one frame per hold-off
+// not, lost with it if it failed). So a Redis nobody watches on carries about one frame per hold-off
 // instead of one per change.
 //
 // At most once: a change published while a subscription is down is lost;

@@ -302,8 +302,13 @@ TEST_P(SessionChangeRelayTest, WithNobodyWatchingPublishesHoldOff) {
 // delivered, in order. A second watcher added within the window starts
 // with the rest of it.
 TEST_P(SessionChangeRelayTest, AWatcherThatSubscribesDuringAHoldOffStartsWithItsGap) {
-  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
+  // b first: its subscriber has had a's start-up to reach the shards. On
+  // Cluster a SUBSCRIBE that meets its shard's connection still coming up
+  // is answered UNAVAILABLE, and when that connection is up before the
+  // subscriber's next health check no on_restored follows either, so the
+  // relay would not see its subscription confirmed.
   std::unique_ptr<Instance> b = Start("pod-b", /*watch=*/false);
+  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   a->feed->OnChange(Updated("before"));
