@@ -38,8 +38,9 @@ int64_t SteadyNanos() {
 // is the probe: frames meanwhile are held until it is answered. A probe
 // that reached someone opens the gate and publishes the held frames after
 // it; one that failed opens it and loses them with it (as any failed
-// publish loses its change); one that reached nobody suppresses them and
-// starts the next hold-off. Any subscription confirmed before the
+// publish loses its change); one that reached nobody suppresses them (unless
+// it was answered after its own hold-off: then they go out) and starts the
+// next hold-off. Any subscription confirmed before the
 // publish that saw none reports its window up to its confirmation plus the
 // hold-off, and a suppressed frame was sent before the end of that window.
 struct RedisChangeRelay::Gate {
@@ -67,6 +68,8 @@ struct RedisChangeRelay::Gate {
   static void Publish(const std::shared_ptr<Gate>& gate, std::string frame, bool probe,
                       int64_t sent);
   void Answered(bool probe, int64_t sent, const absl::StatusOr<Reply>& reply);
+  // Publishes the held frames, in order.
+  void ReleaseHeldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 
 void RedisChangeRelay::Gate::Offer(const std::shared_ptr<Gate>& gate, std::string frame) {
@@ -113,8 +116,14 @@ void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
     if (until > quiet_until.load()) quiet_until.store(until);
     if (probe) {
       probing = false;
-      counters->suppressed.fetch_add(held.size());
-      held.clear();
+      if (SteadyNanos() < until) {
+        counters->suppressed.fetch_add(held.size());
+        held.clear();
+      } else {
+        // Answered after its own hold-off: the frames held meanwhile may
+        // have been made after a watcher's window; they go out.
+        ReleaseHeldLocked();
+      }
     }
     return;
   }
@@ -129,8 +138,13 @@ void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
     return;
   }
   // The probe reached someone: the held frames go out after it, before the
-  // gate opens to the frames behind them. Their answers only count failures
-  // (this lock is held meanwhile).
+  // gate opens to the frames behind them.
+  ReleaseHeldLocked();
+  quiet_until.store(0);
+}
+
+void RedisChangeRelay::Gate::ReleaseHeldLocked() {
+  // Their answers only count failures (this lock is held meanwhile).
   for (std::string& frame : held) {
     counters->published.fetch_add(1);
     client->Execute(RedisCommand({command, channel, std::move(frame)}),
@@ -141,7 +155,6 @@ void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
                     });
   }
   held.clear();
-  quiet_until.store(0);
 }
 
 RedisChangeRelay::RedisChangeRelay(RedisClient* client, const crypto::Sealer* sealer,
