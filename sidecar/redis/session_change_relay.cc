@@ -1,9 +1,13 @@
 // RedisChangeRelay: sealed session changes on one pub/sub channel.
 #include "sidecar/redis/session_change_relay.h"
 
+#include <chrono>
 #include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "sidecar/common/status_macros.h"
 #include "sidecar/common/string_view.h"
 #include "sidecar/redis/shard_subscriber.h"
@@ -14,7 +18,144 @@ namespace {
 // Seal place of every change frame; the name is the channel.
 constexpr char kSealPlace[] = "se";
 
+// Frames held back while a probe is answered, at most; beyond, they are
+// published (a watcher elsewhere may be waiting for them).
+constexpr size_t kMaxHeld = 4096;
+
+// The gate's time: steady, in ns (a wall-clock step must not stretch or
+// cut a hold-off).
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+// Whether a frame is published. Open (quiet_until 0) until a publish
+// answers that it reached no subscriber; then quiet until that publish's
+// send time plus the hold-off: frames are suppressed. The first frame after
+// is the probe: frames meanwhile are held until it is answered. A probe
+// that reached someone opens the gate and publishes the held frames after
+// it; one that failed opens it and loses them with it (as any failed
+// publish loses its change); one that reached nobody suppresses them (unless
+// it was answered after its own hold-off: then they go out) and starts the
+// next hold-off. Any subscription confirmed before the
+// publish that saw none reports its window up to its confirmation plus the
+// hold-off, and a suppressed frame was sent before the end of that window.
+struct RedisChangeRelay::Gate {
+  Gate(RedisClient* client, std::string channel, const char* command,
+       std::shared_ptr<Counters> counters)
+      : client(client), channel(std::move(channel)), command(command),
+        counters(std::move(counters)) {}
+
+  // Publishes `frame`, holds it back or suppresses it.
+  static void Offer(const std::shared_ptr<Gate>& gate, std::string frame);
+
+  RedisClient* const client;
+  const std::string channel;
+  const char* const command;
+  const std::shared_ptr<Counters> counters;
+
+  // Steady ns until which frames are suppressed; 0: open. Read without the
+  // lock on every frame, written under it.
+  std::atomic<int64_t> quiet_until{0};
+  absl::Mutex mu;
+  bool probing ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::string> held ABSL_GUARDED_BY(mu);
+
+ private:
+  static void Publish(const std::shared_ptr<Gate>& gate, std::string frame, bool probe,
+                      int64_t sent);
+  void Answered(bool probe, int64_t sent, const absl::StatusOr<Reply>& reply);
+  // Publishes the held frames, in order.
+  void ReleaseHeldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+};
+
+void RedisChangeRelay::Gate::Offer(const std::shared_ptr<Gate>& gate, std::string frame) {
+  const int64_t now = SteadyNanos();
+  bool probe = false;
+  if (gate->quiet_until.load() != 0) {
+    absl::MutexLock lock(&gate->mu);
+    if (gate->quiet_until.load() != 0) {
+      if (gate->probing) {
+        if (gate->held.size() < kMaxHeld) {
+          gate->held.push_back(std::move(frame));
+          return;
+        }
+      } else if (now < gate->quiet_until.load()) {
+        gate->counters->suppressed.fetch_add(1);
+        return;
+      } else {
+        gate->probing = true;
+        probe = true;
+      }
+    }
+  }
+  Publish(gate, std::move(frame), probe, now);
+}
+
+void RedisChangeRelay::Gate::Publish(const std::shared_ptr<Gate>& gate, std::string frame,
+                                     bool probe, int64_t sent) {
+  gate->counters->published.fetch_add(1);
+  gate->client->Execute(RedisCommand({gate->command, gate->channel, std::move(frame)}),
+                        [gate, probe, sent](absl::StatusOr<Reply> reply) {
+                          gate->Answered(probe, sent, reply);
+                        });
+}
+
+void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
+                                      const absl::StatusOr<Reply>& reply) {
+  const bool failed = !reply.ok() || reply->type == Reply::Type::kError;
+  if (failed) counters->publish_failed.fetch_add(1);
+  const bool nobody = !failed && reply->type == Reply::Type::kInteger && reply->integer == 0;
+  if (!nobody && !probe) return;
+  absl::MutexLock lock(&mu);
+  if (nobody) {
+    const int64_t until = sent + absl::ToInt64Nanoseconds(kPublishHoldOff);
+    if (until > quiet_until.load()) quiet_until.store(until);
+    if (probe) {
+      probing = false;
+      if (SteadyNanos() < until) {
+        counters->suppressed.fetch_add(held.size());
+        held.clear();
+      } else {
+        // Answered after its own hold-off: the frames held meanwhile may
+        // have been made after a watcher's window; they go out.
+        ReleaseHeldLocked();
+      }
+    }
+    return;
+  }
+  probing = false;
+  if (failed) {
+    // Nothing is known: the gate opens. The held frames are lost as the
+    // probe was (as any failed publish is); not sent from a failure, which
+    // may come from the client's shutdown.
+    counters->publish_failed.fetch_add(held.size());
+    held.clear();
+    quiet_until.store(0);
+    return;
+  }
+  // The probe reached someone: the held frames go out after it, before the
+  // gate opens to the frames behind them.
+  ReleaseHeldLocked();
+  quiet_until.store(0);
+}
+
+void RedisChangeRelay::Gate::ReleaseHeldLocked() {
+  // Their answers only count failures (this lock is held meanwhile).
+  for (std::string& frame : held) {
+    counters->published.fetch_add(1);
+    client->Execute(RedisCommand({command, channel, std::move(frame)}),
+                    [counters = counters](absl::StatusOr<Reply> answer) {
+                      if (!answer.ok() || answer->type == Reply::Type::kError) {
+                        counters->publish_failed.fetch_add(1);
+                      }
+                    });
+  }
+  held.clear();
+}
 
 RedisChangeRelay::RedisChangeRelay(RedisClient* client, const crypto::Sealer* sealer,
                                    session::ChangeFeed* feed, std::string_view prefix)
@@ -23,7 +164,8 @@ RedisChangeRelay::RedisChangeRelay(RedisClient* client, const crypto::Sealer* se
       feed_(feed),
       channel_(absl::StrCat(Sv(prefix), "{se}:changes")),
       publish_(client->options().topology == RedisTopology::kCluster ? "SPUBLISH" : "PUBLISH"),
-      counters_(std::make_shared<Counters>()) {}
+      counters_(std::make_shared<Counters>()),
+      gate_(std::make_shared<Gate>(client, channel_, publish_, counters_)) {}
 
 absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
     RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
@@ -37,9 +179,9 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   // The window is reported once restored (the subscriber's connection, with
   // every wanted channel subscribed again).
   callbacks.on_down = [self](absl::Time) { self->confirmed_.store(false); };
-  callbacks.on_restored = [self, feed](absl::Time since, absl::Time until) {
+  callbacks.on_restored = [self](absl::Time since, absl::Time until) {
     if (self->subscribing_.load()) self->confirmed_.store(true);
-    feed->OnRemoteLost(since, until);
+    self->Confirmed(since, until);
   };
   if (client->options().topology == RedisTopology::kCluster) {
     ASSIGN_OR_RETURN(relay->subscriber_, ShardedSubscriber::Create(client, std::move(callbacks)));
@@ -52,9 +194,16 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   return relay;
 }
 
-void RedisChangeRelay::Watched() {
+std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
   bool first = false;
-  if (!subscribing_.compare_exchange_strong(first, true)) return;
+  if (!subscribing_.compare_exchange_strong(first, true)) {
+    // Subscribed already (or about to be: that confirmation reports to this
+    // watcher too). A window reported before it was added may still be open.
+    const absl::Time now = absl::Now();
+    const absl::Time until = absl::FromUnixNanos(lost_until_.load());
+    if (until <= now) return std::nullopt;
+    return session::ChangeGap{session::ChangeGap::Reason::kRemoteLost, 0, now, until};
+  }
   // Until the SUBSCRIBE is confirmed the others' changes do not arrive: the
   // watchers are told of that window as of a lost subscription. Not in a
   // session yet (UNAVAILABLE): the subscriber subscribes the wanted channel
@@ -63,8 +212,17 @@ void RedisChangeRelay::Watched() {
   subscriber_->Subscribe({channel_}, [this, since](absl::Status status) {
     if (!status.ok()) return;
     confirmed_.store(true);
-    feed_->OnRemoteLost(since, absl::Now());
+    Confirmed(since, absl::Now());
   });
+  return std::nullopt;  // the window is reported once the subscription is confirmed
+}
+
+void RedisChangeRelay::Confirmed(absl::Time since, absl::Time at) {
+  // Another sidecar's last publish before the SUBSCRIBE may have reached
+  // nobody: it holds off until at most kPublishHoldOff past `at`.
+  const absl::Time until = at + kPublishHoldOff;
+  lost_until_.store(absl::ToUnixNanos(until));  // before the watchers are copied
+  feed_->OnRemoteLost(since, until);
 }
 
 RedisChangeRelay::~RedisChangeRelay() {
@@ -79,11 +237,7 @@ void RedisChangeRelay::Send(const session::SessionChange& change) {
     counters_->publish_failed.fetch_add(1);
     return;
   }
-  counters_->published.fetch_add(1);
-  client_->Execute(RedisCommand({publish_, channel_, *std::move(sealed)}),
-                   [counters = counters_](absl::StatusOr<Reply> reply) {
-                     if (!reply.ok()) counters->publish_failed.fetch_add(1);
-                   });
+  Gate::Offer(gate_, *std::move(sealed));
 }
 
 void RedisChangeRelay::OnMessage(std::string_view channel, std::string_view payload) {
@@ -103,9 +257,12 @@ void RedisChangeRelay::OnMessage(std::string_view channel, std::string_view payl
   feed_->OnRemote(*std::move(change));
 }
 
+bool RedisChangeRelay::holding_off() const { return gate_->quiet_until.load() != 0; }
+
 ChangeRelayStats RedisChangeRelay::stats() const {
   return ChangeRelayStats{counters_->published.load(), counters_->publish_failed.load(),
-                          counters_->received.load(), counters_->dropped.load()};
+                          counters_->received.load(), counters_->dropped.load(),
+                          counters_->suppressed.load()};
 }
 
 }  // namespace stateside::redis

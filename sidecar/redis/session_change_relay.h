@@ -16,9 +16,20 @@
 // bound to the channel's name), so the session ids, user ids and attribute
 // names it carries are as protected as the sessions themselves.
 //
+// Publishing is gated on someone listening: PUBLISH/SPUBLISH answer how
+// many subscribers received the frame, and after one that reached none the
+// relay stops publishing for kPublishHoldOff (counted as suppressed), then
+// sends one frame as a probe (the others meanwhile held back until it is
+// answered: published after it if it reached someone, suppressed with it if
+// not, lost with it if it failed). So a Redis nobody watches on carries about one frame per hold-off
+// instead of one per change.
+//
 // At most once: a change published while a subscription is down is lost;
 // the loss window is reported to the feed (OnRemoteLost) once the
-// subscription is back, including the first one after start.
+// subscription is back, including the first one after start. Each window
+// is reported up to kPublishHoldOff past the confirmation: a sidecar that
+// saw no subscriber just before may still be holding off. A watcher added
+// before that end starts with the rest of the window as its own gap.
 //
 // Thread-safe. Callbacks run on the Redis client's and the subscriber's
 // I/O threads. REQUIRES: the client, the sealer and the feed outlive it.
@@ -31,7 +42,10 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/redis_subscriber.h"
@@ -44,10 +58,14 @@ struct ChangeRelayStats {
   uint64_t publish_failed = 0;  // answered with an error (the change is lost)
   uint64_t received = 0;        // other sidecars' changes handed to the feed
   uint64_t dropped = 0;         // frames that did not open or decode
+  uint64_t suppressed = 0;      // not published: no subscriber was there
 };
 
 class RedisChangeRelay final : public session::ChangeFeed::Relay {
  public:
+  // How long publishing stops after a publish that reached no subscriber.
+  static constexpr absl::Duration kPublishHoldOff = absl::Seconds(1);
+
   // Returns at once; the feed's relay is this one until the destructor. It
   // publishes every change of this instance, and subscribes to the others'
   // from the feed's first watcher on (an instance nobody ever watches on
@@ -64,22 +82,31 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   RedisChangeRelay& operator=(const RedisChangeRelay&) = delete;
 
   void Send(const session::SessionChange& change) override;
-  void Watched() override;
+  std::optional<session::ChangeGap> Watched() override;
 
   // The channel's subscription (made from the first watcher on) is up and
   // confirmed.
   bool subscribed() const { return confirmed_.load() && subscriber_->connected(); }
   const std::string& channel() const { return channel_; }
   ChangeRelayStats stats() const;
+  // A publish reached no subscriber: publishing is held off (or probing).
+  bool holding_off() const;
 
  private:
   struct Counters {
-    std::atomic<uint64_t> published{0}, publish_failed{0}, received{0}, dropped{0};
+    std::atomic<uint64_t> published{0}, publish_failed{0}, received{0}, dropped{0},
+        suppressed{0};
   };
+  // The publish gate (defined in the .cc), shared with the publishes'
+  // callbacks.
+  struct Gate;
 
   RedisChangeRelay(RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
                    std::string_view prefix);
   void OnMessage(std::string_view channel, std::string_view payload);
+  // The subscription was confirmed (first or again) at `at`, after a loss
+  // since `since`: reported to the feed, up to the hold-off past `at`.
+  void Confirmed(absl::Time since, absl::Time at);
 
   // Constant after construction.
   RedisClient* const client_;
@@ -89,12 +116,15 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   const char* const publish_;  // PUBLISH, or SPUBLISH on Cluster
   // Shared with the publishes' callbacks, which may outlive the relay.
   const std::shared_ptr<Counters> counters_;
+  const std::shared_ptr<Gate> gate_;
   std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
 
   // Set once, by the first watcher: the channel is wanted from then on.
   std::atomic<bool> subscribing_{false};
   // Its SUBSCRIBE was confirmed on the current connection.
   std::atomic<bool> confirmed_{false};
+  // Until when (Unix ns) the last confirmation's loss window reaches.
+  std::atomic<int64_t> lost_until_{0};
 };
 
 }  // namespace stateside::redis

@@ -89,7 +89,9 @@ std::shared_ptr<ChangeWatcher> ChangeFeed::AddWatcher(uint32_t kinds,
     watcher->Close();  // runs `wake`: never under the lock
     return watcher;
   }
-  if (Relay* relay = relay_.load(); relay != nullptr) relay->Watched();
+  if (Relay* relay = relay_.load(); relay != nullptr) {
+    if (std::optional<ChangeGap> gap = relay->Watched(); gap.has_value()) watcher->PushGap(*gap);
+  }
   return watcher;
 }
 

@@ -96,7 +96,10 @@ class ChangeFeed final : public SessionChanges {
     virtual void Send(const SessionChange& change) = 0;
     // A watcher was added (called without the feed's lock). A relay need
     // receive the other instances' changes only once someone here watches.
-    virtual void Watched() {}
+    // Returns the loss the new watcher starts with, if any: a window,
+    // reaching into the future, in which the other instances' changes may
+    // still be missing (one already reported to the watchers there were).
+    virtual std::optional<ChangeGap> Watched() { return std::nullopt; }
   };
 
   // Changes a watcher's queue holds before it drops.
@@ -119,7 +122,8 @@ class ChangeFeed final : public SessionChanges {
   void OnRemoteLost(absl::Time from, absl::Time to);
 
   // A new watcher of `kinds` (KindBit mask; 0: every kind). After Shutdown
-  // its queue is born closed.
+  // its queue is born closed. Its queue starts with the relay's loss still
+  // open, if any (Relay::Watched).
   std::shared_ptr<ChangeWatcher> AddWatcher(uint32_t kinds, std::function<void()> wake);
   void RemoveWatcher(const std::shared_ptr<ChangeWatcher>& watcher);
   // Closes every queue (streams end once drained); later watchers are born

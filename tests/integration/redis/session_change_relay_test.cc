@@ -3,12 +3,19 @@
 // each) on one Redis; a change reported on one reaches the other's watcher
 // with every field, never comes back to its own watcher twice, the first
 // subscription is a loss window, and a frame that is not sealed under the
-// keyring (what a Redis writer could publish) is dropped.
+// keyring (what a Redis writer could publish) is dropped. With nobody
+// subscribed, publishing holds off (about one frame per hold-off), and a
+// watcher that subscribes meanwhile starts with a gap reaching past the
+// hold-off and gets every change made after it.
 #include "sidecar/redis/session_change_relay.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sidecar/crypto/envelope.h"
@@ -89,6 +96,39 @@ class SessionChangeRelayTest : public ::testing::TestWithParam<Topology> {
     std::optional<ChangeItem> item;
     EXPECT_TRUE(WaitFor([&] { return (item = watcher.Pop()).has_value(); }, absl::Seconds(10)));
     return item.value_or(ChangeItem{});
+  }
+
+  // Redis's count of PUBLISH calls (Cluster: SPUBLISH, every master's
+  // summed; a replica's count of the propagated ones is left out).
+  int64_t Publishes() const {
+    const std::string field = GetParam() == Topology::kCluster ? "cmdstat_spublish:calls="
+                                                               : "cmdstat_publish:calls=";
+    std::vector<std::string> infos;
+    if (GetParam() == Topology::kCluster) {
+      for (int port : cluster_->MasterPorts()) {
+        infos.push_back(cluster_->Cli(port, {"INFO", "commandstats"}).out);
+      }
+    } else {
+      infos.push_back(server_->Cli({"INFO", "commandstats"}).out);
+    }
+    int64_t total = 0;
+    for (const std::string& info : infos) {
+      const size_t at = info.find(field);
+      if (at == std::string::npos) continue;  // none yet on that node
+      const size_t from = at + field.size();
+      int64_t calls = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(info.substr(from, info.find(',', from) - from), &calls));
+      total += calls;
+    }
+    return total;
+  }
+
+  static SessionChange Updated(std::string session_id) {
+    SessionChange change;
+    change.kind = ChangeKind::kUpdated;
+    change.session_id = std::move(session_id);
+    change.attributes = {"cart"};
+    return change;
   }
 
   std::unique_ptr<RedisServer> server_;
@@ -200,6 +240,119 @@ TEST_P(SessionChangeRelayTest, OnlyAnInstanceWithAWatcherSubscribes) {
   const ChangeItem seen = Next(*a->watcher);
   ASSERT_NE(seen.change, nullptr);
   EXPECT_EQ(seen.change->session_id, "watched");
+}
+
+// No watcher anywhere: the first publish reaches nobody, and from then on
+// each instance publishes one frame per hold-off (the probe), not one per
+// change, as Redis's own count of the calls shows.
+TEST_P(SessionChangeRelayTest, WithNobodyWatchingPublishesHoldOff) {
+  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
+  std::unique_ptr<Instance> b = Start("pod-b", /*watch=*/false);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  const int64_t before = Publishes();
+  const absl::Time start = absl::Now();
+  // The first publish's answer (no receiver) closes the gate; until it
+  // comes, a change would be published too.
+  a->feed->OnChange(Updated("first-a"));
+  b->feed->OnChange(Updated("first-b"));
+  ASSERT_TRUE(WaitFor([&] { return a->relay->holding_off() && b->relay->holding_off(); },
+                      absl::Seconds(10)));
+  int changes = 1;
+  // Changes paced over about 2.5 hold-offs (the pace is the load, not a wait
+  // for anything).
+  while (absl::Now() - start < 2.5 * redis::RedisChangeRelay::kPublishHoldOff) {
+    a->feed->OnChange(Updated(absl::StrCat("a", changes)));
+    b->feed->OnChange(Updated(absl::StrCat("b", changes)));
+    ++changes;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const absl::Duration elapsed = absl::Now() - start;
+  const int64_t bound =
+      static_cast<int64_t>(std::ceil(elapsed / redis::RedisChangeRelay::kPublishHoldOff)) + 1;
+  for (Instance* i : {a.get(), b.get()}) {
+    // Every change is published or suppressed once its probe is answered.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const redis::ChangeRelayStats stats = i->relay->stats();
+          return stats.published + stats.suppressed == static_cast<uint64_t>(changes);
+        },
+        absl::Seconds(10)))
+        << i->relay->stats().published << " + " << i->relay->stats().suppressed;
+    EXPECT_LE(static_cast<int64_t>(i->relay->stats().published), bound);
+    EXPECT_GE(i->relay->stats().published, 2u) << "the first, and a probe after the hold-off";
+    EXPECT_EQ(i->relay->stats().publish_failed, 0u);
+  }
+  EXPECT_GT(changes, 100);
+  int64_t calls = 0;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        calls = Publishes() - before;
+        return calls == static_cast<int64_t>(a->relay->stats().published +
+                                             b->relay->stats().published);
+      },
+      absl::Seconds(10)))
+      << calls;
+  EXPECT_LE(calls, 2 * bound) << changes << " changes each in " << elapsed;
+}
+
+// An instance holding off (its last publish reached nobody) while a watcher
+// subscribes elsewhere: the watcher's first event is a gap reaching a
+// hold-off past its subscription, and every change made after the gap is
+// delivered, in order. A second watcher added within the window starts
+// with the rest of it.
+TEST_P(SessionChangeRelayTest, AWatcherThatSubscribesDuringAHoldOffStartsWithItsGap) {
+  // b first: its subscriber has had a's start-up to reach the shards. On
+  // Cluster a SUBSCRIBE that meets its shard's connection still coming up
+  // is answered UNAVAILABLE, and when that connection is up before the
+  // subscriber's next health check no on_restored follows either, so the
+  // relay would not see its subscription confirmed.
+  std::unique_ptr<Instance> b = Start("pod-b", /*watch=*/false);
+  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  a->feed->OnChange(Updated("before"));
+  ASSERT_TRUE(WaitFor([&] { return a->relay->holding_off(); }, absl::Seconds(10)));
+
+  b->watcher = b->feed->AddWatcher(0, [] {});
+  ASSERT_TRUE(WaitFor([&] { return b->relay->subscribed(); }, absl::Seconds(20)));
+  const ChangeItem first = Next(*b->watcher);
+  ASSERT_TRUE(first.gap.has_value()) << "the first event is the gap";
+  EXPECT_EQ(first.gap->reason, session::ChangeGap::Reason::kRemoteLost);
+  EXPECT_GE(first.gap->to - first.gap->from, redis::RedisChangeRelay::kPublishHoldOff);
+  EXPECT_GT(first.gap->to, absl::Now()) << "the window reaches past the subscription";
+
+  std::shared_ptr<session::ChangeWatcher> late = b->feed->AddWatcher(0, [] {});
+  const ChangeItem late_first = Next(*late);
+  ASSERT_TRUE(late_first.gap.has_value()) << "added within the window";
+  EXPECT_EQ(late_first.gap->to, first.gap->to);
+
+  // Changes every few ms until well past the gap; those made after it must
+  // all arrive (the ones within it may not).
+  std::vector<std::string> after_gap;
+  for (int i = 0; absl::Now() < first.gap->to + absl::Milliseconds(300); ++i) {
+    const std::string id = absl::StrCat("c", i);
+    const absl::Time made = absl::Now();
+    a->feed->OnChange(Updated(id));
+    if (made > first.gap->to) after_gap.push_back(id);
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(after_gap.empty());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        while (std::optional<ChangeItem> item = b->watcher->Pop()) {
+          if (item->change != nullptr) seen.push_back(item->change->session_id);
+        }
+        return !seen.empty() && seen.back() == after_gap.back();
+      },
+      absl::Seconds(10)))
+      << seen.size() << " seen";
+  // The tail of what was seen is exactly what was made after the gap.
+  ASSERT_GE(seen.size(), after_gap.size());
+  EXPECT_EQ(std::vector<std::string>(seen.end() - after_gap.size(), seen.end()), after_gap);
+  EXPECT_FALSE(a->relay->holding_off());
+  b->feed->RemoveWatcher(late);
 }
 
 INSTANTIATE_TEST_SUITE_P(Topologies, SessionChangeRelayTest,

@@ -4,6 +4,7 @@
 #include "sidecar/session/change_feed.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,7 +102,9 @@ TEST_F(ChangeFeedTest, AFullQueueDropsAndTellsHowManyWhereTheyWere) {
 class RecordingRelay final : public ChangeFeed::Relay {
  public:
   void Send(const SessionChange& change) override { sent.push_back(change.session_id); }
+  std::optional<ChangeGap> Watched() override { return open_loss; }
   std::vector<std::string> sent;
+  std::optional<ChangeGap> open_loss;
 };
 
 TEST_F(ChangeFeedTest, LocalChangesAreRelayedRemoteOnesAreNot) {
@@ -117,6 +120,30 @@ TEST_F(ChangeFeedTest, LocalChangesAreRelayedRemoteOnesAreNot) {
   std::vector<ChangeItem> items = Drain(*watcher);
   ASSERT_EQ(items.size(), 2u);
   EXPECT_EQ(items[1].change->origin, "pod-b");
+  feed.SetRelay(nullptr);
+}
+
+// A loss the relay reported before a watcher was added, still open: the
+// new watcher starts with the rest of it, before any change.
+TEST_F(ChangeFeedTest, AWatcherAddedWhileALossIsOpenStartsWithIt) {
+  ChangeFeed feed("pod-a", &clock_);
+  RecordingRelay relay;
+  feed.SetRelay(&relay);
+  auto before = feed.AddWatcher(0, [] {});
+  const absl::Time t0 = clock_.Now();
+  relay.open_loss = ChangeGap{ChangeGap::Reason::kRemoteLost, 0, t0, t0 + absl::Seconds(1)};
+  auto after = feed.AddWatcher(0, [] {});
+  feed.OnChange(Change(ChangeKind::kCreated, "s1"));
+  std::vector<ChangeItem> items = Drain(*after);
+  ASSERT_EQ(items.size(), 2u);
+  ASSERT_TRUE(items[0].gap.has_value());
+  EXPECT_EQ(items[0].gap->reason, ChangeGap::Reason::kRemoteLost);
+  EXPECT_EQ(items[0].gap->from, t0);
+  EXPECT_EQ(items[0].gap->to, t0 + absl::Seconds(1));
+  EXPECT_EQ(items[1].change->session_id, "s1");
+  items = Drain(*before);  // told by the relay's own report, not twice here
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_NE(items[0].change, nullptr);
   feed.SetRelay(nullptr);
 }
 
