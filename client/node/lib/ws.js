@@ -175,7 +175,7 @@ function attachWebSockets(server, client, options = {}) {
 
   // One socket: its send queue (one frame written at a time) and its room
   // operations in order.
-  function connection(connId, session, req, upgrade) {
+  function connection(connId, session, upgrade) {
     const s = { connId, sessionId: session.id, userId: session.userId ?? '', rooms: new Set(), ws: null,
                 queue: [], queuedBytes: 0, writing: false, closing: false, closeCode: null, ops: Promise.resolve() };
     const write = () => {
@@ -282,10 +282,11 @@ function attachWebSockets(server, client, options = {}) {
     if (session === null) return refuse(socket, 401, 'no valid session');
     if (socket.destroyed) return undefined;
     const connId = crypto.randomBytes(16).toString('hex');
-    const s = connection(connId, session, req, socket);
+    const s = connection(connId, session, socket);
+    // First in the socket's chain: a close meanwhile unregisters after it.
+    s.ops = hub.ready.then(() => s.register());
     try {
-      await hub.ready;
-      await s.register();
+      await s.ops;
     } catch (err) {
       s.finish();
       return refuse(socket, ...sidecarStatus(err, false));
