@@ -157,6 +157,9 @@ function attachWebSockets(server, client, options = {}) {
   for (const [name, v] of [['maxQueuedMessages', maxMessages], ['maxQueuedBytes', maxBytes]]) {
     if (!Number.isInteger(v) || v < 1) throw new TypeError(`${name} must be a positive integer`);
   }
+  if (o.shutdown !== undefined && !(o.shutdown?.draining instanceof Promise)) {
+    throw new TypeError('shutdown must be what gracefulShutdown returned');
+  }
   const hub = hubOf(client, onError);
   ++hub.users;
   const mine = new Set();  // this server's sockets
@@ -327,10 +330,7 @@ function attachWebSockets(server, client, options = {}) {
     draining = true;
     for (const s of [...mine]) s.close(code, reason);
   }
-  if (o.shutdown !== undefined) {
-    if (!(o.shutdown?.draining instanceof Promise)) throw new TypeError('shutdown must be what gracefulShutdown returned');
-    o.shutdown.draining.then(() => closeAll());
-  }
+  o.shutdown?.draining.then(() => closeAll());
 
   return {
     // Resolves once the sidecar's deliveries are subscribed to.
