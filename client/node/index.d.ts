@@ -388,3 +388,51 @@ export interface SocketIoAdapterOptions {
  * has been published), and emit `gap`.
  */
 export function createSocketIoAdapter(client: Client, options?: SocketIoAdapterOptions): any;
+
+export interface WebSocketsOptions {
+  /** The upgrade path. Default '/ws'. */
+  path?: string;
+  /** The session cookie's name, as sessions()'s. Default 'sid'. */
+  cookieName?: string;
+  /**
+   * The origins (lower case, `https://host[:port]`) a browser's upgrade may
+   * come from; without an Origin header, Sec-Fetch-Site must be same-origin
+   * or none; neither: not a browser, allowed. Default none.
+   */
+  origins?: string[];
+  /** The hello frame's instance. Default the sidecar's instance id. */
+  instanceId?: string;
+  /** What gracefulShutdown returned: its drain closes the sockets with 1012 and refuses upgrades (503). */
+  shutdown?: GracefulShutdown;
+  /** A socket with this many frames queued (default 256) or bytes (default 1 MiB) more is closed with 1008. */
+  maxQueuedMessages?: number;
+  maxQueuedBytes?: number;
+  /** The largest message a browser may send. Default 16384. */
+  maxMessageBytes?: number;
+  /** A failed subscription, join, leave or unregister; a slow client closed. Default: a process warning. */
+  onError?: (err: Error) => void;
+}
+
+export interface WebSockets {
+  /** Resolves once the sidecar's deliveries are subscribed to (once per Client). */
+  ready: Promise<void>;
+  /** The connection ids of this server's open sockets. */
+  connections(): string[];
+  /** Closes this server's sockets with `code` (default 1012) and refuses upgrades from now on (503). */
+  closeAll(code?: number, reason?: string): void;
+  /** Stops taking upgrades at `path` (open sockets stay); the last of a Client ends its subscription. */
+  close(): void;
+}
+
+/**
+ * Plain WebSockets (the `ws` package, an optional peer dependency) at
+ * `path` of an http.Server, as radar-app serves /ws: a live session
+ * cookie and an allowed origin; each socket a connection registered with
+ * the sidecar under the session's user; {"join":room}/{"leave":room} from
+ * the browser; the sidecar's deliveries sent as radar-app's JSON frames
+ * (hello first, then {event, ...payload, sequence}); closed with 1008 when
+ * the session ends (Disconnect, stateside.close, session-ended) or the
+ * client does not read.
+ */
+export function attachWebSockets(server: import('node:http').Server, client: Client,
+                                 options?: WebSocketsOptions): WebSockets;

@@ -6,7 +6,8 @@ const { defaultProtoDir } = require('./lib/proto');
 const { sessions } = require('./lib/middleware');
 const { gracefulShutdown } = require('./lib/shutdown');
 const { createAdapter: createSocketIoAdapter } = require('./lib/socketio');
+const { attachWebSockets } = require('./lib/ws');
 const { status } = require('@grpc/grpc-js');
 
 module.exports = { Client, StatesideError, defaultSocketPath, defaultProtoDir, sessions, gracefulShutdown,
-                   createSocketIoAdapter, status };
+                   createSocketIoAdapter, attachWebSockets, status };

@@ -56,9 +56,10 @@ if [ $config_only -eq 0 ]; then
   if [ "$LOCAL_APP" = node ]; then
     exes=(stateside)
     need_command node nodejs
-    # The client's packages: npm ci in client/node, or NODE_PATH (the tests'
-    # copy in the build tree).
-    node -e 'require(process.argv[1])' "$LOCAL_ROOT/client/node" 2>/dev/null ||
+    # The client's packages and ws (the example's /ws): npm ci in
+    # client/node, or NODE_PATH (the tests' copy in the build tree).
+    node -e 'require(process.argv[1]); require(require.resolve("ws", { paths: [process.argv[1]] }))' \
+      "$LOCAL_ROOT/client/node" 2>/dev/null ||
       die "the Node.js client's packages are missing: run npm ci in client/node (or set NODE_PATH to a node_modules that has them)"
   fi
   for exe in "${exes[@]}"; do

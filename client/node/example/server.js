@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// radar-app's HTTP routes (app/routes.cc) on @stateside/client and node:http:
-// the same paths, JSON bodies, status codes, cookie and X-Instance-Id, the
-// sessions() middleware for the session and gracefulShutdown for the drain.
+// radar-app's HTTP routes (app/routes.cc) and /ws on @stateside/client,
+// node:http and ws: the same paths, JSON bodies, status codes, cookie,
+// X-Instance-Id and WebSocket frames, the sessions() middleware for the
+// session, attachWebSockets for /ws and gracefulShutdown for the drain.
 // DEMO ONLY, as radar-app: POST /login takes a user name and no password.
 // Settings: radar-app's flags --listen and --socket, and its environment
 // variables (see README.md). deploy/local/up.sh --app node runs it.
@@ -11,7 +12,7 @@ const { parseArgs } = require('node:util');
 // The package of this checkout (its dependencies installed with `npm ci`
 // in client/node, or found on NODE_PATH); an app of its own would require
 // '@stateside/client'.
-const { Client, StatesideError, sessions, gracefulShutdown } = require('..');
+const { Client, StatesideError, sessions, gracefulShutdown, attachWebSockets } = require('..');
 
 const CART_PREFIX = 'cart:';
 const MAX_USER_BYTES = 128;
@@ -30,6 +31,14 @@ const ROUTES = new Map([
 function fail(message) {
   console.error(`radar-node: ${message}`);
   process.exit(2);
+}
+
+// The origins of a server listening on host:port (radar-app's BrowserGuard).
+function listeningOrigins(host, port) {
+  const h = host.includes(':') ? `[${host}]` : host;
+  const origins = [`http://${h}:${port}`];
+  if (host === '127.0.0.1' || host === '::1') origins.push(`http://localhost:${port}`);
+  return origins;
 }
 
 function loadConfig() {
@@ -67,13 +76,9 @@ function loadConfig() {
   for (const o of origins) {
     if (!/^https?:\/\/[^/?#@\s]+$/.test(o)) fail(`RADAR_PUBLIC_ORIGINS: "${o}" is not an origin like https://radar.example.com[:port]`);
   }
-  if (origins.length === 0) {
-    const h = host.includes(':') ? `[${host}]` : host;
-    origins.push(`http://${h}:${port}`);
-    if (host === '127.0.0.1' || host === '::1') origins.push(`http://localhost:${port}`);
-  }
   return {
-    host, port, cookieName, cookieSecure, origins,
+    // None set: the server's own, once it listens (its port may be 0 here).
+    host, port, cookieName, cookieSecure, origins, ownOrigins: origins.length === 0,
     socketPath: flags.socket || env.STATESIDE_SOCKET || undefined,
     maxBodyBytes: int('RADAR_MAX_BODY_BYTES', 16384, 1, 64 << 20),
     drainIdleGraceMs: int('RADAR_DRAIN_IDLE_GRACE_MS', 3000, 0, 60000),
@@ -434,13 +439,6 @@ async function main() {
   const { instance } = await client.getInstance();
   const app = createApp(client, config, instance.id);
   const server = http.createServer((req, res) => { app.handle(req, res); });
-  // No WebSocket here (Node has no WebSocket server of its own, and this
-  // example adds no dependency): an upgrade to /ws is refused.
-  server.on('upgrade', (req, socket) => {
-    const body = JSON.stringify({ error: 'websocket not supported by this app' });
-    socket.end(`HTTP/1.1 501 Not Implemented\r\nContent-Type: application/json\r\nX-Instance-Id: ${instance.id}\r\n` +
-               `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
   const shutdown = gracefulShutdown(server, client, {
     forwardSignals: config.forwardSigterm, idleGraceMs: config.drainIdleGraceMs,
   });
@@ -470,6 +468,13 @@ async function main() {
   });
   await shutdown.watching;
   server.listen(config.port, config.host, () => {
+    if (config.ownOrigins) config.origins = listeningOrigins(config.host, server.address().port);
+    // /ws as radar-app serves it: the same frames, rooms, origin check and
+    // closes (1008 on logout, 1012 during the drain). Attached before the
+    // first connection can arrive (this callback runs first).
+    attachWebSockets(server, client, {
+      path: '/ws', cookieName: config.cookieName, origins: config.origins, instanceId: instance.id, shutdown,
+    });
     console.log(`radar-node: ${instance.id} listening on ${config.host}:${server.address().port}`);
   });
 }

@@ -31,6 +31,20 @@ function cookieValues(header, name) {
 // How many of a request's cookies of the session's name are tried.
 const MAX_COOKIES_TRIED = 4;
 
+// The live session (as client.getSession answers) of the first of
+// `cookies` that names one (null: none does).
+async function sessionOfCookies(client, cookies) {
+  for (const cookie of cookies.slice(0, MAX_COOKIES_TRIED)) {
+    try {
+      return await client.getSession({ cookie });
+    } catch (err) {
+      // Unknown, expired, destroyed or forged: alike.
+      if (!(err instanceof StatesideError && err.reason === 'NOT_FOUND')) throw err;
+    }
+  }
+  return null;
+}
+
 function appendSetCookie(res, line) {
   const prev = res.getHeader('Set-Cookie');
   const lines = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
@@ -274,19 +288,10 @@ function sessions(client, options = {}) {
     };
   }
 
-  // The live session of the first of the request's cookies that names one
-  // (null: none does).
-  async function load(cookies) {
-    for (const cookie of cookies.slice(0, MAX_COOKIES_TRIED)) {
-      try {
-        return decoded(await client.getSession({ cookie }));
-      } catch (err) {
-        // Unknown, expired, destroyed or forged: alike.
-        if (!(err instanceof StatesideError && err.reason === 'NOT_FOUND')) throw err;
-      }
-    }
-    return null;
-  }
+  const load = async (cookies) => {
+    const stored = await sessionOfCookies(client, cookies);
+    return stored === null ? null : decoded(stored);
+  };
 
   return async function statesideSessions(req, res, next) {
     try {
@@ -308,4 +313,4 @@ function sessions(client, options = {}) {
   };
 }
 
-module.exports = { sessions };
+module.exports = { sessions, cookieValues, sessionOfCookies };

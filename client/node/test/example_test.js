@@ -4,44 +4,12 @@
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
-const path = require('node:path');
-const readline = require('node:readline');
-const { spawn } = require('node:child_process');
-const { startSidecar } = require('./support');
+const { startSidecar, startExample, request } = require('./support');
 
-const children = [];
-after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
 let sidecar;
 let app;
 let port;
 let exited;
-
-// The example on `socket` with the settings `env`: { app, exited, lines }
-// once it listens (port), or once it exited.
-function startExample(socket, env) {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'example', 'server.js'),
-                                         '--listen', '127.0.0.1:0', '--socket', socket], {
-    env: { PATH: process.env.PATH, NODE_PATH: process.env.NODE_PATH ?? '', RADAR_COOKIE_SECURE: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const done = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const waiting = [];
-  const output = [];
-  const onLine = (line) => {
-    output.push(line);
-    for (const w of [...waiting]) if (w.re.test(line)) { waiting.splice(waiting.indexOf(w), 1); w.resolve(line); }
-  };
-  readline.createInterface({ input: child.stdout }).on('line', onLine);
-  readline.createInterface({ input: child.stderr }).on('line', onLine);
-  // The first line (from now on) matching re.
-  const line = (re) => new Promise((resolve) => waiting.push({ re, resolve }));
-  const listening = Promise.race([line(/ listening on 127\.0\.0\.1:\d+$/), done]);
-  return { child, exited: done, line, output, listening };
-}
 
 before(async () => {
   sidecar = await startSidecar('example');
@@ -52,26 +20,7 @@ before(async () => {
   port = Number(/:(\d+)$/.exec(line)[1]);
 });
 
-// One request: { status, headers, body (parsed when JSON) }.
-function call(method, urlPath, { cookie, body, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const h = { ...headers };
-    if (cookie) h.Cookie = cookie;
-    const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    if (text !== undefined && h['Content-Type'] === undefined) h['Content-Type'] = 'application/json';
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: false }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => {
-        const json = /json/.test(res.headers['content-type'] ?? '') ? JSON.parse(data) : data;
-        resolve({ status: res.statusCode, headers: res.headers, body: json });
-      });
-    });
-    req.on('error', reject);
-    req.end(text);
-  });
-}
+const call = (method, urlPath, options) => request(port, method, urlPath, options);
 // The cookie a response set, as a Cookie header ("radar_sid=...").
 const cookieOf = (r) => r.headers['set-cookie']?.[0]?.split(';')[0];
 

@@ -6,9 +6,11 @@
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const readline = require('node:readline');
 const { spawn, spawnSync } = require('node:child_process');
 const { after } = require('node:test');
 
@@ -132,4 +134,51 @@ async function startSidecarPair(name, count = 2) {
     (await startSidecar(`${name}-${suffix}`, { redisPort: redis.port, env })).socket));
 }
 
-module.exports = { BIN_DIR, startSidecar, startSidecarPair, startRedis, redisAvailable, waitFor };
+// The example app (example/server.js) on `socket` with the settings `env`
+// (over RADAR_COOKIE_SECURE=false): { child, exited, line, output,
+// listening }; `listening` resolves with its "listening on" line (its
+// port), or with its exit.
+function startExample(socket, env = {}) {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'example', 'server.js'),
+                                         '--listen', '127.0.0.1:0', '--socket', socket], {
+    env: { PATH: process.env.PATH, NODE_PATH: process.env.NODE_PATH ?? '', RADAR_COOKIE_SECURE: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const done = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const waiting = [];
+  const output = [];
+  const onLine = (line) => {
+    output.push(line);
+    for (const w of [...waiting]) if (w.re.test(line)) { waiting.splice(waiting.indexOf(w), 1); w.resolve(line); }
+  };
+  readline.createInterface({ input: child.stdout }).on('line', onLine);
+  readline.createInterface({ input: child.stderr }).on('line', onLine);
+  // The first line (from now on) matching re.
+  const line = (re) => new Promise((resolve) => waiting.push({ re, resolve }));
+  const listening = Promise.race([line(/ listening on 127\.0\.0\.1:\d+$/), done]);
+  return { child, exited: done, line, output, listening };
+}
+
+// One request to 127.0.0.1:port: { status, headers, body (parsed when JSON) }.
+function request(port, method, urlPath, { cookie, body, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const h = { ...headers };
+    if (cookie) h.Cookie = cookie;
+    const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    if (text !== undefined && h['Content-Type'] === undefined) h['Content-Type'] = 'application/json';
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: false }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => {
+        const json = /json/.test(res.headers['content-type'] ?? '') ? JSON.parse(data) : data;
+        resolve({ status: res.statusCode, headers: res.headers, body: json });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+module.exports = { BIN_DIR, startSidecar, startSidecarPair, startRedis, redisAvailable, waitFor, startExample, request };
