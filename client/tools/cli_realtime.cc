@@ -270,8 +270,18 @@ absl::Status RunHistory(Client& c, std::ostream& out, const Globals& g,
 TargetOptions AddTargetOptions(CLI::App* cmd, RealtimeArgs& a, const std::string& what) {
   return {cmd->add_option("--room", a.room, what + " of this room"),
           cmd->add_option("--user", a.user, what + " of this user"),
-          cmd->add_option("--conn", a.conn, "one connection: CONN or INSTANCE/CONN"),
+          cmd->add_option("--conn", a.conn,
+                          "one connection: CONN (of this sidecar's instance) or INSTANCE/CONN"),
           cmd->add_flag("--all", a.all, what + " of the cluster")};
+}
+
+// The sidecar's limit on rooms and resume points per request, checked here
+// so that too many is a usage error (exit 2).
+void CheckAtMost(const std::string& what, size_t given) {
+  constexpr size_t kMaxPerRequest = 256;
+  if (given > kMaxPerRequest) {
+    Usage(absl::StrCat(what, ": at most ", kMaxPerRequest, ", got ", given));
+  }
 }
 
 // Exactly one of the target options, and the --except list: usage errors
@@ -387,10 +397,17 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
       ->allow_extra_args(false);
   subscribe->callback([=] {
     if (sub_conn->count() > 0 && a->sub_conn.empty()) Usage("--conn: empty");
+    CheckAtMost("--room", a->sub_rooms.size());
+    CheckAtMost("--resume", a->resume.size());
     a->resume_points.clear();
+    std::set<std::string> streams;
     for (const std::string& text : a->resume) {
       absl::StatusOr<StreamPosition> point = ParseStreamPosition(text);
       if (!point.ok()) Usage(absl::StrCat("--resume '", text, "': ", point.status().message()));
+      // The stream is what precedes the last '=' (as ParseStreamPosition reads it).
+      if (!streams.insert(text.substr(0, text.rfind('='))).second) {
+        Usage(absl::StrCat("--resume '", text, "': that stream is given twice"));
+      }
       a->resume_points.push_back(*std::move(point));
     }
     *act = [=](Client& c, std::ostream& out) { return RunSubscribe(c, out, *gl, *a); };
@@ -417,6 +434,7 @@ void AddRealtimeCommands(CLI::App& app, const Globals& g, Action& action,
     }
     cmd->callback([=] {
       ParseTarget("connections " + name, of, *a);
+      CheckAtMost("ROOM", a->ops_rooms.size());
       for (const std::string& r : a->ops_rooms) {
         if (r.empty()) Usage("ROOM: empty");
       }

@@ -50,8 +50,9 @@ struct Event {
   std::vector<std::string> rooms;
   // In this process only (not in the frame): an app event that is no event
   // of its stream, neither numbered nor logged, so never replayed
-  // (receivers see sequence 0). The sidecar's own kCloseEventName; not for
-  // rooms (a room's receivers take only numbered app events).
+  // (receivers see sequence 0). The sidecar's own kCloseEventName; user
+  // targets only (RealtimeHub::Publish refuses others: a room's receivers
+  // take only numbered app events).
   bool transient = false;
 };
 
@@ -59,6 +60,8 @@ struct Event {
 // connections (session.proto): transient, and never replayed from a log
 // an older version wrote it to.
 inline constexpr char kCloseEventName[] = "stateside.close";
+// Event names the sidecar keeps for itself: Publish refuses them.
+inline constexpr char kReservedEventPrefix[] = "stateside.";
 
 // One target's event stream: what a sequence number counts (1, 2, 3, … per
 // stream, cluster-wide). A room, a user, a connection (of its instance) and

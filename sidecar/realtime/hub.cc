@@ -240,6 +240,9 @@ void RealtimeHub::LeaveLocked(const std::string& conn, Connection& state,
 
 void RealtimeHub::Publish(Event event, std::string_view sender_user,
                           Broker::Reply<PublishResult> done) {
+  if (event.transient && event.target != TargetKind::kUser) {
+    return std::move(done)(absl::InternalError("a transient event is for a user only"));
+  }
   event.origin = options_.instance_id;
   event.published_at = clock_->Now();
   if (!sender_user.empty() && !publish_limiter_.Allow(sender_user, event.published_at)) {
@@ -299,7 +302,7 @@ void RealtimeHub::Resume(std::shared_ptr<SubscriberQueue> queue, std::vector<Res
 
 void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
   if (replay->index == replay->points.size() || replay->queue->closed()) {
-    replay->queue->Release(clock_->Now());
+    ReleaseReplay(*replay);
     return std::move(replay->done)(absl::OkStatus());
   }
   // Pages as large as History serves; a log holds about one or two.
@@ -308,7 +311,7 @@ void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
       replay->points[replay->index].stream, replay->after, kPage,
       [this, replay](absl::StatusOr<HistoryPage> page) mutable {
         if (!page.ok()) {
-          replay->queue->Release(clock_->Now());
+          ReleaseReplay(*replay);
           return std::move(replay->done)(page.status());
         }
         if (!ReplayPage(*replay, *std::move(page))) {
@@ -322,6 +325,11 @@ void RealtimeHub::ReplayNext(std::shared_ptr<Replay> replay) {
         }
         ReplayNext(std::move(replay));
       });
+}
+
+void RealtimeHub::ReleaseReplay(Replay& replay) {
+  const uint64_t covered = replay.queue->Release(clock_->Now());
+  if (covered > 0 && metrics_ != nullptr) metrics_->Dropped("stale", covered);
 }
 
 bool RealtimeHub::ReplayPage(Replay& replay, HistoryPage page) {
@@ -352,7 +360,7 @@ bool RealtimeHub::ReplayPage(Replay& replay, HistoryPage page) {
     replay.after = std::max(replay.after, event.sequence);
     replay.covered = std::max(replay.covered, event.sequence);
     // Logged by an older version: a close is for the sockets of its time.
-    if (event.name == kCloseEventName) continue;
+    if (event.target == TargetKind::kUser && event.name == kCloseEventName) continue;
     auto delivery = std::make_shared<Delivery>();
     {
       absl::ReaderMutexLock lock(&mu_);

@@ -45,9 +45,9 @@ class RealtimeMetrics {
   virtual void Received() = 0;
   // An event was not handed to a subscriber: "overflow" (its queue was
   // full), "no_target" (no local connection is concerned any more),
-  // "no_subscriber" (nobody reads this instance's events), "stale" (at or
-  // below what the subscriber already has of its stream: a replayed event
-  // arriving live, or one that arrived after a newer one).
+  // "no_subscriber" (nobody reads this instance's events), "stale" (a
+  // resume's replay delivered it already: a live event the resume held or
+  // that arrived within SubscriberQueue::kCoverTtl after it).
   virtual void Dropped(std::string_view reason, uint64_t count) = 0;
   // A loss window was signalled: "overflow" or "redis".
   virtual void Gap(std::string_view reason) = 0;
@@ -103,7 +103,8 @@ class RealtimeHub final : public Broker::Sink {
   // Stamps origin and time, normalises `except` (empty instance = this one)
   // and `to_instance`, and hands the event to the broker. With a
   // `sender_user`, RESOURCE_EXHAUSTED naming STATESIDE_PUBLISH_RATE_PER_USER
-  // when that user's bucket on this instance is empty.
+  // when that user's bucket on this instance is empty. A transient event
+  // for a target other than a user is INTERNAL (a bug in the caller).
   void Publish(Event event, Broker::Reply<PublishResult> done) {
     Publish(std::move(event), "", std::move(done));
   }
@@ -119,8 +120,8 @@ class RealtimeHub final : public Broker::Sink {
   // preceded by a kResumeIncomplete notice where the log no longer reaches
   // back (or the stream's sequence restarted); then the live events `queue`
   // held meanwhile follow, minus those at or below what the replay covered
-  // per stream (the queue's high-water marks, which then keep late or
-  // crossed live arrivals out too). Done: OK, or the broker's error (the
+  // per resumed stream (the queue's covers, which keep a replayed event
+  // arriving live out for SubscriberQueue::kCoverTtl too). Done: OK, or the broker's error (the
   // queue is released either way).
   // REQUIRES: `queue` came from AddSubscriber(..., holding = true).
   struct ResumePoint {
@@ -173,6 +174,8 @@ class RealtimeHub final : public Broker::Sink {
   void ReplayNext(std::shared_ptr<Replay> replay);
   // Queues one page; false when the point is done.
   bool ReplayPage(Replay& replay, HistoryPage page);
+  // Ends the replay's holding; the held events it leaves out count as stale.
+  void ReleaseReplay(Replay& replay);
   // RESOURCE_EXHAUSTED for a Register or Join past max_rooms_per_connection
   // (counted in the metrics).
   absl::Status RoomCapError() const;

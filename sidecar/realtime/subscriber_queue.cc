@@ -43,30 +43,17 @@ bool SubscriberQueue::PushLocked(std::deque<QueueItem>& into,
   return true;
 }
 
-void SubscriberQueue::MarkLocked(const std::string& stream_key, uint64_t sequence,
-                                 absl::Time now) {
-  if (now - marks_swept_ >= kMarkTtl) {
-    // Bounded by the streams active within kMarkTtl.
-    absl::erase_if(marks_, [&](const auto& entry) { return now - entry.second.at >= kMarkTtl; });
-    marks_swept_ = now;
+bool SubscriberQueue::CoveredLocked(const Delivery& delivery, absl::Time now) {
+  if (covers_.empty()) return false;
+  if (now >= covers_until_) {  // every cover ended
+    covers_.clear();
+    return false;
   }
-  Mark& mark = marks_[stream_key];
-  if (now - mark.at >= kMarkTtl) mark.sequence = 0;  // forgotten, not swept yet
-  mark.sequence = std::max(mark.sequence, sequence);
-  mark.at = now;
-}
-
-bool SubscriberQueue::StaleLocked(const Delivery& delivery, absl::Time now) {
-  // Sequence 0: no event of a stream (a disconnect, or from an older sender).
+  // Sequence 0: no event of a stream (a disconnect, or a transient event).
   if (delivery.event.sequence == 0) return false;
-  const std::string key = StreamKey(StreamOf(delivery.event));
-  auto it = marks_.find(key);
-  if (it != marks_.end() && now - it->second.at < kMarkTtl &&
-      delivery.event.sequence <= it->second.sequence) {
-    return true;
-  }
-  MarkLocked(key, delivery.event.sequence, now);
-  return false;
+  auto it = covers_.find(StreamKey(StreamOf(delivery.event)));
+  return it != covers_.end() && now < it->second.until &&
+         delivery.event.sequence <= it->second.sequence;
 }
 
 bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time now,
@@ -76,7 +63,7 @@ bool SubscriberQueue::Push(std::shared_ptr<const Delivery> delivery, absl::Time 
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     if (holding_) return PushLocked(held_, std::move(delivery), now);
-    if (StaleLocked(*delivery, now)) {  // delivered already, or older
+    if (CoveredLocked(*delivery, now)) {  // replayed already
       if (stale != nullptr) *stale = true;
       return true;
     }
@@ -93,9 +80,6 @@ bool SubscriberQueue::PushReplay(std::shared_ptr<const Delivery> delivery, absl:
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
-    if (delivery->event.sequence > 0) {
-      MarkLocked(StreamKey(StreamOf(delivery->event)), delivery->event.sequence, now);
-    }
     const bool was_ready = ReadyLocked();
     if (!PushLocked(items_, std::move(delivery), now)) return false;
     wake = !was_ready;
@@ -106,22 +90,27 @@ bool SubscriberQueue::PushReplay(std::shared_ptr<const Delivery> delivery, absl:
 
 void SubscriberQueue::Cover(const std::string& stream_key, uint64_t sequence, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  MarkLocked(stream_key, sequence, now);
+  CoverEntry& cover = covers_[stream_key];
+  cover.sequence = std::max(cover.sequence, sequence);
+  cover.until = now + kCoverTtl;
+  covers_until_ = std::max(covers_until_, cover.until);
 }
 
-void SubscriberQueue::Release(absl::Time now) {
+uint64_t SubscriberQueue::Release(absl::Time now) {
   bool wake;
+  uint64_t covered = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (!holding_) return;
+    if (!holding_) return 0;
     const bool was_ready = ReadyLocked();
     holding_ = false;
     std::deque<QueueItem> held;
     held.swap(held_);
     for (QueueItem& item : held) {
-      if (item.delivery != nullptr && StaleLocked(*item.delivery, now)) {
+      if (item.delivery != nullptr && CoveredLocked(*item.delivery, now)) {
         bytes_ -= BytesOf(*item.delivery);
         --events_;
+        ++covered;
         continue;
       }
       items_.push_back(std::move(item));
@@ -129,6 +118,7 @@ void SubscriberQueue::Release(absl::Time now) {
     wake = !was_ready && ReadyLocked();
   }
   if (wake && wake_) wake_();
+  return covered;
 }
 
 void SubscriberQueue::PushGap(const GapNotice& gap) {
@@ -136,8 +126,7 @@ void SubscriberQueue::PushGap(const GapNotice& gap) {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
-    // Redis may have lost its counters meanwhile: a stream may restart.
-    if (gap.reason == GapNotice::Reason::kRedisDisconnected) marks_.clear();
+    // The covers stay: what the replay delivered was delivered.
     const bool was_ready = ReadyLocked();
     std::deque<QueueItem>& into =
         holding_ && gap.reason != GapNotice::Reason::kResumeIncomplete ? held_ : items_;

@@ -4,19 +4,21 @@
 // this subscriber only, counted, and a gap notice takes their place, so
 // memory never grows without bound and the app learns what it lost.
 //
-// Each stream's sequence reaches the consumer once and in increasing order:
-// the queue keeps a high-water mark per stream (StreamKey), the highest
-// sequence it queued or a replay covered, and skips a live event at or below
-// it (a duplicate, or one that arrived after a newer one: on Redis a
-// sequence is assigned before the event is sent, so two publishers' events
-// may cross). A mark not advanced for kMarkTtl is forgotten (a stream idle
-// that long may restart at 1; arrivals cross by milliseconds), and so is
-// every mark at a Redis loss window (Redis may have lost the counters).
-//
 // A queue made `holding` serves a resume (RealtimeHub::Resume): live events
 // wait aside, under the same bounds, while the replay goes ahead of them
-// (PushReplay); Release() then appends what waited, each checked against
-// the marks the replay left, so the hand-off never repeats an event.
+// (PushReplay). Each resumed stream then gets a cover (Cover): the replay's
+// upper bound N, everything at or below N that the log held having been
+// replayed (the rest at or below N is in the kResumeIncomplete notice
+// already queued). Release() appends what waited, leaving out what a cover
+// holds, and for kCoverTtl after the resume later live arrivals at or below
+// N are left out too (a replayed event that arrives live, or one that
+// crossed a newer one: on Redis a user stream's sequence is assigned and
+// logged before the event is sent). A Redis loss window keeps the covers:
+// what was replayed was delivered. Streams no resume named have no covers:
+// their events pass in arrival order, a crossed one late after a newer one.
+// The price of the window: a stream whose sequence restarts within kCoverTtl
+// of the resume (its log evicted or its counter lost) has its events up to N
+// left out until the window ends.
 //
 // Thread-safe. `wake` runs (on the pushing thread, without the queue's lock)
 // whenever the queue turns non-empty; the consumer then Pop()s until empty.
@@ -67,8 +69,8 @@ struct QueueItem {
 
 class SubscriberQueue {
  public:
-  // How long a stream's high-water mark outlives its last advance.
-  static constexpr absl::Duration kMarkTtl = absl::Minutes(1);
+  // How long a resume's covers last: arrivals cross by milliseconds.
+  static constexpr absl::Duration kCoverTtl = absl::Seconds(30);
 
   SubscriberQueue(size_t max_events, size_t max_bytes, std::function<void()> wake,
                   bool holding = false);
@@ -76,8 +78,7 @@ class SubscriberQueue {
   SubscriberQueue& operator=(const SubscriberQueue&) = delete;
 
   // Queues the delivery; false if it was dropped (queue full or closed).
-  // True, with *stale set, if it was left out at or below its stream's
-  // mark.
+  // True, with *stale set, if a resume's cover left it out.
   bool Push(std::shared_ptr<const Delivery> delivery, absl::Time now, bool* stale = nullptr);
   // Queues a loss window of the broker; consecutive ones merge. A
   // kResumeIncomplete notice goes ahead of held events, like a replay.
@@ -85,11 +86,11 @@ class SubscriberQueue {
   // The replay of a holding queue: queued ahead of the held live events.
   bool PushReplay(std::shared_ptr<const Delivery> delivery, absl::Time now);
   // Live events of `stream_key` (StreamKey) up to `sequence` are covered
-  // by the replay.
+  // by the replay, until now + kCoverTtl. One per resume point.
   void Cover(const std::string& stream_key, uint64_t sequence, absl::Time now);
-  // Ends holding: the held events follow, those at or below their stream's
-  // mark left out.
-  void Release(absl::Time now);
+  // Ends holding: the held events follow, those a cover holds left out.
+  // Returns how many were left out.
+  uint64_t Release(absl::Time now);
   // The next item, or nullopt when empty. Drops since the last delivery come
   // out as one kSubscriberOverflow notice, in the place the events would have
   // had.
@@ -107,12 +108,8 @@ class SubscriberQueue {
   // Appends to `into` (items_ or held_) within the bounds; false: dropped.
   bool PushLocked(std::deque<QueueItem>& into, std::shared_ptr<const Delivery> delivery,
                   absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True if `delivery` is at or below its stream's mark (then it is left
-  // out); otherwise it becomes the mark.
-  bool StaleLocked(const Delivery& delivery, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Raises the mark of `stream_key` to `sequence`.
-  void MarkLocked(const std::string& stream_key, uint64_t sequence, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True if a live cover holds `delivery` (then it is left out).
+  bool CoveredLocked(const Delivery& delivery, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   GapNotice TakeOverflowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_events_;
@@ -124,13 +121,15 @@ class SubscriberQueue {
   // Live events waiting for the replay (holding_); counted in events_, bytes_.
   std::deque<QueueItem> held_ ABSL_GUARDED_BY(mu_);
   bool holding_ ABSL_GUARDED_BY(mu_);
-  // StreamKey -> the highest sequence queued or covered, and when.
-  struct Mark {
+  // StreamKey -> the replay's upper bound, and when the cover ends. At most
+  // one per resume point; empty (the fast path) for a queue that did not
+  // resume, and again once kCoverTtl passed.
+  struct CoverEntry {
     uint64_t sequence = 0;
-    absl::Time at;
+    absl::Time until;
   };
-  absl::flat_hash_map<std::string, Mark> marks_ ABSL_GUARDED_BY(mu_);
-  absl::Time marks_swept_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::flat_hash_map<std::string, CoverEntry> covers_ ABSL_GUARDED_BY(mu_);
+  absl::Time covers_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the latest end
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t events_ ABSL_GUARDED_BY(mu_) = 0;  // deliveries in items_
   uint64_t pending_dropped_ ABSL_GUARDED_BY(mu_) = 0;

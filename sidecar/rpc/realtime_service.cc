@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/request_once.h"
@@ -197,6 +198,10 @@ absl::StatusOr<Event> ToEvent(const v1::PublishRequest& request) {
                                               realtime::kMaxEventNameBytes);
       !s.ok()) {
     return s;
+  }
+  if (absl::StartsWith(request.event(), realtime::kReservedEventPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event: the prefix ", realtime::kReservedEventPrefix, " is reserved for the sidecar"));
   }
   if (request.payload().size() > realtime::kMaxPayloadBytes) {
     return absl::InvalidArgumentError(absl::StrCat("payload: at most ", realtime::kMaxPayloadBytes,

@@ -127,8 +127,9 @@ struct StreamPosition {
   uint64_t sequence = 0;
 };
 // The stream a delivery belongs to, at the delivery's sequence number (a
-// connection's: on this instance). Keep the latest per stream and hand them
-// to Subscribe when the stream is opened again.
+// connection's: on this instance). Keep the highest per stream (a user's
+// events can arrive crossed on Redis; sequence 0 is in no stream and never
+// a position) and hand them to Subscribe when the stream is opened again.
 StreamPosition PositionOf(const Delivery& delivery);
 
 // Events may have been lost: tell the clients (or recover them with History

@@ -163,17 +163,40 @@ TEST_P(StatesidectlRealtimeSidecarTest, ConnectionsJoinLeaveAndDisconnectCluster
   ASSERT_TRUE(testing::WaitFor([&] { return Presence("--room", "news").empty(); }));
   EXPECT_EQ(Presence("--room", "lobby"), std::vector<std::string>{tab});
 
-  // Excepted: nothing happens to it (the disconnect that follows is what
-  // the stream prints first).
+  // Excepted: nothing happens to it. An event published to it afterwards
+  // (it reaches the instance after the disconnect would have) is the first
+  // thing the stream prints, and it is still registered.
+  const auto lines = [&]() -> std::vector<std::string> {
+    return absl::StrSplit(stream->ReadLog(), '\n', absl::SkipEmpty());
+  };
   ASSERT_EQ(Ctl({"connections", "disconnect", "--all", "--except", tab}).exit_status, 0);
-  ASSERT_EQ(Ctl({"connections", "disconnect", "--conn", "tab"}).exit_status, 0);
+  ASSERT_EQ(Ctl({"publish", "--conn", "tab", "after-except"}).exit_status, 0);
   ASSERT_TRUE(testing::WaitFor([&] { return !stream->ReadLog().empty(); })) << SidecarLog();
-  const auto line = nlohmann::json::parse(stream->ReadLog());
+  std::vector<std::string> printed = lines();
+  ASSERT_EQ(printed.size(), 1u) << stream->ReadLog();
+  EXPECT_EQ(nlohmann::json::parse(printed[0])["payload"], "after-except") << printed[0];
+  EXPECT_EQ(Presence("--user", "ann"), std::vector<std::string>{tab});
+
+  ASSERT_EQ(Ctl({"connections", "disconnect", "--conn", "tab"}).exit_status, 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return lines().size() == 2; })) << SidecarLog();
+  printed = lines();
+  const auto line = nlohmann::json::parse(printed[1]);
   EXPECT_EQ(line["kind"], "disconnect");
   EXPECT_EQ(line["conn_ids"], nlohmann::json::array({"tab"}));
   EXPECT_TRUE(Presence("--user", "ann").empty());
   stream->Signal(SIGINT);
   EXPECT_EQ(stream->Wait(absl::Seconds(10)), 0);
+}
+
+// `args` followed by `count` values made of `value` and 0, 1, …, each after
+// `option` unless it is empty.
+std::vector<std::string> Repeated(std::vector<std::string> args, const std::string& option,
+                                  const std::string& value, int count) {
+  for (int i = 0; i < count; ++i) {
+    if (!option.empty()) args.push_back(option);
+    args.push_back(absl::StrCat(value, i));
+  }
+  return args;
 }
 
 TEST_P(StatesidectlRealtimeSidecarTest, BadConnectionsOperationsAreUsageErrors) {
@@ -186,6 +209,12 @@ TEST_P(StatesidectlRealtimeSidecarTest, BadConnectionsOperationsAreUsageErrors) 
       {{"connections", "disconnect", "--conn", "pod/"}, "--conn 'pod/'"},
       {{"connections", "disconnect", "--user", ""}, "--user: empty"},
       {{"connections", "disconnect", "--all", "--except", "/c"}, "--except '/c'"},
+      {Repeated({"connections", "join", "--all"}, "", "r", 257), "ROOM: at most 256, got 257"},
+      {{"subscribe", "--resume", "user:ann=1", "--resume", "room:r=2", "--resume", "user:ann=3"},
+       "--resume 'user:ann=3': that stream is given twice"},
+      {Repeated({"subscribe"}, "--resume", "user:u=", 257), "--resume: at most 256, got 257"},
+      {Repeated({"subscribe", "--conn", "c"}, "--room", "r", 257),
+       "--room: at most 256, got 257"},
   };
   for (const auto& [args, message] : cases) {
     const RunResult r = Ctl(args);

@@ -93,86 +93,94 @@ TEST(SubscriberQueueTest, RedisGapsMergeAndCloseRefusesPushesButDrains) {
   EXPECT_FALSE(queue.Pop().has_value());
 }
 
+std::shared_ptr<Delivery> UserEvent(const std::string& id, uint64_t sequence) {
+  auto delivery = std::make_shared<Delivery>();
+  delivery->event.target = TargetKind::kUser;
+  delivery->event.to = id;
+  delivery->event.name = absl::StrCat(id, "@", sequence);
+  delivery->event.sequence = sequence;
+  delivery->conn_ids = {"c"};
+  return delivery;
+}
+
+std::vector<std::string> Drain(SubscriberQueue& queue) {
+  std::vector<std::string> names;
+  while (std::optional<QueueItem> item = queue.Pop()) {
+    names.push_back(item->gap.has_value() ? "gap" : item->delivery->event.name);
+  }
+  return names;
+}
+
+const std::string kAnn = StreamKey(StreamRef{TargetKind::kUser, "ann", ""});
+
+// A queue that did not resume passes every arrival, a crossed one (6 before
+// 5, as two publishers' events of a user stream may arrive on Redis) late.
+TEST(SubscriberQueueTest, WithoutAResumeCrossedArrivalsAreDeliveredLate) {
+  SubscriberQueue queue(8, 1 << 20, nullptr);
+  bool stale = false;
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 6), kT0, &stale));
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 5), kT0, &stale));
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 1), kT0, &stale)) << "a restarted stream";
+  EXPECT_FALSE(stale);
+  EXPECT_EQ(Drain(queue), (std::vector<std::string>{"ann@6", "ann@5", "ann@1"}));
+}
+
 // A resume: live events wait while the replay goes first; those the
-// replay covered are left out, then and later, until the stream moves on.
+// replay covered are left out, at the hand-off and for kCoverTtl after it,
+// on the resumed streams only.
 TEST(SubscriberQueueTest, AHoldingQueueServesTheReplayThenTheLiveEventsItDidNotCover) {
   std::atomic<int> wakes{0};
-  SubscriberQueue queue(8, 1 << 20, [&] { ++wakes; }, /*holding=*/true);
-  const auto room = [](const std::string& name, uint64_t sequence) {
-    auto delivery = std::make_shared<Delivery>();
-    delivery->event.target = TargetKind::kRoom;
-    delivery->event.to = "r";
-    delivery->event.name = name;
-    delivery->event.sequence = sequence;
-    delivery->conn_ids = {"c"};
-    return delivery;
-  };
-  EXPECT_TRUE(queue.Push(room("live3", 3), kT0));
-  EXPECT_TRUE(queue.Push(Make("other"), kT0));  // another stream (all, 0)
+  SubscriberQueue queue(16, 1 << 20, [&] { ++wakes; }, /*holding=*/true);
+  // Held while the replay runs: 4 (also replayed), 6 before 5, bob's 2.
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 4), kT0));
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 6), kT0));
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 5), kT0));
+  EXPECT_TRUE(queue.Push(UserEvent("bob", 2), kT0));
   EXPECT_FALSE(queue.Pop().has_value()) << "held";
   EXPECT_EQ(wakes, 0);
-  EXPECT_TRUE(queue.PushReplay(room("replay2", 2), kT0));
-  EXPECT_TRUE(queue.PushReplay(room("replay3", 3), kT0));
+  EXPECT_TRUE(queue.PushReplay(UserEvent("ann", 3), kT0));
+  EXPECT_TRUE(queue.PushReplay(UserEvent("ann", 4), kT0));
   EXPECT_EQ(wakes, 1);
-  EXPECT_EQ(queue.Pop()->delivery->event.name, "replay2");
-  queue.Cover(StreamKey(StreamRef{TargetKind::kRoom, "r", ""}), 3, kT0);
-  queue.Release(kT0);
-  EXPECT_TRUE(queue.Push(room("late3", 3), kT0)) << "skipped, not dropped";
-  EXPECT_TRUE(queue.Push(room("live4", 4), kT0));
-  EXPECT_TRUE(queue.Push(room("late3again", 3), kT0)) << "below the mark: skipped";
-  // A stream idle past the mark's life may have restarted its sequence.
-  EXPECT_TRUE(queue.Push(room("restarted1", 1), kT0 + SubscriberQueue::kMarkTtl));
-  std::vector<std::string> names;
-  while (std::optional<QueueItem> item = queue.Pop()) names.push_back(item->delivery->event.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"replay3", "other", "live4", "restarted1"}));
+  queue.Cover(kAnn, 4, kT0);
+  EXPECT_EQ(queue.Release(kT0), 1u) << "the held 4";
+  bool stale = false;
+  // Within the window: a replayed event arriving live again is left out.
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 4), kT0 + absl::Seconds(1), &stale));
+  EXPECT_TRUE(stale) << "skipped, not dropped";
+  stale = false;
+  // Above the cover, and bob's (not resumed) crossed 1: delivered late.
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 8), kT0 + absl::Seconds(1), &stale));
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 7), kT0 + absl::Seconds(1), &stale));
+  EXPECT_TRUE(queue.Push(UserEvent("bob", 1), kT0 + absl::Seconds(1), &stale));
+  EXPECT_FALSE(stale);
+  // After the window ann's stream may have restarted: 1 passes.
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 1), kT0 + SubscriberQueue::kCoverTtl, &stale));
+  EXPECT_FALSE(stale);
+  EXPECT_EQ(Drain(queue), (std::vector<std::string>{"ann@3", "ann@4", "ann@6", "ann@5", "bob@2",
+                                                    "ann@8", "ann@7", "bob@1", "ann@1"}));
   EXPECT_EQ(queue.depth(), 0u);
   EXPECT_EQ(queue.dropped_total(), 0u);
 }
 
-// Events of a stream that arrive out of sequence order (on Redis a user
-// stream's sequence is assigned before the event is sent) or twice: each
-// sequence reaches the consumer once, never after a newer one of its stream;
-// in the hand-off too, a held event the replay queued is left out, and so is
-// one older than a held event released before it.
-TEST(SubscriberQueueTest, EachStreamGoesForwardOnceThroughTheReplayAndLive) {
+// A Redis loss window while the resume holds the queue (the gap is held
+// too) keeps the covers: the held and the later live copies of what the
+// replay gave stay out.
+TEST(SubscriberQueueTest, ARedisLossWindowDuringAResumeBringsNoDuplicateBack) {
   SubscriberQueue queue(16, 1 << 20, nullptr, /*holding=*/true);
-  const auto user = [](const std::string& id, uint64_t sequence) {
-    auto delivery = std::make_shared<Delivery>();
-    delivery->event.target = TargetKind::kUser;
-    delivery->event.to = id;
-    delivery->event.name = absl::StrCat(id, "@", sequence);
-    delivery->event.sequence = sequence;
-    delivery->conn_ids = {"c"};
-    return delivery;
-  };
-  // Held while the replay runs: 6 arrives before 5, and 4 (also replayed).
-  EXPECT_TRUE(queue.Push(user("ann", 4), kT0));
-  EXPECT_TRUE(queue.Push(user("ann", 6), kT0));
-  EXPECT_TRUE(queue.Push(user("ann", 5), kT0));
-  EXPECT_TRUE(queue.Push(user("bob", 2), kT0));
-  EXPECT_TRUE(queue.PushReplay(user("ann", 3), kT0));
-  EXPECT_TRUE(queue.PushReplay(user("ann", 4), kT0));
-  queue.Cover(StreamKey(StreamRef{TargetKind::kUser, "ann", ""}), 4, kT0);
-  queue.Release(kT0);
-  // Live: bob's 1 after his 2, ann's replayed 4 and released 6 again.
-  EXPECT_TRUE(queue.Push(user("bob", 1), kT0));
-  EXPECT_TRUE(queue.Push(user("ann", 4), kT0));
-  EXPECT_TRUE(queue.Push(user("ann", 6), kT0));
-  EXPECT_TRUE(queue.Push(user("ann", 8), kT0 + absl::Seconds(1)));
-  EXPECT_TRUE(queue.Push(user("ann", 7), kT0 + absl::Seconds(1)));
-  EXPECT_TRUE(queue.Push(user("bob", 3), kT0 + absl::Seconds(1)));
-  std::vector<std::string> names;
-  while (std::optional<QueueItem> item = queue.Pop()) names.push_back(item->delivery->event.name);
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"ann@3", "ann@4", "ann@6", "bob@2", "ann@8", "bob@3"}));
-  EXPECT_EQ(queue.depth(), 0u);
-  EXPECT_EQ(queue.dropped_total(), 0u) << "skipped, not dropped";
-
-  // A Redis loss window: the counters may have restarted.
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 9), kT0));
+  for (uint64_t sequence = 6; sequence <= 9; ++sequence) {
+    EXPECT_TRUE(queue.PushReplay(UserEvent("ann", sequence), kT0));
+  }
   queue.PushGap({GapNotice::Reason::kRedisDisconnected, 0, kT0, kT0});
-  EXPECT_TRUE(queue.Push(user("ann", 1), kT0 + absl::Seconds(2)));
-  ASSERT_TRUE(queue.Pop()->gap.has_value());
-  EXPECT_EQ(queue.Pop()->delivery->event.name, "ann@1");
+  queue.Cover(kAnn, 9, kT0);
+  queue.PushGap({GapNotice::Reason::kRedisDisconnected, 0, kT0, kT0});
+  EXPECT_EQ(queue.Release(kT0), 1u);
+  bool stale = false;
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 8), kT0, &stale));
+  EXPECT_TRUE(stale);
+  EXPECT_TRUE(queue.Push(UserEvent("ann", 10), kT0));
+  EXPECT_EQ(Drain(queue),
+            (std::vector<std::string>{"ann@6", "ann@7", "ann@8", "ann@9", "gap", "ann@10"}));
 }
 
 }  // namespace

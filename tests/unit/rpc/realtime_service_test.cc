@@ -257,11 +257,29 @@ TEST_F(RealtimeServiceTest, InvalidRequestsAreInvalidArgumentNamingTheField) {
     r.set_user_id("ann\n");
     cases.push_back({"user with a newline", r, "user_id"});
   }
+  {
+    // The sidecar's own names: an app's stateside.close would close sockets.
+    v1::PublishRequest r;
+    r.set_user_id("ann");
+    r.set_event("stateside.close");
+    cases.push_back({"the sidecar's close", r, "event"});
+    v1::PublishRequest room = ToRoom("r", "x");
+    room.set_event("stateside.anything");
+    cases.push_back({"a name the sidecar keeps", room, "event"});
+  }
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const grpc::Status status = Publish(c.request);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(status.error_message(), HasSubstr(c.field));
+  }
+  {
+    const v1::ErrorInfo info = ErrorInfoOf(Publish(cases.back().request));
+    EXPECT_EQ(info.reason(), "INVALID_ARGUMENT");
+    EXPECT_EQ(info.metadata().at("field"), "event");
+    v1::PublishRequest near = ToRoom("r", "x");
+    near.set_event("stateside");  // not the prefix
+    EXPECT_TRUE(Publish(near).ok());
   }
 
   // Past the fixture's 16 KiB message limit gRPC refuses it itself; the
