@@ -155,40 +155,62 @@ void PipeReactor::Dispatch(v1::PipeCall& call) {
     }
     if (*timeout > absl::ZeroDuration()) pending->deadline = pending->started + *timeout;
   }
+  // An offloaded call that waits past its deadline, or whose stream the
+  // client cancelled, is answered without running (offload.h).
+  Offload::Probe probe = [this, pending]() -> absl::Status {
+    {
+      absl::MutexLock lock(&shared_->mu);
+      if (cancelled_) return absl::CancelledError("the stream was cancelled");
+    }
+    if (absl::Now() > pending->deadline) {
+      return absl::DeadlineExceededError("deadline exceeded before the call ran");
+    }
+    return absl::OkStatus();
+  };
   v1::PipeResult& r = pending->result;
   switch (call.op_case()) {
     case v1::PipeCall::kCreate:
       pending->method = "SessionService/Pipe.Create";
-      return ops_->Create(call.create(), r.mutable_create(), std::move(done));
+      return ops_->Create(call.create(), r.mutable_create(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kGet:
       pending->method = "SessionService/Pipe.Get";
-      return ops_->Get(call.get(), r.mutable_get(), std::move(done));
+      return ops_->Get(call.get(), r.mutable_get(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kUpdate:
       pending->method = "SessionService/Pipe.Update";
-      return ops_->Update(call.update(), r.mutable_update(), std::move(done));
+      return ops_->Update(call.update(), r.mutable_update(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kTouch:
       pending->method = "SessionService/Pipe.Touch";
-      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done));
+      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kDestroy:
       pending->method = "SessionService/Pipe.Destroy";
-      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done));
+      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kRegenerate:
       pending->method = "SessionService/Pipe.Regenerate";
-      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done));
+      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kListUserSessions:
       pending->method = "SessionService/Pipe.ListUserSessions";
       return ops_->ListUserSessions(call.list_user_sessions(), r.mutable_list_user_sessions(),
-                                    std::move(done));
+                                    std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kDestroyUserSessions:
       pending->method = "SessionService/Pipe.DestroyUserSessions";
       return ops_->DestroyUserSessions(call.destroy_user_sessions(),
-                                       r.mutable_destroy_user_sessions(), std::move(done));
+                                       r.mutable_destroy_user_sessions(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kSetOptOut:
       pending->method = "SessionService/Pipe.SetOptOut";
-      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done));
+      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kGetOptOut:
       pending->method = "SessionService/Pipe.GetOptOut";
-      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done));
+      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::OP_NOT_SET:
       break;
   }

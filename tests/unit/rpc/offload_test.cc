@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/common/error_reason.h"
 #include "tests/support/wait.h"
 
 namespace stateside::rpc {
@@ -49,7 +50,54 @@ TEST(OffloadTest, RunsEveryTaskOnAPoolThread) {
   EXPECT_EQ(on_caller.load(), 0);
 }
 
-TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
+TEST(OffloadTest, ATaskItsProbeReportsGoneIsAnsweredWithoutRunning) {
+  Offload pool(1, 8);
+  Blocker blocker;
+  pool.Run(blocker.Task());
+  blocker.started.WaitForNotification();
+  std::atomic<bool> gone{false};
+  absl::Notification answered;
+  absl::Status answer;
+  pool.Run([&](absl::Status admitted) {
+    answer = admitted;
+    answered.Notify();
+  }, [&]() -> absl::Status {
+    return gone ? absl::DeadlineExceededError("deadline exceeded") : absl::OkStatus();
+  });
+  absl::Notification live_ran;
+  pool.Run([&](absl::Status admitted) {
+    EXPECT_TRUE(admitted.ok()) << admitted;
+    live_ran.Notify();
+  }, [] { return absl::OkStatus(); });
+  gone = true;  // while it waits: its call's deadline passes
+  blocker.release.Notify();
+  answered.WaitForNotification();
+  EXPECT_EQ(answer.code(), absl::StatusCode::kDeadlineExceeded);
+  live_ran.WaitForNotification();
+}
+
+TEST(OffloadTest, FailQueuedAnswersTheWaitingUnavailableAndRefusesNewOnes) {
+  admin::Metrics metrics({.instance_id = "offload", .version = "0"});
+  Offload pool(1, 8, &metrics);
+  Blocker blocker;
+  pool.Run(blocker.Task());
+  blocker.started.WaitForNotification();
+  std::vector<absl::Status> answers(3);
+  for (absl::Status& a : answers) {
+    pool.Run([&a](absl::Status admitted) { a = admitted; });
+  }
+  pool.FailQueued(absl::UnavailableError("shutting down"));
+  for (const absl::Status& a : answers) EXPECT_EQ(a.code(), absl::StatusCode::kUnavailable) << a;
+  EXPECT_EQ(pool.queued(), 0u);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\nstateside_offload_waiting 0\n"));
+  absl::Status late;
+  pool.Run([&](absl::Status admitted) { late = admitted; });
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable);
+  blocker.release.Notify();  // the running task still finishes
+  pool.Shutdown();
+}
+
+TEST(OffloadTest, AFullQueueRefusesAtOnceUnavailableOverloaded) {
   admin::Metrics metrics({.instance_id = "offload", .version = "0"});
   Offload pool(1, 2, &metrics);
   Blocker blocker;
@@ -71,7 +119,8 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
     inline_answer = true;
   });
   ASSERT_TRUE(inline_answer) << "a refusal is answered before Run returns";
-  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(PayloadOf(refused, kReasonPayload), "OVERLOADED");
   EXPECT_THAT(refused.message(), HasSubstr("2 calls already wait"));
   blocker.release.Notify();
   pool.Shutdown();
