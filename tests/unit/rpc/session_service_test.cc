@@ -5,6 +5,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "sidecar/rpc/offload.h"
+#include "tests/support/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/rpc/convert.h"
@@ -542,6 +545,109 @@ TEST_P(SessionServiceTest, OversizedRequestIsResourceExhausted) {
   // The connection is still good for the next call (over Pipe the oversized
   // message ended its stream; the next call opens another).
   CreateSession();
+}
+
+}  // namespace
+}  // namespace stateside::rpc
+
+namespace stateside::rpc {
+namespace {
+
+// The server's offload pool with one thread and two places, which a test
+// holds with tasks of its own.
+class OffloadedCallTest : public RpcTest {
+ protected:
+  void SetUp() override {
+    offload_threads_ = 1;
+    offload_queue_ = 2;
+    RpcTest::SetUp();
+  }
+
+  // Occupies the pool's thread until release is notified.
+  void HoldThread() {
+    server_->offload()->Run([this](absl::Status admitted) {
+      EXPECT_TRUE(admitted.ok()) << admitted;
+      held_.Notify();
+      release_.WaitForNotification();
+    });
+    held_.WaitForNotification();
+  }
+
+  size_t UserSessions(const std::string& user) {
+    v1::ListUserSessionsRequest list;
+    list.set_user_id(user);
+    v1::ListUserSessionsResponse listed;
+    EXPECT_TRUE(session_stub_->ListUserSessions(Context().get(), list, &listed).ok());
+    return static_cast<size_t>(listed.sessions_size());
+  }
+
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    RpcTest::TearDown();
+  }
+
+  absl::Notification held_;
+  absl::Notification release_;
+};
+
+// A user's Create that waited for the pool past its deadline (unary: the
+// client gave up; Pipe: the call's timeout) is answered without running: no
+// session exists for a caller who got DEADLINE_EXCEEDED.
+TEST_F(OffloadedCallTest, ACallWhoseDeadlinePassedWhileQueuedDoesNotRun) {
+  HoldThread();
+  v1::CreateSessionRequest create;
+  create.set_user_id("late");
+  v1::CreateSessionResponse created;
+  grpc::ClientContext unary;
+  unary.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  EXPECT_EQ(session_stub_->Create(&unary, create, &created).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  auto context = Context();
+  auto stream = session_stub_->Pipe(context.get());
+  v1::PipeRequest request;
+  v1::PipeCall* call = request.add_calls();
+  call->set_id(7);
+  *call->mutable_create() = create;
+  call->mutable_timeout()->set_nanos(50'000'000);
+  const absl::Time sent = absl::Now();
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 2; }));
+  // The Pipe call's deadline is the server's reading time + 50 ms, which
+  // is at most this much later than ours.
+  absl::SleepFor(sent + absl::Milliseconds(60) - absl::Now());
+  release_.Notify();
+
+  v1::PipeResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).id(), 7u);
+  EXPECT_EQ(response.results(0).code(), static_cast<int32_t>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_TRUE(stream->Finish().ok());
+  // Both ran in order on the one thread: neither created a session.
+  EXPECT_EQ(UserSessions("late"), 0u);
+}
+
+// A full pool refuses at once, UNAVAILABLE with reason OVERLOADED and
+// nothing done; a malformed request_id is still INVALID_ARGUMENT.
+TEST_F(OffloadedCallTest, AFullPoolRefusesUnavailableOverloadedAfterValidation) {
+  HoldThread();
+  for (int i = 0; i < 2; ++i) {
+    server_->offload()->Run([](absl::Status) {});
+  }
+  v1::CreateSessionRequest create;
+  create.set_user_id("crowd");
+  v1::CreateSessionResponse created;
+  const grpc::Status refused = session_stub_->Create(Context().get(), create, &created);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ErrorInfoOf(refused).reason(), "OVERLOADED");
+  create.set_request_id(std::string(200, 'r'));
+  const grpc::Status malformed = session_stub_->Create(Context().get(), create, &created);
+  EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorInfoOf(malformed).metadata().at("field"), "request_id");
+  release_.Notify();
+  EXPECT_EQ(UserSessions("crowd"), 0u);
 }
 
 }  // namespace
