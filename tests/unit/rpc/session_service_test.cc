@@ -1,12 +1,15 @@
 // Every SessionService RPC over a real channel, with its status codes: each
 // test runs over the unary RPCs and over SessionService.Pipe, which must
 // answer alike.
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "sidecar/rpc/offload.h"
+#include "sidecar/rpc/pipe.h"
 #include "tests/support/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -648,6 +651,59 @@ TEST_F(OffloadedCallTest, AFullPoolRefusesUnavailableOverloadedAfterValidation) 
   EXPECT_EQ(ErrorInfoOf(malformed).metadata().at("field"), "request_id");
   release_.Notify();
   EXPECT_EQ(UserSessions("crowd"), 0u);
+}
+
+// One Pipe stream gets at most PipeReactor::kMaxOffloadedPerStream places
+// of the shared pool at once; its further calls wait in the stream, and a
+// call of another client still gets a place.
+class StreamQuotaTest : public OffloadedCallTest {
+ protected:
+  void SetUp() override {
+    offload_threads_ = 1;
+    offload_queue_ = 1024;
+    RpcTest::SetUp();
+  }
+};
+
+TEST_F(StreamQuotaTest, AStreamHoldsAtMostItsQuotaOfThePool) {
+  constexpr size_t kQuota = PipeReactor::kMaxOffloadedPerStream;
+  constexpr int kCalls = 100;
+  static_assert(kCalls > static_cast<int>(kQuota));
+  HoldThread();
+  auto context = Context();
+  auto stream = session_stub_->Pipe(context.get());
+  v1::PipeRequest request;
+  for (int i = 1; i <= kCalls; ++i) {
+    v1::PipeCall* call = request.add_calls();
+    call->set_id(static_cast<uint64_t>(i));
+    call->mutable_get_opt_out()->set_subject("s" + std::to_string(i));
+  }
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == kQuota; }));
+  // Another client's call is queued behind the stream's quota, not its 100.
+  grpc::Status other;
+  std::thread unary([&] {
+    v1::GetOptOutRequest get;
+    get.set_subject("other");
+    v1::GetOptOutResponse got;
+    other = analytics_stub_->GetOptOut(Context().get(), get, &got);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == kQuota + 1; }));
+  EXPECT_EQ(server_->offload()->queued(), kQuota + 1);
+  release_.Notify();
+  ASSERT_TRUE(stream->WritesDone());
+  std::set<uint64_t> answered;
+  v1::PipeResponse response;
+  while (stream->Read(&response)) {
+    for (const v1::PipeResult& r : response.results()) {
+      EXPECT_EQ(r.code(), 0) << r.message();
+      answered.insert(r.id());
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kCalls));
+  unary.join();
+  EXPECT_TRUE(other.ok()) << other.error_message();
 }
 
 }  // namespace
