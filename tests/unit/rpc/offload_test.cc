@@ -25,6 +25,12 @@ struct Blocker {
   absl::Notification started;
   absl::Notification release;
 
+  // Runs the task on `pool` and waits until it holds the thread.
+  void Hold(Offload& pool) {
+    pool.Run(Task());
+    started.WaitForNotification();
+  }
+
   Offload::Task Task() {
     return [this](absl::Status admitted) {
       EXPECT_TRUE(admitted.ok());
@@ -53,8 +59,7 @@ TEST(OffloadTest, RunsEveryTaskOnAPoolThread) {
 TEST(OffloadTest, ATaskItsProbeReportsGoneIsAnsweredWithoutRunning) {
   Offload pool(1, 8);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::atomic<bool> gone{false};
   absl::Notification answered;
   absl::Status answer;
@@ -80,8 +85,7 @@ TEST(OffloadTest, FailQueuedAnswersTheWaitingUnavailableAndRefusesNewOnes) {
   admin::Metrics metrics({.instance_id = "offload", .version = "0"});
   Offload pool(1, 8, &metrics);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::vector<absl::Status> answers(3);
   for (absl::Status& a : answers) {
     pool.Run([&a](absl::Status admitted) { a = admitted; });
@@ -101,8 +105,7 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceUnavailableOverloaded) {
   admin::Metrics metrics({.instance_id = "offload", .version = "0"});
   Offload pool(1, 2, &metrics);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::atomic<int> ran{0};
   for (int i = 0; i < 2; ++i) {
     pool.Run([&](absl::Status admitted) {
@@ -131,8 +134,7 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceUnavailableOverloaded) {
 TEST(OffloadTest, ShutdownRunsWhatWasAdmittedAndRefusesTheRest) {
   Offload pool(1, 4);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::atomic<bool> queued_ran{false};
   pool.Run([&](absl::Status admitted) {
     EXPECT_TRUE(admitted.ok());

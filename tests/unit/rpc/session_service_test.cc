@@ -653,6 +653,31 @@ TEST_F(OffloadedCallTest, AFullPoolRefusesUnavailableOverloadedAfterValidation) 
   EXPECT_EQ(UserSessions("crowd"), 0u);
 }
 
+// At shutdown, once the grace has passed, a call still waiting for the pool
+// is answered UNAVAILABLE without running: the drain does not wait for the
+// backlog (only for the calls running).
+TEST_F(OffloadedCallTest, ShutdownFailsTheQueuedCallsAtItsDeadline) {
+  HoldThread();
+  grpc::Status answer;
+  std::thread caller([&] {
+    v1::CreateSessionRequest create;
+    create.set_user_id("shut");
+    v1::CreateSessionResponse created;
+    answer = session_stub_->Create(Context().get(), create, &created);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 1; }));
+  std::thread shutdown([&] { server_->Shutdown(absl::Now() + absl::Milliseconds(100)); });
+  // Emptied while the thread is still held: failed, not run.
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 0; }));
+  caller.join();
+  EXPECT_NE(answer.error_code(), grpc::StatusCode::OK);
+  release_.Notify();
+  shutdown.join();
+  auto page = sessions_->ListUserSessionsPage("shut", "", 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->sessions.empty());
+}
+
 // One Pipe stream gets at most PipeReactor::kMaxOffloadedPerStream places
 // of the shared pool at once; its further calls wait in the stream, and a
 // call of another client still gets a place.
