@@ -650,6 +650,7 @@ TEST_F(OffloadedCallTest, AFullPoolRefusesUnavailableOverloadedAfterValidation) 
   EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ErrorInfoOf(malformed).metadata().at("field"), "request_id");
   release_.Notify();
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 0; }));
   EXPECT_EQ(UserSessions("crowd"), 0u);
 }
 
