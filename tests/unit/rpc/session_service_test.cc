@@ -560,10 +560,9 @@ namespace {
 // holds with tasks of its own.
 class OffloadedCallTest : public RpcTest {
  protected:
-  void SetUp() override {
+  OffloadedCallTest() {
     offload_threads_ = 1;
     offload_queue_ = 2;
-    RpcTest::SetUp();
   }
 
   // Occupies the pool's thread until release is notified.
@@ -684,11 +683,7 @@ TEST_F(OffloadedCallTest, ShutdownFailsTheQueuedCallsAtItsDeadline) {
 // call of another client still gets a place.
 class StreamQuotaTest : public OffloadedCallTest {
  protected:
-  void SetUp() override {
-    offload_threads_ = 1;
-    offload_queue_ = 1024;
-    RpcTest::SetUp();
-  }
+  StreamQuotaTest() { offload_queue_ = 1024; }
 };
 
 TEST_F(StreamQuotaTest, AStreamHoldsAtMostItsQuotaOfThePool) {
