@@ -36,7 +36,9 @@ std::string ClearCookie(std::string_view name, bool secure);
 // an unusable cookie, INVALID_ARGUMENT) mean "no valid session" → 401.
 // Otherwise INVALID_ARGUMENT → 400 (the sidecar's message is shown: it
 // names a limit, never a secret), UNAVAILABLE / DEADLINE_EXCEEDED → 503
-// with Retry-After: 1, anything else → 500. Logs the cause (`what` names
+// with Retry-After: 1 (so is the sidecar's overload refusal, UNAVAILABLE
+// reason OVERLOADED: nothing was done), RESOURCE_EXHAUSTED (a per-user cap)
+// → 429, anything else → 500. Logs the cause (`what` names
 // the operation), never a cookie or session id.
 Response SidecarError(const absl::Status& status, std::string_view what,
                       bool session_lookup);

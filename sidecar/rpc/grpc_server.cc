@@ -15,9 +15,11 @@
 #include <algorithm>
 #include <climits>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "sidecar/rpc/analytics_service.h"
 #include "sidecar/rpc/lifecycle_service.h"
 #include "sidecar/rpc/realtime_service.h"
@@ -189,9 +191,25 @@ void GrpcServer::Shutdown(absl::Time deadline) {
       health->Shutdown();
     }
   }
+  // gRPC cancels the calls at `deadline` but waits for every reactor to
+  // finish, and calls queued for the pool would each still take a thread:
+  // at the deadline what still waits is answered UNAVAILABLE unrun, so the
+  // drain ends with the running calls, within the shutdown timeout.
+  absl::Notification drained;
+  std::thread fail_queued;
+  if (offload_ != nullptr) {
+    fail_queued = std::thread([this, deadline, &drained] {
+      if (!drained.WaitForNotificationWithDeadline(deadline)) {
+        offload_->FailQueued(
+            absl::UnavailableError("the sidecar is shutting down; the call did not run"));
+      }
+    });
+  }
   // Outside the lock: Shutdown waits for handlers, which never take mu_,
   // but a concurrent SetServing should not wait that long either.
   server_->Shutdown(absl::ToChronoTime(deadline));
+  drained.Notify();
+  if (fail_queued.joinable()) fail_queued.join();
   if (deny_server_ != nullptr) deny_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   // Every call has finished, so nothing is queued for the pool any more.
   if (offload_ != nullptr) offload_->Shutdown();

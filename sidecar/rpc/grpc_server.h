@@ -110,9 +110,14 @@ class GrpcServer {
   void SetServing(bool serving);
 
   // Health NOT_SERVING for good, no new calls; calls in flight may finish
-  // until `deadline`, then are cancelled. Blocks until all are done.
-  // Idempotent.
+  // until `deadline`, then are cancelled, and the calls still waiting for
+  // the offload pool are answered UNAVAILABLE without running. Blocks until
+  // all are done. Idempotent.
   void Shutdown(absl::Time deadline);
+
+  // The offload pool (null without offload_threads), so a test can hold its
+  // threads.
+  Offload* offload() const { return offload_.get(); }
 
  private:
   GrpcServer();

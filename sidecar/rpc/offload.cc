@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "sidecar/common/error_reason.h"
 
 namespace stateside::rpc {
 
@@ -14,19 +15,24 @@ Offload::Offload(size_t threads, size_t max_queued, admin::Metrics* metrics)
 
 Offload::~Offload() { Shutdown(); }
 
-void Offload::Run(Task task) {
+void Offload::Run(Task task, Probe probe) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       refused = absl::UnavailableError("the sidecar is shutting down");
     } else if (queue_.size() >= max_queued_) {
-      refused = absl::ResourceExhaustedError(absl::StrCat(
-          "the sidecar is overloaded: ", max_queued_,
-          " calls already wait for a store thread (Create, Regenerate, ListUserSessions, "
-          "DestroyUserSessions, opt-outs, request_id claims); retry later"));
+      // UNAVAILABLE, not RESOURCE_EXHAUSTED: nothing was done and no limit
+      // of the caller's was reached, so a client retries it with backoff.
+      refused = WithReason(
+          absl::UnavailableError(absl::StrCat(
+              "the sidecar is overloaded: ", max_queued_,
+              " calls already wait for a store thread (Create, Regenerate, ListUserSessions, "
+              "DestroyUserSessions, opt-outs, request_id claims); nothing was done, retry "
+              "later")),
+          "OVERLOADED");
     } else {
-      queue_.push_back(std::move(task));
+      queue_.push_back(Queued{std::move(task), std::move(probe)});
       // Counted under the lock, so the start that follows cannot count first.
       if (metrics_ != nullptr) metrics_->OffloadQueued();
       return;
@@ -42,7 +48,7 @@ size_t Offload::queued() const {
 
 void Offload::Work() {
   for (;;) {
-    Task task;
+    Queued next;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -52,12 +58,28 @@ void Offload::Work() {
           this));
       // Stopping drains the queue first: every admitted task runs.
       if (queue_.empty()) return;
-      task = std::move(queue_.front());
+      next = std::move(queue_.front());
       queue_.pop_front();
       if (metrics_ != nullptr) metrics_->OffloadStarted();
     }
-    std::move(task)(absl::OkStatus());
+    // A call whose client went or whose deadline passed while it waited is
+    // answered without running: nothing is done for a caller who gave up.
+    absl::Status admitted = next.probe != nullptr ? next.probe() : absl::OkStatus();
+    std::move(next.task)(std::move(admitted));
   }
+}
+
+void Offload::FailQueued(absl::Status status) {
+  std::deque<Queued> failed;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    failed.swap(queue_);
+    if (metrics_ != nullptr) {
+      for (size_t i = 0; i < failed.size(); ++i) metrics_->OffloadStarted();
+    }
+  }
+  for (Queued& q : failed) std::move(q.task)(status);
 }
 
 void Offload::Shutdown() {

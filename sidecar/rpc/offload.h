@@ -7,7 +7,15 @@
 //
 // Bounded in both directions: a fixed number of threads and at most
 // `max_queued` tasks waiting for one; a task that finds the queue full is
-// refused at once (RESOURCE_EXHAUSTED), never queued without bound.
+// refused at once (UNAVAILABLE, reason OVERLOADED: nothing was done, so a
+// client may retry it), never queued without bound.
+//
+// A task may come with a probe of its call (cancelled, past its deadline):
+// one that the probe reports gone when a thread takes it is answered the
+// probe's status (CANCELLED, DEADLINE_EXCEEDED) without running, so the
+// backlog of calls whose clients gave up neither takes effect nor holds the
+// threads. At server shutdown FailQueued answers what still waits
+// UNAVAILABLE without running it.
 // Thread-safe.
 #ifndef STATESIDE_SIDECAR_RPC_OFFLOAD_H_
 #define STATESIDE_SIDECAR_RPC_OFFLOAD_H_
@@ -28,10 +36,14 @@ namespace stateside::rpc {
 class Offload {
  public:
   // Runs exactly once with the admission: OK on a pool thread, or the
-  // refusal (RESOURCE_EXHAUSTED: the queue is full; UNAVAILABLE: the pool is
-  // shut down) inline, before Run returns. It may block (that is what the
-  // pool is for); a refused one must not.
+  // refusal (UNAVAILABLE, reason OVERLOADED: the queue is full; UNAVAILABLE:
+  // the pool is shut down) inline, before Run returns, or on a pool thread
+  // the probe's status or FailQueued's. It may block (that is what the pool
+  // is for) only when admitted OK.
   using Task = absl::AnyInvocable<void(absl::Status) &&>;
+  // OK while the task's call still wants an answer; else the status to
+  // answer it (CANCELLED, DEADLINE_EXCEEDED). Called on a pool thread.
+  using Probe = absl::AnyInvocable<absl::Status()>;
 
   // REQUIRES: threads > 0, max_queued > 0; `metrics` (may be null: not
   // metered) outlives the pool.
@@ -41,9 +53,14 @@ class Offload {
   Offload(const Offload&) = delete;
   Offload& operator=(const Offload&) = delete;
 
-  void Run(Task task);
+  void Run(Task task, Probe probe = nullptr);
 
-  // Refuses new tasks, runs every queued one and joins the threads.
+  // Answers every queued task `status` (not OK) on the calling thread without
+  // running it, and refuses new tasks UNAVAILABLE. The tasks running finish.
+  void FailQueued(absl::Status status);
+
+  // Refuses new tasks, runs every queued one (minus those its probe reports
+  // gone) and joins the threads.
   // Idempotent. REQUIRES: not called from a pool thread.
   void Shutdown();
 
@@ -51,12 +68,16 @@ class Offload {
   size_t queued() const;
 
  private:
+  struct Queued {
+    Task task;
+    Probe probe;
+  };
   void Work();
 
   const size_t max_queued_;
   admin::Metrics* const metrics_;
   mutable absl::Mutex mu_;
-  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;  // constant after construction until Shutdown
   absl::Mutex join_mu_;               // serializes Shutdown's join

@@ -32,29 +32,39 @@ void Answer(absl::StatusOr<T> result, Fill&& fill, Operations::Done done) {
 
 }  // namespace
 
-void Operations::Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) const {
+void Operations::Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done,
+                           Offload::Probe probe) const {
   if (offload_ == nullptr) return std::move(work)(std::move(done));
-  offload_->Run([work = std::move(work), done = std::move(done)](absl::Status admitted) mutable {
-    if (!admitted.ok()) return std::move(done)(std::move(admitted));
-    std::move(work)(std::move(done));
-  });
+  offload_->Run(
+      [work = std::move(work), done = std::move(done)](absl::Status admitted) mutable {
+        if (!admitted.ok()) return std::move(done)(std::move(admitted));
+        std::move(work)(std::move(done));
+      },
+      std::move(probe));
 }
 
 template <typename Response>
 void Operations::OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
-                               absl::AnyInvocable<void(Done) &&> run, Done done) const {
+                               absl::AnyInvocable<void(Done) &&> run, Done done,
+                               Offload::Probe probe) const {
   Offloaded(
       [this, claim = std::move(claim), response, run = std::move(run)](Done offloaded) mutable {
         RunOnce(requests_, claim, response, std::move(run), std::move(offloaded));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::Create(const v1::CreateSessionRequest& request,
-                        v1::CreateSessionResponse* response, Done done) const {
+                        v1::CreateSessionResponse* response, Done done,
+        Offload::Probe probe) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto params = CreateParamsFromProto(request);
   if (!params.ok()) return std::move(done)(params.status());
+  // Before admission: a malformed request_id is INVALID_ARGUMENT even on a
+  // full pool.
+  if (absl::Status id = CheckRequestId(requests_, request); !id.ok()) {
+    return std::move(done)(std::move(id));
+  }
   std::optional<OnceClaim> claim =
       ClaimOf(requests_, "SessionService/Create", request.user_id(), request);
   if (params->user_id.empty() && !claim.has_value()) {
@@ -75,11 +85,12 @@ void Operations::Create(const v1::CreateSessionRequest& request,
                [response](session::Session s) { ToProto(s, response->mutable_session()); },
                std::move(ran));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
-                     Done done) const {
+                     Done done,
+        Offload::Probe /*probe: not offloaded*/) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
@@ -93,7 +104,8 @@ void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionRespons
 }
 
 void Operations::Update(const v1::UpdateSessionRequest& request,
-                        v1::UpdateSessionResponse* response, Done done) const {
+                        v1::UpdateSessionResponse* response, Done done,
+        Offload::Probe /*probe: not offloaded*/) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
@@ -107,7 +119,8 @@ void Operations::Update(const v1::UpdateSessionRequest& request,
 }
 
 void Operations::Touch(const v1::TouchSessionRequest& request,
-                       v1::TouchSessionResponse* response, Done done) const {
+                       v1::TouchSessionResponse* response, Done done,
+        Offload::Probe /*probe: not offloaded*/) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
@@ -120,7 +133,8 @@ void Operations::Touch(const v1::TouchSessionRequest& request,
 }
 
 void Operations::Destroy(const v1::DestroySessionRequest& request,
-                         v1::DestroySessionResponse* response, Done done) const {
+                         v1::DestroySessionResponse* response, Done done,
+        Offload::Probe /*probe: not offloaded*/) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
@@ -132,7 +146,8 @@ void Operations::Destroy(const v1::DestroySessionRequest& request,
 }
 
 void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
-                            v1::RegenerateSessionResponse* response, Done done) const {
+                            v1::RegenerateSessionResponse* response, Done done,
+        Offload::Probe probe) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   auto key = KeyOf(request);
   if (!key.ok()) return std::move(done)(key.status());
@@ -141,6 +156,9 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
   // Scoped by the session: its id, whether the key is the id or the cookie
   // "id.signature" (a bad signature fails the call itself).
   const std::string scope = key->value.substr(0, key->value.find('.'));
+  if (absl::Status id = CheckRequestId(requests_, request); !id.ok()) {
+    return std::move(done)(std::move(id));
+  }
   // Offloaded: read, copy, retire (and the ledger's claim) are several round trips.
   OffloadedOnce(
       ClaimOf(requests_, "SessionService/Regenerate", scope, request), response,
@@ -149,11 +167,12 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
                [response](session::Session s) { ToProto(s, response->mutable_session()); },
                std::move(ran));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
-                                  v1::ListUserSessionsResponse* response, Done done) const {
+                                  v1::ListUserSessionsResponse* response, Done done,
+        Offload::Probe probe) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
   // Offloaded: a page reads the index under every key's tag, then the sessions.
@@ -169,12 +188,13 @@ void Operations::ListUserSessions(const v1::ListUserSessionsRequest& request,
                },
                std::move(offloaded));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
                                      v1::DestroyUserSessionsResponse* response,
-                                     Done done) const {
+                                     Done done,
+        Offload::Probe probe) const {
   if (sessions_ == nullptr) return std::move(done)(NoManager());
   if (request.user_id().empty()) return std::move(done)(MissingUserId());
   // An empty `keep` message (neither id nor cookie) is no keep at all, which
@@ -213,11 +233,12 @@ void Operations::DestroyUserSessions(const v1::DestroyUserSessionsRequest& reque
                         std::move(done)(r.status());
                       });
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,
-                           Done done) const {
+                           Done done,
+        Offload::Probe probe) const {
   if (opt_outs_ == nullptr) return std::move(done)(NoManager());
   std::optional<absl::Duration> ttl;
   if (request.has_ttl()) {
@@ -231,11 +252,12 @@ void Operations::SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutRes
           Done offloaded) mutable {
         std::move(offloaded)(opt_outs_->Set(subject, opted_out, ttl));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 void Operations::GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response,
-                           Done done) const {
+                           Done done,
+        Offload::Probe probe) const {
   if (opt_outs_ == nullptr) return std::move(done)(NoManager());
   Offloaded(
       [this, response, subject = request.subject()](Done offloaded) mutable {
@@ -243,7 +265,7 @@ void Operations::GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutRes
                [response](bool opted_out) { response->set_opted_out(opted_out); },
                std::move(offloaded));
       },
-      std::move(done));
+      std::move(done), std::move(probe));
 }
 
 }  // namespace stateside::rpc

@@ -11,6 +11,11 @@
 // pool when one is given (see offload.h), and inline without one (the memory
 // store, which never waits).
 //
+// `probe` (may be null) tells whether the call still wants an answer: an
+// offloaded operation that its call's cancellation or deadline overtook
+// while it waited for a thread is answered the probe's status without
+// running (offload.h). The others ignore it.
+//
 // `done` runs exactly once: on the calling thread, on the store's thread or
 // on an offload thread; it must not block. `response` must stay alive and
 // untouched until then. The request is only read before the call returns
@@ -49,7 +54,7 @@ class Operations {
   // null: close_connections answers UNIMPLEMENTED) carries
   // DestroyUserSessions' close_connections to the user's connections.
   // `offload` (may be null: they run inline) runs the operations that wait
-  // on their store; a full pool answers them RESOURCE_EXHAUSTED.
+  // on their store; a full pool answers them UNAVAILABLE (reason OVERLOADED).
   Operations(session::SessionManager* sessions, OptOutManager* opt_outs,
              const session::RequestLedger* requests = nullptr,
              realtime::RealtimeHub* hub = nullptr, Offload* offload = nullptr)
@@ -57,34 +62,47 @@ class Operations {
         offload_(offload) {}
 
   void Create(const v1::CreateSessionRequest& request, v1::CreateSessionResponse* response,
-              Done done) const;
+              Done done,
+              Offload::Probe probe = nullptr) const;
   void Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
-           Done done) const;
+           Done done,
+              Offload::Probe probe = nullptr) const;
   void Update(const v1::UpdateSessionRequest& request, v1::UpdateSessionResponse* response,
-              Done done) const;
+              Done done,
+              Offload::Probe probe = nullptr) const;
   void Touch(const v1::TouchSessionRequest& request, v1::TouchSessionResponse* response,
-             Done done) const;
+             Done done,
+              Offload::Probe probe = nullptr) const;
   void Destroy(const v1::DestroySessionRequest& request, v1::DestroySessionResponse* response,
-               Done done) const;
+               Done done,
+              Offload::Probe probe = nullptr) const;
   void Regenerate(const v1::RegenerateSessionRequest& request,
-                  v1::RegenerateSessionResponse* response, Done done) const;
+                  v1::RegenerateSessionResponse* response, Done done,
+              Offload::Probe probe = nullptr) const;
   void ListUserSessions(const v1::ListUserSessionsRequest& request,
-                        v1::ListUserSessionsResponse* response, Done done) const;
+                        v1::ListUserSessionsResponse* response, Done done,
+              Offload::Probe probe = nullptr) const;
   void DestroyUserSessions(const v1::DestroyUserSessionsRequest& request,
-                           v1::DestroyUserSessionsResponse* response, Done done) const;
+                           v1::DestroyUserSessionsResponse* response, Done done,
+              Offload::Probe probe = nullptr) const;
   void SetOptOut(const v1::SetOptOutRequest& request, v1::SetOptOutResponse* response,
-                 Done done) const;
+                 Done done,
+              Offload::Probe probe = nullptr) const;
   void GetOptOut(const v1::GetOptOutRequest& request, v1::GetOptOutResponse* response,
-                 Done done) const;
+                 Done done,
+              Offload::Probe probe = nullptr) const;
 
  private:
   // Runs `work` (which ends by calling the Done it is given) on offload_, or
-  // inline without one; a refusal of the pool answers `done` at once.
-  void Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done) const;
+  // inline without one; a refusal of the pool, or the probe's status when a
+  // thread takes it, answers `done` without running `work`.
+  void Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done,
+                 Offload::Probe probe) const;
   // RunOnce (request_once.h) of `run` under `claim`, offloaded.
   template <typename Response>
   void OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
-                     absl::AnyInvocable<void(Done) &&> run, Done done) const;
+                     absl::AnyInvocable<void(Done) &&> run, Done done,
+                     Offload::Probe probe) const;
 
   session::SessionManager* const sessions_;
   OptOutManager* const opt_outs_;

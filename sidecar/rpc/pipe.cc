@@ -24,14 +24,37 @@ struct PipeReactor::Pending {
   absl::Time started;
   absl::Time deadline = absl::InfiniteFuture();
   bool owns_id = false;  // its id is in in_flight_ until it completes
+  bool offloaded = false;  // counted in offloaded_ until it completes
 };
+
+namespace {
+
+// Whether `call` may wait for the offload pool (operations.cc): counted
+// against the stream's quota. An anonymous Create with a request_id counts
+// even when no ledger makes it offloaded.
+bool Offloadable(const v1::PipeCall& call) {
+  switch (call.op_case()) {
+    case v1::PipeCall::kCreate:
+      return !call.create().user_id().empty() || !call.create().request_id().empty();
+    case v1::PipeCall::kRegenerate:
+    case v1::PipeCall::kListUserSessions:
+    case v1::PipeCall::kDestroyUserSessions:
+    case v1::PipeCall::kSetOptOut:
+    case v1::PipeCall::kGetOptOut:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 PipeReactor* PipeReactor::Start(grpc::CallbackServerContext* context, const Operations* ops,
                                 admin::Metrics* metrics, size_t max_message_bytes,
-                                size_t max_outstanding) {
+                                size_t max_outstanding, size_t max_offloaded) {
   context->AddInitialMetadata(std::string(kMaxMessageBytesKey),
                               std::to_string(max_message_bytes));
-  auto* reactor = new PipeReactor(ops, metrics, max_outstanding);
+  auto* reactor = new PipeReactor(ops, metrics, max_outstanding, max_offloaded);
   // At once, not with the first answer: a client sizes its first write by it.
   reactor->StartSendInitialMetadata();
   reactor->Advance();  // the first read
@@ -39,8 +62,11 @@ PipeReactor* PipeReactor::Start(grpc::CallbackServerContext* context, const Oper
 }
 
 PipeReactor::PipeReactor(const Operations* ops, admin::Metrics* metrics,
-                         size_t max_outstanding)
-    : ops_(ops), metrics_(metrics), max_outstanding_(max_outstanding == 0 ? 1 : max_outstanding) {}
+                         size_t max_outstanding, size_t max_offloaded)
+    : ops_(ops),
+      metrics_(metrics),
+      max_outstanding_(max_outstanding == 0 ? 1 : max_outstanding),
+      max_offloaded_(max_offloaded == 0 ? 1 : max_offloaded) {}
 
 void PipeReactor::OnReadDone(bool ok) {
   // Each call is parsed on its own (pipe_wire.h): only a message whose
@@ -73,7 +99,8 @@ void PipeReactor::OnReadDone(bool ok) {
     }
     return Carry(step);
   }
-  enum class Kind : uint8_t { kCall, kMalformed, kDuplicate };
+  enum class Kind : uint8_t { kCall, kDeferred, kMalformed, kDuplicate };
+  const absl::Time read = absl::Now();
   std::vector<v1::PipeCall> calls(call_bytes.size());
   std::vector<Kind> kinds(call_bytes.size(), Kind::kCall);
   for (size_t i = 0; i < call_bytes.size(); ++i) {
@@ -85,18 +112,26 @@ void PipeReactor::OnReadDone(bool ok) {
     // Counted before any completes (a memory-store call completes inline),
     // and every id of the message registered before any runs, so a
     // duplicate within one message is seen too.
+    // The offloadable calls queue in the stream's FIFO (Pump dispatches
+    // them within the quota), in order.
     absl::MutexLock lock(&shared_->mu);
     outstanding_ += calls.size();
     for (size_t i = 0; i < calls.size(); ++i) {
-      if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
+      if (kinds[i] != Kind::kCall) continue;
+      if (!in_flight_.insert(calls[i].id()).second) {
         kinds[i] = Kind::kDuplicate;
+      } else if (Offloadable(calls[i])) {
+        kinds[i] = Kind::kDeferred;
+        deferred_.push_back(Deferred{std::move(calls[i]), read});
       }
     }
   }
   for (size_t i = 0; i < calls.size(); ++i) {
     switch (kinds[i]) {
       case Kind::kCall:
-        Dispatch(calls[i]);
+        Dispatch(calls[i], read);
+        break;
+      case Kind::kDeferred:
         break;
       case Kind::kMalformed: {
         // Worded as the unary RPC answers the same request: it names the
@@ -118,11 +153,58 @@ void PipeReactor::OnReadDone(bool ok) {
         break;
     }
   }
+  Pump();
   Step step;
   {
     absl::MutexLock lock(&shared_->mu);
     reading_ = false;
     step = NextLocked();
+  }
+  Carry(step);
+}
+
+void PipeReactor::Pump() {
+  {
+    absl::MutexLock lock(&shared_->mu);
+    if (pumping_) return;  // that thread's loop sees what we would
+    pumping_ = true;
+    ++outstanding_;  // the pump keeps the stream from finishing under it
+  }
+  PumpLoop();
+}
+
+void PipeReactor::PumpLoop() {
+  Step step;
+  for (;;) {
+    Deferred next;
+    bool cancelled = false;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      // Checked and released in one critical section: a completion that
+      // frees a place afterwards pumps itself.
+      if (deferred_.empty() || (offloaded_ >= max_offloaded_ && !cancelled_)) {
+        pumping_ = false;
+        --outstanding_;
+        step = NextLocked();
+        break;
+      }
+      next = std::move(deferred_.front());
+      deferred_.pop_front();
+      cancelled = cancelled_;
+      if (!cancelled) ++offloaded_;
+    }
+    if (cancelled) {
+      // Nobody to tell: answered (and counted down) without running.
+      auto* pending = new Pending();
+      pending->result.set_id(next.call.id());
+      pending->started = next.read;
+      pending->owns_id = true;
+      pending->method = "SessionService/Pipe";
+      if (metrics_ != nullptr) metrics_->RpcStarted();
+      Complete(pending, absl::CancelledError("the stream was cancelled"));
+      continue;
+    }
+    Dispatch(next.call, next.read);
   }
   Carry(step);
 }
@@ -136,11 +218,12 @@ void PipeReactor::Refuse(uint64_t id, absl::Status status) {
   Complete(pending, std::move(status));
 }
 
-void PipeReactor::Dispatch(v1::PipeCall& call) {
+void PipeReactor::Dispatch(v1::PipeCall& call, absl::Time read) {
   auto* pending = new Pending();
   pending->result.set_id(call.id());
-  pending->started = absl::Now();
+  pending->started = read;
   pending->owns_id = true;
+  pending->offloaded = Offloadable(call);
   if (metrics_ != nullptr) metrics_->RpcStarted();
   Operations::Done done = [this, pending](absl::Status status) {
     Complete(pending, std::move(status));
@@ -155,40 +238,62 @@ void PipeReactor::Dispatch(v1::PipeCall& call) {
     }
     if (*timeout > absl::ZeroDuration()) pending->deadline = pending->started + *timeout;
   }
+  // An offloaded call that waits past its deadline, or whose stream the
+  // client cancelled, is answered without running (offload.h).
+  Offload::Probe probe = [this, pending]() -> absl::Status {
+    {
+      absl::MutexLock lock(&shared_->mu);
+      if (cancelled_) return absl::CancelledError("the stream was cancelled");
+    }
+    if (absl::Now() > pending->deadline) {
+      return absl::DeadlineExceededError("deadline exceeded before the call ran");
+    }
+    return absl::OkStatus();
+  };
   v1::PipeResult& r = pending->result;
   switch (call.op_case()) {
     case v1::PipeCall::kCreate:
       pending->method = "SessionService/Pipe.Create";
-      return ops_->Create(call.create(), r.mutable_create(), std::move(done));
+      return ops_->Create(call.create(), r.mutable_create(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kGet:
       pending->method = "SessionService/Pipe.Get";
-      return ops_->Get(call.get(), r.mutable_get(), std::move(done));
+      return ops_->Get(call.get(), r.mutable_get(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kUpdate:
       pending->method = "SessionService/Pipe.Update";
-      return ops_->Update(call.update(), r.mutable_update(), std::move(done));
+      return ops_->Update(call.update(), r.mutable_update(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kTouch:
       pending->method = "SessionService/Pipe.Touch";
-      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done));
+      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kDestroy:
       pending->method = "SessionService/Pipe.Destroy";
-      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done));
+      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kRegenerate:
       pending->method = "SessionService/Pipe.Regenerate";
-      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done));
+      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kListUserSessions:
       pending->method = "SessionService/Pipe.ListUserSessions";
       return ops_->ListUserSessions(call.list_user_sessions(), r.mutable_list_user_sessions(),
-                                    std::move(done));
+                                    std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kDestroyUserSessions:
       pending->method = "SessionService/Pipe.DestroyUserSessions";
       return ops_->DestroyUserSessions(call.destroy_user_sessions(),
-                                       r.mutable_destroy_user_sessions(), std::move(done));
+                                       r.mutable_destroy_user_sessions(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kSetOptOut:
       pending->method = "SessionService/Pipe.SetOptOut";
-      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done));
+      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::kGetOptOut:
       pending->method = "SessionService/Pipe.GetOptOut";
-      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done));
+      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done),
+                   std::move(probe));
     case v1::PipeCall::OP_NOT_SET:
       break;
   }
@@ -217,10 +322,22 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     metrics_->RpcFinished();
   }
   const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
+  const bool offloaded = pending->offloaded;
+  bool pump = false;
   Step step;
   {
     absl::MutexLock lock(&shared_->mu);
     if (pending->owns_id) in_flight_.erase(r.id());
+    if (offloaded) {
+      --offloaded_;
+      // The freed place goes to the next deferred call: this thread pumps
+      // unless one already does (claimed here, so the stream stays alive).
+      if (!pumping_ && !deferred_.empty()) {
+        pumping_ = true;
+        ++outstanding_;
+        pump = true;
+      }
+    }
     if (cancelled_) {
       --outstanding_;  // nobody to tell
     } else {
@@ -231,6 +348,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
   }
   delete pending;
   Carry(step);
+  if (pump) PumpLoop();
 }
 
 void PipeReactor::WriteDoneLocked() {

@@ -24,8 +24,18 @@
 // A message holds at most kMaxCallsPerMessage calls, so what one read adds
 // is bounded too.
 //
-// Get and Update complete asynchronously; the other operations run on the
-// thread that read the message (as their unary handlers do).
+// Calls run as their unary handlers do (operations.h): Get, Update, Touch,
+// Destroy and an anonymous Create asynchronously on the store's thread, the
+// others on the offload pool. So the calls of one message, or of messages
+// in flight together, run concurrently and complete in any order: a call
+// that must see another's effect is sent after that one's result.
+//
+// Fairness: at most kMaxOffloadedPerStream of a stream's calls that go to
+// the shared offload pool (a user's Create or one with a request_id,
+// Regenerate, the user listings and logouts, opt-outs) are dispatched at
+// once; the stream's further ones wait in its own FIFO, dispatched as those
+// complete, so one stream cannot fill the pool's queue for everyone. They
+// count as outstanding meanwhile, so reading stops as above.
 //
 // The stream ends OK when the client half-closes and every result is
 // written; CANCELLED if the client goes.
@@ -58,6 +68,8 @@ class PipeReactor final
                            grpc::ByteBuffer> {
  public:
   static constexpr size_t kMaxOutstanding = 1024;
+  // A stream's calls dispatched to the offload pool at once (see the top).
+  static constexpr size_t kMaxOffloadedPerStream = 64;
   // Calls one message may carry: with kMaxOutstanding, what a stream can have
   // unanswered is bounded whatever the messages hold (a bigger one ends the
   // stream with RESOURCE_EXHAUSTED).
@@ -79,7 +91,8 @@ class PipeReactor final
   // stream.
   static PipeReactor* Start(grpc::CallbackServerContext* context, const Operations* ops,
                             admin::Metrics* metrics, size_t max_message_bytes,
-                            size_t max_outstanding = kMaxOutstanding);
+                            size_t max_outstanding = kMaxOutstanding,
+                            size_t max_offloaded = kMaxOffloadedPerStream);
 
   void OnReadDone(bool ok) override;
   void OnDone() override;
@@ -91,11 +104,25 @@ class PipeReactor final
     size_t bytes;  // its encoded size, counted against kMaxQueuedBytes
   };
 
-  PipeReactor(const Operations* ops, admin::Metrics* metrics, size_t max_outstanding);
+  struct Deferred {  // an offloadable call waiting for the stream's quota
+    v1::PipeCall call;
+    absl::Time read;
+  };
+
+  PipeReactor(const Operations* ops, admin::Metrics* metrics, size_t max_outstanding,
+              size_t max_offloaded);
   // Answers `status` for call `id` without running anything (a malformed
   // call, a duplicate id); the id is not registered in in_flight_.
   void Refuse(uint64_t id, absl::Status status);
-  void Dispatch(v1::PipeCall& call);
+  // Starts `call`, read at `read` (its timeout counts from there).
+  void Dispatch(v1::PipeCall& call, absl::Time read);
+  // Dispatches the deferred calls the quota lets through (or, on a
+  // cancelled stream, answers them CANCELLED), unless a thread already
+  // does. Any thread; one pumps at a time (pumping_).
+  void Pump();
+  // Pump's loop. REQUIRES: this thread set pumping_ and counted itself in
+  // outstanding_; both are undone when nothing more can go.
+  void PumpLoop();
   void Complete(Pending* pending, absl::Status status);
   // The write side's hooks (stream_reactor.h): a write carries batch_.
   Step NextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
@@ -107,6 +134,7 @@ class PipeReactor final
   const Operations* const ops_;
   admin::Metrics* const metrics_;
   const size_t max_outstanding_;
+  const size_t max_offloaded_;
   grpc::ByteBuffer read_buffer_;  // owned by the pending read
 
   std::deque<Ready> ready_ ABSL_GUARDED_BY(shared_->mu);  // not yet written
@@ -123,6 +151,9 @@ class PipeReactor final
   bool reading_ ABSL_GUARDED_BY(shared_->mu) = false;      // a read is pending
   bool read_closed_ ABSL_GUARDED_BY(shared_->mu) = false;  // half-close, error or bad message
   absl::Status end_status_ ABSL_GUARDED_BY(shared_->mu);   // OK or the bad-message error
+  std::deque<Deferred> deferred_ ABSL_GUARDED_BY(shared_->mu);  // over the quota, in order
+  size_t offloaded_ ABSL_GUARDED_BY(shared_->mu) = 0;  // offloadable calls dispatched, not done
+  bool pumping_ ABSL_GUARDED_BY(shared_->mu) = false;  // a thread is in Pump
 };
 
 }  // namespace stateside::rpc

@@ -302,7 +302,7 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
                                                    const grpc::ByteBuffer* request,
                                                    grpc::ByteBuffer* response) {
   return PublishCall::Start(
-      context, request, response, Meter("RealtimeService/Publish"), [this](PublishCall* call) {
+      context, request, response, Meter("RealtimeService/Publish"), [this, context](PublishCall* call) {
         absl::StatusOr<Event> event = ToEvent(call->request());
         if (!event.ok()) return call->Finish(event.status());
         const std::string& sender = call->request().sender_user_id();
@@ -312,6 +312,9 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
               !s.ok()) {
             return call->Finish(s);
           }
+        }
+        if (absl::Status id = CheckRequestId(requests_, call->request()); !id.ok()) {
+          return call->Finish(id);
         }
         // A request_id is scoped by the sender. Its ledger claim waits on the
         // store: offloaded (the call owns the request until it finishes).
@@ -337,7 +340,7 @@ grpc::ServerUnaryReactor* RealtimeService::Publish(grpc::CallbackServerContext* 
         if (offload_ == nullptr || requests_ == nullptr || call->request().request_id().empty()) {
           return std::move(publish)(absl::OkStatus());
         }
-        offload_->Run(std::move(publish));
+        offload_->Run(std::move(publish), CallProbe(context));
       });
 }
 

@@ -44,6 +44,15 @@ struct OnceClaim {
   std::string body;  // FingerprintBody
 };
 
+// INVALID_ARGUMENT if `request` carries a request_id the ledger would refuse
+// (RequestLedger::ValidateRequestId); checked before a call is queued, so a
+// malformed one is answered as such even when the pool is full.
+template <typename Request>
+absl::Status CheckRequestId(const session::RequestLedger* ledger, const Request& request) {
+  if (ledger == nullptr || request.request_id().empty()) return absl::OkStatus();
+  return session::RequestLedger::ValidateRequestId(request.request_id());
+}
+
 // The claim of `request`, or nullopt when it runs unconditionally (no
 // request_id, or no ledger). `method` and `scope` as RequestLedger::Call's.
 template <typename Request>

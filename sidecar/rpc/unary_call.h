@@ -32,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/rpc/offload.h"
 #include "sidecar/rpc/status.h"
 
 namespace stateside::rpc {
@@ -54,6 +55,19 @@ inline std::string_view CodeName(absl::StatusCode code) {
   const int i = static_cast<int>(code);
   if (i < 0 || i >= static_cast<int>(std::size(kNames))) return "UNKNOWN";
   return kNames[i];
+}
+
+// The probe (offload.h) of a unary call: CANCELLED once the client went or
+// the server cancelled it, DEADLINE_EXCEEDED once its deadline passed.
+// REQUIRES: used only until the call finishes (the context lives till then).
+inline Offload::Probe CallProbe(grpc::CallbackServerContext* context) {
+  return [context]() -> absl::Status {
+    if (context->IsCancelled()) return absl::CancelledError("the call was cancelled");
+    if (absl::FromChrono(context->deadline()) <= absl::Now()) {
+      return absl::DeadlineExceededError("deadline exceeded before the call ran");
+    }
+    return absl::OkStatus();
+  };
 }
 
 template <typename Request, typename Response>
@@ -134,9 +148,9 @@ grpc::ServerUnaryReactor* RunOperation(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response, RpcMeter meter,
                                        const Ops& ops, Op op) {
-  return Call::Start(context, request, response, meter, [&ops, op](Call* call) {
+  return Call::Start(context, request, response, meter, [&ops, op, context](Call* call) {
     (ops.*op)(call->request(), call->response(),
-              [call](absl::Status status) { call->Finish(status); });
+              [call](absl::Status status) { call->Finish(status); }, CallProbe(context));
   });
 }
 

@@ -378,7 +378,12 @@ struct SessionManager::AsyncCreate {
 };
 
 void SessionManager::CreateAsync(const CreateParams& params, Done<Session> done) {
-  if (!params.user_id.empty()) return std::move(done)(Create(params));
+  if (!params.user_id.empty()) {
+    // Not Create inline: the caller is on a thread that must not wait.
+    return std::move(done)(absl::FailedPreconditionError(
+        "internal: CreateAsync creates anonymous sessions only; a user's session takes the "
+        "blocking Create"));
+  }
   absl::StatusOr<CreateChoice> choice = ChooseCreate(params);
   if (!choice.ok()) return std::move(done)(choice.status());
   // No user: no epoch to read, no cap to count (ChooseCap answers none

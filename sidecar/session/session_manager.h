@@ -192,7 +192,8 @@ class SessionManager {
   // Create without holding the caller's thread for an anonymous session,
   // whose one store step is the write (SessionStore::CreateAsync). A user's
   // session takes several (the cap's count, the revocation epoch before and
-  // after): for one this runs the blocking Create on the calling thread.
+  // after), which only the blocking Create does: for one this answers
+  // FAILED_PRECONDITION at once (a caller's bug), never blocking the thread.
   void CreateAsync(const CreateParams& params, Done<Session> done);
   // Rolls the idle TTL unless touch is false.
   absl::StatusOr<Session> Get(const SessionKey& key, bool touch = true);

@@ -21,6 +21,7 @@ absl::StatusOr<SidecarProcess> StartSidecarProcess(SidecarProcessOptions options
   process_options.env["STATESIDE_SOCKET"] = options.socket_path;
   process_options.env["STATESIDE_ADMIN_ADDR"] = options.admin_host + ":0";
   process_options.clear_env = options.clear_env;
+  process_options.cpus = options.cpus;
   process_options.log_path = options.log_path;
   auto process = Subprocess::Start(std::move(process_options));
   if (!process.ok()) return process.status();

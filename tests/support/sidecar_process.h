@@ -23,6 +23,7 @@ struct SidecarProcessOptions {
   std::map<std::string, std::string> env;  // the other settings
   bool clear_env = false;                  // as SubprocessOptions::clear_env
   std::string log_path;                    // stdout+stderr of the sidecar
+  std::vector<int> cpus;                   // as SubprocessOptions::cpus
   // How long it may take to serve (generous: sanitizer builds start slowly).
   absl::Duration start_timeout = absl::Seconds(15);
 };

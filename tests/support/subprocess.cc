@@ -2,6 +2,7 @@
 #include "tests/support/subprocess.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -69,6 +70,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
     dup2(out_fd, 2);
     // New process group so a test can signal the child without the runner.
     setpgid(0, 0);
+    if (!options.cpus.empty()) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      for (int cpu : options.cpus) CPU_SET(cpu, &set);
+      if (sched_setaffinity(0, sizeof(set), &set) != 0) _exit(127);
+    }
     execvpe(argv[0], argv.data(), envp.data());
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);

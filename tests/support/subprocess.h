@@ -24,6 +24,9 @@ struct SubprocessOptions {
   bool clear_env = false;
   std::string log_path;  // stdout+stderr; empty = /dev/null
   std::string stdin_path;  // empty = /dev/null
+  // The CPUs the child may run on (sched_setaffinity before exec, so what
+  // it counts as its cores at startup); empty: as the parent.
+  std::vector<int> cpus;
 };
 
 class Subprocess {

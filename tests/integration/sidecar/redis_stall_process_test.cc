@@ -1,10 +1,12 @@
 // A stalled Redis against the real binary: with its gRPC threads at their
-// default (two on a two-core machine), session calls waiting on a paused
+// default (two: the sidecar is pinned to two CPUs), session calls waiting on a paused
 // redis-server (SIGSTOP: it accepts nothing and answers nothing) must not
 // hold those threads, so the calls that need no Redis (GetInstance, a Pipe
 // call with a malformed key) still answer; once Redis resumes, every waiting
 // call answers what it would have. The calls waiting are observed through
 // stateside_rpc_in_flight on /metrics, never a sleep.
+#include <sched.h>
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -55,6 +57,18 @@ struct Pending {
   }
 };
 
+// The first two CPUs this process may run on (fewer if it has fewer).
+std::vector<int> TwoCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
 class RedisStallProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -71,7 +85,10 @@ class RedisStallProcessTest : public ::testing::Test {
                  {"STATESIDE_REDIS_COMMAND_TIMEOUT", "60s"},
                  {"INSTANCE_ID", "stall"}},
          .clear_env = true,
-         .log_path = dir_.File("sidecar.log")});
+         .log_path = dir_.File("sidecar.log"),
+         // gRPC sizes its callback threads by the cores it sees: pinned to
+         // two, it has as many as the calls below block, on any machine.
+         .cpus = TwoCpus()});
     ASSERT_TRUE(sidecar.ok()) << sidecar.status();
     sidecar_.emplace(*std::move(sidecar));
     port_ = sidecar_->admin_port;
@@ -177,7 +194,8 @@ TEST_F(RedisStallProcessTest, DestroysWaitingOnAPausedRedisHoldNoGrpcThread) {
   ASSERT_TRUE(InFlightReaches(0));
   redis_->Pause();
 
-  // Two unary Destroys, as many as gRPC has threads.
+  // Two unary Destroys, as many as gRPC has threads (the sidecar runs on two
+  // CPUs).
   std::vector<std::string> ids = {first, second};
   std::vector<v1::DestroySessionResponse> destroyed(ids.size());
   absl::Cleanup join = [this] { ResumeAndJoin(); };

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/common/error_reason.h"
 #include "tests/support/wait.h"
 
 namespace stateside::rpc {
@@ -23,6 +24,12 @@ using ::testing::HasSubstr;
 struct Blocker {
   absl::Notification started;
   absl::Notification release;
+
+  // Runs the task on `pool` and waits until it holds the thread.
+  void Hold(Offload& pool) {
+    pool.Run(Task());
+    started.WaitForNotification();
+  }
 
   Offload::Task Task() {
     return [this](absl::Status admitted) {
@@ -49,12 +56,56 @@ TEST(OffloadTest, RunsEveryTaskOnAPoolThread) {
   EXPECT_EQ(on_caller.load(), 0);
 }
 
-TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
+TEST(OffloadTest, ATaskItsProbeReportsGoneIsAnsweredWithoutRunning) {
+  Offload pool(1, 8);
+  Blocker blocker;
+  blocker.Hold(pool);
+  std::atomic<bool> gone{false};
+  absl::Notification answered;
+  absl::Status answer;
+  pool.Run([&](absl::Status admitted) {
+    answer = admitted;
+    answered.Notify();
+  }, [&]() -> absl::Status {
+    return gone ? absl::DeadlineExceededError("deadline exceeded") : absl::OkStatus();
+  });
+  absl::Notification live_ran;
+  pool.Run([&](absl::Status admitted) {
+    EXPECT_TRUE(admitted.ok()) << admitted;
+    live_ran.Notify();
+  }, [] { return absl::OkStatus(); });
+  gone = true;  // while it waits: its call's deadline passes
+  blocker.release.Notify();
+  answered.WaitForNotification();
+  EXPECT_EQ(answer.code(), absl::StatusCode::kDeadlineExceeded);
+  live_ran.WaitForNotification();
+}
+
+TEST(OffloadTest, FailQueuedAnswersTheWaitingUnavailableAndRefusesNewOnes) {
+  admin::Metrics metrics({.instance_id = "offload", .version = "0"});
+  Offload pool(1, 8, &metrics);
+  Blocker blocker;
+  blocker.Hold(pool);
+  std::vector<absl::Status> answers(3);
+  for (absl::Status& a : answers) {
+    pool.Run([&a](absl::Status admitted) { a = admitted; });
+  }
+  pool.FailQueued(absl::UnavailableError("shutting down"));
+  for (const absl::Status& a : answers) EXPECT_EQ(a.code(), absl::StatusCode::kUnavailable) << a;
+  EXPECT_EQ(pool.queued(), 0u);
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("\nstateside_offload_waiting 0\n"));
+  absl::Status late;
+  pool.Run([&](absl::Status admitted) { late = admitted; });
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable);
+  blocker.release.Notify();  // the running task still finishes
+  pool.Shutdown();
+}
+
+TEST(OffloadTest, AFullQueueRefusesAtOnceUnavailableOverloaded) {
   admin::Metrics metrics({.instance_id = "offload", .version = "0"});
   Offload pool(1, 2, &metrics);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::atomic<int> ran{0};
   for (int i = 0; i < 2; ++i) {
     pool.Run([&](absl::Status admitted) {
@@ -71,7 +122,8 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
     inline_answer = true;
   });
   ASSERT_TRUE(inline_answer) << "a refusal is answered before Run returns";
-  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(PayloadOf(refused, kReasonPayload), "OVERLOADED");
   EXPECT_THAT(refused.message(), HasSubstr("2 calls already wait"));
   blocker.release.Notify();
   pool.Shutdown();
@@ -82,8 +134,7 @@ TEST(OffloadTest, AFullQueueRefusesAtOnceWithResourceExhausted) {
 TEST(OffloadTest, ShutdownRunsWhatWasAdmittedAndRefusesTheRest) {
   Offload pool(1, 4);
   Blocker blocker;
-  pool.Run(blocker.Task());
-  blocker.started.WaitForNotification();
+  blocker.Hold(pool);
   std::atomic<bool> queued_ran{false};
   pool.Run([&](absl::Status admitted) {
     EXPECT_TRUE(admitted.ok());

@@ -344,6 +344,7 @@ void RpcTest::SetUp() {
   options.socket_path = socket_path_;
   options.max_receive_message_bytes = kMaxMessageBytes;
   options.offload_threads = offload_threads_;
+  options.offload_queue = offload_queue_;
   GrpcServices services;
   services.sessions = sessions_.get();
   services.opt_outs = opt_outs_.get();

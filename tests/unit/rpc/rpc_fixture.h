@@ -155,6 +155,7 @@ class RpcTest : public ::testing::Test {
   // Set by a derived fixture: the server's offload pool (GrpcServerOptions),
   // so the calls that wait on a store run on it as they do on Redis.
   size_t offload_threads_ = 0;
+  size_t offload_queue_ = 1024;
 
   testing::TempDir dir_;
   std::string socket_path_;

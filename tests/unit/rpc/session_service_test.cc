@@ -1,10 +1,16 @@
 // Every SessionService RPC over a real channel, with its status codes: each
 // test runs over the unary RPCs and over SessionService.Pipe, which must
 // answer alike.
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "sidecar/rpc/offload.h"
+#include "sidecar/rpc/pipe.h"
+#include "tests/support/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/rpc/convert.h"
@@ -542,6 +548,183 @@ TEST_P(SessionServiceTest, OversizedRequestIsResourceExhausted) {
   // The connection is still good for the next call (over Pipe the oversized
   // message ended its stream; the next call opens another).
   CreateSession();
+}
+
+}  // namespace
+}  // namespace stateside::rpc
+
+namespace stateside::rpc {
+namespace {
+
+// The server's offload pool with one thread and two places, which a test
+// holds with tasks of its own.
+class OffloadedCallTest : public RpcTest {
+ protected:
+  OffloadedCallTest() {
+    offload_threads_ = 1;
+    offload_queue_ = 2;
+  }
+
+  // Occupies the pool's thread until release is notified.
+  void HoldThread() {
+    server_->offload()->Run([this](absl::Status admitted) {
+      EXPECT_TRUE(admitted.ok()) << admitted;
+      held_.Notify();
+      release_.WaitForNotification();
+    });
+    held_.WaitForNotification();
+  }
+
+  size_t UserSessions(const std::string& user) {
+    v1::ListUserSessionsRequest list;
+    list.set_user_id(user);
+    v1::ListUserSessionsResponse listed;
+    EXPECT_TRUE(session_stub_->ListUserSessions(Context().get(), list, &listed).ok());
+    return static_cast<size_t>(listed.sessions_size());
+  }
+
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    RpcTest::TearDown();
+  }
+
+  absl::Notification held_;
+  absl::Notification release_;
+};
+
+// A user's Create that waited for the pool past its deadline (unary: the
+// client gave up; Pipe: the call's timeout) is answered without running: no
+// session exists for a caller who got DEADLINE_EXCEEDED.
+TEST_F(OffloadedCallTest, ACallWhoseDeadlinePassedWhileQueuedDoesNotRun) {
+  HoldThread();
+  v1::CreateSessionRequest create;
+  create.set_user_id("late");
+  v1::CreateSessionResponse created;
+  grpc::ClientContext unary;
+  unary.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  EXPECT_EQ(session_stub_->Create(&unary, create, &created).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  auto context = Context();
+  auto stream = session_stub_->Pipe(context.get());
+  v1::PipeRequest request;
+  v1::PipeCall* call = request.add_calls();
+  call->set_id(7);
+  *call->mutable_create() = create;
+  call->mutable_timeout()->set_nanos(50'000'000);
+  const absl::Time sent = absl::Now();
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 2; }));
+  // The Pipe call's deadline is the server's reading time + 50 ms, which
+  // is at most this much later than ours.
+  absl::SleepFor(sent + absl::Milliseconds(60) - absl::Now());
+  release_.Notify();
+
+  v1::PipeResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).id(), 7u);
+  EXPECT_EQ(response.results(0).code(), static_cast<int32_t>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_TRUE(stream->Finish().ok());
+  // Both ran in order on the one thread: neither created a session.
+  EXPECT_EQ(UserSessions("late"), 0u);
+}
+
+// A full pool refuses at once, UNAVAILABLE with reason OVERLOADED and
+// nothing done; a malformed request_id is still INVALID_ARGUMENT.
+TEST_F(OffloadedCallTest, AFullPoolRefusesUnavailableOverloadedAfterValidation) {
+  HoldThread();
+  for (int i = 0; i < 2; ++i) {
+    server_->offload()->Run([](absl::Status) {});
+  }
+  v1::CreateSessionRequest create;
+  create.set_user_id("crowd");
+  v1::CreateSessionResponse created;
+  const grpc::Status refused = session_stub_->Create(Context().get(), create, &created);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ErrorInfoOf(refused).reason(), "OVERLOADED");
+  create.set_request_id(std::string(200, 'r'));
+  const grpc::Status malformed = session_stub_->Create(Context().get(), create, &created);
+  EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorInfoOf(malformed).metadata().at("field"), "request_id");
+  release_.Notify();
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 0; }));
+  EXPECT_EQ(UserSessions("crowd"), 0u);
+}
+
+// At shutdown, once the grace has passed, a call still waiting for the pool
+// is answered UNAVAILABLE without running: the drain does not wait for the
+// backlog (only for the calls running).
+TEST_F(OffloadedCallTest, ShutdownFailsTheQueuedCallsAtItsDeadline) {
+  HoldThread();
+  grpc::Status answer;
+  std::thread caller([&] {
+    v1::CreateSessionRequest create;
+    create.set_user_id("shut");
+    v1::CreateSessionResponse created;
+    answer = session_stub_->Create(Context().get(), create, &created);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 1; }));
+  std::thread shutdown([&] { server_->Shutdown(absl::Now() + absl::Milliseconds(100)); });
+  // Emptied while the thread is still held: failed, not run.
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == 0; }));
+  caller.join();
+  EXPECT_NE(answer.error_code(), grpc::StatusCode::OK);
+  release_.Notify();
+  shutdown.join();
+  auto page = sessions_->ListUserSessionsPage("shut", "", 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->sessions.empty());
+}
+
+// One Pipe stream gets at most PipeReactor::kMaxOffloadedPerStream places
+// of the shared pool at once; its further calls wait in the stream, and a
+// call of another client still gets a place.
+class StreamQuotaTest : public OffloadedCallTest {
+ protected:
+  StreamQuotaTest() { offload_queue_ = 1024; }
+};
+
+TEST_F(StreamQuotaTest, AStreamHoldsAtMostItsQuotaOfThePool) {
+  constexpr size_t kQuota = PipeReactor::kMaxOffloadedPerStream;
+  constexpr int kCalls = 100;
+  static_assert(kCalls > static_cast<int>(kQuota));
+  HoldThread();
+  auto context = Context();
+  auto stream = session_stub_->Pipe(context.get());
+  v1::PipeRequest request;
+  for (int i = 1; i <= kCalls; ++i) {
+    v1::PipeCall* call = request.add_calls();
+    call->set_id(static_cast<uint64_t>(i));
+    call->mutable_get_opt_out()->set_subject("s" + std::to_string(i));
+  }
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == kQuota; }));
+  // Another client's call is queued behind the stream's quota, not its 100.
+  grpc::Status other;
+  std::thread unary([&] {
+    v1::GetOptOutRequest get;
+    get.set_subject("other");
+    v1::GetOptOutResponse got;
+    other = analytics_stub_->GetOptOut(Context().get(), get, &got);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->offload()->queued() == kQuota + 1; }));
+  EXPECT_EQ(server_->offload()->queued(), kQuota + 1);
+  release_.Notify();
+  ASSERT_TRUE(stream->WritesDone());
+  std::set<uint64_t> answered;
+  v1::PipeResponse response;
+  while (stream->Read(&response)) {
+    for (const v1::PipeResult& r : response.results()) {
+      EXPECT_EQ(r.code(), 0) << r.message();
+      answered.insert(r.id());
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kCalls));
+  unary.join();
+  EXPECT_TRUE(other.ok()) << other.error_message();
 }
 
 }  // namespace
