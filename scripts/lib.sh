@@ -51,6 +51,10 @@ CONTAINER_PACKAGES=(
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
+# Floating-point arithmetic (the benchmark scripts): calc EXPR [DECIMALS].
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+# "met" if the awk condition holds, else "**missed**".
+verdict() { if [ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" = 1 ]; then echo met; else echo "**missed**"; fi; }
 
 # install_packages PKG...: installs the packages not installed yet. A second
 # run finds nothing missing and touches nothing (no network needed).

@@ -1,6 +1,6 @@
 // radar-floor: the app-side floor of the web benchmark. A bare
-// Boost.Beast HTTP/1.1 keep-alive server that answers `GET /me` with a fixed
-// JSON body and calls nothing: what radar-app's I/O side costs with the
+// Boost.Beast HTTP/1.1 keep-alive server that answers `GET /me` and
+// `POST /cart` with a fixed JSON body and calls nothing: what radar-app's I/O side costs with the
 // sidecar taken away. Same threading model as radar-app's I/O side: one
 // io_context run by --threads threads, each connection on its own strand.
 //
@@ -35,6 +35,8 @@ using tcp = net::ip::tcp;
 // The shape of radar-app's GET /me answer for a logged-in user with an empty
 // cart, so the bytes on the wire are comparable.
 constexpr char kMeBody[] = R"({"user":"alice","cart":[],"instance":"floor"})";
+// The shape of radar-app's POST /cart answer (the benchmark's item).
+constexpr char kCartBody[] = R"({"item":"bench","instance":"floor"})";
 constexpr char kInstance[] = "floor";
 // radar-app's default request size limit (--max-body-bytes).
 constexpr std::uint64_t kMaxBodyBytes = 16384;
@@ -45,17 +47,16 @@ http::response<http::string_body> Answer(const http::request<http::string_body>&
   res.keep_alive(req.keep_alive());
   res.set(http::field::content_type, "application/json");
   res.set("X-Instance-Id", kInstance);
-  if (req.target() == "/me" || req.target() == "/healthz") {
-    if (req.method() != http::verb::get) {
-      res.result(http::status::method_not_allowed);
-      res.body() = R"({"error":"method not allowed"})";
-    } else {
-      res.result(http::status::ok);
-      res.body() = req.target() == "/me" ? kMeBody : R"({"status":"ok","instance":"floor"})";
-    }
-  } else {
+  const bool me = req.target() == "/me", cart = req.target() == "/cart";
+  if (!me && !cart && req.target() != "/healthz") {
     res.result(http::status::not_found);
     res.body() = R"({"error":"not found"})";
+  } else if (req.method() != (cart ? http::verb::post : http::verb::get)) {
+    res.result(http::status::method_not_allowed);
+    res.body() = R"({"error":"method not allowed"})";
+  } else {
+    res.result(http::status::ok);
+    res.body() = me ? kMeBody : cart ? kCartBody : R"({"status":"ok","instance":"floor"})";
   }
   res.prepare_payload();
   return res;
