@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "sidecar/common/completion_batch.h"
 #include "sidecar/redis/sentinel_monitor.h"
 
 namespace stateside::redis {
@@ -201,6 +202,9 @@ void Connection::ReadLoop() {
 void Connection::DrainReplies() {
   const uint64_t gen = generation_;
   const SteadyTime now = steady_clock::now();  // the replies of one read
+  // What the callbacks leave for the end of the batch (a Pipe stream's one
+  // write for all of its results here) runs when this returns.
+  CompletionBatch batch;
   while (true) {
     absl::StatusOr<std::optional<Reply>> next = parser_->Next();
     if (!next.ok()) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "sidecar/common/completion_batch.h"
 #include "sidecar/common/error_reason.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/pipe_wire.h"
@@ -126,34 +127,39 @@ void PipeReactor::OnReadDone(bool ok) {
       }
     }
   }
-  for (size_t i = 0; i < calls.size(); ++i) {
-    switch (kinds[i]) {
-      case Kind::kCall:
-        Dispatch(calls[i], read);
-        break;
-      case Kind::kDeferred:
-        break;
-      case Kind::kMalformed: {
-        // Worded as the unary RPC answers the same request: it names the
-        // operation's request type when the call has one.
-        const MalformedCall read = ReadMalformedCall(call_bytes[i]);
-        const google::protobuf::FieldDescriptor* op =
-            v1::PipeCall::descriptor()->FindFieldByNumber(read.op_field);
-        const std::string& type = op != nullptr && op->message_type() != nullptr
-                                      ? op->message_type()->full_name()
-                                      : v1::PipeCall::descriptor()->full_name();
-        Refuse(read.id, absl::InvalidArgumentError("malformed request: not a valid " + type));
-        break;
+  {
+    // What completes inline (refusals, the memory store's calls) goes out
+    // in one write when this scope ends.
+    CompletionBatch batch;
+    for (size_t i = 0; i < calls.size(); ++i) {
+      switch (kinds[i]) {
+        case Kind::kCall:
+          Dispatch(calls[i], read);
+          break;
+        case Kind::kDeferred:
+          break;
+        case Kind::kMalformed: {
+          // Worded as the unary RPC answers the same request: it names the
+          // operation's request type when the call has one.
+          const MalformedCall read = ReadMalformedCall(call_bytes[i]);
+          const google::protobuf::FieldDescriptor* op =
+              v1::PipeCall::descriptor()->FindFieldByNumber(read.op_field);
+          const std::string& type = op != nullptr && op->message_type() != nullptr
+                                        ? op->message_type()->full_name()
+                                        : v1::PipeCall::descriptor()->full_name();
+          Refuse(read.id, absl::InvalidArgumentError("malformed request: not a valid " + type));
+          break;
+        }
+        case Kind::kDuplicate:
+          Refuse(calls[i].id(),
+                 WithReason(absl::InvalidArgumentError(absl::StrCat(
+                                "call id ", calls[i].id(), " is already in flight on this stream")),
+                            "DUPLICATE_CALL_ID", "id"));
+          break;
       }
-      case Kind::kDuplicate:
-        Refuse(calls[i].id(),
-               WithReason(absl::InvalidArgumentError(absl::StrCat(
-                              "call id ", calls[i].id(), " is already in flight on this stream")),
-                          "DUPLICATE_CALL_ID", "id"));
-        break;
     }
+    Pump();
   }
-  Pump();
   Step step;
   {
     absl::MutexLock lock(&shared_->mu);
@@ -324,6 +330,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
   const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
   const bool offloaded = pending->offloaded;
   bool pump = false;
+  bool defer = false;
   Step step;
   {
     absl::MutexLock lock(&shared_->mu);
@@ -340,15 +347,35 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     }
     if (cancelled_) {
       --outstanding_;  // nobody to tell
+      step = NextLocked();
     } else {
       ready_bytes_ += bytes;
       ready_.push_back(Ready{std::move(r), bytes});
+      if (!CompletionBatch::Open()) {
+        step = NextLocked();
+      } else if (!flush_deferred_) {
+        // The batch's first result: the write waits for the rest of it.
+        flush_deferred_ = true;
+        ++outstanding_;
+        defer = true;
+      }
     }
-    step = NextLocked();
   }
   delete pending;
+  if (defer) CompletionBatch::Defer([this] { FlushDeferred(); });
   Carry(step);
   if (pump) PumpLoop();
+}
+
+void PipeReactor::FlushDeferred() {
+  Step step;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    flush_deferred_ = false;
+    --outstanding_;
+    step = NextLocked();
+  }
+  Carry(step);
 }
 
 void PipeReactor::WriteDoneLocked() {

@@ -12,7 +12,11 @@
 // before OnWriteDone is undefined in grpc++), and each write carries every
 // result that became ready while the previous one was in flight — so under
 // load one message answers many calls, and the calls of one read reach the
-// Redis layer together, where they pipeline into one Redis write.
+// Redis layer together, where they pipeline into one Redis write. Results
+// that complete inside a CompletionBatch (common/completion_batch.h: the
+// replies of one Redis socket read, the calls one message answers at once)
+// only queue; the write starts when the batch ends, so a batch of replies
+// is one stream write rather than its first result alone and then the rest.
 //
 // Limits: the stream's initial metadata, sent at once, announces the
 // server's receive limit (kMaxMessageBytesKey) so that a client can keep its
@@ -124,6 +128,9 @@ class PipeReactor final
   // outstanding_; both are undone when nothing more can go.
   void PumpLoop();
   void Complete(Pending* pending, absl::Status status);
+  // The end of the CompletionBatch in which results were queued without a
+  // write: starts it (flush_deferred_).
+  void FlushDeferred();
   // The write side's hooks (stream_reactor.h): a write carries batch_.
   Step NextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
   void WriteDoneLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
@@ -154,6 +161,9 @@ class PipeReactor final
   std::deque<Deferred> deferred_ ABSL_GUARDED_BY(shared_->mu);  // over the quota, in order
   size_t offloaded_ ABSL_GUARDED_BY(shared_->mu) = 0;  // offloadable calls dispatched, not done
   bool pumping_ ABSL_GUARDED_BY(shared_->mu) = false;  // a thread is in Pump
+  // A FlushDeferred is waiting for the end of a CompletionBatch; it counts
+  // in outstanding_ until it runs, so the stream cannot finish under it.
+  bool flush_deferred_ ABSL_GUARDED_BY(shared_->mu) = false;
 };
 
 }  // namespace stateside::rpc

@@ -1,6 +1,7 @@
 // The connection layer against a scripted fake server: garbage, silence,
 // split and nested replies, error mapping, NOSCRIPT reload, AUTH failure,
-// command timeouts, pending bounds and reconnects.
+// command timeouts, pending bounds and reconnects, and the replies of one
+// read completing in one batch.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "sidecar/common/completion_batch.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/crypto/digest.h"
 #include "tests/support/wait.h"
@@ -375,6 +377,40 @@ TEST(RedisFakeServerTest, BlockingCallFromACallbackIsRefused) {
   absl::MutexLock lock(&mu);
   mu.Await(absl::Condition(&done));
   EXPECT_EQ(nested.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// The callbacks of the replies one socket read brings run inside one
+// CompletionBatch: what the first defers runs after the last.
+TEST(RedisFakeServerTest, TheRepliesOfOneReadCompleteInOneBatch) {
+  // The three replies are sent together, in one write, when the third
+  // command arrives.
+  FakeRedisServer server(Redisish([](const std::vector<std::string>& c) -> std::string {
+    if (c[0] == "C") return FakeRedisServer::Bulk("a") + FakeRedisServer::Bulk("b") +
+                            FakeRedisServer::Bulk("c");
+    return "";
+  }));
+  auto client = Connect(server.url());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
+  absl::Mutex mu;
+  std::string log;
+  bool done = false;
+  for (const char* name : {"A", "B", "C"}) {
+    client->Execute({name}, [&, name = std::string(name)](absl::StatusOr<Reply> reply) {
+      EXPECT_TRUE(CompletionBatch::Open());
+      absl::MutexLock lock(&mu);
+      log += reply.ok() ? reply->str : "!";
+      if (name == "A") {
+        CompletionBatch::Defer([&] {
+          absl::MutexLock lock(&mu);
+          log += " end";
+          done = true;
+        });
+      }
+    });
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  EXPECT_EQ(log, "abc end");
 }
 
 TEST(RedisFakeServerTest, BadOptionsAreInvalidArgument) {

@@ -1,5 +1,6 @@
 // SessionService.Pipe over a real channel: the answers and codes of the
-// unary RPCs, ids echoed, many calls per message, per-call deadlines, a call
+// unary RPCs, ids echoed, many calls per message (answered together in one
+// write when they complete together), per-call deadlines, a call
 // without an operation, a malformed message, a malformed call, a duplicate
 // id, an out-of-range timeout, the announced limit, and many concurrent
 // streams.
@@ -153,6 +154,20 @@ TEST_F(PipeTest, ManyCallsInOneMessageAreEachAnsweredOnceByTheirIds) {
   EXPECT_GE(messages, 1);
   EXPECT_LE(messages, 500);
   RecordProperty("messages", messages);
+}
+
+// The calls of one message that complete at once (here: the memory store
+// answers inline) are queued together and go out in one write, rather than
+// the first result alone and the rest after it.
+TEST_F(PipeTest, CallsAnsweredTogetherShareOneWrite) {
+  const v1::Session session = CreateSession("bob", {{"k", "v"}});
+  std::vector<v1::PipeCall> calls;
+  for (uint64_t id = 1; id <= 100; ++id) calls.push_back(GetCall(id, IdKey(session)));
+  int messages = 0;
+  const auto results = RunPipe(*session_stub_, calls, &messages);
+  ASSERT_EQ(results.size(), calls.size());
+  for (const auto& [id, r] : results) EXPECT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(messages, 1);
 }
 
 // Each operation goes to its own handler and its answer in its own field.
