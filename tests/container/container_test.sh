@@ -65,10 +65,12 @@ cleanup() {
       echo "--- container states"
       podman ps -a --filter "label=com.docker.compose.project=$project" \
         --format '{{.Names}} {{.Status}}' || true
-      for s in sidecar-1 app-1 nginx; do
+      for s in sidecar-1 sidecar-2 sidecar-3 app-1 app-2 app-3; do
         echo "--- logs of $s (last 30 lines)"
         podman logs --tail 30 "${project}_${s}_1" 2>&1 || true
       done
+      echo "--- nginx: the answers other than 200 (last 30)"
+      podman logs "${project}_nginx_1" 2>&1 | grep -v '" 200 ' | tail -n 30 || true
     fi
     "$tmp/deploy/compose/compose.sh" down -v >/dev/null 2>&1 || true
   fi
