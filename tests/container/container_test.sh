@@ -230,10 +230,21 @@ step "the cart read back by $other (pods seen: ${!seen[*]})"
 # JAR". Every item name is new, so a lost add cannot hide behind a later
 # one; the sidecar holds at most 64 attributes a session, so every 40 adds
 # go to a new session (cookie jar), each logged in through nginx first.
+# At most 40 requests a second: nginx allows one client address 50 a second
+# beyond a burst of 100 (deploy/nginx/radar-http.conf) and answers 429 above
+# that, and this load comes from one address (the Podman bridge's), as fast
+# as curl goes on an idle machine.
 load() {
-  local i=0 code instance jar="" item
-  local end=$((SECONDS + 300))
+  local i=0 code instance jar="" item now
+  local end=$((SECONDS + 300)) next_us="${EPOCHREALTIME/./}"
   while [[ ! -e "$tmp/stop" ]] && ((SECONDS < end)); do
+    # 25 ms from the previous request's start; a slow one is not caught up.
+    now="${EPOCHREALTIME/./}"
+    if ((now < next_us)); then
+      sleep "$(printf '0.%06d' $((next_us - now)))"
+      now="$next_us"
+    fi
+    next_us=$((now + 25000))
     i=$((i + 1))
     if ((i % 80 == 1)); then
       jar="$tmp/load-cookies-$i"
