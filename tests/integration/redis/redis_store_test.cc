@@ -91,6 +91,62 @@ TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
   EXPECT_EQ(after.batches_written - before.batches_written, 1u);
 }
 
+// A read that need not write (within the touch granularity, or not
+// touching) is one plain HGETALL (HMGET for metadata only), no script: the
+// script runs only to write the access when due or to delete an expired
+// session, one command later.
+TEST_F(RedisStoreTest, AReadThatWritesNothingRunsNoScript) {
+  const auto evalshas = [&] {
+    absl::StatusOr<Reply> info = client_->Call({"INFO", "commandstats"});
+    const std::string text = info.ok() ? info->str : "";
+    const std::string field = "cmdstat_evalsha:calls=";
+    const size_t at = text.find(field);
+    int64_t n = 0;
+    if (at != std::string::npos) {
+      const std::string value = text.substr(at + field.size(), text.find(',', at) - at - field.size());
+      EXPECT_TRUE(absl::SimpleAtoi(value, &n)) << value;
+    }
+    return n;
+  };
+  session::StoredSession s = Make("plain");  // idle 30m: 1% = 18s
+  s.attributes = {{"cart", "env-cart"}, {"theme", "env-theme"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(store_->Get("plain", Read()).ok());  // loads the script (no granularity: it alone)
+  session::ReadOptions read = Read();
+  read.touch_granularity = absl::Seconds(60);
+  read.now = now_ + absl::Seconds(10);
+  int64_t scripts = evalshas();
+  redis::RedisClientStats before = client_->stats();
+  absl::StatusOr<session::StoredSession> got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes, s.attributes);
+  EXPECT_EQ(got->version, 1u);
+  EXPECT_EQ(got->last_access, now_);
+  read.metadata_only = true;
+  got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->attributes.empty());
+  EXPECT_EQ(got->idle_ttl, absl::Minutes(30));
+  EXPECT_EQ(client_->stats().commands_written - before.commands_written, 2u);
+  EXPECT_EQ(evalshas(), scripts) << "a read within the granularity ran the script";
+
+  read.metadata_only = false;
+  read.now = now_ + absl::Seconds(18);  // due
+  before = client_->stats();
+  got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->last_access, read.now);
+  EXPECT_EQ(got->attributes, s.attributes);
+  EXPECT_EQ(client_->stats().commands_written - before.commands_written, 2u);
+  EXPECT_EQ(evalshas(), scripts + 1);
+
+  // Expired: the script deletes it and says so.
+  read.now += absl::Minutes(30);
+  EXPECT_TRUE(session::IsExpiredNotFound(store_->Get("plain", read).status()));
+  EXPECT_EQ(evalshas(), scripts + 2);
+  EXPECT_EQ(client_->Call({"EXISTS", prefix_ + "s:{plain}"})->integer, 0);
+}
+
 TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
   session::StoredSession s = Make("id1", "tag1");
   s.attributes = {{"cart", "env-cart"}};
