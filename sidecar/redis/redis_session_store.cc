@@ -111,6 +111,16 @@ bool ParseMeta(const Reply* f, session::StoredSession* out) {
   return true;
 }
 
+// A field of a hash reply that is an attribute ("a:<name>") goes into
+// out->attributes; false for any other. The reply is the caller's to spend:
+// the envelope (a session's whole payload) is moved out, not copied.
+bool TakeAttribute(Reply& field, Reply& value, session::StoredSession* out) {
+  if (!absl::StartsWith(field.str, "a:")) return false;
+  field.str.erase(0, 2);
+  out->attributes.insert_or_assign(std::move(field.str), std::move(value.str));
+  return true;
+}
+
 }  // namespace
 
 RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
@@ -282,6 +292,55 @@ absl::StatusOr<Reply> RedisSessionStore::ParseWriteNew(
   return *std::move(results[1]);
 }
 
+RedisCommand RedisSessionStore::ReadCommand(std::string_view id,
+                                            const session::ReadOptions& options) const {
+  if (!options.metadata_only) return RedisCommand({"HGETALL", SessionKey(id)});
+  RedisCommand hmget({"HMGET", SessionKey(id)});
+  for (const char* field : kMetaFields) hmget.args.push_back(field);
+  return hmget;
+}
+
+absl::StatusOr<bool> RedisSessionStore::ParseRead(std::string_view id,
+                                                  const session::ReadOptions& options,
+                                                  absl::StatusOr<Reply> result,
+                                                  session::StoredSession* out) {
+  if (!result.ok()) return result.status();
+  constexpr size_t kFields = std::size(kMetaFields);
+  std::vector<Reply> meta;
+  if (options.metadata_only) {
+    if (!result->is_array() || result->elements.size() != kFields) {
+      return Unexpected("HMGET", *result);
+    }
+    meta = std::move(result->elements);
+  } else {
+    if (!result->is_array() || result->elements.size() % 2 != 0) {
+      return Unexpected("HGETALL", *result);
+    }
+    // The whole hash: the metadata by name, the "a:" fields as the
+    // attributes.
+    meta.resize(kFields);
+    std::vector<Reply>& fields = result->elements;
+    for (size_t i = 0; i < fields.size(); i += 2) {
+      if (TakeAttribute(fields[i], fields[i + 1], out)) continue;
+      const auto known =
+          std::find(std::begin(kMetaFields), std::end(kMetaFields), fields[i].str);
+      if (known != std::end(kMetaFields)) {
+        meta[known - std::begin(kMetaFields)] = std::move(fields[i + 1]);
+      }
+    }
+  }
+  if (meta[0].is_nil() || !meta[7].is_nil()) return SessionNotFound();  // absent, tombstone
+  out->id = std::string(id);
+  if (!ParseMeta(meta.data(), out)) return Unexpected("read", *result);
+  out->metadata_seal = meta[8].is_string() ? meta[8].str : "";
+  return out->LiveAt(options.now) &&
+         !session::TouchDue(options, out->last_access, out->idle_ttl);
+}
+
+bool RedisSessionStore::ScriptFirst(const session::ReadOptions& options) {
+  return options.touch && options.touch_granularity <= absl::ZeroDuration();
+}
+
 RedisCommand RedisSessionStore::GetCommand(std::string_view id,
                                            const session::ReadOptions& options) const {
   return get_->Call({SessionKey(id)},
@@ -304,30 +363,45 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::ParseGet(std::string_v
     return Unexpected("get", reply);
   }
   out.metadata_seal = e[9].is_string() ? e[9].str : "";
-  // The whole hash: keep the "a:" fields. The reply is ours: move the
-  // envelopes (a session's whole payload) out of it instead of copying each.
+  // The whole hash: keep the "a:" fields.
   std::vector<Reply>& fields = result->elements[8].elements;
-  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-    std::string& field = fields[i].str;
-    if (!absl::StartsWith(field, "a:")) continue;
-    field.erase(0, 2);
-    out.attributes.insert_or_assign(std::move(field), std::move(fields[i + 1].str));
-  }
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) TakeAttribute(fields[i], fields[i + 1], &out);
   return out;
 }
 
 absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view id,
                                                      const session::ReadOptions& options) {
+  if (!ScriptFirst(options)) {
+    session::StoredSession read;
+    ASSIGN_OR_RETURN(bool settled,
+                     ParseRead(id, options, client_->Call(ReadCommand(id, options)), &read));
+    if (settled) return read;
+  }
   return ParseGet(id, client_->Call(GetCommand(id, options)));
 }
 
 void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
                                  Done<session::StoredSession> done) {
-  client_->Execute(GetCommand(id, options),
-                   [id = std::string(id), done = std::move(done)](
+  if (ScriptFirst(options)) return GetByScript(std::string(id), options, std::move(done));
+  client_->Execute(ReadCommand(id, options),
+                   [this, id = std::string(id), options, done = std::move(done)](
                        absl::StatusOr<Reply> reply) mutable {
-                     std::move(done)(ParseGet(id, std::move(reply)));
+                     session::StoredSession read;
+                     absl::StatusOr<bool> settled =
+                         ParseRead(id, options, std::move(reply), &read);
+                     if (!settled.ok()) return std::move(done)(settled.status());
+                     if (*settled) return std::move(done)(std::move(read));
+                     GetByScript(std::move(id), options, std::move(done));
                    });
+}
+
+void RedisSessionStore::GetByScript(std::string id, const session::ReadOptions& options,
+                                    Done<session::StoredSession> done) {
+  RedisCommand get = GetCommand(id, options);
+  client_->Execute(std::move(get), [id = std::move(id), done = std::move(done)](
+                                       absl::StatusOr<Reply> reply) mutable {
+    std::move(done)(ParseGet(id, std::move(reply)));
+  });
 }
 
 RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const session::Mutation& m) const {

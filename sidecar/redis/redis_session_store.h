@@ -80,8 +80,22 @@ class RedisSessionStore final : public session::SessionStore {
   // for an anonymous session).
   std::optional<RedisCommand> IndexStep(const session::StoredSession& s) const;
 
-  // One round trip each; the sync and async forms share the command and the
-  // reading of its reply.
+  // A Get is first a plain read (HGETALL, or HMGET of the metadata): a live
+  // session whose access need not be written (ReadOptions::touch_granularity)
+  // is answered from it alone, with no script and no write. Otherwise (an
+  // expired session to delete, a touch due, or a touch with no granularity,
+  // which goes there at once) the get script decides atomically, and its
+  // answer is the read's. The sync and async forms share the commands and
+  // the reading of their replies.
+  RedisCommand ReadCommand(std::string_view id, const session::ReadOptions& options) const;
+  // The plain read's reply into *out: NOT_FOUND (absent, tombstone), true
+  // (*out is the answer) or false (the script must decide).
+  static absl::StatusOr<bool> ParseRead(std::string_view id, const session::ReadOptions& options,
+                                        absl::StatusOr<Reply> reply, session::StoredSession* out);
+  // Whether a Get goes straight to the script (it writes on every read).
+  static bool ScriptFirst(const session::ReadOptions& options);
+  void GetByScript(std::string id, const session::ReadOptions& options,
+                   Done<session::StoredSession> done);
   RedisCommand GetCommand(std::string_view id, const session::ReadOptions& options) const;
   static absl::StatusOr<session::StoredSession> ParseGet(std::string_view id,
                                                 absl::StatusOr<Reply> reply);

@@ -25,12 +25,15 @@ return 1
 )lua";
 
 // ARGV: now, touch ('1'/'0'), metadata only ('1'/'0'), touch granularity
-// (µs, the configured one: see ReadOptions::touch_granularity). One read of
-// the hash: HGETALL, its metadata picked out here, the whole reply returned
-// as it came (the caller keeps the "a:" fields), or HMGET of the metadata
-// alone. A touch writes only when the stored last access is a granularity
-// old, so most reads write (and replicate) nothing; the key's TTL, set with
-// the last write of m:last, then stays what that m:last makes it.
+// (µs, the configured one: see ReadOptions::touch_granularity). The store
+// runs it only when its plain read (HGETALL or HMGET, no script) found a
+// write due: the access a granularity old, or the session dead; a touch with
+// no granularity comes here at once. One read of the hash: HGETALL, its
+// metadata picked out here, the whole reply returned as it came (the caller
+// keeps the "a:" fields), or HMGET of the metadata alone. A touch writes
+// only when the stored last access is a granularity old, so most reads write
+// (and replicate) nothing; the key's TTL, set with the last write of m:last,
+// then stays what that m:last makes it.
 const char kGet[] = R"lua(
 local key = KEYS[1]
 local names = {'m:dead', 'm:ver', 'm:created', 'm:last', 'm:idle', 'm:abs', 'm:user',

@@ -11,7 +11,8 @@ namespace stateside::redis::scripts {
 // the id. -> 1 created, 0 taken.
 extern const char kCreate[];
 // Session hash: liveness, optional coalesced touch (+ PEXPIRE), metadata and
-// attributes; an expired session is deleted. -> {0} absent or tombstone |
+// attributes; an expired session is deleted. Only for a Get that writes (see
+// RedisSessionStore::Get). -> {0} absent or tombstone |
 // {2} expired | {1, ver, created, last, idle, abs, user, uenv, {field, value...}
 // (the whole hash, or none if metadata only: the "a:" fields are the
 // attributes), seal}

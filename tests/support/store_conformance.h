@@ -330,6 +330,50 @@ TEST_P(SessionStoreConformanceTest, ACoalescedTouchExpiresAtMostOneGranularityEa
   EXPECT_EQ(Read(Id('a')).status().code(), absl::StatusCode::kNotFound) << "expired late";
 }
 
+// A coalesced read, blocking or asynchronous, answers as a writing one: the
+// attributes, the stored access, and for a dead session NOT_FOUND (expired
+// when it met it expired, which it then drops for good).
+TEST_P(SessionStoreConformanceTest, ACoalescedReadAnswersAsAWritingOne) {
+  session::StoredSession s = MakeSession(Id('a'));
+  s.attributes = {{"k1", "v1"}, {"k2", "v2"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(store_->Create(MakeSession(Id('b'))).ok());
+  const absl::Duration granularity = absl::Seconds(10);
+  const auto read_async = [&](const std::string& id) {
+    session::ReadOptions options;
+    options.now = now();
+    options.touch_granularity = granularity;
+    return AwaitAsync<absl::StatusOr<session::StoredSession>>(
+        [&](auto done) { store_->GetAsync(id, options, std::move(done)); });
+  };
+  clock_.Advance(absl::Seconds(5));
+  for (bool async : {false, true}) {
+    absl::StatusOr<session::StoredSession> got =
+        async ? read_async(Id('a')) : ReadCoalesced(Id('a'), granularity);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->attributes, s.attributes) << "async=" << async;
+    EXPECT_EQ(got->version, 1u);
+    EXPECT_EQ(got->last_access, s.last_access);
+  }
+  clock_.Advance(granularity);
+  absl::StatusOr<session::StoredSession> got = read_async(Id('a'));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->last_access, now());
+  EXPECT_EQ(got->attributes, s.attributes);
+
+  ASSERT_TRUE(store_->Destroy(Id('a'), now(), now() + absl::Hours(1)).ok());
+  for (bool async : {false, true}) {
+    absl::Status status = (async ? read_async(Id('a')) : ReadCoalesced(Id('a'), granularity)).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+    EXPECT_FALSE(session::IsExpiredNotFound(status)) << "a tombstone did not expire";
+  }
+  clock_.Set(s.last_access + absl::Minutes(30));  // b's idle expiry
+  EXPECT_TRUE(session::IsExpiredNotFound(read_async(Id('b')).status()));
+  clock_.Advance(-absl::Minutes(1));
+  EXPECT_EQ(ReadCoalesced(Id('b'), granularity).status().code(), absl::StatusCode::kNotFound)
+      << "an expired session may be forgotten, but never brought back";
+}
+
 TEST_P(SessionStoreConformanceTest, AnUpdateWritesTheAccessOnlyWhenDue) {
   session::StoredSession s = MakeSession(Id('a'));  // idle 30m: 1% = 18s
   ASSERT_TRUE(store_->Create(s).ok());

@@ -61,6 +61,20 @@ class RedisStoreTest : public ::testing::Test {
 
   int64_t Pttl(const std::string& key) { return client_->Call({"PTTL", key})->integer; }
 
+  // Redis's count of calls of `command` (lower case), from its commandstats.
+  int64_t Calls(const std::string& command) {
+    absl::StatusOr<Reply> info = client_->Call({"INFO", "commandstats"});
+    const std::string text = info.ok() ? info->str : "";
+    const std::string field = absl::StrCat("cmdstat_", command, ":calls=");
+    const size_t at = text.find(field);
+    int64_t n = 0;
+    if (at != std::string::npos) {
+      const std::string value = text.substr(at + field.size(), text.find(',', at) - at - field.size());
+      EXPECT_TRUE(absl::SimpleAtoi(value, &n)) << value;
+    }
+    return n;
+  }
+
   std::unique_ptr<RedisClient> client_;
   std::string prefix_;
   std::unique_ptr<RedisSessionStore> store_;
@@ -89,6 +103,50 @@ TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
   after = client_->stats();
   EXPECT_EQ(after.commands_written - before.commands_written, 1u);
   EXPECT_EQ(after.batches_written - before.batches_written, 1u);
+}
+
+// A read that need not write (within the touch granularity, or not
+// touching) is one plain HGETALL (HMGET for metadata only), no script: the
+// script runs only to write the access when due or to delete an expired
+// session, one command later.
+TEST_F(RedisStoreTest, AReadThatWritesNothingRunsNoScript) {
+  session::StoredSession s = Make("plain");  // idle 30m: 1% = 18s
+  s.attributes = {{"cart", "env-cart"}, {"theme", "env-theme"}};
+  ASSERT_TRUE(store_->Create(s).ok());
+  ASSERT_TRUE(store_->Get("plain", Read()).ok());  // loads the script (no granularity: it alone)
+  session::ReadOptions read = Read();
+  read.touch_granularity = absl::Seconds(60);
+  read.now = now_ + absl::Seconds(10);
+  int64_t scripts = Calls("evalsha");
+  redis::RedisClientStats before = client_->stats();
+  absl::StatusOr<session::StoredSession> got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attributes, s.attributes);
+  EXPECT_EQ(got->version, 1u);
+  EXPECT_EQ(got->last_access, now_);
+  read.metadata_only = true;
+  got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->attributes.empty());
+  EXPECT_EQ(got->idle_ttl, absl::Minutes(30));
+  EXPECT_EQ(client_->stats().commands_written - before.commands_written, 2u);
+  EXPECT_EQ(Calls("evalsha"), scripts) << "a read within the granularity ran the script";
+
+  read.metadata_only = false;
+  read.now = now_ + absl::Seconds(18);  // due
+  before = client_->stats();
+  got = store_->Get("plain", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->last_access, read.now);
+  EXPECT_EQ(got->attributes, s.attributes);
+  EXPECT_EQ(client_->stats().commands_written - before.commands_written, 2u);
+  EXPECT_EQ(Calls("evalsha"), scripts + 1);
+
+  // Expired: the script deletes it and says so.
+  read.now += absl::Minutes(30);
+  EXPECT_TRUE(session::IsExpiredNotFound(store_->Get("plain", read).status()));
+  EXPECT_EQ(Calls("evalsha"), scripts + 2);
+  EXPECT_EQ(client_->Call({"EXISTS", prefix_ + "s:{plain}"})->integer, 0);
 }
 
 TEST_F(RedisStoreTest, KeysFollowTheDocumentedLayoutAndAllExpire) {
@@ -179,28 +237,16 @@ TEST_F(RedisStoreTest, ACoalescedReadWritesNothingAndADueOneWrites) {
 // An update within the granularity writes its attributes and counters in
 // one HSET and leaves m:last and the key's TTL alone: no PEXPIRE.
 TEST_F(RedisStoreTest, ACoalescedUpdateSetsNoTtl) {
-  const auto pexpires = [&] {
-    absl::StatusOr<Reply> info = client_->Call({"INFO", "commandstats"});
-    const std::string text = info.ok() ? info->str : "";
-    const std::string field = "cmdstat_pexpire:calls=";
-    const size_t at = text.find(field);
-    int64_t n = 0;
-    if (at != std::string::npos) {
-      const std::string value = text.substr(at + field.size(), text.find(',', at) - at - field.size());
-      EXPECT_TRUE(absl::SimpleAtoi(value, &n)) << value;
-    }
-    return n;
-  };
   ASSERT_TRUE(store_->Create(Make("coalesced-update")).ok());  // idle 30m: 1% = 18s
   session::Mutation m = Set("k", "v");
   m.touch_granularity = absl::Seconds(60);
   m.now = now_ + absl::Seconds(5);
-  int64_t before = pexpires();
+  int64_t before = Calls("pexpire");
   ASSERT_TRUE(store_->Update("coalesced-update", m).ok());
-  EXPECT_EQ(pexpires(), before);
+  EXPECT_EQ(Calls("pexpire"), before);
   m.now = now_ + absl::Seconds(18);
   ASSERT_TRUE(store_->Update("coalesced-update", m).ok());
-  EXPECT_EQ(pexpires(), before + 1);
+  EXPECT_EQ(Calls("pexpire"), before + 1);
 }
 
 TEST_F(RedisStoreTest, RedisExpiresDeadSessionsByItself) {
