@@ -105,6 +105,24 @@ TEST_F(RedisStoreTest, GetAndUpdateAreOneRoundTripEach) {
   EXPECT_EQ(after.batches_written - before.batches_written, 1u);
 }
 
+// A hash the sidecar did not write whole, or a key of another type, read
+// by the plain read path: attributes without metadata are no session
+// (NOT_FOUND), metadata without its expiry fields and a string key are
+// INTERNAL, never a crash or a session.
+TEST_F(RedisStoreTest, AMalformedSessionKeyIsNotFoundOrInternal) {
+  ASSERT_TRUE(client_->Call({"HSET", prefix_ + "s:{orphan}", "a:cart", "x"}).ok());
+  ASSERT_TRUE(client_->Call({"HSET", prefix_ + "s:{nolast}", "m:ver", "1", "a:cart", "x"}).ok());
+  ASSERT_TRUE(client_->Call({"SET", prefix_ + "s:{string}", "x"}).ok());
+  session::ReadOptions read = Read();
+  read.touch_granularity = absl::Seconds(60);
+  for (bool metadata_only : {false, true}) {
+    read.metadata_only = metadata_only;
+    EXPECT_EQ(store_->Get("orphan", read).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(store_->Get("nolast", read).status().code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(store_->Get("string", read).status().code(), absl::StatusCode::kInternal);
+  }
+}
+
 // A read that need not write (within the touch granularity, or not
 // touching) is one plain HGETALL (HMGET for metadata only), no script: the
 // script runs only to write the access when due or to delete an expired
@@ -118,6 +136,7 @@ TEST_F(RedisStoreTest, AReadThatWritesNothingRunsNoScript) {
   read.touch_granularity = absl::Seconds(60);
   read.now = now_ + absl::Seconds(10);
   int64_t scripts = Calls("evalsha");
+  const int64_t hgetalls = Calls("hgetall"), hmgets = Calls("hmget");
   redis::RedisClientStats before = client_->stats();
   absl::StatusOr<session::StoredSession> got = store_->Get("plain", read);
   ASSERT_TRUE(got.ok()) << got.status();
@@ -131,6 +150,8 @@ TEST_F(RedisStoreTest, AReadThatWritesNothingRunsNoScript) {
   EXPECT_EQ(got->idle_ttl, absl::Minutes(30));
   EXPECT_EQ(client_->stats().commands_written - before.commands_written, 2u);
   EXPECT_EQ(Calls("evalsha"), scripts) << "a read within the granularity ran the script";
+  EXPECT_EQ(Calls("hgetall"), hgetalls + 1);
+  EXPECT_EQ(Calls("hmget"), hmgets + 1);
 
   read.metadata_only = false;
   read.now = now_ + absl::Seconds(18);  // due
