@@ -29,7 +29,6 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,8 +95,8 @@ class Sealer {
   // same one, so concurrent writers rarely share a lock.
   static constexpr size_t kSealSlots = 4;
 
-  // REQUIRES: all outlive the Sealer; `mismatches` may be null (none known);
-  // options.seals_per_epoch > 0.
+  // REQUIRES: all outlive the Sealer; `mismatches` may be null (none known).
+  // options.seals_per_epoch 0 acts as 1.
   Sealer(const Keyring* keyring, RandomSource* random,
          const KeyMismatches* mismatches = nullptr, SealerOptions options = {});
   ~Sealer();
@@ -105,10 +104,10 @@ class Sealer {
   Sealer& operator=(const Sealer&) = delete;
 
   // Encrypts under the primary key (version 2 unless options.seal_version
-  // is 1). `place` is the
-  // session id, `name` the attribute name (or a reserved name such as
-  // "\0user" for metadata). Fails only if the random source does (its status
-  // is returned) or on inputs of 2^31 bytes and more (INVALID_ARGUMENT).
+  // is 1). `place` is the session id, `name` the attribute name (or a
+  // reserved name such as "\0user" for metadata). Fails only if the random
+  // source does (its status is returned; a failed new epoch is retried by
+  // the next seal) or on inputs of 2^31 bytes and more (INVALID_ARGUMENT).
   absl::StatusOr<std::string> Seal(std::string_view place, std::string_view name,
                                    std::string_view plaintext) const;
 
@@ -132,6 +131,8 @@ class Sealer {
 
  private:
   // A seal slot's epoch: its salt, its data key and how often it was used.
+  // Always under the primary: the keyring never changes under a Sealer (a
+  // new keyring comes with a new Sealer, and so with new epochs).
   struct Epoch {
     absl::Mutex mu;
     std::array<char, 16> salt ABSL_GUARDED_BY(mu) = {};
