@@ -1,7 +1,8 @@
-// Envelope sealing and opening: the wire format and associated data of
-// envelope.h over the primitives of openssl.cc.
+// Envelope sealing and opening: the wire format, associated data and
+// sealing epochs of envelope.h over the primitives of openssl.cc.
 #include "sidecar/crypto/envelope.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -15,24 +16,29 @@
 namespace stateside::crypto {
 namespace {
 
-constexpr char kVersion = 0x01;
+constexpr char kVersion1 = 0x01;  // per-message key
+constexpr char kVersion2 = 0x02;  // per-epoch data key
 constexpr size_t kSaltSize = 16;
 constexpr size_t kMaxKeyIdSize = 32;  // Keyring enforces it for every key
-constexpr std::string_view kAeadInfo = "stateside aead v1";
+constexpr std::string_view kAeadInfoV1 = "stateside aead v1";
+constexpr std::string_view kAeadInfoV2 = "stateside aead v2";
 // version, key id length, at least one key id byte, salt, nonce, tag.
 constexpr size_t kMinEnvelopeSize =
     2 + 1 + kSaltSize + kGcmNonceSize + kGcmTagSize;
 constexpr char kOpenError[] = "envelope did not open";
 
 struct Parsed {
+  char version;
   std::string_view key_id;
+  std::string_view cache_id;  // key id length | key id | salt
   std::string_view salt;
   std::string_view nonce;
   std::string_view sealed;  // ciphertext || tag
 };
 
 std::optional<Parsed> Parse(std::string_view envelope) {
-  if (envelope.size() < kMinEnvelopeSize || envelope[0] != kVersion) {
+  if (envelope.size() < kMinEnvelopeSize ||
+      (envelope[0] != kVersion1 && envelope[0] != kVersion2)) {
     return std::nullopt;
   }
   const size_t id_size = static_cast<unsigned char>(envelope[1]);
@@ -41,36 +47,68 @@ std::optional<Parsed> Parse(std::string_view envelope) {
     return std::nullopt;
   }
   Parsed parsed;
+  parsed.version = envelope[0];
   parsed.key_id = envelope.substr(2, id_size);
+  parsed.cache_id = envelope.substr(1, 1 + id_size + kSaltSize);
   parsed.salt = envelope.substr(2 + id_size, kSaltSize);
   parsed.nonce = envelope.substr(2 + id_size + kSaltSize, kGcmNonceSize);
   parsed.sealed = envelope.substr(2 + id_size + kSaltSize + kGcmNonceSize);
   return parsed;
 }
 
-void AppendLengthPrefixed(std::string& out, std::string_view field) {
-  const uint32_t n = static_cast<uint32_t>(field.size());
-  const char be[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                      static_cast<char>(n >> 8), static_cast<char>(n)};
-  out.append(be, sizeof(be));
-  out.append(field);
-}
-
 // version | len(key id) | key id | len(place) | place | len(name) | name,
 // lengths 4-byte big-endian, so no two (place, name) pairs share an encoding.
-std::string AssociatedData(std::string_view key_id, std::string_view place,
-                           std::string_view name) {
-  std::string aad;
-  aad.reserve(1 + 12 + key_id.size() + place.size() + name.size());
-  aad.push_back(kVersion);
-  AppendLengthPrefixed(aad, key_id);
-  AppendLengthPrefixed(aad, place);
-  AppendLengthPrefixed(aad, name);
-  return aad;
-}
+// Built on the stack when it fits (a session id and an attribute name do):
+// no allocation per envelope.
+class AssociatedData {
+ public:
+  AssociatedData(char version, std::string_view key_id, std::string_view place,
+                 std::string_view name) {
+    const size_t size = 1 + 12 + key_id.size() + place.size() + name.size();
+    char* out = inline_;
+    if (size > sizeof(inline_)) {
+      heap_.resize(size);
+      out = heap_.data();
+    }
+    data_ = out;
+    *out++ = version;
+    out = AppendLengthPrefixed(out, key_id);
+    out = AppendLengthPrefixed(out, place);
+    out = AppendLengthPrefixed(out, name);
+    size_ = static_cast<size_t>(out - data_);
+  }
+  AssociatedData(const AssociatedData&) = delete;
+  AssociatedData& operator=(const AssociatedData&) = delete;
+
+  std::string_view view() const { return std::string_view(data_, size_); }
+
+ private:
+  static char* AppendLengthPrefixed(char* out, std::string_view field) {
+    const uint32_t n = static_cast<uint32_t>(field.size());
+    *out++ = static_cast<char>(n >> 24);
+    *out++ = static_cast<char>(n >> 16);
+    *out++ = static_cast<char>(n >> 8);
+    *out++ = static_cast<char>(n);
+    if (!field.empty()) std::memcpy(out, field.data(), field.size());
+    return out + field.size();
+  }
+
+  char inline_[256];
+  std::string heap_;
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 bool FitsLengthPrefix(std::string_view field) {
   return field.size() <= std::numeric_limits<uint32_t>::max();
+}
+
+// The calling thread's seal slot: threads take slots in turn, and keep theirs.
+size_t ThreadSealSlot() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t slot =
+      next.fetch_add(1, std::memory_order_relaxed) % Sealer::kSealSlots;
+  return slot;
 }
 
 }  // namespace
@@ -106,6 +144,52 @@ std::string_view OpenFailureName(OpenFailure failure) {
   return "unknown";
 }
 
+Sealer::Sealer(const Keyring* keyring, RandomSource* random,
+               const KeyMismatches* mismatches, SealerOptions options)
+    : keyring_(keyring),
+      random_(random),
+      mismatches_(mismatches),
+      options_(options),
+      cache_(options.cached_keys) {
+  absl::StatusOr<SecretBuffer> keys =
+      SecretBuffer::Allocate(kSealSlots * kAes256KeySize);
+  if (!keys.ok()) return;  // every seal derives its own key (Epoch::key)
+  epoch_keys_ = *std::move(keys);
+  for (size_t i = 0; i < kSealSlots; ++i) {
+    absl::MutexLock lock(&epochs_[i].mu);
+    epochs_[i].key = epoch_keys_.data() + i * kAes256KeySize;
+  }
+}
+
+Sealer::~Sealer() = default;  // epoch_keys_ and cache_ wipe their keys
+
+absl::Status Sealer::NextSeal(Epoch& epoch, char* salt, char* key) const {
+  const Keyring::Key& primary = keyring_->primary();
+  if (epoch.key == nullptr) {
+    RETURN_IF_ERROR(random_->Fill(salt, kSaltSize));
+    return HkdfSha256To(primary.master, std::string_view(salt, kSaltSize),
+                        kAeadInfoV2, key, kAes256KeySize);
+  }
+  if (!epoch.live || epoch.sealed >= options_.seals_per_epoch) {
+    epoch.live = false;
+    RETURN_IF_ERROR(random_->Fill(epoch.salt.data(), kSaltSize));
+    RETURN_IF_ERROR(HkdfSha256To(primary.master,
+                                 std::string_view(epoch.salt.data(), kSaltSize),
+                                 kAeadInfoV2, epoch.key, kAes256KeySize));
+    epoch.live = true;
+    epoch.sealed = 0;
+    // What this instance writes it usually reads back: no derivation then.
+    std::string cache_id(1, static_cast<char>(primary.id.size()));
+    cache_id.append(primary.id);
+    cache_id.append(epoch.salt.data(), kSaltSize);
+    cache_.Insert(cache_id, epoch.key);
+  }
+  epoch.sealed += 1;
+  std::memcpy(salt, epoch.salt.data(), kSaltSize);
+  std::memcpy(key, epoch.key, kAes256KeySize);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> Sealer::Seal(std::string_view place,
                                          std::string_view name,
                                          std::string_view plaintext) const {
@@ -117,27 +201,45 @@ absl::StatusOr<std::string> Sealer::Seal(std::string_view place,
   std::string envelope(
       header + kSaltSize + kGcmNonceSize + plaintext.size() + kGcmTagSize,
       '\0');
-  envelope[0] = kVersion;
+  const char version = options_.seal_version == 1 ? kVersion1 : kVersion2;
+  envelope[0] = version;
   envelope[1] = static_cast<char>(key.id.size());
   std::memcpy(envelope.data() + 2, key.id.data(), key.id.size());
   char* const salt = envelope.data() + header;
   char* const nonce = salt + kSaltSize;
-  // Salt and nonce in one draw: one CSPRNG call per seal.
-  RETURN_IF_ERROR(random_->Fill(salt, kSaltSize + kGcmNonceSize));
 
-  char message_key[kAes256KeySize];
-  absl::Status status =
-      HkdfSha256To(key.master, std::string_view(salt, kSaltSize), kAeadInfo,
-                   message_key, sizeof(message_key));
-  if (status.ok()) {
-    status = Aes256GcmSealTo(
-        std::string_view(message_key, sizeof(message_key)),
-        std::string_view(nonce, kGcmNonceSize),
-        AssociatedData(key.id, place, name), plaintext, nonce + kGcmNonceSize);
+  char data_key[kAes256KeySize];
+  absl::Status status;
+  if (version == kVersion1) {
+    status = random_->Fill(salt, kSaltSize);
+    if (status.ok()) {
+      status = HkdfSha256To(key.master, std::string_view(salt, kSaltSize),
+                            kAeadInfoV1, data_key, sizeof(data_key));
+    }
+  } else {
+    Epoch& epoch = epochs_[ThreadSealSlot()];
+    absl::MutexLock lock(&epoch.mu);
+    status = NextSeal(epoch, salt, data_key);
   }
-  Cleanse(message_key, sizeof(message_key));
+  // A fresh random nonce for every encryption, outside the slot's lock.
+  if (status.ok()) status = random_->Fill(nonce, kGcmNonceSize);
+  if (status.ok()) {
+    const AssociatedData aad(version, key.id, place, name);
+    status = Aes256GcmSealTo(std::string_view(data_key, sizeof(data_key)),
+                             std::string_view(nonce, kGcmNonceSize), aad.view(),
+                             plaintext, nonce + kGcmNonceSize);
+  }
+  Cleanse(data_key, sizeof(data_key));
   if (!status.ok()) return status;
   return envelope;
+}
+
+absl::Status Sealer::DataKey(const Keyring::Key& key, std::string_view cache_id,
+                             std::string_view salt, char* out,
+                             bool* cached) const {
+  *cached = cache_.Lookup(cache_id, out);
+  if (*cached) return absl::OkStatus();
+  return HkdfSha256To(key.master, salt, kAeadInfoV2, out, kAes256KeySize);
 }
 
 absl::StatusOr<Opened> Sealer::Open(std::string_view place,
@@ -156,18 +258,25 @@ absl::StatusOr<Opened> Sealer::Open(std::string_view place,
   const Keyring::Key* key = keyring_->Find(parsed->key_id);
   if (key == nullptr) return fail(OpenFailure::kUnknownKey);
 
-  char message_key[kAes256KeySize];
+  char data_key[kAes256KeySize];
   Opened opened;
   opened.plaintext.resize(parsed->sealed.size() - kGcmTagSize);
-  absl::Status status = HkdfSha256To(key->master, parsed->salt, kAeadInfo,
-                                     message_key, sizeof(message_key));
+  const bool v1 = parsed->version == kVersion1;
+  bool cached = false;
+  absl::Status status =
+      v1 ? HkdfSha256To(key->master, parsed->salt, kAeadInfoV1, data_key,
+                        sizeof(data_key))
+         : DataKey(*key, parsed->cache_id, parsed->salt, data_key, &cached);
   if (status.ok()) {
-    status = Aes256GcmOpenTo(
-        std::string_view(message_key, sizeof(message_key)), parsed->nonce,
-        AssociatedData(key->id, place, name), parsed->sealed,
-        opened.plaintext.data());
+    const AssociatedData aad(parsed->version, key->id, place, name);
+    status = Aes256GcmOpenTo(std::string_view(data_key, sizeof(data_key)),
+                             parsed->nonce, aad.view(), parsed->sealed,
+                             opened.plaintext.data());
   }
-  Cleanse(message_key, sizeof(message_key));
+  // Cached only once a tag verified under it: bytes from the store that do
+  // not open cannot push the keys of real epochs out.
+  if (status.ok() && !v1 && !cached) cache_.Insert(parsed->cache_id, data_key);
+  Cleanse(data_key, sizeof(data_key));
   // A tag mismatch and an (unexpected) OpenSSL error both fail closed and look
   // alike to the caller; both count as kAuthFailed.
   if (!status.ok()) {
@@ -182,6 +291,17 @@ absl::StatusOr<Opened> Sealer::Open(std::string_view place,
 std::string_view Sealer::KeyIdOf(std::string_view envelope) {
   const std::optional<Parsed> parsed = Parse(envelope);
   return parsed.has_value() ? parsed->key_id : std::string_view();
+}
+
+int Sealer::VersionOf(std::string_view envelope) {
+  const std::optional<Parsed> parsed = Parse(envelope);
+  return parsed.has_value() ? parsed->version : 0;
+}
+
+bool Sealer::IsCurrent(std::string_view envelope) const {
+  const std::optional<Parsed> parsed = Parse(envelope);
+  return parsed.has_value() && parsed->version == kVersion2 &&
+         parsed->key_id == keyring_->primary().id;
 }
 
 }  // namespace stateside::crypto

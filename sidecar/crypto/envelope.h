@@ -1,19 +1,34 @@
-// Sealing and opening of stored values: AES-256-GCM under a per-message key.
+// Sealing and opening of stored values: AES-256-GCM under a per-epoch data
+// key (version 2); version-1 envelopes, under a per-message key, still open.
 //
 // Wire format of an envelope (all of it is what the store holds):
-//   version (1 byte, 0x01) | key id length (1 byte) | key id |
+//   version (1 byte) | key id length (1 byte) | key id |
 //   salt (16 bytes) | nonce (12 bytes) | ciphertext | tag (16 bytes)
-// The message key is HKDF-SHA256(master[key id], salt, "stateside aead v1"),
-// used for exactly one encryption, so the 2^32-messages-per-key limit of random
-// 96-bit GCM nonces (NIST SP 800-38D) cannot be reached. The associated data
-// binds the ciphertext to its place: version, key id, session id and attribute
-// name, each length-prefixed. A value copied to another session or attribute
-// fails to open.
+// Version 2 (0x02, what Seal writes): the key is the sealing epoch's data key
+// HKDF-SHA256(master[key id], salt, "stateside aead v2"); the salt names the
+// epoch. A Sealer keeps one epoch (a random salt and its key) per seal slot,
+// counts the encryptions under it and draws a fresh salt after
+// SealerOptions::seals_per_epoch (2^24) of them, far below the 2^32
+// random-nonce limit per key of NIST SP 800-38D; every encryption draws a
+// fresh random 96-bit nonce. A new keyring means a new Sealer and so new
+// epochs. Opening looks the data key up in a bounded cache by (key id, salt)
+// (key_cache.h), so the attributes of a session written in one epoch cost
+// one derivation at most, and none once cached.
+// Version 1 (0x01, written by earlier releases): the key is
+// HKDF-SHA256(master[key id], salt, "stateside aead v1"), used for exactly one
+// encryption. Opened as before (one derivation per open); the rewrap sweep
+// (IsCurrent) moves such values to version 2.
+// The associated data binds the ciphertext to its place: version, key id,
+// session id and attribute name, each length-prefixed. A value copied to
+// another session or attribute fails to open.
 //
-// Thread-safe (the keyring is immutable, the random source thread-safe).
+// Thread-safe (the keyring is immutable, the random source thread-safe, the
+// epochs and the key cache locked by slot and by shard).
 #ifndef STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
 #define STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +37,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "sidecar/crypto/key_cache.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/crypto/secret_memory.h"
 
 namespace stateside::crypto {
 
@@ -59,36 +76,89 @@ class KeyMismatches {
   absl::flat_hash_set<std::string> ids_ ABSL_GUARDED_BY(mu_);
 };
 
+struct SealerOptions {
+  // Encryptions under one epoch's data key before a seal slot draws a fresh
+  // salt. 2^24 keeps the chance of a repeated random nonce under one key
+  // below 2^-49 (NIST SP 800-38D asks for at most 2^-32 and allows 2^32
+  // encryptions); tests make it small.
+  uint64_t seals_per_epoch = uint64_t{1} << 24;
+  // Derived data keys kept for opening (32 bytes each, in a SecretBuffer).
+  size_t cached_keys = 4096;
+  // 1 seals what earlier releases sealed (a per-message key), for the tests
+  // of the migration from version 1; anything else seals version 2.
+  int seal_version = 2;
+};
+
 class Sealer {
  public:
-  // REQUIRES: all outlive the Sealer; `mismatches` may be null (none known).
-  Sealer(const Keyring* keyring, RandomSource* random,
-         const KeyMismatches* mismatches = nullptr)
-      : keyring_(keyring), random_(random), mismatches_(mismatches) {}
+  // Seal slots: each has its own epoch and lock, a thread always uses the
+  // same one, so concurrent writers rarely share a lock.
+  static constexpr size_t kSealSlots = 4;
 
-  // Encrypts under the primary key. `place` is the session id, `name` the
-  // attribute name (or a reserved name such as "\0user" for metadata).
-  // Fails only if the random source does (its status is returned) or on
-  // inputs of 2^31 bytes and more (INVALID_ARGUMENT).
+  // REQUIRES: all outlive the Sealer; `mismatches` may be null (none known).
+  // options.seals_per_epoch 0 acts as 1.
+  Sealer(const Keyring* keyring, RandomSource* random,
+         const KeyMismatches* mismatches = nullptr, SealerOptions options = {});
+  ~Sealer();
+  Sealer(const Sealer&) = delete;
+  Sealer& operator=(const Sealer&) = delete;
+
+  // Encrypts under the primary key (version 2 unless options.seal_version
+  // is 1). `place` is the session id, `name` the attribute name (or a
+  // reserved name such as "\0user" for metadata). Fails only if the random
+  // source does (its status is returned; a failed new epoch is retried by
+  // the next seal) or on inputs of 2^31 bytes and more (INVALID_ARGUMENT).
   absl::StatusOr<std::string> Seal(std::string_view place, std::string_view name,
                                    std::string_view plaintext) const;
 
-  // On failure returns DATA_LOSS with a fixed message ("envelope did not
-  // open"); *failure (if given) says why. An internal OpenSSL error while
-  // opening also fails closed and counts as kAuthFailed.
+  // Opens version 2 and version 1. On failure returns DATA_LOSS with a fixed
+  // message ("envelope did not open"); *failure (if given) says why. An
+  // internal OpenSSL error while opening also fails closed and counts as
+  // kAuthFailed.
   absl::StatusOr<Opened> Open(std::string_view place, std::string_view name,
                               std::string_view envelope,
                               OpenFailure* failure = nullptr) const;
 
   // Key id an envelope names, without opening it ("" if malformed).
   static std::string_view KeyIdOf(std::string_view envelope);
+  // Version byte of a well-formed envelope (1 or 2), 0 if malformed.
+  static int VersionOf(std::string_view envelope);
+  // Whether Seal would write this envelope the same way: version 2 under the
+  // primary key. The rewrap sweep leaves such values and reseals the rest.
+  bool IsCurrent(std::string_view envelope) const;
 
   const Keyring& keyring() const { return *keyring_; }
 
  private:
+  // A seal slot's epoch: its salt, its data key and how often it was used.
+  // Always under the primary: the keyring never changes under a Sealer (a
+  // new keyring comes with a new Sealer, and so with new epochs).
+  struct Epoch {
+    absl::Mutex mu;
+    std::array<char, 16> salt ABSL_GUARDED_BY(mu) = {};
+    uint64_t sealed ABSL_GUARDED_BY(mu) = 0;  // encryptions under the key
+    bool live ABSL_GUARDED_BY(mu) = false;    // salt and key were drawn
+    // 32 bytes of epoch_keys_, read and written under mu; null if no
+    // SecretBuffer could be mapped (then every seal is an epoch of its own).
+    char* key = nullptr;
+  };
+  // Copies the slot's salt and key for one more encryption, starting a new
+  // epoch first if this one is used up.
+  absl::Status NextSeal(Epoch& epoch, char* salt, char* key) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(epoch.mu);
+  // The data key of a version-2 envelope (`cache_id`: key id length | key id
+  // | salt as in it), from the cache (*cached) or else derived; Open caches
+  // a derived key once a tag verified under it.
+  absl::Status DataKey(const Keyring::Key& key, std::string_view cache_id,
+                       std::string_view salt, char* out, bool* cached) const;
+
   const Keyring* const keyring_;
   RandomSource* const random_;
   const KeyMismatches* const mismatches_;
+  const SealerOptions options_;
+  SecretBuffer epoch_keys_;  // kSealSlots data keys; wiped on destruction
+  mutable std::array<Epoch, kSealSlots> epochs_;
+  mutable DerivedKeyCache cache_;
 };
 
 }  // namespace stateside::crypto

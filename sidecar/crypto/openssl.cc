@@ -9,8 +9,10 @@
 // the digest instead of naming it on every call. An HMAC context is cloned
 // once per thread and re-keyed by each MAC, not cloned per MAC; after
 // each MAC it is re-keyed with the empty key, so it never keeps a caller's
-// key (or its pads) in memory after the caller wiped it. Cipher contexts are
-// per call.
+// key (or its pads) in memory after the caller wiped it. Likewise one
+// AES-256-GCM context per thread, initialised with the caller's key and nonce
+// by every seal and open (no allocation per call); see ThreadAes256Gcm for
+// what it keeps between calls.
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -99,6 +101,32 @@ EVP_MAC_CTX* ThreadHmacSha256() {
   return ctx.get();
 }
 
+// The calling thread's cipher context, set to AES-256-GCM once; each seal or
+// open re-initialises it with its key and nonce (EVP_*Init_ex2 with the
+// cipher already set skips the provider lookup and allocation). Between calls
+// it holds the expanded key of the last call: ForgetKey replaces it with the
+// expansion of a fixed all-zero key. Null if the context could not be made.
+EVP_CIPHER_CTX* ThreadAes256Gcm() {
+  thread_local const CipherCtx ctx = []() -> CipherCtx {
+    const EVP_CIPHER* cipher = Aes256Gcm();
+    if (cipher == nullptr) return nullptr;
+    CipherCtx made(EVP_CIPHER_CTX_new());
+    if (made == nullptr ||
+        EVP_EncryptInit_ex2(made.get(), cipher, nullptr, nullptr, nullptr) != 1) {
+      return nullptr;
+    }
+    return made;
+  }();
+  return ctx.get();
+}
+
+// Re-keys the thread's context with the zero key, so that it never keeps a
+// caller's key schedule after the call (the caller wipes its key).
+bool ForgetKey(EVP_CIPHER_CTX* ctx) {
+  static const unsigned char kZeroKey[kAes256KeySize] = {};
+  return EVP_EncryptInit_ex2(ctx, nullptr, kZeroKey, nullptr, nullptr) == 1;
+}
+
 absl::Status CheckGcmInputs(std::string_view key, std::string_view nonce,
                             std::string_view aad, std::string_view data) {
   if (key.size() != kAes256KeySize) {
@@ -117,6 +145,80 @@ absl::Status Failed(const char* what) {
   return absl::InternalError(std::string("OpenSSL failed: ") + what);
 }
 
+// Encrypts with the thread's context (see Aes256GcmSealTo).
+absl::Status SealWith(EVP_CIPHER_CTX* ctx, std::string_view key,
+                      std::string_view nonce, std::string_view aad,
+                      std::string_view plaintext, char* out) {
+  // The default GCM IV length is 12 bytes, so no IV-length parameter; the
+  // cipher is the context's already.
+  if (EVP_EncryptInit_ex2(ctx, nullptr, U(key.data()), U(nonce.data()),
+                          nullptr) != 1) {
+    return Failed("GCM encrypt init");
+  }
+  int len = 0;
+  // A null output pointer makes this update feed the associated data.
+  if (!aad.empty() && EVP_EncryptUpdate(ctx, nullptr, &len, U(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
+    return Failed("GCM aad");
+  }
+  size_t written = 0;
+  if (!plaintext.empty()) {
+    if (EVP_EncryptUpdate(ctx, U(out), &len, U(plaintext.data()),
+                          static_cast<int>(plaintext.size())) != 1) {
+      return Failed("GCM encrypt");
+    }
+    written = static_cast<size_t>(len);
+  }
+  if (EVP_EncryptFinal_ex(ctx, U(out) + written, &len) != 1) {
+    return Failed("GCM encrypt final");
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG,
+                          static_cast<int>(kGcmTagSize),
+                          out + plaintext.size()) != 1) {
+    return Failed("GCM get tag");
+  }
+  return absl::OkStatus();
+}
+
+// Checks and decrypts with the thread's context (see Aes256GcmOpenTo); wipes
+// `out` on every failure.
+absl::Status OpenWith(EVP_CIPHER_CTX* ctx, std::string_view key,
+                      std::string_view nonce, std::string_view aad,
+                      std::string_view sealed, char* out) {
+  const size_t ct_size = sealed.size() - kGcmTagSize;
+  if (EVP_DecryptInit_ex2(ctx, nullptr, U(key.data()), U(nonce.data()),
+                          nullptr) != 1) {
+    return Failed("GCM decrypt init");
+  }
+  int len = 0;
+  if (!aad.empty() && EVP_DecryptUpdate(ctx, nullptr, &len, U(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
+    return Failed("GCM aad");
+  }
+  size_t written = 0;
+  if (ct_size > 0) {
+    if (EVP_DecryptUpdate(ctx, U(out), &len, U(sealed.data()),
+                          static_cast<int>(ct_size)) != 1) {
+      Cleanse(out, ct_size);
+      return Failed("GCM decrypt");
+    }
+    written = static_cast<size_t>(len);
+  }
+  // The tag is only read by OpenSSL; the ctrl API is not const-correct.
+  unsigned char tag[kGcmTagSize];
+  std::memcpy(tag, sealed.data() + ct_size, kGcmTagSize);
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG,
+                          static_cast<int>(kGcmTagSize), tag) != 1) {
+    Cleanse(out, ct_size);
+    return Failed("GCM set tag");
+  }
+  if (EVP_DecryptFinal_ex(ctx, U(out) + written, &len) != 1) {
+    Cleanse(out, ct_size);
+    return absl::DataLossError("AES-256-GCM tag mismatch");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
@@ -125,39 +227,11 @@ absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
   if (absl::Status s = CheckGcmInputs(key, nonce, aad, plaintext); !s.ok()) {
     return s;
   }
-  const EVP_CIPHER* cipher = Aes256Gcm();
-  if (cipher == nullptr) return Failed("fetch AES-256-GCM");
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (ctx == nullptr) return Failed("new cipher context");
-  // The default GCM IV length is 12 bytes, so no IV-length parameter.
-  if (EVP_EncryptInit_ex2(ctx.get(), cipher, U(key.data()), U(nonce.data()),
-                          nullptr) != 1) {
-    return Failed("GCM encrypt init");
-  }
-  int len = 0;
-  // A null output pointer makes this update feed the associated data.
-  if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len,
-                                        U(aad.data()),
-                                        static_cast<int>(aad.size())) != 1) {
-    return Failed("GCM aad");
-  }
-  size_t written = 0;
-  if (!plaintext.empty()) {
-    if (EVP_EncryptUpdate(ctx.get(), U(out), &len, U(plaintext.data()),
-                          static_cast<int>(plaintext.size())) != 1) {
-      return Failed("GCM encrypt");
-    }
-    written = static_cast<size_t>(len);
-  }
-  if (EVP_EncryptFinal_ex(ctx.get(), U(out) + written, &len) != 1) {
-    return Failed("GCM encrypt final");
-  }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG,
-                          static_cast<int>(kGcmTagSize),
-                          out + plaintext.size()) != 1) {
-    return Failed("GCM get tag");
-  }
-  return absl::OkStatus();
+  EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
+  if (ctx == nullptr) return Failed("set up AES-256-GCM");
+  const absl::Status status = SealWith(ctx, key, nonce, aad, plaintext, out);
+  if (!ForgetKey(ctx) && status.ok()) return Failed("GCM reset");
+  return status;
 }
 
 absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
@@ -169,43 +243,14 @@ absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
   if (sealed.size() < kGcmTagSize) {
     return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
   }
-  const size_t ct_size = sealed.size() - kGcmTagSize;
-  const EVP_CIPHER* cipher = Aes256Gcm();
-  if (cipher == nullptr) return Failed("fetch AES-256-GCM");
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (ctx == nullptr) return Failed("new cipher context");
-  if (EVP_DecryptInit_ex2(ctx.get(), cipher, U(key.data()), U(nonce.data()),
-                          nullptr) != 1) {
-    return Failed("GCM decrypt init");
+  EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
+  if (ctx == nullptr) return Failed("set up AES-256-GCM");
+  const absl::Status status = OpenWith(ctx, key, nonce, aad, sealed, out);
+  if (!ForgetKey(ctx) && status.ok()) {
+    Cleanse(out, sealed.size() - kGcmTagSize);
+    return Failed("GCM reset");
   }
-  int len = 0;
-  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len,
-                                        U(aad.data()),
-                                        static_cast<int>(aad.size())) != 1) {
-    return Failed("GCM aad");
-  }
-  size_t written = 0;
-  if (ct_size > 0) {
-    if (EVP_DecryptUpdate(ctx.get(), U(out), &len, U(sealed.data()),
-                          static_cast<int>(ct_size)) != 1) {
-      Cleanse(out, ct_size);
-      return Failed("GCM decrypt");
-    }
-    written = static_cast<size_t>(len);
-  }
-  // The tag is only read by OpenSSL; the ctrl API is not const-correct.
-  unsigned char tag[kGcmTagSize];
-  std::memcpy(tag, sealed.data() + ct_size, kGcmTagSize);
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG,
-                          static_cast<int>(kGcmTagSize), tag) != 1) {
-    Cleanse(out, ct_size);
-    return Failed("GCM set tag");
-  }
-  if (EVP_DecryptFinal_ex(ctx.get(), U(out) + written, &len) != 1) {
-    Cleanse(out, ct_size);
-    return absl::DataLossError("AES-256-GCM tag mismatch");
-  }
-  return absl::OkStatus();
+  return status;
 }
 
 absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,

@@ -368,7 +368,6 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
   delta.sessions += 1;
 
   const crypto::Keyring& keyring = sealer_->keyring();
-  const std::string& primary = keyring.primary().id;
   std::string old_user_tag, new_user_tag;
   std::vector<std::string> triples;
   std::vector<std::string> triple_key_ids;
@@ -376,7 +375,9 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
     const std::string kid(crypto::Sealer::KeyIdOf(env));
     const std::string label = kid.empty() ? "?" : kid;
     delta.keys[label].found += 1;
-    if (kid == primary) return;
+    // Under the primary in the current format: nothing to do. A version-1
+    // envelope under the primary is resealed (to version 2) like any other.
+    if (sealer_->IsCurrent(env)) return;
     if (kid.empty() || keyring.Find(kid) == nullptr) {
       delta.keys[label].left += 1;
       return;
@@ -419,7 +420,7 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
     const std::string kid(crypto::Sealer::KeyIdOf(seal->second));
     const std::string label = kid.empty() ? "?" : kid;
     delta.keys[label].found += 1;
-    if (kid != primary || !new_user_tag.empty()) {
+    if (!sealer_->IsCurrent(seal->second) || !new_user_tag.empty()) {
       absl::StatusOr<crypto::Opened> opened = kid.empty() || keyring.Find(kid) == nullptr
                                                   ? absl::NotFoundError("unknown key id")
                                                   : sealer_->Open(id, session::kMetadataSealName, seal->second);
@@ -524,6 +525,10 @@ void RewrapSweep::VisitOptOut(const std::string& key, RewrapProgress& delta) {
   const std::string kid(crypto::Sealer::KeyIdOf(sealed_subject));
   const std::string label = kid.empty() ? "?" : kid;
   delta.keys[label].found += 1;
+  // A subject under the primary stays, in either envelope version: the flag
+  // is re-filed only when its tag changes (a refile onto its own key would
+  // drop it), and a version-1 subject under the primary still opens and
+  // needs no retired key. The next write of the flag seals it anew.
   if (kid == keyring.primary().id) return;
   if (kid.empty() || keyring.Find(kid) == nullptr) {
     delta.keys[label].left += 1;

@@ -1,6 +1,9 @@
 // The rewrap sweep (`statesidectl keys rewrap`): moves every stored value
 // sealed under an older key of the keyring to the primary key, so that the
-// older key can leave the keyring without losing anything. It visits the
+// older key can leave the keyring without losing anything, and reseals the
+// session values still in version-1 envelopes under the primary as version 2
+// (crypto::Sealer::IsCurrent; an opt-out subject under the primary is left
+// as it is: it opens, and its flag moves only when its tag does). It visits the
 // session hashes ("<p>s:{id}": attribute envelopes, the sealed user id and the
 // user index tag derived from it) and the opt-out flags ("<p>o:{tag}": a flag
 // stored with its sealed subject is re-filed under the primary's tag).

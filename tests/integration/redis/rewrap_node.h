@@ -33,13 +33,15 @@ struct RewrapNode {
 };
 
 // `keys`: "k2:<hex>,k1:<hex>" as SESSION_ENCRYPTION_KEYS. Idle TTL 1 h,
-// absolute 8 h, opt-outs for a year.
+// absolute 8 h, opt-outs for a year. `sealing` (seal_version 1) makes a node
+// that writes as earlier releases did.
 inline std::unique_ptr<RewrapNode> MakeRewrapNode(redis::RedisClient* client,
                                                   const std::string& prefix,
                                                   const std::string& keys,
                                                   RandomSource* random,
                                                   const crypto::CookieSigner* signer,
-                                                  const Clock* clock) {
+                                                  const Clock* clock,
+                                                  crypto::SealerOptions sealing = {}) {
   auto node = std::make_unique<RewrapNode>();
   absl::StatusOr<std::vector<crypto::KeySpec>> specs = crypto::Keyring::ParseKeyList(keys);
   EXPECT_TRUE(specs.ok()) << specs.status();
@@ -47,7 +49,8 @@ inline std::unique_ptr<RewrapNode> MakeRewrapNode(redis::RedisClient* client,
       crypto::Keyring::Create(*std::move(specs));
   EXPECT_TRUE(keyring.ok()) << keyring.status();
   node->keyring = *std::move(keyring);
-  node->sealer = std::make_unique<crypto::Sealer>(node->keyring.get(), random);
+  node->sealer = std::make_unique<crypto::Sealer>(node->keyring.get(), random,
+                                                 nullptr, sealing);
   node->store = std::make_unique<redis::RedisSessionStore>(client, prefix);
   node->opt_out_store = std::make_unique<redis::RedisOptOutStore>(client, prefix);
   session::SessionPolicy policy;

@@ -1,15 +1,18 @@
 // The rewrap sweep on a real redis-server: a rotation (write under
 // k1, rotate to k2,k1, sweep, remove k1) loses no session and no opt-out; the
 // sweep never overwrites a concurrent write, continues where it was stopped,
-// and running it again is harmless.
+// reseals version-1 session values under the primary as version 2, and
+// running it again is harmless.
 #include "sidecar/redis/rewrap_sweep.h"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "sidecar/analytics/opt_out_manager.h"
@@ -49,8 +52,31 @@ class RewrapSweepTest : public ::testing::Test {
   }
 
   // `keys`: "k2:<hex>,k1:<hex>" as SESSION_ENCRYPTION_KEYS.
-  std::unique_ptr<Node> MakeNode(const std::string& keys) {
-    return MakeRewrapNode(client_.get(), prefix_, keys, random_.get(), signer_.get(), &clock_);
+  std::unique_ptr<Node> MakeNode(const std::string& keys, crypto::SealerOptions sealing = {}) {
+    return MakeRewrapNode(client_.get(), prefix_, keys, random_.get(), signer_.get(), &clock_,
+                          sealing);
+  }
+
+  // How many sealed session fields (attributes, m:uenv, m:seal) of this
+  // test's sessions are in each envelope version.
+  std::map<int, int> SessionFieldVersions() {
+    std::map<int, int> versions;
+    absl::StatusOr<redis::Reply> keys =
+        client_->Call(redis::RedisCommand({"KEYS", absl::StrCat(prefix_, "s:*")}));
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    if (!keys.ok()) return versions;
+    for (const redis::Reply& key : keys->elements) {
+      absl::StatusOr<redis::Reply> all = client_->Call(redis::RedisCommand({"HGETALL", key.str}));
+      EXPECT_TRUE(all.ok()) << all.status();
+      if (!all.ok()) continue;
+      for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+        const std::string& field = all->elements[i].str;
+        if (absl::StartsWith(field, "a:") || field == "m:uenv" || field == "m:seal") {
+          versions[crypto::Sealer::VersionOf(all->elements[i + 1].str)] += 1;
+        }
+      }
+    }
+    return versions;
   }
 
   std::unique_ptr<RewrapSweep> MakeSweep(const Node& node, double rate = 100000) {
@@ -160,6 +186,32 @@ TEST_F(RewrapSweepTest, RunningItAgainIsHarmlessAndFindsNothingUnderTheOldKey) {
   EXPECT_EQ(again.keys.at("k2").found, 5u * 4 + 5u);
   EXPECT_EQ(again.keys.at("k2").rewrapped, 0u);
   ExpectAllReadable(*MakeNode(k2_), sessions);
+}
+
+TEST_F(RewrapSweepTest, VersionOneValuesUnderThePrimaryAreResealedAsVersionTwo) {
+  crypto::SealerOptions earlier;
+  earlier.seal_version = 1;
+  const std::vector<session::Session> sessions = Populate(*MakeNode(k1_, earlier), 10);
+  ASSERT_EQ(SessionFieldVersions(), (std::map<int, int>{{1, 10 * 4}}))
+      << "written as an earlier release wrote them";
+
+  std::unique_ptr<Node> node = MakeNode(k1_);
+  ExpectAllReadable(*node, sessions);  // version 1 opens as it is
+  std::unique_ptr<RewrapSweep> sweep = MakeSweep(*node);
+  ASSERT_TRUE(sweep->Start().ok());
+  const RewrapProgress done = Finish(*sweep);
+  EXPECT_EQ(done.state, "done") << done.last_error;
+  EXPECT_EQ(done.errors, 0u) << done.last_error;
+  // Every session value moved to version 2 under the same key; an opt-out
+  // subject under the primary stays as it is (its flag keeps its tag).
+  EXPECT_EQ(done.keys.at("k1").found, 10u * 4 + 10u);
+  EXPECT_EQ(done.keys.at("k1").rewrapped, 10u * 4);
+  EXPECT_EQ(done.keys.at("k1").left, 0u);
+  EXPECT_EQ(SessionFieldVersions(), (std::map<int, int>{{2, 10 * 4}}));
+  ExpectAllReadable(*node, sessions);
+
+  ASSERT_TRUE(sweep->Start().ok());
+  EXPECT_EQ(Finish(*sweep).keys.at("k1").rewrapped, 0u) << "nothing left to reseal";
 }
 
 TEST_F(RewrapSweepTest, AnInterruptedSweepContinuesFromItsSavedCursor) {
