@@ -84,8 +84,9 @@ struct SealerOptions {
   uint64_t seals_per_epoch = uint64_t{1} << 24;
   // Derived data keys kept for opening (32 bytes each, in a SecretBuffer).
   size_t cached_keys = 4096;
-  // 1 seals what earlier releases sealed (a per-message key), for the tests
-  // of the migration from version 1; anything else seals version 2.
+  // 1 seals what earlier releases sealed (a per-message key), which they
+  // can open during a rolling upgrade (STATESIDE_ENVELOPE_VERSION); anything
+  // else seals version 2.
   int seal_version = 2;
 };
 

@@ -66,6 +66,10 @@ constexpr Spec kSpecs[] = {
      true},
     {"SESSION_ENCRYPTION_KEYS_FILE", "session-encryption-keys-file", "PATH", "",
      "file holding SESSION_ENCRYPTION_KEYS [default: unset]"},
+    {"STATESIDE_ENVELOPE_VERSION", "envelope-version", "1|2", "2",
+     "format of the values it encrypts: 2 (a per-epoch data key), or 1, the "
+     "only one releases before 2 open: 1 while instances of such a release "
+     "still run beside this one (a rolling upgrade), then 2. Both open either"},
     {"SESSION_SECRET", "session-secret", "SECRET,...", "",
      "cookie signing secrets, comma separated, each >= 32 bytes: the first "
      "signs, all verify [default: unset = ephemeral in memory mode; required "

@@ -74,6 +74,9 @@ struct Config {
   // SESSION_ENCRYPTION_KEY(S)[_FILE], validated by crypto::Keyring. Empty
   // only in memory mode: the server then makes an ephemeral key.
   std::vector<crypto::KeySpec> encryption_keys;
+  // STATESIDE_ENVELOPE_VERSION: the envelope format values are sealed in
+  // (crypto::SealerOptions::seal_version); every version opens.
+  int envelope_version = 2;
   // SESSION_SECRET[_FILE], each >= 32 bytes. Empty only in memory mode
   // (ephemeral, like the key).
   std::vector<std::string> session_secrets;

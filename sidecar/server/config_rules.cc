@@ -406,6 +406,7 @@ absl::Status ParseLimits(const RawSettings& raw, Config& config) {
     return SettingError("STATESIDE_MAX_SESSION_BYTES",
                         "is smaller than STATESIDE_MAX_ATTRIBUTE_BYTES");
   }
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_ENVELOPE_VERSION", 1, 2, &config.envelope_version));
   RETURN_IF_ERROR(GetInt(raw, "STATESIDE_MAX_SESSIONS_PER_USER", 0, 1'000'000,
                          &config.max_sessions_per_user));
   const std::string limit_policy =

@@ -110,8 +110,10 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
         "SESSION_ENCRYPTION_KEY: ", keyring.status().message()));
   }
   p.keyring = *std::move(keyring);
+  crypto::SealerOptions sealing;
+  sealing.seal_version = config.envelope_version;
   p.sealer = std::make_unique<crypto::Sealer>(p.keyring.get(), p.random.get(),
-                                             &p.key_mismatches);
+                                             &p.key_mismatches, sealing);
 
   std::vector<std::string> secrets = std::move(config.session_secrets);
   if (secrets.empty()) {

@@ -270,6 +270,18 @@ TEST_F(ConfigTest, SessionLimitPolicyIsRefuseUnlessEndOldest) {
   EXPECT_THAT(message, HasSubstr("refuse or end_oldest"));
 }
 
+TEST_F(ConfigTest, EnvelopeVersionIsTwoUnlessOneForARollingUpgrade) {
+  auto config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->envelope_version, 2);
+  config = Parse({}, {"--envelope-version=1"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->envelope_version, 1);
+  for (const char* bad : {"0", "3", "v2"}) {
+    ExpectError({{"STATESIDE_ENVELOPE_VERSION", bad}}, "STATESIDE_ENVELOPE_VERSION");
+  }
+}
+
 TEST_F(ConfigTest, LogLevelsAreNormalised) {
   auto config = Parse({{"STATESIDE_LOG_LEVEL", "WARNING"}});
   ASSERT_TRUE(config.ok()) << config.status();
@@ -656,7 +668,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "STATESIDE_MAX_ROOMS_PER_CONNECTION",
         "STATESIDE_PUBLISH_RATE_PER_USER", "STATESIDE_PUBLISH_BURST_PER_USER",
         "STATESIDE_ROOM_HISTORY_BYTES", "REDIS_SENTINEL_USERNAME",
-        "STATESIDE_SESSION_TOUCH_GRANULARITY"}) {
+        "STATESIDE_SESSION_TOUCH_GRANULARITY", "STATESIDE_ENVELOPE_VERSION"}) {
     EXPECT_THAT(line->output, HasSubstr(std::string("(Env:") + env + ")")) << env;
   }
   for (const char* default_text :
@@ -666,7 +678,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 52u);
+  EXPECT_EQ(SettingNames().size(), 53u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
