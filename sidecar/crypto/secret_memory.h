@@ -1,5 +1,6 @@
-// Memory for long-lived key material (master keys, index keys, cookie
-// secrets): pages of their own, mapped with mmap, marked MADV_DONTDUMP so
+// Memory for long-lived key material (master keys, index keys; the cookie
+// secrets are keyed into OpenSSL's HMAC contexts instead, see cookie.h):
+// pages of their own, mapped with mmap, marked MADV_DONTDUMP so
 // that a core dump or gcore leaves them out, and wiped before they are
 // unmapped. Transient copies (a per-message key on the stack, OpenSSL's
 // cipher contexts, the parse buffers wiped right after use) are not covered.
