@@ -82,16 +82,15 @@ std::string CookieSigner::Sign(std::string_view id) const {
 absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie,
                                                  bool* primary) const {
   // One answer for every bad cookie: no hint of which check failed.
-  const absl::Status not_found = SessionNotFound();
-  if (cookie.empty() || cookie.size() > kMaxCookieSize) return not_found;
+  if (cookie.empty() || cookie.size() > kMaxCookieSize) return SessionNotFound();
   // The signature never contains '.', the id might.
   const size_t dot = cookie.rfind('.');
-  if (dot == std::string_view::npos || dot == 0) return not_found;
+  if (dot == std::string_view::npos || dot == 0) return SessionNotFound();
   const std::string_view id = cookie.substr(0, dot);
   const std::string_view signature = cookie.substr(dot + 1);
-  if (signature.size() != kSignatureChars) return not_found;
+  if (signature.size() != kSignatureChars) return SessionNotFound();
   const std::optional<std::string> given = Base64UrlDecode(signature);
-  if (!given.has_value() || given->size() != kSha256Size) return not_found;
+  if (!given.has_value() || given->size() != kSha256Size) return SessionNotFound();
 
   // Every secret is tried, without stopping at a match, so the time taken
   // does not tell which secret (if any) signed the cookie.
@@ -106,7 +105,7 @@ absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie,
     match = equal | match;
   }
   Cleanse(mac, sizeof(mac));
-  if (!match) return not_found;
+  if (!match) return SessionNotFound();
   if (primary != nullptr) *primary = first;
   return std::string(id);
 }

@@ -905,19 +905,18 @@ void SessionManager::Step(ManagerStep step) {
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
     const SessionKey& key, NotFoundCause* cause, std::string* cookie) const {
-  const absl::Status not_found = SessionNotFound();
   *cause = NotFoundCause::kMalformedKey;
   if (key.kind == SessionKey::Kind::kId) {
-    if (!crypto::IsWellFormedSessionId(key.value)) return not_found;
+    if (!crypto::IsWellFormedSessionId(key.value)) return SessionNotFound();
     return key.value;
   }
   // A cookie: tell a malformed one from a forged one for the metrics only.
-  if (!LooksLikeCookie(key.value)) return not_found;
+  if (!LooksLikeCookie(key.value)) return SessionNotFound();
   bool primary = false;
   absl::StatusOr<std::string> id = signer_->Verify(key.value, &primary);
   if (!id.ok() || !crypto::IsWellFormedSessionId(*id)) {
     *cause = NotFoundCause::kBadSignature;
-    return not_found;
+    return SessionNotFound();
   }
   // Signing is deterministic: a cookie of the primary secret is the one a
   // read would sign again, so it is answered as given (cookie.h).
