@@ -187,14 +187,14 @@ TEST(HmacTest, Rfc4231TestCase2) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
-// RFC 4231 test cases 1 and 6 (a key longer than SHA-256's block, hashed
-// first), in turns on one thread and on several at once: each thread reuses
-// one HMAC context re-keyed per MAC, so no key may leak into the next MAC.
-TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
-  struct Case {
-    std::string key, data, mac;
-  };
-  const std::vector<Case> cases = {
+struct HmacCase {
+  std::string key, data, mac;
+};
+
+// RFC 4231 test cases 1, 6 (a key longer than SHA-256's block, hashed
+// first) and 2.
+const std::vector<HmacCase>& Rfc4231Cases() {
+  static const std::vector<HmacCase>* const kCases = new std::vector<HmacCase>{
       {std::string(20, '\x0b'), "Hi There",
        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
       {std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
@@ -202,21 +202,34 @@ TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
       {"Jefe", "what do ya want for nothing?",
        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
   };
-  auto run = [&cases](int rounds) {
+  return *kCases;
+}
+
+// `run(rounds)` MACs the cases in turn and counts the wrong MACs: none on
+// this thread, then none from `threads` threads at once.
+template <typename Run>
+void ExpectRightInTurnsAndFromThreads(int threads, Run run) {
+  EXPECT_EQ(run(9), 0);
+  std::vector<std::thread> running;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < threads; ++t) running.emplace_back([&] { wrong += run(300); });
+  for (std::thread& t : running) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// In turns on one thread and on several at once: each thread reuses one
+// HMAC context re-keyed per MAC, so no key may leak into the next MAC.
+TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
+  const std::vector<HmacCase>& cases = Rfc4231Cases();
+  ExpectRightInTurnsAndFromThreads(4, [&cases](int rounds) {
     int wrong = 0;
     for (int i = 0; i < rounds; ++i) {
-      const Case& c = cases[static_cast<size_t>(i) % cases.size()];
+      const HmacCase& c = cases[static_cast<size_t>(i) % cases.size()];
       absl::StatusOr<std::string> mac = HmacSha256(c.key, c.data);
       if (!mac.ok() || ToHex(*mac) != c.mac) ++wrong;
     }
     return wrong;
-  };
-  EXPECT_EQ(run(9), 0);
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { wrong += run(300); });
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
+  });
 }
 
 TEST(HmacTest, PartsAreMacedAsTheirConcatenation) {
@@ -240,24 +253,14 @@ TEST(HmacTest, EmptyKeyAndMessageAreAllowed) {
 // MAC on one thread and from more threads than it has context slots (so
 // some MACs take a copy of their own), each key beside the others.
 TEST(HmacKeyTest, Rfc4231TestCasesRepeatedAndFromManyThreads) {
-  struct Case {
-    std::string key, data, mac;
-  };
-  const std::vector<Case> cases = {
-      {std::string(20, '\x0b'), "Hi There",
-       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
-      {std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
-       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
-      {"Jefe", "what do ya want for nothing?",
-       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
-  };
+  const std::vector<HmacCase>& cases = Rfc4231Cases();
   std::vector<std::unique_ptr<HmacSha256Key>> keys;
-  for (const Case& c : cases) {
+  for (const HmacCase& c : cases) {
     absl::StatusOr<std::unique_ptr<HmacSha256Key>> key = HmacSha256Key::Create(c.key);
     ASSERT_TRUE(key.ok()) << key.status();
     keys.push_back(*std::move(key));
   }
-  auto run = [&](int rounds) {
+  ExpectRightInTurnsAndFromThreads(24, [&](int rounds) {
     int wrong = 0;
     char out[kSha256Size];
     for (int i = 0; i < rounds; ++i) {
@@ -268,13 +271,7 @@ TEST(HmacKeyTest, Rfc4231TestCasesRepeatedAndFromManyThreads) {
       }
     }
     return wrong;
-  };
-  EXPECT_EQ(run(9), 0);
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 24; ++t) threads.emplace_back([&] { wrong += run(300); });
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
+  });
 }
 
 TEST(HmacKeyTest, AgreesWithHmacSha256ToOnPartsAndEmptyInputs) {
