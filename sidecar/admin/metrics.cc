@@ -10,6 +10,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <initializer_list>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "sidecar/admin/process_stats.h"
+#include "sidecar/admin/sharded_metrics.h"
 
 namespace stateside::admin {
 namespace {
@@ -102,6 +104,28 @@ prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r,
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
 }
 
+constexpr std::string_view kCodeNames[] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+constexpr int kCodeCount = static_cast<int>(std::size(kCodeNames));
+
+// One method's calls as recorded, until the scrape moves them into
+// stateside_rpc_requests_total and stateside_rpc_duration_seconds.
+struct RpcRecord {
+  internal::ShardedHistogram duration{kLatencyBuckets};
+  internal::ShardedCounts by_code{kCodeCount};
+};
+
+// Moves what `from` recorded into `to`; an idle histogram is left alone, so
+// a series appears at its first observation as when observed directly.
+template <typename To>
+void Feed(internal::ShardedHistogram& from, To&& to) {
+  internal::ShardedHistogram::Drained d = from.Drain();
+  if (d.count > 0 || d.sum != 0) to().ObserveMultiple(d.buckets, d.sum);
+}
+
 std::string_view CauseLabel(session::NotFoundCause cause) {
   switch (cause) {
     case session::NotFoundCause::kMalformedKey: return "malformed";
@@ -175,11 +199,50 @@ class Metrics::Impl {
   Counter& cpu_;
   Gauge& start_time_;
 
-  // Makes a scrape see one drain state at a time, and serialises the /proc
-  // refresh (the CPU counter is advanced by deltas).
+  // The data path's recordings (lock-free), moved into the families above
+  // by Sync. Past kMaxSeriesPerFamily methods or key ids a recording goes
+  // straight to its family (whose Series caps it under "other").
+  internal::SeriesTable<RpcRecord> rpc_records_{
+      Metrics::kMaxSeriesPerFamily, [] { return std::make_unique<RpcRecord>(); }};
+  internal::ShardedHistogram redis_duration_record_{kLatencyBuckets};
+  internal::ShardedHistogram redis_batch_record_{kBatchBuckets};
+  internal::SeriesTable<internal::ShardedCounts> key_read_records_{
+      Metrics::kMaxSeriesPerFamily,
+      [] { return std::make_unique<internal::ShardedCounts>(1); }};
+  internal::ShardedCounts rt_delivered_record_{1};
+  internal::ShardedHistogram rt_latency_record_{kLatencyBuckets};
+
+  // Moves the recordings into the families: before every read of them.
+  void Sync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrape_mu_);
+
+  // Makes a scrape see one drain state at a time, serialises the /proc
+  // refresh (the CPU counter is advanced by deltas) and Sync.
   mutable absl::Mutex scrape_mu_;
   double cpu_seen_ ABSL_GUARDED_BY(scrape_mu_) = 0;
 };
+
+void Metrics::Impl::Sync() {
+  rpc_records_.ForEach([this](const std::string& method, RpcRecord& record) {
+    Feed(record.duration, [&]() -> Histogram& { return rpc_duration_.Get({method}); });
+    const std::vector<uint64_t> calls = record.by_code.Drain();
+    for (size_t code = 0; code < calls.size(); ++code) {
+      if (calls[code] == 0) continue;
+      rpc_requests_.Get({method, kCodeNames[code]})
+          .Increment(static_cast<double>(calls[code]));
+    }
+  });
+  Feed(redis_duration_record_, [this]() -> Histogram& { return redis_duration_; });
+  Feed(redis_batch_record_, [this]() -> Histogram& { return redis_batch_; });
+  key_read_records_.ForEach(
+      [this](const std::string& key_id, internal::ShardedCounts& reads) {
+        const uint64_t n = reads.Drain()[0];
+        if (n > 0) key_reads_.Get({key_id}).Increment(static_cast<double>(n));
+      });
+  if (const uint64_t n = rt_delivered_record_.Drain()[0]; n > 0) {
+    rt_delivered_.Increment(static_cast<double>(n));
+  }
+  Feed(rt_latency_record_, [this]() -> Histogram& { return rt_latency_; });
+}
 
 Metrics::Impl::Impl(MetricsOptions options)
     : clock_(options.clock),
@@ -363,11 +426,34 @@ void Metrics::OffloadQueued() { impl_->offload_waiting_.Increment(); }
 void Metrics::OffloadStarted() { impl_->offload_waiting_.Decrement(); }
 void Metrics::RecordRpc(std::string_view method, std::string_view code,
                         double seconds) {
+  for (int i = 0; i < kCodeCount; ++i) {
+    if (kCodeNames[i] == code) return RecordRpc(method, i, seconds);
+  }
+  // Not a gRPC code name: its own series, as any label value.
   impl_->rpc_requests_.Get({method, code}).Increment();
   impl_->rpc_duration_.Get({method}).Observe(seconds);
 }
 
-void Metrics::RedisCommand(double seconds) { impl_->redis_duration_.Observe(seconds); }
+void Metrics::RecordRpc(std::string_view method, int code, double seconds) {
+  if (code < 0 || code >= kCodeCount) code = 2;  // UNKNOWN
+  RpcRecord* record = impl_->rpc_records_.Find(method);
+  if (record == nullptr) {
+    impl_->rpc_requests_.Get({method, kCodeNames[code]}).Increment();
+    impl_->rpc_duration_.Get({method}).Observe(seconds);
+    return;
+  }
+  record->by_code.Add(static_cast<size_t>(code));
+  record->duration.Observe(seconds);
+}
+
+std::string_view GrpcCodeName(int code) {
+  if (code < 0 || code >= kCodeCount) return "UNKNOWN";
+  return kCodeNames[code];
+}
+
+void Metrics::RedisCommand(double seconds) {
+  impl_->redis_duration_record_.Observe(seconds);
+}
 void Metrics::RedisError(std::string_view kind) {
   impl_->redis_errors_.Get({kind}).Increment();
 }
@@ -385,7 +471,7 @@ void Metrics::SetKeyMismatches(size_t key_ids) {
   impl_->key_mismatches_.Set(static_cast<double>(key_ids));
 }
 void Metrics::PipelineBatch(size_t commands) {
-  impl_->redis_batch_.Observe(static_cast<double>(commands));
+  impl_->redis_batch_record_.Observe(static_cast<double>(commands));
 }
 
 void Metrics::SessionCreated() { impl_->sessions_created_.Increment(); }
@@ -400,7 +486,11 @@ void Metrics::DecryptFailed(std::string_view reason) {
   impl_->decrypt_failures_.Get({reason}).Increment();
 }
 void Metrics::KeyUsedForRead(std::string_view key_id) {
-  impl_->key_reads_.Get({key_id}).Increment();
+  if (internal::ShardedCounts* reads = impl_->key_read_records_.Find(key_id)) {
+    reads->Add(0);
+  } else {
+    impl_->key_reads_.Get({key_id}).Increment();
+  }
 }
 void Metrics::OptOutKeyRead(std::string_view key_id) {
   impl_->optout_key_reads_.Get({key_id}).Increment();
@@ -433,8 +523,8 @@ void Metrics::RealtimePublished(std::string_view target) {
 }
 void Metrics::RealtimeReceived() { impl_->rt_received_.Increment(); }
 void Metrics::RealtimeDelivered(double seconds) {
-  impl_->rt_delivered_.Increment();
-  impl_->rt_latency_.Observe(seconds);
+  impl_->rt_delivered_record_.Add(0);
+  impl_->rt_latency_record_.Observe(seconds);
 }
 void Metrics::RealtimeDropped(std::string_view reason, uint64_t n) {
   impl_->rt_dropped_.Get({reason}).Increment(static_cast<double>(n));
@@ -452,6 +542,7 @@ void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
 std::string Metrics::Serialize() const {
   Impl& m = *impl_;
   absl::MutexLock lock(&m.scrape_mu_);
+  m.Sync();
   absl::Time now = m.clock_ ? m.clock_->Now() : absl::Now();
   m.uptime_.Set(absl::ToDoubleSeconds(now - m.start_));
   if (absl::StatusOr<ProcessStats> p = ReadProcessStats(); p.ok()) {
@@ -469,8 +560,14 @@ std::string Metrics::Serialize() const {
 }
 
 std::map<std::string, double> Metrics::Values() const {
+  std::vector<prometheus::MetricFamily> families;
+  {
+    absl::MutexLock lock(&impl_->scrape_mu_);
+    impl_->Sync();
+    families = impl_->registry_.Collect();
+  }
   std::map<std::string, double> values;
-  for (const prometheus::MetricFamily& family : impl_->registry_.Collect()) {
+  for (const prometheus::MetricFamily& family : families) {
     double& total = values[family.name];
     for (const prometheus::ClientMetric& metric : family.metric) {
       double value = 0;

@@ -7,7 +7,11 @@
 //
 // Thread-safe: every method may be called from any thread concurrently
 // (RPC threads, the Redis loop, the admin thread); recording never blocks on
-// a scrape for longer than a short internal lock.
+// a scrape for longer than a short internal lock. The recordings of the data
+// path (RecordRpc, RedisCommand, PipelineBatch, KeyUsedForRead,
+// RealtimeDelivered) take no lock at all and build no label string: they add
+// to per-thread copies (sharded_metrics.h) that Serialize and Values sum into
+// the prometheus-cpp families first, so what /metrics exports is unchanged.
 #ifndef STATESIDE_SIDECAR_ADMIN_METRICS_H_
 #define STATESIDE_SIDECAR_ADMIN_METRICS_H_
 
@@ -38,6 +42,10 @@ struct MetricsOptions {
 // is exiting).
 enum class DrainPhase { kServing, kDraining, kDrained };
 
+// The gRPC name of a status code number ("OK", "NOT_FOUND", ...: gRPC's and
+// absl's codes share numbers and names); "UNKNOWN" for a number out of range.
+std::string_view GrpcCodeName(int code);
+
 class Metrics {
  public:
   static constexpr std::string_view kContentType =
@@ -62,6 +70,9 @@ class Metrics {
   // stateside_rpc_duration_seconds{method} observes `seconds`.
   void RecordRpc(std::string_view method, std::string_view code,
                  double seconds);
+  // The same with the code as its number (GrpcCodeName): no lock, no label
+  // string, the method found among those seen before by comparison only.
+  void RecordRpc(std::string_view method, int code, double seconds);
 
   // --- Redis.
   void RedisCommand(double seconds);       // one command's round trip

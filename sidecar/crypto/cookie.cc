@@ -2,7 +2,6 @@
 #include "sidecar/crypto/cookie.h"
 
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -24,10 +23,10 @@ constexpr size_t kMinSecretSize = 32;  // 256 bits, the HMAC-SHA256 strength
 constexpr size_t kMaxCookieSize = 256;
 constexpr size_t kSignatureChars = 43;  // unpadded base64url of 32 bytes
 
-void Mac(std::string_view secret, std::string_view id, char* out) {
+void Mac(const HmacSha256Key& key, std::string_view id, char* out) {
   const char separator = '\0';
-  absl::Status s = HmacSha256To(
-      secret, {kDomain, std::string_view(&separator, 1), id}, out);
+  absl::Status s =
+      key.MacTo({kDomain, std::string_view(&separator, 1), id}, out);
   if (!s.ok()) {
     // Only reachable if OpenSSL itself is broken (allocation failure); a
     // cookie with a garbage signature would log every user out silently.
@@ -57,57 +56,57 @@ absl::StatusOr<std::unique_ptr<CookieSigner>> CookieSigner::Create(
       for (std::string& secret : secrets) Cleanse(secret);
     }
   } wiper{secrets};
-  size_t total = 0;
-  for (const std::string& secret : secrets) total += secret.size();
-  auto storage = SecretBuffer::Allocate(total);
-  if (!storage.ok()) return storage.status();
-  std::vector<std::string_view> views;
-  size_t offset = 0;
+  std::vector<std::unique_ptr<HmacSha256Key>> keys;
+  keys.reserve(secrets.size());
   for (const std::string& secret : secrets) {
-    std::memcpy(storage->data() + offset, secret.data(), secret.size());
-    views.push_back(storage->view(offset, secret.size()));
-    offset += secret.size();
+    absl::StatusOr<std::unique_ptr<HmacSha256Key>> key =
+        HmacSha256Key::Create(secret);
+    if (!key.ok()) return key.status();
+    keys.push_back(*std::move(key));
   }
-  return std::unique_ptr<CookieSigner>(
-      new CookieSigner(*std::move(storage), std::move(views)));
+  return std::unique_ptr<CookieSigner>(new CookieSigner(std::move(keys)));
 }
 
-// storage_ wipes the secrets when it is destroyed.
+// keys_ wipe their keyed states when they are destroyed.
 CookieSigner::~CookieSigner() = default;
 
 std::string CookieSigner::Sign(std::string_view id) const {
   char mac[kSha256Size];
-  Mac(secrets_.front(), id, mac);
+  Mac(*keys_.front(), id, mac);
   std::string cookie(id);
   cookie.push_back('.');
   cookie += Base64UrlEncode(std::string_view(mac, sizeof(mac)));
   return cookie;
 }
 
-absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie) const {
+absl::StatusOr<std::string> CookieSigner::Verify(std::string_view cookie,
+                                                 bool* primary) const {
   // One answer for every bad cookie: no hint of which check failed.
-  const absl::Status not_found = SessionNotFound();
-  if (cookie.empty() || cookie.size() > kMaxCookieSize) return not_found;
+  if (cookie.empty() || cookie.size() > kMaxCookieSize) return SessionNotFound();
   // The signature never contains '.', the id might.
   const size_t dot = cookie.rfind('.');
-  if (dot == std::string_view::npos || dot == 0) return not_found;
+  if (dot == std::string_view::npos || dot == 0) return SessionNotFound();
   const std::string_view id = cookie.substr(0, dot);
   const std::string_view signature = cookie.substr(dot + 1);
-  if (signature.size() != kSignatureChars) return not_found;
+  if (signature.size() != kSignatureChars) return SessionNotFound();
   const std::optional<std::string> given = Base64UrlDecode(signature);
-  if (!given.has_value() || given->size() != kSha256Size) return not_found;
+  if (!given.has_value() || given->size() != kSha256Size) return SessionNotFound();
 
   // Every secret is tried, without stopping at a match, so the time taken
   // does not tell which secret (if any) signed the cookie.
   bool match = false;
+  bool first = false;
   char mac[kSha256Size];
-  for (std::string_view secret : secrets_) {
-    Mac(secret, id, mac);
-    match = ConstantTimeEquals(std::string_view(mac, sizeof(mac)), *given) |
-            match;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    Mac(*keys_[i], id, mac);
+    const bool equal =
+        ConstantTimeEquals(std::string_view(mac, sizeof(mac)), *given);
+    if (i == 0) first = equal;
+    match = equal | match;
   }
   Cleanse(mac, sizeof(mac));
-  if (!match) return not_found;
+  if (!match) return SessionNotFound();
+  if (primary != nullptr) *primary = first;
   return std::string(id);
 }
 

@@ -1,8 +1,16 @@
 // Signed session cookies: "id.signature", signature = base64url(HMAC-SHA256(
 // secret, "stateside-cookie-v1" || 0x00 || id)) without padding. Several secrets
-// verify (rotation); the first signs. Immutable; safe for concurrent use.
-// The secrets live in a SecretBuffer (excluded from core dumps) and are
-// wiped on destruction.
+// verify (rotation); the first (the primary) signs. Immutable; safe for
+// concurrent use. Each secret is keyed into an HmacSha256Key once
+// (primitives.h), whose contexts are wiped on destruction; the secrets'
+// own bytes are wiped as soon as they are keyed.
+//
+// Signing is deterministic (no timestamp, no nonce): the cookie of an id
+// under a secret is always the same string. So a cookie that verifies under
+// the primary secret is exactly what Sign would return for its id, and a
+// read of the session it names answers with it as given (the session rules
+// do); only a cookie verified under an older secret is signed again, which
+// moves it to the primary secret.
 #ifndef STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
 #define STATESIDE_SIDECAR_CRYPTO_COOKIE_H_
 
@@ -12,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "sidecar/crypto/secret_memory.h"
+#include "sidecar/crypto/primitives.h"
 
 namespace stateside::crypto {
 
@@ -35,13 +43,18 @@ class CookieSigner {
   // ("session not found") whatever the reason: empty, over 256 bytes, no
   // '.', empty id, a signature that is not exactly 43 canonical base64url
   // characters, or no secret matching. Every secret is tried every time.
-  absl::StatusOr<std::string> Verify(std::string_view cookie) const;
+  // `primary`, if not null, is set to whether the primary secret's
+  // signature matched (every secret is still tried). A cookie accepted with
+  // primary true is byte for byte Sign(id): Sign is deterministic and only
+  // the canonical encoding of a signature is accepted.
+  absl::StatusOr<std::string> Verify(std::string_view cookie,
+                                     bool* primary = nullptr) const;
 
  private:
-  CookieSigner(SecretBuffer storage, std::vector<std::string_view> secrets)
-      : storage_(std::move(storage)), secrets_(std::move(secrets)) {}
-  SecretBuffer storage_;                   // every secret's bytes
-  std::vector<std::string_view> secrets_;  // into storage_; front() signs
+  explicit CookieSigner(std::vector<std::unique_ptr<HmacSha256Key>> keys)
+      : keys_(std::move(keys)) {}
+  // One per secret, in the configured order; front() signs.
+  const std::vector<std::unique_ptr<HmacSha256Key>> keys_;
 };
 
 }  // namespace stateside::crypto

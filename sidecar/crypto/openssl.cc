@@ -9,10 +9,13 @@
 // the digest instead of naming it on every call. An HMAC context is cloned
 // once per thread and re-keyed by each MAC, not cloned per MAC; after
 // each MAC it is re-keyed with the empty key, so it never keeps a caller's
-// key (or its pads) in memory after the caller wiped it. Likewise one
-// AES-256-GCM context per thread, initialised with the caller's key and nonce
-// by every seal and open (no allocation per call); see ThreadAes256Gcm for
-// what it keeps between calls.
+// key (or its pads) in memory after the caller wiped it. A long-lived key
+// (HmacSha256Key: the cookie secrets) is keyed once instead, and its MACs
+// restart from the keyed state (EVP_MAC_init without a key copies the
+// hashed inner pad: no key hashing). Likewise one AES-256-GCM context per
+// thread, initialised with the caller's key and nonce by every seal and open
+// (no allocation per call); see ThreadAes256Gcm for what it keeps between
+// calls.
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -20,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <memory>
@@ -301,6 +305,94 @@ absl::StatusOr<std::string> HmacSha256(std::string_view key,
   absl::Status s = HmacSha256To(key, {data}, out.data());
   if (!s.ok()) return s;
   return out;
+}
+
+// --- HmacSha256Key ---------------------------------------------------------
+
+namespace {
+
+// Slots per key: enough that the sidecar's RPC threads rarely share one (a
+// thread that finds its slot taken MACs with a copy of its own instead).
+constexpr size_t kHmacSlots = 16;
+
+// The calling thread's slot number, the same for every key: threads are
+// numbered as they first MAC, so up to kHmacSlots of them never share.
+size_t ThreadSlot() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t slot =
+      next.fetch_add(1, std::memory_order_relaxed) % kHmacSlots;
+  return slot;
+}
+
+// Continues a context that holds the keyed state: restart (no key: HMAC
+// copies its hashed inner pad), absorb the parts, finish.
+bool KeyedMac(EVP_MAC_CTX* ctx, std::initializer_list<std::string_view> parts,
+              char* out) {
+  bool ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;
+  for (std::string_view part : parts) {
+    ok = ok && (part.empty() ||
+                EVP_MAC_update(ctx, U(part.data()), part.size()) == 1);
+  }
+  size_t len = 0;
+  return ok && EVP_MAC_final(ctx, U(out), &len, kSha256Size) == 1 &&
+         len == kSha256Size;
+}
+
+}  // namespace
+
+struct HmacSha256Key::State {
+  // Keyed and never used directly, only copied (EVP_MAC_CTX_dup reads it,
+  // so concurrent copies are safe).
+  MacCtx keyed;
+  struct alignas(64) Slot {
+    std::atomic<bool> busy{false};
+    MacCtx ctx;  // a copy of `keyed`, made by the first thread to take it
+  };
+  Slot slots[kHmacSlots];
+
+  MacCtx Copy() const {
+    // EVP_MAC_CTX_dup takes a non-const pointer but only reads it.
+    return MacCtx(EVP_MAC_CTX_dup(keyed.get()));
+  }
+};
+
+HmacSha256Key::HmacSha256Key(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+
+// Freeing each context wipes its key and digest states (OpenSSL frees
+// them with OPENSSL_clear_free).
+HmacSha256Key::~HmacSha256Key() = default;
+
+absl::StatusOr<std::unique_ptr<HmacSha256Key>> HmacSha256Key::Create(
+    std::string_view key) {
+  const EVP_MAC_CTX* tmpl = HmacSha256Template();
+  if (tmpl == nullptr) return Failed("set up HMAC-SHA256");
+  auto state = std::make_unique<State>();
+  state->keyed.reset(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
+  if (state->keyed == nullptr ||
+      EVP_MAC_init(state->keyed.get(), DataOrEmpty(key), key.size(),
+                   nullptr) != 1) {
+    return Failed("HMAC-SHA256 key");
+  }
+  return std::unique_ptr<HmacSha256Key>(new HmacSha256Key(std::move(state)));
+}
+
+absl::Status HmacSha256Key::MacTo(std::initializer_list<std::string_view> parts,
+                                  char* out) const {
+  State::Slot& slot = state_->slots[ThreadSlot()];
+  if (!slot.busy.exchange(true, std::memory_order_acquire)) {
+    if (slot.ctx == nullptr) slot.ctx = state_->Copy();
+    const bool ok = slot.ctx != nullptr && KeyedMac(slot.ctx.get(), parts, out);
+    slot.busy.store(false, std::memory_order_release);
+    if (!ok) return Failed("HMAC-SHA256");
+    return absl::OkStatus();
+  }
+  // Another thread holds this slot: a copy of our own for this one MAC.
+  MacCtx ctx = state_->Copy();
+  if (ctx == nullptr || !KeyedMac(ctx.get(), parts, out)) {
+    return Failed("HMAC-SHA256");
+  }
+  return absl::OkStatus();
 }
 
 // RFC 5869 on top of HmacSha256To rather than OpenSSL's EVP_KDF "HKDF": the

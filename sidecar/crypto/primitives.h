@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -58,6 +59,36 @@ absl::Status HmacSha256To(std::string_view key,
                           char* out);
 absl::StatusOr<std::string> HmacSha256(std::string_view key,
                                        std::string_view data);
+
+// HMAC-SHA256 under one long-lived key (a cookie secret), keyed once: the
+// hashed inner and outer pads are computed by Create, and each MAC copies
+// that keyed state instead of hashing the key again. The keyed contexts
+// live in a few slots owned by the object (a thread takes the slot its
+// thread number picks, without waiting; if another thread holds it, the MAC
+// copies the keyed state into a context of its own for that call), so no
+// context keyed with this key outlives the object: its destructor frees
+// them all, and OpenSSL wipes a context's key and digest states as it frees
+// them. Those states sit in OpenSSL's heap, not in a SecretBuffer: a core
+// dump may include them. Thread-safe; MacTo gives the same 32 bytes as
+// HmacSha256To with the same key.
+class HmacSha256Key {
+ public:
+  // INTERNAL if OpenSSL cannot set up the context.
+  static absl::StatusOr<std::unique_ptr<HmacSha256Key>> Create(
+      std::string_view key);
+  ~HmacSha256Key();
+  HmacSha256Key(const HmacSha256Key&) = delete;
+  HmacSha256Key& operator=(const HmacSha256Key&) = delete;
+
+  // The MAC of the concatenation of `parts`; writes 32 bytes.
+  absl::Status MacTo(std::initializer_list<std::string_view> parts,
+                     char* out) const;
+
+ private:
+  struct State;
+  explicit HmacSha256Key(std::unique_ptr<State> state);
+  const std::unique_ptr<State> state_;
+};
 
 // --- HKDF-SHA256 (RFC 5869, extract then expand) ---------------------------
 // An empty salt means RFC 5869's default (HashLen zero bytes). REQUIRES:

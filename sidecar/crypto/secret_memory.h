@@ -1,9 +1,10 @@
-// Memory for long-lived key material (master keys, index keys, cookie
-// secrets, envelope data keys and their cache): pages of their own, mapped
-// with mmap, marked MADV_DONTDUMP so that a core dump or gcore leaves them
-// out, and wiped before they are unmapped. Transient copies (a data key on
-// the stack, OpenSSL's cipher contexts, the parse buffers wiped right after
-// use) are not covered.
+// Memory for long-lived key material (master keys, index keys, envelope
+// data keys and their cache; the cookie secrets are keyed into OpenSSL's HMAC
+// contexts instead, see cookie.h): pages of their own, mapped with mmap,
+// marked MADV_DONTDUMP so that a core dump or gcore leaves them out, and
+// wiped before they are unmapped. Transient copies (a data key on the stack,
+// OpenSSL's cipher contexts, the parse buffers wiped right after use) are not
+// covered.
 // Thread-compatible: fill it once, then any number of threads may read it.
 #ifndef STATESIDE_SIDECAR_CRYPTO_SECRET_MEMORY_H_
 #define STATESIDE_SIDECAR_CRYPTO_SECRET_MEMORY_H_

@@ -323,7 +323,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     ErrorInfoOf(status, r.mutable_error_info());
   }
   if (metrics_ != nullptr) {
-    metrics_->RecordRpc(pending->method, CodeName(static_cast<absl::StatusCode>(wire.error_code())),
+    metrics_->RecordRpc(pending->method, static_cast<int>(wire.error_code()),
                         absl::ToDoubleSeconds(now - pending->started));
     metrics_->RpcFinished();
   }

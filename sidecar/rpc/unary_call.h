@@ -21,7 +21,6 @@
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 
-#include <iterator>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,14 +46,7 @@ struct RpcMeter {
 // The gRPC code name of an absl code ("OK", "NOT_FOUND", ...): the two
 // enumerations share numbers and names.
 inline std::string_view CodeName(absl::StatusCode code) {
-  static const std::string kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-      "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  if (i < 0 || i >= static_cast<int>(std::size(kNames))) return "UNKNOWN";
-  return kNames[i];
+  return admin::GrpcCodeName(static_cast<int>(code));
 }
 
 // The probe (offload.h) of a unary call: CANCELLED once the client went or
@@ -109,9 +101,9 @@ class UnaryCall {
           response_, response_bytes_, &own_buffer);
     }
     if (meter_.metrics != nullptr) {
-      meter_.metrics->RecordRpc(
-          meter_.method, CodeName(static_cast<absl::StatusCode>(result.error_code())),
-          absl::ToDoubleSeconds(absl::Now() - started_));
+      meter_.metrics->RecordRpc(meter_.method,
+                                static_cast<int>(result.error_code()),
+                                absl::ToDoubleSeconds(absl::Now() - started_));
       meter_.metrics->RpcFinished();
     }
     grpc::ServerUnaryReactor* reactor = reactor_;

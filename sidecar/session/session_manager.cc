@@ -484,26 +484,31 @@ ReadOptions SessionManager::ReadNow(bool touch) const {
 }
 
 absl::StatusOr<Session> SessionManager::OpenRead(
-    std::string_view id, absl::StatusOr<StoredSession> stored) const {
+    std::string_view id, absl::StatusOr<StoredSession> stored,
+    std::string cookie) const {
   if (!stored.ok()) return StoreReadError(stored.status(), id);
-  absl::StatusOr<Session> session = OpenSession(*stored);
+  absl::StatusOr<Session> session = OpenSession(*stored, std::move(cookie));
   if (!session.ok()) return NotFound(CauseOf(session.status()));
   return session;
 }
 
 absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
-  ASSIGN_OR_RETURN(std::string id, ResolveKey(key));
-  return OpenRead(id, store_->Get(id, ReadNow(touch)));
+  std::string cookie;
+  ASSIGN_OR_RETURN(std::string id, ResolveKey(key, &cookie));
+  return OpenRead(id, store_->Get(id, ReadNow(touch)), std::move(cookie));
 }
 
 void SessionManager::GetAsync(const SessionKey& key, bool touch,
                               Done<Session> done) {
-  absl::StatusOr<std::string> id = ResolveKey(key);
+  std::string cookie;
+  absl::StatusOr<std::string> id = ResolveKey(key, &cookie);
   if (!id.ok()) return std::move(done)(id.status());
   store_->GetAsync(*id, ReadNow(touch),
-                   [this, id = *id, done = std::move(done)](
+                   [this, id = *id, cookie = std::move(cookie),
+                    done = std::move(done)](
                        absl::StatusOr<StoredSession> stored) mutable {
-                     std::move(done)(OpenRead(id, std::move(stored)));
+                     std::move(done)(
+                         OpenRead(id, std::move(stored), std::move(cookie)));
                    });
 }
 
@@ -899,27 +904,30 @@ void SessionManager::Step(ManagerStep step) {
 }
 
 absl::StatusOr<std::string> SessionManager::ParseKey(
-    const SessionKey& key, NotFoundCause* cause) const {
-  const absl::Status not_found = SessionNotFound();
+    const SessionKey& key, NotFoundCause* cause, std::string* cookie) const {
   *cause = NotFoundCause::kMalformedKey;
   if (key.kind == SessionKey::Kind::kId) {
-    if (!crypto::IsWellFormedSessionId(key.value)) return not_found;
+    if (!crypto::IsWellFormedSessionId(key.value)) return SessionNotFound();
     return key.value;
   }
   // A cookie: tell a malformed one from a forged one for the metrics only.
-  if (!LooksLikeCookie(key.value)) return not_found;
-  absl::StatusOr<std::string> id = signer_->Verify(key.value);
+  if (!LooksLikeCookie(key.value)) return SessionNotFound();
+  bool primary = false;
+  absl::StatusOr<std::string> id = signer_->Verify(key.value, &primary);
   if (!id.ok() || !crypto::IsWellFormedSessionId(*id)) {
     *cause = NotFoundCause::kBadSignature;
-    return not_found;
+    return SessionNotFound();
   }
+  // Signing is deterministic: a cookie of the primary secret is the one a
+  // read would sign again, so it is answered as given (cookie.h).
+  if (cookie != nullptr && primary) *cookie = key.value;
   return id;
 }
 
 absl::StatusOr<std::string> SessionManager::ResolveKey(
-    const SessionKey& key) const {
+    const SessionKey& key, std::string* cookie) const {
   NotFoundCause cause;
-  absl::StatusOr<std::string> id = ParseKey(key, &cause);
+  absl::StatusOr<std::string> id = ParseKey(key, &cause, cookie);
   if (!id.ok()) return NotFound(cause);
   return id;
 }
@@ -968,7 +976,7 @@ absl::StatusOr<SessionInfo> SessionManager::InfoOf(
 }
 
 absl::StatusOr<Session> SessionManager::OpenSession(
-    const StoredSession& stored) const {
+    const StoredSession& stored, std::string cookie) const {
   Session session;
   ASSIGN_OR_RETURN(session.info, InfoOf(stored));
   session.attributes.reserve(stored.attributes.size());
@@ -976,7 +984,7 @@ absl::StatusOr<Session> SessionManager::OpenSession(
     ASSIGN_OR_RETURN(std::string value, OpenValue(stored.id, name, envelope));
     session.attributes.emplace(name, std::move(value));
   }
-  session.cookie = signer_->Sign(stored.id);
+  session.cookie = cookie.empty() ? signer_->Sign(stored.id) : std::move(cookie);
   return session;
 }
 

@@ -302,8 +302,10 @@ class SessionManager {
   // Destroy's answer from the store's: reports a live session's end.
   absl::StatusOr<bool> Destroyed(std::string_view id, absl::StatusOr<bool> existed) const;
   // A store read's result as the answer of Get.
+  // `cookie`: what the session's cookie is answered as; empty: signed anew.
   absl::StatusOr<Session> OpenRead(std::string_view id,
-                                   absl::StatusOr<StoredSession> stored) const;
+                                   absl::StatusOr<StoredSession> stored,
+                                   std::string cookie = "") const;
   // The checks and sealing of an Update; FinishUpdate reads the store's answer.
   absl::StatusOr<PreparedUpdate> PrepareUpdate(const SessionKey& key,
                                                const UpdateParams& params) const;
@@ -312,11 +314,17 @@ class SessionManager {
       absl::StatusOr<StoredSession> updated,
       std::vector<std::string> names) const;
   // The session id a key names, without reporting anything; on failure the
-  // cause of the NOT_FOUND that a lookup would answer.
+  // cause of the NOT_FOUND that a lookup would answer. `cookie`, if not
+  // null, is set to the cookie a read answers with (CookieSigner::Reissue):
+  // the key's own cookie when the primary secret signed it, else "" (an id,
+  // or a cookie of an older secret: sign anew, which moves it to the
+  // primary).
   absl::StatusOr<std::string> ParseKey(const SessionKey& key,
-                                       NotFoundCause* cause) const;
+                                       NotFoundCause* cause,
+                                       std::string* cookie = nullptr) const;
   // ParseKey, reporting a failure as the uniform NOT_FOUND.
-  absl::StatusOr<std::string> ResolveKey(const SessionKey& key) const;
+  absl::StatusOr<std::string> ResolveKey(const SessionKey& key,
+                                         std::string* cookie = nullptr) const;
   // The uniform NOT_FOUND, with the cause reported to events_.
   absl::Status NotFound(NotFoundCause cause) const;
   // A store read's error: NOT_FOUND becomes the uniform one, others pass;
@@ -348,7 +356,9 @@ class SessionManager {
   // Logs why a seal is refused; see InfoOf.
   absl::Status CheckMetadataSeal(const StoredSession& stored,
                                  std::string_view user_id) const;
-  absl::StatusOr<Session> OpenSession(const StoredSession& stored) const;
+  // `cookie`: as OpenRead's.
+  absl::StatusOr<Session> OpenSession(const StoredSession& stored,
+                                      std::string cookie = "") const;
   // A StoredSession for `id` holding `user_id` and `attributes` sealed under
   // it (times and version left to the caller). Checks max_total_bytes.
   absl::StatusOr<StoredSession> SealSession(

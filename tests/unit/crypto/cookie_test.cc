@@ -75,6 +75,30 @@ TEST_F(CookieTest, RotationSignsWithFirstAndVerifiesWithAll) {
   EXPECT_TRUE(Signer({kNew})->Verify(fresh).ok());
 }
 
+// What lets a read answer a cookie as given: under the primary secret the
+// accepted cookie is byte for byte what Sign returns; under an older one
+// it is not, and Verify says which.
+TEST_F(CookieTest, VerifyReportsWhetherThePrimarySigned) {
+  std::unique_ptr<CookieSigner> rotated = Signer({kNew, kOld});
+  const std::string current = rotated->Sign(kId);
+  bool primary = false;
+  absl::StatusOr<std::string> id = rotated->Verify(current, &primary);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_TRUE(primary);
+  EXPECT_EQ(rotated->Sign(*id), current);
+
+  const std::string old = signer_->Sign(kId);
+  primary = true;
+  id = rotated->Verify(old, &primary);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_FALSE(primary);
+  EXPECT_NE(rotated->Sign(*id), old);
+
+  // Signing is deterministic: every signer of the same secret agrees.
+  EXPECT_EQ(Signer({kNew})->Sign(kId), current);
+  EXPECT_EQ(rotated->Sign(kId), current);
+}
+
 TEST_F(CookieTest, CookieOfAnotherSecretIsRejected) {
   ExpectNotFound(*signer_, Signer({kNew})->Sign(kId));
 }

@@ -1,9 +1,11 @@
 // The primitives against published vectors: AES-256-GCM (McGrew & Viega, "The
 // Galois/Counter Mode of Operation", test cases 13-16), HKDF-SHA256 (RFC 5869
-// A.1 and A.3) and HMAC-SHA256 (RFC 4231 test cases 1, 2 and 6).
+// A.1 and A.3) and HMAC-SHA256 (RFC 4231 test cases 1, 2 and 6), keyed per
+// call and keyed once (HmacSha256Key).
 #include "sidecar/crypto/primitives.h"
 
 #include <atomic>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -185,14 +187,14 @@ TEST(HmacTest, Rfc4231TestCase2) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
-// RFC 4231 test cases 1 and 6 (a key longer than SHA-256's block, hashed
-// first), in turns on one thread and on several at once: each thread reuses
-// one HMAC context re-keyed per MAC, so no key may leak into the next MAC.
-TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
-  struct Case {
-    std::string key, data, mac;
-  };
-  const std::vector<Case> cases = {
+struct HmacCase {
+  std::string key, data, mac;
+};
+
+// RFC 4231 test cases 1, 6 (a key longer than SHA-256's block, hashed
+// first) and 2.
+const std::vector<HmacCase>& Rfc4231Cases() {
+  static const std::vector<HmacCase>* const kCases = new std::vector<HmacCase>{
       {std::string(20, '\x0b'), "Hi There",
        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
       {std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
@@ -200,21 +202,34 @@ TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
       {"Jefe", "what do ya want for nothing?",
        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
   };
-  auto run = [&cases](int rounds) {
+  return *kCases;
+}
+
+// `run(rounds)` MACs the cases in turn and counts the wrong MACs: none on
+// this thread, then none from `threads` threads at once.
+template <typename Run>
+void ExpectRightInTurnsAndFromThreads(int threads, Run run) {
+  EXPECT_EQ(run(9), 0);
+  std::vector<std::thread> running;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < threads; ++t) running.emplace_back([&] { wrong += run(300); });
+  for (std::thread& t : running) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// In turns on one thread and on several at once: each thread reuses one
+// HMAC context re-keyed per MAC, so no key may leak into the next MAC.
+TEST(HmacTest, Rfc4231TestCases1And6InTurnsAndFromManyThreads) {
+  const std::vector<HmacCase>& cases = Rfc4231Cases();
+  ExpectRightInTurnsAndFromThreads(4, [&cases](int rounds) {
     int wrong = 0;
     for (int i = 0; i < rounds; ++i) {
-      const Case& c = cases[static_cast<size_t>(i) % cases.size()];
+      const HmacCase& c = cases[static_cast<size_t>(i) % cases.size()];
       absl::StatusOr<std::string> mac = HmacSha256(c.key, c.data);
       if (!mac.ok() || ToHex(*mac) != c.mac) ++wrong;
     }
     return wrong;
-  };
-  EXPECT_EQ(run(9), 0);
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { wrong += run(300); });
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
+  });
 }
 
 TEST(HmacTest, PartsAreMacedAsTheirConcatenation) {
@@ -232,6 +247,49 @@ TEST(HmacTest, EmptyKeyAndMessageAreAllowed) {
   absl::StatusOr<std::string> zeros = HmacSha256(std::string(32, '\0'), "");
   ASSERT_TRUE(empty.ok() && zeros.ok());
   EXPECT_EQ(*empty, *zeros);
+}
+
+// A key keyed once gives the RFC 4231 MACs (cases 1, 2 and 6), MAC after
+// MAC on one thread and from more threads than it has context slots (so
+// some MACs take a copy of their own), each key beside the others.
+TEST(HmacKeyTest, Rfc4231TestCasesRepeatedAndFromManyThreads) {
+  const std::vector<HmacCase>& cases = Rfc4231Cases();
+  std::vector<std::unique_ptr<HmacSha256Key>> keys;
+  for (const HmacCase& c : cases) {
+    absl::StatusOr<std::unique_ptr<HmacSha256Key>> key = HmacSha256Key::Create(c.key);
+    ASSERT_TRUE(key.ok()) << key.status();
+    keys.push_back(*std::move(key));
+  }
+  ExpectRightInTurnsAndFromThreads(24, [&](int rounds) {
+    int wrong = 0;
+    char out[kSha256Size];
+    for (int i = 0; i < rounds; ++i) {
+      const size_t k = static_cast<size_t>(i) % cases.size();
+      if (!keys[k]->MacTo({cases[k].data}, out).ok() ||
+          ToHex(std::string(out, sizeof(out))) != cases[k].mac) {
+        ++wrong;
+      }
+    }
+    return wrong;
+  });
+}
+
+TEST(HmacKeyTest, AgreesWithHmacSha256ToOnPartsAndEmptyInputs) {
+  for (const std::string& key_bytes : {std::string(), std::string(32, 's'),
+                                       std::string(64, 'k'), std::string(65, 'k')}) {
+    absl::StatusOr<std::unique_ptr<HmacSha256Key>> key =
+        HmacSha256Key::Create(key_bytes);
+    ASSERT_TRUE(key.ok()) << key.status();
+    for (const std::string& data : {std::string(), std::string("a"),
+                                    std::string(200, 'd')}) {
+      char keyed[kSha256Size];
+      char plain[kSha256Size];
+      ASSERT_TRUE((*key)->MacTo({"pre", "", data}, keyed).ok());
+      ASSERT_TRUE(HmacSha256To(key_bytes, {"pre", data}, plain).ok());
+      EXPECT_EQ(std::string(keyed, sizeof(keyed)), std::string(plain, sizeof(plain)))
+          << key_bytes.size() << " " << data.size();
+    }
+  }
 }
 
 TEST(ConstantTimeEqualsTest, ComparesContentsAndLengths) {

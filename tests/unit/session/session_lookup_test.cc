@@ -176,6 +176,35 @@ TEST_F(SessionLookupTest, ForgedCookiesAreNotFound) {
   EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(s.cookie)).ok());
 }
 
+// Get and GetAsync through one call each: the cookies they answer.
+std::vector<std::string> CookiesOfGets(session::SessionManager& manager,
+                                       const session::SessionKey& key) {
+  std::vector<std::string> cookies;
+  absl::StatusOr<session::Session> got = manager.Get(key);
+  EXPECT_TRUE(got.ok()) << got.status();
+  if (got.ok()) cookies.push_back(got->cookie);
+  bool answered = false;
+  manager.GetAsync(key, /*touch=*/true,
+                   [&](absl::StatusOr<session::Session> async) {
+                     answered = true;
+                     EXPECT_TRUE(async.ok()) << async.status();
+                     if (async.ok()) cookies.push_back(async->cookie);
+                   });
+  EXPECT_TRUE(answered) << "the memory store answers at once";
+  return cookies;
+}
+
+TEST_F(SessionLookupTest, ReadsAnswerAPrimarySecretCookieAsGiven) {
+  session::Session s = MustCreate();
+  const std::string signed_again = signer_->Sign(s.info.id);
+  ASSERT_EQ(s.cookie, signed_again);
+  EXPECT_EQ(CookiesOfGets(*manager_, session::SessionKey::Cookie(s.cookie)),
+            std::vector<std::string>({s.cookie, s.cookie}));
+  // By id there is nothing to answer as given: the cookie is signed.
+  EXPECT_EQ(CookiesOfGets(*manager_, session::SessionKey::Id(s.info.id)),
+            std::vector<std::string>({s.cookie, s.cookie}));
+}
+
 TEST_F(SessionLookupTest, CookiesSignedByAnOlderSecretStillVerify) {
   session::Session s = MustCreate();
   signer_ = MakeSigner({std::string(32, 'N'), SecretA()});
@@ -184,6 +213,20 @@ TEST_F(SessionLookupTest, CookiesSignedByAnOlderSecretStillVerify) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_NE(got->cookie, s.cookie) << "re-signed with the new first secret";
   EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(got->cookie)).ok());
+  // Moved to the primary by both forms of Get, and answered as given from
+  // then on.
+  const std::string moved = signer_->Sign(s.info.id);
+  EXPECT_EQ(got->cookie, moved);
+  EXPECT_EQ(CookiesOfGets(*manager_, session::SessionKey::Cookie(s.cookie)),
+            std::vector<std::string>({moved, moved}));
+  EXPECT_EQ(CookiesOfGets(*manager_, session::SessionKey::Cookie(moved)),
+            std::vector<std::string>({moved, moved}));
+  // The old secret removed: the old cookie is refused as any forgery.
+  signer_ = MakeSigner({std::string(32, 'N')});
+  Rebuild(TestPolicy());
+  ExpectNotFoundEverywhere(*manager_, session::SessionKey::Cookie(s.cookie),
+                           session::NotFoundCause::kBadSignature);
+  EXPECT_TRUE(GetStatus(session::SessionKey::Cookie(moved)).ok());
 }
 
 TEST_F(SessionLookupTest, SessionUnderAnUnknownKeyIsNotFound) {
