@@ -31,8 +31,10 @@ ShardedHistogram::ShardedHistogram(std::vector<double> bounds)
 
 ShardedHistogram::Drained ShardedHistogram::Drain() {
   Drained drained;
-  // Counts first, then sums: an observation between the two has its sum
-  // in this Drain and its count in the next, never either twice or lost.
+  // Counts, then sums, each cell drained by one exchange: an observation
+  // that races a Drain may have its count in this Drain and its sum in the
+  // next, or the other way round (the cells are relaxed), but neither is
+  // counted twice or lost, and _count and _sum each only grow.
   const std::vector<uint64_t> counts = counts_.Drain();
   drained.buckets.reserve(counts.size());
   for (uint64_t c : counts) {

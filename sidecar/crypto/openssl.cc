@@ -374,20 +374,47 @@ absl::StatusOr<std::unique_ptr<HmacSha256Key>> HmacSha256Key::Create(
                    nullptr) != 1) {
     return Failed("HMAC-SHA256 key");
   }
-  return std::unique_ptr<HmacSha256Key>(new HmacSha256Key(std::move(state)));
+  auto made = std::unique_ptr<HmacSha256Key>(new HmacSha256Key(std::move(state)));
+  // Restarting from the keyed state relies on EVP_MAC_init without a key
+  // resetting the context (OpenSSL 3.0.0-3.0.2 left it finished and still
+  // reported success): two MACs through one slot must each equal a MAC keyed
+  // afresh, or no cookie would verify.
+  static constexpr std::string_view kProbe = "stateside hmac self-test";
+  char fresh[kSha256Size], keyed[kSha256Size];
+  for (int i = 0; i < 2; ++i) {
+    absl::Status status = made->MacTo({kProbe}, keyed);
+    if (status.ok()) status = HmacSha256To(key, {kProbe}, fresh);
+    if (!status.ok()) return status;
+    const bool same = CRYPTO_memcmp(fresh, keyed, kSha256Size) == 0;
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    OPENSSL_cleanse(keyed, sizeof(keyed));
+    if (!same) {
+      return absl::InternalError(
+          "HMAC-SHA256: this OpenSSL does not restart a keyed MAC (3.0.3 or "
+          "later is needed)");
+    }
+  }
+  return made;
 }
 
 absl::Status HmacSha256Key::MacTo(std::initializer_list<std::string_view> parts,
                                   char* out) const {
-  State::Slot& slot = state_->slots[ThreadSlot()];
-  if (!slot.busy.exchange(true, std::memory_order_acquire)) {
+  // The thread's own slot first, then the others: a slot is tested with a
+  // load before the exchange, so a busy one's line is not pulled over.
+  const size_t first = ThreadSlot();
+  for (size_t i = 0; i < kHmacSlots; ++i) {
+    State::Slot& slot = state_->slots[(first + i) % kHmacSlots];
+    if (slot.busy.load(std::memory_order_relaxed) ||
+        slot.busy.exchange(true, std::memory_order_acquire)) {
+      continue;
+    }
     if (slot.ctx == nullptr) slot.ctx = state_->Copy();
     const bool ok = slot.ctx != nullptr && KeyedMac(slot.ctx.get(), parts, out);
     slot.busy.store(false, std::memory_order_release);
     if (!ok) return Failed("HMAC-SHA256");
     return absl::OkStatus();
   }
-  // Another thread holds this slot: a copy of our own for this one MAC.
+  // Every slot is held: a copy of our own for this one MAC.
   MacCtx ctx = state_->Copy();
   if (ctx == nullptr || !KeyedMac(ctx.get(), parts, out)) {
     return Failed("HMAC-SHA256");

@@ -315,7 +315,8 @@ class SessionManager {
       std::vector<std::string> names) const;
   // The session id a key names, without reporting anything; on failure the
   // cause of the NOT_FOUND that a lookup would answer. `cookie`, if not
-  // null, is set to the cookie a read answers with (CookieSigner::Reissue):
+  // null, is set to the cookie a read answers with (CookieSigner::Verify
+  // says which secret signed it):
   // the key's own cookie when the primary secret signed it, else "" (an id,
   // or a cookie of an older secret: sign anew, which moves it to the
   // primary).
