@@ -51,7 +51,7 @@ constexpr Spec kSpecs[] = {
      "largest request body (larger: 413) [default: 16384]"},
     {"threads", "RADAR_THREADS", "N", "I/O threads [default: 2]"},
     {"workers", "RADAR_WORKERS", "N",
-     "threads for the (blocking) sidecar calls [default: 16]"},
+     "threads for the WebSocket's (blocking) sidecar calls [default: 16]"},
     {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
      "once draining, close a kept-alive connection only after it has been idle "
      "this long, answering what a proxy still sends on it with Connection: close; "

@@ -1,5 +1,6 @@
-// HttpServer and HttpSession: accept, read with limits, route (inline or on
-// the worker pool), write, keep alive; WebSocket upgrades handed over.
+// HttpServer and HttpSession: accept, read with limits, route (inline or
+// through the client's Async forms), write, keep alive; WebSocket upgrades
+// handed over.
 #include "app/http_server.h"
 
 #include <boost/asio/post.hpp>
@@ -156,47 +157,39 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       Answer(Overloaded("too many requests queued"), keep_alive, version);
       return;
     }
-    // GET /me: no worker, the session read is asynchronous.
-    absl::AnyInvocable<void(Response)> answer =
-        [self = shared_from_this(), keep_alive, version](Response response) mutable {
-          asio::post(self->executor_,
-                     [self, response = std::move(response), keep_alive, version]() mutable {
-                       self->Answer(std::move(response), keep_alive, version);
-                     });
-        };
-    if (deps_->routes->StartAsync(request, answer)) return;
-    asio::post(*deps_->workers, [self = shared_from_this(), request = std::move(request),
-                                 keep_alive, version]() mutable {
-      Response response = self->deps_->routes->Handle(request);
-      asio::post(self->executor_,
-                 [self, response = std::move(response), keep_alive, version]() mutable {
-                   self->Answer(std::move(response), keep_alive, version);
-                 });
-    });
+    // No worker: the route chains the client's Async forms and its answer
+    // comes back to this connection's strand.
+    deps_->routes->Serve(request, executor_,
+                         [self = shared_from_this(), keep_alive,
+                          version](Response response) mutable {
+                           asio::post(self->executor_, [self, response = std::move(response),
+                                                        keep_alive, version]() mutable {
+                             self->Answer(std::move(response), keep_alive, version);
+                           });
+                         });
   }
 
-  // GET /ws with an Upgrade: check the session (worker), then hand the
-  // socket to a WebSocketSession, which registers and completes the upgrade.
+  // GET /ws with an Upgrade: check the session (asynchronously), then hand
+  // the socket to a WebSocketSession, which registers and completes the
+  // upgrade.
   void Upgrade(Request request) {
-    asio::post(*deps_->workers, [self = shared_from_this(),
-                                 request = std::move(request)]() mutable {
-      std::variant<SocketOwner, Response> user =
-          self->deps_->routes->AuthenticateWebSocket(request);
-      asio::post(self->executor_, [self, request = std::move(request),
-                                                user = std::move(user)]() mutable {
-        self->queue_slot_.Release();
-        if (auto* refused = std::get_if<Response>(&user)) {
-          self->Answer(std::move(*refused), request.keep_alive(), request.version());
-          return;
-        }
-        auto session = std::make_shared<WebSocketSession>(
-            self->deps_->websocket, std::move(self->stream_), NewConnectionId(),
-            std::get<SocketOwner>(std::move(user)), std::move(self->connection_));
-        session->Start(std::move(request));
-        // The WebSocket counts as work of its own from here on.
-        self->Done();
-      });
-    });
+    auto upgrade = std::make_shared<Request>(std::move(request));
+    deps_->routes->AuthenticateWebSocket(
+        *upgrade, [self = shared_from_this(), upgrade](Routes::Authenticated user) mutable {
+          asio::post(self->executor_, [self, upgrade, user = std::move(user)]() mutable {
+            self->queue_slot_.Release();
+            if (auto* refused = std::get_if<Response>(&user)) {
+              self->Answer(std::move(*refused), upgrade->keep_alive(), upgrade->version());
+              return;
+            }
+            auto session = std::make_shared<WebSocketSession>(
+                self->deps_->websocket, std::move(self->stream_), NewConnectionId(),
+                std::get<SocketOwner>(std::move(user)), std::move(self->connection_));
+            session->Start(std::move(*upgrade));
+            // The WebSocket counts as work of its own from here on.
+            self->Done();
+          });
+        });
   }
 
   // A slot of the queued-work limit for this request; false at the cap.

@@ -1,7 +1,8 @@
 // HttpServer: the TCP listener and one HttpSession per connection
-// (HTTP/1.1 keep-alive, Beast). Requests that call the sidecar run on the
-// worker pool; the answer is posted back to the connection's strand, so an
-// I/O thread never blocks. GET /ws upgrades become WebSocketSessions.
+// (HTTP/1.1 keep-alive, Beast). Requests that call the sidecar chain the
+// client's Async forms (Routes::Serve); the answer is posted back to the
+// connection's strand, so no thread waits for the sidecar. GET /ws upgrades
+// become WebSocketSessions.
 // Thread-safe: StopAccepting/CloseIdle from any non-I/O thread; the rest
 // runs on the I/O threads' strands.
 //
@@ -22,7 +23,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include <cstdint>
 #include <list>
@@ -49,7 +49,6 @@ class HttpSession;
 struct HttpDeps {
   const Routes* routes = nullptr;
   DrainState* drain = nullptr;
-  boost::asio::thread_pool* workers = nullptr;
   const WebSocketDeps* websocket = nullptr;
   size_t max_body_bytes = 16384;
   std::vector<std::string> public_origins;  // empty: the listen address's

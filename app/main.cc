@@ -161,7 +161,7 @@ class AppServer {
         hub_(client, absl::Milliseconds(config.ws_session_check_ms)),
         routes_(client, config, instance_id, drain, &hub_),
         websocket_deps_{client, &hub_, drain, &workers_, instance_id, config.max_body_bytes},
-        server_(ioc_, radar::HttpDeps{&routes_, drain, &workers_, &websocket_deps_,
+        server_(ioc_, radar::HttpDeps{&routes_, drain, &websocket_deps_,
                                       config.max_body_bytes, config.public_origins,
                                       config.max_connections, config.max_queued_requests}) {}
 

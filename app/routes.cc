@@ -2,10 +2,12 @@
 // me, cart, logout, analytics opt-out, broadcast, the page and /healthz.
 #include "app/routes.h"
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <thread>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -144,18 +146,29 @@ std::optional<Response> Routes::HandleInline(const Request& request) const {
   return std::nullopt;
 }
 
-Response Routes::Handle(const Request& request) const {
+void Routes::Serve(const Request& request, const boost::asio::any_io_executor& executor,
+                   Reply done) const {
   const std::string_view path = TargetPath(Sv(request.target()));
   const bool post = request.method() == http::verb::post;
-  if (path == "/login") return Login(request);
-  if (path == "/guest") return Guest();
-  if (path == "/cart") return AddToCart(request);
-  if (path == "/logout") return Logout(request);
-  if (path == "/broadcast") return Broadcast(request);
-  if (path == "/analytics/opt-out") return post ? SetOptOut(request) : GetOptOut(request);
-  // HandleInline() and StartAsync() answer everything else; reaching here is
-  // a bug.
-  return ErrorResponse(http::status::internal_server_error, "no handler");
+  if (path == "/me") {
+    std::optional<stateside::SessionRef> ref = CookieRef(request);
+    if (!ref.has_value()) return done(Me(absl::NotFoundError("no session cookie")));
+    return client_->GetSessionAsync(
+        *ref, /*touch=*/true,
+        [this, done = std::move(done)](absl::StatusOr<stateside::Session> session) mutable {
+          done(Me(Usable(std::move(session))));
+        });
+  }
+  if (path == "/login") return Login(request, std::move(done));
+  if (path == "/guest") return Guest(std::move(done));
+  if (path == "/cart") return AddToCart(request, executor, std::move(done));
+  if (path == "/logout") return Logout(request, std::move(done));
+  if (path == "/broadcast") return Broadcast(request, std::move(done));
+  if (path == "/analytics/opt-out") {
+    return post ? SetOptOut(request, std::move(done)) : GetOptOut(request, std::move(done));
+  }
+  // HandleInline() answers everything else; reaching here is a bug.
+  done(ErrorResponse(http::status::internal_server_error, "no handler"));
 }
 
 std::optional<stateside::SessionRef> Routes::CookieRef(const Request& request) const {
@@ -164,11 +177,15 @@ std::optional<stateside::SessionRef> Routes::CookieRef(const Request& request) c
   return stateside::SessionRef::Cookie(*std::move(cookie));
 }
 
-absl::StatusOr<stateside::Session> Routes::LookupSession(const Request& request,
-                                                         bool touch) const {
+void Routes::LookupSession(const Request& request,
+                           stateside::Callback<stateside::Session> done) const {
   std::optional<stateside::SessionRef> ref = CookieRef(request);
-  if (!ref.has_value()) return absl::NotFoundError("no session cookie");
-  return Usable(client_->GetSession(*ref, touch));
+  if (!ref.has_value()) return done(absl::NotFoundError("no session cookie"));
+  client_->GetSessionAsync(*ref, /*touch=*/true,
+                           [done = std::move(done)](
+                               absl::StatusOr<stateside::Session> session) mutable {
+                             done(Usable(std::move(session)));
+                           });
 }
 
 absl::StatusOr<stateside::Session> Routes::Usable(
@@ -179,78 +196,86 @@ absl::StatusOr<stateside::Session> Routes::Usable(
   return session;
 }
 
-bool Routes::StartAsync(const Request& request,
-                        absl::AnyInvocable<void(Response)>& done) const {
-  if (request.method() != http::verb::get || TargetPath(Sv(request.target())) != "/me") {
-    return false;
-  }
-  std::optional<stateside::SessionRef> ref = CookieRef(request);
-  if (!ref.has_value()) {
-    done(Me(absl::NotFoundError("no session cookie")));
-    return true;
-  }
-  client_->GetSessionAsync(*ref, /*touch=*/true,
-                           [this, done = std::move(done)](
-                               absl::StatusOr<stateside::Session> session) mutable {
-                             done(Me(Usable(std::move(session))));
-                           });
-  return true;
-}
-
-Response Routes::Login(const Request& request) const {
+void Routes::Login(const Request& request, Reply done) const {
   std::optional<nlohmann::json> body = ParseObject(request.body());
-  if (!body.has_value()) return BadBody("body must be a JSON object");
+  if (!body.has_value()) return done(BadBody("body must be a JSON object"));
   std::optional<std::string> user = StringField(*body, "user");
-  if (!user.has_value()) return BadBody("user: a string is required");
+  if (!user.has_value()) return done(BadBody("user: a string is required"));
   if (!IsValidUser(*user)) {
-    return BadBody("user: 1..128 bytes of printable ASCII without spaces");
+    return done(BadBody("user: 1..128 bytes of printable ASCII without spaces"));
   }
   // An existing valid session is replaced in one step of the sidecar: a
   // guest's (anonymous) session becomes the user's and the same user's gets
   // a new id, the cart kept either way (session fixation defence: the old id
   // ends); another user's session is destroyed and a fresh one made.
-  std::optional<stateside::Session> session;
-  if (std::optional<stateside::SessionRef> ref = CookieRef(request); ref.has_value()) {
-    absl::StatusOr<stateside::Session> old = client_->GetSession(*ref, /*touch=*/false);
+  std::optional<stateside::SessionRef> ref = CookieRef(request);
+  if (!ref.has_value()) return CreateForLogin(*std::move(user), std::move(done));
+  client_->GetSessionAsync(*ref, /*touch=*/false, [this, ref = *ref, user = *std::move(user),
+                                                   done = std::move(done)](
+                                                      absl::StatusOr<stateside::Session>
+                                                          old) mutable {
     const absl::StatusCode code = old.status().code();
-    if (old.ok() && (old->info.user_id == *user || old->info.user_id.empty())) {
+    if (old.ok() && (old->info.user_id == user || old->info.user_id.empty())) {
       stateside::RegenerateOptions login;
-      login.user_id = *user;
-      absl::StatusOr<stateside::Session> regenerated = client_->RegenerateSession(*ref, login);
-      if (regenerated.ok()) {
-        session = *std::move(regenerated);
-      } else if (regenerated.status().code() != absl::StatusCode::kNotFound) {
-        // NOT_FOUND: logged out meanwhile; a fresh session follows.
-        return SidecarError(regenerated.status(), "login: regenerate", false);
-      }
+      login.user_id = user;
+      client_->RegenerateSessionAsync(
+          ref, login,
+          [this, user = std::move(user), done = std::move(done)](
+              absl::StatusOr<stateside::Session> regenerated) mutable {
+            if (regenerated.ok()) return done(LoggedIn(user, *regenerated));
+            // NOT_FOUND: logged out meanwhile; a fresh session follows.
+            if (regenerated.status().code() != absl::StatusCode::kNotFound) {
+              return done(SidecarError(regenerated.status(), "login: regenerate", false));
+            }
+            CreateForLogin(std::move(user), std::move(done));
+          });
     } else if (old.ok()) {
-      absl::StatusOr<bool> destroyed = client_->DestroySession(*ref);
-      if (!destroyed.ok()) return SidecarError(destroyed.status(), "login: destroy old", false);
+      client_->DestroySessionAsync(
+          ref, [this, user = std::move(user),
+                done = std::move(done)](absl::StatusOr<bool> destroyed) mutable {
+            if (!destroyed.ok()) {
+              return done(SidecarError(destroyed.status(), "login: destroy old", false));
+            }
+            CreateForLogin(std::move(user), std::move(done));
+          });
     } else if (code != absl::StatusCode::kNotFound &&
                code != absl::StatusCode::kInvalidArgument) {
-      return SidecarError(old.status(), "login: read old session", false);
+      done(SidecarError(old.status(), "login: read old session", false));
+    } else {
+      CreateForLogin(std::move(user), std::move(done));
     }
-  }
-  if (!session.has_value()) {
-    absl::StatusOr<stateside::Session> created = client_->CreateSession(*user);
-    if (!created.ok()) return SidecarError(created.status(), "login: create", false);
-    session = *std::move(created);
-  }
-  Response response = JsonResponse(http::status::ok, Json{{"user", *user}, {"instance", instance_}});
+  });
+}
+
+void Routes::CreateForLogin(std::string user, Reply done) const {
+  client_->CreateSessionAsync(
+      user, {}, {},
+      [this, user, done = std::move(done)](absl::StatusOr<stateside::Session> created) mutable {
+        if (!created.ok()) return done(SidecarError(created.status(), "login: create", false));
+        done(LoggedIn(user, *created));
+      });
+}
+
+Response Routes::LoggedIn(const std::string& user, const stateside::Session& session) const {
+  Response response = JsonResponse(http::status::ok, Json{{"user", user}, {"instance", instance_}});
   response.set(http::field::set_cookie,
-               SetCookie(config_.cookie_name, session->cookie, config_.cookie_secure));
+               SetCookie(config_.cookie_name, session.cookie, config_.cookie_secure));
   return response;
 }
 
-Response Routes::Guest() const {
+void Routes::Guest(Reply done) const {
   // Shopping before logging in: an anonymous session, which a later login
   // gives its owner with the cart in it.
-  absl::StatusOr<stateside::Session> created = client_->CreateSession("");
-  if (!created.ok()) return SidecarError(created.status(), "guest: create", false);
-  Response response = JsonResponse(http::status::ok, Json{{"user", ""}, {"instance", instance_}});
-  response.set(http::field::set_cookie,
-               SetCookie(config_.cookie_name, created->cookie, config_.cookie_secure));
-  return response;
+  client_->CreateSessionAsync(
+      "", {}, {},
+      [this, done = std::move(done)](absl::StatusOr<stateside::Session> created) mutable {
+        if (!created.ok()) return done(SidecarError(created.status(), "guest: create", false));
+        Response response =
+            JsonResponse(http::status::ok, Json{{"user", ""}, {"instance", instance_}});
+        response.set(http::field::set_cookie,
+                     SetCookie(config_.cookie_name, created->cookie, config_.cookie_secure));
+        done(std::move(response));
+      });
 }
 
 Response Routes::Me(absl::StatusOr<stateside::Session> session) const {
@@ -265,194 +290,298 @@ Response Routes::Me(absl::StatusOr<stateside::Session> session) const {
                                              {"instance", instance_}});
 }
 
-Response Routes::AddToCart(const Request& request) const {
+void Routes::AddToCart(const Request& request, const boost::asio::any_io_executor& executor,
+                       Reply done) const {
   std::optional<stateside::SessionRef> ref = CookieRef(request);
-  if (!ref.has_value()) return NoSession();
+  if (!ref.has_value()) return done(NoSession());
   std::optional<nlohmann::json> body = ParseObject(request.body());
-  if (!body.has_value()) return BadBody("body must be a JSON object");
+  if (!body.has_value()) return done(BadBody("body must be a JSON object"));
   std::optional<std::string> item = StringField(*body, "item");
   if (!item.has_value() || item->empty() || item->size() > kMaxItemBytes) {
-    return BadBody("item: a string of 1..128 bytes is required");
+    return done(BadBody("item: a string of 1..128 bytes is required"));
   }
   int delay_ms = 0;
   if (config_.test_hooks) {
     if (auto it = request.find("X-Radar-Delay-Ms"); it != request.end()) {
       const std::string text(it->value().data(), it->value().size());
       if (!absl::SimpleAtoi(text, &delay_ms) || delay_ms < 0 || delay_ms > kMaxTestDelayMs) {
-        return BadBody("X-Radar-Delay-Ms: 0..10000");
+        return done(BadBody("X-Radar-Delay-Ms: 0..10000"));
       }
     }
   }
   // Read the session (and roll its idle timeout) before writing: a dead
   // session is a 401 without a write.
-  absl::StatusOr<stateside::SessionInfo> touched = client_->TouchSession(*ref);
-  if (touched.status().code() == absl::StatusCode::kInvalidArgument) return NoSession();
-  if (!touched.ok()) return SidecarError(touched.status(), "cart: session", true);
-  if (delay_ms > 0) {
-    // Test hook: lets a test race a logout against this request. Blocks
-    // this worker only; never enabled in production (logged at startup).
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-  }
+  client_->TouchSessionAsync(*ref, [this, ref = *ref, item = *std::move(item), delay_ms,
+                                    executor, done = std::move(done)](
+                                       absl::StatusOr<stateside::SessionInfo> touched) mutable {
+    if (touched.status().code() == absl::StatusCode::kInvalidArgument) {
+      return done(NoSession());
+    }
+    if (!touched.ok()) return done(SidecarError(touched.status(), "cart: session", true));
+    if (delay_ms == 0) return AddItem(std::move(ref), std::move(item), std::move(done));
+    // Test hook: lets a test race a logout against this request. A timer on
+    // the connection's executor: no thread waits. Never enabled in
+    // production (logged at startup).
+    auto timer = std::make_shared<boost::asio::steady_timer>(executor);
+    timer->expires_after(std::chrono::milliseconds(delay_ms));
+    timer->async_wait([this, timer, ref = std::move(ref), item = std::move(item),
+                       done = std::move(done)](boost::system::error_code) mutable {
+      AddItem(std::move(ref), std::move(item), std::move(done));
+    });
+  });
+}
+
+void Routes::AddItem(stateside::SessionRef ref, std::string item, Reply done) const {
   // One attribute per item, written alone: the sidecar merges updates of
   // different attributes, so concurrent adds (other tabs, other pods) all
   // survive without a retry loop. A single "cart" attribute would need
   // read-modify-write with expected_version and retries on ABORTED, which
   // degrade under exactly that contention. And an update of a destroyed
   // session is NOT_FOUND: a slow add cannot bring a logged-out session back.
-  const stateside::Attributes set = {{CartAttribute(*item), *item}};
-  absl::StatusOr<stateside::SessionInfo> updated = client_->UpdateSession(*ref, set);
-  if (!updated.ok()) {
-    // The session was alive a moment ago. NOT_FOUND: it ended meanwhile
-    // (logout) → 401. INVALID_ARGUMENT is now about the write, not the
-    // cookie (e.g. the sidecar's attribute limit: the cart is full) → 400
-    // with the sidecar's message naming the limit.
-    const bool ended = updated.status().code() == absl::StatusCode::kNotFound;
-    return SidecarError(updated.status(), "cart: add", /*session_lookup=*/ended);
-  }
-  return JsonResponse(http::status::ok, Json{{"item", *item}, {"instance", instance_}});
+  const stateside::Attributes set = {{CartAttribute(item), item}};
+  client_->UpdateSessionAsync(
+      ref, set, {}, std::nullopt,
+      [this, item = std::move(item),
+       done = std::move(done)](absl::StatusOr<stateside::SessionInfo> updated) mutable {
+        if (!updated.ok()) {
+          // The session was alive a moment ago. NOT_FOUND: it ended
+          // meanwhile (logout) → 401. INVALID_ARGUMENT is now about the
+          // write, not the cookie (e.g. the sidecar's attribute limit: the
+          // cart is full) → 400 with the sidecar's message naming the limit.
+          const bool ended = updated.status().code() == absl::StatusCode::kNotFound;
+          return done(SidecarError(updated.status(), "cart: add", /*session_lookup=*/ended));
+        }
+        done(JsonResponse(http::status::ok, Json{{"item", item}, {"instance", instance_}}));
+      });
 }
 
-Response Routes::Logout(const Request& request) const {
+void Routes::Logout(const Request& request, Reply done) const {
   // Optional body {"everywhere": true}: end every session of the user.
   bool everywhere = false;
   if (!request.body().empty()) {
     std::optional<nlohmann::json> body = ParseObject(request.body());
-    if (!body.has_value()) return BadBody("body must be a JSON object");
+    if (!body.has_value()) return done(BadBody("body must be a JSON object"));
     auto it = body->find("everywhere");
-    if (it != body->end() && !it->is_boolean()) return BadBody("everywhere: true or false");
+    if (it != body->end() && !it->is_boolean()) return done(BadBody("everywhere: true or false"));
     everywhere = it != body->end() && it->get<bool>();
   }
-  if (std::optional<stateside::SessionRef> ref = CookieRef(request); ref.has_value()) {
-    // Whose session it is: its sockets close with it.
-    absl::StatusOr<stateside::Session> session = client_->GetSession(*ref, /*touch=*/false);
+  auto logged_out = [this] {
+    Response response = JsonResponse(http::status::ok, Json{{"logged_out", true}});
+    response.set(http::field::set_cookie,
+                 ClearCookie(config_.cookie_name, config_.cookie_secure));
+    return response;
+  };
+  std::optional<stateside::SessionRef> ref = CookieRef(request);
+  if (!ref.has_value()) return done(logged_out());
+  // Whose session it is: its sockets close with it.
+  client_->GetSessionAsync(*ref, /*touch=*/false, [this, ref = *ref, everywhere, logged_out,
+                                                   done = std::move(done)](
+                                                      absl::StatusOr<stateside::Session>
+                                                          session) mutable {
     const absl::StatusCode code = session.status().code();
     if (!session.ok() && code != absl::StatusCode::kNotFound &&
         code != absl::StatusCode::kInvalidArgument) {
-      return SidecarError(session.status(), "logout: read session", false);
+      return done(SidecarError(session.status(), "logout: read session", false));
     }
     if (session.ok() && everywhere && !session->info.user_id.empty()) {
       // The sidecar has the other instances close the user's sockets.
-      absl::StatusOr<uint32_t> destroyed = client_->DestroyUserSessions(
-          session->info.user_id, stateside::LogoutOptions{.close_connections = true});
-      if (!destroyed.ok()) return SidecarError(destroyed.status(), "logout: destroy all", false);
-      hub_->CloseUser(session->info.user_id);
-    } else {
-      absl::StatusOr<bool> destroyed = client_->DestroySession(*ref);
+      const std::string user = session->info.user_id;
+      stateside::LogoutOptions logout;
+      logout.close_connections = true;
+      client_->DestroyUserSessionsAsync(
+          user, logout,
+          [this, user, logged_out, done = std::move(done)](
+              absl::StatusOr<uint32_t> destroyed) mutable {
+            if (!destroyed.ok()) {
+              return done(SidecarError(destroyed.status(), "logout: destroy all", false));
+            }
+            hub_->CloseUser(user);
+            done(logged_out());
+          });
+      return;
+    }
+    client_->DestroySessionAsync(ref, [this, session = std::move(session), everywhere,
+                                       logged_out, done = std::move(done)](
+                                          absl::StatusOr<bool> destroyed) mutable {
       // INVALID_ARGUMENT: a cookie nobody could parse names no session.
       if (!destroyed.ok() && destroyed.status().code() != absl::StatusCode::kInvalidArgument) {
-        return SidecarError(destroyed.status(), "logout: destroy", false);
+        return done(SidecarError(destroyed.status(), "logout: destroy", false));
       }
       if (session.ok()) hub_->CloseSession(session->info.id);
-    }
-    if (session.ok() && !session->info.user_id.empty() && !everywhere) {
+      if (!session.ok() || session->info.user_id.empty() || everywhere) return done(logged_out());
       // The user's sockets on the other instances: those instances check
       // their sessions now. If this is lost, their periodic check still
       // closes them.
-      absl::StatusOr<stateside::PublishResult> published = client_->Publish(
+      client_->PublishAsync(
           stateside::PublishTarget::User(session->info.user_id), kSessionEndedEvent,
-          Json{{"everywhere", everywhere}}.dump());
-      if (!published.ok()) {
-        spdlog::warn("logout: telling the other instances: {}", published.status().ToString());
-      }
-    }
-  }
-  Response response = JsonResponse(http::status::ok, Json{{"logged_out", true}});
-  response.set(http::field::set_cookie, ClearCookie(config_.cookie_name, config_.cookie_secure));
-  return response;
+          Json{{"everywhere", everywhere}}.dump(), {}, "",
+          [logged_out, done = std::move(done)](
+              absl::StatusOr<stateside::PublishResult> published) mutable {
+            if (!published.ok()) {
+              spdlog::warn("logout: telling the other instances: {}",
+                           published.status().ToString());
+            }
+            done(logged_out());
+          });
+    });
+  });
 }
 
-Response Routes::GetOptOut(const Request& request) const {
-  absl::StatusOr<stateside::Session> session = LookupSession(request);
-  if (!session.ok()) return SidecarError(session.status(), "opt-out: session", true);
-  if (session->info.user_id.empty()) return NoSession();
-  absl::StatusOr<bool> opted_out = client_->GetOptOut(session->info.user_id);
-  if (!opted_out.ok()) return SidecarError(opted_out.status(), "opt-out: get", false);
-  return JsonResponse(http::status::ok,
-                      Json{{"subject", session->info.user_id}, {"opted_out", *opted_out}});
+void Routes::GetOptOut(const Request& request, Reply done) const {
+  LookupSession(request, [this, done = std::move(done)](
+                             absl::StatusOr<stateside::Session> session) mutable {
+    if (!session.ok()) return done(SidecarError(session.status(), "opt-out: session", true));
+    if (session->info.user_id.empty()) return done(NoSession());
+    const std::string subject = session->info.user_id;
+    client_->GetOptOutAsync(subject, [subject, done = std::move(done)](
+                                         absl::StatusOr<bool> opted_out) mutable {
+      if (!opted_out.ok()) return done(SidecarError(opted_out.status(), "opt-out: get", false));
+      done(JsonResponse(http::status::ok,
+                        Json{{"subject", subject}, {"opted_out", *opted_out}}));
+    });
+  });
 }
 
-Response Routes::SetOptOut(const Request& request) const {
-  if (!CookieRef(request).has_value()) return NoSession();
+void Routes::SetOptOut(const Request& request, Reply done) const {
+  if (!CookieRef(request).has_value()) return done(NoSession());
   std::optional<nlohmann::json> body = ParseObject(request.body());
-  if (!body.has_value()) return BadBody("body must be a JSON object");
+  if (!body.has_value()) return done(BadBody("body must be a JSON object"));
   auto it = body->find("opted_out");
-  if (it == body->end() || !it->is_boolean()) return BadBody("opted_out: true or false");
+  if (it == body->end() || !it->is_boolean()) return done(BadBody("opted_out: true or false"));
   const bool opted_out = it->get<bool>();
-  absl::StatusOr<stateside::Session> session = LookupSession(request);
-  if (!session.ok()) return SidecarError(session.status(), "opt-out: session", true);
-  if (session->info.user_id.empty()) return NoSession();
-  if (absl::Status s = client_->SetOptOut(session->info.user_id, opted_out); !s.ok()) {
-    return SidecarError(s, "opt-out: set", false);
-  }
-  return JsonResponse(http::status::ok,
-                      Json{{"subject", session->info.user_id}, {"opted_out", opted_out}});
+  LookupSession(request, [this, opted_out, done = std::move(done)](
+                             absl::StatusOr<stateside::Session> session) mutable {
+    if (!session.ok()) return done(SidecarError(session.status(), "opt-out: session", true));
+    if (session->info.user_id.empty()) return done(NoSession());
+    const std::string subject = session->info.user_id;
+    client_->SetOptOutAsync(subject, opted_out, std::nullopt,
+                            [subject, opted_out, done = std::move(done)](absl::Status s) mutable {
+                              if (!s.ok()) return done(SidecarError(s, "opt-out: set", false));
+                              done(JsonResponse(http::status::ok,
+                                                Json{{"subject", subject},
+                                                     {"opted_out", opted_out}}));
+                            });
+  });
 }
 
-Response Routes::Broadcast(const Request& request) const {
-  if (!CookieRef(request).has_value()) return NoSession();
+void Routes::Broadcast(const Request& request, Reply done) const {
+  if (!CookieRef(request).has_value()) return done(NoSession());
   std::optional<nlohmann::json> body = ParseObject(request.body());
-  if (!body.has_value()) return BadBody("body must be a JSON object");
+  if (!body.has_value()) return done(BadBody("body must be a JSON object"));
   std::optional<std::string> msg = StringField(*body, "msg");
   std::optional<std::string> room = StringField(*body, "room");
   std::optional<std::string> user = StringField(*body, "user");
-  if (!msg.has_value()) return BadBody("msg: a string is required");
+  if (!msg.has_value()) return done(BadBody("msg: a string is required"));
   if (room.has_value() == user.has_value() || (room.has_value() && room->empty()) ||
       (user.has_value() && user->empty())) {
-    return BadBody("exactly one of room or user (a non-empty string) is required");
+    return done(BadBody("exactly one of room or user (a non-empty string) is required"));
   }
-  absl::StatusOr<stateside::Session> session = LookupSession(request);
-  if (!session.ok()) return SidecarError(session.status(), "broadcast: session", true);
-  if (room.has_value()) {
+  // What the publish needs once the session (and, for a room, the
+  // caller's presence in it) is known.
+  auto publish = [this, msg = *std::move(msg), room, user](std::string from, Reply done) {
+    Json payload = room.has_value() ? Json{{"room", *room}} : Json{{"user", *user}};
+    payload["msg"] = msg;
+    payload["from"] = from;
+    payload["instance"] = instance_;
+    const stateside::PublishTarget target = room.has_value()
+                                                ? stateside::PublishTarget::Room(*room)
+                                                : stateside::PublishTarget::User(*user);
+    client_->PublishAsync(
+        target, "message", payload.dump(), {}, from,
+        [done = std::move(done)](absl::StatusOr<stateside::PublishResult> published) mutable {
+          if (!published.ok()) {
+            return done(SidecarError(published.status(), "broadcast: publish", false));
+          }
+          done(JsonResponse(http::status::ok, Json{{"instances", published->instances},
+                                                   {"sequence", published->sequence}}));
+        });
+  };
+  LookupSession(request, [this, room = std::move(room), publish = std::move(publish),
+                          done = std::move(done)](
+                             absl::StatusOr<stateside::Session> session) mutable {
+    if (!session.ok()) return done(SidecarError(session.status(), "broadcast: session", true));
+    std::string from = session->info.user_id;
+    if (!room.has_value()) return publish(std::move(from), std::move(done));
     // Only into a room the caller is in: a browser cannot fill the log of
     // a room it never joined (nor speak there).
-    absl::StatusOr<bool> member = InRoom(session->info.user_id, *room);
-    if (!member.ok()) return SidecarError(member.status(), "broadcast: presence", false);
-    if (!*member) {
-      return ErrorResponse(http::status::forbidden,
-                           "join the room over the WebSocket before broadcasting to it");
-    }
-  }
-  Json payload = room.has_value() ? Json{{"room", *room}} : Json{{"user", *user}};
-  payload["msg"] = *msg;
-  payload["from"] = session->info.user_id;
-  payload["instance"] = instance_;
-  const stateside::PublishTarget target = room.has_value()
-                                              ? stateside::PublishTarget::Room(*room)
-                                              : stateside::PublishTarget::User(*user);
-  absl::StatusOr<stateside::PublishResult> published =
-      client_->Publish(target, "message", payload.dump(), {}, session->info.user_id);
-  if (!published.ok()) return SidecarError(published.status(), "broadcast: publish", false);
-  return JsonResponse(http::status::ok, Json{{"instances", published->instances},
-                                             {"sequence", published->sequence}});
+    InRoom(from, *room, [from, publish = std::move(publish),
+                         done = std::move(done)](absl::StatusOr<bool> member) mutable {
+      if (!member.ok()) return done(SidecarError(member.status(), "broadcast: presence", false));
+      if (!*member) {
+        return done(ErrorResponse(http::status::forbidden,
+                                  "join the room over the WebSocket before broadcasting to it"));
+      }
+      publish(std::move(from), std::move(done));
+    });
+  });
 }
 
-absl::StatusOr<bool> Routes::InRoom(const std::string& user, const std::string& room) const {
+namespace {
+
+// InRoom's walk through the room's pages.
+struct RoomWalk {
+  stateside::Client* client;
+  std::string room;
+  std::vector<stateside::ConnectionRef> mine;  // the user's connections
+  int pages = 0;                               // pages looked at
+  stateside::Callback<bool> done;
+};
+
+// A user has few connections, a room may have many members: the pages are
+// walked until one of the user's connections shows, within a bound.
+constexpr int kRoomPageSize = 1000;
+constexpr int kMaxRoomPages = 100;
+
+void CheckRoomPage(std::shared_ptr<RoomWalk> walk, stateside::RoomMembersPage page) {
+  ++walk->pages;
+  for (const stateside::ConnectionRef& member : page.members) {
+    if (std::find(walk->mine.begin(), walk->mine.end(), member) != walk->mine.end()) {
+      return walk->done(true);
+    }
+  }
+  if (page.next_page_token.empty() || walk->pages == kMaxRoomPages) return walk->done(false);
+  stateside::Client* client = walk->client;
+  const std::string room = walk->room;
+  client->RoomMembersAsync(
+      room, kRoomPageSize, page.next_page_token,
+      [walk = std::move(walk)](absl::StatusOr<stateside::RoomMembersPage> next) mutable {
+        if (!next.ok()) return walk->done(next.status());
+        CheckRoomPage(std::move(walk), *std::move(next));
+      });
+}
+
+}  // namespace
+
+void Routes::InRoom(const std::string& user, const std::string& room,
+                    stateside::Callback<bool> done) const {
   // The room's members first: that call also checks the room's name (400).
-  // A user has few connections, a room may have many members: the pages are
-  // walked until one of the user's connections shows, within a bound.
-  constexpr int kPageSize = 1000;
-  constexpr int kMaxPages = 100;
-  absl::StatusOr<stateside::RoomMembersPage> page = client_->RoomMembers(room, kPageSize);
-  if (!page.ok()) return page.status();
-  if (user.empty() || page->count == 0) return false;
-  absl::StatusOr<std::vector<stateside::ConnectionRef>> mine = client_->UserConnections(user);
-  if (!mine.ok()) return mine.status();
-  if (mine->empty()) return false;
-  for (int pages = 1;; ++pages) {
-    for (const stateside::ConnectionRef& member : page->members) {
-      if (std::find(mine->begin(), mine->end(), member) != mine->end()) return true;
-    }
-    if (page->next_page_token.empty() || pages == kMaxPages) return false;
-    page = client_->RoomMembers(room, kPageSize, page->next_page_token);
-    if (!page.ok()) return page.status();
-  }
+  client_->RoomMembersAsync(
+      room, kRoomPageSize, "",
+      [this, user, room, done = std::move(done)](
+          absl::StatusOr<stateside::RoomMembersPage> page) mutable {
+        if (!page.ok()) return done(page.status());
+        if (user.empty() || page->count == 0) return done(false);
+        client_->UserConnectionsAsync(
+            user, [this, room = std::move(room), page = *std::move(page),
+                   done = std::move(done)](
+                      absl::StatusOr<std::vector<stateside::ConnectionRef>> mine) mutable {
+              if (!mine.ok()) return done(mine.status());
+              if (mine->empty()) return done(false);
+              CheckRoomPage(std::make_shared<RoomWalk>(RoomWalk{client_, std::move(room),
+                                                                *std::move(mine), 0,
+                                                                std::move(done)}),
+                            std::move(page));
+            });
+      });
 }
 
-std::variant<SocketOwner, Response> Routes::AuthenticateWebSocket(
-    const Request& request) const {
-  absl::StatusOr<stateside::Session> session = LookupSession(request);
-  if (!session.ok()) return SidecarError(session.status(), "ws: session", true);
-  return SocketOwner{session->info.user_id, session->info.id};
+void Routes::AuthenticateWebSocket(const Request& request,
+                                   absl::AnyInvocable<void(Authenticated)> done) const {
+  LookupSession(request, [done = std::move(done)](
+                             absl::StatusOr<stateside::Session> session) mutable {
+    if (!session.ok()) return done(SidecarError(session.status(), "ws: session", true));
+    done(SocketOwner{session->info.user_id, session->info.id});
+  });
 }
 
 }  // namespace radar

@@ -1,14 +1,17 @@
 // Routes: radar-app's HTTP endpoints. HandleInline() answers what needs no
-// sidecar call (the page, /healthz, 404/405) at once; StartAsync() serves
-// GET /me, the hot path, with the client's asynchronous session read (no
-// thread waits); Handle() makes synchronous sidecar calls for the rest and so
-// runs on a worker thread, never on an I/O thread. Thread-safe: state is constant after construction
-// (the Client and DrainState are themselves thread-safe).
+// sidecar call (the page, /healthz, 404/405) at once; Serve() answers the
+// rest with the client's Async forms, chained from their callbacks, so no
+// thread waits for the sidecar (the worker pool is for the WebSocket
+// calls that have no Async form: see websocket_session.h).
+// Thread-safe: state is constant after construction (the Client and
+// DrainState are themselves thread-safe).
 //
 // Sessions live in the sidecar only; the browser holds the signed cookie
 // the sidecar made. Nothing about users is kept here.
 #ifndef STATESIDE_APP_ROUTES_H_
 #define STATESIDE_APP_ROUTES_H_
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <optional>
 #include <string>
@@ -42,38 +45,49 @@ class Routes {
   Routes(stateside::Client* client, const Config& config, std::string instance,
          const DrainState* drain, WebSocketHub* hub);
 
+  using Reply = absl::AnyInvocable<void(Response)>;
+  using Authenticated = std::variant<SocketOwner, Response>;
+
   // A response for requests that need no sidecar call, else nullopt.
   std::optional<Response> HandleInline(const Request& request) const;
-  // GET /me: starts the session read and returns true; `done` gets the
-  // response once, on a client-library thread (or on this one, e.g. without
-  // a cookie). Any other request: false, `done` untouched.
-  bool StartAsync(const Request& request, absl::AnyInvocable<void(Response)>& done) const;
-  // Every other request (not GET /me: StartAsync serves it). Blocks on the
-  // sidecar: call on a worker thread.
-  Response Handle(const Request& request) const;
-  // GET /ws before the upgrade: the session and its user, or the error
-  // response (401 without a valid session). Blocks: call on a worker thread.
-  std::variant<SocketOwner, Response> AuthenticateWebSocket(const Request& request) const;
+  // Every other request (HandleInline returned nullopt): starts its sidecar
+  // calls and returns; `done` gets the response exactly once, on a
+  // client-library thread, on `executor` (after the X-Radar-Delay-Ms test
+  // hook's wait), or on this thread before Serve returns (a bad request, no
+  // cookie, an argument the client refuses). Nothing refers to `request`
+  // once Serve has returned.
+  void Serve(const Request& request, const boost::asio::any_io_executor& executor,
+             Reply done) const;
+  // GET /ws before the upgrade: `done` gets the session and its user, or
+  // the error response (401 without a valid session), as Serve's does.
+  void AuthenticateWebSocket(const Request& request,
+                             absl::AnyInvocable<void(Authenticated)> done) const;
 
   const std::string& instance() const { return instance_; }
 
  private:
-  Response Login(const Request& request) const;
-  Response Guest() const;
+  void Login(const Request& request, Reply done) const;
+  // Login's last step: a fresh session for `user`.
+  void CreateForLogin(std::string user, Reply done) const;
+  Response LoggedIn(const std::string& user, const stateside::Session& session) const;
+  void Guest(Reply done) const;
   Response Me(absl::StatusOr<stateside::Session> session) const;
-  Response AddToCart(const Request& request) const;
-  Response Logout(const Request& request) const;
-  Response GetOptOut(const Request& request) const;
-  Response SetOptOut(const Request& request) const;
-  Response Broadcast(const Request& request) const;
+  void AddToCart(const Request& request, const boost::asio::any_io_executor& executor,
+                 Reply done) const;
+  void AddItem(stateside::SessionRef ref, std::string item, Reply done) const;
+  void Logout(const Request& request, Reply done) const;
+  void GetOptOut(const Request& request, Reply done) const;
+  void SetOptOut(const Request& request, Reply done) const;
+  void Broadcast(const Request& request, Reply done) const;
   // Whether `user` has a connection in `room` on any instance of the
   // cluster (the sidecar's presence): an error status when the sidecar
   // fails or the room name is refused.
-  absl::StatusOr<bool> InRoom(const std::string& user, const std::string& room) const;
+  void InRoom(const std::string& user, const std::string& room,
+              stateside::Callback<bool> done) const;
 
-  // The session named by the request's cookie (NOT_FOUND without one).
-  absl::StatusOr<stateside::Session> LookupSession(const Request& request,
-                                                   bool touch = true) const;
+  // The session named by the request's cookie (NOT_FOUND without one),
+  // read with touch.
+  void LookupSession(const Request& request, stateside::Callback<stateside::Session> done) const;
   std::optional<stateside::SessionRef> CookieRef(const Request& request) const;
   // A cookie the client library or the sidecar cannot even parse (bad
   // UTF-8, too long) is as invalid as a forged one: no session.

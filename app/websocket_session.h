@@ -1,7 +1,9 @@
 // WebSocketSession: one client's WebSocket on GET /ws — registration with
 // the sidecar, the upgrade, join/leave requests and a bounded write queue.
 // Thread-safe entry points (Send, Close) post to the connection's strand;
-// everything else runs on that strand. Sidecar calls run on the worker pool.
+// everything else runs on that strand. Sidecar calls run on the worker pool:
+// RegisterConnection, Join, Leave and UnregisterConnection have no Async
+// form in the client (the HTTP routes have, see routes.h).
 //
 // Protocol (text frames, JSON):
 //   server → client first: {"event":"hello","conn":…,"instance":…,"user":…}

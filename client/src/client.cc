@@ -84,7 +84,7 @@ Client::Impl::Impl(ClientOptions o) : options(std::move(o)) {
   channel = client_internal::MakeChannel(options);
   lifecycle = v1::LifecycleService::NewStub(channel);
   health = ::grpc::health::v1::Health::NewStub(channel);
-  realtime = std::make_unique<client_internal::RealtimeCalls>(channel, options);
+  realtime = std::make_unique<client_internal::RealtimeCalls>(channel, options, &timer);
   unary = std::make_unique<client_internal::UnaryTransport>(channel);
   client_internal::CallTransport* sessions = unary.get();
   if (options.streams > 0) {
@@ -110,6 +110,7 @@ Client::Impl::~Impl() {
   // the transports now end with CANCELLED.
   if (pipe != nullptr) pipe->Shutdown();
   unary->Shutdown();
+  realtime->Shutdown();
   timer.Stop();
 }
 
@@ -315,6 +316,23 @@ absl::StatusOr<RoomMembersPage> Client::RoomMembers(std::string_view room, int p
 absl::StatusOr<std::vector<ConnectionRef>> Client::UserConnections(
     std::string_view user_id) {
   return impl_->realtime->UserConnections(user_id);
+}
+
+void Client::PublishAsync(const PublishTarget& target, std::string_view event,
+                          std::string_view payload, const std::vector<ConnectionRef>& except,
+                          std::string_view sender_user_id, Callback<PublishResult> done) {
+  impl_->realtime->PublishAsync(target, event, payload, except, sender_user_id,
+                                std::move(done));
+}
+
+void Client::RoomMembersAsync(std::string_view room, int page_size,
+                              std::string_view page_token, Callback<RoomMembersPage> done) {
+  impl_->realtime->RoomMembersAsync(room, page_size, page_token, std::move(done));
+}
+
+void Client::UserConnectionsAsync(std::string_view user_id,
+                                  Callback<std::vector<ConnectionRef>> done) {
+  impl_->realtime->UserConnectionsAsync(user_id, std::move(done));
 }
 
 absl::StatusOr<RoomHistory> Client::History(std::string_view room,

@@ -161,12 +161,15 @@ std::optional<RealtimeEvent> EventFromProto(const v1::RealtimeEvent& e) {
 }
 
 RealtimeCalls::RealtimeCalls(std::shared_ptr<::grpc::Channel> channel,
-                             const ClientOptions& options)
+                             const ClientOptions& options, Timer* timer)
     : options_(options),
       channel_(std::move(channel)),
-      stub_(v1::RealtimeService::NewStub(channel_)) {}
+      stub_(v1::RealtimeService::NewStub(channel_)),
+      timer_(timer) {}
 
-RealtimeCalls::~RealtimeCalls() = default;
+RealtimeCalls::~RealtimeCalls() { Shutdown(); }
+
+void RealtimeCalls::Shutdown() { calls_.Shutdown(); }
 
 double RealtimeCalls::Jitter() {
   absl::MutexLock lock(&rng_mu_);
@@ -257,10 +260,14 @@ absl::Status TargetToProto(const PublishTarget& target, Message* out) {
   return absl::InvalidArgumentError("target: unspecified");
 }
 
-absl::StatusOr<PublishResult> RealtimeCalls::Publish(
-    const PublishTarget& target, std::string_view event, std::string_view payload,
-    const std::vector<ConnectionRef>& except, std::string_view sender_user_id,
-    std::string_view request_id) {
+namespace {
+
+absl::StatusOr<v1::PublishRequest> PublishRequest(const PublishTarget& target,
+                                                  std::string_view event,
+                                                  std::string_view payload,
+                                                  const std::vector<ConnectionRef>& except,
+                                                  std::string_view sender_user_id,
+                                                  std::string_view request_id) {
   v1::PublishRequest request;
   STATESIDE_CLIENT_RETURN_IF_ERROR(TargetToProto(target, &request));
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("event", event));
@@ -276,13 +283,143 @@ absl::StatusOr<PublishResult> RealtimeCalls::Publish(
   }
   // One per call: every attempt carries the same, so a retry publishes once.
   request.set_request_id(request_id.empty() ? NewRequestId() : std::string(request_id));
-  v1::PublishResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      Call(Rpc::kPublish, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return stub_->Publish(context, request, &response);
-      }));
+  return request;
+}
+
+PublishResult Published(const v1::PublishResponse& response) {
   return PublishResult{response.sequence(), response.instances()};
+}
+
+absl::StatusOr<v1::RoomMembersRequest> RoomMembersRequest(std::string_view room,
+                                                          int page_size,
+                                                          std::string_view page_token) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", room));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("page_token", page_token));
+  if (page_size < 0) return absl::InvalidArgumentError("page_size is negative");
+  v1::RoomMembersRequest request;
+  request.set_room(std::string(room));
+  request.set_page_size(page_size);
+  request.set_page_token(std::string(page_token));
+  return request;
+}
+
+RoomMembersPage MembersPage(const v1::RoomMembersResponse& response) {
+  RoomMembersPage page;
+  page.count = response.count();
+  page.members.reserve(response.members_size());
+  for (const auto& m : response.members()) page.members.push_back(ConnectionRefFromProto(m));
+  page.next_page_token = response.next_page_token();
+  return page;
+}
+
+absl::StatusOr<v1::UserConnectionsRequest> UserConnectionsRequest(std::string_view user_id) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", user_id));
+  v1::UserConnectionsRequest request;
+  request.set_user_id(std::string(user_id));
+  return request;
+}
+
+std::vector<ConnectionRef> Connections(const v1::UserConnectionsResponse& response) {
+  std::vector<ConnectionRef> connections;
+  connections.reserve(response.connections_size());
+  for (const auto& c : response.connections()) {
+    connections.push_back(ConnectionRefFromProto(c));
+  }
+  return connections;
+}
+
+}  // namespace
+
+// The blocking calls below and their Async forms share the request
+// builders and the reply parsers above.
+template <typename Request, typename Response, typename Method, typename Parse>
+auto RealtimeCalls::Blocking(Rpc rpc, absl::StatusOr<Request> request, Method method,
+                             Parse parse) -> absl::StatusOr<decltype(parse(Response()))> {
+  if (!request.ok()) return request.status();
+  Response response;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(Call(rpc, [&](::grpc::ClientContext* context) {
+    response.Clear();
+    return (stub_.get()->*method)(context, *request, &response);
+  }));
+  return parse(response);
+}
+
+// One Async call: its request (sent again by each attempt), deadline and
+// retries so far, and where its result goes.
+template <typename Request, typename T>
+struct RealtimeCalls::AsyncCall {
+  Rpc rpc;
+  Request request;
+  absl::Time deadline;
+  int retries = 0;
+  Callback<T> done;
+};
+
+template <typename Request, typename Response, typename T, typename Method, typename Parse>
+void RealtimeCalls::Async(Rpc rpc, absl::StatusOr<Request> request, Method method,
+                          Parse parse, Callback<T> done) {
+  if (!request.ok()) return done(request.status());
+  auto call = std::make_shared<AsyncCall<Request, T>>(AsyncCall<Request, T>{
+      rpc, *std::move(request), absl::Now() + options_.call_timeout, 0, std::move(done)});
+  StartAttempt<Response>(std::move(call), method, parse);
+}
+
+template <typename Response, typename Pending, typename Method, typename Parse>
+void RealtimeCalls::StartAttempt(std::shared_ptr<Pending> call, Method method, Parse parse) {
+  const absl::Time deadline = call->deadline;
+  auto request = call->request;  // kept for a retry
+  calls_.Issue<decltype(request), Response>(
+      std::move(request), deadline,
+      [this, method](::grpc::ClientContext* context, const auto* q, Response* r,
+                     std::function<void(::grpc::Status)> f) {
+        method(stub_->async(), context, q, r, std::move(f));
+      },
+      [this, call = std::move(call), method, parse](absl::Status status,
+                                                    Response& response) mutable {
+        if (ShouldRetry(call->rpc, status.code(), call->retries, options_.max_retries)) {
+          const absl::Duration delay = BackoffDelay(
+              call->retries + 1, options_.initial_backoff, options_.max_backoff, Jitter());
+          // As CallWithRetries: a retry that could not finish in time is not
+          // attempted.
+          if (absl::Now() + delay < call->deadline) {
+            ++call->retries;
+            timer_->Schedule(absl::Now() + delay,
+                             [this, call = std::move(call), method, parse]() mutable {
+                               StartAttempt<Response>(std::move(call), method, parse);
+                             });
+            return;
+          }
+        }
+        if (!status.ok()) return call->done(std::move(status));
+        call->done(parse(response));
+      });
+}
+
+// A stub's async() method, for Async.
+#define STATESIDE_ASYNC_METHOD(method)                                              \
+  [](v1::RealtimeService::Stub::async_interface* async, ::grpc::ClientContext* c, \
+     const auto* q, auto* r, std::function<void(::grpc::Status)> f) {             \
+    async->method(c, q, r, std::move(f));                                          \
+  }
+
+absl::StatusOr<PublishResult> RealtimeCalls::Publish(
+    const PublishTarget& target, std::string_view event, std::string_view payload,
+    const std::vector<ConnectionRef>& except, std::string_view sender_user_id,
+    std::string_view request_id) {
+  return Blocking<v1::PublishRequest, v1::PublishResponse>(
+      Rpc::kPublish,
+      PublishRequest(target, event, payload, except, sender_user_id, request_id),
+      &v1::RealtimeService::Stub::Publish, Published);
+}
+
+void RealtimeCalls::PublishAsync(const PublishTarget& target, std::string_view event,
+                                 std::string_view payload,
+                                 const std::vector<ConnectionRef>& except,
+                                 std::string_view sender_user_id,
+                                 Callback<PublishResult> done) {
+  Async<v1::PublishRequest, v1::PublishResponse>(
+      Rpc::kPublish, PublishRequest(target, event, payload, except, sender_user_id, ""),
+      STATESIDE_ASYNC_METHOD(Publish), Published, std::move(done));
 }
 
 absl::StatusOr<int64_t> RealtimeCalls::ConnectionsCall(Operation operation,
@@ -357,45 +494,34 @@ absl::StatusOr<std::unique_ptr<Subscription>> RealtimeCalls::Subscribe(
 absl::StatusOr<RoomMembersPage> RealtimeCalls::RoomMembers(std::string_view room,
                                                            int page_size,
                                                            std::string_view page_token) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("room", room));
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("page_token", page_token));
-  if (page_size < 0) return absl::InvalidArgumentError("page_size is negative");
-  v1::RoomMembersRequest request;
-  request.set_room(std::string(room));
-  request.set_page_size(page_size);
-  request.set_page_token(std::string(page_token));
-  v1::RoomMembersResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      Call(Rpc::kRoomMembers, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return stub_->RoomMembers(context, request, &response);
-      }));
-  RoomMembersPage page;
-  page.count = response.count();
-  page.members.reserve(response.members_size());
-  for (const auto& m : response.members()) page.members.push_back(ConnectionRefFromProto(m));
-  page.next_page_token = response.next_page_token();
-  return page;
+  return Blocking<v1::RoomMembersRequest, v1::RoomMembersResponse>(
+      Rpc::kRoomMembers, RoomMembersRequest(room, page_size, page_token),
+      &v1::RealtimeService::Stub::RoomMembers, MembersPage);
+}
+
+void RealtimeCalls::RoomMembersAsync(std::string_view room, int page_size,
+                                     std::string_view page_token,
+                                     Callback<RoomMembersPage> done) {
+  Async<v1::RoomMembersRequest, v1::RoomMembersResponse>(
+      Rpc::kRoomMembers, RoomMembersRequest(room, page_size, page_token),
+      STATESIDE_ASYNC_METHOD(RoomMembers), MembersPage, std::move(done));
 }
 
 absl::StatusOr<std::vector<ConnectionRef>> RealtimeCalls::UserConnections(
     std::string_view user_id) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("user_id", user_id));
-  v1::UserConnectionsRequest request;
-  request.set_user_id(std::string(user_id));
-  v1::UserConnectionsResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      Call(Rpc::kUserConnections, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return stub_->UserConnections(context, request, &response);
-      }));
-  std::vector<ConnectionRef> connections;
-  connections.reserve(response.connections_size());
-  for (const auto& c : response.connections()) {
-    connections.push_back(ConnectionRefFromProto(c));
-  }
-  return connections;
+  return Blocking<v1::UserConnectionsRequest, v1::UserConnectionsResponse>(
+      Rpc::kUserConnections, UserConnectionsRequest(user_id),
+      &v1::RealtimeService::Stub::UserConnections, Connections);
 }
+
+void RealtimeCalls::UserConnectionsAsync(std::string_view user_id,
+                                         Callback<std::vector<ConnectionRef>> done) {
+  Async<v1::UserConnectionsRequest, v1::UserConnectionsResponse>(
+      Rpc::kUserConnections, UserConnectionsRequest(user_id),
+      STATESIDE_ASYNC_METHOD(UserConnections), Connections, std::move(done));
+}
+
+#undef STATESIDE_ASYNC_METHOD
 
 absl::StatusOr<RoomHistory> RealtimeCalls::History(std::string_view room,
                                                    uint64_t after_sequence, int limit) {

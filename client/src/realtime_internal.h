@@ -20,6 +20,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/src/retry.h"
+#include "client/src/rpc_set.h"
+#include "client/src/timer.h"
 #include "stateside/client.h"
 #include "stateside/realtime.h"
 #include "stateside/v1/realtime.grpc.pb.h"
@@ -36,9 +38,11 @@ std::optional<RealtimeEvent> EventFromProto(const v1::RealtimeEvent& e);
 
 class RealtimeCalls {
  public:
-  // REQUIRES: options validated (Client::Connect does it).
-  RealtimeCalls(std::shared_ptr<::grpc::Channel> channel, const ClientOptions& options);
-  ~RealtimeCalls();
+  // REQUIRES: options validated (Client::Connect does it); `timer` (the
+  // waits between retries of the Async forms) outlives this.
+  RealtimeCalls(std::shared_ptr<::grpc::Channel> channel, const ClientOptions& options,
+                Timer* timer);
+  ~RealtimeCalls();  // Shutdown()
   RealtimeCalls(const RealtimeCalls&) = delete;
   RealtimeCalls& operator=(const RealtimeCalls&) = delete;
 
@@ -66,7 +70,33 @@ class RealtimeCalls {
   absl::StatusOr<RoomHistory> History(std::string_view room, uint64_t after_sequence,
                                       int limit);
 
+  // The Async forms (contract in client.h): the blocking call's request,
+  // retries and deadline, with the attempts on gRPC's callback API and the
+  // waits between them on the timer.
+  void PublishAsync(const PublishTarget& target, std::string_view event,
+                    std::string_view payload, const std::vector<ConnectionRef>& except,
+                    std::string_view sender_user_id, Callback<PublishResult> done);
+  void RoomMembersAsync(std::string_view room, int page_size, std::string_view page_token,
+                        Callback<RoomMembersPage> done);
+  void UserConnectionsAsync(std::string_view user_id,
+                            Callback<std::vector<ConnectionRef>> done);
+  // Ends the Async calls still running with CANCELLED (their `done` has run
+  // when it returns); later ones are refused the same way. Call before the
+  // timer stops: the retries it then runs are refused. Idempotent.
+  void Shutdown();
+
  private:
+  template <typename Request, typename Response, typename Method, typename Parse>
+  auto Blocking(Rpc rpc, absl::StatusOr<Request> request, Method method, Parse parse)
+      -> absl::StatusOr<decltype(parse(Response()))>;
+  template <typename Request, typename T>
+  struct AsyncCall;
+  template <typename Request, typename Response, typename T, typename Method, typename Parse>
+  void Async(Rpc rpc, absl::StatusOr<Request> request, Method method, Parse parse,
+             Callback<T> done);
+  template <typename Response, typename Pending, typename Method, typename Parse>
+  void StartAttempt(std::shared_ptr<Pending> call, Method method, Parse parse);
+
   // CallWithRetries (retrying_call.h) with this object's jitter.
   template <typename Attempt>
   absl::Status Call(Rpc rpc, const Attempt& attempt);
@@ -76,6 +106,8 @@ class RealtimeCalls {
   const ClientOptions options_;
   const std::shared_ptr<::grpc::Channel> channel_;
   const std::unique_ptr<v1::RealtimeService::Stub> stub_;
+  Timer* const timer_;
+  RpcSet calls_;  // the Async forms' attempts
 
   absl::Mutex rng_mu_;
   absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);

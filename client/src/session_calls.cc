@@ -155,6 +155,15 @@ absl::StatusOr<v1::PipeCall> DestroyUserCall(std::string_view user_id,
   return call;
 }
 
+absl::StatusOr<v1::PipeCall> LogoutCall(std::string_view user_id,
+                                        const LogoutOptions& options) {
+  absl::StatusOr<v1::PipeCall> call = DestroyUserCall(user_id, options.keep);
+  if (call.ok()) {
+    call->mutable_destroy_user_sessions()->set_close_connections(options.close_connections);
+  }
+  return call;
+}
+
 absl::StatusOr<v1::PipeCall> SetOptOutCall(std::string_view subject, bool opted_out,
                                            std::optional<absl::Duration> ttl) {
   STATESIDE_CLIENT_RETURN_IF_ERROR(CheckText("subject", subject));
@@ -320,11 +329,8 @@ absl::StatusOr<uint32_t> Client::DestroyUserSessions(std::string_view user_id,
 
 absl::StatusOr<uint32_t> Client::DestroyUserSessions(std::string_view user_id,
                                                      const LogoutOptions& options) {
-  absl::StatusOr<v1::PipeCall> call = DestroyUserCall(user_id, options.keep);
-  if (call.ok()) {
-    call->mutable_destroy_user_sessions()->set_close_connections(options.close_connections);
-  }
-  return impl_->Sync<uint32_t>(Rpc::kDestroyUserSessions, std::move(call), Destroyed);
+  return impl_->Sync<uint32_t>(Rpc::kDestroyUserSessions, LogoutCall(user_id, options),
+                               Destroyed);
 }
 
 absl::Status Client::SetOptOut(std::string_view subject, bool opted_out,
@@ -404,6 +410,13 @@ void Client::DestroyUserSessionsAsync(std::string_view user_id,
                                       Callback<uint32_t> done) {
   impl_->Async<uint32_t>(Rpc::kDestroyUserSessions, DestroyUserCall(user_id, keep),
                          Destroyed, std::move(done));
+}
+
+void Client::DestroyUserSessionsAsync(std::string_view user_id,
+                                      const LogoutOptions& options,
+                                      Callback<uint32_t> done) {
+  impl_->Async<uint32_t>(Rpc::kDestroyUserSessions, LogoutCall(user_id, options), Destroyed,
+                         std::move(done));
 }
 
 void Client::SetOptOutAsync(std::string_view subject, bool opted_out,

@@ -6,14 +6,11 @@
 #define STATESIDE_CLIENT_SRC_UNARY_TRANSPORT_H_
 
 #include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include <memory>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "client/src/call_transport.h"
+#include "client/src/rpc_set.h"
 #include "stateside/v1/analytics.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
 
@@ -28,27 +25,9 @@ class UnaryTransport final : public CallTransport {
   void Shutdown() override;
 
  private:
-  // Issues `rpc(context, request, response, on_done)` for a call of type
-  // Request/Response; `store` moves the response into the PipeResult.
-  template <typename Request, typename Response, typename Rpc, typename Store>
-  void Issue(Request request, absl::Time deadline, OutcomeCallback done, Rpc rpc,
-             Store store);
-
-  struct Running {
-    virtual ~Running() = default;
-    ::grpc::ClientContext context;
-  };
-
   std::unique_ptr<v1::SessionService::Stub> sessions_;
   std::unique_ptr<v1::AnalyticsService::Stub> analytics_;
-
-  absl::Mutex mu_;
-  // The calls running (each keyed by itself), for Shutdown to cancel them;
-  // shared so that Shutdown can cancel one outside the lock.
-  absl::flat_hash_map<Running*, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
-  // Callbacks past their entry's removal, still freeing their call.
-  int finishing_ ABSL_GUARDED_BY(mu_) = 0;
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  RpcSet calls_;
 };
 
 }  // namespace stateside::client_internal

@@ -68,7 +68,9 @@
 //   argument error). It must not block or destroy the Client; it may start
 //   other calls.
 //   Destroying the Client ends the calls still running with CANCELLED (their
-//   `done` runs before the destructor returns).
+//   `done` runs before the destructor returns). The session and opt-out
+//   calls have Async forms, and of the realtime calls Publish, RoomMembers
+//   and UserConnections; the others block.
 // - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)
 //   with the sidecar's message: NOT_FOUND (unknown, expired, destroyed or
 //   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
@@ -236,6 +238,8 @@ class Client {
   void DestroyUserSessionsAsync(std::string_view user_id,
                                 const std::optional<SessionRef>& keep,
                                 Callback<uint32_t> done);
+  void DestroyUserSessionsAsync(std::string_view user_id, const LogoutOptions& options,
+                                Callback<uint32_t> done);
   void SetOptOutAsync(std::string_view subject, bool opted_out,
                       std::optional<absl::Duration> ttl, StatusCallback done);
   void GetOptOutAsync(std::string_view subject, Callback<bool> done);
@@ -322,6 +326,18 @@ class Client {
   // Events after `after_sequence`; limit 0: the sidecar's default.
   absl::StatusOr<RoomHistory> History(std::string_view room, uint64_t after_sequence = 0,
                                       int limit = 0);
+
+  // --- Async forms of realtime calls (contract above) ---
+  // The arguments are copied before the call returns. PublishAsync
+  // generates one request_id for the call, as Publish with "" does, and
+  // sends it with every attempt.
+  void PublishAsync(const PublishTarget& target, std::string_view event,
+                    std::string_view payload, const std::vector<ConnectionRef>& except,
+                    std::string_view sender_user_id, Callback<PublishResult> done);
+  void RoomMembersAsync(std::string_view room, int page_size, std::string_view page_token,
+                        Callback<RoomMembersPage> done);
+  void UserConnectionsAsync(std::string_view user_id,
+                            Callback<std::vector<ConnectionRef>> done);
 
  private:
   struct Impl;  // gRPC channel and stubs; keeps generated types out of here

@@ -1,6 +1,7 @@
 // radar-app as a process: settings errors, the drain on SIGTERM (forwarded
 // to the sidecar; both exit 0), a second signal, the sidecar going away,
-// and test hooks being off by default. Each test runs its own processes.
+// test hooks being off by default, and slow requests holding no thread.
+// Each test runs its own processes.
 #include <signal.h>
 
 #include <algorithm>
@@ -297,6 +298,46 @@ TEST_F(RadarAppLifecycleTest, TestHookHeaderIsIgnoredWhenHooksAreOff) {
     ASSERT_TRUE(response.ok()) << response.status();
     EXPECT_EQ(response->status, 200) << response->body;
   }
+}
+
+// The HTTP routes chain the client's Async forms and the test hook waits on
+// a timer: with one worker and one I/O thread, carts held up by the hook
+// keep no other request waiting, and do not wait for one another.
+TEST_F(RadarAppLifecycleTest, SlowRequestsHoldNoThread) {
+  StartPod(PodOptions("no-hop-pod", {"--test-hooks", "--workers=1", "--threads=1"}));
+  const Cookie cookie = Login("no-hop");
+  constexpr int kSlow = 3;
+  const absl::Duration kDelay = absl::Seconds(3);
+  std::vector<absl::StatusOr<HttpResponse>> slow(kSlow);
+  std::vector<std::thread> adders;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kSlow; ++i) {
+    adders.emplace_back([&, i] {
+      slow[i] = pod_->Call("POST", "/cart", json{{"item", absl::StrCat("slow-", i)}}.dump(),
+                           {cookie, {"X-Radar-Delay-Ms", "3000"}}, absl::Seconds(30));
+    });
+  }
+  WaitUntilTouched(cookie, start);
+  // While they wait: each of these would queue behind a blocked thread.
+  const absl::Time fast_start = absl::Now();
+  auto fast = pod_->Call("POST", "/cart", json{{"item", "fast"}}.dump(), {cookie},
+                         absl::Seconds(10));
+  auto other = pod_->Login("no-hop-2");
+  auto me = pod_->Call("GET", "/me", "", {cookie}, absl::Seconds(10));
+  const absl::Duration fast_took = absl::Now() - fast_start;
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  EXPECT_EQ(fast->status, 200) << fast->body;
+  EXPECT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(me.ok()) << me.status();
+  EXPECT_EQ(me->status, 200) << me->body;
+  EXPECT_LT(fast_took, kDelay - absl::Milliseconds(500));
+  for (std::thread& adder : adders) adder.join();
+  for (int i = 0; i < kSlow; ++i) {
+    ASSERT_TRUE(slow[i].ok()) << slow[i].status();
+    EXPECT_EQ(slow[i]->status, 200) << slow[i]->body;
+  }
+  // Side by side, not one after the other.
+  EXPECT_LT(absl::Now() - start, 2 * kDelay);
 }
 
 }  // namespace

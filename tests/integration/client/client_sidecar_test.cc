@@ -475,6 +475,70 @@ TEST_P(ClientSidecarTest, AsyncErrorsAreTheSyncOnes) {
   EXPECT_TRUE(ran);
 }
 
+// The realtime Async forms and the logout one answer as their blocking forms.
+TEST_P(ClientSidecarTest, RealtimeAndLogoutAsyncFormsAnswerAsTheBlockingOnes) {
+  const std::string user = UniqueUser("rt-async");
+  const std::string room = user + "-room";
+  const std::string conn = user + "-c1";
+  ASSERT_TRUE(client_->RegisterConnection(conn, user, {room}).ok());
+
+  auto members = client_->RoomMembers(room);
+  ASSERT_TRUE(members.ok()) << members.status();
+  std::promise<absl::StatusOr<RoomMembersPage>> async_members;
+  client_->RoomMembersAsync(room, 0, "", [&](absl::StatusOr<RoomMembersPage> page) {
+    async_members.set_value(std::move(page));
+  });
+  absl::StatusOr<RoomMembersPage> page = async_members.get_future().get();
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->count, 1);
+  EXPECT_EQ(page->count, members->count);
+  EXPECT_EQ(page->members, members->members);
+
+  auto mine = client_->UserConnections(user);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  std::promise<absl::StatusOr<std::vector<ConnectionRef>>> async_mine;
+  client_->UserConnectionsAsync(user, [&](absl::StatusOr<std::vector<ConnectionRef>> found) {
+    async_mine.set_value(std::move(found));
+  });
+  absl::StatusOr<std::vector<ConnectionRef>> found = async_mine.get_future().get();
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->size(), 1u);
+  EXPECT_EQ(*found, *mine);
+
+  auto first = client_->Publish(PublishTarget::Room(room), "e", "1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::promise<absl::StatusOr<PublishResult>> async_published;
+  client_->PublishAsync(PublishTarget::Room(room), "e", "2", {}, user,
+                        [&](absl::StatusOr<PublishResult> published) {
+                          async_published.set_value(std::move(published));
+                        });
+  absl::StatusOr<PublishResult> second = async_published.get_future().get();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->sequence, first->sequence + 1);  // published once
+  // A room the sidecar refuses (longer than 256 bytes): as Publish's.
+  std::promise<absl::Status> refused;
+  client_->PublishAsync(PublishTarget::Room(std::string(300, 'r')), "e", "x", {}, "",
+                        [&](absl::StatusOr<PublishResult> published) {
+                          refused.set_value(published.status());
+                        });
+  const absl::Status blocking =
+      client_->Publish(PublishTarget::Room(std::string(300, 'r')), "e", "x").status();
+  EXPECT_EQ(blocking.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.get_future().get(), blocking);
+
+  ASSERT_TRUE(client_->CreateSession(user).ok());
+  ASSERT_TRUE(client_->CreateSession(user).ok());
+  LogoutOptions logout;
+  logout.close_connections = true;
+  std::promise<absl::StatusOr<uint32_t>> destroyed;
+  client_->DestroyUserSessionsAsync(user, logout, [&](absl::StatusOr<uint32_t> count) {
+    destroyed.set_value(std::move(count));
+  });
+  EXPECT_EQ(destroyed.get_future().get().value_or(0), 2u);
+  EXPECT_TRUE(ListIds(user).empty());
+  EXPECT_TRUE(client_->UnregisterConnection(conn).value_or(false));
+}
+
 // Many callers at once: on a stream their calls are multiplexed and batched.
 TEST_P(ClientSidecarTest, ManyAsyncCallsInFlightEachGetTheirOwnAnswer) {
   const std::string user = UniqueUser("inflight");

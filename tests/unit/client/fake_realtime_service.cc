@@ -165,6 +165,9 @@ void FakeRealtimeService::Record(const google::protobuf::Message& request) {
   if (const auto* reg = dynamic_cast<const v1::RegisterConnectionRequest*>(&request)) {
     registered_.insert(reg->conn_id());
   }
+  if (const auto* publish = dynamic_cast<const v1::PublishRequest*>(&request)) {
+    publish_request_ids_.push_back(publish->request_id());
+  }
 }
 
 namespace {
@@ -187,6 +190,11 @@ STATESIDE_FAKE_LAST(UnregisterConnectionRequest, last_unregister)
 STATESIDE_FAKE_LAST(JoinRequest, last_join)
 STATESIDE_FAKE_LAST(LeaveRequest, last_leave)
 STATESIDE_FAKE_LAST(PublishRequest, last_publish)
+
+std::vector<std::string> FakeRealtimeService::publish_request_ids() const {
+  absl::MutexLock lock(&mu_);
+  return publish_request_ids_;
+}
 STATESIDE_FAKE_LAST(SubscribeRequest, last_subscribe)
 STATESIDE_FAKE_LAST(RoomMembersRequest, last_room_members)
 STATESIDE_FAKE_LAST(UserConnectionsRequest, last_user_connections)

@@ -47,6 +47,8 @@ class FakeRealtimeService {
   v1::JoinRequest last_join() const;
   v1::LeaveRequest last_leave() const;
   v1::PublishRequest last_publish() const;
+  // The request_id of every Publish attempt, in order of arrival.
+  std::vector<std::string> publish_request_ids() const;
   v1::SubscribeRequest last_subscribe() const;
   v1::RoomMembersRequest last_room_members() const;
   v1::UserConnectionsRequest last_user_connections() const;
@@ -98,6 +100,7 @@ class FakeRealtimeService {
   // Last request of each type, by full message name.
   std::map<std::string, std::unique_ptr<google::protobuf::Message>> last_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> registered_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> publish_request_ids_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ConnectionRef> members_ ABSL_GUARDED_BY(mu_);
   int max_page_size_ ABSL_GUARDED_BY(mu_) = 100;
   std::optional<std::string> stuck_token_ ABSL_GUARDED_BY(mu_);

@@ -1,8 +1,12 @@
 // stateside::Client's realtime calls against an in-process fake
 // RealtimeService: the retry policy, request and reply mapping, and
 // client-side validation. (Subscribe: realtime_subscription_test.cc.)
+#include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stateside/client.h"
@@ -19,6 +23,7 @@ using client_internal::RpcName;
 using client_internal::kRealtimeRpcs;
 using testing::RealtimeClientTest;
 using testing::Ref;
+using testing::kLong;
 using testing::RoomDelivery;
 using ::testing::ElementsAre;
 
@@ -240,6 +245,187 @@ TEST_F(RealtimeClientTest, EmptyOrNonUtf8NamesAreRejectedWithoutACall) {
   }
   // The binary payload is not text: it is never checked.
   EXPECT_TRUE(client->Publish(PublishTarget::All(), "e", bad).ok());
+}
+
+// --- Async forms ---
+
+// What an Async call handed its `done`, and how many times it ran.
+template <typename T>
+struct AsyncResult {
+  absl::Mutex mu;
+  std::optional<absl::StatusOr<T>> got ABSL_GUARDED_BY(mu);
+  int runs ABSL_GUARDED_BY(mu) = 0;
+
+  Callback<T> Done() {
+    return [this](absl::StatusOr<T> result) {
+      absl::MutexLock lock(&mu);
+      ++runs;
+      got = std::move(result);
+    };
+  }
+  // Waits (bounded) for the first run; the result.
+  absl::StatusOr<T> Wait() {
+    absl::MutexLock lock(&mu);
+    auto ran = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return runs > 0; };
+    if (!mu.AwaitWithTimeout(absl::Condition(&ran), kLong)) {
+      return absl::DeadlineExceededError("done never ran");
+    }
+    return *got;
+  }
+  int Runs() {
+    absl::MutexLock lock(&mu);
+    return runs;
+  }
+};
+
+TEST_F(RealtimeClientTest, AsyncFormsAnswerAsTheBlockingOnes) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->SetRoomMembers({Ref("i1", "a"), Ref("i1", "b"), Ref("i2", "c")}, 2);
+  fake_->SetUserConnections({Ref("i1", "a"), Ref("i2", "b")});
+
+  auto blocking = client->Publish(PublishTarget::Room("lobby"), "chat", "hi",
+                                  {{"i2", "c9"}}, "alice");
+  ASSERT_TRUE(blocking.ok()) << blocking.status();
+  const v1::PublishRequest sent_blocking = fake_->last_publish();
+  AsyncResult<PublishResult> published;
+  client->PublishAsync(PublishTarget::Room("lobby"), "chat", "hi", {{"i2", "c9"}}, "alice",
+                       published.Done());
+  absl::StatusOr<PublishResult> async = published.Wait();
+  ASSERT_TRUE(async.ok()) << async.status();
+  EXPECT_EQ(async->sequence, blocking->sequence);
+  EXPECT_EQ(async->instances, blocking->instances);
+  v1::PublishRequest sent_async = fake_->last_publish();
+  EXPECT_EQ(sent_async.request_id().size(), 32u);
+  EXPECT_NE(sent_async.request_id(), sent_blocking.request_id());
+  sent_async.clear_request_id();
+  v1::PublishRequest expected = sent_blocking;
+  expected.clear_request_id();
+  EXPECT_EQ(sent_async.DebugString(), expected.DebugString());
+
+  auto page = client->RoomMembers("lobby", 50, "1");
+  ASSERT_TRUE(page.ok()) << page.status();
+  AsyncResult<RoomMembersPage> members;
+  client->RoomMembersAsync("lobby", 50, "1", members.Done());
+  absl::StatusOr<RoomMembersPage> async_page = members.Wait();
+  ASSERT_TRUE(async_page.ok()) << async_page.status();
+  EXPECT_EQ(async_page->count, page->count);
+  EXPECT_EQ(async_page->members, page->members);
+  EXPECT_EQ(async_page->next_page_token, page->next_page_token);
+  EXPECT_EQ(fake_->last_room_members().page_token(), "1");
+
+  auto mine = client->UserConnections("alice");
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  AsyncResult<std::vector<ConnectionRef>> connections;
+  client->UserConnectionsAsync("alice", connections.Done());
+  absl::StatusOr<std::vector<ConnectionRef>> async_mine = connections.Wait();
+  ASSERT_TRUE(async_mine.ok()) << async_mine.status();
+  EXPECT_EQ(*async_mine, *mine);
+
+  EXPECT_EQ(published.Runs(), 1);
+  EXPECT_EQ(members.Runs(), 1);
+  EXPECT_EQ(connections.Runs(), 1);
+}
+
+TEST_F(RealtimeClientTest, AsyncFormsFollowTheRetryPolicy) {
+  ClientOptions o = Options();
+  o.max_retries = 2;
+  auto client = Connected(o);
+  ASSERT_NE(client, nullptr);
+  // Retried, each attempt with the call's one request_id.
+  fake_->FailNext(Rpc::kPublish, 2, kUnavailable);
+  AsyncResult<PublishResult> published;
+  client->PublishAsync(PublishTarget::User("bob"), "e", "x", {}, "", published.Done());
+  ASSERT_TRUE(published.Wait().ok()) << published.Wait().status();
+  EXPECT_EQ(fake_->calls(Rpc::kPublish), 3);
+  // Until max_retries: the last UNAVAILABLE.
+  fake_->FailNext(Rpc::kRoomMembers, 100, kUnavailable);
+  AsyncResult<RoomMembersPage> members;
+  client->RoomMembersAsync("lobby", 0, "", members.Done());
+  EXPECT_EQ(members.Wait().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(fake_->calls(Rpc::kRoomMembers), 3);
+  // Other codes: once, code and message kept.
+  fake_->FailNext(Rpc::kUserConnections, 1,
+                  grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "user_id: too long"));
+  AsyncResult<std::vector<ConnectionRef>> connections;
+  client->UserConnectionsAsync("alice", connections.Done());
+  const absl::Status status = connections.Wait().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "user_id: too long");
+  EXPECT_EQ(fake_->calls(Rpc::kUserConnections), 1);
+  EXPECT_EQ(published.Runs(), 1);
+  EXPECT_EQ(members.Runs(), 1);
+  EXPECT_EQ(connections.Runs(), 1);
+}
+
+TEST_F(RealtimeClientTest, AsyncPublishRetriesCarryOneRequestId) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  fake_->FailNext(Rpc::kPublish, 1, kUnavailable);
+  AsyncResult<PublishResult> first;
+  client->PublishAsync(PublishTarget::Room("lobby"), "e", "x", {}, "", first.Done());
+  ASSERT_TRUE(first.Wait().ok());
+  AsyncResult<PublishResult> second;
+  client->PublishAsync(PublishTarget::Room("lobby"), "e", "x", {}, "", second.Done());
+  ASSERT_TRUE(second.Wait().ok());
+  // The first call's attempt and its retry, then the second call.
+  const std::vector<std::string> ids = fake_->publish_request_ids();
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[0].size(), 32u);
+  EXPECT_EQ(ids[1], ids[0]);
+  EXPECT_NE(ids[2], ids[0]);
+}
+
+TEST_F(RealtimeClientTest, AsyncArgumentErrorsRunDoneOnTheCallingThreadWithoutACall) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::vector<absl::StatusCode> codes;
+  std::vector<bool> here;
+  auto record = [&](absl::Status status) {
+    codes.push_back(status.code());
+    here.push_back(std::this_thread::get_id() == caller);
+  };
+  client->PublishAsync(PublishTarget::Room(""), "e", "x", {}, "",
+                       [&](absl::StatusOr<PublishResult> r) { record(r.status()); });
+  client->PublishAsync(PublishTarget::All(), "e", "x", {}, std::string("\xff", 1),
+                       [&](absl::StatusOr<PublishResult> r) { record(r.status()); });
+  client->RoomMembersAsync("lobby", -1, "",
+                           [&](absl::StatusOr<RoomMembersPage> r) { record(r.status()); });
+  client->UserConnectionsAsync(
+      "", [&](absl::StatusOr<std::vector<ConnectionRef>> r) { record(r.status()); });
+  // Recorded before the calls returned.
+  ASSERT_EQ(codes.size(), 4u);
+  for (size_t i = 0; i < codes.size(); ++i) {
+    EXPECT_EQ(codes[i], absl::StatusCode::kInvalidArgument) << "case " << i;
+    EXPECT_TRUE(here[i]) << "case " << i;
+  }
+  for (Rpc rpc : kRealtimeRpcs) EXPECT_EQ(fake_->calls(rpc), 0) << RpcName(rpc);
+}
+
+TEST_F(RealtimeClientTest, DestroyingTheClientEndsAsyncCallsWaitingToRetry) {
+  ClientOptions o = Options();
+  o.call_timeout = absl::Seconds(60);
+  o.max_retries = 100;
+  o.initial_backoff = absl::Seconds(20);
+  o.max_backoff = absl::Seconds(20);
+  auto client = Connected(o);
+  ASSERT_NE(client, nullptr);
+  fake_->FailNext(Rpc::kPublish, 1, kUnavailable);
+  AsyncResult<PublishResult> published;
+  client->PublishAsync(PublishTarget::Room("lobby"), "e", "x", {}, "", published.Done());
+  // The first attempt failed; the retry waits 10..20 s on the timer.
+  const absl::Time give_up = absl::Now() + kLong;
+  while (fake_->calls(Rpc::kPublish) == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(fake_->calls(Rpc::kPublish), 1);
+  const absl::Time destroyed_at = absl::Now();
+  client.reset();
+  EXPECT_LT(absl::Now() - destroyed_at, absl::Seconds(5));
+  EXPECT_EQ(published.Runs(), 1);  // before the destructor returned
+  EXPECT_EQ(published.Wait().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(fake_->calls(Rpc::kPublish), 1);
 }
 
 }  // namespace
