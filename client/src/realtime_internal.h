@@ -80,9 +80,11 @@ class RealtimeCalls {
                         Callback<RoomMembersPage> done);
   void UserConnectionsAsync(std::string_view user_id,
                             Callback<std::vector<ConnectionRef>> done);
-  // Ends the Async calls still running with CANCELLED (their `done` has run
-  // when it returns); later ones are refused the same way. Call before the
-  // timer stops: the retries it then runs are refused. Idempotent.
+  // Ends the Async calls in flight with CANCELLED (their `done` has run when
+  // it returns); later ones are refused the same way. A call waiting for its
+  // retry is answered when the timer runs or stops, also CANCELLED: call this
+  // before the timer stops, so the retries it then runs are refused.
+  // Idempotent.
   void Shutdown();
 
  private:
