@@ -43,7 +43,8 @@ constexpr Spec kSpecs[] = {
     {"max-connections", "RADAR_MAX_CONNECTIONS", "N",
      "open connections, WebSockets included; beyond: 503 [default: 10000]"},
     {"max-queued-requests", "RADAR_MAX_QUEUED_REQUESTS", "N",
-     "requests waiting for or in a sidecar call; beyond: 503 [default: 1024]"},
+     "requests waiting for or in a sidecar call; beyond: 503. At most 4096, "
+     "the calls the client keeps in flight on its stream [default: 1024]"},
     {"ws-session-check-ms", "RADAR_WS_SESSION_CHECK_MS", "MS",
      "re-check the session of every open WebSocket this often; a socket whose "
      "session ended is closed [default: 60000]"},
@@ -194,7 +195,10 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
   }
   if (flag == "public-origins") return ParseOrigins(spec, value, config);
   if (flag == "max-connections" || flag == "max-queued-requests") {
-    auto n = ParseInt(spec, value, 1, 1000000);
+    // A request has one sidecar call in flight at a time: more queued
+    // requests than the client's stream holds (ClientOptions::
+    // max_calls_per_stream, 4096) would meet its RESOURCE_EXHAUSTED.
+    auto n = ParseInt(spec, value, 1, flag == "max-connections" ? 1000000 : 4096);
     if (!n.ok()) return n.status();
     (flag == "max-connections" ? config.max_connections : config.max_queued_requests) =
         static_cast<size_t>(*n);

@@ -87,6 +87,7 @@ TEST_F(RadarAppLifecycleTest, BadSettingExitsWithStatus2NamingIt) {
       {{}, {{"STATESIDE_LOG_FORMAT", "xml"}}, "STATESIDE_LOG_FORMAT (--log-format)"},
       {{"--log-level=loud"}, {}, "STATESIDE_LOG_LEVEL (--log-level)"},
       {{"--ws-close-spread-ms=-5"}, {}, "RADAR_WS_CLOSE_SPREAD_MS (--ws-close-spread-ms)"},
+      {{"--max-queued-requests=4097"}, {}, "RADAR_MAX_QUEUED_REQUESTS (--max-queued-requests)"},
       {{"--no-such-flag"}, {}, "--no-such-flag"},
   };
   for (const Case& c : cases) {
