@@ -141,7 +141,7 @@ class Sealer {
     bool live ABSL_GUARDED_BY(mu) = false;    // salt and key were drawn
     // 32 bytes of epoch_keys_, read and written under mu; null if no
     // SecretBuffer could be mapped (then every seal is an epoch of its own).
-    char* key = nullptr;
+    char* key ABSL_GUARDED_BY(mu) ABSL_PT_GUARDED_BY(mu) = nullptr;
   };
   // Copies the slot's salt and key for one more encryption, starting a new
   // epoch first if this one is used up.
