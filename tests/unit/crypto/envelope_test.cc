@@ -15,6 +15,7 @@
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/primitives.h"
 #include "sidecar/crypto/random.h"
+#include "tests/support/fake_clock.h"
 #include "tests/unit/crypto/fake_random.h"
 
 namespace stateside::crypto {
@@ -278,6 +279,37 @@ TEST_F(EnvelopeTest, AnEpochEndsAfterItsCountAndOldEnvelopesStillOpen) {
       absl::StatusOr<Opened> opened = opener->Open(kSession, name, envelopes[i]);
       ASSERT_TRUE(opened.ok()) << i << ": " << opened.status();
       EXPECT_EQ(opened->plaintext, std::to_string(i));
+    }
+  }
+}
+
+TEST_F(EnvelopeTest, AnEpochEndsAfterItsDurationAndOldEnvelopesStillOpen) {
+  testing::FakeClock clock;
+  SealerOptions options;
+  options.epoch_duration = absl::Hours(1);
+  options.clock = &clock;
+  Sealer sealer(keyring_.get(), random_.get(), nullptr, options);
+  auto seal = [&](const std::string& name) {
+    absl::StatusOr<std::string> envelope = sealer.Seal(kSession, name, name);
+    EXPECT_TRUE(envelope.ok()) << envelope.status();
+    return envelope.value_or("");
+  };
+  const std::string first = seal("a");
+  clock.Advance(absl::Hours(1) - absl::Seconds(1));
+  const std::string same_epoch = seal("b");
+  clock.Advance(absl::Seconds(1));
+  const std::string next_epoch = seal("c");
+  const std::string still_next = seal("d");
+  EXPECT_EQ(SaltOf(first), SaltOf(same_epoch));
+  EXPECT_NE(SaltOf(same_epoch), SaltOf(next_epoch)) << "an hour old: a fresh salt";
+  EXPECT_EQ(SaltOf(next_epoch), SaltOf(still_next)) << "the new epoch starts its own hour";
+  Sealer other(keyring_.get(), random_.get());
+  for (const auto& [name, envelope] : std::vector<std::pair<std::string, std::string>>{
+           {"a", first}, {"b", same_epoch}, {"c", next_epoch}, {"d", still_next}}) {
+    for (const Sealer* opener : {&sealer, &other}) {
+      absl::StatusOr<Opened> opened = opener->Open(kSession, name, envelope);
+      ASSERT_TRUE(opened.ok()) << name << ": " << opened.status();
+      EXPECT_EQ(opened->plaintext, name);
     }
   }
 }
