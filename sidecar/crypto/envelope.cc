@@ -249,6 +249,7 @@ absl::Status Sealer::DataKey(const Keyring::Key& key, std::string_view cache_id,
                              bool* cached) const {
   *cached = cache_.Lookup(cache_id, out);
   if (*cached) return absl::OkStatus();
+  open_derivations_.fetch_add(1, std::memory_order_relaxed);
   return HkdfSha256To(key.master, salt, kAeadInfoV2, out, kAes256KeySize);
 }
 

@@ -30,6 +30,7 @@
 #define STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -140,6 +141,12 @@ class Sealer {
 
   const Keyring& keyring() const { return *keyring_; }
 
+  // Version-2 data keys Open derived so far (key cache misses, whether the
+  // envelope then opened or not). Observed by tests.
+  uint64_t open_derivations() const {
+    return open_derivations_.load(std::memory_order_relaxed);
+  }
+
  private:
   // A seal slot's epoch: its salt, its data key and how often it was used.
   // Always under the primary: the keyring never changes under a Sealer (a
@@ -172,6 +179,7 @@ class Sealer {
   SecretBuffer epoch_keys_;  // kSealSlots data keys; wiped on destruction
   mutable std::array<Epoch, kSealSlots> epochs_;
   mutable DerivedKeyCache cache_;
+  mutable std::atomic<uint64_t> open_derivations_{0};
 };
 
 }  // namespace stateside::crypto
