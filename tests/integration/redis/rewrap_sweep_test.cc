@@ -102,6 +102,15 @@ class RewrapSweepTest : public ::testing::Test {
     return last;
   }
 
+  // Runs one pass to its end, which must be "done" without errors.
+  RewrapProgress PassWithoutErrors(RewrapSweep& sweep) {
+    EXPECT_TRUE(sweep.Start().ok());
+    const RewrapProgress done = Finish(sweep);
+    EXPECT_EQ(done.state, "done") << done.last_error;
+    EXPECT_EQ(done.errors, 0u) << done.last_error;
+    return done;
+  }
+
   // n sessions of users u0..u{n-1} with two attributes each, and n opt-outs.
   std::vector<session::Session> Populate(Node& node, int n) {
     std::vector<session::Session> out;
@@ -226,10 +235,7 @@ TEST_F(RewrapSweepTest, AValueUnderThePrimaryThatDoesNotOpenIsUnopenableNotLeft)
 
   std::unique_ptr<Node> node = MakeNode(k1_);
   std::unique_ptr<RewrapSweep> sweep = MakeSweep(*node);
-  ASSERT_TRUE(sweep->Start().ok());
-  const RewrapProgress done = Finish(*sweep);
-  EXPECT_EQ(done.state, "done") << done.last_error;
-  EXPECT_EQ(done.errors, 0u) << done.last_error;
+  const RewrapProgress done = PassWithoutErrors(*sweep);
   ASSERT_EQ(done.keys.count("k1"), 1u);
   EXPECT_EQ(done.keys.at("k1").found, 3u * 4 + 3u);
   EXPECT_EQ(done.keys.at("k1").rewrapped, 0u);
@@ -241,6 +247,19 @@ TEST_F(RewrapSweepTest, AValueUnderThePrimaryThatDoesNotOpenIsUnopenableNotLeft)
   absl::StatusOr<RewrapProgress> saved = sweep->Progress();
   ASSERT_TRUE(saved.ok()) << saved.status();
   EXPECT_THAT(redis::RewrapProgressJson(*saved), ::testing::HasSubstr("\"unopenable\":12"));
+}
+
+// Under an old key the same values are also left: that key's right bytes
+// may still open them, so it must not go.
+TEST_F(RewrapSweepTest, AValueUnderAnOldKeyThatDoesNotOpenIsLeftUnderIt) {
+  // k1 with k2's bytes: what another instance would seal under a bad k1.
+  Populate(*MakeNode(absl::StrCat("k1:", kOtherTestKeyHex)), 2);
+  std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
+  const RewrapProgress done = PassWithoutErrors(*MakeSweep(*rotated));
+  ASSERT_EQ(done.keys.count("k1"), 1u);
+  EXPECT_EQ(done.keys.at("k1").unopenable, 2u * 4 + 2u);
+  EXPECT_EQ(done.keys.at("k1").left, 2u * 4 + 2u);
+  EXPECT_EQ(done.keys.at("k1").rewrapped, 0u);
 }
 
 TEST_F(RewrapSweepTest, AnInterruptedSweepContinuesFromItsSavedCursor) {
