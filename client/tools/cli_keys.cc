@@ -96,12 +96,19 @@ std::string FormatProgress(const Json& p) {
                                  " opt-outs (", U64(p, "unsealed_opt_outs"),
                                  " without a sealed subject), ", U64(p, "conflicts"),
                                  " conflicts, ", U64(p, "errors"), " errors\n");
+  uint64_t unopenable = 0;
   if (p.contains("keys") && p["keys"].is_object()) {
     for (const auto& [id, c] : p["keys"].items()) {
       absl::StrAppend(&out, "  key ", id, ": found ", U64(c, "found"), ", rewrapped ",
                       U64(c, "rewrapped"), ", left ", U64(c, "left"),
                       id == Str(p, "primary") ? " (primary)" : "", "\n");
+      unopenable += U64(c, "unopenable");
     }
+  }
+  if (unopenable > 0) {
+    absl::StrAppend(&out, "  ", unopenable,
+                    " values did not open under their key (tampered, or sealed under other bytes "
+                    "for that key id): they read as not found\n");
   }
   if (!Str(p, "last_error").empty()) absl::StrAppend(&out, "  last error: ", Str(p, "last_error"), "\n");
   if (!Str(p, "note").empty()) absl::StrAppend(&out, "  ", Str(p, "note"), "\n");
@@ -113,8 +120,9 @@ void Print(const Globals& g, const Json& p, std::ostream& out) {
   out.flush();
 }
 
-// OK when the sweep is done, nothing it saw is left under an old key, and
-// it met no error (a key it could not read may hold values under one).
+// OK when the sweep is done, nothing it saw is left under an old key (the
+// primary is none: a value under it that does not open needs no old key),
+// and it met no error (a key it could not read may hold values under one).
 absl::Status Verdict(const Json& p) {
   const std::string state = Str(p, "state");
   if (state == "failed" || state == "interrupted") {
@@ -125,7 +133,9 @@ absl::Status Verdict(const Json& p) {
   if (state != "done") return absl::OkStatus();
   uint64_t left = 0;
   if (p.contains("keys") && p["keys"].is_object()) {
-    for (const auto& [id, c] : p["keys"].items()) left += U64(c, "left");
+    for (const auto& [id, c] : p["keys"].items()) {
+      if (id != Str(p, "primary")) left += U64(c, "left");
+    }
   }
   if (left > 0) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -111,6 +111,12 @@ size_t ThreadSealSlot() {
   return slot;
 }
 
+// The clock of a Sealer given none: lives as long as the process.
+const Clock& SystemClockInstance() {
+  static const SystemClock clock;
+  return clock;
+}
+
 }  // namespace
 
 void KeyMismatches::Set(const std::vector<std::string>& ids) {
@@ -150,6 +156,7 @@ Sealer::Sealer(const Keyring* keyring, RandomSource* random,
       random_(random),
       mismatches_(mismatches),
       options_(options),
+      clock_(options.clock != nullptr ? options.clock : &SystemClockInstance()),
       cache_(options.cached_keys) {
   absl::StatusOr<SecretBuffer> keys =
       SecretBuffer::Allocate(kSealSlots * kAes256KeySize);
@@ -170,8 +177,11 @@ absl::Status Sealer::NextSeal(Epoch& epoch, char* salt, char* key) const {
     return HkdfSha256To(primary.master, std::string_view(salt, kSaltSize),
                         kAeadInfoV2, key, kAes256KeySize);
   }
-  if (!epoch.live || epoch.sealed >= options_.seals_per_epoch) {
+  const absl::Time now = clock_->Now();
+  if (!epoch.live || epoch.sealed >= options_.seals_per_epoch ||
+      now - epoch.began >= options_.epoch_duration) {
     epoch.live = false;
+    epoch.began = now;
     RETURN_IF_ERROR(random_->Fill(epoch.salt.data(), kSaltSize));
     RETURN_IF_ERROR(HkdfSha256To(primary.master,
                                  std::string_view(epoch.salt.data(), kSaltSize),
@@ -239,6 +249,7 @@ absl::Status Sealer::DataKey(const Keyring::Key& key, std::string_view cache_id,
                              bool* cached) const {
   *cached = cache_.Lookup(cache_id, out);
   if (*cached) return absl::OkStatus();
+  open_derivations_.fetch_add(1, std::memory_order_relaxed);
   return HkdfSha256To(key.master, salt, kAeadInfoV2, out, kAes256KeySize);
 }
 

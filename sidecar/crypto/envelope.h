@@ -9,8 +9,10 @@
 // epoch. A Sealer keeps one epoch (a random salt and its key) per seal slot,
 // counts the encryptions under it and draws a fresh salt after
 // SealerOptions::seals_per_epoch (2^24) of them, far below the 2^32
-// random-nonce limit per key of NIST SP 800-38D; every encryption draws a
-// fresh random 96-bit nonce. A new keyring means a new Sealer and so new
+// random-nonce limit per key of NIST SP 800-38D, or once the epoch is
+// SealerOptions::epoch_duration (1 h) old, whichever comes first (so a
+// quiet instance does not write days of values under one salt); every
+// encryption draws a fresh random 96-bit nonce. A new keyring means a new Sealer and so new
 // epochs. Opening looks the data key up in a bounded cache by (key id, salt)
 // (key_cache.h), so the attributes of a session written in one epoch cost
 // one derivation at most, and none once cached.
@@ -28,6 +30,7 @@
 #define STATESIDE_SIDECAR_CRYPTO_ENVELOPE_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,6 +40,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "sidecar/common/clock.h"
 #include "sidecar/crypto/key_cache.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
@@ -82,6 +87,12 @@ struct SealerOptions {
   // below 2^-49 (NIST SP 800-38D asks for at most 2^-32 and allows 2^32
   // encryptions); tests make it small.
   uint64_t seals_per_epoch = uint64_t{1} << 24;
+  // How long one epoch's salt seals at most: the next seal after that draws
+  // a fresh one. Bounds what a shared salt links (docs/SECURITY.md). A
+  // duration <= 0 acts as a fresh epoch per seal.
+  absl::Duration epoch_duration = absl::Hours(1);
+  // The time source of epoch_duration; null means the system clock.
+  const Clock* clock = nullptr;
   // Derived data keys kept for opening (32 bytes each, in a SecretBuffer).
   size_t cached_keys = 4096;
   // 1 seals what earlier releases sealed (a per-message key), which they
@@ -130,6 +141,12 @@ class Sealer {
 
   const Keyring& keyring() const { return *keyring_; }
 
+  // Version-2 data keys Open derived so far (key cache misses, whether the
+  // envelope then opened or not). Observed by tests.
+  uint64_t open_derivations() const {
+    return open_derivations_.load(std::memory_order_relaxed);
+  }
+
  private:
   // A seal slot's epoch: its salt, its data key and how often it was used.
   // Always under the primary: the keyring never changes under a Sealer (a
@@ -139,9 +156,10 @@ class Sealer {
     std::array<char, 16> salt ABSL_GUARDED_BY(mu) = {};
     uint64_t sealed ABSL_GUARDED_BY(mu) = 0;  // encryptions under the key
     bool live ABSL_GUARDED_BY(mu) = false;    // salt and key were drawn
+    absl::Time began ABSL_GUARDED_BY(mu);      // when they were drawn
     // 32 bytes of epoch_keys_, read and written under mu; null if no
     // SecretBuffer could be mapped (then every seal is an epoch of its own).
-    char* key = nullptr;
+    char* key ABSL_GUARDED_BY(mu) ABSL_PT_GUARDED_BY(mu) = nullptr;
   };
   // Copies the slot's salt and key for one more encryption, starting a new
   // epoch first if this one is used up.
@@ -157,9 +175,11 @@ class Sealer {
   RandomSource* const random_;
   const KeyMismatches* const mismatches_;
   const SealerOptions options_;
+  const Clock* const clock_;  // options_.clock or the system clock
   SecretBuffer epoch_keys_;  // kSealSlots data keys; wiped on destruction
   mutable std::array<Epoch, kSealSlots> epochs_;
   mutable DerivedKeyCache cache_;
+  mutable std::atomic<uint64_t> open_derivations_{0};
 };
 
 }  // namespace stateside::crypto

@@ -57,7 +57,8 @@ class DerivedKeyCache {
     absl::flat_hash_map<std::string, uint32_t> slot_of ABSL_GUARDED_BY(mu);
     std::vector<std::string> ids ABSL_GUARDED_BY(mu);  // by slot, "" if free
     uint32_t next ABSL_GUARDED_BY(mu) = 0;  // the slot the next insert takes
-    char* keys = nullptr;  // per_shard_ * 32 bytes of storage_; under mu
+    // per_shard_ * 32 bytes of storage_, read and written under mu.
+    char* keys ABSL_GUARDED_BY(mu) ABSL_PT_GUARDED_BY(mu) = nullptr;
   };
   Shard& ShardOf(std::string_view id) const;
 

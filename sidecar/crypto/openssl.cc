@@ -27,6 +27,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -94,14 +95,16 @@ const EVP_MAC_CTX* HmacSha256Template() {
 // thread and re-keyed by every MAC (EVP_MAC_init with a non-null key starts
 // afresh), so no MAC clones a context — a session read makes five (the
 // cookie's, and HKDF's extract and expand for each envelope). HmacSha256To
-// leaves it keyed with the empty key. Null if the clone failed.
+// leaves it keyed with the empty key. Null if the clone failed; a failure is
+// not kept, the next call tries again.
 EVP_MAC_CTX* ThreadHmacSha256() {
-  thread_local const MacCtx ctx = []() -> MacCtx {
+  thread_local MacCtx ctx;
+  if (ctx == nullptr) {
     const EVP_MAC_CTX* tmpl = HmacSha256Template();
     if (tmpl == nullptr) return nullptr;
     // EVP_MAC_CTX_dup takes a non-const pointer but only reads its argument.
-    return MacCtx(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
-  }();
+    ctx.reset(EVP_MAC_CTX_dup(const_cast<EVP_MAC_CTX*>(tmpl)));
+  }
   return ctx.get();
 }
 
@@ -109,9 +112,12 @@ EVP_MAC_CTX* ThreadHmacSha256() {
 // open re-initialises it with its key and nonce (EVP_*Init_ex2 with the
 // cipher already set skips the provider lookup and allocation). Between calls
 // it holds the expanded key of the last call: ForgetKey replaces it with the
-// expansion of a fixed all-zero key. Null if the context could not be made.
+// expansion of a fixed all-zero key. Null if the context could not be made;
+// a failure is not kept (a thread would fail every seal and open for the rest
+// of its life), the next call tries again.
 EVP_CIPHER_CTX* ThreadAes256Gcm() {
-  thread_local const CipherCtx ctx = []() -> CipherCtx {
+  thread_local CipherCtx ctx;
+  if (ctx == nullptr) {
     const EVP_CIPHER* cipher = Aes256Gcm();
     if (cipher == nullptr) return nullptr;
     CipherCtx made(EVP_CIPHER_CTX_new());
@@ -119,8 +125,8 @@ EVP_CIPHER_CTX* ThreadAes256Gcm() {
         EVP_EncryptInit_ex2(made.get(), cipher, nullptr, nullptr, nullptr) != 1) {
       return nullptr;
     }
-    return made;
-  }();
+    ctx = std::move(made);
+  }
   return ctx.get();
 }
 

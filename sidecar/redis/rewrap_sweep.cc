@@ -100,7 +100,19 @@ void Add(RewrapProgress& into, const RewrapProgress& delta) {
     c.found += counts.found;
     c.rewrapped += counts.rewrapped;
     c.left += counts.left;
+    c.unopenable += counts.unopenable;
   }
+}
+
+// A value that did not open under its (known) key id: tampered, or sealed
+// under other bytes for that id. Not a Redis error, and no reason to keep an
+// old key unless it is under one (the right bytes for that id may open it).
+void CountUnopenable(RewrapProgress& delta, const std::string& kid, const std::string& primary,
+                     std::string error) {
+  RewrapKeyCounts& counts = delta.keys[kid];
+  counts.unopenable += 1;
+  if (kid != primary) counts.left += 1;
+  delta.last_error = std::move(error);
 }
 
 std::string TimeJson(absl::Time t) {
@@ -112,7 +124,7 @@ std::string TimeJson(absl::Time t) {
 std::string RewrapProgressJson(const RewrapProgress& p) {
   nlohmann::json keys = nlohmann::json::object();
   for (const auto& [id, c] : p.keys) {
-    keys[id] = {{"found", c.found}, {"rewrapped", c.rewrapped}, {"left", c.left}};
+    keys[id] = {{"found", c.found}, {"rewrapped", c.rewrapped}, {"left", c.left}, {"unopenable", c.unopenable}};
   }
   return nlohmann::json{{"state", p.state},
                         {"primary", p.primary},
@@ -166,6 +178,7 @@ absl::StatusOr<RewrapProgress> RewrapSweep::Load() {
     else if (absl::StartsWith(f, "found:")) p.keys[f.substr(6)].found = ToU64(v);
     else if (absl::StartsWith(f, "rewrapped:")) p.keys[f.substr(10)].rewrapped = ToU64(v);
     else if (absl::StartsWith(f, "left:")) p.keys[f.substr(5)].left = ToU64(v);
+    else if (absl::StartsWith(f, "unopenable:")) p.keys[f.substr(11)].unopenable = ToU64(v);
   }
   return p;
 }
@@ -181,7 +194,8 @@ absl::Status RewrapSweep::Save(const RewrapProgress& p) {
   for (const auto& [id, c] : p.keys) {
     args.insert(args.end(), {absl::StrCat("found:", id), std::to_string(c.found),
                              absl::StrCat("rewrapped:", id), std::to_string(c.rewrapped),
-                             absl::StrCat("left:", id), std::to_string(c.left)});
+                             absl::StrCat("left:", id), std::to_string(c.left),
+                             absl::StrCat("unopenable:", id), std::to_string(c.unopenable)});
   }
   return client_->Call(RedisCommand(std::move(args))).status();
 }
@@ -383,12 +397,16 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
       return;
     }
     absl::StatusOr<crypto::Opened> opened = sealer_->Open(id, name, env);
-    absl::StatusOr<std::string> sealed =
-        opened.ok() ? sealer_->Seal(id, name, opened->plaintext) : opened.status();
+    if (!opened.ok()) {
+      CountUnopenable(delta, kid, keyring.primary().id,
+                      absl::StrCat("a value of a session under key ", kid, " did not open"));
+      return;
+    }
+    absl::StatusOr<std::string> sealed = sealer_->Seal(id, name, opened->plaintext);
     if (!sealed.ok()) {
       delta.keys[label].left += 1;
       delta.errors += 1;
-      delta.last_error = absl::StrCat("a value of a session under key ", kid, " did not open");
+      delta.last_error = absl::StrCat("a value of a session under key ", kid, " did not reseal");
       return;
     }
     if (field == "m:uenv") {
@@ -427,6 +445,12 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
       absl::StatusOr<std::string> sealed;
       if (!opened.ok()) {
         sealed = opened.status();
+        if (!kid.empty() && keyring.Find(kid) != nullptr) {
+          CountUnopenable(delta, kid, keyring.primary().id,
+                          absl::StrCat("a metadata seal under key ", kid, " did not open"));
+        } else {
+          delta.keys[label].left += 1;
+        }
       } else {
         absl::StatusOr<std::string> plaintext =
             new_user_tag.empty() ? std::move(opened->plaintext)
@@ -436,13 +460,17 @@ void RewrapSweep::VisitSession(const std::string& key, RewrapProgress& delta) {
                                 : plaintext.status();
       }
       if (!sealed.ok()) {
-        delta.keys[label].left += 1;
-        delta.errors += 1;
-        delta.last_error = absl::StrCat("a metadata seal under key ", label, " did not reseal");
+        if (opened.ok()) {
+          delta.keys[label].left += 1;
+          delta.errors += 1;
+          delta.last_error = absl::StrCat("a metadata seal under key ", label, " did not reseal");
+        }
         if (!new_user_tag.empty()) {
           // The user tag may move only with the seal that names it: the
           // session stays as it is, every value of it left.
-          for (const std::string& kid : triple_key_ids) delta.keys[kid].left += 1;
+          for (const std::string& kid : triple_key_ids) {
+            if (kid != keyring.primary().id) delta.keys[kid].left += 1;
+          }
           return;
         }
       } else {
@@ -537,9 +565,8 @@ void RewrapSweep::VisitOptOut(const std::string& key, RewrapProgress& delta) {
   absl::StatusOr<crypto::Opened> subject =
       sealer_->Open(tag, OptOutManager::kSealedSubjectName, sealed_subject);
   if (!subject.ok()) {
-    delta.keys[label].left += 1;
-    delta.errors += 1;
-    delta.last_error = absl::StrCat("an opt-out subject under key ", kid, " did not open");
+    CountUnopenable(delta, kid, keyring.primary().id,
+                    absl::StrCat("an opt-out subject under key ", kid, " did not open"));
     return;
   }
   const std::string new_tag =

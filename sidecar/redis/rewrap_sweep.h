@@ -57,8 +57,14 @@ struct RewrapKeyCounts {
   uint64_t rewrapped = 0;  // moved to the primary
   // Found and still under this key: its id is not in the keyring, it did
   // not open, or Redis failed. Zero for every old key once a sweep is done
-  // means nothing it saw still needs that key.
+  // means nothing it saw still needs that key. Never counted for the
+  // primary: a value under it needs no old key, whatever became of it.
   uint64_t left = 0;
+  // Did not open under this key (tampered, or sealed under other bytes for
+  // the same id): it reads as not found. Under an old key it is also left
+  // (the right bytes for that id may still open it); under the primary it
+  // is only counted here.
+  uint64_t unopenable = 0;
 };
 
 struct RewrapProgress {
@@ -76,7 +82,7 @@ struct RewrapProgress {
   // the sweep cannot re-file them; a read does (OptOutManager::Get).
   uint64_t unsealed_opt_outs = 0;
   uint64_t conflicts = 0;   // a value changed under the sweep: the writer won
-  uint64_t errors = 0;      // values that did not open or Redis failures
+  uint64_t errors = 0;      // Redis failures, malformed values, failed reseals
   std::string last_error;
   double items_per_second = 0;
   std::map<std::string, RewrapKeyCounts> keys;  // by key id
@@ -86,7 +92,8 @@ struct RewrapProgress {
 // arguments and reply); exposed for tests.
 extern const char kRewrapSessionScript[];
 
-// {"state":..., "keys": {"k1": {"found":..,"rewrapped":..,"left":..}}, ...}
+// {"state":..., "keys": {"k1": {"found":..,"rewrapped":..,"left":..,
+// "unopenable":..}}, ...}
 std::string RewrapProgressJson(const RewrapProgress& progress);
 
 class RewrapSweep {

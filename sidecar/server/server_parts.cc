@@ -112,6 +112,7 @@ absl::StatusOr<std::unique_ptr<ServerParts>> BuildParts(
   p.keyring = *std::move(keyring);
   crypto::SealerOptions sealing;
   sealing.seal_version = config.envelope_version;
+  sealing.clock = p.clock;
   p.sealer = std::make_unique<crypto::Sealer>(p.keyring.get(), p.random.get(),
                                              &p.key_mismatches, sealing);
 

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/analytics/opt_out_manager.h"
 #include "sidecar/common/clock.h"
@@ -99,6 +100,15 @@ class RewrapSweepTest : public ::testing::Test {
         },
         absl::Seconds(60)));
     return last;
+  }
+
+  // Runs one pass to its end, which must be "done" without errors.
+  RewrapProgress PassWithoutErrors(RewrapSweep& sweep) {
+    EXPECT_TRUE(sweep.Start().ok());
+    const RewrapProgress done = Finish(sweep);
+    EXPECT_EQ(done.state, "done") << done.last_error;
+    EXPECT_EQ(done.errors, 0u) << done.last_error;
+    return done;
   }
 
   // n sessions of users u0..u{n-1} with two attributes each, and n opt-outs.
@@ -212,6 +222,44 @@ TEST_F(RewrapSweepTest, VersionOneValuesUnderThePrimaryAreResealedAsVersionTwo) 
 
   ASSERT_TRUE(sweep->Start().ok());
   EXPECT_EQ(Finish(*sweep).keys.at("k1").rewrapped, 0u) << "nothing left to reseal";
+}
+
+// A version-1 value under the primary's id that does not open (sealed under
+// other bytes for that id, or tampered) needs no old key: it is counted as
+// unopenable, not as left under the primary and not as a Redis error.
+TEST_F(RewrapSweepTest, AValueUnderThePrimaryThatDoesNotOpenIsUnopenableNotLeft) {
+  crypto::SealerOptions earlier;
+  earlier.seal_version = 1;
+  Populate(*MakeNode(absl::StrCat("k1:", kOtherTestKeyHex), earlier), 3);
+  ASSERT_EQ(SessionFieldVersions(), (std::map<int, int>{{1, 3 * 4}}));
+
+  std::unique_ptr<Node> node = MakeNode(k1_);
+  std::unique_ptr<RewrapSweep> sweep = MakeSweep(*node);
+  const RewrapProgress done = PassWithoutErrors(*sweep);
+  ASSERT_EQ(done.keys.count("k1"), 1u);
+  EXPECT_EQ(done.keys.at("k1").found, 3u * 4 + 3u);
+  EXPECT_EQ(done.keys.at("k1").rewrapped, 0u);
+  EXPECT_EQ(done.keys.at("k1").unopenable, 3u * 4);
+  EXPECT_EQ(done.keys.at("k1").left, 0u);
+  EXPECT_THAT(done.last_error, ::testing::HasSubstr("did not open"));
+  EXPECT_EQ(SessionFieldVersions(), (std::map<int, int>{{1, 3 * 4}})) << "nothing resealed";
+  // The count is saved with the rest and reported.
+  absl::StatusOr<RewrapProgress> saved = sweep->Progress();
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_THAT(redis::RewrapProgressJson(*saved), ::testing::HasSubstr("\"unopenable\":12"));
+}
+
+// Under an old key the same values are also left: that key's right bytes
+// may still open them, so it must not go.
+TEST_F(RewrapSweepTest, AValueUnderAnOldKeyThatDoesNotOpenIsLeftUnderIt) {
+  // k1 with k2's bytes: what another instance would seal under a bad k1.
+  Populate(*MakeNode(absl::StrCat("k1:", kOtherTestKeyHex)), 2);
+  std::unique_ptr<Node> rotated = MakeNode(k2_k1_);
+  const RewrapProgress done = PassWithoutErrors(*MakeSweep(*rotated));
+  ASSERT_EQ(done.keys.count("k1"), 1u);
+  EXPECT_EQ(done.keys.at("k1").unopenable, 2u * 4 + 2u);
+  EXPECT_EQ(done.keys.at("k1").left, 2u * 4 + 2u);
+  EXPECT_EQ(done.keys.at("k1").rewrapped, 0u);
 }
 
 TEST_F(RewrapSweepTest, AnInterruptedSweepContinuesFromItsSavedCursor) {

@@ -263,6 +263,31 @@ TEST_F(StatesidectlLifecycleTest, KeysRewrapFailsWhileAnythingIsLeftUnderAnOldKe
   EXPECT_THAT(r.err, HasSubstr("3 values are still under old keys"));
 }
 
+// Values under the primary that did not open are reported on their own
+// line and hold nothing under an old key: the keys may go. A sidecar that
+// counted them as left under the primary gets the same verdict.
+TEST_F(StatesidectlLifecycleTest, KeysRewrapDoesNotBlameOldKeysForUnopenableValuesUnderThePrimary) {
+  for (const int primary_left : {0, 2}) {
+    const std::string body =
+        nlohmann::json{{"state", "done"},
+                       {"primary", "k2"},
+                       {"errors", 0},
+                       {"keys",
+                        {{"k1", {{"found", 4}, {"rewrapped", 4}, {"left", 0}}},
+                         {"k2",
+                          {{"found", 5}, {"rewrapped", 3}, {"left", primary_left},
+                           {"unopenable", 2}}}}}}
+            .dump();
+    TinyHttpServer server(absl::StrCat("HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n",
+                                       "Content-Length: ", body.size(), "\r\n\r\n", body));
+    const Result r = Run({"keys", "rewrap", "--admin", server.address()});
+    EXPECT_EQ(r.exit_status, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("  2 values did not open under their key (tampered, or sealed "
+                                 "under other bytes for that key id): they read as not found\n"));
+    EXPECT_THAT(r.err, ::testing::Not(HasSubstr("old keys")));
+  }
+}
+
 TEST_F(StatesidectlLifecycleTest, KeysStatusGetsTheReportAndARefusalIsExitOne) {
   TinyHttpServer server(RewrapReply("running", 0));
   const Result r = Run({"--json", "keys", "status", "--admin", server.address()});

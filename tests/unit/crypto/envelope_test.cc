@@ -11,10 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/primitives.h"
 #include "sidecar/crypto/random.h"
+#include "tests/support/fake_clock.h"
 #include "tests/unit/crypto/fake_random.h"
 
 namespace stateside::crypto {
@@ -184,6 +186,23 @@ TEST_F(EnvelopeTest, VersionOneEnvelopesStillOpen) {
   }
 }
 
+// A version-1 envelope as an earlier release stored it (key "old" = 32 bytes
+// of 'b', salt 16 x 0x33, nonce 12 x 0x44, at (kSession, "cart")): stored
+// values must keep opening, whatever the code that builds them becomes.
+TEST_F(EnvelopeTest, AStoredVersionOneEnvelopeKeepsOpening) {
+  const std::string v1 = absl::HexStringToBytes(
+      "0103" "6f6c64"                            // version 1, key id "old"
+      "33333333333333333333333333333333"         // salt
+      "444444444444444444444444"                 // nonce
+      "a04bf77371ea"                             // "legacy", encrypted
+      "c610229b4f166bc52bb50a982eb9653f");       // tag
+  EXPECT_EQ(Sealer::VersionOf(v1), 1);
+  absl::StatusOr<Opened> opened = sealer_.Open(kSession, "cart", v1);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->plaintext, "legacy");
+  EXPECT_EQ(opened->key_id, "old");
+}
+
 TEST_F(EnvelopeTest, SealVersionOneWritesWhatEarlierReleasesWrote) {
   CountingRandom counting;
   SealerOptions options;
@@ -234,8 +253,6 @@ TEST_F(EnvelopeTest, TamperingWithAnyFieldFails) {
   ct[ciphertext + 3] = static_cast<char>(ct[ciphertext + 3] ^ 0x20);
   EXPECT_EQ(FailureOf(ct), OpenFailure::kAuthFailed);
   EXPECT_EQ(FailureOf(with(tag, std::string(16, '\0'))), OpenFailure::kAuthFailed);
-  // And the untouched one still opens (the cache holds nothing wrong).
-  EXPECT_TRUE(sealer_.Open(kSession, "cart", envelope).ok());
 }
 
 std::string SaltOf(std::string_view envelope) {
@@ -282,6 +299,37 @@ TEST_F(EnvelopeTest, AnEpochEndsAfterItsCountAndOldEnvelopesStillOpen) {
   }
 }
 
+TEST_F(EnvelopeTest, AnEpochEndsAfterItsDurationAndOldEnvelopesStillOpen) {
+  testing::FakeClock clock;
+  SealerOptions options;
+  options.epoch_duration = absl::Hours(1);
+  options.clock = &clock;
+  Sealer sealer(keyring_.get(), random_.get(), nullptr, options);
+  auto seal = [&](const std::string& name) {
+    absl::StatusOr<std::string> envelope = sealer.Seal(kSession, name, name);
+    EXPECT_TRUE(envelope.ok()) << envelope.status();
+    return envelope.value_or("");
+  };
+  const std::string first = seal("a");
+  clock.Advance(absl::Hours(1) - absl::Seconds(1));
+  const std::string same_epoch = seal("b");
+  clock.Advance(absl::Seconds(1));
+  const std::string next_epoch = seal("c");
+  const std::string still_next = seal("d");
+  EXPECT_EQ(SaltOf(first), SaltOf(same_epoch));
+  EXPECT_NE(SaltOf(same_epoch), SaltOf(next_epoch)) << "an hour old: a fresh salt";
+  EXPECT_EQ(SaltOf(next_epoch), SaltOf(still_next)) << "the new epoch starts its own hour";
+  Sealer other(keyring_.get(), random_.get());
+  for (const auto& [name, envelope] : std::vector<std::pair<std::string, std::string>>{
+           {"a", first}, {"b", same_epoch}, {"c", next_epoch}, {"d", still_next}}) {
+    for (const Sealer* opener : {&sealer, &other}) {
+      absl::StatusOr<Opened> opened = opener->Open(kSession, name, envelope);
+      ASSERT_TRUE(opened.ok()) << name << ": " << opened.status();
+      EXPECT_EQ(opened->plaintext, name);
+    }
+  }
+}
+
 TEST_F(EnvelopeTest, EachSealerDrawsItsOwnEpoch) {
   // A new keyring (rotation) means a new Sealer: a new epoch, never the
   // salt of another one.
@@ -315,6 +363,41 @@ TEST_F(EnvelopeTest, EvictedKeysAreDerivedAgainAndStillOpenCorrectly) {
       EXPECT_EQ(FailureOf(envelopes[i], kSession, "role"), OpenFailure::kAuthFailed);
     }
   }
+}
+
+TEST_F(EnvelopeTest, ASealersOwnEpochOpensWithoutADerivation) {
+  const std::string envelope = MustSeal(kSession, "cart", "mine");
+  ASSERT_TRUE(sealer_.Open(kSession, "cart", envelope).ok());
+  EXPECT_EQ(sealer_.open_derivations(), 0u) << "cached when the epoch was drawn";
+  // Another instance derives it once, then has it cached.
+  Sealer other(keyring_.get(), random_.get());
+  ASSERT_TRUE(other.Open(kSession, "cart", envelope).ok());
+  ASSERT_TRUE(other.Open(kSession, "cart", envelope).ok());
+  EXPECT_EQ(other.open_derivations(), 1u);
+}
+
+// Forged envelopes aimed at the cache shard of a real epoch (same key id,
+// salts ending in the same byte, so the same shard) cost a derivation each
+// but are never cached: the verified key stays, and the real epoch's next
+// open derives nothing.
+TEST_F(EnvelopeTest, ForgedEnvelopesNeverEvictAVerifiedKey) {
+  SealerOptions options;
+  options.cached_keys = 2 * DerivedKeyCache::kShards;  // two keys per shard
+  Sealer sealer(keyring_.get(), random_.get(), nullptr, options);
+  absl::StatusOr<std::string> genuine = sealer.Seal(kSession, "cart", "real");
+  ASSERT_TRUE(genuine.ok()) << genuine.status();
+  const size_t salt_at = 2 + 7;
+  for (int i = 0; i < 100; ++i) {
+    std::string forged = *genuine;
+    // Another salt each time, with the same last byte: the same shard.
+    forged[salt_at] = static_cast<char>(forged[salt_at] ^ (i + 1));
+    EXPECT_FALSE(sealer.Open(kSession, "cart", forged).ok());
+  }
+  EXPECT_EQ(sealer.open_derivations(), 100u) << "each forgery costs one derivation";
+  absl::StatusOr<Opened> opened = sealer.Open(kSession, "cart", *genuine);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->plaintext, "real");
+  EXPECT_EQ(sealer.open_derivations(), 100u) << "the verified key is still cached";
 }
 
 TEST_F(EnvelopeTest, AFailedRotationIsRetriedByTheNextSeal) {
