@@ -12,10 +12,12 @@
 //
 // Scopes nest: only the outermost runs the actions. An action deferred while
 // they run (by an action itself) runs in the same pass. Thread-local: a
-// completion on another thread sees no scope and acts at once.
+// completion on another thread sees no scope and acts at once. An action
+// must not throw (it runs in a destructor).
 #ifndef STATESIDE_SIDECAR_COMMON_COMPLETION_BATCH_H_
 #define STATESIDE_SIDECAR_COMMON_COMPLETION_BATCH_H_
 
+#include <cassert>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -47,9 +49,11 @@ class CompletionBatch {
   // Whether this thread is inside a scope: Defer would keep the action.
   static bool Open() { return State().depth > 0; }
 
-  // Keeps `action` for the end of this thread's outermost scope. Call it only
-  // when Open().
+  // Keeps `action` for the end of this thread's outermost scope.
+  // REQUIRES: Open() (without a scope the action would wait for some later,
+  // unrelated one).
   static void Defer(absl::AnyInvocable<void()> action) {
+    assert(Open());
     State().actions.push_back(std::move(action));
   }
 

@@ -389,7 +389,10 @@ TEST(RedisFakeServerTest, TheRepliesOfOneReadCompleteInOneBatch) {
                             FakeRedisServer::Bulk("c");
     return "";
   }));
-  auto client = Connect(server.url());
+  // A's reply waits for C's command: a command timeout must not fire first.
+  RedisOptions options = Fast();
+  options.command_timeout = absl::Seconds(10);
+  auto client = Connect(server.url(), options);
   ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
   absl::Mutex mu;
   std::string log;
@@ -409,7 +412,7 @@ TEST(RedisFakeServerTest, TheRepliesOfOneReadCompleteInOneBatch) {
     });
   }
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(&done));
+  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(20))) << log;
   EXPECT_EQ(log, "abc end");
 }
 
