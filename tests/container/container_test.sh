@@ -235,13 +235,16 @@ step "the cart read back by $other (pods seen: ${!seen[*]})"
 # that, and this load comes from one address (the Podman bridge's), as fast
 # as curl goes on an idle machine.
 load() {
-  local i=0 code instance jar="" item now
+  local i=0 code instance jar="" item now pause
+  # EPOCHREALTIME (bash 5) with "." as its decimal mark: microseconds.
+  local LC_ALL=C
   local end=$((SECONDS + 300)) next_us="${EPOCHREALTIME/./}"
   while [[ ! -e "$tmp/stop" ]] && ((SECONDS < end)); do
     # 25 ms from the previous request's start; a slow one is not caught up.
     now="${EPOCHREALTIME/./}"
     if ((now < next_us)); then
-      sleep "$(printf '0.%06d' $((next_us - now)))"
+      printf -v pause '%d.%06d' $(((next_us - now) / 1000000)) $(((next_us - now) % 1000000))
+      sleep "$pause"
       now="$next_us"
     fi
     next_us=$((now + 25000))
