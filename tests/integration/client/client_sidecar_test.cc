@@ -528,6 +528,9 @@ TEST_P(ClientSidecarTest, RealtimeAndLogoutAsyncFormsAnswerAsTheBlockingOnes) {
 
   ASSERT_TRUE(client_->CreateSession(user).ok());
   ASSERT_TRUE(client_->CreateSession(user).ok());
+  // close_connections is carried: the user's connection is told to close.
+  auto sub = client_->Subscribe();
+  ASSERT_TRUE(sub.ok()) << sub.status();
   LogoutOptions logout;
   logout.close_connections = true;
   std::promise<absl::StatusOr<uint32_t>> destroyed;
@@ -536,6 +539,15 @@ TEST_P(ClientSidecarTest, RealtimeAndLogoutAsyncFormsAnswerAsTheBlockingOnes) {
   });
   EXPECT_EQ(destroyed.get_future().get().value_or(0), 2u);
   EXPECT_TRUE(ListIds(user).empty());
+  bool closed = false;
+  while (!closed) {
+    absl::StatusOr<RealtimeEvent> event = (*sub)->Next(absl::Seconds(10));
+    ASSERT_TRUE(event.ok()) << "no stateside.close: " << event.status();
+    const Delivery* delivery = std::get_if<Delivery>(&*event);
+    if (delivery == nullptr || delivery->event != "stateside.close") continue;
+    EXPECT_THAT(delivery->conn_ids, ::testing::ElementsAre(conn));
+    closed = true;
+  }
   EXPECT_TRUE(client_->UnregisterConnection(conn).value_or(false));
 }
 
