@@ -387,18 +387,19 @@ absl::StatusOr<std::unique_ptr<HmacSha256Key>> HmacSha256Key::Create(
   // afresh, or no cookie would verify.
   static constexpr std::string_view kProbe = "stateside hmac self-test";
   char fresh[kSha256Size], keyed[kSha256Size];
-  for (int i = 0; i < 2; ++i) {
-    absl::Status status = made->MacTo({kProbe}, keyed);
-    if (status.ok()) status = HmacSha256To(key, {kProbe}, fresh);
-    if (!status.ok()) return status;
-    const bool same = CRYPTO_memcmp(fresh, keyed, kSha256Size) == 0;
-    OPENSSL_cleanse(fresh, sizeof(fresh));
-    OPENSSL_cleanse(keyed, sizeof(keyed));
-    if (!same) {
-      return absl::InternalError(
-          "HMAC-SHA256: this OpenSSL does not restart a keyed MAC (3.0.3 or "
-          "later is needed)");
-    }
+  absl::Status status = HmacSha256To(key, {kProbe}, fresh);
+  bool same = status.ok();
+  for (int i = 0; i < 2 && same; ++i) {
+    status = made->MacTo({kProbe}, keyed);
+    same = status.ok() && CRYPTO_memcmp(fresh, keyed, kSha256Size) == 0;
+  }
+  OPENSSL_cleanse(fresh, sizeof(fresh));
+  OPENSSL_cleanse(keyed, sizeof(keyed));
+  if (!status.ok()) return status;
+  if (!same) {
+    return absl::InternalError(
+        "HMAC-SHA256: this OpenSSL does not restart a keyed MAC (3.0.3 or "
+        "later is needed)");
   }
   return made;
 }
