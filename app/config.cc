@@ -196,9 +196,12 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
   if (flag == "public-origins") return ParseOrigins(spec, value, config);
   if (flag == "max-connections" || flag == "max-queued-requests") {
     // A request has one sidecar call in flight at a time: more queued
-    // requests than the client's stream holds (ClientOptions::
-    // max_calls_per_stream, 4096) would meet its RESOURCE_EXHAUSTED.
-    auto n = ParseInt(spec, value, 1, flag == "max-connections" ? 1000000 : 4096);
+    // requests than the client's stream holds (the app keeps the client's
+    // default max_calls_per_stream) would meet its RESOURCE_EXHAUSTED.
+    const int64_t max = flag == "max-connections"
+                            ? 1000000
+                            : stateside::ClientOptions().max_calls_per_stream;
+    auto n = ParseInt(spec, value, 1, max);
     if (!n.ok()) return n.status();
     (flag == "max-connections" ? config.max_connections : config.max_queued_requests) =
         static_cast<size_t>(*n);
