@@ -167,8 +167,9 @@ void AddKeyCommands(CLI::App& app, const Globals& g, Action& action) {
   };
   auto* rewrap = keys->add_subcommand(
       "rewrap",
-      "start or continue the sidecar's rewrap sweep (sessions and opt-outs under old keys move "
-      "to the primary) and follow it until done; exit 1 if anything is left under an old key");
+      "start or continue the sidecar's rewrap sweep (sessions and opt-outs under old keys, and "
+      "version-1 envelopes under any key, are resealed under the primary) and follow it until "
+      "done; exit 1 if anything is left under an old key");
   add_common(rewrap);
   rewrap->add_option("--rate", a->rate, "keys visited per second (default: the sidecar's, 500)")
       ->check(CLI::Range(1.0, 100000.0));
