@@ -51,6 +51,10 @@ struct RedisChangeRelay::Gate {
 
   // Publishes `frame`, holds it back or suppresses it.
   static void Offer(const std::shared_ptr<Gate>& gate, std::string frame);
+  // Whether a frame offered now would be suppressed (counted as such if
+  // so): the relay then neither encodes nor seals it. A frame that is not
+  // goes to Offer, which decides again.
+  bool Suppressed();
 
   RedisClient* const client;
   const std::string channel;
@@ -93,6 +97,15 @@ void RedisChangeRelay::Gate::Offer(const std::shared_ptr<Gate>& gate, std::strin
     }
   }
   Publish(gate, std::move(frame), probe, now);
+}
+
+bool RedisChangeRelay::Gate::Suppressed() {
+  if (quiet_until.load() == 0) return false;
+  const int64_t now = SteadyNanos();
+  absl::MutexLock lock(&mu);
+  if (quiet_until.load() == 0 || probing || now >= quiet_until.load()) return false;
+  counters->suppressed.fetch_add(1);
+  return true;
 }
 
 void RedisChangeRelay::Gate::Publish(const std::shared_ptr<Gate>& gate, std::string frame,
@@ -231,6 +244,9 @@ RedisChangeRelay::~RedisChangeRelay() {
 }
 
 void RedisChangeRelay::Send(const session::SessionChange& change) {
+  // Nobody listens: most changes stop here, before the encoding and the
+  // seal (a random nonce and an AEAD each) they would cost for nothing.
+  if (gate_->Suppressed()) return;
   absl::StatusOr<std::string> sealed =
       sealer_->Seal(kSealPlace, channel_, session::EncodeChange(change));
   if (!sealed.ok()) {

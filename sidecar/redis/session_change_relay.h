@@ -18,11 +18,12 @@
 //
 // Publishing is gated on someone listening: PUBLISH/SPUBLISH answer how
 // many subscribers received the frame, and after one that reached none the
-// relay stops publishing for kPublishHoldOff (counted as suppressed), then
-// sends one frame as a probe (the others meanwhile held back until it is
-// answered: published after it if it reached someone, suppressed with it if
-// not, lost with it if it failed). So a Redis nobody watches on carries about one frame per hold-off
-// instead of one per change.
+// relay stops publishing for kPublishHoldOff (counted as suppressed; such a
+// change is not even encoded and sealed), then sends one frame as a probe
+// (the others meanwhile held back until it is answered: published after it
+// if it reached someone, suppressed with it if not, lost with it if it
+// failed). So a Redis nobody watches on carries about one frame per
+// hold-off instead of one per change.
 //
 // At most once: a change published while a subscription is down is lost;
 // the loss window is reported to the feed (OnRemoteLost) once the
