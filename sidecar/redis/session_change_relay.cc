@@ -191,9 +191,9 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   };
   // The window is reported once restored (the subscriber's connection, with
   // every wanted channel subscribed again).
-  callbacks.on_down = [self](absl::Time) { self->confirmed_.store(false); };
+  callbacks.on_down = [self](absl::Time) { self->confirmed_.store(0); };
   callbacks.on_restored = [self](absl::Time since, absl::Time until) {
-    if (self->subscribing_.load()) self->confirmed_.store(true);
+    if (self->subscribing_.load()) self->confirmed_.store(self->generation_.load());
     self->Confirmed(since, until);
   };
   if (client->options().topology == RedisTopology::kCluster) {
@@ -208,8 +208,8 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
 }
 
 std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
-  bool first = false;
-  if (!subscribing_.compare_exchange_strong(first, true)) {
+  absl::MutexLock lock(&sub_mu_);
+  if (subscribing_.load()) {
     // Subscribed already (or about to be: that confirmation reports to this
     // watcher too). A window reported before it was added may still be open.
     const absl::Time now = absl::Now();
@@ -221,13 +221,28 @@ std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
   // watchers are told of that window as of a lost subscription. Not in a
   // session yet (UNAVAILABLE): the subscriber subscribes the wanted channel
   // once connected, and on_restored reports the window since its start.
+  subscribing_.store(true);
+  const uint64_t generation = generation_.fetch_add(1) + 1;
   const absl::Time since = absl::Now();
-  subscriber_->Subscribe({channel_}, [this, since](absl::Status status) {
-    if (!status.ok()) return;
-    confirmed_.store(true);
+  subscriber_->Subscribe({channel_}, [this, since, generation](absl::Status status) {
+    if (!status.ok() || generation_.load() != generation) return;
+    confirmed_.store(generation);
     Confirmed(since, absl::Now());
   });
   return std::nullopt;  // the window is reported once the subscription is confirmed
+}
+
+void RedisChangeRelay::Unwatched() {
+  absl::MutexLock lock(&sub_mu_);
+  // A watcher added since is served by the subscription as it is.
+  if (!subscribing_.load() || feed_->watchers() > 0) return;
+  subscribing_.store(false);
+  generation_.fetch_add(1);
+  confirmed_.store(0);
+  // Its own frames no longer reach it: with nobody else listening, every
+  // instance's publish gate closes. The next watcher subscribes again and
+  // starts with the window until that is confirmed (Watched).
+  subscriber_->Unsubscribe({channel_});
 }
 
 void RedisChangeRelay::Confirmed(absl::Time since, absl::Time at) {

@@ -46,6 +46,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/redis/redis_client.h"
@@ -69,10 +70,12 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
 
   // Returns at once; the feed's relay is this one until the destructor. It
   // publishes every change of this instance, and subscribes to the others'
-  // from the feed's first watcher on (an instance nobody ever watches on
-  // does not receive and open every instance's changes): the subscription
-  // is made in the background, the window until it is confirmed reported to
-  // the watchers as a loss.
+  // while the feed has a watcher (an instance nobody watches on does not
+  // receive and open every instance's changes, and its own frames reaching
+  // it would keep every instance's publish gate open): the subscription is
+  // made in the background when a watcher is added to a feed that had none,
+  // the window until it is confirmed reported to the watchers as a loss,
+  // and dropped when the last watcher is removed.
   static absl::StatusOr<std::unique_ptr<RedisChangeRelay>> Create(
       RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,
       std::string_view prefix);
@@ -84,10 +87,14 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
 
   void Send(const session::SessionChange& change) override;
   std::optional<session::ChangeGap> Watched() override;
+  void Unwatched() override;
 
-  // The channel's subscription (made from the first watcher on) is up and
-  // confirmed.
-  bool subscribed() const { return confirmed_.load() && subscriber_->connected(); }
+  // The channel's subscription (made while the feed has a watcher) is up
+  // and confirmed.
+  bool subscribed() const {
+    return subscribing_.load() && confirmed_.load() == generation_.load() &&
+           subscriber_->connected();
+  }
   const std::string& channel() const { return channel_; }
   ChangeRelayStats stats() const;
   // A publish reached no subscriber: publishing is held off (or probing).
@@ -120,10 +127,17 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   const std::shared_ptr<Gate> gate_;
   std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
 
-  // Set once, by the first watcher: the channel is wanted from then on.
+  // Orders the subscription's changes (Watched, Unwatched).
+  absl::Mutex sub_mu_;
+  // The channel is wanted: from a watcher added to a feed that had none
+  // until the last is removed. Written under sub_mu_.
   std::atomic<bool> subscribing_{false};
-  // Its SUBSCRIBE was confirmed on the current connection.
-  std::atomic<bool> confirmed_{false};
+  // Counts the subscriptions wanted and dropped (written under sub_mu_): a
+  // confirmation of one dropped since is ignored.
+  std::atomic<uint64_t> generation_{0};
+  // The generation whose SUBSCRIBE was confirmed on the current
+  // connection; 0: none.
+  std::atomic<uint64_t> confirmed_{0};
   // Until when (Unix ns) the last confirmation's loss window reaches.
   std::atomic<int64_t> lost_until_{0};
 };

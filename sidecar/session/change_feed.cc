@@ -96,8 +96,15 @@ std::shared_ptr<ChangeWatcher> ChangeFeed::AddWatcher(uint32_t kinds,
 }
 
 void ChangeFeed::RemoveWatcher(const std::shared_ptr<ChangeWatcher>& watcher) {
-  absl::MutexLock lock(&mu_);
-  watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+  bool last = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const size_t before = watchers_.size();
+    watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
+    last = watchers_.empty() && before > 0;  // it was there, and the last
+  }
+  if (!last) return;
+  if (Relay* relay = relay_.load(); relay != nullptr) relay->Unwatched();
 }
 
 void ChangeFeed::Shutdown() {

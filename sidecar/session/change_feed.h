@@ -100,6 +100,10 @@ class ChangeFeed final : public SessionChanges {
     // reaching into the future, in which the other instances' changes may
     // still be missing (one already reported to the watchers there were).
     virtual std::optional<ChangeGap> Watched() { return std::nullopt; }
+    // The last watcher was removed (called without the feed's lock; one
+    // may have been added again since, which the relay reads off
+    // watchers()). A relay may stop receiving until the next Watched.
+    virtual void Unwatched() {}
   };
 
   // Changes a watcher's queue holds before it drops.
@@ -125,6 +129,8 @@ class ChangeFeed final : public SessionChanges {
   // its queue is born closed. Its queue starts with the relay's loss still
   // open, if any (Relay::Watched).
   std::shared_ptr<ChangeWatcher> AddWatcher(uint32_t kinds, std::function<void()> wake);
+  // Removes a watcher; the relay is told when it was the last
+  // (Relay::Unwatched).
   void RemoveWatcher(const std::shared_ptr<ChangeWatcher>& watcher);
   // Closes every queue (streams end once drained); later watchers are born
   // closed.

@@ -6,7 +6,9 @@
 // keyring (what a Redis writer could publish) is dropped. With nobody
 // subscribed, publishing holds off (about one frame per hold-off), and a
 // watcher that subscribes meanwhile starts with a gap reaching past the
-// hold-off and gets every change made after it.
+// hold-off and gets every change made after it. An instance whose last
+// watcher leaves unsubscribes, so publishing holds off again, and its next
+// watcher starts with its own gap.
 #include "sidecar/redis/session_change_relay.h"
 
 #include <cmath>
@@ -123,6 +125,16 @@ class SessionChangeRelayTest : public ::testing::TestWithParam<Topology> {
     return total;
   }
 
+  // Redis's own count of the relay channel's subscribers (a shard
+  // channel's, on the slot's master), asked through `via`'s client.
+  int64_t Subscribers(const Instance& via) const {
+    const bool sharded = GetParam() == Topology::kCluster;
+    auto reply = via.client->Call(redis::RedisCommand(
+        {"PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", via.relay->channel()}));
+    if (!reply.ok() || reply->elements.size() != 2) return -1;
+    return reply->elements[1].integer;
+  }
+
   static SessionChange Updated(std::string session_id) {
     SessionChange change;
     change.kind = ChangeKind::kUpdated;
@@ -214,15 +226,7 @@ TEST_P(SessionChangeRelayTest, OnlyAnInstanceWithAWatcherSubscribes) {
   std::unique_ptr<Instance> b = Start("pod-b");
   ASSERT_NE(b, nullptr);
   (void)Next(*b->watcher);  // b's first subscription's gap
-  // Redis's own count of the channel's subscribers (a shard channel's, on
-  // the slot's master).
-  const auto subscribers = [&]() -> int64_t {
-    const bool sharded = GetParam() == Topology::kCluster;
-    auto reply = a->client->Call(redis::RedisCommand(
-        {"PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", a->relay->channel()}));
-    if (!reply.ok() || reply->elements.size() != 2) return -1;
-    return reply->elements[1].integer;
-  };
+  const auto subscribers = [&] { return Subscribers(*a); };
   EXPECT_EQ(subscribers(), 1) << "b only";
   EXPECT_FALSE(a->relay->subscribed());
 
@@ -353,6 +357,72 @@ TEST_P(SessionChangeRelayTest, AWatcherThatSubscribesDuringAHoldOffStartsWithIts
   EXPECT_EQ(std::vector<std::string>(seen.end() - after_gap.size(), seen.end()), after_gap);
   EXPECT_FALSE(a->relay->holding_off());
   b->feed->RemoveWatcher(late);
+}
+
+// The subscription lasts while there is a watcher: when the last one of an
+// instance leaves, it unsubscribes (its own frames no longer come back to
+// it), so with no watcher left anywhere every instance's publishing holds
+// off again; a watcher added later subscribes it again and starts with the
+// window until then (reaching a hold-off past the confirmation) as its gap,
+// and gets every change made after it.
+TEST_P(SessionChangeRelayTest, TheLastWatcherLeavingUnsubscribesAndTheNextStartsWithItsGap) {
+  std::unique_ptr<Instance> b = Start("pod-b");
+  std::unique_ptr<Instance> a = Start("pod-a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (Instance* i : {a.get(), b.get()}) (void)Next(*i->watcher);  // the first gaps
+  EXPECT_EQ(Subscribers(*a), 2);
+
+  // A second watcher on a: its first one leaving is not the last.
+  std::shared_ptr<session::ChangeWatcher> second = a->feed->AddWatcher(0, [] {});
+  a->feed->RemoveWatcher(a->watcher);
+  EXPECT_TRUE(a->relay->subscribed());
+  a->feed->RemoveWatcher(second);
+  EXPECT_FALSE(a->relay->subscribed());
+  b->feed->RemoveWatcher(b->watcher);
+  EXPECT_FALSE(b->relay->subscribed());
+  ASSERT_TRUE(WaitFor([&] { return Subscribers(*a) == 0; }, absl::Seconds(10)))
+      << Subscribers(*a);
+
+  // Nobody listens: each instance's next publish reaches nobody and closes
+  // its gate; what follows within the hold-off is suppressed.
+  a->feed->OnChange(Updated("unwatched-a"));
+  b->feed->OnChange(Updated("unwatched-b"));
+  ASSERT_TRUE(WaitFor([&] { return a->relay->holding_off() && b->relay->holding_off(); },
+                      absl::Seconds(10)));
+  const uint64_t suppressed = b->relay->stats().suppressed;
+  b->feed->OnChange(Updated("suppressed"));
+  EXPECT_EQ(b->relay->stats().suppressed, suppressed + 1);
+
+  const absl::Time added = absl::Now();
+  a->watcher = a->feed->AddWatcher(0, [] {});
+  ASSERT_TRUE(WaitFor([&] { return a->relay->subscribed(); }, absl::Seconds(20)));
+  EXPECT_EQ(Subscribers(*a), 1);
+  const ChangeItem first = Next(*a->watcher);
+  ASSERT_TRUE(first.gap.has_value()) << "the first event is the gap";
+  EXPECT_EQ(first.gap->reason, session::ChangeGap::Reason::kRemoteLost);
+  EXPECT_GE(first.gap->from, added);
+  EXPECT_GE(first.gap->to - first.gap->from, redis::RedisChangeRelay::kPublishHoldOff);
+
+  // b, holding off, publishes again from its next probe on: a change made
+  // after the gap arrives.
+  std::string last;
+  for (int i = 0; absl::Now() < first.gap->to + absl::Milliseconds(300); ++i) {
+    last = absl::StrCat("c", i);
+    b->feed->OnChange(Updated(last));
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  std::vector<std::string> seen;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        while (std::optional<ChangeItem> item = a->watcher->Pop()) {
+          if (item->change != nullptr) seen.push_back(item->change->session_id);
+        }
+        return !seen.empty() && seen.back() == last;
+      },
+      absl::Seconds(10)))
+      << seen.size() << " seen";
+  EXPECT_FALSE(b->relay->holding_off());
 }
 
 INSTANTIATE_TEST_SUITE_P(Topologies, SessionChangeRelayTest,

@@ -103,9 +103,30 @@ class RecordingRelay final : public ChangeFeed::Relay {
  public:
   void Send(const SessionChange& change) override { sent.push_back(change.session_id); }
   std::optional<ChangeGap> Watched() override { return open_loss; }
+  void Unwatched() override { ++unwatched; }
   std::vector<std::string> sent;
   std::optional<ChangeGap> open_loss;
+  int unwatched = 0;
 };
+
+// The relay hears of the last watcher leaving, once, and of no other.
+TEST_F(ChangeFeedTest, TheRelayIsToldWhenTheLastWatcherLeaves) {
+  ChangeFeed feed("pod-a", &clock_);
+  RecordingRelay relay;
+  feed.SetRelay(&relay);
+  auto first = feed.AddWatcher(0, [] {});
+  auto second = feed.AddWatcher(0, [] {});
+  feed.RemoveWatcher(first);
+  EXPECT_EQ(relay.unwatched, 0);
+  feed.RemoveWatcher(second);
+  EXPECT_EQ(relay.unwatched, 1);
+  feed.RemoveWatcher(second);  // not a watcher any more
+  EXPECT_EQ(relay.unwatched, 1);
+  auto again = feed.AddWatcher(0, [] {});
+  feed.RemoveWatcher(again);
+  EXPECT_EQ(relay.unwatched, 2);
+  feed.SetRelay(nullptr);
+}
 
 TEST_F(ChangeFeedTest, LocalChangesAreRelayedRemoteOnesAreNot) {
   ChangeFeed feed("pod-a", &clock_);
