@@ -386,13 +386,17 @@ TEST_P(SessionChangeRelayTest, TheLastWatcherLeavingUnsubscribesAndTheNextStarts
 
   // Nobody listens: each instance's next publish reaches nobody and closes
   // its gate; what follows within the hold-off is suppressed.
+  const absl::Time published = absl::Now();
   a->feed->OnChange(Updated("unwatched-a"));
   b->feed->OnChange(Updated("unwatched-b"));
   ASSERT_TRUE(WaitFor([&] { return a->relay->holding_off() && b->relay->holding_off(); },
                       absl::Seconds(10)));
   const uint64_t suppressed = b->relay->stats().suppressed;
   b->feed->OnChange(Updated("suppressed"));
-  EXPECT_EQ(b->relay->stats().suppressed, suppressed + 1);
+  // (Past the hold-off, on a machine slow enough, it would be a probe.)
+  if (absl::Now() - published < redis::RedisChangeRelay::kPublishHoldOff / 2) {
+    EXPECT_EQ(b->relay->stats().suppressed, suppressed + 1);
+  }
 
   const absl::Time added = absl::Now();
   a->watcher = a->feed->AddWatcher(0, [] {});
