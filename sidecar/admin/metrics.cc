@@ -172,6 +172,16 @@ class Metrics::Impl {
   Series<Counter> key_reads_;
   Series<Counter> optout_key_reads_;
   Gauge& sessions_live_;
+  prometheus::Family<Counter>& near_lookups_;
+  Counter& near_hits_;
+  Counter& near_misses_;
+  Counter& near_fills_refused_;
+  Counter& near_invalidations_;
+  Counter& near_flushes_;
+  Counter& near_evictions_;
+  Gauge& near_entries_;
+  Gauge& near_bytes_;
+  Gauge& near_armed_;
   Gauge& app_connections_;
 
   Series<Gauge> drain_state_;
@@ -315,6 +325,33 @@ Metrics::Impl::Impl(MetricsOptions options)
           {"key_id"}),
       sessions_live_(GaugeFamily(registry_, "stateside_sessions_live",
                                  "Approximate live sessions in the cluster.").Add({})),
+      near_lookups_(CounterFamily(registry_, "stateside_session_near_cache_lookups_total",
+                                  "Plain session reads looked up in the near cache, by result.")),
+      near_hits_(near_lookups_.Add({{"result", "hit"}})),
+      near_misses_(near_lookups_.Add({{"result", "miss"}})),
+      near_fills_refused_(
+          CounterFamily(registry_, "stateside_session_near_cache_fills_refused_total",
+                        "Read answers not cached: an invalidation or a flush came first.")
+              .Add({})),
+      near_invalidations_(
+          CounterFamily(registry_, "stateside_session_near_cache_invalidations_total",
+                        "Keys invalidated in the near cache (by Redis or a local write).")
+              .Add({})),
+      near_flushes_(CounterFamily(registry_, "stateside_session_near_cache_flushes_total",
+                                  "Whole near cache flushes (tracking lost, FLUSHALL).")
+                        .Add({})),
+      near_evictions_(CounterFamily(registry_, "stateside_session_near_cache_evictions_total",
+                                    "Near cache entries dropped for its byte bound.")
+                          .Add({})),
+      near_entries_(GaugeFamily(registry_, "stateside_session_near_cache_entries",
+                                "Sessions held in the near cache.")
+                        .Add({})),
+      near_bytes_(GaugeFamily(registry_, "stateside_session_near_cache_bytes",
+                              "Bytes the near cache counts against its bound.")
+                      .Add({})),
+      near_armed_(GaugeFamily(registry_, "stateside_session_near_cache_armed",
+                              "1 when the near cache's tracking is confirmed (it fills).")
+                      .Add({})),
       app_connections_(GaugeFamily(registry_, "stateside_app_connections",
                                    "Client connections the local app registered (RealtimeService).")
                            .Add({})),
@@ -537,6 +574,22 @@ void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
   impl_->rt_subscribers_.Set(static_cast<double>(gauges.subscribers));
   impl_->rt_queue_depth_.Set(static_cast<double>(gauges.queue_depth));
   impl_->rt_channels_.Set(static_cast<double>(gauges.channels));
+}
+
+void Metrics::SetNearCache(const NearCacheStats& stats) {
+  auto move_to = [](Counter& counter, uint64_t total) {
+    const double value = counter.Value();
+    if (static_cast<double>(total) > value) counter.Increment(static_cast<double>(total) - value);
+  };
+  move_to(impl_->near_hits_, stats.hits);
+  move_to(impl_->near_misses_, stats.misses);
+  move_to(impl_->near_fills_refused_, stats.fills_refused);
+  move_to(impl_->near_invalidations_, stats.invalidations);
+  move_to(impl_->near_flushes_, stats.flushes);
+  move_to(impl_->near_evictions_, stats.evictions);
+  impl_->near_entries_.Set(static_cast<double>(stats.entries));
+  impl_->near_bytes_.Set(static_cast<double>(stats.bytes));
+  impl_->near_armed_.Set(stats.armed ? 1 : 0);
 }
 
 std::string Metrics::Serialize() const {

@@ -103,6 +103,21 @@ class Metrics {
   // Approximate sessions in the cluster, from whoever knows it cheaply.
   void SetSessionsLive(int64_t n);
 
+  // --- The sessions' near cache (STATESIDE_SESSION_NEAR_CACHE): its
+  // cumulative counts (the counters move to them) and its size.
+  struct NearCacheStats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t fills_refused = 0;
+    uint64_t invalidations = 0;
+    uint64_t flushes = 0;
+    uint64_t evictions = 0;
+    int64_t entries = 0;
+    int64_t bytes = 0;
+    bool armed = false;
+  };
+  void SetNearCache(const NearCacheStats& stats);
+
   // --- Apps and drain.
   void SetAppConnections(int64_t n);  // registered app connections here
   void SetDrainState(DrainPhase phase);

@@ -123,9 +123,11 @@ bool TakeAttribute(Reply& field, Reply& value, session::StoredSession* out) {
 
 }  // namespace
 
-RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix)
+RedisSessionStore::RedisSessionStore(RedisClient* client, std::string prefix,
+                                     SessionNearCache* near_cache)
     : client_(client),
       prefix_(std::move(prefix)),
+      near_cache_(near_cache),
       create_(RedisScript::Create(scripts::kCreate)),
       get_(RedisScript::Create(scripts::kGet)),
       update_(RedisScript::Create(scripts::kUpdate)),
@@ -369,37 +371,73 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::ParseGet(std::string_v
   return out;
 }
 
+RedisSessionStore::CachedRead RedisSessionStore::StartRead(std::string_view id,
+                                                           const session::ReadOptions& options) {
+  CachedRead started;
+  started.client = client_;
+  if (near_cache_ == nullptr) return started;
+  const std::string key = SessionKey(id);
+  started.hit = near_cache_->Lookup(key, options);
+  // A metadata read has no attributes to cache.
+  if (started.hit.has_value() || options.metadata_only) return started;
+  started.fill = near_cache_->BeginFill(key);
+  if (started.fill->client != nullptr) started.client = started.fill->client;
+  return started;
+}
+
+void RedisSessionStore::EndRead(const CachedRead& started, const absl::StatusOr<bool>& settled,
+                                const session::StoredSession& read) {
+  if (!started.fill.has_value()) return;
+  near_cache_->EndFill(*started.fill, settled.ok() && *settled ? &read : nullptr);
+}
+
+void RedisSessionStore::Written(std::string_view id) {
+  if (near_cache_ != nullptr) near_cache_->Invalidate(SessionKey(id));
+}
+
 absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view id,
                                                      const session::ReadOptions& options) {
   if (!ScriptFirst(options)) {
+    CachedRead started = StartRead(id, options);
+    if (started.hit.has_value()) return *std::move(started.hit);
     session::StoredSession read;
-    ASSIGN_OR_RETURN(bool settled,
-                     ParseRead(id, options, client_->Call(ReadCommand(id, options)), &read));
-    if (settled) return read;
+    const absl::StatusOr<bool> settled =
+        ParseRead(id, options, started.client->Call(ReadCommand(id, options)), &read);
+    EndRead(started, settled, read);
+    RETURN_IF_ERROR(settled.status());
+    if (*settled) return read;
   }
-  return ParseGet(id, client_->Call(GetCommand(id, options)));
+  absl::StatusOr<session::StoredSession> got =
+      ParseGet(id, client_->Call(GetCommand(id, options)));
+  Written(id);
+  return got;
 }
 
 void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
                                  Done<session::StoredSession> done) {
   if (ScriptFirst(options)) return GetByScript(std::string(id), options, std::move(done));
-  client_->Execute(ReadCommand(id, options),
-                   [this, id = std::string(id), options, done = std::move(done)](
-                       absl::StatusOr<Reply> reply) mutable {
-                     session::StoredSession read;
-                     absl::StatusOr<bool> settled =
-                         ParseRead(id, options, std::move(reply), &read);
-                     if (!settled.ok()) return std::move(done)(settled.status());
-                     if (*settled) return std::move(done)(std::move(read));
-                     GetByScript(std::move(id), options, std::move(done));
-                   });
+  CachedRead started = StartRead(id, options);
+  if (started.hit.has_value()) return std::move(done)(*std::move(started.hit));
+  RedisClient* client = started.client;
+  client->Execute(ReadCommand(id, options),
+                  [this, id = std::string(id), options, started = std::move(started),
+                   done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    session::StoredSession read;
+                    absl::StatusOr<bool> settled = ParseRead(id, options, std::move(reply), &read);
+                    EndRead(started, settled, read);
+                    if (!settled.ok()) return std::move(done)(settled.status());
+                    if (*settled) return std::move(done)(std::move(read));
+                    GetByScript(std::move(id), options, std::move(done));
+                  });
 }
 
 void RedisSessionStore::GetByScript(std::string id, const session::ReadOptions& options,
                                     Done<session::StoredSession> done) {
   RedisCommand get = GetCommand(id, options);
-  client_->Execute(std::move(get), [id = std::move(id), done = std::move(done)](
+  client_->Execute(std::move(get), [this, id = std::move(id), done = std::move(done)](
                                        absl::StatusOr<Reply> reply) mutable {
+    // The script may have touched or reaped the session.
+    Written(id);
     std::move(done)(ParseGet(id, std::move(reply)));
   });
 }
@@ -424,14 +462,17 @@ RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const session
 }
 
 absl::StatusOr<session::StoredSession> RedisSessionStore::Update(std::string_view id, const session::Mutation& m) {
-  return ParseUpdate(id, m.expected_version, client_->Call(UpdateCommand(id, m)));
+  absl::StatusOr<Reply> reply = client_->Call(UpdateCommand(id, m));
+  Written(id);
+  return ParseUpdate(id, m.expected_version, std::move(reply));
 }
 
 void RedisSessionStore::UpdateAsync(std::string_view id, const session::Mutation& m,
                                     Done<session::StoredSession> done) {
   client_->Execute(UpdateCommand(id, m),
-                   [id = std::string(id), expected = m.expected_version,
+                   [this, id = std::string(id), expected = m.expected_version,
                     done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                     Written(id);
                      std::move(done)(ParseUpdate(id, expected, std::move(reply)));
                    });
 }
@@ -500,6 +541,7 @@ void RedisSessionStore::DestroyAsync(std::string_view id, absl::Time now,
   client_->Execute(
       TombstoneCommand(id, {Micros(now), Micros(tombstone_until)}),
       [this, id = std::string(id), done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+        Written(id);
         absl::StatusOr<std::pair<int64_t, std::string>> tombstoned =
             ParseTombstone(std::move(reply));
         if (!tombstoned.ok()) return std::move(done)(tombstoned.status());
@@ -536,8 +578,9 @@ absl::StatusOr<std::pair<int64_t, std::string>> RedisSessionStore::ParseTombston
 
 absl::StatusOr<int64_t> RedisSessionStore::Tombstone(std::string_view id,
                                                      std::vector<std::string> args) {
-  ASSIGN_OR_RETURN(auto tombstoned,
-                   ParseTombstone(client_->Call(TombstoneCommand(id, std::move(args)))));
+  absl::StatusOr<Reply> reply = client_->Call(TombstoneCommand(id, std::move(args)));
+  Written(id);
+  ASSIGN_OR_RETURN(auto tombstoned, ParseTombstone(std::move(reply)));
   const auto& [code, user_tag] = tombstoned;
   if (!user_tag.empty()) {
     // A second round trip, since the index lives in another slot. Should it

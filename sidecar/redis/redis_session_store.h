@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "sidecar/redis/near_cache.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/session/store.h"
 
@@ -26,8 +27,13 @@ namespace stateside::redis {
 
 class RedisSessionStore final : public session::SessionStore {
  public:
-  // REQUIRES: client outlives the store. `prefix` starts every key.
-  explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:");
+  // REQUIRES: client (and near_cache, if any) outlive the store. `prefix`
+  // starts every key. With a near cache (near_cache.h) plain reads are
+  // answered from it when they can be, fill it through its tracked reader
+  // when it is armed, and every write this store makes invalidates its key
+  // once Redis answered it.
+  explicit RedisSessionStore(RedisClient* client, std::string prefix = "stateside:",
+                             SessionNearCache* near_cache = nullptr);
 
   absl::Status Create(const session::StoredSession& session) override;
   void CreateAsync(const session::StoredSession& session,
@@ -92,6 +98,19 @@ class RedisSessionStore final : public session::SessionStore {
   // (*out is the answer) or false (the script must decide).
   static absl::StatusOr<bool> ParseRead(std::string_view id, const session::ReadOptions& options,
                                         absl::StatusOr<Reply> reply, session::StoredSession* out);
+  // The near cache's part of a plain read: its answer (a hit), or the
+  // client to send the read with and the fill its answer ends.
+  struct CachedRead {
+    std::optional<session::StoredSession> hit;
+    std::optional<SessionNearCache::Fill> fill;
+    RedisClient* client = nullptr;
+  };
+  CachedRead StartRead(std::string_view id, const session::ReadOptions& options);
+  // Ends the fill (if any) with a settled read's session.
+  void EndRead(const CachedRead& started, const absl::StatusOr<bool>& settled,
+               const session::StoredSession& read);
+  // A write of the session was answered: the near cache forgets it.
+  void Written(std::string_view id);
   // Whether a Get goes straight to the script (it writes on every read).
   static bool ScriptFirst(const session::ReadOptions& options);
   void GetByScript(std::string id, const session::ReadOptions& options,
@@ -122,6 +141,7 @@ class RedisSessionStore final : public session::SessionStore {
 
   RedisClient* const client_;
   const std::string prefix_;
+  SessionNearCache* const near_cache_;
   const std::shared_ptr<const RedisScript> create_;
   const std::shared_ptr<const RedisScript> get_;
   const std::shared_ptr<const RedisScript> update_;

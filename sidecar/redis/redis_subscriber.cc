@@ -217,7 +217,10 @@ absl::Status RedisSubscriber::OnPush(Reply reply, Deferred* out) {
   }
   const bool triple = push && reply.elements.size() == 3 && reply.elements[1].is_string();
 
-  if (kind == "message" && triple && reply.elements[2].is_string()) {
+  // A string payload (PUBLISH), or a structured one where it is expected
+  // (__redis__:invalidate).
+  const bool structured = triple && !reply.elements[2].is_string();
+  if (kind == "message" && triple && (!structured || callbacks_.on_structured_message)) {
     const std::string& channel = reply.elements[1].str;
     bool wanted;
     {
@@ -227,7 +230,11 @@ absl::Status RedisSubscriber::OnPush(Reply reply, Deferred* out) {
     // Messages of a channel being unsubscribed may still be on the wire.
     if (wanted) {
       messages_.fetch_add(1, std::memory_order_relaxed);
-      if (callbacks_.on_message) callbacks_.on_message(channel, reply.elements[2].str);
+      if (structured) {
+        callbacks_.on_structured_message(channel, reply.elements[2]);
+      } else if (callbacks_.on_message) {
+        callbacks_.on_message(channel, reply.elements[2].str);
+      }
     }
     return absl::OkStatus();
   }

@@ -95,6 +95,16 @@ class RedisSubscriber final : public ChannelSubscriber {
     // subscribed again and confirmed by Redis. [since, until] is the window
     // in which messages may have been lost.
     std::function<void(absl::Time since, absl::Time until)> on_restored;
+    // Client-side caching (near_cache.h): when set, every handshake names the
+    // connection (CLIENT SETNAME client_name) and asks its CLIENT ID, which
+    // on_client_id hears before the subscriptions are restored.
+    std::string client_name;
+    std::function<void(int64_t id)> on_client_id;
+    // A message on a wanted channel whose payload is not a string: Redis's
+    // own __redis__:invalidate carries an array of keys, or nil for a flush
+    // of the whole database. Without this callback such a message is a
+    // protocol error.
+    std::function<void(std::string_view channel, const Reply& payload)> on_structured_message;
   };
 
   struct Stats {

@@ -186,6 +186,12 @@ void RedisSubscriber::OnTransportConnected() {
     QueueLocked({"SELECT", std::to_string(options_.db)}, 0);
     io.handshake.push_back("SELECT");
   }
+  if (!callbacks_.client_name.empty()) {
+    QueueLocked({"CLIENT", "SETNAME", callbacks_.client_name}, 0);
+    io.handshake.push_back("CLIENT SETNAME");
+    QueueLocked({"CLIENT", "ID"}, 0);
+    io.handshake.push_back("CLIENT ID");
+  }
   QueueLocked({"PING"}, 0);
   io.handshake.push_back("PING");
   if (sentinel_ != nullptr) {
@@ -239,6 +245,14 @@ absl::Status RedisSubscriber::OnHandshakeReply(const Reply& reply, Deferred* out
     protocol_errors_.fetch_add(1, std::memory_order_relaxed);
     return absl::UnavailableError(
         absl::StrCat("redis: protocol error: PING not answered +PONG by ", options_.Describe()));
+  }
+  if (what == "CLIENT ID") {
+    if (!reply.is_integer()) {
+      protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+      return absl::UnavailableError(absl::StrCat(
+          "redis: protocol error: CLIENT ID not answered by an integer by ", options_.Describe()));
+    }
+    if (callbacks_.on_client_id) callbacks_.on_client_id(reply.integer);
   }
   if (what == "ROLE" && RoleOf(reply) != "master") {
     sentinel_->Refresh();

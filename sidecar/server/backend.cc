@@ -40,8 +40,9 @@ Backend MakeMemoryBackend(const Config& config, std::string name) {
   return backend;
 }
 
-absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
-    const RedisConfig& config) {
+// The options of every Redis connection the sidecar makes (the stores'
+// client, the near cache's reader and invalidation connection).
+absl::StatusOr<redis::RedisOptions> MakeRedisOptions(const RedisConfig& config) {
   redis::RedisOptions options;
   options.connections = config.connections;
   options.connect_timeout = config.connect_timeout;
@@ -56,12 +57,11 @@ absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
   options.sentinel_password = config.sentinel_password;
   options.wait_replicas = config.wait_replicas;
   options.wait_timeout = config.wait_timeout;
-  auto client = redis::RedisClient::FromUrl(config.url, std::move(options));
-  if (!client.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("REDIS_URL: ", client.status().message()));
+  auto parsed = redis::ParseRedisUrl(config.url, std::move(options));
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("REDIS_URL: ", parsed.status().message()));
   }
-  return client;
+  return parsed;
 }
 
 }  // namespace
@@ -69,7 +69,12 @@ absl::StatusOr<std::unique_ptr<redis::RedisClient>> MakeRedisClient(
 absl::StatusOr<Backend> MakeBackend(const Config& config) {
   if (!config.redis_enabled()) return MakeMemoryBackend(config, "memory");
 
-  ASSIGN_OR_RETURN(auto client, MakeRedisClient(config.redis));
+  ASSIGN_OR_RETURN(redis::RedisOptions options, MakeRedisOptions(config.redis));
+  auto created = redis::RedisClient::Create(options);
+  if (!created.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("REDIS_URL: ", created.status().message()));
+  }
+  std::unique_ptr<redis::RedisClient> client = *std::move(created);
   if (!client->WaitConnected(config.redis.connect_timeout)) {
     const absl::Status why = client->last_error();
     // The sentinels answered that they monitor no such master: a
@@ -94,8 +99,13 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
   }
   Backend backend;
   backend.name = "redis";
-  auto sessions =
-      std::make_unique<redis::RedisSessionStore>(client.get(), config.key_prefix);
+  if (config.near_cache) {
+    ASSIGN_OR_RETURN(backend.near_cache,
+                     redis::SessionNearCache::Create(options, config.near_cache_bytes));
+    spdlog::info("session near cache on (bound {} bytes)", config.near_cache_bytes);
+  }
+  auto sessions = std::make_unique<redis::RedisSessionStore>(client.get(), config.key_prefix,
+                                                             backend.near_cache.get());
   backend.live_sessions = [s = sessions.get()] { return s->EstimateLiveSessions(); };
   backend.sessions = std::move(sessions);
   backend.opt_outs =

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sidecar/analytics/opt_out_store.h"
+#include "sidecar/redis/near_cache.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/server/config.h"
 #include "sidecar/session/request_store.h"
@@ -31,6 +32,9 @@ struct Backend {
   // The Redis connection the stores below use; null for the memory stores.
   // Declared first so it outlives them.
   std::unique_ptr<redis::RedisClient> redis;
+  // STATESIDE_SESSION_NEAR_CACHE: the sessions' near cache (null when off);
+  // outlives the session store that uses it.
+  std::unique_ptr<redis::SessionNearCache> near_cache;
   std::unique_ptr<session::SessionStore> sessions;
   std::unique_ptr<OptOutStore> opt_outs;
   // The first answers of calls made with a request_id (RequestLedger).

@@ -85,6 +85,13 @@ constexpr Spec kSpecs[] = {
      "a read writes the session's last access only when the stored one is "
      "this much older (at most 1% of the idle TTL): the idle expiry may come "
      "up to that much early, never late; 0 = every read writes"},
+    {"STATESIDE_SESSION_NEAR_CACHE", "session-near-cache", "BOOL", "false",
+     "keep sessions read in this sidecar's memory, kept coherent by Redis "
+     "client-side caching (CLIENT TRACKING, invalidations on a pub/sub "
+     "connection); standalone and sentinel only: refused with cluster"},
+    {"STATESIDE_SESSION_NEAR_CACHE_BYTES", "session-near-cache-bytes", "BYTES", "67108864",
+     "bound of the near cache: the sessions it holds (ids, sealed envelopes, "
+     "metadata), least recently used first out"},
     {"OPT_OUT_TTL", "opt-out-ttl", "DURATION", "365d",
      "default lifetime of an analytics opt-out"},
     {"STATESIDE_REQUEST_ID_TTL", "request-id-ttl", "DURATION", "10m",

@@ -86,6 +86,10 @@ struct Config {
   // A touching read writes the last access only when the stored one is this
   // much older (at most 1% of the session's idle TTL); 0 = every read.
   absl::Duration touch_granularity = absl::Seconds(60);
+  // STATESIDE_SESSION_NEAR_CACHE[_BYTES]: sessions cached in this sidecar,
+  // kept coherent by Redis (redis/near_cache.h); Redis only, not Cluster.
+  bool near_cache = false;
+  size_t near_cache_bytes = 64u << 20;
   absl::Duration opt_out_ttl = absl::Hours(24 * 365);
   // How long the first answer of a call with a request_id is kept.
   absl::Duration request_id_ttl = absl::Minutes(10);

@@ -365,6 +365,21 @@ absl::Status ParseTimes(const RawSettings& raw, Config& config) {
                         absl::StrCat("must be between 0 and ",
                                      absl::FormatDuration(kMaxTouchGranularity)));
   }
+  auto near_cache = cv::ParseBool(raw.Get("STATESIDE_SESSION_NEAR_CACHE"));
+  if (!near_cache.ok()) {
+    return SettingError("STATESIDE_SESSION_NEAR_CACHE", near_cache.status().message());
+  }
+  config.near_cache = *near_cache;
+  if (config.near_cache && config.redis.url.empty()) {
+    return SettingError("STATESIDE_SESSION_NEAR_CACHE", "needs REDIS_URL (it caches Redis)");
+  }
+  if (config.near_cache && config.redis.topology == redis::RedisTopology::kCluster) {
+    return SettingError("STATESIDE_SESSION_NEAR_CACHE",
+                        "not available with STATESIDE_REDIS_TOPOLOGY=cluster (Redis tracks "
+                        "reads per node); turn it off");
+  }
+  RETURN_IF_ERROR(GetInt(raw, "STATESIDE_SESSION_NEAR_CACHE_BYTES", 1 << 20, int64_t{1} << 40,
+                         &config.near_cache_bytes));
   RETURN_IF_ERROR(GetPositiveDuration(raw, "OPT_OUT_TTL", &config.opt_out_ttl));
   RETURN_IF_ERROR(
       GetPositiveDuration(raw, "STATESIDE_REQUEST_ID_TTL", &config.request_id_ttl));

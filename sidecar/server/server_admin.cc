@@ -216,6 +216,13 @@ void Server::UpdateRealtimeMetrics() {
   const realtime::HubStats hub = parts_->hub->stats();
   parts_->metrics->SetRealtimeGauges(
       {hub.connections, hub.rooms, hub.subscribers, hub.queue_depth, parts_->broker->channels_held()});
+  if (parts_->backend.near_cache != nullptr) {
+    const redis::SessionNearCache::Stats near = parts_->backend.near_cache->stats();
+    parts_->metrics->SetNearCache({near.hits, near.misses, near.fills_refused, near.invalidations,
+                                   near.flushes, near.evictions,
+                                   static_cast<int64_t>(near.entries),
+                                   static_cast<int64_t>(near.bytes), near.armed});
+  }
   if (parts_->redis_broker == nullptr) return;
   const redis::RedisBrokerStats stats = parts_->redis_broker->stats();
   if (stats.dropped_undecryptable > seen_undecryptable_) {

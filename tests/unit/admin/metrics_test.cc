@@ -363,6 +363,7 @@ TEST_F(MetricsTest, ExpositionPassesPromtool) {
   events.VersionConflict();
   metrics_.SessionsExpired();
   metrics_.SetSessionsLive(3);
+  metrics_.SetNearCache({10, 4, 1, 3, 2, 1, 5, 4096, true});
   metrics_.SetAppConnections(2);
   metrics_.SetDrainState(DrainPhase::kDraining);
   metrics_.DrainFinished(1.5, true);

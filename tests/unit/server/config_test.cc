@@ -522,6 +522,43 @@ TEST_F(ConfigTest, BadRedisTopologyNamesTheSettingAndNeverFallsBack) {
   ExpectError(with({{"STATESIDE_REDIS_WAIT_REPLICAS", "1"}}), "STATESIDE_REDIS_WAIT_REPLICAS");
 }
 
+TEST_F(ConfigTest, NearCacheIsOffByDefaultAndRefusedOnClusterOrWithoutRedis) {
+  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
+  auto with = [&base](Environment extra) {
+    extra.insert(base.begin(), base.end());
+    return extra;
+  };
+  auto off = Parse(with({{"REDIS_URL", kRedis}}));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->near_cache);
+  EXPECT_EQ(off->near_cache_bytes, 64u << 20);
+  auto on = Parse(with({{"REDIS_URL", kRedis},
+                        {"STATESIDE_SESSION_NEAR_CACHE", "true"},
+                        {"STATESIDE_SESSION_NEAR_CACHE_BYTES", "2097152"}}));
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->near_cache);
+  EXPECT_EQ(on->near_cache_bytes, 2097152u);
+  auto sentinel = Parse(with({{"REDIS_URL", "redis://s1:26379"},
+                              {"STATESIDE_REDIS_TOPOLOGY", "sentinel"},
+                              {"REDIS_SENTINEL_MASTER", "mymaster"},
+                              {"STATESIDE_SESSION_NEAR_CACHE", "true"}}));
+  ASSERT_TRUE(sentinel.ok()) << sentinel.status();
+  EXPECT_TRUE(sentinel->near_cache);
+
+  EXPECT_THAT(ExpectError(with({{"REDIS_URL", "redis://h1:7000,h2:7001"},
+                                {"STATESIDE_REDIS_TOPOLOGY", "cluster"},
+                                {"STATESIDE_SESSION_NEAR_CACHE", "true"}}),
+                          "STATESIDE_SESSION_NEAR_CACHE"),
+              HasSubstr("not available with STATESIDE_REDIS_TOPOLOGY=cluster"));
+  EXPECT_THAT(ExpectError(with({{"STATESIDE_SESSION_NEAR_CACHE", "true"}}),
+                          "STATESIDE_SESSION_NEAR_CACHE"),
+              HasSubstr("needs REDIS_URL"));
+  ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_SESSION_NEAR_CACHE", "maybe"}}),
+              "STATESIDE_SESSION_NEAR_CACHE");
+  ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_SESSION_NEAR_CACHE_BYTES", "1024"}}),
+              "STATESIDE_SESSION_NEAR_CACHE_BYTES");
+}
+
 TEST_F(ConfigTest, MalformedRedisUrlIsRefusedWithoutEchoingIt) {
   for (const std::string url :
        {"http://h:1", "redis://", "redis://:pw@", "redis://h:99999",
@@ -678,7 +715,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 53u);
+  EXPECT_EQ(SettingNames().size(), 55u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {
