@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "sidecar/redis/redis_session_store.h"
 #include "tests/integration/redis/redis_fixture.h"
+#include "tests/support/redis_sentinel.h"
 #include "tests/support/session_rules_conformance.h"
 #include "tests/support/store_conformance.h"
 #include "tests/support/wait.h"
@@ -25,8 +26,9 @@ namespace {
 
 using redis::SessionNearCache;
 
-std::unique_ptr<SessionNearCache> ArmedCache(const std::string& url, size_t max_bytes = 1 << 20) {
-  absl::StatusOr<redis::RedisOptions> options = redis::ParseRedisUrl(url, FastRedisOptions());
+std::unique_ptr<SessionNearCache> ArmedCache(const std::string& url, size_t max_bytes = 1 << 20,
+                                             redis::RedisOptions base = FastRedisOptions()) {
+  absl::StatusOr<redis::RedisOptions> options = redis::ParseRedisUrl(url, std::move(base));
   if (!options.ok()) return nullptr;
   absl::StatusOr<std::unique_ptr<SessionNearCache>> cache =
       SessionNearCache::Create(*options, max_bytes);
@@ -314,6 +316,73 @@ TEST_F(NearCacheTest, BoundedByBytes) {
   EXPECT_LE(stats.bytes, 1u << 12);
   EXPECT_GT(stats.evictions, 0u);
   EXPECT_GT(stats.entries, 0u);
+}
+
+// Sentinel: a failover moves both cache connections to the new master; the
+// cache flushes, arms again there, and invalidations come from there.
+TEST(NearCacheSentinelTest, FailoverFlushesAndTrackingFollowsTheMaster) {
+  auto set = RedisSentinelSet::Start();
+  ASSERT_TRUE(set.ok()) << set.status();
+  redis::RedisOptions base = FastRedisOptions();
+  base.topology = redis::RedisTopology::kSentinel;
+  base.sentinel_master = "mymaster";
+  auto cache = ArmedCache((*set)->url(), 1 << 20, base);
+  ASSERT_NE(cache, nullptr);
+  auto a_client = ConnectedClient((*set)->url(), base);
+  auto b_client = ConnectedClient((*set)->url(), base);
+  ASSERT_NE(a_client, nullptr);
+  ASSERT_NE(b_client, nullptr);
+  redis::RedisSessionStore a(a_client.get(), "nc:", cache.get());
+  redis::RedisSessionStore b(b_client.get(), "nc:");
+  const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  session::ReadOptions read;
+  read.now = now;
+  read.touch_granularity = absl::Seconds(60);
+  session::StoredSession s;
+  s.id = std::string(43, 'f');
+  s.created = s.last_access = now;
+  s.idle_ttl = absl::Minutes(30);
+  s.absolute_expiry = now + absl::Hours(8);
+  s.version = 1;
+  s.attributes["cart"] = "sealed-1";
+  ASSERT_TRUE(b.Create(s).ok());
+  // Replicated before the failover, so the new master has it.
+  ASSERT_TRUE(WaitFor([&] {
+    return (*set)->node(1).Cli({"EXISTS", b.SessionKey(s.id)}).out == "1\n";
+  }));
+  ASSERT_TRUE(a.Get(s.id, read).ok());
+  ASSERT_TRUE(a.Get(s.id, read).ok());
+  ASSERT_EQ(cache->stats().hits, 1u);
+
+  const uint64_t flushes = cache->stats().flushes;
+  ASSERT_EQ((*set)->SentinelCli(0, {"SENTINEL", "FAILOVER", "mymaster"}).out, "OK\n");
+  absl::StatusOr<int> now_master = (*set)->WaitNewMaster(0, absl::Seconds(30));
+  ASSERT_TRUE(now_master.ok()) << now_master.status();
+  ASSERT_TRUE(WaitFor([&] { return cache->stats().flushes > flushes; }, absl::Seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return cache->armed() &&
+               (*set)->node(*now_master).Cli({"CLIENT", "LIST", "ID",
+                                              std::to_string(cache->reader_client_id())})
+                       .out.find("flags=t") != std::string::npos;
+      },
+      absl::Seconds(20)));
+  ASSERT_TRUE(WaitFor([&] { return a_client->connected() && b_client->connected(); }));
+
+  // Cached on the new master, changed there by B: invalidated.
+  ASSERT_TRUE(WaitFor([&] { return a.Get(s.id, read).ok(); }));
+  const uint64_t hits = cache->stats().hits;
+  ASSERT_TRUE(a.Get(s.id, read).ok());
+  ASSERT_EQ(cache->stats().hits, hits + 1);
+  const uint64_t seen = cache->stats().invalidations;
+  session::Mutation m;
+  m.now = now;
+  m.set.emplace_back("cart", "sealed-2");
+  ASSERT_TRUE(b.Update(s.id, m).ok());
+  ASSERT_TRUE(WaitFor([&] { return cache->stats().invalidations > seen; }));
+  absl::StatusOr<session::StoredSession> after = a.Get(s.id, read);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->attributes.at("cart"), "sealed-2");
 }
 
 TEST(NearCacheOptionsTest, RefusesCluster) {

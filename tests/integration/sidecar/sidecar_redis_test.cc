@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -28,10 +30,12 @@
 #include "stateside/v1/lifecycle.grpc.pb.h"
 #include "stateside/v1/realtime.grpc.pb.h"
 #include "stateside/v1/session.grpc.pb.h"
+#include "tests/support/admin_port.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
+#include "tests/support/web_client.h"
 #include "tests/support/test_secrets.h"
 
 namespace stateside {
@@ -750,6 +754,87 @@ TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
     const testing::RunResult r = as_user(refused);
     EXPECT_THAT(r.out + r.err, HasSubstr("NOPERM")) << absl::StrJoin(refused, " ");
   }
+}
+
+// The value of an unlabelled series (or one with its labels written out) on
+// the sidecar's /metrics; -1 when it cannot be read.
+double Metric(Sidecar& sidecar, const std::string& series) {
+  const std::optional<int> port =
+      testing::AdminPortFromLog(sidecar.process().ReadLog(), "127.0.0.1");
+  if (!port.has_value()) return -1;
+  testing::HttpRequest request;
+  request.target = "/metrics";
+  auto response = testing::HttpCall(*port, request, absl::Seconds(5));
+  if (!response.ok() || response->status != 200) return -1;
+  const std::string needle = absl::StrCat("\n", series, " ");
+  const size_t at = response->body.find(needle);
+  if (at == std::string::npos) return -1;
+  const size_t start = at + needle.size();
+  double value = -1;
+  if (!absl::SimpleAtod(response->body.substr(start, response->body.find('\n', start) - start),
+                        &value)) {
+    return -1;
+  }
+  return value;
+}
+
+// Sidecar A caches sessions (as the shipped ACL user: its tracking, its
+// invalidation channel); B changes and destroys them. Once A has received
+// the invalidation, A never answers the old session.
+TEST_F(SidecarRedisTest, TheNearCacheNeverServesWhatAnotherSidecarChanged) {
+  constexpr char kPassword[] = "acl-test-password-0123456789abcdef";
+  testing::RedisServerOptions options;
+  options.acl_users = {absl::StrCat("stateside reset on >", kPassword, " ", ShippedAclRules())};
+  options.extra_config = {"user default off"};
+  auto acl_redis = testing::RedisServer::Start(options);
+  ASSERT_TRUE(acl_redis.ok()) << acl_redis.status();
+  std::map<std::string, std::string> env = {
+      {"REDIS_URL", absl::StrCat("redis://stateside:", kPassword, "@127.0.0.1:",
+                                 (*acl_redis)->port())},
+      {"STATESIDE_REDIS_CONNECT_TIMEOUT", "1s"},
+      {"STATESIDE_DRAIN_TIMEOUT", "0s"}};
+  Sidecar b(dir_, "nc-b", env);
+  env["STATESIDE_SESSION_NEAR_CACHE"] = "true";
+  Sidecar a(dir_, "nc-a", env);
+  ASSERT_TRUE(a.WaitHealth(health::HealthCheckResponse::SERVING)) << a.process().ReadLog();
+  ASSERT_TRUE(b.WaitHealth(health::HealthCheckResponse::SERVING)) << b.process().ReadLog();
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(a, "stateside_session_near_cache_armed") == 1; }))
+      << a.process().ReadLog();
+
+  v1::Session created;
+  ASSERT_TRUE(Create(b, "erin", &created).ok());
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_cookie(created.cookie());
+  v1::GetSessionResponse got;
+  const std::string hits = "stateside_session_near_cache_lookups_total{result=\"hit\"}";
+  const double hits_before = Metric(a, hits);
+  ASSERT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());
+  ASSERT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());
+  ASSERT_EQ(Metric(a, hits), hits_before + 1) << "the second read was not a hit";
+
+  // An update on B, acknowledged; once A has its invalidation, A reads it.
+  const std::string invalidations = "stateside_session_near_cache_invalidations_total";
+  double seen = Metric(a, invalidations);
+  v1::UpdateSessionRequest update;
+  update.mutable_key()->set_cookie(created.cookie());
+  (*update.mutable_set())["cart"] = R"(["pen"])";
+  v1::UpdateSessionResponse updated;
+  ASSERT_TRUE(b.Sessions()->Update(Context().get(), update, &updated).ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(a, invalidations) > seen; }));
+  ASSERT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());
+  EXPECT_EQ(got.session().attributes().at("cart"), R"(["pen"])");
+  ASSERT_TRUE(a.Sessions()->Get(Context().get(), get, &got).ok());  // cached again
+
+  // A destroy on B: once delivered, A answers NOT_FOUND.
+  seen = Metric(a, invalidations);
+  v1::DestroySessionRequest destroy;
+  destroy.mutable_key()->set_id(created.metadata().id());
+  v1::DestroySessionResponse destroyed;
+  ASSERT_TRUE(b.Sessions()->Destroy(Context().get(), destroy, &destroyed).ok());
+  ASSERT_TRUE(destroyed.existed());
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(a, invalidations) > seen; }));
+  EXPECT_EQ(a.Sessions()->Get(Context().get(), get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace
