@@ -13,6 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
@@ -145,6 +146,26 @@ absl::StatusOr<HttpResponse> HttpCall(int port, const HttpRequest& request,
   absl::StatusOr<std::unique_ptr<HttpConnection>> conn = HttpConnection::Open(port, timeout);
   if (!conn.ok()) return conn.status();
   return (*conn)->Send(request, std::max(deadline - absl::Now(), absl::Milliseconds(1)));
+}
+
+absl::StatusOr<double> ScrapeMetric(int port, const std::string& series) {
+  HttpRequest request;
+  request.target = "/metrics";
+  absl::StatusOr<HttpResponse> response = HttpCall(port, request, absl::Seconds(5));
+  if (!response.ok()) return response.status();
+  if (response->status != 200) {
+    return absl::UnavailableError(absl::StrCat("/metrics answered ", response->status));
+  }
+  const std::string needle = absl::StrCat("\n", series, " ");
+  const size_t at = response->body.find(needle);
+  if (at == std::string::npos) return absl::NotFoundError(absl::StrCat("no series ", series));
+  const size_t start = at + needle.size();
+  double value = 0;
+  if (!absl::SimpleAtod(response->body.substr(start, response->body.find('\n', start) - start),
+                        &value)) {
+    return absl::InternalError(absl::StrCat("unreadable value of ", series));
+  }
+  return value;
 }
 
 struct WebSocketClient::Impl {

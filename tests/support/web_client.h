@@ -64,6 +64,12 @@ class HttpConnection {
 absl::StatusOr<HttpResponse> HttpCall(int port, const HttpRequest& request,
                                       absl::Duration timeout = absl::Seconds(10));
 
+// The value of `series` (its name and labels as /metrics writes them, e.g.
+// `stateside_redis_redirects_total{kind="moved"}`) on the admin listener at
+// 127.0.0.1:`port`: NOT_FOUND when /metrics has no such series, another
+// error when it cannot be read.
+absl::StatusOr<double> ScrapeMetric(int port, const std::string& series);
+
 // A WebSocket client connection (text messages).
 class WebSocketClient {
  public:

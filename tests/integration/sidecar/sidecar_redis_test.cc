@@ -18,7 +18,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -756,26 +755,13 @@ TEST_F(SidecarRedisTest, EveryFlowRunsAsTheShippedAclUser) {
   }
 }
 
-// The value of an unlabelled series (or one with its labels written out) on
-// the sidecar's /metrics; -1 when it cannot be read.
+// The value of `series` on the sidecar's /metrics; -1 when it cannot be
+// read.
 double Metric(Sidecar& sidecar, const std::string& series) {
   const std::optional<int> port =
       testing::AdminPortFromLog(sidecar.process().ReadLog(), "127.0.0.1");
   if (!port.has_value()) return -1;
-  testing::HttpRequest request;
-  request.target = "/metrics";
-  auto response = testing::HttpCall(*port, request, absl::Seconds(5));
-  if (!response.ok() || response->status != 200) return -1;
-  const std::string needle = absl::StrCat("\n", series, " ");
-  const size_t at = response->body.find(needle);
-  if (at == std::string::npos) return -1;
-  const size_t start = at + needle.size();
-  double value = -1;
-  if (!absl::SimpleAtod(response->body.substr(start, response->body.find('\n', start) - start),
-                        &value)) {
-    return -1;
-  }
-  return value;
+  return testing::ScrapeMetric(*port, series).value_or(-1);
 }
 
 // Sidecar A caches sessions (as the shipped ACL user: its tracking, its

@@ -50,20 +50,10 @@ constexpr int kBenchSeconds = 15;
 // stateside_redis_redirects_total{kind="<kind>"} on /metrics; -1 when it
 // cannot be read.
 double Redirects(int port, const std::string& kind) {
-  HttpRequest request;
-  request.target = "/metrics";
-  auto response = HttpCall(port, request, absl::Seconds(5));
-  if (!response.ok() || response->status != 200) return -1;
-  const std::string needle = absl::StrCat("stateside_redis_redirects_total{kind=\"", kind, "\"} ");
-  const size_t at = response->body.find(needle);
-  if (at == std::string::npos) return 0;  // nothing followed yet
-  const size_t start = at + needle.size();
-  double value = -1;
-  if (!absl::SimpleAtod(response->body.substr(start, response->body.find('\n', start) - start),
-                        &value)) {
-    return -1;
-  }
-  return value;
+  const absl::StatusOr<double> value =
+      ScrapeMetric(port, absl::StrCat("stateside_redis_redirects_total{kind=\"", kind, "\"}"));
+  if (value.ok()) return *value;
+  return absl::IsNotFound(value.status()) ? 0 : -1;  // none followed yet, or unread
 }
 
 // INFO's total_commands_processed of the node on `port` (-1 if unread).

@@ -39,6 +39,13 @@ class ConfigTest : public ::testing::Test {
     return std::move(line->config);
   }
 
+  // `extra` with the secrets every Redis configuration needs.
+  static Environment with(Environment extra) {
+    extra.emplace("SESSION_ENCRYPTION_KEY", kKeyHex);
+    extra.emplace("SESSION_SECRET", kSecret);
+    return extra;
+  }
+
   // The error for `env`, which must name `setting` first.
   std::string ExpectError(const Environment& env, const std::string& setting,
                           std::vector<std::string> flags = {}) {
@@ -433,11 +440,6 @@ TEST_F(ConfigTest, RedisNeedsAKeyAndASecret) {
 }
 
 TEST_F(ConfigTest, RedisTopologyTakesANodeListAndItsSettings) {
-  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
-  auto with = [&base](Environment extra) {
-    extra.insert(base.begin(), base.end());
-    return extra;
-  };
   auto standalone = Parse(with({{"REDIS_URL", kRedis}}));
   ASSERT_TRUE(standalone.ok()) << standalone.status();
   EXPECT_EQ(standalone->redis.topology, redis::RedisTopology::kStandalone);
@@ -469,11 +471,6 @@ TEST_F(ConfigTest, RedisTopologyTakesANodeListAndItsSettings) {
 }
 
 TEST_F(ConfigTest, BadRedisTopologyNamesTheSettingAndNeverFallsBack) {
-  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
-  auto with = [&base](Environment extra) {
-    extra.insert(base.begin(), base.end());
-    return extra;
-  };
   EXPECT_THAT(ExpectError(with({{"REDIS_URL", kRedis}, {"STATESIDE_REDIS_TOPOLOGY", "mesh"}}),
                           "STATESIDE_REDIS_TOPOLOGY"),
               HasSubstr("standalone, cluster or sentinel"));
@@ -523,11 +520,6 @@ TEST_F(ConfigTest, BadRedisTopologyNamesTheSettingAndNeverFallsBack) {
 }
 
 TEST_F(ConfigTest, NearCacheIsOffByDefaultAndRefusedOnClusterOrWithoutRedis) {
-  const Environment base = {{"SESSION_ENCRYPTION_KEY", kKeyHex}, {"SESSION_SECRET", kSecret}};
-  auto with = [&base](Environment extra) {
-    extra.insert(base.begin(), base.end());
-    return extra;
-  };
   auto off = Parse(with({{"REDIS_URL", kRedis}}));
   ASSERT_TRUE(off.ok()) << off.status();
   EXPECT_FALSE(off->near_cache);
