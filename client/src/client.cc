@@ -318,6 +318,26 @@ absl::StatusOr<std::vector<ConnectionRef>> Client::UserConnections(
   return impl_->realtime->UserConnections(user_id);
 }
 
+void Client::RegisterConnectionAsync(std::string_view conn_id, std::string_view user_id,
+                                     const std::vector<std::string>& rooms,
+                                     StatusCallback done) {
+  impl_->realtime->RegisterConnectionAsync(conn_id, user_id, rooms, std::move(done));
+}
+
+void Client::UnregisterConnectionAsync(std::string_view conn_id, Callback<bool> done) {
+  impl_->realtime->UnregisterConnectionAsync(conn_id, std::move(done));
+}
+
+void Client::JoinAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                       StatusCallback done) {
+  impl_->realtime->JoinAsync(conn_id, rooms, std::move(done));
+}
+
+void Client::LeaveAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                        StatusCallback done) {
+  impl_->realtime->LeaveAsync(conn_id, rooms, std::move(done));
+}
+
 void Client::PublishAsync(const PublishTarget& target, std::string_view event,
                           std::string_view payload, const std::vector<ConnectionRef>& except,
                           std::string_view sender_user_id, Callback<PublishResult> done) {

@@ -181,60 +181,6 @@ absl::Status RealtimeCalls::Call(Rpc rpc, const Attempt& attempt) {
   return CallWithRetries(rpc, options_, [this] { return Jitter(); }, attempt);
 }
 
-absl::Status RealtimeCalls::RegisterConnection(std::string_view conn_id,
-                                               std::string_view user_id,
-                                               const std::vector<std::string>& rooms) {
-  v1::RegisterConnectionRequest request;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(RegistrationToProto(
-      {std::string(conn_id), std::string(user_id), rooms}, &request));
-  v1::RegisterConnectionResponse response;
-  return Call(Rpc::kRegisterConnection, [&](::grpc::ClientContext* context) {
-    response.Clear();
-    return stub_->RegisterConnection(context, request, &response);
-  });
-}
-
-absl::StatusOr<bool> RealtimeCalls::UnregisterConnection(std::string_view conn_id) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
-  v1::UnregisterConnectionRequest request;
-  request.set_conn_id(std::string(conn_id));
-  v1::UnregisterConnectionResponse response;
-  STATESIDE_CLIENT_RETURN_IF_ERROR(
-      Call(Rpc::kUnregisterConnection, [&](::grpc::ClientContext* context) {
-        response.Clear();
-        return stub_->UnregisterConnection(context, request, &response);
-      }));
-  return response.found();
-}
-
-absl::Status RealtimeCalls::Join(std::string_view conn_id,
-                                 const std::vector<std::string>& rooms) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(rooms));
-  v1::JoinRequest request;
-  request.set_conn_id(std::string(conn_id));
-  for (const std::string& room : rooms) request.add_rooms(room);
-  v1::JoinResponse response;
-  return Call(Rpc::kJoin, [&](::grpc::ClientContext* context) {
-    response.Clear();
-    return stub_->Join(context, request, &response);
-  });
-}
-
-absl::Status RealtimeCalls::Leave(std::string_view conn_id,
-                                  const std::vector<std::string>& rooms) {
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
-  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(rooms));
-  v1::LeaveRequest request;
-  request.set_conn_id(std::string(conn_id));
-  for (const std::string& room : rooms) request.add_rooms(room);
-  v1::LeaveResponse response;
-  return Call(Rpc::kLeave, [&](::grpc::ClientContext* context) {
-    response.Clear();
-    return stub_->Leave(context, request, &response);
-  });
-}
-
 // PublishRequest's and StreamPosition's `target` oneof (the same fields).
 template <typename Message>
 absl::Status TargetToProto(const PublishTarget& target, Message* out) {
@@ -328,6 +274,46 @@ std::vector<ConnectionRef> Connections(const v1::UserConnectionsResponse& respon
   return connections;
 }
 
+absl::StatusOr<v1::RegisterConnectionRequest> RegisterRequest(
+    std::string_view conn_id, std::string_view user_id, const std::vector<std::string>& rooms) {
+  v1::RegisterConnectionRequest request;
+  STATESIDE_CLIENT_RETURN_IF_ERROR(RegistrationToProto(
+      {std::string(conn_id), std::string(user_id), rooms}, &request));
+  return request;
+}
+
+absl::StatusOr<v1::UnregisterConnectionRequest> UnregisterRequest(std::string_view conn_id) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
+  v1::UnregisterConnectionRequest request;
+  request.set_conn_id(std::string(conn_id));
+  return request;
+}
+
+bool Found(const v1::UnregisterConnectionResponse& response) { return response.found(); }
+
+// JoinRequest and LeaveRequest (the same fields).
+template <typename Request>
+absl::StatusOr<Request> RoomsRequest(std::string_view conn_id,
+                                     const std::vector<std::string>& rooms) {
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckName("conn_id", conn_id));
+  STATESIDE_CLIENT_RETURN_IF_ERROR(CheckRooms(rooms));
+  Request request;
+  request.set_conn_id(std::string(conn_id));
+  for (const std::string& room : rooms) request.add_rooms(room);
+  return request;
+}
+
+// The reply of a call that answers only its status.
+struct Done {};
+constexpr auto kDone = [](const auto&) { return Done{}; };
+
+// A StatusCallback as the Callback<Done> that Async calls.
+Callback<Done> StatusOnly(StatusCallback done) {
+  return [done = std::move(done)](absl::StatusOr<Done> result) mutable {
+    done(result.status());
+  };
+}
+
 }  // namespace
 
 // The blocking calls below and their Async forms share the request
@@ -401,6 +387,65 @@ void RealtimeCalls::StartAttempt(std::shared_ptr<Pending> call, Method method, P
      const auto* q, auto* r, std::function<void(::grpc::Status)> f) {             \
     async->method(c, q, r, std::move(f));                                          \
   }
+
+absl::Status RealtimeCalls::RegisterConnection(std::string_view conn_id,
+                                               std::string_view user_id,
+                                               const std::vector<std::string>& rooms) {
+  return Blocking<v1::RegisterConnectionRequest, v1::RegisterConnectionResponse>(
+             Rpc::kRegisterConnection, RegisterRequest(conn_id, user_id, rooms),
+             &v1::RealtimeService::Stub::RegisterConnection, kDone)
+      .status();
+}
+
+void RealtimeCalls::RegisterConnectionAsync(std::string_view conn_id, std::string_view user_id,
+                                            const std::vector<std::string>& rooms,
+                                            StatusCallback done) {
+  Async<v1::RegisterConnectionRequest, v1::RegisterConnectionResponse>(
+      Rpc::kRegisterConnection, RegisterRequest(conn_id, user_id, rooms),
+      STATESIDE_ASYNC_METHOD(RegisterConnection), kDone, StatusOnly(std::move(done)));
+}
+
+absl::StatusOr<bool> RealtimeCalls::UnregisterConnection(std::string_view conn_id) {
+  return Blocking<v1::UnregisterConnectionRequest, v1::UnregisterConnectionResponse>(
+      Rpc::kUnregisterConnection, UnregisterRequest(conn_id),
+      &v1::RealtimeService::Stub::UnregisterConnection, Found);
+}
+
+void RealtimeCalls::UnregisterConnectionAsync(std::string_view conn_id, Callback<bool> done) {
+  Async<v1::UnregisterConnectionRequest, v1::UnregisterConnectionResponse>(
+      Rpc::kUnregisterConnection, UnregisterRequest(conn_id),
+      STATESIDE_ASYNC_METHOD(UnregisterConnection), Found, std::move(done));
+}
+
+absl::Status RealtimeCalls::Join(std::string_view conn_id,
+                                 const std::vector<std::string>& rooms) {
+  return Blocking<v1::JoinRequest, v1::JoinResponse>(
+             Rpc::kJoin, RoomsRequest<v1::JoinRequest>(conn_id, rooms),
+             &v1::RealtimeService::Stub::Join, kDone)
+      .status();
+}
+
+void RealtimeCalls::JoinAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                              StatusCallback done) {
+  Async<v1::JoinRequest, v1::JoinResponse>(
+      Rpc::kJoin, RoomsRequest<v1::JoinRequest>(conn_id, rooms), STATESIDE_ASYNC_METHOD(Join),
+      kDone, StatusOnly(std::move(done)));
+}
+
+absl::Status RealtimeCalls::Leave(std::string_view conn_id,
+                                  const std::vector<std::string>& rooms) {
+  return Blocking<v1::LeaveRequest, v1::LeaveResponse>(
+             Rpc::kLeave, RoomsRequest<v1::LeaveRequest>(conn_id, rooms),
+             &v1::RealtimeService::Stub::Leave, kDone)
+      .status();
+}
+
+void RealtimeCalls::LeaveAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                               StatusCallback done) {
+  Async<v1::LeaveRequest, v1::LeaveResponse>(
+      Rpc::kLeave, RoomsRequest<v1::LeaveRequest>(conn_id, rooms), STATESIDE_ASYNC_METHOD(Leave),
+      kDone, StatusOnly(std::move(done)));
+}
 
 absl::StatusOr<PublishResult> RealtimeCalls::Publish(
     const PublishTarget& target, std::string_view event, std::string_view payload,

@@ -73,6 +73,13 @@ class RealtimeCalls {
   // The Async forms (contract in client.h): the blocking call's request,
   // retries and deadline, with the attempts on gRPC's callback API and the
   // waits between them on the timer.
+  void RegisterConnectionAsync(std::string_view conn_id, std::string_view user_id,
+                               const std::vector<std::string>& rooms, StatusCallback done);
+  void UnregisterConnectionAsync(std::string_view conn_id, Callback<bool> done);
+  void JoinAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                 StatusCallback done);
+  void LeaveAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                  StatusCallback done);
   void PublishAsync(const PublishTarget& target, std::string_view event,
                     std::string_view payload, const std::vector<ConnectionRef>& except,
                     std::string_view sender_user_id, Callback<PublishResult> done);

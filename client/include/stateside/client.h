@@ -69,8 +69,9 @@
 //   other calls.
 //   Destroying the Client ends the calls still running with CANCELLED (their
 //   `done` runs before the destructor returns). The session and opt-out
-//   calls have Async forms, and of the realtime calls Publish, RoomMembers
-//   and UserConnections; the others block.
+//   calls have Async forms, and of the realtime calls RegisterConnection,
+//   UnregisterConnection, Join, Leave, Publish, RoomMembers and
+//   UserConnections; the others block.
 // - Errors: the gRPC status code is kept (same numbering as absl::StatusCode)
 //   with the sidecar's message: NOT_FOUND (unknown, expired, destroyed or
 //   forged session — deliberately alike), INVALID_ARGUMENT (bad input or a
@@ -328,9 +329,18 @@ class Client {
                                       int limit = 0);
 
   // --- Async forms of realtime calls (contract above) ---
-  // The arguments are copied before the call returns. PublishAsync
+  // The arguments are copied before the call returns. Calls started one
+  // after another may run concurrently: to keep a Join behind its
+  // RegisterConnection, start it from the first one's `done`. PublishAsync
   // generates one request_id for the call, as Publish with "" does, and
   // sends it with every attempt.
+  void RegisterConnectionAsync(std::string_view conn_id, std::string_view user_id,
+                               const std::vector<std::string>& rooms, StatusCallback done);
+  void UnregisterConnectionAsync(std::string_view conn_id, Callback<bool> done);
+  void JoinAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                 StatusCallback done);
+  void LeaveAsync(std::string_view conn_id, const std::vector<std::string>& rooms,
+                  StatusCallback done);
   void PublishAsync(const PublishTarget& target, std::string_view event,
                     std::string_view payload, const std::vector<ConnectionRef>& except,
                     std::string_view sender_user_id, Callback<PublishResult> done);

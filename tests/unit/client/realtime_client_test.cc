@@ -327,6 +327,63 @@ TEST_F(RealtimeClientTest, AsyncFormsAnswerAsTheBlockingOnes) {
   EXPECT_EQ(connections.Runs(), 1);
 }
 
+TEST_F(RealtimeClientTest, ConnectionAsyncFormsSendWhatTheBlockingOnesSend) {
+  auto client = Connected();
+  ASSERT_NE(client, nullptr);
+  // A StatusCallback as the Callback<bool> AsyncResult records.
+  const auto status_only = [](AsyncResult<bool>& result) -> StatusCallback {
+    return [done = result.Done()](absl::Status status) mutable {
+      done(status.ok() ? absl::StatusOr<bool>(true) : absl::StatusOr<bool>(status));
+    };
+  };
+  AsyncResult<bool> registered;
+  client->RegisterConnectionAsync("c1", "alice", {"lobby", "r2"}, status_only(registered));
+  ASSERT_TRUE(registered.Wait().ok()) << registered.Wait().status();
+  EXPECT_EQ(fake_->last_register().conn_id(), "c1");
+  EXPECT_EQ(fake_->last_register().user_id(), "alice");
+  EXPECT_THAT(fake_->last_register().rooms(), ElementsAre("lobby", "r2"));
+
+  AsyncResult<bool> joined;
+  client->JoinAsync("c1", {"a", "b"}, status_only(joined));
+  ASSERT_TRUE(joined.Wait().ok()) << joined.Wait().status();
+  EXPECT_EQ(fake_->last_join().conn_id(), "c1");
+  EXPECT_THAT(fake_->last_join().rooms(), ElementsAre("a", "b"));
+
+  AsyncResult<bool> left;
+  client->LeaveAsync("c1", {"b"}, status_only(left));
+  ASSERT_TRUE(left.Wait().ok()) << left.Wait().status();
+  EXPECT_EQ(fake_->last_leave().conn_id(), "c1");
+  EXPECT_THAT(fake_->last_leave().rooms(), ElementsAre("b"));
+
+  // found: true for a registered connection, false once it is gone.
+  AsyncResult<bool> first;
+  client->UnregisterConnectionAsync("c1", first.Done());
+  EXPECT_EQ(first.Wait().value_or(false), true);
+  EXPECT_EQ(fake_->last_unregister().conn_id(), "c1");
+  AsyncResult<bool> second;
+  client->UnregisterConnectionAsync("c1", second.Done());
+  EXPECT_EQ(second.Wait().value_or(true), false);
+
+  // Retried on UNAVAILABLE as the blocking forms are; other codes kept.
+  fake_->FailNext(Rpc::kRegisterConnection, 2, kUnavailable);
+  AsyncResult<bool> retried;
+  client->RegisterConnectionAsync("c2", "", {}, status_only(retried));
+  ASSERT_TRUE(retried.Wait().ok()) << retried.Wait().status();
+  EXPECT_EQ(fake_->calls(Rpc::kRegisterConnection), 4);
+  fake_->FailNext(Rpc::kJoin, 1,
+                  grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rooms[0]: too long"));
+  AsyncResult<bool> refused;
+  client->JoinAsync("c2", {"lobby"}, status_only(refused));
+  const absl::Status status = refused.Wait().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "rooms[0]: too long");
+
+  for (AsyncResult<bool>* result :
+       {&registered, &joined, &left, &first, &second, &retried, &refused}) {
+    EXPECT_EQ(result->Runs(), 1);
+  }
+}
+
 TEST_F(RealtimeClientTest, AsyncFormsFollowTheRetryPolicy) {
   ClientOptions o = Options();
   o.max_retries = 2;
@@ -394,8 +451,12 @@ TEST_F(RealtimeClientTest, AsyncArgumentErrorsRunDoneOnTheCallingThreadWithoutAC
                            [&](absl::StatusOr<RoomMembersPage> r) { record(r.status()); });
   client->UserConnectionsAsync(
       "", [&](absl::StatusOr<std::vector<ConnectionRef>> r) { record(r.status()); });
+  client->RegisterConnectionAsync("", "alice", {}, record);
+  client->JoinAsync("c1", {""}, record);
+  client->LeaveAsync("", {"lobby"}, record);
+  client->UnregisterConnectionAsync("", [&](absl::StatusOr<bool> r) { record(r.status()); });
   // Recorded before the calls returned.
-  ASSERT_EQ(codes.size(), 4u);
+  ASSERT_EQ(codes.size(), 8u);
   for (size_t i = 0; i < codes.size(); ++i) {
     EXPECT_EQ(codes[i], absl::StatusCode::kInvalidArgument) << "case " << i;
     EXPECT_TRUE(here[i]) << "case " << i;
