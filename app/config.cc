@@ -51,8 +51,6 @@ constexpr Spec kSpecs[] = {
     {"max-body-bytes", "RADAR_MAX_BODY_BYTES", "BYTES",
      "largest request body (larger: 413) [default: 16384]"},
     {"threads", "RADAR_THREADS", "N", "I/O threads [default: 2]"},
-    {"workers", "RADAR_WORKERS", "N",
-     "threads for the WebSocket's (blocking) sidecar calls [default: 16]"},
     {"drain-idle-grace-ms", "RADAR_DRAIN_IDLE_GRACE_MS", "MS",
      "once draining, close a kept-alive connection only after it has been idle "
      "this long, answering what a proxy still sends on it with Connection: close; "
@@ -213,10 +211,10 @@ absl::Status Apply(size_t i, const std::string& value, Config& config) {
     config.ws_session_check_ms = *n;
     return absl::OkStatus();
   }
-  if (flag == "threads" || flag == "workers") {
-    auto n = ParseInt(spec, value, 1, flag == "threads" ? 64 : 1024);
+  if (flag == "threads") {
+    auto n = ParseInt(spec, value, 1, 64);
     if (!n.ok()) return n.status();
-    (flag == "threads" ? config.threads : config.workers) = static_cast<int>(*n);
+    config.threads = static_cast<int>(*n);
     return absl::OkStatus();
   }
   if (flag == "drain-idle-grace-ms" || flag == "ws-close-spread-ms") {

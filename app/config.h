@@ -31,7 +31,6 @@ struct Config {
   int64_t ws_session_check_ms = 60000;
   size_t max_body_bytes = 16384;
   int threads = 2;   // I/O threads (Beast/Asio)
-  int workers = 16;  // threads for the WebSocket's blocking sidecar calls
   bool test_hooks = false;  // honour X-Radar-Delay-Ms on POST /cart
   // Once draining, a kept-alive connection is closed by us only after it has
   // been idle this long (its requests meanwhile answered with Connection:

@@ -16,7 +16,6 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>
@@ -156,11 +155,10 @@ class AppServer {
   AppServer(stateside::Client* client, const radar::Config& config,
             const std::string& instance_id, radar::DrainState* drain)
       : config_(config),
-        workers_(config.workers),
         ioc_(config.threads),
         hub_(client, absl::Milliseconds(config.ws_session_check_ms)),
         routes_(client, config, instance_id, drain, &hub_),
-        websocket_deps_{client, &hub_, drain, &workers_, instance_id, config.max_body_bytes},
+        websocket_deps_{client, &hub_, drain, instance_id, config.max_body_bytes},
         server_(ioc_, radar::HttpDeps{&routes_, drain, &websocket_deps_,
                                       config.max_body_bytes, config.public_origins,
                                       config.max_connections, config.max_queued_requests}) {}
@@ -191,18 +189,15 @@ class AppServer {
   // WebSocket is closed or `finish_by` has passed.
   void Drain(radar::DrainState& drain, absl::Time finish_by);
 
-  // Ends the I/O threads and the workers (after Drain).
+  // Ends the I/O threads (after Drain).
   void Stop() {
     work_.reset();
     ioc_.stop();
     for (std::thread& t : io_threads_) t.join();
-    workers_.stop();
-    workers_.join();
   }
 
  private:
   const radar::Config& config_;
-  boost::asio::thread_pool workers_;
   boost::asio::io_context ioc_;
   radar::WebSocketHub hub_;
   const radar::Routes routes_;

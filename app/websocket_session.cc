@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include <utility>
+#include <vector>
 
 #include "app/browser_guard.h"
 #include "app/websocket_hub.h"
@@ -52,15 +53,23 @@ WebSocketSession::~WebSocketSession() = default;
 void WebSocketSession::Start(Request request) {
   request_ = std::move(request);
   deps_->hub->Add(conn_id_, weak_from_this(), owner_);
-  asio::post(*deps_->workers, [self = shared_from_this()] {
-    absl::Status status = self->deps_->client->RegisterConnection(self->conn_id_,
-                                                                   self->owner_.user);
-    asio::post(self->executor_,
-               [self, status] { self->OnRegistered(status); });
-  });
+  call_pending_ = true;
+  deps_->client->RegisterConnectionAsync(
+      conn_id_, owner_.user, {}, [self = shared_from_this()](absl::Status status) {
+        asio::post(self->executor_,
+                   [self, status = std::move(status)] { self->OnRegistered(status); });
+      });
+}
+
+bool WebSocketSession::CallAnswered() {
+  call_pending_ = false;
+  if (!finished_) return true;
+  Unregister();  // Finish() left it for now
+  return false;
 }
 
 void WebSocketSession::OnRegistered(absl::Status status) {
+  if (!CallAnswered()) return;
   if (!status.ok()) {
     RefuseUpgrade(SidecarError(status, "ws: register connection", false));
     return;
@@ -158,18 +167,25 @@ void WebSocketSession::HandleMessage(const std::string& text) {
     DoRead();
     return;
   }
-  asio::post(*deps_->workers, [self = shared_from_this(), join,
-                               name = room->get<std::string>()] {
-    const std::vector<std::string> rooms = {name};
-    absl::Status status = join ? self->deps_->client->Join(self->conn_id_, rooms)
-                               : self->deps_->client->Leave(self->conn_id_, rooms);
-    asio::post(self->executor_, [self, join, name, status] {
+  // No read is pending until OnRoomOp: the next join or leave is sent
+  // only after this one's answer.
+  std::string name = room->get<std::string>();
+  const std::vector<std::string> rooms = {name};
+  auto done = [self = shared_from_this(), join, name = std::move(name)](absl::Status status) {
+    asio::post(self->executor_, [self, join, name, status = std::move(status)] {
       self->OnRoomOp(join, name, status);
     });
-  });
+  };
+  call_pending_ = true;
+  if (join) {
+    deps_->client->JoinAsync(conn_id_, rooms, std::move(done));
+  } else {
+    deps_->client->LeaveAsync(conn_id_, rooms, std::move(done));
+  }
 }
 
 void WebSocketSession::OnRoomOp(bool join, const std::string& room, absl::Status status) {
+  if (!CallAnswered()) return;
   if (status.ok()) {
     deps_->hub->SetMembership(conn_id_, room, join);
     Enqueue(Message(Json{{join ? "joined" : "left", room}}));
@@ -260,14 +276,19 @@ void WebSocketSession::Finish() {
   queue_.clear();
   queued_bytes_ = 0;
   deps_->hub->Remove(conn_id_);
-  asio::post(*deps_->workers, [self = shared_from_this()] {
-    absl::StatusOr<bool> found = self->deps_->client->UnregisterConnection(self->conn_id_);
-    if (!found.ok()) {
-      spdlog::warn("ws {}: unregister: {}", self->conn_id_, found.status().ToString());
-    }
-    spdlog::debug("ws {}: closed", self->conn_id_);
-    self->deps_->drain->WorkFinished();
-  });
+  // After the register, join or leave still running (its answer calls it):
+  // an unregister sent beside it could be applied first.
+  if (!call_pending_) Unregister();
+}
+
+void WebSocketSession::Unregister() {
+  // Holds no reference to the session: it may go before the answer comes.
+  deps_->client->UnregisterConnectionAsync(
+      conn_id_, [conn_id = conn_id_, drain = deps_->drain](absl::StatusOr<bool> found) {
+        if (!found.ok()) spdlog::warn("ws {}: unregister: {}", conn_id, found.status().ToString());
+        spdlog::debug("ws {}: closed", conn_id);
+        drain->WorkFinished();
+      });
 }
 
 }  // namespace radar

@@ -1,9 +1,10 @@
 // WebSocketSession: one client's WebSocket on GET /ws — registration with
 // the sidecar, the upgrade, join/leave requests and a bounded write queue.
 // Thread-safe entry points (Send, Close) post to the connection's strand;
-// everything else runs on that strand. Sidecar calls run on the worker pool:
-// RegisterConnection, Join, Leave and UnregisterConnection have no Async
-// form in the client (the HTTP routes have, see routes.h).
+// everything else runs on that strand. Sidecar calls use the client's Async
+// forms and post their answer to the strand; no thread waits for them. One
+// at a time: the register before the upgrade, a join or leave before the
+// next message is read, and the unregister after the last of them answered.
 //
 // Protocol (text frames, JSON):
 //   server → client first: {"event":"hello","conn":…,"instance":…,"user":…}
@@ -22,7 +23,6 @@
 #define STATESIDE_APP_WEBSOCKET_SESSION_H_
 
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -44,12 +44,12 @@ class WebSocketHub;
 namespace websocket = boost::beast::websocket;
 
 // What every WebSocket session uses; owned by main, outlives the sessions'
-// handlers (the worker pool is joined before it goes).
+// handlers (the client, whose destruction ends the calls still running, is
+// destroyed first).
 struct WebSocketDeps {
   stateside::Client* client = nullptr;
   WebSocketHub* hub = nullptr;
   DrainState* drain = nullptr;
-  boost::asio::thread_pool* workers = nullptr;
   std::string instance;
   size_t max_message_bytes = 16384;
 };
@@ -89,6 +89,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   const std::string& conn_id() const { return conn_id_; }
 
  private:
+  // Notes that the sidecar call answered; false (and unregisters) if the
+  // session finished meanwhile.
+  bool CallAnswered();
   void OnRegistered(absl::Status status);
   void RefuseUpgrade(Response response);
   void OnAccept(boost::beast::error_code ec);
@@ -100,8 +103,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, std::size_t bytes);
   void StartClose(websocket::close_code code);
-  // Once: leaves the hub, unregisters with the sidecar, ends the work unit.
+  // Once: leaves the hub, unregisters with the sidecar (after the call
+  // pending, if any), ends the work unit.
   void Finish();
+  // UnregisterConnectionAsync; its answer ends the work unit.
+  void Unregister();
 
   // Constant after construction.
   const WebSocketDeps* const deps_;
@@ -122,6 +128,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   bool accepted_ = false;
   bool closing_ = false;
   bool finished_ = false;
+  bool call_pending_ = false;  // a register, join or leave awaits its answer
   std::optional<websocket::close_code> close_code_;  // asked before accepted
 };
 

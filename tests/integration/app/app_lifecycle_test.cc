@@ -77,7 +77,7 @@ TEST_F(RadarAppLifecycleTest, BadSettingExitsWithStatus2NamingIt) {
   };
   const std::vector<Case> cases = {
       {{"--threads=abc"}, {}, "RADAR_THREADS (--threads)"},
-      {{"--workers=0"}, {}, "RADAR_WORKERS (--workers)"},
+      {{"--threads=0"}, {}, "RADAR_THREADS (--threads)"},
       {{}, {{"RADAR_MAX_BODY_BYTES", "-1"}}, "RADAR_MAX_BODY_BYTES (--max-body-bytes)"},
       {{"--listen=nowhere"}, {}, "RADAR_LISTEN (--listen)"},
       {{"--listen=127.0.0.1:70000"}, {}, "RADAR_LISTEN (--listen)"},
@@ -302,10 +302,10 @@ TEST_F(RadarAppLifecycleTest, TestHookHeaderIsIgnoredWhenHooksAreOff) {
 }
 
 // The HTTP routes chain the client's Async forms and the test hook waits on
-// a timer: with one worker and one I/O thread, carts held up by the hook
-// keep no other request waiting, and do not wait for one another.
+// a timer: with one I/O thread, carts held up by the hook keep no other
+// request waiting, and do not wait for one another.
 TEST_F(RadarAppLifecycleTest, SlowRequestsHoldNoThread) {
-  StartPod(PodOptions("no-hop-pod", {"--test-hooks", "--workers=1", "--threads=1"}));
+  StartPod(PodOptions("no-hop-pod", {"--test-hooks", "--threads=1"}));
   const Cookie cookie = Login("no-hop");
   constexpr int kSlow = 3;
   const absl::Duration kDelay = absl::Seconds(3);

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/app/app_pod.h"
+#include "stateside/client.h"
 #include "tests/integration/app/shared_pod_test.h"
 #include "tests/support/wait.h"
 
@@ -138,6 +139,51 @@ TEST_F(RadarAppTest, UserTargetedMessageReachesEveryConnectionOfTheUser) {
   }
 }
 
+
+// The socket's sidecar calls run one at a time on the client's Async forms:
+// joins and leaves sent back to back apply (and are answered) in order, and
+// the unregister of a socket closed with a join still running goes after it.
+TEST_F(RadarAppTest, PipelinedJoinsAndLeavesApplyInOrderAndTheCloseUnregistersLast) {
+  const std::string user = UniqueUser("pipeliner");
+  json hello;
+  auto ws = OpenSocket(LoginAs(user), &hello);
+  ASSERT_NE(ws, nullptr);
+  const std::string conn_id = hello.value("conn", "");
+  const std::string a = UniqueUser("room-a");
+  const std::string b = UniqueUser("room-b");
+  const std::vector<json> sent = {json{{"join", a}}, json{{"leave", a}}, json{{"join", b}},
+                                  json{{"leave", b}}, json{{"join", a}}};
+  for (const json& message : sent) ASSERT_TRUE(ws->Send(message.dump()).ok());
+  for (const json& message : sent) {
+    auto ack = ws->Read(absl::Seconds(10));
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    const bool join = message.contains("join");
+    EXPECT_EQ(json::parse(ack->text, nullptr, false),
+              (json{{join ? "joined" : "left", message[join ? "join" : "leave"]}}));
+  }
+  ClientOptions options;
+  options.socket_path = pod().socket_path();
+  auto client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const auto members = [&](const std::string& room) {
+    auto page = (*client)->RoomMembers(room);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->members : std::vector<ConnectionRef>{};
+  };
+  ASSERT_EQ(members(a).size(), 1u);
+  EXPECT_EQ(members(a)[0].conn_id, conn_id);
+  EXPECT_TRUE(members(b).empty());
+
+  // A join, and the close right behind it: the join is answered first (the
+  // close frame is read after its answer), the unregister comes last and
+  // leaves no membership behind.
+  ASSERT_TRUE(ws->Send(json{{"join", b}}.dump()).ok());
+  ws.reset();
+  EXPECT_TRUE(WaitFor([&] {
+    auto mine = (*client)->UserConnections(user);
+    return mine.ok() && mine->empty() && members(a).empty() && members(b).empty();
+  })) << "the closed socket is still registered or in a room";
+}
 
 TEST_F(RadarAppTest, BadWebSocketMessagesAreAnsweredWithAnError) {
   auto ws = OpenSocket(LoginAs(UniqueUser("chatty")));
