@@ -3,7 +3,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -14,61 +15,58 @@
 namespace stateside::redis {
 namespace {
 
-// Converts hiredis's reply tree into our value type. Depth is bounded by
-// hiredis itself (it rejects nesting deeper than 7).
-Reply Convert(const redisReply* r) {
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return Reply::String(std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-      return Reply::Status(std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-      return Reply::Error(std::string(r->str, r->len));
-    case REDIS_REPLY_INTEGER:
-      return Reply::Integer(r->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::vector<Reply> elements;
-      elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) {
-        elements.push_back(r->element[i] ? Convert(r->element[i]) : Reply::Nil());
-      }
-      return Reply::Array(std::move(elements));
-    }
-    default:
-      return Reply::Nil();
-  }
+// The reply object hiredis builds for a task: a new root, or its slot in
+// the parent array (sized by CreateArray, so the slots do not move).
+// hiredis frees only the root (freeObject), never a child.
+Reply* NewObject(const redisReadTask* task, Reply::Type type) {
+  Reply* r = task->parent == nullptr
+                 ? new Reply()
+                 : &static_cast<Reply*>(task->parent->obj)->elements[task->idx];
+  r->type = type;
+  return r;
 }
 
-// hiredis's own object functions: static in hiredis.c, reachable only
-// through a reader created with the defaults.
-const redisReplyObjectFunctions& DefaultFunctions() {
-  static const redisReplyObjectFunctions defaults = [] {
-    redisReplyObjectFunctions fns{};
-    if (redisReader* r = redisReaderCreate(); r != nullptr) {
-      fns = *r->fn;
-      redisReaderFree(r);
-    }
-    return fns;
-  }();
-  return defaults;
+// The decimal digits of n.
+size_t Digits(size_t n) {
+  size_t digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++digits;
+  }
+  return digits;
+}
+
+// Writes "<marker><n>\r\n" at p; returns the end.
+char* PutHeader(char* p, char marker, size_t n) {
+  *p++ = marker;
+  const size_t digits = Digits(n);
+  for (size_t i = digits; i > 0; --i) {
+    p[i - 1] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  }
+  p += digits;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
 }
 
 }  // namespace
 
+// Straight into *out, sized once: no argv tables, no intermediate buffer
+// (the same bytes as hiredis's redisFormatCommandArgv).
 void AppendCommand(const std::vector<std::string>& args, std::string* out) {
-  std::vector<const char*> argv;
-  std::vector<size_t> argvlen;
-  argv.reserve(args.size());
-  argvlen.reserve(args.size());
+  size_t size = 1 + Digits(args.size()) + 2;
+  for (const std::string& a : args) size += 1 + Digits(a.size()) + 2 + a.size() + 2;
+  const size_t start = out->size();
+  out->resize(start + size);
+  char* p = PutHeader(out->data() + start, '*', args.size());
   for (const std::string& a : args) {
-    argv.push_back(a.data());
-    argvlen.push_back(a.size());
+    p = PutHeader(p, '$', a.size());
+    if (!a.empty()) std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    *p++ = '\r';
+    *p++ = '\n';
   }
-  char* cmd = nullptr;
-  const int len = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()),
-                                         argv.data(), argvlen.data());
-  if (len > 0 && cmd != nullptr) out->append(cmd, static_cast<size_t>(len));
-  free(cmd);  // redisFreeCommand is newer than 0.14; the buffer is malloc'd
 }
 
 std::string EncodeCommand(const std::vector<std::string>& args) {
@@ -98,10 +96,12 @@ std::string Reply::DebugString() const {
   return "?";
 }
 
-// The bounds are checked where hiredis would allocate: a string's bytes
-// before they are copied, an array's declared length before its table is
-// calloc'ed. Refusing returns NULL, which hiredis reports as "Out of
-// memory"; bound_error_ says what really happened.
+// hiredis's object callbacks build our Reply directly, each string copied
+// once out of the reader's buffer (no redisReply tree to convert). The
+// bounds are checked where we would allocate: a string's bytes before they
+// are copied, an array's declared length before its elements are. Refusing
+// returns NULL, which hiredis reports as "Out of memory"; bound_error_ says
+// what really happened.
 void* RespParser::CreateString(const redisReadTask* task, char* str, size_t len) {
   auto* self = static_cast<RespParser*>(task->privdata);
   if (len > self->max_reply_bytes_ - self->reply_bytes_) {
@@ -110,7 +110,12 @@ void* RespParser::CreateString(const redisReadTask* task, char* str, size_t len)
     return nullptr;
   }
   self->reply_bytes_ += len;
-  return DefaultFunctions().createString(task, str, len);
+  const Reply::Type type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
+                           : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                                              : Reply::Type::kString;
+  Reply* r = NewObject(task, type);
+  r->str.assign(str, len);
+  return r;
 }
 
 void* RespParser::CreateArray(const redisReadTask* task, int elements) {
@@ -123,20 +128,31 @@ void* RespParser::CreateArray(const redisReadTask* task, int elements) {
     return nullptr;
   }
   self->reply_elements_ += n;
-  return DefaultFunctions().createArray(task, elements);
+  Reply* r = NewObject(task, Reply::Type::kArray);
+  r->elements.resize(n);
+  return r;
 }
+
+namespace {
+
+void* CreateInteger(const redisReadTask* task, long long value) {  // NOLINT(runtime/int)
+  Reply* r = NewObject(task, Reply::Type::kInteger);
+  r->integer = value;
+  return r;
+}
+
+void* CreateNil(const redisReadTask* task) { return NewObject(task, Reply::Type::kNil); }
+
+void FreeObject(void* root) { delete static_cast<Reply*>(root); }
+
+}  // namespace
 
 RespParser::RespParser(size_t max_reply_bytes, size_t max_reply_elements)
     : max_reply_bytes_(max_reply_bytes), max_reply_elements_(max_reply_elements) {
-  static redisReplyObjectFunctions bounded = [] {
-    redisReplyObjectFunctions fns = DefaultFunctions();
-    fns.createString = &RespParser::CreateString;
-    fns.createArray = &RespParser::CreateArray;
-    return fns;
-  }();
-  reader_ = DefaultFunctions().createString == nullptr
-                ? nullptr
-                : redisReaderCreateWithFunctions(&bounded);
+  static redisReplyObjectFunctions functions = {&RespParser::CreateString,
+                                                &RespParser::CreateArray, &CreateInteger,
+                                                &CreateNil, &FreeObject};
+  reader_ = redisReaderCreateWithFunctions(&functions);
   if (reader_ != nullptr) reader_->privdata = this;
 }
 
@@ -177,9 +193,8 @@ absl::StatusOr<std::optional<Reply>> RespParser::Next() {
   }
   reply_bytes_ = 0;
   reply_elements_ = 0;
-  Reply reply = Convert(static_cast<redisReply*>(raw));
-  freeReplyObject(raw);
-  return std::optional<Reply>(std::move(reply));
+  std::unique_ptr<Reply> reply(static_cast<Reply*>(raw));
+  return std::optional<Reply>(std::move(*reply));
 }
 
 }  // namespace stateside::redis

@@ -1,5 +1,6 @@
-// The RESP2 codec: commands out, replies in. hiredis 0.14 does the byte work
-// (redisFormatCommandArgv, redisReader*); this is the only file pair that
+// The RESP2 codec: commands out (encoded here, straight into the caller's
+// buffer), replies in (hiredis 0.14's redisReader* does the parsing, its
+// object callbacks build our Reply); this is the only file pair that
 // touches hiredis types. Not thread-safe: a RespParser belongs to one
 // connection, used on its I/O thread.
 #ifndef STATESIDE_SIDECAR_REDIS_RESP_H_
@@ -61,7 +62,8 @@ class RespParser {
   size_t buffered() const;
 
  private:
-  // hiredis's object callbacks (reader privdata = this): count, then build.
+  // hiredis's object callbacks (reader privdata = this): count, then build
+  // the Reply in place.
   static void* CreateString(const redisReadTask* task, char* str, size_t len);
   static void* CreateArray(const redisReadTask* task, int elements);
 

@@ -1,5 +1,8 @@
 // The RESP codec (encoding, incremental parsing, garbage, size bound), script
 // naming and the mapping of Redis error replies to statuses.
+#include <hiredis/hiredis.h>
+
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,32 @@ TEST(RespEncodeTest, CommandsAreBinarySafeMultiBulks) {
   const std::string nul("a\0\r\nb", 5);
   EXPECT_EQ(EncodeCommand({"GET", nul}), std::string("*2\r\n$3\r\nGET\r\n$5\r\na\0\r\nb\r\n", 24));
   EXPECT_EQ(EncodeCommand({"X", ""}), "*2\r\n$1\r\nX\r\n$0\r\n\r\n");
+}
+
+// AppendCommand encodes by itself: the bytes are hiredis's, for every
+// number of digits of a count or a length, appended after what is there.
+TEST(RespEncodeTest, AppendsWhatHiredisFormats) {
+  for (size_t count : {0u, 1u, 9u, 10u, 11u, 100u}) {
+    for (size_t size : {0u, 1u, 9u, 10u, 99u, 100u, 1024u, 100000u}) {
+      std::vector<std::string> args;
+      for (size_t i = 0; i < count; ++i) args.push_back(std::string(size + i % 3, static_cast<char>('a' + i % 26)));
+      std::vector<const char*> argv;
+      std::vector<size_t> argvlen;
+      for (const std::string& a : args) {
+        argv.push_back(a.data());
+        argvlen.push_back(a.size());
+      }
+      char* formatted = nullptr;
+      const int len = redisFormatCommandArgv(&formatted, static_cast<int>(args.size()),
+                                             argv.data(), argvlen.data());
+      ASSERT_GT(len, 0);
+      const std::string expected = "before" + std::string(formatted, static_cast<size_t>(len));
+      free(formatted);
+      std::string out = "before";
+      AppendCommand(args, &out);
+      EXPECT_EQ(out, expected) << count << " arguments of " << size << " bytes";
+    }
+  }
 }
 
 TEST(RespParserTest, DecodesEveryReplyType) {
