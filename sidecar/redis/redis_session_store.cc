@@ -322,6 +322,7 @@ absl::StatusOr<bool> RedisSessionStore::ParseRead(std::string_view id,
     // attributes.
     meta.resize(kFields);
     std::vector<Reply>& fields = result->elements;
+    out->attributes.reserve(fields.size() / 2);  // a few too many: the metadata's
     for (size_t i = 0; i < fields.size(); i += 2) {
       if (TakeAttribute(fields[i], fields[i + 1], out)) continue;
       const auto known =

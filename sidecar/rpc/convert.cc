@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "sidecar/common/string_view.h"
@@ -146,11 +147,11 @@ void ToProto(const session::SessionInfo& info, v1::SessionMetadata* out) {
   out->set_version(info.version);
 }
 
-void ToProto(const session::Session& session, v1::Session* out) {
+void ToProto(session::Session session, v1::Session* out) {
   ToProto(session.info, out->mutable_metadata());
   auto& attributes = *out->mutable_attributes();
-  for (const auto& [name, value] : session.attributes) attributes[name] = value;
-  out->set_cookie(session.cookie);
+  for (auto& [name, value] : session.attributes) attributes[name] = std::move(value);
+  out->set_cookie(std::move(session.cookie));
 }
 
 }  // namespace stateside::rpc

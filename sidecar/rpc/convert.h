@@ -49,7 +49,9 @@ absl::StatusOr<session::RegenerateParams> RegenerateParamsFromProto(
 session::UpdateParams UpdateParamsFromProto(const v1::UpdateSessionRequest& request);
 
 void ToProto(const session::SessionInfo& info, v1::SessionMetadata* out);
-void ToProto(const session::Session& session, v1::Session* out);
+// The values are moved into the proto, not copied (a session's attributes
+// are most of a read's bytes).
+void ToProto(session::Session session, v1::Session* out);
 
 }  // namespace stateside::rpc
 

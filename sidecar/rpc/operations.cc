@@ -72,7 +72,7 @@ void Operations::Create(const v1::CreateSessionRequest& request,
     return sessions_->CreateAsync(
         *params, [response, done = std::move(done)](absl::StatusOr<session::Session> s) mutable {
           Answer(std::move(s),
-                 [response](session::Session v) { ToProto(v, response->mutable_session()); },
+                 [response](session::Session v) { ToProto(std::move(v), response->mutable_session()); },
                  std::move(done));
         });
   }
@@ -82,7 +82,7 @@ void Operations::Create(const v1::CreateSessionRequest& request,
       std::move(claim), response,
       [this, response, params = *std::move(params)](Done ran) {
         Answer(sessions_->Create(params),
-               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               [response](session::Session s) { ToProto(std::move(s), response->mutable_session()); },
                std::move(ran));
       },
       std::move(done), std::move(probe));
@@ -98,7 +98,7 @@ void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionRespons
   sessions_->GetAsync(*key, /*touch=*/!request.has_touch() || request.touch(),
                       [response, done = std::move(done)](absl::StatusOr<session::Session> s) mutable {
                         Answer(std::move(s),
-                               [response](session::Session v) { ToProto(v, response->mutable_session()); },
+                               [response](session::Session v) { ToProto(std::move(v), response->mutable_session()); },
                                std::move(done));
                       });
 }
@@ -164,7 +164,7 @@ void Operations::Regenerate(const v1::RegenerateSessionRequest& request,
       ClaimOf(requests_, "SessionService/Regenerate", scope, request), response,
       [this, response, key = *std::move(key), params = *std::move(params)](Done ran) {
         Answer(sessions_->Regenerate(key, params),
-               [response](session::Session s) { ToProto(s, response->mutable_session()); },
+               [response](session::Session s) { ToProto(std::move(s), response->mutable_session()); },
                std::move(ran));
       },
       std::move(done), std::move(probe));
