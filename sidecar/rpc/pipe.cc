@@ -5,8 +5,12 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/slice.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -19,14 +23,33 @@
 
 namespace stateside::rpc {
 
+// The call's result and everything under it (a session's metadata,
+// timestamps and attribute map) are allocated on its arena, in one block for
+// a common result, and freed with it once written: no allocation per message.
+// The attribute values moved into the map keep their own buffers.
 struct PipeReactor::Pending {
-  v1::PipeResult result;
+  static constexpr size_t kArenaBlock = 1024;
+
+  Pending()
+      : arena(ArenaOptionsOf()),
+        result(*google::protobuf::Arena::CreateMessage<v1::PipeResult>(&arena)) {}
+
+  static google::protobuf::ArenaOptions ArenaOptionsOf() {
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = kArenaBlock;
+    return options;
+  }
+
+  google::protobuf::Arena arena;
+  v1::PipeResult& result;  // on arena
   std::string_view method;  // a metric label: a literal
   absl::Time started;
   absl::Time deadline = absl::InfiniteFuture();
   bool owns_id = false;  // its id is in in_flight_ until it completes
   bool offloaded = false;  // counted in offloaded_ until it completes
 };
+
+void PipeReactor::PendingDelete::operator()(Pending* pending) const { delete pending; }
 
 namespace {
 
@@ -350,7 +373,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
       step = NextLocked();
     } else {
       ready_bytes_ += bytes;
-      ready_.push_back(Ready{std::move(r), bytes});
+      ready_.push_back(Ready{PendingPtr(std::exchange(pending, nullptr)), bytes});
       if (!CompletionBatch::Open()) {
         step = NextLocked();
       } else if (!flush_deferred_) {
@@ -361,7 +384,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
       }
     }
   }
-  delete pending;
+  delete pending;  // unless queued for the wire
   if (defer) CompletionBatch::Defer([this] { FlushDeferred(); });
   Carry(step);
   if (pump) PumpLoop();
@@ -396,10 +419,10 @@ PipeReactor::Step PipeReactor::NextLocked() {
   Step step;
   if (finished_) return step;
   if (!writing_ && !ready_.empty() && !cancelled_) {
-    BeginWriteLocked();  // PrepareWrite serializes batch_ into the buffer
+    BeginWriteLocked();  // PrepareWrite encodes batch_ into the buffer
     // What is ready goes in this one message, up to kMaxWriteBytes (at least
     // one result): the client's receive limit must hold for a batch too.
-    batch_.Clear();
+    batch_.clear();
     size_t bytes = 0;
     size_t n = 0;
     for (const Ready& r : ready_) {
@@ -407,8 +430,8 @@ PipeReactor::Step PipeReactor::NextLocked() {
       bytes += r.bytes;
       ++n;
     }
-    batch_.mutable_results()->Reserve(static_cast<int>(n));
-    for (size_t i = 0; i < n; ++i) *batch_.add_results() = std::move(ready_[i].result);
+    batch_.reserve(n);
+    for (size_t i = 0; i < n; ++i) batch_.push_back(std::move(ready_[i]));
     ready_bytes_ -= bytes;
     ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n));
     in_write_ = n;
@@ -430,10 +453,30 @@ PipeReactor::Step PipeReactor::NextLocked() {
 }
 
 void PipeReactor::PrepareWrite(grpc::ByteBuffer* out) {
-  // Serialized outside the lock: completions need not wait for it.
-  bool own_buffer = false;
-  out->Clear();  // the serializer wants an empty buffer
-  grpc::SerializationTraits<v1::PipeResponse>::Serialize(batch_, out, &own_buffer);
+  // Encoded outside the lock (completions need not wait for it), straight
+  // from the calls' arenas: a PipeResponse is its results, each a
+  // length-delimited field 1, so the batch is never assembled as a message.
+  // The sizes were cached by ByteSizeLong in Complete, and the results have
+  // not changed since.
+  using google::protobuf::io::CodedOutputStream;
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kResultsTag =
+      (1u << 3) | static_cast<uint32_t>(WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  size_t total = 0;
+  for (const Ready& r : batch_) {
+    total += 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(r.bytes)) + r.bytes;
+  }
+  grpc::Slice slice(total);
+  uint8_t* p = const_cast<uint8_t*>(slice.begin());
+  for (const Ready& r : batch_) {
+    p = CodedOutputStream::WriteTagToArray(kResultsTag, p);
+    p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(r.bytes), p);
+    p = r.pending->result.SerializeWithCachedSizesToArray(p);
+  }
+  batch_.clear();  // the calls and their arenas go
+  out->Clear();
+  grpc::ByteBuffer buffer(&slice, 1);
+  out->Swap(&buffer);
 }
 
 void PipeReactor::StartNextRead() { StartRead(&read_buffer_); }

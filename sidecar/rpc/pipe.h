@@ -49,6 +49,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -102,9 +103,15 @@ class PipeReactor final
   void OnDone() override;
 
  private:
-  struct Pending;  // one call between dispatch and its result
-  struct Ready {   // a result waiting for the wire
-    v1::PipeResult result;
+  // One call between dispatch and its result, and then until its result is
+  // written: the result lives on the call's own arena.
+  struct Pending;
+  struct PendingDelete {
+    void operator()(Pending* pending) const;
+  };
+  using PendingPtr = std::unique_ptr<Pending, PendingDelete>;
+  struct Ready {  // a result waiting for the wire
+    PendingPtr pending;
     size_t bytes;  // its encoded size, counted against kMaxQueuedBytes
   };
 
@@ -150,9 +157,9 @@ class PipeReactor final
   // one of them is refused (its answer would be indistinguishable).
   absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(shared_->mu);
   // The results of the write in flight: owned by the write with its buffer,
-  // not locked — filled by NextLocked after BeginWriteLocked, serialized by
-  // PrepareWrite, untouched until OnWriteDone.
-  v1::PipeResponse batch_;
+  // not locked — filled by NextLocked after BeginWriteLocked, encoded (as
+  // one PipeResponse) and released by PrepareWrite.
+  std::vector<Ready> batch_;
   size_t in_write_ ABSL_GUARDED_BY(shared_->mu) = 0;     // results in that write
   size_t outstanding_ ABSL_GUARDED_BY(shared_->mu) = 0;  // read, result not yet written
   bool reading_ ABSL_GUARDED_BY(shared_->mu) = false;      // a read is pending
