@@ -303,10 +303,11 @@ void RedisClient::Dispatch(std::vector<RedisCommand> commands, std::vector<Callb
       group->second.push_back(std::move(request));
     }
   }
-  for (auto& [pool, requests] : groups) {
-    Send(pool, std::move(requests),
-         absl::UnavailableError("redis: no master known for the command's slot"));
-  }
+  // Made once: a Status with a message allocates, and almost every send has
+  // a node and never reads it.
+  static const absl::Status* const kNoMaster =
+      new absl::Status(absl::UnavailableError("redis: no master known for the command's slot"));
+  for (auto& [pool, requests] : groups) Send(pool, std::move(requests), *kNoMaster);
 }
 
 void RedisClient::Send(NodePool* pool, Requests requests, const absl::Status& no_pool) {
