@@ -2,6 +2,7 @@
 #include "app/websocket_hub.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -164,17 +165,38 @@ void WebSocketHub::Reregister() {
     absl::MutexLock lock(&mu_);
     for (const auto& [conn_id, entry] : connections_) live.emplace_back(conn_id, entry);
   }
-  int failed = 0;
+  // On the Async form, kMaxReregistering at a time instead of one round
+  // trip after another; returns once every call answered (each answers
+  // exactly once, within the client's call_timeout). Shared: an answer may
+  // still be unlocking it when this returns.
+  constexpr size_t kMaxReregistering = 64;
+  struct Progress {
+    absl::Mutex mu;
+    size_t in_flight ABSL_GUARDED_BY(mu) = 0;
+    size_t failed ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto progress = std::make_shared<Progress>();
   for (const auto& [conn_id, entry] : live) {
-    const std::vector<std::string> rooms(entry.rooms.begin(), entry.rooms.end());
-    absl::Status status = client_->RegisterConnection(conn_id, entry.user, rooms);
-    if (!status.ok()) {
-      ++failed;
-      spdlog::warn("realtime: re-register {}: {}", conn_id, status.ToString());
+    {
+      absl::MutexLock lock(&progress->mu);
+      progress->mu.Await(absl::Condition(
+          +[](size_t* n) { return *n < kMaxReregistering; }, &progress->in_flight));
+      ++progress->in_flight;
     }
+    const std::vector<std::string> rooms(entry.rooms.begin(), entry.rooms.end());
+    client_->RegisterConnectionAsync(
+        conn_id, entry.user, rooms, [progress, conn_id = conn_id](absl::Status status) {
+          if (!status.ok()) spdlog::warn("realtime: re-register {}: {}", conn_id, status.ToString());
+          absl::MutexLock lock(&progress->mu);
+          --progress->in_flight;
+          if (!status.ok()) ++progress->failed;
+        });
   }
+  absl::MutexLock lock(&progress->mu);
+  progress->mu.Await(
+      absl::Condition(+[](size_t* n) { return *n == 0; }, &progress->in_flight));
   spdlog::info("realtime: subscribed again; re-registered {} connection(s), {} failed",
-               live.size() - failed, failed);
+               live.size() - progress->failed, progress->failed);
 }
 
 void WebSocketHub::Add(const std::string& conn_id, std::weak_ptr<WebSocketSession> session,

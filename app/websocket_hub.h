@@ -107,6 +107,8 @@ class WebSocketHub {
   // broadcasts, and the rooms, users and connections of live sockets (at
   // most the sidecar's 256). Reading thread only.
   std::vector<stateside::StreamPosition> ResumePoints();
+  // Registers every live connection again (with its rooms), up to 64 calls
+  // at a time; returns once each answered. Reading thread only.
   void Reregister();
   void Dispatch(const stateside::Delivery& delivery);
   void DispatchGap(const stateside::Gap& gap);
