@@ -190,6 +190,7 @@ class Metrics::Impl {
   Counter& forced_exits_;
   Series<Counter> admin_refused_;
   Series<Counter> cap_refusals_;
+  Series<Counter> frame_closed_;
 
   Series<Counter> rt_published_;
   Counter& rt_received_;
@@ -375,6 +376,10 @@ Metrics::Impl::Impl(MetricsOptions options)
                                   "Calls refused with RESOURCE_EXHAUSTED by a per-user or "
                                   "per-connection cap, by cap."),
                     {"cap"}),
+      frame_closed_(CounterFamily(registry_, "stateside_frame_connections_closed_total",
+                                  "Frame-socket connections closed by the sidecar, by reason "
+                                  "(a broken stream, or a uid not allowed)."),
+                    {"reason"}),
       rt_published_(CounterFamily(registry_, "stateside_realtime_published_total",
                                   "Realtime events published from this instance, by target."),
                     {"target"}),
@@ -447,6 +452,10 @@ Metrics::Impl::Impl(MetricsOptions options)
   admin_refused_.Get({"*", "too_many_connections"});
   for (std::string_view cap : {"sessions_per_user", "rooms_per_connection", "publish_rate_per_user"}) {
     cap_refusals_.Get({cap});
+  }
+  for (std::string_view reason :
+       {"zero_length", "oversized", "malformed", "too_many_calls", "refused_uid"}) {
+    frame_closed_.Get({reason});
   }
   drain_state_.Get({"serving"}).Set(1);
   drain_state_.Get({"draining"});
@@ -567,6 +576,10 @@ void Metrics::RealtimeDropped(std::string_view reason, uint64_t n) {
   impl_->rt_dropped_.Get({reason}).Increment(static_cast<double>(n));
 }
 void Metrics::CapRefused(std::string_view cap) { impl_->cap_refusals_.Get({cap}).Increment(); }
+
+void Metrics::FrameConnectionClosed(std::string_view reason) {
+  impl_->frame_closed_.Get({reason}).Increment();
+}
 void Metrics::RealtimeGap(std::string_view reason) { impl_->rt_gaps_.Get({reason}).Increment(); }
 void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
   impl_->app_connections_.Set(static_cast<double>(gauges.connections));

@@ -133,6 +133,11 @@ class Metrics {
   // A call refused by a cap: "sessions_per_user", "rooms_per_connection",
   // "publish_rate_per_user".
   void CapRefused(std::string_view cap);
+  // stateside_frame_connections_closed_total{reason}: a frame-socket
+  // connection closed by the sidecar: "zero_length", "oversized",
+  // "malformed", "too_many_calls" (a broken stream) or "refused_uid" (not
+  // in STATESIDE_ALLOWED_UIDS).
+  void FrameConnectionClosed(std::string_view reason);
 
   // --- Realtime. target: "room", "user", "connection", "all"; drop
   // reasons: "overflow", "no_target", "no_subscriber", "stale",

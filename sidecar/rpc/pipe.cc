@@ -6,7 +6,6 @@
 #include <vector>
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
@@ -16,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "sidecar/common/completion_batch.h"
 #include "sidecar/common/error_reason.h"
-#include "sidecar/rpc/convert.h"
+#include "sidecar/rpc/pipe_call.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "sidecar/rpc/status.h"
 #include "sidecar/rpc/unary_call.h"
@@ -42,9 +41,7 @@ struct PipeReactor::Pending {
 
   google::protobuf::Arena arena;
   v1::PipeResult& result;  // on arena
-  std::string_view method;  // a metric label: a literal
-  absl::Time started;
-  absl::Time deadline = absl::InfiniteFuture();
+  PipeCallRun run;
   bool owns_id = false;  // its id is in in_flight_ until it completes
   bool offloaded = false;  // counted in offloaded_ until it completes
 };
@@ -162,15 +159,9 @@ void PipeReactor::OnReadDone(bool ok) {
         case Kind::kDeferred:
           break;
         case Kind::kMalformed: {
-          // Worded as the unary RPC answers the same request: it names the
-          // operation's request type when the call has one.
-          const MalformedCall read = ReadMalformedCall(call_bytes[i]);
-          const google::protobuf::FieldDescriptor* op =
-              v1::PipeCall::descriptor()->FindFieldByNumber(read.op_field);
-          const std::string& type = op != nullptr && op->message_type() != nullptr
-                                        ? op->message_type()->full_name()
-                                        : v1::PipeCall::descriptor()->full_name();
-          Refuse(read.id, absl::InvalidArgumentError("malformed request: not a valid " + type));
+          uint64_t id = 0;
+          absl::Status status = MalformedPipeCall(call_bytes[i], &id);
+          Refuse(id, std::move(status));
           break;
         }
         case Kind::kDuplicate:
@@ -226,9 +217,9 @@ void PipeReactor::PumpLoop() {
       // Nobody to tell: answered (and counted down) without running.
       auto* pending = new Pending();
       pending->result.set_id(next.call.id());
-      pending->started = next.read;
+      pending->run.started = next.read;
       pending->owns_id = true;
-      pending->method = "SessionService/Pipe";
+      pending->run.method = PipeMethod(PipeTransport::kPipe, v1::PipeCall::OP_NOT_SET);
       if (metrics_ != nullptr) metrics_->RpcStarted();
       Complete(pending, absl::CancelledError("the stream was cancelled"));
       continue;
@@ -241,8 +232,8 @@ void PipeReactor::PumpLoop() {
 void PipeReactor::Refuse(uint64_t id, absl::Status status) {
   auto* pending = new Pending();
   pending->result.set_id(id);
-  pending->started = absl::Now();
-  pending->method = "SessionService/Pipe";
+  pending->run.started = absl::Now();
+  pending->run.method = PipeMethod(PipeTransport::kPipe, v1::PipeCall::OP_NOT_SET);
   if (metrics_ != nullptr) metrics_->RpcStarted();
   Complete(pending, std::move(status));
 }
@@ -250,23 +241,13 @@ void PipeReactor::Refuse(uint64_t id, absl::Status status) {
 void PipeReactor::Dispatch(v1::PipeCall& call, absl::Time read) {
   auto* pending = new Pending();
   pending->result.set_id(call.id());
-  pending->started = read;
+  pending->run.started = read;
   pending->owns_id = true;
   pending->offloaded = Offloadable(call);
   if (metrics_ != nullptr) metrics_->RpcStarted();
   Operations::Done done = [this, pending](absl::Status status) {
     Complete(pending, std::move(status));
   };
-  if (call.has_timeout()) {
-    // Range-checked as every other Duration of the API.
-    const absl::StatusOr<absl::Duration> timeout =
-        NonNegativeDurationFromProto(call.timeout(), "timeout");
-    if (!timeout.ok()) {
-      pending->method = "SessionService/Pipe";
-      return std::move(done)(timeout.status());
-    }
-    if (*timeout > absl::ZeroDuration()) pending->deadline = pending->started + *timeout;
-  }
   // An offloaded call that waits past its deadline, or whose stream the
   // client cancelled, is answered without running (offload.h).
   Offload::Probe probe = [this, pending]() -> absl::Status {
@@ -274,82 +255,18 @@ void PipeReactor::Dispatch(v1::PipeCall& call, absl::Time read) {
       absl::MutexLock lock(&shared_->mu);
       if (cancelled_) return absl::CancelledError("the stream was cancelled");
     }
-    if (absl::Now() > pending->deadline) {
+    if (absl::Now() > pending->run.deadline) {
       return absl::DeadlineExceededError("deadline exceeded before the call ran");
     }
     return absl::OkStatus();
   };
-  v1::PipeResult& r = pending->result;
-  switch (call.op_case()) {
-    case v1::PipeCall::kCreate:
-      pending->method = "SessionService/Pipe.Create";
-      return ops_->Create(call.create(), r.mutable_create(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kGet:
-      pending->method = "SessionService/Pipe.Get";
-      return ops_->Get(call.get(), r.mutable_get(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kUpdate:
-      pending->method = "SessionService/Pipe.Update";
-      return ops_->Update(call.update(), r.mutable_update(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kTouch:
-      pending->method = "SessionService/Pipe.Touch";
-      return ops_->Touch(call.touch(), r.mutable_touch(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kDestroy:
-      pending->method = "SessionService/Pipe.Destroy";
-      return ops_->Destroy(call.destroy(), r.mutable_destroy(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kRegenerate:
-      pending->method = "SessionService/Pipe.Regenerate";
-      return ops_->Regenerate(call.regenerate(), r.mutable_regenerate(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kListUserSessions:
-      pending->method = "SessionService/Pipe.ListUserSessions";
-      return ops_->ListUserSessions(call.list_user_sessions(), r.mutable_list_user_sessions(),
-                                    std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kDestroyUserSessions:
-      pending->method = "SessionService/Pipe.DestroyUserSessions";
-      return ops_->DestroyUserSessions(call.destroy_user_sessions(),
-                                       r.mutable_destroy_user_sessions(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kSetOptOut:
-      pending->method = "SessionService/Pipe.SetOptOut";
-      return ops_->SetOptOut(call.set_opt_out(), r.mutable_set_opt_out(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::kGetOptOut:
-      pending->method = "SessionService/Pipe.GetOptOut";
-      return ops_->GetOptOut(call.get_opt_out(), r.mutable_get_opt_out(), std::move(done),
-                   std::move(probe));
-    case v1::PipeCall::OP_NOT_SET:
-      break;
-  }
-  pending->method = "SessionService/Pipe";
-  std::move(done)(absl::InvalidArgumentError("pipe call without an operation"));
+  StartPipeCall(*ops_, PipeTransport::kPipe, call, &pending->run, &pending->result,
+                std::move(done), std::move(probe));
 }
 
 void PipeReactor::Complete(Pending* pending, absl::Status status) {
-  const absl::Time now = absl::Now();
-  if (status.ok() && now > pending->deadline) {
-    // As a unary call past its deadline: the work may have been done, the
-    // answer is DEADLINE_EXCEEDED.
-    status = absl::DeadlineExceededError("deadline exceeded");
-  }
-  const grpc::Status wire = ToGrpcStatus(status);
+  FinishPipeCall(pending->run, std::move(status), &pending->result, metrics_);
   v1::PipeResult& r = pending->result;
-  r.set_code(static_cast<int32_t>(wire.error_code()));
-  if (!wire.ok()) {
-    r.set_message(wire.error_message());
-    r.clear_response();
-    ErrorInfoOf(status, r.mutable_error_info());
-  }
-  if (metrics_ != nullptr) {
-    metrics_->RecordRpc(pending->method, static_cast<int>(wire.error_code()),
-                        absl::ToDoubleSeconds(now - pending->started));
-    metrics_->RpcFinished();
-  }
   const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
   const bool offloaded = pending->offloaded;
   bool pump = false;

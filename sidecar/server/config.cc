@@ -37,6 +37,11 @@ constexpr Spec kSpecs[] = {
      "only these uids may call the gRPC API, checked per connection with "
      "SO_PEERCRED; others get PERMISSION_DENIED [default: unset = the "
      "socket's file mode decides]"},
+    {"STATESIDE_FRAMES", "frames", "BOOL", "true",
+     "also serve SessionService Get and Update as length-prefixed frames on "
+     "<STATESIDE_SOCKET>.frames (same mode and uid check; the C++ client's "
+     "fast path, gRPC stays for the rest); skipped with a warning if that "
+     "path exceeds 107 bytes"},
     {"STATESIDE_ADMIN_ADDR", "admin-addr", "HOST:PORT", "127.0.0.1:9464",
      "HTTP admin/probe listener"},
     {"STATESIDE_ADMIN_TOKEN_FILE", "admin-token-file", "PATH", "",

@@ -60,6 +60,9 @@ struct Config {
   // STATESIDE_ALLOWED_UIDS: when not empty, only peers with one of these
   // uids (SO_PEERCRED) may call the gRPC API.
   std::vector<uint32_t> allowed_uids;
+  // STATESIDE_FRAMES: also serve Get and Update on the frame socket,
+  // `<socket_path>.frames` (frame_server.h).
+  bool frames = true;
   // STATESIDE_ADMIN_ADDR, split; port 0 lets the OS choose.
   std::string admin_host = "127.0.0.1";
   int admin_port = 9464;

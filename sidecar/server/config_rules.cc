@@ -313,6 +313,9 @@ absl::Status ParseListeners(const RawSettings& raw, Config& config) {
       config.allowed_uids.push_back(static_cast<uint32_t>(*uid));
     }
   }
+  auto frames = cv::ParseBool(raw.Get("STATESIDE_FRAMES"));
+  if (!frames.ok()) return SettingError("STATESIDE_FRAMES", frames.status().message());
+  config.frames = *frames;
   auto admin = cv::ParseHostPort(raw.Get("STATESIDE_ADMIN_ADDR"));
   if (!admin.ok()) {
     return SettingError("STATESIDE_ADMIN_ADDR", admin.status().message());

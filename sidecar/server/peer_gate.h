@@ -29,9 +29,12 @@ class PeerGate {
 
   // Binds and listens on `path` (REQUIRES: PrepareSocketPath succeeded; the
   // caller sets the umask the socket is born with). FAILED_PRECONDITION
-  // naming STATESIDE_SOCKET if it cannot.
+  // naming STATESIDE_SOCKET if it cannot. An empty `allowed_uids` allows
+  // every peer (the frame socket without STATESIDE_ALLOWED_UIDS: its mode
+  // is the protection). `kind` names the socket in the log ("gRPC").
   static absl::StatusOr<std::unique_ptr<PeerGate>> Listen(const std::string& path,
-                                                          std::vector<uint32_t> allowed_uids);
+                                                          std::vector<uint32_t> allowed_uids,
+                                                          std::string kind = "gRPC");
   ~PeerGate();  // Stop()
   PeerGate(const PeerGate&) = delete;
   PeerGate& operator=(const PeerGate&) = delete;
@@ -43,10 +46,12 @@ class PeerGate {
   void Stop();
 
  private:
-  PeerGate(int listen_fd, int wake_read, int wake_write, std::vector<uint32_t> allowed_uids);
+  PeerGate(int listen_fd, int wake_read, int wake_write, std::vector<uint32_t> allowed_uids,
+           std::string kind);
   void AcceptLoop(const Handoff& handoff);
 
   const std::vector<uint32_t> allowed_uids_;
+  const std::string kind_;
   int listen_fd_;
   int wake_read_;   // readable once Stop wants the loop to end
   int wake_write_;

@@ -17,7 +17,10 @@
 #include "sidecar/redis/key_check.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/rewrap_sweep.h"
+#include "sidecar/rpc/frames.h"
 #include "sidecar/rpc/grpc_server.h"
+#include "sidecar/rpc/operations.h"
+#include "sidecar/server/frame_server.h"
 #include "sidecar/server/signals.h"
 #include "spdlog/spdlog.h"
 
@@ -193,6 +196,10 @@ absl::Status Server::Start() {
   {
     absl::MutexLock lock(&mu_);
     grpc_ = std::move(server);
+  }
+  if (absl::Status frames = StartFrames(options.max_receive_message_bytes); !frames.ok()) {
+    Stop(absl::ZeroDuration());
+    return frames;
   }
   if (absl::Status admin = StartAdmin(); !admin.ok()) {
     Stop(absl::ZeroDuration());
@@ -408,12 +415,62 @@ void Server::Heartbeat() {
   }
 }
 
+// sun_path is 108 bytes with the NUL (as STATESIDE_SOCKET's limit).
+constexpr size_t kMaxFrameSocketPathBytes = 107;
+
+absl::Status Server::StartFrames(size_t max_frame_bytes) {
+  if (!config_.frames) return absl::OkStatus();
+  const std::string path = config_.socket_path + std::string(rpc::kFrameSocketSuffix);
+  if (path.size() > kMaxFrameSocketPathBytes) {
+    spdlog::warn("STATESIDE_FRAMES: {} is longer than a Unix socket path can be ({} bytes); "
+                 "not serving the frame socket (clients use gRPC)",
+                 path, kMaxFrameSocketPathBytes);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(PrepareSocketPath(path));
+  frame_ops_ = std::make_unique<rpc::Operations>(parts_->session_manager.get(), nullptr);
+  // Born 0660 like the gRPC socket (see Start).
+  const mode_t old_umask = umask(0117);
+  auto started = FrameServer::Start(path, config_.allowed_uids, frame_ops_.get(),
+                                    parts_->metrics.get(), max_frame_bytes);
+  umask(old_umask);
+  if (!started.ok()) return started.status();
+  std::shared_ptr<FrameServer> frames = *std::move(started);
+  auto file = RestrictSocketFile(path);
+  if (!file.ok()) {
+    frames->Shutdown(absl::Now());
+    return file.status();
+  }
+  frames_path_ = path;
+  frames_file_ = *file;
+  absl::MutexLock lock(&mu_);
+  frames_ = std::move(frames);
+  return absl::OkStatus();
+}
+
+void Server::StopFrames(absl::Time deadline) {
+  std::shared_ptr<FrameServer> frames;
+  {
+    absl::MutexLock lock(&mu_);
+    frames = frames_;  // alive until this is done, whatever Stop does meanwhile
+  }
+  if (frames == nullptr) return;
+  frames->Shutdown(deadline);
+  // Gone with the listener: a client that looks now falls back to gRPC.
+  RemoveSocketFile(frames_path_, *frames_file_);
+}
+
 void Server::Stop(absl::Duration grace) {
   Deregister();
   ShutdownRealtime();
   if (gate_ != nullptr) {
     gate_->Stop();  // no new connections; those handed off end with gRPC
     gate_.reset();
+  }
+  StopFrames(absl::Now() + grace);
+  {
+    absl::MutexLock lock(&mu_);
+    frames_.reset();
   }
   std::shared_ptr<rpc::GrpcServer> grpc;
   {

@@ -45,7 +45,10 @@ namespace stateside {
 
 namespace rpc {
 class GrpcServer;
+class Operations;
 }  // namespace rpc
+
+class FrameServer;
 
 class Server {
  public:
@@ -146,6 +149,11 @@ class Server {
 
   // The admin listener (server_admin.cc, server_status.cc).
   absl::Status StartAdmin();
+  // STATESIDE_FRAMES: listens on the frame socket (frame_server.h).
+  absl::Status StartFrames(size_t max_frame_bytes);
+  // Stops the frame socket (its calls in flight answer until `deadline`)
+  // and removes its file. Any thread; a no-op without one.
+  void StopFrames(absl::Time deadline);
   std::vector<admin::AdminRoute> AdminRoutes();
   void AddRewrapRoutes(const admin::AdminAccess& access,
                        std::vector<admin::AdminRoute>& routes);
@@ -186,12 +194,19 @@ class Server {
   std::optional<SocketFileId> socket_file_;
   // With STATESIDE_ALLOWED_UIDS: our own accept loop in front of gRPC.
   std::unique_ptr<PeerGate> gate_;
+  // STATESIDE_FRAMES: the frame socket's path, its file (set by Start, then
+  // only read), and the operations it runs.
+  std::string frames_path_;
+  std::optional<SocketFileId> frames_file_;
+  std::unique_ptr<rpc::Operations> frame_ops_;
 
   absl::Mutex mu_;
   // Set by Start, moved out by Stop; SetReady reads it from any thread.
   // Shared with the drain's shutdown work, which may still be shutting it
   // down while Stop (or the destructor) lets go of it.
   std::shared_ptr<rpc::GrpcServer> grpc_ ABSL_GUARDED_BY(mu_);
+  // The frame socket's server, as grpc_ (null without STATESIDE_FRAMES).
+  std::shared_ptr<FrameServer> frames_ ABSL_GUARDED_BY(mu_);
   bool destroying_ ABSL_GUARDED_BY(mu_) = false;    // no new shutdown work
   bool registered_ ABSL_GUARDED_BY(mu_) = false;    // a heartbeat was sent
   bool deregistered_ ABSL_GUARDED_BY(mu_) = false;  // no more heartbeats

@@ -126,6 +126,7 @@ void Server::ShutdownWork(bool fast) {
   ShutdownRealtime();
   // No new calls; calls in flight (session calls of the app's last
   // requests) finish, up to the deadline.
+  StopFrames(deadline);
   if (grpc != nullptr) grpc->Shutdown(deadline);
   spdlog::info("gRPC stopped; flushing");
   spdlog::default_logger()->flush();

@@ -707,7 +707,7 @@ TEST_F(ConfigTest, HelpListsEverySettingWithItsVariableAndDefault) {
         "=1s", "default: unset"}) {
     EXPECT_THAT(line->output, HasSubstr(default_text)) << default_text;
   }
-  EXPECT_EQ(SettingNames().size(), 55u);
+  EXPECT_EQ(SettingNames().size(), 56u);
 }
 
 TEST_F(ConfigTest, AllowedUidsAreAListOfUids) {

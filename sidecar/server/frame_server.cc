@@ -1,0 +1,525 @@
+// The frame socket's connections (see frame_server.h).
+#include "sidecar/server/frame_server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "sidecar/common/completion_batch.h"
+#include "sidecar/common/error_reason.h"
+#include "sidecar/rpc/frames.h"
+#include "sidecar/rpc/pipe_call.h"
+#include "sidecar/rpc/pipe_wire.h"
+#include "spdlog/spdlog.h"
+#include "stateside/v1/session.pb.h"
+
+namespace stateside {
+
+namespace asio = boost::asio;
+using LocalSocket = asio::local::stream_protocol::socket;
+
+// The read buffer kept by an idle connection.
+constexpr size_t kKeptReadBytes = 16384;
+
+class FrameServer::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(FrameServer* server, int fd)
+      : gone_{server}, server_(server), fd_(fd), socket_(server->io_) {
+    boost::system::error_code ec;
+    socket_.assign(asio::local::stream_protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      closed_ = true;
+    }
+  }
+
+  // I/O thread.
+  void StartRead();
+  // I/O thread: no new frames; the connection closes once its calls are
+  // answered and written.
+  void StopReading();
+  // Any thread: drop everything and close.
+  void Abort();
+
+ private:
+  struct Pending {
+    v1::PipeResult result;
+    rpc::PipeCallRun run;
+    bool owns_id = false;
+  };
+
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  // Handles one frame's calls; false if the stream is broken (closed).
+  bool HandleFrame(std::string_view payload, absl::Time read);
+  // Starts `call` (counted in outstanding_, its id registered).
+  void Dispatch(const v1::PipeCall& call, absl::Time read);
+  // Answers `status` for `id` without running anything (counted in
+  // outstanding_; the id not registered).
+  void Refuse(uint64_t id, absl::Status status);
+  void Complete(Pending* pending, absl::Status status);
+  void Flush();
+  // Writes what out_ holds without blocking; the rest waits for the socket
+  // to be writable (on the I/O thread).
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WaitWritable();  // I/O thread
+  // Resumes reading or closes, as the counts now allow.
+  void AfterProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A broken stream: logged, counted, closed.
+  void Broken(std::string_view reason, std::string_view detail);
+  void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Tells the server when the connection is gone, after every member
+  // (the socket last but this) is destroyed: declared first.
+  struct GoneNotice {
+    FrameServer* server;
+    ~GoneNotice() { server->Gone(); }
+  };
+  GoneNotice gone_;
+  FrameServer* const server_;
+  const int fd_;  // owned by socket_; sent on only under mu_ while !closed_
+  LocalSocket socket_;  // I/O thread only
+
+  // I/O thread only.
+  std::string in_;     // bytes read, from in_begin_ to in_end_
+  size_t in_end_ = 0;
+
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // EOF, error or StopReading
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;      // a read is pending
+  bool waiting_writable_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
+  size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // calls read, result not yet queued
+  absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
+  v1::PipeResponse batch_ ABSL_GUARDED_BY(mu_);  // results for the next frame
+  size_t batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string out_ ABSL_GUARDED_BY(mu_);  // frames not yet written
+};
+
+void FrameServer::Connection::StartRead() {
+  {
+    // reading_ may already be claimed by the resume that posted this.
+    absl::MutexLock lock(&mu_);
+    if (closed_ || read_closed_) {
+      reading_ = false;
+      AfterProgressLocked();
+      return;
+    }
+    reading_ = true;
+  }
+  if (in_end_ == 0 && in_.size() > kKeptReadBytes) {
+    // A large frame is done with: its buffer is not kept for an idle connection.
+    in_.resize(kKeptReadBytes);
+    in_.shrink_to_fit();
+  }
+  if (in_.size() - in_end_ < 4096) in_.resize(std::max(in_.size() * 2, kKeptReadBytes));
+  socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                          [self = shared_from_this()](const boost::system::error_code& ec,
+                                                      size_t n) { self->OnRead(ec, n); });
+}
+
+void FrameServer::Connection::StopReading() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  read_closed_ = true;
+  if (reading_) {
+    // The pending read ends (operation_aborted); a wait for writability is
+    // re-armed by its handler.
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+  }
+  AfterProgressLocked();
+}
+
+void FrameServer::Connection::Abort() {
+  absl::MutexLock lock(&mu_);
+  CloseLocked();
+}
+
+void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t n) {
+  if (ec) {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    read_closed_ = true;
+    // The peer went (EOF) or stopped reading was asked: what is in flight
+    // is still answered if it can be; a socket error closes at once.
+    if (ec != asio::error::eof && ec != asio::error::operation_aborted) CloseLocked();
+    AfterProgressLocked();
+    return;
+  }
+  in_end_ += n;
+  const absl::Time read = absl::Now();
+  size_t begin = 0;
+  {
+    // The answers that complete while the frames are handled (the memory
+    // store's, refusals) go out in one frame when this scope ends.
+    CompletionBatch batch;
+    for (;;) {
+      std::string_view payload;
+      size_t consumed = 0;
+      const rpc::FrameParse parse =
+          rpc::ParseFrame(std::string_view(in_.data() + begin, in_end_ - begin),
+                          server_->max_frame_bytes_, &payload, &consumed);
+      if (parse == rpc::FrameParse::kNeedMore) break;
+      if (parse == rpc::FrameParse::kZeroLength) {
+        Broken("zero_length", "a frame of length 0");
+        return;
+      }
+      if (parse == rpc::FrameParse::kOversized) {
+        Broken("oversized", absl::StrCat("a frame longer than the limit of ",
+                                         server_->max_frame_bytes_, " bytes"));
+        return;
+      }
+      if (!HandleFrame(payload, read)) return;
+      begin += consumed;
+    }
+  }
+  // Keep the partial frame at the front, and room for all of it.
+  if (begin > 0) {
+    std::memmove(in_.data(), in_.data() + begin, in_end_ - begin);
+    in_end_ -= begin;
+  }
+  if (in_end_ >= rpc::kFrameHeaderBytes) {
+    const auto* b = reinterpret_cast<const unsigned char*>(in_.data());
+    const size_t whole = rpc::kFrameHeaderBytes + (static_cast<size_t>(b[0]) |
+                                                   (static_cast<size_t>(b[1]) << 8) |
+                                                   (static_cast<size_t>(b[2]) << 16) |
+                                                   (static_cast<size_t>(b[3]) << 24));
+    if (in_.size() < whole) in_.resize(whole);  // bounded: ParseFrame checked the length
+  }
+  absl::MutexLock lock(&mu_);
+  reading_ = false;
+  AfterProgressLocked();
+}
+
+bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time read) {
+  std::vector<std::string_view> call_bytes;
+  if (absl::Status s = rpc::SplitPipeRequest(payload, &call_bytes); !s.ok()) {
+    Broken("malformed", std::string(s.message()));
+    return false;
+  }
+  if (call_bytes.size() > kMaxCallsPerFrame) {
+    Broken("too_many_calls", absl::StrCat("a frame carries at most ", kMaxCallsPerFrame,
+                                          " calls; this one had ", call_bytes.size()));
+    return false;
+  }
+  enum class Kind : uint8_t { kCall, kMalformed, kOtherOp, kDuplicate };
+  std::vector<v1::PipeCall> calls(call_bytes.size());
+  std::vector<Kind> kinds(call_bytes.size(), Kind::kCall);
+  for (size_t i = 0; i < call_bytes.size(); ++i) {
+    if (!calls[i].ParseFromArray(call_bytes[i].data(), static_cast<int>(call_bytes[i].size()))) {
+      kinds[i] = Kind::kMalformed;
+    } else if (calls[i].op_case() != v1::PipeCall::kGet &&
+               calls[i].op_case() != v1::PipeCall::kUpdate) {
+      kinds[i] = Kind::kOtherOp;
+    }
+  }
+  {
+    // As on the Pipe stream: every call counted before any completes (the
+    // memory store's complete inline), and every id of the frame
+    // registered before any runs, so a duplicate within one frame is seen.
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    outstanding_ += calls.size();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
+        kinds[i] = Kind::kDuplicate;
+      }
+    }
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    switch (kinds[i]) {
+      case Kind::kCall:
+        Dispatch(calls[i], read);
+        break;
+      case Kind::kMalformed: {
+        uint64_t id = 0;
+        absl::Status status = rpc::MalformedPipeCall(call_bytes[i], &id);
+        Refuse(id, std::move(status));
+        break;
+      }
+      case Kind::kOtherOp:
+        Refuse(calls[i].id(), absl::UnimplementedError(
+                                  "the frame socket serves Get and Update only: send other "
+                                  "calls over gRPC (SessionService or Pipe)"));
+        break;
+      case Kind::kDuplicate:
+        Refuse(calls[i].id(),
+               WithReason(absl::InvalidArgumentError(absl::StrCat(
+                              "call id ", calls[i].id(), " is already in flight on this connection")),
+                          "DUPLICATE_CALL_ID", "id"));
+        break;
+    }
+  }
+  return true;
+}
+
+void FrameServer::Connection::Dispatch(const v1::PipeCall& call, absl::Time read) {
+  auto* pending = new Pending();
+  pending->result.set_id(call.id());
+  pending->run.started = read;
+  pending->owns_id = true;
+  if (server_->metrics_ != nullptr) server_->metrics_->RpcStarted();
+  rpc::StartPipeCall(
+      *server_->ops_, rpc::PipeTransport::kFrames, call, &pending->run, &pending->result,
+      [self = shared_from_this(), pending](absl::Status status) {
+        self->Complete(pending, std::move(status));
+      },
+      nullptr);
+}
+
+void FrameServer::Connection::Refuse(uint64_t id, absl::Status status) {
+  auto* pending = new Pending();
+  pending->result.set_id(id);
+  pending->run.started = absl::Now();
+  pending->run.method = rpc::PipeMethod(rpc::PipeTransport::kFrames, v1::PipeCall::OP_NOT_SET);
+  if (server_->metrics_ != nullptr) server_->metrics_->RpcStarted();
+  Complete(pending, std::move(status));
+}
+
+void FrameServer::Connection::Complete(Pending* pending, absl::Status status) {
+  rpc::FinishPipeCall(pending->run, std::move(status), &pending->result, server_->metrics_);
+  const size_t bytes = pending->result.ByteSizeLong();
+  bool flush = false;
+  bool defer = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending->owns_id) in_flight_.erase(pending->result.id());
+    --outstanding_;
+    if (!closed_) {
+      if (batch_.results_size() > 0 && batch_bytes_ + bytes > kMaxWriteBytes) {
+        // This frame is full: it goes to the wire queue first.
+        rpc::AppendFrameHeader(&out_, static_cast<uint32_t>(batch_.ByteSizeLong()));
+        batch_.AppendToString(&out_);
+        batch_.Clear();
+        batch_bytes_ = 0;
+      }
+      *batch_.add_results() = std::move(pending->result);
+      batch_bytes_ += bytes;
+      if (!CompletionBatch::Open()) {
+        flush = true;
+      } else if (!flush_deferred_) {
+        // The batch's first result: the frame waits for the rest of it.
+        flush_deferred_ = true;
+        defer = true;
+      }
+    } else {
+      AfterProgressLocked();
+    }
+  }
+  delete pending;
+  if (defer) CompletionBatch::Defer([self = shared_from_this()] { self->Flush(); });
+  if (flush) Flush();
+}
+
+void FrameServer::Connection::Flush() {
+  absl::MutexLock lock(&mu_);
+  flush_deferred_ = false;
+  if (closed_) return;
+  if (batch_.results_size() > 0) {
+    rpc::AppendFrameHeader(&out_, static_cast<uint32_t>(batch_.ByteSizeLong()));
+    batch_.AppendToString(&out_);
+    batch_.Clear();
+    batch_bytes_ = 0;
+  }
+  WriteLocked();
+  AfterProgressLocked();
+}
+
+void FrameServer::Connection::WriteLocked() {
+  if (waiting_writable_) return;  // the I/O thread writes when it can
+  size_t written = 0;
+  while (written < out_.size() && !closed_) {
+    const ssize_t n = ::send(fd_, out_.data() + written, out_.size() - written,
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      written += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      waiting_writable_ = true;
+      asio::post(server_->io_, [self = shared_from_this()] { self->WaitWritable(); });
+      break;
+    }
+    CloseLocked();  // the peer is gone (EPIPE, ECONNRESET)
+    return;
+  }
+  out_.erase(0, written);
+}
+
+void FrameServer::Connection::WaitWritable() {
+  socket_.async_wait(LocalSocket::wait_write,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       absl::MutexLock lock(&self->mu_);
+                       if (self->closed_) return;
+                       if (ec == asio::error::operation_aborted) {
+                         // StopReading's cancel: the wait is still needed.
+                         asio::post(self->server_->io_, [self] { self->WaitWritable(); });
+                         return;
+                       }
+                       self->waiting_writable_ = false;
+                       if (ec) return self->CloseLocked();
+                       self->WriteLocked();
+                       self->AfterProgressLocked();
+                     });
+}
+
+void FrameServer::Connection::AfterProgressLocked() {
+  if (closed_) return;
+  if (read_closed_) {
+    // Nothing more will be read: done once every call is answered and
+    // every byte written.
+    if (!reading_ && outstanding_ == 0 && batch_.results_size() == 0 && !flush_deferred_ &&
+        out_.empty() && !waiting_writable_) {
+      CloseLocked();
+    }
+    return;
+  }
+  if (!reading_ && outstanding_ < kMaxOutstanding && out_.size() < kMaxQueuedBytes) {
+    // Reading resumes on the I/O thread (StartRead claims reading_).
+    asio::post(server_->io_, [self = shared_from_this()] { self->StartRead(); });
+    reading_ = true;  // claimed here so that one resume is posted
+  }
+}
+
+void FrameServer::Connection::Broken(std::string_view reason, std::string_view detail) {
+  spdlog::warn("frame socket: closing a connection: {} ({})", detail, reason);
+  server_->Closed(reason);
+  absl::MutexLock lock(&mu_);
+  CloseLocked();
+}
+
+void FrameServer::Connection::CloseLocked() {
+  if (closed_) return;
+  closed_ = true;
+  batch_.Clear();
+  out_.clear();
+  // The descriptor is closed on the I/O thread (the socket's owner); no
+  // send uses it after closed_.
+  asio::post(server_->io_, [self = shared_from_this()] {
+    boost::system::error_code ec;
+    self->socket_.close(ec);
+  });
+}
+
+// ---- FrameServer ----------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(
+    const std::string& path, std::vector<uint32_t> allowed_uids, const rpc::Operations* ops,
+    admin::Metrics* metrics, size_t max_frame_bytes) {
+  auto gate = PeerGate::Listen(path, std::move(allowed_uids), "frame");
+  if (!gate.ok()) return gate.status();
+  std::unique_ptr<FrameServer> server(
+      new FrameServer(*std::move(gate), ops, metrics, max_frame_bytes));
+  FrameServer* s = server.get();
+  s->gate_->Start([s](int fd, bool allowed) {
+    if (!allowed) {
+      ::close(fd);
+      s->Closed("refused_uid");
+      return;
+    }
+    asio::post(s->io_, [s, fd] { s->Adopt(fd); });
+  });
+  return server;
+}
+
+FrameServer::FrameServer(std::unique_ptr<PeerGate> gate, const rpc::Operations* ops,
+                         admin::Metrics* metrics, size_t max_frame_bytes)
+    : ops_(ops),
+      metrics_(metrics),
+      max_frame_bytes_(max_frame_bytes),
+      work_(asio::make_work_guard(io_)),
+      gate_(std::move(gate)),
+      thread_([this] { io_.run(); }) {}
+
+FrameServer::~FrameServer() { Shutdown(absl::Now()); }
+
+void FrameServer::Adopt(int fd) {
+  bool refuse = false;
+  {
+    absl::MutexLock lock(&mu_);
+    refuse = shut_down_;
+    if (!refuse) ++live_;
+  }
+  if (refuse) {
+    ::close(fd);
+    return;
+  }
+  auto connection = std::make_shared<Connection>(this, fd);
+  {
+    absl::MutexLock lock(&mu_);
+    // Forget the connections already gone, so the list stays as long as
+    // the live ones.
+    std::erase_if(connections_, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+    connections_.push_back(connection);
+  }
+  connection->StartRead();
+}
+
+void FrameServer::Closed(std::string_view reason) {
+  if (metrics_ != nullptr) metrics_->FrameConnectionClosed(reason);
+}
+
+void FrameServer::Gone() {
+  absl::MutexLock lock(&mu_);
+  --live_;
+}
+
+void FrameServer::Shutdown(absl::Time deadline) {
+  absl::MutexLock serial(&shutdown_mu_);
+  if (gate_ != nullptr) gate_->Stop();  // no new connections
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_ && !thread_.joinable()) return;
+    shut_down_ = true;
+  }
+  auto each = [this](void (Connection::*step)()) {
+    std::vector<std::shared_ptr<Connection>> live;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& weak : connections_) {
+        if (auto c = weak.lock()) live.push_back(std::move(c));
+      }
+    }
+    // On the I/O thread, where the sockets live; waited for.
+    absl::Notification done;
+    asio::post(io_, [&live, step, &done] {
+      for (const auto& c : live) ((*c).*step)();
+      done.Notify();
+    });
+    done.WaitForNotification();
+  };
+  if (thread_.joinable()) {
+    each(&Connection::StopReading);
+    // The calls in flight answer (their connections close once written).
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](size_t* live) { return *live == 0; }, &live_),
+                            deadline);
+    }
+    each(&Connection::Abort);
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(+[](size_t* live) { return *live == 0; }, &live_));
+    }
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  gate_.reset();
+}
+
+}  // namespace stateside

@@ -1,0 +1,419 @@
+// The frame socket (`<STATESIDE_SOCKET>.frames`, sidecar/server/
+// frame_server.h) against the real binary, on the memory store and on a
+// real redis-server: Get and Update answer what the unary RPCs answer, other
+// calls answer UNIMPLEMENTED one by one, broken streams are closed and
+// counted, and the socket file has the gRPC socket's protections and
+// lifetime.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "sidecar/rpc/frames.h"
+#include "stateside/v1/session.grpc.pb.h"
+#include "tests/support/sidecar_process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/admin/http_test_client.h"
+
+namespace stateside {
+namespace {
+
+namespace v1 = ::stateside::v1;
+
+// A raw client of the frame socket.
+class FrameConnection {
+ public:
+  static std::optional<FrameConnection> Connect(const std::string& path) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::nullopt;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      return std::nullopt;
+    }
+    return FrameConnection(fd);
+  }
+  FrameConnection(FrameConnection&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ~FrameConnection() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  bool SendRaw(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  bool Send(const v1::PipeRequest& request) {
+    std::string frame;
+    rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(request.ByteSizeLong()));
+    request.AppendToString(&frame);
+    return SendRaw(frame);
+  }
+
+  // The next frame; nullopt on EOF, error or after 5 s.
+  std::optional<v1::PipeResponse> Read() {
+    std::string header;
+    if (!ReadExactly(rpc::kFrameHeaderBytes, &header)) return std::nullopt;
+    const auto* b = reinterpret_cast<const unsigned char*>(header.data());
+    const size_t length = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<size_t>(b[3]) << 24);
+    std::string payload;
+    if (!ReadExactly(length, &payload)) return std::nullopt;
+    v1::PipeResponse response;
+    if (!response.ParseFromString(payload)) return std::nullopt;
+    return response;
+  }
+
+  // Reads results until `n` have come (keyed by id); fewer on a failure.
+  std::map<uint64_t, v1::PipeResult> ReadResults(size_t n) {
+    std::map<uint64_t, v1::PipeResult> results;
+    while (results.size() < n) {
+      std::optional<v1::PipeResponse> response = Read();
+      if (!response.has_value()) break;
+      for (v1::PipeResult& r : *response->mutable_results()) results[r.id()] = std::move(r);
+    }
+    return results;
+  }
+
+  // Whether the sidecar closed the connection (EOF within 5 s, nothing read).
+  bool ClosedByPeer() {
+    std::string byte;
+    return !ReadExactly(1, &byte) && eof_;
+  }
+
+ private:
+  explicit FrameConnection(int fd) : fd_(fd) {}
+  bool ReadExactly(size_t n, std::string* out) {
+    out->resize(n);
+    size_t got = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (got < n) {
+      pollfd p{fd_, POLLIN, 0};
+      const int wait = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+      if (wait <= 0 || poll(&p, 1, wait) <= 0) return false;
+      const ssize_t r = recv(fd_, out->data() + got, n - got, 0);
+      if (r == 0) {
+        eof_ = true;
+        return false;
+      }
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        eof_ = errno == ECONNRESET;
+        return false;
+      }
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  int fd_;
+  bool eof_ = false;
+};
+
+v1::PipeCall GetCall(uint64_t id, const std::string& session) {
+  v1::PipeCall call;
+  call.set_id(id);
+  call.mutable_get()->mutable_key()->set_id(session);
+  return call;
+}
+
+class FramesProcessTest : public ::testing::TestWithParam<bool /*on_redis*/> {
+ protected:
+  void SetUp() override { Start({}); }
+
+  void Start(std::map<std::string, std::string> env) {
+    auto started = testing::StartBackendSidecar(
+        GetParam(), {.socket_path = dir_.File("api.sock"),
+                     .env = std::move(env),
+                     .log_path = dir_.File("sidecar.log")});
+    ASSERT_TRUE(started.ok()) << started.status();
+    sidecar_.emplace(std::move(*started));
+    channel_ = grpc::CreateChannel("unix:" + dir_.File("api.sock"),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::SessionService::NewStub(channel_);
+  }
+
+  std::string FramesPath() const { return dir_.File("api.sock.frames"); }
+
+  std::string CreateSession(const std::string& value) {
+    v1::CreateSessionRequest request;
+    (*request.mutable_attributes())["v"] = value;
+    v1::CreateSessionResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    EXPECT_TRUE(stub_->Create(&context, request, &response).ok());
+    return response.session().metadata().id();
+  }
+
+  grpc::Status UnaryGet(const std::string& session, v1::GetSessionResponse* response) {
+    v1::GetSessionRequest request;
+    request.mutable_key()->set_id(session);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return stub_->Get(&context, request, response);
+  }
+
+  // stateside_frame_connections_closed_total{reason="<reason>"}; -1 if unread.
+  double ClosedCount(std::string_view reason) {
+    auto got = testing::Exchange(sidecar_->sidecar.admin_port, testing::GetRequest("/metrics"));
+    if (!got.has_value()) return -1;
+    const std::string prefix =
+        absl::StrCat("stateside_frame_connections_closed_total{reason=\"", std::string(reason), "\"} ");
+    for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
+      double value = 0;
+      if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtod(line, &value)) return value;
+    }
+    return -1;
+  }
+
+  testing::TempDir dir_;
+  std::optional<testing::BackendSidecar> sidecar_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SessionService::Stub> stub_;
+};
+
+TEST_P(FramesProcessTest, TheSocketSitsBesideTheGrpcOneWithItsMode) {
+  struct stat st {};
+  ASSERT_EQ(lstat(FramesPath().c_str(), &st), 0) << strerror(errno);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST_P(FramesProcessTest, GetAndUpdateAnswerWhatTheUnaryCallsAnswer) {
+  const std::string session = CreateSession("one");
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+
+  v1::PipeRequest request;
+  *request.add_calls() = GetCall(1, session);
+  *request.add_calls() = GetCall(2, "no-such-session-0123456789abcdef");
+  ASSERT_TRUE(frames->Send(request));
+  std::map<uint64_t, v1::PipeResult> results = frames->ReadResults(2);
+  ASSERT_EQ(results.size(), 2u);
+
+  v1::GetSessionResponse unary;
+  ASSERT_TRUE(UnaryGet(session, &unary).ok());
+  EXPECT_EQ(results[1].code(), 0);
+  EXPECT_EQ(results[1].get().session().metadata().id(), session);
+  EXPECT_EQ(results[1].get().session().attributes().at("v"), "one");
+  EXPECT_EQ(results[1].get().session().metadata().version(),
+            unary.session().metadata().version());
+
+  v1::GetSessionResponse missing;
+  const grpc::Status unary_missing = UnaryGet("no-such-session-0123456789abcdef", &missing);
+  EXPECT_EQ(results[2].code(), static_cast<int>(unary_missing.error_code()));
+  EXPECT_EQ(results[2].message(), unary_missing.error_message());
+  EXPECT_FALSE(results[2].has_get());
+
+  // An Update on the frames is what a unary Get then reads.
+  request.Clear();
+  v1::PipeCall* update = request.add_calls();
+  update->set_id(3);
+  update->mutable_update()->mutable_key()->set_id(session);
+  (*update->mutable_update()->mutable_set())["v"] = "two";
+  ASSERT_TRUE(frames->Send(request));
+  results = frames->ReadResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[3].code(), 0) << results[3].message();
+  ASSERT_TRUE(UnaryGet(session, &unary).ok());
+  EXPECT_EQ(unary.session().attributes().at("v"), "two");
+  EXPECT_EQ(results[3].update().metadata().version(),
+            unary.session().metadata().version());
+}
+
+TEST_P(FramesProcessTest, ManyCallsInOneFrameAreAllAnswered) {
+  const std::string session = CreateSession("x");
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+  v1::PipeRequest request;
+  for (uint64_t id = 1; id <= 500; ++id) *request.add_calls() = GetCall(id, session);
+  ASSERT_TRUE(frames->Send(request));
+  ASSERT_TRUE(frames->Send(request));  // the same ids again, once answered or not
+  std::map<uint64_t, v1::PipeResult> results = frames->ReadResults(500);
+  ASSERT_EQ(results.size(), 500u);
+  for (const auto& [id, r] : results) {
+    // The second frame's calls may find the first's ids still in flight.
+    EXPECT_TRUE(r.code() == 0 || r.code() == 3) << id << ": " << r.message();
+  }
+}
+
+TEST_P(FramesProcessTest, OtherCallsAnswerUnimplementedAndTheConnectionStays) {
+  const std::string session = CreateSession("x");
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+  v1::PipeRequest request;
+  v1::PipeCall* touch = request.add_calls();
+  touch->set_id(7);
+  touch->mutable_touch()->mutable_key()->set_id(session);
+  v1::PipeCall* create = request.add_calls();
+  create->set_id(8);
+  create->mutable_create();
+  request.add_calls()->set_id(9);  // no operation at all
+  *request.add_calls() = GetCall(10, session);
+  ASSERT_TRUE(frames->Send(request));
+  std::map<uint64_t, v1::PipeResult> results = frames->ReadResults(4);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[7].code(), 12);  // UNIMPLEMENTED
+  EXPECT_TRUE(absl::StrContains(results[7].message(), "Get and Update only"));
+  EXPECT_EQ(results[8].code(), 12);
+  EXPECT_EQ(results[9].code(), 12);
+  EXPECT_EQ(results[10].code(), 0);
+}
+
+TEST_P(FramesProcessTest, MalformedAndDuplicateCallsAnswerAloneAsOnThePipe) {
+  const std::string session = CreateSession("x");
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+  // Field 1 (calls) holding: id 5, then a Get whose bytes are broken.
+  const std::string bad_call = std::string("\x08\x05\x5a\x03\xff\xff\xff", 7);
+  std::string payload;
+  payload += '\x0a';
+  payload += static_cast<char>(bad_call.size());
+  payload += bad_call;
+  v1::PipeRequest good;
+  *good.add_calls() = GetCall(6, session);
+  *good.add_calls() = GetCall(6, session);
+  payload += good.SerializeAsString();
+  std::string frame;
+  rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(payload.size()));
+  ASSERT_TRUE(frames->SendRaw(frame + payload));
+  // Three results: the malformed one, a 6 that ran, a 6 refused.
+  std::vector<v1::PipeResult> all;
+  while (all.size() < 3) {
+    auto response = frames->Read();
+    ASSERT_TRUE(response.has_value());
+    for (const auto& r : response->results()) all.push_back(r);
+  }
+  ASSERT_EQ(all.size(), 3u);
+  int ok = 0;
+  int duplicate = 0;
+  int malformed = 0;
+  for (const v1::PipeResult& r : all) {
+    if (r.id() == 5) {
+      EXPECT_EQ(r.code(), 3);
+      EXPECT_EQ(r.message(), "malformed request: not a valid stateside.v1.GetSessionRequest");
+      ++malformed;
+    } else if (r.id() == 6 && r.code() == 0) {
+      ++ok;
+    } else if (r.id() == 6 && r.code() == 3) {
+      EXPECT_EQ(r.error_info().reason(), "DUPLICATE_CALL_ID");
+      ++duplicate;
+    }
+  }
+  EXPECT_EQ(malformed, 1);
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(duplicate, 1);
+}
+
+TEST_P(FramesProcessTest, BrokenStreamsAreClosedAndCounted) {
+  struct Case {
+    std::string reason;
+    std::string bytes;
+  };
+  std::string oversized;
+  rpc::AppendFrameHeader(&oversized, 64u << 20);
+  std::string not_a_request;
+  // Field 1 announcing 5 bytes, holding 2.
+  rpc::AppendFrameHeader(&not_a_request, 4);
+  not_a_request += std::string("\x0a\x05", 2) + "ab";
+  v1::PipeRequest many;
+  for (int i = 0; i < 1025; ++i) many.add_calls()->set_id(static_cast<uint64_t>(i));
+  std::string too_many;
+  rpc::AppendFrameHeader(&too_many, static_cast<uint32_t>(many.ByteSizeLong()));
+  too_many += many.SerializeAsString();
+  const Case cases[] = {
+      {"zero_length", std::string(4, '\0')},
+      {"oversized", oversized},
+      {"oversized", "GET / HTTP/1.1\r\n\r\n"},  // garbage reads as a huge length
+      {"malformed", not_a_request},
+      {"too_many_calls", too_many},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.reason);
+    const double before = ClosedCount(c.reason);
+    ASSERT_GE(before, 0);
+    auto frames = FrameConnection::Connect(FramesPath());
+    ASSERT_TRUE(frames.has_value());
+    ASSERT_TRUE(frames->SendRaw(c.bytes));
+    EXPECT_TRUE(frames->ClosedByPeer());
+    EXPECT_EQ(ClosedCount(c.reason), before + 1);
+  }
+  // A truncated frame is no error: the connection waits for the rest.
+  const std::string session = CreateSession("x");
+  v1::PipeRequest request;
+  *request.add_calls() = GetCall(1, session);
+  std::string frame;
+  rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(request.ByteSizeLong()));
+  frame += request.SerializeAsString();
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+  for (char byte : frame) ASSERT_TRUE(frames->SendRaw(std::string(1, byte)));
+  EXPECT_EQ(frames->ReadResults(1).size(), 1u);
+}
+
+TEST_P(FramesProcessTest, TheSocketIsRemovedOnExit) {
+  ASSERT_EQ(access(FramesPath().c_str(), F_OK), 0);
+  ASSERT_EQ(testing::StopSidecar(sidecar_->sidecar.process, absl::Seconds(20)), 0);
+  EXPECT_NE(access(FramesPath().c_str(), F_OK), 0);
+  EXPECT_NE(access(dir_.File("api.sock").c_str(), F_OK), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FramesProcessTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Redis" : "Memory";
+                         });
+
+// Settings: turned off, and STATESIDE_ALLOWED_UIDS checked per connection.
+TEST(FramesSettingsTest, FramesFalseServesNoFrameSocket) {
+  testing::TempDir dir;
+  auto sidecar = testing::StartSidecarProcess({.socket_path = dir.File("api.sock"),
+                                               .env = {{"STATESIDE_FRAMES", "false"}},
+                                               .log_path = dir.File("sidecar.log")});
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  EXPECT_EQ(access(dir.File("api.sock").c_str(), F_OK), 0);
+  EXPECT_NE(access(dir.File("api.sock.frames").c_str(), F_OK), 0);
+}
+
+TEST(FramesSettingsTest, AUidNotAllowedIsClosedUnanswered) {
+  testing::TempDir dir;
+  // Only some other uid may call: this process is refused.
+  auto sidecar = testing::StartSidecarProcess(
+      {.socket_path = dir.File("api.sock"),
+       .env = {{"STATESIDE_ALLOWED_UIDS", std::to_string(getuid() + 1)}},
+       .log_path = dir.File("sidecar.log")});
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  auto frames = FrameConnection::Connect(dir.File("api.sock.frames"));
+  ASSERT_TRUE(frames.has_value());
+  v1::PipeRequest request;
+  *request.add_calls() = GetCall(1, "any");
+  frames->Send(request);  // may fail: the sidecar may have closed already
+  EXPECT_TRUE(frames->ClosedByPeer());
+  auto got = testing::Exchange(sidecar->admin_port, testing::GetRequest("/metrics"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(absl::StrContains(
+      got->body, "stateside_frame_connections_closed_total{reason=\"refused_uid\"} 1"));
+}
+
+}  // namespace
+}  // namespace stateside
