@@ -100,14 +100,22 @@ Client::Impl::Impl(ClientOptions o) : options(std::move(o)) {
         stream_channels, static_cast<size_t>(options.max_calls_per_stream), unary.get(), &timer);
     sessions = pipe.get();
   }
+  if (options.frames) {
+    frames = std::make_unique<client_internal::FrameTransport>(
+        options.socket_path + ".frames", static_cast<size_t>(options.max_calls_per_stream),
+        sessions, &timer);
+    sessions = frames.get();
+  }
   runner = std::make_unique<client_internal::CallRunner>(&options, sessions, &timer,
                                                          [this] { return Jitter(); });
 }
 
 Client::Impl::~Impl() {
-  // Streams first: a stream refused UNIMPLEMENTED hands its calls to the
-  // unary transport. The timer last: it runs the retries still waiting, which
+  // The frame socket and the streams first (they hand calls to the
+  // transports after them: a stream refused UNIMPLEMENTED its calls to the
+  // unary transport). The timer last: it runs the retries still waiting, which
   // the transports now end with CANCELLED.
+  if (frames != nullptr) frames->Shutdown();
   if (pipe != nullptr) pipe->Shutdown();
   unary->Shutdown();
   realtime->Shutdown();

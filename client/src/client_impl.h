@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/src/call_runner.h"
+#include "client/src/frame_transport.h"
 #include "client/src/pipe_transport.h"
 #include "client/src/realtime_internal.h"
 #include "client/src/retrying_call.h"
@@ -39,11 +40,15 @@ struct Client::Impl {
   std::unique_ptr<::grpc::health::v1::Health::Stub> health;
   std::unique_ptr<client_internal::RealtimeCalls> realtime;
 
-  // Session and opt-out calls: the runner uses the Pipe transport when
+  // Session and opt-out calls: the runner uses the frame transport for Get
+  // and Update when options.frames, then the Pipe transport when
   // options.streams > 0 (falling back to unary), else the unary one.
   client_internal::Timer timer;
   std::unique_ptr<client_internal::UnaryTransport> unary;
   std::unique_ptr<client_internal::PipeTransport> pipe;
+  // options.frames: Get and Update on the frame socket, the rest (and the
+  // fallback) on pipe or unary.
+  std::unique_ptr<client_internal::FrameTransport> frames;
   std::unique_ptr<client_internal::CallRunner> runner;
 
   absl::Mutex rng_mu;

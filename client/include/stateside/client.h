@@ -61,6 +61,16 @@
 //   calls that were waiting on that stream are sent again that way (they
 //   never ran). streams = 0: unary RPCs only. The lifecycle, health and
 //   realtime calls are always unary.
+// - Frame socket: GetSession and UpdateSession (and their Async forms) go,
+//   by default (ClientOptions::frames), on the sidecar's frame socket
+//   `<socket_path>.frames`: length-prefixed Pipe messages on a plain Unix
+//   socket, without gRPC's per-message work (docs/BENCHMARKS.md). Same answers,
+//   codes, deadlines and retries; a connection that ends fails the calls it
+//   carried with UNAVAILABLE. Their Async callbacks then run on the
+//   client's one frame I/O thread (keep them short: the answers behind wait).
+//   While the socket is absent or refuses (an older sidecar, a drain), these
+//   calls take the Pipe or unary path, and the client looks again a second
+//   later.
 // - Async forms: `FooAsync(..., done)` starts the call and returns; `done`
 //   gets what `Foo` would have returned, exactly once, with the same
 //   deadline, retries and codes. It runs on a library thread, or on the
@@ -125,6 +135,13 @@ struct ClientOptions {
   // fails at once with RESOURCE_EXHAUSTED (memory stays bounded when the
   // sidecar stops reading). >= 1.
   int max_calls_per_stream = 4096;
+  // GetSession and UpdateSession over the sidecar's frame socket
+  // (`<socket_path>.frames`: length-prefixed frames on a plain Unix socket,
+  // read by one client I/O thread that runs the callbacks itself) when the
+  // sidecar serves it; the other calls, and these while it is absent or
+  // refuses, go as `streams` says. Same deadlines, retries and errors; at
+  // most max_calls_per_stream calls in flight on it.
+  bool frames = true;
 };
 
 // What an Async form calls with its result (see "Async forms" above).

@@ -25,7 +25,11 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
-// The parameter is ClientOptions::streams (0: unary RPCs).
+// The parameter is ClientOptions::streams (0: unary RPCs), without the
+// frame socket; kFrames: Get and Update on the frame socket, the rest on
+// one stream.
+constexpr int kFrames = -1;
+
 class ClientSidecarTest : public testing::SidecarFixture,
                          public ::testing::WithParamInterface<int> {
  protected:
@@ -34,7 +38,8 @@ class ClientSidecarTest : public testing::SidecarFixture,
     if (HasFatalFailure()) return;
     ClientOptions options;
     options.socket_path = socket_path();
-    options.streams = GetParam();
+    options.streams = GetParam() == kFrames ? 1 : GetParam();
+    options.frames = GetParam() == kFrames;
     auto client = Client::Connect(options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
@@ -587,6 +592,7 @@ TEST_F(OneLaneTest, SevenLargeUpdatesAndOneOversizedCallFailOnlyTheOversizedCall
   ClientOptions options;
   options.socket_path = socket_path();
   options.streams = 1;
+  options.frames = false;  // the updates on the lane, not the frame socket
   auto client = Client::Connect(options);
   ASSERT_TRUE(client.ok()) << client.status();
   constexpr int kUpdates = 7;
@@ -623,8 +629,9 @@ TEST_F(OneLaneTest, SevenLargeUpdatesAndOneOversizedCallFailOnlyTheOversizedCall
   EXPECT_EQ(got->attributes.at("blob"), value);
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, ClientSidecarTest, ::testing::Values(0, 1, 2),
+INSTANTIATE_TEST_SUITE_P(Transports, ClientSidecarTest, ::testing::Values(0, 1, 2, kFrames),
                          [](const ::testing::TestParamInfo<int>& info) {
+                           if (info.param == kFrames) return std::string("Frames");
                            return info.param == 0 ? std::string("Unary")
                                                   : "Streams" + std::to_string(info.param);
                          });

@@ -1,0 +1,296 @@
+// The frame socket's client side (see frame_transport.h).
+#include "client/src/frame_transport.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "client/src/convert.h"
+#include "sidecar/rpc/frames.h"
+
+namespace stateside::client_internal {
+namespace {
+
+// A response frame may hold up to the sidecar's 1 MiB of results or one
+// larger session: anything above this is not a sidecar speaking.
+constexpr size_t kMaxResponseFrameBytes = 64 << 20;
+constexpr size_t kReadChunk = 64 << 10;
+
+int ConnectTo(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return -1;
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  // A Unix socket connects at once or fails (EAGAIN: the backlog is full).
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+absl::Status ConnectionEnded() {
+  return absl::UnavailableError("the sidecar's frame socket connection ended");
+}
+
+}  // namespace
+
+FrameTransport::FrameTransport(std::string path, size_t max_calls, CallTransport* fallback,
+                               Timer* timer)
+    : path_(std::move(path)), max_calls_(max_calls), fallback_(fallback), timer_(timer) {
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+    wake_read_ = wake[0];
+    wake_write_ = wake[1];
+    thread_ = std::thread([this] { Loop(); });
+  } else {
+    absl::MutexLock lock(&mu_);
+    disabled_ = true;  // no I/O thread: every call takes the fallback
+  }
+}
+
+FrameTransport::~FrameTransport() {
+  Shutdown();
+  if (wake_read_ >= 0) close(wake_read_);
+  if (wake_write_ >= 0) close(wake_write_);
+}
+
+void FrameTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallback done) {
+  const bool framed = call.op_case() == v1::PipeCall::kGet ||
+                      call.op_case() == v1::PipeCall::kUpdate;
+  // Measured with the id and timeout still unset: counted generously.
+  if (!framed || call.ByteSizeLong() + 32 > kMaxFrameRequestBytes) {
+    return fallback_->Start(std::move(call), deadline, std::move(done));
+  }
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) {
+      refused = absl::CancelledError("the client is shutting down");
+    } else if (disabled_ || !ConnectedLocked()) {
+      refused = absl::OkStatus();  // the fallback carries it
+    } else if (pending_.size() >= max_calls_) {
+      refused = absl::ResourceExhaustedError(
+          "too many calls in flight on the sidecar's frame socket connection");
+    } else {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        refused = absl::DeadlineExceededError("deadline exceeded before the call was sent");
+      } else {
+        const uint64_t id = next_id_++;
+        call.set_id(id);
+        DurationToProto(left, call.mutable_timeout()).IgnoreError();
+        v1::PipeRequest request;
+        *request.add_calls() = std::move(call);
+        rpc::AppendFrameHeader(&out_, static_cast<uint32_t>(request.ByteSizeLong()));
+        request.AppendToString(&out_);
+        Pending& pending = pending_[id];
+        pending.done = std::move(done);
+        pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+        if (!WriteLocked()) {
+          broken_ = true;  // the I/O thread fails what the connection carried
+          Wake();
+        }
+        return;
+      }
+    }
+  }
+  if (refused.ok()) return fallback_->Start(std::move(call), deadline, std::move(done));
+  done(Outcome{std::move(refused), {}});
+}
+
+bool FrameTransport::ConnectedLocked() {
+  if (fd_ >= 0) return !broken_;
+  const absl::Time now = absl::Now();
+  if (now < reconnect_at_) return false;
+  fd_ = ConnectTo(path_);
+  answered_ = false;
+  if (fd_ < 0) {
+    // Absent (no sidecar frames, an old sidecar, a drain) or refusing: gRPC
+    // carries the calls for a while before the next look.
+    reconnect_at_ = now + kReconnectDelay;
+    return false;
+  }
+  Wake();  // the I/O thread polls the new connection
+  return true;
+}
+
+bool FrameTransport::WriteLocked() {
+  size_t written = 0;
+  while (written < out_.size()) {
+    const ssize_t n =
+        send(fd_, out_.data() + written, out_.size() - written, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      written += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      Wake();  // the I/O thread writes the rest when the socket takes it
+      break;
+    }
+    out_.clear();
+    return false;
+  }
+  out_.erase(0, written);
+  return true;
+}
+
+void FrameTransport::Wake() {
+  const char byte = 0;
+  (void)!write(wake_write_, &byte, 1);
+}
+
+void FrameTransport::Loop() {
+  for (;;) {
+    int fd = -1;
+    bool want_write = false;
+    std::vector<OutcomeCallback> failed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (shut_down_) break;
+      if (broken_) {
+        close(fd_);
+        fd_ = -1;
+        broken_ = false;
+        // Closed before answering anything (a uid the sidecar refuses, a
+        // sidecar going away): gRPC carries the calls, retries included,
+        // for a while; it says why if the sidecar refuses us.
+        if (!answered_) reconnect_at_ = absl::Now() + kReconnectDelay;
+        out_.clear();
+        in_end_ = 0;
+        for (auto& [id, pending] : pending_) {
+          timer_->Cancel(pending.timer);
+          failed.push_back(std::move(pending.done));
+        }
+        pending_.clear();
+      }
+      fd = fd_;
+      want_write = !out_.empty();
+    }
+    if (!failed.empty()) {
+      for (OutcomeCallback& done : failed) done(Outcome{ConnectionEnded(), {}});
+      continue;
+    }
+    pollfd fds[2] = {{wake_read_, POLLIN, 0},
+                     {fd, static_cast<short>(POLLIN | (want_write ? POLLOUT : 0)), 0}};
+    if (poll(fds, fd >= 0 ? 2 : 1, -1) < 0) continue;  // EINTR
+    if (fds[0].revents != 0) {
+      char drain[64];
+      while (read(wake_read_, drain, sizeof(drain)) > 0) {
+      }
+    }
+    if (fd < 0) continue;
+    if ((fds[1].revents & POLLOUT) != 0) {
+      absl::MutexLock lock(&mu_);
+      if (!broken_ && !WriteLocked()) broken_ = true;
+    }
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) ReadAvailable(fd);
+  }
+  // Shut down: what is in flight ends CANCELLED.
+  std::vector<OutcomeCallback> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    for (auto& [id, pending] : pending_) {
+      timer_->Cancel(pending.timer);
+      cancelled.push_back(std::move(pending.done));
+    }
+    pending_.clear();
+  }
+  for (OutcomeCallback& done : cancelled) {
+    done(Outcome{absl::CancelledError("the client is shutting down"), {}});
+  }
+}
+
+void FrameTransport::ReadAvailable(int fd) {
+  if (in_.size() - in_end_ < kReadChunk) in_.resize(in_end_ + kReadChunk);
+  const ssize_t n = recv(fd, in_.data() + in_end_, in_.size() - in_end_, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;  // EOF or an error: the loop fails what it carried
+    return;
+  }
+  in_end_ += static_cast<size_t>(n);
+  std::vector<std::pair<OutcomeCallback, Outcome>> finished;
+  size_t begin = 0;
+  bool broken = false;
+  for (;;) {
+    std::string_view payload;
+    size_t consumed = 0;
+    const rpc::FrameParse parse =
+        rpc::ParseFrame(std::string_view(in_.data() + begin, in_end_ - begin),
+                        kMaxResponseFrameBytes, &payload, &consumed);
+    if (parse == rpc::FrameParse::kNeedMore) break;
+    v1::PipeResponse response;
+    if (parse != rpc::FrameParse::kFrame ||
+        !response.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      broken = true;  // not a sidecar speaking: nothing after this can be trusted
+      break;
+    }
+    begin += consumed;
+    absl::MutexLock lock(&mu_);
+    answered_ = true;
+    for (v1::PipeResult& result : *response.mutable_results()) {
+      auto it = pending_.find(result.id());
+      if (it == pending_.end()) continue;  // expired here already
+      timer_->Cancel(it->second.timer);
+      Outcome outcome;
+      if (result.code() != 0) {
+        outcome.status = FromPipeResult(result);
+      } else {
+        outcome.result = std::move(result);
+      }
+      finished.emplace_back(std::move(it->second.done), std::move(outcome));
+      pending_.erase(it);
+    }
+  }
+  if (broken) {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+  } else {
+    std::memmove(in_.data(), in_.data() + begin, in_end_ - begin);
+    in_end_ -= begin;
+  }
+  // On this thread, without another hop.
+  for (auto& [done, outcome] : finished) done(std::move(outcome));
+}
+
+void FrameTransport::Expire(uint64_t id) {
+  OutcomeCallback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    done = std::move(it->second.done);
+    pending_.erase(it);
+  }
+  done(Outcome{absl::DeadlineExceededError(
+                   "deadline exceeded before the sidecar answered on the frame socket"),
+               {}});
+}
+
+void FrameTransport::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (thread_.joinable()) {
+    Wake();
+    thread_.join();
+  }
+}
+
+}  // namespace stateside::client_internal
