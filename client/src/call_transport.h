@@ -7,9 +7,12 @@
 #ifndef STATESIDE_CLIENT_SRC_CALL_TRANSPORT_H_
 #define STATESIDE_CLIENT_SRC_CALL_TRANSPORT_H_
 
+#include <utility>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "client/src/convert.h"
 #include "stateside/v1/session.pb.h"
 
 namespace stateside::client_internal {
@@ -22,6 +25,18 @@ struct Outcome {
 };
 
 using OutcomeCallback = absl::AnyInvocable<void(Outcome)>;
+
+// What a PipeResult from the sidecar means for its attempt: its status
+// (FromPipeResult) unless OK, else its response.
+inline Outcome OutcomeOf(v1::PipeResult result) {
+  Outcome outcome;
+  if (result.code() != 0) {
+    outcome.status = FromPipeResult(result);
+  } else {
+    outcome.result = std::move(result);
+  }
+  return outcome;
+}
 
 class CallTransport {
  public:

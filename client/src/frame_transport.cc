@@ -38,6 +38,11 @@ int ConnectTo(const std::string& path) {
   return fd;
 }
 
+// The transport whose answers this thread is delivering (its I/O thread,
+// inside ReadAvailable's callbacks): a call started there joins one write
+// after them instead of a send of its own.
+thread_local const FrameTransport* delivering = nullptr;
+
 absl::Status ConnectionEnded() {
   return absl::UnavailableError("the sidecar's frame socket connection ended");
 }
@@ -96,6 +101,7 @@ void FrameTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallba
         Pending& pending = pending_[id];
         pending.done = std::move(done);
         pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+        if (delivering == this) return;  // written once the callbacks are done
         if (!WriteLocked()) {
           broken_ = true;  // the I/O thread fails what the connection carried
           Wake();
@@ -246,13 +252,7 @@ void FrameTransport::ReadAvailable(int fd) {
       auto it = pending_.find(result.id());
       if (it == pending_.end()) continue;  // expired here already
       timer_->Cancel(it->second.timer);
-      Outcome outcome;
-      if (result.code() != 0) {
-        outcome.status = FromPipeResult(result);
-      } else {
-        outcome.result = std::move(result);
-      }
-      finished.emplace_back(std::move(it->second.done), std::move(outcome));
+      finished.emplace_back(std::move(it->second.done), OutcomeOf(std::move(result)));
       pending_.erase(it);
     }
   }
@@ -263,8 +263,13 @@ void FrameTransport::ReadAvailable(int fd) {
     std::memmove(in_.data(), in_.data() + begin, in_end_ - begin);
     in_end_ -= begin;
   }
-  // On this thread, without another hop.
+  // On this thread, without another hop. The calls they start (a closed
+  // loop's next ones) go out together in one write afterwards.
+  delivering = this;
   for (auto& [done, outcome] : finished) done(std::move(outcome));
+  delivering = nullptr;
+  absl::MutexLock lock(&mu_);
+  if (!broken_ && fd_ >= 0 && !out_.empty() && !WriteLocked()) broken_ = true;
 }
 
 void FrameTransport::Expire(uint64_t id) {

@@ -341,13 +341,7 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
       // Unknown: it expired here already (or a confused sidecar).
       if (it == pending_.end() || it->second.stream != stream) continue;
       timer_->Cancel(it->second.timer);
-      Outcome outcome;
-      if (result.code() != 0) {
-        outcome.status = FromPipeResult(result);
-      } else {
-        outcome.result = std::move(result);
-      }
-      finished.emplace_back(std::move(it->second.done), std::move(outcome));
+      finished.emplace_back(std::move(it->second.done), OutcomeOf(std::move(result)));
       pending_.erase(it);
     }
   }

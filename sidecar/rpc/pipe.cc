@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "sidecar/common/completion_batch.h"
-#include "sidecar/common/error_reason.h"
 #include "sidecar/rpc/pipe_call.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "sidecar/rpc/status.h"
@@ -165,10 +164,7 @@ void PipeReactor::OnReadDone(bool ok) {
           break;
         }
         case Kind::kDuplicate:
-          Refuse(calls[i].id(),
-                 WithReason(absl::InvalidArgumentError(absl::StrCat(
-                                "call id ", calls[i].id(), " is already in flight on this stream")),
-                            "DUPLICATE_CALL_ID", "id"));
+          Refuse(calls[i].id(), DuplicatePipeCall(calls[i].id(), "stream"));
           break;
       }
     }

@@ -6,6 +6,8 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include "absl/strings/str_cat.h"
+#include "sidecar/common/error_reason.h"
 #include "sidecar/rpc/convert.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "sidecar/rpc/status.h"
@@ -123,6 +125,12 @@ absl::Status MalformedPipeCall(std::string_view call_bytes, uint64_t* id) {
                                 ? op->message_type()->full_name()
                                 : v1::PipeCall::descriptor()->full_name();
   return absl::InvalidArgumentError("malformed request: not a valid " + type);
+}
+
+absl::Status DuplicatePipeCall(uint64_t id, std::string_view carrier) {
+  return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                        "call id ", id, " is already in flight on this ", std::string(carrier))),
+                    "DUPLICATE_CALL_ID", "id");
 }
 
 void FinishPipeCall(const PipeCallRun& run, absl::Status status, v1::PipeResult* r,

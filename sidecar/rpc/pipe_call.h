@@ -49,6 +49,10 @@ void StartPipeCall(const Operations& ops, PipeTransport transport, const v1::Pip
 // it, or 0.
 absl::Status MalformedPipeCall(std::string_view call_bytes, uint64_t* id);
 
+// The INVALID_ARGUMENT (reason DUPLICATE_CALL_ID) of a call whose id is
+// already in flight on its `carrier` ("stream", "connection").
+absl::Status DuplicatePipeCall(uint64_t id, std::string_view carrier);
+
 // Ends a call: an OK past run.deadline becomes DEADLINE_EXCEEDED (as a
 // unary call past its deadline); sets the result's code, and for an error
 // its message and ErrorInfo without the response; records the RPC in

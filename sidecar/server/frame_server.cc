@@ -17,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "sidecar/common/completion_batch.h"
-#include "sidecar/common/error_reason.h"
 #include "sidecar/rpc/frames.h"
 #include "sidecar/rpc/pipe_call.h"
 #include "sidecar/rpc/pipe_wire.h"
@@ -46,6 +45,8 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
 
   // I/O thread.
   void StartRead();
+  // I/O thread: the next read, reading_ claimed.
+  void ReadSome();
   // I/O thread: no new frames; the connection closes once its calls are
   // answered and written.
   void StopReading();
@@ -118,6 +119,10 @@ void FrameServer::Connection::StartRead() {
     }
     reading_ = true;
   }
+  ReadSome();
+}
+
+void FrameServer::Connection::ReadSome() {
   if (in_end_ == 0 && in_.size() > kKeptReadBytes) {
     // A large frame is done with: its buffer is not kept for an idle connection.
     in_.resize(kKeptReadBytes);
@@ -198,9 +203,18 @@ void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t
                                                    (static_cast<size_t>(b[3]) << 24));
     if (in_.size() < whole) in_.resize(whole);  // bounded: ParseFrame checked the length
   }
-  absl::MutexLock lock(&mu_);
-  reading_ = false;
-  AfterProgressLocked();
+  bool again = false;
+  {
+    // Reading on at once when nothing holds it back (no post to ourselves).
+    absl::MutexLock lock(&mu_);
+    again = !closed_ && !read_closed_ && outstanding_ < kMaxOutstanding &&
+            out_.size() < kMaxQueuedBytes;
+    if (!again) {
+      reading_ = false;
+      AfterProgressLocked();
+    }
+  }
+  if (again) ReadSome();
 }
 
 bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time read) {
@@ -255,10 +269,7 @@ bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time r
                                   "calls over gRPC (SessionService or Pipe)"));
         break;
       case Kind::kDuplicate:
-        Refuse(calls[i].id(),
-               WithReason(absl::InvalidArgumentError(absl::StrCat(
-                              "call id ", calls[i].id(), " is already in flight on this connection")),
-                          "DUPLICATE_CALL_ID", "id"));
+        Refuse(calls[i].id(), rpc::DuplicatePipeCall(calls[i].id(), "connection"));
         break;
     }
   }

@@ -84,6 +84,8 @@ const char* TransportName(TransportKind t) {
       return "client-stream";
     case TransportKind::kClientUnary:
       return "client-unary";
+    case TransportKind::kClientFrames:
+      return "client-frames";
   }
   return "?";
 }
@@ -132,8 +134,9 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
                  "[default: create one]");
   app.add_option("--channels", channels,
                  "gRPC channels (connections); calls are spread over them [1]");
-  app.add_option("--transport", transport, "unary or stream (the wire), client-stream or client-unary (the client "
-                 "library; its streams = --channels) [unary]");
+  app.add_option("--transport", transport, "unary or stream (the wire), client-stream, client-unary or "
+                 "client-frames (the client library; its streams = --channels; client-frames: Get and "
+                 "Update on the frame socket) [unary]");
   app.add_option("--server-pid", server_pid,
                  "sidecar pid: report its CPU time per call (/proc)");
   app.add_option("--cpu-of", cpu_of,
@@ -187,9 +190,11 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
           "--transport stream: --op ping has no stream form (the empty-call floor "
           "is the unary Health/Check)");
     }
-  } else if (transport == "client-stream" || transport == "client-unary") {
-    o.transport = transport == "client-stream" ? TransportKind::kClientStream
-                                               : TransportKind::kClientUnary;
+  } else if (transport == "client-stream" || transport == "client-unary" ||
+             transport == "client-frames") {
+    o.transport = transport == "client-stream"   ? TransportKind::kClientStream
+                  : transport == "client-unary" ? TransportKind::kClientUnary
+                                                : TransportKind::kClientFrames;
     if (o.op == Op::kPing) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--transport ", transport,
@@ -198,7 +203,7 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--transport: unknown transport '", transport,
-                     "' (unary, stream, client-stream or client-unary)"));
+                     "' (unary, stream, client-stream, client-unary or client-frames)"));
   }
 
   auto n = Count("--inflight", inflight, 1, kMaxInflight);

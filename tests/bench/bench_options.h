@@ -38,7 +38,7 @@ enum class Op {
 // multiplexed, batching stream per channel; not for ping).
 // unary, stream: the bench's own minimal clients of the wire; client-*:
 // the client library's Async forms (tests/bench/client_transport.h).
-enum class TransportKind { kUnary, kStream, kClientStream, kClientUnary };
+enum class TransportKind { kUnary, kStream, kClientStream, kClientUnary, kClientFrames };
 
 const char* OpName(Op op);                   // "session-get"
 const char* OpRpc(Op op);                    // "stateside.v1.SessionService/Get"

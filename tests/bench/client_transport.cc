@@ -61,7 +61,7 @@ class ClientTransport final : public Transport {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeClientTransport(
-    TransportParams params, const std::string& socket_path, int streams) {
+    TransportParams params, const std::string& socket_path, int streams, bool frames) {
   const Op op = params.workload->op;
   if (op != Op::kSessionGet && op != Op::kSessionUpdate && op != Op::kSessionCreate &&
       op != Op::kOptOutGet) {
@@ -74,6 +74,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeClientTransport(
   options.call_timeout = params.call_timeout;
   options.ready_timeout = params.call_timeout;
   options.streams = streams;
+  options.frames = frames;
   // Room for every slot's call on one stream.
   options.max_calls_per_stream = static_cast<int>(std::max<size_t>(params.slots, 1));
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);

@@ -14,11 +14,13 @@
 
 namespace stateside::bench {
 
-// streams = 0: the library's unary path. UNIMPLEMENTED for ping (the library
-// has no async health check). Connects (waits for SERVING, within
-// params.call_timeout); the channels of `params` are not used.
+// streams = 0: the library's unary path; frames: Get and Update on the
+// sidecar's frame socket (ClientOptions::frames), else never. UNIMPLEMENTED
+// for ping (the library has no async health check). Connects (waits for
+// SERVING, within params.call_timeout); the channels of `params` are not
+// used.
 absl::StatusOr<std::unique_ptr<Transport>> MakeClientTransport(
-    TransportParams params, const std::string& socket_path, int streams);
+    TransportParams params, const std::string& socket_path, int streams, bool frames);
 
 }  // namespace stateside::bench
 

@@ -75,11 +75,13 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     case TransportKind::kStream:
       return MakeStreamTransport(std::move(params));
     case TransportKind::kClientStream:
-    case TransportKind::kClientUnary: {
+    case TransportKind::kClientUnary:
+    case TransportKind::kClientFrames: {
       const std::string socket = params.socket_path;
       const int streams =
           kind == TransportKind::kClientUnary ? 0 : static_cast<int>(params.channels.size());
-      return MakeClientTransport(std::move(params), socket, streams);
+      return MakeClientTransport(std::move(params), socket, streams,
+                                 kind == TransportKind::kClientFrames);
     }
     case TransportKind::kUnary:
       break;
