@@ -61,6 +61,13 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   };
 
   void OnRead(const boost::system::error_code& ec, size_t n);
+  // I/O thread, reading_ claimed: handles the whole frames buffered as far
+  // as the bounds allow, then reads on, or pauses (the rest stays buffered).
+  void Process();
+  // The bounds of backpressure are reached: no frame is handled, no read made.
+  bool SaturatedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return outstanding_ >= kMaxOutstanding || out_.size() + batch_bytes_ >= kMaxQueuedBytes;
+  }
   // Handles one frame's calls; false if the stream is broken (closed).
   bool HandleFrame(std::string_view payload, absl::Time read);
   // Starts `call` (counted in outstanding_, its id registered).
@@ -119,7 +126,7 @@ void FrameServer::Connection::StartRead() {
     }
     reading_ = true;
   }
-  ReadSome();
+  Process();  // the frames buffered while reading was paused, then a read
 }
 
 void FrameServer::Connection::ReadSome() {
@@ -164,6 +171,10 @@ void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t
     return;
   }
   in_end_ += n;
+  Process();
+}
+
+void FrameServer::Connection::Process() {
   const absl::Time read = absl::Now();
   size_t begin = 0;
   {
@@ -171,6 +182,14 @@ void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t
     // store's, refusals) go out in one frame when this scope ends.
     CompletionBatch batch;
     for (;;) {
+      {
+        // Checked before each frame, not only before each read: one read
+        // may hold hundreds of frames, each asking for a large answer. The
+        // rest stays buffered until the answers have gone.
+        absl::MutexLock lock(&mu_);
+        if (closed_) return;
+        if (SaturatedLocked()) break;
+      }
       std::string_view payload;
       size_t consumed = 0;
       const rpc::FrameParse parse =
@@ -207,8 +226,7 @@ void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t
   {
     // Reading on at once when nothing holds it back (no post to ourselves).
     absl::MutexLock lock(&mu_);
-    again = !closed_ && !read_closed_ && outstanding_ < kMaxOutstanding &&
-            out_.size() < kMaxQueuedBytes;
+    again = !closed_ && !read_closed_ && !SaturatedLocked();
     if (!again) {
       reading_ = false;
       AfterProgressLocked();
@@ -398,7 +416,7 @@ void FrameServer::Connection::AfterProgressLocked() {
     }
     return;
   }
-  if (!reading_ && outstanding_ < kMaxOutstanding && out_.size() < kMaxQueuedBytes) {
+  if (!reading_ && !SaturatedLocked()) {
     // Reading resumes on the I/O thread (StartRead claims reading_).
     asio::post(server_->io_, [self = shared_from_this()] { self->StartRead(); });
     reading_ = true;  // claimed here so that one resume is posted

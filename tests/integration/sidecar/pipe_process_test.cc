@@ -1,8 +1,15 @@
 // SessionService.Pipe against the real binary: a client that writes calls
 // and never reads their answers meets backpressure (its writes stop being
 // accepted) and the sidecar's memory stays bounded (peak RSS, VmHWM), in
-// count and in bytes.
+// count and in bytes; the same client on the frame socket too.
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <map>
 #include <set>
@@ -16,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "sidecar/rpc/frames.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/proc_status.h"
 #include "tests/support/redis_server.h"
@@ -207,6 +215,84 @@ TEST(PipeProcessTest, OnRedisEveryCallOfABatchIsAnsweredOnceByItsId) {
   grpc::ClientContext after;
   ASSERT_TRUE(stub->Get(&after, get, &got).ok());
   EXPECT_EQ(got.session().metadata().version(), 1u + kMessages * kPerMessage / 2);
+}
+
+// The frame socket (<socket>.frames) under the same client: frames of one
+// 180 KiB read each, never reading an answer. The sidecar stops reading the
+// connection once 4 MiB of answers wait (or 1024 calls), so the client's
+// non-blocking writes stop being taken, and the sidecar's memory stays
+// bounded.
+TEST(PipeProcessTest, TheFrameSocketBoundsAClientThatNeverReads) {
+  testing::TempDir dir;
+  const std::string socket = dir.File("api.sock");
+  auto sidecar = StartSidecar(dir);
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  auto stub = v1::SessionService::NewStub(
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+  v1::CreateSessionRequest create;
+  for (const char* name : {"a", "b", "c"}) {
+    (*create.mutable_attributes())[name] = std::string(60 * 1024, name[0]);
+  }
+  v1::CreateSessionResponse created;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Create(&context, create, &created).ok());
+  }
+  const int64_t rss_before_kb = ProcStatusKb(sidecar->process.pid(), "VmRSS");
+
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string frames = socket + ".frames";
+  std::memcpy(addr.sun_path, frames.data(), frames.size());
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // 100 000 frames (about 5 MB of requests, 18 GB of answers): the kernel's
+  // buffers hold a few thousand; the rest only if the sidecar kept reading.
+  constexpr int kFrames = 100000;
+  int written = 0;
+  std::string pending;
+  while (written < kFrames) {
+    if (pending.empty()) {
+      v1::PipeRequest request;
+      v1::PipeCall* call = request.add_calls();
+      call->set_id(static_cast<uint64_t>(written));
+      call->mutable_get()->mutable_key()->set_id(created.session().metadata().id());
+      rpc::AppendFrameHeader(&pending, static_cast<uint32_t>(request.ByteSizeLong()));
+      request.AppendToString(&pending);
+    }
+    const ssize_t n = send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      pending.erase(0, static_cast<size_t>(n));
+      if (pending.empty()) ++written;
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << strerror(errno);
+    // Blocked: the sidecar has 2 s to take more, as it would if it read on.
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, 2000) == 0) break;
+  }
+  const int64_t peak_kb = ProcStatusKb(sidecar->process.pid(), "VmHWM");
+  close(fd);
+  EXPECT_LT(written, kFrames) << "every frame was taken: no backpressure";
+  EXPECT_GT(written, 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  (void)rss_before_kb;
+#else
+  EXPECT_LT(peak_kb, 64 * 1024) << "peak RSS " << peak_kb << " kB (before: " << rss_before_kb
+                                << " kB)";
+#endif
+  RecordProperty("frames_accepted", written);
+  RecordProperty("peak_rss_kb", static_cast<int>(peak_kb));
+
+  // Still serving, and the frame socket still listening.
+  v1::GetSessionRequest get;
+  get.mutable_key()->set_id(created.session().metadata().id());
+  v1::GetSessionResponse got;
+  grpc::ClientContext after;
+  after.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  EXPECT_TRUE(stub->Get(&after, get, &got).ok());
+  EXPECT_EQ(access(frames.c_str(), F_OK), 0);
 }
 
 }  // namespace
