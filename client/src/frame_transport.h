@@ -11,9 +11,10 @@
 // One connection per client. Start writes the call's frame from the
 // caller's thread (a non-blocking send; what the socket cannot take yet is
 // written by the I/O thread); calls started by callbacks on the I/O thread
-// are written together, in one send, once those callbacks return. One client I/O thread reads the answers and
-// runs the callbacks itself, without another hop; a callback must not block
-// (it delays the answers behind it). Semantics as the Pipe transport's: each
+// are written together, in one send, once those callbacks return. One
+// client I/O thread reads the answers and runs the callbacks itself,
+// without another hop; a callback must not block (it delays the answers
+// behind it). Semantics as the Pipe transport's: each
 // attempt tagged with an id and its remaining time (call.timeout); an
 // attempt unanswered at its deadline ends DEADLINE_EXCEEDED here; a
 // connection that ends fails the attempts it carried with UNAVAILABLE (the

@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<PeerGate>> PeerGate::Listen(const std::string& pa
     close(fd);
     return s;
   }
-  return std::unique_ptr<PeerGate>(new PeerGate(fd, wake[0], wake[1], std::move(allowed_uids), std::move(kind)));
+  return std::unique_ptr<PeerGate>(
+      new PeerGate(fd, wake[0], wake[1], std::move(allowed_uids), std::move(kind)));
 }
 
 PeerGate::PeerGate(int listen_fd, int wake_read, int wake_write,

@@ -134,9 +134,10 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
                  "[default: create one]");
   app.add_option("--channels", channels,
                  "gRPC channels (connections); calls are spread over them [1]");
-  app.add_option("--transport", transport, "unary or stream (the wire), client-stream, client-unary or "
-                 "client-frames (the client library; its streams = --channels; client-frames: Get and "
-                 "Update on the frame socket) [unary]");
+  app.add_option("--transport", transport,
+                 "unary or stream (the wire), client-stream, client-unary or client-frames (the "
+                 "client library; its streams = --channels; client-frames: Get and Update on the "
+                 "frame socket) [unary]");
   app.add_option("--server-pid", server_pid,
                  "sidecar pid: report its CPU time per call (/proc)");
   app.add_option("--cpu-of", cpu_of,

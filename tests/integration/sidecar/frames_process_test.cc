@@ -178,8 +178,8 @@ class FramesProcessTest : public ::testing::TestWithParam<bool /*on_redis*/> {
   double ClosedCount(std::string_view reason) {
     auto got = testing::Exchange(sidecar_->sidecar.admin_port, testing::GetRequest("/metrics"));
     if (!got.has_value()) return -1;
-    const std::string prefix =
-        absl::StrCat("stateside_frame_connections_closed_total{reason=\"", std::string(reason), "\"} ");
+    const std::string prefix = absl::StrCat("stateside_frame_connections_closed_total{reason=\"",
+                                            std::string(reason), "\"} ");
     for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
       double value = 0;
       if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtod(line, &value)) return value;
