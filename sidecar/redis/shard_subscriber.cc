@@ -118,6 +118,17 @@ void ShardedSubscriber::Subscribe(std::vector<std::string> channels,
       by_shard[it->second].push_back(std::move(channel));
     }
     for (auto& [address, list] : by_shard) sends.push_back({address, shards_[address], std::move(list)});
+    // A connection that lost nothing (it held no channel) reports no loss,
+    // nor its recovery: a channel it now carries while it is down is a loss
+    // from now on, reported restored once that connection is back.
+    if (up_ && !closed_ && (!missing.ok() || std::any_of(sends.begin(), sends.end(), [](const Send& send) {
+                  return !send.shard->connected();
+                }))) {
+      up_ = false;
+      down_since_ = absl::Now();
+      unreported_down_ = down_since_;
+      asio::post(*io_, [this] { Reconcile(std::nullopt); });
+    }
   }
   if (sends.empty()) {
     if (done) std::move(done)(missing);
@@ -298,6 +309,8 @@ void ShardedSubscriber::Reconcile(std::optional<absl::Time> lost_at, const std::
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
+    // A loss Subscribe found (before the recovery it may come with).
+    down = std::exchange(unreported_down_, std::nullopt);
     // A shard holding no channel (every master has one) loses nothing.
     if (lost_at.has_value() &&
         std::none_of(wanted_.begin(), wanted_.end(),

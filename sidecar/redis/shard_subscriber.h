@@ -5,9 +5,11 @@
 // because the slot left), it reads CLUSTER SHARDS from the masters the
 // client knows every kRefreshInterval and moves channels whose slot changed
 // owner to that owner's connection. Loss windows are reported as one
-// subscriber: on_down when the first connection holding channels is lost,
-// on_restored(first loss, now) once every wanted channel is confirmed on the
-// master that owns its slot.
+// subscriber: on_down when the first connection holding channels is lost
+// (or a channel is wanted where the connection is down: one that held no
+// channel lost nothing until then), on_restored(first loss, now) once every
+// wanted channel is confirmed on the master that owns its slot. So an
+// UNAVAILABLE answer to Subscribe is always followed by on_restored.
 //
 // Thread-safety: every public method may be called from any thread (state is
 // under one mutex). on_message runs on the shard connections' I/O threads;
@@ -116,6 +118,10 @@ class ShardedSubscriber final : public ChannelSubscriber {
   std::vector<Shard> retired_ ABSL_GUARDED_BY(mu_);
   bool up_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time down_since_ ABSL_GUARDED_BY(mu_);
+  // A loss found by Subscribe (up_ turned false there), for this thread's
+  // next Reconcile to report: on_down stays on this thread, ahead of its
+  // on_restored.
+  std::optional<absl::Time> unreported_down_ ABSL_GUARDED_BY(mu_);
   // A CLUSTER SHARDS round is out and has not brought a map (nor ended).
   bool refreshing_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -5,7 +5,9 @@
 // members, user, connection and broadcast targets reach theirs, presence and
 // History work across slots; a slot moved to another master, and a SIGKILLed
 // master holding an instance's channel, are each a Gap{since, until}, after
-// which delivery resumes on the slot's new master.
+// which delivery resumes on the slot's new master. A channel subscribed on a
+// master whose connection dropped while it held none is a loss too, restored
+// once that connection is back.
 //
 // "Receives nothing" is counted: each broker's `messages` (channel messages
 // its subscriber delivered) moves only by what it should get, read once what
@@ -13,6 +15,7 @@
 // is in too; and Redis itself counts the subscribers of each channel
 // (PUBSUB SHARDNUMSUB) and the receivers of each SPUBLISH.
 #include <algorithm>
+#include <atomic>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -24,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/redis/cluster_slots.h"
+#include "sidecar/redis/shard_subscriber.h"
 #include "tests/integration/redis/broker_node.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/support/redis_cluster.h"
@@ -290,6 +294,76 @@ TEST_F(ShardedPubSubTest, AMigratedSlotIsAGapAndTheChannelFollowsIt) {
 
 // The master holding an instance's channel is SIGKILLed; its replica is
 // promoted (cluster-node-timeout 1 s).
+// A shard connection holding no channel loses nothing when it drops (no
+// on_down); a channel subscribed while it is down is lost from then on:
+// Subscribe answers UNAVAILABLE, the subscriber is down at once, and
+// on_restored follows once the connection is back with the channel (a
+// caller relying on it, as the session change relay does, would otherwise
+// never see its subscription confirmed).
+TEST_F(ShardedPubSubTest, AChannelWantedWhereTheConnectionIsDownIsRestoredOnceItIsBack) {
+  redis::RedisOptions options = FastRedisOptions();
+  options.topology = redis::RedisTopology::kCluster;
+  // The dropped connection waits a second or more before reconnecting.
+  options.backoff_initial = absl::Seconds(2);
+  options.backoff_max = absl::Seconds(2);
+  std::unique_ptr<redis::RedisClient> client = ConnectedClient(cluster_->url(), options);
+  ASSERT_NE(client, nullptr);
+  std::atomic<int> downs{0}, restores{0};
+  redis::RedisSubscriber::Callbacks callbacks;
+  callbacks.on_down = [&](absl::Time) { downs.fetch_add(1); };
+  callbacks.on_restored = [&](absl::Time, absl::Time) { restores.fetch_add(1); };
+  auto sub = redis::ShardedSubscriber::Create(client.get(), std::move(callbacks));
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string channel = absl::StrCat(prefix_, "idle");
+  const int master = cluster_->MasterOfSlot(redis::KeySlot(channel));
+  ASSERT_NE(master, 0);
+  // The slot map known and the master's connection open: the channel was
+  // held there once.
+  (*sub)->Subscribe({channel}, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return restores.load() == 1 && (*sub)->connected(); },
+                      absl::Seconds(20)));
+  (*sub)->Unsubscribe({channel});
+  ASSERT_TRUE(WaitFor([&] { return Subscribers(master, "SHARDNUMSUB", channel) == 0; },
+                      absl::Seconds(10)));
+
+  struct Answer {
+    std::atomic<bool> answered{false};
+    absl::Status status;
+  };
+  bool down_at_once = false;
+  int before = 0;  // the losses reported before the round
+  // The connection may not have read its end yet when Subscribe comes: the
+  // SSUBSCRIBE goes out on it and fails (a loss of a held channel, as
+  // before), and the next round drops it again.
+  for (int round = 0; round < 5 && !down_at_once; ++round) {
+    // The first on_restored (from the start) had no on_down before it.
+    before = restores.load();
+    ASSERT_EQ(downs.load() + 1, before);
+    cluster_->Cli(master, {"CLIENT", "KILL", "TYPE", "normal"});
+    cluster_->Cli(master, {"CLIENT", "KILL", "TYPE", "pubsub"});
+    auto answer = std::make_shared<Answer>();
+    (*sub)->Subscribe({channel}, [answer](absl::Status status) {
+      answer->status = std::move(status);
+      answer->answered.store(true);
+    });
+    if (answer->answered.load() && absl::IsUnavailable(answer->status)) {
+      down_at_once = true;
+      EXPECT_FALSE((*sub)->connected()) << "down from the Subscribe on";
+      break;
+    }
+    ASSERT_TRUE(WaitFor([&] { return answer->answered.load(); }, absl::Seconds(10)));
+    (*sub)->Unsubscribe({channel});
+    ASSERT_TRUE(WaitFor([&] { return (*sub)->connected() && downs.load() + 1 == restores.load(); },
+                        absl::Seconds(20)));
+  }
+  ASSERT_TRUE(down_at_once) << "no Subscribe met the connection down";
+  EXPECT_TRUE(WaitFor([&] { return restores.load() == before + 1 && (*sub)->connected(); },
+                      absl::Seconds(20)))
+      << "no on_restored after the UNAVAILABLE answer";
+  EXPECT_EQ(downs.load(), before);
+  EXPECT_EQ(Subscribers(master, "SHARDNUMSUB", channel), 1);
+}
+
 TEST_F(ShardedPubSubTest, AShardFailoverIsAGapAndDeliveryResumesOnThePromotedReplica) {
   const std::vector<std::string> ids = IdsOnDistinctMasters("fo-", 2);
   ASSERT_EQ(ids.size(), 2u);
