@@ -1,6 +1,7 @@
 // RedisChangeRelay: sealed session changes on one pub/sub channel.
 #include "sidecar/redis/session_change_relay.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -193,7 +194,19 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   // every wanted channel subscribed again).
   callbacks.on_down = [self](absl::Time) { self->confirmed_.store(0); };
   callbacks.on_restored = [self](absl::Time since, absl::Time until) {
-    if (self->subscribing_.load()) self->confirmed_.store(self->generation_.load());
+    {
+      // Under the lock: a generation wanted since (Unwatched and Watched
+      // meanwhile) is not confirmed by this restore's state read before.
+      absl::MutexLock lock(&self->sub_mu_);
+      if (self->subscribing_.load()) {
+        const uint64_t generation = self->generation_.load();
+        // A subscription not confirmed yet was wanted since pending_since_,
+        // which may be earlier than the subscriber's loss (a SUBSCRIBE in
+        // flight when the connection failed, a shard connection down).
+        if (self->confirmed_.load() != generation) since = std::min(since, self->pending_since_);
+        self->confirmed_.store(generation);
+      }
+    }
     self->Confirmed(since, until);
   };
   if (client->options().topology == RedisTopology::kCluster) {
@@ -224,6 +237,7 @@ std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
   subscribing_.store(true);
   const uint64_t generation = generation_.fetch_add(1) + 1;
   const absl::Time since = absl::Now();
+  pending_since_ = since;
   subscriber_->Subscribe({channel_}, [this, since, generation](absl::Status status) {
     if (!status.ok() || generation_.load() != generation) return;
     confirmed_.store(generation);

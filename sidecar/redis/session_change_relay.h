@@ -45,6 +45,7 @@
 
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -138,6 +139,9 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   // The generation whose SUBSCRIBE was confirmed on the current
   // connection; 0: none.
   std::atomic<uint64_t> confirmed_{0};
+  // When the current generation was wanted (its window's start, if a
+  // restore rather than its SUBSCRIBE's answer confirms it).
+  absl::Time pending_since_ ABSL_GUARDED_BY(sub_mu_);
   // Until when (Unix ns) the last confirmation's loss window reaches.
   std::atomic<int64_t> lost_until_{0};
 };

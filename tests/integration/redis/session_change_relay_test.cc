@@ -23,6 +23,7 @@
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/crypto/keyring.h"
 #include "sidecar/crypto/random.h"
+#include "sidecar/redis/cluster_slots.h"
 #include "tests/integration/redis/redis_fixture.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/redis_cluster.h"
@@ -427,6 +428,33 @@ TEST_P(SessionChangeRelayTest, TheLastWatcherLeavingUnsubscribesAndTheNextStarts
       absl::Seconds(10)))
       << seen.size() << " seen";
   EXPECT_FALSE(b->relay->holding_off());
+}
+
+// A SUBSCRIBE that Redis does not answer (paused) fails the connection
+// after the command timeout; the subscription is confirmed by the restore
+// after it, whose loss started at that failure. The watcher's gap still
+// starts when it was added: what the others published from then on was
+// missed too.
+TEST_P(SessionChangeRelayTest, AGapStartsWhenTheWatcherWasAddedEvenIfTheSubscribeFailed) {
+  std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
+  ASSERT_NE(a, nullptr);
+  const int port = GetParam() == Topology::kCluster
+                       ? cluster_->MasterOfSlot(redis::KeySlot(a->relay->channel()))
+                       : 0;
+  // Longer than the command timeout (FastRedisOptions: 2 s).
+  const std::vector<std::string> pause = {"CLIENT", "PAUSE", "3000", "ALL"};
+  const RunResult paused = GetParam() == Topology::kCluster ? cluster_->Cli(port, pause)
+                                                            : server_->Cli(pause);
+  ASSERT_NE(paused.out.find("OK"), std::string::npos) << paused.out << paused.err;
+  const absl::Time added = absl::Now();
+  a->watcher = a->feed->AddWatcher(0, [] {});
+  const absl::Time after = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return a->relay->subscribed(); }, absl::Seconds(20)));
+  const ChangeItem first = Next(*a->watcher);
+  ASSERT_TRUE(first.gap.has_value()) << "the first event is the gap";
+  EXPECT_GE(first.gap->from, added);
+  EXPECT_LE(first.gap->from, after) << "not from the failure, " << first.gap->from - after
+                                    << " later";
 }
 
 INSTANTIATE_TEST_SUITE_P(Topologies, SessionChangeRelayTest,
