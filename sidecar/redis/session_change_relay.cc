@@ -263,7 +263,13 @@ void RedisChangeRelay::Confirmed(absl::Time since, absl::Time at) {
   // Another sidecar's last publish before the SUBSCRIBE may have reached
   // nobody: it holds off until at most kPublishHoldOff past `at`.
   const absl::Time until = at + kPublishHoldOff;
-  lost_until_.store(absl::ToUnixNanos(until));  // before the watchers are copied
+  // Before the watchers are copied. Confirmations race (a restore on the
+  // subscriber's thread, a SUBSCRIBE's answer on a connection's): the end
+  // never moves back.
+  const int64_t until_ns = absl::ToUnixNanos(until);
+  int64_t current = lost_until_.load();
+  while (current < until_ns && !lost_until_.compare_exchange_weak(current, until_ns)) {
+  }
   feed_->OnRemoteLost(since, until);
 }
 
