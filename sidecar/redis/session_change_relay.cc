@@ -293,6 +293,10 @@ void RedisChangeRelay::Send(const session::SessionChange& change) {
 
 void RedisChangeRelay::OnMessage(std::string_view channel, std::string_view payload) {
   if (channel != channel_) return;
+  // Not confirmed yet: a frame published before a previous subscription
+  // ended may still arrive once the channel is wanted again, older than
+  // the gap the watchers are about to get; it falls in that gap's window.
+  if (confirmed_.load() != generation_.load()) return;
   absl::StatusOr<crypto::Opened> opened = sealer_->Open(kSealPlace, channel_, payload);
   if (!opened.ok()) {
     counters_->dropped.fetch_add(1);

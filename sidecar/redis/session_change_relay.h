@@ -30,7 +30,10 @@
 // subscription is back, including the first one after start. Each window
 // is reported up to kPublishHoldOff past the confirmation: a sidecar that
 // saw no subscriber just before may still be holding off. A watcher added
-// before that end starts with the rest of the window as its own gap.
+// before that end starts with the rest of the window as its own gap. A
+// frame arriving while the subscription is not confirmed is dropped: it
+// falls within the window about to be reported (one still on the wire
+// from before the last watcher left would otherwise precede the gap).
 //
 // Thread-safe. Callbacks run on the Redis client's and the subscriber's
 // I/O threads. REQUIRES: the client, the sealer and the feed outlive it.
