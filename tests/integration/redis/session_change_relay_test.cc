@@ -146,6 +146,35 @@ class SessionChangeRelayTest : public ::testing::TestWithParam<Topology> {
     return change;
   }
 
+  // Changes on `from` every few ms until well past `gap_to`: `watcher`
+  // gets every one made after it, in order, last (those within the gap may
+  // be missing).
+  static void ExpectEveryChangePast(Instance& from, absl::Time gap_to,
+                                    session::ChangeWatcher& watcher) {
+    std::vector<std::string> after_gap;
+    for (int i = 0; absl::Now() < gap_to + absl::Milliseconds(300); ++i) {
+      const std::string id = absl::StrCat("c", i);
+      const absl::Time made = absl::Now();
+      from.feed->OnChange(Updated(id));
+      if (made > gap_to) after_gap.push_back(id);
+      absl::SleepFor(absl::Milliseconds(5));  // the pace of the changes
+    }
+    ASSERT_FALSE(after_gap.empty());
+    std::vector<std::string> seen;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          while (std::optional<ChangeItem> item = watcher.Pop()) {
+            if (item->change != nullptr) seen.push_back(item->change->session_id);
+          }
+          return !seen.empty() && seen.back() == after_gap.back();
+        },
+        absl::Seconds(10)))
+        << seen.size() << " seen";
+    // The tail of what was seen is exactly what was made after the gap.
+    ASSERT_GE(seen.size(), after_gap.size());
+    EXPECT_EQ(std::vector<std::string>(seen.end() - after_gap.size(), seen.end()), after_gap);
+  }
+
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<RedisCluster> cluster_;
   std::string url_;
@@ -334,30 +363,8 @@ TEST_P(SessionChangeRelayTest, AWatcherThatSubscribesDuringAHoldOffStartsWithIts
   ASSERT_TRUE(late_first.gap.has_value()) << "added within the window";
   EXPECT_EQ(late_first.gap->to, first.gap->to);
 
-  // Changes every few ms until well past the gap; those made after it must
-  // all arrive (the ones within it may not).
-  std::vector<std::string> after_gap;
-  for (int i = 0; absl::Now() < first.gap->to + absl::Milliseconds(300); ++i) {
-    const std::string id = absl::StrCat("c", i);
-    const absl::Time made = absl::Now();
-    a->feed->OnChange(Updated(id));
-    if (made > first.gap->to) after_gap.push_back(id);
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_FALSE(after_gap.empty());
-  std::vector<std::string> seen;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        while (std::optional<ChangeItem> item = b->watcher->Pop()) {
-          if (item->change != nullptr) seen.push_back(item->change->session_id);
-        }
-        return !seen.empty() && seen.back() == after_gap.back();
-      },
-      absl::Seconds(10)))
-      << seen.size() << " seen";
-  // The tail of what was seen is exactly what was made after the gap.
-  ASSERT_GE(seen.size(), after_gap.size());
-  EXPECT_EQ(std::vector<std::string>(seen.end() - after_gap.size(), seen.end()), after_gap);
+  // Changes made after the gap must all arrive (the ones within it may not).
+  ExpectEveryChangePast(*a, first.gap->to, *b->watcher);
   EXPECT_FALSE(a->relay->holding_off());
   b->feed->RemoveWatcher(late);
 }
@@ -411,24 +418,9 @@ TEST_P(SessionChangeRelayTest, TheLastWatcherLeavingUnsubscribesAndTheNextStarts
   EXPECT_GE(first.gap->from, added);
   EXPECT_GE(first.gap->to - first.gap->from, redis::RedisChangeRelay::kPublishHoldOff);
 
-  // b, holding off, publishes again from its next probe on: a change made
-  // after the gap arrives.
-  std::string last;
-  for (int i = 0; absl::Now() < first.gap->to + absl::Milliseconds(300); ++i) {
-    last = absl::StrCat("c", i);
-    b->feed->OnChange(Updated(last));
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  std::vector<std::string> seen;
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        while (std::optional<ChangeItem> item = a->watcher->Pop()) {
-          if (item->change != nullptr) seen.push_back(item->change->session_id);
-        }
-        return !seen.empty() && seen.back() == last;
-      },
-      absl::Seconds(10)))
-      << seen.size() << " seen";
+  // b, holding off, publishes again from its next probe on: every change
+  // made after the gap arrives, in order.
+  ExpectEveryChangePast(*b, first.gap->to, *a->watcher);
   EXPECT_FALSE(b->relay->holding_off());
 }
 
