@@ -194,20 +194,20 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
   // every wanted channel subscribed again).
   callbacks.on_down = [self](absl::Time) { self->confirmed_.store(0); };
   callbacks.on_restored = [self](absl::Time since, absl::Time until) {
-    {
-      // Under the lock: a generation wanted since (Unwatched and Watched
-      // meanwhile) is not confirmed by this restore's state read before.
-      absl::MutexLock lock(&self->sub_mu_);
-      if (self->subscribing_.load()) {
-        const uint64_t generation = self->generation_.load();
-        // A subscription not confirmed yet was wanted since pending_since_,
-        // which may be earlier than the subscriber's loss (a SUBSCRIBE in
-        // flight when the connection failed, a shard connection down).
-        if (self->confirmed_.load() != generation) since = std::min(since, self->pending_since_);
-        self->confirmed_.store(generation);
-      }
+    // Under the lock: a generation wanted since (Unwatched and Watched
+    // meanwhile) is not confirmed by this restore's state read before, and
+    // no frame reaches the watchers between the confirmation and the gap.
+    absl::MutexLock lock(&self->sub_mu_);
+    const bool subscribing = self->subscribing_.load();
+    const uint64_t generation = self->generation_.load();
+    // A subscription not confirmed yet was wanted since pending_since_,
+    // which may be earlier than the subscriber's loss (a SUBSCRIBE in
+    // flight when the connection failed, a shard connection down).
+    if (subscribing && self->confirmed_.load() != generation) {
+      since = std::min(since, self->pending_since_);
     }
-    self->Confirmed(since, until);
+    self->Confirmed(since, until);  // the gap first, then the frames
+    if (subscribing) self->confirmed_.store(generation);
   };
   if (client->options().topology == RedisTopology::kCluster) {
     ASSIGN_OR_RETURN(relay->subscriber_, ShardedSubscriber::Create(client, std::move(callbacks)));
@@ -240,8 +240,9 @@ std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
   pending_since_ = since;
   subscriber_->Subscribe({channel_}, [this, since, generation](absl::Status status) {
     if (!status.ok() || generation_.load() != generation) return;
-    confirmed_.store(generation);
+    // The gap first, then the frames (they come on this thread).
     Confirmed(since, absl::Now());
+    confirmed_.store(generation);
   });
   return std::nullopt;  // the window is reported once the subscription is confirmed
 }
@@ -308,6 +309,10 @@ void RedisChangeRelay::OnMessage(std::string_view channel, std::string_view payl
     return;
   }
   if (change->origin == feed_->instance_id()) return;  // delivered locally already
+  // Checked again under the lock: the last watcher may have left and the
+  // next been added while the frame was opened.
+  absl::ReaderMutexLock lock(&sub_mu_);
+  if (confirmed_.load() != generation_.load()) return;
   counters_->received.fetch_add(1);
   feed_->OnRemote(*std::move(change));
 }
