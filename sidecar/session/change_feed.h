@@ -113,7 +113,9 @@ class ChangeFeed final : public SessionChanges {
   ChangeFeed(std::string instance_id, const Clock* clock, size_t queue_events = kQueueEvents);
 
   // `relay` outlives the feed or is unset (nullptr) first, while no change
-  // is being reported.
+  // is being reported. From then on the relay's Watched is called for each
+  // watcher added and Unwatched when the last is removed; watchers added
+  // before are the relay's to find (watchers()).
   void SetRelay(Relay* relay);
 
   // A change this instance made: stamped with its origin, queued to the

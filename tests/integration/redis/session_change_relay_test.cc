@@ -250,8 +250,8 @@ TEST_P(SessionChangeRelayTest, AFrameNotSealedUnderTheKeyringIsDropped) {
 }
 
 // An instance nobody watches on does not subscribe (it would receive and
-// open every instance's changes for nothing); its first watcher subscribes
-// it, with the window until then reported as a loss.
+// open every instance's changes for nothing); a watcher added while it has
+// none subscribes it, with the window until then reported as a loss.
 TEST_P(SessionChangeRelayTest, OnlyAnInstanceWithAWatcherSubscribes) {
   std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
   ASSERT_NE(a, nullptr);
@@ -338,11 +338,9 @@ TEST_P(SessionChangeRelayTest, WithNobodyWatchingPublishesHoldOff) {
 // delivered, in order. A second watcher added within the window starts
 // with the rest of it.
 TEST_P(SessionChangeRelayTest, AWatcherThatSubscribesDuringAHoldOffStartsWithItsGap) {
-  // b first: its subscriber has had a's start-up to reach the shards. On
+  // b first: its subscriber has had a's start-up to reach the shards (on
   // Cluster a SUBSCRIBE that meets its shard's connection still coming up
-  // is answered UNAVAILABLE, and when that connection is up before the
-  // subscriber's next health check no on_restored follows either, so the
-  // relay would not see its subscription confirmed.
+  // is confirmed only by the restore after it, which takes longer).
   std::unique_ptr<Instance> b = Start("pod-b", /*watch=*/false);
   std::unique_ptr<Instance> a = Start("pod-a", /*watch=*/false);
   ASSERT_NE(a, nullptr);

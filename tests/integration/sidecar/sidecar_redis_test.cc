@@ -198,8 +198,8 @@ EventWatch WatchEvents(Sidecar& sidecar, std::vector<v1::SessionEventKind> kinds
 
 // A session of `user` created on `a` whose CREATED reaches `watch` (on
 // another sidecar): made again until one does, since the watcher's
-// sidecar subscribes to the channel in the background (from its first
-// watcher on), and `a`, while nobody was subscribed, holds its publishes
+// sidecar subscribes to the channel in the background (when a watcher is
+// added to a sidecar that had none), and `a`, while nobody was subscribed, holds its publishes
 // off for a while: the gap that reports that window says until when, and a
 // session made after it is seen. `creates`, if set, counts the sessions
 // made.
