@@ -257,6 +257,19 @@ absl::StatusOr<Opened> Sealer::Open(std::string_view place,
                                     std::string_view name,
                                     std::string_view envelope,
                                     OpenFailure* failure) const {
+  Opener opener(*this);
+  return opener.Open(place, name, envelope, failure);
+}
+
+// Opener::cache_id_ holds the longest cache id Parse accepts.
+static_assert(1 + kMaxKeyIdSize + kSaltSize == 49);
+
+Sealer::Opener::~Opener() { Cleanse(data_key_, sizeof(data_key_)); }
+
+absl::StatusOr<Opened> Sealer::Opener::Open(std::string_view place,
+                                            std::string_view name,
+                                            std::string_view envelope,
+                                            OpenFailure* failure) {
   auto fail = [failure](OpenFailure why) {
     if (failure != nullptr) *failure = why;
     return absl::DataLossError(kOpenError);
@@ -266,32 +279,47 @@ absl::StatusOr<Opened> Sealer::Open(std::string_view place,
       !FitsLengthPrefix(name)) {
     return fail(OpenFailure::kMalformed);
   }
-  const Keyring::Key* key = keyring_->Find(parsed->key_id);
+  const Keyring::Key* key = sealer_.keyring_->Find(parsed->key_id);
   if (key == nullptr) return fail(OpenFailure::kUnknownKey);
 
-  char data_key[kAes256KeySize];
   Opened opened;
   opened.plaintext.resize(parsed->sealed.size() - kGcmTagSize);
   const bool v1 = parsed->version == kVersion1;
-  bool cached = false;
-  absl::Status status =
-      v1 ? HkdfSha256To(key->master, parsed->salt, kAeadInfoV1, data_key,
-                        sizeof(data_key))
-         : DataKey(*key, parsed->cache_id, parsed->salt, data_key, &cached);
+  char v1_key[kAes256KeySize];
+  absl::Status status;
+  if (v1) {
+    status = HkdfSha256To(key->master, parsed->salt, kAeadInfoV1, v1_key,
+                          sizeof(v1_key));
+  } else if (parsed->cache_id !=
+             std::string_view(cache_id_, cache_id_size_)) {
+    // The cache id is no secret (it is in the envelope): compared plainly.
+    cache_id_size_ = 0;
+    status = sealer_.DataKey(*key, parsed->cache_id, parsed->salt, data_key_,
+                             &data_key_cached_);
+    if (status.ok()) {
+      std::memcpy(cache_id_, parsed->cache_id.data(), parsed->cache_id.size());
+      cache_id_size_ = parsed->cache_id.size();
+    }
+  }
   if (status.ok()) {
     const AssociatedData aad(parsed->version, key->id, place, name);
-    status = Aes256GcmOpenTo(std::string_view(data_key, sizeof(data_key)),
-                             parsed->nonce, aad.view(), parsed->sealed,
-                             opened.plaintext.data());
+    status = gcm_.OpenTo(std::string_view(v1 ? v1_key : data_key_,
+                                          kAes256KeySize),
+                         parsed->nonce, aad.view(), parsed->sealed,
+                         opened.plaintext.data());
   }
+  if (v1) Cleanse(v1_key, sizeof(v1_key));
   // Cached only once a tag verified under it: bytes from the store that do
   // not open cannot push the keys of real epochs out.
-  if (status.ok() && !v1 && !cached) cache_.Insert(parsed->cache_id, data_key);
-  Cleanse(data_key, sizeof(data_key));
+  if (status.ok() && !v1 && !data_key_cached_) {
+    sealer_.cache_.Insert(parsed->cache_id, data_key_);
+    data_key_cached_ = true;
+  }
   // A tag mismatch and an (unexpected) OpenSSL error both fail closed and look
   // alike to the caller; both count as kAuthFailed.
   if (!status.ok()) {
-    return fail(mismatches_ != nullptr && mismatches_->Contains(key->id)
+    return fail(sealer_.mismatches_ != nullptr &&
+                        sealer_.mismatches_->Contains(key->id)
                     ? OpenFailure::kKeyMismatch
                     : OpenFailure::kAuthFailed);
   }

@@ -115,8 +115,17 @@ EVP_MAC_CTX* ThreadHmacSha256() {
 // expansion of a fixed all-zero key. Null if the context could not be made;
 // a failure is not kept (a thread would fail every seal and open for the rest
 // of its life), the next call tries again.
-EVP_CIPHER_CTX* ThreadAes256Gcm() {
+CipherCtx& ThreadAes256GcmSlot() {
   thread_local CipherCtx ctx;
+  return ctx;
+}
+
+// The Aes256GcmOpener whose key the thread's context holds; null when it
+// holds the zero key or is between the two inits of a single seal or open.
+thread_local const Aes256GcmOpener* thread_gcm_keyed_by = nullptr;
+
+EVP_CIPHER_CTX* ThreadAes256Gcm() {
+  CipherCtx& ctx = ThreadAes256GcmSlot();
   if (ctx == nullptr) {
     const EVP_CIPHER* cipher = Aes256Gcm();
     if (cipher == nullptr) return nullptr;
@@ -191,13 +200,14 @@ absl::Status SealWith(EVP_CIPHER_CTX* ctx, std::string_view key,
 }
 
 // Checks and decrypts with the thread's context (see Aes256GcmOpenTo); wipes
-// `out` on every failure.
-absl::Status OpenWith(EVP_CIPHER_CTX* ctx, std::string_view key,
+// `out` on every failure. A null `key` keeps the context's key schedule and
+// only sets the nonce.
+absl::Status OpenWith(EVP_CIPHER_CTX* ctx, const char* key,
                       std::string_view nonce, std::string_view aad,
                       std::string_view sealed, char* out) {
   const size_t ct_size = sealed.size() - kGcmTagSize;
-  if (EVP_DecryptInit_ex2(ctx, nullptr, U(key.data()), U(nonce.data()),
-                          nullptr) != 1) {
+  if (EVP_DecryptInit_ex2(ctx, nullptr, key == nullptr ? nullptr : U(key),
+                          U(nonce.data()), nullptr) != 1) {
     return Failed("GCM decrypt init");
   }
   int len = 0;
@@ -239,6 +249,7 @@ absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
   }
   EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
   if (ctx == nullptr) return Failed("set up AES-256-GCM");
+  thread_gcm_keyed_by = nullptr;  // an opener keeping its key re-keys
   const absl::Status status = SealWith(ctx, key, nonce, aad, plaintext, out);
   if (!ForgetKey(ctx) && status.ok()) return Failed("GCM reset");
   return status;
@@ -255,12 +266,76 @@ absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
   }
   EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
   if (ctx == nullptr) return Failed("set up AES-256-GCM");
-  const absl::Status status = OpenWith(ctx, key, nonce, aad, sealed, out);
+  thread_gcm_keyed_by = nullptr;  // an opener keeping its key re-keys
+  const absl::Status status =
+      OpenWith(ctx, key.data(), nonce, aad, sealed, out);
   if (!ForgetKey(ctx) && status.ok()) {
     Cleanse(out, sealed.size() - kGcmTagSize);
     return Failed("GCM reset");
   }
   return status;
+}
+
+Aes256GcmOpener::~Aes256GcmOpener() {
+  if (thread_gcm_keyed_by == this) {
+    thread_gcm_keyed_by = nullptr;
+    CipherCtx& ctx = ThreadAes256GcmSlot();
+    // Freeing the context wipes its key schedule; the next call makes one.
+    if (ctx != nullptr && !ForgetKey(ctx.get())) ctx.reset();
+  }
+  Cleanse(key_, sizeof(key_));
+}
+
+absl::Status Aes256GcmOpener::OpenTo(std::string_view key,
+                                     std::string_view nonce,
+                                     std::string_view aad,
+                                     std::string_view sealed, char* out) {
+  if (absl::Status s = CheckGcmInputs(key, nonce, aad, sealed); !s.ok()) {
+    return s;
+  }
+  if (sealed.size() < kGcmTagSize) {
+    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
+  }
+  EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
+  if (ctx == nullptr) return Failed("set up AES-256-GCM");
+  const bool keep = thread_gcm_keyed_by == this && !rekey_ &&
+                    ConstantTimeEquals(key, std::string_view(key_, sizeof(key_)));
+  if (!keep) {
+    std::memcpy(key_, key.data(), sizeof(key_));
+    ++keyings_;
+  }
+  // Marked ours before the init: whatever it leaves in the context, the
+  // destructor puts it back on the zero key.
+  thread_gcm_keyed_by = this;
+  const absl::Status status =
+      OpenWith(ctx, keep ? nullptr : key_, nonce, aad, sealed, out);
+  // After a failure (an OpenSSL error leaves the context's state unknown;
+  // a tag mismatch is rare enough not to tell apart) the next open keys the
+  // context afresh.
+  rekey_ = !status.ok();
+  return status;
+}
+
+absl::StatusOr<std::string> Aes256GcmSealWithThreadKeyForTesting(
+    std::string_view nonce, std::string_view plaintext) {
+  if (nonce.size() != kGcmNonceSize || plaintext.size() > INT_MAX) {
+    return absl::InvalidArgumentError("bad nonce or plaintext");
+  }
+  EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
+  if (ctx == nullptr) return Failed("set up AES-256-GCM");
+  std::string out(plaintext.size() + kGcmTagSize, '\0');
+  int len = 0;
+  if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, U(nonce.data()), nullptr) != 1 ||
+      (!plaintext.empty() &&
+       EVP_EncryptUpdate(ctx, U(out.data()), &len, U(plaintext.data()),
+                         static_cast<int>(plaintext.size())) != 1) ||
+      EVP_EncryptFinal_ex(ctx, U(out.data()) + plaintext.size(), &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG,
+                          static_cast<int>(kGcmTagSize),
+                          out.data() + plaintext.size()) != 1) {
+    return Failed("GCM seal with the thread's key");
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,

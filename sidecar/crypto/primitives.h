@@ -41,6 +41,43 @@ absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
                              std::string_view aad, std::string_view sealed,
                              char* out);
 
+// Opens several messages on the calling thread under as few AES key
+// schedules as they need: the thread's context is keyed when a message's key
+// differs from the last one this opener keyed it with (or another seal or
+// open re-keyed it since), and each message only sets its nonce. Aes256GcmOpenTo
+// keys and forgets per call; a session read's values mostly share one data
+// key, and the two key expansions were most of an open's cost. Each OpenTo
+// checks and answers exactly as Aes256GcmOpenTo; a failure leaves the
+// context to be keyed afresh by the next. The destructor puts the context
+// back on the all-zero key (or frees it if that fails), so no key schedule
+// outlives the opener, and wipes its copy of the last key. Lives on one
+// thread's stack, within one call: not thread-safe, never moved to another
+// thread.
+class Aes256GcmOpener {
+ public:
+  Aes256GcmOpener() = default;
+  ~Aes256GcmOpener();
+  Aes256GcmOpener(const Aes256GcmOpener&) = delete;
+  Aes256GcmOpener& operator=(const Aes256GcmOpener&) = delete;
+
+  absl::Status OpenTo(std::string_view key, std::string_view nonce,
+                      std::string_view aad, std::string_view sealed, char* out);
+
+  // Times the thread's context was keyed by this opener (tests).
+  int keyings() const { return keyings_; }
+
+ private:
+  char key_[kAes256KeySize] = {};  // what the context holds, if ours
+  bool rekey_ = false;             // the last open failed: key afresh
+  int keyings_ = 0;
+};
+
+// Seals with whatever key schedule the thread's AES-GCM context holds now,
+// without keying it. Only for tests: it tells whether the context is back
+// on the all-zero key.
+absl::StatusOr<std::string> Aes256GcmSealWithThreadKeyForTesting(
+    std::string_view nonce, std::string_view plaintext);
+
 // Convenience forms returning ciphertext || tag, and the plaintext.
 absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,
                                           std::string_view nonce,
