@@ -160,6 +160,18 @@ absl::Status CheckGcmInputs(std::string_view key, std::string_view nonce,
   return absl::OkStatus();
 }
 
+// CheckGcmInputs, and a sealed input holds at least a tag.
+absl::Status CheckOpenInputs(std::string_view key, std::string_view nonce,
+                             std::string_view aad, std::string_view sealed) {
+  if (absl::Status s = CheckGcmInputs(key, nonce, aad, sealed); !s.ok()) {
+    return s;
+  }
+  if (sealed.size() < kGcmTagSize) {
+    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Failed(const char* what) {
   return absl::InternalError(std::string("OpenSSL failed: ") + what);
 }
@@ -258,11 +270,8 @@ absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
 absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
                              std::string_view aad, std::string_view sealed,
                              char* out) {
-  if (absl::Status s = CheckGcmInputs(key, nonce, aad, sealed); !s.ok()) {
+  if (absl::Status s = CheckOpenInputs(key, nonce, aad, sealed); !s.ok()) {
     return s;
-  }
-  if (sealed.size() < kGcmTagSize) {
-    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
   }
   EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
   if (ctx == nullptr) return Failed("set up AES-256-GCM");
@@ -290,11 +299,8 @@ absl::Status Aes256GcmOpener::OpenTo(std::string_view key,
                                      std::string_view nonce,
                                      std::string_view aad,
                                      std::string_view sealed, char* out) {
-  if (absl::Status s = CheckGcmInputs(key, nonce, aad, sealed); !s.ok()) {
+  if (absl::Status s = CheckOpenInputs(key, nonce, aad, sealed); !s.ok()) {
     return s;
-  }
-  if (sealed.size() < kGcmTagSize) {
-    return absl::InvalidArgumentError("AES-256-GCM input shorter than a tag");
   }
   EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
   if (ctx == nullptr) return Failed("set up AES-256-GCM");
