@@ -948,11 +948,11 @@ absl::Status SessionManager::StoreReadError(const absl::Status& status,
 }
 
 absl::StatusOr<std::string> SessionManager::OpenValue(
-    std::string_view id, std::string_view name,
+    crypto::Sealer::Opener& opener, std::string_view id, std::string_view name,
     std::string_view envelope) const {
   crypto::OpenFailure failure = crypto::OpenFailure::kMalformed;
   absl::StatusOr<crypto::Opened> opened =
-      sealer_->Open(id, name, envelope, &failure);
+      opener.Open(id, name, envelope, &failure);
   if (!opened.ok()) {
     events_->DecryptFailed(crypto::OpenFailureName(failure));
     return SessionNotFound();
@@ -962,26 +962,42 @@ absl::StatusOr<std::string> SessionManager::OpenValue(
 }
 
 absl::StatusOr<std::string> SessionManager::OwnerOf(
-    const StoredSession& stored) const {
+    const StoredSession& stored, crypto::Sealer::Opener& opener) const {
   if (stored.user_envelope.empty()) return std::string();
-  return OpenValue(stored.id, kUserEnvelopeName, stored.user_envelope);
+  return OpenValue(opener, stored.id, kUserEnvelopeName, stored.user_envelope);
+}
+
+absl::StatusOr<std::string> SessionManager::OwnerOf(
+    const StoredSession& stored) const {
+  crypto::Sealer::Opener opener(*sealer_);
+  return OwnerOf(stored, opener);
+}
+
+absl::StatusOr<SessionInfo> SessionManager::InfoOf(
+    const StoredSession& stored, crypto::Sealer::Opener& opener) const {
+  SessionInfo info = BareInfo(stored);
+  ASSIGN_OR_RETURN(info.user_id, OwnerOf(stored, opener));
+  RETURN_IF_ERROR(CheckMetadataSeal(stored, info.user_id, opener));
+  return info;
 }
 
 absl::StatusOr<SessionInfo> SessionManager::InfoOf(
     const StoredSession& stored) const {
-  SessionInfo info = BareInfo(stored);
-  ASSIGN_OR_RETURN(info.user_id, OwnerOf(stored));
-  RETURN_IF_ERROR(CheckMetadataSeal(stored, info.user_id));
-  return info;
+  crypto::Sealer::Opener opener(*sealer_);
+  return InfoOf(stored, opener);
 }
 
 absl::StatusOr<Session> SessionManager::OpenSession(
     const StoredSession& stored, std::string cookie) const {
+  // One opener for the read: the user id, the metadata seal and the values
+  // mostly share a sealing epoch's data key, keyed once (envelope.h).
+  crypto::Sealer::Opener opener(*sealer_);
   Session session;
-  ASSIGN_OR_RETURN(session.info, InfoOf(stored));
+  ASSIGN_OR_RETURN(session.info, InfoOf(stored, opener));
   session.attributes.reserve(stored.attributes.size());
   for (const auto& [name, envelope] : stored.attributes) {
-    ASSIGN_OR_RETURN(std::string value, OpenValue(stored.id, name, envelope));
+    ASSIGN_OR_RETURN(std::string value,
+                     OpenValue(opener, stored.id, name, envelope));
     session.attributes.emplace(name, std::move(value));
   }
   session.cookie = cookie.empty() ? signer_->Sign(stored.id) : std::move(cookie);
@@ -1020,8 +1036,9 @@ absl::Status SessionManager::SealMetadata(StoredSession* stored,
   return absl::OkStatus();
 }
 
-absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
-                                               std::string_view user_id) const {
+absl::Status SessionManager::CheckMetadataSeal(
+    const StoredSession& stored, std::string_view user_id,
+    crypto::Sealer::Opener& opener) const {
   // The session id is a credential: never logged.
   if (stored.metadata_seal.empty()) {
     spdlog::warn(
@@ -1030,7 +1047,7 @@ absl::Status SessionManager::CheckMetadataSeal(const StoredSession& stored,
     return SealRefused();
   }
   crypto::OpenFailure failure = crypto::OpenFailure::kMalformed;
-  absl::StatusOr<crypto::Opened> opened = sealer_->Open(
+  absl::StatusOr<crypto::Opened> opened = opener.Open(
       stored.id, kMetadataSealName, stored.metadata_seal, &failure);
   if (!opened.ok()) {
     events_->DecryptFailed(crypto::OpenFailureName(failure));

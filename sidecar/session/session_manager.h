@@ -337,8 +337,11 @@ class SessionManager {
               std::string_view previous_id = "",
               std::vector<std::string> attributes = {}) const;
   // Opening reports DecryptFailed/KeyUsedForRead; the callers report the
-  // NOT_FOUND (a listing skips the session instead).
-  absl::StatusOr<std::string> OpenValue(std::string_view id,
+  // NOT_FOUND (a listing skips the session instead). The functions taking
+  // an opener open with it (one read's envelopes under one key schedule);
+  // the others make their own.
+  absl::StatusOr<std::string> OpenValue(crypto::Sealer::Opener& opener,
+                                        std::string_view id,
                                         std::string_view name,
                                         std::string_view envelope) const;
   // The metadata with the user id opened and the metadata seal checked. A
@@ -346,9 +349,13 @@ class SessionManager {
   // FAILED_PRECONDITION (reported as kTamperedMetadata by the callers); an
   // envelope that does not open is NOT_FOUND (kUndecryptable).
   absl::StatusOr<SessionInfo> InfoOf(const StoredSession& stored) const;
+  absl::StatusOr<SessionInfo> InfoOf(const StoredSession& stored,
+                                     crypto::Sealer::Opener& opener) const;
   // The sealed user id of `stored` ("" for an anonymous session), without
   // the metadata seal's check.
   absl::StatusOr<std::string> OwnerOf(const StoredSession& stored) const;
+  absl::StatusOr<std::string> OwnerOf(const StoredSession& stored,
+                                      crypto::Sealer::Opener& opener) const;
   // Seals what must not change after creation (created, idle TTL, absolute
   // expiry, user tag, user id) into stored->metadata_seal. REQUIRES: those
   // fields and the id set.
@@ -356,7 +363,8 @@ class SessionManager {
                             std::string_view user_id) const;
   // Logs why a seal is refused; see InfoOf.
   absl::Status CheckMetadataSeal(const StoredSession& stored,
-                                 std::string_view user_id) const;
+                                 std::string_view user_id,
+                                 crypto::Sealer::Opener& opener) const;
   // `cookie`: as OpenRead's.
   absl::StatusOr<Session> OpenSession(const StoredSession& stored,
                                       std::string cookie = "") const;
