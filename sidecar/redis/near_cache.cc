@@ -23,6 +23,17 @@ size_t EntryBytes(const std::string& key, const session::StoredSession& s) {
   return bytes;
 }
 
+// The value of `field` in a CLIENT LIST line ("" when absent).
+absl::string_view ClientListField(absl::string_view line, absl::string_view field) {
+  const std::string needle = absl::StrCat(" ", field, "=");
+  size_t at = absl::StrCat(" ", line).find(needle);
+  if (at == std::string::npos) return {};
+  // Offsets in `line`: the search ran on " " + line.
+  at += needle.size() - 1;
+  const size_t end = line.find_first_of(" \r\n", at);
+  return line.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at);
+}
+
 std::string RandomName() {
   std::random_device rd;
   const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -32,7 +43,8 @@ std::string RandomName() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SessionNearCache>> SessionNearCache::Create(RedisOptions options,
-                                                                           size_t max_bytes) {
+                                                                           size_t max_bytes,
+                                                                           bool subscribe) {
   if (options.topology == RedisTopology::kCluster) {
     return absl::InvalidArgumentError(
         "STATESIDE_SESSION_NEAR_CACHE: not available with REDIS_TOPOLOGY=cluster (client-side "
@@ -65,7 +77,13 @@ absl::StatusOr<std::unique_ptr<SessionNearCache>> SessionNearCache::Create(Redis
   auto subscriber = RedisSubscriber::Create(std::move(options), std::move(callbacks));
   if (!subscriber.ok()) return subscriber.status();
   cache->invalidations_ = *std::move(subscriber);
-  cache->invalidations_->Subscribe({kInvalidateChannel}, [](absl::Status) {});
+  // The handshake may have completed (and on_restored run, with no channel
+  // to confirm) before this: Arm again once Redis confirms the channel.
+  if (subscribe) {
+    cache->invalidations_->Subscribe({kInvalidateChannel}, [self](absl::Status status) {
+      if (status.ok()) self->Arm();
+    });
+  }
   // The reader may have come up before the listener was set.
   if (cache->reader_->connected()) self->Arm();
   return cache;
@@ -217,6 +235,8 @@ void SessionNearCache::OnInvalidation(const Reply& payload) {
 }
 
 void SessionNearCache::Arm() {
+  // The reader's state listener calls again once it is connected.
+  if (!reader_->connected()) return;
   uint64_t tracking;
   int64_t id;
   {
@@ -234,17 +254,49 @@ void SessionNearCache::Arm() {
       {RedisCommand({"CLIENT", "TRACKING", "ON", "REDIRECT", redirect}),
        RedisCommand({"CLIENT", "LIST", "ID", redirect}), RedisCommand({"CLIENT", "ID"})},
       [this, tracking, id](std::vector<absl::StatusOr<Reply>> replies) {
-        const bool ok = replies.size() == 3 && replies[0].ok() && replies[1].ok() &&
-                        replies[1]->is_string() &&
-                        absl::StrContains(replies[1]->str, absl::StrCat(" name=", name_, " ")) &&
-                        replies[2].ok() && replies[2]->is_integer();
+        std::string refused = ArmRefusal(replies);
         absl::MutexLock lock(&mu_);
-        if (!ok || tracking != tracking_ || id != invalidation_id_) return;
+        if (tracking != tracking_ || id != invalidation_id_ || armed_) return;
+        if (!refused.empty()) {
+          ++stats_.arm_failures;
+          stats_.arm_error = std::move(refused);
+          return;
+        }
         reader_id_ = replies[2]->integer;
         // Everything held was read before; start from empty.
         FlushLocked();
         armed_ = true;
+        stats_.arm_error.clear();
       });
+}
+
+std::string SessionNearCache::ArmRefusal(
+    const std::vector<absl::StatusOr<Reply>>& replies) const {
+  if (replies.size() != 3) return "redis: short reply to CLIENT TRACKING / CLIENT LIST / CLIENT ID";
+  const char* const commands[] = {"CLIENT TRACKING", "CLIENT LIST", "CLIENT ID"};
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (!replies[i].ok()) {
+      return absl::StrCat(commands[i], ": ", replies[i].status().message());
+    }
+    if (replies[i]->is_error()) return absl::StrCat(commands[i], ": ", replies[i]->str);
+  }
+  if (!replies[1]->is_string() || !replies[2]->is_integer()) {
+    return "redis: unexpected reply to CLIENT LIST / CLIENT ID";
+  }
+  const absl::string_view line = replies[1]->str;
+  // The id must name our invalidation connection on this server...
+  if (ClientListField(line, "name") != name_) {
+    return absl::StrCat("CLIENT LIST: the redirect target is not ", name_,
+                        " on the reader's server (a failover in progress?)");
+  }
+  // ...and it must be subscribed already: Redis drops (and forgets) an
+  // invalidation whose redirect target has no subscription.
+  const absl::string_view sub = ClientListField(line, "sub");
+  if (sub.empty() || sub == "0") {
+    return absl::StrCat("CLIENT LIST: ", name_, " has not subscribed to ", kInvalidateChannel,
+                        " yet");
+  }
+  return "";
 }
 
 bool SessionNearCache::armed() const {

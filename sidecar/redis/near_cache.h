@@ -10,7 +10,10 @@
 //     and a `CLIENT LIST ID <id>` in the same pipeline that proves the id
 //     names our invalidation connection on the same server (client ids are
 //     per server; after a Sentinel failover the two may briefly sit on
-//     different nodes). Until that answer, and from any loss of either
+//     different nodes) and that it is subscribed already (`sub=1`: Redis
+//     drops, and forgets, an invalidation whose redirect target has no
+//     subscription; the handshake may complete before the SUBSCRIBE, so the
+//     cache tries again when Redis confirms the channel). Until that answer, and from any loss of either
 //     connection until the next such answer, the cache is not "armed": reads
 //     go to the store's own client and nothing is cached.
 //
@@ -44,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -71,6 +75,10 @@ class SessionNearCache {
     size_t entries = 0;
     size_t bytes = 0;
     bool armed = false;
+    uint64_t arm_failures = 0;  // answers that refused to arm (see arm_error)
+    // Why the last attempt to arm failed ("" once armed): the failing reply
+    // (NOPERM, an unknown command...) or the check that did not hold.
+    std::string arm_error;
   };
 
   // A read that may fill the cache. `client` is where to send it: the
@@ -86,8 +94,11 @@ class SessionNearCache {
   // `options`: the sidecar's Redis options (the reader and the invalidation
   // connection are made from them). INVALID_ARGUMENT naming
   // STATESIDE_SESSION_NEAR_CACHE on Cluster, and for unusable options.
+  // `subscribe`: tests only; false leaves the invalidation connection
+  // without its subscription (a cache that must never arm).
   static absl::StatusOr<std::unique_ptr<SessionNearCache>> Create(RedisOptions options,
-                                                                  size_t max_bytes);
+                                                                  size_t max_bytes,
+                                                                  bool subscribe = true);
   ~SessionNearCache();
   SessionNearCache(const SessionNearCache&) = delete;
   SessionNearCache& operator=(const SessionNearCache&) = delete;
@@ -142,6 +153,8 @@ class SessionNearCache {
   void OnInvalidation(const Reply& payload);
   // Sends CLIENT TRACKING + CLIENT LIST ID on the reader; arms on success.
   void Arm();
+  // Why the replies to Arm's pipeline do not arm ("" when they do).
+  std::string ArmRefusal(const std::vector<absl::StatusOr<Reply>>& replies) const;
 
   // Tracking lost: everything goes, nothing in flight may fill.
   void DisarmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -280,6 +280,32 @@ TEST_F(NearCacheTest, RedisRestartFlushes) {
   EXPECT_TRUE(absl::IsNotFound(ReadA(id).status()));
 }
 
+// The invalidation connection is up but not subscribed (its handshake came
+// before the SUBSCRIBE): Redis would drop every invalidation, so the cache
+// must not arm, and says why.
+TEST_F(NearCacheTest, NeverArmsBeforeTheInvalidationChannelIsSubscribed) {
+  absl::StatusOr<redis::RedisOptions> options =
+      redis::ParseRedisUrl(server_->url(), FastRedisOptions());
+  ASSERT_TRUE(options.ok()) << options.status();
+  absl::StatusOr<std::unique_ptr<SessionNearCache>> cache =
+      SessionNearCache::Create(*options, 1 << 20, /*subscribe=*/false);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  ASSERT_TRUE(WaitFor([&] { return (*cache)->stats().arm_failures > 0; }))
+      << "no attempt to arm";
+  const SessionNearCache::Stats stats = (*cache)->stats();
+  EXPECT_FALSE(stats.armed);
+  EXPECT_NE(stats.arm_error.find("has not subscribed to __redis__:invalidate"), std::string::npos)
+      << stats.arm_error;
+  // Reads go to the store's own client, correct and uncached.
+  redis::RedisSessionStore store(a_client_.get(), "nc:", cache->get());
+  const std::string id(43, 'n');
+  ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
+  ASSERT_TRUE(Read(store, id, now_).ok());
+  ASSERT_TRUE(UpdateOnB(id, "sealed-unarmed").ok());
+  EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-unarmed");
+  EXPECT_EQ((*cache)->stats().entries, 0u);
+}
+
 // The classic race: the read's reply is in, then (before it is cached) a
 // write elsewhere is acknowledged and its invalidation delivered. The old
 // answer must not be cached.
