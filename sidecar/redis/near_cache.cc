@@ -1,5 +1,6 @@
 #include "sidecar/redis/near_cache.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 #include <vector>
@@ -13,6 +14,8 @@ namespace stateside::redis {
 namespace {
 
 constexpr char kInvalidateChannel[] = "__redis__:invalidate";
+constexpr absl::Duration kFirstRetry = absl::Milliseconds(100);
+constexpr absl::Duration kLastRetry = absl::Seconds(30);
 
 // What an entry costs: its key twice (map and LRU list), the envelopes and
 // a fixed share for the metadata and the containers.
@@ -90,9 +93,16 @@ absl::StatusOr<std::unique_ptr<SessionNearCache>> SessionNearCache::Create(Redis
 }
 
 SessionNearCache::SessionNearCache(size_t max_bytes, std::string name)
-    : max_bytes_(max_bytes), name_(std::move(name)) {}
+    : max_bytes_(max_bytes), name_(std::move(name)), retry_backoff_(kFirstRetry) {
+  retry_thread_ = std::thread([this] { RetryLoop(); });
+}
 
 SessionNearCache::~SessionNearCache() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  retry_thread_.join();
   invalidations_.reset();
   if (reader_ != nullptr) reader_->SetStateListener(nullptr);
   reader_.reset();
@@ -190,6 +200,8 @@ void SessionNearCache::FlushLocked() {
 void SessionNearCache::DisarmLocked() {
   ++tracking_;
   armed_ = false;
+  // The connection that comes back arms again (and retries from there).
+  retry_at_ = absl::InfiniteFuture();
   FlushLocked();
 }
 
@@ -255,19 +267,55 @@ void SessionNearCache::Arm() {
        RedisCommand({"CLIENT", "LIST", "ID", redirect}), RedisCommand({"CLIENT", "ID"})},
       [this, tracking, id](std::vector<absl::StatusOr<Reply>> replies) {
         std::string refused = ArmRefusal(replies);
-        absl::MutexLock lock(&mu_);
-        if (tracking != tracking_ || id != invalidation_id_ || armed_) return;
-        if (!refused.empty()) {
-          ++stats_.arm_failures;
-          stats_.arm_error = std::move(refused);
-          return;
+        std::function<void(const std::string&)> listener;
+        {
+          absl::MutexLock lock(&mu_);
+          if (tracking != tracking_ || id != invalidation_id_ || armed_) return;
+          if (refused != stats_.arm_error) listener = arm_error_listener_;
+          if (!refused.empty()) {
+            ++stats_.arm_failures;
+            stats_.arm_error = refused;
+            // Both connections are still up (the tracking count has not
+            // moved): try again later.
+            retry_at_ = absl::Now() + retry_backoff_;
+            retry_backoff_ = std::min(2 * retry_backoff_, kLastRetry);
+          } else {
+            reader_id_ = replies[2]->integer;
+            // Everything held was read before; start from empty.
+            FlushLocked();
+            armed_ = true;
+            stats_.arm_error.clear();
+            retry_at_ = absl::InfiniteFuture();
+            retry_backoff_ = kFirstRetry;
+          }
         }
-        reader_id_ = replies[2]->integer;
-        // Everything held was read before; start from empty.
-        FlushLocked();
-        armed_ = true;
-        stats_.arm_error.clear();
+        if (listener) listener(refused);
       });
+}
+
+void SessionNearCache::RetryLoop() {
+  auto due = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || retry_at_ != absl::InfiniteFuture();
+  };
+  auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&due));
+      if (stopping_) return;
+      if (mu_.AwaitWithDeadline(absl::Condition(&stop), retry_at_)) return;
+      // Armed meanwhile, a connection lost, or a later failure moved it.
+      if (retry_at_ == absl::InfiniteFuture() || absl::Now() < retry_at_) continue;
+      retry_at_ = absl::InfiniteFuture();
+    }
+    Arm();
+  }
+}
+
+void SessionNearCache::SetArmErrorListener(
+    std::function<void(const std::string& error)> listener) {
+  absl::MutexLock lock(&mu_);
+  arm_error_listener_ = std::move(listener);
 }
 
 std::string SessionNearCache::ArmRefusal(

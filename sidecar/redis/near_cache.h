@@ -47,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -116,6 +117,13 @@ class SessionNearCache {
   // A write of `key` was acknowledged by Redis.
   void Invalidate(std::string_view key);
 
+  // Hears why arming failed, once per change of the reason (the failing
+  // reply: NOPERM from an ACL without +client|list, an unknown command...),
+  // and "" when the cache arms after a failure; on an I/O or the retry
+  // thread, without the cache's lock. While both connections are up and the
+  // cache is not armed it tries again on a backoff (0.1 s doubling to 30 s).
+  void SetArmErrorListener(std::function<void(const std::string& error)> listener);
+
   // Armed: both connections are up and tracking is confirmed.
   bool armed() const;
   Stats stats() const;
@@ -156,6 +164,9 @@ class SessionNearCache {
   // Why the replies to Arm's pipeline do not arm ("" when they do).
   std::string ArmRefusal(const std::vector<absl::StatusOr<Reply>>& replies) const;
 
+  // The retry thread: calls Arm() when retry_at_ is due.
+  void RetryLoop();
+
   // Tracking lost: everything goes, nothing in flight may fill.
   void DisarmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -178,10 +189,17 @@ class SessionNearCache {
   int64_t reader_id_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::function<void(const std::string&)> fill_hook_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> arm_error_listener_ ABSL_GUARDED_BY(mu_);
+  // The next retry of a failed Arm (InfiniteFuture: none due) and the wait
+  // after the one after it.
+  absl::Time retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  absl::Duration retry_backoff_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Declared last: destroyed first, so no callback runs on a dead cache.
   std::unique_ptr<RedisClient> reader_;
   std::unique_ptr<RedisSubscriber> invalidations_;
+  std::thread retry_thread_;  // joined first by the destructor
 };
 
 }  // namespace stateside::redis

@@ -103,6 +103,14 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
     ASSIGN_OR_RETURN(backend.near_cache,
                      redis::SessionNearCache::Create(options, config.near_cache_bytes));
     spdlog::info("session near cache on (bound {} bytes)", config.near_cache_bytes);
+    backend.near_cache->SetArmErrorListener([](const std::string& error) {
+      if (error.empty()) {
+        spdlog::info("session near cache armed (tracking confirmed)");
+      } else {
+        spdlog::warn("session near cache not armed, reads go to Redis uncached until it is: {}",
+                     error);
+      }
+    });
   }
   auto sessions = std::make_unique<redis::RedisSessionStore>(client.get(), config.key_prefix,
                                                              backend.near_cache.get());

@@ -11,6 +11,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -303,6 +306,49 @@ TEST_F(NearCacheTest, NeverArmsBeforeTheInvalidationChannelIsSubscribed) {
   ASSERT_TRUE(Read(store, id, now_).ok());
   ASSERT_TRUE(UpdateOnB(id, "sealed-unarmed").ok());
   EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-unarmed");
+  EXPECT_EQ((*cache)->stats().entries, 0u);
+}
+
+// A Redis user without +client|list (an ACL older than the near cache): the
+// cache stays unarmed and says why, once; it keeps trying on its backoff;
+// reads are still right (from Redis, uncached).
+TEST_F(NearCacheTest, ArmRefusedByTheAclIsReportedAndRetried) {
+  RunResult user = server_->Cli({"ACL", "SETUSER", "nolist", "on", ">nolist-pw", "~*", "&*",
+                                 "+@all", "-client|list"});
+  ASSERT_EQ(user.exit_status, 0) << user.err;
+  ASSERT_EQ(user.out, "OK\n") << user.out;
+  std::string url = server_->url();
+  url.replace(url.find("://") + 3, 0, "nolist:nolist-pw@");
+  absl::StatusOr<redis::RedisOptions> options = redis::ParseRedisUrl(url, FastRedisOptions());
+  ASSERT_TRUE(options.ok()) << options.status();
+  absl::Mutex mu;  // outlives the cache, whose listener uses it
+  std::vector<std::string> heard;
+  absl::StatusOr<std::unique_ptr<SessionNearCache>> cache =
+      SessionNearCache::Create(*options, 1 << 20);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  (*cache)->SetArmErrorListener([&](const std::string& error) {
+    absl::MutexLock lock(&mu);
+    heard.push_back(error);
+  });
+  // Retried: further refusals come without any connection event.
+  ASSERT_TRUE(WaitFor([&] { return (*cache)->stats().arm_failures >= 3; }))
+      << (*cache)->stats().arm_error;
+  const SessionNearCache::Stats stats = (*cache)->stats();
+  EXPECT_FALSE(stats.armed);
+  EXPECT_NE(stats.arm_error.find("NOPERM"), std::string::npos) << stats.arm_error;
+  {
+    absl::MutexLock lock(&mu);
+    // Once per change of the reason (the first refusal may have come before
+    // the listener was set).
+    EXPECT_LE(heard.size(), 1u);
+    for (const std::string& error : heard) EXPECT_EQ(error, stats.arm_error);
+  }
+  redis::RedisSessionStore store(a_client_.get(), "nc:", cache->get());
+  const std::string id(43, 'p');
+  ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
+  ASSERT_TRUE(Read(store, id, now_).ok());
+  ASSERT_TRUE(UpdateOnB(id, "sealed-noperm").ok());
+  EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-noperm");
   EXPECT_EQ((*cache)->stats().entries, 0u);
 }
 
