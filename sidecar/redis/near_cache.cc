@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<SessionNearCache>> SessionNearCache::Create(Redis
         "caching is tracked per node); turn it off");
   }
   std::unique_ptr<SessionNearCache> cache(new SessionNearCache(max_bytes, RandomName()));
+  cache->sentinel_ = options.topology == RedisTopology::kSentinel;
   SessionNearCache* self = cache.get();
 
   RedisSubscriber::Callbacks callbacks;
@@ -108,9 +109,22 @@ SessionNearCache::~SessionNearCache() {
   reader_.reset();
 }
 
+void SessionNearCache::SetStoreClient(RedisClient* client) {
+  if (sentinel_) store_client_ = client;
+}
+
+bool SessionNearCache::SameMaster() const {
+  return store_client_ == nullptr || store_client_->MasterAddresses() == reader_->MasterAddresses();
+}
+
 std::optional<session::StoredSession> SessionNearCache::Lookup(
     const std::string& key, const session::ReadOptions& options) {
+  const bool same_master = SameMaster();
   absl::MutexLock lock(&mu_);
+  if (!same_master) {
+    ++stats_.misses;
+    return std::nullopt;
+  }
   auto it = entries_.find(key);
   // The same test as a plain read that settles a Get (redis_session_store.cc).
   if (it == entries_.end() || !it->second.session.LiveAt(options.now) ||
@@ -128,6 +142,10 @@ std::optional<session::StoredSession> SessionNearCache::Lookup(
 
 SessionNearCache::Fill SessionNearCache::BeginFill(std::string key) {
   Fill fill;
+  // Checked before the read is sent: if either client moves afterwards, the
+  // reader's move flushes and the store's write invalidates the key, so
+  // this fill is refused either way.
+  if (!SameMaster()) return fill;
   absl::MutexLock lock(&mu_);
   if (!armed_) return fill;
   InFlight& f = in_flight_[key];

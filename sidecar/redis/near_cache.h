@@ -117,6 +117,14 @@ class SessionNearCache {
   // A write of `key` was acknowledged by Redis.
   void Invalidate(std::string_view key);
 
+  // Sentinel: the client the store writes with (REQUIRES: outlives the
+  // cache; null: none). It follows its own Sentinel monitor, so after a
+  // failover it may write on the new master while the reader still reads
+  // the old one: while their masters differ the cache answers no hit and
+  // fills nothing (the reader's move then flushes it), so this sidecar
+  // still reads its own writes. Call before the first read.
+  void SetStoreClient(RedisClient* client);
+
   // Hears why arming failed, once per change of the reason (the failing
   // reply: NOPERM from an ACL without +client|list, an unknown command...),
   // and "" when the cache arms after a failure; on an I/O or the retry
@@ -164,6 +172,10 @@ class SessionNearCache {
   // Why the replies to Arm's pipeline do not arm ("" when they do).
   std::string ArmRefusal(const std::vector<absl::StatusOr<Reply>>& replies) const;
 
+  // Sentinel: the store's client and the reader use the same master (true
+  // without a store client or outside Sentinel).
+  bool SameMaster() const;
+
   // The retry thread: calls Arm() when retry_at_ is due.
   void RetryLoop();
 
@@ -173,6 +185,8 @@ class SessionNearCache {
   void EraseLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_bytes_;
+  bool sentinel_ = false;
+  RedisClient* store_client_ = nullptr;  // Sentinel only; set before use
   const std::string name_;  // the invalidation connection's CLIENT SETNAME
 
   mutable absl::Mutex mu_;

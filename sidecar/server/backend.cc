@@ -103,6 +103,7 @@ absl::StatusOr<Backend> MakeBackend(const Config& config) {
     ASSIGN_OR_RETURN(backend.near_cache,
                      redis::SessionNearCache::Create(options, config.near_cache_bytes));
     spdlog::info("session near cache on (bound {} bytes)", config.near_cache_bytes);
+    backend.near_cache->SetStoreClient(client.get());
     backend.near_cache->SetArmErrorListener([](const std::string& error) {
       if (error.empty()) {
         spdlog::info("session near cache armed (tracking confirmed)");

@@ -457,6 +457,59 @@ TEST(NearCacheSentinelTest, FailoverFlushesAndTrackingFollowsTheMaster) {
   EXPECT_EQ(after->attributes.at("cart"), "sealed-2");
 }
 
+// Sentinel: while the store's client writes to another master than the one
+// the reader reads (each follows its own monitor, so during a failover they
+// may differ), nothing is served from or put in the cache: a write the
+// store made there could not invalidate what the reader reads here.
+TEST(NearCacheSentinelTest, NoHitsNorFillsWhileTheStoreWritesElsewhere) {
+  auto set = RedisSentinelSet::Start();
+  ASSERT_TRUE(set.ok()) << set.status();
+  redis::RedisOptions base = FastRedisOptions();
+  base.topology = redis::RedisTopology::kSentinel;
+  base.sentinel_master = "mymaster";
+  auto cache = ArmedCache((*set)->url(), 1 << 20, base);
+  ASSERT_NE(cache, nullptr);
+  auto client = ConnectedClient((*set)->url(), base);
+  ASSERT_NE(client, nullptr);
+  // Standalone clients of the master and of a replica stand for the store's
+  // client before and after it followed a failover the reader has not.
+  auto on_master = ConnectedClient((*set)->node(0).url());
+  auto on_replica = ConnectedClient((*set)->node(1).url());
+  ASSERT_NE(on_master, nullptr);
+  ASSERT_NE(on_replica, nullptr);
+  ASSERT_EQ(on_master->MasterAddresses(), client->MasterAddresses());
+  redis::RedisSessionStore store(client.get(), "nc:", cache.get());
+  const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  session::ReadOptions read;
+  read.now = now;
+  read.touch_granularity = absl::Seconds(60);
+  session::StoredSession s;
+  s.id = std::string(43, 'm');
+  s.created = s.last_access = now;
+  s.idle_ttl = absl::Minutes(30);
+  s.absolute_expiry = now + absl::Hours(8);
+  s.version = 1;
+  s.attributes["cart"] = "sealed-1";
+  ASSERT_TRUE(store.Create(s).ok());
+
+  cache->SetStoreClient(on_replica.get());
+  ASSERT_TRUE(store.Get(s.id, read).ok());
+  ASSERT_TRUE(store.Get(s.id, read).ok());
+  EXPECT_EQ(cache->stats().fills, 0u);
+  EXPECT_EQ(cache->stats().hits, 0u);
+
+  cache->SetStoreClient(on_master.get());
+  ASSERT_TRUE(store.Get(s.id, read).ok());
+  EXPECT_EQ(cache->stats().fills, 1u);
+  ASSERT_TRUE(store.Get(s.id, read).ok());
+  EXPECT_EQ(cache->stats().hits, 1u);
+  // What was cached is not served while they differ.
+  cache->SetStoreClient(on_replica.get());
+  ASSERT_TRUE(store.Get(s.id, read).ok());
+  EXPECT_EQ(cache->stats().hits, 1u);
+  cache->SetStoreClient(nullptr);
+}
+
 TEST(NearCacheOptionsTest, RefusesCluster) {
   redis::RedisOptions options;
   options.topology = redis::RedisTopology::kCluster;
