@@ -386,14 +386,20 @@ RedisSessionStore::CachedRead RedisSessionStore::StartRead(std::string_view id,
   return started;
 }
 
-void RedisSessionStore::EndRead(const CachedRead& started, const absl::StatusOr<bool>& settled,
+void RedisSessionStore::EndRead(SessionNearCache* cache, const CachedRead& started,
+                                const absl::StatusOr<bool>& settled,
                                 const session::StoredSession& read) {
   if (!started.fill.has_value()) return;
-  near_cache_->EndFill(*started.fill, settled.ok() && *settled ? &read : nullptr);
+  cache->EndFill(*started.fill, settled.ok() && *settled ? &read : nullptr);
 }
 
 void RedisSessionStore::Written(std::string_view id) {
   if (near_cache_ != nullptr) near_cache_->Invalidate(SessionKey(id));
+}
+
+std::function<void()> RedisSessionStore::WrittenLater(std::string_view id) const {
+  if (near_cache_ == nullptr) return [] {};
+  return [cache = near_cache_, key = SessionKey(id)] { cache->Invalidate(key); };
 }
 
 absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view id,
@@ -404,7 +410,7 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view i
     session::StoredSession read;
     const absl::StatusOr<bool> settled =
         ParseRead(id, options, started.client->Call(ReadCommand(id, options)), &read);
-    EndRead(started, settled, read);
+    EndRead(near_cache_, started, settled, read);
     RETURN_IF_ERROR(settled.status());
     if (*settled) return read;
   }
@@ -420,12 +426,15 @@ void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions
   CachedRead started = StartRead(id, options);
   if (started.hit.has_value()) return std::move(done)(*std::move(started.hit));
   RedisClient* client = started.client;
+  // The callbacks reach the near cache without `this`: the clients fail what
+  // is outstanding (running them) when destroyed, after the store.
   client->Execute(ReadCommand(id, options),
-                  [this, id = std::string(id), options, started = std::move(started),
+                  [this, cache = near_cache_, id = std::string(id), options,
+                   started = std::move(started),
                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                     session::StoredSession read;
                     absl::StatusOr<bool> settled = ParseRead(id, options, std::move(reply), &read);
-                    EndRead(started, settled, read);
+                    EndRead(cache, started, settled, read);
                     if (!settled.ok()) return std::move(done)(settled.status());
                     if (*settled) return std::move(done)(std::move(read));
                     GetByScript(std::move(id), options, std::move(done));
@@ -435,10 +444,10 @@ void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions
 void RedisSessionStore::GetByScript(std::string id, const session::ReadOptions& options,
                                     Done<session::StoredSession> done) {
   RedisCommand get = GetCommand(id, options);
-  client_->Execute(std::move(get), [this, id = std::move(id), done = std::move(done)](
-                                       absl::StatusOr<Reply> reply) mutable {
+  client_->Execute(std::move(get), [written = WrittenLater(id), id = std::move(id),
+                                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
     // The script may have touched or reaped the session.
-    Written(id);
+    written();
     std::move(done)(ParseGet(id, std::move(reply)));
   });
 }
@@ -471,9 +480,10 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::Update(std::string_vie
 void RedisSessionStore::UpdateAsync(std::string_view id, const session::Mutation& m,
                                     Done<session::StoredSession> done) {
   client_->Execute(UpdateCommand(id, m),
-                   [this, id = std::string(id), expected = m.expected_version,
+                   [written = WrittenLater(id), id = std::string(id),
+                    expected = m.expected_version,
                     done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                     Written(id);
+                     written();
                      std::move(done)(ParseUpdate(id, expected, std::move(reply)));
                    });
 }
@@ -541,8 +551,10 @@ void RedisSessionStore::DestroyAsync(std::string_view id, absl::Time now,
                                      absl::Time tombstone_until, Done<bool> done) {
   client_->Execute(
       TombstoneCommand(id, {Micros(now), Micros(tombstone_until)}),
-      [this, id = std::string(id), done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-        Written(id);
+      [this, written = WrittenLater(id), id = std::string(id),
+       done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+        written();
+        // Past here only with an answer: the store is still there.
         absl::StatusOr<std::pair<int64_t, std::string>> tombstoned =
             ParseTombstone(std::move(reply));
         if (!tombstoned.ok()) return std::move(done)(tombstoned.status());

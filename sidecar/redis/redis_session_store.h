@@ -12,6 +12,7 @@
 #ifndef STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
 #define STATESIDE_SIDECAR_REDIS_REDIS_SESSION_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,10 +108,13 @@ class RedisSessionStore final : public session::SessionStore {
   };
   CachedRead StartRead(std::string_view id, const session::ReadOptions& options);
   // Ends the fill (if any) with a settled read's session.
-  void EndRead(const CachedRead& started, const absl::StatusOr<bool>& settled,
-               const session::StoredSession& read);
+  static void EndRead(SessionNearCache* cache, const CachedRead& started,
+                      const absl::StatusOr<bool>& settled, const session::StoredSession& read);
   // A write of the session was answered: the near cache forgets it.
   void Written(std::string_view id);
+  // Written(id) for a callback, without the store (which may be gone when a
+  // client's destructor fails what is outstanding).
+  std::function<void()> WrittenLater(std::string_view id) const;
   // Whether a Get goes straight to the script (it writes on every read).
   static bool ScriptFirst(const session::ReadOptions& options);
   void GetByScript(std::string id, const session::ReadOptions& options,

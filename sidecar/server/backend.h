@@ -29,12 +29,13 @@ namespace stateside {
 
 struct Backend {
   std::string name;  // "memory", "redis" or "memory-fallback" (GetInstance)
-  // The Redis connection the stores below use; null for the memory stores.
-  // Declared first so it outlives them.
-  std::unique_ptr<redis::RedisClient> redis;
-  // STATESIDE_SESSION_NEAR_CACHE: the sessions' near cache (null when off);
-  // outlives the session store that uses it.
+  // STATESIDE_SESSION_NEAR_CACHE: the sessions' near cache (null when off).
+  // Declared first: it outlives the client below, whose destructor fails
+  // the session store's outstanding writes, whose callbacks invalidate here.
   std::unique_ptr<redis::SessionNearCache> near_cache;
+  // The Redis connection the stores below use; null for the memory stores.
+  // Declared before them so it outlives them.
+  std::unique_ptr<redis::RedisClient> redis;
   std::unique_ptr<session::SessionStore> sessions;
   std::unique_ptr<OptOutStore> opt_outs;
   // The first answers of calls made with a request_id (RequestLedger).

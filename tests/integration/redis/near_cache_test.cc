@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -350,6 +351,35 @@ TEST_F(NearCacheTest, ArmRefusedByTheAclIsReportedAndRetried) {
   ASSERT_TRUE(UpdateOnB(id, "sealed-noperm").ok());
   EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-noperm");
   EXPECT_EQ((*cache)->stats().entries, 0u);
+}
+
+// Shutdown order: the store goes before its client, whose destructor fails
+// the writes still outstanding by running their callbacks; those reach the
+// near cache (which outlives the client) without the store.
+TEST_F(NearCacheTest, WritesFailedAfterTheStoreIsGoneStillInvalidate) {
+  const std::string id(43, 'd');
+  CreateAndCache(id);
+  auto client = ConnectedClient(server_->url());
+  ASSERT_NE(client, nullptr);
+  auto store = std::make_unique<redis::RedisSessionStore>(client.get(), "nc:", cache_.get());
+  const uint64_t seen = cache_->stats().invalidations;
+  server_->Pause();
+  absl::Notification answered;
+  absl::Status status;
+  session::Mutation m;
+  m.now = now_;
+  m.set.emplace_back("cart", "sealed-shutdown");
+  store->UpdateAsync(id, m, [&](absl::StatusOr<session::StoredSession> got) {
+    status = got.status();
+    answered.Notify();
+  });
+  store.reset();
+  client.reset();
+  server_->Resume();
+  ASSERT_TRUE(answered.HasBeenNotified());
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  // The write may have reached Redis: its key is no longer cached.
+  EXPECT_GT(cache_->stats().invalidations, seen);
 }
 
 // The classic race: the read's reply is in, then (before it is cached) a
