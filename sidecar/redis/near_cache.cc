@@ -98,12 +98,15 @@ SessionNearCache::SessionNearCache(size_t max_bytes, std::string name)
   retry_thread_ = std::thread([this] { RetryLoop(); });
 }
 
-SessionNearCache::~SessionNearCache() {
+SessionNearCache::~SessionNearCache() { Close(); }
+
+void SessionNearCache::Close() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    DisarmLocked();
   }
-  retry_thread_.join();
+  if (retry_thread_.joinable()) retry_thread_.join();
   invalidations_.reset();
   if (reader_ != nullptr) reader_->SetStateListener(nullptr);
   reader_.reset();
@@ -114,7 +117,8 @@ void SessionNearCache::SetStoreClient(RedisClient* client) {
 }
 
 bool SessionNearCache::SameMaster() const {
-  return store_client_ == nullptr || store_client_->MasterAddresses() == reader_->MasterAddresses();
+  if (store_client_ == nullptr) return true;
+  return reader_ != nullptr && store_client_->MasterAddresses() == reader_->MasterAddresses();
 }
 
 std::optional<session::StoredSession> SessionNearCache::Lookup(
@@ -271,7 +275,7 @@ void SessionNearCache::Arm() {
   int64_t id;
   {
     absl::MutexLock lock(&mu_);
-    if (!invalidation_up_ || invalidation_id_ == 0 || armed_) return;
+    if (stopping_ || !invalidation_up_ || invalidation_id_ == 0 || armed_) return;
     tracking = tracking_;
     id = invalidation_id_;
   }
@@ -288,7 +292,7 @@ void SessionNearCache::Arm() {
         std::function<void(const std::string&)> listener;
         {
           absl::MutexLock lock(&mu_);
-          if (tracking != tracking_ || id != invalidation_id_ || armed_) return;
+          if (stopping_ || tracking != tracking_ || id != invalidation_id_ || armed_) return;
           if (refused != stats_.arm_error) listener = arm_error_listener_;
           if (!refused.empty()) {
             ++stats_.arm_failures;

@@ -100,7 +100,13 @@ class SessionNearCache {
   static absl::StatusOr<std::unique_ptr<SessionNearCache>> Create(RedisOptions options,
                                                                   size_t max_bytes,
                                                                   bool subscribe = true);
+  // Close()s.
   ~SessionNearCache();
+  // Closes the reader and the invalidation connection (their destructors
+  // fail what is outstanding, running the store's callbacks: close the cache
+  // before the session store and its client go). Afterwards the cache is
+  // never armed. REQUIRES: no other call runs or starts.
+  void Close();
   SessionNearCache(const SessionNearCache&) = delete;
   SessionNearCache& operator=(const SessionNearCache&) = delete;
 

@@ -408,8 +408,14 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view i
     CachedRead started = StartRead(id, options);
     if (started.hit.has_value()) return *std::move(started.hit);
     session::StoredSession read;
-    const absl::StatusOr<bool> settled =
-        ParseRead(id, options, started.client->Call(ReadCommand(id, options)), &read);
+    absl::StatusOr<Reply> reply = started.client->Call(ReadCommand(id, options));
+    if (ReaderFailed(started, reply)) {
+      // The near cache's reader is down, not Redis: read with our client.
+      EndRead(near_cache_, started, reply.status(), read);
+      started.fill.reset();
+      reply = client_->Call(ReadCommand(id, options));
+    }
+    const absl::StatusOr<bool> settled = ParseRead(id, options, std::move(reply), &read);
     EndRead(near_cache_, started, settled, read);
     RETURN_IF_ERROR(settled.status());
     if (*settled) return read;
@@ -420,10 +426,23 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::Get(std::string_view i
   return got;
 }
 
+bool RedisSessionStore::ReaderFailed(const CachedRead& started,
+                                     const absl::StatusOr<Reply>& reply) {
+  return started.fill.has_value() && started.fill->client != nullptr &&
+         absl::IsUnavailable(reply.status());
+}
+
 void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
                                  Done<session::StoredSession> done) {
+  GetAsync(id, options, std::move(done), /*on_store_client=*/false);
+}
+
+void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
+                                 Done<session::StoredSession> done, bool on_store_client) {
   if (ScriptFirst(options)) return GetByScript(std::string(id), options, std::move(done));
-  CachedRead started = StartRead(id, options);
+  CachedRead started;
+  started.client = client_;
+  if (!on_store_client) started = StartRead(id, options);
   if (started.hit.has_value()) return std::move(done)(*std::move(started.hit));
   RedisClient* client = started.client;
   // The callbacks reach the near cache without `this`: the clients fail what
@@ -432,6 +451,15 @@ void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions
                   [this, cache = near_cache_, id = std::string(id), options,
                    started = std::move(started),
                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    if (ReaderFailed(started, reply)) {
+                      // The near cache's reader is down, not Redis: read
+                      // again with our client (the cache is closed before
+                      // the store goes, so `this` is alive here).
+                      session::StoredSession none;
+                      EndRead(cache, started, reply.status(), none);
+                      started.fill.reset();
+                      return GetAsync(id, options, std::move(done), /*on_store_client=*/true);
+                    }
                     session::StoredSession read;
                     absl::StatusOr<bool> settled = ParseRead(id, options, std::move(reply), &read);
                     EndRead(cache, started, settled, read);

@@ -107,6 +107,11 @@ class RedisSessionStore final : public session::SessionStore {
     RedisClient* client = nullptr;
   };
   CachedRead StartRead(std::string_view id, const session::ReadOptions& options);
+  // The read went to the near cache's reader and found it down (UNAVAILABLE):
+  // it is read again on the store's own client.
+  static bool ReaderFailed(const CachedRead& started, const absl::StatusOr<Reply>& reply);
+  void GetAsync(std::string_view id, const session::ReadOptions& options,
+                Done<session::StoredSession> done, bool on_store_client);
   // Ends the fill (if any) with a settled read's session.
   static void EndRead(SessionNearCache* cache, const CachedRead& started,
                       const absl::StatusOr<bool>& settled, const session::StoredSession& read);

@@ -28,6 +28,15 @@
 namespace stateside {
 
 struct Backend {
+  Backend() = default;
+  Backend(Backend&&) = default;
+  Backend& operator=(Backend&&) = default;
+  // Closes the near cache first: its reader's destructor fails the session
+  // store's outstanding reads, whose callbacks may read again on `redis`.
+  ~Backend() {
+    if (near_cache != nullptr) near_cache->Close();
+  }
+
   std::string name;  // "memory", "redis" or "memory-fallback" (GetInstance)
   // STATESIDE_SESSION_NEAR_CACHE: the sessions' near cache (null when off).
   // Declared first: it outlives the client below, whose destructor fails

@@ -382,6 +382,32 @@ TEST_F(NearCacheTest, WritesFailedAfterTheStoreIsGoneStillInvalidate) {
   EXPECT_GT(cache_->stats().invalidations, seen);
 }
 
+// The reader is killed while armed: a read that went to it (before the
+// cache saw the loss) is read again on the store's client instead of failing.
+TEST_F(NearCacheTest, ReadsSurviveTheReadersLoss) {
+  const std::string id(43, 'k');
+  ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(cache_->WaitArmed(absl::Seconds(10)));
+    KillClient(cache_->reader_client_id());
+    absl::StatusOr<session::StoredSession> read = ReadA(id);
+    ASSERT_TRUE(read.ok()) << read.status();
+    absl::Notification answered;
+    absl::Status status;
+    session::ReadOptions options;
+    options.now = now_;
+    options.touch_granularity = absl::Seconds(60);
+    ASSERT_TRUE(cache_->WaitArmed(absl::Seconds(10)));
+    KillClient(cache_->reader_client_id());
+    a_->GetAsync(id, options, [&](absl::StatusOr<session::StoredSession> got) {
+      status = got.status();
+      answered.Notify();
+    });
+    ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(status.ok()) << status;
+  }
+}
+
 // The classic race: the read's reply is in, then (before it is cached) a
 // write elsewhere is acknowledged and its invalidation delivered. The old
 // answer must not be cached.
