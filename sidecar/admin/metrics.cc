@@ -178,6 +178,8 @@ class Metrics::Impl {
   Counter& near_fills_refused_;
   Counter& near_invalidations_;
   Counter& near_flushes_;
+  Counter& near_fills_;
+  Counter& near_arm_failures_;
   Counter& near_evictions_;
   Gauge& near_entries_;
   Gauge& near_bytes_;
@@ -229,6 +231,7 @@ class Metrics::Impl {
   // Makes a scrape see one drain state at a time, serialises the /proc
   // refresh (the CPU counter is advanced by deltas) and Sync.
   mutable absl::Mutex scrape_mu_;
+  absl::Mutex near_mu_;  // SetNearCache's read-and-increment
   double cpu_seen_ ABSL_GUARDED_BY(scrape_mu_) = 0;
 };
 
@@ -341,6 +344,14 @@ Metrics::Impl::Impl(MetricsOptions options)
       near_flushes_(CounterFamily(registry_, "stateside_session_near_cache_flushes_total",
                                   "Whole near cache flushes (tracking lost, FLUSHALL).")
                         .Add({})),
+      near_fills_(CounterFamily(registry_, "stateside_session_near_cache_fills_total",
+                                "Read answers put in the near cache.")
+                      .Add({})),
+      near_arm_failures_(
+          CounterFamily(registry_, "stateside_session_near_cache_arm_failures_total",
+                        "Attempts to confirm the near cache's tracking that failed (the log "
+                        "says why).")
+              .Add({})),
       near_evictions_(CounterFamily(registry_, "stateside_session_near_cache_evictions_total",
                                     "Near cache entries dropped for its byte bound.")
                           .Add({})),
@@ -590,6 +601,9 @@ void Metrics::SetRealtimeGauges(const RealtimeGauges& gauges) {
 }
 
 void Metrics::SetNearCache(const NearCacheStats& stats) {
+  // Read and increment under one lock: two callers must not both add the
+  // same difference.
+  absl::MutexLock lock(&impl_->near_mu_);
   auto move_to = [](Counter& counter, uint64_t total) {
     const double value = counter.Value();
     if (static_cast<double>(total) > value) counter.Increment(static_cast<double>(total) - value);
@@ -600,6 +614,8 @@ void Metrics::SetNearCache(const NearCacheStats& stats) {
   move_to(impl_->near_invalidations_, stats.invalidations);
   move_to(impl_->near_flushes_, stats.flushes);
   move_to(impl_->near_evictions_, stats.evictions);
+  move_to(impl_->near_fills_, stats.fills);
+  move_to(impl_->near_arm_failures_, stats.arm_failures);
   impl_->near_entries_.Set(static_cast<double>(stats.entries));
   impl_->near_bytes_.Set(static_cast<double>(stats.bytes));
   impl_->near_armed_.Set(stats.armed ? 1 : 0);

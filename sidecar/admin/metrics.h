@@ -115,7 +115,11 @@ class Metrics {
     int64_t entries = 0;
     int64_t bytes = 0;
     bool armed = false;
+    uint64_t fills = 0;
+    uint64_t arm_failures = 0;
   };
+  // Race-free: concurrent callers (a scrape and the status page) never
+  // count a difference twice.
   void SetNearCache(const NearCacheStats& stats);
 
   // --- Apps and drain.

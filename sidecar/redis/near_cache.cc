@@ -213,7 +213,9 @@ void SessionNearCache::FlushLocked() {
   // What is in flight keeps its entry in in_flight_ (its generation must
   // not restart while a fill holds it); the epoch refuses it.
   ++epoch_;
-  ++stats_.flushes;
+  // A flush that drops nothing (a reconnect attempt failing again, the
+  // flush that starts an arming) is not counted.
+  if (armed_ || !entries_.empty()) ++stats_.flushes;
   entries_.clear();
   lru_.clear();
   bytes_ = 0;

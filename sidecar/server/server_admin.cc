@@ -218,10 +218,17 @@ void Server::UpdateRealtimeMetrics() {
       {hub.connections, hub.rooms, hub.subscribers, hub.queue_depth, parts_->broker->channels_held()});
   if (parts_->backend.near_cache != nullptr) {
     const redis::SessionNearCache::Stats near = parts_->backend.near_cache->stats();
-    parts_->metrics->SetNearCache({near.hits, near.misses, near.fills_refused, near.invalidations,
-                                   near.flushes, near.evictions,
-                                   static_cast<int64_t>(near.entries),
-                                   static_cast<int64_t>(near.bytes), near.armed});
+    parts_->metrics->SetNearCache({.hits = near.hits,
+                                   .misses = near.misses,
+                                   .fills_refused = near.fills_refused,
+                                   .invalidations = near.invalidations,
+                                   .flushes = near.flushes,
+                                   .evictions = near.evictions,
+                                   .entries = static_cast<int64_t>(near.entries),
+                                   .bytes = static_cast<int64_t>(near.bytes),
+                                   .armed = near.armed,
+                                   .fills = near.fills,
+                                   .arm_failures = near.arm_failures});
   }
   if (parts_->redis_broker == nullptr) return;
   const redis::RedisBrokerStats stats = parts_->redis_broker->stats();

@@ -152,6 +152,26 @@ TEST_F(MetricsTest, RedisFamiliesMove) {
   EXPECT_EQ(Sample(metrics_.Serialize(), "stateside_redis_connected"), 0);
 }
 
+// The near cache's totals come from several callers (a scrape, the status
+// page) at once: each difference is counted once.
+TEST_F(MetricsTest, NearCacheTotalsFromConcurrentCallersAreCountedOnce) {
+  constexpr uint64_t kSteps = 2000;
+  auto feed = [&] {
+    for (uint64_t i = 1; i <= kSteps; ++i) {
+      metrics_.SetNearCache({.hits = i, .flushes = i, .fills = i});
+    }
+  };
+  std::thread a(feed);
+  std::thread b(feed);
+  a.join();
+  b.join();
+  const std::string text = metrics_.Serialize();
+  EXPECT_EQ(Sample(text, "stateside_session_near_cache_lookups_total", {{"result", "hit"}}),
+            kSteps);
+  EXPECT_EQ(Sample(text, "stateside_session_near_cache_flushes_total", {}), kSteps);
+  EXPECT_EQ(Sample(text, "stateside_session_near_cache_fills_total", {}), kSteps);
+}
+
 TEST_F(MetricsTest, KeyMismatchesAndTamperedMetadataAreExported) {
   std::string text = metrics_.Serialize();
   EXPECT_EQ(Sample(text, "stateside_key_mismatches"), 0);
@@ -363,7 +383,7 @@ TEST_F(MetricsTest, ExpositionPassesPromtool) {
   events.VersionConflict();
   metrics_.SessionsExpired();
   metrics_.SetSessionsLive(3);
-  metrics_.SetNearCache({10, 4, 1, 3, 2, 1, 5, 4096, true});
+  metrics_.SetNearCache({10, 4, 1, 3, 2, 1, 5, 4096, true, 7, 1});
   metrics_.SetAppConnections(2);
   metrics_.SetDrainState(DrainPhase::kDraining);
   metrics_.DrainFinished(1.5, true);
