@@ -8,6 +8,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "sidecar/redis/redis_subscriber.h"
 
 namespace stateside::redis {
@@ -28,13 +30,10 @@ size_t EntryBytes(const std::string& key, const session::StoredSession& s) {
 
 // The value of `field` in a CLIENT LIST line ("" when absent).
 absl::string_view ClientListField(absl::string_view line, absl::string_view field) {
-  const std::string needle = absl::StrCat(" ", field, "=");
-  size_t at = absl::StrCat(" ", line).find(needle);
-  if (at == std::string::npos) return {};
-  // Offsets in `line`: the search ran on " " + line.
-  at += needle.size() - 1;
-  const size_t end = line.find_first_of(" \r\n", at);
-  return line.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at);
+  for (absl::string_view pair : absl::StrSplit(line, absl::ByAnyChar(" \r\n"), absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&pair, field) && absl::ConsumePrefix(&pair, "=")) return pair;
+  }
+  return {};
 }
 
 std::string RandomName() {
@@ -50,7 +49,8 @@ absl::StatusOr<std::unique_ptr<SessionNearCache>> SessionNearCache::Create(Redis
                                                                            bool subscribe) {
   if (options.topology == RedisTopology::kCluster) {
     return absl::InvalidArgumentError(
-        "STATESIDE_SESSION_NEAR_CACHE: not available with REDIS_TOPOLOGY=cluster (client-side "
+        "STATESIDE_SESSION_NEAR_CACHE: not available with STATESIDE_REDIS_TOPOLOGY=cluster "
+        "(client-side "
         "caching is tracked per node); turn it off");
   }
   std::unique_ptr<SessionNearCache> cache(new SessionNearCache(max_bytes, RandomName()));

@@ -17,6 +17,12 @@
 //     connection until the next such answer, the cache is not "armed": reads
 //     go to the store's own client and nothing is cached.
 //
+// Under Sentinel the store's client, the reader and the invalidation
+// connection each follow their own monitor: while the store's client
+// (SetStoreClient) is on another master than the reader, nothing is served
+// or filled. A failed arm is retried on a backoff and its reason reported
+// (SetArmErrorListener, stats().arm_error).
+//
 // Every way tracking can be lost flushes everything and disarms: the reader's
 // connection lost (CLIENT KILL, restart, failover: Sentinel moves it), the
 // invalidation connection lost or moved, and an invalidation with no key list
@@ -144,9 +150,10 @@ class SessionNearCache {
   // Waits (up to `timeout`) for armed(); returns armed().
   bool WaitArmed(absl::Duration timeout) const;
 
-  // Tests: runs in EndFill before the answer is judged (on the reader's
-  // I/O thread, without the cache's lock), to order an invalidation between
-  // a read's reply and its fill deterministically.
+  // Tests: runs in EndFill before the answer is judged (without the cache's
+  // lock; on the reader's I/O thread for an asynchronous Get, on the
+  // caller's thread for a synchronous one), to order an invalidation
+  // between a read's reply and its fill deterministically.
   void SetFillHookForTest(std::function<void(const std::string& key)> hook);
   // Tests: the client ids (0 when unknown) of the invalidation connection
   // and of the reader's connection when it was last armed, to CLIENT KILL

@@ -574,6 +574,8 @@ TEST(NearCacheOptionsTest, RefusesCluster) {
       SessionNearCache::Create(options, 1 << 20);
   ASSERT_TRUE(absl::IsInvalidArgument(cache.status())) << cache.status();
   EXPECT_NE(cache.status().message().find("STATESIDE_SESSION_NEAR_CACHE"), std::string::npos);
+  EXPECT_NE(cache.status().message().find("STATESIDE_REDIS_TOPOLOGY=cluster"), std::string::npos)
+      << cache.status();
 }
 
 }  // namespace
