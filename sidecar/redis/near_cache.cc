@@ -124,22 +124,24 @@ bool SessionNearCache::SameMaster() const {
 std::optional<session::StoredSession> SessionNearCache::Lookup(
     const std::string& key, const session::ReadOptions& options) {
   const bool same_master = SameMaster();
-  absl::MutexLock lock(&mu_);
-  if (!same_master) {
-    ++stats_.misses;
-    return std::nullopt;
+  std::shared_ptr<const session::StoredSession> held;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = same_master ? entries_.find(key) : entries_.end();
+    // The same test as a plain read that settles a Get (redis_session_store.cc).
+    if (it == entries_.end() || !it->second.session->LiveAt(options.now) ||
+        session::TouchDue(options, it->second.session->last_access,
+                          it->second.session->idle_ttl)) {
+      ++stats_.misses;
+      return std::nullopt;
+    }
+    ++stats_.hits;
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    held = it->second.session;
   }
-  auto it = entries_.find(key);
-  // The same test as a plain read that settles a Get (redis_session_store.cc).
-  if (it == entries_.end() || !it->second.session.LiveAt(options.now) ||
-      session::TouchDue(options, it->second.session.last_access, it->second.session.idle_ttl)) {
-    ++stats_.misses;
-    return std::nullopt;
-  }
-  ++stats_.hits;
-  lru_.splice(lru_.begin(), lru_, it->second.lru);
-  if (!options.metadata_only) return it->second.session;
-  session::StoredSession out = it->second.session;
+  // Copied outside the lock: the entry is immutable and shared.
+  if (!options.metadata_only) return *held;
+  session::StoredSession out = *held;
   out.attributes.clear();
   return out;
 }
@@ -169,6 +171,9 @@ void SessionNearCache::EndFill(const Fill& fill, const session::StoredSession* r
     hook = fill_hook_;
   }
   if (hook && read != nullptr) hook(fill.key);
+  // Copied before the lock (it may not be kept: the copy is then wasted).
+  std::shared_ptr<const session::StoredSession> held =
+      read == nullptr ? nullptr : std::make_shared<const session::StoredSession>(*read);
   absl::MutexLock lock(&mu_);
   auto f = in_flight_.find(fill.key);
   // A flush drops what is in flight; an invalidation moves the generation.
@@ -188,7 +193,7 @@ void SessionNearCache::EndFill(const Fill& fill, const session::StoredSession* r
     ++stats_.evictions;
   }
   lru_.push_front(fill.key);
-  entries_.emplace(fill.key, Entry{*read, bytes, lru_.begin()});
+  entries_.emplace(fill.key, Entry{std::move(held), bytes, lru_.begin()});
   bytes_ += bytes;
   ++stats_.fills;
 }

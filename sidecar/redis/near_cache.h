@@ -163,7 +163,8 @@ class SessionNearCache {
 
  private:
   struct Entry {
-    session::StoredSession session;
+    // Immutable and shared: a hit is copied out of the lock.
+    std::shared_ptr<const session::StoredSession> session;
     size_t bytes = 0;
     std::list<std::string>::iterator lru;
   };
