@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "client/src/convert.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 
 namespace stateside::client_internal {
 namespace {

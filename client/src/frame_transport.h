@@ -1,5 +1,5 @@
 // CallTransport over the sidecar's frame socket (`<socket_path>.frames`,
-// sidecar/rpc/frames.h): GetSession and UpdateSession as length-prefixed
+// proto/frames.h): GetSession and UpdateSession as length-prefixed
 // PipeRequest/PipeResponse frames on a plain Unix socket, without gRPC's
 // per-message machinery or thread wake-ups. Every other operation goes to
 // `fallback` (the Pipe or unary transport), and so does a Get or Update

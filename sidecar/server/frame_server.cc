@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "sidecar/common/completion_batch.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "sidecar/rpc/pipe_call.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "spdlog/spdlog.h"

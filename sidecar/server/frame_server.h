@@ -1,6 +1,6 @@
 // The frame socket: SessionService's Get and Update as length-prefixed
 // frames of the same PipeRequest/PipeResponse the Pipe stream carries
-// (rpc/frames.h), on a second Unix socket beside STATESIDE_SOCKET
+// (proto/frames.h), on a second Unix socket beside STATESIDE_SOCKET
 // (`<STATESIDE_SOCKET>.frames`), without gRPC's per-message machinery. gRPC
 // stays for everything else and is the client's fallback.
 //

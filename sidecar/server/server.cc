@@ -17,7 +17,7 @@
 #include "sidecar/redis/key_check.h"
 #include "sidecar/redis/redis_broker.h"
 #include "sidecar/redis/rewrap_sweep.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "sidecar/rpc/grpc_server.h"
 #include "sidecar/rpc/operations.h"
 #include "sidecar/server/frame_server.h"

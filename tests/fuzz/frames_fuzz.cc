@@ -1,5 +1,5 @@
 // The frame socket's reading side on any bytes a client sends
-// (sidecar/rpc/frames.h, then pipe_wire.h as FrameServer reads a frame):
+// (proto/frames.h, then pipe_wire.h as FrameServer reads a frame):
 // the input is cut into frames; the reader never reads past its input,
 // every frame it yields is non-empty, within the limit and exactly what its
 // header announced, and a zero or oversized header stops it (the server
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "sidecar/rpc/pipe_wire.h"
 #include "stateside/v1/session.pb.h"
 #include "tests/fuzz/fuzz_check.h"

@@ -26,7 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/sidecar_process.h"
 #include "tests/support/temp_dir.h"

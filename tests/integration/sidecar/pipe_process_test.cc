@@ -23,7 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/proc_status.h"
 #include "tests/support/redis_server.h"

@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 #include "tests/support/temp_dir.h"
 
 namespace stateside::client_internal {

@@ -1,6 +1,6 @@
-// The frame socket's framing (sidecar/rpc/frames.h): whole frames, partial
+// The frame socket's framing (proto/frames.h): whole frames, partial
 // input, and the headers that break a stream.
-#include "sidecar/rpc/frames.h"
+#include "proto/frames.h"
 
 #include <string>
 #include <string_view>

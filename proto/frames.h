@@ -3,13 +3,15 @@
 // little-endian payload length, then that many bytes of a serialized
 // stateside.v1.PipeRequest (client to sidecar) or PipeResponse (sidecar to
 // client). No other header: the socket's name is its version, and an
-// incompatible framing would get another name.
+// incompatible framing would get another name. Beside the protos because it
+// is wire format too: the sidecar and the client library both include it
+// (the client never includes sidecar/).
 //
 // A length of 0 or above the limit (the gRPC socket's receive limit) is a
 // broken stream: the reader closes the connection. Pure functions;
 // thread-safe.
-#ifndef STATESIDE_SIDECAR_RPC_FRAMES_H_
-#define STATESIDE_SIDECAR_RPC_FRAMES_H_
+#ifndef STATESIDE_PROTO_FRAMES_H_
+#define STATESIDE_PROTO_FRAMES_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -57,4 +59,4 @@ inline void AppendFrameHeader(std::string* out, uint32_t length) {
 
 }  // namespace stateside::rpc
 
-#endif  // STATESIDE_SIDECAR_RPC_FRAMES_H_
+#endif  // STATESIDE_PROTO_FRAMES_H_
