@@ -263,7 +263,10 @@ absl::Status Aes256GcmSealTo(std::string_view key, std::string_view nonce,
   if (ctx == nullptr) return Failed("set up AES-256-GCM");
   thread_gcm_keyed_by = nullptr;  // an opener keeping its key re-keys
   const absl::Status status = SealWith(ctx, key, nonce, aad, plaintext, out);
-  if (!ForgetKey(ctx) && status.ok()) return Failed("GCM reset");
+  if (!ForgetKey(ctx)) {
+    ThreadAes256GcmSlot().reset();  // freeing it wipes the key schedule
+    if (status.ok()) return Failed("GCM reset");
+  }
   return status;
 }
 
@@ -278,9 +281,12 @@ absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
   thread_gcm_keyed_by = nullptr;  // an opener keeping its key re-keys
   const absl::Status status =
       OpenWith(ctx, key.data(), nonce, aad, sealed, out);
-  if (!ForgetKey(ctx) && status.ok()) {
-    Cleanse(out, sealed.size() - kGcmTagSize);
-    return Failed("GCM reset");
+  if (!ForgetKey(ctx)) {
+    ThreadAes256GcmSlot().reset();  // freeing it wipes the key schedule
+    if (status.ok()) {
+      Cleanse(out, sealed.size() - kGcmTagSize);
+      return Failed("GCM reset");
+    }
   }
   return status;
 }
@@ -322,26 +328,32 @@ absl::Status Aes256GcmOpener::OpenTo(std::string_view key,
   return status;
 }
 
-absl::StatusOr<std::string> Aes256GcmSealWithThreadKeyForTesting(
-    std::string_view nonce, std::string_view plaintext) {
-  if (nonce.size() != kGcmNonceSize || plaintext.size() > INT_MAX) {
-    return absl::InvalidArgumentError("bad nonce or plaintext");
+absl::StatusOr<bool> ThreadAes256GcmIsOnZeroKeyForTesting() {
+  static const char kZeroKey[kAes256KeySize] = {};
+  const std::string nonce(kGcmNonceSize, '\0');
+  const EVP_CIPHER* cipher = Aes256Gcm();
+  EVP_CIPHER_CTX* held = ThreadAes256Gcm();
+  CipherCtx reference(EVP_CIPHER_CTX_new());
+  if (cipher == nullptr || held == nullptr || reference == nullptr ||
+      EVP_EncryptInit_ex2(reference.get(), cipher, nullptr, nullptr, nullptr) != 1) {
+    return Failed("set up AES-256-GCM");
   }
-  EVP_CIPHER_CTX* ctx = ThreadAes256Gcm();
-  if (ctx == nullptr) return Failed("set up AES-256-GCM");
-  std::string out(plaintext.size() + kGcmTagSize, '\0');
-  int len = 0;
-  if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, U(nonce.data()), nullptr) != 1 ||
-      (!plaintext.empty() &&
-       EVP_EncryptUpdate(ctx, U(out.data()), &len, U(plaintext.data()),
-                         static_cast<int>(plaintext.size())) != 1) ||
-      EVP_EncryptFinal_ex(ctx, U(out.data()) + plaintext.size(), &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG,
-                          static_cast<int>(kGcmTagSize),
-                          out.data() + plaintext.size()) != 1) {
-    return Failed("GCM seal with the thread's key");
+  // The tag of nothing under the zero key (on a context of its own, so the
+  // thread's is not re-keyed) and under whatever the thread's holds (a null
+  // key keeps its schedule). Only the comparison leaves: no ciphertext under
+  // a live key does.
+  char zero_tag[kGcmTagSize];
+  char held_tag[kGcmTagSize];
+  if (absl::Status s = SealWith(reference.get(), std::string_view(kZeroKey, sizeof(kZeroKey)),
+                                nonce, "", "", zero_tag);
+      !s.ok()) {
+    return s;
   }
-  return out;
+  if (absl::Status s = SealWith(held, std::string_view(), nonce, "", "", held_tag); !s.ok()) {
+    return s;
+  }
+  return ConstantTimeEquals(std::string_view(zero_tag, sizeof(zero_tag)),
+                            std::string_view(held_tag, sizeof(held_tag)));
 }
 
 absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,

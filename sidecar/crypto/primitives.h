@@ -2,8 +2,9 @@
 // HMAC-SHA256, HKDF-SHA256, constant-time comparison and memory wiping.
 // Implemented in openssl.cc, the only file of the project that includes
 // OpenSSL's crypto API (redis/transport.cc includes its TLS, for Redis
-// connections only). Internal to sidecar/crypto (and its tests); other modules use the
-// envelope, keyring and cookie APIs instead. Every function is thread-safe.
+// connections only). Other modules reach it only through the envelope, key
+// cache and cookie headers, which include it for their members; they call
+// the envelope, keyring and cookie APIs. Every function is thread-safe.
 #ifndef STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_
 #define STATESIDE_SIDECAR_CRYPTO_PRIMITIVES_H_
 
@@ -47,7 +48,9 @@ absl::Status Aes256GcmOpenTo(std::string_view key, std::string_view nonce,
 // open re-keyed it since), and each message only sets its nonce. Aes256GcmOpenTo
 // keys and forgets per call; a session read's values mostly share one data
 // key, and the two key expansions were most of an open's cost. Each OpenTo
-// checks and answers exactly as Aes256GcmOpenTo; a failure leaves the
+// checks its inputs and answers a tag or OpenSSL failure as Aes256GcmOpenTo
+// does (the reset to the zero key happens once, in the destructor, so a
+// failed reset is not an open's answer here); a failure leaves the
 // context to be keyed afresh by the next. The destructor puts the context
 // back on the all-zero key (or frees it if that fails), so no key schedule
 // outlives the opener, and wipes its copy of the last key. Lives on one
@@ -72,11 +75,10 @@ class Aes256GcmOpener {
   int keyings_ = 0;
 };
 
-// Seals with whatever key schedule the thread's AES-GCM context holds now,
-// without keying it. Only for tests: it tells whether the context is back
-// on the all-zero key.
-absl::StatusOr<std::string> Aes256GcmSealWithThreadKeyForTesting(
-    std::string_view nonce, std::string_view plaintext);
+// Whether the thread's AES-GCM context holds the all-zero key's schedule
+// (tests: that no key schedule outlives a seal, an open or an opener). It
+// compares two tags inside; nothing sealed under a live key leaves it.
+absl::StatusOr<bool> ThreadAes256GcmIsOnZeroKeyForTesting();
 
 // Convenience forms returning ciphertext || tag, and the plaintext.
 absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key,

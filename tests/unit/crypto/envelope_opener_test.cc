@@ -28,15 +28,13 @@ std::unique_ptr<Keyring> MakeKeyring(std::vector<KeySpec> specs) {
   return keyring.ok() ? *std::move(keyring) : nullptr;
 }
 
-// Whether the thread's AES-GCM context holds the all-zero key's schedule:
-// a seal with whatever it holds equals a seal under the zero key.
+// Whether the thread's AES-GCM context holds the all-zero key's schedule,
+// asked without re-keying it (so a check inside a batch leaves the opener's
+// key in place for its destructor to put back).
 bool ThreadContextIsOnTheZeroKey() {
-  absl::StatusOr<std::string> held =
-      Aes256GcmSealWithThreadKeyForTesting(kNonce, "probe");
-  absl::StatusOr<std::string> zero =
-      Aes256GcmSeal(std::string(kAes256KeySize, '\0'), kNonce, "", "probe");
-  EXPECT_TRUE(held.ok() && zero.ok());
-  return held.ok() && zero.ok() && *held == *zero;
+  absl::StatusOr<bool> on_zero = ThreadAes256GcmIsOnZeroKeyForTesting();
+  EXPECT_TRUE(on_zero.ok()) << on_zero.status();
+  return on_zero.ok() && *on_zero;
 }
 
 struct Value {
@@ -128,7 +126,7 @@ TEST_F(EnvelopeOpenerTest, MixedKeysEpochsAndVersionOneOpenInOneBatch) {
 TEST_F(EnvelopeOpenerTest, ADamagedValueAmongGoodOnesFailsAloneAsASingleOpenDoes) {
   std::vector<Value> values = SealValues(sealer_, 0, 9);
   values[2].envelope.back() ^= 0x01;                   // tag
-  values[4].envelope[values[4].envelope.size() / 2] ^= 0x40;  // ciphertext
+  values[4].envelope[values[4].envelope.size() - 20] ^= 0x40;  // ciphertext
   values[6].name = "moved";                            // another attribute
   values[7].envelope.resize(5);                        // truncated
   for (const bool damaged_first : {false, true}) {
