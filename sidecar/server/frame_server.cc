@@ -209,18 +209,13 @@ void FrameServer::Connection::Process() {
       begin += consumed;
     }
   }
-  // Keep the partial frame at the front, and room for all of it.
+  // Keep the partial frame at the front. Its header may not have been
+  // checked (the loop stops at the backpressure limit before parsing), so
+  // nothing is reserved from it: ReadSome grows the buffer as bytes come,
+  // and the next Process closes a connection whose header is out of bounds.
   if (begin > 0) {
     std::memmove(in_.data(), in_.data() + begin, in_end_ - begin);
     in_end_ -= begin;
-  }
-  if (in_end_ >= rpc::kFrameHeaderBytes) {
-    const auto* b = reinterpret_cast<const unsigned char*>(in_.data());
-    const size_t whole = rpc::kFrameHeaderBytes + (static_cast<size_t>(b[0]) |
-                                                   (static_cast<size_t>(b[1]) << 8) |
-                                                   (static_cast<size_t>(b[2]) << 16) |
-                                                   (static_cast<size_t>(b[3]) << 24));
-    if (in_.size() < whole) in_.resize(whole);  // bounded: ParseFrame checked the length
   }
   bool again = false;
   {

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -19,10 +20,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -370,6 +373,62 @@ TEST_P(FramesProcessTest, BrokenStreamsAreClosedAndCounted) {
   ASSERT_TRUE(frames.has_value());
   for (char byte : frame) ASSERT_TRUE(frames->SendRaw(std::string(1, byte)));
   EXPECT_EQ(frames->ReadResults(1).size(), 1u);
+}
+
+TEST_P(FramesProcessTest, AHeaderBehindTheBackpressureLimitIsCheckedBeforeAnyMemoryIsSpent) {
+  // Answers of about 4.7 MiB from one frame: on the memory store they are
+  // all queued before the next frame is looked at, so the connection is at
+  // its limit with the bad header still unparsed in the same read.
+  v1::CreateSessionRequest create;
+  for (int i = 0; i < 4; ++i) {
+    (*create.mutable_attributes())[absl::StrCat("a", i)] = std::string(60000, 'x');
+  }
+  v1::CreateSessionResponse created;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  ASSERT_TRUE(stub_->Create(&context, create, &created).ok());
+  const std::string session = created.session().metadata().id();
+  const double before = ClosedCount("oversized");
+  ASSERT_GE(before, 0);
+  auto frames = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(frames.has_value());
+  v1::PipeRequest request;
+  for (uint64_t id = 1; id <= 20; ++id) *request.add_calls() = GetCall(id, session);
+  std::string bytes;
+  rpc::AppendFrameHeader(&bytes, static_cast<uint32_t>(request.ByteSizeLong()));
+  bytes += request.SerializeAsString();
+  bytes += std::string(4, '\xff');  // a length of 4 GiB
+  ASSERT_TRUE(frames->SendRaw(bytes));
+  // The answers drain, reading resumes, the header is refused.
+  size_t answered = 0;
+  while (std::optional<v1::PipeResponse> response = frames->Read()) {
+    answered += static_cast<size_t>(response->results_size());
+  }
+  EXPECT_LE(answered, 20u);
+  EXPECT_TRUE(frames->ClosedByPeer());
+  EXPECT_EQ(ClosedCount("oversized"), before + 1);
+  // Still serving, and its peak memory nowhere near the announced length.
+  v1::GetSessionResponse unary;
+  EXPECT_TRUE(UnaryGet(session, &unary).ok());
+  auto again = FrameConnection::Connect(FramesPath());
+  ASSERT_TRUE(again.has_value());
+  v1::PipeRequest one;
+  *one.add_calls() = GetCall(1, session);
+  ASSERT_TRUE(again->Send(one));
+  EXPECT_EQ(again->ReadResults(1).size(), 1u);
+  std::ifstream proc(absl::StrCat("/proc/", sidecar_->sidecar.process.pid(), "/status"));
+  std::string line;
+  int64_t peak_kib = -1;
+  while (std::getline(proc, line)) {
+    absl::string_view rest = line;
+    if (absl::ConsumePrefix(&rest, "VmHWM:")) {
+      ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                                       absl::StripAsciiWhitespace(rest), "kB")),
+                                   &peak_kib));
+    }
+  }
+  ASSERT_GT(peak_kib, 0);
+  EXPECT_LT(peak_kib, 512 * 1024);
 }
 
 TEST_P(FramesProcessTest, TheSocketIsRemovedOnExit) {
