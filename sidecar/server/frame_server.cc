@@ -450,8 +450,9 @@ absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(
   FrameServer* s = server.get();
   s->gate_->Start([s](int fd, bool allowed) {
     if (!allowed) {
-      ::close(fd);
+      // Counted before the close that the peer sees.
       s->Closed("refused_uid");
+      ::close(fd);
       return;
     }
     asio::post(s->io_, [s, fd] { s->Adopt(fd); });
