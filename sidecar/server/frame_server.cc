@@ -64,12 +64,18 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   // I/O thread, reading_ claimed: handles the whole frames buffered as far
   // as the bounds allow, then reads on, or pauses (the rest stays buffered).
   void Process();
-  // The bounds of backpressure are reached: no frame is handled, no read made.
+  // The bounds of backpressure are reached: no frame is handled, no read
+  // made. The next frame's calls must fit in what is left of
+  // kMaxOutstanding, so no more are ever unanswered.
   bool SaturatedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return outstanding_ >= kMaxOutstanding || out_.size() + batch_bytes_ >= kMaxQueuedBytes;
+    return outstanding_ + next_calls_ > kMaxOutstanding ||
+           out_.size() + batch_bytes_ >= kMaxQueuedBytes;
   }
-  // Handles one frame's calls; false if the stream is broken (closed).
-  bool HandleFrame(std::string_view payload, absl::Time read);
+  enum class Handled : uint8_t { kDone, kWait, kBroken };
+  // Handles one frame's calls: kWait if they do not fit in the budget of
+  // unanswered calls yet (the frame stays buffered), kBroken if the stream
+  // is broken (closed).
+  Handled HandleFrame(std::string_view payload, absl::Time read);
   // Starts `call` (counted in outstanding_, its id registered).
   void Dispatch(const v1::PipeCall& call, absl::Time read);
   // Answers `status` for `id` without running anything (counted in
@@ -109,6 +115,9 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   bool waiting_writable_ ABSL_GUARDED_BY(mu_) = false;
   bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
   size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // calls read, result not yet queued
+  // The calls of the frame waiting for room in kMaxOutstanding; 1 when
+  // none waits (a frame carries at least one call to be counted).
+  size_t next_calls_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
   v1::PipeResponse batch_ ABSL_GUARDED_BY(mu_);  // results for the next frame
   size_t batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -205,7 +214,9 @@ void FrameServer::Connection::Process() {
                                          server_->max_frame_bytes_, " bytes"));
         return;
       }
-      if (!HandleFrame(payload, read)) return;
+      const Handled handled = HandleFrame(payload, read);
+      if (handled == Handled::kBroken) return;
+      if (handled == Handled::kWait) break;
       begin += consumed;
     }
   }
@@ -230,16 +241,28 @@ void FrameServer::Connection::Process() {
   if (again) ReadSome();
 }
 
-bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time read) {
+FrameServer::Connection::Handled FrameServer::Connection::HandleFrame(std::string_view payload,
+                                                                      absl::Time read) {
   std::vector<std::string_view> call_bytes;
   if (absl::Status s = rpc::SplitPipeRequest(payload, &call_bytes); !s.ok()) {
     Broken("malformed", std::string(s.message()));
-    return false;
+    return Handled::kBroken;
   }
   if (call_bytes.size() > kMaxCallsPerFrame) {
     Broken("too_many_calls", absl::StrCat("a frame carries at most ", kMaxCallsPerFrame,
                                           " calls; this one had ", call_bytes.size()));
-    return false;
+    return Handled::kBroken;
+  }
+  {
+    // kMaxCallsPerFrame <= kMaxOutstanding: the frame fits once the
+    // connection has no call unanswered, at the latest.
+    absl::MutexLock lock(&mu_);
+    if (closed_) return Handled::kBroken;
+    if (outstanding_ + std::max<size_t>(call_bytes.size(), 1) > kMaxOutstanding) {
+      next_calls_ = call_bytes.size();
+      return Handled::kWait;
+    }
+    next_calls_ = 1;
   }
   enum class Kind : uint8_t { kCall, kMalformed, kOtherOp, kDuplicate };
   std::vector<v1::PipeCall> calls(call_bytes.size());
@@ -257,7 +280,7 @@ bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time r
     // memory store's complete inline), and every id of the frame
     // registered before any runs, so a duplicate within one frame is seen.
     absl::MutexLock lock(&mu_);
-    if (closed_) return false;
+    if (closed_) return Handled::kBroken;
     outstanding_ += calls.size();
     for (size_t i = 0; i < calls.size(); ++i) {
       if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
@@ -286,7 +309,7 @@ bool FrameServer::Connection::HandleFrame(std::string_view payload, absl::Time r
         break;
     }
   }
-  return true;
+  return Handled::kDone;
 }
 
 void FrameServer::Connection::Dispatch(const v1::PipeCall& call, absl::Time read) {

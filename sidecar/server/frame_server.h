@@ -26,8 +26,10 @@
 // hands the rest to the I/O thread. So a Redis reply reaches the app
 // without a thread hop in the sidecar.
 //
-// Backpressure: reading stops while kMaxOutstanding calls are unanswered
-// or kMaxQueuedBytes wait for the wire. Thread-safety: Shutdown from one
+// Backpressure: a frame is handled only when its calls fit in
+// kMaxOutstanding unanswered ones, and reading stops while
+// kMaxQueuedBytes wait for the wire (checked before each frame, so the
+// answers of the frame being handled may go beyond it). Thread-safety: Shutdown from one
 // owning thread; the rest is internal.
 #ifndef STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 #define STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
@@ -57,6 +59,7 @@ class FrameServer {
   static constexpr size_t kMaxOutstanding = 1024;      // per connection
   static constexpr size_t kMaxQueuedBytes = 4 << 20;   // per connection
   static constexpr size_t kMaxCallsPerFrame = 1024;
+  static_assert(kMaxCallsPerFrame <= kMaxOutstanding, "a frame must fit in an idle connection");
   // A response frame holds results up to this size (or a single larger one).
   static constexpr size_t kMaxWriteBytes = 1 << 20;
 
