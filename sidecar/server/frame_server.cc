@@ -525,32 +525,43 @@ void FrameServer::Gone() {
   --live_;
 }
 
-void FrameServer::Shutdown(absl::Time deadline) {
+void FrameServer::EachConnection(void (Connection::*step)()) {
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& weak : connections_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  // On the I/O thread, where the sockets live; waited for.
+  absl::Notification done;
+  asio::post(io_, [&live, step, &done] {
+    for (const auto& c : live) ((*c).*step)();
+    done.Notify();
+  });
+  done.WaitForNotification();
+}
+
+void FrameServer::StopReading() {
   absl::MutexLock serial(&shutdown_mu_);
+  StopReadingLocked();
+}
+
+void FrameServer::StopReadingLocked() {
   if (gate_ != nullptr) gate_->Stop();  // no new connections
   {
     absl::MutexLock lock(&mu_);
-    if (shut_down_ && !thread_.joinable()) return;
+    if (shut_down_) return;
     shut_down_ = true;
   }
-  auto each = [this](void (Connection::*step)()) {
-    std::vector<std::shared_ptr<Connection>> live;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const auto& weak : connections_) {
-        if (auto c = weak.lock()) live.push_back(std::move(c));
-      }
-    }
-    // On the I/O thread, where the sockets live; waited for.
-    absl::Notification done;
-    asio::post(io_, [&live, step, &done] {
-      for (const auto& c : live) ((*c).*step)();
-      done.Notify();
-    });
-    done.WaitForNotification();
-  };
+  // Adopt refuses what the gate handed over before it stopped.
+  if (thread_.joinable()) EachConnection(&Connection::StopReading);
+}
+
+void FrameServer::Shutdown(absl::Time deadline) {
+  absl::MutexLock serial(&shutdown_mu_);
+  StopReadingLocked();
   if (thread_.joinable()) {
-    each(&Connection::StopReading);
     // The calls in flight answer (their connections close once written).
     {
       absl::MutexLock lock(&mu_);
@@ -558,7 +569,7 @@ void FrameServer::Shutdown(absl::Time deadline) {
                                 +[](size_t* live) { return *live == 0; }, &live_),
                             deadline);
     }
-    each(&Connection::Abort);
+    EachConnection(&Connection::Abort);
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(+[](size_t* live) { return *live == 0; }, &live_));

@@ -76,10 +76,13 @@ class FrameServer {
   FrameServer(const FrameServer&) = delete;
   FrameServer& operator=(const FrameServer&) = delete;
 
-  // Stops accepting (connecting fails at once), stops reading new frames,
-  // lets the calls in flight answer until `deadline`, then closes every
-  // connection and waits until no call is left (the store ends each by its
-  // command timeout). Idempotent.
+  // Stops accepting (connecting fails at once) and stops reading new
+  // frames; returns at once (the calls in flight go on answering).
+  // Idempotent; Shutdown does it first.
+  void StopReading();
+  // StopReading, then lets the calls in flight answer until `deadline`,
+  // then closes every connection and waits until no call is left (the store
+  // ends each by its command timeout). Idempotent.
   void Shutdown(absl::Time deadline);
 
   class Connection;
@@ -91,6 +94,9 @@ class FrameServer {
   friend class Connection;
   void Closed(std::string_view reason);  // a connection closed for a broken stream
   void Gone();                           // a connection was destroyed
+  void StopReadingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mu_);
+  // Runs `step` on every live connection, on the I/O thread; waited for.
+  void EachConnection(void (Connection::*step)());
 
   const rpc::Operations* const ops_;
   admin::Metrics* const metrics_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "sidecar/rpc/grpc_server.h"
+#include "sidecar/server/frame_server.h"
 #include "sidecar/server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -125,9 +126,21 @@ void Server::ShutdownWork(bool fast) {
   // instance's connections leave the cluster's presence.
   ShutdownRealtime();
   // No new calls; calls in flight (session calls of the app's last
-  // requests) finish, up to the deadline.
-  StopFrames(deadline);
+  // requests) finish, up to the deadline. The frame socket stops reading
+  // first, then its connections and gRPC wind down side by side: a frame
+  // client that stops reading its answers holds its own connection until
+  // the deadline, not the gRPC calls that fell back meanwhile.
+  {
+    std::shared_ptr<FrameServer> frames;
+    {
+      absl::MutexLock lock(&mu_);
+      frames = frames_;
+    }
+    if (frames != nullptr) frames->StopReading();
+  }
+  std::thread frames_stopped([this, deadline] { StopFrames(deadline); });
   if (grpc != nullptr) grpc->Shutdown(deadline);
+  frames_stopped.join();
   spdlog::info("gRPC stopped; flushing");
   spdlog::default_logger()->flush();
   // STOPPED (OnDrainStopped: Run returns), or HOLDING until our SIGTERM.
