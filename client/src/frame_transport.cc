@@ -22,6 +22,10 @@ namespace {
 // larger session: anything above this is not a sidecar speaking.
 constexpr size_t kMaxResponseFrameBytes = 64 << 20;
 constexpr size_t kReadChunk = 64 << 10;
+// Calls are serialised into out_ only while it holds less than this: the
+// rest wait as calls, so one that expires meanwhile is never sent and the
+// timeout a call carries is what it has left when it goes.
+constexpr size_t kWriteChunk = 64 << 10;
 
 int ConnectTo(const std::string& path) {
   sockaddr_un addr{};
@@ -93,14 +97,16 @@ void FrameTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallba
       } else {
         const uint64_t id = next_id_++;
         call.set_id(id);
-        DurationToProto(left, call.mutable_timeout()).IgnoreError();
-        v1::PipeRequest request;
-        *request.add_calls() = std::move(call);
-        rpc::AppendFrameHeader(&out_, static_cast<uint32_t>(request.ByteSizeLong()));
-        request.AppendToString(&out_);
         Pending& pending = pending_[id];
         pending.done = std::move(done);
+        pending.call = std::move(call);
+        pending.deadline = deadline;
         pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+        if (unsent_.size() >= 2 * max_calls_) {
+          // Forget the ids of the calls that expired unsent.
+          std::erase_if(unsent_, [this](uint64_t u) { return !pending_.contains(u); });
+        }
+        unsent_.push_back(id);
         if (delivering == this) return;  // written once the callbacks are done
         if (!WriteLocked()) {
           broken_ = true;  // the I/O thread fails what the connection carried
@@ -130,25 +136,48 @@ bool FrameTransport::ConnectedLocked() {
   return true;
 }
 
+void FrameTransport::FillLocked() {
+  const absl::Time now = absl::Now();
+  while (out_.size() < kWriteChunk && !unsent_.empty()) {
+    const uint64_t id = unsent_.front();
+    unsent_.pop_front();
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;  // expired (or failed) unsent
+    Pending& pending = it->second;
+    const absl::Duration left = pending.deadline - now;
+    if (left <= absl::ZeroDuration()) continue;  // its timer ends it unsent
+    DurationToProto(left, pending.call.mutable_timeout()).IgnoreError();
+    v1::PipeRequest request;
+    *request.add_calls() = std::move(pending.call);
+    pending.call.Clear();
+    rpc::AppendFrameHeader(&out_, static_cast<uint32_t>(request.ByteSizeLong()));
+    request.AppendToString(&out_);
+  }
+}
+
 bool FrameTransport::WriteLocked() {
-  size_t written = 0;
-  while (written < out_.size()) {
-    const ssize_t n =
-        send(fd_, out_.data() + written, out_.size() - written, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      written += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      Wake();  // the I/O thread writes the rest when the socket takes it
-      break;
+  for (;;) {
+    FillLocked();
+    if (out_.empty()) return true;
+    size_t written = 0;
+    while (written < out_.size()) {
+      const ssize_t n =
+          send(fd_, out_.data() + written, out_.size() - written, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        written += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        out_.erase(0, written);
+        Wake();  // the I/O thread writes the rest when the socket takes it
+        return true;
+      }
+      out_.clear();
+      return false;
     }
     out_.clear();
-    return false;
   }
-  out_.erase(0, written);
-  return true;
 }
 
 void FrameTransport::Wake() {
@@ -173,6 +202,7 @@ void FrameTransport::Loop() {
         // for a while; it says why if the sidecar refuses us.
         if (!answered_) reconnect_at_ = absl::Now() + kReconnectDelay;
         out_.clear();
+        unsent_.clear();
         in_end_ = 0;
         for (auto& [id, pending] : pending_) {
           timer_->Cancel(pending.timer);
@@ -181,7 +211,7 @@ void FrameTransport::Loop() {
         pending_.clear();
       }
       fd = fd_;
-      want_write = !out_.empty();
+      want_write = !out_.empty() || !unsent_.empty();
     }
     if (!failed.empty()) {
       for (OutcomeCallback& done : failed) done(Outcome{ConnectionEnded(), {}});
@@ -269,7 +299,9 @@ void FrameTransport::ReadAvailable(int fd) {
   for (auto& [done, outcome] : finished) done(std::move(outcome));
   delivering = nullptr;
   absl::MutexLock lock(&mu_);
-  if (!broken_ && fd_ >= 0 && !out_.empty() && !WriteLocked()) broken_ = true;
+  if (!broken_ && fd_ >= 0 && (!out_.empty() || !unsent_.empty()) && !WriteLocked()) {
+    broken_ = true;
+  }
 }
 
 void FrameTransport::Expire(uint64_t id) {

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,11 +63,17 @@ class FrameTransport final : public CallTransport {
   struct Pending {
     OutcomeCallback done;
     Timer::TaskId timer = 0;
+    v1::PipeCall call;  // until serialised (its timeout set then)
+    absl::Time deadline;
   };
 
   // Connects if not connected and not waiting out kReconnectDelay.
   bool ConnectedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes what out_ holds without blocking; false if the socket failed.
+  // Serialises unsent calls into out_ while it is below kWriteChunk,
+  // skipping those expired.
+  void FillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes what out_ holds and the unsent calls without blocking; false if
+  // the socket failed.
   bool WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
   void Loop();  // the I/O thread
@@ -89,6 +96,7 @@ class FrameTransport final : public CallTransport {
   bool answered_ ABSL_GUARDED_BY(mu_) = false;  // the connection sent a frame
   absl::Time reconnect_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string out_ ABSL_GUARDED_BY(mu_);  // frames not yet written
+  std::deque<uint64_t> unsent_ ABSL_GUARDED_BY(mu_);  // ids of calls not in out_ yet
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

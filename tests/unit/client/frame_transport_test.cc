@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
@@ -206,6 +207,49 @@ TEST_F(FrameTransportTest, AConnectionThatEndsFailsItsCallsUnavailableThenGrpcCa
   EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
   // Closed before any answer: the next call takes the fallback, at once.
   EXPECT_EQ(Run(transport, Get("b")).get().status.message(), "fallback");
+}
+
+TEST_F(FrameTransportTest, CallsThatExpireWhileThePeerDoesNotReadAreNeverSent) {
+  absl::Notification read;
+  absl::Mutex mu;
+  std::vector<std::string> sessions;  // the Updates' keys, in the order read
+  FrameServer server(Path(), [&](int fd) {
+    read.WaitForNotification();  // reads nothing until then
+    v1::PipeRequest request;
+    while (ReadRequest(fd, &request)) {
+      absl::MutexLock lock(&mu);
+      for (const v1::PipeCall& call : request.calls()) {
+        sessions.push_back(call.has_update() ? call.update().key().id() : call.get().key().id());
+      }
+      if (sessions.back() == "last") {
+        v1::PipeResponse response;
+        response.add_results()->set_id(request.calls(0).id());
+        WriteResponse(fd, response);
+        return;
+      }
+    }
+  });
+  FrameTransport transport(Path(), 512, &fallback_, &timer_);
+  // 200 Updates of 100 KiB (20 MB): far more than the socket buffers hold.
+  std::vector<std::future<Outcome>> stale;
+  for (int i = 0; i < 200; ++i) {
+    v1::PipeCall update;
+    update.mutable_update()->mutable_key()->set_id(absl::StrCat("s", i));
+    (*update.mutable_update()->mutable_set())["v"] = std::string(100 << 10, 'x');
+    stale.push_back(Run(transport, update, absl::Milliseconds(200)));
+  }
+  for (auto& f : stale) {
+    EXPECT_EQ(f.get().status.code(), absl::StatusCode::kDeadlineExceeded);
+  }
+  read.Notify();
+  const Outcome last = Run(transport, Get("last")).get();
+  EXPECT_TRUE(last.status.ok()) << last.status;
+  absl::MutexLock lock(&mu);
+  ASSERT_FALSE(sessions.empty());
+  EXPECT_EQ(sessions.back(), "last");
+  // What the socket buffers and one chunk held went out before the calls
+  // expired; none of the rest, however long the peer stalled.
+  EXPECT_LT(sessions.size(), 40u);
 }
 
 TEST_F(FrameTransportTest, MoreCallsThanTheBoundFailResourceExhausted) {
