@@ -104,7 +104,11 @@ void FrameTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallba
         pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
         if (unsent_.size() >= 2 * max_calls_) {
           // Forget the ids of the calls that expired unsent.
-          std::erase_if(unsent_, [this](uint64_t u) { return !pending_.contains(u); });
+          std::deque<uint64_t> live;
+          for (const uint64_t u : unsent_) {
+            if (pending_.contains(u)) live.push_back(u);
+          }
+          unsent_.swap(live);
         }
         unsent_.push_back(id);
         if (delivering == this) return;  // written once the callbacks are done
