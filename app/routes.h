@@ -1,8 +1,8 @@
 // Routes: radar-app's HTTP endpoints. HandleInline() answers what needs no
 // sidecar call (the page, /healthz, 404/405) at once; Serve() answers the
 // rest with the client's Async forms, chained from their callbacks, so no
-// thread waits for the sidecar (the worker pool is for the WebSocket
-// calls that have no Async form: see websocket_session.h).
+// thread waits for the sidecar (the WebSocket's calls too: see
+// websocket_session.h).
 // Thread-safe: state is constant after construction (the Client and
 // DrainState are themselves thread-safe).
 //

@@ -75,7 +75,7 @@ std::string CookieSigner::Sign(std::string_view id) const {
   Mac(*keys_.front(), id, mac);
   const std::string signature = Base64UrlEncode(std::string_view(mac, sizeof(mac)));
   std::string cookie;
-  cookie.reserve(id.size() + 1 + signature.size());  // one allocation, not three
+  cookie.reserve(id.size() + 1 + signature.size());  // one append target, no regrowth
   cookie.append(id).append(1, '.').append(signature);
   return cookie;
 }
