@@ -131,6 +131,19 @@ class NearCacheTest : public ::testing::Test {
     ASSERT_EQ(cache_->stats().hits, hits + 1) << "not cached";
   }
 
+  // With the cache unarmed, reads through it go to `client` and are right
+  // (a change made on B is read at once) and nothing is cached.
+  void ExpectReadsUncached(redis::SessionNearCache* cache, char id_char,
+                           const std::string& cart) {
+    redis::RedisSessionStore store(a_client_.get(), "nc:", cache);
+    const std::string id(43, id_char);
+    ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
+    ASSERT_TRUE(Read(store, id, now_).ok());
+    ASSERT_TRUE(UpdateOnB(id, cart).ok());
+    EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), cart);
+    EXPECT_EQ(cache->stats().entries, 0u);
+  }
+
   absl::Status UpdateOnB(const std::string& id, const std::string& cart) {
     session::Mutation m;
     m.now = now_;
@@ -301,13 +314,7 @@ TEST_F(NearCacheTest, NeverArmsBeforeTheInvalidationChannelIsSubscribed) {
   EXPECT_NE(stats.arm_error.find("has not subscribed to __redis__:invalidate"), std::string::npos)
       << stats.arm_error;
   // Reads go to the store's own client, correct and uncached.
-  redis::RedisSessionStore store(a_client_.get(), "nc:", cache->get());
-  const std::string id(43, 'n');
-  ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
-  ASSERT_TRUE(Read(store, id, now_).ok());
-  ASSERT_TRUE(UpdateOnB(id, "sealed-unarmed").ok());
-  EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-unarmed");
-  EXPECT_EQ((*cache)->stats().entries, 0u);
+  ExpectReadsUncached(cache->get(), 'n', "sealed-unarmed");
 }
 
 // A Redis user without +client|list (an ACL older than the near cache): the
@@ -344,13 +351,7 @@ TEST_F(NearCacheTest, ArmRefusedByTheAclIsReportedAndRetried) {
     EXPECT_LE(heard.size(), 1u);
     for (const std::string& error : heard) EXPECT_EQ(error, stats.arm_error);
   }
-  redis::RedisSessionStore store(a_client_.get(), "nc:", cache->get());
-  const std::string id(43, 'p');
-  ASSERT_TRUE(b_->Create(MakeSession(id)).ok());
-  ASSERT_TRUE(Read(store, id, now_).ok());
-  ASSERT_TRUE(UpdateOnB(id, "sealed-noperm").ok());
-  EXPECT_EQ(Read(store, id, now_)->attributes.at("cart"), "sealed-noperm");
-  EXPECT_EQ((*cache)->stats().entries, 0u);
+  ExpectReadsUncached(cache->get(), 'p', "sealed-noperm");
 }
 
 // Shutdown order: the store goes before its client, whose destructor fails
