@@ -200,14 +200,19 @@ absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
     absl::MutexLock lock(&self->sub_mu_);
     const bool subscribing = self->subscribing_.load();
     const uint64_t generation = self->generation_.load();
-    // A subscription not confirmed yet was wanted since pending_since_,
-    // which may be earlier than the subscriber's loss (a SUBSCRIBE in
-    // flight when the connection failed, a shard connection down).
-    if (subscribing && self->confirmed_.load() != generation) {
-      since = std::min(since, self->pending_since_);
+    // A subscription never confirmed yet was wanted since pending_since_,
+    // and every watcher came since: that is the window's start, whether the
+    // subscriber's loss started later (a SUBSCRIBE in flight when the
+    // connection failed) or earlier (the subscriber, down or not yet
+    // connected when the channel was wanted, reports since then).
+    if (subscribing && self->confirmed_once_.load() != generation) {
+      since = self->pending_since_;
     }
     self->Confirmed(since, until);  // the gap first, then the frames
-    if (subscribing) self->confirmed_.store(generation);
+    if (subscribing) {
+      self->confirmed_.store(generation);
+      self->confirmed_once_.store(generation);
+    }
   };
   if (client->options().topology == RedisTopology::kCluster) {
     ASSIGN_OR_RETURN(relay->subscriber_, ShardedSubscriber::Create(client, std::move(callbacks)));
@@ -243,6 +248,7 @@ std::optional<session::ChangeGap> RedisChangeRelay::Watched() {
     // The gap first, then the frames (they come on this thread).
     Confirmed(since, absl::Now());
     confirmed_.store(generation);
+    confirmed_once_.store(generation);
   });
   return std::nullopt;  // the window is reported once the subscription is confirmed
 }

@@ -142,6 +142,9 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   // The generation whose SUBSCRIBE was confirmed on the current
   // connection; 0: none.
   std::atomic<uint64_t> confirmed_{0};
+  // The generation confirmed at least once (a loss since does not reset
+  // it): until then, every watcher was added since pending_since_.
+  std::atomic<uint64_t> confirmed_once_{0};
   // When the current generation was wanted (its window's start, if a
   // restore rather than its SUBSCRIBE's answer confirms it).
   absl::Time pending_since_ ABSL_GUARDED_BY(sub_mu_);
