@@ -2,6 +2,7 @@
 #include "client/src/convert.h"
 
 #include <string>
+#include <utility>
 
 namespace stateside::client_internal {
 
@@ -74,13 +75,13 @@ SessionInfo SessionInfoFromProto(const v1::SessionMetadata& m) {
   return info;
 }
 
-Session SessionFromProto(const v1::Session& s) {
+Session SessionFromProto(v1::Session&& s) {
   Session session;
   session.info = SessionInfoFromProto(s.metadata());
-  for (const auto& [name, value] : s.attributes()) {
-    session.attributes.emplace(name, value);
+  for (auto& [name, value] : *s.mutable_attributes()) {
+    session.attributes.emplace(name, std::move(value));
   }
-  session.cookie = s.cookie();
+  session.cookie = std::move(*s.mutable_cookie());
   return session;
 }
 

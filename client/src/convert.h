@@ -47,7 +47,9 @@ absl::Status DurationToProto(absl::Duration d, google::protobuf::Duration* out);
 
 void SessionRefToProto(const SessionRef& ref, v1::SessionKey* out);
 SessionInfo SessionInfoFromProto(const v1::SessionMetadata& m);
-Session SessionFromProto(const v1::Session& s);
+// Moves the attribute values and the cookie out of `s` (a response read
+// once): a session's bytes are not copied on their way to the caller.
+Session SessionFromProto(v1::Session&& s);
 DrainState DrainStateFromProto(v1::DrainState s);
 // deadline stays InfiniteFuture() when the event carries none.
 DrainNotice DrainNoticeFromProto(const v1::DrainEvent& e);

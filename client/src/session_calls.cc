@@ -187,20 +187,22 @@ absl::StatusOr<v1::PipeCall> GetOptOutCall(std::string_view subject) {
 
 // --- Reading the results ---
 
-Session CreatedSession(const v1::PipeResult& r) {
-  return client_internal::SessionFromProto(r.create().session());
+// A result is read once: its session's bytes are moved out, not copied.
+Session CreatedSession(v1::PipeResult& r) {
+  return client_internal::SessionFromProto(std::move(*r.mutable_create()->mutable_session()));
 }
-Session GotSession(const v1::PipeResult& r) {
-  return client_internal::SessionFromProto(r.get().session());
+Session GotSession(v1::PipeResult& r) {
+  return client_internal::SessionFromProto(std::move(*r.mutable_get()->mutable_session()));
 }
-Session RegeneratedSession(const v1::PipeResult& r) {
-  return client_internal::SessionFromProto(r.regenerate().session());
+Session RegeneratedSession(v1::PipeResult& r) {
+  return client_internal::SessionFromProto(
+      std::move(*r.mutable_regenerate()->mutable_session()));
 }
 // A Regenerate asked to set the owner: a sidecar before API revision 2
 // ignores the field and answers with the owner unchanged, which must not
 // pass for a login.
 auto RegeneratedFor(std::optional<std::string> owner) {
-  return [owner = std::move(owner)](const v1::PipeResult& r) -> absl::StatusOr<Session> {
+  return [owner = std::move(owner)](v1::PipeResult& r) -> absl::StatusOr<Session> {
     Session session = RegeneratedSession(r);
     if (owner && session.info.user_id != *owner) {
       return absl::FailedPreconditionError(

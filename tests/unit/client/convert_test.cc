@@ -1,6 +1,9 @@
 // Protobuf ⇄ public types and grpc::Status → absl::Status.
 #include "client/src/convert.h"
 
+#include <string>
+#include <utility>
+
 #include "gtest/gtest.h"
 
 namespace stateside::client_internal {
@@ -109,6 +112,28 @@ TEST(ConvertTest, SessionRefPicksTheOneofField) {
   SessionRefToProto(SessionRef::Id(""), &key);
   // An empty id is still sent as an id (the sidecar answers INVALID_ARGUMENT).
   EXPECT_EQ(key.kind_case(), v1::SessionKey::kId);
+}
+
+// Every attribute arrives with its exact bytes (binary, empty, large), and
+// the cookie and metadata with them, when the response's strings are moved
+// out rather than copied.
+TEST(ConvertTest, ASessionsBytesArriveWhole) {
+  v1::Session s;
+  s.mutable_metadata()->set_id("sid");
+  s.mutable_metadata()->set_user_id("u1");
+  s.mutable_metadata()->set_version(7);
+  const std::string binary("a\0b\xff", 4);
+  const std::string large(64 * 1024, 'x');
+  (*s.mutable_attributes())["bin"] = binary;
+  (*s.mutable_attributes())["empty"] = "";
+  (*s.mutable_attributes())["large"] = large;
+  s.set_cookie("sid.signature");
+  const Session session = SessionFromProto(std::move(s));
+  EXPECT_EQ(session.info.id, "sid");
+  EXPECT_EQ(session.info.user_id, "u1");
+  EXPECT_EQ(session.info.version, 7u);
+  EXPECT_EQ(session.attributes, (Attributes{{"bin", binary}, {"empty", ""}, {"large", large}}));
+  EXPECT_EQ(session.cookie, "sid.signature");
 }
 
 TEST(ConvertTest, HealthStatuses) {
