@@ -23,6 +23,11 @@ constexpr char kSealPlace[] = "se";
 // published (a watcher elsewhere may be waiting for them).
 constexpr size_t kMaxHeld = 4096;
 
+// Frames waiting for the lane, at most (count, bytes): beyond, a publish
+// fails at once, as it would if Redis were not reachable.
+constexpr size_t kMaxQueuedFrames = 65536;
+constexpr size_t kMaxQueuedBytes = 32u << 20;
+
 // The gate's time: steady, in ns (a wall-clock step must not stretch or
 // cut a hold-off).
 int64_t SteadyNanos() {
@@ -45,9 +50,9 @@ int64_t SteadyNanos() {
 // publish that saw none reports its window up to its confirmation plus the
 // hold-off, and a suppressed frame was sent before the end of that window.
 struct RedisChangeRelay::Gate {
-  Gate(RedisClient* client, std::string channel, const char* command,
+  Gate(WriteLane* lane, std::string channel, const char* command,
        std::shared_ptr<Counters> counters)
-      : client(client), channel(std::move(channel)), command(command),
+      : lane(lane), channel(std::move(channel)), command(command),
         counters(std::move(counters)) {}
 
   // Publishes `frame`, holds it back or suppresses it.
@@ -57,7 +62,7 @@ struct RedisChangeRelay::Gate {
   // goes to Offer, which decides again.
   bool Suppressed();
 
-  RedisClient* const client;
+  WriteLane* const lane;  // every frame, in the order offered
   const std::string channel;
   const char* const command;
   const std::shared_ptr<Counters> counters;
@@ -73,6 +78,8 @@ struct RedisChangeRelay::Gate {
   static void Publish(const std::shared_ptr<Gate>& gate, std::string frame, bool probe,
                       int64_t sent);
   void Answered(bool probe, int64_t sent, const absl::StatusOr<Reply>& reply);
+  // Sends `frame` after every frame before it; `done` gets its answer.
+  void Send(std::string frame, absl::AnyInvocable<void(absl::StatusOr<Reply>)> done);
   // Publishes the held frames, in order.
   void ReleaseHeldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
@@ -112,10 +119,18 @@ bool RedisChangeRelay::Gate::Suppressed() {
 void RedisChangeRelay::Gate::Publish(const std::shared_ptr<Gate>& gate, std::string frame,
                                      bool probe, int64_t sent) {
   gate->counters->published.fetch_add(1);
-  gate->client->Execute(RedisCommand({gate->command, gate->channel, std::move(frame)}),
-                        [gate, probe, sent](absl::StatusOr<Reply> reply) {
-                          gate->Answered(probe, sent, reply);
-                        });
+  gate->Send(std::move(frame), [gate, probe, sent](absl::StatusOr<Reply> reply) {
+    gate->Answered(probe, sent, reply);
+  });
+}
+
+void RedisChangeRelay::Gate::Send(std::string frame,
+                                  absl::AnyInvocable<void(absl::StatusOr<Reply>)> done) {
+  std::vector<RedisCommand> commands;
+  commands.push_back(RedisCommand({command, channel, std::move(frame)}));
+  lane->Submit(std::move(commands), [done = std::move(done)](WriteLane::Results results) mutable {
+    done(std::move(results.front()));
+  });
 }
 
 void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
@@ -158,15 +173,16 @@ void RedisChangeRelay::Gate::Answered(bool probe, int64_t sent,
 }
 
 void RedisChangeRelay::Gate::ReleaseHeldLocked() {
-  // Their answers only count failures (this lock is held meanwhile).
+  // Under the lock, so that no frame offered once the gate opens goes
+  // before them; their answers only count failures (this lock may still be
+  // held when a refusal answers at once).
   for (std::string& frame : held) {
     counters->published.fetch_add(1);
-    client->Execute(RedisCommand({command, channel, std::move(frame)}),
-                    [counters = counters](absl::StatusOr<Reply> answer) {
-                      if (!answer.ok() || answer->type == Reply::Type::kError) {
-                        counters->publish_failed.fetch_add(1);
-                      }
-                    });
+    Send(std::move(frame), [counters = counters](absl::StatusOr<Reply> answer) {
+      if (!answer.ok() || answer->type == Reply::Type::kError) {
+        counters->publish_failed.fetch_add(1);
+      }
+    });
   }
   held.clear();
 }
@@ -179,7 +195,8 @@ RedisChangeRelay::RedisChangeRelay(RedisClient* client, const crypto::Sealer* se
       channel_(absl::StrCat(Sv(prefix), "{se}:changes")),
       publish_(client->options().topology == RedisTopology::kCluster ? "SPUBLISH" : "PUBLISH"),
       counters_(std::make_shared<Counters>()),
-      gate_(std::make_shared<Gate>(client, channel_, publish_, counters_)) {}
+      lane_(std::make_unique<WriteLane>(client, kMaxQueuedFrames, kMaxQueuedBytes)),
+      gate_(std::make_shared<Gate>(lane_.get(), channel_, publish_, counters_)) {}
 
 absl::StatusOr<std::unique_ptr<RedisChangeRelay>> RedisChangeRelay::Create(
     RedisClient* client, const crypto::Sealer* sealer, session::ChangeFeed* feed,

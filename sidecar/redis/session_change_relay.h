@@ -35,6 +35,11 @@
 // falls within the window about to be reported (one still on the wire
 // from before the last watcher left would otherwise precede the gap).
 //
+// In order: one sidecar's frames go out through a WriteLane (one batch in
+// flight, pipelined on one connection), so the others receive its changes
+// in the order it made them; separate commands would spread over the
+// client's connections and could overtake each other.
+//
 // Thread-safe. Callbacks run on the Redis client's and the subscriber's
 // I/O threads. REQUIRES: the client, the sealer and the feed outlive it.
 #ifndef STATESIDE_SIDECAR_REDIS_SESSION_CHANGE_RELAY_H_
@@ -55,6 +60,7 @@
 #include "sidecar/crypto/envelope.h"
 #include "sidecar/redis/redis_client.h"
 #include "sidecar/redis/redis_subscriber.h"
+#include "sidecar/redis/write_lane.h"
 #include "sidecar/session/change_feed.h"
 
 namespace stateside::redis {
@@ -128,6 +134,9 @@ class RedisChangeRelay final : public session::ChangeFeed::Relay {
   const char* const publish_;  // PUBLISH, or SPUBLISH on Cluster
   // Shared with the publishes' callbacks, which may outlive the relay.
   const std::shared_ptr<Counters> counters_;
+  // The frames' order: destroyed after the gate's last use (the relay's
+  // destructor unhooks the feed first), waiting for their answers.
+  const std::unique_ptr<WriteLane> lane_;
   const std::shared_ptr<Gate> gate_;
   std::unique_ptr<ChannelSubscriber> subscriber_;  // set once in Create
 

@@ -236,6 +236,35 @@ TEST_P(SessionChangeRelayTest, AChangeOnOneInstanceReachesTheOthersWatcher) {
   EXPECT_EQ(a->relay->stats().publish_failed, 0u);
 }
 
+// One instance's changes reach the others in the order it made them, even
+// in a burst: separate publishes would spread over the client's
+// connections and could overtake each other.
+TEST_P(SessionChangeRelayTest, OneInstancesChangesArriveInTheOrderItMadeThem) {
+  std::unique_ptr<Instance> a = Start("pod-a");
+  std::unique_ptr<Instance> b = Start("pod-b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (Instance* i : {a.get(), b.get()}) (void)Next(*i->watcher);  // the first gaps
+  ASSERT_TRUE(a->relay->subscribed());
+  std::vector<std::string> made;
+  for (int i = 0; i < 500; ++i) {
+    made.push_back(absl::StrCat("burst", i));
+    b->feed->OnChange(Updated(made.back()));
+  }
+  std::vector<std::string> seen;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        while (std::optional<ChangeItem> item = a->watcher->Pop()) {
+          EXPECT_FALSE(item->gap.has_value()) << "a gap after " << seen.size();
+          if (item->change != nullptr) seen.push_back(item->change->session_id);
+        }
+        return seen.size() >= made.size();
+      },
+      absl::Seconds(20)))
+      << seen.size() << " seen";
+  EXPECT_EQ(seen, made);
+}
+
 TEST_P(SessionChangeRelayTest, AFrameNotSealedUnderTheKeyringIsDropped) {
   std::unique_ptr<Instance> b = Start("pod-b");
   ASSERT_NE(b, nullptr);
