@@ -86,6 +86,8 @@ const char* TransportName(TransportKind t) {
       return "client-unary";
     case TransportKind::kClientFrames:
       return "client-frames";
+    case TransportKind::kFrames:
+      return "frames";
   }
   return "?";
 }
@@ -117,7 +119,11 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
       "percentiles. The realtime ops instead publish events at a fixed --rate "
       "and report publish -> delivery latency and losses.",
       args.empty() ? "stateside-bench" : args[0]);
-  app.add_option("--socket", socket, "Unix socket of the sidecar")->required();
+  app.add_option("--socket", socket,
+                 "Unix socket of the sidecar; with --transport frames, the frame socket itself "
+                 "(the sidecar's SOCKET.frames, the session being prepared on SOCKET; or "
+                 "stateside-frame-echo's)")
+      ->required();
   app.add_option("--op", op,
                  "ping (grpc.health.v1.Health/Check, the empty-RPC floor), "
                  "session-get, session-update, session-create, optout-get, "
@@ -137,7 +143,9 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   app.add_option("--transport", transport,
                  "unary or stream (the wire), client-stream, client-unary or client-frames (the "
                  "client library; its streams = --channels; client-frames: Get and Update on the "
-                 "frame socket) [unary]");
+                 "frame socket), frames (the frame socket's protocol without the library, "
+                 "session-get and session-update only, --channels connections to the frame "
+                 "socket named by --socket) [unary]");
   app.add_option("--server-pid", server_pid,
                  "sidecar pid: report its CPU time per call (/proc)");
   app.add_option("--cpu-of", cpu_of,
@@ -201,10 +209,17 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
           "--transport ", transport,
           ": --op ping has no client form (the empty-call floor is the unary Health/Check)"));
     }
+  } else if (transport == "frames") {
+    o.transport = TransportKind::kFrames;
+    if (!OpUsesSession(o.op)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--transport frames: the frame socket carries only session-get and session-update, "
+          "not ", op));
+    }
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--transport: unknown transport '", transport,
-                     "' (unary, stream, client-stream, client-unary or client-frames)"));
+                     "' (unary, stream, client-stream, client-unary, client-frames or frames)"));
   }
 
   auto n = Count("--inflight", inflight, 1, kMaxInflight);

@@ -1,7 +1,8 @@
 // stateside-bench's command line: what to measure and how, parsed and
 // validated once (CLI11). Scripts depend on these flags:
 //   --socket PATH --op OP [--inflight N] [--duration S] [--size BYTES] [--json]
-//   [--session ID] [--channels N] [--warmup S] [--transport unary|stream]
+//   [--session ID] [--channels N] [--warmup S]
+//   [--transport unary|stream|client-stream|client-unary|client-frames|frames]
 //   [--server-pid PID] [--connect-timeout S] [--call-timeout S]
 // and for the realtime ops (realtime_bench.h): --rate R
 //   [--publish-socket PATH] [--connections N] [--publish-server-pid PID]
@@ -37,8 +38,17 @@ enum class Op {
 // How calls travel: one unary RPC per call, or SessionService.Pipe (one
 // multiplexed, batching stream per channel; not for ping).
 // unary, stream: the bench's own minimal clients of the wire; client-*:
-// the client library's Async forms (tests/bench/client_transport.h).
-enum class TransportKind { kUnary, kStream, kClientStream, kClientUnary, kClientFrames };
+// the client library's Async forms (tests/bench/client_transport.h);
+// frames: the frame socket's protocol itself (tests/bench/frames_transport.h),
+// --socket then naming the frame socket.
+enum class TransportKind {
+  kUnary,
+  kStream,
+  kClientStream,
+  kClientUnary,
+  kClientFrames,
+  kFrames,
+};
 
 const char* OpName(Op op);                   // "session-get"
 const char* OpRpc(Op op);                    // "stateside.v1.SessionService/Get"

@@ -52,6 +52,28 @@ TEST(BenchOptionsTest, ParsesEveryFlag) {
   EXPECT_EQ(o.server_pid, 42);
 }
 
+// --socket then names the frame socket itself; only the ops it carries.
+TEST(BenchOptionsTest, FramesTransportTakesTheSessionOpsOnly) {
+  for (const char* op : {"session-get", "session-update"}) {
+    auto parsed = Parse({"--socket", "/tmp/s.sock.frames", "--op", op, "--transport", "frames",
+                         "--channels", "2"});
+    ASSERT_TRUE(parsed.ok()) << op << ": " << parsed.status();
+    EXPECT_EQ(parsed->options->transport, TransportKind::kFrames);
+    EXPECT_EQ(parsed->options->socket_path, "/tmp/s.sock.frames");
+    EXPECT_EQ(parsed->options->channels, 2u);
+    EXPECT_STREQ(TransportName(parsed->options->transport), "frames");
+  }
+  for (const char* op : {"ping", "session-create", "optout-get"}) {
+    auto parsed = Parse({"--socket", "/s", "--op", op, "--transport", "frames"});
+    ASSERT_FALSE(parsed.ok()) << op;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("--transport frames"));
+  }
+  auto help = Parse({"--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_THAT(help->help, HasSubstr("frames (the frame socket's protocol"));
+}
+
 TEST(BenchOptionsTest, EveryOpNameRoundTrips) {
   for (Op op : {Op::kPing, Op::kSessionGet, Op::kSessionUpdate,
                 Op::kSessionCreate, Op::kOptOutGet}) {

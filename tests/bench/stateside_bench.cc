@@ -1,17 +1,20 @@
 // stateside-bench: a closed-loop load generator for the sidecar's gRPC API
-// over its Unix socket, and an open-loop publisher for the realtime
-// ops (realtime_bench.h). Exit status: 0 measured (at least one call
-// succeeded), 1 the sidecar could not be reached / set up or no call
-// succeeded, 2 bad usage.
+// over its Unix socket (or its frame socket, --transport frames), and an
+// open-loop publisher for the realtime ops (realtime_bench.h). Exit status:
+// 0 measured (at least one call succeeded), 1 the sidecar could not be
+// reached / set up or no call succeeded, 2 bad usage.
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "tests/bench/bench_options.h"
+#include "tests/bench/frames_transport.h"
 #include "tests/bench/load_runner.h"
 #include "tests/bench/proc_cpu.h"
 #include "tests/bench/realtime_bench.h"
@@ -55,13 +58,24 @@ int main(int argc, char** argv) {
   // Open loop, its own driver.
   if (bench::OpIsRealtime(options.op)) return bench::RunRealtime(options);
 
-  auto channels = bench::MakeChannels(options.socket_path, options.channels);
-  if (absl::Status s = bench::ConnectChannels(options.socket_path, channels,
-                                              options.connect_timeout);
-      !s.ok()) {
-    return Fail(kExitFailure, s.message());
+  // The gRPC socket the session is prepared on: --socket itself, or for
+  // --transport frames the sidecar's socket beside its frame socket (none
+  // for a bare frame server).
+  const bool frames = options.transport == bench::TransportKind::kFrames;
+  const std::string setup_socket =
+      frames ? bench::FramesSetupSocket(options.socket_path) : options.socket_path;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  absl::StatusOr<bench::Workload> workload;
+  if (setup_socket.empty()) {
+    workload = bench::FramesOnlyWorkload(options);
+  } else {
+    channels = bench::MakeChannels(setup_socket, frames ? 1 : options.channels);
+    if (absl::Status s = bench::ConnectChannels(setup_socket, channels, options.connect_timeout);
+        !s.ok()) {
+      return Fail(kExitFailure, s.message());
+    }
+    workload = bench::PrepareWorkload(options, channels.front());
   }
-  auto workload = bench::PrepareWorkload(options, channels.front());
   if (!workload.ok()) {
     return Fail(kExitFailure, absl::StrCat("setup failed: ",
                                            absl::StatusCodeToString(workload.status().code()),
@@ -90,8 +104,14 @@ int main(int argc, char** argv) {
   params.call_timeout = options.call_timeout;
   params.sink = &runner;
   params.socket_path = options.socket_path;
+  params.connections = options.channels;
   auto transport = bench::MakeTransport(options.transport, std::move(params));
-  if (!transport.ok()) return Fail(kExitUsage, transport.status().message());
+  if (!transport.ok()) {
+    if (!channels.empty()) bench::CleanupWorkload(*workload, channels.front(), absl::Seconds(2));
+    // Unreachable (a frame socket that is not there) is not a usage error.
+    return Fail(absl::IsUnavailable(transport.status()) ? kExitFailure : kExitUsage,
+                transport.status().message());
+  }
 
   auto result = runner.Run(**transport);
   if (!result.ok()) {
@@ -102,7 +122,7 @@ int main(int argc, char** argv) {
     _exit(kExitFailure);
   }
   transport->reset();
-  bench::CleanupWorkload(*workload, channels.front(), absl::Seconds(2));
+  if (!channels.empty()) bench::CleanupWorkload(*workload, channels.front(), absl::Seconds(2));
 
   const std::string out = options.json
                               ? bench::FormatJson(options, *result, warnings) + "\n"

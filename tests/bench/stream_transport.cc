@@ -209,10 +209,8 @@ class StreamTransport final : public Transport {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params) {
-  const Workload& w = *params.workload;
+absl::StatusOr<v1::PipeCall> PipeCallPrototype(const Workload& w, absl::Duration timeout) {
   v1::PipeCall prototype;
-  const absl::Duration timeout = params.call_timeout;
   prototype.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
   prototype.mutable_timeout()->set_nanos(
       static_cast<int32_t>(absl::ToInt64Nanoseconds(timeout % absl::Seconds(1))));
@@ -236,7 +234,14 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams p
     case Op::kRealtimeFanout:
       return absl::UnimplementedError("realtime operations are open-loop: see RunRealtime");
   }
-  return std::unique_ptr<Transport>(new StreamTransport(params, std::move(prototype)));
+  return prototype;
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params) {
+  absl::StatusOr<v1::PipeCall> prototype =
+      PipeCallPrototype(*params.workload, params.call_timeout);
+  if (!prototype.ok()) return prototype.status();
+  return std::unique_ptr<Transport>(new StreamTransport(params, *std::move(prototype)));
 }
 
 }  // namespace stateside::bench

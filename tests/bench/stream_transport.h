@@ -8,9 +8,18 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stateside/v1/session.pb.h"
 #include "tests/bench/transport.h"
+#include "tests/bench/workload.h"
 
 namespace stateside::bench {
+
+// The call every call of the workload's op sends on a Pipe stream or the
+// frame socket (the id set per call), with `timeout`. UNIMPLEMENTED for
+// `ping` and the realtime ops.
+absl::StatusOr<stateside::v1::PipeCall> PipeCallPrototype(const Workload& w,
+                                                          absl::Duration timeout);
 
 // UNIMPLEMENTED for `ping` (it has no stream form: the floor is the unary
 // Health/Check).

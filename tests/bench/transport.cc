@@ -13,6 +13,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "tests/bench/client_transport.h"
+#include "tests/bench/frames_transport.h"
 #include "tests/bench/stream_transport.h"
 #include "tests/bench/unary_transport.h"
 
@@ -82,6 +83,10 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
           kind == TransportKind::kClientUnary ? 0 : static_cast<int>(params.channels.size());
       return MakeClientTransport(std::move(params), socket, streams,
                                  kind == TransportKind::kClientFrames);
+    }
+    case TransportKind::kFrames: {
+      const size_t connections = params.connections;
+      return MakeFramesTransport(std::move(params), connections);
     }
     case TransportKind::kUnary:
       break;

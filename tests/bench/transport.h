@@ -51,7 +51,10 @@ struct TransportParams {
   size_t slots = 1;
   absl::Duration call_timeout = absl::Seconds(10);
   CompletionSink* sink = nullptr;  // outlives the transport
-  std::string socket_path;  // for the client-* transports (own connections)
+  // For the client-* transports (own connections), and for frames: the
+  // frame socket, with `connections` connections to it.
+  std::string socket_path;
+  size_t connections = 1;
 };
 
 // `count` channels to unix:`socket_path`, each with its own connection (gRPC
@@ -67,7 +70,9 @@ absl::Status ConnectChannels(
     const std::vector<std::shared_ptr<grpc::Channel>>& channels,
     absl::Duration timeout);
 
-// The transport of `kind` (the stream refuses `ping`: UNIMPLEMENTED).
+// The transport of `kind` (the stream refuses `ping`: UNIMPLEMENTED; frames
+// refuses all but session-get and session-update, and is UNAVAILABLE when it
+// cannot connect).
 // REQUIRES (at destruction): no call outstanding.
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(
     TransportKind kind, TransportParams params);

@@ -160,6 +160,17 @@ absl::StatusOr<Workload> PrepareWorkload(
   return w;
 }
 
+Workload FramesOnlyWorkload(const BenchOptions& options) {
+  Workload w;
+  w.op = options.op;
+  v1::SessionKey key;
+  SetKey(options.session.empty() ? std::string(43, 'B') : options.session, key);
+  *w.get.mutable_key() = key;
+  *w.update.mutable_key() = key;
+  (*w.update.mutable_set())[kBenchAttribute] = MakePayload(options.size_bytes);
+  return w;
+}
+
 void CleanupWorkload(const Workload& workload,
                      const std::shared_ptr<grpc::Channel>& channel,
                      absl::Duration timeout) {

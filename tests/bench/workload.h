@@ -54,6 +54,11 @@ std::string MakePayload(size_t size);
 absl::StatusOr<Workload> PrepareWorkload(
     const BenchOptions& options, const std::shared_ptr<grpc::Channel>& channel);
 
+// The requests of session-get/update for a bare frame server (--transport
+// frames without a sidecar behind it, e.g. stateside-frame-echo): nothing is
+// created; the key is --session, or a placeholder when none is given.
+Workload FramesOnlyWorkload(const BenchOptions& options);
+
 // Best effort: destroys the session / clears the opt-out Prepare created.
 void CleanupWorkload(const Workload& workload,
                      const std::shared_ptr<grpc::Channel>& channel,
