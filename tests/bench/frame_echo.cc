@@ -17,9 +17,12 @@
 //
 // Limits as the sidecar's: a frame announcing 0 bytes or more than
 // --max-frame-bytes, a payload that is not a PipeRequest, or more than 1024
-// calls in one frame closes that connection; reading a connection pauses
-// while 4 MiB of its answers wait for the socket. SIGINT or SIGTERM: it
-// removes its socket and exits 0.
+// calls in one frame closes that connection. Before each frame it checks
+// the connection's answers waiting for the socket: from 4 MiB on, the frames
+// already read stay buffered and reading pauses until the socket drains.
+// --size is at most 256 KiB, so that the answer to one frame of 1024 gets
+// stays far below what a frame can carry. SIGINT or SIGTERM: it removes its
+// socket and exits 0.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -57,6 +60,10 @@ namespace rpc = ::stateside::rpc;
 constexpr size_t kSidecarMaxFrameBytes = 64 * 1024 + 1024 * 264 + 64 * 1024;
 constexpr size_t kMaxCallsPerFrame = 1024;  // the sidecar's FrameServer's
 constexpr size_t kMaxQueuedBytes = 4 << 20;  // per connection, as the sidecar's
+// The largest --size: the sidecar's default STATESIDE_MAX_SESSION_BYTES. One
+// answer to kMaxCallsPerFrame gets is then about 256 MiB, far from the 2^31
+// bytes a protobuf message and the frame header's length can carry.
+constexpr int64_t kMaxSizeBytes = 256 << 10;
 constexpr int kMaxEvents = 64;
 
 struct Connection {
@@ -65,6 +72,7 @@ struct Connection {
   stateside::bench::FrameReader in;  // at most a frame and a read
   std::string out;  // answers not yet written
   uint32_t watched = EPOLLIN;  // the events registered with epoll
+  bool backlog = false;  // whole frames read and not yet answered
 };
 
 class EchoServer {
@@ -211,18 +219,29 @@ class EchoServer {
 
   void Serve(Connection& c, uint32_t events) {
     if ((events & EPOLLOUT) != 0 && !Flush(c)) return Close(c);
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && c.out.size() < kMaxQueuedBytes) {
-      if (!Read(c)) return Close(c);
-      if (!Flush(c)) return Close(c);
+    // Frames already read come first: level-triggered EPOLLIN does not fire
+    // again for them, and the socket keeps what is not yet read.
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !c.backlog &&
+        c.out.size() < kMaxQueuedBytes && !c.in.Read(c.fd)) {
+      return Close(c);
+    }
+    for (;;) {
+      if (!AnswerFrames(c) || !Flush(c)) return Close(c);
+      if (!c.backlog || c.out.size() >= kMaxQueuedBytes) break;
     }
     Rearm(c);
   }
 
-  // One read, and the answers to every whole frame it completes appended to
-  // c.out. False: the peer closed or broke the stream.
-  bool Read(Connection& c) {
-    if (!c.in.Read(c.fd)) return false;
+  // Answers the whole frames read, one at a time, while fewer than
+  // kMaxQueuedBytes of answers wait (the sidecar's check before each frame);
+  // the rest stay buffered with c.backlog set. False: the stream is broken.
+  bool AnswerFrames(Connection& c) {
+    c.backlog = false;
     for (;;) {
+      if (c.out.size() >= kMaxQueuedBytes) {
+        c.backlog = true;
+        break;
+      }
       std::string_view payload;
       const rpc::FrameParse parse = c.in.Next(&payload);
       if (parse == rpc::FrameParse::kNeedMore) break;
@@ -279,7 +298,7 @@ int main(int argc, char** argv) {
       "frames --socket PATH; SIGTERM stops it.",
       "stateside-frame-echo");
   app.add_option("--socket", socket, "Unix socket to listen on (created 0600)")->required();
-  app.add_option("--size", size, "bytes of the canned session's attribute [1024]");
+  app.add_option("--size", size, "bytes of the canned session's attribute, at most 262144 [1024]");
   app.add_option("--max-frame-bytes", max_frame_bytes,
                  "largest request frame accepted; a larger one closes the connection "
                  "[the sidecar's default, 401408]");
@@ -288,8 +307,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (size < 0 || size > (4 << 20)) {
-    std::fprintf(stderr, "stateside-frame-echo: --size: must be between 0 and %d\n", 4 << 20);
+  if (size < 0 || size > kMaxSizeBytes) {
+    std::fprintf(stderr,
+                 "stateside-frame-echo: --size: must be between 0 and %lld (the sidecar's default "
+                 "session limit; 1024 gets of it in one frame are answered in one frame)\n",
+                 static_cast<long long>(kMaxSizeBytes));
     return 2;
   }
   if (max_frame_bytes < 1 || max_frame_bytes > (64 << 20)) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -113,6 +114,23 @@ class FrameEchoTest : public ::testing::Test {
     return out;
   }
 
+  // Reads from `fd` until `buffered` holds a whole frame, parses it into
+  // *response and drops it from `buffered`.
+  static void ReceiveFrame(int fd, std::string& buffered, v1::PipeResponse* response) {
+    std::string_view payload;
+    size_t consumed = 0;
+    rpc::FrameParse parse = rpc::FrameParse::kNeedMore;
+    while ((parse = rpc::ParseFrame(buffered, 64 << 20, &payload, &consumed)) ==
+           rpc::FrameParse::kNeedMore) {
+      const std::string more = ReceiveSome(fd);
+      ASSERT_FALSE(more.empty()) << "no answer within 10 s";
+      buffered += more;
+    }
+    ASSERT_EQ(parse, rpc::FrameParse::kFrame);
+    ASSERT_TRUE(response->ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+    buffered.erase(0, consumed);
+  }
+
   // Sends a Get (id `get_id`) and an Update (id `get_id + 1`) in one frame and
   // checks the one answer: both ids, OK, the canned session for the Get.
   void ExpectAnswered(int fd, uint64_t get_id) {
@@ -124,21 +142,10 @@ class FrameEchoTest : public ::testing::Test {
     update->set_id(get_id + 1);
     update->mutable_update()->mutable_set()->insert({"bench", "x"});
     SendAll(fd, Frame(request));
-    // Read until a whole frame is in (the echo answers one frame with one).
     std::string buffered;
-    std::string_view payload;
-    size_t consumed = 0;
-    rpc::FrameParse parse = rpc::FrameParse::kNeedMore;
-    while ((parse = rpc::ParseFrame(buffered, 1 << 20, &payload, &consumed)) ==
-           rpc::FrameParse::kNeedMore) {
-      const std::string more = ReceiveSome(fd);
-      ASSERT_FALSE(more.empty()) << "no answer within 10 s";
-      buffered += more;
-    }
-    ASSERT_EQ(parse, rpc::FrameParse::kFrame);
-    EXPECT_EQ(consumed, buffered.size());
     v1::PipeResponse response;
-    ASSERT_TRUE(response.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+    ASSERT_NO_FATAL_FAILURE(ReceiveFrame(fd, buffered, &response));
+    EXPECT_TRUE(buffered.empty()) << "the echo answers one frame with one";
     ASSERT_EQ(response.results_size(), 2);
     EXPECT_EQ(response.results(0).id(), get_id);
     EXPECT_EQ(response.results(0).code(), 0);
@@ -210,6 +217,39 @@ TEST_F(FrameEchoTest, BrokenStreamsCloseTheirConnectionOnly) {
   ExpectAnswered(good, 9);
   ExpectAnswered(Connect(), 11);
   EXPECT_TRUE(echo_->running());
+}
+
+// Frames whose answers come to more than the 4 MiB the echo lets wait for
+// one connection: it holds back the frames it has read, and answers them
+// once the socket drains, with no new bytes arriving to wake it.
+TEST_F(FrameEchoTest, FramesHeldBackWhileAnswersWaitAreAnsweredAfterwards) {
+  constexpr int kFrames = 16;  // 1,024 gets of a 300-byte session each: ~7 MiB of answers
+  v1::PipeRequest request;
+  for (int i = 0; i < 1024; ++i) {
+    v1::PipeCall* get = request.add_calls();
+    get->set_id(static_cast<uint64_t>(i));
+    get->mutable_get()->mutable_key()->set_id("any");
+  }
+  std::string frames;
+  for (int i = 0; i < kFrames; ++i) frames += Frame(request);
+  const int fd = Connect();
+  // All of it at once, from a thread of its own: the echo stops reading
+  // while its answers wait, so the sending may block until they are read.
+  std::thread sender([&] { SendAll(fd, frames); });
+  std::string buffered;
+  int answered = 0;
+  for (; answered < kFrames; ++answered) {
+    v1::PipeResponse response;
+    ReceiveFrame(fd, buffered, &response);
+    if (::testing::Test::HasFatalFailure() || response.results_size() != 1024) break;
+    EXPECT_EQ(response.results(1023).id(), 1023u);
+  }
+  // Unblocks the sender if the echo stopped answering.
+  if (answered < kFrames) shutdown(fd, SHUT_RDWR);
+  sender.join();
+  ASSERT_EQ(answered, kFrames);
+  EXPECT_TRUE(buffered.empty());
+  ExpectAnswered(fd, 5000);
 }
 
 // stateside-bench --transport frames --socket DIR/NAME with `args`.
