@@ -1,7 +1,8 @@
 // stateside-frame-echo: the least a frame-socket server can do on this
 // machine, for docs/BENCHMARKS.md's floor beside the sidecar's CPU per
 // frame-socket read. It speaks the frame socket's protocol (proto/frames.h)
-// on a Unix socket (mode 0600): one thread, epoll, non-blocking sockets. Per
+// on a Unix socket (mode 0600, at --socket only once it listens, so the
+// file's existence means ready): one thread, epoll, non-blocking sockets. Per
 // complete frame it parses the PipeRequest and answers all of its calls in
 // one PipeResponse with their ids: a `get` with a canned session shaped like
 // the bench's (one attribute of --size bytes, full metadata, a signed
@@ -106,14 +107,18 @@ class EchoServer {
   // Binds `path` (0600) and prepares the loop; false with a message on stderr.
   bool Listen(const std::string& path) {
     sockaddr_un addr{};
-    if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-      return Error("--socket: must be a path of 1 to 107 bytes");
+    // Bound under a name of its own first: the socket appears at `path` only
+    // once it listens, so whoever waits for the file can connect at once.
+    const std::string bound_path = path + "." + std::to_string(getpid()) + ".tmp";
+    if (path.empty() || bound_path.size() >= sizeof(addr.sun_path)) {
+      return Error("--socket: must be a path of 1 to " +
+                   std::to_string(sizeof(addr.sun_path) - 1 - (bound_path.size() - path.size())) +
+                   " bytes");
     }
     struct stat st;
-    if (lstat(path.c_str(), &st) == 0) {
+    if (lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
       // A socket left by an earlier run is replaced; anything else is not ours.
-      if (!S_ISSOCK(st.st_mode)) return Error(path + ": exists and is not a socket");
-      unlink(path.c_str());
+      return Error(path + ": exists and is not a socket");
     }
     // Blocked before any thread could start, so only the signalfd sees them.
     sigset_t signals;
@@ -128,14 +133,25 @@ class EchoServer {
     listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listen_fd_ < 0) return Errno("socket");
     addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.data(), path.size());
+    std::memcpy(addr.sun_path, bound_path.data(), bound_path.size());
+    unlink(bound_path.c_str());  // left by an earlier process of the same pid
     // Born 0600: no moment at which another user could connect.
     const mode_t old_umask = umask(0177);
     const int bound = bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
     umask(old_umask);
-    if (bound != 0) return Errno("bind " + path);
+    if (bound != 0) return Errno("bind " + bound_path);
+    if (listen(listen_fd_, SOMAXCONN) != 0 || chmod(bound_path.c_str(), 0600) != 0) {
+      Errno("listen " + bound_path);
+      unlink(bound_path.c_str());
+      return false;
+    }
+    // Replaces a socket left at `path` in one step.
+    if (rename(bound_path.c_str(), path.c_str()) != 0) {
+      Errno("rename " + bound_path + " to " + path);
+      unlink(bound_path.c_str());
+      return false;
+    }
     path_ = path;
-    if (listen(listen_fd_, SOMAXCONN) != 0) return Errno("listen");
     return Watch(listen_fd_, EPOLLIN) && Watch(signal_fd_, EPOLLIN);
   }
 
