@@ -219,6 +219,18 @@ TEST_F(FrameEchoTest, BrokenStreamsCloseTheirConnectionOnly) {
   EXPECT_TRUE(echo_->running());
 }
 
+// A PipeRequest of no calls (here a field it does not know, so that the
+// frame is not empty) is answered with nothing: the next answer on the
+// connection is the next frame's.
+TEST_F(FrameEchoTest, FrameOfNoCallsGetsNoAnswer) {
+  const int fd = Connect();
+  std::string no_calls;
+  rpc::AppendFrameHeader(&no_calls, 2);
+  no_calls.append("\x10\x00", 2);  // field 2, varint 0
+  SendAll(fd, no_calls);
+  ExpectAnswered(fd, 21);
+}
+
 // Frames whose answers come to more than the 4 MiB the echo lets wait for
 // one connection: it holds back the frames it has read, and answers them
 // once the socket drains, with no new bytes arriving to wake it.
