@@ -18,7 +18,17 @@
 //
 // Limits as the sidecar's: a frame announcing 0 bytes or more than
 // --max-frame-bytes, a payload that is not a PipeRequest, or more than 1024
-// calls in one frame closes that connection. Before each frame it checks
+// calls in one frame closes that connection.
+//
+// Where it answers otherwise than the sidecar (only `get` is measured, so the
+// floor's figures do not depend on these): it parses the whole PipeRequest,
+// so one malformed call closes the connection, where the sidecar refuses that
+// call alone; it answers ops other than `get` with an empty OK, where the
+// sidecar serves `update` and refuses the rest with UNIMPLEMENTED; it does
+// not refuse an id already in flight; and when the peer closes, the answers
+// not yet written are dropped.
+//
+// Before each frame it checks
 // the connection's answers waiting for the socket: from 4 MiB on, the frames
 // already read stay buffered and reading pauses until the socket drains.
 // --size is at most 256 KiB, so that the answer to one frame of 1024 gets
