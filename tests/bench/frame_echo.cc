@@ -169,12 +169,13 @@ class EchoServer {
   int Run() {
     epoll_event events[kMaxEvents];
     for (;;) {
-      const int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+      const int n = epoll_wait(epoll_fd_, events, kMaxEvents, accepting_ ? -1 : 1000);
       if (n < 0) {
         if (errno == EINTR) continue;
         Errno("epoll_wait");
         break;
       }
+      if (n == 0 && !accepting_) WatchListener(true);  // a second without a close
       bool stop = false;
       for (int i = 0; i < n; ++i) {
         const int fd = events[i].data.fd;
@@ -214,7 +215,16 @@ class EchoServer {
   void Accept() {
     for (;;) {
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) return;  // EAGAIN: no more; anything else: the peer is gone
+      if (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)) continue;
+      if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (fd < 0) {
+        // Out of descriptors or memory: the listening socket stays readable,
+        // so watching it now would spin. It is watched again when a
+        // connection closes, or after a second.
+        if (!accept_failed_) Errno("accept (pausing accepts until a connection closes)");
+        accept_failed_ = true;
+        return WatchListener(false);
+      }
       if (!Watch(fd, EPOLLIN)) {
         close(fd);
         continue;
@@ -228,6 +238,14 @@ class EchoServer {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     close(fd);
     connections_.erase(fd);  // `c` is gone
+    if (!accepting_) WatchListener(true);
+  }
+
+  void WatchListener(bool on) {
+    epoll_event event{};
+    event.events = on ? EPOLLIN : 0u;
+    event.data.fd = listen_fd_;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &event) == 0) accepting_ = on;
   }
 
   // Reading stops while the answers wait (kMaxQueuedBytes); writing is
@@ -310,6 +328,8 @@ class EchoServer {
   int epoll_fd_ = -1;
   int listen_fd_ = -1;
   int signal_fd_ = -1;
+  bool accepting_ = true;  // the listening socket is watched
+  bool accept_failed_ = false;  // an accept error was logged (once is enough)
   std::unordered_map<int, Connection> connections_;
 };
 
