@@ -32,8 +32,9 @@
 // the connection's answers waiting for the socket: from 4 MiB on, the frames
 // already read stay buffered and reading pauses until the socket drains.
 // --size is at most 256 KiB, so that the answer to one frame of 1024 gets
-// stays far below what a frame can carry. SIGINT or SIGTERM: it removes its
-// socket and exits 0.
+// stays far below what a frame can carry. A socket at --socket that a server
+// answers on is left alone (exit 2); one that nobody answers on is replaced.
+// SIGINT or SIGTERM: it removes its socket and exits 0.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -127,7 +128,8 @@ class EchoServer {
     }
     struct stat st;
     if (lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
-      // A socket left by an earlier run is replaced; anything else is not ours.
+      // A socket left by an earlier run (nobody answers there: main checked)
+      // is replaced; anything else is not ours.
       return Error(path + ": exists and is not a socket");
     }
     // Blocked before any thread could start, so only the signalfd sees them.
@@ -333,6 +335,19 @@ class EchoServer {
   std::unordered_map<int, Connection> connections_;
 };
 
+// True when a server answers on the socket at `path`: it is not taken over.
+bool AnotherServerAnswers(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool answered = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return answered;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -365,6 +380,13 @@ int main(int argc, char** argv) {
   if (max_frame_bytes < 1 || max_frame_bytes > (64 << 20)) {
     std::fprintf(stderr, "stateside-frame-echo: --max-frame-bytes: must be between 1 and %d\n",
                  64 << 20);
+    return 2;
+  }
+  if (AnotherServerAnswers(socket)) {
+    std::fprintf(stderr,
+                 "stateside-frame-echo: %s: another server is listening there; stop it or "
+                 "choose another --socket\n",
+                 socket.c_str());
     return 2;
   }
   EchoServer server(static_cast<size_t>(max_frame_bytes), static_cast<size_t>(size));

@@ -219,6 +219,16 @@ TEST_F(FrameEchoTest, BrokenStreamsCloseTheirConnectionOnly) {
   EXPECT_TRUE(echo_->running());
 }
 
+// A second echo on the socket of one that is running refuses to take it
+// over, and the first one still serves.
+TEST_F(FrameEchoTest, LiveSocketIsNotTakenOver) {
+  RunResult r = testing::Run({BinPath("stateside-frame-echo"), "--socket", socket_}, {},
+                             absl::Seconds(30));
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("another server is listening"));
+  ExpectAnswered(Connect(), 31);
+}
+
 // A PipeRequest of no calls (here a field it does not know, so that the
 // frame is not empty) is answered with nothing: the next answer on the
 // connection is the next frame's.
