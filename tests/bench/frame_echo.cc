@@ -132,7 +132,13 @@ class EchoServer {
       // is replaced; anything else is not ours.
       return Error(path + ": exists and is not a socket");
     }
-    // Blocked before any thread could start, so only the signalfd sees them.
+    // An ignored signal is discarded, never queued for the signalfd, and a
+    // shell starts background jobs with SIGINT ignored: both are restored
+    // to their default before they are blocked, before any thread could
+    // start, so only the signalfd sees them.
+    if (signal(SIGINT, SIG_DFL) == SIG_ERR || signal(SIGTERM, SIG_DFL) == SIG_ERR) {
+      return Errno("signal");
+    }
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
