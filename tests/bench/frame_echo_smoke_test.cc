@@ -1,8 +1,8 @@
 // The built stateside-frame-echo, the frame socket's floor: stateside-bench
 // --transport frames measures it (calls and its CPU), and it answers as the
 // sidecar's frame socket would, closing a connection that breaks the stream
-// (garbage, an empty or oversized frame) while serving the others. Real
-// processes; not a timing assertion.
+// (garbage, an empty or oversized frame, too many calls) while serving the
+// others. Real processes; not a timing assertion.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -54,6 +54,10 @@ class FrameEchoTest : public ::testing::Test {
 
   void TearDown() override {
     for (int fd : fds_) close(fd);
+    // Whatever a test sent, the echo is still there: a crash fails it.
+    if (echo_.has_value()) {
+      EXPECT_TRUE(echo_->running()) << echo_->ReadLog();
+    }
     if (echo_.has_value() && echo_->running()) {
       echo_->Signal(SIGTERM);
       const std::optional<int> status = echo_->Wait(absl::Seconds(10));
@@ -131,9 +135,8 @@ class FrameEchoTest : public ::testing::Test {
     buffered.erase(0, consumed);
   }
 
-  // Sends a Get (id `get_id`) and an Update (id `get_id + 1`) in one frame and
-  // checks the one answer: both ids, OK, the canned session for the Get.
-  void ExpectAnswered(int fd, uint64_t get_id) {
+  // A frame of a Get (id `get_id`) and an Update (id `get_id + 1`).
+  static std::string GetAndUpdate(uint64_t get_id) {
     v1::PipeRequest request;
     v1::PipeCall* get = request.add_calls();
     get->set_id(get_id);
@@ -141,7 +144,18 @@ class FrameEchoTest : public ::testing::Test {
     v1::PipeCall* update = request.add_calls();
     update->set_id(get_id + 1);
     update->mutable_update()->mutable_set()->insert({"bench", "x"});
-    SendAll(fd, Frame(request));
+    return Frame(request);
+  }
+
+  // Sends GetAndUpdate(get_id) and checks the answer (ExpectAnswer).
+  void ExpectAnswered(int fd, uint64_t get_id) {
+    SendAll(fd, GetAndUpdate(get_id));
+    ExpectAnswer(fd, get_id);
+  }
+
+  // Checks the one answer to GetAndUpdate(get_id): both ids, OK, the canned
+  // session for the Get.
+  void ExpectAnswer(int fd, uint64_t get_id) {
     std::string buffered;
     v1::PipeResponse response;
     ASSERT_NO_FATAL_FAILURE(ReceiveFrame(fd, buffered, &response));
@@ -217,6 +231,35 @@ TEST_F(FrameEchoTest, BrokenStreamsCloseTheirConnectionOnly) {
   ExpectAnswered(good, 9);
   ExpectAnswered(Connect(), 11);
   EXPECT_TRUE(echo_->running());
+}
+
+// A frame whose header comes in two writes, the echo reading the first
+// before the second is sent, is answered as any other.
+TEST_F(FrameEchoTest, HeaderSplitAcrossWritesIsAnswered) {
+  const int fd = Connect();
+  const std::string frame = GetAndUpdate(41);
+  SendAll(fd, frame.substr(0, 2));
+  // A round trip on another connection: the echo has seen the first two
+  // bytes (they were ready before this frame was sent) when it answers.
+  ExpectAnswered(Connect(), 51);
+  SendAll(fd, frame.substr(2));
+  ExpectAnswer(fd, 41);
+}
+
+// More than 1,024 calls in one frame closes that connection only.
+TEST_F(FrameEchoTest, FrameOfTooManyCallsClosesItsConnectionOnly) {
+  const int good = Connect();
+  ExpectAnswered(good, 61);
+  v1::PipeRequest request;
+  for (int i = 0; i < 1025; ++i) {
+    v1::PipeCall* get = request.add_calls();
+    get->set_id(static_cast<uint64_t>(i));
+    get->mutable_get()->mutable_key()->set_id("any");
+  }
+  const int crowded = Connect();
+  SendAll(crowded, Frame(request));
+  EXPECT_TRUE(ClosedByPeer(crowded));
+  ExpectAnswered(good, 63);
 }
 
 // A second echo on the socket of one that is running refuses to take it
