@@ -43,11 +43,11 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
     }
   }
 
-  // I/O thread.
+  // On the loop.
   void StartRead();
-  // I/O thread: the next read, reading_ claimed.
+  // On the loop: the next read, reading_ claimed.
   void ReadSome();
-  // I/O thread: no new frames; the connection closes once its calls are
+  // On the loop: no new frames; the connection closes once its calls are
   // answered and written.
   void StopReading();
   // Any thread: drop everything and close.
@@ -61,7 +61,7 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   };
 
   void OnRead(const boost::system::error_code& ec, size_t n);
-  // I/O thread, reading_ claimed: handles the whole frames buffered as far
+  // On the loop, reading_ claimed: handles the whole frames buffered as far
   // as the bounds allow, then reads on, or pauses (the rest stays buffered).
   void Process();
   // The bounds of backpressure are reached: no frame is handled, no read
@@ -84,9 +84,9 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   void Complete(Pending* pending, absl::Status status);
   void Flush();
   // Writes what out_ holds without blocking; the rest waits for the socket
-  // to be writable (on the I/O thread).
+  // to be writable (on the loop).
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WaitWritable();  // I/O thread
+  void WaitWritable();  // on the loop
   // Resumes reading or closes, as the counts now allow.
   void AfterProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A broken stream: logged, counted, closed.
@@ -102,9 +102,9 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   GoneNotice gone_;
   FrameServer* const server_;
   const int fd_;  // owned by socket_; sent on only under mu_ while !closed_
-  LocalSocket socket_;  // I/O thread only
+  LocalSocket socket_;  // the loop only
 
-  // I/O thread only.
+  // The loop only.
   std::string in_;     // bytes read, from in_begin_ to in_end_
   size_t in_end_ = 0;
 
@@ -221,7 +221,7 @@ void FrameServer::Connection::Process() {
     }
   }
   // Keep the partial frame at the front. Its header may not have been
-  // checked (the loop stops at the backpressure limit before parsing), so
+  // checked (parsing stops at the backpressure limit before it), so
   // nothing is reserved from it: ReadSome grows the buffer as bytes come,
   // and the next Process closes a connection whose header is out of bounds.
   if (begin > 0) {
@@ -385,7 +385,7 @@ void FrameServer::Connection::Flush() {
 }
 
 void FrameServer::Connection::WriteLocked() {
-  if (waiting_writable_) return;  // the I/O thread writes when it can
+  if (waiting_writable_) return;  // the loop writes when it can
   size_t written = 0;
   while (written < out_.size() && !closed_) {
     const ssize_t n = ::send(fd_, out_.data() + written, out_.size() - written,
@@ -435,7 +435,7 @@ void FrameServer::Connection::AfterProgressLocked() {
     return;
   }
   if (!reading_ && !SaturatedLocked()) {
-    // Reading resumes on the I/O thread (StartRead claims reading_).
+    // Reading resumes on the loop (StartRead claims reading_).
     asio::post(server_->io_, [self = shared_from_this()] { self->StartRead(); });
     reading_ = true;  // claimed here so that one resume is posted
   }
@@ -453,7 +453,7 @@ void FrameServer::Connection::CloseLocked() {
   closed_ = true;
   batch_.Clear();
   out_.clear();
-  // The descriptor is closed on the I/O thread (the socket's owner); no
+  // The descriptor is closed on the loop (the socket's owner); no
   // send uses it after closed_.
   asio::post(server_->io_, [self = shared_from_this()] {
     boost::system::error_code ec;
@@ -465,11 +465,11 @@ void FrameServer::Connection::CloseLocked() {
 
 absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(
     const std::string& path, std::vector<uint32_t> allowed_uids, const rpc::Operations* ops,
-    admin::Metrics* metrics, size_t max_frame_bytes) {
+    admin::Metrics* metrics, size_t max_frame_bytes, asio::io_context* loop) {
   auto gate = PeerGate::Listen(path, std::move(allowed_uids), "frame");
   if (!gate.ok()) return gate.status();
   std::unique_ptr<FrameServer> server(
-      new FrameServer(*std::move(gate), ops, metrics, max_frame_bytes));
+      new FrameServer(*std::move(gate), ops, metrics, max_frame_bytes, loop));
   FrameServer* s = server.get();
   s->gate_->Start([s](int fd, bool allowed) {
     if (!allowed) {
@@ -484,13 +484,18 @@ absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(
 }
 
 FrameServer::FrameServer(std::unique_ptr<PeerGate> gate, const rpc::Operations* ops,
-                         admin::Metrics* metrics, size_t max_frame_bytes)
+                         admin::Metrics* metrics, size_t max_frame_bytes, asio::io_context* loop)
     : ops_(ops),
       metrics_(metrics),
       max_frame_bytes_(max_frame_bytes),
-      work_(asio::make_work_guard(io_)),
-      gate_(std::move(gate)),
-      thread_([this] { io_.run(); }) {}
+      own_io_(loop == nullptr ? std::make_unique<asio::io_context>(1) : nullptr),
+      io_(loop != nullptr ? *loop : *own_io_),
+      gate_(std::move(gate)) {
+  if (own_io_ != nullptr) {
+    work_.emplace(asio::make_work_guard(*own_io_));
+    thread_ = std::thread([this] { own_io_->run(); });
+  }
+}
 
 FrameServer::~FrameServer() { Shutdown(absl::Now()); }
 
@@ -533,7 +538,8 @@ void FrameServer::EachConnection(void (Connection::*step)()) {
       if (auto c = weak.lock()) live.push_back(std::move(c));
     }
   }
-  // On the I/O thread, where the sockets live; waited for.
+  // On the loop, where the sockets live; waited for (so never called from
+  // the loop itself).
   absl::Notification done;
   asio::post(io_, [&live, step, &done] {
     for (const auto& c : live) ((*c).*step)();
@@ -554,28 +560,33 @@ void FrameServer::StopReadingLocked() {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  // Adopt refuses what the gate handed over before it stopped.
-  if (thread_.joinable()) EachConnection(&Connection::StopReading);
+  // Adopt refuses what the gate handed over before it stopped: the gate's
+  // thread is joined, so every Adopt it posted is queued on the loop before
+  // this step, which is waited for. No Adopt touches the server afterwards.
+  EachConnection(&Connection::StopReading);
 }
 
 void FrameServer::Shutdown(absl::Time deadline) {
   absl::MutexLock serial(&shutdown_mu_);
   StopReadingLocked();
-  if (thread_.joinable()) {
-    // The calls in flight answer (their connections close once written).
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(
-                                +[](size_t* live) { return *live == 0; }, &live_),
-                            deadline);
-    }
-    EachConnection(&Connection::Abort);
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(+[](size_t* live) { return *live == 0; }, &live_));
-    }
+  if (drained_) return;  // the loop, when given, may be gone by now
+  drained_ = true;
+  // The calls in flight answer (their connections close once written).
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(+[](size_t* live) { return *live == 0; }, &live_),
+                          deadline);
+  }
+  EachConnection(&Connection::Abort);
+  {
+    // A connection is destroyed when its last handler and its last call
+    // let go of it: then nothing on the loop refers to the server.
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](size_t* live) { return *live == 0; }, &live_));
+  }
+  if (own_io_ != nullptr) {
     work_.reset();
-    io_.stop();
+    own_io_->stop();
     thread_.join();
   }
   gate_.reset();

@@ -9,34 +9,53 @@
 // STATESIDE_ALLOWED_UIDS the same SO_PEERCRED check per connection
 // (PeerGate): a refused connection is closed before a byte is read.
 //
-// A connection's frames are read on the server's one I/O thread; each call
-// is parsed on its own and run by the shared code of the Pipe stream
-// (rpc/pipe_call.h), so it answers what Pipe would. A call other than Get
-// or Update answers UNIMPLEMENTED (the connection stays); a malformed call
-// answers INVALID_ARGUMENT with its id when readable; a duplicate in-flight
-// id answers INVALID_ARGUMENT (DUPLICATE_CALL_ID). A broken stream — a
-// frame of length 0 or above max_frame_bytes, a payload that is not a
-// PipeRequest, more than kMaxCallsPerFrame calls — closes the connection,
-// logged and counted in stateside_frame_connections_closed_total{reason}.
+// Threading. The server runs on one io_context (its "loop"): accepted
+// connections are adopted there, and their reads, the parsing of their
+// frames and the start of every call run on that thread. With a Redis
+// session store (standalone, Sentinel, Cluster) the loop is the store's
+// RedisClient's own I/O thread (RedisClient::io_context()): a Get read from
+// the socket reaches the Redis connection's write buffer, and its reply
+// comes back, on that one thread, so a batch of frames costs no thread
+// wake-up in the sidecar. The calls of one read are written to Redis in one
+// batch (the connection's flush is queued behind the read's handler, on the
+// same thread, without a wake-up). With the memory store (no Redis client)
+// the server owns its loop and its thread. The accept itself stays on the
+// PeerGate's thread (SO_PEERCRED, once per connection), which hands the
+// socket to the loop. Everything on the loop is non-blocking (the sockets,
+// the sends), so a frame client that reads slowly never stalls the Redis
+// replies that share the thread; only the CPU of parsing is spent there.
 //
-// Answers go out from the thread that completes the call (the store's: the
-// Redis I/O thread, or the reading thread for the memory store): the
-// results of one CompletionBatch form one frame, written with a
-// non-blocking send under the connection's lock; only a full socket buffer
-// hands the rest to the I/O thread. So a Redis reply reaches the app
-// without a thread hop in the sidecar.
+// Each call is parsed on its own and run by the shared code of the Pipe
+// stream (rpc/pipe_call.h), so it answers what Pipe would. A call other
+// than Get or Update answers UNIMPLEMENTED (the connection stays); a
+// malformed call answers INVALID_ARGUMENT with its id when readable; a
+// duplicate in-flight id answers INVALID_ARGUMENT (DUPLICATE_CALL_ID). A
+// broken stream — a frame of length 0 or above max_frame_bytes, a payload
+// that is not a PipeRequest, more than kMaxCallsPerFrame calls — closes the
+// connection, logged and counted in
+// stateside_frame_connections_closed_total{reason}.
+//
+// Answers go out from the thread that completes the call (the Redis I/O
+// thread, which is the loop itself unless the near cache's reader carried a
+// read; the loop for the memory store and a near cache hit): the results of
+// one CompletionBatch form one frame, written with a non-blocking send
+// under the connection's lock; only a full socket buffer hands the rest to
+// the loop. So a Redis reply reaches the app without a thread hop in the
+// sidecar.
 //
 // Backpressure: a frame is handled only when its calls fit in
 // kMaxOutstanding unanswered ones, and reading stops while
 // kMaxQueuedBytes wait for the wire (checked before each frame, so the
-// answers of the frame being handled may go beyond it). Thread-safety: Shutdown from one
-// owning thread; the rest is internal.
+// answers of the frame being handled may go beyond it). Thread-safety:
+// StopReading and Shutdown from one owning thread, never from the loop's;
+// the rest is internal.
 #ifndef STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 #define STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,13 +85,16 @@ class FrameServer {
   // Listens on `path` and starts serving. REQUIRES: PrepareSocketPath(path)
   // succeeded and the caller set the umask the socket is born with; `ops`
   // and `metrics` (may be null) outlive the server. An empty `allowed_uids`
-  // lets every peer in (the socket's mode is the protection).
-  static absl::StatusOr<std::unique_ptr<FrameServer>> Start(const std::string& path,
-                                                            std::vector<uint32_t> allowed_uids,
-                                                            const rpc::Operations* ops,
-                                                            admin::Metrics* metrics,
-                                                            size_t max_frame_bytes);
-  ~FrameServer();  // Shutdown(now)
+  // lets every peer in (the socket's mode is the protection). `loop`: the
+  // io_context to serve on (the Redis client's), run by one thread until
+  // Shutdown has returned; null: the server runs its own.
+  static absl::StatusOr<std::unique_ptr<FrameServer>> Start(
+      const std::string& path, std::vector<uint32_t> allowed_uids, const rpc::Operations* ops,
+      admin::Metrics* metrics, size_t max_frame_bytes,
+      boost::asio::io_context* loop = nullptr);
+  // Shutdown(now). After a Shutdown it touches nothing of the loop, so a
+  // given loop may be gone by then.
+  ~FrameServer();
   FrameServer(const FrameServer&) = delete;
   FrameServer& operator=(const FrameServer&) = delete;
 
@@ -82,31 +104,35 @@ class FrameServer {
   void StopReading();
   // StopReading, then lets the calls in flight answer until `deadline`,
   // then closes every connection and waits until no call is left (the store
-  // ends each by its command timeout). Idempotent.
+  // ends each by its command timeout). When it returns nothing of the server
+  // is left on the loop (no connection, no handler). Idempotent.
   void Shutdown(absl::Time deadline);
 
   class Connection;
 
  private:
   FrameServer(std::unique_ptr<PeerGate> gate, const rpc::Operations* ops, admin::Metrics* metrics,
-              size_t max_frame_bytes);
-  void Adopt(int fd);  // on the I/O thread
+              size_t max_frame_bytes, boost::asio::io_context* loop);
+  void Adopt(int fd);  // on the loop
   friend class Connection;
   void Closed(std::string_view reason);  // a connection closed for a broken stream
   void Gone();                           // a connection was destroyed
   void StopReadingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mu_);
-  // Runs `step` on every live connection, on the I/O thread; waited for.
+  // Runs `step` on every live connection, on the loop; waited for.
   void EachConnection(void (Connection::*step)());
 
   const rpc::Operations* const ops_;
   admin::Metrics* const metrics_;
   const size_t max_frame_bytes_;
-  boost::asio::io_context io_{1};
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  // The server's own loop and its thread, without a given loop.
+  std::unique_ptr<boost::asio::io_context> own_io_;
+  boost::asio::io_context& io_;  // the loop served on: own_io_ or the given one
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::unique_ptr<PeerGate> gate_;
   std::thread thread_;
 
   absl::Mutex shutdown_mu_;  // one Shutdown at a time (the drain's and Stop's)
+  bool drained_ ABSL_GUARDED_BY(shutdown_mu_) = false;  // a Shutdown is done
   absl::Mutex mu_;
   std::vector<std::weak_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;  // connections not yet destroyed

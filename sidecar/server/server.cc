@@ -429,10 +429,16 @@ absl::Status Server::StartFrames(size_t max_frame_bytes) {
   }
   RETURN_IF_ERROR(PrepareSocketPath(path));
   frame_ops_ = std::make_unique<rpc::Operations>(parts_->session_manager.get(), nullptr);
+  // On Redis the frame socket is served on the Redis client's I/O thread,
+  // where its calls' commands are written and their replies read: no thread
+  // hop per batch of frames (frame_server.h). Stop shuts it down before the
+  // client goes. The memory store's frame server runs its own thread.
+  boost::asio::io_context* loop =
+      parts_->backend.redis != nullptr ? &parts_->backend.redis->io_context() : nullptr;
   // Born 0660 like the gRPC socket (see Start).
   const mode_t old_umask = umask(0117);
   auto started = FrameServer::Start(path, config_.allowed_uids, frame_ops_.get(),
-                                    parts_->metrics.get(), max_frame_bytes);
+                                    parts_->metrics.get(), max_frame_bytes, loop);
   umask(old_umask);
   if (!started.ok()) return started.status();
   std::shared_ptr<FrameServer> frames = *std::move(started);
