@@ -33,8 +33,14 @@
 #include "gtest/gtest.h"
 #include "proto/frames.h"
 #include "stateside/v1/session.grpc.pb.h"
+#include "tests/integration/sidecar/frame_connection.h"
+#include "tests/support/redis_cluster.h"
+#include "tests/support/redis_sentinel.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/sidecar_process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_secrets.h"
+#include "tests/support/wait.h"
 #include "tests/unit/admin/http_test_client.h"
 
 namespace stateside {
@@ -42,105 +48,39 @@ namespace {
 
 namespace v1 = ::stateside::v1;
 
-// A raw client of the frame socket.
-class FrameConnection {
- public:
-  static std::optional<FrameConnection> Connect(const std::string& path) {
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::nullopt;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd);
-      return std::nullopt;
-    }
-    return FrameConnection(fd);
-  }
-  FrameConnection(FrameConnection&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ~FrameConnection() {
-    if (fd_ >= 0) close(fd_);
-  }
+using testing::FrameConnection;
+using testing::GetCall;
 
-  bool SendRaw(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
+// The value of the series `series` (name and labels) on the sidecar's
+// admin port; -1 if unread.
+double MetricOf(int admin_port, std::string_view series) {
+  auto got = testing::Exchange(admin_port, testing::GetRequest("/metrics"));
+  if (!got.has_value()) return -1;
+  const std::string prefix = absl::StrCat(std::string(series), " ");
+  for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
+    double value = 0;
+    if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtod(line, &value)) return value;
   }
-  bool Send(const v1::PipeRequest& request) {
-    std::string frame;
-    rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(request.ByteSizeLong()));
-    request.AppendToString(&frame);
-    return SendRaw(frame);
-  }
+  return -1;
+}
 
-  // The next frame; nullopt on EOF, error or after 5 s.
-  std::optional<v1::PipeResponse> Read() {
-    std::string header;
-    if (!ReadExactly(rpc::kFrameHeaderBytes, &header)) return std::nullopt;
-    const auto* b = reinterpret_cast<const unsigned char*>(header.data());
-    const size_t length = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<size_t>(b[3]) << 24);
-    std::string payload;
-    if (!ReadExactly(length, &payload)) return std::nullopt;
-    v1::PipeResponse response;
-    if (!response.ParseFromString(payload)) return std::nullopt;
-    return response;
-  }
+grpc::Status UnaryGetOn(v1::SessionService::Stub& stub, const std::string& session,
+                        v1::GetSessionResponse* response) {
+  v1::GetSessionRequest request;
+  request.mutable_key()->set_id(session);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  return stub.Get(&context, request, response);
+}
 
-  // Reads results until `n` have come (keyed by id); fewer on a failure.
-  std::map<uint64_t, v1::PipeResult> ReadResults(size_t n) {
-    std::map<uint64_t, v1::PipeResult> results;
-    while (results.size() < n) {
-      std::optional<v1::PipeResponse> response = Read();
-      if (!response.has_value()) break;
-      for (v1::PipeResult& r : *response->mutable_results()) results[r.id()] = std::move(r);
-    }
-    return results;
-  }
-
-  // Whether the sidecar closed the connection (EOF within 5 s, nothing read).
-  bool ClosedByPeer() {
-    std::string byte;
-    return !ReadExactly(1, &byte) && eof_;
-  }
-
- private:
-  explicit FrameConnection(int fd) : fd_(fd) {}
-  bool ReadExactly(size_t n, std::string* out) {
-    out->resize(n);
-    size_t got = 0;
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (got < n) {
-      pollfd p{fd_, POLLIN, 0};
-      const int wait = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-      if (wait <= 0 || poll(&p, 1, wait) <= 0) return false;
-      const ssize_t r = recv(fd_, out->data() + got, n - got, 0);
-      if (r == 0) {
-        eof_ = true;
-        return false;
-      }
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        eof_ = errno == ECONNRESET;
-        return false;
-      }
-      got += static_cast<size_t>(r);
-    }
-    return true;
-  }
-
-  int fd_;
-  bool eof_ = false;
-};
-
-v1::PipeCall GetCall(uint64_t id, const std::string& session) {
-  v1::PipeCall call;
-  call.set_id(id);
-  call.mutable_get()->mutable_key()->set_id(session);
-  return call;
+std::string CreateSessionOn(v1::SessionService::Stub& stub, const std::string& value) {
+  v1::CreateSessionRequest request;
+  (*request.mutable_attributes())["v"] = value;
+  v1::CreateSessionResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  EXPECT_TRUE(stub.Create(&context, request, &response).ok());
+  return response.session().metadata().id();
 }
 
 class FramesProcessTest : public ::testing::TestWithParam<bool /*on_redis*/> {
@@ -161,34 +101,15 @@ class FramesProcessTest : public ::testing::TestWithParam<bool /*on_redis*/> {
 
   std::string FramesPath() const { return dir_.File("api.sock.frames"); }
 
-  std::string CreateSession(const std::string& value) {
-    v1::CreateSessionRequest request;
-    (*request.mutable_attributes())["v"] = value;
-    v1::CreateSessionResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    EXPECT_TRUE(stub_->Create(&context, request, &response).ok());
-    return response.session().metadata().id();
-  }
+  std::string CreateSession(const std::string& value) { return CreateSessionOn(*stub_, value); }
 
   grpc::Status UnaryGet(const std::string& session, v1::GetSessionResponse* response) {
-    v1::GetSessionRequest request;
-    request.mutable_key()->set_id(session);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    return stub_->Get(&context, request, response);
+    return UnaryGetOn(*stub_, session, response);
   }
 
   // The value of the series `series` (name and labels); -1 if unread.
   double Metric(std::string_view series) {
-    auto got = testing::Exchange(sidecar_->sidecar.admin_port, testing::GetRequest("/metrics"));
-    if (!got.has_value()) return -1;
-    const std::string prefix = absl::StrCat(std::string(series), " ");
-    for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
-      double value = 0;
-      if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtod(line, &value)) return value;
-    }
-    return -1;
+    return MetricOf(sidecar_->sidecar.admin_port, series);
   }
 
   // stateside_frame_connections_closed_total{reason="<reason>"}; -1 if unread.
@@ -497,6 +418,140 @@ INSTANTIATE_TEST_SUITE_P(Backends, FramesProcessTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Redis" : "Memory";
                          });
+
+// Every Redis topology, with the near cache on and off where it may be: the
+// frame server runs on the Redis client's I/O thread there (frame_server.h),
+// so what must hold is that Get and Update still answer what they should,
+// a near cache hit (answered on that thread) included.
+struct TopologyCase {
+  std::string name;
+  std::string topology;  // STATESIDE_REDIS_TOPOLOGY
+  bool near_cache = false;
+};
+
+class FramesTopologyTest : public ::testing::TestWithParam<TopologyCase> {
+ protected:
+  void SetUp() override {
+    std::map<std::string, std::string> env = {
+        {"INSTANCE_ID", "frames-topology"},
+        {"SESSION_ENCRYPTION_KEY", testing::kTestKeyHex},
+        {"SESSION_SECRET", testing::kTestSecret},
+        {"USE_REDIS_SESSIONS", "true"},
+        {"STATESIDE_REDIS_TOPOLOGY", GetParam().topology},
+        {"STATESIDE_SESSION_NEAR_CACHE", GetParam().near_cache ? "true" : "false"},
+    };
+    if (GetParam().topology == "cluster") {
+      auto started = testing::RedisCluster::Start();
+      ASSERT_TRUE(started.ok()) << started.status();
+      cluster_ = *std::move(started);
+      env["REDIS_URL"] = cluster_->url();
+    } else if (GetParam().topology == "sentinel") {
+      auto started = testing::RedisSentinelSet::Start();
+      ASSERT_TRUE(started.ok()) << started.status();
+      sentinels_ = *std::move(started);
+      env["REDIS_URL"] = sentinels_->url();
+      env["REDIS_SENTINEL_MASTER"] = sentinels_->options().master_name;
+    } else {
+      auto started = testing::RedisServer::Start();
+      ASSERT_TRUE(started.ok()) << started.status();
+      server_ = *std::move(started);
+      env["REDIS_URL"] = server_->url();
+    }
+    testing::SidecarProcessOptions options;
+    options.socket_path = dir_.File("api.sock");
+    options.env = std::move(env);
+    options.clear_env = true;
+    options.log_path = dir_.File("sidecar.log");
+    auto sidecar = testing::StartSidecarProcess(std::move(options));
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    sidecar_.emplace(*std::move(sidecar));
+    ASSERT_TRUE(testing::WaitFor(
+        [&] { return testing::ReadyStatus(sidecar_->admin_port) == 200; }, absl::Seconds(20)))
+        << sidecar_->process.ReadLog();
+    if (GetParam().near_cache) {
+      ASSERT_TRUE(testing::WaitFor(
+          [&] { return Metric("stateside_session_near_cache_armed") == 1; }))
+          << sidecar_->process.ReadLog();
+    }
+    stub_ = v1::SessionService::NewStub(grpc::CreateChannel(
+        "unix:" + dir_.File("api.sock"), grpc::InsecureChannelCredentials()));
+  }
+
+  double Metric(std::string_view series) { return MetricOf(sidecar_->admin_port, series); }
+
+  // Sends `request` and reads its `n` results.
+  std::map<uint64_t, v1::PipeResult> Call(FrameConnection& frames,
+                                          const v1::PipeRequest& request, size_t n) {
+    EXPECT_TRUE(frames.Send(request));
+    return frames.ReadResults(n);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::RedisServer> server_;
+  std::unique_ptr<testing::RedisCluster> cluster_;
+  std::unique_ptr<testing::RedisSentinelSet> sentinels_;
+  std::optional<testing::SidecarProcess> sidecar_;
+  std::unique_ptr<v1::SessionService::Stub> stub_;
+};
+
+TEST_P(FramesTopologyTest, GetAndUpdateOnTheFrameSocketAnswerAsTheUnaryCalls) {
+  const std::string session = CreateSessionOn(*stub_, "one");
+  ASSERT_FALSE(session.empty());
+  auto frames = FrameConnection::Connect(dir_.File("api.sock.frames"));
+  ASSERT_TRUE(frames.has_value());
+
+  // Read twice: with the near cache the second is answered from it.
+  const std::string hits = "stateside_session_near_cache_lookups_total{result=\"hit\"}";
+  const double hits_before = Metric(hits);
+  for (uint64_t id : {1, 2}) {
+    v1::PipeRequest request;
+    *request.add_calls() = GetCall(id, session);
+    std::map<uint64_t, v1::PipeResult> results = Call(*frames, request, 1);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[id].code(), 0) << results[id].message();
+    EXPECT_EQ(results[id].get().session().attributes().at("v"), "one");
+  }
+  if (GetParam().near_cache) {
+    EXPECT_EQ(Metric(hits), hits_before + 1);
+  }
+
+  v1::PipeRequest request;
+  v1::PipeCall* update = request.add_calls();
+  update->set_id(3);
+  update->mutable_update()->mutable_key()->set_id(session);
+  (*update->mutable_update()->mutable_set())["v"] = "two";
+  std::map<uint64_t, v1::PipeResult> updated = Call(*frames, request, 1);
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_EQ(updated[3].code(), 0) << updated[3].message();
+
+  // The update is read back on the frames (the near cache dropped its copy)
+  // and by the unary call, at the version the update answered.
+  request.Clear();
+  for (uint64_t id = 10; id < 110; ++id) *request.add_calls() = GetCall(id, session);
+  std::map<uint64_t, v1::PipeResult> results = Call(*frames, request, 100);
+  ASSERT_EQ(results.size(), 100u);
+  for (const auto& [id, result] : results) {
+    EXPECT_EQ(result.code(), 0) << id << ": " << result.message();
+    EXPECT_EQ(result.get().session().attributes().at("v"), "two") << id;
+    EXPECT_EQ(result.get().session().metadata().version(), updated[3].update().metadata().version());
+  }
+  v1::GetSessionResponse unary;
+  ASSERT_TRUE(UnaryGetOn(*stub_, session, &unary).ok());
+  EXPECT_EQ(unary.session().attributes().at("v"), "two");
+  EXPECT_EQ(unary.session().metadata().version(), updated[3].update().metadata().version());
+
+  // A clean stop with the frame socket on the Redis thread.
+  EXPECT_EQ(testing::StopSidecar(sidecar_->process, absl::Seconds(20)), 0)
+      << sidecar_->process.ReadLog();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Topologies, FramesTopologyTest,
+    ::testing::Values(TopologyCase{"StandaloneNearCache", "standalone", true},
+                      TopologyCase{"Sentinel", "sentinel", false},
+                      TopologyCase{"SentinelNearCache", "sentinel", true},
+                      TopologyCase{"Cluster", "cluster", false}),
+    [](const ::testing::TestParamInfo<TopologyCase>& info) { return info.param.name; });
 
 // Settings: turned off, and STATESIDE_ALLOWED_UIDS checked per connection.
 TEST(FramesSettingsTest, FramesFalseServesNoFrameSocket) {

@@ -1,0 +1,250 @@
+// The frame server on the Redis client's own io_context (frame_server.h:
+// how the sidecar serves the frame socket with a Redis session store), in
+// process on a real redis-server: a frame's calls start on the client's I/O
+// thread, the calls of one frame go to Redis in one write, and a Shutdown
+// with calls in flight answers them (or, past its deadline, closes and
+// waits for the store to end them) before the client may go.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "sidecar/common/clock.h"
+#include "sidecar/common/random.h"
+#include "sidecar/crypto/cookie.h"
+#include "sidecar/crypto/envelope.h"
+#include "sidecar/crypto/keyring.h"
+#include "sidecar/crypto/random.h"
+#include "sidecar/redis/redis_client.h"
+#include "sidecar/redis/redis_session_store.h"
+#include "sidecar/rpc/operations.h"
+#include "sidecar/server/frame_server.h"
+#include "sidecar/server/unix_socket.h"
+#include "sidecar/session/session_manager.h"
+#include "tests/integration/sidecar/frame_connection.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace stateside {
+namespace {
+
+using redis::RedisClient;
+using testing::FrameConnection;
+using testing::GetCall;
+
+// The wall clock, noting which thread reads it: the session manager reads
+// it when it starts a Get or an Update, so the counts show where the frame
+// server started its calls.
+class ThreadNotingClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    if (const RedisClient* client = watched_.load(); client != nullptr) {
+      (client->OnIoThread() ? on_io_thread_ : elsewhere_).fetch_add(1);
+    }
+    return absl::Now();
+  }
+  void Watch(const RedisClient* client) { watched_.store(client); }
+  int on_io_thread() const { return on_io_thread_.load(); }
+  int elsewhere() const { return elsewhere_.load(); }
+
+ private:
+  std::atomic<const RedisClient*> watched_{nullptr};
+  mutable std::atomic<int> on_io_thread_{0};
+  mutable std::atomic<int> elsewhere_{0};
+};
+
+v1::PipeCall UpdateCall(uint64_t id, const std::string& session, const std::string& value) {
+  v1::PipeCall call;
+  call.set_id(id);
+  call.mutable_update()->mutable_key()->set_id(session);
+  (*call.mutable_update()->mutable_set())["v"] = value;
+  return call;
+}
+
+class FramesLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = testing::RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    redis_ = *std::move(server);
+    redis::RedisOptions options;
+    options.command_timeout = absl::Seconds(2);
+    auto client = RedisClient::FromUrl(redis_->url(), options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    ASSERT_TRUE(client_->WaitConnected(absl::Seconds(10)));
+    store_ = std::make_unique<redis::RedisSessionStore>(client_.get(), "loop:");
+
+    random_ = crypto::NewSecureRandom();
+    absl::StatusOr<std::string> key = RandomBytes(*random_, 32);
+    ASSERT_TRUE(key.ok());
+    auto keyring = crypto::Keyring::Create({{"k1", *key}});
+    ASSERT_TRUE(keyring.ok()) << keyring.status();
+    keyring_ = *std::move(keyring);
+    sealer_ = std::make_unique<crypto::Sealer>(keyring_.get(), random_.get());
+    auto signer = crypto::CookieSigner::Create({std::string(32, 's')});
+    ASSERT_TRUE(signer.ok()) << signer.status();
+    signer_ = *std::move(signer);
+    session::SessionPolicy policy;
+    policy.idle_ttl = absl::Minutes(30);
+    policy.absolute_ttl = absl::Hours(8);
+    sessions_ = std::make_unique<session::SessionManager>(store_.get(), sealer_.get(),
+                                                          signer_.get(), random_.get(), &clock_,
+                                                          policy);
+    ops_ = std::make_unique<rpc::Operations>(sessions_.get(), nullptr);
+
+    path_ = dir_.File("api.sock.frames");
+    ASSERT_TRUE(PrepareSocketPath(path_).ok());
+    auto frames = FrameServer::Start(path_, {}, ops_.get(), nullptr, 1 << 20,
+                                     &client_->io_context());
+    ASSERT_TRUE(frames.ok()) << frames.status();
+    frames_ = *std::move(frames);
+  }
+
+  void TearDown() override {
+    // As the sidecar stops: the frame server before the client it runs on.
+    if (redis_ != nullptr) redis_->Resume();
+    frames_.reset();
+    ops_.reset();
+    sessions_.reset();
+    store_.reset();
+    client_.reset();
+  }
+
+  std::string CreateSession(const std::string& value) {
+    session::CreateParams params;
+    params.user_id = "loop-user";
+    params.attributes = {{"v", value}};
+    absl::StatusOr<session::Session> created = sessions_->Create(params);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->info.id : "";
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::RedisServer> redis_;
+  std::unique_ptr<RedisClient> client_;
+  std::unique_ptr<redis::RedisSessionStore> store_;
+  ThreadNotingClock clock_;
+  std::unique_ptr<RandomSource> random_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<crypto::Sealer> sealer_;
+  std::unique_ptr<crypto::CookieSigner> signer_;
+  std::unique_ptr<session::SessionManager> sessions_;
+  std::unique_ptr<rpc::Operations> ops_;
+  std::string path_;
+  std::unique_ptr<FrameServer> frames_;
+};
+
+TEST_F(FramesLoopTest, GetAndUpdateStartOnTheRedisClientsIoThread) {
+  const std::string session = CreateSession("one");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+
+  clock_.Watch(client_.get());
+  v1::PipeRequest request;
+  *request.add_calls() = GetCall(1, session);
+  *request.add_calls() = UpdateCall(2, session, "two");
+  ASSERT_TRUE(connection->Send(request));
+  std::map<uint64_t, v1::PipeResult> results = connection->ReadResults(2);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].code(), 0) << results[1].message();
+  EXPECT_EQ(results[1].get().session().attributes().at("v"), "one");
+  EXPECT_EQ(results[2].code(), 0) << results[2].message();
+  const uint64_t updated_version = results[2].update().metadata().version();
+  EXPECT_GT(updated_version, 1u);
+
+  request.Clear();
+  *request.add_calls() = GetCall(3, session);
+  ASSERT_TRUE(connection->Send(request));
+  results = connection->ReadResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[3].get().session().attributes().at("v"), "two");
+  EXPECT_EQ(results[3].get().session().metadata().version(), updated_version);
+
+  EXPECT_GT(clock_.on_io_thread(), 0);
+  EXPECT_EQ(clock_.elsewhere(), 0) << "a frame's call started off the Redis I/O thread";
+}
+
+TEST_F(FramesLoopTest, TheCallsOfOneFrameGoToRedisInOneWrite) {
+  const std::string session = CreateSession("x");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+  constexpr uint64_t kCalls = 64;
+  v1::PipeRequest request;
+  for (uint64_t id = 1; id <= kCalls; ++id) *request.add_calls() = GetCall(id, session);
+
+  const redis::RedisClientStats before = client_->stats();
+  ASSERT_TRUE(connection->Send(request));
+  std::map<uint64_t, v1::PipeResult> results = connection->ReadResults(kCalls);
+  ASSERT_EQ(results.size(), kCalls);
+  for (const auto& [id, result] : results) EXPECT_EQ(result.code(), 0) << id;
+  const redis::RedisClientStats after = client_->stats();
+  EXPECT_GE(after.commands_written - before.commands_written, kCalls);
+  // One write for the frame's commands; an idle PING may add one.
+  EXPECT_LE(after.batches_written - before.batches_written, 2u);
+}
+
+TEST_F(FramesLoopTest, ShutdownWithCallsInFlightAnswersThemBeforeItCloses) {
+  const std::string session = CreateSession("kept");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+
+  // Redis stops answering: the calls are written and wait for replies.
+  redis_->Pause();
+  const uint64_t written = client_->stats().commands_written;
+  v1::PipeRequest request;
+  for (uint64_t id = 1; id <= 8; ++id) *request.add_calls() = GetCall(id, session);
+  ASSERT_TRUE(connection->Send(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return client_->stats().commands_written >= written + 8; }));
+
+  std::thread shutdown([this] { frames_->Shutdown(absl::Now() + absl::Seconds(30)); });
+  // New connections are refused once reading stops.
+  ASSERT_TRUE(testing::WaitFor([&] { return !FrameConnection::Connect(path_).has_value(); }));
+  redis_->Resume();
+  std::map<uint64_t, v1::PipeResult> results = connection->ReadResults(8);
+  shutdown.join();
+  ASSERT_EQ(results.size(), 8u);
+  for (const auto& [id, result] : results) {
+    EXPECT_EQ(result.code(), 0) << id << ": " << result.message();
+    EXPECT_EQ(result.get().session().attributes().at("v"), "kept");
+  }
+  EXPECT_TRUE(connection->ClosedByPeer());
+}
+
+TEST_F(FramesLoopTest, ShutdownPastItsDeadlineClosesAndWaitsForTheStoreToEndTheCalls) {
+  const std::string session = CreateSession("lost");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+
+  redis_->Pause();
+  const uint64_t written = client_->stats().commands_written;
+  v1::PipeRequest request;
+  for (uint64_t id = 1; id <= 8; ++id) *request.add_calls() = GetCall(id, session);
+  ASSERT_TRUE(connection->Send(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return client_->stats().commands_written >= written + 8; }));
+
+  // Returns once the command timeout has failed the calls (nothing of the
+  // server is left on the loop then): the server, then the client, may go.
+  frames_->Shutdown(absl::Now());
+  EXPECT_GE(client_->stats().command_timeouts, 1u);
+  EXPECT_TRUE(connection->ClosedByPeer());
+  frames_.reset();
+  client_.reset();
+}
+
+}  // namespace
+}  // namespace stateside
