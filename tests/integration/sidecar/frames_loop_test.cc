@@ -130,6 +130,24 @@ class FramesLoopTest : public ::testing::Test {
     return created.ok() ? created->info.id : "";
   }
 
+  // A session holding `value`, then Redis paused and a frame of 8 Gets of
+  // it on `connection`, written to Redis and waiting for their replies.
+  void CallsWaitingOnAPausedRedis(const std::string& value,
+                                  std::optional<FrameConnection>* connection) {
+    const std::string session = CreateSession(value);
+    ASSERT_FALSE(session.empty());
+    std::optional<FrameConnection> connected = FrameConnection::Connect(path_);
+    ASSERT_TRUE(connected.has_value());
+    connection->emplace(std::move(*connected));
+    redis_->Pause();
+    const uint64_t written = client_->stats().commands_written;
+    v1::PipeRequest request;
+    for (uint64_t id = 1; id <= 8; ++id) *request.add_calls() = GetCall(id, session);
+    ASSERT_TRUE((*connection)->Send(request));
+    ASSERT_TRUE(
+        testing::WaitFor([&] { return client_->stats().commands_written >= written + 8; }));
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<RedisClient> client_;
@@ -197,18 +215,8 @@ TEST_F(FramesLoopTest, TheCallsOfOneFrameGoToRedisInOneWrite) {
 }
 
 TEST_F(FramesLoopTest, ShutdownWithCallsInFlightAnswersThemBeforeItCloses) {
-  const std::string session = CreateSession("kept");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
-
-  // Redis stops answering: the calls are written and wait for replies.
-  redis_->Pause();
-  const uint64_t written = client_->stats().commands_written;
-  v1::PipeRequest request;
-  for (uint64_t id = 1; id <= 8; ++id) *request.add_calls() = GetCall(id, session);
-  ASSERT_TRUE(connection->Send(request));
-  ASSERT_TRUE(testing::WaitFor([&] { return client_->stats().commands_written >= written + 8; }));
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(CallsWaitingOnAPausedRedis("kept", &connection));
 
   std::thread shutdown([this] { frames_->Shutdown(absl::Now() + absl::Seconds(30)); });
   // New connections are refused once reading stops.
@@ -225,17 +233,8 @@ TEST_F(FramesLoopTest, ShutdownWithCallsInFlightAnswersThemBeforeItCloses) {
 }
 
 TEST_F(FramesLoopTest, ShutdownPastItsDeadlineClosesAndWaitsForTheStoreToEndTheCalls) {
-  const std::string session = CreateSession("lost");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
-
-  redis_->Pause();
-  const uint64_t written = client_->stats().commands_written;
-  v1::PipeRequest request;
-  for (uint64_t id = 1; id <= 8; ++id) *request.add_calls() = GetCall(id, session);
-  ASSERT_TRUE(connection->Send(request));
-  ASSERT_TRUE(testing::WaitFor([&] { return client_->stats().commands_written >= written + 8; }));
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(CallsWaitingOnAPausedRedis("lost", &connection));
 
   // Returns once the command timeout has failed the calls (nothing of the
   // server is left on the loop then): the server, then the client, may go.
