@@ -4,9 +4,14 @@
 // thread, the calls of one frame go to Redis in one write, and a Shutdown
 // with calls in flight answers them (or, past its deadline, closes and
 // waits for the store to end them) before the client may go.
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -212,6 +217,57 @@ TEST_F(FramesLoopTest, TheCallsOfOneFrameGoToRedisInOneWrite) {
   EXPECT_GE(after.commands_written - before.commands_written, kCalls);
   // One write for the frame's commands; an idle PING may add one.
   EXPECT_LE(after.batches_written - before.batches_written, 2u);
+}
+
+TEST_F(FramesLoopTest, AFrameClientThatNeverReadsStallsNeitherRedisNorOtherConnections) {
+  const std::string large = CreateSession(std::string(60 * 1024, 'x'));
+  const std::string small = CreateSession("small");
+  ASSERT_FALSE(large.empty());
+  ASSERT_FALSE(small.empty());
+
+  // A client that writes Gets of the large session and never reads: its
+  // socket fills, the server's answers for it pile up to the backpressure
+  // bound, and it stops being read; nothing on the loop waits for it.
+  const int stuck = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ASSERT_GE(stuck, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.data(), path_.size());
+  ASSERT_EQ(::connect(stuck, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  v1::PipeRequest gets;
+  for (uint64_t id = 1; id <= 16; ++id) *gets.add_calls() = GetCall(id, large);
+  std::string frame;
+  rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(gets.ByteSizeLong()));
+  gets.AppendToString(&frame);
+  // Written until the socket takes no more (the sidecar stops reading it
+  // once 4 MiB of answers wait); each frame asks for about 1 MiB.
+  const uint64_t replies_before = client_->stats().replies;
+  size_t sent = 0;
+  while (sent < 200 * frame.size()) {
+    const ssize_t n = ::send(stuck, frame.data() + sent % frame.size(),
+                             frame.size() - sent % frame.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << strerror(errno);
+      break;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  ASSERT_GE(sent, frame.size());
+  // The first frame's answers (more than the socket holds) are read from
+  // Redis: the loop has a connection it cannot write to.
+  ASSERT_TRUE(testing::WaitFor([&] { return client_->stats().replies >= replies_before + 16; }));
+
+  // Another connection is answered, and so is a plain command on the client.
+  auto other = FrameConnection::Connect(path_);
+  ASSERT_TRUE(other.has_value());
+  v1::PipeRequest request;
+  *request.add_calls() = GetCall(1, small);
+  ASSERT_TRUE(other->Send(request));
+  std::map<uint64_t, v1::PipeResult> results = other->ReadResults(1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[1].get().session().attributes().at("v"), "small");
+  EXPECT_TRUE(client_->Call(redis::RedisCommand({"PING"})).ok());
+  ::close(stuck);
 }
 
 TEST_F(FramesLoopTest, ShutdownWithCallsInFlightAnswersThemBeforeItCloses) {
