@@ -62,7 +62,8 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
 
   void OnRead(const boost::system::error_code& ec, size_t n);
   // On the loop, reading_ claimed: handles the whole frames buffered as far
-  // as the bounds allow, then reads on, or pauses (the rest stays buffered).
+  // as the bounds and the turn's budget (kTurnCalls) allow, then reads on,
+  // posts the next turn, or pauses (the rest stays buffered).
   void Process();
   // The bounds of backpressure are reached: no frame is handled, no read
   // made. The next frame's calls must fit in what is left of
@@ -74,8 +75,8 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   enum class Handled : uint8_t { kDone, kWait, kBroken };
   // Handles one frame's calls: kWait if they do not fit in the budget of
   // unanswered calls yet (the frame stays buffered), kBroken if the stream
-  // is broken (closed).
-  Handled HandleFrame(std::string_view payload, absl::Time read);
+  // is broken (closed). Adds the calls it handled to `handled_calls`.
+  Handled HandleFrame(std::string_view payload, absl::Time read, size_t* handled_calls);
   // Starts `call` (counted in outstanding_, its id registered).
   void Dispatch(const v1::PipeCall& call, absl::Time read);
   // Answers `status` for `id` without running anything (counted in
@@ -186,11 +187,18 @@ void FrameServer::Connection::OnRead(const boost::system::error_code& ec, size_t
 void FrameServer::Connection::Process() {
   const absl::Time read = absl::Now();
   size_t begin = 0;
+  size_t calls = 0;  // handled in this turn
+  bool spent = false;  // the turn's budget ran out with frames perhaps buffered
   {
     // The answers that complete while the frames are handled (the memory
     // store's, refusals) go out in one frame when this scope ends.
     CompletionBatch batch;
     for (;;) {
+      if (calls >= kTurnCalls || begin >= kTurnBytes) {
+        // The rest waits for a later turn (kTurnCalls says why).
+        spent = true;
+        break;
+      }
       {
         // Checked before each frame, not only before each read: one read
         // may hold hundreds of frames, each asking for a large answer. The
@@ -214,7 +222,7 @@ void FrameServer::Connection::Process() {
                                          server_->max_frame_bytes_, " bytes"));
         return;
       }
-      const Handled handled = HandleFrame(payload, read);
+      const Handled handled = HandleFrame(payload, read, &calls);
       if (handled == Handled::kBroken) return;
       if (handled == Handled::kWait) break;
       begin += consumed;
@@ -228,9 +236,11 @@ void FrameServer::Connection::Process() {
     std::memmove(in_.data(), in_.data() + begin, in_end_ - begin);
     in_end_ -= begin;
   }
+  if (server_->turn_observer_) server_->turn_observer_(calls);
   bool again = false;
   {
-    // Reading on at once when nothing holds it back (no post to ourselves).
+    // Going on at once when nothing holds it back (no post to ourselves),
+    // unless the turn's budget is spent.
     absl::MutexLock lock(&mu_);
     again = !closed_ && !read_closed_ && !SaturatedLocked();
     if (!again) {
@@ -238,11 +248,20 @@ void FrameServer::Connection::Process() {
       AfterProgressLocked();
     }
   }
-  if (again) ReadSome();
+  if (!again) return;
+  if (spent) {
+    // reading_ stays claimed: the next turn handles what is buffered, then
+    // reads, after the reactor (the Redis replies) and the handlers already
+    // posted have had their turn.
+    asio::post(server_->io_, [self = shared_from_this()] { self->StartRead(); });
+  } else {
+    ReadSome();
+  }
 }
 
 FrameServer::Connection::Handled FrameServer::Connection::HandleFrame(std::string_view payload,
-                                                                      absl::Time read) {
+                                                                      absl::Time read,
+                                                                      size_t* handled_calls) {
   std::vector<std::string_view> call_bytes;
   if (absl::Status s = rpc::SplitPipeRequest(payload, &call_bytes); !s.ok()) {
     Broken("malformed", std::string(s.message()));
@@ -264,6 +283,7 @@ FrameServer::Connection::Handled FrameServer::Connection::HandleFrame(std::strin
     }
     next_calls_ = 1;
   }
+  *handled_calls += call_bytes.size();
   enum class Kind : uint8_t { kCall, kMalformed, kOtherOp, kDuplicate };
   std::vector<v1::PipeCall> calls(call_bytes.size());
   std::vector<Kind> kinds(call_bytes.size(), Kind::kCall);

@@ -46,7 +46,10 @@
 // Backpressure: a frame is handled only when its calls fit in
 // kMaxOutstanding unanswered ones, and reading stops while
 // kMaxQueuedBytes wait for the wire (checked before each frame, so the
-// answers of the frame being handled may go beyond it). Thread-safety:
+// answers of the frame being handled may go beyond it). Fairness: one turn
+// of a connection handles at most about kTurnCalls calls or kTurnBytes
+// before the rest is posted behind the other work of the loop (the Redis
+// replies above all). Thread-safety:
 // StopReading and Shutdown from one owning thread, never from the loop's;
 // the rest is internal.
 #ifndef STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
@@ -54,6 +57,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +85,18 @@ class FrameServer {
   static_assert(kMaxCallsPerFrame <= kMaxOutstanding, "a frame must fit in an idle connection");
   // A response frame holds results up to this size (or a single larger one).
   static constexpr size_t kMaxWriteBytes = 1 << 20;
+  // One turn of a connection on the loop handles whole frames until it has
+  // handled kTurnCalls calls or parsed kTurnBytes (whichever comes first; a
+  // turn handles at least one frame), then posts the rest of its work (the
+  // frames still buffered, then the next read) behind whatever else waits on
+  // the loop. The bound is needed because calls that complete at once
+  // (refusals, near cache hits, calls a down or overloaded Redis connection
+  // refuses) give their room in kMaxOutstanding back at once: without it one
+  // read handler could answer tens of thousands of calls in one go while the
+  // Redis replies, the gRPC callers waiting for them and the other
+  // connections sharing the thread wait (and the command timer runs).
+  static constexpr size_t kTurnCalls = 256;
+  static constexpr size_t kTurnBytes = 64 << 10;
 
   // Listens on `path` and starts serving. REQUIRES: PrepareSocketPath(path)
   // succeeded and the caller set the umask the socket is born with; `ops`
@@ -108,6 +124,13 @@ class FrameServer {
   // is left on the loop (no connection, no handler). Idempotent.
   void Shutdown(absl::Time deadline);
 
+  // For tests: `observer` is called on the loop at the end of every turn of
+  // a connection (frames handled, then a read or a post or a pause) with
+  // the number of calls that turn handled. REQUIRES: called on the loop.
+  void ObserveTurnsForTest(std::function<void(size_t calls)> observer) {
+    turn_observer_ = std::move(observer);
+  }
+
   class Connection;
 
  private:
@@ -130,6 +153,7 @@ class FrameServer {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::unique_ptr<PeerGate> gate_;
   std::thread thread_;
+  std::function<void(size_t)> turn_observer_;  // the loop only
 
   absl::Mutex shutdown_mu_;  // one Shutdown at a time (the drain's and Stop's)
   bool drained_ ABSL_GUARDED_BY(shutdown_mu_) = false;  // a Shutdown is done

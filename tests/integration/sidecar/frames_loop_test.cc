@@ -1,7 +1,9 @@
 // The frame server on the Redis client's own io_context (frame_server.h:
 // how the sidecar serves the frame socket with a Redis session store), in
 // process on a real redis-server: a frame's calls start on the client's I/O
-// thread, the calls of one frame go to Redis in one write, and a Shutdown
+// thread, the calls of one frame go to Redis in one write, a read of many
+// frames that answer at once lets other work on the loop run between its
+// turns, and a Shutdown
 // with calls in flight answers them (or, past its deadline, closes and
 // waits for the store to end them) before the client may go.
 #include <sys/socket.h>
@@ -19,7 +21,10 @@
 #include <thread>
 #include <utility>
 
+#include <boost/asio/post.hpp>
+
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -217,6 +222,86 @@ TEST_F(FramesLoopTest, TheCallsOfOneFrameGoToRedisInOneWrite) {
   EXPECT_GE(after.commands_written - before.commands_written, kCalls);
   // One write for the frame's commands; an idle PING may add one.
   EXPECT_LE(after.batches_written - before.batches_written, 2u);
+}
+
+TEST_F(FramesLoopTest, FramesThatAnswerAtOnceLetOtherWorkOnTheLoopRunBetweenTurns) {
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+  // A frame of kCalls calls that do not parse: each is refused at once, so
+  // its room in the budget of unanswered calls comes back at once and only
+  // the turn's budget bounds what one read handler does.
+  constexpr size_t kCalls = FrameServer::kMaxCallsPerFrame;
+  constexpr size_t kFrames = 4;
+  std::string calls;
+  for (size_t i = 0; i < kCalls; ++i) calls += std::string("\x0a\x01\xff", 3);
+  std::string frame;
+  rpc::AppendFrameHeader(&frame, static_cast<uint32_t>(calls.size()));
+  frame += calls;
+  // One frame first, answered: the connection is adopted and its next read
+  // is waiting on the loop.
+  ASSERT_TRUE(connection->SendRaw(frame));
+  size_t answered = 0;
+  while (answered < kCalls) {
+    std::optional<v1::PipeResponse> response = connection->Read();
+    ASSERT_TRUE(response.has_value());
+    answered += static_cast<size_t>(response->results_size());
+  }
+
+  // The loop is held while the frames are written, so that one read gets
+  // them all (they fit in the connection's idle read buffer): without the
+  // turn's budget a single handler would answer every call before anything
+  // else ran on the loop. The marker is posted at the end of the first
+  // turn; the calls handled before it runs are recorded (all on the loop).
+  size_t handled = 0;
+  std::optional<size_t> handled_when_marker_ran;
+  absl::Notification observing;
+  absl::Notification written;
+  boost::asio::post(client_->io_context(), [&] {
+    frames_->ObserveTurnsForTest([&](size_t turn_calls) {
+      const bool first = handled == 0 && turn_calls > 0;
+      handled += turn_calls;
+      if (first) {
+        boost::asio::post(client_->io_context(), [&] { handled_when_marker_ran = handled; });
+      }
+    });
+    observing.Notify();
+    written.WaitForNotification();
+  });
+  observing.WaitForNotification();
+  std::string frames;
+  for (size_t i = 0; i < kFrames; ++i) frames += frame;
+  ASSERT_LT(frames.size(), 16384u) << "the frames must fit in one read";
+  ASSERT_TRUE(connection->SendRaw(frames));
+  written.Notify();
+
+  answered = 0;
+  while (answered < kFrames * kCalls) {
+    std::optional<v1::PipeResponse> response = connection->Read();
+    ASSERT_TRUE(response.has_value()) << answered << " answered";
+    for (const v1::PipeResult& result : response->results()) {
+      EXPECT_EQ(result.code(), 3) << "INVALID_ARGUMENT";
+    }
+    answered += static_cast<size_t>(response->results_size());
+  }
+  // Every call is answered, so every turn has ended; the marker, posted
+  // after the first, ran between turns. Read on the loop, where they were
+  // written.
+  std::optional<size_t> marker;
+  size_t total = 0;
+  absl::Notification read;
+  boost::asio::post(client_->io_context(), [&] {
+    marker = handled_when_marker_ran;
+    total = handled;
+    frames_->ObserveTurnsForTest(nullptr);
+    read.Notify();
+  });
+  read.WaitForNotification();
+  EXPECT_EQ(total, kFrames * kCalls);
+  ASSERT_TRUE(marker.has_value());
+  // The first turn handled one frame (more calls than kTurnCalls), then
+  // let the marker run before the next.
+  EXPECT_EQ(*marker, kCalls) << "the first turn handled " << *marker << " calls of "
+                             << kFrames * kCalls << " read at once";
 }
 
 TEST_F(FramesLoopTest, AFrameClientThatNeverReadsStallsNeitherRedisNorOtherConnections) {
