@@ -462,7 +462,7 @@ void FrameServer::Connection::AfterProgressLocked() {
 }
 
 void FrameServer::Connection::Broken(std::string_view reason, std::string_view detail) {
-  spdlog::warn("frame socket: closing a connection: {} ({})", detail, reason);
+  server_->Warn(reason, detail);
   server_->Closed(reason);
   absl::MutexLock lock(&mu_);
   CloseLocked();
@@ -543,6 +543,28 @@ void FrameServer::Adopt(int fd) {
 
 void FrameServer::Closed(std::string_view reason) {
   if (metrics_ != nullptr) metrics_->FrameConnectionClosed(reason);
+}
+
+void FrameServer::Warn(std::string_view reason, std::string_view detail) {
+  size_t suppressed = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_warning_ < kWarningInterval) {
+      ++warnings_suppressed_;
+      return;
+    }
+    last_warning_ = now;
+    suppressed = std::exchange(warnings_suppressed_, 0);
+  }
+  if (suppressed == 0) {
+    spdlog::warn("frame socket: closing a connection: {} ({})", detail, reason);
+  } else {
+    spdlog::warn(
+        "frame socket: closing a connection: {} ({}); {} more closed for a broken stream "
+        "since the last warning",
+        detail, reason, suppressed);
+  }
 }
 
 void FrameServer::Gone() {

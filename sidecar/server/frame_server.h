@@ -32,8 +32,8 @@
 // duplicate in-flight id answers INVALID_ARGUMENT (DUPLICATE_CALL_ID). A
 // broken stream — a frame of length 0 or above max_frame_bytes, a payload
 // that is not a PipeRequest, more than kMaxCallsPerFrame calls — closes the
-// connection, logged and counted in
-// stateside_frame_connections_closed_total{reason}.
+// connection, logged (at most once a second, with the number left out)
+// and counted in stateside_frame_connections_closed_total{reason}.
 //
 // Answers go out from the thread that completes the call (the Redis I/O
 // thread, which is the loop itself unless the near cache's reader carried a
@@ -139,6 +139,13 @@ class FrameServer {
   void Adopt(int fd);  // on the loop
   friend class Connection;
   void Closed(std::string_view reason);  // a connection closed for a broken stream
+  // Logs why a connection closes for a broken stream, at most once per
+  // kWarningInterval: the log is written on the loop (the Redis I/O thread),
+  // so a client that keeps breaking its streams must not make it write
+  // without bound. The next warning says how many were left out; the
+  // counter of closes counts each.
+  void Warn(std::string_view reason, std::string_view detail);
+  static constexpr absl::Duration kWarningInterval = absl::Seconds(1);
   void Gone();                           // a connection was destroyed
   void StopReadingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mu_);
   // Runs `step` on every live connection, on the loop; waited for.
@@ -161,6 +168,8 @@ class FrameServer {
   std::vector<std::weak_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;  // connections not yet destroyed
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  size_t warnings_suppressed_ ABSL_GUARDED_BY(mu_) = 0;  // since the last warning
 };
 
 }  // namespace stateside
