@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -580,8 +581,15 @@ void FrameServer::EachConnection(void (Connection::*step)()) {
       if (auto c = weak.lock()) live.push_back(std::move(c));
     }
   }
-  // On the loop, where the sockets live; waited for (so never called from
-  // the loop itself).
+  // On the loop, where the sockets live; waited for. Called on the loop
+  // itself, the wait would never end: that caller's error stops the process
+  // plainly instead of hanging it (and every Redis reply with it).
+  if (io_.get_executor().running_in_this_thread()) {
+    spdlog::critical(
+        "frame socket: StopReading, Shutdown or the destructor was called on the server's own "
+        "loop, which it must wait for; stopping");
+    std::abort();
+  }
   absl::Notification done;
   asio::post(io_, [&live, step, &done] {
     for (const auto& c : live) ((*c).*step)();

@@ -50,8 +50,10 @@
 // of a connection handles at most about kTurnCalls calls or kTurnBytes
 // before the rest is posted behind the other work of the loop (the Redis
 // replies above all). Thread-safety:
-// StopReading and Shutdown from one owning thread, never from the loop's;
-// the rest is internal.
+// StopReading, Shutdown and the destructor from any thread but the loop's
+// (serialised by shutdown_mu_); they wait for work they post to the loop,
+// so called on the loop they abort the process (rather than hang it). The
+// rest is internal.
 #ifndef STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 #define STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 
@@ -108,7 +110,7 @@ class FrameServer {
       const std::string& path, std::vector<uint32_t> allowed_uids, const rpc::Operations* ops,
       admin::Metrics* metrics, size_t max_frame_bytes,
       boost::asio::io_context* loop = nullptr);
-  // Shutdown(now). After a Shutdown it touches nothing of the loop, so a
+  // Shutdown(now). Not on the loop (see Thread-safety). After a Shutdown it touches nothing of the loop, so a
   // given loop may be gone by then.
   ~FrameServer();
   FrameServer(const FrameServer&) = delete;

@@ -6,6 +6,7 @@
 // turns, and a Shutdown
 // with calls in flight answers them (or, past its deadline, closes and
 // waits for the store to end them) before the client may go.
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +22,8 @@
 #include <thread>
 #include <utility>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include "absl/status/statusor.h"
@@ -384,6 +387,32 @@ TEST_F(FramesLoopTest, ShutdownPastItsDeadlineClosesAndWaitsForTheStoreToEndTheC
   EXPECT_TRUE(connection->ClosedByPeer());
   frames_.reset();
   client_.reset();
+}
+
+// StopReading (as Shutdown and the destructor) waits for work it posts to
+// the loop: called on the loop it would wait for ever, so it aborts instead.
+TEST(FramesLoopDeathTest, StopReadingOnTheLoopAbortsInsteadOfHanging) {
+  testing::TempDir dir;
+  const std::string path = dir.File("api.sock.frames");
+  ASSERT_TRUE(PrepareSocketPath(path).ok());
+  // Without the check the statement never returns (the test times out).
+  // The log goes to stdout, which the death test does not match.
+  EXPECT_EXIT(
+      {
+        boost::asio::io_context loop;
+        auto work = boost::asio::make_work_guard(loop);
+        std::thread thread([&loop] { loop.run(); });
+        auto frames = FrameServer::Start(path, {}, nullptr, nullptr, 1 << 20, &loop);
+        if (frames.ok()) {
+          absl::Notification stopped;
+          boost::asio::post(loop, [&] {
+            (*frames)->StopReading();
+            stopped.Notify();
+          });
+          stopped.WaitForNotification();
+        }
+      },
+      ::testing::KilledBySignal(SIGABRT), "");
 }
 
 }  // namespace
