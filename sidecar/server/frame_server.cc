@@ -521,23 +521,25 @@ FrameServer::FrameServer(std::unique_ptr<PeerGate> gate, const rpc::Operations* 
 FrameServer::~FrameServer() { Shutdown(absl::Now()); }
 
 void FrameServer::Adopt(int fd) {
-  bool refuse = false;
+  std::shared_ptr<Connection> connection;
   {
+    // The check and the listing in one critical section: StopReading lists
+    // the connections after setting shut_down_, so a connection is either
+    // refused here or in its list (and stops reading with the rest).
     absl::MutexLock lock(&mu_);
-    refuse = shut_down_;
-    if (!refuse) ++live_;
+    if (!shut_down_) {
+      ++live_;
+      connection = std::make_shared<Connection>(this, fd);
+      // Forget the connections already gone, so the list stays as long as
+      // the live ones.
+      std::erase_if(connections_,
+                    [](const std::weak_ptr<Connection>& c) { return c.expired(); });
+      connections_.push_back(connection);
+    }
   }
-  if (refuse) {
+  if (connection == nullptr) {
     ::close(fd);
     return;
-  }
-  auto connection = std::make_shared<Connection>(this, fd);
-  {
-    absl::MutexLock lock(&mu_);
-    // Forget the connections already gone, so the list stays as long as
-    // the live ones.
-    std::erase_if(connections_, [](const std::weak_ptr<Connection>& c) { return c.expired(); });
-    connections_.push_back(connection);
   }
   connection->StartRead();
 }
