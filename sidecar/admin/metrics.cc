@@ -274,7 +274,8 @@ Metrics::Impl::Impl(MetricsOptions options)
                            .Add({})),
       redis_duration_(
           HistogramFamily(registry_, "stateside_redis_command_duration_seconds",
-                          "Redis command round-trip time.")
+                          "Redis command round-trip time (with the frame socket on Redis, it "
+                          "includes time the Redis I/O thread spent on frames).")
               .Add({}, kLatencyBuckets)),
       redis_errors_(CounterFamily(registry_, "stateside_redis_errors_total",
                                   "Redis failures, by kind."),
