@@ -227,8 +227,9 @@ class RedisClient {
   // The I/O thread's io_context, for a server that runs on that thread (the
   // frame socket with a Redis session store: a call read there reaches a
   // connection's write buffer, and its reply comes back, on one thread).
-  // What runs there must not block. REQUIRES: it is stopped, and its
-  // handlers are done with, before the client is destroyed.
+  // What runs there must not block. REQUIRES: a server running on it is
+  // shut down (no handler of it left on the io_context) before the client
+  // is destroyed.
   boost::asio::io_context& io_context() const { return *io_; }
   // Whether the caller is on the I/O thread (for tests and checks).
   bool OnIoThread() const { return std::this_thread::get_id() == io_thread_id_; }

@@ -1,11 +1,11 @@
 // The frame server on the Redis client's own io_context (frame_server.h:
 // how the sidecar serves the frame socket with a Redis session store), in
 // process on a real redis-server: a frame's calls start on the client's I/O
-// thread, the calls of one frame go to Redis in one write, a read of many
-// frames that answer at once lets other work on the loop run between its
-// turns, and a Shutdown
-// with calls in flight answers them (or, past its deadline, closes and
-// waits for the store to end them) before the client may go.
+// thread, the calls of one frame go to Redis in one write per Redis
+// connection, a read of many frames that answer at once lets other work on
+// the loop run between its turns, and a Shutdown with calls in flight
+// answers them (or, past its deadline, closes and waits for the store to
+// end them) before the client may go.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
