@@ -24,9 +24,12 @@ constexpr char kSealPlace[] = "se";
 constexpr size_t kMaxHeld = 4096;
 
 // Frames waiting for the lane, at most (count, bytes): beyond, a publish
-// fails at once, as it would if Redis were not reachable.
-constexpr size_t kMaxQueuedFrames = 65536;
-constexpr size_t kMaxQueuedBytes = 32u << 20;
+// fails at once, as it would if Redis were not reachable. Small: the relay's
+// destructor waits for what is queued, one batch of up to 1024 per round
+// trip, so against a Redis that stopped answering this bounds that wait to
+// a few command timeouts.
+constexpr size_t kMaxQueuedFrames = 4096;
+constexpr size_t kMaxQueuedBytes = 4u << 20;
 
 // The gate's time: steady, in ns (a wall-clock step must not stretch or
 // cut a hold-off).
@@ -95,6 +98,9 @@ void RedisChangeRelay::Gate::Offer(const std::shared_ptr<Gate>& gate, std::strin
           gate->held.push_back(std::move(frame));
           return;
         }
+        // Full: the held frames go out now (behind the probe), and this one
+        // after them, so that nothing overtakes them.
+        gate->ReleaseHeldLocked();
       } else if (now < gate->quiet_until.load()) {
         gate->counters->suppressed.fetch_add(1);
         return;

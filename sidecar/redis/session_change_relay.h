@@ -25,9 +25,11 @@
 // failed). So a Redis nobody watches on carries about one frame per
 // hold-off instead of one per change.
 //
-// At most once: a change published while a subscription is down is lost;
-// the loss window is reported to the feed (OnRemoteLost) once the
-// subscription is back, including the first one after start. Each window
+// At most once: a publish that fails (Redis unreachable, too many frames
+// waiting to be sent) loses its change, counted in publish_failed and
+// reported to no watcher. A change published while a subscription is down
+// is lost too; that loss window is reported to the feed (OnRemoteLost) once
+// the subscription is back, including the first one after start. Each window
 // is reported up to kPublishHoldOff past the confirmation: a sidecar that
 // saw no subscriber just before may still be holding off. A watcher added
 // before that end starts with the rest of the window as its own gap. A
