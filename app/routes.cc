@@ -46,6 +46,16 @@ Response BadBody(std::string_view what) {
   return ErrorResponse(http::status::bad_request, what);
 }
 
+// Whether the sidecar refused a call's session key (INVALID_ARGUMENT with
+// metadata field "key": an empty or oversized cookie).
+bool NamesTheKey(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return false;
+  std::optional<stateside::ErrorReason> reason = stateside::ErrorReasonOf(status);
+  if (!reason.has_value()) return false;
+  auto it = reason->metadata.find("field");
+  return it != reason->metadata.end() && it->second == "key";
+}
+
 Response NoSession() {
   return ErrorResponse(http::status::unauthorized, "no valid session");
 }
@@ -309,19 +319,17 @@ void Routes::AddToCart(const Request& request, const boost::asio::any_io_executo
       }
     }
   }
-  // Read the session (and roll its idle timeout) before writing: a dead
-  // session is a 401 without a write.
+  // The update is the only sidecar call: it rolls the idle timeout as a
+  // read does, and a dead session is NOT_FOUND without a write (AddItem).
+  if (delay_ms == 0) return AddItem(*std::move(ref), *std::move(item), std::move(done));
+  // Test hook: lets a test race a logout against this request. The add
+  // touches the session first (what such a test waits for), then waits on a
+  // timer of the connection's executor (no thread waits), then writes.
+  // Never enabled in production (logged at startup).
   client_->TouchSessionAsync(*ref, [this, ref = *ref, item = *std::move(item), delay_ms,
                                     executor, done = std::move(done)](
                                        absl::StatusOr<stateside::SessionInfo> touched) mutable {
-    if (touched.status().code() == absl::StatusCode::kInvalidArgument) {
-      return done(NoSession());
-    }
     if (!touched.ok()) return done(SidecarError(touched.status(), "cart: session", true));
-    if (delay_ms == 0) return AddItem(std::move(ref), std::move(item), std::move(done));
-    // Test hook: lets a test race a logout against this request. A timer on
-    // the connection's executor: no thread waits. Never enabled in
-    // production (logged at startup).
     auto timer = std::make_shared<boost::asio::steady_timer>(executor);
     timer->expires_after(std::chrono::milliseconds(delay_ms));
     timer->async_wait([this, timer, ref = std::move(ref), item = std::move(item),
@@ -344,12 +352,15 @@ void Routes::AddItem(stateside::SessionRef ref, std::string item, Reply done) co
       [this, item = std::move(item),
        done = std::move(done)](absl::StatusOr<stateside::SessionInfo> updated) mutable {
         if (!updated.ok()) {
-          // The session was alive a moment ago. NOT_FOUND: it ended
-          // meanwhile (logout) → 401. INVALID_ARGUMENT is now about the
-          // write, not the cookie (e.g. the sidecar's attribute limit: the
-          // cart is full) → 400 with the sidecar's message naming the limit.
-          const bool ended = updated.status().code() == absl::StatusCode::kNotFound;
-          return done(SidecarError(updated.status(), "cart: add", /*session_lookup=*/ended));
+          // NOT_FOUND: no such session (expired, logged out, a forged
+          // cookie) → 401, nothing written. INVALID_ARGUMENT is a 401 too
+          // when it names the key (the cookie is unusable), else it is about
+          // the write (e.g. the sidecar's attribute limit: the cart is full)
+          // → 400 with the sidecar's message naming the limit.
+          const absl::Status& status = updated.status();
+          const bool no_session = status.code() == absl::StatusCode::kNotFound ||
+                                  NamesTheKey(status);
+          return done(SidecarError(status, "cart: add", /*session_lookup=*/no_session));
         }
         done(JsonResponse(http::status::ok, Json{{"item", item}, {"instance", instance_}}));
       });

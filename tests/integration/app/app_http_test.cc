@@ -72,6 +72,28 @@ TEST_F(RadarAppTest, MeWithoutOrWithAForgedCookieIs401) {
   }
 }
 
+TEST_F(RadarAppTest, CartAddWithAForgedOrUnusableCookieIs401AndWritesNothing) {
+  const auto cookie = LoginAs(UniqueUser("cart-forger"));
+  const std::string value = cookie.second.substr(cookie.second.find('=') + 1);
+  std::string tampered = value;
+  tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
+  // The add is one update of the sidecar: NOT_FOUND (a forged or unknown
+  // cookie) and the INVALID_ARGUMENT of a cookie it cannot use (longer than
+  // its 512-byte key limit) both answer as a read would, without a write.
+  const std::vector<std::string> values = {"garbage", tampered,
+                                           std::string(300, 'x') + ".sig",
+                                           value + std::string(600, 'x')};
+  for (const std::string& bad : values) {
+    HttpResponse response = Call("POST", "/cart", json{{"item", "stolen"}}.dump(),
+                                 {{"Cookie", std::string(kCookieName) + "=" + bad}});
+    EXPECT_EQ(response.status, 401) << bad.substr(0, 40);
+    EXPECT_EQ(Body(response), (json{{"error", "no valid session"}}));
+  }
+  HttpResponse me = Call("GET", "/me", "", {cookie});
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(Body(me)["cart"], json::array());
+}
+
 TEST_F(RadarAppTest, CartAddsAreListedSorted) {
   const auto cookie = LoginAs(UniqueUser("cart"));
   for (const std::string item : {"pear", "apple", "a long item with spaces", "pear"}) {
