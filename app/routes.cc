@@ -290,13 +290,20 @@ void Routes::Guest(Reply done) const {
 
 Response Routes::Me(absl::StatusOr<stateside::Session> session) const {
   if (!session.ok()) return SidecarError(session.status(), "me: session", true);
-  std::vector<std::string> cart;
-  for (const auto& [name, value] : session->attributes) {
-    if (name.starts_with(kCartPrefix)) cart.push_back(value);
+  // The items sorted by value, moved (not copied) from the session into the
+  // JSON array.
+  std::vector<std::string*> items;
+  items.reserve(session->attributes.size());
+  for (auto& [name, value] : session->attributes) {
+    if (name.starts_with(kCartPrefix)) items.push_back(&value);
   }
-  std::sort(cart.begin(), cart.end());
-  return JsonResponse(http::status::ok, Json{{"user", session->info.user_id},
-                                             {"cart", cart},
+  std::sort(items.begin(), items.end(),
+            [](const std::string* a, const std::string* b) { return *a < *b; });
+  Json cart = Json::array();
+  cart.get_ref<Json::array_t&>().reserve(items.size());
+  for (std::string* item : items) cart.push_back(std::move(*item));
+  return JsonResponse(http::status::ok, Json{{"user", std::move(session->info.user_id)},
+                                             {"cart", std::move(cart)},
                                              {"instance", instance_}});
 }
 
