@@ -24,6 +24,7 @@ constexpr OpInfo kOps[] = {
     {Op::kSessionUpdate, "session-update", "stateside.v1.SessionService/Update"},
     {Op::kSessionCreate, "session-create", "stateside.v1.SessionService/Create"},
     {Op::kOptOutGet, "optout-get", "stateside.v1.AnalyticsService/GetOptOut"},
+    {Op::kEmpty, "empty", "stateside.v1.SessionService/Pipe, a call without an operation"},
     {Op::kRealtimeXInstance, "realtime-xinstance",
      "stateside.v1.RealtimeService/Publish -> Subscribe (two sidecars)"},
     {Op::kRealtimeFanout, "realtime-fanout",
@@ -127,6 +128,8 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   app.add_option("--op", op,
                  "ping (grpc.health.v1.Health/Check, the empty-RPC floor), "
                  "session-get, session-update, session-create, optout-get, "
+                 "empty (stream and frames only: a Pipe call without an operation, which "
+                 "the sidecar answers at once with an error; the transport's own floor), "
                  "realtime-xinstance, realtime-fanout")
       ->required();
   app.add_option("--inflight", inflight, "calls kept in flight [1]");
@@ -187,8 +190,13 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
   if (!known_op) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--op: unknown operation '", op,
-        "' (ping, session-get, session-update, session-create, optout-get, "
+        "' (ping, session-get, session-update, session-create, optout-get, empty, "
         "realtime-xinstance, realtime-fanout)"));
+  }
+  if (o.op == Op::kEmpty && transport != "stream" && transport != "frames") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--op empty: only on --transport stream or frames (a Pipe call without an "
+        "operation), not ", transport));
   }
   if (transport == "unary") {
     o.transport = TransportKind::kUnary;
@@ -211,10 +219,10 @@ absl::StatusOr<ParsedCommandLine> ParseBenchOptions(
     }
   } else if (transport == "frames") {
     o.transport = TransportKind::kFrames;
-    if (!OpUsesSession(o.op)) {
+    if (!OpUsesSession(o.op) && o.op != Op::kEmpty) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--transport frames: the frame socket carries only session-get and session-update, "
-          "not ", op));
+          "--transport frames: the frame socket carries only session-get and session-update "
+          "(and empty, the calls it refuses at once), not ", op));
     }
   } else {
     return absl::InvalidArgumentError(

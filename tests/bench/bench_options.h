@@ -30,6 +30,11 @@ enum class Op {
   kSessionUpdate,  // SessionService/Update setting one attribute
   kSessionCreate,  // SessionService/Create with one attribute
   kOptOutGet,      // AnalyticsService/GetOptOut of one subject
+  // A PipeCall without an operation (stream and frames only): the server
+  // answers it at once, without any work behind it (the Pipe INVALID_ARGUMENT,
+  // the frame socket UNIMPLEMENTED), so its cost is the transport's own per
+  // call; any answer counts as the call's success.
+  kEmpty,
   // Open-loop RealtimeService Publish → Subscribe delivery (realtime_bench.h):
   kRealtimeXInstance,  // publish on --publish-socket, receive on --socket
   kRealtimeFanout,     // publish and receive on --socket, N connections

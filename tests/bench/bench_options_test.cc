@@ -74,6 +74,28 @@ TEST(BenchOptionsTest, FramesTransportTakesTheSessionOpsOnly) {
   EXPECT_THAT(help->help, HasSubstr("frames (the frame socket's protocol"));
 }
 
+TEST(BenchOptionsTest, EmptyCallsRunOnThePipeStreamAndTheFrameSocketOnly) {
+  for (const char* transport : {"stream", "frames"}) {
+    auto parsed = Parse({"--socket", "/s", "--op", "empty", "--transport", transport});
+    ASSERT_TRUE(parsed.ok()) << transport << ": " << parsed.status();
+    EXPECT_EQ(parsed->options->op, Op::kEmpty);
+    EXPECT_STREQ(OpName(Op::kEmpty), "empty");
+    EXPECT_FALSE(OpUsesSession(Op::kEmpty));
+  }
+  for (const char* transport : {"unary", "client-stream", "client-unary", "client-frames"}) {
+    auto parsed = Parse({"--socket", "/s", "--op", "empty", "--transport", transport});
+    ASSERT_FALSE(parsed.ok()) << transport;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(parsed.status().message()),
+                HasSubstr(std::string("--op empty: only on --transport stream or frames")));
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(transport));
+  }
+  // No session behind it: --session is refused as for the other non-session ops.
+  auto with_session =
+      Parse({"--socket", "/s", "--op", "empty", "--transport", "stream", "--session", "x"});
+  EXPECT_FALSE(with_session.ok());
+}
+
 TEST(BenchOptionsTest, EveryOpNameRoundTrips) {
   for (Op op : {Op::kPing, Op::kSessionGet, Op::kSessionUpdate,
                 Op::kSessionCreate, Op::kOptOutGet}) {

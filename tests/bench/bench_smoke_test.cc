@@ -16,6 +16,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "proto/frames.h"
 #include "stateside/v1/session.grpc.pb.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -46,9 +47,12 @@ class BenchSmokeTest : public ::testing::Test {
     ASSERT_TRUE(sidecar_->running()) << sidecar_->ReadLog();
   }
 
-  RunResult Bench(std::vector<std::string> args) {
+  RunResult Bench(std::vector<std::string> args) { return BenchAt(socket_, std::move(args)); }
+
+  // The bench on `socket` (e.g. the sidecar's frame socket).
+  RunResult BenchAt(const std::string& socket, std::vector<std::string> args) {
     std::vector<std::string> argv = {BinPath("stateside-bench"), "--socket",
-                                     socket_, "--json", "--server-pid",
+                                     socket, "--json", "--server-pid",
                                      std::to_string(sidecar_->pid())};
     argv.insert(argv.end(), args.begin(), args.end());
     return testing::Run(argv, {}, absl::Seconds(60));
@@ -101,6 +105,26 @@ TEST_F(BenchSmokeTest, EveryOperationRunsOverTheStreamWithoutErrors) {
     EXPECT_EQ(j["transport"], "stream");
     EXPECT_GT(j["calls"].get<int64_t>(), 0) << op;
     EXPECT_EQ(j["errors"], 0) << op << ": " << j.dump();
+  }
+}
+
+// A call without an operation, answered at once (the transports' own cost):
+// every answer counts as the call's success, on the Pipe stream and on the
+// frame socket.
+TEST_F(BenchSmokeTest, EmptyCallsAreAnsweredOnTheStreamAndTheFrameSocket) {
+  for (const char* transport : {"stream", "frames"}) {
+    const std::string socket = std::string(transport) == "frames"
+                                   ? socket_ + std::string(rpc::kFrameSocketSuffix)
+                                   : socket_;
+    RunResult r = BenchAt(socket, {"--op", "empty", "--transport", transport, "--inflight",
+                                   "16", "--duration", "0.3", "--warmup", "0.1"});
+    ASSERT_EQ(r.exit_status, 0) << transport << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["op"], "empty");
+    EXPECT_EQ(j["transport"], transport);
+    EXPECT_GT(j["calls"].get<int64_t>(), 0) << transport;
+    EXPECT_EQ(j["errors"], 0) << transport << ": " << j.dump();
+    EXPECT_TRUE(j["server_cpu_us_per_call"].is_number()) << j.dump();
   }
 }
 

@@ -235,7 +235,7 @@ class FramesTransport final : public Transport {
         const size_t slot = static_cast<size_t>(r.id());
         if (slot < c.in_flight.size() && c.in_flight[slot]) {
           c.in_flight[slot] = false;
-          finished.emplace_back(slot, static_cast<grpc::StatusCode>(r.code()));
+          finished.emplace_back(slot, ResultCode(prototype_, r.code()));
         }
       }
     }
@@ -262,9 +262,10 @@ class FramesTransport final : public Transport {
 absl::StatusOr<std::unique_ptr<Transport>> MakeFramesTransport(TransportParams params,
                                                                size_t connections) {
   const Op op = params.workload->op;
-  if (op != Op::kSessionGet && op != Op::kSessionUpdate) {
+  if (op != Op::kSessionGet && op != Op::kSessionUpdate && op != Op::kEmpty) {
     return absl::UnimplementedError(absl::StrCat(
-        "--op ", OpName(op), ": the frame socket carries only session-get and session-update"));
+        "--op ", OpName(op),
+        ": the frame socket carries only session-get and session-update (and empty)"));
   }
   absl::StatusOr<v1::PipeCall> prototype =
       PipeCallPrototype(*params.workload, params.call_timeout);

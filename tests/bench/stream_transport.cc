@@ -123,7 +123,7 @@ class PipeStream final : public grpc::ClientBidiReactor<v1::PipeRequest, v1::Pip
         const size_t slot = static_cast<size_t>(r.id());
         if (slot < in_flight_.size() && in_flight_[slot]) {
           in_flight_[slot] = false;
-          finished.emplace_back(slot, static_cast<grpc::StatusCode>(r.code()));
+          finished.emplace_back(slot, ResultCode(*prototype_, r.code()));
         }
       }
     }
@@ -230,11 +230,18 @@ absl::StatusOr<v1::PipeCall> PipeCallPrototype(const Workload& w, absl::Duration
     case Op::kOptOutGet:
       *prototype.mutable_get_opt_out() = w.opt_out_get;
       break;
+    case Op::kEmpty:
+      break;  // the timeout alone
     case Op::kRealtimeXInstance:
     case Op::kRealtimeFanout:
       return absl::UnimplementedError("realtime operations are open-loop: see RunRealtime");
   }
   return prototype;
+}
+
+grpc::StatusCode ResultCode(const v1::PipeCall& prototype, int32_t code) {
+  if (prototype.op_case() == v1::PipeCall::OP_NOT_SET) return grpc::StatusCode::OK;
+  return static_cast<grpc::StatusCode>(code);
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params) {

@@ -21,6 +21,10 @@ namespace stateside::bench {
 absl::StatusOr<stateside::v1::PipeCall> PipeCallPrototype(const Workload& w,
                                                           absl::Duration timeout);
 
+// The code a result of `prototype` counts as: its own, except that any
+// answer to a call without an operation (--op empty) is its success.
+grpc::StatusCode ResultCode(const stateside::v1::PipeCall& prototype, int32_t code);
+
 // UNIMPLEMENTED for `ping` (it has no stream form: the floor is the unary
 // Health/Check).
 absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params);

@@ -131,6 +131,7 @@ std::unique_ptr<Transport> MakeUnaryTransport(TransportParams params) {
              v1::GetOptOutResponse* r, DoneFn done) {
             s.analytics->async()->GetOptOut(c, q, r, std::move(done));
           });
+    case Op::kEmpty:  // a Pipe call: refused by ParseBenchOptions on unary
     // Open-loop operations: RunRealtime drives them, never a transport.
     case Op::kRealtimeXInstance:
     case Op::kRealtimeFanout:

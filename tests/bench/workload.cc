@@ -152,6 +152,8 @@ absl::StatusOr<Workload> PrepareWorkload(
       w.opt_out_get.set_subject(w.opt_out_subject);
       break;
     }
+    case Op::kEmpty:  // nothing behind it
+      break;
     // Open-loop operations prepare their own state (RunRealtime).
     case Op::kRealtimeXInstance:
     case Op::kRealtimeFanout:
