@@ -34,12 +34,11 @@ absl::Status SplitPipeRequest(std::string_view bytes, std::vector<std::string_vi
   }
   CodedInputStream in = Input(bytes);
   while (true) {
+    if (static_cast<size_t>(in.CurrentPosition()) == bytes.size()) return absl::OkStatus();
+    // Not at the end: 0 is an invalid tag, or one cut off by the end (its
+    // bytes consumed), which a parser refuses as well.
     const uint32_t tag = in.ReadTag();
-    if (tag == 0) {
-      // 0 is both the end of the input and an invalid tag.
-      if (static_cast<size_t>(in.CurrentPosition()) == bytes.size()) return absl::OkStatus();
-      break;
-    }
+    if (tag == 0) break;
     if (tag == kCallsTag) {
       uint32_t length = 0;
       if (!in.ReadVarint32(&length)) break;

@@ -15,10 +15,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/rpc/pipe.h"
+#include "sidecar/rpc/pipe_wire.h"
 #include "tests/unit/rpc/rpc_fixture.h"
 
 namespace stateside::rpc {
@@ -288,6 +290,34 @@ std::string Framed(const std::string& call) {
     n >>= 7;
   } while (n != 0);
   return out + call;
+}
+
+// The framing is read as a parser reads it: a request that protobuf refuses
+// (a tag cut off at the end, a zero tag) is refused, one it accepts is split.
+TEST(SplitPipeRequestTest, RefusesWhatAParserRefusesAndSplitsTheRest) {
+  v1::PipeRequest request;
+  request.add_calls()->set_id(7);
+  request.add_calls()->set_id(8);
+  const std::string whole = request.SerializeAsString();
+  std::vector<std::string_view> calls;
+  ASSERT_TRUE(SplitPipeRequest(whole, &calls).ok());
+  EXPECT_EQ(calls.size(), 2u);
+  const std::vector<std::string> refused = {
+      whole + std::string("\x80", 1),      // a varint tag cut off at the end
+      whole + std::string("\x80\x80", 2),  // likewise, two bytes of it
+      whole + std::string("\x00", 1),      // tag 0
+      std::string("\x0a\xff\x01", 3),     // a call of 255 bytes, none there
+  };
+  for (const std::string& bytes : refused) {
+    v1::PipeRequest parsed;
+    ASSERT_FALSE(parsed.ParseFromString(bytes)) << "protobuf accepts it: the case is wrong";
+    calls.clear();
+    const absl::Status status = SplitPipeRequest(bytes, &calls);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(bytes);
+  }
+  calls.clear();
+  EXPECT_TRUE(SplitPipeRequest("", &calls).ok());  // no calls at all
+  EXPECT_TRUE(calls.empty());
 }
 
 // Only a message whose framing is broken ends the stream.
