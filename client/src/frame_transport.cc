@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -55,7 +56,10 @@ absl::Status ConnectionEnded() {
 
 FrameTransport::FrameTransport(std::string path, size_t max_calls, CallTransport* fallback,
                                Timer* timer)
-    : path_(std::move(path)), max_calls_(max_calls), fallback_(fallback), timer_(timer) {
+    : path_(std::move(path)),
+      max_calls_(max_calls),
+      fallback_(fallback),
+      deadlines_(timer, [this] { ExpireDue(); }) {
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
     wake_read_ = wake[0];
@@ -101,7 +105,7 @@ void FrameTransport::Start(v1::PipeCall call, absl::Time deadline, OutcomeCallba
         pending.done = std::move(done);
         pending.call = std::move(call);
         pending.deadline = deadline;
-        pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+        deadlines_.Add(deadline);
         if (unsent_.size() >= 2 * max_calls_) {
           // Forget the ids of the calls that expired unsent.
           std::deque<uint64_t> live;
@@ -149,7 +153,7 @@ void FrameTransport::FillLocked() {
     if (it == pending_.end()) continue;  // expired (or failed) unsent
     Pending& pending = it->second;
     const absl::Duration left = pending.deadline - now;
-    if (left <= absl::ZeroDuration()) continue;  // its timer ends it unsent
+    if (left <= absl::ZeroDuration()) continue;  // the sweep ends it unsent
     DurationToProto(left, pending.call.mutable_timeout()).IgnoreError();
     v1::PipeRequest request;
     *request.add_calls() = std::move(pending.call);
@@ -208,10 +212,7 @@ void FrameTransport::Loop() {
         out_.clear();
         unsent_.clear();
         in_end_ = 0;
-        for (auto& [id, pending] : pending_) {
-          timer_->Cancel(pending.timer);
-          failed.push_back(std::move(pending.done));
-        }
+        for (auto& [id, pending] : pending_) failed.push_back(std::move(pending.done));
         pending_.clear();
       }
       fd = fd_;
@@ -242,11 +243,9 @@ void FrameTransport::Loop() {
     absl::MutexLock lock(&mu_);
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
-    for (auto& [id, pending] : pending_) {
-      timer_->Cancel(pending.timer);
-      cancelled.push_back(std::move(pending.done));
-    }
+    for (auto& [id, pending] : pending_) cancelled.push_back(std::move(pending.done));
     pending_.clear();
+    deadlines_.Cancel();
   }
   for (OutcomeCallback& done : cancelled) {
     done(Outcome{absl::CancelledError("the client is shutting down"), {}});
@@ -285,7 +284,6 @@ void FrameTransport::ReadAvailable(int fd) {
     for (v1::PipeResult& result : *response.mutable_results()) {
       auto it = pending_.find(result.id());
       if (it == pending_.end()) continue;  // expired here already
-      timer_->Cancel(it->second.timer);
       finished.emplace_back(std::move(it->second.done), OutcomeOf(std::move(result)));
       pending_.erase(it);
     }
@@ -308,18 +306,29 @@ void FrameTransport::ReadAvailable(int fd) {
   }
 }
 
-void FrameTransport::Expire(uint64_t id) {
-  OutcomeCallback done;
+void FrameTransport::ExpireDue() {
+  std::vector<OutcomeCallback> due;
   {
     absl::MutexLock lock(&mu_);
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    done = std::move(it->second.done);
-    pending_.erase(it);
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.deadline <= now) {
+        due.push_back(std::move(it->second.done));
+        pending_.erase(it++);  // its id may stay in unsent_: FillLocked skips it
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    if (shut_down_) next = absl::InfiniteFuture();  // the timer may be stopping
+    deadlines_.Fired(next);
   }
-  done(Outcome{absl::DeadlineExceededError(
-                   "deadline exceeded before the sidecar answered on the frame socket"),
-               {}});
+  for (OutcomeCallback& done : due) {
+    done(Outcome{absl::DeadlineExceededError(
+                     "deadline exceeded before the sidecar answered on the frame socket"),
+                 {}});
+  }
 }
 
 void FrameTransport::Shutdown() {

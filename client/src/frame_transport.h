@@ -36,6 +36,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "client/src/call_transport.h"
+#include "client/src/deadline_sweep.h"
 #include "client/src/timer.h"
 
 namespace stateside::client_internal {
@@ -62,7 +63,6 @@ class FrameTransport final : public CallTransport {
  private:
   struct Pending {
     OutcomeCallback done;
-    Timer::TaskId timer = 0;
     v1::PipeCall call;  // until serialised (its timeout set then)
     absl::Time deadline;
   };
@@ -79,12 +79,13 @@ class FrameTransport final : public CallTransport {
   void Loop();  // the I/O thread
   // Reads what the socket has; answers the attempts it completes.
   void ReadAvailable(int fd);
-  void Expire(uint64_t id);
+  // The deadline sweep (deadlines_): ends the attempts whose deadline has
+  // passed.
+  void ExpireDue();
 
   const std::string path_;
   const size_t max_calls_;
   CallTransport* const fallback_;
-  Timer* const timer_;
   int wake_read_ = -1;
   int wake_write_ = -1;
 
@@ -98,6 +99,7 @@ class FrameTransport final : public CallTransport {
   std::string out_ ABSL_GUARDED_BY(mu_);  // frames not yet written
   std::deque<uint64_t> unsent_ ABSL_GUARDED_BY(mu_);  // ids of calls not in out_ yet
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  DeadlineSweep deadlines_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   bool disabled_ ABSL_GUARDED_BY(mu_) = false;  // no I/O thread could start

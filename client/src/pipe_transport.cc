@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/src/convert.h"
+#include "client/src/deadline_sweep.h"
 #include "stateside/v1/session.grpc.pb.h"
 
 namespace stateside::client_internal {
@@ -119,7 +120,7 @@ class PipeTransport::Lane {
       : transport_(transport),
         stub_(v1::SessionService::NewStub(channel)),
         max_calls_(max_calls),
-        timer_(timer) {}
+        deadlines_(timer, [this] { ExpireDue(); }) {}
 
   void Start(v1::PipeCall call, absl::Time deadline, OutcomeCallback done);
   void Shutdown();
@@ -138,7 +139,6 @@ class PipeTransport::Lane {
     // not answered (shown it serves Pipe), for the unary fallback.
     v1::PipeCall call;
     Stream* stream;
-    Timer::TaskId timer = 0;
   };
 
   // Moves the queued calls (up to one write's worth, below the sidecar's
@@ -151,15 +151,17 @@ class PipeTransport::Lane {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks `stream` ended; true if the caller must RemoveHold.
   bool EndLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Expire(uint64_t id);
+  // The deadline sweep (deadlines_): ends the calls whose deadline has
+  // passed.
+  void ExpireDue();
 
   PipeTransport* const transport_;
   const std::unique_ptr<v1::SessionService::Stub> stub_;
   const size_t max_calls_;
-  Timer* const timer_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  DeadlineSweep deadlines_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   Stream* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // takes new calls
   // The limit the sidecar last announced on this lane (0: none yet): a call
@@ -220,8 +222,8 @@ void PipeTransport::Lane::Start(v1::PipeCall call, absl::Time deadline,
       pending.deadline = deadline;
       pending.call = std::move(call);
       pending.stream = current_;
-      // Lock order: a lane's mutex, then the timer's (Expire runs unlocked).
-      pending.timer = timer_->Schedule(deadline, [this, id] { Expire(id); });
+      // Lock order: a lane's mutex, then the timer's (the sweep runs unlocked).
+      deadlines_.Add(deadline);
       current_->mu.AssertHeld();  // the lane's mu_: tells the analysis
       current_->queued.push_back(id);
       if (TakeBatchLocked(current_, &too_large)) write = current_;
@@ -282,13 +284,12 @@ bool PipeTransport::Lane::TakeBatchLocked(
     if (it == pending_.end()) continue;  // expired while queued
     Pending& pending = it->second;
     const absl::Duration left = pending.deadline - now;
-    if (left <= absl::ZeroDuration()) continue;  // its timer is about to fire
+    if (left <= absl::ZeroDuration()) continue;  // the sweep is about to end it
     // Finite and positive, so this cannot fail.
     DurationToProto(left, pending.call.mutable_timeout()).IgnoreError();
     const size_t size = FramedBytes(pending.call.ByteSizeLong());
     if (size > limit && stream->announced) {
       // Queued before this lane knew the limit: it fails alone.
-      timer_->Cancel(pending.timer);
       refused->emplace_back(std::move(pending.done), Outcome{TooLarge(size, limit), {}});
       pending_.erase(it);
       continue;
@@ -340,7 +341,6 @@ void PipeTransport::Lane::OnRead(Stream* stream, bool ok) {
       auto it = pending_.find(result.id());
       // Unknown: it expired here already (or a confused sidecar).
       if (it == pending_.end() || it->second.stream != stream) continue;
-      timer_->Cancel(it->second.timer);
       finished.emplace_back(std::move(it->second.done), OutcomeOf(std::move(result)));
       pending_.erase(it);
     }
@@ -389,7 +389,6 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
         ++it;
         continue;
       }
-      timer_->Cancel(it->second.timer);
       if (no_pipe && !shut_down) {
         resent.push_back(std::move(it->second));
       } else {
@@ -411,18 +410,29 @@ void PipeTransport::Lane::OnDone(Stream* stream, const ::grpc::Status& status) {
   --live_;
 }
 
-void PipeTransport::Lane::Expire(uint64_t id) {
-  OutcomeCallback done;
+void PipeTransport::Lane::ExpireDue() {
+  std::vector<OutcomeCallback> due;
   {
     absl::MutexLock lock(&mu_);
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    done = std::move(it->second.done);
-    pending_.erase(it);  // its id may stay queued: TakeBatchLocked skips it
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.deadline <= now) {
+        due.push_back(std::move(it->second.done));
+        pending_.erase(it++);  // its id may stay queued: TakeBatchLocked skips it
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    if (shut_down_) next = absl::InfiniteFuture();  // the timer may be stopping
+    deadlines_.Fired(next);
   }
-  done(Outcome{absl::DeadlineExceededError(
-                   "deadline exceeded before the sidecar answered on the stream"),
-               {}});
+  for (OutcomeCallback& done : due) {
+    done(Outcome{absl::DeadlineExceededError(
+                     "deadline exceeded before the sidecar answered on the stream"),
+                 {}});
+  }
 }
 
 void PipeTransport::Lane::Shutdown() {
@@ -430,6 +440,9 @@ void PipeTransport::Lane::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     shut_down_ = true;
+    // No call is added from now on: the sweep's entry may go (the calls
+    // left end with their streams).
+    deadlines_.Cancel();
     // Streams are freed only by Start, which refuses from now on.
     for (const auto& s : streams_) {
       s->mu.AssertHeld();  // the lane's mu_: tells the analysis

@@ -1,5 +1,6 @@
-// A thread that runs tasks at given times: the client's deadline backstops
-// for calls on Pipe streams and the waits between retries of Async calls.
+// A thread that runs tasks at given times: the deadline sweeps of the Pipe
+// lanes and the frame socket (deadline_sweep.h: one entry per transport, not
+// per call) and the waits between retries of Async calls.
 // Thread-safe. Tasks run one at a time on the timer's thread (after Stop, on
 // the caller's), never under the timer's lock: a task may Schedule or Cancel.
 #ifndef STATESIDE_CLIENT_SRC_TIMER_H_

@@ -1,0 +1,59 @@
+// One timer entry for the deadlines of every call in flight on a transport
+// (a frame socket connection, a Pipe lane), instead of one entry per call:
+// a call answered in time then costs the timer nothing, neither a schedule
+// nor a cancel, and no task is allocated per call.
+//
+// The entry waits for a time no later than the earliest deadline that may
+// still be pending. When it fires, the owner's sweep ends the calls that are
+// due and reports the earliest deadline left (Fired), for which the entry is
+// scheduled again; answered calls simply leave the owner's table. So the
+// entry fires about once per call timeout under a steady load (the earliest
+// pending deadline keeps moving on), and each sweep looks at the calls in
+// flight once.
+//
+// Not thread-safe on its own: every method runs under the owner's lock,
+// which the sweep task takes itself (lock order: the owner's lock, then the
+// timer's). REQUIRES: the timer is stopped only after the owner stopped
+// calling Add (a Schedule after Stop would run the sweep at once, under the
+// owner's lock).
+#ifndef STATESIDE_CLIENT_SRC_DEADLINE_SWEEP_H_
+#define STATESIDE_CLIENT_SRC_DEADLINE_SWEEP_H_
+
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+#include "client/src/timer.h"
+
+namespace stateside::client_internal {
+
+class DeadlineSweep {
+ public:
+  // `sweep` runs on the timer's thread, without the owner's lock: it takes
+  // it, ends the calls due and calls Fired.
+  DeadlineSweep(Timer* timer, absl::AnyInvocable<void()> sweep);
+  DeadlineSweep(const DeadlineSweep&) = delete;
+  DeadlineSweep& operator=(const DeadlineSweep&) = delete;
+
+  // A call with this deadline is now in flight.
+  void Add(absl::Time deadline);
+  // From the sweep: `next` is the earliest deadline still pending
+  // (InfiniteFuture: none, and the entry rests until the next Add).
+  void Fired(absl::Time next);
+  // Cancels the entry (a sweep already running still takes the owner's
+  // lock and finds what is left).
+  void Cancel();
+
+  // When the entry fires (InfiniteFuture: not scheduled). For tests.
+  absl::Time scheduled_at() const { return at_; }
+
+ private:
+  void ScheduleAt(absl::Time when);
+
+  Timer* const timer_;
+  absl::AnyInvocable<void()> sweep_;
+  Timer::TaskId id_ = 0;
+  absl::Time at_ = absl::InfiniteFuture();
+};
+
+}  // namespace stateside::client_internal
+
+#endif  // STATESIDE_CLIENT_SRC_DEADLINE_SWEEP_H_
