@@ -432,52 +432,81 @@ bool RedisSessionStore::ReaderFailed(const CachedRead& started,
          absl::IsUnavailable(reply.status());
 }
 
+// What an asynchronous Get or Update keeps across its round trip, with its
+// call (session::StoreCall). The callbacks reach the near cache through it,
+// without the store: the clients fail what is outstanding (running them)
+// when destroyed, after the store.
+struct RedisSessionStore::CallState final : session::StoreCall::State {
+  SessionNearCache* cache = nullptr;
+  CachedRead started;  // a plain read's fill
+  std::string key;     // the session's key, for the near cache once written
+  std::optional<uint64_t> expected_version;  // an Update's
+};
+
+RedisSessionStore::CallState& RedisSessionStore::StateOf(session::StoreCall* call) const {
+  CallState& state = call->StateOf<CallState>();
+  state.cache = near_cache_;
+  return state;
+}
+
 void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
                                  Done<session::StoredSession> done) {
-  GetAsync(id, options, std::move(done), /*on_store_client=*/false);
+  session::StoreCall* call = session::StoreCall::Alone(id, std::move(done));
+  call->options = options;
+  GetAsync(call);
 }
 
-void RedisSessionStore::GetAsync(std::string_view id, const session::ReadOptions& options,
-                                 Done<session::StoredSession> done, bool on_store_client) {
-  if (ScriptFirst(options)) return GetByScript(std::string(id), options, std::move(done));
+void RedisSessionStore::GetAsync(session::StoreCall* call) {
+  GetAsync(call, /*on_store_client=*/false);
+}
+
+void RedisSessionStore::GetAsync(session::StoreCall* call, bool on_store_client) {
+  if (ScriptFirst(call->options)) return GetByScript(call);
   CachedRead started;
   started.client = client_;
-  if (!on_store_client) started = StartRead(id, options);
-  if (started.hit.has_value()) return std::move(done)(*std::move(started.hit));
+  if (!on_store_client) started = StartRead(call->id, call->options);
+  if (started.hit.has_value()) return call->Finish(*std::move(started.hit));
   RedisClient* client = started.client;
-  // The callbacks reach the near cache without `this`: the clients fail what
-  // is outstanding (running them) when destroyed, after the store.
-  client->Execute(ReadCommand(id, options),
-                  [this, cache = near_cache_, id = std::string(id), options,
-                   started = std::move(started),
-                   done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                    if (ReaderFailed(started, reply)) {
-                      // The near cache's reader is down, not Redis: read
-                      // again with our client (the cache is closed before
-                      // the store goes, so `this` is alive here).
-                      session::StoredSession none;
-                      EndRead(cache, started, reply.status(), none);
-                      started.fill.reset();
-                      return GetAsync(id, options, std::move(done), /*on_store_client=*/true);
-                    }
-                    session::StoredSession read;
-                    absl::StatusOr<bool> settled = ParseRead(id, options, std::move(reply), &read);
-                    EndRead(cache, started, settled, read);
-                    if (!settled.ok()) return std::move(done)(settled.status());
-                    if (*settled) return std::move(done)(std::move(read));
-                    GetByScript(std::move(id), options, std::move(done));
-                  });
+  StateOf(call).started = std::move(started);
+  client->Execute(ReadCommand(call->id, call->options),
+                  [this, call](absl::StatusOr<Reply> reply) { ReadDone(this, call, std::move(reply)); });
 }
 
-void RedisSessionStore::GetByScript(std::string id, const session::ReadOptions& options,
-                                    Done<session::StoredSession> done) {
-  RedisCommand get = GetCommand(id, options);
-  client_->Execute(std::move(get), [written = WrittenLater(id), id = std::move(id),
-                                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+void RedisSessionStore::ReadDone(RedisSessionStore* store, session::StoreCall* call,
+                                 absl::StatusOr<Reply> reply) {
+  auto& state = call->StateOf<CallState>();
+  if (ReaderFailed(state.started, reply)) {
+    // The near cache's reader is down, not Redis: read again with our
+    // client (the cache is closed before the store goes, so `store` is
+    // alive here).
+    session::StoredSession none;
+    EndRead(state.cache, state.started, reply.status(), none);
+    state.started.fill.reset();
+    return store->GetAsync(call, /*on_store_client=*/true);
+  }
+  session::StoredSession read;
+  absl::StatusOr<bool> settled = ParseRead(call->id, call->options, std::move(reply), &read);
+  EndRead(state.cache, state.started, settled, read);
+  state.started.fill.reset();
+  if (!settled.ok()) return call->Finish(settled.status());
+  if (*settled) return call->Finish(std::move(read));
+  // Past here only with an answer: the store is still there.
+  store->GetByScript(call);
+}
+
+void RedisSessionStore::GetByScript(session::StoreCall* call) {
+  CallState& state = StateOf(call);
+  if (near_cache_ != nullptr) state.key = SessionKey(call->id);
+  client_->Execute(GetCommand(call->id, call->options), [call](absl::StatusOr<Reply> reply) {
     // The script may have touched or reaped the session.
-    written();
-    std::move(done)(ParseGet(id, std::move(reply)));
+    WrittenBy(call);
+    call->Finish(ParseGet(call->id, std::move(reply)));
   });
+}
+
+void RedisSessionStore::WrittenBy(session::StoreCall* call) {
+  const CallState& state = call->StateOf<CallState>();
+  if (state.cache != nullptr) state.cache->Invalidate(state.key);
 }
 
 RedisCommand RedisSessionStore::UpdateCommand(std::string_view id, const session::Mutation& m) const {
@@ -507,13 +536,20 @@ absl::StatusOr<session::StoredSession> RedisSessionStore::Update(std::string_vie
 
 void RedisSessionStore::UpdateAsync(std::string_view id, const session::Mutation& m,
                                     Done<session::StoredSession> done) {
-  client_->Execute(UpdateCommand(id, m),
-                   [written = WrittenLater(id), id = std::string(id),
-                    expected = m.expected_version,
-                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                     written();
-                     std::move(done)(ParseUpdate(id, expected, std::move(reply)));
-                   });
+  SendUpdate(session::StoreCall::Alone(id, std::move(done)), m);
+}
+
+void RedisSessionStore::UpdateAsync(session::StoreCall* call) { SendUpdate(call, call->mutation); }
+
+void RedisSessionStore::SendUpdate(session::StoreCall* call, const session::Mutation& m) {
+  CallState& state = StateOf(call);
+  if (near_cache_ != nullptr) state.key = SessionKey(call->id);
+  state.expected_version = m.expected_version;
+  client_->Execute(UpdateCommand(call->id, m), [call](absl::StatusOr<Reply> reply) {
+    WrittenBy(call);
+    call->Finish(ParseUpdate(call->id, call->StateOf<CallState>().expected_version,
+                             std::move(reply)));
+  });
 }
 
 absl::StatusOr<session::StoredSession> RedisSessionStore::ParseUpdate(

@@ -47,6 +47,8 @@ class RedisSessionStore final : public session::SessionStore {
   absl::StatusOr<session::StoredSession> Update(std::string_view id, const session::Mutation& mutation) override;
   void UpdateAsync(std::string_view id, const session::Mutation& mutation,
                    Done<session::StoredSession> done) override;
+  void GetAsync(session::StoreCall* call) override;
+  void UpdateAsync(session::StoreCall* call) override;
   absl::StatusOr<bool> Destroy(std::string_view id, absl::Time now,
                                absl::Time tombstone_until) override;
   void DestroyAsync(std::string_view id, absl::Time now, absl::Time tombstone_until,
@@ -110,8 +112,16 @@ class RedisSessionStore final : public session::SessionStore {
   // The read went to the near cache's reader and found it down (UNAVAILABLE):
   // it is read again on the store's own client.
   static bool ReaderFailed(const CachedRead& started, const absl::StatusOr<Reply>& reply);
-  void GetAsync(std::string_view id, const session::ReadOptions& options,
-                Done<session::StoredSession> done, bool on_store_client);
+  // What a call keeps across its round trip (redis_session_store.cc).
+  struct CallState;
+  // The call's CallState, set up for this store.
+  CallState& StateOf(session::StoreCall* call) const;
+  void GetAsync(session::StoreCall* call, bool on_store_client);
+  // The plain read's answer. `store` is only used past an answer (or a
+  // failed near-cache reader): the clients fail what is outstanding when
+  // destroyed, after the store.
+  static void ReadDone(RedisSessionStore* store, session::StoreCall* call,
+                       absl::StatusOr<Reply> reply);
   // Ends the fill (if any) with a settled read's session.
   static void EndRead(SessionNearCache* cache, const CachedRead& started,
                       const absl::StatusOr<bool>& settled, const session::StoredSession& read);
@@ -122,8 +132,12 @@ class RedisSessionStore final : public session::SessionStore {
   std::function<void()> WrittenLater(std::string_view id) const;
   // Whether a Get goes straight to the script (it writes on every read).
   static bool ScriptFirst(const session::ReadOptions& options);
-  void GetByScript(std::string id, const session::ReadOptions& options,
-                   Done<session::StoredSession> done);
+  void GetByScript(session::StoreCall* call);
+  // A write of the call's session was answered: the near cache forgets it
+  // (without the store, as WrittenLater).
+  static void WrittenBy(session::StoreCall* call);
+  // UpdateAsync of `m` (the call's own, or a plain call's), answering `call`.
+  void SendUpdate(session::StoreCall* call, const session::Mutation& m);
   RedisCommand GetCommand(std::string_view id, const session::ReadOptions& options) const;
   static absl::StatusOr<session::StoredSession> ParseGet(std::string_view id,
                                                 absl::StatusOr<Reply> reply);

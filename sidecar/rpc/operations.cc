@@ -88,34 +88,63 @@ void Operations::Create(const v1::CreateSessionRequest& request,
       std::move(done), std::move(probe));
 }
 
+class Operations::AloneCall final : public Call {
+ public:
+  explicit AloneCall(Done done) : done_(std::move(done)) {}
+
+  void OperationDone(absl::Status status) override {
+    Done done = std::move(done_);
+    delete this;
+    std::move(done)(std::move(status));
+  }
+
+ private:
+  Done done_;
+};
+
+void Operations::Call::SessionRead(absl::StatusOr<session::Session> session) {
+  v1::GetSessionResponse* response = get_;
+  Answer(std::move(session),
+         [response](session::Session v) { ToProto(std::move(v), response->mutable_session()); },
+         [this](absl::Status status) { OperationDone(std::move(status)); });
+}
+
+void Operations::Call::SessionUpdated(absl::StatusOr<session::SessionInfo> info) {
+  v1::UpdateSessionResponse* response = update_;
+  Answer(std::move(info),
+         [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
+         [this](absl::Status status) { OperationDone(std::move(status)); });
+}
+
 void Operations::Get(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
                      Done done,
         Offload::Probe /*probe: not offloaded*/) const {
-  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  GetOn(request, response, new AloneCall(std::move(done)));
+}
+
+void Operations::GetOn(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
+                       Call* call) const {
+  if (sessions_ == nullptr) return call->OperationDone(NoManager());
   auto key = KeyOf(request);
-  if (!key.ok()) return std::move(done)(key.status());
+  if (!key.ok()) return call->OperationDone(key.status());
+  call->get_ = response;
   // Async: no gRPC thread waits for the store (there are two).
-  sessions_->GetAsync(*key, /*touch=*/!request.has_touch() || request.touch(),
-                      [response, done = std::move(done)](absl::StatusOr<session::Session> s) mutable {
-                        Answer(std::move(s),
-                               [response](session::Session v) { ToProto(std::move(v), response->mutable_session()); },
-                               std::move(done));
-                      });
+  sessions_->GetAsync(*key, /*touch=*/!request.has_touch() || request.touch(), call);
 }
 
 void Operations::Update(const v1::UpdateSessionRequest& request,
                         v1::UpdateSessionResponse* response, Done done,
         Offload::Probe /*probe: not offloaded*/) const {
-  if (sessions_ == nullptr) return std::move(done)(NoManager());
+  UpdateOn(request, response, new AloneCall(std::move(done)));
+}
+
+void Operations::UpdateOn(const v1::UpdateSessionRequest& request,
+                          v1::UpdateSessionResponse* response, Call* call) const {
+  if (sessions_ == nullptr) return call->OperationDone(NoManager());
   auto key = KeyOf(request);
-  if (!key.ok()) return std::move(done)(key.status());
-  sessions_->UpdateAsync(
-      *key, UpdateParamsFromProto(request),
-      [response, done = std::move(done)](absl::StatusOr<session::SessionInfo> info) mutable {
-        Answer(std::move(info),
-               [response](const session::SessionInfo& i) { ToProto(i, response->mutable_metadata()); },
-               std::move(done));
-      });
+  if (!key.ok()) return call->OperationDone(key.status());
+  call->update_ = response;
+  sessions_->UpdateAsync(*key, UpdateParamsFromProto(request), call);
 }
 
 void Operations::Touch(const v1::TouchSessionRequest& request,

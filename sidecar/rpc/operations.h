@@ -48,6 +48,22 @@ class Operations {
  public:
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
+  // A Get or Update of a transport that reuses its per-call state (a pool
+  // per connection or stream): the call goes down to the store and back as
+  // this one object (session::SessionCall), with no closure allocated on
+  // the way. OperationDone runs once, as `done` would, the response written.
+  class Call : public session::SessionCall {
+   public:
+    virtual void OperationDone(absl::Status status) = 0;
+
+   private:
+    friend class Operations;
+    void SessionRead(absl::StatusOr<session::Session> session) final;
+    void SessionUpdated(absl::StatusOr<session::SessionInfo> info) final;
+    v1::GetSessionResponse* get_ = nullptr;        // a Get's response
+    v1::UpdateSessionResponse* update_ = nullptr;  // an Update's
+  };
+
   // Either manager may be null when a service needs only the other; calling
   // an operation of a missing manager answers UNIMPLEMENTED. Without a
   // ledger a request_id is ignored (every call applies). `hub` (may be
@@ -70,6 +86,12 @@ class Operations {
   void Update(const v1::UpdateSessionRequest& request, v1::UpdateSessionResponse* response,
               Done done,
               Offload::Probe probe = nullptr) const;
+  // Get and Update of a reused call (Call): call->OperationDone gets the
+  // status. The forms above run these with a call of their own.
+  void GetOn(const v1::GetSessionRequest& request, v1::GetSessionResponse* response,
+             Call* call) const;
+  void UpdateOn(const v1::UpdateSessionRequest& request, v1::UpdateSessionResponse* response,
+                Call* call) const;
   void Touch(const v1::TouchSessionRequest& request, v1::TouchSessionResponse* response,
              Done done,
               Offload::Probe probe = nullptr) const;
@@ -99,6 +121,8 @@ class Operations {
   void Offloaded(absl::AnyInvocable<void(Done) &&> work, Done done,
                  Offload::Probe probe) const;
   // RunOnce (request_once.h) of `run` under `claim`, offloaded.
+  // The call of a plain Get or Update (operations.cc).
+  class AloneCall;
   template <typename Response>
   void OffloadedOnce(std::optional<OnceClaim> claim, Response* response,
                      absl::AnyInvocable<void(Done) &&> run, Done done,

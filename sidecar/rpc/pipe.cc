@@ -11,6 +11,7 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/support/slice.h>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "sidecar/common/completion_batch.h"
@@ -22,28 +23,45 @@
 namespace stateside::rpc {
 
 // The call's result and everything under it (a session's metadata,
-// timestamps and attribute map) are allocated on its arena, in one block for
-// a common result, and freed with it once written: no allocation per message.
-// The attribute values moved into the map keep their own buffers.
-struct PipeReactor::Pending {
+// timestamps and attribute map) are allocated on its arena, in its first
+// block (kept by the object, across its calls) for a common result, and
+// reset once written: no allocation per message. The attribute values moved
+// into the map keep their own buffers.
+struct PipeReactor::Pending final : Operations::Call {
   static constexpr size_t kArenaBlock = 1024;
 
-  Pending()
-      : arena(ArenaOptionsOf()),
-        result(*google::protobuf::Arena::CreateMessage<v1::PipeResult>(&arena)) {}
+  explicit Pending(PipeReactor* stream) : reactor(stream), arena(ArenaOptionsOf(first_block)) {}
 
-  static google::protobuf::ArenaOptions ArenaOptionsOf() {
+  static google::protobuf::ArenaOptions ArenaOptionsOf(char* first) {
     google::protobuf::ArenaOptions options;
+    options.initial_block = first;
+    options.initial_block_size = kArenaBlock;
     options.start_block_size = kArenaBlock;
     return options;
   }
 
+  // Ready for its next call: the last one's result goes with the arena's
+  // other blocks; the first block stays.
+  void Reset() {
+    arena.Reset();
+    result = google::protobuf::Arena::CreateMessage<v1::PipeResult>(&arena);
+    run = PipeCallRun{};
+    owns_id = false;
+    offloaded = false;
+  }
+
+  void OperationDone(absl::Status status) override { reactor->Complete(this, std::move(status)); }
+
+  PipeReactor* const reactor;
+  alignas(8) char first_block[kArenaBlock];  // before arena, which uses it
   google::protobuf::Arena arena;
-  v1::PipeResult& result;  // on arena
+  v1::PipeResult* result = nullptr;  // on arena
   PipeCallRun run;
   bool owns_id = false;  // its id is in in_flight_ until it completes
   bool offloaded = false;  // counted in offloaded_ until it completes
 };
+
+std::atomic<size_t> PipeReactor::calls_made_{0};
 
 void PipeReactor::PendingDelete::operator()(Pending* pending) const { delete pending; }
 
@@ -86,7 +104,8 @@ PipeReactor::PipeReactor(const Operations* ops, admin::Metrics* metrics,
     : ops_(ops),
       metrics_(metrics),
       max_outstanding_(max_outstanding == 0 ? 1 : max_outstanding),
-      max_offloaded_(max_offloaded == 0 ? 1 : max_offloaded) {}
+      max_offloaded_(max_offloaded == 0 ? 1 : max_offloaded),
+      pool_(kKeptCalls, &calls_made_) {}
 
 void PipeReactor::OnReadDone(bool ok) {
   // Each call is parsed on its own (pipe_wire.h): only a message whose
@@ -123,6 +142,8 @@ void PipeReactor::OnReadDone(bool ok) {
   const absl::Time read = absl::Now();
   std::vector<v1::PipeCall> calls(call_bytes.size());
   std::vector<Kind> kinds(call_bytes.size(), Kind::kCall);
+  // A deferred call takes its object when it is dispatched (PumpLoop).
+  absl::InlinedVector<Pending*, 16> pending(calls.size(), nullptr);
   for (size_t i = 0; i < call_bytes.size(); ++i) {
     if (!calls[i].ParseFromArray(call_bytes[i].data(), static_cast<int>(call_bytes[i].size()))) {
       kinds[i] = Kind::kMalformed;
@@ -137,13 +158,16 @@ void PipeReactor::OnReadDone(bool ok) {
     absl::MutexLock lock(&shared_->mu);
     outstanding_ += calls.size();
     for (size_t i = 0; i < calls.size(); ++i) {
-      if (kinds[i] != Kind::kCall) continue;
-      if (!in_flight_.insert(calls[i].id()).second) {
-        kinds[i] = Kind::kDuplicate;
-      } else if (Offloadable(calls[i])) {
-        kinds[i] = Kind::kDeferred;
-        deferred_.push_back(Deferred{std::move(calls[i]), read});
+      if (kinds[i] == Kind::kCall) {
+        if (!in_flight_.insert(calls[i].id()).second) {
+          kinds[i] = Kind::kDuplicate;
+        } else if (Offloadable(calls[i])) {
+          kinds[i] = Kind::kDeferred;
+          deferred_.push_back(Deferred{std::move(calls[i]), read});
+          continue;
+        }
       }
+      pending[i] = TakeLocked();
     }
   }
   {
@@ -153,18 +177,18 @@ void PipeReactor::OnReadDone(bool ok) {
     for (size_t i = 0; i < calls.size(); ++i) {
       switch (kinds[i]) {
         case Kind::kCall:
-          Dispatch(calls[i], read);
+          Dispatch(pending[i], calls[i], read);
           break;
         case Kind::kDeferred:
           break;
         case Kind::kMalformed: {
           uint64_t id = 0;
           absl::Status status = MalformedPipeCall(call_bytes[i], &id);
-          Refuse(id, std::move(status));
+          Refuse(pending[i], id, std::move(status));
           break;
         }
         case Kind::kDuplicate:
-          Refuse(calls[i].id(), DuplicatePipeCall(calls[i].id(), "stream"));
+          Refuse(pending[i], calls[i].id(), DuplicatePipeCall(calls[i].id(), "stream"));
           break;
       }
     }
@@ -194,6 +218,7 @@ void PipeReactor::PumpLoop() {
   for (;;) {
     Deferred next;
     bool cancelled = false;
+    Pending* pending = nullptr;
     {
       absl::MutexLock lock(&shared_->mu);
       // Checked and released in one critical section: a completion that
@@ -208,11 +233,11 @@ void PipeReactor::PumpLoop() {
       deferred_.pop_front();
       cancelled = cancelled_;
       if (!cancelled) ++offloaded_;
+      pending = TakeLocked();
     }
     if (cancelled) {
       // Nobody to tell: answered (and counted down) without running.
-      auto* pending = new Pending();
-      pending->result.set_id(next.call.id());
+      pending->result->set_id(next.call.id());
       pending->run.started = next.read;
       pending->owns_id = true;
       pending->run.method = PipeMethod(PipeTransport::kPipe, v1::PipeCall::OP_NOT_SET);
@@ -220,30 +245,31 @@ void PipeReactor::PumpLoop() {
       Complete(pending, absl::CancelledError("the stream was cancelled"));
       continue;
     }
-    Dispatch(next.call, next.read);
+    Dispatch(pending, next.call, next.read);
   }
   Carry(step);
 }
 
-void PipeReactor::Refuse(uint64_t id, absl::Status status) {
-  auto* pending = new Pending();
-  pending->result.set_id(id);
+PipeReactor::Pending* PipeReactor::TakeLocked() {
+  Pending* pending = pool_.Take(this);
+  pending->Reset();
+  return pending;
+}
+
+void PipeReactor::Refuse(Pending* pending, uint64_t id, absl::Status status) {
+  pending->result->set_id(id);
   pending->run.started = absl::Now();
   pending->run.method = PipeMethod(PipeTransport::kPipe, v1::PipeCall::OP_NOT_SET);
   if (metrics_ != nullptr) metrics_->RpcStarted();
   Complete(pending, std::move(status));
 }
 
-void PipeReactor::Dispatch(v1::PipeCall& call, absl::Time read) {
-  auto* pending = new Pending();
-  pending->result.set_id(call.id());
+void PipeReactor::Dispatch(Pending* pending, v1::PipeCall& call, absl::Time read) {
+  pending->result->set_id(call.id());
   pending->run.started = read;
   pending->owns_id = true;
   pending->offloaded = Offloadable(call);
   if (metrics_ != nullptr) metrics_->RpcStarted();
-  Operations::Done done = [this, pending](absl::Status status) {
-    Complete(pending, std::move(status));
-  };
   // An offloaded call that waits past its deadline, or whose stream the
   // client cancelled, is answered without running (offload.h).
   Offload::Probe probe = [this, pending]() -> absl::Status {
@@ -256,13 +282,13 @@ void PipeReactor::Dispatch(v1::PipeCall& call, absl::Time read) {
     }
     return absl::OkStatus();
   };
-  StartPipeCall(*ops_, PipeTransport::kPipe, call, &pending->run, &pending->result,
-                std::move(done), std::move(probe));
+  StartPipeCall(*ops_, PipeTransport::kPipe, call, &pending->run, pending->result, pending,
+                std::move(probe));
 }
 
 void PipeReactor::Complete(Pending* pending, absl::Status status) {
-  FinishPipeCall(pending->run, std::move(status), &pending->result, metrics_);
-  v1::PipeResult& r = pending->result;
+  FinishPipeCall(pending->run, std::move(status), pending->result, metrics_);
+  v1::PipeResult& r = *pending->result;
   const size_t bytes = r.ByteSizeLong();  // unlocked; cached for the write
   const bool offloaded = pending->offloaded;
   bool pump = false;
@@ -283,10 +309,11 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     }
     if (cancelled_) {
       --outstanding_;  // nobody to tell
+      pool_.Release(std::exchange(pending, nullptr));
       step = NextLocked();
     } else {
       ready_bytes_ += bytes;
-      ready_.push_back(Ready{PendingPtr(std::exchange(pending, nullptr)), bytes});
+      ready_.push_back(Ready{PendingPtr(pending), bytes});
       if (!CompletionBatch::Open()) {
         step = NextLocked();
       } else if (!flush_deferred_) {
@@ -297,7 +324,6 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
       }
     }
   }
-  delete pending;  // unless queued for the wire
   if (defer) CompletionBatch::Defer([this] { FlushDeferred(); });
   Carry(step);
   if (pump) PumpLoop();
@@ -322,6 +348,7 @@ void PipeReactor::WriteDoneLocked() {
 void PipeReactor::ClientGoneLocked() {
   // Nobody to tell: what waits for the wire is dropped with its count.
   outstanding_ -= ready_.size();
+  for (Ready& r : ready_) pool_.Release(r.pending.release());
   ready_.clear();
   ready_bytes_ = 0;
 }
@@ -384,9 +411,14 @@ void PipeReactor::PrepareWrite(grpc::ByteBuffer* out) {
   for (const Ready& r : batch_) {
     p = CodedOutputStream::WriteTagToArray(kResultsTag, p);
     p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(r.bytes), p);
-    p = r.pending->result.SerializeWithCachedSizesToArray(p);
+    p = r.pending->result->SerializeWithCachedSizesToArray(p);
   }
-  batch_.clear();  // the calls and their arenas go
+  {
+    // The calls go back to the pool (their arenas are reset when taken).
+    absl::MutexLock lock(&shared_->mu);
+    for (Ready& r : batch_) pool_.Release(r.pending.release());
+  }
+  batch_.clear();
   out->Clear();
   grpc::ByteBuffer buffer(&slice, 1);
   out->Swap(&buffer);

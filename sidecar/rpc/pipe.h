@@ -46,6 +46,7 @@
 #ifndef STATESIDE_SIDECAR_RPC_PIPE_H_
 #define STATESIDE_SIDECAR_RPC_PIPE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -62,6 +63,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "sidecar/admin/metrics.h"
+#include "sidecar/common/call_pool.h"
 #include "sidecar/rpc/operations.h"
 #include "sidecar/rpc/stream_reactor.h"
 #include "stateside/v1/session.pb.h"
@@ -86,6 +88,10 @@ class PipeReactor final
   // sessions of up to 256 KiB, the count bound alone would let a client that
   // does not read park a quarter of a gigabyte per stream.
   static constexpr size_t kMaxQueuedBytes = 4 << 20;
+  // A stream keeps at most this many per-call objects (each with its arena's
+  // first block) for its next calls (CallPool): a call reuses one of a call
+  // whose result was written.
+  static constexpr size_t kKeptCalls = 64;
   // The initial-metadata key announcing the largest message the server
   // accepts (decimal bytes).
   static constexpr std::string_view kMaxMessageBytesKey = "stateside-max-message-bytes";
@@ -102,9 +108,13 @@ class PipeReactor final
   void OnReadDone(bool ok) override;
   void OnDone() override;
 
+  // For tests: the per-call objects every stream of this process has made.
+  static size_t CallsMadeForTest() { return calls_made_.load(); }
+
  private:
   // One call between dispatch and its result, and then until its result is
-  // written: the result lives on the call's own arena.
+  // written: the result lives on the call's own arena. Taken from pool_ and
+  // given back once written (or dropped).
   struct Pending;
   struct PendingDelete {
     void operator()(Pending* pending) const;
@@ -124,9 +134,11 @@ class PipeReactor final
               size_t max_offloaded);
   // Answers `status` for call `id` without running anything (a malformed
   // call, a duplicate id); the id is not registered in in_flight_.
-  void Refuse(uint64_t id, absl::Status status);
-  // Starts `call`, read at `read` (its timeout counts from there).
-  void Dispatch(v1::PipeCall& call, absl::Time read);
+  void Refuse(Pending* pending, uint64_t id, absl::Status status);
+  // Starts `call` on `pending`, read at `read` (its timeout counts from there).
+  void Dispatch(Pending* pending, v1::PipeCall& call, absl::Time read);
+  // A call object from pool_, ready for a call.
+  Pending* TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu);
   // Dispatches the deferred calls the quota lets through (or, on a
   // cancelled stream, answers them CANCELLED), unless a thread already
   // does. Any thread; one pumps at a time (pumping_).
@@ -171,6 +183,10 @@ class PipeReactor final
   // A FlushDeferred is waiting for the end of a CompletionBatch; it counts
   // in outstanding_ until it runs, so the stream cannot finish under it.
   bool flush_deferred_ ABSL_GUARDED_BY(shared_->mu) = false;
+  // The calls' objects: taken where calls are counted, given back once
+  // their results are written or dropped.
+  CallPool<Pending> pool_ ABSL_GUARDED_BY(shared_->mu);
+  static std::atomic<size_t> calls_made_;
 };
 
 }  // namespace stateside::rpc

@@ -70,7 +70,7 @@ std::string_view PipeMethod(PipeTransport transport, v1::PipeCall::OpCase op) {
 }
 
 void StartPipeCall(const Operations& ops, PipeTransport transport, const v1::PipeCall& call,
-                   PipeCallRun* run, v1::PipeResult* r, Operations::Done done,
+                   PipeCallRun* run, v1::PipeResult* r, Operations::Call* slot,
                    Offload::Probe probe) {
   if (call.has_timeout()) {
     // Range-checked as every other Duration of the API.
@@ -78,42 +78,39 @@ void StartPipeCall(const Operations& ops, PipeTransport transport, const v1::Pip
         NonNegativeDurationFromProto(call.timeout(), "timeout");
     if (!timeout.ok()) {
       run->method = PipeMethod(transport, v1::PipeCall::OP_NOT_SET);
-      return std::move(done)(timeout.status());
+      return slot->OperationDone(timeout.status());
     }
     if (*timeout > absl::ZeroDuration()) run->deadline = run->started + *timeout;
   }
   run->method = PipeMethod(transport, call.op_case());
+  auto done = [slot](absl::Status status) { slot->OperationDone(std::move(status)); };
   switch (call.op_case()) {
     case v1::PipeCall::kCreate:
-      return ops.Create(call.create(), r->mutable_create(), std::move(done), std::move(probe));
+      return ops.Create(call.create(), r->mutable_create(), done, std::move(probe));
     case v1::PipeCall::kGet:
-      return ops.Get(call.get(), r->mutable_get(), std::move(done), std::move(probe));
+      return ops.GetOn(call.get(), r->mutable_get(), slot);
     case v1::PipeCall::kUpdate:
-      return ops.Update(call.update(), r->mutable_update(), std::move(done), std::move(probe));
+      return ops.UpdateOn(call.update(), r->mutable_update(), slot);
     case v1::PipeCall::kTouch:
-      return ops.Touch(call.touch(), r->mutable_touch(), std::move(done), std::move(probe));
+      return ops.Touch(call.touch(), r->mutable_touch(), done, std::move(probe));
     case v1::PipeCall::kDestroy:
-      return ops.Destroy(call.destroy(), r->mutable_destroy(), std::move(done), std::move(probe));
+      return ops.Destroy(call.destroy(), r->mutable_destroy(), done, std::move(probe));
     case v1::PipeCall::kRegenerate:
-      return ops.Regenerate(call.regenerate(), r->mutable_regenerate(), std::move(done),
-                            std::move(probe));
+      return ops.Regenerate(call.regenerate(), r->mutable_regenerate(), done, std::move(probe));
     case v1::PipeCall::kListUserSessions:
       return ops.ListUserSessions(call.list_user_sessions(), r->mutable_list_user_sessions(),
-                                  std::move(done), std::move(probe));
+                                  done, std::move(probe));
     case v1::PipeCall::kDestroyUserSessions:
       return ops.DestroyUserSessions(call.destroy_user_sessions(),
-                                     r->mutable_destroy_user_sessions(), std::move(done),
-                                     std::move(probe));
+                                     r->mutable_destroy_user_sessions(), done, std::move(probe));
     case v1::PipeCall::kSetOptOut:
-      return ops.SetOptOut(call.set_opt_out(), r->mutable_set_opt_out(), std::move(done),
-                           std::move(probe));
+      return ops.SetOptOut(call.set_opt_out(), r->mutable_set_opt_out(), done, std::move(probe));
     case v1::PipeCall::kGetOptOut:
-      return ops.GetOptOut(call.get_opt_out(), r->mutable_get_opt_out(), std::move(done),
-                           std::move(probe));
+      return ops.GetOptOut(call.get_opt_out(), r->mutable_get_opt_out(), done, std::move(probe));
     case v1::PipeCall::OP_NOT_SET:
       break;
   }
-  std::move(done)(absl::InvalidArgumentError("pipe call without an operation"));
+  slot->OperationDone(absl::InvalidArgumentError("pipe call without an operation"));
 }
 
 absl::Status MalformedPipeCall(std::string_view call_bytes, uint64_t* id) {

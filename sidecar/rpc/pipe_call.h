@@ -36,11 +36,15 @@ std::string_view PipeMethod(PipeTransport transport, v1::PipeCall::OpCase op);
 
 // Starts `call`: sets run->method and run->deadline (from its timeout,
 // range-checked as every Duration of the API), then runs its operation,
-// which writes its response into `result`; `done` runs once with the status
-// (at once for a bad timeout or a call without an operation). REQUIRES:
-// run->started is set; `result` stays alive until `done` runs.
+// which writes its response into `result`; slot->OperationDone runs once
+// with the status (at once for a bad timeout or a call without an
+// operation). A Get or Update runs on `slot` itself (Operations::Call: no
+// closure on its way to the store and back); the other operations get a
+// callback of the slot's pointer, which needs no allocation either.
+// REQUIRES: run->started is set; `result` and `slot` stay alive until
+// OperationDone runs.
 void StartPipeCall(const Operations& ops, PipeTransport transport, const v1::PipeCall& call,
-                   PipeCallRun* run, v1::PipeResult* result, Operations::Done done,
+                   PipeCallRun* run, v1::PipeResult* result, Operations::Call* slot,
                    Offload::Probe probe);
 
 // The INVALID_ARGUMENT of a call whose bytes do not parse as a PipeCall,

@@ -15,8 +15,10 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "sidecar/common/call_pool.h"
 #include "sidecar/common/completion_batch.h"
 #include "proto/frames.h"
 #include "sidecar/rpc/pipe_call.h"
@@ -35,7 +37,8 @@ constexpr size_t kKeptReadBytes = 16384;
 class FrameServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(FrameServer* server, int fd)
-      : gone_{server}, server_(server), fd_(fd), socket_(server->io_) {
+      : gone_{server}, server_(server), fd_(fd), socket_(server->io_),
+        pool_(kKeptCalls, &server->calls_made_) {
     boost::system::error_code ec;
     socket_.assign(asio::local::stream_protocol(), fd, ec);
     if (ec) {
@@ -55,10 +58,19 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   void Abort();
 
  private:
-  struct Pending {
+  // One call from its frame to its result, taken from pool_ and given back
+  // once its result is queued: its run, its result and the operation's own
+  // state (Operations::Call), so a Get or Update allocates no closure on its
+  // way to the store and back. While in flight it holds the connection, so
+  // a call that completes after the connection closed (the peer gone, the
+  // server shut down) finds it still there.
+  struct Pending final : rpc::Operations::Call {
+    void OperationDone(absl::Status status) override;
+
     v1::PipeResult result;
     rpc::PipeCallRun run;
     bool owns_id = false;
+    std::shared_ptr<Connection> connection;  // while in flight
   };
 
   void OnRead(const boost::system::error_code& ec, size_t n);
@@ -78,11 +90,12 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   // unanswered calls yet (the frame stays buffered), kBroken if the stream
   // is broken (closed). Adds the calls it handled to `handled_calls`.
   Handled HandleFrame(std::string_view payload, absl::Time read, size_t* handled_calls);
-  // Starts `call` (counted in outstanding_, its id registered).
-  void Dispatch(const v1::PipeCall& call, absl::Time read);
-  // Answers `status` for `id` without running anything (counted in
-  // outstanding_; the id not registered).
-  void Refuse(uint64_t id, absl::Status status);
+  // Starts `call` on `pending` (counted in outstanding_, its id registered).
+  void Dispatch(Pending* pending, const v1::PipeCall& call, absl::Time read);
+  // Answers `status` for `id` on `pending` without running anything
+  // (counted in outstanding_; the id not registered).
+  void Refuse(Pending* pending, uint64_t id, absl::Status status);
+  // Queues the result and gives `pending` back to pool_.
   void Complete(Pending* pending, absl::Status status);
   void Flush();
   // Writes what out_ holds without blocking; the rest waits for the socket
@@ -124,7 +137,17 @@ class FrameServer::Connection : public std::enable_shared_from_this<Connection> 
   v1::PipeResponse batch_ ABSL_GUARDED_BY(mu_);  // results for the next frame
   size_t batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::string out_ ABSL_GUARDED_BY(mu_);  // frames not yet written
+  // The calls' objects: taken where a frame's calls are counted, given back
+  // where each result is queued (both under mu_, held there anyway).
+  CallPool<Pending> pool_ ABSL_GUARDED_BY(mu_);
 };
+
+void FrameServer::Connection::Pending::OperationDone(absl::Status status) {
+  // Held until Complete returns: this object goes back to the pool there,
+  // and the connection may go with the last call.
+  const std::shared_ptr<Connection> held = std::move(connection);
+  held->Complete(this, std::move(status));
+}
 
 void FrameServer::Connection::StartRead() {
   {
@@ -296,6 +319,7 @@ FrameServer::Connection::Handled FrameServer::Connection::HandleFrame(std::strin
       kinds[i] = Kind::kOtherOp;
     }
   }
+  absl::InlinedVector<Pending*, 16> pending(calls.size());
   {
     // As on the Pipe stream: every call counted before any completes (the
     // memory store's complete inline), and every id of the frame
@@ -307,51 +331,51 @@ FrameServer::Connection::Handled FrameServer::Connection::HandleFrame(std::strin
       if (kinds[i] == Kind::kCall && !in_flight_.insert(calls[i].id()).second) {
         kinds[i] = Kind::kDuplicate;
       }
+      pending[i] = pool_.Take();
     }
   }
   for (size_t i = 0; i < calls.size(); ++i) {
     switch (kinds[i]) {
       case Kind::kCall:
-        Dispatch(calls[i], read);
+        Dispatch(pending[i], calls[i], read);
         break;
       case Kind::kMalformed: {
         uint64_t id = 0;
         absl::Status status = rpc::MalformedPipeCall(call_bytes[i], &id);
-        Refuse(id, std::move(status));
+        Refuse(pending[i], id, std::move(status));
         break;
       }
       case Kind::kOtherOp:
-        Refuse(calls[i].id(), absl::UnimplementedError(
-                                  "the frame socket serves Get and Update only: send other "
-                                  "calls over gRPC (SessionService or Pipe)"));
+        Refuse(pending[i], calls[i].id(),
+               absl::UnimplementedError(
+                   "the frame socket serves Get and Update only: send other "
+                   "calls over gRPC (SessionService or Pipe)"));
         break;
       case Kind::kDuplicate:
-        Refuse(calls[i].id(), rpc::DuplicatePipeCall(calls[i].id(), "connection"));
+        Refuse(pending[i], calls[i].id(), rpc::DuplicatePipeCall(calls[i].id(), "connection"));
         break;
     }
   }
   return Handled::kDone;
 }
 
-void FrameServer::Connection::Dispatch(const v1::PipeCall& call, absl::Time read) {
-  auto* pending = new Pending();
+void FrameServer::Connection::Dispatch(Pending* pending, const v1::PipeCall& call,
+                                       absl::Time read) {
   pending->result.set_id(call.id());
-  pending->run.started = read;
+  pending->run = rpc::PipeCallRun{.started = read};
   pending->owns_id = true;
+  pending->connection = shared_from_this();
   if (server_->metrics_ != nullptr) server_->metrics_->RpcStarted();
-  rpc::StartPipeCall(
-      *server_->ops_, rpc::PipeTransport::kFrames, call, &pending->run, &pending->result,
-      [self = shared_from_this(), pending](absl::Status status) {
-        self->Complete(pending, std::move(status));
-      },
-      nullptr);
+  rpc::StartPipeCall(*server_->ops_, rpc::PipeTransport::kFrames, call, &pending->run,
+                     &pending->result, pending, nullptr);
 }
 
-void FrameServer::Connection::Refuse(uint64_t id, absl::Status status) {
-  auto* pending = new Pending();
+void FrameServer::Connection::Refuse(Pending* pending, uint64_t id, absl::Status status) {
   pending->result.set_id(id);
-  pending->run.started = absl::Now();
-  pending->run.method = rpc::PipeMethod(rpc::PipeTransport::kFrames, v1::PipeCall::OP_NOT_SET);
+  pending->run = rpc::PipeCallRun{
+      .method = rpc::PipeMethod(rpc::PipeTransport::kFrames, v1::PipeCall::OP_NOT_SET),
+      .started = absl::Now()};
+  pending->owns_id = false;
   if (server_->metrics_ != nullptr) server_->metrics_->RpcStarted();
   Complete(pending, std::move(status));
 }
@@ -385,8 +409,9 @@ void FrameServer::Connection::Complete(Pending* pending, absl::Status status) {
     } else {
       AfterProgressLocked();
     }
+    pending->result.Clear();  // moved from, or a closed connection's
+    pool_.Release(pending);
   }
-  delete pending;
   if (defer) CompletionBatch::Defer([self = shared_from_this()] { self->Flush(); });
   if (flush) Flush();
 }

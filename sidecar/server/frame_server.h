@@ -62,6 +62,7 @@
 #ifndef STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 #define STATESIDE_SIDECAR_SERVER_FRAME_SERVER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -104,6 +105,11 @@ class FrameServer {
   // connections sharing the thread wait (and the command timer runs).
   static constexpr size_t kTurnCalls = 256;
   static constexpr size_t kTurnBytes = 64 << 10;
+  // A connection keeps at most this many per-call objects for its next
+  // calls (CallPool): a call reuses one of a call that is done, so a
+  // connection makes one per call in flight at its busiest, up to this, and
+  // one per call beyond it only during a burst.
+  static constexpr size_t kKeptCalls = 64;
 
   // Listens on `path` and starts serving. REQUIRES: PrepareSocketPath(path)
   // succeeded and the caller set the umask the socket is born with; `ops`
@@ -137,6 +143,8 @@ class FrameServer {
   void ObserveTurnsForTest(std::function<void(size_t calls)> observer) {
     turn_observer_ = std::move(observer);
   }
+  // For tests: the per-call objects the connections have made so far.
+  size_t CallsMadeForTest() const { return calls_made_.load(); }
 
   class Connection;
 
@@ -168,6 +176,7 @@ class FrameServer {
   std::unique_ptr<PeerGate> gate_;
   std::thread thread_;
   std::function<void(size_t)> turn_observer_;  // the loop only
+  std::atomic<size_t> calls_made_{0};  // by the connections' pools
 
   absl::Mutex shutdown_mu_;  // one Shutdown at a time (the drain's and Stop's)
   bool drained_ ABSL_GUARDED_BY(shutdown_mu_) = false;  // a Shutdown is done

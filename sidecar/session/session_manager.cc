@@ -498,22 +498,47 @@ absl::StatusOr<Session> SessionManager::Get(const SessionKey& key, bool touch) {
   return OpenRead(id, store_->Get(id, ReadNow(touch)), std::move(cookie));
 }
 
+class SessionManager::AloneCall final : public SessionCall {
+ public:
+  explicit AloneCall(Done<Session> read) : read_(std::move(read)) {}
+  explicit AloneCall(Done<SessionInfo> updated) : updated_(std::move(updated)) {}
+
+  void SessionRead(absl::StatusOr<Session> session) override {
+    Done<Session> read = std::move(read_);
+    delete this;
+    std::move(read)(std::move(session));
+  }
+  void SessionUpdated(absl::StatusOr<SessionInfo> info) override {
+    Done<SessionInfo> updated = std::move(updated_);
+    delete this;
+    std::move(updated)(std::move(info));
+  }
+
+ private:
+  Done<Session> read_;
+  Done<SessionInfo> updated_;
+};
+
 void SessionManager::GetAsync(const SessionKey& key, bool touch,
                               Done<Session> done) {
-  std::string cookie;
-  absl::StatusOr<std::string> id = ResolveKey(key, &cookie);
-  if (!id.ok()) return std::move(done)(id.status());
-  store_->GetAsync(*id, ReadNow(touch),
-                   [this, id = *id, cookie = std::move(cookie),
-                    done = std::move(done)](
-                       absl::StatusOr<StoredSession> stored) mutable {
-                     std::move(done)(
-                         OpenRead(id, std::move(stored), std::move(cookie)));
-                   });
+  GetAsync(key, touch, new AloneCall(std::move(done)));
 }
 
-absl::StatusOr<SessionManager::PreparedUpdate> SessionManager::PrepareUpdate(
-    const SessionKey& key, const UpdateParams& params) const {
+void SessionManager::GetAsync(const SessionKey& key, bool touch, SessionCall* call) {
+  // Set only for a cookie of the primary secret: a reused call's last one goes.
+  call->cookie_.clear();
+  absl::StatusOr<std::string> id = ResolveKey(key, &call->cookie_);
+  if (!id.ok()) return call->SessionRead(id.status());
+  call->id = *std::move(id);
+  call->options = ReadNow(touch);
+  call->done = [this, call](absl::StatusOr<StoredSession> stored) {
+    call->SessionRead(OpenRead(call->id, std::move(stored), std::move(call->cookie_)));
+  };
+  store_->GetAsync(call);
+}
+
+absl::Status SessionManager::PrepareUpdate(const SessionKey& key, const UpdateParams& params,
+                                           std::string* id, Mutation* mutation) const {
   // Input checks first: they depend on nothing stored, so answer at once.
   const SessionLimits& limits = policy_.limits;
   RETURN_IF_ERROR(ValidateAttributes(params.set, limits));
@@ -524,21 +549,20 @@ absl::StatusOr<SessionManager::PreparedUpdate> SessionManager::PrepareUpdate(
           absl::StrCat("attribute ", Quote(name), " is both set and deleted"));
     }
   }
-  PreparedUpdate prepared;
-  ASSIGN_OR_RETURN(prepared.id, ResolveKey(key));
-  Mutation& mutation = prepared.mutation;
-  mutation.now = clock_->Now();
-  mutation.touch_granularity = policy_.touch_granularity;
-  mutation.expected_version = params.expected_version;
-  mutation.limits = MutationLimitsOf(limits);
-  mutation.remove = params.remove;
-  mutation.set.reserve(params.set.size());
+  ASSIGN_OR_RETURN(*id, ResolveKey(key));
+  mutation->now = clock_->Now();
+  mutation->touch_granularity = policy_.touch_granularity;
+  mutation->expected_version = params.expected_version;
+  mutation->limits = MutationLimitsOf(limits);
+  mutation->remove = params.remove;
+  // Cleared, not replaced: a reused call keeps the vector's capacity.
+  mutation->set.clear();
+  mutation->set.reserve(params.set.size());
   for (const auto& [name, value] : params.set) {
-    ASSIGN_OR_RETURN(std::string envelope,
-                     sealer_->Seal(prepared.id, name, value));
-    mutation.set.emplace_back(name, std::move(envelope));
+    ASSIGN_OR_RETURN(std::string envelope, sealer_->Seal(*id, name, value));
+    mutation->set.emplace_back(name, std::move(envelope));
   }
-  return prepared;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
@@ -558,23 +582,29 @@ absl::StatusOr<SessionInfo> SessionManager::FinishUpdate(
 
 absl::StatusOr<SessionInfo> SessionManager::Update(const SessionKey& key,
                                                    const UpdateParams& params) {
-  ASSIGN_OR_RETURN(PreparedUpdate prepared, PrepareUpdate(key, params));
-  return FinishUpdate(store_->Update(prepared.id, prepared.mutation),
-                      ChangedNames(params));
+  std::string id;
+  Mutation mutation;
+  RETURN_IF_ERROR(PrepareUpdate(key, params, &id, &mutation));
+  return FinishUpdate(store_->Update(id, mutation), ChangedNames(params));
 }
 
 void SessionManager::UpdateAsync(const SessionKey& key,
                                  const UpdateParams& params,
                                  Done<SessionInfo> done) {
-  absl::StatusOr<PreparedUpdate> prepared = PrepareUpdate(key, params);
-  if (!prepared.ok()) return std::move(done)(prepared.status());
-  store_->UpdateAsync(prepared->id, prepared->mutation,
-                      [this, names = ChangedNames(params),
-                       done = std::move(done)](
-                          absl::StatusOr<StoredSession> updated) mutable {
-                        std::move(done)(
-                            FinishUpdate(std::move(updated), std::move(names)));
-                      });
+  UpdateAsync(key, params, new AloneCall(std::move(done)));
+}
+
+void SessionManager::UpdateAsync(const SessionKey& key, const UpdateParams& params,
+                                 SessionCall* call) {
+  if (absl::Status prepared = PrepareUpdate(key, params, &call->id, &call->mutation);
+      !prepared.ok()) {
+    return call->SessionUpdated(std::move(prepared));
+  }
+  call->names_ = ChangedNames(params);
+  call->done = [this, call](absl::StatusOr<StoredSession> updated) {
+    call->SessionUpdated(FinishUpdate(std::move(updated), std::move(call->names_)));
+  };
+  store_->UpdateAsync(call);
 }
 
 ReadOptions SessionManager::TouchNow() const {

@@ -163,6 +163,27 @@ enum class ManagerStep {
   kListed,     // DestroyUserSessions: the index listed, nothing destroyed yet
 };
 
+class SessionManager;
+
+// A Get or Update of a caller that reuses its per-call state (the sidecar's
+// transports keep a pool of them): the manager keeps what it needs across
+// the store's round trip here (the id, the cookie, the names an update
+// changed), hands the call down to the store (StoreCall), and answers
+// through the call's own virtual function instead of a closure. One call at
+// a time; the owner may reuse it once its answer ran.
+class SessionCall : public StoreCall {
+ public:
+  // The answer of GetAsync (SessionRead) or UpdateAsync (SessionUpdated):
+  // runs exactly once, as the closure of the plain forms would.
+  virtual void SessionRead(absl::StatusOr<Session> session) = 0;
+  virtual void SessionUpdated(absl::StatusOr<SessionInfo> info) = 0;
+
+ private:
+  friend class SessionManager;
+  std::string cookie_;              // what Get answers the cookie as
+  std::vector<std::string> names_;  // the attributes an Update changes
+};
+
 class SessionManager {
  public:
   // Completion of the asynchronous forms: runs exactly once, on the calling
@@ -206,6 +227,11 @@ class SessionManager {
                                      const UpdateParams& params);
   void UpdateAsync(const SessionKey& key, const UpdateParams& params,
                    Done<SessionInfo> done);
+  // GetAsync and UpdateAsync of a reused call: call->SessionRead or
+  // call->SessionUpdated gets the answer. The plain forms above run these
+  // with a call of their own.
+  void GetAsync(const SessionKey& key, bool touch, SessionCall* call);
+  void UpdateAsync(const SessionKey& key, const UpdateParams& params, SessionCall* call);
   absl::StatusOr<SessionInfo> Touch(const SessionKey& key);
   void TouchAsync(const SessionKey& key, Done<SessionInfo> done);
   // Idempotent: OK(false) for an unknown or forged key. The tombstone lasts
@@ -289,10 +315,8 @@ class SessionManager {
   const SessionPolicy& policy() const { return policy_; }
 
  private:
-  struct PreparedUpdate {
-    std::string id;
-    Mutation mutation;  // values sealed
-  };
+  // The call of a plain GetAsync or UpdateAsync (session_manager.cc).
+  class AloneCall;
 
   ReadOptions ReadNow(bool touch) const;
   // Touch's read, and its answer from the store's.
@@ -306,9 +330,10 @@ class SessionManager {
   absl::StatusOr<Session> OpenRead(std::string_view id,
                                    absl::StatusOr<StoredSession> stored,
                                    std::string cookie = "") const;
-  // The checks and sealing of an Update; FinishUpdate reads the store's answer.
-  absl::StatusOr<PreparedUpdate> PrepareUpdate(const SessionKey& key,
-                                               const UpdateParams& params) const;
+  // The checks and sealing of an Update into *id and *mutation (values
+  // sealed); FinishUpdate reads the store's answer.
+  absl::Status PrepareUpdate(const SessionKey& key, const UpdateParams& params,
+                             std::string* id, Mutation* mutation) const;
   // `names`: the attributes the update set or removed (for the change).
   absl::StatusOr<SessionInfo> FinishUpdate(
       absl::StatusOr<StoredSession> updated,

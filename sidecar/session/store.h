@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -144,6 +145,55 @@ inline bool IsExpiredNotFound(const absl::Status& status) {
   return absl::IsNotFound(status) && status.GetPayload(kExpiredPayload).has_value();
 }
 
+// One asynchronous Get or Update of a caller that reuses its per-call state
+// (the sidecar's transports keep a pool of them, see session_manager.h):
+// what the store reads (the id, the options or the mutation), what it
+// keeps across its round trip (State) and the completion live here, so a
+// store allocates no closure of its own. The owner reuses the object for its
+// next call once `done` ran; the buffers (the id, the mutation's vectors, the
+// store's State) keep their capacity.
+class StoreCall {
+ public:
+  using Completion = absl::AnyInvocable<void(absl::StatusOr<StoredSession>) &&>;
+
+  // What a store keeps with the call across its round trip; made on the
+  // call's first use by that store (StateOf) and kept for the next ones.
+  class State {
+   public:
+    virtual ~State() = default;
+  };
+
+  virtual ~StoreCall() = default;
+
+  std::string id;
+  ReadOptions options;  // GetAsync
+  Mutation mutation;    // UpdateAsync: values sealed
+  // Runs once, with the store's answer (Finish). Meant to be a callback of
+  // a pointer or two, which AnyInvocable holds without an allocation.
+  Completion done;
+
+  // Runs `done`, moved out first: it may reuse or release this call.
+  void Finish(absl::StatusOr<StoredSession> result) {
+    Completion run = std::move(done);
+    std::move(run)(std::move(result));
+  }
+
+  // The store's state of type T (a store keeps one type): made on first use.
+  template <typename T>
+  T& StateOf() {
+    if (T* state = dynamic_cast<T*>(state_.get())) return *state;
+    state_ = std::make_unique<T>();
+    return static_cast<T&>(*state_);
+  }
+
+  // A call of its own for one plain (closure) async call: `done` gets the
+  // answer, and the call is deleted once answered.
+  static StoreCall* Alone(std::string_view id, Completion done);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 class SessionStore {
  public:
   virtual ~SessionStore() = default;
@@ -194,6 +244,20 @@ class SessionStore {
   virtual void UpdateAsync(std::string_view id, const Mutation& mutation,
                            Done<StoredSession> done) {
     std::move(done)(Update(id, mutation));
+  }
+
+  // GetAsync and UpdateAsync of a reused call (StoreCall): the id, the
+  // options or the mutation are the call's, and call->done gets the answer.
+  // A store keeps what it needs across its round trip in the call
+  // (StoreCall::StateOf), not in a closure. The defaults run the plain
+  // forms above with a callback of the call's pointer alone.
+  virtual void GetAsync(StoreCall* call) {
+    GetAsync(call->id, call->options,
+             [call](absl::StatusOr<StoredSession> got) { call->Finish(std::move(got)); });
+  }
+  virtual void UpdateAsync(StoreCall* call) {
+    UpdateAsync(call->id, call->mutation,
+                [call](absl::StatusOr<StoredSession> updated) { call->Finish(std::move(updated)); });
   }
 
   // Replaces the session with a tombstone that lasts until `tombstone_until`
@@ -249,6 +313,26 @@ class SessionStore {
   virtual absl::Status AdvanceUserEpoch(std::string_view user_tag,
                                         absl::Time now, absl::Time until) = 0;
 };
+
+namespace internal {
+// StoreCall::Alone's call: the caller's callback, kept until answered.
+class AloneStoreCall final : public StoreCall {
+ public:
+  StoreCall::Completion caller;
+};
+}  // namespace internal
+
+inline StoreCall* StoreCall::Alone(std::string_view id, Completion done) {
+  auto* call = new internal::AloneStoreCall();
+  call->id = std::string(id);
+  call->caller = std::move(done);
+  call->done = [call](absl::StatusOr<StoredSession> result) {
+    Completion caller = std::move(call->caller);
+    delete call;
+    std::move(caller)(std::move(result));
+  };
+  return call;
+}
 
 }  // namespace stateside::session
 
