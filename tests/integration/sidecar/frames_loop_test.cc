@@ -27,6 +27,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -397,6 +398,69 @@ TEST_F(FramesLoopTest, ShutdownPastItsDeadlineClosesAndWaitsForTheStoreToEndTheC
   EXPECT_TRUE(connection->ClosedByPeer());
   frames_.reset();
   client_.reset();
+}
+
+// A connection reuses one call object for call after call (the Redis
+// store's Get and Update run on it down to the reply): the sequential calls
+// make one object, not one each.
+TEST_F(FramesLoopTest, SequentialCallsOnOneConnectionReuseOneCallObject) {
+  const std::string session = CreateSession("reused");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+  for (uint64_t id = 1; id <= 40; ++id) {
+    v1::PipeRequest request;
+    *request.add_calls() = id % 2 == 0 ? UpdateCall(id, session, absl::StrCat("v", id))
+                                       : GetCall(id, session);
+    ASSERT_TRUE(connection->Send(request));
+    std::map<uint64_t, v1::PipeResult> results = connection->ReadResults(1);
+    ASSERT_EQ(results.size(), 1u);
+    ASSERT_EQ(results[id].code(), 0) << results[id].message();
+    // A reused object answers this call's own value (no state of the last).
+    if (id % 2 == 1 && id > 1) {
+      EXPECT_EQ(results[id].get().session().attributes().at("v"), absl::StrCat("v", id - 1));
+    }
+  }
+  EXPECT_EQ(frames_->CallsMadeForTest(), 1u);
+}
+
+// A burst makes an object per call in flight; afterwards the connection
+// keeps kKeptCalls of them, so the next burst makes only the rest again.
+TEST_F(FramesLoopTest, ABurstMakesAnObjectPerCallAndTheConnectionKeepsABoundedPool) {
+  const std::string session = CreateSession("burst");
+  ASSERT_FALSE(session.empty());
+  auto connection = FrameConnection::Connect(path_);
+  ASSERT_TRUE(connection.has_value());
+  constexpr uint64_t kBurst = 200;
+  static_assert(kBurst > FrameServer::kKeptCalls);
+  for (uint64_t round = 0; round < 2; ++round) {
+    v1::PipeRequest request;
+    for (uint64_t i = 1; i <= kBurst; ++i) *request.add_calls() = GetCall(round * kBurst + i, session);
+    ASSERT_TRUE(connection->Send(request));
+    const std::map<uint64_t, v1::PipeResult> results = connection->ReadResults(kBurst);
+    ASSERT_EQ(results.size(), kBurst);
+    for (const auto& [id, result] : results) ASSERT_EQ(result.code(), 0) << id;
+  }
+  // One frame's calls all take their objects before any completes.
+  EXPECT_EQ(frames_->CallsMadeForTest(), kBurst + (kBurst - FrameServer::kKeptCalls));
+}
+
+// Calls that complete after their connection was closed (the server shut
+// down past its deadline while Redis was paused) give their objects back to
+// a pool that is still there: each call holds its connection until it is
+// done, and the connection goes with the last one (run under ASan, a use
+// after free fails here).
+TEST_F(FramesLoopTest, CallsCompletingAfterTheirConnectionClosedTouchNothingFreed) {
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(CallsWaitingOnAPausedRedis("closed", &connection));
+  std::thread shutdown([this] { frames_->Shutdown(absl::Now()); });
+  // Closed by the shutdown, with the 8 calls still waiting on Redis.
+  EXPECT_TRUE(connection->ClosedByPeer());
+  redis_->Resume();
+  shutdown.join();
+  EXPECT_EQ(client_->stats().command_timeouts, 0u) << "the calls ended by Redis' answers";
+  EXPECT_EQ(frames_->CallsMadeForTest(), 8u);
+  frames_.reset();
 }
 
 // StopReading (as Shutdown and the destructor) waits for work it posts to

@@ -158,6 +158,34 @@ TEST_F(PipeTest, ManyCallsInOneMessageAreEachAnsweredOnceByTheirIds) {
   RecordProperty("messages", messages);
 }
 
+// A stream reuses one call object (and its arena's first block) for call
+// after call, so sequential calls make one object, not one each; a call's
+// answer is its own, not what the object held before.
+TEST_F(PipeTest, SequentialCallsOnOneStreamReuseOneCallObject) {
+  const v1::Session a = CreateSession("erin", {{"k", "a"}});
+  const v1::Session b = CreateSession("erin", {{"k", "b"}});
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = session_stub_->Pipe(&context);
+  const size_t made = PipeReactor::CallsMadeForTest();
+  for (uint64_t id = 1; id <= 20; ++id) {
+    const v1::Session& session = id % 2 == 0 ? a : b;
+    v1::PipeRequest request;
+    *request.add_calls() = GetCall(id, IdKey(session));
+    ASSERT_TRUE(stream->Write(request));
+    v1::PipeResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    ASSERT_EQ(response.results_size(), 1);
+    const v1::PipeResult& r = response.results(0);
+    EXPECT_EQ(r.id(), id);
+    ASSERT_EQ(r.code(), 0) << r.message();
+    EXPECT_EQ(r.get().session().attributes().at("k"), id % 2 == 0 ? "a" : "b");
+  }
+  EXPECT_EQ(PipeReactor::CallsMadeForTest() - made, 1u);
+  EXPECT_TRUE(stream->WritesDone());
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 // The calls of one message that complete at once (here: the memory store
 // answers inline) are queued together and go out in one write, rather than
 // the first result alone and the rest after it.
