@@ -18,8 +18,6 @@ DerivedKeyCache::DerivedKeyCache(size_t capacity)
     Shard& shard = shards_[i];
     absl::MutexLock lock(&shard.mu);
     shard.keys = storage_.data() + i * per_shard_ * kAes256KeySize;
-    shard.ids.resize(per_shard_);
-    shard.slot_of.reserve(per_shard_);
   }
 }
 
@@ -50,7 +48,10 @@ void DerivedKeyCache::Insert(std::string_view id, const char* key) {
   const uint32_t slot = shard.next;
   shard.next = static_cast<uint32_t>((slot + 1) % per_shard_);
   char* const bytes = shard.keys + slot * kAes256KeySize;
-  if (!shard.ids[slot].empty()) {
+  if (slot == shard.ids.size()) {
+    // The shard is still filling: it takes a new slot and evicts nothing.
+    shard.ids.emplace_back();
+  } else {
     shard.slot_of.erase(shard.ids[slot]);
     Cleanse(bytes, kAes256KeySize);
   }

@@ -55,7 +55,10 @@ class DerivedKeyCache {
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<std::string, uint32_t> slot_of ABSL_GUARDED_BY(mu);
-    std::vector<std::string> ids ABSL_GUARDED_BY(mu);  // by slot, "" if free
+    // By slot. It and slot_of grow as the shard fills (up to per_shard_),
+    // so a cache that holds few keys costs little memory; storage_ is
+    // mapped up front but its pages are touched only as keys arrive.
+    std::vector<std::string> ids ABSL_GUARDED_BY(mu);
     uint32_t next ABSL_GUARDED_BY(mu) = 0;  // the slot the next insert takes
     // per_shard_ * 32 bytes of storage_, read and written under mu.
     char* keys ABSL_GUARDED_BY(mu) ABSL_PT_GUARDED_BY(mu) = nullptr;

@@ -1,5 +1,6 @@
 // The derived key cache: hits return the bytes inserted, a full shard evicts
-// its oldest entry, a repeated insert changes nothing.
+// its oldest entry and one still filling evicts nothing, a repeated insert
+// changes nothing.
 #include "sidecar/crypto/key_cache.h"
 
 #include <string>
@@ -58,6 +59,35 @@ TEST(DerivedKeyCacheTest, AFullShardEvictsItsOldestEntry) {
   cache.Insert(Id('f', 16), KeyBytes('F').data());
   EXPECT_EQ(Looked(cache, Id('b', 16)), "miss");
   EXPECT_EQ(Looked(cache, Id('f', 16)), KeyBytes('F'));
+}
+
+TEST(DerivedKeyCacheTest, AShardThatIsStillFillingEvictsNothing) {
+  // The default capacity: 256 keys per shard, whose slots are taken one by
+  // one as keys arrive. Ids ending in 5 share shard 5; the first byte after
+  // the key id makes each one different.
+  constexpr int kPerShard = 256;
+  DerivedKeyCache cache(kPerShard * DerivedKeyCache::kShards);
+  auto id = [](int n) {
+    std::string s = Id('a', 5);
+    s[3] = static_cast<char>(n & 0xff);
+    s[4] = static_cast<char>(n >> 8);
+    return s;
+  };
+  auto key = [](int n) { return KeyBytes(static_cast<char>(n)); };
+  for (int n = 0; n < kPerShard; ++n) {
+    cache.Insert(id(n), key(n).data());
+    ASSERT_EQ(Looked(cache, id(0)), key(0)) << "evicted after " << n + 1 << " inserts";
+  }
+  for (int n = 0; n < kPerShard; ++n) ASSERT_EQ(Looked(cache, id(n)), key(n)) << n;
+  // Full: each further key evicts the oldest, in the order they came.
+  cache.Insert(id(kPerShard), key(kPerShard).data());
+  EXPECT_EQ(Looked(cache, id(0)), "miss");
+  EXPECT_EQ(Looked(cache, id(1)), key(1));
+  cache.Insert(id(kPerShard + 1), key(kPerShard + 1).data());
+  EXPECT_EQ(Looked(cache, id(1)), "miss");
+  EXPECT_EQ(Looked(cache, id(2)), key(2));
+  EXPECT_EQ(Looked(cache, id(kPerShard)), key(kPerShard));
+  EXPECT_EQ(Looked(cache, id(kPerShard + 1)), key(kPerShard + 1));
 }
 
 TEST(DerivedKeyCacheTest, ARepeatedInsertKeepsTheEntryAndEvictsNothing) {
