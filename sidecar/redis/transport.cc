@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <cstdint>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <type_traits>
@@ -58,6 +59,19 @@ class StreamTransport final : public Transport,
                               done(absl::OkStatus());
                             });
     } else {
+      // An IP address needs no lookup. Connecting to it directly also spares
+      // a thread: asio runs getaddrinfo on a thread of the io_context's own,
+      // started by the first lookup and kept until the io_context goes.
+      error_code not_literal;
+      const asio::ip::address address = asio::ip::make_address(host_, not_literal);
+      if (!not_literal) {
+        Lowest().async_connect(
+            tcp::endpoint(address, static_cast<uint16_t>(port_)),
+            [self, done = std::move(done)](const error_code& ec) mutable {
+              self->Connected(ec, std::move(done));
+            });
+        return;
+      }
       resolver_.async_resolve(
           host_, std::to_string(port_),
           [self, done = std::move(done)](const error_code& ec, tcp::resolver::results_type results) mutable {
@@ -65,11 +79,7 @@ class StreamTransport final : public Transport,
             asio::async_connect(self->Lowest(), results,
                                 [self, done = std::move(done)](const error_code& ec,
                                                                const tcp::endpoint&) mutable {
-                                  if (ec) return done(self->Fail("connect to", ec));
-                                  error_code ignored;
-                                  self->Lowest().set_option(tcp::no_delay(true), ignored);
-                                  self->Lowest().set_option(asio::socket_base::keep_alive(true), ignored);
-                                  self->Handshake(std::move(done));
+                                  self->Connected(ec, std::move(done));
                                 });
           });
     }
@@ -107,6 +117,15 @@ class StreamTransport final : public Transport,
     } else {
       return Stream(*io);
     }
+  }
+
+  // The TCP connect's end: the socket's options, then TLS's handshake.
+  void Connected(const error_code& ec, DoneCallback done) {
+    if (ec) return done(Fail("connect to", ec));
+    error_code ignored;
+    Lowest().set_option(tcp::no_delay(true), ignored);
+    Lowest().set_option(asio::socket_base::keep_alive(true), ignored);
+    Handshake(std::move(done));
   }
 
   auto& Lowest() {
