@@ -144,15 +144,23 @@ class FramesLoopTest : public ::testing::Test {
     return created.ok() ? created->info.id : "";
   }
 
+  // A session holding `value` (*session: its id) and a connection to the
+  // frame socket.
+  void SessionAndConnection(const std::string& value, std::string* session,
+                            std::optional<FrameConnection>* connection) {
+    *session = CreateSession(value);
+    ASSERT_FALSE(session->empty());
+    std::optional<FrameConnection> connected = FrameConnection::Connect(path_);
+    ASSERT_TRUE(connected.has_value());
+    connection->emplace(std::move(*connected));
+  }
+
   // A session holding `value`, then Redis paused and a frame of 8 Gets of
   // it on `connection`, written to Redis and waiting for their replies.
   void CallsWaitingOnAPausedRedis(const std::string& value,
                                   std::optional<FrameConnection>* connection) {
-    const std::string session = CreateSession(value);
-    ASSERT_FALSE(session.empty());
-    std::optional<FrameConnection> connected = FrameConnection::Connect(path_);
-    ASSERT_TRUE(connected.has_value());
-    connection->emplace(std::move(*connected));
+    std::string session;
+    ASSERT_NO_FATAL_FAILURE(SessionAndConnection(value, &session, connection));
     redis_->Pause();
     const uint64_t written = client_->stats().commands_written;
     v1::PipeRequest request;
@@ -178,10 +186,9 @@ class FramesLoopTest : public ::testing::Test {
 };
 
 TEST_F(FramesLoopTest, GetAndUpdateStartOnTheRedisClientsIoThread) {
-  const std::string session = CreateSession("one");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
+  std::string session;
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(SessionAndConnection("one", &session, &connection));
 
   clock_.Watch(client_.get());
   // The Update in a frame of its own: the calls of one frame are not
@@ -215,10 +222,9 @@ TEST_F(FramesLoopTest, GetAndUpdateStartOnTheRedisClientsIoThread) {
 }
 
 TEST_F(FramesLoopTest, TheCallsOfOneFrameGoToRedisInOneWrite) {
-  const std::string session = CreateSession("x");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
+  std::string session;
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(SessionAndConnection("x", &session, &connection));
   constexpr uint64_t kCalls = 64;
   v1::PipeRequest request;
   for (uint64_t id = 1; id <= kCalls; ++id) *request.add_calls() = GetCall(id, session);
@@ -404,10 +410,9 @@ TEST_F(FramesLoopTest, ShutdownPastItsDeadlineClosesAndWaitsForTheStoreToEndTheC
 // store's Get and Update run on it down to the reply): the sequential calls
 // make one object, not one each.
 TEST_F(FramesLoopTest, SequentialCallsOnOneConnectionReuseOneCallObject) {
-  const std::string session = CreateSession("reused");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
+  std::string session;
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(SessionAndConnection("reused", &session, &connection));
   for (uint64_t id = 1; id <= 40; ++id) {
     v1::PipeRequest request;
     *request.add_calls() = id % 2 == 0 ? UpdateCall(id, session, absl::StrCat("v", id))
@@ -427,10 +432,9 @@ TEST_F(FramesLoopTest, SequentialCallsOnOneConnectionReuseOneCallObject) {
 // A burst makes an object per call in flight; afterwards the connection
 // keeps kKeptCalls of them, so the next burst makes only the rest again.
 TEST_F(FramesLoopTest, ABurstMakesAnObjectPerCallAndTheConnectionKeepsABoundedPool) {
-  const std::string session = CreateSession("burst");
-  ASSERT_FALSE(session.empty());
-  auto connection = FrameConnection::Connect(path_);
-  ASSERT_TRUE(connection.has_value());
+  std::string session;
+  std::optional<FrameConnection> connection;
+  ASSERT_NO_FATAL_FAILURE(SessionAndConnection("burst", &session, &connection));
   constexpr uint64_t kBurst = 200;
   static_assert(kBurst > FrameServer::kKeptCalls);
   for (uint64_t round = 0; round < 2; ++round) {
