@@ -40,8 +40,15 @@ struct PipeReactor::Pending final : Operations::Call {
     return options;
   }
 
-  // Ready for its next call: the last one's result goes with the arena's
-  // other blocks; the first block stays.
+  // Given back to the pool: the last call's result goes with the arena's
+  // other blocks (the first block stays), and its data with it.
+  void Recycle() override {
+    result = nullptr;
+    arena.Reset();
+    Operations::Call::Recycle();
+  }
+
+  // Ready for its next call (a recycled arena's Reset costs nothing).
   void Reset() {
     arena.Reset();
     result = google::protobuf::Arena::CreateMessage<v1::PipeResult>(&arena);
@@ -309,6 +316,7 @@ void PipeReactor::Complete(Pending* pending, absl::Status status) {
     }
     if (cancelled_) {
       --outstanding_;  // nobody to tell
+      pending->Recycle();
       pool_.Release(std::exchange(pending, nullptr));
       step = NextLocked();
     } else {
@@ -348,7 +356,10 @@ void PipeReactor::WriteDoneLocked() {
 void PipeReactor::ClientGoneLocked() {
   // Nobody to tell: what waits for the wire is dropped with its count.
   outstanding_ -= ready_.size();
-  for (Ready& r : ready_) pool_.Release(r.pending.release());
+  for (Ready& r : ready_) {
+    r.pending->Recycle();
+    pool_.Release(r.pending.release());
+  }
   ready_.clear();
   ready_bytes_ = 0;
 }
@@ -413,8 +424,10 @@ void PipeReactor::PrepareWrite(grpc::ByteBuffer* out) {
     p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(r.bytes), p);
     p = r.pending->result->SerializeWithCachedSizesToArray(p);
   }
+  // The calls go back to the pool, their results and data dropped first,
+  // outside the lock.
+  for (Ready& r : batch_) r.pending->Recycle();
   {
-    // The calls go back to the pool (their arenas are reset when taken).
     absl::MutexLock lock(&shared_->mu);
     for (Ready& r : batch_) pool_.Release(r.pending.release());
   }

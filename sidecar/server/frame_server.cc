@@ -410,6 +410,7 @@ void FrameServer::Connection::Complete(Pending* pending, absl::Status status) {
       AfterProgressLocked();
     }
     pending->result.Clear();  // moved from, or a closed connection's
+    pending->Recycle();
     pool_.Release(pending);
   }
   if (defer) CompletionBatch::Defer([self = shared_from_this()] { self->Flush(); });

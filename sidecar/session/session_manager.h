@@ -178,6 +178,12 @@ class SessionCall : public StoreCall {
   virtual void SessionRead(absl::StatusOr<Session> session) = 0;
   virtual void SessionUpdated(absl::StatusOr<SessionInfo> info) = 0;
 
+  void Recycle() override {
+    cookie_.clear();
+    names_.clear();
+    StoreCall::Recycle();
+  }
+
  private:
   friend class SessionManager;
   std::string cookie_;              // what Get answers the cookie as

@@ -150,8 +150,8 @@ inline bool IsExpiredNotFound(const absl::Status& status) {
 // what the store reads (the id, the options or the mutation), what it
 // keeps across its round trip (State) and the completion live here, so a
 // store allocates no closure of its own. The owner reuses the object for its
-// next call once `done` ran; the buffers (the id, the mutation's vectors, the
-// store's State) keep their capacity.
+// next call once `done` ran, after Recycle: the store's State is kept, the
+// last call's data is not.
 class StoreCall {
  public:
   using Completion = absl::AnyInvocable<void(absl::StatusOr<StoredSession>) &&>;
@@ -171,6 +171,17 @@ class StoreCall {
   // Runs once, with the store's answer (Finish). Meant to be a callback of
   // a pointer or two, which AnyInvocable holds without an allocation.
   Completion done;
+
+  // Drops what the last call carried (its id, its sealed values, the names
+  // it removed) before the owner keeps the object for a later call, so an
+  // idle pooled call holds no session's data and no large buffer.
+  virtual void Recycle() {
+    id.clear();
+    mutation.set.clear();
+    mutation.set.shrink_to_fit();
+    mutation.remove.clear();
+    mutation.remove.shrink_to_fit();
+  }
 
   // Runs `done`, moved out first: it may reuse or release this call.
   void Finish(absl::StatusOr<StoredSession> result) {
