@@ -1,6 +1,9 @@
 #include "client/src/deadline_sweep.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "absl/time/clock.h"
 
 namespace stateside::client_internal {
 
@@ -16,7 +19,7 @@ void DeadlineSweep::Fired(absl::Time next) {
   // replaced meanwhile: cancel whichever is current (a no-op for one that
   // has run) so that exactly one stays.
   Cancel();
-  if (next != absl::InfiniteFuture()) ScheduleAt(next);
+  if (next != absl::InfiniteFuture()) ScheduleAt(std::max(next, absl::Now() + kSlack));
 }
 
 void DeadlineSweep::Cancel() {

@@ -6,10 +6,13 @@
 // The entry waits for a time no later than the earliest deadline that may
 // still be pending. When it fires, the owner's sweep ends the calls that are
 // due and reports the earliest deadline left (Fired), for which the entry is
-// scheduled again; answered calls simply leave the owner's table. So the
-// entry fires about once per call timeout under a steady load (the earliest
-// pending deadline keeps moving on), and each sweep looks at the calls in
-// flight once.
+// scheduled again, but never sooner than kSlack from now: when many calls
+// expire (a sidecar that stalls with thousands in flight, their deadlines
+// a few microseconds apart), one sweep ends all those due within kSlack
+// instead of one sweep, each looking at every call in flight, per call. So a
+// call ends at most kSlack after its deadline. Answered calls simply leave
+// the owner's table: under a steady load the entry fires about once per
+// call timeout (the earliest pending deadline keeps moving on).
 //
 // Not thread-safe on its own: every method runs under the owner's lock,
 // which the sweep task takes itself (lock order: the owner's lock, then the
@@ -27,6 +30,8 @@ namespace stateside::client_internal {
 
 class DeadlineSweep {
  public:
+  static constexpr absl::Duration kSlack = absl::Milliseconds(1);
+
   // `sweep` runs on the timer's thread, without the owner's lock: it takes
   // it, ends the calls due and calls Fired.
   DeadlineSweep(Timer* timer, absl::AnyInvocable<void()> sweep);
