@@ -18,6 +18,10 @@ constexpr uint32_t kIdTag = (1u << 3) | static_cast<uint32_t>(WireFormatLite::WI
 // PipeCall's oneof `op`: fields 10 (create) to 19 (get_opt_out).
 constexpr int kFirstOpField = 10;
 constexpr int kLastOpField = 19;
+// The most bytes protobuf's parser reads for a tag or a length (a varint of
+// 32 bits); a longer one, which CodedInputStream would still read, it
+// refuses.
+constexpr int kMaxVarint32Bytes = 5;
 
 CodedInputStream Input(std::string_view bytes) {
   return CodedInputStream(reinterpret_cast<const uint8_t*>(bytes.data()),
@@ -34,14 +38,28 @@ absl::Status SplitPipeRequest(std::string_view bytes, std::vector<std::string_vi
   }
   CodedInputStream in = Input(bytes);
   while (true) {
-    if (static_cast<size_t>(in.CurrentPosition()) == bytes.size()) return absl::OkStatus();
+    const int tag_start = in.CurrentPosition();
+    if (static_cast<size_t>(tag_start) == bytes.size()) return absl::OkStatus();
     // Not at the end: 0 is an invalid tag, or one cut off by the end (its
-    // bytes consumed), which a parser refuses as well.
+    // bytes consumed); field number 0 and an overlong tag are refused by a
+    // parser as well.
     const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
+    if (tag == 0 || WireFormatLite::GetTagFieldNumber(tag) == 0 ||
+        in.CurrentPosition() - tag_start > kMaxVarint32Bytes) {
+      break;
+    }
     if (tag == kCallsTag) {
       uint32_t length = 0;
-      if (!in.ReadVarint32(&length)) break;
+      const int length_start = in.CurrentPosition();
+      if (!in.ReadVarint32(&length) || in.CurrentPosition() - length_start > kMaxVarint32Bytes) {
+        break;
+      }
+      // A 5-byte length carries bits above 32 in its last byte, which
+      // ReadVarint32 drops: refused, as protobuf refuses a size of 2 GiB on.
+      if (in.CurrentPosition() - length_start == kMaxVarint32Bytes &&
+          static_cast<uint8_t>(bytes[static_cast<size_t>(length_start) + 4]) >= 8) {
+        break;
+      }
       const int start = in.CurrentPosition();
       if (length > INT32_MAX || !in.Skip(static_cast<int>(length))) break;
       calls->push_back(bytes.substr(static_cast<size_t>(start), length));

@@ -335,6 +335,14 @@ TEST(SplitPipeRequestTest, RefusesWhatAParserRefusesAndSplitsTheRest) {
       whole + std::string("\x80\x80", 2),  // likewise, two bytes of it
       whole + std::string("\x00", 1),      // tag 0
       std::string("\x0a\xff\x01", 3),     // a call of 255 bytes, none there
+      std::string("\x02\x00", 2),          // field number 0, length-delimited
+      // A tag of six bytes (field 1, length-delimited, padded), then an
+      // empty call.
+      std::string("\x8a\x80\x80\x80\x80\x00\x00", 7),
+      // A call's length in six bytes (5, padded), then its five bytes.
+      std::string("\x0a\x85\x80\x80\x80\x80\x00", 7) + std::string(5, '\x08'),
+      // A length of 2^32 + 2 in five bytes, which a 32-bit read turns into 2.
+      std::string("\x0a\x82\x80\x80\x80\x10", 6) + std::string("\x08\x01", 2),
   };
   for (const std::string& bytes : refused) {
     v1::PipeRequest parsed;
@@ -346,6 +354,17 @@ TEST(SplitPipeRequestTest, RefusesWhatAParserRefusesAndSplitsTheRest) {
   calls.clear();
   EXPECT_TRUE(SplitPipeRequest("", &calls).ok());  // no calls at all
   EXPECT_TRUE(calls.empty());
+  // What a parser accepts as unknown fields is accepted too: field 1 as a
+  // varint, another field, a group.
+  for (const std::string& bytes : {std::string("\x08\x01", 2) + whole,
+                                   whole + std::string("\x10\x05", 2),
+                                   whole + std::string("\x13\x08\x01\x14", 4)}) {
+    v1::PipeRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes)) << absl::CHexEscape(bytes);
+    calls.clear();
+    EXPECT_TRUE(SplitPipeRequest(bytes, &calls).ok()) << absl::CHexEscape(bytes);
+    EXPECT_EQ(calls.size(), 2u);
+  }
 }
 
 // Only a message whose framing is broken ends the stream.
