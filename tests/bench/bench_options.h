@@ -33,7 +33,7 @@ enum class Op {
   // A PipeCall without an operation (stream and frames only): the server
   // answers it at once, without any work behind it (the Pipe INVALID_ARGUMENT,
   // the frame socket UNIMPLEMENTED), so its cost is the transport's own per
-  // call; any answer counts as the call's success.
+  // call; that refusal counts as the call's success, any other code not.
   kEmpty,
   // Open-loop RealtimeService Publish → Subscribe delivery (realtime_bench.h):
   kRealtimeXInstance,  // publish on --publish-socket, receive on --socket

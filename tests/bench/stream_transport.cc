@@ -240,8 +240,19 @@ absl::StatusOr<v1::PipeCall> PipeCallPrototype(const Workload& w, absl::Duration
 }
 
 grpc::StatusCode ResultCode(const v1::PipeCall& prototype, int32_t code) {
-  if (prototype.op_case() == v1::PipeCall::OP_NOT_SET) return grpc::StatusCode::OK;
-  return static_cast<grpc::StatusCode>(code);
+  const auto status = static_cast<grpc::StatusCode>(code);
+  if (prototype.op_case() != v1::PipeCall::OP_NOT_SET) return status;
+  // The refusals of a call without an operation: the Pipe's, the frame
+  // socket's, and a frame echo's empty OK. Anything else (an overload, a
+  // deadline, a drain) stays an error.
+  switch (status) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::UNIMPLEMENTED:
+    case grpc::StatusCode::OK:
+      return grpc::StatusCode::OK;
+    default:
+      return status;
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeStreamTransport(TransportParams params) {

@@ -21,8 +21,10 @@ namespace stateside::bench {
 absl::StatusOr<stateside::v1::PipeCall> PipeCallPrototype(const Workload& w,
                                                           absl::Duration timeout);
 
-// The code a result of `prototype` counts as: its own, except that any
-// answer to a call without an operation (--op empty) is its success.
+// The code a result of `prototype` counts as: its own, except that the
+// refusal a call without an operation (--op empty) gets is its success
+// (INVALID_ARGUMENT on the Pipe, UNIMPLEMENTED on the frame socket, OK from
+// a frame echo); any other code stays an error.
 grpc::StatusCode ResultCode(const stateside::v1::PipeCall& prototype, int32_t code);
 
 // UNIMPLEMENTED for `ping` (it has no stream form: the floor is the unary
