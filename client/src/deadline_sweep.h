@@ -22,6 +22,10 @@
 #ifndef STATESIDE_CLIENT_SRC_DEADLINE_SWEEP_H_
 #define STATESIDE_CLIENT_SRC_DEADLINE_SWEEP_H_
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "client/src/timer.h"
@@ -46,6 +50,26 @@ class DeadlineSweep {
   // Cancels the entry (a sweep already running still takes the owner's
   // lock and finds what is left).
   void Cancel();
+
+  // The sweep's scan, for an owner whose `pending` maps ids to entries with
+  // a `deadline` and a `done`: moves the `done` of each entry due by `now`
+  // into `due` and erases the entry (its id may stay in the owner's queues,
+  // which skip ids no longer pending); returns the earliest deadline left
+  // (InfiniteFuture: none), for Fired.
+  template <typename Pending, typename Done>
+  static absl::Time TakeDue(Pending& pending, absl::Time now, std::vector<Done>* due) {
+    absl::Time next = absl::InfiniteFuture();
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->second.deadline <= now) {
+        due->push_back(std::move(it->second.done));
+        pending.erase(it++);
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    return next;
+  }
 
   // When the entry fires (InfiniteFuture: not scheduled). For tests.
   absl::Time scheduled_at() const { return at_; }

@@ -310,17 +310,8 @@ void FrameTransport::ExpireDue() {
   std::vector<OutcomeCallback> due;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
-    absl::Time next = absl::InfiniteFuture();
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second.deadline <= now) {
-        due.push_back(std::move(it->second.done));
-        pending_.erase(it++);  // its id may stay in unsent_: FillLocked skips it
-      } else {
-        next = std::min(next, it->second.deadline);
-        ++it;
-      }
-    }
+    // An id ended here may stay in unsent_: FillLocked skips it.
+    absl::Time next = DeadlineSweep::TakeDue(pending_, absl::Now(), &due);
     if (shut_down_) next = absl::InfiniteFuture();  // the timer may be stopping
     deadlines_.Fired(next);
   }
