@@ -306,13 +306,15 @@ TEST_F(LifecycleProcessTest, DrainRpcStartsTheSameSequence) {
 // up until its own SIGTERM (sent once the app has exited), then exits 0 at
 // once.
 TEST_F(LifecycleProcessTest, PreStopDrainOfAnAppIgnoringSigtermHoldsUntilTheSidecarsSigterm) {
-  constexpr absl::Duration kPrestop = absl::Seconds(2);
-  StartSidecar({{"STATESIDE_PRESTOP_DELAY", "2s"},
+  // Long enough that starting statesidectl (under a sanitizer, on a loaded
+  // machine: over 2 s seen) cannot use up the delay the hook must beat.
+  constexpr absl::Duration kPrestop = absl::Seconds(5);
+  StartSidecar({{"STATESIDE_PRESTOP_DELAY", "5s"},
                 {"STATESIDE_DRAIN_TIMEOUT", "15s"},
                 {"STATESIDE_SHUTDOWN_TIMEOUT", "30s"}});
   v1::GetInstanceResponse instance;
   ASSERT_TRUE(lifecycle_->GetInstance(Context().get(), {}, &instance).ok());
-  EXPECT_EQ(instance.instance().prestop_delay().seconds(), 2);  // the app's bound
+  EXPECT_EQ(instance.instance().prestop_delay().seconds(), 5);  // the app's bound
 
   auto app = testing::StartDrainTestApp(socket_, dir_.File("app.log"),
                                         /*ignore_sigterm=*/true);
